@@ -1,0 +1,13 @@
+//! Niji's domain vocabulary: the types and rules every other crate speaks in.
+//!
+//! Invariants: this crate does no I/O (no files, no network, no clock reads; callers pass
+//! time in), and nothing here knows HTTP, SQL or JSON wire shapes. Types that must be
+//! persisted expose their own stable encodings (for example [`audit::AuditEvent::canonical_bytes`]).
+
+pub mod audit;
+pub mod insurer;
+pub mod role;
+
+pub use audit::AuditEvent;
+pub use insurer::{InsurerNumber, InsurerNumberError};
+pub use role::{Role, RoleParseError};
