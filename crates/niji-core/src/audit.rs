@@ -46,6 +46,17 @@ impl AuditEvent {
     }
 }
 
+/// Where audit events go: the instance's transparency log. Appending is durable when
+/// `record` returns; a failure must stop the action being recorded.
+pub trait AuditSink: Send + Sync {
+    /// Records the event and returns its position in the log.
+    fn record(&self, event: &AuditEvent) -> Result<u64, AuditError>;
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the audit log could not record the event: {0}")]
+pub struct AuditError(pub String);
+
 #[cfg(test)]
 mod tests {
     use super::*;

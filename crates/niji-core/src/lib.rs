@@ -8,6 +8,6 @@ pub mod audit;
 pub mod insurer;
 pub mod role;
 
-pub use audit::AuditEvent;
+pub use audit::{AuditError, AuditEvent, AuditSink};
 pub use insurer::{InsurerNumber, InsurerNumberError};
 pub use role::{Role, RoleParseError};
