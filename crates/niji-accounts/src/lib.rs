@@ -327,12 +327,18 @@ impl Accounts {
         if let Err(e) = self.check_totp(user_id, code, now).await {
             self.store.record_login_failure(&key, now.unix_timestamp()).await?;
             let reason = if matches!(e, AccountError::ReplayedTotp) { "replayed" } else { "wrong" };
-            self.record(AuditEvent::new("anonymous", now, "auth.login.failed", user_ref(user_id)).with_data(serde_json::json!({"factor": "totp", "reason": reason})))?;
+            self.record(
+                AuditEvent::new("anonymous", now, "auth.login.failed", user_ref(user_id))
+                    .with_data(serde_json::json!({"factor": "totp", "reason": reason})),
+            )?;
             return Err(e);
         }
         self.store.clear_login_failures(&key).await?;
         self.end_session_quietly(session_token).await?;
-        self.record(AuditEvent::new(user_ref(user_id), now, "auth.login.succeeded", user_ref(user_id)).with_data(serde_json::json!({"factors": ["password", "totp"]})))?;
+        self.record(
+            AuditEvent::new(user_ref(user_id), now, "auth.login.succeeded", user_ref(user_id))
+                .with_data(serde_json::json!({"factors": ["password", "totp"]})),
+        )?;
         self.new_session(user_id, SessionStage::SignedIn, now).await
     }
 
@@ -358,7 +364,10 @@ impl Accounts {
         self.end_session_quietly(session_token).await?;
         self.record(AuditEvent::new(user_ref(user_id), now, "auth.totp.enrolled", user_ref(user_id)))?;
         if session.stage == SessionStage::AwaitingEnrolment {
-            self.record(AuditEvent::new(user_ref(user_id), now, "auth.login.succeeded", user_ref(user_id)).with_data(serde_json::json!({"factors": ["password", "totp"]})))?;
+            self.record(
+                AuditEvent::new(user_ref(user_id), now, "auth.login.succeeded", user_ref(user_id))
+                    .with_data(serde_json::json!({"factors": ["password", "totp"]})),
+            )?;
         }
         self.new_session(user_id, SessionStage::SignedIn, now).await
     }
@@ -388,7 +397,9 @@ impl Accounts {
         }
         self.store.user(user_id).await?.ok_or(AccountError::NoSuchUser)?;
         self.store.grant_role(user_id, role, &user_ref(operator.id), now.unix_timestamp()).await?;
-        self.record(AuditEvent::new(user_ref(operator.id), now, "role.granted", user_ref(user_id)).with_data(serde_json::json!({"role": role.as_str()})))?;
+        self.record(
+            AuditEvent::new(user_ref(operator.id), now, "role.granted", user_ref(user_id)).with_data(serde_json::json!({"role": role.as_str()})),
+        )?;
         Ok(())
     }
 
@@ -407,7 +418,9 @@ impl Accounts {
         if self.store.revoke_role(user_id, role, &user_ref(operator.id), now.unix_timestamp()).await? == 0 {
             return Err(AccountError::NoSuchUser);
         }
-        self.record(AuditEvent::new(user_ref(operator.id), now, "role.revoked", user_ref(user_id)).with_data(serde_json::json!({"role": role.as_str()})))?;
+        self.record(
+            AuditEvent::new(user_ref(operator.id), now, "role.revoked", user_ref(user_id)).with_data(serde_json::json!({"role": role.as_str()})),
+        )?;
         Ok(())
     }
 

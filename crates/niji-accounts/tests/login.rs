@@ -58,7 +58,10 @@ async fn staff_login_needs_password_then_a_fresh_totp_code() {
     assert_eq!(session.stage, SessionStage::SignedIn);
     assert!(f.accounts.session(&pending.token, t0()).await.unwrap().is_none(), "the pre-2FA token must die");
     let s = f.accounts.session(&session.token, t0()).await.unwrap().unwrap();
-    assert_eq!((s.user.username.as_str(), s.user.roles.clone(), s.user.organization.as_deref()), ("hanako", vec![Role::Researcher], Some("東京医科大学")));
+    assert_eq!(
+        (s.user.username.as_str(), s.user.roles.clone(), s.user.organization.as_deref()),
+        ("hanako", vec![Role::Researcher], Some("東京医科大学"))
+    );
 
     // The same code cannot be used again, even on a new login.
     let again = f.accounts.login_with_password("hanako", PASSWORD, t0()).await.unwrap();
@@ -169,7 +172,11 @@ async fn no_password_secret_or_token_lands_on_disk_in_the_clear() {
     while let Some(p) = stack.pop() {
         for e in std::fs::read_dir(&p).unwrap() {
             let path = e.unwrap().path();
-            if path.is_dir() { stack.push(path) } else { files.push(path) }
+            if path.is_dir() {
+                stack.push(path)
+            } else {
+                files.push(path)
+            }
         }
     }
     assert!(files.len() >= 4, "{files:?}");

@@ -58,15 +58,8 @@ impl InsurerNumber {
     pub fn from_parts(houbetsu: u8, prefecture: u8, insurer: u16) -> Self {
         assert!(houbetsu < 100 && prefecture < 100 && insurer < 1000);
         let mut digits = [0u8; 8];
-        let body = [
-            houbetsu / 10,
-            houbetsu % 10,
-            prefecture / 10,
-            prefecture % 10,
-            (insurer / 100) as u8,
-            (insurer / 10 % 10) as u8,
-            (insurer % 10) as u8,
-        ];
+        let body =
+            [houbetsu / 10, houbetsu % 10, prefecture / 10, prefecture % 10, (insurer / 100) as u8, (insurer / 10 % 10) as u8, (insurer % 10) as u8];
         digits[..7].copy_from_slice(&body);
         digits[7] = check_digit(&body);
         Self { digits, len: 8 }

@@ -27,15 +27,8 @@ pub enum Role {
 pub struct RoleParseError(pub String);
 
 impl Role {
-    pub const ALL: [Role; 7] = [
-        Role::Operator,
-        Role::DataHolder,
-        Role::Researcher,
-        Role::Reviewer,
-        Role::CommitteeChair,
-        Role::OutputChecker,
-        Role::Citizen,
-    ];
+    pub const ALL: [Role; 7] =
+        [Role::Operator, Role::DataHolder, Role::Researcher, Role::Reviewer, Role::CommitteeChair, Role::OutputChecker, Role::Citizen];
 
     /// Stable identifier used in storage, logs and the API.
     pub fn as_str(self) -> &'static str {
@@ -83,10 +76,7 @@ impl Role {
 impl FromStr for Role {
     type Err = RoleParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| RoleParseError(s.to_string()))
+        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| RoleParseError(s.to_string()))
     }
 }
 

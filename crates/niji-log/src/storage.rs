@@ -71,7 +71,9 @@ impl std::fmt::Display for Problem {
             Problem::BadMagic { file } => write!(f, "{file} does not start with the log's magic bytes"),
             Problem::EntryAltered { index, byte_offset } => write!(f, "entry {index} (byte {byte_offset}) does not match its leaf hash"),
             Problem::MalformedFrame { index, byte_offset } => write!(f, "entry {index} (byte {byte_offset}) has an impossible length"),
-            Problem::TornTail { index, byte_offset } => write!(f, "entry {index} (byte {byte_offset}) is incomplete (an append interrupted by a crash)"),
+            Problem::TornTail { index, byte_offset } => {
+                write!(f, "entry {index} (byte {byte_offset}) is incomplete (an append interrupted by a crash)")
+            }
             Problem::HeadSignature { head, tree_size } => write!(f, "signed head #{head} (size {tree_size}) has a bad signature"),
             Problem::HeadRootMismatch { tree_size, from_index, to_index } => {
                 write!(f, "entries no longer match the signed head of size {tree_size}: an entry in {from_index}..{to_index} was changed")

@@ -148,10 +148,8 @@ impl Store {
     }
 
     pub async fn enable_totp(&self, user_id: i64) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE users SET totp_enabled = TRUE WHERE id = $1 AND totp_secret IS NOT NULL")
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE users SET totp_enabled = TRUE WHERE id = $1 AND totp_secret IS NOT NULL").bind(user_id).execute(&self.pool).await?;
         expect_one(done.rows_affected(), "user with a pending TOTP secret")
     }
 
@@ -226,11 +224,13 @@ impl Store {
 
     /// The session with this token hash, if it has not expired at `now`.
     pub async fn live_session(&self, token_hash: &[u8], now: i64) -> Result<Option<SessionRow>, StoreError> {
-        Ok(sqlx::query_as("SELECT token_hash, user_id, stage, csrf_token, created_at, expires_at FROM sessions WHERE token_hash = $1 AND expires_at > $2")
-            .bind(token_hash)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(
+            "SELECT token_hash, user_id, stage, csrf_token, created_at, expires_at FROM sessions WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     pub async fn delete_session(&self, token_hash: &[u8]) -> Result<bool, StoreError> {
@@ -346,7 +346,8 @@ mod tests {
         {
             let s = Store::open_sqlite(&path).await.unwrap();
             let id = s.create_user_with_roles(&new_user("dan"), &[], "system").await.unwrap();
-            let row = SessionRow { token_hash: vec![1; 32], user_id: id, stage: "full".into(), csrf_token: "c".into(), created_at: 10, expires_at: 20 };
+            let row =
+                SessionRow { token_hash: vec![1; 32], user_id: id, stage: "full".into(), csrf_token: "c".into(), created_at: 10, expires_at: 20 };
             s.create_session(&row).await.unwrap();
             assert_eq!(s.live_session(&[1; 32], 19).await.unwrap(), Some(row));
             assert_eq!(s.live_session(&[1; 32], 20).await.unwrap(), None);

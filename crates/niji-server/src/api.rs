@@ -1,0 +1,215 @@
+//! The JSON API under `/api/v1`: health, the caller's account, the transparency log's
+//! signed head and inclusion proofs, and the OpenAPI document describing them.
+//!
+//! Errors are `{"error": {"code": "...", "message": "..."}}` with stable codes; messages
+//! are fixed English text, never internal detail.
+
+use crate::AppState;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use niji_accounts::UserSummary;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/openapi.json", get(openapi))
+        .route("/me", get(me))
+        .route("/log/head", get(log_head))
+        .route("/log/proof/{index}", get(log_proof))
+        .fallback(|| async { ApiError::NotFound })
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Niji API", description = "Secondary use of health data: accounts and the transparency log (more resources follow)."),
+    paths(health, me, log_head, log_proof),
+    components(schemas(Health, Me, SignedTreeHeadBody, InclusionProofBody, ErrorBody, ErrorDetail))
+)]
+struct ApiDoc;
+
+/// The OpenAPI document as JSON.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ApiError {
+    Unauthorized,
+    NotFound,
+    BadRequest,
+    Internal,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// Stable machine-readable code: unauthorized, not_found, bad_request, internal.
+    code: &'static str,
+    message: &'static str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "a valid API token is required"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "no such resource"),
+            ApiError::BadRequest => (StatusCode::BAD_REQUEST, "bad_request", "the request is malformed or out of range"),
+            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"),
+        };
+        (status, Json(ErrorBody { error: ErrorDetail { code, message } })).into_response()
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
+    status: &'static str,
+    version: &'static str,
+    log_size: u64,
+}
+
+/// Liveness and the log's size.
+#[utoipa::path(get, path = "/api/v1/health", responses((status = 200, body = Health)))]
+async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION"), log_size: state.instance().log().size() })
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response()
+}
+
+/// A caller authenticated by `Authorization: Bearer <API token>`.
+pub(crate) struct TokenUser(UserSummary);
+
+impl FromRequestParts<AppState> for TokenUser {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        state.accounts().authenticate_api_token(token.trim(), OffsetDateTime::now_utc()).await.map(TokenUser).map_err(|_| ApiError::Unauthorized)
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Me {
+    id: i64,
+    username: String,
+    display_name: String,
+    organization: Option<String>,
+    roles: Vec<&'static str>,
+    two_factor_enabled: bool,
+}
+
+/// The account behind the API token.
+#[utoipa::path(get, path = "/api/v1/me", security(("bearer" = [])), responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+async fn me(TokenUser(u): TokenUser) -> Json<Me> {
+    Json(Me {
+        id: u.id,
+        username: u.username,
+        display_name: u.display_name,
+        organization: u.organization,
+        roles: u.roles.iter().map(|r| r.as_str()).collect(),
+        two_factor_enabled: u.totp_enabled,
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SignedTreeHeadBody {
+    tree_size: u64,
+    /// Milliseconds since the Unix epoch.
+    timestamp: u64,
+    timestamp_utc: String,
+    /// Hex SHA-256 root (RFC 6962 MTH).
+    root_hash: String,
+    /// Hex Ed25519 signature over RFC 6962's TreeHeadSignature structure.
+    signature: String,
+    /// Hex of the exact bytes signed.
+    signed_message: String,
+    /// Hex Ed25519 public key of the log.
+    public_key: String,
+}
+
+/// The newest signed tree head of the transparency log.
+#[utoipa::path(get, path = "/api/v1/log/head", responses((status = 200, body = SignedTreeHeadBody)))]
+async fn log_head(State(state): State<AppState>) -> Json<SignedTreeHeadBody> {
+    let log = state.instance().log();
+    Json(head_body(&log.head(), &log.verifying_key()))
+}
+
+pub(crate) fn head_body(h: &niji_log::SignedTreeHead, key: &niji_instance::ed25519_dalek::VerifyingKey) -> SignedTreeHeadBody {
+    SignedTreeHeadBody {
+        tree_size: h.tree_size,
+        timestamp: h.timestamp_ms,
+        timestamp_utc: format_ms(h.timestamp_ms),
+        root_hash: hex::encode(h.root_hash),
+        signature: hex::encode(h.signature),
+        signed_message: hex::encode(h.signed_message()),
+        public_key: hex::encode(key.as_bytes()),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct InclusionProofBody {
+    leaf_index: u64,
+    tree_size: u64,
+    /// Hex SHA-256(0x00 ‖ entry).
+    leaf_hash: String,
+    /// Hex sibling hashes from the leaf up.
+    audit_path: Vec<String>,
+    root_hash: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+struct ProofQuery {
+    /// Tree size to prove against; defaults to the newest signed head.
+    tree_size: Option<u64>,
+}
+
+/// Inclusion proof of log entry `index` (RFC 6962 audit path).
+#[utoipa::path(get, path = "/api/v1/log/proof/{index}", params(("index" = u64, Path, description = "Entry index, from 0"), ProofQuery),
+    responses((status = 200, body = InclusionProofBody), (status = 400, body = ErrorBody)))]
+async fn log_proof(
+    State(state): State<AppState>,
+    index: Result<Path<u64>, PathRejection>,
+    query: Result<Query<ProofQuery>, QueryRejection>,
+) -> Result<Json<InclusionProofBody>, ApiError> {
+    // axum's own rejections quote the input; answer with our stable code instead.
+    let (Ok(Path(index)), Ok(Query(q))) = (index, query) else { return Err(ApiError::BadRequest) };
+    let p = state.instance().log().inclusion_proof(index, q.tree_size).map_err(|e| match e {
+        niji_log::LogError::Proof(_) | niji_log::LogError::NoSuchEntry { .. } => ApiError::BadRequest,
+        _ => ApiError::Internal,
+    })?;
+    Ok(Json(proof_body(&p)))
+}
+
+pub(crate) fn proof_body(p: &niji_log::InclusionProof) -> InclusionProofBody {
+    InclusionProofBody {
+        leaf_index: p.leaf_index,
+        tree_size: p.tree_size,
+        leaf_hash: hex::encode(p.leaf_hash),
+        audit_path: p.audit_path.iter().map(hex::encode).collect(),
+        root_hash: hex::encode(p.root_hash),
+    }
+}
+
+pub(crate) fn format_ms(ms: u64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}

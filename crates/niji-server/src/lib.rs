@@ -1,0 +1,107 @@
+//! Niji's HTTP face: the JSON API under `/api/v1` (with its OpenAPI document) and the
+//! portal, rendered on the server in Japanese by default with English switchable.
+//!
+//! Invariants: this is the only crate that knows HTTP and JSON wire shapes; domain types
+//! are mapped to response structs here, never serialized straight out. Errors reach
+//! clients as stable codes and translated messages, never as internal text or cell
+//! values. Every state-changing form carries a CSRF token; session cookies are HttpOnly
+//! and SameSite=Strict. Business rules live in the crates below, not here.
+
+mod api;
+mod cookies;
+mod i18n;
+mod portal;
+
+pub use cookies::CookiePolicy;
+
+/// The JSON shapes the API serves, for the command line to print the very same documents.
+pub mod wire {
+    pub use crate::api::openapi_json;
+
+    /// A signed tree head as `/api/v1/log/head` serves it.
+    pub fn signed_tree_head(head: &niji_log::SignedTreeHead, key: &niji_instance::ed25519_dalek::VerifyingKey) -> String {
+        serde_json::to_string_pretty(&crate::api::head_body(head, key)).expect("serializes")
+    }
+
+    /// An inclusion proof as `/api/v1/log/proof/{index}` serves it.
+    pub fn inclusion_proof(proof: &niji_log::InclusionProof) -> String {
+        serde_json::to_string_pretty(&crate::api::proof_body(proof)).expect("serializes")
+    }
+}
+pub use i18n::Lang;
+
+use axum::http::{header, HeaderValue};
+use axum::Router;
+use niji_accounts::Accounts;
+use niji_instance::Instance;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+/// How the server is run.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub cookies: CookiePolicy,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { cookies: CookiePolicy { secure: false } }
+    }
+}
+
+/// Shared by all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    instance: Arc<Instance>,
+    accounts: Arc<Accounts>,
+    config: ServerConfig,
+    started: Instant,
+}
+
+impl AppState {
+    pub fn new(instance: Arc<Instance>, accounts: Arc<Accounts>, config: ServerConfig) -> Self {
+        Self { inner: Arc::new(Inner { instance, accounts, config, started: Instant::now() }) }
+    }
+    fn instance(&self) -> &Instance {
+        &self.inner.instance
+    }
+    fn accounts(&self) -> &Accounts {
+        &self.inner.accounts
+    }
+    fn cookies(&self) -> CookiePolicy {
+        self.inner.config.cookies
+    }
+}
+
+/// The whole application: portal, API, static files and security headers.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(portal::routes())
+        .nest("/api/v1", api::routes())
+        .with_state(state)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await
+}

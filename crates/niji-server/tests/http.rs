@@ -1,0 +1,282 @@
+//! The API and portal over HTTP (in-process, through the real router, store and log).
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use http_body_util::BodyExt;
+use niji_accounts::{totp_code, Accounts, AccountsConfig, NewAccount, TotpSetup};
+use niji_core::Role;
+use niji_instance::Instance;
+use niji_server::{router, AppState, ServerConfig};
+use std::sync::Arc;
+use time::OffsetDateTime;
+use tower::ServiceExt;
+
+const PASSWORD: &str = "http-test-password-1";
+
+struct App {
+    _dir: tempfile::TempDir,
+    router: axum::Router,
+    accounts: Arc<Accounts>,
+    instance: Arc<Instance>,
+    secret: String,
+}
+
+async fn app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let instance = Arc::new(Instance::init(dir.path(), "cli:test").await.unwrap());
+    let accounts = Arc::new(Accounts::new(instance.store.clone(), instance.audit_sink(), instance.accounts_key(), AccountsConfig::default()));
+    let created = accounts
+        .create_account(
+            NewAccount {
+                username: "suzuki".into(),
+                display_name: "鈴木 一郎".into(),
+                organization: Some(("東都大学".into(), "academia".into())),
+                roles: vec![Role::Researcher],
+                password: PASSWORD.into(),
+                totp: TotpSetup::EnrolNow,
+            },
+            "cli:test",
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    let state = AppState::new(instance.clone(), accounts.clone(), ServerConfig::default());
+    App { _dir: dir, router: router(state), accounts, instance, secret: created.totp.unwrap().secret_base32 }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap().to_string()))
+    }
+    fn location(&self) -> &str {
+        self.headers.get(header::LOCATION).map(|v| v.to_str().unwrap()).unwrap_or("")
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+async fn send(app: &App, req: Request<Body>) -> Reply {
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    Reply { status, headers, body }
+}
+
+fn get(uri: &str, cookies: &str) -> Request<Body> {
+    Request::get(uri).header(header::COOKIE, cookies).body(Body::empty()).unwrap()
+}
+
+fn post_form(uri: &str, cookies: &str, form: &[(&str, &str)]) -> Request<Body> {
+    let body = form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
+    Request::post(uri)
+        .header(header::COOKIE, cookies)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+fn hidden_csrf(html: &str) -> String {
+    let i = html.find("name=\"csrf\" value=\"").expect("form has a csrf field") + 19;
+    html[i..].split('"').next().unwrap().to_string()
+}
+
+/// Signs in through the portal and returns the session cookie.
+async fn sign_in(app: &App) -> String {
+    let page = send(app, get("/login", "")).await;
+    let csrf_cookie = page.cookie("niji_login_csrf").unwrap();
+    let r = send(
+        app,
+        post_form("/login", &format!("niji_login_csrf={csrf_cookie}"), &[("csrf", &csrf_cookie), ("username", "suzuki"), ("password", PASSWORD)]),
+    )
+    .await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/login/totp"));
+    let pending = format!("niji_session={}", r.cookie("niji_session").unwrap());
+    let totp_page = send(app, get("/login/totp", &pending)).await;
+    let csrf = hidden_csrf(&totp_page.body);
+    let code = totp_code(&app.secret, OffsetDateTime::now_utc()).unwrap();
+    let r = send(app, post_form("/login/totp", &pending, &[("csrf", &csrf), ("code", &code)])).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/account"), "{}", r.body);
+    format!("niji_session={}", r.cookie("niji_session").unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_and_openapi_describe_the_api() {
+    let app = app().await;
+    let r = send(&app, get("/api/v1/health", "")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    insta::assert_json_snapshot!("health", r.json(), {".log_size" => "[size]"});
+    let doc = send(&app, get("/api/v1/openapi.json", "")).await.json();
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    insta::assert_json_snapshot!("openapi_paths", paths);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_errors_are_stable_codes() {
+    let app = app().await;
+    let r = send(&app, get("/api/v1/me", "")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    insta::assert_json_snapshot!("error_unauthorized", r.json());
+    let r = send(&app, Request::get("/api/v1/me").header(header::AUTHORIZATION, "Bearer niji_nope").body(Body::empty()).unwrap()).await;
+    assert_eq!(r.json()["error"]["code"], "unauthorized");
+    let r = send(&app, get("/api/v1/log/proof/99", "")).await;
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")));
+    let r = send(&app, get("/api/v1/log/proof/abc", "")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(!r.body.contains("abc"), "input echoed: {}", r.body);
+    let r = send(&app, get("/api/v1/nothing-here", "")).await;
+    assert_eq!(r.json()["error"]["code"], "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_token_identifies_its_account() {
+    let app = app().await;
+    let user = app.accounts.user_by_username("suzuki").await.unwrap();
+    let token = app.accounts.create_api_token(user.id, "test", "cli:test", OffsetDateTime::now_utc()).await.unwrap();
+    let r = send(&app, Request::get("/api/v1/me").header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    insta::assert_json_snapshot!("me", r.json(), {".id" => "[id]"});
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn served_proofs_verify_against_the_signed_head() {
+    let app = app().await;
+    let head = send(&app, get("/api/v1/log/head", "")).await.json();
+    let size = head["tree_size"].as_u64().unwrap();
+    assert!(size >= 2);
+    let key = ed25519_dalek_key(&head["public_key"]);
+    let msg = hex(&head["signed_message"]);
+    assert_eq!(&msg[18..], hex(&head["root_hash"]).as_slice());
+    use niji_instance::ed25519_dalek::Verifier;
+    key.verify(&msg, &niji_instance::ed25519_dalek::Signature::from_slice(&hex(&head["signature"])).unwrap()).unwrap();
+    for index in 0..size {
+        let p = send(&app, get(&format!("/api/v1/log/proof/{index}"), "")).await.json();
+        let leaf = niji_log::leaf_hash(&app.instance.log().entry(index).unwrap());
+        assert_eq!(hex(&p["leaf_hash"]), leaf.to_vec());
+        let path: Vec<[u8; 32]> = p["audit_path"].as_array().unwrap().iter().map(|h| hex(h).try_into().unwrap()).collect();
+        let root: [u8; 32] = hex(&p["root_hash"]).try_into().unwrap();
+        assert_eq!(root.to_vec(), hex(&head["root_hash"]));
+        assert!(niji_log::verify_inclusion(&leaf, index, size, &path, &root));
+    }
+}
+
+fn hex(v: &serde_json::Value) -> Vec<u8> {
+    ::hex::decode(v.as_str().unwrap()).unwrap()
+}
+
+fn ed25519_dalek_key(v: &serde_json::Value) -> niji_instance::ed25519_dalek::VerifyingKey {
+    niji_instance::ed25519_dalek::VerifyingKey::from_bytes(&hex(v).try_into().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn portal_login_needs_csrf_password_and_totp_and_logout_needs_csrf() {
+    let app = app().await;
+    // No CSRF cookie: refused before the password is even looked at.
+    let r = send(&app, post_form("/login", "", &[("csrf", "x"), ("username", "suzuki"), ("password", PASSWORD)])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.cookie("niji_session").is_none());
+
+    let page = send(&app, get("/login", "")).await;
+    assert!(page.body.contains("<html lang=\"ja\">") && page.body.contains("パスワード"));
+    let c = page.cookie("niji_login_csrf").unwrap();
+    let r = send(
+        &app,
+        post_form("/login", &format!("niji_login_csrf={c}"), &[("csrf", &c), ("username", "<script>alert(1)</script>"), ("password", "nope")]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("ユーザー名またはパスワードが正しくありません"));
+    assert!(!r.body.contains("<script>alert"), "username must be escaped");
+    assert!(r.cookie("niji_session").is_none());
+
+    // A session that has only passed the password cannot see the account page.
+    let c = send(&app, get("/login", "")).await.cookie("niji_login_csrf").unwrap();
+    let r = send(&app, post_form("/login", &format!("niji_login_csrf={c}"), &[("csrf", &c), ("username", "suzuki"), ("password", PASSWORD)])).await;
+    let pending = format!("niji_session={}", r.cookie("niji_session").unwrap());
+    let r = send(&app, get("/account", &pending)).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/login"));
+    let csrf = hidden_csrf(&send(&app, get("/login/totp", &pending)).await.body);
+    let r = send(&app, post_form("/login/totp", &pending, &[("csrf", &csrf), ("code", "000000")])).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("確認コードが正しくない"));
+
+    let session = sign_in(&app).await;
+    let account = send(&app, get("/account", &session)).await;
+    assert_eq!(account.status, StatusCode::OK);
+    assert!(account.body.contains("suzuki") && account.body.contains("利活用者（研究者）") && account.body.contains("東都大学"));
+    let en = send(&app, get("/account", &format!("{session}; niji_lang=en"))).await;
+    assert!(en.body.contains("<html lang=\"en\">") && en.body.contains("Researcher"));
+
+    let csrf = hidden_csrf(&account.body);
+    let r = send(&app, post_form("/logout", &session, &[("csrf", "forged")])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(send(&app, get("/account", &session)).await.status, StatusCode::OK, "a forged logout must not end the session");
+    let r = send(&app, post_form("/logout", &session, &[("csrf", &csrf)])).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/"));
+    assert_eq!(send(&app, get("/account", &session)).await.location(), "/login");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn language_switch_sets_a_cookie_and_never_redirects_off_site() {
+    let app = app().await;
+    let r = send(&app, get("/lang/en?next=/status", "")).await;
+    assert_eq!((r.status, r.location(), r.cookie("niji_lang").as_deref()), (StatusCode::SEE_OTHER, "/status", Some("en")));
+    for evil in ["//evil.example/", "https://evil.example/", "/\\evil.example"] {
+        let r = send(&app, get(&format!("/lang/ja?next={}", urlencode(evil)), "")).await;
+        assert_eq!(r.location(), "/", "{evil}");
+    }
+    let status = send(&app, get("/status", "niji_lang=en")).await;
+    assert!(status.body.contains("Transparency log entries"));
+    assert_eq!(status.headers.get("x-frame-options").unwrap(), "DENY");
+    assert!(status.headers.get("content-security-policy").unwrap().to_str().unwrap().contains("default-src 'self'"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn staff_without_totp_enrol_through_the_portal() {
+    let app = app().await;
+    app.accounts
+        .create_account(
+            NewAccount {
+                username: "checker".into(),
+                display_name: "確認 健".into(),
+                organization: None,
+                roles: vec![Role::OutputChecker],
+                password: PASSWORD.into(),
+                totp: TotpSetup::AtFirstLogin,
+            },
+            "cli:test",
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    let c = send(&app, get("/login", "")).await.cookie("niji_login_csrf").unwrap();
+    let r = send(&app, post_form("/login", &format!("niji_login_csrf={c}"), &[("csrf", &c), ("username", "checker"), ("password", PASSWORD)])).await;
+    assert_eq!(r.location(), "/account/2fa");
+    let pending = format!("niji_session={}", r.cookie("niji_session").unwrap());
+    let page = send(&app, get("/account/2fa", &pending)).await;
+    assert!(page.body.contains("<svg"), "QR code missing");
+    let i = page.body.find("id=\"totp-secret\">").unwrap() + 17;
+    let secret = page.body[i..].split('<').next().unwrap().to_string();
+    let csrf = hidden_csrf(&page.body);
+    let code = totp_code(&secret, OffsetDateTime::now_utc()).unwrap();
+    let r = send(&app, post_form("/account/2fa", &pending, &[("csrf", &csrf), ("code", &code)])).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/account"), "{}", r.body);
+    let session = format!("niji_session={}", r.cookie("niji_session").unwrap());
+    assert!(send(&app, get("/account", &session)).await.body.contains("有効"));
+}
