@@ -98,6 +98,16 @@ pub struct Messages {
     pub err_internal: &'static str,
     pub err_not_found: &'static str,
     pub back_home: &'static str,
+    pub nav_admin: &'static str,
+    pub admin_users_title: &'static str,
+    pub admin_change_role: &'static str,
+    pub admin_grant: &'static str,
+    pub admin_revoke: &'static str,
+    pub admin_recorded_hint: &'static str,
+    pub admin_granted: &'static str,
+    pub admin_revoked: &'static str,
+    pub err_forbidden: &'static str,
+    pub err_no_such_grant: &'static str,
 }
 
 pub static JA: Messages = Messages {
@@ -156,6 +166,16 @@ pub static JA: Messages = Messages {
     err_internal: "内部エラーが発生しました。時間をおいてもう一度お試しください。",
     err_not_found: "ページが見つかりません。",
     back_home: "ホームへ戻る",
+    nav_admin: "利用者管理",
+    admin_users_title: "利用者と役割",
+    admin_change_role: "役割の付与・取消",
+    admin_grant: "付与",
+    admin_revoke: "取消",
+    admin_recorded_hint: "役割の付与と取消は、操作した運用者とともに透明性ログに記録されます。",
+    admin_granted: "役割を付与しました。",
+    admin_revoked: "役割を取り消しました。",
+    err_forbidden: "この操作には運用者の役割が必要です。",
+    err_no_such_grant: "該当する利用者または役割がありません。",
 };
 
 pub static EN: Messages = Messages {
@@ -214,4 +234,14 @@ pub static EN: Messages = Messages {
     err_internal: "An internal error occurred. Please try again later.",
     err_not_found: "Page not found.",
     back_home: "Back to home",
+    nav_admin: "Users",
+    admin_users_title: "Users and roles",
+    admin_change_role: "Grant or revoke a role",
+    admin_grant: "Grant",
+    admin_revoke: "Revoke",
+    admin_recorded_hint: "Every grant and revocation is recorded in the transparency log with the operator who made it.",
+    admin_granted: "The role was granted.",
+    admin_revoked: "The role was revoked.",
+    err_forbidden: "This action needs the operator role.",
+    err_no_such_grant: "No such user or role.",
 };

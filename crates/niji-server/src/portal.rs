@@ -25,6 +25,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/account/2fa", get(enrol_page).post(enrol_submit))
         .route("/logout", post(logout))
         .route("/status", get(status_page))
+        .route("/admin/users", get(admin_users_page))
+        .route("/admin/users/roles", post(admin_change_role))
         .route("/lang/{code}", get(switch_language))
         .route("/static/niji.css", get(stylesheet))
         .fallback(not_found)
@@ -38,6 +40,7 @@ pub(crate) struct PageContext {
     pub user: Option<String>,
     pub csrf: String,
     pub path: String,
+    pub is_operator: bool,
 }
 
 impl PageContext {
@@ -50,6 +53,7 @@ impl PageContext {
             user: signed_in.map(|s| s.user.username.clone()),
             csrf: signed_in.map(|s| s.csrf_token.clone()).unwrap_or_default(),
             path: uri.path().to_string(),
+            is_operator: signed_in.is_some_and(|s| s.user.has_role(niji_core::Role::Operator)),
         }
     }
 }
@@ -133,6 +137,25 @@ struct StatusPage {
     log_signed_at: String,
     schema_version: i64,
     accounts: i64,
+}
+
+#[derive(Template)]
+#[template(path = "admin_users.html")]
+struct AdminUsersPage {
+    page: PageContext,
+    notice: Option<&'static str>,
+    error: Option<&'static str>,
+    users: Vec<AdminUserRow>,
+    roles: Vec<(&'static str, &'static str)>,
+}
+
+struct AdminUserRow {
+    id: i64,
+    username: String,
+    display_name: String,
+    organization: String,
+    roles: String,
+    two_factor: &'static str,
 }
 
 #[derive(Template)]
@@ -419,4 +442,88 @@ pub(crate) fn random_token() -> String {
 
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn admin_users_page(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri) -> Response {
+    admin_users(&state, lang, &s, &uri, None, None, StatusCode::OK).await
+}
+
+async fn admin_users(
+    state: &AppState,
+    lang: Lang,
+    s: &MaybeSession,
+    uri: &Uri,
+    notice: Option<&'static str>,
+    error: Option<&'static str>,
+    status: StatusCode,
+) -> Response {
+    let Some(sess) = s.signed_in() else { return Redirect::to("/login").into_response() };
+    if !sess.user.has_role(niji_core::Role::Operator) {
+        return error_page(StatusCode::FORBIDDEN, lang, Some(sess), uri, |m| m.err_forbidden);
+    }
+    let m = lang.messages();
+    let rows = match state.instance().store.users().await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!(error = %e, "listing users failed");
+            return error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, Some(sess), uri, |m| m.err_internal);
+        }
+    };
+    let mut users = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Ok(u) = state.accounts().user(row.id).await else { continue };
+        users.push(AdminUserRow {
+            id: u.id,
+            username: u.username,
+            display_name: u.display_name,
+            organization: u.organization.unwrap_or_default(),
+            roles: u.roles.iter().map(|r| lang.role_label(*r)).collect::<Vec<_>>().join("、"),
+            two_factor: if u.totp_enabled { m.enabled } else { m.not_enabled },
+        });
+    }
+    let roles = niji_core::Role::ALL.iter().map(|r| (r.as_str(), lang.role_label(*r))).collect();
+    (status, render(AdminUsersPage { page: PageContext::new(lang, Some(sess), uri), notice, error, users, roles })).into_response()
+}
+
+#[derive(Deserialize)]
+struct RoleChangeForm {
+    csrf: String,
+    user_id: i64,
+    role: String,
+    change: String,
+}
+
+async fn admin_change_role(
+    State(state): State<AppState>,
+    lang: Lang,
+    s: MaybeSession,
+    uri: Uri,
+    form: Result<Form<RoleChangeForm>, FormRejection>,
+) -> Response {
+    let Some(sess) = s.signed_in() else { return Redirect::to("/login").into_response() };
+    let Ok(Form(form)) = form else {
+        return admin_users(&state, lang, &s, &uri, None, Some(lang.messages().err_bad_request), StatusCode::BAD_REQUEST).await;
+    };
+    if !constant_time_eq(form.csrf.as_bytes(), sess.csrf_token.as_bytes()) {
+        return error_page(StatusCode::FORBIDDEN, lang, Some(sess), &uri, |m| m.err_bad_request);
+    }
+    let m = lang.messages();
+    let Ok(role) = form.role.parse::<niji_core::Role>() else {
+        return admin_users(&state, lang, &s, &uri, None, Some(m.err_no_such_grant), StatusCode::BAD_REQUEST).await;
+    };
+    let now = OffsetDateTime::now_utc();
+    let (result, done) = match form.change.as_str() {
+        "grant" => (state.accounts().grant_role(&sess.user, form.user_id, role, now).await, m.admin_granted),
+        "revoke" => (state.accounts().revoke_role(&sess.user, form.user_id, role, now).await, m.admin_revoked),
+        _ => return admin_users(&state, lang, &s, &uri, None, Some(m.err_bad_request), StatusCode::BAD_REQUEST).await,
+    };
+    match result {
+        Ok(()) => admin_users(&state, lang, &s, &uri, Some(done), None, StatusCode::OK).await,
+        Err(AccountError::Forbidden(_)) => error_page(StatusCode::FORBIDDEN, lang, Some(sess), &uri, |m| m.err_forbidden),
+        Err(AccountError::NoSuchUser) => admin_users(&state, lang, &s, &uri, None, Some(m.err_no_such_grant), StatusCode::NOT_FOUND).await,
+        Err(e) => {
+            let (status, msg) = account_error(&e, m);
+            admin_users(&state, lang, &s, &uri, None, Some(msg), status).await
+        }
+    }
 }

@@ -96,20 +96,24 @@ fn hidden_csrf(html: &str) -> String {
     html[i..].split('"').next().unwrap().to_string()
 }
 
-/// Signs in through the portal and returns the session cookie.
+/// Signs in the test researcher through the portal and returns the session cookie.
 async fn sign_in(app: &App) -> String {
+    sign_in_as(app, "suzuki", &app.secret).await
+}
+
+async fn sign_in_as(app: &App, username: &str, secret: &str) -> String {
     let page = send(app, get("/login", "")).await;
     let csrf_cookie = page.cookie("niji_login_csrf").unwrap();
     let r = send(
         app,
-        post_form("/login", &format!("niji_login_csrf={csrf_cookie}"), &[("csrf", &csrf_cookie), ("username", "suzuki"), ("password", PASSWORD)]),
+        post_form("/login", &format!("niji_login_csrf={csrf_cookie}"), &[("csrf", &csrf_cookie), ("username", username), ("password", PASSWORD)]),
     )
     .await;
     assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/login/totp"));
     let pending = format!("niji_session={}", r.cookie("niji_session").unwrap());
     let totp_page = send(app, get("/login/totp", &pending)).await;
     let csrf = hidden_csrf(&totp_page.body);
-    let code = totp_code(&app.secret, OffsetDateTime::now_utc()).unwrap();
+    let code = totp_code(secret, OffsetDateTime::now_utc()).unwrap();
     let r = send(app, post_form("/login/totp", &pending, &[("csrf", &csrf), ("code", &code)])).await;
     assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/account"), "{}", r.body);
     format!("niji_session={}", r.cookie("niji_session").unwrap())
@@ -279,4 +283,69 @@ async fn staff_without_totp_enrol_through_the_portal() {
     assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/account"), "{}", r.body);
     let session = format!("niji_session={}", r.cookie("niji_session").unwrap());
     assert!(send(&app, get("/account", &session)).await.body.contains("有効"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_an_operator_grants_roles_in_the_portal_and_each_grant_is_logged() {
+    let app = app().await;
+    let op = app
+        .accounts
+        .create_account(
+            NewAccount {
+                username: "ops".into(),
+                display_name: "運用 太郎".into(),
+                organization: None,
+                roles: vec![Role::Operator],
+                password: PASSWORD.into(),
+                totp: TotpSetup::EnrolNow,
+            },
+            "cli:test",
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    let researcher = sign_in(&app).await;
+    let r = send(&app, get("/admin/users", &researcher)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let csrf = hidden_csrf(&send(&app, get("/account", &researcher)).await.body);
+    let suzuki = app.accounts.user_by_username("suzuki").await.unwrap().id.to_string();
+    let r =
+        send(&app, post_form("/admin/users/roles", &researcher, &[("csrf", &csrf), ("user_id", &suzuki), ("role", "operator"), ("change", "grant")]))
+            .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.accounts.user_by_username("suzuki").await.unwrap().roles, vec![Role::Researcher]);
+
+    let operator = sign_in_as(&app, "ops", &op.totp.unwrap().secret_base32).await;
+    let page = send(&app, get("/admin/users", &operator)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("suzuki") && page.body.contains("id=\"nav-admin\""));
+    let csrf = hidden_csrf(&page.body);
+    let size_before = app.instance.log().size();
+    let r = send(
+        &app,
+        post_form("/admin/users/roles", &operator, &[("csrf", "forged"), ("user_id", &suzuki), ("role", "reviewer"), ("change", "grant")]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r =
+        send(&app, post_form("/admin/users/roles", &operator, &[("csrf", &csrf), ("user_id", &suzuki), ("role", "superuser"), ("change", "grant")]))
+            .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r =
+        send(&app, post_form("/admin/users/roles", &operator, &[("csrf", &csrf), ("user_id", "9999"), ("role", "reviewer"), ("change", "grant")]))
+            .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!((app.instance.log().size(), app.accounts.user_by_username("suzuki").await.unwrap().roles), (size_before, vec![Role::Researcher]));
+
+    let r =
+        send(&app, post_form("/admin/users/roles", &operator, &[("csrf", &csrf), ("user_id", &suzuki), ("role", "reviewer"), ("change", "grant")]))
+            .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("役割を付与しました"));
+    assert_eq!(app.accounts.user_by_username("suzuki").await.unwrap().roles, vec![Role::Researcher, Role::Reviewer]);
+    let last = niji_core::AuditEvent::from_bytes(&app.instance.log().entry(app.instance.log().size() - 1).unwrap()).unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.actor.clone(), last.object.clone()),
+        ("role.granted", format!("user:{}", op.user_id), format!("user:{suzuki}"))
+    );
 }

@@ -1,0 +1,414 @@
+// Real-browser end-to-end tests of the Niji portal.
+//
+// Drives Debian's Chromium (/usr/bin/chromium) through playwright-core against a real
+// `niji serve` on a fresh instance folder. Run with `scripts/e2e` (or `node --test
+// tests/e2e/`); install what it needs with `scripts/install-test-deps`.
+//
+// The binary comes from NIJI_BIN, else $CARGO_TARGET_DIR/debug/niji, else
+// $HOME/.cache/niji-target/debug/niji (else <repo>/target/debug/niji).
+//
+// A TOTP code is accepted once per account (the server keeps the highest used time
+// step), so every test that signs in uses its own account, created in setup.
+
+import { after, afterEach, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repoRoot = join(here, '..', '..');
+const artifacts = join(here, 'artifacts');
+const CHROMIUM = process.env.NIJI_E2E_CHROMIUM || '/usr/bin/chromium';
+const PASSWORD = 'e2e-password-123456';
+const JAPANESE = /[\u3040-\u30ff\u3400-\u9fff]/; // kana or kanji
+const ACTION_TIMEOUT_MS = 15_000;
+
+function nijiBin() {
+  if (process.env.NIJI_BIN) return process.env.NIJI_BIN;
+  if (process.env.CARGO_TARGET_DIR) return join(process.env.CARGO_TARGET_DIR, 'debug', 'niji');
+  const cache = join(homedir(), '.cache', 'niji-target', 'debug', 'niji');
+  const local = join(repoRoot, 'target', 'debug', 'niji');
+  return !existsSync(cache) && existsSync(local) ? local : cache;
+}
+const NIJI = nijiBin();
+
+// ---------------------------------------------------------------------------------------
+// TOTP (RFC 6238 over RFC 4226): HMAC-SHA1, 30-second steps, 6 digits.
+
+function base32Decode(input) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const clean = input.toUpperCase().replace(/[\s=-]/g, '');
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const ch of clean) {
+    const idx = alphabet.indexOf(ch);
+    if (idx < 0) throw new Error(`not base32: ${JSON.stringify(ch)}`);
+    value = (value << 5) | idx;
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(out);
+}
+
+function hotp(key, counter) {
+  const msg = Buffer.alloc(8);
+  msg.writeBigUInt64BE(BigInt(counter));
+  const mac = createHmac('sha1', key).update(msg).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const bin = mac.readUInt32BE(offset) & 0x7fffffff;
+  return String(bin % 1_000_000).padStart(6, '0');
+}
+
+function totp(secretBase32, atMs = Date.now()) {
+  return hotp(base32Decode(secretBase32), Math.floor(atMs / 1000 / 30));
+}
+
+// The RFC 6238 appendix B vector (SHA-1, T = 59 s) checks the code generator itself, so a
+// failing login is never blamed on the portal for a bug in this file.
+assert.equal(hotp(Buffer.from('12345678901234567890'), Math.floor(59 / 30)), '287082');
+
+// ---------------------------------------------------------------------------------------
+// Server and accounts.
+
+const run = promisify(execFile);
+
+function childEnv() {
+  const env = { ...process.env };
+  delete env.NIJI_DIR; // every command gets --dir explicitly
+  delete env.NIJI_PASSWORD;
+  return env;
+}
+
+async function niji(args) {
+  try {
+    return await run(NIJI, args, { env: childEnv(), timeout: 60_000, maxBuffer: 16 << 20 });
+  } catch (e) {
+    throw new Error(`niji ${args.join(' ')} failed (exit ${e.code}):\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+  }
+}
+
+async function addUser(dir, username) {
+  const { stdout } = await niji([
+    'user', 'add', '--dir', dir,
+    '--username', username,
+    '--display-name', '試験 研究者',
+    '--role', 'researcher',
+    '--organization', '試験大学',
+    '--password', PASSWORD,
+    '--totp', 'now',
+    '--json',
+  ]);
+  const line = stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('{')).pop();
+  assert.ok(line, `user add printed no JSON object:\n${stdout}`);
+  const created = JSON.parse(line);
+  assert.equal(created.username, username, 'user add --json: username');
+  assert.ok(created.user_id !== undefined && created.user_id !== null, 'user add --json: user_id');
+  assert.match(created.totp_secret ?? '', /^[A-Z2-7]+=*$/i, 'user add --json: totp_secret is base32');
+  return created;
+}
+
+function startServer(dir) {
+  const child = spawn(NIJI, ['serve', '--dir', dir, '--port', '0', '--host', '127.0.0.1'], {
+    env: childEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  const url = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`niji serve printed no address within 30 s.\nstdout:\n${stdout}\nstderr:\n${stderr.slice(-4000)}`)), 30_000);
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+      const m = stdout.match(/http:\/\/127\.0\.0\.1:(\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(`http://127.0.0.1:${m[1]}`);
+      }
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      if (stderr.length > 1 << 20) stderr = stderr.slice(-(1 << 19));
+    });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`niji serve exited early (code ${code}, signal ${signal}).\nstdout:\n${stdout}\nstderr:\n${stderr.slice(-4000)}`));
+    });
+  });
+  return { child, url, logs: () => stderr };
+}
+
+async function stopServer(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGINT'); // the server shuts down gracefully on Ctrl-C
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+// ---------------------------------------------------------------------------------------
+// Browser helpers.
+
+const LAUNCH = {
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+};
+
+async function waitForLang(page, lang) {
+  await page.waitForFunction((l) => document.documentElement.lang === l, lang, { timeout: ACTION_TIMEOUT_MS }).catch(async () => {
+    const got = await page.evaluate(() => document.documentElement.lang);
+    assert.fail(`expected html[lang=${lang}] on ${page.url()}, got lang=${JSON.stringify(got)}`);
+  });
+}
+
+function pathOf(page) {
+  return new URL(page.url()).pathname;
+}
+
+async function waitForPath(page, path) {
+  await page.waitForURL((u) => u.pathname === path, { timeout: ACTION_TIMEOUT_MS }).catch(() => {
+    assert.fail(`expected to be on ${path}, but the browser is on ${page.url()}`);
+  });
+}
+
+/** A code that is certainly wrong now (not the code of the previous, current or next step). */
+function wrongCode(secret) {
+  const now = Date.now();
+  const valid = new Set([-30_000, 0, 30_000].map((d) => totp(secret, now + d)));
+  return ['000000', '111111', '222222'].find((c) => !valid.has(c));
+}
+
+/** Signs in with password and the current TOTP code; ends on /account. */
+async function signIn(page, base, user) {
+  await page.goto(`${base}/login`);
+  await page.fill('#username', user.username);
+  await page.fill('#password', PASSWORD);
+  await Promise.all([page.waitForURL((u) => u.pathname === '/login/totp', { timeout: ACTION_TIMEOUT_MS }), page.click('#sign-in')]);
+  await page.fill('#code', totp(user.totp_secret));
+  await Promise.all([page.waitForURL((u) => u.pathname === '/account', { timeout: ACTION_TIMEOUT_MS }), page.click('#verify')]);
+  assert.equal((await page.textContent('#account-username'))?.trim(), user.username);
+}
+
+/**
+ * The fonts Chromium actually used to draw an element's text, with glyph counts (from the
+ * DevTools protocol). Japanese drawn with no CJK font shows as boxes ("tofu").
+ */
+async function fontsUsedFor(page, selector) {
+  const cdp = await page.context().newCDPSession(page);
+  try {
+    await cdp.send('DOM.enable');
+    await cdp.send('CSS.enable');
+    const { root } = await cdp.send('DOM.getDocument', { depth: -1 });
+    const { nodeId } = await cdp.send('DOM.querySelector', { nodeId: root.nodeId, selector });
+    assert.ok(nodeId, `no element ${selector}`);
+    const { fonts } = await cdp.send('CSS.getPlatformFontsForNode', { nodeId });
+    return fonts;
+  } finally {
+    await cdp.detach();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+
+describe('portal in a real browser', () => {
+  let workDir;
+  let instanceDir;
+  let server;
+  let base;
+  let browser;
+  let context;
+  let page;
+  const users = {};
+
+  before(async () => {
+    assert.ok(existsSync(NIJI), `the niji binary is missing at ${NIJI}: build it (cargo build -p niji) or set NIJI_BIN`);
+    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run scripts/install-test-deps`);
+    workDir = mkdtempSync(join(tmpdir(), 'niji-e2e-'));
+    instanceDir = join(workDir, 'instance');
+    await niji(['init', '--dir', instanceDir]);
+    // One account per sign-in: a TOTP code is accepted once per account.
+    users.main = await addUser(instanceDir, 'e2e.researcher');
+    users.lang = await addUser(instanceDir, 'e2e.language');
+    users.logout = await addUser(instanceDir, 'e2e.logout');
+    users.shots = await addUser(instanceDir, 'e2e.screens');
+    server = startServer(instanceDir);
+    base = await server.url;
+    browser = await chromium.launch(LAUNCH);
+    mkdirSync(artifacts, { recursive: true });
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => {});
+    await stopServer(server?.child);
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
+  });
+
+  // Each test gets a fresh browser context: no cookies carried between tests.
+  const fresh = async () => {
+    context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
+    context.setDefaultTimeout(ACTION_TIMEOUT_MS);
+    page = await context.newPage();
+    return page;
+  };
+  afterEach(async () => {
+    await context?.close().catch(() => {});
+    context = undefined;
+  });
+
+  it('shows the home page in Japanese by default', async () => {
+    const page = await fresh();
+    const resp = await page.goto(`${base}/`);
+    assert.equal(resp.status(), 200);
+    await waitForLang(page, 'ja');
+    assert.equal((await page.textContent('#nav-login'))?.trim(), 'ログイン');
+    assert.match(await page.textContent('h1'), JAPANESE);
+    assert.equal((await page.textContent('#switch-language'))?.trim(), 'English');
+  });
+
+  it('rejects a wrong password with a Japanese message and stays on /login', async () => {
+    const page = await fresh();
+    await page.goto(`${base}/login`);
+    await page.fill('#username', users.main.username);
+    await page.fill('#password', 'not-the-password-at-all');
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click('#sign-in')]);
+    await page.locator('#error').waitFor({ state: 'visible' });
+    const message = (await page.textContent('#error')).trim();
+    assert.match(message, JAPANESE, `error message is not Japanese: ${message}`);
+    assert.equal(pathOf(page), '/login');
+    await waitForLang(page, 'ja');
+    // The user name is kept; the password is not echoed back.
+    assert.equal(await page.inputValue('#username'), users.main.username);
+    assert.equal(await page.inputValue('#password'), '');
+    const cookies = await context.cookies();
+    assert.ok(!cookies.some((c) => c.name === 'niji_session' && c.value), 'a failed login must not set a session cookie');
+  });
+
+  it('signs in with password and TOTP, refusing a wrong code first', async () => {
+    const page = await fresh();
+    const user = users.main;
+    await page.goto(`${base}/login`);
+    await page.fill('#username', user.username);
+    await page.fill('#password', PASSWORD);
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click('#sign-in')]);
+    await waitForPath(page, '/login/totp');
+    assert.equal(await page.locator('#error').count(), 0, 'no error before a code is entered');
+
+    // A wrong code: an error on the same page.
+    await page.fill('#code', wrongCode(user.totp_secret));
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click('#verify')]);
+    await page.locator('#error').waitFor({ state: 'visible' });
+    assert.match((await page.textContent('#error')).trim(), JAPANESE);
+    assert.equal(pathOf(page), '/login/totp');
+
+    // The current code: signed in.
+    await page.fill('#code', totp(user.totp_secret));
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click('#verify')]);
+    await waitForPath(page, '/account');
+    assert.equal((await page.textContent('#account-username')).trim(), 'e2e.researcher');
+    assert.equal((await page.textContent('h1')).trim(), 'アカウント');
+    await page.locator('#logout').waitFor({ state: 'visible' });
+    assert.equal(await page.locator('#nav-login').count(), 0, 'no sign-in link once signed in');
+    const session = (await context.cookies()).find((c) => c.name === 'niji_session');
+    assert.ok(session?.value, 'a session cookie is set');
+    assert.ok(session.httpOnly, 'the session cookie is HttpOnly');
+    assert.equal(session.sameSite, 'Strict');
+  });
+
+  it('switches language to English and back, and keeps it across pages', async () => {
+    const page = await fresh();
+    await signIn(page, base, users.lang);
+    await waitForLang(page, 'ja');
+
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click('#switch-language')]);
+    await waitForLang(page, 'en');
+    assert.equal(pathOf(page), '/account', 'the switch returns to the same page');
+    assert.equal((await page.textContent('h1')).trim(), 'Account');
+    assert.equal((await page.textContent('#switch-language')).trim(), '日本語');
+    assert.equal((await page.textContent('#logout')).trim(), 'Sign out');
+    const lang = (await context.cookies()).find((c) => c.name === 'niji_lang');
+    assert.equal(lang?.value, 'en', 'the language is kept in a cookie');
+
+    // Persists across navigation: a link click, a typed URL, and a reload.
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click('nav a[href="/status"]')]);
+    await waitForLang(page, 'en');
+    assert.equal((await page.textContent('h1')).trim(), 'Status');
+    await page.goto(`${base}/`);
+    await waitForLang(page, 'en');
+    assert.doesNotMatch(await page.textContent('h1'), JAPANESE);
+    await page.reload();
+    await waitForLang(page, 'en');
+
+    await page.goto(`${base}/account`);
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click('#switch-language')]);
+    await waitForLang(page, 'ja');
+    assert.equal(pathOf(page), '/account');
+    assert.equal((await page.textContent('h1')).trim(), 'アカウント');
+    assert.equal((await page.textContent('#switch-language')).trim(), 'English');
+    await page.goto(`${base}/status`);
+    await waitForLang(page, 'ja');
+    assert.equal((await page.textContent('h1')).trim(), '稼働状況');
+  });
+
+  it('signs out: back on the home page, and /account then asks to sign in', async () => {
+    const page = await fresh();
+    await signIn(page, base, users.logout);
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click('#logout')]);
+    await waitForPath(page, '/');
+    await page.locator('#nav-login').waitFor({ state: 'visible' });
+    assert.equal(await page.locator('#logout').count(), 0, 'no sign-out button once signed out');
+    assert.ok(!(await context.cookies()).some((c) => c.name === 'niji_session' && c.value), 'the session cookie is cleared');
+
+    await page.goto(`${base}/account`);
+    await waitForPath(page, '/login');
+    await page.locator('#username').waitFor({ state: 'visible' });
+  });
+
+  it('renders the TOTP and account pages legibly (screenshots in tests/e2e/artifacts)', async () => {
+    const page = await fresh();
+    const user = users.shots;
+    await page.goto(`${base}/login`);
+    await page.fill('#username', user.username);
+    await page.fill('#password', PASSWORD);
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click('#sign-in')]);
+    await waitForPath(page, '/login/totp');
+    await page.evaluate(() => document.fonts.ready);
+    const totpShot = join(artifacts, 'totp.png');
+    await page.screenshot({ path: totpShot, fullPage: true });
+
+    await page.fill('#code', totp(user.totp_secret));
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click('#verify')]);
+    await waitForPath(page, '/account');
+    await page.evaluate(() => document.fonts.ready);
+    const accountShot = join(artifacts, 'account.png');
+    await page.screenshot({ path: accountShot, fullPage: true });
+
+    for (const f of [totpShot, accountShot]) assert.ok(statSync(f).size > 5_000, `${f} looks empty`);
+
+    // Japanese text is drawn with a font that has the glyphs (no tofu): every glyph of
+    // the heading and of the organization comes from a CJK-capable font.
+    for (const selector of ['main h1', '.facts dd:nth-of-type(3)']) {
+      const fonts = await fontsUsedFor(page, selector);
+      const cjk = fonts.filter((f) => /CJK|JP|Japanese|IPA|Gothic|Mincho|Hiragino|Takao|VL |Droid Sans Fallback|WenQuanYi|Source Han/i.test(f.familyName));
+      assert.ok(cjk.length > 0 && cjk.reduce((n, f) => n + f.glyphCount, 0) > 0,
+        `no CJK font drew ${selector} (fonts used: ${JSON.stringify(fonts)}); run scripts/install-test-deps for fonts-noto-cjk`);
+    }
+    assert.equal((await page.textContent('.facts dd:nth-of-type(3)')).trim(), '試験大学');
+    assert.equal((await page.textContent('.facts dd:nth-of-type(2)')).trim(), '試験 研究者');
+  });
+});
