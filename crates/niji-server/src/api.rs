@@ -24,14 +24,15 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/me", get(me))
         .route("/log/head", get(log_head))
         .route("/log/proof/{index}", get(log_proof))
+        .route("/log/consistency", get(log_consistency))
         .fallback(|| async { ApiError::NotFound })
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Niji API", description = "Secondary use of health data: accounts and the transparency log (more resources follow)."),
-    paths(health, me, log_head, log_proof),
-    components(schemas(Health, Me, SignedTreeHeadBody, InclusionProofBody, ErrorBody, ErrorDetail))
+    paths(health, me, log_head, log_proof, log_consistency),
+    components(schemas(Health, Me, SignedTreeHeadBody, InclusionProofBody, ConsistencyProofBody, ErrorBody, ErrorDetail))
 )]
 struct ApiDoc;
 
@@ -212,4 +213,35 @@ pub(crate) fn format_ms(ms: u64) -> String {
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
+}
+
+#[derive(Deserialize, IntoParams)]
+struct ConsistencyQuery {
+    /// The older tree size.
+    first: u64,
+    /// The newer tree size (default: the newest signed head).
+    second: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ConsistencyProofBody {
+    first: u64,
+    second: u64,
+    /// Hex hashes (RFC 6962 §2.1.2 PROOF(m, D[n])).
+    consistency_path: Vec<String>,
+}
+
+/// Proof that the log of `first` entries is a prefix of the log of `second` entries:
+/// what a witness holding an older signed head checks before trusting a newer one.
+#[utoipa::path(get, path = "/api/v1/log/consistency", params(ConsistencyQuery),
+    responses((status = 200, body = ConsistencyProofBody), (status = 400, body = ErrorBody)))]
+async fn log_consistency(
+    State(state): State<AppState>,
+    query: Result<Query<ConsistencyQuery>, QueryRejection>,
+) -> Result<Json<ConsistencyProofBody>, ApiError> {
+    let Ok(Query(q)) = query else { return Err(ApiError::BadRequest) };
+    let log = state.instance().log();
+    let second = q.second.unwrap_or_else(|| log.head().tree_size);
+    let path = log.consistency_proof(q.first, second).map_err(|_| ApiError::BadRequest)?;
+    Ok(Json(ConsistencyProofBody { first: q.first, second, consistency_path: path.iter().map(hex::encode).collect() }))
 }

@@ -180,6 +180,28 @@ async fn served_proofs_verify_against_the_signed_head() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn consistency_proofs_link_an_old_head_to_the_new_one() {
+    let app = app().await;
+    let old = send(&app, get("/api/v1/log/head", "")).await.json();
+    let user = app.accounts.user_by_username("suzuki").await.unwrap();
+    for i in 0..5 {
+        app.accounts.create_api_token(user.id, &format!("t{i}"), "cli:test", OffsetDateTime::now_utc()).await.unwrap();
+    }
+    let new = send(&app, get("/api/v1/log/head", "")).await.json();
+    let (m, n) = (old["tree_size"].as_u64().unwrap(), new["tree_size"].as_u64().unwrap());
+    assert_eq!(n, m + 5);
+    let p = send(&app, get(&format!("/api/v1/log/consistency?first={m}"), "")).await.json();
+    assert_eq!(p["second"].as_u64(), Some(n));
+    let path: Vec<[u8; 32]> = p["consistency_path"].as_array().unwrap().iter().map(|h| hex(h).try_into().unwrap()).collect();
+    let (old_root, new_root): ([u8; 32], [u8; 32]) = (hex(&old["root_hash"]).try_into().unwrap(), hex(&new["root_hash"]).try_into().unwrap());
+    assert!(niji_log::verify_consistency(m, n, &old_root, &new_root, &path));
+    let r = send(&app, get(&format!("/api/v1/log/consistency?first={}", n + 1), "")).await;
+    assert_eq!(r.json()["error"]["code"], "bad_request");
+    let r = send(&app, get("/api/v1/log/consistency?first=x", "")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
 fn hex(v: &serde_json::Value) -> Vec<u8> {
     ::hex::decode(v.as_str().unwrap()).unwrap()
 }
