@@ -1,0 +1,242 @@
+//! Property tests on random small tables: the optimal search agrees with the exhaustive one,
+//! its release satisfies the privacy model (checked independently here), suppression stays
+//! within the limit, no anonymous node is cheaper, and roll-up equals direct grouping.
+
+use niji_anon::{
+    AnonymizationConfig, Anonymizer, Attribute, AttributeRole, GroundDistance, Hierarchy, LDiversity, LDiversityVariant, Metric, PrivacyModel,
+    SearchStrategy, SuppressedRows, TCloseness, Table,
+};
+use proptest::prelude::*;
+use std::collections::HashMap;
+
+/// A random hierarchy over `domain` values: level `l` groups values by `i / D_l`, with
+/// `D_l` a product of random branching factors, then `*`.
+fn hierarchy(domain: usize, branching: &[usize]) -> Hierarchy {
+    let rows = (0..domain)
+        .map(|i| {
+            let mut row = vec![format!("v{i}")];
+            let mut d = 1;
+            for b in branching {
+                d *= b;
+                row.push(format!("g{}_{}", row.len(), i / d));
+            }
+            row.push("*".into());
+            row
+        })
+        .collect();
+    Hierarchy::from_rows(rows).unwrap()
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    rows: Vec<(Vec<usize>, usize)>,
+    domains: Vec<usize>,
+    branching: Vec<Vec<usize>>,
+    k: u32,
+    limit: f64,
+    metric: Metric,
+    extra: u8,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    case_from(vec![0.0, 0.1, 0.3], (0..7).collect(), vec![0, 1, 2, 3])
+}
+
+/// Models that are not monotonic under suppression (entropy-l, recursive-(c,l), t-closeness),
+/// with suppression and a skewed sensitive attribute: where predictive tagging must not trust
+/// the full model.
+fn non_monotone_case() -> impl Strategy<Value = Case> {
+    case_from(vec![0.1, 0.3, 0.5], vec![2, 3, 4, 5], vec![0, 0, 0, 0, 1, 1, 2, 3])
+}
+
+fn case_from(limits: Vec<f64>, extras: Vec<u8>, sensitive: Vec<usize>) -> impl Strategy<Value = Case> {
+    (1usize..=4, 1usize..=120).prop_flat_map(move |(qis, n)| {
+        let (limits, extras, sensitive) = (limits.clone(), extras.clone(), sensitive.clone());
+        (
+            prop::collection::vec(2usize..=8, qis),
+            prop::collection::vec(prop::collection::vec(1usize..=3, 0..=3), qis),
+            1u32..=5,
+            prop::sample::select(limits),
+            prop::sample::select(vec![Metric::Loss, Metric::Precision, Metric::Discernibility, Metric::Aecs, Metric::NonUniformEntropy]),
+            prop::sample::select(extras),
+        )
+            .prop_flat_map(move |(domains, branching, k, limit, metric, extra)| {
+                // Skewed values (the smaller of two draws) so that some classes are large and
+                // some rare, as in real data.
+                let row = (domains.iter().map(|&d| (0..d, 0..d)).collect::<Vec<_>>(), prop::sample::select(sensitive.clone()));
+                prop::collection::vec(row, n).prop_map(move |rows| Case {
+                    rows: rows.into_iter().map(|(v, s)| (v.into_iter().map(|(a, b)| a.min(b)).collect(), s)).collect(),
+                    domains: domains.clone(),
+                    branching: branching.clone(),
+                    k,
+                    limit,
+                    metric,
+                    extra,
+                })
+            })
+    })
+}
+
+fn sensitive_hierarchy() -> Hierarchy {
+    Hierarchy::parse("s0;a;*\ns1;a;*\ns2;b;*\ns3;b;*\n", ';').unwrap()
+}
+
+fn build(case: &Case) -> (Table, AnonymizationConfig) {
+    let qis = case.domains.len();
+    let mut header: Vec<String> = (0..qis).map(|i| format!("q{i}")).collect();
+    header.push("s".into());
+    let rows: Vec<Vec<String>> = case
+        .rows
+        .iter()
+        .map(|(values, s)| {
+            let mut row: Vec<String> = values.iter().map(|v| format!("v{v}")).collect();
+            row.push(format!("s{s}"));
+            row
+        })
+        .collect();
+    let table = Table::from_rows(&header, rows).unwrap();
+    let mut attributes: Vec<Attribute> = (0..qis)
+        .map(|i| Attribute { column: format!("q{i}"), role: AttributeRole::QuasiIdentifying(hierarchy(case.domains[i], &case.branching[i])) })
+        .collect();
+    attributes.push(Attribute { column: "s".into(), role: AttributeRole::Sensitive });
+    let mut privacy = PrivacyModel::k_anonymity(case.k);
+    let l = |variant| LDiversity { attribute: "s".into(), variant };
+    let t = |t, distance| TCloseness { attribute: "s".into(), t, distance };
+    match case.extra {
+        1 => privacy.l_diversity.push(l(LDiversityVariant::Distinct { l: 2 })),
+        2 => privacy.l_diversity.push(l(LDiversityVariant::Entropy { l: 1.8 })),
+        3 => privacy.l_diversity.push(l(LDiversityVariant::Recursive { c: 2.0, l: 2 })),
+        4 => privacy.t_closeness.push(t(0.4, GroundDistance::Equal)),
+        5 => privacy.t_closeness.push(t(0.3, GroundDistance::Hierarchical(sensitive_hierarchy()))),
+        6 => {
+            privacy.l_diversity.push(l(LDiversityVariant::Distinct { l: 2 }));
+            privacy.t_closeness.push(t(0.5, GroundDistance::Equal));
+        }
+        _ => {}
+    }
+    let config = AnonymizationConfig {
+        attributes,
+        privacy,
+        suppression_limit: case.limit,
+        metric: case.metric,
+        suppressed_rows: SuppressedRows::Remove,
+        ..Default::default()
+    };
+    (table, config)
+}
+
+/// Checks a released table against the models, independently of the engine.
+fn assert_release_satisfies(table: &Table, config: &AnonymizationConfig, input_s: &[String]) {
+    let qis: Vec<usize> = (0..table.num_columns() - 1).collect();
+    let s = table.num_columns() - 1;
+    let mut classes: HashMap<Vec<&str>, Vec<&str>> = HashMap::new();
+    for r in 0..table.num_rows() {
+        let key = qis.iter().map(|&c| table.column_at(c).value(r)).collect();
+        classes.entry(key).or_default().push(table.column_at(s).value(r));
+    }
+    let n = input_s.len() as f64;
+    let mut global: HashMap<&str, f64> = HashMap::new();
+    for v in input_s {
+        *global.entry(v.as_str()).or_default() += 1.0 / n;
+    }
+    for (key, values) in &classes {
+        assert!(values.len() as u32 >= config.privacy.k, "class {key:?} has {} < k records", values.len());
+        let mut counts: HashMap<&str, u32> = HashMap::new();
+        for v in values {
+            *counts.entry(v).or_default() += 1;
+        }
+        let size = values.len() as f64;
+        for l in &config.privacy.l_diversity {
+            let mut c: Vec<u32> = counts.values().copied().collect();
+            c.sort_unstable_by(|a, b| b.cmp(a));
+            let ok = match l.variant {
+                LDiversityVariant::Distinct { l } => c.len() >= l as usize,
+                LDiversityVariant::Entropy { l } => {
+                    let h: f64 = c.iter().map(|&x| -(x as f64 / size) * (x as f64 / size).ln()).sum();
+                    h >= l.ln() - 1e-9
+                }
+                LDiversityVariant::Recursive { c: cc, l } => {
+                    c.len() >= l as usize && (c[0] as f64) < cc * c[l as usize - 1..].iter().sum::<u32>() as f64
+                }
+            };
+            assert!(ok, "class {key:?} {counts:?} fails {l:?}");
+        }
+        for t in &config.privacy.t_closeness {
+            if let GroundDistance::Equal = t.distance {
+                let d: f64 = global.iter().map(|(v, q)| (counts.get(v).copied().unwrap_or(0) as f64 / size - q).abs()).sum::<f64>() / 2.0;
+                assert!(d <= t.t + 1e-9, "class {key:?} at distance {d} > {}", t.t);
+            }
+        }
+    }
+}
+
+fn tie_key(anonymizer: &Anonymizer, levels: &[u32]) -> (u32, u32) {
+    (levels.iter().sum(), anonymizer.lattice().node(levels).unwrap())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn optimal_search_is_optimal_and_sound(case in case()) {
+        check_optimal(case)?;
+    }
+
+    #[test]
+    fn optimal_search_handles_non_monotonic_models(case in non_monotone_case()) {
+        check_optimal(case)?;
+    }
+
+    #[test]
+    fn rollup_gives_the_classes_of_direct_grouping(case in case(), picks in prop::collection::vec(any::<u32>(), 1..6)) {
+        let (table, config) = build(&case);
+        let anonymizer = Anonymizer::new(&table, &config).unwrap();
+        let lattice = anonymizer.lattice().clone();
+        let target = lattice.levels(picks[0] % lattice.size());
+        // Warm the cache with random nodes below the target (and some not below it).
+        let warm: Vec<Vec<u32>> = picks[1..]
+            .iter()
+            .map(|&p| lattice.levels(p % lattice.size()).iter().zip(&target).map(|(&a, &b)| if p % 3 == 0 { a } else { a.min(b) }).collect())
+            .collect();
+        let direct = anonymizer.classes(&target, false).unwrap();
+        prop_assert_eq!(&anonymizer.classes(&target, true).unwrap(), &direct);
+        prop_assert_eq!(&anonymizer.classes_after(&warm, &target).unwrap(), &direct);
+        prop_assert_eq!(direct.iter().map(|c| c.1 as usize).sum::<usize>(), table.num_rows());
+    }
+}
+
+fn check_optimal(case: Case) -> Result<(), TestCaseError> {
+    let (table, config) = build(&case);
+    let anonymizer = Anonymizer::new(&table, &config).unwrap();
+    let optimal = anonymizer.search_with(SearchStrategy::Optimal);
+    let exhaustive = anonymizer.search_with(SearchStrategy::Exhaustive);
+    prop_assert_eq!(&optimal.optimum, &exhaustive.optimum);
+    let lattice = anonymizer.lattice().clone();
+    match &optimal.optimum {
+        None => {
+            for node in 0..lattice.size() {
+                prop_assert!(!anonymizer.evaluate(&lattice.levels(node)).unwrap().anonymous);
+            }
+        }
+        Some(best) => {
+            prop_assert!(best.anonymous);
+            prop_assert!(best.suppressed_records <= (case.limit * table.num_rows() as f64).floor() as u64);
+            // No node that satisfies the model is cheaper (by loss, then height, then number).
+            for node in 0..lattice.size() {
+                let levels = lattice.levels(node);
+                let e = anonymizer.evaluate(&levels).unwrap();
+                if e.anonymous {
+                    let cheaper = e.loss.value < best.loss.value
+                        || (e.loss.value == best.loss.value && tie_key(&anonymizer, &levels) < tie_key(&anonymizer, &best.levels));
+                    prop_assert!(!cheaper, "{:?} ({}) beats {:?} ({})", levels, e.loss.value, best.levels, best.loss.value);
+                }
+            }
+            let release = anonymizer.release(&best.levels).unwrap();
+            prop_assert_eq!(release.suppressed_rows.len() as u64, best.suppressed_records);
+            prop_assert_eq!(release.table.num_rows() + release.suppressed_rows.len(), table.num_rows());
+            let input_s: Vec<String> = (0..table.num_rows()).map(|r| table.column("s").unwrap().value(r).to_owned()).collect();
+            assert_release_satisfies(&release.table, &config, &input_s);
+        }
+    }
+    Ok(())
+}
