@@ -1,0 +1,342 @@
+//! `niji`: the command line. Thin glue over the crates; every command takes the instance
+//! folder as `--dir DIR` or from `NIJI_DIR`.
+
+mod anonymize;
+mod demo;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use niji_accounts::{Accounts, AccountsConfig, NewAccount, TotpSetup};
+use niji_core::Role;
+use niji_instance::{Instance, DIR_ENV};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+#[derive(Parser)]
+#[command(name = "niji", version, about = "Niji: the platform for the secondary use of health data (医療等情報の二次利用)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct DirArg {
+    /// The instance folder.
+    #[arg(long, env = DIR_ENV)]
+    dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an instance folder with fresh keys, an empty store and a transparency log.
+    Init(DirArg),
+    /// Run the server (JSON API under /api/v1 and the portal).
+    Serve(ServeArgs),
+    /// One command to see Niji: a fresh instance, synthetic data, one account per role, the server.
+    Demo(demo::DemoArgs),
+    /// Anonymize a CSV file (匿名加工): PPC 第34条 rules, then the optimal generalization for a privacy model.
+    Anonymize(anonymize::AnonymizeArgs),
+    /// Generate deterministic synthetic Japanese health data in data holders' formats.
+    Synth(demo::SynthArgs),
+    /// The transparency log: signed head, inclusion proofs, full verification.
+    #[command(subcommand)]
+    Log(LogCommand),
+    /// Accounts and roles.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// API tokens for the command line and scripts.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print the current TOTP code for a secret (for demo accounts without an authenticator app).
+    TotpCode {
+        #[arg(long)]
+        secret: String,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Mark cookies Secure (set when the portal is served over HTTPS).
+    #[arg(long)]
+    secure_cookies: bool,
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Print the newest signed tree head as JSON.
+    Head(DirArg),
+    /// Print the inclusion proof of one entry as JSON.
+    Proof {
+        #[command(flatten)]
+        dir: DirArg,
+        #[arg(long)]
+        index: u64,
+        /// Tree size to prove against (default: the newest signed head).
+        #[arg(long)]
+        tree_size: Option<u64>,
+    },
+    /// Print one entry.
+    Show {
+        #[command(flatten)]
+        dir: DirArg,
+        #[arg(long)]
+        index: u64,
+    },
+    /// Re-check every entry and signed head; exit 1 and name the first bad position if any.
+    Verify(DirArg),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TotpChoice {
+    /// Enrol now and print the secret once.
+    Now,
+    /// The user enrols at first login in the portal.
+    FirstLogin,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account (an operator action, recorded in the log).
+    Add {
+        #[command(flatten)]
+        dir: DirArg,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        display_name: String,
+        /// Role to grant; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        #[arg(long)]
+        organization: Option<String>,
+        /// Kind of organization: academia, company, hospital, insurer, registry, municipality, government, platform.
+        #[arg(long, default_value = "academia")]
+        organization_kind: String,
+        /// Password (at least 12 characters). Read from NIJI_PASSWORD if not given.
+        #[arg(long, env = "NIJI_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long, value_enum, default_value = "now")]
+        totp: TotpChoice,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grant a role to an existing account.
+    Grant {
+        #[command(flatten)]
+        dir: DirArg,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// List accounts and their roles.
+    List(DirArg),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token for an account; printed once.
+    Create {
+        #[command(flatten)]
+        dir: DirArg,
+        #[arg(long)]
+        username: String,
+        #[arg(long, default_value = "cli")]
+        label: String,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NIJI_LOG").unwrap_or_else(|_| "info,tower_http=info,sqlx=warn".into()))
+        .json()
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    rt.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Init(DirArg { dir }) => {
+            let inst = Instance::init(&dir, &cli_actor()).await.with_context(|| format!("creating an instance in {}", dir.display()))?;
+            println!("Created a Niji instance in {} (log public key {}).", dir.display(), hex::encode(inst.log().verifying_key().as_bytes()));
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let instance = open(&args.dir.dir).await?;
+            serve(
+                instance,
+                &args.host,
+                args.port,
+                niji_server::ServerConfig { cookies: niji_server::CookiePolicy { secure: args.secure_cookies } },
+                |_| {},
+            )
+            .await
+        }
+        Command::Demo(args) => demo::run(args).await,
+        Command::Synth(args) => demo::synth(args),
+        Command::Anonymize(args) => anonymize::run(args),
+        Command::Log(cmd) => log_command(cmd),
+        Command::User(cmd) => user_command(cmd).await,
+        Command::TotpCode { secret } => {
+            println!("{}", niji_accounts::totp_code(&secret, OffsetDateTime::now_utc())?);
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { dir, username, label }) => {
+            let instance = open(&dir.dir).await?;
+            let accounts = accounts(&instance);
+            let user = accounts.user_by_username(&username).await.with_context(|| format!("account {username:?}"))?;
+            let token = accounts.create_api_token(user.id, &label, &cli_actor(), OffsetDateTime::now_utc()).await?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+pub(crate) async fn open(dir: &Path) -> Result<Instance> {
+    Instance::open(dir).await.with_context(|| format!("opening the instance in {} (is a server already running on it?)", dir.display()))
+}
+
+pub(crate) fn accounts(instance: &Instance) -> Accounts {
+    Accounts::new(instance.store.clone(), instance.audit_sink(), instance.accounts_key(), AccountsConfig::default())
+}
+
+/// Who acts when a command is run on the server's shell.
+pub(crate) fn cli_actor() -> String {
+    format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
+}
+
+/// Runs the server until Ctrl-C; `ready` gets the bound address.
+pub(crate) async fn serve(
+    instance: Instance,
+    host: &str,
+    port: u16,
+    config: niji_server::ServerConfig,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> Result<()> {
+    let instance = Arc::new(instance);
+    let accounts = Arc::new(accounts(&instance));
+    let listener = tokio::net::TcpListener::bind((host, port)).await.with_context(|| format!("listening on {host}:{port}"))?;
+    let addr = listener.local_addr()?;
+    println!("Niji is listening on http://{addr}/  (API: http://{addr}/api/v1/health)");
+    ready(addr);
+    let state = niji_server::AppState::new(instance, accounts, config);
+    niji_server::serve(listener, state, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .context("serving")
+}
+
+fn log_command(cmd: LogCommand) -> Result<()> {
+    let log_dir = |dir: &Path| niji_instance::InstancePaths::new(dir).log();
+    match cmd {
+        LogCommand::Head(DirArg { dir }) => {
+            let key = niji_instance::log_verifying_key(&dir)?;
+            let reader = niji_log::LogReader::open(&log_dir(&dir))?;
+            let head = reader.latest_head().context("the log has no signed head yet")?;
+            println!("{}", niji_server::wire::signed_tree_head(head, &key));
+        }
+        LogCommand::Proof { dir, index, tree_size } => {
+            let reader = niji_log::LogReader::open(&log_dir(&dir.dir))?;
+            let proof = reader.inclusion_proof(index, tree_size).with_context(|| format!("proof of entry {index}"))?;
+            println!("{}", niji_server::wire::inclusion_proof(&proof));
+        }
+        LogCommand::Show { dir, index } => {
+            let reader = niji_log::LogReader::open(&log_dir(&dir.dir))?;
+            println!("{}", String::from_utf8_lossy(&reader.entry(index)?));
+        }
+        LogCommand::Verify(DirArg { dir }) => {
+            let key = niji_instance::log_verifying_key(&dir)?;
+            let started = std::time::Instant::now();
+            let report = niji_log::verify(&log_dir(&dir), &key)?;
+            let secs = started.elapsed().as_secs_f64();
+            match report.problem {
+                None => println!("OK: {} entries and {} signed heads verified in {secs:.3} s.", report.entries, report.heads),
+                Some(p) => {
+                    let at = p.first_bad_index().map(|i| format!(" First bad position: entry {i}.")).unwrap_or_default();
+                    eprintln!("FAILED: {p}.{at} ({} entries before it verified.)", report.entries);
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn user_command(cmd: UserCommand) -> Result<()> {
+    match cmd {
+        UserCommand::Add { dir, username, display_name, roles, organization, organization_kind, password, totp, json } => {
+            let roles = roles.iter().map(|r| r.parse::<Role>()).collect::<Result<Vec<_>, _>>()?;
+            let instance = open(&dir.dir).await?;
+            let accounts = accounts(&instance);
+            let created = accounts
+                .create_account(
+                    NewAccount {
+                        username: username.clone(),
+                        display_name,
+                        organization: organization.map(|o| (o, organization_kind)),
+                        roles,
+                        password,
+                        totp: match totp {
+                            TotpChoice::Now => TotpSetup::EnrolNow,
+                            TotpChoice::FirstLogin => TotpSetup::AtFirstLogin,
+                        },
+                    },
+                    &cli_actor(),
+                    OffsetDateTime::now_utc(),
+                )
+                .await
+                .with_context(|| format!("creating account {username:?}"))?;
+            let secret = created.totp.as_ref().map(|t| t.secret_base32.clone());
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"user_id": created.user_id, "username": username, "totp_secret": secret, "otpauth_url": created.totp.map(|t| t.otpauth_url)})
+                );
+            } else {
+                println!("Created account {username} (id {}).", created.user_id);
+                if let Some(s) = secret {
+                    println!("TOTP secret (shown once; add it to an authenticator app): {s}");
+                }
+            }
+        }
+        UserCommand::Grant { dir, username, role } => {
+            let role: Role = role.parse()?;
+            let instance = open(&dir.dir).await?;
+            let accounts = accounts(&instance);
+            let user = accounts.user_by_username(&username).await.with_context(|| format!("account {username:?}"))?;
+            accounts.grant_role_from_cli(&cli_actor(), user.id, role, OffsetDateTime::now_utc()).await?;
+            println!("Granted {role} to {username}.");
+        }
+        UserCommand::List(DirArg { dir }) => {
+            let instance = open(&dir).await?;
+            let accounts = accounts(&instance);
+            for row in instance.store.users().await? {
+                let u = accounts.user(row.id).await?;
+                let roles: Vec<&str> = u.roles.iter().map(|r| r.as_str()).collect();
+                println!(
+                    "{:>4}  {:<24} {:<20} 2FA:{:<3} {}",
+                    u.id,
+                    u.username,
+                    roles.join(","),
+                    if u.totp_enabled { "on" } else { "off" },
+                    u.organization.unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}

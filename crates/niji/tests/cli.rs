@@ -1,0 +1,159 @@
+//! The command line as an operator uses it: the real binary on a real instance folder.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn niji(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_niji")).args(args).env("NIJI_LOG", "error").output().expect("runs niji")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = niji(args);
+    assert!(out.status.success(), "niji {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn init(dir: &Path) -> String {
+    let d = dir.join("inst");
+    ok(&["init", "--dir", d.to_str().unwrap()]);
+    d.to_str().unwrap().to_string()
+}
+
+fn add_user(dir: &str, name: &str, role: &str) -> Output {
+    niji(&[
+        "user",
+        "add",
+        "--dir",
+        dir,
+        "--username",
+        name,
+        "--display-name",
+        "佐藤 次郎",
+        "--role",
+        role,
+        "--password",
+        "cli-test-password-1",
+        "--json",
+    ])
+}
+
+#[test]
+fn a_third_party_verifies_a_proof_with_independent_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    assert!(add_user(&dir, "sato", "reviewer").status.success());
+    let head = ok(&["log", "head", "--dir", &dir]);
+    let head_json: serde_json::Value = serde_json::from_str(&head).unwrap();
+    assert_eq!(head_json["tree_size"], 2);
+    for index in ["0", "1"] {
+        let proof = ok(&["log", "proof", "--dir", &dir, "--index", index]);
+        let entry = ok(&["log", "show", "--dir", &dir, "--index", index]);
+        std::fs::write(tmp.path().join("head.json"), &head).unwrap();
+        std::fs::write(tmp.path().join("proof.json"), &proof).unwrap();
+        std::fs::write(tmp.path().join("entry"), entry.strip_suffix('\n').unwrap()).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/verify_inclusion.py");
+        let out = Command::new("python3")
+            .arg(script)
+            .args(["head.json", "proof.json", "entry"].map(|f| tmp.path().join(f)))
+            .output()
+            .expect("python3 is on every machine of this project");
+        assert!(out.status.success(), "independent verifier rejected entry {index}: {}", String::from_utf8_lossy(&out.stdout));
+        // A changed entry must not verify.
+        std::fs::write(tmp.path().join("entry"), entry.replace("cli:", "cl1:").trim_end()).unwrap();
+        let out = Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/verify_inclusion.py"))
+            .args(["head.json", "proof.json", "entry"].map(|f| tmp.path().join(f)))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "a forged entry verified");
+    }
+}
+
+#[test]
+fn verify_names_the_first_altered_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    for (i, name) in ["aoki", "baba", "chiba"].iter().enumerate() {
+        let out = add_user(&dir, name, ["researcher", "reviewer", "operator"][i]);
+        assert!(out.status.success());
+    }
+    assert!(ok(&["log", "verify", "--dir", &dir]).starts_with("OK: 4 entries"));
+    let path = Path::new(&dir).join("log/entries.dat");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let entry2 = ok(&["log", "show", "--dir", &dir, "--index", "2"]);
+    let needle = entry2.trim_end().as_bytes();
+    let at = bytes.windows(needle.len()).position(|w| w == needle).unwrap();
+    bytes[at + 5] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+    let out = niji(&["log", "verify", "--dir", &dir]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("First bad position: entry 2"), "{err}");
+}
+
+#[test]
+fn bad_requests_are_explained_and_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    let size = || serde_json::from_str::<serde_json::Value>(&ok(&["log", "head", "--dir", &dir])).unwrap()["tree_size"].as_u64().unwrap();
+    let before = size();
+    let out = add_user(&dir, "kato", "admin");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("known roles"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = niji(&["user", "add", "--dir", &dir, "--username", "kato", "--display-name", "加藤", "--role", "researcher", "--password", "short"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12"));
+    assert_eq!(size(), before);
+    let out = niji(&["init", "--dir", &dir]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already holds a Niji instance"));
+    let out = niji(&["log", "head", "--dir", tmp.path().to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("niji init"));
+}
+
+#[test]
+fn demo_creates_data_accounts_and_serves() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_niji"))
+        .args(["demo", "--dir", dir.to_str().unwrap(), "--port", "0", "--persons", "300"])
+        .env("NIJI_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut addr = None;
+    // Keep reading the demo's stdout open: a closed pipe would kill it on its next line.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    for line in (&mut stdout).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("Niji is listening on http://") {
+            addr = Some(rest.split('/').next().unwrap().to_string());
+            break;
+        }
+        lines.push(line);
+    }
+    let addr = addr.expect("demo prints its address");
+    let accounts: Vec<&String> = lines.iter().filter(|l| l.starts_with("demo.")).collect();
+    assert_eq!(accounts.len(), 7, "one account per role: {lines:?}");
+    let staff_with_secret = accounts.iter().filter(|l| l.split_whitespace().nth(3).is_some_and(|s| s.len() == 32)).count();
+    assert_eq!(staff_with_secret, 6, "every staff account is enrolled in TOTP");
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    write!(stream, "GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    stream.read_to_string(&mut resp).unwrap();
+    drop(stdout);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200") && resp.contains("\"status\":\"ok\""), "{resp}");
+    for sub in ["synth/fhir", "synth/uke", "synth/ndjson", "synth/csv", "synth/truth", "log", "keys"] {
+        assert!(dir.join(sub).is_dir(), "{sub} missing");
+    }
+    // Running the demo again replaces its own folder; a folder it did not make is refused.
+    let other = tmp.path().join("mine");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("thesis.txt"), "keep me").unwrap();
+    let out = niji(&["demo", "--dir", other.to_str().unwrap(), "--port", "0"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not a demo instance"));
+    assert!(other.join("thesis.txt").exists());
+}
