@@ -196,6 +196,13 @@ pub struct Accounts {
 
 const TOTP_STEP: u64 = 30;
 
+/// Which of an account's TOTP secrets a code is checked against.
+#[derive(Clone, Copy)]
+enum SecretSlot {
+    Active,
+    Pending,
+}
+
 impl Accounts {
     pub fn new(store: Store, audit: Arc<dyn AuditSink>, sealing_key: &[u8; 32], config: AccountsConfig) -> Self {
         Self { store, audit, sealer: Sealer::new(sealing_key), config }
@@ -359,8 +366,8 @@ impl Accounts {
             return Err(AccountError::NoSession);
         }
         let user_id = session.user.id;
-        self.check_totp(user_id, code, now).await?;
-        self.store.enable_totp(user_id).await?;
+        let step = self.matching_step(user_id, code, now, SecretSlot::Pending).await?;
+        self.store.activate_pending_totp(user_id, step as i64).await?;
         self.end_session_quietly(session_token).await?;
         self.record(AuditEvent::new(user_ref(user_id), now, "auth.totp.enrolled", user_ref(user_id)))?;
         if session.stage == SessionStage::AwaitingEnrolment {
@@ -438,9 +445,24 @@ impl Accounts {
         self.user(row.user_id).await
     }
 
+    /// Checks a code against the active secret and claims its time step (a code is
+    /// accepted once).
     async fn check_totp(&self, user_id: i64, code: &str, now: OffsetDateTime) -> Result<(), AccountError> {
+        let step = self.matching_step(user_id, code, now, SecretSlot::Active).await?;
+        if !self.store.claim_totp_step(user_id, step as i64).await? {
+            return Err(AccountError::ReplayedTotp);
+        }
+        Ok(())
+    }
+
+    /// The time step (now, or one either side for clock skew) whose code equals `code`.
+    async fn matching_step(&self, user_id: i64, code: &str, now: OffsetDateTime, slot: SecretSlot) -> Result<u64, AccountError> {
         let user = self.store.user(user_id).await?.ok_or(AccountError::NoSuchUser)?;
-        let sealed = user.totp_secret.ok_or(AccountError::TotpNotEnrolled)?;
+        let sealed = match slot {
+            SecretSlot::Active => user.totp_secret.filter(|_| user.totp_enabled),
+            SecretSlot::Pending => user.totp_pending_secret,
+        }
+        .ok_or(AccountError::TotpNotEnrolled)?;
         let secret = self.sealer.open(&sealed, user.username.as_bytes()).map_err(|_| AccountError::Internal("TOTP secret does not unseal".into()))?;
         let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
@@ -453,10 +475,7 @@ impl Accounts {
             .into_iter()
             .find(|s| secrets::constant_time_eq(totp.generate(s * TOTP_STEP).as_bytes(), code.as_bytes()))
             .ok_or(AccountError::InvalidTotp)?;
-        if !self.store.claim_totp_step(user_id, step as i64).await? {
-            return Err(AccountError::ReplayedTotp);
-        }
-        Ok(())
+        Ok(step)
     }
 
     async fn new_session(&self, user_id: i64, stage: SessionStage, now: OffsetDateTime) -> Result<NewSession, AccountError> {

@@ -187,3 +187,35 @@ async fn no_password_secret_or_token_lands_on_disk_in_the_clear() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starting_a_new_enrolment_keeps_the_active_secret_until_confirmed() {
+    let f = fixture().await;
+    let created = f.accounts.create_account(account("rekey", &[Role::Reviewer], TotpSetup::EnrolNow), "cli:test", t0()).await.unwrap();
+    let old = created.totp.unwrap().secret_base32;
+    let pending = f.accounts.login_with_password("rekey", PASSWORD, t0()).await.unwrap();
+    let session = f.accounts.complete_totp_login(&pending.token, &totp_code(&old, t0()).unwrap(), t0()).await.unwrap();
+
+    // Begun but abandoned: the account still needs the old secret's codes.
+    let new = f.accounts.begin_totp_enrolment(created.user_id, t0()).await.unwrap();
+    assert!(f.accounts.user(created.user_id).await.unwrap().totp_enabled);
+    let t1 = t0() + Duration::minutes(2);
+    let relogin = f.accounts.login_with_password("rekey", PASSWORD, t1).await.unwrap();
+    assert_eq!(relogin.stage, SessionStage::AwaitingTotp);
+    assert!(matches!(
+        f.accounts.complete_totp_login(&relogin.token, &totp_code(&new.secret_base32, t1).unwrap(), t1).await,
+        Err(AccountError::InvalidTotp)
+    ));
+    let relogin = f.accounts.login_with_password("rekey", PASSWORD, t1).await.unwrap();
+    let session2 = f.accounts.complete_totp_login(&relogin.token, &totp_code(&old, t1).unwrap(), t1).await.unwrap();
+
+    // A code of the old secret does not confirm the new one; a code of the new one does.
+    let t2 = t0() + Duration::minutes(4);
+    assert!(matches!(f.accounts.confirm_totp_enrolment(&session2.token, &totp_code(&old, t2).unwrap(), t2).await, Err(AccountError::InvalidTotp)));
+    f.accounts.confirm_totp_enrolment(&session2.token, &totp_code(&new.secret_base32, t2).unwrap(), t2).await.unwrap();
+    let t3 = t0() + Duration::minutes(6);
+    let relogin = f.accounts.login_with_password("rekey", PASSWORD, t3).await.unwrap();
+    assert!(matches!(f.accounts.complete_totp_login(&relogin.token, &totp_code(&old, t3).unwrap(), t3).await, Err(AccountError::InvalidTotp)));
+    f.accounts.complete_totp_login(&relogin.token, &totp_code(&new.secret_base32, t3).unwrap(), t3).await.unwrap();
+    let _ = session;
+}

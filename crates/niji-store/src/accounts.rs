@@ -22,6 +22,8 @@ pub struct UserRow {
     pub totp_secret: Option<Vec<u8>>,
     pub totp_enabled: bool,
     pub totp_last_step: Option<i64>,
+    /// Sealed secret of an enrolment not yet confirmed.
+    pub totp_pending_secret: Option<Vec<u8>>,
     pub disabled: bool,
     pub created_at: i64,
 }
@@ -69,7 +71,7 @@ pub struct ApiTokenRow {
 }
 
 const USER_COLUMNS: &str =
-    "id, username, display_name, organization_id, password_hash, totp_secret, totp_enabled, totp_last_step, disabled, created_at";
+    "id, username, display_name, organization_id, password_hash, totp_secret, totp_enabled, totp_last_step, totp_pending_secret, disabled, created_at";
 
 impl Store {
     pub async fn create_organization(&self, name: &str, kind: &str, now: i64) -> Result<i64, StoreError> {
@@ -137,19 +139,23 @@ impl Store {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?)
     }
 
-    /// Stores a sealed TOTP secret that is not yet confirmed (enrolment in progress).
+    /// Stores a sealed TOTP secret that is not yet confirmed (enrolment in progress). The
+    /// active secret, if any, stays in force.
     pub async fn set_pending_totp_secret(&self, user_id: i64, sealed: &[u8]) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE users SET totp_secret = $1, totp_enabled = FALSE, totp_last_step = NULL WHERE id = $2")
-            .bind(sealed)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query("UPDATE users SET totp_pending_secret = $1 WHERE id = $2").bind(sealed).bind(user_id).execute(&self.pool).await?;
         expect_one(done.rows_affected(), "user")
     }
 
-    pub async fn enable_totp(&self, user_id: i64) -> Result<(), StoreError> {
-        let done =
-            sqlx::query("UPDATE users SET totp_enabled = TRUE WHERE id = $1 AND totp_secret IS NOT NULL").bind(user_id).execute(&self.pool).await?;
+    /// Makes the pending secret the active one, with `step` as its first used time step.
+    pub async fn activate_pending_totp(&self, user_id: i64, step: i64) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, totp_enabled = TRUE, totp_last_step = $1
+             WHERE id = $2 AND totp_pending_secret IS NOT NULL",
+        )
+        .bind(step)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
         expect_one(done.rows_affected(), "user with a pending TOTP secret")
     }
 
@@ -355,7 +361,7 @@ mod tests {
         }
         let s = Store::open_sqlite(&path).await.unwrap();
         assert_eq!(s.count_users().await.unwrap(), 1);
-        assert_eq!(s.schema_version().await.unwrap(), 1);
+        assert_eq!(s.schema_version().await.unwrap(), 2);
         assert_eq!(s.delete_expired_sessions(20).await.unwrap(), 1);
     }
 }
