@@ -433,17 +433,7 @@ impl<'a, 't> PatientRecord<'a, 't> {
         buf.extend_from_slice(br#""]},"language":"ja""#);
         self.push_institution_extension(buf);
         buf.extend_from_slice(br#","status":"final","category":[{"coding":[{"system":"http://jpfhir.jp/fhir/core/CodeSystem/JP_SimpleObservationCategory_CS","code":"laboratory"}]}],"code":{"#);
-        if !lab.jlac10.is_empty() {
-            buf.extend_from_slice(br#""coding":[{"system":""#);
-            buf.extend_from_slice(SYSTEM_JLAC10.as_bytes());
-            buf.extend_from_slice(br#"","code":"#);
-            push_json_str(buf, &lab.jlac10);
-            buf.extend_from_slice(br#","display":"#);
-            push_json_str(buf, &lab.name_ja);
-            buf.extend_from_slice(b"}],");
-        }
-        buf.extend_from_slice(br#""text":"#);
-        push_json_str(buf, &lab.name_ja);
+        push_concept_body(buf, SYSTEM_JLAC10, &lab.jlac10, &lab.name_ja, &lab.name_ja);
         buf.push(b'}');
         self.push_subject(buf, refs);
         buf.extend_from_slice(br#","encounter":"#);
@@ -488,17 +478,7 @@ impl<'a, 't> PatientRecord<'a, 't> {
         buf.extend_from_slice(br#","status":"completed","intent":"order","category":[{"coding":[{"system":"http://jpfhir.jp/fhir/core/CodeSystem/JP_MedicationCategoryMERIT9_CS","code":"#);
         buf.extend_from_slice(category.as_bytes());
         buf.extend_from_slice(br#"}]}],"medicationCodeableConcept":{"#);
-        if !drug.yj_code.is_empty() {
-            buf.extend_from_slice(br#""coding":[{"system":""#);
-            buf.extend_from_slice(SYSTEM_YJ.as_bytes());
-            buf.extend_from_slice(br#"","code":"#);
-            push_json_str(buf, &drug.yj_code);
-            buf.extend_from_slice(br#","display":"#);
-            push_json_str(buf, &drug.name_ja);
-            buf.extend_from_slice(b"}],");
-        }
-        buf.extend_from_slice(br#""text":"#);
-        push_json_str(buf, &drug.name_ja);
+        push_concept_body(buf, SYSTEM_YJ, &drug.yj_code, &drug.name_ja, &drug.name_ja);
         buf.push(b'}');
         self.push_subject(buf, refs);
         buf.extend_from_slice(br#","encounter":"#);
@@ -540,22 +520,12 @@ impl<'a, 't> PatientRecord<'a, 't> {
         buf.extend_from_slice(br#","clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical","code":"active"}]},"type":"allergy","category":[""#);
         buf.extend_from_slice(category.as_bytes());
         buf.extend_from_slice(br#""],"code":{"#);
-        if !code.is_empty() {
-            let system = if category == "medication" {
-                "http://jpfhir.jp/fhir/core/CodeSystem/GCM/JP_JfagyMedicationAllergen_CS"
-            } else {
-                "http://jpfhir.jp/fhir/core/CodeSystem/JP_JfagyFoodAllergen_CS"
-            };
-            buf.extend_from_slice(br#""coding":[{"system":""#);
-            buf.extend_from_slice(system.as_bytes());
-            buf.extend_from_slice(br#"","code":""#);
-            buf.extend_from_slice(code.as_bytes());
-            buf.extend_from_slice(br#"","display":"#);
-            push_json_str(buf, display);
-            buf.extend_from_slice(b"}],");
-        }
-        buf.extend_from_slice(br#""text":"#);
-        push_json_str(buf, text);
+        let system = if category == "medication" {
+            "http://jpfhir.jp/fhir/core/CodeSystem/GCM/JP_JfagyMedicationAllergen_CS"
+        } else {
+            "http://jpfhir.jp/fhir/core/CodeSystem/JP_JfagyFoodAllergen_CS"
+        };
+        push_concept_body(buf, system, code, display, text);
         buf.extend_from_slice(br#"},"patient":"#);
         self.push_reference(buf, refs, "Patient", &self.patient_id);
         buf.extend_from_slice(br#","recordedDate":""#);
@@ -676,4 +646,20 @@ pub(crate) fn push_ndjson(record: &PatientRecord<'_, '_>, world: &World<'_>, hos
     let mut lines = NdjsonLines { buffers: ndjson, base: hospital_index * RESOURCE_TYPES.len(), count: 0 };
     record.render(world, References::Relative, &mut lines);
     lines.count
+}
+
+/// The inside of a CodeableConcept: `"coding":[{system, code, display}],"text":…`, the
+/// coding left out when the code is empty (a table without that code system's code).
+fn push_concept_body(buf: &mut Vec<u8>, system: &str, code: &str, display: &str, text: &str) {
+    if !code.is_empty() {
+        buf.extend_from_slice(br#""coding":[{"system":""#);
+        buf.extend_from_slice(system.as_bytes());
+        buf.extend_from_slice(br#"","code":"#);
+        push_json_str(buf, code);
+        buf.extend_from_slice(br#","display":"#);
+        push_json_str(buf, display);
+        buf.extend_from_slice(b"}],");
+    }
+    buf.extend_from_slice(br#""text":"#);
+    push_json_str(buf, text);
 }
