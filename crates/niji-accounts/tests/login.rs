@@ -120,7 +120,7 @@ async fn bad_account_requests_change_nothing() {
     let f = fixture().await;
     let before = (f.instance.store.count_users().await.unwrap(), f.instance.log().size());
     let check = |r: Result<niji_accounts::CreatedAccount, AccountError>, want: &str| {
-        let e = r.err().expect("must be rejected");
+        let e = r.expect_err("must be rejected");
         assert!(e.to_string().contains(want), "{e} does not say {want}");
     };
     let mut a = account("x", &[Role::Researcher], TotpSetup::EnrolNow);

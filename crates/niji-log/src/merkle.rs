@@ -65,7 +65,7 @@ impl Tree {
         }
         self.levels[0].push(leaf);
         let mut h = 0;
-        while self.levels[h].len() % 2 == 0 {
+        while self.levels[h].len().is_multiple_of(2) {
             let n = self.levels[h].len();
             let parent = node_hash(&self.levels[h][n - 2], &self.levels[h][n - 1]);
             if self.levels.len() == h + 1 {
@@ -92,7 +92,7 @@ impl Tree {
     /// perfect subtree aligned to its size, which the stored levels answer directly.
     fn subtree(&self, start: u64, end: u64) -> Hash {
         let n = end - start;
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             let h = n.trailing_zeros() as usize;
             return self.levels[h][(start / n) as usize];
         }

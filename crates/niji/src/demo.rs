@@ -80,7 +80,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let accounts = accounts(&instance);
     let now = OffsetDateTime::now_utc();
     println!("\nDemo accounts (passwords and TOTP secrets are shown only now):");
-    println!("{:<17} {:<16} {:<24} {}", "user name", "role", "password", "TOTP secret");
+    println!("{:<17} {:<16} {:<24} TOTP secret", "user name", "role", "password");
     for (username, name, role, org, kind) in DEMO_ACCOUNTS {
         let password = random_password();
         let created = accounts
