@@ -40,6 +40,8 @@ const SYSTEM_RECEDEN_DISEASE: &str = "http://jpfhir.jp/fhir/core/mhlw/CodeSystem
 const SYSTEM_ICD10: &str = "http://jpfhir.jp/fhir/core/mhlw/CodeSystem/ICD10-2013-full";
 const SYSTEM_JLAC10: &str = "http://medis.or.jp/CodeSystem/master-JLAC10-17digits";
 const SYSTEM_YJ: &str = "http://capstandard.jp/iyaku.info/CodeSystem/YJ-code";
+const SYSTEM_LOCAL_LAB: &str = "http://jpfhir.jp/fhir/clins/CodeSystem/JP_CLINS_ObsLabResult_LocalCode_CS";
+const SYSTEM_NO_STANDARD_DRUG_CODE: &str = "http://jpfhir.jp/fhir/eCS/CodeSystem/MedicationCodeNocoded_CS";
 const EXTENSION_INSTITUTION: &str = "http://jpfhir.jp/fhir/clins/Extension/StructureDefinition/JP_eCS_InstitutionNumber";
 const EXTENSION_NAME_REPRESENTATION: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation";
 
@@ -424,8 +426,20 @@ impl<'a, 't> PatientRecord<'a, 't> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn push_observation(&self, buf: &mut Vec<u8>, world: &World<'_>, refs: References, v: usize, visit: &Visit, lab: usize, value: f64, id: &Uuid) {
-        let lab = &world.tables.labs[lab];
+    fn push_observation(
+        &self,
+        buf: &mut Vec<u8>,
+        world: &World<'_>,
+        refs: References,
+        v: usize,
+        visit: &Visit,
+        lab_index: usize,
+        value: f64,
+        id: &Uuid,
+    ) {
+        let lab = &world.tables.labs[lab_index];
+        // CLINS lab results carry the hospital's own code first, the JLAC10 code beside it.
+        let local_code = format!("{:010}", 181_000 + lab_index);
         buf.extend_from_slice(br#"{"resourceType":"Observation","id":""#);
         buf.extend_from_slice(id.as_bytes());
         buf.extend_from_slice(br#"","meta":{"profile":[""#);
@@ -433,7 +447,7 @@ impl<'a, 't> PatientRecord<'a, 't> {
         buf.extend_from_slice(br#""]},"language":"ja""#);
         self.push_institution_extension(buf);
         buf.extend_from_slice(br#","status":"final","category":[{"coding":[{"system":"http://jpfhir.jp/fhir/core/CodeSystem/JP_SimpleObservationCategory_CS","code":"laboratory"}]}],"code":{"#);
-        push_concept_body(buf, SYSTEM_JLAC10, &lab.jlac10, &lab.name_ja, &lab.name_ja);
+        push_concept_body(buf, &[(SYSTEM_LOCAL_LAB, &local_code, &lab.name_ja), (SYSTEM_JLAC10, &lab.jlac10, &lab.name_ja)], &lab.name_ja);
         buf.push(b'}');
         self.push_subject(buf, refs);
         buf.extend_from_slice(br#","encounter":"#);
@@ -478,7 +492,13 @@ impl<'a, 't> PatientRecord<'a, 't> {
         buf.extend_from_slice(br#","status":"completed","intent":"order","category":[{"coding":[{"system":"http://jpfhir.jp/fhir/core/CodeSystem/JP_MedicationCategoryMERIT9_CS","code":"#);
         buf.extend_from_slice(category.as_bytes());
         buf.extend_from_slice(br#"}]}],"medicationCodeableConcept":{"#);
-        push_concept_body(buf, SYSTEM_YJ, &drug.yj_code, &drug.name_ja, &drug.name_ja);
+        // A drug without a YJ code carries CLINS's 標準コードなし marker, as real systems send it.
+        let coding = if drug.yj_code.is_empty() {
+            (SYSTEM_NO_STANDARD_DRUG_CODE, "NOCODED", "標準コードなし")
+        } else {
+            (SYSTEM_YJ, drug.yj_code.as_str(), drug.name_ja.as_str())
+        };
+        push_concept_body(buf, &[coding], &drug.name_ja);
         buf.push(b'}');
         self.push_subject(buf, refs);
         buf.extend_from_slice(br#","encounter":"#);
@@ -525,7 +545,7 @@ impl<'a, 't> PatientRecord<'a, 't> {
         } else {
             "http://jpfhir.jp/fhir/core/CodeSystem/JP_JfagyFoodAllergen_CS"
         };
-        push_concept_body(buf, system, code, display, text);
+        push_concept_body(buf, &[(system, code, display)], text);
         buf.extend_from_slice(br#"},"patient":"#);
         self.push_reference(buf, refs, "Patient", &self.patient_id);
         buf.extend_from_slice(br#","recordedDate":""#);
@@ -648,17 +668,23 @@ pub(crate) fn push_ndjson(record: &PatientRecord<'_, '_>, world: &World<'_>, hos
     lines.count
 }
 
-/// The inside of a CodeableConcept: `"coding":[{system, code, display}],"text":…`, the
-/// coding left out when the code is empty (a table without that code system's code).
-fn push_concept_body(buf: &mut Vec<u8>, system: &str, code: &str, display: &str, text: &str) {
-    if !code.is_empty() {
-        buf.extend_from_slice(br#""coding":[{"system":""#);
+/// The inside of a CodeableConcept: `"coding":[{system, code, display}…],"text":…`; codings
+/// whose code is empty (a table without that code system's code) are left out, and so is
+/// the whole `coding` array when none remains.
+fn push_concept_body(buf: &mut Vec<u8>, codings: &[(&str, &str, &str)], text: &str) {
+    let mut first = true;
+    for (system, code, display) in codings.iter().filter(|c| !c.1.is_empty()) {
+        buf.extend_from_slice(if first { br#""coding":[{"system":""# } else { br#",{"system":""# });
+        first = false;
         buf.extend_from_slice(system.as_bytes());
         buf.extend_from_slice(br#"","code":"#);
         push_json_str(buf, code);
         buf.extend_from_slice(br#","display":"#);
         push_json_str(buf, display);
-        buf.extend_from_slice(b"}],");
+        buf.push(b'}');
+    }
+    if !first {
+        buf.extend_from_slice(b"],");
     }
     buf.extend_from_slice(br#""text":"#);
     push_json_str(buf, text);

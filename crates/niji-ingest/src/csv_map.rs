@@ -1,0 +1,453 @@
+//! CSV with a mapping that says, per column, whether it is an identifier, a quasi-identifier or
+//! content, and its type.
+//!
+//! The mapping file is TOML:
+//!
+//! ```toml
+//! delimiter = ","          # one ASCII character (default ",")
+//! encoding = "utf-8"       # "utf-8" (default) or "shift_jis"
+//!
+//! [[column]]
+//! name = "registry_id"     # header name; columns are matched by name
+//! role = "identifier"      # identifier | quasi | content | ignore
+//! kind = "patient_id"      # identifier kinds: name_kanji name_kana birth_date sex insurer_number
+//!                          # insured_symbol insured_number branch_number patient_id my_number
+//!                          # phone address postal_code free_text member_id
+//! required = true          # an empty cell rejects the row (default false)
+//!
+//! [[column]]
+//! name = "sex"
+//! role = "quasi"
+//! type = "sex"             # quasi types: sex | birth_date | prefecture | municipality | date | year_month
+//!
+//! [[column]]
+//! name = "code"
+//! role = "content"
+//! type = "code"            # content types: code | date | year_month | number
+//! system = "icd10"         # the code system, or:
+//! system_column = "code_system"  # the column that names each row's code system
+//! # unit_column = "unit"   # for numbers: the column holding the unit
+//! ```
+//!
+//! Rules: identifier columns go to identity only, except `birth_date` (content gets the
+//! year-month) and `sex` (content gets the sex); `insurer_number` is check-digit verified
+//! ([`crate::IngestConfig::member_insurer_check`]); quasi `birth_date` is reduced to year-month;
+//! quasi `prefecture` and `municipality` must be JIS X 0401 / 0402 codes; content codes must have
+//! their system's shape. A column named in a `system_column`/`unit_column` should itself be mapped
+//! as `ignore`. Lines are read one at a time (quoted fields may not span lines).
+
+use std::io::BufRead;
+
+use niji_core::{InsurerNumber, InsurerNumberError};
+use serde::Deserialize;
+
+use crate::codes::CodeSystem;
+use crate::dates::parse_any;
+use crate::model::*;
+use crate::report::{FileReport, Issues, Problem, Reason, RecordKind};
+use crate::{read_line_limited, IngestConfig, IngestError, Severity};
+
+/// A column's role.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnRole {
+    Identifier(IdentifierKind),
+    Quasi(QuasiKind),
+    Content(ContentType),
+    Ignore,
+}
+
+/// Types of quasi-identifier columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuasiKind {
+    Sex,
+    BirthDate,
+    Prefecture,
+    Municipality,
+    Date,
+    YearMonth,
+}
+
+/// Types of content columns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContentType {
+    Code(CodeSource),
+    Date,
+    YearMonth,
+    Number { unit_column: Option<String> },
+}
+
+/// Where a code column's system comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CodeSource {
+    Fixed(CodeSystem),
+    Column(String),
+}
+
+/// One mapped column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub role: ColumnRole,
+    pub required: bool,
+}
+
+/// The mapping of one CSV layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvMapping {
+    pub delimiter: u8,
+    pub shift_jis: bool,
+    pub columns: Vec<ColumnSpec>,
+}
+
+/// Errors in a mapping file (they name the mapping's own column names, never data).
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error("mapping is not valid TOML: {0}")]
+    Toml(String),
+    #[error("column {0}: unknown role (identifier, quasi, content, ignore)")]
+    Role(String),
+    #[error("column {0}: unknown identifier kind")]
+    Kind(String),
+    #[error("column {0}: unknown or missing type")]
+    Type(String),
+    #[error("column {0}: unknown code system, or neither system nor system_column given")]
+    System(String),
+    #[error("column name {0} must be ASCII letters, digits, _ - . (no run of 4 digits)")]
+    Name(String),
+    #[error("delimiter must be one ASCII character")]
+    Delimiter,
+    #[error("encoding must be utf-8 or shift_jis")]
+    Encoding,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMapping {
+    delimiter: Option<String>,
+    encoding: Option<String>,
+    #[serde(default)]
+    column: Vec<RawColumn>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawColumn {
+    name: String,
+    role: String,
+    kind: Option<String>,
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    system: Option<String>,
+    system_column: Option<String>,
+    unit_column: Option<String>,
+    #[serde(default)]
+    required: bool,
+}
+
+impl CsvMapping {
+    /// Parses the TOML mapping format described in the module docs.
+    pub fn from_toml(text: &str) -> Result<Self, MappingError> {
+        let raw: RawMapping = toml::from_str(text).map_err(|e| MappingError::Toml(e.message().to_string()))?;
+        let delimiter = match raw.delimiter.as_deref() {
+            None => b',',
+            Some(d) if d.len() == 1 && d.is_ascii() => d.as_bytes()[0],
+            Some("\\t") | Some("tab") => b'\t',
+            _ => return Err(MappingError::Delimiter),
+        };
+        let shift_jis = match raw.encoding.as_deref().map(|e| e.to_ascii_lowercase().replace(['-', '_'], "")) {
+            None => false,
+            Some(e) if e == "utf8" => false,
+            Some(e) if e == "shiftjis" || e == "sjis" || e == "cp932" => true,
+            _ => return Err(MappingError::Encoding),
+        };
+        let mut columns = Vec::new();
+        for c in raw.column {
+            if VariableName::new(&c.name).is_none() {
+                return Err(MappingError::Name(c.name));
+            }
+            let role = match c.role.as_str() {
+                "identifier" => ColumnRole::Identifier(
+                    c.kind.as_deref().and_then(IdentifierKind::from_mapping_name).ok_or_else(|| MappingError::Kind(c.name.clone()))?,
+                ),
+                "quasi" => ColumnRole::Quasi(match c.ty.as_deref() {
+                    Some("sex") => QuasiKind::Sex,
+                    Some("birth_date") => QuasiKind::BirthDate,
+                    Some("prefecture") => QuasiKind::Prefecture,
+                    Some("municipality") => QuasiKind::Municipality,
+                    Some("date") => QuasiKind::Date,
+                    Some("year_month") => QuasiKind::YearMonth,
+                    _ => return Err(MappingError::Type(c.name)),
+                }),
+                "content" => ColumnRole::Content(match c.ty.as_deref() {
+                    Some("code") => ContentType::Code(match (c.system.as_deref(), c.system_column) {
+                        (Some(s), _) => CodeSource::Fixed(CodeSystem::from_name(s).ok_or_else(|| MappingError::System(c.name.clone()))?),
+                        (None, Some(col)) => CodeSource::Column(col),
+                        (None, None) => return Err(MappingError::System(c.name)),
+                    }),
+                    Some("date") => ContentType::Date,
+                    Some("year_month") => ContentType::YearMonth,
+                    Some("number") => ContentType::Number { unit_column: c.unit_column },
+                    _ => return Err(MappingError::Type(c.name)),
+                }),
+                "ignore" => ColumnRole::Ignore,
+                _ => return Err(MappingError::Role(c.name)),
+            };
+            columns.push(ColumnSpec { name: c.name, role, required: c.required });
+        }
+        Ok(Self { delimiter, shift_jis, columns })
+    }
+}
+
+/// Splits one CSV line: fields separated by `delim`, optionally in double quotes with `""`
+/// escapes.
+pub(crate) fn split_line(line: &str, delim: char, out: &mut Vec<String>) {
+    out.clear();
+    let mut cur = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    let mut at_start = true;
+    while let Some(c) = chars.next() {
+        if quoted {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                    cur.push('"');
+                } else {
+                    quoted = false;
+                }
+            } else {
+                cur.push(c);
+            }
+        } else if c == '"' && at_start {
+            quoted = true;
+            at_start = false;
+        } else if c == delim {
+            out.push(std::mem::take(&mut cur));
+            at_start = true;
+        } else {
+            cur.push(c);
+            at_start = false;
+        }
+    }
+    out.push(cur);
+}
+
+fn parse_sex(v: &str) -> Option<Sex> {
+    match v.trim() {
+        "M" | "m" | "male" | "男" | "男性" | "1" => Some(Sex::Male),
+        "F" | "f" | "female" | "女" | "女性" | "2" => Some(Sex::Female),
+        "O" | "other" | "3" => Some(Sex::Other),
+        "U" | "unknown" | "9" | "0" => Some(Sex::Unknown),
+        _ => None,
+    }
+}
+
+/// Ingests a CSV file with `mapping`. Line 1 is the header.
+pub fn ingest_csv(
+    name: &str,
+    mut reader: impl BufRead,
+    mapping: &CsvMapping,
+    config: &IngestConfig,
+    sink: &mut dyn FnMut(SplitRecord),
+) -> Result<FileReport, IngestError> {
+    let mut report = FileReport::new(name);
+    let delim = mapping.delimiter as char;
+    let mut buf = Vec::new();
+    let mut fields = Vec::new();
+    let mut line_no = 0u64;
+    let mut index: Vec<Option<usize>> = Vec::new(); // mapping column -> CSV position
+    let mut header: Vec<String> = Vec::new();
+    let decode = |bytes: &[u8]| -> Option<String> {
+        if mapping.shift_jis {
+            let (t, bad) = encoding_rs::SHIFT_JIS.decode_without_bom_handling(bytes);
+            (!bad).then(|| t.into_owned())
+        } else {
+            let b = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+            std::str::from_utf8(b).ok().map(str::to_string)
+        }
+    };
+    while let Some(too_long) = read_line_limited(&mut reader, &mut buf, config.max_line_bytes)? {
+        line_no += 1;
+        let loc = Location::Line(line_no);
+        if too_long {
+            report.reject(vec![Problem::new(loc, "", Reason::LineTooLong)]);
+            continue;
+        }
+        let bytes = buf.strip_suffix(b"\r").unwrap_or(&buf);
+        let Some(text) = decode(bytes) else {
+            report.reject(vec![Problem::new(loc, "", if mapping.shift_jis { Reason::NotShiftJis } else { Reason::NotUtf8 })]);
+            continue;
+        };
+        if line_no == 1 {
+            split_line(&text, delim, &mut fields);
+            header = fields.iter().map(|f| f.trim().to_string()).collect();
+            for spec in &mapping.columns {
+                let pos = header.iter().position(|h| *h == spec.name);
+                if pos.is_none() {
+                    report.rejected.push(Problem::new(loc, spec.name.clone(), Reason::ColumnMissing));
+                }
+                index.push(pos);
+            }
+            if index.iter().any(Option::is_none) {
+                report.rejected_records += 1;
+                return Ok(report);
+            }
+            continue;
+        }
+        if text.trim().is_empty() {
+            continue;
+        }
+        split_line(&text, delim, &mut fields);
+        let mut issues = Issues::default();
+        if fields.len() != header.len() {
+            issues.error(loc, "", Reason::TooFewFields { expected: header.len() });
+            report.reject(issues.errors);
+            continue;
+        }
+        let col = |name: &str| header.iter().position(|h| h == name).map(|i| fields[i].trim());
+        let mut identity = Identity::default();
+        let mut values = Vec::new();
+        for (spec, pos) in mapping.columns.iter().zip(&index) {
+            let v = fields[pos.unwrap_or(0)].trim();
+            let field = spec.name.as_str();
+            let var = VariableName::new(&spec.name).expect("checked when the mapping was parsed");
+            if v.is_empty() {
+                if spec.required {
+                    issues.error(loc, field, Reason::Missing);
+                }
+                continue;
+            }
+            let mut push = |value: Value| values.push(RowValue { column: var.clone(), value });
+            match &spec.role {
+                ColumnRole::Ignore => {}
+                ColumnRole::Identifier(kind) => {
+                    identity.push(*kind, field, v);
+                    match kind {
+                        IdentifierKind::BirthDate => match parse_any(v).and_then(|d| d.not_after(config.now)) {
+                            Ok(d) => push(Value::YearMonth(d.year_month())),
+                            Err(e) => issues.error(loc, field, Reason::Date(e)),
+                        },
+                        IdentifierKind::Sex => match parse_sex(v) {
+                            Some(s) => push(Value::Sex(s)),
+                            None => issues.error(loc, field, Reason::BadValue("sex")),
+                        },
+                        IdentifierKind::InsurerNumber => {
+                            let reason = match InsurerNumber::parse(v) {
+                                Ok(n) => {
+                                    if let Some(p) = n.prefecture().and_then(Prefecture::new) {
+                                        push(Value::Prefecture(p));
+                                    }
+                                    None
+                                }
+                                Err(InsurerNumberError::CheckDigit { .. }) => Some(Reason::InsurerCheckDigit),
+                                Err(_) => Some(Reason::InsurerShape),
+                            };
+                            if let Some(reason) = reason {
+                                match config.member_insurer_check {
+                                    Severity::Reject => issues.error(loc, field, reason),
+                                    Severity::Warn => issues.warn(loc, field, reason),
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                ColumnRole::Quasi(q) => match q {
+                    QuasiKind::Sex => match parse_sex(v) {
+                        Some(s) => push(Value::Sex(s)),
+                        None => issues.error(loc, field, Reason::BadValue("sex")),
+                    },
+                    QuasiKind::BirthDate | QuasiKind::YearMonth => {
+                        match parse_any(v).or_else(|e| parse_any(&format!("{v}-01")).map_err(|_| e)).and_then(|d| d.not_after(config.now)) {
+                            Ok(d) => push(Value::YearMonth(d.year_month())),
+                            Err(e) => issues.error(loc, field, Reason::Date(e)),
+                        }
+                    }
+                    QuasiKind::Date => match parse_any(v).and_then(|d| d.not_after(config.now)) {
+                        Ok(d) => push(Value::Date(d)),
+                        Err(e) => issues.error(loc, field, Reason::Date(e)),
+                    },
+                    QuasiKind::Prefecture => match v.parse::<u8>().ok().filter(|_| v.len() <= 2).and_then(Prefecture::new) {
+                        Some(p) => push(Value::Prefecture(p)),
+                        None => issues.error(loc, field, Reason::BadValue("JIS X 0401 prefecture code")),
+                    },
+                    QuasiKind::Municipality => match Municipality::parse(v) {
+                        Some(m) => push(Value::Municipality(m)),
+                        None => issues.error(loc, field, Reason::BadValue("JIS X 0402 municipality code")),
+                    },
+                },
+                ColumnRole::Content(t) => match t {
+                    ContentType::Code(source) => {
+                        let system = match source {
+                            CodeSource::Fixed(s) => Some(*s),
+                            CodeSource::Column(c) => {
+                                let s = col(c).and_then(CodeSystem::from_name);
+                                if s.is_none() {
+                                    issues.error(loc, c.as_str(), Reason::UnknownCodeSystem);
+                                }
+                                s
+                            }
+                        };
+                        if let Some(system) = system {
+                            match Coded::new(system, v) {
+                                Ok(c) => {
+                                    if config.masters.contains(system, v) == Some(false) {
+                                        issues.error(loc, field, Reason::NotInMaster(system));
+                                    }
+                                    push(Value::Coded(c))
+                                }
+                                Err(e) => issues.error(loc, field, Reason::Shape(e.0)),
+                            }
+                        }
+                    }
+                    ContentType::Date => match parse_any(v).and_then(|d| d.not_after(config.now)) {
+                        Ok(d) => push(Value::Date(d)),
+                        Err(e) => issues.error(loc, field, Reason::Date(e)),
+                    },
+                    ContentType::YearMonth => {
+                        match parse_any(v).or_else(|e| parse_any(&format!("{v}-01")).map_err(|_| e)).and_then(|d| d.not_after(config.now)) {
+                            Ok(d) => push(Value::YearMonth(d.year_month())),
+                            Err(e) => issues.error(loc, field, Reason::Date(e)),
+                        }
+                    }
+                    ContentType::Number { unit_column } => match v.parse::<f64>().ok().filter(|x| x.is_finite()) {
+                        Some(x) => {
+                            let unit_text = unit_column.as_deref().and_then(col).filter(|u| !u.is_empty());
+                            match unit_text {
+                                Some(u) => {
+                                    let unit = Unit::new(u);
+                                    if unit.is_none() {
+                                        issues.warn(loc, unit_column.as_deref().unwrap_or(field), Reason::ValueDropped("unit"));
+                                    }
+                                    push(Value::Quantity(Quantity { value: x, unit }))
+                                }
+                                None => push(Value::Number(x)),
+                            }
+                        }
+                        None => issues.error(loc, field, Reason::BadValue("number")),
+                    },
+                },
+            }
+        }
+        report.warnings.append(&mut issues.warnings);
+        if issues.errors.is_empty() {
+            report.accept(RecordKind::CsvRow);
+            sink(SplitRecord { identity, content: Content { record: RecordRef { location: loc }, body: ContentBody::Row(values) } });
+        } else {
+            report.reject(issues.errors);
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_quoted() {
+        let mut out = Vec::new();
+        split_line(r#"a,"b,c","d""e",,f"#, ',', &mut out);
+        assert_eq!(out, vec!["a", "b,c", "d\"e", "", "f"]);
+    }
+}

@@ -1,0 +1,199 @@
+//! Intake of what data holders submit: CLINS FHIR `Bundle` JSON and single resources, FHIR Bulk
+//! Data NDJSON, UKE レセプト電算 files and CSV with a mapping. Each file is parsed and validated
+//! record by record; every accepted record is split into an identity part (names, numbers,
+//! addresses, free text — for the identity vault) and a content part (codes, values, dates — for
+//! the lake) and handed to the caller's sink; the caller gets a [`FileReport`].
+//!
+//! Invariants:
+//! - Streaming: NDJSON, UKE and CSV are read line by line with a bounded line length
+//!   ([`IngestConfig::max_line_bytes`]); only a single JSON file (a Bundle) is parsed whole, up to
+//!   [`IngestConfig::max_json_bytes`].
+//! - The content part cannot hold an identifying value by construction (see [`model`]).
+//! - Reports never quote input values (see [`report`]); locations are `file:line` or
+//!   `file:entry N`.
+//! - No clock reads: "not in the future" is relative to [`IngestConfig::now`].
+//! - No I/O besides reading the caller's readers / files; no HTTP, no JSON types in the API.
+
+pub mod codes;
+pub mod csv_map;
+pub mod dates;
+pub mod fhir;
+pub mod model;
+pub mod report;
+pub mod uke;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+pub use codes::CodeSystem;
+pub use csv_map::{ColumnRole, ColumnSpec, CsvMapping, MappingError, QuasiKind};
+pub use dates::{Date, DateError};
+pub use model::*;
+pub use report::{FileReport, Problem, Reason, RecordKind, UkeRecord};
+
+/// How a finding is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The record is rejected.
+    Reject,
+    /// The record is accepted with a warning.
+    Warn,
+}
+
+/// Code masters the caller loaded (one set of codes per system). When a master is loaded for a
+/// system, codes of that system missing from it reject the record; otherwise only shapes are
+/// checked.
+#[derive(Debug, Clone, Default)]
+pub struct CodeMasters {
+    sets: HashMap<CodeSystem, HashSet<String>>,
+}
+
+impl CodeMasters {
+    /// Loads codes, one per line (the first comma-separated field; `#` starts a comment).
+    pub fn load(&mut self, system: CodeSystem, reader: impl Read) -> io::Result<()> {
+        let set = self.sets.entry(system).or_default();
+        for line in BufReader::new(reader).lines() {
+            let line = line?;
+            let code = line.split(',').next().unwrap_or("").trim();
+            if !code.is_empty() && !code.starts_with('#') {
+                set.insert(code.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn insert(&mut self, system: CodeSystem, code: &str) {
+        self.sets.entry(system).or_default().insert(code.to_string());
+    }
+
+    /// `None` if no master is loaded for `system`.
+    pub fn contains(&self, system: CodeSystem, code: &str) -> Option<bool> {
+        self.sets.get(&system).map(|s| s.contains(code))
+    }
+}
+
+/// Settings of one intake run.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Today (JST calendar date) for "not in the future" checks.
+    pub now: Date,
+    /// CLINS rules beyond JP Core (default `true`): JP_Observation_LabResult_eCS needs a local
+    /// lab code, JP_MedicationRequest_eCS needs a YJ / 一般名処方 / 標準コードなし coding. `false`
+    /// accepts lab results with JLAC codes only and medications coded otherwise or by text only
+    /// (as `niji synth` currently writes them).
+    pub clins_strict: bool,
+    /// A wrong check digit of the 保険者番号 inside a FHIR member id or a CSV insurer column.
+    /// (UKE HO records are always rejected: a claim with a wrong payer cannot be paid.)
+    pub member_insurer_check: Severity,
+    pub masters: CodeMasters,
+    /// Longest accepted line of NDJSON, UKE or CSV.
+    pub max_line_bytes: usize,
+    /// Largest single JSON file (Bundle) parsed whole.
+    pub max_json_bytes: u64,
+}
+
+impl IngestConfig {
+    pub fn new(now: Date) -> Self {
+        Self {
+            now,
+            clins_strict: true,
+            member_insurer_check: Severity::Warn,
+            masters: CodeMasters::default(),
+            max_line_bytes: 8 << 20,
+            max_json_bytes: 512 << 20,
+        }
+    }
+}
+
+/// Submission formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON document: a Bundle or a single resource.
+    FhirJson,
+    FhirNdjson,
+    Uke,
+    Csv,
+}
+
+impl Format {
+    /// From the file extension (`.json`, `.ndjson`, `.uke`, `.csv`; case-insensitive).
+    pub fn from_path(path: &Path) -> Option<Self> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "json" => Format::FhirJson,
+            "ndjson" | "jsonl" => Format::FhirNdjson,
+            "uke" => Format::Uke,
+            "csv" => Format::Csv,
+            _ => return None,
+        })
+    }
+}
+
+/// Errors that stop a whole file (everything else is a located problem in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("cannot read the file: {0}")]
+    Io(#[from] io::Error),
+    #[error("JSON file is larger than the limit")]
+    TooLarge,
+    #[error("unknown file format (expected .json, .ndjson, .uke or .csv)")]
+    UnknownFormat,
+    #[error("a CSV file needs a mapping")]
+    NoMapping,
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+}
+
+/// Ingests one file, choosing the parser by extension. CSV needs `mapping`.
+pub fn ingest_path(
+    path: &Path,
+    config: &IngestConfig,
+    mapping: Option<&CsvMapping>,
+    sink: &mut dyn FnMut(SplitRecord),
+) -> Result<FileReport, IngestError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let format = Format::from_path(path).ok_or(IngestError::UnknownFormat)?;
+    let file = std::fs::File::open(path)?;
+    match format {
+        Format::FhirJson => {
+            if file.metadata()?.len() > config.max_json_bytes {
+                return Err(IngestError::TooLarge);
+            }
+            let mut bytes = Vec::new();
+            BufReader::new(file).read_to_end(&mut bytes)?;
+            Ok(fhir::ingest_json(&name, &bytes, config, sink))
+        }
+        Format::FhirNdjson => fhir::ingest_ndjson(&name, BufReader::with_capacity(1 << 16, file), config, sink),
+        Format::Uke => uke::ingest_uke(&name, BufReader::with_capacity(1 << 16, file), config, sink),
+        Format::Csv => csv_map::ingest_csv(&name, BufReader::with_capacity(1 << 16, file), mapping.ok_or(IngestError::NoMapping)?, config, sink),
+    }
+}
+
+/// Reads one line (up to and excluding `\n`) into `buf`, keeping at most `limit` bytes.
+/// Returns `None` at end of input, else whether the line was longer than `limit`.
+pub(crate) fn read_line_limited(reader: &mut impl BufRead, buf: &mut Vec<u8>, limit: usize) -> io::Result<Option<bool>> {
+    buf.clear();
+    let mut too_long = false;
+    let mut any = false;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(if any { Some(too_long) } else { None });
+        }
+        any = true;
+        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i, true),
+            None => (chunk.len(), false),
+        };
+        let room = limit.saturating_sub(buf.len());
+        if take > room {
+            too_long = true;
+        }
+        buf.extend_from_slice(&chunk[..take.min(room)]);
+        reader.consume(if done { take + 1 } else { take });
+        if done {
+            return Ok(Some(too_long));
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! Ingest of the real examples (CLINS FHIR, the UKE sample) and of `niji_synth` data: zero
+//! rejects where expected, the ErrorExamples rejected with their reasons, and no identifying
+//! value in any content part.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use niji_ingest::*;
+
+fn datasets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets")
+}
+
+fn config() -> IngestConfig {
+    IngestConfig::new(Date::new(2026, 11, 21).unwrap())
+}
+
+/// Ingests a file, returning its report and its split records.
+fn run(path: &Path, config: &IngestConfig, mapping: Option<&CsvMapping>) -> (FileReport, Vec<SplitRecord>) {
+    let mut out = Vec::new();
+    let report = ingest_path(path, config, mapping, &mut |r| out.push(r)).unwrap();
+    (report, out)
+}
+
+/// Characters outside ASCII that content may show (Debug output): only unit words.
+fn content_non_ascii_ok(debug: &str) -> bool {
+    let allowed: HashSet<char> = JAPANESE_UNITS.iter().flat_map(|u| u.chars()).chain(['μ', 'µ']).collect();
+    debug.chars().all(|c| c.is_ascii() || allowed.contains(&c))
+}
+
+/// Asserts that no identity value of a record appears in its content, that content holds no
+/// non-ASCII text besides units, and that none of `secrets` appears in any content.
+fn assert_no_leak(records: &[SplitRecord], secrets: &[String]) {
+    let mut all = String::new();
+    for r in records {
+        let debug = format!("{:?}", r.content);
+        assert!(content_non_ascii_ok(&debug), "non-ASCII text in content: {debug}");
+        for item in &r.identity.items {
+            if matches!(item.kind, IdentifierKind::Sex | IdentifierKind::BirthDate) {
+                continue; // reduced forms (sex, year-month) are content by design
+            }
+            let v = item.value.trim();
+            let long_enough = if v.is_ascii() { v.len() >= 4 } else { v.chars().count() >= 2 };
+            if long_enough {
+                assert!(!debug.contains(v), "identity value of {} found in content {debug}", item.field);
+            }
+        }
+        all.push_str(&debug);
+        all.push('\n');
+    }
+    for s in secrets {
+        assert!(!all.contains(s.as_str()), "identifying string found in content");
+    }
+}
+
+fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn clins_examples_accepted_and_split() {
+    let dir = datasets().join("clins");
+    let config = config();
+    let mut records = Vec::new();
+    let mut kinds = HashSet::new();
+    for path in json_files(&dir) {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.contains("ErrorExample") {
+            continue;
+        }
+        let (report, recs) = run(&path, &config, None);
+        assert_eq!(report.rejected_records, 0, "{name}: {:?}", report.rejected_lines());
+        assert!(report.accepted_total() + report.skipped > 0, "{name}");
+        kinds.extend(report.accepted.keys().copied());
+        records.extend(recs);
+    }
+    for k in [
+        RecordKind::Patient,
+        RecordKind::Condition,
+        RecordKind::Observation,
+        RecordKind::AllergyIntolerance,
+        RecordKind::MedicationRequest,
+        RecordKind::Encounter,
+        RecordKind::Organization,
+        RecordKind::Practitioner,
+    ] {
+        assert!(kinds.contains(&k), "{k:?} never accepted");
+    }
+    // The MAKINO patient: identity has name, kana, phone, address, member id parts, narrative.
+    let (_, recs) = run(&dir.join("Patient-Example-JP-Patient-eCS-MAKINO.json"), &config, None);
+    let id = &recs[0].identity;
+    assert_eq!(id.values(IdentifierKind::NameKanji).next(), Some("牧野 爛漫"));
+    assert_eq!(id.values(IdentifierKind::NameKana).next(), Some("マキノ ランマン"));
+    assert!(id.values(IdentifierKind::Phone).any(|p| p == "03-123-1234"));
+    assert!(id.values(IdentifierKind::PostalCode).any(|p| p == "781-8125"));
+    assert_eq!(id.values(IdentifierKind::InsuredSymbol).next(), Some("あいう"));
+    assert_eq!(id.values(IdentifierKind::InsuredNumber).next(), Some("１８７"));
+    assert_eq!(id.values(IdentifierKind::BranchNumber).next(), Some("05"));
+    match &recs[0].content.body {
+        ContentBody::Patient(p) => {
+            assert_eq!(p.sex, Some(Sex::Female));
+            assert_eq!(p.birth, Some(YearMonth { year: 1930, month: 6 }));
+            assert_eq!(p.prefecture.map(|p| p.code()), Some(39));
+        }
+        other => panic!("{other:?}"),
+    }
+    let secrets: Vec<String> =
+        ["牧野", "爛漫", "マキノ", "ランマン", "03-123-1234", "03-0123-4545", "五台山", "781-8125", "000999739", "00012345", "あいう", "１８７"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    assert_no_leak(&records, &secrets);
+    // Narratives of bundles end up in identity only.
+    assert!(records.iter().any(|r| r.identity.values(IdentifierKind::Narrative).next().is_some()));
+}
+
+#[test]
+fn clins_error_examples_rejected_with_reasons() {
+    let dir = datasets().join("clins");
+    let mut config = config();
+    config
+        .masters
+        .load(
+            CodeSystem::GeneralDrugName,
+            std::fs::File::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/general_drug_name_master.txt")).unwrap(),
+        )
+        .unwrap();
+    let cases = [
+        (
+            "MedicationRequest-ErrorExample-JP-MedReq-ExtEye-Total1.json",
+            "MedicationRequest.medicationCodeableConcept.coding",
+            Reason::NoStandardDrugCode,
+        ),
+        (
+            "MedicationRequest-ErrorExample-JP-MedReq-PO-SID-28days.json",
+            "MedicationRequest.medicationCodeableConcept.coding[0].code",
+            Reason::NotInMaster(CodeSystem::GeneralDrugName),
+        ),
+        ("Observation-ErrorExample-ObsLabo-eGFR.json", "Observation.code.coding", Reason::NoLocalLabCode),
+    ];
+    for (file, field, reason) in cases {
+        let (report, recs) = run(&dir.join(file), &config, None);
+        assert!(recs.is_empty(), "{file} accepted");
+        assert_eq!(report.rejected_records, 1, "{file}");
+        assert!(report.rejected.iter().any(|p| p.field == field && p.reason == reason), "{file}: {:?}", report.rejected_lines());
+        for line in report.rejected_lines() {
+            assert!(line.starts_with(&format!("{file}:entry 0:")), "{line}");
+            println!("{line}");
+        }
+    }
+    // Their valid twins pass with the same configuration.
+    for twin in [
+        "MedicationRequest-Example-JP-MedReq-PO-SID-28days.json",
+        "Observation-Example-JP-Obs-LabResult-eCS-eGFR.json",
+        "MedicationRequest-Example-JP-MedReq-ExtSkin-Total2.json",
+    ] {
+        let (report, _) = run(&dir.join(twin), &config, None);
+        assert_eq!(report.rejected_records, 0, "{twin}: {:?}", report.rejected_lines());
+    }
+}
+
+#[test]
+fn uke_sample_accepted_and_split() {
+    let path = datasets().join("uke/RECEIPTC_GAIRAI_SAMPLE.UKE");
+    let (report, records) = run(&path, &config(), None);
+    assert_eq!(report.rejected_records, 0, "{:?}", report.rejected_lines());
+    assert_eq!(report.accepted[&RecordKind::Uke(UkeRecord::RE)], 75);
+    assert_eq!(report.accepted[&RecordKind::Uke(UkeRecord::SI)], 320);
+    let res: Vec<&SplitRecord> = records.iter().filter(|r| matches!(r.content.body, ContentBody::Claim(_))).collect();
+    assert_eq!(res[0].identity.values(IdentifierKind::NameKanji).next(), Some("テスト\u{3000}汎用"));
+    assert_eq!(res[0].identity.values(IdentifierKind::NameKana).next(), Some("テストハンヨウ"));
+    // The very long 傷病名 and the CO comments are free text in identity.
+    assert!(records.iter().any(|r| r.identity.values(IdentifierKind::FreeText).any(|t| t.starts_with("寿限無"))));
+    assert!(records.iter().any(|r| r.identity.values(IdentifierKind::FreeText).any(|t| t == "疼痛時")));
+    let secrets: Vec<String> =
+        ["テスト", "汎用", "カキクケコ", "寿限無", "疼痛時", "右眼", "05012345678", "01010016", "13642", "1111111", "00697", "ミヤコゾヤヨイ"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    // 13642 is a point total in HO: content keeps it as a number, so leave it out of the secrets.
+    let secrets: Vec<String> = secrets.into_iter().filter(|s| s != "13642").collect();
+    assert_no_leak(&records, &secrets);
+}
+
+#[test]
+fn uke_problems_are_located() {
+    let text = "IR,1,13,1,0000000,,病院,202110,00,0300000000\r\n\
+RE,1,1112,202110,山田　太郎,1,19911131,,,,,,,001,,,,,,,,,,,,,,,,,,,,,,,ヤマダ,\r\n\
+HO,01010016,１,１,1,100,,,,,,,,,\r\n\
+RE,2,1112,202110,山田　花子,2,4310501,,,,,,,002,,,,,,,,,,,,,,,,,,,,,,,ヤマダ,\r\n\
+RE,3,1112,202110,山田　次郎,1,3640107,,,,,,,003,,,,,,,,,,,,,,,,,,,,,,,ヤマダ,\r\n\
+HO,01010017,１,１,1,100,,,,,,,,,\r\n\
+SY,250001,20210801,1,,,01,\r\n\
+IY,,2,62009880,1,1,2,,,,,,,2\r\n\
+RE,4,1112,202110,山田　三郎,1,20991231,,,,,,,004,,,,,,,,,,,,,,,,,,,,,,,ヤマダ,\r\n";
+    let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(text);
+    let mut out = Vec::new();
+    let report = uke::ingest_uke("t.UKE", &sjis[..], &config(), &mut |r| out.push(r)).unwrap();
+    let lines = report.rejected_lines();
+    let expect = [
+        "t.UKE:2:RE.6(生年月日): not a real calendar date",
+        "t.UKE:3:RE: belongs to a rejected claim (RE)",
+        "t.UKE:4:RE.6(生年月日): date lies outside its era",
+        "t.UKE:6:HO.1(保険者番号): insurer number check digit is wrong",
+        "t.UKE:7:SY.1(傷病名コード): not a valid レセ電傷病名コード (wrong shape)",
+        "t.UKE:8:IY.3(医薬品コード): not a valid レセ電医薬品コード (wrong shape)",
+        "t.UKE:9:RE.6(生年月日): date is in the future",
+    ];
+    for e in expect {
+        assert!(lines.iter().any(|l| l == e), "missing {e} in {lines:#?}");
+    }
+    for l in &lines {
+        assert!(!l.contains("山田") && !l.contains("01010017") && !l.contains("1991"), "{l}");
+    }
+    // 昭和64年1月7日 is fine.
+    assert!(out.iter().any(|r| matches!(&r.content.body, ContentBody::Claim(c) if c.birth == Some(YearMonth { year: 1989, month: 1 }))));
+}
+
+fn collect(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            collect(&p, ext, out);
+        } else if p.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case(ext)) {
+            out.push(p);
+        }
+    }
+    out.sort();
+}
+
+#[test]
+fn synthetic_population_ingests_without_rejects() {
+    let dir = tempfile::tempdir().unwrap();
+    niji_synth::generate(&niji_synth::SynthConfig::new(dir.path(), 300), &mut |_| {}).unwrap();
+    // Strict CLINS rules: synthetic lab results carry a local code, uncoded drugs the 標準コードなし marker.
+    let config = config();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let persons_map = CsvMapping::from_toml(&std::fs::read_to_string(fixtures.join("synth_persons.toml")).unwrap()).unwrap();
+    let events_map = CsvMapping::from_toml(&std::fs::read_to_string(fixtures.join("synth_events.toml")).unwrap()).unwrap();
+    let mut records = Vec::new();
+    let mut totals = std::collections::BTreeMap::new();
+    for ext in ["json", "ndjson", "uke", "csv"] {
+        let mut paths = Vec::new();
+        collect(dir.path(), ext, &mut paths);
+        assert!(!paths.is_empty() || ext == "csv", "no {ext} files");
+        for p in paths {
+            if p.starts_with(dir.path().join("truth")) {
+                continue;
+            }
+            let mapping = match p.file_name().unwrap().to_str().unwrap() {
+                "persons.csv" => Some(&persons_map),
+                "events.csv" => Some(&events_map),
+                _ => None,
+            };
+            let (report, recs) = run(&p, &config, mapping);
+            assert_eq!(report.rejected_records, 0, "{}: {:#?}", p.display(), report.rejected_lines().iter().take(20).collect::<Vec<_>>());
+            for (k, n) in &report.accepted {
+                *totals.entry(*k).or_insert(0u64) += n;
+            }
+            records.extend(recs);
+        }
+    }
+    println!("{totals:?}");
+    assert!(totals.get(&RecordKind::Patient).copied().unwrap_or(0) > 0);
+    assert!(totals.get(&RecordKind::Uke(UkeRecord::RE)).copied().unwrap_or(0) > 0);
+    // Identifying strings from the ground truth never reach content.
+    let truth = std::fs::read_to_string(dir.path().join("truth/persons.csv")).unwrap();
+    let mut lines = truth.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let idx = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let mut secrets = HashSet::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        for col in ["surname", "given_name", "surname_kana", "given_name_kana", "postal_code", "address", "home_phone", "mobile_phone"] {
+            let v = f[idx(col)];
+            if v.chars().count() >= 2 && (!v.is_ascii() || v.len() >= 6) {
+                secrets.insert(v.to_string());
+            }
+        }
+    }
+    // Content holds no non-ASCII text but units, so only ASCII secrets need a search.
+    let ascii: Vec<String> = secrets.into_iter().filter(|s| s.is_ascii()).collect();
+    let mut content_tokens = HashSet::new();
+    for r in &records {
+        let d = format!("{:?}", r.content);
+        for t in d.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+            content_tokens.insert(t.to_string());
+        }
+    }
+    for s in &ascii {
+        assert!(!content_tokens.contains(s), "truth identifier in content");
+    }
+    assert_no_leak(&records, &[]);
+}
+
+#[test]
+fn csv_problems_are_located() {
+    let mapping = CsvMapping::from_toml(
+        r#"
+[[column]]
+name = "id"
+role = "identifier"
+kind = "patient_id"
+required = true
+[[column]]
+name = "ins"
+role = "identifier"
+kind = "insurer_number"
+[[column]]
+name = "born"
+role = "quasi"
+type = "birth_date"
+[[column]]
+name = "muni"
+role = "quasi"
+type = "municipality"
+[[column]]
+name = "dx"
+role = "content"
+type = "code"
+system = "icd10"
+"#,
+    )
+    .unwrap();
+    let mut config = config();
+    config.member_insurer_check = Severity::Reject;
+    let csv = "id,ins,born,muni,dx\nP1,01010016,S20.07.06,131016,E11.9\n,01010017,H31.05.01,99999,11.9\nP3,０１０１００１６,2030-01-01,13101,I10\n";
+    let mut out = Vec::new();
+    let report = csv_map::ingest_csv("p.csv", csv.as_bytes(), &mapping, &config, &mut |r| out.push(r)).unwrap();
+    let lines = report.rejected_lines();
+    for e in [
+        "p.csv:3:id: required element is missing",
+        "p.csv:3:ins: insurer number check digit is wrong",
+        "p.csv:3:born: date lies outside its era",
+        "p.csv:3:muni: not a valid JIS X 0402 municipality code",
+        "p.csv:3:dx: not a valid ICD-10 (wrong shape)",
+        "p.csv:4:born: date is in the future",
+    ] {
+        assert!(lines.contains(&e.to_string()), "missing {e} in {lines:#?}");
+    }
+    assert_eq!(report.accepted_total(), 1);
+    let ContentBody::Row(values) = &out[0].content.body else { panic!() };
+    assert!(values.iter().any(|v| v.value == Value::YearMonth(YearMonth { year: 1945, month: 7 })));
+    assert!(values.iter().any(|v| matches!(v.value, Value::Municipality(m) if m.code() == 13101)));
+    assert!(values.iter().any(|v| matches!(v.value, Value::Prefecture(p) if p.code() == 1)));
+    assert_eq!(out[0].identity.values(IdentifierKind::PatientId).next(), Some("P1"));
+}
+
+#[test]
+fn fhir_problems_are_located() {
+    let ndjson = concat!(
+        r#"{"resourceType":"Patient","id":"a","identifier":[{"system":"x","value":"1"}],"birthDate":"2023-02-29","gender":"male"}"#,
+        "\n",
+        "not json\n",
+        r#"{"resourceType":"Condition","code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10","code":"E1"}]}}"#,
+        "\n",
+        r#"{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://medis.or.jp/CodeSystem/master-JLAC10-17digits","code":"3F070000002327101"}]},"subject":{"reference":"Patient/a"},"effectiveDateTime":"2099-01-01"}"#,
+        "\n",
+        r#"{"resourceType":"Nonsense"}"#,
+        "\n",
+        r##"{"resourceType":"MedicationRequest","status":"completed","intent":"order","subject":{"reference":"#nope"},"medicationCodeableConcept":{"coding":[{"system":"http://capstandard.jp/iyaku.info/CodeSystem/YJ-code","code":"1190012F1042"}]}}"##,
+        "\n",
+    );
+    let report = fhir::ingest_ndjson("r.ndjson", ndjson.as_bytes(), &config(), &mut |_| {}).unwrap();
+    let lines = report.rejected_lines();
+    for e in [
+        "r.ndjson:1:Patient.birthDate: not a real calendar date",
+        "r.ndjson:2:: not valid JSON",
+        "r.ndjson:3:Condition.code.coding[0].code: not a valid ICD-10 (wrong shape)",
+        "r.ndjson:3:Condition.subject: required element is missing",
+        "r.ndjson:4:Observation.effectiveDateTime: date is in the future",
+        "r.ndjson:5:resourceType: not a FHIR resource type",
+        "r.ndjson:6:MedicationRequest.subject.reference: reference to a contained resource that is not there",
+    ] {
+        assert!(lines.contains(&e.to_string()), "missing {e} in {lines:#?}");
+    }
+    assert_eq!(report.rejected_records, 6);
+}
+
+#[test]
+fn overlong_ndjson_line_is_rejected_and_reading_goes_on() {
+    let mut config = config();
+    config.max_line_bytes = 1000;
+    let mut input = String::new();
+    input.push_str(&format!("{{\"resourceType\":\"Patient\",\"id\":\"{}\"}}\n", "x".repeat(5000)));
+    input.push_str(r#"{"resourceType":"Patient","identifier":[{"system":"s","value":"v"}]}"#);
+    input.push('\n');
+    let report = fhir::ingest_ndjson("big.ndjson", input.as_bytes(), &config, &mut |_| {}).unwrap();
+    assert_eq!(report.rejected_lines(), vec!["big.ndjson:1:: line is longer than the limit".to_string()]);
+    assert_eq!(report.accepted[&RecordKind::Patient], 1);
+}
+
+#[test]
+fn status_codes_cannot_carry_numbers() {
+    let line = r#"{"resourceType":"Encounter","status":"5342613637","class":{"code":"AMB"}}"#;
+    let report = fhir::ingest_ndjson("e.ndjson", line.as_bytes(), &config(), &mut |_| {}).unwrap();
+    assert_eq!(report.rejected_lines(), vec!["e.ndjson:1:Encounter.status: not a valid status code (wrong shape)".to_string()]);
+}
