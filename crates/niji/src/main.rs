@@ -2,6 +2,7 @@
 //! folder as `--dir DIR` or from `NIJI_DIR`.
 
 mod anonymize;
+mod check;
 mod demo;
 
 use anyhow::{Context, Result};
@@ -35,6 +36,8 @@ enum Command {
     Serve(ServeArgs),
     /// One command to see Niji: a fresh instance, synthetic data, one account per role, the server.
     Demo(demo::DemoArgs),
+    /// Validate data holders' files (FHIR, NDJSON, UKE, CSV) and print what would be rejected and why; stores nothing.
+    Check(check::CheckArgs),
     /// Anonymize a CSV file (匿名加工): PPC 第34条 rules, then the optimal generalization for a privacy model.
     Anonymize(anonymize::AnonymizeArgs),
     /// Generate deterministic synthetic Japanese health data in data holders' formats.
@@ -188,6 +191,12 @@ async fn run(command: Command) -> Result<()> {
         Command::Demo(args) => demo::run(args).await,
         Command::Synth(args) => demo::synth(args),
         Command::Anonymize(args) => anonymize::run(args),
+        Command::Check(args) => {
+            if !check::run(args)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Log(cmd) => log_command(cmd),
         Command::User(cmd) => user_command(cmd).await,
         Command::TotpCode { secret } => {

@@ -157,3 +157,25 @@ fn demo_creates_data_accounts_and_serves() {
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not a demo instance"));
     assert!(other.join("thesis.txt").exists());
 }
+
+#[test]
+fn check_reports_rejects_with_their_place_and_accepts_synthetic_data() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets");
+    let out = niji(&["check", shared.join("clins").to_str().unwrap(), shared.join("uke").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "Observation-ErrorExample-ObsLabo-eGFR.json:entry 0:Observation.code.coding: JP_Observation_LabResult_eCS needs a local lab code"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("MedicationRequest-ErrorExample-JP-MedReq-ExtEye-Total1.json:entry 0:"), "{stdout}");
+    assert!(stdout.contains("2 rejected"), "{stdout}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let synth = tmp.path().join("synth");
+    ok(&["synth", "--persons", "200", "--seed", "7", "--out", synth.to_str().unwrap()]);
+    let stdout = ok(&["check", synth.join("fhir").to_str().unwrap(), synth.join("ndjson").to_str().unwrap(), synth.join("uke").to_str().unwrap()]);
+    assert!(stdout.contains(" 0 rejected, 0 files not read."), "{stdout}");
+}
