@@ -1,6 +1,9 @@
 //! Adult, k = 5, Loss: warm time of the optimal search at 0% and 5% suppression, next to
 //! ARX's published figures (DESIGN.md, "Measuring") and to a baseline run in this process:
 //! exhaustive evaluation of all 4,320 nodes from the records, without pruning or roll-up.
+//! Then the sweep of all 4,320 nodes by roll-up (`evaluate_all`) beside that record-by-record
+//! baseline, and the check of a release (k, l, t with `check_release`) beside pycanon's
+//! published ~52 s.
 //!
 //! Run: `cargo bench -p niji-anon --bench adult` (prints a table; `NIJI_BENCH_RUNS` sets the
 //! number of timed runs, default 21). Times are medians of warm runs; "prepare" is
@@ -11,7 +14,7 @@
 mod common;
 
 use common::{adult_config, load_adult};
-use niji_anon::{Anonymizer, Metric, SearchStrategy};
+use niji_anon::{check_release, Anonymizer, Hierarchy, Metric, SearchStrategy, SensitiveSpec};
 use std::time::{Duration, Instant};
 
 fn median(mut times: Vec<Duration>) -> Duration {
@@ -79,4 +82,59 @@ fn main() {
     }
     println!();
     println!("solve / ARX < 1 means faster than ARX's published figure; speed-up = exhaustive / search.");
+
+    // The sweep of every node by roll-up from a predecessor, beside the record-by-record
+    // baseline (Exhaustive regroups the records for each node).
+    println!();
+    let config = adult_config(&hierarchies, 5, 0.0, Metric::Loss);
+    let anonymizer = Anonymizer::new(&table, &config).unwrap();
+    let (sweep, all) = time(runs.min(11), || anonymizer.evaluate_all());
+    let (records, baseline) = time(runs.min(3), || anonymizer.search_with(SearchStrategy::Exhaustive));
+    let anonymous = all.iter().filter(|e| e.anonymous).count();
+    assert_eq!(anonymous as u64, baseline.stats.anonymous_found);
+    let rolled: u64 = all.iter().map(|e| e.classes).sum();
+    println!(
+        "sweep of all {} nodes (k, classes, suppression, Loss of each): {:.1} ms by roll-up (target <= 300 ms), {:.1} ms from the records ({:.0}x); {} anonymous nodes; {} classes in all",
+        all.len(),
+        ms(sweep),
+        ms(records),
+        ms(records) / ms(sweep),
+        anonymous,
+        rolled
+    );
+
+    // Checking a release: k, distinct/entropy/recursive l and t (equal and hierarchical) of
+    // occupation in the 5-anonymous optimum, measured from the released table alone.
+    let release =
+        anonymizer.release(&all.iter().filter(|e| e.anonymous).min_by(|a, b| a.loss.value.total_cmp(&b.loss.value)).unwrap().levels).unwrap();
+    let occupation = Hierarchy::parse(&std::fs::read_to_string(common::adult_dir().join("adult_hierarchy_occupation.csv")).unwrap(), ';').unwrap();
+    let spec = [SensitiveSpec { column: "occupation".into(), recursive_l: Some(2), hierarchy: Some(occupation) }];
+    let (check, properties) = time(runs, || check_release(&release.table, &common::ADULT_QIS, &spec).unwrap());
+    let s = &properties.sensitive[0];
+    println!(
+        "check of the released table ({} rows, {} classes): {:.2} ms (target <= 500 ms; pycanon ~52,000 ms, ratio {:.5}): k {}, distinct l {}, entropy l {:.2}, recursive c for l=2 {:.2}, t equal {:.3}, t hierarchical {:.3}",
+        properties.records,
+        properties.classes,
+        ms(check),
+        ms(check) / 52_000.0,
+        properties.k,
+        s.distinct_l,
+        s.entropy_l,
+        s.recursive_c.unwrap().1,
+        s.t_equal,
+        s.t_hierarchical.unwrap()
+    );
+    // The worst case for a checker: the input itself (every quasi-identifier at level 0).
+    let (check, properties) = time(runs, || check_release(&table, &common::ADULT_QIS, &spec).unwrap());
+    let s = &properties.sensitive[0];
+    println!(
+        "check of the input as released ({} rows, {} classes): {:.2} ms: k {}, distinct l {}, t equal {:.3}, t hierarchical {:.3}",
+        properties.records,
+        properties.classes,
+        ms(check),
+        properties.k,
+        s.distinct_l,
+        s.t_equal,
+        s.t_hierarchical.unwrap()
+    );
 }

@@ -343,6 +343,28 @@ impl<'t> Anonymizer<'t> {
         })
     }
 
+    /// Evaluates every node of the lattice (classes, whether anonymous, suppressed records,
+    /// loss), in node order (`lattice().levels(i)` are the levels of entry `i`). Each node's
+    /// classes are rolled up from a predecessor's (see [`crate::search`]), so the sweep costs
+    /// a pass over the classes of each node's parent, not over the records.
+    pub fn evaluate_all(&self) -> Vec<NodeEvaluation> {
+        match &self.bottom {
+            Bottoms::Narrow(b) => Engine::new(self, b).sweep(),
+            Bottoms::Wide(b) => Engine::new(self, b).sweep(),
+        }
+    }
+
+    /// Evaluates one node by grouping the records directly (no roll-up): the oracle the
+    /// tests compare [`Anonymizer::evaluate_all`] with.
+    #[doc(hidden)]
+    pub fn evaluate_from_records(&self, levels: &[u32]) -> Result<NodeEvaluation, AnonError> {
+        let node = self.node(levels)?;
+        Ok(match &self.bottom {
+            Bottoms::Narrow(b) => Engine::new(self, b).evaluate_from_records(node),
+            Bottoms::Wide(b) => Engine::new(self, b).evaluate_from_records(node),
+        })
+    }
+
     /// The classes of a node as `(labels per quasi-identifier, count)`, sorted; computed by
     /// roll-up when `rollup`, else directly from the records (for tests).
     pub fn classes(&self, levels: &[u32], rollup: bool) -> Result<Vec<(Vec<u32>, u32)>, AnonError> {

@@ -171,56 +171,92 @@ impl<K: PackedKey> Grouper<K> {
 #[derive(Debug, Default)]
 pub struct RollupPlan<K> {
     keep: K,
-    /// (shift, bits, table from source label to target label)
-    changed: Vec<(u32, u32, usize, u32, u32)>,
+    /// Per changed attribute: (shift, bits, offset of its label table in `tables`).
+    changed: Vec<(u32, u32, usize)>,
+    /// The label tables of the changed attributes, one after the other (source label ->
+    /// target label), copied so that mapping a key reads one flat, small array.
+    tables: Vec<u32>,
+    /// An upper bound of the target node's classes: the product of its attributes' numbers
+    /// of labels (so coarse nodes get a small, cache-resident hash table).
+    bound: usize,
 }
 
 /// Per attribute, the tables `up[from][to][label] -> label`.
 pub type UpTables = Vec<Vec<Vec<Vec<u32>>>>;
 
+/// The product of the numbers of labels of each attribute at `levels` (saturating): no node
+/// has more classes.
+pub fn target_classes_bound(up: &UpTables, levels: &[u32]) -> usize {
+    // `up[i][l][l]` is the identity table of level `l`: one entry per label.
+    up.iter().zip(levels).fold(1usize, |acc, (u, &l)| acc.saturating_mul(u[l as usize][l as usize].len()))
+}
+
 impl<K: PackedKey> RollupPlan<K> {
     /// Prepares the mapping `from -> to` (`from <= to` in every attribute).
-    pub fn prepare(&mut self, layout: &KeyLayout, from: &[u32], to: &[u32]) {
+    pub fn prepare(&mut self, layout: &KeyLayout, up: &UpTables, from: &[u32], to: &[u32]) {
         self.keep = K::default();
         self.changed.clear();
+        self.tables.clear();
+        self.bound = target_classes_bound(up, to);
         for i in 0..from.len() {
             debug_assert!(from[i] <= to[i]);
             if from[i] == to[i] {
                 self.keep = self.keep.or(K::mask(layout.shifts[i], layout.bits[i]));
             } else {
-                self.changed.push((layout.shifts[i], layout.bits[i], i, from[i], to[i]));
+                self.changed.push((layout.shifts[i], layout.bits[i], self.tables.len()));
+                self.tables.extend_from_slice(&up[i][from[i] as usize][to[i] as usize]);
             }
         }
     }
 
     /// The key at the target node of a key at the source node.
     #[inline]
-    pub fn map(&self, key: K, up: &UpTables) -> K {
+    pub fn map(&self, key: K) -> K {
         let mut out = key.and(self.keep);
-        for &(shift, bits, i, from, to) in &self.changed {
+        for &(shift, bits, offset) in &self.changed {
             let label = key.field(shift, bits);
-            out = out.or(K::field_value(up[i][from as usize][to as usize][label as usize], shift));
+            out = out.or(K::field_value(self.tables[offset + label as usize], shift));
         }
         out
     }
 
     /// Rolls `keys`/`counts` up into `grouper` (which is restarted); when `class_map` is
     /// given it receives, for each source class, its target class.
-    pub fn rollup(&self, keys: &[K], counts: &[u32], up: &UpTables, grouper: &mut Grouper<K>, class_map: Option<&mut Vec<u32>>) {
-        grouper.begin(keys.len());
+    pub fn rollup(&self, keys: &[K], counts: &[u32], grouper: &mut Grouper<K>, class_map: Option<&mut Vec<u32>>) {
+        let complete = self.rollup_at_most(keys, counts, grouper, class_map, usize::MAX);
+        debug_assert!(complete);
+    }
+
+    /// [`RollupPlan::rollup`], abandoned (returning `false`, the grouper then holding part of
+    /// the classes) as soon as the target has more than `limit` classes.
+    pub fn rollup_at_most(&self, keys: &[K], counts: &[u32], grouper: &mut Grouper<K>, class_map: Option<&mut Vec<u32>>, limit: usize) -> bool {
+        grouper.begin(keys.len().min(self.bound));
+        // Check the limit once per chunk: the grouper may pass it by at most a chunk.
+        const CHUNK: usize = 4096;
         match class_map {
             Some(map) => {
                 map.clear();
-                for (&k, &c) in keys.iter().zip(counts) {
-                    map.push(grouper.add(self.map(k, up), c));
+                for (keys, counts) in keys.chunks(CHUNK).zip(counts.chunks(CHUNK)) {
+                    for (&k, &c) in keys.iter().zip(counts) {
+                        map.push(grouper.add(self.map(k), c));
+                    }
+                    if grouper.len() > limit {
+                        return false;
+                    }
                 }
             }
             None => {
-                for (&k, &c) in keys.iter().zip(counts) {
-                    grouper.add(self.map(k, up), c);
+                for (keys, counts) in keys.chunks(CHUNK).zip(counts.chunks(CHUNK)) {
+                    for (&k, &c) in keys.iter().zip(counts) {
+                        grouper.add(self.map(k), c);
+                    }
+                    if grouper.len() > limit {
+                        return false;
+                    }
                 }
             }
         }
+        true
     }
 }
 

@@ -73,6 +73,11 @@ impl Lattice {
         out
     }
 
+    /// How much a node's number grows when attribute `i` goes one level up.
+    pub fn stride(&self, i: usize) -> u32 {
+        self.strides[i]
+    }
+
     /// The level of attribute `i` in `node`.
     pub fn level(&self, node: u32, i: usize) -> u32 {
         (node / self.strides[i]) % self.heights[i]

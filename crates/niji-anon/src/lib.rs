@@ -13,6 +13,8 @@
 //! - [`lattice`], [`groupify`], [`search`]: the lattice, bit-packed class keys with roll-up,
 //!   and the optimal search (Flash-style predictive tagging with lower-bound pruning).
 //! - [`engine`]: roles, configuration, [`Anonymizer`] and the released table.
+//! - [`check`]: what a released table achieves (k, distinct/entropy/recursive l, t),
+//!   measured from the table alone, as an independent checker would.
 //! - [`ppc`]: the 第34条 pipeline (identifiers, linking codes, rare values, outliers, date
 //!   shifting, then the privacy model) and its report.
 //!
@@ -29,6 +31,7 @@
 //! [`thiserror`] enums that say what and where.
 
 pub mod builtin;
+pub mod check;
 pub mod engine;
 pub mod groupify;
 pub mod hierarchy;
@@ -40,6 +43,7 @@ pub mod risk;
 pub mod search;
 pub mod table;
 
+pub use check::{check_release, CheckError, ReleaseProperties, SensitiveProperties, SensitiveSpec};
 pub use engine::{
     anonymize, AnonError, AnonymizationConfig, Anonymizer, Attribute, AttributeRole, NodeEvaluation, QiLevel, Release, SearchStrategy, SuppressedRows,
 };

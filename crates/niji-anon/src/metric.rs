@@ -21,6 +21,8 @@
 //! for the node computed without its classes (generalization only, valid for the node and all
 //! its successors), and one valid for all successors once the node's classes are known.
 
+use crate::groupify::{KeyLayout, PackedKey};
+
 /// Which information-loss metric to minimize.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Metric {
@@ -165,29 +167,40 @@ impl MetricTables {
         t
     }
 
-    /// Adds one suppressed class (its labels at `levels`, its size) to `summary`.
-    #[inline]
-    pub fn add_suppressed(&self, summary: &mut ClassSummary, levels: &[u32], labels: impl Iterator<Item = u32>, count: u32) {
-        summary.suppressed_records += count as u64;
-        match self.metric {
-            Metric::Loss => {
-                for (i, label) in labels.enumerate() {
-                    let under = self.leaves[i][levels[i] as usize][label as usize];
-                    summary.supp_loss[i] += count as u64 * (self.domain[i] - under);
-                }
-            }
-            Metric::NonUniformEntropy => {
-                for (i, label) in labels.enumerate() {
-                    summary.supp_entropy[i] += count as i128 * self.supp_entropy[i][levels[i] as usize][label as usize] as i128;
-                }
-            }
-            _ => {}
+    /// Adds a node's suppressed classes (those with `outlier[c]`) to `summary`: their records
+    /// and, for Loss and non-uniform entropy, the cost of each attribute's label at `levels`.
+    /// Column by column, so each pass reads one attribute's small table; integer sums, so
+    /// the result does not depend on the order of the classes.
+    pub fn add_suppressed_classes<K: PackedKey>(
+        &self,
+        summary: &mut ClassSummary,
+        levels: &[u32],
+        layout: &KeyLayout,
+        keys: &[K],
+        counts: &[u32],
+        outlier: &[bool],
+    ) {
+        let records: u64 = counts.iter().zip(outlier).filter(|(_, &o)| o).map(|(&c, _)| c as u64).sum();
+        summary.suppressed_records += records;
+        if records == 0 {
+            return;
         }
-    }
-
-    /// Whether [`MetricTables::add_suppressed`] needs the labels of suppressed classes.
-    pub fn needs_labels(&self) -> bool {
-        matches!(self.metric, Metric::Loss | Metric::NonUniformEntropy)
+        for (i, &level) in levels.iter().enumerate() {
+            let (shift, bits) = (layout.shifts[i], layout.bits[i]);
+            let suppressed = keys.iter().zip(counts).zip(outlier).filter(|(_, &o)| o).map(|((k, &c), _)| (k.field(shift, bits) as usize, c));
+            match self.metric {
+                Metric::Loss => {
+                    let table = &self.leaves[i][level as usize];
+                    let under: u64 = suppressed.map(|(label, c)| c as u64 * table[label]).sum();
+                    summary.supp_loss[i] += self.domain[i] * records - under;
+                }
+                Metric::NonUniformEntropy => {
+                    let table = &self.supp_entropy[i][level as usize];
+                    summary.supp_entropy[i] += suppressed.map(|(label, c)| c as i128 * table[label] as i128).sum::<i128>();
+                }
+                _ => return,
+            }
+        }
     }
 
     /// The information loss of a node from its summary.

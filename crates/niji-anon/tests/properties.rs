@@ -1,10 +1,12 @@
 //! Property tests on random small tables: the optimal search agrees with the exhaustive one,
 //! its release satisfies the privacy model (checked independently here), suppression stays
-//! within the limit, no anonymous node is cheaper, and roll-up equals direct grouping.
+//! within the limit, no anonymous node is cheaper, roll-up equals direct grouping, and the
+//! sweep of all nodes (`evaluate_all`) agrees node by node with evaluation from the records,
+//! and `check_release` measures on each release at least the k and l that were asked for.
 
 use niji_anon::{
-    AnonymizationConfig, Anonymizer, Attribute, AttributeRole, GroundDistance, Hierarchy, LDiversity, LDiversityVariant, Metric, PrivacyModel,
-    SearchStrategy, SuppressedRows, TCloseness, Table,
+    check_release, AnonymizationConfig, Anonymizer, Attribute, AttributeRole, GroundDistance, Hierarchy, LDiversity, LDiversityVariant, Metric,
+    PrivacyModel, SearchStrategy, SensitiveSpec, SuppressedRows, TCloseness, Table,
 };
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -170,6 +172,33 @@ fn assert_release_satisfies(table: &Table, config: &AnonymizationConfig, input_s
     }
 }
 
+/// `check_release` measures at least what the configuration asked of a release (t is not
+/// compared: the checker measures it against the release, the engine against the input).
+fn check_measured(table: &Table, config: &AnonymizationConfig, qis: usize) {
+    let names: Vec<String> = (0..qis).map(|i| format!("q{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let recursive_l = config.privacy.l_diversity.iter().find_map(|l| match l.variant {
+        LDiversityVariant::Recursive { l, .. } => Some(l),
+        _ => None,
+    });
+    let spec = [SensitiveSpec { column: "s".into(), recursive_l, hierarchy: Some(sensitive_hierarchy()) }];
+    let measured = check_release(table, &names, &spec).unwrap();
+    if table.num_rows() == 0 {
+        assert_eq!(measured.k, 0);
+        return;
+    }
+    assert!(measured.k >= config.privacy.k, "{measured:?}");
+    let s = &measured.sensitive[0];
+    for l in &config.privacy.l_diversity {
+        match l.variant {
+            LDiversityVariant::Distinct { l } => assert!(s.distinct_l >= l, "{measured:?}"),
+            LDiversityVariant::Entropy { l } => assert!(s.entropy_l >= l - 1e-9, "{measured:?}"),
+            LDiversityVariant::Recursive { c, .. } => assert!(s.recursive_c.unwrap().1 < c, "{measured:?}"),
+        }
+    }
+    assert!((0.0..=1.0 + 1e-12).contains(&s.t_equal) && (0.0..=1.0 + 1e-12).contains(&s.t_hierarchical.unwrap()), "{measured:?}");
+}
+
 fn tie_key(anonymizer: &Anonymizer, levels: &[u32]) -> (u32, u32) {
     (levels.iter().sum(), anonymizer.lattice().node(levels).unwrap())
 }
@@ -188,6 +217,16 @@ proptest! {
     }
 
     #[test]
+    fn sweep_agrees_node_by_node_with_evaluation_from_the_records(case in case()) {
+        check_sweep(case)?;
+    }
+
+    #[test]
+    fn sweep_agrees_under_non_monotonic_models(case in non_monotone_case()) {
+        check_sweep(case)?;
+    }
+
+    #[test]
     fn rollup_gives_the_classes_of_direct_grouping(case in case(), picks in prop::collection::vec(any::<u32>(), 1..6)) {
         let (table, config) = build(&case);
         let anonymizer = Anonymizer::new(&table, &config).unwrap();
@@ -203,6 +242,28 @@ proptest! {
         prop_assert_eq!(&anonymizer.classes_after(&warm, &target).unwrap(), &direct);
         prop_assert_eq!(direct.iter().map(|c| c.1 as usize).sum::<usize>(), table.num_rows());
     }
+}
+
+/// `evaluate_all` (roll-up from a predecessor, bottom-up) gives, for every node, exactly the
+/// evaluation computed by grouping the records directly.
+fn check_sweep(case: Case) -> Result<(), TestCaseError> {
+    let (table, config) = build(&case);
+    let anonymizer = Anonymizer::new(&table, &config).unwrap();
+    let lattice = anonymizer.lattice().clone();
+    let all = anonymizer.evaluate_all();
+    prop_assert_eq!(all.len(), lattice.size() as usize);
+    for (node, swept) in all.iter().enumerate() {
+        let levels = lattice.levels(node as u32);
+        prop_assert_eq!(swept, &anonymizer.evaluate_from_records(&levels).unwrap(), "node {:?}", levels);
+    }
+    // The cheapest anonymous node of the sweep is the search's optimum.
+    let best = all
+        .iter()
+        .filter(|e| e.anonymous)
+        .min_by(|a, b| a.loss.value.total_cmp(&b.loss.value).then(tie_key(&anonymizer, &a.levels).cmp(&tie_key(&anonymizer, &b.levels))));
+    let optimum = anonymizer.search().optimum;
+    prop_assert_eq!(best, optimum.as_ref());
+    Ok(())
 }
 
 fn check_optimal(case: Case) -> Result<(), TestCaseError> {
@@ -236,6 +297,7 @@ fn check_optimal(case: Case) -> Result<(), TestCaseError> {
             prop_assert_eq!(release.table.num_rows() + release.suppressed_rows.len(), table.num_rows());
             let input_s: Vec<String> = (0..table.num_rows()).map(|r| table.column("s").unwrap().value(r).to_owned()).collect();
             assert_release_satisfies(&release.table, &config, &input_s);
+            check_measured(&release.table, &config, case.domains.len());
         }
     }
     Ok(())

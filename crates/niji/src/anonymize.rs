@@ -42,14 +42,16 @@
 //! replacement = "その他"
 //! ```
 //!
-//! The JSON report's shape is defined here ([`Report`]), not in the engine.
+//! The JSON report's shape is defined here ([`Report`]), not in the engine. Besides the
+//! search's figures it holds `check`: k, l and t of the written table measured from the table
+//! alone ([`niji_anon::check_release`]), what an independent checker such as pycanon finds.
 
 use anyhow::{anyhow, bail, Context, Result};
 use niji_anon::builtin::{AgeBands, DateLevel};
 use niji_anon::ppc::{self, DateShiftRule, OutlierRule, PpcColumn, PpcConfig, PpcRole, QiHierarchy, RareValueRule, Threshold};
 use niji_anon::{
-    AttackerRisk, GroundDistance, Hierarchy, LDiversity, LDiversityVariant, Metric, PrivacyModel, RiskMeasures, SearchStrategy, SuppressedRows,
-    TCloseness, Table,
+    check_release, AttackerRisk, GroundDistance, Hierarchy, LDiversity, LDiversityVariant, Metric, PrivacyModel, ReleaseProperties, RiskMeasures,
+    SearchStrategy, SensitiveSpec, SuppressedRows, TCloseness, Table,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -85,8 +87,31 @@ pub fn run(args: AnonymizeArgs) -> Result<()> {
     let outcome = ppc::run(&table, &config, key.as_deref()).context("anonymizing")?;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
 
+    // What the released table achieves, measured from the table alone (as a recipient or
+    // pycanon would), beside the search's own accounting.
+    let started = Instant::now();
+    let qis: Vec<&str> = outcome.report.generalization.iter().map(|g| g.column.as_str()).collect();
+    let specs: Vec<SensitiveSpec> = file
+        .attributes
+        .iter()
+        .filter(|a| a.role == "sensitive")
+        .map(|a| SensitiveSpec {
+            column: a.column.clone(),
+            recursive_l: config.privacy.l_diversity.iter().find_map(|l| match l.variant {
+                LDiversityVariant::Recursive { l: value, .. } if l.attribute == a.column => Some(value),
+                _ => None,
+            }),
+            hierarchy: config.privacy.t_closeness.iter().find_map(|t| match &t.distance {
+                GroundDistance::Hierarchical(h) if t.attribute == a.column => Some(h.clone()),
+                _ => None,
+            }),
+        })
+        .collect();
+    let properties = check_release(&outcome.table, &qis, &specs).context("checking the released table")?;
+    let check = CheckReport::new(&properties, started.elapsed().as_secs_f64() * 1e3);
+
     write_csv(&args.output, &outcome.table, separator)?;
-    let report = Report::new(&args, &file, &outcome.report, elapsed_ms);
+    let report = Report::new(&args, &file, &outcome.report, elapsed_ms, check);
     let json = serde_json::to_string_pretty(&report)?;
     std::fs::write(&args.report, json + "\n").with_context(|| format!("writing {}", args.report.display()))?;
     eprintln!(
@@ -118,6 +143,62 @@ pub struct Report {
     pub risk_after: RiskReport,
     pub rules: Vec<RuleReport>,
     pub search: SearchReport,
+    /// k, l and t of the released table, measured from it alone.
+    pub check: CheckReport,
+}
+
+/// What the released table achieves ([`niji_anon::check_release`]): the smallest class, and
+/// per sensitive column the fewest distinct values in a class, the smallest exp(entropy), the
+/// largest recursive-(c,l) ratio (when recursive l-diversity is configured) and the largest
+/// t (equal distance; hierarchical when configured) against the released table's own
+/// distribution.
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    pub k: u32,
+    pub classes: u64,
+    pub sensitive: Vec<SensitiveCheckReport>,
+    pub elapsed_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SensitiveCheckReport {
+    pub column: String,
+    pub distinct_l: u32,
+    pub entropy_l: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recursive_c: Option<RecursiveCheck>,
+    pub t_equal: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub t_hierarchical: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RecursiveCheck {
+    pub l: u32,
+    /// The table is recursive-(c,l)-diverse for every c above this (null: infinite).
+    pub c_above: f64,
+}
+
+impl CheckReport {
+    fn new(p: &ReleaseProperties, elapsed_ms: f64) -> Self {
+        CheckReport {
+            k: p.k,
+            classes: p.classes,
+            sensitive: p
+                .sensitive
+                .iter()
+                .map(|s| SensitiveCheckReport {
+                    column: s.column.clone(),
+                    distinct_l: s.distinct_l,
+                    entropy_l: s.entropy_l,
+                    recursive_c: s.recursive_c.map(|(l, c)| RecursiveCheck { l, c_above: c }),
+                    t_equal: s.t_equal,
+                    t_hierarchical: s.t_hierarchical,
+                })
+                .collect(),
+            elapsed_ms,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -178,7 +259,7 @@ pub struct SearchReport {
 }
 
 impl Report {
-    fn new(args: &AnonymizeArgs, file: &FileConfig, r: &ppc::PpcReport, elapsed_ms: f64) -> Self {
+    fn new(args: &AnonymizeArgs, file: &FileConfig, r: &ppc::PpcReport, elapsed_ms: f64, check: CheckReport) -> Self {
         let risk = |m: &RiskMeasures| RiskReport {
             records: m.records,
             classes: m.classes,
@@ -230,6 +311,7 @@ impl Report {
                 anonymous_found: r.search.anonymous_found,
                 elapsed_ms,
             },
+            check,
         }
     }
 }
@@ -605,6 +687,7 @@ mod tests {
             assert_eq!(report["records_out"], out_rows);
             assert_eq!(report["search"]["nodes"], 4320);
             assert!(report["risk_after"]["prosecutor"]["highest"].as_f64().unwrap() <= 0.2);
+            assert_eq!(report["check"]["k"], 5);
             let out = read_csv(&dir.join("out.csv"), b';').unwrap();
             assert_eq!(out.num_rows(), out_rows);
             assert_eq!(
