@@ -17,7 +17,9 @@
 //! the number of timed runs, default 5; the median is shown).
 
 use niji_anon::builtin::{self, AgeBands, DateLevel};
-use niji_anon::{AnonymizationConfig, Anonymizer, Attribute, AttributeRole, Column, Hierarchy, Metric, PrivacyModel, SearchStrategy, Table};
+use niji_anon::{
+    AnonymizationConfig, Anonymizer, Attribute, AttributeRole, Column, Hierarchy, Metric, ModelSettings, PrivacyModel, SearchStrategy, Table,
+};
 use std::time::{Duration, Instant};
 
 const ROWS: usize = 1_200_000;
@@ -133,10 +135,7 @@ fn main() {
     for limit in [0.0, 0.05] {
         let config = AnonymizationConfig {
             attributes: hierarchies.iter().map(|(n, h)| Attribute { column: n.clone(), role: AttributeRole::QuasiIdentifying(h.clone()) }).collect(),
-            privacy: PrivacyModel::k_anonymity(5),
-            suppression_limit: limit,
-            metric: Metric::Loss,
-            ..Default::default()
+            model: ModelSettings { privacy: PrivacyModel::k_anonymity(5), suppression_limit: limit, metric: Metric::Loss, ..Default::default() },
         };
         let (mut prepare, mut search, mut solve) = (Vec::new(), Vec::new(), Vec::new());
         let mut last = None;

@@ -24,11 +24,20 @@ use crate::table::{Column, Table, TableError};
 use std::collections::HashMap;
 
 /// How to anonymize a table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct AnonymizationConfig {
     /// A role for every column of the table. Quasi-identifiers are ordered as listed here
     /// (the order of levels in nodes and reports).
     pub attributes: Vec<Attribute>,
+    /// The privacy model and how it is applied.
+    pub model: ModelSettings,
+}
+
+/// The privacy model and how it is applied: suppression, the information-loss metric, the
+/// search, and the risk threshold. Shared by [`AnonymizationConfig`] and
+/// [`crate::ppc::PpcConfig`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSettings {
     pub privacy: PrivacyModel,
     /// Share of records that may be suppressed, in `[0, 1]` (ARX's suppression limit).
     pub suppression_limit: f64,
@@ -144,10 +153,11 @@ pub struct QiLevel {
     pub levels: u32,
 }
 
-impl Default for AnonymizationConfig {
+impl Default for ModelSettings {
+    /// 2-anonymity, no suppression, Loss, the optimal search, suppressed rows removed, risk
+    /// threshold 0.2.
     fn default() -> Self {
-        AnonymizationConfig {
-            attributes: Vec::new(),
+        ModelSettings {
             privacy: PrivacyModel::k_anonymity(2),
             suppression_limit: 0.0,
             metric: Metric::Loss,
@@ -283,8 +293,8 @@ impl<'t> Anonymizer<'t> {
             })
             .collect();
         let hierarchies: Vec<Hierarchy> = qis.iter().map(|q| q.hierarchy.clone()).collect();
-        let metric = MetricTables::new(config.metric, n as u64, &freq, &hierarchies);
-        let max_outliers = (config.suppression_limit * n as f64).floor() as u64;
+        let metric = MetricTables::new(config.model.metric, n as u64, &freq, &hierarchies);
+        let max_outliers = (config.model.suppression_limit * n as f64).floor() as u64;
         let mut anonymizer = Anonymizer {
             table,
             config: config.clone(),
@@ -323,7 +333,7 @@ impl<'t> Anonymizer<'t> {
 
     /// Finds the optimal node with the configured strategy.
     pub fn search(&self) -> SearchOutcome {
-        self.search_with(self.config.strategy)
+        self.search_with(self.config.model.strategy)
     }
 
     /// Finds the optimal node with the given strategy.
@@ -393,7 +403,7 @@ impl<'t> Anonymizer<'t> {
             Bottoms::Narrow(b) => &b.counts,
             Bottoms::Wide(b) => &b.counts,
         };
-        risk::measure(counts, None, self.config.risk_threshold)
+        risk::measure(counts, None, self.config.model.risk_threshold)
     }
 
     /// The anonymized table for a node.
@@ -403,7 +413,7 @@ impl<'t> Anonymizer<'t> {
             Bottoms::Narrow(b) => Engine::new(self, b).evaluate(node, true),
             Bottoms::Wide(b) => Engine::new(self, b).evaluate(node, true),
         };
-        let keep: Vec<bool> = match self.config.suppressed_rows {
+        let keep: Vec<bool> = match self.config.model.suppressed_rows {
             SuppressedRows::Remove => suppressed.iter().map(|s| !s).collect(),
             SuppressedRows::Mask => vec![true; suppressed.len()],
         };
@@ -431,7 +441,7 @@ impl<'t> Anonymizer<'t> {
             }
         }
         let table = Table::from_columns(columns)?;
-        let risk_after = risk::measure(&class_sizes(&table, &qi_columns), None, self.config.risk_threshold);
+        let risk_after = risk::measure(&class_sizes(&table, &qi_columns), None, self.config.model.risk_threshold);
         Ok(Release {
             table,
             evaluation,
@@ -511,16 +521,16 @@ impl<'t> Anonymizer<'t> {
 
 fn validate(config: &AnonymizationConfig) -> Result<(), AnonError> {
     let bad = |m: String| Err(AnonError::Parameter(m));
-    if config.privacy.k == 0 {
+    if config.model.privacy.k == 0 {
         return bad("k must be at least 1".into());
     }
-    if !(0.0..=1.0).contains(&config.suppression_limit) {
-        return bad(format!("suppression limit {} is not in [0, 1]", config.suppression_limit));
+    if !(0.0..=1.0).contains(&config.model.suppression_limit) {
+        return bad(format!("suppression limit {} is not in [0, 1]", config.model.suppression_limit));
     }
-    if !(config.risk_threshold > 0.0 && config.risk_threshold <= 1.0) {
-        return bad(format!("risk threshold {} is not in (0, 1]", config.risk_threshold));
+    if !(config.model.risk_threshold > 0.0 && config.model.risk_threshold <= 1.0) {
+        return bad(format!("risk threshold {} is not in (0, 1]", config.model.risk_threshold));
     }
-    for l in &config.privacy.l_diversity {
+    for l in &config.model.privacy.l_diversity {
         let ok = match l.variant {
             LDiversityVariant::Distinct { l } => l >= 1,
             LDiversityVariant::Entropy { l } => l >= 1.0,
@@ -530,7 +540,7 @@ fn validate(config: &AnonymizationConfig) -> Result<(), AnonError> {
             return bad(format!("l-diversity of {:?}: l must be at least 1 and c positive", l.attribute));
         }
     }
-    for t in &config.privacy.t_closeness {
+    for t in &config.model.privacy.t_closeness {
         if !(0.0..=1.0).contains(&t.t) {
             return bad(format!("t-closeness of {:?}: t must be in [0, 1]", t.attribute));
         }
@@ -559,10 +569,10 @@ fn prepare_sensitive(table: &Table, config: &AnonymizationConfig, columns: &[(us
         let column = table.column_at(index);
         let freq = column.frequencies();
         let mut checks = Vec::new();
-        for l in config.privacy.l_diversity.iter().filter(|l| l.attribute == name) {
+        for l in config.model.privacy.l_diversity.iter().filter(|l| l.attribute == name) {
             checks.push(ClassCheck::L(l.variant));
         }
-        for t in config.privacy.t_closeness.iter().filter(|t| t.attribute == name) {
+        for t in config.model.privacy.t_closeness.iter().filter(|t| t.attribute == name) {
             match &t.distance {
                 GroundDistance::Equal => {
                     checks.push(ClassCheck::TEqual { t: t.t, global: freq.iter().map(|&f| f as f64 / n).collect() });
@@ -585,12 +595,12 @@ fn prepare_sensitive(table: &Table, config: &AnonymizationConfig, columns: &[(us
         }
     }
     let names: Vec<&str> = columns.iter().map(|c| c.1).collect();
-    for l in &config.privacy.l_diversity {
+    for l in &config.model.privacy.l_diversity {
         if !names.contains(&l.attribute.as_str()) {
             return Err(AnonError::NotSensitive { model: "l-diversity", attribute: l.attribute.clone() });
         }
     }
-    for t in &config.privacy.t_closeness {
+    for t in &config.model.privacy.t_closeness {
         if !names.contains(&t.attribute.as_str()) {
             return Err(AnonError::NotSensitive { model: "t-closeness", attribute: t.attribute.clone() });
         }

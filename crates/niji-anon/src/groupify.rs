@@ -33,60 +33,47 @@ pub trait PackedKey: Copy + Eq + Default + Debug + Send + Sync + 'static {
     fn hash(self) -> usize;
 }
 
-impl PackedKey for u64 {
-    const BITS: u32 = 64;
-    #[inline]
-    fn field_value(value: u32, shift: u32) -> Self {
-        (value as u64) << shift
-    }
-    #[inline]
-    fn field(self, shift: u32, bits: u32) -> u32 {
-        ((self >> shift) & ((1u64 << bits) - 1)) as u32
-    }
-    #[inline]
-    fn and(self, other: Self) -> Self {
-        self & other
-    }
-    #[inline]
-    fn or(self, other: Self) -> Self {
-        self | other
-    }
-    fn mask(shift: u32, bits: u32) -> Self {
-        ((1u64 << bits) - 1) << shift
-    }
-    #[inline]
-    fn hash(self) -> usize {
-        let h = self.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (h ^ (h >> 29)) as usize
-    }
+/// Implements [`PackedKey`] for an unsigned integer type; `$hash` is the body of `hash`,
+/// with the key bound to `$key`.
+macro_rules! packed_key {
+    ($t:ty, |$key:ident| $hash:expr) => {
+        impl PackedKey for $t {
+            const BITS: u32 = <$t>::BITS;
+            #[inline]
+            fn field_value(value: u32, shift: u32) -> Self {
+                (value as $t) << shift
+            }
+            #[inline]
+            fn field(self, shift: u32, bits: u32) -> u32 {
+                let one: $t = 1;
+                ((self >> shift) & ((one << bits) - 1)) as u32
+            }
+            #[inline]
+            fn and(self, other: Self) -> Self {
+                self & other
+            }
+            #[inline]
+            fn or(self, other: Self) -> Self {
+                self | other
+            }
+            fn mask(shift: u32, bits: u32) -> Self {
+                let one: $t = 1;
+                ((one << bits) - 1) << shift
+            }
+            #[inline]
+            fn hash(self) -> usize {
+                let $key = self;
+                $hash
+            }
+        }
+    };
 }
 
-impl PackedKey for u128 {
-    const BITS: u32 = 128;
-    #[inline]
-    fn field_value(value: u32, shift: u32) -> Self {
-        (value as u128) << shift
-    }
-    #[inline]
-    fn field(self, shift: u32, bits: u32) -> u32 {
-        ((self >> shift) & ((1u128 << bits) - 1)) as u32
-    }
-    #[inline]
-    fn and(self, other: Self) -> Self {
-        self & other
-    }
-    #[inline]
-    fn or(self, other: Self) -> Self {
-        self | other
-    }
-    fn mask(shift: u32, bits: u32) -> Self {
-        ((1u128 << bits) - 1) << shift
-    }
-    #[inline]
-    fn hash(self) -> usize {
-        ((self as u64) ^ ((self >> 64) as u64).rotate_left(31)).hash()
-    }
-}
+packed_key!(u64, |key| {
+    let h = key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h ^ (h >> 29)) as usize
+});
+packed_key!(u128, |key| ((key as u64) ^ ((key >> 64) as u64).rotate_left(31)).hash());
 
 /// Where each attribute's field sits in a key.
 #[derive(Debug, Clone, PartialEq, Eq)]

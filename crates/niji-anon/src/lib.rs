@@ -45,7 +45,8 @@ pub mod table;
 
 pub use check::{check_release, CheckError, ReleaseProperties, SensitiveProperties, SensitiveSpec};
 pub use engine::{
-    anonymize, AnonError, AnonymizationConfig, Anonymizer, Attribute, AttributeRole, NodeEvaluation, QiLevel, Release, SearchStrategy, SuppressedRows,
+    anonymize, AnonError, AnonymizationConfig, Anonymizer, Attribute, AttributeRole, ModelSettings, NodeEvaluation, QiLevel, Release, SearchStrategy,
+    SuppressedRows,
 };
 pub use hierarchy::{Hierarchy, HierarchyError, HierarchyErrorKind};
 pub use lattice::Lattice;

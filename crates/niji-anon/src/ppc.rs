@@ -22,9 +22,9 @@
 //! rare value or an identifier; the same input, configuration and key give the same output.
 
 use crate::builtin::{self, AgeBands, DateLevel};
-use crate::engine::{self, AnonError, AnonymizationConfig, Attribute, AttributeRole, QiLevel, SearchStrategy, SuppressedRows};
+use crate::engine::{self, AnonError, AnonymizationConfig, Attribute, AttributeRole, ModelSettings, QiLevel};
 use crate::hierarchy::Hierarchy;
-use crate::metric::{InfoLoss, Metric};
+use crate::metric::InfoLoss;
 use crate::privacy::PrivacyModel;
 use crate::risk::{self, RiskMeasures};
 use crate::search::SearchStats;
@@ -40,12 +40,8 @@ pub struct PpcConfig {
     pub date_shift: Option<DateShiftRule>,
     pub outliers: Vec<OutlierRule>,
     pub rare_values: Vec<RareValueRule>,
-    pub privacy: PrivacyModel,
-    pub suppression_limit: f64,
-    pub metric: Metric,
-    pub strategy: SearchStrategy,
-    pub suppressed_rows: SuppressedRows,
-    pub risk_threshold: f64,
+    /// The privacy model (step 4) and how it is applied.
+    pub model: ModelSettings,
 }
 
 /// A column and its role in the pipeline.
@@ -198,12 +194,7 @@ impl Default for PpcConfig {
             date_shift: None,
             outliers: Vec::new(),
             rare_values: Vec::new(),
-            privacy: PrivacyModel::k_anonymity(5),
-            suppression_limit: 0.0,
-            metric: Metric::Loss,
-            strategy: SearchStrategy::Optimal,
-            suppressed_rows: SuppressedRows::Remove,
-            risk_threshold: 0.2,
+            model: ModelSettings { privacy: PrivacyModel::k_anonymity(5), ..ModelSettings::default() },
         }
     }
 }
@@ -221,7 +212,7 @@ pub fn run(table: &Table, config: &PpcConfig, date_shift_key: Option<&[u8]>) -> 
     }
     let qi_names: Vec<&str> = config.columns.iter().filter(|c| matches!(c.role, PpcRole::QuasiIdentifier(_))).map(|c| c.column.as_str()).collect();
     let qi_indices: Vec<usize> = qi_names.iter().map(|n| table.column_index(n).expect("checked")).collect();
-    let risk_before = risk::measure(&engine::class_sizes(table, &qi_indices), None, config.risk_threshold);
+    let risk_before = risk::measure(&engine::class_sizes(table, &qi_indices), None, config.model.risk_threshold);
 
     let mut columns: Vec<Column> = table.columns().to_vec();
     let index = |name: &str| table.column_index(name).map_err(|_| PpcError::UnknownColumn(name.to_owned()));
@@ -328,21 +319,13 @@ pub fn run(table: &Table, config: &PpcConfig, date_shift_key: Option<&[u8]>) -> 
         };
         attributes.push(Attribute { column: c.column.clone(), role });
     }
-    let anon = AnonymizationConfig {
-        attributes,
-        privacy: config.privacy.clone(),
-        suppression_limit: config.suppression_limit,
-        metric: config.metric,
-        strategy: config.strategy,
-        suppressed_rows: config.suppressed_rows,
-        risk_threshold: config.risk_threshold,
-    };
+    let anon = AnonymizationConfig { attributes, model: config.model.clone() };
     let (release, outcome) = engine::anonymize(&prepared, &anon)?;
-    let mut model = format!("k={}", config.privacy.k);
-    for l in &config.privacy.l_diversity {
+    let mut model = format!("k={}", config.model.privacy.k);
+    for l in &config.model.privacy.l_diversity {
         model.push_str(&format!(", {:?} l-diversity of {}", l.variant, l.attribute));
     }
-    for t in &config.privacy.t_closeness {
+    for t in &config.model.privacy.t_closeness {
         model.push_str(&format!(", t-closeness of {} (t={})", t.attribute, t.t));
     }
     let levels: Vec<String> = release.generalization.iter().map(|g| format!("{}={}/{}", g.column, g.level, g.levels - 1)).collect();
@@ -352,9 +335,9 @@ pub fn run(table: &Table, config: &PpcConfig, date_shift_key: Option<&[u8]>) -> 
         reason: "第34条第5号: データベースの性質を踏まえた措置（一般化と抑制による匿名化）".into(),
         detail: format!(
             "{model}; 抑制上限 {:.1}%; 一般化レベル {}; 指標 {} = {:.6}",
-            config.suppression_limit * 100.0,
+            config.model.suppression_limit * 100.0,
             levels.join(", "),
-            config.metric.name(),
+            config.model.metric.name(),
             release.evaluation.loss.value
         ),
         rows_affected: release.evaluation.suppressed_records,

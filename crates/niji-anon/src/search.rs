@@ -178,7 +178,7 @@ impl<'a, K: PackedKey> Engine<'a, K> {
             best: None,
             stack: Vec::new(),
             stats: SearchStats::default(),
-            monotone: a.config.privacy.is_monotonic(suppression),
+            monotone: a.config.model.privacy.is_monotonic(suppression),
         }
     }
 
@@ -474,7 +474,7 @@ impl<'a, K: PackedKey> Engine<'a, K> {
         // A node with more classes than `n / k + max_outliers` fails k-anonymity within the
         // limit (released classes hold k records or more, suppressed ones at least one):
         // its roll-up stops as soon as it has that many.
-        let limit = (self.a.table.num_rows() / self.a.config.privacy.k.max(1) as usize).saturating_add(self.a.max_outliers as usize);
+        let limit = (self.a.table.num_rows() / self.a.config.model.privacy.k.max(1) as usize).saturating_add(self.a.max_outliers as usize);
         if !self.compute_rollup_at_most(node, limit) {
             self.stats.abandoned += 1;
             self.tag_down(node, P_FAIL | NOT_ANON);
@@ -690,7 +690,7 @@ impl<'a, K: PackedKey> Engine<'a, K> {
     /// Checks the current classes against the privacy model and summarizes them for the
     /// metric. Classes failing any model are marked as outliers.
     fn check_current(&mut self) -> Check {
-        let k = self.a.config.privacy.k;
+        let k = self.a.config.model.privacy.k;
         let classes = self.keys.len();
         let dims = self.levels.len();
         self.summary.reset(dims);

@@ -2,7 +2,7 @@
 
 use niji_anon::builtin::{AgeBands, DateLevel};
 use niji_anon::ppc::{self, DateShiftRule, OutlierRule, PpcColumn, PpcConfig, PpcError, PpcRole, QiHierarchy, RareValueRule, Threshold};
-use niji_anon::{engine, PrivacyModel, Table};
+use niji_anon::{engine, ModelSettings, PrivacyModel, Table};
 use std::collections::HashMap;
 
 const HEADER: [&str; 11] = ["氏名", "被保険者番号", "患者ID", "年齢", "性別", "市区町村", "傷病名", "入院日", "退院日", "メモ", "薬剤"];
@@ -65,9 +65,7 @@ fn config() -> PpcConfig {
         }),
         outliers: vec![OutlierRule { column: "年齢".into(), lower: None, upper: Some(Threshold::Value(90.0)) }],
         rare_values: vec![RareValueRule { column: "薬剤".into(), min_count: 3, replacement: "その他".into() }],
-        privacy: PrivacyModel::k_anonymity(3),
-        suppression_limit: 0.1,
-        ..Default::default()
+        model: ModelSettings { privacy: PrivacyModel::k_anonymity(3), suppression_limit: 0.1, ..Default::default() },
     }
 }
 
@@ -121,8 +119,8 @@ fn date_shift_keeps_each_persons_intervals() {
     let mut config = config();
     // Keep dates out of the privacy model to compare them row by row.
     config.columns[7].role = PpcRole::Insensitive;
-    config.privacy = PrivacyModel::k_anonymity(1);
-    config.suppressed_rows = niji_anon::SuppressedRows::Mask;
+    config.model.privacy = PrivacyModel::k_anonymity(1);
+    config.model.suppressed_rows = niji_anon::SuppressedRows::Mask;
     config.columns[2].role = PpcRole::Insensitive; // keep the patient id to check per person
     let out = ppc::run(&input, &config, Some(b"k")).unwrap();
     let days = |s: &str| {

@@ -6,7 +6,7 @@
 
 use niji_anon::{
     check_release, AnonymizationConfig, Anonymizer, Attribute, AttributeRole, GroundDistance, Hierarchy, LDiversity, LDiversityVariant, Metric,
-    PrivacyModel, SearchStrategy, SensitiveSpec, SuppressedRows, TCloseness, Table,
+    ModelSettings, PrivacyModel, SearchStrategy, SensitiveSpec, SuppressedRows, TCloseness, Table,
 };
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -118,11 +118,13 @@ fn build(case: &Case) -> (Table, AnonymizationConfig) {
     }
     let config = AnonymizationConfig {
         attributes,
-        privacy,
-        suppression_limit: case.limit,
-        metric: case.metric,
-        suppressed_rows: SuppressedRows::Remove,
-        ..Default::default()
+        model: ModelSettings {
+            privacy,
+            suppression_limit: case.limit,
+            metric: case.metric,
+            suppressed_rows: SuppressedRows::Remove,
+            ..Default::default()
+        },
     };
     (table, config)
 }
@@ -142,13 +144,13 @@ fn assert_release_satisfies(table: &Table, config: &AnonymizationConfig, input_s
         *global.entry(v.as_str()).or_default() += 1.0 / n;
     }
     for (key, values) in &classes {
-        assert!(values.len() as u32 >= config.privacy.k, "class {key:?} has {} < k records", values.len());
+        assert!(values.len() as u32 >= config.model.privacy.k, "class {key:?} has {} < k records", values.len());
         let mut counts: HashMap<&str, u32> = HashMap::new();
         for v in values {
             *counts.entry(v).or_default() += 1;
         }
         let size = values.len() as f64;
-        for l in &config.privacy.l_diversity {
+        for l in &config.model.privacy.l_diversity {
             let mut c: Vec<u32> = counts.values().copied().collect();
             c.sort_unstable_by(|a, b| b.cmp(a));
             let ok = match l.variant {
@@ -163,7 +165,7 @@ fn assert_release_satisfies(table: &Table, config: &AnonymizationConfig, input_s
             };
             assert!(ok, "class {key:?} {counts:?} fails {l:?}");
         }
-        for t in &config.privacy.t_closeness {
+        for t in &config.model.privacy.t_closeness {
             if let GroundDistance::Equal = t.distance {
                 let d: f64 = global.iter().map(|(v, q)| (counts.get(v).copied().unwrap_or(0) as f64 / size - q).abs()).sum::<f64>() / 2.0;
                 assert!(d <= t.t + 1e-9, "class {key:?} at distance {d} > {}", t.t);
@@ -177,7 +179,7 @@ fn assert_release_satisfies(table: &Table, config: &AnonymizationConfig, input_s
 fn check_measured(table: &Table, config: &AnonymizationConfig, qis: usize) {
     let names: Vec<String> = (0..qis).map(|i| format!("q{i}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let recursive_l = config.privacy.l_diversity.iter().find_map(|l| match l.variant {
+    let recursive_l = config.model.privacy.l_diversity.iter().find_map(|l| match l.variant {
         LDiversityVariant::Recursive { l, .. } => Some(l),
         _ => None,
     });
@@ -187,9 +189,9 @@ fn check_measured(table: &Table, config: &AnonymizationConfig, qis: usize) {
         assert_eq!(measured.k, 0);
         return;
     }
-    assert!(measured.k >= config.privacy.k, "{measured:?}");
+    assert!(measured.k >= config.model.privacy.k, "{measured:?}");
     let s = &measured.sensitive[0];
-    for l in &config.privacy.l_diversity {
+    for l in &config.model.privacy.l_diversity {
         match l.variant {
             LDiversityVariant::Distinct { l } => assert!(s.distinct_l >= l, "{measured:?}"),
             LDiversityVariant::Entropy { l } => assert!(s.entropy_l >= l - 1e-9, "{measured:?}"),

@@ -50,8 +50,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use niji_anon::builtin::{AgeBands, DateLevel};
 use niji_anon::ppc::{self, DateShiftRule, OutlierRule, PpcColumn, PpcConfig, PpcRole, QiHierarchy, RareValueRule, Threshold};
 use niji_anon::{
-    check_release, AttackerRisk, GroundDistance, Hierarchy, LDiversity, LDiversityVariant, Metric, PrivacyModel, ReleaseProperties, RiskMeasures,
-    SearchStrategy, SensitiveSpec, SuppressedRows, TCloseness, Table,
+    check_release, AttackerRisk, GroundDistance, Hierarchy, LDiversity, LDiversityVariant, Metric, ModelSettings, PrivacyModel, ReleaseProperties,
+    RiskMeasures, SearchStrategy, SensitiveSpec, SuppressedRows, TCloseness, Table,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -97,11 +97,11 @@ pub fn run(args: AnonymizeArgs) -> Result<()> {
         .filter(|a| a.role == "sensitive")
         .map(|a| SensitiveSpec {
             column: a.column.clone(),
-            recursive_l: config.privacy.l_diversity.iter().find_map(|l| match l.variant {
+            recursive_l: config.model.privacy.l_diversity.iter().find_map(|l| match l.variant {
                 LDiversityVariant::Recursive { l: value, .. } if l.attribute == a.column => Some(value),
                 _ => None,
             }),
-            hierarchy: config.privacy.t_closeness.iter().find_map(|t| match &t.distance {
+            hierarchy: config.model.privacy.t_closeness.iter().find_map(|t| match &t.distance {
                 GroundDistance::Hierarchical(h) if t.attribute == a.column => Some(h.clone()),
                 _ => None,
             }),
@@ -567,21 +567,23 @@ impl FileConfig {
                 .iter()
                 .map(|r| RareValueRule { column: r.column.clone(), min_count: r.min_count, replacement: r.replacement.clone() })
                 .collect(),
-            privacy,
-            suppression_limit: self.suppression_limit,
-            metric: Metric::from_name(&self.metric)
-                .ok_or_else(|| anyhow!("unknown metric {:?} (loss, precision, discernibility, aecs, entropy)", self.metric))?,
-            strategy: match self.strategy.as_str() {
-                "optimal" => SearchStrategy::Optimal,
-                "exhaustive" => SearchStrategy::Exhaustive,
-                other => bail!("unknown strategy {other:?} (optimal, exhaustive)"),
+            model: ModelSettings {
+                privacy,
+                suppression_limit: self.suppression_limit,
+                metric: Metric::from_name(&self.metric)
+                    .ok_or_else(|| anyhow!("unknown metric {:?} (loss, precision, discernibility, aecs, entropy)", self.metric))?,
+                strategy: match self.strategy.as_str() {
+                    "optimal" => SearchStrategy::Optimal,
+                    "exhaustive" => SearchStrategy::Exhaustive,
+                    other => bail!("unknown strategy {other:?} (optimal, exhaustive)"),
+                },
+                suppressed_rows: match self.suppressed_rows.as_str() {
+                    "remove" => SuppressedRows::Remove,
+                    "mask" => SuppressedRows::Mask,
+                    other => bail!("unknown suppressed_rows {other:?} (remove, mask)"),
+                },
+                risk_threshold: self.risk_threshold,
             },
-            suppressed_rows: match self.suppressed_rows.as_str() {
-                "remove" => SuppressedRows::Remove,
-                "mask" => SuppressedRows::Mask,
-                other => bail!("unknown suppressed_rows {other:?} (remove, mask)"),
-            },
-            risk_threshold: self.risk_threshold,
         };
         Ok((config, key))
     }

@@ -2,7 +2,7 @@
 //! (`shared/datasets/adult`, beside the repository) with ARX's hierarchies.
 #![allow(dead_code)]
 
-use niji_anon::{AnonymizationConfig, Attribute, AttributeRole, Hierarchy, Metric, PrivacyModel, Table};
+use niji_anon::{AnonymizationConfig, Attribute, AttributeRole, Hierarchy, Metric, ModelSettings, PrivacyModel, Table};
 use std::path::PathBuf;
 
 /// ARX's eight quasi-identifiers for Adult (lattice of 4,320 nodes), in the order levels are
@@ -45,5 +45,8 @@ pub fn adult_config(hierarchies: &[(String, Hierarchy)], k: u32, suppression_lim
     let mut attributes: Vec<Attribute> =
         hierarchies.iter().map(|(name, h)| Attribute { column: name.clone(), role: AttributeRole::QuasiIdentifying(h.clone()) }).collect();
     attributes.push(Attribute { column: "occupation".into(), role: AttributeRole::Insensitive });
-    AnonymizationConfig { attributes, privacy: PrivacyModel::k_anonymity(k), suppression_limit, metric, ..Default::default() }
+    AnonymizationConfig {
+        attributes,
+        model: ModelSettings { privacy: PrivacyModel::k_anonymity(k), suppression_limit, metric, ..Default::default() },
+    }
 }
