@@ -649,7 +649,7 @@ fn receipt_kind(
     age: u32,
     inpatient: bool,
 ) -> u16 {
-    let high_income = person.index % 10 == 0;
+    let high_income = person.index.is_multiple_of(10);
     let (system, category) = match coverage {
         None => (2, 2),
         Some(c) if world.insurers.all[c.insurer].kind == InsurerKind::Koki => (3, if high_income { 0 } else { 8 }),
