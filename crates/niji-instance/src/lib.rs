@@ -3,7 +3,8 @@
 //! ```text
 //! DIR/
 //!   NIJI_INSTANCE        marker with the layout version
-//!   keys/                secrets, mode 0600: log-signing.key (Ed25519 seed), accounts.key
+//!   keys/                secrets, mode 0600: log-signing.key (Ed25519 seed), accounts.key,
+//!                        master.key (unless NIJI_MASTER_KEY holds it; see [`keys`])
 //!   log/                 the transparency log (niji-log)
 //!   meta.sqlite          the metadata store (niji-store)
 //! ```
@@ -12,7 +13,10 @@
 //! keys); the first log entry of every instance is `instance.created`. Keys never leave
 //! this crate except as typed handles. No HTTP here.
 
+pub mod keys;
+
 use ed25519_dalek::SigningKey;
+use keys::{DataKey, KeyError, MasterKey, MasterKeySource, MASTER_KEY_ENV};
 use niji_core::{AuditError, AuditEvent, AuditSink};
 use niji_log::TransparencyLog;
 use niji_store::Store;
@@ -44,6 +48,8 @@ pub enum InstanceError {
     Store(#[from] niji_store::StoreError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
 }
 
 /// The paths of an instance folder.
@@ -74,6 +80,9 @@ impl InstancePaths {
     pub fn accounts_key(&self) -> PathBuf {
         self.keys().join("accounts.key")
     }
+    pub fn master_key(&self) -> PathBuf {
+        self.keys().join("master.key")
+    }
     pub fn synth(&self) -> PathBuf {
         self.root.join("synth")
     }
@@ -85,6 +94,7 @@ pub struct Instance {
     pub store: Store,
     log: Arc<TransparencyLog>,
     accounts_key: [u8; 32],
+    master: MasterKey,
 }
 
 impl Instance {
@@ -102,6 +112,10 @@ impl Instance {
         let mut accounts = [0u8; 32];
         rand::Rng::fill(&mut rand::rngs::OsRng, &mut accounts);
         write_secret(&paths.accounts_key(), &accounts)?;
+        if std::env::var_os(MASTER_KEY_ENV).is_none() {
+            let master = MasterKey::generate();
+            write_text_secret(&paths.master_key(), &master.to_hex())?;
+        }
         let instance = Self::open_unchecked(paths.clone()).await?;
         let event = AuditEvent::new(actor, time::OffsetDateTime::now_utc(), "instance.created", "instance")
             .with_data(serde_json::json!({"log_public_key": hex::encode(instance.log.verifying_key().as_bytes())}));
@@ -126,7 +140,70 @@ impl Instance {
         let log_dir = paths.log();
         let log = tokio::task::spawn_blocking(move || TransparencyLog::open(&log_dir, signing)).await.expect("log open does not panic")?;
         let store = Store::open_sqlite(&paths.metadata_db()).await?;
-        Ok(Self { paths, store, log: Arc::new(log), accounts_key })
+        let master = MasterKey::load(&paths.master_key())?;
+        Ok(Self { paths, store, log: Arc::new(log), accounts_key, master })
+    }
+
+    /// Fingerprint and source of the master key in use.
+    pub fn master_key_info(&self) -> (String, MasterKeySource) {
+        (self.master.fingerprint(), self.master.source)
+    }
+
+    /// The data key `id` (for example `dataset:ehr/v3`), created and recorded on first use.
+    pub async fn data_key(&self, id: &str, actor: &str) -> Result<DataKey, InstanceError> {
+        if let Some(row) = self.store.data_key(id).await? {
+            return Ok(self.unwrap_row(&row)?);
+        }
+        let key = DataKey::generate();
+        let now = time::OffsetDateTime::now_utc();
+        self.store.insert_data_key(id, &self.master.wrap(id, &key), &self.master.fingerprint(), now.unix_timestamp()).await?;
+        self.record(&AuditEvent::new(actor, now, "key.data.created", format!("data-key:{id}")))?;
+        Ok(key)
+    }
+
+    /// Checks that every stored data key unwraps under the master key in use; returns their ids.
+    pub async fn check_data_keys(&self) -> Result<Vec<String>, InstanceError> {
+        let rows = self.store.data_keys().await?;
+        for row in &rows {
+            self.unwrap_row(row)?;
+        }
+        Ok(rows.into_iter().map(|r| r.id).collect())
+    }
+
+    /// Re-wraps every data key under `new` in one transaction and, when the master key is
+    /// kept in `keys/master.key`, replaces that file. The new key is first written beside it as
+    /// `master.key.new`, so that a crash between the two steps loses no key. With the key in
+    /// `NIJI_MASTER_KEY`, the operator sets the new value before the next start.
+    pub async fn rotate_master_key(&mut self, new: MasterKey, actor: &str) -> Result<usize, InstanceError> {
+        let rows = self.store.data_keys().await?;
+        let mut rewrapped = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let key = self.unwrap_row(row)?;
+            rewrapped.push((row.id.clone(), new.wrap(&row.id, &key)));
+        }
+        let staged = self.paths.keys().join("master.key.new");
+        if self.master.source == MasterKeySource::File {
+            write_text_secret(&staged, &new.to_hex())?;
+        }
+        let now = time::OffsetDateTime::now_utc();
+        self.store.rewrap_data_keys(&rewrapped, &new.fingerprint(), now.unix_timestamp()).await?;
+        if self.master.source == MasterKeySource::File {
+            std::fs::rename(&staged, self.paths.master_key()).map_err(io_at(&staged))?;
+        }
+        let old = self.master.fingerprint();
+        self.master = new.with_source(self.master.source);
+        self.record(&AuditEvent::new(actor, now, "key.master.rotated", "instance").with_data(serde_json::json!({
+            "from": old, "to": self.master.fingerprint(), "data_keys": rows.len()
+        })))?;
+        Ok(rows.len())
+    }
+
+    fn unwrap_row(&self, row: &niji_store::DataKeyRow) -> Result<DataKey, KeyError> {
+        let given = self.master.fingerprint();
+        if row.master_fingerprint != given {
+            return Err(KeyError::WrongMasterKey { id: row.id.clone(), wrapped_by: row.master_fingerprint.clone(), given });
+        }
+        self.master.unwrap(&row.id, &row.wrapped)
     }
 
     pub fn log(&self) -> &Arc<TransparencyLog> {
@@ -180,6 +257,12 @@ fn write_secret(path: &Path, key: &[u8; 32]) -> Result<(), InstanceError> {
     f.sync_all().map_err(io_at(path))
 }
 
+fn write_text_secret(path: &Path, text: &str) -> Result<(), InstanceError> {
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io_at(path))?;
+    f.write_all(format!("{text}\n").as_bytes()).map_err(io_at(path))?;
+    f.sync_all().map_err(io_at(path))
+}
+
 fn read_secret(path: &Path) -> Result<[u8; 32], InstanceError> {
     let text = std::fs::read_to_string(path).map_err(io_at(path))?;
     let bytes = hex::decode(text.trim()).map_err(|e| InstanceError::BadKey { path: path.to_path_buf(), reason: e.to_string() })?;
@@ -211,6 +294,54 @@ mod tests {
         let inst = Instance::open(dir.path()).await.unwrap();
         assert_eq!(inst.log().size(), 1);
         assert_eq!(log_verifying_key(dir.path()).unwrap(), inst.log().verifying_key());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn data_keys_are_wrapped_survive_rotation_and_name_a_wrong_master_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut inst = Instance::init(dir.path(), "cli:test").await.unwrap();
+        let a = inst.data_key("dataset:ehr/v1", "cli:test").await.unwrap();
+        let b = inst.data_key("vault:identities", "cli:test").await.unwrap();
+        assert_ne!(a, b);
+        assert_eq!(inst.data_key("dataset:ehr/v1", "cli:test").await.unwrap(), a, "a key is created once");
+        let old_master = std::fs::read_to_string(inst.paths.master_key()).unwrap();
+
+        let new = MasterKey::generate();
+        let new_fingerprint = new.fingerprint();
+        assert_eq!(inst.rotate_master_key(new, "cli:test").await.unwrap(), 2);
+        assert_eq!(inst.master_key_info().0, new_fingerprint);
+        assert_eq!(inst.data_key("dataset:ehr/v1", "cli:test").await.unwrap(), a, "rotation keeps the data keys");
+        assert!(!inst.paths.keys().join("master.key.new").exists());
+        let path = inst.paths.master_key();
+        drop(inst);
+
+        // Reopened with the rotated key file: every key unwraps.
+        let inst = Instance::open(dir.path()).await.unwrap();
+        assert_eq!(inst.check_data_keys().await.unwrap(), vec!["dataset:ehr/v1".to_string(), "vault:identities".to_string()]);
+        assert_eq!(inst.data_key("vault:identities", "cli:test").await.unwrap(), b);
+        drop(inst);
+
+        // The old master key is refused by name, not with a decryption failure.
+        std::fs::write(&path, old_master).unwrap();
+        let inst = Instance::open(dir.path()).await.unwrap();
+        let err = inst.check_data_keys().await.unwrap_err().to_string();
+        assert!(err.contains("wrapped by master key") && err.contains(&new_fingerprint), "{err}");
+
+        // No data key and no master key sits in the clear anywhere outside keys/ (database,
+        // its WAL, the log).
+        let master_bytes = ::hex::decode(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
+        let mut scanned = 0;
+        for name in ["meta.sqlite", "meta.sqlite-wal", "log/entries.dat", "log/heads.dat"] {
+            let Ok(bytes) = std::fs::read(dir.path().join(name)) else { continue };
+            scanned += 1;
+            for needle in [a.0.as_slice(), b.0.as_slice(), master_bytes.as_slice()] {
+                assert!(!bytes.windows(32).any(|w| w == needle), "key bytes in {name}");
+            }
+        }
+        assert!(scanned >= 3);
+        let actions: Vec<String> = (0..inst.log().size()).map(|i| AuditEvent::from_bytes(&inst.log().entry(i).unwrap()).unwrap().action).collect();
+        assert_eq!(actions.iter().filter(|a| *a == "key.data.created").count(), 2);
+        assert!(actions.contains(&"key.master.rotated".to_string()));
     }
 
     #[tokio::test]

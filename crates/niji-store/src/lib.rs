@@ -1,5 +1,5 @@
-//! Niji's metadata store: accounts, roles, sessions and, in later work, datasets,
-//! applications and permits.
+//! Niji's metadata store: accounts, roles, sessions, wrapped data keys and, in later work,
+//! datasets, applications and permits.
 //!
 //! SQLite embedded by default (one file in the instance folder, WAL mode, foreign keys on,
 //! migrations embedded in the binary). Callers see only [`Store`] and its row types: SQL is
@@ -10,8 +10,10 @@
 //! `niji-accounts`); secrets arrive here already hashed or sealed.
 
 mod accounts;
+mod keys;
 
 pub use accounts::{ApiTokenRow, NewUser, OrganizationRow, RoleGrantRow, SessionRow, UserRow};
+pub use keys::DataKeyRow;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;

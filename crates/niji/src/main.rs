@@ -51,6 +51,9 @@ enum Command {
     /// API tokens for the command line and scripts.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The master key and the data keys it wraps.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Print the current TOTP code for a secret (for demo accounts without an authenticator app).
     TotpCode {
         #[arg(long)]
@@ -147,6 +150,20 @@ enum UserCommand {
 }
 
 #[derive(Subcommand)]
+enum KeysCommand {
+    /// Show the master key's fingerprint and source, and check that every data key unwraps.
+    Status(DirArg),
+    /// Re-wrap every data key under a new master key (generated, or read from a file).
+    RotateMaster {
+        #[command(flatten)]
+        dir: DirArg,
+        /// File holding the new master key (64 hex characters); generated when absent.
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum TokenCommand {
     /// Create an API token for an account; printed once.
     Create {
@@ -199,6 +216,7 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Log(cmd) => log_command(cmd),
         Command::User(cmd) => user_command(cmd).await,
+        Command::Keys(cmd) => keys_command(cmd).await,
         Command::TotpCode { secret } => {
             println!("{}", niji_accounts::totp_code(&secret, OffsetDateTime::now_utc())?);
             Ok(())
@@ -283,6 +301,47 @@ fn log_command(cmd: LogCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+async fn keys_command(cmd: KeysCommand) -> Result<()> {
+    use niji_instance::keys::{MasterKey, MasterKeySource};
+    match cmd {
+        KeysCommand::Status(DirArg { dir }) => {
+            let instance = open(&dir).await?;
+            let (fingerprint, source) = instance.master_key_info();
+            let ids = instance.check_data_keys().await?;
+            println!("master key {fingerprint} (from {}); {} data keys, all unwrap", source_name(source), ids.len());
+            for id in ids {
+                println!("  {id}");
+            }
+        }
+        KeysCommand::RotateMaster { dir, new_key_file } => {
+            let mut instance = open(&dir.dir).await?;
+            let new = match new_key_file {
+                Some(f) => {
+                    MasterKey::from_hex(&std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?, MasterKeySource::File)
+                        .with_context(|| format!("{} must hold 64 hex characters", f.display()))?
+                }
+                None => MasterKey::generate(),
+            };
+            let (old, source) = instance.master_key_info();
+            let new_hex = new.to_hex();
+            let n = instance.rotate_master_key(new, &cli_actor()).await?;
+            let (now, _) = instance.master_key_info();
+            println!("Re-wrapped {n} data keys: master key {old} → {now}.");
+            if source == MasterKeySource::Environment {
+                println!("Set NIJI_MASTER_KEY={new_hex} before the next start (the old value no longer opens the data keys).");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn source_name(source: niji_instance::keys::MasterKeySource) -> &'static str {
+    match source {
+        niji_instance::keys::MasterKeySource::Environment => "NIJI_MASTER_KEY",
+        niji_instance::keys::MasterKeySource::File => "keys/master.key",
+    }
 }
 
 async fn user_command(cmd: UserCommand) -> Result<()> {

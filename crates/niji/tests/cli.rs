@@ -179,3 +179,32 @@ fn check_reports_rejects_with_their_place_and_accepts_synthetic_data() {
     let stdout = ok(&["check", synth.join("fhir").to_str().unwrap(), synth.join("ndjson").to_str().unwrap(), synth.join("uke").to_str().unwrap()]);
     assert!(stdout.contains(" 0 rejected, 0 files not read."), "{stdout}");
 }
+
+#[test]
+fn a_master_key_from_the_environment_never_touches_the_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inst");
+    let d = dir.to_str().unwrap();
+    let key = "7f".repeat(32);
+    let run = |args: &[&str], env_key: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_niji"));
+        c.args(args).env("NIJI_LOG", "error").env_remove("NIJI_MASTER_KEY");
+        if let Some(k) = env_key {
+            c.env("NIJI_MASTER_KEY", k);
+        }
+        c.output().unwrap()
+    };
+    assert!(run(&["init", "--dir", d], Some(&key)).status.success());
+    assert!(!dir.join("keys/master.key").exists());
+    let out = run(&["keys", "status", "--dir", d], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NIJI_MASTER_KEY"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["keys", "status", "--dir", d], Some("not-hex"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not 64 hex characters"));
+    let out = run(&["keys", "status", "--dir", d], Some(&key));
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("from NIJI_MASTER_KEY"));
+    let out = run(&["keys", "rotate-master", "--dir", d], Some(&key));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success() && stdout.contains("Set NIJI_MASTER_KEY="), "{stdout}");
+    assert!(!dir.join("keys/master.key").exists());
+}
