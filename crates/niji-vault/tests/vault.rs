@@ -1,0 +1,428 @@
+//! The identity vault against real SQLite files in a temporary folder.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use niji_ingest::{IdentifierKind, Identity, IdentityItem};
+use niji_privacy::{link, LinkageConfig, PersonKey, PriorKeys, Pseudonymizer, VaultKey};
+use niji_vault::{Vault, VaultError};
+
+const SEALING: [u8; 32] = [7u8; 32];
+
+fn vault_key() -> VaultKey {
+    VaultKey::from_bytes(b"niji-vault test vault key, 32+ bytes long").unwrap()
+}
+
+fn path(dir: &Path) -> PathBuf {
+    dir.join("vault").join("identities.sqlite")
+}
+
+async fn open(dir: &Path) -> Vault {
+    std::fs::create_dir_all(dir.join("vault")).unwrap();
+    Vault::open(&path(dir), &SEALING, &vault_key()).await.unwrap()
+}
+
+fn identity(items: &[(IdentifierKind, &str, &str)]) -> Identity {
+    Identity { items: items.iter().map(|&(kind, field, value)| IdentityItem { kind, field: field.into(), value: value.into() }).collect() }
+}
+
+fn pk(b: u8) -> PersonKey {
+    PersonKey([b; 32])
+}
+
+fn sample() -> Vec<(String, Identity, PersonKey)> {
+    vec![
+        (
+            "ehr/Patient.ndjson:1".into(),
+            identity(&[
+                (IdentifierKind::NameKanji, "Patient.name[0]", "山田 太郎"),
+                (IdentifierKind::NameKana, "Patient.name[1]", "ヤマダ タロウ"),
+                (IdentifierKind::Phone, "Patient.telecom[0]", "03-1234-5678"),
+            ]),
+            pk(1),
+        ),
+        ("ehr/Patient.ndjson:2".into(), identity(&[(IdentifierKind::NameKanji, "Patient.name[0]", "佐藤 花子")]), pk(2)),
+        ("ehr/Condition.ndjson:7".into(), identity(&[(IdentifierKind::FreeText, "Condition.note[0]", "夫の鈴木さんも通院中")]), pk(1)),
+    ]
+}
+
+/// Opens the vault file with a plain connection, to tamper with it as an attacker with the file
+/// would.
+async fn raw(dir: &Path) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!("sqlite://{}", path(dir).display())).await.unwrap()
+}
+
+#[tokio::test]
+async fn round_trip_counts_and_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    let anchors = vec![(pk(101), pk(1)), (pk(102), pk(2))];
+    vault.store_batch("1310000001", "ehr-2024", &sample(), &anchors).await.unwrap();
+    vault
+        .store_batch(
+            "insurer-1",
+            "claims-2024",
+            &[("claims.uke:4".into(), identity(&[(IdentifierKind::MemberId, "HO", "06131234:12:345:00")]), pk(1))],
+            &[(pk(103), pk(1))],
+        )
+        .await
+        .unwrap();
+
+    let one = vault.identities_of(&pk(1)).await.unwrap();
+    assert_eq!(one.len(), 3);
+    assert_eq!(one[0].record_ref, "ehr/Patient.ndjson:1");
+    assert_eq!(one[0].holder, "1310000001");
+    assert_eq!(one[0].dataset, "ehr-2024");
+    assert_eq!(one[0].identity.items, sample()[0].1.items);
+    assert_eq!(one[1].identity.items, sample()[2].1.items);
+    assert_eq!((one[2].dataset.as_str(), one[2].record_ref.as_str()), ("claims-2024", "claims.uke:4"));
+    assert!(vault.identities_of(&pk(9)).await.unwrap().is_empty());
+    assert_eq!(vault.person_count().await.unwrap(), 2);
+    assert_eq!(vault.record_count("ehr-2024").await.unwrap(), 3);
+    assert_eq!(vault.record_count("claims-2024").await.unwrap(), 1);
+    let prior = vault.prior_keys().await.unwrap();
+    assert_eq!(prior.len(), 3);
+    assert_eq!(prior.get(&pk(102)), Some(&pk(2)));
+
+    // Reopening with the same keys sees everything.
+    vault.close().await;
+    let vault = open(dir.path()).await;
+    assert_eq!(vault.identities_of(&pk(2)).await.unwrap()[0].identity.items, sample()[1].1.items);
+
+    // Deleting a dataset takes its records and anchors along, and nothing else.
+    assert_eq!(vault.delete_dataset("ehr-2024").await.unwrap(), 3);
+    assert_eq!(vault.record_count("ehr-2024").await.unwrap(), 0);
+    assert_eq!(vault.person_count().await.unwrap(), 1);
+    assert_eq!(vault.identities_of(&pk(1)).await.unwrap().len(), 1);
+    let prior = vault.prior_keys().await.unwrap();
+    assert_eq!(prior.len(), 1);
+    assert_eq!(prior.get(&pk(103)), Some(&pk(1)));
+    vault.close().await;
+}
+
+#[tokio::test]
+async fn a_failed_batch_leaves_the_vault_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    vault.store_batch("h", "ds", &sample()[..1], &[(pk(101), pk(1))]).await.unwrap();
+
+    // A duplicate record reference in the middle of the batch (the first record is new).
+    let mut batch = vec![("new:1".to_string(), identity(&[(IdentifierKind::NameKanji, "n", "田中 一郎")]), pk(5))];
+    batch.push(sample()[0].clone());
+    batch.push(("new:2".to_string(), identity(&[(IdentifierKind::NameKanji, "n", "田中 二郎")]), pk(6)));
+    let err = vault.store_batch("h", "ds", &batch, &[(pk(105), pk(5)), (pk(101), pk(9))]).await.unwrap_err();
+    assert!(matches!(err, VaultError::DuplicateRecord), "{err:?}");
+    assert!(!err.to_string().contains("Patient"), "the error does not quote the reference");
+    assert_eq!(vault.record_count("ds").await.unwrap(), 1);
+    assert_eq!(vault.person_count().await.unwrap(), 1);
+    assert!(vault.identities_of(&pk(5)).await.unwrap().is_empty());
+    let prior = vault.prior_keys().await.unwrap();
+    assert_eq!(prior.len(), 1);
+    assert_eq!(prior.get(&pk(101)), Some(&pk(1)), "the anchor was not re-pointed");
+
+    // Twice the same reference within one batch fails too; the same reference in another dataset is fine.
+    let twice = vec![batch[0].clone(), batch[0].clone()];
+    assert!(matches!(vault.store_batch("h", "ds", &twice, &[]).await, Err(VaultError::DuplicateRecord)));
+    assert_eq!(vault.record_count("ds").await.unwrap(), 1);
+    vault.store_batch("h", "ds2", &sample()[..1], &[]).await.unwrap();
+    assert_eq!(vault.record_count("ds2").await.unwrap(), 1);
+    vault.close().await;
+}
+
+#[tokio::test]
+async fn wrong_keys_are_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    vault.store_batch("h", "ds", &sample(), &[]).await.unwrap();
+    vault.close().await;
+
+    let err = Vault::open(&path(dir.path()), &[8u8; 32], &vault_key()).await.unwrap_err();
+    assert!(matches!(err, VaultError::WrongSealingKey), "{err:?}");
+    assert_eq!(err.to_string(), "the vault was created with another sealing key");
+    let err = Vault::open(&path(dir.path()), &SEALING, &VaultKey::from_bytes(&[3u8; 32]).unwrap()).await.unwrap_err();
+    assert!(matches!(err, VaultError::WrongVaultKey), "{err:?}");
+
+    // Even past the key check (the check row replaced by one made under the wrong key), the
+    // sealed identities do not open under another sealing key.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(other.path().join("vault")).unwrap();
+    Vault::open(&path(other.path()), &[8u8; 32], &vault_key()).await.unwrap().close().await;
+    let other_pool = raw(other.path()).await;
+    let check: Vec<u8> = sqlx::query_scalar("SELECT sealing_check FROM vault_meta").fetch_one(&other_pool).await.unwrap();
+    other_pool.close().await;
+    let pool = raw(dir.path()).await;
+    sqlx::query("UPDATE vault_meta SET sealing_check = $1").bind(check).execute(&pool).await.unwrap();
+    pool.close().await;
+    let wrong = Vault::open(&path(dir.path()), &[8u8; 32], &vault_key()).await.unwrap();
+    let err = wrong.identities_of(&pk(1)).await.unwrap_err();
+    assert!(matches!(err, VaultError::Tampered), "{err:?}");
+    wrong.close().await;
+}
+
+#[tokio::test]
+async fn a_sealed_blob_moved_to_another_row_fails_authentication() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    vault.store_batch("h", "ds", &sample(), &[]).await.unwrap();
+
+    let pool = raw(dir.path()).await;
+    // Person 2's blob into person 1's first row.
+    let blob: Vec<u8> =
+        sqlx::query_scalar("SELECT sealed FROM identity_records WHERE person_key = $1").bind(&pk(2).0[..]).fetch_one(&pool).await.unwrap();
+    sqlx::query("UPDATE identity_records SET sealed = $1 WHERE id = (SELECT MIN(id) FROM identity_records WHERE person_key = $2)")
+        .bind(&blob)
+        .bind(&pk(1).0[..])
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(matches!(vault.identities_of(&pk(1)).await, Err(VaultError::Tampered)));
+    // A row re-pointed at another person fails the same way; untouched rows still open.
+    sqlx::query("UPDATE identity_records SET person_key = $1 WHERE person_key = $2")
+        .bind(&pk(3).0[..])
+        .bind(&pk(2).0[..])
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(matches!(vault.identities_of(&pk(3)).await, Err(VaultError::Tampered)));
+    // A row moved to another dataset too.
+    sqlx::query("UPDATE identity_records SET person_key = $1 WHERE person_key = $2")
+        .bind(&pk(2).0[..])
+        .bind(&pk(3).0[..])
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(vault.identities_of(&pk(2)).await.unwrap().len(), 1);
+    sqlx::query("UPDATE identity_records SET dataset = 'other' WHERE person_key = $1").bind(&pk(2).0[..]).execute(&pool).await.unwrap();
+    assert!(matches!(vault.identities_of(&pk(2)).await, Err(VaultError::Tampered)));
+    pool.close().await;
+    vault.close().await;
+}
+
+fn pseudonymizer() -> Pseudonymizer {
+    Pseudonymizer::new(&vault_key())
+}
+
+/// Stores one linkage run as one dataset.
+async fn store_run(vault: &Vault, dataset: &str, recs: &[common::Rec], keys: &[PersonKey], anchors: &[(PersonKey, PersonKey)]) {
+    let batch: Vec<(String, Identity, PersonKey)> = recs.iter().zip(keys).map(|(r, k)| (r.record_ref.clone(), r.link.identity.clone(), *k)).collect();
+    vault.store_batch("synth", dataset, &batch, anchors).await.unwrap();
+}
+
+#[tokio::test]
+async fn person_keys_stay_stable_across_two_ingests() {
+    let dir = tempfile::tempdir().unwrap();
+    let synth = dir.path().join("synth");
+    common::generate(&synth, 400);
+    let recs = common::ingest(&synth);
+    let half = recs.len() / 2;
+    let (first, rest) = recs.split_at(half);
+    let config = LinkageConfig::default();
+
+    let vault = open(dir.path()).await;
+    let links = |r: &[common::Rec]| r.iter().map(|r| r.link.clone()).collect::<Vec<_>>();
+    let run1 = link(&links(first), &config, &pseudonymizer(), &PriorKeys::default());
+    store_run(&vault, "first", first, &run1.keys, &run1.anchors).await;
+    vault.close().await;
+
+    // Later: the vault gives back the anchors, and only the new records are linked.
+    let vault = open(dir.path()).await;
+    let prior = vault.prior_keys().await.unwrap();
+    let anchors: HashSet<PersonKey> = run1.anchors.iter().map(|a| a.0).collect();
+    assert_eq!(prior.len(), anchors.len());
+    assert!(run1.anchors.iter().all(|(a, p)| prior.get(a) == Some(p)));
+    let run2 = link(&links(rest), &config, &pseudonymizer(), &prior);
+    store_run(&vault, "rest", rest, &run2.keys, &run2.anchors).await;
+
+    // Persons with records in both halves: the new records got the key of the first run.
+    let mut first_key: HashMap<u64, PersonKey> = HashMap::new();
+    for (r, k) in first.iter().zip(&run1.keys) {
+        first_key.entry(r.person).or_insert(*k);
+    }
+    let (mut spanning, mut same) = (0usize, 0usize);
+    for (r, k) in rest.iter().zip(&run2.keys) {
+        if let Some(k1) = first_key.get(&r.person) {
+            spanning += 1;
+            same += usize::from(k1 == k);
+        }
+    }
+    println!("{same} of {spanning} later records of earlier persons kept their person key");
+    assert!(spanning > 100, "the split leaves persons on both sides ({spanning})");
+    assert!(same as f64 >= 0.99 * spanning as f64, "{same} of {spanning}");
+
+    // Without the prior keys the keys are still deterministic, but the vault's anchors are what
+    // makes a person's identities come back together.
+    let truth_persons: HashSet<u64> = recs.iter().map(|r| r.person).collect();
+    let persons = vault.person_count().await.unwrap();
+    println!("{persons} person keys for {} true persons", truth_persons.len());
+    assert!(persons as f64 <= truth_persons.len() as f64 * 1.01 && persons as f64 >= truth_persons.len() as f64 * 0.99);
+    let (r, k) = rest.iter().zip(&run2.keys).find(|(r, _)| first_key.contains_key(&r.person)).unwrap();
+    let ids = vault.identities_of(k).await.unwrap();
+    assert!(ids.iter().any(|i| i.dataset == "first") && ids.iter().any(|i| i.dataset == "rest" && i.record_ref == r.record_ref));
+    assert_eq!(vault.record_count("first").await.unwrap() + vault.record_count("rest").await.unwrap(), recs.len() as u64);
+    vault.close().await;
+}
+
+/// Values of the ground truth that must never appear in the vault's files in the clear.
+fn needles(synth: &Path) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let persons = std::fs::read_to_string(synth.join("truth/persons.csv")).unwrap();
+    let mut lines = persons.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (sn, gn, snk, gnk, sna, snka) = (
+        col("surname"),
+        col("given_name"),
+        col("surname_kana"),
+        col("given_name_kana"),
+        col("surname_after_marriage"),
+        col("surname_kana_after_marriage"),
+    );
+    let (postal, address, home, mobile) = (col("postal_code"), col("address"), col("home_phone"), col("mobile_phone"));
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        for (s, g) in [(sn, gn), (snk, gnk), (sna, gn), (snka, gnk)] {
+            if f[s].is_empty() {
+                continue;
+            }
+            for sep in ["", " ", "\u{3000}"] {
+                out.push(format!("{}{sep}{}", f[s], f[g]));
+            }
+        }
+        for c in [sn, gn, snk, gnk, sna, snka, postal, address, home, mobile] {
+            out.push(f[c].to_string());
+        }
+        for c in [postal, home, mobile] {
+            out.push(f[c].replace('-', ""));
+        }
+    }
+    let history = std::fs::read_to_string(synth.join("truth/insurance_history.csv")).unwrap();
+    for line in history.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (insurer, kigo, bango, edaban) = (f[2], f[3], f[4], f[5]);
+        out.push(format!("{insurer}{bango}"));
+        out.push(format!("{insurer}:{kigo}:{bango}:{edaban}"));
+        out.push(format!("{insurer}:{kigo}:{bango}"));
+        out.push(bango.to_string());
+        out.push(insurer.to_string());
+    }
+    out.retain(|s| !s.trim().is_empty());
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Byte patterns of the needles in UTF-8 and Shift_JIS, indexed for a one-pass scan. Patterns
+/// shorter than 6 bytes are left out: a 4-byte pattern (a two-kanji name in Shift_JIS, a short
+/// 番号) turns up by chance in a megabyte of random ciphertext about once in ten runs; 6 bytes
+/// make that negligible.
+struct Patterns {
+    /// Whether some pattern starts with these 3 bytes (a fast filter over random bytes).
+    prefix3: Vec<bool>,
+    by_prefix6: HashMap<[u8; 6], Vec<Vec<u8>>>,
+}
+
+fn patterns(needles: &[String]) -> Patterns {
+    let mut pats = Patterns { prefix3: vec![false; 1 << 24], by_prefix6: HashMap::new() };
+    let mut seen = HashSet::new();
+    for n in needles {
+        let (sjis, _, unmappable) = encoding_rs::SHIFT_JIS.encode(n);
+        let mut forms = vec![n.as_bytes().to_vec()];
+        if !unmappable {
+            forms.push(sjis.into_owned());
+        }
+        for f in forms {
+            if f.len() >= 6 && seen.insert(f.clone()) {
+                pats.prefix3[prefix3(&f)] = true;
+                pats.by_prefix6.entry(f[..6].try_into().unwrap()).or_default().push(f);
+            }
+        }
+    }
+    pats
+}
+
+fn prefix3(b: &[u8]) -> usize {
+    (b[0] as usize) << 16 | (b[1] as usize) << 8 | b[2] as usize
+}
+
+/// The patterns found in `bytes`.
+fn find(bytes: &[u8], pats: &Patterns) -> Vec<String> {
+    let mut hits = Vec::new();
+    for i in 0..bytes.len().saturating_sub(5) {
+        if !pats.prefix3[prefix3(&bytes[i..])] {
+            continue;
+        }
+        let Some(list) = pats.by_prefix6.get(&bytes[i..i + 6]) else { continue };
+        for p in list {
+            if bytes[i..].starts_with(p) {
+                hits.push(String::from_utf8_lossy(p).into_owned());
+            }
+        }
+    }
+    hits
+}
+
+fn scan_vault_folder(dir: &Path, patterns: &Patterns) -> usize {
+    let files = common::all_files(&dir.join("vault"));
+    for f in &files {
+        // SQLite removes the -wal and -shm files when the last connection closes, which may
+        // happen between listing and reading.
+        let bytes = match std::fs::read(f) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => panic!("{e}"),
+        };
+        let hits = find(&bytes, patterns);
+        assert!(hits.is_empty(), "{} holds {} identifying values in the clear, e.g. {:?}", f.display(), hits.len(), &hits[..hits.len().min(5)]);
+    }
+    files.len()
+}
+
+#[tokio::test]
+async fn no_identifying_value_in_the_raw_bytes_of_the_vault_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let synth = dir.path().join("synth");
+    common::generate(&synth, 300);
+    let recs = common::ingest(&synth);
+    let pats = patterns(&needles(&synth));
+
+    // The test means something: the identities stored do hold the ground truth's values.
+    let mut plain = Vec::new();
+    for r in &recs {
+        for i in &r.link.identity.items {
+            plain.extend_from_slice(i.value.as_bytes());
+            plain.push(0);
+            plain.extend_from_slice(&encoding_rs::SHIFT_JIS.encode(&i.value).0);
+            plain.push(0);
+        }
+    }
+    let present = find(&plain, &pats).len();
+    assert!(present > 1_000, "only {present} ground-truth values in the stored identities");
+
+    let vault = open(dir.path()).await;
+    let records: Vec<_> = recs.iter().map(|r| r.link.clone()).collect();
+    let linkage = link(&records, &LinkageConfig::default(), &pseudonymizer(), &PriorKeys::default());
+    let mut by_holder: HashMap<&str, Vec<(String, Identity, PersonKey)>> = HashMap::new();
+    for (r, k) in recs.iter().zip(&linkage.keys) {
+        by_holder.entry(r.link.holder.as_str()).or_default().push((r.record_ref.clone(), r.link.identity.clone(), *k));
+    }
+    for (holder, batch) in &by_holder {
+        vault.store_batch(holder, &format!("{holder}/2024"), batch, &linkage.anchors).await.unwrap();
+    }
+    assert!(!vault.identities_of(&linkage.keys[0]).await.unwrap().is_empty());
+
+    // While open (content still in the WAL) and after closing (checkpointed into the file).
+    let wal = PathBuf::from(format!("{}-wal", path(dir.path()).display()));
+    let wal_open = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(wal_open > 0, "the batches are in the WAL while the vault is open");
+    let open_files = scan_vault_folder(dir.path(), &pats);
+    assert!(open_files >= 2, "the -wal file is there while open ({open_files} files)");
+    vault.close().await;
+    let wal_closed = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal_closed, 0, "closing checkpoints the WAL into the database file");
+    let closed_files = scan_vault_folder(dir.path(), &pats);
+    assert!(closed_files >= 1);
+    let size = std::fs::metadata(path(dir.path())).unwrap().len();
+    println!("WAL {wal_open} bytes while open; scanned {open_files} files while open and {closed_files} after closing; database {size} bytes; {present} values present in the input");
+}
