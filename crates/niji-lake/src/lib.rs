@@ -1,0 +1,783 @@
+//! The encrypted lake: the content half of ingested records as standard tables, one folder per
+//! dataset version, each table one Parquet file with Parquet modular encryption (AES-GCM, footer
+//! encrypted too) under the version's data key.
+//!
+//! Layout: `<lake_dir>/<version>/<table>.parquet` for every table of [`TABLES`] (a table without
+//! rows is still written, so readers always find its schema). A version is written by a
+//! [`LakeWriter`] into a staging folder `<lake_dir>/.staging-…` and made visible by [`commit`];
+//! [`recover`] removes staging folders left by a crash.
+//!
+//! Invariants:
+//! - Rows are keyed by `person_key` (`FixedSizeBinary(32)`, the [`PersonKey`] of `niji-privacy`);
+//!   no identifier of a person is ever written: rows are built only from [`Content`], which holds
+//!   codes, units, enums, numbers and dates by construction.
+//! - Every file is encrypted and authenticated: pages, page headers, column metadata and the footer
+//!   (AES-GCM; no plaintext footer). The AAD prefix binds a file to its table name
+//!   (`niji-lake:<table>`), so swapping two tables' files is detected; it is not stored in the file.
+//! - Reading with another key, or a file with any changed byte, fails with
+//!   [`LakeError::Unreadable`]; nothing of a damaged file is returned as data.
+//! - Memory is bounded: rows are buffered per table up to [`LakeOptions::batch_rows`], then handed to
+//!   the Parquet writer, which flushes a row group every [`LakeOptions::row_group_rows`] rows.
+//! - A version appears whole or not at all: [`commit`] fsyncs every file and the staging folder,
+//!   renames it to its final name (refusing an existing one) and fsyncs the parent.
+//!
+//! # Tables
+//!
+//! Common column types: `person_key` `FixedSizeBinary(32)` (never null); dates `Date32` (a date known
+//! only to the year or month is stored as its first day); year-months `Utf8` `YYYY-MM`; code system
+//! columns hold the `niji-ingest` [`CodeSystem`](niji_ingest::CodeSystem) variant name (`Icd10`,
+//! `ReceiptDisease`, `Yj`, `ReceiptDrug`, `Hot`, `GeneralDrugName`, `NoStandardDrugCode`, `Jlac10`,
+//! `Jlac11`, `LocalLab`, `LocalDrug`, `ReceiptProcedure`, `ReceiptMaterial`, `ReceiptComment`, …);
+//! list-like values (`alt_codes`, `categories`, …) are `Utf8` joined with `;`, codings as
+//! `System:code`. All columns but `person_key` are nullable.
+//!
+//! | table | source | columns |
+//! |---|---|---|
+//! | `patients` | FHIR Patient | `person_key`, `sex` (`male`/`female`/`other`/`unknown`), `birth_year_month`, `prefecture` Int32 (JIS X 0401), `municipality` Int32 (JIS X 0402, 5 digits), `deceased` Boolean, `deceased_on` |
+//! | `encounters` | FHIR Encounter | `person_key`, `status`, `class` (v3 ActCode: AMB, IMP, EMER, …), `start`, `end` |
+//! | `conditions` | FHIR Condition, UKE SY | `person_key`, `source` (`ehr`/`claim`), `code_system`, `code` (ICD-10, 病名管理番号, レセ電傷病名コード), `alt_codes`, `clinical_status`, `verification_status`, `categories`, `onset`, `abatement`, `recorded`, `file` Int32 and `claim` Int64 (claim rows: the RE of this disease), `modifiers` (修飾語コード), `outcome` Int32 (転帰区分), `main` Boolean (主病) |
+//! | `medications` | FHIR MedicationRequest | `person_key`, `status`, `intent`, `categories`, `code_system`, `code` (YJ, HOT, 一般名処方, レセ電医薬品, local), `alt_codes`, `authored`, `dose_value` Float64, `dose_unit`, `duration_days` Float64, `dispense_value` Float64, `dispense_unit`, `usage_codes` (用法コード) |
+//! | `lab_results` | FHIR Observation | `person_key`, `component` Int32 (null for the observation, 1.. for its components, one row each), `status`, `categories`, `code_system`, `code` (JLAC10/11, local lab code, LOINC-shaped tokens), `alt_codes`, `effective`, `value` Float64, `unit` (UCUM or a fixed Japanese unit word), `value_codes`, `interpretation` |
+//! | `allergies` | FHIR AllergyIntolerance | `person_key`, `code_system`, `code`, `alt_codes`, `categories`, `criticality`, `clinical_status`, `verification_status`, `onset`, `recorded` |
+//! | `claims` | UKE RE (with the IR before it) | `person_key`, `file` Int32, `claim` Int64 (line of the RE in its file), `receipt_no` Int64, `receipt_kind` (レセプト種別), `month` (診療年月), `sex`, `birth_year_month`, `benefit_ratio` Int32, `admitted_on`, `facility_code` (医療機関コード, a facility), `facility_prefecture` Int32, `fee_table` Int32 (点数表), `billing_month` (請求年月) |
+//! | `claim_lines` | UKE SI/IY/TO/CO | `person_key`, `file` Int32, `claim` Int64 (joins `claims`), `kind` (`procedure`/`drug`/`material`/`comment`), `category` Int32 (診療識別), `burden`, `code_system`, `code` (診療行為/医薬品/特定器材/コメントコード), `quantity` Float64, `points` Int64, `times` Int32, `comment_codes` |
+//!
+//! `file` is a number the caller gives with [`LakeWriter::set_file`] (the position of the
+//! submitted file in the batch), so that claims and their lines join within a version.
+//! Not stored (yet): CSV rows (`Content::Row`), organizations, practitioners, UKE payers (HO/KO/SN)
+//! and totals (GO).
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::builder::{BooleanBuilder, Date32Builder, FixedSizeBinaryBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use niji_ingest::{Code, Coded, Content, ContentBody, Date, Location, Quantity, Sex, YearMonth};
+use niji_privacy::PersonKey;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::ArrowWriter;
+use parquet::encryption::decrypt::FileDecryptionProperties;
+use parquet::encryption::encrypt::FileEncryptionProperties;
+use parquet::file::properties::WriterProperties;
+
+/// The standard tables, in file order.
+pub const TABLES: [&str; 8] = ["patients", "encounters", "conditions", "medications", "lab_results", "allergies", "claims", "claim_lines"];
+
+/// Name prefix of staging folders inside a lake folder; [`recover`] removes such folders.
+pub const STAGING_PREFIX: &str = ".staging-";
+
+/// Errors of the lake. Messages never quote data.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("lake I/O failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("staging folder must be named {STAGING_PREFIX}… and must not exist yet")]
+    BadStaging,
+    #[error("dataset version folder already exists")]
+    VersionExists,
+    #[error("unknown table")]
+    UnknownTable,
+    #[error("cannot decrypt or authenticate table {table}: wrong key or damaged file")]
+    Unreadable { table: String, source: parquet::errors::ParquetError },
+    #[error("cannot write table {table}")]
+    Write { table: String, source: parquet::errors::ParquetError },
+}
+
+/// The 32-byte AES key of one dataset version (`niji-instance` `DataKey` bytes).
+#[derive(Clone)]
+pub struct LakeKey(pub [u8; 32]);
+
+impl std::fmt::Debug for LakeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LakeKey(…)")
+    }
+}
+
+/// Buffer sizes of a [`LakeWriter`].
+#[derive(Debug, Clone, Copy)]
+pub struct LakeOptions {
+    /// Rows buffered per table before they go to the Parquet writer as one batch.
+    pub batch_rows: usize,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+}
+
+impl Default for LakeOptions {
+    fn default() -> Self {
+        Self { batch_rows: 8192, row_group_rows: 128 * 1024 }
+    }
+}
+
+/// Rows written per table, in [`TABLES`] order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LakeSummary {
+    pub rows: [u64; 8],
+    /// Records that have no standard table (CSV rows, organizations, payers, …).
+    pub skipped: u64,
+}
+
+impl LakeSummary {
+    /// Rows of one table by name (0 for an unknown name).
+    pub fn rows_of(&self, table: &str) -> u64 {
+        TABLES.iter().position(|t| *t == table).map_or(0, |i| self.rows[i])
+    }
+}
+
+/// Writes one dataset version into a staging folder. Dropping it without [`LakeWriter::finish`]
+/// leaves unreadable partial files that [`recover`] removes.
+pub struct LakeWriter {
+    staging: PathBuf,
+    tables: Vec<TableWriter>,
+    options: LakeOptions,
+    file: i32,
+    facility: FacilityContext,
+    summary: LakeSummary,
+}
+
+impl LakeWriter {
+    /// Creates `staging` (a new folder named `.staging-…`) and one encrypted file per table.
+    pub fn create(staging: &Path, key: &LakeKey, options: LakeOptions) -> Result<Self, LakeError> {
+        let named = staging.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(STAGING_PREFIX));
+        if !named {
+            return Err(LakeError::BadStaging);
+        }
+        fs::create_dir(staging).map_err(|e| if e.kind() == io::ErrorKind::AlreadyExists { LakeError::BadStaging } else { e.into() })?;
+        let mut tables = Vec::with_capacity(TABLES.len());
+        for (i, name) in TABLES.iter().enumerate() {
+            tables.push(TableWriter::create(staging, name, schema(i), key, options)?);
+        }
+        Ok(Self { staging: staging.to_path_buf(), tables, options, file: 0, facility: FacilityContext::default(), summary: LakeSummary::default() })
+    }
+
+    /// Sets the number of the submitted file the next rows come from (`file` column of claims).
+    pub fn set_file(&mut self, file: i32) {
+        self.file = file;
+        self.facility = FacilityContext::default();
+    }
+
+    /// Adds the rows of one record's content.
+    pub fn push(&mut self, person: &PersonKey, content: &Content) -> Result<(), LakeError> {
+        let k = person.as_bytes();
+        let line = match content.record.location {
+            Location::Line(n) | Location::Entry(n) => Some(n as i64),
+            Location::File => None,
+        };
+        let file = Some(self.file as i64);
+        let (table, rows): (usize, Vec<Vec<V>>) = match &content.body {
+            ContentBody::Patient(p) => (
+                0,
+                vec![vec![
+                    V::K(k),
+                    V::S(p.sex.map(sex)),
+                    ym(p.birth),
+                    V::I(p.prefecture.map(|x| x.code() as i64)),
+                    V::I(p.municipality.map(|x| x.code() as i64)),
+                    V::B(p.deceased),
+                    V::D(p.deceased_on),
+                ]],
+            ),
+            ContentBody::Encounter(e) => (1, vec![vec![V::K(k), code(&e.status), code(&e.class), V::D(e.start), V::D(e.end)]]),
+            ContentBody::Condition(c) => {
+                let (sys, cd, alt) = codings(&c.codes);
+                (
+                    2,
+                    vec![vec![
+                        V::K(k),
+                        V::S(Some("ehr".into())),
+                        sys,
+                        cd,
+                        alt,
+                        code(&c.clinical_status),
+                        code(&c.verification_status),
+                        list(&c.categories),
+                        V::D(c.onset),
+                        V::D(c.abatement),
+                        V::D(c.recorded),
+                        V::I(None),
+                        V::I(None),
+                        V::S(None),
+                        V::I(None),
+                        V::B(None),
+                    ]],
+                )
+            }
+            ContentBody::ClaimDisease(c) => (
+                2,
+                vec![vec![
+                    V::K(k),
+                    V::S(Some("claim".into())),
+                    V::S(Some(system(&c.code))),
+                    V::S(Some(c.code.code.as_str().into())),
+                    V::S(None),
+                    V::S(None),
+                    V::S(None),
+                    V::S(None),
+                    V::D(c.started),
+                    V::D(None),
+                    V::D(None),
+                    V::I(file),
+                    V::I(c.claim.map(|n| n as i64)),
+                    list(&c.modifiers),
+                    V::I(c.outcome.map(i64::from)),
+                    V::B(Some(c.main)),
+                ]],
+            ),
+            ContentBody::Medication(m) => {
+                let (sys, cd, alt) = codings(&m.codes);
+                let (dv, du) = qty(&m.dose);
+                let (pv, pu) = qty(&m.dispense);
+                (
+                    3,
+                    vec![vec![
+                        V::K(k),
+                        code(&m.status),
+                        code(&m.intent),
+                        list(&m.categories),
+                        sys,
+                        cd,
+                        alt,
+                        V::D(m.authored),
+                        dv,
+                        du,
+                        V::F(m.duration_days),
+                        pv,
+                        pu,
+                        list(&m.usage_codes),
+                    ]],
+                )
+            }
+            ContentBody::Observation(o) => {
+                let mut rows = Vec::with_capacity(1 + o.components.len());
+                let (sys, cd, alt) = codings(&o.codes);
+                let (v, u) = qty(&o.value);
+                rows.push(vec![
+                    V::K(k),
+                    V::I(None),
+                    code(&o.status),
+                    list(&o.categories),
+                    sys,
+                    cd,
+                    alt,
+                    V::D(o.effective),
+                    v,
+                    u,
+                    coded_list(&o.value_codes),
+                    list(&o.interpretation),
+                ]);
+                for (i, comp) in o.components.iter().enumerate() {
+                    let (sys, cd, alt) = codings(&comp.codes);
+                    let (v, u) = qty(&comp.value);
+                    rows.push(vec![
+                        V::K(k),
+                        V::I(Some(i as i64 + 1)),
+                        code(&o.status),
+                        list(&o.categories),
+                        sys,
+                        cd,
+                        alt,
+                        V::D(o.effective),
+                        v,
+                        u,
+                        coded_list(&comp.value_codes),
+                        V::S(None),
+                    ]);
+                }
+                (4, rows)
+            }
+            ContentBody::Allergy(a) => {
+                let (sys, cd, alt) = codings(&a.codes);
+                (
+                    5,
+                    vec![vec![
+                        V::K(k),
+                        sys,
+                        cd,
+                        alt,
+                        list(&a.categories),
+                        code(&a.criticality),
+                        code(&a.clinical_status),
+                        code(&a.verification_status),
+                        V::D(a.onset),
+                        V::D(a.recorded),
+                    ]],
+                )
+            }
+            ContentBody::ClaimFacility(f) => {
+                self.facility = FacilityContext {
+                    code: f.facility.as_ref().map(|c| c.code.as_str().to_string()),
+                    prefecture: f.prefecture.map(|p| p.code() as i64),
+                    fee_table: f.fee_table.map(i64::from),
+                    billing_month: f.billing_month,
+                };
+                self.summary.skipped += 1;
+                return Ok(());
+            }
+            ContentBody::Claim(c) => (
+                6,
+                vec![vec![
+                    V::K(k),
+                    V::I(file),
+                    V::I(line),
+                    V::I(c.receipt_no.map(i64::from)),
+                    code(&c.receipt_kind),
+                    ym(c.month),
+                    V::S(c.sex.map(sex)),
+                    ym(c.birth),
+                    V::I(c.benefit_ratio.map(i64::from)),
+                    V::D(c.admitted_on),
+                    V::S(self.facility.code.clone()),
+                    V::I(self.facility.prefecture),
+                    V::I(self.facility.fee_table),
+                    ym(self.facility.billing_month),
+                ]],
+            ),
+            ContentBody::ClaimLine(l) => (
+                7,
+                vec![vec![
+                    V::K(k),
+                    V::I(file),
+                    V::I(l.claim.map(|n| n as i64)),
+                    V::S(Some(format!("{:?}", l.kind).to_ascii_lowercase())),
+                    V::I(l.category.map(i64::from)),
+                    code(&l.burden),
+                    V::S(Some(system(&l.code))),
+                    V::S(Some(l.code.code.as_str().into())),
+                    V::F(l.quantity),
+                    V::I(l.points.map(|p| p as i64)),
+                    V::I(l.times.map(i64::from)),
+                    list(&l.comment_codes),
+                ]],
+            ),
+            _ => {
+                self.summary.skipped += 1;
+                return Ok(());
+            }
+        };
+        for row in rows {
+            self.tables[table].push(&row);
+            self.summary.rows[table] += 1;
+            if self.tables[table].rows >= self.options.batch_rows {
+                self.tables[table].flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the remaining rows and every file's encrypted footer. The caller then [`commit`]s.
+    pub fn finish(mut self) -> Result<LakeSummary, LakeError> {
+        for t in self.tables.drain(..) {
+            t.close()?;
+        }
+        Ok(self.summary.clone())
+    }
+
+    /// The staging folder being written.
+    pub fn staging(&self) -> &Path {
+        &self.staging
+    }
+}
+
+/// Makes a finished staging folder the version folder `final_dir`: fsyncs every file and the
+/// folder, renames (refusing an existing `final_dir`) and fsyncs the parent folder.
+pub fn commit(staging: &Path, final_dir: &Path) -> Result<(), LakeError> {
+    for entry in fs::read_dir(staging)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            File::open(entry.path())?.sync_all()?;
+        }
+    }
+    File::open(staging)?.sync_all()?;
+    if final_dir.exists() {
+        return Err(LakeError::VersionExists);
+    }
+    fs::rename(staging, final_dir)?;
+    if let Some(parent) = final_dir.parent() {
+        File::open(if parent.as_os_str().is_empty() { Path::new(".") } else { parent })?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Removes staging folders (`.staging-…`) left in `lake_dir` by an interrupted write. Returns how
+/// many were removed. Call it before writing, with no writer running.
+pub fn recover(lake_dir: &Path) -> Result<usize, LakeError> {
+    let mut removed = 0;
+    if !lake_dir.exists() {
+        return Ok(0);
+    }
+    for entry in fs::read_dir(lake_dir)? {
+        let entry = entry?;
+        if entry.file_name().to_str().is_some_and(|n| n.starts_with(STAGING_PREFIX)) {
+            fs::remove_dir_all(entry.path())?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        File::open(lake_dir)?.sync_all()?;
+    }
+    Ok(removed)
+}
+
+/// Opens one table of a version folder as a stream of decrypted batches. A wrong key or damaged
+/// footer fails here; damaged pages fail when their batch is read ([`read_table`] maps that).
+pub fn open_table(version_dir: &Path, table: &str, key: &LakeKey) -> Result<ParquetRecordBatchReader, LakeError> {
+    if !TABLES.contains(&table) {
+        return Err(LakeError::UnknownTable);
+    }
+    let unreadable = |source| LakeError::Unreadable { table: table.to_string(), source };
+    let file = File::open(version_dir.join(format!("{table}.parquet")))?;
+    let decryption = FileDecryptionProperties::builder(key.0.to_vec()).with_aad_prefix(aad(table)).build().map_err(unreadable)?;
+    let options = ArrowReaderOptions::new().with_file_decryption_properties(decryption);
+    ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).and_then(|b| b.build()).map_err(unreadable)
+}
+
+/// Reads a whole table (tests, small tables). Any authentication failure is [`LakeError::Unreadable`].
+pub fn read_table(version_dir: &Path, table: &str, key: &LakeKey) -> Result<Vec<RecordBatch>, LakeError> {
+    let reader = open_table(version_dir, table, key)?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| LakeError::Unreadable { table: table.to_string(), source: parquet::errors::ParquetError::ArrowError(e.to_string()) })
+}
+
+/// The Arrow schema of a table (by its index in [`TABLES`]).
+pub fn table_schema(table: &str) -> Option<SchemaRef> {
+    TABLES.iter().position(|t| *t == table).map(schema)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct FacilityContext {
+    code: Option<String>,
+    prefecture: Option<i64>,
+    fee_table: Option<i64>,
+    billing_month: Option<YearMonth>,
+}
+
+/// One cell of a row being pushed.
+enum V<'a> {
+    K(&'a [u8; 32]),
+    S(Option<String>),
+    I(Option<i64>),
+    F(Option<f64>),
+    B(Option<bool>),
+    D(Option<Date>),
+}
+
+#[derive(Clone, Copy)]
+enum T {
+    Key,
+    Str,
+    I32,
+    I64,
+    F64,
+    Bool,
+    Date,
+}
+
+fn columns(table: usize) -> &'static [(&'static str, T)] {
+    use T::*;
+    match table {
+        0 => &[
+            ("person_key", Key),
+            ("sex", Str),
+            ("birth_year_month", Str),
+            ("prefecture", I32),
+            ("municipality", I32),
+            ("deceased", Bool),
+            ("deceased_on", Date),
+        ],
+        1 => &[("person_key", Key), ("status", Str), ("class", Str), ("start", Date), ("end", Date)],
+        2 => &[
+            ("person_key", Key),
+            ("source", Str),
+            ("code_system", Str),
+            ("code", Str),
+            ("alt_codes", Str),
+            ("clinical_status", Str),
+            ("verification_status", Str),
+            ("categories", Str),
+            ("onset", Date),
+            ("abatement", Date),
+            ("recorded", Date),
+            ("file", I32),
+            ("claim", I64),
+            ("modifiers", Str),
+            ("outcome", I32),
+            ("main", Bool),
+        ],
+        3 => &[
+            ("person_key", Key),
+            ("status", Str),
+            ("intent", Str),
+            ("categories", Str),
+            ("code_system", Str),
+            ("code", Str),
+            ("alt_codes", Str),
+            ("authored", Date),
+            ("dose_value", F64),
+            ("dose_unit", Str),
+            ("duration_days", F64),
+            ("dispense_value", F64),
+            ("dispense_unit", Str),
+            ("usage_codes", Str),
+        ],
+        4 => &[
+            ("person_key", Key),
+            ("component", I32),
+            ("status", Str),
+            ("categories", Str),
+            ("code_system", Str),
+            ("code", Str),
+            ("alt_codes", Str),
+            ("effective", Date),
+            ("value", F64),
+            ("unit", Str),
+            ("value_codes", Str),
+            ("interpretation", Str),
+        ],
+        5 => &[
+            ("person_key", Key),
+            ("code_system", Str),
+            ("code", Str),
+            ("alt_codes", Str),
+            ("categories", Str),
+            ("criticality", Str),
+            ("clinical_status", Str),
+            ("verification_status", Str),
+            ("onset", Date),
+            ("recorded", Date),
+        ],
+        6 => &[
+            ("person_key", Key),
+            ("file", I32),
+            ("claim", I64),
+            ("receipt_no", I64),
+            ("receipt_kind", Str),
+            ("month", Str),
+            ("sex", Str),
+            ("birth_year_month", Str),
+            ("benefit_ratio", I32),
+            ("admitted_on", Date),
+            ("facility_code", Str),
+            ("facility_prefecture", I32),
+            ("fee_table", I32),
+            ("billing_month", Str),
+        ],
+        _ => &[
+            ("person_key", Key),
+            ("file", I32),
+            ("claim", I64),
+            ("kind", Str),
+            ("category", I32),
+            ("burden", Str),
+            ("code_system", Str),
+            ("code", Str),
+            ("quantity", F64),
+            ("points", I64),
+            ("times", I32),
+            ("comment_codes", Str),
+        ],
+    }
+}
+
+fn schema(table: usize) -> SchemaRef {
+    let fields: Vec<Field> = columns(table)
+        .iter()
+        .map(|(name, t)| match t {
+            T::Key => Field::new(*name, DataType::FixedSizeBinary(32), false),
+            T::Str => Field::new(*name, DataType::Utf8, true),
+            T::I32 => Field::new(*name, DataType::Int32, true),
+            T::I64 => Field::new(*name, DataType::Int64, true),
+            T::F64 => Field::new(*name, DataType::Float64, true),
+            T::Bool => Field::new(*name, DataType::Boolean, true),
+            T::Date => Field::new(*name, DataType::Date32, true),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+fn aad(table: &str) -> Vec<u8> {
+    format!("niji-lake:{table}").into_bytes()
+}
+
+enum Col {
+    Key(FixedSizeBinaryBuilder),
+    Str(StringBuilder),
+    I32(Int32Builder),
+    I64(Int64Builder),
+    F64(Float64Builder),
+    Bool(BooleanBuilder),
+    Date(Date32Builder),
+}
+
+struct TableWriter {
+    name: &'static str,
+    schema: SchemaRef,
+    cols: Vec<Col>,
+    rows: usize,
+    writer: ArrowWriter<File>,
+}
+
+impl TableWriter {
+    fn create(dir: &Path, name: &'static str, schema: SchemaRef, key: &LakeKey, options: LakeOptions) -> Result<Self, LakeError> {
+        let werr = |source| LakeError::Write { table: name.to_string(), source };
+        let encryption =
+            FileEncryptionProperties::builder(key.0.to_vec()).with_aad_prefix(aad(name)).with_aad_prefix_storage(false).build().map_err(werr)?;
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(options.row_group_rows.max(1)))
+            .with_file_encryption_properties(encryption)
+            .build();
+        let file = File::create_new(dir.join(format!("{name}.parquet")))?;
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(werr)?;
+        let mut t = Self { name, schema, cols: Vec::new(), rows: 0, writer };
+        t.reset_builders();
+        Ok(t)
+    }
+
+    fn reset_builders(&mut self) {
+        self.cols = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::FixedSizeBinary(n) => Col::Key(FixedSizeBinaryBuilder::new(*n)),
+                DataType::Utf8 => Col::Str(StringBuilder::new()),
+                DataType::Int32 => Col::I32(Int32Builder::new()),
+                DataType::Int64 => Col::I64(Int64Builder::new()),
+                DataType::Float64 => Col::F64(Float64Builder::new()),
+                DataType::Boolean => Col::Bool(BooleanBuilder::new()),
+                _ => Col::Date(Date32Builder::new()),
+            })
+            .collect();
+    }
+
+    /// Appends one row; cells must match the table's columns (checked in debug builds).
+    fn push(&mut self, row: &[V]) {
+        debug_assert_eq!(row.len(), self.cols.len(), "row shape of {}", self.name);
+        for (col, cell) in self.cols.iter_mut().zip(row) {
+            match (col, cell) {
+                (Col::Key(b), V::K(k)) => b.append_value(k).expect("32-byte key"),
+                (Col::Str(b), V::S(s)) => b.append_option(s.as_deref()),
+                (Col::I32(b), V::I(i)) => b.append_option(i.and_then(|i| i32::try_from(i).ok())),
+                (Col::I64(b), V::I(i)) => b.append_option(*i),
+                (Col::F64(b), V::F(f)) => b.append_option(*f),
+                (Col::Bool(b), V::B(x)) => b.append_option(*x),
+                (Col::Date(b), V::D(d)) => b.append_option(d.map(days)),
+                _ => unreachable!("cell type does not match column of {}", self.name),
+            }
+        }
+        self.rows += 1;
+    }
+
+    fn flush(&mut self) -> Result<(), LakeError> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let arrays: Vec<ArrayRef> = self
+            .cols
+            .iter_mut()
+            .map(|c| -> ArrayRef {
+                match c {
+                    Col::Key(b) => Arc::new(b.finish()),
+                    Col::Str(b) => Arc::new(b.finish()),
+                    Col::I32(b) => Arc::new(b.finish()),
+                    Col::I64(b) => Arc::new(b.finish()),
+                    Col::F64(b) => Arc::new(b.finish()),
+                    Col::Bool(b) => Arc::new(b.finish()),
+                    Col::Date(b) => Arc::new(b.finish()),
+                }
+            })
+            .collect();
+        self.rows = 0;
+        let name = self.name;
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| LakeError::Write { table: name.to_string(), source: e.into() })?;
+        self.writer.write(&batch).map_err(|source| LakeError::Write { table: name.to_string(), source })
+    }
+
+    fn close(mut self) -> Result<(), LakeError> {
+        self.flush()?;
+        let name = self.name;
+        self.writer.close().map_err(|source| LakeError::Write { table: name.to_string(), source })?;
+        Ok(())
+    }
+}
+
+/// Days since 1970-01-01 (proleptic Gregorian).
+fn days(d: Date) -> i32 {
+    let (y, m, dd) = (d.year as i64, d.month.max(1) as i64, d.day.max(1) as i64);
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146097 + doe - 719468) as i32
+}
+
+fn sex(s: Sex) -> String {
+    match s {
+        Sex::Male => "male",
+        Sex::Female => "female",
+        Sex::Other => "other",
+        Sex::Unknown => "unknown",
+    }
+    .to_string()
+}
+
+fn ym<'a>(v: Option<YearMonth>) -> V<'a> {
+    V::S(v.map(|v| format!("{:04}-{:02}", v.year, v.month)))
+}
+
+fn code<'a>(c: &Option<Code>) -> V<'a> {
+    V::S(c.as_ref().map(|c| c.as_str().to_string()))
+}
+
+fn list<'a>(codes: &[Code]) -> V<'a> {
+    V::S((!codes.is_empty()).then(|| codes.iter().map(Code::as_str).collect::<Vec<_>>().join(";")))
+}
+
+fn system(c: &Coded) -> String {
+    format!("{:?}", c.system)
+}
+
+fn coded_list<'a>(codes: &[Coded]) -> V<'a> {
+    V::S((!codes.is_empty()).then(|| codes.iter().map(|c| format!("{}:{}", system(c), c.code.as_str())).collect::<Vec<_>>().join(";")))
+}
+
+/// Primary coding (first) and the others.
+fn codings<'a>(codes: &[Coded]) -> (V<'a>, V<'a>, V<'a>) {
+    match codes.split_first() {
+        Some((first, rest)) => (V::S(Some(system(first))), V::S(Some(first.code.as_str().to_string())), coded_list(rest)),
+        None => (V::S(None), V::S(None), V::S(None)),
+    }
+}
+
+fn qty<'a>(q: &Option<Quantity>) -> (V<'a>, V<'a>) {
+    match q {
+        Some(q) => (V::F(Some(q.value)), V::S(q.unit.as_ref().map(|u| u.as_str().to_string()))),
+        None => (V::F(None), V::S(None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_days() {
+        let d = |y, m, dd| days(Date::new(y, m, dd).unwrap());
+        assert_eq!(d(1970, 1, 1), 0);
+        assert_eq!(d(2000, 3, 1), 11017);
+        assert_eq!(d(2024, 2, 29), 19782);
+    }
+
+    #[test]
+    fn schemas_match_tables() {
+        for t in TABLES {
+            assert_eq!(table_schema(t).unwrap().field(0).name(), "person_key");
+        }
+    }
+}
