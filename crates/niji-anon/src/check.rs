@@ -70,8 +70,8 @@ pub struct SensitiveProperties {
 pub enum CheckError {
     #[error(transparent)]
     Table(#[from] TableError),
-    #[error("value {value:?} of {column:?} is not in the hierarchy given for it")]
-    NotInHierarchy { column: String, value: String },
+    #[error("{column:?}: the value in data row {row} is not in the hierarchy given for it")]
+    NotInHierarchy { column: String, row: usize },
     #[error("recursive (c,l)-diversity of {0:?} needs l >= 1")]
     RecursiveL(String),
 }
@@ -115,7 +115,8 @@ pub fn check_release(table: &Table, quasi_identifiers: &[&str], sensitive: &[Sen
                 let mut leaf_of_code = Vec::with_capacity(column.dictionary().len());
                 let mut share = vec![0.0; h.domain_size()];
                 for (code, value) in column.dictionary().iter().enumerate() {
-                    let leaf = h.leaf(value).ok_or_else(|| CheckError::NotInHierarchy { column: spec.column.clone(), value: value.clone() })?;
+                    let leaf =
+                        h.leaf(value).ok_or_else(|| CheckError::NotInHierarchy { column: spec.column.clone(), row: column.first_row_of(code) })?;
                     share[leaf as usize] += global[code];
                     leaf_of_code.push(leaf);
                 }
@@ -256,6 +257,8 @@ mod tests {
         assert!((got.sensitive[0].entropy_l - 1.0).abs() < 1e-12);
         assert_eq!(check_release(&one, &["zz"], &[]), Err(CheckError::Table(TableError::UnknownColumn("zz".into()))));
         let err = check_release(&one, &["a"], &[spec(None, Some("q;*\n"))]).unwrap_err();
-        assert!(err.to_string().contains("\"p\" of \"s\""), "{err}");
+        // The error points at the row and never quotes the cell.
+        assert!(err.to_string().contains("\"s\": the value in data row 1"), "{err}");
+        assert!(!err.to_string().contains("\"p\""), "{err}");
     }
 }

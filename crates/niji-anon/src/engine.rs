@@ -98,10 +98,12 @@ pub enum AnonError {
     UnassignedColumn(String),
     #[error("column {0:?} is given a role twice")]
     DuplicateRole(String),
-    #[error("value {value:?} of quasi-identifier {column:?} is not in its hierarchy")]
-    ValueNotInHierarchy { column: String, value: String },
-    #[error("value {value:?} of sensitive attribute {column:?} is not in the t-closeness hierarchy")]
-    ValueNotInSensitiveHierarchy { column: String, value: String },
+    /// Names the first data row holding the value, never the value itself: errors may be
+    /// shown where cell values must not be.
+    #[error("quasi-identifier {column:?}: the value in data row {row} is not in its hierarchy")]
+    ValueNotInHierarchy { column: String, row: usize },
+    #[error("sensitive attribute {column:?}: the value in data row {row} is not in the t-closeness hierarchy")]
+    ValueNotInSensitiveHierarchy { column: String, row: usize },
     #[error("{model} names {attribute:?}, which is not a sensitive attribute")]
     NotSensitive { model: &'static str, attribute: String },
     #[error("invalid parameter: {0}")]
@@ -550,8 +552,9 @@ fn validate(config: &AnonymizationConfig) -> Result<(), AnonError> {
 
 fn encode_qi(index: usize, column: &Column, h: &Hierarchy) -> Result<Qi, AnonError> {
     let mut leaf_of_code = Vec::with_capacity(column.dictionary().len());
-    for value in column.dictionary() {
-        let leaf = h.leaf(value).ok_or_else(|| AnonError::ValueNotInHierarchy { column: column.name().to_owned(), value: value.clone() })?;
+    for (code, value) in column.dictionary().iter().enumerate() {
+        let leaf =
+            h.leaf(value).ok_or_else(|| AnonError::ValueNotInHierarchy { column: column.name().to_owned(), row: column.first_row_of(code) })?;
         leaf_of_code.push(leaf);
     }
     Ok(Qi {
@@ -581,8 +584,9 @@ fn prepare_sensitive(table: &Table, config: &AnonymizationConfig, columns: &[(us
                     let mut leaf_of_code = Vec::new();
                     let mut share = vec![0.0; h.domain_size()];
                     for (code, value) in column.dictionary().iter().enumerate() {
-                        let leaf =
-                            h.leaf(value).ok_or_else(|| AnonError::ValueNotInSensitiveHierarchy { column: name.to_owned(), value: value.clone() })?;
+                        let leaf = h
+                            .leaf(value)
+                            .ok_or_else(|| AnonError::ValueNotInSensitiveHierarchy { column: name.to_owned(), row: column.first_row_of(code) })?;
                         share[leaf as usize] += freq[code] as f64 / n;
                         leaf_of_code.push(leaf);
                     }

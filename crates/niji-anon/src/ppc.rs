@@ -135,10 +135,11 @@ pub enum PpcError {
     UnknownColumn(String),
     #[error("date shifting needs a non-empty key")]
     MissingKey,
-    #[error("column {column:?}, row {row}: {value:?} is not a date")]
-    NotADate { column: String, row: usize, value: String },
-    #[error("column {column:?}, row {row}: {value:?} is not a number")]
-    NotANumber { column: String, row: usize, value: String },
+    /// Errors name the column and data row, never the cell's value.
+    #[error("column {column:?}, data row {row}: not a date")]
+    NotADate { column: String, row: usize },
+    #[error("column {column:?}, data row {row}: not a number")]
+    NotANumber { column: String, row: usize },
     #[error("column {column:?}: {message}")]
     Hierarchy { column: String, message: String },
     #[error("invalid rule: {0}")]
@@ -402,11 +403,7 @@ fn shift_dates(column: &Column, person: &Column, offsets: &[i64]) -> Result<(Col
             values.push(String::new());
             continue;
         }
-        let (y, m, d) = builtin::parse_date(value).ok_or_else(|| PpcError::NotADate {
-            column: column.name().to_owned(),
-            row: row + 1,
-            value: value.to_owned(),
-        })?;
+        let (y, m, d) = builtin::parse_date(value).ok_or_else(|| PpcError::NotADate { column: column.name().to_owned(), row: row + 1 })?;
         let days = days_from_civil(y, m, d) + offsets[person.codes()[row] as usize];
         let (y, m, d) = civil_from_days(days);
         let shifted = format!("{y:04}-{m:02}-{d:02}");
@@ -424,8 +421,7 @@ fn code_outliers(column: &Column, rule: &OutlierRule) -> Result<(Column, Applied
     let mut numbers: Vec<f64> = Vec::with_capacity(column.len());
     for row in 0..column.len() {
         let value = column.value(row);
-        let x: f64 =
-            value.trim().parse().map_err(|_| PpcError::NotANumber { column: column.name().to_owned(), row: row + 1, value: value.to_owned() })?;
+        let x: f64 = value.trim().parse().map_err(|_| PpcError::NotANumber { column: column.name().to_owned(), row: row + 1 })?;
         numbers.push(x);
     }
     let mut sorted = numbers.clone();
@@ -540,7 +536,8 @@ mod tests {
         // Nearest rank: the 20th percentile of 6 values is the 2nd smallest (20).
         check_outliers(&ages, Some(Threshold::Percentile(20.0)), None, Ok(&["≤20", "35", "50", "91", "99", "≤20"]));
         check_outliers(&ages, Some(Threshold::Value(20.0)), Some(Threshold::Percentile(80.0)), Ok(&["≤20", "35", "50", "91+", "91+", "≤20"]));
-        check_outliers(&["1", "x"], None, Some(Threshold::Value(1.0)), Err("row 2: \"x\" is not a number"));
+        // The error names the row, not the cell's value.
+        check_outliers(&["1", "x"], None, Some(Threshold::Value(1.0)), Err("column \"x\", data row 2: not a number"));
         check_outliers(&ages, Some(Threshold::Value(50.0)), Some(Threshold::Value(40.0)), Err("not below"));
         check_outliers(&ages, None, Some(Threshold::Percentile(120.0)), Err("not in [0, 100]"));
     }

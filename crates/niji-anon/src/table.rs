@@ -68,6 +68,12 @@ impl Column {
     }
 
     /// One code per row.
+    /// The first data row (1-based) holding dictionary entry `code`: how errors point at a
+    /// value without quoting it.
+    pub fn first_row_of(&self, code: usize) -> usize {
+        self.codes().iter().position(|&c| c as usize == code).map_or(0, |r| r + 1)
+    }
+
     pub fn codes(&self) -> &[u32] {
         &self.codes
     }
