@@ -4,13 +4,10 @@
 //! are left out for speed: NDJSON Patients, UKE claims with their payers and the registry's
 //! persons are linked).
 
-#[path = "../tests/common/eval.rs"]
-mod eval;
-
 use std::time::Instant;
 
-use eval::HolderScope;
 use niji_privacy::{link, LinkageConfig, PriorKeys, Pseudonymizer, VaultKey};
+use niji_testkit::{self as eval, HolderScope};
 
 fn main() {
     let persons: u64 = std::env::var("NIJI_BENCH_PERSONS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);

@@ -2,10 +2,8 @@
 //! targets of issue 3 asserted in both holder scopes, and the stability of person keys when
 //! records arrive later.
 
-mod common;
-
-use common::eval::{self, HolderScope};
 use niji_privacy::{link, LinkageConfig, PersonKey, PriorKeys, Pseudonymizer, VaultKey};
+use niji_testkit::{self as eval, HolderScope};
 
 fn keys() -> Pseudonymizer {
     Pseudonymizer::new(&VaultKey::from_bytes(b"niji-privacy test vault key, 32+ bytes long").unwrap())

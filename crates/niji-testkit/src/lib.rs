@@ -1,9 +1,10 @@
-//! Evaluation of the linkage against `niji synth`'s ground truth, shared by `tests/linkage.rs`
-//! and `benches/linkage.rs`: generate a population, ingest every identity record with
-//! niji-ingest, map each to its true person through `truth/records.csv`, and score a key per
-//! record with pairwise precision/recall and cluster purity/completeness.
-
-#![allow(dead_code)]
+//! Test support (a dev-dependency only): evaluation against `niji synth`'s ground truth, shared
+//! by niji-privacy's linkage test and bench and niji-vault's tests — generate a population, ingest
+//! every identity record with niji-ingest, map each to its true person through
+//! `truth/records.csv`, and score a key per record with pairwise precision/recall and cluster
+//! purity/completeness.
+//!
+//! Invariant: used by tests and benches only; nothing of the platform depends on it.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -26,6 +27,8 @@ pub enum HolderScope {
 /// Identity records with their true person.
 pub struct Dataset {
     pub records: Vec<LinkRecord>,
+    /// Where each record came from: `path/under/dir:line` (`:0` for a Bundle's Patient).
+    pub record_refs: Vec<String>,
     pub truth: Vec<u64>,
     /// Rows of `truth/records.csv` (every one should have been matched).
     pub truth_rows: usize,
@@ -53,6 +56,13 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Every file under `dir`, recursively.
+pub fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    files(dir, &mut out);
+    out
+}
+
 /// Ingests the identity records of a generated folder (Bundles, NDJSON Patients, UKE claims with
 /// their HO/KO/SN payers, registry persons) and matches them to the truth.
 pub fn ingest(dir: &Path, persons: u64, scope: HolderScope) -> Dataset {
@@ -74,10 +84,12 @@ pub fn ingest(dir: &Path, persons: u64, scope: HolderScope) -> Dataset {
     }
     paths.sort();
     let mut records = Vec::new();
+    let mut record_refs = Vec::new();
     let mut truth = Vec::new();
     let mut push = |rel: &str, n: u64, record: LinkRecord| {
         let person = *truth_map.get(&(rel.to_string(), n)).unwrap_or_else(|| panic!("no truth for {rel}:{n}"));
         records.push(record);
+        record_refs.push(format!("{rel}:{n}"));
         truth.push(person);
     };
     for p in paths {
@@ -144,7 +156,7 @@ pub fn ingest(dir: &Path, persons: u64, scope: HolderScope) -> Dataset {
             _ => {}
         }
     }
-    Dataset { records, truth, truth_rows: truth_text.lines().count() - 1, persons }
+    Dataset { records, record_refs, truth, truth_rows: truth_text.lines().count() - 1, persons }
 }
 
 /// An insurer-side 資格履歴 file, as identity records: one record per change of a person's
