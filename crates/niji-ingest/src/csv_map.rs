@@ -45,7 +45,7 @@ use crate::codes::CodeSystem;
 use crate::dates::parse_any;
 use crate::model::*;
 use crate::report::{FileReport, Issues, Problem, Reason, RecordKind};
-use crate::{read_line_limited, IngestConfig, IngestError, Severity};
+use crate::{IngestConfig, IngestError, Line, Lines, Severity};
 
 /// A column's role.
 #[derive(Debug, Clone, PartialEq)]
@@ -245,16 +245,14 @@ fn parse_sex(v: &str) -> Option<Sex> {
 /// Ingests a CSV file with `mapping`. Line 1 is the header.
 pub fn ingest_csv(
     name: &str,
-    mut reader: impl BufRead,
+    reader: impl BufRead,
     mapping: &CsvMapping,
     config: &IngestConfig,
     sink: &mut dyn FnMut(SplitRecord),
 ) -> Result<FileReport, IngestError> {
     let mut report = FileReport::new(name);
     let delim = mapping.delimiter as char;
-    let mut buf = Vec::new();
     let mut fields = Vec::new();
-    let mut line_no = 0u64;
     let mut index: Vec<Option<usize>> = Vec::new(); // mapping column -> CSV position
     let mut header: Vec<String> = Vec::new();
     let decode = |bytes: &[u8]| -> Option<String> {
@@ -266,14 +264,8 @@ pub fn ingest_csv(
             std::str::from_utf8(b).ok().map(str::to_string)
         }
     };
-    while let Some(too_long) = read_line_limited(&mut reader, &mut buf, config.max_line_bytes)? {
-        line_no += 1;
-        let loc = Location::Line(line_no);
-        if too_long {
-            report.reject(vec![Problem::new(loc, "", Reason::LineTooLong)]);
-            continue;
-        }
-        let bytes = buf.strip_suffix(b"\r").unwrap_or(&buf);
+    let mut lines = Lines::new(reader, config.max_line_bytes);
+    while let Some(Line { number: line_no, loc, bytes, .. }) = lines.next_line(&mut report)? {
         let Some(text) = decode(bytes) else {
             report.reject(vec![Problem::new(loc, "", if mapping.shift_jis { Reason::NotShiftJis } else { Reason::NotUtf8 })]);
             continue;

@@ -36,7 +36,7 @@ use crate::codes::{prefecture_from_text, CodeSystem};
 use crate::dates::{parse_iso, Date};
 use crate::model::*;
 use crate::report::{FileReport, Issues, Problem, Reason, RecordKind};
-use crate::{read_line_limited, IngestConfig, IngestError, Severity};
+use crate::{IngestConfig, IngestError, Line, Lines, Severity};
 
 const MEMBER_ID_SYSTEM: &str = "http://jpfhir.jp/fhir/clins/Idsystem/JP_Insurance_memberID";
 
@@ -91,23 +91,10 @@ pub fn ingest_json(name: &str, bytes: &[u8], config: &IngestConfig, sink: &mut d
 }
 
 /// Ingests Bulk Data NDJSON, one resource per line (blank lines are ignored).
-pub fn ingest_ndjson(
-    name: &str,
-    mut reader: impl BufRead,
-    config: &IngestConfig,
-    sink: &mut dyn FnMut(SplitRecord),
-) -> Result<FileReport, IngestError> {
+pub fn ingest_ndjson(name: &str, reader: impl BufRead, config: &IngestConfig, sink: &mut dyn FnMut(SplitRecord)) -> Result<FileReport, IngestError> {
     let mut report = FileReport::new(name);
-    let mut buf = Vec::with_capacity(4096);
-    let mut line_no = 0u64;
-    while let Some(too_long) = read_line_limited(&mut reader, &mut buf, config.max_line_bytes)? {
-        line_no += 1;
-        let loc = Location::Line(line_no);
-        if too_long {
-            report.reject(vec![Problem::new(loc, "", Reason::LineTooLong)]);
-            continue;
-        }
-        let line = buf.strip_suffix(b"\r").unwrap_or(&buf);
+    let mut lines = Lines::new(reader, config.max_line_bytes);
+    while let Some(Line { loc, bytes: line, .. }) = lines.next_line(&mut report)? {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }

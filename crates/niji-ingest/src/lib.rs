@@ -170,6 +170,49 @@ pub fn ingest_path(
     }
 }
 
+/// A file read line by line under the line-length limit, as every line-based parser reads it:
+/// lines are numbered from 1, an over-long line is rejected into the report and skipped, and
+/// the CR of a CRLF ending is stripped (and said, for formats that require CRLF).
+pub(crate) struct Lines<R> {
+    reader: R,
+    buf: Vec<u8>,
+    limit: usize,
+    number: u64,
+}
+
+/// One line of a [`Lines`].
+pub(crate) struct Line<'a> {
+    pub number: u64,
+    pub loc: Location,
+    /// The line without its `\n` and without the `\r` of CRLF.
+    pub bytes: &'a [u8],
+    /// Whether the line ended in CRLF.
+    pub crlf: bool,
+}
+
+impl<R: BufRead> Lines<R> {
+    pub(crate) fn new(reader: R, limit: usize) -> Self {
+        Self { reader, buf: Vec::with_capacity(4096), limit, number: 0 }
+    }
+
+    pub(crate) fn next_line(&mut self, report: &mut FileReport) -> io::Result<Option<Line<'_>>> {
+        loop {
+            let Some(too_long) = read_line_limited(&mut self.reader, &mut self.buf, self.limit)? else { return Ok(None) };
+            self.number += 1;
+            let loc = Location::Line(self.number);
+            if too_long {
+                report.reject(vec![Problem::new(loc, "", Reason::LineTooLong)]);
+                continue;
+            }
+            let (bytes, crlf) = match self.buf.strip_suffix(b"\r") {
+                Some(b) => (b, true),
+                None => (&self.buf[..], false),
+            };
+            return Ok(Some(Line { number: self.number, loc, bytes, crlf }));
+        }
+    }
+}
+
 /// Reads one line (up to and excluding `\n`) into `buf`, keeping at most `limit` bytes.
 /// Returns `None` at end of input, else whether the line was longer than `limit`.
 pub(crate) fn read_line_limited(reader: &mut impl BufRead, buf: &mut Vec<u8>, limit: usize) -> io::Result<Option<bool>> {

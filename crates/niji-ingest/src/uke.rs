@@ -33,32 +33,19 @@ use crate::codes::CodeSystem;
 use crate::dates::{parse_compact, parse_compact_month, Date};
 use crate::model::*;
 use crate::report::{FileReport, Issues, Problem, Reason, RecordKind, UkeRecord};
-use crate::{read_line_limited, IngestConfig, IngestError};
+use crate::{IngestConfig, IngestError, Line, Lines};
 
 /// Ingests one UKE file.
-pub fn ingest_uke(name: &str, mut reader: impl BufRead, config: &IngestConfig, sink: &mut dyn FnMut(SplitRecord)) -> Result<FileReport, IngestError> {
+pub fn ingest_uke(name: &str, reader: impl BufRead, config: &IngestConfig, sink: &mut dyn FnMut(SplitRecord)) -> Result<FileReport, IngestError> {
     let mut report = FileReport::new(name);
-    let mut buf = Vec::with_capacity(512);
-    let mut line_no = 0u64;
+    let mut lines = Lines::new(reader, config.max_line_bytes);
     let mut claim: Option<(u64, bool)> = None; // (RE line, rejected)
     let mut warned_lf = false;
-    while let Some(too_long) = read_line_limited(&mut reader, &mut buf, config.max_line_bytes)? {
-        line_no += 1;
-        let loc = Location::Line(line_no);
-        if too_long {
-            report.reject(vec![Problem::new(loc, "", Reason::LineTooLong)]);
-            continue;
+    while let Some(Line { number: line_no, loc, bytes: line, crlf }) = lines.next_line(&mut report)? {
+        if !crlf && !warned_lf && !line.is_empty() && line != [0x1a] {
+            warned_lf = true;
+            report.warnings.push(Problem::new(loc, "", Reason::BareLf));
         }
-        let line: &[u8] = match buf.strip_suffix(b"\r") {
-            Some(l) => l,
-            None => {
-                if !warned_lf && !buf.is_empty() && buf != [0x1a] {
-                    warned_lf = true;
-                    report.warnings.push(Problem::new(loc, "", Reason::BareLf));
-                }
-                &buf
-            }
-        };
         if line.is_empty() || line == [0x1a] {
             continue;
         }
