@@ -1,5 +1,5 @@
-//! Niji's metadata store: accounts, roles, sessions, wrapped data keys and, in later work,
-//! datasets, applications and permits.
+//! Niji's metadata store: accounts, roles, sessions, wrapped data keys, datasets and their
+//! versions and, in later work, applications and permits.
 //!
 //! SQLite embedded by default (one file in the instance folder, WAL mode, foreign keys on,
 //! migrations embedded in the binary). Callers see only [`Store`] and its row types: SQL is
@@ -7,12 +7,16 @@
 //! so that a PostgreSQL backend can join behind the same methods without rewriting callers.
 //!
 //! Invariants: no HTTP, no business rules (who may grant a role is decided in
-//! `niji-accounts`); secrets arrive here already hashed or sealed.
+//! `niji-accounts`); secrets arrive here already hashed or sealed. A dataset version is
+//! visible only once committed: it is written in state `writing` first and flipped to
+//! `committed` in the transaction that stores its tables and problems.
 
 mod accounts;
+mod datasets;
 mod keys;
 
 pub use accounts::{ApiTokenRow, NewUser, OrganizationRow, RoleGrantRow, SessionRow, UserRow};
+pub use datasets::{DatasetRow, DatasetVersionRow, NewDataset, VersionCommit, VersionProblemRow, VersionTableRow};
 pub use keys::DataKeyRow;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
