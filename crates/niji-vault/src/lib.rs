@@ -13,7 +13,7 @@
 //! - the **vault key** ([`VaultKey`]), used for keyed hashes (HMAC-SHA256 through
 //!   [`Pseudonymizer`]) of record references and of a key-check label.
 //!
-//! Tables (see `migrations/sqlite/0001_vault.sql`):
+//! Tables (see `migrations/sqlite/`):
 //! - `vault_meta` — one row: a keyed hash of a fixed label under the vault key and a fixed label
 //!   sealed under the sealing key. [`Vault::open`] refuses other keys
 //!   ([`VaultError::WrongVaultKey`], [`VaultError::WrongSealingKey`]) rather than mixing
@@ -22,19 +22,40 @@
 //!   `niji_privacy::Linkage::anchors`) → person key, per dataset. [`Vault::prior_keys`] turns
 //!   them into the `PriorKeys` of the next linkage run, so person keys stay stable.
 //! - `identity_records` — person key, holder id, dataset id, `record_hash` = keyed hash of
-//!   (dataset, record reference), and `sealed` = nonce ‖ XChaCha20-Poly1305 of a compact
-//!   serialization of the record reference and the `Identity` items. The associated data binds
-//!   the person key, the record hash, the dataset and the holder, so a blob moved to another
-//!   row (or a row re-pointed at another person) fails authentication
-//!   ([`VaultError::Tampered`]).
+//!   (dataset, record reference), `sealed` = nonce ‖ XChaCha20-Poly1305 of a compact
+//!   serialization of the record reference and the `Identity` items, and (migration 0002)
+//!   `linkable` (the record took part in linkage: a FHIR Patient, a UKE claim, a registry row)
+//!   and `observed` (the claim month its insurance numbers were valid, an ISO date at the date's
+//!   precision, or NULL; not identifying). The associated data binds the person key, the record
+//!   hash, the dataset and the holder, so a blob moved to another row (or a row re-pointed at
+//!   another person) fails authentication ([`VaultError::Tampered`]). For a row with link meta
+//!   it binds `linkable` and `observed` too (a choice, not a necessity: neither is identifying,
+//!   but flipping the flag would silently drop records from, or add them to, later linkage
+//!   runs, and altering the month would change which insurance number linkage prefers). Rows
+//!   without link meta — all rows written before migration 0002 — keep the original associated
+//!   data, so they open unchanged. The cost: changing a row's link meta means re-sealing it,
+//!   not a plain `UPDATE`.
+//!
+//! Writing: [`Vault::begin_batch`] starts a [`VaultBatch`], one transaction fed in chunks with
+//! [`VaultBatch::add`] (records sealed chunk by chunk, so millions of records never sit in memory
+//! at once) and finished by [`VaultBatch::commit`] with the run's anchors; dropping it rolls it
+//! back, and a failed `add` rolls it back at once. [`Vault::store_batch`] is the one-call form
+//! (records not linkable) over the same insert path.
+//!
+//! Reading: [`Vault::identities_of`] (one person's records), [`Vault::link_records`] (the
+//! linkable records of some datasets, unsealed, for the intake to re-link new records against),
+//! [`Vault::prior_keys`], and counts: [`Vault::person_count`], [`Vault::record_count`],
+//! [`Vault::persons_in`], [`Vault::persons_shared`] (the operator's linkage rate),
+//! [`Vault::datasets`] (the catalog).
 //!
 //! Invariants:
 //! - Nothing identifying in the clear, in any column or index: only keyed hashes, person keys,
-//!   sealed blobs, holder and dataset ids (chosen by the operator, not taken from the data) and
-//!   counts. The record reference (it may name a file) is sealed too; only its keyed hash is a
-//!   column.
-//! - [`Vault::store_batch`] is one transaction: a batch that fails (for instance a record
-//!   reference already stored for the dataset) leaves the vault as it was.
+//!   sealed blobs, holder and dataset ids (chosen by the operator, not taken from the data),
+//!   the linkable flag, claim months and counts. The record reference (it may name a file) is
+//!   sealed too; only its keyed hash is a column.
+//! - A batch ([`VaultBatch`], [`Vault::store_batch`]) is one transaction: a batch that fails (for
+//!   instance a record reference already stored for the dataset), or is dropped uncommitted,
+//!   leaves the vault as it was.
 //! - Errors never quote stored or submitted values; nothing here logs.
 //! - No clock reads and no business rules: who may read identities is decided by the caller.
 
@@ -44,10 +65,10 @@ use std::time::Duration;
 
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use niji_ingest::{IdentifierKind, Identity, IdentityItem};
+use niji_ingest::{Date, IdentifierKind, Identity, IdentityItem};
 use niji_privacy::{Domain, PersonKey, PriorKeys, Pseudonymizer, VaultKey};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 /// What went wrong. Messages are fixed texts: no identifier, record reference or key appears.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +81,10 @@ pub enum VaultError {
     Tampered,
     #[error("a record reference is already stored for this dataset")]
     DuplicateRecord,
+    /// A [`VaultBatch`] whose earlier step failed (or was cancelled) was used again: the batch
+    /// was rolled back and nothing of it is stored.
+    #[error("an earlier step of this batch failed; the batch was rolled back")]
+    BatchFailed,
     #[error("stored value is invalid: {0}")]
     Invalid(&'static str),
     #[error("vault database error: {0}")]
@@ -73,9 +98,40 @@ pub enum VaultError {
 pub struct StoredIdentity {
     pub holder: String,
     pub dataset: String,
-    /// The record reference given to [`Vault::store_batch`] (e.g. `file:line`).
+    /// The record reference given to [`Vault::store_batch`] or [`VaultBatch::add`] (e.g. `file:line`).
     pub record_ref: String,
     pub identity: Identity,
+}
+
+/// One identity record to store with [`VaultBatch::add`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewIdentity<'a> {
+    /// Where the record came from (e.g. `file:line`); unique per dataset, stored sealed.
+    pub record_ref: &'a str,
+    pub identity: &'a Identity,
+    pub person: PersonKey,
+    /// `Some` for a record that took part in linkage (a FHIR Patient, a UKE claim, a registry
+    /// row): [`Vault::link_records`] gives it back to later linkage runs.
+    pub link: Option<LinkMeta>,
+}
+
+/// What a linkable record carries besides its identity (none of it identifying).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkMeta {
+    /// The claim month a record's insurance numbers were valid, if known (as
+    /// `niji_privacy::LinkRecord::observed`). Stored as an ISO date at the date's precision.
+    pub observed: Option<Date>,
+}
+
+/// One linkable record read back by [`Vault::link_records`], unsealed: what the intake turns
+/// into a `niji_privacy::LinkRecord` (with the person key it was given) to re-link.
+#[derive(Debug, Clone)]
+pub struct StoredLinkRecord {
+    pub holder: String,
+    pub dataset: String,
+    pub observed: Option<Date>,
+    pub identity: Identity,
+    pub person: PersonKey,
 }
 
 /// The identity vault. Cloning is cheap (a pool handle and the keys).
@@ -118,7 +174,9 @@ impl Vault {
     /// of the linkage run that keyed them, in one transaction: all or nothing. A record
     /// reference already stored for the dataset fails the batch with
     /// [`VaultError::DuplicateRecord`]. An anchor already known for the dataset is re-pointed
-    /// at the new person key.
+    /// at the new person key. The records are not linkable (see [`VaultBatch::add`]).
+    ///
+    /// A thin wrapper over [`Vault::begin_batch`], [`VaultBatch::add`] and [`VaultBatch::commit`].
     pub async fn store_batch(
         &self,
         holder: &str,
@@ -126,41 +184,25 @@ impl Vault {
         records: &[(String, Identity, PersonKey)],
         anchors: &[(PersonKey, PersonKey)],
     ) -> Result<(), VaultError> {
-        // Seal outside the transaction: it is the slow part and needs no lock.
-        let rows: Vec<(PersonKey, PersonKey, Vec<u8>)> = records
-            .iter()
-            .map(|(record_ref, identity, person)| {
-                let record_hash = self.record_hash(dataset, record_ref);
-                let sealed = self.seal(person, &record_hash, holder, dataset, record_ref, identity);
-                (*person, record_hash, sealed)
-            })
-            .collect();
-        let mut tx = self.pool.begin().await?;
-        for (person, record_hash, sealed) in &rows {
-            sqlx::query("INSERT INTO identity_records (person_key, holder, dataset, record_hash, sealed) VALUES ($1, $2, $3, $4, $5)")
-                .bind(&person.0[..])
-                .bind(holder)
-                .bind(dataset)
-                .bind(&record_hash.0[..])
-                .bind(sealed)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| match &e {
-                    sqlx::Error::Database(db) if db.is_unique_violation() => VaultError::DuplicateRecord,
-                    _ => VaultError::Database(e),
-                })?;
-        }
-        for (anchor, person) in anchors {
-            // REPLACE deletes and inserts: the row gets a new rowid, which `prior_keys` orders by.
-            sqlx::query("INSERT OR REPLACE INTO anchors (anchor, dataset, person_key) VALUES ($1, $2, $3)")
-                .bind(&anchor.0[..])
-                .bind(dataset)
-                .bind(&person.0[..])
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+        let records: Vec<NewIdentity<'_>> =
+            records.iter().map(|(record_ref, identity, person)| NewIdentity { record_ref, identity, person: *person, link: None }).collect();
+        let mut batch = self.begin_batch(holder, dataset).await?;
+        batch.add(&records).await?;
+        batch.commit(anchors).await?;
         Ok(())
+    }
+
+    /// Starts one all-or-nothing batch of identity records of `dataset` (submitted by `holder`),
+    /// to be fed in chunks with [`VaultBatch::add`] and finished with [`VaultBatch::commit`];
+    /// dropping it without committing rolls it back.
+    ///
+    /// The batch holds one connection of the vault's pool (4 connections) and, from its first
+    /// insert on, SQLite's write lock: other writers wait (up to the busy timeout) until it
+    /// commits or rolls back; readers see the vault as it was before the batch.
+    pub async fn begin_batch(&self, holder: &str, dataset: &str) -> Result<VaultBatch, VaultError> {
+        // `BEGIN` is deferred: the write lock is taken by the first insert, not here.
+        let tx = self.pool.begin().await?;
+        Ok(VaultBatch { vault: self.clone(), tx: Some(tx), holder: holder.to_owned(), dataset: dataset.to_owned(), records: 0 })
     }
 
     /// Every stored anchor → person key, to pass to the next `niji_privacy::link` run. Where
@@ -177,17 +219,21 @@ impl Vault {
     /// The unsealed identity records of one person, in the order stored. Nothing is logged
     /// here; the caller decides and audits who may call it.
     pub async fn identities_of(&self, person: &PersonKey) -> Result<Vec<StoredIdentity>, VaultError> {
-        let rows = sqlx::query("SELECT holder, dataset, record_hash, sealed FROM identity_records WHERE person_key = $1 ORDER BY id")
-            .bind(&person.0[..])
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT holder, dataset, record_hash, sealed, linkable, observed FROM identity_records WHERE person_key = $1 ORDER BY id")
+                .bind(&person.0[..])
+                .fetch_all(&self.pool)
+                .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let holder: String = row.try_get("holder")?;
             let dataset: String = row.try_get("dataset")?;
             let record_hash = key_of(row.try_get("record_hash")?)?;
             let sealed: Vec<u8> = row.try_get("sealed")?;
-            let (record_ref, identity) = self.unseal(person, &record_hash, &holder, &dataset, &sealed)?;
+            let linkable: bool = row.try_get("linkable")?;
+            let observed: Option<String> = row.try_get("observed")?;
+            let at = RowBinding { person, record_hash: &record_hash, holder: &holder, dataset: &dataset, linkable, observed: observed.as_deref() };
+            let (record_ref, identity) = self.unseal(&at, &sealed)?;
             out.push(StoredIdentity { holder, dataset, record_ref, identity });
         }
         Ok(out)
@@ -203,6 +249,97 @@ impl Vault {
     pub async fn record_count(&self, dataset: &str) -> Result<u64, VaultError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM identity_records WHERE dataset = $1").bind(dataset).fetch_one(&self.pool).await?;
         Ok(n as u64)
+    }
+
+    /// The unsealed linkable records (written by [`VaultBatch::add`] with a [`LinkMeta`]) of
+    /// `datasets`, in the order stored, for the next linkage run to link new records against.
+    /// Records of other datasets and records stored without link meta are left out. Read in
+    /// pages inside one read transaction: a consistent snapshot, without holding every sealed
+    /// row and every unsealed record in memory at once. Nothing is logged here; the caller
+    /// decides and audits who may call it.
+    pub async fn link_records(&self, datasets: &[String]) -> Result<Vec<StoredLinkRecord>, VaultError> {
+        const PAGE: i64 = 4096;
+        let mut out = Vec::new();
+        if datasets.is_empty() {
+            return Ok(out);
+        }
+        let sql = format!(
+            "SELECT id, person_key, holder, dataset, record_hash, sealed, observed FROM identity_records \
+             WHERE linkable AND id > $1 AND dataset IN ({}) ORDER BY id LIMIT {PAGE}",
+            placeholders(2, datasets.len())
+        );
+        let mut tx = self.pool.begin().await?;
+        let mut after = 0i64;
+        loop {
+            let mut query = sqlx::query(&sql).bind(after);
+            for dataset in datasets {
+                query = query.bind(dataset);
+            }
+            let rows = query.fetch_all(&mut *tx).await?;
+            let full = rows.len() as i64 == PAGE;
+            for row in rows {
+                after = row.try_get("id")?;
+                let person = key_of(row.try_get("person_key")?)?;
+                let holder: String = row.try_get("holder")?;
+                let dataset: String = row.try_get("dataset")?;
+                let record_hash = key_of(row.try_get("record_hash")?)?;
+                let sealed: Vec<u8> = row.try_get("sealed")?;
+                let observed: Option<String> = row.try_get("observed")?;
+                let at = RowBinding {
+                    person: &person,
+                    record_hash: &record_hash,
+                    holder: &holder,
+                    dataset: &dataset,
+                    linkable: true,
+                    observed: observed.as_deref(),
+                };
+                let (_, identity) = self.unseal(&at, &sealed)?;
+                // Parsed only once authenticated: the associated data binds the column's text.
+                let observed = observed.as_deref().map(parse_observed).transpose()?;
+                out.push(StoredLinkRecord { holder, dataset, observed, identity, person });
+            }
+            if !full {
+                break;
+            }
+        }
+        tx.rollback().await?;
+        Ok(out)
+    }
+
+    /// Number of distinct person keys with at least one identity record in `dataset`.
+    pub async fn persons_in(&self, dataset: &str) -> Result<u64, VaultError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT person_key) FROM identity_records WHERE dataset = $1")
+            .bind(dataset)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    /// Number of distinct person keys with a record in `dataset` that also have a record in at
+    /// least one of `others` (0 if `others` is empty). A dataset listed in `others` counts as
+    /// any other: listing `dataset` itself makes every person of it count.
+    pub async fn persons_shared(&self, dataset: &str, others: &[String]) -> Result<u64, VaultError> {
+        if others.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT person_key FROM identity_records WHERE dataset = $1 \
+             INTERSECT SELECT person_key FROM identity_records WHERE dataset IN ({}))",
+            placeholders(2, others.len())
+        );
+        let mut query = sqlx::query_scalar(&sql).bind(dataset);
+        for other in others {
+            query = query.bind(other);
+        }
+        let n: i64 = query.fetch_one(&self.pool).await?;
+        Ok(n as u64)
+    }
+
+    /// Every dataset with at least one identity record, with its number of records, ordered by
+    /// dataset id. (A dataset with anchors but no records is not listed.)
+    pub async fn datasets(&self) -> Result<Vec<(String, u64)>, VaultError> {
+        let rows = sqlx::query("SELECT dataset, COUNT(*) AS n FROM identity_records GROUP BY dataset ORDER BY dataset").fetch_all(&self.pool).await?;
+        rows.into_iter().map(|row| Ok((row.try_get("dataset")?, row.try_get::<i64, _>("n")? as u64))).collect()
     }
 
     /// Deletes every identity record and anchor of `dataset` (when its use ends), in one
@@ -223,6 +360,102 @@ impl Vault {
         // checkpoint on the last close (or the next open) moves it.
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await;
         self.pool.close().await;
+    }
+}
+
+/// One all-or-nothing batch of identity records of one dataset, from [`Vault::begin_batch`]:
+/// records are sealed and inserted chunk by chunk ([`VaultBatch::add`]), so a batch of millions
+/// of records needs memory for one chunk only, and become visible together at
+/// [`VaultBatch::commit`]. Dropping the batch without committing rolls it back. After a failed
+/// (or cancelled) `add` the batch is rolled back at once: further `add` and `commit` calls fail
+/// with [`VaultError::BatchFailed`].
+pub struct VaultBatch {
+    vault: Vault,
+    /// `None` once a step failed (the transaction was rolled back) or was cancelled mid-way.
+    tx: Option<Transaction<'static, Sqlite>>,
+    holder: String,
+    dataset: String,
+    records: u64,
+}
+
+impl std::fmt::Debug for VaultBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultBatch").field("records", &self.records).field("failed", &self.tx.is_none()).finish_non_exhaustive()
+    }
+}
+
+impl VaultBatch {
+    /// Seals and inserts `records` (an empty slice is fine). A record reference already stored
+    /// for the dataset (by an earlier batch, an earlier `add` of this batch, or twice in
+    /// `records`) fails with [`VaultError::DuplicateRecord`], an observed date that is not a
+    /// calendar date with [`VaultError::Invalid`]; any failure rolls the whole batch back.
+    pub async fn add(&mut self, records: &[NewIdentity<'_>]) -> Result<(), VaultError> {
+        // Taken out for the duration: if this future is dropped mid-way the transaction goes
+        // with it (rolled back) and the batch stays failed, never half-added.
+        let mut tx = self.tx.take().ok_or(VaultError::BatchFailed)?;
+        let (holder, dataset) = (self.holder.as_str(), self.dataset.as_str());
+        let mut rows = Vec::with_capacity(records.len());
+        for r in records {
+            let record_hash = self.vault.record_hash(dataset, r.record_ref);
+            let observed = match r.link {
+                Some(LinkMeta { observed: Some(date) }) => Some(observed_text(date)?),
+                _ => None,
+            };
+            let at = RowBinding {
+                person: &r.person,
+                record_hash: &record_hash,
+                holder,
+                dataset,
+                linkable: r.link.is_some(),
+                observed: observed.as_deref(),
+            };
+            let sealed = self.vault.seal(&at, r.record_ref, r.identity);
+            rows.push((r.person, record_hash, r.link.is_some(), observed, sealed));
+        }
+        for (person, record_hash, linkable, observed, sealed) in &rows {
+            let inserted = sqlx::query(
+                "INSERT INTO identity_records (person_key, holder, dataset, record_hash, sealed, linkable, observed) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&person.0[..])
+            .bind(holder)
+            .bind(dataset)
+            .bind(&record_hash.0[..])
+            .bind(sealed)
+            .bind(linkable)
+            .bind(observed.as_deref())
+            .execute(&mut *tx)
+            .await;
+            if let Err(e) = inserted {
+                // A failed statement leaves the transaction open in SQLite: end it here, so
+                // that what this batch inserted before can never be committed.
+                let _ = tx.rollback().await;
+                return Err(match &e {
+                    sqlx::Error::Database(db) if db.is_unique_violation() => VaultError::DuplicateRecord,
+                    _ => VaultError::Database(e),
+                });
+            }
+        }
+        self.records += rows.len() as u64;
+        self.tx = Some(tx);
+        Ok(())
+    }
+
+    /// Stores the anchors of the linkage run that keyed the records (an anchor already known
+    /// for the dataset is re-pointed at the new person key) and commits the batch; returns the
+    /// number of records stored. On failure nothing of the batch is stored.
+    pub async fn commit(mut self, anchors: &[(PersonKey, PersonKey)]) -> Result<u64, VaultError> {
+        let mut tx = self.tx.take().ok_or(VaultError::BatchFailed)?;
+        for (anchor, person) in anchors {
+            // REPLACE deletes and inserts: the row gets a new rowid, which `prior_keys` orders by.
+            sqlx::query("INSERT OR REPLACE INTO anchors (anchor, dataset, person_key) VALUES ($1, $2, $3)")
+                .bind(&anchor.0[..])
+                .bind(&self.dataset)
+                .bind(&person.0[..])
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(self.records)
     }
 }
 
@@ -263,20 +496,13 @@ impl Vault {
         self.hasher.keyed(Domain::LocalId, &[RECORD_LABEL, dataset, record_ref])
     }
 
-    fn seal(&self, person: &PersonKey, record_hash: &PersonKey, holder: &str, dataset: &str, record_ref: &str, identity: &Identity) -> Vec<u8> {
+    fn seal(&self, at: &RowBinding<'_>, record_ref: &str, identity: &Identity) -> Vec<u8> {
         let plain = encode(record_ref, identity);
-        self.seal_raw(&plain, &aad(person, record_hash, holder, dataset))
+        self.seal_raw(&plain, &at.aad())
     }
 
-    fn unseal(
-        &self,
-        person: &PersonKey,
-        record_hash: &PersonKey,
-        holder: &str,
-        dataset: &str,
-        sealed: &[u8],
-    ) -> Result<(String, Identity), VaultError> {
-        let plain = self.open_raw(sealed, &aad(person, record_hash, holder, dataset)).ok_or(VaultError::Tampered)?;
+    fn unseal(&self, at: &RowBinding<'_>, sealed: &[u8]) -> Result<(String, Identity), VaultError> {
+        let plain = self.open_raw(sealed, &at.aad()).ok_or(VaultError::Tampered)?;
         decode(&plain)
     }
 
@@ -297,18 +523,58 @@ impl Vault {
     }
 }
 
-/// Associated data of a sealed identity: label, person key, record hash, dataset, holder
-/// (the strings length-prefixed).
-fn aad(person: &PersonKey, record_hash: &PersonKey, holder: &str, dataset: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(96 + holder.len() + dataset.len());
-    out.extend_from_slice(b"niji-vault/v1/identity\0");
-    out.extend_from_slice(&person.0);
-    out.extend_from_slice(&record_hash.0);
-    for s in [dataset, holder] {
-        out.extend_from_slice(&(s.len() as u32).to_be_bytes());
-        out.extend_from_slice(s.as_bytes());
+/// The columns of an `identity_records` row that its sealed blob is bound to.
+struct RowBinding<'a> {
+    person: &'a PersonKey,
+    record_hash: &'a PersonKey,
+    holder: &'a str,
+    dataset: &'a str,
+    linkable: bool,
+    /// The `observed` column's text.
+    observed: Option<&'a str>,
+}
+
+impl RowBinding<'_> {
+    /// Associated data of a sealed identity: label, person key, record hash, dataset, holder
+    /// (the strings length-prefixed). For a row with link meta (`linkable`, or an `observed`
+    /// date) it goes on with a link label, the flag, and the date's text (a presence byte, then
+    /// length-prefixed), so flipping the flag or altering the date fails authentication. Rows
+    /// without link meta — every row written before migration 0002 — keep the original layout.
+    fn aad(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128 + self.holder.len() + self.dataset.len());
+        out.extend_from_slice(b"niji-vault/v1/identity\0");
+        out.extend_from_slice(&self.person.0);
+        out.extend_from_slice(&self.record_hash.0);
+        for s in [self.dataset, self.holder] {
+            put_str32(&mut out, s);
+        }
+        if self.linkable || self.observed.is_some() {
+            out.extend_from_slice(b"niji-vault/v1/link\0");
+            out.push(u8::from(self.linkable));
+            out.push(u8::from(self.observed.is_some()));
+            put_str32(&mut out, self.observed.unwrap_or(""));
+        }
+        out
     }
-    out
+}
+
+/// `$first, $first+1, …` (`n` placeholders).
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The `observed` column's text of a date: ISO at the date's precision (`YYYY-MM-DD`, `YYYY-MM`,
+/// `YYYY`). A date that would not read back as itself is refused.
+fn observed_text(date: Date) -> Result<String, VaultError> {
+    let text = date.to_string();
+    match niji_ingest::dates::parse_iso(&text) {
+        Ok(back) if back == date => Ok(text),
+        _ => Err(VaultError::Invalid("an observed date is not a calendar date")),
+    }
+}
+
+fn parse_observed(text: &str) -> Result<Date, VaultError> {
+    niji_ingest::dates::parse_iso(text).map_err(|_| VaultError::Invalid("a stored observed date is not an ISO date"))
 }
 
 fn key_of(bytes: Vec<u8>) -> Result<PersonKey, VaultError> {

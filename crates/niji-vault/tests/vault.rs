@@ -5,9 +5,10 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use niji_ingest::{IdentifierKind, Identity, IdentityItem};
-use niji_privacy::{link, LinkageConfig, PersonKey, PriorKeys, Pseudonymizer, VaultKey};
-use niji_vault::{Vault, VaultError};
+use niji_ingest::dates::Precision;
+use niji_ingest::{Date, IdentifierKind, Identity, IdentityItem};
+use niji_privacy::{link, LinkRecord, LinkageConfig, PersonKey, PriorKeys, Pseudonymizer, VaultKey};
+use niji_vault::{LinkMeta, NewIdentity, Vault, VaultError};
 
 const SEALING: [u8; 32] = [7u8; 32];
 
@@ -200,14 +201,288 @@ async fn a_sealed_blob_moved_to_another_row_fails_authentication() {
     vault.close().await;
 }
 
+fn new_identities(records: &[(String, Identity, PersonKey)], link: Option<LinkMeta>) -> Vec<NewIdentity<'_>> {
+    records.iter().map(|(r, i, p)| NewIdentity { record_ref: r, identity: i, person: *p, link }).collect()
+}
+
+/// `n` records `prefix:0..n` of person `pk(person)`, each with its own name.
+fn numbered(prefix: &str, n: usize, person: u8) -> Vec<(String, Identity, PersonKey)> {
+    (0..n).map(|i| (format!("{prefix}:{i}"), identity(&[(IdentifierKind::NameKanji, "n", &format!("名前{i}"))]), pk(person))).collect()
+}
+
+#[tokio::test]
+async fn a_streaming_batch_commits_every_add_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    let chunks = [numbered("a", 3, 1), numbered("b", 4, 2), numbered("c", 2, 1)];
+    let mut batch = vault.begin_batch("h", "ds").await.unwrap();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let link = (i == 1).then_some(LinkMeta { observed: None });
+        batch.add(&new_identities(chunk, link)).await.unwrap();
+        // Readers do not see an uncommitted batch.
+        assert_eq!(vault.record_count("ds").await.unwrap(), 0);
+    }
+    batch.add(&[]).await.unwrap();
+    assert_eq!(batch.commit(&[(pk(101), pk(1)), (pk(102), pk(2))]).await.unwrap(), 9);
+
+    assert_eq!(vault.record_count("ds").await.unwrap(), 9);
+    assert_eq!(vault.datasets().await.unwrap(), vec![("ds".to_string(), 9)]);
+    assert_eq!(vault.persons_in("ds").await.unwrap(), 2);
+    let one = vault.identities_of(&pk(1)).await.unwrap();
+    let refs: Vec<&str> = one.iter().map(|i| i.record_ref.as_str()).collect();
+    assert_eq!(refs, ["a:0", "a:1", "a:2", "c:0", "c:1"]);
+    assert_eq!(one[4].identity.items, chunks[2][1].1.items);
+    assert_eq!(vault.identities_of(&pk(2)).await.unwrap().len(), 4);
+    let prior = vault.prior_keys().await.unwrap();
+    assert_eq!((prior.len(), prior.get(&pk(102))), (2, Some(&pk(2))));
+    // Only the chunk added with link meta is linkable.
+    let linkable = vault.link_records(&["ds".to_string()]).await.unwrap();
+    assert_eq!(linkable.len(), 4);
+    assert!(linkable.iter().all(|r| r.person == pk(2) && r.holder == "h" && r.observed.is_none()));
+
+    // An empty batch commits nothing, and the vault takes more batches afterwards.
+    assert_eq!(vault.begin_batch("h", "ds").await.unwrap().commit(&[]).await.unwrap(), 0);
+    vault.store_batch("h", "ds", &numbered("d", 1, 3), &[]).await.unwrap();
+    assert_eq!(vault.record_count("ds").await.unwrap(), 10);
+    vault.close().await;
+}
+
+#[tokio::test]
+async fn a_dropped_batch_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    vault.store_batch("h", "old", &sample(), &[(pk(101), pk(1))]).await.unwrap();
+
+    let records = numbered("new", 5, 4);
+    let mut batch = vault.begin_batch("h", "new").await.unwrap();
+    batch.add(&new_identities(&records[..3], Some(LinkMeta { observed: None }))).await.unwrap();
+    batch.add(&new_identities(&records[3..], None)).await.unwrap();
+    drop(batch);
+
+    assert_eq!(vault.record_count("new").await.unwrap(), 0);
+    assert_eq!(vault.persons_in("new").await.unwrap(), 0);
+    assert_eq!(vault.person_count().await.unwrap(), 2);
+    assert!(vault.identities_of(&pk(4)).await.unwrap().is_empty());
+    assert!(vault.link_records(&["new".to_string()]).await.unwrap().is_empty());
+    assert_eq!(vault.datasets().await.unwrap(), vec![("old".to_string(), 3)]);
+    let prior = vault.prior_keys().await.unwrap();
+    assert_eq!((prior.len(), prior.get(&pk(101))), (1, Some(&pk(1))));
+
+    // The write lock went with it: the same records store fine afterwards.
+    let batch = {
+        let mut b = vault.begin_batch("h", "new").await.unwrap();
+        b.add(&new_identities(&records, None)).await.unwrap();
+        b
+    };
+    assert_eq!(batch.commit(&[(pk(104), pk(4))]).await.unwrap(), 5);
+    assert_eq!(vault.record_count("new").await.unwrap(), 5);
+    assert_eq!(vault.prior_keys().await.unwrap().len(), 2);
+    vault.close().await;
+}
+
+#[tokio::test]
+async fn a_duplicate_in_a_later_add_fails_the_whole_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    vault.store_batch("h", "ds", &sample()[..1], &[(pk(101), pk(1))]).await.unwrap();
+
+    // Within the batch: the second add repeats a reference of the first.
+    let records = numbered("r", 4, 5);
+    let mut batch = vault.begin_batch("h", "ds").await.unwrap();
+    batch.add(&new_identities(&records[..2], None)).await.unwrap();
+    let err = batch.add(&new_identities(&records[1..], Some(LinkMeta { observed: None }))).await.unwrap_err();
+    assert!(matches!(err, VaultError::DuplicateRecord), "{err:?}");
+    assert!(!err.to_string().contains("r:1"), "the error does not quote the reference");
+    // The batch is spent: neither more records nor a commit get through.
+    assert!(matches!(batch.add(&new_identities(&records[3..], None)).await, Err(VaultError::BatchFailed)));
+    let err = batch.commit(&[(pk(105), pk(5)), (pk(101), pk(9))]).await.unwrap_err();
+    assert!(matches!(err, VaultError::BatchFailed), "{err:?}");
+    assert_eq!(vault.record_count("ds").await.unwrap(), 1);
+    assert!(vault.identities_of(&pk(5)).await.unwrap().is_empty());
+    let prior = vault.prior_keys().await.unwrap();
+    assert_eq!((prior.len(), prior.get(&pk(101))), (1, Some(&pk(1))), "the anchor was not re-pointed");
+
+    // Against a record stored by an earlier batch.
+    let mut batch = vault.begin_batch("h", "ds").await.unwrap();
+    batch.add(&new_identities(&records, None)).await.unwrap();
+    assert!(matches!(batch.add(&new_identities(&sample()[..1], None)).await, Err(VaultError::DuplicateRecord)));
+    assert!(matches!(batch.commit(&[]).await, Err(VaultError::BatchFailed)));
+    assert_eq!(vault.record_count("ds").await.unwrap(), 1);
+    assert_eq!(vault.person_count().await.unwrap(), 1);
+
+    // A failed batch leaves no lock behind.
+    vault.store_batch("h", "ds", &records, &[]).await.unwrap();
+    assert_eq!(vault.record_count("ds").await.unwrap(), 5);
+    vault.close().await;
+}
+
+#[tokio::test]
+async fn link_records_read_past_one_page_in_stored_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    // More than one page (4096 rows) of link records, then another dataset's, some not linkable.
+    let (a, b) = (numbered("a", 5000, 1), numbered("b", 3000, 2));
+    let mut batch_a = vault.begin_batch("h", "a").await.unwrap();
+    let link = Some(LinkMeta { observed: None });
+    for chunk in a.chunks(1000) {
+        batch_a.add(&new_identities(chunk, link)).await.unwrap();
+    }
+    batch_a.commit(&[]).await.unwrap();
+    vault.store_batch("h", "b", &b[..1000], &[]).await.unwrap();
+    let mut batch_b = vault.begin_batch("h", "b").await.unwrap();
+    batch_b.add(&new_identities(&b[1000..], link)).await.unwrap();
+    batch_b.commit(&[]).await.unwrap();
+
+    let got = vault.link_records(&["b".to_string(), "a".to_string()]).await.unwrap();
+    assert_eq!(got.len(), 7000);
+    let expected = a.iter().chain(&b[1000..]);
+    assert!(got.iter().zip(expected).all(|(g, (_, i, p))| g.person == *p && g.identity.items == i.items));
+    assert_eq!(vault.link_records(&["b".to_string()]).await.unwrap().len(), 2000);
+    assert_eq!(vault.datasets().await.unwrap(), vec![("a".to_string(), 5000), ("b".to_string(), 3000)]);
+    vault.close().await;
+}
+
+fn month(year: u16, month: u8) -> Date {
+    Date { precision: Precision::Month, ..Date::new(year, month, 1).unwrap() }
+}
+
+#[tokio::test]
+async fn link_records_round_trip_only_linkable_records_of_the_requested_datasets() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    let ho = |n: &str| identity(&[(IdentifierKind::NameKanji, "RE", "山田 太郎"), (IdentifierKind::InsuredNumber, "HO", n)]);
+    let claims = [
+        ("c.uke:1".to_string(), ho("1234"), pk(1)),
+        ("c.uke:2".to_string(), ho("5678"), pk(2)),
+        ("c.uke:3".to_string(), ho("9012"), pk(1)),
+        ("c.uke:4".to_string(), ho("3456"), pk(3)),
+    ];
+    let observed = [
+        Some(month(2024, 4)),
+        Some(Date::new(2023, 12, 31).unwrap()),
+        None,
+        Some(Date { precision: Precision::Year, ..Date::new(2022, 1, 1).unwrap() }),
+    ];
+    let mut batch = vault.begin_batch("insurer-1", "claims").await.unwrap();
+    for ((r, i, p), o) in claims.iter().zip(observed) {
+        batch.add(&[NewIdentity { record_ref: r, identity: i, person: *p, link: Some(LinkMeta { observed: o }) }]).await.unwrap();
+    }
+    // Not linkable (a Condition's free text), in the same dataset.
+    batch.add(&new_identities(&sample()[2..], None)).await.unwrap();
+    assert_eq!(batch.commit(&[]).await.unwrap(), 5);
+    let mut batch = vault.begin_batch("1310000001", "ehr").await.unwrap();
+    batch.add(&new_identities(&sample()[..2], Some(LinkMeta { observed: None }))).await.unwrap();
+    batch.commit(&[]).await.unwrap();
+    let mut batch = vault.begin_batch("registry", "not-asked").await.unwrap();
+    batch.add(&new_identities(&numbered("x", 2, 7), Some(LinkMeta { observed: Some(month(2020, 1)) }))).await.unwrap();
+    batch.commit(&[]).await.unwrap();
+
+    let got = vault.link_records(&["ehr".to_string(), "claims".to_string()]).await.unwrap();
+    assert_eq!(got.len(), 6);
+    for (g, ((_, i, p), o)) in got[..4].iter().zip(claims.iter().zip(observed)) {
+        assert_eq!((g.holder.as_str(), g.dataset.as_str()), ("insurer-1", "claims"));
+        assert_eq!((g.person, g.observed), (*p, o));
+        assert_eq!(g.identity.items, i.items);
+    }
+    assert_eq!(got[1].observed.unwrap().precision, Precision::Day);
+    assert_eq!(got[0].observed.unwrap().precision, Precision::Month);
+    for (g, (_, i, p)) in got[4..].iter().zip(&sample()[..2]) {
+        assert_eq!((g.holder.as_str(), g.dataset.as_str(), g.person, g.observed), ("1310000001", "ehr", *p, None));
+        assert_eq!(g.identity.items, i.items);
+    }
+    assert_eq!(vault.link_records(&["ehr".to_string()]).await.unwrap().len(), 2);
+    assert!(vault.link_records(&[]).await.unwrap().is_empty());
+    assert!(vault.link_records(&["nothing".to_string()]).await.unwrap().is_empty());
+    // The records read back through `identities_of` as before.
+    assert_eq!(vault.identities_of(&pk(1)).await.unwrap().len(), 4);
+    let records = vault.link_records(&["not-asked".to_string()]).await.unwrap();
+    assert_eq!(records.iter().map(|r| r.observed).collect::<Vec<_>>(), [Some(month(2020, 1)); 2]);
+
+    // A date that would not read back as itself is refused, and fails the batch.
+    let mut batch = vault.begin_batch("h", "bad").await.unwrap();
+    let odd = Date { precision: Precision::Month, ..Date::new(2024, 4, 15).unwrap() };
+    let err = batch.add(&new_identities(&numbered("y", 1, 8), Some(LinkMeta { observed: Some(odd) }))).await.unwrap_err();
+    assert!(matches!(err, VaultError::Invalid(_)), "{err:?}");
+    assert!(matches!(batch.commit(&[]).await, Err(VaultError::BatchFailed)));
+
+    // The flag and the date are bound to the sealed blob: altering either fails authentication.
+    let pool = raw(dir.path()).await;
+    sqlx::query("UPDATE identity_records SET observed = '2019-01' WHERE dataset = 'not-asked'").execute(&pool).await.unwrap();
+    assert!(matches!(vault.link_records(&["not-asked".to_string()]).await, Err(VaultError::Tampered)));
+    assert!(matches!(vault.identities_of(&pk(7)).await, Err(VaultError::Tampered)));
+    sqlx::query("UPDATE identity_records SET linkable = FALSE WHERE dataset = 'ehr'").execute(&pool).await.unwrap();
+    assert!(matches!(vault.identities_of(&pk(2)).await, Err(VaultError::Tampered)));
+    sqlx::query("UPDATE identity_records SET linkable = TRUE WHERE dataset = 'claims' AND observed IS NULL AND linkable = FALSE")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(matches!(vault.link_records(&["claims".to_string()]).await, Err(VaultError::Tampered)));
+    pool.close().await;
+    vault.close().await;
+}
+
+#[tokio::test]
+async fn persons_in_and_shared_count_distinct_person_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    // Dataset a: persons 1 (twice) and 2; dataset b: persons 2 and 3. Person 2 is shared.
+    let mut a = numbered("a", 2, 1);
+    a.extend(numbered("a2", 1, 2));
+    let mut b = numbered("b", 1, 2);
+    b.extend(numbered("b3", 2, 3));
+    vault.store_batch("h", "a", &a, &[]).await.unwrap();
+    let mut batch = vault.begin_batch("h2", "b").await.unwrap();
+    batch.add(&new_identities(&b, Some(LinkMeta { observed: None }))).await.unwrap();
+    batch.commit(&[]).await.unwrap();
+
+    let s = |v: &[&str]| v.iter().map(|d| d.to_string()).collect::<Vec<_>>();
+    assert_eq!(vault.person_count().await.unwrap(), 3);
+    assert_eq!((vault.persons_in("a").await.unwrap(), vault.persons_in("b").await.unwrap()), (2, 2));
+    assert_eq!(vault.persons_in("c").await.unwrap(), 0);
+    assert_eq!(vault.persons_shared("a", &s(&["b"])).await.unwrap(), 1);
+    assert_eq!(vault.persons_shared("b", &s(&["a"])).await.unwrap(), 1);
+    assert_eq!(vault.persons_shared("a", &s(&["b", "c"])).await.unwrap(), 1);
+    assert_eq!(vault.persons_shared("a", &[]).await.unwrap(), 0);
+    assert_eq!(vault.persons_shared("a", &s(&["c"])).await.unwrap(), 0);
+    assert_eq!(vault.persons_shared("c", &s(&["a", "b"])).await.unwrap(), 0);
+    assert_eq!(vault.persons_shared("a", &s(&["a"])).await.unwrap(), 2, "a dataset shares all its persons with itself");
+    assert_eq!(vault.datasets().await.unwrap(), vec![("a".to_string(), 3), ("b".to_string(), 3)]);
+    vault.delete_dataset("b").await.unwrap();
+    assert_eq!(vault.persons_shared("a", &s(&["b"])).await.unwrap(), 0);
+    assert_eq!(vault.datasets().await.unwrap(), vec![("a".to_string(), 3)]);
+    vault.close().await;
+}
+
 fn pseudonymizer() -> Pseudonymizer {
     Pseudonymizer::new(&vault_key())
 }
 
-/// Stores one linkage run as one dataset.
-async fn store_run(vault: &Vault, dataset: &str, recs: &[common::Rec], keys: &[PersonKey], anchors: &[(PersonKey, PersonKey)]) {
-    let batch: Vec<(String, Identity, PersonKey)> = recs.iter().zip(keys).map(|(r, k)| (r.record_ref.clone(), r.link.identity.clone(), *k)).collect();
-    vault.store_batch("synth", dataset, &batch, anchors).await.unwrap();
+/// Stores one linkage run as one dataset: one batch per holder, streamed in chunks, every record
+/// linkable. Returns the indices of `recs` in the order stored.
+async fn store_run(vault: &Vault, dataset: &str, recs: &[common::Rec], keys: &[PersonKey], anchors: &[(PersonKey, PersonKey)]) -> Vec<usize> {
+    let mut holders: Vec<&str> = recs.iter().map(|r| r.link.holder.as_str()).collect();
+    holders.sort();
+    holders.dedup();
+    let mut order = Vec::new();
+    for holder in holders {
+        let mine: Vec<usize> = (0..recs.len()).filter(|&i| recs[i].link.holder == holder).collect();
+        let mut batch = vault.begin_batch(holder, dataset).await.unwrap();
+        for chunk in mine.chunks(97) {
+            let chunk: Vec<NewIdentity<'_>> = chunk
+                .iter()
+                .map(|&i| NewIdentity {
+                    record_ref: &recs[i].record_ref,
+                    identity: &recs[i].link.identity,
+                    person: keys[i],
+                    link: Some(LinkMeta { observed: recs[i].link.observed }),
+                })
+                .collect();
+            batch.add(&chunk).await.unwrap();
+        }
+        assert_eq!(batch.commit(anchors).await.unwrap(), mine.len() as u64);
+        order.extend(mine);
+    }
+    order
 }
 
 #[tokio::test]
@@ -223,7 +498,7 @@ async fn person_keys_stay_stable_across_two_ingests() {
     let vault = open(dir.path()).await;
     let links = |r: &[common::Rec]| r.iter().map(|r| r.link.clone()).collect::<Vec<_>>();
     let run1 = link(&links(first), &config, &pseudonymizer(), &PriorKeys::default());
-    store_run(&vault, "first", first, &run1.keys, &run1.anchors).await;
+    let order = store_run(&vault, "first", first, &run1.keys, &run1.anchors).await;
     vault.close().await;
 
     // Later: the vault gives back the anchors, and only the new records are linked.
@@ -233,7 +508,31 @@ async fn person_keys_stay_stable_across_two_ingests() {
     assert_eq!(prior.len(), anchors.len());
     assert!(run1.anchors.iter().all(|(a, p)| prior.get(a) == Some(p)));
     let run2 = link(&links(rest), &config, &pseudonymizer(), &prior);
+
+    // The intake's way: the stored link records come back and are linked again together with
+    // the new ones; they keep their person keys.
+    let stored = vault.link_records(&["first".to_string()]).await.unwrap();
+    assert_eq!(stored.len(), first.len());
+    assert!(stored.iter().zip(&order).all(|(s, &i)| s.holder == first[i].link.holder
+        && s.observed == first[i].link.observed
+        && s.identity.items == first[i].link.identity.items
+        && s.person == run1.keys[i]));
+    assert!(stored.iter().any(|s| s.observed.is_some()), "claims carry their month");
+    let mut again: Vec<LinkRecord> =
+        stored.iter().map(|s| LinkRecord { holder: s.holder.clone(), observed: s.observed, identity: s.identity.clone() }).collect();
+    again.extend(links(rest));
+    let relinked = link(&again, &config, &pseudonymizer(), &prior);
+    let kept = stored.iter().zip(&relinked.keys).filter(|(s, k)| s.person == **k).count();
+    println!("{kept} of {} re-linked stored records kept their person key", stored.len());
+    assert!(kept as f64 >= 0.99 * stored.len() as f64, "{kept} of {}", stored.len());
+    let same_new = relinked.keys[stored.len()..].iter().zip(&run2.keys).filter(|(a, b)| a == b).count();
+    assert!(same_new as f64 >= 0.99 * rest.len() as f64, "{same_new} of {}", rest.len());
+
     store_run(&vault, "rest", rest, &run2.keys, &run2.anchors).await;
+    assert_eq!(vault.persons_shared("rest", &["first".to_string()]).await.unwrap(), {
+        let first_keys: HashSet<PersonKey> = run1.keys.iter().copied().collect();
+        run2.keys.iter().filter(|k| first_keys.contains(k)).collect::<HashSet<_>>().len() as u64
+    });
 
     // Persons with records in both halves: the new records got the key of the first run.
     let mut first_key: HashMap<u64, PersonKey> = HashMap::new();
@@ -403,13 +702,40 @@ async fn no_identifying_value_in_the_raw_bytes_of_the_vault_files() {
     let vault = open(dir.path()).await;
     let records: Vec<_> = recs.iter().map(|r| r.link.clone()).collect();
     let linkage = link(&records, &LinkageConfig::default(), &pseudonymizer(), &PriorKeys::default());
-    let mut by_holder: HashMap<&str, Vec<(String, Identity, PersonKey)>> = HashMap::new();
+    // Every other holder through `store_batch`, the rest streamed through a `VaultBatch` as
+    // linkable records with their claim month.
+    let mut by_holder: HashMap<&str, Vec<(&common::Rec, PersonKey)>> = HashMap::new();
     for (r, k) in recs.iter().zip(&linkage.keys) {
-        by_holder.entry(r.link.holder.as_str()).or_default().push((r.record_ref.clone(), r.link.identity.clone(), *k));
+        by_holder.entry(r.link.holder.as_str()).or_default().push((r, *k));
     }
-    for (holder, batch) in &by_holder {
-        vault.store_batch(holder, &format!("{holder}/2024"), batch, &linkage.anchors).await.unwrap();
+    let mut holders: Vec<_> = by_holder.into_iter().collect();
+    holders.sort_by_key(|h| h.0);
+    let mut linkable = 0;
+    for (n, (holder, recs)) in holders.iter().enumerate() {
+        let dataset = format!("{holder}/2024");
+        if n % 2 == 0 {
+            let batch: Vec<(String, Identity, PersonKey)> = recs.iter().map(|(r, k)| (r.record_ref.clone(), r.link.identity.clone(), *k)).collect();
+            vault.store_batch(holder, &dataset, &batch, &linkage.anchors).await.unwrap();
+        } else {
+            let mut batch = vault.begin_batch(holder, &dataset).await.unwrap();
+            for chunk in recs.chunks(50) {
+                let chunk: Vec<NewIdentity<'_>> = chunk
+                    .iter()
+                    .map(|(r, k)| NewIdentity {
+                        record_ref: &r.record_ref,
+                        identity: &r.link.identity,
+                        person: *k,
+                        link: Some(LinkMeta { observed: r.link.observed }),
+                    })
+                    .collect();
+                batch.add(&chunk).await.unwrap();
+            }
+            linkable += batch.commit(&linkage.anchors).await.unwrap();
+        }
     }
+    assert!(linkable > 0 && linkable < recs.len() as u64, "{linkable} of {} records linkable", recs.len());
+    let datasets: Vec<String> = vault.datasets().await.unwrap().into_iter().map(|d| d.0).collect();
+    assert_eq!(vault.link_records(&datasets).await.unwrap().len() as u64, linkable);
     assert!(!vault.identities_of(&linkage.keys[0]).await.unwrap().is_empty());
 
     // While open (content still in the WAL) and after closing (checkpointed into the file).
