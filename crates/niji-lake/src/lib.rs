@@ -21,6 +21,30 @@
 //! - A version appears whole or not at all: [`commit`] fsyncs every file and the staging folder,
 //!   renames it to its final name (refusing an existing one) and fsyncs the parent.
 //!
+//! # Statistics
+//!
+//! [`LakeWriter::finish`] returns a [`LakeSummary`] computed while writing, without reading the
+//! tables back: per table ([`LakeSummary::table`], [`TableStats`]) the rows, the distinct persons
+//! and the coverage (earliest and latest event date), and over all tables the distinct persons
+//! ([`LakeSummary::persons`]) and the coverage ([`LakeSummary::coverage`]). Event dates are:
+//! `encounters` `start`/`end`, `conditions` `onset`/`recorded`, `medications` `authored`,
+//! `lab_results` `effective`, `allergies` `onset`/`recorded`, `claims` `month` (its first day) and
+//! `admitted_on`; `patients` and `claim_lines` have none. Dates outside the years
+//! [`COVERAGE_YEARS`] (1900–2100) are ignored for coverage as implausible (the lake has no clock;
+//! `niji-ingest` already refuses dates after its caller's `now`).
+//!
+//! Memory: everything is a counter except the distinct persons, which take one hash set of
+//! 32-byte person keys per table: 32 B per person and table the person has rows in, about
+//! 40–75 B with the hash table's control byte, load factor and power-of-two growth, so at most
+//! ~ 0.3–0.6 KB per person over the 8 tables (~ 0.3–0.6 GB for a million persons). The union
+//! over tables is built at [`LakeWriter::finish`] by merging the sets into the largest one
+//! (each merged set is freed), so the peak stays within about twice that.
+//!
+//! # Catalog
+//!
+//! [`catalog`] describes every table and column in Japanese and English (titles, descriptions,
+//! source records, code systems) for the data catalog; a test keeps it equal to the schemas.
+//!
 //! # Tables
 //!
 //! Common column types: `person_key` `FixedSizeBinary(32)` (never null); dates `Date32` (a date known
@@ -47,6 +71,7 @@
 //! Not stored (yet): CSV rows (`Content::Row`), organizations, practitioners, UKE payers (HO/KO/SN)
 //! and totals (GO).
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -55,6 +80,7 @@ use std::sync::Arc;
 use arrow_array::builder::{BooleanBuilder, Date32Builder, FixedSizeBinaryBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use niji_ingest::dates::Precision;
 use niji_ingest::{Code, Coded, Content, ContentBody, Date, Location, Quantity, Sex, YearMonth};
 use niji_privacy::PersonKey;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
@@ -62,6 +88,8 @@ use parquet::arrow::ArrowWriter;
 use parquet::encryption::decrypt::FileDecryptionProperties;
 use parquet::encryption::encrypt::FileEncryptionProperties;
 use parquet::file::properties::WriterProperties;
+
+pub mod catalog;
 
 /// The standard tables, in file order.
 pub const TABLES: [&str; 8] = ["patients", "encounters", "conditions", "medications", "lab_results", "allergies", "claims", "claim_lines"];
@@ -111,18 +139,75 @@ impl Default for LakeOptions {
     }
 }
 
-/// Rows written per table, in [`TABLES`] order.
+/// Years of event dates that count for coverage ([`TableStats::first`], [`TableStats::last`]):
+/// dates outside are kept in the table but ignored as implausible (a typo like 1019 or 2091
+/// must not stretch the coverage of a version). The lake has no clock; `niji-ingest` already
+/// refuses dates after its caller's `now`, so this is a fixed sanity range only.
+pub const COVERAGE_YEARS: std::ops::RangeInclusive<u16> = 1900..=2100;
+
+/// Statistics of one table of a version, computed while writing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableStats {
+    /// Rows written.
+    pub rows: u64,
+    /// Distinct `person_key` values among the rows.
+    pub persons: u64,
+    /// Earliest event date of the table within [`COVERAGE_YEARS`] (full precision: a partial date
+    /// counts as its first day, as stored); `None` if the table has no event date (`patients`,
+    /// `claim_lines`) or no row has one.
+    pub first: Option<Date>,
+    /// Latest event date, like [`TableStats::first`].
+    pub last: Option<Date>,
+}
+
+impl TableStats {
+    fn add_date(&mut self, d: Date) {
+        if !COVERAGE_YEARS.contains(&d.year) {
+            return;
+        }
+        let d = Date { precision: Precision::Day, ..d };
+        self.first = Some(self.first.map_or(d, |f| f.min(d)));
+        self.last = Some(self.last.map_or(d, |l| l.max(d)));
+    }
+}
+
+/// What a [`LakeWriter`] wrote: rows, persons and coverage per table, in [`TABLES`] order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LakeSummary {
+    /// Rows per table (the same numbers as [`TableStats::rows`]).
     pub rows: [u64; 8],
     /// Records that have no standard table (CSV rows, organizations, payers, …).
     pub skipped: u64,
+    tables: [TableStats; 8],
+    persons: u64,
 }
 
 impl LakeSummary {
     /// Rows of one table by name (0 for an unknown name).
     pub fn rows_of(&self, table: &str) -> u64 {
         TABLES.iter().position(|t| *t == table).map_or(0, |i| self.rows[i])
+    }
+
+    /// Statistics of one table by name (`None` for an unknown name).
+    pub fn table(&self, table: &str) -> Option<&TableStats> {
+        TABLES.iter().position(|t| *t == table).map(|i| &self.tables[i])
+    }
+
+    /// Statistics of every table, in [`TABLES`] order.
+    pub fn tables(&self) -> impl Iterator<Item = (&'static str, &TableStats)> {
+        TABLES.into_iter().zip(self.tables.iter())
+    }
+
+    /// Distinct persons over all tables.
+    pub fn persons(&self) -> u64 {
+        self.persons
+    }
+
+    /// Earliest and latest event date over all tables (see [`TableStats::first`]).
+    pub fn coverage(&self) -> Option<(Date, Date)> {
+        let first = self.tables.iter().filter_map(|t| t.first).min()?;
+        let last = self.tables.iter().filter_map(|t| t.last).max()?;
+        Some((first, last))
     }
 }
 
@@ -135,6 +220,9 @@ pub struct LakeWriter {
     file: i32,
     facility: FacilityContext,
     summary: LakeSummary,
+    /// Distinct person keys per table (32 B per person and table plus hash-set overhead, see the
+    /// crate doc).
+    persons: Vec<HashSet<[u8; 32]>>,
 }
 
 impl LakeWriter {
@@ -149,7 +237,15 @@ impl LakeWriter {
         for (i, name) in TABLES.iter().enumerate() {
             tables.push(TableWriter::create(staging, name, schema(i), key, options)?);
         }
-        Ok(Self { staging: staging.to_path_buf(), tables, options, file: 0, facility: FacilityContext::default(), summary: LakeSummary::default() })
+        Ok(Self {
+            staging: staging.to_path_buf(),
+            tables,
+            options,
+            file: 0,
+            facility: FacilityContext::default(),
+            summary: LakeSummary::default(),
+            persons: vec![HashSet::new(); TABLES.len()],
+        })
     }
 
     /// Sets the number of the submitted file the next rows come from (`file` column of claims).
@@ -363,6 +459,10 @@ impl LakeWriter {
                 self.tables[table].flush()?;
             }
         }
+        self.persons[table].insert(*k);
+        for d in event_dates(&content.body).into_iter().flatten() {
+            self.summary.tables[table].add_date(d);
+        }
         Ok(())
     }
 
@@ -371,7 +471,21 @@ impl LakeWriter {
         for t in self.tables.drain(..) {
             t.close()?;
         }
-        Ok(self.summary.clone())
+        let mut summary = std::mem::take(&mut self.summary);
+        for (i, set) in self.persons.iter().enumerate() {
+            summary.tables[i].rows = summary.rows[i];
+            summary.tables[i].persons = set.len() as u64;
+        }
+        // Union into the largest set; the others are dropped as they are merged.
+        let mut sets = std::mem::take(&mut self.persons);
+        sets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut sets = sets.into_iter();
+        let mut all = sets.next().unwrap_or_default();
+        for set in sets {
+            all.extend(set);
+        }
+        summary.persons = all.len() as u64;
+        Ok(summary)
     }
 
     /// The staging folder being written.
@@ -705,6 +819,22 @@ impl TableWriter {
     }
 }
 
+/// The event dates of a record for coverage (see [`TableStats::first`]): encounters start/end,
+/// conditions onset/recorded (claim diseases: 診療開始日), medications authored, lab results
+/// effective, allergies onset/recorded, claims 診療年月 (first day) and admission date.
+fn event_dates(body: &ContentBody) -> [Option<Date>; 2] {
+    match body {
+        ContentBody::Encounter(e) => [e.start, e.end],
+        ContentBody::Condition(c) => [c.onset, c.recorded],
+        ContentBody::ClaimDisease(c) => [c.started, None],
+        ContentBody::Medication(m) => [m.authored, None],
+        ContentBody::Observation(o) => [o.effective, None],
+        ContentBody::Allergy(a) => [a.onset, a.recorded],
+        ContentBody::Claim(c) => [c.month.and_then(|m| Date::new(m.year, m.month, 1).ok()), c.admitted_on],
+        _ => [None, None],
+    }
+}
+
 /// Days since 1970-01-01 (proleptic Gregorian).
 fn days(d: Date) -> i32 {
     let (y, m, dd) = (d.year as i64, d.month.max(1) as i64, d.day.max(1) as i64);
@@ -772,6 +902,41 @@ mod tests {
         assert_eq!(d(1970, 1, 1), 0);
         assert_eq!(d(2000, 3, 1), 11017);
         assert_eq!(d(2024, 2, 29), 19782);
+    }
+
+    /// Coverage ignores implausible years, counts partial dates as their first day and a claim's
+    /// 診療年月 as its first day; persons are distinct per table and over all tables.
+    #[test]
+    fn statistics_of_hand_built_records() {
+        use niji_ingest::{ClaimContent, EncounterContent, PatientContent, RecordRef};
+        use niji_privacy::{Domain, Pseudonymizer, VaultKey};
+        let pseudo = Pseudonymizer::new(&VaultKey::from_bytes(&[7; 32]).unwrap());
+        let (a, b) = (pseudo.keyed(Domain::Person, &["a"]), pseudo.keyed(Domain::Person, &["b"]));
+        let content = |body| Content { record: RecordRef { location: Location::Line(1) }, body };
+        let date = |y, m, d| Date::new(y, m, d).unwrap();
+        let year_only = Date { precision: Precision::Year, ..date(2015, 1, 1) };
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LakeWriter::create(&dir.path().join(".staging-x"), &LakeKey([1; 32]), LakeOptions::default()).unwrap();
+        w.push(&a, &content(ContentBody::Patient(PatientContent::default()))).unwrap();
+        let enc = |start, end| content(ContentBody::Encounter(EncounterContent { start, end, ..Default::default() }));
+        w.push(&a, &enc(Some(date(1850, 6, 1)), Some(date(2020, 3, 4)))).unwrap();
+        w.push(&b, &enc(Some(year_only), Some(date(2101, 1, 1)))).unwrap();
+        w.push(&a, &enc(None, None)).unwrap();
+        let claim = ClaimContent { month: Some(YearMonth { year: 2019, month: 7 }), admitted_on: Some(date(2019, 6, 20)), ..Default::default() };
+        w.push(&b, &content(ContentBody::Claim(claim))).unwrap();
+        let s = w.finish().unwrap();
+        let enc = s.table("encounters").unwrap();
+        assert_eq!((enc.rows, enc.persons), (3, 2));
+        assert_eq!(enc.first, Some(date(2015, 1, 1)));
+        assert_eq!(enc.last, Some(date(2020, 3, 4)));
+        let claims = s.table("claims").unwrap();
+        assert_eq!((claims.rows, claims.persons, claims.first, claims.last), (1, 1, Some(date(2019, 6, 20)), Some(date(2019, 7, 1))));
+        assert_eq!(*s.table("patients").unwrap(), TableStats { rows: 1, persons: 1, first: None, last: None });
+        assert_eq!(s.table("claim_lines"), Some(&TableStats::default()));
+        assert_eq!(s.persons(), 2);
+        assert_eq!(s.coverage(), Some((date(2015, 1, 1), date(2020, 3, 4))));
+        assert_eq!(s.rows, [1, 3, 0, 0, 0, 0, 1, 0]);
+        assert_eq!(LakeSummary::default().coverage(), None);
     }
 
     #[test]

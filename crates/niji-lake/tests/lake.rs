@@ -1,13 +1,15 @@
 //! The lake over synthetic data: round trip of row counts, wrong key and damaged files refused,
-//! no plaintext in the files, atomic versions (abort + recover leaves nothing).
+//! no plaintext in the files, atomic versions (abort + recover leaves nothing), statistics equal
+//! to the tables read back.
 
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use arrow_array::{Array, Date32Array, FixedSizeBinaryArray, StringArray};
 use niji_ingest::{ingest_path, CodeSystem, ContentBody, Date, IdentifierKind, IngestConfig, SplitRecord};
-use niji_lake::{commit, open_table, read_table, recover, LakeError, LakeKey, LakeOptions, LakeWriter, TABLES};
+use niji_lake::{commit, open_table, read_table, recover, LakeError, LakeKey, LakeOptions, LakeWriter, COVERAGE_YEARS, TABLES};
 use niji_privacy::{Domain, PersonKey, Pseudonymizer, VaultKey};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -272,4 +274,101 @@ fn staging_rules_and_no_overwrite() {
         assert_eq!(read_table(&root.path().join("v2"), t, &KEY).unwrap().len(), 0);
     }
     assert!(matches!(read_table(&root.path().join("v2"), "nope", &KEY), Err(LakeError::UnknownTable)));
+}
+
+/// Days since 1970-01-01, counted naively (independent of the lake's formula).
+fn epoch_days(year: i32, month: u32, day: u32) -> i32 {
+    let leap = |y: i32| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let mut n: i32 = 0;
+    if year >= 1970 {
+        n += (1970..year).map(|y| if leap(y) { 366 } else { 365 }).sum::<i32>();
+    } else {
+        n -= (year..1970).map(|y| if leap(y) { 366 } else { 365 }).sum::<i32>();
+    }
+    let lengths = [31, if leap(year) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    n += lengths[..month as usize - 1].iter().sum::<i32>();
+    n + day as i32 - 1
+}
+
+fn date_days(d: Date) -> i32 {
+    epoch_days(d.year as i32, d.month as u32, d.day as u32)
+}
+
+#[test]
+fn statistics_match_tables_read_back() {
+    let root = tempfile::tempdir().unwrap();
+    let (version, summary) = write_version(root.path(), LakeOptions { batch_rows: 700, row_group_rows: 1500 });
+    let (lo, hi) = (epoch_days(*COVERAGE_YEARS.start() as i32, 1, 1), epoch_days(*COVERAGE_YEARS.end() as i32, 12, 31));
+    // Date columns that make a table's coverage; claims' `month` (YYYY-MM) counts as its first day.
+    let event_columns = |t: &str| -> &'static [&'static str] {
+        match t {
+            "encounters" => &["start", "end"],
+            "conditions" | "allergies" => &["onset", "recorded"],
+            "medications" => &["authored"],
+            "lab_results" => &["effective"],
+            "claims" => &["admitted_on", "month"],
+            _ => &[],
+        }
+    };
+    let mut all_persons: HashSet<Vec<u8>> = HashSet::new();
+    let mut overall: Option<(i32, i32)> = None;
+    for t in TABLES {
+        let stats = summary.table(t).unwrap();
+        let batches = read_table(&version, t, &KEY).unwrap();
+        let mut rows = 0u64;
+        let mut persons: HashSet<Vec<u8>> = HashSet::new();
+        let mut days: Vec<i32> = Vec::new();
+        for b in &batches {
+            rows += b.num_rows() as u64;
+            let keys = b.column_by_name("person_key").unwrap().as_any().downcast_ref::<FixedSizeBinaryArray>().unwrap();
+            persons.extend(keys.iter().map(|k| k.unwrap().to_vec()));
+            for c in event_columns(t) {
+                let col = b.column_by_name(c).unwrap();
+                if let Some(a) = col.as_any().downcast_ref::<Date32Array>() {
+                    days.extend(a.iter().flatten());
+                } else {
+                    let a = col.as_any().downcast_ref::<StringArray>().unwrap();
+                    for ym in a.iter().flatten() {
+                        let (y, m) = ym.split_once('-').unwrap();
+                        days.push(epoch_days(y.parse().unwrap(), m.parse().unwrap(), 1));
+                    }
+                }
+            }
+        }
+        assert_eq!(stats.rows, rows, "{t} rows");
+        assert_eq!(summary.rows_of(t), rows, "{t} rows_of");
+        assert_eq!(stats.persons, persons.len() as u64, "{t} persons");
+        let plausible: Vec<i32> = days.iter().copied().filter(|d| (lo..=hi).contains(d)).collect();
+        let want = plausible.iter().min().zip(plausible.iter().max()).map(|(a, b)| (*a, *b));
+        let got = stats.first.zip(stats.last).map(|(a, b)| (date_days(a), date_days(b)));
+        assert_eq!(got, want, "{t} coverage");
+        assert_eq!(stats.first.is_some(), stats.last.is_some());
+        if let Some((a, b)) = want {
+            overall = Some(overall.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+        }
+        println!(
+            "{t}: {} rows, {} persons, {:?} – {:?} ({} dates, {} implausible)",
+            rows,
+            persons.len(),
+            stats.first,
+            stats.last,
+            days.len(),
+            days.len() - plausible.len()
+        );
+        all_persons.extend(persons);
+    }
+    assert_eq!(summary.persons(), all_persons.len() as u64);
+    assert_eq!(summary.coverage().map(|(a, b)| (date_days(a), date_days(b))), overall);
+    assert_eq!(summary.tables().map(|(t, _)| t).collect::<Vec<_>>(), TABLES);
+    // The synthetic data has dated rows in these tables, and the coverage is a real range.
+    for t in ["encounters", "conditions", "medications", "lab_results", "claims"] {
+        let s = summary.table(t).unwrap();
+        assert!(s.rows > 0 && s.persons > 0 && s.first.is_some() && s.first <= s.last, "{t}: {s:?}");
+    }
+    for t in ["patients", "claim_lines"] {
+        let s = summary.table(t).unwrap();
+        assert!(s.first.is_none() && s.last.is_none(), "{t} has no event dates");
+    }
+    assert!(summary.persons() > 0 && summary.persons() >= summary.table("patients").unwrap().persons);
+    assert!(summary.table("nope").is_none());
 }
