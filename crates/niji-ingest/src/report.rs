@@ -96,6 +96,9 @@ pub enum Reason {
     BareLf,
     ValueDropped(&'static str),
     ColumnMissing,
+    /// The record's subject is not a Patient of the same submission (found by the intake, which
+    /// sees every file of a submission; a single file cannot tell).
+    UnresolvedSubject,
 }
 
 impl fmt::Display for Reason {
@@ -133,6 +136,7 @@ impl fmt::Display for Reason {
             BareLf => f.write_str("line ends with LF only (CRLF expected)"),
             ValueDropped(what) => write!(f, "{what} not kept"),
             ColumnMissing => f.write_str("mapped column is not in the header"),
+            UnresolvedSubject => f.write_str("subject does not refer to a Patient of this submission"),
         }
     }
 }
@@ -146,7 +150,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub(crate) fn new(location: Location, field: impl Into<String>, reason: Reason) -> Self {
+    pub fn new(location: Location, field: impl Into<String>, reason: Reason) -> Self {
         Self { location, field: field.into(), reason }
     }
 }
@@ -193,7 +197,8 @@ impl FileReport {
         *self.accepted.entry(kind).or_default() += 1;
     }
 
-    pub(crate) fn reject(&mut self, problems: Vec<Problem>) {
+    /// Counts one rejected record with its problems.
+    pub fn reject(&mut self, problems: Vec<Problem>) {
         self.rejected_records += 1;
         self.rejected.extend(problems);
     }

@@ -86,6 +86,18 @@ impl InstancePaths {
     pub fn synth(&self) -> PathBuf {
         self.root.join("synth")
     }
+    /// The encrypted lake: one folder per dataset, one per version inside it.
+    pub fn lake(&self) -> PathBuf {
+        self.root.join("lake")
+    }
+    /// The identity vault's folder (its own SQLite file, apart from the metadata store).
+    pub fn vault(&self) -> PathBuf {
+        self.root.join("vault")
+    }
+    /// Held while an intake writes, so that one intake never recovers another's work.
+    pub fn intake_lock(&self) -> PathBuf {
+        self.root.join("lake").join("INTAKE.lock")
+    }
 }
 
 /// An open instance: its store, its transparency log and its keys.

@@ -1,0 +1,618 @@
+//! A data holder's submission, end to end (issue 3): every file is validated, the identity half
+//! of each record is linked to a person and sealed in the identity vault, the content half is
+//! written to the encrypted lake under that person's key, and the metadata store records the new
+//! dataset version — or, if anything is wrong, nothing changes.
+//!
+//! # The flow of [`ingest`]
+//!
+//! 1. **Validate** (pass 1, nothing written): every file is parsed (`niji-ingest`). The records
+//!    that carry a person — FHIR Patients, UKE claims (RE, with their HO/KO/SN payers), CSV rows
+//!    with identifiers, and resources whose subject is given by identifier only — become
+//!    *linkage units*; every other record must reach one (a FHIR resource's `subject` must name a
+//!    Patient of the same submission, a UKE line belongs to its RE). A record that does not is
+//!    rejected with [`Reason::UnresolvedSubject`](niji_ingest::Reason::UnresolvedSubject). If any
+//!    record is rejected and the holder did not choose [`OnReject::Quarantine`], the submission
+//!    is refused ([`Outcome::Refused`]) and only the refusal is logged.
+//! 2. **Link**: the units are linked together with every linkage unit already in the vault
+//!    (`niji-privacy`, with the vault's prior anchors so that known persons keep their keys).
+//! 3. **Write** (pass 2): the files are parsed again; each accepted record's identity goes to one
+//!    vault transaction, its content to a lake staging folder under a fresh per-version data key.
+//! 4. **Commit**, in this order: the version row is created in state `writing` before step 3;
+//!    then the vault transaction commits, the lake folder is renamed into place, and the version
+//!    row flips to `committed` with its counts; the commit is logged.
+//!
+//! # Recovery
+//!
+//! A version exists only when its metadata row is `committed`. [`recover`] (run at the start of
+//! every intake, under the intake lock) undoes whatever a crash left: for every `writing` row it
+//! deletes the version's vault records and anchors, its lake folder and staging folders, then the
+//! row. A killed intake therefore leaves no partial version, whichever step it died in.
+//!
+//! # Invariants
+//!
+//! - Identifiers reach only the vault. The lake gets `Content` (which cannot hold them by
+//!   construction) and person keys; the metadata store gets counts, fixed reasons and locations.
+//! - Organizations' and practitioners' names are not kept at all (they are not the patients'
+//!   identities and nothing downstream needs them).
+//! - One intake at a time per instance ([`InstancePaths::intake_lock`](niji_instance::InstancePaths::intake_lock)).
+//! - No HTTP, no terminal: progress goes through [`Progress`].
+//!
+//! Memory: content is streamed (bounded by the lake's buffers); what grows with the input is the
+//! linkage state — the identity items of the linkage units (a few hundred bytes per patient or
+//! claim) and a map from each unit's location to its index.
+
+mod listing;
+mod scan;
+mod write;
+
+pub use listing::{list_datasets, DatasetEntry, VersionEntry};
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use niji_core::{AuditEvent, AuditSink};
+use niji_ingest::{CsvMapping, FileReport, IngestConfig, IngestError};
+use niji_instance::{Instance, InstanceError};
+use niji_lake::{LakeError, LakeKey, LakeOptions};
+use niji_privacy::{link, LinkRecord, LinkStats, LinkageConfig, PersonKey, Pseudonymizer, VaultKey};
+use niji_store::{StoreError, VersionCommit, VersionProblemRow, VersionTableRow};
+use niji_vault::{Vault, VaultError};
+
+/// Data key sealing the vault's identity records.
+pub const VAULT_SEALING_KEY: &str = "vault:sealing";
+/// Data key of the vault's keyed hashes and of person keys (the linkage secret).
+pub const VAULT_HASH_KEY: &str = "vault:hash";
+
+/// The data key id of one lake version (`lake:<dataset>/v<n>`).
+pub fn lake_key_id(tag: &str) -> String {
+    format!("lake:{tag}")
+}
+
+/// The name of one version in the vault and the lake: `<dataset>/v<number>`.
+pub fn version_tag(dataset: &str, number: i64) -> String {
+    format!("{dataset}/v{number}")
+}
+
+/// One submission of a data holder.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// The holder organization's registered name.
+    pub holder: String,
+    /// Dataset name: 1–64 of `a-z`, `0-9`, `-`, starting with a letter or digit.
+    pub dataset: String,
+    /// Titles and descriptions if the dataset is new (defaults to its name).
+    pub description: Option<DatasetDescription>,
+    pub files: Vec<PathBuf>,
+    /// Needed when a file is CSV.
+    pub csv_mapping: Option<CsvMapping>,
+    pub on_reject: OnReject,
+    /// Who submits, as an audit actor (`user:3`, `cli:alice`).
+    pub actor: String,
+}
+
+/// What to do with a submission that has rejected records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnReject {
+    /// Store nothing; report every problem (the default).
+    RefuseSubmission,
+    /// The holder accepts the submission without the rejected records; they are listed with the
+    /// version (locations and reasons only).
+    Quarantine,
+}
+
+/// How a new dataset is described in the catalog.
+#[derive(Debug, Clone)]
+pub struct DatasetDescription {
+    /// `ehr`, `claims`, `registry` or `mixed`.
+    pub kind: String,
+    pub title_ja: String,
+    pub title_en: String,
+    pub description_ja: String,
+    pub description_en: String,
+}
+
+/// Settings of an intake.
+#[derive(Debug, Clone)]
+pub struct IntakeOptions {
+    pub ingest: IngestConfig,
+    pub linkage: LinkageConfig,
+    pub lake: LakeOptions,
+}
+
+impl IntakeOptions {
+    pub fn new(ingest: IngestConfig) -> Self {
+        Self { ingest, linkage: LinkageConfig::default(), lake: LakeOptions::default() }
+    }
+}
+
+/// The steps an intake reports progress for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Pass 1: parsing and validating (total: bytes of all files).
+    Validate,
+    /// Linking identities (no total).
+    Link,
+    /// Pass 2: vault and lake (total: accepted records).
+    Write,
+    /// Committing vault, lake and metadata (no total).
+    Commit,
+}
+
+/// Receives progress; the command line draws a bar from it.
+pub trait Progress: Send + Sync {
+    fn start(&self, phase: Phase, total: Option<u64>);
+    fn advance(&self, n: u64);
+    fn finish(&self, phase: Phase);
+}
+
+/// No progress output.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: Phase, _: Option<u64>) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self, _: Phase) {}
+}
+
+/// What became of a submission.
+#[derive(Debug)]
+pub enum Outcome {
+    Committed(Box<VersionReport>),
+    /// Rejected records and no quarantine: nothing was stored.
+    Refused {
+        files: Vec<FileReport>,
+        rejected_records: u64,
+    },
+}
+
+/// A committed version, with the figures the holder and the operator see.
+#[derive(Debug, Clone)]
+pub struct VersionReport {
+    pub dataset: String,
+    pub number: i64,
+    pub files: Vec<FileReport>,
+    pub records_accepted: u64,
+    /// Rejected records left out because the holder chose quarantine.
+    pub records_quarantined: u64,
+    pub warnings: u64,
+    /// Linkage over this submission's units and every unit already in the vault.
+    pub link: LinkStats,
+    /// Linkage units of this submission.
+    pub units: u64,
+    /// Distinct persons of this version.
+    pub persons: u64,
+    /// Persons of this version who also appear in another dataset.
+    pub persons_shared: u64,
+    /// Earlier units whose person key would now be different (two known persons merged); their
+    /// stored rows keep the old key.
+    pub rekeyed_units: u64,
+    pub tables: Vec<VersionTableRow>,
+    pub coverage: Option<(String, String)>,
+    pub seconds: f64,
+}
+
+impl VersionReport {
+    /// Share of this version's persons found in another dataset (the operator's linkage rate).
+    pub fn linkage_rate(&self) -> f64 {
+        if self.persons == 0 {
+            0.0
+        } else {
+            self.persons_shared as f64 / self.persons as f64
+        }
+    }
+}
+
+/// Why an intake stopped. Messages name files and fields, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("dataset name must be 1-64 characters of a-z, 0-9 and '-', starting with a letter or digit")]
+    BadDatasetName,
+    #[error("no files given")]
+    NoFiles,
+    #[error("organization {0:?} is not registered")]
+    UnknownHolder(String),
+    #[error("dataset {dataset:?} belongs to another holder")]
+    NotTheHolder { dataset: String },
+    #[error("{file}: {source}")]
+    File { file: String, source: IngestError },
+    #[error("{file}: the file changed while it was being ingested")]
+    FileChanged { file: String },
+    #[error("two files are named {0:?}; give files with distinct paths")]
+    DuplicateFile(String),
+    #[error("the intake lock could not be taken: {0}")]
+    Lock(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Instance(#[from] InstanceError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error("the audit log refused an entry: {0}")]
+    Audit(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Checks a dataset name.
+pub fn valid_dataset_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') && !name.starts_with('-')
+}
+
+/// Runs one submission; see the module docs. Needs a multi-threaded Tokio runtime.
+pub async fn ingest(
+    instance: &Instance,
+    submission: Submission,
+    options: &IntakeOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<Outcome, IntakeError> {
+    let started = Instant::now();
+    if !valid_dataset_name(&submission.dataset) {
+        return Err(IntakeError::BadDatasetName);
+    }
+    if submission.files.is_empty() {
+        return Err(IntakeError::NoFiles);
+    }
+    let store = &instance.store;
+    let holder = store.organization_by_name(&submission.holder).await?.ok_or_else(|| IntakeError::UnknownHolder(submission.holder.clone()))?;
+    let existing = store.dataset_by_name(&submission.dataset).await?;
+    if let Some(d) = &existing {
+        if d.holder_id != holder.id {
+            return Err(IntakeError::NotTheHolder { dataset: submission.dataset.clone() });
+        }
+    }
+    let files = scan::SubmittedFile::list(&submission.files)?;
+
+    // Pass 1: validate; nothing is written.
+    let scan = {
+        let files = files.clone();
+        let ingest = options.ingest.clone();
+        let mapping = submission.csv_mapping.clone();
+        let holder = submission.holder.clone();
+        let progress = progress.clone();
+        tokio::task::spawn_blocking(move || scan::scan(&files, &holder, &ingest, mapping.as_ref(), &*progress)).await.expect("scan does not panic")?
+    };
+    let rejected_records: u64 = scan.reports.iter().map(|r| r.rejected_records).sum();
+    if rejected_records > 0 && submission.on_reject == OnReject::RefuseSubmission {
+        let event = AuditEvent::new(&submission.actor, now(), "dataset.submission.refused", format!("dataset:{}", submission.dataset)).with_data(
+            serde_json::json!({"holder": holder.id, "files": files.len(), "rejected_records": rejected_records, "accepted_records": scan.accepted()}),
+        );
+        instance.record(&event).map_err(|e| IntakeError::Audit(e.to_string()))?;
+        return Ok(Outcome::Refused { files: scan.reports, rejected_records });
+    }
+
+    // From here on state changes, under the intake lock.
+    let _lock = IntakeLock::take(instance).await?;
+    recover_locked(instance, &submission.actor).await?;
+    let dataset_id = match existing {
+        Some(d) => d.id,
+        None => {
+            let d = submission.description.clone().unwrap_or_else(|| DatasetDescription {
+                kind: scan.kind().to_string(),
+                title_ja: submission.dataset.clone(),
+                title_en: submission.dataset.clone(),
+                description_ja: String::new(),
+                description_en: String::new(),
+            });
+            let id = store
+                .create_dataset(
+                    &niji_store::NewDataset {
+                        name: &submission.dataset,
+                        holder_id: holder.id,
+                        kind: &d.kind,
+                        title_ja: &d.title_ja,
+                        title_en: &d.title_en,
+                        description_ja: &d.description_ja,
+                        description_en: &d.description_en,
+                    },
+                    now().unix_timestamp(),
+                )
+                .await?;
+            let event = AuditEvent::new(&submission.actor, now(), "dataset.created", format!("dataset:{}", submission.dataset))
+                .with_data(serde_json::json!({"holder": holder.id, "kind": d.kind}));
+            instance.record(&event).map_err(|e| IntakeError::Audit(e.to_string()))?;
+            id
+        }
+    };
+    let (version_id, number) = store.begin_dataset_version(dataset_id, &submission.actor, now().unix_timestamp()).await?;
+    let tag = version_tag(&submission.dataset, number);
+    fail::fail_point!("intake-after-begin");
+    match write_version(instance, &submission, options, &progress, scan, &files, version_id, number, &tag).await {
+        Ok(mut report) => {
+            report.seconds = started.elapsed().as_secs_f64();
+            Ok(Outcome::Committed(Box::new(report)))
+        }
+        Err(e) => {
+            // Undo now rather than at the next start; a crash here is undone by `recover`.
+            undo_version(instance, version_id, &tag).await?;
+            Err(e)
+        }
+    }
+}
+
+/// Undoes every version a crashed intake left in state `writing`; returns how many. Takes the
+/// intake lock, so it waits for a running intake.
+pub async fn recover(instance: &Instance, actor: &str) -> Result<usize, IntakeError> {
+    let _lock = IntakeLock::take(instance).await?;
+    recover_locked(instance, actor).await
+}
+
+/// Opens the instance's vault with its keys (created on first use).
+pub async fn open_vault(instance: &Instance, actor: &str) -> Result<(Vault, Pseudonymizer), IntakeError> {
+    let sealing = instance.data_key(VAULT_SEALING_KEY, actor).await?;
+    let hash = instance.data_key(VAULT_HASH_KEY, actor).await?;
+    let vault_key = VaultKey::from_bytes(&hash.0).expect("a data key is 32 bytes");
+    std::fs::create_dir_all(instance.paths.vault())?;
+    let vault = Vault::open(&instance.paths.vault().join("identities.sqlite"), &sealing.0, &vault_key).await?;
+    Ok((vault, Pseudonymizer::new(&vault_key)))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_version(
+    instance: &Instance,
+    submission: &Submission,
+    options: &IntakeOptions,
+    progress: &Arc<dyn Progress>,
+    mut scan: scan::Scan,
+    files: &[scan::SubmittedFile],
+    version_id: i64,
+    number: i64,
+    tag: &str,
+) -> Result<VersionReport, IntakeError> {
+    let store = &instance.store;
+    let (vault, pseudonymizer) = open_vault(instance, &submission.actor).await?;
+    let result = async {
+        // Link this submission's units with every unit already known.
+        progress.start(Phase::Link, None);
+        let committed: Vec<String> = store.committed_dataset_tags().await?.into_iter().map(|(d, n)| version_tag(&d, n)).collect();
+        let earlier = vault.link_records(&committed).await?;
+        let prior = vault.prior_keys().await?;
+        let units = std::mem::take(&mut scan.units);
+        let unit_count = units.len() as u64;
+        let linkage_config = options.linkage.clone();
+        let (earlier_keys, linkage) = tokio::task::spawn_blocking(move || {
+            let earlier_keys: Vec<PersonKey> = earlier.iter().map(|r| r.person).collect();
+            let mut records: Vec<LinkRecord> = earlier
+                .into_iter()
+                .map(|r| LinkRecord { holder: r.holder, observed: r.observed, identity: scan::linkage_identity(r.identity) })
+                .collect();
+            records.extend(units.into_iter().map(|u| u.record));
+            let linkage = link(&records, &linkage_config, &pseudonymizer, &prior);
+            (earlier_keys, linkage)
+        })
+        .await
+        .expect("linkage does not panic");
+        progress.finish(Phase::Link);
+        let rekeyed_units = earlier_keys.iter().zip(&linkage.keys).filter(|(a, b)| a != b).count() as u64;
+        let keys: Vec<PersonKey> = linkage.keys[earlier_keys.len()..].to_vec();
+
+        // Pass 2: vault rows through a channel into one transaction, lake rows to staging.
+        let lake_dir = instance.paths.lake();
+        let final_dir = lake_dir.join(&submission.dataset).join(format!("v{number}"));
+        let staging = lake_dir.join(format!("{}{}-v{number}", niji_lake::STAGING_PREFIX, submission.dataset));
+        let lake_key = LakeKey(instance.data_key(&lake_key_id(tag), &submission.actor).await?.0);
+        let mut batch = vault.begin_batch(&submission.holder, tag).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<write::VaultRow>>(4);
+        let writer = {
+            let scan = Arc::new(scan);
+            let files = files.to_vec();
+            let ingest = options.ingest.clone();
+            let mapping = submission.csv_mapping.clone();
+            let lake_options = options.lake;
+            let progress = progress.clone();
+            let staging = staging.clone();
+            tokio::task::spawn_blocking(move || {
+                let out = write::write(&scan, &files, &keys, &ingest, mapping.as_ref(), &staging, &lake_key, lake_options, &*progress, tx);
+                (out, scan)
+            })
+        };
+        // On a vault error, stop the writer (closing the channel) and wait for it before undoing.
+        let mut vault_error = None;
+        while let Some(rows) = rx.recv().await {
+            if vault_error.is_some() {
+                continue;
+            }
+            let records: Vec<niji_vault::NewIdentity<'_>> = rows
+                .iter()
+                .map(|r| niji_vault::NewIdentity { record_ref: &r.record_ref, identity: &r.identity, person: r.person, link: r.link })
+                .collect();
+            if let Err(e) = batch.add(&records).await {
+                vault_error = Some(e);
+                rx.close();
+            }
+        }
+        let (written, scan) = writer.await.expect("writer does not panic");
+        if let Some(e) = vault_error {
+            return Err(e.into());
+        }
+        let written = written?;
+        progress.finish(Phase::Write);
+
+        progress.start(Phase::Commit, None);
+        batch.commit(&linkage.anchors).await?;
+        fail::fail_point!("intake-after-vault-commit");
+        std::fs::create_dir_all(final_dir.parent().expect("a version folder has a parent"))?;
+        niji_lake::commit(&staging, &final_dir)?;
+        fail::fail_point!("intake-after-lake-commit");
+
+        let others: Vec<String> = latest_tags_except(store, &submission.dataset).await?;
+        let persons = vault.persons_in(tag).await?;
+        let persons_shared = vault.persons_shared(tag, &others).await?;
+        let scan = Arc::try_unwrap(scan).unwrap_or_else(|_| unreachable!("the writer has ended"));
+        let reports = scan.reports;
+        let quarantined: u64 = reports.iter().map(|r| r.rejected_records).sum();
+        let warnings: u64 = reports.iter().map(|r| r.warnings.len() as u64).sum();
+        let accepted: u64 = reports.iter().map(|r| r.accepted_total()).sum();
+        let tables: Vec<VersionTableRow> = niji_lake::TABLES
+            .iter()
+            .map(|t| {
+                let s = written.summary.table(t).copied().unwrap_or_default();
+                VersionTableRow {
+                    table_name: t.to_string(),
+                    rows: s.rows as i64,
+                    persons: s.persons as i64,
+                    coverage_from: s.first.map(|d| d.to_string()),
+                    coverage_to: s.last.map(|d| d.to_string()),
+                }
+            })
+            .collect();
+        let coverage = written.summary.coverage().map(|(a, b)| (a.to_string(), b.to_string()));
+        let mut problems = Vec::new();
+        for r in &reports {
+            for (severity, list) in [("error", &r.rejected), ("warning", &r.warnings)] {
+                for p in list.iter() {
+                    problems.push(VersionProblemRow {
+                        seq: problems.len() as i64,
+                        severity: severity.to_string(),
+                        file: r.file.clone(),
+                        location: p.location.to_string(),
+                        field: p.field.clone(),
+                        reason: p.reason.to_string(),
+                    });
+                }
+            }
+        }
+        let committed_at = now().unix_timestamp();
+        store
+            .commit_dataset_version(&VersionCommit {
+                version_id,
+                committed_at,
+                files: files.len() as i64,
+                records_accepted: accepted as i64,
+                records_rejected: quarantined as i64,
+                warnings: warnings as i64,
+                persons: persons as i64,
+                persons_shared: persons_shared as i64,
+                link_records: unit_count as i64,
+                identifier_links: linkage.stats.identifier_links as i64,
+                name_links: (linkage.stats.name_links + linkage.stats.surname_change_links) as i64,
+                coverage_from: coverage.as_ref().map(|c| c.0.clone()),
+                coverage_to: coverage.as_ref().map(|c| c.1.clone()),
+                tables: tables.clone(),
+                problems,
+            })
+            .await?;
+        fail::fail_point!("intake-after-metadata-commit");
+        log_committed(instance, version_id, tag).await?;
+        progress.finish(Phase::Commit);
+        Ok(VersionReport {
+            dataset: submission.dataset.clone(),
+            number,
+            files: reports,
+            records_accepted: accepted,
+            records_quarantined: quarantined,
+            warnings,
+            link: linkage.stats,
+            units: unit_count,
+            persons,
+            persons_shared,
+            rekeyed_units,
+            tables,
+            coverage,
+            seconds: 0.0,
+        })
+    }
+    .await;
+    vault.close().await;
+    result
+}
+
+/// The latest committed version tag of every dataset but `except`.
+async fn latest_tags_except(store: &niji_store::Store, except: &str) -> Result<Vec<String>, IntakeError> {
+    let mut latest: HashMap<String, i64> = HashMap::new();
+    for (d, n) in store.committed_dataset_tags().await? {
+        if d != except {
+            let e = latest.entry(d).or_insert(n);
+            *e = (*e).max(n);
+        }
+    }
+    let mut tags: Vec<String> = latest.into_iter().map(|(d, n)| version_tag(&d, n)).collect();
+    tags.sort();
+    Ok(tags)
+}
+
+/// Appends `dataset.version.committed` for a committed version and records the entry's index
+/// beside it. A crash between the metadata commit and this leaves the index empty; recovery
+/// appends the entry then, so every committed version is in the log.
+async fn log_committed(instance: &Instance, version_id: i64, tag: &str) -> Result<(), IntakeError> {
+    let v = instance.store.dataset_version(version_id).await?.ok_or(StoreError::NotFound { what: "dataset version" })?;
+    let event = AuditEvent::new(&v.submitted_by, now(), "dataset.version.committed", format!("dataset:{tag}")).with_data(serde_json::json!({
+        "files": v.files,
+        "records_accepted": v.records_accepted,
+        "records_quarantined": v.records_rejected,
+        "persons": v.persons,
+        "persons_shared": v.persons_shared,
+        "lake_key": lake_key_id(tag),
+    }));
+    let index = instance.record(&event).map_err(|e| IntakeError::Audit(e.to_string()))?;
+    instance.store.set_dataset_version_log_index(version_id, index as i64).await?;
+    Ok(())
+}
+
+async fn recover_locked(instance: &Instance, actor: &str) -> Result<usize, IntakeError> {
+    for v in instance.store.unlogged_dataset_versions().await? {
+        let dataset = instance.store.dataset(v.dataset_id).await?.ok_or(StoreError::NotFound { what: "dataset" })?;
+        log_committed(instance, v.id, &version_tag(&dataset.name, v.number)).await?;
+    }
+    let writing = instance.store.writing_dataset_versions().await?;
+    for v in &writing {
+        let dataset = instance.store.dataset(v.dataset_id).await?.ok_or(StoreError::NotFound { what: "dataset" })?;
+        let tag = version_tag(&dataset.name, v.number);
+        undo_version(instance, v.id, &tag).await?;
+        let event = AuditEvent::new(actor, now(), "dataset.version.abandoned", format!("dataset:{tag}"));
+        instance.record(&event).map_err(|e| IntakeError::Audit(e.to_string()))?;
+    }
+    if instance.paths.lake().exists() {
+        niji_lake::recover(&instance.paths.lake())?;
+    }
+    Ok(writing.len())
+}
+
+/// Removes what a `writing` version left in the vault and the lake, then its row.
+async fn undo_version(instance: &Instance, version_id: i64, tag: &str) -> Result<(), IntakeError> {
+    let (vault, _) = open_vault(instance, "system:recovery").await?;
+    let deleted = vault.delete_dataset(tag).await;
+    vault.close().await;
+    deleted?;
+    let (dataset, version) = tag.rsplit_once('/').expect("tags have a slash");
+    let lake = instance.paths.lake();
+    let final_dir = lake.join(dataset).join(version);
+    if final_dir.exists() {
+        std::fs::remove_dir_all(&final_dir)?;
+    }
+    let staging = lake.join(format!("{}{dataset}-{version}", niji_lake::STAGING_PREFIX));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    instance.store.delete_dataset_version(version_id).await?;
+    Ok(())
+}
+
+/// An exclusive lock on `lake/INTAKE.lock`, released on drop.
+struct IntakeLock(#[allow(dead_code)] std::fs::File);
+
+impl IntakeLock {
+    async fn take(instance: &Instance) -> Result<Self, IntakeError> {
+        let path = instance.paths.intake_lock();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(path.parent().expect("the lock is inside lake/")).map_err(IntakeError::Lock)?;
+            let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(IntakeError::Lock)?;
+            file.lock().map_err(IntakeError::Lock)?;
+            Ok(IntakeLock(file))
+        })
+        .await
+        .expect("locking does not panic")
+    }
+}
+
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+/// The display name of a submitted file (its path relative to the files' common folder).
+pub(crate) fn display_name(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base).unwrap_or(path).to_string_lossy().replace('\\', "/")
+}

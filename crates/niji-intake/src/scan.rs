@@ -1,0 +1,310 @@
+//! Pass 1: parse and validate every file of a submission, collect the linkage units and decide,
+//! for every other record, which unit it belongs to. Nothing is written.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use niji_ingest::{
+    ingest_path, ContentBody, CsvMapping, FileReport, Format, IdentifierKind, Identity, IngestConfig, Location, Problem, Reason, RecordKind,
+    SplitRecord,
+};
+use niji_privacy::LinkRecord;
+use sha2::{Digest, Sha256};
+
+use crate::{display_name, IntakeError, Phase, Progress};
+
+/// One file of a submission.
+#[derive(Debug, Clone)]
+pub(crate) struct SubmittedFile {
+    pub path: PathBuf,
+    /// Path relative to the common folder of the submission's files: the name in reports and
+    /// record references.
+    pub name: String,
+    pub format: Format,
+    pub bytes: u64,
+}
+
+impl SubmittedFile {
+    pub fn list(paths: &[PathBuf]) -> Result<Vec<Self>, IntakeError> {
+        let mut absolute = Vec::with_capacity(paths.len());
+        for p in paths {
+            let a = std::fs::canonicalize(p).map_err(|e| IntakeError::File { file: p.display().to_string(), source: e.into() })?;
+            absolute.push(a);
+        }
+        let base = common_folder(&absolute);
+        let mut out = Vec::with_capacity(paths.len());
+        let mut seen = HashSet::new();
+        for (given, path) in paths.iter().zip(absolute) {
+            let name = display_name(&path, &base);
+            let file_error = |source| IntakeError::File { file: given.display().to_string(), source };
+            let format = Format::from_path(&path).ok_or_else(|| file_error(niji_ingest::IngestError::UnknownFormat))?;
+            let bytes = std::fs::metadata(&path).map_err(|e| file_error(e.into()))?.len();
+            if !seen.insert(name.clone()) {
+                return Err(IntakeError::DuplicateFile(name));
+            }
+            out.push(Self { path, name, format, bytes });
+        }
+        Ok(out)
+    }
+}
+
+fn common_folder(paths: &[PathBuf]) -> PathBuf {
+    let mut base: PathBuf = paths.first().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default();
+    for p in paths {
+        while !p.starts_with(&base) {
+            if !base.pop() {
+                return PathBuf::new();
+            }
+        }
+    }
+    base
+}
+
+/// A record that carries a person: a FHIR Patient, a UKE claim with its payers, a CSV row with
+/// identifiers, or a resource whose subject is given by identifier only.
+pub(crate) struct Unit {
+    pub record: LinkRecord,
+}
+
+/// What pass 1 learned.
+pub(crate) struct Scan {
+    pub reports: Vec<FileReport>,
+    pub units: Vec<Unit>,
+    /// Where each unit sits: (file index, location) → unit index.
+    pub unit_at: HashMap<(u32, Location), u32>,
+    /// Patients by reference (`Patient/<id>` submission-wide, `urn:…` within its file).
+    pub patient_refs: HashMap<RefKey, u32>,
+    /// Records moved to the rejects by the intake itself (their subject is not in the submission).
+    pub quarantined: HashSet<(u32, Location)>,
+    /// Records the parsers handed over (accepted by them), for pass 2 to compare.
+    pub parsed: u64,
+    formats: Vec<Format>,
+}
+
+impl Scan {
+    pub fn accepted(&self) -> u64 {
+        self.reports.iter().map(|r| r.accepted_total()).sum()
+    }
+
+    /// The dataset kind its formats suggest.
+    pub fn kind(&self) -> &'static str {
+        let all = |f: fn(&Format) -> bool| self.formats.iter().all(f);
+        if all(|f| matches!(f, Format::FhirJson | Format::FhirNdjson)) {
+            "ehr"
+        } else if all(|f| *f == Format::Uke) {
+            "claims"
+        } else if all(|f| *f == Format::Csv) {
+            "registry"
+        } else {
+            "mixed"
+        }
+    }
+}
+
+/// A hashed reference (in memory only).
+pub(crate) type RefKey = [u8; 16];
+
+/// The identity kinds person linkage reads; everything else (narrative, free text, references)
+/// stays out of linkage state.
+const LINKAGE_KINDS: [IdentifierKind; 15] = [
+    IdentifierKind::NameKanji,
+    IdentifierKind::NameKana,
+    IdentifierKind::BirthDate,
+    IdentifierKind::Sex,
+    IdentifierKind::InsurerNumber,
+    IdentifierKind::InsuredSymbol,
+    IdentifierKind::InsuredNumber,
+    IdentifierKind::BranchNumber,
+    IdentifierKind::PatientId,
+    IdentifierKind::MyNumber,
+    IdentifierKind::Phone,
+    IdentifierKind::Address,
+    IdentifierKind::PostalCode,
+    IdentifierKind::MemberId,
+    IdentifierKind::PublicExpenseRecipient,
+];
+
+/// The part of an identity that linkage reads.
+pub(crate) fn linkage_identity(mut identity: Identity) -> Identity {
+    identity.items.retain(|i| LINKAGE_KINDS.contains(&i.kind));
+    identity
+}
+
+fn has_linkage_items(identity: &Identity) -> bool {
+    identity.items.iter().any(|i| LINKAGE_KINDS.contains(&i.kind) && i.kind != IdentifierKind::Sex && i.kind != IdentifierKind::BirthDate)
+}
+
+/// How a record reaches its person.
+pub(crate) enum Role {
+    /// It is a linkage unit itself (with the date its insurance numbers were valid).
+    Unit { observed: Option<niji_ingest::Date> },
+    /// A UKE payer (HO/KO/SN): part of its claim's unit.
+    Payer { claim: u64 },
+    /// A UKE line of a claim.
+    OfClaim { claim: u64 },
+    /// A FHIR resource naming its Patient by reference.
+    Subject(RefKey),
+    /// Facility, totals, organizations, practitioners: no person.
+    NoPerson,
+    /// Cannot reach a person.
+    Unresolved,
+}
+
+pub(crate) fn role(file: u32, record: &SplitRecord) -> Role {
+    match &record.content.body {
+        ContentBody::Patient(_) => Role::Unit { observed: None },
+        ContentBody::Claim(c) => Role::Unit { observed: c.month.and_then(|m| niji_ingest::Date::new(m.year, m.month, 1).ok()) },
+        ContentBody::ClaimPayer(p) => p.claim.map_or(Role::Unresolved, |claim| Role::Payer { claim }),
+        ContentBody::ClaimDisease(d) => d.claim.map_or(Role::Unresolved, |claim| Role::OfClaim { claim }),
+        ContentBody::ClaimLine(l) => l.claim.map_or(Role::Unresolved, |claim| Role::OfClaim { claim }),
+        ContentBody::ClaimFacility(_) | ContentBody::ClaimTotal { .. } | ContentBody::Organization(_) | ContentBody::Practitioner => Role::NoPerson,
+        ContentBody::Row(_) => {
+            if has_linkage_items(&record.identity) {
+                Role::Unit { observed: None }
+            } else {
+                Role::Unresolved
+            }
+        }
+        ContentBody::Condition(_)
+        | ContentBody::Observation(_)
+        | ContentBody::Allergy(_)
+        | ContentBody::Medication(_)
+        | ContentBody::Encounter(_) => match record.identity.values(IdentifierKind::SubjectReference).next() {
+            Some(reference) => ref_key(file, reference).map_or(Role::Unresolved, Role::Subject),
+            None if has_linkage_items(&record.identity) => Role::Unit { observed: None },
+            None => Role::Unresolved,
+        },
+    }
+}
+
+/// The key of a reference to a Patient: `urn:uuid:…` within its file, `Patient/<id>` (also as
+/// the tail of an absolute URL, without `/_history/…`) across the submission. Other targets: none.
+pub(crate) fn ref_key(file: u32, reference: &str) -> Option<RefKey> {
+    let r = reference.trim();
+    let mut h = Sha256::new();
+    if r.starts_with("urn:") {
+        h.update(b"file\0");
+        h.update(file.to_le_bytes());
+        h.update(r.as_bytes());
+    } else {
+        let at = r.rfind("Patient/")?;
+        let id = r[at + "Patient/".len()..].split('/').next()?;
+        if id.is_empty() {
+            return None;
+        }
+        h.update(b"patient\0");
+        h.update(id.as_bytes());
+    }
+    let d = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    Some(out)
+}
+
+/// The references under which a Patient record can be named.
+pub(crate) fn patient_keys(file: u32, identity: &Identity) -> Vec<RefKey> {
+    let mut out = Vec::new();
+    for item in &identity.items {
+        if item.kind != IdentifierKind::RecordIdentifier {
+            continue;
+        }
+        let key = match item.field.as_str() {
+            "Bundle.entry.fullUrl" => ref_key(file, &item.value),
+            "Patient.id" => ref_key(file, &format!("Patient/{}", item.value)),
+            _ => None,
+        };
+        out.extend(key);
+    }
+    out
+}
+
+pub(crate) fn record_kind(body: &ContentBody) -> Option<RecordKind> {
+    Some(match body {
+        ContentBody::Patient(_) => RecordKind::Patient,
+        ContentBody::Condition(_) => RecordKind::Condition,
+        ContentBody::Observation(_) => RecordKind::Observation,
+        ContentBody::Allergy(_) => RecordKind::AllergyIntolerance,
+        ContentBody::Medication(_) => RecordKind::MedicationRequest,
+        ContentBody::Encounter(_) => RecordKind::Encounter,
+        ContentBody::Row(_) => RecordKind::CsvRow,
+        _ => return None,
+    })
+}
+
+/// Pass 1 over every file.
+pub(crate) fn scan(
+    files: &[SubmittedFile],
+    holder: &str,
+    config: &IngestConfig,
+    mapping: Option<&CsvMapping>,
+    progress: &dyn Progress,
+) -> Result<Scan, IntakeError> {
+    progress.start(Phase::Validate, Some(files.iter().map(|f| f.bytes).sum()));
+    let mut scan = Scan {
+        reports: Vec::with_capacity(files.len()),
+        units: Vec::new(),
+        unit_at: HashMap::new(),
+        patient_refs: HashMap::new(),
+        quarantined: HashSet::new(),
+        parsed: 0,
+        formats: files.iter().map(|f| f.format).collect(),
+    };
+    // Records whose subject has not been seen yet, by the reference they wait for.
+    let mut pending: HashMap<RefKey, Vec<(u32, Location, RecordKind)>> = HashMap::new();
+    for (i, file) in files.iter().enumerate() {
+        let i = i as u32;
+        let mut sink = |r: SplitRecord| {
+            scan.parsed += 1;
+            let loc = r.content.record.location;
+            match role(i, &r) {
+                Role::Unit { observed } => {
+                    let index = scan.units.len() as u32;
+                    if matches!(r.content.body, ContentBody::Patient(_)) {
+                        for key in patient_keys(i, &r.identity) {
+                            scan.patient_refs.entry(key).or_insert(index);
+                            pending.remove(&key);
+                        }
+                    }
+                    scan.unit_at.insert((i, loc), index);
+                    scan.units.push(Unit { record: LinkRecord { holder: holder.to_string(), observed, identity: linkage_identity(r.identity) } });
+                }
+                Role::Payer { claim } => {
+                    if let Some(&u) = scan.unit_at.get(&(i, Location::Line(claim))) {
+                        scan.units[u as usize].record.identity.items.extend(linkage_identity(r.identity).items);
+                    }
+                }
+                Role::Subject(key) => {
+                    if !scan.patient_refs.contains_key(&key) {
+                        let kind = record_kind(&r.content.body).expect("subject records have a kind");
+                        pending.entry(key).or_default().push((i, loc, kind));
+                    }
+                }
+                Role::OfClaim { .. } | Role::NoPerson => {}
+                Role::Unresolved => {
+                    if let Some(kind) = record_kind(&r.content.body) {
+                        pending.entry([0; 16]).or_default().push((i, loc, kind));
+                    }
+                }
+            }
+        };
+        let mut report =
+            ingest_path(&file.path, config, mapping, &mut sink).map_err(|source| IntakeError::File { file: file.name.clone(), source })?;
+        report.file = file.name.clone();
+        scan.reports.push(report);
+        progress.advance(file.bytes);
+    }
+    // What still waits has no subject in this submission.
+    let mut unresolved: Vec<(u32, Location, RecordKind)> = pending.into_values().flatten().collect();
+    unresolved.sort();
+    for (i, loc, kind) in unresolved {
+        let report = &mut scan.reports[i as usize];
+        if let Some(n) = report.accepted.get_mut(&kind) {
+            *n -= 1;
+        }
+        let field = if kind == RecordKind::CsvRow { String::new() } else { format!("{kind}.subject") };
+        report.reject(vec![Problem::new(loc, field, Reason::UnresolvedSubject)]);
+        scan.quarantined.insert((i, loc));
+    }
+    progress.finish(Phase::Validate);
+    Ok(scan)
+}

@@ -1,0 +1,171 @@
+//! Pass 2: parse the files again and write each accepted record — identity to the vault (through
+//! a channel into the caller's transaction), content to the lake's staging folder — under the
+//! person key linkage gave its unit.
+
+use std::path::Path;
+
+use niji_ingest::{ingest_path, ContentBody, CsvMapping, Identity, IngestConfig, Location, SplitRecord};
+use niji_lake::{LakeKey, LakeOptions, LakeSummary, LakeWriter};
+use niji_privacy::PersonKey;
+use niji_vault::LinkMeta;
+use tokio::sync::mpsc::Sender;
+
+use crate::scan::{role, Role, Scan, SubmittedFile};
+use crate::{IntakeError, Phase, Progress};
+
+/// One identity record on its way to the vault.
+pub(crate) struct VaultRow {
+    pub record_ref: String,
+    pub identity: Identity,
+    pub person: PersonKey,
+    pub link: Option<LinkMeta>,
+}
+
+pub(crate) struct Written {
+    pub summary: LakeSummary,
+}
+
+/// Rows per message to the vault task.
+const CHUNK: usize = 2_048;
+/// Key pushed with records that belong to no person (facility, totals); the lake keeps none of
+/// them as rows.
+const NO_PERSON: PersonKey = PersonKey([0; 32]);
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write(
+    scan: &Scan,
+    files: &[SubmittedFile],
+    keys: &[PersonKey],
+    config: &IngestConfig,
+    mapping: Option<&CsvMapping>,
+    staging: &Path,
+    lake_key: &LakeKey,
+    lake_options: LakeOptions,
+    progress: &dyn Progress,
+    vault: Sender<Vec<VaultRow>>,
+) -> Result<Written, IntakeError> {
+    progress.start(Phase::Write, Some(scan.parsed));
+    let mut lake = LakeWriter::create(staging, lake_key, lake_options)?;
+    let mut out = Out { rows: Vec::with_capacity(CHUNK), vault, failed: None };
+    let mut parsed = 0u64;
+    for (i, file) in files.iter().enumerate() {
+        let fi = i as u32;
+        lake.set_file(i as i32);
+        // The claim (RE) being assembled: its vault row collects the HO/KO/SN identities.
+        let mut claim: Option<(u64, VaultRow)> = None;
+        let mut since_progress = 0u64;
+        let mut sink = |r: SplitRecord| {
+            if out.failed.is_some() {
+                return;
+            }
+            parsed += 1;
+            since_progress += 1;
+            if since_progress == 1024 {
+                progress.advance(since_progress);
+                since_progress = 0;
+            }
+            let loc = r.content.record.location;
+            if scan.quarantined.contains(&(fi, loc)) {
+                return;
+            }
+            let unit_key = |at: (u32, Location)| scan.unit_at.get(&at).map(|&u| keys[u as usize]);
+            let record_ref = || format!("{}:{}", file.name, loc);
+            let person = match role(fi, &r) {
+                Role::Unit { observed } => {
+                    let Some(person) = unit_key((fi, loc)) else { return out.fail(&file.name) };
+                    let row = VaultRow { record_ref: record_ref(), identity: r.identity, person, link: Some(LinkMeta { observed }) };
+                    if matches!(r.content.body, ContentBody::Claim(_)) {
+                        if let Some((_, done)) = claim.replace((line_of(loc), row)) {
+                            out.push(done);
+                        }
+                    } else {
+                        out.push(row);
+                    }
+                    person
+                }
+                Role::Payer { claim: line } => {
+                    let Some(person) = unit_key((fi, Location::Line(line))) else { return out.fail(&file.name) };
+                    match &mut claim {
+                        Some((at, row)) if *at == line => row.identity.items.extend(r.identity.items),
+                        _ => return out.fail(&file.name),
+                    }
+                    person
+                }
+                Role::OfClaim { claim: line } => {
+                    let Some(person) = unit_key((fi, Location::Line(line))) else { return out.fail(&file.name) };
+                    if !r.identity.items.is_empty() {
+                        out.push(VaultRow { record_ref: record_ref(), identity: r.identity, person, link: None });
+                    }
+                    person
+                }
+                Role::Subject(key) => {
+                    let Some(person) = scan.patient_refs.get(&key).map(|&u| keys[u as usize]) else { return out.fail(&file.name) };
+                    out.push(VaultRow { record_ref: record_ref(), identity: r.identity, person, link: None });
+                    person
+                }
+                Role::NoPerson => NO_PERSON,
+                Role::Unresolved => return out.fail(&file.name),
+            };
+            if let Err(e) = lake.push(&person, &r.content) {
+                out.failed = Some(e.into());
+            }
+        };
+        ingest_path(&file.path, config, mapping, &mut sink).map_err(|source| IntakeError::File { file: file.name.clone(), source })?;
+        progress.advance(since_progress);
+        if let Some((_, row)) = claim.take() {
+            out.push(row);
+        }
+        if let Some(e) = out.failed.take() {
+            return Err(e);
+        }
+        fail::fail_point!("intake-writing");
+    }
+    if parsed != scan.parsed {
+        return Err(IntakeError::FileChanged { file: files.first().map(|f| f.name.clone()).unwrap_or_default() });
+    }
+    out.flush();
+    if let Some(e) = out.failed.take() {
+        return Err(e);
+    }
+    Ok(Written { summary: lake.finish()? })
+}
+
+fn line_of(loc: Location) -> u64 {
+    match loc {
+        Location::Line(n) | Location::Entry(n) => n,
+        Location::File => 0,
+    }
+}
+
+struct Out {
+    rows: Vec<VaultRow>,
+    vault: Sender<Vec<VaultRow>>,
+    failed: Option<IntakeError>,
+}
+
+impl Out {
+    fn push(&mut self, row: VaultRow) {
+        self.rows.push(row);
+        if self.rows.len() >= CHUNK {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.rows.is_empty() || self.failed.is_some() {
+            return;
+        }
+        let rows = std::mem::replace(&mut self.rows, Vec::with_capacity(CHUNK));
+        if self.vault.blocking_send(rows).is_err() {
+            // The vault side stopped on an error of its own; it reports that one.
+            self.failed = Some(IntakeError::Io(std::io::Error::other("the vault writer stopped")));
+        }
+    }
+
+    /// Pass 2 met a record pass 1 did not see this way: the file changed in between.
+    fn fail(&mut self, file: &str) {
+        if self.failed.is_none() {
+            self.failed = Some(IntakeError::FileChanged { file: file.to_string() });
+        }
+    }
+}

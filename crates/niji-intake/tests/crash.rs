@@ -1,0 +1,71 @@
+//! Crashes at each step of writing a version (failpoints that panic, leaving the state a killed
+//! process would leave), then a restart: recovery must leave no trace of the version. Its own
+//! test binary because failpoints are process-wide.
+
+use std::sync::Arc;
+
+use niji_instance::Instance;
+use niji_intake::{ingest, list_datasets, recover, NoProgress, OnReject};
+
+mod common;
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_any_step_leaves_no_partial_version() {
+    let (a, _) = hospitals();
+    let files = files_under(&synth().join("fhir").join(&a));
+    let scenario = fail::FailScenario::setup();
+    for point in ["intake-after-begin", "intake-writing", "intake-after-vault-commit", "intake-after-lake-commit"] {
+        let dir = tempfile::tempdir().unwrap();
+        let instance = Arc::new(instance(dir.path()).await);
+        committed(&instance, submission("hospital-a", "first", files.clone(), OnReject::RefuseSubmission)).await;
+        let before = state(&instance).await;
+        fail::cfg(point, "panic").unwrap();
+        let crashed = {
+            let instance = instance.clone();
+            let files = files.clone();
+            tokio::spawn(async move {
+                ingest(&instance, submission("hospital-a", "second", files, OnReject::RefuseSubmission), &options(), Arc::new(NoProgress)).await
+            })
+            .await
+        };
+        fail::remove(point);
+        assert!(crashed.is_err(), "{point}: the intake did not crash");
+        let Ok(instance) = Arc::try_unwrap(instance) else { panic!("instance still shared") };
+        drop(instance);
+
+        // Restart: reopen the instance, recover.
+        let instance = Instance::open(dir.path()).await.unwrap();
+        let undone = recover(&instance, "test").await.unwrap();
+        assert_eq!(undone, 1, "{point}");
+        let after = state(&instance).await;
+        // The dataset row of "second" may remain (without versions); nothing else may.
+        assert_eq!((after.0, &after.1, &after.2), (before.0, &before.1, &before.2), "{point}: leftovers after recovery");
+        let report = committed(&instance, submission("hospital-a", "second", files.clone(), OnReject::RefuseSubmission)).await;
+        assert_eq!(report.number, 1, "{point}");
+    }
+    // A crash after the metadata commit but before the log entry: recovery writes the entry.
+    let dir = tempfile::tempdir().unwrap();
+    let instance = Arc::new(instance(dir.path()).await);
+    fail::cfg("intake-after-metadata-commit", "panic").unwrap();
+    let crashed = {
+        let instance = instance.clone();
+        let files = files.clone();
+        tokio::spawn(async move {
+            ingest(&instance, submission("hospital-a", "first", files, OnReject::RefuseSubmission), &options(), Arc::new(NoProgress)).await
+        })
+        .await
+    };
+    fail::remove("intake-after-metadata-commit");
+    assert!(crashed.is_err());
+    let Ok(instance) = Arc::try_unwrap(instance) else { panic!("instance still shared") };
+    drop(instance);
+    let instance = Instance::open(dir.path()).await.unwrap();
+    let size = instance.log().size();
+    assert_eq!(recover(&instance, "test").await.unwrap(), 0);
+    assert_eq!(instance.log().size(), size + 1, "the committed version's entry is appended on recovery");
+    let listed = list_datasets(&instance.store).await.unwrap();
+    assert_eq!(listed[0].versions.len(), 1);
+    assert!(listed[0].versions[0].version.log_index.is_some());
+    scenario.teardown();
+}
