@@ -10,7 +10,7 @@
 //!   block (`E10-E14`), to chapter (`E00-E90`), then `*`.
 //!
 //! Invariants: every builder returns a hierarchy that satisfies [`Hierarchy`]'s invariants
-//! (a tree, one `*` at the top) or an error naming the offending value; the builders are pure
+//! (a tree, one `*` at the top) or an error giving the position of the offending value (never the value); the builders are pure
 //! functions of their input, so the same values give the same hierarchy. Builders that take the
 //! values to cover (dates, municipalities, ICD-10) make the domain exactly the distinct values
 //! given, in order of first appearance: pass the column's dictionary.
@@ -49,16 +49,34 @@ pub enum DateLevel {
 pub enum BuiltinError {
     #[error("age bands: {0}")]
     AgeBands(String),
-    #[error("not a date (YYYY-MM-DD, YYYYMMDD or YYYY/MM/DD): {0:?}")]
-    Date(String),
+    /// The value at this position of the input is not a date.
+    #[error("a value is not a date (YYYY-MM-DD, YYYYMMDD or YYYY/MM/DD)")]
+    Date(usize),
     #[error("date levels must be given finest first, without repeats: {0:?}")]
     DateLevels(Vec<DateLevel>),
-    #[error("not a JIS X 0402 municipality code (5 digits, prefecture 01-47): {0:?}")]
-    Municipality(String),
-    #[error("not an ICD-10 code (letter, two digits, optional subcategory): {0:?}")]
-    Icd10(String),
-    #[error("ICD-10 category {0:?} is in no block of the classification")]
-    Icd10Block(String),
+    /// The value at this position of the input is not a municipality code.
+    #[error("a value is not a JIS X 0402 municipality code (5 digits, prefecture 01-47)")]
+    Municipality(usize),
+    /// The value at this position of the input is not an ICD-10 code.
+    #[error("a value is not an ICD-10 code (letter, two digits, optional subcategory)")]
+    Icd10(usize),
+    /// The ICD-10 category of the value at this position is in no block.
+    #[error("a value's ICD-10 category is in no block of the classification")]
+    Icd10Block(usize),
+    /// Building the hierarchy from the generated rows failed (a bug, not bad data).
+    #[error("internal: {0}")]
+    Rows(String),
+}
+
+impl BuiltinError {
+    /// Position in the input of the value the error is about (never the value itself: errors
+    /// reach operators and logs).
+    pub fn value_index(&self) -> Option<usize> {
+        match self {
+            BuiltinError::Date(i) | BuiltinError::Municipality(i) | BuiltinError::Icd10(i) | BuiltinError::Icd10Block(i) => Some(*i),
+            _ => None,
+        }
+    }
 }
 
 /// Age bands: level 0 is each age from `min` to `max` (as decimal text), then one level per
@@ -113,12 +131,12 @@ pub fn dates<S: AsRef<str>>(values: impl IntoIterator<Item = S>, levels: &[DateL
     }
     let mut rows = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for value in values {
+    for (index, value) in values.into_iter().enumerate() {
         let value = value.as_ref();
         if !seen.insert(value.to_owned()) {
             continue;
         }
-        let (y, m, _) = parse_date(value).ok_or_else(|| BuiltinError::Date(value.to_owned()))?;
+        let (y, m, _) = parse_date(value).ok_or(BuiltinError::Date(index))?;
         let mut row = vec![value.to_owned()];
         for level in levels {
             row.push(match level {
@@ -130,7 +148,7 @@ pub fn dates<S: AsRef<str>>(values: impl IntoIterator<Item = S>, levels: &[DateL
         row.push("*".into());
         rows.push(row);
     }
-    Hierarchy::from_rows(rows).map_err(|e| BuiltinError::Date(e.to_string()))
+    Hierarchy::from_rows(rows).map_err(|e| BuiltinError::Rows(e.to_string()))
 }
 
 /// Parses `YYYY-MM-DD`, `YYYY/MM/DD` or `YYYYMMDD` into (year, month, day), checking the day
@@ -185,12 +203,12 @@ pub fn region_of_prefecture(prefecture: u32) -> Option<&'static str> {
 pub fn municipalities<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> Result<Hierarchy, BuiltinError> {
     let mut rows = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for value in values {
+    for (index, value) in values.into_iter().enumerate() {
         let value = value.as_ref();
         if !seen.insert(value.to_owned()) {
             continue;
         }
-        let bad = || BuiltinError::Municipality(value.to_owned());
+        let bad = || BuiltinError::Municipality(index);
         if value.len() != 5 || !value.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
@@ -198,7 +216,7 @@ pub fn municipalities<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> Res
         let region = region_of_prefecture(prefecture).ok_or_else(bad)?;
         rows.push(vec![value.to_owned(), value[..2].to_owned(), region.to_owned(), "*".to_owned()]);
     }
-    Hierarchy::from_rows(rows).map_err(|e| BuiltinError::Municipality(e.to_string()))
+    Hierarchy::from_rows(rows).map_err(|e| BuiltinError::Rows(e.to_string()))
 }
 
 /// ICD-10 codes to category (3 characters), block, chapter, then `*`. Blocks and chapters
@@ -207,17 +225,17 @@ pub fn municipalities<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> Res
 pub fn icd10<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> Result<Hierarchy, BuiltinError> {
     let mut rows = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for value in values {
+    for (index, value) in values.into_iter().enumerate() {
         let value = value.as_ref();
         if !seen.insert(value.to_owned()) {
             continue;
         }
-        let category = icd10_category(value).ok_or_else(|| BuiltinError::Icd10(value.to_owned()))?;
-        let block = icd10_block(&category).ok_or_else(|| BuiltinError::Icd10Block(category.clone()))?;
-        let chapter = icd10_chapter(&category).ok_or_else(|| BuiltinError::Icd10Block(category.clone()))?;
+        let category = icd10_category(value).ok_or(BuiltinError::Icd10(index))?;
+        let block = icd10_block(&category).ok_or(BuiltinError::Icd10Block(index))?;
+        let chapter = icd10_chapter(&category).ok_or(BuiltinError::Icd10Block(index))?;
         rows.push(vec![value.to_owned(), category, block.to_owned(), chapter.to_owned(), "*".to_owned()]);
     }
-    Hierarchy::from_rows(rows).map_err(|e| BuiltinError::Icd10(e.to_string()))
+    Hierarchy::from_rows(rows).map_err(|e| BuiltinError::Rows(e.to_string()))
 }
 
 /// The 3-character category of an ICD-10 code (`e11.9` → `E11`), if the code is well formed:
@@ -307,7 +325,7 @@ mod tests {
         check(&h, "2024-02-29", &["2024-02-29", "2024-02", "2024-Q1", "2024", "*"]);
         check(&h, "20231105", &["20231105", "2023-11", "2023-Q4", "2023", "*"]);
         check(&h, "2024/12/01", &["2024/12/01", "2024-12", "2024-Q4", "2024", "*"]);
-        assert_eq!(dates(["2023-02-29"], &[DateLevel::Year]).unwrap_err(), BuiltinError::Date("2023-02-29".into()));
+        assert_eq!(dates(["2023-02-28", "2023-02-29"], &[DateLevel::Year]).unwrap_err(), BuiltinError::Date(1));
         assert!(dates(["2023-01-01"], &[DateLevel::Year, DateLevel::Month]).is_err());
     }
 
@@ -319,7 +337,7 @@ mod tests {
         check(&h, "47201", &["47201", "47", "九州地方", "*"]);
         check(&h, "27100", &["27100", "27", "近畿地方", "*"]);
         for bad in ["1310", "48101", "00101", "1310a"] {
-            assert_eq!(municipalities([bad]).unwrap_err(), BuiltinError::Municipality(bad.into()));
+            assert_eq!(municipalities([bad]).unwrap_err(), BuiltinError::Municipality(0));
         }
     }
 
@@ -332,8 +350,10 @@ mod tests {
         check(&h, "C50.1", &["C50.1", "C50", "C50-C50", "C00-D48", "*"]);
         check(&h, "U07.1", &["U07.1", "U07", "U00-U49", "U00-U85", "*"]);
         check(&h, "A97.0", &["A97.0", "A97", "A90-A99", "A00-B99", "*"]);
-        assert_eq!(icd10(["E1"]).unwrap_err(), BuiltinError::Icd10("E1".into()));
-        assert_eq!(icd10(["A10"]).unwrap_err(), BuiltinError::Icd10Block("A10".into()));
+        assert_eq!(icd10(["E1"]).unwrap_err(), BuiltinError::Icd10(0));
+        assert_eq!(icd10(["E11", "A10"]).unwrap_err(), BuiltinError::Icd10Block(1));
+        // Errors never quote the value.
+        assert!(!icd10(["SECRET"]).unwrap_err().to_string().contains("SECRET"));
     }
 
     #[test]

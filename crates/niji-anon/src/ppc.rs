@@ -473,6 +473,11 @@ fn code_outliers(column: &Column, rule: &OutlierRule) -> Result<(Column, Applied
 
 fn build_hierarchy(name: &str, spec: &QiHierarchy, column: &Column, top: Option<&str>) -> Result<Hierarchy, PpcError> {
     let err = |message: String| PpcError::Hierarchy { column: name.to_owned(), message };
+    // The dictionary position of a bad value becomes the first data row holding it.
+    let builtin_err = |e: builtin::BuiltinError| match e.value_index() {
+        Some(i) => err(format!("data row {}: {e}", column.first_row_of(i))),
+        None => err(e.to_string()),
+    };
     match spec {
         QiHierarchy::Given(h) => Ok(h.clone()),
         QiHierarchy::AgeBands(bands) => {
@@ -482,9 +487,9 @@ fn build_hierarchy(name: &str, spec: &QiHierarchy, column: &Column, top: Option<
             }
             builtin::age_bands(&bands).map_err(|e| err(e.to_string()))
         }
-        QiHierarchy::Dates(levels) => builtin::dates(column.dictionary(), levels).map_err(|e| err(e.to_string())),
-        QiHierarchy::Municipalities => builtin::municipalities(column.dictionary()).map_err(|e| err(e.to_string())),
-        QiHierarchy::Icd10 => builtin::icd10(column.dictionary()).map_err(|e| err(e.to_string())),
+        QiHierarchy::Dates(levels) => builtin::dates(column.dictionary(), levels).map_err(builtin_err),
+        QiHierarchy::Municipalities => builtin::municipalities(column.dictionary()).map_err(builtin_err),
+        QiHierarchy::Icd10 => builtin::icd10(column.dictionary()).map_err(builtin_err),
     }
 }
 
