@@ -2,7 +2,8 @@
 //! by niji-privacy's linkage test and bench and niji-vault's tests — generate a population, ingest
 //! every identity record with niji-ingest, map each to its true person through
 //! `truth/records.csv`, and score a key per record with pairwise precision/recall and cluster
-//! purity/completeness.
+//! purity/completeness. [`plaintext`] scans raw bytes (an instance's files, a vault's) for
+//! identifying values in the clear.
 //!
 //! Invariant: used by tests and benches only; nothing of the platform depends on it.
 
@@ -12,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use niji_ingest::{ingest_path, ContentBody, CsvMapping, Date, IdentifierKind, Identity, IngestConfig, Location};
 use niji_privacy::{normalize, LinkRecord};
+
+pub mod plaintext;
 
 /// Who a record's patient number (カルテ番号) belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

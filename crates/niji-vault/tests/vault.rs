@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use niji_ingest::dates::Precision;
 use niji_ingest::{Date, IdentifierKind, Identity, IdentityItem};
 use niji_privacy::{link, LinkRecord, LinkageConfig, PersonKey, PriorKeys, Pseudonymizer, VaultKey};
+use niji_testkit::plaintext::{scan_folder, truth_needles, Patterns};
 use niji_vault::{LinkMeta, NewIdentity, Vault, VaultError};
 
 const SEALING: [u8; 32] = [7u8; 32];
@@ -563,119 +564,9 @@ async fn person_keys_stay_stable_across_two_ingests() {
     vault.close().await;
 }
 
-/// Values of the ground truth that must never appear in the vault's files in the clear.
-fn needles(synth: &Path) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let persons = std::fs::read_to_string(synth.join("truth/persons.csv")).unwrap();
-    let mut lines = persons.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    let (sn, gn, snk, gnk, sna, snka) = (
-        col("surname"),
-        col("given_name"),
-        col("surname_kana"),
-        col("given_name_kana"),
-        col("surname_after_marriage"),
-        col("surname_kana_after_marriage"),
-    );
-    let (postal, address, home, mobile) = (col("postal_code"), col("address"), col("home_phone"), col("mobile_phone"));
-    for line in lines {
-        let f: Vec<&str> = line.split(',').collect();
-        for (s, g) in [(sn, gn), (snk, gnk), (sna, gn), (snka, gnk)] {
-            if f[s].is_empty() {
-                continue;
-            }
-            for sep in ["", " ", "\u{3000}"] {
-                out.push(format!("{}{sep}{}", f[s], f[g]));
-            }
-        }
-        for c in [sn, gn, snk, gnk, sna, snka, postal, address, home, mobile] {
-            out.push(f[c].to_string());
-        }
-        for c in [postal, home, mobile] {
-            out.push(f[c].replace('-', ""));
-        }
-    }
-    let history = std::fs::read_to_string(synth.join("truth/insurance_history.csv")).unwrap();
-    for line in history.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let (insurer, kigo, bango, edaban) = (f[2], f[3], f[4], f[5]);
-        out.push(format!("{insurer}{bango}"));
-        out.push(format!("{insurer}:{kigo}:{bango}:{edaban}"));
-        out.push(format!("{insurer}:{kigo}:{bango}"));
-        out.push(bango.to_string());
-        out.push(insurer.to_string());
-    }
-    out.retain(|s| !s.trim().is_empty());
-    out.sort();
-    out.dedup();
-    out
-}
-
-/// Byte patterns of the needles in UTF-8 and Shift_JIS, indexed for a one-pass scan. Patterns
-/// shorter than 6 bytes are left out: a 4-byte pattern (a two-kanji name in Shift_JIS, a short
-/// 番号) turns up by chance in a megabyte of random ciphertext about once in ten runs; 6 bytes
-/// make that negligible.
-struct Patterns {
-    /// Whether some pattern starts with these 3 bytes (a fast filter over random bytes).
-    prefix3: Vec<bool>,
-    by_prefix6: HashMap<[u8; 6], Vec<Vec<u8>>>,
-}
-
-fn patterns(needles: &[String]) -> Patterns {
-    let mut pats = Patterns { prefix3: vec![false; 1 << 24], by_prefix6: HashMap::new() };
-    let mut seen = HashSet::new();
-    for n in needles {
-        let (sjis, _, unmappable) = encoding_rs::SHIFT_JIS.encode(n);
-        let mut forms = vec![n.as_bytes().to_vec()];
-        if !unmappable {
-            forms.push(sjis.into_owned());
-        }
-        for f in forms {
-            if f.len() >= 6 && seen.insert(f.clone()) {
-                pats.prefix3[prefix3(&f)] = true;
-                pats.by_prefix6.entry(f[..6].try_into().unwrap()).or_default().push(f);
-            }
-        }
-    }
-    pats
-}
-
-fn prefix3(b: &[u8]) -> usize {
-    (b[0] as usize) << 16 | (b[1] as usize) << 8 | b[2] as usize
-}
-
-/// The patterns found in `bytes`.
-fn find(bytes: &[u8], pats: &Patterns) -> Vec<String> {
-    let mut hits = Vec::new();
-    for i in 0..bytes.len().saturating_sub(5) {
-        if !pats.prefix3[prefix3(&bytes[i..])] {
-            continue;
-        }
-        let Some(list) = pats.by_prefix6.get(&bytes[i..i + 6]) else { continue };
-        for p in list {
-            if bytes[i..].starts_with(p) {
-                hits.push(String::from_utf8_lossy(p).into_owned());
-            }
-        }
-    }
-    hits
-}
-
+/// Scans the vault folder for the patterns; the number of files read.
 fn scan_vault_folder(dir: &Path, patterns: &Patterns) -> usize {
-    let files = common::all_files(&dir.join("vault"));
-    for f in &files {
-        // SQLite removes the -wal and -shm files when the last connection closes, which may
-        // happen between listing and reading.
-        let bytes = match std::fs::read(f) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => panic!("{e}"),
-        };
-        let hits = find(&bytes, patterns);
-        assert!(hits.is_empty(), "{} holds {} identifying values in the clear, e.g. {:?}", f.display(), hits.len(), &hits[..hits.len().min(5)]);
-    }
-    files.len()
+    scan_folder(&dir.join("vault"), patterns).files
 }
 
 #[tokio::test]
@@ -684,7 +575,7 @@ async fn no_identifying_value_in_the_raw_bytes_of_the_vault_files() {
     let synth = dir.path().join("synth");
     common::generate(&synth, 300);
     let recs = common::ingest(&synth);
-    let pats = patterns(&needles(&synth));
+    let pats = Patterns::new(&truth_needles(&synth));
 
     // The test means something: the identities stored do hold the ground truth's values.
     let mut plain = Vec::new();
@@ -696,7 +587,7 @@ async fn no_identifying_value_in_the_raw_bytes_of_the_vault_files() {
             plain.push(0);
         }
     }
-    let present = find(&plain, &pats).len();
+    let present = pats.find(&plain).len();
     assert!(present > 1_000, "only {present} ground-truth values in the stored identities");
 
     let vault = open(dir.path()).await;
@@ -742,6 +633,7 @@ async fn no_identifying_value_in_the_raw_bytes_of_the_vault_files() {
     let wal = PathBuf::from(format!("{}-wal", path(dir.path()).display()));
     let wal_open = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
     assert!(wal_open > 0, "the batches are in the WAL while the vault is open");
+    assert!(common::all_files(&dir.path().join("vault")).contains(&wal), "the -wal file is listed for the scan");
     let open_files = scan_vault_folder(dir.path(), &pats);
     assert!(open_files >= 2, "the -wal file is there while open ({open_files} files)");
     vault.close().await;
