@@ -9,7 +9,8 @@
 //!    that carry a person — FHIR Patients, UKE claims (RE, with their HO/KO/SN payers), CSV rows
 //!    with identifiers, and resources whose subject is given by identifier only — become
 //!    *linkage units*; every other record must reach one (a FHIR resource's `subject` must name a
-//!    Patient of the same submission, a UKE line belongs to its RE). A record that does not is
+//!    Patient of the same submission — `urn:` references in the same file, `Patient/<id>` in the
+//!    same folder, the unit of one export — a UKE line belongs to its RE). A record that does not is
 //!    rejected with [`Reason::UnresolvedSubject`](niji_ingest::Reason::UnresolvedSubject). If any
 //!    record is rejected and the holder did not choose [`OnReject::Quarantine`], the submission
 //!    is refused ([`Outcome::Refused`]) and only the refusal is logged.
@@ -105,7 +106,7 @@ pub enum OnReject {
 /// How a new dataset is described in the catalog.
 #[derive(Debug, Clone)]
 pub struct DatasetDescription {
-    /// `ehr`, `claims`, `registry` or `mixed`.
+    /// `ehr`, `claims`, `registry` or `mixed`; empty: from the submitted formats.
     pub kind: String,
     pub title_ja: String,
     pub title_en: String,
@@ -290,13 +291,16 @@ pub async fn ingest(
     let dataset_id = match existing {
         Some(d) => d.id,
         None => {
-            let d = submission.description.clone().unwrap_or_else(|| DatasetDescription {
+            let mut d = submission.description.clone().unwrap_or_else(|| DatasetDescription {
                 kind: scan.kind().to_string(),
                 title_ja: submission.dataset.clone(),
                 title_en: submission.dataset.clone(),
                 description_ja: String::new(),
                 description_en: String::new(),
             });
+            if d.kind.is_empty() {
+                d.kind = scan.kind().to_string();
+            }
             let id = store
                 .create_dataset(
                     &niji_store::NewDataset {
@@ -613,6 +617,8 @@ fn now() -> time::OffsetDateTime {
 }
 
 /// The display name of a submitted file (its path relative to the files' common folder).
+/// Files without a common folder below the root keep their full path.
 pub(crate) fn display_name(path: &Path, base: &Path) -> String {
-    path.strip_prefix(base).unwrap_or(path).to_string_lossy().replace('\\', "/")
+    let relative = if base.parent().is_none() { path } else { path.strip_prefix(base).unwrap_or(path) };
+    relative.to_string_lossy().replace('\\', "/")
 }

@@ -22,6 +22,23 @@ pub(crate) struct SubmittedFile {
     pub name: String,
     pub format: Format,
     pub bytes: u64,
+    /// Index of the file's folder among the submission's folders: relative references
+    /// (`Patient/<id>`) resolve within one folder, the unit of one export.
+    pub folder: u32,
+}
+
+impl SubmittedFile {
+    pub fn scope(&self, index: usize) -> Scope {
+        Scope { file: index as u32, folder: self.folder }
+    }
+}
+
+/// Where a reference is resolved: `urn:` references within their file, `Patient/<id>` within
+/// the file's folder.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scope {
+    pub file: u32,
+    pub folder: u32,
 }
 
 impl SubmittedFile {
@@ -34,6 +51,7 @@ impl SubmittedFile {
         let base = common_folder(&absolute);
         let mut out = Vec::with_capacity(paths.len());
         let mut seen = HashSet::new();
+        let mut folders: HashMap<PathBuf, u32> = HashMap::new();
         for (given, path) in paths.iter().zip(absolute) {
             let name = display_name(&path, &base);
             let file_error = |source| IntakeError::File { file: given.display().to_string(), source };
@@ -42,7 +60,10 @@ impl SubmittedFile {
             if !seen.insert(name.clone()) {
                 return Err(IntakeError::DuplicateFile(name));
             }
-            out.push(Self { path, name, format, bytes });
+            let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let next = folders.len() as u32;
+            let folder = *folders.entry(parent).or_insert(next);
+            out.push(Self { path, name, format, bytes, folder });
         }
         Ok(out)
     }
@@ -72,7 +93,7 @@ pub(crate) struct Scan {
     pub units: Vec<Unit>,
     /// Where each unit sits: (file index, location) → unit index.
     pub unit_at: HashMap<(u32, Location), u32>,
-    /// Patients by reference (`Patient/<id>` submission-wide, `urn:…` within its file).
+    /// Patients by reference (`Patient/<id>` within its folder, `urn:…` within its file).
     pub patient_refs: HashMap<RefKey, u32>,
     /// Records moved to the rejects by the intake itself (their subject is not in the submission).
     pub quarantined: HashSet<(u32, Location)>,
@@ -150,7 +171,7 @@ pub(crate) enum Role {
     Unresolved,
 }
 
-pub(crate) fn role(file: u32, record: &SplitRecord) -> Role {
+pub(crate) fn role(scope: Scope, record: &SplitRecord) -> Role {
     match &record.content.body {
         ContentBody::Patient(_) => Role::Unit { observed: None },
         ContentBody::Claim(c) => Role::Unit { observed: c.month.and_then(|m| niji_ingest::Date::new(m.year, m.month, 1).ok()) },
@@ -170,7 +191,7 @@ pub(crate) fn role(file: u32, record: &SplitRecord) -> Role {
         | ContentBody::Allergy(_)
         | ContentBody::Medication(_)
         | ContentBody::Encounter(_) => match record.identity.values(IdentifierKind::SubjectReference).next() {
-            Some(reference) => ref_key(file, reference).map_or(Role::Unresolved, Role::Subject),
+            Some(reference) => ref_key(scope, reference).map_or(Role::Unresolved, Role::Subject),
             None if has_linkage_items(&record.identity) => Role::Unit { observed: None },
             None => Role::Unresolved,
         },
@@ -178,13 +199,14 @@ pub(crate) fn role(file: u32, record: &SplitRecord) -> Role {
 }
 
 /// The key of a reference to a Patient: `urn:uuid:…` within its file, `Patient/<id>` (also as
-/// the tail of an absolute URL, without `/_history/…`) across the submission. Other targets: none.
-pub(crate) fn ref_key(file: u32, reference: &str) -> Option<RefKey> {
+/// the tail of an absolute URL, without `/_history/…`) within the file's folder. Other targets:
+/// none.
+pub(crate) fn ref_key(scope: Scope, reference: &str) -> Option<RefKey> {
     let r = reference.trim();
     let mut h = Sha256::new();
     if r.starts_with("urn:") {
         h.update(b"file\0");
-        h.update(file.to_le_bytes());
+        h.update(scope.file.to_le_bytes());
         h.update(r.as_bytes());
     } else {
         let at = r.rfind("Patient/")?;
@@ -193,6 +215,7 @@ pub(crate) fn ref_key(file: u32, reference: &str) -> Option<RefKey> {
             return None;
         }
         h.update(b"patient\0");
+        h.update(scope.folder.to_le_bytes());
         h.update(id.as_bytes());
     }
     let d = h.finalize();
@@ -202,15 +225,15 @@ pub(crate) fn ref_key(file: u32, reference: &str) -> Option<RefKey> {
 }
 
 /// The references under which a Patient record can be named.
-pub(crate) fn patient_keys(file: u32, identity: &Identity) -> Vec<RefKey> {
+pub(crate) fn patient_keys(scope: Scope, identity: &Identity) -> Vec<RefKey> {
     let mut out = Vec::new();
     for item in &identity.items {
         if item.kind != IdentifierKind::RecordIdentifier {
             continue;
         }
         let key = match item.field.as_str() {
-            "Bundle.entry.fullUrl" => ref_key(file, &item.value),
-            "Patient.id" => ref_key(file, &format!("Patient/{}", item.value)),
+            "Bundle.entry.fullUrl" => ref_key(scope, &item.value),
+            "Patient.id" => ref_key(scope, &format!("Patient/{}", item.value)),
             _ => None,
         };
         out.extend(key);
@@ -252,15 +275,16 @@ pub(crate) fn scan(
     // Records whose subject has not been seen yet, by the reference they wait for.
     let mut pending: HashMap<RefKey, Vec<(u32, Location, RecordKind)>> = HashMap::new();
     for (i, file) in files.iter().enumerate() {
+        let scope = file.scope(i);
         let i = i as u32;
         let mut sink = |r: SplitRecord| {
             scan.parsed += 1;
             let loc = r.content.record.location;
-            match role(i, &r) {
+            match role(scope, &r) {
                 Role::Unit { observed } => {
                     let index = scan.units.len() as u32;
                     if matches!(r.content.body, ContentBody::Patient(_)) {
-                        for key in patient_keys(i, &r.identity) {
+                        for key in patient_keys(scope, &r.identity) {
                             scan.patient_refs.entry(key).or_insert(index);
                             pending.remove(&key);
                         }
@@ -307,4 +331,32 @@ pub(crate) fn scan(
     }
     progress.finish(Phase::Validate);
     Ok(scan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(a: (Scope, &str), b: (Scope, &str), same: bool) {
+        let (ka, kb) = (ref_key(a.0, a.1), ref_key(b.0, b.1));
+        assert!(ka.is_some() && kb.is_some());
+        assert_eq!(ka == kb, same, "{} vs {}", a.1, b.1);
+    }
+
+    #[test]
+    fn references_resolve_within_their_file_or_folder() {
+        let f = |file, folder| Scope { file, folder };
+        // `Patient/<id>`: the same in every file of a folder, in any URL form.
+        check((f(0, 0), "Patient/7"), (f(1, 0), "Patient/7"), true);
+        check((f(0, 0), "Patient/7"), (f(1, 0), "https://ehr.example.jp/fhir/Patient/7/_history/2"), true);
+        // Two exports (folders) may reuse an id for different patients.
+        check((f(0, 0), "Patient/7"), (f(1, 1), "Patient/7"), false);
+        check((f(0, 0), "Patient/7"), (f(0, 0), "Patient/8"), false);
+        // `urn:uuid:` only within its Bundle file.
+        check((f(0, 0), "urn:uuid:1"), (f(0, 0), "urn:uuid:1"), true);
+        check((f(0, 0), "urn:uuid:1"), (f(1, 0), "urn:uuid:1"), false);
+        // Other targets are not Patients.
+        assert_eq!(ref_key(f(0, 0), "Group/1"), None);
+        assert_eq!(ref_key(f(0, 0), "Patient/"), None);
+    }
 }

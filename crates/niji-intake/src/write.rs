@@ -50,6 +50,7 @@ pub(crate) fn write(
     let mut parsed = 0u64;
     for (i, file) in files.iter().enumerate() {
         let fi = i as u32;
+        let scope = file.scope(i);
         lake.set_file(i as i32);
         // The claim (RE) being assembled: its vault row collects the HO/KO/SN identities.
         let mut claim: Option<(u64, VaultRow)> = None;
@@ -70,7 +71,7 @@ pub(crate) fn write(
             }
             let unit_key = |at: (u32, Location)| scan.unit_at.get(&at).map(|&u| keys[u as usize]);
             let record_ref = || format!("{}:{}", file.name, loc);
-            let person = match role(fi, &r) {
+            let person = match role(scope, &r) {
                 Role::Unit { observed } => {
                     let Some(person) = unit_key((fi, loc)) else { return out.fail(&file.name) };
                     let row = VaultRow { record_ref: record_ref(), identity: r.identity, person, link: Some(LinkMeta { observed }) };
