@@ -1,8 +1,10 @@
 //! The JSON API under `/api/v1`: health, the caller's account, the transparency log's
-//! signed head and inclusion proofs, and the OpenAPI document describing them.
+//! signed head and inclusion proofs, and the OpenAPI document describing them together with
+//! the catalog (`crate::jsonld`) and data submissions (`crate::upload`).
 //!
-//! Errors are `{"error": {"code": "...", "message": "..."}}` with stable codes; messages
-//! are fixed English text, never internal detail.
+//! Errors are `{"error": {"code": "...", "message": "..."}}` with stable codes
+//! (`unauthorized`, `forbidden`, `not_found`, `bad_request`, `payload_too_large`, `internal`);
+//! messages are fixed English text, never internal detail or input.
 
 use crate::AppState;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -30,9 +32,21 @@ pub(crate) fn routes() -> Router<AppState> {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Niji API", description = "Secondary use of health data: accounts and the transparency log (more resources follow)."),
-    paths(health, me, log_head, log_proof, log_consistency),
-    components(schemas(Health, Me, SignedTreeHeadBody, InclusionProofBody, ConsistencyProofBody, ErrorBody, ErrorDetail))
+    info(title = "Niji API", description = "Secondary use of health data: accounts, the transparency log, the data catalog and data submissions."),
+    paths(health, me, log_head, log_proof, log_consistency, crate::jsonld::catalog_list, crate::jsonld::catalog_dataset, crate::upload::api_submit),
+    components(schemas(
+        Health,
+        Me,
+        SignedTreeHeadBody,
+        InclusionProofBody,
+        ConsistencyProofBody,
+        ErrorBody,
+        ErrorDetail,
+        crate::jsonld::CatalogList,
+        crate::jsonld::CatalogItem,
+        crate::upload::SubmissionBody,
+        crate::upload::ProblemBody
+    ))
 )]
 struct ApiDoc;
 
@@ -44,8 +58,10 @@ pub fn openapi_json() -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ApiError {
     Unauthorized,
+    Forbidden,
     NotFound,
     BadRequest,
+    PayloadTooLarge,
     Internal,
 }
 
@@ -56,7 +72,8 @@ pub(crate) struct ErrorBody {
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ErrorDetail {
-    /// Stable machine-readable code: unauthorized, not_found, bad_request, internal.
+    /// Stable machine-readable code: unauthorized, forbidden, not_found, bad_request,
+    /// payload_too_large, internal.
     code: &'static str,
     message: &'static str,
 }
@@ -65,8 +82,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "a valid API token is required"),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "the account may not do this"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "no such resource"),
             ApiError::BadRequest => (StatusCode::BAD_REQUEST, "bad_request", "the request is malformed or out of range"),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than allowed"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"),
         };
         (status, Json(ErrorBody { error: ErrorDetail { code, message } })).into_response()
@@ -91,7 +110,7 @@ async fn openapi() -> Response {
 }
 
 /// A caller authenticated by `Authorization: Bearer <API token>`.
-pub(crate) struct TokenUser(UserSummary);
+pub(crate) struct TokenUser(pub(crate) UserSummary);
 
 impl FromRequestParts<AppState> for TokenUser {
     type Rejection = ApiError;

@@ -1,6 +1,14 @@
 //! Niji's HTTP face: the JSON API under `/api/v1` (with its OpenAPI document) and the
 //! portal, rendered on the server in Japanese by default with English switchable.
 //!
+//! Modules: `portal` (sign-in, account, status, users), `catalog` (the public data catalog
+//! pages and the shared catalog figures), `jsonld` (the catalog as HealthDCAT-AP JSON-LD under
+//! `/api/v1/catalog`), `upload` (data holders' submissions through the portal and the API,
+//! run by `niji-intake`), `api` (the rest of the JSON API and the OpenAPI document).
+//!
+//! Counts in the public catalog pass through [`niji_core::disclosure::catalog_count`]
+//! (suppressed below 10, rounded to 10); exact linkage figures are shown to operators only.
+//!
 //! Invariants: this is the only crate that knows HTTP and JSON wire shapes; domain types
 //! are mapped to response structs here, never serialized straight out. Errors reach
 //! clients as stable codes and translated messages, never as internal text or cell
@@ -8,9 +16,12 @@
 //! and SameSite=Strict. Business rules live in the crates below, not here.
 
 mod api;
+mod catalog;
 mod cookies;
 mod i18n;
+mod jsonld;
 mod portal;
+mod upload;
 
 pub use cookies::CookiePolicy;
 
@@ -45,11 +56,16 @@ use tracing::Level;
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub cookies: CookiePolicy,
+    /// Largest request body of a data submission (portal and API), in bytes.
+    pub max_upload_bytes: usize,
 }
+
+/// Default [`ServerConfig::max_upload_bytes`]: 1 GiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 1 << 30;
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { cookies: CookiePolicy { secure: false } }
+        Self { cookies: CookiePolicy { secure: false }, max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES }
     }
 }
 
@@ -73,6 +89,9 @@ impl AppState {
     fn instance(&self) -> &Instance {
         &self.inner.instance
     }
+    fn instance_arc(&self) -> Arc<Instance> {
+        self.inner.instance.clone()
+    }
     fn accounts(&self) -> &Accounts {
         &self.inner.accounts
     }
@@ -83,9 +102,12 @@ impl AppState {
 
 /// The whole application: portal, API, static files and security headers.
 pub fn router(state: AppState) -> Router {
+    let upload_limit = state.inner.config.max_upload_bytes;
     Router::new()
         .merge(portal::routes())
-        .nest("/api/v1", api::routes())
+        .merge(catalog::routes())
+        .merge(upload::portal_routes(upload_limit))
+        .nest("/api/v1", api::routes().merge(jsonld::routes()).merge(upload::api_routes(upload_limit)))
         .with_state(state)
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,

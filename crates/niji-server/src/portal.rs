@@ -1,5 +1,7 @@
 //! The portal's pages: home, login with the second factor, TOTP enrolment, account,
-//! status, language switch and logout.
+//! status, language switch and logout; and what every page shares (the layout's
+//! [`PageContext`], the session extractor, rendering and error pages) for the catalog and
+//! upload pages of their own modules.
 
 use crate::cookies::{self, CookiePolicy};
 use crate::i18n::{Lang, Messages, LANG_COOKIE};
@@ -41,10 +43,12 @@ pub(crate) struct PageContext {
     pub csrf: String,
     pub path: String,
     pub is_operator: bool,
+    /// Data holders and operators see the link to the upload page.
+    pub can_upload: bool,
 }
 
 impl PageContext {
-    fn new(lang: Lang, session: Option<&Session>, uri: &Uri) -> Self {
+    pub(crate) fn new(lang: Lang, session: Option<&Session>, uri: &Uri) -> Self {
         let signed_in = session.filter(|s| s.stage == SessionStage::SignedIn);
         Self {
             m: lang.messages(),
@@ -54,6 +58,7 @@ impl PageContext {
             csrf: signed_in.map(|s| s.csrf_token.clone()).unwrap_or_default(),
             path: uri.path().to_string(),
             is_operator: signed_in.is_some_and(|s| s.user.has_role(niji_core::Role::Operator)),
+            can_upload: signed_in.is_some_and(|s| may_submit(&s.user)),
         }
     }
 }
@@ -76,8 +81,13 @@ impl FromRequestParts<AppState> for MaybeSession {
     }
 }
 
+/// Whether an account may submit data: data holders, and operators on their behalf.
+pub(crate) fn may_submit(user: &niji_accounts::UserSummary) -> bool {
+    user.has_role(niji_core::Role::DataHolder) || user.has_role(niji_core::Role::Operator)
+}
+
 impl MaybeSession {
-    fn signed_in(&self) -> Option<&Session> {
+    pub(crate) fn signed_in(&self) -> Option<&Session> {
         self.session.as_ref().filter(|s| s.stage == SessionStage::SignedIn)
     }
 }
@@ -165,7 +175,7 @@ struct ErrorPage {
     message: &'static str,
 }
 
-fn render(t: impl Template) -> Response {
+pub(crate) fn render(t: impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
@@ -175,7 +185,7 @@ fn render(t: impl Template) -> Response {
     }
 }
 
-fn error_page(status: StatusCode, lang: Lang, session: Option<&Session>, uri: &Uri, pick: fn(&Messages) -> &'static str) -> Response {
+pub(crate) fn error_page(status: StatusCode, lang: Lang, session: Option<&Session>, uri: &Uri, pick: fn(&Messages) -> &'static str) -> Response {
     let m = lang.messages();
     (status, render(ErrorPage { page: PageContext::new(lang, session, uri), message: pick(m) })).into_response()
 }

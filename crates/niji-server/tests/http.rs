@@ -371,3 +371,285 @@ async fn only_an_operator_grants_roles_in_the_portal_and_each_grant_is_logged() 
         ("role.granted", format!("user:{}", op.user_id), format!("user:{suzuki}"))
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Data submissions and the catalog.
+
+const CLINS_ERROR: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/datasets/clins/MedicationRequest-ErrorExample-JP-MedReq-ExtEye-Total1.json");
+
+/// A small synthetic population, generated once per test binary.
+fn synth() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("niji-server-synth-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        niji_synth::generate(&niji_synth::SynthConfig::new(&dir, 60), &mut |_| {}).unwrap();
+        dir
+    })
+}
+
+/// The first three FHIR Bundles of the first facility (by name) that has at least three.
+fn hospital_bundles() -> Vec<(String, Vec<u8>)> {
+    let mut facilities: Vec<std::path::PathBuf> = std::fs::read_dir(synth().join("fhir")).unwrap().map(|e| e.unwrap().path()).collect();
+    facilities.sort();
+    for facility in facilities {
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&facility).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+        files.sort();
+        if files.len() >= 3 {
+            return files.iter().take(3).map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(p).unwrap())).collect();
+        }
+    }
+    panic!("no facility with three bundles");
+}
+
+fn clins_error_file() -> (String, Vec<u8>) {
+    ("MedicationRequest-ErrorExample-JP-MedReq-ExtEye-Total1.json".into(), std::fs::read(CLINS_ERROR).unwrap())
+}
+
+const BOUNDARY: &str = "niji-test-boundary-7d1f0c";
+
+fn multipart_body(texts: &[(&str, &str)], files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, value) in texts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes());
+    }
+    for (file, bytes) in files {
+        body.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{file}\"\r\nContent-Type: application/json\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+fn api_upload(uri: &str, token: &str, texts: &[(&str, &str)], files: &[(String, Vec<u8>)]) -> Request<Body> {
+    Request::post(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(Body::from(multipart_body(texts, files)))
+        .unwrap()
+}
+
+fn portal_upload(cookies: &str, texts: &[(&str, &str)], files: &[(String, Vec<u8>)]) -> Request<Body> {
+    Request::post("/datasets/upload")
+        .header(header::COOKIE, cookies)
+        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(Body::from(multipart_body(texts, files)))
+        .unwrap()
+}
+
+/// An account with a role and an organization; returns (user id, TOTP secret, API token).
+async fn member(app: &App, username: &str, role: Role, organization: Option<&str>) -> (i64, String, String) {
+    let created = app
+        .accounts
+        .create_account(
+            NewAccount {
+                username: username.into(),
+                display_name: "試験 太郎".into(),
+                organization: organization.map(|o| (o.to_string(), "hospital".to_string())),
+                roles: vec![role],
+                password: PASSWORD.into(),
+                totp: TotpSetup::EnrolNow,
+            },
+            "cli:test",
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    let token = app.accounts.create_api_token(created.user_id, "test", "cli:test", OffsetDateTime::now_utc()).await.unwrap();
+    (created.user_id, created.totp.unwrap().secret_base32, token)
+}
+
+fn uploads_left(app: &App) -> usize {
+    std::fs::read_dir(app.instance.paths.root.join("uploads")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Every string value of a JSON document (not keys), for "nothing of the file is echoed" checks.
+fn string_values(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| string_values(x, out)),
+        serde_json::Value::Object(o) => o.iter().filter(|(k, _)| k.as_str() != "resourceType").for_each(|(_, x)| string_values(x, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_holder_submits_through_the_api_and_the_public_catalog_rounds_counts() {
+    let app = app().await;
+    let (_, _, token_a) = member(&app, "holder-a", Role::DataHolder, Some("hospital-a")).await;
+    let (_, _, token_b) = member(&app, "holder-b", Role::DataHolder, Some("hospital-b")).await;
+    let (_, _, token_none) = member(&app, "holder-none", Role::DataHolder, None).await;
+    let researcher = app.accounts.user_by_username("suzuki").await.unwrap();
+    let token_r = app.accounts.create_api_token(researcher.id, "test", "cli:test", OffsetDateTime::now_utc()).await.unwrap();
+    let bundles = hospital_bundles();
+
+    // Refusals before anything is stored.
+    let r = send(&app, api_upload("/api/v1/datasets/hosp-a-ehr/versions", &token_r, &[], &bundles)).await;
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+    let r = send(&app, api_upload("/api/v1/datasets/hosp-a-ehr/versions", &token_none, &[], &bundles)).await;
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+    let r = send(&app, api_upload("/api/v1/datasets/Bad_Name/versions", &token_a, &[], &bundles)).await;
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")));
+    assert!(!r.body.contains("Bad_Name"));
+    let r = send(&app, api_upload("/api/v1/datasets/hosp-a-ehr/versions", &token_a, &[], &[])).await;
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")));
+    let r = send(&app, api_upload("/api/v1/datasets/hosp-a-ehr/versions", "niji_nope", &[], &bundles)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = send(&app, api_upload("/api/v1/datasets/hosp-a-ehr/versions", &token_a, &[], &[("notes.txt".into(), b"hello".to_vec())])).await;
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")));
+    assert!(!r.body.contains("hello") && !r.body.contains("notes"));
+
+    // A body over the configured limit: payload_too_large, and nothing left behind.
+    let small = router(AppState::new(app.instance.clone(), app.accounts.clone(), ServerConfig { max_upload_bytes: 4096, ..ServerConfig::default() }));
+    let resp = small.oneshot(api_upload("/api/v1/datasets/hosp-a-ehr/versions", &token_a, &[], &bundles)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: serde_json::Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    assert_eq!(uploads_left(&app), 0);
+
+    // Three Bundles: committed.
+    let r = send(
+        &app,
+        api_upload("/api/v1/datasets/hosp-a-ehr/versions", &token_a, &[("title_ja", "病院A 診療記録"), ("title_en", "Hospital A EHR")], &bundles),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let v1 = r.json();
+    assert_eq!((v1["outcome"].as_str(), v1["dataset"].as_str(), v1["version"].as_i64()), (Some("committed"), Some("hosp-a-ehr"), Some(1)));
+    assert!(v1["records_accepted"].as_u64().unwrap() > 3, "{v1}");
+    let persons = v1["persons"].as_u64().unwrap();
+    assert!((1..10).contains(&persons), "three Bundles, few persons: {persons}");
+    assert_eq!((v1["records_quarantined"].as_u64(), v1["problems"].as_array().map(Vec::len)), (Some(0), Some(0)));
+    assert_eq!(uploads_left(&app), 0, "the upload folder is removed");
+
+    // Another holder may not add to it.
+    let r = send(&app, api_upload("/api/v1/datasets/hosp-a-ehr/versions", &token_b, &[], &bundles)).await;
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+
+    // A CLINS error example: refused with fixed reasons, and nothing of the file echoed.
+    let bad = clins_error_file();
+    let r = send(&app, api_upload("/api/v1/datasets/hosp-a-ehr/versions", &token_a, &[], std::slice::from_ref(&bad))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let refused = r.json();
+    assert_eq!((refused["outcome"].as_str(), refused.get("version")), (Some("refused"), None));
+    let problems = refused["problems"].as_array().unwrap();
+    assert!(
+        problems.iter().any(|p| p["file"] == bad.0.as_str()
+            && p["field"] == "MedicationRequest.medicationCodeableConcept.coding"
+            && p["reason"] == "JP_MedicationRequest_eCS needs a YJ code, a 一般名処方コード or the 標準コードなし marker"),
+        "{refused}"
+    );
+    let mut values = Vec::new();
+    string_values(&serde_json::from_slice(&bad.1).unwrap(), &mut values);
+    for v in values.iter().filter(|v| v.chars().count() >= 4 && !bad.0.contains(v.as_str())) {
+        assert!(!r.body.contains(v.as_str()), "the answer echoes {v:?} from the file");
+    }
+    assert_eq!(uploads_left(&app), 0);
+
+    // The same with quarantine: version 2 without the rejected record.
+    let mut files = bundles.clone();
+    files.push(bad.clone());
+    let r = send(&app, api_upload("/api/v1/datasets/hosp-a-ehr/versions?quarantine=true", &token_a, &[], &files)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let v2 = r.json();
+    assert_eq!(v2["version"].as_i64(), Some(2));
+    assert!(v2["records_quarantined"].as_u64().unwrap() >= 1 && !v2["problems"].as_array().unwrap().is_empty());
+
+    // The public catalog: no sign-in, Japanese and English, counts below 10 suppressed.
+    let page = send(&app, get("/catalog", "")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("<html lang=\"ja\">") && page.body.contains("病院A 診療記録") && page.body.contains("hospital-a"));
+    assert!(page.body.contains("10未満"), "persons below 10 are suppressed");
+    assert!(!page.body.contains(&format!("<td class=\"count\">{persons}</td>")));
+    let en = send(&app, get("/catalog", "niji_lang=en")).await;
+    assert!(en.body.contains("<html lang=\"en\">") && en.body.contains("Hospital A EHR") && en.body.contains("&#60;10"));
+    // Search over names, titles, tables and variables, case-insensitive.
+    for (q, found) in [("HOSP-A", true), ("person_key", true), ("medications", true), ("no-such-thing", false)] {
+        let r = send(&app, get(&format!("/catalog?q={}", urlencode(q)), "")).await;
+        assert_eq!(r.body.contains("data-name=\"hosp-a-ehr\""), found, "{q}");
+    }
+    let detail = send(&app, get("/catalog/hosp-a-ehr", "")).await;
+    assert_eq!(detail.status, StatusCode::OK);
+    assert!(detail.body.contains("患者") && detail.body.contains("person_key") && detail.body.contains("ICD-10 (MHLW)"), "{}", detail.body);
+    assert!(detail.body.contains("<dd id=\"dataset-persons\" class=\"count\">10未満</dd>"));
+    assert!(!detail.body.contains("operator-linkage"), "linkage figures are for operators only");
+    let en = send(&app, get("/catalog/hosp-a-ehr", "niji_lang=en")).await;
+    assert!(en.body.contains("Patients") && en.body.contains("Variables"));
+    assert_eq!(send(&app, get("/catalog/nothing-here", "")).await.status, StatusCode::NOT_FOUND);
+
+    // The catalog as data: the list and the JSON-LD document.
+    let list = send(&app, get("/api/v1/catalog", "")).await;
+    assert_eq!(list.status, StatusCode::OK);
+    insta::assert_json_snapshot!("catalog_list", list.json());
+    let doc = send(&app, get("/api/v1/catalog/hosp-a-ehr", "")).await;
+    assert_eq!((doc.status, doc.headers.get(header::CONTENT_TYPE).unwrap().to_str().unwrap()), (StatusCode::OK, "application/ld+json"));
+    let doc = doc.json();
+    assert!(doc.get("healthdcatap:numberOfUniqueIndividuals").is_none(), "a suppressed count is left out");
+    insta::assert_json_snapshot!("catalog_dataset_jsonld", doc, {
+        r#"["dct:issued"]["@value"]"# => "[time]",
+        r#"["dct:modified"]["@value"]"# => "[time]",
+    });
+    let r = send(&app, get("/api/v1/catalog/nothing-here", "")).await;
+    assert_eq!(r.json()["error"]["code"], "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn portal_upload_needs_the_role_and_csrf_and_operators_see_linkage() {
+    let app = app().await;
+    let (_, secret, _) = member(&app, "holder-a", Role::DataHolder, Some("hospital-a")).await;
+    let (_, op_secret, _) = member(&app, "ops", Role::Operator, None).await;
+    let bundles = hospital_bundles();
+
+    // Not signed in: to the login page. A researcher: forbidden.
+    assert_eq!(send(&app, get("/datasets/upload", "")).await.location(), "/login");
+    let researcher = sign_in(&app).await;
+    assert_eq!(send(&app, get("/datasets/upload", &researcher)).await.status, StatusCode::FORBIDDEN);
+    assert!(!send(&app, get("/catalog", &researcher)).await.body.contains("nav-upload"));
+
+    let holder = sign_in_as(&app, "holder-a", &secret).await;
+    let form = send(&app, get("/datasets/upload", &holder)).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains("enctype=\"multipart/form-data\"") && form.body.contains("id=\"nav-upload\"") && form.body.contains("hospital-a"));
+    let csrf = hidden_csrf(&form.body);
+
+    // A forged token: refused before a file is written.
+    let r = send(&app, portal_upload(&holder, &[("csrf", "forged"), ("dataset", "portal-ehr")], &bundles)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(uploads_left(&app), 0);
+    // A bad name: the form again with a Japanese message.
+    let r = send(&app, portal_upload(&holder, &[("csrf", &csrf), ("dataset", "Bad Name")], &bundles)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("データセット名は"));
+
+    // Refused: the problem lines, fixed texts only.
+    let bad = clins_error_file();
+    let r = send(&app, portal_upload(&holder, &[("csrf", &csrf), ("dataset", "portal-ehr")], std::slice::from_ref(&bad))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains(
+        "MedicationRequest-ErrorExample-JP-MedReq-ExtEye-Total1.json:entry 0:MedicationRequest.medicationCodeableConcept.coding: JP_MedicationRequest_eCS needs a YJ code"
+    ) || r.body.contains("MedicationRequest.medicationCodeableConcept.coding: JP_MedicationRequest_eCS needs a YJ code"), "{}", r.body);
+    assert!(!r.body.contains("両眼点眼") && !r.body.contains("1318814790"));
+
+    // Committed with quarantine.
+    let mut files = bundles.clone();
+    files.push(bad);
+    let r = send(&app, portal_upload(&holder, &[("csrf", &csrf), ("dataset", "portal-ehr"), ("quarantine", "on")], &files)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("登録しました") && r.body.contains("<dd id=\"upload-version\">1</dd>"), "{}", r.body);
+    assert_eq!(uploads_left(&app), 0);
+
+    // The operator sees the linkage figures and the quarantined problems; others do not.
+    let public = send(&app, get("/catalog/portal-ehr", &holder)).await;
+    assert!(!public.body.contains("operator-linkage"));
+    let operator = sign_in_as(&app, "ops", &op_secret).await;
+    let page = send(&app, get("/catalog/portal-ehr", &operator)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"operator-linkage\"") && page.body.contains("連結率"), "{}", page.body);
+    assert!(page.body.contains("JP_MedicationRequest_eCS needs a YJ code"));
+    assert!(page.body.contains("MedicationRequest-ErrorExample-JP-MedReq-ExtEye-Total1.json"));
+}
