@@ -247,6 +247,12 @@ describe('portal in a real browser', () => {
     users.lang = await addUser(instanceDir, 'e2e.language');
     users.logout = await addUser(instanceDir, 'e2e.logout');
     users.shots = await addUser(instanceDir, 'e2e.screens');
+    // Datasets for the catalog: a hospital's FHIR Bulk Data export and an insurer's claims,
+    // handed in through `niji ingest` as holders' files (beside the instance, not in it).
+    const holderFiles = join(workDir, 'holder-files');
+    await niji(['synth', '--persons', '300', '--out', holderFiles]);
+    await niji(['ingest', '--dir', instanceDir, '--holder', 'e2e病院', '--register-holder', 'hospital', '--dataset', 'e2e-ehr', join(holderFiles, 'ndjson')]);
+    await niji(['ingest', '--dir', instanceDir, '--holder', 'e2e保険者', '--register-holder', 'insurer', '--dataset', 'e2e-claims', join(holderFiles, 'uke')]);
     server = startServer(instanceDir);
     base = await server.url;
     browser = await chromium.launch(LAUNCH);
@@ -377,6 +383,30 @@ describe('portal in a real browser', () => {
     await page.goto(`${base}/account`);
     await waitForPath(page, '/login');
     await page.locator('#username').waitFor({ state: 'visible' });
+  });
+
+  it('shows the public data catalog in Japanese with at least one dataset and no count below 10', async () => {
+    const page = await fresh();
+    const resp = await page.goto(`${base}/catalog`);
+    assert.equal(resp.status(), 200);
+    await waitForLang(page, 'ja');
+    assert.equal((await page.textContent('main h1'))?.trim(), 'データカタログ');
+    assert.equal((await page.textContent('#nav-catalog'))?.trim(), 'データカタログ');
+    const rows = page.locator('#datasets tbody tr.dataset');
+    assert.ok((await rows.count()) >= 1, 'the catalog lists no dataset');
+    // Counts are rounded to 10 or shown as 10未満, never a small number.
+    for (const text of await page.locator('#datasets td.count').allTextContents()) {
+      const t = text.trim();
+      if (t === '10未満' || t === '—') continue;
+      const n = Number(t.replaceAll(',', ''));
+      assert.ok(Number.isInteger(n) && n >= 10 && n % 10 === 0, `catalog count ${JSON.stringify(t)} is not rounded or is below 10`);
+    }
+    // The first dataset's page: its tables and variables.
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), rows.first().locator('a').first().click()]);
+    assert.match(pathOf(page), /^\/catalog\/[a-z0-9-]+$/);
+    await waitForLang(page, 'ja');
+    assert.match(await page.textContent('main h1'), /\S/);
+    assert.ok((await page.locator('table.variables').count()) >= 1, 'the dataset page describes no table');
   });
 
   it('renders the TOTP and account pages legibly (screenshots in tests/e2e/artifacts)', async () => {

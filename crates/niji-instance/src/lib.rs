@@ -83,9 +83,6 @@ impl InstancePaths {
     pub fn master_key(&self) -> PathBuf {
         self.keys().join("master.key")
     }
-    pub fn synth(&self) -> PathBuf {
-        self.root.join("synth")
-    }
     /// The encrypted lake: one folder per dataset, one per version inside it.
     pub fn lake(&self) -> PathBuf {
         self.root.join("lake")

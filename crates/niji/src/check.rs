@@ -86,7 +86,7 @@ pub fn run(args: CheckArgs) -> Result<bool> {
     Ok(rejected == 0 && failed_files == 0)
 }
 
-fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+pub(crate) fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if path.is_dir() {
         for entry in std::fs::read_dir(path)? {
             let p = entry?.path();

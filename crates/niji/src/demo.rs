@@ -6,7 +6,8 @@ use clap::Args;
 use niji_accounts::{NewAccount, TotpSetup};
 use niji_core::Role;
 use niji_instance::{Instance, InstancePaths};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 #[derive(Args)]
@@ -70,11 +71,22 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             bail!("{} exists and is not a demo instance; choose another --dir", args.dir.display());
         }
     }
+    // The holders' files live beside the instance, not in it: the instance folder holds nothing
+    // identifying in the clear, and tests scan it byte by byte.
+    let holder_files = holder_files_dir(&args.dir);
+    if holder_files.exists() {
+        if holder_files.join(DEMO_MARKER).exists() {
+            std::fs::remove_dir_all(&holder_files).with_context(|| format!("removing {}", holder_files.display()))?;
+        } else {
+            bail!("{} exists and was not made by `niji demo`; choose another --dir", holder_files.display());
+        }
+    }
     let instance = Instance::init(&args.dir, &cli_actor()).await?;
     std::fs::write(paths.root.join(DEMO_MARKER), "made by `niji demo`; replaced on the next run\n")?;
 
-    println!("Generating {} synthetic persons (seed {}) into {} …", args.persons, args.seed, paths.synth().display());
-    let summary = generate(args.persons, args.seed, paths.synth(), niji_synth::Formats::ALL)?;
+    println!("Generating {} synthetic persons (seed {}) into {} …", args.persons, args.seed, holder_files.display());
+    let summary = generate(args.persons, args.seed, holder_files.clone(), niji_synth::Formats::ALL)?;
+    std::fs::write(holder_files.join(DEMO_MARKER), "made by `niji demo`; replaced on the next run\n")?;
     println!("{summary}");
 
     let accounts = accounts(&instance);
@@ -101,6 +113,33 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         println!("{username:<17} {:<16} {password:<24} {secret}", role.as_str());
     }
     println!("\nA current code for a secret: niji totp-code --secret SECRET");
+
+    println!("\nIngesting the holders' files (two hospitals' EHR exports and an insurer's claims) …");
+    for d in demo_datasets(&holder_files)? {
+        crate::intake::ensure_holder(&instance, d.holder, d.holder_kind, &cli_actor()).await?;
+        let submission = niji_intake::Submission {
+            holder: d.holder.into(),
+            dataset: d.name.into(),
+            description: Some(niji_intake::DatasetDescription {
+                kind: String::new(),
+                title_ja: d.title_ja.into(),
+                title_en: d.title_en.into(),
+                description_ja: d.description_ja.into(),
+                description_en: d.description_en.into(),
+            }),
+            files: d.files,
+            csv_mapping: None,
+            on_reject: niji_intake::OnReject::RefuseSubmission,
+            actor: cli_actor(),
+        };
+        let options = niji_intake::IntakeOptions::new(niji_ingest::IngestConfig::new(crate::intake::today()));
+        match niji_intake::ingest(&instance, submission, &options, Arc::new(crate::intake::Bar::default())).await? {
+            niji_intake::Outcome::Committed(report) => crate::intake::print_committed(&report),
+            niji_intake::Outcome::Refused { rejected_records, .. } => {
+                bail!("the demo's {} files were refused ({rejected_records} rejected records)", d.name)
+            }
+        }
+    }
     let dir = args.dir.clone();
     serve(instance, "127.0.0.1", args.port, niji_server::ServerConfig::default(), move |addr| {
         println!("Open http://{addr}/login in a browser. Instance folder: {}. Stop with Ctrl-C.", dir.display());
@@ -161,4 +200,75 @@ fn random_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rngs::OsRng;
     (0..16).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// Where `niji demo` writes the synthetic holders' files: beside the instance folder.
+pub fn holder_files_dir(instance_dir: &Path) -> PathBuf {
+    let mut name = instance_dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "niji-demo".into());
+    name.push("-holder-files");
+    instance_dir.with_file_name(name)
+}
+
+struct DemoDataset {
+    name: &'static str,
+    holder: &'static str,
+    holder_kind: &'static str,
+    title_ja: &'static str,
+    title_en: &'static str,
+    description_ja: &'static str,
+    description_en: &'static str,
+    files: Vec<PathBuf>,
+}
+
+/// Hospital A hands in CLINS Bundles, hospital B a FHIR Bulk Data export (NDJSON), the insurer
+/// every hospital's UKE claims. A and B are the two facilities with the most patients.
+fn demo_datasets(holder_files: &Path) -> Result<Vec<DemoDataset>> {
+    let mut facilities: Vec<(usize, PathBuf)> = Vec::new();
+    for e in std::fs::read_dir(holder_files.join("fhir"))? {
+        let p = e?.path();
+        facilities.push((std::fs::read_dir(&p)?.count(), p));
+    }
+    facilities.sort_by(|a, b| b.cmp(a));
+    if facilities.len() < 2 {
+        bail!("the synthetic population has fewer than two hospitals; use more --persons");
+    }
+    let hospital_b = holder_files.join("ndjson").join(facilities[1].1.file_name().expect("a facility folder"));
+    let files = |dir: &Path| -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        crate::check::collect(dir, &mut out)?;
+        out.sort();
+        Ok(out)
+    };
+    Ok(vec![
+        DemoDataset {
+            name: "sakura-ehr",
+            holder: "さくら市立病院",
+            holder_kind: "hospital",
+            title_ja: "さくら市立病院 電子カルテ（CLINS）",
+            title_en: "Sakura City Hospital EHR (CLINS)",
+            description_ja: "電子カルテ情報共有サービス（CLINS）形式の診療情報：患者、受診、傷病名、処方、検体検査結果、アレルギー。合成データ。",
+            description_en: "Clinical records in the CLINS format: patients, encounters, conditions, prescriptions, lab results, allergies. Synthetic data.",
+            files: files(&facilities[0].1)?,
+        },
+        DemoDataset {
+            name: "minato-ehr",
+            holder: "みなと総合病院",
+            holder_kind: "hospital",
+            title_ja: "みなと総合病院 電子カルテ（FHIR Bulk Data）",
+            title_en: "Minato General Hospital EHR (FHIR Bulk Data)",
+            description_ja: "FHIR Bulk Data（NDJSON）で提供された診療情報。合成データ。",
+            description_en: "Clinical records handed in as a FHIR Bulk Data export (NDJSON). Synthetic data.",
+            files: files(&hospital_b)?,
+        },
+        DemoDataset {
+            name: "kyokai-claims",
+            holder: "協会けんぽ 東京支部",
+            holder_kind: "insurer",
+            title_ja: "医科レセプト（レセプト電算処理システム）",
+            title_en: "Medical claims (UKE receipt files)",
+            description_ja: "保険者に届いた医科レセプト：レセプト、傷病名、診療行為・医薬品・特定器材・コメントの明細。合成データ。",
+            description_en: "Medical claims as received by the insurer: claims, diagnoses, and lines for procedures, drugs, materials and comments. Synthetic data.",
+            files: files(&holder_files.join("uke"))?,
+        },
+    ])
 }

@@ -4,6 +4,7 @@
 mod anonymize;
 mod check;
 mod demo;
+mod intake;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -22,10 +23,10 @@ struct Cli {
 }
 
 #[derive(Args, Clone)]
-struct DirArg {
+pub(crate) struct DirArg {
     /// The instance folder.
     #[arg(long, env = DIR_ENV)]
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -38,6 +39,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Validate data holders' files (FHIR, NDJSON, UKE, CSV) and print what would be rejected and why; stores nothing.
     Check(check::CheckArgs),
+    /// Hand in a data holder's files: validate, link, seal identities in the vault, write the encrypted lake, record a dataset version.
+    Ingest(intake::IngestArgs),
+    /// List the datasets of an instance and their versions.
+    Datasets(intake::DatasetsArgs),
     /// Anonymize a CSV file (匿名加工): PPC 第34条 rules, then the optimal generalization for a privacy model.
     Anonymize(anonymize::AnonymizeArgs),
     /// Generate deterministic synthetic Japanese health data in data holders' formats.
@@ -74,6 +79,9 @@ struct ServeArgs {
     /// Mark cookies Secure (set when the portal is served over HTTPS).
     #[arg(long)]
     secure_cookies: bool,
+    /// Largest data submission accepted through the portal or the API, in MiB.
+    #[arg(long, default_value_t = niji_server::DEFAULT_MAX_UPLOAD_BYTES >> 20)]
+    max_upload_mb: usize,
 }
 
 #[derive(Subcommand)]
@@ -200,7 +208,10 @@ async fn run(command: Command) -> Result<()> {
                 instance,
                 &args.host,
                 args.port,
-                niji_server::ServerConfig { cookies: niji_server::CookiePolicy { secure: args.secure_cookies } },
+                niji_server::ServerConfig {
+                    cookies: niji_server::CookiePolicy { secure: args.secure_cookies },
+                    max_upload_bytes: args.max_upload_mb << 20,
+                },
                 |_| {},
             )
             .await
@@ -214,6 +225,13 @@ async fn run(command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Ingest(args) => {
+            if !intake::ingest(args).await? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Datasets(args) => intake::datasets(args).await,
         Command::Log(cmd) => log_command(cmd),
         Command::User(cmd) => user_command(cmd).await,
         Command::Keys(cmd) => keys_command(cmd).await,

@@ -146,9 +146,24 @@ fn demo_creates_data_accounts_and_serves() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(resp.starts_with("HTTP/1.1 200") && resp.contains("\"status\":\"ok\""), "{resp}");
-    for sub in ["synth/fhir", "synth/uke", "synth/ndjson", "synth/csv", "synth/truth", "log", "keys"] {
+    for sub in ["log", "keys", "lake/sakura-ehr/v1", "lake/minato-ehr/v1", "lake/kyokai-claims/v1", "vault"] {
         assert!(dir.join(sub).is_dir(), "{sub} missing");
     }
+    // The holders' files are beside the instance, not in it.
+    let holder_files = tmp.path().join("demo-holder-files");
+    for sub in ["fhir", "uke", "ndjson", "csv", "truth"] {
+        assert!(holder_files.join(sub).is_dir(), "{sub} missing");
+        assert!(!dir.join(sub).exists() && !dir.join("synth").exists());
+    }
+    // Three datasets, the insurer's claims linked to the hospitals' patients.
+    let committed: Vec<&String> = lines.iter().filter(|l| l.contains(" version 1 committed")).collect();
+    assert_eq!(committed.len(), 3, "{lines:?}");
+    let listed: serde_json::Value = serde_json::from_str(&ok(&["datasets", "--dir", dir.to_str().unwrap(), "--json"])).unwrap();
+    let names: Vec<&str> = listed.as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["kyokai-claims", "minato-ehr", "sakura-ehr"]);
+    let claims = &listed[0]["versions"][0];
+    assert!(claims["persons"].as_i64().unwrap() > 50 && claims["persons_shared"].as_i64().unwrap() > 0, "{claims}");
+    assert_eq!(listed[2]["title_ja"], "さくら市立病院 電子カルテ（CLINS）");
     // Running the demo again replaces its own folder; a folder it did not make is refused.
     let other = tmp.path().join("mine");
     std::fs::create_dir(&other).unwrap();
