@@ -127,7 +127,29 @@ pub fn router(state: AppState) -> Router {
         )
 }
 
-/// Serves until `shutdown` resolves. Expired sessions are swept every ten minutes.
+/// Clears what a crash may have left before a server starts: uploaded files of an interrupted
+/// submission (`<instance>/uploads/`, holders' files in the clear) are deleted, and versions an
+/// interrupted intake left in state `writing` are undone (`niji_intake::recover`). Returns the
+/// number of versions undone.
+pub async fn recover_at_start(instance: &Instance) -> std::io::Result<usize> {
+    let uploads = instance.paths.root.join("uploads");
+    if uploads.exists() {
+        std::fs::remove_dir_all(&uploads)?;
+        tracing::warn!("removed the uploads of an interrupted submission");
+    }
+    match niji_intake::recover(instance, "system:startup").await {
+        Ok(n) => {
+            if n > 0 {
+                tracing::warn!(versions = n, "undid dataset versions an interrupted intake left");
+            }
+            Ok(n)
+        }
+        Err(e) => Err(std::io::Error::other(format!("recovering interrupted intakes: {e}"))),
+    }
+}
+
+/// Serves until `shutdown` resolves. Expired sessions are swept every ten minutes. Call
+/// [`recover_at_start`] first.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,

@@ -271,6 +271,10 @@ pub(crate) async fn serve(
     config: niji_server::ServerConfig,
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<()> {
+    let undone = niji_server::recover_at_start(&instance).await.context("clearing what an interrupted run left")?;
+    if undone > 0 {
+        eprintln!("Undid {undone} dataset versions an interrupted intake left.");
+    }
     let instance = Arc::new(instance);
     let accounts = Arc::new(accounts(&instance));
     let listener = tokio::net::TcpListener::bind((host, port)).await.with_context(|| format!("listening on {host}:{port}"))?;

@@ -223,3 +223,56 @@ fn a_master_key_from_the_environment_never_touches_the_disk() {
     assert!(out.status.success() && stdout.contains("Set NIJI_MASTER_KEY="), "{stdout}");
     assert!(!dir.join("keys/master.key").exists());
 }
+
+/// `niji ingest` end to end from the command line: a refused submission exits 1 and lists the
+/// rejects; `--quarantine` stores it; the server's start clears an interrupted upload.
+#[test]
+fn ingest_refuses_then_quarantines_and_serve_clears_interrupted_uploads() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    let synth = tmp.path().join("holder-files");
+    ok(&["synth", "--persons", "150", "--out", synth.to_str().unwrap()]);
+    let bad = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/datasets/clins/MedicationRequest-ErrorExample-JP-MedReq-ExtEye-Total1.json");
+    let ndjson = synth.join("ndjson");
+    let args = |extra: &[&str]| {
+        let mut a =
+            vec!["ingest", "--dir", &dir, "--holder", "病院", "--register-holder", "hospital", "--dataset", "ehr", ndjson.to_str().unwrap(), bad];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let refused = niji(&args(&[]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(refused.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        stdout.contains("MedicationRequest-ErrorExample-JP-MedReq-ExtEye-Total1.json:entry 0:MedicationRequest.medicationCodeableConcept.coding:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Refused: 1 rejected records; nothing was stored."), "{stdout}");
+    assert_eq!(ok(&["datasets", "--dir", &dir, "--json"]).trim(), "[]");
+
+    let stored: serde_json::Value =
+        serde_json::from_str(&ok(&args(&["--quarantine", "--json"]).iter().map(String::as_str).collect::<Vec<_>>())).unwrap();
+    assert_eq!(stored["outcome"], "committed");
+    assert_eq!(stored["version"], 1);
+    assert_eq!(stored["records_rejected"], 1);
+    assert!(stored["persons"].as_u64().unwrap() > 10);
+
+    // A crash mid-upload leaves holders' files in <instance>/uploads: `serve` removes them first.
+    let leftover = Path::new(&dir).join("uploads/abc");
+    std::fs::create_dir_all(&leftover).unwrap();
+    std::fs::write(leftover.join("Patient.ndjson"), "山田太郎").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_niji"))
+        .args(["serve", "--dir", &dir, "--port", "0"])
+        .env("NIJI_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let listening = (&mut stdout).lines().map_while(Result::ok).any(|l| l.starts_with("Niji is listening on http://"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(listening);
+    assert!(!Path::new(&dir).join("uploads").exists(), "the interrupted upload is still there");
+}
