@@ -46,7 +46,7 @@ mod listing;
 mod scan;
 mod write;
 
-pub use listing::{list_datasets, DatasetEntry, VersionEntry};
+pub use listing::{current_linkage, list_datasets, DatasetEntry, VersionEntry};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,10 @@
 //! The datasets of an instance with their committed versions, for `niji datasets`, the catalog
 //! and the operator's pages.
 
+use niji_instance::Instance;
 use niji_store::{DatasetRow, DatasetVersionRow, Store, StoreError, VersionTableRow};
+
+use crate::{open_vault, version_tag, IntakeError};
 
 /// One dataset with its holder's name and its committed versions (oldest first).
 #[derive(Debug, Clone)]
@@ -37,4 +40,23 @@ pub async fn list_datasets(store: &Store) -> Result<Vec<DatasetEntry>, StoreErro
         out.push(DatasetEntry { dataset, holder, versions });
     }
     Ok(out)
+}
+
+/// Linkage of a dataset's latest version as it stands now: its persons, and how many of them
+/// also have records in the latest version of any other dataset. (The figures stored with a
+/// version are those at its commit; datasets handed in later raise the share.) `None` when the
+/// dataset has no committed version.
+pub async fn current_linkage(instance: &Instance, dataset: &str) -> Result<Option<(u64, u64)>, IntakeError> {
+    let mut latest: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    for (d, n) in instance.store.committed_dataset_tags().await? {
+        let e = latest.entry(d).or_insert(n);
+        *e = (*e).max(n);
+    }
+    let Some(&number) = latest.get(dataset) else { return Ok(None) };
+    let others: Vec<String> = latest.iter().filter(|(d, _)| d.as_str() != dataset).map(|(d, n)| version_tag(d, *n)).collect();
+    let tag = version_tag(dataset, number);
+    let (vault, _) = open_vault(instance, "system:catalog").await?;
+    let figures = async { Ok::<_, IntakeError>((vault.persons_in(&tag).await?, vault.persons_shared(&tag, &others).await?)) }.await;
+    vault.close().await;
+    Ok(Some(figures?))
 }

@@ -246,6 +246,8 @@ struct DatasetPage {
     versions: Vec<VersionRow>,
     tables: Vec<TableView>,
     operator: Option<Vec<OperatorVersion>>,
+    /// Operators: (persons, persons also in other datasets now, rate) of the latest version.
+    current_linkage: Option<(u64, u64, String)>,
 }
 
 /// Problems listed per version on the operator's view.
@@ -329,6 +331,17 @@ async fn dataset_page(State(state): State<AppState>, lang: Lang, s: MaybeSession
     } else {
         None
     };
+    let current_linkage = if is_operator {
+        match niji_intake::current_linkage(state.instance(), &entry.dataset.name).await {
+            Ok(figures) => figures.map(|(persons, shared)| (persons, shared, percent(shared as i64, persons as i64))),
+            Err(e) => {
+                tracing::error!(error = %e, "computing the current linkage failed");
+                return error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, s.signed_in(), &uri, |m| m.err_internal);
+            }
+        }
+    } else {
+        None
+    };
     let d = &entry.dataset;
     render(DatasetPage {
         page: PageContext::new(lang, s.signed_in(), &uri),
@@ -344,6 +357,7 @@ async fn dataset_page(State(state): State<AppState>, lang: Lang, s: MaybeSession
         versions,
         tables,
         operator,
+        current_linkage,
     })
 }
 

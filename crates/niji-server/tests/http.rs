@@ -650,6 +650,9 @@ async fn portal_upload_needs_the_role_and_csrf_and_operators_see_linkage() {
     let page = send(&app, get("/catalog/portal-ehr", &operator)).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("id=\"operator-linkage\"") && page.body.contains("連結率"), "{}", page.body);
+    // Only one dataset: nobody is shared yet, and the live figure says so.
+    assert!(page.body.contains("<p id=\"current-linkage\">") && page.body.contains("<strong>0.0 %</strong>"), "{}", page.body);
+    assert!(!public.body.contains("current-linkage"));
     assert!(page.body.contains("JP_MedicationRequest_eCS needs a YJ code"));
     assert!(page.body.contains("MedicationRequest-ErrorExample-JP-MedReq-ExtEye-Total1.json"));
 }
