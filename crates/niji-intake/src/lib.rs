@@ -33,14 +33,18 @@
 //!
 //! - Identifiers reach only the vault. The lake gets `Content` (which cannot hold them by
 //!   construction) and person keys; the metadata store gets counts, fixed reasons and locations.
-//! - Organizations' and practitioners' names are not kept at all (they are not the patients'
-//!   identities and nothing downstream needs them).
+//! - Organization and Practitioner resources' names are not kept at all (they are not the
+//!   patients' identities and nothing downstream needs them). A resource's subject reference
+//!   becomes its person key and its own ids (`Resource.id`, `fullUrl`, business identifiers) stay
+//!   with the holder: a resource gets a vault row only for what else it names (narrative, free
+//!   text, other parties). Linkage units always get one.
 //! - One intake at a time per instance ([`InstancePaths::intake_lock`](niji_instance::InstancePaths::intake_lock)).
 //! - No HTTP, no terminal: progress goes through [`Progress`].
 //!
 //! Memory: content is streamed (bounded by the lake's buffers); what grows with the input is the
-//! linkage state — the identity items of the linkage units (a few hundred bytes per patient or
-//! claim) and a map from each unit's location to its index.
+//! linkage state — the identity items of the linkage units and a map from each unit's location
+//! to its index, about 3 KB per patient or claim as measured by `cargo bench -p niji-intake`
+//! (1 GiB at roughly 340,000 claims in one submission).
 
 mod listing;
 mod scan;

@@ -254,7 +254,60 @@ pub(crate) fn record_kind(body: &ContentBody) -> Option<RecordKind> {
     })
 }
 
-/// Pass 1 over every file.
+/// What pass 1 learned from one file, before the files are put together.
+struct FileScan {
+    report: FileReport,
+    /// Units in file order, with their location and, for Patients, the references naming them.
+    units: Vec<(Location, Unit, Vec<RefKey>)>,
+    /// Records that name a Patient by reference, by reference (resolved once all files are in).
+    subjects: HashMap<RefKey, Vec<(Location, RecordKind)>>,
+    /// Records that cannot reach a person whatever the other files hold.
+    unresolved: Vec<(Location, RecordKind)>,
+    parsed: u64,
+}
+
+/// Pass 1 of one file.
+fn scan_file(i: usize, file: &SubmittedFile, holder: &str, config: &IngestConfig, mapping: Option<&CsvMapping>) -> Result<FileScan, IntakeError> {
+    let scope = file.scope(i);
+    let mut out = FileScan { report: FileReport::default(), units: Vec::new(), subjects: HashMap::new(), unresolved: Vec::new(), parsed: 0 };
+    // UKE claims of this file by the line of their RE, for their payers.
+    let mut claims: HashMap<u64, usize> = HashMap::new();
+    let mut sink = |r: SplitRecord| {
+        out.parsed += 1;
+        let loc = r.content.record.location;
+        match role(scope, &r) {
+            Role::Unit { observed } => {
+                let keys = if matches!(r.content.body, ContentBody::Patient(_)) { patient_keys(scope, &r.identity) } else { Vec::new() };
+                if let (ContentBody::Claim(_), Location::Line(n)) = (&r.content.body, loc) {
+                    claims.insert(n, out.units.len());
+                }
+                let unit = Unit { record: LinkRecord { holder: holder.to_string(), observed, identity: linkage_identity(r.identity) } };
+                out.units.push((loc, unit, keys));
+            }
+            Role::Payer { claim } => {
+                if let Some(&u) = claims.get(&claim) {
+                    out.units[u].1.record.identity.items.extend(linkage_identity(r.identity).items);
+                }
+            }
+            Role::Subject(key) => {
+                let kind = record_kind(&r.content.body).expect("subject records have a kind");
+                out.subjects.entry(key).or_default().push((loc, kind));
+            }
+            Role::OfClaim { .. } | Role::NoPerson => {}
+            Role::Unresolved => {
+                if let Some(kind) = record_kind(&r.content.body) {
+                    out.unresolved.push((loc, kind));
+                }
+            }
+        }
+    };
+    out.report = ingest_path(&file.path, config, mapping, &mut sink).map_err(|source| IntakeError::File { file: file.name.clone(), source })?;
+    out.report.file = file.name.clone();
+    Ok(out)
+}
+
+/// Pass 1 over every file: files are parsed on as many threads as there are cores (each file
+/// on its own), then put together in file order, so the result does not depend on timing.
 pub(crate) fn scan(
     files: &[SubmittedFile],
     holder: &str,
@@ -263,6 +316,26 @@ pub(crate) fn scan(
     progress: &dyn Progress,
 ) -> Result<Scan, IntakeError> {
     progress.start(Phase::Validate, Some(files.iter().map(|f| f.bytes).sum()));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len()).max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<FileScan, IntakeError>>>> = files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(file) = files.get(i) else { break };
+                let result = scan_file(i, file, holder, config, mapping);
+                let failed = result.is_err();
+                *results[i].lock().expect("no panics while holding the lock") = Some(result);
+                progress.advance(file.bytes);
+                if failed {
+                    // Stop early: the first failing file (in file order) is reported.
+                    next.store(files.len(), std::sync::atomic::Ordering::Relaxed);
+                    break;
+                }
+            });
+        }
+    });
     let mut scan = Scan {
         reports: Vec::with_capacity(files.len()),
         units: Vec::new(),
@@ -272,55 +345,43 @@ pub(crate) fn scan(
         parsed: 0,
         formats: files.iter().map(|f| f.format).collect(),
     };
-    // Records whose subject has not been seen yet, by the reference they wait for.
-    let mut pending: HashMap<RefKey, Vec<(u32, Location, RecordKind)>> = HashMap::new();
-    for (i, file) in files.iter().enumerate() {
-        let scope = file.scope(i);
-        let i = i as u32;
-        let mut sink = |r: SplitRecord| {
-            scan.parsed += 1;
-            let loc = r.content.record.location;
-            match role(scope, &r) {
-                Role::Unit { observed } => {
-                    let index = scan.units.len() as u32;
-                    if matches!(r.content.body, ContentBody::Patient(_)) {
-                        for key in patient_keys(scope, &r.identity) {
-                            scan.patient_refs.entry(key).or_insert(index);
-                            pending.remove(&key);
-                        }
-                    }
-                    scan.unit_at.insert((i, loc), index);
-                    scan.units.push(Unit { record: LinkRecord { holder: holder.to_string(), observed, identity: linkage_identity(r.identity) } });
-                }
-                Role::Payer { claim } => {
-                    if let Some(&u) = scan.unit_at.get(&(i, Location::Line(claim))) {
-                        scan.units[u as usize].record.identity.items.extend(linkage_identity(r.identity).items);
-                    }
-                }
-                Role::Subject(key) => {
-                    if !scan.patient_refs.contains_key(&key) {
-                        let kind = record_kind(&r.content.body).expect("subject records have a kind");
-                        pending.entry(key).or_default().push((i, loc, kind));
-                    }
-                }
-                Role::OfClaim { .. } | Role::NoPerson => {}
-                Role::Unresolved => {
-                    if let Some(kind) = record_kind(&r.content.body) {
-                        pending.entry([0; 16]).or_default().push((i, loc, kind));
-                    }
-                }
-            }
-        };
-        let mut report =
-            ingest_path(&file.path, config, mapping, &mut sink).map_err(|source| IntakeError::File { file: file.name.clone(), source })?;
-        report.file = file.name.clone();
-        scan.reports.push(report);
-        progress.advance(file.bytes);
+    let mut file_scans = Vec::with_capacity(files.len());
+    for r in results {
+        match r.into_inner().expect("no panics while holding the lock") {
+            Some(Ok(f)) => file_scans.push(f),
+            Some(Err(e)) => return Err(e),
+            // Not scanned because an earlier-started file failed; that error comes first.
+            None => continue,
+        }
     }
-    // What still waits has no subject in this submission.
-    let mut unresolved: Vec<(u32, Location, RecordKind)> = pending.into_values().flatten().collect();
-    unresolved.sort();
-    for (i, loc, kind) in unresolved {
+    // Units in file order; a reference names the first Patient that carries it.
+    let mut subjects = Vec::with_capacity(file_scans.len());
+    for (i, f) in file_scans.into_iter().enumerate() {
+        let i = i as u32;
+        for (loc, unit, keys) in f.units {
+            let index = scan.units.len() as u32;
+            for key in keys {
+                scan.patient_refs.entry(key).or_insert(index);
+            }
+            scan.unit_at.insert((i, loc), index);
+            scan.units.push(unit);
+        }
+        scan.parsed += f.parsed;
+        scan.reports.push(f.report);
+        subjects.push((i, f.subjects, f.unresolved));
+    }
+    let mut pending: Vec<(u32, Location, RecordKind)> = Vec::new();
+    for (i, by_key, unresolved) in subjects {
+        for (key, records) in by_key {
+            if !scan.patient_refs.contains_key(&key) {
+                pending.extend(records.into_iter().map(|(loc, kind)| (i, loc, kind)));
+            }
+        }
+        pending.extend(unresolved.into_iter().map(|(loc, kind)| (i, loc, kind)));
+    }
+    // What is left has no subject in this submission.
+    pending.sort();
+    for (i, loc, kind) in pending {
         let report = &mut scan.reports[i as usize];
         if let Some(n) = report.accepted.get_mut(&kind) {
             *n -= 1;

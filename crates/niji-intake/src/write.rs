@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use niji_ingest::{ingest_path, ContentBody, CsvMapping, Identity, IngestConfig, Location, SplitRecord};
+use niji_ingest::{ingest_path, ContentBody, CsvMapping, IdentifierKind, Identity, IngestConfig, Location, SplitRecord};
 use niji_lake::{LakeKey, LakeOptions, LakeSummary, LakeWriter};
 use niji_privacy::PersonKey;
 use niji_vault::LinkMeta;
@@ -94,14 +94,16 @@ pub(crate) fn write(
                 }
                 Role::OfClaim { claim: line } => {
                     let Some(person) = unit_key((fi, Location::Line(line))) else { return out.fail(&file.name) };
-                    if !r.identity.items.is_empty() {
-                        out.push(VaultRow { record_ref: record_ref(), identity: r.identity, person, link: None });
+                    if let Some(identity) = worth_keeping(r.identity) {
+                        out.push(VaultRow { record_ref: record_ref(), identity, person, link: None });
                     }
                     person
                 }
                 Role::Subject(key) => {
                     let Some(person) = scan.patient_refs.get(&key).map(|&u| keys[u as usize]) else { return out.fail(&file.name) };
-                    out.push(VaultRow { record_ref: record_ref(), identity: r.identity, person, link: None });
+                    if let Some(identity) = worth_keeping(r.identity) {
+                        out.push(VaultRow { record_ref: record_ref(), identity, person, link: None });
+                    }
                     person
                 }
                 Role::NoPerson => NO_PERSON,
@@ -129,6 +131,22 @@ pub(crate) fn write(
         return Err(e);
     }
     Ok(Written { summary: lake.finish()? })
+}
+
+/// The identity of a record that is not a linkage unit, if it holds more than references: its
+/// subject reference has become the person key and its own ids (`Resource.id`, `fullUrl`,
+/// business identifiers) and its literal references to other records stay with the holder, so a
+/// record with nothing else (most resources) gets no vault row; narrative, free text and other
+/// parties' names and identifiers are kept, sealed.
+fn worth_keeping(mut identity: Identity) -> Option<Identity> {
+    identity.items.retain(|i| match i.kind {
+        IdentifierKind::SubjectReference | IdentifierKind::RecordIdentifier => false,
+        // A literal reference to another record (`Encounter/…`, `Practitioner/…`) names no one;
+        // a display name or an identifier of another party does.
+        IdentifierKind::OtherPartyIdentifier => !i.field.ends_with(".reference"),
+        _ => true,
+    });
+    (!identity.items.is_empty()).then_some(identity)
 }
 
 fn line_of(loc: Location) -> u64 {

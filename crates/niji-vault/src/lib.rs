@@ -159,6 +159,8 @@ impl Vault {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .pragma("secure_delete", "ON")
+            // 64 MiB of page cache: a large batch is one transaction over three indexes.
+            .pragma("cache_size", "-65536")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         MIGRATIONS.run(&pool).await?;
@@ -412,20 +414,20 @@ impl VaultBatch {
             let sealed = self.vault.seal(&at, r.record_ref, r.identity);
             rows.push((r.person, record_hash, r.link.is_some(), observed, sealed));
         }
-        for (person, record_hash, linkable, observed, sealed) in &rows {
-            let inserted = sqlx::query(
-                "INSERT INTO identity_records (person_key, holder, dataset, record_hash, sealed, linkable, observed) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&person.0[..])
-            .bind(holder)
-            .bind(dataset)
-            .bind(&record_hash.0[..])
-            .bind(sealed)
-            .bind(linkable)
-            .bind(observed.as_deref())
-            .execute(&mut *tx)
-            .await;
-            if let Err(e) = inserted {
+        // Multi-row statements: one round trip to SQLite's worker per chunk, not per row.
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut q =
+                sqlx::QueryBuilder::new("INSERT INTO identity_records (person_key, holder, dataset, record_hash, sealed, linkable, observed) ");
+            q.push_values(chunk, |mut b, (person, record_hash, linkable, observed, sealed)| {
+                b.push_bind(&person.0[..])
+                    .push_bind(holder)
+                    .push_bind(dataset)
+                    .push_bind(&record_hash.0[..])
+                    .push_bind(sealed.as_slice())
+                    .push_bind(*linkable)
+                    .push_bind(observed.as_deref());
+            });
+            if let Err(e) = q.build().execute(&mut *tx).await {
                 // A failed statement leaves the transaction open in SQLite: end it here, so
                 // that what this batch inserted before can never be committed.
                 let _ = tx.rollback().await;
@@ -445,14 +447,13 @@ impl VaultBatch {
     /// number of records stored. On failure nothing of the batch is stored.
     pub async fn commit(mut self, anchors: &[(PersonKey, PersonKey)]) -> Result<u64, VaultError> {
         let mut tx = self.tx.take().ok_or(VaultError::BatchFailed)?;
-        for (anchor, person) in anchors {
-            // REPLACE deletes and inserts: the row gets a new rowid, which `prior_keys` orders by.
-            sqlx::query("INSERT OR REPLACE INTO anchors (anchor, dataset, person_key) VALUES ($1, $2, $3)")
-                .bind(&anchor.0[..])
-                .bind(&self.dataset)
-                .bind(&person.0[..])
-                .execute(&mut *tx)
-                .await?;
+        // REPLACE deletes and inserts: the row gets a new rowid, which `prior_keys` orders by.
+        for chunk in anchors.chunks(INSERT_CHUNK) {
+            let mut q = sqlx::QueryBuilder::new("INSERT OR REPLACE INTO anchors (anchor, dataset, person_key) ");
+            q.push_values(chunk, |mut b, (anchor, person)| {
+                b.push_bind(&anchor.0[..]).push_bind(self.dataset.as_str()).push_bind(&person.0[..]);
+            });
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(self.records)
@@ -468,6 +469,8 @@ const KEY_CHECK: &str = "niji-vault/v1/key-check";
 const RECORD_LABEL: &str = "niji-vault/v1/record";
 /// Version byte of the sealed serialization.
 const FORMAT: u8 = 1;
+/// Rows per multi-row INSERT (7 bound values each: well under SQLite's 32,766).
+const INSERT_CHUNK: usize = 256;
 const NONCE: usize = 24;
 
 impl Vault {
