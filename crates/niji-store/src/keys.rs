@@ -38,6 +38,13 @@ impl Store {
             .await?)
     }
 
+    /// Deletes a data key (crypto-shredding: whatever it encrypted becomes unreadable).
+    /// Returns false when no key has this id.
+    pub async fn delete_data_key(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM data_keys WHERE id = $1").bind(id).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Replaces the wrapping of every listed key in one transaction: after a master-key
     /// rotation either all keys are wrapped by the new master key or none is.
     pub async fn rewrap_data_keys(&self, rewrapped: &[(String, Vec<u8>)], master_fingerprint: &str, now: i64) -> Result<(), StoreError> {

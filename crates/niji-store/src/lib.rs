@@ -1,5 +1,7 @@
 //! Niji's metadata store: accounts, roles, sessions, wrapped data keys, datasets and their
-//! versions and, in later work, applications and permits.
+//! versions, and applications for data use with their review (criteria, tariffs,
+//! accreditations, committees, votes, decisions), data permits, deletion certificates and the
+//! outbox of messages to send.
 //!
 //! SQLite embedded by default (one file in the instance folder, WAL mode, foreign keys on,
 //! migrations embedded in the binary). Callers see only [`Store`] and its row types: SQL is
@@ -9,13 +11,22 @@
 //! Invariants: no HTTP, no business rules (who may grant a role is decided in
 //! `niji-accounts`); secrets arrive here already hashed or sealed. A dataset version is
 //! visible only once committed: it is written in state `writing` first and flipped to
-//! `committed` in the transaction that stores its tables and problems.
+//! `committed` in the transaction that stores its tables and problems. Application and permit
+//! statuses change by compare-and-set (the caller names the status it expects), so two
+//! concurrent transitions cannot both win; complex values (forms, policies, reasons) are JSON
+//! text produced by the caller and stored as given.
 
 mod accounts;
+mod applications;
 mod datasets;
 mod keys;
 
 pub use accounts::{ApiTokenRow, NewUser, OrganizationRow, RoleGrantRow, SessionRow, UserRow};
+pub use applications::{
+    AccreditationRow, ApplicationEventRow, ApplicationRow, ApplicationTriage, CommitteeMemberRow, CommitteeRow, ConsentScopeRow,
+    DeletionCertificateRow, NewAccreditation, NewApplication, NewApplicationEvent, NewCommitteeMember, NewDeletionCertificate, NewNotification,
+    NewPermit, OutboxRow, PermitRow, PublishedVersionRow, ReviewConflictRow, ReviewDecisionRow, ReviewVoteRow,
+};
 pub use datasets::{DatasetRow, DatasetVersionRow, NewDataset, VersionCommit, VersionProblemRow, VersionTableRow};
 pub use keys::DataKeyRow;
 
