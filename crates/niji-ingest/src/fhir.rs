@@ -217,7 +217,13 @@ impl Ctx<'_> {
     fn concept_obj(&mut self, cc: &Map<String, Value>, key: &str) -> Vec<Coded> {
         let mut out = Vec::new();
         if let Some(t) = self.str_of(cc, "text") {
-            self.identity.push(IdentifierKind::FreeText, format!("{}.{key}.text", self.rt), t);
+            // A text that repeats one of the codings' displays (as CLINS exports write them)
+            // says nothing the code does not; any other text may be typed by a person and is
+            // treated as free text.
+            let displays = cc.get("coding").and_then(Value::as_array).into_iter().flatten().filter_map(|c| c.get("display")?.as_str());
+            if !displays.map(str::trim).any(|d| d == t.trim()) {
+                self.identity.push(IdentifierKind::FreeText, format!("{}.{key}.text", self.rt), t);
+            }
         }
         for (i, coding) in self.array(cc, "coding").iter().enumerate() {
             let field = format!("{key}.coding[{i}]");

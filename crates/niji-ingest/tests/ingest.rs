@@ -399,3 +399,26 @@ fn status_codes_cannot_carry_numbers() {
     let report = fhir::ingest_ndjson("e.ndjson", line.as_bytes(), &config(), &mut |_| {}).unwrap();
     assert_eq!(report.rejected_lines(), vec!["e.ndjson:1:Encounter.status: not a valid status code (wrong shape)".to_string()]);
 }
+
+/// A CodeableConcept's text that repeats a coding's display is not free text; any other text is,
+/// and goes to the identity part.
+#[test]
+fn concept_text_is_free_text_unless_it_repeats_a_display() {
+    let check = |text: &str, expected_free_text: bool| {
+        let json = format!(
+            r#"{{"resourceType":"Condition","id":"c1","subject":{{"reference":"Patient/p1"}},"clinicalStatus":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}}]}},"code":{{"coding":[{{"system":"http://jpfhir.jp/fhir/core/mhlw/CodeSystem/ICD10-2013-full","code":"E785","display":"脂質異常症"}}],"text":"{text}"}}}}"#
+        );
+        let mut records = Vec::new();
+        let report = niji_ingest::fhir::ingest_json("c.json", json.as_bytes(), &config(), &mut |r| records.push(r));
+        assert_eq!(report.rejected_records, 0, "{:?}", report.rejected_lines());
+        let free: Vec<&str> = records[0].identity.values(niji_ingest::IdentifierKind::FreeText).collect();
+        assert_eq!(!free.is_empty(), expected_free_text, "{text}: {free:?}");
+        if expected_free_text {
+            assert_eq!(free, [text]);
+        }
+    };
+    check("脂質異常症", false);
+    check(" 脂質異常症 ", false);
+    check("脂質異常症（夫の山田さんも通院中）", true);
+    check("高脂血症", true);
+}
