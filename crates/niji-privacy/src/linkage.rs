@@ -133,9 +133,23 @@ pub struct Linkage {
     pub stats: LinkStats,
 }
 
+/// Normalizes every record, on all cores for large inputs (each record on its own: the
+/// result does not depend on how the work is split).
+fn prepare_all(records: &[LinkRecord]) -> Vec<Prepared> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || records.len() < 10_000 {
+        return records.iter().map(Prepared::new).collect();
+    }
+    let chunk = records.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = records.chunks(chunk).map(|c| s.spawn(move || c.iter().map(Prepared::new).collect::<Vec<_>>())).collect();
+        parts.into_iter().flat_map(|p| p.join().expect("normalization does not panic")).collect()
+    })
+}
+
 /// Links `records`; see the module docs.
 pub fn link(records: &[LinkRecord], config: &LinkageConfig, keys: &Pseudonymizer, prior: &PriorKeys) -> Linkage {
-    let prepared: Vec<Prepared> = records.iter().map(Prepared::new).collect();
+    let prepared = prepare_all(records);
     let n = prepared.len();
     let mut stats = LinkStats { records: n, ..LinkStats::default() };
     let mut uf = UnionFind::new(n);
