@@ -18,9 +18,9 @@
 //!    (`niji-privacy`, with the vault's prior anchors so that known persons keep their keys).
 //! 3. **Write** (pass 2): the files are parsed again; each accepted record's identity goes to one
 //!    vault transaction, its content to a lake staging folder under a fresh per-version data key.
-//! 4. **Commit**, in this order: the version row is created in state `writing` before step 3;
-//!    then the vault transaction commits, the lake folder is renamed into place, and the version
-//!    row flips to `committed` with its counts; the commit is logged.
+//! 4. **Commit**: the version row is created in state `writing` before step 3; then the vault
+//!    transaction commits and the lake folder is renamed into place (side by side), and only
+//!    then the version row flips to `committed` with its counts; the commit is logged.
 //!
 //! # Recovery
 //!
@@ -403,7 +403,8 @@ async fn write_version(
         let staging = lake_dir.join(format!("{}{}-v{number}", niji_lake::STAGING_PREFIX, submission.dataset));
         let lake_key = LakeKey(instance.data_key(&lake_key_id(tag), &submission.actor).await?.0);
         let mut batch = vault.begin_batch(&submission.holder, tag).await?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<write::VaultRow>>(4);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<niji_vault::SealedIdentity>>(4);
+        let sealer = batch.sealer();
         let writer = {
             let scan = Arc::new(scan);
             let files = files.to_vec();
@@ -413,7 +414,7 @@ async fn write_version(
             let progress = progress.clone();
             let staging = staging.clone();
             tokio::task::spawn_blocking(move || {
-                let out = write::write(&scan, &files, &keys, &ingest, mapping.as_ref(), &staging, &lake_key, lake_options, &*progress, tx);
+                let out = write::write(&scan, &files, &keys, &ingest, mapping.as_ref(), &staging, &lake_key, lake_options, &*progress, sealer, tx);
                 (out, scan)
             })
         };
@@ -423,11 +424,7 @@ async fn write_version(
             if vault_error.is_some() {
                 continue;
             }
-            let records: Vec<niji_vault::NewIdentity<'_>> = rows
-                .iter()
-                .map(|r| niji_vault::NewIdentity { record_ref: &r.record_ref, identity: &r.identity, person: r.person, link: r.link })
-                .collect();
-            if let Err(e) = batch.add(&records).await {
+            if let Err(e) = batch.add_sealed(&rows).await {
                 vault_error = Some(e);
                 rx.close();
             }
@@ -440,10 +437,21 @@ async fn write_version(
         progress.finish(Phase::Write);
 
         progress.start(Phase::Commit, None);
-        batch.commit(&linkage.anchors).await?;
+        // Vault and lake commit side by side (each fsyncs its own files); the version exists
+        // only once the metadata row flips after both, and recovery undoes either alone.
+        let lake_commit = {
+            let (staging, final_dir) = (staging.clone(), final_dir.clone());
+            tokio::task::spawn_blocking(move || -> Result<(), IntakeError> {
+                std::fs::create_dir_all(final_dir.parent().expect("a version folder has a parent"))?;
+                niji_lake::commit(&staging, &final_dir)?;
+                Ok(())
+            })
+        };
+        let vault_committed = batch.commit(&linkage.anchors).await;
+        let lake_committed = lake_commit.await.expect("the lake commit does not panic");
+        vault_committed?;
         fail::fail_point!("intake-after-vault-commit");
-        std::fs::create_dir_all(final_dir.parent().expect("a version folder has a parent"))?;
-        niji_lake::commit(&staging, &final_dir)?;
+        lake_committed?;
         fail::fail_point!("intake-after-lake-commit");
 
         let others: Vec<String> = latest_tags_except(store, &submission.dataset).await?;

@@ -7,13 +7,13 @@ use std::path::Path;
 use niji_ingest::{ingest_path, ContentBody, CsvMapping, IdentifierKind, Identity, IngestConfig, Location, SplitRecord};
 use niji_lake::{LakeKey, LakeOptions, LakeSummary, LakeWriter};
 use niji_privacy::PersonKey;
-use niji_vault::LinkMeta;
+use niji_vault::{LinkMeta, NewIdentity, SealedIdentity, Sealer};
 use tokio::sync::mpsc::Sender;
 
 use crate::scan::{role, Role, Scan, SubmittedFile};
 use crate::{IntakeError, Phase, Progress};
 
-/// One identity record on its way to the vault.
+/// One identity record on its way to the vault (sealed as soon as it is complete).
 pub(crate) struct VaultRow {
     pub record_ref: String,
     pub identity: Identity,
@@ -42,11 +42,12 @@ pub(crate) fn write(
     lake_key: &LakeKey,
     lake_options: LakeOptions,
     progress: &dyn Progress,
-    vault: Sender<Vec<VaultRow>>,
+    sealer: Sealer,
+    vault: Sender<Vec<SealedIdentity>>,
 ) -> Result<Written, IntakeError> {
     progress.start(Phase::Write, Some(scan.parsed));
     let mut lake = LakeWriter::create(staging, lake_key, lake_options)?;
-    let mut out = Out { rows: Vec::with_capacity(CHUNK), vault, failed: None };
+    let mut out = Out { rows: Vec::with_capacity(CHUNK), sealer, vault, failed: None };
     let mut parsed = 0u64;
     for (i, file) in files.iter().enumerate() {
         let fi = i as u32;
@@ -156,15 +157,27 @@ fn line_of(loc: Location) -> u64 {
     }
 }
 
+/// Identity rows on their way out: sealed here, on the parsing thread, while SQLite inserts
+/// the previous chunk on its own.
 struct Out {
-    rows: Vec<VaultRow>,
-    vault: Sender<Vec<VaultRow>>,
+    rows: Vec<SealedIdentity>,
+    sealer: Sealer,
+    vault: Sender<Vec<SealedIdentity>>,
     failed: Option<IntakeError>,
 }
 
 impl Out {
     fn push(&mut self, row: VaultRow) {
-        self.rows.push(row);
+        let new = NewIdentity { record_ref: &row.record_ref, identity: &row.identity, person: row.person, link: row.link };
+        match self.sealer.seal(&new) {
+            Ok(sealed) => self.rows.push(sealed),
+            Err(e) => {
+                if self.failed.is_none() {
+                    self.failed = Some(e.into());
+                }
+                return;
+            }
+        }
         if self.rows.len() >= CHUNK {
             self.flush();
         }
