@@ -93,6 +93,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let now = OffsetDateTime::now_utc();
     println!("\nDemo accounts (passwords and TOTP secrets are shown only now):");
     println!("{:<17} {:<16} {:<24} TOTP secret", "user name", "role", "password");
+    let mut ids = std::collections::HashMap::new();
     for (username, name, role, org, kind) in DEMO_ACCOUNTS {
         let password = random_password();
         let created = accounts
@@ -109,6 +110,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 now,
             )
             .await?;
+        ids.insert(username, created.user_id);
         let secret = created.totp.map(|t| t.secret_base32).unwrap_or_else(|| "(none: citizens may add 2FA)".into());
         println!("{username:<17} {:<16} {password:<24} {secret}", role.as_str());
     }
@@ -140,6 +142,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             }
         }
     }
+
+    println!("\nApplications (one per case of the seed; committee of six with demo.chair and demo.reviewer) …");
+    let member = |name: &str| ids[name];
+    crate::review::seed_demo(&instance, &accounts, member("demo.operator"), member("demo.researcher"), member("demo.chair"), member("demo.reviewer"))
+        .await?;
     let dir = args.dir.clone();
     serve(instance, "127.0.0.1", args.port, niji_server::ServerConfig::default(), move |addr| {
         println!("Open http://{addr}/login in a browser. Instance folder: {}. Stop with Ctrl-C.", dir.display());

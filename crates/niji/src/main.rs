@@ -5,6 +5,7 @@ mod anonymize;
 mod check;
 mod demo;
 mod intake;
+mod review;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -43,6 +44,10 @@ enum Command {
     Ingest(intake::IngestArgs),
     /// List the datasets of an instance and their versions.
     Datasets(intake::DatasetsArgs),
+    /// List applications (利用申請) with their case, tier, reasons and status.
+    Applications(review::ListArgs),
+    /// List data permits with their policies.
+    Permits(review::ListArgs),
     /// Anonymize a CSV file (匿名加工): PPC 第34条 rules, then the optimal generalization for a privacy model.
     Anonymize(anonymize::AnonymizeArgs),
     /// Generate deterministic synthetic Japanese health data in data holders' formats.
@@ -232,6 +237,8 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Datasets(args) => intake::datasets(args).await,
+        Command::Applications(args) => review::applications(args).await,
+        Command::Permits(args) => review::permits(args).await,
         Command::Log(cmd) => log_command(cmd),
         Command::User(cmd) => user_command(cmd).await,
         Command::Keys(cmd) => keys_command(cmd).await,

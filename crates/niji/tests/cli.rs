@@ -164,6 +164,15 @@ fn demo_creates_data_accounts_and_serves() {
     let claims = &listed[0]["versions"][0];
     assert!(claims["persons"].as_i64().unwrap() > 50 && claims["persons_shared"].as_i64().unwrap() > 0, "{claims}");
     assert_eq!(listed[2]["title_ja"], "さくら市立病院 電子カルテ（CLINS）");
+    // One application per case of the seed, decided or waiting; permits for the accepted ones.
+    let apps: serde_json::Value = serde_json::from_str(&ok(&["applications", "--dir", dir.to_str().unwrap(), "--json"])).unwrap();
+    let cases: Vec<(i64, &str)> = apps.as_array().unwrap().iter().map(|a| (a["case"].as_i64().unwrap(), a["status"].as_str().unwrap())).collect();
+    assert_eq!(cases, [(1, "notified"), (2, "under_review"), (3, "approved_with_conditions"), (4, "changes_requested")]);
+    assert!(apps[3]["reasons"].as_array().unwrap().iter().any(|r| r["code"] == "linkage"), "{}", apps[3]);
+    let permits: serde_json::Value = serde_json::from_str(&ok(&["permits", "--dir", dir.to_str().unwrap(), "--json"])).unwrap();
+    let of: Vec<i64> = permits.as_array().unwrap().iter().map(|p| p["application_id"].as_i64().unwrap()).collect();
+    assert_eq!(of, [1, 3]);
+    assert_eq!(permits[1]["output_preset"], "strict");
     // Running the demo again replaces its own folder; a folder it did not make is refused.
     let other = tmp.path().join("mine");
     std::fs::create_dir(&other).unwrap();
