@@ -15,8 +15,10 @@
 //!   chair records the decision ([`decide`]), which `niji-review` allows only with a valid
 //!   composition of non-recused members and a quorum; an approval issues a permit;
 //! - the applicant answers a request for changes ([`resubmit`]) or [`withdraw`]s;
-//! - permits are revoked ([`revoke_permit`]) or expire ([`expire_permits`]): their data key is
-//!   destroyed (crypto-shredding) and a deletion certificate recorded.
+//! - permits are suspended and resumed ([`suspend_permit`], [`resume_permit`]), amended into a
+//!   new version ([`amend_permit`]), revoked ([`revoke_permit`]) or expire ([`expire_permits`]):
+//!   a closed or superseded version's data key is destroyed (crypto-shredding) and a deletion
+//!   certificate recorded.
 //!
 //! Invariants:
 //! - Who may act is decided here (roles and ownership), not in the server.
@@ -316,6 +318,84 @@ pub async fn revoke_permit(instance: &Instance, actor: &Actor, permit_id: i64, r
     instance.store.set_permit_status(permit_id, &permit.status, "revoked", now()).await?;
     log(instance, actor, "permit.revoked", format!("permit:{permit_id}"), serde_json::json!({"application": permit.application_id}))?;
     shred(instance, &actor.audit(), &permit, reason).await
+}
+
+/// Suspends an active permit (its workspace may not run; its key is kept).
+pub async fn suspend_permit(instance: &Instance, actor: &Actor, permit_id: i64) -> Result<(), WorkflowError> {
+    set_permit_status(instance, actor, permit_id, "active", "suspended", "permit.suspended").await
+}
+
+/// Lifts a suspension.
+pub async fn resume_permit(instance: &Instance, actor: &Actor, permit_id: i64) -> Result<(), WorkflowError> {
+    set_permit_status(instance, actor, permit_id, "suspended", "active", "permit.resumed").await
+}
+
+async fn set_permit_status(instance: &Instance, actor: &Actor, permit_id: i64, from: &str, to: &str, action: &str) -> Result<(), WorkflowError> {
+    actor.require(Role::Operator)?;
+    let permit = instance.store.permit(permit_id).await?.ok_or(WorkflowError::NotFound("permit"))?;
+    instance.store.set_permit_status(permit_id, from, to, now()).await.map_err(|e| match e {
+        StoreError::NotFound { .. } => WorkflowError::Transition { from: "another status" },
+        other => other.into(),
+    })?;
+    log(instance, actor, action, format!("permit:{permit_id}"), serde_json::json!({"application": permit.application_id}))?;
+    Ok(())
+}
+
+/// Amends a permit (the chair, after the committee agreed to a change): a new version from the
+/// application's current form and what is approved now; the old version is superseded and its
+/// key destroyed with a deletion certificate. Returns the new permit's id.
+pub async fn amend_permit(
+    instance: &Instance,
+    actor: &Actor,
+    permit_id: i64,
+    scope: Option<ApprovedScope>,
+    output_preset: Option<String>,
+    today: Date,
+) -> Result<i64, WorkflowError> {
+    actor.require(Role::CommitteeChair)?;
+    let old = instance.store.permit(permit_id).await?.ok_or(WorkflowError::NotFound("permit"))?;
+    if !matches!(old.status.as_str(), "active" | "suspended") {
+        return Err(WorkflowError::Transition { from: "closed" });
+    }
+    let policy: PermitPolicy = from_json(&old.policy, "permit policy")?;
+    let row = instance.store.application(old.application_id).await?.ok_or(WorkflowError::NotFound("application"))?;
+    let form: Application = from_json(&row.form, "application form")?;
+    let mut scope = scope.unwrap_or_else(|| everything_requested(&form));
+    scope.conditions = policy.conditions.clone();
+    let terms =
+        PermitTerms { starts_on: today, months: form.duration_months, output_preset: output_preset.unwrap_or_else(|| policy.output_preset.clone()) };
+    let amended = policy.amend(&form, &scope, &terms)?;
+    let key_id = permit_key_id(old.application_id, amended.version);
+    let (new_id, version) = instance
+        .store
+        .supersede_permit(
+            permit_id,
+            &old.status,
+            &NewPermit {
+                application_id: old.application_id,
+                status: "active",
+                policy: &to_json(&amended),
+                starts_on: &amended.starts_on.to_string(),
+                expires_on: &amended.expires_on.to_string(),
+                key_id: &key_id,
+            },
+            now(),
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound { .. } => WorkflowError::Transition { from: "another status" },
+            other => other.into(),
+        })?;
+    instance.data_key(&key_id, &actor.audit()).await?;
+    log(
+        instance,
+        actor,
+        "permit.amended",
+        format!("permit:{new_id}"),
+        serde_json::json!({"application": old.application_id, "version": version, "supersedes": permit_id, "columns": amended.columns().len(), "key": key_id}),
+    )?;
+    shred(instance, &actor.audit(), &old, "superseded").await?;
+    Ok(new_id)
 }
 
 /// Closes every active or suspended permit whose expiry is before `today`; returns their ids.

@@ -3,8 +3,9 @@
 //! crypto-shredding on revocation, and every transition in the log.
 
 use niji_applications::{
-    cast_vote, create_draft, decide, declare_conflict, list_applications, list_permits, permit_key_id, publish_defaults, revoke_permit,
-    set_consent_scope, submit, update_draft, withdraw, Actor, Application, ChairDecision, WorkflowError,
+    amend_permit, cast_vote, create_draft, decide, declare_conflict, expire_permits, list_applications, list_permits, permit_key_id,
+    publish_defaults, resume_permit, revoke_permit, set_consent_scope, submit, suspend_permit, update_draft, withdraw, Actor, Application,
+    ChairDecision, WorkflowError,
 };
 use niji_core::Role;
 use niji_instance::Instance;
@@ -321,4 +322,33 @@ async fn a_revoked_permits_key_is_gone_and_every_step_is_in_the_log() {
     let cert_index = certs[0].log_index.expect("the certificate is logged") as u64;
     let entry: serde_json::Value = serde_json::from_slice(&reader.entry(cert_index).unwrap()).unwrap();
     assert_eq!(entry["action"], "permit.key_destroyed");
+}
+
+#[tokio::test]
+async fn permits_are_suspended_amended_and_expire_with_their_keys() {
+    let w = world(&VALID).await;
+    let (id, s) = submitted(&w, &form(&w.researcher)).await;
+    let permit = s.permit.unwrap();
+    suspend_permit(&w.instance, &w.operator, permit).await.unwrap();
+    assert!(matches!(suspend_permit(&w.instance, &w.operator, permit).await, Err(WorkflowError::Transition { .. })));
+    resume_permit(&w.instance, &w.operator, permit).await.unwrap();
+
+    // An amendment narrows the permit to one column: version 2, version 1 superseded, its key gone.
+    let one = ApprovedScope { variables: vec![VariableRef::new("ehr", "conditions", "code")], linkage: vec![], conditions: vec![] };
+    assert!(matches!(amend_permit(&w.instance, &w.operator, permit, Some(one.clone()), None, TODAY).await, Err(WorkflowError::Forbidden(_))));
+    let amended = amend_permit(&w.instance, &w.chair, permit, Some(one), None, TODAY).await.unwrap();
+    let permits = list_permits(&w.instance.store).await.unwrap();
+    let (old, new) = (permits.iter().find(|p| p.id == permit).unwrap(), permits.iter().find(|p| p.id == amended).unwrap());
+    assert_eq!((old.status.as_str(), old.key_present), ("superseded", false));
+    assert_eq!((new.status.as_str(), new.version, new.key_present), ("active", 2, true));
+    assert!(new.policy.allows_column("ehr", "conditions", "code") && !new.policy.allows_column("ehr", "medications", "code"));
+    assert!(w.instance.store.data_key(&permit_key_id(id, 1)).await.unwrap().is_none());
+
+    // Nothing expires before the end; the day after it, the permit closes and its key goes.
+    assert!(expire_permits(&w.instance, new.policy.expires_on).await.unwrap().is_empty());
+    let closed = expire_permits(&w.instance, new.policy.expires_on.next_day().unwrap()).await.unwrap();
+    assert_eq!(closed, [amended]);
+    let p = list_permits(&w.instance.store).await.unwrap().into_iter().find(|p| p.id == amended).unwrap();
+    assert_eq!((p.status.as_str(), p.key_present), ("expired", false));
+    assert_eq!(w.instance.store.deletion_certificates().await.unwrap().len(), 2, "superseded and expired");
 }
