@@ -684,7 +684,9 @@ async fn event(instance: &Instance, actor: &Actor, id: i64, kind: &str, data: se
 async fn notify(instance: &Instance, user_id: i64, application_id: i64, subject: &str) -> Result<(), WorkflowError> {
     let body =
         format!("申請 {application_id} の状況が変わりました。ポータルで確認してください。\nApplication {application_id} changed; see the portal.");
-    instance.store.enqueue_notification(&NewNotification { user_id: Some(user_id), address: "", subject, body: &body }, now()).await?;
+    // Without an address the notification is shown in the portal only.
+    let address = instance.store.user_email(user_id).await?.unwrap_or_default();
+    instance.store.enqueue_notification(&NewNotification { user_id: Some(user_id), address: &address, subject, body: &body }, now()).await?;
     Ok(())
 }
 

@@ -123,6 +123,23 @@ impl Store {
         Ok(id)
     }
 
+    /// Sets (or clears) the address a user's notifications are mailed to.
+    pub async fn set_user_email(&self, user_id: i64, email: Option<&str>) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE users SET email = $2 WHERE id = $1").bind(user_id).bind(email).execute(&self.pool).await?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound { what: "user" })
+        }
+    }
+
+    /// The address a user's notifications are mailed to, if any.
+    pub async fn user_email(&self, user_id: i64) -> Result<Option<String>, StoreError> {
+        let email: Option<Option<String>> =
+            sqlx::query_scalar("SELECT email FROM users WHERE id = $1").bind(user_id).fetch_optional(&self.pool).await?;
+        Ok(email.flatten())
+    }
+
     pub async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
         Ok(sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1")).bind(username).fetch_optional(&self.pool).await?)
     }
@@ -361,7 +378,7 @@ mod tests {
         }
         let s = Store::open_sqlite(&path).await.unwrap();
         assert_eq!(s.count_users().await.unwrap(), 1);
-        assert_eq!(s.schema_version().await.unwrap(), 5);
+        assert_eq!(s.schema_version().await.unwrap(), 6);
         assert_eq!(s.delete_expired_sessions(20).await.unwrap(), 1);
     }
 }

@@ -937,6 +937,17 @@ impl Store {
             .await?)
     }
 
+    /// Unsent messages with an address (to mail), fewer than `max_attempts` tries, oldest first.
+    pub async fn pending_mail(&self, max_attempts: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE sent_at IS NULL AND address <> '' AND attempts < $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(max_attempts)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Marks a message sent (counting the attempt). [`StoreError::NotFound`] when no unsent
     /// message has this id.
     pub async fn mark_notification_sent(&self, id: i64, now: i64) -> Result<(), StoreError> {

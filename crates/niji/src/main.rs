@@ -48,6 +48,8 @@ enum Command {
     Applications(review::ListArgs),
     /// List data permits with their policies.
     Permits(review::ListArgs),
+    /// Mail the pending notifications of the outbox once (NIJI_SMTP_URL, NIJI_MAIL_FROM); `serve` does it every minute.
+    Mail(DirArg),
     /// Anonymize a CSV file (匿名加工): PPC 第34条 rules, then the optimal generalization for a privacy model.
     Anonymize(anonymize::AnonymizeArgs),
     /// Generate deterministic synthetic Japanese health data in data holders' formats.
@@ -145,6 +147,9 @@ enum UserCommand {
         password: String,
         #[arg(long, value_enum, default_value = "now")]
         totp: TotpChoice,
+        /// Mail address for notifications (without one they are shown in the portal only).
+        #[arg(long)]
+        email: Option<String>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -239,6 +244,13 @@ async fn run(command: Command) -> Result<()> {
         Command::Datasets(args) => intake::datasets(args).await,
         Command::Applications(args) => review::applications(args).await,
         Command::Permits(args) => review::permits(args).await,
+        Command::Mail(dir) => {
+            let config = niji_mail::MailConfig::from_env().context("set NIJI_SMTP_URL (for example smtp://localhost:25) to mail notifications")?;
+            let store = niji_store::Store::open_sqlite(&niji_instance::InstancePaths::new(&dir.dir).metadata_db()).await?;
+            let d = niji_mail::deliver_pending(&store, &config).await?;
+            println!("{} sent, {} failed", d.sent, d.failed);
+            Ok(())
+        }
         Command::Log(cmd) => log_command(cmd),
         Command::User(cmd) => user_command(cmd).await,
         Command::Keys(cmd) => keys_command(cmd).await,
@@ -288,6 +300,21 @@ pub(crate) async fn serve(
     let addr = listener.local_addr()?;
     println!("Niji is listening on http://{addr}/  (API: http://{addr}/api/v1/health)");
     ready(addr);
+    // Notifications by mail, when an SMTP server is configured.
+    if let Some(mail) = niji_mail::MailConfig::from_env() {
+        let store = instance.store.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                match niji_mail::deliver_pending(&store, &mail).await {
+                    Ok(d) if d.sent + d.failed > 0 => tracing::info!(sent = d.sent, failed = d.failed, "outbox delivered"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "outbox delivery failed"),
+                }
+            }
+        });
+    }
     let state = niji_server::AppState::new(instance, accounts, config);
     niji_server::serve(listener, state, async {
         let _ = tokio::signal::ctrl_c().await;
@@ -375,7 +402,7 @@ fn source_name(source: niji_instance::keys::MasterKeySource) -> &'static str {
 
 async fn user_command(cmd: UserCommand) -> Result<()> {
     match cmd {
-        UserCommand::Add { dir, username, display_name, roles, organization, organization_kind, password, totp, json } => {
+        UserCommand::Add { dir, username, display_name, roles, organization, organization_kind, password, totp, email, json } => {
             let roles = roles.iter().map(|r| r.parse::<Role>()).collect::<Result<Vec<_>, _>>()?;
             let instance = open(&dir.dir).await?;
             let accounts = accounts(&instance);
@@ -397,6 +424,12 @@ async fn user_command(cmd: UserCommand) -> Result<()> {
                 )
                 .await
                 .with_context(|| format!("creating account {username:?}"))?;
+            if let Some(email) = email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+                if !email.contains('@') || email.chars().any(char::is_whitespace) {
+                    anyhow::bail!("--email: not a mail address");
+                }
+                instance.store.set_user_email(created.user_id, Some(email)).await?;
+            }
             let secret = created.totp.as_ref().map(|t| t.secret_base32.clone());
             if json {
                 println!(
