@@ -300,6 +300,22 @@ pub(crate) async fn serve(
     let addr = listener.local_addr()?;
     println!("Niji is listening on http://{addr}/  (API: http://{addr}/api/v1/health)");
     ready(addr);
+    // Permits past their expiry close (their keys destroyed) within the hour.
+    {
+        let instance = instance.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                let today = OffsetDateTime::now_utc().to_offset(time::macros::offset!(+9)).date();
+                match niji_applications::expire_permits(&instance, today).await {
+                    Ok(closed) if !closed.is_empty() => tracing::info!(permits = ?closed, "expired permits closed"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "closing expired permits failed"),
+                }
+            }
+        });
+    }
     // Notifications by mail, when an SMTP server is configured.
     if let Some(mail) = niji_mail::MailConfig::from_env() {
         let store = instance.store.clone();
