@@ -247,6 +247,7 @@ describe('portal in a real browser', () => {
     users.lang = await addUser(instanceDir, 'e2e.language');
     users.logout = await addUser(instanceDir, 'e2e.logout');
     users.shots = await addUser(instanceDir, 'e2e.screens');
+    users.apply = await addUser(instanceDir, 'e2e.applicant');
     // Datasets for the catalog: a hospital's FHIR Bulk Data export and an insurer's claims,
     // handed in through `niji ingest` as holders' files (beside the instance, not in it).
     const holderFiles = join(workDir, 'holder-files');
@@ -407,6 +408,38 @@ describe('portal in a real browser', () => {
     await waitForLang(page, 'ja');
     assert.match(await page.textContent('main h1'), /\S/);
     assert.ok((await page.locator('table.variables').count()) >= 1, 'the dataset page describes no table');
+  });
+
+  it('drafts an application: the form, a saved draft, and the list shows it as 下書き', async () => {
+    const page = await fresh();
+    await signIn(page, base, users.apply);
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click('#nav-applications')]);
+    await waitForPath(page, '/applications');
+    await waitForLang(page, 'ja');
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click('#new-application')]);
+    await waitForPath(page, '/applications/new');
+    // The researchers field starts with the applicant's own user name; the rest is typed.
+    assert.equal(await page.inputValue('#researchers'), users.apply.username);
+    await page.fill('#title', 'e2e 糖尿病の治療経過');
+    await page.fill('#purpose', '治療薬の切替えと予後を調べる');
+    await page.selectOption('#purpose_category', 'academic_research');
+    await page.fill('#diseases', 'E11');
+    await page.fill('#recipient0_organization', '試験大学');
+    await page.selectOption('#recipient0_kind', 'academia');
+    await page.check('#recipient0_similar');
+    await page.fill('#variables', 'e2e-ehr.conditions.code: 病名の把握に必要');
+    await page.fill('#analysis_plan', '記述統計と生存時間解析');
+    await page.fill('#duration_months', '12');
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click('#save-draft')]);
+    assert.match(pathOf(page), /^\/applications\/\d+$/, `not on the application page: ${page.url()}`);
+    await page.locator('#notice').waitFor({ state: 'visible' });
+    assert.equal((await page.textContent('#application-status'))?.trim(), '下書き');
+    assert.equal((await page.textContent('main h1'))?.trim(), 'e2e 糖尿病の治療経過');
+
+    await page.goto(`${base}/applications`);
+    const row = page.locator('#applications tr.application', { hasText: 'e2e 糖尿病の治療経過' });
+    assert.equal(await row.count(), 1, 'the draft is listed once');
+    assert.equal((await row.locator('td.status').textContent())?.trim(), '下書き');
   });
 
   it('renders the TOTP and account pages legibly (screenshots in tests/e2e/artifacts)', async () => {

@@ -3,8 +3,10 @@
 //! the catalog (`crate::jsonld`) and data submissions (`crate::upload`).
 //!
 //! Errors are `{"error": {"code": "...", "message": "..."}}` with stable codes
-//! (`unauthorized`, `forbidden`, `not_found`, `bad_request`, `payload_too_large`, `internal`);
-//! messages are fixed English text, never internal detail or input.
+//! (`unauthorized`, `forbidden`, `not_found`, `bad_request`, `conflict`, `payload_too_large`,
+//! `unavailable`, `internal`); messages are fixed English text, never internal detail or input.
+//! A refused application form is a `bad_request` that also lists located problems
+//! (`crate::applications_api`).
 
 use crate::AppState;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -32,8 +34,25 @@ pub(crate) fn routes() -> Router<AppState> {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Niji API", description = "Secondary use of health data: accounts, the transparency log, the data catalog and data submissions."),
-    paths(health, me, log_head, log_proof, log_consistency, crate::jsonld::catalog_list, crate::jsonld::catalog_dataset, crate::upload::api_submit),
+    info(
+        title = "Niji API",
+        description = "Secondary use of health data: accounts, the transparency log, the data catalog, data submissions, applications and data permits."
+    ),
+    paths(
+        health,
+        me,
+        log_head,
+        log_proof,
+        log_consistency,
+        crate::jsonld::catalog_list,
+        crate::jsonld::catalog_dataset,
+        crate::upload::api_submit,
+        crate::applications_api::list_applications,
+        crate::applications_api::create_application,
+        crate::applications_api::get_application,
+        crate::applications_api::submit_application,
+        crate::applications_api::list_permits
+    ),
     components(schemas(
         Health,
         Me,
@@ -45,7 +64,21 @@ pub(crate) fn routes() -> Router<AppState> {
         crate::jsonld::CatalogList,
         crate::jsonld::CatalogItem,
         crate::upload::SubmissionBody,
-        crate::upload::ProblemBody
+        crate::upload::ProblemBody,
+        crate::applications_api::ApplicationForm,
+        crate::applications_api::RecipientForm,
+        crate::applications_api::VariableForm,
+        crate::applications_api::LinkageForm,
+        crate::applications_api::SoftwareForm,
+        crate::applications_api::ApplicationBody,
+        crate::applications_api::ReasonBody,
+        crate::applications_api::TriageBody,
+        crate::applications_api::InvalidBody,
+        crate::applications_api::InvalidDetail,
+        crate::applications_api::FieldProblem,
+        crate::applications_api::PermitBody,
+        crate::applications_api::DatasetGrantBody,
+        crate::applications_api::TableGrantBody
     ))
 )]
 struct ApiDoc;
@@ -61,7 +94,11 @@ pub(crate) enum ApiError {
     Forbidden,
     NotFound,
     BadRequest,
+    /// The resource's state does not allow the step (e.g. submitting a withdrawn application).
+    Conflict,
     PayloadTooLarge,
+    /// Something the step needs is not set up yet (review criteria, tariff, committee).
+    Unavailable,
     Internal,
 }
 
@@ -72,8 +109,8 @@ pub(crate) struct ErrorBody {
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ErrorDetail {
-    /// Stable machine-readable code: unauthorized, forbidden, not_found, bad_request,
-    /// payload_too_large, internal.
+    /// Stable machine-readable code: unauthorized, forbidden, not_found, bad_request, conflict,
+    /// payload_too_large, unavailable, internal.
     code: &'static str,
     message: &'static str,
 }
@@ -85,6 +122,8 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "the account may not do this"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "no such resource"),
             ApiError::BadRequest => (StatusCode::BAD_REQUEST, "bad_request", "the request is malformed or out of range"),
+            ApiError::Conflict => (StatusCode::CONFLICT, "conflict", "the resource's current state does not allow this step"),
+            ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the review is not set up yet"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than allowed"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"),
         };

@@ -4,7 +4,9 @@
 //! Modules: `portal` (sign-in, account, status, users), `catalog` (the public data catalog
 //! pages and the shared catalog figures), `jsonld` (the catalog as HealthDCAT-AP JSON-LD under
 //! `/api/v1/catalog`), `upload` (data holders' submissions through the portal and the API,
-//! run by `niji-intake`), `api` (the rest of the JSON API and the OpenAPI document).
+//! run by `niji-intake`), `applications` (applications, review and permits in the portal, run
+//! by `niji-applications`) and `applications_api` (the same in the JSON API), `api` (the rest
+//! of the JSON API and the OpenAPI document).
 //!
 //! Counts in the public catalog pass through [`niji_core::disclosure::catalog_count`]
 //! (suppressed below 10, rounded to 10); exact linkage figures are shown to operators only.
@@ -16,6 +18,8 @@
 //! and SameSite=Strict. Business rules live in the crates below, not here.
 
 mod api;
+mod applications;
+mod applications_api;
 mod catalog;
 mod cookies;
 mod i18n;
@@ -107,7 +111,8 @@ pub fn router(state: AppState) -> Router {
         .merge(portal::routes())
         .merge(catalog::routes())
         .merge(upload::portal_routes(upload_limit))
-        .nest("/api/v1", api::routes().merge(jsonld::routes()).merge(upload::api_routes(upload_limit)))
+        .merge(applications::routes())
+        .nest("/api/v1", api::routes().merge(jsonld::routes()).merge(upload::api_routes(upload_limit)).merge(applications_api::routes()))
         .with_state(state)
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,

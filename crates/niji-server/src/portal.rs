@@ -45,6 +45,14 @@ pub(crate) struct PageContext {
     pub is_operator: bool,
     /// Data holders and operators see the link to the upload page.
     pub can_upload: bool,
+    /// Text of the application, review and permit pages.
+    pub a: &'static crate::i18n::AppText,
+    /// Researchers see the link to their applications.
+    pub can_apply: bool,
+    /// Operators (the secretariat), reviewers and chairs see the review queue.
+    pub can_review: bool,
+    /// Operators and researchers see the permits.
+    pub can_see_permits: bool,
 }
 
 impl PageContext {
@@ -59,6 +67,10 @@ impl PageContext {
             path: uri.path().to_string(),
             is_operator: signed_in.is_some_and(|s| s.user.has_role(niji_core::Role::Operator)),
             can_upload: signed_in.is_some_and(|s| may_submit(&s.user)),
+            a: lang.apps(),
+            can_apply: signed_in.is_some_and(|s| s.user.has_role(niji_core::Role::Researcher)),
+            can_review: signed_in.is_some_and(|s| may_review(&s.user)),
+            can_see_permits: signed_in.is_some_and(|s| s.user.has_role(niji_core::Role::Operator) || s.user.has_role(niji_core::Role::Researcher)),
         }
     }
 }
@@ -84,6 +96,12 @@ impl FromRequestParts<AppState> for MaybeSession {
 /// Whether an account may submit data: data holders, and operators on their behalf.
 pub(crate) fn may_submit(user: &niji_accounts::UserSummary) -> bool {
     user.has_role(niji_core::Role::DataHolder) || user.has_role(niji_core::Role::Operator)
+}
+
+/// Whether an account sees the review queue: operators (the secretariat), reviewers and chairs.
+pub(crate) fn may_review(user: &niji_accounts::UserSummary) -> bool {
+    use niji_core::Role;
+    user.has_role(Role::Operator) || user.has_role(Role::Reviewer) || user.has_role(Role::CommitteeChair)
 }
 
 impl MaybeSession {

@@ -259,9 +259,14 @@ fn kind_of(files: &[PathBuf]) -> &'static str {
     }
 }
 
+/// Today's calendar date in Japan (UTC+9): the intake's "not in the future" checks and the
+/// review workflow's submission days, deadlines and permit periods.
+pub(crate) fn today_jst() -> time::Date {
+    (time::OffsetDateTime::now_utc() + time::Duration::hours(9)).date()
+}
+
 fn options() -> IntakeOptions {
-    // Today's calendar date in Japan (UTC+9), for the "not in the future" checks.
-    let today = (time::OffsetDateTime::now_utc() + time::Duration::hours(9)).date();
+    let today = today_jst();
     let date = niji_ingest::Date::new(today.year() as u16, today.month() as u8, today.day()).expect("today is a calendar date");
     let mut ingest = niji_ingest::IngestConfig::new(date);
     ingest.clins_strict = true;

@@ -656,3 +656,370 @@ async fn portal_upload_needs_the_role_and_csrf_and_operators_see_linkage() {
     assert!(page.body.contains("JP_MedicationRequest_eCS needs a YJ code"));
     assert!(page.body.contains("MedicationRequest-ErrorExample-JP-MedReq-ExtEye-Total1.json"));
 }
+
+// ---------------------------------------------------------------------------------------
+// Applications, review and permits.
+
+use niji_applications::{publish_defaults, set_consent_scope, Actor};
+use niji_review::{ConsentScope, PurposeCategory, RecipientKind};
+
+/// Accounts of the review: (user id, TOTP secret, API token) each.
+struct Review {
+    researcher: i64,
+    operator: (i64, String, String),
+    chair: (i64, String, String),
+    /// Committee members other than the chair (all reviewers).
+    reviewers: Vec<(i64, String, String)>,
+}
+
+/// A committed dataset `ehr` (consent: academic research on diabetes, academia and
+/// hospitals), published criteria and tariff, an accredited researcher (`suzuki`) and a
+/// committee of six (the chair and five reviewers) that meets every rule.
+async fn review_world(app: &App) -> Review {
+    let store = &app.instance.store;
+    let holder = store.create_organization("病院", "hospital", 0).await.unwrap();
+    let dataset = store
+        .create_dataset(
+            &niji_store::NewDataset {
+                name: "ehr",
+                holder_id: holder,
+                kind: "ehr",
+                title_ja: "電子カルテ",
+                title_en: "EHR",
+                description_ja: "",
+                description_en: "",
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let (version, _) = store.begin_dataset_version(dataset, "test", 0).await.unwrap();
+    store.commit_dataset_version(&niji_store::VersionCommit { version_id: version, committed_at: 1, ..Default::default() }).await.unwrap();
+    let operator = member(app, "ops", Role::Operator, None).await;
+    let op = Actor::load(store, operator.0).await.unwrap();
+    publish_defaults(&app.instance, &op).await.unwrap();
+    let scope = ConsentScope {
+        purposes: vec![PurposeCategory::AcademicResearch],
+        diseases: vec!["E11".into()],
+        recipient_kinds: vec![RecipientKind::Academia, RecipientKind::Hospital],
+        recipients: vec![],
+    };
+    set_consent_scope(&app.instance, &op, "ehr", &scope).await.unwrap();
+    let researcher = app.accounts.user_by_username("suzuki").await.unwrap().id;
+    store
+        .add_accreditation(
+            &niji_store::NewAccreditation {
+                user_id: researcher,
+                course: "研究倫理",
+                completed_on: "2026-01-10",
+                expires_on: "2099-01-09",
+                recorded_by: "test",
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let committee = store.create_committee("中央審査委員会", 0).await.unwrap();
+    let composition = [
+        ("medicine_science", false, "male"),
+        ("medicine_science", true, "female"),
+        ("humanities_law", true, "male"),
+        ("humanities_law", false, "female"),
+        ("general_public", true, "female"),
+        ("general_public", false, "male"),
+    ];
+    let chair = member(app, "chair", Role::CommitteeChair, None).await;
+    let mut reviewers = Vec::new();
+    for (i, (field, external, gender)) in composition.iter().enumerate() {
+        let account = if i == 0 { chair.clone() } else { member(app, &format!("rev{i}"), Role::Reviewer, None).await };
+        let name = format!("委員{i}");
+        store
+            .add_committee_member(
+                &niji_store::NewCommitteeMember {
+                    committee_id: committee,
+                    user_id: Some(account.0),
+                    display_name: &name,
+                    field,
+                    external: *external,
+                    gender,
+                },
+                0,
+            )
+            .await
+            .unwrap();
+        if i > 0 {
+            reviewers.push(account);
+        }
+    }
+    Review { researcher, operator, chair, reviewers }
+}
+
+fn api_json(method: &str, uri: &str, token: &str, body: &serde_json::Value) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn api_get(uri: &str, token: &str) -> Request<Body> {
+    Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::empty()).unwrap()
+}
+
+fn application_json(researcher: i64) -> serde_json::Value {
+    serde_json::json!({
+        "title": "2型糖尿病の治療経過",
+        "purpose": "治療薬の切替えと予後",
+        "purpose_category": "academic_research",
+        "diseases": ["E11"],
+        "recipients": [{"organization": "東都大学", "kind": "academia", "similar_regulation": true}],
+        "track": "visiting",
+        "variables": [
+            {"dataset": "ehr", "table": "conditions", "column": "code", "justification": "病名"},
+            {"dataset": "ehr", "table": "medications", "column": "code", "justification": "処方"}
+        ],
+        "analysis_plan": "Cox 比例ハザードモデル",
+        "software": [{"name": "R", "version": "4.4"}],
+        "duration_months": 12,
+        "researchers": [researcher],
+        "expected_population": 50000
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_researcher_applies_through_the_api_and_case_1_gets_a_permit_at_once() {
+    let app = app().await;
+    let w = review_world(&app).await;
+    let token = app.accounts.create_api_token(w.researcher, "test", "cli:test", OffsetDateTime::now_utc()).await.unwrap();
+    let (_, _, other) = member(&app, "tanaka", Role::Researcher, Some("西都大学")).await;
+
+    // A form with problems: located, fixed reasons, nothing of it echoed.
+    let mut bad = application_json(w.researcher);
+    bad["title"] = "  ".into();
+    bad["diseases"] = serde_json::json!(["XYZ-secret-9"]);
+    bad["purpose_category"] = "nonsense-purpose".into();
+    let r = send(&app, api_json("POST", "/api/v1/applications", &token, &bad)).await;
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")), "{}", r.body);
+    assert_eq!(r.json()["error"]["problems"], serde_json::json!([{"field": "purpose_category", "reason": "unknown_value"}]));
+    assert!(!r.body.contains("nonsense-purpose"));
+    bad["purpose_category"] = "academic_research".into();
+    let r = send(&app, api_json("POST", "/api/v1/applications", &token, &bad)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let problems = r.json()["error"]["problems"].clone();
+    assert!(problems.as_array().unwrap().contains(&serde_json::json!({"field": "title", "reason": "required"})), "{problems}");
+    assert!(problems.as_array().unwrap().contains(&serde_json::json!({"field": "diseases[0]", "reason": "not_icd10"})), "{problems}");
+    assert!(!r.body.contains("XYZ-secret-9"), "{}", r.body);
+    let r = send(
+        &app,
+        Request::post("/api/v1/applications")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{\"title\": \"secret-typo"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(!r.body.contains("secret-typo"));
+    // Only researchers apply.
+    let r = send(&app, api_json("POST", "/api/v1/applications", &w.operator.2, &application_json(w.researcher))).await;
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+
+    // A draft, then the submission: case 1, notification, a permit at once.
+    let r = send(&app, api_json("POST", "/api/v1/applications", &token, &application_json(w.researcher))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let created = r.json();
+    let id = created["id"].as_i64().unwrap();
+    assert_eq!((created["status"].as_str(), created["form"]["variables"].as_array().map(Vec::len)), (Some("draft"), Some(2)));
+
+    // Another researcher sees nothing of it and cannot submit it.
+    let r = send(&app, api_get(&format!("/api/v1/applications/{id}"), &other)).await;
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert!(!r.body.contains("糖尿病"));
+    assert_eq!(send(&app, api_get("/api/v1/applications", &other)).await.json(), serde_json::json!([]));
+    let r = send(&app, api_json("POST", &format!("/api/v1/applications/{id}/submit"), &other, &serde_json::json!({}))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let r = send(&app, api_json("POST", &format!("/api/v1/applications/{id}/submit"), &token, &serde_json::json!({}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let triage = r.json();
+    assert_eq!((triage["case"].as_u64(), triage["tier"].as_str(), triage["status"].as_str()), (Some(1), Some("notification"), Some("notified")));
+    assert!(triage["permit"].as_i64().is_some());
+    insta::assert_json_snapshot!("application_triage_case_1", triage, {
+        ".application_id" => "[id]",
+        ".permit" => "[id]",
+        ".deadline" => "[date]",
+    });
+    // Once notified, no second submission.
+    let r = send(&app, api_json("POST", &format!("/api/v1/applications/{id}/submit"), &token, &serde_json::json!({}))).await;
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("conflict")));
+
+    // The application and its permit, for the applicant and the operators only.
+    let detail = send(&app, api_get(&format!("/api/v1/applications/{id}"), &token)).await.json();
+    assert_eq!((detail["case"].as_u64(), detail["criteria_version"].as_str()), (Some(1), Some("2026.1")));
+    assert_eq!(detail["reasons"][0]["code"], "within_consent");
+    let all = send(&app, api_get("/api/v1/applications", &w.operator.2)).await.json();
+    assert_eq!(all.as_array().unwrap().len(), 1);
+    let permits = send(&app, api_get("/api/v1/permits", &token)).await.json();
+    assert_eq!(permits.as_array().unwrap().len(), 1, "{permits}");
+    let p = &permits[0];
+    assert_eq!((p["application_id"].as_i64(), p["status"].as_str(), p["key_present"].as_bool()), (Some(id), Some("active"), Some(true)));
+    assert_eq!(p["datasets"][0]["dataset"], "ehr");
+    assert_eq!(p["datasets"][0]["tables"].as_array().unwrap().len(), 2);
+    assert_eq!(send(&app, api_get("/api/v1/permits", &other)).await.json(), serde_json::json!([]));
+
+    // The portal shows the same, in Japanese and English, with the notifications.
+    let session = sign_in(&app).await;
+    let page = send(&app, get("/applications", &session)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("2型糖尿病の治療経過") && page.body.contains("届出受理") && page.body.contains("受け付けました"), "{}", page.body);
+    assert!(page.body.contains("id=\"nav-applications\"") && page.body.contains("id=\"nav-permits\""));
+    let en = send(&app, get("/applications", &format!("{session}; niji_lang=en"))).await;
+    assert!(en.body.contains("<html lang=\"en\">") && en.body.contains("accepted by notification"), "{}", en.body);
+    let page = send(&app, get(&format!("/applications/{id}"), &session)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("同意の範囲内") && page.body.contains("2026.1") && page.body.contains("ehr.conditions.code"), "{}", page.body);
+    let permits = send(&app, get("/permits", &session)).await;
+    assert!(permits.body.contains(&format!("id=\"permit-{}\"", triage["permit"])) && permits.body.contains("有効"));
+    assert!(!permits.body.contains("/revoke"), "researchers do not revoke");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reviewers_vote_in_the_portal_a_recused_member_cannot_and_the_chair_decides() {
+    let app = app().await;
+    let w = review_world(&app).await;
+    let researcher = sign_in(&app).await;
+
+    // The form: a problem is shown at its field, the form kept; then a draft is saved.
+    let form = send(&app, get("/applications/new", &researcher)).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains("id=\"catalog-hints\"") && form.body.contains("ehr.conditions"), "the catalog's tables are offered");
+    let csrf = hidden_csrf(&form.body);
+    let mut fields = vec![
+        ("csrf", csrf.as_str()),
+        ("title", "1型糖尿病との比較"),
+        ("purpose", "類縁疾患との比較"),
+        ("purpose_category", "academic_research"),
+        ("diseases", "E10, QQQ"),
+        ("recipient0_organization", "東都大学"),
+        ("recipient0_kind", "academia"),
+        ("recipient0_similar", "on"),
+        ("track", "visiting"),
+        ("variables", "ehr.conditions.code: 病名\nehr.medications.code: 処方"),
+        ("analysis_plan", "記述統計"),
+        ("software", "R 4.4"),
+        ("duration_months", "12"),
+        ("researchers", "suzuki"),
+        ("expected_population", "5000"),
+    ];
+    let r = send(&app, post_form("/applications", &researcher, &fields)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains("diseases[1]") && r.body.contains("ICD-10 コード"), "{}", r.body);
+    assert!(r.body.contains("value=\"1型糖尿病との比較\""), "the form is kept");
+    fields[4] = ("diseases", "E10");
+    let r = send(&app, post_form("/applications", &researcher, &[&[("csrf", "forged")], &fields[1..]].concat())).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = send(&app, post_form("/applications", &researcher, &fields)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let location = r.location().to_string();
+    let id: i64 = location.trim_start_matches("/applications/").split('?').next().unwrap().parse().unwrap();
+    let page = send(&app, get(&location, &researcher)).await;
+    assert!(page.body.contains("下書きを保存しました") && page.body.contains("data-status=\"draft\""), "{}", page.body);
+
+    // Submitted: case 2 (a related disease), under review by the committee.
+    let r = send(&app, post_form(&format!("/applications/{id}/submit"), &researcher, &[("csrf", &csrf)])).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = send(&app, get(&format!("/applications/{id}"), &researcher)).await;
+    assert!(page.body.contains("data-status=\"under_review\"") && page.body.contains("医学的妥当性"), "{}", page.body);
+    assert!(!page.body.contains("id=\"review\""), "the applicant does not see the deliberation");
+
+    // The secretariat's queue: by tier, with the deadline and the counts.
+    let operator = sign_in_as(&app, "ops", &w.operator.1).await;
+    let queue = send(&app, get("/review/queue", &operator)).await;
+    assert_eq!(queue.status, StatusCode::OK);
+    assert!(
+        queue.body.contains("id=\"tier-medical_validity\"") && queue.body.contains("1型糖尿病との比較") && queue.body.contains("中央審査委員会"),
+        "{}",
+        queue.body
+    );
+    let en = send(&app, get("/review/queue", &format!("{operator}; niji_lang=en"))).await;
+    assert!(en.body.contains("Review queue") && en.body.contains("under review"));
+    assert_eq!(send(&app, get("/review/queue", &researcher)).await.status, StatusCode::FORBIDDEN);
+
+    // A reviewer votes through the form (CSRF checked) and sees the opinions.
+    let rev1 = sign_in_as(&app, "rev1", &w.reviewers[0].1).await;
+    let page = send(&app, get(&format!("/applications/{id}"), &rev1)).await;
+    assert!(page.body.contains("id=\"vote-form\""), "{}", page.body);
+    let csrf1 = hidden_csrf(&page.body);
+    let r = send(&app, post_form(&format!("/applications/{id}/vote"), &rev1, &[("csrf", "forged"), ("vote", "approve"), ("opinion", "妥当")])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = send(&app, post_form(&format!("/applications/{id}/vote"), &rev1, &[("csrf", &csrf1), ("vote", "approve"), ("opinion", "医学的に妥当")]))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = send(&app, get(&format!("/applications/{id}"), &rev1)).await;
+    assert!(page.body.contains("医学的に妥当") && page.body.contains("id=\"voted\""), "{}", page.body);
+
+    // A recused member's vote is refused with a message.
+    let rev2 = sign_in_as(&app, "rev2", &w.reviewers[1].1).await;
+    let csrf2 = hidden_csrf(&send(&app, get(&format!("/applications/{id}"), &rev2)).await.body);
+    let r = send(&app, post_form(&format!("/applications/{id}/conflict"), &rev2, &[("csrf", &csrf2)])).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = send(&app, post_form(&format!("/applications/{id}/vote"), &rev2, &[("csrf", &csrf2), ("vote", "approve"), ("opinion", "")])).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.body.contains("利益相反を申告した委員は投票できません"), "{}", r.body);
+
+    // The others vote (directly); the chair decides through the form.
+    for account in w.reviewers.iter().skip(2) {
+        let actor = Actor::load(&app.instance.store, account.0).await.unwrap();
+        niji_applications::cast_vote(&app.instance, &actor, id, niji_review::Vote::ApproveWithConditions, "条件付きで妥当").await.unwrap();
+    }
+    let chair = sign_in_as(&app, "chair", &w.chair.1).await;
+    let page = send(&app, get(&format!("/applications/{id}"), &chair)).await;
+    assert!(page.body.contains("id=\"decide-form\"") && page.body.contains("条件付きで妥当"), "{}", page.body);
+    let csrf_c = hidden_csrf(&page.body);
+    let r = send(
+        &app,
+        post_form(
+            &format!("/applications/{id}/decide"),
+            &chair,
+            &[("csrf", &csrf_c), ("verdict", "approve_with_conditions"), ("conditions", ""), ("reasons", "妥当")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.body.contains("条件付き承認には条件を1つ以上"), "{}", r.body);
+    let r = send(
+        &app,
+        post_form(
+            &format!("/applications/{id}/decide"),
+            &chair,
+            &[
+                ("csrf", &csrf_c),
+                ("verdict", "approve_with_conditions"),
+                ("conditions", "成果物は事前確認"),
+                ("reasons", "医学的に妥当\n類縁疾患として適切"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, format!("/applications/{id}?done=permit").as_str()), "{}", r.body);
+    let en = send(&app, get(&format!("/applications/{id}?done=permit"), &format!("{chair}; niji_lang=en"))).await;
+    assert!(en.body.contains("approved with conditions") && en.body.contains("A data permit was issued"), "{}", en.body);
+
+    // The applicant sees the decision and the permit; the operator revokes it.
+    let page = send(&app, get(&format!("/applications/{id}"), &researcher)).await;
+    assert!(page.body.contains("条件付き承認") && page.body.contains("類縁疾患として適切"), "{}", page.body);
+    let permits = send(&app, get("/permits", &researcher)).await;
+    assert!(permits.body.contains("成果物は事前確認") && permits.body.contains("ehr.conditions: code"), "{}", permits.body);
+    let permits = send(&app, get("/permits", &operator)).await;
+    let permit = niji_applications::list_permits(&app.instance.store).await.unwrap()[0].id;
+    assert!(permits.body.contains(&format!("action=\"/permits/{permit}/revoke\"")));
+    let csrf_o = hidden_csrf(&permits.body);
+    let r = send(&app, post_form(&format!("/permits/{permit}/revoke"), &researcher, &[("csrf", &csrf), ("reason", "違反")])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = send(&app, post_form(&format!("/permits/{permit}/revoke"), &operator, &[("csrf", &csrf_o), ("reason", "利用規約違反")])).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("id=\"certificate\"") && r.body.contains("削除証明書") && r.body.contains("取消"), "{}", r.body);
+    assert!(app.instance.store.data_key(&niji_applications::permit_key_id(id, 1)).await.unwrap().is_none());
+}

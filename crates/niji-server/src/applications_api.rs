@@ -1,0 +1,534 @@
+//! Applications and permits in the JSON API (issue 4), for the bearer token's account:
+//! `GET/POST /api/v1/applications`, `GET /api/v1/applications/{id}`,
+//! `POST /api/v1/applications/{id}/submit` (the triage result) and `GET /api/v1/permits`.
+//!
+//! Operators list every application and permit; researchers their own. An application is
+//! visible to its applicant, operators, members of the committee reviewing it and chairs;
+//! to anyone else it does not exist (`not_found`). A refused form is `bad_request` with
+//! located problems (`{field, reason}`, fixed reason codes, never a value); a step the
+//! application's state does not allow is `conflict`.
+//!
+//! The wire shapes are defined here ([`ApplicationForm`] is both the request body and the
+//! `form` of a detail) and mapped from `niji-review`'s types, never serialized straight out.
+
+use crate::api::{ApiError, ErrorBody, TokenUser};
+use crate::applications::{
+    access, deadline_date, domain_problems, from_code, kind_from_code, purpose_from_code, resolve_researchers, store_failed, stored_form,
+    track_from_code, visible_permits, Problem, Reason, Refusal,
+};
+use crate::upload::today_jst;
+use crate::AppState;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use niji_accounts::UserSummary;
+use niji_applications::Actor;
+use niji_core::Role;
+use niji_review::{
+    Application, ApplicationStatus, Case, LinkagePair, PurposeCategory, Recipient, RecipientKind, RequestedVariable, Software, Tier, Track,
+    TriageReason, Vote,
+};
+use niji_store::{ApplicationRow, Store};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/applications", get(list_applications).post(create_application))
+        .route("/applications/{id}", get(get_application))
+        .route("/applications/{id}/submit", post(submit_application))
+        .route("/permits", get(list_permits))
+}
+
+/// An application form: the body of `POST /api/v1/applications` and the `form` of a detail.
+/// Missing fields are empty (and reported as problems when required).
+#[derive(Serialize, Deserialize, ToSchema, Default)]
+#[serde(default)]
+pub(crate) struct ApplicationForm {
+    title: String,
+    purpose: String,
+    /// One of academic_research, treatment_development, drug_and_device_development,
+    /// drug_safety, public_health_policy, healthcare_quality, ai_development, other.
+    purpose_category: String,
+    /// ICD-10 codes or prefixes; empty: not limited to diseases.
+    diseases: Vec<String>,
+    recipients: Vec<RecipientForm>,
+    /// visiting, anonymized_extract or statistics_tables.
+    track: String,
+    variables: Vec<VariableForm>,
+    linkage: Vec<LinkageForm>,
+    analysis_plan: String,
+    software: Vec<SoftwareForm>,
+    /// 1–60.
+    duration_months: u32,
+    /// Account ids of the researchers (each needs a valid accreditation at submission).
+    researchers: Vec<i64>,
+    genomic_data: bool,
+    rare_disease: bool,
+    expected_population: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Default)]
+#[serde(default)]
+pub(crate) struct RecipientForm {
+    organization: String,
+    /// academia, company, hospital, municipality, government or other.
+    kind: String,
+    similar_regulation: bool,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Default)]
+#[serde(default)]
+pub(crate) struct VariableForm {
+    dataset: String,
+    table: String,
+    column: String,
+    justification: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Default)]
+#[serde(default)]
+pub(crate) struct LinkageForm {
+    left: String,
+    right: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Default)]
+#[serde(default)]
+pub(crate) struct SoftwareForm {
+    name: String,
+    version: String,
+}
+
+impl ApplicationForm {
+    fn from_application(a: &Application) -> Self {
+        Self {
+            title: a.title.clone(),
+            purpose: a.purpose.clone(),
+            purpose_category: a.purpose_category.as_str().into(),
+            diseases: a.diseases.clone(),
+            recipients: a
+                .recipients
+                .iter()
+                .map(|r| RecipientForm {
+                    organization: r.organization.clone(),
+                    kind: r.kind.as_str().into(),
+                    similar_regulation: r.similar_regulation,
+                })
+                .collect(),
+            track: a.track.as_str().into(),
+            variables: a
+                .variables
+                .iter()
+                .map(|v| VariableForm {
+                    dataset: v.dataset.clone(),
+                    table: v.table.clone(),
+                    column: v.column.clone(),
+                    justification: v.justification.clone(),
+                })
+                .collect(),
+            linkage: a.linkage.iter().map(|p| LinkageForm { left: p.left.clone(), right: p.right.clone() }).collect(),
+            analysis_plan: a.analysis_plan.clone(),
+            software: a.software.iter().map(|s| SoftwareForm { name: s.name.clone(), version: s.version.clone() }).collect(),
+            duration_months: a.duration_months,
+            researchers: a.researchers.iter().map(|r| r.account_id).collect(),
+            genomic_data: a.genomic_data,
+            rare_disease: a.rare_disease,
+            expected_population: a.expected_population,
+        }
+    }
+
+    /// The application, or every problem found (codes parsed, accounts resolved, validated).
+    async fn to_application(&self, store: &Store) -> Result<Result<Application, Vec<Problem>>, Refusal> {
+        let mut problems = Vec::new();
+        let purpose_category = purpose_from_code(&self.purpose_category).unwrap_or_else(|| {
+            problems.push(Problem { field: "purpose_category".into(), reason: Reason::UnknownValue });
+            PurposeCategory::Other
+        });
+        let track = track_from_code(&self.track).unwrap_or_else(|| {
+            problems.push(Problem { field: "track".into(), reason: Reason::UnknownValue });
+            Track::Visiting
+        });
+        let mut recipients = Vec::new();
+        for (i, r) in self.recipients.iter().enumerate() {
+            let kind = kind_from_code(&r.kind).unwrap_or_else(|| {
+                problems.push(Problem { field: format!("recipients[{i}].kind"), reason: Reason::UnknownValue });
+                RecipientKind::Other
+            });
+            recipients.push(Recipient { organization: r.organization.clone(), kind, similar_regulation: r.similar_regulation });
+        }
+        let tokens: Vec<String> = self.researchers.iter().map(|id| id.to_string()).collect();
+        let researchers = resolve_researchers(store, &tokens, &mut problems).await?;
+        if !problems.is_empty() {
+            return Ok(Err(problems));
+        }
+        let application = Application {
+            title: self.title.clone(),
+            purpose: self.purpose.clone(),
+            purpose_category,
+            diseases: self.diseases.clone(),
+            recipients,
+            track,
+            variables: self
+                .variables
+                .iter()
+                .map(|v| RequestedVariable {
+                    dataset: v.dataset.clone(),
+                    table: v.table.clone(),
+                    column: v.column.clone(),
+                    justification: v.justification.clone(),
+                })
+                .collect(),
+            linkage: self.linkage.iter().map(|p| LinkagePair::new(p.left.clone(), p.right.clone())).collect(),
+            analysis_plan: self.analysis_plan.clone(),
+            software: self.software.iter().map(|s| Software { name: s.name.clone(), version: s.version.clone() }).collect(),
+            duration_months: self.duration_months,
+            researchers,
+            genomic_data: self.genomic_data,
+            rare_disease: self.rare_disease,
+            expected_population: self.expected_population,
+            cohort: None,
+        };
+        Ok(match application.validate() {
+            Ok(()) => Ok(application),
+            Err(p) => Err(domain_problems(p)),
+        })
+    }
+}
+
+/// A triage reason: its stable code and its text in both languages.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ReasonBody {
+    code: &'static str,
+    text_ja: String,
+    text_en: String,
+}
+
+fn reason_body(r: &TriageReason) -> ReasonBody {
+    ReasonBody { code: r.code().as_str(), text_ja: r.text_ja(), text_en: r.text_en() }
+}
+
+/// An application with its triage and decision; `form` in the detail only.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ApplicationBody {
+    id: i64,
+    title: String,
+    applicant_id: i64,
+    /// draft, submitted, notified, under_review, changes_requested, resubmitted, approved,
+    /// approved_with_conditions, rejected or withdrawn.
+    status: &'static str,
+    /// 1–4 once triaged.
+    case: Option<u8>,
+    case_code: Option<&'static str>,
+    /// notification, light, medical_validity, standard or full.
+    tier: Option<&'static str>,
+    reasons: Vec<ReasonBody>,
+    criteria_version: Option<String>,
+    fee_yen: Option<i64>,
+    /// RFC 3339.
+    submitted_at: Option<String>,
+    /// YYYY-MM-DD.
+    deadline: Option<String>,
+    /// The committee's verdict: approve, approve_with_conditions, request_changes or reject.
+    decision: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    form: Option<ApplicationForm>,
+}
+
+/// The outcome of a submission: triage, fee, deadline and (case 1) the permit issued at once.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TriageBody {
+    application_id: i64,
+    status: &'static str,
+    case: u8,
+    case_code: &'static str,
+    case_label_ja: &'static str,
+    case_label_en: &'static str,
+    tier: &'static str,
+    tier_label_ja: &'static str,
+    tier_label_en: &'static str,
+    reasons: Vec<ReasonBody>,
+    criteria_version: String,
+    fee_yen: u64,
+    /// YYYY-MM-DD.
+    deadline: String,
+    permit: Option<i64>,
+}
+
+/// `bad_request` with the located problems of a form.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct InvalidBody {
+    error: InvalidDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct InvalidDetail {
+    /// Always `bad_request`.
+    code: &'static str,
+    message: &'static str,
+    problems: Vec<FieldProblem>,
+}
+
+/// A problem of a form field: its path (`variables[2].justification`) and a fixed reason code.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct FieldProblem {
+    field: String,
+    /// required, too_long, not_icd10, duplicate, duration_out_of_range, linkage_to_itself,
+    /// linkage_dataset_not_requested, inverted_range, zero_population, control_characters,
+    /// unknown_value, unknown_account, not_in_catalog, not_accredited.
+    reason: &'static str,
+}
+
+fn invalid(problems: &[Problem]) -> Response {
+    let problems = problems.iter().map(|p| FieldProblem { field: p.field.clone(), reason: p.reason.code() }).collect();
+    (StatusCode::BAD_REQUEST, Json(InvalidBody { error: InvalidDetail { code: "bad_request", message: "the application has problems", problems } }))
+        .into_response()
+}
+
+fn refusal(r: Refusal) -> Response {
+    match r {
+        Refusal::Invalid(p) => invalid(&p),
+        Refusal::Forbidden | Refusal::NotAMember => ApiError::Forbidden.into_response(),
+        Refusal::NotFound => ApiError::NotFound.into_response(),
+        Refusal::Transition | Refusal::Vote(_) | Refusal::Decide(_) => ApiError::Conflict.into_response(),
+        Refusal::NotSetUp => ApiError::Unavailable.into_response(),
+        Refusal::Permit => ApiError::BadRequest.into_response(),
+        Refusal::Internal => ApiError::Internal.into_response(),
+    }
+}
+
+fn body(row: &ApplicationRow, decision: Option<&str>, form: Option<ApplicationForm>) -> Result<ApplicationBody, Refusal> {
+    let status = from_code::<ApplicationStatus>(&row.status).ok_or(Refusal::Internal)?;
+    let case = row.case_code.as_deref().and_then(from_code::<Case>);
+    let reasons: Vec<TriageReason> = match &row.reasons {
+        Some(r) => serde_json::from_str(r).map_err(|_| Refusal::Internal)?,
+        None => Vec::new(),
+    };
+    Ok(ApplicationBody {
+        id: row.id,
+        title: row.title.clone(),
+        applicant_id: row.applicant_id,
+        status: status.as_str(),
+        case: case.map(Case::number),
+        case_code: case.map(Case::as_str),
+        tier: row.tier.as_deref().and_then(|t| t.parse::<Tier>().ok()).map(Tier::as_str),
+        reasons: reasons.iter().map(reason_body).collect(),
+        criteria_version: row.criteria_version.clone(),
+        fee_yen: row.fee_yen,
+        submitted_at: row.submitted_at.map(|t| crate::api::format_ms(t.max(0) as u64 * 1000)),
+        deadline: row.deadline_at.and_then(deadline_date).map(|d| d.to_string()),
+        decision: decision.and_then(from_code::<Vote>).map(Vote::as_str),
+        form,
+    })
+}
+
+async fn detail(store: &Store, row: &ApplicationRow) -> Result<ApplicationBody, Refusal> {
+    let decision = store.review_decision(row.id).await.map_err(store_failed)?.map(|d| d.decision);
+    let form = stored_form(row)?;
+    body(row, decision.as_deref(), Some(ApplicationForm::from_application(&form)))
+}
+
+/// The applications of the token's account (operators: every application), oldest first.
+#[utoipa::path(get, path = "/api/v1/applications", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ApplicationBody>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn list_applications(State(state): State<AppState>, TokenUser(user): TokenUser) -> Response {
+    let store = &state.instance().store;
+    let result = async {
+        let rows = if user.has_role(Role::Operator) {
+            store.applications().await.map_err(store_failed)?
+        } else if user.has_role(Role::Researcher) {
+            store.applications_by_applicant(user.id).await.map_err(store_failed)?
+        } else {
+            return Err(Refusal::Forbidden);
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let decision = store.review_decision(row.id).await.map_err(store_failed)?.map(|d| d.decision);
+            out.push(body(row, decision.as_deref(), None)?);
+        }
+        Ok(out)
+    }
+    .await;
+    match result {
+        Ok(list) => Json(list).into_response(),
+        Err(r) => refusal(r),
+    }
+}
+
+async fn visible_row(store: &Store, user: &UserSummary, id: i64) -> Result<ApplicationRow, Refusal> {
+    let row = store.application(id).await.map_err(store_failed)?.ok_or(Refusal::NotFound)?;
+    if !access(store, user, &row).await.map_err(store_failed)?.visible() {
+        return Err(Refusal::NotFound);
+    }
+    Ok(row)
+}
+
+/// One application with its form.
+#[utoipa::path(get, path = "/api/v1/applications/{id}", security(("bearer" = [])), params(("id" = i64, Path, description = "Application id")),
+    responses((status = 200, body = ApplicationBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get_application(State(state): State<AppState>, TokenUser(user): TokenUser, id: Result<Path<i64>, PathRejection>) -> Response {
+    let Ok(Path(id)) = id else { return ApiError::NotFound.into_response() };
+    let store = &state.instance().store;
+    let result = async {
+        let row = visible_row(store, &user, id).await?;
+        detail(store, &row).await
+    }
+    .await;
+    match result {
+        Ok(b) => Json(b).into_response(),
+        Err(r) => refusal(r),
+    }
+}
+
+/// Creates a draft owned by the token's account (a researcher). The form must be complete
+/// and valid; whether its variables exist and its researchers are accredited is checked at
+/// submission.
+#[utoipa::path(post, path = "/api/v1/applications", security(("bearer" = [])), request_body = ApplicationForm,
+    responses((status = 201, body = ApplicationBody), (status = 400, body = InvalidBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn create_application(
+    State(state): State<AppState>,
+    TokenUser(user): TokenUser,
+    form: Result<Json<ApplicationForm>, JsonRejection>,
+) -> Response {
+    // axum's own rejection quotes the input; answer with the stable code instead.
+    let Ok(Json(form)) = form else { return ApiError::BadRequest.into_response() };
+    if !user.has_role(Role::Researcher) {
+        return ApiError::Forbidden.into_response();
+    }
+    let store = &state.instance().store;
+    let result = async {
+        let application = match form.to_application(store).await? {
+            Ok(a) => a,
+            Err(problems) => return Err(Refusal::Invalid(problems)),
+        };
+        let actor = Actor::load(store, user.id).await.map_err(|e| Refusal::from_workflow(e, None))?;
+        let id = niji_applications::create_draft(state.instance(), &actor, &application).await.map_err(|e| Refusal::from_workflow(e, None))?;
+        let row = store.application(id).await.map_err(store_failed)?.ok_or(Refusal::Internal)?;
+        detail(store, &row).await
+    }
+    .await;
+    match result {
+        Ok(b) => (StatusCode::CREATED, Json(b)).into_response(),
+        Err(r) => refusal(r),
+    }
+}
+
+/// Submits a draft of the token's account: validation, catalog and accreditation checks, then
+/// triage (case, tier, reasons), fee and deadline. Case 1 is accepted by notification and gets
+/// its permit at once.
+#[utoipa::path(post, path = "/api/v1/applications/{id}/submit", security(("bearer" = [])), params(("id" = i64, Path, description = "Application id")),
+    responses((status = 200, body = TriageBody), (status = 400, body = InvalidBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(crate) async fn submit_application(State(state): State<AppState>, TokenUser(user): TokenUser, id: Result<Path<i64>, PathRejection>) -> Response {
+    let Ok(Path(id)) = id else { return ApiError::NotFound.into_response() };
+    let store = &state.instance().store;
+    let result = async {
+        let row = visible_row(store, &user, id).await?;
+        if row.applicant_id != user.id {
+            return Err(Refusal::Forbidden);
+        }
+        let form = stored_form(&row)?;
+        let actor = Actor::load(store, user.id).await.map_err(|e| Refusal::from_workflow(e, None))?;
+        niji_applications::submit(state.instance(), &actor, id, today_jst()).await.map_err(|e| Refusal::from_workflow(e, Some(&form)))
+    }
+    .await;
+    match result {
+        Ok(s) => {
+            let t = &s.triage;
+            Json(TriageBody {
+                application_id: id,
+                status: s.status.as_str(),
+                case: t.case.number(),
+                case_code: t.case.as_str(),
+                case_label_ja: t.case.label_ja(),
+                case_label_en: t.case.label_en(),
+                tier: t.tier.as_str(),
+                tier_label_ja: t.tier.label_ja(),
+                tier_label_en: t.tier.label_en(),
+                reasons: t.reasons.iter().map(reason_body).collect(),
+                criteria_version: t.criteria_version.clone(),
+                fee_yen: s.fee_yen,
+                deadline: s.deadline.to_string(),
+                permit: s.permit,
+            })
+            .into_response()
+        }
+        Err(r) => refusal(r),
+    }
+}
+
+/// A permit's policy: what the project may touch, for how long, under which conditions.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PermitBody {
+    id: i64,
+    application_id: i64,
+    version: i64,
+    /// active, suspended, revoked, expired or superseded.
+    status: String,
+    /// YYYY-MM-DD, both included.
+    starts_on: String,
+    expires_on: String,
+    track: &'static str,
+    purpose_category: &'static str,
+    output_preset: String,
+    datasets: Vec<DatasetGrantBody>,
+    linkage: Vec<LinkageForm>,
+    conditions: Vec<String>,
+    /// Whether the permit's data key still exists (destroyed when the permit closes).
+    key_present: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DatasetGrantBody {
+    dataset: String,
+    tables: Vec<TableGrantBody>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TableGrantBody {
+    table: String,
+    columns: Vec<String>,
+}
+
+/// The permits of the token's account's applications (operators: every permit).
+#[utoipa::path(get, path = "/api/v1/permits", security(("bearer" = [])),
+    responses((status = 200, body = Vec<PermitBody>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn list_permits(State(state): State<AppState>, TokenUser(user): TokenUser) -> Response {
+    match visible_permits(&state.instance().store, &user).await {
+        Ok(permits) => Json(
+            permits
+                .into_iter()
+                .map(|p| {
+                    let policy = p.policy;
+                    PermitBody {
+                        id: p.id,
+                        application_id: p.application_id,
+                        version: p.version,
+                        status: p.status,
+                        starts_on: policy.starts_on.to_string(),
+                        expires_on: policy.expires_on.to_string(),
+                        track: policy.track.as_str(),
+                        purpose_category: policy.purpose_category.as_str(),
+                        output_preset: policy.output_preset,
+                        datasets: policy
+                            .datasets
+                            .into_iter()
+                            .map(|d| DatasetGrantBody {
+                                dataset: d.dataset,
+                                tables: d.tables.into_iter().map(|t| TableGrantBody { table: t.table, columns: t.columns }).collect(),
+                            })
+                            .collect(),
+                        linkage: policy.linkage.into_iter().map(|l| LinkageForm { left: l.left, right: l.right }).collect(),
+                        conditions: policy.conditions,
+                        key_present: p.key_present,
+                    }
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(r) => refusal(r),
+    }
+}
