@@ -196,6 +196,10 @@ pub async fn resubmit(instance: &Instance, actor: &Actor, id: i64, today: Date) 
     let form: Application = from_json(&row.form, "application form")?;
     check_form(instance, &form, today).await?;
     transition(instance, actor, id, from, resubmitted, "application.resubmitted").await?;
+    // A new round: the committee reviews the changed application afresh (the previous round's
+    // votes and decision stay in the history and the log).
+    let archived = instance.store.archive_review_round(id, &actor.audit(), now()).await?;
+    log(instance, actor, "review.round_started", format!("application:{id}"), serde_json::json!({"archived_votes": archived}))?;
     triage_and_route(instance, actor, id, &form, resubmitted, today).await
 }
 
@@ -474,7 +478,10 @@ async fn triage_and_route(
     let triage = niji_review::triage(form, &refs, &criteria);
     let fee = niji_review::estimate(form, &tariff, triage.tier);
     let deadline = niji_review::deadline(today, triage.tier, &criteria);
-    let to = from.apply(ApplicationEvent::Triaged { tier: triage.tier }).map_err(|_| WorkflowError::Transition { from: from.as_str() })?;
+    // A resubmission goes back to the committee whatever its new tier; a first submission is
+    // routed by its tier (notification or review).
+    let event = if from == ApplicationStatus::Resubmitted { ApplicationEvent::ReopenReview } else { ApplicationEvent::Triaged { tier: triage.tier } };
+    let to = from.apply(event).map_err(|_| WorkflowError::Transition { from: from.as_str() })?;
     let committee = if to == ApplicationStatus::UnderReview {
         Some(store.committees().await?.first().map(|c| c.id).ok_or(WorkflowError::NoCommittee)?)
     } else {

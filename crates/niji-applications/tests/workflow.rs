@@ -4,7 +4,7 @@
 
 use niji_applications::{
     amend_permit, cast_vote, create_draft, decide, declare_conflict, expire_permits, list_applications, list_permits, permit_key_id,
-    publish_defaults, resume_permit, revoke_permit, set_consent_scope, submit, suspend_permit, update_draft, withdraw, Actor, Application,
+    publish_defaults, resubmit, resume_permit, revoke_permit, set_consent_scope, submit, suspend_permit, update_draft, withdraw, Actor, Application,
     ChairDecision, WorkflowError,
 };
 use niji_core::Role;
@@ -351,4 +351,34 @@ async fn permits_are_suspended_amended_and_expire_with_their_keys() {
     let p = list_permits(&w.instance.store).await.unwrap().into_iter().find(|p| p.id == amended).unwrap();
     assert_eq!((p.status.as_str(), p.key_present), ("expired", false));
     assert_eq!(w.instance.store.deletion_certificates().await.unwrap().len(), 2, "superseded and expired");
+}
+
+#[tokio::test]
+async fn changes_requested_then_resubmitted_gets_a_new_review_round() {
+    let w = world(&VALID).await;
+    let mut a = form(&w.researcher);
+    a.diseases = vec!["E10".into()];
+    let (id, _) = submitted(&w, &a).await;
+    for r in &w.reviewers[..5] {
+        cast_vote(&w.instance, r, id, Vote::RequestChanges, "説明不足").await.unwrap();
+    }
+    decide(&w.instance, &w.chair, id, ChairDecision::new(Vote::RequestChanges, vec!["変数の必要性を説明すること".into()]), TODAY).await.unwrap();
+    assert_eq!(w.instance.store.application(id).await.unwrap().unwrap().status, "changes_requested");
+    // Resubmitting without changing is refused only by the lifecycle when not requested; here
+    // the applicant narrows the variables and resubmits.
+    let mut b = a.clone();
+    b.variables.truncate(1);
+    update_draft(&w.instance, &w.researcher, id, &b).await.unwrap();
+    let s = resubmit(&w.instance, &w.researcher, id, TODAY).await.unwrap();
+    assert_eq!(s.status, ApplicationStatus::UnderReview);
+    assert!(w.instance.store.review_votes(id).await.unwrap().is_empty(), "members vote again");
+    assert!(w.instance.store.review_decision(id).await.unwrap().is_none());
+    let archived = w.instance.store.application_events(id).await.unwrap().into_iter().filter(|e| e.kind == "review.vote_archived").count();
+    assert_eq!(archived, 5, "the previous round stays in the history");
+    for r in &w.reviewers[..5] {
+        cast_vote(&w.instance, r, id, Vote::Approve, "妥当").await.unwrap();
+    }
+    let permit = decide(&w.instance, &w.chair, id, ChairDecision::new(Vote::Approve, vec!["妥当".into()]), TODAY).await.unwrap().unwrap();
+    let p = list_permits(&w.instance.store).await.unwrap().into_iter().find(|p| p.id == permit).unwrap();
+    assert!(p.policy.allows_column("ehr", "conditions", "code") && !p.policy.allows_column("ehr", "medications", "code"));
 }

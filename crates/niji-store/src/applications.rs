@@ -745,6 +745,45 @@ impl Store {
         Ok(())
     }
 
+    /// Starts a new review round of a resubmitted application, in one transaction: every vote
+    /// and the decision of the previous round are copied into the application's events (kind
+    /// `review.vote_archived` / `review.decision_archived`, the note holding member, vote and
+    /// opinion, or decision and reasons) and removed, so that members vote again. Declared
+    /// conflicts stay. Returns the number of votes archived.
+    pub async fn archive_review_round(&self, application_id: i64, actor: &str, now: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let votes = sqlx::query(
+            "INSERT INTO application_events (application_id, at, actor, kind, note)
+             SELECT application_id, $2, $3, 'review.vote_archived', member_id || ' ' || vote || ' ' || opinion
+             FROM review_votes WHERE application_id = $1 ORDER BY member_id",
+        )
+        .bind(application_id)
+        .bind(now)
+        .bind(actor)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "INSERT INTO application_events (application_id, at, actor, kind, note)
+             SELECT application_id, $2, $3, 'review.decision_archived', decision || ' ' || reasons
+             FROM review_decisions WHERE application_id = $1",
+        )
+        .bind(application_id)
+        .bind(now)
+        .bind(actor)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM review_votes WHERE application_id = $1").bind(application_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM review_decisions WHERE application_id = $1").bind(application_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE applications SET decided_at = NULL, updated_at = $2 WHERE id = $1")
+            .bind(application_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(votes)
+    }
+
     /// The decision on an application, if one was recorded.
     pub async fn review_decision(&self, application_id: i64) -> Result<Option<ReviewDecisionRow>, StoreError> {
         Ok(sqlx::query_as(&format!("SELECT {DECISION_COLUMNS} FROM review_decisions WHERE application_id = $1"))
