@@ -92,6 +92,12 @@ pub enum WorkflowError {
     Transition { from: &'static str },
     #[error("no review criteria are published")]
     NoCriteria,
+    #[error("review criteria: {0}")]
+    Criteria(niji_review::CriteriaError),
+    #[error("tariff: {0}")]
+    Tariff(niji_review::TariffError),
+    #[error("{0}")]
+    BadInput(&'static str),
     #[error("no tariff is published")]
     NoTariff,
     #[error("no review committee exists")]
@@ -140,6 +146,111 @@ pub async fn publish_defaults(instance: &Instance, actor: &Actor) -> Result<(), 
         log(instance, actor, "review.tariff.published", format!("tariff:{}", t.version), serde_json::json!({}))?;
     }
     Ok(())
+}
+
+/// Publishes a new version of the review criteria (審査基準). Versions are never edited: a
+/// version that exists is refused. Returns the version.
+pub async fn publish_criteria(instance: &Instance, actor: &Actor, toml_text: &str) -> Result<String, WorkflowError> {
+    actor.require(Role::Operator)?;
+    let c = Criteria::from_toml(toml_text).map_err(WorkflowError::Criteria)?;
+    instance.store.insert_review_criteria(&c.version, &c.published.to_string(), toml_text, now()).await?;
+    log(instance, actor, "review.criteria.published", format!("criteria:{}", c.version), serde_json::json!({}))?;
+    Ok(c.version)
+}
+
+/// Publishes a new version of the tariff. Returns the version.
+pub async fn publish_tariff(instance: &Instance, actor: &Actor, toml_text: &str) -> Result<String, WorkflowError> {
+    actor.require(Role::Operator)?;
+    let t = Tariff::from_toml(toml_text).map_err(WorkflowError::Tariff)?;
+    instance.store.insert_tariff(&t.version, &t.published.to_string(), toml_text, now()).await?;
+    log(instance, actor, "review.tariff.published", format!("tariff:{}", t.version), serde_json::json!({}))?;
+    Ok(t.version)
+}
+
+/// Records that a researcher completed a course (valid from `completed_on` to `expires_on`).
+pub async fn add_accreditation(
+    instance: &Instance,
+    actor: &Actor,
+    researcher: i64,
+    course: &str,
+    completed_on: Date,
+    expires_on: Date,
+) -> Result<i64, WorkflowError> {
+    actor.require(Role::Operator)?;
+    if course.trim().is_empty() || expires_on < completed_on {
+        return Err(WorkflowError::BadInput("an accreditation needs a course and an expiry after its completion"));
+    }
+    let id = instance
+        .store
+        .add_accreditation(
+            &niji_store::NewAccreditation {
+                user_id: researcher,
+                course: course.trim(),
+                completed_on: &completed_on.to_string(),
+                expires_on: &expires_on.to_string(),
+                recorded_by: &actor.audit(),
+            },
+            now(),
+        )
+        .await?;
+    log(
+        instance,
+        actor,
+        "accreditation.recorded",
+        format!("user:{researcher}"),
+        serde_json::json!({"accreditation": id, "expires_on": expires_on.to_string()}),
+    )?;
+    Ok(id)
+}
+
+/// Creates a review committee.
+pub async fn create_committee(instance: &Instance, actor: &Actor, name: &str) -> Result<i64, WorkflowError> {
+    actor.require(Role::Operator)?;
+    if name.trim().is_empty() {
+        return Err(WorkflowError::BadInput("a committee needs a name"));
+    }
+    let id = instance.store.create_committee(name.trim(), now()).await?;
+    log(instance, actor, "committee.created", format!("committee:{id}"), serde_json::json!({}))?;
+    Ok(id)
+}
+
+/// A member of a committee: the account that votes (if any) and the attributes its
+/// composition rules read.
+#[derive(Debug, Clone)]
+pub struct NewMember {
+    pub user_id: Option<i64>,
+    pub display_name: String,
+    pub field: niji_review::Field,
+    pub external: bool,
+    pub gender: niji_review::Gender,
+}
+
+/// Adds a member to a committee.
+pub async fn add_committee_member(instance: &Instance, actor: &Actor, committee_id: i64, m: &NewMember) -> Result<i64, WorkflowError> {
+    actor.require(Role::Operator)?;
+    instance.store.committee(committee_id).await?.ok_or(WorkflowError::NotFound("committee"))?;
+    let id = instance
+        .store
+        .add_committee_member(
+            &niji_store::NewCommitteeMember {
+                committee_id,
+                user_id: m.user_id,
+                display_name: m.display_name.trim(),
+                field: &code(&m.field),
+                external: m.external,
+                gender: &code(&m.gender),
+            },
+            now(),
+        )
+        .await?;
+    log(
+        instance,
+        actor,
+        "committee.member_added",
+        format!("committee:{committee_id}"),
+        serde_json::json!({"member": id, "field": code(&m.field), "external": m.external}),
+    )?;
+    Ok(id)
 }
 
 /// Records (or replaces) the consent scope a dataset's data was collected under.

@@ -48,6 +48,9 @@ enum Command {
     Applications(review::ListArgs),
     /// List data permits with their policies.
     Permits(review::ListArgs),
+    /// Set up review as an operator: criteria, tariff, consent scopes, accreditations, committees.
+    #[command(subcommand)]
+    Review(review::ReviewCommand),
     /// Mail the pending notifications of the outbox once (NIJI_SMTP_URL, NIJI_MAIL_FROM); `serve` does it every minute.
     Mail(DirArg),
     /// Anonymize a CSV file (匿名加工): PPC 第34条 rules, then the optimal generalization for a privacy model.
@@ -244,6 +247,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Datasets(args) => intake::datasets(args).await,
         Command::Applications(args) => review::applications(args).await,
         Command::Permits(args) => review::permits(args).await,
+        Command::Review(cmd) => review::review_command(cmd).await,
         Command::Mail(dir) => {
             let config = niji_mail::MailConfig::from_env().context("set NIJI_SMTP_URL (for example smtp://localhost:25) to mail notifications")?;
             let store = niji_store::Store::open_sqlite(&niji_instance::InstancePaths::new(&dir.dir).metadata_db()).await?;

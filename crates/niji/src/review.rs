@@ -410,3 +410,195 @@ pub async fn seed_demo(
     }
     Ok(())
 }
+
+/// `niji review …`: an operator sets up review (criteria, tariff, consent scopes, accreditations,
+/// committees). Each command acts as an operator account (`--as`), and is logged.
+#[derive(clap::Subcommand)]
+pub enum ReviewCommand {
+    /// Publish the built-in review criteria and tariff unless some are published.
+    Defaults(AsOperator),
+    /// Publish a new version of the review criteria (審査基準) from a TOML file (see crates/niji-review/criteria/).
+    Criteria {
+        #[command(flatten)]
+        op: AsOperator,
+        file: std::path::PathBuf,
+    },
+    /// Publish a new version of the tariff from a TOML file (see crates/niji-review/tariff/).
+    Tariff {
+        #[command(flatten)]
+        op: AsOperator,
+        file: std::path::PathBuf,
+    },
+    /// Record the consent scope a dataset's data was collected under.
+    Consent {
+        #[command(flatten)]
+        op: AsOperator,
+        #[arg(long)]
+        dataset: String,
+        /// Purpose categories, comma-separated (academic_research, treatment_development, drug_and_device_development, drug_safety, public_health_policy, healthcare_quality, ai_development).
+        #[arg(long, value_delimiter = ',')]
+        purposes: Vec<String>,
+        /// ICD-10 codes or prefixes, comma-separated (none: any disease).
+        #[arg(long, value_delimiter = ',')]
+        diseases: Vec<String>,
+        /// Recipient kinds, comma-separated (academia, company, hospital, municipality, government, other).
+        #[arg(long, value_delimiter = ',')]
+        recipient_kinds: Vec<String>,
+        /// Named recipients, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        recipients: Vec<String>,
+    },
+    /// Record a researcher's completed course (accreditation).
+    Accredit {
+        #[command(flatten)]
+        op: AsOperator,
+        /// The researcher's user name.
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        course: String,
+        /// YYYY-MM-DD
+        #[arg(long)]
+        completed: String,
+        /// YYYY-MM-DD
+        #[arg(long)]
+        expires: String,
+    },
+    /// Create a review committee.
+    Committee {
+        #[command(flatten)]
+        op: AsOperator,
+        #[arg(long)]
+        name: String,
+    },
+    /// Add a member to a committee.
+    Member {
+        #[command(flatten)]
+        op: AsOperator,
+        /// The committee's name.
+        #[arg(long)]
+        committee: String,
+        /// The member's account (user name), if the member votes in the portal.
+        #[arg(long)]
+        user: Option<String>,
+        /// Display name (default: the account's).
+        #[arg(long)]
+        name: Option<String>,
+        /// medicine_science, humanities_law or general_public.
+        #[arg(long)]
+        field: String,
+        /// From outside the operating organization.
+        #[arg(long)]
+        external: bool,
+        /// female, male or other.
+        #[arg(long)]
+        gender: String,
+    },
+}
+
+#[derive(Args)]
+pub struct AsOperator {
+    #[command(flatten)]
+    dir: DirArg,
+    /// The operator account acting (user name).
+    #[arg(long = "as")]
+    as_user: String,
+}
+
+fn parse_code<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(s.trim().to_string())).with_context(|| format!("{what}: {s:?} is not one of the known values"))
+}
+
+fn parse_day(what: &str, s: &str) -> Result<time::Date> {
+    time::Date::parse(s, &time::macros::format_description!("[year]-[month]-[day]")).with_context(|| format!("{what}: expected YYYY-MM-DD"))
+}
+
+pub async fn review_command(cmd: ReviewCommand) -> Result<()> {
+    use niji_applications as w;
+    let op = match &cmd {
+        ReviewCommand::Defaults(op)
+        | ReviewCommand::Criteria { op, .. }
+        | ReviewCommand::Tariff { op, .. }
+        | ReviewCommand::Consent { op, .. }
+        | ReviewCommand::Accredit { op, .. }
+        | ReviewCommand::Committee { op, .. }
+        | ReviewCommand::Member { op, .. } => op,
+    };
+    let instance = crate::open(&op.dir.dir).await?;
+    let user = instance.store.user_by_username(&op.as_user).await?.with_context(|| format!("--as: no account {:?}", op.as_user))?;
+    let actor = w::Actor::load(&instance.store, user.id).await?;
+    let user_id = |name: &str| {
+        let store = instance.store.clone();
+        let name = name.to_string();
+        async move { store.user_by_username(&name).await?.map(|u| u.id).with_context(|| format!("no account {name:?}")) }
+    };
+    match cmd {
+        ReviewCommand::Defaults(_) => {
+            w::publish_defaults(&instance, &actor).await?;
+            println!("Review criteria and tariff are published.");
+        }
+        ReviewCommand::Criteria { file, .. } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            println!("Published review criteria {}.", w::publish_criteria(&instance, &actor, &text).await?);
+        }
+        ReviewCommand::Tariff { file, .. } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            println!("Published tariff {}.", w::publish_tariff(&instance, &actor, &text).await?);
+        }
+        ReviewCommand::Consent { dataset, purposes, diseases, recipient_kinds, recipients, .. } => {
+            let scope = niji_review::ConsentScope {
+                purposes: purposes.iter().filter(|p| !p.trim().is_empty()).map(|p| parse_code("--purposes", p)).collect::<Result<_>>()?,
+                diseases: diseases.into_iter().map(|d| d.trim().to_string()).filter(|d| !d.is_empty()).collect(),
+                recipient_kinds: recipient_kinds
+                    .iter()
+                    .filter(|k| !k.trim().is_empty())
+                    .map(|k| parse_code("--recipient-kinds", k))
+                    .collect::<Result<_>>()?,
+                recipients: recipients.into_iter().map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect(),
+            };
+            w::set_consent_scope(&instance, &actor, &dataset, &scope).await?;
+            println!("Consent scope of {dataset} recorded.");
+        }
+        ReviewCommand::Accredit { user, course, completed, expires, .. } => {
+            let researcher = user_id(&user).await?;
+            let id = w::add_accreditation(
+                &instance,
+                &actor,
+                researcher,
+                &course,
+                parse_day("--completed", &completed)?,
+                parse_day("--expires", &expires)?,
+            )
+            .await?;
+            println!("Accreditation {id} recorded for {user}.");
+        }
+        ReviewCommand::Committee { name, .. } => {
+            println!("Committee {} created.", w::create_committee(&instance, &actor, &name).await?);
+        }
+        ReviewCommand::Member { committee, user, name, field, external, gender, .. } => {
+            let committee_id = instance
+                .store
+                .committees()
+                .await?
+                .into_iter()
+                .find(|c| c.name == committee)
+                .map(|c| c.id)
+                .with_context(|| format!("--committee: no committee {committee:?}"))?;
+            let (user_id, default_name) = match &user {
+                Some(u) => {
+                    let row = instance.store.user_by_username(u).await?.with_context(|| format!("--user: no account {u:?}"))?;
+                    (Some(row.id), row.display_name)
+                }
+                None => (None, String::new()),
+            };
+            let display_name = name.unwrap_or(default_name);
+            if display_name.trim().is_empty() {
+                anyhow::bail!("--name: a member without an account needs a name");
+            }
+            let member =
+                w::NewMember { user_id, display_name, field: parse_code("--field", &field)?, external, gender: parse_code("--gender", &gender)? };
+            println!("Member {} added to {committee}.", w::add_committee_member(&instance, &actor, committee_id, &member).await?);
+        }
+    }
+    Ok(())
+}
