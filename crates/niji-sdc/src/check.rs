@@ -1,0 +1,337 @@
+//! Checking a table: primary rules per cell, suppression of whole rows, secondary
+//! suppression, differencing against earlier releases, rounding, and the released table.
+//!
+//! Steps, in order:
+//! 1. Whole table: more dimensions than [`Rules::max_dimensions`] refuses the table
+//!    ([`Checked::table_reasons`]); the cells are still checked so that the researcher sees
+//!    everything at once.
+//! 2. Primary rules on each cell's own values, in this order: zero persons ([`Reason::Zero`]
+//!    when zeros are disclosive; nothing else is checked on an empty cell), redaction of
+//!    small counts (persons, and the value of a count measure), the person threshold,
+//!    institutions, then for magnitudes N-K dominance and p-percent (a [`MeasureKind::Sum`]
+//!    or [`MeasureKind::Mean`] without contributions gets
+//!    [`Reason::MissingContributions`] when those rules are on).
+//! 3. The unit of suppression is the row: when one cell of a row is suppressed, the other
+//!    measures of the row are suppressed with it ([`Reason::SameRow`]), because measures of
+//!    one row often reveal each other (a sum is a mean times a count).
+//! 4. Secondary suppression ([`crate::secondary`]) when [`Rules::secondary`] is on.
+//! 5. Differencing ([`crate::differencing`]) of the rows still to be released, when earlier
+//!    releases are given: a refusal ([`Reason::Differencing`]).
+//! 6. Released values ([`Checked::shown`]): suppressed and refused cells become markers
+//!    ([`Shown`]), the values of count measures are rounded when [`Rules::rounding`] is set.
+//!
+//! A table passes when nothing refuses it: suppressed cells are released as marked.
+
+use crate::differencing::{self, Release};
+use crate::rules::{Dominance, Rules, RulesError};
+use crate::secondary;
+use crate::table::{Cell, Measure, MeasureKind, Table, TableError};
+use crate::verdict::{CellRef, Outcome, Reason, Verdict};
+
+/// A released cell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Shown {
+    /// The value, rounded when the rules round.
+    Value(f64),
+    /// Shown as "suppressed" (秘匿).
+    Suppressed,
+    /// Not releasable: the table does not pass.
+    Refused,
+}
+
+/// How many cells ended how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    pub cells: usize,
+    pub released: usize,
+    /// Suppressed by a rule on the cell's own values.
+    pub primary: usize,
+    /// Suppressed only because of other cells (same row or secondary suppression).
+    pub secondary: usize,
+    pub refused: usize,
+    /// Released values that were rounded.
+    pub rounded: usize,
+}
+
+/// The result of a check.
+///
+/// Storage: suppression, secondary suppression and differencing act on whole rows, so a row
+/// is either released entirely or withheld entirely. Only withheld rows keep verdicts of
+/// their own (a million-row table with a few per cent withheld needs no million small
+/// vectors); released rows share one verdict per measure. Values are not copied: the
+/// released values are read from the checked table ([`Checked::shown`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    measures: Vec<MeasureKind>,
+    rounding: Option<u64>,
+    /// Per row: the index in `withheld` of its first verdict, or [`RELEASED_ROW`].
+    slot: Vec<u32>,
+    /// The verdicts of withheld rows, `measures.len()` per row.
+    withheld: Vec<Verdict>,
+    /// One released verdict per measure (what released rows answer).
+    released: Vec<Verdict>,
+    /// Reasons that refuse the whole table (too many dimensions).
+    pub table_reasons: Vec<Reason>,
+    pub summary: Summary,
+}
+
+const RELEASED_ROW: u32 = u32::MAX;
+
+/// The released table: the checked table's keys with [`Shown`] values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleasedTable {
+    pub dimensions: Vec<String>,
+    pub measures: Vec<Measure>,
+    pub rows: Vec<ReleasedRow>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleasedRow {
+    pub keys: Vec<String>,
+    pub values: Vec<Shown>,
+}
+
+/// Why a table could not be checked at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdcError {
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    #[error(transparent)]
+    Table(#[from] TableError),
+    #[error("tables of more than 4,294,967,294 rows are not supported")]
+    TooManyRows,
+}
+
+impl Checked {
+    /// Whether the table may be released (with its suppressed cells marked).
+    pub fn passes(&self) -> bool {
+        self.table_reasons.is_empty() && self.summary.refused == 0
+    }
+
+    /// The number of rows checked.
+    pub fn rows(&self) -> usize {
+        self.slot.len()
+    }
+
+    /// Whether a row is released (all its cells are) rather than withheld (none is).
+    pub fn is_released(&self, row: usize) -> bool {
+        self.slot[row] == RELEASED_ROW
+    }
+
+    pub fn verdict(&self, row: usize, measure: usize) -> &Verdict {
+        &self.row_verdicts(row)[measure]
+    }
+
+    /// The verdicts of a row's cells, one per measure.
+    pub fn row_verdicts(&self, row: usize) -> &[Verdict] {
+        match self.slot[row] {
+            RELEASED_ROW => &self.released,
+            first => &self.withheld[first as usize..first as usize + self.measures.len()],
+        }
+    }
+
+    /// Every verdict, row-major.
+    pub fn verdicts(&self) -> impl Iterator<Item = &Verdict> + '_ {
+        (0..self.rows()).flat_map(|r| self.row_verdicts(r))
+    }
+
+    /// The verdicts as a grid (`[row][measure]`).
+    pub fn verdict_grid(&self) -> Vec<Vec<Verdict>> {
+        (0..self.rows()).map(|r| self.row_verdicts(r).to_vec()).collect()
+    }
+
+    /// What is released for a cell of `table` (the table that was checked): its value,
+    /// rounded for count measures when the rules round, or a marker.
+    pub fn shown(&self, table: &Table, row: usize, measure: usize) -> Shown {
+        match self.verdict(row, measure).outcome {
+            Outcome::Released => {
+                let value = table.rows[row].cells[measure].value;
+                match self.rounding {
+                    Some(base) if self.measures[measure] == MeasureKind::Count => Shown::Value(round_to(value, base)),
+                    _ => Shown::Value(value),
+                }
+            }
+            Outcome::Suppressed => Shown::Suppressed,
+            Outcome::Refused => Shown::Refused,
+        }
+    }
+
+    /// What is released for a row of `table` (the table that was checked).
+    pub fn released_row(&self, table: &Table, row: usize) -> Vec<Shown> {
+        (0..self.measures.len()).map(|j| self.shown(table, row, j)).collect()
+    }
+
+    /// The released table, for the `table` that was checked.
+    pub fn released_table(&self, table: &Table) -> ReleasedTable {
+        let rows =
+            table.rows.iter().enumerate().map(|(r, row)| ReleasedRow { keys: row.keys.clone(), values: self.released_row(table, r) }).collect();
+        ReleasedTable { dimensions: table.dimensions.clone(), measures: table.measures.clone(), rows }
+    }
+}
+
+/// Checks a table against rules.
+pub fn check(table: &Table, rules: &Rules) -> Result<Checked, SdcError> {
+    run(table, rules, None)
+}
+
+/// Checks a table against rules and against the project's earlier releases
+/// ([`crate::differencing`]); `cohort_key` describes this table's cohort as the earlier
+/// releases' keys do.
+pub fn check_against_earlier(table: &Table, rules: &Rules, cohort_key: &str, earlier: &[Release]) -> Result<Checked, SdcError> {
+    run(table, rules, Some((cohort_key, earlier)))
+}
+
+fn run(table: &Table, rules: &Rules, earlier: Option<(&str, &[Release])>) -> Result<Checked, SdcError> {
+    rules.validate()?;
+    table.validate()?;
+    let (n, m) = (table.rows.len(), table.measures.len());
+    if n >= RELEASED_ROW as usize || n.saturating_mul(m) >= RELEASED_ROW as usize {
+        return Err(SdcError::TooManyRows);
+    }
+    let mut table_reasons = Vec::new();
+    if let Some(maximum) = rules.max_dimensions {
+        if table.dimensions.len() > maximum {
+            table_reasons.push(Reason::TooManyDimensions { dimensions: table.dimensions.len(), maximum });
+        }
+    }
+    let blank = Verdict { outcome: Outcome::Released, reasons: Vec::new() };
+    let mut checked = Checked {
+        measures: table.measures.iter().map(|measure| measure.kind).collect(),
+        rounding: rules.rounding,
+        slot: vec![RELEASED_ROW; n],
+        withheld: Vec::new(),
+        released: vec![blank.clone(); m],
+        table_reasons,
+        summary: Summary { cells: n * m, ..Summary::default() },
+    };
+
+    // Primary rules, then whole rows.
+    let mut suppressed = vec![false; n];
+    let mut persons = vec![0u64; n];
+    let mut own: Vec<Vec<Reason>> = vec![Vec::new(); m];
+    for (r, row) in table.rows.iter().enumerate() {
+        for ((cell, kind), reasons) in row.cells.iter().zip(&checked.measures).zip(&mut own) {
+            primary(cell, *kind, rules, reasons);
+            persons[r] = persons[r].max(cell.persons);
+        }
+        let Some(cause) = own.iter().position(|reasons| !reasons.is_empty()) else { continue };
+        suppressed[r] = true;
+        checked.slot[r] = checked.withheld.len() as u32;
+        for reasons in &mut own {
+            let reasons =
+                if reasons.is_empty() { vec![Reason::SameRow { because_of: CellRef { row: r, measure: cause } }] } else { std::mem::take(reasons) };
+            checked.withheld.push(Verdict { outcome: Outcome::Suppressed, reasons });
+        }
+    }
+
+    if rules.secondary {
+        for (row, trigger) in secondary::protect(table, &persons, &mut suppressed) {
+            let cause = checked.row_verdicts(trigger).iter().position(Verdict::is_primary).unwrap_or(0);
+            let because_of = CellRef { row: trigger, measure: cause };
+            checked.withhold(row, Reason::SecondarySuppression { because_of });
+        }
+    }
+
+    if let Some((cohort_key, releases)) = earlier {
+        let to_release: Vec<bool> = suppressed.iter().map(|s| !s).collect();
+        for (row, index, isolated) in differencing::find(table, &persons, &to_release, cohort_key, releases, rules.min_persons()) {
+            checked.withhold(row, Reason::Differencing { earlier_release: releases[index].id.clone(), isolated });
+        }
+    }
+
+    let mut summary = checked.summary;
+    for verdict in &mut checked.withheld {
+        *verdict = Verdict::from_reasons(std::mem::take(&mut verdict.reasons));
+        match verdict.outcome {
+            Outcome::Released => {}
+            Outcome::Suppressed if verdict.is_primary() => summary.primary += 1,
+            Outcome::Suppressed => summary.secondary += 1,
+            Outcome::Refused => summary.refused += 1,
+        }
+    }
+    let released_rows = checked.slot.iter().filter(|&&s| s == RELEASED_ROW).count();
+    summary.released = released_rows * m;
+    if rules.rounding.is_some() {
+        summary.rounded = released_rows * checked.measures.iter().filter(|&&k| k == MeasureKind::Count).count();
+    }
+    checked.summary = summary;
+    Ok(checked)
+}
+
+impl Checked {
+    /// Adds a reason to every cell of a row, withholding it if it was released.
+    fn withhold(&mut self, row: usize, reason: Reason) {
+        let m = self.measures.len();
+        if self.slot[row] == RELEASED_ROW {
+            self.slot[row] = self.withheld.len() as u32;
+            self.withheld.extend((0..m).map(|_| Verdict { outcome: Outcome::Suppressed, reasons: Vec::new() }));
+        }
+        let first = self.slot[row] as usize;
+        for verdict in &mut self.withheld[first..first + m] {
+            verdict.reasons.push(reason.clone());
+        }
+    }
+}
+
+/// The rules on a cell's own values.
+fn primary(cell: &Cell, kind: MeasureKind, rules: &Rules, out: &mut Vec<Reason>) {
+    if cell.persons == 0 {
+        if rules.zeros_disclosive {
+            out.push(Reason::Zero);
+        }
+        return;
+    }
+    let small_value = kind == MeasureKind::Count && cell.value > 0.0;
+    match rules.redact_at_or_below {
+        Some(at_or_below) if cell.persons <= at_or_below || (small_value && cell.value <= at_or_below as f64) => {
+            out.push(Reason::SmallCount { at_or_below });
+        }
+        _ => {}
+    }
+    if cell.persons < rules.threshold {
+        out.push(Reason::BelowThreshold { persons: cell.persons, threshold: rules.threshold });
+    }
+    if let (Some(minimum), Some(institutions)) = (rules.min_institutions, cell.institutions) {
+        if institutions < minimum {
+            out.push(Reason::FewInstitutions { institutions, minimum });
+        }
+    }
+    if rules.dominance.is_none() && rules.p_percent.is_none() {
+        return;
+    }
+    let magnitude = matches!(kind, MeasureKind::Sum | MeasureKind::Mean);
+    let (Some([first, second]), Some(total)) = (cell.top, cell.magnitude(kind)) else {
+        if magnitude || cell.top.is_some() {
+            out.push(Reason::MissingContributions);
+        }
+        return;
+    };
+    if let Some(Dominance { n, k }) = rules.dominance {
+        let largest = if n >= 2 { first + second } else { first };
+        if total > 0.0 && largest > k * total {
+            out.push(Reason::Dominance { n, k });
+        }
+    }
+    if let Some(p) = rules.p_percent {
+        if first > 0.0 && total - first - second < p * first {
+            out.push(Reason::PPercent { p });
+        }
+    }
+}
+
+/// Rounds to the nearest multiple of `base`, halves away from zero.
+fn round_to(value: f64, base: u64) -> f64 {
+    let base = base as f64;
+    (value / base).round() * base
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_to_five() {
+        let r: Vec<f64> = [8.0, 10.0, 12.0, 12.5, 13.0, 100.0, 0.0].iter().map(|&v| round_to(v, 5)).collect();
+        assert_eq!(r, [10.0, 10.0, 10.0, 15.0, 15.0, 100.0, 0.0]);
+    }
+}

@@ -1,0 +1,104 @@
+//! Shared by the integration tests: the verdict-grid helper and the line-peeling attack.
+#![allow(dead_code)]
+
+use niji_sdc::{Checked, Outcome, Rules, Shown, Table, TOTAL};
+use std::collections::BTreeMap;
+
+/// One string per row, one character per measure: `.` released, `P` suppressed by a rule on
+/// its own values, `S` suppressed because of other cells, `X` refused.
+pub fn grid(checked: &Checked) -> Vec<String> {
+    (0..checked.rows())
+        .map(|r| {
+            checked
+                .row_verdicts(r)
+                .iter()
+                .map(|v| match v.outcome {
+                    Outcome::Released => '.',
+                    Outcome::Suppressed if v.is_primary() => 'P',
+                    Outcome::Suppressed => 'S',
+                    Outcome::Refused => 'X',
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Checks `table` under `rules` and compares the verdict grid with `expected`.
+pub fn check(table: &Table, rules: &Rules, expected: &[&str]) -> Checked {
+    let checked = niji_sdc::check(table, rules).expect("check");
+    assert_eq!(grid(&checked), expected, "verdict grid");
+    checked
+}
+
+/// The lines of a table: for each dimension, rows grouped by their keys in every other
+/// dimension (an independent, naive implementation).
+pub fn lines(table: &Table) -> Vec<Vec<usize>> {
+    (0..table.dimensions.len()).flat_map(|k| lines_along(table, k)).collect()
+}
+
+/// The lines along dimension `k`: rows agreeing on every other dimension.
+pub fn lines_along(table: &Table, k: usize) -> Vec<Vec<usize>> {
+    let d = table.dimensions.len();
+    let mut groups: BTreeMap<Vec<&str>, Vec<usize>> = BTreeMap::new();
+    for (r, row) in table.rows.iter().enumerate() {
+        let key = (0..d).filter(|&j| j != k).map(|j| row.keys[j].as_str()).collect();
+        groups.entry(key).or_default().push(r);
+    }
+    groups.into_values().collect()
+}
+
+/// Whether a row's cells are all withheld.
+pub fn hidden(table: &Table, checked: &Checked, row: usize) -> bool {
+    checked.released_row(table, row).iter().all(|s| !matches!(s, Shown::Value(_)))
+}
+
+/// The attacker of a table with margins: every line whose cells add up to its margin cell
+/// and that has exactly one unknown gives that unknown away; repeat until nothing changes.
+/// Returns the withheld rows recovered (measure 0).
+pub fn peel(table: &Table, checked: &Checked) -> Vec<usize> {
+    let d = table.dimensions.len();
+    let mut known: Vec<Option<f64>> = (0..table.rows.len()).map(|r| (!hidden(table, checked, r)).then(|| table.rows[r].cells[0].value)).collect();
+    let mut recovered = Vec::new();
+    loop {
+        let mut progress = false;
+        for k in 0..d {
+            for line in lines_along(table, k) {
+                // Only lines whose margin (key `*` in k) is present.
+                let Some(&total) = line.iter().find(|&&r| table.rows[r].keys[k] == TOTAL) else { continue };
+                if line.len() < 2 {
+                    continue;
+                }
+                let unknown: Vec<usize> = line.iter().copied().filter(|&r| known[r].is_none()).collect();
+                if unknown.len() != 1 {
+                    continue;
+                }
+                let u = unknown[0];
+                let parts: f64 = line.iter().filter(|&&r| r != total && r != u).map(|&r| known[r].unwrap_or(0.0)).sum();
+                known[u] = Some(if u == total { parts } else { known[total].unwrap_or(0.0) - parts });
+                recovered.push(u);
+                progress = true;
+            }
+        }
+        if !progress {
+            return recovered;
+        }
+    }
+}
+
+/// A 2-D table of persons counts with both margins and the grand total; `cells[i][j]`.
+pub fn two_way(cells: &[&[u64]]) -> Table {
+    let mut t = Table::new(["row", "column"], vec![niji_sdc::Measure::count("persons")]);
+    let cols = cells.first().map_or(0, |r| r.len());
+    let name = |prefix: char, i: usize| format!("{prefix}{i}");
+    for (i, row) in cells.iter().enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            t.push([name('r', i), name('c', j)], vec![niji_sdc::Cell::count(v)]);
+        }
+        t.push([name('r', i), TOTAL.to_string()], vec![niji_sdc::Cell::count(row.iter().sum())]);
+    }
+    for j in 0..cols {
+        t.push([TOTAL.to_string(), name('c', j)], vec![niji_sdc::Cell::count(cells.iter().map(|r| r[j]).sum())]);
+    }
+    t.push([TOTAL, TOTAL], vec![niji_sdc::Cell::count(cells.iter().flat_map(|r| r.iter()).sum())]);
+    t
+}

@@ -1,0 +1,87 @@
+//! Properties over random tables: after checking, no released cell counts fewer persons than
+//! the rules allow (0 only where zeros may be shown), every line with a suppressed cell has
+//! at least two (unless it is a single cell), and the line-peeling attacker recovers nothing
+//! from tables with margins.
+
+mod common;
+
+use niji_sdc::{Cell, Measure, Outcome, Preset, Rules, Table};
+use proptest::prelude::*;
+
+fn preset() -> impl Strategy<Value = Preset> {
+    prop_oneof![Just(Preset::Ndb), Just(Preset::Acro), Just(Preset::OpenSafely)]
+}
+
+/// Counts skewed towards small values, so that every rule fires.
+fn count() -> impl Strategy<Value = u64> {
+    prop_oneof![0u64..12, 0u64..40, 0u64..300]
+}
+
+fn assert_invariants(table: &Table, rules: &Rules) -> Result<(), TestCaseError> {
+    let checked = niji_sdc::check(table, rules).expect("check");
+    let min = rules.min_persons();
+    for (r, row) in table.rows.iter().enumerate() {
+        for (j, cell) in row.cells.iter().enumerate() {
+            if checked.verdict(r, j).outcome == Outcome::Released {
+                let persons = cell.persons;
+                prop_assert!(
+                    persons >= min || (persons == 0 && !rules.zeros_disclosive),
+                    "row {} released with {} persons under {:?}",
+                    r,
+                    persons,
+                    rules
+                );
+            }
+        }
+    }
+    for line in common::lines(table) {
+        let hidden = line.iter().filter(|&&r| common::hidden(table, &checked, r)).count();
+        prop_assert!(hidden != 1 || line.len() == 1, "line {:?} has a single suppressed cell", line);
+    }
+    prop_assert_eq!(common::peel(table, &checked), Vec::<usize>::new());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn two_way_tables_with_margins(preset in preset(), cells in (1usize..6, 1usize..6).prop_flat_map(|(r, c)| prop::collection::vec(prop::collection::vec(count(), c), r))) {
+        let rows: Vec<&[u64]> = cells.iter().map(Vec::as_slice).collect();
+        let table = common::two_way(&rows);
+        assert_invariants(&table, &Rules::preset(preset))?;
+    }
+
+    #[test]
+    fn three_way_tables_without_margins(preset in preset(), shape in (1usize..5, 1usize..5, 1usize..5), seed in prop::collection::vec(count(), 64)) {
+        let mut table = Table::new(["a", "b", "c"], vec![Measure::count("n"), Measure::mean("m")]);
+        let mut i = 0;
+        for a in 0..shape.0 {
+            for b in 0..shape.1 {
+                for c in 0..shape.2 {
+                    let n = seed[i % seed.len()];
+                    i += 1;
+                    // Everybody contributes 1.5, except one large contributor in every seventh cell.
+                    let large = if i % 7 == 0 { 50.0 } else { 1.5 };
+                    let top = [if n >= 1 { large } else { 0.0 }, if n >= 2 { 1.5 } else { 0.0 }];
+                    let total = if n == 0 { 0.0 } else { large + 1.5 * (n - 1) as f64 };
+                    let cells = vec![Cell::count(n), Cell::new(total / n.max(1) as f64, n).with_contributions(top, total)];
+                    table.push([a.to_string(), b.to_string(), c.to_string()], cells);
+                }
+            }
+        }
+        assert_invariants(&table, &Rules::preset(preset))?;
+    }
+
+    #[test]
+    fn one_way_tables(preset in preset(), counts in prop::collection::vec(count(), 1..12), margin in any::<bool>()) {
+        let mut table = Table::new(["k"], vec![Measure::count("n")]);
+        for (i, &n) in counts.iter().enumerate() {
+            table.push([format!("k{i}")], vec![Cell::count(n)]);
+        }
+        if margin {
+            table.push([niji_sdc::TOTAL], vec![Cell::count(counts.iter().sum())]);
+        }
+        assert_invariants(&table, &Rules::preset(preset))?;
+    }
+}

@@ -1,0 +1,247 @@
+//! Each preset's rules on small hand-made tables, secondary suppression against the
+//! line-peeling attacker, and differencing against earlier releases.
+
+mod common;
+
+use common::{check, grid, peel, two_way};
+use niji_sdc::{
+    check_against_earlier, Cell, CellRef, Dominance, Measure, Outcome, Preset, Reason, Release, Rules, SdcError, Shown, Table, TableError,
+};
+
+fn one_way(cells: Vec<Cell>) -> Table {
+    let mut t = Table::new(["prefecture"], vec![Measure::count("persons")]);
+    for (i, cell) in cells.into_iter().enumerate() {
+        t.push([format!("p{i}")], vec![cell]);
+    }
+    t
+}
+
+fn reasons(checked: &niji_sdc::Checked, row: usize, measure: usize) -> Vec<&'static str> {
+    checked.verdict(row, measure).reasons.iter().map(Reason::code).collect()
+}
+
+#[test]
+fn ndb_threshold_zeros_shown_institutions() {
+    let table =
+        one_way(vec![Cell::count(25), Cell::count(9), Cell::count(0), Cell::count(30).with_institutions(2), Cell::count(40).with_institutions(3)]);
+    let c = check(&table, &Rules::preset(Preset::Ndb), &[".", "P", ".", "P", "."]);
+    assert_eq!(c.verdict(1, 0).reasons, [Reason::BelowThreshold { persons: 9, threshold: 10 }]);
+    assert_eq!(c.verdict(3, 0).reasons, [Reason::FewInstitutions { institutions: 2, minimum: 3 }]);
+    assert_eq!(c.released_row(&table, 2), [Shown::Value(0.0)]);
+    assert_eq!(c.released_row(&table, 1), [Shown::Suppressed]);
+    assert!(c.passes());
+    assert_eq!((c.summary.cells, c.summary.released, c.summary.primary, c.summary.secondary), (5, 3, 2, 0));
+}
+
+#[test]
+fn ndb_refuses_more_than_three_axes() {
+    let mut table = Table::new(["a", "b", "c", "d"], vec![Measure::count("n")]);
+    table.push(["1", "1", "1", "1"], vec![Cell::count(50)]);
+    let c = niji_sdc::check(&table, &Rules::preset(Preset::Ndb)).unwrap();
+    assert_eq!(c.table_reasons, [Reason::TooManyDimensions { dimensions: 4, maximum: 3 }]);
+    assert!(!c.passes());
+    assert!(niji_sdc::check(&table, &Rules::preset(Preset::Acro)).unwrap().passes());
+}
+
+#[test]
+fn acro_zeros_are_disclosive_and_get_a_complement() {
+    let table = one_way(vec![Cell::count(20), Cell::count(0), Cell::count(15), Cell::count(30)]);
+    let c = check(&table, &Rules::preset(Preset::Acro), &[".", "P", "S", "."]);
+    assert_eq!(c.verdict(1, 0).reasons, [Reason::Zero]);
+    assert_eq!(c.verdict(2, 0).reasons, [Reason::SecondarySuppression { because_of: CellRef { row: 1, measure: 0 } }]);
+    assert!(c.passes());
+}
+
+/// A count and a cost (sum) per row, under ACRO.
+fn costs(rows: &[(u64, [f64; 2], f64)]) -> Table {
+    let mut t = Table::new(["hospital_type"], vec![Measure::count("persons"), Measure::sum("cost")]);
+    for (i, &(persons, top, total)) in rows.iter().enumerate() {
+        t.push([format!("h{i}")], vec![Cell::count(persons), Cell::new(total, persons).with_contributions(top, total)]);
+    }
+    t
+}
+
+#[test]
+fn acro_dominance_n2_k09() {
+    // Row 1: the two largest make 95 of 104 (> 90%): dominance; the count goes with it.
+    let table = costs(&[(20, [10.0, 9.0], 200.0), (20, [50.0, 45.0], 104.0), (30, [10.0, 10.0], 300.0), (40, [5.0, 5.0], 400.0)]);
+    // The complement is the row with the fewest persons (row 0).
+    let c = check(&table, &Rules::preset(Preset::Acro), &["SS", "SP", "..", ".."]);
+    assert_eq!(reasons(&c, 1, 1), ["dominance"]);
+    assert_eq!(c.verdict(1, 0).reasons, [Reason::SameRow { because_of: CellRef { row: 1, measure: 1 } }]);
+    // Exactly 90% is not dominance.
+    let table = costs(&[(20, [50.0, 40.0], 100.0), (20, [10.0, 9.0], 200.0)]);
+    check(&table, &Rules::preset(Preset::Acro), &["..", ".."]);
+    // n = 1: only the largest counts.
+    let rules = Rules { dominance: Some(Dominance { n: 1, k: 0.5 }), p_percent: None, ..Rules::preset(Preset::Acro) };
+    let table = costs(&[(20, [60.0, 5.0], 100.0), (20, [40.0, 30.0], 100.0), (20, [10.0, 9.0], 200.0)]);
+    let c = check(&table, &rules, &["SP", "SS", ".."]);
+    assert_eq!(c.verdict(0, 1).reasons, [Reason::Dominance { n: 1, k: 0.5 }]);
+}
+
+#[test]
+fn acro_p_percent() {
+    // Without dominance: p-percent alone. Row 0: 100 − 60 − 35 = 5 < 0.1 × 60.
+    let rules = Rules { dominance: None, ..Rules::preset(Preset::Acro) };
+    let table = costs(&[(20, [60.0, 35.0], 100.0), (20, [60.0, 30.0], 100.0), (20, [10.0, 9.0], 200.0)]);
+    let c = check(&table, &rules, &["SP", "SS", ".."]);
+    assert_eq!(c.verdict(0, 1).reasons, [Reason::PPercent { p: 0.1 }]);
+    // Under the full preset a p-percent cell is also dominated (with p = 0.1 and k = 0.9 the
+    // one implies the other); both reasons are given.
+    let c = niji_sdc::check(&table, &Rules::preset(Preset::Acro)).unwrap();
+    assert_eq!(reasons(&c, 0, 1), ["dominance", "p_percent"]);
+}
+
+#[test]
+fn acro_needs_contributions_for_magnitudes() {
+    let mut t = Table::new(["k"], vec![Measure::sum("cost"), Measure::mean("age")]);
+    t.push(["a"], vec![Cell::new(1000.0, 30), Cell::new(50.0, 30).with_contributions([90.0, 88.0], 1500.0)]);
+    t.push(["b"], vec![Cell::new(1000.0, 30), Cell::new(50.0, 30)]);
+    let c = niji_sdc::check(&t, &Rules::preset(Preset::Acro)).unwrap();
+    assert_eq!(reasons(&c, 0, 0), ["missing_contributions"]);
+    assert_eq!(reasons(&c, 1, 1), ["missing_contributions"]);
+    // Under NDB (no magnitude rules) nothing is missing.
+    check(&t, &Rules::preset(Preset::Ndb), &["..", ".."]);
+}
+
+#[test]
+fn opensafely_redacts_at_or_below_7_then_rounds_to_5() {
+    let table = one_way([8, 12, 13, 5, 6, 0, 100, 7].into_iter().map(Cell::count).collect());
+    let c = check(&table, &Rules::preset(Preset::OpenSafely), &[".", ".", ".", "P", "P", ".", ".", "P"]);
+    assert_eq!(c.verdict(3, 0).reasons, [Reason::SmallCount { at_or_below: 7 }]);
+    let released: Vec<Shown> = (0..8).map(|r| c.released_row(&table, r)[0]).collect();
+    let v = Shown::Value;
+    assert_eq!(released, [v(10.0), v(10.0), v(15.0), Shown::Suppressed, Shown::Suppressed, v(0.0), v(100.0), Shown::Suppressed]);
+    assert_eq!(c.summary.rounded, 5);
+    // Event counts: 6 prescriptions of 9 persons… cannot happen; 6 events of 6 persons is
+    // redacted on either ground, and a small value of a count measure alone is redacted too.
+    let mut t = Table::new(["k"], vec![Measure::count("prescriptions"), Measure::mean("dose")]);
+    t.push(["a"], vec![Cell::new(5.0, 9), Cell::new(2.5, 9)]);
+    t.push(["b"], vec![Cell::new(40.0, 9), Cell::new(2.5, 9)]);
+    let c = check(&t, &Rules::preset(Preset::OpenSafely), &["PS", "SS"]);
+    assert_eq!(c.released_row(&t, 1), [Shown::Suppressed, Shown::Suppressed]);
+}
+
+#[test]
+fn secondary_suppression_3x3_with_margins() {
+    let table = two_way(&[&[4, 20, 30], &[25, 22, 40], &[50, 35, 60]]);
+    // Rows: r0c0 r0c1 r0c2 r0* | r1c0 r1c1 r1c2 r1* | r2c0 r2c1 r2c2 r2* | *c0 *c1 *c2 | **.
+    let c = check(&table, &Rules::preset(Preset::Ndb), &["P", "S", ".", ".", "S", "S", ".", ".", ".", ".", ".", ".", ".", ".", ".", "."]);
+    // Its row and its column each got a second suppression.
+    let suppressed: Vec<&[String]> =
+        (0..table.rows.len()).filter(|&r| common::hidden(&table, &c, r)).map(|r| table.rows[r].keys.as_slice()).collect();
+    assert_eq!(suppressed, [["r0", "c0"], ["r0", "c1"], ["r1", "c0"], ["r1", "c1"]]);
+    // Solving: every suppressed cell's row and column have ≥ 2 unknowns, so the margins recover nothing.
+    for line in common::lines(&table) {
+        let unknown = line.iter().filter(|&&r| common::hidden(&table, &c, r)).count();
+        assert!(unknown == 0 || unknown >= 2, "line {line:?} has {unknown} unknowns");
+    }
+    assert_eq!(peel(&table, &c), Vec::<usize>::new());
+    // Without secondary suppression the attacker recovers the small cell.
+    let c = niji_sdc::check(&table, &Rules { secondary: false, ..Rules::preset(Preset::Ndb) }).unwrap();
+    assert_eq!(grid(&c)[0], "P");
+    assert_eq!(peel(&table, &c), [0]);
+}
+
+#[test]
+fn secondary_suppression_reaches_margins_when_needed() {
+    // A 2×1 table: the only complement in the row is its margin, which then needs one in
+    // the margin row, and so on.
+    let table = two_way(&[&[3], &[40]]);
+    // r0c0 r0* r1c0 r1* *c0 **
+    let c = niji_sdc::check(&table, &Rules::preset(Preset::Ndb)).unwrap();
+    for line in common::lines(&table) {
+        let unknown = line.iter().filter(|&&r| common::hidden(&table, &c, r)).count();
+        assert!(unknown == 0 || unknown >= 2 || line.len() == 1, "line {line:?}");
+    }
+    assert_eq!(peel(&table, &c), Vec::<usize>::new());
+}
+
+/// Persons per prefecture for a cohort.
+fn by_prefecture(cells: &[(&str, u64)]) -> Table {
+    let mut t = Table::new(["prefecture"], vec![Measure::count("persons")]);
+    for &(key, n) in cells {
+        t.push([key], vec![Cell::count(n)]);
+    }
+    t
+}
+
+#[test]
+fn differencing_against_an_earlier_release() {
+    let rules = Rules::preset(Preset::Ndb);
+    let a = by_prefecture(&[("東京都", 120), ("大阪府", 200), ("*", 320)]);
+    let checked_a = niji_sdc::check(&a, &rules).unwrap();
+    assert!(checked_a.passes());
+    let release_a = Release::from_checked("A", "dx = 'E11'", &a, &checked_a);
+    assert_eq!(release_a.rows.len(), 3);
+
+    // Cohort X minus a filter: 2 persons fewer in Tokyo.
+    let b = by_prefecture(&[("東京都", 118), ("大阪府", 200), ("*", 318)]);
+    let c = check_against_earlier(&b, &rules, "dx = 'E11' AND age < 90", std::slice::from_ref(&release_a)).unwrap();
+    assert_eq!(grid(&c), ["X", ".", "X"]);
+    assert_eq!(c.verdict(0, 0).reasons, [Reason::Differencing { earlier_release: "A".into(), isolated: 2 }]);
+    assert!(c.verdict(0, 0).reasons[0].text_en().contains("\"A\""));
+    assert!(c.verdict(0, 0).reasons[0].text_ja().contains("「A」"));
+    assert!(!c.passes());
+    assert_eq!(c.released_row(&b, 0), [Shown::Refused]);
+
+    // The same cohort again, or a difference of at least the threshold: no refusal.
+    let same = check_against_earlier(&b, &rules, "dx = 'E11'", std::slice::from_ref(&release_a)).unwrap();
+    assert!(same.passes());
+    let far = by_prefecture(&[("東京都", 100), ("大阪府", 200), ("*", 300)]);
+    assert!(check_against_earlier(&far, &rules, "other", std::slice::from_ref(&release_a)).unwrap().passes());
+
+    // Dimensions are matched by name, in any order.
+    let mut two = Table::new(["sex", "prefecture"], vec![Measure::count("n")]);
+    two.push(["F", "東京都"], vec![Cell::count(60)]);
+    two.push(["M", "東京都"], vec![Cell::count(60)]);
+    let checked_two = niji_sdc::check(&two, &rules).unwrap();
+    let release_two = Release::from_checked("T", "x", &two, &checked_two);
+    let mut swapped = Table::new(["prefecture", "sex"], vec![Measure::count("n")]);
+    swapped.push(["東京都", "F"], vec![Cell::count(59)]);
+    swapped.push(["東京都", "M"], vec![Cell::count(60)]);
+    let c = check_against_earlier(&swapped, &rules, "y", &[release_a, release_two]).unwrap();
+    assert_eq!(grid(&c), ["X", "."]);
+    assert_eq!(c.verdict(0, 0).reasons, [Reason::Differencing { earlier_release: "T".into(), isolated: 1 }]);
+}
+
+#[test]
+fn releases_remember_only_published_rows() {
+    let rules = Rules::preset(Preset::Acro);
+    let a = by_prefecture(&[("東京都", 3), ("大阪府", 200), ("京都府", 150), ("*", 353)]);
+    let checked = niji_sdc::check(&a, &rules).unwrap();
+    let release = Release::from_checked("A", "x", &a, &checked);
+    let kept: Vec<&str> = release.rows.iter().map(|r| r.keys[0].as_str()).collect();
+    assert_eq!(kept, ["大阪府", "*"]);
+    // A suppressed row is not compared (Tokyo's 5 are suppressed anyway), but the published
+    // totals differ by 2: the margin is refused.
+    let b = by_prefecture(&[("東京都", 5), ("大阪府", 200), ("京都府", 150), ("*", 355)]);
+    let c = check_against_earlier(&b, &rules, "y", &[release]).unwrap();
+    assert_eq!(grid(&c), ["P", ".", "S", "X"]);
+    assert_eq!(c.verdicts().filter(|v| v.outcome == Outcome::Refused).count(), 1);
+}
+
+#[test]
+fn shape_errors_are_located() {
+    let mut t = Table::new(["a", "b"], vec![Measure::count("n")]);
+    t.push(["x", "y"], vec![Cell::count(10)]);
+    t.push(["x"], vec![Cell::count(10)]);
+    assert_eq!(niji_sdc::check(&t, &Rules::preset(Preset::Ndb)), Err(SdcError::Table(TableError::Keys { row: 1, expected: 2, found: 1 })));
+    let mut t = Table::new(["a"], vec![Measure::sum("s")]);
+    t.push(["x"], vec![Cell::new(10.0, 20).with_contributions([3.0, 5.0], 10.0)]);
+    assert_eq!(niji_sdc::check(&t, &Rules::preset(Preset::Acro)), Err(SdcError::Table(TableError::Contributions { row: 0, measure: 0 })));
+    let bad = Rules { p_percent: Some(2.0), ..Rules::preset(Preset::Acro) };
+    assert!(matches!(niji_sdc::check(&t, &bad), Err(SdcError::Rules(_))));
+}
+
+#[test]
+fn released_table_keeps_keys() {
+    let table = one_way(vec![Cell::count(20), Cell::count(3), Cell::count(15)]);
+    let c = niji_sdc::check(&table, &Rules::preset(Preset::Ndb)).unwrap();
+    let released = c.released_table(&table);
+    assert_eq!(released.rows[1].keys, ["p1"]);
+    assert_eq!(released.rows[1].values, [Shown::Suppressed]);
+    assert_eq!(released.rows[2].values, [Shown::Suppressed]);
+    assert_eq!(released.rows[0].values, [Shown::Value(20.0)]);
+    assert_eq!(c.verdict_grid().len(), 3);
+}
