@@ -285,3 +285,35 @@ fn ingest_refuses_then_quarantines_and_serve_clears_interrupted_uploads() {
     assert!(listening);
     assert!(!Path::new(&dir).join("uploads").exists(), "the interrupted upload is still there");
 }
+
+/// An operator sets up review from the command line; others cannot; bad values are named.
+#[test]
+fn review_setup_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    assert!(add_user(&dir, "ops", "operator").status.success());
+    assert!(add_user(&dir, "res", "researcher").status.success());
+    let review = |args: &[&str]| {
+        let mut a = vec!["review"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["--dir", &dir]);
+        niji(&a)
+    };
+    assert!(review(&["defaults", "--as", "ops"]).status.success());
+    assert!(review(&["committee", "--as", "ops", "--name", "委員会"]).status.success());
+    let out =
+        review(&["member", "--as", "ops", "--committee", "委員会", "--user", "res", "--field", "general_public", "--external", "--gender", "female"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(review(&["accredit", "--as", "ops", "--user", "res", "--course", "研究倫理", "--completed", "2026-01-01", "--expires", "2027-01-01"])
+        .status
+        .success());
+    // Refusals say why and change nothing.
+    let not_operator = review(&["committee", "--as", "res", "--name", "別の委員会"]);
+    assert!(!not_operator.status.success() && String::from_utf8_lossy(&not_operator.stderr).contains("this needs the role operator"));
+    let bad_field = review(&["member", "--as", "ops", "--committee", "委員会", "--name", "x", "--field", "astrology", "--gender", "male"]);
+    assert!(!bad_field.status.success() && String::from_utf8_lossy(&bad_field.stderr).contains("--field"));
+    let bad_date = review(&["accredit", "--as", "ops", "--user", "res", "--course", "c", "--completed", "2026/01/01", "--expires", "2027-01-01"]);
+    assert!(!bad_date.status.success() && String::from_utf8_lossy(&bad_date.stderr).contains("--completed: expected YYYY-MM-DD"));
+    let log = ok(&["log", "head", "--dir", &dir]);
+    assert!(log.contains("tree_size"));
+}
