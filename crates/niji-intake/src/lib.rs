@@ -380,6 +380,9 @@ async fn write_version(
         let prior = vault.prior_keys().await?;
         let units = std::mem::take(&mut scan.units);
         let unit_count = units.len() as u64;
+        // Full birth dates per unit, for the lake's `age` at each event (the dates themselves
+        // stay in the vault).
+        let births: Vec<Option<niji_ingest::Date>> = units.iter().map(|u| scan::birth_date(&u.record.identity)).collect();
         let linkage_config = options.linkage.clone();
         let (earlier_keys, linkage) = tokio::task::spawn_blocking(move || {
             let earlier_keys: Vec<PersonKey> = earlier.iter().map(|r| r.person).collect();
@@ -414,7 +417,8 @@ async fn write_version(
             let progress = progress.clone();
             let staging = staging.clone();
             tokio::task::spawn_blocking(move || {
-                let out = write::write(&scan, &files, &keys, &ingest, mapping.as_ref(), &staging, &lake_key, lake_options, &*progress, sealer, tx);
+                let out =
+                    write::write(&scan, &files, &keys, &births, &ingest, mapping.as_ref(), &staging, &lake_key, lake_options, &*progress, sealer, tx);
                 (out, scan)
             })
         };

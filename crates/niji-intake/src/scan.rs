@@ -145,6 +145,14 @@ const LINKAGE_KINDS: [IdentifierKind; 15] = [
     IdentifierKind::PublicExpenseRecipient,
 ];
 
+/// The full birth date an identity gives (the first that parses to a day), for ages at events.
+pub(crate) fn birth_date(identity: &Identity) -> Option<niji_ingest::Date> {
+    identity.values(IdentifierKind::BirthDate).find_map(|v| {
+        let normalized = niji_privacy::normalize::birth_date(v).ok()?;
+        niji_ingest::dates::parse_iso(&normalized).ok()
+    })
+}
+
 /// The part of an identity that linkage reads.
 pub(crate) fn linkage_identity(mut identity: Identity) -> Identity {
     identity.items.retain(|i| LINKAGE_KINDS.contains(&i.kind));

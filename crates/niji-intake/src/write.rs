@@ -36,6 +36,7 @@ pub(crate) fn write(
     scan: &Scan,
     files: &[SubmittedFile],
     keys: &[PersonKey],
+    births: &[Option<niji_ingest::Date>],
     config: &IngestConfig,
     mapping: Option<&CsvMapping>,
     staging: &Path,
@@ -70,11 +71,12 @@ pub(crate) fn write(
             if scan.quarantined.contains(&(fi, loc)) {
                 return;
             }
-            let unit_key = |at: (u32, Location)| scan.unit_at.get(&at).map(|&u| keys[u as usize]);
+            let unit_key = |at: (u32, Location)| scan.unit_at.get(&at).map(|&u| u as usize);
             let record_ref = || format!("{}:{}", file.name, loc);
-            let person = match role(scope, &r) {
+            let unit = match role(scope, &r) {
                 Role::Unit { observed } => {
-                    let Some(person) = unit_key((fi, loc)) else { return out.fail(&file.name) };
+                    let Some(unit) = unit_key((fi, loc)) else { return out.fail(&file.name) };
+                    let person = keys[unit];
                     let row = VaultRow { record_ref: record_ref(), identity: r.identity, person, link: Some(LinkMeta { observed }) };
                     if matches!(r.content.body, ContentBody::Claim(_)) {
                         if let Some((_, done)) = claim.replace((line_of(loc), row)) {
@@ -83,34 +85,38 @@ pub(crate) fn write(
                     } else {
                         out.push(row);
                     }
-                    person
+                    Some(unit)
                 }
                 Role::Payer { claim: line } => {
-                    let Some(person) = unit_key((fi, Location::Line(line))) else { return out.fail(&file.name) };
+                    let Some(unit) = unit_key((fi, Location::Line(line))) else { return out.fail(&file.name) };
                     match &mut claim {
                         Some((at, row)) if *at == line => row.identity.items.extend(r.identity.items),
                         _ => return out.fail(&file.name),
                     }
-                    person
+                    Some(unit)
                 }
                 Role::OfClaim { claim: line } => {
-                    let Some(person) = unit_key((fi, Location::Line(line))) else { return out.fail(&file.name) };
+                    let Some(unit) = unit_key((fi, Location::Line(line))) else { return out.fail(&file.name) };
                     if let Some(identity) = worth_keeping(r.identity) {
-                        out.push(VaultRow { record_ref: record_ref(), identity, person, link: None });
+                        out.push(VaultRow { record_ref: record_ref(), identity, person: keys[unit], link: None });
                     }
-                    person
+                    Some(unit)
                 }
                 Role::Subject(key) => {
-                    let Some(person) = scan.patient_refs.get(&key).map(|&u| keys[u as usize]) else { return out.fail(&file.name) };
+                    let Some(unit) = scan.patient_refs.get(&key).map(|&u| u as usize) else { return out.fail(&file.name) };
                     if let Some(identity) = worth_keeping(r.identity) {
-                        out.push(VaultRow { record_ref: record_ref(), identity, person, link: None });
+                        out.push(VaultRow { record_ref: record_ref(), identity, person: keys[unit], link: None });
                     }
-                    person
+                    Some(unit)
                 }
-                Role::NoPerson => NO_PERSON,
+                Role::NoPerson => None,
                 Role::Unresolved => return out.fail(&file.name),
             };
-            if let Err(e) = lake.push(&person, &r.content) {
+            let (person, birth) = match unit {
+                Some(u) => (keys[u], births[u]),
+                None => (NO_PERSON, None),
+            };
+            if let Err(e) = lake.push_with_birth(&person, birth, &r.content) {
                 out.failed = Some(e.into());
             }
         };

@@ -92,6 +92,17 @@ async fn two_hospitals_and_an_insurer_link_to_the_same_persons() {
     let batches = niji_lake::read_table(&instance.paths.lake().join("insurer-claims/v1"), "claims", &niji_lake::LakeKey(key.0)).unwrap();
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows as u64, claims.units);
+    // Ages at each event, from the birth dates only the vault holds: present and plausible.
+    let age_index = batches[0].schema().index_of("age").unwrap();
+    let ages: Vec<i32> = batches
+        .iter()
+        .flat_map(|b| {
+            let a = b.column(age_index).as_any().downcast_ref::<arrow_array::Int32Array>().unwrap().clone();
+            a.iter().flatten().collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(ages.len(), rows, "every claim has an age");
+    assert!(ages.iter().all(|a| (0..=110).contains(a)), "{ages:?}");
 
     // A second version of a dataset keeps the persons' keys.
     let again = committed(&instance, submission("insurer", "insurer-claims", files_under(&synth().join("uke")), OnReject::RefuseSubmission)).await;

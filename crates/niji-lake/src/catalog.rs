@@ -145,6 +145,7 @@ static DOCS: [TableDoc; 8] = [
             ),
             col("start", "受診開始日（入院では入院日）。", "Start date of the encounter (admission date of an inpatient stay).", &[]),
             col("end", "受診終了日（入院では退院日）。", "End date of the encounter (discharge date of an inpatient stay).", &[]),
+            col("age", "出来事の時点の年齢（満年齢）。生年月日は識別情報の保管庫にのみあり、取込み時に計算します。", "Age in whole years at the event, computed at intake from the full birth date, which only the identity vault holds.", &[]),
         ],
     },
     TableDoc {
@@ -211,6 +212,7 @@ static DOCS: [TableDoc; 8] = [
                 &["転帰区分"],
             ),
             col("main", "主傷病であれば true。レセプト由来のみ。", "True for the main disease (主傷病) of the claim; claim rows only.", &[]),
+            col("age", "出来事の時点の年齢（満年齢）。生年月日は識別情報の保管庫にのみあり、取込み時に計算します。", "Age in whole years at the event, computed at intake from the full birth date, which only the identity vault holds.", &[]),
         ],
     },
     TableDoc {
@@ -255,6 +257,7 @@ static DOCS: [TableDoc; 8] = [
             col("dispense_value", "総量（調剤する量）。", "Total quantity to dispense.", &[]),
             col("dispense_unit", "総量の単位。", "Unit of the quantity to dispense.", &["UCUM"]),
             col("usage_codes", "用法コード（; 区切り）。", "Usage (dosage timing) codes, joined with `;`.", &["JAMI 用法コード"]),
+            col("age", "出来事の時点の年齢（満年齢）。生年月日は識別情報の保管庫にのみあり、取込み時に計算します。", "Age in whole years at the event, computed at intake from the full birth date, which only the identity vault holds.", &[]),
         ],
     },
     TableDoc {
@@ -317,6 +320,7 @@ static DOCS: [TableDoc; 8] = [
                 "Interpretation (H high, L low, N normal, …), joined with `;`; observation rows only.",
                 &["HL7 v3 ObservationInterpretation"],
             ),
+            col("age", "出来事の時点の年齢（満年齢）。生年月日は識別情報の保管庫にのみあり、取込み時に計算します。", "Age in whole years at the event, computed at intake from the full birth date, which only the identity vault holds.", &[]),
         ],
     },
     TableDoc {
@@ -367,6 +371,7 @@ static DOCS: [TableDoc; 8] = [
             ),
             col("onset", "発症日。", "Onset date.", &[]),
             col("recorded", "記録日。", "Date recorded.", &[]),
+            col("age", "出来事の時点の年齢（満年齢）。生年月日は識別情報の保管庫にのみあり、取込み時に計算します。", "Age in whole years at the event, computed at intake from the full birth date, which only the identity vault holds.", &[]),
         ],
     },
     TableDoc {
@@ -416,6 +421,7 @@ static DOCS: [TableDoc; 8] = [
             ),
             col("fee_table", "点数表（1: 医科 など。IR レコード）。", "Fee schedule (点数表: 1 medical, …; from the IR record).", &["点数表"]),
             col("billing_month", "請求年月（YYYY-MM、IR レコード）。", "Billing month (請求年月, YYYY-MM, from the IR record).", &[]),
+            col("age", "出来事の時点の年齢（満年齢）。生年月日は識別情報の保管庫にのみあり、取込み時に計算します。", "Age in whole years at the event, computed at intake from the full birth date, which only the identity vault holds.", &[]),
         ],
     },
     TableDoc {

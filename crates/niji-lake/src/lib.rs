@@ -66,6 +66,10 @@
 //! | `claims` | UKE RE (with the IR before it) | `person_key`, `file` Int32, `claim` Int64 (line of the RE in its file), `receipt_no` Int64, `receipt_kind` (レセプト種別), `month` (診療年月), `sex`, `birth_year_month`, `benefit_ratio` Int32, `admitted_on`, `facility_code` (医療機関コード, a facility), `facility_prefecture` Int32, `fee_table` Int32 (点数表), `billing_month` (請求年月) |
 //! | `claim_lines` | UKE SI/IY/TO/CO | `person_key`, `file` Int32, `claim` Int64 (joins `claims`), `kind` (`procedure`/`drug`/`material`/`comment`), `category` Int32 (診療識別), `burden`, `code_system`, `code` (診療行為/医薬品/特定器材/コメントコード), `quantity` Float64, `points` Int64, `times` Int32, `comment_codes` |
 //!
+//! Every event table but `claim_lines` ends in `age` Int32: whole years from the person's full
+//! birth date (which only the identity vault holds; the caller passes it to
+//! [`LakeWriter::push_with_birth`]) to the event's first date; null without a birth date.
+//!
 //! `file` is a number the caller gives with [`LakeWriter::set_file`] (the position of the
 //! submitted file in the batch), so that claims and their lines join within a version.
 //! Not stored (yet): CSV rows (`Content::Row`), organizations, practitioners, UKE payers (HO/KO/SN)
@@ -254,8 +258,14 @@ impl LakeWriter {
         self.facility = FacilityContext::default();
     }
 
-    /// Adds the rows of one record's content.
+    /// Adds the rows of one record's content, without the person's birth date (`age` is null).
     pub fn push(&mut self, person: &PersonKey, content: &Content) -> Result<(), LakeError> {
+        self.push_with_birth(person, None, content)
+    }
+
+    /// Adds the rows of one record's content; `birth` (the person's full birth date, which only
+    /// the vault holds) gives the `age` column: whole years at the event.
+    pub fn push_with_birth(&mut self, person: &PersonKey, birth: Option<Date>, content: &Content) -> Result<(), LakeError> {
         let k = person.as_bytes();
         let line = match content.record.location {
             Location::Line(n) | Location::Entry(n) => Some(n as i64),
@@ -452,7 +462,17 @@ impl LakeWriter {
                 return Ok(());
             }
         };
-        for row in rows {
+        // Tables 1–6 end in `age`: whole years from the birth date to the event (its first date).
+        let age = if (1..=6).contains(&table) {
+            let event = event_dates(&content.body).into_iter().flatten().next();
+            V::I(birth.zip(event).and_then(|(b, e)| age_at(b, e)).map(i64::from))
+        } else {
+            V::I(None)
+        };
+        for mut row in rows {
+            if (1..=6).contains(&table) {
+                row.push(age.clone());
+            }
             self.tables[table].push(&row);
             self.summary.rows[table] += 1;
             if self.tables[table].rows >= self.options.batch_rows {
@@ -571,6 +591,7 @@ struct FacilityContext {
 }
 
 /// One cell of a row being pushed.
+#[derive(Clone)]
 enum V<'a> {
     K(&'a [u8; 32]),
     S(Option<String>),
@@ -603,7 +624,7 @@ fn columns(table: usize) -> &'static [(&'static str, T)] {
             ("deceased", Bool),
             ("deceased_on", Date),
         ],
-        1 => &[("person_key", Key), ("status", Str), ("class", Str), ("start", Date), ("end", Date)],
+        1 => &[("person_key", Key), ("status", Str), ("class", Str), ("start", Date), ("end", Date), ("age", I32)],
         2 => &[
             ("person_key", Key),
             ("source", Str),
@@ -621,6 +642,7 @@ fn columns(table: usize) -> &'static [(&'static str, T)] {
             ("modifiers", Str),
             ("outcome", I32),
             ("main", Bool),
+            ("age", I32),
         ],
         3 => &[
             ("person_key", Key),
@@ -637,6 +659,7 @@ fn columns(table: usize) -> &'static [(&'static str, T)] {
             ("dispense_value", F64),
             ("dispense_unit", Str),
             ("usage_codes", Str),
+            ("age", I32),
         ],
         4 => &[
             ("person_key", Key),
@@ -651,6 +674,7 @@ fn columns(table: usize) -> &'static [(&'static str, T)] {
             ("unit", Str),
             ("value_codes", Str),
             ("interpretation", Str),
+            ("age", I32),
         ],
         5 => &[
             ("person_key", Key),
@@ -663,6 +687,7 @@ fn columns(table: usize) -> &'static [(&'static str, T)] {
             ("verification_status", Str),
             ("onset", Date),
             ("recorded", Date),
+            ("age", I32),
         ],
         6 => &[
             ("person_key", Key),
@@ -679,6 +704,7 @@ fn columns(table: usize) -> &'static [(&'static str, T)] {
             ("facility_prefecture", I32),
             ("fee_table", I32),
             ("billing_month", Str),
+            ("age", I32),
         ],
         _ => &[
             ("person_key", Key),
@@ -833,6 +859,16 @@ fn event_dates(body: &ContentBody) -> [Option<Date>; 2] {
         ContentBody::Claim(c) => [c.month.and_then(|m| Date::new(m.year, m.month, 1).ok()), c.admitted_on],
         _ => [None, None],
     }
+}
+
+/// Whole years from `birth` to `event`; `None` for an event before the birth or past 150
+/// years (a date error, not an age).
+fn age_at(birth: Date, event: Date) -> Option<i32> {
+    let mut years = event.year as i32 - birth.year as i32;
+    if (event.month, event.day) < (birth.month, birth.day) {
+        years -= 1;
+    }
+    (0..=150).contains(&years).then_some(years)
 }
 
 /// Days since 1970-01-01 (proleptic Gregorian).
