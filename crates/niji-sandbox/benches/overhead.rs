@@ -1,0 +1,136 @@
+//! Overhead of the workspace against plain DataFusion on the same in-memory data.
+//!
+//! `cargo bench -p niji-sandbox --bench overhead` (optional arguments: rows, runs). Prints the median
+//! time of the same GROUP BY query through a plain `SessionContext` over a `MemTable`, through the
+//! workspace with its policy checks only (`run_checks_only`), and through `Workspace::run` (checks
+//! plus the persons count, an extra `count(DISTINCT person_id)` per group), and the ratios.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{ArrayRef, FixedSizeBinaryArray, Int64Array, StringArray};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use niji_review::application::{PurposeCategory, Track};
+use niji_review::{DatasetGrant, PermitPolicy, TableGrant};
+use niji_sandbox::{GrantedTable, Limits, Workspace};
+
+const QUERY: &str = "SELECT code, count(*) AS n, sum(points) AS points FROM claim_lines GROUP BY code";
+
+fn data(rows: usize) -> (Arc<datafusion::arrow::datatypes::Schema>, Vec<RecordBatch>) {
+    let schema = niji_lake::table_schema("claim_lines").unwrap();
+    let batch_rows = 8192;
+    let mut batches = Vec::new();
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut done = 0;
+    while done < rows {
+        let n = batch_rows.min(rows - done);
+        let mut keys = Vec::with_capacity(n);
+        let mut codes = Vec::with_capacity(n);
+        let mut points = Vec::with_capacity(n);
+        for _ in 0..n {
+            let person = next() % 200_000;
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&person.to_le_bytes());
+            keys.push(key);
+            codes.push(format!("{:09}", 100_000_000 + next() % 2_000));
+            points.push((next() % 5_000) as i64);
+        }
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "person_key" => Arc::new(FixedSizeBinaryArray::try_from_iter(keys.iter()).unwrap()) as ArrayRef,
+                "code" => Arc::new(StringArray::from(codes.clone())) as ArrayRef,
+                "points" => Arc::new(Int64Array::from(points.clone())) as ArrayRef,
+                "kind" => Arc::new(StringArray::from(vec!["drug"; n])) as ArrayRef,
+                _ => datafusion::arrow::array::new_null_array(f.data_type(), n),
+            })
+            .collect();
+        batches.push(RecordBatch::try_new(schema.clone(), columns).unwrap());
+        done += n;
+    }
+    (schema, batches)
+}
+
+fn policy() -> PermitPolicy {
+    PermitPolicy {
+        application_id: 1,
+        version: 1,
+        datasets: vec![DatasetGrant {
+            dataset: "ndb-2024".into(),
+            tables: vec![TableGrant { table: "claim_lines".into(), columns: vec!["code".into(), "kind".into(), "points".into()] }],
+        }],
+        cohort: None,
+        purpose: "bench".into(),
+        purpose_category: PurposeCategory::AcademicResearch,
+        recipients: vec![],
+        researchers: vec![],
+        linkage: vec![],
+        track: Track::Visiting,
+        output_preset: "standard".into(),
+        starts_on: time::macros::date!(2026 - 01 - 01),
+        expires_on: time::macros::date!(2026 - 12 - 31),
+        conditions: vec![],
+    }
+}
+
+async fn median<F, Fut>(runs: usize, mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
+    f().await; // warm-up
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        let rows = f().await;
+        times.push(start.elapsed());
+        assert!(rows > 0);
+    }
+    times.sort();
+    times[runs / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let rows: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(2_000_000);
+    let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(9);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (schema, batches) = data(rows);
+        let partitions = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+
+        let start = Instant::now();
+        let table = GrantedTable { dataset: "ndb-2024".into(), table: "claim_lines".into(), schema: schema.clone(), batches: batches.clone() };
+        let ws = Workspace::open(vec![table], &policy(), [7; 32], &HashSet::new(), Limits::default()).unwrap();
+        let open = start.elapsed();
+
+        // Plain DataFusion over the same rows, dealt into the same number of partitions.
+        let mut parts = vec![Vec::new(); partitions];
+        for (i, b) in batches.into_iter().enumerate() {
+            parts[i % partitions].push(b);
+        }
+        let ctx = SessionContext::new();
+        ctx.register_table("claim_lines", Arc::new(MemTable::try_new(schema, parts).unwrap())).unwrap();
+
+        let plain = median(runs, || async { ctx.sql(QUERY).await.unwrap().collect().await.unwrap().iter().map(|b| b.num_rows()).sum() }).await;
+        let checks = median(runs, || async { ws.run_checks_only(QUERY).await.unwrap() }).await;
+        let persons = median(runs, || async { ws.run(QUERY).await.unwrap().rows.len() }).await;
+
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!("rows {rows}, {partitions} partitions, median of {runs} runs, query: {QUERY}");
+        println!("open (re-key {rows} rows, register)   {:>9.1} ms", ms(open));
+        println!("plain DataFusion                      {:>9.1} ms", ms(plain));
+        println!("workspace, policy checks only         {:>9.1} ms   ratio {:.3}", ms(checks), ms(checks) / ms(plain));
+        println!("workspace, checks + persons count     {:>9.1} ms   ratio {:.3}", ms(persons), ms(persons) / ms(plain));
+    });
+}

@@ -1,0 +1,201 @@
+//! Red-team attempts: each must fail safely, with the right error, and without echoing input or
+//! data in the error's text.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use niji_sandbox::{Limits, Refusal, SandboxError, Workspace};
+
+use SandboxError::*;
+
+async fn refused(ws: &Workspace, sql: &str, expected: SandboxError) {
+    let got = ws.run(sql).await;
+    assert_eq!(got.as_ref().err(), Some(&expected), "{sql}");
+    let text = expected.to_string();
+    // Fixed texts: nothing of the query (names, literals) comes back.
+    for word in ["passwd", "secret_xyz", "Alice", "claim_lines", "person_id", "quantity", "conditions"] {
+        assert!(!text.contains(word), "{text}");
+    }
+}
+
+fn na(r: Refusal) -> SandboxError {
+    NotAllowed(r)
+}
+
+#[tokio::test]
+async fn file_access_through_table_functions_and_factories_is_impossible() {
+    let ws = workspace();
+    refused(&ws, "SELECT count(*) FROM read_parquet('/etc/passwd')", UnknownName).await;
+    refused(&ws, "SELECT count(*) FROM read_csv('/etc/passwd')", UnknownName).await;
+    refused(&ws, "SELECT count(*) FROM '/etc/passwd'", UnknownName).await;
+    refused(&ws, "CREATE EXTERNAL TABLE p (a VARCHAR) STORED AS CSV LOCATION '/etc/passwd'", na(Refusal::Ddl)).await;
+    refused(&ws, "COPY (SELECT code FROM claim_lines) TO '/tmp/niji-exfil.csv'", na(Refusal::Copy)).await;
+    refused(&ws, "COPY claim_lines TO '/tmp/niji-exfil.parquet' STORED AS PARQUET", na(Refusal::Copy)).await;
+    assert!(!std::path::Path::new("/tmp/niji-exfil.csv").exists());
+}
+
+#[tokio::test]
+async fn ddl_dml_and_statements_are_refused() {
+    let ws = workspace();
+    refused(&ws, "CREATE TABLE x AS SELECT code FROM claim_lines", na(Refusal::Ddl)).await;
+    refused(&ws, "CREATE VIEW v AS SELECT code FROM claim_lines", na(Refusal::Ddl)).await;
+    refused(&ws, "INSERT INTO claim_lines (code) VALUES ('X')", na(Refusal::Dml)).await;
+    refused(&ws, "DELETE FROM claim_lines", na(Refusal::Dml)).await;
+    refused(&ws, "UPDATE claim_lines SET code = 'X'", na(Refusal::Dml)).await;
+    refused(&ws, "DROP TABLE claim_lines", na(Refusal::Ddl)).await;
+    refused(&ws, "SET datafusion.execution.target_partitions = 1", na(Refusal::Statement)).await;
+    refused(&ws, "PREPARE q AS SELECT count(*) FROM claim_lines", na(Refusal::Statement)).await;
+    refused(&ws, "SHOW TABLES", na(Refusal::Statement)).await;
+    // SELECT … INTO creates a table.
+    refused(&ws, "SELECT count(*) INTO t2 FROM claim_lines", na(Refusal::Ddl)).await;
+    // Two statements in one text.
+    refused(&ws, "SELECT count(*) FROM claim_lines; DROP TABLE claim_lines", Parse).await;
+    // The table is still there.
+    assert!(ws.run("SELECT count(*) FROM claim_lines").await.is_ok());
+}
+
+#[tokio::test]
+async fn catalog_probing_and_explain_are_refused() {
+    let ws = workspace();
+    refused(&ws, "SELECT count(*) FROM information_schema.tables", UnknownName).await;
+    refused(&ws, "SELECT count(*) FROM datafusion.public.claim_lines", UnknownName).await;
+    refused(&ws, "EXPLAIN SELECT count(*) FROM claim_lines", na(Refusal::Explain)).await;
+    refused(&ws, "EXPLAIN ANALYZE SELECT code, count(*) FROM claim_lines GROUP BY code", na(Refusal::Explain)).await;
+    refused(&ws, "DESCRIBE claim_lines", na(Refusal::Explain)).await;
+}
+
+#[tokio::test]
+async fn unknown_and_ungranted_names_are_not_echoed() {
+    let ws = workspace();
+    refused(&ws, "SELECT count(*) FROM secret_xyz", UnknownName).await;
+    // A table of a dataset the permit does not grant (not registered at all).
+    refused(&ws, "SELECT count(*) FROM other_2024.claims", UnknownName).await;
+    // A table of a granted dataset that is not granted.
+    refused(&ws, "SELECT count(*) FROM conditions", UnknownName).await;
+    // A column not granted (quantity is in the lake, not in the permit).
+    refused(&ws, "SELECT sum(quantity) FROM claim_lines", UnknownName).await;
+    refused(&ws, "SELECT count(*) FROM claim_lines WHERE person_key IS NOT NULL", UnknownName).await;
+}
+
+#[tokio::test]
+async fn row_level_outputs_are_refused() {
+    let ws = workspace();
+    refused(&ws, "SELECT person_id FROM claim_lines", PersonIdInOutput).await;
+    refused(&ws, "SELECT * FROM claim_lines", PersonIdInOutput).await;
+    refused(&ws, "SELECT code, points FROM claim_lines", NotAggregate).await;
+    refused(&ws, "SELECT code FROM claim_lines", NotAggregate).await;
+    refused(&ws, "SELECT 1", NotAggregate).await;
+    refused(&ws, "SELECT count(person_id) FROM claim_lines GROUP BY person_id", PersonIdInOutput).await;
+    refused(&ws, "SELECT person_id, count(*) FROM claim_lines GROUP BY person_id", PersonIdInOutput).await;
+    refused(&ws, "SELECT count(*) FROM claim_lines GROUP BY substr(CAST(person_id AS VARCHAR), 1, 8)", PersonIdInOutput).await;
+    refused(&ws, "SELECT code, count(*) FROM claim_lines GROUP BY code UNION ALL SELECT code, points FROM claim_lines", NotAggregate).await;
+    refused(
+        &ws,
+        "SELECT code, count(*) FROM claim_lines GROUP BY code UNION ALL SELECT code, count(*) FROM claim_lines GROUP BY code",
+        na(Refusal::Union),
+    )
+    .await;
+    refused(&ws, "SELECT string_agg(code, ',') FROM claim_lines", na(Refusal::AggregateFunction)).await;
+    refused(&ws, "SELECT array_agg(points) FROM claim_lines", na(Refusal::AggregateFunction)).await;
+    refused(&ws, "SELECT CAST(min(person_id) AS VARCHAR) FROM claim_lines", na(Refusal::AggregateFunction)).await;
+    refused(&ws, "SELECT code, count(*), (SELECT max(code) FROM claim_lines) FROM claim_lines GROUP BY code", na(Refusal::Subquery)).await;
+    refused(&ws, "SELECT code, count(*) OVER () FROM claim_lines", NotAggregate).await;
+}
+
+#[tokio::test]
+async fn padding_a_persons_count_is_refused() {
+    let ws = workspace();
+    // One person's value shown with everybody's person ids: the scan of the value is not covered.
+    refused(
+        &ws,
+        "SELECT x.v, count(*) FROM (SELECT b.person_id, a.points AS v FROM claim_lines a CROSS JOIN patients b WHERE a.code = 'C') x GROUP BY x.v",
+        na(Refusal::PersonsNotCountable),
+    )
+    .await;
+    refused(
+        &ws,
+        "SELECT v, count(*) FROM (SELECT person_id, (SELECT max(points) FROM claim_lines WHERE code = 'C') AS v FROM patients) GROUP BY v",
+        na(Refusal::Subquery),
+    )
+    .await;
+    refused(&ws, "SELECT count(*) FROM patients WHERE EXISTS (SELECT 1 FROM claim_lines WHERE code = 'C' AND points > 50)", na(Refusal::Subquery))
+        .await;
+    refused(
+        &ws,
+        "SELECT v, count(*) FROM (SELECT person_id, lag(points) OVER (ORDER BY points) AS v FROM claim_lines) GROUP BY v",
+        na(Refusal::Window),
+    )
+    .await;
+    refused(&ws, "SELECT v, count(*) FROM (SELECT code AS v FROM claim_lines) GROUP BY v", na(Refusal::PersonsNotCountable)).await;
+    refused(
+        &ws,
+        "SELECT v, count(*) FROM (SELECT person_id, points AS v FROM claim_lines WHERE code = 'C' \
+         UNION ALL SELECT arrow_cast(arrow_cast('0123456789abcdef', 'Binary'), 'FixedSizeBinary(16)'), 70) GROUP BY v",
+        na(Refusal::PersonsNotCountable),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn linkage_without_permission_is_refused() {
+    let ws = workspace();
+    refused(
+        &ws,
+        "SELECT k.sex, count(*) FROM kaigo_2024.claims k JOIN ndb_2024.claim_lines c ON k.person_id = c.person_id GROUP BY k.sex",
+        na(Refusal::Linkage),
+    )
+    .await;
+    refused(&ws, "SELECT count(*) FROM ndb_2024.patients WHERE person_id IN (SELECT person_id FROM kaigo_2024.claims)", na(Refusal::Linkage)).await;
+}
+
+#[tokio::test]
+async fn recursive_ctes_are_refused() {
+    let ws = workspace();
+    refused(&ws, "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r", na(Refusal::RecursiveQuery)).await;
+}
+
+#[tokio::test]
+async fn errors_never_quote_cell_values() {
+    let ws = workspace();
+    let err = ws.run("SELECT sum(CAST(code AS INT)) FROM claim_lines").await.unwrap_err();
+    assert_eq!(err, Execution);
+    assert!(!err.to_string().contains("Alice") && !format!("{err:?}").contains("Alice"));
+    let err = ws.run("SELECT code, count(*) FROM claim_lines GROUP BY code HAVING CAST(code AS INT) > 0").await.unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("Alice"));
+}
+
+#[tokio::test]
+async fn huge_queries_are_refused_before_parsing() {
+    let ws = workspace();
+    let sql = format!("SELECT count(*) FROM claim_lines WHERE code IN ({})", vec!["'A'"; 6000].join(","));
+    refused(&ws, &sql, TooLong).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cartesian_bomb_is_cancelled_by_the_time_limit() {
+    let n = 4000;
+    let persons: Vec<u8> = (0..n).map(|i| (i % 200) as u8).collect();
+    let codes: Vec<String> = (0..n).map(|i| format!("C{i}")).collect();
+    let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
+    let big = table(NDB, "claim_lines", &persons, &[("code", strings(&codes))]);
+    let limits = Limits { timeout: Duration::from_millis(1500), ..Limits::default() };
+    let ws = Workspace::open(vec![big], &policy(false), [1; 32], &Default::default(), limits).unwrap();
+    let start = Instant::now();
+    refused(&ws, "SELECT count(*) FROM claim_lines a, claim_lines b, claim_lines c", Timeout).await;
+    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_limit_holds_without_spilling() {
+    let n = 50_000;
+    let persons: Vec<u8> = (0..n).map(|i| (i % 250) as u8).collect();
+    let codes: Vec<String> = (0..n).map(|i| format!("code-{i:08}")).collect();
+    let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
+    let big = table(NDB, "claim_lines", &persons, &[("code", strings(&codes))]);
+    let limits = Limits { memory_bytes: 256 << 10, ..Limits::default() };
+    let ws = Workspace::open(vec![big], &policy(false), [1; 32], &Default::default(), limits).unwrap();
+    refused(&ws, "SELECT n, count(*) FROM (SELECT code, person_id, count(*) AS n FROM claim_lines GROUP BY code, person_id) GROUP BY n", MemoryLimit)
+        .await;
+}
