@@ -1181,13 +1181,16 @@ async fn refused(state: &AppState, id: i64, e: WorkflowError) -> Refusal {
     Refusal::from_workflow(e, form.as_ref())
 }
 
-async fn submit_action(
-    State(state): State<AppState>,
+/// The application page's buttons share one shape: CSRF and id checked, the actor loaded, one
+/// workflow step, then the page again with the step's outcome.
+async fn button(
+    state: AppState,
     lang: Lang,
     s: MaybeSession,
     uri: Uri,
     id: Result<Path<i64>, PathRejection>,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    step: impl AsyncFnOnce(&AppState, &Actor, i64) -> Result<&'static str, Refusal>,
 ) -> Response {
     let (id, _) = match action_prelude(lang, &s, &uri, id, form).await {
         Ok(x) => x,
@@ -1196,79 +1199,45 @@ async fn submit_action(
     let sess = s.signed_in().expect("checked");
     let result = async {
         let actor = load_actor(&state, sess).await?;
-        match niji_applications::submit(state.instance(), &actor, id, today_jst()).await {
-            Ok(s) => Ok(if s.permit.is_some() { "permit" } else { "submitted" }),
-            Err(e) => Err(refused(&state, id, e).await),
-        }
+        step(&state, &actor, id).await
     }
     .await;
     after_action(&state, lang, sess, &uri, id, result).await
 }
 
-async fn resubmit_action(
-    State(state): State<AppState>,
-    lang: Lang,
-    s: MaybeSession,
-    uri: Uri,
-    id: Result<Path<i64>, PathRejection>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let (id, _) = match action_prelude(lang, &s, &uri, id, form).await {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
-    let sess = s.signed_in().expect("checked");
-    let result = async {
-        let actor = load_actor(&state, sess).await?;
-        match niji_applications::resubmit(state.instance(), &actor, id, today_jst()).await {
+type IdPath = Result<Path<i64>, PathRejection>;
+type ButtonForm = Result<Form<Vec<(String, String)>>, FormRejection>;
+
+async fn submit_action(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, id: IdPath, form: ButtonForm) -> Response {
+    button(state, lang, s, uri, id, form, async |state, actor, id| match niji_applications::submit(state.instance(), actor, id, today_jst()).await {
+        Ok(s) => Ok(if s.permit.is_some() { "permit" } else { "submitted" }),
+        Err(e) => Err(refused(state, id, e).await),
+    })
+    .await
+}
+
+async fn resubmit_action(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, id: IdPath, form: ButtonForm) -> Response {
+    button(state, lang, s, uri, id, form, async |state, actor, id| {
+        match niji_applications::resubmit(state.instance(), actor, id, today_jst()).await {
             Ok(_) => Ok("submitted"),
-            Err(e) => Err(refused(&state, id, e).await),
+            Err(e) => Err(refused(state, id, e).await),
         }
-    }
-    .await;
-    after_action(&state, lang, sess, &uri, id, result).await
+    })
+    .await
 }
 
-async fn withdraw_action(
-    State(state): State<AppState>,
-    lang: Lang,
-    s: MaybeSession,
-    uri: Uri,
-    id: Result<Path<i64>, PathRejection>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let (id, _) = match action_prelude(lang, &s, &uri, id, form).await {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
-    let sess = s.signed_in().expect("checked");
-    let result = async {
-        let actor = load_actor(&state, sess).await?;
-        niji_applications::withdraw(state.instance(), &actor, id).await.map(|()| "withdrawn").map_err(|e| Refusal::from_workflow(e, None))
-    }
-    .await;
-    after_action(&state, lang, sess, &uri, id, result).await
+async fn withdraw_action(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, id: IdPath, form: ButtonForm) -> Response {
+    button(state, lang, s, uri, id, form, async |state, actor, id| {
+        niji_applications::withdraw(state.instance(), actor, id).await.map(|()| "withdrawn").map_err(|e| Refusal::from_workflow(e, None))
+    })
+    .await
 }
 
-async fn conflict_action(
-    State(state): State<AppState>,
-    lang: Lang,
-    s: MaybeSession,
-    uri: Uri,
-    id: Result<Path<i64>, PathRejection>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let (id, _) = match action_prelude(lang, &s, &uri, id, form).await {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
-    let sess = s.signed_in().expect("checked");
-    let result = async {
-        let actor = load_actor(&state, sess).await?;
-        niji_applications::declare_conflict(state.instance(), &actor, id).await.map(|()| "conflict").map_err(|e| Refusal::from_workflow(e, None))
-    }
-    .await;
-    after_action(&state, lang, sess, &uri, id, result).await
+async fn conflict_action(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, id: IdPath, form: ButtonForm) -> Response {
+    button(state, lang, s, uri, id, form, async |state, actor, id| {
+        niji_applications::declare_conflict(state.instance(), actor, id).await.map(|()| "conflict").map_err(|e| Refusal::from_workflow(e, None))
+    })
+    .await
 }
 
 async fn vote_action(
