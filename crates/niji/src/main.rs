@@ -48,6 +48,20 @@ enum Command {
     Applications(review::ListArgs),
     /// List data permits with their policies.
     Permits(review::ListArgs),
+    /// Run an aggregate SQL query of a permit on real data and print what passes output checking (--real; dummy data comes later).
+    Query {
+        #[command(flatten)]
+        dir: DirArg,
+        #[arg(long)]
+        permit: i64,
+        /// The researcher running it (user name; must be named on the permit).
+        #[arg(long = "as")]
+        as_user: String,
+        /// Run on the real data (the only mode so far).
+        #[arg(long, required = true)]
+        real: bool,
+        sql: String,
+    },
     /// Set up review as an operator: criteria, tariff, consent scopes, accreditations, committees.
     #[command(subcommand)]
     Review(review::ReviewCommand),
@@ -248,6 +262,29 @@ async fn run(command: Command) -> Result<()> {
         Command::Applications(args) => review::applications(args).await,
         Command::Permits(args) => review::permits(args).await,
         Command::Review(cmd) => review::review_command(cmd).await,
+        Command::Query { dir, permit, as_user, real: _, sql } => {
+            let instance = open(&dir.dir).await?;
+            let user = instance.store.user_by_username(&as_user).await?.with_context(|| format!("--as: no account {as_user:?}"))?;
+            match niji_analysis::query_real(&instance, user.id, permit, &sql).await {
+                Ok(out) => {
+                    println!("{}", out.dimensions.iter().chain(&out.measures).cloned().collect::<Vec<_>>().join("\t"));
+                    for (keys, values) in &out.rows {
+                        let values = values.iter().map(|v| match v {
+                            niji_sdc::Shown::Value(x) => format!("{x}"),
+                            niji_sdc::Shown::Suppressed => "秘匿 (suppressed)".to_string(),
+                            niji_sdc::Shown::Refused => "不可 (refused)".to_string(),
+                        });
+                        println!("{}", keys.iter().cloned().chain(values).collect::<Vec<_>>().join("\t"));
+                    }
+                    eprintln!("{} rows, {} cells suppressed under the {} rules", out.rows.len(), out.suppressed, out.preset);
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("refused: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
         Command::Mail(dir) => {
             let config = niji_mail::MailConfig::from_env().context("set NIJI_SMTP_URL (for example smtp://localhost:25) to mail notifications")?;
             let store = niji_store::Store::open_sqlite(&niji_instance::InstancePaths::new(&dir.dir).metadata_db()).await?;

@@ -173,6 +173,33 @@ fn demo_creates_data_accounts_and_serves() {
     let of: Vec<i64> = permits.as_array().unwrap().iter().map(|p| p["application_id"].as_i64().unwrap()).collect();
     assert_eq!(of, [1, 3]);
     assert_eq!(permits[1]["output_preset"], "strict");
+    // The notified permit's researcher queries the real data: only checked aggregates come out.
+    let d = dir.to_str().unwrap();
+    let out = niji(&[
+        "query",
+        "--dir",
+        d,
+        "--permit",
+        "1",
+        "--as",
+        "demo.researcher",
+        "--real",
+        "SELECT code, count(*) AS n FROM sakura_ehr.conditions GROUP BY code",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8(out.stdout).unwrap();
+    let mut lines = table.lines();
+    assert_eq!(lines.next(), Some("code\tn"));
+    for line in lines {
+        let n = line.rsplit('\t').next().unwrap();
+        assert!(n == "秘匿 (suppressed)" || n.parse::<f64>().unwrap() >= 10.0, "a small count left the platform: {line}");
+    }
+    let refused =
+        niji(&["query", "--dir", d, "--permit", "1", "--as", "demo.researcher", "--real", "SELECT person_id, code FROM sakura_ehr.conditions"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("person ids cannot be output"));
+    let not_named = niji(&["query", "--dir", d, "--permit", "1", "--as", "demo.reviewer", "--real", "SELECT count(*) FROM sakura_ehr.conditions"]);
+    assert!(String::from_utf8_lossy(&not_named.stderr).contains("not named on the permit"));
     // Running the demo again replaces its own folder; a folder it did not make is refused.
     let other = tmp.path().join("mine");
     std::fs::create_dir(&other).unwrap();

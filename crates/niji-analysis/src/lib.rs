@@ -1,0 +1,143 @@
+//! A permit's interactive aggregate query on real data (issue 5): the permit's granted tables are
+//! read from the encrypted lake (latest committed version of each dataset), handed to
+//! `niji-sandbox` with a secret derived from the permit's own data key, and the result goes
+//! through `niji-sdc` with the permit's output preset before anything is shown. Every query —
+//! refused or answered — is logged with the SQL's hash, never its text.
+//!
+//! Invariants: raw results never leave this crate (only the checked table does); a closed permit
+//! (revoked, expired, superseded: its key destroyed) can never run, and its key is never
+//! re-created here; errors are fixed texts.
+
+use std::collections::HashSet;
+
+use niji_core::{AuditEvent, AuditSink, Role};
+use niji_instance::Instance;
+use niji_review::PermitPolicy;
+use niji_sandbox::{GrantedTable, Limits, Workspace};
+use niji_sdc::{Cell, Measure, Preset, Rules, Shown, Table};
+use sha2::{Digest, Sha256};
+
+/// What the researcher sees: the checked table.
+#[derive(Debug, Clone)]
+pub struct CheckedOutput {
+    pub dimensions: Vec<String>,
+    pub measures: Vec<String>,
+    pub rows: Vec<(Vec<String>, Vec<Shown>)>,
+    pub suppressed: usize,
+    pub preset: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    #[error("permit not found")]
+    NoPermit,
+    #[error("the permit is not active")]
+    Closed,
+    #[error("the account is not named on the permit")]
+    NotNamed,
+    #[error("the permit's track does not allow queries on real data")]
+    WrongTrack,
+    #[error("a granted dataset has no committed version")]
+    NoData,
+    #[error("the query was refused: {0}")]
+    Refused(niji_sandbox::SandboxError),
+    #[error("the output could not be checked")]
+    Unchecked,
+    #[error("internal error")]
+    Internal,
+}
+
+/// Runs `sql` for `user_id` under permit `permit_id` and returns the checked output.
+pub async fn query_real(instance: &Instance, user_id: i64, permit_id: i64, sql: &str) -> Result<CheckedOutput, AnalysisError> {
+    let result = run(instance, user_id, permit_id, sql).await;
+    let outcome = match &result {
+        Ok(out) => serde_json::json!({"outcome": "answered", "rows": out.rows.len(), "suppressed": out.suppressed, "preset": out.preset}),
+        Err(e) => serde_json::json!({"outcome": "refused", "reason": e.to_string()}),
+    };
+    let mut data = outcome;
+    data["sql_sha256"] = hex::encode(Sha256::digest(sql.as_bytes())).into();
+    let event =
+        AuditEvent::new(format!("user:{user_id}"), time::OffsetDateTime::now_utc(), "analysis.query", format!("permit:{permit_id}")).with_data(data);
+    instance.record(&event).map_err(|_| AnalysisError::Internal)?;
+    result
+}
+
+async fn run(instance: &Instance, user_id: i64, permit_id: i64, sql: &str) -> Result<CheckedOutput, AnalysisError> {
+    let store = &instance.store;
+    let permit = store.permit(permit_id).await.map_err(|_| AnalysisError::Internal)?.ok_or(AnalysisError::NoPermit)?;
+    if permit.status != "active" {
+        return Err(AnalysisError::Closed);
+    }
+    let policy: PermitPolicy = serde_json::from_str(&permit.policy).map_err(|_| AnalysisError::Internal)?;
+    let today = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+9)).date();
+    if !policy.active_on(today) {
+        return Err(AnalysisError::Closed);
+    }
+    let roles = store.active_roles(user_id).await.map_err(|_| AnalysisError::Internal)?;
+    if !policy.researchers.iter().any(|r| r.account_id == user_id) || !roles.contains(&Role::Researcher) {
+        return Err(AnalysisError::NotNamed);
+    }
+    if policy.track != niji_review::Track::Visiting {
+        return Err(AnalysisError::WrongTrack);
+    }
+    // The permit's key must still exist: look it up without creating it.
+    if store.data_key(&permit.key_id).await.map_err(|_| AnalysisError::Internal)?.is_none() {
+        return Err(AnalysisError::Closed);
+    }
+    let key = instance.data_key(&permit.key_id, "system:analysis").await.map_err(|_| AnalysisError::Internal)?;
+    let secret: [u8; 32] = Sha256::new().chain_update(b"niji-analysis:person-ids\0").chain_update(key.0).finalize().into();
+
+    // The granted tables, from each dataset's latest committed version.
+    let tags = store.committed_dataset_tags().await.map_err(|_| AnalysisError::Internal)?;
+    let mut tables = Vec::new();
+    for grant in &policy.datasets {
+        let number = tags.iter().filter(|(d, _)| *d == grant.dataset).map(|(_, n)| *n).max().ok_or(AnalysisError::NoData)?;
+        let tag = format!("{}/v{number}", grant.dataset);
+        let lake_key = niji_lake::LakeKey(instance.data_key(&format!("lake:{tag}"), "system:analysis").await.map_err(|_| AnalysisError::Internal)?.0);
+        let dir = instance.paths.lake().join(&grant.dataset).join(format!("v{number}"));
+        for t in &grant.tables {
+            let (dir, key, table) = (dir.clone(), lake_key.clone(), t.table.clone());
+            let batches = tokio::task::spawn_blocking(move || niji_lake::read_table(&dir, &table, &key))
+                .await
+                .map_err(|_| AnalysisError::Internal)?
+                .map_err(|_| AnalysisError::Internal)?;
+            let schema = niji_lake::table_schema(&t.table).ok_or(AnalysisError::Internal)?;
+            tables.push(GrantedTable { dataset: grant.dataset.clone(), table: t.table.clone(), schema, batches });
+        }
+    }
+    // Opt-outs come with the consent registry (issue 6); until then nobody is excluded.
+    let excluded = HashSet::new();
+    let workspace = Workspace::open(tables, &policy, secret, &excluded, Limits::default()).map_err(AnalysisError::Refused)?;
+    let result = workspace.run(sql).await.map_err(AnalysisError::Refused)?;
+
+    // Output checking: text columns are dimensions, numeric columns measures; every cell counts
+    // the persons behind its row.
+    let numeric: Vec<bool> = match result.rows.first() {
+        Some(row) => row.iter().map(|v| v.data_type().is_numeric()).collect(),
+        None => vec![false; result.columns.len()],
+    };
+    let dimensions: Vec<String> = result.columns.iter().zip(&numeric).filter(|(_, n)| !**n).map(|(c, _)| c.clone()).collect();
+    let measures: Vec<Measure> = result.columns.iter().zip(&numeric).filter(|(_, n)| **n).map(|(c, _)| Measure::count(c.clone())).collect();
+    let mut table = Table::new(dimensions.clone(), measures.clone());
+    for (row, persons) in result.rows.iter().zip(&result.persons) {
+        let keys: Vec<String> =
+            row.iter().zip(&numeric).filter(|(_, n)| !**n).map(|(v, _)| if v.is_null() { String::new() } else { v.to_string() }).collect();
+        let cells: Vec<Cell> = row.iter().zip(&numeric).filter(|(_, n)| **n).map(|(v, _)| Cell::new(scalar_f64(v), *persons)).collect();
+        table.push(keys, cells);
+    }
+    let preset: Preset = policy.output_preset.parse().unwrap_or(Preset::Ndb);
+    let checked = niji_sdc::check(&table, &Rules::preset(preset)).map_err(|_| AnalysisError::Unchecked)?;
+    let released = checked.released_table(&table);
+    let suppressed = released.rows.iter().flat_map(|r| &r.values).filter(|v| !matches!(v, Shown::Value(_))).count();
+    Ok(CheckedOutput {
+        dimensions,
+        measures: measures.into_iter().map(|m| m.name).collect(),
+        rows: released.rows.into_iter().map(|r| (r.keys, r.values)).collect(),
+        suppressed,
+        preset: preset.name().to_string(),
+    })
+}
+
+fn scalar_f64(v: &niji_sandbox::Scalar) -> f64 {
+    v.to_string().parse().unwrap_or(f64::NAN)
+}
