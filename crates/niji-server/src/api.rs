@@ -51,6 +51,9 @@ pub(crate) fn routes() -> Router<AppState> {
         crate::applications_api::create_application,
         crate::applications_api::get_application,
         crate::applications_api::submit_application,
+        crate::applications_api::withdraw_application,
+        crate::applications_api::vote_on_application,
+        crate::applications_api::decide_application,
         crate::applications_api::list_permits
     ),
     components(schemas(
@@ -66,6 +69,9 @@ pub(crate) fn routes() -> Router<AppState> {
         crate::upload::SubmissionBody,
         crate::upload::ProblemBody,
         crate::applications_api::ApplicationForm,
+        crate::applications_api::StepBody,
+        crate::applications_api::VoteRequest,
+        crate::applications_api::DecisionRequest,
         crate::applications_api::RecipientForm,
         crate::applications_api::VariableForm,
         crate::applications_api::LinkageForm,

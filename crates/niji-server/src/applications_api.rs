@@ -40,6 +40,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/applications", get(list_applications).post(create_application))
         .route("/applications/{id}", get(get_application))
         .route("/applications/{id}/submit", post(submit_application))
+        .route("/applications/{id}/withdraw", post(withdraw_application))
+        .route("/applications/{id}/votes", post(vote_on_application))
+        .route("/applications/{id}/decision", post(decide_application))
         .route("/permits", get(list_permits))
 }
 
@@ -456,6 +459,121 @@ pub(crate) async fn submit_application(State(state): State<AppState>, TokenUser(
             })
             .into_response()
         }
+        Err(r) => refusal(r),
+    }
+}
+
+/// The status an application has after a step.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StepBody {
+    application_id: i64,
+    status: &'static str,
+    /// The permit an approval issued.
+    permit: Option<i64>,
+}
+
+async fn step_body(store: &Store, id: i64, permit: Option<i64>) -> Response {
+    match store.application(id).await {
+        Ok(Some(row)) => match from_code::<ApplicationStatus>(&row.status) {
+            Some(status) => Json(StepBody { application_id: id, status: status.as_str(), permit }).into_response(),
+            None => ApiError::Internal.into_response(),
+        },
+        _ => ApiError::Internal.into_response(),
+    }
+}
+
+/// The applicant withdraws an application that is not decided yet.
+#[utoipa::path(post, path = "/api/v1/applications/{id}/withdraw", security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = StepBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn withdraw_application(
+    State(state): State<AppState>,
+    TokenUser(user): TokenUser,
+    id: Result<Path<i64>, PathRejection>,
+) -> Response {
+    let Ok(Path(id)) = id else { return ApiError::NotFound.into_response() };
+    let store = &state.instance().store;
+    let result = async {
+        let actor = Actor::load(store, user.id).await.map_err(|e| Refusal::from_workflow(e, None))?;
+        niji_applications::withdraw(state.instance(), &actor, id).await.map_err(|e| Refusal::from_workflow(e, None))
+    }
+    .await;
+    match result {
+        Ok(()) => step_body(store, id, None).await,
+        Err(r) => refusal(r),
+    }
+}
+
+/// A committee member's vote.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct VoteRequest {
+    /// approve, approve_with_conditions, request_changes or reject.
+    vote: String,
+    #[serde(default)]
+    opinion: String,
+}
+
+/// A member of the reviewing committee votes (once; refused when recused).
+#[utoipa::path(post, path = "/api/v1/applications/{id}/votes", security(("bearer" = [])), params(("id" = i64, Path)), request_body = VoteRequest,
+    responses((status = 200, body = StepBody), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn vote_on_application(
+    State(state): State<AppState>,
+    TokenUser(user): TokenUser,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<VoteRequest>, JsonRejection>,
+) -> Response {
+    let Ok(Path(id)) = id else { return ApiError::NotFound.into_response() };
+    let Ok(Json(body)) = body else { return ApiError::BadRequest.into_response() };
+    let Some(vote) = from_code::<niji_review::Vote>(&body.vote) else { return ApiError::BadRequest.into_response() };
+    let store = &state.instance().store;
+    let result = async {
+        let actor = Actor::load(store, user.id).await.map_err(|e| Refusal::from_workflow(e, None))?;
+        niji_applications::cast_vote(state.instance(), &actor, id, vote, &body.opinion).await.map_err(|e| Refusal::from_workflow(e, None))
+    }
+    .await;
+    match result {
+        Ok(()) => step_body(store, id, None).await,
+        Err(r) => refusal(r),
+    }
+}
+
+/// The chair's decision.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct DecisionRequest {
+    /// approve, approve_with_conditions, request_changes or reject.
+    verdict: String,
+    /// Conditions of an approval with conditions.
+    #[serde(default)]
+    conditions: Vec<String>,
+    reasons: Vec<String>,
+}
+
+/// The chair records the committee's decision; an approval returns its permit.
+#[utoipa::path(post, path = "/api/v1/applications/{id}/decision", security(("bearer" = [])), params(("id" = i64, Path)), request_body = DecisionRequest,
+    responses((status = 200, body = StepBody), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn decide_application(
+    State(state): State<AppState>,
+    TokenUser(user): TokenUser,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<DecisionRequest>, JsonRejection>,
+) -> Response {
+    let Ok(Path(id)) = id else { return ApiError::NotFound.into_response() };
+    let Ok(Json(body)) = body else { return ApiError::BadRequest.into_response() };
+    let Some(verdict) = from_code::<niji_review::Vote>(&body.verdict) else { return ApiError::BadRequest.into_response() };
+    let store = &state.instance().store;
+    let result = async {
+        let actor = Actor::load(store, user.id).await.map_err(|e| Refusal::from_workflow(e, None))?;
+        let decision = niji_applications::ChairDecision {
+            verdict,
+            conditions: body.conditions.into_iter().filter(|c| !c.trim().is_empty()).collect(),
+            reasons: body.reasons.into_iter().filter(|r| !r.trim().is_empty()).collect(),
+            scope: None,
+            output_preset: None,
+        };
+        niji_applications::decide(state.instance(), &actor, id, decision, today_jst()).await.map_err(|e| Refusal::from_workflow(e, None))
+    }
+    .await;
+    match result {
+        Ok(permit) => step_body(store, id, permit).await,
         Err(r) => refusal(r),
     }
 }

@@ -1023,3 +1023,53 @@ async fn reviewers_vote_in_the_portal_a_recused_member_cannot_and_the_chair_deci
     assert!(r.body.contains("id=\"certificate\"") && r.body.contains("削除証明書") && r.body.contains("取消"), "{}", r.body);
     assert!(app.instance.store.data_key(&niji_applications::permit_key_id(id, 1)).await.unwrap().is_none());
 }
+
+/// Committee members vote and the chair decides through the API; a recused member's vote and a
+/// non-member's are refused; the applicant withdraws another application.
+#[tokio::test(flavor = "multi_thread")]
+async fn committee_votes_and_decisions_through_the_api() {
+    let app = app().await;
+    let w = review_world(&app).await;
+    let token = app.accounts.create_api_token(w.researcher, "test", "cli:test", OffsetDateTime::now_utc()).await.unwrap();
+    let mut form = application_json(w.researcher);
+    form["diseases"] = serde_json::json!(["E10"]);
+    let create = |form: serde_json::Value| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let id = send(app, api_json("POST", "/api/v1/applications", &token, &form)).await.json()["id"].as_i64().unwrap();
+            let r = send(app, api_json("POST", &format!("/api/v1/applications/{id}/submit"), &token, &serde_json::json!({}))).await;
+            assert_eq!(r.json()["status"], "under_review", "{}", r.body);
+            id
+        }
+    };
+    let id = create(form.clone()).await;
+    let vote = |who: &str, vote: &str| {
+        api_json("POST", &format!("/api/v1/applications/{id}/votes"), who, &serde_json::json!({"vote": vote, "opinion": "妥当"}))
+    };
+    // The applicant is no member; an unknown vote is a bad request (not echoed).
+    assert_eq!(send(&app, vote(&token, "approve")).await.status, StatusCode::FORBIDDEN);
+    let r = send(&app, vote(&w.reviewers[0].2, "maybe-secret")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(!r.body.contains("maybe-secret"));
+    for rev in &w.reviewers[..4] {
+        let r = send(&app, vote(&rev.2, "approve")).await;
+        assert_eq!((r.status, r.json()["status"].as_str()), (StatusCode::OK, Some("under_review")), "{}", r.body);
+    }
+    // A second vote is a conflict.
+    assert_eq!(send(&app, vote(&w.reviewers[0].2, "reject")).await.status, StatusCode::CONFLICT);
+    // Only the chair decides.
+    let decision = serde_json::json!({"verdict": "approve", "reasons": ["医学的に妥当"]});
+    let path = format!("/api/v1/applications/{id}/decision");
+    assert_eq!(send(&app, api_json("POST", &path, &w.reviewers[0].2, &decision)).await.status, StatusCode::FORBIDDEN);
+    let r = send(&app, api_json("POST", &path, &w.chair.2, &decision)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["status"], "approved");
+    assert!(r.json()["permit"].as_i64().is_some());
+
+    // The applicant withdraws a second application under review; a decided one cannot be.
+    let second = create(form).await;
+    let r = send(&app, api_json("POST", &format!("/api/v1/applications/{second}/withdraw"), &token, &serde_json::json!({}))).await;
+    assert_eq!((r.status, r.json()["status"].as_str()), (StatusCode::OK, Some("withdrawn")));
+    let r = send(&app, api_json("POST", &format!("/api/v1/applications/{id}/withdraw"), &token, &serde_json::json!({}))).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+}
