@@ -69,7 +69,7 @@ async fn run(instance: &Instance, user_id: i64, permit_id: i64, sql: &str) -> Re
         return Err(AnalysisError::Closed);
     }
     let policy: PermitPolicy = serde_json::from_str(&permit.policy).map_err(|_| AnalysisError::Internal)?;
-    let today = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+9)).date();
+    let today = niji_core::today_jst(time::OffsetDateTime::now_utc());
     if !policy.active_on(today) {
         return Err(AnalysisError::Closed);
     }
@@ -80,21 +80,19 @@ async fn run(instance: &Instance, user_id: i64, permit_id: i64, sql: &str) -> Re
     if policy.track != niji_review::Track::Visiting {
         return Err(AnalysisError::WrongTrack);
     }
-    // The permit's key must still exist: look it up without creating it.
-    if store.data_key(&permit.key_id).await.map_err(|_| AnalysisError::Internal)?.is_none() {
-        return Err(AnalysisError::Closed);
-    }
-    let key = instance.data_key(&permit.key_id, "system:analysis").await.map_err(|_| AnalysisError::Internal)?;
+    // The permit's key must still exist; it is looked up, never created.
+    let key = instance.existing_data_key(&permit.key_id).await.map_err(|_| AnalysisError::Internal)?.ok_or(AnalysisError::Closed)?;
     let secret: [u8; 32] = Sha256::new().chain_update(b"niji-analysis:person-ids\0").chain_update(key.0).finalize().into();
 
     // The granted tables, from each dataset's latest committed version.
-    let tags = store.committed_dataset_tags().await.map_err(|_| AnalysisError::Internal)?;
+    let latest = store.latest_committed_versions().await.map_err(|_| AnalysisError::Internal)?;
     let mut tables = Vec::new();
     for grant in &policy.datasets {
-        let number = tags.iter().filter(|(d, _)| *d == grant.dataset).map(|(_, n)| *n).max().ok_or(AnalysisError::NoData)?;
-        let tag = format!("{}/v{number}", grant.dataset);
-        let lake_key = niji_lake::LakeKey(instance.data_key(&format!("lake:{tag}"), "system:analysis").await.map_err(|_| AnalysisError::Internal)?.0);
-        let dir = instance.paths.lake().join(&grant.dataset).join(format!("v{number}"));
+        let &(_, number) = latest.iter().find(|(d, _)| *d == grant.dataset).ok_or(AnalysisError::NoData)?;
+        let key_id = niji_intake::lake_key_id(&niji_intake::version_tag(&grant.dataset, number));
+        let lake_key =
+            niji_lake::LakeKey(instance.existing_data_key(&key_id).await.map_err(|_| AnalysisError::Internal)?.ok_or(AnalysisError::NoData)?.0);
+        let dir = niji_intake::version_dir(&instance.paths, &grant.dataset, number);
         for t in &grant.tables {
             let (dir, key, table) = (dir.clone(), lake_key.clone(), t.table.clone());
             let batches = tokio::task::spawn_blocking(move || niji_lake::read_table(&dir, &table, &key))

@@ -19,9 +19,25 @@ pub fn catalog_count(n: u64) -> Option<u64> {
     Some(if n % 10 >= 5 { down.checked_add(10).unwrap_or(down) } else { down })
 }
 
+/// A coverage period as the public catalog may show it: year and month only (an exact earliest
+/// or latest date is one person's event date), and nothing at all when the persons behind it
+/// are fewer than the catalog shows. `from`/`to` are ISO dates (`YYYY-MM-DD`).
+pub fn catalog_period(from: Option<&str>, to: Option<&str>, persons: u64) -> Option<(String, String)> {
+    catalog_count(persons)?;
+    let month = |d: &str| d.get(..7).filter(|m| m.len() == 7).map(str::to_string);
+    Some((month(from?)?, month(to?)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn periods_are_months_and_hidden_for_few_persons() {
+        assert_eq!(catalog_period(Some("2012-05-15"), Some("2024-12-29"), 58), Some(("2012-05".into(), "2024-12".into())));
+        assert_eq!(catalog_period(Some("2012-05-15"), Some("2024-12-29"), 9), None);
+        assert_eq!(catalog_period(None, Some("2024-12-29"), 100), None);
+    }
 
     fn check(input: u64, expected: Option<u64>) {
         assert_eq!(catalog_count(input), expected, "catalog_count({input})");

@@ -12,5 +12,11 @@ pub mod role;
 
 pub use audit::{AuditError, AuditEvent, AuditSink};
 pub use disclosure::catalog_count;
+
+/// The calendar date in Japan (UTC+9, no daylight saving) at `now`: the "today" of deadlines,
+/// permits and "not in the future" checks everywhere in Niji.
+pub fn today_jst(now: time::OffsetDateTime) -> time::Date {
+    now.to_offset(time::UtcOffset::from_hms(9, 0, 0).expect("+9 is a valid offset")).date()
+}
 pub use insurer::{InsurerNumber, InsurerNumberError};
 pub use role::{Role, RoleParseError};

@@ -158,10 +158,18 @@ impl Instance {
         (self.master.fingerprint(), self.master.source)
     }
 
+    /// The data key `id` if it exists; never creates one (a destroyed key stays destroyed).
+    pub async fn existing_data_key(&self, id: &str) -> Result<Option<DataKey>, InstanceError> {
+        match self.store.data_key(id).await? {
+            Some(row) => Ok(Some(self.unwrap_row(&row)?)),
+            None => Ok(None),
+        }
+    }
+
     /// The data key `id` (for example `dataset:ehr/v3`), created and recorded on first use.
     pub async fn data_key(&self, id: &str, actor: &str) -> Result<DataKey, InstanceError> {
-        if let Some(row) = self.store.data_key(id).await? {
-            return Ok(self.unwrap_row(&row)?);
+        if let Some(key) = self.existing_data_key(id).await? {
+            return Ok(key);
         }
         let key = DataKey::generate();
         let now = time::OffsetDateTime::now_utc();

@@ -52,7 +52,6 @@ mod write;
 
 pub use listing::{current_linkage, list_datasets, DatasetEntry, VersionEntry};
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -402,7 +401,7 @@ async fn write_version(
 
         // Pass 2: vault rows through a channel into one transaction, lake rows to staging.
         let lake_dir = instance.paths.lake();
-        let final_dir = lake_dir.join(&submission.dataset).join(format!("v{number}"));
+        let final_dir = version_dir(&instance.paths, &submission.dataset, number);
         let staging = lake_dir.join(format!("{}{}-v{number}", niji_lake::STAGING_PREFIX, submission.dataset));
         let lake_key = LakeKey(instance.data_key(&lake_key_id(tag), &submission.actor).await?.0);
         let mut batch = vault.begin_batch(&submission.holder, tag).await?;
@@ -542,16 +541,12 @@ async fn write_version(
 
 /// The latest committed version tag of every dataset but `except`.
 async fn latest_tags_except(store: &niji_store::Store, except: &str) -> Result<Vec<String>, IntakeError> {
-    let mut latest: HashMap<String, i64> = HashMap::new();
-    for (d, n) in store.committed_dataset_tags().await? {
-        if d != except {
-            let e = latest.entry(d).or_insert(n);
-            *e = (*e).max(n);
-        }
-    }
-    let mut tags: Vec<String> = latest.into_iter().map(|(d, n)| version_tag(&d, n)).collect();
-    tags.sort();
-    Ok(tags)
+    Ok(store.latest_committed_versions().await?.into_iter().filter(|(d, _)| d != except).map(|(d, n)| version_tag(&d, n)).collect())
+}
+
+/// The folder of one lake version: `<instance>/lake/<dataset>/v<number>`.
+pub fn version_dir(paths: &niji_instance::InstancePaths, dataset: &str, number: i64) -> PathBuf {
+    paths.lake().join(dataset).join(format!("v{number}"))
 }
 
 /// Appends `dataset.version.committed` for a committed version and records the entry's index

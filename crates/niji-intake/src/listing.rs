@@ -47,12 +47,8 @@ pub async fn list_datasets(store: &Store) -> Result<Vec<DatasetEntry>, StoreErro
 /// version are those at its commit; datasets handed in later raise the share.) `None` when the
 /// dataset has no committed version.
 pub async fn current_linkage(instance: &Instance, dataset: &str) -> Result<Option<(u64, u64)>, IntakeError> {
-    let mut latest: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
-    for (d, n) in instance.store.committed_dataset_tags().await? {
-        let e = latest.entry(d).or_insert(n);
-        *e = (*e).max(n);
-    }
-    let Some(&number) = latest.get(dataset) else { return Ok(None) };
+    let latest = instance.store.latest_committed_versions().await?;
+    let Some(&(_, number)) = latest.iter().find(|(d, _)| d == dataset) else { return Ok(None) };
     let others: Vec<String> = latest.iter().filter(|(d, _)| d.as_str() != dataset).map(|(d, n)| version_tag(d, *n)).collect();
     let tag = version_tag(dataset, number);
     let (vault, _) = open_vault(instance, "system:catalog").await?;

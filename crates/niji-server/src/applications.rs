@@ -390,6 +390,12 @@ pub(crate) async fn resolve_researchers(store: &Store, tokens: &[String], proble
             Ok(id) => store.user(id).await.map_err(store_failed)?,
             Err(_) => store.user_by_username(token).await.map_err(store_failed)?,
         };
+        // Only researchers can be named: any other account answers as unknown, so the form
+        // cannot be used to look up staff names or which account ids exist.
+        let user = match user {
+            Some(u) if store.active_roles(u.id).await.map_err(store_failed)?.contains(&niji_core::Role::Researcher) => Some(u),
+            _ => None,
+        };
         match user {
             Some(u) => {
                 let display_name = if u.display_name.trim().is_empty() { u.username.clone() } else { u.display_name.clone() };

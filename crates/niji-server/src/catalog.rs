@@ -116,10 +116,11 @@ fn date_of(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix).map(|t| t.date().to_string()).unwrap_or_default()
 }
 
-fn coverage_text(from: &Option<String>, to: &Option<String>) -> String {
-    match (from, to) {
-        (Some(a), Some(b)) => format!("{a} – {b}"),
-        _ => "—".to_string(),
+/// The period as the public may see it (`niji_core::disclosure::catalog_period`).
+fn coverage_text(from: &Option<String>, to: &Option<String>, persons: i64) -> String {
+    match niji_core::disclosure::catalog_period(from.as_deref(), to.as_deref(), persons.max(0) as u64) {
+        Some((a, b)) => format!("{a} – {b}"),
+        None => "—".to_string(),
     }
 }
 
@@ -175,7 +176,7 @@ async fn catalog_page(
                 holder: e.holder.clone(),
                 kind: lang.kind_label(&e.dataset.kind),
                 version: latest.map(|v| v.number.to_string()).unwrap_or_else(|| "—".into()),
-                coverage: latest.map(|v| coverage_text(&v.coverage_from, &v.coverage_to)).unwrap_or_else(|| "—".into()),
+                coverage: latest.map(|v| coverage_text(&v.coverage_from, &v.coverage_to, v.persons)).unwrap_or_else(|| "—".into()),
                 persons: latest.map(|v| shown_count(v.persons, m)).unwrap_or_else(|| "—".into()),
                 records: latest.map(|v| shown_count(v.records_accepted, m)).unwrap_or_else(|| "—".into()),
             }
@@ -270,7 +271,7 @@ async fn dataset_page(State(state): State<AppState>, lang: Lang, s: MaybeSession
         .map(|v| VersionRow {
             number: v.version.number,
             committed: v.version.committed_at.map(date_of).unwrap_or_default(),
-            coverage: coverage_text(&v.version.coverage_from, &v.version.coverage_to),
+            coverage: coverage_text(&v.version.coverage_from, &v.version.coverage_to, v.version.persons),
             persons: shown_count(v.version.persons, m),
             records: shown_count(v.version.records_accepted, m),
         })
@@ -350,7 +351,7 @@ async fn dataset_page(State(state): State<AppState>, lang: Lang, s: MaybeSession
         holder: entry.holder.clone(),
         kind: lang.kind_label(&d.kind),
         latest: latest.map(|v| v.version.number.to_string()).unwrap_or_else(|| "—".into()),
-        coverage: latest.map(|v| coverage_text(&v.version.coverage_from, &v.version.coverage_to)).unwrap_or_else(|| "—".into()),
+        coverage: latest.map(|v| coverage_text(&v.version.coverage_from, &v.version.coverage_to, v.version.persons)).unwrap_or_else(|| "—".into()),
         persons: latest.map(|v| shown_count(v.version.persons, m)).unwrap_or_else(|| "—".into()),
         records: latest.map(|v| shown_count(v.version.records_accepted, m)).unwrap_or_else(|| "—".into()),
         name: d.name.clone(),

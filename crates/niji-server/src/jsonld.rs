@@ -6,7 +6,7 @@
 //! - `dct:title` / `dct:description`: language-tagged literals, `ja` and `en` (empty ones left out).
 //! - `dct:publisher`: the holder organization as a `foaf:Agent` with its registered name.
 //! - `dct:temporal`: a `dct:PeriodOfTime` with `dcat:startDate` / `dcat:endDate` (`xsd:date`)
-//!   from the latest version's coverage (earliest and latest event date).
+//!   from the latest version's coverage (earliest and latest event month; hidden below 10 persons).
 //! - `dct:issued` / `dct:modified`: commit times of the first and the latest version;
 //!   `dcat:version`: the latest version's number.
 //! - `healthdcatap:numberOfUniqueIndividuals` / `healthdcatap:numberOfRecords`: the latest
@@ -97,8 +97,8 @@ pub(crate) async fn catalog_list(
                 holder: e.holder.clone(),
                 kind: e.dataset.kind.clone(),
                 latest_version: latest.map(|v| v.number),
-                coverage_from: latest.and_then(|v| v.coverage_from.clone()),
-                coverage_to: latest.and_then(|v| v.coverage_to.clone()),
+                coverage_from: latest.and_then(|v| public_period(&v.coverage_from, &v.coverage_to, v.persons)).map(|p| p.0),
+                coverage_to: latest.and_then(|v| public_period(&v.coverage_from, &v.coverage_to, v.persons)).map(|p| p.1),
                 persons: latest.and_then(|v| catalog_count(v.persons.max(0) as u64)),
                 records: latest.and_then(|v| catalog_count(v.records_accepted.max(0) as u64)),
                 href: format!("/api/v1/catalog/{}", e.dataset.name),
@@ -129,6 +129,17 @@ fn typed(value: &str, ty: &str) -> Value {
 }
 
 /// `xsd:date` for a full date, `xsd:gYearMonth` / `xsd:gYear` for a shorter one.
+/// The public period (year-months; none for fewer than 10 persons).
+fn public_period(from: &Option<String>, to: &Option<String>, persons: i64) -> Option<(String, String)> {
+    niji_core::disclosure::catalog_period(from.as_deref(), to.as_deref(), persons.max(0) as u64)
+}
+
+/// `dct:temporal` of a public period, if it may be shown.
+fn temporal(from: &Option<String>, to: &Option<String>, persons: i64) -> Option<Value> {
+    let (from, to) = public_period(from, to, persons)?;
+    Some(json!({"@type": "dct:PeriodOfTime", "dcat:startDate": date_literal(&from), "dcat:endDate": date_literal(&to)}))
+}
+
 fn date_literal(d: &str) -> Value {
     let ty = match d.len() {
         4 => "xsd:gYear",
@@ -209,11 +220,8 @@ pub(crate) fn dataset_document(entry: &DatasetEntry) -> Value {
             doc.insert("dct:modified".into(), typed(&catalog::rfc3339(t), "xsd:dateTime"));
         }
         doc.insert("dcat:version".into(), json!(v.number.to_string()));
-        if let (Some(from), Some(to)) = (&v.coverage_from, &v.coverage_to) {
-            doc.insert(
-                "dct:temporal".into(),
-                json!({"@type": "dct:PeriodOfTime", "dcat:startDate": date_literal(from), "dcat:endDate": date_literal(to)}),
-            );
+        if let Some(period) = temporal(&v.coverage_from, &v.coverage_to, v.persons) {
+            doc.insert("dct:temporal".into(), period);
         }
         put_count(&mut doc, "healthdcatap:numberOfUniqueIndividuals", v.persons);
         put_count(&mut doc, "healthdcatap:numberOfRecords", v.records_accepted);
@@ -251,11 +259,8 @@ pub(crate) fn dataset_document(entry: &DatasetEntry) -> Value {
             part.insert("dct:description".into(), texts(table.description_ja, table.description_en));
             put_count(&mut part, "healthdcatap:numberOfRecords", figures.rows);
             put_count(&mut part, "healthdcatap:numberOfUniqueIndividuals", figures.persons);
-            if let (Some(from), Some(to)) = (&figures.coverage_from, &figures.coverage_to) {
-                part.insert(
-                    "dct:temporal".into(),
-                    json!({"@type": "dct:PeriodOfTime", "dcat:startDate": date_literal(from), "dcat:endDate": date_literal(to)}),
-                );
+            if let Some(period) = temporal(&figures.coverage_from, &figures.coverage_to, figures.persons) {
+                part.insert("dct:temporal".into(), period);
             }
             if !table_coding.is_empty() {
                 part.insert("healthdcatap:hasCodingSystem".into(), Value::Array(table_coding.iter().map(|s| standard(s)).collect()));

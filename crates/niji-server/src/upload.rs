@@ -262,7 +262,7 @@ fn kind_of(files: &[PathBuf]) -> &'static str {
 /// Today's calendar date in Japan (UTC+9): the intake's "not in the future" checks and the
 /// review workflow's submission days, deadlines and permit periods.
 pub(crate) fn today_jst() -> time::Date {
-    (time::OffsetDateTime::now_utc() + time::Duration::hours(9)).date()
+    niji_core::today_jst(time::OffsetDateTime::now_utc())
 }
 
 fn options() -> IntakeOptions {
@@ -360,8 +360,9 @@ pub(crate) struct SubmissionBody {
     /// Rejected records (of a refused submission: the reason it was refused).
     records_rejected: u64,
     persons: u64,
-    /// Persons of this version also found in another dataset.
-    persons_shared: u64,
+    /// Persons of this version also found in other holders' datasets, as the catalog shows counts (rounded to
+    /// 10, absent below 10): exact figures about other holders' data are for operators only.
+    persons_shared: Option<u64>,
     /// All problems of rejected records (the first 1000 are listed).
     problems_total: u64,
     problems: Vec<ProblemBody>,
@@ -406,7 +407,7 @@ fn submission_body(dataset: &str, outcome: &Outcome) -> SubmissionBody {
                 records_quarantined: r.records_quarantined,
                 records_rejected: r.records_quarantined,
                 persons: r.persons,
-                persons_shared: r.persons_shared,
+                persons_shared: niji_core::disclosure::catalog_count(r.persons_shared),
                 problems_total,
                 problems,
             }
@@ -421,7 +422,7 @@ fn submission_body(dataset: &str, outcome: &Outcome) -> SubmissionBody {
                 records_quarantined: 0,
                 records_rejected: *rejected_records,
                 persons: 0,
-                persons_shared: 0,
+                persons_shared: None,
                 problems_total,
                 problems,
             }
@@ -547,7 +548,8 @@ async fn upload_submit(State(state): State<AppState>, lang: Lang, s: MaybeSessio
                 accepted: r.records_accepted,
                 quarantined: r.records_quarantined,
                 persons: r.persons,
-                rate: crate::catalog::percent(r.persons_shared as i64, r.persons as i64),
+                // Rounded like the catalog: the holder learns no small count about others' data.
+                rate: crate::catalog::percent(niji_core::disclosure::catalog_count(r.persons_shared).unwrap_or(0) as i64, r.persons as i64),
             }),
             refused: None,
         }),

@@ -590,6 +590,9 @@ async fn a_data_holder_submits_through_the_api_and_the_public_catalog_rounds_cou
     assert_eq!((doc.status, doc.headers.get(header::CONTENT_TYPE).unwrap().to_str().unwrap()), (StatusCode::OK, "application/ld+json"));
     let doc = doc.json();
     assert!(doc.get("healthdcatap:numberOfUniqueIndividuals").is_none(), "a suppressed count is left out");
+    // So is the period: the earliest and latest event of fewer than 10 persons are their dates.
+    assert!(doc.get("dct:temporal").is_none(), "a period of fewer than 10 persons is left out");
+    assert!(list.json()[0]["coverage_from"].is_null());
     insta::assert_json_snapshot!("catalog_dataset_jsonld", doc, {
         r#"["dct:issued"]["@value"]"# => "[time]",
         r#"["dct:modified"]["@value"]"# => "[time]",

@@ -319,4 +319,14 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
+
+    /// The latest committed version of every dataset: (dataset name, number), by name.
+    pub async fn latest_committed_versions(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT d.name, MAX(v.number) FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id
+             WHERE v.state = 'committed' GROUP BY d.name ORDER BY d.name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
 }

@@ -146,8 +146,9 @@ pub(crate) async fn ensure_holder(instance: &Instance, name: &str, kind: &str, a
     Ok(())
 }
 
+/// Today in Japan, as the server's intake and review use it.
 pub(crate) fn today() -> Date {
-    let today = time::OffsetDateTime::now_utc().date();
+    let today = niji_core::today_jst(time::OffsetDateTime::now_utc());
     Date::new(today.year() as u16, today.month() as u8, today.day()).expect("today is a date")
 }
 

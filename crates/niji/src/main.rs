@@ -348,7 +348,7 @@ pub(crate) async fn serve(
             let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
             loop {
                 every.tick().await;
-                let today = OffsetDateTime::now_utc().to_offset(time::macros::offset!(+9)).date();
+                let today = niji_core::today_jst(OffsetDateTime::now_utc());
                 match niji_applications::expire_permits(&instance, today).await {
                     Ok(closed) if !closed.is_empty() => tracing::info!(permits = ?closed, "expired permits closed"),
                     Ok(_) => {}
