@@ -198,6 +198,8 @@ pub struct PermitRow {
     pub key_id: String,
     pub created_at: i64,
     pub changed_at: i64,
+    /// Log index of the permit's issuance entry (`permit.issued` or `permit.amended`).
+    pub log_index: Option<i64>,
 }
 
 pub struct NewPermit<'a> {
@@ -264,7 +266,7 @@ const EVENT_COLUMNS: &str = "id, application_id, at, actor, kind, note, log_inde
 
 const DECISION_COLUMNS: &str = "application_id, decision, reasons, criteria_version, votes_for, votes_total, decided_by, decided_at";
 
-const PERMIT_COLUMNS: &str = "id, application_id, version, status, policy, starts_on, expires_on, key_id, created_at, changed_at";
+const PERMIT_COLUMNS: &str = "id, application_id, version, status, policy, starts_on, expires_on, key_id, created_at, changed_at, log_index";
 
 const CERTIFICATE_COLUMNS: &str = "id, permit_id, key_id, reason, destroyed_at, log_index";
 

@@ -18,8 +18,10 @@
 
 mod accounts;
 mod applications;
+mod citizens;
 mod datasets;
 mod keys;
+mod register;
 
 pub use accounts::{ApiTokenRow, NewUser, OrganizationRow, RoleGrantRow, SessionRow, UserRow};
 pub use applications::{
@@ -27,8 +29,10 @@ pub use applications::{
     DeletionCertificateRow, NewAccreditation, NewApplication, NewApplicationEvent, NewCommitteeMember, NewDeletionCertificate, NewNotification,
     NewPermit, OutboxRow, PermitRow, PublishedVersionRow, ReviewConflictRow, ReviewDecisionRow, ReviewVoteRow,
 };
+pub use citizens::{AnalysisRunRow, CitizenCredentialRow, NewAnalysisRun, NewCitizenCredential};
 pub use datasets::{DatasetRow, DatasetVersionRow, NewDataset, VersionCommit, VersionProblemRow, VersionTableRow};
 pub use keys::DataKeyRow;
+pub use register::{NewPermitOutcome, PermitOutcomeRow, RegisterPermitRow, ReviewTimingRow};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;

@@ -59,6 +59,10 @@
 //! - Errors never quote stored or submitted values; nothing here logs.
 //! - No clock reads and no business rules: who may read identities is decided by the caller.
 
+mod registry;
+
+pub use registry::{NewRegistryEntry, RegistryEntry};
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;

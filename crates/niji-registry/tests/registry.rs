@@ -1,0 +1,229 @@
+//! The registry over a real instance: a holder's patients ingested through the intake, access
+//! credentials issued and used, choices recorded, exclusions read at run time.
+
+use std::sync::Arc;
+
+use niji_accounts::{Accounts, AccountsConfig};
+use niji_consent::{Choice, ConsentScope, OptOutScope, Use};
+use niji_instance::Instance;
+use niji_registry::{import_choices, ActingAs, Author, HolderActor, RegistryError};
+use niji_review::{PurposeCategory, RecipientKind};
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+const HOLDER: &str = "テスト病院";
+
+/// Three patients of one hospital: two adults and a child born 2015-06-10.
+const PATIENTS: &str = r#"{"resourceType":"Patient","id":"a","identifier":[{"system":"urn:oid:1.2.392.100495.20.3.51.11234567890","value":"1001"}],"name":[{"text":"山田 太郎"}],"gender":"male","birthDate":"1980-04-01"}
+{"resourceType":"Patient","id":"b","identifier":[{"system":"urn:oid:1.2.392.100495.20.3.51.11234567890","value":"1002"}],"name":[{"text":"佐藤 花子"}],"gender":"female","birthDate":"1975-11-30"}
+{"resourceType":"Patient","id":"c","identifier":[{"system":"urn:oid:1.2.392.100495.20.3.51.11234567890","value":"1003"}],"name":[{"text":"鈴木 翔"}],"gender":"male","birthDate":"2015-06-10"}
+"#;
+
+struct World {
+    _tmp: tempfile::TempDir,
+    instance: Instance,
+    accounts: Accounts,
+    holder: HolderActor,
+}
+
+async fn world() -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let instance = Instance::init(&tmp.path().join("i"), "test").await.unwrap();
+    instance.store.create_organization(HOLDER, "hospital", 0).await.unwrap();
+    let files = tmp.path().join("export");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("Patient.ndjson"), PATIENTS).unwrap();
+    let submission = niji_intake::Submission {
+        holder: HOLDER.into(),
+        dataset: "test-ehr".into(),
+        description: None,
+        files: vec![files.join("Patient.ndjson")],
+        csv_mapping: None,
+        on_reject: niji_intake::OnReject::RefuseSubmission,
+        actor: "user:1".into(),
+    };
+    let options = niji_intake::IntakeOptions::new(niji_ingest::IngestConfig::new(niji_ingest::Date::new(2026, 11, 21).unwrap()));
+    match niji_intake::ingest(&instance, submission, &options, Arc::new(niji_intake::NoProgress)).await.unwrap() {
+        niji_intake::Outcome::Committed(_) => {}
+        niji_intake::Outcome::Refused { files, .. } => panic!("refused: {:?}", files.iter().flat_map(|f| f.rejected_lines()).collect::<Vec<_>>()),
+    }
+    let accounts = Accounts::new(instance.store.clone(), instance.audit_sink(), instance.accounts_key(), AccountsConfig::default());
+    World { _tmp: tmp, instance, accounts, holder: HolderActor { holder: HOLDER.into(), audit: "user:1".into() } }
+}
+
+fn drug_use(at: OffsetDateTime) -> Use {
+    Use { purpose: PurposeCategory::DrugAndDeviceDevelopment, recipients: vec![RecipientKind::Company], diseases: vec![], at }
+}
+
+async fn excluded_count(w: &World, use_: &Use) -> (usize, i64) {
+    let (set, version) = niji_registry::exclusions(&w.instance, "test", use_).await.unwrap();
+    (set.len(), version)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_citizen_signs_in_with_code_and_birth_date_and_an_opt_out_applies_from_then_on() {
+    let w = world().await;
+    let t0 = datetime!(2026-11-22 01:00 UTC);
+    let issued = niji_registry::issue_credential(&w.instance, &w.accounts, &w.holder, "1001", ActingAs::Person, t0).await.unwrap();
+    assert_eq!(issued.access_code.len(), 24, "five groups of four: {}", issued.access_code);
+    assert_eq!(issued.valid_until, None);
+
+    // The code alone, or with another birth date, opens nothing; with the birth date (any
+    // form, 和暦 included) it does.
+    for birth in ["1980-04-02", "", "1001"] {
+        assert!(matches!(
+            niji_registry::sign_in(&w.instance, &w.accounts, &issued.access_code, birth, t0).await,
+            Err(RegistryError::InvalidCredentials)
+        ));
+    }
+    let lower = issued.access_code.to_lowercase().replace('-', " ");
+    for birth in ["1980-04-01", "昭和55年4月1日"] {
+        niji_registry::sign_in(&w.instance, &w.accounts, &lower, birth, t0).await.unwrap();
+    }
+
+    // Unknown patients, and other holders' numbers, are refused.
+    let other = HolderActor { holder: "別の病院".into(), audit: "user:1".into() };
+    assert!(matches!(
+        niji_registry::issue_credential(&w.instance, &w.accounts, &other, "1001", ActingAs::Person, t0).await,
+        Err(RegistryError::UnknownPatient)
+    ));
+    assert!(matches!(
+        niji_registry::issue_credential(&w.instance, &w.accounts, &w.holder, "9999", ActingAs::Person, t0).await,
+        Err(RegistryError::UnknownPatient)
+    ));
+
+    assert_eq!(excluded_count(&w, &drug_use(t0)).await, (0, 0));
+    let t1 = datetime!(2026-11-22 02:00 UTC);
+    let author = Author::Citizen { user_id: issued.user_id };
+    let id = niji_registry::record_choice(&w.instance, &author, Choice::OptOut { scope: OptOutScope::All }, t1).await.unwrap();
+    // A use at t1 or later excludes the person; a use before t1 (yesterday's release) did not.
+    assert_eq!(excluded_count(&w, &drug_use(t1)).await, (1, id));
+    assert_eq!(excluded_count(&w, &drug_use(t0)).await, (0, id));
+
+    let view = niji_registry::citizen_view(&w.instance, issued.user_id, t1).await.unwrap();
+    assert_eq!(view.entries.len(), 1);
+    assert!(niji_registry::refuses_everything(&view.state));
+
+    // Withdrawing the opt-out includes the person again, from then on only.
+    let t2 = datetime!(2026-11-22 03:00 UTC);
+    niji_registry::record_choice(&w.instance, &author, Choice::Withdraw { entry: id as u64 }, t2).await.unwrap();
+    assert_eq!(excluded_count(&w, &drug_use(t2)).await.0, 0);
+    assert_eq!(excluded_count(&w, &drug_use(t1)).await.0, 1, "the opt-out still covers the time it was in force");
+
+    // The log names entries by id and code only.
+    let log = niji_log::LogReader::open(&w.instance.paths.log()).unwrap();
+    let entries: Vec<String> = (0..log.size()).map(|i| String::from_utf8(log.entry(i).unwrap()).unwrap()).collect();
+    assert!(entries.iter().any(|e| e.contains("registry.choice") && e.contains("opt_out")));
+    assert!(entries.iter().all(|e| !e.contains("1980") && !e.contains("1001") && !e.contains(&issued.access_code[10..])));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parents_consent_works_for_a_minor_and_ends_at_majority() {
+    let w = world().await;
+    let now = datetime!(2026-11-22 01:00 UTC);
+    // An adult has no parent credential.
+    assert!(matches!(
+        niji_registry::issue_credential(&w.instance, &w.accounts, &w.holder, "1001", ActingAs::Parent, now).await,
+        Err(RegistryError::AlreadyOfAge)
+    ));
+    let parent = niji_registry::issue_credential(&w.instance, &w.accounts, &w.holder, "1003", ActingAs::Parent, now).await.unwrap();
+    assert_eq!(parent.valid_until, Some(time::macros::date!(2033 - 06 - 10)));
+    let author = Author::Citizen { user_id: parent.user_id };
+    let scope =
+        ConsentScope { purposes: vec![PurposeCategory::AcademicResearch], recipients: vec![RecipientKind::Academia], diseases: vec!["J45".into()] };
+    niji_registry::record_choice(&w.instance, &author, Choice::Consent { scope }, now).await.unwrap();
+    let asthma =
+        |at| Use { purpose: PurposeCategory::AcademicResearch, recipients: vec![RecipientKind::Academia], diseases: vec!["J45.0".into()], at };
+    assert_eq!(excluded_count(&w, &asthma(now)).await.0, 0, "within the parent's consent");
+    assert_eq!(excluded_count(&w, &drug_use(now)).await.0, 1, "outside it");
+    // At majority the parent's consent lapses and the parent's credential stops working.
+    let adult = datetime!(2033-06-10 00:00 +09:00);
+    assert_eq!(excluded_count(&w, &asthma(adult)).await.0, 1);
+    assert_eq!(excluded_count(&w, &asthma(datetime!(2033-06-09 23:59 +09:00))).await.0, 0);
+    assert!(matches!(
+        niji_registry::sign_in(&w.instance, &w.accounts, &parent.access_code, "2015-06-10", adult).await,
+        Err(RegistryError::CredentialEnded)
+    ));
+    assert!(matches!(
+        niji_registry::record_choice(&w.instance, &author, Choice::OptOut { scope: OptOutScope::All }, adult).await,
+        Err(RegistryError::CredentialEnded)
+    ));
+    // The person's own credential then gives their own consent.
+    let own = niji_registry::issue_credential(&w.instance, &w.accounts, &w.holder, "1003", ActingAs::Person, adult).await.unwrap();
+    let scope = ConsentScope { purposes: vec![PurposeCategory::AcademicResearch], recipients: vec![RecipientKind::Academia], diseases: vec![] };
+    niji_registry::record_choice(&w.instance, &Author::Citizen { user_id: own.user_id }, Choice::Consent { scope }, adult).await.unwrap();
+    assert_eq!(excluded_count(&w, &asthma(adult + time::Duration::minutes(1))).await.0, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_citizen_reaches_only_their_own_entries() {
+    let w = world().await;
+    let now = datetime!(2026-11-22 01:00 UTC);
+    let a = niji_registry::issue_credential(&w.instance, &w.accounts, &w.holder, "1001", ActingAs::Person, now).await.unwrap();
+    let b = niji_registry::issue_credential(&w.instance, &w.accounts, &w.holder, "1002", ActingAs::Person, now).await.unwrap();
+    let b_entry = niji_registry::record_choice(&w.instance, &Author::Citizen { user_id: b.user_id }, Choice::OptOut { scope: OptOutScope::All }, now)
+        .await
+        .unwrap();
+    // A cannot withdraw B's entry: it is not among A's entries.
+    let later = now + time::Duration::minutes(5);
+    assert!(matches!(
+        niji_registry::record_choice(&w.instance, &Author::Citizen { user_id: a.user_id }, Choice::Withdraw { entry: b_entry as u64 }, later).await,
+        Err(RegistryError::Choice(niji_consent::ChoiceError::UnknownEntry))
+    ));
+    let view_a = niji_registry::citizen_view(&w.instance, a.user_id, later).await.unwrap();
+    assert!(view_a.entries.is_empty());
+    let view_b = niji_registry::citizen_view(&w.instance, b.user_id, later).await.unwrap();
+    assert_eq!(view_b.entries.len(), 1);
+    assert!(niji_registry::refuses_everything(&view_b.state));
+    // A staff account is not a citizen.
+    let staff = w
+        .accounts
+        .create_account(
+            niji_accounts::NewAccount {
+                username: "researcher".into(),
+                display_name: "R".into(),
+                organization: None,
+                roles: vec![niji_core::Role::Researcher],
+                password: "correct horse battery".into(),
+                totp: niji_accounts::TotpSetup::AtFirstLogin,
+            },
+            "test",
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(niji_registry::citizen_view(&w.instance, staff.user_id, later).await, Err(RegistryError::NotACitizen)));
+    assert!(matches!(
+        niji_registry::record_choice(&w.instance, &Author::Citizen { user_id: staff.user_id }, Choice::OptOut { scope: OptOutScope::All }, later)
+            .await,
+        Err(RegistryError::NotACitizen)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_import_is_all_or_nothing_and_names_the_line() {
+    let w = world().await;
+    let now = datetime!(2026-11-22 01:00 UTC);
+    let bad = "patient_id,choice,scope,date\n1001,notice,,2026-04-01\n1002,opt_out,purpose:drug_and_device_development,\n9999,opt_out,all,\n1003,opt_out,everything,\n";
+    match import_choices(&w.instance, &w.holder, bad.as_bytes(), now).await {
+        Err(RegistryError::Import(problems)) => {
+            let at: Vec<(u64, &str)> = problems.iter().map(|p| (p.line, p.field)).collect();
+            assert_eq!(at, [(5, "scope")], "parse problems first");
+        }
+        other => panic!("{other:?}"),
+    }
+    let unknown = "patient_id,choice,scope,date\n1001,notice,,2026-04-01\n9999,opt_out,all,\n";
+    match import_choices(&w.instance, &w.holder, unknown.as_bytes(), now).await {
+        Err(RegistryError::Import(problems)) => assert_eq!(problems.iter().map(|p| (p.line, p.field)).collect::<Vec<_>>(), [(3, "patient_id")]),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(import_choices(&w.instance, &w.holder, b"id,what\n1,2\n", now).await, Err(RegistryError::Import(_))));
+    // Nothing was written by the refused files.
+    assert_eq!(excluded_count(&w, &drug_use(now)).await, (0, 0));
+
+    let good = "\u{feff}patient_id,choice,scope,date\n1001,notice,,2026-04-01\n1002,notice,,2026-04-01\n1002,opt_out,purpose:drug_and_device_development,2026-10-30\n1003,opt_out,recipient:company,\n";
+    assert_eq!(import_choices(&w.instance, &w.holder, good.as_bytes(), now).await.unwrap(), 4);
+    assert_eq!(excluded_count(&w, &drug_use(now)).await.0, 2, "1002 by purpose, 1003 by recipient kind");
+    let counts = niji_registry::opt_out_counts(&w.instance, "test", now).await.unwrap();
+    assert_eq!(counts, [("test-ehr".to_string(), 3, 0)], "nobody refused every use");
+}

@@ -1,0 +1,27 @@
+-- The consent and opt-out registry (issue 6) lives beside the identities: it is keyed by person
+-- key, and only the vault maps a citizen's credential (a subject handle) to a person.
+
+-- Subject handles: random texts the metadata store uses to name a person (a citizen's
+-- credential) without holding a person key.
+CREATE TABLE subjects (
+    handle TEXT PRIMARY KEY,
+    person_key BLOB NOT NULL UNIQUE CHECK (length(person_key) = 32)
+);
+
+-- The registry: one row per choice (notice delivered, opt-out, consent, withdrawal), append-only.
+-- `sealed` = nonce || XChaCha20-Poly1305 of the entry's body (JSON, opaque here: a consent's
+-- scope may name diseases), bound to the person key and the time recorded.
+CREATE TABLE registry_entries (
+    id INTEGER PRIMARY KEY,
+    person_key BLOB NOT NULL CHECK (length(person_key) = 32),
+    -- Unix time in nanoseconds.
+    recorded_at BIGINT NOT NULL,
+    sealed BLOB NOT NULL
+);
+CREATE INDEX registry_entries_person ON registry_entries (person_key, id);
+
+-- Nothing is overwritten: a change of mind is a new entry.
+CREATE TRIGGER registry_entries_never_updated BEFORE UPDATE ON registry_entries
+BEGIN SELECT RAISE(ABORT, 'registry entries are never changed'); END;
+CREATE TRIGGER registry_entries_never_deleted BEFORE DELETE ON registry_entries
+BEGIN SELECT RAISE(ABORT, 'registry entries are never deleted'); END;

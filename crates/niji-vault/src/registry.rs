@@ -1,0 +1,138 @@
+//! The consent and opt-out registry's storage (issue 6): subject handles (how a citizen's
+//! credential names a person without holding a person key) and the append-only registry entries
+//! keyed by person key. Entry bodies are opaque bytes to the vault (the caller's JSON), sealed
+//! and bound to the person key and the time recorded, so an entry moved to another person fails
+//! to open. The registry's version is its last entry id: a run that records the version it
+//! applied can be replayed exactly.
+//!
+//! No business rules here: who may record what, and what an entry means, is decided by the
+//! caller (`niji-registry`, with `niji-consent`).
+
+use sqlx::Row;
+
+use crate::{key_of, PersonKey, Vault, VaultError};
+
+/// One stored registry entry, unsealed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryEntry {
+    pub id: i64,
+    pub person: PersonKey,
+    /// Unix time in nanoseconds.
+    pub recorded_at: i64,
+    pub body: Vec<u8>,
+}
+
+/// A new entry: the person, the time (Unix nanoseconds) and the caller's body.
+pub struct NewRegistryEntry<'a> {
+    pub person: PersonKey,
+    pub recorded_at: i64,
+    pub body: &'a [u8],
+}
+
+impl Vault {
+    /// The person key of an anchor (a keyed hash as `niji_privacy::Linkage::anchors` makes
+    /// them), from any dataset.
+    pub async fn person_by_anchor(&self, anchor: &PersonKey) -> Result<Option<PersonKey>, VaultError> {
+        let row: Option<Vec<u8>> = sqlx::query_scalar("SELECT person_key FROM anchors WHERE anchor = $1 ORDER BY rowid DESC LIMIT 1")
+            .bind(&anchor.0[..])
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(key_of).transpose()
+    }
+
+    /// The person's subject handle; `new_handle` is stored when the person has none yet.
+    pub async fn subject_of(&self, person: &PersonKey, new_handle: &str) -> Result<String, VaultError> {
+        sqlx::query("INSERT OR IGNORE INTO subjects (handle, person_key) VALUES ($1, $2)")
+            .bind(new_handle)
+            .bind(&person.0[..])
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT handle FROM subjects WHERE person_key = $1").bind(&person.0[..]).fetch_one(&self.pool).await?)
+    }
+
+    /// The person a subject handle names.
+    pub async fn person_of_subject(&self, handle: &str) -> Result<Option<PersonKey>, VaultError> {
+        let row: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT person_key FROM subjects WHERE handle = $1").bind(handle).fetch_optional(&self.pool).await?;
+        row.map(key_of).transpose()
+    }
+
+    /// The datasets holding at least one identity record of the person, ordered.
+    pub async fn datasets_of(&self, person: &PersonKey) -> Result<Vec<String>, VaultError> {
+        Ok(sqlx::query_scalar("SELECT DISTINCT dataset FROM identity_records WHERE person_key = $1 ORDER BY dataset")
+            .bind(&person.0[..])
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Appends entries in one transaction (all or none); returns their ids in order.
+    pub async fn append_registry_entries(&self, entries: &[NewRegistryEntry<'_>]) -> Result<Vec<i64>, VaultError> {
+        let mut tx = self.pool.begin().await?;
+        let mut ids = Vec::with_capacity(entries.len());
+        for e in entries {
+            let sealed = self.seal_raw(e.body, &registry_aad(&e.person, e.recorded_at));
+            let id: i64 = sqlx::query_scalar("INSERT INTO registry_entries (person_key, recorded_at, sealed) VALUES ($1, $2, $3) RETURNING id")
+                .bind(&e.person.0[..])
+                .bind(e.recorded_at)
+                .bind(&sealed)
+                .fetch_one(&mut *tx)
+                .await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// The registry's version: its last entry id (0 when empty).
+    pub async fn registry_version(&self) -> Result<i64, VaultError> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM registry_entries").fetch_one(&self.pool).await?)
+    }
+
+    /// One person's entries with ids up to `version`, in id order.
+    pub async fn registry_entries_of(&self, person: &PersonKey, version: i64) -> Result<Vec<RegistryEntry>, VaultError> {
+        let rows = sqlx::query("SELECT id, person_key, recorded_at, sealed FROM registry_entries WHERE person_key = $1 AND id <= $2 ORDER BY id")
+            .bind(&person.0[..])
+            .bind(version)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(|r| self.open_entry(r)).collect()
+    }
+
+    /// Every entry with an id up to `version`, in id order (the registry as a run applies it).
+    pub async fn registry_entries(&self, version: i64) -> Result<Vec<RegistryEntry>, VaultError> {
+        let rows = sqlx::query("SELECT id, person_key, recorded_at, sealed FROM registry_entries WHERE id <= $1 ORDER BY id")
+            .bind(version)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(|r| self.open_entry(r)).collect()
+    }
+
+    /// Distinct persons with identity records in `dataset` among `persons`.
+    pub async fn count_in_dataset(&self, dataset: &str, persons: &[PersonKey]) -> Result<u64, VaultError> {
+        let mut n = 0;
+        for p in persons {
+            let hit: Option<i64> = sqlx::query_scalar("SELECT 1 FROM identity_records WHERE dataset = $1 AND person_key = $2 LIMIT 1")
+                .bind(dataset)
+                .bind(&p.0[..])
+                .fetch_optional(&self.pool)
+                .await?;
+            n += u64::from(hit.is_some());
+        }
+        Ok(n)
+    }
+
+    fn open_entry(&self, row: sqlx::sqlite::SqliteRow) -> Result<RegistryEntry, VaultError> {
+        let person = key_of(row.try_get("person_key")?)?;
+        let recorded_at: i64 = row.try_get("recorded_at")?;
+        let sealed: Vec<u8> = row.try_get("sealed")?;
+        let body = self.open_raw(&sealed, &registry_aad(&person, recorded_at)).ok_or(VaultError::Tampered)?;
+        Ok(RegistryEntry { id: row.try_get("id")?, person, recorded_at, body })
+    }
+}
+
+fn registry_aad(person: &PersonKey, recorded_at: i64) -> Vec<u8> {
+    let mut aad = b"niji-vault/v1/registry\0".to_vec();
+    aad.extend_from_slice(&person.0);
+    aad.extend_from_slice(&recorded_at.to_be_bytes());
+    aad
+}
