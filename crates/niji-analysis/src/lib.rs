@@ -8,6 +8,8 @@
 //! (revoked, expired, superseded: its key destroyed) can never run, and its key is never
 //! re-created here; errors are fixed texts.
 
+pub mod dashboard;
+
 use std::collections::HashSet;
 
 use niji_core::{AuditEvent, AuditSink, Role};
@@ -48,21 +50,70 @@ pub enum AnalysisError {
 }
 
 /// Runs `sql` for `user_id` under permit `permit_id` and returns the checked output.
+///
+/// The consent registry is asked at run time: persons whose choices exclude this permit's use
+/// (purpose, recipients, diseases) are dropped from every table before the query runs. A query
+/// that reached the data is recorded as an analysis run with the datasets it read and the
+/// registry version it applied (the receipt), and its log entry names the run.
 pub async fn query_real(instance: &Instance, user_id: i64, permit_id: i64, sql: &str) -> Result<CheckedOutput, AnalysisError> {
-    let result = run(instance, user_id, permit_id, sql).await;
+    let started = time::OffsetDateTime::now_utc();
+    let mut receipt = None;
+    let result = run(instance, user_id, permit_id, sql, started, &mut receipt).await;
     let outcome = match &result {
         Ok(out) => serde_json::json!({"outcome": "answered", "rows": out.rows.len(), "suppressed": out.suppressed, "preset": out.preset}),
         Err(e) => serde_json::json!({"outcome": "refused", "reason": e.to_string()}),
     };
     let mut data = outcome;
-    data["sql_sha256"] = hex::encode(Sha256::digest(sql.as_bytes())).into();
+    let sql_sha256 = hex::encode(Sha256::digest(sql.as_bytes()));
+    data["sql_sha256"] = sql_sha256.clone().into();
+    let mut run_id = None;
+    if let Some(r) = receipt {
+        let r: Receipt = r;
+        let datasets = serde_json::to_string(&r.datasets).map_err(|_| AnalysisError::Internal)?;
+        let id = instance
+            .store
+            .insert_analysis_run(&niji_store::NewAnalysisRun {
+                permit_id,
+                user_id,
+                kind: "query",
+                code_sha256: &sql_sha256,
+                outcome: if result.is_ok() { "released" } else { "refused" },
+                registry_version: r.registry_version,
+                excluded_persons: r.excluded as i64,
+                datasets: &datasets,
+                started_at: started.unix_timestamp(),
+                finished_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+            })
+            .await
+            .map_err(|_| AnalysisError::Internal)?;
+        data["run"] = id.into();
+        data["registry_version"] = r.registry_version.into();
+        run_id = Some(id);
+    }
     let event =
         AuditEvent::new(format!("user:{user_id}"), time::OffsetDateTime::now_utc(), "analysis.query", format!("permit:{permit_id}")).with_data(data);
-    instance.record(&event).map_err(|_| AnalysisError::Internal)?;
+    let index = instance.record(&event).map_err(|_| AnalysisError::Internal)?;
+    if let Some(id) = run_id {
+        instance.store.set_analysis_run_log_index(id, index as i64).await.map_err(|_| AnalysisError::Internal)?;
+    }
     result
 }
 
-async fn run(instance: &Instance, user_id: i64, permit_id: i64, sql: &str) -> Result<CheckedOutput, AnalysisError> {
+/// What a run that reached the data applied.
+struct Receipt {
+    datasets: Vec<niji_registry::RunDataset>,
+    registry_version: i64,
+    excluded: usize,
+}
+
+async fn run(
+    instance: &Instance,
+    user_id: i64,
+    permit_id: i64,
+    sql: &str,
+    started: time::OffsetDateTime,
+    receipt: &mut Option<Receipt>,
+) -> Result<CheckedOutput, AnalysisError> {
     let store = &instance.store;
     let permit = store.permit(permit_id).await.map_err(|_| AnalysisError::Internal)?.ok_or(AnalysisError::NoPermit)?;
     if permit.status != "active" {
@@ -87,8 +138,10 @@ async fn run(instance: &Instance, user_id: i64, permit_id: i64, sql: &str) -> Re
     // The granted tables, from each dataset's latest committed version.
     let latest = store.latest_committed_versions().await.map_err(|_| AnalysisError::Internal)?;
     let mut tables = Vec::new();
+    let mut read = Vec::new();
     for grant in &policy.datasets {
         let &(_, number) = latest.iter().find(|(d, _)| *d == grant.dataset).ok_or(AnalysisError::NoData)?;
+        read.push(niji_registry::RunDataset { dataset: grant.dataset.clone(), version: number });
         let key_id = niji_intake::lake_key_id(&niji_intake::version_tag(&grant.dataset, number));
         let lake_key =
             niji_lake::LakeKey(instance.existing_data_key(&key_id).await.map_err(|_| AnalysisError::Internal)?.ok_or(AnalysisError::NoData)?.0);
@@ -103,8 +156,11 @@ async fn run(instance: &Instance, user_id: i64, permit_id: i64, sql: &str) -> Re
             tables.push(GrantedTable { dataset: grant.dataset.clone(), table: t.table.clone(), schema, batches });
         }
     }
-    // Opt-outs come with the consent registry (issue 6); until then nobody is excluded.
-    let excluded = HashSet::new();
+    // The consent registry, asked now: who this use must exclude, and the registry's version.
+    let use_ = niji_registry::use_of(&policy, started);
+    let (excluded, registry_version): (HashSet<[u8; 32]>, i64) =
+        niji_registry::exclusions(instance, &format!("user:{user_id}"), &use_).await.map_err(|_| AnalysisError::Internal)?;
+    *receipt = Some(Receipt { datasets: read, registry_version, excluded: excluded.len() });
     let workspace = Workspace::open(tables, &policy, secret, &excluded, Limits::default()).map_err(AnalysisError::Refused)?;
     let result = workspace.run(sql).await.map_err(AnalysisError::Refused)?;
 
