@@ -15,6 +15,8 @@
 //!   chair records the decision ([`decide`]), which `niji-review` allows only with a valid
 //!   composition of non-recused members and a quorum; an approval issues a permit;
 //! - the applicant answers a request for changes ([`resubmit`]) or [`withdraw`]s;
+//! - the researchers named on a permit report its outcomes ([`report_outcome`]) and are
+//!   reminded to three months after a release ([`remind_outcomes`]);
 //! - permits are suspended and resumed ([`suspend_permit`], [`resume_permit`]), amended into a
 //!   new version ([`amend_permit`]), revoked ([`revoke_permit`]) or expire ([`expire_permits`]):
 //!   a closed or superseded version's data key is destroyed (crypto-shredding) and a deletion
@@ -31,8 +33,13 @@
 //!   reason.
 
 mod listing;
+mod outcomes;
 
 pub use listing::{list_applications, list_permits, ApplicationView, PermitView};
+pub use outcomes::{
+    is_doi, is_web_url, remind_outcomes, report_outcome, validate_outcome, NewOutcome, OutcomeProblem, MAX_OUTCOME_TITLE_CHARS, OUTCOME_KINDS,
+    OUTCOME_REMINDER_DAYS,
+};
 
 use niji_core::{AuditEvent, AuditSink, Role};
 use niji_instance::{Instance, InstanceError};
@@ -118,6 +125,10 @@ pub enum WorkflowError {
     Instance(#[from] InstanceError),
     #[error("the audit log refused an entry: {0}")]
     Audit(String),
+    #[error("only a researcher named on the permit may do this")]
+    NotNamedOnPermit,
+    #[error("the outcome has {} problems", .0.len())]
+    Outcome(Vec<OutcomeProblem>),
 }
 
 /// The outcome of a submission or resubmission.
@@ -502,13 +513,14 @@ pub async fn amend_permit(
             other => other.into(),
         })?;
     instance.data_key(&key_id, &actor.audit()).await?;
-    log(
+    let index = log(
         instance,
         actor,
         "permit.amended",
         format!("permit:{new_id}"),
         serde_json::json!({"application": old.application_id, "version": version, "supersedes": permit_id, "columns": amended.columns().len(), "key": key_id}),
     )?;
+    instance.store.set_permit_log_index(new_id, index as i64).await?;
     shred(instance, &actor.audit(), &old, "superseded").await?;
     Ok(new_id)
 }
@@ -661,7 +673,7 @@ async fn issue_permit(instance: &Instance, actor: &Actor, application_id: i64, p
         .await?;
     instance.data_key(&key_id, &actor.audit()).await?;
     let columns = policy.columns().len();
-    log(
+    let index = log(
         instance,
         actor,
         "permit.issued",
@@ -669,6 +681,8 @@ async fn issue_permit(instance: &Instance, actor: &Actor, application_id: i64, p
         serde_json::json!({"application": application_id, "version": version, "datasets": policy.datasets.len(), "columns": columns,
             "starts_on": policy.starts_on.to_string(), "expires_on": policy.expires_on.to_string(), "key": key_id}),
     )?;
+    // The public register proves each permit by this entry.
+    instance.store.set_permit_log_index(permit_id, index as i64).await?;
     Ok(permit_id)
 }
 
