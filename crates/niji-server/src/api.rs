@@ -91,7 +91,9 @@ struct ApiDoc;
 
 /// The OpenAPI document as JSON.
 pub fn openapi_json() -> String {
-    ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes")
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::register::RegisterDoc::openapi());
+    doc.to_pretty_json().expect("the OpenAPI document serializes")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

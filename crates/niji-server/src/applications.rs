@@ -1415,6 +1415,8 @@ struct PermitCard {
     linkage: Vec<String>,
     key: &'static str,
     open: bool,
+    /// The viewer is a researcher named on the permit (reports outcomes).
+    can_report: bool,
 }
 
 struct CertificateView {
@@ -1430,6 +1432,7 @@ struct CertificateView {
 struct PermitsPage {
     page: PageContext,
     permits: Vec<PermitCard>,
+    r: &'static crate::i18n::RegisterText,
     can_revoke: bool,
     certificate: Option<CertificateView>,
     error: Option<String>,
@@ -1473,6 +1476,7 @@ async fn permits_view(
                 version: p.version,
                 status: permit_status_label(a, &p.status),
                 open: matches!(p.status.as_str(), "active" | "suspended"),
+                can_report: sess.user.has_role(Role::Researcher) && policy.researchers.iter().any(|r| r.account_id == sess.user.id),
                 status_code: p.status,
                 period: format!("{} – {}", policy.starts_on, policy.expires_on),
                 preset: policy.output_preset.clone(),
@@ -1491,6 +1495,7 @@ async fn permits_view(
     let page = PermitsPage {
         page: PageContext::new(lang, Some(sess), uri),
         permits: cards,
+        r: lang.register(),
         can_revoke: sess.user.has_role(Role::Operator),
         certificate,
         error,

@@ -21,10 +21,13 @@ mod api;
 mod applications;
 mod applications_api;
 mod catalog;
+mod citizen;
 mod cookies;
+mod dashboard;
 mod i18n;
 mod jsonld;
 mod portal;
+mod register;
 mod upload;
 
 pub use cookies::CookiePolicy;
@@ -110,9 +113,19 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(portal::routes())
         .merge(catalog::routes())
+        .merge(citizen::routes())
+        .merge(dashboard::routes())
         .merge(upload::portal_routes(upload_limit))
         .merge(applications::routes())
-        .nest("/api/v1", api::routes().merge(jsonld::routes()).merge(upload::api_routes(upload_limit)).merge(applications_api::routes()))
+        .merge(register::routes())
+        .nest(
+            "/api/v1",
+            api::routes()
+                .merge(jsonld::routes())
+                .merge(upload::api_routes(upload_limit))
+                .merge(applications_api::routes())
+                .merge(register::api_routes()),
+        )
         .with_state(state)
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
