@@ -117,7 +117,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("\nA current code for a secret: niji totp-code --secret SECRET");
 
     println!("\nIngesting the holders' files (two hospitals' EHR exports and an insurer's claims) …");
-    for d in demo_datasets(&holder_files)? {
+    let datasets = demo_datasets(&holder_files)?;
+    let sakura_files = datasets[0].files.clone();
+    for d in datasets {
         crate::intake::ensure_holder(&instance, d.holder, d.holder_kind, &cli_actor()).await?;
         let submission = niji_intake::Submission {
             holder: d.holder.into(),
@@ -147,11 +149,61 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let member = |name: &str| ids[name];
     crate::review::seed_demo(&instance, &accounts, member("demo.operator"), member("demo.researcher"), member("demo.chair"), member("demo.reviewer"))
         .await?;
+    seed_registry(&instance, &accounts, &holder_files, &sakura_files, now).await?;
     let dir = args.dir.clone();
     serve(instance, "127.0.0.1", args.port, niji_server::ServerConfig::default(), move |addr| {
         println!("Open http://{addr}/login in a browser. Instance folder: {}. Stop with Ctrl-C.", dir.display());
     })
     .await
+}
+
+/// The consent registry of the demo: さくら市立病院 imports the notices it delivered to every
+/// patient (丁寧なオプトアウト) and the paper opt-outs of a few (every 40th refuses provision to
+/// companies), and issues one access credential for the citizen portal.
+async fn seed_registry(
+    instance: &Instance,
+    accounts: &niji_accounts::Accounts,
+    holder_files: &Path,
+    sakura_files: &[PathBuf],
+    now: OffsetDateTime,
+) -> Result<()> {
+    const HOLDER: &str = "さくら市立病院";
+    let mut patients = Vec::new();
+    for file in sakura_files.iter().filter(|f| f.extension().is_some_and(|e| e == "json")) {
+        let bundle: serde_json::Value = serde_json::from_slice(&std::fs::read(file)?).with_context(|| format!("reading {}", file.display()))?;
+        for entry in bundle["entry"].as_array().into_iter().flatten() {
+            let r = &entry["resource"];
+            if r["resourceType"] != "Patient" {
+                continue;
+            }
+            let local = r["identifier"].as_array().into_iter().flatten().find(|i| i["system"].as_str().is_some_and(|s| s.starts_with("urn:oid:")));
+            if let (Some(id), Some(birth)) = (local.and_then(|i| i["value"].as_str()), r["birthDate"].as_str()) {
+                patients.push((id.to_string(), birth.to_string()));
+            }
+        }
+    }
+    patients.sort();
+    patients.dedup();
+    let delivered = (now - time::Duration::days(30)).date();
+    let mut csv = String::from("patient_id,choice,scope,date\n");
+    for (i, (id, _)) in patients.iter().enumerate() {
+        csv.push_str(&format!("{id},notice,,{delivered}\n"));
+        if i % 40 == 39 {
+            csv.push_str(&format!("{id},opt_out,recipient:company,{delivered}\n"));
+        }
+    }
+    let folder = holder_files.join("registry");
+    std::fs::create_dir_all(&folder)?;
+    std::fs::write(folder.join("sakura-notices.csv"), &csv)?;
+    let holder = niji_registry::HolderActor { holder: HOLDER.into(), audit: cli_actor() };
+    let n = niji_registry::import_choices(instance, &holder, csv.as_bytes(), now).await.map_err(|e| anyhow::anyhow!("registry import: {e}"))?;
+    println!("\nConsent registry: {HOLDER} imported {n} notices and paper opt-outs ({}).", folder.join("sakura-notices.csv").display());
+    let adult = patients.iter().find(|(_, birth)| birth.as_str() < "2000-01-01").context("the demo hospital has no adult patient")?;
+    let issued = niji_registry::issue_credential(instance, accounts, &holder, &adult.0, niji_registry::ActingAs::Person, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("citizen credential: {e}"))?;
+    println!("Citizen portal (/citizen/login): access code {} with birth date {} (patient {} of {HOLDER})", issued.access_code, adult.1, adult.0);
+    Ok(())
 }
 
 pub fn synth(args: SynthArgs) -> Result<()> {

@@ -3,6 +3,7 @@
 
 mod anonymize;
 mod check;
+mod citizen;
 mod demo;
 mod intake;
 mod review;
@@ -62,6 +63,11 @@ enum Command {
         real: bool,
         sql: String,
     },
+    /// A data holder's side of the consent registry: patients' access credentials, paper choices, bulk imports.
+    #[command(subcommand)]
+    Citizen(citizen::CitizenCommand),
+    /// List the runs of permits on real data, with the consent registry version each applied (its receipt).
+    Runs(citizen::RunsArgs),
     /// Set up review as an operator: criteria, tariff, consent scopes, accreditations, committees.
     #[command(subcommand)]
     Review(review::ReviewCommand),
@@ -262,6 +268,8 @@ async fn run(command: Command) -> Result<()> {
         Command::Applications(args) => review::applications(args).await,
         Command::Permits(args) => review::permits(args).await,
         Command::Review(cmd) => review::review_command(cmd).await,
+        Command::Citizen(cmd) => citizen::citizen_command(cmd).await,
+        Command::Runs(args) => citizen::runs(args).await,
         Command::Query { dir, permit, as_user, real: _, sql } => {
             let instance = open(&dir.dir).await?;
             let user = instance.store.user_by_username(&as_user).await?.with_context(|| format!("--as: no account {as_user:?}"))?;
@@ -341,7 +349,7 @@ pub(crate) async fn serve(
     let addr = listener.local_addr()?;
     println!("Niji is listening on http://{addr}/  (API: http://{addr}/api/v1/health)");
     ready(addr);
-    // Permits past their expiry close (their keys destroyed) within the hour.
+    // Permits past their expiry close (their keys destroyed) within the hour; outcome reminders.
     {
         let instance = instance.clone();
         tokio::spawn(async move {
@@ -353,6 +361,12 @@ pub(crate) async fn serve(
                     Ok(closed) if !closed.is_empty() => tracing::info!(permits = ?closed, "expired permits closed"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "closing expired permits failed"),
+                }
+                // Releases three months old: remind the permits' researchers to report outcomes.
+                match niji_applications::remind_outcomes(&instance, OffsetDateTime::now_utc()).await {
+                    Ok(runs) if !runs.is_empty() => tracing::info!(releases = runs.len(), "outcome reminders queued"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "queueing outcome reminders failed"),
                 }
             }
         });

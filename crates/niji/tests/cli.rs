@@ -134,6 +134,13 @@ fn demo_creates_data_accounts_and_serves() {
         lines.push(line);
     }
     let addr = addr.expect("demo prints its address");
+    // The demo's citizen: "… access code CODE with birth date DATE (patient PID of HOLDER)".
+    let citizen = lines.iter().find(|l| l.starts_with("Citizen portal")).expect("the demo issues a citizen credential").clone();
+    let words: Vec<&str> = citizen.split_whitespace().collect();
+    let after = |w: &str| words[words.iter().position(|x| *x == w).unwrap() + 1].to_string();
+    let (access_code, patient) = (after("code"), after("(patient"));
+    assert_eq!(access_code.len(), 24, "{citizen}");
+    assert!(lines.iter().any(|l| l.starts_with("Consent registry:")), "{lines:?}");
     let accounts: Vec<&String> = lines.iter().filter(|l| l.starts_with("demo.")).collect();
     assert_eq!(accounts.len(), 7, "one account per role: {lines:?}");
     let staff_with_secret = accounts.iter().filter(|l| l.split_whitespace().nth(3).is_some_and(|s| s.len() == 32)).count();
@@ -200,6 +207,31 @@ fn demo_creates_data_accounts_and_serves() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("person ids cannot be output"));
     let not_named = niji(&["query", "--dir", d, "--permit", "1", "--as", "demo.reviewer", "--real", "SELECT count(*) FROM sakura_ehr.conditions"]);
     assert!(String::from_utf8_lossy(&not_named.stderr).contains("not named on the permit"));
+
+    // The consent registry at run time: a patient's opt-out made now removes them from the next
+    // run, and the run before (yesterday's release) keeps its receipt unchanged.
+    let runs = |d: &str| -> Vec<serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_str(&ok(&["runs", "--dir", d, "--json"])).unwrap();
+        v.as_array().unwrap().clone()
+    };
+    let sql = "SELECT code, count(*) AS n FROM sakura_ehr.conditions GROUP BY code";
+    let before = runs(d);
+    let first = before.iter().find(|r| r["outcome"] == "released").expect("the first query was released").clone();
+    assert!(first["registry_version"].as_i64().unwrap() > 0, "the demo's notices are in the registry: {first}");
+    ok(&["citizen", "record", "--dir", d, "--holder", "さくら市立病院", "--patient-id", &patient, "--opt-out", "all"]);
+    assert!(niji(&["query", "--dir", d, "--permit", "1", "--as", "demo.researcher", "--real", sql]).status.success());
+    let after_runs = runs(d);
+    let next = after_runs.last().unwrap();
+    assert_eq!(next["outcome"], "released");
+    assert!(next["registry_version"].as_i64() > first["registry_version"].as_i64(), "{next}");
+    assert_eq!(next["excluded_persons"].as_i64().unwrap(), first["excluded_persons"].as_i64().unwrap() + 1, "{first} {next}");
+    assert_eq!(after_runs.iter().find(|r| r["id"] == first["id"]).unwrap(), &first, "an earlier run's receipt never changes");
+    // A bad opt-out list is refused with its line, and changes nothing.
+    let list = tmp.path().join("optouts.csv");
+    std::fs::write(&list, format!("patient_id,choice,scope,date\n{patient},opt_out,all,\nnobody-0000,opt_out,all,\n")).unwrap();
+    let refused = niji(&["citizen", "import", "--dir", d, "--holder", "さくら市立病院", list.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("optouts.csv:3:patient_id"), "{}", String::from_utf8_lossy(&refused.stderr));
     // Running the demo again replaces its own folder; a folder it did not make is refused.
     let other = tmp.path().join("mine");
     std::fs::create_dir(&other).unwrap();
