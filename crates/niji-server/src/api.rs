@@ -93,6 +93,7 @@ struct ApiDoc;
 pub fn openapi_json() -> String {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::register::RegisterDoc::openapi());
+    doc.merge(crate::holder_registry::HolderRegistryDoc::openapi());
     doc.to_pretty_json().expect("the OpenAPI document serializes")
 }
 

@@ -46,7 +46,6 @@ pub(crate) struct CitizenText {
     pub err_ended: &'static str,
     pub err_bad_request: &'static str,
     pub err_choice: &'static str,
-    pub err_staff: &'static str,
     pub saved: &'static str,
     pub prospective: &'static str,
     pub acting_self: &'static str,
@@ -115,7 +114,6 @@ static JA: CitizenText = CitizenText {
     err_ended: "このアクセスコードは有効期限が過ぎたか、取り消されています。発行した医療機関にお問い合わせください。",
     err_bad_request: "送信された内容を処理できませんでした。もう一度お試しください。",
     err_choice: "この変更は受け付けられませんでした。内容を確かめてください。",
-    err_staff: "このページは本人・代理人のためのページです。",
     saved: "変更を記録しました。",
     prospective: "変更は記録した時点から後のすべての利用に適用されます。すでに提供された集計結果は変わりません。",
     acting_self: "ご本人としてログインしています。",
@@ -184,7 +182,6 @@ static EN: CitizenText = CitizenText {
     err_ended: "This access code has expired or was revoked. Please ask the holder who issued it.",
     err_bad_request: "The form could not be processed. Please try again.",
     err_choice: "This change could not be recorded. Please check it.",
-    err_staff: "This page is for patients and their representatives.",
     saved: "Your change was recorded.",
     prospective: "A change applies to every use from the moment it is recorded. Results already released stay as they are.",
     acting_self: "You are signed in as the patient.",
@@ -380,11 +377,7 @@ struct Done {
 fn citizen_session<'a>(s: &'a MaybeSession, lang: Lang, uri: &Uri) -> Result<&'a Session, Response> {
     match s.signed_in() {
         None => Err(Redirect::to("/citizen/login").into_response()),
-        Some(sess) if !is_citizen(sess) => {
-            let page = crate::portal::error_page(StatusCode::FORBIDDEN, lang, Some(sess), uri, |m| m.err_forbidden);
-            let _ = text(lang).err_staff;
-            Err(page)
-        }
+        Some(sess) if !is_citizen(sess) => Err(crate::portal::error_page(StatusCode::FORBIDDEN, lang, Some(sess), uri, |m| m.err_forbidden)),
         Some(sess) => Ok(sess),
     }
 }

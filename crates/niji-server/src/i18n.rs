@@ -201,6 +201,7 @@ pub struct Messages {
     pub nav_dashboard: &'static str,
     pub nav_citizen: &'static str,
     pub nav_register: &'static str,
+    pub nav_holder_registry: &'static str,
 }
 
 pub static JA: Messages = Messages {
@@ -344,6 +345,7 @@ pub static JA: Messages = Messages {
     nav_dashboard: "公開ダッシュボード",
     nav_citizen: "わたしのデータ",
     nav_register: "透明性登録簿",
+    nav_holder_registry: "同意・オプトアウト",
 };
 
 pub static EN: Messages = Messages {
@@ -487,6 +489,7 @@ pub static EN: Messages = Messages {
     nav_dashboard: "Dashboard",
     nav_citizen: "My data",
     nav_register: "Register",
+    nav_holder_registry: "Consent & opt-outs",
 };
 
 /// Portal text of applications, review and permits (issue 4), in both languages; labels of

@@ -24,6 +24,7 @@ mod catalog;
 mod citizen;
 mod cookies;
 mod dashboard;
+mod holder_registry;
 mod i18n;
 mod jsonld;
 mod portal;
@@ -114,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .merge(portal::routes())
         .merge(catalog::routes())
         .merge(citizen::routes())
+        .merge(holder_registry::routes())
         .merge(dashboard::routes())
         .merge(upload::portal_routes(upload_limit))
         .merge(applications::routes())
@@ -124,7 +126,8 @@ pub fn router(state: AppState) -> Router {
                 .merge(jsonld::routes())
                 .merge(upload::api_routes(upload_limit))
                 .merge(applications_api::routes())
-                .merge(register::api_routes()),
+                .merge(register::api_routes())
+                .merge(holder_registry::api_routes()),
         )
         .with_state(state)
         .layer(SetResponseHeaderLayer::overriding(

@@ -24,6 +24,7 @@ struct App {
     _dir: tempfile::TempDir,
     router: axum::Router,
     instance: Arc<Instance>,
+    accounts: Arc<Accounts>,
     staff_secret: String,
     a_code: String,
     b_code: String,
@@ -69,8 +70,16 @@ async fn app() -> App {
     let holder = HolderActor { holder: HOLDER.into(), audit: "cli:test".into() };
     let a = niji_registry::issue_credential(&instance, &accounts, &holder, "1001", ActingAs::Person, now).await.unwrap();
     let b = niji_registry::issue_credential(&instance, &accounts, &holder, "1002", ActingAs::Person, now).await.unwrap();
-    let state = AppState::new(instance.clone(), accounts, ServerConfig::default());
-    App { _dir: dir, router: router(state), instance, staff_secret: staff.totp.unwrap().secret_base32, a_code: a.access_code, b_code: b.access_code }
+    let state = AppState::new(instance.clone(), accounts.clone(), ServerConfig::default());
+    App {
+        _dir: dir,
+        router: router(state),
+        instance,
+        accounts,
+        staff_secret: staff.totp.unwrap().secret_base32,
+        a_code: a.access_code,
+        b_code: b.access_code,
+    }
 }
 
 struct Reply {
@@ -136,13 +145,17 @@ async fn signed_in(app: &App, code: &str, birth: &str) -> String {
 }
 
 async fn staff_session(app: &App) -> String {
+    session_of(app, "suzuki", &app.staff_secret).await
+}
+
+async fn session_of(app: &App, username: &str, secret: &str) -> String {
     let page = send(app, get("/login", "")).await;
     let csrf = page.cookie("niji_login_csrf").unwrap();
     let r =
-        send(app, post_form("/login", &format!("niji_login_csrf={csrf}"), &[("csrf", &csrf), ("username", "suzuki"), ("password", PASSWORD)])).await;
+        send(app, post_form("/login", &format!("niji_login_csrf={csrf}"), &[("csrf", &csrf), ("username", username), ("password", PASSWORD)])).await;
     let pending = format!("niji_session={}", r.cookie("niji_session").unwrap());
     let totp_page = send(app, get("/login/totp", &pending)).await;
-    let code = totp_code(&app.staff_secret, OffsetDateTime::now_utc()).unwrap();
+    let code = totp_code(secret, OffsetDateTime::now_utc()).unwrap();
     let r = send(app, post_form("/login/totp", &pending, &[("csrf", &hidden_csrf(&totp_page.body)), ("code", &code)])).await;
     assert_eq!(r.location(), "/account");
     format!("niji_session={}", r.cookie("niji_session").unwrap())
@@ -268,4 +281,168 @@ async fn every_citizen_endpoint_acts_only_for_the_signed_in_citizen() {
         assert!(matches!(r.status, StatusCode::FORBIDDEN | StatusCode::SEE_OTHER | StatusCode::NOT_FOUND), "{path}: {}", r.status);
         assert!(!r.body.contains("suzuki"), "{path}");
     }
+}
+
+/// An account with a role and an organization, and an API token for it.
+async fn token_for(app: &App, username: &str, role: Role, organization: &str) -> String {
+    let created = app
+        .accounts
+        .create_account(
+            NewAccount {
+                username: username.into(),
+                display_name: username.into(),
+                organization: Some((organization.into(), "hospital".into())),
+                roles: vec![role],
+                password: PASSWORD.into(),
+                totp: TotpSetup::EnrolNow,
+            },
+            "cli:test",
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    app.accounts.create_api_token(created.user_id, "test", "cli:test", OffsetDateTime::now_utc()).await.unwrap()
+}
+
+fn api(method: &str, uri: &str, token: &str, content_type: &str, body: String) -> Request<Body> {
+    let mut r = Request::builder().method(method).uri(uri).header(header::CONTENT_TYPE, content_type);
+    if !token.is_empty() {
+        r = r.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    r.body(Body::from(body)).unwrap()
+}
+
+fn json(r: &Reply) -> serde_json::Value {
+    serde_json::from_str(&r.body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_holder_issues_codes_records_paper_choices_and_imports_lists_through_the_api() {
+    let app = app().await;
+    let holder = token_for(&app, "holder", Role::DataHolder, HOLDER).await;
+    let other_holder = token_for(&app, "other", Role::DataHolder, "別の病院").await;
+    let researcher = token_for(&app, "researcher", Role::Researcher, HOLDER).await;
+    let issue = |token: &str, body: &str| api("POST", "/api/v1/registry/credentials", token, "application/json", body.to_string());
+
+    let r = send(&app, issue(&holder, r#"{"patient_id": "1001"}"#)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let code = json(&r)["access_code"].as_str().unwrap().to_string();
+    assert_eq!(json(&r)["acting_as"], "self");
+    signed_in(&app, &code, "1980-04-01").await;
+    for (token, body, status, error) in [
+        ("", r#"{"patient_id": "1001"}"#, StatusCode::UNAUTHORIZED, "unauthorized"),
+        (researcher.as_str(), r#"{"patient_id": "1001"}"#, StatusCode::FORBIDDEN, "forbidden"),
+        (other_holder.as_str(), r#"{"patient_id": "1001"}"#, StatusCode::NOT_FOUND, "not_found"),
+        (holder.as_str(), r#"{"patient_id": "9999"}"#, StatusCode::NOT_FOUND, "not_found"),
+        (holder.as_str(), r#"{"patient_id": "1001", "acting_as": "parent"}"#, StatusCode::CONFLICT, "conflict"),
+        (holder.as_str(), r#"{"patient_id": "1001", "acting_as": "cousin"}"#, StatusCode::BAD_REQUEST, "bad_request"),
+        (holder.as_str(), r#"{"patient": 1001}"#, StatusCode::BAD_REQUEST, "bad_request"),
+    ] {
+        let r = send(&app, issue(token, body)).await;
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+        assert_eq!(json(&r)["error"]["code"], error);
+        assert!(!r.body.contains("1001") && !r.body.contains("cousin"), "nothing echoed: {}", r.body);
+    }
+
+    // A paper opt-out, then a list; a bad list changes nothing and names its lines.
+    let version = registry_version(&app).await;
+    let record = |token: &str, body: &str| api("POST", "/api/v1/registry/choices", token, "application/json", body.to_string());
+    let r = send(&app, record(&holder, r#"{"patient_id": "1002", "opt_out": "recipient:company"}"#)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let entry = json(&r)["entry"].as_i64().unwrap();
+    assert!(entry > version);
+    for (body, status) in [
+        (r#"{"patient_id": "1002", "opt_out": "sometimes"}"#, StatusCode::BAD_REQUEST),
+        (r#"{"patient_id": "1002", "opt_out": "all", "withdraw": 1}"#, StatusCode::BAD_REQUEST),
+        (r#"{"patient_id": "1001", "withdraw": 999}"#, StatusCode::CONFLICT),
+    ] {
+        assert_eq!(send(&app, record(&holder, body)).await.status, status, "{body}");
+    }
+    assert_eq!(send(&app, record(&other_holder, &format!(r#"{{"patient_id": "1002", "withdraw": {entry}}}"#))).await.status, StatusCode::NOT_FOUND);
+    let version = registry_version(&app).await;
+    let bad = "patient_id,choice,scope,date\n1001,notice,,2026-04-01\n1002,opt_out,all,\n1003,opt_out,all,\n1001,opt_out,never,\n";
+    let r = send(&app, api("POST", "/api/v1/registry/import", &holder, "text/csv", bad.into())).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let problems: Vec<(u64, String)> =
+        json(&r)["problems"].as_array().unwrap().iter().map(|p| (p["line"].as_u64().unwrap(), p["field"].as_str().unwrap().to_string())).collect();
+    assert_eq!(problems, [(5, "scope".to_string())]);
+    assert_eq!(registry_version(&app).await, version, "a refused list writes nothing");
+    let unknown = "patient_id,choice,scope,date\n1001,notice,,2026-04-01\n1003,opt_out,all,\n";
+    let r = send(&app, api("POST", "/api/v1/registry/import", &holder, "text/csv", unknown.into())).await;
+    assert_eq!(json(&r)["problems"][0]["line"], 3);
+    assert_eq!(registry_version(&app).await, version);
+    let good = "patient_id,choice,scope,date\n1001,notice,,2026-04-01\n1002,notice,,2026-04-01\n";
+    let r = send(&app, api("POST", "/api/v1/registry/import", &holder, "text/csv", good.into())).await;
+    assert_eq!((r.status, json(&r)["imported"].as_u64()), (StatusCode::OK, Some(2)), "{}", r.body);
+    assert_eq!(send(&app, api("POST", "/api/v1/registry/import", &researcher, "text/csv", good.into())).await.status, StatusCode::FORBIDDEN);
+
+    // The patient sees the holder's paper choice and the notice on their page.
+    let b = signed_in(&app, &app.b_code, "1975-11-30").await;
+    let page = send(&app, get("/citizen", &b)).await;
+    assert!(
+        page.body.contains("医療機関等（書面）") && page.body.contains("2026-04-01") && page.body.contains(&format!("id=\"withdraw-{entry}\"")),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_holder_uses_the_registry_page_and_others_cannot() {
+    let app = app().await;
+    let created = app
+        .accounts
+        .create_account(
+            NewAccount {
+                username: "holder.staff".into(),
+                display_name: "受付".into(),
+                organization: Some((HOLDER.into(), "hospital".into())),
+                roles: vec![Role::DataHolder],
+                password: PASSWORD.into(),
+                totp: TotpSetup::EnrolNow,
+            },
+            "cli:test",
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    let holder = session_of(&app, "holder.staff", &created.totp.unwrap().secret_base32).await;
+    let page = send(&app, get("/registry", &holder)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(HOLDER) && page.body.contains("id=\"nav-holder-registry\""));
+    let csrf = hidden_csrf(&page.body);
+    let r = send(&app, post_form("/registry/credentials", &holder, &[("csrf", &csrf), ("patient_id", "1002"), ("acting_as", "self")])).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let code = r.body.split("id=\"access-code\">").nth(1).unwrap().split('<').next().unwrap().to_string();
+    signed_in(&app, &code, "1975-11-30").await;
+    let r = send(&app, post_form("/registry/credentials", &holder, &[("csrf", "wrong"), ("patient_id", "1002"), ("acting_as", "self")])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(!r.body.contains("id=\"access-code\""));
+
+    // A list with a bad line: the page names the line, nothing is imported.
+    let version = registry_version(&app).await;
+    let boundary = "XBOUNDARYX";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"list.csv\"\r\nContent-Type: text/csv\r\n\r\npatient_id,choice,scope,date\n1001,opt_out,all,\n1002,opt_out,all,yesterday\n\r\n--{boundary}--\r\n"
+    );
+    let req = Request::post("/registry/import")
+        .header(header::COOKIE, &holder)
+        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+        .body(Body::from(body.clone()))
+        .unwrap();
+    let r = send(&app, req).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("id=\"problems\"") && r.body.contains("<td>3</td><td>date</td>"), "{}", r.body);
+    assert!(!r.body.contains("yesterday"));
+    assert_eq!(registry_version(&app).await, version);
+
+    // Researchers, citizens and visitors without a session have no registry page.
+    let staff = staff_session(&app).await;
+    let citizen = signed_in(&app, &app.a_code, "1980-04-01").await;
+    for cookies in [staff.as_str(), citizen.as_str()] {
+        assert_eq!(send(&app, get("/registry", cookies)).await.status, StatusCode::FORBIDDEN);
+        let r = send(&app, post_form("/registry/choices", cookies, &[("csrf", ""), ("patient_id", "1001"), ("opt_out", "all")])).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(send(&app, get("/registry", "")).await.location(), "/login");
+    assert_eq!(registry_version(&app).await, version);
 }
