@@ -13,8 +13,8 @@
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
-import { createHmac } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createHash, createHmac, createPublicKey, verify as verifySignature } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -225,6 +225,66 @@ async function fontsUsedFor(page, selector) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Citizens and the transparency log.
+
+/**
+ * A patient of the holder's FHIR export: the holder's local patient number (the Patient's
+ * `identifier` whose system is an `urn:oid:`) and the birth date that goes with it.
+ */
+function aPatient(ndjsonDir) {
+  for (const facility of readdirSync(ndjsonDir).sort()) {
+    const file = join(ndjsonDir, facility, 'Patient.ndjson');
+    if (!existsSync(file)) continue;
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      if (!line.trim()) continue;
+      const patient = JSON.parse(line);
+      const id = (patient.identifier ?? []).find((i) => String(i.system ?? '').startsWith('urn:oid:'))?.value;
+      if (id && /^\d{4}-\d{2}-\d{2}$/.test(patient.birthDate ?? '')) return { id, birthDate: patient.birthDate, facility };
+    }
+  }
+  throw new Error(`no Patient with a local number and a birth date under ${ndjsonDir}`);
+}
+
+/** The day before `date` (YYYY-MM-DD): a birth date that is certainly wrong. */
+function dayBefore(date) {
+  const d = new Date(`${date}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() - 1);
+  return d.toISOString().slice(0, 10);
+}
+
+/** Whether an Ed25519 signature (all hex) checks with a raw 32-byte public key. */
+function ed25519Verify(publicKeyHex, messageHex, signatureHex) {
+  const spki = Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(publicKeyHex, 'hex')]);
+  const key = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+  return verifySignature(null, Buffer.from(messageHex, 'hex'), key, Buffer.from(signatureHex, 'hex'));
+}
+
+/** The root an RFC 6962 audit path leads to (RFC 9162 §2.1.3.2), or null if it cannot. */
+function rootFromAuditPath(leafIndex, treeSize, leafHashHex, pathHex) {
+  const node = (l, r) => createHash('sha256').update(Buffer.from([1])).update(l).update(r).digest();
+  if (leafIndex >= treeSize) return null;
+  let fn = leafIndex;
+  let sn = treeSize - 1;
+  let r = Buffer.from(leafHashHex, 'hex');
+  for (const hex of pathHex) {
+    const p = Buffer.from(hex, 'hex');
+    if (sn === 0) return null;
+    if (fn % 2 === 1 || fn === sn) {
+      r = node(p, r);
+      while (fn % 2 === 0 && fn !== 0) {
+        fn = Math.floor(fn / 2);
+        sn = Math.floor(sn / 2);
+      }
+    } else {
+      r = node(r, p);
+    }
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  return sn === 0 ? r.toString('hex') : null;
+}
+
+// ---------------------------------------------------------------------------------------
 
 describe('portal in a real browser', () => {
   let workDir;
@@ -235,6 +295,8 @@ describe('portal in a real browser', () => {
   let context;
   let page;
   const users = {};
+  let patient; // a patient of e2e病院's export, for the citizen portal
+  let citizen; // `niji citizen issue --json` for that patient
 
   before(async () => {
     assert.ok(existsSync(NIJI), `the niji binary is missing at ${NIJI}: build it (cargo build -p niji) or set NIJI_BIN`);
@@ -254,6 +316,17 @@ describe('portal in a real browser', () => {
     await niji(['synth', '--persons', '300', '--out', holderFiles]);
     await niji(['ingest', '--dir', instanceDir, '--holder', 'e2e病院', '--register-holder', 'hospital', '--dataset', 'e2e-ehr', join(holderFiles, 'ndjson')]);
     await niji(['ingest', '--dir', instanceDir, '--holder', 'e2e保険者', '--register-holder', 'insurer', '--dataset', 'e2e-claims', join(holderFiles, 'uke')]);
+    // Every facility folder of the export went into e2e-ehr: any of its patients will do.
+    patient = aPatient(join(holderFiles, 'ndjson'));
+    // The holder issues the patient's access code. Before `niji serve`: the CLI cannot open
+    // an instance whose log a running server holds for appending.
+    const { stdout } = await niji([
+      'citizen', 'issue', '--dir', instanceDir,
+      '--holder', 'e2e病院', '--patient-id', patient.id, '--json',
+    ]);
+    const line = stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('{')).pop();
+    assert.ok(line, `citizen issue printed no JSON object:\n${stdout}`);
+    citizen = JSON.parse(line);
     server = startServer(instanceDir);
     base = await server.url;
     browser = await chromium.launch(LAUNCH);
@@ -473,5 +546,211 @@ describe('portal in a real browser', () => {
     }
     assert.equal((await page.textContent('.facts dd:nth-of-type(3)')).trim(), '試験大学');
     assert.equal((await page.textContent('.facts dd:nth-of-type(2)')).trim(), '試験 研究者');
+  });
+
+  it('a patient signs in with an access code and birth date, stops every use, and withdraws it', async () => {
+    const issued = citizen;
+    assert.match(issued.access_code ?? '', /^[A-Z0-9]{4}(-[A-Z0-9]{4}){4}$/, `citizen issue --json: access_code ${JSON.stringify(issued.access_code)}`);
+    assert.equal(issued.acting_as, 'self');
+    assert.equal(issued.valid_until, null, 'a credential for the patient themself does not end at majority');
+    assert.ok(issued.user_id !== undefined && issued.user_id !== null, 'citizen issue --json: user_id');
+
+    // Without a session, /citizen asks to sign in (a context that never signed in).
+    const stranger = await browser.newContext({ viewport: { width: 1024, height: 768 } });
+    try {
+      stranger.setDefaultTimeout(ACTION_TIMEOUT_MS);
+      const other = await stranger.newPage();
+      await other.goto(`${base}/citizen`);
+      await waitForPath(other, '/citizen/login');
+      await other.locator('#access_code').waitFor({ state: 'visible' });
+      await waitForLang(other, 'ja');
+    } finally {
+      await stranger.close().catch(() => {});
+    }
+
+    const page = await fresh();
+    await page.goto(`${base}/`);
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click('#nav-citizen')]);
+    await waitForPath(page, '/citizen/login');
+    await waitForLang(page, 'ja');
+    assert.match(await page.textContent('main h1'), JAPANESE);
+    assert.equal(await page.getAttribute('#birth_date', 'type'), 'date');
+    assert.equal(await page.locator('#error').count(), 0, 'no error before anything is entered');
+
+    // The right code with a wrong birth date: a Japanese error, still on the sign-in page.
+    await page.fill('#access_code', issued.access_code);
+    await page.fill('#birth_date', dayBefore(patient.birthDate));
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click('#citizen-sign-in')]);
+    await page.locator('#error').waitFor({ state: 'visible' });
+    const message = (await page.textContent('#error')).trim();
+    assert.match(message, JAPANESE, `error message is not Japanese: ${message}`);
+    assert.equal(pathOf(page), '/citizen/login');
+    assert.ok(!(await context.cookies()).some((c) => c.name === 'niji_session' && c.value), 'a failed sign-in must not set a session cookie');
+
+    // The right birth date: the patient's own page, in Japanese, with nothing chosen yet.
+    await page.fill('#access_code', issued.access_code);
+    await page.fill('#birth_date', patient.birthDate);
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click('#citizen-sign-in')]);
+    await waitForPath(page, '/citizen');
+    await waitForLang(page, 'ja');
+    assert.equal((await page.textContent('main h1'))?.trim(), 'わたしのデータ');
+    assert.match(await page.textContent('#acting'), JAPANESE);
+    for (const section of ['#now', '#uses', '#change', '#history']) {
+      await page.locator(section).waitFor({ state: 'visible' });
+    }
+    await page.locator('#no-choice').waitFor({ state: 'visible' });
+    assert.match(await page.textContent('#no-choice'), JAPANESE);
+    assert.equal(await page.locator('#opt-outs li').count(), 0, 'no opt-out before any is recorded');
+    assert.equal(await page.locator('#saved').count(), 0, 'nothing saved yet');
+    const session = (await context.cookies()).find((c) => c.name === 'niji_session');
+    assert.ok(session?.value && session.httpOnly, 'an HttpOnly session cookie is set');
+
+    // Stop every use.
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click('#stop-all')]);
+    await waitForPath(page, '/citizen');
+    await page.locator('#saved').waitFor({ state: 'visible' });
+    assert.match(await page.textContent('#saved'), JAPANESE);
+    assert.equal(await page.locator('#error').count(), 0);
+    const optOuts = page.locator('#opt-outs li');
+    assert.equal(await optOuts.count(), 1, 'the opt-out is listed once');
+    assert.equal(await page.locator('#no-choice').count(), 0, '#no-choice is gone once a choice is recorded');
+    const withdraw = optOuts.first().locator('button[id^="withdraw-"]');
+    assert.equal(await withdraw.count(), 1, 'the opt-out has a withdraw button');
+    const entry = (await withdraw.getAttribute('id')).slice('withdraw-'.length);
+    assert.match(entry, /^\d+$/, `withdraw button id ${entry}`);
+
+    await page.evaluate(() => document.fonts.ready);
+    const citizenShot = join(artifacts, 'citizen.png');
+    await page.screenshot({ path: citizenShot, fullPage: true });
+    assert.ok(statSync(citizenShot).size > 5_000, `${citizenShot} looks empty`);
+
+    // Withdraw it: the page says so, the list is empty, and the history has both entries.
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click(`#withdraw-${entry}`)]);
+    await waitForPath(page, '/citizen');
+    await page.locator('#saved').waitFor({ state: 'visible' });
+    assert.equal(await page.locator('#error').count(), 0);
+    assert.equal(await page.locator('#opt-outs li').count(), 0, 'the withdrawn opt-out is no longer listed');
+    const history = page.locator('#history tbody tr');
+    assert.ok((await history.count()) >= 2, `the history has ${await history.count()} rows, expected the opt-out and its withdrawal`);
+    const historyText = (await page.locator('#history tbody').textContent()) ?? '';
+    assert.ok(historyText.includes(entry), `the history does not name the withdrawn entry ${entry}: ${historyText}`);
+
+    // The same page in English.
+    await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), page.click('#switch-language')]);
+    await waitForLang(page, 'en');
+    assert.equal(pathOf(page), '/citizen', 'the switch returns to the citizen page');
+    assert.equal((await page.textContent('main h1'))?.trim(), 'My data');
+    assert.equal((await page.textContent('#history h2'))?.trim(), 'History');
+    assert.equal(await page.locator('#opt-outs li').count(), 0);
+  });
+
+  it('the public dashboard draws checked charts readable without JavaScript', async () => {
+    context = await browser.newContext({ viewport: { width: 1024, height: 768 }, javaScriptEnabled: false });
+    context.setDefaultTimeout(ACTION_TIMEOUT_MS);
+    const page = await context.newPage();
+
+    const list = await page.goto(`${base}/dashboard`);
+    assert.equal(list.status(), 200);
+    await waitForLang(page, 'ja');
+    assert.match(await page.textContent('main h1'), JAPANESE);
+    const link = page.locator('#dashboards tr.dataset[data-name="e2e-ehr"] a');
+    assert.equal(await link.count(), 1, 'the dashboard list links e2e-ehr');
+    const [resp] = await Promise.all([page.waitForNavigation({ timeout: ACTION_TIMEOUT_MS }), link.click()]);
+    await waitForPath(page, '/dashboard/e2e-ehr');
+    assert.equal(resp.status(), 200);
+
+    const svgs = page.locator('section.chart figure svg');
+    const tables = page.locator('section.chart table.chart-table');
+    const nSvg = await svgs.count();
+    assert.ok(nSvg >= 3, `only ${nSvg} charts drawn`);
+    assert.equal(await tables.count(), nSvg, 'every chart has its table');
+    for (const svg of await svgs.all()) {
+      const box = await svg.boundingBox();
+      assert.ok(box && box.width > 100 && box.height > 10, `a chart is not drawn without JavaScript: ${JSON.stringify(box)}`);
+    }
+
+    // Every released count is at least 10; the others are the suppressed marker, never a value.
+    const marker = '秘匿';
+    let counted = 0;
+    let suppressed = 0;
+    for (const section of await page.locator('section.chart').all()) {
+      const id = await section.getAttribute('id');
+      const cells = section.locator('table.chart-table td.count');
+      const rows = await section.locator('table.chart-table tbody tr').count();
+      if (rows === 0) continue;
+      assert.equal(await cells.count(), rows, `${id}: one count per row`);
+      assert.equal(await section.locator('svg g.bar').count(), rows, `${id}: the chart and the table show the same rows`);
+      for (const cell of await cells.all()) {
+        const t = (await cell.textContent()).trim();
+        const isSuppressed = ((await cell.getAttribute('class')) ?? '').split(/\s+/).includes('suppressed');
+        if (isSuppressed) {
+          assert.equal(t, marker, `${id}: a suppressed cell shows ${JSON.stringify(t)}`);
+          suppressed += 1;
+          continue;
+        }
+        const n = Number(t.replaceAll(',', ''));
+        assert.ok(Number.isFinite(n) && n >= 10, `${id}: count ${JSON.stringify(t)} is below 10 and not suppressed`);
+        counted += 1;
+      }
+      assert.equal(await section.locator('svg rect.suppressed').count(), await section.locator('td.count.suppressed').count(),
+        `${id}: the chart marks the same cells as suppressed as the table`);
+    }
+    assert.ok(counted > 0, `no released count at all (${suppressed} suppressed)`);
+
+    // A chart's CSV.
+    const href = await page.locator('section.chart a.csv').first().getAttribute('href');
+    assert.match(href ?? '', /^\/dashboard\/e2e-ehr\/[a-z0-9-]+\.csv$/);
+    const csv = await context.request.get(`${base}${href}`);
+    assert.equal(csv.status(), 200);
+    assert.match(csv.headers()['content-type'] ?? '', /^text\/csv/);
+    const body = await csv.text();
+    const lines = body.replace(/^\uFEFF/, '').split('\r\n').filter((l) => l);
+    assert.ok(lines.length >= 2, `the CSV has no data rows:\n${body.slice(0, 500)}`);
+    assert.match(lines[0], JAPANESE, 'the CSV header is in the page language');
+  });
+
+  it('the transparency register shows its statistics and links to proofs', async () => {
+    const page = await fresh();
+    const resp = await page.goto(`${base}/register`);
+    assert.equal(resp.status(), 200);
+    await waitForLang(page, 'ja');
+    assert.match(await page.textContent('main h1'), JAPANESE);
+    await page.locator('#optout-rate').waitFor({ state: 'visible' });
+    const row = page.locator('#opt-outs tbody tr', { has: page.locator('td:first-child', { hasText: /^e2e-ehr$/ }) });
+    assert.equal(await row.count(), 1, 'the opt-out table has one e2e-ehr row');
+    const [persons, refusing] = (await row.locator('td.count').allTextContents()).map((t) => t.trim());
+    for (const t of [persons, refusing]) {
+      if (t === '<10') continue;
+      const n = Number(t.replaceAll(',', ''));
+      assert.ok(Number.isInteger(n) && n >= 10, `opt-out count ${JSON.stringify(t)} is below 10 and not suppressed`);
+    }
+    assert.notEqual(persons, '<10', 'e2e-ehr has more than 10 persons');
+    const pageTreeSize = Number((await page.textContent('#signed-head dd:nth-of-type(1)')).trim());
+    assert.ok(pageTreeSize >= 1, 'the log has entries');
+
+    // The JSON export the page links to: its signed head checks, and a proof leads to its root.
+    assert.equal(await page.getAttribute('#register-json', 'href'), '/api/v1/register');
+    const json = await context.request.get(`${base}/api/v1/register`);
+    assert.equal(json.status(), 200);
+    assert.match(json.headers()['content-type'] ?? '', /^application\/json/);
+    const register = await json.json();
+    const head = register.signed_head;
+    assert.ok(head && typeof head === 'object', 'the register has a signed_head');
+    assert.ok(head.tree_size >= pageTreeSize, `signed_head.tree_size ${head.tree_size} < the page's ${pageTreeSize}`);
+    assert.match(head.root_hash, /^[0-9a-f]{64}$/);
+    assert.ok(head.signed_message.includes(head.root_hash), 'the signed message covers the root hash');
+    assert.ok(ed25519Verify(head.public_key, head.signed_message, head.signature), 'the signed head does not verify');
+    const e2e = register.statistics?.opt_outs_by_dataset?.find((o) => o.dataset === 'e2e-ehr');
+    assert.ok(e2e, 'the JSON opt-out statistics have e2e-ehr');
+    assert.equal(String(e2e.persons), persons, 'the page and the JSON agree on e2e-ehr persons');
+
+    const last = head.tree_size - 1;
+    const proofResp = await context.request.get(`${base}/api/v1/log/proof/${last}?tree_size=${head.tree_size}`);
+    assert.equal(proofResp.status(), 200);
+    const proof = await proofResp.json();
+    assert.equal(proof.tree_size, head.tree_size);
+    assert.equal(proof.root_hash, head.root_hash);
+    assert.equal(rootFromAuditPath(proof.leaf_index, proof.tree_size, proof.leaf_hash, proof.audit_path), head.root_hash,
+      'the inclusion proof does not lead to the signed root');
   });
 });
