@@ -17,7 +17,7 @@ use niji_privacy::{Domain, PersonKey};
 use niji_vault::NewRegistryEntry;
 use time::OffsetDateTime;
 
-use crate::{body_of, entries_of, log, nanos, parse_date, HolderActor, RegistryError};
+use crate::{body_of, entries_of, is_decisive, log, nanos, parse_date, HolderActor, RegistryError};
 
 /// One problem of an import: line (1 = header), field and a fixed reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,14 +99,21 @@ pub async fn import_choices(instance: &Instance, holder: &HolderActor, csv: &[u8
             // Later lines of the same person see this one (ids beyond the stored ones).
             let id = version as u64 + new.len() as u64 + 1;
             entries.push(Entry { id, recorded_at: now, actor: actor.clone(), choice: choice.clone() });
-            new.push((person, body_of(&actor, choice)));
+            new.push((person, is_decisive(choice), body_of(&actor, choice)));
         }
         if !problems.is_empty() {
             return Err(RegistryError::Import(std::mem::take(&mut problems)));
         }
         let at = nanos(now);
-        let entries: Vec<NewRegistryEntry<'_>> =
-            new.iter().map(|(person, body): &(PersonKey, Vec<u8>)| NewRegistryEntry { person: *person, recorded_at: at, body }).collect();
+        let entries: Vec<NewRegistryEntry<'_>> = new
+            .iter()
+            .map(|(person, decisive, body): &(PersonKey, bool, Vec<u8>)| NewRegistryEntry {
+                person: *person,
+                recorded_at: at,
+                decisive: *decisive,
+                body,
+            })
+            .collect();
         let ids = vault.append_registry_entries(&entries).await?;
         Ok(ids)
     }

@@ -258,7 +258,8 @@ pub async fn record_choice(instance: &Instance, author: &Author, choice: Choice,
     let entries = entries_of(&vault, &person, version).await?;
     niji_consent::validate(&entries, &actor, &choice, now)?;
     let body = body_of(&actor, &choice);
-    let ids = vault.append_registry_entries(&[NewRegistryEntry { person, recorded_at: nanos(now), body: &body }]).await?;
+    let decisive = is_decisive(&choice);
+    let ids = vault.append_registry_entries(&[NewRegistryEntry { person, recorded_at: nanos(now), decisive, body: &body }]).await?;
     vault.close().await;
     let id = ids[0];
     log(instance, &audit, now, "registry.choice", format!("registry:{id}"), serde_json::json!({"choice": choice.code(), "actor": actor.code()}))?;
@@ -271,7 +272,7 @@ pub async fn exclusions(instance: &Instance, audit: &str, use_: &Use) -> Result<
     let _ = audit;
     let Some(vault) = existing_vault(instance).await? else { return Ok((HashSet::new(), 0)) };
     let version = vault.registry_version().await?;
-    let by_person = all_entries(&vault, version).await?;
+    let by_person = decisive_entries(&vault, version).await?;
     vault.close().await;
     let excluded = by_person
         .into_iter()
@@ -370,7 +371,7 @@ pub async fn refusing_everything(instance: &Instance, audit: &str, now: OffsetDa
     let _ = audit;
     let Some(vault) = existing_vault(instance).await? else { return Ok(HashSet::new()) };
     let version = vault.registry_version().await?;
-    let by_person = all_entries(&vault, version).await;
+    let by_person = decisive_entries(&vault, version).await;
     vault.close().await;
     Ok(by_person?.into_iter().filter(|(_, entries)| refuses_everything(&niji_consent::state_at(entries, now))).map(|(p, _)| p).collect())
 }
@@ -380,7 +381,7 @@ pub async fn refusing_everything(instance: &Instance, audit: &str, now: OffsetDa
 pub async fn opt_out_counts(instance: &Instance, audit: &str, now: OffsetDateTime) -> Result<Vec<(String, u64, u64)>, RegistryError> {
     let (vault, _) = niji_intake::open_vault(instance, audit).await?;
     let version = vault.registry_version().await?;
-    let refusing: Vec<PersonKey> = all_entries(&vault, version)
+    let refusing: Vec<PersonKey> = decisive_entries(&vault, version)
         .await?
         .into_iter()
         .filter(|(_, entries)| refuses_everything(&niji_consent::state_at(entries, now)))
@@ -419,6 +420,11 @@ struct Body {
     choice: Choice,
 }
 
+/// Whether a choice can change who a use includes (a notice cannot).
+fn is_decisive(choice: &Choice) -> bool {
+    !matches!(choice, Choice::NoticeDelivered { .. })
+}
+
 fn body_of(actor: &Actor, choice: &Choice) -> Vec<u8> {
     serde_json::to_vec(&Body { actor: actor.clone(), choice: choice.clone() }).expect("entries serialize")
 }
@@ -433,9 +439,9 @@ async fn entries_of(vault: &Vault, person: &PersonKey, version: i64) -> Result<V
     vault.registry_entries_of(person, version).await?.into_iter().map(entry_of).collect()
 }
 
-async fn all_entries(vault: &Vault, version: i64) -> Result<HashMap<[u8; 32], Vec<Entry>>, RegistryError> {
+async fn decisive_entries(vault: &Vault, version: i64) -> Result<HashMap<[u8; 32], Vec<Entry>>, RegistryError> {
     let mut by_person: HashMap<[u8; 32], Vec<Entry>> = HashMap::new();
-    for e in vault.registry_entries(version).await? {
+    for e in vault.decisive_registry_entries(version).await? {
         let person = e.person.0;
         by_person.entry(person).or_default().push(entry_of(e)?);
     }

@@ -19,6 +19,8 @@ pub struct RegistryEntry {
     pub person: PersonKey,
     /// Unix time in nanoseconds.
     pub recorded_at: i64,
+    /// Whether the entry can change who a use includes.
+    pub decisive: bool,
     pub body: Vec<u8>,
 }
 
@@ -26,6 +28,8 @@ pub struct RegistryEntry {
 pub struct NewRegistryEntry<'a> {
     pub person: PersonKey,
     pub recorded_at: i64,
+    /// Whether the entry can change who a use includes (the caller knows; a notice cannot).
+    pub decisive: bool,
     pub body: &'a [u8],
 }
 
@@ -70,13 +74,15 @@ impl Vault {
         let mut tx = self.pool.begin().await?;
         let mut ids = Vec::with_capacity(entries.len());
         for e in entries {
-            let sealed = self.seal_raw(e.body, &registry_aad(&e.person, e.recorded_at));
-            let id: i64 = sqlx::query_scalar("INSERT INTO registry_entries (person_key, recorded_at, sealed) VALUES ($1, $2, $3) RETURNING id")
-                .bind(&e.person.0[..])
-                .bind(e.recorded_at)
-                .bind(&sealed)
-                .fetch_one(&mut *tx)
-                .await?;
+            let sealed = self.seal_raw(e.body, &registry_aad(&e.person, e.recorded_at, e.decisive));
+            let id: i64 =
+                sqlx::query_scalar("INSERT INTO registry_entries (person_key, recorded_at, decisive, sealed) VALUES ($1, $2, $3, $4) RETURNING id")
+                    .bind(&e.person.0[..])
+                    .bind(e.recorded_at)
+                    .bind(e.decisive)
+                    .bind(&sealed)
+                    .fetch_one(&mut *tx)
+                    .await?;
             ids.push(id);
         }
         tx.commit().await?;
@@ -90,17 +96,19 @@ impl Vault {
 
     /// One person's entries with ids up to `version`, in id order.
     pub async fn registry_entries_of(&self, person: &PersonKey, version: i64) -> Result<Vec<RegistryEntry>, VaultError> {
-        let rows = sqlx::query("SELECT id, person_key, recorded_at, sealed FROM registry_entries WHERE person_key = $1 AND id <= $2 ORDER BY id")
-            .bind(&person.0[..])
-            .bind(version)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, person_key, recorded_at, decisive, sealed FROM registry_entries WHERE person_key = $1 AND id <= $2 ORDER BY id")
+                .bind(&person.0[..])
+                .bind(version)
+                .fetch_all(&self.pool)
+                .await?;
         rows.into_iter().map(|r| self.open_entry(r)).collect()
     }
 
-    /// Every entry with an id up to `version`, in id order (the registry as a run applies it).
-    pub async fn registry_entries(&self, version: i64) -> Result<Vec<RegistryEntry>, VaultError> {
-        let rows = sqlx::query("SELECT id, person_key, recorded_at, sealed FROM registry_entries WHERE id <= $1 ORDER BY id")
+    /// Every decisive entry with an id up to `version`, in id order (the registry as a run applies
+    /// it: notices, which decide nothing, are not read).
+    pub async fn decisive_registry_entries(&self, version: i64) -> Result<Vec<RegistryEntry>, VaultError> {
+        let rows = sqlx::query("SELECT id, person_key, recorded_at, decisive, sealed FROM registry_entries WHERE decisive AND id <= $1 ORDER BY id")
             .bind(version)
             .fetch_all(&self.pool)
             .await?;
@@ -124,15 +132,17 @@ impl Vault {
     fn open_entry(&self, row: sqlx::sqlite::SqliteRow) -> Result<RegistryEntry, VaultError> {
         let person = key_of(row.try_get("person_key")?)?;
         let recorded_at: i64 = row.try_get("recorded_at")?;
+        let decisive: bool = row.try_get("decisive")?;
         let sealed: Vec<u8> = row.try_get("sealed")?;
-        let body = self.open_raw(&sealed, &registry_aad(&person, recorded_at)).ok_or(VaultError::Tampered)?;
-        Ok(RegistryEntry { id: row.try_get("id")?, person, recorded_at, body })
+        let body = self.open_raw(&sealed, &registry_aad(&person, recorded_at, decisive)).ok_or(VaultError::Tampered)?;
+        Ok(RegistryEntry { id: row.try_get("id")?, person, recorded_at, decisive, body })
     }
 }
 
-fn registry_aad(person: &PersonKey, recorded_at: i64) -> Vec<u8> {
+fn registry_aad(person: &PersonKey, recorded_at: i64, decisive: bool) -> Vec<u8> {
     let mut aad = b"niji-vault/v1/registry\0".to_vec();
     aad.extend_from_slice(&person.0);
     aad.extend_from_slice(&recorded_at.to_be_bytes());
+    aad.push(u8::from(decisive));
     aad
 }

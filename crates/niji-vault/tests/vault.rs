@@ -9,7 +9,7 @@ use niji_ingest::dates::Precision;
 use niji_ingest::{Date, IdentifierKind, Identity, IdentityItem};
 use niji_privacy::{link, LinkRecord, LinkageConfig, PersonKey, PriorKeys, Pseudonymizer, VaultKey};
 use niji_testkit::plaintext::{scan_folder, truth_needles, Patterns};
-use niji_vault::{LinkMeta, NewIdentity, Vault, VaultError};
+use niji_vault::{LinkMeta, NewIdentity, NewRegistryEntry, Vault, VaultError};
 
 const SEALING: [u8; 32] = [7u8; 32];
 
@@ -643,4 +643,38 @@ async fn no_identifying_value_in_the_raw_bytes_of_the_vault_files() {
     assert!(closed_files >= 1);
     let size = std::fs::metadata(path(dir.path())).unwrap().len();
     println!("WAL {wal_open} bytes while open; scanned {open_files} files while open and {closed_files} after closing; database {size} bytes; {present} values present in the input");
+}
+
+#[tokio::test]
+async fn registry_entries_are_append_only_sealed_and_bound_to_their_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    let body = br#"{"choice":{"type":"consent","scope":{"diseases":["C50"]}}}"#;
+    let new = |p: u8, decisive: bool| NewRegistryEntry { person: pk(p), recorded_at: 1_000 + p as i64, decisive, body };
+    let ids = vault.append_registry_entries(&[new(1, true), new(2, false)]).await.unwrap();
+    assert_eq!(vault.registry_version().await.unwrap(), ids[1]);
+    assert_eq!(vault.registry_entries_of(&pk(1), ids[1]).await.unwrap()[0].body, body);
+    // Runs read only the decisive entries; a version bounds what is read.
+    let decisive = vault.decisive_registry_entries(ids[1]).await.unwrap();
+    assert_eq!(decisive.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[0]]);
+    assert!(vault.decisive_registry_entries(ids[0] - 1).await.unwrap().is_empty());
+    vault.close().await;
+
+    let pool = raw(dir.path()).await;
+    // The body is sealed: the disease code is not in the file.
+    let sealed: Vec<u8> = sqlx::query_scalar("SELECT sealed FROM registry_entries WHERE id = $1").bind(ids[0]).fetch_one(&pool).await.unwrap();
+    assert!(!sealed.windows(3).any(|w| w == b"C50"));
+    // Nothing is changed or deleted, whoever asks.
+    for sql in ["UPDATE registry_entries SET decisive = 0", "DELETE FROM registry_entries", "UPDATE registry_entries SET person_key = zeroblob(32)"] {
+        assert!(sqlx::query(sql).execute(&pool).await.is_err(), "{sql}");
+    }
+    pool.close().await;
+    // An entry moved to another person (bypassing the trigger) no longer opens.
+    let pool = raw(dir.path()).await;
+    sqlx::query("DROP TRIGGER registry_entries_never_updated").execute(&pool).await.unwrap();
+    sqlx::query("UPDATE registry_entries SET person_key = $1 WHERE id = $2").bind(&pk(3).0[..]).bind(ids[0]).execute(&pool).await.unwrap();
+    pool.close().await;
+    let vault = open(dir.path()).await;
+    assert!(matches!(vault.registry_entries_of(&pk(3), ids[1]).await, Err(VaultError::Tampered)));
+    vault.close().await;
 }

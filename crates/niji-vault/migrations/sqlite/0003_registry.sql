@@ -16,9 +16,13 @@ CREATE TABLE registry_entries (
     person_key BLOB NOT NULL CHECK (length(person_key) = 32),
     -- Unix time in nanoseconds.
     recorded_at BIGINT NOT NULL,
+    -- Whether the entry can change who a use includes (an opt-out, consent or withdrawal; not a
+    -- notice): runs read only these. Not identifying; bound into the seal.
+    decisive BOOLEAN NOT NULL,
     sealed BLOB NOT NULL
 );
 CREATE INDEX registry_entries_person ON registry_entries (person_key, id);
+CREATE INDEX registry_entries_decisive ON registry_entries (id) WHERE decisive;
 
 -- Nothing is overwritten: a change of mind is a new entry.
 CREATE TRIGGER registry_entries_never_updated BEFORE UPDATE ON registry_entries
