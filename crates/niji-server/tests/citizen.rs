@@ -2,17 +2,18 @@
 //! sign-in with an access code and birth date, the citizen's page, choices — and access control
 //! on every citizen endpoint.
 
+mod common;
+use common::*;
+
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use http_body_util::BodyExt;
-use niji_accounts::{totp_code, Accounts, AccountsConfig, NewAccount, TotpSetup};
+use niji_accounts::{Accounts, AccountsConfig, NewAccount, TotpSetup};
 use niji_core::Role;
 use niji_instance::Instance;
 use niji_registry::{ActingAs, HolderActor};
 use niji_server::{router, AppState, ServerConfig};
 use std::sync::Arc;
 use time::OffsetDateTime;
-use tower::ServiceExt;
 
 const PASSWORD: &str = "http-test-password-1";
 const HOLDER: &str = "テスト病院";
@@ -82,53 +83,8 @@ async fn app() -> App {
     }
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap().to_string()))
-    }
-    fn location(&self) -> &str {
-        self.headers.get(header::LOCATION).map(|v| v.to_str().unwrap()).unwrap_or("")
-    }
-}
-
 async fn send(app: &App, req: Request<Body>) -> Reply {
-    let resp = app.router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    Reply { status, headers, body }
-}
-
-fn get(uri: &str, cookies: &str) -> Request<Body> {
-    Request::get(uri).header(header::COOKIE, cookies).body(Body::empty()).unwrap()
-}
-
-fn post_form(uri: &str, cookies: &str, form: &[(&str, &str)]) -> Request<Body> {
-    let body = form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
-    Request::post(uri)
-        .header(header::COOKIE, cookies)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(body))
-        .unwrap()
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
-}
-
-fn hidden_csrf(html: &str) -> String {
-    let i = html.find("name=\"csrf\" value=\"").expect("form has a csrf field") + 19;
-    html[i..].split('"').next().unwrap().to_string()
+    send_to(&app.router, req).await
 }
 
 async fn citizen_login(app: &App, code: &str, birth: &str) -> Reply {
@@ -149,16 +105,7 @@ async fn staff_session(app: &App) -> String {
 }
 
 async fn session_of(app: &App, username: &str, secret: &str) -> String {
-    let page = send(app, get("/login", "")).await;
-    let csrf = page.cookie("niji_login_csrf").unwrap();
-    let r =
-        send(app, post_form("/login", &format!("niji_login_csrf={csrf}"), &[("csrf", &csrf), ("username", username), ("password", PASSWORD)])).await;
-    let pending = format!("niji_session={}", r.cookie("niji_session").unwrap());
-    let totp_page = send(app, get("/login/totp", &pending)).await;
-    let code = totp_code(secret, OffsetDateTime::now_utc()).unwrap();
-    let r = send(app, post_form("/login/totp", &pending, &[("csrf", &hidden_csrf(&totp_page.body)), ("code", &code)])).await;
-    assert_eq!(r.location(), "/account");
-    format!("niji_session={}", r.cookie("niji_session").unwrap())
+    staff_sign_in(&app.router, username, PASSWORD, secret).await
 }
 
 /// The registry's version: changes exactly when an entry is recorded.

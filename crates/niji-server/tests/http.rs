@@ -1,5 +1,8 @@
 //! The API and portal over HTTP (in-process, through the real router, store and log).
 
+mod common;
+use common::*;
+
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -44,56 +47,8 @@ async fn app() -> App {
     App { _dir: dir, router: router(state), accounts, instance, secret: created.totp.unwrap().secret_base32 }
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap().to_string()))
-    }
-    fn location(&self) -> &str {
-        self.headers.get(header::LOCATION).map(|v| v.to_str().unwrap()).unwrap_or("")
-    }
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap()
-    }
-}
-
 async fn send(app: &App, req: Request<Body>) -> Reply {
-    let resp = app.router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    Reply { status, headers, body }
-}
-
-fn get(uri: &str, cookies: &str) -> Request<Body> {
-    Request::get(uri).header(header::COOKIE, cookies).body(Body::empty()).unwrap()
-}
-
-fn post_form(uri: &str, cookies: &str, form: &[(&str, &str)]) -> Request<Body> {
-    let body = form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
-    Request::post(uri)
-        .header(header::COOKIE, cookies)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(body))
-        .unwrap()
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
-}
-
-fn hidden_csrf(html: &str) -> String {
-    let i = html.find("name=\"csrf\" value=\"").expect("form has a csrf field") + 19;
-    html[i..].split('"').next().unwrap().to_string()
+    send_to(&app.router, req).await
 }
 
 /// Signs in the test researcher through the portal and returns the session cookie.
@@ -102,21 +57,7 @@ async fn sign_in(app: &App) -> String {
 }
 
 async fn sign_in_as(app: &App, username: &str, secret: &str) -> String {
-    let page = send(app, get("/login", "")).await;
-    let csrf_cookie = page.cookie("niji_login_csrf").unwrap();
-    let r = send(
-        app,
-        post_form("/login", &format!("niji_login_csrf={csrf_cookie}"), &[("csrf", &csrf_cookie), ("username", username), ("password", PASSWORD)]),
-    )
-    .await;
-    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/login/totp"));
-    let pending = format!("niji_session={}", r.cookie("niji_session").unwrap());
-    let totp_page = send(app, get("/login/totp", &pending)).await;
-    let csrf = hidden_csrf(&totp_page.body);
-    let code = totp_code(secret, OffsetDateTime::now_utc()).unwrap();
-    let r = send(app, post_form("/login/totp", &pending, &[("csrf", &csrf), ("code", &code)])).await;
-    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/account"), "{}", r.body);
-    format!("niji_session={}", r.cookie("niji_session").unwrap())
+    staff_sign_in(&app.router, username, PASSWORD, secret).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

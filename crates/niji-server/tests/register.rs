@@ -1,10 +1,12 @@
 //! The public transparency register (issue 6) over HTTP: the page, the JSON with inclusion
 //! proofs checked independently against the signed head, the CSV, and outcome reports.
 
+mod common;
+use common::*;
+
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use http_body_util::BodyExt;
-use niji_accounts::{totp_code, Accounts, AccountsConfig, NewAccount, TotpSetup};
+use niji_accounts::{Accounts, AccountsConfig, NewAccount, TotpSetup};
 use niji_applications::{publish_defaults, set_consent_scope, Actor};
 use niji_core::{AuditEvent, AuditSink, Role};
 use niji_instance::Instance;
@@ -12,7 +14,6 @@ use niji_review::{ConsentScope, PurposeCategory, RecipientKind};
 use niji_server::{router, AppState, ServerConfig};
 use std::sync::Arc;
 use time::OffsetDateTime;
-use tower::ServiceExt;
 
 const PASSWORD: &str = "register-test-password-1";
 
@@ -23,56 +24,8 @@ struct App {
     instance: Arc<Instance>,
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap().to_string()))
-    }
-    fn location(&self) -> &str {
-        self.headers.get(header::LOCATION).map(|v| v.to_str().unwrap()).unwrap_or("")
-    }
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap()
-    }
-}
-
 async fn send(app: &App, req: Request<Body>) -> Reply {
-    let resp = app.router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    Reply { status, headers, body }
-}
-
-fn get(uri: &str, cookies: &str) -> Request<Body> {
-    Request::get(uri).header(header::COOKIE, cookies).body(Body::empty()).unwrap()
-}
-
-fn post_form(uri: &str, cookies: &str, form: &[(&str, &str)]) -> Request<Body> {
-    let body = form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
-    Request::post(uri)
-        .header(header::COOKIE, cookies)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(body))
-        .unwrap()
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
-}
-
-fn hidden_csrf(html: &str) -> String {
-    let i = html.find("name=\"csrf\" value=\"").expect("form has a csrf field") + 19;
-    html[i..].split('"').next().unwrap().to_string()
+    send_to(&app.router, req).await
 }
 
 fn api_json(method: &str, uri: &str, token: &str, body: &serde_json::Value) -> Request<Body> {
@@ -116,21 +69,7 @@ async fn member(app: &App, username: &str, display_name: &str, role: Role, organ
 }
 
 async fn sign_in_as(app: &App, username: &str, secret: &str) -> String {
-    let page = send(app, get("/login", "")).await;
-    let csrf_cookie = page.cookie("niji_login_csrf").unwrap();
-    let r = send(
-        app,
-        post_form("/login", &format!("niji_login_csrf={csrf_cookie}"), &[("csrf", &csrf_cookie), ("username", username), ("password", PASSWORD)]),
-    )
-    .await;
-    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/login/totp"));
-    let pending = format!("niji_session={}", r.cookie("niji_session").unwrap());
-    let totp_page = send(app, get("/login/totp", &pending)).await;
-    let csrf = hidden_csrf(&totp_page.body);
-    let code = totp_code(secret, OffsetDateTime::now_utc()).unwrap();
-    let r = send(app, post_form("/login/totp", &pending, &[("csrf", &csrf), ("code", &code)])).await;
-    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/account"), "{}", r.body);
-    format!("niji_session={}", r.cookie("niji_session").unwrap())
+    staff_sign_in(&app.router, username, PASSWORD, secret).await
 }
 
 /// What the tests work with: the named researcher (`suzuki`), another researcher (`tanaka`)
