@@ -139,9 +139,12 @@ impl Store {
         Ok(sqlx::query_as(&format!("SELECT {RUN_COLUMNS} FROM analysis_runs ORDER BY id")).fetch_all(&self.pool).await?)
     }
 
-    /// Released runs (checked outputs shown to a permit's users), ordered by id.
+    /// Released runs (checked outputs or extracts given to a permit's users; not dummy-data
+    /// refreshes), ordered by id.
     pub async fn released_runs(&self) -> Result<Vec<AnalysisRunRow>, StoreError> {
-        Ok(sqlx::query_as(&format!("SELECT {RUN_COLUMNS} FROM analysis_runs WHERE outcome = 'released' ORDER BY id")).fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as(&format!("SELECT {RUN_COLUMNS} FROM analysis_runs WHERE outcome = 'released' AND kind <> 'dummy_refresh' ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Records that the users of a release were reminded to report outcomes (once: a second call

@@ -20,6 +20,8 @@ mod accounts;
 mod applications;
 mod citizens;
 mod datasets;
+mod extracts;
+mod jobs;
 mod keys;
 mod register;
 
@@ -31,6 +33,8 @@ pub use applications::{
 };
 pub use citizens::{AnalysisRunRow, CitizenCredentialRow, NewAnalysisRun, NewCitizenCredential};
 pub use datasets::{DatasetRow, DatasetVersionRow, NewDataset, VersionCommit, VersionProblemRow, VersionTableRow};
+pub use extracts::{ExtractRow, NewExtract};
+pub use jobs::{JobOutputRow, JobRow, NewJobOutput, ReleaseRow, SignoffRow};
 pub use keys::DataKeyRow;
 pub use register::{NewPermitOutcome, PermitOutcomeRow, RegisterPermitRow, ReviewTimingRow};
 
