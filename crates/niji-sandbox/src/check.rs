@@ -121,6 +121,23 @@ pub(crate) struct Checked {
 
 impl Checker<'_> {
     pub(crate) fn check(&self, plan: &LogicalPlan) -> Result<Checked, SandboxError> {
+        self.check_access(plan)?;
+        // 4. The output's shape.
+        for field in plan.schema().fields() {
+            if field.name().eq_ignore_ascii_case(PERSON_ID) || is_person_type(field.data_type()) {
+                return Err(SandboxError::PersonIdInOutput);
+            }
+        }
+        let aggregate = top_aggregate(plan)?;
+        check_aggregate(aggregate)?;
+        // 5. The persons behind each output row must be countable.
+        let counted = persons_columns(&aggregate.input)?;
+        Ok(Checked { counted })
+    }
+
+    /// Steps 1–3 of [`Checker::check`], all a query on dummy data must pass: forbidden nodes,
+    /// registered scans only, DataFusion's `SQLOptions`, linkage.
+    pub(crate) fn check_access(&self, plan: &LogicalPlan) -> Result<(), SandboxError> {
         // 1. Our visitor over the whole plan, subqueries included.
         let mut visitor = PolicyVisitor { checker: self, datasets: BTreeSet::new(), refusal: None };
         let visited = plan.visit_with_subqueries(&mut visitor);
@@ -144,17 +161,7 @@ impl Checker<'_> {
                 }
             }
         }
-        // 4. The output's shape.
-        for field in plan.schema().fields() {
-            if field.name().eq_ignore_ascii_case(PERSON_ID) || is_person_type(field.data_type()) {
-                return Err(SandboxError::PersonIdInOutput);
-            }
-        }
-        let aggregate = top_aggregate(plan)?;
-        check_aggregate(aggregate)?;
-        // 5. The persons behind each output row must be countable.
-        let counted = persons_columns(&aggregate.input)?;
-        Ok(Checked { counted })
+        Ok(())
     }
 
     /// Rewrites the plan to carry `count(DISTINCT person)` columns (one per counted person column)
