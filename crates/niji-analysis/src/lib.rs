@@ -9,6 +9,8 @@
 //! re-created here; errors are fixed texts.
 
 pub mod dashboard;
+pub mod dummy;
+pub mod jobs;
 
 use std::collections::HashSet;
 

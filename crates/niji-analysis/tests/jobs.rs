@@ -1,0 +1,293 @@
+//! Jobs on a real instance: forty patients ingested through the intake, a permit issued by the
+//! workflow (a notification within the dataset's consent, Visiting track), jobs run on the real
+//! data and checked, two different output checkers releasing one, differencing against it, and
+//! the release's download.
+
+use std::sync::Arc;
+
+use niji_analysis::jobs::{release_dir, release_files, sign_off, submit_job, JobError, SignOff};
+use niji_applications::Actor;
+use niji_core::Role;
+use niji_instance::Instance;
+use niji_review::{Application, ConsentScope, NamedResearcher, PurposeCategory, Recipient, RecipientKind, RequestedVariable, Software, Track};
+use niji_store::NewUser;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const HOLDER: &str = "テスト病院";
+const DATASET: &str = "test-ehr";
+
+/// Forty patients, twenty of each sex; three born before 1950.
+fn patients() -> String {
+    let surnames = ["山田", "佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "中村"];
+    let given = ["太郎", "花子", "翔", "美咲", "健"];
+    let mut out = String::new();
+    for i in 0..40 {
+        let year = if i < 3 { 1940 + i } else { 1955 + i };
+        let (sex, name) = (if i % 2 == 0 { "male" } else { "female" }, format!("{} {}", surnames[i % 8], given[i / 8]));
+        out.push_str(&format!(
+            r#"{{"resourceType":"Patient","id":"p{i}","identifier":[{{"system":"urn:oid:1.2.392.100495.20.3.51.11234567890","value":"{}"}}],"name":[{{"text":"{name}"}}],"gender":"{sex}","birthDate":"{year}-{:02}-{:02}"}}"#,
+            2000 + i,
+            1 + i % 12,
+            1 + i % 28
+        ));
+        out.push('\n');
+    }
+    out
+}
+
+struct World {
+    _tmp: tempfile::TempDir,
+    instance: Instance,
+    permit: i64,
+    /// Named on the permit; also holds the output-checker role (to show they cannot check their own job).
+    researcher: i64,
+    /// A researcher not named on the permit.
+    stranger: i64,
+    operator: i64,
+    checkers: [i64; 3],
+}
+
+async fn user(instance: &Instance, name: &str, roles: &[Role]) -> i64 {
+    instance
+        .store
+        .create_user_with_roles(
+            &NewUser { username: name, display_name: name, organization_id: None, password_hash: "x", totp_secret: None, created_at: 0 },
+            roles,
+            "test",
+        )
+        .await
+        .unwrap()
+}
+
+async fn world() -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let instance = Instance::init(&tmp.path().join("i"), "test").await.unwrap();
+    instance.store.create_organization(HOLDER, "hospital", 0).await.unwrap();
+    let files = tmp.path().join("export");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("Patient.ndjson"), patients()).unwrap();
+    let submission = niji_intake::Submission {
+        holder: HOLDER.into(),
+        dataset: DATASET.into(),
+        description: None,
+        files: vec![files.join("Patient.ndjson")],
+        csv_mapping: None,
+        on_reject: niji_intake::OnReject::RefuseSubmission,
+        actor: "user:1".into(),
+    };
+    let options = niji_intake::IntakeOptions::new(niji_ingest::IngestConfig::new(niji_ingest::Date::new(2026, 11, 21).unwrap()));
+    match niji_intake::ingest(&instance, submission, &options, Arc::new(niji_intake::NoProgress)).await.unwrap() {
+        niji_intake::Outcome::Committed(_) => {}
+        niji_intake::Outcome::Refused { .. } => panic!("the export was refused"),
+    }
+
+    let operator = user(&instance, "ops", &[Role::Operator]).await;
+    let researcher = user(&instance, "res", &[Role::Researcher, Role::OutputChecker]).await;
+    let stranger = user(&instance, "other", &[Role::Researcher]).await;
+    let checkers = [
+        user(&instance, "check1", &[Role::OutputChecker]).await,
+        user(&instance, "check2", &[Role::OutputChecker]).await,
+        user(&instance, "check3", &[Role::OutputChecker]).await,
+    ];
+
+    // A permit at once: a notification within the dataset's consent.
+    let today = niji_core::today_jst(time::OffsetDateTime::now_utc());
+    let ops = Actor::load(&instance.store, operator).await.unwrap();
+    niji_applications::publish_defaults(&instance, &ops).await.unwrap();
+    let scope = ConsentScope {
+        purposes: vec![PurposeCategory::AcademicResearch],
+        diseases: vec![],
+        recipient_kinds: vec![RecipientKind::Academia],
+        recipients: vec![],
+    };
+    niji_applications::set_consent_scope(&instance, &ops, DATASET, &scope).await.unwrap();
+    instance
+        .store
+        .add_accreditation(
+            &niji_store::NewAccreditation {
+                user_id: researcher,
+                course: "研究倫理",
+                completed_on: &(today - time::Duration::days(30)).to_string(),
+                expires_on: &(today + time::Duration::days(300)).to_string(),
+                recorded_by: "test",
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let var =
+        |column: &str| RequestedVariable { dataset: DATASET.into(), table: "patients".into(), column: column.into(), justification: "集計".into() };
+    let form = Application {
+        title: "患者の性別と生年の分布".into(),
+        purpose: "受診者の属性を記述する".into(),
+        purpose_category: PurposeCategory::AcademicResearch,
+        diseases: vec!["E11".into()],
+        recipients: vec![Recipient { organization: "東都大学".into(), kind: RecipientKind::Academia, similar_regulation: true }],
+        track: Track::Visiting,
+        variables: vec![var("sex"), var("birth_year_month")],
+        linkage: vec![],
+        analysis_plan: "記述統計".into(),
+        software: vec![Software { name: "SQL".into(), version: "1".into() }],
+        duration_months: 12,
+        researchers: vec![NamedResearcher { account_id: researcher, display_name: "研究者".into() }],
+        genomic_data: false,
+        rare_disease: false,
+        expected_population: Some(50_000),
+        cohort: None,
+    };
+    let res = Actor::load(&instance.store, researcher).await.unwrap();
+    let draft = niji_applications::create_draft(&instance, &res, &form).await.unwrap();
+    let submitted = niji_applications::submit(&instance, &res, draft, today).await.unwrap();
+    let permit = submitted.permit.expect("a notification gets its permit at once");
+    World { _tmp: tmp, instance, permit, researcher, stranger, operator, checkers }
+}
+
+fn outputs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect()
+}
+
+fn log_entries(instance: &Instance) -> Vec<Value> {
+    let log = niji_log::LogReader::open(&instance.paths.log()).unwrap();
+    (0..log.size()).map(|i| serde_json::from_slice(&log.entry(i).unwrap()).unwrap()).collect()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_checkers_release_a_job_and_a_differencing_job_is_refused() {
+    let w = world().await;
+    let i = &w.instance;
+    let job = submit_job(
+        i,
+        w.researcher,
+        w.permit,
+        &outputs(&[("by_sex", "SELECT sex, count(*) AS n FROM patients GROUP BY sex ORDER BY sex"), ("total", "SELECT count(*) AS n FROM patients")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(job.status, "awaiting_review", "{job:?}");
+    assert_eq!(job.outputs.len(), 2);
+    for o in &job.outputs {
+        assert_eq!(o.status, "passed", "{o:?}");
+        let rows = o.checked_table.as_ref().unwrap()["rows"].as_array().unwrap().clone();
+        assert!(!rows.is_empty());
+        for row in rows {
+            for v in row["values"].as_array().unwrap() {
+                assert!(v.as_f64().is_some_and(|x| x >= 10.0), "a cell under the threshold was released: {v}");
+            }
+        }
+    }
+    let by_sex = &job.outputs[0].checked_table.as_ref().unwrap()["rows"];
+    assert_eq!(by_sex[0]["keys"][0], "female");
+    assert_eq!(by_sex[0]["values"][0], 20.0);
+    // One receipt for the whole job, pending until the review ends; the SQL's text is nowhere.
+    let runs = i.store.analysis_runs().await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!((runs[0].kind.as_str(), runs[0].outcome.as_str()), ("job", "pending"));
+    assert!(log_entries(i).iter().all(|e| !e.to_string().contains("GROUP BY")));
+
+    // The submitter cannot check their own job; an operator is not a checker.
+    assert!(matches!(sign_off(i, w.researcher, job.id, true, "approved").await, Err(JobError::Conflicted)));
+    assert!(matches!(sign_off(i, w.operator, job.id, true, "approved").await, Err(JobError::NotAChecker)));
+    assert!(matches!(sign_off(i, w.checkers[0], job.id, true, "Looks fine").await, Err(JobError::BadReason)));
+    // One checker approving twice does not release.
+    assert_eq!(sign_off(i, w.checkers[0], job.id, true, "approved").await.unwrap(), SignOff::Recorded { approvals: 1 });
+    assert!(matches!(sign_off(i, w.checkers[0], job.id, true, "approved").await, Err(JobError::AlreadySigned)));
+    assert!(i.store.releases().await.unwrap().is_empty());
+    assert_eq!(i.store.job(job.id).await.unwrap().unwrap().status, "awaiting_review");
+    // A second checker releases it.
+    let SignOff::Released { release_id } = sign_off(i, w.checkers[1], job.id, true, "approved").await.unwrap() else { panic!("not released") };
+    assert_eq!(i.store.job(job.id).await.unwrap().unwrap().status, "released");
+    assert!(matches!(sign_off(i, w.checkers[2], job.id, true, "approved").await, Err(JobError::NotAwaiting)));
+    assert_eq!(i.store.analysis_runs().await.unwrap()[0].outcome, "released");
+
+    // The files, and their hashes in the log.
+    let dir = release_dir(i, release_id);
+    let csv = std::fs::read(dir.join(format!("release-{release_id}.csv"))).unwrap();
+    let metadata = std::fs::read(dir.join("metadata.json")).unwrap();
+    let text = String::from_utf8(csv.clone()).unwrap();
+    assert!(text.starts_with("\u{feff}output,sex,n\r\n"), "{text}");
+    assert!(text.contains("by_sex,female,20\r\n") && text.contains("by_sex,male,20\r\n") && text.contains("total,,40\r\n"), "{text}");
+    let meta: Value = serde_json::from_slice(&metadata).unwrap();
+    assert_eq!((meta["permit"].as_i64(), meta["job"].as_i64(), meta["output_preset"].as_str()), (Some(w.permit), Some(job.id), Some("ndb")));
+    assert_eq!(meta["csv"]["sha256"], sha256(&csv));
+    assert!(meta["registry_version"].is_i64());
+    let entries = log_entries(i);
+    let published = entries.iter().find(|e| e["action"] == "release.published").expect("release.published");
+    assert_eq!(published["object"], format!("release:{release_id}"));
+    assert_eq!(published["data"]["csv_sha256"], sha256(&csv));
+    assert_eq!(published["data"]["metadata_sha256"], sha256(&metadata));
+    let row = i.store.release(release_id).await.unwrap().unwrap();
+    assert_eq!(row.csv_sha256.as_deref(), Some(sha256(&csv).as_str()));
+
+    // Downloads: the named researcher and operators; not another researcher. Each is logged.
+    assert!(matches!(release_files(i, w.stranger, release_id).await, Err(JobError::NotAllowed)));
+    assert!(matches!(release_files(i, w.checkers[0], release_id).await, Err(JobError::NotAllowed)));
+    let files = release_files(i, w.researcher, release_id).await.unwrap();
+    assert_eq!((files.csv, files.metadata), (csv.clone(), metadata.clone()));
+    release_files(i, w.operator, release_id).await.unwrap();
+    let entries = log_entries(i);
+    assert_eq!(entries.iter().filter(|e| e["action"] == "release.downloaded").count(), 2);
+    assert_eq!(entries.iter().filter(|e| e["action"] == "release.download_refused").count(), 2);
+
+    // The same count without three persons: refused, naming the earlier release.
+    let narrow =
+        submit_job(i, w.researcher, w.permit, &outputs(&[("recent", "SELECT count(*) AS n FROM patients WHERE birth_year_month >= '1950'")]))
+            .await
+            .unwrap();
+    assert_eq!(narrow.status, "refused");
+    assert_eq!(narrow.outputs[0].refusal.as_deref(), Some("differencing"));
+    let refused_by = &narrow.outputs[0].differencing.as_ref().unwrap()["refused_by"];
+    assert_eq!(refused_by, &serde_json::json!([format!("release-{release_id}:total")]));
+    assert!(narrow.outputs[0].checked_table.as_ref().unwrap()["rows"][0]["values"][0] == "refused");
+    assert!(matches!(sign_off(i, w.checkers[0], narrow.id, true, "approved").await, Err(JobError::NotAwaiting)));
+    // Within one job too: the second output differs from the first by three persons.
+    let pair = submit_job(
+        i,
+        w.researcher,
+        w.permit,
+        &outputs(&[
+            ("women", "SELECT count(*) AS n FROM patients WHERE sex = 'female'"),
+            ("recent_women", "SELECT count(*) AS n FROM patients WHERE sex = 'female' AND birth_year_month >= '1950'"),
+        ]),
+    )
+    .await
+    .unwrap();
+    assert_eq!((pair.status.as_str(), pair.outputs[1].refusal.as_deref()), ("refused", Some("differencing")));
+    assert_eq!(pair.outputs[1].differencing.as_ref().unwrap()["refused_by"], serde_json::json!([format!("job-{}:women", pair.id)]));
+    // The same query again is the same cohort: it passes; a checker's rejection refuses it.
+    let again = submit_job(i, w.researcher, w.permit, &outputs(&[("total", "select count(*) as n\n  from patients;")])).await.unwrap();
+    assert_eq!(again.status, "awaiting_review", "{again:?}");
+    assert_eq!(sign_off(i, w.checkers[2], again.id, false, "not_needed").await.unwrap(), SignOff::Refused);
+    assert_eq!(i.store.job(again.id).await.unwrap().unwrap().status, "refused");
+    let outcomes: Vec<String> = i.store.analysis_runs().await.unwrap().into_iter().map(|r| r.outcome).collect();
+    assert_eq!(outcomes, ["released", "refused", "refused", "refused"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_with_one_refused_output_runs_nothing() {
+    let w = world().await;
+    let i = &w.instance;
+    for (bad, code) in [("SELECT sex FROM patients", "not_aggregate"), ("CREATE TABLE t (a INT)", "ddl")] {
+        let job = submit_job(i, w.researcher, w.permit, &outputs(&[("ok", "SELECT sex, count(*) AS n FROM patients GROUP BY sex"), ("bad", bad)]))
+            .await
+            .unwrap();
+        assert_eq!(job.status, "refused");
+        assert_eq!((job.outputs[0].status.as_str(), job.outputs[0].checked_table.is_none()), ("not_run", true));
+        assert_eq!((job.outputs[1].status.as_str(), job.outputs[1].refusal.as_deref()), ("refused", Some(code)), "{bad}");
+        assert_eq!(i.store.job(job.id).await.unwrap().unwrap().run_id, None);
+    }
+    assert!(i.store.analysis_runs().await.unwrap().is_empty(), "nothing read the real data");
+    // Malformed jobs and researchers not named on the permit are refused before a job exists.
+    assert!(matches!(submit_job(i, w.researcher, w.permit, &[]).await, Err(JobError::BadOutputs)));
+    let twice = outputs(&[("a", "SELECT count(*) FROM patients"), ("a", "SELECT count(*) FROM patients")]);
+    assert!(matches!(submit_job(i, w.researcher, w.permit, &twice).await, Err(JobError::BadOutputs)));
+    assert!(matches!(
+        submit_job(i, w.stranger, w.permit, &outputs(&[("a", "SELECT count(*) FROM patients")])).await,
+        Err(JobError::Analysis(niji_analysis::AnalysisError::NotNamed))
+    ));
+    assert_eq!(i.store.jobs().await.unwrap().len(), 2);
+}
