@@ -94,6 +94,7 @@ pub fn openapi_json() -> String {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::register::RegisterDoc::openapi());
     doc.merge(crate::holder_registry::HolderRegistryDoc::openapi());
+    doc.merge(crate::extracts::ExtractsDoc::openapi());
     doc.to_pretty_json().expect("the OpenAPI document serializes")
 }
 

@@ -202,6 +202,7 @@ pub struct Messages {
     pub nav_citizen: &'static str,
     pub nav_register: &'static str,
     pub nav_holder_registry: &'static str,
+    pub nav_extracts: &'static str,
 }
 
 pub static JA: Messages = Messages {
@@ -346,6 +347,7 @@ pub static JA: Messages = Messages {
     nav_citizen: "わたしのデータ",
     nav_register: "透明性登録簿",
     nav_holder_registry: "同意・オプトアウト",
+    nav_extracts: "匿名加工情報",
 };
 
 pub static EN: Messages = Messages {
@@ -490,6 +492,7 @@ pub static EN: Messages = Messages {
     nav_citizen: "My data",
     nav_register: "Register",
     nav_holder_registry: "Consent & opt-outs",
+    nav_extracts: "Extracts",
 };
 
 /// Portal text of applications, review and permits (issue 4), in both languages; labels of

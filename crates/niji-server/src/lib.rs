@@ -24,6 +24,7 @@ mod catalog;
 mod citizen;
 mod cookies;
 mod dashboard;
+mod extracts;
 mod holder_registry;
 mod i18n;
 mod jsonld;
@@ -116,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .merge(catalog::routes())
         .merge(citizen::routes())
         .merge(holder_registry::routes())
+        .merge(extracts::routes())
         .merge(dashboard::routes())
         .merge(upload::portal_routes(upload_limit))
         .merge(applications::routes())
@@ -127,7 +129,8 @@ pub fn router(state: AppState) -> Router {
                 .merge(upload::api_routes(upload_limit))
                 .merge(applications_api::routes())
                 .merge(register::api_routes())
-                .merge(holder_registry::api_routes()),
+                .merge(holder_registry::api_routes())
+                .merge(extracts::api_routes()),
         )
         .with_state(state)
         .layer(SetResponseHeaderLayer::overriding(
