@@ -5,7 +5,9 @@ mod anonymize;
 mod check;
 mod citizen;
 mod demo;
+mod extract;
 mod intake;
+mod jobs;
 mod review;
 
 use anyhow::{Context, Result};
@@ -49,7 +51,8 @@ enum Command {
     Applications(review::ListArgs),
     /// List data permits with their policies.
     Permits(review::ListArgs),
-    /// Run an aggregate SQL query of a permit on real data and print what passes output checking (--real; dummy data comes later).
+    /// Run a SQL query of a permit: on its dummy data (--dummy: rows, tab-separated) or on real data (--real: only what passes output checking).
+    #[command(group(clap::ArgGroup::new("data").required(true).args(["dummy", "real"])))]
     Query {
         #[command(flatten)]
         dir: DirArg,
@@ -58,16 +61,28 @@ enum Command {
         /// The researcher running it (user name; must be named on the permit).
         #[arg(long = "as")]
         as_user: String,
-        /// Run on the real data (the only mode so far).
-        #[arg(long, required = true)]
+        /// Run on the permit's dummy data (rows may be printed).
+        #[arg(long)]
+        dummy: bool,
+        /// Run on the real data (aggregates only, checked before they are printed).
+        #[arg(long)]
         real: bool,
         sql: String,
     },
     /// A data holder's side of the consent registry: patients' access credentials, paper choices, bulk imports.
     #[command(subcommand)]
     Citizen(citizen::CitizenCommand),
+    /// Anonymized extracts of permits on the anonymized track: request, list, decide, download.
+    #[command(subcommand)]
+    Extract(extract::ExtractCommand),
     /// List the runs of permits on real data, with the consent registry version each applied (its receipt).
     Runs(citizen::RunsArgs),
+    /// Jobs of permits: submit named SQL outputs to run on the real data, list them, sign them off as an output checker.
+    #[command(subcommand)]
+    Job(jobs::JobCommand),
+    /// Releases of jobs approved by two output checkers.
+    #[command(subcommand)]
+    Release(jobs::ReleaseCommand),
     /// Set up review as an operator: criteria, tariff, consent scopes, accreditations, committees.
     #[command(subcommand)]
     Review(review::ReviewCommand),
@@ -270,9 +285,28 @@ async fn run(command: Command) -> Result<()> {
         Command::Review(cmd) => review::review_command(cmd).await,
         Command::Citizen(cmd) => citizen::citizen_command(cmd).await,
         Command::Runs(args) => citizen::runs(args).await,
-        Command::Query { dir, permit, as_user, real: _, sql } => {
+        Command::Job(cmd) => jobs::job_command(cmd).await,
+        Command::Release(cmd) => jobs::release_command(cmd).await,
+        Command::Extract(cmd) => extract::extract_command(cmd).await,
+        Command::Query { dir, permit, as_user, dummy, real: _, sql } => {
             let instance = open(&dir.dir).await?;
             let user = instance.store.user_by_username(&as_user).await?.with_context(|| format!("--as: no account {as_user:?}"))?;
+            if dummy {
+                match niji_analysis::dummy::query_dummy(&instance, user.id, permit, &sql).await {
+                    Ok(out) => {
+                        println!("{}", out.columns.join("\t"));
+                        for row in &out.rows {
+                            println!("{}", row.join("\t"));
+                        }
+                        eprintln!("{} rows of dummy data", out.rows.len());
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        eprintln!("refused: {e}");
+                        std::process::exit(1);
+                    }
+                }
+            }
             match niji_analysis::query_real(&instance, user.id, permit, &sql).await {
                 Ok(out) => {
                     println!("{}", out.dimensions.iter().chain(&out.measures).cloned().collect::<Vec<_>>().join("\t"));

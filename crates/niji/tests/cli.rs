@@ -226,6 +226,14 @@ fn demo_creates_data_accounts_and_serves() {
     assert!(next["registry_version"].as_i64() > first["registry_version"].as_i64(), "{next}");
     assert_eq!(next["excluded_persons"].as_i64().unwrap(), first["excluded_persons"].as_i64().unwrap() + 1, "{first} {next}");
     assert_eq!(after_runs.iter().find(|r| r["id"] == first["id"]).unwrap(), &first, "an earlier run's receipt never changes");
+    // Dummy data: rows come back freely; DDL is still refused.
+    let dummy = |sql: &str| niji(&["query", "--dir", d, "--permit", "1", "--as", "demo.researcher", "--dummy", sql]);
+    let out = dummy("SELECT code, count(*) FROM sakura_ehr.conditions GROUP BY code");
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).lines().count() > 1, "{}", String::from_utf8_lossy(&out.stderr));
+    let out = dummy("SELECT * FROM sakura_ehr.conditions LIMIT 5");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6, "a header and 5 rows: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(dummy("DROP TABLE x").status.code(), Some(1));
+    assert!(!niji(&["query", "--dir", d, "--permit", "1", "--as", "demo.researcher", "--dummy", "--real", "SELECT 1"]).status.success());
     // A bad opt-out list is refused with its line, and changes nothing.
     let list = tmp.path().join("optouts.csv");
     std::fs::write(&list, format!("patient_id,choice,scope,date\n{patient},opt_out,all,\nnobody-0000,opt_out,all,\n")).unwrap();
