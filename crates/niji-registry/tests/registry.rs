@@ -78,8 +78,16 @@ async fn a_citizen_signs_in_with_code_and_birth_date_and_an_opt_out_applies_from
     }
     let lower = issued.access_code.to_lowercase().replace('-', " ");
     for birth in ["1980-04-01", "昭和55年4月1日"] {
-        niji_registry::sign_in(&w.instance, &w.accounts, &lower, birth, t0).await.unwrap();
+        let session = niji_registry::sign_in(&w.instance, &w.accounts, &lower, birth, t0).await.unwrap();
+        assert_eq!(session.stage, niji_accounts::SessionStage::SignedIn, "2FA is optional for citizens");
     }
+    // A citizen who adds an authenticator app is asked for its code from then on.
+    let session = niji_registry::sign_in(&w.instance, &w.accounts, &issued.access_code, "1980-04-01", t0).await.unwrap();
+    let enrolment = w.accounts.begin_totp_enrolment(issued.user_id, t0).await.unwrap();
+    let code = niji_accounts::totp_code(&enrolment.secret_base32, t0).unwrap();
+    w.accounts.confirm_totp_enrolment(&session.token, &code, t0).await.unwrap();
+    let session = niji_registry::sign_in(&w.instance, &w.accounts, &issued.access_code, "1980-04-01", t0).await.unwrap();
+    assert_eq!(session.stage, niji_accounts::SessionStage::AwaitingTotp);
 
     // Unknown patients, and other holders' numbers, are refused.
     let other = HolderActor { holder: "別の病院".into(), audit: "user:1".into() };

@@ -99,6 +99,9 @@ pub(crate) struct CitizenText {
     pub h_opt_out: &'static str,
     pub h_consent: &'static str,
     pub h_withdraw: &'static str,
+    pub two_factor: &'static str,
+    pub two_factor_on: &'static str,
+    pub two_factor_add: &'static str,
 }
 
 static JA: CitizenText = CitizenText {
@@ -167,6 +170,9 @@ static JA: CitizenText = CitizenText {
     h_opt_out: "利用の停止",
     h_consent: "同意",
     h_withdraw: "撤回（記録番号）",
+    two_factor: "二要素認証（任意）",
+    two_factor_on: "二要素認証を使っています。",
+    two_factor_add: "認証アプリを登録して、ログインをより安全にする",
 };
 
 static EN: CitizenText = CitizenText {
@@ -236,6 +242,9 @@ static EN: CitizenText = CitizenText {
     h_opt_out: "Stopped use",
     h_consent: "Consent",
     h_withdraw: "Withdrawal of entry",
+    two_factor: "Two-factor authentication (optional)",
+    two_factor_on: "Two-factor authentication is on.",
+    two_factor_add: "Add an authenticator app to make signing in safer",
 };
 
 fn text(lang: Lang) -> &'static CitizenText {
@@ -272,6 +281,7 @@ struct HomePage {
     history: Vec<HistoryRow>,
     purposes: Vec<(&'static str, &'static str)>,
     kinds: Vec<(&'static str, &'static str)>,
+    two_factor: bool,
 }
 
 struct OptOutRow {
@@ -493,6 +503,7 @@ fn home_page(lang: Lang, sess: &Session, uri: &Uri, v: &CitizenView, message: Op
         history,
         purposes: PurposeCategory::ALL.iter().filter(|p| **p != PurposeCategory::Other).map(|p| (p.as_str(), purpose(*p))).collect(),
         kinds: RecipientKind::ALL.iter().map(|k| (k.as_str(), kind(*k))).collect(),
+        two_factor: sess.user.totp_enabled,
     }
 }
 
