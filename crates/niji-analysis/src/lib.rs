@@ -11,13 +11,13 @@
 pub mod dashboard;
 pub mod dummy;
 pub mod jobs;
+mod permit;
 
 use std::collections::HashSet;
 
-use niji_core::{AuditEvent, AuditSink, Role};
+use niji_core::{AuditEvent, AuditSink};
 use niji_instance::Instance;
-use niji_review::PermitPolicy;
-use niji_sandbox::{GrantedTable, Limits, Workspace};
+use niji_sandbox::{Limits, Workspace};
 use niji_sdc::{Cell, Measure, Preset, Rules, Shown, Table};
 use sha2::{Digest, Sha256};
 
@@ -116,48 +116,9 @@ async fn run(
     started: time::OffsetDateTime,
     receipt: &mut Option<Receipt>,
 ) -> Result<CheckedOutput, AnalysisError> {
-    let store = &instance.store;
-    let permit = store.permit(permit_id).await.map_err(|_| AnalysisError::Internal)?.ok_or(AnalysisError::NoPermit)?;
-    if permit.status != "active" {
-        return Err(AnalysisError::Closed);
-    }
-    let policy: PermitPolicy = serde_json::from_str(&permit.policy).map_err(|_| AnalysisError::Internal)?;
-    let today = niji_core::today_jst(time::OffsetDateTime::now_utc());
-    if !policy.active_on(today) {
-        return Err(AnalysisError::Closed);
-    }
-    let roles = store.active_roles(user_id).await.map_err(|_| AnalysisError::Internal)?;
-    if !policy.researchers.iter().any(|r| r.account_id == user_id) || !roles.contains(&Role::Researcher) {
-        return Err(AnalysisError::NotNamed);
-    }
-    if policy.track != niji_review::Track::Visiting {
-        return Err(AnalysisError::WrongTrack);
-    }
-    // The permit's key must still exist; it is looked up, never created.
-    let key = instance.existing_data_key(&permit.key_id).await.map_err(|_| AnalysisError::Internal)?.ok_or(AnalysisError::Closed)?;
-    let secret: [u8; 32] = Sha256::new().chain_update(b"niji-analysis:person-ids\0").chain_update(key.0).finalize().into();
-
+    let permit::PermitContext { policy, secret } = permit::permit_context(instance, user_id, permit_id).await?;
     // The granted tables, from each dataset's latest committed version.
-    let latest = store.latest_committed_versions().await.map_err(|_| AnalysisError::Internal)?;
-    let mut tables = Vec::new();
-    let mut read = Vec::new();
-    for grant in &policy.datasets {
-        let &(_, number) = latest.iter().find(|(d, _)| *d == grant.dataset).ok_or(AnalysisError::NoData)?;
-        read.push(niji_registry::RunDataset { dataset: grant.dataset.clone(), version: number });
-        let key_id = niji_intake::lake_key_id(&niji_intake::version_tag(&grant.dataset, number));
-        let lake_key =
-            niji_lake::LakeKey(instance.existing_data_key(&key_id).await.map_err(|_| AnalysisError::Internal)?.ok_or(AnalysisError::NoData)?.0);
-        let dir = niji_intake::version_dir(&instance.paths, &grant.dataset, number);
-        for t in &grant.tables {
-            let (dir, key, table) = (dir.clone(), lake_key.clone(), t.table.clone());
-            let batches = tokio::task::spawn_blocking(move || niji_lake::read_table(&dir, &table, &key))
-                .await
-                .map_err(|_| AnalysisError::Internal)?
-                .map_err(|_| AnalysisError::Internal)?;
-            let schema = niji_lake::table_schema(&t.table).ok_or(AnalysisError::Internal)?;
-            tables.push(GrantedTable { dataset: grant.dataset.clone(), table: t.table.clone(), schema, batches });
-        }
-    }
+    let (tables, read) = permit::read_tables(instance, &policy).await?;
     // The consent registry, asked now: who this use must exclude, and the registry's version.
     let use_ = niji_registry::use_of(&policy, started);
     let (excluded, registry_version): (HashSet<[u8; 32]>, i64) =
