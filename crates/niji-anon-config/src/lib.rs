@@ -28,6 +28,11 @@ pub trait FileSource {
     fn hierarchy(&self, path: &Path) -> Result<String, String>;
     /// The date-shift key, given the configuration's `key_env` and `key_file`.
     fn date_shift_key(&self, env: Option<&str>, file: Option<&Path>) -> Result<Vec<u8>, String>;
+    /// The bytes of the population table (CSV, the input's separator) named in the
+    /// configuration; by default none is available.
+    fn population(&self, path: &Path) -> Result<Vec<u8>, String> {
+        Err(format!("a population table ({}) cannot be read here", path.display()))
+    }
 }
 
 /// Parses a configuration's text.
@@ -284,6 +289,10 @@ pub struct FileConfig {
     pub outliers: Vec<OutlierFile>,
     #[serde(default)]
     pub rare_values: Vec<RareValueFile>,
+    /// A population (identification) table for the journalist and marketer risks: CSV with the
+    /// quasi-identifiers' columns, raw values.
+    #[serde(default)]
+    pub population: Option<PathBuf>,
 }
 
 fn comma() -> String {
@@ -509,6 +518,14 @@ impl FileConfig {
                     other => bail!("unknown suppressed_rows {other:?} (remove, mask)"),
                 },
                 risk_threshold: self.risk_threshold,
+                population: match &self.population {
+                    None => None,
+                    Some(path) => {
+                        let bytes = files.population(path).map_err(|e| anyhow!(e))?;
+                        let separator = single_byte_inner(&self.separator, "separator")?;
+                        Some(table_from_csv(&bytes, separator).map_err(|e| anyhow!("population table {}: {e}", path.display()))?)
+                    }
+                },
             },
         };
         Ok((config, key))

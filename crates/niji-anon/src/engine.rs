@@ -46,6 +46,12 @@ pub struct ModelSettings {
     pub suppressed_rows: SuppressedRows,
     /// Record risk above which a record counts as at risk in the risk measures.
     pub risk_threshold: f64,
+    /// The population (identification) table the journalist and marketer risks are measured
+    /// against: a table with every quasi-identifier's column (by name) holding raw values.
+    /// `None`: the data is its own population. A population row whose value is not in the
+    /// quasi-identifier's hierarchy matches no class (the risk is then over-, never
+    /// under-estimated).
+    pub population: Option<Table>,
 }
 
 /// A column and its role.
@@ -166,6 +172,7 @@ impl Default for ModelSettings {
             strategy: SearchStrategy::Optimal,
             suppressed_rows: SuppressedRows::Remove,
             risk_threshold: 0.2,
+            population: None,
         }
     }
 }
@@ -235,6 +242,9 @@ pub struct Anonymizer<'t> {
     pub(crate) metric: MetricTables,
     pub(crate) max_outliers: u64,
     pub(crate) bottom: Bottoms,
+    /// Per quasi-identifier, the leaf of each population row's value (`None`: not in the
+    /// hierarchy); `None` without a population table.
+    pub(crate) population: Option<Vec<Vec<Option<u32>>>>,
 }
 
 /// Anonymizes `table`: searches for the optimal node and releases it.
@@ -297,6 +307,18 @@ impl<'t> Anonymizer<'t> {
         let hierarchies: Vec<Hierarchy> = qis.iter().map(|q| q.hierarchy.clone()).collect();
         let metric = MetricTables::new(config.model.metric, n as u64, &freq, &hierarchies);
         let max_outliers = (config.model.suppression_limit * n as f64).floor() as u64;
+        let population = match &config.model.population {
+            None => None,
+            Some(pop) => Some(
+                qis.iter()
+                    .map(|q| {
+                        let column =
+                            pop.column(&q.name).map_err(|_| AnonError::Parameter(format!("the population table has no column {:?}", q.name)))?;
+                        Ok((0..pop.num_rows()).map(|r| q.hierarchy.leaf(column.value(r))).collect())
+                    })
+                    .collect::<Result<Vec<Vec<Option<u32>>>, AnonError>>()?,
+            ),
+        };
         let mut anonymizer = Anonymizer {
             table,
             config: config.clone(),
@@ -308,6 +330,7 @@ impl<'t> Anonymizer<'t> {
             up,
             metric,
             max_outliers,
+            population,
             bottom: Bottoms::Narrow(Bottom { keys: Vec::new(), counts: Vec::new(), record_class: Vec::new(), sensitive: Vec::new() }),
         };
         anonymizer.bottom = if anonymizer.layout.total_bits <= 64 {
@@ -401,11 +424,52 @@ impl<'t> Anonymizer<'t> {
 
     /// Risk of the input as it is (every quasi-identifier at level 0).
     pub fn risk_before(&self) -> RiskMeasures {
+        if let Some(population) = &self.population {
+            let levels = vec![0; self.qis.len()];
+            return self.population_risk(population, &levels, (0..self.table.num_rows()).map(|r| (r, false)));
+        }
         let counts = match &self.bottom {
             Bottoms::Narrow(b) => &b.counts,
             Bottoms::Wide(b) => &b.counts,
         };
         risk::measure(counts, None, self.config.model.risk_threshold)
+    }
+
+    /// Risk of the released `rows` (input row, suppressed) at `levels` against the population:
+    /// classes keyed by each quasi-identifier's label at its level (a suppressed row by the
+    /// hierarchies' roots), the population's rows generalized the same way.
+    fn population_risk(&self, population: &[Vec<Option<u32>>], levels: &[u32], rows: impl Iterator<Item = (usize, bool)>) -> RiskMeasures {
+        let top: Vec<usize> = self.qis.iter().map(|q| q.hierarchy.levels() - 1).collect();
+        let key = |leaves: &mut dyn Iterator<Item = (usize, u32)>, suppressed: bool| -> Vec<u32> {
+            leaves
+                .map(|(qi, leaf)| {
+                    let level = if suppressed { top[qi] } else { levels[qi] as usize };
+                    self.qis[qi].hierarchy.label_id(leaf, level)
+                })
+                .collect()
+        };
+        let mut sample: HashMap<Vec<u32>, u32> = HashMap::new();
+        for (r, suppressed) in rows {
+            let k = key(&mut self.qis.iter().enumerate().map(|(i, q)| (i, q.leaf[r])), suppressed);
+            *sample.entry(k).or_default() += 1;
+        }
+        let mut counts: HashMap<Vec<u32>, u32> = HashMap::new();
+        let population_rows = population.first().map_or(0, Vec::len);
+        'rows: for r in 0..population_rows {
+            let mut leaves = Vec::with_capacity(self.qis.len());
+            for (qi, column) in population.iter().enumerate() {
+                match column[r] {
+                    Some(leaf) => leaves.push((qi, leaf)),
+                    None => continue 'rows,
+                }
+            }
+            let k = key(&mut leaves.into_iter(), false);
+            if sample.contains_key(&k) {
+                *counts.entry(k).or_default() += 1;
+            }
+        }
+        let (f, big_f): (Vec<u32>, Vec<u32>) = sample.iter().map(|(k, &n)| (n, counts.get(k).copied().unwrap_or(0))).unzip();
+        risk::measure(&f, Some(&big_f), self.config.model.risk_threshold)
     }
 
     /// The anonymized table for a node.
@@ -443,7 +507,13 @@ impl<'t> Anonymizer<'t> {
             }
         }
         let table = Table::from_columns(columns)?;
-        let risk_after = risk::measure(&class_sizes(&table, &qi_columns), None, self.config.model.risk_threshold);
+        let risk_after = match &self.population {
+            Some(population) => {
+                let rows = (0..self.table.num_rows()).filter(|&r| keep[r]).map(|r| (r, suppressed[r]));
+                self.population_risk(population, levels, rows)
+            }
+            None => risk::measure(&class_sizes(&table, &qi_columns), None, self.config.model.risk_threshold),
+        };
         Ok(Release {
             table,
             evaluation,

@@ -146,6 +146,28 @@ pub enum PpcError {
     Rule(String),
 }
 
+/// The input's risk against a population table, classes keyed by the raw values of the
+/// quasi-identifiers (before any rule of the pipeline).
+fn raw_population_risk(table: &Table, qis: &[&str], population: &Table, threshold: f64) -> Result<RiskMeasures, PpcError> {
+    let columns = |t: &Table| -> Result<Vec<usize>, PpcError> {
+        qis.iter().map(|n| t.column_index(n).map_err(|_| PpcError::UnknownColumn((*n).to_owned()))).collect()
+    };
+    let (sample_columns, population_columns) = (columns(table)?, columns(population)?);
+    let mut sample: std::collections::HashMap<Vec<&str>, u32> = std::collections::HashMap::new();
+    for r in 0..table.num_rows() {
+        *sample.entry(sample_columns.iter().map(|&c| table.column_at(c).value(r)).collect()).or_default() += 1;
+    }
+    let mut counts: std::collections::HashMap<Vec<&str>, u32> = std::collections::HashMap::new();
+    for r in 0..population.num_rows() {
+        let key: Vec<&str> = population_columns.iter().map(|&c| population.column_at(c).value(r)).collect();
+        if sample.contains_key(&key) {
+            *counts.entry(key).or_default() += 1;
+        }
+    }
+    let (f, big_f): (Vec<u32>, Vec<u32>) = sample.iter().map(|(k, &n)| (n, counts.get(k).copied().unwrap_or(0))).unzip();
+    Ok(risk::measure(&f, Some(&big_f), threshold))
+}
+
 /// A rule the pipeline applied, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppliedRule {
@@ -213,7 +235,10 @@ pub fn run(table: &Table, config: &PpcConfig, date_shift_key: Option<&[u8]>) -> 
     }
     let qi_names: Vec<&str> = config.columns.iter().filter(|c| matches!(c.role, PpcRole::QuasiIdentifier(_))).map(|c| c.column.as_str()).collect();
     let qi_indices: Vec<usize> = qi_names.iter().map(|n| table.column_index(n).expect("checked")).collect();
-    let risk_before = risk::measure(&engine::class_sizes(table, &qi_indices), None, config.model.risk_threshold);
+    let risk_before = match &config.model.population {
+        None => risk::measure(&engine::class_sizes(table, &qi_indices), None, config.model.risk_threshold),
+        Some(population) => raw_population_risk(table, &qi_names, population, config.model.risk_threshold)?,
+    };
 
     let mut columns: Vec<Column> = table.columns().to_vec();
     let index = |name: &str| table.column_index(name).map_err(|_| PpcError::UnknownColumn(name.to_owned()));
