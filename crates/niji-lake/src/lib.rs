@@ -94,6 +94,7 @@ use parquet::encryption::encrypt::FileEncryptionProperties;
 use parquet::file::properties::WriterProperties;
 
 pub mod catalog;
+pub mod cohort;
 
 /// The standard tables, in file order.
 pub const TABLES: [&str; 8] = ["patients", "encounters", "conditions", "medications", "lab_results", "allergies", "claims", "claim_lines"];
