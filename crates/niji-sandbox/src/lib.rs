@@ -225,6 +225,8 @@ pub enum SandboxError {
 #[derive(Clone, Debug, PartialEq)]
 pub struct AggregateResult {
     pub columns: Vec<String>,
+    /// Whether each column is numeric (from the result's schema, so known with no rows).
+    pub numeric: Vec<bool>,
     pub rows: Vec<Vec<ScalarValue>>,
     /// For each row, the number of distinct persons behind it.
     pub persons: Vec<u64>,
@@ -379,6 +381,7 @@ impl Workspace {
         let schema = stream.schema();
         let width = schema.fields().len() - persons_columns;
         let columns = schema.fields().iter().take(width).map(|f| f.name().clone()).collect();
+        let numeric = schema.fields().iter().take(width).map(|f| f.data_type().is_numeric()).collect();
         let mut rows = Vec::new();
         let mut persons = Vec::new();
         while let Some(batch) = stream.next().await {
@@ -397,7 +400,7 @@ impl Workspace {
                 }
             }
         }
-        Ok(AggregateResult { columns, rows, persons })
+        Ok(AggregateResult { columns, numeric, rows, persons })
     }
 }
 
