@@ -39,7 +39,7 @@ use niji_sdc::{Cell, Checked, Measure, Outcome, Preset, Release, ReleaseRow, Rul
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::permit::{empty_tables, permit_context, read_tables, PermitContext};
+use crate::permit::{empty_tables, permit_context, read_tables, to_table, PermitContext};
 use crate::AnalysisError;
 
 /// The most outputs one job may have.
@@ -442,26 +442,6 @@ fn refused_by(checked: &Checked, table: &Table) -> Vec<String> {
         }
     }
     names
-}
-
-/// The sandbox's result as a table to check: text columns are dimensions, numeric columns
-/// measures (counts); every cell counts the persons behind its row.
-fn to_table(result: &niji_sandbox::AggregateResult) -> Table {
-    let numeric: Vec<bool> = match result.rows.first() {
-        Some(row) => row.iter().map(|v| v.data_type().is_numeric()).collect(),
-        None => vec![false; result.columns.len()],
-    };
-    let dimensions: Vec<String> = result.columns.iter().zip(&numeric).filter(|(_, n)| !**n).map(|(c, _)| c.clone()).collect();
-    let measures: Vec<Measure> = result.columns.iter().zip(&numeric).filter(|(_, n)| **n).map(|(c, _)| Measure::count(c.clone())).collect();
-    let mut table = Table::new(dimensions, measures);
-    for (row, persons) in result.rows.iter().zip(&result.persons) {
-        let keys: Vec<String> =
-            row.iter().zip(&numeric).filter(|(_, n)| !**n).map(|(v, _)| if v.is_null() { String::new() } else { v.to_string() }).collect();
-        let cells: Vec<Cell> =
-            row.iter().zip(&numeric).filter(|(_, n)| **n).map(|(v, _)| Cell::new(v.to_string().parse().unwrap_or(f64::NAN), *persons)).collect();
-        table.push(keys, cells);
-    }
-    table
 }
 
 fn shown_json(s: Shown) -> Value {

@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use niji_core::{AuditEvent, AuditSink};
 use niji_instance::Instance;
 use niji_sandbox::{Limits, Workspace};
-use niji_sdc::{Cell, Measure, Preset, Rules, Shown, Table};
+use niji_sdc::{Preset, Rules, Shown};
 use sha2::{Digest, Sha256};
 
 /// What the researcher sees: the checked table.
@@ -129,19 +129,9 @@ async fn run(
 
     // Output checking: text columns are dimensions, numeric columns measures; every cell counts
     // the persons behind its row.
-    let numeric: Vec<bool> = match result.rows.first() {
-        Some(row) => row.iter().map(|v| v.data_type().is_numeric()).collect(),
-        None => vec![false; result.columns.len()],
-    };
-    let dimensions: Vec<String> = result.columns.iter().zip(&numeric).filter(|(_, n)| !**n).map(|(c, _)| c.clone()).collect();
-    let measures: Vec<Measure> = result.columns.iter().zip(&numeric).filter(|(_, n)| **n).map(|(c, _)| Measure::count(c.clone())).collect();
-    let mut table = Table::new(dimensions.clone(), measures.clone());
-    for (row, persons) in result.rows.iter().zip(&result.persons) {
-        let keys: Vec<String> =
-            row.iter().zip(&numeric).filter(|(_, n)| !**n).map(|(v, _)| if v.is_null() { String::new() } else { v.to_string() }).collect();
-        let cells: Vec<Cell> = row.iter().zip(&numeric).filter(|(_, n)| **n).map(|(v, _)| Cell::new(scalar_f64(v), *persons)).collect();
-        table.push(keys, cells);
-    }
+    let table = permit::to_table(&result);
+    let dimensions = table.dimensions.clone();
+    let measures = table.measures.clone();
     let preset: Preset = policy.output_preset.parse().unwrap_or(Preset::Ndb);
     let checked = niji_sdc::check(&table, &Rules::preset(preset)).map_err(|_| AnalysisError::Unchecked)?;
     let released = checked.released_table(&table);
@@ -153,8 +143,4 @@ async fn run(
         suppressed,
         preset: preset.name().to_string(),
     })
-}
-
-fn scalar_f64(v: &niji_sandbox::Scalar) -> f64 {
-    v.to_string().parse().unwrap_or(f64::NAN)
 }

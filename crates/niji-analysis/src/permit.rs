@@ -1,12 +1,16 @@
 //! What every run of a permit on its data shares (interactive queries, dummy data, jobs): the
 //! permit's checks (active, Visiting track, the researcher named, its key still there) and
-//! reading its granted tables from the lake.
+//! reading its granted tables from the lake, restricted to the permit's cohort
+//! (`niji_lake::cohort`: its persons, and their event rows in its period and age range).
 
 use niji_core::Role;
 use niji_instance::Instance;
 use niji_review::PermitPolicy;
+use niji_sandbox::arrow::record_batch::RecordBatch;
 use niji_sandbox::GrantedTable;
 use sha2::{Digest, Sha256};
+
+use niji_sdc::{Cell, Measure, Table};
 
 use crate::AnalysisError;
 
@@ -61,8 +65,11 @@ pub(crate) async fn read_tables(
 ) -> Result<(Vec<GrantedTable>, Vec<niji_registry::RunDataset>), AnalysisError> {
     let store = &instance.store;
     let latest = store.latest_committed_versions().await.map_err(|_| AnalysisError::Internal)?;
+    let spec = cohort_spec(policy);
     let mut tables = Vec::new();
     let mut read = Vec::new();
+    // Per dataset, the tables the cohort is computed from (granted, and those it needs).
+    let mut cohort_tables: Vec<Vec<(String, Vec<RecordBatch>)>> = Vec::new();
     for grant in &policy.datasets {
         let &(_, number) = latest.iter().find(|(d, _)| *d == grant.dataset).ok_or(AnalysisError::NoData)?;
         read.push(niji_registry::RunDataset { dataset: grant.dataset.clone(), version: number });
@@ -70,15 +77,87 @@ pub(crate) async fn read_tables(
         let lake_key =
             niji_lake::LakeKey(instance.existing_data_key(&key_id).await.map_err(|_| AnalysisError::Internal)?.ok_or(AnalysisError::NoData)?.0);
         let dir = niji_intake::version_dir(&instance.paths, &grant.dataset, number);
+        let read_one = |table: String| {
+            let (dir, key) = (dir.clone(), lake_key.clone());
+            async move {
+                tokio::task::spawn_blocking(move || niji_lake::read_table(&dir, &table, &key))
+                    .await
+                    .map_err(|_| AnalysisError::Internal)?
+                    .map_err(|_| AnalysisError::Internal)
+            }
+        };
+        let mut extra = Vec::new();
         for t in &grant.tables {
-            let (dir, key, table) = (dir.clone(), lake_key.clone(), t.table.clone());
-            let batches = tokio::task::spawn_blocking(move || niji_lake::read_table(&dir, &table, &key))
-                .await
-                .map_err(|_| AnalysisError::Internal)?
-                .map_err(|_| AnalysisError::Internal)?;
+            let batches = read_one(t.table.clone()).await?;
             let schema = niji_lake::table_schema(&t.table).ok_or(AnalysisError::Internal)?;
             tables.push(GrantedTable { dataset: grant.dataset.clone(), table: t.table.clone(), schema, batches });
         }
+        if !spec.is_empty() {
+            for needed in niji_lake::cohort::needed_tables(&spec) {
+                if !grant.tables.iter().any(|t| t.table == needed) {
+                    extra.push((needed.to_string(), read_one(needed.to_string()).await?));
+                }
+            }
+        }
+        cohort_tables.push(extra);
     }
-    Ok((tables, read))
+    if spec.is_empty() {
+        return Ok((tables, read));
+    }
+    // The cohort: persons from every dataset (linked persons are one person), then each granted
+    // table restricted to them and to in-scope rows.
+    let mut persons = std::collections::HashSet::new();
+    for (i, grant) in policy.datasets.iter().enumerate() {
+        let of_dataset: Vec<(&str, &[RecordBatch])> = tables
+            .iter()
+            .filter(|t| t.dataset == grant.dataset)
+            .map(|t| (t.table.as_str(), t.batches.as_slice()))
+            .chain(cohort_tables[i].iter().map(|(n, b)| (n.as_str(), b.as_slice())))
+            .collect();
+        persons.extend(niji_lake::cohort::cohort_persons(&spec, &of_dataset).map_err(|_| AnalysisError::Internal)?);
+    }
+    let mut restricted = Vec::with_capacity(tables.len());
+    let datasets: Vec<String> = policy.datasets.iter().map(|d| d.dataset.clone()).collect();
+    let snapshot: Vec<(String, String, Vec<RecordBatch>)> = tables.iter().map(|t| (t.dataset.clone(), t.table.clone(), t.batches.clone())).collect();
+    for t in tables {
+        let i = datasets.iter().position(|d| *d == t.dataset).unwrap_or(0);
+        let of_dataset: Vec<(&str, &[RecordBatch])> = snapshot
+            .iter()
+            .filter(|(d, _, _)| *d == t.dataset)
+            .map(|(_, n, b)| (n.as_str(), b.as_slice()))
+            .chain(cohort_tables[i].iter().map(|(n, b)| (n.as_str(), b.as_slice())))
+            .collect();
+        let batches = niji_lake::cohort::restrict(&spec, &t.table, t.batches, &persons, &of_dataset).map_err(|_| AnalysisError::Internal)?;
+        restricted.push(GrantedTable { batches, ..t });
+    }
+    Ok((restricted, read))
+}
+
+/// The permit's cohort in the lake's terms.
+pub(crate) fn cohort_spec(policy: &PermitPolicy) -> niji_lake::cohort::CohortSpec {
+    match &policy.cohort {
+        None => niji_lake::cohort::CohortSpec::default(),
+        Some(c) => niji_lake::cohort::CohortSpec {
+            diseases: c.diseases.clone(),
+            age: c.age.map(|a| (a.min, a.max)),
+            period: c.period.map(|p| (p.from, p.to)),
+        },
+    }
+}
+
+/// The sandbox's result as a table to check: text columns are dimensions, numeric columns
+/// measures (counts); every cell counts the persons behind its row.
+pub(crate) fn to_table(result: &niji_sandbox::AggregateResult) -> Table {
+    let numeric = &result.numeric;
+    let dimensions: Vec<String> = result.columns.iter().zip(numeric).filter(|(_, n)| !**n).map(|(c, _)| c.clone()).collect();
+    let measures: Vec<Measure> = result.columns.iter().zip(numeric).filter(|(_, n)| **n).map(|(c, _)| Measure::count(c.clone())).collect();
+    let mut table = Table::new(dimensions, measures);
+    for (row, persons) in result.rows.iter().zip(&result.persons) {
+        let keys: Vec<String> =
+            row.iter().zip(numeric).filter(|(_, n)| !**n).map(|(v, _)| if v.is_null() { String::new() } else { v.to_string() }).collect();
+        let cells: Vec<Cell> =
+            row.iter().zip(numeric).filter(|(_, n)| **n).map(|(v, _)| Cell::new(v.to_string().parse().unwrap_or(f64::NAN), *persons)).collect();
+        table.push(keys, cells);
+    }
+    table
 }

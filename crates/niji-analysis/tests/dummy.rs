@@ -72,6 +72,10 @@ async fn user(instance: &Instance, name: &str) -> i64 {
 }
 
 async fn world() -> World {
+    world_with(None).await
+}
+
+async fn world_with(cohort: Option<niji_review::CohortFilter>) -> World {
     let tmp = tempfile::tempdir().unwrap();
     let instance = Instance::init(&tmp.path().join("i"), "test").await.unwrap();
     instance.store.create_organization(HOLDER, "hospital", 0).await.unwrap();
@@ -107,7 +111,7 @@ async fn world() -> World {
         application_id: application,
         version: 1,
         datasets: vec![DatasetGrant { dataset: DATASET.into(), tables: vec![grant("conditions", &["code", "onset"]), grant("patients", &["sex"])] }],
-        cohort: None,
+        cohort,
         purpose: "test".into(),
         purpose_category: PurposeCategory::AcademicResearch,
         recipients: vec![],
@@ -199,4 +203,43 @@ async fn dummy_queries_return_rows_of_safe_values_and_record_a_refresh() {
     let dummy: Vec<&String> = entries.iter().filter(|e| e.contains("analysis.dummy_query")).collect();
     assert_eq!(dummy.len(), 11);
     assert!(dummy.iter().all(|e| e.contains("sql_sha256") && !e.contains("SELECT") && !e.contains("passwd") && !e.contains("E119")));
+}
+
+/// The totals of a `GROUP BY sex` count, as released.
+async fn persons_by_sex(w: &World) -> Vec<(Vec<String>, Vec<niji_sdc::Shown>)> {
+    niji_analysis::query_real(&w.instance, w.researcher, w.permit, "SELECT sex, count(*) AS n FROM test_ehr.patients GROUP BY sex ORDER BY sex")
+        .await
+        .unwrap()
+        .rows
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permits_cohort_limits_persons_and_rows_in_every_kind_of_run() {
+    use niji_review::{CohortFilter, Period};
+    use niji_sdc::Shown;
+    let everyone = world().await;
+    assert_eq!(
+        persons_by_sex(&everyone).await,
+        [(vec!["female".to_string()], vec![Shown::Value(20.0)]), (vec!["male".to_string()], vec![Shown::Value(20.0)])]
+    );
+
+    // Persons with E11 (20 of 40): 10 women and 10 men; their condition rows only.
+    let diabetes = world_with(Some(CohortFilter { diseases: vec!["E11".into()], age: None, period: None })).await;
+    assert_eq!(
+        persons_by_sex(&diabetes).await,
+        [(vec!["female".to_string()], vec![Shown::Value(10.0)]), (vec!["male".to_string()], vec![Shown::Value(10.0)])]
+    );
+    let codes = query_dummy(&diabetes.instance, diabetes.researcher, diabetes.permit, "SELECT DISTINCT code FROM test_ehr.conditions").await.unwrap();
+    assert!(codes.rows.iter().all(|r| r[0] == "E119" || r[0].is_empty()), "{:?}", codes.rows);
+
+    // Asthma (5 persons): every count is too small to show.
+    let asthma = world_with(Some(CohortFilter { diseases: vec!["J45".into()], age: None, period: None })).await;
+    assert!(persons_by_sex(&asthma).await.iter().all(|(_, v)| v.iter().all(|x| !matches!(x, Shown::Value(n) if *n > 0.0))));
+
+    // A period without events: nobody.
+    let d = |y, m, day| time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), day).unwrap();
+    let later =
+        world_with(Some(CohortFilter { diseases: vec!["E11".into()], age: None, period: Some(Period { from: d(2025, 1, 1), to: d(2025, 12, 31) }) }))
+            .await;
+    assert!(persons_by_sex(&later).await.is_empty());
 }
