@@ -6,7 +6,8 @@
 //!   name the requester; the table and its columns must be granted. The table is read from the
 //!   dataset's latest committed lake version with the granted columns only; the consent registry
 //!   is asked at run time and the persons it excludes are dropped (the run is recorded as an
-//!   `analysis_runs` row of kind `extract`, its receipt). The person key becomes a per-permit
+//!   `analysis_runs` row of kind `extract`, its receipt), and the permit's cohort applied (its
+//!   persons, from the extract's dataset, and their rows in its period and age range). The person key becomes a per-permit
 //!   `person_id` (HMAC under the permit's key), which the configuration may use for date
 //!   shifting and which is always dropped as a linking code. The configuration is the format of
 //!   `niji anonymize` (`niji-anon-config`) with builtin hierarchies only; every column needs a
@@ -119,8 +120,26 @@ pub async fn request_extract(
     let key_id = niji_intake::lake_key_id(&niji_intake::version_tag(dataset, version));
     let lake_key = niji_lake::LakeKey(instance.existing_data_key(&key_id).await.map_err(internal)?.ok_or(ExtractError::NoData)?.0);
     let dir = niji_intake::version_dir(&instance.paths, dataset, version);
-    let name = table.to_string();
-    let batches = tokio::task::spawn_blocking(move || niji_lake::read_table(&dir, &name, &lake_key)).await.map_err(internal)?.map_err(internal)?;
+    let read = |name: String| {
+        let (dir, key) = (dir.clone(), lake_key.clone());
+        async move { tokio::task::spawn_blocking(move || niji_lake::read_table(&dir, &name, &key)).await.map_err(internal)?.map_err(internal) }
+    };
+    let mut batches = read(table.to_string()).await?;
+    // The permit's cohort: its persons (from this dataset), and their in-scope rows.
+    let spec = cohort_spec(&policy);
+    if !spec.is_empty() {
+        let mut others = Vec::new();
+        for needed in niji_lake::cohort::needed_tables(&spec).into_iter().filter(|n| *n != table) {
+            others.push((needed, read(needed.to_string()).await?));
+        }
+        let all: Vec<(&str, &[RecordBatch])> =
+            std::iter::once((table, batches.as_slice())).chain(others.iter().map(|(n, b)| (*n, b.as_slice()))).collect();
+        let persons = niji_lake::cohort::cohort_persons(&spec, &all).map_err(internal)?;
+        let snapshot = batches.clone();
+        let all: Vec<(&str, &[RecordBatch])> =
+            std::iter::once((table, snapshot.as_slice())).chain(others.iter().map(|(n, b)| (*n, b.as_slice()))).collect();
+        batches = niji_lake::cohort::restrict(&spec, table, batches, &persons, &all).map_err(internal)?;
+    }
     let use_ = niji_registry::use_of(&policy, now);
     let (excluded, registry_version) = niji_registry::exclusions(instance, &format!("user:{user_id}"), &use_).await.map_err(internal)?;
     let person_secret = derive(&key, b"niji-extracts:person-ids");
@@ -273,6 +292,18 @@ pub async fn download_extract(instance: &Instance, user_id: i64, extract_id: i64
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/// The permit's cohort in the lake's terms.
+fn cohort_spec(policy: &PermitPolicy) -> niji_lake::cohort::CohortSpec {
+    match &policy.cohort {
+        None => niji_lake::cohort::CohortSpec::default(),
+        Some(c) => niji_lake::cohort::CohortSpec {
+            diseases: c.diseases.clone(),
+            age: c.age.map(|a| (a.min, a.max)),
+            period: c.period.map(|p| (p.from, p.to)),
+        },
+    }
+}
 
 /// Hierarchy files are not read inside the platform; the date-shift key is the permit's.
 struct PlatformFiles {

@@ -100,6 +100,10 @@ async fn account(accounts: &Accounts, name: &str, role: Role) -> i64 {
 }
 
 async fn world(track: Track) -> World {
+    world_with(track, None).await
+}
+
+async fn world_with(track: Track, cohort: Option<CohortFilter>) -> World {
     let dir = tempfile::tempdir().unwrap();
     let instance = Instance::init(&dir.path().join("i"), "test").await.unwrap();
     instance.store.create_organization("hospital", "hospital", 0).await.unwrap();
@@ -165,7 +169,7 @@ async fn world(track: Track) -> World {
         genomic_data: false,
         rare_disease: false,
         expected_population: Some(50_000),
-        cohort: None,
+        cohort,
     };
     let id = create_draft(&instance, &me, &form).await.unwrap();
     let today = niji_core::today_jst(OffsetDateTime::now_utc());
@@ -268,4 +272,29 @@ async fn bad_requests_are_refused_before_anything_is_written() {
     // A permit on another track gives no extract.
     let v = world(Track::Visiting).await;
     assert!(matches!(request_extract(&v.instance, v.researcher, v.permit, "ehr", "encounters", CONFIG, now()).await, Err(ExtractError::WrongTrack)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_permits_cohort_limits_the_extract_to_its_age_range() {
+    let all = world(Track::AnonymizedExtract).await;
+    let everyone = request_extract(&all.instance, all.researcher, all.permit, "ehr", "encounters", CONFIG, now()).await.unwrap();
+    let w =
+        world_with(Track::AnonymizedExtract, Some(CohortFilter { diseases: vec![], age: Some(AgeRange { min: 40, max: 74 }), period: None })).await;
+    let cohort = request_extract(&w.instance, w.researcher, w.permit, "ehr", "encounters", CONFIG, now()).await.unwrap();
+    assert!(cohort.report["records_in"].as_u64().unwrap() < everyone.report["records_in"].as_u64().unwrap(), "{} {}", cohort.report, everyone.report);
+    decide_extract(&w.instance, w.operator, cohort.id, true, None, now()).await.unwrap();
+    let csv = String::from_utf8(download_extract(&w.instance, w.researcher, cohort.id, now()).await.unwrap()).unwrap();
+    let mut lines = csv.trim_start_matches('\u{feff}').lines();
+    let age = lines.next().unwrap().split(',').position(|c| c == "age").unwrap();
+    // Age bands of 10 (or wider) years: every released band lies within 40–74 or is suppressed.
+    let mut bands = 0;
+    for line in lines {
+        let band = line.split(',').nth(age).unwrap();
+        if let Some((lo, hi)) = band.split_once('-') {
+            let (lo, hi): (u32, u32) = (lo.trim().parse().unwrap(), hi.trim().parse().unwrap());
+            assert!(hi >= 40 && lo <= 74, "{band}");
+            bands += 1;
+        }
+    }
+    assert!(bands > 0, "no age band in the extract");
 }
