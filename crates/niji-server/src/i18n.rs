@@ -203,6 +203,7 @@ pub struct Messages {
     pub nav_register: &'static str,
     pub nav_holder_registry: &'static str,
     pub nav_extracts: &'static str,
+    pub nav_checks: &'static str,
 }
 
 pub static JA: Messages = Messages {
@@ -348,6 +349,7 @@ pub static JA: Messages = Messages {
     nav_register: "透明性登録簿",
     nav_holder_registry: "同意・オプトアウト",
     nav_extracts: "匿名加工情報",
+    nav_checks: "出力チェック",
 };
 
 pub static EN: Messages = Messages {
@@ -493,6 +495,7 @@ pub static EN: Messages = Messages {
     nav_register: "Register",
     nav_holder_registry: "Consent & opt-outs",
     nav_extracts: "Extracts",
+    nav_checks: "Output checks",
 };
 
 /// Portal text of applications, review and permits (issue 4), in both languages; labels of

@@ -5,8 +5,9 @@
 //! pages and the shared catalog figures), `jsonld` (the catalog as HealthDCAT-AP JSON-LD under
 //! `/api/v1/catalog`), `upload` (data holders' submissions through the portal and the API,
 //! run by `niji-intake`), `applications` (applications, review and permits in the portal, run
-//! by `niji-applications`) and `applications_api` (the same in the JSON API), `api` (the rest
-//! of the JSON API and the OpenAPI document).
+//! by `niji-applications`) and `applications_api` (the same in the JSON API), `workspace` (a
+//! permit's analysis workspace, the output checkers' queue and release downloads, run by
+//! `niji-analysis`), `api` (the rest of the JSON API and the OpenAPI document).
 //!
 //! Counts in the public catalog pass through [`niji_core::disclosure::catalog_count`]
 //! (suppressed below 10, rounded to 10); exact linkage figures are shown to operators only.
@@ -31,6 +32,7 @@ mod jsonld;
 mod portal;
 mod register;
 mod upload;
+mod workspace;
 
 pub use cookies::CookiePolicy;
 
@@ -122,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .merge(upload::portal_routes(upload_limit))
         .merge(applications::routes())
         .merge(register::routes())
+        .merge(workspace::routes())
         .nest(
             "/api/v1",
             api::routes()

@@ -53,6 +53,8 @@ pub(crate) struct PageContext {
     pub can_review: bool,
     /// Operators and researchers see the permits.
     pub can_see_permits: bool,
+    /// Output checkers see their queue.
+    pub can_check: bool,
 }
 
 impl PageContext {
@@ -71,6 +73,7 @@ impl PageContext {
             can_apply: signed_in.is_some_and(|s| s.user.has_role(niji_core::Role::Researcher)),
             can_review: signed_in.is_some_and(|s| may_review(&s.user)),
             can_see_permits: signed_in.is_some_and(|s| s.user.has_role(niji_core::Role::Operator) || s.user.has_role(niji_core::Role::Researcher)),
+            can_check: signed_in.is_some_and(|s| s.user.has_role(niji_core::Role::OutputChecker)),
         }
     }
 }

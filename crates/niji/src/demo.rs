@@ -150,6 +150,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     crate::review::seed_demo(&instance, &accounts, member("demo.operator"), member("demo.researcher"), member("demo.chair"), member("demo.reviewer"))
         .await?;
     seed_registry(&instance, &accounts, &holder_files, &sakura_files, now).await?;
+    crate::review::seed_demo_job(&instance, &accounts, member("demo.researcher"), member("demo.checker")).await?;
     let dir = args.dir.clone();
     serve(instance, "127.0.0.1", args.port, niji_server::ServerConfig::default(), move |addr| {
         println!("Open http://{addr}/login in a browser. Instance folder: {}. Stop with Ctrl-C.", dir.display());

@@ -411,6 +411,57 @@ pub async fn seed_demo(
     Ok(())
 }
 
+/// The demo's finished job: after the permits and the consent registry exist, `researcher`
+/// submits one aggregate output under the first permit (application 1), and two different output
+/// checkers (`checker` and a second one created here, like the committee members) approve it, so
+/// that the workspace shows a job and a release.
+pub async fn seed_demo_job(instance: &niji_instance::Instance, accounts: &niji_accounts::Accounts, researcher: i64, checker: i64) -> Result<()> {
+    use niji_analysis::jobs::{sign_off, submit_job, SignOff};
+    let permit = niji_applications::list_permits(&instance.store)
+        .await?
+        .into_iter()
+        .find(|p| p.application_id == 1)
+        .context("the demo has no permit for application 1")?;
+    let second = accounts
+        .create_account(
+            niji_accounts::NewAccount {
+                username: "output.checker2".into(),
+                display_name: "出力確認者 2".into(),
+                organization: Some(("Niji 運用事務局".into(), "platform".into())),
+                roles: vec![niji_core::Role::OutputChecker],
+                password: {
+                    use rand::Rng;
+                    let bytes: [u8; 24] = rand::rngs::OsRng.gen();
+                    hex::encode(bytes)
+                },
+                totp: niji_accounts::TotpSetup::AtFirstLogin,
+            },
+            &crate::cli_actor(),
+            time::OffsetDateTime::now_utc(),
+        )
+        .await?
+        .user_id;
+    let outputs = [("conditions_by_code".to_string(), "SELECT code, count(*) AS n FROM sakura_ehr.conditions GROUP BY code".to_string())];
+    let job = submit_job(instance, researcher, permit.id, &outputs).await.map_err(|e| anyhow::anyhow!("demo job: {e}"))?;
+    if job.status != "awaiting_review" {
+        anyhow::bail!("the demo job was {} ({})", job.status, job.reason.unwrap_or_default());
+    }
+    let mut released = None;
+    for who in [checker, second] {
+        if let SignOff::Released { release_id } =
+            sign_off(instance, who, job.id, true, "approved").await.map_err(|e| anyhow::anyhow!("demo sign-off: {e}"))?
+        {
+            released = Some(release_id);
+        }
+    }
+    let release = released.context("the demo job was not released")?;
+    println!(
+        "Analysis workspace (/permits/{}/workspace): job #{} (1 output) approved by demo.checker and output.checker2 → release #{release}",
+        permit.id, job.id
+    );
+    Ok(())
+}
+
 /// `niji review …`: an operator sets up review (criteria, tariff, consent scopes, accreditations,
 /// committees). Each command acts as an operator account (`--as`), and is logged.
 #[derive(clap::Subcommand)]

@@ -141,6 +141,7 @@ fn demo_creates_data_accounts_and_serves() {
     let (access_code, patient) = (after("code"), after("(patient"));
     assert_eq!(access_code.len(), 24, "{citizen}");
     assert!(lines.iter().any(|l| l.starts_with("Consent registry:")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("Analysis workspace") && l.contains("→ release #")), "the demo has a released job: {lines:?}");
     let accounts: Vec<&String> = lines.iter().filter(|l| l.starts_with("demo.")).collect();
     assert_eq!(accounts.len(), 7, "one account per role: {lines:?}");
     let staff_with_secret = accounts.iter().filter(|l| l.split_whitespace().nth(3).is_some_and(|s| s.len() == 32)).count();
@@ -216,7 +217,7 @@ fn demo_creates_data_accounts_and_serves() {
     };
     let sql = "SELECT code, count(*) AS n FROM sakura_ehr.conditions GROUP BY code";
     let before = runs(d);
-    let first = before.iter().find(|r| r["outcome"] == "released").expect("the first query was released").clone();
+    let first = before.iter().find(|r| r["kind"] == "query" && r["outcome"] == "released").expect("the first query was released").clone();
     assert!(first["registry_version"].as_i64().unwrap() > 0, "the demo's notices are in the registry: {first}");
     ok(&["citizen", "record", "--dir", d, "--holder", "さくら市立病院", "--patient-id", &patient, "--opt-out", "all"]);
     assert!(niji(&["query", "--dir", d, "--permit", "1", "--as", "demo.researcher", "--real", sql]).status.success());

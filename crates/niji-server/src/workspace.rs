@@ -1,0 +1,1025 @@
+//! The analysis workspace of a permit in the portal (issue 5): researchers named on a permit of
+//! the Visiting track browse its schema, run SQL on the permit's dummy data (rows shown), run
+//! interactive aggregate queries on the real data (only the checked table is shown, suppressed
+//! cells marked 秘匿), submit jobs and download their releases; output checkers review the jobs
+//! awaiting review (`/checks`: checked tables, per-cell verdicts, differencing, sign-offs) and
+//! approve or reject them. The work is `niji-analysis`'s; this module maps its errors to fixed
+//! translated texts (never DataFusion's text or a cell value) and never shows a raw result.
+
+use askama::Template;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use niji_accounts::Session;
+use niji_analysis::jobs::JobError;
+use niji_analysis::AnalysisError;
+use niji_core::Role;
+use niji_review::PermitPolicy;
+use niji_sandbox::SandboxError;
+use niji_sdc::Shown;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::i18n::Lang;
+use crate::portal::{constant_time_eq, error_page, render, MaybeSession, PageContext};
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/permits/{id}/workspace", get(workspace_get))
+        .route("/permits/{id}/workspace/dummy", post(dummy_post))
+        .route("/permits/{id}/workspace/real", post(real_post))
+        .route("/permits/{id}/workspace/jobs", post(job_post))
+        .route("/checks", get(checks_get))
+        .route("/checks/{job}/signoff", post(signoff_post))
+        .route("/releases/{id}/file", get(release_file))
+        .route("/releases/{id}/metadata", get(release_metadata))
+}
+
+/// The label of the workspace link on the permits page.
+pub(crate) fn link_label(lang: &str) -> &'static str {
+    if lang == "en" {
+        EN.open_workspace
+    } else {
+        JA.open_workspace
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text.
+
+pub(crate) struct Text {
+    open_workspace: &'static str,
+    title: &'static str,
+    intro: &'static str,
+    permit: &'static str,
+    status: &'static str,
+    track: &'static str,
+    preset: &'static str,
+    not_visiting: &'static str,
+    schema: &'static str,
+    schema_hint: &'static str,
+    column: &'static str,
+    column_type: &'static str,
+    description: &'static str,
+    person_id: &'static str,
+    dummy_title: &'static str,
+    dummy_hint: &'static str,
+    sql: &'static str,
+    run_dummy: &'static str,
+    dummy_result: &'static str,
+    real_title: &'static str,
+    real_hint: &'static str,
+    run_real: &'static str,
+    real_result: &'static str,
+    suppressed: &'static str,
+    refused_cell: &'static str,
+    suppressed_count: &'static str,
+    no_rows: &'static str,
+    jobs_title: &'static str,
+    jobs_hint: &'static str,
+    output: &'static str,
+    output_name: &'static str,
+    submit_job: &'static str,
+    job: &'static str,
+    submitted: &'static str,
+    outputs: &'static str,
+    reason: &'static str,
+    approvals: &'static str,
+    no_jobs: &'static str,
+    releases_title: &'static str,
+    release: &'static str,
+    released_at: &'static str,
+    download_csv: &'static str,
+    download_metadata: &'static str,
+    no_releases: &'static str,
+    st_checking: &'static str,
+    st_awaiting: &'static str,
+    st_released: &'static str,
+    st_refused: &'static str,
+    st_failed: &'static str,
+    out_passed: &'static str,
+    out_refused: &'static str,
+    out_not_run: &'static str,
+    checks_title: &'static str,
+    checks_intro: &'static str,
+    no_checks: &'static str,
+    submitted_by: &'static str,
+    checked_table: &'static str,
+    verdicts: &'static str,
+    no_verdicts: &'static str,
+    row: &'static str,
+    measure: &'static str,
+    outcome: &'static str,
+    v_suppressed: &'static str,
+    v_refused: &'static str,
+    v_released: &'static str,
+    table_reasons: &'static str,
+    summary: &'static str,
+    /// cells, released, primary, secondary, refused, rounded
+    summary_labels: [&'static str; 6],
+    differencing: &'static str,
+    compared: &'static str,
+    refused_by: &'static str,
+    none: &'static str,
+    signoffs: &'static str,
+    approve: &'static str,
+    reject: &'static str,
+    reason_code: &'static str,
+    // Errors: fixed texts.
+    err_form: &'static str,
+    err_no_permit: &'static str,
+    err_closed: &'static str,
+    err_not_named: &'static str,
+    err_wrong_track: &'static str,
+    err_no_data: &'static str,
+    err_unchecked: &'static str,
+    err_internal: &'static str,
+    err_parse: &'static str,
+    err_unknown_name: &'static str,
+    err_not_allowed: &'static str,
+    err_not_aggregate: &'static str,
+    err_person_id: &'static str,
+    err_too_long: &'static str,
+    err_timeout: &'static str,
+    err_memory: &'static str,
+    err_execution: &'static str,
+    err_bad_outputs: &'static str,
+    err_no_job: &'static str,
+    err_no_release: &'static str,
+    err_not_checker: &'static str,
+    err_conflicted: &'static str,
+    err_not_awaiting: &'static str,
+    err_already_signed: &'static str,
+    err_bad_reason: &'static str,
+    err_download: &'static str,
+    err_tampered: &'static str,
+}
+
+static JA: Text = Text {
+    open_workspace: "分析環境を開く",
+    title: "分析環境",
+    intro: "データは基盤の外に出ません。ダミーデータでコードを書き、実データでの集計は自動の出力チェックを経た表だけが表示されます。ジョブの結果は出力確認者2名の承認後に公開されます。",
+    permit: "許可",
+    status: "状態",
+    track: "利用形態",
+    preset: "出力チェックの基準",
+    not_visiting: "この許可はオンサイト（訪問型）の分析環境の対象ではありません。",
+    schema: "利用できるデータ",
+    schema_hint: "テーブルは「スキーマ.テーブル」で指定します。person_id は許可ごとの仮名IDで、出力には含められません。",
+    column: "列",
+    column_type: "型",
+    description: "説明",
+    person_id: "許可ごとに付け替えた仮名の個人ID（16バイト）。結合と人数の計算に使い、出力はできません。",
+    dummy_title: "ダミーデータで試す",
+    dummy_hint: "実データの安全な周辺分布から作ったダミーデータです。行をそのまま見られます。",
+    sql: "SQL",
+    run_dummy: "ダミーデータで実行",
+    dummy_result: "ダミーデータの結果",
+    real_title: "実データで集計する（対話型）",
+    real_hint: "集計クエリのみ。結果は許可の基準で自動チェックされ、基準を満たさないセルは秘匿されます。",
+    run_real: "実データで集計",
+    real_result: "チェック済みの集計表",
+    suppressed: "秘匿",
+    refused_cell: "不可",
+    suppressed_count: "秘匿したセル",
+    no_rows: "行はありません。",
+    jobs_title: "ジョブ",
+    jobs_hint: "名前を付けた出力（集計 SQL）を1つ以上まとめて実データで実行します。結果は出力確認者の審査を経てから公開されます。空の欄は無視されます。",
+    output: "出力",
+    output_name: "出力名（英数字・_・-）",
+    submit_job: "ジョブを提出",
+    job: "ジョブ",
+    submitted: "提出日時",
+    outputs: "出力",
+    reason: "理由",
+    approvals: "承認",
+    no_jobs: "ジョブはまだありません。",
+    releases_title: "公開された結果",
+    release: "公開",
+    released_at: "公開日時",
+    download_csv: "CSV をダウンロード",
+    download_metadata: "メタデータ（JSON）",
+    no_releases: "公開された結果はまだありません。",
+    st_checking: "実行中",
+    st_awaiting: "出力確認待ち",
+    st_released: "公開済み",
+    st_refused: "不許可",
+    st_failed: "失敗",
+    out_passed: "チェック通過",
+    out_refused: "不許可",
+    out_not_run: "未実行",
+    checks_title: "出力チェック",
+    checks_intro: "出力確認待ちのジョブ。チェック済みの表、セルごとの判定と差分の判定を確認し、承認または却下してください。公開には異なる確認者2名の承認が必要です。提出者と許可に記載された研究者は署名できません。",
+    no_checks: "確認待ちのジョブはありません。",
+    submitted_by: "提出者",
+    checked_table: "チェック済みの表",
+    verdicts: "セルごとの判定",
+    no_verdicts: "すべてのセルがそのまま公開可能です。",
+    row: "行",
+    measure: "値",
+    outcome: "判定",
+    v_suppressed: "秘匿",
+    v_refused: "不可",
+    v_released: "公開",
+    table_reasons: "表全体の理由",
+    summary: "集計",
+    summary_labels: ["セル", "公開", "一次秘匿", "二次秘匿", "不可", "丸め"],
+    differencing: "差分の判定",
+    compared: "比較した公開",
+    refused_by: "差分により不可とした公開",
+    none: "なし",
+    signoffs: "これまでの署名",
+    approve: "承認する",
+    reject: "却下する",
+    reason_code: "却下の理由コード（英小文字・数字・_）",
+    err_form: "フォームが正しくありません。ページを読み込み直してください。",
+    err_no_permit: "許可が見つかりません。",
+    err_closed: "この許可は有効ではありません。",
+    err_not_named: "このアカウントは許可に記載されていません。",
+    err_wrong_track: "この許可の利用形態では実データのクエリは実行できません。",
+    err_no_data: "許可されたデータセットに確定した版がありません。",
+    err_unchecked: "出力をチェックできませんでした。",
+    err_internal: "内部エラーが発生しました。",
+    err_parse: "クエリを解析または計画できませんでした。",
+    err_unknown_name: "この分析環境にないテーブル、列または関数が使われています。",
+    err_not_allowed: "許可されていない操作です",
+    err_not_aggregate: "集計結果のみ返せます。",
+    err_person_id: "個人IDは出力やグループ化に使えません。",
+    err_too_long: "クエリが長すぎます。",
+    err_timeout: "クエリの実行時間が上限を超えたため中止しました。",
+    err_memory: "クエリが使えるメモリの上限を超えました。",
+    err_execution: "クエリの実行中にエラーが発生しました。",
+    err_bad_outputs: "ジョブには1〜20個の出力が必要です。出力名は重複せず、1〜64文字の英数字・_・- で付けてください。",
+    err_no_job: "ジョブが見つかりません。",
+    err_no_release: "公開が見つかりません。",
+    err_not_checker: "出力確認者の権限が必要です。",
+    err_conflicted: "提出者と許可に記載された研究者は、その出力を確認できません。",
+    err_not_awaiting: "このジョブは出力確認待ちではありません。",
+    err_already_signed: "この確認者はこのジョブにすでに署名しています。",
+    err_bad_reason: "理由は1〜32文字の英小文字・数字・_ のコードで入力してください。",
+    err_download: "公開された結果をダウンロードできるのは、許可に記載された研究者と運用者だけです。",
+    err_tampered: "公開のファイルがないか、公開時のハッシュと一致しません。",
+};
+
+static EN: Text = Text {
+    open_workspace: "Open the analysis workspace",
+    title: "Analysis workspace",
+    intro: "The data never leaves the platform. Write code against dummy data; queries on the real data show only tables that passed the automatic output checks. Job results are released after two output checkers approve them.",
+    permit: "Permit",
+    status: "Status",
+    track: "Track",
+    preset: "Output rules",
+    not_visiting: "This permit is not on the Visiting analysis track.",
+    schema: "Data you may use",
+    schema_hint: "Name tables as schema.table. person_id is a per-permit pseudonym and cannot be output.",
+    column: "Column",
+    column_type: "Type",
+    description: "Description",
+    person_id: "Pseudonymous person id re-keyed for this permit (16 bytes). For joins and person counts; it cannot be output.",
+    dummy_title: "Try it on dummy data",
+    dummy_hint: "Dummy data generated from disclosure-safe marginals of the real data. Rows are shown as they are.",
+    sql: "SQL",
+    run_dummy: "Run on dummy data",
+    dummy_result: "Result on dummy data",
+    real_title: "Aggregate on the real data (interactive)",
+    real_hint: "Aggregate queries only. The result is checked with the permit's rules; failing cells are suppressed.",
+    run_real: "Run on the real data",
+    real_result: "Checked table",
+    suppressed: "秘匿 (suppressed)",
+    refused_cell: "refused",
+    suppressed_count: "Suppressed cells",
+    no_rows: "No rows.",
+    jobs_title: "Jobs",
+    jobs_hint: "One or more named outputs (aggregate SQL) run together on the real data. Results are released only after output checkers review them. Empty fields are ignored.",
+    output: "Output",
+    output_name: "Output name (letters, digits, _ or -)",
+    submit_job: "Submit job",
+    job: "Job",
+    submitted: "Submitted",
+    outputs: "Outputs",
+    reason: "Reason",
+    approvals: "Approvals",
+    no_jobs: "No jobs yet.",
+    releases_title: "Releases",
+    release: "Release",
+    released_at: "Released",
+    download_csv: "Download CSV",
+    download_metadata: "Metadata (JSON)",
+    no_releases: "No releases yet.",
+    st_checking: "Running",
+    st_awaiting: "Awaiting output review",
+    st_released: "Released",
+    st_refused: "Refused",
+    st_failed: "Failed",
+    out_passed: "Passed checks",
+    out_refused: "Refused",
+    out_not_run: "Not run",
+    checks_title: "Output checks",
+    checks_intro: "Jobs awaiting output review. Read the checked tables, the per-cell verdicts and the differencing verdict, then approve or reject. A release needs two different checkers' approvals. The submitter and the researchers named on the permit cannot sign.",
+    no_checks: "No jobs are awaiting review.",
+    submitted_by: "Submitted by",
+    checked_table: "Checked table",
+    verdicts: "Per-cell verdicts",
+    no_verdicts: "Every cell can be released as it is.",
+    row: "Row",
+    measure: "Value",
+    outcome: "Verdict",
+    v_suppressed: "suppressed",
+    v_refused: "refused",
+    v_released: "released",
+    table_reasons: "Reasons for the whole table",
+    summary: "Summary",
+    summary_labels: ["cells", "released", "primary", "secondary", "refused", "rounded"],
+    differencing: "Differencing",
+    compared: "Releases compared",
+    refused_by: "Refused because of",
+    none: "none",
+    signoffs: "Sign-offs so far",
+    approve: "Approve",
+    reject: "Reject",
+    reason_code: "Reason code for rejecting (lower-case letters, digits, _)",
+    err_form: "The form is not valid. Please reload the page.",
+    err_no_permit: "Permit not found.",
+    err_closed: "This permit is not active.",
+    err_not_named: "This account is not named on the permit.",
+    err_wrong_track: "This permit's track does not allow queries on the real data.",
+    err_no_data: "A granted dataset has no committed version.",
+    err_unchecked: "The output could not be checked.",
+    err_internal: "An internal error occurred.",
+    err_parse: "The query could not be parsed or planned.",
+    err_unknown_name: "The query names a table, column or function that does not exist in this workspace.",
+    err_not_allowed: "Not allowed",
+    err_not_aggregate: "Only aggregate results can be returned.",
+    err_person_id: "Person ids cannot be output or grouped by.",
+    err_too_long: "The query is too long.",
+    err_timeout: "The query took too long and was cancelled.",
+    err_memory: "The query needed more memory than allowed.",
+    err_execution: "The query failed while running.",
+    err_bad_outputs: "A job needs 1 to 20 outputs with distinct names of 1 to 64 letters, digits, '_' or '-'.",
+    err_no_job: "Job not found.",
+    err_no_release: "Release not found.",
+    err_not_checker: "This needs the output checker role.",
+    err_conflicted: "The submitter and the researchers named on the permit cannot check its outputs.",
+    err_not_awaiting: "The job is not awaiting review.",
+    err_already_signed: "This checker has already signed off this job.",
+    err_bad_reason: "The reason must be a code of 1 to 32 lower-case letters, digits or '_'.",
+    err_download: "Only researchers named on the permit and operators may download its releases.",
+    err_tampered: "The release's files are missing or do not match their published hashes.",
+};
+
+fn text(lang: Lang) -> &'static Text {
+    match lang {
+        Lang::Ja => &JA,
+        Lang::En => &EN,
+    }
+}
+
+/// A fixed text (and status) for an analysis error; a sandbox refusal names only its code.
+fn analysis_error(t: &'static Text, e: &AnalysisError) -> (StatusCode, String) {
+    let s = |status, text: &'static str| (status, text.to_string());
+    match e {
+        AnalysisError::NoPermit => s(StatusCode::NOT_FOUND, t.err_no_permit),
+        AnalysisError::Closed => s(StatusCode::CONFLICT, t.err_closed),
+        AnalysisError::NotNamed => s(StatusCode::FORBIDDEN, t.err_not_named),
+        AnalysisError::WrongTrack => s(StatusCode::CONFLICT, t.err_wrong_track),
+        AnalysisError::NoData => s(StatusCode::CONFLICT, t.err_no_data),
+        AnalysisError::Unchecked => s(StatusCode::UNPROCESSABLE_ENTITY, t.err_unchecked),
+        AnalysisError::Internal => {
+            tracing::error!("analysis failed");
+            s(StatusCode::INTERNAL_SERVER_ERROR, t.err_internal)
+        }
+        AnalysisError::Refused(r) => (
+            StatusCode::BAD_REQUEST,
+            match r {
+                SandboxError::Parse => t.err_parse.to_string(),
+                SandboxError::UnknownName => t.err_unknown_name.to_string(),
+                SandboxError::NotAllowed(refusal) => format!("{} ({})", t.err_not_allowed, refusal.code()),
+                SandboxError::NotAggregate => t.err_not_aggregate.to_string(),
+                SandboxError::PersonIdInOutput => t.err_person_id.to_string(),
+                SandboxError::TooLong => t.err_too_long.to_string(),
+                SandboxError::Timeout => t.err_timeout.to_string(),
+                SandboxError::MemoryLimit => t.err_memory.to_string(),
+                SandboxError::Execution => t.err_execution.to_string(),
+                SandboxError::Internal => t.err_internal.to_string(),
+            },
+        ),
+    }
+}
+
+fn job_error(t: &'static Text, e: &JobError) -> (StatusCode, String) {
+    let s = |status, text: &'static str| (status, text.to_string());
+    match e {
+        JobError::Analysis(a) => analysis_error(t, a),
+        JobError::BadOutputs => s(StatusCode::BAD_REQUEST, t.err_bad_outputs),
+        JobError::NoJob => s(StatusCode::NOT_FOUND, t.err_no_job),
+        JobError::NoRelease => s(StatusCode::NOT_FOUND, t.err_no_release),
+        JobError::NotAChecker => s(StatusCode::FORBIDDEN, t.err_not_checker),
+        JobError::Conflicted => s(StatusCode::FORBIDDEN, t.err_conflicted),
+        JobError::NotAwaiting => s(StatusCode::CONFLICT, t.err_not_awaiting),
+        JobError::AlreadySigned => s(StatusCode::CONFLICT, t.err_already_signed),
+        JobError::BadReason => s(StatusCode::BAD_REQUEST, t.err_bad_reason),
+        JobError::NotAllowed => s(StatusCode::FORBIDDEN, t.err_download),
+        JobError::Tampered => {
+            tracing::error!("a release's files do not match their published hashes");
+            s(StatusCode::INTERNAL_SERVER_ERROR, t.err_tampered)
+        }
+        JobError::Internal => {
+            tracing::error!("job step failed");
+            s(StatusCode::INTERNAL_SERVER_ERROR, t.err_internal)
+        }
+    }
+}
+
+fn job_status(t: &'static Text, s: &str) -> &'static str {
+    match s {
+        "checking" => t.st_checking,
+        "awaiting_review" => t.st_awaiting,
+        "released" => t.st_released,
+        "refused" => t.st_refused,
+        _ => t.st_failed,
+    }
+}
+
+fn output_status(t: &'static Text, s: &str) -> &'static str {
+    match s {
+        "passed" => t.out_passed,
+        "refused" => t.out_refused,
+        _ => t.out_not_run,
+    }
+}
+
+fn when(ts: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(ts) {
+        Ok(d) => format!("{}-{:02}-{:02} {:02}:{:02} UTC", d.year(), u8::from(d.month()), d.day(), d.hour(), d.minute()),
+        Err(_) => String::new(),
+    }
+}
+
+fn number(x: f64) -> String {
+    if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else if x.is_finite() {
+        format!("{x}")
+    } else {
+        String::new()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views.
+
+struct SchemaTable {
+    sql_name: String,
+    title: &'static str,
+    description: &'static str,
+    /// name, type, description
+    columns: Vec<(String, &'static str, &'static str)>,
+}
+
+struct RowsView {
+    columns: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+/// A cell of a checked table: its text and whether it is withheld (suppressed or refused).
+struct CellView {
+    text: String,
+    withheld: bool,
+}
+
+struct CheckedView {
+    header: Vec<String>,
+    rows: Vec<Vec<CellView>>,
+    suppressed: usize,
+}
+
+struct JobLine {
+    id: i64,
+    status_code: String,
+    status: &'static str,
+    reason: Option<String>,
+    created: String,
+    /// name, status, refusal code
+    outputs: Vec<(String, &'static str, String)>,
+    approvals: usize,
+    release_id: Option<i64>,
+}
+
+struct ReleaseLine {
+    id: i64,
+    job_id: i64,
+    released_at: String,
+    csv_sha256: String,
+}
+
+#[derive(Default)]
+struct Extra {
+    dummy: Option<RowsView>,
+    real: Option<CheckedView>,
+    error: Option<String>,
+    sql_dummy: String,
+    sql_real: String,
+}
+
+#[derive(Template)]
+#[template(path = "workspace.html")]
+struct WorkspacePage {
+    page: PageContext,
+    t: &'static Text,
+    permit_id: i64,
+    permit_status: String,
+    track: &'static str,
+    visiting: bool,
+    preset: String,
+    schema: Vec<SchemaTable>,
+    dummy: Option<RowsView>,
+    real: Option<CheckedView>,
+    error: Option<String>,
+    sql_dummy: String,
+    sql_real: String,
+    jobs: Vec<JobLine>,
+    releases: Vec<ReleaseLine>,
+}
+
+/// The permit's policy when the signed-in account is a researcher named on it; otherwise the
+/// response to give (login, 404, 403).
+async fn named_researcher<'a>(
+    state: &AppState,
+    lang: Lang,
+    s: &'a MaybeSession,
+    uri: &Uri,
+    permit_id: i64,
+) -> Result<(&'a Session, niji_store::PermitRow, PermitPolicy), Response> {
+    let Some(sess) = s.signed_in() else { return Err(Redirect::to("/login").into_response()) };
+    let permit = match state.instance().store.permit(permit_id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return Err(error_page(StatusCode::NOT_FOUND, lang, Some(sess), uri, |m| m.err_not_found)),
+        Err(_) => return Err(error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, Some(sess), uri, |m| m.err_internal)),
+    };
+    let Ok(policy) = serde_json::from_str::<PermitPolicy>(&permit.policy) else {
+        return Err(error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, Some(sess), uri, |m| m.err_internal));
+    };
+    if !(sess.user.has_role(Role::Researcher) && policy.researchers.iter().any(|r| r.account_id == sess.user.id)) {
+        return Err(error_page(StatusCode::FORBIDDEN, lang, Some(sess), uri, |m| m.err_forbidden));
+    }
+    Ok((sess, permit, policy))
+}
+
+fn schema_of(lang: Lang, t: &'static Text, policy: &PermitPolicy) -> Vec<SchemaTable> {
+    let pick = |ja: &'static str, en: &'static str| if lang == Lang::En { en } else { ja };
+    let mut out = Vec::new();
+    for grant in &policy.datasets {
+        let schema = grant.dataset.replace('-', "_");
+        for table in &grant.tables {
+            let doc = niji_lake::catalog::table(&table.table);
+            let mut columns = vec![(niji_sandbox::PERSON_ID.to_string(), "person id", t.person_id)];
+            for c in &table.columns {
+                if c == niji_sandbox::PERSON_ID || c == "person_key" {
+                    continue;
+                }
+                let description = doc.and_then(|d| d.column(c)).map(|d| pick(d.description_ja, d.description_en)).unwrap_or("");
+                columns.push((c.clone(), niji_lake::catalog::column_type(&table.table, c).unwrap_or(""), description));
+            }
+            out.push(SchemaTable {
+                sql_name: format!("{schema}.{}", table.table),
+                title: doc.map(|d| pick(d.title_ja, d.title_en)).unwrap_or(""),
+                description: doc.map(|d| pick(d.description_ja, d.description_en)).unwrap_or(""),
+                columns,
+            });
+        }
+    }
+    out
+}
+
+async fn workspace_page(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Uri, permit_id: i64, extra: Extra, status: StatusCode) -> Response {
+    let (sess, permit, policy) = match named_researcher(state, lang, s, uri, permit_id).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let t = text(lang);
+    let store = &state.instance().store;
+    let (Ok(all_jobs), Ok(all_releases)) = (store.jobs().await, store.releases().await) else {
+        return error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, Some(sess), uri, |m| m.err_internal);
+    };
+    let mut jobs = Vec::new();
+    for job in all_jobs.iter().filter(|j| j.permit_id == permit_id).rev() {
+        let Ok(v) = niji_analysis::jobs::job_view(state.instance(), job.id).await else {
+            return error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, Some(sess), uri, |m| m.err_internal);
+        };
+        jobs.push(JobLine {
+            id: v.id,
+            status: job_status(t, &v.status),
+            status_code: v.status,
+            reason: v.reason,
+            created: when(v.created_at),
+            outputs: v.outputs.iter().map(|o| (o.name.clone(), output_status(t, &o.status), o.refusal.clone().unwrap_or_default())).collect(),
+            approvals: v.signoffs.iter().filter(|(_, verdict, _)| verdict == "approve").count(),
+            release_id: v.release_id,
+        });
+    }
+    let releases = all_releases
+        .into_iter()
+        .filter(|r| r.permit_id == permit_id)
+        .filter_map(|r| Some(ReleaseLine { id: r.id, job_id: r.job_id, released_at: when(r.released_at), csv_sha256: r.csv_sha256? }))
+        .collect();
+    let visiting = policy.track == niji_review::Track::Visiting;
+    let page = WorkspacePage {
+        page: PageContext::new(lang, Some(sess), uri),
+        t,
+        permit_id,
+        permit_status: permit.status.clone(),
+        track: if lang == Lang::En { policy.track.label_en() } else { policy.track.label_ja() },
+        visiting,
+        preset: policy.output_preset.clone(),
+        schema: schema_of(lang, t, &policy),
+        dummy: extra.dummy,
+        real: extra.real,
+        error: extra.error,
+        sql_dummy: extra.sql_dummy,
+        sql_real: extra.sql_real,
+        jobs,
+        releases,
+    };
+    (status, render(page)).into_response()
+}
+
+async fn workspace_get(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, Path(id): Path<i64>) -> Response {
+    workspace_page(&state, lang, &s, &uri, id, Extra::default(), StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+struct SqlForm {
+    csrf: String,
+    sql: String,
+}
+
+/// The signed-in session when the form's CSRF token is its own; otherwise the response.
+fn checked_session<'a>(s: &'a MaybeSession, lang: Lang, uri: &Uri, csrf: Option<&str>) -> Result<&'a Session, Response> {
+    let Some(sess) = s.signed_in() else { return Err(Redirect::to("/login").into_response()) };
+    match csrf {
+        Some(c) if constant_time_eq(c.as_bytes(), sess.csrf_token.as_bytes()) => Ok(sess),
+        Some(_) => Err(error_page(StatusCode::FORBIDDEN, lang, Some(sess), uri, |m| m.err_bad_request)),
+        None => Err(error_page(StatusCode::BAD_REQUEST, lang, Some(sess), uri, |m| m.err_bad_request)),
+    }
+}
+
+async fn dummy_post(
+    State(state): State<AppState>,
+    lang: Lang,
+    s: MaybeSession,
+    uri: Uri,
+    Path(id): Path<i64>,
+    form: Result<Form<SqlForm>, FormRejection>,
+) -> Response {
+    let form = form.ok().map(|Form(f)| f);
+    let sess = match checked_session(&s, lang, &uri, form.as_ref().map(|f| f.csrf.as_str())) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let form = form.expect("checked");
+    if let Err(r) = named_researcher(&state, lang, &s, &uri, id).await {
+        return r;
+    }
+    let t = text(lang);
+    let mut extra = Extra { sql_dummy: form.sql.clone(), ..Extra::default() };
+    let status = match niji_analysis::dummy::query_dummy(state.instance(), sess.user.id, id, &form.sql).await {
+        Ok(out) => {
+            extra.dummy = Some(RowsView { columns: out.columns, rows: out.rows });
+            StatusCode::OK
+        }
+        Err(e) => {
+            let (status, message) = analysis_error(t, &e);
+            extra.error = Some(message);
+            status
+        }
+    };
+    workspace_page(&state, lang, &s, &uri, id, extra, status).await
+}
+
+async fn real_post(
+    State(state): State<AppState>,
+    lang: Lang,
+    s: MaybeSession,
+    uri: Uri,
+    Path(id): Path<i64>,
+    form: Result<Form<SqlForm>, FormRejection>,
+) -> Response {
+    let form = form.ok().map(|Form(f)| f);
+    let sess = match checked_session(&s, lang, &uri, form.as_ref().map(|f| f.csrf.as_str())) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let form = form.expect("checked");
+    if let Err(r) = named_researcher(&state, lang, &s, &uri, id).await {
+        return r;
+    }
+    let t = text(lang);
+    let mut extra = Extra { sql_real: form.sql.clone(), ..Extra::default() };
+    let status = match niji_analysis::query_real(state.instance(), sess.user.id, id, &form.sql).await {
+        Ok(out) => {
+            let header = out.dimensions.iter().chain(&out.measures).cloned().collect();
+            let rows = out
+                .rows
+                .iter()
+                .map(|(keys, values)| {
+                    let keys = keys.iter().map(|k| CellView { text: k.clone(), withheld: false });
+                    let values = values.iter().map(|v| match v {
+                        Shown::Value(x) => CellView { text: number(*x), withheld: false },
+                        Shown::Suppressed => CellView { text: t.suppressed.into(), withheld: true },
+                        Shown::Refused => CellView { text: t.refused_cell.into(), withheld: true },
+                    });
+                    keys.chain(values).collect()
+                })
+                .collect();
+            extra.real = Some(CheckedView { header, rows, suppressed: out.suppressed });
+            StatusCode::OK
+        }
+        Err(e) => {
+            let (status, message) = analysis_error(t, &e);
+            extra.error = Some(message);
+            status
+        }
+    };
+    workspace_page(&state, lang, &s, &uri, id, extra, status).await
+}
+
+/// The job form: `csrf`, then `name` and `sql` fields in pairs (empty pairs ignored).
+async fn job_post(
+    State(state): State<AppState>,
+    lang: Lang,
+    s: MaybeSession,
+    uri: Uri,
+    Path(id): Path<i64>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    let fields = form.map(|Form(f)| f).unwrap_or_default();
+    let csrf = fields.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str());
+    let sess = match checked_session(&s, lang, &uri, csrf) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if let Err(r) = named_researcher(&state, lang, &s, &uri, id).await {
+        return r;
+    }
+    let t = text(lang);
+    let names = fields.iter().filter(|(k, _)| k == "name").map(|(_, v)| v.trim().to_string());
+    let sqls = fields.iter().filter(|(k, _)| k == "sql").map(|(_, v)| v.trim().to_string());
+    let outputs: Vec<(String, String)> = names.zip(sqls).filter(|(n, q)| !(n.is_empty() && q.is_empty())).collect();
+    match niji_analysis::jobs::submit_job(state.instance(), sess.user.id, id, &outputs).await {
+        Ok(job) => Redirect::to(&format!("/permits/{id}/workspace#job-{}", job.id)).into_response(),
+        Err(e) => {
+            let (status, message) = job_error(t, &e);
+            workspace_page(&state, lang, &s, &uri, id, Extra { error: Some(message), ..Extra::default() }, status).await
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output checks.
+
+struct VerdictLine {
+    row: String,
+    measure: String,
+    outcome: &'static str,
+    reasons: Vec<String>,
+}
+
+struct CheckOutput {
+    name: String,
+    status: &'static str,
+    refusal: String,
+    table: Option<CheckedView>,
+    verdicts: Vec<VerdictLine>,
+    table_reasons: Vec<String>,
+    summary: String,
+    compared: Vec<String>,
+    refused_by: Vec<String>,
+}
+
+struct CheckJob {
+    id: i64,
+    permit_id: i64,
+    submitted_by: String,
+    created: String,
+    outputs: Vec<CheckOutput>,
+    /// checker, verdict, reason code
+    signoffs: Vec<(String, &'static str, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "checks.html")]
+struct ChecksPage {
+    page: PageContext,
+    t: &'static Text,
+    jobs: Vec<CheckJob>,
+    error: Option<String>,
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array().into_iter().flatten().map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string())).collect()
+}
+
+/// A stored checked table (values, or the markers `suppressed` / `refused`) as a view.
+fn checked_view(t: &'static Text, table: &Value) -> CheckedView {
+    let header = strings(&table["dimensions"]).into_iter().chain(strings(&table["measures"])).collect();
+    let mut suppressed = 0;
+    let rows = table["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|row| {
+            let keys = strings(&row["keys"]).into_iter().map(|k| CellView { text: k, withheld: false });
+            let values: Vec<CellView> = row["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| match v {
+                    Value::Number(n) => CellView { text: number(n.as_f64().unwrap_or(f64::NAN)), withheld: false },
+                    Value::String(s) if s == niji_analysis::jobs::SUPPRESSED => {
+                        suppressed += 1;
+                        CellView { text: t.suppressed.into(), withheld: true }
+                    }
+                    Value::Null => CellView { text: String::new(), withheld: false },
+                    _ => CellView { text: t.refused_cell.into(), withheld: true },
+                })
+                .collect();
+            keys.chain(values).collect()
+        })
+        .collect();
+    CheckedView { header, rows, suppressed }
+}
+
+fn check_output(lang: Lang, t: &'static Text, o: &niji_analysis::jobs::OutputView) -> CheckOutput {
+    let table = o.checked_table.as_ref().map(|v| checked_view(t, v));
+    let row_keys: Vec<Vec<String>> =
+        o.checked_table.as_ref().and_then(|v| v["rows"].as_array()).into_iter().flatten().map(|r| strings(&r["keys"])).collect();
+    let measures = o.checked_table.as_ref().map(|v| strings(&v["measures"])).unwrap_or_default();
+    let empty = Value::Null;
+    let verdicts_json = o.verdicts.as_ref().unwrap_or(&empty);
+    let verdicts = verdicts_json["cells"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let r = c["row"].as_u64().unwrap_or(0) as usize;
+            let m = c["measure"].as_u64().unwrap_or(0) as usize;
+            VerdictLine {
+                row: row_keys.get(r).map(|k| k.join(" / ")).filter(|k| !k.is_empty()).unwrap_or_else(|| format!("#{}", r + 1)),
+                measure: measures.get(m).cloned().unwrap_or_default(),
+                outcome: match c["outcome"].as_str() {
+                    Some("suppressed") => t.v_suppressed,
+                    Some("refused") => t.v_refused,
+                    _ => t.v_released,
+                },
+                reasons: c["reasons"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|x| {
+                        let text = if lang == Lang::En { &x["en"] } else { &x["ja"] };
+                        format!("{} ({})", text.as_str().unwrap_or(""), x["code"].as_str().unwrap_or(""))
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let s = &verdicts_json["summary"];
+    let summary = if s.is_object() {
+        ["cells", "released", "primary", "secondary", "refused", "rounded"]
+            .iter()
+            .zip(t.summary_labels)
+            .map(|(key, label)| format!("{label} {}", s[*key]))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    } else {
+        String::new()
+    };
+    let diff = o.differencing.as_ref().unwrap_or(&empty);
+    CheckOutput {
+        name: o.name.clone(),
+        status: output_status(t, &o.status),
+        refusal: o.refusal.clone().unwrap_or_default(),
+        table,
+        verdicts,
+        table_reasons: strings(&verdicts_json["table_reasons"]),
+        summary,
+        compared: strings(&diff["compared"]),
+        refused_by: strings(&diff["refused_by"]),
+    }
+}
+
+async fn checks_page(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Uri, error: Option<String>, status: StatusCode) -> Response {
+    let Some(sess) = s.signed_in() else { return Redirect::to("/login").into_response() };
+    if !sess.user.has_role(Role::OutputChecker) {
+        return error_page(StatusCode::FORBIDDEN, lang, Some(sess), uri, |m| m.err_forbidden);
+    }
+    let t = text(lang);
+    let Ok(all) = niji_analysis::jobs::list_jobs(state.instance()).await else {
+        return error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, Some(sess), uri, |m| m.err_internal);
+    };
+    let store = &state.instance().store;
+    let username = |id: i64| async move { store.user(id).await.ok().flatten().map(|u| u.username).unwrap_or_else(|| format!("user:{id}")) };
+    let mut jobs = Vec::new();
+    for j in all.iter().filter(|j| j.status == "awaiting_review") {
+        let mut signoffs = Vec::new();
+        for (checker, verdict, reason) in &j.signoffs {
+            signoffs.push((username(*checker).await, if verdict == "approve" { t.approve } else { t.reject }, reason.clone()));
+        }
+        jobs.push(CheckJob {
+            id: j.id,
+            permit_id: j.permit_id,
+            submitted_by: username(j.submitted_by).await,
+            created: when(j.created_at),
+            outputs: j.outputs.iter().map(|o| check_output(lang, t, o)).collect(),
+            signoffs,
+        });
+    }
+    (status, render(ChecksPage { page: PageContext::new(lang, Some(sess), uri), t, jobs, error })).into_response()
+}
+
+async fn checks_get(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri) -> Response {
+    checks_page(&state, lang, &s, &uri, None, StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+struct SignOffForm {
+    csrf: String,
+    verdict: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn signoff_post(
+    State(state): State<AppState>,
+    lang: Lang,
+    s: MaybeSession,
+    uri: Uri,
+    Path(job): Path<i64>,
+    form: Result<Form<SignOffForm>, FormRejection>,
+) -> Response {
+    let form = form.ok().map(|Form(f)| f);
+    let sess = match checked_session(&s, lang, &uri, form.as_ref().map(|f| f.csrf.as_str())) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let form = form.expect("checked");
+    let t = text(lang);
+    let approve = match form.verdict.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => return checks_page(&state, lang, &s, &uri, Some(t.err_form.into()), StatusCode::BAD_REQUEST).await,
+    };
+    let reason = if approve && form.reason.trim().is_empty() { "approved" } else { form.reason.trim() };
+    match niji_analysis::jobs::sign_off(state.instance(), sess.user.id, job, approve, reason).await {
+        Ok(_) => Redirect::to("/checks").into_response(),
+        Err(e) => {
+            let (status, message) = job_error(t, &e);
+            if !sess.user.has_role(Role::OutputChecker) {
+                // Not a checker: the queue is not theirs to see, only the refusal.
+                let page = ChecksPage { page: PageContext::new(lang, Some(sess), &uri), t, jobs: Vec::new(), error: Some(message) };
+                return (status, render(page)).into_response();
+            }
+            checks_page(&state, lang, &s, &uri, Some(message), status).await
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Release downloads.
+
+async fn release_download(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Uri, id: i64, metadata: bool) -> Response {
+    let Some(sess) = s.signed_in() else { return Redirect::to("/login").into_response() };
+    match niji_analysis::jobs::release_files(state.instance(), sess.user.id, id).await {
+        Ok(files) => {
+            let (content_type, name, bytes) = if metadata {
+                ("application/json", format!("release-{id}-metadata.json"), files.metadata)
+            } else {
+                ("text/csv; charset=utf-8", files.file_name.clone(), files.csv)
+            };
+            let name: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).collect();
+            ([(header::CONTENT_TYPE, content_type.to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))], bytes)
+                .into_response()
+        }
+        Err(e) => {
+            let (status, _) = job_error(text(lang), &e);
+            let pick: fn(&crate::i18n::Messages) -> &'static str = match status {
+                StatusCode::FORBIDDEN => |m| m.err_forbidden,
+                StatusCode::NOT_FOUND => |m| m.err_not_found,
+                _ => |m| m.err_internal,
+            };
+            error_page(status, lang, Some(sess), uri, pick)
+        }
+    }
+}
+
+async fn release_file(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, Path(id): Path<i64>) -> Response {
+    release_download(&state, lang, &s, &uri, id, false).await
+}
+
+async fn release_metadata(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, Path(id): Path<i64>) -> Response {
+    release_download(&state, lang, &s, &uri, id, true).await
+}
