@@ -280,7 +280,7 @@ pub(crate) fn reason_text(lang: Lang, r: &TriageReason) -> String {
     }
 }
 
-fn permit_status_label(a: &AppText, status: &str) -> &'static str {
+pub(crate) fn permit_status_label(a: &AppText, status: &str) -> &'static str {
     match status {
         "active" => a.permit_active,
         "suspended" => a.permit_suspended,

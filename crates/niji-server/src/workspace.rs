@@ -631,7 +631,7 @@ async fn workspace_page(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Ur
         page: PageContext::new(lang, Some(sess), uri),
         t,
         permit_id,
-        permit_status: permit.status.clone(),
+        permit_status: crate::applications::permit_status_label(lang.apps(), &permit.status).to_string(),
         track: if lang == Lang::En { policy.track.label_en() } else { policy.track.label_ja() },
         visiting,
         preset: policy.output_preset.clone(),
