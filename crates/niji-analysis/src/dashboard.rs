@@ -29,7 +29,9 @@
 //!   `niji_sdc::check` with [`Preset::Ndb`] (each cell carrying its person count), suppressed
 //!   cells as [`Shown::Suppressed`] (never their value). As a second guard, a released value
 //!   below the rules' minimum is turned into [`Shown::Suppressed`] too; so no count under 10
-//!   leaves this module.
+//!   leaves this module. Released counts are then rounded to 10 (the catalog's rule,
+//!   `niji_core::disclosure::catalog_count`): the dashboard is recomputed when anyone opts out,
+//!   and exact counts would show that person as a difference of one between two views.
 //! - Persons in `excluded` (opted out of every use) are skipped in every table.
 //! - Errors are fixed texts.
 //!
@@ -206,8 +208,13 @@ pub fn release(raw: RawChart) -> Result<Chart, DashboardError> {
                 .values
                 .into_iter()
                 .map(|v| match v {
-                    // A second guard: nothing under the minimum leaves, whatever the checker said.
-                    Shown::Value(x) if x >= minimum => Shown::Value(x),
+                    // A second guard: nothing under the minimum leaves, whatever the checker said;
+                    // then the public rounding (to 10, as the catalog), so that one person's
+                    // opt-out between two views does not show as a difference of one.
+                    Shown::Value(x) if x >= minimum => match niji_core::disclosure::catalog_count(x as u64) {
+                        Some(rounded) => Shown::Value(rounded as f64),
+                        None => Shown::Suppressed,
+                    },
                     _ => Shown::Suppressed,
                 })
                 .collect();
@@ -218,8 +225,11 @@ pub fn release(raw: RawChart) -> Result<Chart, DashboardError> {
     if matches!(spec.id, "diagnoses" | "drugs") {
         // Ranked charts: released rows keep their rank; suppressed rows follow in key order, so
         // a suppressed row's place says nothing about its count.
-        let (mut hidden, shown): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, v)| v.iter().any(|x| !matches!(x, Shown::Value(_))));
+        let (mut hidden, mut shown): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, v)| v.iter().any(|x| !matches!(x, Shown::Value(_))));
         hidden.sort_by(|a, b| a.0.cmp(&b.0));
+        // Released rows by their rounded counts, then key: the exact order is not shown either.
+        let count = |v: &[Shown]| v.iter().map(|x| if let Shown::Value(n) = x { *n } else { 0.0 }).sum::<f64>();
+        shown.sort_by(|a, b| count(&b.1).total_cmp(&count(&a.1)).then_with(|| a.0.cmp(&b.0)));
         rows = shown.into_iter().chain(hidden).collect();
     }
     let suppressed = rows.iter().flat_map(|(_, v)| v).filter(|v| !matches!(v, Shown::Value(_))).count();
@@ -674,7 +684,7 @@ mod tests {
         let shown: Vec<_> = chart.rows.iter().map(|(k, v)| (k[0].as_str(), v[0])).collect();
         // 13 is below 10; the smallest other row (unknown, 11) is suppressed with it so that
         // it cannot be recomputed from the total.
-        assert_eq!(shown, [("01", Shown::Value(120.0)), ("13", Shown::Suppressed), ("27", Shown::Value(35.0)), (UNKNOWN, Shown::Suppressed)]);
+        assert_eq!(shown, [("01", Shown::Value(120.0)), ("13", Shown::Suppressed), ("27", Shown::Value(40.0)), (UNKNOWN, Shown::Suppressed)]);
         assert_eq!(chart.suppressed, 2);
     }
 
