@@ -73,6 +73,8 @@ pub enum JobError {
     NotAllowed,
     #[error("the release's files are missing or do not match their published hashes")]
     Tampered,
+    #[error("the permit is not active")]
+    PermitClosed,
     #[error("internal error")]
     Internal,
 }
@@ -177,7 +179,7 @@ fn valid_name(name: &str) -> bool {
 
 /// The cohort key of an output: the hash of its SQL with whitespace collapsed and ASCII letters
 /// lower-cased (the same query written twice is the same cohort; any other text is another).
-fn cohort_key(sql: &str) -> String {
+pub(crate) fn cohort_key(sql: &str) -> String {
     let normal = sql.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase();
     sha256_hex(normal.trim_end_matches(';').trim().as_bytes())
 }
@@ -389,7 +391,7 @@ async fn run_job(
         let checked = if table.measures.is_empty() {
             None
         } else {
-            match niji_sdc::check_against_earlier(&table, &rules, &out.cohort_key, &earlier) {
+            match niji_sdc::check_against_earlier(&positional(&table), &rules, &out.cohort_key, &earlier) {
                 Ok(c) => Some(c),
                 Err(_) => {
                     out.status = "refused";
@@ -416,7 +418,7 @@ async fn run_job(
             out.published_persons = Some(published.to_string());
             // Later outputs of this job are compared with this one too.
             if let Some(c) = &checked {
-                earlier.push(Release::from_checked(format!("job-{job_id}:{name}"), out.cohort_key.clone(), &table, c));
+                earlier.push(Release::from_checked(format!("job-{job_id}:{name}"), out.cohort_key.clone(), &positional(&table), c));
             }
         }
         done.push(out);
@@ -425,7 +427,7 @@ async fn run_job(
 }
 
 /// The releases named in a checked table's differencing refusals.
-fn refused_by(checked: &Checked, table: &Table) -> Vec<String> {
+pub(crate) fn refused_by(checked: &Checked, table: &Table) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for r in 0..table.rows.len() {
         if checked.is_released(r) {
@@ -498,7 +500,7 @@ fn verdicts_json(table: &Table, checked: Option<&Checked>, table_reasons: &[&str
 }
 
 /// The persons of the released rows (what later differencing compares with).
-fn published_persons(table: &Table, checked: Option<&Checked>) -> Value {
+pub(crate) fn published_persons(table: &Table, checked: Option<&Checked>) -> Value {
     let Some(c) = checked else { return json!([]) };
     let rows: Vec<Value> = table
         .rows
@@ -510,9 +512,22 @@ fn published_persons(table: &Table, checked: Option<&Checked>) -> Value {
     Value::Array(rows)
 }
 
+/// Differencing compares tables by the position of their dimensions, not their names: renaming
+/// a column (`sex AS s`) must not hide a pair whose difference isolates a few persons.
+pub(crate) fn positional(table: &Table) -> Table {
+    let mut t = table.clone();
+    t.dimensions = positional_names(t.dimensions.len());
+    t
+}
+
+fn positional_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("dimension_{i}")).collect()
+}
+
 /// The permit's earlier releases as the differencing rules remember them: one per released output,
 /// named `release-<id>` (with `:<output>` when the release holds several outputs).
-async fn earlier_releases(instance: &Instance, permit_id: i64) -> Result<Vec<Release>, AnalysisError> {
+/// Interactive answers shown to the researcher count as releases too (`answer-<id>`).
+pub(crate) async fn earlier_releases(instance: &Instance, permit_id: i64) -> Result<Vec<Release>, AnalysisError> {
     let rows = instance.store.released_outputs(permit_id).await.map_err(|_| AnalysisError::Internal)?;
     let mut releases = Vec::with_capacity(rows.len());
     for (release_id, o) in &rows {
@@ -520,12 +535,28 @@ async fn earlier_releases(instance: &Instance, permit_id: i64) -> Result<Vec<Rel
         let id = if several { format!("release-{release_id}:{}", o.name) } else { format!("release-{release_id}") };
         releases.push(stored_release(id, o)?);
     }
+    for a in instance.store.query_outputs(permit_id).await.map_err(|_| AnalysisError::Internal)? {
+        let published: Value = serde_json::from_str(&a.published_persons).map_err(|_| AnalysisError::Internal)?;
+        let rows = published
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| ReleaseRow { keys: serde_json::from_value(r["keys"].clone()).unwrap_or_default(), persons: r["persons"].as_u64().unwrap_or(0) })
+            .collect();
+        releases.push(Release {
+            id: format!("answer-{}", a.id),
+            cohort_key: a.cohort_key,
+            dimensions: positional_names(a.dimensions as usize),
+            rows,
+        });
+    }
     Ok(releases)
 }
 
 fn stored_release(id: String, o: &niji_store::JobOutputRow) -> Result<Release, AnalysisError> {
     let table: Value = serde_json::from_str(o.checked_table.as_deref().unwrap_or("{}")).map_err(|_| AnalysisError::Internal)?;
-    let dimensions: Vec<String> = serde_json::from_value(table["dimensions"].clone()).unwrap_or_default();
+    let named: Vec<String> = serde_json::from_value(table["dimensions"].clone()).unwrap_or_default();
+    let dimensions = positional_names(named.len());
     let published: Value = serde_json::from_str(o.published_persons.as_deref().unwrap_or("[]")).map_err(|_| AnalysisError::Internal)?;
     let rows = published
         .as_array()
@@ -609,6 +640,11 @@ pub async fn sign_off(instance: &Instance, checker_user_id: i64, job_id: i64, ap
     let policy: PermitPolicy = serde_json::from_str(&permit.policy).map_err(internal)?;
     if job.submitted_by == checker_user_id || policy.researchers.iter().any(|r| r.account_id == checker_user_id) {
         return Err(JobError::Conflicted);
+    }
+    // Nothing is released under a permit that is no longer active (revoked, suspended, expired:
+    // its key destroyed or its use stopped).
+    if permit.status != "active" || instance.existing_data_key(&permit.key_id).await.map_err(internal)?.is_none() {
+        return Err(JobError::PermitClosed);
     }
     let verdict = if approve { "approve" } else { "reject" };
     let signoff = store.insert_signoff(job_id, checker_user_id, verdict, reason, now_ts()).await.map_err(|e| match e {
@@ -831,7 +867,8 @@ pub async fn release_files(instance: &Instance, user_id: i64, release_id: i64) -
     let permit = store.permit(release.permit_id).await.map_err(internal)?.ok_or(JobError::Internal)?;
     let policy: PermitPolicy = serde_json::from_str(&permit.policy).map_err(internal)?;
     let roles = store.active_roles(user_id).await.map_err(internal)?;
-    let named = policy.researchers.iter().any(|r| r.account_id == user_id) && roles.contains(&Role::Researcher);
+    // Researchers download while the permit is active; operators (for the record) at any time.
+    let named = policy.researchers.iter().any(|r| r.account_id == user_id) && roles.contains(&Role::Researcher) && permit.status == "active";
     if !named && !roles.contains(&Role::Operator) {
         log(instance, actor, "release.download_refused", object, json!({"permit": release.permit_id}))?;
         return Err(JobError::NotAllowed);

@@ -47,6 +47,8 @@ pub enum AnalysisError {
     Refused(niji_sandbox::SandboxError),
     #[error("the output could not be checked")]
     Unchecked,
+    #[error("the answer would differ from an earlier release by too few persons (differencing)")]
+    Differencing,
     #[error("internal error")]
     Internal,
 }
@@ -133,9 +135,24 @@ async fn run(
     let dimensions = table.dimensions.clone();
     let measures = table.measures.clone();
     let preset: Preset = policy.output_preset.parse().unwrap_or(Preset::Ndb);
-    let checked = niji_sdc::check(&table, &Rules::preset(preset)).map_err(|_| AnalysisError::Unchecked)?;
+    // Differencing: the answer is compared with every earlier release of the permit (jobs'
+    // releases and earlier answers), by the position of its dimensions.
+    let earlier = jobs::earlier_releases(instance, permit_id).await?;
+    let cohort = jobs::cohort_key(sql);
+    let checked = niji_sdc::check_against_earlier(&jobs::positional(&table), &Rules::preset(preset), &cohort, &earlier)
+        .map_err(|_| AnalysisError::Unchecked)?;
+    if !jobs::refused_by(&checked, &table).is_empty() {
+        return Err(AnalysisError::Differencing);
+    }
     let released = checked.released_table(&table);
     let suppressed = released.rows.iter().flat_map(|r| &r.values).filter(|v| !matches!(v, Shown::Value(_))).count();
+    // What later differencing compares with (never shown).
+    let published = jobs::published_persons(&table, Some(&checked)).to_string();
+    instance
+        .store
+        .insert_query_output(permit_id, &cohort, table.dimensions.len() as i64, &published, time::OffsetDateTime::now_utc().unix_timestamp())
+        .await
+        .map_err(|_| AnalysisError::Internal)?;
     Ok(CheckedOutput {
         dimensions,
         measures: measures.into_iter().map(|m| m.name).collect(),

@@ -158,3 +158,47 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 }
+
+/// What differencing keeps of an interactive answer.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct QueryOutputRow {
+    pub id: i64,
+    pub permit_id: i64,
+    pub cohort_key: String,
+    pub dimensions: i64,
+    /// JSON `[{"keys": [...], "persons": n}]`.
+    pub published_persons: String,
+    pub created_at: i64,
+}
+
+impl Store {
+    pub async fn insert_query_output(
+        &self,
+        permit_id: i64,
+        cohort_key: &str,
+        dimensions: i64,
+        published_persons: &str,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO query_outputs (permit_id, cohort_key, dimensions, published_persons, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(permit_id)
+        .bind(cohort_key)
+        .bind(dimensions)
+        .bind(published_persons)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// A permit's interactive answers, oldest first.
+    pub async fn query_outputs(&self, permit_id: i64) -> Result<Vec<QueryOutputRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, permit_id, cohort_key, dimensions, published_persons, created_at FROM query_outputs WHERE permit_id = $1 ORDER BY id",
+        )
+        .bind(permit_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -31,7 +31,7 @@ pub use applications::{
     DeletionCertificateRow, NewAccreditation, NewApplication, NewApplicationEvent, NewCommitteeMember, NewDeletionCertificate, NewNotification,
     NewPermit, OutboxRow, PermitRow, PublishedVersionRow, ReviewConflictRow, ReviewDecisionRow, ReviewVoteRow,
 };
-pub use citizens::{AnalysisRunRow, CitizenCredentialRow, NewAnalysisRun, NewCitizenCredential};
+pub use citizens::{AnalysisRunRow, CitizenCredentialRow, NewAnalysisRun, NewCitizenCredential, QueryOutputRow};
 pub use datasets::{DatasetRow, DatasetVersionRow, NewDataset, VersionCommit, VersionProblemRow, VersionTableRow};
 pub use extracts::{ExtractRow, NewExtract};
 pub use jobs::{JobOutputRow, JobRow, NewJobOutput, ReleaseRow, SignoffRow};
