@@ -144,25 +144,40 @@ pub async fn request_extract(
     let (excluded, registry_version) = niji_registry::exclusions(instance, &format!("user:{user_id}"), &use_).await.map_err(internal)?;
     let person_secret = derive(&key, b"niji-extracts:person-ids");
     let input = to_table(&batches, &grant.columns, &excluded, &person_secret)?;
-    let run_id = store
-        .insert_analysis_run(&niji_store::NewAnalysisRun {
-            permit_id,
-            user_id,
-            kind: "extract",
-            code_sha256: &hex::encode(Sha256::digest(config_toml.as_bytes())),
-            outcome: "released",
-            registry_version,
-            excluded_persons: excluded.len() as i64,
-            datasets: &serde_json::json!([{"dataset": dataset, "version": version}]).to_string(),
-            started_at: now.unix_timestamp(),
-            finished_at: OffsetDateTime::now_utc().unix_timestamp(),
-        })
-        .await
-        .map_err(internal)?;
+    // The run is recorded with its receipt whatever happens next: released when the extract is
+    // produced, refused when the anonymization fails (it read the data either way).
+    let record_run = |outcome: &'static str| {
+        let datasets = serde_json::json!([{"dataset": dataset, "version": version}]).to_string();
+        let code = hex::encode(Sha256::digest(config_toml.as_bytes()));
+        let excluded = excluded.len() as i64;
+        async move {
+            store
+                .insert_analysis_run(&niji_store::NewAnalysisRun {
+                    permit_id,
+                    user_id,
+                    kind: "extract",
+                    code_sha256: &code,
+                    outcome,
+                    registry_version,
+                    excluded_persons: excluded,
+                    datasets: &datasets,
+                    started_at: now.unix_timestamp(),
+                    finished_at: OffsetDateTime::now_utc().unix_timestamp(),
+                })
+                .await
+                .map_err(internal)
+        }
+    };
 
     // The PPC pipeline, then what the released table achieves, measured from it alone.
     let started = std::time::Instant::now();
-    let outcome = ppc::run(&input, &config, date_key.as_deref()).map_err(|e| ExtractError::Anonymization(e.to_string()))?;
+    let outcome = match ppc::run(&input, &config, date_key.as_deref()) {
+        Ok(o) => o,
+        Err(e) => {
+            record_run("refused").await?;
+            return Err(ExtractError::Anonymization(e.to_string()));
+        }
+    };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     let qis: Vec<&str> = outcome.report.generalization.iter().map(|g| g.column.as_str()).collect();
     let specs: Vec<SensitiveSpec> = file
@@ -184,6 +199,7 @@ pub async fn request_extract(
     let started = std::time::Instant::now();
     let properties = check_release(&outcome.table, &qis, &specs).map_err(|e| ExtractError::Anonymization(e.to_string()))?;
     if outcome.table.num_rows() > 0 && properties.k < file.privacy.k {
+        record_run("refused").await?;
         return Err(ExtractError::Anonymization("the released table does not reach k".into()));
     }
     let check = CheckReport::new(&properties, started.elapsed().as_secs_f64() * 1e3);
@@ -199,6 +215,7 @@ pub async fn request_extract(
     let sealed = seal(&key, permit_id, &sha256, &csv);
     write_durably(&path, &sealed).map_err(internal)?;
     let rows_out = outcome.table.num_rows() as u64;
+    let run_id = record_run("released").await?;
     let id = store
         .insert_extract(
             &niji_store::NewExtract {

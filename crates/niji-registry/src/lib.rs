@@ -114,6 +114,8 @@ pub enum RegistryError {
     Choice(#[from] niji_consent::ChoiceError),
     #[error("the file was refused")]
     Import(Vec<ImportProblem>),
+    #[error("a holder withdraws only the paper entries it recorded")]
+    NotTheRecorder,
     #[error("storage failed")]
     Storage,
 }
@@ -221,15 +223,19 @@ pub async fn sign_in(
     };
     let (id_part, secret) = code.split_at(8);
     let username = username_of(id_part);
-    // A credential that ended is refused before the password is checked.
-    if let Ok(user) = accounts.user_by_username(&username).await {
-        let credential = instance.store.citizen_credential(user.id).await?.ok_or(RegistryError::NotACitizen)?;
-        credential_in_force(&credential, now)?;
-    }
-    accounts.login_with_password(&username, &password_of(secret, birth), now).await.map_err(|e| match e {
+    // The secret and birth date are checked first (throttled and logged by the accounts crate),
+    // so that nobody without them learns whether a code exists or has ended.
+    let session = accounts.login_with_password(&username, &password_of(secret, birth), now).await.map_err(|e| match e {
         niji_accounts::AccountError::Throttled { .. } => RegistryError::Throttled,
         _ => RegistryError::InvalidCredentials,
-    })
+    })?;
+    let user = accounts.user_by_username(&username).await.map_err(|_| RegistryError::InvalidCredentials)?;
+    let credential = instance.store.citizen_credential(user.id).await?;
+    if let Err(e) = credential.ok_or(RegistryError::NotACitizen).and_then(|c| credential_in_force(&c, now)) {
+        accounts.logout(&session.token, now).await.map_err(|_| RegistryError::Storage)?;
+        return Err(e);
+    }
+    Ok(session)
 }
 
 /// Records one choice. A citizen records for the person of their own credential; a holder for
@@ -257,6 +263,15 @@ pub async fn record_choice(instance: &Instance, author: &Author, choice: Choice,
     let version = vault.registry_version().await?;
     let entries = entries_of(&vault, &person, version).await?;
     niji_consent::validate(&entries, &actor, &choice, now)?;
+    // A holder withdraws only the paper entries it recorded itself; a person's own choices (or
+    // their parent's or guardian's) are theirs to withdraw.
+    if let (Actor::Holder { holder }, Choice::Withdraw { entry }) = (&actor, &choice) {
+        let target = entries.iter().find(|e| e.id == *entry);
+        if !target.is_some_and(|e| matches!(&e.actor, Actor::Holder { holder: h } if h == holder)) {
+            vault.close().await;
+            return Err(RegistryError::NotTheRecorder);
+        }
+    }
     let body = body_of(&actor, &choice);
     let decisive = is_decisive(&choice);
     let ids = vault.append_registry_entries(&[NewRegistryEntry { person, recorded_at: nanos(now), decisive, body: &body }]).await?;
