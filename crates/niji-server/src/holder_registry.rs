@@ -185,7 +185,7 @@ fn problem_bodies(problems: &[ImportProblem]) -> Vec<ImportProblemBody> {
 fn api_error(e: RegistryError) -> ApiError {
     match e {
         RegistryError::UnknownPatient => ApiError::NotFound,
-        RegistryError::AlreadyOfAge | RegistryError::Choice(_) => ApiError::Conflict,
+        RegistryError::AlreadyOfAge | RegistryError::Choice(_) | RegistryError::NotTheRecorder => ApiError::Conflict,
         RegistryError::NoBirthDate | RegistryError::Import(_) => ApiError::BadRequest,
         other => {
             tracing::error!(error = %other, "registry step failed");
@@ -397,7 +397,7 @@ fn registry_error(t: &'static Text, e: RegistryError) -> Shown {
     match e {
         RegistryError::UnknownPatient => Shown::error(StatusCode::NOT_FOUND, t.err_patient),
         RegistryError::AlreadyOfAge => Shown::error(StatusCode::CONFLICT, t.err_of_age),
-        RegistryError::Choice(_) => Shown::error(StatusCode::CONFLICT, t.err_choice),
+        RegistryError::Choice(_) | RegistryError::NotTheRecorder => Shown::error(StatusCode::CONFLICT, t.err_choice),
         RegistryError::NoBirthDate | RegistryError::Import(_) => Shown::error(StatusCode::BAD_REQUEST, t.err_bad_request),
         other => {
             tracing::error!(error = %other, "registry step failed");

@@ -503,6 +503,8 @@ pub static EN: Messages = Messages {
 pub struct AppText {
     pub nav_applications: &'static str,
     pub nav_review: &'static str,
+    /// Operators' review set-up (criteria, tariff, consent scopes, accreditations, committees).
+    pub nav_admin_review: &'static str,
     pub nav_permits: &'static str,
     pub list_title: &'static str,
     pub list_new: &'static str,
@@ -658,6 +660,7 @@ pub struct AppText {
 pub static APP_JA: AppText = AppText {
     nav_applications: "利用申請",
     nav_review: "審査",
+    nav_admin_review: "審査の設定",
     nav_permits: "利用許可",
     list_title: "利用申請",
     list_new: "新しい申請を作成",
@@ -809,6 +812,7 @@ pub static APP_JA: AppText = AppText {
 pub static APP_EN: AppText = AppText {
     nav_applications: "Applications",
     nav_review: "Review",
+    nav_admin_review: "Review set-up",
     nav_permits: "Permits",
     list_title: "Applications",
     list_new: "New application",

@@ -18,6 +18,7 @@
 //! values. Every state-changing form carries a CSRF token; session cookies are HttpOnly
 //! and SameSite=Strict. Business rules live in the crates below, not here.
 
+mod admin_review;
 mod api;
 mod applications;
 mod applications_api;
@@ -125,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         .merge(applications::routes())
         .merge(register::routes())
         .merge(workspace::routes())
+        .merge(admin_review::routes())
         .nest(
             "/api/v1",
             api::routes()

@@ -156,6 +156,8 @@ pub(crate) struct Text {
     err_already_signed: &'static str,
     err_bad_reason: &'static str,
     err_download: &'static str,
+    err_permit_closed: &'static str,
+    err_differencing: &'static str,
     err_tampered: &'static str,
 }
 
@@ -262,6 +264,8 @@ static JA: Text = Text {
     err_already_signed: "この確認者はこのジョブにすでに署名しています。",
     err_bad_reason: "理由は1〜32文字の英小文字・数字・_ のコードで入力してください。",
     err_download: "公開された結果をダウンロードできるのは、許可に記載された研究者と運用者だけです。",
+    err_permit_closed: "この許可は有効ではありません（取消し・停止・期限切れ）。",
+    err_differencing: "以前に提供した結果との差から少人数が特定できるため、この結果は提供できません（差分の確認）。",
     err_tampered: "公開のファイルがないか、公開時のハッシュと一致しません。",
 };
 
@@ -368,6 +372,8 @@ static EN: Text = Text {
     err_already_signed: "This checker has already signed off this job.",
     err_bad_reason: "The reason must be a code of 1 to 32 lower-case letters, digits or '_'.",
     err_download: "Only researchers named on the permit and operators may download its releases.",
+    err_permit_closed: "The permit is not active (revoked, suspended or expired).",
+    err_differencing: "This answer cannot be shown: its difference with an earlier release would single out a few persons (differencing).",
     err_tampered: "The release's files are missing or do not match their published hashes.",
 };
 
@@ -388,6 +394,7 @@ fn analysis_error(t: &'static Text, e: &AnalysisError) -> (StatusCode, String) {
         AnalysisError::WrongTrack => s(StatusCode::CONFLICT, t.err_wrong_track),
         AnalysisError::NoData => s(StatusCode::CONFLICT, t.err_no_data),
         AnalysisError::Unchecked => s(StatusCode::UNPROCESSABLE_ENTITY, t.err_unchecked),
+        AnalysisError::Differencing => s(StatusCode::UNPROCESSABLE_ENTITY, t.err_differencing),
         AnalysisError::Internal => {
             tracing::error!("analysis failed");
             s(StatusCode::INTERNAL_SERVER_ERROR, t.err_internal)
@@ -423,6 +430,7 @@ fn job_error(t: &'static Text, e: &JobError) -> (StatusCode, String) {
         JobError::AlreadySigned => s(StatusCode::CONFLICT, t.err_already_signed),
         JobError::BadReason => s(StatusCode::BAD_REQUEST, t.err_bad_reason),
         JobError::NotAllowed => s(StatusCode::FORBIDDEN, t.err_download),
+        JobError::PermitClosed => s(StatusCode::CONFLICT, t.err_permit_closed),
         JobError::Tampered => {
             tracing::error!("a release's files do not match their published hashes");
             s(StatusCode::INTERNAL_SERVER_ERROR, t.err_tampered)
@@ -924,7 +932,21 @@ async fn checks_page(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Uri, 
     let store = &state.instance().store;
     let username = |id: i64| async move { store.user(id).await.ok().flatten().map(|u| u.username).unwrap_or_else(|| format!("user:{id}")) };
     let mut jobs = Vec::new();
-    for j in all.iter().filter(|j| j.status == "awaiting_review") {
+    // A checker sees only the jobs they may sign: not their own, not a permit naming them (the
+    // checked tables' verdicts quote the persons behind suppressed cells).
+    let mut conflicted = std::collections::HashSet::new();
+    for j in &all {
+        let named = match store.permit(j.permit_id).await {
+            Ok(Some(p)) => serde_json::from_str::<niji_review::PermitPolicy>(&p.policy)
+                .map(|policy| policy.researchers.iter().any(|r| r.account_id == sess.user.id))
+                .unwrap_or(true),
+            _ => true,
+        };
+        if named || j.submitted_by == sess.user.id {
+            conflicted.insert(j.id);
+        }
+    }
+    for j in all.iter().filter(|j| j.status == "awaiting_review" && !conflicted.contains(&j.id)) {
         let mut signoffs = Vec::new();
         for (checker, verdict, reason) in &j.signoffs {
             signoffs.push((username(*checker).await, if verdict == "approve" { t.approve } else { t.reject }, reason.clone()));
