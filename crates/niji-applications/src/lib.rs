@@ -236,10 +236,19 @@ pub struct NewMember {
     pub gender: niji_review::Gender,
 }
 
-/// Adds a member to a committee.
+/// Adds a member to a committee. Refused without a name, or when the account is already an
+/// active member of it (one account, one vote).
 pub async fn add_committee_member(instance: &Instance, actor: &Actor, committee_id: i64, m: &NewMember) -> Result<i64, WorkflowError> {
     actor.require(Role::Operator)?;
     instance.store.committee(committee_id).await?.ok_or(WorkflowError::NotFound("committee"))?;
+    if m.display_name.trim().is_empty() {
+        return Err(WorkflowError::BadInput("a committee member needs a name"));
+    }
+    if let Some(user) = m.user_id {
+        if instance.store.active_committee_members(committee_id).await?.iter().any(|x| x.user_id == Some(user)) {
+            return Err(WorkflowError::BadInput("the account is already an active member of this committee"));
+        }
+    }
     let id = instance
         .store
         .add_committee_member(
@@ -262,6 +271,19 @@ pub async fn add_committee_member(instance: &Instance, actor: &Actor, committee_
         serde_json::json!({"member": id, "field": code(&m.field), "external": m.external}),
     )?;
     Ok(id)
+}
+
+/// Deactivates a committee member (members are never deleted: their past votes stay). Returns
+/// the member's committee. Refused when the member is not active.
+pub async fn deactivate_committee_member(instance: &Instance, actor: &Actor, member_id: i64) -> Result<i64, WorkflowError> {
+    actor.require(Role::Operator)?;
+    let member = instance.store.committee_member(member_id).await?.ok_or(WorkflowError::NotFound("committee member"))?;
+    if !member.active {
+        return Err(WorkflowError::BadInput("the member is not active"));
+    }
+    instance.store.deactivate_committee_member(member_id, now()).await?;
+    log(instance, actor, "committee.member_deactivated", format!("committee:{}", member.committee_id), serde_json::json!({"member": member_id}))?;
+    Ok(member.committee_id)
 }
 
 /// Records (or replaces) the consent scope a dataset's data was collected under.
