@@ -2,6 +2,8 @@
 //! forms with their CSRF fields, staff sign-in with password and TOTP.
 #![allow(dead_code)]
 
+pub mod world;
+
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
