@@ -610,6 +610,7 @@ mod tests {
             starts_on: time::macros::date!(2026 - 01 - 01),
             expires_on: time::macros::date!(2026 - 12 - 31),
             conditions: vec![],
+            date_shift_days: None,
         }
     }
 

@@ -122,6 +122,7 @@ async fn world_with(cohort: Option<niji_review::CohortFilter>) -> World {
         starts_on: today - time::Duration::days(30),
         expires_on: today + time::Duration::days(365),
         conditions: vec![],
+        date_shift_days: None,
     };
     let key_id = "permit:application-1-v1";
     let (permit, _) = instance

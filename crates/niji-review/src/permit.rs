@@ -62,6 +62,11 @@ pub struct PermitPolicy {
     #[serde(with = "crate::date::iso")]
     pub expires_on: Date,
     pub conditions: Vec<String>,
+    /// When set, every date a researcher sees is shifted by the same offset per person, drawn in
+    /// `[-days, +days]` from the permit's own key: intervals within a person are kept, calendar
+    /// dates are not, and two permits shift differently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_shift_days: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,5 +222,6 @@ fn derive(
         starts_on: terms.starts_on,
         expires_on,
         conditions: approved.conditions.clone(),
+        date_shift_days: None,
     })
 }

@@ -1,10 +1,13 @@
 //! Preparing a granted table: granted columns only, `person_key` re-keyed per permit, opted-out
-//! persons dropped.
+//! persons dropped, and — when the permit says so — every date column shifted by the same
+//! per-person offset (intervals within a person kept; the offset comes from the permit's secret,
+//! so two permits shift differently). Dates held as text (`claims.month`, `birth_year_month`)
+//! are coarser and left as they are.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, FixedSizeBinaryArray, FixedSizeBinaryBuilder};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Date32Array, FixedSizeBinaryArray, FixedSizeBinaryBuilder};
 use datafusion::arrow::compute::filter;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -27,6 +30,17 @@ pub(crate) struct Rekeyer {
 impl Rekeyer {
     pub(crate) fn new(secret: &[u8; 32]) -> Rekeyer {
         Rekeyer { mac: <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length") }
+    }
+
+    /// The person's date offset in `[-days, +days]`.
+    pub(crate) fn date_offset(&self, key: &[u8], days: u32) -> i32 {
+        let mut mac = self.mac.clone();
+        mac.update(b"niji-sandbox:date-shift:");
+        mac.update(key);
+        let full = mac.finalize().into_bytes();
+        let n = u64::from_be_bytes(full[..8].try_into().expect("8 bytes"));
+        let span = 2 * u64::from(days) + 1;
+        (n % span) as i32 - days as i32
     }
 
     pub(crate) fn person_id(&self, key: &[u8]) -> [u8; 16] {
@@ -70,6 +84,8 @@ pub(crate) fn prepare(
         let keys = batch.column(key_index).as_any().downcast_ref::<FixedSizeBinaryArray>().ok_or(SandboxError::NotAllowed(Refusal::NoPersonKey))?;
         let mut ids = FixedSizeBinaryBuilder::with_capacity(keys.len(), PERSON_ID_BYTES);
         let mut keep = Vec::with_capacity(keys.len());
+        let shift = policy.date_shift_days.filter(|d| *d > 0);
+        let mut offsets: Vec<i32> = Vec::new();
         for row in 0..keys.len() {
             if keys.is_null(row) {
                 keep.push(false);
@@ -80,6 +96,9 @@ pub(crate) fn prepare(
             keep.push(!excluded_row);
             if !excluded_row {
                 ids.append_value(rekey.person_id(key)).map_err(|_| SandboxError::Internal)?;
+                if let Some(days) = shift {
+                    offsets.push(rekey.date_offset(key, days));
+                }
             }
         }
         let ids: ArrayRef = Arc::new(ids.finish());
@@ -89,7 +108,15 @@ pub(crate) fn prepare(
         columns.push(ids);
         for &i in &kept {
             let column = batch.column(i);
-            columns.push(if all_kept { column.clone() } else { filter(column.as_ref(), &mask).map_err(|_| SandboxError::Internal)? });
+            let column = if all_kept { column.clone() } else { filter(column.as_ref(), &mask).map_err(|_| SandboxError::Internal)? };
+            let column = match (shift, column.as_any().downcast_ref::<Date32Array>()) {
+                (Some(_), Some(dates)) => {
+                    let shifted: Date32Array = dates.iter().zip(&offsets).map(|(d, o)| d.map(|d| d + o)).collect();
+                    Arc::new(shifted) as ArrayRef
+                }
+                _ => column,
+            };
+            columns.push(column);
         }
         let prepared = RecordBatch::try_new(out_schema.clone(), columns).map_err(|_| SandboxError::Internal)?;
         if prepared.num_rows() > 0 {
