@@ -4,7 +4,9 @@
 //!   and `POST /applications` (a draft), `/applications/{id}` (the application, its triage,
 //!   history and decision, with Submit / Withdraw / Resubmit / Edit), `/applications/{id}/edit`;
 //! - committee members on `/applications/{id}`: declare a conflict, vote with an opinion, see
-//!   every opinion and the tally; the chair records the decision;
+//!   every opinion and the tally; the chair records the decision (verdict, reasons, conditions,
+//!   the approved part of the requested variables and linkage, the output preset), built by
+//!   [`chair_decision`] exactly as the API's `POST /api/v1/applications/{id}/decision` builds it;
 //! - the secretariat (operators) and committee members: `/review/queue`;
 //! - operators and researchers: `/permits` (operators: all, with a revoke form; researchers:
 //!   their own).
@@ -35,8 +37,8 @@ use niji_accounts::{Session, UserSummary};
 use niji_applications::{Actor, ChairDecision, WorkflowError};
 use niji_core::Role;
 use niji_review::{
-    Application, ApplicationStatus, Case, CompositionProblem, DecideError, Field, Gender, LinkagePair, NamedResearcher, ProblemReason,
-    PurposeCategory, Recipient, RecipientKind, RequestedVariable, Software, Tier, Track, TriageReason, Vote, VoteError,
+    Application, ApplicationStatus, ApprovedScope, Case, CompositionProblem, DecideError, Field, Gender, LinkagePair, NamedResearcher, PermitError,
+    ProblemReason, PurposeCategory, Recipient, RecipientKind, RequestedVariable, Software, Tier, Track, TriageReason, VariableRef, Vote, VoteError,
 };
 use niji_store::{ApplicationRow, Store, StoreError};
 use serde::de::DeserializeOwned;
@@ -93,6 +95,10 @@ pub(crate) enum Reason {
     NotInCatalog,
     /// A named researcher without a valid accreditation (at submission).
     NotAccredited,
+    /// An approved variable or linkage pair that the application did not request.
+    NotRequested,
+    /// An approved linkage pair with a dataset of which no variable is approved.
+    LinkageNotApproved,
 }
 
 impl Reason {
@@ -117,6 +123,8 @@ impl Reason {
             Reason::NotNumber => "not_a_number",
             Reason::NotInCatalog => "not_in_catalog",
             Reason::NotAccredited => "not_accredited",
+            Reason::NotRequested => "not_requested",
+            Reason::LinkageNotApproved => "linkage_dataset_not_approved",
         }
     }
 
@@ -130,6 +138,8 @@ impl Reason {
             Reason::NotNumber => a.reason_not_number,
             Reason::NotInCatalog => a.reason_not_in_catalog,
             Reason::NotAccredited => a.reason_not_accredited,
+            Reason::NotRequested => a.reason_not_requested,
+            Reason::LinkageNotApproved => a.reason_linkage_not_approved,
         }
     }
 }
@@ -178,7 +188,10 @@ impl Refusal {
             WorkflowError::NotAMember | WorkflowError::Vote(VoteError::NotAMember) => Refusal::NotAMember,
             WorkflowError::Vote(v) => Refusal::Vote(v),
             WorkflowError::Decide(d) => Refusal::Decide(d),
-            WorkflowError::Permit(_) => Refusal::Permit,
+            WorkflowError::Permit(p) => match scope_problem(&p) {
+                Some(problem) => Refusal::Invalid(vec![problem]),
+                None => Refusal::Permit,
+            },
             other => {
                 tracing::error!(error = %other, "application workflow failed");
                 Refusal::Internal
@@ -203,6 +216,81 @@ impl Refusal {
             Refusal::Permit => (StatusCode::BAD_REQUEST, a.err_permit.to_string()),
             Refusal::Internal => (StatusCode::INTERNAL_SERVER_ERROR, m.err_internal.to_string()),
         }
+    }
+}
+
+/// A permit refused for what the chair approved, located in the decision's fields (the index is
+/// into the approved list); `None` for problems of the application or the terms.
+fn scope_problem(e: &PermitError) -> Option<Problem> {
+    let (field, reason) = match e {
+        PermitError::NothingApproved => ("variables".to_string(), Reason::Domain(ProblemReason::Required)),
+        PermitError::VariableNotRequested { index } => (format!("variables[{index}]"), Reason::NotRequested),
+        PermitError::LinkageNotRequested { index } => (format!("linkage[{index}]"), Reason::NotRequested),
+        PermitError::LinkageDatasetNotApproved { index } => (format!("linkage[{index}]"), Reason::LinkageNotApproved),
+        PermitError::EmptyCondition { index } => (format!("conditions[{index}]"), Reason::Domain(ProblemReason::Required)),
+        PermitError::BadPreset => ("output_preset".to_string(), Reason::UnknownValue),
+        _ => return None,
+    };
+    Some(Problem { field, reason })
+}
+
+// ---------------------------------------------------------------------------------------
+// The chair's decision, shared with the API: both build it with [`chair_decision`].
+
+/// What the chair submitted, as the portal's form and the API's body carry it (unchecked).
+pub(crate) struct DecisionInput {
+    /// `approve`, `approve_with_conditions`, `request_changes` or `reject`.
+    pub verdict: String,
+    pub conditions: Vec<String>,
+    pub reasons: Vec<String>,
+    /// The approved variables; `None` approves every requested variable and linkage pair.
+    pub variables: Option<Vec<VariableRef>>,
+    /// The approved linkage pairs, only with `variables` (absent: none).
+    pub linkage: Option<Vec<LinkagePair>>,
+    /// An output-checking preset of `niji-sdc` (`ndb`, `acro`, `opensafely`, or the aliases
+    /// `standard` and `strict`), kept under its canonical name; `None` or blank: the default.
+    pub output_preset: Option<String>,
+}
+
+/// The output-checking presets a decision may choose, by canonical name.
+pub(crate) fn preset_names() -> impl Iterator<Item = &'static str> {
+    niji_sdc::Preset::ALL.into_iter().map(niji_sdc::Preset::name)
+}
+
+/// The chair's decision from what was submitted, or every problem found (located, fixed
+/// reasons, never a value). Blank conditions and reasons are dropped. Whether the approved
+/// variables were requested is checked by the workflow when it derives the permit (before
+/// anything is stored); [`Refusal::from_workflow`] locates those problems the same way.
+pub(crate) fn chair_decision(input: DecisionInput) -> Result<ChairDecision, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let verdict = from_code::<Vote>(input.verdict.trim());
+    if verdict.is_none() {
+        problems.push(Problem { field: "verdict".into(), reason: Reason::UnknownValue });
+    }
+    let output_preset = match input.output_preset.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        None => None,
+        Some(name) => match name.parse::<niji_sdc::Preset>() {
+            Ok(preset) => Some(preset.name().to_string()),
+            Err(_) => {
+                problems.push(Problem { field: "output_preset".into(), reason: Reason::UnknownValue });
+                None
+            }
+        },
+    };
+    let scope = match (input.variables, input.linkage) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            problems.push(Problem { field: "variables".into(), reason: Reason::Domain(ProblemReason::Required) });
+            None
+        }
+        (Some(variables), linkage) => Some(ApprovedScope { variables, linkage: linkage.unwrap_or_default(), conditions: Vec::new() }),
+    };
+    let texts = |list: Vec<String>| list.iter().map(|t| t.trim()).filter(|t| !t.is_empty()).map(str::to_string).collect::<Vec<_>>();
+    match verdict {
+        Some(verdict) if problems.is_empty() => {
+            Ok(ChairDecision { verdict, conditions: texts(input.conditions), reasons: texts(input.reasons), scope, output_preset })
+        }
+        _ => Err(problems),
     }
 }
 
@@ -287,6 +375,14 @@ pub(crate) fn permit_status_label(a: &AppText, status: &str) -> &'static str {
         "revoked" => a.permit_revoked,
         "expired" => a.permit_expired,
         _ => a.permit_other,
+    }
+}
+
+fn preset_label(a: &AppText, name: &str) -> &'static str {
+    match name {
+        "ndb" => a.preset_ndb,
+        "acro" => a.preset_acro,
+        _ => a.preset_opensafely,
     }
 }
 
@@ -416,6 +512,10 @@ struct Fields(Vec<(String, String)>);
 impl Fields {
     fn get(&self, name: &str) -> String {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.chars().take(MAX_FIELD_CHARS).collect()).unwrap_or_default()
+    }
+    /// Every value of a repeated field (checkboxes), in order.
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
+        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
     }
     fn on(&self, name: &str) -> bool {
         self.0.iter().any(|(k, v)| k == name && matches!(v.as_str(), "on" | "true" | "1" | "yes"))
@@ -986,6 +1086,9 @@ struct DetailPage {
     review: Option<ReviewView>,
     can_decide: bool,
     votes: Vec<Choice>,
+    /// The chair's form: requested linkage pairs as (value `a b`, label) and the presets.
+    decide_linkage: Vec<(String, String)>,
+    presets: Vec<Choice>,
 }
 
 #[derive(Deserialize)]
@@ -1136,6 +1239,8 @@ async fn build_detail(state: &AppState, lang: Lang, sess: &Session, uri: &Uri, i
         review,
         can_decide: acc.chair && review_open,
         votes: VOTES.iter().map(|v| Choice { value: v.as_str(), label: vote_label(lang, *v) }).collect(),
+        decide_linkage: form.linkage.iter().map(|p| (format!("{} {}", p.left, p.right), format!("{} ⟷ {}", p.left, p.right))).collect(),
+        presets: preset_names().map(|name| Choice { value: name, label: preset_label(a, name) }).collect(),
     })
 }
 
@@ -1287,12 +1392,8 @@ async fn decide_action(
         Err(resp) => return resp,
     };
     let sess = s.signed_in().expect("checked");
-    let Some(verdict) = VOTES.into_iter().find(|v| v.as_str() == fields.get("verdict")) else {
-        return error_page(StatusCode::BAD_REQUEST, lang, Some(sess), &uri, |m| m.err_bad_request);
-    };
-    let list = |name: &str| lines(&fields.get(name)).map(str::to_string).collect::<Vec<_>>();
-    let decision = ChairDecision { verdict, conditions: list("conditions"), reasons: list("reasons"), scope: None, output_preset: None };
     let result = async {
+        let decision = decision_from_form(&fields).map_err(Refusal::Invalid)?;
         let actor = load_actor(&state, sess).await?;
         match niji_applications::decide(state.instance(), &actor, id, decision, today_jst()).await {
             Ok(Some(_)) => Ok("permit"),
@@ -1301,7 +1402,61 @@ async fn decide_action(
         }
     }
     .await;
-    after_action(&state, lang, sess, &uri, id, result).await
+    match result {
+        // The decision's own problems, under the decision's message (not the application's).
+        Err(Refusal::Invalid(problems)) => {
+            let flash = Flash { notice: None, error: Some(lang.apps().err_decision_invalid.to_string()), problems };
+            detail(&state, lang, sess, &uri, id, flash, StatusCode::BAD_REQUEST).await
+        }
+        other => after_action(&state, lang, sess, &uri, id, other).await,
+    }
+}
+
+/// The chair's form as a decision. With `scope=explicit` (the form's checkboxes) the checked
+/// variables (`dataset.table.column`) and linkage pairs (`a b`) are what is approved; without
+/// it everything requested is.
+fn decision_from_form(fields: &Fields) -> Result<ChairDecision, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let explicit = fields.get("scope") == "explicit";
+    let variables: Vec<VariableRef> = fields
+        .all("variable")
+        .enumerate()
+        .filter_map(|(i, v)| match v.split('.').collect::<Vec<_>>()[..] {
+            [d, t, c] if !d.is_empty() && !t.is_empty() && !c.is_empty() => Some(VariableRef::new(d, t, c)),
+            _ => {
+                problems.push(Problem { field: format!("variables[{i}]"), reason: Reason::Format });
+                None
+            }
+        })
+        .collect();
+    let linkage: Vec<LinkagePair> = fields
+        .all("linkage")
+        .enumerate()
+        .filter_map(|(i, l)| match l.trim().split_once(char::is_whitespace) {
+            Some((a, b)) if !b.trim().is_empty() => Some(LinkagePair::new(a, b.trim())),
+            _ => {
+                problems.push(Problem { field: format!("linkage[{i}]"), reason: Reason::Format });
+                None
+            }
+        })
+        .collect();
+    let list = |name: &str| lines(&fields.get(name)).map(str::to_string).collect::<Vec<_>>();
+    let input = DecisionInput {
+        verdict: fields.get("verdict"),
+        conditions: list("conditions"),
+        reasons: list("reasons"),
+        variables: explicit.then_some(variables),
+        linkage: explicit.then_some(linkage),
+        output_preset: Some(fields.get("output_preset")),
+    };
+    match chair_decision(input) {
+        Ok(decision) if problems.is_empty() => Ok(decision),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            problems.extend(more);
+            Err(problems)
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------

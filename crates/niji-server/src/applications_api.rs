@@ -13,8 +13,8 @@
 
 use crate::api::{ApiError, ErrorBody, TokenUser};
 use crate::applications::{
-    access, deadline_date, domain_problems, from_code, kind_from_code, purpose_from_code, resolve_researchers, store_failed, stored_form,
-    track_from_code, visible_permits, Problem, Reason, Refusal,
+    access, chair_decision, deadline_date, domain_problems, from_code, kind_from_code, purpose_from_code, resolve_researchers, store_failed,
+    stored_form, track_from_code, visible_permits, DecisionInput, Problem, Reason, Refusal,
 };
 use crate::upload::today_jst;
 use crate::AppState;
@@ -29,7 +29,7 @@ use niji_applications::Actor;
 use niji_core::Role;
 use niji_review::{
     Application, ApplicationStatus, Case, LinkagePair, PurposeCategory, Recipient, RecipientKind, RequestedVariable, Software, Tier, Track,
-    TriageReason, Vote,
+    TriageReason, VariableRef, Vote,
 };
 use niji_store::{ApplicationRow, Store};
 use serde::{Deserialize, Serialize};
@@ -545,6 +545,25 @@ pub(crate) struct DecisionRequest {
     #[serde(default)]
     conditions: Vec<String>,
     reasons: Vec<String>,
+    /// The approved variables, a subset of those requested (the permit grants these only).
+    /// Absent: every requested variable and linkage pair is approved.
+    #[serde(default)]
+    variables: Option<Vec<ApprovedVariable>>,
+    /// The approved linkage pairs, only with `variables` (absent: no linkage).
+    #[serde(default)]
+    linkage: Option<Vec<LinkageForm>>,
+    /// Output-checking preset: ndb, acro or opensafely (standard = ndb, strict = acro); kept
+    /// under its canonical name. Absent: standard.
+    #[serde(default)]
+    output_preset: Option<String>,
+}
+
+/// A dataset, table and column approved by the chair.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct ApprovedVariable {
+    dataset: String,
+    table: String,
+    column: String,
 }
 
 /// The chair records the committee's decision; an approval returns its permit.
@@ -558,17 +577,18 @@ pub(crate) async fn decide_application(
 ) -> Response {
     let Ok(Path(id)) = id else { return ApiError::NotFound.into_response() };
     let Ok(Json(body)) = body else { return ApiError::BadRequest.into_response() };
-    let Some(verdict) = from_code::<niji_review::Vote>(&body.verdict) else { return ApiError::BadRequest.into_response() };
     let store = &state.instance().store;
     let result = async {
+        let decision = chair_decision(DecisionInput {
+            verdict: body.verdict,
+            conditions: body.conditions,
+            reasons: body.reasons,
+            variables: body.variables.map(|list| list.into_iter().map(|v| VariableRef::new(v.dataset, v.table, v.column)).collect()),
+            linkage: body.linkage.map(|list| list.into_iter().map(|l| LinkagePair::new(l.left, l.right)).collect()),
+            output_preset: body.output_preset,
+        })
+        .map_err(Refusal::Invalid)?;
         let actor = Actor::load(store, user.id).await.map_err(|e| Refusal::from_workflow(e, None))?;
-        let decision = niji_applications::ChairDecision {
-            verdict,
-            conditions: body.conditions.into_iter().filter(|c| !c.trim().is_empty()).collect(),
-            reasons: body.reasons.into_iter().filter(|r| !r.trim().is_empty()).collect(),
-            scope: None,
-            output_preset: None,
-        };
         niji_applications::decide(state.instance(), &actor, id, decision, today_jst()).await.map_err(|e| Refusal::from_workflow(e, None))
     }
     .await;

@@ -1017,3 +1017,87 @@ async fn committee_votes_and_decisions_through_the_api() {
     let r = send(&app, api_json("POST", &format!("/api/v1/applications/{id}/withdraw"), &token, &serde_json::json!({}))).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
 }
+
+/// The chair's portal form offers what the API's decision accepts (one conversion for both):
+/// a subset of the requested variables and an output preset become the permit's policy; a
+/// decision with an unknown preset, nothing approved or a variable that was not requested is
+/// refused naming the field, and nothing changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chair_approves_part_of_the_variables_with_a_preset_in_the_portal() {
+    let app = app().await;
+    let w = review_world(&app).await;
+    let token = app.accounts.create_api_token(w.researcher, "test", "cli:test", OffsetDateTime::now_utc()).await.unwrap();
+    let mut form = application_json(w.researcher);
+    form["diseases"] = serde_json::json!(["E10"]);
+    let id = send(&app, api_json("POST", "/api/v1/applications", &token, &form)).await.json()["id"].as_i64().unwrap();
+    let r = send(&app, api_json("POST", &format!("/api/v1/applications/{id}/submit"), &token, &serde_json::json!({}))).await;
+    assert_eq!(r.json()["status"], "under_review", "{}", r.body);
+    for rev in &w.reviewers[..4] {
+        let r = send(&app, api_json("POST", &format!("/api/v1/applications/{id}/votes"), &rev.2, &serde_json::json!({"vote": "approve"}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let unchanged = async || {
+        let detail = send(&app, api_get(&format!("/api/v1/applications/{id}"), &token)).await.json();
+        assert_eq!(detail["status"], "under_review", "{detail}");
+        assert_eq!(send(&app, api_get("/api/v1/permits", &token)).await.json(), serde_json::json!([]));
+        assert!(app.instance.store.review_decision(id).await.unwrap().is_none());
+    };
+
+    // The API refuses an unknown preset with the field named (not echoed).
+    let path = format!("/api/v1/applications/{id}/decision");
+    let bad = serde_json::json!({"verdict": "approve", "reasons": ["妥当"], "output_preset": "secret-preset"});
+    let r = send(&app, api_json("POST", &path, &w.chair.2, &bad)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.json()["error"]["problems"], serde_json::json!([{"field": "output_preset", "reason": "unknown_value"}]));
+    assert!(!r.body.contains("secret-preset"));
+    unchanged().await;
+
+    // The chair's form: a checkbox per requested variable (checked) and the presets.
+    let chair = sign_in_as(&app, "chair", &w.chair.1).await;
+    let page = send(&app, get(&format!("/applications/{id}"), &chair)).await;
+    assert!(page.body.contains("id=\"decide-variables\""), "{}", page.body);
+    assert!(page.body.contains("name=\"variable\" id=\"variable-0\" value=\"ehr.conditions.code\" checked"), "{}", page.body);
+    assert!(page.body.contains("name=\"variable\" id=\"variable-1\" value=\"ehr.medications.code\" checked"), "{}", page.body);
+    for preset in ["ndb", "acro", "opensafely"] {
+        assert!(page.body.contains(&format!("<option value=\"{preset}\">")), "{preset}: {}", page.body);
+    }
+    let csrf = hidden_csrf(&page.body);
+    let decide = |extra: &[(&'static str, &'static str)]| {
+        let mut fields = vec![("csrf", csrf.clone()), ("verdict", "approve".to_string()), ("scope", "explicit".to_string())];
+        fields.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        fields.push(("reasons", "医学的に妥当".to_string()));
+        fields
+    };
+    let post = |fields: Vec<(&'static str, String)>| {
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        post_form(&format!("/applications/{id}/decide"), &chair, &pairs)
+    };
+
+    // Refused, naming the field with a fixed text; nothing changes.
+    let r = send(&app, post(decide(&[("variable", "ehr.conditions.code"), ("output_preset", "secret-preset")]))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains("決定の内容に不備") && r.body.contains("<code>output_preset</code>: 選択肢にありません"), "{}", r.body);
+    assert!(!r.body.contains("secret-preset"));
+    let r = send(&app, post(decide(&[("output_preset", "acro")]))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains("<code>variables</code>: 入力が必要です"), "nothing approved: {}", r.body);
+    let r = send(&app, post(decide(&[("variable", "ehr.claims.amount"), ("output_preset", "acro")]))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains("<code>variables[0]</code>: 申請されていません"), "not requested: {}", r.body);
+    let r = send(&app, post(decide(&[("variable", "ehr"), ("output_preset", "acro")]))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains("<code>variables[0]</code>: 書式が正しくありません"), "{}", r.body);
+    unchanged().await;
+
+    // Approved: the permit grants the checked variable only, with the chosen preset.
+    let r = send(&app, post(decide(&[("variable", "ehr.conditions.code"), ("output_preset", "acro")]))).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, format!("/applications/{id}?done=permit").as_str()), "{}", r.body);
+    let permits = send(&app, api_get("/api/v1/permits", &token)).await.json();
+    assert_eq!(permits.as_array().unwrap().len(), 1, "{permits}");
+    assert_eq!(permits[0]["output_preset"], "acro");
+    assert_eq!(permits[0]["datasets"], serde_json::json!([{"dataset": "ehr", "tables": [{"table": "conditions", "columns": ["code"]}]}]));
+    let stored = niji_applications::list_permits(&app.instance.store).await.unwrap();
+    let policy = &stored[0].policy;
+    assert!(policy.allows_column("ehr", "conditions", "code") && !policy.allows_column("ehr", "medications", "code"));
+    assert_eq!(policy.output_preset, "acro");
+}
