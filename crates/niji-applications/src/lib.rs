@@ -401,18 +401,22 @@ pub struct ChairDecision {
     pub scope: Option<ApprovedScope>,
     /// Output-checking preset of the permit (`standard` unless given).
     pub output_preset: Option<String>,
+    /// A cohort within the application's (`None`: the application's).
+    pub cohort: Option<niji_review::CohortFilter>,
+    /// Shift every date per person by up to this many days (`None`: no shift).
+    pub date_shift_days: Option<u32>,
 }
 
 impl ChairDecision {
     /// A decision with reasons and nothing else (no conditions, everything requested approved).
     pub fn new(verdict: Vote, reasons: Vec<String>) -> Self {
-        Self { verdict, conditions: Vec::new(), reasons, scope: None, output_preset: None }
+        Self { verdict, conditions: Vec::new(), reasons, scope: None, output_preset: None, cohort: None, date_shift_days: None }
     }
 }
 
 /// The chair records the committee's decision. Approval issues a permit (returned).
 pub async fn decide(instance: &Instance, actor: &Actor, id: i64, decision: ChairDecision, today: Date) -> Result<Option<i64>, WorkflowError> {
-    let ChairDecision { verdict, conditions, reasons, scope, output_preset } = decision;
+    let ChairDecision { verdict, conditions, reasons, scope, output_preset, cohort, date_shift_days } = decision;
     actor.require(Role::CommitteeChair)?;
     let row = instance.store.application(id).await?.ok_or(WorkflowError::NotFound("application"))?;
     let from = status_of(&row.status)?;
@@ -426,10 +430,14 @@ pub async fn decide(instance: &Instance, actor: &Actor, id: i64, decision: Chair
         Vote::Approve | Vote::ApproveWithConditions => {
             let mut scope = scope.unwrap_or_else(|| everything_requested(&form));
             scope.conditions = conditions;
+            if cohort.is_some() {
+                scope.cohort = cohort;
+            }
             let terms = PermitTerms {
                 starts_on: today,
                 months: form.duration_months,
                 output_preset: output_preset.unwrap_or_else(|| "standard".to_string()),
+                date_shift_days,
             };
             Some(PermitPolicy::grant(id, &form, &scope, &terms)?)
         }
@@ -510,8 +518,15 @@ pub async fn amend_permit(
     let form: Application = from_json(&row.form, "application form")?;
     let mut scope = scope.unwrap_or_else(|| everything_requested(&form));
     scope.conditions = policy.conditions.clone();
-    let terms =
-        PermitTerms { starts_on: today, months: form.duration_months, output_preset: output_preset.unwrap_or_else(|| policy.output_preset.clone()) };
+    if scope.cohort.is_none() {
+        scope.cohort = policy.cohort.clone();
+    }
+    let terms = PermitTerms {
+        starts_on: today,
+        months: form.duration_months,
+        output_preset: output_preset.unwrap_or_else(|| policy.output_preset.clone()),
+        date_shift_days: policy.date_shift_days,
+    };
     let amended = policy.amend(&form, &scope, &terms)?;
     let key_id = permit_key_id(old.application_id, amended.version);
     let (new_id, version) = instance
@@ -663,7 +678,7 @@ async fn triage_and_route(
     let applicant = store.application(id).await?.ok_or(WorkflowError::NotFound("application"))?.applicant_id;
     notify(instance, applicant, id, "受け付けました / Received and triaged").await?;
     let permit = if to == ApplicationStatus::Notified {
-        let terms = PermitTerms { starts_on: today, months: form.duration_months, output_preset: "standard".to_string() };
+        let terms = PermitTerms { starts_on: today, months: form.duration_months, output_preset: "standard".to_string(), date_shift_days: None };
         let policy = PermitPolicy::grant(id, form, &everything_requested(form), &terms)?;
         Some(issue_permit(instance, actor, id, &policy).await?)
     } else {
@@ -673,7 +688,12 @@ async fn triage_and_route(
 }
 
 fn everything_requested(form: &Application) -> ApprovedScope {
-    ApprovedScope { variables: form.variables.iter().map(|v| v.to_ref()).collect(), linkage: form.linkage.clone(), conditions: Vec::new() }
+    ApprovedScope {
+        variables: form.variables.iter().map(|v| v.to_ref()).collect(),
+        linkage: form.linkage.clone(),
+        conditions: Vec::new(),
+        cohort: None,
+    }
 }
 
 /// Stores a permit and creates its data key; both logged.

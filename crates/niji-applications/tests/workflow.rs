@@ -244,19 +244,22 @@ async fn a_recused_member_cannot_vote_and_decisions_issue_permits_for_what_was_a
         cast_vote(&w.instance, r, id, Vote::ApproveWithConditions, "条件付きで妥当").await.unwrap();
     }
     // Approving a column that was not requested changes nothing.
-    let too_much = ApprovedScope { variables: vec![VariableRef::new("ehr", "patients", "municipality")], linkage: vec![], conditions: vec![] };
+    let too_much =
+        ApprovedScope { variables: vec![VariableRef::new("ehr", "patients", "municipality")], linkage: vec![], conditions: vec![], cohort: None };
     let with = |scope, preset: Option<&str>| ChairDecision {
         verdict: Vote::ApproveWithConditions,
         conditions: vec!["成果物は事前確認".into()],
         reasons: vec!["医学的に妥当".into()],
         scope: Some(scope),
         output_preset: preset.map(str::to_string),
+        cohort: None,
+        date_shift_days: None,
     };
     let e = decide(&w.instance, &w.chair, id, with(too_much, None), TODAY).await.unwrap_err();
     assert!(matches!(e, WorkflowError::Permit(_)), "{e:?}");
     assert_eq!(w.instance.store.application(id).await.unwrap().unwrap().status, "under_review");
     // Approving one of the two requested columns: the permit grants that one only.
-    let one = ApprovedScope { variables: vec![VariableRef::new("ehr", "conditions", "code")], linkage: vec![], conditions: vec![] };
+    let one = ApprovedScope { variables: vec![VariableRef::new("ehr", "conditions", "code")], linkage: vec![], conditions: vec![], cohort: None };
     let permit = decide(&w.instance, &w.chair, id, with(one, Some("strict")), TODAY).await.unwrap().expect("an approval issues a permit");
     let permits = list_permits(&w.instance.store).await.unwrap();
     let p = permits.iter().find(|p| p.id == permit).unwrap();
@@ -334,7 +337,7 @@ async fn permits_are_suspended_amended_and_expire_with_their_keys() {
     resume_permit(&w.instance, &w.operator, permit).await.unwrap();
 
     // An amendment narrows the permit to one column: version 2, version 1 superseded, its key gone.
-    let one = ApprovedScope { variables: vec![VariableRef::new("ehr", "conditions", "code")], linkage: vec![], conditions: vec![] };
+    let one = ApprovedScope { variables: vec![VariableRef::new("ehr", "conditions", "code")], linkage: vec![], conditions: vec![], cohort: None };
     assert!(matches!(amend_permit(&w.instance, &w.operator, permit, Some(one.clone()), None, TODAY).await, Err(WorkflowError::Forbidden(_))));
     let amended = amend_permit(&w.instance, &w.chair, permit, Some(one), None, TODAY).await.unwrap();
     let permits = list_permits(&w.instance.store).await.unwrap();

@@ -29,6 +29,10 @@ pub struct ApprovedScope {
     pub linkage: Vec<LinkagePair>,
     /// Conditions of approval, copied into the permit.
     pub conditions: Vec<String>,
+    /// A cohort narrower than the application's (or a first one when it asked for none);
+    /// `None`: the application's cohort.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohort: Option<CohortFilter>,
 }
 
 /// When and how the permit applies.
@@ -41,6 +45,9 @@ pub struct PermitTerms {
     /// Disclosure-control preset of output checking (e.g. `standard`, `strict`): lower-case
     /// letters, digits, `_` and `-`, at most 32 characters.
     pub output_preset: String,
+    /// Shift every date per person by up to this many days (1–366); `None`: no shift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_shift_days: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +111,12 @@ pub enum PermitError {
     BadPreset,
     #[error("no further amendment is possible")]
     VersionOverflow,
+    #[error("the approved cohort is not valid: {0}")]
+    BadCohort(&'static str),
+    #[error("the approved cohort is wider than the application's: {0}")]
+    WiderCohort(&'static str),
+    #[error("a date shift must be 1 to 366 days")]
+    BadDateShift,
 }
 
 impl PermitPolicy {
@@ -154,6 +167,35 @@ impl PermitPolicy {
     }
 }
 
+/// A valid cohort, within the application's (when it asked for one): its diseases each under one
+/// of the application's, its age range and period inside the application's.
+fn check_cohort(c: &CohortFilter, asked: Option<&CohortFilter>) -> Result<(), PermitError> {
+    if c.diseases.iter().any(|d| crate::disease::normalize(d).is_none()) {
+        return Err(PermitError::BadCohort("diseases"));
+    }
+    if c.age.is_some_and(|a| a.min > a.max) {
+        return Err(PermitError::BadCohort("age"));
+    }
+    if c.period.is_some_and(|p| p.from > p.to) {
+        return Err(PermitError::BadCohort("period"));
+    }
+    let Some(a) = asked else { return Ok(()) };
+    if !a.diseases.is_empty() && (c.diseases.is_empty() || !c.diseases.iter().all(|d| a.diseases.iter().any(|x| crate::disease::covers(x, d)))) {
+        return Err(PermitError::WiderCohort("diseases"));
+    }
+    if let Some(aa) = a.age {
+        if !c.age.is_some_and(|ca| ca.min >= aa.min && ca.max <= aa.max) {
+            return Err(PermitError::WiderCohort("age"));
+        }
+    }
+    if let Some(ap) = a.period {
+        if !c.period.is_some_and(|cp| cp.from >= ap.from && cp.to <= ap.to) {
+            return Err(PermitError::WiderCohort("period"));
+        }
+    }
+    Ok(())
+}
+
 fn derive(
     application_id: i64,
     version: u32,
@@ -181,6 +223,16 @@ fn derive(
             return Err(PermitError::LinkageDatasetNotApproved { index });
         }
         linkage.insert(pair.key());
+    }
+    let cohort = match &approved.cohort {
+        None => application.cohort.clone(),
+        Some(c) => {
+            check_cohort(c, application.cohort.as_ref())?;
+            Some(c.clone())
+        }
+    };
+    if terms.date_shift_days.is_some_and(|d| !(1..=366).contains(&d)) {
+        return Err(PermitError::BadDateShift);
     }
     if let Some(index) = approved.conditions.iter().position(|c| c.trim().is_empty()) {
         return Err(PermitError::EmptyCondition { index });
@@ -211,7 +263,7 @@ fn derive(
                     .collect(),
             })
             .collect(),
-        cohort: application.cohort.clone(),
+        cohort,
         purpose: application.purpose.clone(),
         purpose_category: application.purpose_category,
         recipients: application.recipients.clone(),
@@ -222,6 +274,6 @@ fn derive(
         starts_on: terms.starts_on,
         expires_on,
         conditions: approved.conditions.clone(),
-        date_shift_days: None,
+        date_shift_days: terms.date_shift_days,
     })
 }

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use time::macros::date;
 
 fn terms() -> PermitTerms {
-    PermitTerms { starts_on: date!(2026 - 04 - 01), months: 12, output_preset: "standard".into() }
+    PermitTerms { starts_on: date!(2026 - 04 - 01), months: 12, output_preset: "standard".into(), date_shift_days: None }
 }
 
 fn linked_application() -> Application {
@@ -26,6 +26,7 @@ fn a_permit_allows_exactly_what_was_approved() {
         variables: vec![VariableRef::new("ndb", "conditions", "icd10"), VariableRef::new("dpc", "encounters", "admission_date")],
         linkage: vec![LinkagePair::new("dpc", "ndb")],
         conditions: vec!["成果物は公表前に確認を受けること".into()],
+        cohort: None,
     };
     let p = PermitPolicy::grant(42, &a, &approved, &terms()).unwrap();
     assert_eq!((p.application_id, p.version), (42, 1));
@@ -50,7 +51,7 @@ fn refusals() {
     let a = linked_application();
     let ok_vars = vec![VariableRef::new("ndb", "conditions", "icd10"), VariableRef::new("dpc", "encounters", "admission_date")];
     let grant = |approved: &ApprovedScope, terms: &PermitTerms| PermitPolicy::grant(1, &a, approved, terms);
-    let scope = |variables: Vec<VariableRef>, linkage: Vec<LinkagePair>| ApprovedScope { variables, linkage, conditions: vec![] };
+    let scope = |variables: Vec<VariableRef>, linkage: Vec<LinkagePair>| ApprovedScope { variables, linkage, conditions: vec![], cohort: None };
 
     assert_eq!(grant(&scope(vec![], vec![]), &terms()), Err(PermitError::NothingApproved));
     let mut vars = ok_vars.clone();
@@ -153,4 +154,58 @@ proptest! {
         let scope = ApprovedScope { variables: approved, ..ApprovedScope::default() };
         prop_assert_eq!(PermitPolicy::grant(1, &a, &scope, &terms()), Err(PermitError::VariableNotRequested { index }));
     }
+}
+
+#[test]
+fn the_chair_narrows_the_cohort_and_may_shift_dates() {
+    let mut a = application();
+    a.cohort = Some(CohortFilter {
+        diseases: vec!["E11".into()],
+        age: Some(AgeRange { min: 20, max: 80 }),
+        period: Some(Period { from: date!(2020 - 01 - 01), to: date!(2025 - 12 - 31) }),
+    });
+    let vars = vec![VariableRef::new("ndb", "conditions", "icd10")];
+    let cohort = |diseases: &[&str], age: Option<(u32, u32)>, period: Option<(time::Date, time::Date)>| CohortFilter {
+        diseases: diseases.iter().map(|d| d.to_string()).collect(),
+        age: age.map(|(min, max)| AgeRange { min, max }),
+        period: period.map(|(from, to)| Period { from, to }),
+    };
+    let check = |a: &Application, c: Option<CohortFilter>, shift: Option<u32>, expected: Result<(), PermitError>| {
+        let approved = ApprovedScope { variables: vars.clone(), cohort: c.clone(), ..ApprovedScope::default() };
+        let got = PermitPolicy::grant(1, a, &approved, &PermitTerms { date_shift_days: shift, ..terms() });
+        match (got, expected) {
+            (Ok(p), Ok(())) => {
+                assert_eq!(p.cohort, c.or(a.cohort.clone()));
+                assert_eq!(p.date_shift_days, shift);
+            }
+            (Err(e), Err(x)) => assert_eq!(e, x),
+            (got, x) => panic!("{got:?} vs {x:?}"),
+        }
+    };
+    let inside = Some((date!(2021 - 01 - 01), date!(2022 - 12 - 31)));
+    check(&a, None, None, Ok(()));
+    check(&a, Some(cohort(&["E11.9"], Some((40, 74)), inside)), Some(30), Ok(()));
+    check(&a, Some(cohort(&["E10"], Some((40, 74)), inside)), None, Err(PermitError::WiderCohort("diseases")));
+    check(&a, Some(cohort(&[], Some((40, 74)), inside)), None, Err(PermitError::WiderCohort("diseases")));
+    check(&a, Some(cohort(&["E11"], Some((10, 74)), inside)), None, Err(PermitError::WiderCohort("age")));
+    check(&a, Some(cohort(&["E11"], None, inside)), None, Err(PermitError::WiderCohort("age")));
+    check(
+        &a,
+        Some(cohort(&["E11"], Some((40, 74)), Some((date!(2019 - 01 - 01), date!(2021 - 01 - 01))))),
+        None,
+        Err(PermitError::WiderCohort("period")),
+    );
+    check(&a, Some(cohort(&["diabetes"], Some((40, 74)), inside)), None, Err(PermitError::BadCohort("diseases")));
+    check(&a, Some(cohort(&["E11"], Some((74, 40)), inside)), None, Err(PermitError::BadCohort("age")));
+    check(
+        &a,
+        Some(cohort(&["E11"], Some((40, 74)), Some((date!(2022 - 01 - 01), date!(2021 - 01 - 01))))),
+        None,
+        Err(PermitError::BadCohort("period")),
+    );
+    check(&a, None, Some(0), Err(PermitError::BadDateShift));
+    check(&a, None, Some(400), Err(PermitError::BadDateShift));
+    // Without a cohort in the application, any valid cohort narrows it.
+    a.cohort = None;
+    check(&a, Some(cohort(&["C50"], None, None)), None, Ok(()));
 }

@@ -229,6 +229,10 @@ fn scope_problem(e: &PermitError) -> Option<Problem> {
         PermitError::LinkageDatasetNotApproved { index } => (format!("linkage[{index}]"), Reason::LinkageNotApproved),
         PermitError::EmptyCondition { index } => (format!("conditions[{index}]"), Reason::Domain(ProblemReason::Required)),
         PermitError::BadPreset => ("output_preset".to_string(), Reason::UnknownValue),
+        PermitError::BadCohort("diseases") => ("cohort.diseases".to_string(), Reason::Domain(ProblemReason::NotIcd10)),
+        PermitError::BadCohort(part) => (format!("cohort.{part}"), Reason::Domain(ProblemReason::InvertedRange)),
+        PermitError::WiderCohort(part) => (format!("cohort.{part}"), Reason::NotRequested),
+        PermitError::BadDateShift => ("date_shift_days".to_string(), Reason::UnknownValue),
         _ => return None,
     };
     Some(Problem { field, reason })
@@ -250,6 +254,10 @@ pub(crate) struct DecisionInput {
     /// An output-checking preset of `niji-sdc` (`ndb`, `acro`, `opensafely`, or the aliases
     /// `standard` and `strict`), kept under its canonical name; `None` or blank: the default.
     pub output_preset: Option<String>,
+    /// A cohort within the application's; `None`: the application's.
+    pub cohort: Option<niji_review::CohortFilter>,
+    /// Shift every date per person by up to this many days; `None`: no shift.
+    pub date_shift_days: Option<u32>,
 }
 
 /// The output-checking presets a decision may choose, by canonical name.
@@ -283,13 +291,19 @@ pub(crate) fn chair_decision(input: DecisionInput) -> Result<ChairDecision, Vec<
             problems.push(Problem { field: "variables".into(), reason: Reason::Domain(ProblemReason::Required) });
             None
         }
-        (Some(variables), linkage) => Some(ApprovedScope { variables, linkage: linkage.unwrap_or_default(), conditions: Vec::new() }),
+        (Some(variables), linkage) => Some(ApprovedScope { variables, linkage: linkage.unwrap_or_default(), conditions: Vec::new(), cohort: None }),
     };
     let texts = |list: Vec<String>| list.iter().map(|t| t.trim()).filter(|t| !t.is_empty()).map(str::to_string).collect::<Vec<_>>();
     match verdict {
-        Some(verdict) if problems.is_empty() => {
-            Ok(ChairDecision { verdict, conditions: texts(input.conditions), reasons: texts(input.reasons), scope, output_preset })
-        }
+        Some(verdict) if problems.is_empty() => Ok(ChairDecision {
+            verdict,
+            conditions: texts(input.conditions),
+            reasons: texts(input.reasons),
+            scope,
+            output_preset,
+            cohort: input.cohort,
+            date_shift_days: input.date_shift_days,
+        }),
         _ => Err(problems),
     }
 }
@@ -1448,6 +1462,8 @@ fn decision_from_form(fields: &Fields) -> Result<ChairDecision, Vec<Problem>> {
         variables: explicit.then_some(variables),
         linkage: explicit.then_some(linkage),
         output_preset: Some(fields.get("output_preset")),
+        cohort: None,
+        date_shift_days: None,
     };
     match chair_decision(input) {
         Ok(decision) if problems.is_empty() => Ok(decision),

@@ -556,6 +556,52 @@ pub(crate) struct DecisionRequest {
     /// under its canonical name. Absent: standard.
     #[serde(default)]
     output_preset: Option<String>,
+    /// A cohort within the application's (ICD-10 codes or prefixes under the application's,
+    /// an age range and a period inside its own). Absent: the application's cohort.
+    #[serde(default)]
+    cohort: Option<CohortRequest>,
+    /// Shift every date a researcher sees by one offset per person, up to this many days
+    /// (1–366). Absent: no shift.
+    #[serde(default)]
+    date_shift_days: Option<u32>,
+}
+
+/// A cohort restriction.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct CohortRequest {
+    #[serde(default)]
+    diseases: Vec<String>,
+    #[serde(default)]
+    age_min: Option<u32>,
+    #[serde(default)]
+    age_max: Option<u32>,
+    /// ISO date.
+    #[serde(default)]
+    period_from: Option<String>,
+    /// ISO date.
+    #[serde(default)]
+    period_to: Option<String>,
+}
+
+impl CohortRequest {
+    /// The cohort, or the field that is malformed.
+    fn filter(self) -> Result<niji_review::CohortFilter, Problem> {
+        let date = |s: &str| time::Date::parse(s, &time::format_description::well_known::Iso8601::DATE).ok();
+        let age = match (self.age_min, self.age_max) {
+            (None, None) => None,
+            (Some(min), Some(max)) => Some(niji_review::AgeRange { min, max }),
+            _ => return Err(Problem { field: "cohort.age".into(), reason: Reason::Domain(niji_review::ProblemReason::Required) }),
+        };
+        let period = match (self.period_from.as_deref(), self.period_to.as_deref()) {
+            (None, None) => None,
+            (Some(f), Some(t)) => match (date(f), date(t)) {
+                (Some(from), Some(to)) => Some(niji_review::Period { from, to }),
+                _ => return Err(Problem { field: "cohort.period".into(), reason: Reason::Format }),
+            },
+            _ => return Err(Problem { field: "cohort.period".into(), reason: Reason::Domain(niji_review::ProblemReason::Required) }),
+        };
+        Ok(niji_review::CohortFilter { diseases: self.diseases, age, period })
+    }
 }
 
 /// A dataset, table and column approved by the chair.
@@ -579,7 +625,10 @@ pub(crate) async fn decide_application(
     let Ok(Json(body)) = body else { return ApiError::BadRequest.into_response() };
     let store = &state.instance().store;
     let result = async {
+        let cohort = body.cohort.map(CohortRequest::filter).transpose().map_err(|p| Refusal::Invalid(vec![p]))?;
         let decision = chair_decision(DecisionInput {
+            cohort,
+            date_shift_days: body.date_shift_days,
             verdict: body.verdict,
             conditions: body.conditions,
             reasons: body.reasons,

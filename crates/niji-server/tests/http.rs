@@ -1101,3 +1101,46 @@ async fn the_chair_approves_part_of_the_variables_with_a_preset_in_the_portal() 
     assert!(policy.allows_column("ehr", "conditions", "code") && !policy.allows_column("ehr", "medications", "code"));
     assert_eq!(policy.output_preset, "acro");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chair_narrows_the_cohort_and_shifts_dates_through_the_api() {
+    let app = app().await;
+    let w = review_world(&app).await;
+    let token = app.accounts.create_api_token(w.researcher, "test", "cli:test", OffsetDateTime::now_utc()).await.unwrap();
+    let mut form = application_json(w.researcher);
+    form["diseases"] = serde_json::json!(["E10"]);
+    let id = send(&app, api_json("POST", "/api/v1/applications", &token, &form)).await.json()["id"].as_i64().unwrap();
+    let r = send(&app, api_json("POST", &format!("/api/v1/applications/{id}/submit"), &token, &serde_json::json!({}))).await;
+    assert_eq!(r.json()["status"], "under_review", "{}", r.body);
+    for rev in &w.reviewers[..4] {
+        send(&app, api_json("POST", &format!("/api/v1/applications/{id}/votes"), &rev.2, &serde_json::json!({"vote": "approve"}))).await;
+    }
+    let path = format!("/api/v1/applications/{id}/decision");
+    let decide = |extra: serde_json::Value| {
+        let mut body = serde_json::json!({"verdict": "approve", "reasons": ["妥当"]});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        api_json("POST", &path, &w.chair.2, &body)
+    };
+    // Refused, with the field named and nothing stored.
+    for (extra, field) in [
+        (serde_json::json!({"cohort": {"diseases": ["diabetes"]}}), "cohort.diseases"),
+        (serde_json::json!({"cohort": {"age_min": 70, "age_max": 40}}), "cohort.age"),
+        (serde_json::json!({"cohort": {"age_min": 40}}), "cohort.age"),
+        (serde_json::json!({"cohort": {"period_from": "2024-01-01", "period_to": "someday"}}), "cohort.period"),
+        (serde_json::json!({"date_shift_days": 0}), "date_shift_days"),
+    ] {
+        let r = send(&app, decide(extra.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{extra}: {}", r.body);
+        assert_eq!(r.json()["error"]["problems"][0]["field"], field, "{}", r.body);
+        assert!(app.instance.store.review_decision(id).await.unwrap().is_none());
+    }
+    let r = send(&app, decide(serde_json::json!({"cohort": {"diseases": ["E11"], "age_min": 40, "age_max": 74}, "date_shift_days": 30}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let permit = app.instance.store.permits().await.unwrap().pop().unwrap();
+    let policy: niji_review::PermitPolicy = serde_json::from_str(&permit.policy).unwrap();
+    let cohort = policy.cohort.unwrap();
+    assert_eq!((cohort.diseases, cohort.age.map(|a| (a.min, a.max))), (vec!["E11".to_string()], Some((40, 74))));
+    assert_eq!(policy.date_shift_days, Some(30));
+}

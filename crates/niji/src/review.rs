@@ -385,6 +385,9 @@ pub async fn seed_demo(
                     reasons: vec!["同一目的で、提供先は同等の規律に服する。".into()],
                     scope: None,
                     output_preset: Some("strict".into()),
+                    cohort: None,
+                    // Dates the researchers see move by up to 30 days per person.
+                    date_shift_days: Some(30),
                 };
                 niji_applications::decide(instance, &voters[0], id, decision, today).await?;
             }
