@@ -260,6 +260,33 @@ pub(crate) struct DecisionInput {
     pub date_shift_days: Option<u32>,
 }
 
+/// A cohort restriction from its parts (the portal's fields and the API's body): ages both or
+/// neither, ISO dates both or neither; the rest (codes, ranges, narrowing) is checked when the
+/// permit is derived.
+pub(crate) fn cohort_from_parts(
+    diseases: Vec<String>,
+    age_min: Option<u32>,
+    age_max: Option<u32>,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<niji_review::CohortFilter, Problem> {
+    let date = |s: &str| time::Date::parse(s, &time::format_description::well_known::Iso8601::DATE).ok();
+    let age = match (age_min, age_max) {
+        (None, None) => None,
+        (Some(min), Some(max)) => Some(niji_review::AgeRange { min, max }),
+        _ => return Err(Problem { field: "cohort.age".into(), reason: Reason::Domain(ProblemReason::Required) }),
+    };
+    let period = match (from, to) {
+        (None, None) => None,
+        (Some(f), Some(t)) => match (date(f), date(t)) {
+            (Some(from), Some(to)) => Some(niji_review::Period { from, to }),
+            _ => return Err(Problem { field: "cohort.period".into(), reason: Reason::Format }),
+        },
+        _ => return Err(Problem { field: "cohort.period".into(), reason: Reason::Domain(ProblemReason::Required) }),
+    };
+    Ok(niji_review::CohortFilter { diseases, age, period })
+}
+
 /// The output-checking presets a decision may choose, by canonical name.
 pub(crate) fn preset_names() -> impl Iterator<Item = &'static str> {
     niji_sdc::Preset::ALL.into_iter().map(niji_sdc::Preset::name)
@@ -1455,6 +1482,25 @@ fn decision_from_form(fields: &Fields) -> Result<ChairDecision, Vec<Problem>> {
         })
         .collect();
     let list = |name: &str| lines(&fields.get(name)).map(str::to_string).collect::<Vec<_>>();
+    let number = |name: &str, field: &str, problems: &mut Vec<Problem>| -> Option<u32> {
+        let v = fields.get(name);
+        let v = v.trim();
+        if v.is_empty() {
+            return None;
+        }
+        v.parse().map_err(|_| problems.push(Problem { field: field.into(), reason: Reason::NotNumber })).ok()
+    };
+    let diseases: Vec<String> =
+        fields.get("cohort_diseases").split([',', '、', ' ']).map(|d| d.trim().to_string()).filter(|d| !d.is_empty()).collect();
+    let (age_min, age_max) = (number("cohort_age_min", "cohort.age", &mut problems), number("cohort_age_max", "cohort.age", &mut problems));
+    let (from, to) = (fields.get("cohort_from"), fields.get("cohort_to"));
+    let (from, to) = (Some(from.trim()).filter(|s| !s.is_empty()), Some(to.trim()).filter(|s| !s.is_empty()));
+    let cohort = if diseases.is_empty() && age_min.is_none() && age_max.is_none() && from.is_none() && to.is_none() {
+        None
+    } else {
+        cohort_from_parts(diseases, age_min, age_max, from, to).map_err(|p| problems.push(p)).ok()
+    };
+    let date_shift_days = number("date_shift_days", "date_shift_days", &mut problems);
     let input = DecisionInput {
         verdict: fields.get("verdict"),
         conditions: list("conditions"),
@@ -1462,8 +1508,8 @@ fn decision_from_form(fields: &Fields) -> Result<ChairDecision, Vec<Problem>> {
         variables: explicit.then_some(variables),
         linkage: explicit.then_some(linkage),
         output_preset: Some(fields.get("output_preset")),
-        cohort: None,
-        date_shift_days: None,
+        cohort,
+        date_shift_days,
     };
     match chair_decision(input) {
         Ok(decision) if problems.is_empty() => Ok(decision),

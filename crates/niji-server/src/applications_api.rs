@@ -586,21 +586,7 @@ pub(crate) struct CohortRequest {
 impl CohortRequest {
     /// The cohort, or the field that is malformed.
     fn filter(self) -> Result<niji_review::CohortFilter, Problem> {
-        let date = |s: &str| time::Date::parse(s, &time::format_description::well_known::Iso8601::DATE).ok();
-        let age = match (self.age_min, self.age_max) {
-            (None, None) => None,
-            (Some(min), Some(max)) => Some(niji_review::AgeRange { min, max }),
-            _ => return Err(Problem { field: "cohort.age".into(), reason: Reason::Domain(niji_review::ProblemReason::Required) }),
-        };
-        let period = match (self.period_from.as_deref(), self.period_to.as_deref()) {
-            (None, None) => None,
-            (Some(f), Some(t)) => match (date(f), date(t)) {
-                (Some(from), Some(to)) => Some(niji_review::Period { from, to }),
-                _ => return Err(Problem { field: "cohort.period".into(), reason: Reason::Format }),
-            },
-            _ => return Err(Problem { field: "cohort.period".into(), reason: Reason::Domain(niji_review::ProblemReason::Required) }),
-        };
-        Ok(niji_review::CohortFilter { diseases: self.diseases, age, period })
+        crate::applications::cohort_from_parts(self.diseases, self.age_min, self.age_max, self.period_from.as_deref(), self.period_to.as_deref())
     }
 }
 

@@ -1089,8 +1089,37 @@ async fn the_chair_approves_part_of_the_variables_with_a_preset_in_the_portal() 
     assert!(r.body.contains("<code>variables[0]</code>: 書式が正しくありません"), "{}", r.body);
     unchanged().await;
 
-    // Approved: the permit grants the checked variable only, with the chosen preset.
-    let r = send(&app, post(decide(&[("variable", "ehr.conditions.code"), ("output_preset", "acro")]))).await;
+    // The cohort and date-shift fields: a half-given age range, a bad date, a bad code, a shift of
+    // zero days are each refused with their field.
+    for (extra, field) in [
+        (&[("cohort_age_min", "40")][..], "cohort.age"),
+        (&[("cohort_from", "2024-01-01"), ("cohort_to", "someday")][..], "cohort.period"),
+        (&[("cohort_diseases", "diabetes")][..], "cohort.diseases"),
+        (&[("date_shift_days", "0")][..], "date_shift_days"),
+        (&[("date_shift_days", "a week")][..], "date_shift_days"),
+    ] {
+        let mut fields = vec![("variable", "ehr.conditions.code"), ("output_preset", "acro")];
+        fields.extend_from_slice(extra);
+        let r = send(&app, post(decide(&fields))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{extra:?}: {}", r.body);
+        assert!(r.body.contains(&format!("<code>{field}</code>")), "{field}: {}", r.body);
+    }
+    unchanged().await;
+
+    // Approved: the permit grants the checked variable only, with the chosen preset, the narrowed
+    // cohort and the date shift.
+    let r = send(
+        &app,
+        post(decide(&[
+            ("variable", "ehr.conditions.code"),
+            ("output_preset", "acro"),
+            ("cohort_diseases", "E10, E10.9"),
+            ("cohort_age_min", "20"),
+            ("cohort_age_max", "64"),
+            ("date_shift_days", "14"),
+        ])),
+    )
+    .await;
     assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, format!("/applications/{id}?done=permit").as_str()), "{}", r.body);
     let permits = send(&app, api_get("/api/v1/permits", &token)).await.json();
     assert_eq!(permits.as_array().unwrap().len(), 1, "{permits}");
@@ -1098,6 +1127,11 @@ async fn the_chair_approves_part_of_the_variables_with_a_preset_in_the_portal() 
     assert_eq!(permits[0]["datasets"], serde_json::json!([{"dataset": "ehr", "tables": [{"table": "conditions", "columns": ["code"]}]}]));
     let stored = niji_applications::list_permits(&app.instance.store).await.unwrap();
     let policy = &stored[0].policy;
+    assert_eq!(policy.date_shift_days, Some(14));
+    assert_eq!(
+        policy.cohort.as_ref().map(|c| (c.diseases.clone(), c.age.map(|a| (a.min, a.max)))),
+        Some((vec!["E10".to_string(), "E10.9".to_string()], Some((20, 64))))
+    );
     assert!(policy.allows_column("ehr", "conditions", "code") && !policy.allows_column("ehr", "medications", "code"));
     assert_eq!(policy.output_preset, "acro");
 }
