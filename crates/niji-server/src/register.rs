@@ -227,13 +227,24 @@ async fn load(state: &AppState) -> Result<Register, ApiError> {
 
     // Statistics: days from submission to decision per tier, over every decided application.
     let mut by_tier: Vec<(Tier, Vec<f64>)> = Tier::ALL.iter().map(|t| (*t, Vec::new())).collect();
+    let mut on_time: Vec<(Tier, usize)> = Tier::ALL.iter().map(|t| (*t, 0)).collect();
     let mut all = Vec::new();
     for t in &timings {
         let (Some(submitted), Some(decided)) = (t.submitted_at, t.decided_at.or(t.first_permit_at)) else { continue };
         let d = days(submitted, decided);
         all.push(d);
-        if let Some((_, v)) = t.tier.as_deref().and_then(|x| x.parse::<Tier>().ok()).and_then(|tier| by_tier.iter_mut().find(|(k, _)| *k == tier)) {
+        let tier = t.tier.as_deref().and_then(|x| x.parse::<Tier>().ok());
+        if let Some((_, v)) = tier.and_then(|tier| by_tier.iter_mut().find(|(k, _)| *k == tier)) {
             v.push(d);
+        }
+        // The deadline is a date (stored as its midnight UTC): on time means decided before that
+        // day ends in Japan (15:00 UTC). A notification without one is decided at submission.
+        if let Some(tier) = tier {
+            if t.deadline_at.is_none_or(|deadline| decided < deadline + 15 * 3600) {
+                if let Some((_, n)) = on_time.iter_mut().find(|(k, _)| *k == tier) {
+                    *n += 1;
+                }
+            }
         }
     }
     let sorted = |mut v: Vec<f64>| {
@@ -245,7 +256,14 @@ async fn load(state: &AppState) -> Result<Register, ApiError> {
         .filter(|(_, v)| !v.is_empty())
         .map(|(tier, v)| {
             let v = sorted(v);
-            TierDaysBody { tier: tier.as_str(), decisions: v.len(), median_days: round1(median(&v)), p90_days: round1(percentile(&v, 90.0)) }
+            let within_deadline = on_time.iter().find(|(k, _)| *k == tier).map_or(0, |(_, n)| *n);
+            TierDaysBody {
+                tier: tier.as_str(),
+                decisions: v.len(),
+                within_deadline,
+                median_days: round1(median(&v)),
+                p90_days: round1(percentile(&v, 90.0)),
+            }
         })
         .collect();
     let all = sorted(all);
@@ -444,6 +462,9 @@ async fn opt_outs(state: &AppState) -> Result<Vec<OptOutBody>, ApiError> {
 pub(crate) struct TierDaysBody {
     tier: &'static str,
     decisions: usize,
+    /// Decisions made by the review deadline set at submission (notifications, decided at
+    /// submission, count as on time).
+    within_deadline: usize,
     median_days: f64,
     /// Nearest-rank 90th percentile.
     p90_days: f64,
@@ -673,6 +694,7 @@ struct OutcomeView {
 struct TierRow {
     tier: &'static str,
     decisions: usize,
+    within_deadline: usize,
     median: String,
     p90: String,
 }
@@ -795,7 +817,7 @@ async fn register_page(State(state): State<AppState>, lang: Lang, s: MaybeSessio
         .iter()
         .map(|t| {
             let tier = t.tier.parse::<Tier>().map(|x| pick(lang, x.label_ja(), x.label_en())).unwrap_or(t.tier);
-            TierRow { tier, decisions: t.decisions, median: number(t.median_days), p90: number(t.p90_days) }
+            TierRow { tier, decisions: t.decisions, within_deadline: t.within_deadline, median: number(t.median_days), p90: number(t.p90_days) }
         })
         .collect();
     let page = RegisterPage {

@@ -61,6 +61,8 @@ pub struct ReviewTimingRow {
     pub decided_at: Option<i64>,
     /// When the application's first permit was issued (a notification has no decision row).
     pub first_permit_at: Option<i64>,
+    /// The review deadline set at submission.
+    pub deadline_at: Option<i64>,
 }
 
 const OUTCOME_COLUMNS: &str = "id, permit_id, kind, title, reference, published_on, reported_by, reported_at, log_index";
@@ -131,7 +133,7 @@ impl Store {
     pub async fn review_timings(&self) -> Result<Vec<ReviewTimingRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT a.id AS application_id, a.status, a.tier, a.submitted_at, a.decided_at,
-                    (SELECT MIN(p.created_at) FROM permits p WHERE p.application_id = a.id) AS first_permit_at
+                    (SELECT MIN(p.created_at) FROM permits p WHERE p.application_id = a.id) AS first_permit_at, a.deadline_at
              FROM applications a WHERE a.submitted_at IS NOT NULL
              ORDER BY a.id",
         )
