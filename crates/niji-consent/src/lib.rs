@@ -405,6 +405,20 @@ pub fn is_icd10_code(code: &str) -> bool {
 }
 
 impl OptOutScope {
+    /// The scope as holders and the command line write it: `all`, `purpose:<category>` or
+    /// `recipient:<kind>` (the codes of `niji-review`); `None` when it is none of these.
+    pub fn parse(text: &str) -> Option<OptOutScope> {
+        fn code<T: serde::de::DeserializeOwned>(c: &str) -> Option<T> {
+            serde_json::from_value(serde_json::Value::String(c.to_string())).ok()
+        }
+        match text.trim().split_once(':') {
+            None if text.trim() == "all" => Some(OptOutScope::All),
+            Some(("purpose", c)) => code(c).map(OptOutScope::Purpose),
+            Some(("recipient", c)) => code(c).map(OptOutScope::Recipient),
+            _ => None,
+        }
+    }
+
     /// Stable identifier (the serde tag).
     pub fn code(&self) -> &'static str {
         match self {

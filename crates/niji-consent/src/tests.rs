@@ -504,3 +504,15 @@ fn entries_as_json() {
         assert_eq!(serde_json::to_value(reason).unwrap()["reason"], reason.code());
     }
 }
+
+#[test]
+fn opt_out_scopes_parse_from_their_written_form() {
+    let check = |text: &str, expected: Option<OptOutScope>| assert_eq!(OptOutScope::parse(text), expected, "{text}");
+    check("all", Some(OptOutScope::All));
+    check(" all ", Some(OptOutScope::All));
+    check("purpose:drug_and_device_development", Some(OptOutScope::Purpose(PurposeCategory::DrugAndDeviceDevelopment)));
+    check("recipient:company", Some(OptOutScope::Recipient(RecipientKind::Company)));
+    check("purpose:company", None);
+    check("recipient:", None);
+    check("everything", None);
+}

@@ -138,12 +138,11 @@ fn parse_choice(choice: &str, scope: &str, date: &str, holder: &str) -> Result<C
             if !date.is_empty() && parse_date(date).is_none() {
                 return Err(problem("date", "not a date (YYYY-MM-DD)"));
             }
-            let scope = match scope.split_once(':') {
-                None if scope == "all" => OptOutScope::All,
-                Some(("purpose", code)) => OptOutScope::Purpose(from_code(code).ok_or(problem("scope", "unknown purpose category"))?),
-                Some(("recipient", code)) => OptOutScope::Recipient(from_code(code).ok_or(problem("scope", "unknown recipient kind"))?),
-                _ => return Err(problem("scope", "must be all, purpose:<category> or recipient:<kind>")),
-            };
+            let scope = OptOutScope::parse(scope).ok_or_else(|| match scope.split_once(':') {
+                Some(("purpose", _)) => problem("scope", "unknown purpose category"),
+                Some(("recipient", _)) => problem("scope", "unknown recipient kind"),
+                _ => problem("scope", "must be all, purpose:<category> or recipient:<kind>"),
+            })?;
             Ok(Choice::OptOut { scope })
         }
         "notice" => {
@@ -155,8 +154,4 @@ fn parse_choice(choice: &str, scope: &str, date: &str, holder: &str) -> Result<C
         }
         _ => Err(problem("choice", "must be opt_out or notice")),
     }
-}
-
-fn from_code<T: serde::de::DeserializeOwned>(code: &str) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(code.to_string())).ok()
 }

@@ -8,6 +8,7 @@
 //! changes nothing and says what was wrong with fixed texts (a field, a tier, a line number),
 //! never the text that was typed.
 
+use crate::applications::pick;
 use askama::Template;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -395,13 +396,6 @@ fn text(lang: Lang) -> &'static Text {
     match lang {
         Lang::Ja => &JA,
         Lang::En => &EN,
-    }
-}
-
-fn pick(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {
-    match lang {
-        Lang::Ja => ja,
-        Lang::En => en,
     }
 }
 

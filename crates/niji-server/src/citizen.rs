@@ -23,6 +23,7 @@ use niji_review::{PurposeCategory, RecipientKind};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use crate::applications::{from_code, pick};
 use crate::cookies;
 use crate::i18n::Lang;
 use crate::portal::{constant_time_eq, random_token, render, MaybeSession, PageContext};
@@ -532,11 +533,11 @@ async fn record(
     }
     let choice = match get("action") {
         "opt_out_all" => Some(Choice::OptOut { scope: OptOutScope::All }),
-        "opt_out_purpose" => code::<PurposeCategory>(get("purpose")).map(|p| Choice::OptOut { scope: OptOutScope::Purpose(p) }),
-        "opt_out_recipient" => code::<RecipientKind>(get("kind")).map(|k| Choice::OptOut { scope: OptOutScope::Recipient(k) }),
+        "opt_out_purpose" => from_code::<PurposeCategory>(get("purpose")).map(|p| Choice::OptOut { scope: OptOutScope::Purpose(p) }),
+        "opt_out_recipient" => from_code::<RecipientKind>(get("kind")).map(|k| Choice::OptOut { scope: OptOutScope::Recipient(k) }),
         "consent" => {
-            let purposes: Option<Vec<PurposeCategory>> = all("purposes").into_iter().map(code).collect();
-            let recipients: Option<Vec<RecipientKind>> = all("recipients").into_iter().map(code).collect();
+            let purposes: Option<Vec<PurposeCategory>> = all("purposes").into_iter().map(from_code).collect();
+            let recipients: Option<Vec<RecipientKind>> = all("recipients").into_iter().map(from_code).collect();
             let diseases: Vec<String> =
                 get("diseases").split([',', '、', ' ']).map(|d| d.trim().to_uppercase()).filter(|d| !d.is_empty()).take(50).collect();
             match (purposes, recipients) {
@@ -561,19 +562,7 @@ async fn record(
     }
 }
 
-fn code<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
-}
-
-fn pick(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {
-    match lang {
-        Lang::Ja => ja,
-        Lang::En => en,
-    }
-}
-
 /// Japan time, to the minute.
 fn jst(t: OffsetDateTime) -> String {
-    let t = t.to_offset(niji_consent::JST);
-    format!("{} {:02}:{:02}", t.date(), t.hour(), t.minute())
+    crate::applications::jst(t.unix_timestamp())
 }

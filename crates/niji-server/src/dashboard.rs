@@ -266,14 +266,6 @@ impl BarChart<'_> {
 // ---------------------------------------------------------------------------------------------
 // CSV
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 /// A chart's table as CSV: BOM, header row, one line per row, CRLF.
 fn chart_csv_text(chart: &Chart, lang: Lang) -> String {
     let d = lang.dash();
@@ -281,11 +273,11 @@ fn chart_csv_text(chart: &Chart, lang: Lang) -> String {
     let mut out = String::from("\u{FEFF}");
     let mut header: Vec<&str> = if ja { chart.dimensions_ja.to_vec() } else { chart.dimensions_en.to_vec() };
     header.push(if ja { chart.measure_ja } else { chart.measure_en });
-    out.push_str(&header.iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(","));
+    out.push_str(&header.iter().map(|h| crate::csv::field(h)).collect::<Vec<_>>().join(","));
     out.push_str("\r\n");
     for ((labels, _), (_, values)) in labelled_rows(chart, d).iter().zip(&chart.rows) {
-        let mut fields: Vec<String> = labels.iter().map(|l| csv_field(l)).collect();
-        fields.push(csv_field(&count_text(values.first().unwrap_or(&Shown::Suppressed), false, d)));
+        let mut fields: Vec<String> = labels.iter().map(|l| crate::csv::field(l)).collect();
+        fields.push(crate::csv::field(&count_text(values.first().unwrap_or(&Shown::Suppressed), false, d)));
         out.push_str(&fields.join(","));
         out.push_str("\r\n");
     }
@@ -500,9 +492,9 @@ mod tests {
 
     #[test]
     fn csv_fields_are_quoted_and_counts_are_plain() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("東京都"), "東京都");
+        assert_eq!(crate::csv::field("a,b"), "\"a,b\"");
+        assert_eq!(crate::csv::field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(crate::csv::field("東京都"), "東京都");
         let d = Lang::En.dash();
         assert_eq!(count_text(&Shown::Value(12345.0), false, d), "12345");
         assert_eq!(count_text(&Shown::Value(12345.0), true, d), "12,345");

@@ -202,17 +202,8 @@ fn acting_as(code: Option<&str>) -> Option<ActingAs> {
 }
 
 fn choice(holder: &str, opt_out: Option<&str>, notice: Option<&str>, withdraw: Option<u64>) -> Option<Choice> {
-    let code = |c: &str| serde_json::Value::String(c.to_string());
     match (opt_out.filter(|s| !s.is_empty()), notice.filter(|s| !s.is_empty()), withdraw) {
-        (Some(scope), None, None) => {
-            let scope = match scope.split_once(':') {
-                None if scope == "all" => OptOutScope::All,
-                Some(("purpose", c)) => OptOutScope::Purpose(serde_json::from_value(code(c)).ok()?),
-                Some(("recipient", c)) => OptOutScope::Recipient(serde_json::from_value(code(c)).ok()?),
-                _ => return None,
-            };
-            Some(Choice::OptOut { scope })
-        }
+        (Some(scope), None, None) => Some(Choice::OptOut { scope: OptOutScope::parse(scope)? }),
         (None, Some(date), None) => Some(Choice::NoticeDelivered {
             holder: holder.to_string(),
             delivered_on: time::Date::parse(date, &time::format_description::well_known::Iso8601::DATE).ok()?,

@@ -25,6 +25,7 @@ mod applications_api;
 mod catalog;
 mod citizen;
 mod cookies;
+mod csv;
 mod dashboard;
 mod extracts;
 mod holder_registry;

@@ -15,7 +15,7 @@
 //! leaf hash, not served: their `actor` names an account.
 
 use crate::api::{format_ms, head_body, proof_body, ApiError, ErrorBody, InclusionProofBody, SignedTreeHeadBody, TokenUser};
-use crate::applications::{from_code, jst};
+use crate::applications::{from_code, jst, pick};
 use crate::i18n::{Lang, RegisterText};
 use crate::portal::{constant_time_eq, render, MaybeSession, PageContext};
 use crate::upload::today_jst;
@@ -582,18 +582,6 @@ pub(crate) async fn register_json(State(state): State<AppState>) -> Response {
 
 /// A CSV field: quoted when needed; text that a spreadsheet would run as a formula is
 /// prefixed with `'`.
-fn csv_text(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
-    csv_field(&s)
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
 
 const CSV_HEADER: &str = "permit_id,application_id,version,status,tier,case,purpose_category,purpose,recipient_organizations,datasets,\
 starts_on,expires_on,submitted_at,decided_at,decision_days,issued_at,releases,outcomes,log_index";
@@ -618,13 +606,13 @@ pub(crate) async fn register_csv(State(state): State<AppState>) -> Response {
             p.id.to_string(),
             p.application_id.to_string(),
             p.version.to_string(),
-            csv_field(&p.status),
+            crate::csv::field(&p.status),
             p.tier.map(Tier::as_str).unwrap_or_default().to_string(),
             p.case.map(|c| c.number().to_string()).unwrap_or_default(),
             p.policy.purpose_category.as_str().to_string(),
-            csv_text(&p.policy.purpose),
-            csv_text(&p.organizations().join("; ")),
-            csv_text(&p.datasets().join("; ")),
+            crate::csv::text(&p.policy.purpose),
+            crate::csv::text(&p.organizations().join("; ")),
+            crate::csv::text(&p.datasets().join("; ")),
             p.policy.starts_on.to_string(),
             p.policy.expires_on.to_string(),
             p.submitted_at.map(rfc3339).unwrap_or_default(),
@@ -732,13 +720,6 @@ fn outcome_kind_label(r: &RegisterText, kind: &str) -> &'static str {
         "product" => r.kind_product,
         "report" => r.kind_report,
         _ => r.kind_other,
-    }
-}
-
-fn pick(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {
-    match lang {
-        Lang::Ja => ja,
-        Lang::En => en,
     }
 }
 
@@ -1062,8 +1043,8 @@ mod tests {
 
     #[test]
     fn csv_fields_are_quoted_and_never_formulas() {
-        assert_eq!(csv_text("a, \"b\""), "\"a, \"\"b\"\"\"");
-        assert_eq!(csv_text("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(csv_text("東都大学"), "東都大学");
+        assert_eq!(crate::csv::text("a, \"b\""), "\"a, \"\"b\"\"\"");
+        assert_eq!(crate::csv::text("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(crate::csv::text("東都大学"), "東都大学");
     }
 }

@@ -174,16 +174,10 @@ pub async fn runs(args: RunsArgs) -> Result<()> {
 }
 
 fn parse_scope(s: &str) -> Result<OptOutScope> {
-    let code = |c: &str| serde_json::Value::String(c.to_string());
-    Ok(match s.split_once(':') {
-        None if s == "all" => OptOutScope::All,
-        Some(("purpose", c)) => {
-            OptOutScope::Purpose(serde_json::from_value(code(c)).with_context(|| format!("--opt-out: unknown purpose category {c:?}"))?)
-        }
-        Some(("recipient", c)) => {
-            OptOutScope::Recipient(serde_json::from_value(code(c)).with_context(|| format!("--opt-out: unknown recipient kind {c:?}"))?)
-        }
-        _ => bail!("--opt-out must be all, purpose:<category> or recipient:<kind>"),
+    OptOutScope::parse(s).with_context(|| match s.split_once(':') {
+        Some(("purpose", c)) => format!("--opt-out: unknown purpose category {c:?}"),
+        Some(("recipient", c)) => format!("--opt-out: unknown recipient kind {c:?}"),
+        _ => "--opt-out must be all, purpose:<category> or recipient:<kind>".to_string(),
     })
 }
 
