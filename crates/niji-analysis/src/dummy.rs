@@ -405,9 +405,12 @@ pub fn generate(marginals: &[TableMarginals], seed: &[u8; 32]) -> Result<Vec<Gra
             .columns
             .iter()
             .map(|c| {
+                // Values are drawn by their persons counts rounded to 10 (as the catalog shows
+                // them): the dummy data is regenerated when anyone opts out, and exact weights would
+                // show that person's values as the difference between two refreshes.
                 let mut acc = 0;
                 let cumulative = c.values.iter().map(|(_, n)| {
-                    acc += n;
+                    acc += niji_core::disclosure::catalog_count(*n).unwrap_or(0);
                     acc
                 });
                 Sampler { marginal: c, cumulative: cumulative.collect(), rng: Rng::new(seed, &[&m.dataset, &m.table, &c.name]) }

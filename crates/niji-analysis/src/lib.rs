@@ -144,6 +144,10 @@ async fn run(
     if !jobs::refused_by(&checked, &table).is_empty() {
         return Err(AnalysisError::Differencing);
     }
+    // Rules on the whole table (e.g. the NDB preset's three-axis limit) refuse it, as for jobs.
+    if !checked.table_reasons.is_empty() {
+        return Err(AnalysisError::Unchecked);
+    }
     let released = checked.released_table(&table);
     let suppressed = released.rows.iter().flat_map(|r| &r.values).filter(|v| !matches!(v, Shown::Value(_))).count();
     // What later differencing compares with (never shown).

@@ -67,7 +67,7 @@ pub enum ExtractError {
     #[error("the configuration cannot be used: {0}")]
     Config(String),
     #[error("the anonymization failed: {0}")]
-    Anonymization(String),
+    Anonymization(&'static str),
     #[error("extract not found")]
     NotFound,
     #[error("only an operator who did not request the extract decides it")]
@@ -173,9 +173,13 @@ pub async fn request_extract(
     let started = std::time::Instant::now();
     let outcome = match ppc::run(&input, &config, date_key.as_deref()) {
         Ok(o) => o,
-        Err(e) => {
+        // The engine's text names columns and rows, and a hierarchy error can quote a value: it
+        // stays here, the caller gets a fixed reason.
+        Err(_) => {
             record_run("refused").await?;
-            return Err(ExtractError::Anonymization(e.to_string()));
+            return Err(ExtractError::Anonymization(
+                "the PPC pipeline refused the table (a value outside its hierarchy, or a rule that cannot apply)",
+            ));
         }
     };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -197,10 +201,16 @@ pub async fn request_extract(
         })
         .collect();
     let started = std::time::Instant::now();
-    let properties = check_release(&outcome.table, &qis, &specs).map_err(|e| ExtractError::Anonymization(e.to_string()))?;
+    let properties = match check_release(&outcome.table, &qis, &specs) {
+        Ok(p) => p,
+        Err(_) => {
+            record_run("refused").await?;
+            return Err(ExtractError::Anonymization("the released table could not be checked"));
+        }
+    };
     if outcome.table.num_rows() > 0 && properties.k < file.privacy.k {
         record_run("refused").await?;
-        return Err(ExtractError::Anonymization("the released table does not reach k".into()));
+        return Err(ExtractError::Anonymization("the released table does not reach k"));
     }
     let check = CheckReport::new(&properties, started.elapsed().as_secs_f64() * 1e3);
     let report = Report::new(format!("{dataset}/v{version}/{table}"), "extract.csv".into(), &file, &outcome.report, elapsed_ms, check);
@@ -366,7 +376,7 @@ fn to_table(batches: &[RecordBatch], granted: &[String], excluded: &HashSet<[u8;
     let columns: Vec<&String> = granted.iter().filter(|c| *c != "person_key").collect();
     let mut header: Vec<String> = vec![PERSON_COLUMN.to_string()];
     header.extend(columns.iter().map(|c| c.to_string()));
-    let mut builder = niji_anon::TableBuilder::new(&header).map_err(|e| ExtractError::Anonymization(e.to_string()))?;
+    let mut builder = niji_anon::TableBuilder::new(&header).map_err(|_| ExtractError::Anonymization("the granted columns do not form a table"))?;
     for batch in batches {
         let persons =
             batch.column_by_name("person_key").and_then(|c| c.as_any().downcast_ref::<FixedSizeBinaryArray>()).ok_or(ExtractError::Internal)?;
@@ -382,7 +392,7 @@ fn to_table(batches: &[RecordBatch], granted: &[String], excluded: &HashSet<[u8;
             let mut values = vec![hex::encode(&mac.finalize().into_bytes()[..16])];
             values.extend(arrays.iter().map(|a| cell(*a, row)));
             let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-            builder.push_row(&refs).map_err(|e| ExtractError::Anonymization(e.to_string()))?;
+            builder.push_row(&refs).map_err(|_| ExtractError::Anonymization("a row does not fit the table"))?;
         }
     }
     Ok(builder.finish())

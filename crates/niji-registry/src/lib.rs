@@ -394,7 +394,11 @@ pub async fn refusing_everything(instance: &Instance, audit: &str, now: OffsetDa
 /// Per dataset (its latest committed version): persons with identity records, and how many of them refuse every use now.
 /// Exact figures: the caller rounds them for the public (`niji_core::disclosure::catalog_count`).
 pub async fn opt_out_counts(instance: &Instance, audit: &str, now: OffsetDateTime) -> Result<Vec<(String, u64, u64)>, RegistryError> {
-    let (vault, _) = niji_intake::open_vault(instance, audit).await?;
+    let _ = audit;
+    // A public page asks for this: it reads the vault if there is one and never creates its keys.
+    let Some(vault) = existing_vault(instance).await? else {
+        return Ok(instance.store.latest_committed_versions().await?.into_iter().map(|(dataset, _)| (dataset, 0, 0)).collect());
+    };
     let version = vault.registry_version().await?;
     let refusing: Vec<PersonKey> = decisive_entries(&vault, version)
         .await?
