@@ -3,7 +3,7 @@
 //! `cargo bench -p niji-sandbox --bench overhead` (optional arguments: rows, runs). Prints the median
 //! time of the same GROUP BY query through a plain `SessionContext` over a `MemTable`, through the
 //! workspace with its policy checks only (`run_checks_only`), and through `Workspace::run` (checks
-//! plus the persons count, an extra `count(DISTINCT person_id)` per group), and the ratios.
+//! plus the persons count of every output row), in interleaved rounds, and the ratios.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -84,27 +84,15 @@ fn policy() -> PermitPolicy {
     }
 }
 
-async fn median<F, Fut>(runs: usize, mut f: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = usize>,
-{
-    f().await; // warm-up
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let start = Instant::now();
-        let rows = f().await;
-        times.push(start.elapsed());
-        assert!(rows > 0);
-    }
+fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
-    times[runs / 2]
+    times[times.len() / 2]
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let rows: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(2_000_000);
-    let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(9);
+    let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(31);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let (schema, batches) = data(rows);
@@ -123,12 +111,31 @@ fn main() {
         let ctx = SessionContext::new();
         ctx.register_table("claim_lines", Arc::new(MemTable::try_new(schema, parts).unwrap())).unwrap();
 
-        let plain = median(runs, || async { ctx.sql(QUERY).await.unwrap().collect().await.unwrap().iter().map(|b| b.num_rows()).sum() }).await;
-        let checks = median(runs, || async { ws.run_checks_only(QUERY).await.unwrap() }).await;
-        let persons = median(runs, || async { ws.run(QUERY).await.unwrap().rows.len() }).await;
+        // Interleaved rounds (plain, checks, persons), so that a slower moment of the machine
+        // weighs on all three alike; one warm-up round first.
+        let (mut plain, mut checks, mut persons) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..=runs {
+            let start = Instant::now();
+            let n: usize = ctx.sql(QUERY).await.unwrap().collect().await.unwrap().iter().map(|b| b.num_rows()).sum();
+            let t_plain = start.elapsed();
+            let start = Instant::now();
+            let m = ws.run_checks_only(QUERY).await.unwrap();
+            let t_checks = start.elapsed();
+            let start = Instant::now();
+            let k = ws.run(QUERY).await.unwrap().rows.len();
+            let t_persons = start.elapsed();
+            assert!(n > 0 && n == m && m == k);
+            if round > 0 {
+                plain.push(t_plain);
+                checks.push(t_checks);
+                persons.push(t_persons);
+            }
+        }
+        assert_eq!(ws.persons_recounts(), 0, "the fast persons count served every run");
+        let (plain, checks, persons) = (median(plain), median(checks), median(persons));
 
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        println!("rows {rows}, {partitions} partitions, median of {runs} runs, query: {QUERY}");
+        println!("rows {rows}, {partitions} partitions, median of {runs} interleaved rounds, query: {QUERY}");
         println!("open (re-key {rows} rows, register)   {:>9.1} ms", ms(open));
         println!("plain DataFusion                      {:>9.1} ms", ms(plain));
         println!("workspace, policy checks only         {:>9.1} ms   ratio {:.3}", ms(checks), ms(checks) / ms(plain));

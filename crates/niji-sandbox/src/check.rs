@@ -164,10 +164,10 @@ impl Checker<'_> {
         Ok(())
     }
 
-    /// Rewrites the plan to carry `count(DISTINCT person)` columns (one per counted person column)
-    /// from the top aggregate to the output; returns the plan and the number of columns added last.
-    pub(crate) fn with_persons(&self, plan: &LogicalPlan, checked: &Checked) -> Result<(LogicalPlan, usize), SandboxError> {
-        Ok((rebuild(plan, &checked.counted)?, checked.counted.len()))
+    /// Rewrites the plan to carry persons-count columns (one per counted person column) from the
+    /// top aggregate to the output; returns the plan and the number of columns added last.
+    pub(crate) fn with_persons(&self, plan: &LogicalPlan, checked: &Checked, count: PersonsCount) -> Result<(LogicalPlan, usize), SandboxError> {
+        Ok((rebuild(plan, &checked.counted, count)?, checked.counted.len()))
     }
 }
 
@@ -468,22 +468,49 @@ fn check_below(plan: &LogicalPlan) -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// The output plan with `count(DISTINCT person)` columns added to the top aggregate and carried up.
-fn rebuild(plan: &LogicalPlan, counted: &[usize]) -> Result<LogicalPlan, SandboxError> {
+/// The way to count an output's persons: in order, unless an aggregate below the top one regroups
+/// the rows (its output follows a hash table, not the persons' order, so the fast count would only
+/// fail and run again).
+pub(crate) fn persons_count_for(plan: &LogicalPlan) -> PersonsCount {
+    let nested = top_aggregate(plan)
+        .map(|a| a.input.exists(|n| Ok(matches!(n, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)))).unwrap_or(true))
+        .unwrap_or(true);
+    if nested {
+        PersonsCount::Distinct
+    } else {
+        PersonsCount::InOrder
+    }
+}
+
+/// How the persons behind an output row are counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PersonsCount {
+    /// By ascending runs of ids ([`crate::persons`]); fails if the order does not hold.
+    InOrder,
+    /// `count(DISTINCT person)`: exact whatever the order, a hash set per group.
+    Distinct,
+}
+
+/// The output plan with persons-count columns added to the top aggregate and carried up.
+fn rebuild(plan: &LogicalPlan, counted: &[usize], count: PersonsCount) -> Result<LogicalPlan, SandboxError> {
     let internal = |_: DataFusionError| SandboxError::Internal;
     match plan {
         LogicalPlan::Aggregate(a) => {
             let columns = a.input.schema().columns();
             let mut aggr = a.aggr_expr.clone();
             for (k, &i) in counted.iter().enumerate() {
-                // As Binary: count(DISTINCT) has a fast accumulator for it, not for FixedSizeBinary.
-                let id = Expr::Cast(Cast::new(Box::new(Expr::Column(columns[i].clone())), DataType::Binary));
-                aggr.push(count_distinct(id).alias(format!("{PERSONS_PREFIX}{k}")));
+                let column = Expr::Column(columns[i].clone());
+                let persons = match count {
+                    PersonsCount::InOrder => crate::persons::count_persons(column),
+                    // As Binary: count(DISTINCT) has a fast accumulator for it, not for FixedSizeBinary.
+                    PersonsCount::Distinct => count_distinct(Expr::Cast(Cast::new(Box::new(column), DataType::Binary))),
+                };
+                aggr.push(persons.alias(format!("{PERSONS_PREFIX}{k}")));
             }
             Aggregate::try_new(a.input.clone(), a.group_expr.clone(), aggr).map(LogicalPlan::Aggregate).map_err(internal)
         }
         LogicalPlan::Projection(p) => {
-            let input = rebuild(&p.input, counted)?;
+            let input = rebuild(&p.input, counted, count)?;
             let mut exprs = p.expr.clone();
             exprs.extend((0..counted.len()).map(|k| Expr::Column(Column::new_unqualified(format!("{PERSONS_PREFIX}{k}")))));
             Projection::try_new(exprs, Arc::new(input)).map(LogicalPlan::Projection).map_err(internal)
@@ -493,7 +520,7 @@ fn rebuild(plan: &LogicalPlan, counted: &[usize]) -> Result<LogicalPlan, Sandbox
         | LogicalPlan::Limit(_)
         | LogicalPlan::SubqueryAlias(_)
         | LogicalPlan::Distinct(Distinct::All(_)) => {
-            let input = rebuild(plan.inputs()[0], counted)?;
+            let input = rebuild(plan.inputs()[0], counted, count)?;
             plan.with_new_exprs(plan.expressions(), vec![input]).map_err(internal)
         }
         _ => Err(SandboxError::Internal),

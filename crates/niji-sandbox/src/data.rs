@@ -7,8 +7,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use datafusion::arrow::array::UInt32Array;
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Date32Array, FixedSizeBinaryArray, FixedSizeBinaryBuilder};
-use datafusion::arrow::compute::filter;
+use datafusion::arrow::compute::{concat_batches, filter, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use hmac::{Hmac, Mac};
@@ -86,18 +87,32 @@ pub(crate) fn prepare(
         let mut keep = Vec::with_capacity(keys.len());
         let shift = policy.date_shift_days.filter(|d| *d > 0);
         let mut offsets: Vec<i32> = Vec::new();
+        // The lake lists a person's rows together: the previous row's id and offset are reused.
+        let mut last: Option<(&[u8], bool, [u8; 16], i32)> = None;
         for row in 0..keys.len() {
             if keys.is_null(row) {
                 keep.push(false);
                 continue;
             }
             let key = keys.value(row);
-            let excluded_row = <&[u8; 32]>::try_from(key).map(|k| excluded.contains(k)).unwrap_or(true);
+            let (excluded_row, id, offset) = match last {
+                Some((k, x, id, offset)) if k == key => (x, id, offset),
+                _ => {
+                    let x = <&[u8; 32]>::try_from(key).map(|k| excluded.contains(k)).unwrap_or(true);
+                    let id = if x { [0; 16] } else { rekey.person_id(key) };
+                    let offset = match shift {
+                        Some(days) if !x => rekey.date_offset(key, days),
+                        _ => 0,
+                    };
+                    last = Some((key, x, id, offset));
+                    (x, id, offset)
+                }
+            };
             keep.push(!excluded_row);
             if !excluded_row {
-                ids.append_value(rekey.person_id(key)).map_err(|_| SandboxError::Internal)?;
-                if let Some(days) = shift {
-                    offsets.push(rekey.date_offset(key, days));
+                ids.append_value(id).map_err(|_| SandboxError::Internal)?;
+                if shift.is_some() {
+                    offsets.push(offset);
                 }
             }
         }
@@ -126,12 +141,38 @@ pub(crate) fn prepare(
     Ok((out_schema, out))
 }
 
-/// Deals batches round-robin into `n` partitions (at least one, possibly empty).
-pub(crate) fn split(batches: Vec<RecordBatch>, n: usize) -> Vec<Vec<RecordBatch>> {
+/// Sorts a prepared table by `person_id` (its first column) and cuts it into `n` partitions (at least
+/// one, possibly empty) at person boundaries, each dealt into batches of at most [`BATCH_ROWS`]: every
+/// partition then holds an ascending, contiguous range of ids, the order [`crate::persons`] counts by.
+pub(crate) fn by_person(schema: &SchemaRef, batches: Vec<RecordBatch>, n: usize) -> Result<Vec<Vec<RecordBatch>>, SandboxError> {
     let n = n.max(1);
     let mut parts = vec![Vec::new(); n];
-    for (i, b) in batches.into_iter().enumerate() {
-        parts[i % n].push(b);
+    if batches.is_empty() {
+        return Ok(parts);
     }
-    parts
+    let all = concat_batches(schema, &batches).map_err(|_| SandboxError::Internal)?;
+    drop(batches);
+    let ids = all.column(0).as_any().downcast_ref::<FixedSizeBinaryArray>().ok_or(SandboxError::Internal)?;
+    let rows = all.num_rows();
+    let mut order: Vec<(u128, u32)> = (0..rows).map(|r| (u128::from_be_bytes(ids.value(r).try_into().expect("16-byte id")), r as u32)).collect();
+    order.sort_unstable();
+    let mut start = 0;
+    for (p, part) in parts.iter_mut().enumerate() {
+        let mut end = if p + 1 == n { rows } else { (rows * (p + 1) / n).max(start) };
+        while end > 0 && end < rows && order[end].0 == order[end - 1].0 {
+            end += 1;
+        }
+        // Each batch taken on its own (not a slice of one sorted copy): a slice would report the
+        // whole copy's size, and the planner's size estimates (the choice of a join's build side)
+        // would be off by the number of batches.
+        for chunk in order[start..end].chunks(BATCH_ROWS) {
+            let indices = UInt32Array::from_iter_values(chunk.iter().map(|(_, r)| *r));
+            part.push(take_record_batch(&all, &indices).map_err(|_| SandboxError::Internal)?);
+        }
+        start = end;
+    }
+    Ok(parts)
 }
+
+/// Rows per batch of a registered table.
+pub(crate) const BATCH_ROWS: usize = 8192;

@@ -40,19 +40,26 @@
 //! errors). Never open it over real data.
 //!
 //! # Persons count
-//! The top `Aggregate` is rewritten in the same plan to also compute `count(DISTINCT c)` for every
+//! The top `Aggregate` is rewritten in the same plan to also count the distinct persons of every
 //! person-id column `c` of its input whose lineage leads to a table scan, and the nodes above it
 //! carry those columns through; the smallest of the counts is a row's `persons`. The person columns
 //! must cover every table scanned under the aggregate (so values of one person cannot be padded
 //! with other persons' ids); subqueries below it must be `person_id IN (SELECT person_id …)` with
 //! the same property; window functions must be partitioned by person. Otherwise the query is
 //! refused with [`Refusal::PersonsNotCountable`] (or the more specific code).
+//!
+//! Tables are registered sorted by `person_id` and partitioned at person boundaries, so the count is
+//! first made by ascending runs of ids ([`persons`]: a comparison per row, not a hash-set insert);
+//! when the plan breaks that order (a repartitioning join, a nested aggregate) the run says so and
+//! the query runs again with `count(DISTINCT c)`. Both are exact.
 
 mod check;
 mod data;
 mod deadline;
+mod persons;
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,6 +74,7 @@ use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::execution::SessionStateDefaults;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
@@ -247,6 +255,8 @@ pub struct Workspace {
     policy: PermitPolicy,
     limits: Limits,
     mode: QueryMode,
+    /// Queries whose persons were counted again exactly because the order did not hold.
+    recounts: AtomicUsize,
 }
 
 /// The person id a permit's workspace gives a lake person key (what `person_id` holds):
@@ -285,7 +295,8 @@ impl Workspace {
                 return Err(SandboxError::NotAllowed(Refusal::NameClash));
             }
             let (out_schema, batches) = data::prepare(&t, policy, &rekey, excluded)?;
-            let mem = MemTable::try_new(out_schema, data::split(batches, partitions)).map_err(|_| SandboxError::Internal)?;
+            let mem =
+                MemTable::try_new(out_schema.clone(), data::by_person(&out_schema, batches, partitions)?).map_err(|_| SandboxError::Internal)?;
             registered.insert((schema.clone(), t.table.clone()), Registered { dataset: t.dataset.clone() });
             by_schema.entry(schema).or_default().push((t.table, Arc::new(mem)));
         }
@@ -307,6 +318,7 @@ impl Workspace {
             policy: policy.clone(),
             limits,
             mode: QueryMode::Aggregates,
+            recounts: AtomicUsize::new(0),
         })
     }
 
@@ -316,6 +328,13 @@ impl Workspace {
         let mut ws = Workspace::open(tables, policy, secret, &HashSet::new(), limits)?;
         ws.mode = QueryMode::Rows;
         Ok(ws)
+    }
+
+    /// How many queries so far needed the exact persons count after the fast one found ids out of
+    /// order (for tests and benchmarks).
+    #[doc(hidden)]
+    pub fn persons_recounts(&self) -> usize {
+        self.recounts.load(Ordering::Relaxed)
     }
 
     /// What this workspace's queries may return.
@@ -360,24 +379,38 @@ impl Workspace {
         let plan = state.statement_to_plan(statement).await.map_err(map_error)?;
         let checker = check::Checker { tables: &self.tables, default_schema: &self.default_schema, policy: &self.policy };
         let count_persons = count_persons && self.mode == QueryMode::Aggregates;
-        let (plan, persons_columns) = match self.mode {
+        let checked = match self.mode {
             QueryMode::Rows => {
                 checker.check_access(&plan)?;
-                (plan, 0)
+                None
             }
-            QueryMode::Aggregates => {
-                let checked = checker.check(&plan)?;
-                if count_persons {
-                    checker.with_persons(&plan, &checked)?
-                } else {
-                    (plan, 0)
-                }
-            }
+            QueryMode::Aggregates => Some(checker.check(&plan)?),
         };
-        let df = self.ctx.execute_logical_plan(plan).await.map_err(map_error)?;
-        let physical = df.create_physical_plan().await.map_err(map_error)?;
-        let physical = deadline::wrap(physical, deadline).map_err(map_error)?;
-        let mut stream = execute_stream(physical, self.ctx.task_ctx()).map_err(map_error)?;
+        let Some(checked) = checked.filter(|_| count_persons) else {
+            return self.execute(plan, 0, deadline).await.map_err(Failure::into_sandbox);
+        };
+        // The fast count first; if the rows did not reach the aggregate in person order, the exact one.
+        if check::persons_count_for(&plan) == check::PersonsCount::Distinct {
+            let (exact, added) = checker.with_persons(&plan, &checked, check::PersonsCount::Distinct)?;
+            return self.execute(exact, added, deadline).await.map_err(Failure::into_sandbox);
+        }
+        let (fast, added) = checker.with_persons(&plan, &checked, check::PersonsCount::InOrder)?;
+        match self.execute(fast, added, deadline).await {
+            Err(Failure::PersonsOrder) => {
+                self.recounts.fetch_add(1, Ordering::Relaxed);
+                let (exact, added) = checker.with_persons(&plan, &checked, check::PersonsCount::Distinct)?;
+                self.execute(exact, added, deadline).await.map_err(Failure::into_sandbox)
+            }
+            other => other.map_err(Failure::into_sandbox),
+        }
+    }
+
+    /// Runs a checked plan; the last `persons_columns` columns are persons counts.
+    async fn execute(&self, plan: LogicalPlan, persons_columns: usize, deadline: Instant) -> Result<AggregateResult, Failure> {
+        let df = self.ctx.execute_logical_plan(plan).await.map_err(Failure::from)?;
+        let physical = df.create_physical_plan().await.map_err(Failure::from)?;
+        let physical = deadline::wrap(physical, deadline).map_err(Failure::from)?;
+        let mut stream = execute_stream(physical, self.ctx.task_ctx()).map_err(Failure::from)?;
         let schema = stream.schema();
         let width = schema.fields().len() - persons_columns;
         let columns = schema.fields().iter().take(width).map(|f| f.name().clone()).collect();
@@ -385,22 +418,49 @@ impl Workspace {
         let mut rows = Vec::new();
         let mut persons = Vec::new();
         while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(map_error)?;
+            let batch = batch.map_err(Failure::from)?;
             if rows.len() + batch.num_rows() > self.limits.max_rows {
-                return Err(SandboxError::NotAllowed(Refusal::TooManyRows));
+                return Err(Failure::Sandbox(SandboxError::NotAllowed(Refusal::TooManyRows)));
             }
             for row in 0..batch.num_rows() {
                 let mut values = Vec::with_capacity(width);
                 for c in 0..width {
-                    values.push(ScalarValue::try_from_array(batch.column(c), row).map_err(|_| SandboxError::Internal)?);
+                    values.push(ScalarValue::try_from_array(batch.column(c), row).map_err(|_| Failure::Sandbox(SandboxError::Internal))?);
                 }
                 rows.push(values);
-                if count_persons {
-                    persons.push(min_persons(&batch, width, row)?);
+                if persons_columns > 0 {
+                    persons.push(min_persons(&batch, width, row).map_err(Failure::Sandbox)?);
                 }
             }
         }
         Ok(AggregateResult { columns, numeric, rows, persons })
+    }
+}
+
+/// Why a plan's execution stopped.
+enum Failure {
+    /// The fast persons count found ids out of order ([`persons`]): run the exact count.
+    PersonsOrder,
+    Sandbox(SandboxError),
+}
+
+impl From<DataFusionError> for Failure {
+    fn from(e: DataFusionError) -> Failure {
+        if persons::is_order_broken(&e) {
+            Failure::PersonsOrder
+        } else {
+            Failure::Sandbox(map_error(e))
+        }
+    }
+}
+
+impl Failure {
+    fn into_sandbox(self) -> SandboxError {
+        match self {
+            // Only the exact count's plan is run after this; it cannot fail this way.
+            Failure::PersonsOrder => SandboxError::Internal,
+            Failure::Sandbox(e) => e,
+        }
     }
 }
 
@@ -422,6 +482,13 @@ fn session_state(default_schema: &str, limits: Limits, partitions: usize) -> Res
         .with_create_default_catalog_and_schema(false)
         .with_default_catalog_and_schema(CATALOG, default_schema)
         .with_target_partitions(partitions);
+    // Joins build one hash table from the smaller side (a cohort, the patients) and stream the
+    // larger one through it in its order, rather than repartitioning both by a hash of the id:
+    // the rows of a person then reach the aggregate together and the persons count stays fast
+    // (`persons.rs`). The build side still counts against the memory pool.
+    let mut config = config;
+    config.options_mut().optimizer.hash_join_single_partition_threshold = limits.memory_bytes / 4;
+    config.options_mut().optimizer.hash_join_single_partition_threshold_rows = 16 << 20;
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(GreedyMemoryPool::new(limits.memory_bytes)))
         .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))

@@ -1,0 +1,496 @@
+//! The persons count of an output row without a hash set per group.
+//!
+//! [`crate::Workspace::open`] sorts every table by `person_id` and cuts it into partitions at
+//! person boundaries, so a partition holds a contiguous range of ids in ascending order. While that
+//! order survives up to the top aggregate (scans, filters, projections, a join that keeps its probe
+//! side's order), the rows of a person arrive together: the accumulator numbers these runs, and a
+//! group counts a person when the current run's number differs from the last one it saw. That costs
+//! a comparison per row instead of a hash-set insert, and the partial states are plain counts with
+//! the group's first and last id.
+//!
+//! The order is an assumption about DataFusion's physical plan, so it is checked, never trusted:
+//! - within one accumulator (one partition), an id smaller than the one before it means the rows
+//!   were not in order;
+//! - when partial states are merged, two states of the same group whose `[first, last]` ranges
+//!   overlap may share persons.
+//!
+//! Either case fails the query with [`PersonsOrderBroken`]; the workspace then runs the same query
+//! again with the exact `count(DISTINCT person_id)`. When neither case occurs the count is exact:
+//! ids in a partition's stream only ascend, so each person is one run and is counted once per group,
+//! and disjoint ranges hold disjoint persons.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, FixedSizeBinaryArray, FixedSizeBinaryBuilder, Int64Array, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, UInt64Type};
+use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, Expr, GroupsAccumulator, Signature, Volatility};
+
+use crate::data::PERSON_ID_BYTES;
+
+/// The persons-count aggregate over a `person_id` column (not registered in the session: only the
+/// rewrite of [`crate::check`] can call it).
+pub(crate) fn count_persons(person_id: Expr) -> Expr {
+    AggregateUDF::new_from_impl(CountPersonsInOrder::default()).call(vec![person_id])
+}
+
+/// The ids did not arrive in the order the fast count needs.
+#[derive(Debug)]
+pub(crate) struct PersonsOrderBroken;
+
+impl fmt::Display for PersonsOrderBroken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("person ids out of order")
+    }
+}
+
+impl std::error::Error for PersonsOrderBroken {}
+
+/// Whether a DataFusion error is (or wraps) [`PersonsOrderBroken`].
+pub(crate) fn is_order_broken(e: &DataFusionError) -> bool {
+    match e {
+        DataFusionError::External(ext) => ext.is::<PersonsOrderBroken>() || ext.downcast_ref::<DataFusionError>().is_some_and(is_order_broken),
+        DataFusionError::ArrowError(inner, _) => match inner.as_ref() {
+            datafusion::arrow::error::ArrowError::ExternalError(ext) => {
+                ext.is::<PersonsOrderBroken>() || ext.downcast_ref::<DataFusionError>().is_some_and(is_order_broken)
+            }
+            _ => false,
+        },
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => is_order_broken(inner),
+        DataFusionError::Shared(inner) => is_order_broken(inner),
+        DataFusionError::Collection(errors) => errors.iter().any(is_order_broken),
+        _ => false,
+    }
+}
+
+fn broken() -> DataFusionError {
+    DataFusionError::External(Box::new(PersonsOrderBroken))
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CountPersonsInOrder {
+    signature: Signature,
+}
+
+impl Default for CountPersonsInOrder {
+    fn default() -> Self {
+        CountPersonsInOrder { signature: Signature::exact(vec![DataType::FixedSizeBinary(PERSON_ID_BYTES)], Volatility::Immutable) }
+    }
+}
+
+impl AggregateUDFImpl for CountPersonsInOrder {
+    fn name(&self) -> &str {
+        "niji_count_persons"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn is_nullable(&self) -> bool {
+        false
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![
+            Arc::new(Field::new(format!("{}[count]", args.name), DataType::UInt64, false)),
+            Arc::new(Field::new(format!("{}[first]", args.name), DataType::FixedSizeBinary(PERSON_ID_BYTES), true)),
+            Arc::new(Field::new(format!("{}[last]", args.name), DataType::FixedSizeBinary(PERSON_ID_BYTES), true)),
+        ])
+    }
+
+    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(OneGroup::default()))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(Groups::default()))
+    }
+
+    fn default_value(&self, _data_type: &DataType) -> Result<ScalarValue> {
+        Ok(ScalarValue::Int64(Some(0)))
+    }
+}
+
+/// An id as a number whose order is the bytes' order.
+fn id_at(ids: &FixedSizeBinaryArray, row: usize) -> u128 {
+    u128::from_be_bytes(ids.value(row).try_into().expect("16-byte person id"))
+}
+
+fn ids_of(values: &[ArrayRef]) -> Result<&FixedSizeBinaryArray> {
+    values
+        .first()
+        .and_then(|a| a.as_any().downcast_ref::<FixedSizeBinaryArray>())
+        .filter(|a| a.value_length() == PERSON_ID_BYTES)
+        .ok_or_else(|| DataFusionError::Internal("persons count over a non-id column".into()))
+}
+
+/// The state of one group.
+#[derive(Clone, Copy, Debug, Default)]
+struct Run {
+    count: u64,
+    first: u128,
+    last: u128,
+}
+
+impl Run {
+    /// Counts `id` if it is new to the group; fails if it is smaller than the last one.
+    fn see(&mut self, id: u128) -> Result<()> {
+        if self.count == 0 {
+            *self = Run { count: 1, first: id, last: id };
+        } else if id > self.last {
+            self.count += 1;
+            self.last = id;
+        } else if id < self.last {
+            return Err(broken());
+        }
+        Ok(())
+    }
+}
+
+/// Merged partial states of one group: their ranges (`first → last`) must not overlap. A map, as
+/// a partial aggregation that gives up on grouping passes one state per row.
+#[derive(Clone, Debug, Default)]
+struct Merged {
+    count: u64,
+    ranges: BTreeMap<u128, u128>,
+}
+
+impl Merged {
+    fn merge(&mut self, count: u64, first: u128, last: u128) -> Result<()> {
+        if count == 0 {
+            return Ok(());
+        }
+        let before = self.ranges.range(..=first).next_back();
+        let after = self.ranges.range(first..).next();
+        if first > last || before.is_some_and(|(_, &l)| l >= first) || after.is_some_and(|(&f, _)| f <= last) {
+            return Err(broken());
+        }
+        self.ranges.insert(first, last);
+        self.count += count;
+        Ok(())
+    }
+}
+
+fn state_arrays(runs: &[Run]) -> Result<Vec<ArrayRef>> {
+    let counts = UInt64Array::from_iter_values(runs.iter().map(|r| r.count));
+    let mut first = FixedSizeBinaryBuilder::with_capacity(runs.len(), PERSON_ID_BYTES);
+    let mut last = FixedSizeBinaryBuilder::with_capacity(runs.len(), PERSON_ID_BYTES);
+    for r in runs {
+        if r.count == 0 {
+            first.append_null();
+            last.append_null();
+        } else {
+            first.append_value(r.first.to_be_bytes())?;
+            last.append_value(r.last.to_be_bytes())?;
+        }
+    }
+    Ok(vec![Arc::new(counts), Arc::new(first.finish()), Arc::new(last.finish())])
+}
+
+/// Reads partial states: `(count, first, last)` per row.
+fn states(values: &[ArrayRef]) -> Result<(&UInt64Array, &FixedSizeBinaryArray, &FixedSizeBinaryArray)> {
+    let bad = || DataFusionError::Internal("persons count state".into());
+    let [counts, first, last] = values else { return Err(bad()) };
+    let counts = counts.as_primitive_opt::<UInt64Type>().ok_or_else(bad)?;
+    let first = first.as_any().downcast_ref::<FixedSizeBinaryArray>().ok_or_else(bad)?;
+    let last = last.as_any().downcast_ref::<FixedSizeBinaryArray>().ok_or_else(bad)?;
+    Ok((counts, first, last))
+}
+
+/// One accumulator per partition and phase. Used either to update (partial or single phase) or to
+/// merge (final phase: `merged`), never both.
+///
+/// Updating numbers the runs of equal ids in the accumulator's stream (1, 2, …) and checks once
+/// per row, sequentially, that ids do not go down; a group then only compares the current run's
+/// number with the last one it saw — small per-group arrays that stay in the CPU's first cache,
+/// where a 16-byte id per group would not.
+#[derive(Debug, Default)]
+struct Groups {
+    /// Distinct persons per group (update phase).
+    counts: Vec<u64>,
+    /// Per group, the number of the first and of the last run it saw (0: none).
+    first_run: Vec<u32>,
+    last_run: Vec<u32>,
+    /// The id of each run, by number − 1.
+    run_ids: Vec<u128>,
+    merged: Vec<Merged>,
+    /// Ranges held in `merged`, for [`GroupsAccumulator::size`].
+    ranges: usize,
+}
+
+impl Groups {
+    fn all_counts(&self) -> Vec<u64> {
+        let n = self.counts.len().max(self.merged.len());
+        (0..n).map(|g| self.counts.get(g).copied().unwrap_or(0) + self.merged.get(g).map_or(0, |m| m.count)).collect()
+    }
+
+    /// The number of the run `id` belongs to, starting a new run if it differs from the last id;
+    /// `None` if it is smaller (the stream is not in order) or the runs overflow.
+    #[inline(always)]
+    fn run_of(&mut self, id: u128) -> Option<u32> {
+        match self.run_ids.last() {
+            Some(&last) if last == id => Some(self.run_ids.len() as u32),
+            Some(&last) if last > id => None,
+            _ => {
+                self.run_ids.push(id);
+                u32::try_from(self.run_ids.len()).ok()
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn count(&mut self, g: usize, run: u32) {
+        if self.last_run[g] != run {
+            if self.last_run[g] == 0 {
+                self.first_run[g] = run;
+            }
+            self.last_run[g] = run;
+            self.counts[g] += 1;
+        }
+    }
+}
+
+impl GroupsAccumulator for Groups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        let ids = ids_of(values)?;
+        self.counts.resize(total_num_groups, 0);
+        self.first_run.resize(total_num_groups, 0);
+        self.last_run.resize(total_num_groups, 0);
+        let nulls = ids.nulls().filter(|n| n.null_count() > 0);
+        if nulls.is_none() && opt_filter.is_none() {
+            // The common case, a tight loop over the ids' bytes.
+            let width = PERSON_ID_BYTES as usize;
+            let start = ids.offset() * width;
+            let bytes = &ids.value_data()[start..start + ids.len() * width];
+            let Groups { counts, first_run, last_run, run_ids, .. } = self;
+            let (counts, first_run, last_run) = (&mut counts[..], &mut first_run[..], &mut last_run[..]);
+            let mut current = run_ids.last().copied();
+            let mut run = u32::try_from(run_ids.len()).map_err(|_| broken())?;
+            for (chunk, &g) in bytes.chunks_exact(width).zip(group_indices) {
+                let id = u128::from_be_bytes(chunk.try_into().expect("16 bytes"));
+                if current != Some(id) {
+                    if current.is_some_and(|c| c > id) || run == u32::MAX {
+                        return Err(broken());
+                    }
+                    run_ids.push(id);
+                    run += 1;
+                    current = Some(id);
+                }
+                let last = &mut last_run[g];
+                if *last != run {
+                    if *last == 0 {
+                        first_run[g] = run;
+                    }
+                    *last = run;
+                    counts[g] += 1;
+                }
+            }
+            return Ok(());
+        }
+        for (row, &g) in group_indices.iter().enumerate() {
+            if nulls.is_some_and(|n| n.is_null(row)) || opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
+                continue;
+            }
+            let run = self.run_of(id_at(ids, row)).ok_or_else(broken)?;
+            self.count(g, run);
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let mut counts = self.all_counts();
+        let out = emit_to.take_needed(&mut counts);
+        for v in [&mut self.first_run, &mut self.last_run] {
+            if !v.is_empty() {
+                emit_to.take_needed(v);
+            }
+        }
+        if !self.counts.is_empty() {
+            emit_to.take_needed(&mut self.counts);
+        }
+        if !self.merged.is_empty() {
+            let emitted = emit_to.take_needed(&mut self.merged);
+            self.ranges -= emitted.iter().map(|m| m.ranges.len()).sum::<usize>();
+        }
+        Ok(Arc::new(Int64Array::from_iter_values(out.into_iter().map(|c| c as i64))))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        if !self.merged.is_empty() {
+            // A merged state has several ranges; it cannot be passed on as one.
+            return Err(broken());
+        }
+        let counts = emit_to.take_needed(&mut self.counts);
+        let first = emit_to.take_needed(&mut self.first_run);
+        let last = emit_to.take_needed(&mut self.last_run);
+        let id = |run: u32| if run == 0 { 0 } else { self.run_ids[run as usize - 1] };
+        let runs: Vec<Run> = counts.iter().zip(first.iter().zip(&last)).map(|(&count, (&f, &l))| Run { count, first: id(f), last: id(l) }).collect();
+        state_arrays(&runs)
+    }
+
+    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
+        let (counts, first, last) = states(values)?;
+        self.merged.resize(total_num_groups, Merged::default());
+        for (row, &g) in group_indices.iter().enumerate() {
+            let count = counts.value(row);
+            if count == 0 || first.is_null(row) || last.is_null(row) {
+                continue;
+            }
+            self.merged[g].merge(count, id_at(first, row), id_at(last, row))?;
+            self.ranges += 1;
+        }
+        Ok(())
+    }
+
+    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
+        let ids = ids_of(values)?;
+        let runs: Vec<Run> = (0..ids.len())
+            .map(|row| {
+                let counted = !ids.is_null(row) && opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row));
+                if counted {
+                    let id = id_at(ids, row);
+                    Run { count: 1, first: id, last: id }
+                } else {
+                    Run::default()
+                }
+            })
+            .collect();
+        state_arrays(&runs)
+    }
+
+    fn size(&self) -> usize {
+        self.counts.capacity() * 8
+            + (self.first_run.capacity() + self.last_run.capacity()) * 4
+            + self.run_ids.capacity() * 16
+            + self.merged.capacity() * std::mem::size_of::<Merged>()
+            + self.ranges * 48
+    }
+}
+
+/// The same count for an aggregate without groups.
+#[derive(Debug, Default)]
+struct OneGroup {
+    run: Run,
+    merged: Merged,
+}
+
+impl Accumulator for OneGroup {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let ids = ids_of(values)?;
+        for row in 0..ids.len() {
+            if !ids.is_null(row) {
+                self.run.see(id_at(ids, row))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(ScalarValue::Int64(Some((self.run.count + self.merged.count) as i64)))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.merged.ranges.len() * 48
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        if !self.merged.ranges.is_empty() {
+            return Err(broken());
+        }
+        let id = |v: u128| ScalarValue::FixedSizeBinary(PERSON_ID_BYTES, (self.run.count > 0).then(|| v.to_be_bytes().to_vec()));
+        Ok(vec![ScalarValue::UInt64(Some(self.run.count)), id(self.run.first), id(self.run.last)])
+    }
+
+    fn merge_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let (counts, first, last) = states(values)?;
+        for row in 0..counts.len() {
+            let count = counts.value(row);
+            if count == 0 || first.is_null(row) || last.is_null(row) {
+                continue;
+            }
+            self.merged.merge(count, id_at(first, row), id_at(last, row))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(values: &[u128]) -> ArrayRef {
+        let mut b = FixedSizeBinaryBuilder::new(PERSON_ID_BYTES);
+        for v in values {
+            b.append_value(v.to_be_bytes()).unwrap();
+        }
+        Arc::new(b.finish())
+    }
+
+    fn check(partitions: &[(&[u128], &[usize])], groups: usize, expected: Option<Vec<i64>>) {
+        let mut merged = Groups::default();
+        let mut result = Ok(());
+        for (values, group_indices) in partitions {
+            let mut partial = Groups::default();
+            let states = partial.update_batch(&[ids(values)], group_indices, None, groups).and_then(|_| partial.state(EmitTo::All));
+            result = states.and_then(|s| {
+                let indices: Vec<usize> = (0..groups).collect();
+                merged.merge_batch(&s, &indices, groups)
+            });
+            if result.is_err() {
+                break;
+            }
+        }
+        match (result, expected) {
+            (Ok(()), Some(expected)) => {
+                let out = merged.evaluate(EmitTo::All).unwrap();
+                assert_eq!(out.as_primitive::<datafusion::arrow::datatypes::Int64Type>().values().to_vec(), expected);
+            }
+            (Err(e), None) => assert!(is_order_broken(&e)),
+            (r, e) => panic!("got {r:?}, expected {e:?}"),
+        }
+    }
+
+    #[test]
+    fn counts_ascending_ids_exactly() {
+        // Group 0 sees persons 1, 1, 3; group 1 sees 1, 2, 2.
+        check(&[(&[1, 1, 1, 2, 2, 3], &[0, 0, 1, 1, 1, 0])], 2, Some(vec![2, 2]));
+        // Two partitions holding disjoint ranges add up.
+        check(&[(&[1, 2], &[0, 0]), (&[5, 6, 6], &[0, 1, 1])], 2, Some(vec![3, 1]));
+        // A group no row reached counts 0.
+        check(&[(&[4], &[1])], 3, Some(vec![0, 1, 0]));
+    }
+
+    #[test]
+    fn refuses_ids_out_of_order() {
+        check(&[(&[3, 1], &[0, 0])], 1, None);
+        // The partition's stream must not go down, whatever the groups.
+        check(&[(&[3, 1, 2], &[0, 1, 1])], 2, None);
+        check(&[(&[1, 2, 2, 3], &[1, 0, 1, 1])], 2, Some(vec![1, 3]));
+    }
+
+    #[test]
+    fn refuses_overlapping_partitions() {
+        // Person 2 in both partitions' group 0: counting 2 + 2 would be wrong.
+        check(&[(&[1, 2], &[0, 0]), (&[2, 3], &[0, 0])], 1, None);
+        // Overlapping ranges in different groups do not matter.
+        check(&[(&[1, 5], &[0, 0]), (&[2, 3], &[1, 1])], 2, Some(vec![2, 2]));
+    }
+}

@@ -1,0 +1,160 @@
+//! The persons count of every output row equals `count(DISTINCT person_id)` of the same rows,
+//! whatever the data and the query's shape: the fast count by ascending ids when the order holds, the
+//! exact count when a join, a nested aggregate or a repartition breaks it (see `src/persons.rs`).
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+
+use common::*;
+use niji_sandbox::{Limits, Scalar, Workspace};
+use proptest::prelude::*;
+
+/// Query shapes as `(with persons, reference)`: the reference computes `count(DISTINCT person_id)`
+/// of the same rows as a value. `{}` is replaced by a code filter.
+const SHAPES: &[(&str, &str)] = &[
+    (
+        "SELECT code, count(*) AS n FROM claim_lines WHERE {} GROUP BY code",
+        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} GROUP BY code",
+    ),
+    (
+        "SELECT count(*) AS n FROM claim_lines WHERE {}",
+        "SELECT 'all' AS code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {}",
+    ),
+    (
+        "SELECT kind AS code, sum(points) AS s FROM claim_lines WHERE {} GROUP BY kind",
+        "SELECT kind AS code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} GROUP BY kind",
+    ),
+    (
+        "SELECT c.code, p.sex, count(*) AS n FROM claim_lines c JOIN patients p ON c.person_id = p.person_id WHERE {} GROUP BY c.code, p.sex",
+        "SELECT c.code || '/' || p.sex AS code, count(DISTINCT c.person_id) AS p FROM claim_lines c JOIN patients p ON c.person_id = p.person_id WHERE {} GROUP BY c.code, p.sex",
+    ),
+    (
+        "SELECT code, count(*) AS n FROM claim_lines WHERE {} AND person_id IN (SELECT person_id FROM patients WHERE sex = 'female') GROUP BY code",
+        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} AND person_id IN (SELECT person_id FROM patients WHERE sex = 'female') GROUP BY code",
+    ),
+    (
+        "SELECT n, count(*) AS persons FROM (SELECT person_id, count(*) AS n FROM claim_lines WHERE {} GROUP BY person_id) GROUP BY n",
+        "SELECT CAST(n AS VARCHAR) AS code, count(DISTINCT person_id) AS p FROM (SELECT person_id, count(*) AS n FROM claim_lines WHERE {} GROUP BY person_id) GROUP BY n",
+    ),
+    (
+        "SELECT code, count(*) AS n FROM claim_lines WHERE {} GROUP BY code HAVING count(*) > 1 ORDER BY code LIMIT 3",
+        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} GROUP BY code HAVING count(*) > 1 ORDER BY code LIMIT 3",
+    ),
+];
+
+fn text(v: &Scalar) -> String {
+    match v {
+        Scalar::Utf8(Some(s)) | Scalar::Utf8View(Some(s)) | Scalar::LargeUtf8(Some(s)) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn int(v: &Scalar) -> u64 {
+    match v {
+        Scalar::Int64(Some(n)) => *n as u64,
+        other => panic!("not a count: {other:?}"),
+    }
+}
+
+fn open(lines: &[(u8, u8, i64)], patients_of: &[(u8, bool)], excluded: &[u8]) -> Workspace {
+    let persons: Vec<u8> = lines.iter().map(|l| l.0).collect();
+    let codes: Vec<String> = lines.iter().map(|l| format!("C{}", l.1)).collect();
+    let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
+    let points: Vec<i64> = lines.iter().map(|l| l.2).collect();
+    let kinds: Vec<&str> = lines.iter().map(|l| if l.2 % 2 == 0 { "drug" } else { "procedure" }).collect();
+    let claim_lines = table(NDB, "claim_lines", &persons, &[("code", strings(&codes)), ("points", ints(&points)), ("kind", strings(&kinds))]);
+    let ids: Vec<u8> = patients_of.iter().map(|p| p.0).collect();
+    let sexes: Vec<&str> = patients_of.iter().map(|p| if p.1 { "female" } else { "male" }).collect();
+    let patients = table(NDB, "patients", &ids, &[("sex", strings(&sexes))]);
+    let excluded: HashSet<[u8; 32]> = excluded.iter().map(|p| key(*p)).collect();
+    Workspace::open(vec![claim_lines, patients], &policy(false), [3; 32], &excluded, Limits::default()).expect("open")
+}
+
+/// Output rows keyed by their first column (and the second, for the join's two keys).
+async fn with_persons(ws: &Workspace, sql: &str) -> BTreeMap<String, u64> {
+    let r = ws.run(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    r.rows
+        .iter()
+        .zip(&r.persons)
+        .map(|(row, p)| {
+            let key = if sql.contains("p.sex, count") { format!("{}/{}", text(&row[0]), text(&row[1])) } else { text(&row[0]) };
+            let key = if sql.starts_with("SELECT count(*)") { "all".to_owned() } else { key };
+            (key, *p)
+        })
+        .collect()
+}
+
+async fn reference(ws: &Workspace, sql: &str) -> BTreeMap<String, u64> {
+    let r = ws.run(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    r.rows.iter().map(|row| (text(&row[0]), int(&row[1]))).collect()
+}
+
+fn check(lines: &[(u8, u8, i64)], patients_of: &[(u8, bool)], excluded: &[u8], filter: &str) -> Workspace {
+    let ws = open(lines, patients_of, excluded);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        for (counted, exact) in SHAPES {
+            let counted = counted.replace("{}", filter);
+            let exact = exact.replace("{}", filter);
+            let got = with_persons(&ws, &counted).await;
+            let want = reference(&ws, &exact).await;
+            // Rows with no persons (an aggregate over no rows) count 0.
+            let want: BTreeMap<String, u64> = if got.len() == 1 && want.is_empty() { got.keys().map(|k| (k.clone(), 0)).collect() } else { want };
+            assert_eq!(got, want, "{counted}");
+        }
+    });
+    ws
+}
+
+#[test]
+fn by_hand() {
+    // Person 1: C1 twice, C2; person 2: C1; person 3: C2, C3; person 9 only in patients.
+    let lines = [(1, 1, 10), (1, 1, 20), (2, 1, 30), (1, 2, 40), (3, 2, 50), (3, 3, 60)];
+    let patients_of = [(1, true), (2, false), (3, true), (9, false)];
+    check(&lines, &patients_of, &[], "true");
+    check(&lines, &patients_of, &[2], "code <> 'C3'");
+    check(&lines, &patients_of, &[], "false");
+}
+
+#[test]
+fn the_fast_count_serves_scans_and_cohort_joins_without_a_recount() {
+    let lines: Vec<(u8, u8, i64)> = (0..400u32).map(|i| ((i * 7 % 50) as u8, (i % 5) as u8, i as i64)).collect();
+    let ws = open(&lines, &[(1, true)], &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        for sql in ["SELECT code, count(*) AS n FROM claim_lines GROUP BY code", "SELECT count(*) AS n FROM claim_lines WHERE points > 10"] {
+            ws.run(sql).await.unwrap();
+        }
+        assert_eq!(ws.persons_recounts(), 0, "a scan and a filter keep the order");
+        // Grouped by person first: the exact count is chosen from the plan, without a failed try.
+        ws.run("SELECT n, count(*) AS persons FROM (SELECT person_id, count(*) AS n FROM claim_lines GROUP BY person_id) GROUP BY n").await.unwrap();
+        assert_eq!(ws.persons_recounts(), 0);
+        // A cohort join keeps the order (the cohort is the hash table, the lines stream through).
+        ws.run("SELECT code, count(*) AS n FROM claim_lines WHERE person_id IN (SELECT person_id FROM patients WHERE sex = 'female') GROUP BY code").await.unwrap();
+        assert_eq!(ws.persons_recounts(), 0);
+        // A union puts the same persons in two partitions: the partial states' id ranges overlap,
+        // the fast count gives way, and the exact one counts each person once.
+        let union = "SELECT code, count(*) AS n FROM (SELECT person_id, code FROM claim_lines UNION ALL SELECT person_id, code FROM claim_lines) GROUP BY code";
+        let both = ws.run(union).await.unwrap();
+        let once = ws.run("SELECT code, count(*) AS n FROM claim_lines GROUP BY code").await.unwrap();
+        assert_eq!(ws.persons_recounts(), 1);
+        let by_code = |r: &niji_sandbox::AggregateResult| -> BTreeMap<String, u64> { r.rows.iter().zip(&r.persons).map(|(row, p)| (text(&row[0]), *p)).collect() };
+        assert_eq!(by_code(&both), by_code(&once));
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn equals_count_distinct(
+        lines in prop::collection::vec((0u8..40, 0u8..6, 0i64..100), 1..300),
+        female in prop::collection::vec(any::<bool>(), 40),
+        excluded in prop::collection::vec(0u8..40, 0..4),
+        filter in prop::sample::select(vec!["true", "points < 50", "code IN ('C1', 'C2')", "points % 3 = 0"]),
+    ) {
+        let patients_of: Vec<(u8, bool)> = (0u8..40).filter(|p| p % 7 != 3).map(|p| (p, female[p as usize])).collect();
+        check(&lines, &patients_of, &excluded, filter);
+    }
+}
