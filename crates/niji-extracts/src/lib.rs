@@ -18,7 +18,10 @@
 //! - **Download** ([`download_extract`]): approved extracts, researchers named on the permit, the
 //!   permit still active; the bytes are checked against the hash logged at the request.
 //!
-//! Invariants: nothing leaves before an operator's approval; errors are fixed texts (a
+//! Invariants: nothing leaves before an operator's approval — not even the report's exact
+//! counts, which only an operator who did not request the extract sees ([`sees_full_report`];
+//! everyone else gets [`researcher_view`]); the sealed file takes its final name only after its
+//! row is committed; errors are fixed texts (a
 //! configuration's error names its fields, never a cell value); log entries hold ids, codes and
 //! hashes only.
 
@@ -216,17 +219,19 @@ pub async fn request_extract(
     let report = Report::new(format!("{dataset}/v{version}/{table}"), "extract.csv".into(), &file, &outcome.report, elapsed_ms, check);
     let report = serde_json::to_value(&report).map_err(internal)?;
 
-    // The CSV, sealed under the permit's key.
+    // The CSV, sealed under the permit's key, written under a temporary name first: it takes
+    // its final name only once its row is committed, and is removed if the row is not, so that
+    // a failure leaves neither a file without a row nor a row without a file.
     let mut csv = b"\xef\xbb\xbf".to_vec();
     csv.extend(niji_anon_config::table_to_csv(&outcome.table, b','));
     let sha256 = hex::encode(Sha256::digest(&csv));
     let path = file_path(instance, permit_id, &sha256);
     std::fs::create_dir_all(path.parent().expect("a folder")).map_err(internal)?;
     let sealed = seal(&key, permit_id, &sha256, &csv);
-    write_durably(&path, &sealed).map_err(internal)?;
+    let staged = Staged::write(&path, &sealed).map_err(internal)?;
     let rows_out = outcome.table.num_rows() as u64;
     let run_id = record_run("released").await?;
-    let id = store
+    let inserted = store
         .insert_extract(
             &niji_store::NewExtract {
                 permit_id,
@@ -242,8 +247,10 @@ pub async fn request_extract(
             },
             now.unix_timestamp(),
         )
-        .await
-        .map_err(internal)?;
+        .await;
+    // On an error the staged file is dropped (removed); on success it takes its final name.
+    let id = inserted.map_err(internal)?;
+    staged.commit().map_err(internal)?;
     let index = log(
         instance,
         &format!("user:{user_id}"),
@@ -316,6 +323,89 @@ pub async fn download_extract(instance: &Instance, user_id: i64, extract_id: i64
         serde_json::json!({"permit": extract.permit_id, "sha256": extract.file_sha256}),
     )?;
     Ok(csv)
+}
+
+/// Whether `user_id` (holding `roles`) sees an extract's full report: an operator who did not
+/// request it (the one who decides it, or decided it). Everyone else — the requester and the
+/// other researchers on the permit included — sees [`ResearcherView`] only.
+pub fn sees_full_report(extract: &niji_store::ExtractRow, user_id: i64, roles: &[Role]) -> bool {
+    roles.contains(&Role::Operator) && extract.requested_by != user_id
+}
+
+/// What someone who does not decide an extract may see of it. A whitelist: before approval and
+/// after rejection, the status, the configuration sent and the released rows rounded as the
+/// catalog rounds counts (`niji_core::disclosure::catalog_count`); once approved, also the
+/// released table's own figures ([`ReleasedReport`]). Never the input's counts, the suppressed
+/// records or the risk before anonymization.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResearcherView {
+    pub id: i64,
+    pub permit_id: i64,
+    pub dataset: String,
+    pub dataset_version: i64,
+    pub table: String,
+    /// `awaiting_approval`, `approved` or `rejected`.
+    pub status: String,
+    /// The anonymization configuration (TOML) as it was sent.
+    pub config: String,
+    /// The released table's rows rounded to 10; `None` below 10.
+    pub rows_rounded: Option<u64>,
+    /// Only once approved.
+    pub released: Option<ReleasedReport>,
+}
+
+/// The figures of an approved extract's released table (what its recipients can count in the
+/// file itself).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReleasedReport {
+    pub rows: u64,
+    /// hex SHA-256 of the CSV, as logged.
+    pub sha256: String,
+    /// The smallest class of the released table.
+    pub k: Option<u64>,
+    pub classes: Option<u64>,
+    /// Per quasi-identifier: column, level, highest level.
+    pub generalization: Vec<(String, u64, u64)>,
+    /// Metric and value.
+    pub information_loss: Option<(String, f64)>,
+    /// Highest prosecutor risk of the released table.
+    pub risk_after: Option<f64>,
+    /// Rule, column, reason.
+    pub rules: Vec<(String, String, String)>,
+}
+
+/// The [`ResearcherView`] of an extract.
+pub fn researcher_view(extract: &niji_store::ExtractRow) -> ResearcherView {
+    let released = (extract.status == "approved").then(|| {
+        let report: serde_json::Value = serde_json::from_str(&extract.report).unwrap_or_default();
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+        ReleasedReport {
+            rows: extract.rows_out.max(0) as u64,
+            sha256: extract.file_sha256.clone(),
+            k: report["check"]["k"].as_u64(),
+            classes: report["check"]["classes"].as_u64(),
+            generalization: report["generalization"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|g| (text(&g["column"]), g["level"].as_u64().unwrap_or(0), g["max_level"].as_u64().unwrap_or(0)))
+                .collect(),
+            information_loss: report["information_loss"]["value"].as_f64().map(|v| (text(&report["information_loss"]["metric"]), v)),
+            risk_after: report["risk_after"]["prosecutor"]["highest"].as_f64(),
+            rules: report["rules"].as_array().into_iter().flatten().map(|r| (text(&r["rule"]), text(&r["column"]), text(&r["reason"]))).collect(),
+        }
+    });
+    ResearcherView {
+        id: extract.id,
+        permit_id: extract.permit_id,
+        dataset: extract.dataset.clone(),
+        dataset_version: extract.dataset_version,
+        table: extract.table_name.clone(),
+        status: extract.status.clone(),
+        config: extract.config.clone(),
+        rows_rounded: niji_core::disclosure::catalog_count(extract.rows_out.max(0) as u64),
+        released,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -476,18 +566,50 @@ fn open(key: &[u8; 32], permit_id: i64, sha256: &str, sealed: &[u8]) -> Option<V
     cipher.decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: &aad(permit_id, sha256) }).ok()
 }
 
-/// Writes a file and its folder entry durably (temporary name, fsync, rename).
-fn write_durably(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("partial");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
+/// A sealed file written durably under a temporary name of its own (so that two requests of the
+/// same table never share it): [`Staged::commit`] renames it to its final name; dropped
+/// uncommitted (the row was not inserted, or the task ended), it is removed.
+struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+    committed: bool,
+}
+
+impl Staged {
+    fn write(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<Staged> {
+        use std::io::Write;
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("extract");
+        let tmp = path.with_file_name(format!(".{name}.{}.partial", hex::encode(rand_bytes())));
+        let staged = Staged { tmp, path: path.to_path_buf(), committed: false };
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&staged.tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        Ok(staged)
     }
-    Ok(())
+
+    fn commit(mut self) -> std::io::Result<()> {
+        std::fs::rename(&self.tmp, &self.path)?;
+        self.committed = true;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+fn rand_bytes() -> [u8; 8] {
+    let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&nonce[..8]);
+    out
 }
 
 fn log(instance: &Instance, actor: &str, now: OffsetDateTime, action: &str, object: String, data: serde_json::Value) -> Result<u64, ExtractError> {

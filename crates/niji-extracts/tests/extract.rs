@@ -298,3 +298,73 @@ async fn the_permits_cohort_limits_the_extract_to_its_age_range() {
     }
     assert!(bands > 0, "no age band in the extract");
 }
+
+/// Every file under `dir` (none when it does not exist).
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    if dir.exists() {
+        files_under(dir)
+    } else {
+        Vec::new()
+    }
+}
+
+/// Runs `sql` on the metadata store through a connection of its own (a trigger that makes a
+/// step fail, for the tests of partial state).
+async fn execute(instance: &Instance, sql: &str) {
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", instance.paths.metadata_db().display())).await.unwrap();
+    sqlx::query(sql).execute(&mut c).await.unwrap();
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_row_insert_leaves_no_sealed_file_and_a_success_leaves_no_temporary_one() {
+    let w = world(Track::AnonymizedExtract).await;
+    let folder = w.instance.paths.root.join("extracts");
+    execute(&w.instance, "CREATE TRIGGER refuse_extracts BEFORE INSERT ON extracts BEGIN SELECT RAISE(ABORT, 'refused by the test'); END").await;
+    let e = request_extract(&w.instance, w.researcher, w.permit, "ehr", "encounters", CONFIG, now()).await.unwrap_err();
+    assert!(matches!(e, ExtractError::Internal), "{e}");
+    assert!(w.instance.store.extracts().await.unwrap().is_empty());
+    assert_eq!(files_in(&folder), Vec::<PathBuf>::new(), "a sealed file without its row");
+
+    execute(&w.instance, "DROP TRIGGER refuse_extracts").await;
+    let extract = request_extract(&w.instance, w.researcher, w.permit, "ehr", "encounters", CONFIG, now()).await.unwrap();
+    let files = files_in(&folder);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].ends_with(format!("{}/{}.csv.sealed", w.permit, extract.sha256)), "{files:?}");
+    // The same table requested again seals the same CSV: the first extract's file stays whole.
+    let again = request_extract(&w.instance, w.researcher, w.permit, "ehr", "encounters", CONFIG, now()).await.unwrap();
+    assert_eq!(again.sha256, extract.sha256);
+    assert_eq!(files_in(&folder).len(), 1);
+    decide_extract(&w.instance, w.operator, extract.id, true, None, now()).await.unwrap();
+    assert!(download_extract(&w.instance, w.researcher, extract.id, now()).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_researchers_view_holds_no_exact_count_until_approved() {
+    let w = world(Track::AnonymizedExtract).await;
+    let extract = request_extract(&w.instance, w.researcher, w.permit, "ehr", "encounters", CONFIG, now()).await.unwrap();
+    let row = w.instance.store.extract(extract.id).await.unwrap().unwrap();
+    let roles = |id: i64| {
+        let store = w.instance.store.clone();
+        async move { store.active_roles(id).await.unwrap() }
+    };
+    assert!(niji_extracts::sees_full_report(&row, w.operator, &roles(w.operator).await));
+    assert!(!niji_extracts::sees_full_report(&row, w.researcher, &roles(w.researcher).await));
+    assert!(!niji_extracts::sees_full_report(&row, w.other_researcher, &roles(w.other_researcher).await));
+    // An operator who requested it does not decide it, and does not see the full report.
+    assert!(!niji_extracts::sees_full_report(&row, w.researcher, &[Role::Operator, Role::Researcher]));
+
+    let view = niji_extracts::researcher_view(&row);
+    assert_eq!((view.status.as_str(), view.config.as_str()), ("awaiting_approval", CONFIG));
+    assert_eq!(view.rows_rounded, niji_core::disclosure::catalog_count(extract.rows_out));
+    assert_eq!(view.rows_rounded.unwrap() % 10, 0);
+    assert!(view.released.is_none());
+
+    decide_extract(&w.instance, w.operator, extract.id, true, None, now()).await.unwrap();
+    let row = w.instance.store.extract(extract.id).await.unwrap().unwrap();
+    let released = niji_extracts::researcher_view(&row).released.expect("approved");
+    assert_eq!((released.rows, released.sha256.as_str()), (extract.rows_out, extract.sha256.as_str()));
+    assert_eq!(released.k, extract.report["check"]["k"].as_u64());
+    assert_eq!(released.generalization.len(), 2);
+}

@@ -176,10 +176,21 @@ pub async fn issue_credential(
             &issuer.audit,
             now,
         )
-        .await
-        .map_err(|_| RegistryError::Storage)?;
+        .await;
+    let created = match created {
+        Ok(c) => c,
+        Err(_) => {
+            vault.close().await;
+            return Err(RegistryError::Storage);
+        }
+    };
     let until = valid_until.map(|d| d.to_string());
-    instance
+    // The account and the credential row are two writes (the accounts crate creates the one,
+    // the store the other): when the second (or the log entry) fails, the account is undone —
+    // its citizen role revoked, and the credential too if it was written — so that a failure
+    // leaves no citizen account without its credential. Its access code was never shown, so
+    // nobody can sign in with it either way.
+    let inserted = instance
         .store
         .insert_citizen_credential(
             &NewCitizenCredential {
@@ -192,18 +203,38 @@ pub async fn issue_credential(
             },
             now.unix_timestamp(),
         )
-        .await?;
-    log(
-        instance,
-        &issuer.audit,
-        now,
-        "citizen.credential_issued",
-        format!("user:{}", created.user_id),
-        serde_json::json!({"holder": issuer.holder, "acting_as": acting_as.code()}),
-    )?;
+        .await
+        .map_err(RegistryError::from);
+    let logged = match inserted {
+        Ok(()) => log(
+            instance,
+            &issuer.audit,
+            now,
+            "citizen.credential_issued",
+            format!("user:{}", created.user_id),
+            serde_json::json!({"holder": issuer.holder, "acting_as": acting_as.code()}),
+        )
+        .map(|_| ())
+        .map_err(|e| (e, true)),
+        Err(e) => Err((e, false)),
+    };
     vault.close().await;
+    if let Err((e, credential_written)) = logged {
+        undo_account(instance, created.user_id, credential_written, &issuer.audit, now).await;
+        return Err(e);
+    }
     let grouped: Vec<&str> = code.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).expect("ascii")).collect();
     Ok(IssuedCredential { user_id: created.user_id, access_code: grouped.join("-"), valid_until })
+}
+
+/// Undoes a citizen account whose credential could not be completed: its credential (if
+/// written) revoked and its citizen role revoked, so that it reaches nothing. Best effort: the
+/// caller returns the first error whatever happens here.
+async fn undo_account(instance: &Instance, user_id: i64, credential_written: bool, audit: &str, now: OffsetDateTime) {
+    if credential_written {
+        let _ = instance.store.revoke_citizen_credential(user_id, now.unix_timestamp()).await;
+    }
+    let _ = instance.store.revoke_role(user_id, Role::Citizen, audit, now.unix_timestamp()).await;
 }
 
 /// Signs a citizen in with an access code (spaces, dashes and case ignored) and a birth date
@@ -282,7 +313,9 @@ pub async fn record_choice(instance: &Instance, author: &Author, choice: Choice,
 }
 
 /// The persons a use must exclude, from the registry at its current version, and that version
-/// (the receipt a run records).
+/// (the receipt a run records). `audit` names the reader; it is not used: the read is not
+/// logged here, the caller records the run with the version as its receipt (the parameter is
+/// kept because `niji-analysis` passes it).
 pub async fn exclusions(instance: &Instance, audit: &str, use_: &Use) -> Result<(HashSet<[u8; 32]>, i64), RegistryError> {
     let _ = audit;
     let Some(vault) = existing_vault(instance).await? else { return Ok((HashSet::new(), 0)) };
@@ -381,7 +414,8 @@ pub async fn citizen_view(instance: &Instance, user_id: i64, now: OffsetDateTime
 }
 
 /// The persons who refuse every use now (an opt-out of all uses, or a consent withdrawn or
-/// lapsed): left out even of the public dashboard's aggregates.
+/// lapsed): left out even of the public dashboard's aggregates. `audit` is not used (public
+/// pages call this; their reads are not logged); kept for the server's callers.
 pub async fn refusing_everything(instance: &Instance, audit: &str, now: OffsetDateTime) -> Result<HashSet<[u8; 32]>, RegistryError> {
     let _ = audit;
     let Some(vault) = existing_vault(instance).await? else { return Ok(HashSet::new()) };
@@ -393,6 +427,8 @@ pub async fn refusing_everything(instance: &Instance, audit: &str, now: OffsetDa
 
 /// Per dataset (its latest committed version): persons with identity records, and how many of them refuse every use now.
 /// Exact figures: the caller rounds them for the public (`niji_core::disclosure::catalog_count`).
+/// `audit` is not used (a public page calls this; its reads are not logged); kept for the
+/// server's callers.
 pub async fn opt_out_counts(instance: &Instance, audit: &str, now: OffsetDateTime) -> Result<Vec<(String, u64, u64)>, RegistryError> {
     let _ = audit;
     // A public page asks for this: it reads the vault if there is one and never creates its keys.

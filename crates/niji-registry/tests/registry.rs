@@ -235,3 +235,44 @@ async fn a_bulk_import_is_all_or_nothing_and_names_the_line() {
     let counts = niji_registry::opt_out_counts(&w.instance, "test", now).await.unwrap();
     assert_eq!(counts, [("test-ehr".to_string(), 3, 0)], "nobody refused every use");
 }
+
+/// Runs `sql` on the metadata store through a connection of its own (a trigger that makes a
+/// step fail).
+async fn execute(instance: &Instance, sql: &str) {
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", instance.paths.metadata_db().display())).await.unwrap();
+    sqlx::query(sql).execute(&mut c).await.unwrap();
+    c.close().await.unwrap();
+}
+
+/// Accounts holding the citizen role without a credential in force.
+async fn citizens_without_credential(w: &World) -> Vec<i64> {
+    let mut out = Vec::new();
+    for user in w.instance.store.users().await.unwrap() {
+        let citizen = w.instance.store.active_roles(user.id).await.unwrap().contains(&niji_core::Role::Citizen);
+        let credential = w.instance.store.citizen_credential(user.id).await.unwrap();
+        if citizen && !credential.is_some_and(|c| c.revoked_at.is_none()) {
+            out.push(user.id);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_credential_that_cannot_be_stored_leaves_no_citizen_account() {
+    let w = world().await;
+    let t0 = datetime!(2026-11-22 01:00 UTC);
+    execute(
+        &w.instance,
+        "CREATE TRIGGER refuse_credentials BEFORE INSERT ON citizen_credentials BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .await;
+    let e = niji_registry::issue_credential(&w.instance, &w.accounts, &w.holder, "1001", ActingAs::Person, t0).await.unwrap_err();
+    assert!(matches!(e, RegistryError::Storage), "{e}");
+    assert_eq!(citizens_without_credential(&w).await, Vec::<i64>::new());
+
+    execute(&w.instance, "DROP TRIGGER refuse_credentials").await;
+    let issued = niji_registry::issue_credential(&w.instance, &w.accounts, &w.holder, "1001", ActingAs::Person, t0).await.unwrap();
+    assert!(niji_registry::sign_in(&w.instance, &w.accounts, &issued.access_code, "1980-04-01", t0).await.is_ok());
+    assert_eq!(citizens_without_credential(&w).await, Vec::<i64>::new());
+}

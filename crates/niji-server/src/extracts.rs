@@ -40,7 +40,20 @@ pub(crate) fn api_routes() -> Router<AppState> {
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(request_api, show_api, decide_api, file_api), components(schemas(ExtractRequest, ExtractBody, DecisionRequest)))]
+#[openapi(
+    paths(request_api, show_api, decide_api, file_api),
+    components(schemas(
+        ExtractRequest,
+        ExtractView,
+        ExtractBody,
+        ResearcherExtractBody,
+        ReleasedBody,
+        LevelBody,
+        LossBody,
+        RuleBody,
+        DecisionRequest
+    ))
+)]
 pub(crate) struct ExtractsDoc;
 
 #[derive(Deserialize, ToSchema)]
@@ -51,6 +64,16 @@ pub(crate) struct ExtractRequest {
     config: String,
 }
 
+/// An extract as its reader may see it: the full report for an operator who did not request
+/// it, the researcher's whitelist for everyone else.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum ExtractView {
+    Full(ExtractBody),
+    Researcher(ResearcherExtractBody),
+}
+
+/// An extract as an operator who did not request it sees it (to decide it).
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ExtractBody {
     id: i64,
@@ -67,6 +90,87 @@ pub(crate) struct ExtractBody {
     /// the k, l and t the released table achieves.
     #[schema(value_type = Object)]
     report: serde_json::Value,
+}
+
+/// An extract as the researchers on its permit (the requester included) and anyone else not
+/// deciding it see it. Built field by field from `niji_extracts::ResearcherView`: before
+/// approval and after rejection no exact count, no risk and no level, only the status, the
+/// configuration sent and the rows rounded as the catalog rounds them.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ResearcherExtractBody {
+    id: i64,
+    permit_id: i64,
+    dataset: String,
+    dataset_version: i64,
+    table: String,
+    /// `awaiting_approval`, `approved` or `rejected`.
+    status: String,
+    /// The anonymization configuration (TOML) as it was sent.
+    config: String,
+    /// The released rows rounded to 10; null below 10.
+    rows_rounded: Option<u64>,
+    /// The released table's figures, once approved; null before.
+    released: Option<ReleasedBody>,
+}
+
+/// An approved extract's released table.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ReleasedBody {
+    rows: u64,
+    /// hex SHA-256 of the CSV, as logged.
+    sha256: String,
+    k: Option<u64>,
+    classes: Option<u64>,
+    generalization: Vec<LevelBody>,
+    information_loss: Option<LossBody>,
+    /// Highest prosecutor risk of the released table.
+    risk_after: Option<f64>,
+    rules: Vec<RuleBody>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct LevelBody {
+    column: String,
+    level: u64,
+    max_level: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct LossBody {
+    metric: String,
+    value: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RuleBody {
+    rule: String,
+    column: String,
+    reason: String,
+}
+
+impl From<niji_extracts::ResearcherView> for ResearcherExtractBody {
+    fn from(v: niji_extracts::ResearcherView) -> Self {
+        ResearcherExtractBody {
+            id: v.id,
+            permit_id: v.permit_id,
+            dataset: v.dataset,
+            dataset_version: v.dataset_version,
+            table: v.table,
+            status: v.status,
+            config: v.config,
+            rows_rounded: v.rows_rounded,
+            released: v.released.map(|r| ReleasedBody {
+                rows: r.rows,
+                sha256: r.sha256,
+                k: r.k,
+                classes: r.classes,
+                generalization: r.generalization.into_iter().map(|(column, level, max_level)| LevelBody { column, level, max_level }).collect(),
+                information_loss: r.information_loss.map(|(metric, value)| LossBody { metric, value }),
+                risk_after: r.risk_after,
+                rules: r.rules.into_iter().map(|(rule, column, reason)| RuleBody { rule, column, reason }).collect(),
+            }),
+        }
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -92,7 +196,7 @@ fn api_error(e: ExtractError) -> ApiError {
 
 /// Requests an anonymized extract of a granted table; it then awaits an operator's approval.
 #[utoipa::path(post, path = "/api/v1/permits/{id}/extracts", security(("bearer" = [])), params(("id" = i64, Path)), request_body = ExtractRequest,
-    responses((status = 201, body = ExtractBody), (status = 400, body = ErrorBody, description = "table not granted, or the configuration cannot be used"),
+    responses((status = 201, body = ResearcherExtractBody), (status = 400, body = ErrorBody, description = "table not granted, or the configuration cannot be used"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "the permit is closed or not on the anonymized track")))]
 async fn request_api(
     State(state): State<AppState>,
@@ -102,7 +206,7 @@ async fn request_api(
 ) -> Response {
     let Ok(Json(req)) = body else { return ApiError::BadRequest.into_response() };
     match niji_extracts::request_extract(state.instance(), user.id, permit, &req.dataset, &req.table, &req.config, OffsetDateTime::now_utc()).await {
-        Ok(e) => match extract_body(&state, e.id).await {
+        Ok(e) => match extract_view(&state, &user, e.id).await {
             Ok(body) => (StatusCode::CREATED, Json(body)).into_response(),
             Err(e) => e.into_response(),
         },
@@ -110,12 +214,13 @@ async fn request_api(
     }
 }
 
-/// An extract with its report (operators, and researchers named on its permit).
+/// An extract: with its full report for an operator who did not request it; for the researchers
+/// named on its permit, the status, the configuration and rounded rows until it is approved.
 #[utoipa::path(get, path = "/api/v1/extracts/{id}", security(("bearer" = [])), params(("id" = i64, Path)),
-    responses((status = 200, body = ExtractBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ExtractView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn show_api(State(state): State<AppState>, TokenUser(user): TokenUser, Path(id): Path<i64>) -> Response {
     match may_see(&state, &user, id).await {
-        Ok(()) => match extract_body(&state, id).await {
+        Ok(()) => match extract_view(&state, &user, id).await {
             Ok(body) => Json(body).into_response(),
             Err(e) => e.into_response(),
         },
@@ -125,7 +230,7 @@ async fn show_api(State(state): State<AppState>, TokenUser(user): TokenUser, Pat
 
 /// An operator who did not request it approves or rejects an extract.
 #[utoipa::path(post, path = "/api/v1/extracts/{id}/decision", security(("bearer" = [])), params(("id" = i64, Path)), request_body = DecisionRequest,
-    responses((status = 200, body = ExtractBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = ExtractView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn decide_api(
     State(state): State<AppState>,
     TokenUser(user): TokenUser,
@@ -134,7 +239,7 @@ async fn decide_api(
 ) -> Response {
     let Ok(Json(req)) = body else { return ApiError::BadRequest.into_response() };
     match niji_extracts::decide_extract(state.instance(), user.id, id, req.approve, req.reason.as_deref(), OffsetDateTime::now_utc()).await {
-        Ok(()) => match extract_body(&state, id).await {
+        Ok(()) => match extract_view(&state, &user, id).await {
             Ok(body) => Json(body).into_response(),
             Err(e) => e.into_response(),
         },
@@ -164,9 +269,13 @@ fn csv_response(id: i64, bytes: Vec<u8>) -> Response {
         .into_response()
 }
 
-async fn extract_body(state: &AppState, id: i64) -> Result<ExtractBody, ApiError> {
+/// The extract as `user` may see it (the caller has checked that they may see it at all).
+async fn extract_view(state: &AppState, user: &UserSummary, id: i64) -> Result<ExtractView, ApiError> {
     let e = state.instance().store.extract(id).await.map_err(|_| ApiError::Internal)?.ok_or(ApiError::NotFound)?;
-    Ok(ExtractBody {
+    if !niji_extracts::sees_full_report(&e, user.id, &user.roles) {
+        return Ok(ExtractView::Researcher(niji_extracts::researcher_view(&e).into()));
+    }
+    Ok(ExtractView::Full(ExtractBody {
         id: e.id,
         permit_id: e.permit_id,
         dataset: e.dataset,
@@ -176,7 +285,7 @@ async fn extract_body(state: &AppState, id: i64) -> Result<ExtractBody, ApiError
         rows: e.rows_out,
         sha256: e.file_sha256,
         report: serde_json::from_str(&e.report).unwrap_or_default(),
-    })
+    }))
 }
 
 /// Operators see every extract; researchers those of permits naming them.
@@ -224,6 +333,10 @@ struct Text {
     reason: &'static str,
     download: &'static str,
     err: &'static str,
+    config: &'static str,
+    about: &'static str,
+    fewer_than_ten: &'static str,
+    report_withheld: &'static str,
 }
 
 static JA: Text = Text {
@@ -251,6 +364,10 @@ static JA: Text = Text {
     reason: "却下の理由コード",
     download: "CSV をダウンロード",
     err: "この操作はできません。",
+    config: "加工の設定",
+    about: "約",
+    fewer_than_ten: "10未満",
+    report_withheld: "加工の報告書（件数・リスク・一般化の水準）は、運用者が提供を承認した後に表示されます。",
 };
 
 static EN: Text = Text {
@@ -278,6 +395,10 @@ static EN: Text = Text {
     reason: "Reason code",
     download: "Download CSV",
     err: "This is not possible.",
+    config: "Anonymization configuration",
+    about: "about",
+    fewer_than_ten: "fewer than 10",
+    report_withheld: "The anonymization report (counts, risks, generalization levels) is shown once an operator has approved the release.",
 };
 
 fn text(lang: Lang) -> &'static Text {
@@ -292,7 +413,20 @@ struct Row {
     permit: i64,
     table: String,
     status: &'static str,
-    rows: i64,
+    /// Exact for an operator who did not request the extract and once approved; else rounded.
+    rows: String,
+}
+
+/// The report as the page shows it. `risk_before` and `suppressed` describe the table before
+/// anonymization: only for an operator who did not request the extract.
+struct ReportView {
+    k: String,
+    risk_before: Option<String>,
+    risk_after: String,
+    suppressed: Option<String>,
+    loss: String,
+    levels: Vec<(String, String)>,
+    rules: Vec<(String, String, String)>,
 }
 
 #[derive(Template)]
@@ -309,14 +443,10 @@ struct DetailPage {
     page: PageContext,
     t: &'static Text,
     row: Row,
-    sha256: String,
-    k: String,
-    risk_before: String,
-    risk_after: String,
-    suppressed: String,
-    loss: String,
-    levels: Vec<(String, String)>,
-    rules: Vec<(String, String, String)>,
+    sha256: Option<String>,
+    config: String,
+    /// `None`: withheld (not approved, and the reader does not decide it).
+    report: Option<ReportView>,
     can_decide: bool,
     can_download: bool,
     error: Option<&'static str>,
@@ -330,13 +460,71 @@ fn status_label(t: &'static Text, s: &str) -> &'static str {
     }
 }
 
-fn row_of(t: &'static Text, e: &niji_store::ExtractRow) -> Row {
+/// The row as `user` may see it: the exact rows for an operator who did not request the
+/// extract, else those of `niji_extracts::researcher_view` (exact once approved, rounded before).
+fn row_of(t: &'static Text, e: &niji_store::ExtractRow, user: &UserSummary) -> Row {
+    let rows = if niji_extracts::sees_full_report(e, user.id, &user.roles) {
+        e.rows_out.to_string()
+    } else {
+        let view = niji_extracts::researcher_view(e);
+        match (view.released, view.rows_rounded) {
+            (Some(r), _) => r.rows.to_string(),
+            (None, Some(n)) => format!("{} {n}", t.about),
+            (None, None) => t.fewer_than_ten.to_string(),
+        }
+    };
     Row {
         id: e.id,
         permit: e.permit_id,
         table: format!("{}/v{}/{}", e.dataset, e.dataset_version, e.table_name),
         status: status_label(t, &e.status),
-        rows: e.rows_out,
+        rows,
+    }
+}
+
+fn number(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "—".into())
+}
+
+/// The full report, for an operator who did not request the extract.
+fn full_report(report: &serde_json::Value) -> ReportView {
+    ReportView {
+        k: report["check"]["k"].to_string(),
+        risk_before: Some(number(report["risk_before"]["prosecutor"]["highest"].as_f64())),
+        risk_after: number(report["risk_after"]["prosecutor"]["highest"].as_f64()),
+        suppressed: Some(report["suppressed_records"].to_string()),
+        loss: format!("{} {}", report["information_loss"]["metric"].as_str().unwrap_or(""), number(report["information_loss"]["value"].as_f64())),
+        levels: report["generalization"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|g| (g["column"].as_str().unwrap_or("").to_string(), format!("{} / {}", g["level"], g["max_level"])))
+            .collect(),
+        rules: report["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r["rule"].as_str().unwrap_or("").to_string(),
+                    r["column"].as_str().unwrap_or("").to_string(),
+                    r["reason"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The released table's figures of an approved extract, for its researchers.
+fn released_report(r: niji_extracts::ReleasedReport) -> ReportView {
+    ReportView {
+        k: r.k.map(|k| k.to_string()).unwrap_or_else(|| "—".into()),
+        risk_before: None,
+        risk_after: number(r.risk_after),
+        suppressed: None,
+        loss: r.information_loss.map(|(m, v)| format!("{m} {}", number(Some(v)))).unwrap_or_default(),
+        levels: r.generalization.into_iter().map(|(c, l, m)| (c, format!("{l} / {m}"))).collect(),
+        rules: r.rules,
     }
 }
 
@@ -361,7 +549,7 @@ async fn list_page(State(state): State<AppState>, lang: Lang, s: MaybeSession, u
     let mut rows = Vec::new();
     for e in &all {
         if user.has_role(Role::Operator) || named_on(&state, &user, e.permit_id).await.unwrap_or(false) {
-            rows.push(row_of(t, e));
+            rows.push(row_of(t, e, &user));
         }
     }
     render(ListPage { page: PageContext::new(lang, s.signed_in(), &uri), t, rows })
@@ -381,36 +569,21 @@ async fn detail(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Uri, id: i
     let Ok(Some(e)) = state.instance().store.extract(id).await else {
         return crate::portal::error_page(StatusCode::NOT_FOUND, lang, s.signed_in(), uri, |m| m.err_not_found);
     };
-    let report: serde_json::Value = serde_json::from_str(&e.report).unwrap_or_default();
-    let number = |v: &serde_json::Value| v.as_f64().map(|x| format!("{x:.3}")).unwrap_or_else(|| "—".into());
+    let (sha256, report) = if niji_extracts::sees_full_report(&e, user.id, &user.roles) {
+        (Some(e.file_sha256.clone()), Some(full_report(&serde_json::from_str(&e.report).unwrap_or_default())))
+    } else {
+        match niji_extracts::researcher_view(&e).released {
+            Some(r) => (Some(r.sha256.clone()), Some(released_report(r))),
+            None => (None, None),
+        }
+    };
     let page = DetailPage {
         page: PageContext::new(lang, s.signed_in(), uri),
         t,
-        row: row_of(t, &e),
-        sha256: e.file_sha256.clone(),
-        k: report["check"]["k"].to_string(),
-        risk_before: number(&report["risk_before"]["prosecutor"]["highest"]),
-        risk_after: number(&report["risk_after"]["prosecutor"]["highest"]),
-        suppressed: report["suppressed_records"].to_string(),
-        loss: format!("{} {}", report["information_loss"]["metric"].as_str().unwrap_or(""), number(&report["information_loss"]["value"])),
-        levels: report["generalization"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|g| (g["column"].as_str().unwrap_or("").to_string(), format!("{} / {}", g["level"], g["max_level"])))
-            .collect(),
-        rules: report["rules"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| {
-                (
-                    r["rule"].as_str().unwrap_or("").to_string(),
-                    r["column"].as_str().unwrap_or("").to_string(),
-                    r["reason"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect(),
+        row: row_of(t, &e, &user),
+        sha256,
+        config: e.config.clone(),
+        report,
         can_decide: user.has_role(Role::Operator) && e.requested_by != user.id && e.status == "awaiting_approval",
         can_download: e.status == "approved" && named_on(state, &user, e.permit_id).await.unwrap_or(false),
         error,

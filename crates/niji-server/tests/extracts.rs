@@ -26,7 +26,9 @@ struct App {
     permit: i64,
     researcher_token: String,
     other_token: String,
+    operator_token: String,
     operator_secret: String,
+    researcher_secret: String,
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -86,7 +88,7 @@ async fn app() -> App {
     niji_intake::ingest(&instance, submission, &options, Arc::new(niji_intake::NoProgress)).await.unwrap();
     let accounts = Arc::new(Accounts::new(instance.store.clone(), instance.audit_sink(), instance.accounts_key(), AccountsConfig::default()));
     let (operator, operator_secret) = account(&accounts, "operator", Role::Operator).await;
-    let (researcher, _) = account(&accounts, "researcher", Role::Researcher).await;
+    let (researcher, researcher_secret) = account(&accounts, "researcher", Role::Researcher).await;
     let (other, _) = account(&accounts, "other", Role::Researcher).await;
     let ops = Actor::load(&instance.store, operator).await.unwrap();
     publish_defaults(&instance, &ops).await.unwrap();
@@ -137,8 +139,9 @@ async fn app() -> App {
     let now = OffsetDateTime::now_utc();
     let researcher_token = accounts.create_api_token(researcher, "t", "test", now).await.unwrap();
     let other_token = accounts.create_api_token(other, "t", "test", now).await.unwrap();
+    let operator_token = accounts.create_api_token(operator, "t", "test", now).await.unwrap();
     let state = AppState::new(instance, accounts, ServerConfig::default());
-    App { _dir: dir, router: router(state), permit, researcher_token, other_token, operator_secret }
+    App { _dir: dir, router: router(state), permit, researcher_token, other_token, operator_token, operator_secret, researcher_secret }
 }
 
 fn api(method: &str, uri: &str, token: &str, body: Option<serde_json::Value>) -> Request<Body> {
@@ -170,7 +173,10 @@ async fn a_researcher_requests_an_operator_approves_and_the_researcher_downloads
     let extract = r.json();
     let id = extract["id"].as_i64().unwrap();
     assert_eq!(extract["status"], "awaiting_approval");
-    assert!(extract["report"]["check"]["k"].as_u64().unwrap() >= 5);
+    // The requester sees no report before approval; the operator does.
+    assert!(extract.get("report").is_none() && extract["released"].is_null(), "{extract}");
+    let full = send(api("GET", &format!("/api/v1/extracts/{id}"), &app.operator_token, None)).await.json();
+    assert!(full["report"]["check"]["k"].as_u64().unwrap() >= 5);
 
     // Before approval: nothing to download; the other researcher sees nothing at all.
     let file = format!("/api/v1/extracts/{id}/file");
@@ -199,6 +205,95 @@ async fn a_researcher_requests_an_operator_approves_and_the_researcher_downloads
     assert!(r.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/csv"));
     let header_line = r.body.trim_start_matches('\u{feff}').lines().next().unwrap().to_string();
     assert!(!header_line.contains("person"), "{header_line}");
-    assert_eq!(r.body.lines().count() as i64 - 1, extract["rows"].as_i64().unwrap());
+    assert_eq!(r.body.lines().count() as i64 - 1, full["rows"].as_i64().unwrap());
     assert_eq!(send(api("GET", &file, &app.other_token, None)).await.status, StatusCode::FORBIDDEN);
+    // Once approved, the researcher sees the released table's figures (no input counts).
+    let seen = send(api("GET", &format!("/api/v1/extracts/{id}"), &app.researcher_token, None)).await;
+    let released = &seen.json()["released"];
+    assert_eq!(released["rows"], full["rows"]);
+    assert_eq!(released["k"], full["report"]["check"]["k"]);
+    assert_eq!(released["sha256"], full["sha256"]);
+    assert!(!seen.body.contains("records_in") && !seen.body.contains("suppressed_records") && !seen.body.contains("risk_before"), "{}", seen.body);
+}
+
+/// The exact figures of an extract's full report (as the operator's API gives them), by the
+/// name each has in it.
+fn exact_counts(full: &serde_json::Value) -> Vec<(&'static str, u64)> {
+    let report = &full["report"];
+    vec![
+        ("rows", full["rows"].as_u64().unwrap()),
+        ("records_in", report["records_in"].as_u64().unwrap()),
+        ("records_out", report["records_out"].as_u64().unwrap()),
+        ("suppressed_records", report["suppressed_records"].as_u64().unwrap()),
+        ("released_classes", report["released_classes"].as_u64().unwrap()),
+        ("k", report["check"]["k"].as_u64().unwrap()),
+        ("classes", report["check"]["classes"].as_u64().unwrap()),
+    ]
+}
+
+/// Whether the raw JSON holds `"name":value` anywhere.
+fn holds(body: &str, name: &str, value: u64) -> bool {
+    body.contains(&format!("\"{name}\":{value}"))
+}
+
+/// The operator's API gives extract `id`'s exact counts; the researcher's API, portal page and
+/// list give none of them (only the status, the configuration and rounded rows).
+async fn researcher_sees_no_exact_count(app: &App, researcher: &str, id: i64, status: &str) {
+    let send = |req| send_to(&app.router, req);
+    let full = send(api("GET", &format!("/api/v1/extracts/{id}"), &app.operator_token, None)).await;
+    assert_eq!(full.status, StatusCode::OK);
+    let exact = exact_counts(&full.json());
+    for (name, value) in &exact {
+        assert!(holds(&full.body, name, *value), "the operator sees {name}: {}", full.body);
+    }
+    assert!(full.body.contains("risk_before"));
+
+    let seen = send(api("GET", &format!("/api/v1/extracts/{id}"), &app.researcher_token, None)).await;
+    assert_eq!(seen.status, StatusCode::OK);
+    for (name, value) in &exact {
+        assert!(!holds(&seen.body, name, *value), "{name} = {value} reached the researcher: {}", seen.body);
+    }
+    for name in ["report", "records_in", "records_out", "suppressed_records", "risk_before", "risk_after", "generalization", "sha256"] {
+        assert!(!seen.body.contains(&format!("\"{name}\"")), "{name} reached the researcher: {}", seen.body);
+    }
+    let body = seen.json();
+    assert_eq!(body["status"], status);
+    assert_eq!(body["config"], CONFIG);
+    let rows = exact[0].1;
+    assert_eq!(body["rows_rounded"].as_u64(), niji_core::disclosure::catalog_count(rows));
+    assert!(body["released"].is_null());
+
+    // The portal: no report, and the rows only rounded.
+    let page = send(get(&format!("/extracts/{id}"), researcher)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"report-withheld\"") && !page.body.contains("id=\"k\""), "{}", page.body);
+    assert!(!page.body.contains(&format!("<dd>{rows}</dd>")) && !page.body.contains(&full.json()["sha256"].as_str().unwrap().to_string()));
+    let list = send(get("/extracts", researcher)).await;
+    assert!(list.body.contains(&format!("href=\"/extracts/{id}\"")), "{}", list.body);
+    assert!(!list.body.contains(&format!("<td class=\"count\">{rows}</td>")), "{}", list.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_researcher_sees_no_exact_count_before_approval_or_after_rejection() {
+    let app = app().await;
+    let send = |req| send_to(&app.router, req);
+    let path = format!("/api/v1/permits/{}/extracts", app.permit);
+    let request = serde_json::json!({"dataset": "ehr", "table": "encounters", "config": CONFIG});
+    let researcher = staff_sign_in(&app.router, "researcher", PASSWORD, &app.researcher_secret).await;
+
+    let pending = send(api("POST", &path, &app.researcher_token, Some(request.clone()))).await;
+    assert_eq!(pending.status, StatusCode::CREATED, "{}", pending.body);
+    let pending_id = pending.json()["id"].as_i64().unwrap();
+    researcher_sees_no_exact_count(&app, &researcher, pending_id, "awaiting_approval").await;
+    let full = send(api("GET", &format!("/api/v1/extracts/{pending_id}"), &app.operator_token, None)).await;
+    for (name, value) in exact_counts(&full.json()) {
+        assert!(!holds(&pending.body, name, value), "{name} = {value} reached the requester: {}", pending.body);
+    }
+
+    let rejected = send(api("POST", &path, &app.researcher_token, Some(request))).await.json()["id"].as_i64().unwrap();
+    let decision = serde_json::json!({"approve": false, "reason": "risk_too_high"});
+    let r = send(api("POST", &format!("/api/v1/extracts/{rejected}/decision"), &app.operator_token, Some(decision))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.json()["report"]["records_in"].is_u64(), "the deciding operator sees the full report: {}", r.body);
+    researcher_sees_no_exact_count(&app, &researcher, rejected, "rejected").await;
 }
