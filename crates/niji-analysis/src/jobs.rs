@@ -157,8 +157,10 @@ pub fn release_dir(instance: &Instance, release_id: i64) -> PathBuf {
 
 // -- submitting -------------------------------------------------------------------------------
 
-/// A stable code for a sandbox refusal.
-fn sandbox_code(e: &SandboxError) -> &'static str {
+/// A stable code for a sandbox refusal (`parse`, `not_aggregate`, `person_id_in_output`, a
+/// [`niji_sandbox::Refusal`] code…): what a job output's `refusal` holds and what the server's API
+/// answers, never DataFusion's text.
+pub fn sandbox_code(e: &SandboxError) -> &'static str {
     match e {
         SandboxError::Parse => "parse",
         SandboxError::UnknownName => "unknown_name",

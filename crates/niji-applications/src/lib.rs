@@ -103,8 +103,8 @@ pub enum WorkflowError {
     Criteria(niji_review::CriteriaError),
     #[error("tariff: {0}")]
     Tariff(niji_review::TariffError),
-    #[error("{0}")]
-    BadInput(&'static str),
+    #[error(transparent)]
+    BadInput(#[from] InputProblem),
     #[error("no tariff is published")]
     NoTariff,
     #[error("no review committee exists")]
@@ -129,6 +129,22 @@ pub enum WorkflowError {
     NotNamedOnPermit,
     #[error("the outcome has {} problems", .0.len())]
     Outcome(Vec<OutcomeProblem>),
+}
+
+/// What was wrong with an operator's set-up input (a fixed variant per rule, so that callers
+/// pick their message by variant, never by text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InputProblem {
+    #[error("an accreditation needs a course and an expiry after its completion")]
+    Accreditation,
+    #[error("a committee needs a name")]
+    CommitteeName,
+    #[error("a committee member needs a name")]
+    MemberName,
+    #[error("the account is already an active member of this committee")]
+    AlreadyMember,
+    #[error("the member is not active")]
+    MemberNotActive,
 }
 
 /// The outcome of a submission or resubmission.
@@ -189,7 +205,7 @@ pub async fn add_accreditation(
 ) -> Result<i64, WorkflowError> {
     actor.require(Role::Operator)?;
     if course.trim().is_empty() || expires_on < completed_on {
-        return Err(WorkflowError::BadInput("an accreditation needs a course and an expiry after its completion"));
+        return Err(WorkflowError::BadInput(InputProblem::Accreditation));
     }
     let id = instance
         .store
@@ -218,7 +234,7 @@ pub async fn add_accreditation(
 pub async fn create_committee(instance: &Instance, actor: &Actor, name: &str) -> Result<i64, WorkflowError> {
     actor.require(Role::Operator)?;
     if name.trim().is_empty() {
-        return Err(WorkflowError::BadInput("a committee needs a name"));
+        return Err(WorkflowError::BadInput(InputProblem::CommitteeName));
     }
     let id = instance.store.create_committee(name.trim(), now()).await?;
     log(instance, actor, "committee.created", format!("committee:{id}"), serde_json::json!({}))?;
@@ -242,11 +258,11 @@ pub async fn add_committee_member(instance: &Instance, actor: &Actor, committee_
     actor.require(Role::Operator)?;
     instance.store.committee(committee_id).await?.ok_or(WorkflowError::NotFound("committee"))?;
     if m.display_name.trim().is_empty() {
-        return Err(WorkflowError::BadInput("a committee member needs a name"));
+        return Err(WorkflowError::BadInput(InputProblem::MemberName));
     }
     if let Some(user) = m.user_id {
         if instance.store.active_committee_members(committee_id).await?.iter().any(|x| x.user_id == Some(user)) {
-            return Err(WorkflowError::BadInput("the account is already an active member of this committee"));
+            return Err(WorkflowError::BadInput(InputProblem::AlreadyMember));
         }
     }
     let id = instance
@@ -279,7 +295,7 @@ pub async fn deactivate_committee_member(instance: &Instance, actor: &Actor, mem
     actor.require(Role::Operator)?;
     let member = instance.store.committee_member(member_id).await?.ok_or(WorkflowError::NotFound("committee member"))?;
     if !member.active {
-        return Err(WorkflowError::BadInput("the member is not active"));
+        return Err(WorkflowError::BadInput(InputProblem::MemberNotActive));
     }
     instance.store.deactivate_committee_member(member_id, now()).await?;
     log(instance, actor, "committee.member_deactivated", format!("committee:{}", member.committee_id), serde_json::json!({"member": member_id}))?;

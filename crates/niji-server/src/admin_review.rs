@@ -7,6 +7,10 @@
 //! goes through `niji-applications` (which checks the role again and logs it); a refused form
 //! changes nothing and says what was wrong with fixed texts (a field, a tier, a line number),
 //! never the text that was typed.
+//!
+//! The steps themselves (parsing what was sent, calling `niji-applications`, mapping its errors by
+//! variant to a [`SetupProblem`]) are shared with the JSON API under `/api/v1/review/…`
+//! (`crate::applications_api`), so the portal and the API cannot drift apart.
 
 use crate::applications::pick;
 use askama::Template;
@@ -17,10 +21,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use niji_accounts::Session;
-use niji_applications::{Actor, NewMember, WorkflowError};
+use niji_applications::{Actor, InputProblem, NewMember, WorkflowError};
 use niji_core::Role;
 use niji_review::{
     check_composition, CompositionProblem, ConsentScope, Criteria, CriteriaError, Field, Gender, Member, PurposeCategory, RecipientKind, TariffError,
+    Tier,
 };
 use niji_store::StoreError;
 use serde::Deserialize;
@@ -36,7 +41,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/review/criteria", post(publish_criteria))
         .route("/admin/review/tariff", post(publish_tariff))
         .route("/admin/review/consent", post(set_consent))
-        .route("/admin/review/accreditations", post(accredit))
+        .route("/admin/review/accreditations", post(accredit_form))
         .route("/admin/review/committees", post(create_committee))
         .route("/admin/review/committees/{id}/members", post(add_member))
         .route("/admin/review/members/{id}/deactivate", post(deactivate_member))
@@ -798,27 +803,188 @@ where
     }
 }
 
-/// A refusal of the workflow that no form check caught, in words.
-fn workflow_refusal(t: &'static Text, e: WorkflowError) -> (StatusCode, Refused) {
-    let (status, message) = match &e {
-        WorkflowError::Forbidden(_) => (StatusCode::FORBIDDEN, t.err_form),
-        WorkflowError::NotFound("committee") => (StatusCode::NOT_FOUND, t.err_no_committee),
-        WorkflowError::NotFound("committee member") => (StatusCode::NOT_FOUND, t.err_no_member),
-        WorkflowError::NotFound("dataset") => (StatusCode::NOT_FOUND, t.err_no_dataset),
-        WorkflowError::NotFound(_) => (StatusCode::NOT_FOUND, t.err_no_account),
-        WorkflowError::BadInput("the member is not active") => (StatusCode::CONFLICT, t.err_not_active),
-        WorkflowError::BadInput("the account is already an active member of this committee") => (StatusCode::CONFLICT, t.err_already_member),
-        WorkflowError::BadInput("a committee member needs a name") => (StatusCode::BAD_REQUEST, t.err_member_name),
-        WorkflowError::BadInput("a committee needs a name") => (StatusCode::BAD_REQUEST, t.err_committee_name),
-        WorkflowError::BadInput(_) => (StatusCode::BAD_REQUEST, t.err_form),
-        WorkflowError::Store(StoreError::Conflict { .. }) => (StatusCode::CONFLICT, t.err_committee_exists),
-        WorkflowError::Store(StoreError::NotFound { .. }) => (StatusCode::NOT_FOUND, t.err_no_member),
-        _ => {
-            tracing::error!(error = %e, "review set-up step failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, t.err_internal)
+// ---------------------------------------------------------------------------------------------
+// The set-up steps, shared by the portal's forms and the JSON API (`/api/v1/review/…`): each
+// parses what was sent in one place and calls the same `niji-applications` function.
+
+/// Why a set-up step was refused: a fixed variant per rule, a stable code for the API and a
+/// fixed message in each language for the portal (a line number, a tier or a position at most,
+/// never what was sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SetupProblem {
+    /// The form or body could not be read, or a code in it is not one of the choices.
+    Form,
+    Forbidden,
+    Internal,
+    TomlSyntax {
+        line: usize,
+    },
+    TomlKeys,
+    EmptyVersion,
+    BadPublished,
+    UnknownTier,
+    MissingTier(Tier),
+    BadDeadline(Tier),
+    DeadlinesDecrease(Tier),
+    MinMembers,
+    MinExternal,
+    Quorum,
+    CommitteeRule,
+    TariffUnknownTier,
+    TariffMissingTier(Tier),
+    VersionExists,
+    NoDataset,
+    /// The position (1-based) of a disease code that is not ICD-10.
+    Disease {
+        n: usize,
+    },
+    NoAccount,
+    Course,
+    CompletedOn,
+    ExpiresOn,
+    ExpiryOrder,
+    CommitteeName,
+    CommitteeExists,
+    NoCommittee,
+    MemberName,
+    Field,
+    Gender,
+    AlreadyMember,
+    NoMember,
+    NotActive,
+}
+
+impl SetupProblem {
+    pub(crate) fn status(self) -> StatusCode {
+        use SetupProblem::*;
+        match self {
+            Forbidden => StatusCode::FORBIDDEN,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            NoDataset | NoCommittee | NoMember => StatusCode::NOT_FOUND,
+            VersionExists | CommitteeExists | AlreadyMember | NotActive => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_REQUEST,
         }
-    };
-    (status, Refused::new(message))
+    }
+
+    /// Stable code (the API's `reason`).
+    pub(crate) fn code(self) -> &'static str {
+        use SetupProblem::*;
+        match self {
+            Form => "malformed",
+            Forbidden => "forbidden",
+            Internal => "internal",
+            TomlSyntax { .. } => "toml_syntax",
+            TomlKeys => "toml_keys",
+            EmptyVersion => "empty_version",
+            BadPublished => "bad_published",
+            UnknownTier => "unknown_tier",
+            MissingTier(_) => "missing_tier",
+            BadDeadline(_) => "bad_deadline",
+            DeadlinesDecrease(_) => "deadlines_decrease",
+            MinMembers => "min_members",
+            MinExternal => "min_external",
+            Quorum => "quorum",
+            CommitteeRule => "committee_rule",
+            TariffUnknownTier => "tariff_unknown_tier",
+            TariffMissingTier(_) => "tariff_missing_tier",
+            VersionExists => "version_exists",
+            NoDataset => "no_dataset",
+            Disease { .. } => "not_icd10",
+            NoAccount => "no_account",
+            Course => "course_required",
+            CompletedOn => "bad_completed_on",
+            ExpiresOn => "bad_expires_on",
+            ExpiryOrder => "expiry_before_completion",
+            CommitteeName => "committee_name_required",
+            CommitteeExists => "committee_exists",
+            NoCommittee => "no_committee",
+            MemberName => "member_name_required",
+            Field => "unknown_field",
+            Gender => "unknown_gender",
+            AlreadyMember => "already_member",
+            NoMember => "no_member",
+            NotActive => "member_not_active",
+        }
+    }
+
+    /// The line, tier or position the problem names, for the API.
+    pub(crate) fn detail(self) -> (Option<usize>, Option<&'static str>, Option<usize>) {
+        use SetupProblem::*;
+        match self {
+            TomlSyntax { line } => (Some(line), None, None),
+            MissingTier(t) | BadDeadline(t) | DeadlinesDecrease(t) | TariffMissingTier(t) => (None, Some(t.as_str()), None),
+            Disease { n } => (None, None, Some(n)),
+            _ => (None, None, None),
+        }
+    }
+
+    pub(crate) fn message(self, lang: Lang) -> String {
+        use SetupProblem::*;
+        let t = text(lang);
+        match self {
+            Form | Forbidden => t.err_form.to_string(),
+            Internal => t.err_internal.to_string(),
+            TomlSyntax { line } => t.err_toml_syntax.replace("{line}", &line.to_string()),
+            TomlKeys => t.err_toml_keys.to_string(),
+            EmptyVersion => t.err_empty_version.to_string(),
+            BadPublished => t.err_bad_published.to_string(),
+            UnknownTier => t.err_unknown_tier.to_string(),
+            MissingTier(tier) => t.err_missing_tier.replace("{tier}", tier.as_str()),
+            BadDeadline(tier) => t.err_bad_deadline.replace("{tier}", tier.as_str()),
+            DeadlinesDecrease(tier) => t.err_deadlines_decrease.replace("{tier}", tier.as_str()),
+            MinMembers => t.err_min_members.to_string(),
+            MinExternal => t.err_min_external.to_string(),
+            Quorum => t.err_quorum.to_string(),
+            CommitteeRule => t.err_committee_rule.to_string(),
+            TariffUnknownTier => t.err_tariff_unknown_tier.to_string(),
+            TariffMissingTier(tier) => t.err_tariff_missing_tier.replace("{tier}", tier.as_str()),
+            VersionExists => t.err_version_exists.to_string(),
+            NoDataset => t.err_no_dataset.to_string(),
+            Disease { n } => t.err_disease.replace("{n}", &n.to_string()),
+            NoAccount => t.err_no_account.to_string(),
+            Course => t.err_course.to_string(),
+            CompletedOn => t.err_completed_on.to_string(),
+            ExpiresOn => t.err_expires_on.to_string(),
+            ExpiryOrder => t.err_expiry_order.to_string(),
+            CommitteeName => t.err_committee_name.to_string(),
+            CommitteeExists => t.err_committee_exists.to_string(),
+            NoCommittee => t.err_no_committee.to_string(),
+            MemberName => t.err_member_name.to_string(),
+            Field => t.err_field.to_string(),
+            Gender => t.err_gender.to_string(),
+            AlreadyMember => t.err_already_member.to_string(),
+            NoMember => t.err_no_member.to_string(),
+            NotActive => t.err_not_active.to_string(),
+        }
+    }
+}
+
+/// A refusal of the workflow that no check before it caught, by variant: `missing` is what a
+/// missing object means for this step, `conflict` what a uniqueness conflict means.
+fn from_workflow(e: WorkflowError, missing: SetupProblem, conflict: SetupProblem) -> SetupProblem {
+    match e {
+        WorkflowError::Forbidden(_) => SetupProblem::Forbidden,
+        WorkflowError::NotFound(_) | WorkflowError::Store(StoreError::NotFound { .. }) => missing,
+        WorkflowError::Store(StoreError::Conflict { .. }) => conflict,
+        WorkflowError::BadInput(p) => match p {
+            InputProblem::Accreditation => SetupProblem::ExpiryOrder,
+            InputProblem::CommitteeName => SetupProblem::CommitteeName,
+            InputProblem::MemberName => SetupProblem::MemberName,
+            InputProblem::AlreadyMember => SetupProblem::AlreadyMember,
+            InputProblem::MemberNotActive => SetupProblem::NotActive,
+        },
+        WorkflowError::Criteria(c) => criteria_problem(&c),
+        WorkflowError::Tariff(t) => tariff_problem(&t),
+        other => {
+            tracing::error!(error = %other, "review set-up step failed");
+            SetupProblem::Internal
+        }
+    }
+}
+
+fn store_problem(e: StoreError) -> SetupProblem {
+    tracing::error!(error = %e, "review set-up step failed");
+    SetupProblem::Internal
 }
 
 /// The line of a TOML syntax error, if the text is not TOML at all.
@@ -828,191 +994,272 @@ fn syntax_error_line(text: &str) -> Option<usize> {
     Some(text.as_bytes()[..start].iter().filter(|b| **b == b'\n').count() + 1)
 }
 
-fn toml_message(t: &Text, text: &str) -> String {
+fn toml_problem(text: &str) -> SetupProblem {
     match syntax_error_line(text) {
-        Some(line) => t.err_toml_syntax.replace("{line}", &line.to_string()),
-        None => t.err_toml_keys.to_string(),
+        Some(line) => SetupProblem::TomlSyntax { line },
+        None => SetupProblem::TomlKeys,
     }
 }
 
-fn criteria_message(t: &Text, text: &str, e: &CriteriaError) -> String {
+fn criteria_problem(e: &CriteriaError) -> SetupProblem {
     match e {
-        CriteriaError::Toml(_) => toml_message(t, text),
-        CriteriaError::EmptyVersion => t.err_empty_version.to_string(),
-        CriteriaError::BadPublished => t.err_bad_published.to_string(),
-        CriteriaError::UnknownTier(_) => t.err_unknown_tier.to_string(),
-        CriteriaError::MissingTier(tier) => t.err_missing_tier.replace("{tier}", tier.as_str()),
-        CriteriaError::BadDeadline(tier) => t.err_bad_deadline.replace("{tier}", tier.as_str()),
-        CriteriaError::DeadlinesDecrease(tier) => t.err_deadlines_decrease.replace("{tier}", tier.as_str()),
+        // Resolved against the text by `publish`.
+        CriteriaError::Toml(_) => SetupProblem::TomlKeys,
+        CriteriaError::EmptyVersion => SetupProblem::EmptyVersion,
+        CriteriaError::BadPublished => SetupProblem::BadPublished,
+        CriteriaError::UnknownTier(_) => SetupProblem::UnknownTier,
+        CriteriaError::MissingTier(tier) => SetupProblem::MissingTier(*tier),
+        CriteriaError::BadDeadline(tier) => SetupProblem::BadDeadline(*tier),
+        CriteriaError::DeadlinesDecrease(tier) => SetupProblem::DeadlinesDecrease(*tier),
+        // `niji-review` names the broken committee rule by a fixed text only (no variant).
         CriteriaError::Committee(rule) => match *rule {
-            "min_members must be at least 1" => t.err_min_members,
-            "min_external cannot exceed min_members" => t.err_min_external,
-            "quorum must be a fraction in (0, 1]" => t.err_quorum,
-            _ => t.err_committee_rule,
-        }
-        .to_string(),
+            "min_members must be at least 1" => SetupProblem::MinMembers,
+            "min_external cannot exceed min_members" => SetupProblem::MinExternal,
+            "quorum must be a fraction in (0, 1]" => SetupProblem::Quorum,
+            _ => SetupProblem::CommitteeRule,
+        },
     }
 }
 
-fn tariff_message(t: &Text, text: &str, e: &TariffError) -> String {
+fn tariff_problem(e: &TariffError) -> SetupProblem {
     match e {
-        TariffError::Toml(_) => toml_message(t, text),
-        TariffError::EmptyVersion => t.err_empty_version.to_string(),
-        TariffError::BadPublished => t.err_bad_published.to_string(),
-        TariffError::UnknownTier(_) => t.err_tariff_unknown_tier.to_string(),
-        TariffError::MissingTier(tier) => t.err_tariff_missing_tier.replace("{tier}", tier.as_str()),
+        TariffError::Toml(_) => SetupProblem::TomlKeys,
+        TariffError::EmptyVersion => SetupProblem::EmptyVersion,
+        TariffError::BadPublished => SetupProblem::BadPublished,
+        TariffError::UnknownTier(_) => SetupProblem::TariffUnknownTier,
+        TariffError::MissingTier(tier) => SetupProblem::TariffMissingTier(*tier),
     }
+}
+
+/// What is published from TOML.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Publication {
+    Criteria,
+    Tariff,
+}
+
+/// Publishes a new version of the criteria or the tariff from its TOML text (line endings
+/// normalized). Returns the version.
+pub(crate) async fn publish(state: &AppState, actor: &Actor, what: Publication, body: &str) -> Result<String, SetupProblem> {
+    let body = body.replace("\r\n", "\n");
+    let result = match what {
+        Publication::Criteria => niji_applications::publish_criteria(state.instance(), actor, &body).await,
+        Publication::Tariff => niji_applications::publish_tariff(state.instance(), actor, &body).await,
+    };
+    result.map_err(|e| {
+        let toml = matches!(e, WorkflowError::Criteria(CriteriaError::Toml(_)) | WorkflowError::Tariff(TariffError::Toml(_)));
+        if toml {
+            toml_problem(&body)
+        } else {
+            from_workflow(e, SetupProblem::Internal, SetupProblem::VersionExists)
+        }
+    })
+}
+
+/// A dataset's consent scope from its parts as sent (codes, ICD-10 codes or prefixes, named
+/// recipients); duplicates dropped.
+pub(crate) fn consent_scope<'a>(
+    purposes: impl IntoIterator<Item = &'a str>,
+    recipient_kinds: impl IntoIterator<Item = &'a str>,
+    diseases: impl IntoIterator<Item = &'a str>,
+    recipients: impl IntoIterator<Item = &'a str>,
+) -> Result<ConsentScope, SetupProblem> {
+    let mut scope = ConsentScope { purposes: Vec::new(), diseases: Vec::new(), recipient_kinds: Vec::new(), recipients: Vec::new() };
+    for p in purposes {
+        match code_of::<PurposeCategory>(p) {
+            Some(p) if p != PurposeCategory::Other => {
+                if !scope.purposes.contains(&p) {
+                    scope.purposes.push(p)
+                }
+            }
+            _ => return Err(SetupProblem::Form),
+        }
+    }
+    for k in recipient_kinds {
+        match code_of::<RecipientKind>(k) {
+            Some(k) => {
+                if !scope.recipient_kinds.contains(&k) {
+                    scope.recipient_kinds.push(k)
+                }
+            }
+            None => return Err(SetupProblem::Form),
+        }
+    }
+    for (i, d) in diseases.into_iter().map(str::trim).filter(|d| !d.is_empty()).enumerate() {
+        match niji_review::disease::normalize(d) {
+            Some(d) => scope.diseases.push(d),
+            None => return Err(SetupProblem::Disease { n: i + 1 }),
+        }
+    }
+    scope.recipients = recipients.into_iter().map(str::trim).filter(|r| !r.is_empty()).map(str::to_string).collect();
+    Ok(scope)
+}
+
+/// Records a dataset's consent scope.
+pub(crate) async fn set_consent_scope(state: &AppState, actor: &Actor, dataset: &str, scope: &ConsentScope) -> Result<(), SetupProblem> {
+    let dataset = dataset.trim();
+    if state.instance().store.dataset_by_name(dataset).await.map_err(store_problem)?.is_none() {
+        return Err(SetupProblem::NoDataset);
+    }
+    niji_applications::set_consent_scope(state.instance(), actor, dataset, scope)
+        .await
+        .map_err(|e| from_workflow(e, SetupProblem::NoDataset, SetupProblem::Internal))
+}
+
+/// Records an accreditation of the account `username`. Returns its id.
+pub(crate) async fn accredit(
+    state: &AppState,
+    actor: &Actor,
+    username: &str,
+    course: &str,
+    completed_on: &str,
+    expires_on: &str,
+) -> Result<i64, SetupProblem> {
+    let user = state.instance().store.user_by_username(username.trim()).await.map_err(store_problem)?.ok_or(SetupProblem::NoAccount)?;
+    let course = course.trim();
+    if course.is_empty() {
+        return Err(SetupProblem::Course);
+    }
+    let completed = parse_day(completed_on).ok_or(SetupProblem::CompletedOn)?;
+    let expires = parse_day(expires_on).ok_or(SetupProblem::ExpiresOn)?;
+    if expires < completed {
+        return Err(SetupProblem::ExpiryOrder);
+    }
+    niji_applications::add_accreditation(state.instance(), actor, user.id, course, completed, expires)
+        .await
+        .map_err(|e| from_workflow(e, SetupProblem::NoAccount, SetupProblem::Internal))
+}
+
+/// Creates a committee. Returns its id.
+pub(crate) async fn create_committee_step(state: &AppState, actor: &Actor, name: &str) -> Result<i64, SetupProblem> {
+    niji_applications::create_committee(state.instance(), actor, name)
+        .await
+        .map_err(|e| from_workflow(e, SetupProblem::Internal, SetupProblem::CommitteeExists))
+}
+
+/// A committee member as sent: an account's user name (empty: none), a name (empty: the
+/// account's display name), codes of the field and gender.
+pub(crate) struct MemberInput<'a> {
+    pub username: &'a str,
+    pub name: &'a str,
+    pub field: &'a str,
+    pub gender: &'a str,
+    pub external: bool,
+}
+
+/// Adds a member to a committee. Returns the member's id.
+pub(crate) async fn add_member_step(state: &AppState, actor: &Actor, committee: i64, m: MemberInput<'_>) -> Result<i64, SetupProblem> {
+    let store = &state.instance().store;
+    store.committee(committee).await.map_err(store_problem)?.ok_or(SetupProblem::NoCommittee)?;
+    let username = m.username.trim();
+    let (user_id, account_name) = if username.is_empty() {
+        (None, String::new())
+    } else {
+        let u = store.user_by_username(username).await.map_err(store_problem)?.ok_or(SetupProblem::NoAccount)?;
+        (Some(u.id), u.display_name)
+    };
+    let typed = m.name.trim();
+    let display_name = if typed.is_empty() { account_name } else { typed.to_string() };
+    if display_name.trim().is_empty() {
+        return Err(SetupProblem::MemberName);
+    }
+    let field = code_of::<Field>(m.field).ok_or(SetupProblem::Field)?;
+    let gender = code_of::<Gender>(m.gender).ok_or(SetupProblem::Gender)?;
+    let member = NewMember { user_id, display_name, field, external: m.external, gender };
+    niji_applications::add_committee_member(state.instance(), actor, committee, &member)
+        .await
+        .map_err(|e| from_workflow(e, SetupProblem::NoCommittee, SetupProblem::AlreadyMember))
+}
+
+/// Deactivates a committee member. Returns the member's committee.
+pub(crate) async fn deactivate_member_step(state: &AppState, actor: &Actor, member: i64) -> Result<i64, SetupProblem> {
+    niji_applications::deactivate_committee_member(state.instance(), actor, member)
+        .await
+        .map_err(|e| from_workflow(e, SetupProblem::NoMember, SetupProblem::Internal))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The portal's forms.
+
+fn refused(lang: Lang, p: SetupProblem) -> (StatusCode, Refused) {
+    (p.status(), Refused::new(p.message(lang)))
 }
 
 async fn publish_criteria(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, form: RawForm) -> Response {
-    let t = text(lang);
     handle(state, lang, s, uri, form, |state, actor, f| async move {
         let body = f.one("toml").replace("\r\n", "\n");
-        let refuse = |status, message: String| (status, Refused { message, criteria_draft: Some(body.clone()), tariff_draft: None });
-        match niji_applications::publish_criteria(state.instance(), &actor, &body).await {
+        match publish(&state, &actor, Publication::Criteria, &body).await {
             Ok(_) => Ok("criteria"),
-            Err(WorkflowError::Criteria(e)) => Err(refuse(StatusCode::BAD_REQUEST, criteria_message(t, &body, &e))),
-            Err(WorkflowError::Store(StoreError::Conflict { .. })) => Err(refuse(StatusCode::CONFLICT, t.err_version_exists.to_string())),
-            Err(e) => {
-                let (status, r) = workflow_refusal(t, e);
-                Err(refuse(status, r.message))
-            }
+            Err(p) => Err((p.status(), Refused { message: p.message(lang), criteria_draft: Some(body), tariff_draft: None })),
         }
     })
     .await
 }
 
 async fn publish_tariff(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, form: RawForm) -> Response {
-    let t = text(lang);
     handle(state, lang, s, uri, form, |state, actor, f| async move {
         let body = f.one("toml").replace("\r\n", "\n");
-        let refuse = |status, message: String| (status, Refused { message, tariff_draft: Some(body.clone()), criteria_draft: None });
-        match niji_applications::publish_tariff(state.instance(), &actor, &body).await {
+        match publish(&state, &actor, Publication::Tariff, &body).await {
             Ok(_) => Ok("tariff"),
-            Err(WorkflowError::Tariff(e)) => Err(refuse(StatusCode::BAD_REQUEST, tariff_message(t, &body, &e))),
-            Err(WorkflowError::Store(StoreError::Conflict { .. })) => Err(refuse(StatusCode::CONFLICT, t.err_version_exists.to_string())),
-            Err(e) => {
-                let (status, r) = workflow_refusal(t, e);
-                Err(refuse(status, r.message))
-            }
+            Err(p) => Err((p.status(), Refused { message: p.message(lang), tariff_draft: Some(body), criteria_draft: None })),
         }
     })
     .await
 }
 
 /// Splits a list typed with commas, spaces, 、 or new lines.
-fn split_list(s: &str, by_line: bool) -> Vec<String> {
+fn split_list(s: &str, by_line: bool) -> Vec<&str> {
     let parts: Vec<&str> = if by_line { s.lines().collect() } else { s.split(|c: char| c == ',' || c == '、' || c.is_whitespace()).collect() };
-    parts.into_iter().map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect()
+    parts.into_iter().map(str::trim).filter(|p| !p.is_empty()).collect()
 }
 
 async fn set_consent(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, form: RawForm) -> Response {
-    let t = text(lang);
     handle(state, lang, s, uri, form, |state, actor, f| async move {
-        let bad = |message: String| Err((StatusCode::BAD_REQUEST, Refused::new(message)));
-        let mut purposes = Vec::new();
-        for p in f.all("purpose") {
-            match code_of::<PurposeCategory>(p) {
-                Some(p) if p != PurposeCategory::Other => purposes.push(p),
-                _ => return bad(t.err_form.to_string()),
-            }
-        }
-        let mut recipient_kinds = Vec::new();
-        for k in f.all("recipient_kind") {
-            match code_of::<RecipientKind>(k) {
-                Some(k) => recipient_kinds.push(k),
-                None => return bad(t.err_form.to_string()),
-            }
-        }
-        let mut diseases = Vec::new();
-        for (i, d) in split_list(f.one("diseases"), false).iter().enumerate() {
-            match niji_review::disease::normalize(d) {
-                Some(d) => diseases.push(d),
-                None => return bad(t.err_disease.replace("{n}", &(i + 1).to_string())),
-            }
-        }
-        purposes.dedup();
-        recipient_kinds.dedup();
-        let scope = ConsentScope { purposes, diseases, recipient_kinds, recipients: split_list(f.one("recipients"), true) };
-        niji_applications::set_consent_scope(state.instance(), &actor, f.one("dataset"), &scope).await.map_err(|e| workflow_refusal(t, e))?;
+        let scope =
+            consent_scope(f.all("purpose"), f.all("recipient_kind"), split_list(f.one("diseases"), false), split_list(f.one("recipients"), true))
+                .map_err(|p| refused(lang, p))?;
+        set_consent_scope(&state, &actor, f.one("dataset"), &scope).await.map_err(|p| refused(lang, p))?;
         Ok("consent")
     })
     .await
 }
 
-async fn accredit(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, form: RawForm) -> Response {
-    let t = text(lang);
+async fn accredit_form(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, form: RawForm) -> Response {
     handle(state, lang, s, uri, form, |state, actor, f| async move {
-        let bad = |message: &'static str| Err((StatusCode::BAD_REQUEST, Refused::new(message)));
-        let user = match state.instance().store.user_by_username(f.one("username").trim()).await {
-            Ok(Some(u)) => u,
-            Ok(None) => return bad(t.err_no_account),
-            Err(e) => return Err(workflow_refusal(t, e.into())),
-        };
-        let course = f.one("course").trim();
-        if course.is_empty() {
-            return bad(t.err_course);
-        }
-        let Some(completed) = parse_day(f.one("completed_on")) else { return bad(t.err_completed_on) };
-        let Some(expires) = parse_day(f.one("expires_on")) else { return bad(t.err_expires_on) };
-        if expires < completed {
-            return bad(t.err_expiry_order);
-        }
-        niji_applications::add_accreditation(state.instance(), &actor, user.id, course, completed, expires)
+        accredit(&state, &actor, f.one("username"), f.one("course"), f.one("completed_on"), f.one("expires_on"))
             .await
-            .map_err(|e| workflow_refusal(t, e))?;
+            .map_err(|p| refused(lang, p))?;
         Ok("accreditation")
     })
     .await
 }
 
 async fn create_committee(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, form: RawForm) -> Response {
-    let t = text(lang);
     handle(state, lang, s, uri, form, |state, actor, f| async move {
-        niji_applications::create_committee(state.instance(), &actor, f.one("name")).await.map_err(|e| workflow_refusal(t, e))?;
+        create_committee_step(&state, &actor, f.one("name")).await.map_err(|p| refused(lang, p))?;
         Ok("committee")
     })
     .await
 }
 
 async fn add_member(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, Path(id): Path<i64>, form: RawForm) -> Response {
-    let t = text(lang);
     handle(state, lang, s, uri, form, |state, actor, f| async move {
-        let bad = |status: StatusCode, message: &'static str| Err((status, Refused::new(message)));
-        let store = &state.instance().store;
-        match store.committee(id).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return bad(StatusCode::NOT_FOUND, t.err_no_committee),
-            Err(e) => return Err(workflow_refusal(t, e.into())),
-        }
-        let username = f.one("username").trim();
-        let (user_id, account_name) = if username.is_empty() {
-            (None, String::new())
-        } else {
-            match store.user_by_username(username).await {
-                Ok(Some(u)) => (Some(u.id), u.display_name),
-                Ok(None) => return bad(StatusCode::BAD_REQUEST, t.err_no_account),
-                Err(e) => return Err(workflow_refusal(t, e.into())),
-            }
+        let member = MemberInput {
+            username: f.one("username"),
+            name: f.one("name"),
+            field: f.one("field"),
+            gender: f.one("gender"),
+            external: f.one("external") == "1",
         };
-        let typed = f.one("name").trim();
-        let display_name = if typed.is_empty() { account_name } else { typed.to_string() };
-        if display_name.trim().is_empty() {
-            return bad(StatusCode::BAD_REQUEST, t.err_member_name);
-        }
-        let Some(field) = code_of::<Field>(f.one("field")) else { return bad(StatusCode::BAD_REQUEST, t.err_field) };
-        let Some(gender) = code_of::<Gender>(f.one("gender")) else { return bad(StatusCode::BAD_REQUEST, t.err_gender) };
-        let member = NewMember { user_id, display_name, field, external: f.one("external") == "1", gender };
-        niji_applications::add_committee_member(state.instance(), &actor, id, &member).await.map_err(|e| workflow_refusal(t, e))?;
+        add_member_step(&state, &actor, id, member).await.map_err(|p| refused(lang, p))?;
         Ok("member")
     })
     .await
 }
 
 async fn deactivate_member(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, Path(id): Path<i64>, form: RawForm) -> Response {
-    let t = text(lang);
     handle(state, lang, s, uri, form, |state, actor, _| async move {
-        niji_applications::deactivate_committee_member(state.instance(), &actor, id).await.map_err(|e| workflow_refusal(t, e))?;
+        deactivate_member_step(&state, &actor, id).await.map_err(|p| refused(lang, p))?;
         Ok("deactivated")
     })
     .await

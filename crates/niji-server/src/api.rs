@@ -54,7 +54,18 @@ pub(crate) fn routes() -> Router<AppState> {
         crate::applications_api::withdraw_application,
         crate::applications_api::vote_on_application,
         crate::applications_api::decide_application,
-        crate::applications_api::list_permits
+        crate::applications_api::list_permits,
+        crate::applications_api::suspend_permit,
+        crate::applications_api::resume_permit,
+        crate::applications_api::revoke_permit,
+        crate::applications_api::amend_permit,
+        crate::applications_api::publish_criteria,
+        crate::applications_api::publish_tariff,
+        crate::applications_api::set_consent_scope,
+        crate::applications_api::add_accreditation,
+        crate::applications_api::create_committee,
+        crate::applications_api::add_committee_member,
+        crate::applications_api::deactivate_committee_member
     ),
     components(schemas(
         Health,
@@ -84,7 +95,19 @@ pub(crate) fn routes() -> Router<AppState> {
         crate::applications_api::FieldProblem,
         crate::applications_api::PermitBody,
         crate::applications_api::DatasetGrantBody,
-        crate::applications_api::TableGrantBody
+        crate::applications_api::TableGrantBody,
+        crate::applications_api::ScopeRequest,
+        crate::applications_api::PermitStepBody,
+        crate::applications_api::RevokeRequest,
+        crate::applications_api::SetupErrorBody,
+        crate::applications_api::SetupErrorDetail,
+        crate::applications_api::PublishedBody,
+        crate::applications_api::CreatedBody,
+        crate::applications_api::ConsentScopeRequest,
+        crate::applications_api::AccreditationRequest,
+        crate::applications_api::CommitteeRequest,
+        crate::applications_api::MemberRequest,
+        crate::applications_api::DeactivatedBody
     ))
 )]
 struct ApiDoc;
@@ -95,6 +118,7 @@ pub fn openapi_json() -> String {
     doc.merge(crate::register::RegisterDoc::openapi());
     doc.merge(crate::holder_registry::HolderRegistryDoc::openapi());
     doc.merge(crate::extracts::ExtractsDoc::openapi());
+    doc.merge(crate::workspace_api::WorkspaceDoc::openapi());
     doc.to_pretty_json().expect("the OpenAPI document serializes")
 }
 

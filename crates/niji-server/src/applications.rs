@@ -8,8 +8,10 @@
 //!   the approved part of the requested variables and linkage, the output preset), built by
 //!   [`chair_decision`] exactly as the API's `POST /api/v1/applications/{id}/decision` builds it;
 //! - the secretariat (operators) and committee members: `/review/queue`;
-//! - operators and researchers: `/permits` (operators: all, with a revoke form; researchers:
-//!   their own).
+//! - `/permits`: operators see every permit with suspend / resume / revoke forms; chairs every
+//!   permit with an amendment form (the approved part of the request and the preset, built with
+//!   [`amendment`] exactly as the API's `POST /api/v1/permits/{id}/amend` builds it);
+//!   researchers their own.
 //!
 //! The form is one page with a fixed number of recipient rows ([`RECIPIENT_ROWS`]) and text
 //! areas for lists: variables one per line as `dataset.table.column: justification`, linkage
@@ -59,6 +61,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/review/queue", get(queue_page))
         .route("/permits", get(permits_page))
         .route("/permits/{id}/revoke", post(revoke_action))
+        .route("/permits/{id}/suspend", post(suspend_action))
+        .route("/permits/{id}/resume", post(resume_action))
+        .route("/permits/{id}/amend", post(amend_action))
 }
 
 /// Recipient rows of the form.
@@ -247,13 +252,8 @@ pub(crate) struct DecisionInput {
     pub verdict: String,
     pub conditions: Vec<String>,
     pub reasons: Vec<String>,
-    /// The approved variables; `None` approves every requested variable and linkage pair.
-    pub variables: Option<Vec<VariableRef>>,
-    /// The approved linkage pairs, only with `variables` (absent: none).
-    pub linkage: Option<Vec<LinkagePair>>,
-    /// An output-checking preset of `niji-sdc` (`ndb`, `acro`, `opensafely`, or the aliases
-    /// `standard` and `strict`), kept under its canonical name; `None` or blank: the default.
-    pub output_preset: Option<String>,
+    /// The approved variables and linkage and the output preset.
+    pub scope: ScopeInput,
     /// A cohort within the application's; `None`: the application's.
     pub cohort: Option<niji_review::CohortFilter>,
     /// Shift every date per person by up to this many days; `None`: no shift.
@@ -292,16 +292,26 @@ pub(crate) fn preset_names() -> impl Iterator<Item = &'static str> {
     niji_sdc::Preset::ALL.into_iter().map(niji_sdc::Preset::name)
 }
 
-/// The chair's decision from what was submitted, or every problem found (located, fixed
-/// reasons, never a value). Blank conditions and reasons are dropped. Whether the approved
-/// variables were requested is checked by the workflow when it derives the permit (before
-/// anything is stored); [`Refusal::from_workflow`] locates those problems the same way.
-pub(crate) fn chair_decision(input: DecisionInput) -> Result<ChairDecision, Vec<Problem>> {
-    let mut problems = Vec::new();
-    let verdict = from_code::<Vote>(input.verdict.trim());
-    if verdict.is_none() {
-        problems.push(Problem { field: "verdict".into(), reason: Reason::UnknownValue });
-    }
+/// What is approved of an application's request and under which output preset, as the chair's
+/// decision and a permit's amendment carry it (the portal's check boxes, the API's body);
+/// unchecked.
+#[derive(Default)]
+pub(crate) struct ScopeInput {
+    /// The approved variables; `None` approves every requested variable and linkage pair.
+    pub variables: Option<Vec<VariableRef>>,
+    /// The approved linkage pairs, only with `variables` (absent: none).
+    pub linkage: Option<Vec<LinkagePair>>,
+    /// An output-checking preset of `niji-sdc` (`ndb`, `acro`, `opensafely`, or the aliases
+    /// `standard` and `strict`), kept under its canonical name; `None` or blank: the default
+    /// (for an amendment: the permit's preset).
+    pub output_preset: Option<String>,
+}
+
+/// The approved scope (`None`: everything requested) and the canonical preset name, with the
+/// problems found pushed to `problems` (located, fixed reasons). Whether the approved variables
+/// were requested is checked by the workflow when it derives the permit; [`scope_problem`]
+/// locates those problems the same way. Shared by the decision and the amendment.
+pub(crate) fn approved_scope(input: ScopeInput, problems: &mut Vec<Problem>) -> (Option<ApprovedScope>, Option<String>) {
     let output_preset = match input.output_preset.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
         None => None,
         Some(name) => match name.parse::<niji_sdc::Preset>() {
@@ -320,6 +330,32 @@ pub(crate) fn chair_decision(input: DecisionInput) -> Result<ChairDecision, Vec<
         }
         (Some(variables), linkage) => Some(ApprovedScope { variables, linkage: linkage.unwrap_or_default(), conditions: Vec::new(), cohort: None }),
     };
+    (scope, output_preset)
+}
+
+/// A permit's amendment (the chair): the approved scope (`None`: everything the application
+/// requests) and the preset (`None`: the permit's), or every problem found.
+pub(crate) fn amendment(input: ScopeInput) -> Result<(Option<ApprovedScope>, Option<String>), Vec<Problem>> {
+    let mut problems = Vec::new();
+    let out = approved_scope(input, &mut problems);
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The chair's decision from what was submitted, or every problem found (located, fixed
+/// reasons, never a value). Blank conditions and reasons are dropped. Whether the approved
+/// variables were requested is checked by the workflow when it derives the permit (before
+/// anything is stored); [`Refusal::from_workflow`] locates those problems the same way.
+pub(crate) fn chair_decision(input: DecisionInput) -> Result<ChairDecision, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let verdict = from_code::<Vote>(input.verdict.trim());
+    if verdict.is_none() {
+        problems.push(Problem { field: "verdict".into(), reason: Reason::UnknownValue });
+    }
+    let (scope, output_preset) = approved_scope(input.scope, &mut problems);
     let texts = |list: Vec<String>| list.iter().map(|t| t.trim()).filter(|t| !t.is_empty()).map(str::to_string).collect::<Vec<_>>();
     match verdict {
         Some(verdict) if problems.is_empty() => Ok(ChairDecision {
@@ -1458,6 +1494,44 @@ async fn decide_action(
 /// it everything requested is.
 fn decision_from_form(fields: &Fields) -> Result<ChairDecision, Vec<Problem>> {
     let mut problems = Vec::new();
+    let scope = scope_from_form(fields, &mut problems);
+    let list = |name: &str| lines(&fields.get(name)).map(str::to_string).collect::<Vec<_>>();
+    let number = |name: &str, field: &str, problems: &mut Vec<Problem>| -> Option<u32> {
+        let v = fields.get(name);
+        let v = v.trim();
+        if v.is_empty() {
+            return None;
+        }
+        v.parse().map_err(|_| problems.push(Problem { field: field.into(), reason: Reason::NotNumber })).ok()
+    };
+    let diseases: Vec<String> =
+        fields.get("cohort_diseases").split([',', '、', ' ']).map(|d| d.trim().to_string()).filter(|d| !d.is_empty()).collect();
+    let (age_min, age_max) = (number("cohort_age_min", "cohort.age", &mut problems), number("cohort_age_max", "cohort.age", &mut problems));
+    let (from, to) = (fields.get("cohort_from"), fields.get("cohort_to"));
+    let (from, to) = (Some(from.trim()).filter(|s| !s.is_empty()), Some(to.trim()).filter(|s| !s.is_empty()));
+    let cohort = if diseases.is_empty() && age_min.is_none() && age_max.is_none() && from.is_none() && to.is_none() {
+        None
+    } else {
+        cohort_from_parts(diseases, age_min, age_max, from, to).map_err(|p| problems.push(p)).ok()
+    };
+    let date_shift_days = number("date_shift_days", "date_shift_days", &mut problems);
+    let input =
+        DecisionInput { verdict: fields.get("verdict"), conditions: list("conditions"), reasons: list("reasons"), scope, cohort, date_shift_days };
+    match chair_decision(input) {
+        Ok(decision) if problems.is_empty() => Ok(decision),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            problems.extend(more);
+            Err(problems)
+        }
+    }
+}
+
+/// The approved part of the request and the preset from a form's check boxes (the chair's
+/// decision and the amendment share them): with `scope=explicit` the checked variables
+/// (`dataset.table.column`) and linkage pairs (`a b`) are what is approved; without it
+/// everything requested is.
+fn scope_from_form(fields: &Fields, problems: &mut Vec<Problem>) -> ScopeInput {
     let explicit = fields.get("scope") == "explicit";
     let variables: Vec<VariableRef> = fields
         .all("variable")
@@ -1481,44 +1555,7 @@ fn decision_from_form(fields: &Fields) -> Result<ChairDecision, Vec<Problem>> {
             }
         })
         .collect();
-    let list = |name: &str| lines(&fields.get(name)).map(str::to_string).collect::<Vec<_>>();
-    let number = |name: &str, field: &str, problems: &mut Vec<Problem>| -> Option<u32> {
-        let v = fields.get(name);
-        let v = v.trim();
-        if v.is_empty() {
-            return None;
-        }
-        v.parse().map_err(|_| problems.push(Problem { field: field.into(), reason: Reason::NotNumber })).ok()
-    };
-    let diseases: Vec<String> =
-        fields.get("cohort_diseases").split([',', '、', ' ']).map(|d| d.trim().to_string()).filter(|d| !d.is_empty()).collect();
-    let (age_min, age_max) = (number("cohort_age_min", "cohort.age", &mut problems), number("cohort_age_max", "cohort.age", &mut problems));
-    let (from, to) = (fields.get("cohort_from"), fields.get("cohort_to"));
-    let (from, to) = (Some(from.trim()).filter(|s| !s.is_empty()), Some(to.trim()).filter(|s| !s.is_empty()));
-    let cohort = if diseases.is_empty() && age_min.is_none() && age_max.is_none() && from.is_none() && to.is_none() {
-        None
-    } else {
-        cohort_from_parts(diseases, age_min, age_max, from, to).map_err(|p| problems.push(p)).ok()
-    };
-    let date_shift_days = number("date_shift_days", "date_shift_days", &mut problems);
-    let input = DecisionInput {
-        verdict: fields.get("verdict"),
-        conditions: list("conditions"),
-        reasons: list("reasons"),
-        variables: explicit.then_some(variables),
-        linkage: explicit.then_some(linkage),
-        output_preset: Some(fields.get("output_preset")),
-        cohort,
-        date_shift_days,
-    };
-    match chair_decision(input) {
-        Ok(decision) if problems.is_empty() => Ok(decision),
-        Ok(_) => Err(problems),
-        Err(more) => {
-            problems.extend(more);
-            Err(problems)
-        }
-    }
+    ScopeInput { variables: explicit.then_some(variables), linkage: explicit.then_some(linkage), output_preset: Some(fields.get("output_preset")) }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1634,6 +1671,19 @@ struct PermitCard {
     open: bool,
     /// The viewer is a researcher named on the permit (reports outcomes).
     can_report: bool,
+    /// The chair's amendment form (open permits, chairs only).
+    amend: Option<AmendForm>,
+}
+
+/// The chair's amendment form of a permit: the application's requested variables and linkage
+/// pairs (checked: granted now) and the presets (selected: the permit's).
+struct AmendForm {
+    /// (value `dataset.table.column`, checked)
+    variables: Vec<(String, bool)>,
+    /// (value `a b`, label, checked)
+    linkage: Vec<(String, String, bool)>,
+    /// (value, label, selected)
+    presets: Vec<(&'static str, &'static str, bool)>,
 }
 
 struct CertificateView {
@@ -1651,14 +1701,19 @@ struct PermitsPage {
     permits: Vec<PermitCard>,
     r: &'static crate::i18n::RegisterText,
     can_revoke: bool,
+    /// Operators suspend and resume.
+    can_suspend: bool,
+    notice: Option<String>,
     certificate: Option<CertificateView>,
     error: Option<String>,
+    problems: Problems,
 }
 
-/// The permits an account may see: operators all, researchers those of their applications.
+/// The permits an account may see: operators and chairs all, researchers those of their
+/// applications.
 pub(crate) async fn visible_permits(store: &Store, user: &UserSummary) -> Result<Vec<niji_applications::PermitView>, Refusal> {
     let all = niji_applications::list_permits(store).await.map_err(|e| Refusal::from_workflow(e, None))?;
-    if user.has_role(Role::Operator) {
+    if user.has_role(Role::Operator) || user.has_role(Role::CommitteeChair) {
         return Ok(all);
     }
     if !user.has_role(Role::Researcher) {
@@ -1668,105 +1723,233 @@ pub(crate) async fn visible_permits(store: &Store, user: &UserSummary) -> Result
     Ok(all.into_iter().filter(|p| own.contains(&p.application_id)).collect())
 }
 
-async fn permits_view(
-    state: &AppState,
-    lang: Lang,
-    sess: &Session,
-    uri: &Uri,
+/// What a permit action leaves on `/permits` beyond the list.
+#[derive(Default)]
+struct PermitFlash {
+    notice: Option<String>,
     certificate: Option<CertificateView>,
     error: Option<String>,
-    status: StatusCode,
-) -> Response {
+    problems: Vec<Problem>,
+}
+
+async fn amend_form(store: &Store, lang: Lang, p: &niji_applications::PermitView) -> Result<AmendForm, Refusal> {
+    let row = store.application(p.application_id).await.map_err(store_failed)?.ok_or(Refusal::Internal)?;
+    let form = stored_form(&row)?;
+    let granted = p.policy.columns();
     let a = lang.apps();
-    let permits = match visible_permits(&state.instance().store, &sess.user).await {
+    Ok(AmendForm {
+        variables: form
+            .variables
+            .iter()
+            .map(|v| {
+                let checked = granted.iter().any(|g| g.dataset == v.dataset && g.table == v.table && g.column == v.column);
+                (format!("{}.{}.{}", v.dataset, v.table, v.column), checked)
+            })
+            .collect(),
+        linkage: form
+            .linkage
+            .iter()
+            .map(|l| (format!("{} {}", l.left, l.right), format!("{} ⟷ {}", l.left, l.right), p.policy.linkage.contains(l)))
+            .collect(),
+        presets: preset_names().map(|name| (name, preset_label(a, name), name == p.policy.output_preset)).collect(),
+    })
+}
+
+async fn permits_view(state: &AppState, lang: Lang, sess: &Session, uri: &Uri, flash: PermitFlash, status: StatusCode) -> Response {
+    let a = lang.apps();
+    let store = &state.instance().store;
+    let permits = match visible_permits(store, &sess.user).await {
         Ok(p) => p,
         Err(Refusal::Forbidden) => return message_page(StatusCode::FORBIDDEN, lang, Some(sess), uri, a.err_permits_forbidden.to_string()),
         Err(r) => return refusal_page(lang, sess, uri, &r),
     };
-    let cards = permits
-        .into_iter()
-        .map(|p| {
-            let policy = &p.policy;
-            PermitCard {
-                id: p.id,
-                application_id: p.application_id,
-                version: p.version,
-                status: permit_status_label(a, &p.status),
-                open: matches!(p.status.as_str(), "active" | "suspended"),
-                can_report: sess.user.has_role(Role::Researcher) && policy.researchers.iter().any(|r| r.account_id == sess.user.id),
-                status_code: p.status,
-                period: format!("{} – {}", policy.starts_on, policy.expires_on),
-                preset: policy.output_preset.clone(),
-                track: pick(lang, policy.track.label_ja(), policy.track.label_en()),
-                conditions: policy.conditions.clone(),
-                grants: policy
-                    .datasets
-                    .iter()
-                    .flat_map(|d| d.tables.iter().map(move |t| format!("{}.{}: {}", d.dataset, t.table, t.columns.join(", "))))
-                    .collect(),
-                linkage: policy.linkage.iter().map(|l| format!("{} ⟷ {}", l.left, l.right)).collect(),
-                key: if p.key_present { a.key_present } else { a.key_destroyed },
+    let chair = sess.user.has_role(Role::CommitteeChair);
+    let mut cards = Vec::with_capacity(permits.len());
+    for p in permits {
+        let open = matches!(p.status.as_str(), "active" | "suspended");
+        let amend = if chair && open {
+            match amend_form(store, lang, &p).await {
+                Ok(f) => Some(f),
+                Err(r) => return refusal_page(lang, sess, uri, &r),
             }
-        })
-        .collect();
+        } else {
+            None
+        };
+        let policy = &p.policy;
+        cards.push(PermitCard {
+            id: p.id,
+            application_id: p.application_id,
+            version: p.version,
+            status: permit_status_label(a, &p.status),
+            open,
+            can_report: sess.user.has_role(Role::Researcher) && policy.researchers.iter().any(|r| r.account_id == sess.user.id),
+            status_code: p.status.clone(),
+            period: format!("{} – {}", policy.starts_on, policy.expires_on),
+            preset: policy.output_preset.clone(),
+            track: pick(lang, policy.track.label_ja(), policy.track.label_en()),
+            conditions: policy.conditions.clone(),
+            grants: policy
+                .datasets
+                .iter()
+                .flat_map(|d| d.tables.iter().map(move |t| format!("{}.{}: {}", d.dataset, t.table, t.columns.join(", "))))
+                .collect(),
+            linkage: policy.linkage.iter().map(|l| format!("{} ⟷ {}", l.left, l.right)).collect(),
+            key: if p.key_present { a.key_present } else { a.key_destroyed },
+            amend,
+        });
+    }
     let page = PermitsPage {
         page: PageContext::new(lang, Some(sess), uri),
         permits: cards,
         r: lang.register(),
         can_revoke: sess.user.has_role(Role::Operator),
-        certificate,
-        error,
+        can_suspend: sess.user.has_role(Role::Operator),
+        notice: flash.notice,
+        certificate: flash.certificate,
+        error: flash.error,
+        problems: Problems::new(lang, &flash.problems),
     };
     (status, render(page)).into_response()
 }
 
 async fn permits_page(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri) -> Response {
     let Some(sess) = s.signed_in() else { return Redirect::to("/login").into_response() };
-    permits_view(&state, lang, sess, &uri, None, None, StatusCode::OK).await
+    permits_view(&state, lang, sess, &uri, PermitFlash::default(), StatusCode::OK).await
 }
 
-async fn revoke_action(
-    State(state): State<AppState>,
-    lang: Lang,
-    s: MaybeSession,
-    uri: Uri,
-    id: Result<Path<i64>, PathRejection>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
+/// A refused permit action in the portal's words (fixed texts).
+fn permit_refusal(lang: Lang, r: &Refusal) -> (StatusCode, String) {
+    let a = lang.apps();
+    match r {
+        Refusal::Transition => (StatusCode::CONFLICT, a.err_permit_state.to_string()),
+        Refusal::Invalid(_) | Refusal::Permit => (StatusCode::BAD_REQUEST, a.err_amend_invalid.to_string()),
+        Refusal::NotFound => (StatusCode::NOT_FOUND, a.err_not_found.to_string()),
+        other => other.portal(lang),
+    }
+}
+
+/// After a permit action: `/permits` with what it did, or with the refusal (nothing changed).
+async fn after_permit_action(state: &AppState, lang: Lang, sess: &Session, uri: &Uri, result: Result<PermitFlash, Refusal>) -> Response {
+    match result {
+        Ok(flash) => permits_view(state, lang, sess, uri, flash, StatusCode::OK).await,
+        Err(Refusal::Forbidden) => message_page(StatusCode::FORBIDDEN, lang, Some(sess), uri, lang.apps().err_role.to_string()),
+        Err(r) => {
+            let (status, message) = permit_refusal(lang, &r);
+            let problems = match r {
+                Refusal::Invalid(p) => p,
+                _ => Vec::new(),
+            };
+            permits_view(state, lang, sess, uri, PermitFlash { error: Some(message), problems, ..PermitFlash::default() }, status).await
+        }
+    }
+}
+
+/// The deletion certificate of a permit, for the page.
+async fn certificate_view(store: &Store, permit_id: i64, certificate: Option<i64>) -> Result<Option<CertificateView>, Refusal> {
+    let rows = store.deletion_certificates_for_permit(permit_id).await.map_err(store_failed)?;
+    let row = match certificate {
+        Some(id) => rows.into_iter().find(|c| c.id == id),
+        None => rows.into_iter().max_by_key(|c| c.id),
+    };
+    Ok(row.map(|c| CertificateView {
+        id: c.id,
+        permit_id: c.permit_id,
+        key_id: c.key_id,
+        destroyed_at: jst(c.destroyed_at),
+        log_index: c.log_index.map(|i| i.to_string()).unwrap_or_else(|| "—".into()),
+    }))
+}
+
+async fn revoke_action(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, id: IdPath, form: ButtonForm) -> Response {
     let (permit_id, fields) = match action_prelude(lang, &s, &uri, id, form).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
     let sess = s.signed_in().expect("checked");
     let reason = fields.get("reason").trim().chars().take(2000).collect::<String>();
-    if reason.is_empty() {
-        let message = lang.messages().err_bad_request.to_string();
-        return permits_view(&state, lang, sess, &uri, None, Some(message), StatusCode::BAD_REQUEST).await;
-    }
-    let store = &state.instance().store;
     let result = async {
         let actor = load_actor(&state, sess).await?;
+        if reason.is_empty() {
+            // Who may revoke is answered before what is missing.
+            if !actor.roles.contains(&Role::Operator) {
+                return Err(Refusal::Forbidden);
+            }
+            return Err(Refusal::Invalid(vec![Problem { field: "reason".into(), reason: Reason::Domain(ProblemReason::Required) }]));
+        }
         let certificate =
             niji_applications::revoke_permit(state.instance(), &actor, permit_id, &reason).await.map_err(|e| Refusal::from_workflow(e, None))?;
-        let row = store.deletion_certificates_for_permit(permit_id).await.map_err(store_failed)?.into_iter().find(|c| c.id == certificate);
-        Ok::<_, Refusal>(row)
+        let certificate = certificate_view(&state.instance().store, permit_id, Some(certificate)).await?;
+        Ok(PermitFlash { notice: Some(lang.apps().revoked.to_string()), certificate, ..PermitFlash::default() })
     }
     .await;
     match result {
-        Ok(row) => {
-            let view = row.map(|c| CertificateView {
-                id: c.id,
-                permit_id: c.permit_id,
-                key_id: c.key_id,
-                destroyed_at: jst(c.destroyed_at),
-                log_index: c.log_index.map(|i| i.to_string()).unwrap_or_else(|| "—".into()),
-            });
-            permits_view(&state, lang, sess, &uri, view, None, StatusCode::OK).await
+        Err(Refusal::Invalid(problems)) => {
+            let flash = PermitFlash { error: Some(lang.apps().err_revoke_reason.to_string()), problems, ..PermitFlash::default() };
+            permits_view(&state, lang, sess, &uri, flash, StatusCode::BAD_REQUEST).await
         }
-        Err(Refusal::Forbidden) => message_page(StatusCode::FORBIDDEN, lang, Some(sess), &uri, lang.apps().err_role.to_string()),
-        Err(r) => {
-            let (status, message) = r.portal(lang);
-            permits_view(&state, lang, sess, &uri, None, Some(message), status).await
-        }
+        other => after_permit_action(&state, lang, sess, &uri, other).await,
     }
+}
+
+async fn suspend_action(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, id: IdPath, form: ButtonForm) -> Response {
+    permit_status_action(state, lang, s, uri, id, form, true).await
+}
+
+async fn resume_action(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, id: IdPath, form: ButtonForm) -> Response {
+    permit_status_action(state, lang, s, uri, id, form, false).await
+}
+
+/// Suspends (`suspend`) or resumes a permit (operators).
+async fn permit_status_action(state: AppState, lang: Lang, s: MaybeSession, uri: Uri, id: IdPath, form: ButtonForm, suspend: bool) -> Response {
+    let (permit_id, _) = match action_prelude(lang, &s, &uri, id, form).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let sess = s.signed_in().expect("checked");
+    let a = lang.apps();
+    let result = async {
+        let actor = load_actor(&state, sess).await?;
+        let step = if suspend {
+            niji_applications::suspend_permit(state.instance(), &actor, permit_id).await
+        } else {
+            niji_applications::resume_permit(state.instance(), &actor, permit_id).await
+        };
+        step.map_err(|e| Refusal::from_workflow(e, None))?;
+        let notice = if suspend { a.permit_suspended_done } else { a.permit_resumed_done };
+        Ok(PermitFlash { notice: Some(notice.to_string()), ..PermitFlash::default() })
+    }
+    .await;
+    after_permit_action(&state, lang, sess, &uri, result).await
+}
+
+/// The chair amends a permit: a new version granting the checked variables and linkage pairs
+/// (a subset of the application's request) under the chosen preset; the old version's key is
+/// destroyed with a deletion certificate.
+async fn amend_action(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, id: IdPath, form: ButtonForm) -> Response {
+    let (permit_id, fields) = match action_prelude(lang, &s, &uri, id, form).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let sess = s.signed_in().expect("checked");
+    let result = async {
+        let actor = load_actor(&state, sess).await?;
+        let mut problems = Vec::new();
+        let input = scope_from_form(&fields, &mut problems);
+        let (scope, preset) = match amendment(input) {
+            Ok(x) if problems.is_empty() => x,
+            Ok(_) => return Err(Refusal::Invalid(problems)),
+            Err(more) => {
+                problems.extend(more);
+                return Err(Refusal::Invalid(problems));
+            }
+        };
+        let new_id = niji_applications::amend_permit(state.instance(), &actor, permit_id, scope, preset, today_jst())
+            .await
+            .map_err(|e| Refusal::from_workflow(e, None))?;
+        let certificate = certificate_view(&state.instance().store, permit_id, None).await?;
+        let notice = lang.apps().permit_amended_done.replace("{id}", &new_id.to_string());
+        Ok(PermitFlash { notice: Some(notice), certificate, ..PermitFlash::default() })
+    }
+    .await;
+    after_permit_action(&state, lang, sess, &uri, result).await
 }

@@ -1,6 +1,14 @@
 //! Applications and permits in the JSON API (issue 4), for the bearer token's account:
 //! `GET/POST /api/v1/applications`, `GET /api/v1/applications/{id}`,
-//! `POST /api/v1/applications/{id}/submit` (the triage result) and `GET /api/v1/permits`.
+//! `POST /api/v1/applications/{id}/submit` (the triage result), `…/withdraw`, `…/votes`,
+//! `…/decision`, `GET /api/v1/permits` and the permits' steps: `POST /api/v1/permits/{id}/suspend`
+//! and `/resume` (operators), `/revoke` (operators, with a reason) and `/amend` (the chair: the
+//! decision's scope and preset, built with the same [`crate::applications::amendment`]); the
+//! operators' review set-up (what `/admin/review` does): `POST /api/v1/review/criteria` and
+//! `/review/tariff` (a TOML body), `/review/consent-scopes`, `/review/accreditations`,
+//! `/review/committees`, `/review/committees/{id}/members`, `/review/members/{id}/deactivate`,
+//! each parsed and run by the very functions of [`crate::admin_review`] the portal's forms use;
+//! a refusal is `{"error": {"code", "message", "reason"}}` with a stable `reason`.
 //!
 //! Operators list every application and permit; researchers their own. An application is
 //! visible to its applicant, operators, members of the committee reviewing it and chairs;
@@ -14,7 +22,7 @@
 use crate::api::{ApiError, ErrorBody, TokenUser};
 use crate::applications::{
     access, chair_decision, deadline_date, domain_problems, from_code, kind_from_code, purpose_from_code, resolve_researchers, store_failed,
-    stored_form, track_from_code, visible_permits, DecisionInput, Problem, Reason, Refusal,
+    stored_form, track_from_code, visible_permits, DecisionInput, Problem, Reason, Refusal, ScopeInput,
 };
 use crate::upload::today_jst;
 use crate::AppState;
@@ -44,6 +52,17 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/applications/{id}/votes", post(vote_on_application))
         .route("/applications/{id}/decision", post(decide_application))
         .route("/permits", get(list_permits))
+        .route("/permits/{id}/suspend", post(suspend_permit))
+        .route("/permits/{id}/resume", post(resume_permit))
+        .route("/permits/{id}/revoke", post(revoke_permit))
+        .route("/permits/{id}/amend", post(amend_permit))
+        .route("/review/criteria", post(publish_criteria))
+        .route("/review/tariff", post(publish_tariff))
+        .route("/review/consent-scopes", post(set_consent_scope))
+        .route("/review/accreditations", post(add_accreditation))
+        .route("/review/committees", post(create_committee))
+        .route("/review/committees/{id}/members", post(add_committee_member))
+        .route("/review/members/{id}/deactivate", post(deactivate_committee_member))
 }
 
 /// An application form: the body of `POST /api/v1/applications` and the `form` of a detail.
@@ -545,17 +564,9 @@ pub(crate) struct DecisionRequest {
     #[serde(default)]
     conditions: Vec<String>,
     reasons: Vec<String>,
-    /// The approved variables, a subset of those requested (the permit grants these only).
-    /// Absent: every requested variable and linkage pair is approved.
-    #[serde(default)]
-    variables: Option<Vec<ApprovedVariable>>,
-    /// The approved linkage pairs, only with `variables` (absent: no linkage).
-    #[serde(default)]
-    linkage: Option<Vec<LinkageForm>>,
-    /// Output-checking preset: ndb, acro or opensafely (standard = ndb, strict = acro); kept
-    /// under its canonical name. Absent: standard.
-    #[serde(default)]
-    output_preset: Option<String>,
+    /// The approved variables and linkage pairs and the output preset (absent: standard).
+    #[serde(flatten)]
+    scope: ScopeRequest,
     /// A cohort within the application's (ICD-10 codes or prefixes under the application's,
     /// an age range and a period inside its own). Absent: the application's cohort.
     #[serde(default)]
@@ -590,6 +601,33 @@ impl CohortRequest {
     }
 }
 
+/// What the chair approves of an application's request and the output preset: the decision's
+/// fields and the body of a permit's amendment.
+#[derive(Deserialize, ToSchema, Default)]
+pub(crate) struct ScopeRequest {
+    /// The approved variables, a subset of those requested (the permit grants these only).
+    /// Absent: every requested variable and linkage pair is approved.
+    #[serde(default)]
+    variables: Option<Vec<ApprovedVariable>>,
+    /// The approved linkage pairs, only with `variables` (absent: no linkage).
+    #[serde(default)]
+    linkage: Option<Vec<LinkageForm>>,
+    /// Output-checking preset: ndb, acro or opensafely (standard = ndb, strict = acro); kept
+    /// under its canonical name. Absent: standard for a decision, the permit's for an amendment.
+    #[serde(default)]
+    output_preset: Option<String>,
+}
+
+impl ScopeRequest {
+    fn input(self) -> ScopeInput {
+        ScopeInput {
+            variables: self.variables.map(|list| list.into_iter().map(|v| VariableRef::new(v.dataset, v.table, v.column)).collect()),
+            linkage: self.linkage.map(|list| list.into_iter().map(|l| LinkagePair::new(l.left, l.right)).collect()),
+            output_preset: self.output_preset,
+        }
+    }
+}
+
 /// A dataset, table and column approved by the chair.
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct ApprovedVariable {
@@ -618,9 +656,7 @@ pub(crate) async fn decide_application(
             verdict: body.verdict,
             conditions: body.conditions,
             reasons: body.reasons,
-            variables: body.variables.map(|list| list.into_iter().map(|v| VariableRef::new(v.dataset, v.table, v.column)).collect()),
-            linkage: body.linkage.map(|list| list.into_iter().map(|l| LinkagePair::new(l.left, l.right)).collect()),
-            output_preset: body.output_preset,
+            scope: body.scope.input(),
         })
         .map_err(Refusal::Invalid)?;
         let actor = Actor::load(store, user.id).await.map_err(|e| Refusal::from_workflow(e, None))?;
@@ -703,5 +739,451 @@ pub(crate) async fn list_permits(State(state): State<AppState>, TokenUser(user):
         )
         .into_response(),
         Err(r) => refusal(r),
+    }
+}
+
+/// A permit after a step.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PermitStepBody {
+    /// The permit the step acted on (for an amendment: the new version).
+    permit_id: i64,
+    /// active, suspended or revoked.
+    status: String,
+    /// For an amendment: the version superseded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    supersedes: Option<i64>,
+    /// For an amendment: the new version's number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<i64>,
+    /// For a revocation or an amendment: the deletion certificate of the destroyed key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate: Option<i64>,
+}
+
+async fn permit_step_body(store: &Store, permit_id: i64, supersedes: Option<i64>, certificate: Option<i64>) -> Response {
+    match store.permit(permit_id).await {
+        Ok(Some(p)) => {
+            Json(PermitStepBody { permit_id, status: p.status, supersedes, version: supersedes.map(|_| p.version), certificate }).into_response()
+        }
+        _ => ApiError::Internal.into_response(),
+    }
+}
+
+async fn api_actor(store: &Store, user: &UserSummary) -> Result<Actor, Refusal> {
+    Actor::load(store, user.id).await.map_err(|e| Refusal::from_workflow(e, None))
+}
+
+/// An operator suspends an active permit: its workspace may not run; its key is kept.
+#[utoipa::path(post, path = "/api/v1/permits/{id}/suspend", security(("bearer" = [])), params(("id" = i64, Path, description = "Permit id")),
+    responses((status = 200, body = PermitStepBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub(crate) async fn suspend_permit(State(state): State<AppState>, TokenUser(user): TokenUser, id: Result<Path<i64>, PathRejection>) -> Response {
+    let Ok(Path(id)) = id else { return ApiError::NotFound.into_response() };
+    let store = &state.instance().store;
+    let result = async {
+        let actor = api_actor(store, &user).await?;
+        niji_applications::suspend_permit(state.instance(), &actor, id).await.map_err(|e| Refusal::from_workflow(e, None))
+    }
+    .await;
+    match result {
+        Ok(()) => permit_step_body(store, id, None, None).await,
+        Err(r) => refusal(r),
+    }
+}
+
+/// An operator lifts a permit's suspension.
+#[utoipa::path(post, path = "/api/v1/permits/{id}/resume", security(("bearer" = [])), params(("id" = i64, Path, description = "Permit id")),
+    responses((status = 200, body = PermitStepBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub(crate) async fn resume_permit(State(state): State<AppState>, TokenUser(user): TokenUser, id: Result<Path<i64>, PathRejection>) -> Response {
+    let Ok(Path(id)) = id else { return ApiError::NotFound.into_response() };
+    let store = &state.instance().store;
+    let result = async {
+        let actor = api_actor(store, &user).await?;
+        niji_applications::resume_permit(state.instance(), &actor, id).await.map_err(|e| Refusal::from_workflow(e, None))
+    }
+    .await;
+    match result {
+        Ok(()) => permit_step_body(store, id, None, None).await,
+        Err(r) => refusal(r),
+    }
+}
+
+/// Why a permit is revoked (kept with the deletion certificate, never logged).
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct RevokeRequest {
+    #[serde(default)]
+    reason: String,
+}
+
+/// Longest reason kept, in characters.
+const MAX_REVOKE_REASON_CHARS: usize = 2000;
+
+/// An operator revokes a permit: its key is destroyed and a deletion certificate recorded.
+#[utoipa::path(post, path = "/api/v1/permits/{id}/revoke", security(("bearer" = [])), params(("id" = i64, Path, description = "Permit id")),
+    request_body = RevokeRequest,
+    responses((status = 200, body = PermitStepBody), (status = 400, body = InvalidBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn revoke_permit(
+    State(state): State<AppState>,
+    TokenUser(user): TokenUser,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<RevokeRequest>, JsonRejection>,
+) -> Response {
+    let Ok(Path(id)) = id else { return ApiError::NotFound.into_response() };
+    let Ok(Json(body)) = body else { return ApiError::BadRequest.into_response() };
+    let store = &state.instance().store;
+    let reason: String = body.reason.trim().chars().take(MAX_REVOKE_REASON_CHARS).collect();
+    let result = async {
+        let actor = api_actor(store, &user).await?;
+        if reason.is_empty() {
+            // Who may revoke is answered before what is missing.
+            if !actor.roles.contains(&Role::Operator) {
+                return Err(Refusal::Forbidden);
+            }
+            return Err(Refusal::Invalid(vec![Problem { field: "reason".into(), reason: Reason::Domain(niji_review::ProblemReason::Required) }]));
+        }
+        niji_applications::revoke_permit(state.instance(), &actor, id, &reason).await.map_err(|e| Refusal::from_workflow(e, None))
+    }
+    .await;
+    match result {
+        Ok(certificate) => permit_step_body(store, id, None, Some(certificate)).await,
+        Err(r) => refusal(r),
+    }
+}
+
+/// The chair amends a permit: a new version granting the approved subset of the application's
+/// request (absent `variables`: everything requested) under the given preset (absent: the
+/// permit's); the old version is superseded, its key destroyed with a deletion certificate.
+/// Returns the new permit.
+#[utoipa::path(post, path = "/api/v1/permits/{id}/amend", security(("bearer" = [])), params(("id" = i64, Path, description = "Permit id")),
+    request_body = ScopeRequest,
+    responses((status = 201, body = PermitStepBody), (status = 400, body = InvalidBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn amend_permit(
+    State(state): State<AppState>,
+    TokenUser(user): TokenUser,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<ScopeRequest>, JsonRejection>,
+) -> Response {
+    let Ok(Path(id)) = id else { return ApiError::NotFound.into_response() };
+    let Ok(Json(body)) = body else { return ApiError::BadRequest.into_response() };
+    let store = &state.instance().store;
+    let result = async {
+        let actor = api_actor(store, &user).await?;
+        let (scope, preset) = crate::applications::amendment(body.input()).map_err(Refusal::Invalid)?;
+        let new_id = niji_applications::amend_permit(state.instance(), &actor, id, scope, preset, today_jst())
+            .await
+            .map_err(|e| Refusal::from_workflow(e, None))?;
+        let certificate = store.deletion_certificates_for_permit(id).await.map_err(store_failed)?.into_iter().map(|c| c.id).max();
+        Ok((new_id, certificate))
+    }
+    .await;
+    match result {
+        Ok((new_id, certificate)) => {
+            let mut resp = permit_step_body(store, new_id, Some(id), certificate).await;
+            if resp.status() == StatusCode::OK {
+                *resp.status_mut() = StatusCode::CREATED;
+            }
+            resp
+        }
+        Err(r) => refusal(r),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operators' review set-up.
+
+use crate::admin_review::{self as setup, MemberInput, Publication, SetupProblem};
+
+/// A refused set-up step: the generic code, a fixed English message, a stable reason and the
+/// line, tier or position it names (never what was sent).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SetupErrorBody {
+    error: SetupErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SetupErrorDetail {
+    /// bad_request, forbidden, not_found, conflict or internal.
+    code: &'static str,
+    message: String,
+    /// malformed, toml_syntax, toml_keys, empty_version, bad_published, unknown_tier,
+    /// missing_tier, bad_deadline, deadlines_decrease, min_members, min_external, quorum,
+    /// committee_rule, tariff_unknown_tier, tariff_missing_tier, version_exists, no_dataset,
+    /// not_icd10, no_account, course_required, bad_completed_on, bad_expires_on,
+    /// expiry_before_completion, committee_name_required, committee_exists, no_committee,
+    /// member_name_required, unknown_field, unknown_gender, already_member, no_member,
+    /// member_not_active, forbidden, internal.
+    reason: &'static str,
+    /// The TOML line of a syntax error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
+    /// The tier a rule names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tier: Option<&'static str>,
+    /// The position (1-based) of a disease code that is not ICD-10.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<usize>,
+}
+
+fn setup_refusal(p: SetupProblem) -> Response {
+    let status = p.status();
+    let code = match status {
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::INTERNAL_SERVER_ERROR => "internal",
+        _ => "bad_request",
+    };
+    let (line, tier, position) = p.detail();
+    let message = p.message(crate::i18n::Lang::En);
+    (status, Json(SetupErrorBody { error: SetupErrorDetail { code, message, reason: p.code(), line, tier, position } })).into_response()
+}
+
+/// The token's account as the acting operator (others: `forbidden`, nothing read).
+async fn operator_actor(store: &Store, user: &UserSummary) -> Result<Actor, SetupProblem> {
+    if !user.has_role(Role::Operator) {
+        return Err(SetupProblem::Forbidden);
+    }
+    Actor::load(store, user.id).await.map_err(|e| {
+        tracing::error!(error = %e, "loading the acting operator failed");
+        SetupProblem::Internal
+    })
+}
+
+/// A published version.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PublishedBody {
+    version: String,
+}
+
+/// An id created by a set-up step.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CreatedBody {
+    id: i64,
+}
+
+async fn publish_toml(
+    state: &AppState,
+    user: &UserSummary,
+    what: Publication,
+    body: Result<String, axum::extract::rejection::StringRejection>,
+) -> Response {
+    let store = &state.instance().store;
+    let result = async {
+        let actor = operator_actor(store, user).await?;
+        let body = body.map_err(|_| SetupProblem::Form)?;
+        setup::publish(state, &actor, what, &body).await
+    }
+    .await;
+    match result {
+        Ok(version) => (StatusCode::CREATED, Json(PublishedBody { version })).into_response(),
+        Err(p) => setup_refusal(p),
+    }
+}
+
+/// Publishes a new version of the review criteria (審査基準) from a TOML body (as the portal's
+/// form takes it). Published versions never change: an existing version is `conflict`.
+#[utoipa::path(post, path = "/api/v1/review/criteria", security(("bearer" = [])), request_body(content = String, content_type = "application/toml"),
+    responses((status = 201, body = PublishedBody), (status = 400, body = SetupErrorBody), (status = 401, body = ErrorBody), (status = 403, body = SetupErrorBody),
+        (status = 409, body = SetupErrorBody)))]
+pub(crate) async fn publish_criteria(
+    State(state): State<AppState>,
+    TokenUser(user): TokenUser,
+    body: Result<String, axum::extract::rejection::StringRejection>,
+) -> Response {
+    publish_toml(&state, &user, Publication::Criteria, body).await
+}
+
+/// Publishes a new version of the tariff from a TOML body.
+#[utoipa::path(post, path = "/api/v1/review/tariff", security(("bearer" = [])), request_body(content = String, content_type = "application/toml"),
+    responses((status = 201, body = PublishedBody), (status = 400, body = SetupErrorBody), (status = 401, body = ErrorBody), (status = 403, body = SetupErrorBody),
+        (status = 409, body = SetupErrorBody)))]
+pub(crate) async fn publish_tariff(
+    State(state): State<AppState>,
+    TokenUser(user): TokenUser,
+    body: Result<String, axum::extract::rejection::StringRejection>,
+) -> Response {
+    publish_toml(&state, &user, Publication::Tariff, body).await
+}
+
+/// A dataset's consent scope.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct ConsentScopeRequest {
+    dataset: String,
+    /// Purpose codes (every one but `other`).
+    #[serde(default)]
+    purposes: Vec<String>,
+    /// ICD-10 codes or prefixes; empty: any disease.
+    #[serde(default)]
+    diseases: Vec<String>,
+    /// academia, company, hospital, municipality, government or other.
+    #[serde(default)]
+    recipient_kinds: Vec<String>,
+    /// Named recipient organizations.
+    #[serde(default)]
+    recipients: Vec<String>,
+}
+
+/// Records (or replaces) the consent scope a dataset's data was collected under.
+#[utoipa::path(post, path = "/api/v1/review/consent-scopes", security(("bearer" = [])), request_body = ConsentScopeRequest,
+    responses((status = 204), (status = 400, body = SetupErrorBody), (status = 401, body = ErrorBody), (status = 403, body = SetupErrorBody),
+        (status = 404, body = SetupErrorBody)))]
+pub(crate) async fn set_consent_scope(
+    State(state): State<AppState>,
+    TokenUser(user): TokenUser,
+    body: Result<Json<ConsentScopeRequest>, JsonRejection>,
+) -> Response {
+    let store = &state.instance().store;
+    let result = async {
+        let actor = operator_actor(store, &user).await?;
+        let Json(b) = body.map_err(|_| SetupProblem::Form)?;
+        let scope = setup::consent_scope(
+            b.purposes.iter().map(String::as_str),
+            b.recipient_kinds.iter().map(String::as_str),
+            b.diseases.iter().map(String::as_str),
+            b.recipients.iter().map(String::as_str),
+        )?;
+        setup::set_consent_scope(&state, &actor, &b.dataset, &scope).await
+    }
+    .await;
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(p) => setup_refusal(p),
+    }
+}
+
+/// A researcher's accreditation.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct AccreditationRequest {
+    /// The researcher's user name.
+    username: String,
+    course: String,
+    /// YYYY-MM-DD.
+    completed_on: String,
+    /// YYYY-MM-DD, not before `completed_on`.
+    expires_on: String,
+}
+
+/// Records that a researcher completed a course.
+#[utoipa::path(post, path = "/api/v1/review/accreditations", security(("bearer" = [])), request_body = AccreditationRequest,
+    responses((status = 201, body = CreatedBody), (status = 400, body = SetupErrorBody), (status = 401, body = ErrorBody), (status = 403, body = SetupErrorBody)))]
+pub(crate) async fn add_accreditation(
+    State(state): State<AppState>,
+    TokenUser(user): TokenUser,
+    body: Result<Json<AccreditationRequest>, JsonRejection>,
+) -> Response {
+    let store = &state.instance().store;
+    let result = async {
+        let actor = operator_actor(store, &user).await?;
+        let Json(b) = body.map_err(|_| SetupProblem::Form)?;
+        setup::accredit(&state, &actor, &b.username, &b.course, &b.completed_on, &b.expires_on).await
+    }
+    .await;
+    match result {
+        Ok(id) => (StatusCode::CREATED, Json(CreatedBody { id })).into_response(),
+        Err(p) => setup_refusal(p),
+    }
+}
+
+/// A new review committee.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct CommitteeRequest {
+    name: String,
+}
+
+/// Creates a review committee (names are unique).
+#[utoipa::path(post, path = "/api/v1/review/committees", security(("bearer" = [])), request_body = CommitteeRequest,
+    responses((status = 201, body = CreatedBody), (status = 400, body = SetupErrorBody), (status = 401, body = ErrorBody), (status = 403, body = SetupErrorBody),
+        (status = 409, body = SetupErrorBody)))]
+pub(crate) async fn create_committee(
+    State(state): State<AppState>,
+    TokenUser(user): TokenUser,
+    body: Result<Json<CommitteeRequest>, JsonRejection>,
+) -> Response {
+    let store = &state.instance().store;
+    let result = async {
+        let actor = operator_actor(store, &user).await?;
+        let Json(b) = body.map_err(|_| SetupProblem::Form)?;
+        setup::create_committee_step(&state, &actor, &b.name).await
+    }
+    .await;
+    match result {
+        Ok(id) => (StatusCode::CREATED, Json(CreatedBody { id })).into_response(),
+        Err(p) => setup_refusal(p),
+    }
+}
+
+/// A committee member: an account that votes (its user name) and/or a name, and the attributes
+/// the composition rules read.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct MemberRequest {
+    /// The member's account (reviewer or chair); absent: a member without an account.
+    #[serde(default)]
+    username: String,
+    /// Absent: the account's display name.
+    #[serde(default)]
+    name: String,
+    /// medicine_science, humanities_law or general_public.
+    field: String,
+    /// female, male or other.
+    gender: String,
+    #[serde(default)]
+    external: bool,
+}
+
+/// Adds a member to a committee (one account, one active membership).
+#[utoipa::path(post, path = "/api/v1/review/committees/{id}/members", security(("bearer" = [])), params(("id" = i64, Path, description = "Committee id")),
+    request_body = MemberRequest,
+    responses((status = 201, body = CreatedBody), (status = 400, body = SetupErrorBody), (status = 401, body = ErrorBody), (status = 403, body = SetupErrorBody),
+        (status = 404, body = SetupErrorBody), (status = 409, body = SetupErrorBody)))]
+pub(crate) async fn add_committee_member(
+    State(state): State<AppState>,
+    TokenUser(user): TokenUser,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<MemberRequest>, JsonRejection>,
+) -> Response {
+    let store = &state.instance().store;
+    let result = async {
+        let actor = operator_actor(store, &user).await?;
+        let Path(id) = id.map_err(|_| SetupProblem::NoCommittee)?;
+        let Json(b) = body.map_err(|_| SetupProblem::Form)?;
+        let member = MemberInput { username: &b.username, name: &b.name, field: &b.field, gender: &b.gender, external: b.external };
+        setup::add_member_step(&state, &actor, id, member).await
+    }
+    .await;
+    match result {
+        Ok(id) => (StatusCode::CREATED, Json(CreatedBody { id })).into_response(),
+        Err(p) => setup_refusal(p),
+    }
+}
+
+/// A deactivated member's committee.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DeactivatedBody {
+    member_id: i64,
+    committee_id: i64,
+}
+
+/// Deactivates a committee member (their past votes stay).
+#[utoipa::path(post, path = "/api/v1/review/members/{id}/deactivate", security(("bearer" = [])), params(("id" = i64, Path, description = "Member id")),
+    responses((status = 200, body = DeactivatedBody), (status = 401, body = ErrorBody), (status = 403, body = SetupErrorBody), (status = 404, body = SetupErrorBody),
+        (status = 409, body = SetupErrorBody)))]
+pub(crate) async fn deactivate_committee_member(
+    State(state): State<AppState>,
+    TokenUser(user): TokenUser,
+    id: Result<Path<i64>, PathRejection>,
+) -> Response {
+    let store = &state.instance().store;
+    let result = async {
+        let actor = operator_actor(store, &user).await?;
+        let Path(id) = id.map_err(|_| SetupProblem::NoMember)?;
+        setup::deactivate_member_step(&state, &actor, id).await.map(|committee_id| (id, committee_id))
+    }
+    .await;
+    match result {
+        Ok((member_id, committee_id)) => Json(DeactivatedBody { member_id, committee_id }).into_response(),
+        Err(p) => setup_refusal(p),
     }
 }

@@ -7,7 +7,7 @@
 //! run by `niji-intake`), `applications` (applications, review and permits in the portal, run
 //! by `niji-applications`) and `applications_api` (the same in the JSON API), `workspace` (a
 //! permit's analysis workspace, the output checkers' queue and release downloads, run by
-//! `niji-analysis`), `api` (the rest of the JSON API and the OpenAPI document).
+//! `niji-analysis`) and `workspace_api` (the same in the JSON API), `api` (the rest of the JSON API and the OpenAPI document).
 //!
 //! Counts in the public catalog pass through [`niji_core::disclosure::catalog_count`]
 //! (suppressed below 10, rounded to 10); exact linkage figures are shown to operators only.
@@ -35,6 +35,7 @@ mod portal;
 mod register;
 mod upload;
 mod workspace;
+mod workspace_api;
 
 pub use cookies::CookiePolicy;
 
@@ -136,7 +137,8 @@ pub fn router(state: AppState) -> Router {
                 .merge(applications_api::routes())
                 .merge(register::api_routes())
                 .merge(holder_registry::api_routes())
-                .merge(extracts::api_routes()),
+                .merge(extracts::api_routes())
+                .merge(workspace_api::api_routes()),
         )
         .with_state(state)
         .layer(SetResponseHeaderLayer::overriding(

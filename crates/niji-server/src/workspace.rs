@@ -13,7 +13,7 @@ use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use niji_accounts::Session;
+use niji_accounts::{Session, UserSummary};
 use niji_analysis::jobs::JobError;
 use niji_analysis::AnalysisError;
 use niji_core::Role;
@@ -563,18 +563,59 @@ async fn named_researcher<'a>(
     permit_id: i64,
 ) -> Result<(&'a Session, niji_store::PermitRow, PermitPolicy), Response> {
     let Some(sess) = s.signed_in() else { return Err(Redirect::to("/login").into_response()) };
+    match researcher_permit(state, &sess.user, permit_id).await {
+        Ok((permit, policy)) => Ok((sess, permit, policy)),
+        Err(Access::NotFound) => Err(error_page(StatusCode::NOT_FOUND, lang, Some(sess), uri, |m| m.err_not_found)),
+        Err(Access::Forbidden) => Err(error_page(StatusCode::FORBIDDEN, lang, Some(sess), uri, |m| m.err_forbidden)),
+        Err(Access::Internal) => Err(error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, Some(sess), uri, |m| m.err_internal)),
+    }
+}
+
+/// Why an account may not open a permit's workspace (shared with `crate::workspace_api`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    NotFound,
+    Forbidden,
+    Internal,
+}
+
+/// The permit and its policy when `user` is a researcher named on it (the workspace's rule, for
+/// the portal and the API alike).
+pub(crate) async fn researcher_permit(state: &AppState, user: &UserSummary, permit_id: i64) -> Result<(niji_store::PermitRow, PermitPolicy), Access> {
     let permit = match state.instance().store.permit(permit_id).await {
         Ok(Some(p)) => p,
-        Ok(None) => return Err(error_page(StatusCode::NOT_FOUND, lang, Some(sess), uri, |m| m.err_not_found)),
-        Err(_) => return Err(error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, Some(sess), uri, |m| m.err_internal)),
+        Ok(None) => return Err(Access::NotFound),
+        Err(_) => return Err(Access::Internal),
     };
-    let Ok(policy) = serde_json::from_str::<PermitPolicy>(&permit.policy) else {
-        return Err(error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, Some(sess), uri, |m| m.err_internal));
-    };
-    if !(sess.user.has_role(Role::Researcher) && policy.researchers.iter().any(|r| r.account_id == sess.user.id)) {
-        return Err(error_page(StatusCode::FORBIDDEN, lang, Some(sess), uri, |m| m.err_forbidden));
+    let policy = serde_json::from_str::<PermitPolicy>(&permit.policy).map_err(|_| Access::Internal)?;
+    if !(user.has_role(Role::Researcher) && policy.researchers.iter().any(|r| r.account_id == user.id)) {
+        return Err(Access::Forbidden);
     }
-    Ok((sess, permit, policy))
+    Ok((permit, policy))
+}
+
+/// Whether `user_id` may not check a job of `permit_id` submitted by `submitted_by`: the submitter
+/// and the researchers named on the permit (the per-cell verdicts quote the persons behind
+/// suppressed cells). An unreadable permit counts as conflicted. The rule of `/checks`, shared
+/// with `crate::workspace_api`.
+pub(crate) async fn conflicted(store: &niji_store::Store, user_id: i64, permit_id: i64, submitted_by: i64) -> bool {
+    let named = match store.permit(permit_id).await {
+        Ok(Some(p)) => {
+            serde_json::from_str::<PermitPolicy>(&p.policy).map(|policy| policy.researchers.iter().any(|r| r.account_id == user_id)).unwrap_or(true)
+        }
+        _ => true,
+    };
+    named || submitted_by == user_id
+}
+
+/// The jobs of a permit, newest first.
+pub(crate) async fn permit_jobs(instance: &niji_instance::Instance, permit_id: i64) -> Result<Vec<niji_analysis::jobs::JobView>, JobError> {
+    let all = instance.store.jobs().await.map_err(|_| JobError::Internal)?;
+    let mut jobs = Vec::new();
+    for job in all.iter().filter(|j| j.permit_id == permit_id).rev() {
+        jobs.push(niji_analysis::jobs::job_view(instance, job.id).await?);
+    }
+    Ok(jobs)
 }
 
 fn schema_of(lang: Lang, t: &'static Text, policy: &PermitPolicy) -> Vec<SchemaTable> {
@@ -610,14 +651,11 @@ async fn workspace_page(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Ur
     };
     let t = text(lang);
     let store = &state.instance().store;
-    let (Ok(all_jobs), Ok(all_releases)) = (store.jobs().await, store.releases().await) else {
+    let (Ok(views), Ok(all_releases)) = (permit_jobs(state.instance(), permit_id).await, store.releases().await) else {
         return error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, Some(sess), uri, |m| m.err_internal);
     };
     let mut jobs = Vec::new();
-    for job in all_jobs.iter().filter(|j| j.permit_id == permit_id).rev() {
-        let Ok(v) = niji_analysis::jobs::job_view(state.instance(), job.id).await else {
-            return error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, Some(sess), uri, |m| m.err_internal);
-        };
+    for v in views {
         jobs.push(JobLine {
             id: v.id,
             status: job_status(t, &v.status),
@@ -827,7 +865,8 @@ struct ChecksPage {
     error: Option<String>,
 }
 
-fn strings(v: &Value) -> Vec<String> {
+/// The strings of a JSON array (other values as their JSON text); shared with `crate::workspace_api`.
+pub(crate) fn strings(v: &Value) -> Vec<String> {
     v.as_array().into_iter().flatten().map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string())).collect()
 }
 
@@ -934,19 +973,13 @@ async fn checks_page(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Uri, 
     let mut jobs = Vec::new();
     // A checker sees only the jobs they may sign: not their own, not a permit naming them (the
     // checked tables' verdicts quote the persons behind suppressed cells).
-    let mut conflicted = std::collections::HashSet::new();
+    let mut conflicted_jobs = std::collections::HashSet::new();
     for j in &all {
-        let named = match store.permit(j.permit_id).await {
-            Ok(Some(p)) => serde_json::from_str::<niji_review::PermitPolicy>(&p.policy)
-                .map(|policy| policy.researchers.iter().any(|r| r.account_id == sess.user.id))
-                .unwrap_or(true),
-            _ => true,
-        };
-        if named || j.submitted_by == sess.user.id {
-            conflicted.insert(j.id);
+        if conflicted(store, sess.user.id, j.permit_id, j.submitted_by).await {
+            conflicted_jobs.insert(j.id);
         }
     }
-    for j in all.iter().filter(|j| j.status == "awaiting_review" && !conflicted.contains(&j.id)) {
+    for j in all.iter().filter(|j| j.status == "awaiting_review" && !conflicted_jobs.contains(&j.id)) {
         let mut signoffs = Vec::new();
         for (checker, verdict, reason) in &j.signoffs {
             signoffs.push((username(*checker).await, if verdict == "approve" { t.approve } else { t.reject }, reason.clone()));
