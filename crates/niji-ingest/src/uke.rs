@@ -128,9 +128,15 @@ impl Rec<'_> {
         self.issues.error(self.loc, f, reason);
     }
     fn ident(&mut self, i: usize, name: &str, kind: IdentifierKind) {
-        let v = self.get(i).to_string();
-        let f = self.field(i, name);
-        self.identity.push(kind, f, &v);
+        // Borrowed from the line, not from `self`: no copy of the value, and no field name is
+        // formatted for an empty value (which `Identity::push` would drop anyway).
+        let f: &[&str] = self.f;
+        let v = f.get(i).map(|s| s.trim()).unwrap_or("");
+        if v.is_empty() {
+            return;
+        }
+        let field = self.field(i, name);
+        self.identity.push(kind, field, v);
     }
     fn required(&mut self, i: usize, name: &str) -> bool {
         if self.get(i).is_empty() {

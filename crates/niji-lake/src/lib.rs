@@ -75,6 +75,7 @@
 //! Not stored (yet): CSV rows (`Content::Row`), organizations, practitioners, UKE payers (HO/KO/SN)
 //! and totals (GO).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io;
@@ -85,7 +86,7 @@ use arrow_array::builder::{BooleanBuilder, Date32Builder, FixedSizeBinaryBuilder
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use niji_ingest::dates::Precision;
-use niji_ingest::{Code, Coded, Content, ContentBody, Date, Location, Quantity, Sex, YearMonth};
+use niji_ingest::{ClaimLineKind, Code, CodeSystem, Coded, Content, ContentBody, Date, Location, Quantity, Sex, YearMonth};
 use niji_privacy::PersonKey;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ArrowWriter;
@@ -316,7 +317,7 @@ impl LakeWriter {
                 vec![vec![
                     V::K(k),
                     V::S(Some("claim".into())),
-                    V::S(Some(system(&c.code))),
+                    V::S(Some(system(&c.code).into())),
                     V::S(Some(c.code.code.as_str().into())),
                     V::S(None),
                     V::S(None),
@@ -435,7 +436,7 @@ impl LakeWriter {
                     ym(c.birth),
                     V::I(c.benefit_ratio.map(i64::from)),
                     V::D(c.admitted_on),
-                    V::S(self.facility.code.clone()),
+                    V::S(self.facility.code.as_deref().map(Cow::Borrowed)),
                     V::I(self.facility.prefecture),
                     V::I(self.facility.fee_table),
                     ym(self.facility.billing_month),
@@ -447,10 +448,10 @@ impl LakeWriter {
                     V::K(k),
                     V::I(file),
                     V::I(l.claim.map(|n| n as i64)),
-                    V::S(Some(format!("{:?}", l.kind).to_ascii_lowercase())),
+                    V::S(Some(line_kind(l.kind).into())),
                     V::I(l.category.map(i64::from)),
                     code(&l.burden),
-                    V::S(Some(system(&l.code))),
+                    V::S(Some(system(&l.code).into())),
                     V::S(Some(l.code.code.as_str().into())),
                     V::F(l.quantity),
                     V::I(l.points.map(|p| p as i64)),
@@ -470,11 +471,10 @@ impl LakeWriter {
         } else {
             V::I(None)
         };
-        for mut row in rows {
-            if (1..=6).contains(&table) {
-                row.push(age.clone());
-            }
-            self.tables[table].push(&row);
+        // Passed as the row's last cell, not pushed onto it (which would reallocate every row).
+        let tail = (1..=6).contains(&table).then_some(&age);
+        for row in rows {
+            self.tables[table].push(&row, tail);
             self.summary.rows[table] += 1;
             if self.tables[table].rows >= self.options.batch_rows {
                 self.tables[table].flush()?;
@@ -595,7 +595,7 @@ struct FacilityContext {
 #[derive(Clone)]
 enum V<'a> {
     K(&'a [u8; 32]),
-    S(Option<String>),
+    S(Option<Cow<'a, str>>),
     I(Option<i64>),
     F(Option<f64>),
     B(Option<bool>),
@@ -796,9 +796,10 @@ impl TableWriter {
     }
 
     /// Appends one row; cells must match the table's columns (checked in debug builds).
-    fn push(&mut self, row: &[V]) {
-        debug_assert_eq!(row.len(), self.cols.len(), "row shape of {}", self.name);
-        for (col, cell) in self.cols.iter_mut().zip(row) {
+    /// Appends `row` followed by `tail` (if any).
+    fn push(&mut self, row: &[V], tail: Option<&V>) {
+        debug_assert_eq!(row.len() + usize::from(tail.is_some()), self.cols.len(), "row shape of {}", self.name);
+        for (col, cell) in self.cols.iter_mut().zip(row.iter().chain(tail)) {
             match (col, cell) {
                 (Col::Key(b), V::K(k)) => b.append_value(k).expect("32-byte key"),
                 (Col::Str(b), V::S(s)) => b.append_option(s.as_deref()),
@@ -884,47 +885,91 @@ fn days(d: Date) -> i32 {
     (era * 146097 + doe - 719468) as i32
 }
 
-fn sex(s: Sex) -> String {
-    match s {
+fn sex<'a>(s: Sex) -> Cow<'a, str> {
+    Cow::Borrowed(match s {
         Sex::Male => "male",
         Sex::Female => "female",
         Sex::Other => "other",
         Sex::Unknown => "unknown",
+    })
+}
+
+/// The `kind` column of a claim line: the variant's name in lower case (a test checks it
+/// against `Debug`).
+fn line_kind(k: ClaimLineKind) -> &'static str {
+    match k {
+        ClaimLineKind::Procedure => "procedure",
+        ClaimLineKind::Drug => "drug",
+        ClaimLineKind::Material => "material",
+        ClaimLineKind::Comment => "comment",
     }
-    .to_string()
 }
 
 fn ym<'a>(v: Option<YearMonth>) -> V<'a> {
-    V::S(v.map(|v| format!("{:04}-{:02}", v.year, v.month)))
+    V::S(v.map(|v| format!("{:04}-{:02}", v.year, v.month).into()))
 }
 
-fn code<'a>(c: &Option<Code>) -> V<'a> {
-    V::S(c.as_ref().map(|c| c.as_str().to_string()))
+fn code<'a>(c: &'a Option<Code>) -> V<'a> {
+    V::S(c.as_ref().map(|c| Cow::Borrowed(c.as_str())))
 }
 
-fn list<'a>(codes: &[Code]) -> V<'a> {
-    V::S((!codes.is_empty()).then(|| codes.iter().map(Code::as_str).collect::<Vec<_>>().join(";")))
+fn list<'a>(codes: &'a [Code]) -> V<'a> {
+    V::S(match codes {
+        [] => None,
+        [one] => Some(Cow::Borrowed(one.as_str())),
+        _ => Some(codes.iter().map(Code::as_str).collect::<Vec<_>>().join(";").into()),
+    })
 }
 
-fn system(c: &Coded) -> String {
-    format!("{:?}", c.system)
+/// The `system` column: the code system's variant name (a test checks it against `Debug`).
+fn system(c: &Coded) -> &'static str {
+    system_name(c.system)
+}
+
+fn system_name(s: CodeSystem) -> &'static str {
+    use CodeSystem::*;
+    match s {
+        Icd10 => "Icd10",
+        DiseaseKeyNumber => "DiseaseKeyNumber",
+        ReceiptDisease => "ReceiptDisease",
+        DiseaseModifier => "DiseaseModifier",
+        DiseaseModifierKey => "DiseaseModifierKey",
+        DiseaseExchangeCode => "DiseaseExchangeCode",
+        ReceiptDrug => "ReceiptDrug",
+        Yj => "Yj",
+        GeneralDrugName => "GeneralDrugName",
+        NoStandardDrugCode => "NoStandardDrugCode",
+        Hot => "Hot",
+        Jlac10 => "Jlac10",
+        Jlac11 => "Jlac11",
+        ReceiptProcedure => "ReceiptProcedure",
+        ReceiptMaterial => "ReceiptMaterial",
+        ReceiptComment => "ReceiptComment",
+        FacilityNumber => "FacilityNumber",
+        FacilityCode => "FacilityCode",
+        LocalLab => "LocalLab",
+        LocalDrug => "LocalDrug",
+        Usage => "Usage",
+        Token => "Token",
+        Status => "Status",
+    }
 }
 
 fn coded_list<'a>(codes: &[Coded]) -> V<'a> {
-    V::S((!codes.is_empty()).then(|| codes.iter().map(|c| format!("{}:{}", system(c), c.code.as_str())).collect::<Vec<_>>().join(";")))
+    V::S((!codes.is_empty()).then(|| codes.iter().map(|c| format!("{}:{}", system(c), c.code.as_str())).collect::<Vec<_>>().join(";").into()))
 }
 
 /// Primary coding (first) and the others.
-fn codings<'a>(codes: &[Coded]) -> (V<'a>, V<'a>, V<'a>) {
+fn codings<'a>(codes: &'a [Coded]) -> (V<'a>, V<'a>, V<'a>) {
     match codes.split_first() {
-        Some((first, rest)) => (V::S(Some(system(first))), V::S(Some(first.code.as_str().to_string())), coded_list(rest)),
+        Some((first, rest)) => (V::S(Some(system(first).into())), V::S(Some(first.code.as_str().into())), coded_list(rest)),
         None => (V::S(None), V::S(None), V::S(None)),
     }
 }
 
-fn qty<'a>(q: &Option<Quantity>) -> (V<'a>, V<'a>) {
+fn qty<'a>(q: &'a Option<Quantity>) -> (V<'a>, V<'a>) {
     match q {
-        Some(q) => (V::F(Some(q.value)), V::S(q.unit.as_ref().map(|u| u.as_str().to_string()))),
+        Some(q) => (V::F(Some(q.value)), V::S(q.unit.as_ref().map(|u| Cow::Borrowed(u.as_str())))),
         None => (V::F(None), V::S(None)),
     }
 }
@@ -932,6 +977,41 @@ fn qty<'a>(q: &Option<Quantity>) -> (V<'a>, V<'a>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn static_names_match_debug() {
+        use CodeSystem::*;
+        for s in [
+            Icd10,
+            DiseaseKeyNumber,
+            ReceiptDisease,
+            DiseaseModifier,
+            DiseaseModifierKey,
+            DiseaseExchangeCode,
+            ReceiptDrug,
+            Yj,
+            GeneralDrugName,
+            NoStandardDrugCode,
+            Hot,
+            Jlac10,
+            Jlac11,
+            ReceiptProcedure,
+            ReceiptMaterial,
+            ReceiptComment,
+            FacilityNumber,
+            FacilityCode,
+            LocalLab,
+            LocalDrug,
+            Usage,
+            Token,
+            Status,
+        ] {
+            assert_eq!(system_name(s), format!("{s:?}"));
+        }
+        for k in [ClaimLineKind::Procedure, ClaimLineKind::Drug, ClaimLineKind::Material, ClaimLineKind::Comment] {
+            assert_eq!(line_kind(k), format!("{k:?}").to_ascii_lowercase());
+        }
+    }
 
     #[test]
     fn epoch_days() {

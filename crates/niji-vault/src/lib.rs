@@ -65,9 +65,10 @@ pub use registry::{NewRegistryEntry, RegistryEntry};
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::aead::{Aead, AeadCore, AeadInPlace, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use niji_ingest::{Date, IdentifierKind, Identity, IdentityItem};
 use niji_privacy::{Domain, PersonKey, PriorKeys, Pseudonymizer, VaultKey};
@@ -394,8 +395,9 @@ pub struct VaultBatch {
 pub struct Sealer {
     cipher: XChaCha20Poly1305,
     hasher: Pseudonymizer,
-    holder: String,
-    dataset: String,
+    // Shared with every row sealed (a reference count, not two strings per row).
+    holder: Arc<str>,
+    dataset: Arc<str>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -413,8 +415,8 @@ pub struct SealedIdentity {
     linkable: bool,
     observed: Option<String>,
     sealed: Vec<u8>,
-    holder: String,
-    dataset: String,
+    holder: Arc<str>,
+    dataset: Arc<str>,
 }
 
 impl std::fmt::Debug for SealedIdentity {
@@ -439,8 +441,9 @@ impl Sealer {
             linkable: r.link.is_some(),
             observed: observed.as_deref(),
         };
-        let plain = encode(r.record_ref, r.identity);
-        let sealed = seal_with(&self.cipher, &plain, &at.aad());
+        // Serialized straight after the nonce and encrypted in place: one buffer per record.
+        let size = encoded_len(r.record_ref, r.identity);
+        let sealed = seal_encoded(&self.cipher, &at.aad(), size, |out| encode_into(out, r.record_ref, r.identity));
         Ok(SealedIdentity {
             person: r.person,
             record_hash,
@@ -482,7 +485,12 @@ impl VaultBatch {
     /// A [`Sealer`] for this batch, to seal records on another thread (sealing is the CPU part
     /// of [`add`](Self::add); SQLite's part runs on its own worker thread meanwhile).
     pub fn sealer(&self) -> Sealer {
-        Sealer { cipher: self.vault.cipher.clone(), hasher: self.vault.hasher.clone(), holder: self.holder.clone(), dataset: self.dataset.clone() }
+        Sealer {
+            cipher: self.vault.cipher.clone(),
+            hasher: self.vault.hasher.clone(),
+            holder: Arc::from(self.holder.as_str()),
+            dataset: Arc::from(self.dataset.as_str()),
+        }
     }
 
     /// Inserts records sealed by this batch's [`Sealer`]. Rows sealed for another holder or
@@ -492,7 +500,7 @@ impl VaultBatch {
         // with it (rolled back) and the batch stays failed, never half-added.
         let mut tx = self.tx.take().ok_or(VaultError::BatchFailed)?;
         let (holder, dataset) = (self.holder.as_str(), self.dataset.as_str());
-        if rows.iter().any(|r| r.holder != holder || r.dataset != dataset) {
+        if rows.iter().any(|r| &*r.holder != holder || &*r.dataset != dataset) {
             let _ = tx.rollback().await;
             return Err(VaultError::Invalid("a record was sealed for another batch"));
         }
@@ -558,6 +566,8 @@ const FORMAT: u8 = 1;
 /// Rows per multi-row INSERT (7 bound values each: well under SQLite's 32,766).
 const INSERT_CHUNK: usize = 4_000;
 const NONCE: usize = 24;
+/// Poly1305 tag length.
+const TAG: usize = 16;
 
 impl Vault {
     async fn check_keys(&self) -> Result<(), VaultError> {
@@ -644,9 +654,18 @@ fn placeholders(first: usize, n: usize) -> String {
 /// `YYYY`). A date that would not read back as itself is refused.
 /// nonce ‖ ciphertext ‖ tag, with a fresh random nonce.
 fn seal_with(cipher: &XChaCha20Poly1305, plain: &[u8], aad: &[u8]) -> Vec<u8> {
+    seal_encoded(cipher, aad, plain.len(), |out| out.extend_from_slice(plain))
+}
+
+/// As [`seal_with`], with the plaintext written by `write` right after the nonce into the output
+/// buffer and encrypted there in place (the same bytes as `Aead::encrypt`: ciphertext ‖ tag).
+fn seal_encoded(cipher: &XChaCha20Poly1305, aad: &[u8], size: usize, write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-    let mut out = nonce.to_vec();
-    out.extend(cipher.encrypt(&nonce, Payload { msg: plain, aad }).expect("XChaCha20-Poly1305 sealing does not fail"));
+    let mut out = Vec::with_capacity(NONCE + size + TAG);
+    out.extend_from_slice(&nonce);
+    write(&mut out);
+    let tag = cipher.encrypt_in_place_detached(&nonce, aad, &mut out[NONCE..]).expect("XChaCha20-Poly1305 sealing does not fail");
+    out.extend_from_slice(&tag);
     out
 }
 
@@ -668,20 +687,31 @@ fn key_of(bytes: Vec<u8>) -> Result<PersonKey, VaultError> {
 
 /// Compact serialization: version byte; record reference (u32 length, bytes); item count (u32);
 /// per item: kind (u8), field (u16 length, bytes), value (u32 length, bytes). Big-endian.
+#[cfg(test)]
 fn encode(record_ref: &str, identity: &Identity) -> Vec<u8> {
-    let size = 9 + record_ref.len() + identity.items.iter().map(|i| 7 + i.field.len() + i.value.len()).sum::<usize>();
-    let mut out = Vec::with_capacity(size);
+    let mut out = Vec::new();
+    encode_into(&mut out, record_ref, identity);
+    out
+}
+
+/// [`encode`], appended to `out`.
+fn encode_into(out: &mut Vec<u8>, record_ref: &str, identity: &Identity) {
+    out.reserve(encoded_len(record_ref, identity));
     out.push(FORMAT);
-    put_str32(&mut out, record_ref);
+    put_str32(out, record_ref);
     out.extend_from_slice(&(identity.items.len() as u32).to_be_bytes());
     for item in &identity.items {
         out.push(kind_code(item.kind));
         let field = &item.field.as_bytes()[..item.field.len().min(u16::MAX as usize)];
         out.extend_from_slice(&(field.len() as u16).to_be_bytes());
         out.extend_from_slice(field);
-        put_str32(&mut out, &item.value);
+        put_str32(out, &item.value);
     }
-    out
+}
+
+/// The length of [`encode`]'s output.
+fn encoded_len(record_ref: &str, identity: &Identity) -> usize {
+    9 + record_ref.len() + identity.items.iter().map(|i| 7 + i.field.len().min(u16::MAX as usize) + i.value.len()).sum::<usize>()
 }
 
 fn put_str32(out: &mut Vec<u8>, s: &str) {
