@@ -13,6 +13,10 @@
 //!   all or nothing. Every entry is appended (nothing is overwritten) and logged by id and code.
 //! - **Exclusions**: [`exclusions`] reads the registry at its current version and returns the
 //!   persons a use must exclude with that version (the run's receipt).
+//! - **Reads are kept** (`cache`): the decisive entries are unsealed once per registry version
+//!   and kept for the process per instance; [`exclusions`], [`refusing_everything`] and
+//!   [`opt_out_counts`] ask the vault only for the version (`SELECT MAX(id)`) while it has not
+//!   changed, and see a new entry at the very next call.
 //! - **What a citizen sees**: [`citizen_view`] — their choices, the state in force, and the permits
 //!   whose runs actually included them (derived from the runs' datasets and registry versions).
 //!
@@ -33,9 +37,16 @@ use niji_vault::{NewRegistryEntry, Vault};
 use rand::Rng;
 use time::{Date, OffsetDateTime, UtcOffset};
 
+mod cache;
 pub mod import;
 
 pub use import::{import_choices, ImportProblem};
+
+/// What this process keeps of an instance's registry (for tests and benches).
+#[doc(hidden)]
+pub mod kept {
+    pub use crate::cache::{forget, reads};
+}
 
 /// Who a credential lets act.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -315,19 +326,21 @@ pub async fn record_choice(instance: &Instance, author: &Author, choice: Choice,
 /// The persons a use must exclude, from the registry at its current version, and that version
 /// (the receipt a run records). `audit` names the reader; it is not used: the read is not
 /// logged here, the caller records the run with the version as its receipt (the parameter is
-/// kept because `niji-analysis` passes it).
+/// kept because `niji-analysis` and `niji-extracts` pass it).
+///
+/// The entries are unsealed once per registry version (see the crate's `cache`): a call at an
+/// unchanged version costs one query.
 pub async fn exclusions(instance: &Instance, audit: &str, use_: &Use) -> Result<(HashSet<[u8; 32]>, i64), RegistryError> {
     let _ = audit;
-    let Some(vault) = existing_vault(instance).await? else { return Ok((HashSet::new(), 0)) };
-    let version = vault.registry_version().await?;
-    let by_person = decisive_entries(&vault, version).await?;
-    vault.close().await;
-    let excluded = by_person
-        .into_iter()
+    let Some(kept) = cache::snapshot(instance).await? else { return Ok((HashSet::new(), 0)) };
+    let excluded = kept
+        .snapshot
+        .by_person
+        .iter()
         .filter(|(_, entries)| matches!(niji_consent::decide(entries, use_), Decision::Excluded(_)))
-        .map(|(person, _)| person)
+        .map(|(person, _)| *person)
         .collect();
-    Ok((excluded, version))
+    Ok((excluded, kept.snapshot.version))
 }
 
 /// The use a permit's run at `at` makes, as the registry judges it.
@@ -418,11 +431,14 @@ pub async fn citizen_view(instance: &Instance, user_id: i64, now: OffsetDateTime
 /// pages call this; their reads are not logged); kept for the server's callers.
 pub async fn refusing_everything(instance: &Instance, audit: &str, now: OffsetDateTime) -> Result<HashSet<[u8; 32]>, RegistryError> {
     let _ = audit;
-    let Some(vault) = existing_vault(instance).await? else { return Ok(HashSet::new()) };
-    let version = vault.registry_version().await?;
-    let by_person = decisive_entries(&vault, version).await;
-    vault.close().await;
-    Ok(by_person?.into_iter().filter(|(_, entries)| refuses_everything(&niji_consent::state_at(entries, now))).map(|(p, _)| p).collect())
+    let Some(kept) = cache::snapshot(instance).await? else { return Ok(HashSet::new()) };
+    Ok(refusing_at(&kept.snapshot, now))
+}
+
+/// The persons of a snapshot who refuse every use at `now` (a consent lapses with time, so this
+/// is worked out per call from the kept entries).
+fn refusing_at(snapshot: &cache::Snapshot, now: OffsetDateTime) -> HashSet<[u8; 32]> {
+    snapshot.by_person.iter().filter(|(_, entries)| refuses_everything(&niji_consent::state_at(entries, now))).map(|(p, _)| *p).collect()
 }
 
 /// Per dataset (its latest committed version): persons with identity records, and how many of them refuse every use now.
@@ -432,24 +448,42 @@ pub async fn refusing_everything(instance: &Instance, audit: &str, now: OffsetDa
 pub async fn opt_out_counts(instance: &Instance, audit: &str, now: OffsetDateTime) -> Result<Vec<(String, u64, u64)>, RegistryError> {
     let _ = audit;
     // A public page asks for this: it reads the vault if there is one and never creates its keys.
-    let Some(vault) = existing_vault(instance).await? else {
+    let Some(kept) = cache::snapshot(instance).await? else {
         return Ok(instance.store.latest_committed_versions().await?.into_iter().map(|(dataset, _)| (dataset, 0, 0)).collect());
     };
-    let version = vault.registry_version().await?;
-    let refusing: Vec<PersonKey> = decisive_entries(&vault, version)
-        .await?
-        .into_iter()
-        .filter(|(_, entries)| refuses_everything(&niji_consent::state_at(entries, now)))
-        .map(|(p, _)| PersonKey(p))
-        .collect();
+    let refusing = refusing_at(&kept.snapshot, now);
+    // Counts of a committed version are kept (its identity records never change): its persons
+    // once, its refusing persons once per set of refusing persons. So a page view reads the
+    // version and the list of datasets, and counts only what it has not counted before.
+    let mut counts = cache::counts(&kept);
+    if *counts.refusing != refusing {
+        counts.refusing = std::sync::Arc::new(refusing);
+        counts.refused.clear();
+    }
+    let mut refusing_keys: Option<Vec<PersonKey>> = None;
     let mut out = Vec::new();
     for (dataset, number) in instance.store.latest_committed_versions().await? {
         let tag = niji_intake::version_tag(&dataset, number);
-        let persons = vault.persons_in(&tag).await?;
-        let refused = vault.count_in_dataset(&tag, &refusing).await?;
+        let persons = match counts.persons.get(&tag) {
+            Some(n) => *n,
+            None => {
+                let n = kept.vault.persons_in(&tag).await?;
+                counts.persons.insert(tag.clone(), n);
+                n
+            }
+        };
+        let refused = match counts.refused.get(&tag) {
+            Some(n) => *n,
+            None => {
+                let keys = refusing_keys.get_or_insert_with(|| counts.refusing.iter().map(|p| PersonKey(*p)).collect());
+                let n = kept.vault.count_in_dataset(&tag, keys).await?;
+                counts.refused.insert(tag.clone(), n);
+                n
+            }
+        };
         out.push((dataset, persons, refused));
     }
-    vault.close().await;
+    cache::keep_counts(&kept, counts);
     Ok(out)
 }
 

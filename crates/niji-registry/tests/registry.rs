@@ -276,3 +276,105 @@ async fn a_credential_that_cannot_be_stored_leaves_no_citizen_account() {
     assert!(niji_registry::sign_in(&w.instance, &w.accounts, &issued.access_code, "1980-04-01", t0).await.is_ok());
     assert_eq!(citizens_without_credential(&w).await, Vec::<i64>::new());
 }
+
+/// Everything the three reads answer for a few uses and times, to compare a kept read with a
+/// fresh one.
+async fn answers(w: &World, times: &[OffsetDateTime]) -> Vec<String> {
+    let mut out = Vec::new();
+    for &at in times {
+        for use_ in [
+            drug_use(at),
+            Use { purpose: PurposeCategory::AcademicResearch, recipients: vec![], diseases: vec![], at },
+            Use { purpose: PurposeCategory::PublicHealthPolicy, recipients: vec![RecipientKind::Company], diseases: vec![], at },
+        ] {
+            let (set, version) = niji_registry::exclusions(&w.instance, "test", &use_).await.unwrap();
+            let mut set: Vec<_> = set.into_iter().collect();
+            set.sort();
+            out.push(format!("exclusions {at} {use_:?}: {set:?} at {version}"));
+        }
+        let mut refusing: Vec<_> = niji_registry::refusing_everything(&w.instance, "test", at).await.unwrap().into_iter().collect();
+        refusing.sort();
+        out.push(format!("refusing {at}: {refusing:?}"));
+        out.push(format!("counts {at}: {:?}", niji_registry::opt_out_counts(&w.instance, "test", at).await.unwrap()));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_next_read_sees_a_new_entry_and_an_unchanged_registry_is_not_read_again() {
+    let w = world().await;
+    let at = |hour: i64| datetime!(2026-11-22 00:00 UTC) + time::Duration::hours(hour);
+    let holder = |patient: &str| Author::Holder { actor: w.holder.clone(), patient_id: patient.into() };
+    let counts = |refused: u64| vec![("test-ehr".to_string(), 3, refused)];
+
+    assert_eq!(excluded_count(&w, &drug_use(at(1))).await, (0, 0));
+    let reads = niji_registry::kept::reads(&w.instance);
+    assert_eq!(reads, 1, "the first call reads the registry");
+    for _ in 0..3 {
+        assert_eq!(excluded_count(&w, &drug_use(at(1))).await, (0, 0));
+        assert!(niji_registry::refusing_everything(&w.instance, "test", at(1)).await.unwrap().is_empty());
+        assert_eq!(niji_registry::opt_out_counts(&w.instance, "test", at(1)).await.unwrap(), counts(0));
+    }
+    assert_eq!(niji_registry::kept::reads(&w.instance), reads, "an unchanged registry is not read again");
+
+    // An opt-out is seen by the very next call of each read.
+    let id = niji_registry::record_choice(&w.instance, &holder("1001"), Choice::OptOut { scope: OptOutScope::All }, at(2)).await.unwrap();
+    assert_eq!(excluded_count(&w, &drug_use(at(3))).await, (1, id));
+    assert_eq!(niji_registry::kept::reads(&w.instance), reads + 1);
+    assert_eq!(niji_registry::refusing_everything(&w.instance, "test", at(3)).await.unwrap().len(), 1);
+    assert_eq!(niji_registry::opt_out_counts(&w.instance, "test", at(3)).await.unwrap(), counts(1));
+    assert_eq!(excluded_count(&w, &drug_use(at(1))).await, (0, id), "not before it was recorded");
+    assert_eq!(niji_registry::kept::reads(&w.instance), reads + 1, "read once for the new entry");
+
+    // So is its withdrawal: the person is included again by the next call.
+    let withdrawal = niji_registry::record_choice(&w.instance, &holder("1001"), Choice::Withdraw { entry: id as u64 }, at(4)).await.unwrap();
+    assert_eq!(excluded_count(&w, &drug_use(at(5))).await, (0, withdrawal));
+    assert!(niji_registry::refusing_everything(&w.instance, "test", at(5)).await.unwrap().is_empty());
+    assert_eq!(niji_registry::opt_out_counts(&w.instance, "test", at(5)).await.unwrap(), counts(0));
+    assert_eq!(excluded_count(&w, &drug_use(at(3))).await, (1, withdrawal), "the opt-out still covers its time");
+
+    // The public register's kept counts follow the refusing persons at the time asked, too.
+    assert_eq!(niji_registry::opt_out_counts(&w.instance, "test", at(3)).await.unwrap(), counts(1));
+    assert_eq!(niji_registry::opt_out_counts(&w.instance, "test", at(5)).await.unwrap(), counts(0));
+
+    // The other decisive choices: each seen by the next call.
+    let purpose = Choice::OptOut { scope: OptOutScope::Purpose(PurposeCategory::DrugAndDeviceDevelopment) };
+    let e = niji_registry::record_choice(&w.instance, &holder("1002"), purpose, at(6)).await.unwrap();
+    assert_eq!(excluded_count(&w, &drug_use(at(7))).await, (1, e));
+    let e =
+        niji_registry::record_choice(&w.instance, &holder("1003"), Choice::OptOut { scope: OptOutScope::Recipient(RecipientKind::Company) }, at(8))
+            .await
+            .unwrap();
+    assert_eq!(excluded_count(&w, &drug_use(at(9))).await, (2, e));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_read_answers_as_a_fresh_read() {
+    let w = world().await;
+    let at = |hour: i64| datetime!(2026-11-22 00:00 UTC) + time::Duration::hours(hour);
+    let holder = |patient: &str| Author::Holder { actor: w.holder.clone(), patient_id: patient.into() };
+    let all = niji_registry::record_choice(&w.instance, &holder("1001"), Choice::OptOut { scope: OptOutScope::All }, at(1)).await.unwrap();
+    let purpose = Choice::OptOut { scope: OptOutScope::Purpose(PurposeCategory::DrugAndDeviceDevelopment) };
+    niji_registry::record_choice(&w.instance, &holder("1002"), purpose, at(2)).await.unwrap();
+    niji_registry::record_choice(&w.instance, &holder("1003"), Choice::OptOut { scope: OptOutScope::Recipient(RecipientKind::Company) }, at(3))
+        .await
+        .unwrap();
+    niji_registry::record_choice(&w.instance, &holder("1001"), Choice::Withdraw { entry: all as u64 }, at(4)).await.unwrap();
+    let times = [at(0), at(1), at(2), at(3), at(4), at(5)];
+
+    niji_registry::kept::forget(&w.instance);
+    let fresh = answers(&w, &times[..1]).await;
+    assert_eq!(niji_registry::kept::reads(&w.instance), 1);
+    let first = answers(&w, &times).await;
+    let kept = answers(&w, &times).await;
+    assert_eq!(niji_registry::kept::reads(&w.instance), 1, "every later call was answered from the kept entries");
+    assert_eq!(first[..fresh.len()], fresh[..]);
+    assert_eq!(kept, first);
+    // Each time, asked of a registry read afresh, answers the same.
+    for (i, &t) in times.iter().enumerate() {
+        niji_registry::kept::forget(&w.instance);
+        let fresh = answers(&w, &[t]).await;
+        let per = fresh.len();
+        assert_eq!(fresh[..], kept[i * per..(i + 1) * per], "at {t}");
+    }
+}
