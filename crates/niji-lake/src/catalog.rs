@@ -94,7 +94,7 @@ const DRUG_CODES: &[&str] = &["YJコード", "HOTコード (MEDIS)", "一般名�
 const LAB_CODES: &[&str] = &["JLAC10", "JLAC11", "施設固有検査コード (JP-CLINS)", "LOINC"];
 const ALLERGY_CODES: &[&str] = &["YJコード", "HOTコード (MEDIS)", "一般名処方マスタ", "JP-CLINS アレルゲンコード", "施設固有コード"];
 
-static DOCS: [TableDoc; 8] = [
+static DOCS: [TableDoc; crate::TABLES.len()] = [
     TableDoc {
         name: "patients",
         title_ja: "患者",
@@ -474,6 +474,56 @@ static DOCS: [TableDoc; 8] = [
                 "Comment codes attached to the line (9 digits), joined with `;`.",
                 &["レセ電コメントコード"],
             ),
+        ],
+    },
+    TableDoc {
+        name: "registry_values",
+        title_ja: "登録データの値",
+        title_en: "Registry values",
+        description_ja: "対応表（マッピングファイル）付きで提出された CSV（疾患登録など）の値。CSV の1行の、空でない項目1つにつき1行の縦持ち形式で、どの対応表にも合う。内容項目と準識別子だけを持ち、準識別子は取込み時に一般化してある（生年月日は生年月、都道府県・市区町村は JIS コードのみで住所の文字列は持たない）。氏名・住所・電話番号・登録番号などの識別子の列は保管庫にのみ入り、ここには入らない。",
+        description_en: "Values of CSV files submitted with a mapping file (disease registries and the like), in long form so that any mapping fits: one row per non-empty mapped value of a CSV row. Only content columns and quasi-identifiers, generalized at intake (a birth date as its year-month; prefecture and municipality as JIS codes, never address text). Identifier columns (names, addresses, phone numbers, registry ids, …) go to the identity vault only and never here.",
+        source: "CSV with a mapping file (対応表付き CSV)",
+        columns: &[
+            PERSON_KEY,
+            col("file", "提出ファイルの番号。", "Number of the submitted file.", &[]),
+            col(
+                "line",
+                "CSV ファイル内の行番号（1行目は見出し）。file とあわせて同じ行の値をまとめる。",
+                "Line of the row in its CSV file (line 1 is the header); with `file`, groups the values of one row.",
+                &[],
+            ),
+            col(
+                "variable",
+                "値の列名（提出者の対応表の列名で、データそのものではない）。",
+                "Column of the value: its name in the submitter's mapping file (a name from the mapping, never data).",
+                &[],
+            ),
+            col(
+                "value_type",
+                "値の型（code: コード、number: 数値、date: 日付、year_month: 年月、sex: 性別、prefecture: 都道府県、municipality: 市区町村）。値は型に応じた列に入る。",
+                "Type of the value, which says the column that holds it: code, number, date, year_month, sex, prefecture or municipality.",
+                &[],
+            ),
+            col(
+                "code_system",
+                "value_type が code のとき、コード体系（Icd10、Jlac10、Yj、FacilityNumber、Token など）。",
+                "For value_type code: the code system (Icd10, Jlac10, Yj, FacilityNumber, Token, …).",
+                &[],
+            ),
+            col(
+                "value_text",
+                "文字で表す値：code はコード、year_month は YYYY-MM、sex は male/female/other/unknown、prefecture は JIS X 0401 の2桁、municipality は JIS X 0402 の5桁（検査数字を除く）。",
+                "Values written as text: the code (code), YYYY-MM (year_month), male/female/other/unknown (sex), the 2-digit JIS X 0401 code (prefecture) or the 5-digit JIS X 0402 code without check digit (municipality).",
+                &["ICD-10 (MHLW)", "JLAC10", "YJコード", "JIS X 0401", "JIS X 0402", "FHIR AdministrativeGender"],
+            ),
+            col("value_number", "value_type が number のときの数値。", "For value_type number: the number.", &[]),
+            col(
+                "unit",
+                "数値の単位（対応表が単位の列を指定したとき。UCUM または定められた日本語の単位）。",
+                "Unit of the number, when the mapping names a unit column (UCUM or a fixed Japanese unit word).",
+                &["UCUM"],
+            ),
+            col("value_date", "value_type が date のときの日付。", "For value_type date: the date.", &[]),
         ],
     },
 ];

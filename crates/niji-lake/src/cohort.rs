@@ -5,7 +5,8 @@
 //!   column in the age range (if one is given). Event dates: `encounters.start`,
 //!   `conditions.onset` (else `recorded`), `medications.authored`, `lab_results.effective`,
 //!   `allergies.recorded` (else `onset`), `claims.month`; `claim_lines` follow their claim.
-//!   A row without the date (or age) a filter needs is out of scope.
+//!   A row without the date (or age) a filter needs is out of scope; so are all `registry_values`
+//!   rows under a period or age range (they have no event date or age of their own).
 //! - A person is **in the cohort** when they have an in-scope `conditions` row whose ICD-10
 //!   code (the code when its system is ICD-10, else an `Icd10:` alternative coding) starts with
 //!   one of the cohort's disease codes or prefixes (dots and case ignored); without diseases,
@@ -155,6 +156,10 @@ fn row_scope(spec: &CohortSpec, table: &str, batch: &RecordBatch) -> Result<Vec<
     if table == "patients" {
         return Ok(keep);
     }
+    if table == "registry_values" {
+        // No event date or age per value: out of scope as soon as a filter needs one.
+        return Ok(vec![spec.period.is_none() && spec.age.is_none(); n]);
+    }
     if let Some((from, to)) = spec.period {
         if table == "claims" {
             let months = column::<StringArray>(batch, "month")?;
@@ -290,5 +295,34 @@ mod tests {
         check(CohortSpec { diseases: vec!["E11".into()], period, age: Some((40, 74)) }, &[1], 2);
         check(CohortSpec { period, ..Default::default() }, &[1, 3, 4], 4);
         check(CohortSpec { diseases: vec!["C50".into()], ..Default::default() }, &[], 0);
+    }
+
+    /// Registry values follow the cohort's persons; under a period or an age range (which they
+    /// cannot be checked against) none is in scope.
+    #[test]
+    fn registry_values_follow_persons_and_have_no_scope_under_period_or_age() {
+        let conds = conditions(&[(1, "E119", days(date(2024, 5, 1)), 50), (2, "I10", days(date(2024, 5, 1)), 50)]);
+        let schema = crate::table_schema("registry_values").unwrap();
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| -> ArrayRef {
+                match f.name().as_str() {
+                    "person_key" => Arc::new(FixedSizeBinaryArray::try_from_iter([key(1), key(2), key(1)].into_iter()).unwrap()),
+                    _ => arrow_array::new_null_array(f.data_type(), 3),
+                }
+            })
+            .collect();
+        let values = RecordBatch::try_new(schema, columns).unwrap();
+        let tables = [("conditions", std::slice::from_ref(&conds)), ("registry_values", std::slice::from_ref(&values))];
+        let kept = |spec: &CohortSpec| {
+            let cohort = cohort_persons(spec, &tables).unwrap();
+            restrict(spec, "registry_values", vec![values.clone()], &cohort, &tables).unwrap().iter().map(|b| b.num_rows()).sum::<usize>()
+        };
+        assert_eq!(kept(&CohortSpec::default()), 3);
+        assert_eq!(kept(&CohortSpec { diseases: vec!["E11".into()], ..Default::default() }), 2);
+        let period = Some((date(2024, 1, 1), date(2024, 12, 31)));
+        assert_eq!(kept(&CohortSpec { diseases: vec!["E11".into()], period, ..Default::default() }), 0);
+        assert_eq!(kept(&CohortSpec { age: Some((0, 120)), ..Default::default() }), 0);
     }
 }

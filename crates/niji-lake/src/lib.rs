@@ -29,14 +29,14 @@
 //! ([`LakeSummary::persons`]) and the coverage ([`LakeSummary::coverage`]). Event dates are:
 //! `encounters` `start`/`end`, `conditions` `onset`/`recorded`, `medications` `authored`,
 //! `lab_results` `effective`, `allergies` `onset`/`recorded`, `claims` `month` (its first day) and
-//! `admitted_on`; `patients` and `claim_lines` have none. Dates outside the years
+//! `admitted_on`, `registry_values` its `date` values; `patients` and `claim_lines` have none. Dates outside the years
 //! [`COVERAGE_YEARS`] (1900–2100) are ignored for coverage as implausible (the lake has no clock;
 //! `niji-ingest` already refuses dates after its caller's `now`).
 //!
 //! Memory: everything is a counter except the distinct persons, which take one hash set of
 //! 32-byte person keys per table: 32 B per person and table the person has rows in, about
 //! 40–75 B with the hash table's control byte, load factor and power-of-two growth, so at most
-//! ~ 0.3–0.6 KB per person over the 8 tables (~ 0.3–0.6 GB for a million persons). The union
+//! ~ 0.4–0.7 KB per person over the 9 tables (~ 0.4–0.7 GB for a million persons). The union
 //! over tables is built at [`LakeWriter::finish`] by merging the sets into the largest one
 //! (each merged set is freed), so the peak stays within about twice that.
 //!
@@ -65,6 +65,7 @@
 //! | `allergies` | FHIR AllergyIntolerance | `person_key`, `code_system`, `code`, `alt_codes`, `categories`, `criticality`, `clinical_status`, `verification_status`, `onset`, `recorded` |
 //! | `claims` | UKE RE (with the IR before it) | `person_key`, `file` Int32, `claim` Int64 (line of the RE in its file), `receipt_no` Int64, `receipt_kind` (レセプト種別), `month` (診療年月), `sex`, `birth_year_month`, `benefit_ratio` Int32, `admitted_on`, `facility_code` (医療機関コード, a facility), `facility_prefecture` Int32, `fee_table` Int32 (点数表), `billing_month` (請求年月) |
 //! | `claim_lines` | UKE SI/IY/TO/CO | `person_key`, `file` Int32, `claim` Int64 (joins `claims`), `kind` (`procedure`/`drug`/`material`/`comment`), `category` Int32 (診療識別), `burden`, `code_system`, `code` (診療行為/医薬品/特定器材/コメントコード), `quantity` Float64, `points` Int64, `times` Int32, `comment_codes` |
+//! | `registry_values` | CSV with a mapping (`Content::Row`) | long form, one row per non-empty mapped value of a CSV row: `person_key`, `file` Int32, `line` Int64 (line of the row in its file), `variable` (the mapping's column name), `value_type` (`code`/`number`/`date`/`year_month`/`sex`/`prefecture`/`municipality`), `code_system` (codes), `value_text` (the code; `YYYY-MM`; the sex; the JIS X 0401 / 0402 code as 2 / 5 digits), `value_number` Float64 (numbers), `unit` (numbers with a unit column), `value_date` (dates) |
 //!
 //! Every event table but `claim_lines` ends in `age` Int32: whole years from the person's full
 //! birth date (which only the identity vault holds; the caller passes it to
@@ -72,8 +73,14 @@
 //!
 //! `file` is a number the caller gives with [`LakeWriter::set_file`] (the position of the
 //! submitted file in the batch), so that claims and their lines join within a version.
-//! Not stored (yet): CSV rows (`Content::Row`), organizations, practitioners, UKE payers (HO/KO/SN)
-//! and totals (GO).
+//! `registry_values` holds only what `niji-ingest` put in a CSV row's content: content columns and
+//! quasi-identifiers, already generalized there (a birth date, as quasi-identifier or as the
+//! `birth_date` identifier, as its year-month; prefectures and municipalities as validated JIS
+//! codes, never address text; the sex of a `sex` identifier; the prefecture digits of an
+//! `insurer_number` identifier). Identifier columns themselves never reach it. Its `date` values
+//! count for coverage.
+//!
+//! Not stored (yet): organizations, practitioners, UKE payers (HO/KO/SN) and totals (GO).
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -86,7 +93,7 @@ use arrow_array::builder::{BooleanBuilder, Date32Builder, FixedSizeBinaryBuilder
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use niji_ingest::dates::Precision;
-use niji_ingest::{ClaimLineKind, Code, CodeSystem, Coded, Content, ContentBody, Date, Location, Quantity, Sex, YearMonth};
+use niji_ingest::{ClaimLineKind, Code, CodeSystem, Coded, Content, ContentBody, Date, Location, Quantity, RowValue, Sex, Value, YearMonth};
 use niji_privacy::PersonKey;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ArrowWriter;
@@ -98,7 +105,8 @@ pub mod catalog;
 pub mod cohort;
 
 /// The standard tables, in file order.
-pub const TABLES: [&str; 8] = ["patients", "encounters", "conditions", "medications", "lab_results", "allergies", "claims", "claim_lines"];
+pub const TABLES: [&str; 9] =
+    ["patients", "encounters", "conditions", "medications", "lab_results", "allergies", "claims", "claim_lines", "registry_values"];
 
 /// Name prefix of staging folders inside a lake folder; [`recover`] removes such folders.
 pub const STAGING_PREFIX: &str = ".staging-";
@@ -181,10 +189,10 @@ impl TableStats {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LakeSummary {
     /// Rows per table (the same numbers as [`TableStats::rows`]).
-    pub rows: [u64; 8],
-    /// Records that have no standard table (CSV rows, organizations, payers, …).
+    pub rows: [u64; TABLES.len()],
+    /// Records that have no standard table (organizations, payers, totals, …).
     pub skipped: u64,
-    tables: [TableStats; 8],
+    tables: [TableStats; TABLES.len()],
     persons: u64,
 }
 
@@ -459,6 +467,7 @@ impl LakeWriter {
                     list(&l.comment_codes),
                 ]],
             ),
+            ContentBody::Row(values) => (8, values.iter().map(|v| registry_row(k, file, line, v)).collect()),
             _ => {
                 self.summary.skipped += 1;
                 return Ok(());
@@ -483,6 +492,13 @@ impl LakeWriter {
         self.persons[table].insert(*k);
         for d in event_dates(&content.body).into_iter().flatten() {
             self.summary.tables[table].add_date(d);
+        }
+        if let ContentBody::Row(values) = &content.body {
+            for v in values {
+                if let Value::Date(d) = v.value {
+                    self.summary.tables[table].add_date(d);
+                }
+            }
         }
         Ok(())
     }
@@ -707,7 +723,7 @@ fn columns(table: usize) -> &'static [(&'static str, T)] {
             ("billing_month", Str),
             ("age", I32),
         ],
-        _ => &[
+        7 => &[
             ("person_key", Key),
             ("file", I32),
             ("claim", I64),
@@ -721,7 +737,42 @@ fn columns(table: usize) -> &'static [(&'static str, T)] {
             ("times", I32),
             ("comment_codes", Str),
         ],
+        _ => &[
+            ("person_key", Key),
+            ("file", I32),
+            ("line", I64),
+            ("variable", Str),
+            ("value_type", Str),
+            ("code_system", Str),
+            ("value_text", Str),
+            ("value_number", F64),
+            ("unit", Str),
+            ("value_date", Date),
+        ],
     }
+}
+
+/// One `registry_values` row: a CSV row's value in the long form (see the crate doc).
+fn registry_row<'a>(k: &'a [u8; 32], file: Option<i64>, line: Option<i64>, v: &'a RowValue) -> Vec<V<'a>> {
+    let text = |s: Cow<'a, str>| V::S(Some(s));
+    let (ty, system, value, number, unit, date) = match &v.value {
+        Value::Coded(c) => ("code", V::S(Some(system(c).into())), text(c.code.as_str().into()), None, V::S(None), None),
+        Value::Number(x) => ("number", V::S(None), V::S(None), Some(*x), V::S(None), None),
+        Value::Quantity(q) => {
+            let (n, u) = qty_ref(q);
+            ("number", V::S(None), V::S(None), n, u, None)
+        }
+        Value::Date(d) => ("date", V::S(None), V::S(None), None, V::S(None), Some(*d)),
+        Value::YearMonth(m) => ("year_month", V::S(None), ym(Some(*m)), None, V::S(None), None),
+        Value::Sex(s) => ("sex", V::S(None), V::S(Some(sex(*s))), None, V::S(None), None),
+        Value::Prefecture(p) => ("prefecture", V::S(None), text(format!("{:02}", p.code()).into()), None, V::S(None), None),
+        Value::Municipality(m) => ("municipality", V::S(None), text(format!("{:05}", m.code()).into()), None, V::S(None), None),
+    };
+    vec![V::K(k), V::I(file), V::I(line), V::S(Some(v.column.as_str().into())), V::S(Some(ty.into())), system, value, V::F(number), unit, V::D(date)]
+}
+
+fn qty_ref<'a>(q: &'a Quantity) -> (Option<f64>, V<'a>) {
+    (Some(q.value), V::S(q.unit.as_ref().map(|u| Cow::Borrowed(u.as_str()))))
 }
 
 fn schema(table: usize) -> SchemaRef {
@@ -1052,7 +1103,7 @@ mod tests {
         assert_eq!(s.table("claim_lines"), Some(&TableStats::default()));
         assert_eq!(s.persons(), 2);
         assert_eq!(s.coverage(), Some((date(2015, 1, 1), date(2020, 3, 4))));
-        assert_eq!(s.rows, [1, 3, 0, 0, 0, 0, 1, 0]);
+        assert_eq!(s.rows, [1, 3, 0, 0, 0, 0, 1, 0, 0]);
         assert_eq!(LakeSummary::default().coverage(), None);
     }
 

@@ -15,7 +15,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 const KEY: LakeKey = LakeKey([0x42; 32]);
 
-/// Synthetic records of 300 persons, by file (FHIR JSON, NDJSON, UKE; CSV rows have no table).
+/// Synthetic records of 300 persons, by file (FHIR JSON, NDJSON, UKE, the registry CSVs with
+/// their mappings).
 fn records() -> &'static Vec<Vec<SplitRecord>> {
     static RECORDS: OnceLock<Vec<Vec<SplitRecord>>> = OnceLock::new();
     RECORDS.get_or_init(|| {
@@ -31,15 +32,26 @@ fn records() -> &'static Vec<Vec<SplitRecord>> {
                 continue;
             }
             let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-            if !["json", "ndjson", "uke"].contains(&ext.as_str()) {
+            if !["json", "ndjson", "uke", "csv"].contains(&ext.as_str()) {
                 continue;
             }
+            let mapping = match p.file_name().and_then(|n| n.to_str()) {
+                _ if ext != "csv" => None,
+                Some("persons.csv") => Some(csv_mapping("synth_persons.toml")),
+                Some("events.csv") => Some(csv_mapping("synth_events.toml")),
+                _ => continue,
+            };
             let mut out = Vec::new();
-            ingest_path(&p, &config, None, &mut |r| out.push(r)).unwrap();
+            ingest_path(&p, &config, mapping.as_ref(), &mut |r| out.push(r)).unwrap();
             files.push(out);
         }
         files
     })
+}
+
+fn csv_mapping(name: &str) -> niji_ingest::CsvMapping {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../niji-ingest/tests/fixtures").join(name);
+    niji_ingest::CsvMapping::from_toml(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -68,8 +80,8 @@ fn person_key(p: &Pseudonymizer, file: usize, r: &SplitRecord) -> PersonKey {
 }
 
 /// Rows each table should get from the records.
-fn expected(files: &[Vec<SplitRecord>]) -> [u64; 8] {
-    let mut n = [0u64; 8];
+fn expected(files: &[Vec<SplitRecord>]) -> [u64; TABLES.len()] {
+    let mut n = [0u64; TABLES.len()];
     for r in files.iter().flatten() {
         match &r.content.body {
             ContentBody::Patient(_) => n[0] += 1,
@@ -80,6 +92,7 @@ fn expected(files: &[Vec<SplitRecord>]) -> [u64; 8] {
             ContentBody::Allergy(_) => n[5] += 1,
             ContentBody::Claim(_) => n[6] += 1,
             ContentBody::ClaimLine(_) => n[7] += 1,
+            ContentBody::Row(values) => n[8] += values.len() as u64,
             _ => {}
         }
     }
@@ -119,7 +132,7 @@ fn round_trip_counts_match_ingest() {
             assert_eq!(b.schema().field(0).name(), "person_key");
         }
     }
-    for t in ["patients", "conditions", "medications", "lab_results", "claims", "claim_lines"] {
+    for t in ["patients", "conditions", "medications", "lab_results", "claims", "claim_lines", "registry_values"] {
         assert!(summary.rows_of(t) > 0, "synthetic data has no {t}");
     }
     assert!(!root.path().join(".staging-v1").exists());
@@ -307,6 +320,7 @@ fn statistics_match_tables_read_back() {
             "medications" => &["authored"],
             "lab_results" => &["effective"],
             "claims" => &["admitted_on", "month"],
+            "registry_values" => &["value_date"],
             _ => &[],
         }
     };
@@ -361,7 +375,7 @@ fn statistics_match_tables_read_back() {
     assert_eq!(summary.coverage().map(|(a, b)| (date_days(a), date_days(b))), overall);
     assert_eq!(summary.tables().map(|(t, _)| t).collect::<Vec<_>>(), TABLES);
     // The synthetic data has dated rows in these tables, and the coverage is a real range.
-    for t in ["encounters", "conditions", "medications", "lab_results", "claims"] {
+    for t in ["encounters", "conditions", "medications", "lab_results", "claims", "registry_values"] {
         let s = summary.table(t).unwrap();
         assert!(s.rows > 0 && s.persons > 0 && s.first.is_some() && s.first <= s.last, "{t}: {s:?}");
     }
