@@ -460,10 +460,25 @@ pub async fn opt_out_counts(instance: &Instance, audit: &str, now: OffsetDateTim
         counts.refusing = std::sync::Arc::new(refusing);
         counts.refused.clear();
     }
-    let mut refusing_keys: Option<Vec<PersonKey>> = None;
+    let versions: Vec<(String, String)> = instance
+        .store
+        .latest_committed_versions()
+        .await?
+        .into_iter()
+        .map(|(dataset, number)| {
+            let tag = niji_intake::version_tag(&dataset, number);
+            (dataset, tag)
+        })
+        .collect();
+    // The refusing persons of every version not counted yet, in one vault call (one query per
+    // chunk of persons for all versions together, not one per person and version).
+    let uncounted: Vec<String> = versions.iter().filter(|(_, tag)| !counts.refused.contains_key(tag)).map(|(_, tag)| tag.clone()).collect();
+    if !uncounted.is_empty() {
+        let keys: Vec<PersonKey> = counts.refusing.iter().map(|p| PersonKey(*p)).collect();
+        counts.refused.extend(kept.vault.count_in_datasets(&uncounted, &keys).await?);
+    }
     let mut out = Vec::new();
-    for (dataset, number) in instance.store.latest_committed_versions().await? {
-        let tag = niji_intake::version_tag(&dataset, number);
+    for (dataset, tag) in versions {
         let persons = match counts.persons.get(&tag) {
             Some(n) => *n,
             None => {
@@ -472,15 +487,7 @@ pub async fn opt_out_counts(instance: &Instance, audit: &str, now: OffsetDateTim
                 n
             }
         };
-        let refused = match counts.refused.get(&tag) {
-            Some(n) => *n,
-            None => {
-                let keys = refusing_keys.get_or_insert_with(|| counts.refusing.iter().map(|p| PersonKey(*p)).collect());
-                let n = kept.vault.count_in_dataset(&tag, keys).await?;
-                counts.refused.insert(tag.clone(), n);
-                n
-            }
-        };
+        let refused = counts.refused.get(&tag).copied().unwrap_or(0);
         out.push((dataset, persons, refused));
     }
     cache::keep_counts(&kept, counts);

@@ -678,3 +678,76 @@ async fn registry_entries_are_append_only_sealed_and_bound_to_their_person() {
     assert!(matches!(vault.registry_entries_of(&pk(3), ids[1]).await, Err(VaultError::Tampered)));
     vault.close().await;
 }
+
+/// A person key from a number (more persons than a byte names, to span several query chunks).
+fn pk_n(n: u32) -> PersonKey {
+    let mut key = [0u8; 32];
+    key[..4].copy_from_slice(&n.to_be_bytes());
+    key[31] = 0xA5;
+    PersonKey(key)
+}
+
+#[tokio::test]
+async fn count_in_datasets_equals_counting_person_by_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    // 1,500 persons over four datasets (a deterministic pseudo-random membership, some persons
+    // with several records in a dataset, some in none), so counts span several chunks.
+    let datasets = ["ds-a@1", "ds-a@2", "ds-b@1", "ds-c@1"];
+    let persons: Vec<PersonKey> = (0..1_500).map(pk_n).collect();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut membership: HashMap<&str, Vec<PersonKey>> = HashMap::new();
+    for (d, dataset) in datasets.iter().enumerate() {
+        let mut records = Vec::new();
+        for (i, person) in persons.iter().enumerate() {
+            let r = next();
+            if r % (d as u64 + 2) != 0 {
+                continue;
+            }
+            let copies = 1 + (r >> 8) % 2;
+            for c in 0..copies {
+                records.push((format!("{dataset}:{i}:{c}"), identity(&[(IdentifierKind::NameKanji, "n", "名")]), *person));
+            }
+            membership.entry(dataset).or_default().push(*person);
+        }
+        vault.store_batch("h", dataset, &records, &[]).await.unwrap();
+    }
+    // The reference: each person's datasets, one person at a time.
+    let mut datasets_of = HashMap::new();
+    for person in &persons {
+        datasets_of.insert(person.0, vault.datasets_of(person).await.unwrap());
+    }
+    let one_by_one = |asked: &[PersonKey], dataset: &str| -> u64 {
+        let unique: HashSet<[u8; 32]> = asked.iter().map(|p| p.0).collect();
+        unique.iter().filter(|p| datasets_of.get(*p).is_some_and(|ds| ds.iter().any(|d| d == dataset))).count() as u64
+    };
+    let all: Vec<String> = datasets.iter().map(|d| d.to_string()).chain(["absent@1".to_string()]).collect();
+    let strangers: Vec<PersonKey> = (10_000..10_050).map(pk_n).collect();
+    let cases: Vec<(&str, Vec<PersonKey>, Vec<String>)> = vec![
+        ("everyone, every dataset", persons.clone(), all.clone()),
+        ("every third person", persons.iter().step_by(3).copied().collect(), all.clone()),
+        ("one chunk", persons[..150].to_vec(), all[..2].to_vec()),
+        ("duplicates and strangers", persons[..900].iter().chain(&persons[400..1_200]).chain(&strangers).copied().collect(), all.clone()),
+        ("strangers only", strangers.clone(), all.clone()),
+        ("one person", vec![persons[7]], vec![all[3].clone(), all[0].clone()]),
+        ("nobody", vec![], all.clone()),
+        ("no dataset", persons.clone(), vec![]),
+    ];
+    for (name, asked, wanted) in cases {
+        let counts = vault.count_in_datasets(&wanted, &asked).await.unwrap();
+        let expected: HashMap<String, u64> = wanted.iter().map(|d| (d.clone(), one_by_one(&asked, d))).collect();
+        assert_eq!(counts, expected, "{name}");
+    }
+    // Sanity: the reference itself agrees with what was stored.
+    for dataset in datasets {
+        assert_eq!(one_by_one(&persons, dataset), membership[dataset].len() as u64);
+        assert_eq!(vault.persons_in(dataset).await.unwrap(), membership[dataset].len() as u64);
+    }
+    vault.close().await;
+}
