@@ -551,7 +551,7 @@ async fn run(
     let (tables, read) = crate::permit::read_tables(instance, &policy).await?;
     let use_ = niji_registry::use_of(&policy, started);
     let (excluded, registry_version): (HashSet<[u8; 32]>, i64) =
-        niji_registry::exclusions(instance, &format!("user:{user_id}"), &use_).await.map_err(|_| AnalysisError::Internal)?;
+        niji_registry::exclusions(instance, &use_).await.map_err(|_| AnalysisError::Internal)?;
     let excluded_count = excluded.len();
 
     // Marginals, then dummy rows: the real rows are dropped before any query runs.

@@ -261,7 +261,7 @@ pub async fn submit_job(instance: &Instance, user_id: i64, permit_id: i64, outpu
     };
     let store = &instance.store;
     let job_id = store.insert_job(permit_id, user_id, &code_sha256, now_ts()).await.map_err(internal)?;
-    match run_job(instance, user_id, permit_id, job_id, &ctx, outputs).await {
+    match run_job(instance, permit_id, job_id, &ctx, outputs).await {
         Ok(ran) => {
             let (status, reason) = match ran.outputs.iter().find(|o| o.status == "refused") {
                 Some(o) => ("refused", o.refusal.clone()),
@@ -336,14 +336,7 @@ struct Ran {
     receipt: Option<JobReceipt>,
 }
 
-async fn run_job(
-    instance: &Instance,
-    user_id: i64,
-    permit_id: i64,
-    job_id: i64,
-    ctx: &PermitContext,
-    outputs: &[(String, String)],
-) -> Result<Ran, AnalysisError> {
+async fn run_job(instance: &Instance, permit_id: i64, job_id: i64, ctx: &PermitContext, outputs: &[(String, String)]) -> Result<Ran, AnalysisError> {
     let limits = Limits::default();
     // 1. Static check over the schemas alone: nothing reads the real data unless all pass.
     let empty = Workspace::open(empty_tables(&ctx.policy)?, &ctx.policy, ctx.secret, &HashSet::new(), limits).map_err(AnalysisError::Refused)?;
@@ -369,7 +362,7 @@ async fn run_job(
     let (tables, read) = read_tables(instance, &ctx.policy).await?;
     let use_ = niji_registry::use_of(&ctx.policy, started);
     let (excluded, registry_version): (HashSet<[u8; 32]>, i64) =
-        niji_registry::exclusions(instance, &format!("user:{user_id}"), &use_).await.map_err(|_| AnalysisError::Internal)?;
+        niji_registry::exclusions(instance, &use_).await.map_err(|_| AnalysisError::Internal)?;
     let receipt = JobReceipt { datasets: read, registry_version, excluded: excluded.len(), started: started.unix_timestamp() };
     let workspace = Workspace::open(tables, &ctx.policy, ctx.secret, &excluded, limits).map_err(AnalysisError::Refused)?;
     drop(excluded);

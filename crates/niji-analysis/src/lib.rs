@@ -124,7 +124,7 @@ async fn run(
     // The consent registry, asked now: who this use must exclude, and the registry's version.
     let use_ = niji_registry::use_of(&policy, started);
     let (excluded, registry_version): (HashSet<[u8; 32]>, i64) =
-        niji_registry::exclusions(instance, &format!("user:{user_id}"), &use_).await.map_err(|_| AnalysisError::Internal)?;
+        niji_registry::exclusions(instance, &use_).await.map_err(|_| AnalysisError::Internal)?;
     *receipt = Some(Receipt { datasets: read, registry_version, excluded: excluded.len() });
     let workspace = Workspace::open(tables, &policy, secret, &excluded, Limits::default()).map_err(AnalysisError::Refused)?;
     let result = workspace.run(sql).await.map_err(AnalysisError::Refused)?;

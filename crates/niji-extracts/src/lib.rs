@@ -144,7 +144,7 @@ pub async fn request_extract(
         batches = niji_lake::cohort::restrict(&spec, table, batches, &persons, &all).map_err(internal)?;
     }
     let use_ = niji_registry::use_of(&policy, now);
-    let (excluded, registry_version) = niji_registry::exclusions(instance, &format!("user:{user_id}"), &use_).await.map_err(internal)?;
+    let (excluded, registry_version) = niji_registry::exclusions(instance, &use_).await.map_err(internal)?;
     let person_secret = derive(&key, b"niji-extracts:person-ids");
     let input = to_table(&batches, &grant.columns, &excluded, &person_secret)?;
     // The run is recorded with its receipt whatever happens next: released when the extract is

@@ -45,15 +45,15 @@ async fn run(persons: usize, calls: usize) {
     let mut next = (100_001 + persons.saturating_sub(100)) as u64;
     let (i, u, e, r, c) = (&instance, &use_, &excluded, &refusing, &counted);
     let exclusions = time_calls(i, &mut next, calls, move || async move {
-        e.set(niji_registry::exclusions(i, "bench", u).await.unwrap().0.len());
+        e.set(niji_registry::exclusions(i, u).await.unwrap().0.len());
     })
     .await;
     let dashboard = time_calls(i, &mut next, calls, move || async move {
-        r.set(niji_registry::refusing_everything(i, "bench", now).await.unwrap().len());
+        r.set(niji_registry::refusing_everything(i, now).await.unwrap().len());
     })
     .await;
     let register = time_calls(i, &mut next, calls, move || async move {
-        c.set(niji_registry::opt_out_counts(i, "bench", now).await.unwrap()[0].2);
+        c.set(niji_registry::opt_out_counts(i, now).await.unwrap()[0].2);
     })
     .await;
     let (excluded, refusing, counted) = (excluded.get(), refusing.get(), counted.get());
@@ -101,7 +101,7 @@ fn holder() -> HolderActor {
 
 async fn version(instance: &Instance) -> i64 {
     let use_ = Use { purpose: PurposeCategory::PublicHealthPolicy, recipients: vec![], diseases: vec![], at: OffsetDateTime::now_utc() };
-    niji_registry::exclusions(instance, "bench", &use_).await.unwrap().1
+    niji_registry::exclusions(instance, &use_).await.unwrap().1
 }
 
 /// An instance with `persons` patients (numbers 100001…) and their choices: every patient a

@@ -324,14 +324,12 @@ pub async fn record_choice(instance: &Instance, author: &Author, choice: Choice,
 }
 
 /// The persons a use must exclude, from the registry at its current version, and that version
-/// (the receipt a run records). `audit` names the reader; it is not used: the read is not
-/// logged here, the caller records the run with the version as its receipt (the parameter is
-/// kept because `niji-analysis` and `niji-extracts` pass it).
+/// (the receipt a run records). The read is not logged here: the caller records the run with the
+/// version as its receipt.
 ///
 /// The entries are unsealed once per registry version (see the crate's `cache`): a call at an
 /// unchanged version costs one query.
-pub async fn exclusions(instance: &Instance, audit: &str, use_: &Use) -> Result<(HashSet<[u8; 32]>, i64), RegistryError> {
-    let _ = audit;
+pub async fn exclusions(instance: &Instance, use_: &Use) -> Result<(HashSet<[u8; 32]>, i64), RegistryError> {
     let Some(kept) = cache::snapshot(instance).await? else { return Ok((HashSet::new(), 0)) };
     let excluded = kept
         .snapshot
@@ -427,10 +425,9 @@ pub async fn citizen_view(instance: &Instance, user_id: i64, now: OffsetDateTime
 }
 
 /// The persons who refuse every use now (an opt-out of all uses, or a consent withdrawn or
-/// lapsed): left out even of the public dashboard's aggregates. `audit` is not used (public
-/// pages call this; their reads are not logged); kept for the server's callers.
-pub async fn refusing_everything(instance: &Instance, audit: &str, now: OffsetDateTime) -> Result<HashSet<[u8; 32]>, RegistryError> {
-    let _ = audit;
+/// lapsed): left out even of the public dashboard's aggregates. Public pages call this; their
+/// reads are not logged.
+pub async fn refusing_everything(instance: &Instance, now: OffsetDateTime) -> Result<HashSet<[u8; 32]>, RegistryError> {
     let Some(kept) = cache::snapshot(instance).await? else { return Ok(HashSet::new()) };
     Ok(refusing_at(&kept.snapshot, now))
 }
@@ -443,10 +440,8 @@ fn refusing_at(snapshot: &cache::Snapshot, now: OffsetDateTime) -> HashSet<[u8; 
 
 /// Per dataset (its latest committed version): persons with identity records, and how many of them refuse every use now.
 /// Exact figures: the caller rounds them for the public (`niji_core::disclosure::catalog_count`).
-/// `audit` is not used (a public page calls this; its reads are not logged); kept for the
-/// server's callers.
-pub async fn opt_out_counts(instance: &Instance, audit: &str, now: OffsetDateTime) -> Result<Vec<(String, u64, u64)>, RegistryError> {
-    let _ = audit;
+/// A public page calls this; its reads are not logged.
+pub async fn opt_out_counts(instance: &Instance, now: OffsetDateTime) -> Result<Vec<(String, u64, u64)>, RegistryError> {
     // A public page asks for this: it reads the vault if there is one and never creates its keys.
     let Some(kept) = cache::snapshot(instance).await? else {
         return Ok(instance.store.latest_committed_versions().await?.into_iter().map(|(dataset, _)| (dataset, 0, 0)).collect());

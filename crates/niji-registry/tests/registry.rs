@@ -56,7 +56,7 @@ fn drug_use(at: OffsetDateTime) -> Use {
 }
 
 async fn excluded_count(w: &World, use_: &Use) -> (usize, i64) {
-    let (set, version) = niji_registry::exclusions(&w.instance, "test", use_).await.unwrap();
+    let (set, version) = niji_registry::exclusions(&w.instance, use_).await.unwrap();
     (set.len(), version)
 }
 
@@ -232,7 +232,7 @@ async fn a_bulk_import_is_all_or_nothing_and_names_the_line() {
     let good = "\u{feff}patient_id,choice,scope,date\n1001,notice,,2026-04-01\n1002,notice,,2026-04-01\n1002,opt_out,purpose:drug_and_device_development,2026-10-30\n1003,opt_out,recipient:company,\n";
     assert_eq!(import_choices(&w.instance, &w.holder, good.as_bytes(), now).await.unwrap(), 4);
     assert_eq!(excluded_count(&w, &drug_use(now)).await.0, 2, "1002 by purpose, 1003 by recipient kind");
-    let counts = niji_registry::opt_out_counts(&w.instance, "test", now).await.unwrap();
+    let counts = niji_registry::opt_out_counts(&w.instance, now).await.unwrap();
     assert_eq!(counts, [("test-ehr".to_string(), 3, 0)], "nobody refused every use");
 }
 
@@ -287,15 +287,15 @@ async fn answers(w: &World, times: &[OffsetDateTime]) -> Vec<String> {
             Use { purpose: PurposeCategory::AcademicResearch, recipients: vec![], diseases: vec![], at },
             Use { purpose: PurposeCategory::PublicHealthPolicy, recipients: vec![RecipientKind::Company], diseases: vec![], at },
         ] {
-            let (set, version) = niji_registry::exclusions(&w.instance, "test", &use_).await.unwrap();
+            let (set, version) = niji_registry::exclusions(&w.instance, &use_).await.unwrap();
             let mut set: Vec<_> = set.into_iter().collect();
             set.sort();
             out.push(format!("exclusions {at} {use_:?}: {set:?} at {version}"));
         }
-        let mut refusing: Vec<_> = niji_registry::refusing_everything(&w.instance, "test", at).await.unwrap().into_iter().collect();
+        let mut refusing: Vec<_> = niji_registry::refusing_everything(&w.instance, at).await.unwrap().into_iter().collect();
         refusing.sort();
         out.push(format!("refusing {at}: {refusing:?}"));
-        out.push(format!("counts {at}: {:?}", niji_registry::opt_out_counts(&w.instance, "test", at).await.unwrap()));
+        out.push(format!("counts {at}: {:?}", niji_registry::opt_out_counts(&w.instance, at).await.unwrap()));
     }
     out
 }
@@ -312,8 +312,8 @@ async fn the_next_read_sees_a_new_entry_and_an_unchanged_registry_is_not_read_ag
     assert_eq!(reads, 1, "the first call reads the registry");
     for _ in 0..3 {
         assert_eq!(excluded_count(&w, &drug_use(at(1))).await, (0, 0));
-        assert!(niji_registry::refusing_everything(&w.instance, "test", at(1)).await.unwrap().is_empty());
-        assert_eq!(niji_registry::opt_out_counts(&w.instance, "test", at(1)).await.unwrap(), counts(0));
+        assert!(niji_registry::refusing_everything(&w.instance, at(1)).await.unwrap().is_empty());
+        assert_eq!(niji_registry::opt_out_counts(&w.instance, at(1)).await.unwrap(), counts(0));
     }
     assert_eq!(niji_registry::kept::reads(&w.instance), reads, "an unchanged registry is not read again");
 
@@ -321,21 +321,21 @@ async fn the_next_read_sees_a_new_entry_and_an_unchanged_registry_is_not_read_ag
     let id = niji_registry::record_choice(&w.instance, &holder("1001"), Choice::OptOut { scope: OptOutScope::All }, at(2)).await.unwrap();
     assert_eq!(excluded_count(&w, &drug_use(at(3))).await, (1, id));
     assert_eq!(niji_registry::kept::reads(&w.instance), reads + 1);
-    assert_eq!(niji_registry::refusing_everything(&w.instance, "test", at(3)).await.unwrap().len(), 1);
-    assert_eq!(niji_registry::opt_out_counts(&w.instance, "test", at(3)).await.unwrap(), counts(1));
+    assert_eq!(niji_registry::refusing_everything(&w.instance, at(3)).await.unwrap().len(), 1);
+    assert_eq!(niji_registry::opt_out_counts(&w.instance, at(3)).await.unwrap(), counts(1));
     assert_eq!(excluded_count(&w, &drug_use(at(1))).await, (0, id), "not before it was recorded");
     assert_eq!(niji_registry::kept::reads(&w.instance), reads + 1, "read once for the new entry");
 
     // So is its withdrawal: the person is included again by the next call.
     let withdrawal = niji_registry::record_choice(&w.instance, &holder("1001"), Choice::Withdraw { entry: id as u64 }, at(4)).await.unwrap();
     assert_eq!(excluded_count(&w, &drug_use(at(5))).await, (0, withdrawal));
-    assert!(niji_registry::refusing_everything(&w.instance, "test", at(5)).await.unwrap().is_empty());
-    assert_eq!(niji_registry::opt_out_counts(&w.instance, "test", at(5)).await.unwrap(), counts(0));
+    assert!(niji_registry::refusing_everything(&w.instance, at(5)).await.unwrap().is_empty());
+    assert_eq!(niji_registry::opt_out_counts(&w.instance, at(5)).await.unwrap(), counts(0));
     assert_eq!(excluded_count(&w, &drug_use(at(3))).await, (1, withdrawal), "the opt-out still covers its time");
 
     // The public register's kept counts follow the refusing persons at the time asked, too.
-    assert_eq!(niji_registry::opt_out_counts(&w.instance, "test", at(3)).await.unwrap(), counts(1));
-    assert_eq!(niji_registry::opt_out_counts(&w.instance, "test", at(5)).await.unwrap(), counts(0));
+    assert_eq!(niji_registry::opt_out_counts(&w.instance, at(3)).await.unwrap(), counts(1));
+    assert_eq!(niji_registry::opt_out_counts(&w.instance, at(5)).await.unwrap(), counts(0));
 
     // The other decisive choices: each seen by the next call.
     let purpose = Choice::OptOut { scope: OptOutScope::Purpose(PurposeCategory::DrugAndDeviceDevelopment) };

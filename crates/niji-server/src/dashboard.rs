@@ -64,9 +64,8 @@ fn fingerprint(excluded: &HashSet<[u8; 32]>) -> u64 {
 /// computed.
 async fn dashboard_of(state: &AppState, dataset: &str, version: i64) -> Result<Arc<Dashboard>, DashboardError> {
     // Persons who refuse every use are left out of the public aggregates too.
-    let excluded: HashSet<[u8; 32]> = niji_registry::refusing_everything(state.instance(), "system:dashboard", time::OffsetDateTime::now_utc())
-        .await
-        .map_err(|_| DashboardError::Internal)?;
+    let excluded: HashSet<[u8; 32]> =
+        niji_registry::refusing_everything(state.instance(), time::OffsetDateTime::now_utc()).await.map_err(|_| DashboardError::Internal)?;
     let print = fingerprint(&excluded);
     let key = (state.instance().paths.root.clone(), dataset.to_string());
     if let Some((v, p, d)) = cache().lock().expect("cache lock").get(&key) {

@@ -441,7 +441,7 @@ pub(crate) struct OptOutBody {
 
 /// The opt-out statistic, from the consent registry now.
 async fn opt_outs(state: &AppState) -> Result<Vec<OptOutBody>, ApiError> {
-    let counts = niji_registry::opt_out_counts(state.instance(), "system:register", time::OffsetDateTime::now_utc()).await.map_err(|e| {
+    let counts = niji_registry::opt_out_counts(state.instance(), time::OffsetDateTime::now_utc()).await.map_err(|e| {
         tracing::error!(error = %e, "opt-out counts failed");
         ApiError::Internal
     })?;

@@ -116,7 +116,7 @@ async fn registry_version(app: &App) -> i64 {
         diseases: vec![],
         at: OffsetDateTime::now_utc(),
     };
-    niji_registry::exclusions(&app.instance, "test", &use_).await.unwrap().1
+    niji_registry::exclusions(&app.instance, &use_).await.unwrap().1
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -135,7 +135,7 @@ async fn registry_version(app: &App) -> i64 {
         diseases: vec![],
         at: OffsetDateTime::now_utc(),
     };
-    niji_registry::exclusions(&app.instance, "test", &use_).await.unwrap().1
+    niji_registry::exclusions(&app.instance, &use_).await.unwrap().1
 }
 
 /// Whether patient 1001 (the only male, born 1980) is excluded from an academic use now.
@@ -146,7 +146,7 @@ async fn is_excluded(app: &App) -> bool {
         diseases: vec![],
         at: OffsetDateTime::now_utc(),
     };
-    !niji_registry::exclusions(&app.instance, "test", &use_).await.unwrap().0.is_empty()
+    !niji_registry::exclusions(&app.instance, &use_).await.unwrap().0.is_empty()
 }
 
 /// Attack (enumeration): with only the first 8 characters of an access code (the account part;
