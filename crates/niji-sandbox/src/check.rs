@@ -117,6 +117,10 @@ pub(crate) struct Checker<'a> {
 /// What the checks found: the person-id columns of the top aggregate's input that are counted.
 pub(crate) struct Checked {
     counted: Vec<usize>,
+    /// How the persons can be counted: in order, unless an aggregate or window below the top
+    /// aggregate regroups the rows (its output follows a hash table, not the persons' order, so the
+    /// fast count would only fail and run again).
+    pub count: PersonsCount,
 }
 
 impl Checker<'_> {
@@ -132,7 +136,9 @@ impl Checker<'_> {
         check_aggregate(aggregate)?;
         // 5. The persons behind each output row must be countable.
         let counted = persons_columns(&aggregate.input)?;
-        Ok(Checked { counted })
+        let regrouped = aggregate.input.exists(|n| Ok(matches!(n, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)))).unwrap_or(true);
+        let count = if regrouped { PersonsCount::Distinct } else { PersonsCount::InOrder };
+        Ok(Checked { counted, count })
     }
 
     /// Steps 1–3 of [`Checker::check`], all a query on dummy data must pass: forbidden nodes,
@@ -466,20 +472,6 @@ fn check_below(plan: &LogicalPlan) -> Result<(), SandboxError> {
         check_below(input)?;
     }
     Ok(())
-}
-
-/// The way to count an output's persons: in order, unless an aggregate below the top one regroups
-/// the rows (its output follows a hash table, not the persons' order, so the fast count would only
-/// fail and run again).
-pub(crate) fn persons_count_for(plan: &LogicalPlan) -> PersonsCount {
-    let nested = top_aggregate(plan)
-        .map(|a| a.input.exists(|n| Ok(matches!(n, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)))).unwrap_or(true))
-        .unwrap_or(true);
-    if nested {
-        PersonsCount::Distinct
-    } else {
-        PersonsCount::InOrder
-    }
 }
 
 /// How the persons behind an output row are counted.

@@ -7,9 +7,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion::arrow::array::UInt32Array;
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Date32Array, FixedSizeBinaryArray, FixedSizeBinaryBuilder};
-use datafusion::arrow::compute::{concat_batches, filter, take_record_batch};
+use datafusion::arrow::compute::{filter, interleave_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use hmac::{Hmac, Mac};
@@ -144,30 +143,34 @@ pub(crate) fn prepare(
 /// Sorts a prepared table by `person_id` (its first column) and cuts it into `n` partitions (at least
 /// one, possibly empty) at person boundaries, each dealt into batches of at most [`BATCH_ROWS`]: every
 /// partition then holds an ascending, contiguous range of ids, the order [`crate::persons`] counts by.
-pub(crate) fn by_person(schema: &SchemaRef, batches: Vec<RecordBatch>, n: usize) -> Result<Vec<Vec<RecordBatch>>, SandboxError> {
+pub(crate) fn by_person(batches: Vec<RecordBatch>, n: usize) -> Result<Vec<Vec<RecordBatch>>, SandboxError> {
     let n = n.max(1);
     let mut parts = vec![Vec::new(); n];
     if batches.is_empty() {
         return Ok(parts);
     }
-    let all = concat_batches(schema, &batches).map_err(|_| SandboxError::Internal)?;
-    drop(batches);
-    let ids = all.column(0).as_any().downcast_ref::<FixedSizeBinaryArray>().ok_or(SandboxError::Internal)?;
-    let rows = all.num_rows();
-    let mut order: Vec<(u128, u32)> = (0..rows).map(|r| (u128::from_be_bytes(ids.value(r).try_into().expect("16-byte id")), r as u32)).collect();
+    // (id, batch, row) of every row, sorted by id; rows are taken from the prepared batches
+    // directly, without a concatenated copy of the whole table first.
+    let mut order: Vec<(u128, u32, u32)> = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
+    for (b, batch) in batches.iter().enumerate() {
+        let ids = batch.column(0).as_any().downcast_ref::<FixedSizeBinaryArray>().ok_or(SandboxError::Internal)?;
+        order.extend((0..ids.len()).map(|r| (u128::from_be_bytes(ids.value(r).try_into().expect("16-byte id")), b as u32, r as u32)));
+    }
     order.sort_unstable();
+    let rows = order.len();
+    let sources: Vec<&RecordBatch> = batches.iter().collect();
     let mut start = 0;
     for (p, part) in parts.iter_mut().enumerate() {
         let mut end = if p + 1 == n { rows } else { (rows * (p + 1) / n).max(start) };
         while end > 0 && end < rows && order[end].0 == order[end - 1].0 {
             end += 1;
         }
-        // Each batch taken on its own (not a slice of one sorted copy): a slice would report the
+        // Each batch built on its own (not a slice of one sorted copy): a slice would report the
         // whole copy's size, and the planner's size estimates (the choice of a join's build side)
         // would be off by the number of batches.
         for chunk in order[start..end].chunks(BATCH_ROWS) {
-            let indices = UInt32Array::from_iter_values(chunk.iter().map(|(_, r)| *r));
-            part.push(take_record_batch(&all, &indices).map_err(|_| SandboxError::Internal)?);
+            let indices: Vec<(usize, usize)> = chunk.iter().map(|&(_, b, r)| (b as usize, r as usize)).collect();
+            part.push(interleave_record_batch(&sources, &indices).map_err(|_| SandboxError::Internal)?);
         }
         start = end;
     }

@@ -295,8 +295,7 @@ impl Workspace {
                 return Err(SandboxError::NotAllowed(Refusal::NameClash));
             }
             let (out_schema, batches) = data::prepare(&t, policy, &rekey, excluded)?;
-            let mem =
-                MemTable::try_new(out_schema.clone(), data::by_person(&out_schema, batches, partitions)?).map_err(|_| SandboxError::Internal)?;
+            let mem = MemTable::try_new(out_schema.clone(), data::by_person(batches, partitions)?).map_err(|_| SandboxError::Internal)?;
             registered.insert((schema.clone(), t.table.clone()), Registered { dataset: t.dataset.clone() });
             by_schema.entry(schema).or_default().push((t.table, Arc::new(mem)));
         }
@@ -390,7 +389,7 @@ impl Workspace {
             return self.execute(plan, 0, deadline).await.map_err(Failure::into_sandbox);
         };
         // The fast count first; if the rows did not reach the aggregate in person order, the exact one.
-        if check::persons_count_for(&plan) == check::PersonsCount::Distinct {
+        if checked.count == check::PersonsCount::Distinct {
             let (exact, added) = checker.with_persons(&plan, &checked, check::PersonsCount::Distinct)?;
             return self.execute(exact, added, deadline).await.map_err(Failure::into_sandbox);
         }
