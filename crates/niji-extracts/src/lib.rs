@@ -276,7 +276,9 @@ pub async fn decide_extract(
     let store = &instance.store;
     let extract = store.extract(extract_id).await.map_err(internal)?.ok_or(ExtractError::NotFound)?;
     let roles = store.active_roles(user_id).await.map_err(internal)?;
-    if !roles.contains(&Role::Operator) || extract.requested_by == user_id {
+    let permit = store.permit(extract.permit_id).await.map_err(internal)?.ok_or(ExtractError::NotFound)?;
+    let policy: PermitPolicy = serde_json::from_str(&permit.policy).map_err(internal)?;
+    if !sees_full_report(&extract, &policy, user_id, &roles) {
         return Err(ExtractError::NotADecider);
     }
     let reason = reason.map(|r| r.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect::<String>());
@@ -325,11 +327,12 @@ pub async fn download_extract(instance: &Instance, user_id: i64, extract_id: i64
     Ok(csv)
 }
 
-/// Whether `user_id` (holding `roles`) sees an extract's full report: an operator who did not
-/// request it (the one who decides it, or decided it). Everyone else — the requester and the
-/// other researchers on the permit included — sees [`ResearcherView`] only.
-pub fn sees_full_report(extract: &niji_store::ExtractRow, user_id: i64, roles: &[Role]) -> bool {
-    roles.contains(&Role::Operator) && extract.requested_by != user_id
+/// Whether `user_id` (holding `roles`) may decide an extract, and so sees its full report: an
+/// operator who neither requested it nor is named on its permit (`policy`) — the output checkers'
+/// conflict rule. Everyone else — the requester and the researchers on the permit included, even
+/// when they are also operators — sees [`ResearcherView`] only.
+pub fn sees_full_report(extract: &niji_store::ExtractRow, policy: &PermitPolicy, user_id: i64, roles: &[Role]) -> bool {
+    roles.contains(&Role::Operator) && extract.requested_by != user_id && !policy.researchers.iter().any(|r| r.account_id == user_id)
 }
 
 /// What someone who does not decide an extract may see of it. A whitelist: before approval and

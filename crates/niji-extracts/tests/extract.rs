@@ -349,11 +349,18 @@ async fn the_researchers_view_holds_no_exact_count_until_approved() {
         let store = w.instance.store.clone();
         async move { store.active_roles(id).await.unwrap() }
     };
-    assert!(niji_extracts::sees_full_report(&row, w.operator, &roles(w.operator).await));
-    assert!(!niji_extracts::sees_full_report(&row, w.researcher, &roles(w.researcher).await));
-    assert!(!niji_extracts::sees_full_report(&row, w.other_researcher, &roles(w.other_researcher).await));
+    let permit = w.instance.store.permit(w.permit).await.unwrap().unwrap();
+    let policy: niji_review::PermitPolicy = serde_json::from_str(&permit.policy).unwrap();
+    assert!(niji_extracts::sees_full_report(&row, &policy, w.operator, &roles(w.operator).await));
+    assert!(!niji_extracts::sees_full_report(&row, &policy, w.researcher, &roles(w.researcher).await));
+    assert!(!niji_extracts::sees_full_report(&row, &policy, w.other_researcher, &roles(w.other_researcher).await));
     // An operator who requested it does not decide it, and does not see the full report.
-    assert!(!niji_extracts::sees_full_report(&row, w.researcher, &[Role::Operator, Role::Researcher]));
+    assert!(!niji_extracts::sees_full_report(&row, &policy, w.researcher, &[Role::Operator, Role::Researcher]));
+    // Nor does an operator named on the permit who did not request it (the checkers' conflict rule).
+    let mut naming_other = policy.clone();
+    naming_other.researchers.push(NamedResearcher { account_id: w.other_researcher, display_name: "共同研究者".into() });
+    assert!(niji_extracts::sees_full_report(&row, &policy, w.other_researcher, &[Role::Operator, Role::Researcher]));
+    assert!(!niji_extracts::sees_full_report(&row, &naming_other, w.other_researcher, &[Role::Operator, Role::Researcher]));
 
     let view = niji_extracts::researcher_view(&row);
     assert_eq!((view.status.as_str(), view.config.as_str()), ("awaiting_approval", CONFIG));

@@ -15,6 +15,7 @@ use niji_core::Role;
 use niji_extracts::ExtractError;
 use niji_review::PermitPolicy;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use time::OffsetDateTime;
 use utoipa::{OpenApi, ToSchema};
 
@@ -272,7 +273,8 @@ fn csv_response(id: i64, bytes: Vec<u8>) -> Response {
 /// The extract as `user` may see it (the caller has checked that they may see it at all).
 async fn extract_view(state: &AppState, user: &UserSummary, id: i64) -> Result<ExtractView, ApiError> {
     let e = state.instance().store.extract(id).await.map_err(|_| ApiError::Internal)?.ok_or(ApiError::NotFound)?;
-    if !niji_extracts::sees_full_report(&e, user.id, &user.roles) {
+    let policy = policy_of(state, e.permit_id).await?;
+    if !niji_extracts::sees_full_report(&e, &policy, user.id, &user.roles) {
         return Ok(ExtractView::Researcher(niji_extracts::researcher_view(&e).into()));
     }
     Ok(ExtractView::Full(ExtractBody {
@@ -300,9 +302,14 @@ async fn may_see(state: &AppState, user: &UserSummary, id: i64) -> Result<(), Ap
 }
 
 async fn named_on(state: &AppState, user: &UserSummary, permit_id: i64) -> Result<bool, ApiError> {
-    let permit = state.instance().store.permit(permit_id).await.map_err(|_| ApiError::Internal)?.ok_or(ApiError::NotFound)?;
-    let policy: PermitPolicy = serde_json::from_str(&permit.policy).map_err(|_| ApiError::Internal)?;
+    let policy = policy_of(state, permit_id).await?;
     Ok(user.has_role(Role::Researcher) && policy.researchers.iter().any(|r| r.account_id == user.id))
+}
+
+/// The policy of an extract's permit (who is named on it decides who may see the full report).
+async fn policy_of(state: &AppState, permit_id: i64) -> Result<PermitPolicy, ApiError> {
+    let permit = state.instance().store.permit(permit_id).await.map_err(|_| ApiError::Internal)?.ok_or(ApiError::NotFound)?;
+    serde_json::from_str(&permit.policy).map_err(|_| ApiError::Internal)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -462,8 +469,8 @@ fn status_label(t: &'static Text, s: &str) -> &'static str {
 
 /// The row as `user` may see it: the exact rows for an operator who did not request the
 /// extract, else those of `niji_extracts::researcher_view` (exact once approved, rounded before).
-fn row_of(t: &'static Text, e: &niji_store::ExtractRow, user: &UserSummary) -> Row {
-    let rows = if niji_extracts::sees_full_report(e, user.id, &user.roles) {
+fn row_of(t: &'static Text, e: &niji_store::ExtractRow, policy: &PermitPolicy, user: &UserSummary) -> Row {
+    let rows = if niji_extracts::sees_full_report(e, policy, user.id, &user.roles) {
         e.rows_out.to_string()
     } else {
         let view = niji_extracts::researcher_view(e);
@@ -547,9 +554,17 @@ async fn list_page(State(state): State<AppState>, lang: Lang, s: MaybeSession, u
         return crate::portal::error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, s.signed_in(), &uri, |m| m.err_internal);
     };
     let mut rows = Vec::new();
+    // Each permit's policy read once, however many extracts it has.
+    let mut policies: HashMap<i64, PermitPolicy> = HashMap::new();
     for e in &all {
-        if user.has_role(Role::Operator) || named_on(&state, &user, e.permit_id).await.unwrap_or(false) {
-            rows.push(row_of(t, e, &user));
+        if !policies.contains_key(&e.permit_id) {
+            let Ok(policy) = policy_of(&state, e.permit_id).await else { continue };
+            policies.insert(e.permit_id, policy);
+        }
+        let policy = &policies[&e.permit_id];
+        let named = user.has_role(Role::Researcher) && policy.researchers.iter().any(|r| r.account_id == user.id);
+        if user.has_role(Role::Operator) || named {
+            rows.push(row_of(t, e, policy, &user));
         }
     }
     render(ListPage { page: PageContext::new(lang, s.signed_in(), &uri), t, rows })
@@ -569,7 +584,10 @@ async fn detail(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Uri, id: i
     let Ok(Some(e)) = state.instance().store.extract(id).await else {
         return crate::portal::error_page(StatusCode::NOT_FOUND, lang, s.signed_in(), uri, |m| m.err_not_found);
     };
-    let (sha256, report) = if niji_extracts::sees_full_report(&e, user.id, &user.roles) {
+    let Ok(policy) = policy_of(state, e.permit_id).await else {
+        return crate::portal::error_page(StatusCode::NOT_FOUND, lang, s.signed_in(), uri, |m| m.err_not_found);
+    };
+    let (sha256, report) = if niji_extracts::sees_full_report(&e, &policy, user.id, &user.roles) {
         (Some(e.file_sha256.clone()), Some(full_report(&serde_json::from_str(&e.report).unwrap_or_default())))
     } else {
         match niji_extracts::researcher_view(&e).released {
@@ -580,7 +598,7 @@ async fn detail(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Uri, id: i
     let page = DetailPage {
         page: PageContext::new(lang, s.signed_in(), uri),
         t,
-        row: row_of(t, &e, &user),
+        row: row_of(t, &e, &policy, &user),
         sha256,
         config: e.config.clone(),
         report,
