@@ -91,6 +91,10 @@ impl InstancePaths {
     pub fn vault(&self) -> PathBuf {
         self.root.join("vault")
     }
+    /// The identity vault's SQLite file.
+    pub fn vault_db(&self) -> PathBuf {
+        self.vault().join("identities.sqlite")
+    }
     /// Held while an intake writes, so that one intake never recovers another's work.
     pub fn intake_lock(&self) -> PathBuf {
         self.root.join("lake").join("INTAKE.lock")

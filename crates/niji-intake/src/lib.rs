@@ -353,7 +353,7 @@ pub async fn open_vault(instance: &Instance, actor: &str) -> Result<(Vault, Pseu
     let hash = instance.data_key(VAULT_HASH_KEY, actor).await?;
     let vault_key = VaultKey::from_bytes(&hash.0).expect("a data key is 32 bytes");
     std::fs::create_dir_all(instance.paths.vault())?;
-    let vault = Vault::open(&instance.paths.vault().join("identities.sqlite"), &sealing.0, &vault_key).await?;
+    let vault = Vault::open(&instance.paths.vault_db(), &sealing.0, &vault_key).await?;
     Ok((vault, Pseudonymizer::new(&vault_key)))
 }
 

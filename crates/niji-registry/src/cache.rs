@@ -105,7 +105,7 @@ fn file_id(path: &Path) -> Option<FileId> {
 }
 
 fn vault_path(instance: &Instance) -> PathBuf {
-    instance.paths.vault().join("identities.sqlite")
+    instance.paths.vault_db()
 }
 
 /// The registry's decisive entries at its current version, and a vault handle to count with;

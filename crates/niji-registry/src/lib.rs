@@ -545,7 +545,7 @@ async fn existing_vault(instance: &Instance) -> Result<Option<Vault>, RegistryEr
     let hash = instance.existing_data_key(niji_intake::VAULT_HASH_KEY).await.map_err(|_| RegistryError::Storage)?;
     let (Some(sealing), Some(hash)) = (sealing, hash) else { return Ok(None) };
     let vault_key = niji_privacy::VaultKey::from_bytes(&hash.0).map_err(|_| RegistryError::Storage)?;
-    let path = instance.paths.vault().join("identities.sqlite");
+    let path = instance.paths.vault_db();
     if !path.exists() {
         return Ok(None);
     }
