@@ -133,6 +133,36 @@ impl CodeSystem {
         })
     }
 
+    /// The variant's name, as the lake's `system` columns hold it (the same as `Debug`).
+    pub fn name(self) -> &'static str {
+        use CodeSystem::*;
+        match self {
+            Icd10 => "Icd10",
+            DiseaseKeyNumber => "DiseaseKeyNumber",
+            ReceiptDisease => "ReceiptDisease",
+            DiseaseModifier => "DiseaseModifier",
+            DiseaseModifierKey => "DiseaseModifierKey",
+            DiseaseExchangeCode => "DiseaseExchangeCode",
+            ReceiptDrug => "ReceiptDrug",
+            Yj => "Yj",
+            GeneralDrugName => "GeneralDrugName",
+            NoStandardDrugCode => "NoStandardDrugCode",
+            Hot => "Hot",
+            Jlac10 => "Jlac10",
+            Jlac11 => "Jlac11",
+            ReceiptProcedure => "ReceiptProcedure",
+            ReceiptMaterial => "ReceiptMaterial",
+            ReceiptComment => "ReceiptComment",
+            FacilityNumber => "FacilityNumber",
+            FacilityCode => "FacilityCode",
+            LocalLab => "LocalLab",
+            LocalDrug => "LocalDrug",
+            Usage => "Usage",
+            Token => "Token",
+            Status => "Status",
+        }
+    }
+
     /// A short name used in reasons.
     pub fn label(self) -> &'static str {
         use CodeSystem::*;
@@ -293,6 +323,38 @@ pub fn prefecture_from_text(text: &str) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_match_debug() {
+        use CodeSystem::*;
+        for s in [
+            Icd10,
+            DiseaseKeyNumber,
+            ReceiptDisease,
+            DiseaseModifier,
+            DiseaseModifierKey,
+            DiseaseExchangeCode,
+            ReceiptDrug,
+            Yj,
+            GeneralDrugName,
+            NoStandardDrugCode,
+            Hot,
+            Jlac10,
+            Jlac11,
+            ReceiptProcedure,
+            ReceiptMaterial,
+            ReceiptComment,
+            FacilityNumber,
+            FacilityCode,
+            LocalLab,
+            LocalDrug,
+            Usage,
+            Token,
+            Status,
+        ] {
+            assert_eq!(s.name(), format!("{s:?}"));
+        }
+    }
 
     #[test]
     fn shapes() {

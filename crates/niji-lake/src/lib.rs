@@ -93,7 +93,7 @@ use arrow_array::builder::{BooleanBuilder, Date32Builder, FixedSizeBinaryBuilder
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use niji_ingest::dates::Precision;
-use niji_ingest::{ClaimLineKind, Code, CodeSystem, Coded, Content, ContentBody, Date, Location, Quantity, RowValue, Sex, Value, YearMonth};
+use niji_ingest::{ClaimLineKind, Code, Coded, Content, ContentBody, Date, Location, Quantity, RowValue, Sex, Value, YearMonth};
 use niji_privacy::PersonKey;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ArrowWriter;
@@ -972,38 +972,9 @@ fn list<'a>(codes: &'a [Code]) -> V<'a> {
     })
 }
 
-/// The `system` column: the code system's variant name (a test checks it against `Debug`).
+/// The `system` column: the code system's variant name (`CodeSystem::name`).
 fn system(c: &Coded) -> &'static str {
-    system_name(c.system)
-}
-
-fn system_name(s: CodeSystem) -> &'static str {
-    use CodeSystem::*;
-    match s {
-        Icd10 => "Icd10",
-        DiseaseKeyNumber => "DiseaseKeyNumber",
-        ReceiptDisease => "ReceiptDisease",
-        DiseaseModifier => "DiseaseModifier",
-        DiseaseModifierKey => "DiseaseModifierKey",
-        DiseaseExchangeCode => "DiseaseExchangeCode",
-        ReceiptDrug => "ReceiptDrug",
-        Yj => "Yj",
-        GeneralDrugName => "GeneralDrugName",
-        NoStandardDrugCode => "NoStandardDrugCode",
-        Hot => "Hot",
-        Jlac10 => "Jlac10",
-        Jlac11 => "Jlac11",
-        ReceiptProcedure => "ReceiptProcedure",
-        ReceiptMaterial => "ReceiptMaterial",
-        ReceiptComment => "ReceiptComment",
-        FacilityNumber => "FacilityNumber",
-        FacilityCode => "FacilityCode",
-        LocalLab => "LocalLab",
-        LocalDrug => "LocalDrug",
-        Usage => "Usage",
-        Token => "Token",
-        Status => "Status",
-    }
+    c.system.name()
 }
 
 fn coded_list<'a>(codes: &[Coded]) -> V<'a> {
@@ -1031,34 +1002,6 @@ mod tests {
 
     #[test]
     fn static_names_match_debug() {
-        use CodeSystem::*;
-        for s in [
-            Icd10,
-            DiseaseKeyNumber,
-            ReceiptDisease,
-            DiseaseModifier,
-            DiseaseModifierKey,
-            DiseaseExchangeCode,
-            ReceiptDrug,
-            Yj,
-            GeneralDrugName,
-            NoStandardDrugCode,
-            Hot,
-            Jlac10,
-            Jlac11,
-            ReceiptProcedure,
-            ReceiptMaterial,
-            ReceiptComment,
-            FacilityNumber,
-            FacilityCode,
-            LocalLab,
-            LocalDrug,
-            Usage,
-            Token,
-            Status,
-        ] {
-            assert_eq!(system_name(s), format!("{s:?}"));
-        }
         for k in [ClaimLineKind::Procedure, ClaimLineKind::Drug, ClaimLineKind::Material, ClaimLineKind::Comment] {
             assert_eq!(line_kind(k), format!("{k:?}").to_ascii_lowercase());
         }
