@@ -231,11 +231,6 @@ struct Groups {
 }
 
 impl Groups {
-    fn all_counts(&self) -> Vec<u64> {
-        let n = self.counts.len().max(self.merged.len());
-        (0..n).map(|g| self.counts.get(g).copied().unwrap_or(0) + self.merged.get(g).map_or(0, |m| m.count)).collect()
-    }
-
     /// The number of the run `id` belongs to, starting a new run if it differs from the last id;
     /// `None` if it is smaller (the stream is not in order) or the runs overflow.
     #[inline(always)]
@@ -276,10 +271,11 @@ impl GroupsAccumulator for Groups {
         self.last_run.resize(total_num_groups, 0);
         let nulls = ids.nulls().filter(|n| n.null_count() > 0);
         if nulls.is_none() && opt_filter.is_none() {
-            // The common case, a tight loop over the ids' bytes.
+            // The common case: `run_of` and `count` written out over the ids' bytes (through the
+            // methods `cargo bench -p niji-sandbox --bench overhead` measured 1.46× plain DataFusion, written out 1.30–1.35×).
+            // A sliced FixedSizeBinaryArray slices its value buffer: no element offset to add.
             let width = PERSON_ID_BYTES as usize;
-            let start = ids.offset() * width;
-            let bytes = &ids.value_data()[start..start + ids.len() * width];
+            let bytes = &ids.value_data()[..ids.len() * width];
             let Groups { counts, first_run, last_run, run_ids, .. } = self;
             let (counts, first_run, last_run) = (&mut counts[..], &mut first_run[..], &mut last_run[..]);
             let mut current = run_ids.last().copied();
@@ -316,19 +312,17 @@ impl GroupsAccumulator for Groups {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let mut counts = self.all_counts();
-        let out = emit_to.take_needed(&mut counts);
+        // An accumulator either updated (`counts`) or merged (`merged`), never both.
+        let mut out = emit_to.take_needed(&mut self.counts);
+        if !self.merged.is_empty() {
+            let emitted = emit_to.take_needed(&mut self.merged);
+            self.ranges -= emitted.iter().map(|m| m.ranges.len()).sum::<usize>();
+            out = emitted.iter().map(|m| m.count).collect();
+        }
         for v in [&mut self.first_run, &mut self.last_run] {
             if !v.is_empty() {
                 emit_to.take_needed(v);
             }
-        }
-        if !self.counts.is_empty() {
-            emit_to.take_needed(&mut self.counts);
-        }
-        if !self.merged.is_empty() {
-            let emitted = emit_to.take_needed(&mut self.merged);
-            self.ranges -= emitted.iter().map(|m| m.ranges.len()).sum::<usize>();
         }
         Ok(Arc::new(Int64Array::from_iter_values(out.into_iter().map(|c| c as i64))))
     }
