@@ -36,8 +36,7 @@ role = "insensitive"
 fn synth() -> &'static Path {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("niji-extracts-synth-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = niji_testkit::process_temp_dir("niji-extracts-synth");
         let mut config = niji_synth::SynthConfig::new(&dir, 400);
         config.formats = niji_synth::Formats { fhir_bundles: false, fhir_ndjson: true, uke: false, registry_csv: false };
         niji_synth::generate(&config, &mut |_| {}).unwrap();

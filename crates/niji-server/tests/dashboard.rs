@@ -45,8 +45,7 @@ fn get(uri: &str, cookies: &str) -> Request<Body> {
 fn synth() -> &'static Path {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("niji-server-dashboard-synth-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = niji_testkit::process_temp_dir("niji-server-dashboard-synth");
         let mut config = niji_synth::SynthConfig::new(&dir, 1500);
         config.formats = niji_synth::Formats { fhir_bundles: false, fhir_ndjson: true, uke: true, registry_csv: false };
         niji_synth::generate(&config, &mut |_| {}).unwrap();

@@ -323,8 +323,7 @@ const CLINS_ERROR: &str =
 fn synth() -> &'static std::path::Path {
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("niji-server-synth-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = niji_testkit::process_temp_dir("niji-server-synth");
         niji_synth::generate(&niji_synth::SynthConfig::new(&dir, 60), &mut |_| {}).unwrap();
         dir
     })

@@ -14,6 +14,26 @@ use std::path::{Path, PathBuf};
 use niji_ingest::{ingest_path, ContentBody, CsvMapping, Date, IdentifierKind, Identity, IngestConfig, Location};
 use niji_privacy::{normalize, LinkRecord};
 
+/// A folder in the temporary directory for this test process (`<prefix>-<pid>`), emptied first.
+/// Test binaries keep their generated populations in a process-wide static, which is never
+/// dropped; so that runs do not pile up in the temporary directory, the folders of this prefix
+/// whose process is gone (no `/proc/<pid>`) are removed on the way.
+pub fn process_temp_dir(prefix: &str) -> PathBuf {
+    let tmp = std::env::temp_dir();
+    if let Ok(entries) = std::fs::read_dir(&tmp) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)).and_then(|r| r.strip_prefix('-')) else { continue };
+            if pid.parse::<u32>().is_ok() && Path::new("/proc/self").exists() && !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let dir = tmp.join(format!("{prefix}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 pub mod plaintext;
 
 /// Who a record's patient number (カルテ番号) belongs to.

@@ -214,8 +214,7 @@ mod tests {
 
     #[test]
     fn scan_folder_counts_files_and_panics_on_a_hit() {
-        let dir = std::env::temp_dir().join(format!("niji-testkit-plaintext-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::process_temp_dir("niji-testkit-plaintext");
         std::fs::create_dir_all(dir.join("sub")).unwrap();
         std::fs::write(dir.join("a.bin"), [0u8, 1, 2, 3]).unwrap();
         std::fs::write(dir.join("sub/b.bin"), b"nothing here").unwrap();

@@ -39,8 +39,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 pub fn synth() -> &'static Path {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("niji-intake-synth-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = niji_testkit::process_temp_dir("niji-intake-synth");
         niji_synth::generate(&niji_synth::SynthConfig::new(&dir, 400), &mut |_| {}).unwrap();
         dir
     })
