@@ -35,6 +35,14 @@
 //! quasi `prefecture` and `municipality` must be JIS X 0401 / 0402 codes; content codes must have
 //! their system's shape. A column named in a `system_column`/`unit_column` should itself be mapped
 //! as `ignore`. Lines are read one at a time (quoted fields may not span lines).
+//!
+//! Identifiers mapped as content are caught, since content reaches the lake: a code or number
+//! equal to one of the row's identifiers (other than birth date and sex) rejects the row
+//! ([`Reason::RepeatsIdentifier`]); a code or number column of at least
+//! [`IDENTIFIER_LIKE_MIN_VALUES`] values that are all as wide (at least
+//! [`IDENTIFIER_LIKE_MIN_WIDTH`] characters) and at least 90% distinct refuses the whole file
+//! ([`Reason::LooksLikeIdentifier`]), as patient, insurance and member numbers are; measured
+//! quantities and money amounts vary in width, and real codes repeat.
 
 use std::io::BufRead;
 
@@ -46,6 +54,11 @@ use crate::dates::parse_any;
 use crate::model::*;
 use crate::report::{FileReport, Issues, Problem, Reason, RecordKind};
 use crate::{IngestConfig, IngestError, Line, Lines, Severity};
+
+/// A fixed-width content column needs this many values before it can be called identifier-like.
+pub const IDENTIFIER_LIKE_MIN_VALUES: u64 = 50;
+/// Narrower values are not taken for identifiers (codes of a few characters repeat anyway).
+pub const IDENTIFIER_LIKE_MIN_WIDTH: usize = 6;
 
 /// A column's role.
 #[derive(Debug, Clone, PartialEq)]
@@ -198,6 +211,55 @@ impl CsvMapping {
     }
 }
 
+/// Per content column: are its values fixed-width and distinct, as an identifier's are?
+struct ColumnWatch {
+    /// `None` until the first value; then the width while every value has had it.
+    width: Option<usize>,
+    fixed: bool,
+    values: u64,
+    /// 64-bit hashes of the values (a collision only makes a column look less distinct).
+    seen: std::collections::HashSet<u64>,
+}
+
+impl ColumnWatch {
+    fn new() -> Self {
+        Self { width: None, fixed: true, values: 0, seen: std::collections::HashSet::new() }
+    }
+
+    fn observe(&mut self, value: &str) {
+        if !self.fixed {
+            return;
+        }
+        let width = value.chars().count();
+        match self.width {
+            None => self.width = Some(width),
+            Some(w) if w != width => {
+                self.fixed = false;
+                self.seen = std::collections::HashSet::new();
+                return;
+            }
+            Some(_) => {}
+        }
+        self.values += 1;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(value, &mut h);
+        self.seen.insert(std::hash::Hasher::finish(&h));
+    }
+
+    /// `(values, distinct, width)` when the column looks like an identifier.
+    fn verdict(&self) -> Option<(u64, u64, usize)> {
+        let width = self.width?;
+        let distinct = self.seen.len() as u64;
+        (self.fixed && width >= IDENTIFIER_LIKE_MIN_WIDTH && self.values >= IDENTIFIER_LIKE_MIN_VALUES && distinct * 10 >= self.values * 9)
+            .then_some((self.values, distinct, width))
+    }
+}
+
+/// Letters and digits only, upper-cased: how a value is compared with the row's identifiers.
+fn comparable(value: &str) -> String {
+    value.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_uppercase).collect()
+}
+
 /// Splits one CSV line: fields separated by `delim`, optionally in double quotes with `""`
 /// escapes.
 pub(crate) fn split_line(line: &str, delim: char, out: &mut Vec<String>) {
@@ -264,6 +326,12 @@ pub fn ingest_csv(
             std::str::from_utf8(b).ok().map(str::to_string)
         }
     };
+    let mut watches: Vec<Option<ColumnWatch>> = mapping
+        .columns
+        .iter()
+        .map(|c| matches!(c.role, ColumnRole::Content(ContentType::Code(_) | ContentType::Number { .. })).then(ColumnWatch::new))
+        .collect();
+    let mut first_line = Location::Line(1);
     let mut lines = Lines::new(reader, config.max_line_bytes);
     while let Some(Line { number: line_no, loc, bytes, .. }) = lines.next_line(&mut report)? {
         let Some(text) = decode(bytes) else {
@@ -271,6 +339,7 @@ pub fn ingest_csv(
             continue;
         };
         if line_no == 1 {
+            first_line = loc;
             split_line(&text, delim, &mut fields);
             header = fields.iter().map(|f| f.trim().to_string()).collect();
             for spec in &mapping.columns {
@@ -421,6 +490,23 @@ pub fn ingest_csv(
                 },
             }
         }
+        for ((spec, pos), watch) in mapping.columns.iter().zip(&index).zip(&mut watches) {
+            let Some(watch) = watch else { continue };
+            let v = fields[pos.unwrap_or(0)].trim();
+            if v.is_empty() {
+                continue;
+            }
+            watch.observe(v);
+            let c = comparable(v);
+            let repeats = c.chars().count() >= 4
+                && identity
+                    .items
+                    .iter()
+                    .any(|item| !matches!(item.kind, IdentifierKind::BirthDate | IdentifierKind::Sex) && comparable(&item.value) == c);
+            if repeats {
+                issues.error(loc, spec.name.as_str(), Reason::RepeatsIdentifier);
+            }
+        }
         report.warnings.append(&mut issues.warnings);
         if issues.errors.is_empty() {
             report.accept(RecordKind::CsvRow);
@@ -429,12 +515,110 @@ pub fn ingest_csv(
             report.reject(issues.errors);
         }
     }
+    let refusals: Vec<Problem> = mapping
+        .columns
+        .iter()
+        .zip(&watches)
+        .filter_map(|(spec, w)| w.as_ref()?.verdict().map(|(values, distinct, width)| (spec, values, distinct, width)))
+        .map(|(spec, values, distinct, width)| Problem::new(first_line, spec.name.clone(), Reason::LooksLikeIdentifier { values, distinct, width }))
+        .collect();
+    if !refusals.is_empty() {
+        // Every record of the file goes: the accepted ones are counted as rejected now.
+        report.rejected_records += report.accepted_total();
+        report.accepted.clear();
+        report.rejected.splice(0..0, refusals);
+        report.file_refused = true;
+    }
     Ok(report)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Date;
+
+    const MAPPING: &str = r#"
+[[column]]
+name = "id"
+role = "identifier"
+kind = "patient_id"
+[[column]]
+name = "member"
+role = "content"
+type = "code"
+system = "local"
+[[column]]
+name = "amount"
+role = "content"
+type = "number"
+"#;
+
+    /// Ingests `rows` (after the header `id,member,amount`) and gives the file's verdict: the
+    /// rejected lines, formatted, and the number of records passed on.
+    fn check(rows: &[String], expected_rejects: &[&str], expected_passed: usize) {
+        let text = format!("id,member,amount\n{}", rows.iter().map(|r| format!("{r}\n")).collect::<String>());
+        let mapping = CsvMapping::from_toml(MAPPING).unwrap();
+        let mut passed = 0;
+        let report =
+            ingest_csv("f.csv", text.as_bytes(), &mapping, &IngestConfig::new(Date::new(2026, 1, 1).unwrap()), &mut |_| passed += 1).unwrap();
+        assert_eq!(report.rejected_lines(), expected_rejects, "rows: {rows:?}");
+        assert_eq!(report.file_refused, expected_rejects.iter().any(|r| r.contains("looks like an identifier")));
+        if report.file_refused {
+            assert_eq!(report.accepted_total(), 0);
+            assert_eq!(report.rejected_records as usize, rows.len());
+        }
+        assert_eq!(passed, expected_passed);
+    }
+
+    fn rows(n: usize, row: impl Fn(usize) -> String) -> Vec<String> {
+        (0..n).map(row).collect()
+    }
+
+    const REFUSED: &str = "content column looks like an identifier";
+
+    #[test]
+    fn content_that_looks_like_an_identifier_is_refused() {
+        // Fixed-width distinct member numbers mapped as a local code: the whole file.
+        let refused =
+            format!("f.csv:1:member: {REFUSED} (60 distinct of 60 values, all 8 characters wide); map it as identifier or ignore; file refused");
+        check(&rows(60, |i| format!("P{i},{:08},1", 31_000_000 + i * 7)), &[refused.as_str()], 60);
+        // The same numbers as a number column.
+        let amount =
+            format!("f.csv:1:amount: {REFUSED} (60 distinct of 60 values, all 9 characters wide); map it as identifier or ignore; file refused");
+        check(&rows(60, |i| format!("P{i},A1,{:09}", 12_345_678 + i)), &[amount.as_str()], 60);
+        // A few repeats do not save it (54 distinct of 60 is 90%).
+        let r = rows(60, |i| format!("P{i},{:08},1", 31_000_000 + i.min(54)));
+        let refused =
+            format!("f.csv:1:member: {REFUSED} (55 distinct of 60 values, all 8 characters wide); map it as identifier or ignore; file refused");
+        check(&r, &[refused.as_str()], 60);
+    }
+
+    #[test]
+    fn real_content_is_not_taken_for_an_identifier() {
+        // Under the minimum number of values.
+        check(&rows(49, |i| format!("P{i},{:08},1", 31_000_000 + i)), &[], 49);
+        // Widths vary (money amounts).
+        check(&rows(200, |i| format!("P{i},A1,{}", 900 + i * 997)), &[], 200);
+        // Codes that repeat.
+        check(&rows(200, |i| format!("P{i},{:08},1", 31_000_000 + i % 20)), &[], 200);
+        // Narrow values.
+        check(&rows(200, |i| format!("P{i},{:05},1", i)), &[], 200);
+    }
+
+    #[test]
+    fn a_value_repeating_the_rows_identifier_rejects_the_row() {
+        let r = vec!["P-0042,P0042,1".to_string(), "P-0043,A1,p0043".to_string(), "P-0044,A1,44".to_string()];
+        // `amount` `p0043` is not a number: rejected for that too.
+        check(
+            &r,
+            &[
+                "f.csv:2:member: content value repeats an identifier of the same row; map the column as identifier or ignore",
+                "f.csv:3:amount: not a valid number",
+                "f.csv:3:amount: content value repeats an identifier of the same row; map the column as identifier or ignore",
+            ],
+            1,
+        );
+    }
 
     #[test]
     fn splits_quoted() {

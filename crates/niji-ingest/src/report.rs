@@ -96,6 +96,16 @@ pub enum Reason {
     BareLf,
     ValueDropped(&'static str),
     ColumnMissing,
+    /// A CSV content value equal to an identifier of the same row (a column mapped twice, once
+    /// as content): the value would reach the lake.
+    RepeatsIdentifier,
+    /// A CSV content column whose values are fixed-width and nearly all distinct: it looks like
+    /// an identifier mapped as content, and the whole file is refused.
+    LooksLikeIdentifier {
+        values: u64,
+        distinct: u64,
+        width: usize,
+    },
     /// The record's subject is not a Patient of the same submission (found by the intake, which
     /// sees every file of a submission; a single file cannot tell).
     UnresolvedSubject,
@@ -136,6 +146,11 @@ impl fmt::Display for Reason {
             BareLf => f.write_str("line ends with LF only (CRLF expected)"),
             ValueDropped(what) => write!(f, "{what} not kept"),
             ColumnMissing => f.write_str("mapped column is not in the header"),
+            RepeatsIdentifier => f.write_str("content value repeats an identifier of the same row; map the column as identifier or ignore"),
+            LooksLikeIdentifier { values, distinct, width } => write!(
+                f,
+                "content column looks like an identifier ({distinct} distinct of {values} values, all {width} characters wide); map it as identifier or ignore; file refused"
+            ),
             UnresolvedSubject => f.write_str("subject does not refer to a Patient of this submission"),
         }
     }
@@ -167,6 +182,9 @@ pub struct FileReport {
     /// Number of rejected records.
     pub rejected_records: u64,
     pub warnings: Vec<Problem>,
+    /// The whole file is refused (a mapping that would let identifiers into the lake): none of
+    /// its records may be stored, whatever the holder chose for rejected records.
+    pub file_refused: bool,
 }
 
 impl FileReport {

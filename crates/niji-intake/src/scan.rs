@@ -311,6 +311,13 @@ fn scan_file(i: usize, file: &SubmittedFile, holder: &str, config: &IngestConfig
     };
     out.report = ingest_path(&file.path, config, mapping, &mut sink).map_err(|source| IntakeError::File { file: file.name.clone(), source })?;
     out.report.file = file.name.clone();
+    if out.report.file_refused {
+        // Nothing of a refused file links or is written (write skips it too).
+        out.units.clear();
+        out.subjects.clear();
+        out.unresolved.clear();
+        out.parsed = 0;
+    }
     Ok(out)
 }
 

@@ -52,6 +52,9 @@ pub(crate) fn write(
     let mut parsed = 0u64;
     for (i, file) in files.iter().enumerate() {
         let fi = i as u32;
+        if scan.reports[i].file_refused {
+            continue;
+        }
         let scope = file.scope(i);
         lake.set_file(i as i32);
         // The claim (RE) being assembled: its vault row collects the HO/KO/SN identities.

@@ -323,3 +323,54 @@ async fn a_refused_csv_leaves_nothing() {
     assert!(!instance.paths.lake().join("registry-small").exists());
     assert_eq!(instance.log().size(), log_before + 1, "the refusal is logged, nothing else");
 }
+
+/// An identifier mapped as content (a registry's member numbers as a local code) would reach the
+/// lake: the file is refused as a whole, even when the holder quarantines rejected records, and
+/// nothing of it is stored; the other file of the submission is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_that_looks_like_an_identifier_refuses_its_file_even_under_quarantine() {
+    let dir = tempfile::tempdir().unwrap();
+    let instance = instance(&dir.path().join("instance")).await;
+    instance.store.create_organization("registry", "registry", 0).await.unwrap();
+    let mapping =
+        CsvMapping::from_toml(&format!("{MAPPING}\n[[column]]\nname = \"member\"\nrole = \"content\"\ntype = \"code\"\nsystem = \"local\"\n"))
+            .unwrap();
+    let header = HEADER.replace('\n', ",member\n");
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, format!("{header}{}", ROWS.replace('\n', ",A1\n"))).unwrap();
+    let bad = dir.path().join("members.csv");
+    let members: Vec<String> = (0..60).map(|i| format!("{:08}", 40_000_000 + i * 13)).collect();
+    let rows: String = members.iter().enumerate().map(|(i, m)| format!("REG-9{i:05},氏名{i},1970-01-01,M,,,,,E11.9,2024-01-01,,,,,{m}\n")).collect();
+    std::fs::write(&bad, format!("{header}{rows}")).unwrap();
+
+    // Refusing: nothing stored, the reason names the file, line 1 and the column.
+    let before = state(&instance).await;
+    let mut s = submission("registry", "registry-members", vec![good.clone(), bad.clone()], OnReject::RefuseSubmission);
+    s.csv_mapping = Some(mapping.clone());
+    let Outcome::Refused { files, rejected_records } = ingest(&instance, s, &options(), Arc::new(NoProgress)).await.unwrap() else {
+        panic!("accepted a file with an identifier as content")
+    };
+    assert_eq!(rejected_records, 60);
+    let lines: Vec<String> = files.iter().flat_map(|r| r.rejected_lines()).collect();
+    assert_eq!(lines, ["members.csv:1:member: content column looks like an identifier (60 distinct of 60 values, all 8 characters wide); map it as identifier or ignore; file refused"]);
+    assert!(lines.iter().all(|l| !members.iter().any(|m| l.contains(m.as_str()))), "a refusal quotes no value");
+    assert_eq!(state(&instance).await, before);
+
+    // Quarantine: the good file is stored, no row of the refused one.
+    let mut s = submission("registry", "registry-members", vec![good, bad], OnReject::Quarantine);
+    s.csv_mapping = Some(mapping);
+    let report = committed(&instance, s).await;
+    assert_eq!((report.records_accepted, report.records_quarantined), (2, 60));
+    let key = niji_lake::LakeKey(instance.data_key("lake:registry-members/v1", "test").await.unwrap().0);
+    let values = read_values(&instance.paths.lake().join("registry-members").join("v1"), &key);
+    assert!(values.iter().all(|v| v.file == 0), "a value of the refused file: {:?}", values.iter().find(|v| v.file != 0));
+    assert!(values.iter().any(|v| v.variable == "member" && v.text.as_deref() == Some("A1")));
+    let text = all_text(&values);
+    assert!(members.iter().all(|m| !text.contains(m.as_str())));
+    let t = report.tables.iter().find(|t| t.table_name == "registry_values").unwrap();
+    assert_eq!(t.persons, 2, "the refused file's persons are not linked in");
+    let (vault, _) = open_vault(&instance, "test").await.unwrap();
+    let counts = vault.datasets().await.unwrap();
+    vault.close().await;
+    assert_eq!(counts, [("registry-members/v1".to_string(), 2)], "the vault holds the good file's two rows only");
+}
