@@ -15,6 +15,9 @@
 //! Both sides hold the tables in memory before the queries are timed (the workspace decrypts the
 //! lake into memory; DuckDB loads the files into tables); load times are printed apart. Each query's
 //! time is the median of `runs` runs after a warm-up; both use the machine's cores.
+//!
+//! Beside them, plain DataFusion over the same in-memory batches (no policy, no re-keying, no persons
+//! count), run interleaved with the workspace: the policy's overhead on each query of the suite.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -24,7 +27,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{new_null_array, ArrayRef, Date32Array, FixedSizeBinaryArray, Int32Array, Int64Array, StringArray};
+use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
 use niji_review::application::{PurposeCategory, Track};
 use niji_review::{DatasetGrant, PermitPolicy, TableGrant};
 use niji_sandbox::{GrantedTable, Limits, Workspace};
@@ -270,26 +276,50 @@ fn main() {
     let read_time = start.elapsed();
     let start = Instant::now();
     let limits = Limits { memory_bytes: 8 << 30, timeout: Duration::from_secs(600), ..Limits::default() };
+    // Plain DataFusion over the same batches (`person_key` named `person_id`, so the same SQL runs),
+    // dealt into as many partitions as the workspace uses: the policy's overhead per query.
+    let plain = SessionContext::new();
+    for t in &tables {
+        let mut fields: Vec<Field> = t.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        for f in fields.iter_mut().filter(|f| f.name() == "person_key") {
+            *f = f.clone().with_name("person_id");
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let mut parts = vec![Vec::new(); threads];
+        for (i, b) in t.batches.iter().enumerate() {
+            parts[i % threads].push(RecordBatch::try_new(schema.clone(), b.columns().to_vec()).expect("same columns"));
+        }
+        plain.register_table(t.table.as_str(), Arc::new(MemTable::try_new(schema, parts).expect("table"))).expect("register");
+    }
     let ws = Workspace::open(tables, &policy(), [7; 32], &HashSet::new(), limits).expect("open workspace");
     let open_time = start.elapsed();
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let mut ours = Vec::new();
+    let mut plain_times = Vec::new();
     for (name, sql) in QUERIES {
         let mut times = Vec::with_capacity(runs);
+        let mut plain_runs = Vec::with_capacity(runs);
         let mut rows = 0;
         let recounts = ws.persons_recounts();
         runtime.block_on(async {
             rows = ws.run(sql).await.unwrap_or_else(|e| panic!("{name}: {e}")).rows.len();
+            plain.sql(sql).await.expect("plan").collect().await.expect("plain query");
+            // Interleaved, so that a slower moment of the machine weighs on both alike.
             for _ in 0..runs {
+                let start = Instant::now();
+                plain.sql(sql).await.expect("plan").collect().await.expect("plain query");
+                plain_runs.push(start.elapsed().as_secs_f64());
                 let start = Instant::now();
                 ws.run(sql).await.expect("query");
                 times.push(start.elapsed().as_secs_f64());
             }
         });
         times.sort_by(f64::total_cmp);
+        plain_runs.sort_by(f64::total_cmp);
         let recounted = ws.persons_recounts() > recounts;
         ours.push((times[runs / 2], rows, recounted));
+        plain_times.push(plain_runs[runs / 2]);
     }
 
     let peer = duckdb(&dir, runs, threads);
@@ -299,22 +329,38 @@ fn main() {
         Some((load, _)) => println!("load: DuckDB CREATE TABLE … read_parquet {load:.2} s"),
         None => println!("DuckDB: not run (set NIJI_BENCH_PYTHON to a Python with duckdb; scripts/bench-analysis-duckdb does)"),
     }
-    println!("{:<50} {:>6} {:>11} {:>11} {:>7}", "query (\"exact count\": the fast persons count gave way)", "rows", "workspace", "DuckDB", "ratio");
+    println!(
+        "{:<50} {:>6} {:>11} {:>11} {:>8} {:>11} {:>7}",
+        "query (\"exact count\": the fast persons count gave way)", "rows", "workspace", "DataFusion", "overhead", "DuckDB", "ratio"
+    );
     let mut ratios = Vec::new();
+    let mut overheads = Vec::new();
     for (i, (name, _)) in QUERIES.iter().enumerate() {
         let (t, rows, recounted) = ours[i];
         let name = if recounted { format!("{name} (exact count)") } else { name.to_string() };
+        let overhead = t / plain_times[i];
+        overheads.push(overhead);
+        let head = format!("{name:<50} {rows:>6} {:>8.1} ms {:>8.1} ms {overhead:>7.2}×", t * 1e3, plain_times[i] * 1e3);
         match &peer {
             Some((_, theirs)) => {
                 ratios.push(t / theirs[i]);
-                println!("{name:<50} {rows:>6} {:>8.1} ms {:>8.1} ms {:>6.2}×", t * 1e3, theirs[i] * 1e3, t / theirs[i]);
+                println!("{head} {:>8.1} ms {:>6.2}×", theirs[i] * 1e3, t / theirs[i]);
             }
-            None => println!("{name:<50} {rows:>6} {:>8.1} ms {:>11} {:>7}", t * 1e3, "–", "–"),
+            None => println!("{head} {:>11} {:>7}", "–", "–"),
         }
     }
+    let geomean = |r: &[f64]| (r.iter().map(|r| r.ln()).sum::<f64>() / r.len() as f64).exp();
+    let total_plain: f64 = plain_times.iter().sum();
+    let total_ours: f64 = ours.iter().map(|(t, _, _)| t).sum();
+    println!(
+        "policy overhead: workspace {:.1} ms, plain DataFusion {:.1} ms on the same batches, ratio {:.2}× (geometric mean {:.2}×; target ≤ 1.10×)",
+        total_ours * 1e3,
+        total_plain * 1e3,
+        total_ours / total_plain,
+        geomean(&overheads)
+    );
     if !ratios.is_empty() {
-        let geomean = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
-        let total_ours: f64 = ours.iter().map(|(t, _, _)| t).sum();
+        let geomean = geomean(&ratios);
         let total_theirs: f64 = peer.as_ref().map(|(_, t)| t.iter().sum()).unwrap_or(0.0);
         println!(
             "suite total: workspace {:.1} ms, DuckDB {:.1} ms, ratio {:.2}× (geometric mean of ratios {geomean:.2}×; goal ≤ 1.5×)",
