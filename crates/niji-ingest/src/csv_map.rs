@@ -36,13 +36,17 @@
 //! their system's shape. A column named in a `system_column`/`unit_column` should itself be mapped
 //! as `ignore`. Lines are read one at a time (quoted fields may not span lines).
 //!
-//! Identifiers mapped as content are caught, since content reaches the lake: a code or number
-//! equal to one of the row's identifiers (other than birth date and sex) rejects the row
-//! ([`Reason::RepeatsIdentifier`]); a code or number column of at least
-//! [`IDENTIFIER_LIKE_MIN_VALUES`] values that are all as wide (at least
-//! [`IDENTIFIER_LIKE_MIN_WIDTH`] characters) and at least 90% distinct refuses the whole file
-//! ([`Reason::LooksLikeIdentifier`]), as patient, insurance and member numbers are; measured
-//! quantities and money amounts vary in width, and real codes repeat.
+//! Identifiers mapped as content are caught, since content reaches the lake:
+//! - a code or number equal to one of the row's person identifiers (patient, insured, member,
+//!   My Number, phone, 受給者番号; at least 6 letters or digits) rejects the row
+//!   ([`Reason::RepeatsIdentifier`]);
+//! - a column of at least [`IDENTIFIER_LIKE_MIN_VALUES`] values, all as wide and at least 90%
+//!   distinct (over the first [`IDENTIFIER_LIKE_SAMPLE`] values), refuses the whole file
+//!   ([`Reason::LooksLikeIdentifier`]), as patient, insurance and member numbers are. Watched are
+//!   codes of the free-form systems (`local`, local lab and drug codes, 用法) or of a system named
+//!   per row, at least [`IDENTIFIER_LIKE_MIN_WIDTH`] characters wide, and numbers of at least 8
+//!   digits or with a leading zero. Standard codes (fixed-width facility numbers, YJ, JLAC10) are
+//!   shape-checked instead; measured quantities and money amounts vary in width.
 
 use std::io::BufRead;
 
@@ -57,8 +61,10 @@ use crate::{IngestConfig, IngestError, Line, Lines, Severity};
 
 /// A fixed-width content column needs this many values before it can be called identifier-like.
 pub const IDENTIFIER_LIKE_MIN_VALUES: u64 = 50;
-/// Narrower values are not taken for identifiers (codes of a few characters repeat anyway).
+/// Narrower codes are not taken for identifiers (codes of a few characters repeat anyway).
 pub const IDENTIFIER_LIKE_MIN_WIDTH: usize = 6;
+/// Distinct values are counted over this many values of a column (memory stays bounded).
+pub const IDENTIFIER_LIKE_SAMPLE: u64 = 100_000;
 
 /// A column's role.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,17 +219,21 @@ impl CsvMapping {
 
 /// Per content column: are its values fixed-width and distinct, as an identifier's are?
 struct ColumnWatch {
+    /// Numbers (a narrower rule: 8 digits or a leading zero) or codes.
+    number: bool,
     /// `None` until the first value; then the width while every value has had it.
     width: Option<usize>,
     fixed: bool,
+    /// A value began with `0` (an amount does not; a zero-filled number does).
+    leading_zero: bool,
     values: u64,
     /// 64-bit hashes of the values (a collision only makes a column look less distinct).
     seen: std::collections::HashSet<u64>,
 }
 
 impl ColumnWatch {
-    fn new() -> Self {
-        Self { width: None, fixed: true, values: 0, seen: std::collections::HashSet::new() }
+    fn new(number: bool) -> Self {
+        Self { number, width: None, fixed: true, leading_zero: false, values: 0, seen: std::collections::HashSet::new() }
     }
 
     fn observe(&mut self, value: &str) {
@@ -241,6 +251,10 @@ impl ColumnWatch {
             Some(_) => {}
         }
         self.values += 1;
+        self.leading_zero |= width > 1 && value.starts_with('0');
+        if self.values > IDENTIFIER_LIKE_SAMPLE {
+            return;
+        }
         let mut h = std::collections::hash_map::DefaultHasher::new();
         std::hash::Hash::hash(value, &mut h);
         self.seen.insert(std::hash::Hasher::finish(&h));
@@ -250,15 +264,27 @@ impl ColumnWatch {
     fn verdict(&self) -> Option<(u64, u64, usize)> {
         let width = self.width?;
         let distinct = self.seen.len() as u64;
-        (self.fixed && width >= IDENTIFIER_LIKE_MIN_WIDTH && self.values >= IDENTIFIER_LIKE_MIN_VALUES && distinct * 10 >= self.values * 9)
-            .then_some((self.values, distinct, width))
+        let sampled = self.values.min(IDENTIFIER_LIKE_SAMPLE);
+        let wide = if self.number { width >= 8 || self.leading_zero } else { width >= IDENTIFIER_LIKE_MIN_WIDTH };
+        (self.fixed && wide && self.values >= IDENTIFIER_LIKE_MIN_VALUES && distinct * 10 >= sampled * 9).then_some((self.values, distinct, width))
     }
 }
 
-/// Letters and digits only, upper-cased: how a value is compared with the row's identifiers.
+/// Letters, digits and decimal points, upper-cased (hyphens and spaces dropped): how a value is
+/// compared with the row's identifiers.
 fn comparable(value: &str) -> String {
-    value.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_uppercase).collect()
+    value.chars().filter(|c| c.is_alphanumeric() || *c == '.').flat_map(char::to_uppercase).collect()
 }
+
+/// Identifier kinds that name one person, which a content value must not repeat.
+const PERSON_IDENTIFIERS: [IdentifierKind; 6] = [
+    IdentifierKind::PatientId,
+    IdentifierKind::InsuredNumber,
+    IdentifierKind::MemberId,
+    IdentifierKind::MyNumber,
+    IdentifierKind::Phone,
+    IdentifierKind::PublicExpenseRecipient,
+];
 
 /// Splits one CSV line: fields separated by `delim`, optionally in double quotes with `""`
 /// escapes.
@@ -329,7 +355,15 @@ pub fn ingest_csv(
     let mut watches: Vec<Option<ColumnWatch>> = mapping
         .columns
         .iter()
-        .map(|c| matches!(c.role, ColumnRole::Content(ContentType::Code(_) | ContentType::Number { .. })).then(ColumnWatch::new))
+        .map(|c| match &c.role {
+            ColumnRole::Content(ContentType::Number { .. }) => Some(ColumnWatch::new(true)),
+            ColumnRole::Content(ContentType::Code(CodeSource::Column(_))) => Some(ColumnWatch::new(false)),
+            ColumnRole::Content(ContentType::Code(CodeSource::Fixed(system))) => {
+                matches!(system, CodeSystem::Token | CodeSystem::LocalLab | CodeSystem::LocalDrug | CodeSystem::Usage)
+                    .then(|| ColumnWatch::new(false))
+            }
+            _ => None,
+        })
         .collect();
     let mut first_line = Location::Line(1);
     let mut lines = Lines::new(reader, config.max_line_bytes);
@@ -491,18 +525,19 @@ pub fn ingest_csv(
             }
         }
         for ((spec, pos), watch) in mapping.columns.iter().zip(&index).zip(&mut watches) {
-            let Some(watch) = watch else { continue };
+            if !matches!(spec.role, ColumnRole::Content(ContentType::Code(_) | ContentType::Number { .. })) {
+                continue;
+            }
             let v = fields[pos.unwrap_or(0)].trim();
             if v.is_empty() {
                 continue;
             }
-            watch.observe(v);
+            if let Some(watch) = watch {
+                watch.observe(v);
+            }
             let c = comparable(v);
-            let repeats = c.chars().count() >= 4
-                && identity
-                    .items
-                    .iter()
-                    .any(|item| !matches!(item.kind, IdentifierKind::BirthDate | IdentifierKind::Sex) && comparable(&item.value) == c);
+            let repeats =
+                c.chars().count() >= 6 && identity.items.iter().any(|item| PERSON_IDENTIFIERS.contains(&item.kind) && comparable(&item.value) == c);
             if repeats {
                 issues.error(loc, spec.name.as_str(), Reason::RepeatsIdentifier);
             }
@@ -603,12 +638,22 @@ type = "number"
         check(&rows(200, |i| format!("P{i},{:08},1", 31_000_000 + i % 20)), &[], 200);
         // Narrow values.
         check(&rows(200, |i| format!("P{i},{:05},1", i)), &[], 200);
+        // Amounts of six digits, all distinct: a number needs 8 digits or a leading zero.
+        check(&rows(200, |i| format!("P{i},A1,{}", 100_000 + i * 997)), &[], 200);
     }
 
     #[test]
     fn a_value_repeating_the_rows_identifier_rejects_the_row() {
-        let r = vec!["P-0042,P0042,1".to_string(), "P-0043,A1,p0043".to_string(), "P-0044,A1,44".to_string()];
-        // `amount` `p0043` is not a number: rejected for that too.
+        let r = vec![
+            "P-00042,P00042,1".to_string(),
+            "P-00043,A1,p00043".to_string(),
+            "P-00044,A1,44".to_string(),
+            // Decimal points count: 1234.56 is not the patient number 123456.
+            "123456,A1,1234.56".to_string(),
+            // Under six letters and digits: too short to tell.
+            "P-0045,P0045,1".to_string(),
+        ];
+        // `amount` `p00043` is not a number: rejected for that too.
         check(
             &r,
             &[
@@ -616,7 +661,7 @@ type = "number"
                 "f.csv:3:amount: not a valid number",
                 "f.csv:3:amount: content value repeats an identifier of the same row; map the column as identifier or ignore",
             ],
-            1,
+            3,
         );
     }
 

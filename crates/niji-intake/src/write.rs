@@ -123,8 +123,13 @@ pub(crate) fn write(
                 out.failed = Some(e.into());
             }
         };
-        ingest_path(&file.path, config, mapping, &mut sink).map_err(|source| IntakeError::File { file: file.name.clone(), source })?;
+        let report = ingest_path(&file.path, config, mapping, &mut sink).map_err(|source| IntakeError::File { file: file.name.clone(), source })?;
         progress.advance(since_progress);
+        // Pass 1 accepted the file; if it is refused now, it changed in between (and what this
+        // pass pushed is in staging, which the failure removes).
+        if report.file_refused {
+            return Err(IntakeError::FileChanged { file: file.name.clone() });
+        }
         if let Some((_, row)) = claim.take() {
             out.push(row);
         }

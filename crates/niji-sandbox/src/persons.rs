@@ -310,13 +310,15 @@ impl GroupsAccumulator for Groups {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        // An accumulator either updated (`seen`) or merged (`merged`), never both.
-        let mut out: Vec<u64> = emit_to.take_needed(&mut self.seen).into_iter().map(|s| s & 0xFFFF_FFFF).collect();
-        if !self.merged.is_empty() {
+        // An accumulator either updated (`seen`) or merged (`merged`), never both; only the one
+        // in use is emitted from (`EmitTo::First` on the empty one would panic).
+        let out: Vec<u64> = if self.merged.is_empty() {
+            emit_to.take_needed(&mut self.seen).into_iter().map(|s| s & 0xFFFF_FFFF).collect()
+        } else {
             let emitted = emit_to.take_needed(&mut self.merged);
             self.ranges -= emitted.iter().map(|m| m.ranges.len()).sum::<usize>();
-            out = emitted.iter().map(|m| m.count).collect();
-        }
+            emitted.iter().map(|m| m.count).collect()
+        };
         Ok(Arc::new(Int64Array::from_iter_values(out.into_iter().map(|c| c as i64))))
     }
 
@@ -467,6 +469,18 @@ mod tests {
         g.update_batch(&[ids(&[2, 3])], &[0, 0], Some(&BooleanArray::from(vec![true, true])), 1).unwrap();
         g.update_batch(&[ids(&[3, 4])], &[0, 0], None, 1).unwrap();
         assert_eq!(g.evaluate(EmitTo::All).unwrap().as_primitive::<datafusion::arrow::datatypes::Int64Type>().values(), &[4]);
+    }
+
+    #[test]
+    fn a_merging_accumulator_emits_its_first_groups() {
+        let mut partial = Groups::default();
+        partial.update_batch(&[ids(&[1, 2, 3])], &[0, 1, 2], None, 3).unwrap();
+        let state = partial.state(EmitTo::All).unwrap();
+        let mut merged = Groups::default();
+        merged.merge_batch(&state, &[0, 1, 2], 3).unwrap();
+        let first = merged.evaluate(EmitTo::First(2)).unwrap();
+        assert_eq!(first.as_primitive::<datafusion::arrow::datatypes::Int64Type>().values(), &[1, 1]);
+        assert_eq!(merged.evaluate(EmitTo::All).unwrap().len(), 1);
     }
 
     #[test]
