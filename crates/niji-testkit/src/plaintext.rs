@@ -151,7 +151,7 @@ impl Patterns {
             }
             let Some(list) = self.by_prefix6.get(&bytes[i..i + 6]) else { continue };
             for p in list {
-                if bytes[i..].starts_with(&p.bytes) {
+                if bytes[i..].starts_with(&p.bytes) && !chance_digits(bytes, i, p.bytes.len(), &p.bytes) {
                     hits.push(Hit { needle: p.needle.clone(), shift_jis: p.sjis });
                 }
             }
@@ -163,6 +163,27 @@ impl Patterns {
     pub fn find(&self, bytes: &[u8]) -> Vec<String> {
         self.find_hits(bytes).iter().map(Hit::to_string).collect()
     }
+}
+
+/// Whether a match of the digits-only `pattern` at `at` is digits that happen to be there: inside
+/// a longer run of digits (a timestamp's fraction of a second, a count, another number), or inside
+/// hexadecimal text of at least 16 characters with a letter `a`–`f` in it (a hash, key or id in
+/// hex; the transparency log is full of them). Six given digits turn up by chance in such text
+/// about once in a million positions; the identifying value itself is never written that way
+/// (and the longer values built from it — insurer and number run together, member ids, phone
+/// numbers without hyphens — are needles of their own).
+fn chance_digits(bytes: &[u8], at: usize, len: usize, pattern: &[u8]) -> bool {
+    if !pattern.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let end = at + len;
+    if (at > 0 && bytes[at - 1].is_ascii_digit()) || bytes.get(end).is_some_and(u8::is_ascii_digit) {
+        return true;
+    }
+    let hex = |b: &u8| b.is_ascii_hexdigit();
+    let start = at - bytes[..at].iter().rev().take_while(|b| hex(b)).count();
+    let stop = end + bytes[end..].iter().take_while(|b| hex(b)).count();
+    stop - start >= 16 && bytes[start..stop].iter().any(|b| b.is_ascii_alphabetic())
 }
 
 /// What [`scan_folder`] read.
@@ -196,6 +217,19 @@ pub fn scan_folder(dir: &Path, patterns: &Patterns) -> ScanSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_inside_a_hash_or_a_longer_number_are_chance() {
+        let pats = Patterns::new(&["333699".to_string(), "山田太郎".to_string()]);
+        let check = |text: &str, expected: &[&str]| assert_eq!(pats.find(text.as_bytes()), expected, "{text}");
+        check("\"sha256\":\"9f1c02ab333699cd7e0e5b6a1d2c3f4e\"", &[]);
+        check("\"insurer\":\"333699\"", &["333699"]);
+        check("2026-11-22T10:45:33.123336990Z", &[]);
+        check("bango=333699;", &["333699"]);
+        check("[6,0,0,0]333699[5,0,0,0]", &["333699"]);
+        check("short hex ab333699", &["333699"]);
+        check("9f1c02ab山田太郎cd7e0e5b6a1d2c3f4e", &["山田太郎"]);
+    }
 
     #[test]
     fn finds_utf8_and_shift_jis_forms_of_long_enough_needles() {
