@@ -365,7 +365,6 @@ pub fn ingest_csv(
             _ => None,
         })
         .collect();
-    let mut first_line = Location::Line(1);
     let mut lines = Lines::new(reader, config.max_line_bytes);
     while let Some(Line { number: line_no, loc, bytes, .. }) = lines.next_line(&mut report)? {
         let Some(text) = decode(bytes) else {
@@ -373,7 +372,6 @@ pub fn ingest_csv(
             continue;
         };
         if line_no == 1 {
-            first_line = loc;
             split_line(&text, delim, &mut fields);
             header = fields.iter().map(|f| f.trim().to_string()).collect();
             for spec in &mapping.columns {
@@ -524,6 +522,9 @@ pub fn ingest_csv(
                 },
             }
         }
+        // The row's person identifiers in comparable form, made once for all its content columns.
+        let person_ids: Vec<String> =
+            identity.items.iter().filter(|item| PERSON_IDENTIFIERS.contains(&item.kind)).map(|item| comparable(&item.value)).collect();
         for ((spec, pos), watch) in mapping.columns.iter().zip(&index).zip(&mut watches) {
             if !matches!(spec.role, ColumnRole::Content(ContentType::Code(_) | ContentType::Number { .. })) {
                 continue;
@@ -536,8 +537,7 @@ pub fn ingest_csv(
                 watch.observe(v);
             }
             let c = comparable(v);
-            let repeats =
-                c.chars().count() >= 6 && identity.items.iter().any(|item| PERSON_IDENTIFIERS.contains(&item.kind) && comparable(&item.value) == c);
+            let repeats = c.chars().count() >= 6 && person_ids.contains(&c);
             if repeats {
                 issues.error(loc, spec.name.as_str(), Reason::RepeatsIdentifier);
             }
@@ -555,7 +555,9 @@ pub fn ingest_csv(
         .iter()
         .zip(&watches)
         .filter_map(|(spec, w)| w.as_ref()?.verdict().map(|(values, distinct, width)| (spec, values, distinct, width)))
-        .map(|(spec, values, distinct, width)| Problem::new(first_line, spec.name.clone(), Reason::LooksLikeIdentifier { values, distinct, width }))
+        .map(|(spec, values, distinct, width)| {
+            Problem::new(Location::Line(1), spec.name.clone(), Reason::LooksLikeIdentifier { values, distinct, width })
+        })
         .collect();
     if !refusals.is_empty() {
         // Every record of the file goes: the accepted ones are counted as rejected now.

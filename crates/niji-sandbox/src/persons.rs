@@ -227,10 +227,9 @@ struct Groups {
     /// Per group (update phase): the number of the last run it saw (0: none) in the high half,
     /// its distinct persons in the low half.
     seen: Vec<u64>,
-    /// The id of each run, by number − 1.
+    /// The id of each run, by number − 1 (the last one is the current run, which the next batch
+    /// may go on with).
     run_ids: Vec<u128>,
-    /// The last row's run and id, where the next batch may go on with the same person.
-    last: Option<(u32, u128)>,
     merged: Vec<Merged>,
     /// Ranges held in `merged`, for [`GroupsAccumulator::size`].
     ranges: usize,
@@ -249,14 +248,12 @@ impl Groups {
     /// `None` if it is smaller (the stream is not in order) or the runs overflow.
     #[inline(always)]
     fn run_of(&mut self, id: u128) -> Option<u32> {
-        match self.last {
-            Some((run, last)) if last == id => Some(run),
-            Some((_, last)) if last > id => None,
+        match self.run_ids.last() {
+            Some(&last) if last == id => Some(self.run_ids.len() as u32),
+            Some(&last) if last > id => None,
             _ => {
                 self.run_ids.push(id);
-                let run = u32::try_from(self.run_ids.len()).ok().filter(|r| *r < u32::MAX)?;
-                self.last = Some((run, id));
-                Some(run)
+                u32::try_from(self.run_ids.len()).ok().filter(|r| *r < u32::MAX)
             }
         }
     }
@@ -279,9 +276,10 @@ impl GroupsAccumulator for Groups {
             // state. A sliced FixedSizeBinaryArray slices its value buffer: no element offset.
             let width = PERSON_ID_BYTES as usize;
             let bytes = &ids.value_data()[..ids.len() * width];
-            let Groups { seen, run_ids, last, .. } = self;
+            let Groups { seen, run_ids, .. } = self;
             let seen = &mut seen[..];
-            let (mut run, mut current) = last.unwrap_or((0, 0));
+            // Run 0: no run yet.
+            let (mut run, mut current) = (run_ids.len() as u32, run_ids.last().copied().unwrap_or(0));
             for (chunk, &g) in bytes.chunks_exact(width).zip(group_indices) {
                 let id = u128::from_be_bytes(chunk.try_into().expect("16 bytes"));
                 if id != current || run == 0 {
@@ -293,9 +291,6 @@ impl GroupsAccumulator for Groups {
                     current = id;
                 }
                 count_run(seen, g, run);
-            }
-            if run != 0 {
-                *last = Some((run, current));
             }
             return Ok(());
         }
