@@ -220,7 +220,7 @@ impl<'n> TreeNodeVisitor<'n> for PolicyVisitor<'_, '_> {
 
 /// Whether a type is, or contains, a person id's type.
 pub(crate) fn is_person_type(t: &datafusion::arrow::datatypes::DataType) -> bool {
-    t.to_string().contains("FixedSizeBinary(16)")
+    t.to_string().contains(&format!("FixedSizeBinary({})", crate::data::PERSON_ID_BYTES))
 }
 
 fn unalias(e: &Expr) -> &Expr {
@@ -477,7 +477,7 @@ fn check_below(plan: &LogicalPlan) -> Result<(), SandboxError> {
 /// How the persons behind an output row are counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PersonsCount {
-    /// By ascending runs of ids ([`crate::persons`]); fails if the order does not hold.
+    /// Over ascending ids ([`crate::persons`]); fails if the order does not hold.
     InOrder,
     /// `count(DISTINCT person)`: exact whatever the order, a hash set per group.
     Distinct,

@@ -8,8 +8,8 @@
 //! (`MemTable`) per table, under the SQL schema named after the dataset with `-` replaced by `_`
 //! (`"ndb-2024"` → `ndb_2024.claims`). Bare table names resolve in the dataset of the first table
 //! passed; qualify them when the permit grants several datasets. Only granted columns are kept. `person_key` is
-//! re-keyed per permit: `person_id = HMAC-SHA256(permit_secret, person_key)[..16]`
-//! (`FixedSizeBinary(16)`), so the ids of two permits never join. Rows of excluded persons (opt-outs)
+//! re-keyed per permit: `person_id` (`FixedSizeBinary(4)`) is distinct per person and drawn from
+//! `HMAC-SHA256(permit_secret, person_key)` ([`person_ids`]), so the ids of two permits never join. Rows of excluded persons (opt-outs)
 //! are dropped before anything is registered. In this increment the tables live in memory,
 //! decrypted (MemTable: not counted by the memory pool); reading the encrypted lake as a stream is
 //! for a later increment.
@@ -49,7 +49,7 @@
 //! refused with [`Refusal::PersonsNotCountable`] (or the more specific code).
 //!
 //! Tables are registered sorted by `person_id` and partitioned at person boundaries, so the count is
-//! first made by ascending runs of ids ([`persons`]: a comparison per row, not a hash-set insert);
+//! first made over ascending ids ([`persons`]: a comparison per row, not a hash-set insert);
 //! when the plan breaks that order (a repartitioning join, a nested aggregate) the run says so and
 //! the query runs again with `count(DISTINCT c)`. Both are exact.
 
@@ -57,6 +57,8 @@ mod check;
 mod data;
 mod deadline;
 mod persons;
+
+use data::Id;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -259,10 +261,14 @@ pub struct Workspace {
     recounts: AtomicUsize,
 }
 
-/// The person id a permit's workspace gives a lake person key (what `person_id` holds):
-/// `HMAC-SHA256(permit_secret, "niji-sandbox:person-id:" ‖ person_key)`, first 16 bytes.
-pub fn person_id(permit_secret: &[u8; 32], person_key: &[u8; 32]) -> [u8; 16] {
-    data::Rekeyer::new(permit_secret).person_id(person_key)
+/// The person ids (what `person_id` holds) a permit's workspace gives the persons of tables holding
+/// exactly these person keys (excluded persons left out), in the order of `person_keys`: 4 bytes,
+/// distinct, preferably the first 4 bytes of `HMAC-SHA256(permit_secret, "niji-sandbox:person-id:" ‖
+/// person_key)`, the next free id where two persons prefer the same.
+pub fn person_ids(permit_secret: &[u8; 32], person_keys: &[[u8; 32]]) -> Result<Vec<[u8; 4]>, SandboxError> {
+    let rekey = data::Rekeyer::new(permit_secret);
+    let ids = data::PersonIds::assign(&rekey, person_keys.iter().copied().collect())?;
+    person_keys.iter().map(|k| ids.get(k).map(Id::to_le_bytes).ok_or(SandboxError::Internal)).collect()
 }
 
 /// The SQL schema name of a dataset.
@@ -286,16 +292,24 @@ impl Workspace {
         let rekey = data::Rekeyer::new(&permit_secret);
         // Bare table names resolve in the dataset of the first table passed.
         let default_schema = tables.first().map(|t| schema_name(&t.dataset)).unwrap_or_else(|| "none".to_owned());
-        for t in tables {
+        let mut persons = data::KeySet::default();
+        let mut names = HashSet::new();
+        for t in &tables {
             if !policy.allows_table(&t.dataset, &t.table) {
                 return Err(SandboxError::NotAllowed(Refusal::TableNotGranted));
             }
-            let schema = schema_name(&t.dataset);
-            if registered.contains_key(&(schema.clone(), t.table.clone())) {
+            if !names.insert((schema_name(&t.dataset), t.table.clone())) {
                 return Err(SandboxError::NotAllowed(Refusal::NameClash));
             }
-            let (out_schema, batches) = data::prepare(&t, policy, &rekey, excluded)?;
-            let mem = MemTable::try_new(out_schema.clone(), data::by_person(batches, partitions)?).map_err(|_| SandboxError::Internal)?;
+            data::collect_persons(t, excluded, &mut persons)?;
+        }
+        // Ids are assigned over the persons of all tables at once, so that they are distinct.
+        let ids = data::PersonIds::assign(&rekey, persons)?;
+        for t in tables {
+            let schema = schema_name(&t.dataset);
+            let (out_schema, batches) = data::prepare(&t, policy, &rekey, &ids)?;
+            let parts = data::by_person(batches, partitions)?;
+            let mem = MemTable::try_new(out_schema.clone(), parts).map_err(|_| SandboxError::Internal)?;
             registered.insert((schema.clone(), t.table.clone()), Registered { dataset: t.dataset.clone() });
             by_schema.entry(schema).or_default().push((t.table, Arc::new(mem)));
         }

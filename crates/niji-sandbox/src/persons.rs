@@ -3,10 +3,10 @@
 //! [`crate::Workspace::open`] sorts every table by `person_id` and cuts it into partitions at
 //! person boundaries, so a partition holds a contiguous range of ids in ascending order. While that
 //! order survives up to the top aggregate (scans, filters, projections, a join that keeps its probe
-//! side's order), the rows of a person arrive together: the accumulator numbers these runs, and a
-//! group counts a person when the current run's number differs from the last one it saw. That costs
-//! a comparison per row instead of a hash-set insert, and the partial states are plain counts with
-//! the group's first and last id.
+//! side's order), the rows of a person arrive together, and a group counts a person when the row's
+//! id (4 bytes) differs from the last id the group saw. That costs a comparison per row instead of
+//! a hash-set insert, and the partial states are plain counts with a lower bound of the group's
+//! ids and its last id.
 //!
 //! The order is an assumption about DataFusion's physical plan, so it is checked, never trusted:
 //! - within one accumulator (one partition), an id smaller than the one before it means the rows
@@ -29,7 +29,7 @@ use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, Expr, GroupsAccumulator, Signature, Volatility};
 
-use crate::data::PERSON_ID_BYTES;
+use crate::data::{Id, NO_ID, PERSON_ID_BYTES};
 
 /// The persons-count aggregate over a `person_id` column (not registered in the session: only the
 /// rewrite of [`crate::check`] can call it).
@@ -124,8 +124,8 @@ impl AggregateUDFImpl for CountPersonsInOrder {
 }
 
 /// An id as a number whose order is the bytes' order.
-fn id_at(ids: &FixedSizeBinaryArray, row: usize) -> u128 {
-    u128::from_be_bytes(ids.value(row).try_into().expect("16-byte person id"))
+fn id_at(ids: &FixedSizeBinaryArray, row: usize) -> Id {
+    Id::from_le_bytes(ids.value(row).try_into().expect("person id width"))
 }
 
 fn ids_of(values: &[ArrayRef]) -> Result<&FixedSizeBinaryArray> {
@@ -140,13 +140,13 @@ fn ids_of(values: &[ArrayRef]) -> Result<&FixedSizeBinaryArray> {
 #[derive(Clone, Copy, Debug, Default)]
 struct Run {
     count: u64,
-    first: u128,
-    last: u128,
+    first: Id,
+    last: Id,
 }
 
 impl Run {
     /// Counts `id` if it is new to the group; fails if it is smaller than the last one.
-    fn see(&mut self, id: u128) -> Result<()> {
+    fn see(&mut self, id: Id) -> Result<()> {
         if self.count == 0 {
             *self = Run { count: 1, first: id, last: id };
         } else if id > self.last {
@@ -164,11 +164,11 @@ impl Run {
 #[derive(Clone, Debug, Default)]
 struct Merged {
     count: u64,
-    ranges: BTreeMap<u128, u128>,
+    ranges: BTreeMap<Id, Id>,
 }
 
 impl Merged {
-    fn merge(&mut self, count: u64, first: u128, last: u128) -> Result<()> {
+    fn merge(&mut self, count: u64, first: Id, last: Id) -> Result<()> {
         if count == 0 {
             return Ok(());
         }
@@ -192,8 +192,8 @@ fn state_arrays(runs: &[Run]) -> Result<Vec<ArrayRef>> {
             first.append_null();
             last.append_null();
         } else {
-            first.append_value(r.first.to_be_bytes())?;
-            last.append_value(r.last.to_be_bytes())?;
+            first.append_value(r.first.to_le_bytes())?;
+            last.append_value(r.last.to_le_bytes())?;
         }
     }
     Ok(vec![Arc::new(counts), Arc::new(first.finish()), Arc::new(last.finish())])
@@ -212,11 +212,10 @@ fn states(values: &[ArrayRef]) -> Result<(&UInt64Array, &FixedSizeBinaryArray, &
 /// One accumulator per partition and phase. Used either to update (partial or single phase) or to
 /// merge (final phase: `merged`), never both.
 ///
-/// Updating numbers the runs of equal ids in the accumulator's stream (1, 2, …) and checks that
-/// ids do not go down; a group then only compares the current run's number with the last one it
-/// saw. Per group one `u64` holds both (`last run << 32 | count`): one load and one store a row,
-/// no branch, in an array small enough for the CPU's first cache (a 16-byte id per group would
-/// not be).
+/// Updating checks that ids do not go down in the accumulator's stream; a group then only compares
+/// the row's id with the last id it saw. Per group one `u64` holds both (`last id << 32 | count`;
+/// ids are 4 bytes and never [`NO_ID`]): one load and one store a row, no branch, in an array
+/// small enough for the CPU's first cache.
 ///
 /// A partial state's range starts at the accumulator's first id, not the group's: a valid lower
 /// bound that costs nothing per row. Partitions hold disjoint ranges of ids, so states of two
@@ -224,39 +223,26 @@ fn states(values: &[ArrayRef]) -> Result<(&UInt64Array, &FixedSizeBinaryArray, &
 /// early) do, and the query is counted again exactly.
 #[derive(Debug, Default)]
 struct Groups {
-    /// Per group (update phase): the number of the last run it saw (0: none) in the high half,
-    /// its distinct persons in the low half.
+    /// Per group (update phase): the last id it saw ([`NO_ID`]: none) in the high half, its
+    /// distinct persons in the low half.
     seen: Vec<u64>,
-    /// The id of each run, by number − 1 (the last one is the current run, which the next batch
-    /// may go on with).
-    run_ids: Vec<u128>,
+    /// The first and the last id of the accumulator's stream.
+    first: Option<Id>,
+    last: Option<Id>,
     merged: Vec<Merged>,
     /// Ranges held in `merged`, for [`GroupsAccumulator::size`].
     ranges: usize,
 }
 
-/// Counts run `run` for group `g` if the group has not seen it last.
-#[inline(always)]
-fn count_run(seen: &mut [u64], g: usize, run: u32) {
-    let s = seen[g];
-    let new = u64::from((s >> 32) as u32 != run);
-    seen[g] = (u64::from(run) << 32) | ((s & 0xFFFF_FFFF) + new);
-}
+/// A group's state before it saw anyone.
+const UNSEEN: u64 = (NO_ID as u64) << 32;
 
-impl Groups {
-    /// The number of the run `id` belongs to, starting a new run if it differs from the last id;
-    /// `None` if it is smaller (the stream is not in order) or the runs overflow.
-    #[inline(always)]
-    fn run_of(&mut self, id: u128) -> Option<u32> {
-        match self.run_ids.last() {
-            Some(&last) if last == id => Some(self.run_ids.len() as u32),
-            Some(&last) if last > id => None,
-            _ => {
-                self.run_ids.push(id);
-                u32::try_from(self.run_ids.len()).ok().filter(|r| *r < u32::MAX)
-            }
-        }
-    }
+/// Counts `id` for group `g` if the group has not seen it last.
+#[inline(always)]
+fn count_id(seen: &mut [u64], g: usize, id: Id) {
+    let s = seen[g];
+    let new = u64::from((s >> 32) as Id != id);
+    seen[g] = (u64::from(id) << 32) | ((s & 0xFFFF_FFFF) + new);
 }
 
 impl GroupsAccumulator for Groups {
@@ -268,39 +254,47 @@ impl GroupsAccumulator for Groups {
         total_num_groups: usize,
     ) -> Result<()> {
         let ids = ids_of(values)?;
-        self.seen.resize(total_num_groups, 0);
+        self.seen.resize(total_num_groups, UNSEEN);
         let nulls = ids.nulls().filter(|n| n.null_count() > 0);
+        let mut previous = self.last;
+        let mut first = None;
+        let mut down = false;
         if nulls.is_none() && opt_filter.is_none() {
-            // The common case, written out over the ids' bytes: a comparison of the id with the
-            // last one (a new run where it differs), then one load and one store of the group's
-            // state. A sliced FixedSizeBinaryArray slices its value buffer: no element offset.
+            // The common case, written out over the ids' bytes: the order check folded into a flag,
+            // then one load and one store of the group's state. A sliced FixedSizeBinaryArray
+            // slices its value buffer: no element offset.
             let width = PERSON_ID_BYTES as usize;
             let bytes = &ids.value_data()[..ids.len() * width];
-            let Groups { seen, run_ids, .. } = self;
-            let seen = &mut seen[..];
-            // Run 0: no run yet.
-            let (mut run, mut current) = (run_ids.len() as u32, run_ids.last().copied().unwrap_or(0));
+            let seen = &mut self.seen[..];
+            let mut last = previous.unwrap_or(0);
             for (chunk, &g) in bytes.chunks_exact(width).zip(group_indices) {
-                let id = u128::from_be_bytes(chunk.try_into().expect("16 bytes"));
-                if id != current || run == 0 {
-                    if (id < current && run != 0) || run_ids.len() >= u32::MAX as usize - 1 {
-                        return Err(broken());
-                    }
-                    run_ids.push(id);
-                    run = run_ids.len() as u32;
-                    current = id;
+                let id = Id::from_le_bytes(chunk.try_into().expect("person id width"));
+                down |= id < last;
+                last = id;
+                count_id(seen, g, id);
+            }
+            if !bytes.is_empty() {
+                first = Some(Id::from_le_bytes(bytes[..width].try_into().expect("person id width")));
+                previous = Some(last);
+            }
+        } else {
+            for (row, &g) in group_indices.iter().enumerate() {
+                if nulls.is_some_and(|n| n.is_null(row)) || opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
+                    continue;
                 }
-                count_run(seen, g, run);
+                let id = id_at(ids, row);
+                down |= previous.is_some_and(|p| id < p);
+                previous = Some(id);
+                first.get_or_insert(id);
+                count_id(&mut self.seen, g, id);
             }
-            return Ok(());
         }
-        for (row, &g) in group_indices.iter().enumerate() {
-            if nulls.is_some_and(|n| n.is_null(row)) || opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
-                continue;
-            }
-            let run = self.run_of(id_at(ids, row)).ok_or_else(broken)?;
-            count_run(&mut self.seen, g, run);
+        // Ascending, so the last id is the largest: none may be the "unseen" mark.
+        if down || previous == Some(NO_ID) {
+            return Err(broken());
         }
+        self.first = self.first.or(first);
+        self.last = previous;
         Ok(())
     }
 
@@ -323,12 +317,12 @@ impl GroupsAccumulator for Groups {
             return Err(broken());
         }
         let seen = emit_to.take_needed(&mut self.seen);
-        let id = |run: u32| if run == 0 { 0 } else { self.run_ids[run as usize - 1] };
+        let first = self.first.unwrap_or(0);
         let runs: Vec<Run> = seen
             .iter()
             .map(|&s| match s & 0xFFFF_FFFF {
                 0 => Run::default(),
-                count => Run { count, first: id(1), last: id((s >> 32) as u32) },
+                count => Run { count, first, last: (s >> 32) as Id },
             })
             .collect();
         state_arrays(&runs)
@@ -365,7 +359,7 @@ impl GroupsAccumulator for Groups {
     }
 
     fn size(&self) -> usize {
-        self.seen.capacity() * 8 + self.run_ids.capacity() * 16 + self.merged.capacity() * std::mem::size_of::<Merged>() + self.ranges * 48
+        self.seen.capacity() * 8 + self.merged.capacity() * std::mem::size_of::<Merged>() + self.ranges * 48
     }
 }
 
@@ -399,7 +393,7 @@ impl Accumulator for OneGroup {
         if !self.merged.ranges.is_empty() {
             return Err(broken());
         }
-        let id = |v: u128| ScalarValue::FixedSizeBinary(PERSON_ID_BYTES, (self.run.count > 0).then(|| v.to_be_bytes().to_vec()));
+        let id = |v: Id| ScalarValue::FixedSizeBinary(PERSON_ID_BYTES, (self.run.count > 0).then(|| v.to_le_bytes().to_vec()));
         Ok(vec![ScalarValue::UInt64(Some(self.run.count)), id(self.run.first), id(self.run.last)])
     }
 
@@ -420,15 +414,15 @@ impl Accumulator for OneGroup {
 mod tests {
     use super::*;
 
-    fn ids(values: &[u128]) -> ArrayRef {
+    fn ids(values: &[Id]) -> ArrayRef {
         let mut b = FixedSizeBinaryBuilder::new(PERSON_ID_BYTES);
         for v in values {
-            b.append_value(v.to_be_bytes()).unwrap();
+            b.append_value(v.to_le_bytes()).unwrap();
         }
         Arc::new(b.finish())
     }
 
-    fn check(partitions: &[(&[u128], &[usize])], groups: usize, expected: Option<Vec<i64>>) {
+    fn check(partitions: &[(&[Id], &[usize])], groups: usize, expected: Option<Vec<i64>>) {
         check_encoded(partitions, groups, expected.clone(), None);
         // The row-by-row path (taken with a filter), with a filter that keeps every row.
         check_encoded(partitions, groups, expected, Some(true));
@@ -436,7 +430,7 @@ mod tests {
 
     /// One partition's stream in several batches (a person may go on in the next batch); the
     /// counts, or `None` if the order was refused. `filter`: pass a filter of that value.
-    fn batches(batches: &[(&[u128], &[usize])], groups: usize, filter: Option<bool>) -> Option<Vec<i64>> {
+    fn batches(batches: &[(&[Id], &[usize])], groups: usize, filter: Option<bool>) -> Option<Vec<i64>> {
         let mut g = Groups::default();
         for (values, group_indices) in batches {
             let f = filter.map(|f| BooleanArray::from(vec![f; values.len()]));
@@ -457,6 +451,8 @@ mod tests {
             assert_eq!(batches(&[(&[1, 3], &[0, 0]), (&[2, 4], &[0, 0])], 1, filter), None);
             // Id 0 is an id like any other.
             assert_eq!(batches(&[(&[0, 0], &[0, 0]), (&[0, 1], &[0, 0])], 1, filter), Some(vec![2]));
+            // The "none yet" mark is no id: a stream holding it is counted again exactly.
+            assert_eq!(batches(&[(&[1, NO_ID], &[0, 0])], 1, filter), None);
         }
         // Both paths in one stream.
         let mut g = Groups::default();
@@ -489,7 +485,7 @@ mod tests {
         assert_eq!((first.null_count(), last.null_count()), (2, 2));
     }
 
-    fn check_encoded(partitions: &[(&[u128], &[usize])], groups: usize, expected: Option<Vec<i64>>, filter: Option<bool>) {
+    fn check_encoded(partitions: &[(&[Id], &[usize])], groups: usize, expected: Option<Vec<i64>>, filter: Option<bool>) {
         let mut merged = Groups::default();
         let mut result = Ok(());
         for (values, group_indices) in partitions {
