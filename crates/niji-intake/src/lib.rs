@@ -42,9 +42,12 @@
 //! - No HTTP, no terminal: progress goes through [`Progress`].
 //!
 //! Memory: content is streamed (bounded by the lake's buffers); what grows with the input is the
-//! linkage state — the identity items of the linkage units and a map from each unit's location
-//! to its index, about 3 KB per patient or claim as measured by `cargo bench -p niji-intake`
-//! (1 GiB at roughly 340,000 claims in one submission).
+//! linkage state — each unit as a [`niji_privacy::LinkUnit`] (normalized names and ids,
+//! fingerprints; made when its file's scan ends, so a file's identities are held only while it is
+//! read), a map from each unit's location to its index, and linkage's own indexes — about
+//! 1.3–1.7 KB per patient or claim as measured by `cargo bench -p niji-intake` (1 GiB at roughly
+//! 550,000 claims in one submission). Earlier versions' units are reduced the same way as the
+//! vault unseals them.
 
 mod listing;
 mod scan;
@@ -60,7 +63,7 @@ use niji_core::{AuditEvent, AuditSink};
 use niji_ingest::{CsvMapping, FileReport, IngestConfig, IngestError};
 use niji_instance::{Instance, InstanceError};
 use niji_lake::{LakeError, LakeKey, LakeOptions};
-use niji_privacy::{link, LinkRecord, LinkStats, LinkageConfig, PersonKey, Pseudonymizer, VaultKey};
+use niji_privacy::{LinkRecord, LinkStats, LinkUnit, LinkageConfig, PersonKey, Pseudonymizer, VaultKey};
 use niji_store::{StoreError, VersionCommit, VersionProblemRow, VersionTableRow};
 use niji_vault::{Vault, VaultError};
 
@@ -375,26 +378,27 @@ async fn write_version(
         // Link this submission's units with every unit already known.
         progress.start(Phase::Link, None);
         let committed: Vec<String> = store.committed_dataset_tags().await?.into_iter().map(|(d, n)| version_tag(&d, n)).collect();
-        let earlier = vault.link_records(&committed).await?;
+        // Earlier records are reduced to linkage units as they are unsealed.
+        let mut earlier_keys: Vec<PersonKey> = Vec::new();
+        let mut link_units: Vec<LinkUnit> = Vec::new();
+        vault
+            .each_link_record(&committed, |r| {
+                earlier_keys.push(r.person);
+                let record = LinkRecord { holder: r.holder, observed: r.observed, identity: scan::linkage_identity(r.identity) };
+                link_units.push(LinkUnit::new(&record));
+            })
+            .await?;
         let prior = vault.prior_keys().await?;
         let units = std::mem::take(&mut scan.units);
         let unit_count = units.len() as u64;
         // Full birth dates per unit, for the lake's `age` at each event (the dates themselves
         // stay in the vault).
-        let births: Vec<Option<niji_ingest::Date>> = units.iter().map(|u| scan::birth_date(&u.record.identity)).collect();
+        let births: Vec<Option<niji_ingest::Date>> = units.iter().map(|u| u.birth).collect();
+        link_units.extend(units.into_iter().map(|u| u.link));
         let linkage_config = options.linkage.clone();
-        let (earlier_keys, linkage) = tokio::task::spawn_blocking(move || {
-            let earlier_keys: Vec<PersonKey> = earlier.iter().map(|r| r.person).collect();
-            let mut records: Vec<LinkRecord> = earlier
-                .into_iter()
-                .map(|r| LinkRecord { holder: r.holder, observed: r.observed, identity: scan::linkage_identity(r.identity) })
-                .collect();
-            records.extend(units.into_iter().map(|u| u.record));
-            let linkage = link(&records, &linkage_config, &pseudonymizer, &prior);
-            (earlier_keys, linkage)
-        })
-        .await
-        .expect("linkage does not panic");
+        let linkage = tokio::task::spawn_blocking(move || niji_privacy::link_units(&link_units, &linkage_config, &pseudonymizer, &prior))
+            .await
+            .expect("linkage does not panic");
         progress.finish(Phase::Link);
         let rekeyed_units = earlier_keys.iter().zip(&linkage.keys).filter(|(a, b)| a != b).count() as u64;
         let keys: Vec<PersonKey> = linkage.keys[earlier_keys.len()..].to_vec();

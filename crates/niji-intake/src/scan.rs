@@ -8,7 +8,7 @@ use niji_ingest::{
     ingest_path, ContentBody, CsvMapping, FileReport, Format, IdentifierKind, Identity, IngestConfig, Location, Problem, Reason, RecordKind,
     SplitRecord,
 };
-use niji_privacy::LinkRecord;
+use niji_privacy::{LinkRecord, LinkUnit};
 use sha2::{Digest, Sha256};
 
 use crate::{display_name, IntakeError, Phase, Progress};
@@ -82,9 +82,18 @@ fn common_folder(paths: &[PathBuf]) -> PathBuf {
 }
 
 /// A record that carries a person: a FHIR Patient, a UKE claim with its payers, a CSV row with
-/// identifiers, or a resource whose subject is given by identifier only.
+/// identifiers, or a resource whose subject is given by identifier only. Kept as linkage reads it
+/// (a [`LinkUnit`], made when its file's scan ends), not as the identity it came from.
 pub(crate) struct Unit {
-    pub record: LinkRecord,
+    pub link: LinkUnit,
+    /// The full birth date, for ages at events (the date itself stays in the vault).
+    pub birth: Option<niji_ingest::Date>,
+}
+
+impl Unit {
+    fn new(record: &LinkRecord) -> Unit {
+        Unit { link: LinkUnit::new(record), birth: birth_date(&record.identity) }
+    }
 }
 
 /// What pass 1 learned.
@@ -278,6 +287,8 @@ struct FileScan {
 fn scan_file(i: usize, file: &SubmittedFile, holder: &str, config: &IngestConfig, mapping: Option<&CsvMapping>) -> Result<FileScan, IntakeError> {
     let scope = file.scope(i);
     let mut out = FileScan { report: FileReport::default(), units: Vec::new(), subjects: HashMap::new(), unresolved: Vec::new(), parsed: 0 };
+    // The file's units as records while the file is read (a claim's payers come after it).
+    let mut records: Vec<(Location, LinkRecord, Vec<RefKey>)> = Vec::new();
     // UKE claims of this file by the line of their RE, for their payers.
     let mut claims: HashMap<u64, usize> = HashMap::new();
     let mut sink = |r: SplitRecord| {
@@ -287,14 +298,13 @@ fn scan_file(i: usize, file: &SubmittedFile, holder: &str, config: &IngestConfig
             Role::Unit { observed } => {
                 let keys = if matches!(r.content.body, ContentBody::Patient(_)) { patient_keys(scope, &r.identity) } else { Vec::new() };
                 if let (ContentBody::Claim(_), Location::Line(n)) = (&r.content.body, loc) {
-                    claims.insert(n, out.units.len());
+                    claims.insert(n, records.len());
                 }
-                let unit = Unit { record: LinkRecord { holder: holder.to_string(), observed, identity: linkage_identity(r.identity) } };
-                out.units.push((loc, unit, keys));
+                records.push((loc, LinkRecord { holder: holder.to_string(), observed, identity: linkage_identity(r.identity) }, keys));
             }
             Role::Payer { claim } => {
                 if let Some(&u) = claims.get(&claim) {
-                    out.units[u].1.record.identity.items.extend(linkage_identity(r.identity).items);
+                    records[u].1.identity.items.extend(linkage_identity(r.identity).items);
                 }
             }
             Role::Subject(key) => {
@@ -311,6 +321,7 @@ fn scan_file(i: usize, file: &SubmittedFile, holder: &str, config: &IngestConfig
     };
     out.report = ingest_path(&file.path, config, mapping, &mut sink).map_err(|source| IntakeError::File { file: file.name.clone(), source })?;
     out.report.file = file.name.clone();
+    out.units = records.into_iter().map(|(loc, record, keys)| (loc, Unit::new(&record), keys)).collect();
     if out.report.file_refused {
         // Nothing of a refused file links or is written (write skips it too).
         out.units.clear();

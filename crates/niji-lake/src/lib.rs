@@ -33,12 +33,11 @@
 //! [`COVERAGE_YEARS`] (1900–2100) are ignored for coverage as implausible (the lake has no clock;
 //! `niji-ingest` already refuses dates after its caller's `now`).
 //!
-//! Memory: everything is a counter except the distinct persons, which take one hash set of
-//! 32-byte person keys per table: 32 B per person and table the person has rows in, about
-//! 40–75 B with the hash table's control byte, load factor and power-of-two growth, so at most
-//! ~ 0.4–0.7 KB per person over the 9 tables (~ 0.4–0.7 GB for a million persons). The union
-//! over tables is built at [`LakeWriter::finish`] by merging the sets into the largest one
-//! (each merged set is freed), so the peak stays within about twice that.
+//! Memory: everything is a counter except the distinct persons, which take one hash map entry
+//! per person: the person key's first 16 bytes (keys are HMAC outputs; two persons sharing 16
+//! bytes is a 2^-128 chance) and a bit per table the person has rows in, 18 B, about 21–42 B with
+//! the hash table's control byte, load factor and power-of-two growth (~ 21–42 MB for a million
+//! persons; one set of full keys per table took up to 0.7 GB).
 //!
 //! # Catalog
 //!
@@ -83,7 +82,7 @@
 //! Not stored (yet): organizations, practitioners, UKE payers (HO/KO/SN) and totals (GO).
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -107,6 +106,9 @@ pub mod cohort;
 /// The standard tables, in file order.
 pub const TABLES: [&str; 9] =
     ["patients", "encounters", "conditions", "medications", "lab_results", "allergies", "claims", "claim_lines", "registry_values"];
+
+// A person's tables are bits of a u16 in the writer's persons map.
+const _: () = assert!(TABLES.len() <= 16);
 
 /// Name prefix of staging folders inside a lake folder; [`recover`] removes such folders.
 pub const STAGING_PREFIX: &str = ".staging-";
@@ -234,9 +236,9 @@ pub struct LakeWriter {
     file: i32,
     facility: FacilityContext,
     summary: LakeSummary,
-    /// Distinct person keys per table (32 B per person and table plus hash-set overhead, see the
+    /// Distinct persons: the key's first 16 bytes → a bit per table they have rows in (see the
     /// crate doc).
-    persons: Vec<HashSet<[u8; 32]>>,
+    persons: HashMap<[u8; 16], u16>,
 }
 
 impl LakeWriter {
@@ -258,7 +260,7 @@ impl LakeWriter {
             file: 0,
             facility: FacilityContext::default(),
             summary: LakeSummary::default(),
-            persons: vec![HashSet::new(); TABLES.len()],
+            persons: HashMap::new(),
         })
     }
 
@@ -489,7 +491,8 @@ impl LakeWriter {
                 self.tables[table].flush()?;
             }
         }
-        self.persons[table].insert(*k);
+        let head: [u8; 16] = k[..16].try_into().expect("32-byte key");
+        *self.persons.entry(head).or_insert(0) |= 1 << table;
         for d in event_dates(&content.body).into_iter().flatten() {
             self.summary.tables[table].add_date(d);
         }
@@ -509,19 +512,11 @@ impl LakeWriter {
             t.close()?;
         }
         let mut summary = std::mem::take(&mut self.summary);
-        for (i, set) in self.persons.iter().enumerate() {
-            summary.tables[i].rows = summary.rows[i];
-            summary.tables[i].persons = set.len() as u64;
+        for (i, t) in summary.tables.iter_mut().enumerate() {
+            t.rows = summary.rows[i];
+            t.persons = self.persons.values().filter(|&&tables| tables & (1 << i) != 0).count() as u64;
         }
-        // Union into the largest set; the others are dropped as they are merged.
-        let mut sets = std::mem::take(&mut self.persons);
-        sets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        let mut sets = sets.into_iter();
-        let mut all = sets.next().unwrap_or_default();
-        for set in sets {
-            all.extend(set);
-        }
-        summary.persons = all.len() as u64;
+        summary.persons = self.persons.len() as u64;
         Ok(summary)
     }
 

@@ -135,21 +135,26 @@ pub struct Linkage {
 
 /// Normalizes every record, on all cores for large inputs (each record on its own: the
 /// result does not depend on how the work is split).
-fn prepare_all(records: &[LinkRecord]) -> Vec<Prepared> {
+fn prepare_all(records: &[LinkRecord]) -> Vec<LinkUnit> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads < 2 || records.len() < 10_000 {
-        return records.iter().map(Prepared::new).collect();
+        return records.iter().map(LinkUnit::new).collect();
     }
     let chunk = records.len().div_ceil(threads);
     std::thread::scope(|s| {
-        let parts: Vec<_> = records.chunks(chunk).map(|c| s.spawn(move || c.iter().map(Prepared::new).collect::<Vec<_>>())).collect();
+        let parts: Vec<_> = records.chunks(chunk).map(|c| s.spawn(move || c.iter().map(LinkUnit::new).collect::<Vec<_>>())).collect();
         parts.into_iter().flat_map(|p| p.join().expect("normalization does not panic")).collect()
     })
 }
 
 /// Links `records`; see the module docs.
 pub fn link(records: &[LinkRecord], config: &LinkageConfig, keys: &Pseudonymizer, prior: &PriorKeys) -> Linkage {
-    let prepared = prepare_all(records);
+    link_units(&prepare_all(records), config, keys, prior)
+}
+
+/// Links records already reduced to [`LinkUnit`]s (the same result as [`link`] on the records
+/// they were made from).
+pub fn link_units(prepared: &[LinkUnit], config: &LinkageConfig, keys: &Pseudonymizer, prior: &PriorKeys) -> Linkage {
     let n = prepared.len();
     let mut stats = LinkStats { records: n, ..LinkStats::default() };
     let mut uf = UnionFind::new(n);
@@ -221,7 +226,7 @@ pub fn link(records: &[LinkRecord], config: &LinkageConfig, keys: &Pseudonymizer
         let mut cluster_anchors: Vec<PersonKey> = members.iter().flat_map(|&i| prepared[i].anchors(keys)).collect();
         cluster_anchors.sort_unstable();
         cluster_anchors.dedup();
-        let key = cluster_anchors.iter().filter_map(|a| prior.get(a)).min().copied().unwrap_or_else(|| derive_key(members, &prepared, records, keys));
+        let key = cluster_anchors.iter().filter_map(|a| prior.get(a)).min().copied().unwrap_or_else(|| derive_key(members, prepared, keys));
         for &i in members {
             out[i] = key;
         }
@@ -232,9 +237,14 @@ pub fn link(records: &[LinkRecord], config: &LinkageConfig, keys: &Pseudonymizer
 
 // ---------------------------------------------------------------------------------------------
 
-/// A record's normalized identity.
-#[derive(Debug, Default)]
-struct Prepared {
+/// A record reduced to what the rules compare: normalized names, ids and dates, fingerprints of
+/// postal codes, phones and addresses; no field names and no other identity items. Made as
+/// records arrive ([`LinkUnit::new`]), so a caller need not keep the identities until linkage
+/// runs; it is smaller than the [`LinkRecord`] it comes from.
+#[derive(Debug, Default, Clone)]
+pub struct LinkUnit {
+    /// Who submitted it: the key of a record with nothing identifying names it.
+    holder: String,
     block: Option<(u32, Sex)>,
     birth: Option<String>,
     kana_full: Vec<String>,
@@ -252,10 +262,10 @@ struct Prepared {
     observed: Option<Date>,
 }
 
-impl Prepared {
-    fn new(r: &LinkRecord) -> Self {
+impl LinkUnit {
+    pub fn new(r: &LinkRecord) -> Self {
         let id = &r.identity;
-        let mut p = Prepared { observed: r.observed, ..Default::default() };
+        let mut p = LinkUnit { holder: r.holder.clone(), observed: r.observed, ..Default::default() };
         p.birth = id.values(IdentifierKind::BirthDate).find_map(|v| normalize::birth_date(v).ok());
         let sex = id.values(IdentifierKind::Sex).find_map(|v| normalize::sex(v).ok());
         if let (Some(b), Some(s)) = (&p.birth, sex) {
@@ -414,7 +424,7 @@ struct Agg {
 }
 
 impl Agg {
-    fn add(&mut self, p: &Prepared) {
+    fn add(&mut self, p: &LinkUnit) {
         self.kana_full.extend(p.kana_full.iter().cloned());
         self.kanji_full.extend(p.kanji_full.iter().cloned());
         self.kana_given.extend(p.kana_given.iter().cloned());
@@ -607,7 +617,7 @@ fn merge_block(mut roots: Vec<usize>, uf: &mut UnionFind, aggs: &mut HashMap<usi
 
 /// The key of a cluster with no prior key: earliest member id, else smallest patient number,
 /// else the name (see the module docs).
-fn derive_key(members: &[usize], prepared: &[Prepared], records: &[LinkRecord], keys: &Pseudonymizer) -> PersonKey {
+fn derive_key(members: &[usize], prepared: &[LinkUnit], keys: &Pseudonymizer) -> PersonKey {
     let mut best: Option<(Option<Date>, &str, &str)> = None;
     for &i in members {
         let p = &prepared[i];
@@ -635,8 +645,7 @@ fn derive_key(members: &[usize], prepared: &[Prepared], records: &[LinkRecord], 
         return keys.keyed(Domain::Person, &["name", name, birth, sex]);
     }
     // Nothing identifying at all: a key of the record's holder and position.
-    let r = &records[members[0]];
-    keys.keyed(Domain::Person, &["record", &r.holder, &members[0].to_string()])
+    keys.keyed(Domain::Person, &["record", &prepared[members[0]].holder, &members[0].to_string()])
 }
 
 /// Known dates first, earlier first.

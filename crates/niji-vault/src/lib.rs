@@ -269,10 +269,18 @@ impl Vault {
     /// row and every unsealed record in memory at once. Nothing is logged here; the caller
     /// decides and audits who may call it.
     pub async fn link_records(&self, datasets: &[String]) -> Result<Vec<StoredLinkRecord>, VaultError> {
-        const PAGE: i64 = 4096;
         let mut out = Vec::new();
+        self.each_link_record(datasets, |r| out.push(r)).await?;
+        Ok(out)
+    }
+
+    /// [`Vault::link_records`] one at a time: `each` gets every record as soon as it is unsealed,
+    /// so a caller that keeps less than the record (linkage keeps a
+    /// `niji_privacy::LinkUnit`) never holds all identities at once.
+    pub async fn each_link_record(&self, datasets: &[String], mut each: impl FnMut(StoredLinkRecord)) -> Result<(), VaultError> {
+        const PAGE: i64 = 4096;
         if datasets.is_empty() {
-            return Ok(out);
+            return Ok(());
         }
         let sql = format!(
             "SELECT id, person_key, holder, dataset, record_hash, sealed, observed FROM identity_records \
@@ -307,14 +315,14 @@ impl Vault {
                 let (_, identity) = self.unseal(&at, &sealed)?;
                 // Parsed only once authenticated: the associated data binds the column's text.
                 let observed = observed.as_deref().map(parse_observed).transpose()?;
-                out.push(StoredLinkRecord { holder, dataset, observed, identity, person });
+                each(StoredLinkRecord { holder, dataset, observed, identity, person });
             }
             if !full {
                 break;
             }
         }
         tx.rollback().await?;
-        Ok(out)
+        Ok(())
     }
 
     /// Number of distinct person keys with at least one identity record in `dataset`.
