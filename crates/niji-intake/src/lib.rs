@@ -378,9 +378,12 @@ async fn write_version(
         // Link this submission's units with every unit already known.
         progress.start(Phase::Link, None);
         let committed: Vec<String> = store.committed_dataset_tags().await?.into_iter().map(|(d, n)| version_tag(&d, n)).collect();
-        // Earlier records are reduced to linkage units as they are unsealed.
+        // Earlier records are reduced to linkage units as they are unsealed, appended to this
+        // submission's units and rotated in front of them (linkage takes them in order of
+        // arrival): no second copy of the units.
+        let mut link_units = std::mem::take(&mut scan.units);
+        let unit_count = link_units.len() as u64;
         let mut earlier_keys: Vec<PersonKey> = Vec::new();
-        let mut link_units: Vec<LinkUnit> = Vec::new();
         vault
             .each_link_record(&committed, |r| {
                 earlier_keys.push(r.person);
@@ -388,13 +391,11 @@ async fn write_version(
                 link_units.push(LinkUnit::new(&record));
             })
             .await?;
+        link_units.rotate_right(earlier_keys.len());
         let prior = vault.prior_keys().await?;
-        let units = std::mem::take(&mut scan.units);
-        let unit_count = units.len() as u64;
         // Full birth dates per unit, for the lake's `age` at each event (the dates themselves
         // stay in the vault).
-        let births: Vec<Option<niji_ingest::Date>> = units.iter().map(|u| u.birth).collect();
-        link_units.extend(units.into_iter().map(|u| u.link));
+        let births = std::mem::take(&mut scan.births);
         let linkage_config = options.linkage.clone();
         let linkage = tokio::task::spawn_blocking(move || niji_privacy::link_units(&link_units, &linkage_config, &pseudonymizer, &prior))
             .await

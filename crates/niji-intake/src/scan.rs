@@ -99,7 +99,9 @@ impl Unit {
 /// What pass 1 learned.
 pub(crate) struct Scan {
     pub reports: Vec<FileReport>,
-    pub units: Vec<Unit>,
+    /// The units in linkage's form, and beside them their full birth dates.
+    pub units: Vec<LinkUnit>,
+    pub births: Vec<Option<niji_ingest::Date>>,
     /// Where each unit sits: (file index, location) → unit index.
     pub unit_at: HashMap<(u32, Location), u32>,
     /// Patients by reference (`Patient/<id>` within its folder, `urn:…` within its file).
@@ -365,6 +367,7 @@ pub(crate) fn scan(
     let mut scan = Scan {
         reports: Vec::with_capacity(files.len()),
         units: Vec::new(),
+        births: Vec::new(),
         unit_at: HashMap::new(),
         patient_refs: HashMap::new(),
         quarantined: HashSet::new(),
@@ -390,7 +393,8 @@ pub(crate) fn scan(
                 scan.patient_refs.entry(key).or_insert(index);
             }
             scan.unit_at.insert((i, loc), index);
-            scan.units.push(unit);
+            scan.units.push(unit.link);
+            scan.births.push(unit.birth);
         }
         scan.parsed += f.parsed;
         scan.reports.push(f.report);

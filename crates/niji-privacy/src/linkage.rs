@@ -300,7 +300,14 @@ impl LinkUnit {
         for v in [&mut p.kana_full, &mut p.kanji_full, &mut p.kana_given, &mut p.kanji_given, &mut p.member] {
             v.sort_unstable();
             v.dedup();
+            v.shrink_to_fit();
         }
+        // Units are kept until linkage runs: no spare capacity (a first push reserves room for 4).
+        for v in [&mut p.postal, &mut p.phone, &mut p.address] {
+            v.shrink_to_fit();
+        }
+        p.local.shrink_to_fit();
+        p.public.shrink_to_fit();
         p
     }
 
