@@ -45,9 +45,9 @@
 //! linkage state — each unit as a [`niji_privacy::LinkUnit`] (normalized names and ids,
 //! fingerprints; made when its file's scan ends, so a file's identities are held only while it is
 //! read), a map from each unit's location to its index, and linkage's own indexes — about
-//! 1.3–1.7 KB per patient or claim as measured by `cargo bench -p niji-intake` (1 GiB at roughly
-//! 550,000 claims in one submission). Earlier versions' units are reduced the same way as the
-//! vault unseals them.
+//! 1.6 KB per UKE claim as measured by `NIJI_BENCH_PERSONS=160000 cargo bench -p niji-intake`
+//! (713 MB peak at 430,428 claims; 1 GiB at roughly 630,000 claims in one submission). Earlier
+//! versions' units are reduced the same way as the vault unseals them.
 
 mod listing;
 mod scan;

@@ -323,7 +323,9 @@ fn scan_file(i: usize, file: &SubmittedFile, holder: &str, config: &IngestConfig
     };
     out.report = ingest_path(&file.path, config, mapping, &mut sink).map_err(|source| IntakeError::File { file: file.name.clone(), source })?;
     out.report.file = file.name.clone();
-    out.units = records.into_iter().map(|(loc, record, keys)| (loc, Unit::new(&record), keys)).collect();
+    if !out.report.file_refused {
+        out.units = records.into_iter().map(|(loc, record, keys)| (loc, Unit::new(&record), keys)).collect();
+    }
     if out.report.file_refused {
         // Nothing of a refused file links or is written (write skips it too).
         out.units.clear();

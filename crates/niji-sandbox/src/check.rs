@@ -15,7 +15,7 @@ use datafusion::common::{Column, DataFusionError, ExprSchema};
 use datafusion::execution::context::SQLOptions;
 use datafusion::functions_aggregate::expr_fn::count_distinct;
 use datafusion::logical_expr::expr::Cast;
-use datafusion::logical_expr::{Aggregate, Distinct, Expr, JoinType, LogicalPlan, Projection};
+use datafusion::logical_expr::{Aggregate, Distinct, Expr, JoinType, LogicalPlan, Operator, Projection};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use niji_review::PermitPolicy;
@@ -424,8 +424,19 @@ fn persons_columns(plan: &LogicalPlan) -> Result<Vec<usize>, SandboxError> {
 }
 
 /// Under the top aggregate: subqueries only as `person IN (SELECT person …)` (whose plan obeys the
-/// persons rule), windows only partitioned by person.
+/// persons rule), windows only partitioned by person, and a person id's value never made into
+/// another value ([`person_value_escapes`]).
 fn check_below(plan: &LogicalPlan) -> Result<(), SandboxError> {
+    let inputs = plan.inputs();
+    let is_person = |c: &Column| {
+        c.name.eq_ignore_ascii_case(PERSON_ID)
+            || inputs.iter().any(|i| i.schema().field_from_column(c).is_ok_and(|f| is_person_type(f.data_type())))
+            // A column of no input (an outer reference) is taken for one.
+            || !inputs.iter().any(|i| i.schema().has_column(c))
+    };
+    if plan.expressions().iter().any(|e| person_value_escapes(e, &is_person)) {
+        return Err(SandboxError::PersonIdInOutput);
+    }
     if let LogicalPlan::Window(w) = plan {
         for e in &w.window_expr {
             match unalias(e) {
@@ -440,7 +451,6 @@ fn check_below(plan: &LogicalPlan) -> Result<(), SandboxError> {
             }
         }
     }
-    let inputs = plan.inputs();
     let mut result = Ok(());
     let _ = plan.apply_expressions(|e| {
         e.apply(|x| {
@@ -472,6 +482,74 @@ fn check_below(plan: &LogicalPlan) -> Result<(), SandboxError> {
         check_below(input)?;
     }
     Ok(())
+}
+
+/// Whether `e` (an expression of a node under the top aggregate) makes a person id's value into
+/// another value that could be aggregated as content: `max(encode(person_id, 'hex'))` over a
+/// subquery would otherwise output one person's id, counted as everyone. A person column may be
+/// the whole expression (a projected or grouped column, a join or sort key), be compared
+/// (`=`, `<`, `IN`, `IS NULL`; through casts, which the comparison's types may need), be counted
+/// (`count`), or be a window's partition or order key; nothing else.
+fn person_value_escapes(e: &Expr, is_person: &dyn Fn(&Column) -> bool) -> bool {
+    fn compared(e: &Expr, is_person: &dyn Fn(&Column) -> bool) -> bool {
+        match e {
+            Expr::Column(_) => false,
+            Expr::Cast(c) => compared(&c.expr, is_person),
+            Expr::TryCast(c) => compared(&c.expr, is_person),
+            Expr::Alias(a) => compared(&a.expr, is_person),
+            other => within(other, is_person),
+        }
+    }
+    fn within(e: &Expr, is_person: &dyn Fn(&Column) -> bool) -> bool {
+        match e {
+            Expr::Column(c) => is_person(c),
+            Expr::Alias(a) => within(&a.expr, is_person),
+            Expr::BinaryExpr(b)
+                if matches!(
+                    b.op,
+                    Operator::Eq
+                        | Operator::NotEq
+                        | Operator::Lt
+                        | Operator::LtEq
+                        | Operator::Gt
+                        | Operator::GtEq
+                        | Operator::IsDistinctFrom
+                        | Operator::IsNotDistinctFrom
+                ) =>
+            {
+                compared(&b.left, is_person) || compared(&b.right, is_person)
+            }
+            Expr::InList(l) => compared(&l.expr, is_person) || l.list.iter().any(|x| compared(x, is_person)),
+            Expr::InSubquery(s) => compared(&s.expr, is_person),
+            Expr::IsNull(x) | Expr::IsNotNull(x) => compared(x, is_person),
+            Expr::AggregateFunction(f) if PERSON_AGGREGATES.contains(&f.func.name().to_ascii_lowercase().as_str()) => {
+                f.params.args.iter().any(|a| compared(a, is_person))
+                    || f.params.filter.as_deref().is_some_and(|x| within(x, is_person))
+                    || f.params.order_by.iter().any(|s| within(&s.expr, is_person))
+            }
+            Expr::WindowFunction(w) => {
+                w.params.args.iter().any(|a| within(a, is_person))
+                    || w.params.partition_by.iter().any(|p| compared(p, is_person))
+                    || w.params.order_by.iter().any(|s| compared(&s.expr, is_person))
+                    || w.params.filter.as_deref().is_some_and(|x| within(x, is_person))
+            }
+            other => {
+                let mut escapes = false;
+                let _ = other.apply_children(|child| {
+                    escapes = within(child, is_person);
+                    Ok(if escapes { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+                });
+                escapes
+            }
+        }
+    }
+    match e {
+        // The whole expression: a column passed on, grouped by, sorted or joined on (a sort's
+        // expressions come as the bare keys).
+        Expr::Column(_) => false,
+        Expr::Alias(a) => person_value_escapes(&a.expr, is_person),
+        other => within(other, is_person),
+    }
 }
 
 /// How the persons behind an output row are counted.

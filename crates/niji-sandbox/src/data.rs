@@ -60,7 +60,7 @@ impl Rekeyer {
     }
 }
 
-/// Hashes a lake person key by its first 8 bytes, mixed. Person keys are HMAC outputs
+/// Hashes a lake person key by its four 8-byte words folded and mixed. Person keys are HMAC outputs
 /// under the vault's secret, uniformly distributed and not chosen by anyone who could aim at
 /// collisions, so they need no hashing of their own; SipHash over 32 bytes per row was most of
 /// opening a workspace.
@@ -69,9 +69,10 @@ pub(crate) struct KeyBytesHasher(u64);
 
 impl Hasher for KeyBytesHasher {
     fn write(&mut self, bytes: &[u8]) {
-        // `[u8; 32]` hashes as its length, then its bytes: the bytes replace what came before.
-        if let Some(head) = bytes.get(..8) {
-            self.0 = u64::from_le_bytes(head.try_into().expect("8 bytes"));
+        // `[u8; 32]` hashes as its length, then its bytes: the bytes replace what came before,
+        // their four 8-byte words folded into one.
+        if bytes.len() == 32 {
+            self.0 = bytes.chunks_exact(8).fold(0, |h, w| h ^ u64::from_le_bytes(w.try_into().expect("8 bytes")));
         } else {
             for &b in bytes {
                 self.0 = self.0.rotate_left(8) ^ u64::from(b);

@@ -9,7 +9,7 @@
 //! (`"ndb-2024"` → `ndb_2024.claims`). Bare table names resolve in the dataset of the first table
 //! passed; qualify them when the permit grants several datasets. Only granted columns are kept. `person_key` is
 //! re-keyed per permit: `person_id` (`FixedSizeBinary(4)`) is distinct per person and drawn from
-//! `HMAC-SHA256(permit_secret, person_key)` ([`person_ids`]), so the ids of two permits never join. Rows of excluded persons (opt-outs)
+//! `HMAC-SHA256(permit_secret, person_key)` ([`person_ids`]), so the ids of two permits are unrelated (equal only by chance). Rows of excluded persons (opt-outs)
 //! are dropped before anything is registered. In this increment the tables live in memory,
 //! decrypted (MemTable: not counted by the memory pool); reading the encrypted lake as a stream is
 //! for a later increment.

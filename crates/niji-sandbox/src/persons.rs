@@ -123,7 +123,7 @@ impl AggregateUDFImpl for CountPersonsInOrder {
     }
 }
 
-/// An id as a number whose order is the bytes' order.
+/// An id as the number tables are sorted by (its bytes read little-endian; not the bytes' order).
 fn id_at(ids: &FixedSizeBinaryArray, row: usize) -> Id {
     Id::from_le_bytes(ids.value(row).try_into().expect("person id width"))
 }

@@ -80,6 +80,38 @@ async fn unknown_and_ungranted_names_are_not_echoed() {
 }
 
 #[tokio::test]
+async fn person_ids_made_into_other_values_are_refused() {
+    let ws = workspace();
+    // Each would output one person's id (as text, bytes or a number) as an aggregate over
+    // everyone, with every person counted behind it, if the id could become content below the
+    // top aggregate.
+    for sql in [
+        "SELECT max(h) FROM (SELECT person_id, encode(person_id, 'hex') AS h FROM claim_lines)",
+        "SELECT min(b) FROM (SELECT person_id, arrow_cast(person_id, 'Binary') AS b FROM claim_lines)",
+        "SELECT max(h) FROM (SELECT person_id, CAST(person_id AS VARCHAR) AS h FROM claim_lines)",
+        "SELECT max(n) FROM (SELECT person_id, length(encode(person_id, 'hex')) + ascii(encode(person_id, 'hex')) AS n FROM claim_lines)",
+        "SELECT code, max(h) FROM (SELECT person_id, code, CASE WHEN points > 0 THEN encode(person_id, 'base64') END AS h FROM claim_lines) GROUP BY code",
+        "SELECT max(h) FROM (SELECT person_id, first_value(encode(person_id, 'hex')) OVER (PARTITION BY person_id) AS h FROM claim_lines)",
+        "SELECT max(h) FROM (SELECT person_id, h FROM claim_lines JOIN (SELECT person_id AS p, max(encode(person_id, 'hex')) AS h FROM patients GROUP BY person_id) x ON claim_lines.person_id = x.p)",
+        "SELECT max(s) FROM (SELECT person_id, array_to_string(array_agg(person_id), ',') AS s FROM claim_lines GROUP BY person_id)",
+    ] {
+        let got = ws.run(sql).await;
+        assert!(got.is_err(), "{sql}: {got:?}");
+    }
+    refused(&ws, "SELECT max(h) FROM (SELECT person_id, encode(person_id, 'hex') AS h FROM claim_lines)", PersonIdInOutput).await;
+    // Comparing, joining, grouping below and counting ids stays possible.
+    for sql in [
+        "SELECT code, count(*) FROM claim_lines WHERE person_id IN (SELECT person_id FROM patients WHERE sex = 'female') GROUP BY code",
+        "SELECT n, count(*) FROM (SELECT person_id, count(*) AS n FROM claim_lines GROUP BY person_id) GROUP BY n",
+        "SELECT p.sex, count(*) FROM claim_lines c JOIN patients p ON c.person_id = p.person_id GROUP BY p.sex",
+        "SELECT count(DISTINCT person_id) FROM claim_lines WHERE person_id IS NOT NULL",
+    ] {
+        let got = ws.run(sql).await;
+        assert!(got.is_ok(), "{sql}: {got:?}");
+    }
+}
+
+#[tokio::test]
 async fn row_level_outputs_are_refused() {
     let ws = workspace();
     refused(&ws, "SELECT person_id FROM claim_lines", PersonIdInOutput).await;
