@@ -10,7 +10,7 @@ use niji_sandbox::arrow::record_batch::RecordBatch;
 use niji_sandbox::GrantedTable;
 use sha2::{Digest, Sha256};
 
-use niji_sdc::{Cell, Measure, Table};
+use niji_sdc::{Cell, Measure, MeasureKind, Table};
 
 use crate::AnalysisError;
 
@@ -146,18 +146,102 @@ pub(crate) fn cohort_spec(policy: &PermitPolicy) -> niji_lake::cohort::CohortSpe
 }
 
 /// The sandbox's result as a table to check: text columns are dimensions, numeric columns
-/// measures (counts); every cell counts the persons behind its row.
+/// measures; every cell counts the persons behind its row. A column the sandbox marks as a
+/// magnitude (a sum or mean, or computed from one) is a [`MeasureKind::Sum`] measure with the two
+/// largest single-person contributions and the total when the sandbox computed them, so that the
+/// dominance and p-percent rules apply (without them, rules that need them fail the cell);
+/// other numeric columns are counts.
 pub(crate) fn to_table(result: &niji_sandbox::AggregateResult) -> Table {
     let numeric = &result.numeric;
+    let magnitude = |c: usize| result.magnitude.get(c).copied().unwrap_or(false);
     let dimensions: Vec<String> = result.columns.iter().zip(numeric).filter(|(_, n)| !**n).map(|(c, _)| c.clone()).collect();
-    let measures: Vec<Measure> = result.columns.iter().zip(numeric).filter(|(_, n)| **n).map(|(c, _)| Measure::count(c.clone())).collect();
+    let measures: Vec<Measure> = result
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(c, _)| numeric[*c])
+        .map(|(c, name)| if magnitude(c) { Measure::new(name.clone(), MeasureKind::Sum) } else { Measure::count(name.clone()) })
+        .collect();
     let mut table = Table::new(dimensions, measures);
-    for (row, persons) in result.rows.iter().zip(&result.persons) {
+    for (r, (row, persons)) in result.rows.iter().zip(&result.persons).enumerate() {
         let keys: Vec<String> =
             row.iter().zip(numeric).filter(|(_, n)| !**n).map(|(v, _)| if v.is_null() { String::new() } else { v.to_string() }).collect();
-        let cells: Vec<Cell> =
-            row.iter().zip(numeric).filter(|(_, n)| **n).map(|(v, _)| Cell::new(v.to_string().parse().unwrap_or(f64::NAN), *persons)).collect();
+        let cells: Vec<Cell> = row
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| numeric[*c])
+            .map(|(c, v)| {
+                let cell = Cell::new(v.to_string().parse().unwrap_or(f64::NAN), *persons);
+                match result.contributions.get(r).and_then(|cs| cs.get(c)).copied().flatten() {
+                    Some(k) if usable(&k) => cell.with_contributions([k.largest, k.second], k.total),
+                    _ => cell,
+                }
+            })
+            .collect();
         table.push(keys, cells);
     }
     table
+}
+
+/// Contributions the output check can use: finite, non-negative, largest first, within the total
+/// (negative values, such as refunds, leave the magnitude's contributions unknown).
+fn usable(k: &niji_sandbox::Contributions) -> bool {
+    let finite = k.largest.is_finite() && k.second.is_finite() && k.total.is_finite();
+    finite && k.second >= 0.0 && k.largest >= k.second && k.largest + k.second <= k.total + 1e-9 * k.total.abs().max(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use niji_sandbox::{AggregateResult, Contributions, Scalar};
+    use niji_sdc::{Outcome, Preset, Reason, Rules};
+
+    use super::to_table;
+
+    /// Two rows of `code, n, s` where `s` is a sum: in row 0 one person makes up 950 of 970; the
+    /// contributions of row 1 are as given.
+    fn result(second_row: Option<Contributions>) -> AggregateResult {
+        let row = |code: &str, n: i64, s: i64| vec![Scalar::Utf8(Some(code.into())), Scalar::Int64(Some(n)), Scalar::Int64(Some(s))];
+        AggregateResult {
+            columns: vec!["code".into(), "n".into(), "s".into()],
+            numeric: vec![false, true, true],
+            rows: vec![row("C1", 40, 970), row("C2", 40, 900)],
+            persons: vec![20, 20],
+            magnitude: vec![false, false, true],
+            contributions: vec![vec![None, None, Some(Contributions { largest: 950.0, second: 10.0, total: 970.0 })], vec![None, None, second_row]],
+        }
+    }
+
+    fn has(reasons: &[Reason], r: &Reason) -> bool {
+        reasons.iter().any(|x| std::mem::discriminant(x) == std::mem::discriminant(r))
+    }
+
+    /// Per row of `s`: the outcome, a reason it must have, a reason it must not have.
+    fn check(preset: Preset, second_row: Option<Contributions>, expected: [(Outcome, Option<Reason>, Option<Reason>); 2]) {
+        let checked = niji_sdc::check(&to_table(&result(second_row)), &Rules::preset(preset)).unwrap();
+        for (row, (outcome, with, without)) in expected.into_iter().enumerate() {
+            let v = checked.verdict(row, 1);
+            assert_eq!(v.outcome, outcome, "row {row}: {v:?}");
+            assert!(with.is_none_or(|r| has(&v.reasons, &r)), "row {row}: {v:?}");
+            assert!(without.is_none_or(|r| !has(&v.reasons, &r)), "row {row}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn sums_are_checked_for_dominance_with_the_contributions_the_sandbox_computed() {
+        let dominance = || Some(Reason::Dominance { n: 2, k: 0.9 });
+        let missing = || Some(Reason::MissingContributions);
+        // Row 1's own contributions pass (it is suppressed only so that row 0 cannot be
+        // recomputed).
+        let spread = Some(Contributions { largest: 40.0, second: 35.0, total: 900.0 });
+        check(Preset::Acro, spread, [(Outcome::Suppressed, dominance(), None), (Outcome::Suppressed, None, dominance())]);
+        let table = to_table(&result(spread));
+        let checked = niji_sdc::check(&table, &Rules::preset(Preset::Acro)).unwrap();
+        assert!(!has(&checked.verdict(1, 1).reasons, &Reason::MissingContributions));
+        // Unknown (the exact count ran) or unusable (negative values): the rule cannot pass it.
+        check(Preset::Acro, None, [(Outcome::Suppressed, dominance(), None), (Outcome::Suppressed, missing(), None)]);
+        let negative = Some(Contributions { largest: 40.0, second: -5.0, total: 900.0 });
+        check(Preset::Acro, negative, [(Outcome::Suppressed, dominance(), None), (Outcome::Suppressed, missing(), None)]);
+        // The NDB rules have no dominance rule: persons decide.
+        check(Preset::Ndb, None, [(Outcome::Released, None, None), (Outcome::Released, None, None)]);
+    }
 }

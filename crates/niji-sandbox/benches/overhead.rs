@@ -3,8 +3,9 @@
 //! `cargo bench -p niji-sandbox --bench overhead` (optional arguments: rows, runs). Prints the median
 //! time of the same GROUP BY query through a plain `SessionContext` over a `MemTable`, through the
 //! workspace with its policy checks only (`run_checks_only`), and through `Workspace::run` (checks
-//! plus the persons count of every output row), in interleaved rounds, and the ratios.
-//! `NIJI_BENCH_PROFILE=persons` (or `checks`) runs that variant alone, 200 times, for `perf record`.
+//! plus the persons count of every output row), and through a workspace under the ACRO rules
+//! (also the two largest contributions behind the sum), in interleaved rounds, and the ratios.
+//! `NIJI_BENCH_PROFILE=persons` (or `contributions`, `checks`) runs that variant alone, 200 times, for `perf record`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -62,7 +63,7 @@ fn data(rows: usize) -> (Arc<datafusion::arrow::datatypes::Schema>, Vec<RecordBa
     (schema, batches)
 }
 
-fn policy() -> PermitPolicy {
+fn policy(output_preset: &str) -> PermitPolicy {
     PermitPolicy {
         application_id: 1,
         version: 1,
@@ -77,7 +78,7 @@ fn policy() -> PermitPolicy {
         researchers: vec![],
         linkage: vec![],
         track: Track::Visiting,
-        output_preset: "standard".into(),
+        output_preset: output_preset.into(),
         starts_on: time::macros::date!(2026 - 01 - 01),
         expires_on: time::macros::date!(2026 - 12 - 31),
         conditions: vec![],
@@ -101,8 +102,10 @@ fn main() {
 
         let start = Instant::now();
         let table = GrantedTable { dataset: "ndb-2024".into(), table: "claim_lines".into(), schema: schema.clone(), batches: batches.clone() };
-        let ws = Workspace::open(vec![table], &policy(), [7; 32], &HashSet::new(), Limits::default()).unwrap();
+        let ws = Workspace::open(vec![table.clone()], &policy("standard"), [7; 32], &HashSet::new(), Limits::default()).unwrap();
         let open = start.elapsed();
+        // Under the ACRO rules (dominance, p-percent) the sum's two largest contributions too.
+        let acro = Workspace::open(vec![table], &policy("acro"), [7; 32], &HashSet::new(), Limits::default()).unwrap();
 
         // Plain DataFusion over the same rows, dealt into the same number of partitions.
         let mut parts = vec![Vec::new(); partitions];
@@ -117,6 +120,7 @@ fn main() {
             for _ in 0..200 {
                 match variant.as_str() {
                     "persons" => ws.run(QUERY).await.map(|_| ()).unwrap(),
+                    "contributions" => acro.run(QUERY).await.map(|_| ()).unwrap(),
                     _ => ws.run_checks_only(QUERY).await.map(|_| ()).unwrap(),
                 }
             }
@@ -124,7 +128,7 @@ fn main() {
         }
         // Interleaved rounds (plain, checks, persons), so that a slower moment of the machine
         // weighs on all three alike; one warm-up round first.
-        let (mut plain, mut checks, mut persons) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut plain, mut checks, mut persons, mut contributions) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for round in 0..=runs {
             let start = Instant::now();
             let n: usize = ctx.sql(QUERY).await.unwrap().collect().await.unwrap().iter().map(|b| b.num_rows()).sum();
@@ -135,15 +139,20 @@ fn main() {
             let start = Instant::now();
             let k = ws.run(QUERY).await.unwrap().rows.len();
             let t_persons = start.elapsed();
-            assert!(n > 0 && n == m && m == k);
+            let start = Instant::now();
+            let with_contributions = acro.run(QUERY).await.unwrap();
+            let t_contributions = start.elapsed();
+            assert!(n > 0 && n == m && m == k && k == with_contributions.rows.len());
+            assert!(with_contributions.contributions.iter().all(|c| c[2].is_some()), "contributions of every sum cell");
             if round > 0 {
                 plain.push(t_plain);
                 checks.push(t_checks);
                 persons.push(t_persons);
+                contributions.push(t_contributions);
             }
         }
         assert_eq!(ws.persons_recounts(), 0, "the fast persons count served every run");
-        let (plain, checks, persons) = (median(plain), median(checks), median(persons));
+        let (plain, checks, persons, contributions) = (median(plain), median(checks), median(persons), median(contributions));
 
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!("rows {rows}, {partitions} partitions, median of {runs} interleaved rounds, query: {QUERY}");
@@ -151,5 +160,6 @@ fn main() {
         println!("plain DataFusion                      {:>9.1} ms", ms(plain));
         println!("workspace, policy checks only         {:>9.1} ms   ratio {:.3}", ms(checks), ms(checks) / ms(plain));
         println!("workspace, checks + persons count     {:>9.1} ms   ratio {:.3}", ms(persons), ms(persons) / ms(plain));
+        println!("  + contributions (ACRO rules)        {:>9.1} ms   ratio {:.3}", ms(contributions), ms(contributions) / ms(plain));
     });
 }

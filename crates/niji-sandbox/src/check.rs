@@ -116,7 +116,12 @@ pub(crate) struct Checker<'a> {
 
 /// What the checks found: the person-id columns of the top aggregate's input that are counted.
 pub(crate) struct Checked {
-    counted: Vec<usize>,
+    pub counted: Vec<usize>,
+    /// The top aggregate's sums and means of a row-level value (magnitudes).
+    pub magnitudes: Vec<Magnitude>,
+    /// For each output column, the magnitude it shows or is computed from (the first one if
+    /// several).
+    pub magnitude_of: Vec<Option<usize>>,
     /// How the persons can be counted: in order, unless an aggregate or window below the top
     /// aggregate regroups the rows (its output follows a hash table, not the persons' order, so the
     /// fast count would only fail and run again).
@@ -138,7 +143,14 @@ impl Checker<'_> {
         let counted = persons_columns(&aggregate.input)?;
         let regrouped = aggregate.input.exists(|n| Ok(matches!(n, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)))).unwrap_or(true);
         let count = if regrouped { PersonsCount::Distinct } else { PersonsCount::InOrder };
-        Ok(Checked { counted, count })
+        let magnitudes = magnitudes(aggregate);
+        let magnitude_of = (0..plan.schema().fields().len())
+            .map(|c| {
+                let sources = aggregates_behind(plan, c);
+                magnitudes.iter().position(|m| sources.contains(&m.aggregate))
+            })
+            .collect();
+        Ok(Checked { counted, magnitudes, magnitude_of, count })
     }
 
     /// Steps 1–3 of [`Checker::check`], all a query on dummy data must pass: forbidden nodes,
@@ -171,9 +183,18 @@ impl Checker<'_> {
     }
 
     /// Rewrites the plan to carry persons-count columns (one per counted person column) from the
-    /// top aggregate to the output; returns the plan and the number of columns added last.
-    pub(crate) fn with_persons(&self, plan: &LogicalPlan, checked: &Checked, count: PersonsCount) -> Result<(LogicalPlan, usize), SandboxError> {
-        Ok((rebuild(plan, &checked.counted, count)?, checked.counted.len()))
+    /// top aggregate to the output, and in the fast mode the contributions of each magnitude
+    /// (one column each, after the persons counts); returns the plan
+    /// and the number of persons columns and of magnitudes with contributions added.
+    pub(crate) fn with_persons(
+        &self,
+        plan: &LogicalPlan,
+        checked: &Checked,
+        count: PersonsCount,
+    ) -> Result<(LogicalPlan, usize, usize), SandboxError> {
+        let magnitudes: &[Magnitude] = if count == PersonsCount::InOrder { &checked.magnitudes } else { &[] };
+        let hidden = Hidden { counted: &checked.counted, magnitudes, count };
+        Ok((rebuild(plan, &hidden)?, checked.counted.len(), magnitudes.len()))
     }
 }
 
@@ -561,28 +582,109 @@ pub(crate) enum PersonsCount {
     Distinct,
 }
 
-/// The output plan with persons-count columns added to the top aggregate and carried up.
-fn rebuild(plan: &LogicalPlan, counted: &[usize], count: PersonsCount) -> Result<LogicalPlan, SandboxError> {
+/// A sum or mean of a row-level value in the top aggregate: `aggregate` is its index among the
+/// aggregate expressions.
+#[derive(Clone, Debug)]
+pub(crate) struct Magnitude {
+    aggregate: usize,
+    value: Expr,
+    filter: Option<Box<Expr>>,
+}
+
+/// The top aggregate's `sum(x)` and `avg(x)` (not `DISTINCT`).
+fn magnitudes(a: &Aggregate) -> Vec<Magnitude> {
+    a.aggr_expr
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match unalias(e) {
+            Expr::AggregateFunction(f) if !f.params.distinct && f.params.args.len() == 1 => {
+                let name = f.func.name().to_ascii_lowercase();
+                matches!(name.as_str(), "sum" | "avg" | "mean").then(|| Magnitude {
+                    aggregate: i,
+                    value: f.params.args[0].clone(),
+                    filter: f.params.filter.clone(),
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The top aggregate's aggregate expressions (by index) that output column `idx` of `plan` shows
+/// or is computed from, through the nodes [`top_aggregate`] allows above it.
+fn aggregates_behind(plan: &LogicalPlan, idx: usize) -> BTreeSet<usize> {
+    match plan {
+        LogicalPlan::Aggregate(a) => idx.checked_sub(a.group_expr.len()).into_iter().collect(),
+        LogicalPlan::Projection(p) => {
+            let Some(e) = p.expr.get(idx) else { return BTreeSet::new() };
+            e.column_refs().into_iter().flat_map(|c| p.input.schema().index_of_column(c).ok()).flat_map(|i| aggregates_behind(&p.input, i)).collect()
+        }
+        LogicalPlan::Filter(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Distinct(Distinct::All(_)) => aggregates_behind(plan.inputs()[0], idx),
+        _ => BTreeSet::new(),
+    }
+}
+
+/// The hidden columns a rewrite adds.
+struct Hidden<'a> {
+    counted: &'a [usize],
+    magnitudes: &'a [Magnitude],
+    count: PersonsCount,
+}
+
+impl Hidden<'_> {
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = (0..self.counted.len()).map(|k| format!("{PERSONS_PREFIX}{k}")).collect();
+        names.extend((0..self.magnitudes.len()).map(|k| format!("{CONTRIBUTIONS_PREFIX}{k}")));
+        names
+    }
+}
+
+/// Prefix of the contributions columns added by the rewrite.
+pub(crate) const CONTRIBUTIONS_PREFIX: &str = "__niji_contributions_";
+
+/// The output plan with persons-count (and contributions) columns added to the top aggregate and
+/// carried up.
+fn rebuild(plan: &LogicalPlan, hidden: &Hidden) -> Result<LogicalPlan, SandboxError> {
     let internal = |_: DataFusionError| SandboxError::Internal;
     match plan {
         LogicalPlan::Aggregate(a) => {
             let columns = a.input.schema().columns();
             let mut aggr = a.aggr_expr.clone();
-            for (k, &i) in counted.iter().enumerate() {
+            let names = hidden.names();
+            let mut names = names.into_iter();
+            for &i in hidden.counted {
                 let column = Expr::Column(columns[i].clone());
-                let persons = match count {
+                let persons = match hidden.count {
                     PersonsCount::InOrder => crate::persons::count_persons(column),
                     // As Binary: count(DISTINCT) has a fast accumulator for it, not for FixedSizeBinary.
                     PersonsCount::Distinct => count_distinct(Expr::Cast(Cast::new(Box::new(column), DataType::Binary))),
                 };
-                aggr.push(persons.alias(format!("{PERSONS_PREFIX}{k}")));
+                aggr.push(persons.alias(names.next().ok_or(SandboxError::Internal)?));
+            }
+            if let Some(&person) = hidden.counted.first() {
+                for m in hidden.magnitudes {
+                    let value = Expr::Cast(Cast::new(Box::new(m.value.clone()), DataType::Float64));
+                    let with_filter = |e: Expr| match e {
+                        Expr::AggregateFunction(mut f) => {
+                            f.params.filter = m.filter.clone();
+                            Expr::AggregateFunction(f)
+                        }
+                        other => other,
+                    };
+                    let top = crate::contributions::contributions(Expr::Column(columns[person].clone()), value);
+                    aggr.push(with_filter(top).alias(names.next().ok_or(SandboxError::Internal)?));
+                }
             }
             Aggregate::try_new(a.input.clone(), a.group_expr.clone(), aggr).map(LogicalPlan::Aggregate).map_err(internal)
         }
         LogicalPlan::Projection(p) => {
-            let input = rebuild(&p.input, counted, count)?;
+            let input = rebuild(&p.input, hidden)?;
             let mut exprs = p.expr.clone();
-            exprs.extend((0..counted.len()).map(|k| Expr::Column(Column::new_unqualified(format!("{PERSONS_PREFIX}{k}")))));
+            exprs.extend(hidden.names().into_iter().map(|n| Expr::Column(Column::new_unqualified(n))));
             Projection::try_new(exprs, Arc::new(input)).map(LogicalPlan::Projection).map_err(internal)
         }
         LogicalPlan::Filter(_)
@@ -590,7 +692,7 @@ fn rebuild(plan: &LogicalPlan, counted: &[usize], count: PersonsCount) -> Result
         | LogicalPlan::Limit(_)
         | LogicalPlan::SubqueryAlias(_)
         | LogicalPlan::Distinct(Distinct::All(_)) => {
-            let input = rebuild(plan.inputs()[0], counted, count)?;
+            let input = rebuild(plan.inputs()[0], hidden)?;
             plan.with_new_exprs(plan.expressions(), vec![input]).map_err(internal)
         }
         _ => Err(SandboxError::Internal),

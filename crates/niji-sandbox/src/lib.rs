@@ -52,8 +52,18 @@
 //! first made over ascending ids ([`persons`]: a comparison per row, not a hash-set insert);
 //! when the plan breaks that order (a repartitioning join, a nested aggregate) the run says so and
 //! the query runs again with `count(DISTINCT c)`. Both are exact.
+//!
+//! # Contributions
+//! When the permit's output rules check single contributions (dominance, p-percent: the ACRO
+//! preset), every `sum(x)` and `avg(x)` of the top aggregate is a magnitude: the rewrite also
+//! computes, in the fast mode, its two largest single-person sums and its total
+//! ([`contributions`]), and [`AggregateResult`] marks each output column that shows or is computed
+//! from one ([`AggregateResult::magnitude`], [`AggregateResult::contributions`]). When the exact
+//! count runs instead, a magnitude's contributions are `None` (the output check then cannot pass
+//! it under those rules). Under rules without them, nothing is marked or computed.
 
 mod check;
+mod contributions;
 mod data;
 mod deadline;
 mod persons;
@@ -65,7 +75,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{Array, Int64Array};
+use datafusion::arrow::array::{Array, FixedSizeBinaryArray, Int64Array};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider, SchemaProvider};
@@ -240,6 +250,21 @@ pub struct AggregateResult {
     pub rows: Vec<Vec<ScalarValue>>,
     /// For each row, the number of distinct persons behind it.
     pub persons: Vec<u64>,
+    /// Per column: whether it shows, or is computed from, a sum or mean of a row-level value (a
+    /// magnitude, which the dominance and p-percent rules of output checking apply to).
+    pub magnitude: Vec<bool>,
+    /// Per row and column: the contributions behind a magnitude column, when they were computed
+    /// (with the fast persons count; `None` otherwise, and for other columns).
+    pub contributions: Vec<Vec<Option<Contributions>>>,
+}
+
+/// The two largest single-person contributions to a magnitude cell, and the total of all
+/// contributions (the sum behind the cell, also for a mean).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Contributions {
+    pub largest: f64,
+    pub second: f64,
+    pub total: f64,
 }
 
 /// A registered table: its SQL schema and name and the dataset it came from.
@@ -259,6 +284,9 @@ pub struct Workspace {
     mode: QueryMode,
     /// Queries whose persons were counted again exactly because the order did not hold.
     recounts: AtomicUsize,
+    /// Whether the permit's output rules check single contributions (dominance, p-percent):
+    /// only then are sums and means marked as magnitudes and their contributions computed.
+    contributions: bool,
 }
 
 /// The person ids (what `person_id` holds) a permit's workspace gives the persons of tables holding
@@ -332,6 +360,12 @@ impl Workspace {
             limits,
             mode: QueryMode::Aggregates,
             recounts: AtomicUsize::new(0),
+            // An unknown preset name: computed anyway (the output check decides what it uses).
+            contributions: policy
+                .output_preset
+                .parse::<niji_sdc::Preset>()
+                .map(|p| niji_sdc::Rules::preset(p).checks_contributions())
+                .unwrap_or(true),
         })
     }
 
@@ -400,54 +434,83 @@ impl Workspace {
             QueryMode::Aggregates => Some(checker.check(&plan)?),
         };
         let Some(checked) = checked.filter(|_| count_persons) else {
-            return self.execute(plan, 0, deadline).await.map_err(Failure::into_sandbox);
+            return self.execute(plan, Hidden::default(), deadline).await.map_err(Failure::into_sandbox);
         };
+        let magnitude_of = if self.contributions { checked.magnitude_of.clone() } else { Vec::new() };
+        let hidden = |persons, magnitudes| Hidden { persons, magnitudes, magnitude_of: magnitude_of.clone() };
+        let checked = check::Checked { magnitudes: if self.contributions { checked.magnitudes } else { Vec::new() }, ..checked };
         // The fast count first; if the rows did not reach the aggregate in person order, the exact one.
         if checked.count == check::PersonsCount::Distinct {
-            let (exact, added) = checker.with_persons(&plan, &checked, check::PersonsCount::Distinct)?;
-            return self.execute(exact, added, deadline).await.map_err(Failure::into_sandbox);
+            let (exact, persons, magnitudes) = checker.with_persons(&plan, &checked, check::PersonsCount::Distinct)?;
+            return self.execute(exact, hidden(persons, magnitudes), deadline).await.map_err(Failure::into_sandbox);
         }
-        let (fast, added) = checker.with_persons(&plan, &checked, check::PersonsCount::InOrder)?;
-        match self.execute(fast, added, deadline).await {
+        let (fast, persons, magnitudes) = checker.with_persons(&plan, &checked, check::PersonsCount::InOrder)?;
+        match self.execute(fast, hidden(persons, magnitudes), deadline).await {
             Err(Failure::PersonsOrder) => {
                 self.recounts.fetch_add(1, Ordering::Relaxed);
-                let (exact, added) = checker.with_persons(&plan, &checked, check::PersonsCount::Distinct)?;
-                self.execute(exact, added, deadline).await.map_err(Failure::into_sandbox)
+                let (exact, persons, magnitudes) = checker.with_persons(&plan, &checked, check::PersonsCount::Distinct)?;
+                self.execute(exact, hidden(persons, magnitudes), deadline).await.map_err(Failure::into_sandbox)
             }
             other => other.map_err(Failure::into_sandbox),
         }
     }
 
-    /// Runs a checked plan; the last `persons_columns` columns are persons counts.
-    async fn execute(&self, plan: LogicalPlan, persons_columns: usize, deadline: Instant) -> Result<AggregateResult, Failure> {
+    /// Runs a checked plan whose last columns are the hidden ones of `hidden`.
+    async fn execute(&self, plan: LogicalPlan, hidden: Hidden, deadline: Instant) -> Result<AggregateResult, Failure> {
         let df = self.ctx.execute_logical_plan(plan).await.map_err(Failure::from)?;
         let physical = df.create_physical_plan().await.map_err(Failure::from)?;
         let physical = deadline::wrap(physical, deadline).map_err(Failure::from)?;
         let mut stream = execute_stream(physical, self.ctx.task_ctx()).map_err(Failure::from)?;
         let schema = stream.schema();
-        let width = schema.fields().len() - persons_columns;
+        let width = schema.fields().len() - hidden.persons - hidden.magnitudes;
         let columns = schema.fields().iter().take(width).map(|f| f.name().clone()).collect();
         let numeric = schema.fields().iter().take(width).map(|f| f.data_type().is_numeric()).collect();
+        let magnitude_of: Vec<Option<usize>> = (0..width).map(|c| hidden.magnitude_of.get(c).copied().flatten()).collect();
         let mut rows = Vec::new();
         let mut persons = Vec::new();
+        let mut contributions = Vec::new();
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(Failure::from)?;
             if rows.len() + batch.num_rows() > self.limits.max_rows {
                 return Err(Failure::Sandbox(SandboxError::NotAllowed(Refusal::TooManyRows)));
             }
+            let first_contribution = width + hidden.persons;
+            let read = |k: usize, row: usize| -> Result<Contributions, SandboxError> {
+                let column = batch.column(first_contribution + k).as_any().downcast_ref::<FixedSizeBinaryArray>().ok_or(SandboxError::Internal)?;
+                let [largest, second, total] = contributions::unpack(column.value(row)).ok_or(SandboxError::Internal)?;
+                Ok(Contributions { largest, second, total })
+            };
             for row in 0..batch.num_rows() {
                 let mut values = Vec::with_capacity(width);
                 for c in 0..width {
                     values.push(ScalarValue::try_from_array(batch.column(c), row).map_err(|_| Failure::Sandbox(SandboxError::Internal))?);
                 }
                 rows.push(values);
-                if persons_columns > 0 {
-                    persons.push(min_persons(&batch, width, row).map_err(Failure::Sandbox)?);
+                if hidden.persons > 0 {
+                    persons.push(min_persons(&batch, width, hidden.persons, row).map_err(Failure::Sandbox)?);
                 }
+                let mut of_row = Vec::with_capacity(width);
+                for m in &magnitude_of {
+                    of_row.push(match m {
+                        Some(k) if *k < hidden.magnitudes => Some(read(*k, row).map_err(Failure::Sandbox)?),
+                        _ => None,
+                    });
+                }
+                contributions.push(of_row);
             }
         }
-        Ok(AggregateResult { columns, numeric, rows, persons })
+        let magnitude = magnitude_of.iter().map(Option::is_some).collect();
+        Ok(AggregateResult { columns, numeric, rows, persons, magnitude, contributions })
     }
+}
+
+/// What a rewritten plan carries after the output's own columns: persons counts, then one
+/// contributions column per magnitude; and which output column shows which magnitude.
+#[derive(Default)]
+struct Hidden {
+    persons: usize,
+    magnitudes: usize,
+    magnitude_of: Vec<Option<usize>>,
 }
 
 /// Why a plan's execution stopped.
@@ -477,9 +540,9 @@ impl Failure {
     }
 }
 
-fn min_persons(batch: &RecordBatch, width: usize, row: usize) -> Result<u64, SandboxError> {
+fn min_persons(batch: &RecordBatch, width: usize, columns: usize, row: usize) -> Result<u64, SandboxError> {
     let mut min: Option<u64> = None;
-    for c in width..batch.num_columns() {
+    for c in width..width + columns {
         let counts = batch.column(c).as_any().downcast_ref::<Int64Array>().ok_or(SandboxError::Internal)?;
         let n = if counts.is_null(row) { 0 } else { u64::try_from(counts.value(row)).unwrap_or(0) };
         min = Some(min.map_or(n, |m| m.min(n)));

@@ -123,6 +123,12 @@ pub enum RulesError {
 }
 
 impl Rules {
+    /// Whether the rules look at magnitudes' single contributions (dominance or p-percent), so
+    /// that a sum or mean cell needs its two largest contributions to be checked.
+    pub fn checks_contributions(&self) -> bool {
+        self.dominance.is_some() || self.p_percent.is_some()
+    }
+
     /// The rules of a preset (see the table in the module documentation).
     pub fn preset(preset: Preset) -> Self {
         let none = Rules {
