@@ -23,7 +23,7 @@ use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, Expr, GroupsAccumulator, Signature, Volatility};
 
-use crate::data::{Id, NO_ID, PERSON_ID_BYTES};
+use crate::data::{id_at, Id, NO_ID, PERSON_ID_BYTES};
 
 /// Bytes of the aggregate's value: largest, second, total.
 pub(crate) const CONTRIBUTIONS_BYTES: i32 = 24;
@@ -188,10 +188,6 @@ fn state_of(finished: &[[f64; 3]]) -> Vec<ArrayRef> {
     (0..3).map(|i| Arc::new(Float64Array::from_iter_values(finished.iter().map(|f| f[i]))) as ArrayRef).collect()
 }
 
-fn id_at(ids: &datafusion::arrow::array::FixedSizeBinaryArray, row: usize) -> Id {
-    Id::from_le_bytes(ids.value(row).try_into().expect("person id width"))
-}
-
 #[derive(Debug)]
 struct Groups {
     groups: Vec<Group>,
@@ -308,13 +304,7 @@ impl Accumulator for OneGroup {
 mod tests {
     use super::*;
 
-    fn ids(values: &[Id]) -> ArrayRef {
-        let mut b = FixedSizeBinaryBuilder::new(PERSON_ID_BYTES);
-        for v in values {
-            b.append_value(v.to_le_bytes()).unwrap();
-        }
-        Arc::new(b.finish())
-    }
+    use crate::data::id_array as ids;
 
     /// Runs partitions (each one batch of `(person, group, value)`) through partial accumulators
     /// and one merging accumulator; returns `[largest, second, total]` per group.

@@ -26,6 +26,22 @@ pub const PERSON_ID_BYTES: i32 = 4;
 /// A person id as a number: its 4 bytes read little-endian (no byte swap per row in the persons
 /// count). Tables are sorted by this number, not by the bytes.
 pub(crate) type Id = u32;
+/// The id in row `row` of a person-id column, as the number tables are sorted by (its bytes read
+/// little-endian; not the bytes' order).
+pub(crate) fn id_at(ids: &FixedSizeBinaryArray, row: usize) -> Id {
+    Id::from_le_bytes(ids.value(row).try_into().expect("person id width"))
+}
+
+/// A person-id column of these ids (for tests).
+#[cfg(test)]
+pub(crate) fn id_array(values: &[Id]) -> ArrayRef {
+    let mut b = FixedSizeBinaryBuilder::new(PERSON_ID_BYTES);
+    for v in values {
+        b.append_value(v.to_le_bytes()).expect("4 bytes");
+    }
+    Arc::new(b.finish())
+}
+
 /// The one 4-byte value no person gets (the persons count's mark for "none yet").
 pub(crate) const NO_ID: Id = Id::MAX;
 
@@ -296,10 +312,7 @@ pub(crate) fn by_person(batches: Vec<RecordBatch>, n: usize) -> Result<Vec<Vec<R
     let mut order: Vec<u64> = Vec::with_capacity(rows);
     for (batch, &start) in batches.iter().zip(&starts) {
         let ids = batch.column(0).as_any().downcast_ref::<FixedSizeBinaryArray>().ok_or(SandboxError::Internal)?;
-        order.extend((0..ids.len()).map(|r| {
-            let id = Id::from_le_bytes(ids.value(r).try_into().expect("person id width"));
-            (u64::from(id) << 32) | (start + r) as u64
-        }));
+        order.extend((0..ids.len()).map(|r| (u64::from(id_at(ids, r)) << 32) | (start + r) as u64));
     }
     order.sort_unstable();
     let id_of = |o: u64| (o >> 32) as Id;

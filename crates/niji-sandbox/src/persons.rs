@@ -29,7 +29,7 @@ use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, Expr, GroupsAccumulator, Signature, Volatility};
 
-use crate::data::{Id, NO_ID, PERSON_ID_BYTES};
+use crate::data::{id_at, Id, NO_ID, PERSON_ID_BYTES};
 
 /// The persons-count aggregate over a `person_id` column (not registered in the session: only the
 /// rewrite of [`crate::check`] can call it).
@@ -121,11 +121,6 @@ impl AggregateUDFImpl for CountPersonsInOrder {
     fn default_value(&self, _data_type: &DataType) -> Result<ScalarValue> {
         Ok(ScalarValue::Int64(Some(0)))
     }
-}
-
-/// An id as the number tables are sorted by (its bytes read little-endian; not the bytes' order).
-fn id_at(ids: &FixedSizeBinaryArray, row: usize) -> Id {
-    Id::from_le_bytes(ids.value(row).try_into().expect("person id width"))
 }
 
 fn ids_of(values: &[ArrayRef]) -> Result<&FixedSizeBinaryArray> {
@@ -414,13 +409,7 @@ impl Accumulator for OneGroup {
 mod tests {
     use super::*;
 
-    fn ids(values: &[Id]) -> ArrayRef {
-        let mut b = FixedSizeBinaryBuilder::new(PERSON_ID_BYTES);
-        for v in values {
-            b.append_value(v.to_le_bytes()).unwrap();
-        }
-        Arc::new(b.finish())
-    }
+    use crate::data::id_array as ids;
 
     fn check(partitions: &[(&[Id], &[usize])], groups: usize, expected: Option<Vec<i64>>) {
         check_encoded(partitions, groups, expected.clone(), None);
