@@ -63,7 +63,7 @@ use niji_core::{AuditEvent, AuditSink};
 use niji_ingest::{CsvMapping, FileReport, IngestConfig, IngestError};
 use niji_instance::{Instance, InstanceError};
 use niji_lake::{LakeError, LakeKey, LakeOptions};
-use niji_privacy::{LinkRecord, LinkStats, LinkUnit, LinkageConfig, PersonKey, Pseudonymizer, VaultKey};
+use niji_privacy::{LinkRecord, LinkStats, LinkageConfig, PersonKey, Pseudonymizer, VaultKey};
 use niji_store::{StoreError, VersionCommit, VersionProblemRow, VersionTableRow};
 use niji_vault::{Vault, VaultError};
 
@@ -383,14 +383,22 @@ async fn write_version(
         // arrival): no second copy of the units.
         let mut link_units = std::mem::take(&mut scan.units);
         let unit_count = link_units.len() as u64;
+        // Normalized a page at a time on all cores (as the scan does per file).
+        const PAGE: usize = 16_384;
         let mut earlier_keys: Vec<PersonKey> = Vec::new();
+        let mut page: Vec<LinkRecord> = Vec::new();
         vault
             .each_link_record(&committed, |r| {
                 earlier_keys.push(r.person);
-                let record = LinkRecord { holder: r.holder, observed: r.observed, identity: scan::linkage_identity(r.identity) };
-                link_units.push(LinkUnit::new(&record));
+                page.push(LinkRecord { holder: r.holder, observed: r.observed, identity: scan::linkage_identity(r.identity) });
+                if page.len() == PAGE {
+                    link_units.extend(niji_privacy::prepare_all(&page));
+                    page.clear();
+                }
             })
             .await?;
+        link_units.extend(niji_privacy::prepare_all(&page));
+        drop(page);
         link_units.rotate_right(earlier_keys.len());
         let prior = vault.prior_keys().await?;
         // Full birth dates per unit, for the lake's `age` at each event (the dates themselves

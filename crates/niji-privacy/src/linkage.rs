@@ -134,8 +134,8 @@ pub struct Linkage {
 }
 
 /// Normalizes every record, on all cores for large inputs (each record on its own: the
-/// result does not depend on how the work is split).
-fn prepare_all(records: &[LinkRecord]) -> Vec<LinkUnit> {
+/// result does not depend on how the work is split): [`LinkUnit::new`] of each, in order.
+pub fn prepare_all(records: &[LinkRecord]) -> Vec<LinkUnit> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads < 2 || records.len() < 10_000 {
         return records.iter().map(LinkUnit::new).collect();
