@@ -119,9 +119,8 @@ pub(crate) struct Checked {
     pub counted: Vec<usize>,
     /// The top aggregate's sums and means of a row-level value (magnitudes).
     pub magnitudes: Vec<Magnitude>,
-    /// For each output column, the magnitude it shows or is computed from (the first one if
-    /// several).
-    pub magnitude_of: Vec<Option<usize>>,
+    /// For each output column, the magnitudes it shows or is computed from.
+    pub magnitude_of: Vec<Vec<usize>>,
     /// How the persons can be counted: in order, unless an aggregate or window below the top
     /// aggregate regroups the rows (its output follows a hash table, not the persons' order, so the
     /// fast count would only fail and run again).
@@ -147,7 +146,7 @@ impl Checker<'_> {
         let magnitude_of = (0..plan.schema().fields().len())
             .map(|c| {
                 let sources = aggregates_behind(plan, c);
-                magnitudes.iter().position(|m| sources.contains(&m.aggregate))
+                magnitudes.iter().enumerate().filter(|(_, m)| sources.contains(&m.aggregate)).map(|(k, _)| k).collect()
             })
             .collect();
         Ok(Checked { counted, magnitudes, magnitude_of, count })

@@ -465,7 +465,7 @@ impl Workspace {
         let width = schema.fields().len() - hidden.persons - hidden.magnitudes;
         let columns = schema.fields().iter().take(width).map(|f| f.name().clone()).collect();
         let numeric = schema.fields().iter().take(width).map(|f| f.data_type().is_numeric()).collect();
-        let magnitude_of: Vec<Option<usize>> = (0..width).map(|c| hidden.magnitude_of.get(c).copied().flatten()).collect();
+        let magnitude_of: Vec<Vec<usize>> = (0..width).map(|c| hidden.magnitude_of.get(c).cloned().unwrap_or_default()).collect();
         let mut rows = Vec::new();
         let mut persons = Vec::new();
         let mut contributions = Vec::new();
@@ -490,27 +490,41 @@ impl Workspace {
                     persons.push(min_persons(&batch, width, hidden.persons, row).map_err(Failure::Sandbox)?);
                 }
                 let mut of_row = Vec::with_capacity(width);
-                for m in &magnitude_of {
-                    of_row.push(match m {
-                        Some(k) if *k < hidden.magnitudes => Some(read(*k, row).map_err(Failure::Sandbox)?),
-                        _ => None,
-                    });
+                for ks in &magnitude_of {
+                    // A column computed from several magnitudes (`sum(a) + sum(b)`): the largest
+                    // contributions of any with the smallest total, at least as strict as each
+                    // for dominance and p-percent (or unusable, which the check cannot pass).
+                    let mut combined: Option<Contributions> = None;
+                    for &k in ks {
+                        if k >= hidden.magnitudes {
+                            combined = None;
+                            break;
+                        }
+                        let c = read(k, row).map_err(Failure::Sandbox)?;
+                        combined = Some(match combined {
+                            None => c,
+                            Some(o) => {
+                                Contributions { largest: o.largest.max(c.largest), second: o.second.max(c.second), total: o.total.min(c.total) }
+                            }
+                        });
+                    }
+                    of_row.push(combined);
                 }
                 contributions.push(of_row);
             }
         }
-        let magnitude = magnitude_of.iter().map(Option::is_some).collect();
+        let magnitude = magnitude_of.iter().map(|ks| !ks.is_empty()).collect();
         Ok(AggregateResult { columns, numeric, rows, persons, magnitude, contributions })
     }
 }
 
 /// What a rewritten plan carries after the output's own columns: persons counts, then one
-/// contributions column per magnitude; and which output column shows which magnitude.
+/// contributions column per magnitude; and which output column shows which magnitudes.
 #[derive(Default)]
 struct Hidden {
     persons: usize,
     magnitudes: usize,
-    magnitude_of: Vec<Option<usize>>,
+    magnitude_of: Vec<Vec<usize>>,
 }
 
 /// Why a plan's execution stopped.

@@ -87,6 +87,20 @@ fn one_person_who_dominates_a_cell_shows_in_it() {
 }
 
 #[test]
+fn a_column_computed_from_two_sums_is_held_to_the_stricter() {
+    // C1: ten persons give 10 each and person 1 also 500. The first sum's largest is person 1's
+    // 510 of 600; the second (points over 100) is person 1's 500 alone.
+    let mut lines: Vec<(u8, u8, i64)> = (1..=10).map(|p| (p, 1, 10)).collect();
+    lines.push((1, 1, 500));
+    let ws = open(&lines, &[]);
+    let r = run(&ws, "SELECT code, sum(points) + sum(CASE WHEN points > 100 THEN points ELSE 0 END) AS mixed FROM claim_lines GROUP BY code");
+    assert_eq!(r.magnitude, [false, true]);
+    let c = r.contributions[0][1].expect("both sums computed");
+    // Largest of either (person 1: 510 in the first sum), second of either (10), smaller total (500).
+    assert_eq!(c, Contributions { largest: 510.0, second: 10.0, total: 500.0 });
+}
+
+#[test]
 fn rules_without_dominance_get_no_magnitudes() {
     // The NDB and OpenSAFELY rules do not look at contributions: sums stay plain measures (under
     // OpenSAFELY a sum of a 0/1 flag is a count, and is rounded as one).
