@@ -152,24 +152,26 @@ pub(crate) fn cohort_spec(policy: &PermitPolicy) -> niji_lake::cohort::CohortSpe
 /// dominance and p-percent rules apply (without them, rules that need them fail the cell);
 /// other numeric columns are counts.
 pub(crate) fn to_table(result: &niji_sandbox::AggregateResult) -> Table {
-    let numeric = &result.numeric;
     let magnitude = |c: usize| result.magnitude.get(c).copied().unwrap_or(false);
-    let dimensions: Vec<String> = result.columns.iter().zip(numeric).filter(|(_, n)| !**n).map(|(c, _)| c.clone()).collect();
+    // A magnitude shown as text (`CAST(sum(x) AS VARCHAR)`) is still a measure: its text never
+    // becomes a released key (a value that does not read as a number is checked as NaN).
+    let measure: Vec<bool> = result.numeric.iter().enumerate().map(|(c, n)| *n || magnitude(c)).collect();
+    let dimensions: Vec<String> = result.columns.iter().zip(&measure).filter(|(_, m)| !**m).map(|(c, _)| c.clone()).collect();
     let measures: Vec<Measure> = result
         .columns
         .iter()
         .enumerate()
-        .filter(|(c, _)| numeric[*c])
+        .filter(|(c, _)| measure[*c])
         .map(|(c, name)| if magnitude(c) { Measure::new(name.clone(), MeasureKind::Sum) } else { Measure::count(name.clone()) })
         .collect();
     let mut table = Table::new(dimensions, measures);
     for (r, (row, persons)) in result.rows.iter().zip(&result.persons).enumerate() {
         let keys: Vec<String> =
-            row.iter().zip(numeric).filter(|(_, n)| !**n).map(|(v, _)| if v.is_null() { String::new() } else { v.to_string() }).collect();
+            row.iter().zip(&measure).filter(|(_, m)| !**m).map(|(v, _)| if v.is_null() { String::new() } else { v.to_string() }).collect();
         let cells: Vec<Cell> = row
             .iter()
             .enumerate()
-            .filter(|(c, _)| numeric[*c])
+            .filter(|(c, _)| measure[*c])
             .map(|(c, v)| {
                 let cell = Cell::new(v.to_string().parse().unwrap_or(f64::NAN), *persons);
                 match result.contributions.get(r).and_then(|cs| cs.get(c)).copied().flatten() {
@@ -224,6 +226,26 @@ mod tests {
             assert!(with.is_none_or(|r| has(&v.reasons, &r)), "row {row}: {v:?}");
             assert!(without.is_none_or(|r| !has(&v.reasons, &r)), "row {row}: {v:?}");
         }
+    }
+
+    #[test]
+    fn a_sum_shown_as_text_is_checked_as_a_measure_not_released_as_a_key() {
+        let mut r = result(None);
+        r.rows = r
+            .rows
+            .into_iter()
+            .map(|mut row| {
+                row[2] = Scalar::Utf8(Some(format!("total {}", row[2])));
+                row
+            })
+            .collect();
+        r.numeric = vec![false, true, false];
+        let table = to_table(&r);
+        assert_eq!(table.dimensions, ["code"]);
+        assert_eq!(table.measures.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["n", "s"]);
+        let checked = niji_sdc::check(&table, &Rules::preset(Preset::Acro)).unwrap();
+        let released = checked.released_table(&table);
+        assert!(!format!("{:?}", released.rows).contains("total 970"), "{:?}", released.rows);
     }
 
     #[test]

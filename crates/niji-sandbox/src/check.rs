@@ -119,8 +119,9 @@ pub(crate) struct Checked {
     pub counted: Vec<usize>,
     /// The top aggregate's sums and means of a row-level value (magnitudes).
     pub magnitudes: Vec<Magnitude>,
-    /// For each output column, the magnitudes it shows or is computed from.
-    pub magnitude_of: Vec<Vec<usize>>,
+    /// For each output column, the magnitudes it shows or is computed from: each as the index of
+    /// its contributions among the computed ones, or `None` if they are not computed.
+    pub magnitude_of: Vec<Vec<Option<usize>>>,
     /// How the persons can be counted: in order, unless an aggregate or window below the top
     /// aggregate regroups the rows (its output follows a hash table, not the persons' order, so the
     /// fast count would only fail and run again).
@@ -143,10 +144,19 @@ impl Checker<'_> {
         let regrouped = aggregate.input.exists(|n| Ok(matches!(n, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)))).unwrap_or(true);
         let count = if regrouped { PersonsCount::Distinct } else { PersonsCount::InOrder };
         let magnitudes = magnitudes(aggregate);
+        let computed_index: Vec<Option<usize>> = magnitudes
+            .iter()
+            .scan(0, |next, m| {
+                Some(m.computed.as_ref().map(|_| {
+                    *next += 1;
+                    *next - 1
+                }))
+            })
+            .collect();
         let magnitude_of = (0..plan.schema().fields().len())
             .map(|c| {
                 let sources = aggregates_behind(plan, c);
-                magnitudes.iter().enumerate().filter(|(_, m)| sources.contains(&m.aggregate)).map(|(k, _)| k).collect()
+                magnitudes.iter().zip(&computed_index).filter(|(m, _)| sources.contains(&m.aggregate)).map(|(_, k)| *k).collect()
             })
             .collect();
         Ok(Checked { counted, magnitudes, magnitude_of, count })
@@ -191,9 +201,10 @@ impl Checker<'_> {
         checked: &Checked,
         count: PersonsCount,
     ) -> Result<(LogicalPlan, usize, usize), SandboxError> {
-        let magnitudes: &[Magnitude] = if count == PersonsCount::InOrder { &checked.magnitudes } else { &[] };
-        let hidden = Hidden { counted: &checked.counted, magnitudes, count };
-        Ok((rebuild(plan, &hidden)?, checked.counted.len(), magnitudes.len()))
+        let computed: Vec<&(Expr, Option<Box<Expr>>)> =
+            if count == PersonsCount::InOrder { checked.magnitudes.iter().filter_map(|m| m.computed.as_ref()).collect() } else { Vec::new() };
+        let hidden = Hidden { counted: &checked.counted, magnitudes: &computed, count };
+        Ok((rebuild(plan, &hidden)?, checked.counted.len(), computed.len()))
     }
 }
 
@@ -581,30 +592,36 @@ pub(crate) enum PersonsCount {
     Distinct,
 }
 
-/// A sum or mean of a row-level value in the top aggregate: `aggregate` is its index among the
-/// aggregate expressions.
+/// An aggregate of the top aggregate that shows values, not counts (a magnitude): `aggregate` is
+/// its index among the aggregate expressions. Its contributions are computed (`computed`: the
+/// value and the aggregate's filter) for a plain `sum(x)` or `avg(x)`; for the others (`min`,
+/// `max`, `median`, percentiles, `DISTINCT` sums…) they stay unknown, which rules that need them
+/// cannot pass.
 #[derive(Clone, Debug)]
 pub(crate) struct Magnitude {
     aggregate: usize,
-    value: Expr,
-    filter: Option<Box<Expr>>,
+    computed: Option<(Expr, Option<Box<Expr>>)>,
 }
 
-/// The top aggregate's `sum(x)` and `avg(x)` (not `DISTINCT`).
+/// Aggregates that count (persons, rows, groups) or give booleans: not magnitudes.
+const COUNTING_AGGREGATES: &[&str] = &["count", "approx_distinct", "grouping", "regr_count", "bool_and", "bool_or"];
+
+/// The top aggregate's magnitudes.
 fn magnitudes(a: &Aggregate) -> Vec<Magnitude> {
     a.aggr_expr
         .iter()
         .enumerate()
         .filter_map(|(i, e)| match unalias(e) {
-            Expr::AggregateFunction(f) if !f.params.distinct && f.params.args.len() == 1 => {
+            Expr::AggregateFunction(f) => {
                 let name = f.func.name().to_ascii_lowercase();
-                matches!(name.as_str(), "sum" | "avg" | "mean").then(|| Magnitude {
-                    aggregate: i,
-                    value: f.params.args[0].clone(),
-                    filter: f.params.filter.clone(),
-                })
+                if COUNTING_AGGREGATES.contains(&name.as_str()) {
+                    return None;
+                }
+                let plain = matches!(name.as_str(), "sum" | "avg" | "mean") && !f.params.distinct && f.params.args.len() == 1;
+                Some(Magnitude { aggregate: i, computed: plain.then(|| (f.params.args[0].clone(), f.params.filter.clone())) })
             }
-            _ => None,
+            // Not an aggregate function as such: a magnitude of unknown contributions.
+            _ => Some(Magnitude { aggregate: i, computed: None }),
         })
         .collect()
 }
@@ -613,7 +630,8 @@ fn magnitudes(a: &Aggregate) -> Vec<Magnitude> {
 /// or is computed from, through the nodes [`top_aggregate`] allows above it.
 fn aggregates_behind(plan: &LogicalPlan, idx: usize) -> BTreeSet<usize> {
     match plan {
-        LogicalPlan::Aggregate(a) => idx.checked_sub(a.group_expr.len()).into_iter().collect(),
+        // Grouping sets output every grouping column and an internal id before the aggregates.
+        LogicalPlan::Aggregate(a) => a.group_expr_len().ok().and_then(|n| idx.checked_sub(n)).into_iter().collect(),
         LogicalPlan::Projection(p) => {
             let Some(e) = p.expr.get(idx) else { return BTreeSet::new() };
             e.column_refs().into_iter().flat_map(|c| p.input.schema().index_of_column(c).ok()).flat_map(|i| aggregates_behind(&p.input, i)).collect()
@@ -630,7 +648,8 @@ fn aggregates_behind(plan: &LogicalPlan, idx: usize) -> BTreeSet<usize> {
 /// The hidden columns a rewrite adds.
 struct Hidden<'a> {
     counted: &'a [usize],
-    magnitudes: &'a [Magnitude],
+    /// The value and filter of each magnitude whose contributions are computed.
+    magnitudes: &'a [&'a (Expr, Option<Box<Expr>>)],
     count: PersonsCount,
 }
 
@@ -665,11 +684,11 @@ fn rebuild(plan: &LogicalPlan, hidden: &Hidden) -> Result<LogicalPlan, SandboxEr
                 aggr.push(persons.alias(names.next().ok_or(SandboxError::Internal)?));
             }
             if let Some(&person) = hidden.counted.first() {
-                for m in hidden.magnitudes {
-                    let value = Expr::Cast(Cast::new(Box::new(m.value.clone()), DataType::Float64));
+                for (value, filter) in hidden.magnitudes.iter().copied() {
+                    let value = Expr::Cast(Cast::new(Box::new(value.clone()), DataType::Float64));
                     let with_filter = |e: Expr| match e {
                         Expr::AggregateFunction(mut f) => {
-                            f.params.filter = m.filter.clone();
+                            f.params.filter = filter.clone();
                             Expr::AggregateFunction(f)
                         }
                         other => other,

@@ -214,8 +214,13 @@ impl GroupsAccumulator for Groups {
             return Ok(());
         }
         for (row, &g) in group_indices.iter().enumerate() {
-            if ids.is_null(row) || opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
+            if opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
                 continue;
+            }
+            if ids.is_null(row) {
+                // A row with no person (an outer join's unmatched side) would be left out of the
+                // contributions: the query runs again with the exact count, without them.
+                return Err(crate::persons::broken());
             }
             // A null value adds nothing (as in `sum`), but the person still takes part.
             let value = if numbers.is_null(row) { 0.0 } else { numbers.value(row) };
@@ -272,9 +277,10 @@ impl Accumulator for OneGroup {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let (ids, numbers) = inputs(values)?;
         for row in 0..ids.len() {
-            if !ids.is_null(row) {
-                self.group.add(id_at(ids, row), if numbers.is_null(row) { 0.0 } else { numbers.value(row) });
+            if ids.is_null(row) {
+                return Err(crate::persons::broken());
             }
+            self.group.add(id_at(ids, row), if numbers.is_null(row) { 0.0 } else { numbers.value(row) });
         }
         Ok(())
     }

@@ -465,7 +465,7 @@ impl Workspace {
         let width = schema.fields().len() - hidden.persons - hidden.magnitudes;
         let columns = schema.fields().iter().take(width).map(|f| f.name().clone()).collect();
         let numeric = schema.fields().iter().take(width).map(|f| f.data_type().is_numeric()).collect();
-        let magnitude_of: Vec<Vec<usize>> = (0..width).map(|c| hidden.magnitude_of.get(c).cloned().unwrap_or_default()).collect();
+        let magnitude_of: Vec<Vec<Option<usize>>> = (0..width).map(|c| hidden.magnitude_of.get(c).cloned().unwrap_or_default()).collect();
         let mut rows = Vec::new();
         let mut persons = Vec::new();
         let mut contributions = Vec::new();
@@ -496,10 +496,11 @@ impl Workspace {
                     // for dominance and p-percent (or unusable, which the check cannot pass).
                     let mut combined: Option<Contributions> = None;
                     for &k in ks {
-                        if k >= hidden.magnitudes {
+                        // Not computed for this magnitude (or not in this run): unknown.
+                        let Some(k) = k.filter(|k| *k < hidden.magnitudes) else {
                             combined = None;
                             break;
-                        }
+                        };
                         let c = read(k, row).map_err(Failure::Sandbox)?;
                         combined = Some(match combined {
                             None => c,
@@ -524,7 +525,7 @@ impl Workspace {
 struct Hidden {
     persons: usize,
     magnitudes: usize,
-    magnitude_of: Vec<Vec<usize>>,
+    magnitude_of: Vec<Vec<Option<usize>>>,
 }
 
 /// Why a plan's execution stopped.

@@ -66,7 +66,8 @@ pub(crate) fn is_order_broken(e: &DataFusionError) -> bool {
     }
 }
 
-fn broken() -> DataFusionError {
+/// The error that makes the workspace run the query again with the exact count.
+pub(crate) fn broken() -> DataFusionError {
     DataFusionError::External(Box::new(PersonsOrderBroken))
 }
 

@@ -25,7 +25,9 @@ fn open_under(lines: &[(u8, u8, i64)], excluded: &[u8], preset: &str) -> Workspa
     let excluded: HashSet<[u8; 32]> = excluded.iter().map(|p| key(*p)).collect();
     let mut policy = policy(false);
     policy.output_preset = preset.into();
-    Workspace::open(vec![claim_lines], &policy, [5; 32], &excluded, Limits::default()).expect("open")
+    // Patients 1 to 3 only: lines of others find no patient in an outer join.
+    let patients = table(NDB, "patients", &[1, 2, 3], &[("sex", strings(&["male", "female", "male"]))]);
+    Workspace::open(vec![claim_lines, patients], &policy, [5; 32], &excluded, Limits::default()).expect("open")
 }
 
 /// By hand: per code, each person's sum of points, then the two largest and the total.
@@ -98,6 +100,34 @@ fn a_column_computed_from_two_sums_is_held_to_the_stricter() {
     let c = r.contributions[0][1].expect("both sums computed");
     // Largest of either (person 1: 510 in the first sum), second of either (10), smaller total (500).
     assert_eq!(c, Contributions { largest: 510.0, second: 10.0, total: 500.0 });
+}
+
+#[test]
+fn every_value_shown_is_a_magnitude() {
+    let lines: Vec<(u8, u8, i64)> = (1..=12).map(|p| (p, 1 + p % 2, 10 * i64::from(p))).collect();
+    let ws = open(&lines, &[]);
+    // Extremes, medians, DISTINCT sums show values too; their contributions are not computed.
+    let r =
+        run(&ws, "SELECT code, max(points) AS hi, median(points) AS mid, sum(DISTINCT points) AS d, count(*) AS n FROM claim_lines GROUP BY code");
+    assert_eq!(r.magnitude, [false, true, true, true, false]);
+    assert!(r.contributions.iter().all(|c| c.iter().all(Option::is_none)));
+    // A sum shown as text is still one.
+    let r = run(&ws, "SELECT code, CAST(sum(points) AS VARCHAR) AS s FROM claim_lines GROUP BY code");
+    assert_eq!(r.magnitude, [false, true]);
+    assert!(r.contributions.iter().all(|c| c[1].is_some()));
+    // ROLLUP: the sum column after the grouping columns and the grouping id.
+    let r = run(&ws, "SELECT code, sum(points) AS s FROM claim_lines GROUP BY ROLLUP(code)");
+    assert_eq!(r.magnitude, [false, true]);
+}
+
+#[test]
+fn rows_without_a_person_leave_the_contributions_unknown() {
+    // Lines of persons 4 to 9 have no patient: in a right join their rows have no patient id.
+    let lines: Vec<(u8, u8, i64)> = (1..=9).map(|p| (p, 1, 10)).collect();
+    let ws = open(&lines, &[]);
+    let r = run(&ws, "SELECT sum(c.points) AS s FROM patients p RIGHT JOIN claim_lines c ON p.person_id = c.person_id");
+    assert_eq!(r.magnitude, [true]);
+    assert_eq!(r.contributions[0][0], None);
 }
 
 #[test]
