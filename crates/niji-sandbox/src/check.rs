@@ -656,7 +656,9 @@ struct Hidden<'a> {
 impl Hidden<'_> {
     fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = (0..self.counted.len()).map(|k| format!("{PERSONS_PREFIX}{k}")).collect();
-        names.extend((0..self.magnitudes.len()).map(|k| format!("{CONTRIBUTIONS_PREFIX}{k}")));
+        for k in 0..self.magnitudes.len() {
+            names.extend((0..self.counted.len()).map(|j| format!("{CONTRIBUTIONS_PREFIX}{k}_{j}")));
+        }
         names
     }
 }
@@ -683,8 +685,10 @@ fn rebuild(plan: &LogicalPlan, hidden: &Hidden) -> Result<LogicalPlan, SandboxEr
                 };
                 aggr.push(persons.alias(names.next().ok_or(SandboxError::Internal)?));
             }
-            if let Some(&person) = hidden.counted.first() {
-                for (value, filter) in hidden.magnitudes.iter().copied() {
+            // Per magnitude, its contributions by each counted person column (a join not on the
+            // person pairs two persons per row: the output check takes the strictest).
+            for (value, filter) in hidden.magnitudes.iter().copied() {
+                for &person in hidden.counted {
                     let value = Expr::Cast(Cast::new(Box::new(value.clone()), DataType::Float64));
                     let with_filter = |e: Expr| match e {
                         Expr::AggregateFunction(mut f) => {

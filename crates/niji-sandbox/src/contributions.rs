@@ -137,10 +137,17 @@ impl Group {
         self.current = 0.0;
     }
 
+    /// Takes a person's sum (or a partial state's largest or second) among the two largest. A
+    /// negative sum marks the largest as NaN for good: with negative contributions the largest ones
+    /// say nothing about dominance, and the output check cannot use them.
     fn offer(&mut self, sum: f64) {
+        if sum.is_nan() || sum < 0.0 {
+            self.top[0] = f64::NAN;
+            return;
+        }
         if sum > self.top[0] {
             self.top = [sum, self.top[0]];
-        } else if sum > self.top[1] {
+        } else if sum > self.top[1] && !self.top[0].is_nan() {
             self.top[1] = sum;
         }
     }
@@ -341,6 +348,24 @@ mod tests {
         check(&[&[(4, 0, 9.0), (4, 0, 1.0)]], 1, &[[10.0, 0.0, 10.0]]);
         // A group no row reached.
         check(&[&[(4, 1, 9.0)]], 2, &[[0.0, 0.0, 0.0], [9.0, 0.0, 9.0]]);
+    }
+
+    #[test]
+    fn a_negative_sum_makes_the_contributions_unusable() {
+        for partitions in [&[&[(1, 0, -5.0), (2, 0, 3.0)][..]][..], &[&[(2, 0, 3.0)], &[(1, 0, 2.0), (1, 0, -4.0)]]] {
+            let mut merged = Groups { groups: Vec::new() };
+            for rows in partitions {
+                let mut partial = Groups { groups: Vec::new() };
+                let people: Vec<Id> = rows.iter().map(|r| r.0).collect();
+                let values: ArrayRef = Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2)));
+                partial.update_batch(&[ids(&people), values], &vec![0; rows.len()], None, 1).unwrap();
+                merged.merge_batch(&partial.state(EmitTo::All).unwrap(), &[0], 1).unwrap();
+            }
+            let out = merged.evaluate(EmitTo::All).unwrap();
+            assert!(unpack(out.as_fixed_size_binary().value(0)).unwrap()[0].is_nan(), "{partitions:?}");
+        }
+        // A person whose rows add up to zero or more is fine.
+        check(&[&[(1, 0, -5.0), (1, 0, 6.0)]], 1, &[[1.0, 0.0, 1.0]]);
     }
 
     #[test]

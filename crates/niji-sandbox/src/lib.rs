@@ -267,6 +267,18 @@ pub struct Contributions {
     pub total: f64,
 }
 
+impl Contributions {
+    /// The largest contributions of either with the smaller total: at least as strict as each for
+    /// dominance and p-percent (a NaN, which marks unusable contributions, stays).
+    fn stricter(self, other: Option<Contributions>) -> Contributions {
+        let max = |a: f64, b: f64| if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) };
+        match other {
+            None => self,
+            Some(o) => Contributions { largest: max(self.largest, o.largest), second: max(self.second, o.second), total: self.total.min(o.total) },
+        }
+    }
+}
+
 /// A registered table: its SQL schema and name and the dataset it came from.
 #[derive(Clone, Debug)]
 pub(crate) struct Registered {
@@ -462,7 +474,8 @@ impl Workspace {
         let physical = deadline::wrap(physical, deadline).map_err(Failure::from)?;
         let mut stream = execute_stream(physical, self.ctx.task_ctx()).map_err(Failure::from)?;
         let schema = stream.schema();
-        let width = schema.fields().len() - hidden.persons - hidden.magnitudes;
+        // Contributions: one column per magnitude and counted person column.
+        let width = schema.fields().len() - hidden.persons - hidden.magnitudes * hidden.persons;
         let columns = schema.fields().iter().take(width).map(|f| f.name().clone()).collect();
         let numeric = schema.fields().iter().take(width).map(|f| f.data_type().is_numeric()).collect();
         let magnitude_of: Vec<Vec<Option<usize>>> = (0..width).map(|c| hidden.magnitude_of.get(c).cloned().unwrap_or_default()).collect();
@@ -475,10 +488,19 @@ impl Workspace {
                 return Err(Failure::Sandbox(SandboxError::NotAllowed(Refusal::TooManyRows)));
             }
             let first_contribution = width + hidden.persons;
+            // Magnitude `k`'s contributions: by each counted person column, the strictest.
             let read = |k: usize, row: usize| -> Result<Contributions, SandboxError> {
-                let column = batch.column(first_contribution + k).as_any().downcast_ref::<FixedSizeBinaryArray>().ok_or(SandboxError::Internal)?;
-                let [largest, second, total] = contributions::unpack(column.value(row)).ok_or(SandboxError::Internal)?;
-                Ok(Contributions { largest, second, total })
+                let mut out: Option<Contributions> = None;
+                for j in 0..hidden.persons {
+                    let column = batch
+                        .column(first_contribution + k * hidden.persons + j)
+                        .as_any()
+                        .downcast_ref::<FixedSizeBinaryArray>()
+                        .ok_or(SandboxError::Internal)?;
+                    let [largest, second, total] = contributions::unpack(column.value(row)).ok_or(SandboxError::Internal)?;
+                    out = Some(Contributions { largest, second, total }.stricter(out));
+                }
+                out.ok_or(SandboxError::Internal)
             };
             for row in 0..batch.num_rows() {
                 let mut values = Vec::with_capacity(width);
@@ -501,13 +523,7 @@ impl Workspace {
                             combined = None;
                             break;
                         };
-                        let c = read(k, row).map_err(Failure::Sandbox)?;
-                        combined = Some(match combined {
-                            None => c,
-                            Some(o) => {
-                                Contributions { largest: o.largest.max(c.largest), second: o.second.max(c.second), total: o.total.min(c.total) }
-                            }
-                        });
+                        combined = Some(read(k, row).map_err(Failure::Sandbox)?.stricter(combined));
                     }
                     of_row.push(combined);
                 }
