@@ -687,7 +687,7 @@ fn rebuild(plan: &LogicalPlan, hidden: &Hidden) -> Result<LogicalPlan, SandboxEr
             }
             // Per magnitude, its contributions by each counted person column (a join not on the
             // person pairs two persons per row: the output check takes the strictest).
-            for (value, filter) in hidden.magnitudes.iter().copied() {
+            for &(value, filter) in hidden.magnitudes {
                 for &person in hidden.counted {
                     let value = Expr::Cast(Cast::new(Box::new(value.clone()), DataType::Float64));
                     let with_filter = |e: Expr| match e {
