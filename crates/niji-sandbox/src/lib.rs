@@ -55,12 +55,14 @@
 //!
 //! # Contributions
 //! When the permit's output rules check single contributions (dominance, p-percent: the ACRO
-//! preset), every `sum(x)` and `avg(x)` of the top aggregate is a magnitude: the rewrite also
-//! computes, in the fast mode, its two largest single-person sums and its total
-//! ([`contributions`]), and [`AggregateResult`] marks each output column that shows or is computed
-//! from one ([`AggregateResult::magnitude`], [`AggregateResult::contributions`]). When the exact
-//! count runs instead, a magnitude's contributions are `None` (the output check then cannot pass
-//! it under those rules). Under rules without them, nothing is marked or computed.
+//! preset), every aggregate of the top aggregate that shows values (all but counts and booleans)
+//! is a magnitude, and [`AggregateResult`] marks each output column that shows or is computed from
+//! one ([`AggregateResult::magnitude`]). For a plain `sum(x)` or `avg(x)` the rewrite also
+//! computes, in the fast mode, its two largest single-person sums and its total by every counted
+//! person column ([`contributions`]; the strictest is kept, [`AggregateResult::contributions`]).
+//! Otherwise (other aggregates, the exact count, rows without a person, negative sums) they are
+//! unknown or unusable, and the output check cannot pass the cell under those rules. Under rules
+//! without them, nothing is marked or computed.
 
 mod check;
 mod contributions;
