@@ -325,10 +325,8 @@ fn scan_file(i: usize, file: &SubmittedFile, holder: &str, config: &IngestConfig
     out.report.file = file.name.clone();
     if !out.report.file_refused {
         out.units = records.into_iter().map(|(loc, record, keys)| (loc, Unit::new(&record), keys)).collect();
-    }
-    if out.report.file_refused {
+    } else {
         // Nothing of a refused file links or is written (write skips it too).
-        out.units.clear();
         out.subjects.clear();
         out.unresolved.clear();
         out.parsed = 0;

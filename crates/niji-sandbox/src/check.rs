@@ -112,12 +112,16 @@ pub(crate) struct Checker<'a> {
     pub tables: &'a BTreeMap<(String, String), Registered>,
     pub default_schema: &'a str,
     pub policy: &'a PermitPolicy,
+    /// Whether the permit's output rules check single contributions: only then are magnitudes
+    /// looked for.
+    pub contributions: bool,
 }
 
 /// What the checks found: the person-id columns of the top aggregate's input that are counted.
 pub(crate) struct Checked {
     pub counted: Vec<usize>,
-    /// The top aggregate's sums and means of a row-level value (magnitudes).
+    /// The top aggregate's aggregates that show values (magnitudes); none when the rules do not
+    /// check contributions.
     pub magnitudes: Vec<Magnitude>,
     /// For each output column, the magnitudes it shows or is computed from: each as the index of
     /// its contributions among the computed ones, or `None` if they are not computed.
@@ -143,14 +147,16 @@ impl Checker<'_> {
         let counted = persons_columns(&aggregate.input)?;
         let regrouped = aggregate.input.exists(|n| Ok(matches!(n, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)))).unwrap_or(true);
         let count = if regrouped { PersonsCount::Distinct } else { PersonsCount::InOrder };
-        let magnitudes = magnitudes(aggregate);
+        let magnitudes = if self.contributions { magnitudes(aggregate) } else { Vec::new() };
+        // Each magnitude's place among those whose contributions are computed.
+        let mut computed = 0;
         let computed_index: Vec<Option<usize>> = magnitudes
             .iter()
-            .scan(0, |next, m| {
-                Some(m.computed.as_ref().map(|_| {
-                    *next += 1;
-                    *next - 1
-                }))
+            .map(|m| {
+                m.computed.as_ref().map(|_| {
+                    computed += 1;
+                    computed - 1
+                })
             })
             .collect();
         let magnitude_of = (0..plan.schema().fields().len())
@@ -192,9 +198,10 @@ impl Checker<'_> {
     }
 
     /// Rewrites the plan to carry persons-count columns (one per counted person column) from the
-    /// top aggregate to the output, and in the fast mode the contributions of each magnitude
-    /// (one column each, after the persons counts); returns the plan
-    /// and the number of persons columns and of magnitudes with contributions added.
+    /// top aggregate to the output, and in the fast mode the contributions of each magnitude that
+    /// has them computed (after the persons counts, one column per such magnitude and counted
+    /// person column); returns the plan, the number of persons columns and the number of
+    /// magnitudes whose contributions were added.
     pub(crate) fn with_persons(
         &self,
         plan: &LogicalPlan,

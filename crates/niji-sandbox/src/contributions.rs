@@ -3,7 +3,8 @@
 //!
 //! A `sum(x)` or `avg(x)` cell is a magnitude: if one or two persons make up most of it, the
 //! cell tells their values. The rewrite of [`crate::check`] adds, beside the persons count, one
-//! of these aggregates per magnitude over the counted person column and `x`: its value packs the
+//! of these aggregates per magnitude and counted person column over that column and `x` (the
+//! strictest result is kept): its value packs the
 //! largest and second largest person's sum and the total ([`CONTRIBUTIONS_BYTES`], three
 //! little-endian `f64`), all in one pass.
 //!
@@ -257,13 +258,16 @@ impl GroupsAccumulator for Groups {
 
     fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
         // Not used (`supports_convert_to_state` is false, as for the persons count): one row, one
-        // contribution.
+        // contribution, by the same rules as a group's.
         let (ids, numbers) = inputs(values)?;
         let finished: Vec<[f64; 3]> = (0..ids.len())
             .map(|row| {
+                let mut g = Group::default();
                 let counted = !ids.is_null(row) && !numbers.is_null(row) && opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row));
-                let v = if counted { numbers.value(row) } else { 0.0 };
-                [v.max(0.0), 0.0, v]
+                if counted {
+                    g.add(id_at(ids, row), numbers.value(row));
+                }
+                g.finished()
             })
             .collect();
         Ok(state_of(&finished))

@@ -1,8 +1,9 @@
 //! Preparing a granted table: granted columns only, `person_key` re-keyed per permit (a 4-byte
-//! id, distinct per person within the workspace: [`PersonIds`]), opted-out persons dropped, and — when the permit says so — every date column shifted by the same
-//! per-person offset (intervals within a person kept; the offset comes from the permit's secret,
-//! so two permits shift differently). Dates held as text (`claims.month`, `birth_year_month`)
-//! are coarser and left as they are.
+//! id, distinct per person within the workspace: [`PersonIds`]), opted-out persons dropped, and —
+//! when the permit says so — every date column shifted by the same per-person offset (intervals
+//! within a person kept; the offset comes from the permit's secret, so two permits shift
+//! differently). Dates held as text (`claims.month`, `birth_year_month`) are coarser and left as
+//! they are.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -115,9 +116,9 @@ pub(crate) type KeySet = HashSet<[u8; 32], BuildHasherDefault<KeyBytesHasher>>;
 /// The person ids of one workspace. 4 bytes are too few for a keyed hash alone (a million persons
 /// hold about a hundred colliding pairs), so ids are assigned over the whole set of persons: in
 /// the order of `(preferred id, key)`, each person takes its preferred id or, if that is taken, the
-/// next free one above; ids past the top wrap to the lowest free ones. [`NO_ID`] is never given. Distinct by construction,
-/// and the same for the same permit and persons; the ids of two permits are unrelated because the
-/// preferred ids come from the permit's secret.
+/// next free one above; ids past the top wrap to the lowest free ones. [`NO_ID`] is never given.
+/// Distinct by construction, and the same for the same permit and persons; the ids of two permits
+/// are unrelated because the preferred ids come from the permit's secret.
 pub(crate) struct PersonIds {
     ids: HashMap<[u8; 32], Id, BuildHasherDefault<KeyBytesHasher>>,
 }

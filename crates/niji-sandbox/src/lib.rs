@@ -9,8 +9,8 @@
 //! (`"ndb-2024"` → `ndb_2024.claims`). Bare table names resolve in the dataset of the first table
 //! passed; qualify them when the permit grants several datasets. Only granted columns are kept. `person_key` is
 //! re-keyed per permit: `person_id` (`FixedSizeBinary(4)`) is distinct per person and drawn from
-//! `HMAC-SHA256(permit_secret, person_key)` ([`person_ids`]), so the ids of two permits are unrelated (equal only by chance). Rows of excluded persons (opt-outs)
-//! are dropped before anything is registered. In this increment the tables live in memory,
+//! `HMAC-SHA256(permit_secret, person_key)` ([`person_ids`]), so the ids of two permits are
+//! unrelated (equal only by chance). Rows of excluded persons (opt-outs) are dropped before anything is registered. In this increment the tables live in memory,
 //! decrypted (MemTable: not counted by the memory pool); reading the encrypted lake as a stream is
 //! for a later increment.
 //!
@@ -252,8 +252,9 @@ pub struct AggregateResult {
     pub rows: Vec<Vec<ScalarValue>>,
     /// For each row, the number of distinct persons behind it.
     pub persons: Vec<u64>,
-    /// Per column: whether it shows, or is computed from, a sum or mean of a row-level value (a
-    /// magnitude, which the dominance and p-percent rules of output checking apply to).
+    /// Per column: whether it shows, or is computed from, an aggregate that shows values (a
+    /// magnitude, which the dominance and p-percent rules of output checking apply to); only when
+    /// the permit's rules check contributions.
     pub magnitude: Vec<bool>,
     /// Per row and column: the contributions behind a magnitude column, when they were computed
     /// (with the fast persons count; `None` otherwise, and for other columns).
@@ -299,7 +300,7 @@ pub struct Workspace {
     /// Queries whose persons were counted again exactly because the order did not hold.
     recounts: AtomicUsize,
     /// Whether the permit's output rules check single contributions (dominance, p-percent):
-    /// only then are sums and means marked as magnitudes and their contributions computed.
+    /// only then are magnitudes marked and their contributions computed.
     contributions: bool,
 }
 
@@ -374,12 +375,8 @@ impl Workspace {
             limits,
             mode: QueryMode::Aggregates,
             recounts: AtomicUsize::new(0),
-            // An unknown preset name: computed anyway (the output check decides what it uses).
-            contributions: policy
-                .output_preset
-                .parse::<niji_sdc::Preset>()
-                .map(|p| niji_sdc::Rules::preset(p).checks_contributions())
-                .unwrap_or(true),
+            // An unknown preset name is read as the NDB rules, as `niji-analysis` reads it.
+            contributions: niji_sdc::Rules::preset(policy.output_preset.parse().unwrap_or(niji_sdc::Preset::Ndb)).checks_contributions(),
         })
     }
 
@@ -438,7 +435,8 @@ impl Workspace {
         let statement = state.sql_to_statement(sql, &dialect).map_err(map_error)?;
         check::statement(&statement)?;
         let plan = state.statement_to_plan(statement).await.map_err(map_error)?;
-        let checker = check::Checker { tables: &self.tables, default_schema: &self.default_schema, policy: &self.policy };
+        let checker =
+            check::Checker { tables: &self.tables, default_schema: &self.default_schema, policy: &self.policy, contributions: self.contributions };
         let count_persons = count_persons && self.mode == QueryMode::Aggregates;
         let checked = match self.mode {
             QueryMode::Rows => {
@@ -450,9 +448,7 @@ impl Workspace {
         let Some(checked) = checked.filter(|_| count_persons) else {
             return self.execute(plan, Hidden::default(), deadline).await.map_err(Failure::into_sandbox);
         };
-        let magnitude_of = if self.contributions { checked.magnitude_of.clone() } else { Vec::new() };
-        let hidden = |persons, magnitudes| Hidden { persons, magnitudes, magnitude_of: magnitude_of.clone() };
-        let checked = check::Checked { magnitudes: if self.contributions { checked.magnitudes } else { Vec::new() }, ..checked };
+        let hidden = |persons, magnitudes| Hidden { persons, magnitudes, magnitude_of: &checked.magnitude_of };
         // The fast count first; if the rows did not reach the aggregate in person order, the exact one.
         if checked.count == check::PersonsCount::Distinct {
             let (exact, persons, magnitudes) = checker.with_persons(&plan, &checked, check::PersonsCount::Distinct)?;
@@ -470,7 +466,7 @@ impl Workspace {
     }
 
     /// Runs a checked plan whose last columns are the hidden ones of `hidden`.
-    async fn execute(&self, plan: LogicalPlan, hidden: Hidden, deadline: Instant) -> Result<AggregateResult, Failure> {
+    async fn execute(&self, plan: LogicalPlan, hidden: Hidden<'_>, deadline: Instant) -> Result<AggregateResult, Failure> {
         let df = self.ctx.execute_logical_plan(plan).await.map_err(Failure::from)?;
         let physical = df.create_physical_plan().await.map_err(Failure::from)?;
         let physical = deadline::wrap(physical, deadline).map_err(Failure::from)?;
@@ -538,12 +534,13 @@ impl Workspace {
 }
 
 /// What a rewritten plan carries after the output's own columns: persons counts, then one
-/// contributions column per magnitude; and which output column shows which magnitudes.
+/// contributions column per computed magnitude and counted person column; and which output
+/// column shows which magnitudes.
 #[derive(Default)]
-struct Hidden {
+struct Hidden<'a> {
     persons: usize,
     magnitudes: usize,
-    magnitude_of: Vec<Vec<Option<usize>>>,
+    magnitude_of: &'a [Vec<Option<usize>>],
 }
 
 /// Why a plan's execution stopped.

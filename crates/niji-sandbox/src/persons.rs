@@ -466,7 +466,7 @@ mod tests {
 
     #[test]
     fn a_group_that_counted_nobody_passes_an_empty_state() {
-        // Every row filtered out: the groups exist, no run was numbered.
+        // Every row filtered out: the groups exist, no id was seen.
         let mut g = Groups::default();
         g.update_batch(&[ids(&[1, 2])], &[0, 1], Some(&BooleanArray::from(vec![false, false])), 2).unwrap();
         let state = g.state(EmitTo::All).unwrap();

@@ -135,7 +135,8 @@ fn rules_without_dominance_get_no_magnitudes() {
     // The NDB and OpenSAFELY rules do not look at contributions: sums stay plain measures (under
     // OpenSAFELY a sum of a 0/1 flag is a count, and is rounded as one).
     let lines = [(1, 1, 900), (2, 1, 10)];
-    for preset in ["ndb", "standard", "opensafely"] {
+    // An unknown name is read as NDB, as the output check reads it.
+    for preset in ["ndb", "standard", "opensafely", "no-such-preset"] {
         let r = run(&open_under(&lines, &[], preset), "SELECT code, sum(points) AS s FROM claim_lines GROUP BY code");
         assert_eq!(r.magnitude, [false, false], "{preset}");
         assert!(r.contributions.iter().all(|c| c.iter().all(Option::is_none)));
