@@ -633,7 +633,7 @@ pub async fn sign_off(instance: &Instance, checker_user_id: i64, job_id: i64, ap
     let job = store.job(job_id).await.map_err(internal)?.ok_or(JobError::NoJob)?;
     let permit = store.permit(job.permit_id).await.map_err(internal)?.ok_or(JobError::Internal)?;
     let policy: PermitPolicy = serde_json::from_str(&permit.policy).map_err(internal)?;
-    if job.submitted_by == checker_user_id || policy.researchers.iter().any(|r| r.account_id == checker_user_id) {
+    if job.submitted_by == checker_user_id || policy.names(checker_user_id) {
         return Err(JobError::Conflicted);
     }
     // Nothing is released under a permit that is no longer active (revoked, suspended, expired:
@@ -863,7 +863,7 @@ pub async fn release_files(instance: &Instance, user_id: i64, release_id: i64) -
     let policy: PermitPolicy = serde_json::from_str(&permit.policy).map_err(internal)?;
     let roles = store.active_roles(user_id).await.map_err(internal)?;
     // Researchers download while the permit is active; operators (for the record) at any time.
-    let named = policy.researchers.iter().any(|r| r.account_id == user_id) && roles.contains(&Role::Researcher) && permit.status == "active";
+    let named = policy.names(user_id) && roles.contains(&Role::Researcher) && permit.status == "active";
     if !named && !roles.contains(&Role::Operator) {
         log(instance, actor, "release.download_refused", object, json!({"permit": release.permit_id}))?;
         return Err(JobError::NotAllowed);

@@ -34,7 +34,7 @@ pub(crate) async fn permit_context(instance: &Instance, user_id: i64, permit_id:
         return Err(AnalysisError::Closed);
     }
     let roles = store.active_roles(user_id).await.map_err(|_| AnalysisError::Internal)?;
-    if !policy.researchers.iter().any(|r| r.account_id == user_id) || !roles.contains(&Role::Researcher) {
+    if !policy.names(user_id) || !roles.contains(&Role::Researcher) {
         return Err(AnalysisError::NotNamed);
     }
     if policy.track != niji_review::Track::Visiting {

@@ -131,7 +131,7 @@ pub async fn report_outcome(instance: &Instance, actor: &Actor, permit_id: i64, 
     actor.require(Role::Researcher)?;
     let permit = instance.store.permit(permit_id).await?.ok_or(WorkflowError::NotFound("permit"))?;
     let policy: PermitPolicy = from_json(&permit.policy, "permit policy")?;
-    if !policy.researchers.iter().any(|r| r.account_id == actor.user_id) {
+    if !policy.names(actor.user_id) {
         return Err(WorkflowError::NotNamedOnPermit);
     }
     validate_outcome(outcome, today).map_err(WorkflowError::Outcome)?;

@@ -332,7 +332,7 @@ pub async fn download_extract(instance: &Instance, user_id: i64, extract_id: i64
 /// conflict rule. Everyone else — the requester and the researchers on the permit included, even
 /// when they are also operators — sees [`ResearcherView`] only.
 pub fn sees_full_report(extract: &niji_store::ExtractRow, policy: &PermitPolicy, user_id: i64, roles: &[Role]) -> bool {
-    roles.contains(&Role::Operator) && extract.requested_by != user_id && !policy.researchers.iter().any(|r| r.account_id == user_id)
+    roles.contains(&Role::Operator) && extract.requested_by != user_id && !policy.names(user_id)
 }
 
 /// What someone who does not decide an extract may see of it. A whitelist: before approval and
@@ -534,7 +534,7 @@ async fn active_permit(
 
 async fn named(instance: &Instance, policy: &PermitPolicy, user_id: i64) -> Result<(), ExtractError> {
     let roles = instance.store.active_roles(user_id).await.map_err(internal)?;
-    if !policy.researchers.iter().any(|r| r.account_id == user_id) || !roles.contains(&Role::Researcher) {
+    if !policy.names(user_id) || !roles.contains(&Role::Researcher) {
         return Err(ExtractError::NotNamed);
     }
     Ok(())

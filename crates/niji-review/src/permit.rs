@@ -131,6 +131,11 @@ impl PermitPolicy {
         derive(self.application_id, version, application, approved, terms)
     }
 
+    /// Whether the account is one of the permit's named researchers.
+    pub fn names(&self, account_id: i64) -> bool {
+        self.researchers.iter().any(|r| r.account_id == account_id)
+    }
+
     pub fn allows_dataset(&self, dataset: &str) -> bool {
         self.datasets.iter().any(|d| d.dataset == dataset)
     }

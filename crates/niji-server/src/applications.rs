@@ -1782,7 +1782,7 @@ async fn permits_view(state: &AppState, lang: Lang, sess: &Session, uri: &Uri, f
             version: p.version,
             status: permit_status_label(a, &p.status),
             open,
-            can_report: sess.user.has_role(Role::Researcher) && policy.researchers.iter().any(|r| r.account_id == sess.user.id),
+            can_report: sess.user.has_role(Role::Researcher) && policy.names(sess.user.id),
             status_code: p.status.clone(),
             period: format!("{} – {}", policy.starts_on, policy.expires_on),
             preset: policy.output_preset.clone(),

@@ -302,8 +302,12 @@ async fn may_see(state: &AppState, user: &UserSummary, id: i64) -> Result<(), Ap
 }
 
 async fn named_on(state: &AppState, user: &UserSummary, permit_id: i64) -> Result<bool, ApiError> {
-    let policy = policy_of(state, permit_id).await?;
-    Ok(user.has_role(Role::Researcher) && policy.researchers.iter().any(|r| r.account_id == user.id))
+    Ok(named(user, &policy_of(state, permit_id).await?))
+}
+
+/// A researcher named on the permit.
+fn named(user: &UserSummary, policy: &PermitPolicy) -> bool {
+    user.has_role(Role::Researcher) && policy.names(user.id)
 }
 
 /// The policy of an extract's permit (who is named on it decides who may see the full report).
@@ -562,8 +566,7 @@ async fn list_page(State(state): State<AppState>, lang: Lang, s: MaybeSession, u
             policies.insert(e.permit_id, policy);
         }
         let policy = &policies[&e.permit_id];
-        let named = user.has_role(Role::Researcher) && policy.researchers.iter().any(|r| r.account_id == user.id);
-        if user.has_role(Role::Operator) || named {
+        if user.has_role(Role::Operator) || named(&user, policy) {
             rows.push(row_of(t, e, policy, &user));
         }
     }

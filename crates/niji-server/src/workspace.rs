@@ -588,7 +588,7 @@ pub(crate) async fn researcher_permit(state: &AppState, user: &UserSummary, perm
         Err(_) => return Err(Access::Internal),
     };
     let policy = serde_json::from_str::<PermitPolicy>(&permit.policy).map_err(|_| Access::Internal)?;
-    if !(user.has_role(Role::Researcher) && policy.researchers.iter().any(|r| r.account_id == user.id)) {
+    if !(user.has_role(Role::Researcher) && policy.names(user.id)) {
         return Err(Access::Forbidden);
     }
     Ok((permit, policy))
@@ -600,9 +600,7 @@ pub(crate) async fn researcher_permit(state: &AppState, user: &UserSummary, perm
 /// with `crate::workspace_api`.
 pub(crate) async fn conflicted(store: &niji_store::Store, user_id: i64, permit_id: i64, submitted_by: i64) -> bool {
     let named = match store.permit(permit_id).await {
-        Ok(Some(p)) => {
-            serde_json::from_str::<PermitPolicy>(&p.policy).map(|policy| policy.researchers.iter().any(|r| r.account_id == user_id)).unwrap_or(true)
-        }
+        Ok(Some(p)) => serde_json::from_str::<PermitPolicy>(&p.policy).map(|policy| policy.names(user_id)).unwrap_or(true),
         _ => true,
     };
     named || submitted_by == user_id
