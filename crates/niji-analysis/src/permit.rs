@@ -145,17 +145,20 @@ pub(crate) fn cohort_spec(policy: &PermitPolicy) -> niji_lake::cohort::CohortSpe
     }
 }
 
-/// The sandbox's result as a table to check: text columns are dimensions, numeric columns
-/// measures; every cell counts the persons behind its row. A column the sandbox marks as a
+/// The sandbox's result as a table to check: columns computed from aggregates are measures
+/// (whatever their type), the others (group keys) dimensions; every cell counts the persons behind it (those whose rows give its aggregates a
+/// value, [`niji_sandbox::AggregateResult::cell_persons`]). A column the sandbox marks as a
 /// magnitude (a sum or mean, or computed from one) is a [`MeasureKind::Sum`] measure with the two
 /// largest single-person contributions and the total when the sandbox computed them, so that the
 /// dominance and p-percent rules apply (without them, rules that need them fail the cell);
-/// other numeric columns are counts.
+/// other measures are counts.
 pub(crate) fn to_table(result: &niji_sandbox::AggregateResult) -> Table {
     let magnitude = |c: usize| result.magnitude.get(c).copied().unwrap_or(false);
-    // A magnitude shown as text (`CAST(sum(x) AS VARCHAR)`) is still a measure: its text never
-    // becomes a released key (a value that does not read as a number is checked as NaN).
-    let measure: Vec<bool> = result.numeric.iter().enumerate().map(|(c, n)| *n || magnitude(c)).collect();
+    // A column computed from aggregates is a measure whatever its type (`min(birth_month)`,
+    // `CAST(sum(x) AS VARCHAR)`): its text never becomes a released key (a value that does not
+    // read as a number is checked as NaN). Without that mark (dummy rows), numeric columns are.
+    let aggregated = |c: usize| result.aggregated.get(c).copied().unwrap_or(result.numeric[c]);
+    let measure: Vec<bool> = (0..result.columns.len()).map(|c| aggregated(c) || magnitude(c)).collect();
     let dimensions: Vec<String> = result.columns.iter().zip(&measure).filter(|(_, m)| !**m).map(|(c, _)| c.clone()).collect();
     let measures: Vec<Measure> = result
         .columns
@@ -165,7 +168,7 @@ pub(crate) fn to_table(result: &niji_sandbox::AggregateResult) -> Table {
         .map(|(c, name)| if magnitude(c) { Measure::new(name.clone(), MeasureKind::Sum) } else { Measure::count(name.clone()) })
         .collect();
     let mut table = Table::new(dimensions, measures);
-    for (r, (row, persons)) in result.rows.iter().zip(&result.persons).enumerate() {
+    for (r, (row, row_persons)) in result.rows.iter().zip(&result.persons).enumerate() {
         let keys: Vec<String> =
             row.iter().zip(&measure).filter(|(_, m)| !**m).map(|(v, _)| if v.is_null() { String::new() } else { v.to_string() }).collect();
         let cells: Vec<Cell> = row
@@ -173,7 +176,9 @@ pub(crate) fn to_table(result: &niji_sandbox::AggregateResult) -> Table {
             .enumerate()
             .filter(|(c, _)| measure[*c])
             .map(|(c, v)| {
-                let cell = Cell::new(v.to_string().parse().unwrap_or(f64::NAN), *persons);
+                // Never more than the row's persons, whatever the sandbox says.
+                let persons = result.cell_persons.get(r).and_then(|p| p.get(c)).map_or(*row_persons, |p| (*p).min(*row_persons));
+                let cell = Cell::new(v.to_string().parse().unwrap_or(f64::NAN), persons);
                 match result.contributions.get(r).and_then(|cs| cs.get(c)).copied().flatten() {
                     Some(k) if usable(&k) => cell.with_contributions([k.largest, k.second], k.total),
                     _ => cell,
@@ -208,6 +213,8 @@ mod tests {
             numeric: vec![false, true, true],
             rows: vec![row("C1", 40, 970), row("C2", 40, 900)],
             persons: vec![20, 20],
+            cell_persons: vec![vec![20; 3]; 2],
+            aggregated: vec![false, true, true],
             magnitude: vec![false, false, true],
             contributions: vec![vec![None, None, Some(Contributions { largest: 950.0, second: 10.0, total: 970.0 })], vec![None, None, second_row]],
         }

@@ -291,3 +291,39 @@ async fn a_job_with_one_refused_output_runs_nothing() {
     ));
     assert_eq!(i.store.jobs().await.unwrap().len(), 2);
 }
+
+/// A conditional aggregate over a few persons of a large group: its cells count those few, not the
+/// group, so they are suppressed (and the cells of the same row with them, which could give them
+/// back by difference). Before the sandbox counted each aggregate's persons, `min(CASE …)` gave
+/// the earliest birth month of three persons with the twenty of their sex behind it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conditional_aggregate_over_few_persons_is_suppressed_in_a_large_group() {
+    let w = world().await;
+    let i = &w.instance;
+    let rare = "SELECT sex, count(*) AS n, \
+                min(CASE WHEN birth_year_month < '1950' THEN birth_year_month END) AS earliest, \
+                count(*) FILTER (WHERE birth_year_month < '1950') AS old \
+                FROM patients GROUP BY sex ORDER BY sex";
+    let common =
+        "SELECT sex, count(*) AS n, count(CASE WHEN birth_year_month >= '1950' THEN 1 END) AS recent FROM patients GROUP BY sex ORDER BY sex";
+    let job = submit_job(i, w.researcher, w.permit, &outputs(&[("rare", rare), ("common", common)])).await.unwrap();
+    // `earliest` and `old`: one woman and two men behind them, whatever the group's size.
+    let verdicts = job.outputs[0].verdicts.as_ref().expect("verdicts");
+    let persons_of = |row: u64, measure: u64| -> Vec<String> {
+        let cells = verdicts["cells"].as_array().unwrap();
+        let cell = cells.iter().find(|c| c["row"] == row && c["measure"] == measure).unwrap_or_else(|| panic!("{verdicts}"));
+        cell["reasons"].as_array().unwrap().iter().map(|r| format!("{} {}", r["code"].as_str().unwrap(), r["en"].as_str().unwrap())).collect()
+    };
+    for (row, persons) in [(0, 1), (1, 2)] {
+        for measure in [1, 2] {
+            let reasons = persons_of(row, measure);
+            assert!(reasons.iter().any(|r| r.starts_with("below_threshold") && r.contains(&format!("counts {persons} persons"))), "{reasons:?}");
+        }
+    }
+    let rare_table = job.outputs[0].checked_table.as_ref().unwrap();
+    assert_eq!(rare_table["dimensions"], serde_json::json!(["sex"]), "a text aggregate is a value, never a key");
+    assert!(!rare_table.to_string().contains("194"), "a birth month of fewer than ten persons was released: {rare_table}");
+    // The same kind of aggregate over most of the group is released.
+    let common_rows = job.outputs[1].checked_table.as_ref().unwrap()["rows"].clone();
+    assert_eq!(common_rows, serde_json::json!([{"keys": ["female"], "values": [20.0, 19.0]}, {"keys": ["male"], "values": [20.0, 18.0]}]));
+}

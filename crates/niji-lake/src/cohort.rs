@@ -126,8 +126,8 @@ fn in_scope_claims(spec: &CohortSpec, tables: &[(&str, &[RecordBatch])]) -> Resu
         let keep = row_scope(spec, "claims", batch)?;
         let file = column::<Int32Array>(batch, "file")?;
         let claim = column::<Int64Array>(batch, "claim")?;
-        for r in 0..batch.num_rows() {
-            if keep[r] && !file.is_null(r) && !claim.is_null(r) {
+        for (r, &kept) in keep.iter().enumerate() {
+            if kept && !file.is_null(r) && !claim.is_null(r) {
                 out.insert((file.value(r), claim.value(r)));
             }
         }

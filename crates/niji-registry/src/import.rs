@@ -88,10 +88,10 @@ pub async fn import_choices(instance: &Instance, holder: &HolderActor, csv: &[u8
                 problems.push(ImportProblem { line: *line, field: "patient_id", reason: "no patient with that number at this holder" });
                 continue;
             };
-            if !known.contains_key(&person.0) {
-                known.insert(person.0, entries_of(&vault, &person, version).await?);
-            }
-            let entries = known.get_mut(&person.0).expect("inserted");
+            let entries = match known.entry(person.0) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(entries_of(&vault, &person, version).await?),
+            };
             if niji_consent::validate(entries, &actor, choice, now).is_err() {
                 problems.push(ImportProblem { line: *line, field: "choice", reason: "the choice cannot be recorded" });
                 continue;

@@ -391,11 +391,13 @@ pub async fn citizen_view(instance: &Instance, user_id: i64, now: OffsetDateTime
         if !read.iter().any(|d| datasets.contains(&niji_intake::version_tag(&d.dataset, d.version))) {
             continue;
         }
-        if !policies.contains_key(&run.permit_id) {
-            let policy = instance.store.permit(run.permit_id).await?.and_then(|p| serde_json::from_str::<PermitPolicy>(&p.policy).ok());
-            policies.insert(run.permit_id, policy);
-        }
-        let Some(policy) = &policies[&run.permit_id] else { continue };
+        let policy = match policies.entry(run.permit_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(instance.store.permit(run.permit_id).await?.and_then(|p| serde_json::from_str::<PermitPolicy>(&p.policy).ok()))
+            }
+        };
+        let Some(policy) = policy.as_ref() else { continue };
         let at = OffsetDateTime::from_unix_timestamp(run.started_at).map_err(|_| RegistryError::Storage)?;
         let applied: Vec<Entry> = entries.iter().filter(|e| e.id as i64 <= run.registry_version).cloned().collect();
         if matches!(niji_consent::decide(&applied, &use_of(policy, at)), Decision::Excluded(_)) {

@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion, TreeNodeVisitor};
-use datafusion::common::{Column, DataFusionError, ExprSchema};
+use datafusion::common::{Column, DataFusionError, ExprSchema, ScalarValue};
 use datafusion::execution::context::SQLOptions;
 use datafusion::functions_aggregate::expr_fn::count_distinct;
-use datafusion::logical_expr::expr::Cast;
-use datafusion::logical_expr::{Aggregate, Distinct, Expr, JoinType, LogicalPlan, Operator, Projection};
+use datafusion::logical_expr::expr::{Case, Cast};
+use datafusion::logical_expr::{Aggregate, Distinct, Expr, ExprSchemable, JoinType, LogicalPlan, Operator, Projection};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use niji_review::PermitPolicy;
@@ -130,6 +130,15 @@ pub(crate) struct Checked {
     /// aggregate regroups the rows (its output follows a hash table, not the persons' order, so the
     /// fast count would only fail and run again).
     pub count: PersonsCount,
+    /// The distinct conditions under which a row gives one of the top aggregate's aggregates a
+    /// value ([`value_condition`]): the persons of each are counted beside the row's.
+    pub conditions: Vec<Expr>,
+    /// For each output column, the conditions (indices into `conditions`) of the aggregates it
+    /// shows or is computed from; its cells count the fewest persons of these (and of the row).
+    pub conditions_of: Vec<Vec<usize>>,
+    /// For each output column, whether it shows or is computed from an aggregate (a value to
+    /// check, never a released key, even as text: `min(birth_month)` is one person's value).
+    pub aggregated: Vec<bool>,
 }
 
 impl Checker<'_> {
@@ -159,13 +168,37 @@ impl Checker<'_> {
                 })
             })
             .collect();
-        let magnitude_of = (0..plan.schema().fields().len())
-            .map(|c| {
-                let sources = aggregates_behind(plan, c);
-                magnitudes.iter().zip(&computed_index).filter(|(m, _)| sources.contains(&m.aggregate)).map(|(_, k)| *k).collect()
+        let sources: Vec<BTreeSet<usize>> = (0..plan.schema().fields().len()).map(|c| aggregates_behind(plan, c)).collect();
+        let magnitude_of = sources
+            .iter()
+            .map(|sources| magnitudes.iter().zip(&computed_index).filter(|(m, _)| sources.contains(&m.aggregate)).map(|(_, k)| *k).collect())
+            .collect();
+        // Each aggregate's condition, the same ones counted once.
+        let mut conditions: Vec<Expr> = Vec::new();
+        let condition_of: Vec<Option<usize>> = aggregate
+            .aggr_expr
+            .iter()
+            .map(|e| {
+                value_condition(e, aggregate.input.schema()).map(|c| match conditions.iter().position(|x| *x == c) {
+                    Some(k) => k,
+                    None => {
+                        conditions.push(c);
+                        conditions.len() - 1
+                    }
+                })
             })
             .collect();
-        Ok(Checked { counted, magnitudes, magnitude_of, count })
+        let conditions_of = sources
+            .iter()
+            .map(|sources| {
+                let mut ks: Vec<usize> = sources.iter().filter_map(|&i| condition_of.get(i).copied().flatten()).collect();
+                ks.sort_unstable();
+                ks.dedup();
+                ks
+            })
+            .collect();
+        let aggregated = sources.iter().map(|s| !s.is_empty()).collect();
+        Ok(Checked { counted, magnitudes, magnitude_of, count, conditions, conditions_of, aggregated })
     }
 
     /// Steps 1–3 of [`Checker::check`], all a query on dummy data must pass: forbidden nodes,
@@ -198,9 +231,9 @@ impl Checker<'_> {
     }
 
     /// Rewrites the plan to carry persons-count columns (one per counted person column) from the
-    /// top aggregate to the output, and in the fast mode the contributions of each magnitude that
-    /// has them computed (after the persons counts, one column per such magnitude and counted
-    /// person column); returns the plan, the number of persons columns and the number of
+    /// top aggregate to the output, then the persons of each condition (one column per condition
+    /// and counted person column), and in the fast mode the contributions of each magnitude that
+    /// has them computed (last, one column per such magnitude and counted person column); returns the plan, the number of persons columns and the number of
     /// magnitudes whose contributions were added.
     pub(crate) fn with_persons(
         &self,
@@ -210,7 +243,7 @@ impl Checker<'_> {
     ) -> Result<(LogicalPlan, usize, usize), SandboxError> {
         let computed: Vec<&(Expr, Option<Box<Expr>>)> =
             if count == PersonsCount::InOrder { checked.magnitudes.iter().filter_map(|m| m.computed.as_ref()).collect() } else { Vec::new() };
-        let hidden = Hidden { counted: &checked.counted, magnitudes: &computed, count };
+        let hidden = Hidden { counted: &checked.counted, conditions: &checked.conditions, magnitudes: &computed, count };
         Ok((rebuild(plan, &hidden)?, checked.counted.len(), computed.len()))
     }
 }
@@ -633,6 +666,53 @@ fn magnitudes(a: &Aggregate) -> Vec<Magnitude> {
         .collect()
 }
 
+/// The condition under which a row gives aggregate `e` a value, when that is not every row: its
+/// `FILTER`, each argument not null, and for a sum or mean each argument not zero (a zero adds
+/// nothing to a sum, and a mean of one value among zeros tells the value). The persons behind
+/// `sum(CASE WHEN rare THEN cost END)` are the rare ones, not the whole group's.
+fn value_condition(e: &Expr, input: &datafusion::common::DFSchema) -> Option<Expr> {
+    let Expr::AggregateFunction(f) = unalias(e) else { return None };
+    let name = f.func.name().to_ascii_lowercase();
+    if name == "grouping" {
+        return None;
+    }
+    let mut parts: Vec<Expr> = f.params.filter.iter().map(|x| (**x).clone()).collect();
+    let sum = matches!(name.as_str(), "sum" | "avg" | "mean");
+    for a in &f.params.args {
+        if matches!(a, Expr::Literal(v, _) if !v.is_null()) {
+            continue;
+        }
+        let nonzero = sum.then(|| a.get_type(input).ok()).flatten().and_then(|t| not_zero(a, &t));
+        match nonzero {
+            // Null is not unequal to zero either.
+            Some(c) => parts.push(c),
+            None if a.nullable(input).unwrap_or(true) => parts.push(a.clone().is_not_null()),
+            None => {}
+        }
+    }
+    parts.into_iter().reduce(Expr::and)
+}
+
+/// `a` is not zero, compared in its own type (no cast per row; DataFusion compares `-0.0` equal
+/// to `0.0`); `None` for a type without a zero.
+fn not_zero(a: &Expr, t: &DataType) -> Option<Expr> {
+    if !t.is_numeric() {
+        return None;
+    }
+    ScalarValue::new_zero(t).ok().map(|zero| a.clone().not_eq(Expr::Literal(zero, None)))
+}
+
+/// An aggregate call with `filter` as its `FILTER`.
+fn with_filter(e: Expr, filter: Option<Box<Expr>>) -> Expr {
+    match e {
+        Expr::AggregateFunction(mut f) => {
+            f.params.filter = filter;
+            Expr::AggregateFunction(f)
+        }
+        other => other,
+    }
+}
+
 /// The top aggregate's aggregate expressions (by index) that output column `idx` of `plan` shows
 /// or is computed from, through the nodes [`top_aggregate`] allows above it.
 fn aggregates_behind(plan: &LogicalPlan, idx: usize) -> BTreeSet<usize> {
@@ -655,6 +735,7 @@ fn aggregates_behind(plan: &LogicalPlan, idx: usize) -> BTreeSet<usize> {
 /// The hidden columns a rewrite adds.
 struct Hidden<'a> {
     counted: &'a [usize],
+    conditions: &'a [Expr],
     /// The value and filter of each magnitude whose contributions are computed.
     magnitudes: &'a [&'a (Expr, Option<Box<Expr>>)],
     count: PersonsCount,
@@ -663,12 +744,18 @@ struct Hidden<'a> {
 impl Hidden<'_> {
     fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = (0..self.counted.len()).map(|k| format!("{PERSONS_PREFIX}{k}")).collect();
+        for k in 0..self.conditions.len() {
+            names.extend((0..self.counted.len()).map(|j| format!("{VALUE_PERSONS_PREFIX}{k}_{j}")));
+        }
         for k in 0..self.magnitudes.len() {
             names.extend((0..self.counted.len()).map(|j| format!("{CONTRIBUTIONS_PREFIX}{k}_{j}")));
         }
         names
     }
 }
+
+/// Prefix of the columns, added by the rewrite, counting the persons of a condition.
+pub(crate) const VALUE_PERSONS_PREFIX: &str = "__niji_value_persons_";
 
 /// Prefix of the contributions columns added by the rewrite.
 pub(crate) const CONTRIBUTIONS_PREFIX: &str = "__niji_contributions_";
@@ -692,20 +779,27 @@ fn rebuild(plan: &LogicalPlan, hidden: &Hidden) -> Result<LogicalPlan, SandboxEr
                 };
                 aggr.push(persons.alias(names.next().ok_or(SandboxError::Internal)?));
             }
+            // Per condition, the persons with a row that meets it, by each counted person column.
+            for condition in hidden.conditions {
+                for &i in hidden.counted {
+                    let column = Expr::Column(columns[i].clone());
+                    let persons = match hidden.count {
+                        PersonsCount::InOrder => with_filter(crate::persons::count_persons(column), Some(Box::new(condition.clone()))),
+                        PersonsCount::Distinct => {
+                            let id = Expr::Cast(Cast::new(Box::new(column), DataType::Binary));
+                            count_distinct(Expr::Case(Case::new(None, vec![(Box::new(condition.clone()), Box::new(id))], None)))
+                        }
+                    };
+                    aggr.push(persons.alias(names.next().ok_or(SandboxError::Internal)?));
+                }
+            }
             // Per magnitude, its contributions by each counted person column (a join not on the
             // person pairs two persons per row: the output check takes the strictest).
             for &(value, filter) in hidden.magnitudes {
                 for &person in hidden.counted {
                     let value = Expr::Cast(Cast::new(Box::new(value.clone()), DataType::Float64));
-                    let with_filter = |e: Expr| match e {
-                        Expr::AggregateFunction(mut f) => {
-                            f.params.filter = filter.clone();
-                            Expr::AggregateFunction(f)
-                        }
-                        other => other,
-                    };
                     let top = crate::contributions::contributions(Expr::Column(columns[person].clone()), value);
-                    aggr.push(with_filter(top).alias(names.next().ok_or(SandboxError::Internal)?));
+                    aggr.push(with_filter(top, filter.clone()).alias(names.next().ok_or(SandboxError::Internal)?));
                 }
             }
             Aggregate::try_new(a.input.clone(), a.group_expr.clone(), aggr).map(LogicalPlan::Aggregate).map_err(internal)

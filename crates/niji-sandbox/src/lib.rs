@@ -48,6 +48,14 @@
 //! the same property; window functions must be partitioned by person. Otherwise the query is
 //! refused with [`Refusal::PersonsNotCountable`] (or the more specific code).
 //!
+//! A cell counts fewer persons than its row when its aggregate does not read every row: for each
+//! aggregate with a condition (its `FILTER`, an argument that may be null, a sum or mean's
+//! argument being non-zero) the rewrite also counts the persons of the rows that meet it, and a
+//! cell gets the fewest persons of the aggregates it shows or is computed from
+//! ([`AggregateResult::cell_persons`]): `sum(CASE WHEN rare THEN cost END)` over a group of a
+//! hundred is the rare persons' sum, and counts them. Columns computed from aggregates are values
+//! whatever their type ([`AggregateResult::aggregated`]), never released keys.
+//!
 //! Tables are registered sorted by `person_id` and partitioned at person boundaries, so the count is
 //! first made over ascending ids ([`persons`]: a comparison per row, not a hash-set insert);
 //! when the plan breaks that order (a repartitioning join, a nested aggregate) the run says so and
@@ -252,6 +260,16 @@ pub struct AggregateResult {
     pub rows: Vec<Vec<ScalarValue>>,
     /// For each row, the number of distinct persons behind it.
     pub persons: Vec<u64>,
+    /// Per row and column, the persons behind the cell: for a column showing or computed from
+    /// aggregates, the fewest of the persons whose rows give each of them a value (not null; for a
+    /// sum or mean not zero; within its `FILTER`), so that `sum(CASE WHEN rare THEN cost END)`
+    /// counts the rare persons, not the group's; for other columns the row's persons. Empty in
+    /// [`QueryMode::Rows`].
+    pub cell_persons: Vec<Vec<u64>>,
+    /// Per column: whether it shows or is computed from an aggregate, so holds values to check
+    /// whatever its type (a text `min(…)` is one person's value, not a key); the others show group
+    /// keys or constants. Empty in [`QueryMode::Rows`].
+    pub aggregated: Vec<bool>,
     /// Per column: whether it shows, or is computed from, an aggregate that shows values (a
     /// magnitude, which the dominance and p-percent rules of output checking apply to); only when
     /// the permit's rules check contributions.
@@ -448,7 +466,14 @@ impl Workspace {
         let Some(checked) = checked.filter(|_| count_persons) else {
             return self.execute(plan, Hidden::default(), deadline).await.map_err(Failure::into_sandbox);
         };
-        let hidden = |persons, magnitudes| Hidden { persons, magnitudes, magnitude_of: &checked.magnitude_of };
+        let hidden = |persons, magnitudes| Hidden {
+            persons,
+            conditions: checked.conditions.len(),
+            magnitudes,
+            magnitude_of: &checked.magnitude_of,
+            conditions_of: &checked.conditions_of,
+            aggregated: &checked.aggregated,
+        };
         // The fast count first; if the rows did not reach the aggregate in person order, the exact one.
         if checked.count == check::PersonsCount::Distinct {
             let (exact, persons, magnitudes) = checker.with_persons(&plan, &checked, check::PersonsCount::Distinct)?;
@@ -472,20 +497,23 @@ impl Workspace {
         let physical = deadline::wrap(physical, deadline).map_err(Failure::from)?;
         let mut stream = execute_stream(physical, self.ctx.task_ctx()).map_err(Failure::from)?;
         let schema = stream.schema();
-        // Contributions: one column per magnitude and counted person column.
-        let width = schema.fields().len() - hidden.persons - hidden.magnitudes * hidden.persons;
+        // After the output's columns: the persons counts, the persons of each condition, the
+        // contributions of each magnitude; each of the last two once per counted person column.
+        let width = schema.fields().len() - hidden.persons * (1 + hidden.conditions + hidden.magnitudes);
         let columns = schema.fields().iter().take(width).map(|f| f.name().clone()).collect();
         let numeric = schema.fields().iter().take(width).map(|f| f.data_type().is_numeric()).collect();
         let magnitude_of: Vec<Vec<Option<usize>>> = (0..width).map(|c| hidden.magnitude_of.get(c).cloned().unwrap_or_default()).collect();
         let mut rows = Vec::new();
         let mut persons = Vec::new();
+        let mut cell_persons = Vec::new();
         let mut contributions = Vec::new();
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(Failure::from)?;
             if rows.len() + batch.num_rows() > self.limits.max_rows {
                 return Err(Failure::Sandbox(SandboxError::NotAllowed(Refusal::TooManyRows)));
             }
-            let first_contribution = width + hidden.persons;
+            let first_condition = width + hidden.persons;
+            let first_contribution = first_condition + hidden.conditions * hidden.persons;
             // Magnitude `k`'s contributions: by each counted person column, the strictest.
             let read = |k: usize, row: usize| -> Result<Contributions, SandboxError> {
                 let mut out: Option<Contributions> = None;
@@ -507,7 +535,19 @@ impl Workspace {
                 }
                 rows.push(values);
                 if hidden.persons > 0 {
-                    persons.push(min_persons(&batch, width, hidden.persons, row).map_err(Failure::Sandbox)?);
+                    let of_row = min_persons(&batch, width, hidden.persons, row).map_err(Failure::Sandbox)?;
+                    persons.push(of_row);
+                    let of_condition = (0..hidden.conditions)
+                        .map(|k| min_persons(&batch, first_condition + k * hidden.persons, hidden.persons, row))
+                        .collect::<Result<Vec<u64>, SandboxError>>()
+                        .map_err(Failure::Sandbox)?;
+                    let of_cells = (0..width)
+                        .map(|c| {
+                            let ks = hidden.conditions_of.get(c).map(Vec::as_slice).unwrap_or_default();
+                            ks.iter().map(|&k| of_condition.get(k).copied().unwrap_or(0)).fold(of_row, u64::min)
+                        })
+                        .collect();
+                    cell_persons.push(of_cells);
                 }
                 let mut of_row = Vec::with_capacity(width);
                 for ks in &magnitude_of {
@@ -529,18 +569,22 @@ impl Workspace {
             }
         }
         let magnitude = magnitude_of.iter().map(|ks| !ks.is_empty()).collect();
-        Ok(AggregateResult { columns, numeric, rows, persons, magnitude, contributions })
+        let aggregated = hidden.aggregated.iter().take(width).copied().collect();
+        Ok(AggregateResult { columns, numeric, rows, persons, cell_persons, aggregated, magnitude, contributions })
     }
 }
 
-/// What a rewritten plan carries after the output's own columns: persons counts, then one
-/// contributions column per computed magnitude and counted person column; and which output
-/// column shows which magnitudes.
+/// What a rewritten plan carries after the output's own columns: persons counts, then the persons
+/// of each condition and the contributions of each computed magnitude (one column per counted
+/// person column each); and which output column shows which magnitudes and conditions.
 #[derive(Default)]
 struct Hidden<'a> {
     persons: usize,
+    conditions: usize,
     magnitudes: usize,
     magnitude_of: &'a [Vec<Option<usize>>],
+    conditions_of: &'a [Vec<usize>],
+    aggregated: &'a [bool],
 }
 
 /// Why a plan's execution stopped.

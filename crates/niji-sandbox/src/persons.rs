@@ -252,38 +252,42 @@ impl GroupsAccumulator for Groups {
         let ids = ids_of(values)?;
         self.seen.resize(total_num_groups, UNSEEN);
         let nulls = ids.nulls().filter(|n| n.null_count() > 0);
+        // The rows to count, when not all: not null, and within the filter (the persons of a
+        // conditional aggregate); counted in runs of consecutive rows.
+        let counted = match (opt_filter, nulls) {
+            (None, None) => None,
+            (Some(f), n) => {
+                let kept = f.nulls().map_or_else(|| f.values().clone(), |fn_| f.values() & fn_.inner());
+                Some(n.map_or(kept.clone(), |n| &kept & n.inner()))
+            }
+            (None, Some(n)) => Some(n.inner().clone()),
+        };
+        let runs: Box<dyn Iterator<Item = (usize, usize)>> = match &counted {
+            None => Box::new(std::iter::once((0, ids.len()))),
+            Some(rows) => Box::new(rows.set_slices()),
+        };
+        // Written out over the ids' bytes: the order check folded into a flag, then one load and
+        // one store of the group's state. A sliced FixedSizeBinaryArray slices its value buffer:
+        // no element offset.
+        let width = PERSON_ID_BYTES as usize;
+        let bytes = ids.value_data();
+        let seen = &mut self.seen[..];
         let mut previous = self.last;
         let mut first = None;
         let mut down = false;
-        if nulls.is_none() && opt_filter.is_none() {
-            // The common case, written out over the ids' bytes: the order check folded into a flag,
-            // then one load and one store of the group's state. A sliced FixedSizeBinaryArray
-            // slices its value buffer: no element offset.
-            let width = PERSON_ID_BYTES as usize;
-            let bytes = &ids.value_data()[..ids.len() * width];
-            let seen = &mut self.seen[..];
-            let mut last = previous.unwrap_or(0);
-            for (chunk, &g) in bytes.chunks_exact(width).zip(group_indices) {
+        let mut last = previous.unwrap_or(0);
+        for (start, end) in runs {
+            if start == end {
+                continue;
+            }
+            for (chunk, &g) in bytes[start * width..end * width].chunks_exact(width).zip(&group_indices[start..end]) {
                 let id = Id::from_le_bytes(chunk.try_into().expect("person id width"));
                 down |= id < last;
                 last = id;
                 count_id(seen, g, id);
             }
-            if !bytes.is_empty() {
-                first = Some(Id::from_le_bytes(bytes[..width].try_into().expect("person id width")));
-                previous = Some(last);
-            }
-        } else {
-            for (row, &g) in group_indices.iter().enumerate() {
-                if nulls.is_some_and(|n| n.is_null(row)) || opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
-                    continue;
-                }
-                let id = id_at(ids, row);
-                down |= previous.is_some_and(|p| id < p);
-                previous = Some(id);
-                first.get_or_insert(id);
-                count_id(&mut self.seen, g, id);
-            }
+            first = first.or(Some(Id::from_le_bytes(bytes[start * width..(start + 1) * width].try_into().expect("person id width"))));
+            previous = Some(last);
         }
         // Ascending, so the last id is the largest: none may be the "unseen" mark.
         if down || previous == Some(NO_ID) {
@@ -508,6 +512,21 @@ mod tests {
         check(&[(&[1, 2], &[0, 0]), (&[5, 6, 6], &[0, 1, 1])], 2, Some(vec![3, 1]));
         // A group no row reached counts 0.
         check(&[(&[4], &[1])], 3, Some(vec![0, 1, 0]));
+    }
+
+    #[test]
+    fn counts_only_the_rows_within_a_filter() {
+        // A conditional aggregate's persons: rows outside the filter (or with a null filter
+        // value) are not counted, in runs of any length.
+        let filter = BooleanArray::from(vec![Some(false), Some(true), None, Some(true), Some(true), Some(false), Some(true)]);
+        let mut g = Groups::default();
+        g.update_batch(&[ids(&[1, 1, 2, 3, 4, 4, 5])], &[0, 0, 0, 1, 1, 1, 0], Some(&filter), 3).unwrap();
+        let out = g.evaluate(EmitTo::All).unwrap();
+        assert_eq!(out.as_primitive::<datafusion::arrow::datatypes::Int64Type>().values().to_vec(), vec![2, 2, 0]);
+        // Out of order among the counted rows is still refused.
+        let mut g = Groups::default();
+        let filter = BooleanArray::from(vec![true, false, true]);
+        assert!(g.update_batch(&[ids(&[3, 2, 1])], &[0, 0, 0], Some(&filter), 1).is_err());
     }
 
     #[test]

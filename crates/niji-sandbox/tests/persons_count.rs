@@ -1,6 +1,8 @@
 //! The persons count of every output row equals `count(DISTINCT person_id)` of the same rows,
 //! whatever the data and the query's shape: the fast count by ascending ids when the order holds, the
 //! exact count when a join, a nested aggregate or a repartition breaks it (see `src/persons.rs`).
+//! And a cell of a conditional aggregate (`CASE`, `FILTER`, nulls, zeros in a sum) counts only the
+//! persons whose rows give it a value: `count(DISTINCT person_id)` of the rows meeting the condition.
 
 mod common;
 
@@ -144,6 +146,74 @@ fn the_fast_count_serves_scans_and_cohort_joins_without_a_recount() {
     });
 }
 
+/// Conditional aggregates as `(output, reference)`: column 1 of the output is the aggregate whose
+/// cells' persons are checked; the reference counts `count(DISTINCT person_id)` of the rows that
+/// give it a value. `{}` is replaced by a code filter.
+const CONDITIONAL: &[(&str, &str)] = &[
+    (
+        "SELECT code, sum(CASE WHEN points < 30 THEN points END) AS s FROM claim_lines WHERE {} GROUP BY code",
+        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} AND points < 30 AND points <> 0 GROUP BY code",
+    ),
+    (
+        "SELECT code, sum(CASE WHEN points < 30 THEN points ELSE 0 END) AS s FROM claim_lines WHERE {} GROUP BY code",
+        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} AND points < 30 AND points <> 0 GROUP BY code",
+    ),
+    (
+        // A negative zero is no value either.
+        "SELECT code, sum(CASE WHEN points < 30 THEN points * 1.5 ELSE -0.0 END) AS s FROM claim_lines WHERE {} GROUP BY code",
+        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} AND points < 30 AND points <> 0 GROUP BY code",
+    ),
+    (
+        "SELECT code, avg(points) FILTER (WHERE kind = 'drug') AS m FROM claim_lines WHERE {} GROUP BY code",
+        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} AND kind = 'drug' AND points <> 0 GROUP BY code",
+    ),
+    (
+        "SELECT code, count(CASE WHEN kind = 'drug' THEN 1 END) AS n FROM claim_lines WHERE {} GROUP BY code",
+        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} AND kind = 'drug' GROUP BY code",
+    ),
+    (
+        "SELECT code, max(CASE WHEN points > 70 THEN kind END) AS k FROM claim_lines WHERE {} GROUP BY code",
+        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} AND points > 70 GROUP BY code",
+    ),
+    (
+        // Computed from two aggregates: the fewer persons of either.
+        "SELECT code, count(*) - count(CASE WHEN points % 3 = 0 THEN 1 END) AS d FROM claim_lines WHERE {} GROUP BY code",
+        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} AND points % 3 = 0 GROUP BY code",
+    ),
+    (
+        // Grouped by person first: counted exactly (`count(DISTINCT)`), not in order.
+        "SELECT kind AS code, sum(CASE WHEN n > 1 THEN n END) AS s FROM (SELECT person_id, kind, count(*) AS n FROM claim_lines WHERE {} GROUP BY person_id, kind) GROUP BY kind",
+        "SELECT kind AS code, count(DISTINCT person_id) AS p FROM (SELECT person_id, kind, count(*) AS n FROM claim_lines WHERE {} GROUP BY person_id, kind) WHERE n > 1 GROUP BY kind",
+    ),
+];
+
+/// Every [`CONDITIONAL`] shape: the aggregate's cells count the persons of the reference (0 where
+/// it has no row), the key column's cells the row's persons.
+fn check_conditional(lines: &[(u8, u8, i64)], filter: &str) {
+    let ws = open(lines, &[(1, true)], &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        for (output, reference_sql) in CONDITIONAL {
+            let output = output.replace("{}", filter);
+            let r = ws.run(&output).await.unwrap_or_else(|e| panic!("{output}: {e}"));
+            let want = reference(&ws, &reference_sql.replace("{}", filter)).await;
+            for ((row, cells), row_persons) in r.rows.iter().zip(&r.cell_persons).zip(&r.persons) {
+                let key = text(&row[0]);
+                assert_eq!(cells[0], *row_persons, "{output}: key column of {key}");
+                assert_eq!(cells[1], want.get(&key).copied().unwrap_or(0), "{output}: row {key}");
+            }
+        }
+    });
+}
+
+#[test]
+fn conditional_aggregates_count_the_persons_that_give_them_values() {
+    // Person 1: C1 (10, 20), C2 (40); person 2: C1 (30); person 3: C2 (0, 50), C3 (60, 90).
+    let lines = [(1, 1, 10), (1, 1, 20), (2, 1, 30), (1, 2, 40), (3, 2, 0), (3, 2, 50), (3, 3, 60), (3, 3, 90)];
+    check_conditional(&lines, "true");
+    check_conditional(&lines, "code <> 'C3'");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
@@ -156,5 +226,13 @@ proptest! {
     ) {
         let patients_of: Vec<(u8, bool)> = (0u8..40).filter(|p| p % 7 != 3).map(|p| (p, female[p as usize])).collect();
         check(&lines, &patients_of, &excluded, filter);
+    }
+
+    #[test]
+    fn conditional_persons_equal_count_distinct(
+        lines in prop::collection::vec((0u8..40, 0u8..6, 0i64..100), 1..300),
+        filter in prop::sample::select(vec!["true", "points < 50", "code IN ('C1', 'C2')"]),
+    ) {
+        check_conditional(&lines, filter);
     }
 }
