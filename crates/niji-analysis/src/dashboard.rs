@@ -35,10 +35,11 @@
 //! - Persons in `excluded` (opted out of every use) are skipped in every table.
 //! - Errors are fixed texts.
 //!
-//! Known limits: keys that occur are shown even when their count is suppressed (as NDB tables
-//! do), so a suppressed row tells that at least one person has that key; the top-10 charts are
-//! chosen by the exact counts (a suppressed key is known to be among the ten), but suppressed
-//! rows are listed after the released ones in key order, so their place bounds nothing further.
+//! A key held by fewer than 10 persons is left out with its row (`niji_sdc`'s released table),
+//! so no chart tells that someone has a rare code; a row shown suppressed is a complement of
+//! such rows (it counts at least 10). Known limit: the top-10 charts are chosen by the exact
+//! counts (a suppressed key is known to be among the ten), but suppressed rows are listed after
+//! the released ones in key order, so their place bounds nothing further.
 
 use std::collections::{HashMap, HashSet};
 
@@ -675,17 +676,17 @@ mod tests {
     }
 
     #[test]
-    fn release_suppresses_small_counts_and_keeps_nothing_below_ten() {
+    fn release_leaves_out_small_counts_and_suppresses_their_complement() {
         let raw = RawChart {
             spec: &CHARTS[1],
             rows: vec![(vec!["01".into()], 120), (vec!["13".into()], 4), (vec!["27".into()], 35), (vec![UNKNOWN.into()], 11)],
         };
         let chart = release(raw).unwrap();
         let shown: Vec<_> = chart.rows.iter().map(|(k, v)| (k[0].as_str(), v[0])).collect();
-        // 13 is below 10; the smallest other row (unknown, 11) is suppressed with it so that
-        // it cannot be recomputed from the total.
-        assert_eq!(shown, [("01", Shown::Value(120.0)), ("13", Shown::Suppressed), ("27", Shown::Value(40.0)), (UNKNOWN, Shown::Suppressed)]);
-        assert_eq!(chart.suppressed, 2);
+        // 13 is below 10: left out, key and all; the smallest other row (unknown, 11) is
+        // suppressed with it so that it cannot be recomputed from the total.
+        assert_eq!(shown, [("01", Shown::Value(120.0)), ("27", Shown::Value(40.0)), (UNKNOWN, Shown::Suppressed)]);
+        assert_eq!(chart.suppressed, 1);
     }
 
     #[test]

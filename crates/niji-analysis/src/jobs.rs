@@ -35,7 +35,7 @@ use niji_core::{AuditEvent, AuditSink, Role};
 use niji_instance::Instance;
 use niji_review::PermitPolicy;
 use niji_sandbox::{Limits, SandboxError, Workspace};
-use niji_sdc::{Cell, Checked, Measure, Outcome, Preset, Release, ReleaseRow, Rules, Shown, Table};
+use niji_sdc::{Cell, CellRef, Checked, Measure, Outcome, Preset, Reason, Release, ReleaseRow, Rules, Shown, Table};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -468,21 +468,42 @@ fn checked_table_json(table: &Table, checked: Option<&Checked>) -> Value {
     })
 }
 
-/// The cells not released as they are, with their reasons (codes and texts), and a summary.
+/// The cells not released as they are, with their reasons (codes and texts), and a summary; rows
+/// numbered as in the released table, whose left-out rows ([`Checked::shows_keys`]) appear
+/// nowhere.
 fn verdicts_json(table: &Table, checked: Option<&Checked>, table_reasons: &[&str]) -> Value {
     let Some(c) = checked else { return json!({"cells": [], "table_reasons": table_reasons}) };
     let mut cells = Vec::new();
-    for r in 0..table.rows.len() {
-        if c.is_released(r) {
+    let shown: Vec<usize> = (0..table.rows.len()).filter(|&r| c.shows_keys(r)).collect();
+    for (r, &row) in shown.iter().enumerate() {
+        if c.is_released(row) {
             continue;
         }
-        for (m, v) in c.row_verdicts(r).iter().enumerate() {
+        for (m, v) in c.row_verdicts(row).iter().enumerate() {
             let outcome = match v.outcome {
                 Outcome::Released => "released",
                 Outcome::Suppressed => "suppressed",
                 Outcome::Refused => "refused",
             };
-            let reasons: Vec<Value> = v.reasons.iter().map(|x| json!({"code": x.code(), "ja": x.text_ja(), "en": x.text_en()})).collect();
+            let reasons: Vec<Value> = v
+                .reasons
+                .iter()
+                .map(|x| match x {
+                    // Named by its place in the released table, or not at all when left out.
+                    Reason::SecondarySuppression { because_of } => match shown.iter().position(|&s| s == because_of.row) {
+                        Some(row) => {
+                            let x = Reason::SecondarySuppression { because_of: CellRef { row, measure: because_of.measure } };
+                            json!({"code": x.code(), "ja": x.text_ja(), "en": x.text_en()})
+                        }
+                        None => json!({
+                            "code": x.code(),
+                            "ja": "表から除いた行の秘匿セルを合計から逆算できないよう、二次秘匿します",
+                            "en": "suppressed so that a suppressed cell of a row left out of the table cannot be recomputed from totals",
+                        }),
+                    },
+                    x => json!({"code": x.code(), "ja": x.text_ja(), "en": x.text_en()}),
+                })
+                .collect();
             cells.push(json!({"row": r, "measure": m, "outcome": outcome, "reasons": reasons}));
         }
     }

@@ -185,7 +185,7 @@ pub(crate) fn to_table(result: &niji_sandbox::AggregateResult) -> Table {
                 }
             })
             .collect();
-        table.push(keys, cells);
+        table.push_with_persons(keys, cells, *row_persons);
     }
     table
 }

@@ -25,7 +25,7 @@
 use crate::differencing::{self, Release};
 use crate::rules::{Dominance, Rules, RulesError};
 use crate::secondary;
-use crate::table::{Cell, Measure, MeasureKind, Table, TableError};
+use crate::table::{Cell, Measure, MeasureKind, Table, TableError, TOTAL};
 use crate::verdict::{CellRef, Outcome, Reason, Verdict};
 
 /// A released cell.
@@ -72,6 +72,9 @@ pub struct Checked {
     released: Vec<Verdict>,
     /// Reasons that refuse the whole table (too many dimensions).
     pub table_reasons: Vec<Reason>,
+    /// Per row: whether its keys are withheld with it ([`Checked::shows_keys`]).
+    keys_withheld: Vec<bool>,
+    /// Counts over the rows whose keys are shown.
     pub summary: Summary,
 }
 
@@ -118,6 +121,15 @@ impl Checked {
         self.slot[row] == RELEASED_ROW
     }
 
+    /// Whether a row appears in the released table. A row of fewer persons than the rules allow
+    /// (but not none) is left out, keys and all, unless every key is a margin: its keys come from
+    /// the data, and `… WHERE <a rare combination> GROUP BY code` would otherwise list the codes
+    /// of a few persons with only their counts suppressed. Its cells still count for secondary
+    /// suppression and differencing.
+    pub fn shows_keys(&self, row: usize) -> bool {
+        !self.keys_withheld[row]
+    }
+
     pub fn verdict(&self, row: usize, measure: usize) -> &Verdict {
         &self.row_verdicts(row)[measure]
     }
@@ -161,10 +173,16 @@ impl Checked {
         (0..self.measures.len()).map(|j| self.shown(table, row, j)).collect()
     }
 
-    /// The released table, for the `table` that was checked.
+    /// The released table, for the `table` that was checked: the rows whose keys are shown
+    /// ([`Checked::shows_keys`]), in order.
     pub fn released_table(&self, table: &Table) -> ReleasedTable {
-        let rows =
-            table.rows.iter().enumerate().map(|(r, row)| ReleasedRow { keys: row.keys.clone(), values: self.released_row(table, r) }).collect();
+        let rows = table
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(r, _)| self.shows_keys(*r))
+            .map(|(r, row)| ReleasedRow { keys: row.keys.clone(), values: self.released_row(table, r) })
+            .collect();
         ReleasedTable { dimensions: table.dimensions.clone(), measures: table.measures.clone(), rows }
     }
 }
@@ -202,7 +220,8 @@ fn run(table: &Table, rules: &Rules, earlier: Option<(&str, &[Release])>) -> Res
         withheld: Vec::new(),
         released: vec![blank.clone(); m],
         table_reasons,
-        summary: Summary { cells: n * m, ..Summary::default() },
+        keys_withheld: table.rows.iter().map(|row| keys_disclose(table, row, rules.min_persons())).collect(),
+        summary: Summary::default(),
     };
 
     // Primary rules, then whole rows.
@@ -212,8 +231,8 @@ fn run(table: &Table, rules: &Rules, earlier: Option<(&str, &[Release])>) -> Res
     for (r, row) in table.rows.iter().enumerate() {
         for ((cell, kind), reasons) in row.cells.iter().zip(&checked.measures).zip(&mut own) {
             primary(cell, *kind, rules, reasons);
-            persons[r] = persons[r].max(cell.persons);
         }
+        persons[r] = row.persons();
         let Some(cause) = own.iter().position(|reasons| !reasons.is_empty()) else { continue };
         suppressed[r] = true;
         checked.slot[r] = checked.withheld.len() as u32;
@@ -239,20 +258,28 @@ fn run(table: &Table, rules: &Rules, earlier: Option<(&str, &[Release])>) -> Res
         }
     }
 
-    let mut summary = checked.summary;
     for verdict in &mut checked.withheld {
         *verdict = Verdict::from_reasons(std::mem::take(&mut verdict.reasons));
-        match verdict.outcome {
-            Outcome::Released => {}
-            Outcome::Suppressed if verdict.is_primary() => summary.primary += 1,
-            Outcome::Suppressed => summary.secondary += 1,
-            Outcome::Refused => summary.refused += 1,
-        }
     }
-    let released_rows = checked.slot.iter().filter(|&&s| s == RELEASED_ROW).count();
-    summary.released = released_rows * m;
-    if rules.rounding.is_some() {
-        summary.rounded = released_rows * checked.measures.iter().filter(|&&k| k == MeasureKind::Count).count();
+    // Counted over the rows whose keys are shown: how many rows went with their keys is itself
+    // a count of small groups.
+    let mut summary = Summary::default();
+    let counts = checked.measures.iter().filter(|&&k| k == MeasureKind::Count).count();
+    for r in (0..n).filter(|&r| checked.shows_keys(r)) {
+        summary.cells += m;
+        if checked.is_released(r) {
+            summary.released += m;
+            summary.rounded += if rules.rounding.is_some() { counts } else { 0 };
+            continue;
+        }
+        for verdict in checked.row_verdicts(r) {
+            match verdict.outcome {
+                Outcome::Released => summary.released += 1,
+                Outcome::Suppressed if verdict.is_primary() => summary.primary += 1,
+                Outcome::Suppressed => summary.secondary += 1,
+                Outcome::Refused => summary.refused += 1,
+            }
+        }
     }
     checked.summary = summary;
     Ok(checked)
@@ -271,6 +298,13 @@ impl Checked {
             verdict.reasons.push(reason.clone());
         }
     }
+}
+
+/// Whether showing a row's keys would tell that a few persons (fewer than `minimum`, not none)
+/// have them: a row with a key that is not a margin.
+fn keys_disclose(table: &Table, row: &crate::table::Row, minimum: u64) -> bool {
+    let persons = row.persons();
+    !table.dimensions.is_empty() && persons > 0 && persons < minimum && row.keys.iter().any(|k| k != TOTAL)
 }
 
 /// The rules on a cell's own values.

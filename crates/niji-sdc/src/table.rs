@@ -114,6 +114,9 @@ impl Cell {
 pub struct Row {
     pub keys: Vec<String>,
     pub cells: Vec<Cell>,
+    /// The distinct persons behind the row (its group), when known: more than any of its cells
+    /// when a cell's aggregate reads only some of the group's rows (`count(*) FILTER (…)`).
+    pub persons: Option<u64>,
 }
 
 impl Row {
@@ -122,9 +125,11 @@ impl Row {
         self.keys.iter().any(|k| k == TOTAL)
     }
 
-    /// The persons behind the row: the largest of its cells' (a lower bound of the union).
+    /// The persons behind the row: as given, else the largest of its cells' (a lower bound of
+    /// the union).
     pub fn persons(&self) -> u64 {
-        self.cells.iter().map(|c| c.persons).max().unwrap_or(0)
+        let cells = self.cells.iter().map(|c| c.persons).max().unwrap_or(0);
+        self.persons.map_or(cells, |p| p.max(cells))
     }
 }
 
@@ -159,7 +164,12 @@ impl Table {
 
     /// Appends a row.
     pub fn push<K: Into<String>>(&mut self, keys: impl IntoIterator<Item = K>, cells: Vec<Cell>) {
-        self.rows.push(Row { keys: keys.into_iter().map(Into::into).collect(), cells });
+        self.rows.push(Row { keys: keys.into_iter().map(Into::into).collect(), cells, persons: None });
+    }
+
+    /// Appends a row with the persons of its group ([`Row::persons`]).
+    pub fn push_with_persons<K: Into<String>>(&mut self, keys: impl IntoIterator<Item = K>, cells: Vec<Cell>, persons: u64) {
+        self.rows.push(Row { keys: keys.into_iter().map(Into::into).collect(), cells, persons: Some(persons) });
     }
 
     /// Checks the invariants listed in the module documentation.

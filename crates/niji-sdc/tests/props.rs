@@ -1,7 +1,7 @@
 //! Properties over random tables: after checking, no released cell counts fewer persons than
 //! the rules allow (0 only where zeros may be shown), every line with a suppressed cell has
 //! at least two (unless it is a single cell), and the line-peeling attacker recovers nothing
-//! from tables with margins.
+//! from tables with margins; and no released row's keys belong to fewer persons than allowed.
 
 mod common;
 
@@ -39,6 +39,15 @@ fn assert_invariants(table: &Table, rules: &Rules) -> Result<(), TestCaseError> 
         prop_assert!(hidden != 1 || line.len() == 1, "line {:?} has a single suppressed cell", line);
     }
     prop_assert_eq!(common::peel(table, &checked), Vec::<usize>::new());
+    // No released row tells by its keys alone that a few persons have them.
+    let released = checked.released_table(table);
+    let shown: Vec<&niji_sdc::Row> = table.rows.iter().enumerate().filter(|(r, _)| checked.shows_keys(*r)).map(|(_, row)| row).collect();
+    prop_assert_eq!(released.rows.len(), shown.len());
+    for (out, row) in released.rows.iter().zip(shown) {
+        prop_assert_eq!(&out.keys, &row.keys);
+        let margin = row.keys.iter().all(|k| k == niji_sdc::TOTAL);
+        prop_assert!(margin || row.persons() == 0 || row.persons() >= min, "keys {:?} of {} persons released", row.keys, row.persons());
+    }
     Ok(())
 }
 

@@ -30,7 +30,9 @@ fn ndb_threshold_zeros_shown_institutions() {
     assert_eq!(c.released_row(&table, 2), [Shown::Value(0.0)]);
     assert_eq!(c.released_row(&table, 1), [Shown::Suppressed]);
     assert!(c.passes());
-    assert_eq!((c.summary.cells, c.summary.released, c.summary.primary, c.summary.secondary), (5, 3, 2, 0));
+    // The row of nine persons goes with its key; the summary counts the rows shown.
+    assert!(!c.shows_keys(1) && c.shows_keys(3));
+    assert_eq!((c.summary.cells, c.summary.released, c.summary.primary, c.summary.secondary), (4, 3, 1, 0));
 }
 
 #[test]
@@ -235,13 +237,29 @@ fn shape_errors_are_located() {
 }
 
 #[test]
-fn released_table_keeps_keys() {
+fn released_table_leaves_out_rows_of_few_persons_keys_and_all() {
+    // p1 has three persons: its key would tell that someone has it. p2 is suppressed only so
+    // that p1 cannot be recomputed from the margin: its key stays.
     let table = one_way(vec![Cell::count(20), Cell::count(3), Cell::count(15)]);
     let c = niji_sdc::check(&table, &Rules::preset(Preset::Ndb)).unwrap();
     let released = c.released_table(&table);
-    assert_eq!(released.rows[1].keys, ["p1"]);
-    assert_eq!(released.rows[1].values, [Shown::Suppressed]);
-    assert_eq!(released.rows[2].values, [Shown::Suppressed]);
+    let keys: Vec<&str> = released.rows.iter().map(|r| r.keys[0].as_str()).collect();
+    assert_eq!(keys, ["p0", "p2"]);
     assert_eq!(released.rows[0].values, [Shown::Value(20.0)]);
+    assert_eq!(released.rows[1].values, [Shown::Suppressed]);
+    assert_eq!(c.verdict(2, 0).reasons, [Reason::SecondarySuppression { because_of: CellRef { row: 1, measure: 0 } }]);
     assert_eq!(c.verdict_grid().len(), 3);
+
+    // A row's own persons decide, not its cells': a large group whose only cell counts a few
+    // (`count(*) FILTER (…)`) keeps its key. A margin's key tells nothing; a row of none is a zero.
+    let mut t = Table::new(["sex", "code"], vec![Measure::count("n")]);
+    t.push_with_persons(["female", "C1"], vec![Cell::count(2)], 40);
+    t.push(["male", "C1"], vec![Cell::count(4)]);
+    t.push(["*", "*"], vec![Cell::count(6)]);
+    t.push(["male", "C2"], vec![Cell::count(0)]);
+    let c = niji_sdc::check(&t, &Rules::preset(Preset::Ndb)).unwrap();
+    let shown: Vec<bool> = (0..4).map(|r| c.shows_keys(r)).collect();
+    assert_eq!(shown, [true, false, true, true]);
+    assert!(!c.is_released(0), "the cell of two persons is still suppressed");
+    assert_eq!(c.released_table(&t).rows.len(), 3);
 }

@@ -15,12 +15,24 @@ async fn user_id(app: &App, name: &str) -> i64 {
     app.instance.store.user_by_username(name).await.unwrap().unwrap().id
 }
 
-/// A condition code held by fewer than 10 persons, found through the permit's own checked
-/// output (the keys of suppressed rows are shown).
-async fn rare_code(app: &App, researcher: i64) -> String {
-    let sql = "SELECT code, count(*) AS n FROM ehr.conditions GROUP BY code HAVING count(DISTINCT person_id) < 10";
-    let out = niji_analysis::query_real(&app.instance, researcher, app.permit, sql).await.expect("the rare-code query runs");
-    out.rows.first().map(|(keys, _)| keys[0].clone()).expect("the synthetic data has a code of fewer than 10 persons")
+/// Attack: list the codes of fewer than 10 persons through the permit's own checked output. The
+/// released table used to keep the keys of suppressed rows, so `HAVING count(DISTINCT person_id)
+/// < 10` (or a `WHERE` on a rare combination) listed them; now such rows are left out whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn codes_of_few_persons_are_not_listed_with_suppressed_counts() {
+    let app = app().await;
+    let researcher = user_id(&app, "researcher").await;
+    let rare = rare_condition_code(&app);
+    for sql in [
+        "SELECT code, count(*) AS n FROM ehr.conditions GROUP BY code HAVING count(DISTINCT person_id) < 10".to_string(),
+        BY_CODE.to_string(),
+        format!("SELECT code, count(*) AS n FROM ehr.conditions WHERE person_id IN (SELECT person_id FROM ehr.conditions WHERE code = '{rare}') GROUP BY code"),
+    ] {
+        let out = niji_analysis::query_real(&app.instance, researcher, app.permit, &sql).await.expect("runs");
+        let keys: Vec<&str> = out.rows.iter().map(|(k, _)| k[0].as_str()).collect();
+        assert!(!keys.contains(&rare.as_str()), "{sql}: the rare code {rare} is listed: {keys:?}");
+        assert!(out.rows.iter().all(|(_, v)| v.iter().all(|x| !matches!(x, niji_sdc::Shown::Value(n) if *n > 0.0 && *n < 10.0))));
+    }
 }
 
 /// Attack: a researcher who also holds the output-checker role (the fixture's own set-up, and
@@ -56,7 +68,7 @@ async fn named_researcher_with_checker_role_reads_exact_small_counts_of_own_job(
 async fn differencing_is_bypassed_by_renaming_the_dimension() {
     let app = app().await;
     let researcher = user_id(&app, "researcher").await;
-    let code = rare_code(&app, researcher).await;
+    let code = rare_condition_code(&app);
     let all = "SELECT sex, count(*) AS n FROM ehr.patients GROUP BY sex".to_string();
     let without = |dim: &str| {
         format!(

@@ -17,6 +17,12 @@ use time::OffsetDateTime;
 
 pub const PASSWORD: &str = "workspace-test-password";
 
+/// Per code, its conditions and those of women: a code's row is shown (at least 10 persons), its
+/// women's count is suppressed where they (or the others) are fewer than 10, so the checkers
+/// see per-cell verdicts.
+pub const BY_CODE_AND_WOMEN: &str = "SELECT c.code, count(*) AS n, count(*) FILTER (WHERE p.sex = 'female') AS women \
+     FROM ehr.conditions c JOIN ehr.patients p ON c.person_id = p.person_id GROUP BY c.code";
+
 pub struct App {
     pub _dir: tempfile::TempDir,
     pub operator: i64,
@@ -156,4 +162,27 @@ pub async fn app() -> App {
     let permit = submit(&instance, &me, id, niji_core::today_jst(OffsetDateTime::now_utc())).await.unwrap().permit.unwrap();
     let state = AppState::new(instance.clone(), accounts, ServerConfig::default());
     App { _dir: dir, operator, instance, router: router(state), permit, secrets }
+}
+
+/// A condition code (ICD-10, as the lake keeps it) that fewer than 10 of the synthetic patients
+/// have, read from the NDJSON the holder sent: what an attacker may know from elsewhere. The
+/// platform itself no longer lists such codes (a released table leaves out rows of fewer than
+/// 10 persons, keys and all).
+pub fn rare_condition_code(app: &App) -> String {
+    let mut persons: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
+    for file in files_under(&app._dir.path().join("synth").join("ndjson")) {
+        for line in std::fs::read_to_string(&file).unwrap().lines().filter(|l| l.contains("\"resourceType\":\"Condition\"")) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let subject = v["subject"]["reference"].as_str().unwrap_or_default().to_string();
+            let codings = v["code"]["coding"].as_array().cloned().unwrap_or_default();
+            if let Some(icd) = codings.iter().find(|c| c["system"].as_str().is_some_and(|s| s.to_ascii_lowercase().contains("icd"))) {
+                persons.entry(icd["code"].as_str().unwrap().to_string()).or_default().insert(subject);
+            }
+        }
+    }
+    persons
+        .into_iter()
+        .find(|(_, p)| (1..10).contains(&p.len()))
+        .map(|(code, _)| code)
+        .expect("the synthetic data has a code of fewer than 10 persons")
 }
