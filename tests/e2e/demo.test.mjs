@@ -93,7 +93,9 @@ function childEnv() {
  * (a closed pipe would kill the demo on its next line).
  */
 function startDemo(dir) {
-  const child = spawn(NIJI, ['demo', '--dir', dir, '--port', '0', '--persons', '300'], {
+  // 1,000 persons give the first hospital a few dozen patients: enough for an ICD-10 chapter of
+  // at least 10 persons (rows of fewer are left out of checked tables, keys and all).
+  const child = spawn(NIJI, ['demo', '--dir', dir, '--port', '0', '--persons', '1000'], {
     env: childEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -345,13 +347,14 @@ describe('niji demo in a real browser', () => {
     assert.equal(await page.inputValue('#sql-dummy'), 'SELECT * FROM sakura_ehr.conditions LIMIT 5', 'the SQL is kept in the form');
 
     // Real data: only a checked aggregate table; every number is at least 10 or 秘匿.
-    await page.fill('#sql-real', 'SELECT code, count(*) AS n FROM sakura_ehr.conditions GROUP BY code');
+    await page.fill('#sql-real', 'SELECT substr(code, 1, 1) AS chapter, count(*) AS n FROM sakura_ehr.conditions GROUP BY chapter');
     const realResp = await clickAndWait(page, '#run-real');
     assert.equal(realResp.status(), 200, `real query: ${await errorText(page)}`);
     assert.equal(await page.locator('#error').count(), 0);
     const real = page.locator('#real-result');
     await real.waitFor({ state: 'visible' });
-    assert.deepEqual((await real.locator('thead th').allTextContents()).map((t) => t.trim()), ['code', 'n']);
+    assert.deepEqual((await real.locator('thead th').allTextContents()).map((t) => t.trim()), ['chapter', 'n']);
+    assert.equal(await page.locator('#rows-left-out').count(), 1, 'the page says rows of few persons are left out');
     assert.ok((await real.locator('tbody tr').count()) >= 1, 'the checked table has rows');
     const { released, withheld } = await assertCheckedTable(real, ['n'], 'real query');
     assert.ok(released + withheld >= 1, 'the checked table shows some count');
@@ -362,10 +365,11 @@ describe('niji demo in a real browser', () => {
     await page.locator('#real').screenshot({ path: realShot });
     assert.ok(statSync(realShot).size > 5_000, `${realShot} looks empty`);
 
-    // A job with one output: an aggregate on a granted table.
+    // A job with one output: an aggregate on a granted table, two of whose counts (drugs of two
+    // YJ classes) are held by a few of the hospital's patients.
     const before = new Set(await page.locator('#job-list tr.job').evaluateAll((rows) => rows.map((r) => r.id)));
-    await page.fill('#job-name-1', 'medications_by_code');
-    await page.fill('#job-sql-1', 'SELECT code, count(*) AS n FROM sakura_ehr.medications GROUP BY code');
+    await page.fill('#job-name-1', 'drug_classes');
+    await page.fill('#job-sql-1', "SELECT substr(code, 1, 1) AS kind, count(*) AS n, count(*) FILTER (WHERE code LIKE '2189%') AS statins, count(*) FILTER (WHERE code LIKE '3969%') AS diabetes FROM sakura_ehr.medications GROUP BY kind");
     await clickAndWait(page, '#submit-job');
     await waitForPath(page, '/permits/1/workspace');
     assert.equal(await page.locator('#error').count(), 0, `job refused: ${await errorText(page)}`);
@@ -379,7 +383,7 @@ describe('niji demo in a real browser', () => {
     assert.match(status, JAPANESE, `the job status is not Japanese: ${status}`);
     assert.equal(await row.getAttribute('data-status'), 'awaiting_review', `the job is ${status}`);
     assert.equal(status, '出力確認待ち');
-    assert.match(await row.textContent(), /medications_by_code/);
+    assert.match(await row.textContent(), /drug_classes/);
     assert.equal((await row.locator('td.count').textContent()).trim(), '0 / 2');
     // The demo's own job is listed too, released.
     const seeded = page.locator('#job-list tr.job[data-status="released"]');
@@ -405,17 +409,17 @@ describe('niji demo in a real browser', () => {
       await check.waitFor({ state: 'visible' });
       assert.equal((await check.locator('h2').textContent()).trim(), `ジョブ #${jobId}`);
       assert.match(await check.locator('dl.facts').first().textContent(), /demo\.researcher/);
-      const output = check.locator(`#check-${jobId}-medications_by_code`);
+      const output = check.locator(`#check-${jobId}-drug_classes`);
       await output.waitFor({ state: 'visible' });
       assert.match(await output.locator('h3').textContent(), /チェック通過/);
       const table = output.locator('table.checked-table');
       await table.waitFor({ state: 'visible' });
-      await assertCheckedTable(table, ['n'], 'checked table of the job');
+      await assertCheckedTable(table, ['n', 'statins', 'diabetes'], 'checked table of the job');
       // Per-cell verdicts: one line per cell that is not released as it is, each with a
       // Japanese verdict and its reasons.
       const verdicts = output.locator('table.verdicts tr.verdict');
       const n = await verdicts.count();
-      assert.ok(n >= 1, 'the job shows per-cell verdicts (sakura-ehr has 13 persons: some cell is suppressed)');
+      assert.ok(n >= 1, 'the job shows per-cell verdicts (a drug class of few persons is suppressed)');
       for (const v of await verdicts.all()) {
         const outcome = (await v.locator('td:nth-child(3)').textContent()).trim();
         assert.ok(['秘匿', '不可', '公開'].includes(outcome), `verdict ${JSON.stringify(outcome)}`);
@@ -479,10 +483,10 @@ describe('niji demo in a real browser', () => {
     assert.match(resp.headers()['content-disposition'] ?? '', /^attachment/);
     const body = await resp.body();
     assert.ok(body.length > 0, 'the CSV is empty');
-    // The demo's output (conditions_by_code): every released count is at least 10, the rest
+    // The demo's output (conditions_by_chapter): every released count is at least 10, the rest
     // `suppressed`.
     const lines = body.toString('utf8').replace(/^\uFEFF/, '').split('\r\n').filter((l) => l);
-    assert.equal(lines[0], 'output,code,n');
+    assert.equal(lines[0], 'output,chapter,n');
     assert.ok(lines.length >= 2, `the CSV has no rows:\n${lines.join('\n')}`);
     for (const line of lines.slice(1)) {
       const n = line.split(',').pop();

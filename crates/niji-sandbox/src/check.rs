@@ -24,12 +24,12 @@ use crate::{Refusal, Registered, SandboxError, CATALOG, PERSON_ID};
 
 /// Aggregate functions allowed at the top of an output: ones that summarize, not ones that return
 /// row-level values (`array_agg`, `string_agg`, `first_value`, `last_value`, `nth_value`, `any_value`).
+/// `min` and `max` are not among them: each is one person's value whatever the group's size (SDC
+/// guidance, NDB's included, does not release them); nor are percentiles near the ends.
 const ALLOWED_AGGREGATES: &[&str] = &[
     "count",
     "sum",
     "avg",
-    "min",
-    "max",
     "median",
     "approx_distinct",
     "approx_median",
@@ -130,12 +130,12 @@ pub(crate) struct Checked {
     /// aggregate regroups the rows (its output follows a hash table, not the persons' order, so the
     /// fast count would only fail and run again).
     pub count: PersonsCount,
-    /// The distinct conditions under which a row gives one of the top aggregate's aggregates a
-    /// value ([`value_condition`]): the persons of each are counted beside the row's.
+    /// The distinct conditions on rows that the top aggregate's aggregates tell apart
+    /// ([`conditions`]): the persons of each are counted beside the row's.
     pub conditions: Vec<Expr>,
     /// For each output column, the conditions (indices into `conditions`) of the aggregates it
-    /// shows or is computed from; its cells count the fewest persons of these (and of the row).
-    pub conditions_of: Vec<Vec<usize>>,
+    /// shows or is computed from, with how each bears on its cells ([`Bearing`]).
+    pub conditions_of: Vec<Vec<(usize, Bearing)>>,
     /// For each output column, whether it shows or is computed from an aggregate (a value to
     /// check, never a released key, even as text: `min(birth_month)` is one person's value).
     pub aggregated: Vec<bool>,
@@ -152,6 +152,36 @@ impl Checker<'_> {
         }
         let aggregate = top_aggregate(plan)?;
         check_aggregate(aggregate)?;
+        // The conditions of each aggregate, the same ones counted once.
+        let input = aggregate.input.schema();
+        let mut conditions: Vec<Expr> = Vec::new();
+        let of_aggregate: Vec<Vec<(usize, Bearing)>> = aggregate
+            .aggr_expr
+            .iter()
+            .map(|e| {
+                let mut ks: Vec<(usize, Bearing)> = self::conditions(e, input)
+                    .into_iter()
+                    .map(|(c, bearing)| match conditions.iter().position(|x| *x == c) {
+                        Some(k) => (k, bearing),
+                        None => {
+                            conditions.push(c);
+                            (conditions.len() - 1, bearing)
+                        }
+                    })
+                    .collect();
+                ks.sort_unstable();
+                ks.dedup();
+                ks
+            })
+            .collect();
+        if conditions.len() > MAX_CONDITIONS {
+            return Err(not(Refusal::TooManyConditions));
+        }
+        // Which rows are shown (HAVING) or kept (ORDER BY … LIMIT) may only depend on aggregates
+        // of all a group's rows: a row's presence is not a cell that can be suppressed.
+        if selected_by(plan).iter().any(|&i| of_aggregate.get(i).is_some_and(|ks| !ks.is_empty())) {
+            return Err(not(Refusal::HiddenAggregate));
+        }
         // 5. The persons behind each output row must be countable.
         let counted = persons_columns(&aggregate.input)?;
         let regrouped = aggregate.input.exists(|n| Ok(matches!(n, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)))).unwrap_or(true);
@@ -173,25 +203,10 @@ impl Checker<'_> {
             .iter()
             .map(|sources| magnitudes.iter().zip(&computed_index).filter(|(m, _)| sources.contains(&m.aggregate)).map(|(_, k)| *k).collect())
             .collect();
-        // Each aggregate's condition, the same ones counted once.
-        let mut conditions: Vec<Expr> = Vec::new();
-        let condition_of: Vec<Option<usize>> = aggregate
-            .aggr_expr
-            .iter()
-            .map(|e| {
-                value_condition(e, aggregate.input.schema()).map(|c| match conditions.iter().position(|x| *x == c) {
-                    Some(k) => k,
-                    None => {
-                        conditions.push(c);
-                        conditions.len() - 1
-                    }
-                })
-            })
-            .collect();
         let conditions_of = sources
             .iter()
             .map(|sources| {
-                let mut ks: Vec<usize> = sources.iter().filter_map(|&i| condition_of.get(i).copied().flatten()).collect();
+                let mut ks: Vec<(usize, Bearing)> = sources.iter().flat_map(|&i| of_aggregate.get(i).cloned().unwrap_or_default()).collect();
                 ks.sort_unstable();
                 ks.dedup();
                 ks
@@ -368,6 +383,16 @@ fn check_aggregate(a: &Aggregate) -> Result<(), SandboxError> {
                     let person_arg = f.params.args.iter().any(&touches_person) || f.params.order_by.iter().any(|s| touches_person(&s.expr));
                     if person_arg && !PERSON_AGGREGATES.contains(&name.as_str()) {
                         bad = true;
+                    }
+                    // A percentile's fraction: a constant within [0.1, 0.9] (0 and 1 are min and max).
+                    if name.contains("percentile") {
+                        let central =
+                            |v: &ScalarValue| matches!(v.cast_to(&DataType::Float64), Ok(ScalarValue::Float64(Some(p))) if (0.1..=0.9).contains(&p));
+                        let fractions: Vec<&Expr> =
+                            f.params.args.iter().filter(|a| a.get_type(input).is_ok_and(|t| t.is_floating() || t.is_null())).collect();
+                        if fractions.is_empty() || !fractions.iter().all(|a| matches!(a, Expr::Literal(v, _) if central(v))) {
+                            bad = true;
+                        }
                     }
                 }
                 Expr::WindowFunction(_) => bad = true,
@@ -666,31 +691,163 @@ fn magnitudes(a: &Aggregate) -> Vec<Magnitude> {
         .collect()
 }
 
-/// The condition under which a row gives aggregate `e` a value, when that is not every row: its
-/// `FILTER`, each argument not null, and for a sum or mean each argument not zero (a zero adds
-/// nothing to a sum, and a mean of one value among zeros tells the value). The persons behind
-/// `sum(CASE WHEN rare THEN cost END)` are the rare ones, not the whole group's.
-fn value_condition(e: &Expr, input: &datafusion::common::DFSchema) -> Option<Expr> {
-    let Expr::AggregateFunction(f) = unalias(e) else { return None };
+/// How the persons of a condition bear on a cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Bearing {
+    /// The rows that give the aggregate a value: the cell counts their persons (none: a zero).
+    Value,
+    /// A part of the rows that the aggregate treats apart from the others (a `FILTER` and its
+    /// complement, a `CASE` branch, either side of a boolean, the rows where an argument is
+    /// null or a numeric column is not zero): the cell counts its persons unless it has none,
+    /// since a released cell with the rest known (the group's count, say) would tell the part.
+    Part,
+}
+
+/// At most this many distinct conditions per query (each costs a persons count).
+const MAX_CONDITIONS: usize = 32;
+
+/// The conditions on rows that aggregate `e` tells apart (see [`Bearing`]):
+/// - [`Bearing::Value`]: its `FILTER`, each argument not null, and for a sum or mean each
+///   argument not zero (a zero adds nothing to a sum, and a mean of one value among zeros tells
+///   the value): `sum(CASE WHEN rare THEN cost END)` counts the rare persons;
+/// - [`Bearing::Part`]: the `FILTER`'s complement (`count(*) - count(*) FILTER (WHERE NOT rare)`),
+///   the rows where an argument is null (`nullif`), each branch of a `CASE` (with the branches
+///   around it: `CASE WHEN rare THEN cost ELSE 1000000 END` is no longer all the group's), each
+///   side of a boolean used as a value (`bool_or(rare)`, `CAST(rare AS INT)`), and for aggregates
+///   of values the rows where a numeric column is not zero (`sum(rare_drug_cost + 1) - count(*)`).
+///
+/// Arithmetic that makes an indicator of a number without a boolean (`floor(age / 90)`) is not
+/// seen here; the output checkers' review is the net for it.
+fn conditions(e: &Expr, input: &datafusion::common::DFSchema) -> Vec<(Expr, Bearing)> {
+    let Expr::AggregateFunction(f) = unalias(e) else { return Vec::new() };
     let name = f.func.name().to_ascii_lowercase();
     if name == "grouping" {
-        return None;
+        return Vec::new();
     }
-    let mut parts: Vec<Expr> = f.params.filter.iter().map(|x| (**x).clone()).collect();
+    let mut out = Vec::new();
+    let mut value: Vec<Expr> = Vec::new();
+    if let Some(filter) = &f.params.filter {
+        value.push((**filter).clone());
+        out.push((filter.clone().is_not_true(), Bearing::Part));
+    }
     let sum = matches!(name.as_str(), "sum" | "avg" | "mean");
+    let of_values = !COUNTING_AGGREGATES.contains(&name.as_str());
     for a in &f.params.args {
-        if matches!(a, Expr::Literal(v, _) if !v.is_null()) {
+        // A constant (`count(*)`), or a person id counted: the row's persons already are those
+        // of non-null ids.
+        let person = matches!(a, Expr::Column(c) if c.name.eq_ignore_ascii_case(PERSON_ID) || input.field_from_column(c).is_ok_and(|f| is_person_type(f.data_type())));
+        if matches!(a, Expr::Literal(v, _) if !v.is_null()) || person {
             continue;
         }
         let nonzero = sum.then(|| a.get_type(input).ok()).flatten().and_then(|t| not_zero(a, &t));
+        let nullable = a.nullable(input).unwrap_or(true);
         match nonzero {
             // Null is not unequal to zero either.
-            Some(c) => parts.push(c),
-            None if a.nullable(input).unwrap_or(true) => parts.push(a.clone().is_not_null()),
+            Some(c) => value.push(c),
+            None if nullable => value.push(a.clone().is_not_null()),
             None => {}
         }
+        if nullable {
+            out.push((a.clone().is_null(), Bearing::Part));
+        }
+        parts(a, None, of_values, input, &mut out);
     }
-    parts.into_iter().reduce(Expr::and)
+    if let Some(v) = value.into_iter().reduce(Expr::and) {
+        out.push((v, Bearing::Value));
+    }
+    out
+}
+
+/// The [`Bearing::Part`] conditions of an aggregate's argument `e`, each within `path` (the
+/// conditions of the `CASE` branches around `e`).
+fn parts(e: &Expr, path: Option<&Expr>, of_values: bool, input: &datafusion::common::DFSchema, out: &mut Vec<(Expr, Bearing)>) {
+    let within = |c: Expr| match path {
+        Some(p) => p.clone().and(c),
+        None => c,
+    };
+    match e {
+        Expr::Case(case) => {
+            // Branch i: no earlier condition held, its own does.
+            let mut none_before: Option<Expr> = path.cloned();
+            for (when, then) in &case.when_then_expr {
+                let condition = match &case.expr {
+                    Some(base) => (**base).clone().eq((**when).clone()),
+                    None => (**when).clone(),
+                };
+                let taken = match &none_before {
+                    Some(n) => n.clone().and(condition.clone().is_true()),
+                    None => condition.clone().is_true(),
+                };
+                out.push((taken.clone(), Bearing::Part));
+                parts(then, Some(&taken), of_values, input, out);
+                let not_taken = condition.is_not_true();
+                none_before = Some(match none_before {
+                    Some(n) => n.and(not_taken),
+                    None => not_taken,
+                });
+            }
+            if let Some(otherwise) = none_before {
+                out.push((otherwise.clone(), Bearing::Part));
+                if let Some(else_expr) = &case.else_expr {
+                    parts(else_expr, Some(&otherwise), of_values, input, out);
+                }
+            }
+        }
+        e if e.get_type(input).is_ok_and(|t| t == DataType::Boolean) => {
+            out.push((within(e.clone().is_true()), Bearing::Part));
+            out.push((within(e.clone().is_not_true()), Bearing::Part));
+        }
+        Expr::Column(_) => {
+            if of_values {
+                if let Some(c) = e.get_type(input).ok().and_then(|t| not_zero(e, &t)) {
+                    out.push((within(c), Bearing::Part));
+                }
+            }
+        }
+        other => {
+            let _ = other.apply_children(|child| {
+                parts(child, path, of_values, input, out);
+                Ok(TreeNodeRecursion::Continue)
+            });
+        }
+    }
+}
+
+/// The top aggregate's aggregates (by index) that decide which rows are shown: in a `Filter`
+/// (`HAVING`) above it, and in the sort keys when a `LIMIT` keeps only some rows.
+fn selected_by(plan: &LogicalPlan) -> BTreeSet<usize> {
+    fn walk(plan: &LogicalPlan, limited: bool, out: &mut BTreeSet<usize>) {
+        let keys_of = |input: &LogicalPlan, e: &Expr, out: &mut BTreeSet<usize>| {
+            for c in e.column_refs() {
+                if let Ok(i) = input.schema().index_of_column(c) {
+                    out.extend(aggregates_behind(input, i));
+                }
+            }
+        };
+        match plan {
+            LogicalPlan::Aggregate(_) => {}
+            LogicalPlan::Filter(f) => {
+                keys_of(&f.input, &f.predicate, out);
+                walk(&f.input, limited, out);
+            }
+            LogicalPlan::Sort(s) => {
+                if limited || s.fetch.is_some() {
+                    for key in &s.expr {
+                        keys_of(&s.input, &key.expr, out);
+                    }
+                }
+                walk(&s.input, limited, out);
+            }
+            LogicalPlan::Limit(l) => walk(&l.input, true, out),
+            LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) | LogicalPlan::Distinct(Distinct::All(_)) => {
+                walk(plan.inputs()[0], limited, out)
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(plan, false, &mut out);
+    out
 }
 
 /// `a` is not zero, compared in its own type (no cast per row; DataFusion compares `-0.0` equal

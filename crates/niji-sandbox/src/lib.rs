@@ -48,13 +48,19 @@
 //! the same property; window functions must be partitioned by person. Otherwise the query is
 //! refused with [`Refusal::PersonsNotCountable`] (or the more specific code).
 //!
-//! A cell counts fewer persons than its row when its aggregate does not read every row: for each
-//! aggregate with a condition (its `FILTER`, an argument that may be null, a sum or mean's
-//! argument being non-zero) the rewrite also counts the persons of the rows that meet it, and a
-//! cell gets the fewest persons of the aggregates it shows or is computed from
-//! ([`AggregateResult::cell_persons`]): `sum(CASE WHEN rare THEN cost END)` over a group of a
-//! hundred is the rare persons' sum, and counts them. Columns computed from aggregates are values
-//! whatever their type ([`AggregateResult::aggregated`]), never released keys.
+//! A cell counts fewer persons than its row when its aggregate does not treat all rows alike. For
+//! each aggregate the rewrite also counts the persons of its conditions (`check::conditions`): the
+//! rows that give it a value (its `FILTER`, arguments not null, a sum's not zero), and the parts of
+//! the rows it tells apart (the `FILTER`'s complement, each `CASE` branch, either side of a
+//! boolean, null arguments, non-zero numeric columns); a cell gets the fewest persons of these
+//! over the aggregates it is computed from, a part with no one left aside
+//! ([`AggregateResult::cell_persons`]). So `sum(CASE WHEN rare THEN cost ELSE 1000000 END)` and
+//! `count(*) - count(*) FILTER (WHERE NOT rare)` count the rare persons. `min` and `max` (one
+//! person's value) and percentiles near the ends are refused; `HAVING`, and the sort keys of a
+//! `LIMIT`, may use only aggregates without conditions ([`Refusal::HiddenAggregate`]). Numbers
+//! made into indicators by arithmetic alone (`floor(age / 90)`) are not seen: the checkers' review
+//! is the net for those. Columns computed from aggregates are values whatever their type
+//! ([`AggregateResult::aggregated`]), never released keys.
 //!
 //! Tables are registered sorted by `person_id` and partitioned at person boundaries, so the count is
 //! first made over ascending ids ([`persons`]: a comparison per row, not a hash-set insert);
@@ -185,6 +191,11 @@ pub enum Refusal {
     DistinctOn,
     /// The persons behind the output rows cannot be counted.
     PersonsNotCountable,
+    /// `HAVING`, or `ORDER BY` with `LIMIT`, on an aggregate that reads only some of a group's
+    /// rows (or tells some apart): which rows are shown would tell about a few persons.
+    HiddenAggregate,
+    /// More conditional aggregates (`FILTER`, `CASE`, booleans) than one query may count.
+    TooManyConditions,
     /// More output rows than [`Limits::max_rows`].
     TooManyRows,
     /// `Workspace::open`: a table the permit does not grant.
@@ -215,6 +226,8 @@ impl Refusal {
             Refusal::AggregateFunction => "aggregate_function",
             Refusal::DistinctOn => "distinct_on",
             Refusal::PersonsNotCountable => "persons_not_countable",
+            Refusal::HiddenAggregate => "hidden_aggregate",
+            Refusal::TooManyConditions => "too_many_conditions",
             Refusal::TooManyRows => "too_many_rows",
             Refusal::TableNotGranted => "table_not_granted",
             Refusal::NoPersonKey => "no_person_key",
@@ -261,9 +274,9 @@ pub struct AggregateResult {
     /// For each row, the number of distinct persons behind it.
     pub persons: Vec<u64>,
     /// Per row and column, the persons behind the cell: for a column showing or computed from
-    /// aggregates, the fewest of the persons whose rows give each of them a value (not null; for a
-    /// sum or mean not zero; within its `FILTER`), so that `sum(CASE WHEN rare THEN cost END)`
-    /// counts the rare persons, not the group's; for other columns the row's persons. Empty in
+    /// aggregates, the fewest of the row's persons and those of its aggregates' conditions (see
+    /// "Persons count" above), so that `sum(CASE WHEN rare THEN cost END)` counts the rare
+    /// persons, not the group's; for other columns the row's persons. Empty in
     /// [`QueryMode::Rows`].
     pub cell_persons: Vec<Vec<u64>>,
     /// Per column: whether it shows or is computed from an aggregate, so holds values to check
@@ -544,7 +557,15 @@ impl Workspace {
                     let of_cells = (0..width)
                         .map(|c| {
                             let ks = hidden.conditions_of.get(c).map(Vec::as_slice).unwrap_or_default();
-                            ks.iter().map(|&k| of_condition.get(k).copied().unwrap_or(0)).fold(of_row, u64::min)
+                            ks.iter().fold(of_row, |cell, &(k, bearing)| {
+                                let persons = of_condition.get(k).copied().unwrap_or(0);
+                                match bearing {
+                                    check::Bearing::Value => cell.min(persons),
+                                    // A part no one is in tells nothing.
+                                    check::Bearing::Part if persons == 0 => cell,
+                                    check::Bearing::Part => cell.min(persons),
+                                }
+                            })
                         })
                         .collect();
                     cell_persons.push(of_cells);
@@ -583,7 +604,7 @@ struct Hidden<'a> {
     conditions: usize,
     magnitudes: usize,
     magnitude_of: &'a [Vec<Option<usize>>],
-    conditions_of: &'a [Vec<usize>],
+    conditions_of: &'a [Vec<(usize, check::Bearing)>],
     aggregated: &'a [bool],
 }
 
@@ -652,7 +673,16 @@ fn session_state(default_schema: &str, limits: Limits, partitions: usize) -> Res
         .with_scalar_functions(SessionStateDefaults::default_scalar_functions())
         .with_aggregate_functions(SessionStateDefaults::default_aggregate_functions())
         .with_window_functions(SessionStateDefaults::default_window_functions())
+        .with_optimizer_rules(optimizer_rules())
         .build())
+}
+
+/// DataFusion's optimizer rules but common-subexpression elimination: the rewrite's conditions
+/// repeat expressions (`x IS TRUE` in several filters), and DataFusion 55 gives the projection
+/// it extracts them into a logical nullability its physical plan does not share ("physical
+/// input schema should be the same"), failing the query.
+fn optimizer_rules() -> Vec<Arc<dyn datafusion::optimizer::OptimizerRule + Send + Sync>> {
+    datafusion::optimizer::Optimizer::new().rules.into_iter().filter(|r| r.name() != "common_sub_expression_eliminate").collect()
 }
 
 /// Maps DataFusion's error to the fixed enum by its kind, never by copying its text.

@@ -146,61 +146,96 @@ fn the_fast_count_serves_scans_and_cohort_joins_without_a_recount() {
     });
 }
 
-/// Conditional aggregates as `(output, reference)`: column 1 of the output is the aggregate whose
-/// cells' persons are checked; the reference counts `count(DISTINCT person_id)` of the rows that
-/// give it a value. `{}` is replaced by a code filter.
-const CONDITIONAL: &[(&str, &str)] = &[
+/// How a condition bears on a cell (as `check::Bearing`): the persons giving a value (none
+/// makes a zero), or a part of the rows (counted unless empty).
+#[derive(Clone, Copy)]
+enum Bears {
+    Value,
+    Part,
+}
+use Bears::{Part, Value};
+
+/// Conditional aggregates: column 1 of the output is the aggregate whose cells' persons are
+/// checked, against `count(DISTINCT person_id)` of the rows meeting each listed condition
+/// (`{}` is replaced by a code filter; `FROM` is `claim_lines` unless the shape says `rows:`).
+/// A cell counts the fewest of its row's persons, its value conditions' and its non-empty
+/// parts'.
+const CONDITIONAL: &[(&str, &[(&str, Bears)])] = &[
     (
         "SELECT code, sum(CASE WHEN points < 30 THEN points END) AS s FROM claim_lines WHERE {} GROUP BY code",
-        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} AND points < 30 AND points <> 0 GROUP BY code",
+        &[("points < 30 AND points <> 0", Value), ("points < 30", Part), ("points >= 30", Part)],
     ),
     (
-        "SELECT code, sum(CASE WHEN points < 30 THEN points ELSE 0 END) AS s FROM claim_lines WHERE {} GROUP BY code",
-        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} AND points < 30 AND points <> 0 GROUP BY code",
+        // A filler in the ELSE branch no longer makes every row one that gives the sum a value.
+        "SELECT code, sum(CASE WHEN points < 30 THEN points ELSE 1000 END) AS s FROM claim_lines WHERE {} GROUP BY code",
+        &[("points < 30", Part), ("points >= 30", Part), ("points < 30 AND points <> 0", Part)],
     ),
     (
         // A negative zero is no value either.
         "SELECT code, sum(CASE WHEN points < 30 THEN points * 1.5 ELSE -0.0 END) AS s FROM claim_lines WHERE {} GROUP BY code",
-        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} AND points < 30 AND points <> 0 GROUP BY code",
+        &[("points < 30 AND points <> 0", Value), ("points < 30", Part), ("points >= 30", Part)],
     ),
     (
         "SELECT code, avg(points) FILTER (WHERE kind = 'drug') AS m FROM claim_lines WHERE {} GROUP BY code",
-        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} AND kind = 'drug' AND points <> 0 GROUP BY code",
+        &[("kind = 'drug' AND points <> 0", Value), ("kind <> 'drug'", Part), ("points <> 0", Part)],
     ),
     (
         "SELECT code, count(CASE WHEN kind = 'drug' THEN 1 END) AS n FROM claim_lines WHERE {} GROUP BY code",
-        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} AND kind = 'drug' GROUP BY code",
+        &[("kind = 'drug'", Value), ("kind = 'drug'", Part), ("kind <> 'drug'", Part)],
     ),
     (
-        "SELECT code, max(CASE WHEN points > 70 THEN kind END) AS k FROM claim_lines WHERE {} GROUP BY code",
-        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} AND points > 70 GROUP BY code",
+        // The complement of a FILTER: count(*) minus it is the other rows' count.
+        "SELECT code, count(*) - count(*) FILTER (WHERE points % 3 <> 0) AS d FROM claim_lines WHERE {} GROUP BY code",
+        &[("points % 3 <> 0", Value), ("points % 3 = 0", Part)],
     ),
     (
-        // Computed from two aggregates: the fewer persons of either.
-        "SELECT code, count(*) - count(CASE WHEN points % 3 = 0 THEN 1 END) AS d FROM claim_lines WHERE {} GROUP BY code",
-        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} AND points % 3 = 0 GROUP BY code",
+        // A boolean as a number: either side.
+        "SELECT code, sum(CAST(points > 70 AS INT)) AS n FROM claim_lines WHERE {} GROUP BY code",
+        &[("points > 70", Value), ("points > 70", Part), ("points <= 70", Part)],
+    ),
+    (
+        // An offset hides zeros from the sum's own check, not from the column's.
+        "SELECT code, sum(points + 1) - count(*) AS s FROM claim_lines WHERE {} GROUP BY code",
+        &[("points <> 0", Part)],
     ),
     (
         // Grouped by person first: counted exactly (`count(DISTINCT)`), not in order.
         "SELECT kind AS code, sum(CASE WHEN n > 1 THEN n END) AS s FROM (SELECT person_id, kind, count(*) AS n FROM claim_lines WHERE {} GROUP BY person_id, kind) GROUP BY kind",
-        "SELECT kind AS code, count(DISTINCT person_id) AS p FROM (SELECT person_id, kind, count(*) AS n FROM claim_lines WHERE {} GROUP BY person_id, kind) WHERE n > 1 GROUP BY kind",
+        &[("rows: n > 1", Value), ("rows: n > 1", Part), ("rows: n <= 1", Part)],
     ),
 ];
 
-/// Every [`CONDITIONAL`] shape: the aggregate's cells count the persons of the reference (0 where
-/// it has no row), the key column's cells the row's persons.
+/// Every [`CONDITIONAL`] shape: the aggregate's cells count what its conditions give, the key
+/// column's cells the row's persons.
 fn check_conditional(lines: &[(u8, u8, i64)], filter: &str) {
     let ws = open(lines, &[(1, true)], &[]);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        for (output, reference_sql) in CONDITIONAL {
+        for (output, conditions) in CONDITIONAL {
             let output = output.replace("{}", filter);
             let r = ws.run(&output).await.unwrap_or_else(|e| panic!("{output}: {e}"));
-            let want = reference(&ws, &reference_sql.replace("{}", filter)).await;
+            let mut counts = Vec::new();
+            for (condition, bears) in *conditions {
+                let sql = match condition.strip_prefix("rows: ") {
+                    Some(c) => format!(
+                        "SELECT kind AS code, count(DISTINCT person_id) AS p FROM (SELECT person_id, kind, count(*) AS n FROM claim_lines WHERE {filter} GROUP BY person_id, kind) WHERE {c} GROUP BY kind"
+                    ),
+                    None => format!("SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {filter} AND {condition} GROUP BY code"),
+                };
+                counts.push((reference(&ws, &sql).await, *bears));
+            }
             for ((row, cells), row_persons) in r.rows.iter().zip(&r.cell_persons).zip(&r.persons) {
                 let key = text(&row[0]);
                 assert_eq!(cells[0], *row_persons, "{output}: key column of {key}");
-                assert_eq!(cells[1], want.get(&key).copied().unwrap_or(0), "{output}: row {key}");
+                let want = counts.iter().fold(*row_persons, |cell, (count, bears)| {
+                    let p = count.get(&key).copied().unwrap_or(0);
+                    match bears {
+                        Value => cell.min(p),
+                        Part if p == 0 => cell,
+                        Part => cell.min(p),
+                    }
+                });
+                assert_eq!(cells[1], want, "{output}: row {key}");
             }
         }
     });
