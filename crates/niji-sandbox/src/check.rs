@@ -747,7 +747,9 @@ fn conditions(e: &Expr, input: &datafusion::common::DFSchema) -> Vec<(Expr, Bear
             None if nullable => value.push(a.clone().is_not_null()),
             None => {}
         }
-        if nullable {
+        // A null adds to a sum what a zero adds: nothing (and zeros are no part); elsewhere it
+        // counts (`count(*) - count(x)`, a mean's divisor).
+        if nullable && name != "sum" {
             out.push((a.clone().is_null(), Bearing::Part));
         }
         parts(a, None, of_values, input, &mut out);

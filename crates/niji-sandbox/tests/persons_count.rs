@@ -168,7 +168,7 @@ const CONDITIONAL: &[(&str, &[(&str, Bears)])] = &[
     (
         // A filler in the ELSE branch no longer makes every row one that gives the sum a value.
         "SELECT code, sum(CASE WHEN points < 30 THEN points ELSE 1000 END) AS s FROM claim_lines WHERE {} GROUP BY code",
-        &[("points < 30", Part), ("points >= 30", Part), ("points < 30 AND points <> 0", Part)],
+        &[("((points < 30 AND points <> 0) OR points >= 30)", Value), ("points < 30", Part), ("points >= 30", Part), ("points < 30 AND points <> 0", Part)],
     ),
     (
         // A negative zero is no value either.
