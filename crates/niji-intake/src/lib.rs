@@ -383,22 +383,22 @@ async fn write_version(
         // arrival): no second copy of the units.
         let mut link_units = std::mem::take(&mut scan.units);
         let unit_count = link_units.len() as u64;
-        // Normalized a page at a time on all cores (as the scan does per file).
-        const PAGE: usize = 16_384;
+        // Normalized a vault page at a time on all cores (as the scan does per file), off the
+        // async runtime, before the next page is read.
         let mut earlier_keys: Vec<PersonKey> = Vec::new();
-        let mut page: Vec<LinkRecord> = Vec::new();
-        vault
-            .each_link_record(&committed, |r| {
-                earlier_keys.push(r.person);
-                page.push(LinkRecord { holder: r.holder, observed: r.observed, identity: scan::linkage_identity(r.identity) });
-                if page.len() == PAGE {
-                    link_units.extend(niji_privacy::prepare_all(&page));
-                    page.clear();
-                }
-            })
-            .await?;
-        link_units.extend(niji_privacy::prepare_all(&page));
-        drop(page);
+        let mut pages = vault.link_pages(&committed).await?;
+        while let Some(records) = pages.next().await? {
+            let page: Vec<LinkRecord> = records
+                .into_iter()
+                .map(|r| {
+                    earlier_keys.push(r.person);
+                    LinkRecord { holder: r.holder, observed: r.observed, identity: scan::linkage_identity(r.identity) }
+                })
+                .collect();
+            let units = tokio::task::spawn_blocking(move || niji_privacy::prepare_all(&page)).await.expect("normalizing does not panic");
+            link_units.extend(units);
+        }
+        drop(pages);
         link_units.rotate_right(earlier_keys.len());
         let prior = vault.prior_keys().await?;
         // Full birth dates per unit, for the lake's `age` at each event (the dates themselves

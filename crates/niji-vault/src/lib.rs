@@ -270,59 +270,25 @@ impl Vault {
     /// decides and audits who may call it.
     pub async fn link_records(&self, datasets: &[String]) -> Result<Vec<StoredLinkRecord>, VaultError> {
         let mut out = Vec::new();
-        self.each_link_record(datasets, |r| out.push(r)).await?;
+        let mut pages = self.link_pages(datasets).await?;
+        while let Some(page) = pages.next().await? {
+            out.extend(page);
+        }
         Ok(out)
     }
 
-    /// [`Vault::link_records`] one at a time: `each` gets every record as soon as it is unsealed,
-    /// so a caller that keeps less than the record (linkage keeps a
-    /// `niji_privacy::LinkUnit`) never holds all identities at once.
-    pub async fn each_link_record(&self, datasets: &[String], mut each: impl FnMut(StoredLinkRecord)) -> Result<(), VaultError> {
-        const PAGE: i64 = 4096;
-        if datasets.is_empty() {
-            return Ok(());
-        }
+    /// [`Vault::link_records`] a page (up to 4,096 records) at a time, all from one read
+    /// transaction: a caller that keeps less than the records (linkage keeps a
+    /// `niji_privacy::LinkUnit`) never holds all identities at once, and may await work on a page
+    /// off the async runtime (normalizing names) before reading the next.
+    pub async fn link_pages(&self, datasets: &[String]) -> Result<LinkPages<'_>, VaultError> {
         let sql = format!(
             "SELECT id, person_key, holder, dataset, record_hash, sealed, observed FROM identity_records \
-             WHERE linkable AND id > $1 AND dataset IN ({}) ORDER BY id LIMIT {PAGE}",
+             WHERE linkable AND id > $1 AND dataset IN ({}) ORDER BY id LIMIT {LINK_PAGE}",
             placeholders(2, datasets.len())
         );
-        let mut tx = self.pool.begin().await?;
-        let mut after = 0i64;
-        loop {
-            let mut query = sqlx::query(&sql).bind(after);
-            for dataset in datasets {
-                query = query.bind(dataset);
-            }
-            let rows = query.fetch_all(&mut *tx).await?;
-            let full = rows.len() as i64 == PAGE;
-            for row in rows {
-                after = row.try_get("id")?;
-                let person = key_of(row.try_get("person_key")?)?;
-                let holder: String = row.try_get("holder")?;
-                let dataset: String = row.try_get("dataset")?;
-                let record_hash = key_of(row.try_get("record_hash")?)?;
-                let sealed: Vec<u8> = row.try_get("sealed")?;
-                let observed: Option<String> = row.try_get("observed")?;
-                let at = RowBinding {
-                    person: &person,
-                    record_hash: &record_hash,
-                    holder: &holder,
-                    dataset: &dataset,
-                    linkable: true,
-                    observed: observed.as_deref(),
-                };
-                let (_, identity) = self.unseal(&at, &sealed)?;
-                // Parsed only once authenticated: the associated data binds the column's text.
-                let observed = observed.as_deref().map(parse_observed).transpose()?;
-                each(StoredLinkRecord { holder, dataset, observed, identity, person });
-            }
-            if !full {
-                break;
-            }
-        }
-        tx.rollback().await?;
-        Ok(())
+        let tx = if datasets.is_empty() { None } else { Some(self.pool.begin().await?) };
+        Ok(LinkPages { vault: self, tx, sql, datasets: datasets.to_vec(), after: 0 })
     }
 
     /// Number of distinct person keys with at least one identity record in `dataset`.
@@ -379,6 +345,60 @@ impl Vault {
         // checkpoint on the last close (or the next open) moves it.
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await;
         self.pool.close().await;
+    }
+}
+
+/// Records per page of [`Vault::link_pages`].
+const LINK_PAGE: i64 = 4096;
+
+/// The pages of [`Vault::link_pages`]; [`LinkPages::next`] until `None`.
+pub struct LinkPages<'a> {
+    vault: &'a Vault,
+    /// `None` once every page was read (or there was nothing to read).
+    tx: Option<Transaction<'static, Sqlite>>,
+    sql: String,
+    datasets: Vec<String>,
+    after: i64,
+}
+
+impl LinkPages<'_> {
+    /// The next page of unsealed records, or `None` after the last one.
+    pub async fn next(&mut self) -> Result<Option<Vec<StoredLinkRecord>>, VaultError> {
+        let Some(tx) = self.tx.as_mut() else { return Ok(None) };
+        let mut query = sqlx::query(&self.sql).bind(self.after);
+        for dataset in &self.datasets {
+            query = query.bind(dataset);
+        }
+        let rows = query.fetch_all(&mut **tx).await?;
+        let full = rows.len() as i64 == LINK_PAGE;
+        let mut page = Vec::with_capacity(rows.len());
+        for row in rows {
+            self.after = row.try_get("id")?;
+            let person = key_of(row.try_get("person_key")?)?;
+            let holder: String = row.try_get("holder")?;
+            let dataset: String = row.try_get("dataset")?;
+            let record_hash = key_of(row.try_get("record_hash")?)?;
+            let sealed: Vec<u8> = row.try_get("sealed")?;
+            let observed: Option<String> = row.try_get("observed")?;
+            let at = RowBinding {
+                person: &person,
+                record_hash: &record_hash,
+                holder: &holder,
+                dataset: &dataset,
+                linkable: true,
+                observed: observed.as_deref(),
+            };
+            let (_, identity) = self.vault.unseal(&at, &sealed)?;
+            // Parsed only once authenticated: the associated data binds the column's text.
+            let observed = observed.as_deref().map(parse_observed).transpose()?;
+            page.push(StoredLinkRecord { holder, dataset, observed, identity, person });
+        }
+        if !full {
+            if let Some(tx) = self.tx.take() {
+                tx.rollback().await?;
+            }
+        }
+        Ok(if page.is_empty() { None } else { Some(page) })
     }
 }
 
