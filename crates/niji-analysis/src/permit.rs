@@ -185,7 +185,11 @@ pub(crate) fn to_table(result: &niji_sandbox::AggregateResult) -> Table {
                 }
             })
             .collect();
-        table.push_with_persons(keys, cells, *row_persons);
+        // A row of values but no persons counted (an outer join's missing ids): taken for one
+        // of few persons, never for a zero.
+        let valued = cells.iter().any(|c| c.value != 0.0 && !c.value.is_nan());
+        let row_persons = if *row_persons == 0 && valued { 1 } else { *row_persons };
+        table.push_with_persons(keys, cells, row_persons);
     }
     table
 }

@@ -34,7 +34,6 @@ const ALLOWED_AGGREGATES: &[&str] = &[
     "approx_distinct",
     "approx_median",
     "approx_percentile_cont",
-    "approx_percentile_cont_with_weight",
     "percentile_cont",
     "stddev",
     "stddev_pop",
@@ -177,8 +176,13 @@ impl Checker<'_> {
         if conditions.len() > MAX_CONDITIONS {
             return Err(not(Refusal::TooManyConditions));
         }
-        // Which rows are shown (HAVING) or kept (ORDER BY … LIMIT) may only depend on aggregates
-        // of all a group's rows: a row's presence is not a cell that can be suppressed.
+        // Which rows are shown (HAVING) and in what order (ORDER BY) may only depend on aggregates
+        // of all a group's rows: a row's presence or place is not a cell that can be suppressed.
+        // No LIMIT or OFFSET above the aggregate: rows left out of the released table would
+        // still take places in it.
+        if has_limit(plan) {
+            return Err(not(Refusal::Limit));
+        }
         if selected_by(plan).iter().any(|&i| of_aggregate.get(i).is_some_and(|ks| !ks.is_empty())) {
             return Err(not(Refusal::HiddenAggregate));
         }
@@ -384,13 +388,12 @@ fn check_aggregate(a: &Aggregate) -> Result<(), SandboxError> {
                     if person_arg && !PERSON_AGGREGATES.contains(&name.as_str()) {
                         bad = true;
                     }
-                    // A percentile's fraction: a constant within [0.1, 0.9] (0 and 1 are min and max).
+                    // A percentile's fraction (the second argument, `WITHIN GROUP` or not): a
+                    // constant within [0.1, 0.9] (0 and 1 are min and max).
                     if name.contains("percentile") {
                         let central =
                             |v: &ScalarValue| matches!(v.cast_to(&DataType::Float64), Ok(ScalarValue::Float64(Some(p))) if (0.1..=0.9).contains(&p));
-                        let fractions: Vec<&Expr> =
-                            f.params.args.iter().filter(|a| a.get_type(input).is_ok_and(|t| t.is_floating() || t.is_null())).collect();
-                        if fractions.is_empty() || !fractions.iter().all(|a| matches!(a, Expr::Literal(v, _) if central(v))) {
+                        if !matches!(f.params.args.get(1).map(unalias), Some(Expr::Literal(v, _)) if central(v)) {
                             bad = true;
                         }
                     }
@@ -703,8 +706,9 @@ pub(crate) enum Bearing {
     Part,
 }
 
-/// At most this many distinct conditions per query (each costs a persons count).
-const MAX_CONDITIONS: usize = 32;
+/// At most this many distinct conditions per query (each costs a persons count): a "Table 1"
+/// of a dozen `sum(CASE …)` columns fits.
+const MAX_CONDITIONS: usize = 64;
 
 /// The conditions on rows that aggregate `e` tells apart (see [`Bearing`]):
 /// - [`Bearing::Value`]: its `FILTER`, each argument not null, and for a sum or mean each
@@ -747,9 +751,10 @@ fn conditions(e: &Expr, input: &datafusion::common::DFSchema) -> Vec<(Expr, Bear
             None if nullable => value.push(a.clone().is_not_null()),
             None => {}
         }
-        // A null adds to a sum what a zero adds: nothing (and zeros are no part); elsewhere it
-        // counts (`count(*) - count(x)`, a mean's divisor).
-        if nullable && name != "sum" {
+        // The rows where a count's argument is null: `count(*) - count(x)` counts them. (A null
+        // adds to a sum or mean what it leaves out; a mean's divisor tells their number only with
+        // the sum beside it, a derivation left to the checkers' review.)
+        if nullable && name == "count" {
             out.push((a.clone().is_null(), Bearing::Part));
         }
         parts(a, None, of_values, input, &mut out);
@@ -815,10 +820,24 @@ fn parts(e: &Expr, path: Option<&Expr>, of_values: bool, input: &datafusion::com
     }
 }
 
-/// The top aggregate's aggregates (by index) that decide which rows are shown: in a `Filter`
-/// (`HAVING`) above it, and in the sort keys when a `LIMIT` keeps only some rows.
+/// Whether a `Limit` (or a sort with a fetch) stands between the output and the top aggregate.
+fn has_limit(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Limit(_) => true,
+        LogicalPlan::Sort(s) if s.fetch.is_some() => true,
+        LogicalPlan::Projection(_)
+        | LogicalPlan::Filter(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Distinct(Distinct::All(_)) => has_limit(plan.inputs()[0]),
+        _ => false,
+    }
+}
+
+/// The top aggregate's aggregates (by index) that decide which rows are shown and in what order:
+/// in a `Filter` (`HAVING`) above it, and in the sort keys.
 fn selected_by(plan: &LogicalPlan) -> BTreeSet<usize> {
-    fn walk(plan: &LogicalPlan, limited: bool, out: &mut BTreeSet<usize>) {
+    fn walk(plan: &LogicalPlan, out: &mut BTreeSet<usize>) {
         let keys_of = |input: &LogicalPlan, e: &Expr, out: &mut BTreeSet<usize>| {
             for c in e.column_refs() {
                 if let Ok(i) = input.schema().index_of_column(c) {
@@ -827,28 +846,24 @@ fn selected_by(plan: &LogicalPlan) -> BTreeSet<usize> {
             }
         };
         match plan {
-            LogicalPlan::Aggregate(_) => {}
             LogicalPlan::Filter(f) => {
                 keys_of(&f.input, &f.predicate, out);
-                walk(&f.input, limited, out);
+                walk(&f.input, out);
             }
             LogicalPlan::Sort(s) => {
-                if limited || s.fetch.is_some() {
-                    for key in &s.expr {
-                        keys_of(&s.input, &key.expr, out);
-                    }
+                for key in &s.expr {
+                    keys_of(&s.input, &key.expr, out);
                 }
-                walk(&s.input, limited, out);
+                walk(&s.input, out);
             }
-            LogicalPlan::Limit(l) => walk(&l.input, true, out),
-            LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) | LogicalPlan::Distinct(Distinct::All(_)) => {
-                walk(plan.inputs()[0], limited, out)
+            LogicalPlan::Limit(_) | LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) | LogicalPlan::Distinct(Distinct::All(_)) => {
+                walk(plan.inputs()[0], out)
             }
             _ => {}
         }
     }
     let mut out = BTreeSet::new();
-    walk(plan, false, &mut out);
+    walk(plan, &mut out);
     out
 }
 

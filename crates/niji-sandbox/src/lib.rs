@@ -56,8 +56,10 @@
 //! over the aggregates it is computed from, a part with no one left aside
 //! ([`AggregateResult::cell_persons`]). So `sum(CASE WHEN rare THEN cost ELSE 1000000 END)` and
 //! `count(*) - count(*) FILTER (WHERE NOT rare)` count the rare persons. `min` and `max` (one
-//! person's value) and percentiles near the ends are refused; `HAVING`, and the sort keys of a
-//! `LIMIT`, may use only aggregates without conditions ([`Refusal::HiddenAggregate`]). Numbers
+//! person's value) and percentiles near the ends are refused; `HAVING` and `ORDER BY` may use
+//! only aggregates without conditions ([`Refusal::HiddenAggregate`]), and no `LIMIT` or `OFFSET`
+//! stands above the aggregate ([`Refusal::Limit`]: a row left out of the released table would
+//! still take its place). Numbers
 //! made into indicators by arithmetic alone (`floor(age / 90)`) are not seen: the checkers' review
 //! is the net for those. Columns computed from aggregates are values whatever their type
 //! ([`AggregateResult::aggregated`]), never released keys.
@@ -196,6 +198,9 @@ pub enum Refusal {
     HiddenAggregate,
     /// More conditional aggregates (`FILTER`, `CASE`, booleans) than one query may count.
     TooManyConditions,
+    /// `LIMIT` or `OFFSET` above the aggregate: rows of few persons, left out of the released
+    /// table, would still take places in it (sort and cut the released table instead).
+    Limit,
     /// More output rows than [`Limits::max_rows`].
     TooManyRows,
     /// `Workspace::open`: a table the permit does not grant.
@@ -228,6 +233,7 @@ impl Refusal {
             Refusal::PersonsNotCountable => "persons_not_countable",
             Refusal::HiddenAggregate => "hidden_aggregate",
             Refusal::TooManyConditions => "too_many_conditions",
+            Refusal::Limit => "limit",
             Refusal::TooManyRows => "too_many_rows",
             Refusal::TableNotGranted => "table_not_granted",
             Refusal::NoPersonKey => "no_person_key",

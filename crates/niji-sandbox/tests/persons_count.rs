@@ -40,8 +40,8 @@ const SHAPES: &[(&str, &str)] = &[
         "SELECT CAST(n AS VARCHAR) AS code, count(DISTINCT person_id) AS p FROM (SELECT person_id, count(*) AS n FROM claim_lines WHERE {} GROUP BY person_id) GROUP BY n",
     ),
     (
-        "SELECT code, count(*) AS n FROM claim_lines WHERE {} GROUP BY code HAVING count(*) > 1 ORDER BY code LIMIT 3",
-        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} GROUP BY code HAVING count(*) > 1 ORDER BY code LIMIT 3",
+        "SELECT code, count(*) AS n FROM claim_lines WHERE {} GROUP BY code HAVING count(*) > 1 ORDER BY code",
+        "SELECT code, count(DISTINCT person_id) AS p FROM claim_lines WHERE {} GROUP BY code HAVING count(*) > 1 ORDER BY code",
     ),
 ];
 

@@ -147,24 +147,35 @@ async fn one_persons_value_and_rows_chosen_by_a_few_are_refused() {
         "SELECT approx_percentile_cont(points, 1.0) FROM claim_lines",
         "SELECT approx_percentile_cont(points, 0.01) FROM claim_lines",
         "SELECT approx_percentile_cont(points, CAST(points AS DOUBLE) / 1000) FROM claim_lines",
+        "SELECT approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY points) FROM claim_lines",
+        "SELECT approx_percentile_cont_with_weight(points, points * points, 0.5) FROM claim_lines",
     ] {
         refused(&ws, sql, na(Refusal::AggregateFunction)).await;
     }
-    // Which rows are shown may not hang on an aggregate of a few persons' rows (HAVING, or the
-    // sort keys of a LIMIT): a row's presence cannot be suppressed like a cell.
+    // Which rows are shown, and in what order, may not hang on an aggregate of a few persons'
+    // rows (HAVING, ORDER BY): a row's presence or place cannot be suppressed like a cell.
     for sql in [
         "SELECT code, count(*) FROM claim_lines GROUP BY code HAVING count(*) FILTER (WHERE points > 90) > 0",
         "SELECT code, count(*) FROM claim_lines GROUP BY code HAVING sum(CASE WHEN points > 90 THEN points END) > 100",
-        "SELECT code, count(*) AS n FROM claim_lines GROUP BY code ORDER BY sum(CASE WHEN points > 90 THEN 1 ELSE 0 END) DESC LIMIT 1",
+        "SELECT code, count(*) AS n FROM claim_lines GROUP BY code ORDER BY sum(CASE WHEN points > 90 THEN 1 ELSE 0 END) DESC, code",
         "SELECT code, count(*) AS n FROM claim_lines GROUP BY code HAVING bool_or(points > 90)",
     ] {
         refused(&ws, sql, na(Refusal::HiddenAggregate)).await;
     }
+    // No LIMIT or OFFSET above the aggregate: a left-out row would still take its place.
+    for sql in [
+        "SELECT code, count(*) AS n FROM claim_lines GROUP BY code ORDER BY n DESC LIMIT 3",
+        "SELECT CASE WHEN points > 90 THEN 'a' ELSE 'b' END AS k, count(*) FROM claim_lines GROUP BY 1 ORDER BY 1 LIMIT 1",
+        "SELECT code, count(*) AS n FROM claim_lines GROUP BY code OFFSET 1",
+    ] {
+        refused(&ws, sql, na(Refusal::Limit)).await;
+    }
     for sql in [
         "SELECT code, count(*) AS n FROM claim_lines GROUP BY code HAVING count(*) >= 2",
-        "SELECT code, count(*) AS n FROM claim_lines GROUP BY code HAVING count(DISTINCT person_id) >= 2 ORDER BY n DESC LIMIT 3",
-        "SELECT code, sum(points) AS s FROM claim_lines GROUP BY code ORDER BY s",
+        "SELECT code, count(*) AS n FROM claim_lines GROUP BY code HAVING count(DISTINCT person_id) >= 2 ORDER BY n DESC, code",
         "SELECT code, median(points) AS m, approx_percentile_cont(points, 0.9) AS p90 FROM claim_lines GROUP BY code",
+        "SELECT code, approx_percentile_cont(0.25) WITHIN GROUP (ORDER BY points) AS q1 FROM claim_lines GROUP BY code",
+        "SELECT code, count(*) AS n FROM (SELECT person_id, code FROM claim_lines ORDER BY code LIMIT 100) GROUP BY code",
     ] {
         let got = ws.run(sql).await;
         assert!(got.is_ok(), "{sql}: {got:?}");

@@ -25,7 +25,7 @@
 use crate::differencing::{self, Release};
 use crate::rules::{Dominance, Rules, RulesError};
 use crate::secondary;
-use crate::table::{Cell, Measure, MeasureKind, Table, TableError, TOTAL};
+use crate::table::{Cell, Measure, MeasureKind, Table, TableError};
 use crate::verdict::{CellRef, Outcome, Reason, Verdict};
 
 /// A released cell.
@@ -300,17 +300,28 @@ impl Checked {
     }
 }
 
-/// Whether showing a row's keys would tell that a few persons (fewer than `minimum`, not none)
-/// have them: a row with a key that is not a margin.
+/// Whether showing a row would tell that a few persons (fewer than `minimum`) have its keys. A
+/// keyed row of no persons is one whose persons could not be counted (a group exists only when
+/// rows do): it goes too. A margin's `*` is no exemption: it can be a data value, and a total of
+/// a few persons tells that they exist. A row without keys is shown when it counts no one (an
+/// aggregate over no rows: a zero), so that `GROUP BY` on a column left out of the output does
+/// not list one suppressed row per rare group.
 fn keys_disclose(table: &Table, row: &crate::table::Row, minimum: u64) -> bool {
     let persons = row.persons();
-    !table.dimensions.is_empty() && persons > 0 && persons < minimum && row.keys.iter().any(|k| k != TOTAL)
+    if table.dimensions.is_empty() {
+        persons > 0 && persons < minimum
+    } else {
+        persons < minimum
+    }
 }
 
 /// The rules on a cell's own values.
 fn primary(cell: &Cell, kind: MeasureKind, rules: &Rules, out: &mut Vec<Reason>) {
     if cell.persons == 0 {
-        if rules.zeros_disclosive {
+        // No one behind a value that is not zero (nor missing): its persons were not counted.
+        if cell.value != 0.0 && !cell.value.is_nan() {
+            out.push(Reason::BelowThreshold { persons: 0, threshold: rules.threshold });
+        } else if rules.zeros_disclosive {
             out.push(Reason::Zero);
         }
         return;

@@ -30,9 +30,9 @@ fn ndb_threshold_zeros_shown_institutions() {
     assert_eq!(c.released_row(&table, 2), [Shown::Value(0.0)]);
     assert_eq!(c.released_row(&table, 1), [Shown::Suppressed]);
     assert!(c.passes());
-    // The row of nine persons goes with its key; the summary counts the rows shown.
-    assert!(!c.shows_keys(1) && c.shows_keys(3));
-    assert_eq!((c.summary.cells, c.summary.released, c.summary.primary, c.summary.secondary), (4, 3, 1, 0));
+    // The rows of nine and of no persons go with their keys; the summary counts the rows shown.
+    assert!(!c.shows_keys(1) && !c.shows_keys(2) && c.shows_keys(3));
+    assert_eq!((c.summary.cells, c.summary.released, c.summary.primary, c.summary.secondary), (3, 2, 1, 0));
 }
 
 #[test]
@@ -114,7 +114,9 @@ fn opensafely_redacts_at_or_below_7_then_rounds_to_5() {
     let released: Vec<Shown> = (0..8).map(|r| c.released_row(&table, r)[0]).collect();
     let v = Shown::Value;
     assert_eq!(released, [v(10.0), v(10.0), v(15.0), Shown::Suppressed, Shown::Suppressed, v(0.0), v(100.0), Shown::Suppressed]);
-    assert_eq!(c.summary.rounded, 5);
+    // The key of no persons is left out (a group exists only where rows do): 4 rows rounded.
+    assert!(!c.shows_keys(5));
+    assert_eq!(c.summary.rounded, 4);
     // Event counts: 6 prescriptions of 9 persons… cannot happen; 6 events of 6 persons is
     // redacted on either ground, and a small value of a count measure alone is redacted too.
     let mut t = Table::new(["k"], vec![Measure::count("prescriptions"), Measure::mean("dose")]);
@@ -251,7 +253,9 @@ fn released_table_leaves_out_rows_of_few_persons_keys_and_all() {
     assert_eq!(c.verdict_grid().len(), 3);
 
     // A row's own persons decide, not its cells': a large group whose only cell counts a few
-    // (`count(*) FILTER (…)`) keeps its key. A margin's key tells nothing; a row of none is a zero.
+    // (`count(*) FILTER (…)`) keeps its key. A margin of a few persons goes too (`*` may be a
+    // data value, and the total tells that they exist), and so does a keyed row of none (its
+    // persons were not counted: an outer join's missing ids).
     let mut t = Table::new(["sex", "code"], vec![Measure::count("n")]);
     t.push_with_persons(["female", "C1"], vec![Cell::count(2)], 40);
     t.push(["male", "C1"], vec![Cell::count(4)]);
@@ -259,7 +263,19 @@ fn released_table_leaves_out_rows_of_few_persons_keys_and_all() {
     t.push(["male", "C2"], vec![Cell::count(0)]);
     let c = niji_sdc::check(&t, &Rules::preset(Preset::Ndb)).unwrap();
     let shown: Vec<bool> = (0..4).map(|r| c.shows_keys(r)).collect();
-    assert_eq!(shown, [true, false, true, true]);
+    assert_eq!(shown, [true, false, false, false]);
     assert!(!c.is_released(0), "the cell of two persons is still suppressed");
-    assert_eq!(c.released_table(&t).rows.len(), 3);
+    assert_eq!(c.released_table(&t).rows.len(), 1);
+    // Without keys: a row of no one is a zero and is shown; one of a few is left out, so that
+    // `GROUP BY code` without the code in the output does not list one row per rare code.
+    let mut t = Table::new(Vec::<String>::new(), vec![Measure::count("n")]);
+    t.push(Vec::<String>::new(), vec![Cell::count(0)]);
+    t.push(Vec::<String>::new(), vec![Cell::count(3)]);
+    let c = niji_sdc::check(&t, &Rules::preset(Preset::Ndb)).unwrap();
+    assert_eq!((c.shows_keys(0), c.shows_keys(1)), (true, false));
+    // A value with no one counted behind it is suppressed, never shown as it is.
+    let mut t = Table::new(Vec::<String>::new(), vec![Measure::count("n")]);
+    t.push(Vec::<String>::new(), vec![Cell::new(57.0, 0)]);
+    let c = niji_sdc::check(&t, &Rules::preset(Preset::Ndb)).unwrap();
+    assert_eq!(c.verdict(0, 0).reasons, [Reason::BelowThreshold { persons: 0, threshold: 10 }]);
 }

@@ -27,12 +27,23 @@ async fn codes_of_few_persons_are_not_listed_with_suppressed_counts() {
         "SELECT code, count(*) AS n FROM ehr.conditions GROUP BY code HAVING count(DISTINCT person_id) < 10".to_string(),
         BY_CODE.to_string(),
         format!("SELECT code, count(*) AS n FROM ehr.conditions WHERE person_id IN (SELECT person_id FROM ehr.conditions WHERE code = '{rare}') GROUP BY code"),
+        // An outer join whose person ids are all missing: no persons counted behind any row.
+        "SELECT c.code, count(*) AS n FROM ehr.conditions c LEFT JOIN ehr.patients p ON p.person_id = c.person_id AND 1 = 0 GROUP BY c.code".to_string(),
+        // A margin's `*` written by the researcher.
+        format!("SELECT CASE WHEN code = '{rare}' THEN '*' ELSE code END AS code, count(*) AS n FROM ehr.conditions GROUP BY 1"),
     ] {
         let out = niji_analysis::query_real(&app.instance, researcher, app.permit, &sql).await.expect("runs");
         let keys: Vec<&str> = out.rows.iter().map(|(k, _)| k[0].as_str()).collect();
         assert!(!keys.contains(&rare.as_str()), "{sql}: the rare code {rare} is listed: {keys:?}");
         assert!(out.rows.iter().all(|(_, v)| v.iter().all(|x| !matches!(x, niji_sdc::Shown::Value(n) if *n > 0.0 && *n < 10.0))));
+        assert!(!keys.contains(&"*"), "{sql}: a margin of a few persons is listed");
     }
+    // Grouped by code, the code left out of the output: one row per code of at least 10 persons,
+    // not one suppressed row per rare code.
+    let by_code = niji_analysis::query_real(&app.instance, researcher, app.permit, BY_CODE).await.unwrap();
+    let keyless =
+        niji_analysis::query_real(&app.instance, researcher, app.permit, "SELECT count(*) AS n FROM ehr.conditions GROUP BY code").await.unwrap();
+    assert_eq!(keyless.rows.len(), by_code.rows.len());
 }
 
 /// Attack: a researcher who also holds the output-checker role (the fixture's own set-up, and
