@@ -522,7 +522,7 @@ pub(crate) fn published_persons(table: &Table, checked: Option<&Checked>) -> Val
         .rows
         .iter()
         .enumerate()
-        .filter(|(r, _)| c.is_released(*r))
+        .filter(|(r, _)| c.is_released(*r) && c.shows_keys(*r))
         .map(|(_, row)| json!({"keys": row.keys, "persons": row.persons()}))
         .collect();
     Value::Array(rows)

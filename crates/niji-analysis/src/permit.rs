@@ -185,10 +185,10 @@ pub(crate) fn to_table(result: &niji_sandbox::AggregateResult) -> Table {
                 }
             })
             .collect();
-        // A row of values but no persons counted (an outer join's missing ids): taken for one
-        // of few persons, never for a zero.
+        // A group's row, or a row of values, with no persons counted (an outer join's missing
+        // ids): taken for one of few persons, never for a zero.
         let valued = cells.iter().any(|c| c.value != 0.0 && !c.value.is_nan());
-        let row_persons = if *row_persons == 0 && valued { 1 } else { *row_persons };
+        let row_persons = if *row_persons == 0 && (valued || result.grouped) { 1 } else { *row_persons };
         table.push_with_persons(keys, cells, row_persons);
     }
     table
@@ -219,6 +219,7 @@ mod tests {
             persons: vec![20, 20],
             cell_persons: vec![vec![20; 3]; 2],
             aggregated: vec![false, true, true],
+            grouped: true,
             magnitude: vec![false, false, true],
             contributions: vec![vec![None, None, Some(Contributions { largest: 950.0, second: 10.0, total: 970.0 })], vec![None, None, second_row]],
         }

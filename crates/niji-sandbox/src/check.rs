@@ -138,6 +138,8 @@ pub(crate) struct Checked {
     /// For each output column, whether it shows or is computed from an aggregate (a value to
     /// check, never a released key, even as text: `min(birth_month)` is one person's value).
     pub aggregated: Vec<bool>,
+    /// Whether the top aggregate has groups (a row then stands for rows that exist).
+    pub grouped: bool,
 }
 
 impl Checker<'_> {
@@ -217,7 +219,8 @@ impl Checker<'_> {
             })
             .collect();
         let aggregated = sources.iter().map(|s| !s.is_empty()).collect();
-        Ok(Checked { counted, magnitudes, magnitude_of, count, conditions, conditions_of, aggregated })
+        let grouped = !aggregate.group_expr.is_empty();
+        Ok(Checked { counted, magnitudes, magnitude_of, count, conditions, conditions_of, aggregated, grouped })
     }
 
     /// Steps 1–3 of [`Checker::check`], all a query on dummy data must pass: forbidden nodes,

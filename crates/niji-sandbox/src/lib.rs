@@ -289,6 +289,9 @@ pub struct AggregateResult {
     /// whatever its type (a text `min(…)` is one person's value, not a key); the others show group
     /// keys or constants. Empty in [`QueryMode::Rows`].
     pub aggregated: Vec<bool>,
+    /// Whether the query groups (`GROUP BY`): each row then stands for rows that exist, so a row
+    /// of no persons counted is one whose persons could not be counted, never an empty group.
+    pub grouped: bool,
     /// Per column: whether it shows, or is computed from, an aggregate that shows values (a
     /// magnitude, which the dominance and p-percent rules of output checking apply to); only when
     /// the permit's rules check contributions.
@@ -492,6 +495,7 @@ impl Workspace {
             magnitude_of: &checked.magnitude_of,
             conditions_of: &checked.conditions_of,
             aggregated: &checked.aggregated,
+            grouped: checked.grouped,
         };
         // The fast count first; if the rows did not reach the aggregate in person order, the exact one.
         if checked.count == check::PersonsCount::Distinct {
@@ -597,7 +601,7 @@ impl Workspace {
         }
         let magnitude = magnitude_of.iter().map(|ks| !ks.is_empty()).collect();
         let aggregated = hidden.aggregated.iter().take(width).copied().collect();
-        Ok(AggregateResult { columns, numeric, rows, persons, cell_persons, aggregated, magnitude, contributions })
+        Ok(AggregateResult { columns, numeric, rows, persons, cell_persons, aggregated, grouped: hidden.grouped, magnitude, contributions })
     }
 }
 
@@ -612,6 +616,7 @@ struct Hidden<'a> {
     magnitude_of: &'a [Vec<Option<usize>>],
     conditions_of: &'a [Vec<(usize, check::Bearing)>],
     aggregated: &'a [bool],
+    grouped: bool,
 }
 
 /// Why a plan's execution stopped.

@@ -252,7 +252,9 @@ fn run(table: &Table, rules: &Rules, earlier: Option<(&str, &[Release])>) -> Res
     }
 
     if let Some((cohort_key, releases)) = earlier {
-        let to_release: Vec<bool> = suppressed.iter().map(|s| !s).collect();
+        // Rows left out are not released, whatever their cells: no differencing refusal may tell
+        // that one exists.
+        let to_release: Vec<bool> = suppressed.iter().zip(&checked.keys_withheld).map(|(s, w)| !s && !w).collect();
         for (row, index, isolated) in differencing::find(table, &persons, &to_release, cohort_key, releases, rules.min_persons()) {
             checked.withhold(row, Reason::Differencing { earlier_release: releases[index].id.clone(), isolated });
         }

@@ -48,13 +48,14 @@ pub struct ReleaseRow {
 }
 
 impl Release {
-    /// What to remember of a checked table once it is released: its released rows.
+    /// What to remember of a checked table once it is released: its released rows (shown, not
+    /// left out).
     pub fn from_checked(id: impl Into<String>, cohort_key: impl Into<String>, table: &Table, checked: &Checked) -> Self {
         let rows = table
             .rows
             .iter()
             .enumerate()
-            .filter(|(r, _)| checked.is_released(*r))
+            .filter(|(r, _)| checked.is_released(*r) && checked.shows_keys(*r))
             .map(|(_, row)| ReleaseRow { keys: row.keys.clone(), persons: row.persons() })
             .collect();
         Release { id: id.into(), cohort_key: cohort_key.into(), dimensions: table.dimensions.clone(), rows }

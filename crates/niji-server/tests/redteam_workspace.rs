@@ -44,6 +44,11 @@ async fn codes_of_few_persons_are_not_listed_with_suppressed_counts() {
     let keyless =
         niji_analysis::query_real(&app.instance, researcher, app.permit, "SELECT count(*) AS n FROM ehr.conditions GROUP BY code").await.unwrap();
     assert_eq!(keyless.rows.len(), by_code.rows.len());
+    // The same without keys and with no persons counted (an outer join's missing ids): a group's
+    // row is never taken for an empty one, so none is listed.
+    let sql = "SELECT count(p.person_id) AS n FROM ehr.conditions c LEFT JOIN ehr.patients p ON p.person_id = c.person_id AND 1 = 0 GROUP BY c.code";
+    let uncounted = niji_analysis::query_real(&app.instance, researcher, app.permit, sql).await.unwrap();
+    assert!(uncounted.rows.is_empty(), "{:?}", uncounted.rows);
 }
 
 /// Attack: a researcher who also holds the output-checker role (the fixture's own set-up, and
