@@ -18,7 +18,7 @@ use niji_analysis::jobs::JobError;
 use niji_analysis::AnalysisError;
 use niji_core::Role;
 use niji_review::PermitPolicy;
-use niji_sandbox::SandboxError;
+use niji_sandbox::{Refusal, SandboxError};
 use niji_sdc::Shown;
 use serde::Deserialize;
 use serde_json::Value;
@@ -142,6 +142,8 @@ pub(crate) struct Text {
     err_parse: &'static str,
     err_unknown_name: &'static str,
     err_not_allowed: &'static str,
+    /// What a refusal means and what to do instead, by its code.
+    refusal: fn(Refusal) -> &'static str,
     err_not_aggregate: &'static str,
     err_person_id: &'static str,
     err_too_long: &'static str,
@@ -251,6 +253,7 @@ static JA: Text = Text {
     err_parse: "クエリを解析または計画できませんでした。",
     err_unknown_name: "この分析環境にないテーブル、列または関数が使われています。",
     err_not_allowed: "許可されていない操作です",
+    refusal: refusal_ja,
     err_not_aggregate: "集計結果のみ返せます。",
     err_person_id: "個人IDは出力やグループ化に使えません。",
     err_too_long: "クエリが長すぎます。",
@@ -360,6 +363,7 @@ static EN: Text = Text {
     err_parse: "The query could not be parsed or planned.",
     err_unknown_name: "The query names a table, column or function that does not exist in this workspace.",
     err_not_allowed: "Not allowed",
+    refusal: refusal_en,
     err_not_aggregate: "Only aggregate results can be returned.",
     err_person_id: "Person ids cannot be output or grouped by.",
     err_too_long: "The query is too long.",
@@ -387,6 +391,52 @@ fn text(lang: Lang) -> &'static Text {
     }
 }
 
+/// A refusal's meaning in Japanese.
+fn refusal_ja(r: Refusal) -> &'static str {
+    match r {
+        Refusal::Statement | Refusal::Ddl | Refusal::Dml | Refusal::Copy => "SELECT による集計のみ実行できます。",
+        Refusal::Explain => "EXPLAIN は使えません。",
+        Refusal::RecursiveQuery => "再帰 CTE（WITH RECURSIVE）は使えません。",
+        Refusal::UnsupportedNode => "この構文（UNNEST など）は分析環境では使えません。",
+        Refusal::UnregisteredTable => "許可されたテーブルだけを読めます。",
+        Refusal::Linkage => "許可にないデータセット同士の連結です。",
+        Refusal::Union => "集計の UNION はできません。出力ごとに分けてください。",
+        Refusal::Subquery => "この位置の副問合せは使えません（person_id IN (SELECT person_id …) は使えます）。",
+        Refusal::Window => "ウィンドウ関数は person_id で PARTITION BY したものだけ使えます。",
+        Refusal::AggregateFunction => "この集計関数は使えません。min・max と両端（0.1 未満・0.9 超）のパーセンタイルは一人の値を示すため、行単位の値を返す関数（array_agg など）と同様に使えません。",
+        Refusal::DistinctOn => "DISTINCT ON は使えません。",
+        Refusal::PersonsNotCountable => "各行の対象者数を数えられない形のクエリです。各テーブルの person_id を結合キーとして残してください。",
+        Refusal::HiddenAggregate => "HAVING と ORDER BY には、グループの全行を数える集計（count(*) など）だけを使えます。FILTER・CASE を含む集計で行を選んだり並べたりすると、少数の人についてわかってしまいます。",
+        Refusal::TooManyConditions => "条件付きの集計（FILTER・CASE）が多すぎます。出力を分けてください。",
+        Refusal::Limit => "集計の上に LIMIT・OFFSET は使えません（除かれた少人数の行が順位を占めてしまうため）。チェック済みの表を並べ替えて使ってください。",
+        Refusal::TooManyRows => "出力の行数が上限を超えました。",
+        Refusal::TableNotGranted | Refusal::NoPersonKey | Refusal::SchemaMismatch | Refusal::NameClash => "分析環境を開けませんでした。",
+    }
+}
+
+/// A refusal's meaning in English.
+fn refusal_en(r: Refusal) -> &'static str {
+    match r {
+        Refusal::Statement | Refusal::Ddl | Refusal::Dml | Refusal::Copy => "Only SELECT aggregates can run.",
+        Refusal::Explain => "EXPLAIN is not available.",
+        Refusal::RecursiveQuery => "Recursive CTEs (WITH RECURSIVE) are not available.",
+        Refusal::UnsupportedNode => "This construct (UNNEST and the like) is not available in the workspace.",
+        Refusal::UnregisteredTable => "Only the permit's tables can be read.",
+        Refusal::Linkage => "The permit does not allow linking these datasets.",
+        Refusal::Union => "A UNION of aggregates is not available: submit them as separate outputs.",
+        Refusal::Subquery => "A subquery is not allowed here (person_id IN (SELECT person_id …) is).",
+        Refusal::Window => "Window functions must be partitioned by person_id.",
+        Refusal::AggregateFunction => "This aggregate is not available: min, max and percentiles below 0.1 or above 0.9 show one person's value, like the row-level ones (array_agg and others).",
+        Refusal::DistinctOn => "DISTINCT ON is not available.",
+        Refusal::PersonsNotCountable => "The persons behind each row cannot be counted: keep every table's person_id as a join key.",
+        Refusal::HiddenAggregate => "HAVING and ORDER BY may use only aggregates of all a group's rows (count(*) and the like): choosing or ordering rows by one with FILTER or CASE would tell about a few persons.",
+        Refusal::TooManyConditions => "Too many conditional aggregates (FILTER, CASE): split the output.",
+        Refusal::Limit => "LIMIT and OFFSET are not available above the aggregate (a left-out row of a few persons would still take its place): sort the checked table instead.",
+        Refusal::TooManyRows => "The output has more rows than allowed.",
+        Refusal::TableNotGranted | Refusal::NoPersonKey | Refusal::SchemaMismatch | Refusal::NameClash => "The workspace could not be opened.",
+    }
+}
+
 /// A fixed text (and status) for an analysis error; a sandbox refusal names only its code.
 fn analysis_error(t: &'static Text, e: &AnalysisError) -> (StatusCode, String) {
     let s = |status, text: &'static str| (status, text.to_string());
@@ -407,7 +457,7 @@ fn analysis_error(t: &'static Text, e: &AnalysisError) -> (StatusCode, String) {
             match r {
                 SandboxError::Parse => t.err_parse.to_string(),
                 SandboxError::UnknownName => t.err_unknown_name.to_string(),
-                SandboxError::NotAllowed(refusal) => format!("{} ({})", t.err_not_allowed, refusal.code()),
+                SandboxError::NotAllowed(refusal) => format!("{} ({}): {}", t.err_not_allowed, refusal.code(), (t.refusal)(*refusal)),
                 SandboxError::NotAggregate => t.err_not_aggregate.to_string(),
                 SandboxError::PersonIdInOutput => t.err_person_id.to_string(),
                 SandboxError::TooLong => t.err_too_long.to_string(),

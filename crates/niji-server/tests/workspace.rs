@@ -91,6 +91,11 @@ async fn researchers_query_and_submit_checkers_approve_and_the_release_downloads
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body.contains("id=\"error\"") && !r.body.contains("DataFusion") && !r.body.contains("Error during"), "{}", r.body);
+    // A refusal says what it means and what to do instead, in the page's language.
+    let top = "SELECT code, count(*) AS n FROM ehr.conditions GROUP BY code ORDER BY n DESC LIMIT 3";
+    let r = send(post_form(&format!("{workspace}/real"), &researcher, &[("csrf", &csrf), ("sql", top)])).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("(limit)") && r.body.contains("チェック済みの表を並べ替えて"), "{}", r.body);
     // A forged token runs nothing.
     let r = send(post_form(&format!("{workspace}/real"), &researcher, &[("csrf", "forged"), ("sql", BY_CODE)])).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
