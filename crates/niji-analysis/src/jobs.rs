@@ -387,7 +387,13 @@ async fn run_job(instance: &Instance, permit_id: i64, job_id: i64, ctx: &PermitC
             None
         } else {
             match niji_sdc::check_against_earlier(&positional(&table), &rules, &out.cohort_key, &earlier) {
-                Ok(c) => Some(c),
+                Ok(mut c) => {
+                    // The query's LIMIT, over the rows shown.
+                    if let Some(w) = result.window {
+                        c.keep_window(w.skip, w.fetch);
+                    }
+                    Some(c)
+                }
                 Err(_) => {
                     out.status = "refused";
                     out.refusal = Some("unchecked".into());

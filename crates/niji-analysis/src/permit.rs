@@ -220,6 +220,7 @@ mod tests {
             cell_persons: vec![vec![20; 3]; 2],
             aggregated: vec![false, true, true],
             grouped: true,
+            window: None,
             magnitude: vec![false, false, true],
             contributions: vec![vec![None, None, Some(Contributions { largest: 950.0, second: 10.0, total: 970.0 })], vec![None, None, second_row]],
         }

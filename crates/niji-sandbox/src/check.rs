@@ -180,11 +180,6 @@ impl Checker<'_> {
         }
         // Which rows are shown (HAVING) and in what order (ORDER BY) may only depend on aggregates
         // of all a group's rows: a row's presence or place is not a cell that can be suppressed.
-        // No LIMIT or OFFSET above the aggregate: rows left out of the released table would
-        // still take places in it.
-        if has_limit(plan) {
-            return Err(not(Refusal::Limit));
-        }
         if selected_by(plan).iter().any(|&i| of_aggregate.get(i).is_some_and(|ks| !ks.is_empty())) {
             return Err(not(Refusal::HiddenAggregate));
         }
@@ -823,17 +818,55 @@ fn parts(e: &Expr, path: Option<&Expr>, of_values: bool, input: &datafusion::com
     }
 }
 
-/// Whether a `Limit` (or a sort with a fetch) stands between the output and the top aggregate.
-fn has_limit(plan: &LogicalPlan) -> bool {
+/// The rows a `LIMIT … OFFSET …` above the top aggregate keeps, applied by output checking to
+/// the rows it shows ([`crate::AggregateResult::window`]), never in the plan: a row of a few
+/// persons, left out of the released table, must not take a place in the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowsWindow {
+    pub skip: usize,
+    pub fetch: Option<usize>,
+}
+
+/// The plan without the `Limit` (or a sort's fetch) between its output and the top aggregate,
+/// and the window it kept; a limit that is not a constant, or two, are refused.
+pub(crate) fn without_limit(plan: &LogicalPlan) -> Result<(LogicalPlan, Option<RowsWindow>), SandboxError> {
+    let internal = |_: DataFusionError| SandboxError::Internal;
     match plan {
-        LogicalPlan::Limit(_) => true,
-        LogicalPlan::Sort(s) if s.fetch.is_some() => true,
+        LogicalPlan::Limit(l) => {
+            let skip = match l.get_skip_type().map_err(|_| not(Refusal::Limit))? {
+                datafusion::logical_expr::SkipType::Literal(n) => n,
+                _ => return Err(not(Refusal::Limit)),
+            };
+            let fetch = match l.get_fetch_type().map_err(|_| not(Refusal::Limit))? {
+                datafusion::logical_expr::FetchType::Literal(n) => n,
+                _ => return Err(not(Refusal::Limit)),
+            };
+            let (input, inner) = without_limit(&l.input)?;
+            if inner.is_some() {
+                return Err(not(Refusal::Limit));
+            }
+            Ok((input, Some(RowsWindow { skip, fetch })))
+        }
+        LogicalPlan::Aggregate(_) => Ok((plan.clone(), None)),
         LogicalPlan::Projection(_)
         | LogicalPlan::Filter(_)
         | LogicalPlan::Sort(_)
         | LogicalPlan::SubqueryAlias(_)
-        | LogicalPlan::Distinct(Distinct::All(_)) => has_limit(plan.inputs()[0]),
-        _ => false,
+        | LogicalPlan::Distinct(Distinct::All(_)) => {
+            let (input, inner) = without_limit(plan.inputs()[0])?;
+            let (node, window) = match plan {
+                LogicalPlan::Sort(s) if s.fetch.is_some() => {
+                    if inner.is_some() {
+                        return Err(not(Refusal::Limit));
+                    }
+                    let sort = datafusion::logical_expr::Sort { expr: s.expr.clone(), input: Arc::new(input), fetch: None };
+                    return Ok((LogicalPlan::Sort(sort), Some(RowsWindow { skip: 0, fetch: s.fetch })));
+                }
+                _ => (plan.with_new_exprs(plan.expressions(), vec![input]).map_err(internal)?, inner),
+            };
+            Ok((node, window))
+        }
+        _ => Ok((plan.clone(), None)),
     }
 }
 

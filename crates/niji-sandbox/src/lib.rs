@@ -57,9 +57,9 @@
 //! ([`AggregateResult::cell_persons`]). So `sum(CASE WHEN rare THEN cost ELSE 1000000 END)` and
 //! `count(*) - count(*) FILTER (WHERE NOT rare)` count the rare persons. `min` and `max` (one
 //! person's value) and percentiles near the ends are refused; `HAVING` and `ORDER BY` may use
-//! only aggregates without conditions ([`Refusal::HiddenAggregate`]), and no `LIMIT` or `OFFSET`
-//! stands above the aggregate ([`Refusal::Limit`]: a row left out of the released table would
-//! still take its place). Numbers
+//! only aggregates without conditions ([`Refusal::HiddenAggregate`]); a `LIMIT … OFFSET …` above
+//! the aggregate is not run but returned ([`AggregateResult::window`]) for output checking to
+//! apply to the rows it shows, so that a row left out takes no place. Numbers
 //! made into indicators by arithmetic alone (`floor(age / 90)`) are not seen: the checkers' review
 //! is the net for those. Columns computed from aggregates are values whatever their type
 //! ([`AggregateResult::aggregated`]), never released keys.
@@ -110,6 +110,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use niji_review::PermitPolicy;
 
+pub use check::RowsWindow;
 pub use datafusion::arrow;
 pub use datafusion::common::ScalarValue as Scalar;
 
@@ -193,13 +194,12 @@ pub enum Refusal {
     DistinctOn,
     /// The persons behind the output rows cannot be counted.
     PersonsNotCountable,
-    /// `HAVING`, or `ORDER BY` with `LIMIT`, on an aggregate that reads only some of a group's
+    /// `HAVING` or `ORDER BY` on an aggregate that reads only some of a group's
     /// rows (or tells some apart): which rows are shown would tell about a few persons.
     HiddenAggregate,
     /// More conditional aggregates (`FILTER`, `CASE`, booleans) than one query may count.
     TooManyConditions,
-    /// `LIMIT` or `OFFSET` above the aggregate: rows of few persons, left out of the released
-    /// table, would still take places in it (sort and cut the released table instead).
+    /// A `LIMIT` or `OFFSET` above the aggregate that is not a constant, or more than one.
     Limit,
     /// More output rows than [`Limits::max_rows`].
     TooManyRows,
@@ -292,6 +292,9 @@ pub struct AggregateResult {
     /// Whether the query groups (`GROUP BY`): each row then stands for rows that exist, so a row
     /// of no persons counted is one whose persons could not be counted, never an empty group.
     pub grouped: bool,
+    /// The query's `LIMIT … OFFSET …` above the aggregate, not applied to `rows`: output checking
+    /// applies it to the rows it shows (a row left out must not take a place).
+    pub window: Option<RowsWindow>,
     /// Per column: whether it shows, or is computed from, an aggregate that shows values (a
     /// magnitude, which the dominance and p-percent rules of output checking apply to); only when
     /// the permit's rules check contributions.
@@ -488,6 +491,21 @@ impl Workspace {
         let Some(checked) = checked.filter(|_| count_persons) else {
             return self.execute(plan, Hidden::default(), deadline).await.map_err(Failure::into_sandbox);
         };
+        // A LIMIT above the aggregate is applied by output checking to the rows it shows.
+        let (plan, window) = check::without_limit(&plan)?;
+        let result = self.run_checked(&checker, &plan, &checked, deadline).await?;
+        Ok(AggregateResult { window, ..result })
+    }
+
+    /// Runs a checked aggregate plan with its persons counted: the fast count first; if the rows
+    /// did not reach the aggregate in person order, the exact one.
+    async fn run_checked(
+        &self,
+        checker: &check::Checker<'_>,
+        plan: &LogicalPlan,
+        checked: &check::Checked,
+        deadline: Instant,
+    ) -> Result<AggregateResult, SandboxError> {
         let hidden = |persons, magnitudes| Hidden {
             persons,
             conditions: checked.conditions.len(),
@@ -497,16 +515,15 @@ impl Workspace {
             aggregated: &checked.aggregated,
             grouped: checked.grouped,
         };
-        // The fast count first; if the rows did not reach the aggregate in person order, the exact one.
         if checked.count == check::PersonsCount::Distinct {
-            let (exact, persons, magnitudes) = checker.with_persons(&plan, &checked, check::PersonsCount::Distinct)?;
+            let (exact, persons, magnitudes) = checker.with_persons(plan, checked, check::PersonsCount::Distinct)?;
             return self.execute(exact, hidden(persons, magnitudes), deadline).await.map_err(Failure::into_sandbox);
         }
-        let (fast, persons, magnitudes) = checker.with_persons(&plan, &checked, check::PersonsCount::InOrder)?;
+        let (fast, persons, magnitudes) = checker.with_persons(plan, checked, check::PersonsCount::InOrder)?;
         match self.execute(fast, hidden(persons, magnitudes), deadline).await {
             Err(Failure::PersonsOrder) => {
                 self.recounts.fetch_add(1, Ordering::Relaxed);
-                let (exact, persons, magnitudes) = checker.with_persons(&plan, &checked, check::PersonsCount::Distinct)?;
+                let (exact, persons, magnitudes) = checker.with_persons(plan, checked, check::PersonsCount::Distinct)?;
                 self.execute(exact, hidden(persons, magnitudes), deadline).await.map_err(Failure::into_sandbox)
             }
             other => other.map_err(Failure::into_sandbox),
@@ -601,7 +618,18 @@ impl Workspace {
         }
         let magnitude = magnitude_of.iter().map(|ks| !ks.is_empty()).collect();
         let aggregated = hidden.aggregated.iter().take(width).copied().collect();
-        Ok(AggregateResult { columns, numeric, rows, persons, cell_persons, aggregated, grouped: hidden.grouped, magnitude, contributions })
+        Ok(AggregateResult {
+            columns,
+            numeric,
+            rows,
+            persons,
+            cell_persons,
+            aggregated,
+            grouped: hidden.grouped,
+            window: None,
+            magnitude,
+            contributions,
+        })
     }
 }
 

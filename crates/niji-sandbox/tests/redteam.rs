@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use niji_sandbox::{Limits, Refusal, SandboxError, Workspace};
+use niji_sandbox::{Limits, Refusal, RowsWindow, SandboxError, Workspace};
 
 use SandboxError::*;
 
@@ -162,13 +162,19 @@ async fn one_persons_value_and_rows_chosen_by_a_few_are_refused() {
     ] {
         refused(&ws, sql, na(Refusal::HiddenAggregate)).await;
     }
-    // No LIMIT or OFFSET above the aggregate: a left-out row would still take its place.
-    for sql in [
-        "SELECT code, count(*) AS n FROM claim_lines GROUP BY code ORDER BY n DESC LIMIT 3",
-        "SELECT CASE WHEN points > 90 THEN 'a' ELSE 'b' END AS k, count(*) FROM claim_lines GROUP BY 1 ORDER BY 1 LIMIT 1",
-        "SELECT code, count(*) AS n FROM claim_lines GROUP BY code OFFSET 1",
+    // A LIMIT or OFFSET above the aggregate is not run: every row comes back with the window,
+    // which output checking applies to the rows it shows (a left-out row takes no place).
+    for (sql, window) in [
+        ("SELECT code, count(*) AS n FROM claim_lines GROUP BY code ORDER BY n DESC LIMIT 3", RowsWindow { skip: 0, fetch: Some(3) }),
+        (
+            "SELECT CASE WHEN points > 90 THEN 'a' ELSE 'b' END AS k, count(*) FROM claim_lines GROUP BY 1 ORDER BY 1 LIMIT 1",
+            RowsWindow { skip: 0, fetch: Some(1) },
+        ),
+        ("SELECT code, count(*) AS n FROM claim_lines GROUP BY code OFFSET 1", RowsWindow { skip: 1, fetch: None }),
     ] {
-        refused(&ws, sql, na(Refusal::Limit)).await;
+        let all = ws.run(&sql.replace(" LIMIT 3", "").replace(" LIMIT 1", "").replace(" OFFSET 1", "")).await.unwrap();
+        let r = ws.run(sql).await.unwrap();
+        assert_eq!((r.window, r.rows.len()), (Some(window), all.rows.len()), "{sql}");
     }
     for sql in [
         "SELECT code, count(*) AS n FROM claim_lines GROUP BY code HAVING count(*) >= 2",

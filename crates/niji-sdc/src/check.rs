@@ -263,31 +263,54 @@ fn run(table: &Table, rules: &Rules, earlier: Option<(&str, &[Release])>) -> Res
     for verdict in &mut checked.withheld {
         *verdict = Verdict::from_reasons(std::mem::take(&mut verdict.reasons));
     }
-    // Counted over the rows whose keys are shown: how many rows went with their keys is itself
-    // a count of small groups.
-    let mut summary = Summary::default();
-    let counts = checked.measures.iter().filter(|&&k| k == MeasureKind::Count).count();
-    for r in (0..n).filter(|&r| checked.shows_keys(r)) {
-        summary.cells += m;
-        if checked.is_released(r) {
-            summary.released += m;
-            summary.rounded += if rules.rounding.is_some() { counts } else { 0 };
-            continue;
-        }
-        for verdict in checked.row_verdicts(r) {
-            match verdict.outcome {
-                Outcome::Released => summary.released += 1,
-                Outcome::Suppressed if verdict.is_primary() => summary.primary += 1,
-                Outcome::Suppressed => summary.secondary += 1,
-                Outcome::Refused => summary.refused += 1,
-            }
-        }
-    }
-    checked.summary = summary;
+    checked.summary = checked.summarize();
     Ok(checked)
 }
 
 impl Checked {
+    /// Counts over the rows shown: how many rows went with their keys is itself a count of
+    /// small groups.
+    fn summarize(&self) -> Summary {
+        let m = self.measures.len();
+        let mut summary = Summary::default();
+        let counts = self.measures.iter().filter(|&&k| k == MeasureKind::Count).count();
+        for r in (0..self.rows()).filter(|&r| self.shows_keys(r)) {
+            summary.cells += m;
+            if self.is_released(r) {
+                summary.released += m;
+                summary.rounded += if self.rounding.is_some() { counts } else { 0 };
+                continue;
+            }
+            for verdict in self.row_verdicts(r) {
+                match verdict.outcome {
+                    Outcome::Released => summary.released += 1,
+                    Outcome::Suppressed if verdict.is_primary() => summary.primary += 1,
+                    Outcome::Suppressed => summary.secondary += 1,
+                    Outcome::Refused => summary.refused += 1,
+                }
+            }
+        }
+        summary
+    }
+
+    /// Keeps, of the rows shown, those from the `skip`-th on, at most `fetch` of them (a query's
+    /// `LIMIT … OFFSET …`, applied here so that a row left out takes no place); the others are
+    /// left out too, and the summary counts the rows kept.
+    pub fn keep_window(&mut self, skip: usize, fetch: Option<usize>) {
+        let mut shown = 0usize;
+        for r in 0..self.keys_withheld.len() {
+            if self.keys_withheld[r] {
+                continue;
+            }
+            let place = shown;
+            shown += 1;
+            if place < skip || fetch.is_some_and(|f| place >= skip + f) {
+                self.keys_withheld[r] = true;
+            }
+        }
+        self.summary = self.summarize();
+    }
+
     /// Adds a reason to every cell of a row, withholding it if it was released.
     fn withhold(&mut self, row: usize, reason: Reason) {
         let m = self.measures.len();

@@ -273,6 +273,13 @@ fn released_table_leaves_out_rows_of_few_persons_keys_and_all() {
     t.push(Vec::<String>::new(), vec![Cell::count(3)]);
     let c = niji_sdc::check(&t, &Rules::preset(Preset::Ndb)).unwrap();
     assert_eq!((c.shows_keys(0), c.shows_keys(1)), (true, false));
+    // A LIMIT over the rows shown: the left-out row takes no place.
+    let t = one_way(vec![Cell::count(20), Cell::count(3), Cell::count(15), Cell::count(30), Cell::count(40)]);
+    let mut c = niji_sdc::check(&t, &Rules::preset(Preset::Ndb)).unwrap();
+    c.keep_window(1, Some(2));
+    let kept: Vec<String> = c.released_table(&t).rows.into_iter().map(|r| r.keys[0].clone()).collect();
+    assert_eq!(kept, ["p2", "p3"]);
+    assert_eq!(c.summary.cells, 2);
     // A value with no one counted behind it is suppressed, never shown as it is.
     let mut t = Table::new(Vec::<String>::new(), vec![Measure::count("n")]);
     t.push(Vec::<String>::new(), vec![Cell::new(57.0, 0)]);

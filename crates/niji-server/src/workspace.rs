@@ -408,7 +408,7 @@ fn refusal_ja(r: Refusal) -> &'static str {
         Refusal::PersonsNotCountable => "各行の対象者数を数えられない形のクエリです。各テーブルの person_id を結合キーとして残してください。",
         Refusal::HiddenAggregate => "HAVING と ORDER BY には、グループの全行を数える集計（count(*) など）だけを使えます。FILTER・CASE を含む集計で行を選んだり並べたりすると、少数の人についてわかってしまいます。",
         Refusal::TooManyConditions => "条件付きの集計（FILTER・CASE）が多すぎます。出力を分けてください。",
-        Refusal::Limit => "集計の上に LIMIT・OFFSET は使えません（除かれた少人数の行が順位を占めてしまうため）。チェック済みの表を並べ替えて使ってください。",
+        Refusal::Limit => "集計の上の LIMIT・OFFSET は定数で一つだけ使えます。",
         Refusal::TooManyRows => "出力の行数が上限を超えました。",
         Refusal::TableNotGranted | Refusal::NoPersonKey | Refusal::SchemaMismatch | Refusal::NameClash => "分析環境を開けませんでした。",
     }
@@ -431,7 +431,7 @@ fn refusal_en(r: Refusal) -> &'static str {
         Refusal::PersonsNotCountable => "The persons behind each row cannot be counted: keep every table's person_id as a join key.",
         Refusal::HiddenAggregate => "HAVING and ORDER BY may use only aggregates of all a group's rows (count(*) and the like): choosing or ordering rows by one with FILTER or CASE would tell about a few persons.",
         Refusal::TooManyConditions => "Too many conditional aggregates (FILTER, CASE): split the output.",
-        Refusal::Limit => "LIMIT and OFFSET are not available above the aggregate (a left-out row of a few persons would still take its place): sort the checked table instead.",
+        Refusal::Limit => "LIMIT and OFFSET above the aggregate must be one constant each.",
         Refusal::TooManyRows => "The output has more rows than allowed.",
         Refusal::TableNotGranted | Refusal::NoPersonKey | Refusal::SchemaMismatch | Refusal::NameClash => "The workspace could not be opened.",
     }

@@ -49,6 +49,15 @@ async fn codes_of_few_persons_are_not_listed_with_suppressed_counts() {
     let sql = "SELECT count(p.person_id) AS n FROM ehr.conditions c LEFT JOIN ehr.patients p ON p.person_id = c.person_id AND 1 = 0 GROUP BY c.code";
     let uncounted = niji_analysis::query_real(&app.instance, researcher, app.permit, sql).await.unwrap();
     assert!(uncounted.rows.is_empty(), "{:?}", uncounted.rows);
+    // A LIMIT counts only the rows shown: a left-out rare group takes no place, so the window
+    // holds the same row whether or not the group exists.
+    for code in [rare.as_str(), "no-such-code"] {
+        let sql =
+            format!("SELECT CASE WHEN code = '{code}' THEN 'a' ELSE 'b' END AS k, count(*) AS n FROM ehr.conditions GROUP BY 1 ORDER BY 1 LIMIT 1");
+        let out = niji_analysis::query_real(&app.instance, researcher, app.permit, &sql).await.unwrap();
+        let keys: Vec<&str> = out.rows.iter().map(|(k, _)| k[0].as_str()).collect();
+        assert_eq!(keys, ["b"], "{sql}");
+    }
 }
 
 /// Attack: a researcher who also holds the output-checker role (the fixture's own set-up, and
