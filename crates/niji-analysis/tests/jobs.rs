@@ -334,3 +334,43 @@ async fn a_conditional_aggregate_over_few_persons_is_suppressed_in_a_large_group
     let suppressed = serde_json::json!(["suppressed", "suppressed"]);
     assert_eq!(complement_rows, serde_json::json!([{"keys": ["female"], "values": suppressed}, {"keys": ["male"], "values": suppressed}]));
 }
+
+/// The ACRO rules end to end: the chair amends the permit to ACRO; a job's sum and mean carry the
+/// two largest single-person contributions from the sandbox, so dominance and p-percent are
+/// checked and the cells pass (forty birth years, none dominant); a median, whose contributions
+/// are not computed, cannot pass those rules and is suppressed; zeros are disclosive.
+#[tokio::test(flavor = "multi_thread")]
+async fn under_acro_sums_carry_their_contributions_and_a_median_without_them_is_suppressed() {
+    let w = world().await;
+    let i = &w.instance;
+    let chair = user(i, "chair", &[Role::CommitteeChair]).await;
+    let chair = Actor::load(&i.store, chair).await.unwrap();
+    let today = time::OffsetDateTime::now_utc().date();
+    let permit = niji_applications::amend_permit(i, &chair, w.permit, None, Some("acro".into()), today).await.unwrap();
+    let sql = "SELECT sex, count(*) AS n, sum(CAST(substr(birth_year_month, 1, 4) AS BIGINT)) AS years, \
+               avg(CAST(substr(birth_year_month, 1, 4) AS BIGINT)) AS mean_year \
+               FROM patients GROUP BY sex ORDER BY sex";
+    let median = "SELECT sex, median(CAST(substr(birth_year_month, 1, 4) AS BIGINT)) AS median_year FROM patients GROUP BY sex ORDER BY sex";
+    let zero = "SELECT sex, count(*) FILTER (WHERE birth_year_month < '1900') AS none FROM patients GROUP BY sex ORDER BY sex";
+    let job = submit_job(i, w.researcher, permit, &outputs(&[("sums", sql), ("median", median), ("zero", zero)])).await.unwrap();
+    let rows = |k: usize| job.outputs[k].checked_table.as_ref().unwrap()["rows"].clone();
+    let reasons = |k: usize| -> Vec<String> {
+        let cells = job.outputs[k].verdicts.as_ref().unwrap()["cells"].as_array().cloned().unwrap_or_default();
+        cells.iter().flat_map(|c| c["reasons"].as_array().cloned().unwrap_or_default()).map(|r| r["code"].as_str().unwrap().to_string()).collect()
+    };
+    // Twenty of each sex (ACRO does not round); sums and means released with their contributions.
+    let sums = rows(0);
+    assert_eq!(sums.as_array().unwrap().len(), 2, "{sums}");
+    for row in sums.as_array().unwrap() {
+        let v = row["values"].as_array().unwrap();
+        assert_eq!(v[0], 20.0, "{row}");
+        assert!(v[1].as_f64().is_some_and(|s| s > 39_000.0) && v[2].as_f64().is_some_and(|m| (1940.0..2000.0).contains(&m)), "{row}");
+    }
+    assert!(reasons(0).is_empty(), "{:?}", reasons(0));
+    // The median: contributions unknown, so ACRO's magnitude rules cannot pass it.
+    assert!(rows(1).as_array().unwrap().iter().all(|r| r["values"][0] == "suppressed"), "{}", rows(1));
+    assert!(reasons(1).iter().any(|r| r == "missing_contributions"), "{:?}", reasons(1));
+    // A zero count is disclosive under ACRO.
+    assert!(rows(2).as_array().unwrap().iter().all(|r| r["values"][0] == "suppressed"), "{}", rows(2));
+    assert!(reasons(2).iter().any(|r| r == "zero"), "{:?}", reasons(2));
+}
