@@ -386,14 +386,8 @@ async fn run_job(instance: &Instance, permit_id: i64, job_id: i64, ctx: &PermitC
         let checked = if table.measures.is_empty() {
             None
         } else {
-            match niji_sdc::check_against_earlier(&positional(&table), &rules, &out.cohort_key, &earlier) {
-                Ok(mut c) => {
-                    // The query's LIMIT, over the rows shown.
-                    if let Some(w) = result.window {
-                        c.keep_window(w.skip, w.fetch);
-                    }
-                    Some(c)
-                }
+            match check_output(&table, &result, &rules, &out.cohort_key, &earlier) {
+                Ok(c) => Some(c),
                 Err(_) => {
                     out.status = "refused";
                     out.refusal = Some("unchecked".into());
@@ -481,6 +475,11 @@ fn verdicts_json(table: &Table, checked: Option<&Checked>, table_reasons: &[&str
     let Some(c) = checked else { return json!({"cells": [], "table_reasons": table_reasons}) };
     let mut cells = Vec::new();
     let shown: Vec<usize> = (0..table.rows.len()).filter(|&r| c.shows_keys(r)).collect();
+    // Each row's place in the released table (`None`: left out).
+    let mut place: Vec<Option<usize>> = vec![None; table.rows.len()];
+    for (p, &row) in shown.iter().enumerate() {
+        place[row] = Some(p);
+    }
     for (r, &row) in shown.iter().enumerate() {
         if c.is_released(row) {
             continue;
@@ -496,7 +495,7 @@ fn verdicts_json(table: &Table, checked: Option<&Checked>, table_reasons: &[&str
                 .iter()
                 .map(|x| match x {
                     // Named by its place in the released table, or not at all when left out.
-                    Reason::SecondarySuppression { because_of } => match shown.iter().position(|&s| s == because_of.row) {
+                    Reason::SecondarySuppression { because_of } => match place.get(because_of.row).copied().flatten() {
                         Some(row) => {
                             let x = Reason::SecondarySuppression { because_of: CellRef { row, measure: because_of.measure } };
                             json!({"code": x.code(), "ja": x.text_ja(), "en": x.text_en()})
@@ -532,6 +531,22 @@ pub(crate) fn published_persons(table: &Table, checked: Option<&Checked>) -> Val
         .map(|(_, row)| json!({"keys": row.keys, "persons": row.persons()}))
         .collect();
     Value::Array(rows)
+}
+
+/// A sandbox result's table checked against the rules and the permit's earlier releases, then
+/// the query's `LIMIT … OFFSET …` kept of the rows shown.
+pub(crate) fn check_output(
+    table: &Table,
+    result: &niji_sandbox::AggregateResult,
+    rules: &Rules,
+    cohort_key: &str,
+    earlier: &[Release],
+) -> Result<Checked, niji_sdc::SdcError> {
+    let mut checked = niji_sdc::check_against_earlier(&positional(table), rules, cohort_key, earlier)?;
+    if let Some(w) = result.window {
+        checked.keep_window(w.skip, w.fetch);
+    }
+    Ok(checked)
 }
 
 /// Differencing compares tables by the position of their dimensions, not their names: renaming

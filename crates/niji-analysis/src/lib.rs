@@ -139,12 +139,7 @@ async fn run(
     // releases and earlier answers), by the position of its dimensions.
     let earlier = jobs::earlier_releases(instance, permit_id).await?;
     let cohort = jobs::cohort_key(sql);
-    let mut checked = niji_sdc::check_against_earlier(&jobs::positional(&table), &Rules::preset(preset), &cohort, &earlier)
-        .map_err(|_| AnalysisError::Unchecked)?;
-    // The query's LIMIT, over the rows shown.
-    if let Some(w) = result.window {
-        checked.keep_window(w.skip, w.fetch);
-    }
+    let checked = jobs::check_output(&table, &result, &Rules::preset(preset), &cohort, &earlier).map_err(|_| AnalysisError::Unchecked)?;
     if !jobs::refused_by(&checked, &table).is_empty() {
         return Err(AnalysisError::Differencing);
     }

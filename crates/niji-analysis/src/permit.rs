@@ -146,8 +146,8 @@ pub(crate) fn cohort_spec(policy: &PermitPolicy) -> niji_lake::cohort::CohortSpe
 }
 
 /// The sandbox's result as a table to check: columns computed from aggregates are measures
-/// (whatever their type), the others (group keys) dimensions; every cell counts the persons behind it (those whose rows give its aggregates a
-/// value, [`niji_sandbox::AggregateResult::cell_persons`]). A column the sandbox marks as a
+/// (whatever their type), the others (group keys) dimensions; every cell counts the persons
+/// behind it ([`niji_sandbox::AggregateResult::cell_persons`]), every row those of its group. A column the sandbox marks as a
 /// magnitude (a sum or mean, or computed from one) is a [`MeasureKind::Sum`] measure with the two
 /// largest single-person contributions and the total when the sandbox computed them, so that the
 /// dominance and p-percent rules apply (without them, rules that need them fail the cell);

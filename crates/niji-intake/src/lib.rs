@@ -383,20 +383,27 @@ async fn write_version(
         // arrival): no second copy of the units.
         let mut link_units = std::mem::take(&mut scan.units);
         let unit_count = link_units.len() as u64;
-        // Normalized a vault page at a time on all cores (as the scan does per file), off the
-        // async runtime, before the next page is read.
+        // Normalized in batches of 16,384 (`prepare_all` uses all cores from 10,000 records on),
+        // off the async runtime, as the vault's pages of 4,096 arrive.
+        const BATCH: usize = 16_384;
         let mut earlier_keys: Vec<PersonKey> = Vec::new();
         let mut pages = vault.link_pages(&committed).await?;
-        while let Some(records) = pages.next().await? {
-            let page: Vec<LinkRecord> = records
-                .into_iter()
-                .map(|r| {
-                    earlier_keys.push(r.person);
-                    LinkRecord { holder: r.holder, observed: r.observed, identity: scan::linkage_identity(r.identity) }
-                })
-                .collect();
-            let units = tokio::task::spawn_blocking(move || niji_privacy::prepare_all(&page)).await.expect("normalizing does not panic");
-            link_units.extend(units);
+        let mut batch: Vec<LinkRecord> = Vec::with_capacity(BATCH);
+        loop {
+            let page = pages.next().await?;
+            let last = page.is_none();
+            for r in page.into_iter().flatten() {
+                earlier_keys.push(r.person);
+                batch.push(LinkRecord { holder: r.holder, observed: r.observed, identity: scan::linkage_identity(r.identity) });
+            }
+            if batch.len() >= BATCH || (last && !batch.is_empty()) {
+                let records = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                let units = tokio::task::spawn_blocking(move || niji_privacy::prepare_all(&records)).await.expect("normalizing does not panic");
+                link_units.extend(units);
+            }
+            if last {
+                break;
+            }
         }
         drop(pages);
         link_units.rotate_right(earlier_keys.len());

@@ -250,8 +250,9 @@ impl Checker<'_> {
     /// Rewrites the plan to carry persons-count columns (one per counted person column) from the
     /// top aggregate to the output, then the persons of each condition (one column per condition
     /// and counted person column), and in the fast mode the contributions of each magnitude that
-    /// has them computed (last, one column per such magnitude and counted person column); returns the plan, the number of persons columns and the number of
-    /// magnitudes whose contributions were added.
+    /// has them computed (last, one column per such magnitude and counted person column). Returns
+    /// the plan, the number of persons columns and the number of magnitudes whose contributions
+    /// were added.
     pub(crate) fn with_persons(
         &self,
         plan: &LogicalPlan,
@@ -704,6 +705,18 @@ pub(crate) enum Bearing {
     Part,
 }
 
+impl Bearing {
+    /// A cell's persons, `cell` so far, bounded by those of one of its conditions.
+    pub(crate) fn bound(self, cell: u64, persons: u64) -> u64 {
+        match self {
+            Bearing::Value => cell.min(persons),
+            // A part no one is in tells nothing.
+            Bearing::Part if persons == 0 => cell,
+            Bearing::Part => cell.min(persons),
+        }
+    }
+}
+
 /// At most this many distinct conditions per query (each costs a persons count): a "Table 1"
 /// of a dozen `sum(CASE …)` columns fits.
 const MAX_CONDITIONS: usize = 64;
@@ -830,41 +843,32 @@ pub struct RowsWindow {
 /// The plan without the `Limit` (or a sort's fetch) between its output and the top aggregate,
 /// and the window it kept; a limit that is not a constant, or two, are refused.
 pub(crate) fn without_limit(plan: &LogicalPlan) -> Result<(LogicalPlan, Option<RowsWindow>), SandboxError> {
-    let internal = |_: DataFusionError| SandboxError::Internal;
+    let only = |inner: Option<RowsWindow>, window: RowsWindow| if inner.is_some() { Err(not(Refusal::Limit)) } else { Ok(Some(window)) };
     match plan {
         LogicalPlan::Limit(l) => {
-            let skip = match l.get_skip_type().map_err(|_| not(Refusal::Limit))? {
-                datafusion::logical_expr::SkipType::Literal(n) => n,
+            let skip = match l.get_skip_type() {
+                Ok(datafusion::logical_expr::SkipType::Literal(n)) => n,
                 _ => return Err(not(Refusal::Limit)),
             };
-            let fetch = match l.get_fetch_type().map_err(|_| not(Refusal::Limit))? {
-                datafusion::logical_expr::FetchType::Literal(n) => n,
+            let fetch = match l.get_fetch_type() {
+                Ok(datafusion::logical_expr::FetchType::Literal(n)) => n,
                 _ => return Err(not(Refusal::Limit)),
             };
             let (input, inner) = without_limit(&l.input)?;
-            if inner.is_some() {
-                return Err(not(Refusal::Limit));
-            }
-            Ok((input, Some(RowsWindow { skip, fetch })))
+            Ok((input, only(inner, RowsWindow { skip, fetch })?))
         }
-        LogicalPlan::Aggregate(_) => Ok((plan.clone(), None)),
+        LogicalPlan::Sort(s) if s.fetch.is_some() => {
+            let (input, inner) = without_limit(&s.input)?;
+            let sort = datafusion::logical_expr::Sort { expr: s.expr.clone(), input: Arc::new(input), fetch: None };
+            Ok((LogicalPlan::Sort(sort), only(inner, RowsWindow { skip: 0, fetch: s.fetch })?))
+        }
         LogicalPlan::Projection(_)
         | LogicalPlan::Filter(_)
         | LogicalPlan::Sort(_)
         | LogicalPlan::SubqueryAlias(_)
         | LogicalPlan::Distinct(Distinct::All(_)) => {
             let (input, inner) = without_limit(plan.inputs()[0])?;
-            let (node, window) = match plan {
-                LogicalPlan::Sort(s) if s.fetch.is_some() => {
-                    if inner.is_some() {
-                        return Err(not(Refusal::Limit));
-                    }
-                    let sort = datafusion::logical_expr::Sort { expr: s.expr.clone(), input: Arc::new(input), fetch: None };
-                    return Ok((LogicalPlan::Sort(sort), Some(RowsWindow { skip: 0, fetch: s.fetch })));
-                }
-                _ => (plan.with_new_exprs(plan.expressions(), vec![input]).map_err(internal)?, inner),
-            };
-            Ok((node, window))
+            Ok((plan.with_new_exprs(plan.expressions(), vec![input]).map_err(|_| SandboxError::Internal)?, inner))
         }
         _ => Ok((plan.clone(), None)),
     }
@@ -874,21 +878,14 @@ pub(crate) fn without_limit(plan: &LogicalPlan) -> Result<(LogicalPlan, Option<R
 /// in a `Filter` (`HAVING`) above it, and in the sort keys.
 fn selected_by(plan: &LogicalPlan) -> BTreeSet<usize> {
     fn walk(plan: &LogicalPlan, out: &mut BTreeSet<usize>) {
-        let keys_of = |input: &LogicalPlan, e: &Expr, out: &mut BTreeSet<usize>| {
-            for c in e.column_refs() {
-                if let Ok(i) = input.schema().index_of_column(c) {
-                    out.extend(aggregates_behind(input, i));
-                }
-            }
-        };
         match plan {
             LogicalPlan::Filter(f) => {
-                keys_of(&f.input, &f.predicate, out);
+                out.extend(aggregates_in(&f.input, &f.predicate));
                 walk(&f.input, out);
             }
             LogicalPlan::Sort(s) => {
                 for key in &s.expr {
-                    keys_of(&s.input, &key.expr, out);
+                    out.extend(aggregates_in(&s.input, &key.expr));
                 }
                 walk(&s.input, out);
             }
@@ -912,6 +909,21 @@ fn not_zero(a: &Expr, t: &DataType) -> Option<Expr> {
     ScalarValue::new_zero(t).ok().map(|zero| a.clone().not_eq(Expr::Literal(zero, None)))
 }
 
+/// The distinct persons of a person column over the rows meeting `condition` (all rows: `None`).
+fn persons_of(column: Expr, condition: Option<&Expr>, count: PersonsCount) -> Expr {
+    match count {
+        PersonsCount::InOrder => with_filter(crate::persons::count_persons(column), condition.map(|c| Box::new(c.clone()))),
+        PersonsCount::Distinct => {
+            // As Binary: count(DISTINCT) has a fast accumulator for it, not for FixedSizeBinary.
+            let id = Expr::Cast(Cast::new(Box::new(column), DataType::Binary));
+            match condition {
+                None => count_distinct(id),
+                Some(c) => count_distinct(Expr::Case(Case::new(None, vec![(Box::new(c.clone()), Box::new(id))], None))),
+            }
+        }
+    }
+}
+
 /// An aggregate call with `filter` as its `FILTER`.
 fn with_filter(e: Expr, filter: Option<Box<Expr>>) -> Expr {
     match e {
@@ -923,16 +935,19 @@ fn with_filter(e: Expr, filter: Option<Box<Expr>>) -> Expr {
     }
 }
 
+/// The top aggregate's aggregate expressions (by index) that expression `e` over `input`'s columns
+/// reads.
+fn aggregates_in(input: &LogicalPlan, e: &Expr) -> BTreeSet<usize> {
+    e.column_refs().into_iter().flat_map(|c| input.schema().index_of_column(c).ok()).flat_map(|i| aggregates_behind(input, i)).collect()
+}
+
 /// The top aggregate's aggregate expressions (by index) that output column `idx` of `plan` shows
 /// or is computed from, through the nodes [`top_aggregate`] allows above it.
 fn aggregates_behind(plan: &LogicalPlan, idx: usize) -> BTreeSet<usize> {
     match plan {
         // Grouping sets output every grouping column and an internal id before the aggregates.
         LogicalPlan::Aggregate(a) => a.group_expr_len().ok().and_then(|n| idx.checked_sub(n)).into_iter().collect(),
-        LogicalPlan::Projection(p) => {
-            let Some(e) = p.expr.get(idx) else { return BTreeSet::new() };
-            e.column_refs().into_iter().flat_map(|c| p.input.schema().index_of_column(c).ok()).flat_map(|i| aggregates_behind(&p.input, i)).collect()
-        }
+        LogicalPlan::Projection(p) => p.expr.get(idx).map(|e| aggregates_in(&p.input, e)).unwrap_or_default(),
         LogicalPlan::Filter(_)
         | LogicalPlan::Sort(_)
         | LogicalPlan::Limit(_)
@@ -955,7 +970,7 @@ impl Hidden<'_> {
     fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = (0..self.counted.len()).map(|k| format!("{PERSONS_PREFIX}{k}")).collect();
         for k in 0..self.conditions.len() {
-            names.extend((0..self.counted.len()).map(|j| format!("{VALUE_PERSONS_PREFIX}{k}_{j}")));
+            names.extend((0..self.counted.len()).map(|j| format!("{CONDITION_PERSONS_PREFIX}{k}_{j}")));
         }
         for k in 0..self.magnitudes.len() {
             names.extend((0..self.counted.len()).map(|j| format!("{CONTRIBUTIONS_PREFIX}{k}_{j}")));
@@ -965,7 +980,7 @@ impl Hidden<'_> {
 }
 
 /// Prefix of the columns, added by the rewrite, counting the persons of a condition.
-pub(crate) const VALUE_PERSONS_PREFIX: &str = "__niji_value_persons_";
+pub(crate) const CONDITION_PERSONS_PREFIX: &str = "__niji_condition_persons_";
 
 /// Prefix of the contributions columns added by the rewrite.
 pub(crate) const CONTRIBUTIONS_PREFIX: &str = "__niji_contributions_";
@@ -980,26 +995,10 @@ fn rebuild(plan: &LogicalPlan, hidden: &Hidden) -> Result<LogicalPlan, SandboxEr
             let mut aggr = a.aggr_expr.clone();
             let names = hidden.names();
             let mut names = names.into_iter();
-            for &i in hidden.counted {
-                let column = Expr::Column(columns[i].clone());
-                let persons = match hidden.count {
-                    PersonsCount::InOrder => crate::persons::count_persons(column),
-                    // As Binary: count(DISTINCT) has a fast accumulator for it, not for FixedSizeBinary.
-                    PersonsCount::Distinct => count_distinct(Expr::Cast(Cast::new(Box::new(column), DataType::Binary))),
-                };
-                aggr.push(persons.alias(names.next().ok_or(SandboxError::Internal)?));
-            }
-            // Per condition, the persons with a row that meets it, by each counted person column.
-            for condition in hidden.conditions {
+            // The persons of the rows, then of each condition's rows, by each counted person column.
+            for condition in std::iter::once(None).chain(hidden.conditions.iter().map(Some)) {
                 for &i in hidden.counted {
-                    let column = Expr::Column(columns[i].clone());
-                    let persons = match hidden.count {
-                        PersonsCount::InOrder => with_filter(crate::persons::count_persons(column), Some(Box::new(condition.clone()))),
-                        PersonsCount::Distinct => {
-                            let id = Expr::Cast(Cast::new(Box::new(column), DataType::Binary));
-                            count_distinct(Expr::Case(Case::new(None, vec![(Box::new(condition.clone()), Box::new(id))], None)))
-                        }
-                    };
+                    let persons = persons_of(Expr::Column(columns[i].clone()), condition, hidden.count);
                     aggr.push(persons.alias(names.next().ok_or(SandboxError::Internal)?));
                 }
             }

@@ -10,8 +10,9 @@
 //! passed; qualify them when the permit grants several datasets. Only granted columns are kept. `person_key` is
 //! re-keyed per permit: `person_id` (`FixedSizeBinary(4)`) is distinct per person and drawn from
 //! `HMAC-SHA256(permit_secret, person_key)` ([`person_ids`]), so the ids of two permits are
-//! unrelated (equal only by chance). Rows of excluded persons (opt-outs) are dropped before anything is registered. In this increment the tables live in memory,
-//! decrypted (MemTable: not counted by the memory pool); reading the encrypted lake as a stream is
+//! unrelated (equal only by chance). Rows of excluded persons (opt-outs) are dropped before
+//! anything is registered. In this increment the tables live in memory, decrypted (MemTable: not
+//! counted by the memory pool); reading the encrypted lake as a stream is
 //! for a later increment.
 //!
 //! # Hardening
@@ -86,8 +87,6 @@ mod data;
 mod deadline;
 mod persons;
 
-use data::Id;
-
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -109,6 +108,8 @@ use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use niji_review::PermitPolicy;
+
+use data::Id;
 
 pub use check::RowsWindow;
 pub use datafusion::arrow;
@@ -506,15 +507,7 @@ impl Workspace {
         checked: &check::Checked,
         deadline: Instant,
     ) -> Result<AggregateResult, SandboxError> {
-        let hidden = |persons, magnitudes| Hidden {
-            persons,
-            conditions: checked.conditions.len(),
-            magnitudes,
-            magnitude_of: &checked.magnitude_of,
-            conditions_of: &checked.conditions_of,
-            aggregated: &checked.aggregated,
-            grouped: checked.grouped,
-        };
+        let hidden = |persons, magnitudes| Hidden { persons, magnitudes, checked: Some(checked) };
         if checked.count == check::PersonsCount::Distinct {
             let (exact, persons, magnitudes) = checker.with_persons(plan, checked, check::PersonsCount::Distinct)?;
             return self.execute(exact, hidden(persons, magnitudes), deadline).await.map_err(Failure::into_sandbox);
@@ -539,10 +532,13 @@ impl Workspace {
         let schema = stream.schema();
         // After the output's columns: the persons counts, the persons of each condition, the
         // contributions of each magnitude; each of the last two once per counted person column.
-        let width = schema.fields().len() - hidden.persons * (1 + hidden.conditions + hidden.magnitudes);
+        let width = schema.fields().len() - hidden.persons * (1 + hidden.conditions() + hidden.magnitudes);
         let columns = schema.fields().iter().take(width).map(|f| f.name().clone()).collect();
         let numeric = schema.fields().iter().take(width).map(|f| f.data_type().is_numeric()).collect();
-        let magnitude_of: Vec<Vec<Option<usize>>> = (0..width).map(|c| hidden.magnitude_of.get(c).cloned().unwrap_or_default()).collect();
+        let magnitude_of: Vec<Vec<Option<usize>>> =
+            (0..width).map(|c| hidden.checked.and_then(|k| k.magnitude_of.get(c)).cloned().unwrap_or_default()).collect();
+        let no_conditions = Vec::new();
+        let conditions_of = |c: usize| hidden.checked.and_then(|k| k.conditions_of.get(c)).unwrap_or(&no_conditions);
         let mut rows = Vec::new();
         let mut persons = Vec::new();
         let mut cell_persons = Vec::new();
@@ -553,7 +549,7 @@ impl Workspace {
                 return Err(Failure::Sandbox(SandboxError::NotAllowed(Refusal::TooManyRows)));
             }
             let first_condition = width + hidden.persons;
-            let first_contribution = first_condition + hidden.conditions * hidden.persons;
+            let first_contribution = first_condition + hidden.conditions() * hidden.persons;
             // Magnitude `k`'s contributions: by each counted person column, the strictest.
             let read = |k: usize, row: usize| -> Result<Contributions, SandboxError> {
                 let mut out: Option<Contributions> = None;
@@ -577,22 +573,13 @@ impl Workspace {
                 if hidden.persons > 0 {
                     let of_row = min_persons(&batch, width, hidden.persons, row).map_err(Failure::Sandbox)?;
                     persons.push(of_row);
-                    let of_condition = (0..hidden.conditions)
+                    let of_condition = (0..hidden.conditions())
                         .map(|k| min_persons(&batch, first_condition + k * hidden.persons, hidden.persons, row))
                         .collect::<Result<Vec<u64>, SandboxError>>()
                         .map_err(Failure::Sandbox)?;
                     let of_cells = (0..width)
                         .map(|c| {
-                            let ks = hidden.conditions_of.get(c).map(Vec::as_slice).unwrap_or_default();
-                            ks.iter().fold(of_row, |cell, &(k, bearing)| {
-                                let persons = of_condition.get(k).copied().unwrap_or(0);
-                                match bearing {
-                                    check::Bearing::Value => cell.min(persons),
-                                    // A part no one is in tells nothing.
-                                    check::Bearing::Part if persons == 0 => cell,
-                                    check::Bearing::Part => cell.min(persons),
-                                }
-                            })
+                            conditions_of(c).iter().fold(of_row, |cell, &(k, bearing)| bearing.bound(cell, of_condition.get(k).copied().unwrap_or(0)))
                         })
                         .collect();
                     cell_persons.push(of_cells);
@@ -617,7 +604,7 @@ impl Workspace {
             }
         }
         let magnitude = magnitude_of.iter().map(|ks| !ks.is_empty()).collect();
-        let aggregated = hidden.aggregated.iter().take(width).copied().collect();
+        let aggregated = hidden.checked.map(|k| k.aggregated.iter().take(width).copied().collect()).unwrap_or_default();
         Ok(AggregateResult {
             columns,
             numeric,
@@ -625,7 +612,7 @@ impl Workspace {
             persons,
             cell_persons,
             aggregated,
-            grouped: hidden.grouped,
+            grouped: hidden.checked.is_some_and(|k| k.grouped),
             window: None,
             magnitude,
             contributions,
@@ -633,18 +620,21 @@ impl Workspace {
     }
 }
 
-/// What a rewritten plan carries after the output's own columns: persons counts, then the persons
-/// of each condition and the contributions of each computed magnitude (one column per counted
-/// person column each); and which output column shows which magnitudes and conditions.
+/// What a rewritten plan carries after the output's own columns: persons counts (`persons`, one
+/// per counted person column), then the persons of each of `checked`'s conditions and the
+/// contributions of each of the `magnitudes` computed in this run (one column per counted person
+/// column each). No `checked`: nothing hidden (a plan run as it is).
 #[derive(Default)]
 struct Hidden<'a> {
     persons: usize,
-    conditions: usize,
     magnitudes: usize,
-    magnitude_of: &'a [Vec<Option<usize>>],
-    conditions_of: &'a [Vec<(usize, check::Bearing)>],
-    aggregated: &'a [bool],
-    grouped: bool,
+    checked: Option<&'a check::Checked>,
+}
+
+impl Hidden<'_> {
+    fn conditions(&self) -> usize {
+        self.checked.map_or(0, |c| c.conditions.len())
+    }
 }
 
 /// Why a plan's execution stopped.

@@ -257,8 +257,14 @@ impl GroupsAccumulator for Groups {
         let counted = match (opt_filter, nulls) {
             (None, None) => None,
             (Some(f), n) => {
-                let kept = f.nulls().map_or_else(|| f.values().clone(), |fn_| f.values() & fn_.inner());
-                Some(n.map_or(kept.clone(), |n| &kept & n.inner()))
+                let within = match f.nulls() {
+                    Some(unknown) => f.values() & unknown.inner(),
+                    None => f.values().clone(),
+                };
+                Some(match n {
+                    Some(n) => &within & n.inner(),
+                    None => within,
+                })
             }
             (None, Some(n)) => Some(n.inner().clone()),
         };
@@ -418,7 +424,7 @@ mod tests {
 
     fn check(partitions: &[(&[Id], &[usize])], groups: usize, expected: Option<Vec<i64>>) {
         check_encoded(partitions, groups, expected.clone(), None);
-        // The row-by-row path (taken with a filter), with a filter that keeps every row.
+        // The path taken with a filter (runs of the rows it keeps), with one that keeps every row.
         check_encoded(partitions, groups, expected, Some(true));
     }
 

@@ -72,7 +72,7 @@ pub struct Checked {
     released: Vec<Verdict>,
     /// Reasons that refuse the whole table (too many dimensions).
     pub table_reasons: Vec<Reason>,
-    /// Per row: whether its keys are withheld with it ([`Checked::shows_keys`]).
+    /// Per row: whether it is left out of the released table ([`Checked::shows_keys`]).
     keys_withheld: Vec<bool>,
     /// Counts over the rows whose keys are shown.
     pub summary: Summary,
@@ -122,10 +122,11 @@ impl Checked {
     }
 
     /// Whether a row appears in the released table. A row of fewer persons than the rules allow
-    /// (but not none) is left out, keys and all, unless every key is a margin: its keys come from
-    /// the data, and `… WHERE <a rare combination> GROUP BY code` would otherwise list the codes
-    /// of a few persons with only their counts suppressed. Its cells still count for secondary
-    /// suppression and differencing.
+    /// is left out, keys and all (`keys_disclose`; or outside a query's window,
+    /// [`Checked::keep_window`]): its keys come from the data, and `… WHERE <a rare combination>
+    /// GROUP BY code` would otherwise list the codes of a few persons with only their counts
+    /// suppressed. Its cells still count for secondary suppression; it is never compared with
+    /// earlier releases.
     pub fn shows_keys(&self, row: usize) -> bool {
         !self.keys_withheld[row]
     }
