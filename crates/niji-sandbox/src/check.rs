@@ -4,7 +4,8 @@
 //! crate's visitor (forbidden nodes, registered scans only, linkage), then DataFusion's
 //! `SQLOptions` (no DDL, DML or statements) as a second net; then the output's shape (an aggregate
 //! at the top, no person id in or behind its groups, allowed aggregate functions, no subquery above
-//! the aggregate), then the persons rule below the aggregate (see [`Checker::check`]).
+//! the aggregate), then the persons rule below the aggregate, then what aggregates of values may
+//! read ([`check_values`]; see [`Checker::check`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -185,6 +186,8 @@ impl Checker<'_> {
         }
         // 5. The persons behind each output row must be countable.
         let counted = persons_columns(&aggregate.input)?;
+        // 6. What aggregates of values read.
+        check_values(aggregate)?;
         let regrouped = aggregate.input.exists(|n| Ok(matches!(n, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)))).unwrap_or(true);
         let count = if regrouped { PersonsCount::Distinct } else { PersonsCount::InOrder };
         let magnitudes = if self.contributions { magnitudes(aggregate) } else { Vec::new() };
@@ -410,6 +413,216 @@ fn check_aggregate(a: &Aggregate) -> Result<(), SandboxError> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Values: what an aggregate of values may read.
+
+/// The highest degree of a product of values inside an aggregate of values: `sum(x * y)` and a
+/// variance's `sum(x * x)` are fine, `sum(x * x * x * …)` raises the largest value above the
+/// rest (`power(sum(power(x, 32)), 1 / 32)` is about `max(x)`).
+const MAX_DEGREE: u8 = 2;
+
+/// The arguments of the top aggregate's aggregates of values (and of distinct counts) must be
+/// plain values ([`degree`]): the persons count sees a few persons' rows only through a
+/// condition (a `FILTER`, a `CASE` branch, a boolean, a null, a non-zero column; see
+/// [`conditions`]). A step function makes the same indicator without one:
+/// `sum(floor(age / 90) + 5) - 5 * count(*)` counts the persons of 90 and over, and
+/// `sum(abs(x - t) + x - t)` adds only the values above `t`.
+fn check_values(a: &Aggregate) -> Result<(), SandboxError> {
+    let mut memo = Memo::new();
+    for e in &a.aggr_expr {
+        let Expr::AggregateFunction(f) = unalias(e) else { continue };
+        let name = f.func.name().to_ascii_lowercase();
+        let counts = COUNTING_AGGREGATES.contains(&name.as_str());
+        // A count reads only whether its argument is null (a condition); a distinct count also
+        // how many values there are, which a step function can make into a few persons' bit.
+        if counts && !(f.params.distinct || name == "approx_distinct") {
+            continue;
+        }
+        let person = |x: &Expr| matches!(unalias(x), Expr::Column(c) if !column_origin(&a.input, c).is_empty());
+        let read = f.params.args.iter().chain(f.params.order_by.iter().map(|s| &s.expr)).filter(|x| !person(x));
+        for x in read {
+            if degree(x, &a.input, Level::Top, &mut memo).is_none_or(|d| d > MAX_DEGREE) {
+                return Err(not(Refusal::ValueExpression));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where an expression read by an aggregate of values is evaluated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// In the top aggregate's arguments, where each `CASE` branch and each side of a boolean is
+    /// a condition whose persons are counted.
+    Top,
+    /// Below it (a subquery's or CTE's column), where nothing is counted.
+    Below,
+}
+
+/// Plain-value degrees already found, by plan node and column.
+type Memo = std::collections::HashMap<(usize, usize), Option<u8>>;
+
+/// The degree of `e`, evaluated over `input`'s rows, as a plain value: a column read from a
+/// table (1), a constant (0), or built from plain values with `+`, `−`, `×`, `÷` by a constant
+/// (not integer division, a step), casts that do not truncate, and at the top level `CASE`,
+/// `coalesce` and booleans (whose parts are counted). `None`: not a plain value.
+fn degree(e: &Expr, input: &LogicalPlan, level: Level, memo: &mut Memo) -> Option<u8> {
+    let schema = input.schema();
+    if level == Level::Top && e.get_type(schema).is_ok_and(|t| t == DataType::Boolean) {
+        return Some(1);
+    }
+    let both = |l: Option<u8>, r: Option<u8>| Some(l?.max(r?));
+    match e {
+        Expr::Alias(a) => degree(&a.expr, input, level, memo),
+        Expr::Literal(..) => Some(0),
+        Expr::Column(c) => column_degree(input, schema.index_of_column(c).ok()?, memo),
+        Expr::Negative(x) => degree(x, input, level, memo),
+        Expr::Cast(Cast { expr, field }) | Expr::TryCast(datafusion::logical_expr::TryCast { expr, field }) => {
+            let from = expr.get_type(schema).ok()?;
+            // A number read from a table's text (`CAST(substr(birth_year_month, 1, 4) AS BIGINT)`).
+            let text_field = matches!(from, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) && field.data_type().is_numeric();
+            if text_field {
+                return field_of_column(expr, input).then_some(1);
+            }
+            if truncates(&from, field.data_type()) {
+                return None;
+            }
+            degree(expr, input, level, memo)
+        }
+        // A calendar field of a table's date (`date_part('year', admission_date)`): its steps
+        // are the calendar's, not the query's.
+        Expr::ScalarFunction(f) if f.name() == "date_part" => field_of_column(e, input).then_some(1),
+        Expr::BinaryExpr(b) => {
+            let (l, r) = (degree(&b.left, input, level, memo), degree(&b.right, input, level, memo));
+            match b.op {
+                Operator::Plus | Operator::Minus => both(l, r),
+                Operator::Multiply => Some(l? + r?).filter(|&d| d <= MAX_DEGREE),
+                // By a constant, and not integer division (`age / 90` is a step).
+                Operator::Divide => {
+                    let integer = e.get_type(schema).is_ok_and(|t| t.is_integer());
+                    (r? == 0 && !integer).then_some(l?)
+                }
+                _ => None,
+            }
+        }
+        Expr::Case(case) if level == Level::Top => {
+            let mut d = Some(0);
+            for (_, then) in &case.when_then_expr {
+                d = both(d, degree(then, input, level, memo));
+            }
+            if let Some(otherwise) = &case.else_expr {
+                d = both(d, degree(otherwise, input, level, memo));
+            }
+            d
+        }
+        Expr::ScalarFunction(f) if f.name() == "coalesce" => {
+            // At the top each argument's rows are a part ([`parts`]); below, only a zero may
+            // stand for a null (`coalesce(cost, 0)`, as a sum treats it).
+            let zero = |x: &Expr| matches!(unalias(x), Expr::Literal(v, _) if !v.is_null() && v.cast_to(&DataType::Float64).is_ok_and(|z| z == ScalarValue::Float64(Some(0.0))));
+            if level == Level::Below && !f.args.iter().skip(1).all(zero) {
+                return None;
+            }
+            f.args.iter().try_fold(0, |d, x| Some(d.max(degree(x, input, level, memo)?)))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `e` is a field read from a column as the table holds it: the column itself, a
+/// `substr` of it at constant places, or a `date_part` of it. Not of a computed value:
+/// `date_part('year', d + INTERVAL '37 days')` or `substr(CAST(points + 30 AS VARCHAR), 1, 1)`
+/// would put a step where the query chooses.
+fn field_of_column(e: &Expr, input: &LogicalPlan) -> bool {
+    let stored = |x: &Expr| matches!(unalias(x), Expr::Column(c) if input.schema().index_of_column(c).is_ok_and(|i| stored_column(input, i)));
+    let constant = |x: &Expr| matches!(unalias(x), Expr::Literal(..));
+    match unalias(e) {
+        Expr::ScalarFunction(f) if f.name() == "substr" => f.args.first().is_some_and(stored) && f.args.iter().skip(1).all(constant),
+        Expr::ScalarFunction(f) if f.name() == "date_part" => f.args.len() == 2 && constant(&f.args[0]) && stored(&f.args[1]),
+        other => stored(other),
+    }
+}
+
+/// Whether output column `idx` of `plan` is a table's column passed on unchanged.
+fn stored_column(plan: &LogicalPlan, idx: usize) -> bool {
+    let passed = |input: &LogicalPlan, e: &Expr| matches!(unalias(e), Expr::Column(c) if input.schema().index_of_column(c).is_ok_and(|i| stored_column(input, i)));
+    match plan {
+        LogicalPlan::TableScan(_) => true,
+        LogicalPlan::Projection(p) => p.expr.get(idx).is_some_and(|e| passed(&p.input, e)),
+        LogicalPlan::Union(u) => u.inputs.iter().all(|i| stored_column(i, idx)),
+        LogicalPlan::Aggregate(a) if !a.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) => {
+            a.group_expr.get(idx).is_some_and(|g| passed(&a.input, g))
+        }
+        _ => passed_on(plan, idx).is_some_and(|(input, i)| stored_column(input, i)),
+    }
+}
+
+/// Whether a cast from `from` to `to` can map different values to the same one in steps
+/// (a fraction to an integer, to fewer decimals, or a value to text and back).
+fn truncates(from: &DataType, to: &DataType) -> bool {
+    // A boolean is 0 or 1 (and plain only where its sides are counted, see [`degree`]).
+    if from == to || matches!(from, DataType::Null | DataType::Boolean) || matches!(to, DataType::Float32 | DataType::Float64) {
+        return false;
+    }
+    match (from, to) {
+        (f, t) if f.is_integer() && (t.is_integer() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))) => false,
+        (DataType::Decimal128(_, s) | DataType::Decimal256(_, s), DataType::Decimal128(_, t) | DataType::Decimal256(_, t)) => t < s,
+        _ => true,
+    }
+}
+
+/// The degree of output column `idx` of `plan` as a plain value ([`degree`]), through the nodes
+/// that pass rows on, projections, joins, unions, aggregates by person of plain values (a
+/// person's count, sum, mean, median, least or greatest value) and windows that read another of
+/// a person's rows (`lag`) or add them up.
+fn column_degree(plan: &LogicalPlan, idx: usize, memo: &mut Memo) -> Option<u8> {
+    if let Some(&d) = memo.get(&(addr(plan), idx)) {
+        return d;
+    }
+    let d = match plan {
+        LogicalPlan::TableScan(_) => Some(1),
+        LogicalPlan::Projection(p) => p.expr.get(idx).and_then(|e| degree(e, &p.input, Level::Below, memo)),
+        LogicalPlan::Union(u) => u.inputs.iter().try_fold(0, |d, i| Some(d.max(column_degree(i, idx, memo)?))),
+        LogicalPlan::Aggregate(a) => {
+            if a.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) {
+                None
+            } else if idx < a.group_expr.len() {
+                degree(&a.group_expr[idx], &a.input, Level::Below, memo)
+            } else {
+                a.aggr_expr.get(idx - a.group_expr.len()).and_then(|e| match unalias(e) {
+                    Expr::AggregateFunction(f)
+                        if f.params.filter.is_none()
+                            && matches!(f.func.name().to_ascii_lowercase().as_str(), "count" | "sum" | "avg" | "mean" | "median" | "min" | "max") =>
+                    {
+                        if f.func.name().eq_ignore_ascii_case("count") {
+                            return Some(1);
+                        }
+                        f.params.args.iter().try_fold(0, |d, x| Some(d.max(degree(x, &a.input, Level::Below, memo)?)))
+                    }
+                    _ => None,
+                })
+            }
+        }
+        LogicalPlan::Window(w) if idx >= w.input.schema().fields().len() => {
+            w.window_expr.get(idx - w.input.schema().fields().len()).and_then(|e| match unalias(e) {
+                Expr::WindowFunction(f)
+                    if f.params.filter.is_none()
+                        && matches!(
+                            f.fun.name().to_ascii_lowercase().as_str(),
+                            "lag" | "lead" | "first_value" | "last_value" | "sum" | "avg" | "count" | "min" | "max"
+                        ) =>
+                {
+                    // `lag(x, 1, default)`: the offset and a default that is a constant.
+                    f.params.args.iter().try_fold(0, |d, x| Some(d.max(degree(x, &w.input, Level::Below, memo)?)))
+                }
+                _ => None,
+            })
+        }
+        _ => passed_on(plan, idx).and_then(|(input, i)| column_degree(input, i, memo)),
+    };
+    memo.insert((addr(plan), idx), d);
+    d
+}
+
+// ---------------------------------------------------------------------------------------------
 // Persons: lineage of person-id columns back to table scans.
 
 type Scans = BTreeSet<usize>;
@@ -431,33 +644,12 @@ fn origin(plan: &LogicalPlan, idx: usize) -> Scans {
             Some(Expr::Column(c)) => column_origin(&p.input, c),
             _ => Scans::new(),
         },
-        LogicalPlan::Filter(f) => origin(&f.input, idx),
-        LogicalPlan::Sort(s) => origin(&s.input, idx),
-        LogicalPlan::Limit(l) => origin(&l.input, idx),
-        LogicalPlan::Repartition(r) => origin(&r.input, idx),
-        LogicalPlan::SubqueryAlias(s) => origin(&s.input, idx),
-        LogicalPlan::Distinct(Distinct::All(input)) => origin(input, idx),
         LogicalPlan::Aggregate(a) => {
             if a.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) {
                 return Scans::new();
             }
             match a.group_expr.get(idx).map(unalias) {
                 Some(Expr::Column(c)) => column_origin(&a.input, c),
-                _ => Scans::new(),
-            }
-        }
-        LogicalPlan::Join(j) => {
-            let left = j.left.schema().fields().len();
-            match j.join_type {
-                JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => {
-                    if idx < left {
-                        origin(&j.left, idx)
-                    } else {
-                        origin(&j.right, idx - left)
-                    }
-                }
-                JoinType::LeftSemi | JoinType::LeftAnti => origin(&j.left, idx),
-                JoinType::RightSemi | JoinType::RightAnti => origin(&j.right, idx),
                 _ => Scans::new(),
             }
         }
@@ -472,14 +664,33 @@ fn origin(plan: &LogicalPlan, idx: usize) -> Scans {
             }
             all
         }
-        LogicalPlan::Window(w) => {
-            if idx < w.input.schema().fields().len() {
-                origin(&w.input, idx)
-            } else {
-                Scans::new()
+        _ => passed_on(plan, idx).map(|(input, i)| origin(input, i)).unwrap_or_default(),
+    }
+}
+
+/// The input column that output column `idx` of `plan` passes on unchanged: through the nodes
+/// that keep, drop or order rows, a join's sides, a window's input columns. `None` for other
+/// nodes (and a window's or a mark join's own columns).
+fn passed_on(plan: &LogicalPlan, idx: usize) -> Option<(&LogicalPlan, usize)> {
+    match plan {
+        LogicalPlan::Filter(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_)
+        | LogicalPlan::Repartition(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Distinct(Distinct::All(_)) => Some((plan.inputs()[0], idx)),
+        LogicalPlan::Join(j) => {
+            let left = j.left.schema().fields().len();
+            match j.join_type {
+                JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full if idx < left => Some((&j.left, idx)),
+                JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => Some((&j.right, idx - left)),
+                JoinType::LeftSemi | JoinType::LeftAnti => Some((&j.left, idx)),
+                JoinType::RightSemi | JoinType::RightAnti => Some((&j.right, idx)),
+                _ => None,
             }
         }
-        _ => Scans::new(),
+        LogicalPlan::Window(w) if idx < w.input.schema().fields().len() => Some((&w.input, idx)),
+        _ => None,
     }
 }
 
@@ -731,8 +942,8 @@ const MAX_CONDITIONS: usize = 64;
 ///   side of a boolean used as a value (`bool_or(rare)`, `CAST(rare AS INT)`), and for aggregates
 ///   of values the rows where a numeric column is not zero (`sum(rare_drug_cost + 1) - count(*)`).
 ///
-/// Arithmetic that makes an indicator of a number without a boolean (`floor(age / 90)`) is not
-/// seen here; the output checkers' review is the net for it.
+/// Arithmetic that would make an indicator without a condition (`floor(age / 90) + 5`) is
+/// refused before ([`check_values`]).
 fn conditions(e: &Expr, input: &datafusion::common::DFSchema) -> Vec<(Expr, Bearing)> {
     let Expr::AggregateFunction(f) = unalias(e) else { return Vec::new() };
     let name = f.func.name().to_ascii_lowercase();
@@ -814,6 +1025,13 @@ fn parts(e: &Expr, path: Option<&Expr>, of_values: bool, input: &datafusion::com
         e if e.get_type(input).is_ok_and(|t| t == DataType::Boolean) => {
             out.push((within(e.clone().is_true()), Bearing::Part));
             out.push((within(e.clone().is_not_true()), Bearing::Part));
+        }
+        // As the `CASE` it stands for: the rows of each argument that is not null are a part
+        // (`coalesce(x, 1000000)` would otherwise count the nulls into a sum).
+        Expr::ScalarFunction(f) if f.name() == "coalesce" && f.args.len() > 1 => {
+            let (last, first) = f.args.split_last().expect("two arguments or more");
+            let branches = first.iter().map(|a| (Box::new(a.clone().is_not_null()), Box::new(a.clone()))).collect();
+            parts(&Expr::Case(Case::new(None, branches, Some(Box::new(last.clone())))), path, of_values, input, out);
         }
         Expr::Column(_) => {
             if of_values {

@@ -200,6 +200,11 @@ pub enum Refusal {
     HiddenAggregate,
     /// More conditional aggregates (`FILTER`, `CASE`, booleans) than one query may count.
     TooManyConditions,
+    /// Inside an aggregate of values (`sum`, `avg`, …) an expression other than columns,
+    /// constants, `+ − ×`, `÷` by a constant, `CASE` and comparisons, or a value computed below
+    /// the aggregate with `CASE` or a function (`floor(age / 90)`, `abs`, `strpos`): such a step
+    /// makes an indicator of a few persons that the persons count does not see.
+    ValueExpression,
     /// A `LIMIT` or `OFFSET` above the aggregate that is not a constant, or more than one.
     Limit,
     /// More output rows than [`Limits::max_rows`].
@@ -234,6 +239,7 @@ impl Refusal {
             Refusal::PersonsNotCountable => "persons_not_countable",
             Refusal::HiddenAggregate => "hidden_aggregate",
             Refusal::TooManyConditions => "too_many_conditions",
+            Refusal::ValueExpression => "value_expression",
             Refusal::Limit => "limit",
             Refusal::TooManyRows => "too_many_rows",
             Refusal::TableNotGranted => "table_not_granted",
