@@ -45,7 +45,6 @@ const ALLOWED_AGGREGATES: &[&str] = &[
     "covar_pop",
     "regr_slope",
     "regr_intercept",
-    "regr_count",
     "regr_r2",
     "regr_avgx",
     "regr_avgy",
@@ -417,15 +416,38 @@ fn check_aggregate(a: &Aggregate) -> Result<(), SandboxError> {
 
 /// The highest degree of a product of values inside an aggregate of values: `sum(x * y)` and a
 /// variance's `sum(x * x)` are fine, `sum(x * x * x * …)` raises the largest value above the
-/// rest (`power(sum(power(x, 32)), 1 / 32)` is about `max(x)`).
+/// rest (`power(sum(power(x, 32)), 1 / 32)` is about `max(x)`). Aggregates that square their
+/// argument themselves (variances, correlations) take degree 1 only.
 const MAX_DEGREE: u8 = 2;
+
+/// Aggregates that square their arguments.
+const SECOND_MOMENTS: &[&str] = &[
+    "stddev",
+    "stddev_pop",
+    "var",
+    "var_pop",
+    "corr",
+    "covar_samp",
+    "covar_pop",
+    "regr_slope",
+    "regr_intercept",
+    "regr_r2",
+    "regr_sxx",
+    "regr_syy",
+    "regr_sxy",
+];
+
+/// The largest constant an aggregate of values may read: beyond it, float rounding is a step
+/// function (`points + 2^60 - 2^60` counts in steps of 256).
+const MAX_CONSTANT: f64 = 2_147_483_648.0;
 
 /// The arguments of the top aggregate's aggregates of values (and of distinct counts) must be
 /// plain values ([`degree`]): the persons count sees a few persons' rows only through a
 /// condition (a `FILTER`, a `CASE` branch, a boolean, a null, a non-zero column; see
 /// [`conditions`]). A step function makes the same indicator without one:
 /// `sum(floor(age / 90) + 5) - 5 * count(*)` counts the persons of 90 and over, and
-/// `sum(abs(x - t) + x - t)` adds only the values above `t`.
+/// `sum(abs(x - t) + x - t)` adds only the values above `t`. A `DISTINCT` sum or mean is refused
+/// too: a value only one person has weighs as much as one all have.
 fn check_values(a: &Aggregate) -> Result<(), SandboxError> {
     let mut memo = Memo::new();
     for e in &a.aggr_expr {
@@ -434,13 +456,18 @@ fn check_values(a: &Aggregate) -> Result<(), SandboxError> {
         let counts = COUNTING_AGGREGATES.contains(&name.as_str());
         // A count reads only whether its argument is null (a condition); a distinct count also
         // how many values there are, which a step function can make into a few persons' bit.
-        if counts && !(f.params.distinct || name == "approx_distinct") {
+        let distinct_count = f.params.distinct || name == "approx_distinct";
+        if counts && !distinct_count {
             continue;
         }
+        if !counts && f.params.distinct {
+            return Err(not(Refusal::ValueExpression));
+        }
+        let most = if SECOND_MOMENTS.contains(&name.as_str()) { 1 } else { MAX_DEGREE };
         let person = |x: &Expr| matches!(unalias(x), Expr::Column(c) if !column_origin(&a.input, c).is_empty());
         let read = f.params.args.iter().chain(f.params.order_by.iter().map(|s| &s.expr)).filter(|x| !person(x));
         for x in read {
-            if degree(x, &a.input, Level::Top, &mut memo).is_none_or(|d| d > MAX_DEGREE) {
+            if degree(x, &a.input, &mut memo).is_none_or(|d| d > most) {
                 return Err(not(Refusal::ValueExpression));
             }
         }
@@ -448,106 +475,110 @@ fn check_values(a: &Aggregate) -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// Where an expression read by an aggregate of values is evaluated.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Level {
-    /// In the top aggregate's arguments, where each `CASE` branch and each side of a boolean is
-    /// a condition whose persons are counted.
-    Top,
-    /// Below it (a subquery's or CTE's column), where nothing is counted.
-    Below,
-}
-
-/// Plain-value degrees already found, by plan node and column.
+/// Plain-value degrees of columns already found, by plan node and column.
 type Memo = std::collections::HashMap<(usize, usize), Option<u8>>;
 
-/// The degree of `e`, evaluated over `input`'s rows, as a plain value: a column read from a
-/// table (1), a constant (0), or built from plain values with `+`, `−`, `×`, `÷` by a constant
-/// (not integer division, a step), casts that do not truncate, and at the top level `CASE`,
-/// `coalesce` and booleans (whose parts are counted). `None`: not a plain value.
-fn degree(e: &Expr, input: &LogicalPlan, level: Level, memo: &mut Memo) -> Option<u8> {
+/// The degree of `e`, an argument of the top aggregate evaluated over `input`'s rows, as a plain
+/// value: a column ([`column_degree`]: 1), a constant (0), or built from plain values with `+`,
+/// `−`, `×` and `÷` by a constant (into a float: integer and decimal division truncate), casts
+/// that lose nothing ([`exact_cast`]), `CASE`, `coalesce` and booleans (whose parts are counted,
+/// see [`parts`]). `None`: not a plain value.
+fn degree(e: &Expr, input: &LogicalPlan, memo: &mut Memo) -> Option<u8> {
     let schema = input.schema();
-    if level == Level::Top && e.get_type(schema).is_ok_and(|t| t == DataType::Boolean) {
+    if e.get_type(schema).is_ok_and(|t| t == DataType::Boolean) {
         return Some(1);
     }
     let both = |l: Option<u8>, r: Option<u8>| Some(l?.max(r?));
     match e {
-        Expr::Alias(a) => degree(&a.expr, input, level, memo),
-        Expr::Literal(..) => Some(0),
+        Expr::Alias(a) => degree(&a.expr, input, memo),
+        Expr::Literal(v, _) => small_constant(v).then_some(0),
         Expr::Column(c) => column_degree(input, schema.index_of_column(c).ok()?, memo),
-        Expr::Negative(x) => degree(x, input, level, memo),
-        Expr::Cast(Cast { expr, field }) | Expr::TryCast(datafusion::logical_expr::TryCast { expr, field }) => {
+        Expr::Negative(x) => degree(x, input, memo),
+        // A constant written as a cast (`DATE '2024-12-31'`).
+        Expr::Cast(Cast { expr, .. }) if matches!(**expr, Expr::Literal(..)) => degree(expr, input, memo),
+        Expr::Cast(Cast { expr, field }) => {
             let from = expr.get_type(schema).ok()?;
-            // A number read from a table's text (`CAST(substr(birth_year_month, 1, 4) AS BIGINT)`).
-            let text_field = matches!(from, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) && field.data_type().is_numeric();
-            if text_field {
-                return field_of_column(expr, input).then_some(1);
+            if field_of_column(e, input) {
+                return Some(1);
             }
-            if truncates(&from, field.data_type()) {
-                return None;
-            }
-            degree(expr, input, level, memo)
+            exact_cast(&from, field.data_type()).then(|| degree(expr, input, memo)).flatten()
         }
-        // A calendar field of a table's date (`date_part('year', admission_date)`): its steps
-        // are the calendar's, not the query's.
-        Expr::ScalarFunction(f) if f.name() == "date_part" => field_of_column(e, input).then_some(1),
         Expr::BinaryExpr(b) => {
-            let (l, r) = (degree(&b.left, input, level, memo), degree(&b.right, input, level, memo));
+            let (l, r) = (degree(&b.left, input, memo), degree(&b.right, input, memo));
             match b.op {
                 Operator::Plus | Operator::Minus => both(l, r),
                 Operator::Multiply => Some(l? + r?).filter(|&d| d <= MAX_DEGREE),
-                // By a constant, and not integer division (`age / 90` is a step).
                 Operator::Divide => {
-                    let integer = e.get_type(schema).is_ok_and(|t| t.is_integer());
-                    (r? == 0 && !integer).then_some(l?)
+                    let nonzero = |v: &ScalarValue| matches!(v.cast_to(&DataType::Float64), Ok(ScalarValue::Float64(Some(x))) if x != 0.0);
+                    let by_constant = matches!(unalias(&b.right), Expr::Literal(v, _) if small_constant(v) && nonzero(v));
+                    let float = e.get_type(schema).is_ok_and(|t| t == DataType::Float64);
+                    (by_constant && float).then_some(l?)
                 }
                 _ => None,
             }
         }
-        Expr::Case(case) if level == Level::Top => {
+        Expr::Case(case) => {
             let mut d = Some(0);
             for (_, then) in &case.when_then_expr {
-                d = both(d, degree(then, input, level, memo));
+                d = both(d, degree(then, input, memo));
             }
             if let Some(otherwise) = &case.else_expr {
-                d = both(d, degree(otherwise, input, level, memo));
+                d = both(d, degree(otherwise, input, memo));
             }
             d
         }
-        Expr::ScalarFunction(f) if f.name() == "coalesce" => {
-            // At the top each argument's rows are a part ([`parts`]); below, only a zero may
-            // stand for a null (`coalesce(cost, 0)`, as a sum treats it).
-            let zero = |x: &Expr| matches!(unalias(x), Expr::Literal(v, _) if !v.is_null() && v.cast_to(&DataType::Float64).is_ok_and(|z| z == ScalarValue::Float64(Some(0.0))));
-            if level == Level::Below && !f.args.iter().skip(1).all(zero) {
-                return None;
-            }
-            f.args.iter().try_fold(0, |d, x| Some(d.max(degree(x, input, level, memo)?)))
-        }
+        // Each argument's rows are a part ([`parts`]).
+        Expr::ScalarFunction(f) if f.name() == "coalesce" => f.args.iter().try_fold(0, |d, x| Some(d.max(degree(x, input, memo)?))),
+        // A calendar field of a table's date (`date_part('year', admission_date)`): its steps
+        // are the calendar's, not the query's.
+        Expr::ScalarFunction(f) if f.name() == "date_part" => field_of_column(e, input).then_some(1),
         _ => None,
     }
 }
 
+/// Whether a constant is small enough that adding it cannot round a float in steps.
+fn small_constant(v: &ScalarValue) -> bool {
+    match v.cast_to(&DataType::Float64) {
+        Ok(ScalarValue::Float64(Some(x))) => x.is_finite() && x.abs() < MAX_CONSTANT,
+        Ok(ScalarValue::Float64(None)) => true,
+        // Not a number (a date, a text): compared or subtracted, not rounded.
+        _ => !v.data_type().is_numeric(),
+    }
+}
+
 /// Whether `e` is a field read from a column as the table holds it: the column itself, a
-/// `substr` of it at constant places, or a `date_part` of it. Not of a computed value:
-/// `date_part('year', d + INTERVAL '37 days')` or `substr(CAST(points + 30 AS VARCHAR), 1, 1)`
-/// would put a step where the query chooses.
+/// number read from its text (`CAST(substr(birth_year_month, 1, 4) AS BIGINT)`), or a
+/// `date_part` of it. Not of a computed value: `date_part('year', d + INTERVAL '37 days')` or
+/// `substr(CAST(points + 30 AS VARCHAR), 1, 1)` would put a step where the query chooses.
 fn field_of_column(e: &Expr, input: &LogicalPlan) -> bool {
     let stored = |x: &Expr| matches!(unalias(x), Expr::Column(c) if input.schema().index_of_column(c).is_ok_and(|i| stored_column(input, i)));
     let constant = |x: &Expr| matches!(unalias(x), Expr::Literal(..));
+    let text = |x: &Expr| x.get_type(input.schema()).is_ok_and(|t| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View));
     match unalias(e) {
-        Expr::ScalarFunction(f) if f.name() == "substr" => f.args.first().is_some_and(stored) && f.args.iter().skip(1).all(constant),
+        Expr::Cast(Cast { expr, field }) if text(expr) && field.data_type().is_numeric() => match unalias(expr) {
+            Expr::ScalarFunction(f) if f.name() == "substr" => f.args.first().is_some_and(stored) && f.args.iter().skip(1).all(constant),
+            other => stored(other),
+        },
         Expr::ScalarFunction(f) if f.name() == "date_part" => f.args.len() == 2 && constant(&f.args[0]) && stored(&f.args[1]),
-        other => stored(other),
+        _ => false,
+    }
+}
+
+/// Whether `plan` holds every row of one table: only projections and aliases over a scan (a
+/// `UNION` branch with a `WHERE`, a join or a `LIMIT` chooses rows that are never counted).
+fn whole_table(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::TableScan(_) => true,
+        LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) => whole_table(plan.inputs()[0]),
+        _ => false,
     }
 }
 
 /// Whether output column `idx` of `plan` is a table's column passed on unchanged.
 fn stored_column(plan: &LogicalPlan, idx: usize) -> bool {
-    let passed = |input: &LogicalPlan, e: &Expr| matches!(unalias(e), Expr::Column(c) if input.schema().index_of_column(c).is_ok_and(|i| stored_column(input, i)));
     match plan {
         LogicalPlan::TableScan(_) => true,
         LogicalPlan::Projection(p) => p.expr.get(idx).is_some_and(|e| passed(&p.input, e)),
-        LogicalPlan::Union(u) => u.inputs.iter().all(|i| stored_column(i, idx)),
         LogicalPlan::Aggregate(a) if !a.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) => {
             a.group_expr.get(idx).is_some_and(|g| passed(&a.input, g))
         }
@@ -555,66 +586,81 @@ fn stored_column(plan: &LogicalPlan, idx: usize) -> bool {
     }
 }
 
-/// Whether a cast from `from` to `to` can map different values to the same one in steps
-/// (a fraction to an integer, to fewer decimals, or a value to text and back).
-fn truncates(from: &DataType, to: &DataType) -> bool {
-    // A boolean is 0 or 1 (and plain only where its sides are counted, see [`degree`]).
-    if from == to || matches!(from, DataType::Null | DataType::Boolean) || matches!(to, DataType::Float32 | DataType::Float64) {
-        return false;
-    }
+/// Whether `e` over `input` is a table's column passed on unchanged.
+fn passed(input: &LogicalPlan, e: &Expr) -> bool {
+    matches!(unalias(e), Expr::Column(c) if input.schema().index_of_column(c).is_ok_and(|i| stored_column(input, i)))
+}
+
+/// Whether a cast from `from` to `to` keeps every value apart and whole (a boolean is 0 or 1,
+/// and plain only where its sides are counted, see [`degree`]): to a 64-bit float, to an integer
+/// at least as wide, to a decimal with at least the digits. Not to a 32-bit float (it rounds
+/// from 2^24), not a narrowing one (an overflow fails: a bit of the data).
+fn exact_cast(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let width = |t: &DataType| match t {
+        Int8 | UInt8 => 1,
+        Int16 | UInt16 => 2,
+        Int32 | UInt32 => 4,
+        Int64 | UInt64 => 8,
+        _ => 0,
+    };
     match (from, to) {
-        (f, t) if f.is_integer() && (t.is_integer() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))) => false,
-        (DataType::Decimal128(_, s) | DataType::Decimal256(_, s), DataType::Decimal128(_, t) | DataType::Decimal256(_, t)) => t < s,
-        _ => true,
+        _ if from == to => true,
+        (Null | Boolean, _) => true,
+        (f, Float64) => f.is_numeric(),
+        (f, t) if f.is_integer() && t.is_integer() => width(t) > width(f) || (width(t) == width(f) && f.is_signed_integer() == t.is_signed_integer()),
+        (f, Decimal128(p, s) | Decimal256(p, s)) if f.is_integer() => i16::from(*p) - i16::from(*s) >= 20,
+        (Decimal128(fp, fs) | Decimal256(fp, fs), Decimal128(tp, ts) | Decimal256(tp, ts)) => {
+            ts >= fs && i16::from(*tp) - i16::from(*ts) >= i16::from(*fp) - i16::from(*fs)
+        }
+        _ => false,
     }
 }
 
-/// The degree of output column `idx` of `plan` as a plain value ([`degree`]), through the nodes
-/// that pass rows on, projections, joins, unions, aggregates by person of plain values (a
-/// person's count, sum, mean, median, least or greatest value) and windows that read another of
-/// a person's rows (`lag`) or add them up.
+/// The degree of output column `idx` of `plan`, a column read by the top aggregate from below,
+/// as a plain value: a table's column passed on unchanged, a field read from one
+/// ([`field_of_column`]), a constant, or a per-person `count(*)`, `count`, `sum`, `avg`,
+/// `median`, `min` or `max` of a table's column (1). Nothing computed: `+ 5` or a `CASE` below
+/// the aggregate hides the rows it sets apart from the non-zero and null checks at the top
+/// (`sum(rare_cost + 1) - count(*)`). Not a window's own column (over a join not on the person
+/// it mixes persons). A `UNION` only of whole tables ([`whole_table`]): a branch's `WHERE` is
+/// not counted.
 fn column_degree(plan: &LogicalPlan, idx: usize, memo: &mut Memo) -> Option<u8> {
     if let Some(&d) = memo.get(&(addr(plan), idx)) {
         return d;
     }
+    let plain = |input: &LogicalPlan, e: &Expr, memo: &mut Memo| match unalias(e) {
+        Expr::Column(c) => column_degree(input, input.schema().index_of_column(c).ok()?, memo),
+        // A constant, taken for a value: a divisor or a factor must be a literal of the top.
+        Expr::Literal(v, _) if small_constant(v) => Some(1),
+        other => field_of_column(other, input).then_some(1),
+    };
     let d = match plan {
         LogicalPlan::TableScan(_) => Some(1),
-        LogicalPlan::Projection(p) => p.expr.get(idx).and_then(|e| degree(e, &p.input, Level::Below, memo)),
-        LogicalPlan::Union(u) => u.inputs.iter().try_fold(0, |d, i| Some(d.max(column_degree(i, idx, memo)?))),
+        LogicalPlan::Projection(p) => p.expr.get(idx).and_then(|e| plain(&p.input, e, memo)),
         LogicalPlan::Aggregate(a) => {
             if a.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) {
                 None
             } else if idx < a.group_expr.len() {
-                degree(&a.group_expr[idx], &a.input, Level::Below, memo)
+                plain(&a.input, &a.group_expr[idx], memo)
             } else {
                 a.aggr_expr.get(idx - a.group_expr.len()).and_then(|e| match unalias(e) {
                     Expr::AggregateFunction(f)
                         if f.params.filter.is_none()
                             && matches!(f.func.name().to_ascii_lowercase().as_str(), "count" | "sum" | "avg" | "mean" | "median" | "min" | "max") =>
                     {
-                        if f.func.name().eq_ignore_ascii_case("count") {
-                            return Some(1);
-                        }
-                        f.params.args.iter().try_fold(0, |d, x| Some(d.max(degree(x, &a.input, Level::Below, memo)?)))
+                        // `count(*)` is `count(1)`: a constant argument of a count is fine.
+                        let count = f.func.name().eq_ignore_ascii_case("count");
+                        let arguments = f.params.args.iter().all(|x| (count && matches!(unalias(x), Expr::Literal(..))) || passed(&a.input, x));
+                        ((count || !f.params.distinct) && arguments).then_some(1)
                     }
                     _ => None,
                 })
             }
         }
-        LogicalPlan::Window(w) if idx >= w.input.schema().fields().len() => {
-            w.window_expr.get(idx - w.input.schema().fields().len()).and_then(|e| match unalias(e) {
-                Expr::WindowFunction(f)
-                    if f.params.filter.is_none()
-                        && matches!(
-                            f.fun.name().to_ascii_lowercase().as_str(),
-                            "lag" | "lead" | "first_value" | "last_value" | "sum" | "avg" | "count" | "min" | "max"
-                        ) =>
-                {
-                    // `lag(x, 1, default)`: the offset and a default that is a constant.
-                    f.params.args.iter().try_fold(0, |d, x| Some(d.max(degree(x, &w.input, Level::Below, memo)?)))
-                }
-                _ => None,
-            })
+        // Whole tables one after the other: no branch chooses its rows.
+        LogicalPlan::Union(u) if u.inputs.iter().all(|i| whole_table(i)) => {
+            u.inputs.iter().try_fold(0, |d, i| Some(d.max(column_degree(i, idx, memo)?)))
         }
         _ => passed_on(plan, idx).and_then(|(input, i)| column_degree(input, i, memo)),
     };
@@ -1033,7 +1079,8 @@ fn parts(e: &Expr, path: Option<&Expr>, of_values: bool, input: &datafusion::com
             let branches = first.iter().map(|a| (Box::new(a.clone().is_not_null()), Box::new(a.clone()))).collect();
             parts(&Expr::Case(Case::new(None, branches, Some(Box::new(last.clone())))), path, of_values, input, out);
         }
-        Expr::Column(_) => {
+        // A number read from a table's text or date ([`field_of_column`]) is a column's value.
+        Expr::Column(_) | Expr::Cast(_) | Expr::ScalarFunction(_) if matches!(e, Expr::Column(_)) || read_field(e, input) => {
             if of_values {
                 if let Some(c) = e.get_type(input).ok().and_then(|t| not_zero(e, &t)) {
                     out.push((within(c), Bearing::Part));
@@ -1046,6 +1093,19 @@ fn parts(e: &Expr, path: Option<&Expr>, of_values: bool, input: &datafusion::com
                 Ok(TreeNodeRecursion::Continue)
             });
         }
+    }
+}
+
+/// Whether `e` reads a number from text or a date (`CAST(substr(t, 1, 4) AS BIGINT)`,
+/// `date_part('year', d)`), as [`field_of_column`] allows.
+fn read_field(e: &Expr, input: &datafusion::common::DFSchema) -> bool {
+    match e {
+        Expr::Cast(Cast { expr, field }) => {
+            field.data_type().is_numeric()
+                && expr.get_type(input).is_ok_and(|t| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
+        }
+        Expr::ScalarFunction(f) => f.name() == "date_part",
+        _ => false,
     }
 }
 

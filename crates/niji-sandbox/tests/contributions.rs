@@ -106,10 +106,10 @@ fn a_column_computed_from_two_sums_is_held_to_the_stricter() {
 fn every_value_shown_is_a_magnitude() {
     let lines: Vec<(u8, u8, i64)> = (1..=12).map(|p| (p, 1 + p % 2, 10 * i64::from(p))).collect();
     let ws = open(&lines, &[]);
-    // Percentiles, medians, DISTINCT sums show values too; their contributions are not computed.
+    // Percentiles, medians, deviations show values too; their contributions are not computed.
     let r = run(
         &ws,
-        "SELECT code, approx_percentile_cont(points, 0.75) AS hi, median(points) AS mid, sum(DISTINCT points) AS d, count(*) AS n FROM claim_lines GROUP BY code",
+        "SELECT code, approx_percentile_cont(points, 0.75) AS hi, median(points) AS mid, stddev(points) AS d, count(*) AS n FROM claim_lines GROUP BY code",
     );
     assert_eq!(r.magnitude, [false, true, true, true, false]);
     assert!(r.contributions.iter().all(|c| c.iter().all(Option::is_none)));

@@ -141,6 +141,7 @@ async fn one_persons_value_and_rows_chosen_by_a_few_are_refused() {
     let ws = workspace();
     // min and max are one person's value whatever the group's size; so are percentiles at the ends.
     for sql in [
+        "SELECT code, count(*) - regr_count(nullif(points, 70), 1) FROM claim_lines GROUP BY code",
         "SELECT code, max(points) FROM claim_lines GROUP BY code",
         "SELECT min(points) FROM claim_lines",
         "SELECT code, max(points) - min(points) FROM claim_lines GROUP BY code",
@@ -222,6 +223,28 @@ async fn step_functions_inside_aggregates_of_values_are_refused() {
         "SELECT code, sum(f) FROM (SELECT person_id, code, max(signum(points - 65)) + 5 AS f FROM claim_lines GROUP BY person_id, code) GROUP BY code",
         "SELECT code, sum(f) FROM (SELECT person_id, code, row_number() OVER (PARTITION BY person_id ORDER BY points) AS f FROM claim_lines) GROUP BY code",
         "SELECT code, sum(g) FROM (SELECT person_id, code, floor(points / 70.0) AS g FROM claim_lines GROUP BY person_id, code, floor(points / 70.0)) GROUP BY code",
+        // What a review found past the first version of this check: a per-person count of a CASE,
+        // a UNION's filler rows, a window over a join not on the person, decimal division,
+        // narrowing casts, float rounding by a huge constant, an infinity, a fourth power.
+        "SELECT code, sum(f) - 5 * count(*) FROM (SELECT person_id, code, count(CASE WHEN points >= 70 THEN 1 END) + 5 AS f FROM claim_lines GROUP BY person_id, code) GROUP BY code",
+        "SELECT code, sum(f) FROM (SELECT person_id, code, count(CASE WHEN points >= 70 THEN 1 END) AS f FROM claim_lines GROUP BY person_id, code) GROUP BY code",
+        "SELECT sum(w) - count(*) FROM (SELECT person_id, points + 1 AS w FROM claim_lines WHERE code = 'C' UNION ALL SELECT person_id, 1 AS w FROM patients) u",
+        "SELECT sum(w) FROM (SELECT person_id, points AS w FROM claim_lines WHERE code = 'C' UNION ALL SELECT person_id, 1 AS w FROM patients) u",
+        "SELECT avg(m) FROM (SELECT a.person_id AS pa, b.person_id AS pb, max(a.points) OVER (PARTITION BY b.person_id) AS m FROM claim_lines a CROSS JOIN patients b) x",
+        "SELECT code, sum(points / CAST(700000 AS DECIMAL(20,0)) * 10000 + 5) - 5 * count(*) FROM claim_lines GROUP BY code",
+        "SELECT code, sum(points) - sum(TRY_CAST(points + 58 AS TINYINT) - 58) FROM claim_lines GROUP BY code",
+        "SELECT code, sum(CAST(points AS DECIMAL(2,0))) FROM claim_lines GROUP BY code",
+        "SELECT code, sum(points + 58.5 + 1152921504606846976.0 - 1152921504606846976.0 + 1.0) - count(*) FROM claim_lines GROUP BY code",
+        "SELECT code, sum(CAST(points + 1073741818 AS REAL)) FROM claim_lines GROUP BY code",
+        "SELECT code, sum((points - 70.0) * (points - 70.0) / 0.0) FROM claim_lines GROUP BY code",
+        "SELECT code, sum((points - 70.0) / (1.0 - 1.0)) FROM claim_lines GROUP BY code",
+        "SELECT power(sum(n * n * n), 1.0 / 3) FROM (SELECT person_id, count(*) AS n FROM claim_lines GROUP BY person_id) t",
+        "SELECT power(sum(n * n), 1.0 / 2) FROM (SELECT person_id, sum(1.0) AS n FROM claim_lines GROUP BY person_id) t",
+        "SELECT sum(y) - count(*) FROM (SELECT person_id, points + 1 AS y FROM claim_lines) s",
+        "SELECT code, sum(DISTINCT points), avg(DISTINCT points) FROM claim_lines GROUP BY code",
+        "SELECT code, var_pop(points * points) FROM claim_lines GROUP BY code",
+        // Harmless here, but a window's own column may mix persons over a join: refused too.
+        "SELECT avg(gap) FROM (SELECT person_id, points - lag(points) OVER (PARTITION BY person_id ORDER BY points) AS gap FROM claim_lines)",
     ] {
         refused(&ws, sql, na(Refusal::ValueExpression)).await;
     }
@@ -235,8 +258,9 @@ async fn step_functions_inside_aggregates_of_values_are_refused() {
         "SELECT code, sum(points) FILTER (WHERE floor(points / 70.0) = 1 AND strpos(code, 'C') > 0) FROM claim_lines GROUP BY code",
         "SELECT code, count(DISTINCT points), count(floor(points / 70.0)) FROM claim_lines GROUP BY code",
         "SELECT avg(n), median(n), sum(p) FROM (SELECT person_id, count(*) AS n, sum(points) AS p FROM claim_lines GROUP BY person_id)",
-        "SELECT avg(p) FROM (SELECT person_id, coalesce(points, 0) * 10 AS p FROM claim_lines)",
-        "SELECT avg(gap) FROM (SELECT person_id, points - lag(points) OVER (PARTITION BY person_id ORDER BY points) AS gap FROM claim_lines)",
+        "SELECT avg(coalesce(p, 0) * 10) FROM (SELECT person_id, points AS p FROM claim_lines)",
+        "SELECT code, sum(points * 2 + CAST('12' AS BIGINT)), sum(CAST(points AS DOUBLE) / 7) FROM claim_lines GROUP BY code",
+        "SELECT sex, avg(CAST(has AS BIGINT)) FROM (SELECT p.person_id, p.sex, bool_or(c.points >= 70) AS has FROM patients p JOIN claim_lines c ON p.person_id = c.person_id GROUP BY p.person_id, p.sex) GROUP BY sex",
         "SELECT round(avg(points)), floor(sum(points) / 70) FROM claim_lines",
         "SELECT sex, avg(CAST(substr(birth_year_month, 1, 4) AS BIGINT)) FROM patients GROUP BY sex",
         "SELECT sex, avg(y) FROM (SELECT person_id, sex, CAST(substr(b, 1, 4) AS BIGINT) AS y FROM (SELECT person_id, sex, birth_year_month AS b FROM patients)) GROUP BY sex",
