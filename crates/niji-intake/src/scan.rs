@@ -83,7 +83,8 @@ fn common_folder(paths: &[PathBuf]) -> PathBuf {
 
 /// A record that carries a person: a FHIR Patient, a UKE claim with its payers, a CSV row with
 /// identifiers, or a resource whose subject is given by identifier only. Kept as linkage reads it
-/// (a [`LinkUnit`], made when its file's scan ends), not as the identity it came from.
+/// (a [`LinkUnit`], made once the next unit of its file is read), not as the identity it came
+/// from.
 pub(crate) struct Unit {
     pub link: LinkUnit,
     /// The full birth date, for ages at events (the date itself stays in the vault).
@@ -289,24 +290,28 @@ struct FileScan {
 fn scan_file(i: usize, file: &SubmittedFile, holder: &str, config: &IngestConfig, mapping: Option<&CsvMapping>) -> Result<FileScan, IntakeError> {
     let scope = file.scope(i);
     let mut out = FileScan { report: FileReport::default(), units: Vec::new(), subjects: HashMap::new(), unresolved: Vec::new(), parsed: 0 };
-    // The file's units as records while the file is read (a claim's payers come after it).
-    let mut records: Vec<(Location, LinkRecord, Vec<RefKey>)> = Vec::new();
-    // UKE claims of this file by the line of their RE, for their payers.
-    let mut claims: HashMap<u64, usize> = HashMap::new();
+    // The last unit read, as a record: a UKE claim's payers (HO, KO) follow its RE, before the
+    // next RE. Earlier units are reduced to linkage's form at once, so a large file does not
+    // hold its identities until it ends.
+    let mut pending: Option<(Location, LinkRecord, Vec<RefKey>)> = None;
+    let mut units: Vec<(Location, Unit, Vec<RefKey>)> = Vec::new();
     let mut sink = |r: SplitRecord| {
         out.parsed += 1;
         let loc = r.content.record.location;
         match role(scope, &r) {
             Role::Unit { observed } => {
                 let keys = if matches!(r.content.body, ContentBody::Patient(_)) { patient_keys(scope, &r.identity) } else { Vec::new() };
-                if let (ContentBody::Claim(_), Location::Line(n)) = (&r.content.body, loc) {
-                    claims.insert(n, records.len());
+                let record = LinkRecord { holder: holder.to_string(), observed, identity: linkage_identity(r.identity) };
+                if let Some((loc, record, keys)) = pending.replace((loc, record, keys)) {
+                    units.push((loc, Unit::new(&record), keys));
                 }
-                records.push((loc, LinkRecord { holder: holder.to_string(), observed, identity: linkage_identity(r.identity) }, keys));
             }
             Role::Payer { claim } => {
-                if let Some(&u) = claims.get(&claim) {
-                    records[u].1.identity.items.extend(linkage_identity(r.identity).items);
+                // A payer names the claim it follows: the pending unit.
+                if let Some((Location::Line(line), record, _)) = pending.as_mut() {
+                    if *line == claim {
+                        record.identity.items.extend(linkage_identity(r.identity).items);
+                    }
                 }
             }
             Role::Subject(key) => {
@@ -324,7 +329,8 @@ fn scan_file(i: usize, file: &SubmittedFile, holder: &str, config: &IngestConfig
     out.report = ingest_path(&file.path, config, mapping, &mut sink).map_err(|source| IntakeError::File { file: file.name.clone(), source })?;
     out.report.file = file.name.clone();
     if !out.report.file_refused {
-        out.units = records.into_iter().map(|(loc, record, keys)| (loc, Unit::new(&record), keys)).collect();
+        units.extend(pending.map(|(loc, record, keys)| (loc, Unit::new(&record), keys)));
+        out.units = units;
     } else {
         // Nothing of a refused file links or is written (write skips it too).
         out.subjects.clear();

@@ -212,6 +212,9 @@ pub fn link_units(prepared: &[LinkUnit], config: &LinkageConfig, keys: &Pseudony
         merge_block(roots, &mut uf, &mut aggs, config, &mut stats);
     }
 
+    // The summaries are done with: key derivation reads the units.
+    drop(aggs);
+
     // Person keys.
     let mut by_root: HashMap<usize, Vec<usize>> = HashMap::new();
     for i in 0..n {
@@ -241,41 +244,70 @@ pub fn link_units(prepared: &[LinkUnit], config: &LinkageConfig, keys: &Pseudony
 /// postal codes, phones and addresses; no field names and no other identity items. Made as
 /// records arrive ([`LinkUnit::new`]), so a caller need not keep the identities until linkage
 /// runs; it is smaller than the [`LinkRecord`] it comes from.
+///
+/// Units are kept for every record until linkage runs, so they are packed: every text item in
+/// one buffer and every fingerprint in another (about 300 bytes a unit, where a `String` and a
+/// `Vec` per item took about 900).
 #[derive(Debug, Default, Clone)]
 pub struct LinkUnit {
-    /// Who submitted it: the key of a record with nothing identifying names it.
-    holder: String,
     block: Option<(u32, Sex)>,
-    birth: Option<String>,
-    kana_full: Vec<String>,
-    kanji_full: Vec<String>,
-    kana_given: Vec<String>,
-    kanji_given: Vec<String>,
-    postal: Vec<u64>,
-    phone: Vec<u64>,
-    address: Vec<u64>,
-    /// Normalized `insurer:symbol:number:branch`.
-    member: Vec<String>,
-    /// Holder and patient number.
-    local: Vec<(String, String)>,
-    public: Vec<String>,
     observed: Option<Date>,
+    /// Every text item, one after another, kind by kind ([`Item`]).
+    text: Box<str>,
+    /// Where each text item ends in `text`.
+    ends: Box<[u32]>,
+    /// Per kind of text item, the index in `ends` of its first item; the last entry is their
+    /// number.
+    starts: [u16; ITEM_KINDS + 1],
+    /// Fingerprints of postal codes, phones and addresses, kind by kind ([`Print`]).
+    prints: Box<[u64]>,
+    print_starts: [u16; PRINT_KINDS + 1],
 }
+
+/// The kinds of a unit's text items, in the order they are stored.
+#[derive(Clone, Copy, Debug)]
+enum Item {
+    /// Who submitted it: the key of a record with nothing identifying names it.
+    Holder,
+    Birth,
+    KanaFull,
+    KanjiFull,
+    KanaGiven,
+    KanjiGiven,
+    /// Normalized `insurer:symbol:number:branch`.
+    Member,
+    /// Patient numbers at the holder.
+    Local,
+    Public,
+}
+
+const ITEM_KINDS: usize = 9;
+
+/// The kinds of a unit's fingerprints, in the order they are stored.
+#[derive(Clone, Copy, Debug)]
+enum Print {
+    Postal,
+    Phone,
+    Address,
+}
+
+const PRINT_KINDS: usize = 3;
 
 impl LinkUnit {
     pub fn new(r: &LinkRecord) -> Self {
         let id = &r.identity;
-        let mut p = LinkUnit { holder: r.holder.clone(), observed: r.observed, ..Default::default() };
-        p.birth = id.values(IdentifierKind::BirthDate).find_map(|v| normalize::birth_date(v).ok());
+        let birth = id.values(IdentifierKind::BirthDate).find_map(|v| normalize::birth_date(v).ok());
         let sex = id.values(IdentifierKind::Sex).find_map(|v| normalize::sex(v).ok());
-        if let (Some(b), Some(s)) = (&p.birth, sex) {
-            let digits: String = b.chars().filter(char::is_ascii_digit).collect();
-            p.block = digits.parse().ok().map(|d| (d, s));
-        }
-        names(id, IdentifierKind::NameKanji, normalize::kanji_name, &mut p.kanji_full, &mut p.kanji_given);
-        names(id, IdentifierKind::NameKana, normalize::kana_name, &mut p.kana_full, &mut p.kana_given);
-        p.postal = id.values(IdentifierKind::PostalCode).filter_map(|v| normalize::postal_code(v).ok()).map(|v| fp(&v)).collect();
-        p.phone = id.values(IdentifierKind::Phone).filter_map(|v| normalize::phone(v).ok()).filter(|v| v.len() >= 9).map(|v| fp(&v)).collect();
+        let block = match (&birth, sex) {
+            (Some(b), Some(s)) => b.chars().filter(char::is_ascii_digit).collect::<String>().parse().ok().map(|d| (d, s)),
+            _ => None,
+        };
+        let (mut kanji_full, mut kanji_given, mut kana_full, mut kana_given) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        names(id, IdentifierKind::NameKanji, normalize::kanji_name, &mut kanji_full, &mut kanji_given);
+        names(id, IdentifierKind::NameKana, normalize::kana_name, &mut kana_full, &mut kana_given);
+        let postal: Vec<u64> = id.values(IdentifierKind::PostalCode).filter_map(|v| normalize::postal_code(v).ok()).map(|v| fp(&v)).collect();
+        let phone: Vec<u64> =
+            id.values(IdentifierKind::Phone).filter_map(|v| normalize::phone(v).ok()).filter(|v| v.len() >= 9).map(|v| fp(&v)).collect();
         // The fullest address line (FHIR gives text and parts; CSV one cell).
         let address = id
             .items
@@ -283,46 +315,83 @@ impl LinkUnit {
             .filter(|i| i.kind == IdentifierKind::Address)
             .max_by_key(|i| (i.field.ends_with(".text"), i.value.chars().count()))
             .map(|i| normalize::address(&i.value));
-        p.address = address.into_iter().filter(|a| !a.is_empty()).map(|a| fp(&a)).collect();
-        p.member = member_ids(id);
-        for pid in id.values(IdentifierKind::PatientId) {
-            let v = normalize::insured_number(pid);
-            if !v.is_empty() {
-                p.local.push((r.holder.clone(), v));
-            }
-        }
-        for v in id.values(IdentifierKind::PublicExpenseRecipient) {
-            let v = normalize::insured_number(v);
-            if !v.is_empty() {
-                p.public.push(v);
-            }
-        }
-        for v in [&mut p.kana_full, &mut p.kanji_full, &mut p.kana_given, &mut p.kanji_given, &mut p.member] {
+        let address: Vec<u64> = address.into_iter().filter(|a| !a.is_empty()).map(|a| fp(&a)).collect();
+        let mut member = member_ids(id);
+        let local: Vec<String> = id.values(IdentifierKind::PatientId).map(normalize::insured_number).filter(|v| !v.is_empty()).collect();
+        let public: Vec<String> =
+            id.values(IdentifierKind::PublicExpenseRecipient).map(normalize::insured_number).filter(|v| !v.is_empty()).collect();
+        for v in [&mut kana_full, &mut kanji_full, &mut kana_given, &mut kanji_given, &mut member] {
             v.sort_unstable();
             v.dedup();
-            v.shrink_to_fit();
         }
-        // Units are kept until linkage runs: no spare capacity (a first push reserves room for 4).
-        for v in [&mut p.postal, &mut p.phone, &mut p.address] {
-            v.shrink_to_fit();
+        let mut unit = LinkUnit { block, observed: r.observed, ..Default::default() };
+        let kinds: [&[String]; ITEM_KINDS] =
+            [std::slice::from_ref(&r.holder), birth.as_slice(), &kana_full, &kanji_full, &kana_given, &kanji_given, &member, &local, &public];
+        let mut text = String::with_capacity(kinds.iter().flat_map(|k| k.iter()).map(String::len).sum());
+        let mut ends = Vec::with_capacity(kinds.iter().map(|k| k.len()).sum());
+        for (k, items) in kinds.iter().enumerate() {
+            unit.starts[k] = ends.len().min(usize::from(u16::MAX)) as u16;
+            // At most as many items of a kind as the index can hold (a record does not have
+            // thousands of names).
+            for item in items.iter().take(usize::from(u16::MAX) / ITEM_KINDS) {
+                text.push_str(item);
+                ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
+            }
         }
-        p.local.shrink_to_fit();
-        p.public.shrink_to_fit();
-        p
+        unit.starts[ITEM_KINDS] = ends.len() as u16;
+        unit.text = text.into_boxed_str();
+        unit.ends = ends.into_boxed_slice();
+        let mut prints = Vec::with_capacity(postal.len() + phone.len() + address.len());
+        for (k, v) in [postal, phone, address].into_iter().enumerate() {
+            unit.print_starts[k] = prints.len().min(usize::from(u16::MAX)) as u16;
+            prints.extend(v.into_iter().take(usize::from(u16::MAX) / PRINT_KINDS));
+        }
+        unit.print_starts[PRINT_KINDS] = prints.len() as u16;
+        unit.prints = prints.into_boxed_slice();
+        unit
+    }
+
+    /// The text items of one kind.
+    fn items(&self, kind: Item) -> impl Iterator<Item = &str> + Clone + '_ {
+        let k = kind as usize;
+        (usize::from(self.starts[k])..usize::from(self.starts[k + 1])).map(move |i| {
+            let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+            &self.text[start..self.ends[i] as usize]
+        })
+    }
+
+    /// The fingerprints of one kind.
+    fn prints(&self, kind: Print) -> &[u64] {
+        let k = kind as usize;
+        &self.prints[usize::from(self.print_starts[k])..usize::from(self.print_starts[k + 1])]
+    }
+
+    fn holder(&self) -> &str {
+        self.items(Item::Holder).next().unwrap_or("")
+    }
+
+    fn birth(&self) -> Option<&str> {
+        self.items(Item::Birth).next()
+    }
+
+    /// Holder and patient number.
+    fn local(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let holder = self.holder();
+        self.items(Item::Local).map(move |l| (holder, l))
     }
 
     /// Fingerprints of the values that identify a person on their own.
     fn identifier_fingerprints(&self) -> Vec<u64> {
-        let birth = self.birth.as_deref().unwrap_or("");
+        let birth = self.birth().unwrap_or("");
         let mut out = Vec::new();
-        for m in &self.member {
+        for m in self.items(Item::Member) {
             out.push(fp(&("m", m, birth)));
         }
-        for (h, pid) in &self.local {
+        for (h, pid) in self.local() {
             out.push(fp(&("l", h, pid)));
         }
         if !birth.is_empty() {
-            for r in &self.public {
+            for r in self.items(Item::Public) {
                 out.push(fp(&("p", r, birth)));
             }
         }
@@ -330,16 +399,16 @@ impl LinkUnit {
     }
 
     fn anchors(&self, keys: &Pseudonymizer) -> Vec<PersonKey> {
-        let birth = self.birth.as_deref().unwrap_or("");
+        let birth = self.birth().unwrap_or("");
         let mut out = Vec::new();
-        for m in &self.member {
+        for m in self.items(Item::Member) {
             out.push(keys.keyed(Domain::Anchor, &["member", m, birth]));
         }
-        for (h, pid) in &self.local {
+        for (h, pid) in self.local() {
             out.push(keys.keyed(Domain::Anchor, &["local", h, pid]));
         }
         if !birth.is_empty() {
-            for r in &self.public {
+            for r in self.items(Item::Public) {
                 out.push(keys.keyed(Domain::Anchor, &["public", r, birth]));
             }
         }
@@ -432,15 +501,15 @@ struct Agg {
 
 impl Agg {
     fn add(&mut self, p: &LinkUnit) {
-        self.kana_full.extend(p.kana_full.iter().cloned());
-        self.kanji_full.extend(p.kanji_full.iter().cloned());
-        self.kana_given.extend(p.kana_given.iter().cloned());
-        self.kanji_given.extend(p.kanji_given.iter().cloned());
-        self.postal.extend(&p.postal);
-        self.phone.extend(&p.phone);
-        self.address.extend(&p.address);
-        self.member.extend(p.member.iter().map(fp));
-        self.local.extend(p.local.iter().map(|(h, l)| (fp(h), fp(l))));
+        self.kana_full.extend(p.items(Item::KanaFull).map(str::to_owned));
+        self.kanji_full.extend(p.items(Item::KanjiFull).map(str::to_owned));
+        self.kana_given.extend(p.items(Item::KanaGiven).map(str::to_owned));
+        self.kanji_given.extend(p.items(Item::KanjiGiven).map(str::to_owned));
+        self.postal.extend(p.prints(Print::Postal));
+        self.phone.extend(p.prints(Print::Phone));
+        self.address.extend(p.prints(Print::Address));
+        self.member.extend(p.items(Item::Member).map(fp));
+        self.local.extend(p.local().map(|(h, l)| (fp(h), fp(l))));
     }
 
     fn absorb(&mut self, o: Agg) {
@@ -628,9 +697,9 @@ fn derive_key(members: &[usize], prepared: &[LinkUnit], keys: &Pseudonymizer) ->
     let mut best: Option<(Option<Date>, &str, &str)> = None;
     for &i in members {
         let p = &prepared[i];
-        let birth = p.birth.as_deref().unwrap_or("");
-        for m in &p.member {
-            let cand = (p.observed, m.as_str(), birth);
+        let birth = p.birth().unwrap_or("");
+        for m in p.items(Item::Member) {
+            let cand = (p.observed, m, birth);
             let better = match &best {
                 None => true,
                 Some(b) => date_order(cand.0, b.0).then(cand.1.cmp(b.1)).is_lt(),
@@ -643,16 +712,16 @@ fn derive_key(members: &[usize], prepared: &[LinkUnit], keys: &Pseudonymizer) ->
     if let Some((_, m, birth)) = best {
         return keys.keyed(Domain::Person, &["member", m, birth]);
     }
-    if let Some((h, l)) = members.iter().flat_map(|&i| prepared[i].local.iter()).min() {
+    if let Some((h, l)) = members.iter().flat_map(|&i| prepared[i].local()).min() {
         return keys.keyed(Domain::Person, &["local", h, l]);
     }
     let p = &prepared[members[0]];
-    if let (Some(name), Some(birth)) = (p.kana_full.first().or(p.kanji_full.first()), &p.birth) {
+    if let (Some(name), Some(birth)) = (p.items(Item::KanaFull).next().or(p.items(Item::KanjiFull).next()), p.birth()) {
         let sex = p.block.map_or("", |b| b.1.code());
         return keys.keyed(Domain::Person, &["name", name, birth, sex]);
     }
     // Nothing identifying at all: a key of the record's holder and position.
-    keys.keyed(Domain::Person, &["record", &prepared[members[0]].holder, &members[0].to_string()])
+    keys.keyed(Domain::Person, &["record", prepared[members[0]].holder(), &members[0].to_string()])
 }
 
 /// Known dates first, earlier first.
