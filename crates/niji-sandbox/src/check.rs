@@ -437,9 +437,14 @@ const SECOND_MOMENTS: &[&str] = &[
     "regr_sxy",
 ];
 
-/// The largest constant an aggregate of values may read: beyond it, float rounding is a step
-/// function (`points + 2^60 - 2^60` counts in steps of 256).
-const MAX_CONSTANT: f64 = 2_147_483_648.0;
+/// The largest constant an aggregate of values may read (and the inverse of the smallest but
+/// zero): beyond it, float rounding is a step function (`points + 2^60 - 2^60` counts in steps
+/// of 256), and so is a 32-bit integer's wrapping.
+const MAX_CONSTANT: f64 = 16_777_216.0;
+
+/// The calendar fields `date_part` may read inside an aggregate of values: small numbers (not
+/// `epoch`, whose seconds times a constant reach float rounding).
+const CALENDAR_FIELDS: &[&str] = &["year", "isoyear", "quarter", "month", "week", "day", "dow", "isodow", "doy"];
 
 /// The arguments of the top aggregate's aggregates of values (and of distinct counts) must be
 /// plain values ([`degree`]): the persons count sees a few persons' rows only through a
@@ -505,9 +510,18 @@ fn degree(e: &Expr, input: &LogicalPlan, memo: &mut Memo) -> Option<u8> {
         }
         Expr::BinaryExpr(b) => {
             let (l, r) = (degree(&b.left, input, memo), degree(&b.right, input, memo));
+            // Constants are written out, not computed (`1073741824.0 * 1073741824.0` is 2^60).
+            if l == Some(0) && r == Some(0) {
+                return None;
+            }
             match b.op {
                 Operator::Plus | Operator::Minus => both(l, r),
-                Operator::Multiply => Some(l? + r?).filter(|&d| d <= MAX_DEGREE),
+                // A constant factor counts as a value's: `x * c1 * c2` scales like `x * x * x`.
+                // Not in a narrow integer, which wraps (`age * 24000000` in 32 bits).
+                Operator::Multiply => {
+                    let narrow = e.get_type(schema).is_ok_and(|t| t.is_integer() && t.primitive_width().is_some_and(|w| w < 8));
+                    Some(l?.max(1) + r?.max(1)).filter(|&d| d <= MAX_DEGREE && !narrow)
+                }
                 Operator::Divide => {
                     let nonzero = |v: &ScalarValue| matches!(v.cast_to(&DataType::Float64), Ok(ScalarValue::Float64(Some(x))) if x != 0.0);
                     let by_constant = matches!(unalias(&b.right), Expr::Literal(v, _) if small_constant(v) && nonzero(v));
@@ -539,7 +553,7 @@ fn degree(e: &Expr, input: &LogicalPlan, memo: &mut Memo) -> Option<u8> {
 /// Whether a constant is small enough that adding it cannot round a float in steps.
 fn small_constant(v: &ScalarValue) -> bool {
     match v.cast_to(&DataType::Float64) {
-        Ok(ScalarValue::Float64(Some(x))) => x.is_finite() && x.abs() < MAX_CONSTANT,
+        Ok(ScalarValue::Float64(Some(x))) => x == 0.0 || (x.is_finite() && x.abs() < MAX_CONSTANT && x.abs() > 1.0 / MAX_CONSTANT),
         Ok(ScalarValue::Float64(None)) => true,
         // Not a number (a date, a text): compared or subtracted, not rounded.
         _ => !v.data_type().is_numeric(),
@@ -559,7 +573,10 @@ fn field_of_column(e: &Expr, input: &LogicalPlan) -> bool {
             Expr::ScalarFunction(f) if f.name() == "substr" => f.args.first().is_some_and(stored) && f.args.iter().skip(1).all(constant),
             other => stored(other),
         },
-        Expr::ScalarFunction(f) if f.name() == "date_part" => f.args.len() == 2 && constant(&f.args[0]) && stored(&f.args[1]),
+        Expr::ScalarFunction(f) if f.name() == "date_part" => {
+            let calendar = matches!(unalias(&f.args[0]), Expr::Literal(ScalarValue::Utf8(Some(field)), _) if CALENDAR_FIELDS.contains(&field.to_ascii_lowercase().as_str()));
+            f.args.len() == 2 && calendar && stored(&f.args[1])
+        }
         _ => false,
     }
 }
@@ -793,6 +810,11 @@ fn check_below(plan: &LogicalPlan) -> Result<(), SandboxError> {
         return Err(SandboxError::PersonIdInOutput);
     }
     if let LogicalPlan::Window(w) = plan {
+        // Over a join, a partition of one person holds other persons' rows (`max(a.points)
+        // OVER (PARTITION BY b.person_id)` on a cross join is everyone's maximum).
+        if w.input.exists(|n| Ok(matches!(n, LogicalPlan::Join(_)))).unwrap_or(true) {
+            return Err(not(Refusal::Window));
+        }
         for e in &w.window_expr {
             match unalias(e) {
                 Expr::WindowFunction(f) => {
@@ -963,13 +985,16 @@ pub(crate) enum Bearing {
 }
 
 impl Bearing {
-    /// A cell's persons, `cell` so far, bounded by those of one of its conditions.
-    pub(crate) fn bound(self, cell: u64, persons: u64) -> u64 {
+    /// A cell's persons, `cell` so far, bounded by those of one of its conditions: `fewest` and
+    /// `most` persons over the counted person columns (after an outer join, a column of the
+    /// side that found no match counts no one where the other does).
+    pub(crate) fn bound(self, cell: u64, fewest: u64, most: u64) -> u64 {
         match self {
-            Bearing::Value => cell.min(persons),
-            // A part no one is in tells nothing.
-            Bearing::Part if persons == 0 => cell,
-            Bearing::Part => cell.min(persons),
+            Bearing::Value => cell.min(fewest),
+            // A part no one is in tells nothing; a part whose rows only one side's persons
+            // stand behind is one of few.
+            Bearing::Part if most == 0 => cell,
+            Bearing::Part => cell.min(fewest),
         }
     }
 }
@@ -1068,9 +1093,14 @@ fn parts(e: &Expr, path: Option<&Expr>, of_values: bool, input: &datafusion::com
                 }
             }
         }
+        // Three sides: `avg(CAST(nullif(points, 70) > 40 AS BIGINT))` leaves the null rows out
+        // of its divisor.
         e if e.get_type(input).is_ok_and(|t| t == DataType::Boolean) => {
             out.push((within(e.clone().is_true()), Bearing::Part));
-            out.push((within(e.clone().is_not_true()), Bearing::Part));
+            out.push((within(e.clone().is_false()), Bearing::Part));
+            if e.nullable(input).unwrap_or(true) {
+                out.push((within(e.clone().is_null()), Bearing::Part));
+            }
         }
         // As the `CASE` it stands for: the rows of each argument that is not null are a part
         // (`coalesce(x, 1000000)` would otherwise count the nulls into a sum).

@@ -577,15 +577,18 @@ impl Workspace {
                 }
                 rows.push(values);
                 if hidden.persons > 0 {
-                    let of_row = min_persons(&batch, width, hidden.persons, row).map_err(Failure::Sandbox)?;
+                    let (of_row, _) = persons_counted(&batch, width, hidden.persons, row).map_err(Failure::Sandbox)?;
                     persons.push(of_row);
                     let of_condition = (0..hidden.conditions())
-                        .map(|k| min_persons(&batch, first_condition + k * hidden.persons, hidden.persons, row))
-                        .collect::<Result<Vec<u64>, SandboxError>>()
+                        .map(|k| persons_counted(&batch, first_condition + k * hidden.persons, hidden.persons, row))
+                        .collect::<Result<Vec<(u64, u64)>, SandboxError>>()
                         .map_err(Failure::Sandbox)?;
                     let of_cells = (0..width)
                         .map(|c| {
-                            conditions_of(c).iter().fold(of_row, |cell, &(k, bearing)| bearing.bound(cell, of_condition.get(k).copied().unwrap_or(0)))
+                            conditions_of(c).iter().fold(of_row, |cell, &(k, bearing)| {
+                                let (fewest, most) = of_condition.get(k).copied().unwrap_or((0, 0));
+                                bearing.bound(cell, fewest, most)
+                            })
                         })
                         .collect();
                     cell_persons.push(of_cells);
@@ -670,14 +673,16 @@ impl Failure {
     }
 }
 
-fn min_persons(batch: &RecordBatch, width: usize, columns: usize, row: usize) -> Result<u64, SandboxError> {
-    let mut min: Option<u64> = None;
+/// The fewest and the most persons of one row over the counted person columns `width..width +
+/// columns` (a column of no rows counts none).
+fn persons_counted(batch: &RecordBatch, width: usize, columns: usize, row: usize) -> Result<(u64, u64), SandboxError> {
+    let mut range: Option<(u64, u64)> = None;
     for c in width..width + columns {
         let counts = batch.column(c).as_any().downcast_ref::<Int64Array>().ok_or(SandboxError::Internal)?;
         let n = if counts.is_null(row) { 0 } else { u64::try_from(counts.value(row)).unwrap_or(0) };
-        min = Some(min.map_or(n, |m| m.min(n)));
+        range = Some(range.map_or((n, n), |(lo, hi)| (lo.min(n), hi.max(n))));
     }
-    Ok(min.unwrap_or(0))
+    Ok(range.unwrap_or((0, 0)))
 }
 
 /// The hand-built session: default functions and planners only; no table factories, file formats or
