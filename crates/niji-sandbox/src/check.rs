@@ -140,6 +140,9 @@ pub(crate) struct Checked {
     pub aggregated: Vec<bool>,
     /// Whether the top aggregate has groups (a row then stands for rows that exist).
     pub grouped: bool,
+    /// For each output column, the share of a cell's persons on the thinner side of the
+    /// percentiles it shows or is computed from ([`order_share`]); 1 for other columns.
+    pub shares: Vec<f64>,
 }
 
 impl Checker<'_> {
@@ -217,7 +220,9 @@ impl Checker<'_> {
             .collect();
         let aggregated = sources.iter().map(|s| !s.is_empty()).collect();
         let grouped = !aggregate.group_expr.is_empty();
-        Ok(Checked { counted, magnitudes, magnitude_of, count, conditions, conditions_of, aggregated, grouped })
+        let share_of: Vec<f64> = aggregate.aggr_expr.iter().map(order_share).collect();
+        let shares = sources.iter().map(|s| s.iter().filter_map(|&i| share_of.get(i)).fold(1.0_f64, |a, &b| a.min(b))).collect();
+        Ok(Checked { counted, magnitudes, magnitude_of, count, conditions, conditions_of, aggregated, grouped, shares })
     }
 
     /// Steps 1–3 of [`Checker::check`], all a query on dummy data must pass: forbidden nodes,
@@ -970,6 +975,29 @@ fn magnitudes(a: &Aggregate) -> Vec<Magnitude> {
             _ => Some(Magnitude { aggregate: i, computed: None }),
         })
         .collect()
+}
+
+/// The share of a group's persons on the thinner side of a percentile `p` (a median: 1/2): `p`
+/// or `1 − p`. A percentile is one row's value, or between two; with `p` chosen so that it falls
+/// on a row (`p = k / (n − 1)`) any middle row's value can be read, and near the ends a group of
+/// ten gives away its largest. So a percentile cell counts only the persons on its thinner side:
+/// a median needs twice the minimum, a 90th percentile ten times.
+fn order_share(e: &Expr) -> f64 {
+    let Expr::AggregateFunction(f) = unalias(e) else { return 1.0 };
+    let name = f.func.name().to_ascii_lowercase();
+    if name.contains("median") {
+        return 0.5;
+    }
+    if !name.contains("percentile") {
+        return 1.0;
+    }
+    match f.params.args.get(1).map(unalias) {
+        Some(Expr::Literal(v, _)) => match v.cast_to(&DataType::Float64) {
+            Ok(ScalarValue::Float64(Some(p))) if (0.0..=1.0).contains(&p) => p.min(1.0 - p),
+            _ => 0.0,
+        },
+        _ => 0.0,
+    }
 }
 
 /// How the persons of a condition bear on a cell.

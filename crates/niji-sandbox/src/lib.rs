@@ -289,7 +289,8 @@ pub struct AggregateResult {
     /// Per row and column, the persons behind the cell: for a column showing or computed from
     /// aggregates, the fewest of the row's persons and those of its aggregates' conditions (see
     /// "Persons count" above), so that `sum(CASE WHEN rare THEN cost END)` counts the rare
-    /// persons, not the group's; for other columns the row's persons. Empty in
+    /// persons, not the group's; of a percentile, the share of those on its thinner side (a
+    /// median's half); for other columns the row's persons. Empty in
     /// [`QueryMode::Rows`].
     pub cell_persons: Vec<Vec<u64>>,
     /// Per column: whether it shows or is computed from an aggregate, so holds values to check
@@ -545,6 +546,7 @@ impl Workspace {
             (0..width).map(|c| hidden.checked.and_then(|k| k.magnitude_of.get(c)).cloned().unwrap_or_default()).collect();
         let no_conditions = Vec::new();
         let conditions_of = |c: usize| hidden.checked.and_then(|k| k.conditions_of.get(c)).unwrap_or(&no_conditions);
+        let share_of = |c: usize| hidden.checked.and_then(|k| k.shares.get(c)).copied().unwrap_or(1.0);
         let mut rows = Vec::new();
         let mut persons = Vec::new();
         let mut cell_persons = Vec::new();
@@ -585,10 +587,13 @@ impl Workspace {
                         .map_err(Failure::Sandbox)?;
                     let of_cells = (0..width)
                         .map(|c| {
-                            conditions_of(c).iter().fold(of_row, |cell, &(k, bearing)| {
+                            let cell = conditions_of(c).iter().fold(of_row, |cell, &(k, bearing)| {
                                 let (fewest, most) = of_condition.get(k).copied().unwrap_or((0, 0));
                                 bearing.bound(cell, fewest, most)
-                            })
+                            });
+                            // A percentile: the persons on its thinner side.
+                            // (`1 − 0.9` is a hair under 0.1 in floats.)
+                            (cell as f64 * share_of(c) + 1e-9).floor() as u64
                         })
                         .collect();
                     cell_persons.push(of_cells);

@@ -177,6 +177,14 @@ async fn one_persons_value_and_rows_chosen_by_a_few_are_refused() {
         let r = ws.run(sql).await.unwrap();
         assert_eq!((r.window, r.rows.len()), (Some(window), all.rows.len()), "{sql}");
     }
+    // A percentile is one row's value (or between two): its cell counts the persons on its
+    // thinner side, so that `10 * p90 - 9 * p(8/9)` in a group of ten (the largest value) is
+    // one of few.
+    let r = ws
+        .run("SELECT kind, count(*) AS n, median(points) AS m, approx_percentile_cont(points, 0.9) AS p90, percentile_cont(0.25) WITHIN GROUP (ORDER BY points) AS q1 FROM claim_lines GROUP BY kind")
+        .await
+        .unwrap();
+    assert_eq!((r.persons[0], r.cell_persons[0].clone()), (6, vec![6, 6, 3, 0, 1]));
     for sql in [
         "SELECT code, count(*) AS n FROM claim_lines GROUP BY code HAVING count(*) >= 2",
         "SELECT code, count(*) AS n FROM claim_lines GROUP BY code HAVING count(DISTINCT person_id) >= 2 ORDER BY n DESC, code",
