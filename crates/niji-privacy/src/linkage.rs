@@ -177,13 +177,20 @@ pub fn link_units(prepared: &[LinkUnit], config: &LinkageConfig, keys: &Pseudony
     }
     drop(seen);
 
-    // Cluster summaries, by root.
-    let mut aggs: HashMap<usize, Agg> = HashMap::new();
-    for (i, p) in prepared.iter().enumerate() {
-        aggs.entry(uf.find(i)).or_default().add(p);
+    // Cluster summaries, by root: each made from its units at once and tidied, so that no more
+    // than one cluster's repeated names are held at a time.
+    let mut members: HashMap<usize, Vec<u32>> = HashMap::new();
+    for i in 0..n {
+        members.entry(uf.find(i)).or_default().push(i as u32);
     }
-    for a in aggs.values_mut() {
+    let mut aggs: HashMap<usize, Agg> = HashMap::with_capacity(members.len());
+    for (root, units) in members {
+        let mut a = Agg::default();
+        for u in units {
+            a.add(&prepared[u as usize]);
+        }
         a.tidy();
+        aggs.insert(root, a);
     }
 
     // 2. Blocks of birth date and sex.
@@ -487,11 +494,12 @@ fn fp<T: Hash + ?Sized>(v: &T) -> u64 {
 
 /// What a cluster knows, for the rules.
 #[derive(Debug, Default, Clone)]
-struct Agg {
-    kana_full: Vec<String>,
-    kanji_full: Vec<String>,
-    kana_given: Vec<String>,
-    kanji_given: Vec<String>,
+struct Agg<'a> {
+    /// Names, borrowed from the units.
+    kana_full: Vec<&'a str>,
+    kanji_full: Vec<&'a str>,
+    kana_given: Vec<&'a str>,
+    kanji_given: Vec<&'a str>,
     postal: Vec<u64>,
     phone: Vec<u64>,
     address: Vec<u64>,
@@ -499,12 +507,12 @@ struct Agg {
     local: Vec<(u64, u64)>,
 }
 
-impl Agg {
-    fn add(&mut self, p: &LinkUnit) {
-        self.kana_full.extend(p.items(Item::KanaFull).map(str::to_owned));
-        self.kanji_full.extend(p.items(Item::KanjiFull).map(str::to_owned));
-        self.kana_given.extend(p.items(Item::KanaGiven).map(str::to_owned));
-        self.kanji_given.extend(p.items(Item::KanjiGiven).map(str::to_owned));
+impl<'a> Agg<'a> {
+    fn add(&mut self, p: &'a LinkUnit) {
+        self.kana_full.extend(p.items(Item::KanaFull));
+        self.kanji_full.extend(p.items(Item::KanjiFull));
+        self.kana_given.extend(p.items(Item::KanaGiven));
+        self.kanji_given.extend(p.items(Item::KanjiGiven));
         self.postal.extend(p.prints(Print::Postal));
         self.phone.extend(p.prints(Print::Phone));
         self.address.extend(p.prints(Print::Address));
@@ -512,7 +520,7 @@ impl Agg {
         self.local.extend(p.local().map(|(h, l)| (fp(h), fp(l))));
     }
 
-    fn absorb(&mut self, o: Agg) {
+    fn absorb(&mut self, o: Agg<'a>) {
         self.kana_full.extend(o.kana_full);
         self.kanji_full.extend(o.kanji_full);
         self.kana_given.extend(o.kana_given);
@@ -529,13 +537,16 @@ impl Agg {
         for v in [&mut self.kana_full, &mut self.kanji_full, &mut self.kana_given, &mut self.kanji_given] {
             v.sort_unstable();
             v.dedup();
+            v.shrink_to_fit();
         }
         for v in [&mut self.postal, &mut self.phone, &mut self.address, &mut self.member] {
             v.sort_unstable();
             v.dedup();
+            v.shrink_to_fit();
         }
         self.local.sort_unstable();
         self.local.dedup();
+        self.local.shrink_to_fit();
     }
 }
 
@@ -558,11 +569,11 @@ fn differ<T: Ord>(a: &[T], b: &[T]) -> bool {
 }
 
 /// Given names of one script: `Some(true)` agree, `Some(false)` disagree, `None` unknown.
-fn given_agreement(a_given: &[String], a_full: &[String], b_given: &[String], b_full: &[String]) -> Option<bool> {
+fn given_agreement(a_given: &[&str], a_full: &[&str], b_given: &[&str], b_full: &[&str]) -> Option<bool> {
     if meets(a_given, b_given) || meets(a_full, b_full) {
         return Some(true);
     }
-    let suffix = |given: &[String], full: &[String]| given.iter().any(|g| full.iter().any(|f| f.len() > g.len() && f.ends_with(g.as_str())));
+    let suffix = |given: &[&str], full: &[&str]| given.iter().any(|g| full.iter().any(|f| f.len() > g.len() && f.ends_with(g)));
     if suffix(a_given, b_full) || suffix(b_given, a_full) {
         return Some(true);
     }
