@@ -1210,43 +1210,6 @@ pub(crate) fn without_limit(plan: &LogicalPlan) -> Result<(LogicalPlan, Option<R
     }
 }
 
-/// The plan with the failures that one row's value can cause turned into nulls: a cast
-/// (`CAST(code AS BIGINT)` on a code with letters) runs as `TRY_CAST`, and a division or
-/// remainder divides by `nullif(divisor, 0)`. A query that fails or not is a bit about the data,
-/// and a `CASE` aims it at one row: `CASE WHEN <a rare person's row> THEN 1 / (points - points)
-/// END`. Names are kept, so the columns above still find theirs. (Functions that parse text,
-/// `to_timestamp` or `arrow_cast`, can still fail on a value.)
-pub(crate) fn without_data_errors(plan: LogicalPlan) -> Result<LogicalPlan, SandboxError> {
-    use datafusion::common::tree_node::Transformed;
-    use datafusion::logical_expr::expr_rewriter::NamePreserver;
-    let rewrite = |e: Expr| -> datafusion::common::Result<Transformed<Expr>> {
-        Ok(match e {
-            Expr::Cast(Cast { expr, field }) => Transformed::yes(Expr::TryCast(datafusion::logical_expr::TryCast { expr, field })),
-            Expr::BinaryExpr(mut b) if matches!(b.op, Operator::Divide | Operator::Modulo) => {
-                let constant = matches!(unalias(&b.right), Expr::Literal(v, _) if !v.is_null() && !matches!(v.cast_to(&DataType::Float64), Ok(ScalarValue::Float64(Some(x))) if x == 0.0));
-                if constant {
-                    Transformed::no(Expr::BinaryExpr(b))
-                } else {
-                    b.right = Box::new(datafusion::functions::core::expr_fn::nullif(*b.right, Expr::Literal(ScalarValue::Int64(Some(0)), None)));
-                    Transformed::yes(Expr::BinaryExpr(b))
-                }
-            }
-            other => Transformed::no(other),
-        })
-    };
-    plan.transform_up_with_subqueries(|node| {
-        let names = NamePreserver::new(&node);
-        node.map_expressions(|e| {
-            let name = names.save(&e);
-            let rewritten = e.transform_up(rewrite)?;
-            Ok(Transformed::new_transformed(name.restore(rewritten.data), rewritten.transformed))
-        })?
-        .transform_data(|n| n.recompute_schema().map(Transformed::yes))
-    })
-    .map(|t| t.data)
-    .map_err(|_| SandboxError::Internal)
-}
-
 /// The top aggregate's aggregates (by index) that decide which rows are shown and in what order:
 /// in a `Filter` (`HAVING`) above it, and in the sort keys.
 fn selected_by(plan: &LogicalPlan) -> BTreeSet<usize> {

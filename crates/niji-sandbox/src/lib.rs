@@ -532,7 +532,6 @@ impl Workspace {
 
     /// Runs a checked plan whose last columns are the hidden ones of `hidden`.
     async fn execute(&self, plan: LogicalPlan, hidden: Hidden<'_>, deadline: Instant) -> Result<AggregateResult, Failure> {
-        let plan = check::without_data_errors(plan).map_err(Failure::Sandbox)?;
         let df = self.ctx.execute_logical_plan(plan).await.map_err(Failure::from)?;
         let physical = df.create_physical_plan().await.map_err(Failure::from)?;
         let physical = deadline::wrap(physical, deadline).map_err(Failure::from)?;
