@@ -402,6 +402,10 @@ fn check_aggregate(a: &Aggregate) -> Result<(), SandboxError> {
                         if !matches!(f.params.args.get(1).map(unalias), Some(Expr::Literal(v, _)) if central(v)) {
                             bad = true;
                         }
+                        // A t-digest of two centroids clamps its estimate to the maximum.
+                        if name == "approx_percentile_cont" && f.params.args.len() > 2 {
+                            bad = true;
+                        }
                     }
                 }
                 Expr::WindowFunction(_) => bad = true,
@@ -1013,16 +1017,16 @@ pub(crate) enum Bearing {
 }
 
 impl Bearing {
-    /// A cell's persons, `cell` so far, bounded by those of one of its conditions: `fewest` and
-    /// `most` persons over the counted person columns (after an outer join, a column of the
-    /// side that found no match counts no one where the other does).
-    pub(crate) fn bound(self, cell: u64, fewest: u64, most: u64) -> u64 {
+    /// A cell's persons, `cell` so far, bounded by those of one of its conditions: the fewest
+    /// persons any counted person column counts among those that count anyone (after an outer
+    /// join, the side that found no match counts no one: the other side's persons stand behind
+    /// the rows), none if no column counts anyone.
+    pub(crate) fn bound(self, cell: u64, fewest_counted: u64) -> u64 {
         match self {
-            Bearing::Value => cell.min(fewest),
-            // A part no one is in tells nothing; a part whose rows only one side's persons
-            // stand behind is one of few.
-            Bearing::Part if most == 0 => cell,
-            Bearing::Part => cell.min(fewest),
+            Bearing::Value => cell.min(fewest_counted),
+            // A part no one is in tells nothing.
+            Bearing::Part if fewest_counted == 0 => cell,
+            Bearing::Part => cell.min(fewest_counted),
         }
     }
 }
@@ -1078,7 +1082,8 @@ fn conditions(e: &Expr, input: &datafusion::common::DFSchema) -> Vec<(Expr, Bear
         if nullable && name == "count" {
             out.push((a.clone().is_null(), Bearing::Part));
         }
-        parts(a, None, of_values, input, &mut out);
+        let reading = Reading { values: of_values, nulls_apart: !(name == "sum" || name.starts_with("bool_")) };
+        parts(a, None, reading, input, &mut out);
     }
     if let Some(v) = value.into_iter().reduce(Expr::and) {
         out.push((v, Bearing::Value));
@@ -1086,9 +1091,20 @@ fn conditions(e: &Expr, input: &datafusion::common::DFSchema) -> Vec<(Expr, Bear
     out
 }
 
+/// How an aggregate reads its argument, for [`parts`].
+#[derive(Clone, Copy, Debug)]
+struct Reading {
+    /// It adds up or orders values (not a count, a boolean aggregate or `grouping`): a numeric
+    /// column's non-zero rows are a part.
+    values: bool,
+    /// It tells a boolean's null rows from its false ones (a count, a mean's divisor); a sum,
+    /// `bool_or` and `bool_and` do not, so a few persons with a missing flag do not suppress them.
+    nulls_apart: bool,
+}
+
 /// The [`Bearing::Part`] conditions of an aggregate's argument `e`, each within `path` (the
 /// conditions of the `CASE` branches around `e`).
-fn parts(e: &Expr, path: Option<&Expr>, of_values: bool, input: &datafusion::common::DFSchema, out: &mut Vec<(Expr, Bearing)>) {
+fn parts(e: &Expr, path: Option<&Expr>, reading: Reading, input: &datafusion::common::DFSchema, out: &mut Vec<(Expr, Bearing)>) {
     let within = |c: Expr| match path {
         Some(p) => p.clone().and(c),
         None => c,
@@ -1107,7 +1123,7 @@ fn parts(e: &Expr, path: Option<&Expr>, of_values: bool, input: &datafusion::com
                     None => condition.clone().is_true(),
                 };
                 out.push((taken.clone(), Bearing::Part));
-                parts(then, Some(&taken), of_values, input, out);
+                parts(then, Some(&taken), reading, input, out);
                 let not_taken = condition.is_not_true();
                 none_before = Some(match none_before {
                     Some(n) => n.and(not_taken),
@@ -1117,17 +1133,19 @@ fn parts(e: &Expr, path: Option<&Expr>, of_values: bool, input: &datafusion::com
             if let Some(otherwise) = none_before {
                 out.push((otherwise.clone(), Bearing::Part));
                 if let Some(else_expr) = &case.else_expr {
-                    parts(else_expr, Some(&otherwise), of_values, input, out);
+                    parts(else_expr, Some(&otherwise), reading, input, out);
                 }
             }
         }
-        // Three sides: `avg(CAST(nullif(points, 70) > 40 AS BIGINT))` leaves the null rows out
-        // of its divisor.
+        // Three sides where nulls are told apart: `avg(CAST(nullif(points, 70) > 40 AS BIGINT))`
+        // leaves the null rows out of its divisor.
         e if e.get_type(input).is_ok_and(|t| t == DataType::Boolean) => {
             out.push((within(e.clone().is_true()), Bearing::Part));
-            out.push((within(e.clone().is_false()), Bearing::Part));
-            if e.nullable(input).unwrap_or(true) {
+            if reading.nulls_apart && e.nullable(input).unwrap_or(true) {
+                out.push((within(e.clone().is_false()), Bearing::Part));
                 out.push((within(e.clone().is_null()), Bearing::Part));
+            } else {
+                out.push((within(e.clone().is_not_true()), Bearing::Part));
             }
         }
         // As the `CASE` it stands for: the rows of each argument that is not null are a part
@@ -1135,19 +1153,24 @@ fn parts(e: &Expr, path: Option<&Expr>, of_values: bool, input: &datafusion::com
         Expr::ScalarFunction(f) if f.name() == "coalesce" && f.args.len() > 1 => {
             let (last, first) = f.args.split_last().expect("two arguments or more");
             let branches = first.iter().map(|a| (Box::new(a.clone().is_not_null()), Box::new(a.clone()))).collect();
-            parts(&Expr::Case(Case::new(None, branches, Some(Box::new(last.clone())))), path, of_values, input, out);
+            parts(&Expr::Case(Case::new(None, branches, Some(Box::new(last.clone())))), path, reading, input, out);
         }
         // A number read from a table's text or date ([`field_of_column`]) is a column's value.
         Expr::Column(_) | Expr::Cast(_) | Expr::ScalarFunction(_) if matches!(e, Expr::Column(_)) || read_field(e, input) => {
-            if of_values {
+            if reading.values {
                 if let Some(c) = e.get_type(input).ok().and_then(|t| not_zero(e, &t)) {
                     out.push((within(c), Bearing::Part));
                 }
             }
+            // And what the field is read from (a `CASE` inside a cast's text).
+            let _ = e.apply_children(|child| {
+                parts(child, path, reading, input, out);
+                Ok(TreeNodeRecursion::Continue)
+            });
         }
         other => {
             let _ = other.apply_children(|child| {
-                parts(child, path, of_values, input, out);
+                parts(child, path, reading, input, out);
                 Ok(TreeNodeRecursion::Continue)
             });
         }

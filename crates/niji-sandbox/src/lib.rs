@@ -580,6 +580,8 @@ impl Workspace {
                 rows.push(values);
                 if hidden.persons > 0 {
                     let (of_row, _) = persons_counted(&batch, width, hidden.persons, row).map_err(Failure::Sandbox)?;
+                    // A row's persons: the fewest any column counts (a row of an outer join's
+                    // unmatched side only is taken for one of few).
                     persons.push(of_row);
                     let of_condition = (0..hidden.conditions())
                         .map(|k| persons_counted(&batch, first_condition + k * hidden.persons, hidden.persons, row))
@@ -588,8 +590,8 @@ impl Workspace {
                     let of_cells = (0..width)
                         .map(|c| {
                             let cell = conditions_of(c).iter().fold(of_row, |cell, &(k, bearing)| {
-                                let (fewest, most) = of_condition.get(k).copied().unwrap_or((0, 0));
-                                bearing.bound(cell, fewest, most)
+                                let (_, fewest_counted) = of_condition.get(k).copied().unwrap_or((0, 0));
+                                bearing.bound(cell, fewest_counted)
                             });
                             // A percentile: the persons on its thinner side.
                             // (`1 − 0.9` is a hair under 0.1 in floats.)
@@ -678,16 +680,19 @@ impl Failure {
     }
 }
 
-/// The fewest and the most persons of one row over the counted person columns `width..width +
-/// columns` (a column of no rows counts none).
+/// Over the counted person columns `width..width + columns` of one row: the fewest persons any
+/// counts, and the fewest any counts among those that count anyone (0 if none does).
 fn persons_counted(batch: &RecordBatch, width: usize, columns: usize, row: usize) -> Result<(u64, u64), SandboxError> {
-    let mut range: Option<(u64, u64)> = None;
+    let (mut fewest, mut fewest_counted): (Option<u64>, Option<u64>) = (None, None);
     for c in width..width + columns {
         let counts = batch.column(c).as_any().downcast_ref::<Int64Array>().ok_or(SandboxError::Internal)?;
         let n = if counts.is_null(row) { 0 } else { u64::try_from(counts.value(row)).unwrap_or(0) };
-        range = Some(range.map_or((n, n), |(lo, hi)| (lo.min(n), hi.max(n))));
+        fewest = Some(fewest.map_or(n, |f| f.min(n)));
+        if n > 0 {
+            fewest_counted = Some(fewest_counted.map_or(n, |f| f.min(n)));
+        }
     }
-    Ok(range.unwrap_or((0, 0)))
+    Ok((fewest.unwrap_or(0), fewest_counted.unwrap_or(0)))
 }
 
 /// The hand-built session: default functions and planners only; no table factories, file formats or
