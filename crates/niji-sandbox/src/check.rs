@@ -508,8 +508,12 @@ fn degree(e: &Expr, input: &LogicalPlan, memo: &mut Memo) -> Option<u8> {
         Expr::Literal(v, _) => small_constant(v).then_some(0),
         Expr::Column(c) => column_degree(input, schema.index_of_column(c).ok()?, memo),
         Expr::Negative(x) => degree(x, input, memo),
-        // A constant written as a cast (`DATE '2024-12-31'`).
-        Expr::Cast(Cast { expr, .. }) if matches!(**expr, Expr::Literal(..)) => degree(expr, input, memo),
+        // A constant written as a cast (`DATE '2024-12-31'`), held to the same bounds once cast
+        // (`CAST('1152921504606846976' AS DOUBLE)` is 2^60).
+        Expr::Cast(Cast { expr, field }) if matches!(**expr, Expr::Literal(..)) => match &**expr {
+            Expr::Literal(v, _) => v.cast_to(field.data_type()).ok().filter(small_constant).map(|_| 0),
+            _ => None,
+        },
         Expr::Cast(Cast { expr, field }) => {
             let from = expr.get_type(schema).ok()?;
             if field_of_column(e, input) {
@@ -520,6 +524,7 @@ fn degree(e: &Expr, input: &LogicalPlan, memo: &mut Memo) -> Option<u8> {
         Expr::BinaryExpr(b) => {
             let (l, r) = (degree(&b.left, input, memo), degree(&b.right, input, memo));
             // Constants are written out, not computed (`1073741824.0 * 1073741824.0` is 2^60).
+            // (Text is not added to numbers: DataFusion refuses `x + '1152921504606846976'`.)
             if l == Some(0) && r == Some(0) {
                 return None;
             }
@@ -582,9 +587,9 @@ fn field_of_column(e: &Expr, input: &LogicalPlan) -> bool {
             Expr::ScalarFunction(f) if f.name() == "substr" => f.args.first().is_some_and(stored) && f.args.iter().skip(1).all(constant),
             other => stored(other),
         },
-        Expr::ScalarFunction(f) if f.name() == "date_part" => {
+        Expr::ScalarFunction(f) if f.name() == "date_part" && f.args.len() == 2 => {
             let calendar = matches!(unalias(&f.args[0]), Expr::Literal(ScalarValue::Utf8(Some(field)), _) if CALENDAR_FIELDS.contains(&field.to_ascii_lowercase().as_str()));
-            f.args.len() == 2 && calendar && stored(&f.args[1])
+            calendar && stored(&f.args[1])
         }
         _ => false,
     }
