@@ -188,8 +188,11 @@ impl Checker<'_> {
         }
         // 5. The persons behind each output row must be countable.
         let counted = persons_columns(&aggregate.input)?;
-        // 6. What aggregates of values read.
+        // 6. What aggregates of values read, and where the rows they count come from.
         check_values(aggregate)?;
+        if !rows_follow_data(&aggregate.input) {
+            return Err(not(Refusal::RowsMadeBelow));
+        }
         let regrouped = aggregate.input.exists(|n| Ok(matches!(n, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)))).unwrap_or(true);
         let count = if regrouped { PersonsCount::Distinct } else { PersonsCount::InOrder };
         let magnitudes = if self.contributions { magnitudes(aggregate) } else { Vec::new() };
@@ -595,6 +598,22 @@ fn field_of_column(e: &Expr, input: &LogicalPlan) -> bool {
     }
 }
 
+/// Whether the rows under the top aggregate are the tables' own, kept, dropped or joined (not
+/// through `IN (SELECT …)`, where only persons count): a `UNION` of chosen rows, or a `GROUP BY`
+/// or `DISTINCT` on a computed key, would make how many rows a person has an indicator no
+/// condition counts (`count(*) - count(DISTINCT person_id)` over `patients UNION ALL
+/// (claim_lines WHERE code = 'C')` counts the C rows).
+fn rows_follow_data(plan: &LogicalPlan) -> bool {
+    let key = |input: &LogicalPlan, e: &Expr| passed(input, e) || matches!(unalias(e), Expr::Column(c) if !column_origin(input, c).is_empty());
+    let here = match plan {
+        LogicalPlan::Union(u) => u.inputs.iter().all(|i| whole_table(i)),
+        LogicalPlan::Aggregate(a) => a.group_expr.iter().all(|g| key(&a.input, g)),
+        LogicalPlan::Distinct(Distinct::All(input)) => input.schema().columns().iter().all(|c| key(input, &Expr::Column(c.clone()))),
+        _ => true,
+    };
+    here && plan.inputs().iter().all(|i| rows_follow_data(i))
+}
+
 /// Whether `plan` holds every row of one table: only projections and aliases over a scan (a
 /// `UNION` branch with a `WHERE`, a join or a `LIMIT` chooses rows that are never counted).
 fn whole_table(plan: &LogicalPlan) -> bool {
@@ -609,6 +628,7 @@ fn whole_table(plan: &LogicalPlan) -> bool {
 fn stored_column(plan: &LogicalPlan, idx: usize) -> bool {
     match plan {
         LogicalPlan::TableScan(_) => true,
+        LogicalPlan::Union(u) => u.inputs.iter().all(|i| whole_table(i) && stored_column(i, idx)),
         LogicalPlan::Projection(p) => p.expr.get(idx).is_some_and(|e| passed(&p.input, e)),
         LogicalPlan::Aggregate(a) if !a.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) => {
             a.group_expr.get(idx).is_some_and(|g| passed(&a.input, g))

@@ -200,6 +200,10 @@ pub enum Refusal {
     HiddenAggregate,
     /// More conditional aggregates (`FILTER`, `CASE`, booleans) than one query may count.
     TooManyConditions,
+    /// Below the aggregate, a `UNION` of chosen rows (a branch with `WHERE`) or a `GROUP BY` or
+    /// `DISTINCT` on a computed key: how many rows a person has would then tell what the
+    /// persons count does not see.
+    RowsMadeBelow,
     /// Inside an aggregate of values (`sum`, `avg`, …) an expression other than columns,
     /// constants, `+ − ×`, `÷` by a constant, `CASE` and comparisons, or a value computed below
     /// the aggregate with `CASE` or a function (`floor(age / 90)`, `abs`, `strpos`): such a step
@@ -240,6 +244,7 @@ impl Refusal {
             Refusal::HiddenAggregate => "hidden_aggregate",
             Refusal::TooManyConditions => "too_many_conditions",
             Refusal::ValueExpression => "value_expression",
+            Refusal::RowsMadeBelow => "rows_made_below",
             Refusal::Limit => "limit",
             Refusal::TooManyRows => "too_many_rows",
             Refusal::TableNotGranted => "table_not_granted",

@@ -287,6 +287,32 @@ async fn step_functions_inside_aggregates_of_values_are_refused() {
 }
 
 #[tokio::test]
+async fn rows_made_below_the_aggregate_are_refused() {
+    let ws = workspace();
+    // How many rows a person has, made by the query: each counts the persons with a C row
+    // (or their C rows) with everyone counted.
+    for sql in [
+        "SELECT count(*) - count(DISTINCT person_id) FROM (SELECT person_id FROM patients UNION ALL SELECT person_id FROM claim_lines WHERE code = 'C') u",
+        "SELECT count(*) - count(DISTINCT person_id) FROM (SELECT person_id FROM claim_lines GROUP BY person_id, code = 'C') t",
+        "SELECT count(*) - count(DISTINCT person_id) FROM (SELECT DISTINCT person_id, code = 'C' AS c FROM claim_lines) t",
+        "SELECT sum(n) - count(*) FROM (SELECT person_id, count(*) AS n FROM (SELECT person_id FROM patients UNION ALL SELECT person_id FROM claim_lines WHERE code = 'C') u GROUP BY person_id) t",
+    ] {
+        refused(&ws, sql, na(Refusal::RowsMadeBelow)).await;
+    }
+    // Tables' own rows: whole tables one after the other, groups and distinct rows on columns,
+    // and any union inside `IN (SELECT …)`, where only persons count.
+    for sql in [
+        "SELECT count(*) FROM (SELECT person_id, code FROM claim_lines UNION ALL SELECT person_id, sex FROM patients) u",
+        "SELECT count(*) FROM (SELECT DISTINCT person_id, code FROM claim_lines) t",
+        "SELECT n, count(*) FROM (SELECT person_id, count(*) AS n FROM claim_lines GROUP BY person_id, code) t GROUP BY n",
+        "SELECT sex, count(*) FROM patients WHERE person_id IN (SELECT person_id FROM claim_lines WHERE code = 'A' UNION SELECT person_id FROM claim_lines WHERE code = 'B') GROUP BY sex",
+    ] {
+        let got = ws.run(sql).await;
+        assert!(got.is_ok(), "{sql}: {got:?}");
+    }
+}
+
+#[tokio::test]
 async fn windows_over_joins_and_one_sided_or_null_parts_are_held() {
     let ws = workspace();
     // Over a join, a window partitioned by one person reads other persons' rows: everyone's

@@ -316,7 +316,7 @@ struct HistoryRow {
 }
 
 async fn login_page(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri) -> Response {
-    if s.signed_in().is_some_and(|s| is_citizen(s)) {
+    if s.signed_in().is_some_and(is_citizen) {
         return Redirect::to("/citizen").into_response();
     }
     login_form(&state, lang, &uri, None, StatusCode::OK)

@@ -580,9 +580,7 @@ pub(crate) async fn register_json(State(state): State<AppState>) -> Response {
 // ---------------------------------------------------------------------------------------
 // CSV.
 
-/// A CSV field: quoted when needed; text that a spreadsheet would run as a formula is
-/// prefixed with `'`.
-
+/// The register CSV's header, one name per field of a row.
 const CSV_HEADER: &str = "permit_id,application_id,version,status,tier,case,purpose_category,purpose,recipient_organizations,datasets,\
 starts_on,expires_on,submitted_at,decided_at,decision_days,issued_at,releases,outcomes,log_index";
 
