@@ -140,9 +140,12 @@ pub(crate) struct Checked {
     pub aggregated: Vec<bool>,
     /// Whether the top aggregate has groups (a row then stands for rows that exist).
     pub grouped: bool,
-    /// For each output column, the share of a cell's persons on the thinner side of the
-    /// percentiles it shows or is computed from ([`order_share`]); 1 for other columns.
-    pub shares: Vec<f64>,
+    /// The top aggregate's percentiles (medians included): the rows each reads are counted beside
+    /// the persons ([`Percentile`]).
+    pub percentiles: Vec<Percentile>,
+    /// For each output column, the percentiles (indices into `percentiles`) it shows or is
+    /// computed from.
+    pub percentiles_of: Vec<Vec<usize>>,
 }
 
 impl Checker<'_> {
@@ -223,9 +226,16 @@ impl Checker<'_> {
             .collect();
         let aggregated = sources.iter().map(|s| !s.is_empty()).collect();
         let grouped = !aggregate.group_expr.is_empty();
-        let share_of: Vec<f64> = aggregate.aggr_expr.iter().map(order_share).collect();
-        let shares = sources.iter().map(|s| s.iter().filter_map(|&i| share_of.get(i)).fold(1.0_f64, |a, &b| a.min(b))).collect();
-        Ok(Checked { counted, magnitudes, magnitude_of, count, conditions, conditions_of, aggregated, grouped, shares })
+        let mut percentiles = Vec::new();
+        let mut percentile_at = BTreeMap::new();
+        for (i, e) in aggregate.aggr_expr.iter().enumerate() {
+            if let Some(p) = Percentile::of(e) {
+                percentile_at.insert(i, percentiles.len());
+                percentiles.push(p);
+            }
+        }
+        let percentiles_of = sources.iter().map(|s| s.iter().filter_map(|i| percentile_at.get(i).copied()).collect()).collect();
+        Ok(Checked { counted, magnitudes, magnitude_of, count, conditions, conditions_of, aggregated, grouped, percentiles, percentiles_of })
     }
 
     /// Steps 1–3 of [`Checker::check`], all a query on dummy data must pass: forbidden nodes,
@@ -260,7 +270,8 @@ impl Checker<'_> {
     /// Rewrites the plan to carry persons-count columns (one per counted person column) from the
     /// top aggregate to the output, then the persons of each condition (one column per condition
     /// and counted person column), and in the fast mode the contributions of each magnitude that
-    /// has them computed (last, one column per such magnitude and counted person column). Returns
+    /// has them computed (one column per such magnitude and counted person column), then the rows
+    /// each percentile reads (last, one column each). Returns
     /// the plan, the number of persons columns and the number of magnitudes whose contributions
     /// were added.
     pub(crate) fn with_persons(
@@ -271,7 +282,8 @@ impl Checker<'_> {
     ) -> Result<(LogicalPlan, usize, usize), SandboxError> {
         let computed: Vec<&(Expr, Option<Box<Expr>>)> =
             if count == PersonsCount::InOrder { checked.magnitudes.iter().filter_map(|m| m.computed.as_ref()).collect() } else { Vec::new() };
-        let hidden = Hidden { counted: &checked.counted, conditions: &checked.conditions, magnitudes: &computed, count };
+        let hidden =
+            Hidden { counted: &checked.counted, conditions: &checked.conditions, magnitudes: &computed, percentiles: &checked.percentiles, count };
         Ok((rebuild(plan, &hidden)?, checked.counted.len(), computed.len()))
     }
 }
@@ -1006,26 +1018,48 @@ fn magnitudes(a: &Aggregate) -> Vec<Magnitude> {
         .collect()
 }
 
-/// The share of a group's persons on the thinner side of a percentile `p` (a median: 1/2): `p`
-/// or `1 − p`. A percentile is one row's value, or between two; with `p` chosen so that it falls
-/// on a row (`p = k / (n − 1)`) any middle row's value can be read, and near the ends a group of
-/// ten gives away its largest. So a percentile cell counts only the persons on its thinner side:
-/// a median needs twice the minimum, a 90th percentile ten times.
-fn order_share(e: &Expr) -> f64 {
-    let Expr::AggregateFunction(f) = unalias(e) else { return 1.0 };
-    let name = f.func.name().to_ascii_lowercase();
-    if name.contains("median") {
-        return 0.5;
+/// A percentile of the top aggregate (a median is the one at 1/2). It is one row's value, or
+/// between two; with `p` chosen so that it falls on a row (`p = k / (n − 1)`) any middle row's
+/// value can be read, and near the ends a group of ten gives away its largest. So its cell counts
+/// only the persons on its thinner side: of the `rows` it reads, `share` of them lie there, and
+/// rows beyond one per person may all be one person's ([`Percentile::thinner_side`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Percentile {
+    /// `p` or `1 − p`, the smaller.
+    pub share: f64,
+    /// The rows it reads: its argument not null, within its `FILTER`.
+    pub rows: Expr,
+}
+
+impl Percentile {
+    fn of(e: &Expr) -> Option<Percentile> {
+        let Expr::AggregateFunction(f) = unalias(e) else { return None };
+        let name = f.func.name().to_ascii_lowercase();
+        let share = if name.contains("median") {
+            0.5
+        } else if name.contains("percentile") {
+            match f.params.args.get(1).map(unalias) {
+                Some(Expr::Literal(v, _)) => match v.cast_to(&DataType::Float64) {
+                    Ok(ScalarValue::Float64(Some(p))) if (0.0..=1.0).contains(&p) => p.min(1.0 - p),
+                    _ => 0.0,
+                },
+                _ => 0.0,
+            }
+        } else {
+            return None;
+        };
+        // The value ordered is the first argument, `WITHIN GROUP` or not.
+        let value = f.params.args.first()?.clone();
+        let rows = with_filter(datafusion::functions_aggregate::expr_fn::count(value), f.params.filter.clone());
+        Some(Percentile { share, rows })
     }
-    if !name.contains("percentile") {
-        return 1.0;
-    }
-    match f.params.args.get(1).map(unalias) {
-        Some(Expr::Literal(v, _)) => match v.cast_to(&DataType::Float64) {
-            Ok(ScalarValue::Float64(Some(p))) if (0.0..=1.0).contains(&p) => p.min(1.0 - p),
-            _ => 0.0,
-        },
-        _ => 0.0,
+
+    /// The persons on the thinner side, at least: of `rows` rows of `persons` persons, the
+    /// thinner side holds `rows × share`, and at most `rows − persons` of them repeat a person.
+    pub(crate) fn thinner_side(&self, rows: u64, persons: u64) -> u64 {
+        // (`1 − 0.9` is a hair under 0.1 in floats.)
+        let thin = (rows as f64 * self.share + 1e-9).floor() as u64;
+        thin.saturating_sub(rows.saturating_sub(persons)).min(persons)
     }
 }
 
@@ -1347,6 +1381,8 @@ struct Hidden<'a> {
     conditions: &'a [Expr],
     /// The value and filter of each magnitude whose contributions are computed.
     magnitudes: &'a [&'a (Expr, Option<Box<Expr>>)],
+    /// The rows each percentile reads (last, one column each).
+    percentiles: &'a [Percentile],
     count: PersonsCount,
 }
 
@@ -1359,9 +1395,13 @@ impl Hidden<'_> {
         for k in 0..self.magnitudes.len() {
             names.extend((0..self.counted.len()).map(|j| format!("{CONTRIBUTIONS_PREFIX}{k}_{j}")));
         }
+        names.extend((0..self.percentiles.len()).map(|k| format!("{PERCENTILE_ROWS_PREFIX}{k}")));
         names
     }
 }
+
+/// Prefix of the columns, added by the rewrite, counting the rows a percentile reads.
+pub(crate) const PERCENTILE_ROWS_PREFIX: &str = "__niji_percentile_rows_";
 
 /// Prefix of the columns, added by the rewrite, counting the persons of a condition.
 pub(crate) const CONDITION_PERSONS_PREFIX: &str = "__niji_condition_persons_";
@@ -1394,6 +1434,9 @@ fn rebuild(plan: &LogicalPlan, hidden: &Hidden) -> Result<LogicalPlan, SandboxEr
                     let top = crate::contributions::contributions(Expr::Column(columns[person].clone()), value);
                     aggr.push(with_filter(top, filter.clone()).alias(names.next().ok_or(SandboxError::Internal)?));
                 }
+            }
+            for p in hidden.percentiles {
+                aggr.push(p.rows.clone().alias(names.next().ok_or(SandboxError::Internal)?));
             }
             Aggregate::try_new(a.input.clone(), a.group_expr.clone(), aggr).map(LogicalPlan::Aggregate).map_err(internal)
         }

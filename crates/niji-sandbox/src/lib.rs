@@ -544,14 +544,15 @@ impl Workspace {
         let schema = stream.schema();
         // After the output's columns: the persons counts, the persons of each condition, the
         // contributions of each magnitude; each of the last two once per counted person column.
-        let width = schema.fields().len() - hidden.persons * (1 + hidden.conditions() + hidden.magnitudes);
+        let width = schema.fields().len() - hidden.persons * (1 + hidden.conditions() + hidden.magnitudes) - hidden.percentiles();
         let columns = schema.fields().iter().take(width).map(|f| f.name().clone()).collect();
         let numeric = schema.fields().iter().take(width).map(|f| f.data_type().is_numeric()).collect();
         let magnitude_of: Vec<Vec<Option<usize>>> =
             (0..width).map(|c| hidden.checked.and_then(|k| k.magnitude_of.get(c)).cloned().unwrap_or_default()).collect();
         let no_conditions = Vec::new();
         let conditions_of = |c: usize| hidden.checked.and_then(|k| k.conditions_of.get(c)).unwrap_or(&no_conditions);
-        let share_of = |c: usize| hidden.checked.and_then(|k| k.shares.get(c)).copied().unwrap_or(1.0);
+        let no_percentiles = Vec::new();
+        let percentiles_of = |c: usize| hidden.checked.and_then(|k| k.percentiles_of.get(c)).unwrap_or(&no_percentiles);
         let mut rows = Vec::new();
         let mut persons = Vec::new();
         let mut cell_persons = Vec::new();
@@ -563,6 +564,7 @@ impl Workspace {
             }
             let first_condition = width + hidden.persons;
             let first_contribution = first_condition + hidden.conditions() * hidden.persons;
+            let first_percentile = first_contribution + hidden.magnitudes * hidden.persons;
             // Magnitude `k`'s contributions: by each counted person column, the strictest.
             let read = |k: usize, row: usize| -> Result<Contributions, SandboxError> {
                 let mut out: Option<Contributions> = None;
@@ -599,10 +601,20 @@ impl Workspace {
                                 bearing.bound(cell, fewest_counted)
                             });
                             // A percentile: the persons on its thinner side.
-                            // (`1 − 0.9` is a hair under 0.1 in floats.)
-                            (cell as f64 * share_of(c) + 1e-9).floor() as u64
+                            percentiles_of(c).iter().try_fold(cell, |cell, &k| {
+                                let rows = batch
+                                    .column(first_percentile + k)
+                                    .as_any()
+                                    .downcast_ref::<Int64Array>()
+                                    .filter(|a| !a.is_null(row))
+                                    .map(|a| u64::try_from(a.value(row)).unwrap_or(0))
+                                    .ok_or(SandboxError::Internal)?;
+                                let percentile = hidden.checked.and_then(|h| h.percentiles.get(k)).ok_or(SandboxError::Internal)?;
+                                Ok(cell.min(percentile.thinner_side(rows, cell)))
+                            })
                         })
-                        .collect();
+                        .collect::<Result<Vec<u64>, SandboxError>>()
+                        .map_err(Failure::Sandbox)?;
                     cell_persons.push(of_cells);
                 }
                 let mut of_row = Vec::with_capacity(width);
@@ -655,6 +667,14 @@ struct Hidden<'a> {
 impl Hidden<'_> {
     fn conditions(&self) -> usize {
         self.checked.map_or(0, |c| c.conditions.len())
+    }
+
+    /// Percentile rows columns: added with the persons counts only.
+    fn percentiles(&self) -> usize {
+        if self.persons == 0 {
+            return 0;
+        }
+        self.checked.map_or(0, |c| c.percentiles.len())
     }
 }
 

@@ -180,12 +180,19 @@ async fn one_persons_value_and_rows_chosen_by_a_few_are_refused() {
     }
     // A percentile is one row's value (or between two): its cell counts the persons on its
     // thinner side, so that `10 * p90 - 9 * p(8/9)` in a group of ten (the largest value) is
-    // one of few.
+    // one of few. Rows beyond one per person may all be one person's: 8 rows of 6 persons, so
+    // the median's 4 rows below may be 2 persons, the lower quartile's 2 rows none for sure.
     let r = ws
         .run("SELECT kind, count(*) AS n, median(points) AS m, approx_percentile_cont(points, 0.9) AS p90, percentile_cont(0.25) WITHIN GROUP (ORDER BY points) AS q1 FROM claim_lines GROUP BY kind")
         .await
         .unwrap();
-    assert_eq!((r.persons[0], r.cell_persons[0].clone()), (6, vec![6, 6, 3, 0, 1]));
+    assert_eq!((r.persons[0], r.cell_persons[0].clone()), (6, vec![6, 6, 2, 0, 0]));
+    // One row per person: the share alone (three persons a sex, one on the median's thinner side).
+    let r = ws.run("SELECT sex, median(CAST(sex = 'male' AS BIGINT)) AS m FROM patients GROUP BY sex ORDER BY sex").await.unwrap();
+    assert_eq!(r.cell_persons.iter().map(|c| c[1]).collect::<Vec<_>>(), [1, 1]);
+    // The same through the exact count (rows regrouped by person below): six persons, three.
+    let r = ws.run("SELECT median(n) AS m FROM (SELECT person_id, count(*) AS n FROM claim_lines GROUP BY person_id)").await.unwrap();
+    assert_eq!(r.cell_persons, [[3]]);
     for sql in [
         "SELECT code, count(*) AS n FROM claim_lines GROUP BY code HAVING count(*) >= 2",
         "SELECT code, count(*) AS n FROM claim_lines GROUP BY code HAVING count(DISTINCT person_id) >= 2 ORDER BY n DESC, code",
