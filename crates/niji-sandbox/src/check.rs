@@ -271,7 +271,8 @@ impl Checker<'_> {
     /// top aggregate to the output, then the persons of each condition (one column per condition
     /// and counted person column), and in the fast mode the contributions of each magnitude that
     /// has them computed (one column per such magnitude and counted person column), then the rows
-    /// each percentile reads (last, one column each). Returns
+    /// each percentile reads (one column each), and in the fast mode the most of those rows any
+    /// one person has (last, one column per percentile and counted person column). Returns
     /// the plan, the number of persons columns and the number of magnitudes whose contributions
     /// were added.
     pub(crate) fn with_persons(
@@ -1029,6 +1030,8 @@ pub(crate) struct Percentile {
     pub share: f64,
     /// The rows it reads: its argument not null, within its `FILTER`.
     pub rows: Expr,
+    /// The same rows as a condition, for counting them per person.
+    pub read: Expr,
 }
 
 impl Percentile {
@@ -1050,16 +1053,23 @@ impl Percentile {
         };
         // The value ordered is the first argument, `WITHIN GROUP` or not.
         let value = f.params.args.first()?.clone();
-        let rows = with_filter(datafusion::functions_aggregate::expr_fn::count(value), f.params.filter.clone());
-        Some(Percentile { share, rows })
+        let rows = with_filter(datafusion::functions_aggregate::expr_fn::count(value.clone()), f.params.filter.clone());
+        let read = match &f.params.filter {
+            Some(filter) => value.is_not_null().and((**filter).clone()),
+            None => value.is_not_null(),
+        };
+        Some(Percentile { share, rows, read })
     }
 
     /// The persons on the thinner side, at least: of `rows` rows of `persons` persons, the
-    /// thinner side holds `rows × share`, and at most `rows − persons` of them repeat a person.
-    pub(crate) fn thinner_side(&self, rows: u64, persons: u64) -> u64 {
+    /// thinner side holds `rows × share`; at most `rows − persons` of them repeat a person, and
+    /// no person has more than `most` of them (when counted).
+    pub(crate) fn thinner_side(&self, rows: u64, persons: u64, most: Option<u64>) -> u64 {
         // (`1 − 0.9` is a hair under 0.1 in floats.)
         let thin = (rows as f64 * self.share + 1e-9).floor() as u64;
-        thin.saturating_sub(rows.saturating_sub(persons)).min(persons)
+        let by_repeats = thin.saturating_sub(rows.saturating_sub(persons));
+        let by_most = most.filter(|&m| m > 0).map_or(0, |m| thin.div_ceil(m));
+        by_repeats.max(by_most).min(persons)
     }
 }
 
@@ -1381,7 +1391,8 @@ struct Hidden<'a> {
     conditions: &'a [Expr],
     /// The value and filter of each magnitude whose contributions are computed.
     magnitudes: &'a [&'a (Expr, Option<Box<Expr>>)],
-    /// The rows each percentile reads (last, one column each).
+    /// The rows each percentile reads (one column each), then in the fast mode the most of them
+    /// one person has (one column per percentile and counted person column).
     percentiles: &'a [Percentile],
     count: PersonsCount,
 }
@@ -1396,6 +1407,11 @@ impl Hidden<'_> {
             names.extend((0..self.counted.len()).map(|j| format!("{CONTRIBUTIONS_PREFIX}{k}_{j}")));
         }
         names.extend((0..self.percentiles.len()).map(|k| format!("{PERCENTILE_ROWS_PREFIX}{k}")));
+        if self.count == PersonsCount::InOrder {
+            for k in 0..self.percentiles.len() {
+                names.extend((0..self.counted.len()).map(|j| format!("{PERCENTILE_ROWS_PREFIX}most_{k}_{j}")));
+            }
+        }
         names
     }
 }
@@ -1437,6 +1453,17 @@ fn rebuild(plan: &LogicalPlan, hidden: &Hidden) -> Result<LogicalPlan, SandboxEr
             }
             for p in hidden.percentiles {
                 aggr.push(p.rows.clone().alias(names.next().ok_or(SandboxError::Internal)?));
+            }
+            // Per percentile, the most rows one person has among those it reads (the largest
+            // contribution of a 1 per row), by each counted person column.
+            if hidden.count == PersonsCount::InOrder {
+                for p in hidden.percentiles {
+                    for &person in hidden.counted {
+                        let one = Expr::Literal(ScalarValue::Float64(Some(1.0)), None);
+                        let top = crate::contributions::contributions(Expr::Column(columns[person].clone()), one);
+                        aggr.push(with_filter(top, Some(Box::new(p.read.clone()))).alias(names.next().ok_or(SandboxError::Internal)?));
+                    }
+                }
             }
             Aggregate::try_new(a.input.clone(), a.group_expr.clone(), aggr).map(LogicalPlan::Aggregate).map_err(internal)
         }

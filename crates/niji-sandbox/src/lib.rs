@@ -519,17 +519,17 @@ impl Workspace {
         checked: &check::Checked,
         deadline: Instant,
     ) -> Result<AggregateResult, SandboxError> {
-        let hidden = |persons, magnitudes| Hidden { persons, magnitudes, checked: Some(checked) };
+        let hidden = |persons, magnitudes, fast| Hidden { persons, magnitudes, fast, checked: Some(checked) };
         if checked.count == check::PersonsCount::Distinct {
             let (exact, persons, magnitudes) = checker.with_persons(plan, checked, check::PersonsCount::Distinct)?;
-            return self.execute(exact, hidden(persons, magnitudes), deadline).await.map_err(Failure::into_sandbox);
+            return self.execute(exact, hidden(persons, magnitudes, false), deadline).await.map_err(Failure::into_sandbox);
         }
         let (fast, persons, magnitudes) = checker.with_persons(plan, checked, check::PersonsCount::InOrder)?;
-        match self.execute(fast, hidden(persons, magnitudes), deadline).await {
+        match self.execute(fast, hidden(persons, magnitudes, true), deadline).await {
             Err(Failure::PersonsOrder) => {
                 self.recounts.fetch_add(1, Ordering::Relaxed);
                 let (exact, persons, magnitudes) = checker.with_persons(plan, checked, check::PersonsCount::Distinct)?;
-                self.execute(exact, hidden(persons, magnitudes), deadline).await.map_err(Failure::into_sandbox)
+                self.execute(exact, hidden(persons, magnitudes, false), deadline).await.map_err(Failure::into_sandbox)
             }
             other => other.map_err(Failure::into_sandbox),
         }
@@ -565,6 +565,28 @@ impl Workspace {
             let first_condition = width + hidden.persons;
             let first_contribution = first_condition + hidden.conditions() * hidden.persons;
             let first_percentile = first_contribution + hidden.magnitudes * hidden.persons;
+            let percentile_count = hidden.checked.map_or(0, |c| c.percentiles.len());
+            // Percentile `k`'s most rows of one person, over the counted person columns (the
+            // largest): unknown after the exact count.
+            let most = |k: usize, row: usize| -> Result<Option<u64>, SandboxError> {
+                if !hidden.fast {
+                    return Ok(None);
+                }
+                let mut most = 0.0_f64;
+                for j in 0..hidden.persons {
+                    let column = batch
+                        .column(first_percentile + percentile_count + k * hidden.persons + j)
+                        .as_any()
+                        .downcast_ref::<FixedSizeBinaryArray>()
+                        .ok_or(SandboxError::Internal)?;
+                    let [largest, _, _] = contributions::unpack(column.value(row)).ok_or(SandboxError::Internal)?;
+                    if largest.is_nan() {
+                        return Ok(None);
+                    }
+                    most = most.max(largest);
+                }
+                Ok(Some(most as u64))
+            };
             // Magnitude `k`'s contributions: by each counted person column, the strictest.
             let read = |k: usize, row: usize| -> Result<Contributions, SandboxError> {
                 let mut out: Option<Contributions> = None;
@@ -610,7 +632,7 @@ impl Workspace {
                                     .map(|a| u64::try_from(a.value(row)).unwrap_or(0))
                                     .ok_or(SandboxError::Internal)?;
                                 let percentile = hidden.checked.and_then(|h| h.percentiles.get(k)).ok_or(SandboxError::Internal)?;
-                                Ok(cell.min(percentile.thinner_side(rows, cell)))
+                                Ok(cell.min(percentile.thinner_side(rows, cell, most(k, row)?)))
                             })
                         })
                         .collect::<Result<Vec<u64>, SandboxError>>()
@@ -661,6 +683,8 @@ impl Workspace {
 struct Hidden<'a> {
     persons: usize,
     magnitudes: usize,
+    /// The fast persons count ran: the most rows one person has under each percentile came too.
+    fast: bool,
     checked: Option<&'a check::Checked>,
 }
 
@@ -669,12 +693,18 @@ impl Hidden<'_> {
         self.checked.map_or(0, |c| c.conditions.len())
     }
 
-    /// Percentile rows columns: added with the persons counts only.
+    /// Percentile columns: the rows of each, and in the fast mode the most rows one person has
+    /// (by each counted person column); added with the persons counts only.
     fn percentiles(&self) -> usize {
         if self.persons == 0 {
             return 0;
         }
-        self.checked.map_or(0, |c| c.percentiles.len())
+        let n = self.checked.map_or(0, |c| c.percentiles.len());
+        if self.fast {
+            n * (1 + self.persons)
+        } else {
+            n
+        }
     }
 }
 
