@@ -1406,6 +1406,10 @@ impl Hidden<'_> {
         for k in 0..self.magnitudes.len() {
             names.extend((0..self.counted.len()).map(|j| format!("{CONTRIBUTIONS_PREFIX}{k}_{j}")));
         }
+        // Only beside persons counts (a query of no table has none).
+        if self.counted.is_empty() {
+            return names;
+        }
         names.extend((0..self.percentiles.len()).map(|k| format!("{PERCENTILE_ROWS_PREFIX}{k}")));
         if self.count == PersonsCount::InOrder {
             for k in 0..self.percentiles.len() {
@@ -1451,7 +1455,7 @@ fn rebuild(plan: &LogicalPlan, hidden: &Hidden) -> Result<LogicalPlan, SandboxEr
                     aggr.push(with_filter(top, filter.clone()).alias(names.next().ok_or(SandboxError::Internal)?));
                 }
             }
-            for p in hidden.percentiles {
+            for p in hidden.percentiles.iter().filter(|_| !hidden.counted.is_empty()) {
                 aggr.push(p.rows.clone().alias(names.next().ok_or(SandboxError::Internal)?));
             }
             // Per percentile, the most rows one person has among those it reads (the largest

@@ -194,6 +194,9 @@ async fn one_persons_value_and_rows_chosen_by_a_few_are_refused() {
     // The same through the exact count (rows regrouped by person below): six persons, three.
     let r = ws.run("SELECT median(n) AS m FROM (SELECT person_id, count(*) AS n FROM claim_lines GROUP BY person_id)").await.unwrap();
     assert_eq!(r.cell_persons, [[3]]);
+    // A query of no table counts no persons, and so no percentile rows either.
+    let r = ws.run("SELECT median(1) AS m").await.unwrap();
+    assert_eq!(r.columns, ["m"]);
     for sql in [
         "SELECT code, count(*) AS n FROM claim_lines GROUP BY code HAVING count(*) >= 2",
         "SELECT code, count(*) AS n FROM claim_lines GROUP BY code HAVING count(DISTINCT person_id) >= 2 ORDER BY n DESC, code",
