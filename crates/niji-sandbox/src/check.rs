@@ -595,15 +595,18 @@ fn small_constant(v: &ScalarValue) -> bool {
 /// `date_part` of it. Not of a computed value: `date_part('year', d + INTERVAL '37 days')` or
 /// `substr(CAST(points + 30 AS VARCHAR), 1, 1)` would put a step where the query chooses.
 fn field_of_column(e: &Expr, input: &LogicalPlan) -> bool {
-    let stored = |x: &Expr| matches!(unalias(x), Expr::Column(c) if input.schema().index_of_column(c).is_ok_and(|i| stored_column(input, i)));
+    let e = unalias(e);
+    if !read_field(e, input.schema()) {
+        return false;
+    }
+    let stored = |x: &Expr| passed(input, x);
     let constant = |x: &Expr| matches!(unalias(x), Expr::Literal(..));
-    let text = |x: &Expr| x.get_type(input.schema()).is_ok_and(|t| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View));
-    match unalias(e) {
-        Expr::Cast(Cast { expr, field }) if text(expr) && field.data_type().is_numeric() => match unalias(expr) {
+    match e {
+        Expr::Cast(Cast { expr, .. }) => match unalias(expr) {
             Expr::ScalarFunction(f) if f.name() == "substr" => f.args.first().is_some_and(stored) && f.args.iter().skip(1).all(constant),
             other => stored(other),
         },
-        Expr::ScalarFunction(f) if f.name() == "date_part" && f.args.len() == 2 => {
+        Expr::ScalarFunction(f) if f.args.len() == 2 => {
             let calendar = matches!(unalias(&f.args[0]), Expr::Literal(ScalarValue::Utf8(Some(field)), _) if CALENDAR_FIELDS.contains(&field.to_ascii_lowercase().as_str()));
             calendar && stored(&f.args[1])
         }
@@ -619,7 +622,7 @@ fn field_of_column(e: &Expr, input: &LogicalPlan) -> bool {
 fn rows_follow_data(plan: &LogicalPlan) -> bool {
     let key = |input: &LogicalPlan, e: &Expr| passed(input, e) || matches!(unalias(e), Expr::Column(c) if !column_origin(input, c).is_empty());
     let here = match plan {
-        LogicalPlan::Union(u) => u.inputs.iter().all(|i| whole_table(i)),
+        LogicalPlan::Union(_) => whole_tables(plan),
         LogicalPlan::Aggregate(a) => a.group_expr.iter().all(|g| key(&a.input, g)),
         LogicalPlan::Distinct(Distinct::All(input)) => input.schema().columns().iter().all(|c| key(input, &Expr::Column(c.clone()))),
         _ => true,
@@ -627,21 +630,24 @@ fn rows_follow_data(plan: &LogicalPlan) -> bool {
     here && plan.inputs().iter().all(|i| rows_follow_data(i))
 }
 
-/// Whether `plan` holds every row of one table: only projections and aliases over a scan (a
-/// `UNION` branch with a `WHERE`, a join or a `LIMIT` chooses rows that are never counted).
-fn whole_table(plan: &LogicalPlan) -> bool {
-    match plan {
-        LogicalPlan::TableScan(_) => true,
-        LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) => whole_table(plan.inputs()[0]),
-        _ => false,
+/// Whether `plan` is a `UNION` of whole tables: each branch only projections and aliases over a
+/// scan (a branch with a `WHERE`, a join or a `LIMIT` chooses rows that are never counted).
+fn whole_tables(plan: &LogicalPlan) -> bool {
+    fn whole_table(plan: &LogicalPlan) -> bool {
+        match plan {
+            LogicalPlan::TableScan(_) => true,
+            LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) => whole_table(plan.inputs()[0]),
+            _ => false,
+        }
     }
+    matches!(plan, LogicalPlan::Union(u) if u.inputs.iter().all(|i| whole_table(i)))
 }
 
 /// Whether output column `idx` of `plan` is a table's column passed on unchanged.
 fn stored_column(plan: &LogicalPlan, idx: usize) -> bool {
     match plan {
         LogicalPlan::TableScan(_) => true,
-        LogicalPlan::Union(u) => u.inputs.iter().all(|i| whole_table(i) && stored_column(i, idx)),
+        LogicalPlan::Union(u) => whole_tables(plan) && u.inputs.iter().all(|i| stored_column(i, idx)),
         LogicalPlan::Projection(p) => p.expr.get(idx).is_some_and(|e| passed(&p.input, e)),
         LogicalPlan::Aggregate(a) if !a.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) => {
             a.group_expr.get(idx).is_some_and(|g| passed(&a.input, g))
@@ -687,7 +693,7 @@ fn exact_cast(from: &DataType, to: &DataType) -> bool {
 /// `median`, `min` or `max` of a table's column (1). Nothing computed: `+ 5` or a `CASE` below
 /// the aggregate hides the rows it sets apart from the non-zero and null checks at the top
 /// (`sum(rare_cost + 1) - count(*)`). Not a window's own column (over a join not on the person
-/// it mixes persons). A `UNION` only of whole tables ([`whole_table`]): a branch's `WHERE` is
+/// it mixes persons). A `UNION` only of whole tables ([`whole_tables`]): a branch's `WHERE` is
 /// not counted.
 fn column_degree(plan: &LogicalPlan, idx: usize, memo: &mut Memo) -> Option<u8> {
     if let Some(&d) = memo.get(&(addr(plan), idx)) {
@@ -723,9 +729,7 @@ fn column_degree(plan: &LogicalPlan, idx: usize, memo: &mut Memo) -> Option<u8> 
             }
         }
         // Whole tables one after the other: no branch chooses its rows.
-        LogicalPlan::Union(u) if u.inputs.iter().all(|i| whole_table(i)) => {
-            u.inputs.iter().try_fold(0, |d, i| Some(d.max(column_degree(i, idx, memo)?)))
-        }
+        LogicalPlan::Union(u) if whole_tables(plan) => u.inputs.iter().try_fold(0, |d, i| Some(d.max(column_degree(i, idx, memo)?))),
         _ => passed_on(plan, idx).and_then(|(input, i)| column_degree(input, i, memo)),
     };
     memo.insert((addr(plan), idx), d);
@@ -1028,9 +1032,7 @@ fn magnitudes(a: &Aggregate) -> Vec<Magnitude> {
 pub(crate) struct Percentile {
     /// `p` or `1 − p`, the smaller.
     pub share: f64,
-    /// The rows it reads: its argument not null, within its `FILTER`.
-    pub rows: Expr,
-    /// The same rows as a condition, for counting them per person.
+    /// The rows it reads, as a condition: its argument not null, within its `FILTER`.
     pub read: Expr,
 }
 
@@ -1053,12 +1055,11 @@ impl Percentile {
         };
         // The value ordered is the first argument, `WITHIN GROUP` or not.
         let value = f.params.args.first()?.clone();
-        let rows = with_filter(datafusion::functions_aggregate::expr_fn::count(value.clone()), f.params.filter.clone());
         let read = match &f.params.filter {
             Some(filter) => value.is_not_null().and((**filter).clone()),
             None => value.is_not_null(),
         };
-        Some(Percentile { share, rows, read })
+        Some(Percentile { share, read })
     }
 
     /// The persons on the thinner side, at least: of `rows` rows of `persons` persons, the
@@ -1246,8 +1247,8 @@ fn parts(e: &Expr, path: Option<&Expr>, reading: Reading, input: &datafusion::co
     }
 }
 
-/// Whether `e` reads a number from text or a date (`CAST(substr(t, 1, 4) AS BIGINT)`,
-/// `date_part('year', d)`), as [`field_of_column`] allows.
+/// Whether `e` has the shape of a number read from text or a date (`CAST(… AS BIGINT)` of text,
+/// `date_part(…)`); [`field_of_column`] also asks that it be read from a stored column.
 fn read_field(e: &Expr, input: &datafusion::common::DFSchema) -> bool {
     match e {
         Expr::Cast(Cast { expr, field }) => {
@@ -1406,17 +1407,23 @@ impl Hidden<'_> {
         for k in 0..self.magnitudes.len() {
             names.extend((0..self.counted.len()).map(|j| format!("{CONTRIBUTIONS_PREFIX}{k}_{j}")));
         }
-        // Only beside persons counts (a query of no table has none).
-        if self.counted.is_empty() {
-            return names;
-        }
-        names.extend((0..self.percentiles.len()).map(|k| format!("{PERCENTILE_ROWS_PREFIX}{k}")));
+        names.extend((0..self.percentiles().len()).map(|k| format!("{PERCENTILE_ROWS_PREFIX}{k}")));
         if self.count == PersonsCount::InOrder {
-            for k in 0..self.percentiles.len() {
+            for k in 0..self.percentiles().len() {
                 names.extend((0..self.counted.len()).map(|j| format!("{PERCENTILE_ROWS_PREFIX}most_{k}_{j}")));
             }
         }
         names
+    }
+
+    /// The percentiles whose rows are counted: all, beside persons counts (a query of no table
+    /// has none).
+    fn percentiles(&self) -> &[Percentile] {
+        if self.counted.is_empty() {
+            &[]
+        } else {
+            self.percentiles
+        }
     }
 }
 
@@ -1455,13 +1462,14 @@ fn rebuild(plan: &LogicalPlan, hidden: &Hidden) -> Result<LogicalPlan, SandboxEr
                     aggr.push(with_filter(top, filter.clone()).alias(names.next().ok_or(SandboxError::Internal)?));
                 }
             }
-            for p in hidden.percentiles.iter().filter(|_| !hidden.counted.is_empty()) {
-                aggr.push(p.rows.clone().alias(names.next().ok_or(SandboxError::Internal)?));
+            for p in hidden.percentiles() {
+                let rows = datafusion::functions_aggregate::expr_fn::count(Expr::Literal(ScalarValue::Int64(Some(1)), None));
+                aggr.push(with_filter(rows, Some(Box::new(p.read.clone()))).alias(names.next().ok_or(SandboxError::Internal)?));
             }
             // Per percentile, the most rows one person has among those it reads (the largest
             // contribution of a 1 per row), by each counted person column.
             if hidden.count == PersonsCount::InOrder {
-                for p in hidden.percentiles {
+                for p in hidden.percentiles() {
                     for &person in hidden.counted {
                         let one = Expr::Literal(ScalarValue::Float64(Some(1.0)), None);
                         let top = crate::contributions::contributions(Expr::Column(columns[person].clone()), one);

@@ -294,8 +294,8 @@ pub struct AggregateResult {
     /// Per row and column, the persons behind the cell: for a column showing or computed from
     /// aggregates, the fewest of the row's persons and those of its aggregates' conditions (see
     /// "Persons count" above), so that `sum(CASE WHEN rare THEN cost END)` counts the rare
-    /// persons, not the group's; of a percentile, the share of those on its thinner side (a
-    /// median's half); for other columns the row's persons. Empty in
+    /// persons, not the group's; of a percentile, those surely on its thinner side (a median's
+    /// half, fewer when persons have several rows); for other columns the row's persons. Empty in
     /// [`QueryMode::Rows`].
     pub cell_persons: Vec<Vec<u64>>,
     /// Per column: whether it shows or is computed from an aggregate, so holds values to check
@@ -543,7 +543,9 @@ impl Workspace {
         let mut stream = execute_stream(physical, self.ctx.task_ctx()).map_err(Failure::from)?;
         let schema = stream.schema();
         // After the output's columns: the persons counts, the persons of each condition, the
-        // contributions of each magnitude; each of the last two once per counted person column.
+        // contributions of each magnitude (each of the last two once per counted person column),
+        // then the rows of each percentile and, in the fast mode, the most of them one person has
+        // (once per counted person column).
         let width = schema.fields().len() - hidden.persons * (1 + hidden.conditions() + hidden.magnitudes) - hidden.percentiles();
         let columns = schema.fields().iter().take(width).map(|f| f.name().clone()).collect();
         let numeric = schema.fields().iter().take(width).map(|f| f.data_type().is_numeric()).collect();
@@ -566,40 +568,27 @@ impl Workspace {
             let first_contribution = first_condition + hidden.conditions() * hidden.persons;
             let first_percentile = first_contribution + hidden.magnitudes * hidden.persons;
             let percentile_count = hidden.checked.map_or(0, |c| c.percentiles.len());
-            // Percentile `k`'s most rows of one person, over the counted person columns (the
-            // largest): unknown after the exact count.
-            let most = |k: usize, row: usize| -> Result<Option<u64>, SandboxError> {
-                if !hidden.fast {
-                    return Ok(None);
-                }
-                let mut most = 0.0_f64;
-                for j in 0..hidden.persons {
-                    let column = batch
-                        .column(first_percentile + percentile_count + k * hidden.persons + j)
-                        .as_any()
-                        .downcast_ref::<FixedSizeBinaryArray>()
-                        .ok_or(SandboxError::Internal)?;
-                    let [largest, _, _] = contributions::unpack(column.value(row)).ok_or(SandboxError::Internal)?;
-                    if largest.is_nan() {
-                        return Ok(None);
-                    }
-                    most = most.max(largest);
-                }
-                Ok(Some(most as u64))
-            };
-            // Magnitude `k`'s contributions: by each counted person column, the strictest.
-            let read = |k: usize, row: usize| -> Result<Contributions, SandboxError> {
+            // The contributions in columns `first + j` (one per counted person column) of a row:
+            // the strictest.
+            let contributions_at = |first: usize, row: usize| -> Result<Contributions, SandboxError> {
                 let mut out: Option<Contributions> = None;
                 for j in 0..hidden.persons {
-                    let column = batch
-                        .column(first_contribution + k * hidden.persons + j)
-                        .as_any()
-                        .downcast_ref::<FixedSizeBinaryArray>()
-                        .ok_or(SandboxError::Internal)?;
+                    let column = batch.column(first + j).as_any().downcast_ref::<FixedSizeBinaryArray>().ok_or(SandboxError::Internal)?;
                     let [largest, second, total] = contributions::unpack(column.value(row)).ok_or(SandboxError::Internal)?;
                     out = Some(Contributions { largest, second, total }.stricter(out));
                 }
                 out.ok_or(SandboxError::Internal)
+            };
+            // Magnitude `k`'s contributions.
+            let read = |k: usize, row: usize| contributions_at(first_contribution + k * hidden.persons, row);
+            // Percentile `k`'s most rows of one person (the largest of a 1 per row): unknown
+            // after the exact count.
+            let most = |k: usize, row: usize| -> Result<Option<u64>, SandboxError> {
+                if !hidden.fast {
+                    return Ok(None);
+                }
+                let largest = contributions_at(first_percentile + percentile_count + k * hidden.persons, row)?.largest;
+                Ok((!largest.is_nan()).then_some(largest as u64))
             };
             for row in 0..batch.num_rows() {
                 let mut values = Vec::with_capacity(width);
