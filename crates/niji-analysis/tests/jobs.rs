@@ -347,10 +347,10 @@ async fn under_acro_sums_carry_their_contributions_and_a_median_without_them_is_
     let chair = Actor::load(&i.store, chair).await.unwrap();
     let today = time::OffsetDateTime::now_utc().date();
     let permit = niji_applications::amend_permit(i, &chair, w.permit, None, Some("acro".into()), today).await.unwrap();
-    let sql = "SELECT sex, count(*) AS n, sum(CAST(substr(birth_year_month, 1, 4) AS BIGINT)) AS years, \
-               avg(CAST(substr(birth_year_month, 1, 4) AS BIGINT)) AS mean_year \
+    let sql = "SELECT sex, count(*) AS n, sum(TRY_CAST(substr(birth_year_month, 1, 4) AS BIGINT)) AS years, \
+               avg(TRY_CAST(substr(birth_year_month, 1, 4) AS BIGINT)) AS mean_year \
                FROM patients GROUP BY sex ORDER BY sex";
-    let median = "SELECT sex, median(CAST(substr(birth_year_month, 1, 4) AS BIGINT)) AS median_year FROM patients GROUP BY sex ORDER BY sex";
+    let median = "SELECT sex, median(TRY_CAST(substr(birth_year_month, 1, 4) AS BIGINT)) AS median_year FROM patients GROUP BY sex ORDER BY sex";
     let zero = "SELECT sex, count(*) FILTER (WHERE birth_year_month < '1900') AS none FROM patients GROUP BY sex ORDER BY sex";
     let job = submit_job(i, w.researcher, permit, &outputs(&[("sums", sql), ("median", median), ("zero", zero)])).await.unwrap();
     let rows = |k: usize| job.outputs[k].checked_table.as_ref().unwrap()["rows"].clone();

@@ -15,7 +15,7 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion, TreeNodeVisitor
 use datafusion::common::{Column, DataFusionError, ExprSchema, ScalarValue};
 use datafusion::execution::context::SQLOptions;
 use datafusion::functions_aggregate::expr_fn::count_distinct;
-use datafusion::logical_expr::expr::{Case, Cast};
+use datafusion::logical_expr::expr::{Case, Cast, TryCast};
 use datafusion::logical_expr::{Aggregate, Distinct, Expr, ExprSchemable, JoinType, LogicalPlan, Operator, Projection};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
@@ -526,11 +526,11 @@ fn degree(e: &Expr, input: &LogicalPlan, memo: &mut Memo) -> Option<u8> {
         Expr::Negative(x) => degree(x, input, memo),
         // A constant written as a cast (`DATE '2024-12-31'`), held to the same bounds once cast
         // (`CAST('1152921504606846976' AS DOUBLE)` is 2^60).
-        Expr::Cast(Cast { expr, field }) if matches!(**expr, Expr::Literal(..)) => match &**expr {
+        Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) if matches!(**expr, Expr::Literal(..)) => match &**expr {
             Expr::Literal(v, _) => v.cast_to(field.data_type()).ok().filter(small_constant).map(|_| 0),
             _ => None,
         },
-        Expr::Cast(Cast { expr, field }) => {
+        Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => {
             let from = expr.get_type(schema).ok()?;
             if field_of_column(e, input) {
                 return Some(1);
@@ -591,7 +591,7 @@ fn small_constant(v: &ScalarValue) -> bool {
 }
 
 /// Whether `e` is a field read from a column as the table holds it: the column itself, a
-/// number read from its text (`CAST(substr(birth_year_month, 1, 4) AS BIGINT)`), or a
+/// number read from its text (`TRY_CAST(substr(birth_year_month, 1, 4) AS BIGINT)`), or a
 /// `date_part` of it. Not of a computed value: `date_part('year', d + INTERVAL '37 days')` or
 /// `substr(CAST(points + 30 AS VARCHAR), 1, 1)` would put a step where the query chooses.
 fn field_of_column(e: &Expr, input: &LogicalPlan) -> bool {
@@ -602,7 +602,7 @@ fn field_of_column(e: &Expr, input: &LogicalPlan) -> bool {
     let stored = |x: &Expr| passed(input, x);
     let constant = |x: &Expr| matches!(unalias(x), Expr::Literal(..));
     match e {
-        Expr::Cast(Cast { expr, .. }) => match unalias(expr) {
+        Expr::Cast(Cast { expr, .. }) | Expr::TryCast(TryCast { expr, .. }) => match unalias(expr) {
             Expr::ScalarFunction(f) if f.name() == "substr" => f.args.first().is_some_and(stored) && f.args.iter().skip(1).all(constant),
             other => stored(other),
         },
@@ -1226,7 +1226,7 @@ fn parts(e: &Expr, path: Option<&Expr>, reading: Reading, input: &datafusion::co
             parts(&Expr::Case(Case::new(None, branches, Some(Box::new(last.clone())))), path, reading, input, out);
         }
         // A number read from a table's text or date ([`field_of_column`]) is a column's value.
-        Expr::Column(_) | Expr::Cast(_) | Expr::ScalarFunction(_) if matches!(e, Expr::Column(_)) || read_field(e, input) => {
+        Expr::Column(_) | Expr::Cast(_) | Expr::TryCast(_) | Expr::ScalarFunction(_) if matches!(e, Expr::Column(_)) || read_field(e, input) => {
             if reading.values {
                 if let Some(c) = e.get_type(input).ok().and_then(|t| not_zero(e, &t)) {
                     out.push((within(c), Bearing::Part));
@@ -1251,7 +1251,7 @@ fn parts(e: &Expr, path: Option<&Expr>, reading: Reading, input: &datafusion::co
 /// `date_part(…)`); [`field_of_column`] also asks that it be read from a stored column.
 fn read_field(e: &Expr, input: &datafusion::common::DFSchema) -> bool {
     match e {
-        Expr::Cast(Cast { expr, field }) => {
+        Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => {
             field.data_type().is_numeric()
                 && expr.get_type(input).is_ok_and(|t| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
         }

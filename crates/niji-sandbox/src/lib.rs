@@ -27,6 +27,12 @@
 //!   not pair; the output must be an aggregate (an `Aggregate` under at most Projection, Filter
 //!   (`HAVING`), Sort, Limit, alias or `DISTINCT`), with allowed aggregate functions only, not grouped
 //!   by a person id, and with no column named `person_id` or holding a person id's type.
+//! - Nothing in the plan, after DataFusion's type coercion and constant folding, may fail on some
+//!   rows' values and not on others ([`Refusal::MayFail`], `may_fail.rs`): a query aimed at one
+//!   row (`CASE WHEN <rare> THEN 1 / (points - points) END`) would tell by failing whether the row
+//!   exists. Casts of text are written `TRY_CAST`; integer division is by a constant; only
+//!   functions that fail on no value are allowed. Dummy data is held to the same, so that what
+//!   runs there runs on the real data.
 //! - Queries run under a memory pool ([`Limits::memory_bytes`], `GreedyMemoryPool`) with the disk
 //!   manager disabled (nothing spills, so nothing lands unencrypted in a temp folder), and under a
 //!   time limit that drops (cancels) the stream. Results longer than [`Limits::max_rows`] are refused.
@@ -85,6 +91,7 @@ mod check;
 mod contributions;
 mod data;
 mod deadline;
+mod may_fail;
 mod persons;
 
 use std::collections::{BTreeMap, HashSet};
@@ -209,6 +216,10 @@ pub enum Refusal {
     /// the aggregate with `CASE` or a function (`floor(age / 90)`, `abs`, `strpos`): such a step
     /// makes an indicator of a few persons that the persons count does not see.
     ValueExpression,
+    /// An operation that can fail on some values (a `CAST` of text, an integer division by a
+    /// column, `make_date`, …): whether the query fails would tell about the rows it reaches.
+    /// `TRY_CAST`, float division and the functions listed in the documentation cannot fail.
+    MayFail,
     /// A `LIMIT` or `OFFSET` above the aggregate that is not a constant, or more than one.
     Limit,
     /// More output rows than [`Limits::max_rows`].
@@ -245,6 +256,7 @@ impl Refusal {
             Refusal::TooManyConditions => "too_many_conditions",
             Refusal::ValueExpression => "value_expression",
             Refusal::RowsMadeBelow => "rows_made_below",
+            Refusal::MayFail => "may_fail",
             Refusal::Limit => "limit",
             Refusal::TooManyRows => "too_many_rows",
             Refusal::TableNotGranted => "table_not_granted",
@@ -501,6 +513,9 @@ impl Workspace {
             }
             QueryMode::Aggregates => Some(checker.check(&plan)?),
         };
+        // Nothing in it may fail on some rows' values, dummy data included (what runs there must
+        // run on the real data).
+        may_fail::check(&may_fail::analyzed(&state, &plan)?)?;
         let Some(checked) = checked.filter(|_| count_persons) else {
             return self.execute(plan, Hidden::default(), deadline).await.map_err(Failure::into_sandbox);
         };

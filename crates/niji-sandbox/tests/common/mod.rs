@@ -95,7 +95,15 @@ pub fn claim_lines() -> GrantedTable {
 
 pub fn patients() -> GrantedTable {
     let persons = [1, 2, 3, 4, 5, 6];
-    table(NDB, "patients", &persons, &[("sex", strings(&["male", "female", "female", "male", "male", "female"]))])
+    table(
+        NDB,
+        "patients",
+        &persons,
+        &[
+            ("sex", strings(&["male", "female", "female", "male", "male", "female"])),
+            ("birth_year_month", strings(&["1950-03", "1962-11", "1971-01", "1948-07", "1985-05", "1990-12"])),
+        ],
+    )
 }
 
 pub fn kaigo_claims() -> GrantedTable {

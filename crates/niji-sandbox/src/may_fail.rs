@@ -1,0 +1,337 @@
+//! Operations whose failure would tell about the data: a query must not be able to fail on some
+//! rows' values and not on others.
+//!
+//! A failed query is one bit, and a query can aim it at one row:
+//! `sum(CASE WHEN <a rare diagnosis and a birth month> THEN 1 / (points - points) ELSE 0 END)`
+//! fails exactly when such a row exists, whatever the persons count says about the cells. So
+//! every expression of the plan (subqueries included), after DataFusion's type coercion and
+//! constant folding ([`analyzed`]), must be one that cannot fail on any value it reads
+//! ([`check`]):
+//! - casts that cannot fail (to text, widening numbers, dates to timestamps); a cast that can
+//!   (text to a number or a date, narrowing, a float to an integer) must be written `TRY_CAST`,
+//!   which gives a null, and a null is a part the persons count sees (`count(TRY_CAST(…))`);
+//! - arithmetic that wraps or gives infinities (integers `+ − ×`, floats); an integer division
+//!   or remainder only by a constant other than 0 and −1 (divide as floats:
+//!   `CAST(x AS DOUBLE) / y`); decimals only between constants; dates and timestamps moved by a
+//!   constant interval of at most a hundred years (further, a timestamp leaves its range);
+//! - functions known not to fail on any value, some with constant arguments in a safe range
+//!   (`substr(x, 1, 4)`, `split_part(x, '-', 1)`, `date_part('year', d)`, a `regexp_like`
+//!   pattern that compiles); every other function (`make_date`, `to_date`, `chr`, `abs` of an
+//!   integer, `power` of integers, …) is refused;
+//! - `LIKE` with a constant pattern, `~` with a constant pattern that compiles; no `SIMILAR TO`
+//!   and no scalar subquery (more than one row fails).
+//!
+//! A constant expression that fails is left in place by the folding and refused here: it would
+//! fail or not depending on whether any row reaches it. What stays a bit of the data: running out
+//! of memory or time, both much harder to aim at one row; every query is logged.
+
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::expr::{Cast, Like, WindowFunction, WindowFunctionParams};
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, WindowFunctionDefinition};
+use datafusion::optimizer::simplify_expressions::SimplifyExpressions;
+use datafusion::optimizer::Optimizer;
+
+use crate::{Refusal, SandboxError};
+
+/// `plan` as it will run, for [`check`]: DataFusion's analyzer (type coercion, which adds the
+/// casts the query does not write) and constant folding. Both read no data: what fails here
+/// (`points = '7x'`, a literal the coercion cannot cast) fails for every database, as
+/// [`SandboxError::Parse`].
+pub(crate) fn analyzed(state: &SessionState, plan: &LogicalPlan) -> Result<LogicalPlan, SandboxError> {
+    let coerced = state.analyzer().execute_and_check(plan.clone(), state.config_options(), |_, _| {}).map_err(|_| SandboxError::Parse)?;
+    Optimizer::with_rules(vec![std::sync::Arc::new(SimplifyExpressions::new())]).optimize(coerced, state, |_, _| {}).map_err(|_| SandboxError::Parse)
+}
+
+/// Refuses ([`Refusal::MayFail`]) an analyzed plan ([`analyzed`]) with an expression that can fail
+/// on some values.
+pub(crate) fn check(plan: &LogicalPlan) -> Result<(), SandboxError> {
+    let mut failing = false;
+    let walked = plan.apply_with_subqueries(|node| {
+        let inputs = node.inputs();
+        // The schema a node's expressions read: its input's, or a join's both sides.
+        let schema = match inputs.as_slice() {
+            [input] => input.schema().as_ref(),
+            _ => node.schema().as_ref(),
+        };
+        node.apply_expressions(|e| {
+            e.apply(|x| {
+                if may_fail(x, schema) {
+                    failing = true;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
+        Ok(if failing { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    });
+    walked.map_err(|_| SandboxError::Internal)?;
+    if failing {
+        return Err(SandboxError::NotAllowed(Refusal::MayFail));
+    }
+    Ok(())
+}
+
+/// Functions that fail on no value of the types DataFusion coerces their arguments to.
+const TOTAL_FUNCTIONS: &[&str] = &[
+    "ascii",
+    "bit_length",
+    "btrim",
+    "ltrim",
+    "rtrim",
+    "character_length",
+    "coalesce",
+    "concat",
+    "concat_ws",
+    "contains",
+    "ends_with",
+    "starts_with",
+    "find_in_set",
+    "initcap",
+    "levenshtein",
+    "lower",
+    "upper",
+    "octet_length",
+    "replace",
+    "reverse",
+    "strpos",
+    "translate",
+    "to_hex",
+    "left",
+    "right",
+    "nullif",
+    "nvl",
+    "nvl2",
+    "greatest",
+    "least",
+    "uuid",
+    "random",
+    "pi",
+    "now",
+    "current_date",
+    "current_time",
+    "arrow_typeof",
+    "version",
+];
+
+/// Functions of floats (NaN and infinities, no errors); refused with a decimal argument, which
+/// has its own overflowing paths. Not `sqrt`: DataFusion fails on a negative number.
+const FLOAT_FUNCTIONS: &[&str] = &[
+    "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "cbrt", "cos", "cosh", "cot", "degrees", "exp", "ln", "log", "log10", "log2",
+    "radians", "sin", "sinh", "tan", "tanh", "ceil", "floor", "signum", "isnan", "iszero", "nanvl",
+];
+
+/// Fields `date_part` reads from a date or a timestamp.
+const DATE_PARTS: &[&str] = &[
+    "year",
+    "isoyear",
+    "quarter",
+    "month",
+    "week",
+    "day",
+    "dow",
+    "isodow",
+    "doy",
+    "hour",
+    "minute",
+    "second",
+    "millisecond",
+    "microsecond",
+    "epoch",
+];
+
+/// Granularities of `date_trunc`.
+const TRUNC_UNITS: &[&str] = &["year", "quarter", "month", "week", "day", "hour", "minute", "second", "millisecond", "microsecond"];
+
+/// The most a constant repetition or padding may ask for (`repeat(x, n)`, `lpad(x, n)`).
+const MAX_REPEAT: i64 = 1000;
+
+/// The longest interval a date or timestamp may be moved by, in days: a century keeps the
+/// dates of real records (1900–2100) inside a nanosecond timestamp's range (1677–2262).
+const MAX_SHIFT_DAYS: i64 = 36_525;
+
+/// Whether `x` (this node only; its children are visited on their own) can fail on some value.
+fn may_fail(x: &Expr, schema: &DFSchema) -> bool {
+    let type_of = |e: &Expr| e.get_type(schema).ok();
+    match x {
+        Expr::Cast(Cast { expr, field }) => match expr.as_ref() {
+            Expr::Literal(v, _) => v.cast_to(field.data_type()).is_err(),
+            inner => !type_of(inner).is_some_and(|from| cannot_fail_cast(&from, field.data_type())),
+        },
+        Expr::BinaryExpr(b) => binary_may_fail(b, schema),
+        Expr::Like(Like { pattern, escape_char, .. }) => {
+            !matches!(constant_text(pattern), Some(p) if p.chars().count() <= 1000) || escape_char.is_some_and(|c| c != '\\')
+        }
+        Expr::SimilarTo(_) | Expr::ScalarSubquery(_) | Expr::ScalarVariable(..) | Expr::Placeholder(_) => true,
+        Expr::ScalarFunction(f) => function_may_fail(f.name(), &f.args, schema),
+        Expr::WindowFunction(w) => window_may_fail(w),
+        _ => false,
+    }
+}
+
+/// Casts that succeed for every value of `from`.
+fn cannot_fail_cast(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let text = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
+    let width = |t: &DataType| match t {
+        Int8 | UInt8 => 1,
+        Int16 | UInt16 => 2,
+        Int32 | UInt32 => 4,
+        Int64 | UInt64 => 8,
+        _ => 0,
+    };
+    match (from, to) {
+        _ if from == to => true,
+        (Null, _) => true,
+        (f, t) if text(t) => text(f) || f.is_numeric() || matches!(f, Boolean | Date32 | Date64 | Timestamp(..)),
+        (Boolean, t) => t.is_numeric(),
+        (f, t) if f.is_integer() && t.is_integer() => {
+            width(t) > width(f) && (t.is_signed_integer() || !f.is_signed_integer())
+                || (width(t) == width(f) && f.is_signed_integer() == t.is_signed_integer())
+        }
+        (f, Float32 | Float64) => f.is_numeric(),
+        (f, Decimal128(p, s) | Decimal256(p, s)) if f.is_integer() => i16::from(*p) - i16::from(*s) >= 20,
+        (Decimal128(fp, fs) | Decimal256(fp, fs), Decimal128(tp, ts) | Decimal256(tp, ts)) => {
+            ts >= fs && i16::from(*tp) - i16::from(*ts) >= i16::from(*fp) - i16::from(*fs)
+        }
+        (Date32, Date64 | Timestamp(..) | Int32 | Int64) => true,
+        (Date64 | Timestamp(..), Int64) => true,
+        (Timestamp(..) | Date64, Date32) => true,
+        (Timestamp(from, _), Timestamp(to, _)) => unit_rank(to) <= unit_rank(from),
+        _ => false,
+    }
+}
+
+fn unit_rank(u: &TimeUnit) -> u8 {
+    match u {
+        TimeUnit::Second => 0,
+        TimeUnit::Millisecond => 1,
+        TimeUnit::Microsecond => 2,
+        TimeUnit::Nanosecond => 3,
+    }
+}
+
+fn binary_may_fail(b: &BinaryExpr, schema: &DFSchema) -> bool {
+    use Operator::*;
+    let (l, r) = (b.left.get_type(schema).ok(), b.right.get_type(schema).ok());
+    let (Some(l), Some(r)) = (l, r) else { return true };
+    let constant = |e: &Expr| matches!(e, Expr::Literal(..));
+    let decimal = |t: &DataType| matches!(t, DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..));
+    let temporal = |t: &DataType| t.is_temporal() || matches!(t, DataType::Interval(_) | DataType::Duration(_));
+    match b.op {
+        Eq | NotEq | Lt | LtEq | Gt | GtEq | IsDistinctFrom | IsNotDistinctFrom | And | Or | StringConcat => false,
+        BitwiseAnd | BitwiseOr | BitwiseXor | BitwiseShiftLeft | BitwiseShiftRight => false,
+        RegexMatch | RegexNotMatch => !compiles(&b.right, None, ""),
+        RegexIMatch | RegexNotIMatch => !compiles(&b.right, Some(&Expr::Literal(ScalarValue::Utf8(Some("i".into())), None)), "i"),
+        LikeMatch | ILikeMatch | NotLikeMatch | NotILikeMatch => constant_text(&b.right).is_none_or(|p| p.chars().count() > 1000),
+        Plus | Minus | Multiply | Divide | Modulo if decimal(&l) || decimal(&r) => !(constant(&b.left) && constant(&b.right)),
+        Plus | Minus if temporal(&l) || temporal(&r) => {
+            let dates = matches!((&l, &r, b.op), (DataType::Date32 | DataType::Date64, DataType::Date32 | DataType::Date64, Minus));
+            !(dates || short_interval(&b.right) || (b.op == Plus && short_interval(&b.left)))
+        }
+        Multiply | Divide | Modulo if temporal(&l) || temporal(&r) => true,
+        Plus | Minus | Multiply => false,
+        Divide | Modulo => {
+            let float = matches!(l, DataType::Float16 | DataType::Float32 | DataType::Float64)
+                || matches!(r, DataType::Float16 | DataType::Float32 | DataType::Float64);
+            // `i64::MIN / -1` overflows; `x / 0` fails.
+            let safe_divisor = matches!(&*b.right, Expr::Literal(v, _) if !v.is_null() && matches!(v.cast_to(&DataType::Float64), Ok(ScalarValue::Float64(Some(d))) if d != 0.0 && d != -1.0));
+            !(float || safe_divisor)
+        }
+        _ => true,
+    }
+}
+
+/// Whether `e` is a constant interval of at most [`MAX_SHIFT_DAYS`] (a month counted as 31 days).
+fn short_interval(e: &Expr) -> bool {
+    let days = match e {
+        Expr::Literal(ScalarValue::IntervalYearMonth(Some(m)), _) => i64::from(*m).abs() * 31,
+        Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => i64::from(v.days).abs() + 1,
+        Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) => {
+            i64::from(v.months).abs() * 31 + i64::from(v.days).abs() + (v.nanoseconds / 86_400_000_000_000).abs() + 1
+        }
+        Expr::Literal(ScalarValue::DurationSecond(Some(s)), _) => s.abs() / 86_400 + 1,
+        _ => return false,
+    };
+    days <= MAX_SHIFT_DAYS
+}
+
+fn constant_text(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => Some(s),
+        _ => None,
+    }
+}
+
+fn constant_int(e: &Expr) -> Option<i64> {
+    match e {
+        Expr::Literal(v, _) if v.data_type().is_integer() && !v.is_null() => match v.cast_to(&DataType::Int64) {
+            Ok(ScalarValue::Int64(Some(n))) => Some(n),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether `pattern` (with `flags`) compiles as DataFusion's regular expression functions build it.
+fn compiles(pattern: &Expr, flags: Option<&Expr>, allowed_flags: &str) -> bool {
+    let Some(p) = constant_text(pattern) else { return false };
+    let flags = match flags {
+        None => "",
+        Some(f) => match constant_text(f) {
+            Some(f) if f.chars().all(|c| allowed_flags.contains(c)) => f,
+            _ => return false,
+        },
+    };
+    let inline: String = flags.chars().filter(|c| *c != 'g').collect();
+    let full = if inline.is_empty() { p.to_string() } else { format!("(?{inline}){p}") };
+    p.chars().count() <= 1000 && regex::Regex::new(&full).is_ok()
+}
+
+fn function_may_fail(name: &str, args: &[Expr], schema: &DFSchema) -> bool {
+    let type_of = |e: &Expr| e.get_type(schema).ok();
+    let float = |e: &Expr| type_of(e).is_some_and(|t| matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64));
+    let decimal = |e: &Expr| {
+        type_of(e)
+            .is_none_or(|t| matches!(t, DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..)))
+    };
+    let in_list = |e: &Expr, list: &[&str]| constant_text(e).is_some_and(|s| list.contains(&s.to_ascii_lowercase().as_str()));
+    let int_in = |e: Option<&Expr>, lo: i64, hi: i64| e.and_then(constant_int).is_some_and(|n| (lo..=hi).contains(&n));
+    match name {
+        n if TOTAL_FUNCTIONS.contains(&n) => false,
+        n if FLOAT_FUNCTIONS.contains(&n) => args.iter().any(decimal),
+        "abs" => !args.iter().all(|a| float(a) || type_of(a).is_some_and(|t| matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)))),
+        "power" => !args.iter().all(float),
+        "round" | "trunc" => !(args.first().is_some_and(float) && (args.len() == 1 || int_in(args.get(1), -20, 20))),
+        "substr" => !(int_in(args.get(1), -1_000_000_000, 1_000_000_000) && (args.len() == 2 || int_in(args.get(2), 0, 1_000_000_000))),
+        "split_part" => !int_in(args.get(2), -1000, 1000) || int_in(args.get(2), 0, 0),
+        "substr_index" => !int_in(args.get(2), -1000, 1000),
+        "lpad" | "rpad" => !int_in(args.get(1), 0, MAX_REPEAT),
+        "repeat" => !int_in(args.get(1), 0, MAX_REPEAT),
+        "encode" => !args.get(1).is_some_and(|e| in_list(e, &["hex", "base64"])),
+        "date_part" => !args.first().is_some_and(|p| in_list(p, DATE_PARTS)),
+        "date_trunc" => !args.first().is_some_and(|p| in_list(p, TRUNC_UNITS)),
+        "regexp_like" => !(matches!(args.len(), 2 | 3) && compiles(&args[1], args.get(2), "i")),
+        "regexp_count" => !(args.len() == 2 && compiles(&args[1], None, "")),
+        "regexp_replace" => !(matches!(args.len(), 3 | 4) && constant_text(&args[2]).is_some() && compiles(&args[1], args.get(3), "gi")),
+        _ => true,
+    }
+}
+
+fn window_may_fail(w: &WindowFunction) -> bool {
+    let WindowFunctionParams { args, .. } = &w.params;
+    let WindowFunctionDefinition::WindowUDF(f) = &w.fun else {
+        // An aggregate over a window: as the aggregate.
+        return false;
+    };
+    let int_in = |e: Option<&Expr>, lo: i64, hi: i64| e.and_then(constant_int).is_some_and(|n| (lo..=hi).contains(&n));
+    match f.name() {
+        "row_number" | "rank" | "dense_rank" | "percent_rank" | "cume_dist" | "first_value" | "last_value" => false,
+        "lag" | "lead" => args.len() > 1 && !int_in(args.get(1), -1_000_000, 1_000_000),
+        "ntile" => !int_in(args.first(), 1, 1_000_000),
+        "nth_value" => !int_in(args.get(1), 1, 1_000_000),
+        _ => true,
+    }
+}
