@@ -657,7 +657,7 @@ fn stored_column(plan: &LogicalPlan, idx: usize) -> bool {
 }
 
 /// Whether `e` over `input` is a table's column passed on unchanged.
-fn passed(input: &LogicalPlan, e: &Expr) -> bool {
+pub(crate) fn passed(input: &LogicalPlan, e: &Expr) -> bool {
     matches!(unalias(e), Expr::Column(c) if input.schema().index_of_column(c).is_ok_and(|i| stored_column(input, i)))
 }
 

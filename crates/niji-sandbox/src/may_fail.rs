@@ -12,8 +12,10 @@
 //!   which gives a null, and a null is a part the persons count sees (`count(TRY_CAST(…))`);
 //! - arithmetic that wraps or gives infinities (integers `+ − ×`, floats); an integer division
 //!   or remainder only by a constant other than 0 and −1 (divide as floats:
-//!   `CAST(x AS DOUBLE) / y`); decimals only between constants; dates and timestamps moved by a
-//!   constant interval of at most a hundred years (further, a timestamp leaves its range);
+//!   `CAST(x AS DOUBLE) / y`); decimals only between constants; a table's own dates (checked at
+//!   intake: 1800 on) moved by constant intervals of a century in all, and only those made
+//!   nanosecond timestamps (`date_trunc` does; they hold 1677–2262), never a date the query made
+//!   from text or numbers (`TRY_CAST('99999-01-01' AS DATE)`);
 //! - functions known not to fail on any value, some with constant arguments in a safe range
 //!   (`substr(x, 1, 4)`, `split_part(x, '-', 1)`, `date_part('year', d)`, a `regexp_like`
 //!   pattern that compiles); every other function (`make_date`, `to_date`, `chr`, `abs` of an
@@ -56,9 +58,10 @@ pub(crate) fn check(plan: &LogicalPlan) -> Result<(), SandboxError> {
             [input] => input.schema().as_ref(),
             _ => node.schema().as_ref(),
         };
+        let scope = Scope { schema, inputs: &inputs };
         node.apply_expressions(|e| {
             e.apply(|x| {
-                if may_fail(x, schema) {
+                if may_fail(x, &scope) {
                     failing = true;
                     return Ok(TreeNodeRecursion::Stop);
                 }
@@ -152,15 +155,37 @@ const MAX_REPEAT: i64 = 1000;
 /// dates of real records (1900–2100) inside a nanosecond timestamp's range (1677–2262).
 const MAX_SHIFT_DAYS: i64 = 36_525;
 
+/// What a node's expressions read: the schema, and the inputs a column comes from.
+struct Scope<'a> {
+    schema: &'a DFSchema,
+    inputs: &'a [&'a LogicalPlan],
+}
+
+impl Scope<'_> {
+    /// Whether `e` is a table's column passed on unchanged (its values are the holder's, checked at
+    /// intake, not made by the query).
+    fn stored(&self, e: &Expr) -> bool {
+        let Expr::Column(c) = e else { return false };
+        self.inputs.iter().any(|input| input.schema().has_column(c) && crate::check::passed(input, e))
+    }
+}
+
 /// Whether `x` (this node only; its children are visited on their own) can fail on some value.
-fn may_fail(x: &Expr, schema: &DFSchema) -> bool {
+fn may_fail(x: &Expr, scope: &Scope) -> bool {
+    let schema = scope.schema;
     let type_of = |e: &Expr| e.get_type(schema).ok();
     match x {
         Expr::Cast(Cast { expr, field }) => match expr.as_ref() {
             Expr::Literal(v, _) => v.cast_to(field.data_type()).is_err(),
+            // A date made a nanosecond timestamp (`date_trunc` does) fits only from 1677 to 2262:
+            // it must be a table's date moved by at most a century, not one made from text or
+            // numbers (`TRY_CAST('99999-01-01' AS DATE)` chosen by a `CASE`).
+            inner if matches!(field.data_type(), DataType::Timestamp(..)) && type_of(inner).is_some_and(|t| t.is_temporal()) => {
+                !days_from_stored(inner, scope).is_some_and(|d| d <= MAX_SHIFT_DAYS)
+            }
             inner => !type_of(inner).is_some_and(|from| cannot_fail_cast(&from, field.data_type())),
         },
-        Expr::BinaryExpr(b) => binary_may_fail(b, schema),
+        Expr::BinaryExpr(b) => binary_may_fail(b, scope),
         Expr::Like(Like { pattern, escape_char, .. }) => {
             !matches!(constant_text(pattern), Some(p) if p.chars().count() <= 1000) || escape_char.is_some_and(|c| c != '\\')
         }
@@ -196,7 +221,8 @@ fn cannot_fail_cast(from: &DataType, to: &DataType) -> bool {
         (Decimal128(fp, fs) | Decimal256(fp, fs), Decimal128(tp, ts) | Decimal256(tp, ts)) => {
             ts >= fs && i16::from(*tp) - i16::from(*ts) >= i16::from(*fp) - i16::from(*fs)
         }
-        (Date32, Date64 | Timestamp(..) | Int32 | Int64) => true,
+        // To a timestamp only from a table's date: see [`may_fail`].
+        (Date32, Date64 | Int32 | Int64) => true,
         (Date64 | Timestamp(..), Int64) => true,
         (Timestamp(..) | Date64, Date32) => true,
         (Timestamp(from, _), Timestamp(to, _)) => unit_rank(to) <= unit_rank(from),
@@ -213,8 +239,9 @@ fn unit_rank(u: &TimeUnit) -> u8 {
     }
 }
 
-fn binary_may_fail(b: &BinaryExpr, schema: &DFSchema) -> bool {
+fn binary_may_fail(b: &BinaryExpr, scope: &Scope) -> bool {
     use Operator::*;
+    let schema = scope.schema;
     let (l, r) = (b.left.get_type(schema).ok(), b.right.get_type(schema).ok());
     let (Some(l), Some(r)) = (l, r) else { return true };
     let constant = |e: &Expr| matches!(e, Expr::Literal(..));
@@ -227,10 +254,10 @@ fn binary_may_fail(b: &BinaryExpr, schema: &DFSchema) -> bool {
         RegexIMatch | RegexNotIMatch => !compiles(&b.right, Some(&Expr::Literal(ScalarValue::Utf8(Some("i".into())), None)), "i"),
         LikeMatch | ILikeMatch | NotLikeMatch | NotILikeMatch => constant_text(&b.right).is_none_or(|p| p.chars().count() > 1000),
         Plus | Minus | Multiply | Divide | Modulo if decimal(&l) || decimal(&r) => !(constant(&b.left) && constant(&b.right)),
-        Plus | Minus if temporal(&l) || temporal(&r) => {
-            let dates = matches!((&l, &r, b.op), (DataType::Date32 | DataType::Date64, DataType::Date32 | DataType::Date64, Minus));
-            !(dates || short_interval(&b.right) || (b.op == Plus && short_interval(&b.left)))
-        }
+        // Days between two dates (an integer) cannot fail; a date or timestamp moved by an
+        // interval only within a century of a table's own date ([`days_from_stored`]).
+        Minus if matches!((&l, &r), (DataType::Date32, DataType::Date32)) => false,
+        Plus | Minus if temporal(&l) || temporal(&r) => !days_from_stored(&Expr::BinaryExpr(b.clone()), scope).is_some_and(|d| d <= MAX_SHIFT_DAYS),
         Multiply | Divide | Modulo if temporal(&l) || temporal(&r) => true,
         Plus | Minus | Multiply => false,
         Divide | Modulo => {
@@ -244,8 +271,42 @@ fn binary_may_fail(b: &BinaryExpr, schema: &DFSchema) -> bool {
     }
 }
 
-/// Whether `e` is a constant interval of at most [`MAX_SHIFT_DAYS`] (a month counted as 31 days).
-fn short_interval(e: &Expr) -> bool {
+/// How far, in days, the date or timestamp `e` may be from a table's own date: 0 for a stored
+/// column or a date constant between 1700 and 2200, plus each constant interval added or
+/// subtracted, through casts between dates and timestamps. `None`: made some other way (from
+/// text or numbers), whose range the query chooses.
+fn days_from_stored(e: &Expr, scope: &Scope) -> Option<i64> {
+    match e {
+        Expr::Alias(a) => days_from_stored(&a.expr, scope),
+        Expr::Column(_) => scope.stored(e).then_some(0),
+        Expr::Literal(v, _) => {
+            let days = match v {
+                ScalarValue::Date32(Some(d)) => i64::from(*d),
+                ScalarValue::TimestampSecond(Some(t), _) => t / 86_400,
+                ScalarValue::TimestampMillisecond(Some(t), _) => t / 86_400_000,
+                ScalarValue::TimestampMicrosecond(Some(t), _) => t / 86_400_000_000,
+                ScalarValue::TimestampNanosecond(Some(t), _) => t / 86_400_000_000_000,
+                _ => return None,
+            };
+            // 1700-01-01 and 2200-01-01 in days from 1970.
+            (-98_352..=84_006).contains(&days).then_some(0)
+        }
+        Expr::Cast(Cast { expr, field }) if field.data_type().is_temporal() => days_from_stored(expr, scope),
+        Expr::BinaryExpr(b) if matches!(b.op, Operator::Plus | Operator::Minus) => {
+            if let Some(d) = interval_days(&b.right) {
+                return Some(days_from_stored(&b.left, scope)? + d);
+            }
+            match (b.op, interval_days(&b.left)) {
+                (Operator::Plus, Some(d)) => Some(days_from_stored(&b.right, scope)? + d),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The length in days of a constant interval (a month counted as 31 days, rounded up).
+fn interval_days(e: &Expr) -> Option<i64> {
     let days = match e {
         Expr::Literal(ScalarValue::IntervalYearMonth(Some(m)), _) => i64::from(*m).abs() * 31,
         Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => i64::from(v.days).abs() + 1,
@@ -253,9 +314,9 @@ fn short_interval(e: &Expr) -> bool {
             i64::from(v.months).abs() * 31 + i64::from(v.days).abs() + (v.nanoseconds / 86_400_000_000_000).abs() + 1
         }
         Expr::Literal(ScalarValue::DurationSecond(Some(s)), _) => s.abs() / 86_400 + 1,
-        _ => return false,
+        _ => return None,
     };
-    days <= MAX_SHIFT_DAYS
+    Some(days)
 }
 
 fn constant_text(e: &Expr) -> Option<&str> {

@@ -56,3 +56,34 @@ async fn dates_move_by_one_offset_per_person_and_differently_per_permit() {
     let mine: Vec<i32> = shifted.iter().map(|r| r.1).collect();
     assert_ne!(other, mine);
 }
+
+/// A nanosecond timestamp holds 1677–2262 only: `date_trunc` (which makes one of a date) may read a
+/// table's dates moved by up to a century, never a date the query made from text, where a `CASE`
+/// could choose one out of range for a rare row and the query would fail only if that row exists.
+#[tokio::test]
+async fn timestamps_are_made_only_from_a_tables_dates() {
+    let mut policy = policy(false);
+    policy.datasets = vec![DatasetGrant {
+        dataset: NDB.into(),
+        tables: vec![TableGrant { table: "encounters".into(), columns: vec!["start".into(), "class".into()] }],
+    }];
+    let ws = Workspace::open(vec![encounters()], &policy, [7; 32], &Default::default(), Limits::default()).unwrap();
+    for sql in [
+        "SELECT date_trunc('month', start) AS m, count(*) AS n FROM ndb_2024.encounters GROUP BY 1",
+        "SELECT count(*) FROM ndb_2024.encounters WHERE date_trunc('year', start - INTERVAL '30 years') < TIMESTAMP '2000-01-01 00:00:00'",
+        "SELECT count(*) FROM (SELECT person_id, start AS s FROM ndb_2024.encounters) WHERE CAST(s AS TIMESTAMP) > TIMESTAMP '2020-01-01 00:00:00'",
+        "SELECT avg(start - DATE '2020-01-01') FROM ndb_2024.encounters",
+    ] {
+        let got = ws.run(sql).await;
+        assert!(got.is_ok(), "{sql}: {got:?}");
+    }
+    for sql in [
+        "SELECT count(*) FROM ndb_2024.encounters WHERE date_trunc('month', TRY_CAST(CASE WHEN class = 'IMP' THEN '99999-01-01' ELSE '2000-01-01' END AS DATE)) IS NOT NULL",
+        "SELECT count(*) FROM ndb_2024.encounters WHERE CAST(start - INTERVAL '340 years' AS TIMESTAMP) IS NOT NULL",
+        "SELECT count(*) FROM ndb_2024.encounters WHERE CAST(start + INTERVAL '90 years' + INTERVAL '90 years' AS TIMESTAMP) IS NOT NULL",
+        "SELECT count(*) FROM ndb_2024.encounters WHERE TRY_CAST(CASE WHEN class = 'IMP' THEN '262142-12-31' ELSE '2000-01-01' END AS DATE) + INTERVAL '1 year' IS NOT NULL",
+        "SELECT count(*) FROM (SELECT person_id, start - INTERVAL '90 years' AS s FROM ndb_2024.encounters) WHERE CAST(s - INTERVAL '90 years' AS TIMESTAMP) IS NOT NULL",
+    ] {
+        assert_eq!(ws.run(sql).await.err(), Some(niji_sandbox::SandboxError::NotAllowed(niji_sandbox::Refusal::MayFail)), "{sql}");
+    }
+}
