@@ -51,17 +51,29 @@ pub(crate) fn analyzed(state: &SessionState, plan: &LogicalPlan) -> Result<Logic
 /// on some values.
 pub(crate) fn check(plan: &LogicalPlan) -> Result<(), SandboxError> {
     let mut failing = false;
+    let mut padding = 0i64;
     let walked = plan.apply_with_subqueries(|node| {
         let inputs = node.inputs();
-        // The schema a node's expressions read: its input's, or a join's both sides.
-        let schema = match inputs.as_slice() {
-            [input] => input.schema().as_ref(),
+        // The schema a node's expressions read: its input's, or a join's both sides (a semi or
+        // anti join's own schema has only one).
+        let both = match node {
+            LogicalPlan::Join(j) => j.left.schema().join(j.right.schema()).ok(),
+            _ => None,
+        };
+        let schema = match (inputs.as_slice(), &both) {
+            (_, Some(both)) => both,
+            ([input], None) => input.schema().as_ref(),
             _ => node.schema().as_ref(),
         };
         let scope = Scope { schema, inputs: &inputs };
         node.apply_expressions(|e| {
             e.apply(|x| {
-                if may_fail(x, &scope) {
+                if let Expr::ScalarFunction(f) = x {
+                    if matches!(f.name(), "lpad" | "rpad") {
+                        padding += f.args.get(1).and_then(constant_int).unwrap_or(MAX_PADDING + 1).max(0);
+                    }
+                }
+                if may_fail(x, &scope) || padding > MAX_PADDING {
                     failing = true;
                     return Ok(TreeNodeRecursion::Stop);
                 }
@@ -86,18 +98,14 @@ const TOTAL_FUNCTIONS: &[&str] = &[
     "rtrim",
     "character_length",
     "coalesce",
-    "concat",
-    "concat_ws",
     "contains",
     "ends_with",
     "starts_with",
     "find_in_set",
     "initcap",
-    "levenshtein",
     "lower",
     "upper",
     "octet_length",
-    "replace",
     "reverse",
     "strpos",
     "translate",
@@ -148,12 +156,24 @@ const DATE_PARTS: &[&str] = &[
 /// Granularities of `date_trunc`.
 const TRUNC_UNITS: &[&str] = &["year", "quarter", "month", "week", "day", "hour", "minute", "second", "millisecond", "microsecond"];
 
-/// The most a constant repetition or padding may ask for (`repeat(x, n)`, `lpad(x, n)`).
-const MAX_REPEAT: i64 = 1000;
+/// The longest a constant padding may ask for (`lpad(x, n)`), and the longest constant
+/// replacement text: text that grows with the query's constants could be made too long to hold
+/// (a string's offsets overflow at 2 GiB) for one row only.
+const MAX_PAD: i64 = 1000;
 
-/// The longest interval a date or timestamp may be moved by, in days: a century keeps the
-/// dates of real records (1900–2100) inside a nanosecond timestamp's range (1677–2262).
-const MAX_SHIFT_DAYS: i64 = 36_525;
+/// The longest a table's date may be moved by, in days (a month counted as 31): a century keeps
+/// the dates of records (from 1800, checked at intake) inside a nanosecond timestamp's range
+/// (1677–2262).
+const MAX_SHIFT_DAYS: i64 = 1200 * 31;
+
+/// Text functions whose result can be longer than their text: a replacement, which multiplies
+/// its text's length, may not read one (`replace(replace(x, 'a', 'aaaa…'), 'a', 'aaaa…')`, or of
+/// a long padding).
+const GROWING: &[&str] = &["replace", "regexp_replace", "lpad", "rpad", "concat", "concat_ws"];
+
+/// The most characters all paddings of one query may ask for together (`concat(lpad(x, 1000),
+/// lpad(x, 1000), …)` would make megabytes a row).
+const MAX_PADDING: i64 = 10_000;
 
 /// What a node's expressions read: the schema, and the inputs a column comes from.
 struct Scope<'a> {
@@ -191,7 +211,15 @@ fn may_fail(x: &Expr, scope: &Scope) -> bool {
         }
         Expr::SimilarTo(_) | Expr::ScalarSubquery(_) | Expr::ScalarVariable(..) | Expr::Placeholder(_) => true,
         Expr::ScalarFunction(f) => function_may_fail(f.name(), &f.args, schema),
-        Expr::WindowFunction(w) => window_may_fail(w),
+        Expr::WindowFunction(w) => window_may_fail(w) || w.params.args.iter().any(|a| type_of(a).is_none_or(|t| decimal(&t))),
+        // Integers wrap and floats do not fail; a constant whose negation failed is left by the
+        // folding (`-(-9223372036854775807 - 1)`); intervals and decimals are checked.
+        Expr::Negative(inner) => matches!(**inner, Expr::Literal(..)) || !type_of(inner).is_some_and(|t| t.is_integer() || t.is_floating()),
+        // Sums and means of decimals overflow; of integers they wrap, of floats they do not fail.
+        Expr::AggregateFunction(f) => f.params.args.iter().any(|a| type_of(a).is_none_or(|t| decimal(&t))),
+        // A date outside the calendar's range fails when shown or read as text.
+        Expr::Literal(ScalarValue::Date32(Some(d)), _) => !(-719_162..=2_932_896).contains(d),
+        Expr::Literal(ScalarValue::Date64(Some(_)), _) => true,
         _ => false,
     }
 }
@@ -319,6 +347,16 @@ fn interval_days(e: &Expr) -> Option<i64> {
     Some(days)
 }
 
+fn decimal(t: &DataType) -> bool {
+    matches!(t, DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..))
+}
+
+/// Whether `e` holds a text-growing function ([`GROWING`]) anywhere inside.
+fn grows(e: &Expr) -> bool {
+    e.exists(|x| Ok(matches!(x, Expr::ScalarFunction(f) if GROWING.contains(&f.name())) || matches!(x, Expr::BinaryExpr(b) if b.op == Operator::StringConcat)))
+        .unwrap_or(true)
+}
+
 fn constant_text(e: &Expr) -> Option<&str> {
     match e {
         Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => Some(s),
@@ -369,14 +407,26 @@ fn function_may_fail(name: &str, args: &[Expr], schema: &DFSchema) -> bool {
         "substr" => !(int_in(args.get(1), -1_000_000_000, 1_000_000_000) && (args.len() == 2 || int_in(args.get(2), 0, 1_000_000_000))),
         "split_part" => !int_in(args.get(2), -1000, 1000) || int_in(args.get(2), 0, 0),
         "substr_index" => !int_in(args.get(2), -1000, 1000),
-        "lpad" | "rpad" => !int_in(args.get(1), 0, MAX_REPEAT),
-        "repeat" => !int_in(args.get(1), 0, MAX_REPEAT),
+        "lpad" | "rpad" => !int_in(args.get(1), 0, MAX_PAD),
+        "concat" | "concat_ws" => false,
+        "replace" => {
+            !(args.len() == 3
+                && constant_text(&args[1]).is_some_and(|from| !from.is_empty())
+                && constant_text(&args[2]).is_some_and(|to| to.chars().count() as i64 <= MAX_PAD)
+                && !grows(&args[0]))
+        }
         "encode" => !args.get(1).is_some_and(|e| in_list(e, &["hex", "base64"])),
         "date_part" => !args.first().is_some_and(|p| in_list(p, DATE_PARTS)),
         "date_trunc" => !args.first().is_some_and(|p| in_list(p, TRUNC_UNITS)),
         "regexp_like" => !(matches!(args.len(), 2 | 3) && compiles(&args[1], args.get(2), "i")),
         "regexp_count" => !(args.len() == 2 && compiles(&args[1], None, "")),
-        "regexp_replace" => !(matches!(args.len(), 3 | 4) && constant_text(&args[2]).is_some() && compiles(&args[1], args.get(3), "gi")),
+        // No `\1` or `$1`: a group copied many times would multiply the text.
+        "regexp_replace" => {
+            !(matches!(args.len(), 3 | 4)
+                && constant_text(&args[2]).is_some_and(|r| r.chars().count() as i64 <= MAX_PAD && !r.contains(['\\', '$']))
+                && compiles(&args[1], args.get(3), "gi")
+                && !grows(&args[0]))
+        }
         _ => true,
     }
 }
