@@ -808,6 +808,11 @@ fn passed_on(plan: &LogicalPlan, idx: usize) -> Option<(&LogicalPlan, usize)> {
     }
 }
 
+/// Whether column `c` of `plan` is a person id read unchanged from a table.
+pub(crate) fn is_person_id(plan: &LogicalPlan, c: &Column) -> bool {
+    !column_origin(plan, c).is_empty()
+}
+
 fn column_origin(input: &LogicalPlan, c: &Column) -> Scans {
     match input.schema().index_of_column(c) {
         Ok(i) => origin(input, i),

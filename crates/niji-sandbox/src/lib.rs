@@ -93,6 +93,7 @@ mod data;
 mod deadline;
 mod may_fail;
 mod persons;
+mod worst_case;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -160,11 +161,15 @@ pub struct Limits {
     pub max_sql_chars: usize,
     /// Most output rows returned.
     pub max_rows: usize,
+    /// The most rows any node of a query may make in the worst case, from the tables' sizes
+    /// alone (`worst_case.rs`): within it a query ends in time whatever rows its conditions
+    /// select, so running out of time tells nothing about them.
+    pub max_join_rows: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_bytes: 2 << 30, timeout: Duration::from_secs(120), max_sql_chars: 20_000, max_rows: 100_000 }
+        Limits { memory_bytes: 2 << 30, timeout: Duration::from_secs(120), max_sql_chars: 20_000, max_rows: 100_000, max_join_rows: 1_000_000_000 }
     }
 }
 
@@ -220,6 +225,11 @@ pub enum Refusal {
     /// column, `make_date`, …): whether the query fails would tell about the rows it reaches.
     /// `TRY_CAST`, float division and the functions listed in the documentation cannot fail.
     MayFail,
+    /// A join that could make more rows than [`Limits::max_join_rows`] in the worst case (from the
+    /// tables' sizes, not the rows the query selects): a cross join, a join on codes, or a chain
+    /// of joins on persons with many rows each. Whether it ran out of time would tell whether
+    /// the rows it selects exist.
+    JoinSize,
     /// A `LIMIT` or `OFFSET` above the aggregate that is not a constant, or more than one.
     Limit,
     /// More output rows than [`Limits::max_rows`].
@@ -257,6 +267,7 @@ impl Refusal {
             Refusal::ValueExpression => "value_expression",
             Refusal::RowsMadeBelow => "rows_made_below",
             Refusal::MayFail => "may_fail",
+            Refusal::JoinSize => "join_size",
             Refusal::Limit => "limit",
             Refusal::TooManyRows => "too_many_rows",
             Refusal::TableNotGranted => "table_not_granted",
@@ -354,6 +365,7 @@ impl Contributions {
 #[derive(Clone, Debug)]
 pub(crate) struct Registered {
     pub dataset: String,
+    pub size: worst_case::TableSize,
 }
 
 /// The permit's workspace.
@@ -420,8 +432,12 @@ impl Workspace {
             let schema = schema_name(&t.dataset);
             let (out_schema, batches) = data::prepare(&t, policy, &rekey, &ids)?;
             let parts = data::by_person(batches, partitions)?;
+            let (rows, most_per_person) = data::rows_and_most(&parts)?;
             let mem = MemTable::try_new(out_schema.clone(), parts).map_err(|_| SandboxError::Internal)?;
-            registered.insert((schema.clone(), t.table.clone()), Registered { dataset: t.dataset.clone() });
+            registered.insert(
+                (schema.clone(), t.table.clone()),
+                Registered { dataset: t.dataset.clone(), size: worst_case::TableSize { rows, most_per_person } },
+            );
             by_schema.entry(schema).or_default().push((t.table, Arc::new(mem)));
         }
 
@@ -516,6 +532,9 @@ impl Workspace {
         // Nothing in it may fail on some rows' values, dummy data included (what runs there must
         // run on the real data).
         may_fail::check(&may_fail::analyzed(&state, &plan)?)?;
+        // Nor may its time depend on which rows its conditions select.
+        let optimized = state.optimize(&plan).map_err(|_| SandboxError::Parse)?;
+        worst_case::check(&optimized, &self.tables, &self.default_schema, self.limits.max_join_rows)?;
         let Some(checked) = checked.filter(|_| count_persons) else {
             return self.execute(plan, Hidden::default(), deadline).await.map_err(Failure::into_sandbox);
         };

@@ -520,11 +520,40 @@ async fn a_cartesian_bomb_is_cancelled_by_the_time_limit() {
     let codes: Vec<String> = (0..n).map(|i| format!("C{i}")).collect();
     let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
     let big = table(NDB, "claim_lines", &persons, &[("code", strings(&codes))]);
-    let limits = Limits { timeout: Duration::from_millis(1500), ..Limits::default() };
+    // With the worst-case bound lifted (it refuses this join before it runs: `joins_are_bounded_…`).
+    let limits = Limits { timeout: Duration::from_millis(1500), max_join_rows: u64::MAX, ..Limits::default() };
     let ws = Workspace::open(vec![big], &policy(false), [1; 32], &Default::default(), limits).unwrap();
     let start = Instant::now();
     refused(&ws, "SELECT count(*) FROM claim_lines a, claim_lines b, claim_lines c", Timeout).await;
     assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+}
+
+/// A join that makes no rows or N² depending on a rare row would run out of time only if the row
+/// exists: joins are bounded by their worst case from the tables' sizes, before they run, the same
+/// whether the rows they select exist or not.
+#[tokio::test]
+async fn joins_are_bounded_by_their_worst_case_not_by_the_rows_they_select() {
+    // claim_lines: 8 rows, at most 2 per person; patients: 6 rows, 1 per person.
+    let ws = workspace_with(false, &[], Limits { max_join_rows: 100, ..Limits::default() });
+    for code in ["C", "no such code"] {
+        for sql in [
+            format!("SELECT count(*) FROM claim_lines a, claim_lines b, claim_lines c WHERE a.code = '{code}'"),
+            format!("SELECT count(*) FROM claim_lines a, claim_lines b, patients p WHERE a.code = '{code}'"),
+            format!("SELECT count(*) FROM claim_lines a JOIN claim_lines b ON a.kind = b.kind JOIN claim_lines c ON b.kind = c.kind WHERE a.code = '{code}'"),
+        ] {
+            refused(&ws, &sql, na(Refusal::JoinSize)).await;
+        }
+        // Joins on persons are bounded by the most rows one person has; `IN` by its probe side.
+        for sql in [
+            format!("SELECT count(*) FROM claim_lines a JOIN claim_lines b ON a.person_id = b.person_id JOIN claim_lines c ON b.person_id = c.person_id WHERE a.code = '{code}'"),
+            format!("SELECT p.sex, count(*) FROM claim_lines a, patients p WHERE a.person_id = p.person_id AND a.code = '{code}' GROUP BY p.sex"),
+            format!("SELECT count(*) FROM patients WHERE person_id IN (SELECT person_id FROM claim_lines WHERE code = '{code}')"),
+            format!("SELECT count(*) FROM claim_lines a, patients p WHERE a.code = '{code}'"),
+        ] {
+            let got = ws.run(&sql).await;
+            assert!(got.is_ok(), "{sql}: {got:?}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,134 @@
+//! The most rows a query's joins can make, from the tables' sizes alone, so that whether a query
+//! runs out of time does not depend on which rows exist.
+//!
+//! `SELECT count(*) FROM claim_lines a, claim_lines b, claim_lines c WHERE a.code = 'C'` makes no
+//! rows or N² of them: it runs out of time exactly when a rare row exists. So before it runs,
+//! every plan node's worst case is bounded ([`worst`]) from the registered tables' row counts and
+//! the most rows one person has in each ([`TableSize`]), never from what the query's conditions
+//! select, and a plan whose worst case passes [`crate::Limits::max_join_rows`] is refused
+//! ([`crate::Refusal::JoinSize`]), whatever the data holds:
+//! - a join on equal person ids makes at most `rows(a) × most(b)` rows (each row of `a` meets
+//!   its person's rows of `b`), and one person then has at most `most(a) × most(b)`;
+//! - any other join (a cross join, a join on codes) makes at most `rows(a) × rows(b)`;
+//! - a semi or anti join (`person_id IN (SELECT …)`) at most its probe side's rows;
+//! - filters, projections, aggregates, windows, sorts and limits no more than their input.
+//!
+//! The plan read is DataFusion's optimized one, where `FROM a, b WHERE a.person_id =
+//! b.person_id` is an equi-join and `IN (SELECT …)` a semi join. Slowness within the bound (a
+//! join of 10⁷ rows or of none) is still seen by the researcher as time; a time limit that
+//! the bound keeps out of reach no longer answers yes or no.
+
+use std::collections::BTreeMap;
+
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::logical_expr::{Expr, JoinType, LogicalPlan};
+
+use crate::check::is_person_id;
+use crate::{Refusal, Registered, SandboxError, CATALOG};
+
+/// A registered table's size: what [`worst`] starts from.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TableSize {
+    pub rows: u64,
+    /// The most rows one person has.
+    pub most_per_person: u64,
+}
+
+/// Refuses a plan (and every subquery in it) whose worst case passes `budget` rows at any node.
+pub(crate) fn check(
+    plan: &LogicalPlan,
+    tables: &BTreeMap<(String, String), Registered>,
+    default_schema: &str,
+    budget: u64,
+) -> Result<(), SandboxError> {
+    let sizes = Sizes { tables, default_schema, budget: u128::from(budget) };
+    let mut over = sizes.worst(plan).is_none();
+    let _ = plan.apply_with_subqueries(|node| {
+        // Subqueries left in expressions (not made joins) run too.
+        let _ = node.apply_subqueries(|sub| {
+            over |= sizes.worst(sub).is_none();
+            Ok(TreeNodeRecursion::Continue)
+        });
+        Ok(if over { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    });
+    if over {
+        return Err(SandboxError::NotAllowed(Refusal::JoinSize));
+    }
+    Ok(())
+}
+
+struct Sizes<'a> {
+    tables: &'a BTreeMap<(String, String), Registered>,
+    default_schema: &'a str,
+    budget: u128,
+}
+
+/// A node's worst case: its rows, and the most of them one person has.
+#[derive(Clone, Copy, Debug)]
+struct Worst {
+    rows: u128,
+    per_person: u128,
+}
+
+impl Sizes<'_> {
+    /// The worst case of `plan`, `None` past the budget (at it or at any node below).
+    fn worst(&self, plan: &LogicalPlan) -> Option<Worst> {
+        let w = match plan {
+            LogicalPlan::TableScan(scan) => {
+                let resolved = scan.table_name.clone().resolve(CATALOG, self.default_schema);
+                let size = self.tables.get(&(resolved.schema.to_string(), resolved.table.to_string()))?.size;
+                let rows = u128::from(size.rows).min(scan.fetch.map_or(u128::MAX, |f| f as u128));
+                Worst { rows, per_person: u128::from(size.most_per_person).min(rows) }
+            }
+            LogicalPlan::EmptyRelation(e) => Worst { rows: u128::from(e.produce_one_row), per_person: 1 },
+            LogicalPlan::Values(v) => Worst { rows: v.values.len() as u128, per_person: v.values.len() as u128 },
+            LogicalPlan::Union(u) => {
+                let parts = u.inputs.iter().map(|i| self.worst(i)).collect::<Option<Vec<Worst>>>()?;
+                Worst { rows: parts.iter().map(|w| w.rows).sum(), per_person: parts.iter().map(|w| w.per_person).sum() }
+            }
+            LogicalPlan::Join(j) => {
+                let (l, r) = (self.worst(&j.left)?, self.worst(&j.right)?);
+                let on_person = j.on.iter().any(|(a, b)| person(a, &j.left) && person(b, &j.right));
+                let inner = if on_person {
+                    Worst {
+                        rows: l.rows.saturating_mul(r.per_person).min(r.rows.saturating_mul(l.per_person)),
+                        per_person: l.per_person.saturating_mul(r.per_person),
+                    }
+                } else {
+                    let rows = l.rows.saturating_mul(r.rows);
+                    Worst { rows, per_person: rows }
+                };
+                match j.join_type {
+                    JoinType::Inner => inner,
+                    JoinType::Left | JoinType::Right | JoinType::Full => Worst {
+                        rows: inner.rows.saturating_add(l.rows).saturating_add(r.rows),
+                        per_person: inner.per_person.saturating_add(l.per_person).saturating_add(r.per_person),
+                    },
+                    JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => l,
+                    JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => r,
+                }
+            }
+            LogicalPlan::Limit(_)
+            | LogicalPlan::Projection(_)
+            | LogicalPlan::Filter(_)
+            | LogicalPlan::Sort(_)
+            | LogicalPlan::Repartition(_)
+            | LogicalPlan::SubqueryAlias(_)
+            | LogicalPlan::Subquery(_)
+            | LogicalPlan::Distinct(_)
+            | LogicalPlan::Window(_)
+            | LogicalPlan::Aggregate(_) => {
+                let [input] = plan.inputs()[..] else { return None };
+                self.worst(input)?
+            }
+            // Nothing else runs in the workspace ([`crate::check`]).
+            _ => return None,
+        };
+        (w.rows <= self.budget).then_some(w)
+    }
+}
+
+/// Whether `e`, a join key over `side`, is a person id read from a table.
+fn person(e: &Expr, side: &LogicalPlan) -> bool {
+    matches!(e, Expr::Column(c) if is_person_id(side, c))
+}
