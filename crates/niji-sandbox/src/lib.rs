@@ -33,6 +33,9 @@
 //!   exists. Casts of text are written `TRY_CAST`; integer division is by a constant; only
 //!   functions that fail on no value are allowed. Dummy data is held to the same, so that what
 //!   runs there runs on the real data.
+//! - No node of the plan may make more rows than [`Limits::max_join_rows`] in the worst case judged
+//!   from the tables' sizes alone ([`Refusal::JoinSize`], `worst_case.rs`), so that a join made
+//!   empty or huge by a rare row cannot run out of time only when the row exists.
 //! - Queries run under a memory pool ([`Limits::memory_bytes`], `GreedyMemoryPool`) with the disk
 //!   manager disabled (nothing spills, so nothing lands unencrypted in a temp folder), and under a
 //!   time limit that drops (cancels) the stream. Results longer than [`Limits::max_rows`] are refused.
@@ -432,7 +435,10 @@ impl Workspace {
             let schema = schema_name(&t.dataset);
             let (out_schema, batches) = data::prepare(&t, policy, &rekey, &ids)?;
             let parts = data::by_person(batches, partitions)?;
+            // Rounded up to a power of two: the refusals they decide must not tell one person's
+            // exact number of rows (a join with `LIMIT j` is refused exactly past 10⁹ / most).
             let (rows, most_per_person) = data::rows_and_most(&parts)?;
+            let (rows, most_per_person) = (rows.next_power_of_two(), most_per_person.next_power_of_two());
             let mem = MemTable::try_new(out_schema.clone(), parts).map_err(|_| SandboxError::Internal)?;
             registered.insert(
                 (schema.clone(), t.table.clone()),

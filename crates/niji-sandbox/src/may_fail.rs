@@ -21,7 +21,11 @@
 //!   pattern that compiles); every other function (`make_date`, `to_date`, `chr`, `abs` of an
 //!   integer, `power` of integers, …) is refused;
 //! - `LIKE` with a constant pattern, `~` with a constant pattern that compiles; no `SIMILAR TO`
-//!   and no scalar subquery (more than one row fails).
+//!   and no scalar subquery (more than one row fails);
+//! - text grown only from a table's own text (`concat`, `||`, `lpad`, `replace`), never from
+//!   text grown below (doubled 31 times across subqueries it passes what a string holds, for the
+//!   rare row only); paddings of 10,000 characters a query; over a window, only aggregates of one
+//!   value a row (a `string_agg` of a partition would be held once per row).
 //!
 //! A constant expression that fails is left in place by the folding and refused here: it would
 //! fail or not depending on whether any row reaches it.
@@ -210,11 +214,16 @@ fn may_fail(x: &Expr, scope: &Scope) -> bool {
             }
             inner => !type_of(inner).is_some_and(|from| cannot_fail_cast(&from, field.data_type())),
         },
+        Expr::BinaryExpr(b) if b.op == Operator::StringConcat && !(reads_stored(&b.left, scope) && reads_stored(&b.right, scope)) => true,
         Expr::BinaryExpr(b) => binary_may_fail(b, scope),
         Expr::Like(Like { pattern, escape_char, .. }) => {
             !matches!(constant_text(pattern), Some(p) if p.chars().count() <= 1000) || escape_char.is_some_and(|c| c != '\\')
         }
         Expr::SimilarTo(_) | Expr::ScalarSubquery(_) | Expr::ScalarVariable(..) | Expr::Placeholder(_) => true,
+        // Text that grows reads only a table's own text: growth fed into growth across
+        // subqueries (`concat(s, s)` over a column made by `concat(s, s)`, 31 times) doubles past
+        // what a string holds, for the rare row only.
+        Expr::ScalarFunction(f) if GROWING.contains(&f.name()) && !f.args.iter().all(|a| reads_stored(a, scope)) => true,
         Expr::ScalarFunction(f) => function_may_fail(f.name(), &f.args, schema),
         Expr::WindowFunction(w) => window_may_fail(w) || w.params.args.iter().any(|a| type_of(a).is_none_or(|t| decimal(&t))),
         // Integers wrap and floats do not fail; a constant whose negation failed is left by the
@@ -356,6 +365,11 @@ fn decimal(t: &DataType) -> bool {
     matches!(t, DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..))
 }
 
+/// Whether every column `e` reads is a table's own, passed on unchanged.
+fn reads_stored(e: &Expr, scope: &Scope) -> bool {
+    !e.exists(|x| Ok(matches!(x, Expr::Column(_)) && !scope.stored(x))).unwrap_or(true)
+}
+
 /// Whether `e` holds a text-growing function ([`GROWING`]) anywhere inside.
 fn grows(e: &Expr) -> bool {
     e.exists(|x| {
@@ -440,9 +454,13 @@ fn function_may_fail(name: &str, args: &[Expr], schema: &DFSchema) -> bool {
 
 fn window_may_fail(w: &WindowFunction) -> bool {
     let WindowFunctionParams { args, .. } = &w.params;
-    let WindowFunctionDefinition::WindowUDF(f) = &w.fun else {
-        // An aggregate over a window: as the aggregate.
-        return false;
+    let f = match &w.fun {
+        // An aggregate over a window gives every row of a partition its value: a list or a text
+        // of the whole partition would be held once per row (p² for a person of p rows).
+        WindowFunctionDefinition::AggregateUDF(a) => {
+            return !matches!(a.name(), "count" | "sum" | "avg" | "mean" | "min" | "max" | "bool_and" | "bool_or")
+        }
+        WindowFunctionDefinition::WindowUDF(f) => f,
     };
     let int_in = |e: Option<&Expr>, lo: i64, hi: i64| e.and_then(constant_int).is_some_and(|n| (lo..=hi).contains(&n));
     match f.name() {

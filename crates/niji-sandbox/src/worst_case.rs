@@ -7,11 +7,18 @@
 //! the most rows one person has in each ([`TableSize`]), never from what the query's conditions
 //! select, and a plan whose worst case passes [`crate::Limits::max_join_rows`] is refused
 //! ([`crate::Refusal::JoinSize`]), whatever the data holds:
-//! - a join on equal person ids makes at most `rows(a) × most(b)` rows (each row of `a` meets
-//!   its person's rows of `b`), and one person then has at most `most(a) × most(b)`;
+//! - a join on equal person ids (not where nulls match: the null ids of outer joins' missing
+//!   sides would all meet) makes at most `rows(a) × most(b)` rows (each row of `a` meets its
+//!   person's rows of `b`), and one person then has at most `most(a) × most(b)`;
 //! - any other join (a cross join, a join on codes) makes at most `rows(a) × rows(b)`;
-//! - a semi or anti join (`person_id IN (SELECT …)`) at most its probe side's rows;
-//! - filters, projections, aggregates, windows, sorts and limits no more than their input.
+//! - a semi or anti join (`person_id IN (SELECT …)`) at most its probe side's rows, but tries
+//!   every pair its keys meet against its filter, which is bounded like a join's rows;
+//! - filters, projections, aggregates, windows, sorts and limits no more than their input; an
+//!   aggregate grouped by a person id alone leaves one row a person.
+//!
+//! The sizes are rounded up to powers of two when the workspace opens: a refusal decided by the
+//! exact most rows of one person would tell it (`LIMIT j` joined on persons is refused exactly
+//! past 10⁹ / most).
 //!
 //! The plan read is DataFusion's optimized one, where `FROM a, b WHERE a.person_id =
 //! b.person_id` is an equi-join and `IN (SELECT …)` a semi join. Slowness within the bound (a
@@ -21,6 +28,7 @@
 use std::collections::BTreeMap;
 
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::NullEquality;
 use datafusion::logical_expr::{Expr, JoinType, LogicalPlan};
 
 use crate::check::is_person_id;
@@ -88,7 +96,10 @@ impl Sizes<'_> {
             }
             LogicalPlan::Join(j) => {
                 let (l, r) = (self.worst(&j.left)?, self.worst(&j.right)?);
-                let on_person = j.on.iter().any(|(a, b)| person(a, &j.left) && person(b, &j.right));
+                // Not where nulls match (`IS NOT DISTINCT FROM`): the null ids of an outer
+                // join's missing side would all meet.
+                let on_person =
+                    j.null_equality == NullEquality::NullEqualsNothing && j.on.iter().any(|(a, b)| person(a, &j.left) && person(b, &j.right));
                 let inner = if on_person {
                     Worst {
                         rows: l.rows.saturating_mul(r.per_person).min(r.rows.saturating_mul(l.per_person)),
@@ -98,6 +109,10 @@ impl Sizes<'_> {
                     let rows = l.rows.saturating_mul(r.rows);
                     Worst { rows, per_person: rows }
                 };
+                // Every pair of rows the keys meet is tried against a filter, a semi join's too.
+                if j.filter.is_some() && inner.rows > self.budget {
+                    return None;
+                }
                 match j.join_type {
                     JoinType::Inner => inner,
                     JoinType::Left | JoinType::Right | JoinType::Full => Worst {
@@ -107,6 +122,11 @@ impl Sizes<'_> {
                     JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => l,
                     JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => r,
                 }
+            }
+            // Grouped by a person id alone: one row a person.
+            LogicalPlan::Aggregate(a) if matches!(&a.group_expr[..], [Expr::Column(c)] if is_person_id(&a.input, c)) => {
+                let input = self.worst(&a.input)?;
+                Worst { rows: input.rows, per_person: 1 }
             }
             LogicalPlan::Limit(_)
             | LogicalPlan::Projection(_)

@@ -556,6 +556,53 @@ async fn joins_are_bounded_by_their_worst_case_not_by_the_rows_they_select() {
     }
 }
 
+/// What a review found past the first version of the bound, on dummy data (held to the same): null
+/// person ids of outer joins' missing sides matched by `IS NOT DISTINCT FROM`, a semi join whose
+/// filter tries every pair of a person's rows, text doubled across subqueries, a partition's
+/// whole text on each of its rows.
+#[tokio::test]
+async fn a_rare_row_cannot_make_a_query_huge_in_other_ways() {
+    let dummy = |max_join_rows| {
+        Workspace::open_dummy(vec![claim_lines(), patients()], &policy(false), [9; 32], Limits { max_join_rows, ..Limits::default() }).unwrap()
+    };
+    let ws = dummy(100);
+    refused(
+        &ws,
+        "SELECT count(*) FROM (SELECT a.person_id AS pa, z.person_id AS pz FROM patients a LEFT JOIN patients z ON a.person_id = z.person_id AND a.person_id <> z.person_id) x \
+         JOIN (SELECT c.person_id AS pc, y.person_id AS py FROM claim_lines c LEFT JOIN patients y ON c.person_id = y.person_id AND c.person_id <> y.person_id WHERE c.code = 'C') r \
+         ON x.pz IS NOT DISTINCT FROM r.py",
+        na(Refusal::JoinSize),
+    )
+    .await;
+    // A person's count joined back keeps one row a person: bounded by the rows it meets.
+    let ws = dummy(20);
+    let grouped = "SELECT sum(g.n) FROM (SELECT person_id, count(*) AS n FROM claim_lines GROUP BY person_id) g \
+                   JOIN claim_lines c ON g.person_id = c.person_id JOIN claim_lines d ON c.person_id = d.person_id";
+    assert!(ws.run(grouped).await.is_ok());
+    let ws = dummy(10);
+    assert!(ws.run("SELECT count(*) FROM claim_lines a WHERE a.person_id IN (SELECT b.person_id FROM claim_lines b)").await.is_ok());
+    refused(
+        &ws,
+        "SELECT count(*) FROM claim_lines a WHERE a.person_id IN (SELECT b.person_id FROM claim_lines b WHERE b.points > a.points)",
+        na(Refusal::JoinSize),
+    )
+    .await;
+    let ws = dummy(1_000_000_000);
+    assert!(ws
+        .run("SELECT count(s) FROM (SELECT person_id, concat(s, '-', s) AS s FROM (SELECT person_id, code AS s FROM claim_lines))")
+        .await
+        .is_ok());
+    for sql in [
+        "SELECT count(t) FROM (SELECT person_id, concat(s, s) AS t FROM (SELECT person_id, concat(code, code) AS s FROM claim_lines))",
+        "SELECT count(t) FROM (SELECT person_id, s || s AS t FROM (SELECT person_id, code || code AS s FROM claim_lines))",
+        "SELECT count(t) FROM (SELECT person_id, replace(s, 'A', 'AAAA') AS t FROM (SELECT person_id, lpad(code, 1000, 'A') AS s FROM claim_lines))",
+        "SELECT count(*) FROM (SELECT person_id, string_agg(code, ',') OVER (PARTITION BY person_id) AS s FROM claim_lines)",
+        "SELECT count(*) FROM (SELECT person_id, array_agg(code) OVER (PARTITION BY person_id) AS s FROM claim_lines)",
+    ] {
+        refused(&ws, sql, na(Refusal::MayFail)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_memory_limit_holds_without_spilling() {
     let n = 50_000;
