@@ -260,7 +260,7 @@ async fn citizens_without_credential(w: &World) -> Vec<i64> {
     for user in w.instance.store.users().await.unwrap() {
         let citizen = w.instance.store.active_roles(user.id).await.unwrap().contains(&niji_core::Role::Citizen);
         let credential = w.instance.store.citizen_credential(user.id).await.unwrap();
-        if citizen && !credential.is_some_and(|c| c.revoked_at.is_none()) {
+        if citizen && credential.is_none_or(|c| c.revoked_at.is_some()) {
             out.push(user.id);
         }
     }

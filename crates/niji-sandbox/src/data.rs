@@ -364,6 +364,28 @@ pub(crate) fn by_person(batches: Vec<RecordBatch>, n: usize) -> Result<Vec<Vec<R
 /// Rows per batch of a registered table.
 pub(crate) const BATCH_ROWS: usize = 8192;
 
+/// The rows of a table registered by [`by_person`] and the most rows one person has (each
+/// person's rows are together within one partition).
+pub(crate) fn rows_and_most(parts: &[Vec<RecordBatch>]) -> Result<(u64, u64), SandboxError> {
+    let (mut rows, mut most) = (0u64, 0u64);
+    for part in parts {
+        let mut run: Option<(Id, u64)> = None;
+        for batch in part {
+            let ids = batch.column(0).as_any().downcast_ref::<FixedSizeBinaryArray>().ok_or(SandboxError::Internal)?;
+            for r in 0..ids.len() {
+                let id = id_at(ids, r);
+                run = match run {
+                    Some((last, n)) if last == id => Some((id, n + 1)),
+                    _ => Some((id, 1)),
+                };
+                most = most.max(run.map_or(0, |(_, n)| n));
+            }
+            rows += ids.len() as u64;
+        }
+    }
+    Ok((rows, most))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,26 +431,4 @@ mod tests {
         let again = PersonIds::assign(&Rekeyer::new(&[1; 32]), keys.clone()).unwrap();
         assert!(keys.iter().all(|k| a.get(k) == again.get(k)));
     }
-}
-
-/// The rows of a table registered by [`by_person`] and the most rows one person has (each
-/// person's rows are together within one partition).
-pub(crate) fn rows_and_most(parts: &[Vec<RecordBatch>]) -> Result<(u64, u64), SandboxError> {
-    let (mut rows, mut most) = (0u64, 0u64);
-    for part in parts {
-        let mut run: Option<(Id, u64)> = None;
-        for batch in part {
-            let ids = batch.column(0).as_any().downcast_ref::<FixedSizeBinaryArray>().ok_or(SandboxError::Internal)?;
-            for r in 0..ids.len() {
-                let id = id_at(ids, r);
-                run = match run {
-                    Some((last, n)) if last == id => Some((id, n + 1)),
-                    _ => Some((id, 1)),
-                };
-                most = most.max(run.map_or(0, |(_, n)| n));
-            }
-            rows += ids.len() as u64;
-        }
-    }
-    Ok((rows, most))
 }

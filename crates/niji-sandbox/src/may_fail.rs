@@ -210,7 +210,7 @@ fn may_fail(x: &Expr, scope: &Scope) -> bool {
             // it must be a table's date moved by at most a century, not one made from text or
             // numbers (`TRY_CAST('99999-01-01' AS DATE)` chosen by a `CASE`).
             inner if matches!(field.data_type(), DataType::Timestamp(..)) && type_of(inner).is_some_and(|t| t.is_temporal()) => {
-                !days_from_stored(inner, scope).is_some_and(|d| d <= MAX_SHIFT_DAYS)
+                days_from_stored(inner, scope).is_none_or(|d| d > MAX_SHIFT_DAYS)
             }
             inner => !type_of(inner).is_some_and(|from| cannot_fail_cast(&from, field.data_type())),
         },
@@ -299,7 +299,7 @@ fn binary_may_fail(b: &BinaryExpr, scope: &Scope) -> bool {
         // Days between two dates (an integer) cannot fail; a date or timestamp moved by an
         // interval only within a century of a table's own date ([`days_from_stored`]).
         Minus if matches!((&l, &r), (DataType::Date32, DataType::Date32)) => false,
-        Plus | Minus if temporal(&l) || temporal(&r) => !days_from_stored(&Expr::BinaryExpr(b.clone()), scope).is_some_and(|d| d <= MAX_SHIFT_DAYS),
+        Plus | Minus if temporal(&l) || temporal(&r) => days_from_stored(&Expr::BinaryExpr(b.clone()), scope).is_none_or(|d| d > MAX_SHIFT_DAYS),
         Multiply | Divide | Modulo if temporal(&l) || temporal(&r) => true,
         Plus | Minus | Multiply => false,
         Divide | Modulo => {

@@ -449,7 +449,7 @@ async fn errors_cannot_be_aimed_at_a_row() {
     ] {
         refused(&ws, sql, na(Refusal::MayFail)).await;
     }
-    let paddings = vec!["lpad(kind, 1000, 'x')"; 11].join(", ");
+    let paddings = ["lpad(kind, 1000, 'x')"; 11].join(", ");
     refused(&ws, &format!("SELECT count(*) FROM claim_lines WHERE code = 'C' AND length(concat({paddings})) > 0"), na(Refusal::MayFail)).await;
     // A constant step that fails either fails while planning, before any data is read, or is
     // left in place by the folding and refused: never only where a row reaches it.

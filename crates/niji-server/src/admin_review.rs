@@ -565,6 +565,7 @@ fn code_of<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
 }
 
 /// The signed-in operator, or the response to give instead.
+#[allow(clippy::result_large_err)] // a page guard's early answer, built once per request
 fn operator<'a>(s: &'a MaybeSession, lang: Lang, uri: &Uri) -> Result<&'a Session, Response> {
     match s.signed_in() {
         None => Err(Redirect::to("/login").into_response()),

@@ -385,6 +385,7 @@ struct Done {
 }
 
 /// The signed-in citizen's session, or the response to give instead.
+#[allow(clippy::result_large_err)] // a page guard's early answer, built once per request
 fn citizen_session<'a>(s: &'a MaybeSession, lang: Lang, uri: &Uri) -> Result<&'a Session, Response> {
     match s.signed_in() {
         None => Err(Redirect::to("/citizen/login").into_response()),

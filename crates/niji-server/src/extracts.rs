@@ -540,6 +540,7 @@ fn released_report(r: niji_extracts::ReleasedReport) -> ReportView {
 }
 
 /// The signed-in operator or researcher, or the response to give instead.
+#[allow(clippy::result_large_err)] // a page guard's early answer, built once per request
 fn staff(s: &MaybeSession, lang: Lang, uri: &Uri) -> Result<UserSummary, Response> {
     match s.signed_in() {
         None => Err(Redirect::to("/login").into_response()),
@@ -561,9 +562,9 @@ async fn list_page(State(state): State<AppState>, lang: Lang, s: MaybeSession, u
     // Each permit's policy read once, however many extracts it has.
     let mut policies: HashMap<i64, PermitPolicy> = HashMap::new();
     for e in &all {
-        if !policies.contains_key(&e.permit_id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = policies.entry(e.permit_id) {
             let Ok(policy) = policy_of(&state, e.permit_id).await else { continue };
-            policies.insert(e.permit_id, policy);
+            slot.insert(policy);
         }
         let policy = &policies[&e.permit_id];
         if user.has_role(Role::Operator) || named(&user, policy) {

@@ -356,6 +356,7 @@ impl Shown {
 }
 
 /// The signed-in holder, or the response to give instead.
+#[allow(clippy::result_large_err)] // a page guard's early answer, built once per request
 fn signed_in_holder(s: &MaybeSession, lang: Lang, uri: &Uri) -> Result<(UserSummary, HolderActor), Response> {
     let Some(sess) = s.signed_in() else { return Err(axum::response::Redirect::to("/login").into_response()) };
     match holder_of(&sess.user) {

@@ -763,6 +763,7 @@ struct SqlForm {
 }
 
 /// The signed-in session when the form's CSRF token is its own; otherwise the response.
+#[allow(clippy::result_large_err)] // a page guard's early answer, built once per request
 fn checked_session<'a>(s: &'a MaybeSession, lang: Lang, uri: &Uri, csrf: Option<&str>) -> Result<&'a Session, Response> {
     let Some(sess) = s.signed_in() else { return Err(Redirect::to("/login").into_response()) };
     match csrf {
