@@ -55,19 +55,20 @@ pub enum DateError {
     OutsideEra,
     #[error("date is in the future")]
     Future,
-    #[error("date lies outside 1800 to 2200")]
+    #[error("date lies outside 1800 to 2150")]
     OutOfRange,
 }
 
 impl Date {
-    /// A full-precision date if it exists in the calendar, from 1800 to 2200: a record's dates
+    /// A full-precision date if it exists in the calendar, from 1800 to 2150: a record's dates
     /// are in that span (a `9999-12-31` placeholder is not a date), and the analysis workspace
-    /// relies on it (a table's date moved by a century still fits a nanosecond timestamp).
+    /// relies on it (a table's date moved by a century still fits a nanosecond timestamp, which
+    /// ends in 2262).
     pub fn new(year: u16, month: u8, day: u8) -> Result<Self, DateError> {
         if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
             return Err(DateError::Calendar);
         }
-        if !(1800..=2200).contains(&year) {
+        if !(1800..=2150).contains(&year) {
             return Err(DateError::OutOfRange);
         }
         Ok(Self { year, month, day, precision: Precision::Day })
@@ -264,7 +265,8 @@ mod tests {
         // Placeholders and slips of the year are not dates of a record.
         assert_eq!(parse_iso("9999-12-31"), Err(DateError::OutOfRange));
         assert_eq!(parse_compact("17991231"), Err(DateError::OutOfRange));
-        assert!(parse_compact("22001231").is_ok());
+        assert!(parse_compact("21501231").is_ok());
+        assert_eq!(parse_compact("21510101"), Err(DateError::OutOfRange));
         assert_eq!(parse_compact_month("43104").unwrap(), YearMonth { year: 2019, month: 4 });
         assert_eq!(parse_compact_month("50105").unwrap(), YearMonth { year: 2019, month: 5 });
         assert!(parse_compact_month("50104").is_err());

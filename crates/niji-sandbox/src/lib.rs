@@ -524,7 +524,12 @@ impl Workspace {
         let dialect = state.config().options().sql_parser.dialect;
         let statement = state.sql_to_statement(sql, &dialect).map_err(map_error)?;
         check::statement(&statement)?;
-        let plan = state.statement_to_plan(statement).await.map_err(map_error)?;
+        // Planning reads no data: what fails here fails for every database (a text that is no
+        // boolean in `CASE WHEN ''`), never an execution error.
+        let plan = state.statement_to_plan(statement).await.map_err(|e| match map_error(e) {
+            SandboxError::Execution | SandboxError::Internal => SandboxError::Parse,
+            other => other,
+        })?;
         let checker =
             check::Checker { tables: &self.tables, default_schema: &self.default_schema, policy: &self.policy, contributions: self.contributions };
         let count_persons = count_persons && self.mode == QueryMode::Aggregates;

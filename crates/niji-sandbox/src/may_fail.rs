@@ -13,7 +13,7 @@
 //! - arithmetic that wraps or gives infinities (integers `+ − ×`, floats); an integer division
 //!   or remainder only by a constant other than 0 and −1 (divide as floats:
 //!   `CAST(x AS DOUBLE) / y`); decimals only between constants; a table's own dates (checked at
-//!   intake: 1800 on) moved by constant intervals of a century in all, and only those made
+//!   intake: 1800 to 2150) moved by constant intervals of a century in all, and only those made
 //!   nanosecond timestamps (`date_trunc` does; they hold 1677–2262), never a date the query made
 //!   from text or numbers (`TRY_CAST('99999-01-01' AS DATE)`);
 //! - functions known not to fail on any value, some with constant arguments in a safe range
@@ -40,7 +40,7 @@ use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::execution::session_state::SessionState;
-use datafusion::logical_expr::expr::{Cast, Like, WindowFunction, WindowFunctionParams};
+use datafusion::logical_expr::expr::{Cast, Like, TryCast, WindowFunction, WindowFunctionParams};
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, WindowFunctionDefinition};
 use datafusion::optimizer::simplify_expressions::SimplifyExpressions;
 use datafusion::optimizer::Optimizer;
@@ -53,6 +53,25 @@ use crate::{Refusal, SandboxError};
 /// [`SandboxError::Parse`].
 pub(crate) fn analyzed(state: &SessionState, plan: &LogicalPlan) -> Result<LogicalPlan, SandboxError> {
     let coerced = state.analyzer().execute_and_check(plan.clone(), state.config_options(), |_, _| {}).map_err(|_| SandboxError::Parse)?;
+    // Before folding: the folding itself would build `lpad('', 2147483647, 'A')` (2 GiB, while
+    // planning, outside the memory pool).
+    let (mut growing, mut padding) = (false, 0i64);
+    let _ = coerced.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|x| {
+                if let Expr::ScalarFunction(f) = x {
+                    growing |= growth_may_fail(f.name(), &f.args);
+                    if matches!(f.name(), "lpad" | "rpad") {
+                        padding += f.args.get(1).map(peel).and_then(constant_int).unwrap_or(MAX_PADDING + 1).max(0);
+                    }
+                }
+                Ok(if growing { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+            })
+        })
+    });
+    if growing || padding > MAX_PADDING {
+        return Err(SandboxError::NotAllowed(Refusal::MayFail));
+    }
     Optimizer::with_rules(vec![std::sync::Arc::new(SimplifyExpressions::new())]).optimize(coerced, state, |_, _| {}).map_err(|_| SandboxError::Parse)
 }
 
@@ -171,7 +190,7 @@ const TRUNC_UNITS: &[&str] = &["year", "quarter", "month", "week", "day", "hour"
 const MAX_PAD: i64 = 1000;
 
 /// The longest a table's date may be moved by, in days (a month counted as 31): a century keeps
-/// the dates of records (from 1800, checked at intake) inside a nanosecond timestamp's range
+/// the dates of records (1800 to 2150, checked at intake) inside a nanosecond timestamp's range
 /// (1677–2262).
 const MAX_SHIFT_DAYS: i64 = 1200 * 31;
 
@@ -214,6 +233,13 @@ fn may_fail(x: &Expr, scope: &Scope) -> bool {
             }
             inner => !type_of(inner).is_some_and(|from| cannot_fail_cast(&from, field.data_type())),
         },
+        // A date or time only from text or another date: `TRY_CAST(points AS DATE)` makes days
+        // outside the calendar, which fail when shown as text.
+        Expr::TryCast(TryCast { expr, field })
+            if field.data_type().is_temporal() || matches!(field.data_type(), DataType::Interval(_) | DataType::Duration(_)) =>
+        {
+            !type_of(expr).is_some_and(|t| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null) || t.is_temporal())
+        }
         Expr::BinaryExpr(b) if b.op == Operator::StringConcat && !(reads_stored(&b.left, scope) && reads_stored(&b.right, scope)) => true,
         Expr::BinaryExpr(b) => binary_may_fail(b, scope),
         Expr::Like(Like { pattern, escape_char, .. }) => {
@@ -314,7 +340,7 @@ fn binary_may_fail(b: &BinaryExpr, scope: &Scope) -> bool {
 }
 
 /// How far, in days, the date or timestamp `e` may be from a table's own date: 0 for a stored
-/// column or a date constant between 1700 and 2200, plus each constant interval added or
+/// column or a date constant between 1700 and 2150 (as intake's), plus each constant interval added or
 /// subtracted, through casts between dates and timestamps. `None`: made some other way (from
 /// text or numbers), whose range the query chooses.
 fn days_from_stored(e: &Expr, scope: &Scope) -> Option<i64> {
@@ -330,8 +356,8 @@ fn days_from_stored(e: &Expr, scope: &Scope) -> Option<i64> {
                 ScalarValue::TimestampNanosecond(Some(t), _) => t / 86_400_000_000_000,
                 _ => return None,
             };
-            // 1700-01-01 and 2200-01-01 in days from 1970.
-            (-98_352..=84_006).contains(&days).then_some(0)
+            // 1700-01-01 and 2150-12-31 in days from 1970.
+            (-98_352..=66_108).contains(&days).then_some(0)
         }
         Expr::Cast(Cast { expr, field }) if field.data_type().is_temporal() => days_from_stored(expr, scope),
         Expr::BinaryExpr(b) if matches!(b.op, Operator::Plus | Operator::Minus) => {
@@ -376,6 +402,37 @@ fn grows(e: &Expr) -> bool {
         Ok(matches!(x, Expr::ScalarFunction(f) if GROWING.contains(&f.name())) || matches!(x, Expr::BinaryExpr(b) if b.op == Operator::StringConcat))
     })
     .unwrap_or(true)
+}
+
+/// The rules on text that grows (checked before constant folding too): paddings of at most
+/// [`MAX_PAD`] characters, no `repeat`, replacements by short constants (no `\1` or `$1`: a
+/// group copied many times multiplies) of text that did not grow ([`grows`]).
+fn growth_may_fail(name: &str, args: &[Expr]) -> bool {
+    let text = |i: usize| args.get(i).map(peel).and_then(constant_text);
+    match name {
+        "repeat" => true,
+        "lpad" | "rpad" => !args.get(1).map(peel).and_then(constant_int).is_some_and(|n| (0..=MAX_PAD).contains(&n)),
+        "replace" => {
+            !(args.len() == 3
+                && text(1).is_some_and(|from| !from.is_empty())
+                && text(2).is_some_and(|to| to.chars().count() as i64 <= MAX_PAD)
+                && !grows(&args[0]))
+        }
+        "regexp_replace" => {
+            !(matches!(args.len(), 3 | 4)
+                && text(2).is_some_and(|r| r.chars().count() as i64 <= MAX_PAD && !r.contains(['\\', '$']))
+                && !grows(&args[0]))
+        }
+        _ => false,
+    }
+}
+
+/// A constant's literal under a cast the type coercion put around it.
+fn peel(e: &Expr) -> &Expr {
+    match e {
+        Expr::Cast(Cast { expr, .. }) if matches!(**expr, Expr::Literal(..)) => expr,
+        _ => e,
+    }
 }
 
 fn constant_text(e: &Expr) -> Option<&str> {
@@ -423,31 +480,30 @@ fn function_may_fail(name: &str, args: &[Expr], schema: &DFSchema) -> bool {
         n if TOTAL_FUNCTIONS.contains(&n) => false,
         n if FLOAT_FUNCTIONS.contains(&n) => args.iter().any(decimal),
         "abs" => !args.iter().all(|a| float(a) || type_of(a).is_some_and(|t| matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)))),
-        "power" => !args.iter().all(float),
+        // Floats, to a constant power of at least 0: DataFusion fails on zero to a negative
+        // power (as PostgreSQL does).
+        "power" => {
+            let exponent = args.get(1).map(peel).and_then(|e| match e {
+                Expr::Literal(v, _) => match v.cast_to(&DataType::Float64) {
+                    Ok(ScalarValue::Float64(Some(x))) => Some(x),
+                    _ => None,
+                },
+                _ => None,
+            });
+            !(args.iter().all(float) && exponent.is_some_and(|x| x >= 0.0))
+        }
         "round" | "trunc" => !(args.first().is_some_and(float) && (args.len() == 1 || int_in(args.get(1), -20, 20))),
         "substr" => !(int_in(args.get(1), -1_000_000_000, 1_000_000_000) && (args.len() == 2 || int_in(args.get(2), 0, 1_000_000_000))),
         "split_part" => !int_in(args.get(2), -1000, 1000) || int_in(args.get(2), 0, 0),
         "substr_index" => !int_in(args.get(2), -1000, 1000),
-        "lpad" | "rpad" => !int_in(args.get(1), 0, MAX_PAD),
+        "lpad" | "rpad" | "replace" => growth_may_fail(name, args),
         "concat" | "concat_ws" => false,
-        "replace" => {
-            !(args.len() == 3
-                && constant_text(&args[1]).is_some_and(|from| !from.is_empty())
-                && constant_text(&args[2]).is_some_and(|to| to.chars().count() as i64 <= MAX_PAD)
-                && !grows(&args[0]))
-        }
         "encode" => !args.get(1).is_some_and(|e| in_list(e, &["hex", "base64"])),
         "date_part" => !args.first().is_some_and(|p| in_list(p, DATE_PARTS)),
         "date_trunc" => !args.first().is_some_and(|p| in_list(p, TRUNC_UNITS)),
         "regexp_like" => !(matches!(args.len(), 2 | 3) && compiles(&args[1], args.get(2), "i")),
         "regexp_count" => !(args.len() == 2 && compiles(&args[1], None, "")),
-        // No `\1` or `$1`: a group copied many times would multiply the text.
-        "regexp_replace" => {
-            !(matches!(args.len(), 3 | 4)
-                && constant_text(&args[2]).is_some_and(|r| r.chars().count() as i64 <= MAX_PAD && !r.contains(['\\', '$']))
-                && compiles(&args[1], args.get(3), "gi")
-                && !grows(&args[0]))
-        }
+        "regexp_replace" => growth_may_fail(name, args) || !compiles(&args[1], args.get(3), "gi"),
         _ => true,
     }
 }
