@@ -667,18 +667,11 @@ pub(crate) fn passed(input: &LogicalPlan, e: &Expr) -> bool {
 /// from 2^24), not a narrowing one (an overflow fails: a bit of the data).
 fn exact_cast(from: &DataType, to: &DataType) -> bool {
     use DataType::*;
-    let width = |t: &DataType| match t {
-        Int8 | UInt8 => 1,
-        Int16 | UInt16 => 2,
-        Int32 | UInt32 => 4,
-        Int64 | UInt64 => 8,
-        _ => 0,
-    };
     match (from, to) {
         _ if from == to => true,
         (Null | Boolean, _) => true,
         (f, Float64) => f.is_numeric(),
-        (f, t) if f.is_integer() && t.is_integer() => width(t) > width(f) || (width(t) == width(f) && f.is_signed_integer() == t.is_signed_integer()),
+        (f, t) if f.is_integer() && t.is_integer() => crate::may_fail::integer_fits(f, t),
         (f, Decimal128(p, s) | Decimal256(p, s)) if f.is_integer() => i16::from(*p) - i16::from(*s) >= 20,
         (Decimal128(fp, fs) | Decimal256(fp, fs), Decimal128(tp, ts) | Decimal256(tp, ts)) => {
             ts >= fs && i16::from(*tp) - i16::from(*ts) >= i16::from(*fp) - i16::from(*fs)

@@ -264,10 +264,9 @@ fn may_fail(x: &Expr, scope: &Scope) -> bool {
     }
 }
 
-/// Casts that succeed for every value of `from`.
-fn cannot_fail_cast(from: &DataType, to: &DataType) -> bool {
+/// Whether every value of the integer type `from` is a value of the integer type `to`.
+pub(crate) fn integer_fits(from: &DataType, to: &DataType) -> bool {
     use DataType::*;
-    let text = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
     let width = |t: &DataType| match t {
         Int8 | UInt8 => 1,
         Int16 | UInt16 => 2,
@@ -275,15 +274,22 @@ fn cannot_fail_cast(from: &DataType, to: &DataType) -> bool {
         Int64 | UInt64 => 8,
         _ => 0,
     };
+    from.is_integer()
+        && to.is_integer()
+        && (width(to) > width(from) && (to.is_signed_integer() || !from.is_signed_integer())
+            || (width(to) == width(from) && from.is_signed_integer() == to.is_signed_integer()))
+}
+
+/// Casts that succeed for every value of `from`.
+fn cannot_fail_cast(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let text = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
     match (from, to) {
         _ if from == to => true,
         (Null, _) => true,
         (f, t) if text(t) => text(f) || f.is_numeric() || matches!(f, Boolean | Date32 | Date64 | Timestamp(..)),
         (Boolean, t) => t.is_numeric(),
-        (f, t) if f.is_integer() && t.is_integer() => {
-            width(t) > width(f) && (t.is_signed_integer() || !f.is_signed_integer())
-                || (width(t) == width(f) && f.is_signed_integer() == t.is_signed_integer())
-        }
+        (f, t) if f.is_integer() && t.is_integer() => integer_fits(f, t),
         (f, Float32 | Float64) => f.is_numeric(),
         (f, Decimal128(p, s) | Decimal256(p, s)) if f.is_integer() => i16::from(*p) - i16::from(*s) >= 20,
         (Decimal128(fp, fs) | Decimal256(fp, fs), Decimal128(tp, ts) | Decimal256(tp, ts)) => {
