@@ -19,7 +19,9 @@
 //! - The session has no table factories, no file formats, no table functions (`read_parquet`,
 //!   `read_csv`, `CREATE EXTERNAL TABLE` do not exist), `information_schema` off, no default catalog
 //!   but ours.
-//! - SQL longer than [`Limits::max_sql_chars`] is refused before parsing; exactly one statement is
+//! - SQL longer than [`Limits::max_sql_chars`], or with a chain of more than 128 operators
+//!   (`a + b + c …`, which DataFusion plans by recursion and which overflowed a worker's stack),
+//!   is refused before parsing; exactly one statement is
 //!   parsed and it must be a query (the AST is checked before planning).
 //! - Every plan is checked with `SQLOptions` (no DDL, DML or statements) **and** this crate's own
 //!   visitor ([`check`]): no `EXPLAIN`/`ANALYZE`, `COPY`, DML, DDL, recursive queries, extensions,
@@ -517,7 +519,7 @@ impl Workspace {
 
     async fn run_inner(&self, sql: &str, count_persons: bool) -> Result<AggregateResult, SandboxError> {
         let deadline = Instant::now() + self.limits.timeout;
-        if sql.chars().count() > self.limits.max_sql_chars {
+        if sql.chars().count() > self.limits.max_sql_chars || check::operator_depth(sql) > check::MAX_OPERATOR_DEPTH {
             return Err(SandboxError::TooLong);
         }
         let state = self.ctx.state();
@@ -567,17 +569,27 @@ impl Workspace {
         let hidden = |persons, magnitudes, fast| Hidden { persons, magnitudes, fast, checked: Some(checked) };
         if checked.count == check::PersonsCount::Distinct {
             let (exact, persons, magnitudes) = checker.with_persons(plan, checked, check::PersonsCount::Distinct)?;
+            self.check_rewritten(&exact)?;
             return self.execute(exact, hidden(persons, magnitudes, false), deadline).await.map_err(Failure::into_sandbox);
         }
         let (fast, persons, magnitudes) = checker.with_persons(plan, checked, check::PersonsCount::InOrder)?;
+        self.check_rewritten(&fast)?;
         match self.execute(fast, hidden(persons, magnitudes, true), deadline).await {
             Err(Failure::PersonsOrder) => {
                 self.recounts.fetch_add(1, Ordering::Relaxed);
                 let (exact, persons, magnitudes) = checker.with_persons(plan, checked, check::PersonsCount::Distinct)?;
+                self.check_rewritten(&exact)?;
                 self.execute(exact, hidden(persons, magnitudes, false), deadline).await.map_err(Failure::into_sandbox)
             }
             other => other.map_err(Failure::into_sandbox),
         }
+    }
+
+    /// `may_fail` again over the rewritten plan: its hidden conditions are copied from the query
+    /// before DataFusion folded it, so a step the folding removed from the query
+    /// (`count((CASE WHEN 1 / x > 0 THEN 1 END) * 0)`) would otherwise run in them.
+    fn check_rewritten(&self, plan: &LogicalPlan) -> Result<(), SandboxError> {
+        may_fail::check(&may_fail::analyzed(&self.ctx.state(), plan)?)
     }
 
     /// Runs a checked plan whose last columns are the hidden ones of `hidden`.

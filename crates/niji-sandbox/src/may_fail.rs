@@ -41,7 +41,7 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::expr::{Cast, Like, TryCast, WindowFunction, WindowFunctionParams};
-use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, WindowFunctionDefinition};
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, Volatility, WindowFunctionDefinition};
 use datafusion::optimizer::simplify_expressions::SimplifyExpressions;
 use datafusion::optimizer::Optimizer;
 
@@ -220,6 +220,9 @@ impl Scope<'_> {
 
 /// Whether `x` (this node only; its children are visited on their own) can fail on some value.
 fn may_fail(x: &Expr, scope: &Scope) -> bool {
+    if unfolded_constant(x) {
+        return true;
+    }
     let schema = scope.schema;
     let type_of = |e: &Expr| e.get_type(schema).ok();
     match x {
@@ -280,6 +283,40 @@ pub(crate) fn integer_fits(from: &DataType, to: &DataType) -> bool {
             || (width(to) == width(from) && from.is_signed_integer() == to.is_signed_integer()))
 }
 
+/// Whether `x` is a step of constants the folding left in place: it failed there
+/// (`TIMESTAMP '1700-12-31' - INTERVAL '1199 months'`), and would fail where a row reaches it.
+/// Not what the folding never evaluates: volatile functions, aggregates, subqueries.
+fn unfolded_constant(x: &Expr) -> bool {
+    let step = matches!(
+        x,
+        Expr::BinaryExpr(_)
+            | Expr::ScalarFunction(_)
+            | Expr::Cast(_)
+            | Expr::TryCast(_)
+            | Expr::Negative(_)
+            | Expr::Case(_)
+            | Expr::Like(_)
+            | Expr::Between(_)
+    );
+    step && !x
+        .exists(|e| {
+            Ok(match e {
+                Expr::ScalarFunction(f) => f.func.signature().volatility == Volatility::Volatile,
+                Expr::Column(_)
+                | Expr::OuterReferenceColumn(..)
+                | Expr::Placeholder(_)
+                | Expr::ScalarVariable(..)
+                | Expr::AggregateFunction(_)
+                | Expr::WindowFunction(_)
+                | Expr::ScalarSubquery(_)
+                | Expr::Exists(_)
+                | Expr::InSubquery(_) => true,
+                _ => false,
+            })
+        })
+        .unwrap_or(true)
+}
+
 /// Casts that succeed for every value of `from`.
 fn cannot_fail_cast(from: &DataType, to: &DataType) -> bool {
     use DataType::*;
@@ -297,6 +334,8 @@ fn cannot_fail_cast(from: &DataType, to: &DataType) -> bool {
         }
         // To a timestamp only from a table's date: see [`may_fail`].
         (Date32, Date64 | Int32 | Int64) => true,
+        // The rewrite's person ids, read as bytes.
+        (FixedSizeBinary(_), Binary) => true,
         (Date64 | Timestamp(..), Int64) => true,
         (Timestamp(..) | Date64, Date32) => true,
         (Timestamp(from, _), Timestamp(to, _)) => unit_rank(to) <= unit_rank(from),
@@ -346,7 +385,7 @@ fn binary_may_fail(b: &BinaryExpr, scope: &Scope) -> bool {
 }
 
 /// How far, in days, the date or timestamp `e` may be from a table's own date: 0 for a stored
-/// column or a date constant between 1700 and 2150 (as intake's), plus each constant interval added or
+/// column or a date constant between 1800 and 2150 (as intake's), plus each constant interval added or
 /// subtracted, through casts between dates and timestamps. `None`: made some other way (from
 /// text or numbers), whose range the query chooses.
 fn days_from_stored(e: &Expr, scope: &Scope) -> Option<i64> {
@@ -362,8 +401,8 @@ fn days_from_stored(e: &Expr, scope: &Scope) -> Option<i64> {
                 ScalarValue::TimestampNanosecond(Some(t), _) => t / 86_400_000_000_000,
                 _ => return None,
             };
-            // 1700-01-01 and 2150-12-31 in days from 1970.
-            (-98_352..=66_108).contains(&days).then_some(0)
+            // 1800-01-01 and 2150-12-31 in days from 1970.
+            (-62_091..=66_108).contains(&days).then_some(0)
         }
         Expr::Cast(Cast { expr, field }) if field.data_type().is_temporal() => days_from_stored(expr, scope),
         Expr::BinaryExpr(b) if matches!(b.op, Operator::Plus | Operator::Minus) => {

@@ -447,6 +447,11 @@ async fn errors_cannot_be_aimed_at_a_row() {
         // shown as text.
         "SELECT count(*) FROM claim_lines WHERE code = 'C' AND power(CAST(points - points AS DOUBLE), points - 100) > 0",
         "SELECT count(*) FROM claim_lines WHERE code = 'C' AND CAST(TRY_CAST(points * 100000000 AS DATE) AS VARCHAR) <> ''",
+        // Found by a third review: a step the folding removed from the query (`A * 0`) but the
+        // persons count's hidden conditions copied; a constant moved out of a timestamp's range
+        // that the folding left in place.
+        "SELECT count((CASE WHEN 1 / (CASE WHEN code = 'C' THEN 0 ELSE 1 END) > 0 THEN 1 ELSE 0 END) * 0) AS n FROM claim_lines",
+        "SELECT count(CASE WHEN code = 'C' THEN TIMESTAMP '1700-12-31 00:00:00' - INTERVAL '1199 months' END) FROM claim_lines",
         // In a group key, and in a window's arguments.
         "SELECT kind, count(*) FROM claim_lines GROUP BY kind, points / (points - 70)",
         "SELECT count(*) FROM (SELECT person_id, ntile(0) OVER (PARTITION BY person_id) AS t FROM claim_lines WHERE code = 'C')",
@@ -517,6 +522,42 @@ async fn huge_queries_are_refused_before_parsing() {
     let ws = workspace();
     let sql = format!("SELECT count(*) FROM claim_lines WHERE code IN ({})", vec!["'A'"; 6000].join(","));
     refused(&ws, &sql, TooLong).await;
+    // Long lists and many columns stay open: a chain is counted from the last comma or clause.
+    let codes = (0..60).map(|i| format!("code LIKE 'E{i}%'")).collect::<Vec<_>>().join(" OR ");
+    assert!(ws.run(&format!("SELECT count(*) FROM claim_lines WHERE {codes}")).await.is_ok());
+    let columns = (0..12)
+        .map(|i| format!("sum(CASE WHEN points > {i} AND points < 100 + {i} AND code <> 'X' THEN points END) AS c{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let got = ws.run(&format!("SELECT kind, {columns} FROM claim_lines GROUP BY kind")).await;
+    assert!(got.is_ok(), "{got:?}");
+}
+
+/// The parser loops over `a + b + c …`, but DataFusion names, plans and evaluates such a chain by
+/// recursion: 6,000 terms (within the 20,000 characters) overflowed a worker's 2 MiB stack and
+/// aborted the whole process. Refused from the text before parsing, on a thread of that stack.
+#[test]
+fn a_chain_of_operators_cannot_overflow_the_stack() {
+    let worker = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let ws = workspace();
+            let chain = vec!["p"; 6000].join(" + ");
+            for sql in [
+                format!("SELECT sum({chain}) FROM (SELECT person_id, points AS p FROM claim_lines)"),
+                format!("SELECT count(*) FROM claim_lines WHERE {} > 0", vec!["points"; 6000].join("+")),
+                format!("SELECT count(*) FROM claim_lines WHERE {}", vec!["code = 'A'"; 2000].join(" OR ")),
+                format!("SELECT count(*) FROM claim_lines WHERE points > 0{}", " AND points > 0 /* , */".repeat(300)),
+            ] {
+                assert_eq!(runtime.block_on(ws.run(&sql)).err(), Some(TooLong));
+            }
+            // Within the bound it runs, on the same stack.
+            let chain = vec!["p"; 120].join(" + ");
+            assert!(runtime.block_on(ws.run(&format!("SELECT sum({chain}) FROM (SELECT person_id, points AS p FROM claim_lines)"))).is_ok());
+        })
+        .unwrap();
+    assert!(worker.join().is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
