@@ -74,69 +74,57 @@ fn not(r: Refusal) -> SandboxError {
 /// `regexp_like`, not as 200 `OR`s.
 pub(crate) const MAX_OPERATOR_DEPTH: usize = 128;
 
-/// An upper bound of the deepest chain of operators in `sql`, read from its text before parsing:
-/// the operators (symbols, `AND`, `OR`, `NOT`, `IS`, `LIKE`, `ILIKE`, `IN`, `BETWEEN`) since the
-/// last comma or clause keyword at each level of parentheses, summed over the levels around.
-/// Text in quotes and comments is skipped.
-pub(crate) fn operator_depth(sql: &str) -> usize {
-    let chars: Vec<char> = sql.chars().collect();
+/// An upper bound of the deepest chain of operators in `sql`, read from its tokens (the
+/// parser's own tokenizer and dialect, so that quotes and comments are read as the parser reads
+/// them) before parsing: the operators (symbols, `AND`, `OR`, `NOT`, `IS`, `LIKE`, `ILIKE`, `IN`,
+/// `BETWEEN`) since the last comma or clause keyword at each level of parentheses, summed over
+/// the levels around. Text the tokenizer refuses counts 0: the parser refuses it too.
+pub(crate) fn operator_depth(sql: &str, dialect: &dyn datafusion::sql::sqlparser::dialect::Dialect) -> usize {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let Ok(tokens) = Tokenizer::new(dialect, sql).tokenize() else { return 0 };
     // The operators since the last reset at each open level of parentheses.
     let mut levels: Vec<usize> = vec![0];
     let mut deepest = 0;
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let next = chars.get(i + 1).copied();
-        match c {
-            '\'' | '"' => {
-                i += 1;
-                while i < chars.len() && !(chars[i] == c && chars.get(i + 1) != Some(&c)) {
-                    i += if chars[i] == c { 2 } else { 1 };
-                }
-            }
-            '-' if next == Some('-') => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-            }
-            '/' if next == Some('*') => {
-                i += 2;
-                while i + 1 < chars.len() && !(chars[i] == '*' && chars[i + 1] == '/') {
-                    i += 1;
-                }
-                i += 1;
-            }
-            '(' => levels.push(0),
-            ')' => {
+    for token in &tokens {
+        let level = levels.last_mut().expect("a level");
+        match token {
+            Token::LParen => levels.push(0),
+            Token::RParen => {
                 if levels.len() > 1 {
                     levels.pop();
                 }
             }
-            ',' => *levels.last_mut().expect("a level") = 0,
-            c if "+-*/%<>=!|&^~#@".contains(c) => {
-                while chars.get(i + 1).is_some_and(|n| "+-*/%<>=!|&^~#@".contains(*n)) {
-                    i += 1;
-                }
-                *levels.last_mut().expect("a level") += 1;
-            }
-            c if c.is_alphanumeric() || c == '_' => {
-                let start = i;
-                while chars.get(i + 1).is_some_and(|n| n.is_alphanumeric() || *n == '_') {
-                    i += 1;
-                }
-                let word: String = chars[start..=i].iter().collect::<String>().to_ascii_uppercase();
-                let level = levels.last_mut().expect("a level");
-                match word.as_str() {
-                    "AND" | "OR" | "NOT" | "IS" | "LIKE" | "ILIKE" | "IN" | "BETWEEN" => *level += 1,
-                    "SELECT" | "FROM" | "WHERE" | "GROUP" | "HAVING" | "ORDER" | "WHEN" | "THEN" | "ELSE" | "END" | "ON" | "JOIN" | "UNION"
-                    | "LIMIT" | "OFFSET" | "FILTER" | "OVER" => *level = 0,
-                    _ => {}
-                }
-            }
-            _ => {}
+            Token::Comma => *level = 0,
+            Token::Word(w) if w.quote_style.is_none() => match w.value.to_ascii_uppercase().as_str() {
+                "AND" | "OR" | "NOT" | "IS" | "LIKE" | "ILIKE" | "IN" | "BETWEEN" => *level += 1,
+                "SELECT" | "FROM" | "WHERE" | "GROUP" | "HAVING" | "ORDER" | "WHEN" | "THEN" | "ELSE" | "END" | "ON" | "JOIN" | "UNION" | "LIMIT"
+                | "OFFSET" | "FILTER" | "OVER" => *level = 0,
+                _ => {}
+            },
+            Token::Word(_)
+            | Token::Number(..)
+            | Token::Char(_)
+            | Token::Whitespace(_)
+            | Token::Period
+            | Token::SemiColon
+            | Token::EOF
+            | Token::LBracket
+            | Token::RBracket
+            | Token::LBrace
+            | Token::RBrace
+            | Token::Placeholder(_) => {}
+            Token::SingleQuotedString(_)
+            | Token::DoubleQuotedString(_)
+            | Token::DollarQuotedString(_)
+            | Token::NationalStringLiteral(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::UnicodeStringLiteral(_)
+            | Token::HexStringLiteral(_) => {}
+            // Anything else may join two expressions (a token not listed only makes the bound
+            // larger).
+            _ => *level += 1,
         }
         deepest = deepest.max(levels.iter().sum());
-        i += 1;
     }
     deepest
 }

@@ -519,11 +519,19 @@ impl Workspace {
 
     async fn run_inner(&self, sql: &str, count_persons: bool) -> Result<AggregateResult, SandboxError> {
         let deadline = Instant::now() + self.limits.timeout;
-        if sql.chars().count() > self.limits.max_sql_chars || check::operator_depth(sql) > check::MAX_OPERATOR_DEPTH {
+        if sql.chars().count() > self.limits.max_sql_chars {
             return Err(SandboxError::TooLong);
         }
         let state = self.ctx.state();
         let dialect = state.config().options().sql_parser.dialect;
+        // In a block: the tokenizer's dialect is not `Send` and must not live across an await.
+        let depth = {
+            let tokens_dialect = datafusion::sql::sqlparser::dialect::dialect_from_str(dialect).ok_or(SandboxError::Internal)?;
+            check::operator_depth(sql, tokens_dialect.as_ref())
+        };
+        if depth > check::MAX_OPERATOR_DEPTH {
+            return Err(SandboxError::TooLong);
+        }
         let statement = state.sql_to_statement(sql, &dialect).map_err(map_error)?;
         check::statement(&statement)?;
         // Planning reads no data: what fails here fails for every database (a text that is no
