@@ -11,8 +11,9 @@
 //!   (text to a number or a date, narrowing, a float to an integer) must be written `TRY_CAST`,
 //!   which gives a null, and a null is a part the persons count sees (`count(TRY_CAST(…))`);
 //! - arithmetic that wraps or gives infinities (integers `+ − ×`, floats); an integer division
-//!   or remainder only by a constant other than 0 and −1 (divide as floats:
-//!   `CAST(x AS DOUBLE) / y`); decimals only between constants; a table's own dates (checked at
+//!   or remainder only by a constant other than 0 and −1 or by a grouped `count(*)` (a mean
+//!   written `sum(x) / count(*)`; every group has a row), otherwise divide as floats
+//!   (`CAST(x AS DOUBLE) / y`); decimals only between constants; a table's own dates (checked at
 //!   intake: 1800 to 2150) moved by constant intervals of a century in all, and only those made
 //!   nanosecond timestamps (`date_trunc` does; they hold 1677–2262), never a date the query made
 //!   from text or numbers (`TRY_CAST('99999-01-01' AS DATE)`);
@@ -210,6 +211,30 @@ struct Scope<'a> {
 }
 
 impl Scope<'_> {
+    /// Whether `e` is a grouped aggregate's `count(*)`, read just above it (a mean written
+    /// `sum(x) / count(*)`): every group has a row, so it is at least 1. Not of a global aggregate,
+    /// which counts 0 when no row is selected.
+    fn rows_of_group(&self, e: &Expr) -> bool {
+        let e = match e {
+            Expr::Alias(a) => a.expr.as_ref(),
+            e => e,
+        };
+        let Expr::Column(c) = e else { return false };
+        self.inputs.iter().any(|input| {
+            let LogicalPlan::Aggregate(a) = input else { return false };
+            let Ok(i) = a.schema.index_of_column(c) else { return false };
+            let Some(Expr::AggregateFunction(f)) = i.checked_sub(a.group_expr.len()).and_then(|k| a.aggr_expr.get(k)).map(|e| e.clone().unalias())
+            else {
+                return false;
+            };
+            !a.group_expr.is_empty()
+                && f.func.name() == "count"
+                && f.params.filter.is_none()
+                && !f.params.distinct
+                && matches!(&f.params.args[..], [Expr::Literal(v, _)] if !v.is_null())
+        })
+    }
+
     /// Whether `e` is a table's column passed on unchanged (its values are the holder's, checked at
     /// intake, not made by the query).
     fn stored(&self, e: &Expr) -> bool {
@@ -378,7 +403,7 @@ fn binary_may_fail(b: &BinaryExpr, scope: &Scope) -> bool {
                 || matches!(r, DataType::Float16 | DataType::Float32 | DataType::Float64);
             // `i64::MIN / -1` overflows; `x / 0` fails.
             let safe_divisor = matches!(&*b.right, Expr::Literal(v, _) if !v.is_null() && matches!(v.cast_to(&DataType::Float64), Ok(ScalarValue::Float64(Some(d))) if d != 0.0 && d != -1.0));
-            !(float || safe_divisor)
+            !(float || safe_divisor || scope.rows_of_group(&b.right))
         }
         _ => true,
     }

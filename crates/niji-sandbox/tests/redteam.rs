@@ -452,6 +452,9 @@ async fn errors_cannot_be_aimed_at_a_row() {
         // that the folding left in place.
         "SELECT count((CASE WHEN 1 / (CASE WHEN code = 'C' THEN 0 ELSE 1 END) > 0 THEN 1 ELSE 0 END) * 0) AS n FROM claim_lines",
         "SELECT count(CASE WHEN code = 'C' THEN TIMESTAMP '1700-12-31 00:00:00' - INTERVAL '1199 months' END) FROM claim_lines",
+        // A global count(*) is 0 when no row is selected; a count of a column is 0 when all are null.
+        "SELECT sum(points) / count(*) FROM claim_lines WHERE code = 'no such code'",
+        "SELECT kind, sum(points) / count(CASE WHEN code = 'C' THEN 1 END) FROM claim_lines GROUP BY kind",
         // In a group key, and in a window's arguments.
         "SELECT kind, count(*) FROM claim_lines GROUP BY kind, points / (points - 70)",
         "SELECT count(*) FROM (SELECT person_id, ntile(0) OVER (PARTITION BY person_id) AS t FROM claim_lines WHERE code = 'C')",
@@ -489,6 +492,8 @@ async fn errors_cannot_be_aimed_at_a_row() {
         "SELECT count(*) FROM claim_lines WHERE lower(code) = 'a' AND length(code) = 1 AND CAST(points AS VARCHAR) <> '' AND CAST(points AS DOUBLE) > 0",
         "SELECT sex, count(*) FROM patients WHERE TRY_CAST(birth_year_month || '-01' AS DATE) > DATE '1940-01-01' GROUP BY sex",
         "SELECT sex, avg(TRY_CAST(substr(birth_year_month, 1, 4) AS BIGINT)) FROM patients GROUP BY sex",
+        // A grouped count(*) is at least 1: the mean written as a division stays open.
+        "SELECT kind, sum(points) / count(*) AS mean, sum(points) % count(*) AS rest FROM claim_lines GROUP BY kind",
         "SELECT date_part('year', TRY_CAST(birth_year_month || '-01' AS DATE)) AS y, count(*) FROM patients GROUP BY 1",
     ] {
         let got = ws.run(sql).await;
