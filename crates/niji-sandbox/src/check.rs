@@ -66,7 +66,6 @@ fn not(r: Refusal) -> SandboxError {
     SandboxError::NotAllowed(r)
 }
 
-/// The parsed statement must be a query.
 /// The deepest chain of operators a query may write ([`operator_depth`]). The parser loops over
 /// `a + b + c …` instead of recursing (its nesting limit does not see it), but DataFusion names,
 /// plans and evaluates the chain by recursion: 300 levels overflowed a 2 MiB thread's stack in a
@@ -129,6 +128,7 @@ pub(crate) fn operator_depth(sql: &str, dialect: &dyn datafusion::sql::sqlparser
     deepest
 }
 
+/// The parsed statement must be a query.
 pub(crate) fn statement(s: &DfStatement) -> Result<(), SandboxError> {
     match s {
         DfStatement::Statement(st) => match st.as_ref() {
@@ -1312,8 +1312,7 @@ fn parts(e: &Expr, path: Option<&Expr>, reading: Reading, input: &datafusion::co
 fn read_field(e: &Expr, input: &datafusion::common::DFSchema) -> bool {
     match e {
         Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => {
-            field.data_type().is_numeric()
-                && expr.get_type(input).is_ok_and(|t| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
+            field.data_type().is_numeric() && expr.get_type(input).is_ok_and(|t| t.is_string())
         }
         Expr::ScalarFunction(f) => f.name() == "date_part",
         _ => false,

@@ -289,11 +289,12 @@ pub(crate) fn prepare(
 /// Sorts a prepared table by `person_id` (its first column) and cuts it into `n` partitions (at least
 /// one, possibly empty) at person boundaries, each dealt into batches of at most [`BATCH_ROWS`]: every
 /// partition then holds an ascending, contiguous range of ids, the order [`crate::persons`] counts by.
-pub(crate) fn by_person(batches: Vec<RecordBatch>, n: usize) -> Result<Vec<Vec<RecordBatch>>, SandboxError> {
+/// Also returns the most rows one person has (read from the sorted order, for `worst_case`).
+pub(crate) fn by_person(batches: Vec<RecordBatch>, n: usize) -> Result<(Vec<Vec<RecordBatch>>, u64), SandboxError> {
     let n = n.max(1);
     let mut parts = vec![Vec::new(); n];
     if batches.is_empty() {
-        return Ok(parts);
+        return Ok((parts, 0));
     }
     // `id << 32 | row` of every row (rows numbered across the batches), sorted: by id, then in
     // the lake's order. Rows are taken from the prepared batches directly, without a concatenated
@@ -317,6 +318,7 @@ pub(crate) fn by_person(batches: Vec<RecordBatch>, n: usize) -> Result<Vec<Vec<R
     }
     order.sort_unstable();
     let id_of = |o: u64| (o >> 32) as Id;
+    let most_per_person = order.chunk_by(|a, b| id_of(*a) == id_of(*b)).map(<[u64]>::len).max().unwrap_or(0) as u64;
     let source_of = |o: u64| {
         let row = (o & 0xFFFF_FFFF) as usize;
         let batch = starts.partition_point(|&s| s <= row) - 1;
@@ -358,33 +360,11 @@ pub(crate) fn by_person(batches: Vec<RecordBatch>, n: usize) -> Result<Vec<Vec<R
     for (part, batches) in parts.iter_mut().zip(gathered) {
         *part = batches?;
     }
-    Ok(parts)
+    Ok((parts, most_per_person))
 }
 
 /// Rows per batch of a registered table.
 pub(crate) const BATCH_ROWS: usize = 8192;
-
-/// The rows of a table registered by [`by_person`] and the most rows one person has (each
-/// person's rows are together within one partition).
-pub(crate) fn rows_and_most(parts: &[Vec<RecordBatch>]) -> Result<(u64, u64), SandboxError> {
-    let (mut rows, mut most) = (0u64, 0u64);
-    for part in parts {
-        let mut run: Option<(Id, u64)> = None;
-        for batch in part {
-            let ids = batch.column(0).as_any().downcast_ref::<FixedSizeBinaryArray>().ok_or(SandboxError::Internal)?;
-            for r in 0..ids.len() {
-                let id = id_at(ids, r);
-                run = match run {
-                    Some((last, n)) if last == id => Some((id, n + 1)),
-                    _ => Some((id, 1)),
-                };
-                most = most.max(run.map_or(0, |(_, n)| n));
-            }
-            rows += ids.len() as u64;
-        }
-    }
-    Ok((rows, most))
-}
 
 #[cfg(test)]
 mod tests {

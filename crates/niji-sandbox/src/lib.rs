@@ -436,11 +436,11 @@ impl Workspace {
         for t in tables {
             let schema = schema_name(&t.dataset);
             let (out_schema, batches) = data::prepare(&t, policy, &rekey, &ids)?;
-            let parts = data::by_person(batches, partitions)?;
+            let (parts, most_per_person) = data::by_person(batches, partitions)?;
             // Rounded up to a power of two: the refusals they decide must not tell one person's
             // exact number of rows (a join with `LIMIT j` is refused exactly past 10⁹ / most).
-            let (rows, most_per_person) = data::rows_and_most(&parts)?;
-            let (rows, most_per_person) = (rows.next_power_of_two(), most_per_person.next_power_of_two());
+            let rows = parts.iter().flatten().map(|b| b.num_rows() as u64).sum::<u64>().next_power_of_two();
+            let most_per_person = most_per_person.next_power_of_two();
             let mem = MemTable::try_new(out_schema.clone(), parts).map_err(|_| SandboxError::Internal)?;
             registered.insert(
                 (schema.clone(), t.table.clone()),
@@ -551,13 +551,11 @@ impl Workspace {
             QueryMode::Aggregates => Some(checker.check(&plan)?),
         };
         // Nothing in it may fail on some rows' values, dummy data included (what runs there must
-        // run on the real data).
-        may_fail::check(&may_fail::analyzed(&state, &plan)?)?;
-        // Nor may its time depend on which rows its conditions select.
-        let optimized = state.optimize(&plan).map_err(|_| SandboxError::Parse)?;
-        worst_case::check(&optimized, &self.tables, &self.default_schema, self.limits.max_join_rows)?;
+        // run on the real data), nor may its time depend on which rows its conditions select.
+        let planned = may_fail::planned(&state, &plan)?;
+        worst_case::check(&planned, &self.tables, &self.default_schema, self.limits.max_join_rows)?;
         let Some(checked) = checked.filter(|_| count_persons) else {
-            return self.execute(plan, Hidden::default(), deadline).await.map_err(Failure::into_sandbox);
+            return self.execute(planned, Hidden::default(), deadline).await.map_err(Failure::into_sandbox);
         };
         // A LIMIT above the aggregate is applied by output checking to the rows it shows.
         let (plan, window) = check::without_limit(&plan)?;
@@ -574,36 +572,41 @@ impl Workspace {
         checked: &check::Checked,
         deadline: Instant,
     ) -> Result<AggregateResult, SandboxError> {
-        let hidden = |persons, magnitudes, fast| Hidden { persons, magnitudes, fast, checked: Some(checked) };
         if checked.count == check::PersonsCount::Distinct {
-            let (exact, persons, magnitudes) = checker.with_persons(plan, checked, check::PersonsCount::Distinct)?;
-            self.check_rewritten(&exact)?;
-            return self.execute(exact, hidden(persons, magnitudes, false), deadline).await.map_err(Failure::into_sandbox);
+            return self.run_counted(checker, plan, checked, check::PersonsCount::Distinct, deadline).await.map_err(Failure::into_sandbox);
         }
-        let (fast, persons, magnitudes) = checker.with_persons(plan, checked, check::PersonsCount::InOrder)?;
-        self.check_rewritten(&fast)?;
-        match self.execute(fast, hidden(persons, magnitudes, true), deadline).await {
+        match self.run_counted(checker, plan, checked, check::PersonsCount::InOrder, deadline).await {
             Err(Failure::PersonsOrder) => {
                 self.recounts.fetch_add(1, Ordering::Relaxed);
-                let (exact, persons, magnitudes) = checker.with_persons(plan, checked, check::PersonsCount::Distinct)?;
-                self.check_rewritten(&exact)?;
-                self.execute(exact, hidden(persons, magnitudes, false), deadline).await.map_err(Failure::into_sandbox)
+                self.run_counted(checker, plan, checked, check::PersonsCount::Distinct, deadline).await.map_err(Failure::into_sandbox)
             }
             other => other.map_err(Failure::into_sandbox),
         }
     }
 
-    /// `may_fail` again over the rewritten plan: its hidden conditions are copied from the query
+    /// Rewrites a checked plan to count its persons the `count` way, plans it and runs it.
+    /// `may_fail` reads the rewritten plan again: its hidden conditions are copied from the query
     /// before DataFusion folded it, so a step the folding removed from the query
     /// (`count((CASE WHEN 1 / x > 0 THEN 1 END) * 0)`) would otherwise run in them.
-    fn check_rewritten(&self, plan: &LogicalPlan) -> Result<(), SandboxError> {
-        may_fail::check(&may_fail::analyzed(&self.ctx.state(), plan)?)
+    async fn run_counted(
+        &self,
+        checker: &check::Checker<'_>,
+        plan: &LogicalPlan,
+        checked: &check::Checked,
+        count: check::PersonsCount,
+        deadline: Instant,
+    ) -> Result<AggregateResult, Failure> {
+        let (rewritten, persons, magnitudes) = checker.with_persons(plan, checked, count).map_err(Failure::Sandbox)?;
+        let planned = may_fail::planned(&self.ctx.state(), &rewritten).map_err(Failure::Sandbox)?;
+        let hidden = Hidden { persons, magnitudes, fast: count == check::PersonsCount::InOrder, checked: Some(checked) };
+        self.execute(planned, hidden, deadline).await
     }
 
-    /// Runs a checked plan whose last columns are the hidden ones of `hidden`.
-    async fn execute(&self, plan: LogicalPlan, hidden: Hidden<'_>, deadline: Instant) -> Result<AggregateResult, Failure> {
-        let df = self.ctx.execute_logical_plan(plan).await.map_err(Failure::from)?;
-        let physical = df.create_physical_plan().await.map_err(Failure::from)?;
+    /// Runs a checked plan, already planned ([`may_fail::planned`]: not optimized a second time),
+    /// whose last columns are the hidden ones of `hidden`.
+    async fn execute(&self, planned: LogicalPlan, hidden: Hidden<'_>, deadline: Instant) -> Result<AggregateResult, Failure> {
+        let state = self.ctx.state();
+        let physical = state.query_planner().create_physical_plan(&planned, &state).await.map_err(Failure::from)?;
         let physical = deadline::wrap(physical, deadline).map_err(Failure::from)?;
         let mut stream = execute_stream(physical, self.ctx.task_ctx()).map_err(Failure::from)?;
         let schema = stream.schema();

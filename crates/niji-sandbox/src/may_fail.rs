@@ -5,7 +5,7 @@
 //! `sum(CASE WHEN <a rare diagnosis and a birth month> THEN 1 / (points - points) ELSE 0 END)`
 //! fails exactly when such a row exists, whatever the persons count says about the cells. So
 //! every expression of the plan (subqueries included), after DataFusion's type coercion and
-//! constant folding ([`analyzed`]), must be one that cannot fail on any value it reads
+//! constant folding ([`planned`]), must be one that cannot fail on any value it reads
 //! ([`check`]):
 //! - casts that cannot fail (to text, widening numbers, dates to timestamps); a cast that can
 //!   (text to a number or a date, narrowing, a float to an integer) must be written `TRY_CAST`,
@@ -48,11 +48,14 @@ use datafusion::optimizer::Optimizer;
 
 use crate::{Refusal, SandboxError};
 
-/// `plan` as it will run, for [`check`]: DataFusion's analyzer (type coercion, which adds the
-/// casts the query does not write) and constant folding. Both read no data: what fails here
-/// (`points = '7x'`, a literal the coercion cannot cast) fails for every database, as
-/// [`SandboxError::Parse`].
-pub(crate) fn analyzed(state: &SessionState, plan: &LogicalPlan) -> Result<LogicalPlan, SandboxError> {
+/// `plan` checked and optimized as it will run, in one pass: DataFusion's analyzer (type
+/// coercion, which adds the casts the query does not write), the text-growth rules (before the
+/// folding, which would build a huge constant itself), constant folding, [`check`] on the folded
+/// plan (before the optimizer merges and prunes projections), then the rest of the optimizer, as
+/// `SessionState::optimize` would. The result is what `worst_case` reads and what runs, not
+/// optimized again. No step reads data: what fails here (`points = '7x'`, a literal the coercion
+/// cannot cast) fails for every database, as [`SandboxError::Parse`].
+pub(crate) fn planned(state: &SessionState, plan: &LogicalPlan) -> Result<LogicalPlan, SandboxError> {
     let coerced = state.analyzer().execute_and_check(plan.clone(), state.config_options(), |_, _| {}).map_err(|_| SandboxError::Parse)?;
     // Before folding: the folding itself would build `lpad('', 2147483647, 'A')` (2 GiB, while
     // planning, outside the memory pool).
@@ -73,14 +76,17 @@ pub(crate) fn analyzed(state: &SessionState, plan: &LogicalPlan) -> Result<Logic
     if growing || padding > MAX_PADDING {
         return Err(SandboxError::NotAllowed(Refusal::MayFail));
     }
-    Optimizer::with_rules(vec![std::sync::Arc::new(SimplifyExpressions::new())]).optimize(coerced, state, |_, _| {}).map_err(|_| SandboxError::Parse)
+    let folded = Optimizer::with_rules(vec![std::sync::Arc::new(SimplifyExpressions::new())])
+        .optimize(coerced, state, |_, _| {})
+        .map_err(|_| SandboxError::Parse)?;
+    check(&folded)?;
+    state.optimizer().optimize(folded, state, |_, _| {}).map_err(|_| SandboxError::Parse)
 }
 
-/// Refuses ([`Refusal::MayFail`]) an analyzed plan ([`analyzed`]) with an expression that can fail
-/// on some values.
-pub(crate) fn check(plan: &LogicalPlan) -> Result<(), SandboxError> {
+/// Refuses ([`Refusal::MayFail`]) a coerced and folded plan (see [`planned`]) with an
+/// expression that can fail on some values.
+fn check(plan: &LogicalPlan) -> Result<(), SandboxError> {
     let mut failing = false;
-    let mut padding = 0i64;
     let walked = plan.apply_with_subqueries(|node| {
         let inputs = node.inputs();
         // The schema a node's expressions read: its input's, or a join's both sides (a semi or
@@ -97,12 +103,7 @@ pub(crate) fn check(plan: &LogicalPlan) -> Result<(), SandboxError> {
         let scope = Scope { schema, inputs: &inputs };
         node.apply_expressions(|e| {
             e.apply(|x| {
-                if let Expr::ScalarFunction(f) = x {
-                    if matches!(f.name(), "lpad" | "rpad") {
-                        padding += f.args.get(1).and_then(constant_int).unwrap_or(MAX_PADDING + 1).max(0);
-                    }
-                }
-                if may_fail(x, &scope) || padding > MAX_PADDING {
+                if may_fail(x, &scope) {
                     failing = true;
                     return Ok(TreeNodeRecursion::Stop);
                 }
@@ -251,8 +252,8 @@ fn may_fail(x: &Expr, scope: &Scope) -> bool {
     let schema = scope.schema;
     let type_of = |e: &Expr| e.get_type(schema).ok();
     match x {
+        // (A cast of a constant is folded, or refused above as a constant that failed.)
         Expr::Cast(Cast { expr, field }) => match expr.as_ref() {
-            Expr::Literal(v, _) => v.cast_to(field.data_type()).is_err(),
             // A date made a nanosecond timestamp (`date_trunc` does) fits only from 1677 to 2262:
             // it must be a table's date moved by at most a century, not one made from text or
             // numbers (`TRY_CAST('99999-01-01' AS DATE)` chosen by a `CASE`).
@@ -266,7 +267,7 @@ fn may_fail(x: &Expr, scope: &Scope) -> bool {
         Expr::TryCast(TryCast { expr, field })
             if field.data_type().is_temporal() || matches!(field.data_type(), DataType::Interval(_) | DataType::Duration(_)) =>
         {
-            !type_of(expr).is_some_and(|t| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null) || t.is_temporal())
+            !type_of(expr).is_some_and(|t| t.is_string() || t.is_null() || t.is_temporal())
         }
         Expr::BinaryExpr(b) if b.op == Operator::StringConcat && !(reads_stored(&b.left, scope) && reads_stored(&b.right, scope)) => true,
         Expr::BinaryExpr(b) => binary_may_fail(b, scope),
@@ -276,13 +277,13 @@ fn may_fail(x: &Expr, scope: &Scope) -> bool {
         Expr::SimilarTo(_) | Expr::ScalarSubquery(_) | Expr::ScalarVariable(..) | Expr::Placeholder(_) => true,
         // Text that grows reads only a table's own text: growth fed into growth across
         // subqueries (`concat(s, s)` over a column made by `concat(s, s)`, 31 times) doubles past
-        // what a string holds, for the rare row only.
+        // what a string holds, for the rare row only. (Within one expression: [`planned`].)
         Expr::ScalarFunction(f) if GROWING.contains(&f.name()) && !f.args.iter().all(|a| reads_stored(a, scope)) => true,
         Expr::ScalarFunction(f) => function_may_fail(f.name(), &f.args, schema),
         Expr::WindowFunction(w) => window_may_fail(w) || w.params.args.iter().any(|a| type_of(a).is_none_or(|t| decimal(&t))),
-        // Integers wrap and floats do not fail; a constant whose negation failed is left by the
-        // folding (`-(-9223372036854775807 - 1)`); intervals and decimals are checked.
-        Expr::Negative(inner) => matches!(**inner, Expr::Literal(..)) || !type_of(inner).is_some_and(|t| t.is_integer() || t.is_floating()),
+        // Integers wrap and floats do not fail (a constant whose negation failed,
+        // `-(-9223372036854775807 - 1)`, is refused above); intervals and decimals are checked.
+        Expr::Negative(inner) => !type_of(inner).is_some_and(|t| t.is_integer() || t.is_floating()),
         // Sums and means of decimals overflow; of integers they wrap, of floats they do not fail.
         Expr::AggregateFunction(f) => f.params.args.iter().any(|a| type_of(a).is_none_or(|t| decimal(&t))),
         // A date outside the calendar's range fails when shown or read as text.
@@ -345,11 +346,10 @@ fn unfolded_constant(x: &Expr) -> bool {
 /// Casts that succeed for every value of `from`.
 fn cannot_fail_cast(from: &DataType, to: &DataType) -> bool {
     use DataType::*;
-    let text = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
     match (from, to) {
         _ if from == to => true,
         (Null, _) => true,
-        (f, t) if text(t) => text(f) || f.is_numeric() || matches!(f, Boolean | Date32 | Date64 | Timestamp(..)),
+        (f, t) if t.is_string() => f.is_string() || f.is_numeric() || matches!(f, Boolean | Date32 | Date64 | Timestamp(..)),
         (Boolean, t) => t.is_numeric(),
         (f, t) if f.is_integer() && t.is_integer() => integer_fits(f, t),
         (f, Float32 | Float64) => f.is_numeric(),
@@ -382,8 +382,6 @@ fn binary_may_fail(b: &BinaryExpr, scope: &Scope) -> bool {
     let schema = scope.schema;
     let (l, r) = (b.left.get_type(schema).ok(), b.right.get_type(schema).ok());
     let (Some(l), Some(r)) = (l, r) else { return true };
-    let constant = |e: &Expr| matches!(e, Expr::Literal(..));
-    let decimal = |t: &DataType| matches!(t, DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..));
     let temporal = |t: &DataType| t.is_temporal() || matches!(t, DataType::Interval(_) | DataType::Duration(_));
     match b.op {
         Eq | NotEq | Lt | LtEq | Gt | GtEq | IsDistinctFrom | IsNotDistinctFrom | And | Or | StringConcat => false,
@@ -391,7 +389,8 @@ fn binary_may_fail(b: &BinaryExpr, scope: &Scope) -> bool {
         RegexMatch | RegexNotMatch => !compiles(&b.right, None, ""),
         RegexIMatch | RegexNotIMatch => !compiles(&b.right, Some(&Expr::Literal(ScalarValue::Utf8(Some("i".into())), None)), "i"),
         LikeMatch | ILikeMatch | NotLikeMatch | NotILikeMatch => constant_text(&b.right).is_none_or(|p| p.chars().count() > 1000),
-        Plus | Minus | Multiply | Divide | Modulo if decimal(&l) || decimal(&r) => !(constant(&b.left) && constant(&b.right)),
+        // Decimals overflow (between constants they are folded, or refused as a failed constant).
+        Plus | Minus | Multiply | Divide | Modulo if decimal(&l) || decimal(&r) => true,
         // Days between two dates (an integer) cannot fail; a date or timestamp moved by an
         // interval only within a century of a table's own date ([`days_from_stored`]).
         Minus if matches!((&l, &r), (DataType::Date32, DataType::Date32)) => false,
@@ -399,8 +398,7 @@ fn binary_may_fail(b: &BinaryExpr, scope: &Scope) -> bool {
         Multiply | Divide | Modulo if temporal(&l) || temporal(&r) => true,
         Plus | Minus | Multiply => false,
         Divide | Modulo => {
-            let float = matches!(l, DataType::Float16 | DataType::Float32 | DataType::Float64)
-                || matches!(r, DataType::Float16 | DataType::Float32 | DataType::Float64);
+            let float = l.is_floating() || r.is_floating();
             // `i64::MIN / -1` overflows; `x / 0` fails.
             let safe_divisor = matches!(&*b.right, Expr::Literal(v, _) if !v.is_null() && matches!(v.cast_to(&DataType::Float64), Ok(ScalarValue::Float64(Some(d))) if d != 0.0 && d != -1.0));
             !(float || safe_divisor || scope.rows_of_group(&b.right))
@@ -512,6 +510,11 @@ fn constant_text(e: &Expr) -> Option<&str> {
     }
 }
 
+/// Whether `e` is an integer constant between `lo` and `hi`.
+fn int_in(e: Option<&Expr>, lo: i64, hi: i64) -> bool {
+    e.and_then(constant_int).is_some_and(|n| (lo..=hi).contains(&n))
+}
+
 fn constant_int(e: &Expr) -> Option<i64> {
     match e {
         Expr::Literal(v, _) if v.data_type().is_integer() && !v.is_null() => match v.cast_to(&DataType::Int64) {
@@ -539,16 +542,11 @@ fn compiles(pattern: &Expr, flags: Option<&Expr>, allowed_flags: &str) -> bool {
 
 fn function_may_fail(name: &str, args: &[Expr], schema: &DFSchema) -> bool {
     let type_of = |e: &Expr| e.get_type(schema).ok();
-    let float = |e: &Expr| type_of(e).is_some_and(|t| matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64));
-    let decimal = |e: &Expr| {
-        type_of(e)
-            .is_none_or(|t| matches!(t, DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..)))
-    };
+    let float = |e: &Expr| type_of(e).is_some_and(|t| t.is_floating());
     let in_list = |e: &Expr, list: &[&str]| constant_text(e).is_some_and(|s| list.contains(&s.to_ascii_lowercase().as_str()));
-    let int_in = |e: Option<&Expr>, lo: i64, hi: i64| e.and_then(constant_int).is_some_and(|n| (lo..=hi).contains(&n));
     match name {
         n if TOTAL_FUNCTIONS.contains(&n) => false,
-        n if FLOAT_FUNCTIONS.contains(&n) => args.iter().any(decimal),
+        n if FLOAT_FUNCTIONS.contains(&n) => args.iter().any(|a| type_of(a).is_none_or(|t| decimal(&t))),
         "abs" => !args.iter().all(|a| float(a) || type_of(a).is_some_and(|t| matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)))),
         // Floats, to a constant power of at least 0: DataFusion fails on zero to a negative
         // power (as PostgreSQL does).
@@ -566,14 +564,14 @@ fn function_may_fail(name: &str, args: &[Expr], schema: &DFSchema) -> bool {
         "substr" => !(int_in(args.get(1), -1_000_000_000, 1_000_000_000) && (args.len() == 2 || int_in(args.get(2), 0, 1_000_000_000))),
         "split_part" => !int_in(args.get(2), -1000, 1000) || int_in(args.get(2), 0, 0),
         "substr_index" => !int_in(args.get(2), -1000, 1000),
-        "lpad" | "rpad" | "replace" => growth_may_fail(name, args),
-        "concat" | "concat_ws" => false,
+        // Their growth is checked before the folding ([`planned`]).
+        "lpad" | "rpad" | "replace" | "concat" | "concat_ws" => false,
         "encode" => !args.get(1).is_some_and(|e| in_list(e, &["hex", "base64"])),
         "date_part" => !args.first().is_some_and(|p| in_list(p, DATE_PARTS)),
         "date_trunc" => !args.first().is_some_and(|p| in_list(p, TRUNC_UNITS)),
         "regexp_like" => !(matches!(args.len(), 2 | 3) && compiles(&args[1], args.get(2), "i")),
         "regexp_count" => !(args.len() == 2 && compiles(&args[1], None, "")),
-        "regexp_replace" => growth_may_fail(name, args) || !compiles(&args[1], args.get(3), "gi"),
+        "regexp_replace" => !compiles(&args[1], args.get(3), "gi"),
         _ => true,
     }
 }
@@ -588,7 +586,6 @@ fn window_may_fail(w: &WindowFunction) -> bool {
         }
         WindowFunctionDefinition::WindowUDF(f) => f,
     };
-    let int_in = |e: Option<&Expr>, lo: i64, hi: i64| e.and_then(constant_int).is_some_and(|n| (lo..=hi).contains(&n));
     match f.name() {
         "row_number" | "rank" | "dense_rank" | "percent_rank" | "cume_dist" | "first_value" | "last_value" => false,
         "lag" | "lead" => args.len() > 1 && !int_in(args.get(1), -1_000_000, 1_000_000),
