@@ -1,6 +1,6 @@
 //! End-to-end intake throughput and peak memory (issue 3): parse + validate, linkage, identities
 //! sealed into the SQLite vault, content written to the encrypted Parquet lake, commit — on
-//! synthetic data ([`niji_synth::Formats::BULK`]).
+//! synthetic FHIR NDJSON and UKE files.
 //!
 //! `cargo bench -p niji-intake --bench intake`
 //!
@@ -8,6 +8,8 @@
 //!   throughput figures.
 //! - `NIJI_BENCH_PERSONS_SMALL` (default a quarter of that): persons of the small run, measured
 //!   only to show how peak memory grows with the input.
+//! - `NIJI_BENCH_ONLY=uke` or `ndjson`: one format only (UKE alone takes about 1.5 GB of disk
+//!   per million persons, NDJSON about 17 GB).
 //!
 //! Targets: ≥ 50,000 FHIR NDJSON resources/s and ≥ 200,000 UKE lines/s end to end, and peak
 //! memory under 1 GiB whatever the input size.
@@ -85,9 +87,23 @@ fn main() {
     }
 }
 
+/// The jobs `NIJI_BENCH_ONLY` selects (both by default).
+fn jobs() -> Vec<Job> {
+    match std::env::var("NIJI_BENCH_ONLY").as_deref() {
+        Ok(only) => vec![Job::parse(only)],
+        Err(_) => vec![Job::Ndjson, Job::Uke],
+    }
+}
+
 fn generate(data: &Path, persons: u64) {
     let mut config = niji_synth::SynthConfig::new(data, persons);
-    config.formats = niji_synth::Formats::BULK;
+    let jobs = jobs();
+    config.formats = niji_synth::Formats {
+        fhir_bundles: false,
+        fhir_ndjson: jobs.iter().any(|j| matches!(j, Job::Ndjson)),
+        uke: jobs.iter().any(|j| matches!(j, Job::Uke)),
+        registry_csv: false,
+    };
     niji_synth::generate(&config, &mut |_| {}).unwrap();
 }
 
@@ -102,7 +118,7 @@ fn parent() {
     let large = env_u64("NIJI_BENCH_PERSONS").unwrap_or(20_000);
     let small = env_u64("NIJI_BENCH_PERSONS_SMALL").unwrap_or((large / 4).max(1_000));
     let root = tempfile::Builder::new().prefix("niji-intake-bench-").tempdir().unwrap();
-    println!("niji-intake end-to-end bench: {small} and {large} persons (Formats::BULK), data under {}", root.path().display());
+    println!("niji-intake end-to-end bench: {small} and {large} persons, data under {}", root.path().display());
 
     let mut results: Vec<(u64, Job, Figures)> = Vec::new();
     let mut sizes = vec![small, large];
@@ -116,7 +132,7 @@ fn parent() {
             dir_bytes(&data) as f64 / 1e6,
             started.elapsed().as_secs_f64()
         );
-        for job in [Job::Ndjson, Job::Uke] {
+        for job in jobs() {
             let figures = run_child(job, &data, root.path());
             results.push((persons, job, figures));
         }
@@ -169,16 +185,17 @@ fn parent() {
 
     println!("\n== Peak memory (VmHWM of the child process)");
     println!(
-        "{:<8} {:>8} {:>12} {:>10} {:>10} {:>12} {:>12} {:>12}",
-        "job", "persons", "count", "units", "input MB", "before MB", "intake MB", "parse-only MB"
+        "{:<8} {:>8} {:>12} {:>10} {:>10} {:>10} {:>12} {:>12} {:>12}",
+        "job", "persons", "count", "units", "held", "input MB", "before MB", "intake MB", "parse-only MB"
     );
     for (persons, job, f) in &results {
         println!(
-            "{:<8} {:>8} {:>12} {:>10} {:>10.1} {:>12.0} {:>12.0} {:>12.0}",
+            "{:<8} {:>8} {:>12} {:>10} {:>10} {:>10.1} {:>12.0} {:>12.0} {:>12.0}",
             job.name(),
             persons,
             f.count,
             f.units,
+            f.units_held,
             f.input_bytes as f64 / 1e6,
             f.before_mb,
             f.peak_mb,
@@ -187,11 +204,11 @@ fn parent() {
     }
     if sizes.len() == 2 {
         println!(
-            "\nWhat each phase holds: validate = the scan state (identity items of the linkage units, the location → unit map, \
-             patient references); link = that plus the linkage records and linkage's own indexes; write and commit = \
+            "\nWhat each phase holds: validate = the scan state (each distinct linkage unit once, a unit number per record that \
+             carries a person, patient references); held = the distinct units; link = that plus the linkage records and linkage's own indexes; write and commit = \
              the vault batch in flight, the lake's buffers (up to one row group per table) and what the allocator keeps."
         );
-        for job in [Job::Ndjson, Job::Uke] {
+        for job in jobs() {
             let of = |n: u64| results.iter().find(|(p, j, _)| *p == n && j.name() == job.name()).map(|(_, _, f)| f).unwrap();
             let (a, b) = (of(small), of(large));
             let per_1000 = (b.peak_mb - a.peak_mb) / (large - small) as f64 * 1000.0;
@@ -264,6 +281,7 @@ struct Figures {
     count: u64,
     seconds: f64,
     units: u64,
+    units_held: u64,
     input_bytes: u64,
     before_mb: f64,
     peak_mb: f64,
@@ -281,7 +299,7 @@ impl Figures {
             .map(|(k, p)| (k.clone(), serde_json::json!({"seconds": p.seconds, "rss_mb": p.rss_mb, "peak_mb": p.peak_mb})))
             .collect();
         serde_json::json!({
-            "count": self.count, "seconds": self.seconds, "units": self.units, "input_bytes": self.input_bytes,
+            "count": self.count, "seconds": self.seconds, "units": self.units, "units_held": self.units_held, "input_bytes": self.input_bytes,
             "before_mb": self.before_mb, "peak_mb": self.peak_mb,
             "parse_count": self.parse_count, "parse_seconds": self.parse_seconds, "parse_peak_mb": self.parse_peak_mb,
             "phases": phases,
@@ -306,6 +324,7 @@ impl Figures {
             count: u("count"),
             seconds: f("seconds"),
             units: u("units"),
+            units_held: u("units_held"),
             input_bytes: u("input_bytes"),
             before_mb: f("before_mb"),
             peak_mb: f("peak_mb"),
@@ -379,12 +398,13 @@ fn child(job: Job) {
             Outcome::Refused { .. } => unreachable!("quarantine never refuses"),
         };
         figures.units = report.units;
+        figures.units_held = report.units_held;
         figures.count = match job {
             Job::Ndjson => report.records_accepted,
             Job::Uke => lines,
         };
         println!(
-            "{}: {} files, {:.1} MB: {} records accepted, {} quarantined, {} warnings, {} linkage units, {} persons; {} {unit} end to end in {:.2} s = {:.0} {unit}/s ({:.2}x the {:.0}/s target, {:.1} MB/s)",
+            "{}: {} files, {:.1} MB: {} records accepted, {} quarantined, {} warnings, {} linkage units ({} distinct), {} persons; {} {unit} end to end in {:.2} s = {:.0} {unit}/s ({:.2}x the {:.0}/s target, {:.1} MB/s)",
             job.name(),
             paths.len(),
             input_bytes as f64 / 1e6,
@@ -392,6 +412,7 @@ fn child(job: Job) {
             report.records_quarantined,
             report.warnings,
             report.units,
+            report.units_held,
             report.persons,
             figures.count,
             figures.seconds,

@@ -41,13 +41,18 @@
 //! - One intake at a time per instance ([`InstancePaths::intake_lock`](niji_instance::InstancePaths::intake_lock)).
 //! - No HTTP, no terminal: progress goes through [`Progress`].
 //!
-//! Memory: content is streamed (bounded by the lake's buffers); what grows with the input is the
-//! linkage state — each unit as a [`niji_privacy::LinkUnit`] (normalized names and ids,
-//! fingerprints; made when its file's scan ends, so a file's identities are held only while it is
-//! read), a map from each unit's location to its index, and linkage's own indexes — about
-//! 1.6 KB per UKE claim as measured by `NIJI_BENCH_PERSONS=160000 cargo bench -p niji-intake`
-//! (713 MB peak at 430,428 claims; 1 GiB at roughly 630,000 claims in one submission). Earlier
-//! versions' units are reduced the same way as the vault unseals them.
+//! Memory: content is streamed (bounded by the lake's buffers and the vault's page cache); what
+//! grows with the input is the linkage state — each distinct identity once as a
+//! [`niji_privacy::LinkUnit`] (normalized names and ids, fingerprints; a patient's monthly claims
+//! at one hospital are one unit, [`niji_privacy::UnitSet`]), a unit number per record that carries
+//! a person (pass 2 finds its unit by counting, in the same order), patient references, and
+//! linkage's own indexes. Files are put together in file order as soon as they are scanned, so
+//! only a few files' units wait at once; the records whose Patient is missing are located by
+//! reading those files again, only when there are some. Measured with
+//! `NIJI_BENCH_ONLY=uke NIJI_BENCH_PERSONS=1000000 NIJI_BENCH_PERSONS_SMALL=300000 cargo bench -p niji-intake`:
+//! 380 MB peak for 24.6 million UKE lines (2.68 million claims, 384,822 distinct units),
+//! 304 MB for 7.4 million. Earlier versions' units are reduced the same way as the vault
+//! unseals them.
 
 mod listing;
 mod scan;
@@ -186,8 +191,11 @@ pub struct VersionReport {
     pub warnings: u64,
     /// Linkage over this submission's units and every unit already in the vault.
     pub link: LinkStats,
-    /// Linkage units of this submission.
+    /// Linkage units of this submission (records that carry a person).
     pub units: u64,
+    /// Distinct units linkage held in memory: this submission's and earlier versions', each
+    /// distinct identity once.
+    pub units_held: u64,
     /// Distinct persons of this version.
     pub persons: u64,
     /// Persons of this version who also appear in another dataset.
@@ -378,46 +386,56 @@ async fn write_version(
         // Link this submission's units with every unit already known.
         progress.start(Phase::Link, None);
         let committed: Vec<String> = store.committed_dataset_tags().await?.into_iter().map(|(d, n)| version_tag(&d, n)).collect();
-        // Earlier records are reduced to linkage units as they are unsealed, appended to this
-        // submission's units and rotated in front of them (linkage takes them in order of
-        // arrival): no second copy of the units.
-        let mut link_units = std::mem::take(&mut scan.units);
-        let unit_count = link_units.len() as u64;
+        // Earlier records are reduced to linkage units as they are unsealed (each distinct
+        // identity held once), and this submission's units are appended after them (linkage
+        // takes them in order of arrival).
+        let unit_count = scan.unit_of.len() as u64;
         // Normalized in batches of 16,384 (`prepare_all` uses all cores from 10,000 records on),
         // off the async runtime, as the vault's pages of 4,096 arrive.
         const BATCH: usize = 16_384;
-        let mut earlier_keys: Vec<PersonKey> = Vec::new();
+        let mut units = niji_privacy::UnitSet::default();
+        let mut earlier = EarlierKeys::default();
         let mut pages = vault.link_pages(&committed).await?;
         let mut batch: Vec<LinkRecord> = Vec::with_capacity(BATCH);
+        let mut batch_keys: Vec<PersonKey> = Vec::with_capacity(BATCH);
         loop {
             let page = pages.next().await?;
             let last = page.is_none();
             for r in page.into_iter().flatten() {
-                earlier_keys.push(r.person);
+                batch_keys.push(r.person);
                 batch.push(LinkRecord { holder: r.holder, observed: r.observed, identity: scan::linkage_identity(r.identity) });
             }
             if batch.len() >= BATCH || (last && !batch.is_empty()) {
                 let records = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                let units = tokio::task::spawn_blocking(move || niji_privacy::prepare_all(&records)).await.expect("normalizing does not panic");
-                link_units.extend(units);
+                let prepared = tokio::task::spawn_blocking(move || niji_privacy::prepare_all(&records)).await.expect("normalizing does not panic");
+                for (unit, key) in prepared.into_iter().zip(batch_keys.drain(..)) {
+                    earlier.add(units.push(unit), key);
+                }
             }
             if last {
                 break;
             }
         }
         drop(pages);
-        link_units.rotate_right(earlier_keys.len());
+        let moved = units.append(std::mem::take(&mut scan.units));
+        for u in scan.unit_of.iter_mut().chain(scan.patient_refs.values_mut()) {
+            *u = moved[*u as usize];
+        }
+        drop(moved);
         let prior = vault.prior_keys().await?;
         // Full birth dates per unit, for the lake's `age` at each event (the dates themselves
         // stay in the vault).
-        let births = std::mem::take(&mut scan.births);
+        let births: Vec<Option<niji_ingest::Date>> =
+            units.units().iter().map(|u| u.birth_date().and_then(|b| niji_ingest::dates::parse_iso(b).ok())).collect();
+        let units_held = units.len() as u64;
         let linkage_config = options.linkage.clone();
-        let linkage = tokio::task::spawn_blocking(move || niji_privacy::link_units(&link_units, &linkage_config, &pseudonymizer, &prior))
+        let mut linkage = tokio::task::spawn_blocking(move || niji_privacy::link_set(&units, &linkage_config, &pseudonymizer, &prior))
             .await
             .expect("linkage does not panic");
         progress.finish(Phase::Link);
-        let rekeyed_units = earlier_keys.iter().zip(&linkage.keys).filter(|(a, b)| a != b).count() as u64;
-        let keys: Vec<PersonKey> = linkage.keys[earlier_keys.len()..].to_vec();
+        let rekeyed_units = earlier.rekeyed(&linkage.keys);
+        drop(earlier);
+        let keys = std::mem::take(&mut linkage.keys);
 
         // Pass 2: vault rows through a channel into one transaction, lake rows to staging.
         let lake_dir = instance.paths.lake();
@@ -546,6 +564,7 @@ async fn write_version(
             warnings,
             link: linkage.stats,
             units: unit_count,
+            units_held,
             persons,
             persons_shared,
             rekeyed_units,
@@ -560,6 +579,31 @@ async fn write_version(
 }
 
 /// The latest committed version tag of every dataset but `except`.
+/// The person keys earlier records were stored under, per unit that stands for them: the key of
+/// the unit's first record and how many share it, and apart the few records of a unit stored
+/// under another key (none unless an earlier run merged or split persons).
+#[derive(Default)]
+struct EarlierKeys {
+    first: Vec<(PersonKey, u64)>,
+    others: Vec<(u32, PersonKey)>,
+}
+
+impl EarlierKeys {
+    fn add(&mut self, unit: u32, key: PersonKey) {
+        match self.first.get_mut(unit as usize) {
+            Some((k, n)) if *k == key => *n += 1,
+            Some(_) => self.others.push((unit, key)),
+            None => self.first.push((key, 1)),
+        }
+    }
+
+    /// Earlier records whose unit's key is now different.
+    fn rekeyed(&self, keys: &[PersonKey]) -> u64 {
+        let first: u64 = self.first.iter().zip(keys).filter(|((k, _), new)| k != *new).map(|((_, n), _)| n).sum();
+        first + self.others.iter().filter(|(u, k)| keys[*u as usize] != *k).count() as u64
+    }
+}
+
 async fn latest_tags_except(store: &niji_store::Store, except: &str) -> Result<Vec<String>, IntakeError> {
     Ok(store.latest_committed_versions().await?.into_iter().filter(|(d, _)| d != except).map(|(d, n)| version_tag(&d, n)).collect())
 }

@@ -8,7 +8,7 @@ use niji_ingest::{
     ingest_path, ContentBody, CsvMapping, FileReport, Format, IdentifierKind, Identity, IngestConfig, Location, Problem, Reason, RecordKind,
     SplitRecord,
 };
-use niji_privacy::{LinkRecord, LinkUnit};
+use niji_privacy::{LinkRecord, LinkUnit, UnitSet};
 use sha2::{Digest, Sha256};
 
 use crate::{display_name, IntakeError, Phase, Progress};
@@ -81,31 +81,21 @@ fn common_folder(paths: &[PathBuf]) -> PathBuf {
     base
 }
 
-/// A record that carries a person: a FHIR Patient, a UKE claim with its payers, a CSV row with
-/// identifiers, or a resource whose subject is given by identifier only. Kept as linkage reads it
-/// (a [`LinkUnit`], made once the next unit of its file is read), not as the identity it came
-/// from.
-pub(crate) struct Unit {
-    pub link: LinkUnit,
-    /// The full birth date, for ages at events (the date itself stays in the vault).
-    pub birth: Option<niji_ingest::Date>,
-}
-
-impl Unit {
-    fn new(record: &LinkRecord) -> Unit {
-        Unit { link: LinkUnit::new(record), birth: birth_date(&record.identity) }
-    }
-}
-
 /// What pass 1 learned.
+///
+/// Records that carry a person (a FHIR Patient, a UKE claim with its payers, a CSV row with
+/// identifiers, a resource whose subject is given by identifier only) are kept as linkage reads
+/// them ([`niji_privacy::LinkUnit`], made once the next one of its file is read), each distinct
+/// identity once ([`UnitSet`]); pass 2 meets them in the same order and finds each one's unit by
+/// counting.
 pub(crate) struct Scan {
     pub reports: Vec<FileReport>,
-    /// The units in linkage's form, and beside them their full birth dates.
-    pub units: Vec<LinkUnit>,
-    pub births: Vec<Option<niji_ingest::Date>>,
-    /// Where each unit sits: (file index, location) → unit index.
-    pub unit_at: HashMap<(u32, Location), u32>,
-    /// Patients by reference (`Patient/<id>` within its folder, `urn:…` within its file).
+    /// The units, each distinct identity once.
+    pub units: UnitSet,
+    /// Per record that carries a person, in file order: its unit in `units`.
+    pub unit_of: Vec<u32>,
+    /// Patients by reference (`Patient/<id>` within its folder, `urn:…` within its file): the
+    /// unit of the first Patient that carries it.
     pub patient_refs: HashMap<RefKey, u32>,
     /// Records moved to the rejects by the intake itself (their subject is not in the submission).
     pub quarantined: HashSet<(u32, Location)>,
@@ -156,14 +146,6 @@ const LINKAGE_KINDS: [IdentifierKind; 15] = [
     IdentifierKind::MemberId,
     IdentifierKind::PublicExpenseRecipient,
 ];
-
-/// The full birth date an identity gives (the first that parses to a day), for ages at events.
-pub(crate) fn birth_date(identity: &Identity) -> Option<niji_ingest::Date> {
-    identity.values(IdentifierKind::BirthDate).find_map(|v| {
-        let normalized = niji_privacy::normalize::birth_date(v).ok()?;
-        niji_ingest::dates::parse_iso(&normalized).ok()
-    })
-}
 
 /// The part of an identity that linkage reads.
 pub(crate) fn linkage_identity(mut identity: Identity) -> Identity {
@@ -277,10 +259,13 @@ pub(crate) fn record_kind(body: &ContentBody) -> Option<RecordKind> {
 /// What pass 1 learned from one file, before the files are put together.
 struct FileScan {
     report: FileReport,
-    /// Units in file order, with their location and, for Patients, the references naming them.
-    units: Vec<(Location, Unit, Vec<RefKey>)>,
-    /// Records that name a Patient by reference, by reference (resolved once all files are in).
-    subjects: HashMap<RefKey, Vec<(Location, RecordKind)>>,
+    /// The file's units, and per record that carries a person (in file order) its unit there.
+    units: UnitSet,
+    unit_of: Vec<u32>,
+    /// References naming each Patient, with the Patient's unit.
+    patient_refs: Vec<(RefKey, u32)>,
+    /// The Patients records name by reference (checked once all files are in).
+    subjects: HashSet<RefKey>,
     /// Records that cannot reach a person whatever the other files hold.
     unresolved: Vec<(Location, RecordKind)>,
     parsed: u64,
@@ -289,12 +274,28 @@ struct FileScan {
 /// Pass 1 of one file.
 fn scan_file(i: usize, file: &SubmittedFile, holder: &str, config: &IngestConfig, mapping: Option<&CsvMapping>) -> Result<FileScan, IntakeError> {
     let scope = file.scope(i);
-    let mut out = FileScan { report: FileReport::default(), units: Vec::new(), subjects: HashMap::new(), unresolved: Vec::new(), parsed: 0 };
+    let mut out = FileScan {
+        report: FileReport::default(),
+        units: UnitSet::default(),
+        unit_of: Vec::new(),
+        patient_refs: Vec::new(),
+        subjects: HashSet::new(),
+        unresolved: Vec::new(),
+        parsed: 0,
+    };
     // The last unit read, as a record: a UKE claim's payers (HO, KO) follow its RE, before the
     // next RE. Earlier units are reduced to linkage's form at once, so a large file does not
     // hold its identities until it ends.
-    let mut pending: Option<(Location, LinkRecord, Vec<RefKey>)> = None;
-    let mut units: Vec<(Location, Unit, Vec<RefKey>)> = Vec::new();
+    let mut pending: Option<(LinkRecord, Vec<RefKey>)> = None;
+    let mut units = UnitSet::default();
+    let mut unit_of = Vec::new();
+    let mut patient_refs = Vec::new();
+    let mut keep = |(record, keys): (LinkRecord, Vec<RefKey>)| {
+        let unit = units.push(LinkUnit::new(&record));
+        unit_of.push(unit);
+        patient_refs.extend(keys.into_iter().map(|k| (k, unit)));
+    };
+    let mut pending_line: Option<u64> = None;
     let mut sink = |r: SplitRecord| {
         out.parsed += 1;
         let loc = r.content.record.location;
@@ -302,21 +303,24 @@ fn scan_file(i: usize, file: &SubmittedFile, holder: &str, config: &IngestConfig
             Role::Unit { observed } => {
                 let keys = if matches!(r.content.body, ContentBody::Patient(_)) { patient_keys(scope, &r.identity) } else { Vec::new() };
                 let record = LinkRecord { holder: holder.to_string(), observed, identity: linkage_identity(r.identity) };
-                if let Some((loc, record, keys)) = pending.replace((loc, record, keys)) {
-                    units.push((loc, Unit::new(&record), keys));
+                pending_line = match loc {
+                    Location::Line(line) => Some(line),
+                    _ => None,
+                };
+                if let Some(done) = pending.replace((record, keys)) {
+                    keep(done);
                 }
             }
             Role::Payer { claim } => {
                 // A payer names the claim it follows: the pending unit.
-                if let Some((Location::Line(line), record, _)) = pending.as_mut() {
-                    if *line == claim {
+                if let (Some((record, _)), Some(line)) = (pending.as_mut(), pending_line) {
+                    if line == claim {
                         record.identity.items.extend(linkage_identity(r.identity).items);
                     }
                 }
             }
             Role::Subject(key) => {
-                let kind = record_kind(&r.content.body).expect("subject records have a kind");
-                out.subjects.entry(key).or_default().push((loc, kind));
+                out.subjects.insert(key);
             }
             Role::OfClaim { .. } | Role::NoPerson => {}
             Role::Unresolved => {
@@ -329,8 +333,10 @@ fn scan_file(i: usize, file: &SubmittedFile, holder: &str, config: &IngestConfig
     out.report = ingest_path(&file.path, config, mapping, &mut sink).map_err(|source| IntakeError::File { file: file.name.clone(), source })?;
     out.report.file = file.name.clone();
     if !out.report.file_refused {
-        units.extend(pending.map(|(loc, record, keys)| (loc, Unit::new(&record), keys)));
-        out.units = units;
+        if let Some(done) = pending {
+            keep(done);
+        }
+        (out.units, out.unit_of, out.patient_refs) = (units, unit_of, patient_refs);
     } else {
         // Nothing of a refused file links or is written (write skips it too).
         out.subjects.clear();
@@ -338,6 +344,66 @@ fn scan_file(i: usize, file: &SubmittedFile, holder: &str, config: &IngestConfig
         out.parsed = 0;
     }
     Ok(out)
+}
+
+/// The records of one file whose subject is among `missing`, in file order.
+fn subjects_missing(
+    i: usize,
+    file: &SubmittedFile,
+    config: &IngestConfig,
+    mapping: Option<&CsvMapping>,
+    missing: &HashSet<RefKey>,
+) -> Result<Vec<(Location, RecordKind)>, IntakeError> {
+    let scope = file.scope(i);
+    let mut out = Vec::new();
+    let mut sink = |r: SplitRecord| {
+        if let Role::Subject(key) = role(scope, &r) {
+            if missing.contains(&key) {
+                out.push((r.content.record.location, record_kind(&r.content.body).expect("subject records have a kind")));
+            }
+        }
+    };
+    ingest_path(&file.path, config, mapping, &mut sink).map_err(|source| IntakeError::File { file: file.name.clone(), source })?;
+    Ok(out)
+}
+
+/// Files scanned but not yet put together, and what is put together so far: files finish in
+/// any order and are added in file order as soon as every earlier one is in, so that no more
+/// than a few files' units wait at once and the result does not depend on timing.
+struct Gather {
+    scan: Scan,
+    subjects: Vec<HashSet<RefKey>>,
+    unresolved: Vec<Vec<(Location, RecordKind)>>,
+    waiting: std::collections::BTreeMap<usize, Result<FileScan, IntakeError>>,
+    next: usize,
+    error: Option<IntakeError>,
+}
+
+impl Gather {
+    fn add(&mut self, i: usize, result: Result<FileScan, IntakeError>) {
+        self.waiting.insert(i, result);
+        while let Some(result) = self.waiting.remove(&self.next) {
+            self.next += 1;
+            match result {
+                Ok(f) if self.error.is_none() => {
+                    let moved = self.scan.units.append(f.units);
+                    self.scan.unit_of.extend(f.unit_of.iter().map(|&u| moved[u as usize]));
+                    for (key, u) in f.patient_refs {
+                        self.scan.patient_refs.entry(key).or_insert(moved[u as usize]);
+                    }
+                    self.scan.parsed += f.parsed;
+                    self.scan.reports.push(f.report);
+                    self.subjects.push(f.subjects);
+                    self.unresolved.push(f.unresolved);
+                }
+                Ok(_) => {}
+                // The first failing file in file order is the one reported.
+                Err(e) => {
+                    self.error.get_or_insert(e);
+                }
+            }
+        }
+    }
 }
 
 /// Pass 1 over every file: files are parsed on as many threads as there are cores (each file
@@ -352,7 +418,22 @@ pub(crate) fn scan(
     progress.start(Phase::Validate, Some(files.iter().map(|f| f.bytes).sum()));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len()).max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<FileScan, IntakeError>>>> = files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let gather = std::sync::Mutex::new(Gather {
+        scan: Scan {
+            reports: Vec::with_capacity(files.len()),
+            units: UnitSet::default(),
+            unit_of: Vec::new(),
+            patient_refs: HashMap::new(),
+            quarantined: HashSet::new(),
+            parsed: 0,
+            formats: files.iter().map(|f| f.format).collect(),
+        },
+        subjects: Vec::with_capacity(files.len()),
+        unresolved: Vec::with_capacity(files.len()),
+        waiting: Default::default(),
+        next: 0,
+        error: None,
+    });
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
@@ -360,62 +441,34 @@ pub(crate) fn scan(
                 let Some(file) = files.get(i) else { break };
                 let result = scan_file(i, file, holder, config, mapping);
                 let failed = result.is_err();
-                *results[i].lock().expect("no panics while holding the lock") = Some(result);
+                gather.lock().expect("no panics while holding the lock").add(i, result);
                 progress.advance(file.bytes);
                 if failed {
-                    // Stop early: the first failing file (in file order) is reported.
+                    // Stop early: files after this one are not needed.
                     next.store(files.len(), std::sync::atomic::Ordering::Relaxed);
                     break;
                 }
             });
         }
     });
-    let mut scan = Scan {
-        reports: Vec::with_capacity(files.len()),
-        units: Vec::new(),
-        births: Vec::new(),
-        unit_at: HashMap::new(),
-        patient_refs: HashMap::new(),
-        quarantined: HashSet::new(),
-        parsed: 0,
-        formats: files.iter().map(|f| f.format).collect(),
-    };
-    let mut file_scans = Vec::with_capacity(files.len());
-    for r in results {
-        match r.into_inner().expect("no panics while holding the lock") {
-            Some(Ok(f)) => file_scans.push(f),
-            Some(Err(e)) => return Err(e),
-            // Not scanned because an earlier-started file failed; that error comes first.
-            None => continue,
-        }
+    let gather = gather.into_inner().expect("no panics while holding the lock");
+    // A failing file stops the files after it from starting, never those before it; a failure
+    // left waiting behind a file that did not start is still reported.
+    if let Some(e) = gather.error.or_else(|| gather.waiting.into_values().find_map(Result::err)) {
+        return Err(e);
     }
-    // Units in file order; a reference names the first Patient that carries it.
-    let mut subjects = Vec::with_capacity(file_scans.len());
-    for (i, f) in file_scans.into_iter().enumerate() {
-        let i = i as u32;
-        for (loc, unit, keys) in f.units {
-            let index = scan.units.len() as u32;
-            for key in keys {
-                scan.patient_refs.entry(key).or_insert(index);
-            }
-            scan.unit_at.insert((i, loc), index);
-            scan.units.push(unit.link);
-            scan.births.push(unit.birth);
-        }
-        scan.parsed += f.parsed;
-        scan.reports.push(f.report);
-        subjects.push((i, f.subjects, f.unresolved));
-    }
+    let (mut scan, subjects, unresolved) = (gather.scan, gather.subjects, gather.unresolved);
+    // What names no Patient of the submission is left out, with its location: the files that
+    // name one are read again for where (only when a reference is missing).
     let mut pending: Vec<(u32, Location, RecordKind)> = Vec::new();
-    for (i, by_key, unresolved) in subjects {
-        for (key, records) in by_key {
-            if !scan.patient_refs.contains_key(&key) {
-                pending.extend(records.into_iter().map(|(loc, kind)| (i, loc, kind)));
-            }
+    for (i, (keys, unresolved)) in subjects.into_iter().zip(unresolved).enumerate() {
+        let missing: HashSet<RefKey> = keys.into_iter().filter(|k| !scan.patient_refs.contains_key(k)).collect();
+        if !missing.is_empty() {
+            let records = subjects_missing(i, &files[i], config, mapping, &missing)?;
+            pending.extend(records.into_iter().map(|(loc, kind)| (i as u32, loc, kind)));
         }
-        pending.extend(unresolved.into_iter().map(|(loc, kind)| (i, loc, kind)));
+        pending.extend(unresolved.into_iter().map(|(loc, kind)| (i as u32, loc, kind)));
     }
-    // What is left has no subject in this submission.
     pending.sort();
     for (i, loc, kind) in pending {
         let report = &mut scan.reports[i as usize];

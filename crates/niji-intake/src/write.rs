@@ -50,6 +50,9 @@ pub(crate) fn write(
     let mut lake = LakeWriter::create(staging, lake_key, lake_options)?;
     let mut out = Out { rows: Vec::with_capacity(CHUNK), sealer, vault, failed: None };
     let mut parsed = 0u64;
+    // Records that carry a person come in the order pass 1 met them: the next one's unit is
+    // the next entry of `unit_of`.
+    let mut units = scan.unit_of.iter().map(|&u| u as usize);
     for (i, file) in files.iter().enumerate() {
         let fi = i as u32;
         if scan.reports[i].file_refused {
@@ -59,6 +62,8 @@ pub(crate) fn write(
         lake.set_file(i as i32);
         // The claim (RE) being assembled: its vault row collects the HO/KO/SN identities.
         let mut claim: Option<(u64, VaultRow)> = None;
+        // The line of the last unit read and its unit: a claim's payers and lines follow it.
+        let mut current: Option<(u64, usize)> = None;
         let mut since_progress = 0u64;
         let mut sink = |r: SplitRecord| {
             if out.failed.is_some() {
@@ -74,11 +79,15 @@ pub(crate) fn write(
             if scan.quarantined.contains(&(fi, loc)) {
                 return;
             }
-            let unit_key = |at: (u32, Location)| scan.unit_at.get(&at).map(|&u| u as usize);
+            let of_claim = |line: u64| current.filter(|&(at, _)| at == line).map(|(_, u)| u);
             let record_ref = || format!("{}:{}", file.name, loc);
             let unit = match role(scope, &r) {
                 Role::Unit { observed } => {
-                    let Some(unit) = unit_key((fi, loc)) else { return out.fail(&file.name) };
+                    let Some(unit) = units.next() else { return out.fail(&file.name) };
+                    current = match loc {
+                        Location::Line(line) => Some((line, unit)),
+                        _ => None,
+                    };
                     let person = keys[unit];
                     let row = VaultRow { record_ref: record_ref(), identity: r.identity, person, link: Some(LinkMeta { observed }) };
                     if matches!(r.content.body, ContentBody::Claim(_)) {
@@ -91,7 +100,7 @@ pub(crate) fn write(
                     Some(unit)
                 }
                 Role::Payer { claim: line } => {
-                    let Some(unit) = unit_key((fi, Location::Line(line))) else { return out.fail(&file.name) };
+                    let Some(unit) = of_claim(line) else { return out.fail(&file.name) };
                     match &mut claim {
                         Some((at, row)) if *at == line => row.identity.items.extend(r.identity.items),
                         _ => return out.fail(&file.name),
@@ -99,7 +108,7 @@ pub(crate) fn write(
                     Some(unit)
                 }
                 Role::OfClaim { claim: line } => {
-                    let Some(unit) = unit_key((fi, Location::Line(line))) else { return out.fail(&file.name) };
+                    let Some(unit) = of_claim(line) else { return out.fail(&file.name) };
                     if let Some(identity) = worth_keeping(r.identity) {
                         out.push(VaultRow { record_ref: record_ref(), identity, person: keys[unit], link: None });
                     }
@@ -138,7 +147,7 @@ pub(crate) fn write(
         }
         fail::fail_point!("intake-writing");
     }
-    if parsed != scan.parsed {
+    if parsed != scan.parsed || units.next().is_some() {
         return Err(IntakeError::FileChanged { file: files.first().map(|f| f.name.clone()).unwrap_or_default() });
     }
     out.flush();

@@ -45,6 +45,10 @@ async fn two_hospitals_and_an_insurer_link_to_the_same_persons() {
     assert!(claims.persons_shared > 0 && claims.persons_shared <= claims.persons);
     assert!(ehr_b.persons_shared <= ehr_b.persons);
     assert_eq!(claims.tables.iter().find(|t| t.table_name == "claims").unwrap().rows as u64, claims.units);
+    // A patient's monthly claims carry one identity: linkage holds it once, next to the units of
+    // the two hospitals' versions (one a Patient each).
+    let earlier_units = ehr_a.units + ehr_b.units;
+    assert!(claims.units_held < earlier_units + claims.units / 2, "{} units held for {} + {}", claims.units_held, earlier_units, claims.units);
     assert!(claims.coverage.is_some() && ehr_a.coverage.is_some());
 
     // The catalog lists the three datasets with their single committed version.

@@ -61,6 +61,6 @@ pub mod linkage;
 pub mod normalize;
 pub mod pseudonym;
 
-pub use linkage::{link, link_units, prepare_all, LinkRecord, LinkStats, LinkUnit, Linkage, LinkageConfig, PriorKeys};
+pub use linkage::{link, link_set, prepare_all, LinkRecord, LinkStats, LinkUnit, Linkage, LinkageConfig, PriorKeys, UnitSet};
 pub use normalize::{NormalizeError, Sex};
 pub use pseudonym::{Domain, KeyError, PersonKey, Pseudonymizer, VaultKey};
