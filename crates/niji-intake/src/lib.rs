@@ -52,7 +52,9 @@
 //! `NIJI_BENCH_ONLY=uke NIJI_BENCH_PERSONS=1000000 NIJI_BENCH_PERSONS_SMALL=300000 cargo bench -p niji-intake`:
 //! 380 MB peak for 24.6 million UKE lines (2.68 million claims, 384,822 distinct units),
 //! 304 MB for 7.4 million. Earlier versions' units are reduced the same way as the vault
-//! unseals them.
+//! unseals them; only the first record of each distinct unit of a version is stored as
+//! linkable (with the unit's earliest observation date), so later intakes unseal one record per
+//! identity, not every monthly claim, and link exactly as if they read them all.
 
 mod listing;
 mod scan;
@@ -417,11 +419,20 @@ async fn write_version(
             }
         }
         drop(pages);
-        let moved = units.append(std::mem::take(&mut scan.units));
+        let submitted = std::mem::take(&mut scan.units);
+        let observed: Vec<Option<niji_ingest::Date>> = submitted.units().iter().map(|u| u.observed()).collect();
+        let moved = units.append(submitted);
         for u in scan.unit_of.iter_mut().chain(scan.patient_refs.values_mut()) {
             *u = moved[*u as usize];
         }
-        drop(moved);
+        // Per unit, the earliest date this submission's records of it were observed: stored
+        // with the unit's first record, the only one of them that later intakes read back
+        // (the others would make the same unit again; see `UnitSet`).
+        let mut link_observed: Vec<Option<niji_ingest::Date>> = vec![None; units.len()];
+        for (s, &u) in moved.iter().enumerate() {
+            link_observed[u as usize] = observed[s];
+        }
+        drop((moved, observed));
         let prior = vault.prior_keys().await?;
         // Full birth dates per unit, for the lake's `age` at each event (the dates themselves
         // stay in the vault).
@@ -454,8 +465,21 @@ async fn write_version(
             let progress = progress.clone();
             let staging = staging.clone();
             tokio::task::spawn_blocking(move || {
-                let out =
-                    write::write(&scan, &files, &keys, &births, &ingest, mapping.as_ref(), &staging, &lake_key, lake_options, &*progress, sealer, tx);
+                let out = write::write(
+                    &scan,
+                    &files,
+                    &keys,
+                    &births,
+                    &link_observed,
+                    &ingest,
+                    mapping.as_ref(),
+                    &staging,
+                    &lake_key,
+                    lake_options,
+                    &*progress,
+                    sealer,
+                    tx,
+                );
                 (out, scan)
             })
         };

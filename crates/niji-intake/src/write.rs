@@ -37,6 +37,7 @@ pub(crate) fn write(
     files: &[SubmittedFile],
     keys: &[PersonKey],
     births: &[Option<niji_ingest::Date>],
+    link_observed: &[Option<niji_ingest::Date>],
     config: &IngestConfig,
     mapping: Option<&CsvMapping>,
     staging: &Path,
@@ -53,6 +54,9 @@ pub(crate) fn write(
     // Records that carry a person come in the order pass 1 met them: the next one's unit is
     // the next entry of `unit_of`.
     let mut units = scan.unit_of.iter().map(|&u| u as usize);
+    // Whether a unit's first record was met: only it is stored as linkable, with the unit's
+    // earliest observation date.
+    let mut linkable_stored = vec![false; keys.len()];
     for (i, file) in files.iter().enumerate() {
         let fi = i as u32;
         if scan.reports[i].file_refused {
@@ -82,14 +86,15 @@ pub(crate) fn write(
             let of_claim = |line: u64| current.filter(|&(at, _)| at == line).map(|(_, u)| u);
             let record_ref = || format!("{}:{}", file.name, loc);
             let unit = match role(scope, &r) {
-                Role::Unit { observed } => {
+                Role::Unit { .. } => {
                     let Some(unit) = units.next() else { return out.fail(&file.name) };
                     current = match loc {
                         Location::Line(line) => Some((line, unit)),
                         _ => None,
                     };
                     let person = keys[unit];
-                    let row = VaultRow { record_ref: record_ref(), identity: r.identity, person, link: Some(LinkMeta { observed }) };
+                    let link = (!std::mem::replace(&mut linkable_stored[unit], true)).then(|| LinkMeta { observed: link_observed[unit] });
+                    let row = VaultRow { record_ref: record_ref(), identity: r.identity, person, link };
                     if matches!(r.content.body, ContentBody::Claim(_)) {
                         if let Some((_, done)) = claim.replace((line_of(loc), row)) {
                             out.push(done);

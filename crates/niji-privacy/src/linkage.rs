@@ -260,53 +260,51 @@ pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, pri
     let mut uf = UnionFind::new(n);
 
     // 1. Identifier links.
-    let mut seen: HashMap<u64, usize> = HashMap::new();
+    let mut seen: HashMap<u64, u32> = HashMap::new();
     for (i, p) in prepared.iter().enumerate() {
         for id in p.identifier_fingerprints() {
             match seen.get(&id) {
                 Some(&j) => {
-                    if uf.union(i, j) {
+                    if uf.union(i, j as usize) {
                         stats.identifier_links += 1;
                     }
                 }
                 None => {
-                    seen.insert(id, i);
+                    seen.insert(id, i as u32);
                 }
             }
         }
     }
     drop(seen);
 
-    // Cluster summaries, by root: each made from its units at once and tidied, so that no more
-    // than one cluster's repeated names are held at a time.
-    let mut members: HashMap<usize, Vec<u32>> = HashMap::new();
-    for i in 0..n {
-        members.entry(uf.find(i)).or_default().push(i as u32);
-    }
-    let mut aggs: HashMap<usize, Agg> = HashMap::with_capacity(members.len());
-    for (root, units) in members {
-        let mut a = Agg::default();
-        for u in units {
-            a.add(&prepared[u as usize]);
-        }
-        a.tidy();
-        aggs.insert(root, a);
-    }
-
-    // 2. Blocks of birth date and sex.
-    let mut blocks: HashMap<(u32, Sex), Vec<usize>> = HashMap::new();
-    for (i, p) in prepared.iter().enumerate() {
-        if let Some(b) = p.block {
-            stats.blocked_records += set.weight[i] as usize;
-            blocks.entry(b).or_default().push(i);
+    // The clusters the identifier links made, and the blocks of birth date and sex in key
+    // order: both as sorted arrays (a few bytes a unit, where maps of vectors took about 80).
+    let clusters = Groups::new((0..n).map(|i| uf.find(i)).collect());
+    let mut blocked: Vec<((u32, Sex), u32)> = prepared.iter().enumerate().filter_map(|(i, p)| p.block.map(|b| (b, i as u32))).collect();
+    stats.blocked_records = blocked.iter().map(|&(_, i)| set.weight[i as usize] as usize).sum();
+    blocked.sort_unstable();
+    // The last block each cluster appears in: its summary is dropped after that block, so the
+    // summaries held at once are those of the clusters that span blocks still to come.
+    let mut last_block = vec![0u32; n];
+    let block_ranges: Vec<std::ops::Range<usize>> = blocked
+        .chunk_by(|a, b| a.0 == b.0)
+        .scan(0, |at, c| {
+            let r = *at..*at + c.len();
+            *at = r.end;
+            Some(r)
+        })
+        .collect();
+    for (bi, range) in block_ranges.iter().enumerate() {
+        for &(_, i) in &blocked[range.clone()] {
+            last_block[clusters.root_of(i as usize)] = bi as u32;
         }
     }
-    let mut block_list: Vec<((u32, Sex), Vec<usize>)> = blocks.into_iter().collect();
-    block_list.sort_by_key(|(k, v)| (*k, v[0]));
 
-    // 3–5. Rules within each block.
-    for (_, members) in block_list {
-        let mut roots: Vec<usize> = members.iter().map(|&i| uf.find(i)).collect();
+    // 3–5. Rules within each block. A cluster's summary is made from its units when a block
+    // first needs it (no merge has touched it yet: a merged cluster's summary is kept).
+    let mut aggs: HashMap<usize, Agg> = HashMap::new();
+    for (bi, range) in block_ranges.into_iter().enumerate() {
+        let mut roots: Vec<usize> = blocked[range].iter().map(|&(_, i)| uf.find(i as usize)).collect();
         roots.sort_unstable();
         roots.dedup();
         if roots.len() < 2 {
@@ -316,34 +314,101 @@ pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, pri
             stats.oversized_blocks += 1;
             continue;
         }
-        merge_block(roots, &mut uf, &mut aggs, config, &mut stats);
+        for &r in &roots {
+            aggs.entry(r).or_insert_with(|| {
+                let mut a = Agg::default();
+                for &u in clusters.members(r) {
+                    a.add(&prepared[u as usize]);
+                }
+                a.tidy();
+                a
+            });
+        }
+        merge_block(roots.clone(), &mut uf, &mut aggs, config, &mut stats);
+        // A merged cluster lives as long as the longest-lived of its parts.
+        for &r in &roots {
+            let now = uf.find(r);
+            last_block[now] = last_block[now].max(last_block[r]);
+        }
+        for r in roots {
+            let now = uf.find(r);
+            if last_block[now] <= bi as u32 {
+                aggs.remove(&now);
+            }
+        }
     }
 
     // The summaries are done with: key derivation reads the units.
     drop(aggs);
+    drop(blocked);
+    drop(last_block);
+    drop(clusters);
 
-    // Person keys.
-    let mut by_root: HashMap<usize, Vec<usize>> = HashMap::new();
-    for i in 0..n {
-        by_root.entry(uf.find(i)).or_default().push(i);
-    }
-    stats.persons = by_root.len();
+    // Person keys, cluster by cluster in order of their first unit.
+    let persons = Groups::new((0..n).map(|i| uf.find(i)).collect());
+    stats.persons = persons.count();
     let mut out = vec![PersonKey([0; 32]); n];
     let mut anchors = Vec::new();
-    let mut roots: Vec<(&usize, &Vec<usize>)> = by_root.iter().collect();
-    roots.sort_by_key(|(_, m)| m[0]);
-    for (_, members) in roots {
+    for i in 0..n {
+        let members = persons.members(persons.root_of(i));
+        if members[0] as usize != i {
+            continue;
+        }
+        let members: Vec<usize> = members.iter().map(|&u| u as usize).collect();
         let mut cluster_anchors: Vec<PersonKey> = members.iter().flat_map(|&i| prepared[i].anchors(keys)).collect();
         cluster_anchors.sort_unstable();
         cluster_anchors.dedup();
         let key =
-            cluster_anchors.iter().filter_map(|a| prior.get(a)).min().copied().unwrap_or_else(|| derive_key(members, prepared, &set.first, keys));
-        for &i in members {
+            cluster_anchors.iter().filter_map(|a| prior.get(a)).min().copied().unwrap_or_else(|| derive_key(&members, prepared, &set.first, keys));
+        for &i in &members {
             out[i] = key;
         }
         anchors.extend(cluster_anchors.into_iter().map(|a| (a, key)));
     }
     Linkage { keys: out, anchors, stats }
+}
+
+/// Units grouped by their cluster's root (a counting sort): each cluster's units in ascending
+/// order.
+struct Groups {
+    root: Vec<u32>,
+    /// Where the units of root `r` start in `order`; one past the end at `r + 1`.
+    start: Vec<u32>,
+    order: Vec<u32>,
+}
+
+impl Groups {
+    fn new(root: Vec<usize>) -> Self {
+        let n = root.len();
+        let mut start = vec![0u32; n + 1];
+        for &r in &root {
+            start[r + 1] += 1;
+        }
+        for r in 0..n {
+            start[r + 1] += start[r];
+        }
+        let mut next = start.clone();
+        let mut order = vec![0u32; n];
+        for (i, &r) in root.iter().enumerate() {
+            order[next[r] as usize] = i as u32;
+            next[r] += 1;
+        }
+        Groups { root: root.into_iter().map(|r| r as u32).collect(), start, order }
+    }
+
+    fn root_of(&self, unit: usize) -> usize {
+        self.root[unit] as usize
+    }
+
+    /// The units of the cluster whose root is `root`, ascending.
+    fn members(&self, root: usize) -> &[u32] {
+        &self.order[self.start[root] as usize..self.start[root + 1] as usize]
+    }
+
+    /// Number of clusters.
+    fn count(&self) -> usize {
+        (0..self.root.len()).filter(|&i| self.root[i] as usize == i).count()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -457,6 +522,12 @@ impl LinkUnit {
         unit.print_starts[PRINT_KINDS] = prints.len() as u16;
         unit.prints = prints.into_boxed_slice();
         unit
+    }
+
+    /// When its insurance numbers were valid: of a unit standing for several records, the
+    /// earliest.
+    pub fn observed(&self) -> Option<Date> {
+        self.observed
     }
 
     /// The normalized birth date (`YYYY-MM-DD`), if the record gave a full one.

@@ -115,8 +115,10 @@ pub struct NewIdentity<'a> {
     pub record_ref: &'a str,
     pub identity: &'a Identity,
     pub person: PersonKey,
-    /// `Some` for a record that took part in linkage (a FHIR Patient, a UKE claim, a registry
-    /// row): [`Vault::link_records`] gives it back to later linkage runs.
+    /// `Some` for a record that later linkage runs read back ([`Vault::link_records`]): a
+    /// FHIR Patient, a UKE claim, a registry row — the intake marks one record per distinct
+    /// identity of a version (a patient's monthly claims: the first), with the earliest date
+    /// its numbers were observed.
     pub link: Option<LinkMeta>,
 }
 
