@@ -166,7 +166,8 @@ impl Vault {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .pragma("secure_delete", "ON")
-            // 64 MiB of page cache: a large batch is one transaction over three indexes.
+            // 64 MiB of page cache: a large batch is one transaction over two random-key
+            // indexes (record hash, person key) and, for linkable records, a third.
             .pragma("cache_size", "-65536")
             // Statement journals (each multi-row INSERT inside a batch keeps one) and temporary
             // tables in memory: as files they cost a write per page touched (measured: 40% of
@@ -293,25 +294,27 @@ impl Vault {
         Ok(LinkPages { vault: self, tx, sql, datasets: datasets.to_vec(), after: 0 })
     }
 
-    /// Number of distinct person keys with at least one identity record in `dataset`.
+    /// Number of distinct person keys with a linkable identity record in `dataset` (the intake
+    /// stores one for each distinct identity of a version, so every person of it has one;
+    /// only linkable records are indexed by dataset and person).
     pub async fn persons_in(&self, dataset: &str) -> Result<u64, VaultError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT person_key) FROM identity_records WHERE dataset = $1")
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT person_key) FROM identity_records WHERE dataset = $1 AND linkable")
             .bind(dataset)
             .fetch_one(&self.pool)
             .await?;
         Ok(n as u64)
     }
 
-    /// Number of distinct person keys with a record in `dataset` that also have a record in at
-    /// least one of `others` (0 if `others` is empty). A dataset listed in `others` counts as
+    /// Number of distinct person keys with a linkable record in `dataset` that also have one in
+    /// at least one of `others` (0 if `others` is empty). A dataset listed in `others` counts as
     /// any other: listing `dataset` itself makes every person of it count.
     pub async fn persons_shared(&self, dataset: &str, others: &[String]) -> Result<u64, VaultError> {
         if others.is_empty() {
             return Ok(0);
         }
         let sql = format!(
-            "SELECT COUNT(*) FROM (SELECT person_key FROM identity_records WHERE dataset = $1 \
-             INTERSECT SELECT person_key FROM identity_records WHERE dataset IN ({}))",
+            "SELECT COUNT(*) FROM (SELECT person_key FROM identity_records WHERE dataset = $1 AND linkable \
+             INTERSECT SELECT person_key FROM identity_records WHERE dataset IN ({}) AND linkable)",
             placeholders(2, others.len())
         );
         let mut query = sqlx::query_scalar(&sql).bind(dataset);

@@ -228,7 +228,8 @@ async fn a_streaming_batch_commits_every_add_at_once() {
 
     assert_eq!(vault.record_count("ds").await.unwrap(), 9);
     assert_eq!(vault.datasets().await.unwrap(), vec![("ds".to_string(), 9)]);
-    assert_eq!(vault.persons_in("ds").await.unwrap(), 2);
+    // Persons are counted by their linkable records: only person 2's chunk is.
+    assert_eq!(vault.persons_in("ds").await.unwrap(), 1);
     let one = vault.identities_of(&pk(1)).await.unwrap();
     let refs: Vec<&str> = one.iter().map(|i| i.record_ref.as_str()).collect();
     assert_eq!(refs, ["a:0", "a:1", "a:2", "c:0", "c:1"]);
@@ -427,17 +428,25 @@ async fn persons_in_and_shared_count_distinct_person_keys() {
     let dir = tempfile::tempdir().unwrap();
     let vault = open(dir.path()).await;
     // Dataset a: persons 1 (twice) and 2; dataset b: persons 2 and 3. Person 2 is shared.
-    let mut a = numbered("a", 2, 1);
-    a.extend(numbered("a2", 1, 2));
+    // Persons are counted by their linkable records (the intake stores one per distinct
+    // identity): person 1's second record in a is not linkable.
+    let (a1, a1_again, a2) = (numbered("a", 1, 1), numbered("a-again", 1, 1), numbered("a2", 1, 2));
     let mut b = numbered("b", 1, 2);
     b.extend(numbered("b3", 2, 3));
-    vault.store_batch("h", "a", &a, &[]).await.unwrap();
+    let mut batch = vault.begin_batch("h", "a").await.unwrap();
+    batch.add(&new_identities(&a1, Some(LinkMeta { observed: None }))).await.unwrap();
+    batch.add(&new_identities(&a1_again, None)).await.unwrap();
+    batch.add(&new_identities(&a2, Some(LinkMeta { observed: None }))).await.unwrap();
+    batch.commit(&[]).await.unwrap();
     let mut batch = vault.begin_batch("h2", "b").await.unwrap();
     batch.add(&new_identities(&b, Some(LinkMeta { observed: None }))).await.unwrap();
     batch.commit(&[]).await.unwrap();
+    // Records stored without linkage (`store_batch`) hold no person for these counts.
+    vault.store_batch("h", "unlinked", &numbered("u", 2, 4), &[]).await.unwrap();
+    assert_eq!(vault.persons_in("unlinked").await.unwrap(), 0);
 
     let s = |v: &[&str]| v.iter().map(|d| d.to_string()).collect::<Vec<_>>();
-    assert_eq!(vault.person_count().await.unwrap(), 3);
+    assert_eq!(vault.person_count().await.unwrap(), 4);
     assert_eq!((vault.persons_in("a").await.unwrap(), vault.persons_in("b").await.unwrap()), (2, 2));
     assert_eq!(vault.persons_in("c").await.unwrap(), 0);
     assert_eq!(vault.persons_shared("a", &s(&["b"])).await.unwrap(), 1);
@@ -447,10 +456,10 @@ async fn persons_in_and_shared_count_distinct_person_keys() {
     assert_eq!(vault.persons_shared("a", &s(&["c"])).await.unwrap(), 0);
     assert_eq!(vault.persons_shared("c", &s(&["a", "b"])).await.unwrap(), 0);
     assert_eq!(vault.persons_shared("a", &s(&["a"])).await.unwrap(), 2, "a dataset shares all its persons with itself");
-    assert_eq!(vault.datasets().await.unwrap(), vec![("a".to_string(), 3), ("b".to_string(), 3)]);
+    assert_eq!(vault.datasets().await.unwrap(), vec![("a".to_string(), 3), ("b".to_string(), 3), ("unlinked".to_string(), 2)]);
     vault.delete_dataset("b").await.unwrap();
     assert_eq!(vault.persons_shared("a", &s(&["b"])).await.unwrap(), 0);
-    assert_eq!(vault.datasets().await.unwrap(), vec![("a".to_string(), 3)]);
+    assert_eq!(vault.datasets().await.unwrap(), vec![("a".to_string(), 3), ("unlinked".to_string(), 2)]);
     vault.close().await;
 }
 
@@ -716,7 +725,12 @@ async fn count_in_datasets_equals_counting_person_by_person() {
             }
             membership.entry(dataset).or_default().push(*person);
         }
-        vault.store_batch("h", dataset, &records, &[]).await.unwrap();
+        // As the intake stores them: each person's first record linkable, the copies not.
+        let (first, copies): (Vec<_>, Vec<_>) = records.into_iter().partition(|(r, _, _)| r.ends_with(":0"));
+        let mut batch = vault.begin_batch("h", dataset).await.unwrap();
+        batch.add(&new_identities(&first, Some(LinkMeta { observed: None }))).await.unwrap();
+        batch.add(&new_identities(&copies, None)).await.unwrap();
+        batch.commit(&[]).await.unwrap();
     }
     // The reference: each person's datasets, one person at a time.
     let mut datasets_of = HashMap::new();
