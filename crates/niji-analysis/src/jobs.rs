@@ -474,7 +474,7 @@ fn checked_table_json(table: &Table, checked: Option<&Checked>) -> Value {
 fn verdicts_json(table: &Table, checked: Option<&Checked>, table_reasons: &[&str]) -> Value {
     let Some(c) = checked else { return json!({"cells": [], "table_reasons": table_reasons}) };
     let mut cells = Vec::new();
-    let shown: Vec<usize> = (0..table.rows.len()).filter(|&r| c.shows_keys(r)).collect();
+    let shown: Vec<usize> = c.shown_order(table);
     // Each row's place in the released table (`None`: left out).
     let mut place: Vec<Option<usize>> = vec![None; table.rows.len()];
     for (p, &row) in shown.iter().enumerate() {
@@ -542,9 +542,10 @@ pub(crate) fn check_output(
     cohort_key: &str,
     earlier: &[Release],
 ) -> Result<Checked, niji_sdc::SdcError> {
-    let mut checked = niji_sdc::check_against_earlier(&positional(table), rules, cohort_key, earlier)?;
+    let table = positional(table);
+    let mut checked = niji_sdc::check_against_earlier(&table, rules, cohort_key, earlier)?;
     if let Some(w) = result.window {
-        checked.keep_window(w.skip, w.fetch);
+        checked.keep_window(&table, w.skip, w.fetch);
     }
     Ok(checked)
 }

@@ -175,16 +175,27 @@ impl Checked {
     }
 
     /// The released table, for the `table` that was checked: the rows whose keys are shown
-    /// ([`Checked::shows_keys`]), in order.
+    /// ([`Checked::shows_keys`]), in the order of [`Checked::shown_order`].
     pub fn released_table(&self, table: &Table) -> ReleasedTable {
-        let rows = table
-            .rows
-            .iter()
-            .enumerate()
-            .filter(|(r, _)| self.shows_keys(*r))
-            .map(|(r, row)| ReleasedRow { keys: row.keys.clone(), values: self.released_row(table, r) })
+        let rows = self
+            .shown_order(table)
+            .into_iter()
+            .map(|r| ReleasedRow { keys: table.rows[r].keys.clone(), values: self.released_row(table, r) })
             .collect();
         ReleasedTable { dimensions: table.dimensions.clone(), measures: table.measures.clone(), rows }
+    }
+
+    /// The rows whose keys are shown, in the order they are released: rows whose every cell is
+    /// released keep the table's order (the query's `ORDER BY`), then come the rows with a
+    /// cell withheld, by their keys. In the query's order a withheld cell's place would bound
+    /// the value it hides (between its neighbours' counts under `ORDER BY count(*)`), and with
+    /// it the primary cell that the secondary suppression protects.
+    pub fn shown_order(&self, table: &Table) -> Vec<usize> {
+        let (mut order, mut withheld): (Vec<usize>, Vec<usize>) =
+            (0..self.rows()).filter(|&r| self.shows_keys(r)).partition(|&r| self.is_released(r));
+        withheld.sort_by(|&a, &b| table.rows[a].keys.cmp(&table.rows[b].keys).then(a.cmp(&b)));
+        order.extend(withheld);
+        order
     }
 }
 
@@ -297,14 +308,8 @@ impl Checked {
     /// Keeps, of the rows shown, those from the `skip`-th on, at most `fetch` of them (a query's
     /// `LIMIT … OFFSET …`, applied here so that a row left out takes no place); the others are
     /// left out too, and the summary counts the rows kept.
-    pub fn keep_window(&mut self, skip: usize, fetch: Option<usize>) {
-        let mut shown = 0usize;
-        for r in 0..self.keys_withheld.len() {
-            if self.keys_withheld[r] {
-                continue;
-            }
-            let place = shown;
-            shown += 1;
+    pub fn keep_window(&mut self, table: &Table, skip: usize, fetch: Option<usize>) {
+        for (place, r) in self.shown_order(table).into_iter().enumerate() {
             if place < skip || fetch.is_some_and(|f| place >= skip + f) {
                 self.keys_withheld[r] = true;
             }

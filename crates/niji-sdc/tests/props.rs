@@ -41,7 +41,16 @@ fn assert_invariants(table: &Table, rules: &Rules) -> Result<(), TestCaseError> 
     prop_assert_eq!(common::peel(table, &checked), Vec::<usize>::new());
     // No released row tells by its keys alone that a few persons have them.
     let released = checked.released_table(table);
-    let shown: Vec<&niji_sdc::Row> = table.rows.iter().enumerate().filter(|(r, _)| checked.shows_keys(*r)).map(|(_, row)| row).collect();
+    let shown: Vec<&niji_sdc::Row> = checked.shown_order(table).into_iter().map(|r| &table.rows[r]).collect();
+    // Every row whose keys are shown, once; the withheld ones after the released ones.
+    let order = checked.shown_order(table);
+    let mut unique = order.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    prop_assert_eq!(unique.len(), order.len());
+    prop_assert_eq!(order.len(), (0..table.rows.len()).filter(|&r| checked.shows_keys(r)).count());
+    let first_withheld = order.iter().position(|&r| !checked.is_released(r)).unwrap_or(order.len());
+    prop_assert!(order[first_withheld..].iter().all(|&r| !checked.is_released(r)));
     prop_assert_eq!(released.rows.len(), shown.len());
     for (out, row) in released.rows.iter().zip(shown) {
         prop_assert_eq!(&out.keys, &row.keys);

@@ -238,6 +238,37 @@ fn shape_errors_are_located() {
     assert!(matches!(niji_sdc::check(&t, &bad), Err(SdcError::Rules(_))));
 }
 
+/// Under `ORDER BY count(*) DESC` a withheld count between two released ones would be bounded
+/// by them (and with it the small cell it protects): withheld rows come last, by their keys,
+/// wherever their values put them.
+#[test]
+fn withheld_rows_come_last_by_key_whatever_their_values() {
+    let check = |counts: [u64; 6]| {
+        let mut t = Table::new(["sex", "code"], vec![Measure::count("n")]);
+        let keys = [["f", "C1"], ["m", "C1"], ["f", "C2"], ["m", "C2"], ["f", "C3"], ["m", "C3"]];
+        // Rows in the order the query sorted them (by count, descending).
+        let mut rows: Vec<([&str; 2], u64)> = keys.into_iter().zip(counts).collect();
+        rows.sort_by(|a, b| b.1.cmp(&a.1));
+        for (k, n) in &rows {
+            t.push(*k, vec![Cell::count(*n)]);
+        }
+        let c = niji_sdc::check(&t, &Rules::preset(Preset::Ndb)).unwrap();
+        let released = c.released_table(&t);
+        let suppressed: Vec<String> = released.rows.iter().filter(|r| r.values == [Shown::Suppressed]).map(|r| r.keys.join("/")).collect();
+        let released_keys: Vec<String> = released.rows.iter().map(|r| r.keys.join("/")).collect();
+        (released_keys, suppressed)
+    };
+    // C1 of men is small (left out); f/C1, f/C2 and m/C2 are suppressed to protect it. In
+    // the query's order f/C1 (90) would come first and f/C2 between 80 and 50.
+    let (order, suppressed) = check([90, 4, 60, 50, 80, 70]);
+    assert_eq!(suppressed, ["f/C1", "f/C2", "m/C2"]);
+    assert_eq!(order, ["f/C3", "m/C3", "f/C1", "f/C2", "m/C2"]);
+    // Other counts, other places in the query's order: the withheld rows stay where they were.
+    let (order, suppressed) = check([90, 4, 60, 50, 85, 95]);
+    assert_eq!(suppressed, ["f/C1", "f/C2", "m/C2"]);
+    assert_eq!(order, ["m/C3", "f/C3", "f/C1", "f/C2", "m/C2"]);
+}
+
 #[test]
 fn released_table_leaves_out_rows_of_few_persons_keys_and_all() {
     // p1 has three persons: its key would tell that someone has it. p2 is suppressed only so
@@ -273,12 +304,13 @@ fn released_table_leaves_out_rows_of_few_persons_keys_and_all() {
     t.push(Vec::<String>::new(), vec![Cell::count(3)]);
     let c = niji_sdc::check(&t, &Rules::preset(Preset::Ndb)).unwrap();
     assert_eq!((c.shows_keys(0), c.shows_keys(1)), (true, false));
-    // A LIMIT over the rows shown: the left-out row takes no place.
+    // A LIMIT over the rows shown: the left-out row takes no place, and the suppressed one
+    // (p2) comes after the released ones.
     let t = one_way(vec![Cell::count(20), Cell::count(3), Cell::count(15), Cell::count(30), Cell::count(40)]);
     let mut c = niji_sdc::check(&t, &Rules::preset(Preset::Ndb)).unwrap();
-    c.keep_window(1, Some(2));
+    c.keep_window(&t, 1, Some(2));
     let kept: Vec<String> = c.released_table(&t).rows.into_iter().map(|r| r.keys[0].clone()).collect();
-    assert_eq!(kept, ["p2", "p3"]);
+    assert_eq!(kept, ["p3", "p4"]);
     assert_eq!(c.summary.cells, 2);
     // A value with no one counted behind it is suppressed, never shown as it is.
     let mut t = Table::new(Vec::<String>::new(), vec![Measure::count("n")]);
