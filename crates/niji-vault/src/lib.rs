@@ -376,7 +376,9 @@ impl LinkPages<'_> {
         }
         let rows = query.fetch_all(&mut **tx).await?;
         let full = rows.len() as i64 == LINK_PAGE;
-        let mut page = Vec::with_capacity(rows.len());
+        // The columns are read here; the unsealing (an AEAD open per record) runs off the async
+        // runtime, on a blocking thread.
+        let mut sealed_rows = Vec::with_capacity(rows.len());
         for row in rows {
             self.after = row.try_get("id")?;
             let person = key_of(row.try_get("person_key")?)?;
@@ -385,19 +387,30 @@ impl LinkPages<'_> {
             let record_hash = key_of(row.try_get("record_hash")?)?;
             let sealed: Vec<u8> = row.try_get("sealed")?;
             let observed: Option<String> = row.try_get("observed")?;
-            let at = RowBinding {
-                person: &person,
-                record_hash: &record_hash,
-                holder: &holder,
-                dataset: &dataset,
-                linkable: true,
-                observed: observed.as_deref(),
-            };
-            let (_, identity) = self.vault.unseal(&at, &sealed)?;
-            // Parsed only once authenticated: the associated data binds the column's text.
-            let observed = observed.as_deref().map(parse_observed).transpose()?;
-            page.push(StoredLinkRecord { holder, dataset, observed, identity, person });
+            sealed_rows.push((person, holder, dataset, record_hash, sealed, observed));
         }
+        let vault = self.vault.clone();
+        let page = tokio::task::spawn_blocking(move || {
+            sealed_rows
+                .into_iter()
+                .map(|(person, holder, dataset, record_hash, sealed, observed)| {
+                    let at = RowBinding {
+                        person: &person,
+                        record_hash: &record_hash,
+                        holder: &holder,
+                        dataset: &dataset,
+                        linkable: true,
+                        observed: observed.as_deref(),
+                    };
+                    let (_, identity) = vault.unseal(&at, &sealed)?;
+                    // Parsed only once authenticated: the associated data binds the column's text.
+                    let observed = observed.as_deref().map(parse_observed).transpose()?;
+                    Ok(StoredLinkRecord { holder, dataset, observed, identity, person })
+                })
+                .collect::<Result<Vec<_>, VaultError>>()
+        })
+        .await
+        .map_err(|_| VaultError::Invalid("unsealing a page stopped"))??;
         if !full {
             if let Some(tx) = self.tx.take() {
                 tx.rollback().await?;
