@@ -94,6 +94,10 @@ pub(crate) struct Scan {
     pub units: UnitSet,
     /// Per record that carries a person, in file order: its unit in `units`.
     pub unit_of: Vec<u32>,
+    /// Per file: the records the parser handed over and where its records in `unit_of` end,
+    /// for pass 2 to check file by file (a file changed in between must not shift records
+    /// onto other persons' units).
+    pub per_file: Vec<(u64, usize)>,
     /// Patients by reference (`Patient/<id>` within its folder, `urn:…` within its file): the
     /// unit of the first Patient that carries it.
     pub patient_refs: HashMap<RefKey, u32>,
@@ -388,6 +392,7 @@ impl Gather {
                 Ok(f) if self.error.is_none() => {
                     let moved = self.scan.units.append(f.units);
                     self.scan.unit_of.extend(f.unit_of.iter().map(|&u| moved[u as usize]));
+                    self.scan.per_file.push((f.parsed, self.scan.unit_of.len()));
                     for (key, u) in f.patient_refs {
                         self.scan.patient_refs.entry(key).or_insert(moved[u as usize]);
                     }
@@ -423,6 +428,7 @@ pub(crate) fn scan(
             reports: Vec::with_capacity(files.len()),
             units: UnitSet::default(),
             unit_of: Vec::new(),
+            per_file: Vec::with_capacity(files.len()),
             patient_refs: HashMap::new(),
             quarantined: HashSet::new(),
             parsed: 0,

@@ -52,8 +52,8 @@ pub(crate) fn write(
     let mut out = Out { rows: Vec::with_capacity(CHUNK), sealer, vault, failed: None };
     let mut parsed = 0u64;
     // Records that carry a person come in the order pass 1 met them: the next one's unit is
-    // the next entry of `unit_of`.
-    let mut units = scan.unit_of.iter().map(|&u| u as usize);
+    // the next entry of `unit_of`, within the file's own share of it.
+    let mut units_from = 0usize;
     // Whether a unit's first record was met: only it is stored as linkable, with the unit's
     // earliest observation date.
     let mut linkable_stored = vec![false; keys.len()];
@@ -69,6 +69,10 @@ pub(crate) fn write(
         // The line of the last unit read and its unit: a claim's payers and lines follow it.
         let mut current: Option<(u64, usize)> = None;
         let mut since_progress = 0u64;
+        let (file_parsed, units_to) = scan.per_file[i];
+        let mut units = scan.unit_of[units_from..units_to].iter().map(|&u| u as usize);
+        units_from = units_to;
+        let parsed_before = parsed;
         let mut sink = |r: SplitRecord| {
             if out.failed.is_some() {
                 return;
@@ -144,6 +148,10 @@ pub(crate) fn write(
         if report.file_refused {
             return Err(IntakeError::FileChanged { file: file.name.clone() });
         }
+        // The same records as pass 1 read, unit for unit, or the file changed in between.
+        if parsed - parsed_before != file_parsed || units.next().is_some() {
+            return Err(IntakeError::FileChanged { file: file.name.clone() });
+        }
         if let Some((_, row)) = claim.take() {
             out.push(row);
         }
@@ -152,7 +160,7 @@ pub(crate) fn write(
         }
         fail::fail_point!("intake-writing");
     }
-    if parsed != scan.parsed || units.next().is_some() {
+    if parsed != scan.parsed {
         return Err(IntakeError::FileChanged { file: files.first().map(|f| f.name.clone()).unwrap_or_default() });
     }
     out.flush();
