@@ -46,15 +46,20 @@
 //! [`niji_privacy::LinkUnit`] (normalized names and ids, fingerprints; a patient's monthly claims
 //! at one hospital are one unit, [`niji_privacy::UnitSet`]), a unit number per record that carries
 //! a person (pass 2 finds its unit by counting, in the same order), patient references, and
-//! linkage's own indexes. Files are put together in file order as soon as they are scanned, so
-//! only a few files' units wait at once; the records whose Patient is missing are located by
+//! linkage's own indexes. Files are put together in file order as soon as every earlier file is
+//! in (a slow first file keeps the later ones' units waiting, each file's units already merged
+//! within it); pass 2 checks each file's records and units against pass 1's, so a file changed in
+//! between fails the intake. The records whose Patient is missing are located by
 //! reading those files again, only when there are some. Measured with
 //! `NIJI_BENCH_ONLY=uke NIJI_BENCH_PERSONS=1000000 NIJI_BENCH_PERSONS_SMALL=300000 cargo bench -p niji-intake`:
 //! 380 MB peak for 24.6 million UKE lines (2.68 million claims, 384,822 distinct units),
 //! 304 MB for 7.4 million. Earlier versions' units are reduced the same way as the vault
 //! unseals them; only the first record of each distinct unit of a version is stored as
 //! linkable (with the unit's earliest observation date), so later intakes unseal one record per
-//! identity, not every monthly claim, and link exactly as if they read them all.
+//! identity, not every monthly claim: the clusters come out as if they read them all (the
+//! records left out are identical identifying units), and a record with nothing identifying
+//! keeps the key it was stored under (`UnitSet::push_stored`). `LinkStats::records` and
+//! `rekeyed_units` count the records read back.
 
 mod listing;
 mod scan;
@@ -411,7 +416,7 @@ async fn write_version(
                 let records = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                 let prepared = tokio::task::spawn_blocking(move || niji_privacy::prepare_all(&records)).await.expect("normalizing does not panic");
                 for (unit, key) in prepared.into_iter().zip(batch_keys.drain(..)) {
-                    earlier.add(units.push(unit), key);
+                    earlier.add(units.push_stored(unit, key), key);
                 }
             }
             if last {
@@ -439,7 +444,8 @@ async fn write_version(
         let births: Vec<Option<niji_ingest::Date>> =
             units.units().iter().map(|u| u.birth_date().and_then(|b| niji_ingest::dates::parse_iso(b).ok())).collect();
         let units_held = units.len() as u64;
-        let linkage_config = options.linkage.clone();
+        let mut linkage_config = options.linkage.clone();
+        linkage_config.run_scope = tag.to_string();
         let mut linkage = tokio::task::spawn_blocking(move || niji_privacy::link_set(&units, &linkage_config, &pseudonymizer, &prior))
             .await
             .expect("linkage does not panic");
@@ -602,7 +608,6 @@ async fn write_version(
     result
 }
 
-/// The latest committed version tag of every dataset but `except`.
 /// The person keys earlier records were stored under, per unit that stands for them: the key of
 /// the unit's first record and how many share it, and apart the few records of a unit stored
 /// under another key (none unless an earlier run merged or split persons).
@@ -628,6 +633,7 @@ impl EarlierKeys {
     }
 }
 
+/// The latest committed version tag of every dataset but `except`.
 async fn latest_tags_except(store: &niji_store::Store, except: &str) -> Result<Vec<String>, IntakeError> {
     Ok(store.latest_committed_versions().await?.into_iter().filter(|(d, _)| d != except).map(|(d, n)| version_tag(&d, n)).collect())
 }

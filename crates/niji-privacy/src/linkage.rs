@@ -34,7 +34,10 @@
 //! earliest by the date the number was observed (claim month), then the smallest patient
 //! number, then the name. New records that join a person therefore never change its key when
 //! the caller stores [`Linkage::anchors`] and passes them back; even without that, the key only
-//! changes if a newly arrived record carries an *older* member id than any seen before.
+//! changes if a newly arrived record carries an *older* member id than any seen before. A record
+//! with nothing identifying (no anchor, no name with a birth date) is a person of its own, keyed
+//! by the run ([`LinkageConfig::run_scope`]) and its position; read back from an earlier run
+//! ([`UnitSet::push_stored`]) it keeps the key that run gave it.
 //!
 //! Invariants: pure (no I/O, clock or randomness); the output depends only on the records, their
 //! order of arrival for ties, the key and the prior keys; blocks larger than
@@ -68,11 +71,15 @@ pub struct LinkageConfig {
     pub surname_change: bool,
     /// Apply the cannot-link constraints (turning them off only serves to measure them).
     pub cannot_link: bool,
+    /// A name no other run uses (the intake gives the dataset version's tag). A record with
+    /// nothing identifying gets a key made from it and the record's position in the run, so
+    /// that two runs never give the same key to two such records.
+    pub run_scope: String,
 }
 
 impl Default for LinkageConfig {
     fn default() -> Self {
-        Self { max_block_clusters: 2_000, surname_change: true, cannot_link: true }
+        Self { max_block_clusters: 2_000, surname_change: true, cannot_link: true, run_scope: String::new() }
     }
 }
 
@@ -177,6 +184,9 @@ pub struct UnitSet {
     first: Vec<u32>,
     /// Identifying units by a hash of their content (a collision only costs a second unit).
     index: HashMap<u64, u32>,
+    /// The keys earlier runs gave units that nothing identifies (no anchor, no name with a
+    /// birth date): kept, since their key came from a position in that run.
+    stored: HashMap<u32, PersonKey>,
     records: u32,
 }
 
@@ -188,12 +198,26 @@ impl UnitSet {
         self.insert(unit, 1, ordinal)
     }
 
+    /// Adds the next record's unit, read back from an earlier run that stored it under `key`.
+    pub fn push_stored(&mut self, unit: LinkUnit, key: PersonKey) -> u32 {
+        let keyed_by_position = unit.keyed_by_position();
+        let at = self.push(unit);
+        if keyed_by_position {
+            self.stored.entry(at).or_insert(key);
+        }
+        at
+    }
+
     /// Appends every unit of `later` (whose records arrived after all of this set's); returns,
     /// per unit of `later`, the index of the unit that now stands for it.
     pub fn append(&mut self, later: UnitSet) -> Vec<u32> {
         let offset = self.records;
         self.records += later.records;
-        later.units.into_iter().zip(later.weight).zip(later.first).map(|((u, w), f)| self.insert(u, w, offset + f)).collect()
+        let moved: Vec<u32> = later.units.into_iter().zip(later.weight).zip(later.first).map(|((u, w), f)| self.insert(u, w, offset + f)).collect();
+        for (u, key) in later.stored {
+            self.stored.entry(moved[u as usize]).or_insert(key);
+        }
+        moved
     }
 
     fn insert(&mut self, unit: LinkUnit, weight: u32, first: u32) -> u32 {
@@ -307,29 +331,27 @@ pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, pri
         let mut roots: Vec<usize> = blocked[range].iter().map(|&(_, i)| uf.find(i as usize)).collect();
         roots.sort_unstable();
         roots.dedup();
-        if roots.len() < 2 {
-            continue;
+        let oversized = roots.len() > config.max_block_clusters;
+        stats.oversized_blocks += usize::from(oversized);
+        if roots.len() >= 2 && !oversized {
+            for &r in &roots {
+                aggs.entry(r).or_insert_with(|| {
+                    let mut a = Agg::default();
+                    for &u in clusters.members(r) {
+                        a.add(&prepared[u as usize]);
+                    }
+                    a.tidy();
+                    a
+                });
+            }
+            merge_block(roots.clone(), &mut uf, &mut aggs, config, &mut stats);
+            // A merged cluster lives as long as the longest-lived of its parts.
+            for &r in &roots {
+                let now = uf.find(r);
+                last_block[now] = last_block[now].max(last_block[r]);
+            }
         }
-        if roots.len() > config.max_block_clusters {
-            stats.oversized_blocks += 1;
-            continue;
-        }
-        for &r in &roots {
-            aggs.entry(r).or_insert_with(|| {
-                let mut a = Agg::default();
-                for &u in clusters.members(r) {
-                    a.add(&prepared[u as usize]);
-                }
-                a.tidy();
-                a
-            });
-        }
-        merge_block(roots.clone(), &mut uf, &mut aggs, config, &mut stats);
-        // A merged cluster lives as long as the longest-lived of its parts.
-        for &r in &roots {
-            let now = uf.find(r);
-            last_block[now] = last_block[now].max(last_block[r]);
-        }
+        // Also after a block the rules skip: a summary made for an earlier block ends here.
         for r in roots {
             let now = uf.find(r);
             if last_block[now] <= bi as u32 {
@@ -358,8 +380,15 @@ pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, pri
         let mut cluster_anchors: Vec<PersonKey> = members.iter().flat_map(|&i| prepared[i].anchors(keys)).collect();
         cluster_anchors.sort_unstable();
         cluster_anchors.dedup();
-        let key =
-            cluster_anchors.iter().filter_map(|a| prior.get(a)).min().copied().unwrap_or_else(|| derive_key(&members, prepared, &set.first, keys));
+        // A prior key by anchor, else a key an earlier run stored for a unit nothing identifies,
+        // else a new one.
+        let key = cluster_anchors
+            .iter()
+            .filter_map(|a| prior.get(a))
+            .min()
+            .or_else(|| members.iter().filter_map(|&i| set.stored.get(&(i as u32))).min())
+            .copied()
+            .unwrap_or_else(|| derive_key(&members, prepared, &set.first, &config.run_scope, keys));
         for &i in &members {
             out[i] = key;
         }
@@ -533,6 +562,13 @@ impl LinkUnit {
     /// The normalized birth date (`YYYY-MM-DD`), if the record gave a full one.
     pub fn birth_date(&self) -> Option<&str> {
         self.birth()
+    }
+
+    /// Whether a cluster of this unit alone gets its key from the record's position: no anchor
+    /// (member id, patient number, 受給者番号) and no name with a birth date.
+    fn keyed_by_position(&self) -> bool {
+        let name = self.items(Item::KanaFull).next().or(self.items(Item::KanjiFull).next());
+        !self.identifying() && !(name.is_some() && self.birth().is_some())
     }
 
     /// Whether the unit carries a value that identifies a person on its own (member id,
@@ -903,7 +939,7 @@ fn merge_block(mut roots: Vec<usize>, uf: &mut UnionFind, aggs: &mut HashMap<usi
 
 /// The key of a cluster with no prior key: earliest member id, else smallest patient number,
 /// else the name (see the module docs).
-fn derive_key(members: &[usize], prepared: &[LinkUnit], first: &[u32], keys: &Pseudonymizer) -> PersonKey {
+fn derive_key(members: &[usize], prepared: &[LinkUnit], first: &[u32], scope: &str, keys: &Pseudonymizer) -> PersonKey {
     let mut best: Option<(Option<Date>, &str, &str)> = None;
     for &i in members {
         let p = &prepared[i];
@@ -930,8 +966,8 @@ fn derive_key(members: &[usize], prepared: &[LinkUnit], first: &[u32], keys: &Ps
         let sex = p.block.map_or("", |b| b.1.code());
         return keys.keyed(Domain::Person, &["name", name, birth, sex]);
     }
-    // Nothing identifying at all: a key of the record's holder and position.
-    keys.keyed(Domain::Person, &["record", prepared[members[0]].holder(), &first[members[0]].to_string()])
+    // Nothing identifying at all: a key of the run, the record's holder and its position.
+    keys.keyed(Domain::Person, &["record", scope, prepared[members[0]].holder(), &first[members[0]].to_string()])
 }
 
 /// Known dates first, earlier first.
@@ -1167,6 +1203,32 @@ mod tests {
         let out = run(&[a, b]);
         assert_ne!(out.keys[0], out.keys[1]);
         assert_eq!(out.stats.conflicts, 1);
+    }
+
+    /// Records with nothing identifying are keyed by their position in a run. A later run reads
+    /// back fewer records than were stored (one per distinct identity), so positions repeat
+    /// across runs: the run's scope keeps new keys apart, and records read back keep theirs.
+    #[test]
+    fn records_with_nothing_identifying_never_share_a_key_across_runs() {
+        let phone = |n: &str| rec("H", &[(Phone, "telecom", n)]);
+        let id = claim("H", "1", "山田太郎", "ヤマダタロウ", "19700302", "1", ("06132013", "1", "1", "01"));
+        let keys = keys();
+        let first_run = [id.clone(), id, phone("090-1111-2222"), phone("090-3333-4444")];
+        let a = link(&first_run, &LinkageConfig { run_scope: "a/v1".into(), ..LinkageConfig::default() }, &keys, &PriorKeys::default());
+        let prior: PriorKeys = a.anchors.iter().copied().collect();
+        // Stored: the identity once, and both phone-only records.
+        let mut set = UnitSet::default();
+        for (r, k) in [(&first_run[0], a.keys[0]), (&first_run[2], a.keys[2]), (&first_run[3], a.keys[3])] {
+            set.push_stored(LinkUnit::new(r), k);
+        }
+        let mut later = UnitSet::default();
+        later.push(LinkUnit::new(&phone("090-5555-6666")));
+        let moved = set.append(later);
+        let b = link_set(&set, &LinkageConfig { run_scope: "b/v1".into(), ..LinkageConfig::default() }, &keys, &prior);
+        assert_eq!(&b.keys[..3], &[a.keys[0], a.keys[2], a.keys[3]], "records read back keep their keys");
+        let new = b.keys[moved[0] as usize];
+        // Its position in this run (3) is the last phone record's in the first.
+        assert!(!a.keys.contains(&new), "a new record with nothing identifying gets a key of its own");
     }
 
     proptest! {
