@@ -52,6 +52,11 @@ pub fn ingest_uke(name: &str, reader: impl BufRead, config: &IngestConfig, sink:
         let (text, had_errors) = encoding_rs::SHIFT_JIS.decode_without_bom_handling(line);
         if had_errors {
             report.reject(vec![Problem::new(loc, "", Reason::NotShiftJis)]);
+            // An undecodable claim is still a claim: its payers and lines are rejected with it,
+            // not attached to the claim before (whose person they are not).
+            if line.starts_with(b"RE,") {
+                claim = Some((line_no, true));
+            }
             continue;
         }
         let fields: Vec<&str> = text.split(',').collect();

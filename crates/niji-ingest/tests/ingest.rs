@@ -219,6 +219,31 @@ RE,4,1112,202110,山田　三郎,1,20991231,,,,,,,004,,,,,,,,,,,,,,,,,,,,,,,ヤ�
     assert!(out.iter().any(|r| matches!(&r.content.body, ContentBody::Claim(c) if c.birth == Some(YearMonth { year: 1989, month: 1 }))));
 }
 
+/// A claim whose line is not Shift_JIS is rejected, and so are its payers and lines: they must
+/// not fall to the claim before it, whose person they are not (its member id would link two
+/// people).
+#[test]
+fn the_lines_of_an_undecodable_claim_are_rejected_with_it() {
+    let head = "IR,1,13,1,0000000,,病院,202110,00,0300000000\r\n\
+RE,1,1112,202110,山田　太郎,1,19911031,,,,,,,001,,,,,,,,,,,,,,,,,,,,,,,ヤマダ,\r\n\
+HO,01010016,１,１,1,100,,,,,,,,,\r\n";
+    let tail = "HO,06132013,１,２,1,100,,,,,,,,,\r\nIY,,2,620098801,1,1,2,,,,,,,2\r\n";
+    let mut bytes = encoding_rs::SHIFT_JIS.encode(head).0.into_owned();
+    // Line 4: an RE whose name holds a byte pair Shift_JIS does not have.
+    bytes.extend_from_slice(b"RE,2,1112,202110,\x85\x40,1,19911031,,,,,,,002,,,,,,,,,,,,,,,,,,,,,,,,\r\n");
+    bytes.extend_from_slice(&encoding_rs::SHIFT_JIS.encode(tail).0);
+    let mut out = Vec::new();
+    let report = uke::ingest_uke("t.UKE", &bytes[..], &config(), &mut |r| out.push(r)).unwrap();
+    let lines = report.rejected_lines();
+    for e in ["t.UKE:4:: line is not valid Shift_JIS", "t.UKE:5:RE: belongs to a rejected claim (RE)", "t.UKE:6:RE: belongs to a rejected claim (RE)"]
+    {
+        assert!(lines.iter().any(|l| l == e), "missing {e} in {lines:#?}");
+    }
+    // Only the first claim's payer reached the sink.
+    let payers = out.iter().filter(|r| matches!(r.content.body, ContentBody::ClaimPayer(_))).count();
+    assert_eq!(payers, 1);
+}
+
 fn collect(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();

@@ -24,7 +24,8 @@
 //! - `identity_records` — person key, holder id, dataset id, `record_hash` = keyed hash of
 //!   (dataset, record reference), `sealed` = nonce ‖ XChaCha20-Poly1305 of a compact
 //!   serialization of the record reference and the `Identity` items, and (migration 0002)
-//!   `linkable` (the record took part in linkage: a FHIR Patient, a UKE claim, a registry row)
+//!   `linkable` (the record is read back by later linkage runs: the intake marks one FHIR
+//!   Patient, UKE claim or registry row per distinct identity of a version)
 //!   and `observed` (the claim month its insurance numbers were valid, an ISO date at the date's
 //!   precision, or NULL; not identifying). The associated data binds the person key, the record
 //!   hash, the dataset and the holder, so a blob moved to another row (or a row re-pointed at
@@ -294,35 +295,70 @@ impl Vault {
         Ok(LinkPages { vault: self, tx, sql, datasets: datasets.to_vec(), after: 0 })
     }
 
-    /// Number of distinct person keys with a linkable identity record in `dataset` (the intake
-    /// stores one for each distinct identity of a version, so every person of it has one;
-    /// only linkable records are indexed by dataset and person).
+    /// Number of distinct person keys with an identity record in `dataset`. A dataset with
+    /// linkable records is counted by those alone (the intake marks one per distinct identity of
+    /// a version, so every person of it has one, and only those are indexed by dataset and
+    /// person); one without any (stored before the intake marked them, or by
+    /// [`Vault::store_batch`]) by all its records.
     pub async fn persons_in(&self, dataset: &str) -> Result<u64, VaultError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT person_key) FROM identity_records WHERE dataset = $1 AND linkable")
-            .bind(dataset)
-            .fetch_one(&self.pool)
-            .await?;
+        let filter = if self.has_linkable(dataset).await? { " AND linkable" } else { "" };
+        let sql = format!("SELECT COUNT(DISTINCT person_key) FROM identity_records WHERE dataset = $1{filter}");
+        let n: i64 = sqlx::query_scalar(&sql).bind(dataset).fetch_one(&self.pool).await?;
         Ok(n as u64)
     }
 
-    /// Number of distinct person keys with a linkable record in `dataset` that also have one in
-    /// at least one of `others` (0 if `others` is empty). A dataset listed in `others` counts as
-    /// any other: listing `dataset` itself makes every person of it count.
+    /// Number of distinct person keys with a record in `dataset` that also have one in at least
+    /// one of `others` (0 if `others` is empty), each dataset counted as in
+    /// [`Vault::persons_in`]. A dataset listed in `others` counts as any other: listing
+    /// `dataset` itself makes every person of it count.
     pub async fn persons_shared(&self, dataset: &str, others: &[String]) -> Result<u64, VaultError> {
         if others.is_empty() {
             return Ok(0);
         }
+        let filter = if self.has_linkable(dataset).await? { " AND linkable" } else { "" };
+        let (linked, unlinked) = self.split_by_linkable(others).await?;
+        let mut branches = Vec::new();
+        let mut next = 2;
+        for (group, group_filter) in [(&linked, " AND linkable"), (&unlinked, "")] {
+            if !group.is_empty() {
+                branches
+                    .push(format!("SELECT person_key FROM identity_records WHERE dataset IN ({}){group_filter}", placeholders(next, group.len())));
+                next += group.len();
+            }
+        }
         let sql = format!(
-            "SELECT COUNT(*) FROM (SELECT person_key FROM identity_records WHERE dataset = $1 AND linkable \
-             INTERSECT SELECT person_key FROM identity_records WHERE dataset IN ({}) AND linkable)",
-            placeholders(2, others.len())
+            "SELECT COUNT(*) FROM (SELECT person_key FROM identity_records WHERE dataset = $1{filter} \
+             INTERSECT SELECT person_key FROM ({}))",
+            branches.join(" UNION ALL ")
         );
         let mut query = sqlx::query_scalar(&sql).bind(dataset);
-        for other in others {
+        for other in linked.iter().chain(&unlinked) {
             query = query.bind(other);
         }
         let n: i64 = query.fetch_one(&self.pool).await?;
         Ok(n as u64)
+    }
+
+    /// Whether `dataset` has linkable records (see [`Vault::persons_in`]).
+    async fn has_linkable(&self, dataset: &str) -> Result<bool, VaultError> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM identity_records WHERE dataset = $1 AND linkable)")
+            .bind(dataset)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// `datasets` split into those with linkable records and those without.
+    pub(crate) async fn split_by_linkable<S: AsRef<str>>(&self, datasets: &[S]) -> Result<(Vec<String>, Vec<String>), VaultError> {
+        let (mut linked, mut unlinked) = (Vec::new(), Vec::new());
+        for d in datasets {
+            let d = d.as_ref();
+            if self.has_linkable(d).await? {
+                linked.push(d.to_string())
+            } else {
+                unlinked.push(d.to_string())
+            }
+        }
+        Ok((linked, unlinked))
     }
 
     /// Every dataset with at least one identity record, with its number of records, ordered by

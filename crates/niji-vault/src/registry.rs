@@ -117,10 +117,10 @@ impl Vault {
         rows.into_iter().map(|r| self.open_entry(r)).collect()
     }
 
-    /// Per dataset of `datasets`: how many distinct persons among `persons` have a linkable
-    /// identity record in it (as [`Vault::persons_in`]; every dataset asked for is in the map, 0
-    /// when none do). Persons listed twice count once. Looked up by person key on the
-    /// `(dataset, person_key)` index of linkable records,
+    /// Per dataset of `datasets`: how many distinct persons among `persons` have an identity
+    /// record in it, counted as in [`Vault::persons_in`] (every dataset asked for is in the
+    /// map, 0 when none do). Persons listed twice count once. Looked up by person key (on the
+    /// `(dataset, person_key)` index of linkable records where a dataset has them),
     /// nothing unsealed; one read transaction (a consistent snapshot), one query per chunk of
     /// persons (bound parameters, kept well under SQLite's variable limit) for all datasets.
     pub async fn count_in_datasets(&self, datasets: &[String], persons: &[PersonKey]) -> Result<HashMap<String, u64>, VaultError> {
@@ -140,13 +140,20 @@ impl Vault {
             d.dedup();
             d
         };
+        let (linked, unlinked) = self.split_by_linkable(&wanted).await?;
         let mut tx = self.pool.begin().await?;
-        for names in wanted.chunks(CHUNK) {
+        let mut chunks: Vec<(Vec<String>, &str)> = Vec::new();
+        for (names, filter) in [(linked, "linkable AND "), (unlinked, "")] {
+            for c in names.chunks(CHUNK) {
+                chunks.push((c.to_vec(), filter));
+            }
+        }
+        for (names, filter) in &chunks {
             for keys in unique.chunks(CHUNK) {
                 // The chunks of persons are disjoint, so per-chunk distinct counts add up.
                 let sql = format!(
                     "SELECT dataset, COUNT(DISTINCT person_key) AS n FROM identity_records \
-                     WHERE linkable AND dataset IN ({}) AND person_key IN ({}) GROUP BY dataset",
+                     WHERE {filter}dataset IN ({}) AND person_key IN ({}) GROUP BY dataset",
                     placeholders(1, names.len()),
                     placeholders(1 + names.len(), keys.len())
                 );

@@ -228,7 +228,7 @@ async fn a_streaming_batch_commits_every_add_at_once() {
 
     assert_eq!(vault.record_count("ds").await.unwrap(), 9);
     assert_eq!(vault.datasets().await.unwrap(), vec![("ds".to_string(), 9)]);
-    // Persons are counted by their linkable records: only person 2's chunk is.
+    // A dataset with linkable records is counted by them: only person 2's chunk is.
     assert_eq!(vault.persons_in("ds").await.unwrap(), 1);
     let one = vault.identities_of(&pk(1)).await.unwrap();
     let refs: Vec<&str> = one.iter().map(|i| i.record_ref.as_str()).collect();
@@ -441,11 +441,19 @@ async fn persons_in_and_shared_count_distinct_person_keys() {
     let mut batch = vault.begin_batch("h2", "b").await.unwrap();
     batch.add(&new_identities(&b, Some(LinkMeta { observed: None }))).await.unwrap();
     batch.commit(&[]).await.unwrap();
-    // Records stored without linkage (`store_batch`) hold no person for these counts.
-    vault.store_batch("h", "unlinked", &numbered("u", 2, 4), &[]).await.unwrap();
-    assert_eq!(vault.persons_in("unlinked").await.unwrap(), 0);
-
     let s = |v: &[&str]| v.iter().map(|d| d.to_string()).collect::<Vec<_>>();
+    // A dataset without linkable records (stored before the intake marked them, or by
+    // `store_batch`) is counted by all its records: persons 4 and 2.
+    let mut unlinked = numbered("u", 2, 4);
+    unlinked.extend(numbered("u2", 1, 2));
+    vault.store_batch("h", "unlinked", &unlinked, &[]).await.unwrap();
+    assert_eq!(vault.persons_in("unlinked").await.unwrap(), 2);
+    assert_eq!(vault.persons_shared("unlinked", &s(&["a"])).await.unwrap(), 1);
+    assert_eq!(vault.persons_shared("a", &s(&["unlinked", "c"])).await.unwrap(), 1);
+    assert_eq!(vault.persons_shared("b", &s(&["unlinked", "a"])).await.unwrap(), 1);
+    let counts = vault.count_in_datasets(&s(&["a", "unlinked", "b"]), &[pk(2), pk(4), pk(1)]).await.unwrap();
+    assert_eq!((counts["a"], counts["unlinked"], counts["b"]), (2, 2, 1));
+
     assert_eq!(vault.person_count().await.unwrap(), 4);
     assert_eq!((vault.persons_in("a").await.unwrap(), vault.persons_in("b").await.unwrap()), (2, 2));
     assert_eq!(vault.persons_in("c").await.unwrap(), 0);
@@ -456,10 +464,10 @@ async fn persons_in_and_shared_count_distinct_person_keys() {
     assert_eq!(vault.persons_shared("a", &s(&["c"])).await.unwrap(), 0);
     assert_eq!(vault.persons_shared("c", &s(&["a", "b"])).await.unwrap(), 0);
     assert_eq!(vault.persons_shared("a", &s(&["a"])).await.unwrap(), 2, "a dataset shares all its persons with itself");
-    assert_eq!(vault.datasets().await.unwrap(), vec![("a".to_string(), 3), ("b".to_string(), 3), ("unlinked".to_string(), 2)]);
+    assert_eq!(vault.datasets().await.unwrap(), vec![("a".to_string(), 3), ("b".to_string(), 3), ("unlinked".to_string(), 3)]);
     vault.delete_dataset("b").await.unwrap();
     assert_eq!(vault.persons_shared("a", &s(&["b"])).await.unwrap(), 0);
-    assert_eq!(vault.datasets().await.unwrap(), vec![("a".to_string(), 3), ("unlinked".to_string(), 2)]);
+    assert_eq!(vault.datasets().await.unwrap(), vec![("a".to_string(), 3), ("unlinked".to_string(), 3)]);
     vault.close().await;
 }
 
