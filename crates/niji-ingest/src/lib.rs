@@ -196,12 +196,19 @@ impl<R: BufRead> Lines<R> {
     }
 
     pub(crate) fn next_line(&mut self, report: &mut FileReport) -> io::Result<Option<Line<'_>>> {
+        self.next_line_noting(report, |_, _| {})
+    }
+
+    /// As [`Lines::next_line`], and `too_long` sees the number and first bytes of each line
+    /// rejected for its length (a UKE claim rejected that way still opens a claim).
+    pub(crate) fn next_line_noting(&mut self, report: &mut FileReport, mut too_long_line: impl FnMut(u64, &[u8])) -> io::Result<Option<Line<'_>>> {
         loop {
             let Some(too_long) = read_line_limited(&mut self.reader, &mut self.buf, self.limit)? else { return Ok(None) };
             self.number += 1;
             let loc = Location::Line(self.number);
             if too_long {
                 report.reject(vec![Problem::new(loc, "", Reason::LineTooLong)]);
+                too_long_line(self.number, &self.buf);
                 continue;
             }
             let (bytes, crlf) = match self.buf.strip_suffix(b"\r") {

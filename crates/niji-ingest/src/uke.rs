@@ -41,7 +41,18 @@ pub fn ingest_uke(name: &str, reader: impl BufRead, config: &IngestConfig, sink:
     let mut lines = Lines::new(reader, config.max_line_bytes);
     let mut claim: Option<(u64, bool)> = None; // (RE line, rejected)
     let mut warned_lf = false;
-    while let Some(Line { number: line_no, loc, bytes: line, crlf }) = lines.next_line(&mut report)? {
+    // A claim line rejected for its length still opens a (rejected) claim: its payers and lines
+    // must not fall to the claim before it.
+    let long_claim = std::cell::Cell::new(None);
+    let note_long = |number: u64, start: &[u8]| {
+        if start.starts_with(b"RE,") {
+            long_claim.set(Some(number));
+        }
+    };
+    while let Some(Line { number: line_no, loc, bytes: line, crlf }) = lines.next_line_noting(&mut report, note_long)? {
+        if let Some(number) = long_claim.take() {
+            claim = Some((number, true));
+        }
         if !crlf && !warned_lf && !line.is_empty() && line != [0x1a] {
             warned_lf = true;
             report.warnings.push(Problem::new(loc, "", Reason::BareLf));

@@ -242,6 +242,20 @@ HO,01010016,１,１,1,100,,,,,,,,,\r\n";
     // Only the first claim's payer reached the sink.
     let payers = out.iter().filter(|r| matches!(r.content.body, ContentBody::ClaimPayer(_))).count();
     assert_eq!(payers, 1);
+
+    // The same with a claim line rejected for its length.
+    let long_re = format!("RE,2,1112,202110,山田　次郎,1,19911031,,,,,,,002,{},,\r\n", "9".repeat(300));
+    let text = format!("{head}{long_re}{tail}");
+    let bytes = encoding_rs::SHIFT_JIS.encode(&text).0.into_owned();
+    let config = IngestConfig { max_line_bytes: 200, ..config() };
+    let mut out = Vec::new();
+    let report = uke::ingest_uke("t.UKE", &bytes[..], &config, &mut |r| out.push(r)).unwrap();
+    let lines = report.rejected_lines();
+    for e in ["t.UKE:5:RE: belongs to a rejected claim (RE)", "t.UKE:6:RE: belongs to a rejected claim (RE)"] {
+        assert!(lines.iter().any(|l| l == e), "missing {e} in {lines:#?}");
+    }
+    assert!(lines.iter().any(|l| l.starts_with("t.UKE:4::")), "{lines:#?}");
+    assert_eq!(out.iter().filter(|r| matches!(r.content.body, ContentBody::ClaimPayer(_))).count(), 1);
 }
 
 fn collect(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {

@@ -48,8 +48,8 @@
 //! a person (pass 2 finds its unit by counting, in the same order), patient references, and
 //! linkage's own indexes. Files are put together in file order as soon as every earlier file is
 //! in (a slow first file keeps the later ones' units waiting, each file's units already merged
-//! within it); pass 2 checks each file's records and units against pass 1's, so a file changed in
-//! between fails the intake. The records whose Patient is missing are located by
+//! within it); pass 2 refuses a file whose size or modification time differs from when it was
+//! listed, and checks each file's records and units against pass 1's (`FileChanged`). The records whose Patient is missing are located by
 //! reading those files again, only when there are some. Measured with
 //! `NIJI_BENCH_ONLY=uke NIJI_BENCH_PERSONS=1000000 NIJI_BENCH_PERSONS_SMALL=300000 cargo bench -p niji-intake`:
 //! 380 MB peak for 24.6 million UKE lines (2.68 million claims, 384,822 distinct units),

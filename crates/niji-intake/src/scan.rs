@@ -22,6 +22,9 @@ pub(crate) struct SubmittedFile {
     pub name: String,
     pub format: Format,
     pub bytes: u64,
+    /// When the file was last modified as listed (pass 2 refuses a file whose size or time
+    /// differs: it changed after it was validated).
+    pub modified: Option<std::time::SystemTime>,
     /// Index of the file's folder among the submission's folders: relative references
     /// (`Patient/<id>`) resolve within one folder, the unit of one export.
     pub folder: u32,
@@ -56,14 +59,15 @@ impl SubmittedFile {
             let name = display_name(&path, &base);
             let file_error = |source| IntakeError::File { file: given.display().to_string(), source };
             let format = Format::from_path(&path).ok_or_else(|| file_error(niji_ingest::IngestError::UnknownFormat))?;
-            let bytes = std::fs::metadata(&path).map_err(|e| file_error(e.into()))?.len();
+            let metadata = std::fs::metadata(&path).map_err(|e| file_error(e.into()))?;
+            let (bytes, modified) = (metadata.len(), metadata.modified().ok());
             if !seen.insert(name.clone()) {
                 return Err(IntakeError::DuplicateFile(name));
             }
             let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
             let next = folders.len() as u32;
             let folder = *folders.entry(parent).or_insert(next);
-            out.push(Self { path, name, format, bytes, folder });
+            out.push(Self { path, name, format, bytes, modified, folder });
         }
         Ok(out)
     }

@@ -62,6 +62,11 @@ pub(crate) fn write(
         if scan.reports[i].file_refused {
             continue;
         }
+        // A file written to after it was listed is not the file pass 1 validated.
+        let now = std::fs::metadata(&file.path).map_err(|e| IntakeError::File { file: file.name.clone(), source: e.into() })?;
+        if now.len() != file.bytes || now.modified().ok() != file.modified {
+            return Err(IntakeError::FileChanged { file: file.name.clone() });
+        }
         let scope = file.scope(i);
         lake.set_file(i as i32);
         // The claim (RE) being assembled: its vault row collects the HO/KO/SN identities.
@@ -147,6 +152,10 @@ pub(crate) fn write(
         // pass pushed is in staging, which the failure removes).
         if report.file_refused {
             return Err(IntakeError::FileChanged { file: file.name.clone() });
+        }
+        // A failure while writing comes first (it stopped the counting below).
+        if let Some(e) = out.failed.take() {
+            return Err(e);
         }
         // The same records as pass 1 read, unit for unit, or the file changed in between.
         if parsed - parsed_before != file_parsed || units.next().is_some() {

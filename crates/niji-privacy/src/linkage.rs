@@ -331,7 +331,7 @@ pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, pri
         let mut roots: Vec<usize> = blocked[range].iter().map(|&(_, i)| uf.find(i as usize)).collect();
         roots.sort_unstable();
         roots.dedup();
-        let oversized = roots.len() > config.max_block_clusters;
+        let oversized = roots.len() >= 2 && roots.len() > config.max_block_clusters;
         stats.oversized_blocks += usize::from(oversized);
         if roots.len() >= 2 && !oversized {
             for &r in &roots {
