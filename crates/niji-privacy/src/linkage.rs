@@ -380,15 +380,20 @@ pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, pri
         let mut cluster_anchors: Vec<PersonKey> = members.iter().flat_map(|&i| prepared[i].anchors(keys)).collect();
         cluster_anchors.sort_unstable();
         cluster_anchors.dedup();
-        // A prior key by anchor, else a key an earlier run stored for a unit nothing identifies,
-        // else a new one.
+        // A prior key by anchor, else one made from an id or the name, else the key an earlier
+        // run stored for a unit nothing identifies, else one of the run and the first unit's
+        // position.
         let key = cluster_anchors
             .iter()
             .filter_map(|a| prior.get(a))
             .min()
-            .or_else(|| members.iter().filter_map(|&i| set.stored.get(&(i as u32))).min())
             .copied()
-            .unwrap_or_else(|| derive_key(&members, prepared, &set.first, &config.run_scope, keys));
+            .or_else(|| derive_key(&members, prepared, keys))
+            .or_else(|| members.iter().filter_map(|&i| set.stored.get(&(i as u32))).min().copied())
+            .unwrap_or_else(|| {
+                let first = &prepared[members[0]];
+                keys.keyed(Domain::Person, &["record", &config.run_scope, first.holder(), &set.first[members[0]].to_string()])
+            });
         for &i in &members {
             out[i] = key;
         }
@@ -939,7 +944,7 @@ fn merge_block(mut roots: Vec<usize>, uf: &mut UnionFind, aggs: &mut HashMap<usi
 
 /// The key of a cluster with no prior key: earliest member id, else smallest patient number,
 /// else the name (see the module docs).
-fn derive_key(members: &[usize], prepared: &[LinkUnit], first: &[u32], scope: &str, keys: &Pseudonymizer) -> PersonKey {
+fn derive_key(members: &[usize], prepared: &[LinkUnit], keys: &Pseudonymizer) -> Option<PersonKey> {
     let mut best: Option<(Option<Date>, &str, &str)> = None;
     for &i in members {
         let p = &prepared[i];
@@ -956,18 +961,17 @@ fn derive_key(members: &[usize], prepared: &[LinkUnit], first: &[u32], scope: &s
         }
     }
     if let Some((_, m, birth)) = best {
-        return keys.keyed(Domain::Person, &["member", m, birth]);
+        return Some(keys.keyed(Domain::Person, &["member", m, birth]));
     }
     if let Some((h, l)) = members.iter().flat_map(|&i| prepared[i].local()).min() {
-        return keys.keyed(Domain::Person, &["local", h, l]);
+        return Some(keys.keyed(Domain::Person, &["local", h, l]));
     }
     let p = &prepared[members[0]];
     if let (Some(name), Some(birth)) = (p.items(Item::KanaFull).next().or(p.items(Item::KanjiFull).next()), p.birth()) {
         let sex = p.block.map_or("", |b| b.1.code());
-        return keys.keyed(Domain::Person, &["name", name, birth, sex]);
+        return Some(keys.keyed(Domain::Person, &["name", name, birth, sex]));
     }
-    // Nothing identifying at all: a key of the run, the record's holder and its position.
-    keys.keyed(Domain::Person, &["record", scope, prepared[members[0]].holder(), &first[members[0]].to_string()])
+    None
 }
 
 /// Known dates first, earlier first.

@@ -189,11 +189,32 @@ impl Checked {
     /// released keep the table's order (the query's `ORDER BY`), then come the rows with a
     /// cell withheld, by their keys. In the query's order a withheld cell's place would bound
     /// the value it hides (between its neighbours' counts under `ORDER BY count(*)`), and with
-    /// it the primary cell that the secondary suppression protects.
+    /// it the primary cell that the secondary suppression protects. Where the rules round
+    /// counts, released rows next to each other whose counts show the same are put in the order
+    /// of their keys: the query's order among them would tell their exact counts apart.
     pub fn shown_order(&self, table: &Table) -> Vec<usize> {
         let (mut order, mut withheld): (Vec<usize>, Vec<usize>) =
             (0..self.rows()).filter(|&r| self.shows_keys(r)).partition(|&r| self.is_released(r));
-        withheld.sort_by(|&a, &b| table.rows[a].keys.cmp(&table.rows[b].keys).then(a.cmp(&b)));
+        let by_keys = |a: &usize, b: &usize| table.rows[*a].keys.cmp(&table.rows[*b].keys).then(a.cmp(b));
+        if self.rounding.is_some() {
+            let shown_counts = |r: usize| -> Vec<u64> {
+                (0..self.measures.len())
+                    .filter(|&m| self.measures[m] == MeasureKind::Count)
+                    .map(|m| match self.shown(table, r, m) {
+                        Shown::Value(v) => v.to_bits(),
+                        _ => u64::MAX,
+                    })
+                    .collect()
+            };
+            let mut start = 0;
+            while start < order.len() {
+                let counts = shown_counts(order[start]);
+                let end = start + order[start..].iter().take_while(|&&r| shown_counts(r) == counts).count();
+                order[start..end].sort_by(by_keys);
+                start = end;
+            }
+        }
+        withheld.sort_by(by_keys);
         order.extend(withheld);
         order
     }

@@ -269,6 +269,28 @@ fn withheld_rows_come_last_by_key_whatever_their_values() {
     assert_eq!(order, ["m/C3", "f/C3", "f/C1", "f/C2", "m/C2"]);
 }
 
+/// Under a rounding preset, rows whose counts show the same keep no exact order among
+/// themselves: `ORDER BY count(*)` would tell 12 from 11 where both show as 10.
+#[test]
+fn rows_whose_rounded_counts_are_equal_are_released_by_key() {
+    let released = |counts: &[(&str, u64)]| {
+        let mut t = Table::new(["code"], vec![Measure::count("n")]);
+        for (k, n) in counts {
+            t.push([*k], vec![Cell::count(*n)]);
+        }
+        let c = niji_sdc::check(&t, &Rules::preset(Preset::OpenSafely)).unwrap();
+        c.released_table(&t).rows.into_iter().map(|r| (r.keys[0].clone(), r.values[0].clone())).collect::<Vec<_>>()
+    };
+    // In the query's order (count descending): C (48), then B (12) before A (11).
+    let out = released(&[("C", 48), ("B", 12), ("A", 11)]);
+    let keys: Vec<&str> = out.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["C", "A", "B"], "{out:?}");
+    assert_eq!(out[1].1, out[2].1, "A and B show the same rounded count");
+    // The same rows with B and A swapped in exact value release in the same order.
+    let again = released(&[("C", 48), ("A", 12), ("B", 11)]);
+    assert_eq!(again.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["C", "A", "B"]);
+}
+
 #[test]
 fn released_table_leaves_out_rows_of_few_persons_keys_and_all() {
     // p1 has three persons: its key would tell that someone has it. p2 is suppressed only so
