@@ -383,15 +383,7 @@ fn child(job: Job) {
         instance.store.create_organization(holder, if job.name() == "uke" { "insurer" } else { "hospital" }, 0).await.unwrap();
         reset_peak();
         figures.before_mb = vm_kb("VmHWM") as f64 / 1024.0;
-        let submission = Submission {
-            holder: holder.into(),
-            dataset: format!("bench-{}", job.name()),
-            description: None,
-            files: paths.clone(),
-            csv_mapping: None,
-            on_reject: OnReject::Quarantine,
-            actor: "cli:bench".into(),
-        };
+        let submission = submission(job, &paths);
         let started = Instant::now();
         let outcome = ingest(&instance, submission, &options, progress.clone()).await.unwrap();
         figures.seconds = started.elapsed().as_secs_f64();
@@ -453,13 +445,10 @@ fn child(job: Job) {
     println!("@figures {}", figures.to_json());
 }
 
-/// `NIJI_BENCH_AGAIN`: the same files once more as the dataset's next version, linked against
-/// the first (a holder's next submission reads back the linkable records of every committed
-/// version). Not part of the figures above.
-async fn again(instance: &Instance, job: Job, paths: &[PathBuf], options: &IntakeOptions) {
+/// Every file of the job as one submission of the job's holder, rejects quarantined.
+fn submission(job: Job, paths: &[PathBuf]) -> Submission {
     let (_, _, holder, _, _) = job.spec();
-    let progress = Arc::new(Phases::default());
-    let submission = Submission {
+    Submission {
         holder: holder.into(),
         dataset: format!("bench-{}", job.name()),
         description: None,
@@ -467,7 +456,15 @@ async fn again(instance: &Instance, job: Job, paths: &[PathBuf], options: &Intak
         csv_mapping: None,
         on_reject: OnReject::Quarantine,
         actor: "cli:bench".into(),
-    };
+    }
+}
+
+/// `NIJI_BENCH_AGAIN`: the same files once more as the dataset's next version, linked against
+/// the first (a holder's next submission reads back the linkable records of every committed
+/// version). Not part of the figures above.
+async fn again(instance: &Instance, job: Job, paths: &[PathBuf], options: &IntakeOptions) {
+    let progress = Arc::new(Phases::default());
+    let submission = submission(job, paths);
     let started = Instant::now();
     let Outcome::Committed(report) = ingest(instance, submission, options, progress.clone()).await.unwrap() else {
         unreachable!("quarantine never refuses")

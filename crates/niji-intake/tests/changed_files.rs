@@ -29,6 +29,9 @@ fn rewrite_in_place(path: &Path, text: &str) {
     std::fs::File::options().write(true).open(path).unwrap().set_modified(before.modified().unwrap()).unwrap();
 }
 
+/// A change made to the two files after pass 1.
+type Edit = dyn Fn(&PathBuf, &PathBuf) + Send + Sync;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_changed_between_the_passes_fails_the_intake_even_when_totals_match() {
     let (_, b) = hospitals();
@@ -50,7 +53,7 @@ async fn a_file_changed_between_the_passes_fails_the_intake_even_when_totals_mat
     committed(&instance, submission("hospital-b", "changed", vec![first.clone(), second.clone()], OnReject::RefuseSubmission)).await;
     let before = state(&instance).await;
     let scenario = fail::FailScenario::setup();
-    let changed = |edit: Box<dyn Fn(&PathBuf, &PathBuf) + Send + Sync>| {
+    let changed = |edit: Box<Edit>| {
         let (a, b) = (first.clone(), second.clone());
         fail::cfg_callback("intake-after-begin", move || edit(&a, &b)).unwrap();
     };

@@ -573,7 +573,7 @@ impl LinkUnit {
     /// (member id, patient number, 受給者番号) and no name with a birth date.
     fn keyed_by_position(&self) -> bool {
         let name = self.items(Item::KanaFull).next().or(self.items(Item::KanjiFull).next());
-        !self.identifying() && !(name.is_some() && self.birth().is_some())
+        !(self.identifying() || (name.is_some() && self.birth().is_some()))
     }
 
     /// Whether the unit carries a value that identifies a person on its own (member id,

@@ -248,7 +248,7 @@ fn withheld_rows_come_last_by_key_whatever_their_values() {
         let keys = [["f", "C1"], ["m", "C1"], ["f", "C2"], ["m", "C2"], ["f", "C3"], ["m", "C3"]];
         // Rows in the order the query sorted them (by count, descending).
         let mut rows: Vec<([&str; 2], u64)> = keys.into_iter().zip(counts).collect();
-        rows.sort_by(|a, b| b.1.cmp(&a.1));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1));
         for (k, n) in &rows {
             t.push(*k, vec![Cell::count(*n)]);
         }
@@ -279,7 +279,7 @@ fn rows_whose_rounded_counts_are_equal_are_released_by_key() {
             t.push([*k], vec![Cell::count(*n)]);
         }
         let c = niji_sdc::check(&t, &Rules::preset(Preset::OpenSafely)).unwrap();
-        c.released_table(&t).rows.into_iter().map(|r| (r.keys[0].clone(), r.values[0].clone())).collect::<Vec<_>>()
+        c.released_table(&t).rows.into_iter().map(|r| (r.keys[0].clone(), r.values[0])).collect::<Vec<_>>()
     };
     // In the query's order (count descending): C (48), then B (12) before A (11).
     let out = released(&[("C", 48), ("B", 12), ("A", 11)]);
