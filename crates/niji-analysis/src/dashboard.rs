@@ -15,6 +15,11 @@
 //! - `monthly`: persons with an event per month (`encounters.start`, `conditions.recorded`,
 //!   `medications.authored`, `lab_results.effective`, `claims.month`).
 //!
+//! A registry (`registry_values`, a mapped CSV in long form) feeds the same charts by its values'
+//! types: `sex` (after the patients' and claims' sex) and `prefecture` values per person, `code`
+//! values of ICD-10 or a drug code system, `date` and `year_month` values as months. It has no
+//! ages: its persons are in the `unknown` band.
+//!
 //! Keys are language-neutral codes ([`UNKNOWN`], age bands `40-49` and `90+`, sexes `male`,
 //! `female`, `other`, prefecture `13`, ICD-10 `E11`, drug `Yj:3969007F1024`, month `2024-03`);
 //! the portal translates them. Only keys that occur are rows (no zero cells).
@@ -254,6 +259,7 @@ struct Person {
     /// Index into [`SEXES`]: from `patients`, else from `claims`.
     patient_sex: Option<u8>,
     claim_sex: Option<u8>,
+    registry_sex: Option<u8>,
     prefecture: Option<u8>,
     age: Option<i32>,
 }
@@ -325,8 +331,8 @@ const DRUG_SYSTEMS: [&str; 4] = ["Yj", "Hot", "GeneralDrugName", "ReceiptDrug"];
 
 impl<'a> Counter<'a> {
     /// The tables [`Counter::add`] reads (others are ignored).
-    pub const TABLES: [&'static str; 8] =
-        ["patients", "encounters", "conditions", "medications", "lab_results", "allergies", "claims", "claim_lines"];
+    pub const TABLES: [&'static str; 9] =
+        ["patients", "encounters", "conditions", "medications", "lab_results", "allergies", "claims", "claim_lines", "registry_values"];
 
     pub fn new(excluded: &'a HashSet<[u8; 32]>) -> Self {
         Counter {
@@ -345,7 +351,8 @@ impl<'a> Counter<'a> {
             return Ok(());
         }
         let keys: &FixedSizeBinaryArray = column(batch, "person_key")?;
-        let age: Option<&Int32Array> = if table == "patients" || table == "claim_lines" { None } else { Some(column(batch, "age")?) };
+        let age: Option<&Int32Array> =
+            if matches!(table, "patients" | "claim_lines" | "registry_values") { None } else { Some(column(batch, "age")?) };
         let strings = |name: &str| column::<StringArray>(batch, name);
         let (mut sex, mut prefecture, mut date, mut month) = (None, None, None, None);
         let (mut system, mut code, mut alt, mut kind) = (None, None, None, None);
@@ -359,6 +366,11 @@ impl<'a> Counter<'a> {
             "lab_results" => date = Some(column::<Date32Array>(batch, "effective")?),
             "claims" => (sex, month) = (Some(strings("sex")?), Some(strings("month")?)),
             "claim_lines" => (system, code, kind) = (Some(strings("code_system")?), Some(strings("code")?), Some(strings("kind")?)),
+            // A registry's values in long form: the value's type says which chart it feeds.
+            "registry_values" => {
+                (system, code, kind) = (Some(strings("code_system")?), Some(strings("value_text")?), Some(strings("value_type")?));
+                date = Some(column::<Date32Array>(batch, "value_date")?);
+            }
             _ => {}
         }
         for row in 0..batch.num_rows() {
@@ -386,6 +398,14 @@ impl<'a> Counter<'a> {
                     person.prefecture = person.prefecture.or(pref.map(|c| c as u8));
                 }
                 "claims" => person.claim_sex = person.claim_sex.or(row_sex),
+                "registry_values" => match text(kind, row) {
+                    Some("sex") => person.registry_sex = person.registry_sex.or(code.and_then(|c| sex_index(c, row))),
+                    Some("prefecture") => {
+                        let pref = text(code, row).and_then(|c| c.parse::<u8>().ok()).filter(|c| (1..=47).contains(c));
+                        person.prefecture = person.prefecture.or(pref);
+                    }
+                    _ => {}
+                },
                 _ => {}
             }
             match table {
@@ -402,6 +422,18 @@ impl<'a> Counter<'a> {
                 "claim_lines" if text(kind, row) == Some("drug") => {
                     if let Some(d) = drug_code(text(system, row), text(code, row), None) {
                         self.drugs.add(&d, p);
+                    }
+                }
+                "registry_values" if text(kind, row) == Some("code") => {
+                    if let Some(c) = icd10_category(text(system, row), text(code, row), None) {
+                        self.diagnoses.add(&c, p);
+                    } else if let Some(d) = drug_code(text(system, row), text(code, row), None) {
+                        self.drugs.add(&d, p);
+                    }
+                }
+                "registry_values" if text(kind, row) == Some("year_month") => {
+                    if let Some(m) = text(code, row).filter(|m| plausible_month(m)) {
+                        self.months.add(m, p);
                     }
                 }
                 _ => {}
@@ -439,7 +471,7 @@ impl<'a> Counter<'a> {
         let mut prefecture: HashMap<u8, u64> = HashMap::new();
         for person in &self.persons {
             let band = person.age.filter(|a| *a >= 0).map_or(u8::MAX, |a| (a / 10).min(9) as u8);
-            let sex = person.patient_sex.or(person.claim_sex).unwrap_or(3);
+            let sex = person.patient_sex.or(person.claim_sex).or(person.registry_sex).unwrap_or(3);
             *age_sex.entry((band, sex)).or_default() += 1;
             *prefecture.entry(person.prefecture.unwrap_or(u8::MAX)).or_default() += 1;
         }
@@ -673,6 +705,52 @@ mod tests {
         assert_eq!(rows(&charts[2]), [(vec!["E11"], 2), (vec!["I10"], 1)]);
         assert_eq!(rows(&charts[3]), [(vec!["Yj:3969007F1024"], 2), (vec!["Hot:1234567890123"], 1), (vec!["ReceiptDrug:620000001"], 1)]);
         assert_eq!(rows(&charts[4]), [(vec!["2024-03"], 2), (vec!["2024-04"], 1)]);
+    }
+
+    /// A registry's values feed the charts their types name: sex and prefecture per person,
+    /// ICD-10 and drug codes, months from dates and year-months. Numbers and municipalities
+    /// feed none.
+    #[test]
+    fn registry_values_feed_the_charts_their_types_name() {
+        let excluded: HashSet<[u8; 32]> = [key(9)].into_iter().collect();
+        let mut c = Counter::new(&excluded);
+        let entries: [(u32, &str, Option<&str>, Option<&str>, Option<&str>); 12] = [
+            (1, "sex", None, Some("female"), None),
+            (1, "prefecture", None, Some("27"), None),
+            (1, "code", Some("Icd10"), Some("C509"), None),
+            (1, "date", None, None, Some("2023-06-14")),
+            (2, "sex", None, Some("male"), None),
+            (2, "prefecture", None, Some("99"), None),
+            (2, "code", Some("Yj"), Some("4291003F1025"), None),
+            (2, "year_month", None, Some("2023-06"), None),
+            (2, "number", None, None, None),
+            (3, "municipality", None, Some("27100"), None),
+            (9, "sex", None, Some("male"), None),
+            (9, "code", Some("Icd10"), Some("C509"), None),
+        ];
+        type Entry = (u32, &'static str, Option<&'static str>, Option<&'static str>, Option<&'static str>);
+        let column = |f: fn(&Entry) -> Option<&'static str>| entries.iter().map(|r| f(r).map(String::from)).collect::<Vec<_>>();
+        c.add(
+            "registry_values",
+            &batch(
+                "registry_values",
+                &entries.iter().map(|r| r.0).collect::<Vec<_>>(),
+                &[
+                    ("value_type", column(|r| Some(r.1))),
+                    ("code_system", column(|r| r.2)),
+                    ("value_text", column(|r| r.3)),
+                    ("value_date", column(|r| r.4)),
+                ],
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.persons(), 3);
+        let charts = c.finish();
+        assert_eq!(rows(&charts[0]), [(vec![UNKNOWN, "male"], 1), (vec![UNKNOWN, "female"], 1), (vec![UNKNOWN, UNKNOWN], 1)]);
+        assert_eq!(rows(&charts[1]), [(vec!["27"], 1), (vec![UNKNOWN], 2)]);
+        assert_eq!(rows(&charts[2]), [(vec!["C50"], 1)]);
+        assert_eq!(rows(&charts[3]), [(vec!["Yj:4291003F1025"], 1)]);
+        assert_eq!(rows(&charts[4]), [(vec!["2023-06"], 2)]);
     }
 
     #[test]
