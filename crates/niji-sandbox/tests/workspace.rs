@@ -137,3 +137,33 @@ async fn two_permits_give_the_same_person_different_ids() {
     let other = ws.run(&q(&hex_b)).await.unwrap();
     assert_eq!((int(&found.rows[0][0]), int(&other.rows[0][0])), (1, 0));
 }
+
+/// A join on something other than the person pairs one person's rows with everyone's: a row
+/// then stands for a person on each side, and a cell counts the fewer of them. Only person 5 has
+/// code C; every line is of kind `drug`, so each of person 5's lines meets all eight lines of six
+/// persons.
+#[tokio::test]
+async fn a_join_not_on_the_person_counts_the_side_with_fewer_persons() {
+    let ws = workspace();
+    for sql in [
+        "SELECT count(*) FROM claim_lines a JOIN claim_lines b ON a.kind = b.kind WHERE a.code = 'C'",
+        "SELECT count(*) FROM claim_lines a JOIN claim_lines b ON a.kind = b.kind WHERE b.code = 'C'",
+        "SELECT sum(a.points) FROM claim_lines a JOIN claim_lines b ON a.kind = b.kind WHERE a.code = 'C'",
+        "SELECT avg(b.points) FROM claim_lines a JOIN claim_lines b ON a.kind = b.kind WHERE a.code = 'C'",
+    ] {
+        let r = ws.run(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        assert_eq!(r.persons, [1], "{sql}");
+        assert!(r.cell_persons[0].iter().all(|&n| n <= 1), "{sql}: {:?}", r.cell_persons);
+    }
+    // Grouped by the other side's column: each group still holds only person 5's rows on one side.
+    let r = ws
+        .run("SELECT b.code, count(*) FROM claim_lines a JOIN claim_lines b ON a.kind = b.kind WHERE a.code = 'C' GROUP BY b.code ORDER BY b.code")
+        .await
+        .unwrap();
+    assert_eq!(r.rows.len(), 4);
+    assert!(r.persons.iter().all(|&n| n == 1), "{:?}", r.persons);
+    // Both sides many: the group of code A pairs persons 1, 2, 3 with persons 1, 2, 3.
+    let r = ws.run("SELECT a.code, count(*) FROM claim_lines a JOIN claim_lines b ON a.code = b.code GROUP BY a.code ORDER BY a.code").await.unwrap();
+    assert_eq!(r.rows.iter().map(|r| (text(&r[0]), int(&r[1]))).collect::<Vec<_>>()[0], ("A".into(), 16));
+    assert_eq!(r.persons[0], 3);
+}
