@@ -45,7 +45,7 @@ pub fn ingest_uke(name: &str, reader: impl BufRead, config: &IngestConfig, sink:
     // must not fall to the claim before it.
     let long_claim = std::cell::Cell::new(None);
     let note_long = |number: u64, start: &[u8]| {
-        if start.starts_with(b"RE,") {
+        if opens_claim(start) {
             long_claim.set(Some(number));
         }
     };
@@ -65,7 +65,7 @@ pub fn ingest_uke(name: &str, reader: impl BufRead, config: &IngestConfig, sink:
             report.reject(vec![Problem::new(loc, "", Reason::NotShiftJis)]);
             // An undecodable claim is still a claim: its payers and lines are rejected with it,
             // not attached to the claim before (whose person they are not).
-            if line.starts_with(b"RE,") {
+            if opens_claim(line) {
                 claim = Some((line_no, true));
             }
             continue;
@@ -238,6 +238,11 @@ fn payer_digits(text: &str) -> Option<Vec<u8>> {
             _ => None,
         })
         .collect()
+}
+
+/// Whether a line's first bytes (read before decoding) are those of a claim (RE) record.
+fn opens_claim(line: &[u8]) -> bool {
+    line.starts_with(b"RE,")
 }
 
 fn split_record(kind: UkeRecord, f: &[&str], loc: Location, claim: Option<u64>, config: &IngestConfig, issues: &mut Issues) -> Option<SplitRecord> {

@@ -294,16 +294,15 @@ fn scan_file(i: usize, file: &SubmittedFile, holder: &str, config: &IngestConfig
     // The last unit read, as a record: a UKE claim's payers (HO, KO) follow its RE, before the
     // next RE. Earlier units are reduced to linkage's form at once, so a large file does not
     // hold its identities until it ends.
-    let mut pending: Option<(LinkRecord, Vec<RefKey>)> = None;
+    let mut pending: Option<(Location, LinkRecord, Vec<RefKey>)> = None;
     let mut units = UnitSet::default();
     let mut unit_of = Vec::new();
     let mut patient_refs = Vec::new();
-    let mut keep = |(record, keys): (LinkRecord, Vec<RefKey>)| {
+    let mut keep = |(_, record, keys): (Location, LinkRecord, Vec<RefKey>)| {
         let unit = units.push(LinkUnit::new(&record));
         unit_of.push(unit);
         patient_refs.extend(keys.into_iter().map(|k| (k, unit)));
     };
-    let mut pending_line: Option<u64> = None;
     let mut sink = |r: SplitRecord| {
         out.parsed += 1;
         let loc = r.content.record.location;
@@ -311,18 +310,14 @@ fn scan_file(i: usize, file: &SubmittedFile, holder: &str, config: &IngestConfig
             Role::Unit { observed } => {
                 let keys = if matches!(r.content.body, ContentBody::Patient(_)) { patient_keys(scope, &r.identity) } else { Vec::new() };
                 let record = LinkRecord { holder: holder.to_string(), observed, identity: linkage_identity(r.identity) };
-                pending_line = match loc {
-                    Location::Line(line) => Some(line),
-                    _ => None,
-                };
-                if let Some(done) = pending.replace((record, keys)) {
+                if let Some(done) = pending.replace((loc, record, keys)) {
                     keep(done);
                 }
             }
             Role::Payer { claim } => {
                 // A payer names the claim it follows: the pending unit.
-                if let (Some((record, _)), Some(line)) = (pending.as_mut(), pending_line) {
-                    if line == claim {
+                if let Some((Location::Line(line), record, _)) = pending.as_mut() {
+                    if *line == claim {
                         record.identity.items.extend(linkage_identity(r.identity).items);
                     }
                 }

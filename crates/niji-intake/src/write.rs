@@ -169,9 +169,6 @@ pub(crate) fn write(
         }
         fail::fail_point!("intake-writing");
     }
-    if parsed != scan.parsed {
-        return Err(IntakeError::FileChanged { file: files.first().map(|f| f.name.clone()).unwrap_or_default() });
-    }
     out.flush();
     if let Some(e) = out.failed.take() {
         return Err(e);

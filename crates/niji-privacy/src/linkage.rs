@@ -232,10 +232,16 @@ impl UnitSet {
                 return at;
             }
         }
-        let at = self.units.len() as u32;
+        let at = self.add_new(unit, weight, first);
         if let Some(h) = hash {
             self.index.entry(h).or_insert(at);
         }
+        at
+    }
+
+    /// Adds a unit of its own.
+    fn add_new(&mut self, unit: LinkUnit, weight: u32, first: u32) -> u32 {
+        let at = self.units.len() as u32;
         self.units.push(unit);
         self.weight.push(weight);
         self.first.push(first);
@@ -246,12 +252,8 @@ impl UnitSet {
     /// were merged: the reference the merging is tested against).
     #[cfg(test)]
     fn push_unmerged(&mut self, unit: LinkUnit) -> u32 {
-        let at = self.units.len() as u32;
-        self.first.push(self.records);
         self.records += 1;
-        self.units.push(unit);
-        self.weight.push(1);
-        at
+        self.add_new(unit, 1, self.records - 1)
     }
 
     /// Distinct units.
@@ -376,8 +378,7 @@ pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, pri
         if members[0] as usize != i {
             continue;
         }
-        let members: Vec<usize> = members.iter().map(|&u| u as usize).collect();
-        let mut cluster_anchors: Vec<PersonKey> = members.iter().flat_map(|&i| prepared[i].anchors(keys)).collect();
+        let mut cluster_anchors: Vec<PersonKey> = members.iter().flat_map(|&u| prepared[u as usize].anchors(keys)).collect();
         cluster_anchors.sort_unstable();
         cluster_anchors.dedup();
         // A prior key by anchor, else one made from an id or the name, else the key an earlier
@@ -388,14 +389,14 @@ pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, pri
             .filter_map(|a| prior.get(a))
             .min()
             .copied()
-            .or_else(|| derive_key(&members, prepared, keys))
-            .or_else(|| members.iter().filter_map(|&i| set.stored.get(&(i as u32))).min().copied())
+            .or_else(|| derive_key(members, prepared, keys))
+            .or_else(|| members.iter().filter_map(|u| set.stored.get(u)).min().copied())
             .unwrap_or_else(|| {
-                let first = &prepared[members[0]];
-                keys.keyed(Domain::Person, &["record", &config.run_scope, first.holder(), &set.first[members[0]].to_string()])
+                let first = members[0] as usize;
+                keys.keyed(Domain::Person, &["record", &config.run_scope, prepared[first].holder(), &set.first[first].to_string()])
             });
-        for &i in &members {
-            out[i] = key;
+        for &u in members {
+            out[u as usize] = key;
         }
         anchors.extend(cluster_anchors.into_iter().map(|a| (a, key)));
     }
@@ -572,8 +573,12 @@ impl LinkUnit {
     /// Whether a cluster of this unit alone gets its key from the record's position: no anchor
     /// (member id, patient number, 受給者番号) and no name with a birth date.
     fn keyed_by_position(&self) -> bool {
-        let name = self.items(Item::KanaFull).next().or(self.items(Item::KanjiFull).next());
-        !(self.identifying() || (name.is_some() && self.birth().is_some()))
+        !self.identifying() && self.name_and_birth().is_none()
+    }
+
+    /// The full name (kana first) and birth date a key is made from when no id gives one.
+    fn name_and_birth(&self) -> Option<(&str, &str)> {
+        Some((self.items(Item::KanaFull).next().or(self.items(Item::KanjiFull).next())?, self.birth()?))
     }
 
     /// Whether the unit carries a value that identifies a person on its own (member id,
@@ -583,19 +588,18 @@ impl LinkUnit {
             || (self.birth().is_some() && self.items(Item::Public).next().is_some())
     }
 
-    /// A hash of everything but the observation date.
-    fn content_hash(&self) -> u64 {
-        fp(&(self.block, &self.text, &self.ends, self.starts, &self.prints, self.print_starts))
+    /// Everything but the observation date: what identical units share.
+    #[allow(clippy::type_complexity)]
+    fn content(&self) -> (Option<(u32, Sex)>, &str, &[u32], [u16; ITEM_KINDS + 1], &[u64], [u16; PRINT_KINDS + 1]) {
+        (self.block, &self.text, &self.ends, self.starts, &self.prints, self.print_starts)
     }
 
-    /// Equal in everything but the observation date.
+    fn content_hash(&self) -> u64 {
+        fp(&self.content())
+    }
+
     fn same_content(&self, other: &LinkUnit) -> bool {
-        self.block == other.block
-            && self.text == other.text
-            && self.ends == other.ends
-            && self.starts == other.starts
-            && self.prints == other.prints
-            && self.print_starts == other.print_starts
+        self.content() == other.content()
     }
 
     /// The text items of one kind.
@@ -944,10 +948,10 @@ fn merge_block(mut roots: Vec<usize>, uf: &mut UnionFind, aggs: &mut HashMap<usi
 
 /// The key of a cluster with no prior key: earliest member id, else smallest patient number,
 /// else the name (see the module docs).
-fn derive_key(members: &[usize], prepared: &[LinkUnit], keys: &Pseudonymizer) -> Option<PersonKey> {
+fn derive_key(members: &[u32], prepared: &[LinkUnit], keys: &Pseudonymizer) -> Option<PersonKey> {
     let mut best: Option<(Option<Date>, &str, &str)> = None;
     for &i in members {
-        let p = &prepared[i];
+        let p = &prepared[i as usize];
         let birth = p.birth().unwrap_or("");
         for m in p.items(Item::Member) {
             let cand = (p.observed, m, birth);
@@ -963,15 +967,13 @@ fn derive_key(members: &[usize], prepared: &[LinkUnit], keys: &Pseudonymizer) ->
     if let Some((_, m, birth)) = best {
         return Some(keys.keyed(Domain::Person, &["member", m, birth]));
     }
-    if let Some((h, l)) = members.iter().flat_map(|&i| prepared[i].local()).min() {
+    if let Some((h, l)) = members.iter().flat_map(|&i| prepared[i as usize].local()).min() {
         return Some(keys.keyed(Domain::Person, &["local", h, l]));
     }
-    let p = &prepared[members[0]];
-    if let (Some(name), Some(birth)) = (p.items(Item::KanaFull).next().or(p.items(Item::KanjiFull).next()), p.birth()) {
-        let sex = p.block.map_or("", |b| b.1.code());
-        return Some(keys.keyed(Domain::Person, &["name", name, birth, sex]));
-    }
-    None
+    let p = &prepared[members[0] as usize];
+    let (name, birth) = p.name_and_birth()?;
+    let sex = p.block.map_or("", |b| b.1.code());
+    Some(keys.keyed(Domain::Person, &["name", name, birth, sex]))
 }
 
 /// Known dates first, earlier first.

@@ -197,19 +197,11 @@ impl Checked {
             (0..self.rows()).filter(|&r| self.shows_keys(r)).partition(|&r| self.is_released(r));
         let by_keys = |a: &usize, b: &usize| table.rows[*a].keys.cmp(&table.rows[*b].keys).then(a.cmp(b));
         if self.rounding.is_some() {
-            let shown_counts = |r: usize| -> Vec<u64> {
-                (0..self.measures.len())
-                    .filter(|&m| self.measures[m] == MeasureKind::Count)
-                    .map(|m| match self.shown(table, r, m) {
-                        Shown::Value(v) => v.to_bits(),
-                        _ => u64::MAX,
-                    })
-                    .collect()
-            };
+            let counts: Vec<usize> = (0..self.measures.len()).filter(|&m| self.measures[m] == MeasureKind::Count).collect();
+            let same_counts = |a: usize, b: usize| counts.iter().all(|&m| self.shown(table, a, m) == self.shown(table, b, m));
             let mut start = 0;
             while start < order.len() {
-                let counts = shown_counts(order[start]);
-                let end = start + order[start..].iter().take_while(|&&r| shown_counts(r) == counts).count();
+                let end = start + order[start..].iter().take_while(|&&r| same_counts(order[start], r)).count();
                 order[start..end].sort_by(by_keys);
                 start = end;
             }

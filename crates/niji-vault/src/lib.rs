@@ -73,7 +73,7 @@ use chacha20poly1305::aead::{Aead, AeadCore, AeadInPlace, KeyInit, OsRng, Payloa
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use niji_ingest::{Date, IdentifierKind, Identity, IdentityItem};
 use niji_privacy::{Domain, PersonKey, PriorKeys, Pseudonymizer, VaultKey};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 /// What went wrong. Messages are fixed texts: no identifier, record reference or key appears.
@@ -301,9 +301,11 @@ impl Vault {
     /// person); one without any (stored before the intake marked them, or by
     /// [`Vault::store_batch`]) by all its records.
     pub async fn persons_in(&self, dataset: &str) -> Result<u64, VaultError> {
-        let filter = if self.has_linkable(dataset).await? { " AND linkable" } else { "" };
+        let mut tx = self.pool.begin().await?;
+        let filter = if has_linkable(&mut tx, dataset).await? { " AND linkable" } else { "" };
         let sql = format!("SELECT COUNT(DISTINCT person_key) FROM identity_records WHERE dataset = $1{filter}");
-        let n: i64 = sqlx::query_scalar(&sql).bind(dataset).fetch_one(&self.pool).await?;
+        let n: i64 = sqlx::query_scalar(&sql).bind(dataset).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
         Ok(n as u64)
     }
 
@@ -315,8 +317,9 @@ impl Vault {
         if others.is_empty() {
             return Ok(0);
         }
-        let filter = if self.has_linkable(dataset).await? { " AND linkable" } else { "" };
-        let (linked, unlinked) = self.split_by_linkable(others).await?;
+        let mut tx = self.pool.begin().await?;
+        let filter = if has_linkable(&mut tx, dataset).await? { " AND linkable" } else { "" };
+        let (linked, unlinked) = split_by_linkable(&mut tx, others).await?;
         let mut branches = Vec::new();
         let mut next = 2;
         for (group, group_filter) in [(&linked, " AND linkable"), (&unlinked, "")] {
@@ -335,30 +338,9 @@ impl Vault {
         for other in linked.iter().chain(&unlinked) {
             query = query.bind(other);
         }
-        let n: i64 = query.fetch_one(&self.pool).await?;
+        let n: i64 = query.fetch_one(&mut *tx).await?;
+        tx.commit().await?;
         Ok(n as u64)
-    }
-
-    /// Whether `dataset` has linkable records (see [`Vault::persons_in`]).
-    async fn has_linkable(&self, dataset: &str) -> Result<bool, VaultError> {
-        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM identity_records WHERE dataset = $1 AND linkable)")
-            .bind(dataset)
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    /// `datasets` split into those with linkable records and those without.
-    pub(crate) async fn split_by_linkable<S: AsRef<str>>(&self, datasets: &[S]) -> Result<(Vec<String>, Vec<String>), VaultError> {
-        let (mut linked, mut unlinked) = (Vec::new(), Vec::new());
-        for d in datasets {
-            let d = d.as_ref();
-            if self.has_linkable(d).await? {
-                linked.push(d.to_string())
-            } else {
-                unlinked.push(d.to_string())
-            }
-        }
-        Ok((linked, unlinked))
     }
 
     /// Every dataset with at least one identity record, with its number of records, ordered by
@@ -728,6 +710,26 @@ impl RowBinding<'_> {
 }
 
 /// `$first, $first+1, …` (`n` placeholders).
+/// Whether `dataset` has linkable records: then its persons are counted by those (see
+/// [`Vault::persons_in`]).
+async fn has_linkable(conn: &mut SqliteConnection, dataset: &str) -> Result<bool, VaultError> {
+    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM identity_records WHERE dataset = $1 AND linkable)").bind(dataset).fetch_one(conn).await?)
+}
+
+/// `datasets` split into those with linkable records and those without, read on `conn` (the
+/// caller's snapshot).
+pub(crate) async fn split_by_linkable<S: AsRef<str>>(conn: &mut SqliteConnection, datasets: &[S]) -> Result<(Vec<String>, Vec<String>), VaultError> {
+    let (mut linked, mut unlinked) = (Vec::new(), Vec::new());
+    for d in datasets.iter().map(AsRef::as_ref) {
+        if has_linkable(conn, d).await? {
+            linked.push(d.to_string())
+        } else {
+            unlinked.push(d.to_string())
+        }
+    }
+    Ok((linked, unlinked))
+}
+
 fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }

@@ -140,34 +140,30 @@ impl Vault {
             d.dedup();
             d
         };
-        let (linked, unlinked) = self.split_by_linkable(&wanted).await?;
         let mut tx = self.pool.begin().await?;
-        let mut chunks: Vec<(Vec<String>, &str)> = Vec::new();
-        for (names, filter) in [(linked, "linkable AND "), (unlinked, "")] {
-            for c in names.chunks(CHUNK) {
-                chunks.push((c.to_vec(), filter));
-            }
-        }
-        for (names, filter) in &chunks {
-            for keys in unique.chunks(CHUNK) {
-                // The chunks of persons are disjoint, so per-chunk distinct counts add up.
-                let sql = format!(
-                    "SELECT dataset, COUNT(DISTINCT person_key) AS n FROM identity_records \
+        let (linked, unlinked) = crate::split_by_linkable(&mut tx, &wanted).await?;
+        for (group, filter) in [(&linked, "linkable AND "), (&unlinked, "")] {
+            for names in group.chunks(CHUNK) {
+                for keys in unique.chunks(CHUNK) {
+                    // The chunks of persons are disjoint, so per-chunk distinct counts add up.
+                    let sql = format!(
+                        "SELECT dataset, COUNT(DISTINCT person_key) AS n FROM identity_records \
                      WHERE {filter}dataset IN ({}) AND person_key IN ({}) GROUP BY dataset",
-                    placeholders(1, names.len()),
-                    placeholders(1 + names.len(), keys.len())
-                );
-                let mut query = sqlx::query(&sql);
-                for name in names {
-                    query = query.bind(name.as_str());
-                }
-                for key in keys {
-                    query = query.bind(&key[..]);
-                }
-                for row in query.fetch_all(&mut *tx).await? {
-                    let dataset: String = row.try_get("dataset")?;
-                    let n: i64 = row.try_get("n")?;
-                    *out.entry(dataset).or_insert(0) += n as u64;
+                        placeholders(1, names.len()),
+                        placeholders(1 + names.len(), keys.len())
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for name in names {
+                        query = query.bind(name.as_str());
+                    }
+                    for key in keys {
+                        query = query.bind(&key[..]);
+                    }
+                    for row in query.fetch_all(&mut *tx).await? {
+                        let dataset: String = row.try_get("dataset")?;
+                        let n: i64 = row.try_get("n")?;
+                        *out.entry(dataset).or_insert(0) += n as u64;
+                    }
                 }
             }
         }
