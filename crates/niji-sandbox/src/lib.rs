@@ -40,7 +40,11 @@
 //!   empty or huge by a rare row cannot run out of time only when the row exists.
 //! - Queries run under a memory pool ([`Limits::memory_bytes`], `GreedyMemoryPool`) with the disk
 //!   manager disabled (nothing spills, so nothing lands unencrypted in a temp folder), and under a
-//!   time limit that drops (cancels) the stream. Results longer than [`Limits::max_rows`] are refused.
+//!   time limit that drops (cancels) the stream.
+//! - An aggregate whose grouping could make more rows than [`Limits::max_groups`] (judged from the
+//!   distinct values of its grouping columns in the whole tables, [`Refusal::TooManyGroups`],
+//!   `groups.rs`) is refused before it runs, so that a refusal for too many rows never tells
+//!   whether a rare row made them; dummy rows past [`Limits::max_rows`] are refused.
 //! - Errors are the fixed [`SandboxError`] enum: its `Display` never includes DataFusion's text,
 //!   which can quote cell values.
 //!
@@ -96,6 +100,7 @@ mod check;
 mod contributions;
 mod data;
 mod deadline;
+mod groups;
 mod may_fail;
 mod persons;
 mod worst_case;
@@ -164,8 +169,12 @@ pub struct Limits {
     pub timeout: Duration,
     /// Longest SQL text accepted, in characters.
     pub max_sql_chars: usize,
-    /// Most output rows returned.
+    /// Most rows a query returns in [`QueryMode::Rows`] (dummy data).
     pub max_rows: usize,
+    /// The most output rows (groups) an aggregate query may make in the worst case, judged from
+    /// the distinct values of its grouping columns in the whole tables (`groups.rs`), so that a
+    /// refusal for too many rows never depends on which rows the query selects.
+    pub max_groups: u64,
     /// The most rows any node of a query may make in the worst case, from the tables' sizes
     /// alone (`worst_case.rs`): within it a query ends in time whatever rows its conditions
     /// select, so running out of time tells nothing about them.
@@ -174,7 +183,14 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_bytes: 2 << 30, timeout: Duration::from_secs(120), max_sql_chars: 20_000, max_rows: 100_000, max_join_rows: 1_000_000_000 }
+        Limits {
+            memory_bytes: 2 << 30,
+            timeout: Duration::from_secs(120),
+            max_sql_chars: 20_000,
+            max_rows: 100_000,
+            max_groups: 1 << 21,
+            max_join_rows: 1_000_000_000,
+        }
     }
 }
 
@@ -237,8 +253,13 @@ pub enum Refusal {
     JoinSize,
     /// A `LIMIT` or `OFFSET` above the aggregate that is not a constant, or more than one.
     Limit,
-    /// More output rows than [`Limits::max_rows`].
+    /// More output rows than [`Limits::max_rows`] (dummy data).
     TooManyRows,
+    /// An aggregate whose grouping could make more rows than [`Limits::max_groups`] in the worst
+    /// case (from the distinct values of its grouping columns in the whole tables, not the rows
+    /// the query selects): group by coarser columns (months, not days), fewer columns, or name
+    /// the codes wanted with `IN (…)`.
+    TooManyGroups,
     /// `Workspace::open`: a table the permit does not grant.
     TableNotGranted,
     /// `Workspace::open`: a table without a `person_key` column (`FixedSizeBinary(32)`).
@@ -275,6 +296,7 @@ impl Refusal {
             Refusal::JoinSize => "join_size",
             Refusal::Limit => "limit",
             Refusal::TooManyRows => "too_many_rows",
+            Refusal::TooManyGroups => "too_many_groups",
             Refusal::TableNotGranted => "table_not_granted",
             Refusal::NoPersonKey => "no_person_key",
             Refusal::SchemaMismatch => "schema_mismatch",
@@ -371,6 +393,8 @@ impl Contributions {
 pub(crate) struct Registered {
     pub dataset: String,
     pub size: worst_case::TableSize,
+    /// Its rows, for the distinct values a grouping reads (`groups.rs`).
+    pub values: Arc<groups::Values>,
 }
 
 /// The permit's workspace.
@@ -441,10 +465,11 @@ impl Workspace {
             // exact number of rows (a join with `LIMIT j` is refused exactly past 10⁹ / most).
             let rows = parts.iter().flatten().map(|b| b.num_rows() as u64).sum::<u64>().next_power_of_two();
             let most_per_person = most_per_person.next_power_of_two();
+            let values = Arc::new(groups::Values::new(parts.iter().flatten().cloned().collect()));
             let mem = MemTable::try_new(out_schema.clone(), parts).map_err(|_| SandboxError::Internal)?;
             registered.insert(
                 (schema.clone(), t.table.clone()),
-                Registered { dataset: t.dataset.clone(), size: worst_case::TableSize { rows, most_per_person } },
+                Registered { dataset: t.dataset.clone(), size: worst_case::TableSize { rows, most_per_person }, values },
             );
             by_schema.entry(schema).or_default().push((t.table, Arc::new(mem)));
         }
@@ -554,6 +579,11 @@ impl Workspace {
         // run on the real data), nor may its time depend on which rows its conditions select.
         let planned = may_fail::planned(&state, &plan)?;
         worst_case::check(&planned, &self.tables, &self.default_schema, self.limits.max_join_rows)?;
+        // Nor may a refusal for too many rows: the output's groups are bounded before it runs
+        // (dummy data too, where an aggregate is asked for).
+        if self.mode == QueryMode::Aggregates || groups::aggregates_at_top(&planned) {
+            groups::check(&planned, &self.tables, &self.default_schema, self.limits.max_groups)?;
+        }
         let Some(checked) = checked.filter(|_| count_persons) else {
             return self.execute(planned, Hidden::default(), deadline).await.map_err(Failure::into_sandbox);
         };
@@ -629,7 +659,12 @@ impl Workspace {
         let mut contributions = Vec::new();
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(Failure::from)?;
-            if rows.len() + batch.num_rows() > self.limits.max_rows {
+            // Aggregates: never reached past the bound `groups::check` made (kept as a guard).
+            let max_rows = match self.mode {
+                QueryMode::Rows => self.limits.max_rows,
+                QueryMode::Aggregates => usize::try_from(self.limits.max_groups).unwrap_or(usize::MAX),
+            };
+            if rows.len() + batch.num_rows() > max_rows {
                 return Err(Failure::Sandbox(SandboxError::NotAllowed(Refusal::TooManyRows)));
             }
             let first_condition = width + hidden.persons;

@@ -65,6 +65,13 @@ pub(crate) fn check(
     Ok(())
 }
 
+/// A plan's worst case without a budget: its rows and the most of them one person has; `None`
+/// for a node the workspace does not run.
+pub(crate) fn unbounded(plan: &LogicalPlan, tables: &BTreeMap<(String, String), Registered>, default_schema: &str) -> Option<(u128, u128)> {
+    let sizes = Sizes { tables, default_schema, budget: u128::MAX };
+    sizes.worst(plan).map(|w| (w.rows, w.per_person))
+}
+
 struct Sizes<'a> {
     tables: &'a BTreeMap<(String, String), Registered>,
     default_schema: &'a str,

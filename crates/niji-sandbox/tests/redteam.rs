@@ -620,6 +620,59 @@ async fn joins_are_bounded_by_their_worst_case_not_by_the_rows_they_select() {
     }
 }
 
+/// A large table joined on a code to a small one filtered to one rare row, grouped by fine
+/// columns, makes no groups or hundreds (each of one person, withheld): a limit on the rows counted
+/// at run time would refuse it only when the rare row exists. The groups are bounded before the
+/// query runs, from the values its grouping columns hold in the whole tables.
+#[tokio::test]
+async fn output_rows_are_bounded_by_the_values_of_their_columns_not_by_the_rows_they_select() {
+    // 300 lines of 30 persons, each line its own code and points; 300 conditions on 300 days of
+    // about ten months.
+    let persons: Vec<u8> = (0..300).map(|i| (i % 30) as u8 + 1).collect();
+    let codes: Vec<String> = (0..300).map(|i| format!("c{i:03}")).collect();
+    let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
+    let points: Vec<i64> = (0..300).collect();
+    let lines = table(NDB, "claim_lines", &persons, &[("code", strings(&codes)), ("points", ints(&points)), ("kind", strings(&["drug"; 300]))]);
+    let onset: niji_sandbox::arrow::array::ArrayRef =
+        std::sync::Arc::new(niji_sandbox::arrow::array::Date32Array::from((0..300).map(|d| 20_089 + d).collect::<Vec<i32>>()));
+    let conditions = table(NDB, "conditions", &persons, &[("code", strings(&codes)), ("onset", onset)]);
+    let mut policy = policy(false);
+    let ndb = policy.datasets.iter_mut().find(|d| d.dataset == NDB).unwrap();
+    ndb.tables.push(niji_review::TableGrant { table: "conditions".into(), columns: vec!["code".into(), "onset".into()] });
+    let limits = Limits { max_groups: 64, ..Limits::default() };
+    let ws = Workspace::open(vec![lines, patients(), conditions], &policy, [9; 32], &Default::default(), limits).unwrap();
+
+    // Whether the one rare patient (born 1985-05) exists or not: the same refusal.
+    for born in ["1985-05", "1900-01"] {
+        for sql in [
+            format!("SELECT a.code, a.points, count(*) FROM claim_lines a JOIN patients p ON a.kind <> p.sex WHERE p.birth_year_month = '{born}' GROUP BY a.code, a.points"),
+            format!("SELECT a.code, count(*) FROM claim_lines a, patients p WHERE p.birth_year_month = '{born}' GROUP BY a.code"),
+            format!("SELECT c.onset, count(*) FROM conditions c JOIN patients p ON c.person_id = p.person_id WHERE p.birth_year_month = '{born}' GROUP BY c.onset"),
+            format!("SELECT a.code, p.sex, count(*) FROM claim_lines a JOIN patients p ON a.person_id = p.person_id WHERE p.birth_year_month = '{born}' GROUP BY ROLLUP (a.code, p.sex)"),
+        ] {
+            refused(&ws, &sql, na(Refusal::TooManyGroups)).await;
+        }
+    }
+    // What the bound lets through: few values, pinned codes, months and years of days, calendar
+    // fields, a per-person count, grouping sets of few values.
+    for sql in [
+        "SELECT kind, count(*) FROM claim_lines GROUP BY kind",
+        "SELECT code, count(*) FROM claim_lines WHERE code IN ('c001', 'c002', 'c003') GROUP BY code",
+        "SELECT a.code, p.sex, count(*) FROM claim_lines a JOIN patients p ON a.person_id = p.person_id WHERE a.code = 'c007' GROUP BY a.code, p.sex",
+        "SELECT date_trunc('month', onset) AS m, count(*) FROM conditions GROUP BY date_trunc('month', onset)",
+        "SELECT date_part('year', onset) AS y, date_part('quarter', onset) AS q, count(*) FROM conditions GROUP BY 1, 2",
+        "SELECT date_part('month', onset) AS m, count(*) FROM conditions GROUP BY 1",
+        "SELECT n, count(*) FROM (SELECT person_id, count(*) AS n FROM claim_lines GROUP BY person_id) GROUP BY n",
+        "SELECT p.sex, k.kind, count(*) FROM patients p JOIN claim_lines k ON p.person_id = k.person_id GROUP BY CUBE (p.sex, k.kind)",
+    ] {
+        let got = ws.run(sql).await;
+        assert!(got.is_ok(), "{sql}: {got:?}");
+    }
+    // The days themselves, and a code chosen by an expression of two columns, are refused.
+    refused(&ws, "SELECT onset, count(*) FROM conditions GROUP BY onset", na(Refusal::TooManyGroups)).await;
+    refused(&ws, "SELECT CASE WHEN code = 'c001' THEN onset END AS d, count(*) FROM conditions GROUP BY 1", na(Refusal::TooManyGroups)).await;
+}
+
 /// What a review found past the first version of the bound, on dummy data (held to the same): null
 /// person ids of outer joins' missing sides matched by `IS NOT DISTINCT FROM`, a semi join whose
 /// filter tries every pair of a person's rows, text doubled across subqueries, a partition's

@@ -1,0 +1,532 @@
+//! The most rows a query's output can have, from the numbers of distinct values its grouping
+//! columns hold in the whole registered tables, never from the rows its conditions select.
+//!
+//! A large table joined on a code to a small table filtered to one rare row, then grouped by fine
+//! columns of the large one, makes no groups or hundreds of thousands of them, each of one person
+//! (withheld by output checking). A limit on the output rows counted at run time would refuse it
+//! exactly when the rare row exists: one bit per query about one person. So before a query runs,
+//! its output's groups are bounded ([`check`]) and a query whose bound passes
+//! [`crate::Limits::max_groups`] is refused ([`crate::Refusal::TooManyGroups`]), the same whether
+//! the rows it selects exist or not; within the bound no run-time row limit can be reached.
+//!
+//! The bound of a grouping column ([`Distinct`]) follows the column down to where its values come
+//! from:
+//! - a registered table's column: its distinct values (nulls as one), counted over the whole table
+//!   when a query first needs them and rounded up to a power of two, so that a refusal never tells
+//!   an exact count ([`Values`]); `date_trunc('month' | 'year', d)` and `date_part('year', d)` of a
+//!   table's date column count its distinct months or years instead;
+//! - `date_part` of a calendar field with few values (month 12, day 31, …): that many;
+//! - a constant: one; `col = constant` or `col IN (constants)` in a filter: that many;
+//! - any other expression: the product of the columns it reads (a function of them has no more
+//!   values); a union adds up its parts; an outer join adds a null;
+//! - an aggregate's value: its rows, and for a `count` grouped by person the most rows one person
+//!   has (plus zero);
+//! - never more than the node's rows in the worst case (`worst_case.rs`).
+//!
+//! An aggregate has at most the product of its grouping columns' bounds (summed over grouping
+//! sets) and never more than its input. Only registered tables' own values are counted, through
+//! a fixed set of derivations: a count of an expression the query chose (`CASE WHEN code = 'R'
+//! …`) could be tuned to cross a power of two on one rare value.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{Array, ArrayRef, Date32Array};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::hash_utils::{create_hashes, QualityRandomState};
+use datafusion::common::tree_node::TreeNode;
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::expr::{Alias, Cast, InList, ScalarFunction, TryCast};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{BinaryExpr, Distinct as DistinctPlan, Expr, GroupingSet, JoinType, LogicalPlan, Operator};
+
+use crate::check::is_person_id;
+use crate::{worst_case, Refusal, Registered, SandboxError, CATALOG};
+
+/// Refuses a plan whose output could have more than `max_groups` rows.
+pub(crate) fn check(
+    plan: &LogicalPlan,
+    tables: &BTreeMap<(String, String), Registered>,
+    default_schema: &str,
+    max_groups: u64,
+) -> Result<(), SandboxError> {
+    let bounds = Bounds { tables, default_schema };
+    let node = bounds.node(plan);
+    if node.rows.eval() > u128::from(max_groups) {
+        return Err(SandboxError::NotAllowed(Refusal::TooManyGroups));
+    }
+    Ok(())
+}
+
+/// Whether the plan's output is an aggregate's (under projections, filters, sorts and limits).
+pub(crate) fn aggregates_at_top(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Aggregate(_) => true,
+        LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::Sort(_) | LogicalPlan::Limit(_) | LogicalPlan::SubqueryAlias(_) => {
+            plan.inputs().first().is_some_and(|i| aggregates_at_top(i))
+        }
+        _ => false,
+    }
+}
+
+/// The values of a registered table, and the distinct counts queries asked for so far.
+#[derive(Debug, Default)]
+pub(crate) struct Values {
+    batches: Vec<RecordBatch>,
+    counted: Mutex<HashMap<(usize, Grain), u128>>,
+}
+
+impl Values {
+    pub(crate) fn new(batches: Vec<RecordBatch>) -> Self {
+        Values { batches, counted: Mutex::new(HashMap::new()) }
+    }
+
+    /// The distinct values (a null as one) of column `column` at `grain`, rounded up to a power
+    /// of two.
+    fn distinct(&self, column: usize, grain: Grain) -> u128 {
+        if let Some(&n) = self.counted.lock().unwrap_or_else(|p| p.into_inner()).get(&(column, grain)) {
+            return n;
+        }
+        let n = count_distinct(self.batches.iter().map(|b| b.column(column)), grain).max(1).next_power_of_two();
+        self.counted.lock().unwrap_or_else(|p| p.into_inner()).insert((column, grain), n);
+        n
+    }
+}
+
+/// What of a column's values is counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Grain {
+    Value,
+    /// Calendar months of a date column.
+    Month,
+    /// Calendar years of a date column.
+    Year,
+}
+
+fn count_distinct<'a>(columns: impl Iterator<Item = &'a ArrayRef>, grain: Grain) -> u128 {
+    let mut null = false;
+    // 64-bit hashes of good quality (a collision would count two values as one: about one in
+    // 10⁸ at 10⁶ values); the set keeps them as they are.
+    let mut seen: HashSet<u64, BuildHasherDefault<Hashed>> = HashSet::default();
+    let state = QualityRandomState::with_seed(0);
+    let mut hashes = Vec::new();
+    let mut unhashed = 0u128;
+    for column in columns {
+        null |= column.null_count() > 0;
+        match (grain, column.as_any().downcast_ref::<Date32Array>()) {
+            (Grain::Month | Grain::Year, Some(dates)) => {
+                for d in dates.iter().flatten() {
+                    let (year, month) = civil_from_days(d);
+                    let key = if grain == Grain::Month { year * 12 + i64::from(month) } else { year };
+                    seen.insert(key as u64);
+                }
+            }
+            // Months and years of anything but a table's dates: its values bound them.
+            _ => {
+                hashes.clear();
+                hashes.resize(column.len(), 0);
+                if create_hashes([column], &state, &mut hashes).is_err() {
+                    // A type that cannot be hashed: at most one value a row.
+                    unhashed += column.len() as u128;
+                    continue;
+                }
+                seen.extend((0..column.len()).filter(|&i| column.is_valid(i)).map(|i| hashes[i]));
+            }
+        }
+    }
+    seen.len() as u128 + unhashed + u128::from(null)
+}
+
+/// A hasher for values that are hashes already.
+#[derive(Default)]
+struct Hashed(u64);
+
+impl Hasher for Hashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// The year and month (1–12) of a day counted from 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i32) -> (i64, u32) {
+    let z = i64::from(days) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month)
+}
+
+/// An upper bound of a column's distinct values, evaluated only where a grouping needs it.
+#[derive(Clone, Debug)]
+enum Distinct {
+    /// At most this many, known without reading data.
+    At(u128),
+    /// The values of a registered table's column at a grain.
+    Column(Arc<Values>, usize, Grain),
+    Sum(Vec<Distinct>),
+    Product(Vec<Distinct>),
+    Min(Vec<Distinct>),
+}
+
+impl Distinct {
+    fn eval(&self) -> u128 {
+        match self {
+            Distinct::At(n) => *n,
+            Distinct::Column(values, column, grain) => values.distinct(*column, *grain),
+            Distinct::Sum(parts) => parts.iter().fold(0u128, |a, p| a.saturating_add(p.eval())),
+            // Stops at zero or at the first product past any limit.
+            Distinct::Product(parts) => {
+                let mut out = 1u128;
+                for p in parts {
+                    out = out.saturating_mul(p.eval());
+                    if out == 0 || out == u128::MAX {
+                        break;
+                    }
+                }
+                out
+            }
+            Distinct::Min(parts) => {
+                // The data-free bounds first: a column is counted only when they do not decide.
+                let known = parts.iter().filter_map(|p| if let Distinct::At(n) = p { Some(*n) } else { None }).min().unwrap_or(u128::MAX);
+                parts.iter().filter(|p| !matches!(p, Distinct::At(_))).fold(known, |m, p| if m == 0 { 0 } else { m.min(p.eval()) })
+            }
+        }
+    }
+
+    /// At most `n` as well.
+    fn at_most(self, n: u128) -> Distinct {
+        match self {
+            Distinct::At(m) => Distinct::At(m.min(n)),
+            Distinct::Min(mut parts) => {
+                parts.push(Distinct::At(n));
+                Distinct::Min(parts)
+            }
+            other => Distinct::Min(vec![other, Distinct::At(n)]),
+        }
+    }
+
+    /// One more value (a null).
+    fn with_null(self) -> Distinct {
+        match self {
+            Distinct::At(n) => Distinct::At(n.saturating_add(1)),
+            other => Distinct::Sum(vec![other, Distinct::At(1)]),
+        }
+    }
+
+    /// The same values counted at a coarser grain (months or years of dates): a function of the
+    /// values never has more of them, so only the table columns they come from change grain.
+    fn regrain(&self, grain: Grain) -> Distinct {
+        match self {
+            Distinct::Column(values, column, Grain::Value) => Distinct::Column(values.clone(), *column, grain),
+            Distinct::Sum(parts) => Distinct::Sum(parts.iter().map(|p| p.regrain(grain)).collect()),
+            Distinct::Min(parts) => Distinct::Min(parts.iter().map(|p| p.regrain(grain)).collect()),
+            other => other.clone(),
+        }
+    }
+}
+
+/// A node's output: its rows and each column's distinct values.
+struct Node {
+    rows: Distinct,
+    cols: Vec<Distinct>,
+}
+
+struct Bounds<'a> {
+    tables: &'a BTreeMap<(String, String), Registered>,
+    default_schema: &'a str,
+}
+
+impl Bounds<'_> {
+    fn worst(&self, plan: &LogicalPlan) -> (u128, u128) {
+        worst_case::unbounded(plan, self.tables, self.default_schema).unwrap_or((u128::MAX, u128::MAX))
+    }
+
+    fn node(&self, plan: &LogicalPlan) -> Node {
+        let width = plan.schema().fields().len();
+        let node = self.node_unchecked(plan);
+        if node.cols.len() == width {
+            return node;
+        }
+        // A shape not followed: every column as many values as rows.
+        let rows = node.rows;
+        let n = rows.eval();
+        Node { rows: Distinct::At(n), cols: vec![Distinct::At(n); width] }
+    }
+
+    fn node_unchecked(&self, plan: &LogicalPlan) -> Node {
+        let worst_rows = |plan: &LogicalPlan| Distinct::At(self.worst(plan).0);
+        match plan {
+            LogicalPlan::TableScan(scan) => {
+                let rows = self.worst(plan).0;
+                let resolved = scan.table_name.clone().resolve(CATALOG, self.default_schema);
+                let Some(table) = self.tables.get(&(resolved.schema.to_string(), resolved.table.to_string())) else {
+                    return Node { rows: Distinct::At(rows), cols: Vec::new() };
+                };
+                let width = scan.source.schema().fields().len();
+                let indices: Vec<usize> = scan.projection.clone().unwrap_or_else(|| (0..width).collect());
+                let mut cols: Vec<Distinct> =
+                    indices.iter().map(|&i| Distinct::Column(table.values.clone(), i, Grain::Value).at_most(rows)).collect();
+                for filter in &scan.filters {
+                    narrow(filter, &scan.projected_schema, &mut cols);
+                }
+                Node { rows: Distinct::At(rows), cols }
+            }
+            LogicalPlan::Projection(p) => {
+                let input = self.node(&p.input);
+                let cols = p.expr.iter().map(|e| expression(e, &p.input, &input).at_most(input.rows.eval_known())).collect();
+                Node { rows: input.rows, cols }
+            }
+            LogicalPlan::Filter(f) => {
+                let mut input = self.node(&f.input);
+                narrow(&f.predicate, f.input.schema(), &mut input.cols);
+                input
+            }
+            LogicalPlan::Sort(_) | LogicalPlan::Limit(_) | LogicalPlan::Repartition(_) | LogicalPlan::SubqueryAlias(_) => {
+                let [input] = plan.inputs()[..] else { return Node { rows: worst_rows(plan), cols: Vec::new() } };
+                self.node(input)
+            }
+            LogicalPlan::Distinct(DistinctPlan::All(input)) => {
+                let input = self.node(input);
+                let rows = Distinct::Min(vec![input.rows.clone(), Distinct::Product(input.cols.clone())]);
+                Node { rows, cols: input.cols }
+            }
+            LogicalPlan::Join(j) => {
+                let (left, right) = (self.node(&j.left), self.node(&j.right));
+                let rows = self.worst(plan).0;
+                let nulls = |cols: Vec<Distinct>| cols.into_iter().map(Distinct::with_null).collect::<Vec<_>>();
+                let cols: Vec<Distinct> = match j.join_type {
+                    JoinType::Inner => [left.cols, right.cols].concat(),
+                    JoinType::Left => [left.cols, nulls(right.cols)].concat(),
+                    JoinType::Right => [nulls(left.cols), right.cols].concat(),
+                    JoinType::Full => [nulls(left.cols), nulls(right.cols)].concat(),
+                    JoinType::LeftSemi | JoinType::LeftAnti => left.cols,
+                    JoinType::RightSemi | JoinType::RightAnti => right.cols,
+                    // A mark is true, false or null.
+                    JoinType::LeftMark => [left.cols, vec![Distinct::At(3)]].concat(),
+                    JoinType::RightMark => [right.cols, vec![Distinct::At(3)]].concat(),
+                };
+                Node { rows: Distinct::At(rows), cols: cols.into_iter().map(|c| c.at_most(rows)).collect() }
+            }
+            LogicalPlan::Union(u) => {
+                let parts: Vec<Node> = u.inputs.iter().map(|i| self.node(i)).collect();
+                let width = plan.schema().fields().len();
+                let cols = (0..width).map(|c| Distinct::Sum(parts.iter().filter_map(|p| p.cols.get(c).cloned()).collect())).collect();
+                Node { rows: Distinct::Sum(parts.into_iter().map(|p| p.rows).collect()), cols }
+            }
+            LogicalPlan::Values(v) => {
+                let n = v.values.len() as u128;
+                Node { rows: Distinct::At(n), cols: vec![Distinct::At(n); plan.schema().fields().len()] }
+            }
+            LogicalPlan::EmptyRelation(e) => {
+                let n = u128::from(e.produce_one_row);
+                Node { rows: Distinct::At(n), cols: vec![Distinct::At(n); plan.schema().fields().len()] }
+            }
+            LogicalPlan::Window(w) => {
+                let input = self.node(&w.input);
+                let n = input.rows.eval_known();
+                let cols = input.cols.into_iter().chain(w.window_expr.iter().map(|_| Distinct::At(n))).collect();
+                Node { rows: input.rows, cols }
+            }
+            LogicalPlan::Aggregate(a) => {
+                let input = self.node(&a.input);
+                let (input_rows, per_person) = self.worst(&a.input);
+                let of = |e: &Expr| expression(e, &a.input, &input);
+                let (groups, group_cols): (Distinct, Vec<Distinct>) = match &a.group_expr[..] {
+                    [Expr::GroupingSet(set)] => {
+                        let sets: Vec<Vec<&Expr>> = match set {
+                            GroupingSet::GroupingSets(sets) => sets.iter().map(|s| s.iter().collect()).collect(),
+                            GroupingSet::Rollup(exprs) => (0..=exprs.len()).map(|k| exprs[..k].iter().collect()).collect(),
+                            // At most 2^n sets of n columns; a bound of one set each of all columns.
+                            GroupingSet::Cube(exprs) => {
+                                let n = exprs.len().min(12) as u32;
+                                (0..2usize.pow(n)).map(|_| exprs.iter().collect()).collect()
+                            }
+                        };
+                        let groups = Distinct::Sum(sets.iter().map(|s| Distinct::Product(s.iter().map(|e| of(e)).collect())).collect());
+                        let mut cols: Vec<Distinct> = set.distinct_expr().into_iter().map(|e| of(e).with_null()).collect();
+                        // The grouping id.
+                        cols.push(Distinct::At(sets.len() as u128));
+                        (groups, cols)
+                    }
+                    exprs => (Distinct::Product(exprs.iter().map(of).collect()), exprs.iter().map(of).collect()),
+                };
+                let rows = Distinct::Min(vec![input.rows.clone(), Distinct::At(input_rows), groups]);
+                let by_person = matches!(&a.group_expr[..], [Expr::Column(c)] if is_person_id(&a.input, c));
+                let n = rows.eval_known();
+                let value_cols = a.aggr_expr.iter().map(|e| {
+                    let count = matches!(unalias(e), Expr::AggregateFunction(f) if f.func.name() == "count");
+                    if count && by_person {
+                        // From none to the most rows one person has.
+                        Distinct::At(per_person.saturating_add(1).min(n))
+                    } else {
+                        Distinct::At(n)
+                    }
+                });
+                let cols = group_cols.into_iter().map(|c| c.at_most(n)).chain(value_cols).collect();
+                Node { rows, cols }
+            }
+            // Nothing else runs in the workspace ([`crate::check`]).
+            _ => Node { rows: worst_rows(plan), cols: Vec::new() },
+        }
+    }
+}
+
+impl Distinct {
+    /// The bound known without counting any table's values (what caps a node's columns).
+    fn eval_known(&self) -> u128 {
+        match self {
+            Distinct::At(n) => *n,
+            Distinct::Column(..) => u128::MAX,
+            Distinct::Sum(parts) => parts.iter().fold(0u128, |a, p| a.saturating_add(p.eval_known())),
+            Distinct::Product(parts) => parts.iter().fold(1u128, |a, p| a.saturating_mul(p.eval_known())),
+            Distinct::Min(parts) => parts.iter().map(Distinct::eval_known).min().unwrap_or(u128::MAX),
+        }
+    }
+}
+
+fn unalias(e: &Expr) -> &Expr {
+    match e {
+        Expr::Alias(Alias { expr, .. }) => unalias(expr),
+        other => other,
+    }
+}
+
+/// The distinct values of `e` over the rows of `plan` (whose columns are `node`'s).
+fn expression(e: &Expr, plan: &LogicalPlan, node: &Node) -> Distinct {
+    let rows = node.rows.eval_known();
+    match e {
+        Expr::Column(c) => match plan.schema().index_of_column(c) {
+            Ok(i) => node.cols.get(i).cloned().unwrap_or(Distinct::At(rows)),
+            Err(_) => Distinct::At(rows),
+        },
+        Expr::Literal(..) => Distinct::At(1),
+        Expr::Alias(Alias { expr, .. }) | Expr::Cast(Cast { expr, .. }) => expression(expr, plan, node),
+        // A value or a null.
+        Expr::TryCast(TryCast { expr, .. }) => expression(expr, plan, node).with_null(),
+        Expr::ScalarFunction(ScalarFunction { func, args }) if matches!(func.name(), "date_trunc" | "date_part") => {
+            let (
+                Some(Expr::Literal(ScalarValue::Utf8(Some(unit)) | ScalarValue::Utf8View(Some(unit)) | ScalarValue::LargeUtf8(Some(unit)), _)),
+                Some(x),
+            ) = (args.first(), args.get(1))
+            else {
+                return product(e, plan, node);
+            };
+            let inner = expression(x, plan, node);
+            let unit = unit.to_ascii_lowercase();
+            match (func.name(), unit.as_str()) {
+                ("date_trunc", "month") => inner.regrain(Grain::Month),
+                ("date_trunc", "year") | ("date_part", "year" | "isoyear") => inner.regrain(Grain::Year),
+                // Calendar fields of few values, and a null.
+                ("date_part", field) => match calendar_values(field) {
+                    Some(n) => inner.at_most(n + 1),
+                    None => inner,
+                },
+                _ => inner,
+            }
+        }
+        _ => product(e, plan, node),
+    }
+}
+
+/// A function of columns has no more values than the columns it reads together.
+fn product(e: &Expr, plan: &LogicalPlan, node: &Node) -> Distinct {
+    let rows = node.rows.eval_known();
+    if e.is_volatile() || has_subquery(e) {
+        return Distinct::At(rows);
+    }
+    let mut columns: Vec<_> = e.column_refs().into_iter().collect();
+    columns.sort();
+    Distinct::Product(columns.into_iter().map(|c| expression(&Expr::Column(c.clone()), plan, node)).collect()).at_most(rows)
+}
+
+fn has_subquery(e: &Expr) -> bool {
+    e.exists(|x| Ok(matches!(x, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::OuterReferenceColumn(..)))).unwrap_or(true)
+}
+
+/// How many values a calendar field read by `date_part` takes.
+fn calendar_values(field: &str) -> Option<u128> {
+    Some(match field {
+        "quarter" => 4,
+        "month" => 12,
+        "week" => 53,
+        "day" => 31,
+        "dow" | "isodow" => 7,
+        "doy" => 366,
+        "hour" => 24,
+        _ => return None,
+    })
+}
+
+/// Columns a filter pins: `col = constant` (either way round), `col IN (constants)`, and `OR`s of
+/// those on one column.
+fn narrow(predicate: &Expr, schema: &datafusion::common::DFSchema, cols: &mut [Distinct]) {
+    for conjunct in split_conjunction(predicate) {
+        if let Some((c, n)) = pinned(conjunct) {
+            if let Ok(i) = schema.index_of_column(c) {
+                if let Some(col) = cols.get_mut(i) {
+                    *col = std::mem::replace(col, Distinct::At(0)).at_most(n);
+                }
+            }
+        }
+    }
+}
+
+/// The column a condition pins to a few constants, and how many.
+fn pinned(condition: &Expr) -> Option<(&datafusion::common::Column, u128)> {
+    match condition {
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), Expr::Literal(..)) | (Expr::Literal(..), Expr::Column(c)) => Some((c, 1)),
+            _ => None,
+        },
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
+            let ((a, n), (b, m)) = (pinned(left)?, pinned(right)?);
+            (a == b).then_some((a, n + m))
+        }
+        Expr::InList(InList { expr, list, negated: false }) if list.iter().all(|x| matches!(x, Expr::Literal(..))) => match expr.as_ref() {
+            Expr::Column(c) => Some((c, list.len() as u128)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_from_days_reads_the_calendar() {
+        assert_eq!(civil_from_days(0), (1970, 1));
+        assert_eq!(civil_from_days(31), (1970, 2));
+        assert_eq!(civil_from_days(-1), (1969, 12));
+        // 2024-02-29 and 2024-03-01.
+        assert_eq!(civil_from_days(19_782), (2024, 2));
+        assert_eq!(civil_from_days(19_783), (2024, 3));
+        // 1900-01-01.
+        assert_eq!(civil_from_days(-25_567), (1900, 1));
+    }
+
+    #[test]
+    fn dates_are_counted_by_month_and_year() {
+        let dates: ArrayRef = Arc::new(Date32Array::from(vec![Some(19_782), Some(19_783), Some(19_784), None, Some(0)]));
+        let count = |grain| count_distinct([&dates].into_iter(), grain);
+        assert_eq!(count(Grain::Value), 5);
+        assert_eq!(count(Grain::Month), 4);
+        assert_eq!(count(Grain::Year), 3);
+    }
+}
