@@ -79,6 +79,7 @@ pub(crate) struct Text {
     refused_cell: &'static str,
     suppressed_count: &'static str,
     rows_left_out: &'static str,
+    more_rows: &'static str,
     no_rows: &'static str,
     jobs_title: &'static str,
     jobs_hint: &'static str,
@@ -193,6 +194,7 @@ static JA: Text = Text {
     suppressed_count: "秘匿したセル",
     rows_left_out: "対象者が最小集計単位に満たない行は、キー（分類）ごと表から除いています。そうした行があるかどうか、いくつあるかは示しません。中央値・パーセンタイルはひとりの値なので、その外側の少ない方の人数（中央値なら半分）で判定します。",
     no_rows: "行はありません。",
+    more_rows: "ここに表示していない残りの行（API の JSON と公開した CSV にはすべての行があります）",
     jobs_title: "ジョブ",
     jobs_hint: "名前を付けた出力（集計 SQL）を1つ以上まとめて実データで実行します。結果は出力確認者の審査を経てから公開されます。空の欄は無視されます。",
     output: "出力",
@@ -303,6 +305,7 @@ static EN: Text = Text {
     suppressed_count: "Suppressed cells",
     rows_left_out: "Rows of fewer persons than the minimum are left out of the table, keys and all; whether there are any, and how many, is not shown. A median or percentile is one person's value: it counts the persons on its thinner side (half the group for a median).",
     no_rows: "No rows.",
+    more_rows: "Rows not shown here (the JSON API and the released CSV hold every row)",
     jobs_title: "Jobs",
     jobs_hint: "One or more named outputs (aggregate SQL) run together on the real data. Results are released only after output checkers review them. Empty fields are ignored.",
     output: "Output",
@@ -564,9 +567,16 @@ struct CellView {
 
 struct CheckedView {
     header: Vec<String>,
+    /// The first [`SHOWN_ROWS`] rows.
     rows: Vec<Vec<CellView>>,
+    /// Rows past those (the JSON API and the released CSV hold every row).
+    more: usize,
     suppressed: usize,
 }
+
+/// Rows of a checked table (and verdict lines) drawn on a page: an output may have up to
+/// `Limits::max_groups` rows.
+const SHOWN_ROWS: usize = 1_000;
 
 struct JobLine {
     id: i64,
@@ -833,6 +843,7 @@ async fn real_post(
             let rows = out
                 .rows
                 .iter()
+                .take(SHOWN_ROWS)
                 .map(|(keys, values)| {
                     let keys = keys.iter().map(|k| CellView { text: k.clone(), withheld: false });
                     let values = values.iter().map(|v| match v {
@@ -843,7 +854,7 @@ async fn real_post(
                     keys.chain(values).collect()
                 })
                 .collect();
-            extra.real = Some(CheckedView { header, rows, suppressed: out.suppressed });
+            extra.real = Some(CheckedView { header, rows, more: out.rows.len().saturating_sub(SHOWN_ROWS), suppressed: out.suppressed });
             StatusCode::OK
         }
         Err(e) => {
@@ -902,6 +913,8 @@ struct CheckOutput {
     refusal: String,
     table: Option<CheckedView>,
     verdicts: Vec<VerdictLine>,
+    /// Verdict lines past the first [`SHOWN_ROWS`].
+    more_verdicts: usize,
     table_reasons: Vec<String>,
     summary: String,
     compared: Vec<String>,
@@ -935,11 +948,15 @@ pub(crate) fn strings(v: &Value) -> Vec<String> {
 /// A stored checked table (values, or the markers `suppressed` / `refused`) as a view.
 fn checked_view(t: &'static Text, table: &Value) -> CheckedView {
     let header = strings(&table["dimensions"]).into_iter().chain(strings(&table["measures"])).collect();
-    let mut suppressed = 0;
-    let rows = table["rows"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let all = table["rows"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let suppressed = all
+        .iter()
+        .flat_map(|row| row["values"].as_array().into_iter().flatten())
+        .filter(|v| matches!(v, Value::String(s) if s == niji_analysis::jobs::SUPPRESSED))
+        .count();
+    let rows = all
+        .iter()
+        .take(SHOWN_ROWS)
         .map(|row| {
             let keys = strings(&row["keys"]).into_iter().map(|k| CellView { text: k, withheld: false });
             let values: Vec<CellView> = row["values"]
@@ -948,10 +965,7 @@ fn checked_view(t: &'static Text, table: &Value) -> CheckedView {
                 .flatten()
                 .map(|v| match v {
                     Value::Number(n) => CellView { text: number(n.as_f64().unwrap_or(f64::NAN)), withheld: false },
-                    Value::String(s) if s == niji_analysis::jobs::SUPPRESSED => {
-                        suppressed += 1;
-                        CellView { text: t.suppressed.into(), withheld: true }
-                    }
+                    Value::String(s) if s == niji_analysis::jobs::SUPPRESSED => CellView { text: t.suppressed.into(), withheld: true },
                     Value::Null => CellView { text: String::new(), withheld: false },
                     _ => CellView { text: t.refused_cell.into(), withheld: true },
                 })
@@ -959,7 +973,7 @@ fn checked_view(t: &'static Text, table: &Value) -> CheckedView {
             keys.chain(values).collect()
         })
         .collect();
-    CheckedView { header, rows, suppressed }
+    CheckedView { header, rows, more: all.len().saturating_sub(SHOWN_ROWS), suppressed }
 }
 
 fn check_output(lang: Lang, t: &'static Text, o: &niji_analysis::jobs::OutputView) -> CheckOutput {
@@ -969,10 +983,11 @@ fn check_output(lang: Lang, t: &'static Text, o: &niji_analysis::jobs::OutputVie
     let measures = o.checked_table.as_ref().map(|v| strings(&v["measures"])).unwrap_or_default();
     let empty = Value::Null;
     let verdicts_json = o.verdicts.as_ref().unwrap_or(&empty);
-    let verdicts = verdicts_json["cells"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let cells = verdicts_json["cells"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let more_verdicts = cells.len().saturating_sub(SHOWN_ROWS);
+    let verdicts = cells
+        .iter()
+        .take(SHOWN_ROWS)
         .map(|c| {
             let r = c["row"].as_u64().unwrap_or(0) as usize;
             let m = c["measure"].as_u64().unwrap_or(0) as usize;
@@ -1014,6 +1029,7 @@ fn check_output(lang: Lang, t: &'static Text, o: &niji_analysis::jobs::OutputVie
         refusal: o.refusal.clone().unwrap_or_default(),
         table,
         verdicts,
+        more_verdicts,
         table_reasons: strings(&verdicts_json["table_reasons"]),
         summary,
         compared: strings(&diff["compared"]),
@@ -1139,4 +1155,30 @@ async fn release_file(State(state): State<AppState>, lang: Lang, s: MaybeSession
 
 async fn release_metadata(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri, Path(id): Path<i64>) -> Response {
     release_download(&state, lang, &s, &uri, id, true).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An output may have up to `Limits::max_groups` rows: a page draws the first
+    /// [`SHOWN_ROWS`] and says how many more there are; suppressed cells are counted over all.
+    #[test]
+    fn a_long_checked_table_is_drawn_in_part_and_counted_whole() {
+        let check = |rows: usize, expected_shown: usize, expected_more: usize| {
+            let table = serde_json::json!({
+                "dimensions": ["code"],
+                "measures": ["n"],
+                "rows": (0..rows).map(|i| serde_json::json!({
+                    "keys": [format!("c{i}")],
+                    "values": [if i % 2 == 0 { serde_json::json!(20) } else { serde_json::json!(niji_analysis::jobs::SUPPRESSED) }],
+                })).collect::<Vec<_>>(),
+            });
+            let view = checked_view(&EN, &table);
+            assert_eq!((view.rows.len(), view.more, view.suppressed), (expected_shown, expected_more, rows / 2), "{rows} rows");
+        };
+        check(10, 10, 0);
+        check(SHOWN_ROWS, SHOWN_ROWS, 0);
+        check(SHOWN_ROWS * 3 + 1, SHOWN_ROWS, SHOWN_ROWS * 2 + 1);
+    }
 }
