@@ -33,13 +33,14 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{Array, ArrayRef, Date32Array};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::hash_utils::{create_hashes, QualityRandomState};
 use datafusion::common::tree_node::TreeNode;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::expr::{Alias, Cast, InList, ScalarFunction, TryCast};
 use datafusion::logical_expr::utils::split_conjunction;
-use datafusion::logical_expr::{BinaryExpr, Distinct as DistinctPlan, Expr, GroupingSet, JoinType, LogicalPlan, Operator};
+use datafusion::logical_expr::{BinaryExpr, Distinct as DistinctPlan, Expr, ExprSchemable, GroupingSet, JoinType, LogicalPlan, Operator};
 
 use crate::check::is_person_id;
 use crate::{worst_case, Refusal, Registered, SandboxError, CATALOG};
@@ -74,21 +75,24 @@ pub(crate) fn aggregates_at_top(plan: &LogicalPlan) -> bool {
 #[derive(Debug, Default)]
 pub(crate) struct Values {
     batches: Vec<RecordBatch>,
+    /// Counting stops past this many values (the workspace's `max_groups`): every bound made
+    /// from a count only grows with it, so a column past it refuses what the whole count would.
+    enough: u128,
     counted: Mutex<HashMap<(usize, Grain), u128>>,
 }
 
 impl Values {
-    pub(crate) fn new(batches: Vec<RecordBatch>) -> Self {
-        Values { batches, counted: Mutex::new(HashMap::new()) }
+    pub(crate) fn new(batches: Vec<RecordBatch>, max_groups: u64) -> Self {
+        Values { batches, enough: u128::from(max_groups), counted: Mutex::new(HashMap::new()) }
     }
 
-    /// The distinct values (a null as one) of column `column` at `grain`, rounded up to a power
-    /// of two.
+    /// The distinct values of column `column` at `grain` and a place for a null, rounded up to a
+    /// power of two (more than the workspace's `max_groups` once past it).
     fn distinct(&self, column: usize, grain: Grain) -> u128 {
         if let Some(&n) = self.counted.lock().unwrap_or_else(|p| p.into_inner()).get(&(column, grain)) {
             return n;
         }
-        let n = count_distinct(self.batches.iter().map(|b| b.column(column)), grain).max(1).next_power_of_two();
+        let n = (count_distinct(self.batches.iter().map(|b| b.column(column)), grain, self.enough) + 1).next_power_of_two();
         self.counted.lock().unwrap_or_else(|p| p.into_inner()).insert((column, grain), n);
         n
     }
@@ -104,8 +108,8 @@ enum Grain {
     Year,
 }
 
-fn count_distinct<'a>(columns: impl Iterator<Item = &'a ArrayRef>, grain: Grain) -> u128 {
-    let mut null = false;
+/// The distinct values that are not null, or more than `enough` once past it.
+fn count_distinct<'a>(columns: impl Iterator<Item = &'a ArrayRef>, grain: Grain, enough: u128) -> u128 {
     // 64-bit hashes of good quality (a collision would count two values as one: about one in
     // 10⁸ at 10⁶ values); the set keeps them as they are.
     let mut seen: HashSet<u64, BuildHasherDefault<Hashed>> = HashSet::default();
@@ -113,7 +117,9 @@ fn count_distinct<'a>(columns: impl Iterator<Item = &'a ArrayRef>, grain: Grain)
     let mut hashes = Vec::new();
     let mut unhashed = 0u128;
     for column in columns {
-        null |= column.null_count() > 0;
+        if seen.len() as u128 + unhashed > enough {
+            break;
+        }
         match (grain, column.as_any().downcast_ref::<Date32Array>()) {
             (Grain::Month | Grain::Year, Some(dates)) => {
                 for d in dates.iter().flatten() {
@@ -135,7 +141,7 @@ fn count_distinct<'a>(columns: impl Iterator<Item = &'a ArrayRef>, grain: Grain)
             }
         }
     }
-    seen.len() as u128 + unhashed + u128::from(null)
+    seen.len() as u128 + unhashed
 }
 
 /// A hasher for values that are hashes already.
@@ -222,6 +228,17 @@ impl Distinct {
 
     /// One more value (a null).
     fn with_null(self) -> Distinct {
+        match self {
+            Distinct::At(n) => Distinct::At(n.saturating_add(1)),
+            // A table column's count keeps a place for a null.
+            column @ Distinct::Column(..) => column,
+            Distinct::Min(parts) => Distinct::Min(parts.into_iter().map(Distinct::with_null).collect()),
+            other => other.plus_one(),
+        }
+    }
+
+    /// One more, whatever the values (the "all" of a `CUBE` column).
+    fn plus_one(self) -> Distinct {
         match self {
             Distinct::At(n) => Distinct::At(n.saturating_add(1)),
             other => Distinct::Sum(vec![other, Distinct::At(1)]),
@@ -329,11 +346,12 @@ impl Bounds<'_> {
                 Node { rows: Distinct::Sum(parts.into_iter().map(|p| p.rows).collect()), cols }
             }
             LogicalPlan::Values(v) => {
-                let n = v.values.len() as u128;
+                let n = (v.values.len() as u128).max(1);
                 Node { rows: Distinct::At(n), cols: vec![Distinct::At(n); plan.schema().fields().len()] }
             }
-            LogicalPlan::EmptyRelation(e) => {
-                let n = u128::from(e.produce_one_row);
+            // Never fewer than one (`worst_case.rs`): an aggregate above makes a row of none.
+            LogicalPlan::EmptyRelation(_) => {
+                let n = 1;
                 Node { rows: Distinct::At(n), cols: vec![Distinct::At(n); plan.schema().fields().len()] }
             }
             LogicalPlan::Window(w) => {
@@ -346,33 +364,37 @@ impl Bounds<'_> {
                 let input = self.node(&a.input);
                 let (input_rows, per_person) = self.worst(&a.input);
                 let of = |e: &Expr| expression(e, &a.input, &input);
+                // Every input row lands in every grouping set.
+                let sets = worst_case::grouping_sets(a);
                 let (groups, group_cols): (Distinct, Vec<Distinct>) = match &a.group_expr[..] {
                     [Expr::GroupingSet(set)] => {
-                        let sets: Vec<Vec<&Expr>> = match set {
-                            GroupingSet::GroupingSets(sets) => sets.iter().map(|s| s.iter().collect()).collect(),
-                            GroupingSet::Rollup(exprs) => (0..=exprs.len()).map(|k| exprs[..k].iter().collect()).collect(),
-                            // At most 2^n sets of n columns; a bound of one set each of all columns.
-                            GroupingSet::Cube(exprs) => {
-                                let n = exprs.len().min(12) as u32;
-                                (0..2usize.pow(n)).map(|_| exprs.iter().collect()).collect()
+                        let groups = match set {
+                            GroupingSet::GroupingSets(sets) => {
+                                Distinct::Sum(sets.iter().map(|s| Distinct::Product(s.iter().map(of).collect())).collect())
                             }
+                            GroupingSet::Rollup(exprs) => {
+                                Distinct::Sum((0..=exprs.len()).map(|k| Distinct::Product(exprs[..k].iter().map(of).collect())).collect())
+                            }
+                            // The sum over all subsets of the columns' products.
+                            GroupingSet::Cube(exprs) => Distinct::Product(exprs.iter().map(|e| of(e).plus_one()).collect()),
                         };
-                        let groups = Distinct::Sum(sets.iter().map(|s| Distinct::Product(s.iter().map(|e| of(e)).collect())).collect());
                         let mut cols: Vec<Distinct> = set.distinct_expr().into_iter().map(|e| of(e).with_null()).collect();
                         // The grouping id.
-                        cols.push(Distinct::At(sets.len() as u128));
+                        cols.push(Distinct::At(sets));
                         (groups, cols)
                     }
                     exprs => (Distinct::Product(exprs.iter().map(of).collect()), exprs.iter().map(of).collect()),
                 };
-                let rows = Distinct::Min(vec![input.rows.clone(), Distinct::At(input_rows), groups]);
+                let scaled = |rows: Distinct| if sets == 1 { rows } else { Distinct::Product(vec![rows, Distinct::At(sets)]) };
+                let rows = Distinct::Min(vec![scaled(input.rows.clone()), Distinct::At(input_rows.saturating_mul(sets)), groups]);
                 let by_person = matches!(&a.group_expr[..], [Expr::Column(c)] if is_person_id(&a.input, c));
                 let n = rows.eval_known();
                 let value_cols = a.aggr_expr.iter().map(|e| {
                     let count = matches!(unalias(e), Expr::AggregateFunction(f) if f.func.name() == "count");
                     if count && by_person {
-                        // From none to the most rows one person has.
-                        Distinct::At(per_person.saturating_add(1).min(n))
+                        // From none to the most rows one person has, and the null person's
+                        // group (an outer join's missing side) any count.
+                        Distinct::At(per_person.saturating_add(2).min(n))
                     } else {
                         Distinct::At(n)
                     }
@@ -427,17 +449,29 @@ fn expression(e: &Expr, plan: &LogicalPlan, node: &Node) -> Distinct {
                 return product(e, plan, node);
             };
             let inner = expression(x, plan, node);
+            let schema = plan.schema();
+            // Months and years are counted only of a table's own dates (not moved to a time zone,
+            // where the first of a month can fall in the month before); calendar fields have
+            // few values only of dates and times (of an interval they are its raw fields).
+            let dates = calendar_date(x, schema);
+            let calendar = x.get_type(schema.as_ref()).is_ok_and(|t| t.is_temporal() && !matches!(t, DataType::Interval(_) | DataType::Duration(_)));
             let unit = unit.to_ascii_lowercase();
             match (func.name(), unit.as_str()) {
-                ("date_trunc", "month") => inner.regrain(Grain::Month),
-                ("date_trunc", "year") | ("date_part", "year" | "isoyear") => inner.regrain(Grain::Year),
-                // Calendar fields of few values, and a null.
-                ("date_part", field) => match calendar_values(field) {
+                ("date_trunc", "month" | "quarter") if dates => inner.regrain(Grain::Month),
+                ("date_trunc", "year") | ("date_part", "year") if dates => inner.regrain(Grain::Year),
+                ("date_part", field) if calendar => match calendar_values(field) {
                     Some(n) => inner.at_most(n + 1),
                     None => inner,
                 },
                 _ => inner,
             }
+        }
+        // A CASE whose every result is a constant: one of them, or a null.
+        Expr::Case(case)
+            if case.when_then_expr.iter().all(|(_, then)| matches!(then.as_ref(), Expr::Literal(..)))
+                && case.else_expr.as_deref().is_none_or(|x| matches!(x, Expr::Literal(..))) =>
+        {
+            Distinct::At(case.when_then_expr.len() as u128 + 1).at_most(rows)
         }
         _ => product(e, plan, node),
     }
@@ -456,6 +490,17 @@ fn product(e: &Expr, plan: &LogicalPlan, node: &Node) -> Distinct {
 
 fn has_subquery(e: &Expr) -> bool {
     e.exists(|x| Ok(matches!(x, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::OuterReferenceColumn(..)))).unwrap_or(true)
+}
+
+/// Whether `x` is a table's date column read as it is (or made a timestamp without a time zone).
+fn calendar_date(x: &Expr, schema: &datafusion::common::DFSchemaRef) -> bool {
+    let day = |t: &DataType| matches!(t, DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, None));
+    match x {
+        Expr::Alias(Alias { expr, .. }) => calendar_date(expr, schema),
+        Expr::Cast(Cast { expr, field }) => day(field.data_type()) && calendar_date(expr, schema),
+        Expr::Column(_) => x.get_type(schema.as_ref()).is_ok_and(|t| day(&t)),
+        _ => false,
+    }
 }
 
 /// How many values a calendar field read by `date_part` takes.
@@ -524,9 +569,14 @@ mod tests {
     #[test]
     fn dates_are_counted_by_month_and_year() {
         let dates: ArrayRef = Arc::new(Date32Array::from(vec![Some(19_782), Some(19_783), Some(19_784), None, Some(0)]));
-        let count = |grain| count_distinct([&dates].into_iter(), grain);
-        assert_eq!(count(Grain::Value), 5);
-        assert_eq!(count(Grain::Month), 4);
-        assert_eq!(count(Grain::Year), 3);
+        let count = |grain| count_distinct([&dates].into_iter(), grain, 1_000);
+        assert_eq!(count(Grain::Value), 4);
+        assert_eq!(count(Grain::Month), 3);
+        assert_eq!(count(Grain::Year), 2);
+        // Counting stops at the end of the batch that passes enough.
+        let many: ArrayRef = Arc::new(Date32Array::from((0..5_000).collect::<Vec<i32>>()));
+        assert_eq!(count_distinct([&many, &dates, &many].into_iter(), Grain::Value, 4_000), 5_000);
+        assert_eq!(count_distinct([&dates, &many, &dates].into_iter(), Grain::Value, 4_000), 5_003);
+        assert_eq!(count_distinct([&dates, &many].into_iter(), Grain::Value, 3), 4);
     }
 }

@@ -465,7 +465,7 @@ impl Workspace {
             // exact number of rows (a join with `LIMIT j` is refused exactly past 10⁹ / most).
             let rows = parts.iter().flatten().map(|b| b.num_rows() as u64).sum::<u64>().next_power_of_two();
             let most_per_person = most_per_person.next_power_of_two();
-            let values = Arc::new(groups::Values::new(parts.iter().flatten().cloned().collect()));
+            let values = Arc::new(groups::Values::new(parts.iter().flatten().cloned().collect(), limits.max_groups));
             let mem = MemTable::try_new(out_schema.clone(), parts).map_err(|_| SandboxError::Internal)?;
             registered.insert(
                 (schema.clone(), t.table.clone()),
@@ -628,6 +628,9 @@ impl Workspace {
     ) -> Result<AggregateResult, Failure> {
         let (rewritten, persons, magnitudes) = checker.with_persons(plan, checked, count).map_err(Failure::Sandbox)?;
         let planned = may_fail::planned(&self.ctx.state(), &rewritten).map_err(Failure::Sandbox)?;
+        // The groups of what runs: a `DISTINCT` above the aggregate also groups the hidden
+        // columns.
+        groups::check(&planned, &self.tables, &self.default_schema, self.limits.max_groups).map_err(Failure::Sandbox)?;
         let hidden = Hidden { persons, magnitudes, fast: count == check::PersonsCount::InOrder, checked: Some(checked) };
         self.execute(planned, hidden, deadline).await
     }

@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::NullEquality;
-use datafusion::logical_expr::{Expr, JoinType, LogicalPlan};
+use datafusion::logical_expr::{Expr, GroupingSet, JoinType, LogicalPlan};
 
 use crate::check::is_person_id;
 use crate::{Refusal, Registered, SandboxError, CATALOG};
@@ -135,6 +135,12 @@ impl Sizes<'_> {
                 let input = self.worst(&a.input)?;
                 Worst { rows: input.rows, per_person: 1 }
             }
+            // Every row lands in every grouping set.
+            LogicalPlan::Aggregate(a) => {
+                let input = self.worst(&a.input)?;
+                let sets = grouping_sets(a);
+                Worst { rows: input.rows.saturating_mul(sets), per_person: input.per_person.saturating_mul(sets) }
+            }
             LogicalPlan::Limit(_)
             | LogicalPlan::Projection(_)
             | LogicalPlan::Filter(_)
@@ -143,15 +149,27 @@ impl Sizes<'_> {
             | LogicalPlan::SubqueryAlias(_)
             | LogicalPlan::Subquery(_)
             | LogicalPlan::Distinct(_)
-            | LogicalPlan::Window(_)
-            | LogicalPlan::Aggregate(_) => {
+            | LogicalPlan::Window(_) => {
                 let [input] = plan.inputs()[..] else { return None };
                 self.worst(input)?
             }
             // Nothing else runs in the workspace ([`crate::check`]).
             _ => return None,
         };
+        // Never fewer than one: an aggregate without `GROUP BY` makes a row of none, and a zero
+        // would hide every join above it.
+        let w = Worst { rows: w.rows.max(1), per_person: w.per_person.max(1) };
         (w.rows <= self.budget).then_some(w)
+    }
+}
+
+/// How many grouping sets an aggregate has (one without `GROUPING SETS`, `ROLLUP` or `CUBE`).
+pub(crate) fn grouping_sets(a: &datafusion::logical_expr::Aggregate) -> u128 {
+    match &a.group_expr[..] {
+        [Expr::GroupingSet(GroupingSet::GroupingSets(sets))] => sets.len().max(1) as u128,
+        [Expr::GroupingSet(GroupingSet::Rollup(exprs))] => exprs.len() as u128 + 1,
+        [Expr::GroupingSet(GroupingSet::Cube(exprs))] => 1u128.checked_shl(exprs.len() as u32).unwrap_or(u128::MAX),
+        _ => 1,
     }
 }
 

@@ -604,6 +604,8 @@ async fn joins_are_bounded_by_their_worst_case_not_by_the_rows_they_select() {
             format!("SELECT count(*) FROM claim_lines a, claim_lines b, claim_lines c WHERE a.code = '{code}'"),
             format!("SELECT count(*) FROM claim_lines a, claim_lines b, patients p WHERE a.code = '{code}'"),
             format!("SELECT count(*) FROM claim_lines a JOIN claim_lines b ON a.kind = b.kind JOIN claim_lines c ON b.kind = c.kind WHERE a.code = '{code}'"),
+            // An aggregate of no rows makes one: its bound is not zero.
+            format!("SELECT count(*) FROM (SELECT count(*) AS n WHERE false) z CROSS JOIN claim_lines a, claim_lines b, claim_lines c WHERE z.n = 0 AND a.code = '{code}'"),
         ] {
             refused(&ws, &sql, na(Refusal::JoinSize)).await;
         }
@@ -649,6 +651,14 @@ async fn output_rows_are_bounded_by_the_values_of_their_columns_not_by_the_rows_
             format!("SELECT a.code, count(*) FROM claim_lines a, patients p WHERE p.birth_year_month = '{born}' GROUP BY a.code"),
             format!("SELECT c.onset, count(*) FROM conditions c JOIN patients p ON c.person_id = p.person_id WHERE p.birth_year_month = '{born}' GROUP BY c.onset"),
             format!("SELECT a.code, p.sex, count(*) FROM claim_lines a JOIN patients p ON a.person_id = p.person_id WHERE p.birth_year_month = '{born}' GROUP BY ROLLUP (a.code, p.sex)"),
+            // What a review found: an aggregate of no rows still makes one (a zero bound would
+            // hide the joins above it); a DISTINCT above the aggregate also groups the hidden
+            // persons counts; a CUBE makes every subset of its columns; an interval's "day" is
+            // any number.
+            format!("SELECT a.code, a.points, count(*) FROM (SELECT count(*) AS n WHERE false) z CROSS JOIN patients p JOIN claim_lines a ON a.kind <> p.sex WHERE z.n = 0 AND p.birth_year_month = '{born}' GROUP BY a.code, a.points"),
+            format!("SELECT DISTINCT x FROM (SELECT a.kind AS x, count(*) AS n FROM claim_lines a JOIN patients p ON a.kind <> p.sex WHERE p.birth_year_month = '{born}' GROUP BY a.code, a.points, a.kind) s"),
+            format!("SELECT count(*) FROM patients p WHERE p.birth_year_month = '{born}' GROUP BY CUBE ({})", (0..22).map(|i| format!("p.sex || '{i}'")).collect::<Vec<_>>().join(", ")),
+            format!("SELECT date_part('day', TRY_CAST(concat(a.points, ' days') AS INTERVAL)) AS d, count(*) FROM claim_lines a JOIN patients p ON a.kind <> p.sex WHERE p.birth_year_month = '{born}' GROUP BY 1"),
         ] {
             refused(&ws, &sql, na(Refusal::TooManyGroups)).await;
         }
@@ -664,6 +674,8 @@ async fn output_rows_are_bounded_by_the_values_of_their_columns_not_by_the_rows_
         "SELECT date_part('month', onset) AS m, count(*) FROM conditions GROUP BY 1",
         "SELECT n, count(*) FROM (SELECT person_id, count(*) AS n FROM claim_lines GROUP BY person_id) GROUP BY n",
         "SELECT p.sex, k.kind, count(*) FROM patients p JOIN claim_lines k ON p.person_id = k.person_id GROUP BY CUBE (p.sex, k.kind)",
+        "SELECT date_trunc('quarter', onset) AS q, count(*) FROM conditions GROUP BY 1",
+        "SELECT CASE WHEN points < 100 THEN 'low' WHEN points < 200 THEN 'mid' ELSE 'high' END AS band, count(*) FROM claim_lines GROUP BY 1",
     ] {
         let got = ws.run(sql).await;
         assert!(got.is_ok(), "{sql}: {got:?}");
@@ -671,6 +683,9 @@ async fn output_rows_are_bounded_by_the_values_of_their_columns_not_by_the_rows_
     // The days themselves, and a code chosen by an expression of two columns, are refused.
     refused(&ws, "SELECT onset, count(*) FROM conditions GROUP BY onset", na(Refusal::TooManyGroups)).await;
     refused(&ws, "SELECT CASE WHEN code = 'c001' THEN onset END AS d, count(*) FROM conditions GROUP BY 1", na(Refusal::TooManyGroups)).await;
+    // Months of dates moved to a time zone are not the dates' months.
+    refused(&ws, "SELECT date_trunc('month', onset AT TIME ZONE '-12:00') AS m, count(*) FROM conditions GROUP BY 1", na(Refusal::TooManyGroups))
+        .await;
 }
 
 /// What a review found past the first version of the bound, on dummy data (held to the same): null
