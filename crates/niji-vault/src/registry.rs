@@ -65,10 +65,12 @@ impl Vault {
 
     /// The datasets holding at least one identity record of the person, ordered.
     pub async fn datasets_of(&self, person: &PersonKey) -> Result<Vec<String>, VaultError> {
-        Ok(sqlx::query_scalar("SELECT DISTINCT dataset FROM identity_records WHERE person_key = $1 ORDER BY dataset")
-            .bind(&person.0[..])
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT r.dataset FROM person_records p JOIN identity_records r ON r.id = p.id WHERE p.person_key = $1 ORDER BY r.dataset",
+        )
+        .bind(&person.0[..])
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Appends entries in one transaction (all or none); returns their ids in order.
@@ -142,16 +144,24 @@ impl Vault {
         };
         let mut tx = self.pool.begin().await?;
         let (linked, unlinked) = crate::split_by_linkable(&mut tx, &wanted).await?;
-        for (group, filter) in [(&linked, "linkable AND "), (&unlinked, "")] {
+        // Linkable records by their (dataset, person) index; datasets without them through the
+        // persons' records.
+        for (group, linkable) in [(&linked, true), (&unlinked, false)] {
             for names in group.chunks(CHUNK) {
                 for keys in unique.chunks(CHUNK) {
                     // The chunks of persons are disjoint, so per-chunk distinct counts add up.
-                    let sql = format!(
-                        "SELECT dataset, COUNT(DISTINCT person_key) AS n FROM identity_records \
-                     WHERE {filter}dataset IN ({}) AND person_key IN ({}) GROUP BY dataset",
-                        placeholders(1, names.len()),
-                        placeholders(1 + names.len(), keys.len())
-                    );
+                    let (names_at, keys_at) = (placeholders(1, names.len()), placeholders(1 + names.len(), keys.len()));
+                    let sql = if linkable {
+                        format!(
+                            "SELECT dataset, COUNT(DISTINCT person_key) AS n FROM identity_records \
+                             WHERE linkable AND dataset IN ({names_at}) AND person_key IN ({keys_at}) GROUP BY dataset"
+                        )
+                    } else {
+                        format!(
+                            "SELECT r.dataset AS dataset, COUNT(DISTINCT p.person_key) AS n FROM person_records p \
+                             JOIN identity_records r ON r.id = p.id WHERE r.dataset IN ({names_at}) AND p.person_key IN ({keys_at}) GROUP BY r.dataset"
+                        )
+                    };
                     let mut query = sqlx::query(&sql);
                     for name in names {
                         query = query.bind(name.as_str());

@@ -180,21 +180,26 @@ async fn a_sealed_blob_moved_to_another_row_fails_authentication() {
         .await
         .unwrap();
     assert!(matches!(vault.identities_of(&pk(1)).await, Err(VaultError::Tampered)));
-    // A row re-pointed at another person fails the same way; untouched rows still open.
-    sqlx::query("UPDATE identity_records SET person_key = $1 WHERE person_key = $2")
-        .bind(&pk(3).0[..])
-        .bind(&pk(2).0[..])
-        .execute(&pool)
-        .await
-        .unwrap();
+    // A row re-pointed at another person (in the records, in the persons' index, or in both)
+    // fails the same way; untouched rows still open.
+    let repoint = |table: &'static str, from: u8, to: u8| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(&format!("UPDATE {table} SET person_key = $1 WHERE person_key = $2"))
+                .bind(&pk(to).0[..])
+                .bind(&pk(from).0[..])
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    repoint("identity_records", 2, 3).await;
+    assert!(matches!(vault.identities_of(&pk(2)).await, Err(VaultError::Tampered)));
+    repoint("person_records", 2, 3).await;
     assert!(matches!(vault.identities_of(&pk(3)).await, Err(VaultError::Tampered)));
     // A row moved to another dataset too.
-    sqlx::query("UPDATE identity_records SET person_key = $1 WHERE person_key = $2")
-        .bind(&pk(2).0[..])
-        .bind(&pk(3).0[..])
-        .execute(&pool)
-        .await
-        .unwrap();
+    repoint("identity_records", 3, 2).await;
+    repoint("person_records", 3, 2).await;
     assert_eq!(vault.identities_of(&pk(2)).await.unwrap().len(), 1);
     sqlx::query("UPDATE identity_records SET dataset = 'other' WHERE person_key = $1").bind(&pk(2).0[..]).execute(&pool).await.unwrap();
     assert!(matches!(vault.identities_of(&pk(2)).await, Err(VaultError::Tampered)));
@@ -283,22 +288,20 @@ async fn a_dropped_batch_leaves_nothing() {
 }
 
 #[tokio::test]
-async fn a_duplicate_in_a_later_add_fails_the_whole_batch() {
+async fn a_duplicate_anywhere_in_a_batch_fails_it_at_commit() {
     let dir = tempfile::tempdir().unwrap();
     let vault = open(dir.path()).await;
     vault.store_batch("h", "ds", &sample()[..1], &[(pk(101), pk(1))]).await.unwrap();
 
-    // Within the batch: the second add repeats a reference of the first.
+    // Within the batch: the second add repeats a reference of the first. References are
+    // indexed when the batch commits (sorted), so the commit finds it.
     let records = numbered("r", 4, 5);
     let mut batch = vault.begin_batch("h", "ds").await.unwrap();
     batch.add(&new_identities(&records[..2], None)).await.unwrap();
-    let err = batch.add(&new_identities(&records[1..], Some(LinkMeta { observed: None }))).await.unwrap_err();
+    batch.add(&new_identities(&records[1..], Some(LinkMeta { observed: None }))).await.unwrap();
+    let err = batch.commit(&[(pk(105), pk(5)), (pk(101), pk(9))]).await.unwrap_err();
     assert!(matches!(err, VaultError::DuplicateRecord), "{err:?}");
     assert!(!err.to_string().contains("r:1"), "the error does not quote the reference");
-    // The batch is spent: neither more records nor a commit get through.
-    assert!(matches!(batch.add(&new_identities(&records[3..], None)).await, Err(VaultError::BatchFailed)));
-    let err = batch.commit(&[(pk(105), pk(5)), (pk(101), pk(9))]).await.unwrap_err();
-    assert!(matches!(err, VaultError::BatchFailed), "{err:?}");
     assert_eq!(vault.record_count("ds").await.unwrap(), 1);
     assert!(vault.identities_of(&pk(5)).await.unwrap().is_empty());
     let prior = vault.prior_keys().await.unwrap();
@@ -307,8 +310,8 @@ async fn a_duplicate_in_a_later_add_fails_the_whole_batch() {
     // Against a record stored by an earlier batch.
     let mut batch = vault.begin_batch("h", "ds").await.unwrap();
     batch.add(&new_identities(&records, None)).await.unwrap();
-    assert!(matches!(batch.add(&new_identities(&sample()[..1], None)).await, Err(VaultError::DuplicateRecord)));
-    assert!(matches!(batch.commit(&[]).await, Err(VaultError::BatchFailed)));
+    batch.add(&new_identities(&sample()[..1], None)).await.unwrap();
+    assert!(matches!(batch.commit(&[]).await, Err(VaultError::DuplicateRecord)));
     assert_eq!(vault.record_count("ds").await.unwrap(), 1);
     assert_eq!(vault.person_count().await.unwrap(), 1);
 
@@ -771,5 +774,91 @@ async fn count_in_datasets_equals_counting_person_by_person() {
         assert_eq!(one_by_one(&persons, dataset), membership[dataset].len() as u64);
         assert_eq!(vault.persons_in(dataset).await.unwrap(), membership[dataset].len() as u64);
     }
+    vault.close().await;
+}
+
+/// A vault written before migration 0005 (a UNIQUE reference index and a person index on the
+/// records) moves its references and persons to the sorted tables: counts, lookups by person,
+/// the duplicate rule and deletion work on it as on a new one.
+#[tokio::test]
+async fn records_stored_before_the_sorted_lookups_keep_their_references_and_persons() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = path(dir.path());
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&file).create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let all = sqlx::migrate!("./migrations/sqlite");
+    let before = sqlx::migrate::Migrator { migrations: all.migrations.iter().filter(|m| m.version < 5).cloned().collect::<Vec<_>>().into(), ..all };
+    before.run(&pool).await.unwrap();
+    for (i, person) in [1u8, 1, 2].into_iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO identity_records (person_key, holder, dataset, record_hash, sealed, linkable) VALUES ($1, 'h', 'old', $2, x'00', $3)",
+        )
+        .bind(&pk(person).0[..])
+        .bind(&pk(50 + i as u8).0[..])
+        .bind(i == 0)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let vault = open(dir.path()).await;
+    let pool = raw(dir.path()).await;
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM record_refs WHERE dataset = 'old'").await, 3);
+    assert_eq!(count("SELECT COUNT(*) FROM person_records").await, 3);
+    assert_eq!(vault.person_count().await.unwrap(), 2);
+    assert_eq!(vault.record_count("old").await.unwrap(), 3);
+    assert_eq!(vault.persons_in("old").await.unwrap(), 1, "counted by its linkable record");
+    assert_eq!(vault.datasets_of(&pk(1)).await.unwrap(), vec!["old".to_string()]);
+    // The reference index still refuses a second copy of a stored reference.
+    let again = sqlx::query("INSERT INTO record_refs (dataset, record_hash) VALUES ('old', $1)").bind(&pk(51).0[..]).execute(&pool).await;
+    assert!(again.is_err());
+    // New records beside the old ones, then the old dataset deleted from all three tables.
+    vault.store_batch("h", "new", &sample(), &[]).await.unwrap();
+    assert_eq!(vault.identities_of(&pk(2)).await.unwrap_err().to_string(), VaultError::Tampered.to_string(), "the old blob is no seal");
+    assert_eq!(vault.delete_dataset("old").await.unwrap(), 3);
+    assert_eq!(count("SELECT COUNT(*) FROM record_refs WHERE dataset = 'old'").await, 0);
+    assert_eq!(count("SELECT COUNT(*) FROM person_records p JOIN identity_records r ON r.id = p.id WHERE r.dataset = 'old'").await, 0);
+    assert_eq!(count("SELECT COUNT(*) FROM person_records").await, count("SELECT COUNT(*) FROM identity_records").await);
+    assert_eq!(vault.identities_of(&pk(2)).await.unwrap().len(), 1);
+    vault.close().await;
+}
+
+/// References and persons are indexed in sorted runs while a batch is fed: a reference repeated
+/// in a later run fails the batch there; every record of a batch of several runs is found by
+/// its person.
+#[tokio::test]
+async fn records_are_indexed_in_runs_and_a_repeat_across_runs_fails_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    let records = numbered("r", 10, 11);
+    let mut batch = vault.begin_batch("h", "ds").await.unwrap().with_sorted_run(3);
+    for part in records.chunks(4) {
+        batch.add(&new_identities(part, None)).await.unwrap();
+    }
+    assert_eq!(batch.commit(&[]).await.unwrap(), 10);
+    let pool = raw(dir.path()).await;
+    let indexed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM person_records").fetch_one(&pool).await.unwrap();
+    assert_eq!(indexed, 10);
+    assert_eq!(vault.identities_of(&pk(11)).await.unwrap().len(), 10);
+
+    let more = numbered("s", 6, 30);
+    let mut batch = vault.begin_batch("h", "ds").await.unwrap().with_sorted_run(3);
+    batch.add(&new_identities(&more[..4], None)).await.unwrap();
+    // The second run repeats a record of the first.
+    let err = batch.add(&new_identities(&more[1..2], None)).await;
+    let err = match err {
+        Err(e) => e,
+        Ok(()) => batch.add(&new_identities(&more[4..], None)).await.unwrap_err(),
+    };
+    assert!(matches!(err, VaultError::DuplicateRecord), "{err:?}");
+    assert_eq!(vault.record_count("ds").await.unwrap(), 10);
+    let indexed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM person_records").fetch_one(&pool).await.unwrap();
+    assert_eq!(indexed, 10, "nothing of the failed batch stays");
     vault.close().await;
 }
