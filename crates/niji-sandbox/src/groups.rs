@@ -13,8 +13,10 @@
 //! from:
 //! - a registered table's column: its distinct values (nulls as one), counted over the whole table
 //!   when a query first needs them and rounded up to a power of two, so that a refusal never tells
-//!   an exact count ([`Values`]); `date_trunc('month' | 'year', d)` and `date_part('year', d)` of a
-//!   table's date column count its distinct months or years instead;
+//!   an exact count ([`Values`]); `date_trunc('month' | 'quarter' | 'year', d)` and
+//!   `date_part('year', d)` of a table's date column count its distinct months or years instead,
+//!   and `substr(x, 1, k)` or `left(x, k)` of its text the distinct first `k` characters (a
+//!   diagnosis's category, a birth decade);
 //! - `date_part` of a calendar field with few values (month 12, day 31, …): that many;
 //! - a constant: one; `col = constant` or `col IN (constants)` in a filter: that many;
 //! - any other expression: the product of the columns it reads (a function of them has no more
@@ -29,10 +31,10 @@
 //! …`) could be tuned to cross a power of two on one rare value.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{Array, ArrayRef, Date32Array};
+use datafusion::arrow::array::{Array, ArrayRef, Date32Array, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::hash_utils::{create_hashes, QualityRandomState};
@@ -106,6 +108,8 @@ enum Grain {
     Month,
     /// Calendar years of a date column.
     Year,
+    /// The first so many characters of a text column (`substr(x, 1, k)`, `left(x, k)`).
+    Prefix(u16),
 }
 
 /// The distinct values that are not null, or more than `enough` once past it.
@@ -128,7 +132,15 @@ fn count_distinct<'a>(columns: impl Iterator<Item = &'a ArrayRef>, grain: Grain,
                     seen.insert(key as u64);
                 }
             }
-            // Months and years of anything but a table's dates: its values bound them.
+            (Grain::Prefix(k), _) if column.as_any().is::<StringArray>() => {
+                let texts = column.as_any().downcast_ref::<StringArray>().expect("a text column");
+                for text in texts.iter().flatten() {
+                    let end = text.char_indices().nth(usize::from(k)).map_or(text.len(), |(at, _)| at);
+                    seen.insert(state.hash_one(&text[..end]));
+                }
+            }
+            // Months and years of anything but a table's dates, and prefixes of anything but its
+            // text: its values bound them.
             _ => {
                 hashes.clear();
                 hashes.resize(column.len(), 0);
@@ -440,6 +452,21 @@ fn expression(e: &Expr, plan: &LogicalPlan, node: &Node) -> Distinct {
         Expr::Alias(Alias { expr, .. }) | Expr::Cast(Cast { expr, .. }) => expression(expr, plan, node),
         // A value or a null.
         Expr::TryCast(TryCast { expr, .. }) => expression(expr, plan, node).with_null(),
+        // The first characters of a table's text: its prefixes are counted.
+        Expr::ScalarFunction(ScalarFunction { func, args }) if matches!(func.name(), "substr" | "left") => {
+            let (x, length) = match (func.name(), &args[..]) {
+                ("substr", [x, start, length]) if integer(start) == Some(1) => (x, integer(length)),
+                ("left", [x, length]) => (x, integer(length)),
+                _ => return product(e, plan, node),
+            };
+            let inner = expression(x, plan, node);
+            match length.and_then(|k| u16::try_from(k).ok()) {
+                Some(k) if matches!(x, Expr::Column(_)) && x.get_type(plan.schema().as_ref()).is_ok_and(|t| t == DataType::Utf8) => {
+                    inner.regrain(Grain::Prefix(k))
+                }
+                _ => inner,
+            }
+        }
         Expr::ScalarFunction(ScalarFunction { func, args }) if matches!(func.name(), "date_trunc" | "date_part") => {
             let (
                 Some(Expr::Literal(ScalarValue::Utf8(Some(unit)) | ScalarValue::Utf8View(Some(unit)) | ScalarValue::LargeUtf8(Some(unit)), _)),
@@ -490,6 +517,17 @@ fn product(e: &Expr, plan: &LogicalPlan, node: &Node) -> Distinct {
 
 fn has_subquery(e: &Expr) -> bool {
     e.exists(|x| Ok(matches!(x, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::OuterReferenceColumn(..)))).unwrap_or(true)
+}
+
+/// A constant integer.
+fn integer(e: &Expr) -> Option<i64> {
+    match e {
+        Expr::Literal(ScalarValue::Int64(Some(n)), _) => Some(*n),
+        Expr::Literal(ScalarValue::Int32(Some(n)), _) => Some(i64::from(*n)),
+        Expr::Literal(ScalarValue::UInt64(Some(n)), _) => i64::try_from(*n).ok(),
+        Expr::Cast(Cast { expr, .. }) => integer(expr),
+        _ => None,
+    }
 }
 
 /// Whether `x` is a table's date column read as it is (or made a timestamp without a time zone).

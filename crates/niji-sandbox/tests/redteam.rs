@@ -675,6 +675,8 @@ async fn output_rows_are_bounded_by_the_values_of_their_columns_not_by_the_rows_
         "SELECT n, count(*) FROM (SELECT person_id, count(*) AS n FROM claim_lines GROUP BY person_id) GROUP BY n",
         "SELECT p.sex, k.kind, count(*) FROM patients p JOIN claim_lines k ON p.person_id = k.person_id GROUP BY CUBE (p.sex, k.kind)",
         "SELECT date_trunc('quarter', onset) AS q, count(*) FROM conditions GROUP BY 1",
+        "SELECT substr(code, 1, 2) AS p, count(*) FROM claim_lines GROUP BY 1",
+        "SELECT left(code, 2) AS p, date_trunc('month', onset) AS m, count(*) FROM conditions GROUP BY 1, 2",
         "SELECT CASE WHEN points < 100 THEN 'low' WHEN points < 200 THEN 'mid' ELSE 'high' END AS band, count(*) FROM claim_lines GROUP BY 1",
     ] {
         let got = ws.run(sql).await;
@@ -683,6 +685,10 @@ async fn output_rows_are_bounded_by_the_values_of_their_columns_not_by_the_rows_
     // The days themselves, and a code chosen by an expression of two columns, are refused.
     refused(&ws, "SELECT onset, count(*) FROM conditions GROUP BY onset", na(Refusal::TooManyGroups)).await;
     refused(&ws, "SELECT CASE WHEN code = 'c001' THEN onset END AS d, count(*) FROM conditions GROUP BY 1", na(Refusal::TooManyGroups)).await;
+    // Prefixes long enough to tell the codes apart are the codes.
+    refused(&ws, "SELECT substr(code, 1, 4) AS p, count(*) FROM claim_lines GROUP BY 1", na(Refusal::TooManyGroups)).await;
+    refused(&ws, "SELECT substr(code, 2, 2) AS p, substr(code, 3, 2) AS q, count(*) FROM claim_lines GROUP BY 1, 2", na(Refusal::TooManyGroups))
+        .await;
     // Months of dates moved to a time zone are not the dates' months.
     refused(&ws, "SELECT date_trunc('month', onset AT TIME ZONE '-12:00') AS m, count(*) FROM conditions GROUP BY 1", na(Refusal::TooManyGroups))
         .await;
