@@ -54,12 +54,15 @@ pub(crate) fn check(
     default_schema: &str,
     max_groups: u64,
 ) -> Result<(), SandboxError> {
-    let bounds = Bounds { tables, default_schema };
-    let node = bounds.node(plan);
-    if node.rows.eval() > u128::from(max_groups) {
+    if bound(plan, tables, default_schema) > u128::from(max_groups) {
         return Err(SandboxError::NotAllowed(Refusal::TooManyGroups));
     }
     Ok(())
+}
+
+/// The most rows `plan`'s output can have.
+pub(crate) fn bound(plan: &LogicalPlan, tables: &BTreeMap<(String, String), Registered>, default_schema: &str) -> u128 {
+    Bounds { tables, default_schema }.node(plan).rows.eval()
 }
 
 /// Whether the plan's output is an aggregate's (under projections, filters, sorts and limits).

@@ -542,6 +542,18 @@ impl Workspace {
         }
     }
 
+    /// The most output rows `sql` can make as the workspace bounds them before running it
+    /// (`groups.rs`), without the other checks. For the property test of the bound.
+    #[doc(hidden)]
+    pub async fn output_bound(&self, sql: &str) -> Result<u128, SandboxError> {
+        let state = self.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let statement = state.sql_to_statement(sql, &dialect).map_err(map_error)?;
+        let plan = state.statement_to_plan(statement).await.map_err(map_error)?;
+        let planned = may_fail::planned(&state, &plan)?;
+        Ok(groups::bound(&planned, &self.tables, &self.default_schema))
+    }
+
     async fn run_inner(&self, sql: &str, count_persons: bool) -> Result<AggregateResult, SandboxError> {
         let deadline = Instant::now() + self.limits.timeout;
         if sql.chars().count() > self.limits.max_sql_chars {

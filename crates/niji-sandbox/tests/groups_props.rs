@@ -1,0 +1,150 @@
+//! Property test of the bound on an aggregate's output rows (`groups.rs`): whatever the query,
+//! the rows it makes never pass the bound the workspace computed before running it. A query past
+//! its bound would reach the run-time row limit only when the rows it selects exist: the
+//! existence oracle the bound closes.
+//!
+//! Random queries over three tables of varied values: plain columns, prefixes, months, years and
+//! calendar fields of dates, CASE of constants, arithmetic and text functions of several
+//! columns; joins on persons, on other columns and outer; filters that pin columns; grouping
+//! sets, ROLLUP and CUBE; per-person counts grouped again. Each is run with no limit on groups
+//! and its rows compared with the bound.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use niji_review::{DatasetGrant, TableGrant};
+use niji_sandbox::arrow::array::{ArrayRef, Date32Array};
+use niji_sandbox::{Limits, Workspace};
+use proptest::prelude::*;
+
+fn workspace() -> Workspace {
+    let n = 90;
+    let persons: Vec<u8> = (0..n).map(|i| (i * 7 % 23) as u8 + 1).collect();
+    let codes: Vec<String> = (0..n).map(|i| format!("{}{:02}", ["A", "B", "C", "E", "I"][i % 5], (i * 13) % 37)).collect();
+    let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
+    let points: Vec<i64> = (0..n as i64).map(|i| (i * 37) % 251).collect();
+    let kinds: Vec<&str> = (0..n).map(|i| ["drug", "procedure", "material"][i % 3]).collect();
+    let lines = table(NDB, "claim_lines", &persons, &[("code", strings(&codes)), ("points", ints(&points)), ("kind", strings(&kinds))]);
+    let people: Vec<u8> = (1..=23).collect();
+    let sexes: Vec<&str> = (0..23).map(|i| ["male", "female"][i % 2]).collect();
+    let born: Vec<String> = (0..23).map(|i| format!("19{}-{:02}", 40 + i * 3 % 50, i % 12 + 1)).collect();
+    let born: Vec<&str> = born.iter().map(String::as_str).collect();
+    let patients = table(NDB, "patients", &people, &[("sex", strings(&sexes)), ("birth_year_month", strings(&born))]);
+    // Onsets over about two years, some on the same day.
+    let onset: ArrayRef = Arc::new(Date32Array::from((0..n as i32).map(|i| 19_000 + (i * 29) % 700).collect::<Vec<i32>>()));
+    let conditions = table(NDB, "conditions", &persons, &[("code", strings(&codes)), ("onset", onset)]);
+    let mut policy = policy(false);
+    policy.datasets = vec![DatasetGrant {
+        dataset: NDB.into(),
+        tables: vec![
+            TableGrant { table: "claim_lines".into(), columns: ["code", "points", "kind"].map(String::from).to_vec() },
+            TableGrant { table: "patients".into(), columns: ["sex", "birth_year_month"].map(String::from).to_vec() },
+            TableGrant { table: "conditions".into(), columns: ["code", "onset"].map(String::from).to_vec() },
+        ],
+    }];
+    let limits = Limits { max_groups: u64::MAX, ..Limits::default() };
+    Workspace::open(vec![lines, patients, conditions], &policy, [5; 32], &Default::default(), limits).expect("open")
+}
+
+/// The FROM clauses, the aliases they bind, and the alias whose person id a per-person count
+/// groups by.
+const FROMS: &[(&str, &str)] = &[
+    ("claim_lines a", "a"),
+    ("conditions c", "c"),
+    ("claim_lines a JOIN patients p ON a.person_id = p.person_id", "ap"),
+    ("conditions c JOIN patients p ON c.person_id = p.person_id", "cp"),
+    ("claim_lines a JOIN patients p ON a.kind <> p.sex", "ap"),
+    ("patients p LEFT JOIN conditions c ON p.person_id = c.person_id", "pc"),
+    ("claim_lines a JOIN conditions c ON a.person_id = c.person_id", "ac"),
+    ("claim_lines a FULL JOIN conditions c ON a.person_id = c.person_id AND a.code = c.code", "ac"),
+];
+
+/// Grouping keys, each with the aliases it needs.
+const KEYS: &[(&str, &str)] = &[
+    ("a.code", "a"),
+    ("a.points", "a"),
+    ("a.kind", "a"),
+    ("substr(a.code, 1, 1)", "a"),
+    ("left(a.code, 2)", "a"),
+    ("a.points / 50", "a"),
+    ("CASE WHEN a.points < 100 THEN 'low' WHEN a.points < 200 THEN 'mid' ELSE 'high' END", "a"),
+    ("CASE WHEN a.code LIKE 'A%' THEN a.kind ELSE 'other' END", "a"),
+    ("p.sex", "p"),
+    ("p.birth_year_month", "p"),
+    ("substr(p.birth_year_month, 1, 3)", "p"),
+    ("concat(p.sex, '-', substr(p.birth_year_month, 1, 4))", "p"),
+    ("c.code", "c"),
+    ("c.onset", "c"),
+    ("date_trunc('month', c.onset)", "c"),
+    ("date_trunc('quarter', c.onset)", "c"),
+    ("date_trunc('year', c.onset)", "c"),
+    ("date_part('year', c.onset)", "c"),
+    ("date_part('month', c.onset)", "c"),
+    ("date_part('dow', c.onset)", "c"),
+    ("date_part('day', c.onset)", "c"),
+    ("coalesce(c.code, 'none')", "c"),
+    ("'k'", ""),
+];
+
+/// Conditions, each with the aliases it needs.
+const FILTERS: &[(&str, &str)] = &[
+    ("", ""),
+    ("a.code = 'A00'", "a"),
+    ("a.code IN ('A00', 'B13', 'C26', 'E02')", "a"),
+    ("a.kind = 'drug' OR a.kind = 'material'", "a"),
+    ("a.points > 120", "a"),
+    ("c.code LIKE 'I%'", "c"),
+    ("c.onset >= DATE '2022-01-01'", "c"),
+    ("p.sex = 'female'", "p"),
+];
+
+fn query(from: usize, keys: &[usize], filter: usize, form: usize) -> Option<String> {
+    let (from, aliases) = FROMS[from % FROMS.len()];
+    let usable = |needs: &str| needs.chars().all(|c| aliases.contains(c));
+    let keys: Vec<&str> = keys.iter().map(|k| KEYS[k % KEYS.len()]).filter(|(_, needs)| usable(needs)).map(|(k, _)| k).collect();
+    let (filter, needs) = FILTERS[filter % FILTERS.len()];
+    let filter = if usable(needs) && !filter.is_empty() { format!(" WHERE {filter}") } else { String::new() };
+    if keys.is_empty() {
+        return None;
+    }
+    let list = keys.join(", ");
+    let outputs: Vec<String> = keys.iter().enumerate().map(|(i, k)| format!("{k} AS k{i}")).collect();
+    let outputs = outputs.join(", ");
+    Some(match form % 6 {
+        0 | 1 => format!("SELECT {outputs}, count(*) AS n FROM {from}{filter} GROUP BY {list}"),
+        2 => format!("SELECT {outputs}, count(*) AS n FROM {from}{filter} GROUP BY ROLLUP ({list})"),
+        3 => format!("SELECT {outputs}, count(*) AS n FROM {from}{filter} GROUP BY CUBE ({list})"),
+        4 => {
+            let sets: Vec<String> = keys.iter().map(|k| format!("({k})")).collect();
+            format!("SELECT {outputs}, count(*) AS n FROM {from}{filter} GROUP BY GROUPING SETS ({}, ())", sets.join(", "))
+        }
+        _ => {
+            let person = format!("{}.person_id", &aliases[..1]);
+            format!("SELECT n, count(*) AS m FROM (SELECT {person}, count(*) AS n FROM {from}{filter} GROUP BY {person}) t GROUP BY n")
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_query_makes_more_rows_than_its_bound(
+        from in 0usize..64,
+        keys in prop::collection::vec(0usize..256, 1..4),
+        filter in 0usize..64,
+        form in 0usize..64,
+    ) {
+        let Some(sql) = query(from, &keys, filter, form) else { return Ok(()) };
+        let ws = workspace();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let bound = runtime.block_on(ws.output_bound(&sql));
+        let got = runtime.block_on(ws.run(&sql));
+        if let (Ok(bound), Ok(out)) = (&bound, &got) {
+            prop_assert!(out.rows.len() as u128 <= *bound, "{sql}: {} rows, bound {bound}", out.rows.len());
+            prop_assert!(*bound >= 1, "{sql}");
+        }
+    }
+}
