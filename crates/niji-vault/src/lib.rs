@@ -46,8 +46,8 @@
 //! Writing: [`Vault::begin_batch`] starts a [`VaultBatch`], one transaction fed in chunks with
 //! [`VaultBatch::add`] (records sealed chunk by chunk, so millions of records never sit in memory
 //! at once) and finished by [`VaultBatch::commit`] with the run's anchors; dropping it rolls it
-//! back, and a failed `add` rolls it back at once; a reference stored twice fails the commit. [`Vault::store_batch`] is the one-call form
-//! (records not linkable) over the same insert path.
+//! back, and a failed `add` rolls it back at once; a reference stored twice fails the commit.
+//! [`Vault::store_batch`] is the one-call form (records not linkable) over the same insert path.
 //!
 //! Reading: [`Vault::identities_of`] (one person's records), [`Vault::link_records`] (the
 //! linkable records of some datasets, unsealed, for the intake to re-link new records against),
@@ -176,11 +176,14 @@ impl Vault {
             // 64 MiB of page cache: a large batch is one transaction, and its linkable records
             // still go into a random-key index (dataset, person key).
             .pragma("cache_size", "-65536")
-            // Temporary files on disk (SQLite's temp folder): the sorts that index a batch
-            // (`VaultBatch::commit`) spill there past the cache instead of growing in memory
-            // (in memory, 2.7 million records took 490 MB more). They hold keyed hashes and
-            // dataset ids; the batch's inserts are OR ROLLBACK, so no statement journal (page
-            // images, about 40% of a batch's time when they were kept) is written for them.
+            // Temporary files on disk (SQLite's temp folder, `SQLITE_TMPDIR`): the sorts that
+            // index a batch (`VaultBatch::commit`) spill there past the cache instead of
+            // growing in memory (in memory, 2.7 million records took 490 MB more), and so do
+            // large counts. They hold record hashes, person keys, anchors, dataset ids and
+            // record ids, never an identity or a sealed record. The batch's record inserts are
+            // OR ROLLBACK, so they write no statement journal (page images, about 40% of a
+            // batch's time when they were kept); the anchors' `INSERT OR REPLACE` at commit
+            // may (pages of keyed anchors and person keys).
             .pragma("temp_store", "FILE")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
@@ -575,7 +578,7 @@ impl VaultBatch {
             Err(e) => {
                 // Any failure ends the batch.
                 if let Some(tx) = self.tx.take() {
-                    let _ = tx.rollback().await;
+                    abandon(tx).await;
                 }
                 return Err(e);
             }
@@ -603,7 +606,7 @@ impl VaultBatch {
         let (holder, dataset) = (self.holder.clone(), self.dataset.clone());
         let (holder, dataset) = (holder.as_str(), dataset.as_str());
         if rows.iter().any(|r| &*r.holder != holder || &*r.dataset != dataset) {
-            let _ = tx.rollback().await;
+            abandon(tx).await;
             return Err(VaultError::Invalid("a record was sealed for another batch"));
         }
         // Multi-row statements: one round trip to SQLite's worker per chunk, not per row.
@@ -623,28 +626,24 @@ impl VaultBatch {
                     .push_bind(r.linkable)
                     .push_bind(r.observed.as_deref());
             });
-            if let Err(e) = q.build().execute(&mut *tx).await {
-                // A failed statement leaves the transaction open in SQLite: end it here, so
-                // that what this batch inserted before can never be committed.
-                let _ = tx.rollback().await;
-                return Err(VaultError::Database(e));
-            }
+            let done = match q.build().execute(&mut *tx).await {
+                Ok(done) => done,
+                Err(e) => {
+                    // A failed statement leaves the transaction open in SQLite: end it here, so
+                    // that what this batch inserted before can never be committed.
+                    abandon(tx).await;
+                    return Err(VaultError::Database(e));
+                }
+            };
             if self.unindexed_from.is_none() {
                 // One statement's rows take consecutive ids after the largest, and the batch
                 // holds the write lock from here on.
-                let last: i64 = match sqlx::query_scalar("SELECT last_insert_rowid()").fetch_one(&mut *tx).await {
-                    Ok(last) => last,
-                    Err(e) => {
-                        let _ = tx.rollback().await;
-                        return Err(VaultError::Database(e));
-                    }
-                };
-                self.unindexed_from = Some(last - chunk.len() as i64 + 1);
+                self.unindexed_from = Some(done.last_insert_rowid() - chunk.len() as i64 + 1);
             }
             self.unindexed += chunk.len();
             if self.unindexed >= self.sorted_run {
                 if let Err(e) = self.index_sorted(&mut tx).await {
-                    let _ = tx.rollback().await;
+                    abandon(tx).await;
                     return Err(e);
                 }
             }
@@ -668,7 +667,7 @@ impl VaultBatch {
     /// OR ROLLBACK, as for the records: a conflict ends the transaction, so SQLite keeps no
     /// statement journal of every page a run touches.
     async fn index_sorted(&mut self, tx: &mut Transaction<'static, Sqlite>) -> Result<(), VaultError> {
-        let Some(from) = self.unindexed_from else { return Ok(()) };
+        let Some(from) = self.unindexed_from.filter(|_| self.unindexed > 0) else { return Ok(()) };
         let refs = sqlx::query(
             "INSERT OR ROLLBACK INTO record_refs (dataset, record_hash) \
              SELECT dataset, record_hash FROM identity_records WHERE id >= $1 ORDER BY dataset, record_hash",
@@ -676,16 +675,21 @@ impl VaultBatch {
         .bind(from)
         .execute(&mut **tx)
         .await;
-        if let Err(e) = refs {
-            return Err(match &e {
-                sqlx::Error::Database(db) if db.is_unique_violation() => VaultError::DuplicateRecord,
-                _ => VaultError::Database(e),
-            });
-        }
-        sqlx::query("INSERT OR ROLLBACK INTO person_records (person_key, id) SELECT person_key, id FROM identity_records WHERE id >= $1 ORDER BY person_key, id")
+        let refs = match refs {
+            Ok(done) => done.rows_affected(),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Err(VaultError::DuplicateRecord),
+            Err(e) => return Err(VaultError::Database(e)),
+        };
+        let persons = sqlx::query("INSERT OR ROLLBACK INTO person_records (person_key, id) SELECT person_key, id FROM identity_records WHERE id >= $1 ORDER BY person_key, id")
             .bind(from)
             .execute(&mut **tx)
-            .await?;
+            .await?
+            .rows_affected();
+        // Every record from `from` on is the batch's (ids are the largest plus one while it holds
+        // the write lock): anything else means another writer or a changed schema.
+        if refs != self.unindexed as u64 || persons != self.unindexed as u64 {
+            return Err(VaultError::Invalid("the batch's records were not where it wrote them"));
+        }
         self.unindexed_from = Some(from + self.unindexed as i64);
         self.unindexed = 0;
         Ok(())
@@ -702,7 +706,7 @@ impl VaultBatch {
     pub async fn commit(mut self, anchors: &[(PersonKey, PersonKey)]) -> Result<u64, VaultError> {
         let mut tx = self.tx.take().ok_or(VaultError::BatchFailed)?;
         if let Err(e) = self.index_sorted(&mut tx).await {
-            let _ = tx.rollback().await;
+            abandon(tx).await;
             return Err(e);
         }
         // REPLACE deletes and inserts: the row gets a new rowid, which `prior_keys` orders by.
@@ -718,6 +722,17 @@ impl VaultBatch {
     }
 }
 
+/// Ends a batch's transaction after a failure. A conflict under OR ROLLBACK has ended it in
+/// SQLite already, and sqlx counts a transaction as ended only when its `ROLLBACK` succeeds: left
+/// at that, the pool's connection would open the next transaction as a savepoint inside none,
+/// and a later `ROLLBACK TO` would leave it open (the next batch committed on it was lost when
+/// the vault closed). So a transaction is begun first (refused harmlessly where one is still
+/// open) and then rolled back.
+async fn abandon(mut tx: Transaction<'static, Sqlite>) {
+    let _ = sqlx::query("BEGIN").execute(&mut *tx).await;
+    let _ = tx.rollback().await;
+}
+
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Label sealed in `vault_meta.sealing_check` and hashed in `vault_meta.vault_key_check`.
@@ -727,13 +742,13 @@ const KEY_CHECK: &str = "niji-vault/v1/key-check";
 const RECORD_LABEL: &str = "niji-vault/v1/record";
 /// Version byte of the sealed serialization.
 const FORMAT: u8 = 1;
-/// Rows per multi-row INSERT (7 bound values each: well under SQLite's 32,766).
 /// Records a batch indexes by reference and by person at a time, sorted by SQLite (spilling to
 /// temporary files past its cache, so memory stays bounded): each index page is written once a
 /// run, not once a record. One run for all but the largest batches: at 2.7 million records it
 /// was 215k UKE lines/s end to end, against 191k with runs of 262,144.
 const SORTED_RUN: usize = 1 << 24;
 
+/// Rows per multi-row INSERT (7 bound values each: well under SQLite's 32,766).
 const INSERT_CHUNK: usize = 4_000;
 const NONCE: usize = 24;
 /// Poly1305 tag length.

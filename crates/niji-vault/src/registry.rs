@@ -159,7 +159,7 @@ impl Vault {
                     } else {
                         format!(
                             "SELECT r.dataset AS dataset, COUNT(DISTINCT p.person_key) AS n FROM person_records p \
-                             JOIN identity_records r ON r.id = p.id WHERE r.dataset IN ({names_at}) AND p.person_key IN ({keys_at}) GROUP BY r.dataset"
+                             CROSS JOIN identity_records r ON r.id = p.id WHERE r.dataset IN ({names_at}) AND p.person_key IN ({keys_at}) GROUP BY r.dataset"
                         )
                     };
                     let mut query = sqlx::query(&sql);

@@ -862,3 +862,28 @@ async fn records_are_indexed_in_runs_and_a_repeat_across_runs_fails_the_batch() 
     assert_eq!(indexed, 10, "nothing of the failed batch stays");
     vault.close().await;
 }
+
+/// A conflict ends SQLite's transaction by itself (OR ROLLBACK); the pool's connection must still
+/// come back ready for the next transaction. Failed batches, reads and stores alternate past
+/// every connection of the pool, and each store is on disk after reopening.
+#[tokio::test]
+async fn a_batch_failed_by_a_conflict_leaves_its_connection_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    vault.store_batch("h", "ds", &sample()[..1], &[]).await.unwrap();
+    for round in 0..6u8 {
+        let twice = vec![sample()[0].clone()];
+        assert!(matches!(vault.store_batch("h", "ds", &twice, &[]).await, Err(VaultError::DuplicateRecord)));
+        // Whichever connection failed reads, then writes.
+        for _ in 0..4 {
+            vault.link_records(&["ds".to_string()]).await.unwrap();
+        }
+        for part in 0..4 {
+            vault.store_batch("h", "ds", &numbered(&format!("round{round}-{part}"), 2, 40 + round), &[]).await.unwrap();
+        }
+    }
+    vault.close().await;
+    let vault = open(dir.path()).await;
+    assert_eq!(vault.record_count("ds").await.unwrap(), 1 + 6 * 4 * 2);
+    vault.close().await;
+}

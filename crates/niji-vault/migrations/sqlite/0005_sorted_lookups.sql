@@ -4,6 +4,10 @@
 -- every inserted row: once the indexes outgrew the page cache, a submission of 2.7 million UKE
 -- claims spent 138 of its 179 seconds there; sorted, each page is written once.
 --
+-- On an existing vault it rewrites every record in the migration's one transaction, at the
+-- first open after an upgrade: expect a WAL about the size of the vault, and other processes
+-- opening it to wait (busy timeout) until it is done. Run the upgrade with the server stopped.
+--
 -- `record_refs` keeps a record reference (its keyed hash) once per dataset, as the UNIQUE
 -- constraint of `identity_records` did; `person_records` finds a person's records.
 CREATE TABLE identity_records_sorted (
