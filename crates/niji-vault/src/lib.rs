@@ -181,9 +181,9 @@ impl Vault {
             // growing in memory (in memory, 2.7 million records took 490 MB more), and so do
             // large counts. They hold record hashes, person keys, anchors, dataset ids and
             // record ids, never an identity or a sealed record. The batch's record inserts are
-            // OR ROLLBACK, so they write no statement journal (page images, about 40% of a
-            // batch's time when they were kept); the anchors' `INSERT OR REPLACE` at commit
-            // may (pages of keyed anchors and person keys).
+            // OR ROLLBACK and the anchors are deleted, then inserted OR ROLLBACK, so a batch
+            // writes no statement journal (page images, about 40% of a batch's time when they
+            // were kept).
             .pragma("temp_store", "FILE")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
@@ -709,13 +709,33 @@ impl VaultBatch {
             abandon(tx).await;
             return Err(e);
         }
-        // REPLACE deletes and inserts: the row gets a new rowid, which `prior_keys` orders by.
-        for chunk in anchors.chunks(INSERT_CHUNK) {
-            let mut q = sqlx::QueryBuilder::new("INSERT OR REPLACE INTO anchors (anchor, dataset, person_key) ");
-            q.push_values(chunk, |mut b, (anchor, person)| {
+        // An anchor already stored for the dataset is deleted and inserted again: the row gets a
+        // new rowid, which `prior_keys` orders by. Of an anchor listed twice the last stays, in
+        // its place. (Not `INSERT OR REPLACE`: a statement that can abort half-way keeps a
+        // journal of the pages it changes, in a temporary file.)
+        let last: std::collections::HashMap<&[u8; 32], usize> = anchors.iter().enumerate().map(|(i, (anchor, _))| (&anchor.0, i)).collect();
+        let kept: Vec<&(PersonKey, PersonKey)> =
+            anchors.iter().enumerate().filter(|(i, (anchor, _))| last[&anchor.0] == *i).map(|(_, a)| a).collect();
+        for chunk in kept.chunks(INSERT_CHUNK) {
+            let mut gone = sqlx::QueryBuilder::new("DELETE FROM anchors WHERE dataset = ");
+            gone.push_bind(self.dataset.as_str()).push(" AND anchor IN (");
+            let mut list = gone.separated(", ");
+            for (anchor, _) in chunk {
+                list.push_bind(&anchor.0[..]);
+            }
+            gone.push(")");
+            let mut add = sqlx::QueryBuilder::new("INSERT OR ROLLBACK INTO anchors (anchor, dataset, person_key) ");
+            add.push_values(chunk, |mut b, (anchor, person)| {
                 b.push_bind(&anchor.0[..]).push_bind(self.dataset.as_str()).push_bind(&person.0[..]);
             });
-            q.build().execute(&mut *tx).await?;
+            let done = match gone.build().execute(&mut *tx).await {
+                Ok(_) => add.build().execute(&mut *tx).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = done {
+                abandon(tx).await;
+                return Err(VaultError::Database(e));
+            }
         }
         tx.commit().await?;
         Ok(self.records)

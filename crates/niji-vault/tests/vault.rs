@@ -887,3 +887,22 @@ async fn a_batch_failed_by_a_conflict_leaves_its_connection_usable() {
     assert_eq!(vault.record_count("ds").await.unwrap(), 1 + 6 * 4 * 2);
     vault.close().await;
 }
+
+/// Anchors stored again are re-pointed and become the latest (`prior_keys` prefers the latest
+/// across datasets); of an anchor listed twice in one commit the last stays.
+#[tokio::test]
+async fn anchors_stored_again_are_repointed_and_the_last_listed_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    vault.store_batch("h", "one", &sample()[..1], &[(pk(100), pk(1)), (pk(101), pk(1))]).await.unwrap();
+    vault.store_batch("h", "two", &sample()[1..2], &[(pk(100), pk(2))]).await.unwrap();
+    assert_eq!(vault.prior_keys().await.unwrap().get(&pk(100)), Some(&pk(2)), "the later dataset's");
+    // Stored again for the first dataset: now the latest, and listed twice the last stays.
+    vault.store_batch("h", "one", &sample()[2..], &[(pk(100), pk(3)), (pk(101), pk(4)), (pk(100), pk(5))]).await.unwrap();
+    let prior = vault.prior_keys().await.unwrap();
+    assert_eq!((prior.get(&pk(100)), prior.get(&pk(101)), prior.len()), (Some(&pk(5)), Some(&pk(4)), 2));
+    let pool = raw(dir.path()).await;
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM anchors").fetch_one(&pool).await.unwrap();
+    assert_eq!(rows, 3, "one row per anchor and dataset");
+    vault.close().await;
+}
