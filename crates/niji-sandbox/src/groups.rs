@@ -452,9 +452,27 @@ fn expression(e: &Expr, plan: &LogicalPlan, node: &Node) -> Distinct {
             Err(_) => Distinct::At(rows),
         },
         Expr::Literal(..) => Distinct::At(1),
-        Expr::Alias(Alias { expr, .. }) | Expr::Cast(Cast { expr, .. }) => expression(expr, plan, node),
+        Expr::Alias(Alias { expr, .. }) => expression(expr, plan, node),
+        // A cast has no more values than its input, but only one that keeps them as they are
+        // may pass a table column on to be counted at a grain (a number read from a code and
+        // written back as text is not that code's text: its prefixes are not the code's).
+        Expr::Cast(Cast { expr, field }) => {
+            let inner = expression(expr, plan, node);
+            if keeps_values(expr, field.data_type(), plan) {
+                inner
+            } else {
+                Distinct::Product(vec![inner])
+            }
+        }
         // A value or a null.
-        Expr::TryCast(TryCast { expr, .. }) => expression(expr, plan, node).with_null(),
+        Expr::TryCast(TryCast { expr, field }) => {
+            let inner = expression(expr, plan, node);
+            if keeps_values(expr, field.data_type(), plan) {
+                inner.with_null()
+            } else {
+                Distinct::Product(vec![inner]).plus_one()
+            }
+        }
         // The first characters of a table's text: its prefixes are counted.
         Expr::ScalarFunction(ScalarFunction { func, args }) if matches!(func.name(), "substr" | "left") => {
             let (x, length) = match (func.name(), &args[..]) {
@@ -463,7 +481,9 @@ fn expression(e: &Expr, plan: &LogicalPlan, node: &Node) -> Distinct {
                 _ => return product(e, plan, node),
             };
             let inner = expression(x, plan, node);
-            match length.and_then(|k| u16::try_from(k).ok()) {
+            // Up to four characters (a code's chapter or category, a year, a decade): each
+            // length is one more whole-table count a refusal could turn on.
+            match length.filter(|k| (0..=4).contains(k)).and_then(|k| u16::try_from(k).ok()) {
                 Some(k) if matches!(x, Expr::Column(_)) && x.get_type(plan.schema().as_ref()).is_ok_and(|t| t == DataType::Utf8) => {
                     inner.regrain(Grain::Prefix(k))
                 }
@@ -522,15 +542,25 @@ fn has_subquery(e: &Expr) -> bool {
     e.exists(|x| Ok(matches!(x, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::OuterReferenceColumn(..)))).unwrap_or(true)
 }
 
-/// A constant integer.
+/// A constant integer (the constant folding has removed casts of constants).
 fn integer(e: &Expr) -> Option<i64> {
     match e {
         Expr::Literal(ScalarValue::Int64(Some(n)), _) => Some(*n),
         Expr::Literal(ScalarValue::Int32(Some(n)), _) => Some(i64::from(*n)),
         Expr::Literal(ScalarValue::UInt64(Some(n)), _) => i64::try_from(*n).ok(),
-        Expr::Cast(Cast { expr, .. }) => integer(expr),
         _ => None,
     }
+}
+
+/// Whether casting `e` to `to` keeps every value as it is: text to text, a date to a timestamp
+/// without a time zone, or no change of type.
+fn keeps_values(e: &Expr, to: &DataType, plan: &LogicalPlan) -> bool {
+    let text = |t: &DataType| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8);
+    e.get_type(plan.schema().as_ref()).is_ok_and(|from| {
+        from == *to
+            || (text(&from) && text(to))
+            || (matches!(from, DataType::Date32) && matches!(to, DataType::Date64 | DataType::Timestamp(_, None)))
+    })
 }
 
 /// Whether `x` is a table's date column read as it is (or made a timestamp without a time zone).
