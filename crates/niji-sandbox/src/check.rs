@@ -418,7 +418,7 @@ fn has_subquery(e: &Expr) -> bool {
 
 /// The top aggregate of an output: an `Aggregate` under Projection, Filter, Sort, Limit, alias or
 /// `DISTINCT`, none of which may hold a subquery.
-fn top_aggregate(plan: &LogicalPlan) -> Result<&Aggregate, SandboxError> {
+pub(crate) fn top_aggregate(plan: &LogicalPlan) -> Result<&Aggregate, SandboxError> {
     match plan {
         LogicalPlan::Aggregate(a) => Ok(a),
         LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::Sort(_) | LogicalPlan::Limit(_) | LogicalPlan::SubqueryAlias(_) => {

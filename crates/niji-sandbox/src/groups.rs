@@ -65,17 +65,6 @@ pub(crate) fn bound(plan: &LogicalPlan, tables: &BTreeMap<(String, String), Regi
     Bounds { tables, default_schema }.node(plan).rows.eval()
 }
 
-/// Whether the plan's output is an aggregate's (under projections, filters, sorts and limits).
-pub(crate) fn aggregates_at_top(plan: &LogicalPlan) -> bool {
-    match plan {
-        LogicalPlan::Aggregate(_) => true,
-        LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::Sort(_) | LogicalPlan::Limit(_) | LogicalPlan::SubqueryAlias(_) => {
-            plan.inputs().first().is_some_and(|i| aggregates_at_top(i))
-        }
-        _ => false,
-    }
-}
-
 /// The values of a registered table, and the distinct counts queries asked for so far.
 #[derive(Debug, Default)]
 pub(crate) struct Values {
@@ -260,8 +249,12 @@ impl Distinct {
         }
     }
 
-    /// The same values counted at a coarser grain (months or years of dates): a function of the
+    /// The same values counted at a coarser grain (months, years, prefixes): a function of the
     /// values never has more of them, so only the table columns they come from change grain.
+    /// Safe whatever the argument: a table column reaches here only through casts that keep
+    /// its values ([`keeps_values`]; others hide it in a `Product`, which keeps its grain), a
+    /// time zone's cast included, and a grain of a column that is not dates (months, years) or
+    /// text (prefixes) counts its values.
     fn regrain(&self, grain: Grain) -> Distinct {
         match self {
             Distinct::Column(values, column, Grain::Value) => Distinct::Column(values.clone(), *column, grain),
@@ -360,13 +353,9 @@ impl Bounds<'_> {
                 let cols = (0..width).map(|c| Distinct::Sum(parts.iter().filter_map(|p| p.cols.get(c).cloned()).collect())).collect();
                 Node { rows: Distinct::Sum(parts.into_iter().map(|p| p.rows).collect()), cols }
             }
-            LogicalPlan::Values(v) => {
-                let n = (v.values.len() as u128).max(1);
-                Node { rows: Distinct::At(n), cols: vec![Distinct::At(n); plan.schema().fields().len()] }
-            }
             // Never fewer than one (`worst_case.rs`): an aggregate above makes a row of none.
-            LogicalPlan::EmptyRelation(_) => {
-                let n = 1;
+            LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
+                let n = if let LogicalPlan::Values(v) = plan { (v.values.len() as u128).max(1) } else { 1 };
                 Node { rows: Distinct::At(n), cols: vec![Distinct::At(n); plan.schema().fields().len()] }
             }
             LogicalPlan::Window(w) => {
@@ -377,7 +366,7 @@ impl Bounds<'_> {
             }
             LogicalPlan::Aggregate(a) => {
                 let input = self.node(&a.input);
-                let (input_rows, per_person) = self.worst(&a.input);
+                let (_, per_person) = self.worst(&a.input);
                 let of = |e: &Expr| expression(e, &a.input, &input);
                 // Every input row lands in every grouping set.
                 let sets = worst_case::grouping_sets(a);
@@ -400,8 +389,9 @@ impl Bounds<'_> {
                     }
                     exprs => (Distinct::Product(exprs.iter().map(of).collect()), exprs.iter().map(of).collect()),
                 };
-                let scaled = |rows: Distinct| if sets == 1 { rows } else { Distinct::Product(vec![rows, Distinct::At(sets)]) };
-                let rows = Distinct::Min(vec![scaled(input.rows.clone()), Distinct::At(input_rows.saturating_mul(sets)), groups]);
+                // The input's rows never pass its worst case (`worst_case.rs`).
+                let input_rows = if sets == 1 { input.rows.clone() } else { Distinct::Product(vec![input.rows.clone(), Distinct::At(sets)]) };
+                let rows = Distinct::Min(vec![input_rows, groups]);
                 let by_person = matches!(&a.group_expr[..], [Expr::Column(c)] if is_person_id(&a.input, c));
                 let n = rows.eval_known();
                 let value_cols = a.aggr_expr.iter().map(|e| {
@@ -484,10 +474,8 @@ fn expression(e: &Expr, plan: &LogicalPlan, node: &Node) -> Distinct {
             // Up to four characters (a code's chapter or category, a year, a decade): each
             // length is one more whole-table count a refusal could turn on.
             match length.filter(|k| (0..=4).contains(k)).and_then(|k| u16::try_from(k).ok()) {
-                Some(k) if matches!(x, Expr::Column(_)) && x.get_type(plan.schema().as_ref()).is_ok_and(|t| t == DataType::Utf8) => {
-                    inner.regrain(Grain::Prefix(k))
-                }
-                _ => inner,
+                Some(k) => inner.regrain(Grain::Prefix(k)),
+                None => inner,
             }
         }
         Expr::ScalarFunction(ScalarFunction { func, args }) if matches!(func.name(), "date_trunc" | "date_part") => {
@@ -499,16 +487,14 @@ fn expression(e: &Expr, plan: &LogicalPlan, node: &Node) -> Distinct {
                 return product(e, plan, node);
             };
             let inner = expression(x, plan, node);
-            let schema = plan.schema();
-            // Months and years are counted only of a table's own dates (not moved to a time zone,
-            // where the first of a month can fall in the month before); calendar fields have
-            // few values only of dates and times (of an interval they are its raw fields).
-            let dates = calendar_date(x, schema);
-            let calendar = x.get_type(schema.as_ref()).is_ok_and(|t| t.is_temporal() && !matches!(t, DataType::Interval(_) | DataType::Duration(_)));
+            // Calendar fields have few values only of dates and times (of an interval they are
+            // its raw fields).
+            let calendar =
+                x.get_type(plan.schema().as_ref()).is_ok_and(|t| t.is_temporal() && !matches!(t, DataType::Interval(_) | DataType::Duration(_)));
             let unit = unit.to_ascii_lowercase();
             match (func.name(), unit.as_str()) {
-                ("date_trunc", "month" | "quarter") if dates => inner.regrain(Grain::Month),
-                ("date_trunc", "year") | ("date_part", "year") if dates => inner.regrain(Grain::Year),
+                ("date_trunc", "month" | "quarter") => inner.regrain(Grain::Month),
+                ("date_trunc", "year") | ("date_part", "year") => inner.regrain(Grain::Year),
                 ("date_part", field) if calendar => match calendar_values(field) {
                     Some(n) => inner.at_most(n + 1),
                     None => inner,
@@ -561,17 +547,6 @@ fn keeps_values(e: &Expr, to: &DataType, plan: &LogicalPlan) -> bool {
             || (text(&from) && text(to))
             || (matches!(from, DataType::Date32) && matches!(to, DataType::Date64 | DataType::Timestamp(_, None)))
     })
-}
-
-/// Whether `x` is a table's date column read as it is (or made a timestamp without a time zone).
-fn calendar_date(x: &Expr, schema: &datafusion::common::DFSchemaRef) -> bool {
-    let day = |t: &DataType| matches!(t, DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, None));
-    match x {
-        Expr::Alias(Alias { expr, .. }) => calendar_date(expr, schema),
-        Expr::Cast(Cast { expr, field }) => day(field.data_type()) && calendar_date(expr, schema),
-        Expr::Column(_) => x.get_type(schema.as_ref()).is_ok_and(|t| day(&t)),
-        _ => false,
-    }
 }
 
 /// How many values a calendar field read by `date_part` takes.

@@ -423,6 +423,19 @@ pub fn person_ids(permit_secret: &[u8; 32], person_keys: &[[u8; 32]]) -> Result<
     person_keys.iter().map(|k| ids.get(k).map(Id::to_le_bytes).ok_or(SandboxError::Internal)).collect()
 }
 
+/// A query's logical plan, after the statement check ([`check::statement`]). Planning reads no
+/// data: what fails here fails for every database (a text that is no boolean in `CASE WHEN ''`),
+/// never an execution error.
+async fn logical_plan(state: &SessionState, sql: &str) -> Result<LogicalPlan, SandboxError> {
+    let dialect = state.config().options().sql_parser.dialect;
+    let statement = state.sql_to_statement(sql, &dialect).map_err(map_error)?;
+    check::statement(&statement)?;
+    state.statement_to_plan(statement).await.map_err(|e| match map_error(e) {
+        SandboxError::Execution | SandboxError::Internal => SandboxError::Parse,
+        other => other,
+    })
+}
+
 /// The SQL schema name of a dataset.
 pub fn schema_name(dataset: &str) -> String {
     dataset.replace('-', "_")
@@ -547,10 +560,7 @@ impl Workspace {
     #[doc(hidden)]
     pub async fn output_bound(&self, sql: &str) -> Result<u128, SandboxError> {
         let state = self.ctx.state();
-        let dialect = state.config().options().sql_parser.dialect;
-        let statement = state.sql_to_statement(sql, &dialect).map_err(map_error)?;
-        let plan = state.statement_to_plan(statement).await.map_err(map_error)?;
-        let planned = may_fail::planned(&state, &plan)?;
+        let planned = may_fail::planned(&state, &logical_plan(&state, sql).await?)?;
         Ok(groups::bound(&planned, &self.tables, &self.default_schema))
     }
 
@@ -569,14 +579,7 @@ impl Workspace {
         if depth > check::MAX_OPERATOR_DEPTH {
             return Err(SandboxError::TooLong);
         }
-        let statement = state.sql_to_statement(sql, &dialect).map_err(map_error)?;
-        check::statement(&statement)?;
-        // Planning reads no data: what fails here fails for every database (a text that is no
-        // boolean in `CASE WHEN ''`), never an execution error.
-        let plan = state.statement_to_plan(statement).await.map_err(|e| match map_error(e) {
-            SandboxError::Execution | SandboxError::Internal => SandboxError::Parse,
-            other => other,
-        })?;
+        let plan = logical_plan(&state, sql).await?;
         let checker =
             check::Checker { tables: &self.tables, default_schema: &self.default_schema, policy: &self.policy, contributions: self.contributions };
         let count_persons = count_persons && self.mode == QueryMode::Aggregates;
@@ -593,7 +596,7 @@ impl Workspace {
         worst_case::check(&planned, &self.tables, &self.default_schema, self.limits.max_join_rows)?;
         // Nor may a refusal for too many rows: the output's groups are bounded before it runs
         // (dummy data too, where an aggregate is asked for).
-        if self.mode == QueryMode::Aggregates || groups::aggregates_at_top(&planned) {
+        if self.mode == QueryMode::Aggregates || check::top_aggregate(&planned).is_ok() {
             groups::check(&planned, &self.tables, &self.default_schema, self.limits.max_groups)?;
         }
         let Some(checked) = checked.filter(|_| count_persons) else {
@@ -672,13 +675,13 @@ impl Workspace {
         let mut persons = Vec::new();
         let mut cell_persons = Vec::new();
         let mut contributions = Vec::new();
+        // Aggregates: never reached past the bound `groups::check` made (kept as a guard).
+        let max_rows = match self.mode {
+            QueryMode::Rows => self.limits.max_rows,
+            QueryMode::Aggregates => usize::try_from(self.limits.max_groups).unwrap_or(usize::MAX),
+        };
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(Failure::from)?;
-            // Aggregates: never reached past the bound `groups::check` made (kept as a guard).
-            let max_rows = match self.mode {
-                QueryMode::Rows => self.limits.max_rows,
-                QueryMode::Aggregates => usize::try_from(self.limits.max_groups).unwrap_or(usize::MAX),
-            };
             if rows.len() + batch.num_rows() > max_rows {
                 return Err(Failure::Sandbox(SandboxError::NotAllowed(Refusal::TooManyRows)));
             }
