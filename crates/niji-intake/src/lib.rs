@@ -75,7 +75,7 @@ use niji_core::{AuditEvent, AuditSink};
 use niji_ingest::{CsvMapping, FileReport, IngestConfig, IngestError};
 use niji_instance::{Instance, InstanceError};
 use niji_lake::{LakeError, LakeKey, LakeOptions};
-use niji_privacy::{LinkRecord, LinkStats, LinkageConfig, PersonKey, Pseudonymizer, VaultKey};
+use niji_privacy::{LinkRecord, LinkStats, LinkUnit, LinkageConfig, PersonKey, Pseudonymizer, VaultKey};
 use niji_store::{StoreError, VersionCommit, VersionProblemRow, VersionTableRow};
 use niji_vault::{Vault, VaultError};
 
@@ -138,12 +138,26 @@ pub struct IntakeOptions {
     pub ingest: IngestConfig,
     pub linkage: LinkageConfig,
     pub lake: LakeOptions,
+    pub read_back: ReadBack,
 }
 
 impl IntakeOptions {
     pub fn new(ingest: IngestConfig) -> Self {
-        Self { ingest, linkage: LinkageConfig::default(), lake: LakeOptions::default() }
+        Self { ingest, linkage: LinkageConfig::default(), lake: LakeOptions::default(), read_back: ReadBack::default() }
     }
+}
+
+/// Which earlier records a linkage run reads back from the vault.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReadBack {
+    /// Only the persons this submission's records can reach (`niji_privacy::reach`, through the
+    /// vault's link index), so that an intake's memory and time grow with the submission and
+    /// the persons it touches, not with the instance. The keys come out as with `Everything`.
+    #[default]
+    Reached,
+    /// Every linkable record of every committed version (what a vault whose link index is not
+    /// complete yet gets, once; kept to compare against).
+    Everything,
 }
 
 /// The steps an intake reports progress for.
@@ -397,33 +411,35 @@ async fn write_version(
         // identity held once), and this submission's units are appended after them (linkage
         // takes them in order of arrival).
         let unit_count = scan.unit_of.len() as u64;
-        // Normalized in batches of 16,384 (`prepare_all` uses all cores from 10,000 records on),
-        // off the async runtime, as the vault's pages of 4,096 arrive.
-        const BATCH: usize = 16_384;
         let mut units = niji_privacy::UnitSet::default();
         let mut earlier = EarlierKeys::default();
-        let mut pages = vault.link_pages(&committed).await?;
-        let mut batch: Vec<LinkRecord> = Vec::with_capacity(BATCH);
-        let mut batch_keys: Vec<PersonKey> = Vec::with_capacity(BATCH);
-        loop {
-            let page = pages.next().await?;
-            let last = page.is_none();
-            for r in page.into_iter().flatten() {
-                batch_keys.push(r.person);
-                batch.push(LinkRecord { holder: r.holder, observed: r.observed, identity: scan::linkage_identity(r.identity) });
-            }
-            if batch.len() >= BATCH || (last && !batch.is_empty()) {
-                let records = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                let prepared = tokio::task::spawn_blocking(move || niji_privacy::prepare_all(&records)).await.expect("normalizing does not panic");
-                for (unit, key) in prepared.into_iter().zip(batch_keys.drain(..)) {
-                    earlier.add(units.push_stored(unit, key), key);
-                }
-            }
-            if last {
-                break;
-            }
+        let index_complete = vault.link_index_complete().await?;
+        let read = if options.read_back == ReadBack::Reached && index_complete {
+            let submitted = std::mem::take(&mut scan.units);
+            let (read, submitted) = read_reached(&vault, &committed, submitted, &pseudonymizer).await?;
+            scan.units = submitted;
+            read
+        } else {
+            read_everything(&vault, &committed).await?
+        };
+        // The index rows of the persons read back, as they were: the run rewrites them.
+        let hasher = pseudonymizer.clone();
+        let (read, retired) = tokio::task::spawn_blocking(move || {
+            let retired = niji_privacy::cluster_buckets(&read.units, &read.current, &hasher);
+            (read, retired)
+        })
+        .await
+        .expect("bucketing does not panic");
+        let prior = match read.anchors.as_ref() {
+            Some(anchors) => vault.prior_keys_of(anchors).await?,
+            None => vault.prior_keys().await?,
+        };
+        let mut stored_of_unit: Vec<(u32, PersonKey)> = Vec::with_capacity(read.units.len());
+        for (unit, key) in read.units.into_iter().zip(read.stored) {
+            let at = units.push_stored(unit, key);
+            earlier.add(at, key);
+            stored_of_unit.push((at, key));
         }
-        drop(pages);
         let submitted = std::mem::take(&mut scan.units);
         let observed: Vec<Option<niji_ingest::Date>> = submitted.units().iter().map(|u| u.observed()).collect();
         let moved = units.append(submitted);
@@ -438,7 +454,6 @@ async fn write_version(
             link_observed[u as usize] = observed[s];
         }
         drop((moved, observed));
-        let prior = vault.prior_keys().await?;
         // Full birth dates per unit, for the lake's `age` at each event (the dates themselves
         // stay in the vault).
         let births: Vec<Option<niji_ingest::Date>> =
@@ -446,12 +461,26 @@ async fn write_version(
         let units_held = units.len() as u64;
         let mut linkage_config = options.linkage.clone();
         linkage_config.run_scope = tag.to_string();
-        let mut linkage = tokio::task::spawn_blocking(move || niji_privacy::link_set(&units, &linkage_config, &pseudonymizer, &prior))
-            .await
-            .expect("linkage does not panic");
+        let hasher = pseudonymizer.clone();
+        let (mut linkage, buckets) = tokio::task::spawn_blocking(move || {
+            let linkage = niji_privacy::link_set(&units, &linkage_config, &hasher, &prior);
+            let buckets = niji_privacy::cluster_buckets(units.units(), &linkage.keys, &hasher);
+            (linkage, buckets)
+        })
+        .await
+        .expect("linkage does not panic");
         progress.finish(Phase::Link);
         let rekeyed_units = earlier.rekeyed(&linkage.keys);
         drop(earlier);
+        let mut stored_keys: Vec<PersonKey> = stored_of_unit.iter().map(|(_, k)| *k).collect();
+        stored_keys.sort_unstable();
+        stored_keys.dedup();
+        let mut moved_keys: Vec<(PersonKey, PersonKey)> =
+            stored_of_unit.iter().map(|&(u, k)| (k, linkage.keys[u as usize])).filter(|(k, now)| k != now).collect();
+        moved_keys.sort_unstable();
+        moved_keys.dedup();
+        drop(stored_of_unit);
+        let index_update = niji_vault::LinkIndexUpdate { retired, buckets, stored_keys, moved: moved_keys, complete: !index_complete };
         let keys = std::mem::take(&mut linkage.keys);
 
         // Pass 2: vault rows through a channel into one transaction, lake rows to staging.
@@ -518,7 +547,10 @@ async fn write_version(
                 Ok(())
             })
         };
-        let vault_committed = batch.commit(&linkage.anchors).await;
+        let vault_committed = match batch.index_links(&index_update).await {
+            Ok(()) => batch.commit(&linkage.anchors).await,
+            Err(e) => Err(e),
+        };
         let lake_committed = lake_commit.await.expect("the lake commit does not panic");
         vault_committed?;
         fail::fail_point!("intake-after-vault-commit");
@@ -606,6 +638,108 @@ async fn write_version(
     .await;
     vault.close().await;
     result
+}
+
+/// Earlier linkable records read back for a linkage run, reduced to units, in the order they
+/// were stored.
+#[derive(Default)]
+struct ReadBackUnits {
+    units: Vec<LinkUnit>,
+    /// The key each was stored under.
+    stored: Vec<PersonKey>,
+    /// The current key of the person each belongs to (the vault's link index).
+    current: Vec<PersonKey>,
+    /// The anchors the run needs prior keys of (`None`: every stored anchor).
+    anchors: Option<Vec<PersonKey>>,
+}
+
+/// Every linkable record of the `committed` versions. Normalized in batches of 16,384
+/// (`prepare_all` uses all cores from 10,000 records on), off the async runtime, as the vault's
+/// pages of 4,096 arrive.
+async fn read_everything(vault: &Vault, committed: &[String]) -> Result<ReadBackUnits, IntakeError> {
+    const BATCH: usize = 16_384;
+    let mut out = ReadBackUnits::default();
+    let mut pages = vault.link_pages(committed).await?;
+    let mut batch: Vec<LinkRecord> = Vec::with_capacity(BATCH);
+    loop {
+        let page = pages.next().await?;
+        let last = page.is_none();
+        for r in page.into_iter().flatten() {
+            out.stored.push(r.person);
+            batch.push(LinkRecord { holder: r.holder, observed: r.observed, identity: scan::linkage_identity(r.identity) });
+        }
+        if batch.len() >= BATCH || (last && !batch.is_empty()) {
+            let records = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            let prepared = tokio::task::spawn_blocking(move || niji_privacy::prepare_all(&records)).await.expect("normalizing does not panic");
+            out.units.extend(prepared);
+        }
+        if last {
+            break;
+        }
+    }
+    out.current = out.stored.clone();
+    Ok(out)
+}
+
+/// The linkable records of the `committed` versions that the `submitted` units reach, read
+/// back round by round until a round reaches no one new (`niji_privacy::reach`).
+async fn read_reached(
+    vault: &Vault,
+    committed: &[String],
+    mut submitted: niji_privacy::UnitSet,
+    hasher: &Pseudonymizer,
+) -> Result<(ReadBackUnits, niji_privacy::UnitSet), IntakeError> {
+    use std::collections::HashSet;
+    let mut units: Vec<LinkUnit> = Vec::new();
+    let mut current: Vec<PersonKey> = Vec::new();
+    let mut stored: Vec<PersonKey> = Vec::new();
+    let mut ids: Vec<i64> = Vec::new();
+    let mut asked_buckets: HashSet<niji_privacy::LinkBucket> = HashSet::new();
+    let mut asked_anchors: HashSet<PersonKey> = HashSet::new();
+    let mut persons_read: HashSet<PersonKey> = HashSet::new();
+    let anchors = loop {
+        let h = hasher.clone();
+        let (u, c, s, reach) = tokio::task::spawn_blocking(move || {
+            let reach = niji_privacy::reach(&units, &current, submitted.units(), &h);
+            (units, current, submitted, reach)
+        })
+        .await
+        .expect("reaching does not panic");
+        (units, current, submitted) = (u, c, s);
+        if committed.is_empty() {
+            break reach.anchors;
+        }
+        let buckets: Vec<niji_privacy::LinkBucket> = reach.buckets.into_iter().filter(|b| asked_buckets.insert(*b)).collect();
+        let new_anchors: Vec<PersonKey> = reach.anchors.iter().copied().filter(|a| asked_anchors.insert(*a)).collect();
+        if buckets.is_empty() && new_anchors.is_empty() {
+            break reach.anchors;
+        }
+        let persons: Vec<PersonKey> = vault.persons_reached(&buckets, &new_anchors).await?.into_iter().filter(|p| persons_read.insert(*p)).collect();
+        let found = vault.reached_records(&persons, committed).await?;
+        if found.is_empty() {
+            break reach.anchors;
+        }
+        let mut records = Vec::with_capacity(found.len());
+        for r in found {
+            ids.push(r.id);
+            stored.push(r.record.person);
+            current.push(r.person);
+            records.push(LinkRecord { holder: r.record.holder, observed: r.record.observed, identity: scan::linkage_identity(r.record.identity) });
+        }
+        let prepared = tokio::task::spawn_blocking(move || niji_privacy::prepare_all(&records)).await.expect("normalizing does not panic");
+        units.extend(prepared);
+    };
+    // In the order stored, as a run over every record would meet them.
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_unstable_by_key(|&i| ids[i]);
+    let mut slots: Vec<Option<LinkUnit>> = units.into_iter().map(Some).collect();
+    let read = ReadBackUnits {
+        units: order.iter().map(|&i| slots[i].take().expect("each unit once")).collect(),
+        stored: order.iter().map(|&i| stored[i]).collect(),
+        current: order.iter().map(|&i| current[i]).collect(),
+        anchors: Some(anchors),
+    };
+    Ok((read, submitted))
 }
 
 /// The person keys earlier records were stored under, per unit that stands for them: the key of

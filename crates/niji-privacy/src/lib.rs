@@ -60,7 +60,9 @@
 pub mod linkage;
 pub mod normalize;
 pub mod pseudonym;
+pub mod reach;
 
 pub use linkage::{link, link_set, prepare_all, LinkRecord, LinkStats, LinkUnit, Linkage, LinkageConfig, PriorKeys, UnitSet};
 pub use normalize::{NormalizeError, Sex};
 pub use pseudonym::{Domain, KeyError, PersonKey, Pseudonymizer, VaultKey};
+pub use reach::{cluster_buckets, reach, LinkBucket, Reach};

@@ -36,13 +36,20 @@
 //! the caller stores [`Linkage::anchors`] and passes them back; even without that, the key only
 //! changes if a newly arrived record carries an *older* member id than any seen before. A record
 //! with nothing identifying (no anchor, no name with a birth date) is a person of its own, keyed
-//! by the run ([`LinkageConfig::run_scope`]) and its position; read back from an earlier run
+//! by the run ([`LinkageConfig::run_scope`]) and its position among the run's own records (not
+//! counting those read back); read back from an earlier run
 //! ([`UnitSet::push_stored`]) it keeps the key that run gave it.
 //!
 //! Invariants: pure (no I/O, clock or randomness); the output depends only on the records, their
-//! order of arrival for ties, the key and the prior keys; blocks larger than
-//! [`LinkageConfig::max_block_clusters`] get identifier links only (a guard against quadratic
-//! cost on degenerate data, reported in [`LinkStats::oversized_blocks`]).
+//! order of arrival for ties, the key and the prior keys. Within a block the name rules work on
+//! groups of clusters that share the last character of some name (no rule can join clusters
+//! that share none); groups larger than [`LinkageConfig::max_block_clusters`] get identifier
+//! links only (a guard against quadratic cost on degenerate data, reported in
+//! [`LinkStats::oversized_blocks`]).
+//!
+//! Locality: a cluster is decided only with the clusters it shares an identifier or a block
+//! and name ending with ([`crate::reach`]), so a later run that reads back just the earlier
+//! persons its records reach gives the keys a run over every earlier record would.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -65,7 +72,8 @@ pub struct LinkRecord {
 /// Settings of a linkage run.
 #[derive(Debug, Clone)]
 pub struct LinkageConfig {
-    /// Blocks with more clusters than this get identifier links only.
+    /// Name groups of a block (clusters sharing a last character of a name) with more clusters
+    /// than this get identifier links only.
     pub max_block_clusters: usize,
     /// Apply the surname-change rule (marriage, adoption).
     pub surname_change: bool,
@@ -128,6 +136,7 @@ pub struct LinkStats {
     pub conflicts: usize,
     /// Candidate merges left undone because the evidence pointed at two incompatible clusters.
     pub ambiguous: usize,
+    /// Name groups left to identifier links ([`LinkageConfig::max_block_clusters`]).
     pub oversized_blocks: usize,
 }
 
@@ -188,6 +197,10 @@ pub struct UnitSet {
     /// birth date): kept, since their key came from a position in that run.
     stored: HashMap<u32, PersonKey>,
     records: u32,
+    /// Records read back from earlier runs ([`UnitSet::push_stored`]), all before this run's:
+    /// a record with nothing identifying is keyed by its position among this run's records
+    /// alone, so that its key does not depend on how many earlier records were read back.
+    stored_records: u32,
 }
 
 impl UnitSet {
@@ -201,6 +214,7 @@ impl UnitSet {
     /// Adds the next record's unit, read back from an earlier run that stored it under `key`.
     pub fn push_stored(&mut self, unit: LinkUnit, key: PersonKey) -> u32 {
         let keyed_by_position = unit.keyed_by_position();
+        self.stored_records += 1;
         let at = self.push(unit);
         if keyed_by_position {
             self.stored.entry(at).or_insert(key);
@@ -333,9 +347,7 @@ pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, pri
         let mut roots: Vec<usize> = blocked[range].iter().map(|&(_, i)| uf.find(i as usize)).collect();
         roots.sort_unstable();
         roots.dedup();
-        let oversized = roots.len() >= 2 && roots.len() > config.max_block_clusters;
-        stats.oversized_blocks += usize::from(oversized);
-        if roots.len() >= 2 && !oversized {
+        if roots.len() >= 2 {
             for &r in &roots {
                 aggs.entry(r).or_insert_with(|| {
                     let mut a = Agg::default();
@@ -346,7 +358,16 @@ pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, pri
                     a
                 });
             }
-            merge_block(roots.clone(), &mut uf, &mut aggs, config, &mut stats);
+            for group in name_groups(&roots, &aggs) {
+                if group.len() < 2 {
+                    continue;
+                }
+                if group.len() > config.max_block_clusters {
+                    stats.oversized_blocks += 1;
+                    continue;
+                }
+                merge_block(group, &mut uf, &mut aggs, config, &mut stats);
+            }
             // A merged cluster lives as long as the longest-lived of its parts.
             for &r in &roots {
                 let now = uf.find(r);
@@ -393,7 +414,8 @@ pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, pri
             .or_else(|| members.iter().filter_map(|u| set.stored.get(u)).min().copied())
             .unwrap_or_else(|| {
                 let first = members[0] as usize;
-                keys.keyed(Domain::Person, &["record", &config.run_scope, prepared[first].holder(), &set.first[first].to_string()])
+                let position = set.first[first].saturating_sub(set.stored_records);
+                keys.keyed(Domain::Person, &["record", &config.run_scope, prepared[first].holder(), &position.to_string()])
             });
         for &u in members {
             out[u as usize] = key;
@@ -570,6 +592,20 @@ impl LinkUnit {
         self.birth()
     }
 
+    /// The last character of each of its names (full and given, kana and kanji): the name
+    /// rules only join clusters that share one (`name_groups`).
+    pub(crate) fn name_ends(&self) -> impl Iterator<Item = char> + '_ {
+        [Item::KanaFull, Item::KanjiFull, Item::KanaGiven, Item::KanjiGiven]
+            .into_iter()
+            .flat_map(move |k| self.items(k))
+            .filter_map(|s| s.chars().next_back())
+    }
+
+    /// Birth date (days) and sex: the block the name rules compare it in.
+    pub(crate) fn block(&self) -> Option<(u32, Sex)> {
+        self.block
+    }
+
     /// Whether a cluster of this unit alone gets its key from the record's position: no anchor
     /// (member id, patient number, 受給者番号) and no name with a birth date.
     fn keyed_by_position(&self) -> bool {
@@ -632,7 +668,7 @@ impl LinkUnit {
     }
 
     /// Fingerprints of the values that identify a person on their own.
-    fn identifier_fingerprints(&self) -> Vec<u64> {
+    pub(crate) fn identifier_fingerprints(&self) -> Vec<u64> {
         let birth = self.birth().unwrap_or("");
         let mut out = Vec::new();
         for m in self.items(Item::Member) {
@@ -649,7 +685,7 @@ impl LinkUnit {
         out
     }
 
-    fn anchors(&self, keys: &Pseudonymizer) -> Vec<PersonKey> {
+    pub(crate) fn anchors(&self, keys: &Pseudonymizer) -> Vec<PersonKey> {
         let birth = self.birth().unwrap_or("");
         let mut out = Vec::new();
         for m in self.items(Item::Member) {
@@ -764,6 +800,11 @@ impl<'a> Agg<'a> {
         self.local.extend(p.local().map(|(h, l)| (fp(h), fp(l))));
     }
 
+    /// The last character of each name.
+    fn name_ends(&self) -> impl Iterator<Item = char> + '_ {
+        [&self.kana_full, &self.kanji_full, &self.kana_given, &self.kanji_given].into_iter().flatten().filter_map(|s| s.chars().next_back())
+    }
+
     fn absorb(&mut self, o: Agg<'a>) {
         self.kana_full.extend(o.kana_full);
         self.kanji_full.extend(o.kanji_full);
@@ -870,6 +911,34 @@ fn evidence(a: &Agg, b: &Agg, config: &LinkageConfig) -> Option<(u32, Rule)> {
         return Some((10 + support, Rule::SurnameChange));
     }
     None
+}
+
+/// The clusters of a block, split into the groups the name rules work within: each rule needs
+/// two clusters to share a full name, a given name, or a given name that ends the other's full
+/// name, so the two share the last character of some name. Clusters that share none are never
+/// joined, nor weighed against each other (ambiguity looks only at candidate pairs), so each
+/// group is decided as it would be inside the whole block. This is what lets a later run read
+/// back only the earlier persons it can reach (`reach`), and it is also the unit the guard
+/// against quadratic cost counts. Groups in order of their first root; roots ascending.
+fn name_groups(roots: &[usize], aggs: &HashMap<usize, Agg>) -> Vec<Vec<usize>> {
+    let mut uf = UnionFind::new(roots.len());
+    let mut first: HashMap<char, usize> = HashMap::new();
+    for (x, r) in roots.iter().enumerate() {
+        for c in aggs[r].name_ends() {
+            let y = *first.entry(c).or_insert(x);
+            uf.union(x, y);
+        }
+    }
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut group_of: HashMap<usize, usize> = HashMap::new();
+    for (x, &r) in roots.iter().enumerate() {
+        let g = *group_of.entry(uf.find(x)).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(r);
+    }
+    groups
 }
 
 fn merge_block(mut roots: Vec<usize>, uf: &mut UnionFind, aggs: &mut HashMap<usize, Agg>, config: &LinkageConfig, stats: &mut LinkStats) {
@@ -986,16 +1055,16 @@ fn date_order(a: Option<Date>, b: Option<Date>) -> std::cmp::Ordering {
     }
 }
 
-struct UnionFind {
+pub(crate) struct UnionFind {
     parent: Vec<usize>,
 }
 
 impl UnionFind {
-    fn new(n: usize) -> Self {
+    pub(crate) fn new(n: usize) -> Self {
         Self { parent: (0..n).collect() }
     }
 
-    fn find(&mut self, mut x: usize) -> usize {
+    pub(crate) fn find(&mut self, mut x: usize) -> usize {
         while self.parent[x] != x {
             self.parent[x] = self.parent[self.parent[x]];
             x = self.parent[x];
@@ -1004,7 +1073,7 @@ impl UnionFind {
     }
 
     /// Joins the sets; the smaller root stays root. Returns whether they were apart.
-    fn union(&mut self, a: usize, b: usize) -> bool {
+    pub(crate) fn union(&mut self, a: usize, b: usize) -> bool {
         let (ra, rb) = (self.find(a), self.find(b));
         if ra == rb {
             return false;
@@ -1233,7 +1302,7 @@ mod tests {
         let b = link_set(&set, &LinkageConfig { run_scope: "b/v1".into(), ..LinkageConfig::default() }, &keys, &prior);
         assert_eq!(&b.keys[..3], &[a.keys[0], a.keys[2], a.keys[3]], "records read back keep their keys");
         let new = b.keys[moved[0] as usize];
-        // Its position in this run (3) is the last phone record's in the first.
+        // It is keyed by its position among this run's records (0) and the run's scope.
         assert!(!a.keys.contains(&new), "a new record with nothing identifying gets a key of its own");
     }
 

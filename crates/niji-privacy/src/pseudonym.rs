@@ -59,6 +59,9 @@ pub enum Domain {
     LocalId,
     /// A normalized name with birth date and sex (blocking and look-up in the vault).
     NameBirth,
+    /// A block (birth date, sex) with the last character of a name: how the vault finds the
+    /// earlier persons a linkage run can reach.
+    LinkBucket,
 }
 
 impl Domain {
@@ -69,6 +72,7 @@ impl Domain {
             Domain::MemberId => "member-id",
             Domain::LocalId => "local-id",
             Domain::NameBirth => "name-birth",
+            Domain::LinkBucket => "link-bucket",
         }
     }
 }

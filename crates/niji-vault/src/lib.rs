@@ -66,8 +66,10 @@
 //! - Errors never quote stored or submitted values; nothing here logs.
 //! - No clock reads and no business rules: who may read identities is decided by the caller.
 
+mod link_index;
 mod registry;
 
+pub use link_index::{LinkIndexUpdate, ReachedRecord};
 pub use registry::{NewRegistryEntry, RegistryEntry};
 
 use std::path::Path;
@@ -402,6 +404,37 @@ impl Vault {
     }
 }
 
+/// A linkable record's columns, as read: person key, holder, dataset, record hash, sealed
+/// identity, observed.
+type LinkableRow = (PersonKey, String, String, PersonKey, Vec<u8>, Option<String>);
+
+impl Vault {
+    /// Unseals linkable records off the async runtime (an AEAD open per record).
+    async fn unseal_linkable(&self, rows: Vec<LinkableRow>) -> Result<Vec<StoredLinkRecord>, VaultError> {
+        let vault = self.clone();
+        tokio::task::spawn_blocking(move || {
+            rows.into_iter()
+                .map(|(person, holder, dataset, record_hash, sealed, observed)| {
+                    let at = RowBinding {
+                        person: &person,
+                        record_hash: &record_hash,
+                        holder: &holder,
+                        dataset: &dataset,
+                        linkable: true,
+                        observed: observed.as_deref(),
+                    };
+                    let (_, identity) = vault.unseal(&at, &sealed)?;
+                    // Parsed only once authenticated: the associated data binds the column's text.
+                    let observed = observed.as_deref().map(parse_observed).transpose()?;
+                    Ok(StoredLinkRecord { holder, dataset, observed, identity, person })
+                })
+                .collect::<Result<Vec<_>, VaultError>>()
+        })
+        .await
+        .map_err(|_| VaultError::Invalid("unsealing linkable records stopped"))?
+    }
+}
+
 /// Records per page of [`Vault::link_pages`].
 const LINK_PAGE: i64 = 4096;
 
@@ -438,28 +471,7 @@ impl LinkPages<'_> {
             let observed: Option<String> = row.try_get("observed")?;
             sealed_rows.push((person, holder, dataset, record_hash, sealed, observed));
         }
-        let vault = self.vault.clone();
-        let page = tokio::task::spawn_blocking(move || {
-            sealed_rows
-                .into_iter()
-                .map(|(person, holder, dataset, record_hash, sealed, observed)| {
-                    let at = RowBinding {
-                        person: &person,
-                        record_hash: &record_hash,
-                        holder: &holder,
-                        dataset: &dataset,
-                        linkable: true,
-                        observed: observed.as_deref(),
-                    };
-                    let (_, identity) = vault.unseal(&at, &sealed)?;
-                    // Parsed only once authenticated: the associated data binds the column's text.
-                    let observed = observed.as_deref().map(parse_observed).transpose()?;
-                    Ok(StoredLinkRecord { holder, dataset, observed, identity, person })
-                })
-                .collect::<Result<Vec<_>, VaultError>>()
-        })
-        .await
-        .map_err(|_| VaultError::Invalid("unsealing a page stopped"))??;
+        let page = self.vault.unseal_linkable(sealed_rows).await?;
         if !full {
             if let Some(tx) = self.tx.take() {
                 tx.rollback().await?;

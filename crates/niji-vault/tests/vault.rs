@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use niji_ingest::dates::Precision;
 use niji_ingest::{Date, IdentifierKind, Identity, IdentityItem};
+use niji_privacy::LinkBucket;
 use niji_privacy::{link, LinkRecord, LinkageConfig, PersonKey, PriorKeys, Pseudonymizer, VaultKey};
 use niji_testkit::plaintext::{scan_folder, truth_needles, Patterns};
-use niji_vault::{LinkMeta, NewIdentity, NewRegistryEntry, Vault, VaultError};
+use niji_vault::{LinkIndexUpdate, LinkMeta, NewIdentity, NewRegistryEntry, Vault, VaultError};
 
 const SEALING: [u8; 32] = [7u8; 32];
 
@@ -904,5 +905,93 @@ async fn anchors_stored_again_are_repointed_and_the_last_listed_wins() {
     let pool = raw(dir.path()).await;
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM anchors").fetch_one(&pool).await.unwrap();
     assert_eq!(rows, 3, "one row per anchor and dataset");
+    vault.close().await;
+}
+
+/// The link index: persons found by bucket and by anchor under their current key, every record
+/// of a person read back (stored under an older key too), only the datasets asked for; a batch
+/// that does not commit leaves the index as it was; a vault that held linkable records before
+/// the index starts incomplete.
+#[tokio::test]
+async fn the_link_index_finds_persons_by_bucket_anchor_and_joined_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    assert!(vault.link_index_complete().await.unwrap(), "an empty vault's index is complete");
+    let (b1, b2) = (LinkBucket([1; 8]), LinkBucket([2; 8]));
+    let anchor = pk(90);
+    let link = Some(LinkMeta { observed: None });
+    let d1 = vec![
+        ("r1".to_string(), identity(&[(IdentifierKind::NameKanji, "n", "山田 太郎")]), pk(1)),
+        ("r2".to_string(), identity(&[(IdentifierKind::NameKanji, "n", "山田 次郎")]), pk(2)),
+    ];
+    let mut batch = vault.begin_batch("h", "d1").await.unwrap();
+    batch.add(&new_identities(&d1, link)).await.unwrap();
+    batch.add(&new_identities(&[("r3".to_string(), identity(&[]), pk(2))], None)).await.unwrap();
+    let first = LinkIndexUpdate { buckets: vec![(b1, pk(1)), (b2, pk(2))], ..LinkIndexUpdate::default() };
+    batch.index_links(&first).await.unwrap();
+    batch.commit(&[(anchor, pk(1))]).await.unwrap();
+
+    assert_eq!(vault.persons_reached(&[b1], &[]).await.unwrap(), vec![pk(1)]);
+    assert_eq!(vault.persons_reached(&[], &[anchor]).await.unwrap(), vec![pk(1)]);
+    assert_eq!(vault.persons_reached(&[LinkBucket([3; 8])], &[pk(91)]).await.unwrap(), vec![]);
+    let d1_only = ["d1".to_string()];
+    let read = vault.reached_records(&[pk(2)], &d1_only).await.unwrap();
+    assert_eq!(read.len(), 1, "only the linkable record");
+    assert_eq!((read[0].person, read[0].record.person), (pk(2), pk(2)));
+
+    // A later run joins person 2 to person 1: its record keeps its stored key, and is read back
+    // with person 1's.
+    let mut batch = vault.begin_batch("h", "d2").await.unwrap();
+    batch.add(&new_identities(&[("r4".to_string(), identity(&[(IdentifierKind::NameKanji, "n", "山田 太郎")]), pk(1))], link)).await.unwrap();
+    let joined = LinkIndexUpdate {
+        retired: vec![(b1, pk(1)), (b2, pk(2))],
+        buckets: vec![(b1, pk(1)), (b2, pk(1))],
+        stored_keys: vec![pk(1), pk(2)],
+        moved: vec![(pk(2), pk(1))],
+        complete: false,
+    };
+    batch.index_links(&joined).await.unwrap();
+    batch.commit(&[]).await.unwrap();
+    assert_eq!(vault.persons_reached(&[b2], &[]).await.unwrap(), vec![pk(1)]);
+    assert_eq!(vault.current_keys(&[pk(2), pk(1), pk(3)]).await.unwrap(), vec![pk(1), pk(1), pk(3)]);
+    let both = ["d1".to_string(), "d2".to_string()];
+    let read = vault.reached_records(&[pk(1)], &both).await.unwrap();
+    let stored: Vec<PersonKey> = read.iter().map(|r| r.record.person).collect();
+    assert_eq!(stored, vec![pk(1), pk(2), pk(1)], "in the order stored");
+    assert!(read.iter().all(|r| r.person == pk(1)));
+    assert!(read.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(vault.reached_records(&[pk(1)], &["d2".to_string()]).await.unwrap().len(), 1);
+
+    // A batch that never commits leaves the index as it was.
+    let mut batch = vault.begin_batch("h", "d3").await.unwrap();
+    let undone = LinkIndexUpdate { retired: vec![(b1, pk(1))], stored_keys: vec![pk(1)], moved: vec![(pk(1), pk(9))], ..LinkIndexUpdate::default() };
+    batch.index_links(&undone).await.unwrap();
+    drop(batch);
+    assert_eq!(vault.current_keys(&[pk(1)]).await.unwrap(), vec![pk(1)]);
+    assert_eq!(vault.persons_reached(&[b1], &[]).await.unwrap(), vec![pk(1)]);
+    vault.close().await;
+
+    // A vault with linkable records from before the index: incomplete until a run reads all.
+    let old = tempfile::tempdir().unwrap();
+    let file = path(old.path());
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&file).create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let all = sqlx::migrate!("./migrations/sqlite");
+    let before = sqlx::migrate::Migrator { migrations: all.migrations.iter().filter(|m| m.version < 6).cloned().collect::<Vec<_>>().into(), ..all };
+    before.run(&pool).await.unwrap();
+    sqlx::query("INSERT INTO identity_records (person_key, holder, dataset, record_hash, sealed, linkable) VALUES ($1, 'h', 'old', $2, x'00', 1)")
+        .bind(&pk(1).0[..])
+        .bind(&pk(2).0[..])
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let vault = open(old.path()).await;
+    assert!(!vault.link_index_complete().await.unwrap());
+    let mut batch = vault.begin_batch("h", "new").await.unwrap();
+    batch.index_links(&LinkIndexUpdate { complete: true, ..LinkIndexUpdate::default() }).await.unwrap();
+    batch.commit(&[]).await.unwrap();
+    assert!(vault.link_index_complete().await.unwrap());
     vault.close().await;
 }

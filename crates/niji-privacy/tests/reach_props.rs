@@ -1,0 +1,204 @@
+//! Incremental linkage against linking everything: a simulated vault takes runs of records from a
+//! small pool of namesakes, twins, people whose names are written in one script only, people
+//! who change surname or insurance number, and records with nothing identifying. One vault links
+//! each run against every earlier record; the other reads back only the persons the run
+//! reaches (`reach`, through bucket rows written with `cluster_buckets`, the anchors and the
+//! joined keys, as `niji-vault`'s link index keeps them). Every run's keys must be the same.
+
+use std::collections::{HashMap, HashSet};
+
+use niji_ingest::{IdentifierKind, Identity, IdentityItem};
+use niji_privacy::{
+    cluster_buckets, link_set, prepare_all, reach, LinkBucket, LinkRecord, LinkageConfig, PersonKey, PriorKeys, Pseudonymizer, UnitSet, VaultKey,
+};
+use proptest::prelude::*;
+
+use IdentifierKind::*;
+
+fn keys() -> Pseudonymizer {
+    Pseudonymizer::new(&VaultKey::from_bytes(&[5; 32]).unwrap())
+}
+
+/// One record drawn from small alphabets, so that blocks, names and numbers collide.
+#[derive(Debug, Clone)]
+struct Draw {
+    holder: u8,
+    surname: u8,
+    given: u8,
+    /// 0: kanji and kana, 1: kanji only, 2: kana only, 3: kanji given name only, 4: none.
+    scripts: u8,
+    birth: u8,
+    sex: u8,
+    patient: Option<u8>,
+    member: Option<u8>,
+    postal: Option<u8>,
+}
+
+fn draw() -> impl Strategy<Value = Draw> {
+    (0u8..2, 0u8..3, 0u8..3, 0u8..5, 0u8..2, 0u8..2, proptest::option::of(0u8..4), proptest::option::of(0u8..3), proptest::option::of(0u8..2))
+        .prop_map(|(holder, surname, given, scripts, birth, sex, patient, member, postal)| Draw {
+            holder,
+            surname,
+            given,
+            scripts,
+            birth,
+            sex,
+            patient,
+            member,
+            postal,
+        })
+}
+
+fn record(d: &Draw) -> LinkRecord {
+    const SURNAMES: [(&str, &str); 3] = [("山田", "ヤマダ"), ("佐藤", "サトウ"), ("鈴木", "スズキ")];
+    const GIVEN: [(&str, &str); 3] = [("太郎", "タロウ"), ("花子", "ハナコ"), ("一郎", "イチロウ")];
+    let (sk, sn) = SURNAMES[d.surname as usize];
+    let (gk, gn) = GIVEN[d.given as usize];
+    let mut items: Vec<(IdentifierKind, &str, String)> = Vec::new();
+    if matches!(d.scripts, 0 | 1) {
+        items.push((NameKanji, "name", format!("{sk} {gk}")));
+    }
+    if matches!(d.scripts, 0 | 2) {
+        items.push((NameKana, "name_kana", format!("{sn} {gn}")));
+    }
+    if d.scripts == 3 {
+        items.push((NameKanji, "name.given", gk.to_string()));
+    }
+    items.push((BirthDate, "birth", ["19700302", "19700303"][d.birth as usize].to_string()));
+    items.push((Sex, "sex", ["1", "2"][d.sex as usize].to_string()));
+    if let Some(p) = d.patient {
+        items.push((PatientId, "pid", format!("{}", p + 1)));
+    }
+    if let Some(m) = d.member {
+        items.push((InsurerNumber, "ins", "06132013".to_string()));
+        items.push((InsuredSymbol, "sym", "1".to_string()));
+        items.push((InsuredNumber, "num", format!("{}", m + 1)));
+        items.push((BranchNumber, "br", "01".to_string()));
+    }
+    if let Some(p) = d.postal {
+        items.push((PostalCode, "postal", ["100-0001", "150-0001"][p as usize].to_string()));
+    }
+    LinkRecord {
+        holder: ["H1", "H2"][d.holder as usize].to_string(),
+        observed: None,
+        identity: Identity { items: items.into_iter().map(|(kind, field, value)| IdentityItem { kind, field: field.into(), value }).collect() },
+    }
+}
+
+/// What a vault keeps of earlier runs.
+#[derive(Default)]
+struct SimVault {
+    /// Every record stored, in order, with the key it was stored under.
+    records: Vec<(LinkRecord, PersonKey)>,
+    /// Anchors in the order stored (the last wins).
+    anchors: Vec<(PersonKey, PersonKey)>,
+    buckets: HashSet<(LinkBucket, PersonKey)>,
+    /// Stored key → current key, where they differ.
+    clusters: HashMap<PersonKey, PersonKey>,
+}
+
+impl SimVault {
+    fn current(&self, k: PersonKey) -> PersonKey {
+        *self.clusters.get(&k).unwrap_or(&k)
+    }
+
+    fn prior(&self, only: Option<&HashSet<PersonKey>>) -> PriorKeys {
+        let mut prior = PriorKeys::default();
+        for (a, p) in &self.anchors {
+            if only.is_none_or(|o| o.contains(a)) {
+                prior.insert(*a, *p);
+            }
+        }
+        prior
+    }
+
+    /// Links `new` against every earlier record; returns the new records' keys.
+    fn run_everything(&mut self, new: &[LinkRecord], config: &LinkageConfig) -> Vec<PersonKey> {
+        let k = keys();
+        let mut set = UnitSet::default();
+        for (unit, (_, key)) in prepare_all(&self.records.iter().map(|r| r.0.clone()).collect::<Vec<_>>()).into_iter().zip(&self.records) {
+            set.push_stored(unit, *key);
+        }
+        let mut later = UnitSet::default();
+        let of: Vec<u32> = prepare_all(new).into_iter().map(|u| later.push(u)).collect();
+        let moved = set.append(later);
+        let linkage = link_set(&set, config, &k, &self.prior(None));
+        let out: Vec<PersonKey> = of.iter().map(|&u| linkage.keys[moved[u as usize] as usize]).collect();
+        self.records.extend(new.iter().cloned().zip(out.iter().copied()));
+        self.anchors.extend(linkage.anchors);
+        out
+    }
+
+    /// Reads back only the persons the new records reach, as the intake does.
+    fn run_reached(&mut self, new: &[LinkRecord], config: &LinkageConfig) -> (Vec<PersonKey>, usize) {
+        let k = keys();
+        let new_units = prepare_all(new);
+        let mut later = UnitSet::default();
+        let of: Vec<u32> = new_units.into_iter().map(|u| later.push(u)).collect();
+        let mut read: Vec<usize> = Vec::new();
+        let mut persons: HashSet<PersonKey> = HashSet::new();
+        let anchors = loop {
+            let units = prepare_all(&read.iter().map(|&i| self.records[i].0.clone()).collect::<Vec<_>>());
+            let current: Vec<PersonKey> = read.iter().map(|&i| self.current(self.records[i].1)).collect();
+            let r = reach(&units, &current, later.units(), &k);
+            let wanted: HashSet<LinkBucket> = r.buckets.iter().copied().collect();
+            let anchors: HashSet<PersonKey> = r.anchors.iter().copied().collect();
+            let mut found: HashSet<PersonKey> = self.buckets.iter().filter(|(b, _)| wanted.contains(b)).map(|(_, p)| *p).collect();
+            found.extend(self.anchors.iter().filter(|(a, _)| anchors.contains(a)).map(|(_, p)| *p));
+            let found: HashSet<PersonKey> = found.into_iter().map(|p| self.current(p)).filter(|p| !persons.contains(p)).collect();
+            let more: Vec<usize> = (0..self.records.len()).filter(|i| found.contains(&self.current(self.records[*i].1))).collect();
+            persons.extend(found);
+            if more.is_empty() {
+                break anchors;
+            }
+            read.extend(more);
+            read.sort_unstable();
+            read.dedup();
+        };
+        let units = prepare_all(&read.iter().map(|&i| self.records[i].0.clone()).collect::<Vec<_>>());
+        let old_current: Vec<PersonKey> = read.iter().map(|&i| self.current(self.records[i].1)).collect();
+        let retired = cluster_buckets(&units, &old_current, &k);
+        let mut set = UnitSet::default();
+        let at: Vec<u32> = units.into_iter().zip(&read).map(|(u, &i)| set.push_stored(u, self.records[i].1)).collect();
+        let moved = set.append(later);
+        let linkage = link_set(&set, config, &k, &self.prior(Some(&anchors)));
+        let out: Vec<PersonKey> = of.iter().map(|&u| linkage.keys[moved[u as usize] as usize]).collect();
+        for b in retired {
+            self.buckets.remove(&b);
+        }
+        self.buckets.extend(cluster_buckets(set.units(), &linkage.keys, &k));
+        for &i in &read {
+            self.clusters.remove(&self.records[i].1);
+        }
+        for (&i, &u) in read.iter().zip(&at) {
+            let stored = self.records[i].1;
+            if stored != linkage.keys[u as usize] {
+                self.clusters.insert(stored, linkage.keys[u as usize]);
+            }
+        }
+        self.records.extend(new.iter().cloned().zip(out.iter().copied()));
+        self.anchors.extend(linkage.anchors);
+        (out, read.len())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn reading_back_the_persons_reached_gives_the_keys_of_reading_back_everyone(
+        runs in proptest::collection::vec(proptest::collection::vec(draw(), 1..7), 2..6),
+        small_groups in any::<bool>(),
+    ) {
+        // Groups of more than two clusters left to identifier links, or the default guard.
+        let config = LinkageConfig { max_block_clusters: if small_groups { 2 } else { 2_000 }, ..LinkageConfig::default() };
+        let (mut everything, mut reached) = (SimVault::default(), SimVault::default());
+        for (i, run) in runs.iter().enumerate() {
+            let records: Vec<LinkRecord> = run.iter().map(record).collect();
+            let all = everything.run_everything(&records, &config);
+            let (some, read) = reached.run_reached(&records, &config);
+            prop_assert_eq!(&some, &all, "run {}", i);
+            prop_assert!(read <= everything.records.len() - records.len());
+        }
+    }
+}

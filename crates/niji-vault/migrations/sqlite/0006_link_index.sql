@@ -1,0 +1,29 @@
+-- Incremental linkage: a run reads back only the earlier persons its records can reach
+-- (niji-privacy `reach`), found through these tables instead of by unsealing every linkable
+-- record of the instance.
+--
+-- `link_buckets`: per person (its current key), every keyed bucket (8 bytes of an HMAC of a
+-- birth date, a sex and the last character of a name) of its records: each block it is in
+-- crossed with each name ending it has. Rewritten for the persons a run touches.
+CREATE TABLE link_buckets (
+    bucket BLOB NOT NULL CHECK (length(bucket) = 8),
+    person_key BLOB NOT NULL CHECK (length(person_key) = 32),
+    PRIMARY KEY (bucket, person_key)
+) WITHOUT ROWID;
+
+-- Records keep the key they were stored under; when a later run joins two earlier persons, the
+-- key a record was stored under (`stored_key`) belongs to the person now keyed `person_key`.
+CREATE TABLE link_clusters (
+    stored_key BLOB PRIMARY KEY CHECK (length(stored_key) = 32),
+    person_key BLOB NOT NULL CHECK (length(person_key) = 32)
+) WITHOUT ROWID;
+CREATE INDEX link_clusters_person ON link_clusters (person_key);
+
+-- Whether the two tables above cover every linkable record. A vault that already holds
+-- linkable records starts incomplete: its next linkage run reads back every record (as before
+-- this migration) and fills the tables for all of them.
+CREATE TABLE link_index (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    complete INTEGER NOT NULL
+);
+INSERT INTO link_index (id, complete) SELECT 1, NOT EXISTS (SELECT 1 FROM identity_records WHERE linkable);
