@@ -11,7 +11,9 @@
 //! - `NIJI_BENCH_ONLY=uke` or `ndjson`: one format only (UKE alone takes about 1.5 GB of disk
 //!   per million persons, NDJSON about 17 GB).
 //! - `NIJI_BENCH_AGAIN=1`: after each intake, the same files again as the dataset's next
-//!   version, linked against the first: the cost of a holder's next submission.
+//!   version, linked against the first: the cost of a holder's next submission. Then every
+//!   50th file as a new dataset, twice: reading back only the persons it reaches, and reading
+//!   back every earlier record (the link phase's time, records read back and peak memory).
 //!
 //! Targets: ≥ 50,000 FHIR NDJSON resources/s and ≥ 200,000 UKE lines/s end to end, and peak
 //! memory under 1 GiB whatever the input size.
@@ -39,7 +41,7 @@ use std::time::Instant;
 
 use niji_ingest::{ingest_path, Date, IngestConfig};
 use niji_instance::Instance;
-use niji_intake::{ingest, IntakeOptions, OnReject, Outcome, Phase, Progress, Submission};
+use niji_intake::{ingest, IntakeOptions, OnReject, Outcome, Phase, Progress, ReadBack, Submission};
 
 const NDJSON_TARGET: f64 = 50_000.0;
 const UKE_TARGET: f64 = 200_000.0;
@@ -421,6 +423,7 @@ fn child(job: Job) {
         figures.peak_mb = progress.overall_peak_mb().max(vm_kb("VmHWM") as f64 / 1024.0);
         if std::env::var_os("NIJI_BENCH_AGAIN").is_some() {
             again(&instance, job, &paths, &options).await;
+            small_after(&instance, job, &paths, &options).await;
         }
     });
     drop(runtime);
@@ -481,6 +484,46 @@ async fn again(instance: &Instance, job: Job, paths: &[PathBuf], options: &Intak
         report.units,
         report.units_held,
         report.rekeyed_units
+    );
+}
+
+/// `NIJI_BENCH_AGAIN`, then: a small submission (every 50th file) into the instance, as two
+/// new datasets: first reading back only the persons it reaches (the default), then every
+/// earlier record (`ReadBack::Everything`, what every intake did before the vault's link
+/// index). Prints the link phase's time, records read back and peak memory of each.
+async fn small_after(instance: &Instance, job: Job, paths: &[PathBuf], options: &IntakeOptions) {
+    let few: Vec<PathBuf> = paths.iter().step_by(50).cloned().collect();
+    let mut figures = Vec::new();
+    for (name, read_back) in [("reached", ReadBack::Reached), ("everything", ReadBack::Everything)] {
+        let progress = Arc::new(Phases::default());
+        let mut submission = submission(job, &few);
+        submission.dataset = format!("bench-{}-few-{name}", job.name());
+        let options = IntakeOptions { read_back, ..options.clone() };
+        let started = Instant::now();
+        let Outcome::Committed(report) = ingest(instance, submission, &options, progress.clone()).await.unwrap() else {
+            unreachable!("quarantine never refuses")
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let (link, link_peak) = progress.figures().into_iter().find(|(p, _)| *p == "link").map_or((0.0, 0.0), |(_, f)| (f.seconds, f.peak_mb));
+        let read = report.link.records as u64 - report.units;
+        println!(
+            "{}: {} of {} files as a new dataset, reading back {name}: {:.2} s end to end, link phase {:.2} s (peak {:.0} MB), {} earlier records read back, {} persons",
+            job.name(),
+            few.len(),
+            paths.len(),
+            seconds,
+            link,
+            link_peak,
+            read,
+            report.persons
+        );
+        figures.push((link, read));
+    }
+    println!(
+        "{}: a small submission read back {:.1}x fewer earlier records and linked {:.1}x faster than reading back everyone",
+        job.name(),
+        figures[1].1 as f64 / figures[0].1.max(1) as f64,
+        figures[1].0 / figures[0].0.max(1e-9)
     );
 }
 

@@ -14,8 +14,14 @@
 //!    rejected with [`Reason::UnresolvedSubject`](niji_ingest::Reason::UnresolvedSubject). If any
 //!    record is rejected and the holder did not choose [`OnReject::Quarantine`], the submission
 //!    is refused ([`Outcome::Refused`]) and only the refusal is logged.
-//! 2. **Link**: the units are linked together with every linkage unit already in the vault
-//!    (`niji-privacy`, with the vault's prior anchors so that known persons keep their keys).
+//! 2. **Link**: the units are linked together with the earlier persons they can reach
+//!    (`niji-privacy`, with the vault's prior anchors so that known persons keep their keys):
+//!    round by round, the buckets (block × name ending) and anchors of the units and of the
+//!    persons read back so far are looked up in the vault's link index, and every linkable
+//!    record of each person found is read back, until a round finds no one new
+//!    ([`ReadBack::Reached`]; the keys come out as when every earlier record is read back,
+//!    which a vault whose index is not complete yet does once). The run's buckets, joined
+//!    keys and anchors are written with its vault batch.
 //! 3. **Write** (pass 2): the files are parsed again; each accepted record's identity goes to one
 //!    vault transaction, its content to a lake staging folder under a fresh per-version data key.
 //! 4. **Commit**: the version row is created in state `writing` before step 3; then the vault
@@ -53,8 +59,9 @@
 //! reading those files again, only when there are some. Measured with
 //! `NIJI_BENCH_ONLY=uke NIJI_BENCH_PERSONS=1000000 NIJI_BENCH_PERSONS_SMALL=300000 cargo bench -p niji-intake`:
 //! 380 MB peak for 24.6 million UKE lines (2.68 million claims, 384,822 distinct units),
-//! 304 MB for 7.4 million. Earlier versions' units are reduced the same way as the vault
-//! unseals them; only the first record of each distinct unit of a version is stored as
+//! 304 MB for 7.4 million. Earlier versions' units are read back only for the persons the
+//! submission reaches (step 2), not for the whole instance, and are reduced the same way as the
+//! vault unseals them; only the first record of each distinct unit of a version is stored as
 //! linkable (with the unit's earliest observation date), so later intakes unseal one record per
 //! identity, not every monthly claim: the clusters come out as if they read them all (the
 //! records left out are identical identifying units), and a record with nothing identifying
@@ -690,6 +697,10 @@ async fn read_reached(
     hasher: &Pseudonymizer,
 ) -> Result<(ReadBackUnits, niji_privacy::UnitSet), IntakeError> {
     use std::collections::HashSet;
+    if committed.is_empty() {
+        // Nothing to read back: the run needs only the prior keys of whatever anchors are kept.
+        return Ok((ReadBackUnits::default(), submitted));
+    }
     let mut units: Vec<LinkUnit> = Vec::new();
     let mut current: Vec<PersonKey> = Vec::new();
     let mut stored: Vec<PersonKey> = Vec::new();
@@ -706,9 +717,6 @@ async fn read_reached(
         .await
         .expect("reaching does not panic");
         (units, current, submitted) = (u, c, s);
-        if committed.is_empty() {
-            break reach.anchors;
-        }
         let buckets: Vec<niji_privacy::LinkBucket> = reach.buckets.into_iter().filter(|b| asked_buckets.insert(*b)).collect();
         let new_anchors: Vec<PersonKey> = reach.anchors.iter().copied().filter(|a| asked_anchors.insert(*a)).collect();
         if buckets.is_empty() && new_anchors.is_empty() {

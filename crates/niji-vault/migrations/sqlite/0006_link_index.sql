@@ -4,7 +4,9 @@
 --
 -- `link_buckets`: per person (its current key), every keyed bucket (8 bytes of an HMAC of a
 -- birth date, a sex and the last character of a name) of its records: each block it is in
--- crossed with each name ending it has. Rewritten for the persons a run touches.
+-- crossed with each name ending it has. Rewritten for the persons a run touches. Whoever holds
+-- this file without the vault key sees which persons share a bucket (a birth date, a sex and a
+-- name ending, none of which it can read), as `anchors` already shows which share a number.
 CREATE TABLE link_buckets (
     bucket BLOB NOT NULL CHECK (length(bucket) = 8),
     person_key BLOB NOT NULL CHECK (length(person_key) = 32),
