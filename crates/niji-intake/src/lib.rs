@@ -420,7 +420,7 @@ async fn write_version(
         let unit_count = scan.unit_of.len() as u64;
         let mut units = niji_privacy::UnitSet::default();
         let mut earlier = EarlierKeys::default();
-        let index_complete = vault.link_index_complete().await?;
+        let index_complete = vault.link_index_complete(niji_privacy::LINK_INDEX_FORMAT).await?;
         let read = if options.read_back == ReadBack::Reached && index_complete {
             let submitted = std::mem::take(&mut scan.units);
             let (read, submitted) = read_reached(&vault, &committed, submitted, &pseudonymizer).await?;
@@ -487,7 +487,13 @@ async fn write_version(
         moved_keys.sort_unstable();
         moved_keys.dedup();
         drop(stored_of_unit);
-        let index_update = niji_vault::LinkIndexUpdate { retired, buckets, stored_keys, moved: moved_keys, complete: !index_complete };
+        let index_update = niji_vault::LinkIndexUpdate {
+            retired,
+            buckets,
+            stored_keys,
+            moved: moved_keys,
+            complete: (!index_complete).then_some(niji_privacy::LINK_INDEX_FORMAT),
+        };
         let keys = std::mem::take(&mut linkage.keys);
 
         // Pass 2: vault rows through a channel into one transaction, lake rows to staging.
@@ -684,7 +690,13 @@ async fn read_everything(vault: &Vault, committed: &[String]) -> Result<ReadBack
             break;
         }
     }
-    out.current = out.stored.clone();
+    // The current key of each record's person (a stored key shared by two: the smaller).
+    let mut distinct = out.stored.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let current: std::collections::HashMap<PersonKey, PersonKey> =
+        distinct.iter().copied().zip(vault.current_keys(&distinct).await?.into_iter().map(|c| c[0])).collect();
+    out.current = out.stored.iter().map(|k| current[k]).collect();
     Ok(out)
 }
 
@@ -708,6 +720,9 @@ async fn read_reached(
     let mut asked_buckets: HashSet<niji_privacy::LinkBucket> = HashSet::new();
     let mut asked_anchors: HashSet<PersonKey> = HashSet::new();
     let mut persons_read: HashSet<PersonKey> = HashSet::new();
+    // A record whose stored key is shared by two persons comes with both.
+    let mut ids_read: HashSet<i64> = HashSet::new();
+    const PERSONS_PAGE: usize = 2_048;
     let anchors = loop {
         let h = hasher.clone();
         let (u, c, s, reach) = tokio::task::spawn_blocking(move || {
@@ -723,19 +738,32 @@ async fn read_reached(
             break reach.anchors;
         }
         let persons: Vec<PersonKey> = vault.persons_reached(&buckets, &new_anchors).await?.into_iter().filter(|p| persons_read.insert(*p)).collect();
-        let found = vault.reached_records(&persons, committed).await?;
-        if found.is_empty() {
+        // A page of persons at a time: their identities are unsealed, reduced to units and
+        // dropped before the next page's.
+        let mut found_any = false;
+        for page in persons.chunks(PERSONS_PAGE) {
+            let found = vault.reached_records(page, committed).await?;
+            let mut records = Vec::with_capacity(found.len());
+            for r in found {
+                if !ids_read.insert(r.id) {
+                    continue;
+                }
+                ids.push(r.id);
+                stored.push(r.record.person);
+                current.push(r.person);
+                records.push(LinkRecord {
+                    holder: r.record.holder,
+                    observed: r.record.observed,
+                    identity: scan::linkage_identity(r.record.identity),
+                });
+            }
+            found_any |= !records.is_empty();
+            let prepared = tokio::task::spawn_blocking(move || niji_privacy::prepare_all(&records)).await.expect("normalizing does not panic");
+            units.extend(prepared);
+        }
+        if !found_any {
             break reach.anchors;
         }
-        let mut records = Vec::with_capacity(found.len());
-        for r in found {
-            ids.push(r.id);
-            stored.push(r.record.person);
-            current.push(r.person);
-            records.push(LinkRecord { holder: r.record.holder, observed: r.record.observed, identity: scan::linkage_identity(r.record.identity) });
-        }
-        let prepared = tokio::task::spawn_blocking(move || niji_privacy::prepare_all(&records)).await.expect("normalizing does not panic");
-        units.extend(prepared);
     };
     // In the order stored, as a run over every record would meet them.
     let mut order: Vec<usize> = (0..ids.len()).collect();

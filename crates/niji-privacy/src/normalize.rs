@@ -29,6 +29,9 @@
 //! phonetically, to tell them apart (a kana-only agreement never overrides a kanji given-name
 //! disagreement).
 //!
+//! Any change to what these functions return changes the vault's link index: raise
+//! [`crate::LINK_INDEX_FORMAT`] with it.
+//!
 //! Invariants: every function is pure and idempotent (`f(f(x)) == f(x)`, tested with proptest);
 //! outputs are NFKC-stable; no function reads a clock or a file (the 異体字 table is compiled in).
 

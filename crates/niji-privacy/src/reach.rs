@@ -8,8 +8,10 @@
 //! ([`cluster_buckets`], written after each run), and the anchors of their identifiers.
 //!
 //! [`reach`] says what a run must look up: the records it holds are grouped by every relation
-//! that could put them in one cluster (a shared identifier, a shared bucket, the same stored
-//! key), and each group asks for its blocks crossed with its name endings, and for its anchors.
+//! that could put them in one cluster (a shared identifier, the same stored key, and, until
+//! nothing more joins, a block both groups are in with a name ending both carry: a merge in one
+//! block carries a cluster's names into the others it is in), and each group asks for its
+//! blocks crossed with its name endings, and for its anchors.
 //! The caller reads back the persons found, asks again with them included, and stops when
 //! nothing new comes back. Then every cluster the full run would make from a record read back
 //! is made of records read back, and every person left out would be decided as before (the
@@ -22,6 +24,12 @@ use std::collections::HashMap;
 use crate::linkage::{LinkUnit, UnionFind};
 use crate::normalize::Sex;
 use crate::pseudonym::{Domain, PersonKey, Pseudonymizer};
+
+/// The format of what the vault's link index keeps (buckets from blocks and name endings,
+/// anchors from normalized numbers): raise it with any change to normalization, name endings,
+/// blocks, anchors or buckets, so that an index made before is rebuilt by reading back every
+/// record once.
+pub const LINK_INDEX_FORMAT: u32 = 1;
 
 /// A block (birth date and sex) with the last character of a name, as a keyed hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,6 +74,28 @@ pub fn reach(earlier: &[LinkUnit], earlier_keys: &[PersonKey], later: &[LinkUnit
             }
         }
     }
+    // Two groups whose clusters could meet in a block's name group (a block both are in, a name
+    // ending both carry, from any of their units) are one group: after a merge in one block, a
+    // cluster carries its new names into every other block it is in. Until nothing joins.
+    loop {
+        let mut order: Vec<(u32, u32)> = (0..n).map(|i| (uf.find(i) as u32, i as u32)).collect();
+        order.sort_unstable();
+        let mut by_bucket: HashMap<(u32, Sex, char), usize> = HashMap::new();
+        let mut joined = false;
+        for group in order.chunk_by(|a, b| a.0 == b.0) {
+            let (blocks, ends) = blocks_and_ends(group.iter().map(|&(_, i)| unit(i as usize)));
+            let at = group[0].1 as usize;
+            for &(day, sex) in &blocks {
+                for &c in &ends {
+                    let j = *by_bucket.entry((day, sex, c)).or_insert(at);
+                    joined |= uf.union(at, j);
+                }
+            }
+        }
+        if !joined {
+            break;
+        }
+    }
     let mut order: Vec<(u32, u32)> = (0..n).map(|i| (uf.find(i) as u32, i as u32)).collect();
     drop(uf);
     order.sort_unstable();
@@ -100,17 +130,20 @@ pub fn cluster_buckets(units: &[LinkUnit], unit_keys: &[PersonKey], keys: &Pseud
     out
 }
 
-/// The blocks of `units` crossed with their name endings.
-fn group_buckets<'a>(units: impl Iterator<Item = &'a LinkUnit> + Clone, keys: &Pseudonymizer) -> Vec<LinkBucket> {
+/// The blocks `units` are in and the name endings they carry, sorted, without repeats.
+fn blocks_and_ends<'a>(units: impl Iterator<Item = &'a LinkUnit> + Clone) -> (Vec<(u32, Sex)>, Vec<char>) {
     let mut blocks: Vec<(u32, Sex)> = units.clone().filter_map(LinkUnit::block).collect();
-    if blocks.is_empty() {
-        return Vec::new();
-    }
     let mut ends: Vec<char> = units.flat_map(LinkUnit::name_ends).collect();
     blocks.sort_unstable();
     blocks.dedup();
     ends.sort_unstable();
     ends.dedup();
+    (blocks, ends)
+}
+
+/// The blocks of `units` crossed with their name endings.
+fn group_buckets<'a>(units: impl Iterator<Item = &'a LinkUnit> + Clone, keys: &Pseudonymizer) -> Vec<LinkBucket> {
+    let (blocks, ends) = blocks_and_ends(units);
     let mut out = Vec::with_capacity(blocks.len() * ends.len());
     for &(day, sex) in &blocks {
         let day = day.to_string();

@@ -5,7 +5,7 @@
 //! reaches (`reach`, through bucket rows written with `cluster_buckets`, the anchors and the
 //! joined keys, as `niji-vault`'s link index keeps them). Every run's keys must be the same.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use niji_ingest::{IdentifierKind, Identity, IdentityItem};
 use niji_privacy::{
@@ -32,11 +32,22 @@ struct Draw {
     patient: Option<u8>,
     member: Option<u8>,
     postal: Option<u8>,
+    address: Option<u8>,
+    /// 公費受給者番号.
+    public: Option<u8>,
+    /// Without a birth date (no block).
+    unborn: bool,
+    /// Names written without a space between surname and given name (no given name known).
+    unspaced: bool,
 }
 
 fn draw() -> impl Strategy<Value = Draw> {
-    (0u8..2, 0u8..3, 0u8..3, 0u8..5, 0u8..2, 0u8..2, proptest::option::of(0u8..4), proptest::option::of(0u8..3), proptest::option::of(0u8..2))
-        .prop_map(|(holder, surname, given, scripts, birth, sex, patient, member, postal)| Draw {
+    (
+        (0u8..2, 0u8..4, 0u8..4, 0u8..5, 0u8..2, 0u8..2),
+        (proptest::option::of(0u8..4), proptest::option::of(0u8..3), proptest::option::of(0u8..2), proptest::option::of(0u8..2)),
+        (proptest::option::weighted(0.15, 0u8..2), proptest::bool::weighted(0.1), any::<bool>()),
+    )
+        .prop_map(|((holder, surname, given, scripts, birth, sex), (patient, member, postal, address), (public, unborn, unspaced))| Draw {
             holder,
             surname,
             given,
@@ -46,25 +57,32 @@ fn draw() -> impl Strategy<Value = Draw> {
             patient,
             member,
             postal,
+            address,
+            public,
+            unborn,
+            unspaced,
         })
 }
 
 fn record(d: &Draw) -> LinkRecord {
-    const SURNAMES: [(&str, &str); 3] = [("山田", "ヤマダ"), ("佐藤", "サトウ"), ("鈴木", "スズキ")];
-    const GIVEN: [(&str, &str); 3] = [("太郎", "タロウ"), ("花子", "ハナコ"), ("一郎", "イチロウ")];
+    // Endings shared and not: 郎/ウ twice, 子/コ, 美/ミ.
+    const SURNAMES: [(&str, &str); 4] = [("山田", "ヤマダ"), ("佐藤", "サトウ"), ("鈴木", "スズキ"), ("田中", "タナカ")];
+    const GIVEN: [(&str, &str); 4] = [("太郎", "タロウ"), ("花子", "ハナコ"), ("一郎", "イチロウ"), ("直美", "ナオミ")];
     let (sk, sn) = SURNAMES[d.surname as usize];
     let (gk, gn) = GIVEN[d.given as usize];
     let mut items: Vec<(IdentifierKind, &str, String)> = Vec::new();
     if matches!(d.scripts, 0 | 1) {
-        items.push((NameKanji, "name", format!("{sk} {gk}")));
+        items.push((NameKanji, "name", format!("{sk}{}{gk}", if d.unspaced { "" } else { " " })));
     }
     if matches!(d.scripts, 0 | 2) {
-        items.push((NameKana, "name_kana", format!("{sn} {gn}")));
+        items.push((NameKana, "name_kana", format!("{sn}{}{gn}", if d.unspaced { "" } else { " " })));
     }
     if d.scripts == 3 {
         items.push((NameKanji, "name.given", gk.to_string()));
     }
-    items.push((BirthDate, "birth", ["19700302", "19700303"][d.birth as usize].to_string()));
+    if !d.unborn {
+        items.push((BirthDate, "birth", ["19700302", "19700303"][d.birth as usize].to_string()));
+    }
     items.push((Sex, "sex", ["1", "2"][d.sex as usize].to_string()));
     if let Some(p) = d.patient {
         items.push((PatientId, "pid", format!("{}", p + 1)));
@@ -77,6 +95,12 @@ fn record(d: &Draw) -> LinkRecord {
     }
     if let Some(p) = d.postal {
         items.push((PostalCode, "postal", ["100-0001", "150-0001"][p as usize].to_string()));
+    }
+    if let Some(a) = d.address {
+        items.push((Address, "address", ["東京都千代田区千代田1-1", "東京都渋谷区渋谷2-2"][a as usize].to_string()));
+    }
+    if let Some(r) = d.public {
+        items.push((PublicExpenseRecipient, "recipient", ["1234567", "7654321"][r as usize].to_string()));
     }
     LinkRecord {
         holder: ["H1", "H2"][d.holder as usize].to_string(),
@@ -93,13 +117,20 @@ struct SimVault {
     /// Anchors in the order stored (the last wins).
     anchors: Vec<(PersonKey, PersonKey)>,
     buckets: HashSet<(LinkBucket, PersonKey)>,
-    /// Stored key → current key, where they differ.
-    clusters: HashMap<PersonKey, PersonKey>,
+    /// Stored key → current keys, where they differ (one key can be stored for two persons:
+    /// namesakes kept apart get the key of their name).
+    clusters: HashMap<PersonKey, BTreeSet<PersonKey>>,
 }
 
 impl SimVault {
+    /// The persons records stored under `k` belong to now.
+    fn currents(&self, k: PersonKey) -> Vec<PersonKey> {
+        self.clusters.get(&k).map_or_else(|| vec![k], |s| s.iter().copied().collect())
+    }
+
+    /// One of them, as the vault reports a record's person.
     fn current(&self, k: PersonKey) -> PersonKey {
-        *self.clusters.get(&k).unwrap_or(&k)
+        self.currents(k)[0]
     }
 
     fn prior(&self, only: Option<&HashSet<PersonKey>>) -> PriorKeys {
@@ -145,8 +176,8 @@ impl SimVault {
             let anchors: HashSet<PersonKey> = r.anchors.iter().copied().collect();
             let mut found: HashSet<PersonKey> = self.buckets.iter().filter(|(b, _)| wanted.contains(b)).map(|(_, p)| *p).collect();
             found.extend(self.anchors.iter().filter(|(a, _)| anchors.contains(a)).map(|(_, p)| *p));
-            let found: HashSet<PersonKey> = found.into_iter().map(|p| self.current(p)).filter(|p| !persons.contains(p)).collect();
-            let more: Vec<usize> = (0..self.records.len()).filter(|i| found.contains(&self.current(self.records[*i].1))).collect();
+            let found: HashSet<PersonKey> = found.into_iter().flat_map(|p| self.currents(p)).filter(|p| !persons.contains(p)).collect();
+            let more: Vec<usize> = (0..self.records.len()).filter(|i| self.currents(self.records[*i].1).iter().any(|p| found.contains(p))).collect();
             persons.extend(found);
             if more.is_empty() {
                 break anchors;
@@ -173,7 +204,7 @@ impl SimVault {
         for (&i, &u) in read.iter().zip(&at) {
             let stored = self.records[i].1;
             if stored != linkage.keys[u as usize] {
-                self.clusters.insert(stored, linkage.keys[u as usize]);
+                self.clusters.entry(stored).or_default().insert(linkage.keys[u as usize]);
             }
         }
         self.records.extend(new.iter().cloned().zip(out.iter().copied()));
@@ -183,7 +214,11 @@ impl SimVault {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    // `REACH_CASES=20000` for a longer search.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("REACH_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn reading_back_the_persons_reached_gives_the_keys_of_reading_back_everyone(
@@ -199,6 +234,49 @@ proptest! {
             let (some, read) = reached.run_reached(&records, &config);
             prop_assert_eq!(&some, &all, "run {}", i);
             prop_assert!(read <= everything.records.len() - records.len());
+        }
+    }
+}
+
+/// A review's case: two namesakes kept apart by their postal codes both get the key of their
+/// name; later each is joined by a member id, so records stored under that one key now belong to
+/// two persons. A record that conflicts with only one of them must meet both.
+#[test]
+fn a_key_stored_for_two_persons_leads_to_both() {
+    let d = |scripts: u8, member: Option<u8>, postal: Option<u8>, address: Option<u8>| Draw {
+        holder: 0,
+        surname: 0,
+        given: 0,
+        scripts,
+        birth: 0,
+        sex: 0,
+        patient: None,
+        member,
+        postal,
+        address,
+        public: None,
+        unborn: false,
+        unspaced: true,
+    };
+    let config = LinkageConfig::default();
+    let runs = [
+        vec![d(0, None, Some(0), Some(0))],
+        vec![d(2, None, Some(1), None)],
+        vec![d(1, Some(0), Some(0), None), d(2, Some(1), Some(1), None)],
+        vec![d(1, None, None, Some(1))],
+    ];
+    for members in [(0, 1), (1, 0), (0, 2), (2, 0), (1, 2), (2, 1)] {
+        let (mut everything, mut reached) = (SimVault::default(), SimVault::default());
+        for (i, run) in runs.iter().enumerate() {
+            let mut run = run.clone();
+            if i == 2 {
+                run[0].member = Some(members.0);
+                run[1].member = Some(members.1);
+            }
+            let records: Vec<LinkRecord> = run.iter().map(record).collect();
+            let all = everything.run_everything(&records, &config);
+            let (some, _) = reached.run_reached(&records, &config);
+            assert_eq!(some, all, "run {i} with members {members:?}");
         }
     }
 }

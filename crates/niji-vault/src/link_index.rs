@@ -37,18 +37,20 @@ pub struct LinkIndexUpdate {
     pub buckets: Vec<(LinkBucket, PersonKey)>,
     /// Every stored key the run read back: its `link_clusters` row is deleted first.
     pub stored_keys: Vec<PersonKey>,
-    /// Stored key → current key, where they differ.
+    /// Stored key → current key, where they differ (sorted, without repeats; a stored key may
+    /// be listed with several persons).
     pub moved: Vec<(PersonKey, PersonKey)>,
-    /// The run read back every linkable record: the index now covers them all.
-    pub complete: bool,
+    /// The run read back every linkable record: the index now covers them all, in this format
+    /// (`niji_privacy::LINK_INDEX_FORMAT`).
+    pub complete: Option<u32>,
 }
 
 impl Vault {
-    /// Whether the link index covers every linkable record (else the next run reads back all of
-    /// them, and completes it).
-    pub async fn link_index_complete(&self) -> Result<bool, VaultError> {
-        let row = sqlx::query("SELECT complete FROM link_index WHERE id = 1").fetch_one(&self.pool).await?;
-        Ok(row.try_get::<i64, _>("complete")? != 0)
+    /// Whether the link index covers every linkable record in `format` (else the next run reads
+    /// back all of them, and completes it).
+    pub async fn link_index_complete(&self, format: u32) -> Result<bool, VaultError> {
+        let row = sqlx::query("SELECT complete, format FROM link_index WHERE id = 1").fetch_one(&self.pool).await?;
+        Ok(row.try_get::<i64, _>("complete")? != 0 && row.try_get::<Option<i64>, _>("format")? == Some(i64::from(format)))
     }
 
     /// The current keys of the persons that `buckets` and `anchors` reach, sorted.
@@ -77,63 +79,66 @@ impl Vault {
             }
         }
         // A key found may be one that records were stored under and that now belongs to
-        // another person.
+        // other persons.
         let found: Vec<PersonKey> = found.into_iter().collect();
-        let mut out = self.current_keys(&found).await?;
+        let mut out: Vec<PersonKey> = self.current_keys(&found).await?.into_iter().flatten().collect();
         out.sort_unstable();
         out.dedup();
         Ok(out)
     }
 
     /// Every linkable record of `persons` (current keys, as [`Vault::persons_reached`] gives
-    /// them) in `datasets`, by id, unsealed. Nothing is logged here; the caller decides and
-    /// audits who may call it.
+    /// them) in `datasets`, by id, unsealed: the records stored under each person's key and under
+    /// every key now theirs (records of a key shared with another person come along). Each comes
+    /// with one of the persons its stored key now belongs to. Nothing is logged here; the caller
+    /// decides and audits who may call it.
     pub async fn reached_records(&self, persons: &[PersonKey], datasets: &[String]) -> Result<Vec<ReachedRecord>, VaultError> {
         if datasets.is_empty() || persons.is_empty() {
             return Ok(Vec::new());
         }
-        // Stored key → current key, for the persons and every key now theirs.
-        let mut belongs: HashMap<PersonKey, PersonKey> = persons.iter().map(|p| (*p, *p)).collect();
+        // The stored keys whose records belong to the persons.
+        let mut stored: HashSet<PersonKey> = persons.iter().copied().collect();
         for chunk in persons.chunks(LOOKUP_CHUNK) {
-            let mut q = sqlx::QueryBuilder::new("SELECT stored_key, person_key FROM link_clusters WHERE person_key IN (");
+            let mut q = sqlx::QueryBuilder::new("SELECT stored_key FROM link_clusters WHERE person_key IN (");
             let mut list = q.separated(", ");
             for k in chunk {
                 list.push_bind(&k.0[..]);
             }
             q.push(")");
             for row in q.build().fetch_all(&self.pool).await? {
-                belongs.insert(key_of(row.try_get("stored_key")?)?, key_of(row.try_get("person_key")?)?);
+                stored.insert(key_of(row.try_get("stored_key")?)?);
             }
         }
-        let stored: Vec<PersonKey> = belongs.keys().copied().collect();
-        let wanted: HashSet<&str> = datasets.iter().map(String::as_str).collect();
+        let stored: Vec<PersonKey> = stored.into_iter().collect();
+        let current: HashMap<PersonKey, PersonKey> =
+            stored.iter().copied().zip(self.current_keys(&stored).await?.into_iter().map(|c| c[0])).collect();
+        // Through the index of linkable records by dataset and person.
         let mut rows: Vec<(i64, LinkableRow)> = Vec::new();
-        for chunk in stored.chunks(LOOKUP_CHUNK) {
-            let mut q = sqlx::QueryBuilder::new(
-                "SELECT r.id, r.person_key, r.holder, r.dataset, r.record_hash, r.sealed, r.observed FROM person_records p \
-                 JOIN identity_records r ON r.id = p.id WHERE r.linkable AND p.person_key IN (",
-            );
-            let mut list = q.separated(", ");
-            for k in chunk {
-                list.push_bind(&k.0[..]);
-            }
-            q.push(")");
-            for row in q.build().fetch_all(&self.pool).await? {
-                let dataset: String = row.try_get("dataset")?;
-                if !wanted.contains(dataset.as_str()) {
-                    continue;
+        for dataset in datasets {
+            for chunk in stored.chunks(LOOKUP_CHUNK) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "SELECT id, person_key, holder, dataset, record_hash, sealed, observed FROM identity_records \
+                     WHERE linkable AND dataset = ",
+                );
+                q.push_bind(dataset.as_str()).push(" AND person_key IN (");
+                let mut list = q.separated(", ");
+                for k in chunk {
+                    list.push_bind(&k.0[..]);
                 }
-                rows.push((
-                    row.try_get("id")?,
-                    (
-                        key_of(row.try_get("person_key")?)?,
-                        row.try_get("holder")?,
-                        dataset,
-                        key_of(row.try_get("record_hash")?)?,
-                        row.try_get("sealed")?,
-                        row.try_get("observed")?,
-                    ),
-                ));
+                q.push(")");
+                for row in q.build().fetch_all(&self.pool).await? {
+                    rows.push((
+                        row.try_get("id")?,
+                        (
+                            key_of(row.try_get("person_key")?)?,
+                            row.try_get("holder")?,
+                            row.try_get("dataset")?,
+                            key_of(row.try_get("record_hash")?)?,
+                            row.try_get("sealed")?,
+                            row.try_get("observed")?,
+                        ),
+                    ));
+                }
             }
         }
         rows.sort_unstable_by_key(|r| r.0);
@@ -144,16 +149,16 @@ impl Vault {
             .into_iter()
             .zip(records)
             .map(|(id, record)| {
-                let person = belongs[&record.person];
+                let person = current[&record.person];
                 ReachedRecord { id, person, record }
             })
             .collect())
     }
 
-    /// The current key of the person each `stored` key belongs to: itself, unless a later run
-    /// joined its person to another.
-    pub async fn current_keys(&self, stored: &[PersonKey]) -> Result<Vec<PersonKey>, VaultError> {
-        let mut current: HashMap<PersonKey, PersonKey> = HashMap::new();
+    /// The current keys of the persons each `stored` key's records belong to: itself, unless a
+    /// later run joined its person to others (ascending).
+    pub async fn current_keys(&self, stored: &[PersonKey]) -> Result<Vec<Vec<PersonKey>>, VaultError> {
+        let mut current: HashMap<PersonKey, Vec<PersonKey>> = HashMap::new();
         for chunk in stored.chunks(LOOKUP_CHUNK) {
             let mut q = sqlx::QueryBuilder::new("SELECT stored_key, person_key FROM link_clusters WHERE stored_key IN (");
             let mut list = q.separated(", ");
@@ -162,10 +167,17 @@ impl Vault {
             }
             q.push(")");
             for row in q.build().fetch_all(&self.pool).await? {
-                current.insert(key_of(row.try_get("stored_key")?)?, key_of(row.try_get("person_key")?)?);
+                current.entry(key_of(row.try_get("stored_key")?)?).or_default().push(key_of(row.try_get("person_key")?)?);
             }
         }
-        Ok(stored.iter().map(|k| *current.get(k).unwrap_or(k)).collect())
+        Ok(stored
+            .iter()
+            .map(|k| {
+                let mut c = current.remove(k).unwrap_or_else(|| vec![*k]);
+                c.sort_unstable();
+                c
+            })
+            .collect())
     }
 
     /// The prior keys of `anchors` only: where two datasets hold an anchor, the one stored last
@@ -193,11 +205,25 @@ impl VaultBatch {
     pub async fn index_links(&mut self, update: &LinkIndexUpdate) -> Result<(), VaultError> {
         let mut tx = self.tx.take().ok_or(VaultError::BatchFailed)?;
         let done: Result<(), sqlx::Error> = async {
+            // By bucket (the key's first column) and person: a chunk may also delete another of
+            // its persons' rows under one of its buckets, which is as good (every person read
+            // back gets all its rows again below, under the key it has now).
             for chunk in update.retired.chunks(LOOKUP_CHUNK) {
-                let mut q = sqlx::QueryBuilder::new("DELETE FROM link_buckets WHERE (bucket, person_key) IN (VALUES ");
+                let mut buckets: Vec<&LinkBucket> = chunk.iter().map(|(b, _)| b).collect();
+                let mut persons: Vec<&PersonKey> = chunk.iter().map(|(_, p)| p).collect();
+                buckets.sort_unstable();
+                buckets.dedup();
+                persons.sort_unstable();
+                persons.dedup();
+                let mut q = sqlx::QueryBuilder::new("DELETE FROM link_buckets WHERE bucket IN (");
                 let mut list = q.separated(", ");
-                for (b, p) in chunk {
-                    list.push("(").push_bind_unseparated(&b.0[..]).push_unseparated(", ").push_bind_unseparated(&p.0[..]).push_unseparated(")");
+                for b in buckets {
+                    list.push_bind(&b.0[..]);
+                }
+                q.push(") AND person_key IN (");
+                let mut list = q.separated(", ");
+                for p in persons {
+                    list.push_bind(&p.0[..]);
                 }
                 q.push(")");
                 q.build().execute(&mut *tx).await?;
@@ -220,14 +246,16 @@ impl VaultBatch {
                 q.build().execute(&mut *tx).await?;
             }
             for chunk in update.moved.chunks(LOOKUP_CHUNK * 4) {
-                let mut q = sqlx::QueryBuilder::new("INSERT OR REPLACE INTO link_clusters (stored_key, person_key) ");
+                // Listed once each (the caller's pairs are sorted and without repeats) after the
+                // deletes above: a conflict is a caller's mistake, and fails the batch.
+                let mut q = sqlx::QueryBuilder::new("INSERT OR ROLLBACK INTO link_clusters (stored_key, person_key) ");
                 q.push_values(chunk, |mut b, (stored, person)| {
                     b.push_bind(&stored.0[..]).push_bind(&person.0[..]);
                 });
                 q.build().execute(&mut *tx).await?;
             }
-            if update.complete {
-                sqlx::query("UPDATE link_index SET complete = 1 WHERE id = 1").execute(&mut *tx).await?;
+            if let Some(format) = update.complete {
+                sqlx::query("UPDATE link_index SET complete = 1, format = $1 WHERE id = 1").bind(i64::from(format)).execute(&mut *tx).await?;
             }
             Ok(())
         }

@@ -916,7 +916,7 @@ async fn anchors_stored_again_are_repointed_and_the_last_listed_wins() {
 async fn the_link_index_finds_persons_by_bucket_anchor_and_joined_key() {
     let dir = tempfile::tempdir().unwrap();
     let vault = open(dir.path()).await;
-    assert!(vault.link_index_complete().await.unwrap(), "an empty vault's index is complete");
+    assert!(!vault.link_index_complete(1).await.unwrap(), "an empty vault's index has no format yet");
     let (b1, b2) = (LinkBucket([1; 8]), LinkBucket([2; 8]));
     let anchor = pk(90);
     let link = Some(LinkMeta { observed: None });
@@ -948,12 +948,12 @@ async fn the_link_index_finds_persons_by_bucket_anchor_and_joined_key() {
         buckets: vec![(b1, pk(1)), (b2, pk(1))],
         stored_keys: vec![pk(1), pk(2)],
         moved: vec![(pk(2), pk(1))],
-        complete: false,
+        complete: None,
     };
     batch.index_links(&joined).await.unwrap();
     batch.commit(&[]).await.unwrap();
     assert_eq!(vault.persons_reached(&[b2], &[]).await.unwrap(), vec![pk(1)]);
-    assert_eq!(vault.current_keys(&[pk(2), pk(1), pk(3)]).await.unwrap(), vec![pk(1), pk(1), pk(3)]);
+    assert_eq!(vault.current_keys(&[pk(2), pk(1), pk(3)]).await.unwrap(), vec![vec![pk(1)], vec![pk(1)], vec![pk(3)]]);
     let both = ["d1".to_string(), "d2".to_string()];
     let read = vault.reached_records(&[pk(1)], &both).await.unwrap();
     let stored: Vec<PersonKey> = read.iter().map(|r| r.record.person).collect();
@@ -962,12 +962,33 @@ async fn the_link_index_finds_persons_by_bucket_anchor_and_joined_key() {
     assert!(read.windows(2).all(|w| w[0].id < w[1].id));
     assert_eq!(vault.reached_records(&[pk(1)], &["d2".to_string()]).await.unwrap().len(), 1);
 
+    // A key stored for two persons (namesakes kept apart, each joined later to someone else)
+    // leads to both, and either reads back its records.
+    let mut batch = vault.begin_batch("h", "d4").await.unwrap();
+    batch.add(&new_identities(&[("r5".to_string(), identity(&[(IdentifierKind::NameKanji, "n", "鈴木 一郎")]), pk(5))], link)).await.unwrap();
+    let split = LinkIndexUpdate { stored_keys: vec![pk(5)], moved: vec![(pk(5), pk(6)), (pk(5), pk(7))], ..LinkIndexUpdate::default() };
+    batch.index_links(&split).await.unwrap();
+    batch.commit(&[]).await.unwrap();
+    assert_eq!(vault.current_keys(&[pk(5)]).await.unwrap(), vec![vec![pk(6), pk(7)]]);
+    assert_eq!(vault.persons_reached(&[], &[]).await.unwrap(), vec![]);
+    let d4 = ["d4".to_string()];
+    for person in [pk(6), pk(7)] {
+        let read = vault.reached_records(&[person], &d4).await.unwrap();
+        assert_eq!(read.iter().map(|r| r.record.person).collect::<Vec<_>>(), vec![pk(5)]);
+    }
+    // A pair listed twice is a caller's mistake: the batch fails and changes nothing.
+    let mut batch = vault.begin_batch("h", "d5").await.unwrap();
+    let twice = LinkIndexUpdate { moved: vec![(pk(8), pk(9)), (pk(8), pk(9))], ..LinkIndexUpdate::default() };
+    assert!(batch.index_links(&twice).await.is_err());
+    assert!(matches!(batch.commit(&[]).await, Err(VaultError::BatchFailed)));
+    assert_eq!(vault.current_keys(&[pk(8)]).await.unwrap(), vec![vec![pk(8)]]);
+
     // A batch that never commits leaves the index as it was.
     let mut batch = vault.begin_batch("h", "d3").await.unwrap();
     let undone = LinkIndexUpdate { retired: vec![(b1, pk(1))], stored_keys: vec![pk(1)], moved: vec![(pk(1), pk(9))], ..LinkIndexUpdate::default() };
     batch.index_links(&undone).await.unwrap();
     drop(batch);
-    assert_eq!(vault.current_keys(&[pk(1)]).await.unwrap(), vec![pk(1)]);
+    assert_eq!(vault.current_keys(&[pk(1)]).await.unwrap(), vec![vec![pk(1)]]);
     assert_eq!(vault.persons_reached(&[b1], &[]).await.unwrap(), vec![pk(1)]);
     vault.close().await;
 
@@ -988,10 +1009,11 @@ async fn the_link_index_finds_persons_by_bucket_anchor_and_joined_key() {
         .unwrap();
     pool.close().await;
     let vault = open(old.path()).await;
-    assert!(!vault.link_index_complete().await.unwrap());
+    assert!(!vault.link_index_complete(1).await.unwrap());
     let mut batch = vault.begin_batch("h", "new").await.unwrap();
-    batch.index_links(&LinkIndexUpdate { complete: true, ..LinkIndexUpdate::default() }).await.unwrap();
+    batch.index_links(&LinkIndexUpdate { complete: Some(1), ..LinkIndexUpdate::default() }).await.unwrap();
     batch.commit(&[]).await.unwrap();
-    assert!(vault.link_index_complete().await.unwrap());
+    assert!(vault.link_index_complete(1).await.unwrap());
+    assert!(!vault.link_index_complete(2).await.unwrap(), "an index of another format is rebuilt");
     vault.close().await;
 }

@@ -14,18 +14,25 @@ CREATE TABLE link_buckets (
 ) WITHOUT ROWID;
 
 -- Records keep the key they were stored under; when a later run joins two earlier persons, the
--- key a record was stored under (`stored_key`) belongs to the person now keyed `person_key`.
+-- records stored under `stored_key` belong to the person now keyed `person_key`. One stored
+-- key can belong to several persons (namesakes kept apart both get the key of their name, and a
+-- later run may join each to someone else): all of them are listed.
 CREATE TABLE link_clusters (
-    stored_key BLOB PRIMARY KEY CHECK (length(stored_key) = 32),
-    person_key BLOB NOT NULL CHECK (length(person_key) = 32)
+    stored_key BLOB NOT NULL CHECK (length(stored_key) = 32),
+    person_key BLOB NOT NULL CHECK (length(person_key) = 32),
+    PRIMARY KEY (stored_key, person_key)
 ) WITHOUT ROWID;
 CREATE INDEX link_clusters_person ON link_clusters (person_key);
 
--- Whether the two tables above cover every linkable record. A vault that already holds
--- linkable records starts incomplete: its next linkage run reads back every record (as before
--- this migration) and fills the tables for all of them.
+-- Whether the two tables above cover every linkable record, and the format of linkage they
+-- were made with (niji-privacy's `LINK_INDEX_FORMAT`: buckets and anchors come from normalized
+-- names, dates and numbers, so a release that normalizes otherwise makes them stale). A vault
+-- that already holds linkable records starts incomplete, and an index of another format counts
+-- as incomplete: the next linkage run reads back every record (as before this migration) and
+-- fills the tables for all of them.
 CREATE TABLE link_index (
     id INTEGER PRIMARY KEY CHECK (id = 1),
-    complete INTEGER NOT NULL
+    complete INTEGER NOT NULL,
+    format INTEGER
 );
-INSERT INTO link_index (id, complete) SELECT 1, NOT EXISTS (SELECT 1 FROM identity_records WHERE linkable);
+INSERT INTO link_index (id, complete, format) SELECT 1, NOT EXISTS (SELECT 1 FROM identity_records WHERE linkable), NULL;
