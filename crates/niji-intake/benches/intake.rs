@@ -86,6 +86,7 @@ fn main() {
             let data = PathBuf::from(std::env::var("NIJI_BENCH_DATA").unwrap());
             generate(&data, env_u64("NIJI_BENCH_PERSONS").unwrap_or(20_000));
         }
+        Ok("few") => few(),
         Ok(job) => child(Job::parse(job)),
         Err(_) => parent(),
     }
@@ -423,10 +424,13 @@ fn child(job: Job) {
         figures.peak_mb = progress.overall_peak_mb().max(vm_kb("VmHWM") as f64 / 1024.0);
         if std::env::var_os("NIJI_BENCH_AGAIN").is_some() {
             again(&instance, job, &paths, &options).await;
-            small_after(&instance, job, &paths, &options).await;
         }
+        instance.store.close().await;
     });
     drop(runtime);
+    if std::env::var_os("NIJI_BENCH_AGAIN").is_some() {
+        small_after(instance_dir.path(), &data, job);
+    }
     let mut timeline = Vec::new();
     for (phase, p) in progress.figures() {
         timeline.push(format!("{phase} {:.2} s (RSS {:.0} MB, peak {:.0} MB)", p.seconds, p.rss_mb, p.peak_mb));
@@ -488,43 +492,91 @@ async fn again(instance: &Instance, job: Job, paths: &[PathBuf], options: &Intak
 }
 
 /// `NIJI_BENCH_AGAIN`, then: a small submission (every 50th file) into the instance, as two
-/// new datasets: first reading back only the persons it reaches (the default), then every
-/// earlier record (`ReadBack::Everything`, what every intake did before the vault's link
-/// index). Prints the link phase's time, records read back and peak memory of each.
-async fn small_after(instance: &Instance, job: Job, paths: &[PathBuf], options: &IntakeOptions) {
-    let few: Vec<PathBuf> = paths.iter().step_by(50).cloned().collect();
+/// new datasets, each in a process of its own (`NIJI_BENCH_JOB=few`, so that its peak memory is
+/// its own): first reading back only the persons it reaches (the default), then every earlier
+/// record (`ReadBack::Everything`, what every intake did before the vault's link index).
+fn small_after(instance: &Path, data: &Path, job: Job) {
     let mut figures = Vec::new();
-    for (name, read_back) in [("reached", ReadBack::Reached), ("everything", ReadBack::Everything)] {
+    for read in ["reached", "everything"] {
+        let output = Command::new(std::env::current_exe().unwrap())
+            .env("NIJI_BENCH_JOB", "few")
+            .env("NIJI_BENCH_FEW_OF", job.name())
+            .env("NIJI_BENCH_READ", read)
+            .env("NIJI_BENCH_INSTANCE", instance)
+            .env("NIJI_BENCH_DATA", data)
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "the small submission failed");
+        for line in String::from_utf8(output.stdout).unwrap().lines() {
+            match line.strip_prefix("@few ") {
+                Some(f) => {
+                    let v: Vec<f64> = f.split(' ').map(|x| x.parse().unwrap()).collect();
+                    figures.push((v[0], v[1], v[2]));
+                }
+                None => println!("{line}"),
+            }
+        }
+    }
+    let ((link_r, read_r, peak_r), (link_e, read_e, peak_e)) = (figures[0], figures[1]);
+    println!(
+        "{}: the small submission read back {:.1}x fewer earlier records, linked {:.2}x as fast and peaked at {:.2}x the memory of reading back everyone",
+        job.name(),
+        read_e / read_r.max(1.0),
+        link_e / link_r.max(1e-9),
+        peak_r / peak_e,
+    );
+}
+
+/// The child of [`small_after`]: opens the instance, submits every 50th file as a new dataset.
+fn few() {
+    let job = Job::parse(&std::env::var("NIJI_BENCH_FEW_OF").unwrap());
+    let data = PathBuf::from(std::env::var("NIJI_BENCH_DATA").unwrap());
+    let instance_dir = PathBuf::from(std::env::var("NIJI_BENCH_INSTANCE").unwrap());
+    let name = std::env::var("NIJI_BENCH_READ").unwrap();
+    let read_back = if name == "reached" { ReadBack::Reached } else { ReadBack::Everything };
+    let (folder, ext, _, _, _) = job.spec();
+    let mut paths = Vec::new();
+    files(&data.join(folder), ext, &mut paths);
+    paths.sort();
+    let total = paths.len();
+    let few: Vec<PathBuf> = paths.into_iter().step_by(50).collect();
+    let mut ingest_config = IngestConfig::new(Date::new(2026, 11, 21).unwrap());
+    ingest_config.clins_strict = true;
+    let options = IntakeOptions { read_back, ..IntakeOptions::new(ingest_config) };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let instance = Instance::open(&instance_dir).await.unwrap();
+        let before = vm_kb("VmHWM") as f64 / 1024.0;
         let progress = Arc::new(Phases::default());
         let mut submission = submission(job, &few);
         submission.dataset = format!("bench-{}-few-{name}", job.name());
-        let options = IntakeOptions { read_back, ..options.clone() };
         let started = Instant::now();
-        let Outcome::Committed(report) = ingest(instance, submission, &options, progress.clone()).await.unwrap() else {
+        let Outcome::Committed(report) = ingest(&instance, submission, &options, progress.clone()).await.unwrap() else {
             unreachable!("quarantine never refuses")
         };
         let seconds = started.elapsed().as_secs_f64();
-        let (link, link_peak) = progress.figures().into_iter().find(|(p, _)| *p == "link").map_or((0.0, 0.0), |(_, f)| (f.seconds, f.peak_mb));
+        let peak = progress.overall_peak_mb().max(vm_kb("VmHWM") as f64 / 1024.0);
+        let (link, link_peak) =
+            progress.figures().into_iter().find(|(p, _)| *p == "link").map_or((0.0, 0.0), |(_, f)| (f.seconds, f.peak_mb));
         let read = report.link.records as u64 - report.units;
         println!(
-            "{}: {} of {} files as a new dataset, reading back {name}: {:.2} s end to end, link phase {:.2} s (peak {:.0} MB), {} earlier records read back, {} persons",
+            "  {}: {} of {total} files ({} records, {} linkage units, {} persons) as a new dataset, reading back {name}: {:.2} s end to end, link phase {:.2} s, {} earlier records read back; peak {:.0} MB (link phase {:.0} MB; {:.0} MB after opening)",
             job.name(),
             few.len(),
-            paths.len(),
+            report.records_accepted,
+            report.units,
+            report.persons,
             seconds,
             link,
-            link_peak,
             read,
-            report.persons
+            peak,
+            link_peak,
+            before,
         );
-        figures.push((link, read));
-    }
-    println!(
-        "{}: a small submission read back {:.1}x fewer earlier records and linked {:.1}x faster than reading back everyone",
-        job.name(),
-        figures[1].1 as f64 / figures[0].1.max(1) as f64,
-        figures[1].0 / figures[0].0.max(1e-9)
-    );
+        println!("@few {link} {read} {peak}");
+        instance.store.close().await;
+    });
 }
 
 /// Progress that records when each phase starts and ends, and memory at its end.

@@ -60,7 +60,9 @@
 //! `NIJI_BENCH_ONLY=uke NIJI_BENCH_PERSONS=1000000 NIJI_BENCH_PERSONS_SMALL=300000 cargo bench -p niji-intake`:
 //! 380 MB peak for 24.6 million UKE lines (2.68 million claims, 384,822 distinct units),
 //! 304 MB for 7.4 million. Earlier versions' units are read back only for the persons the
-//! submission reaches (step 2), not for the whole instance, and are reduced the same way as the
+//! submission reaches (step 2), not for the whole instance (5 of those 240 files as a new
+//! dataset of an instance that holds them twice: 243,878 earlier records read back and a
+//! 490 MB peak, against 830,564 and 1,355 MB reading back everyone; `NIJI_BENCH_AGAIN=1`), and are reduced the same way as the
 //! vault unseals them; only the first record of each distinct unit of a version is stored as
 //! linkable (with the unit's earliest observation date), so later intakes unseal one record per
 //! identity, not every monthly claim: the clusters come out as if they read them all (the
@@ -449,6 +451,7 @@ async fn write_version(
         }
         let submitted = std::mem::take(&mut scan.units);
         let observed: Vec<Option<niji_ingest::Date>> = submitted.units().iter().map(|u| u.observed()).collect();
+        let earlier_units = units.len();
         let moved = units.append(submitted);
         for u in scan.unit_of.iter_mut().chain(scan.patient_refs.values_mut()) {
             *u = moved[*u as usize];
@@ -482,10 +485,21 @@ async fn write_version(
         let mut stored_keys: Vec<PersonKey> = stored_of_unit.iter().map(|(_, k)| *k).collect();
         stored_keys.sort_unstable();
         stored_keys.dedup();
-        let mut moved_keys: Vec<(PersonKey, PersonKey)> =
-            stored_of_unit.iter().map(|&(u, k)| (k, linkage.keys[u as usize])).filter(|(k, now)| k != now).collect();
-        moved_keys.sort_unstable();
-        moved_keys.dedup();
+        // Per stored key read back, the persons its records belong to now (this run's records
+        // stored under the same key among them), listed where that is not the key alone: a key
+        // that keeps some of its records stays a person the index leads to.
+        let mut finals: std::collections::BTreeMap<PersonKey, std::collections::BTreeSet<PersonKey>> = Default::default();
+        for &(u, k) in &stored_of_unit {
+            finals.entry(k).or_default().insert(linkage.keys[u as usize]);
+        }
+        for key in &linkage.keys[earlier_units..] {
+            if let Some(f) = finals.get_mut(key) {
+                f.insert(*key);
+            }
+        }
+        let moved_keys: Vec<(PersonKey, PersonKey)> =
+            finals.iter().filter(|(k, f)| !(f.len() == 1 && f.contains(k))).flat_map(|(k, f)| f.iter().map(move |p| (*k, *p))).collect();
+        drop(finals);
         drop(stored_of_unit);
         let index_update = niji_vault::LinkIndexUpdate {
             retired,

@@ -176,8 +176,15 @@ impl SimVault {
             let anchors: HashSet<PersonKey> = r.anchors.iter().copied().collect();
             let mut found: HashSet<PersonKey> = self.buckets.iter().filter(|(b, _)| wanted.contains(b)).map(|(_, p)| *p).collect();
             found.extend(self.anchors.iter().filter(|(a, _)| anchors.contains(a)).map(|(_, p)| *p));
-            let found: HashSet<PersonKey> = found.into_iter().flat_map(|p| self.currents(p)).filter(|p| !persons.contains(p)).collect();
-            let more: Vec<usize> = (0..self.records.len()).filter(|i| self.currents(self.records[*i].1).iter().any(|p| found.contains(p))).collect();
+            // The keys found and every person they now stand for.
+            let found: HashSet<PersonKey> =
+                found.into_iter().flat_map(|p| std::iter::once(p).chain(self.currents(p))).filter(|p| !persons.contains(p)).collect();
+            let more: Vec<usize> = (0..self.records.len())
+                .filter(|i| {
+                    let stored = self.records[*i].1;
+                    found.contains(&stored) || self.currents(stored).iter().any(|p| found.contains(p))
+                })
+                .collect();
             persons.extend(found);
             if more.is_empty() {
                 break anchors;
@@ -198,13 +205,21 @@ impl SimVault {
             self.buckets.remove(&b);
         }
         self.buckets.extend(cluster_buckets(set.units(), &linkage.keys, &k));
-        for &i in &read {
-            self.clusters.remove(&self.records[i].1);
-        }
+        // Per stored key read back, the persons its records belong to now, this run's records
+        // stored under it among them; listed where that is not the key alone.
+        let mut finals: HashMap<PersonKey, BTreeSet<PersonKey>> = HashMap::new();
         for (&i, &u) in read.iter().zip(&at) {
-            let stored = self.records[i].1;
-            if stored != linkage.keys[u as usize] {
-                self.clusters.entry(stored).or_default().insert(linkage.keys[u as usize]);
+            finals.entry(self.records[i].1).or_default().insert(linkage.keys[u as usize]);
+        }
+        for key in &out {
+            if let Some(f) = finals.get_mut(key) {
+                f.insert(*key);
+            }
+        }
+        for (stored, f) in finals {
+            self.clusters.remove(&stored);
+            if !(f.len() == 1 && f.contains(&stored)) {
+                self.clusters.insert(stored, f);
             }
         }
         self.records.extend(new.iter().cloned().zip(out.iter().copied()));
@@ -278,5 +293,43 @@ fn a_key_stored_for_two_persons_leads_to_both() {
             let (some, _) = reached.run_reached(&records, &config);
             assert_eq!(some, all, "run {i} with members {members:?}");
         }
+    }
+}
+
+/// A second review's case: a key whose records split, some staying with the key itself (a
+/// namesake stored under the key of their name while the name's first bearer was joined to a
+/// member id), must still be found as a person of its own, with every key now joined to it.
+#[test]
+fn a_key_that_keeps_some_of_its_records_is_still_a_person() {
+    let d = |surname: u8, scripts: u8, member: Option<u8>, postal: Option<u8>| Draw {
+        holder: 0,
+        surname,
+        given: 0,
+        scripts,
+        birth: 0,
+        sex: 0,
+        patient: None,
+        member,
+        postal,
+        address: None,
+        public: None,
+        unborn: false,
+        unspaced: false,
+    };
+    let config = LinkageConfig::default();
+    let runs = [
+        vec![d(0, 0, None, Some(0))],
+        vec![d(0, 0, Some(0), Some(0))],
+        vec![d(0, 0, None, Some(1))],
+        vec![d(1, 0, None, None)],
+        vec![d(1, 1, None, Some(1))],
+        vec![d(1, 2, None, None)],
+    ];
+    let (mut everything, mut reached) = (SimVault::default(), SimVault::default());
+    for (i, run) in runs.iter().enumerate() {
+        let records: Vec<LinkRecord> = run.iter().map(record).collect();
+        let all = everything.run_everything(&records, &config);
+        let (some, _) = reached.run_reached(&records, &config);
+        assert_eq!(some, all, "run {i}");
     }
 }

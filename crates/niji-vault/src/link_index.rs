@@ -79,9 +79,10 @@ impl Vault {
             }
         }
         // A key found may be one that records were stored under and that now belongs to
-        // other persons.
+        // other persons: the key and each of them.
         let found: Vec<PersonKey> = found.into_iter().collect();
         let mut out: Vec<PersonKey> = self.current_keys(&found).await?.into_iter().flatten().collect();
+        out.extend(found);
         out.sort_unstable();
         out.dedup();
         Ok(out)
@@ -114,13 +115,17 @@ impl Vault {
             stored.iter().copied().zip(self.current_keys(&stored).await?.into_iter().map(|c| c[0])).collect();
         // Through the index of linkable records by dataset and person.
         let mut rows: Vec<(i64, LinkableRow)> = Vec::new();
-        for dataset in datasets {
+        for datasets in datasets.chunks(LOOKUP_CHUNK) {
             for chunk in stored.chunks(LOOKUP_CHUNK) {
                 let mut q = sqlx::QueryBuilder::new(
                     "SELECT id, person_key, holder, dataset, record_hash, sealed, observed FROM identity_records \
-                     WHERE linkable AND dataset = ",
+                     WHERE linkable AND dataset IN (",
                 );
-                q.push_bind(dataset.as_str()).push(" AND person_key IN (");
+                let mut list = q.separated(", ");
+                for d in datasets {
+                    list.push_bind(d.as_str());
+                }
+                q.push(") AND person_key IN (");
                 let mut list = q.separated(", ");
                 for k in chunk {
                     list.push_bind(&k.0[..]);
@@ -205,30 +210,29 @@ impl VaultBatch {
     pub async fn index_links(&mut self, update: &LinkIndexUpdate) -> Result<(), VaultError> {
         let mut tx = self.tx.take().ok_or(VaultError::BatchFailed)?;
         let done: Result<(), sqlx::Error> = async {
-            // By bucket (the key's first column) and person: a chunk may also delete another of
-            // its persons' rows under one of its buckets, which is as good (every person read
-            // back gets all its rows again below, under the key it has now).
-            for chunk in update.retired.chunks(LOOKUP_CHUNK) {
-                let mut buckets: Vec<&LinkBucket> = chunk.iter().map(|(b, _)| b).collect();
-                let mut persons: Vec<&PersonKey> = chunk.iter().map(|(_, p)| p).collect();
-                buckets.sort_unstable();
-                buckets.dedup();
-                persons.sort_unstable();
-                persons.dedup();
-                let mut q = sqlx::QueryBuilder::new("DELETE FROM link_buckets WHERE bucket IN (");
-                let mut list = q.separated(", ");
-                for b in buckets {
-                    list.push_bind(&b.0[..]);
+            // A run that read back every record rebuilds the index from nothing (rows of an
+            // older format included).
+            let (retired, stored_keys) = if update.complete.is_some() {
+                sqlx::query("DELETE FROM link_buckets").execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM link_clusters").execute(&mut *tx).await?;
+                (&[][..], &[][..])
+            } else {
+                (&update.retired[..], &update.stored_keys[..])
+            };
+            // Row by row, each a search of the primary key (SQLite's OR of indexed terms).
+            for chunk in retired.chunks(LOOKUP_CHUNK / 2) {
+                let mut q = sqlx::QueryBuilder::new("DELETE FROM link_buckets WHERE ");
+                let mut list = q.separated(" OR ");
+                for (b, p) in chunk {
+                    list.push("(bucket = ")
+                        .push_bind_unseparated(&b.0[..])
+                        .push_unseparated(" AND person_key = ")
+                        .push_bind_unseparated(&p.0[..])
+                        .push_unseparated(")");
                 }
-                q.push(") AND person_key IN (");
-                let mut list = q.separated(", ");
-                for p in persons {
-                    list.push_bind(&p.0[..]);
-                }
-                q.push(")");
                 q.build().execute(&mut *tx).await?;
             }
-            for chunk in update.stored_keys.chunks(LOOKUP_CHUNK) {
+            for chunk in stored_keys.chunks(LOOKUP_CHUNK) {
                 let mut q = sqlx::QueryBuilder::new("DELETE FROM link_clusters WHERE stored_key IN (");
                 let mut list = q.separated(", ");
                 for k in chunk {
