@@ -56,28 +56,18 @@ impl Vault {
     /// The current keys of the persons that `buckets` and `anchors` reach, sorted.
     pub async fn persons_reached(&self, buckets: &[LinkBucket], anchors: &[PersonKey]) -> Result<Vec<PersonKey>, VaultError> {
         let mut found: HashSet<PersonKey> = HashSet::new();
-        for chunk in buckets.chunks(LOOKUP_CHUNK) {
-            let mut q = sqlx::QueryBuilder::new("SELECT person_key FROM link_buckets WHERE bucket IN (");
-            let mut list = q.separated(", ");
-            for b in chunk {
-                list.push_bind(&b.0[..]);
-            }
-            q.push(")");
-            for row in q.build().fetch_all(&self.pool).await? {
-                found.insert(key_of(row.try_get("person_key")?)?);
-            }
-        }
-        for chunk in anchors.chunks(LOOKUP_CHUNK) {
-            let mut q = sqlx::QueryBuilder::new("SELECT person_key FROM anchors WHERE anchor IN (");
-            let mut list = q.separated(", ");
-            for a in chunk {
-                list.push_bind(&a.0[..]);
-            }
-            q.push(")");
-            for row in q.build().fetch_all(&self.pool).await? {
-                found.insert(key_of(row.try_get("person_key")?)?);
-            }
-        }
+        let buckets: Vec<&[u8]> = buckets.iter().map(|b| &b.0[..]).collect();
+        self.select_in("SELECT person_key FROM link_buckets WHERE bucket IN (", ")", &buckets, |row| {
+            found.insert(key_of(row.try_get("person_key")?)?);
+            Ok(())
+        })
+        .await?;
+        let anchors: Vec<&[u8]> = anchors.iter().map(|a| &a.0[..]).collect();
+        self.select_in("SELECT person_key FROM anchors WHERE anchor IN (", ")", &anchors, |row| {
+            found.insert(key_of(row.try_get("person_key")?)?);
+            Ok(())
+        })
+        .await?;
         // A key found may be one that records were stored under and that now belongs to
         // other persons: the key and each of them.
         let found: Vec<PersonKey> = found.into_iter().collect();
@@ -99,17 +89,12 @@ impl Vault {
         }
         // The stored keys whose records belong to the persons.
         let mut stored: HashSet<PersonKey> = persons.iter().copied().collect();
-        for chunk in persons.chunks(LOOKUP_CHUNK) {
-            let mut q = sqlx::QueryBuilder::new("SELECT stored_key FROM link_clusters WHERE person_key IN (");
-            let mut list = q.separated(", ");
-            for k in chunk {
-                list.push_bind(&k.0[..]);
-            }
-            q.push(")");
-            for row in q.build().fetch_all(&self.pool).await? {
-                stored.insert(key_of(row.try_get("stored_key")?)?);
-            }
-        }
+        let keys: Vec<&[u8]> = persons.iter().map(|p| &p.0[..]).collect();
+        self.select_in("SELECT stored_key FROM link_clusters WHERE person_key IN (", ")", &keys, |row| {
+            stored.insert(key_of(row.try_get("stored_key")?)?);
+            Ok(())
+        })
+        .await?;
         let stored: Vec<PersonKey> = stored.into_iter().collect();
         let current: HashMap<PersonKey, PersonKey> =
             stored.iter().copied().zip(self.current_keys(&stored).await?.into_iter().map(|c| c[0])).collect();
@@ -164,17 +149,12 @@ impl Vault {
     /// later run joined its person to others (ascending).
     pub async fn current_keys(&self, stored: &[PersonKey]) -> Result<Vec<Vec<PersonKey>>, VaultError> {
         let mut current: HashMap<PersonKey, Vec<PersonKey>> = HashMap::new();
-        for chunk in stored.chunks(LOOKUP_CHUNK) {
-            let mut q = sqlx::QueryBuilder::new("SELECT stored_key, person_key FROM link_clusters WHERE stored_key IN (");
-            let mut list = q.separated(", ");
-            for k in chunk {
-                list.push_bind(&k.0[..]);
-            }
-            q.push(")");
-            for row in q.build().fetch_all(&self.pool).await? {
-                current.entry(key_of(row.try_get("stored_key")?)?).or_default().push(key_of(row.try_get("person_key")?)?);
-            }
-        }
+        let keys: Vec<&[u8]> = stored.iter().map(|k| &k.0[..]).collect();
+        self.select_in("SELECT stored_key, person_key FROM link_clusters WHERE stored_key IN (", ")", &keys, |row| {
+            current.entry(key_of(row.try_get("stored_key")?)?).or_default().push(key_of(row.try_get("person_key")?)?);
+            Ok(())
+        })
+        .await?;
         Ok(stored
             .iter()
             .map(|k| {
@@ -189,18 +169,39 @@ impl Vault {
     /// wins (as [`Vault::prior_keys`]).
     pub async fn prior_keys_of(&self, anchors: &[PersonKey]) -> Result<PriorKeys, VaultError> {
         let mut prior = PriorKeys::default();
-        for chunk in anchors.chunks(LOOKUP_CHUNK) {
-            let mut q = sqlx::QueryBuilder::new("SELECT anchor, person_key FROM anchors WHERE anchor IN (");
+        let keys: Vec<&[u8]> = anchors.iter().map(|a| &a.0[..]).collect();
+        // Every row of one anchor is in the same chunk: the last by rowid wins.
+        self.select_in("SELECT anchor, person_key FROM anchors WHERE anchor IN (", ") ORDER BY rowid", &keys, |row| {
+            prior.insert(key_of(row.try_get("anchor")?)?, key_of(row.try_get("person_key")?)?);
+            Ok(())
+        })
+        .await?;
+        Ok(prior)
+    }
+}
+
+impl Vault {
+    /// Runs `head (keys…) tail` over `keys` a chunk at a time (`head` ends inside `IN (`), giving
+    /// each row to `each`.
+    async fn select_in(
+        &self,
+        head: &str,
+        tail: &str,
+        keys: &[&[u8]],
+        mut each: impl FnMut(&sqlx::sqlite::SqliteRow) -> Result<(), VaultError>,
+    ) -> Result<(), VaultError> {
+        for chunk in keys.chunks(LOOKUP_CHUNK) {
+            let mut q = sqlx::QueryBuilder::new(head);
             let mut list = q.separated(", ");
-            for a in chunk {
-                list.push_bind(&a.0[..]);
+            for k in chunk {
+                list.push_bind(*k);
             }
-            q.push(") ORDER BY rowid");
+            q.push(tail);
             for row in q.build().fetch_all(&self.pool).await? {
-                prior.insert(key_of(row.try_get("anchor")?)?, key_of(row.try_get("person_key")?)?);
+                each(&row)?;
             }
         }
-        Ok(prior)
+        Ok(())
     }
 }
 

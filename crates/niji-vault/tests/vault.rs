@@ -51,6 +51,19 @@ fn sample() -> Vec<(String, Identity, PersonKey)> {
     ]
 }
 
+/// A vault file in `dir` with the migrations before `version` only, as an older release left it.
+async fn vault_before(dir: &Path, version: i64) -> sqlx::SqlitePool {
+    let file = path(dir);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&file).create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let all = sqlx::migrate!("./migrations/sqlite");
+    let before =
+        sqlx::migrate::Migrator { migrations: all.migrations.iter().filter(|m| m.version < version).cloned().collect::<Vec<_>>().into(), ..all };
+    before.run(&pool).await.unwrap();
+    pool
+}
+
 /// Opens the vault file with a plain connection, to tamper with it as an attacker with the file
 /// would.
 async fn raw(dir: &Path) -> sqlx::SqlitePool {
@@ -784,13 +797,7 @@ async fn count_in_datasets_equals_counting_person_by_person() {
 #[tokio::test]
 async fn records_stored_before_the_sorted_lookups_keep_their_references_and_persons() {
     let dir = tempfile::tempdir().unwrap();
-    let file = path(dir.path());
-    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&file).create_if_missing(true);
-    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    let all = sqlx::migrate!("./migrations/sqlite");
-    let before = sqlx::migrate::Migrator { migrations: all.migrations.iter().filter(|m| m.version < 5).cloned().collect::<Vec<_>>().into(), ..all };
-    before.run(&pool).await.unwrap();
+    let pool = vault_before(dir.path(), 5).await;
     for (i, person) in [1u8, 1, 2].into_iter().enumerate() {
         sqlx::query(
             "INSERT INTO identity_records (person_key, holder, dataset, record_hash, sealed, linkable) VALUES ($1, 'h', 'old', $2, x'00', $3)",
@@ -994,13 +1001,7 @@ async fn the_link_index_finds_persons_by_bucket_anchor_and_joined_key() {
 
     // A vault with linkable records from before the index: incomplete until a run reads all.
     let old = tempfile::tempdir().unwrap();
-    let file = path(old.path());
-    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&file).create_if_missing(true);
-    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    let all = sqlx::migrate!("./migrations/sqlite");
-    let before = sqlx::migrate::Migrator { migrations: all.migrations.iter().filter(|m| m.version < 6).cloned().collect::<Vec<_>>().into(), ..all };
-    before.run(&pool).await.unwrap();
+    let pool = vault_before(old.path(), 6).await;
     sqlx::query("INSERT INTO identity_records (person_key, holder, dataset, record_hash, sealed, linkable) VALUES ($1, 'h', 'old', $2, x'00', 1)")
         .bind(&pk(1).0[..])
         .bind(&pk(2).0[..])
