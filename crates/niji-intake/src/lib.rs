@@ -451,7 +451,6 @@ async fn write_version(
         }
         let submitted = std::mem::take(&mut scan.units);
         let observed: Vec<Option<niji_ingest::Date>> = submitted.units().iter().map(|u| u.observed()).collect();
-        let earlier_units = units.len();
         let moved = units.append(submitted);
         for u in scan.unit_of.iter_mut().chain(scan.patient_refs.values_mut()) {
             *u = moved[*u as usize];
@@ -463,6 +462,11 @@ async fn write_version(
         for (s, &u) in moved.iter().enumerate() {
             link_observed[u as usize] = observed[s];
         }
+        // The units this submission's records stand for (some may be earlier units they are
+        // identical to).
+        let mut new_units = moved.clone();
+        new_units.sort_unstable();
+        new_units.dedup();
         drop((moved, observed));
         // Full birth dates per unit, for the lake's `age` at each event (the dates themselves
         // stay in the vault).
@@ -492,7 +496,7 @@ async fn write_version(
         for &(u, k) in &stored_of_unit {
             finals.entry(k).or_default().insert(linkage.keys[u as usize]);
         }
-        for key in &linkage.keys[earlier_units..] {
+        for key in new_units.iter().map(|&u| &linkage.keys[u as usize]) {
             if let Some(f) = finals.get_mut(key) {
                 f.insert(*key);
             }

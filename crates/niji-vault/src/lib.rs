@@ -388,6 +388,14 @@ impl Vault {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM record_refs WHERE dataset = $1").bind(dataset).execute(&mut *tx).await?;
+        // The link index was written by the run that keyed these records: where that run split
+        // a person, the rows it retired are not there to lead back to the whole person any
+        // more. The next run reads back every record once and rebuilds it.
+        let linkable: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM identity_records WHERE dataset = $1 AND linkable").bind(dataset).fetch_one(&mut *tx).await?;
+        if linkable > 0 {
+            sqlx::query("UPDATE link_index SET complete = 0 WHERE id = 1").execute(&mut *tx).await?;
+        }
         let n = sqlx::query("DELETE FROM identity_records WHERE dataset = $1").bind(dataset).execute(&mut *tx).await?.rows_affected();
         sqlx::query("DELETE FROM anchors WHERE dataset = $1").bind(dataset).execute(&mut *tx).await?;
         tx.commit().await?;

@@ -5,8 +5,10 @@
 //! A person is found by a bucket (`link_buckets`) or an anchor (`anchors`), under its current
 //! key; records keep the key they were stored under, and `link_clusters` says which current
 //! person a stored key now belongs to. Reading a person back reads every linkable record whose
-//! stored key belongs to it. Stale rows (a deleted dataset, a batch whose version was undone)
-//! only make a run read back more, never less: a run rewrites the rows of every person it read.
+//! stored key belongs to it. A run rewrites the rows of every person it read. Deleting a
+//! dataset's linkable records (an undone version included) marks the index incomplete: the run
+//! that keyed them may have split a person and retired the rows that led to the whole of it, so
+//! the next run reads back everything once and rebuilds the index.
 
 use std::collections::{HashMap, HashSet};
 

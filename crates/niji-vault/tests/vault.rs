@@ -934,7 +934,7 @@ async fn the_link_index_finds_persons_by_bucket_anchor_and_joined_key() {
     let mut batch = vault.begin_batch("h", "d1").await.unwrap();
     batch.add(&new_identities(&d1, link)).await.unwrap();
     batch.add(&new_identities(&[("r3".to_string(), identity(&[]), pk(2))], None)).await.unwrap();
-    let first = LinkIndexUpdate { buckets: vec![(b1, pk(1)), (b2, pk(2))], ..LinkIndexUpdate::default() };
+    let first = LinkIndexUpdate { buckets: vec![(b1, pk(1)), (b2, pk(2))], complete: Some(1), ..LinkIndexUpdate::default() };
     batch.index_links(&first).await.unwrap();
     batch.commit(&[(anchor, pk(1))]).await.unwrap();
 
@@ -997,6 +997,11 @@ async fn the_link_index_finds_persons_by_bucket_anchor_and_joined_key() {
     drop(batch);
     assert_eq!(vault.current_keys(&[pk(1)]).await.unwrap(), vec![vec![pk(1)]]);
     assert_eq!(vault.persons_reached(&[b1], &[]).await.unwrap(), vec![pk(1)]);
+    // Deleting a dataset's linkable records (an undone version) marks the index incomplete: the
+    // run that keyed them may have split a person and retired rows that led to all of it.
+    assert!(vault.link_index_complete(1).await.unwrap());
+    vault.delete_dataset("d4").await.unwrap();
+    assert!(!vault.link_index_complete(1).await.unwrap());
     vault.close().await;
 
     // A vault with linkable records from before the index: incomplete until a run reads all.
