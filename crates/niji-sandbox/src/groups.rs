@@ -96,6 +96,8 @@ impl Values {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Grain {
     Value,
+    /// Weeks of a date column, from Monday (`date_trunc('week', …)`).
+    Week,
     /// Calendar months of a date column.
     Month,
     /// Calendar years of a date column.
@@ -117,6 +119,12 @@ fn count_distinct<'a>(columns: impl Iterator<Item = &'a ArrayRef>, grain: Grain,
             break;
         }
         match (grain, column.as_any().downcast_ref::<Date32Array>()) {
+            (Grain::Week, Some(dates)) => {
+                // 1970-01-01 was a Thursday: days + 3 counts from a Monday.
+                for d in dates.iter().flatten() {
+                    seen.insert((i64::from(d) + 3).div_euclid(7) as u64);
+                }
+            }
             (Grain::Month | Grain::Year, Some(dates)) => {
                 for d in dates.iter().flatten() {
                     let (year, month) = civil_from_days(d);
@@ -131,8 +139,8 @@ fn count_distinct<'a>(columns: impl Iterator<Item = &'a ArrayRef>, grain: Grain,
                     seen.insert(state.hash_one(&text[..end]));
                 }
             }
-            // Months and years of anything but a table's dates, and prefixes of anything but its
-            // text: its values bound them.
+            // Weeks, months and years of anything but a table's dates, and prefixes of anything
+            // but its text: its values bound them.
             _ => {
                 hashes.clear();
                 hashes.resize(column.len(), 0);
@@ -493,6 +501,7 @@ fn expression(e: &Expr, plan: &LogicalPlan, node: &Node) -> Distinct {
                 x.get_type(plan.schema().as_ref()).is_ok_and(|t| t.is_temporal() && !matches!(t, DataType::Interval(_) | DataType::Duration(_)));
             let unit = unit.to_ascii_lowercase();
             match (func.name(), unit.as_str()) {
+                ("date_trunc", "week") => inner.regrain(Grain::Week),
                 ("date_trunc", "month" | "quarter") => inner.regrain(Grain::Month),
                 ("date_trunc", "year") | ("date_part", "year") => inner.regrain(Grain::Year),
                 ("date_part", field) if calendar => match calendar_values(field) {
@@ -613,12 +622,17 @@ mod tests {
     }
 
     #[test]
-    fn dates_are_counted_by_month_and_year() {
+    fn dates_are_counted_by_week_month_and_year() {
         let dates: ArrayRef = Arc::new(Date32Array::from(vec![Some(19_782), Some(19_783), Some(19_784), None, Some(0)]));
         let count = |grain| count_distinct([&dates].into_iter(), grain, 1_000);
         assert_eq!(count(Grain::Value), 4);
         assert_eq!(count(Grain::Month), 3);
         assert_eq!(count(Grain::Year), 2);
+        // 2024-02-29 to 2024-03-02 are one week (from Monday 26 February), 1970-01-01 another.
+        assert_eq!(count(Grain::Week), 2);
+        // Sunday 3 March and Monday 4 March 2024 are two.
+        let turn: ArrayRef = Arc::new(Date32Array::from(vec![19_785, 19_786]));
+        assert_eq!(count_distinct([&turn].into_iter(), Grain::Week, 1_000), 2);
         // Counting stops at the end of the batch that passes enough.
         let many: ArrayRef = Arc::new(Date32Array::from((0..5_000).collect::<Vec<i32>>()));
         assert_eq!(count_distinct([&many, &dates, &many].into_iter(), Grain::Value, 4_000), 5_000);

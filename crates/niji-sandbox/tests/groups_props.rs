@@ -77,6 +77,7 @@ const KEYS: &[(&str, &str)] = &[
     ("concat(p.sex, '-', substr(p.birth_year_month, 1, 4))", "p"),
     ("c.code", "c"),
     ("c.onset", "c"),
+    ("date_trunc('week', c.onset)", "c"),
     ("date_trunc('month', c.onset)", "c"),
     ("date_trunc('quarter', c.onset)", "c"),
     ("date_trunc('year', c.onset)", "c"),

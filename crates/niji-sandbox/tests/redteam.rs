@@ -663,10 +663,11 @@ async fn output_rows_are_bounded_by_the_values_of_their_columns_not_by_the_rows_
             refused(&ws, &sql, na(Refusal::TooManyGroups)).await;
         }
     }
-    // What the bound lets through: few values, pinned codes, months and years of days, calendar
-    // fields, a per-person count, grouping sets of few values.
+    // What the bound lets through: few values, pinned codes, weeks, months and years of days,
+    // calendar fields, a per-person count, grouping sets of few values.
     for sql in [
         "SELECT kind, count(*) FROM claim_lines GROUP BY kind",
+        "SELECT date_trunc('week', onset) AS w, count(*) FROM conditions GROUP BY 1",
         "SELECT code, count(*) FROM claim_lines WHERE code IN ('c001', 'c002', 'c003') GROUP BY code",
         "SELECT a.code, p.sex, count(*) FROM claim_lines a JOIN patients p ON a.person_id = p.person_id WHERE a.code = 'c007' GROUP BY a.code, p.sex",
         "SELECT date_trunc('month', onset) AS m, count(*) FROM conditions GROUP BY date_trunc('month', onset)",

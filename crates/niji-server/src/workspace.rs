@@ -417,7 +417,7 @@ fn refusal_ja(r: Refusal) -> &'static str {
         Refusal::JoinSize => "この結合は、表の大きさから見た最悪の場合に作る行が多すぎます（条件が選ぶ行があるかどうかで時間切れになるかが変わり、少数の行の有無がわかります）。person_id の等しさで結合するか、person_id IN (SELECT person_id …) で絞り込んでください。",
         Refusal::Limit => "集計の上の LIMIT・OFFSET は定数で一つだけ使えます。",
         Refusal::TooManyRows => "出力の行数が上限を超えました。",
-        Refusal::TooManyGroups => "このグループ分けは、表全体の値の種類から見た最悪の場合に出力の行が多すぎます（条件が選ぶ行があるかどうかで拒否されるかが変わり、少数の行の有無がわかります）。日ではなく月・年で、より少ない列でグループ分けするか、必要なコードを IN (…) で指定してください。",
+        Refusal::TooManyGroups => "このグループ分けは、表全体の値の種類から見た最悪の場合に出力の行が多すぎます（条件が選ぶ行があるかどうかで拒否されるかが変わり、少数の行の有無がわかります）。日ではなく週・月・年で、より少ない列でグループ分けするか、必要なコードを IN (…) で指定してください。",
         Refusal::TableNotGranted | Refusal::NoPersonKey | Refusal::SchemaMismatch | Refusal::NameClash => "分析環境を開けませんでした。",
     }
 }
@@ -445,7 +445,7 @@ fn refusal_en(r: Refusal) -> &'static str {
         Refusal::JoinSize => "This join could make too many rows in the worst case, judged from the tables' sizes (whether it ran out of time would tell whether the rows its conditions select exist): join on equal person_id, or narrow with person_id IN (SELECT person_id …).",
         Refusal::Limit => "LIMIT and OFFSET above the aggregate must be one constant each.",
         Refusal::TooManyRows => "The output has more rows than allowed.",
-        Refusal::TooManyGroups => "This grouping could make too many output rows in the worst case, judged from the values its columns hold in the whole tables (whether it was refused would otherwise tell whether the rows its conditions select exist): group by months or years rather than days, by fewer columns, or name the codes wanted with IN (…).",
+        Refusal::TooManyGroups => "This grouping could make too many output rows in the worst case, judged from the values its columns hold in the whole tables (whether it was refused would otherwise tell whether the rows its conditions select exist): group by weeks, months or years rather than days, by fewer columns, or name the codes wanted with IN (…).",
         Refusal::TableNotGranted | Refusal::NoPersonKey | Refusal::SchemaMismatch | Refusal::NameClash => "The workspace could not be opened.",
     }
 }
