@@ -421,9 +421,8 @@ async fn write_version(
         // takes them in order of arrival).
         let unit_count = scan.unit_of.len() as u64;
         let mut units = niji_privacy::UnitSet::default();
-        let mut earlier = EarlierKeys::default();
         let index_complete = vault.link_index_complete(niji_privacy::LINK_INDEX_FORMAT).await?;
-        let read = if options.read_back == ReadBack::Reached && index_complete {
+        let mut read = if options.read_back == ReadBack::Reached && index_complete {
             let submitted = std::mem::take(&mut scan.units);
             let (read, submitted) = read_reached(&vault, &committed, submitted, &pseudonymizer).await?;
             scan.units = submitted;
@@ -431,23 +430,30 @@ async fn write_version(
         } else {
             read_everything(&vault, &committed).await?
         };
-        // The index rows of the persons read back, as they were: the run rewrites them.
-        let hasher = pseudonymizer.clone();
-        let (read, retired) = tokio::task::spawn_blocking(move || {
-            let retired = niji_privacy::cluster_buckets(&read.units, &read.current, &hasher);
-            (read, retired)
-        })
-        .await
-        .expect("bucketing does not panic");
+        // The index rows of the persons read back, as they were: the run rewrites them (a run
+        // that completes the index deletes every row instead).
+        let (read, retired) = if index_complete {
+            let current = match read.current.take() {
+                Some(current) => current,
+                None => current_keys_of(&vault, &read.stored).await?,
+            };
+            let hasher = pseudonymizer.clone();
+            tokio::task::spawn_blocking(move || {
+                let retired = niji_privacy::cluster_buckets(&read.units, &current, &hasher);
+                (read, retired)
+            })
+            .await
+            .expect("bucketing does not panic")
+        } else {
+            (read, Vec::new())
+        };
         let prior = match read.anchors.as_ref() {
             Some(anchors) => vault.prior_keys_of(anchors).await?,
             None => vault.prior_keys().await?,
         };
         let mut stored_of_unit: Vec<(u32, PersonKey)> = Vec::with_capacity(read.units.len());
         for (unit, key) in read.units.into_iter().zip(read.stored) {
-            let at = units.push_stored(unit, key);
-            earlier.add(at, key);
-            stored_of_unit.push((at, key));
+            stored_of_unit.push((units.push_stored(unit, key), key));
         }
         let submitted = std::mem::take(&mut scan.units);
         let observed: Vec<Option<niji_ingest::Date>> = submitted.units().iter().map(|u| u.observed()).collect();
@@ -484,8 +490,8 @@ async fn write_version(
         .await
         .expect("linkage does not panic");
         progress.finish(Phase::Link);
-        let rekeyed_units = earlier.rekeyed(&linkage.keys);
-        drop(earlier);
+        // Earlier records whose unit's key is now another than the one they were stored under.
+        let rekeyed_units = stored_of_unit.iter().filter(|&&(u, k)| linkage.keys[u as usize] != k).count() as u64;
         let mut stored_keys: Vec<PersonKey> = stored_of_unit.iter().map(|(_, k)| *k).collect();
         stored_keys.sort_unstable();
         stored_keys.dedup();
@@ -678,8 +684,9 @@ struct ReadBackUnits {
     units: Vec<LinkUnit>,
     /// The key each was stored under.
     stored: Vec<PersonKey>,
-    /// The current key of the person each belongs to (the vault's link index).
-    current: Vec<PersonKey>,
+    /// The current key of the person each belongs to (the vault's link index), where the read
+    /// gave it.
+    current: Option<Vec<PersonKey>>,
     /// The anchors the run needs prior keys of (`None`: every stored anchor).
     anchors: Option<Vec<PersonKey>>,
 }
@@ -708,14 +715,18 @@ async fn read_everything(vault: &Vault, committed: &[String]) -> Result<ReadBack
             break;
         }
     }
-    // The current key of each record's person (a stored key shared by two: the smaller).
-    let mut distinct = out.stored.clone();
+    Ok(out)
+}
+
+/// The current key of the person of each record stored under `stored` (a stored key shared by
+/// two persons: the smaller).
+async fn current_keys_of(vault: &Vault, stored: &[PersonKey]) -> Result<Vec<PersonKey>, IntakeError> {
+    let mut distinct = stored.to_vec();
     distinct.sort_unstable();
     distinct.dedup();
     let current: std::collections::HashMap<PersonKey, PersonKey> =
         distinct.iter().copied().zip(vault.current_keys(&distinct).await?.into_iter().map(|c| c[0])).collect();
-    out.current = out.stored.iter().map(|k| current[k]).collect();
-    Ok(out)
+    Ok(stored.iter().map(|k| current[k]).collect())
 }
 
 /// The linkable records of the `committed` versions that the `submitted` units reach, read
@@ -737,23 +748,33 @@ async fn read_reached(
     let mut ids: Vec<i64> = Vec::new();
     let mut asked_buckets: HashSet<niji_privacy::LinkBucket> = HashSet::new();
     let mut asked_anchors: HashSet<PersonKey> = HashSet::new();
+    // Anchors do not depend on grouping: made once a unit, asked for once each.
+    let h = hasher.clone();
+    let (s, mut fresh_anchors) = tokio::task::spawn_blocking(move || {
+        let a = niji_privacy::unit_anchors(submitted.units(), &h);
+        (submitted, a)
+    })
+    .await
+    .expect("anchoring does not panic");
+    submitted = s;
+    let mut anchors: Vec<PersonKey> = fresh_anchors.clone();
     let mut persons_read: HashSet<PersonKey> = HashSet::new();
     // A record whose stored key is shared by two persons comes with both.
     let mut ids_read: HashSet<i64> = HashSet::new();
     const PERSONS_PAGE: usize = 2_048;
-    let anchors = loop {
+    loop {
         let h = hasher.clone();
-        let (u, c, s, reach) = tokio::task::spawn_blocking(move || {
-            let reach = niji_privacy::reach(&units, &current, submitted.units(), &h);
-            (units, current, submitted, reach)
+        let (u, c, s, reached) = tokio::task::spawn_blocking(move || {
+            let reached = niji_privacy::reach(&units, &current, submitted.units(), &h);
+            (units, current, submitted, reached)
         })
         .await
         .expect("reaching does not panic");
         (units, current, submitted) = (u, c, s);
-        let buckets: Vec<niji_privacy::LinkBucket> = reach.buckets.into_iter().filter(|b| asked_buckets.insert(*b)).collect();
-        let new_anchors: Vec<PersonKey> = reach.anchors.iter().copied().filter(|a| asked_anchors.insert(*a)).collect();
+        let buckets: Vec<niji_privacy::LinkBucket> = reached.into_iter().filter(|b| asked_buckets.insert(*b)).collect();
+        let new_anchors: Vec<PersonKey> = fresh_anchors.drain(..).filter(|a| asked_anchors.insert(*a)).collect();
         if buckets.is_empty() && new_anchors.is_empty() {
-            break reach.anchors;
+            break;
         }
         let persons: Vec<PersonKey> = vault.persons_reached(&buckets, &new_anchors).await?.into_iter().filter(|p| persons_read.insert(*p)).collect();
         // A page of persons at a time: their identities are unsealed, reduced to units and
@@ -776,13 +797,24 @@ async fn read_reached(
                 });
             }
             found_any |= !records.is_empty();
-            let prepared = tokio::task::spawn_blocking(move || niji_privacy::prepare_all(&records)).await.expect("normalizing does not panic");
+            let h = hasher.clone();
+            let (prepared, a) = tokio::task::spawn_blocking(move || {
+                let prepared = niji_privacy::prepare_all(&records);
+                let a = niji_privacy::unit_anchors(&prepared, &h);
+                (prepared, a)
+            })
+            .await
+            .expect("normalizing does not panic");
             units.extend(prepared);
+            anchors.extend_from_slice(&a);
+            fresh_anchors.extend(a);
         }
         if !found_any {
-            break reach.anchors;
+            break;
         }
-    };
+    }
+    anchors.sort_unstable();
+    anchors.dedup();
     // In the order stored, as a run over every record would meet them.
     let mut order: Vec<usize> = (0..ids.len()).collect();
     order.sort_unstable_by_key(|&i| ids[i]);
@@ -790,35 +822,10 @@ async fn read_reached(
     let read = ReadBackUnits {
         units: order.iter().map(|&i| slots[i].take().expect("each unit once")).collect(),
         stored: order.iter().map(|&i| stored[i]).collect(),
-        current: order.iter().map(|&i| current[i]).collect(),
+        current: Some(order.iter().map(|&i| current[i]).collect()),
         anchors: Some(anchors),
     };
     Ok((read, submitted))
-}
-
-/// The person keys earlier records were stored under, per unit that stands for them: the key of
-/// the unit's first record and how many share it, and apart the few records of a unit stored
-/// under another key (none unless an earlier run merged or split persons).
-#[derive(Default)]
-struct EarlierKeys {
-    first: Vec<(PersonKey, u64)>,
-    others: Vec<(u32, PersonKey)>,
-}
-
-impl EarlierKeys {
-    fn add(&mut self, unit: u32, key: PersonKey) {
-        match self.first.get_mut(unit as usize) {
-            Some((k, n)) if *k == key => *n += 1,
-            Some(_) => self.others.push((unit, key)),
-            None => self.first.push((key, 1)),
-        }
-    }
-
-    /// Earlier records whose unit's key is now different.
-    fn rekeyed(&self, keys: &[PersonKey]) -> u64 {
-        let first: u64 = self.first.iter().zip(keys).filter(|((k, _), new)| k != *new).map(|((_, n), _)| n).sum();
-        first + self.others.iter().filter(|(u, k)| keys[*u as usize] != *k).count() as u64
-    }
 }
 
 /// The latest committed version tag of every dataset but `except`.

@@ -65,4 +65,4 @@ pub mod reach;
 pub use linkage::{link, link_set, prepare_all, LinkRecord, LinkStats, LinkUnit, Linkage, LinkageConfig, PriorKeys, UnitSet};
 pub use normalize::{NormalizeError, Sex};
 pub use pseudonym::{Domain, KeyError, PersonKey, Pseudonymizer, VaultKey};
-pub use reach::{cluster_buckets, reach, LinkBucket, Reach, LINK_INDEX_FORMAT};
+pub use reach::{cluster_buckets, reach, unit_anchors, LinkBucket, LINK_INDEX_FORMAT};

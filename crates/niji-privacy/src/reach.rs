@@ -11,7 +11,8 @@
 //! that could put them in one cluster (a shared identifier, the same stored key, and, until
 //! nothing more joins, a block both groups are in with a name ending both carry: a merge in one
 //! block carries a cluster's names into the others it is in), and each group asks for its
-//! blocks crossed with its name endings, and for its anchors.
+//! blocks crossed with its name endings. The anchors of every unit ([`unit_anchors`]) are asked
+//! for too.
 //! The caller reads back the persons found, asks again with them included, and stops when
 //! nothing new comes back. Then every cluster the full run would make from a record read back
 //! is made of records read back, and every person left out would be decided as before (the
@@ -35,38 +36,21 @@ pub const LINK_INDEX_FORMAT: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LinkBucket(pub [u8; 8]);
 
-/// What a run must look up in the vault: the buckets and the anchors its records reach.
-#[derive(Debug, Clone, Default)]
-pub struct Reach {
-    /// Sorted, without repeats.
-    pub buckets: Vec<LinkBucket>,
-    /// Sorted, without repeats.
-    pub anchors: Vec<PersonKey>,
-}
-
-/// The buckets and anchors reached from `earlier` units (read back, with the current key of the
-/// person each belongs to, `earlier_keys`) and `later` ones (this run's), grouped as the module
-/// docs say.
-pub fn reach(earlier: &[LinkUnit], earlier_keys: &[PersonKey], later: &[LinkUnit], keys: &Pseudonymizer) -> Reach {
+/// The buckets the vault must be asked for, from `earlier` units (read back, with the current
+/// key of the person each belongs to, `earlier_keys`) and `later` ones (this run's), grouped as
+/// the module docs say. Sorted, without repeats.
+pub fn reach(earlier: &[LinkUnit], earlier_keys: &[PersonKey], later: &[LinkUnit], keys: &Pseudonymizer) -> Vec<LinkBucket> {
     assert_eq!(earlier.len(), earlier_keys.len(), "one key per earlier unit");
     let unit = |i: usize| if i < earlier.len() { &earlier[i] } else { &later[i - earlier.len()] };
     let n = earlier.len() + later.len();
     let mut uf = UnionFind::new(n);
     {
         let mut by_id: HashMap<u64, usize> = HashMap::new();
-        let mut by_bucket: HashMap<(u32, Sex, char), usize> = HashMap::new();
         let mut by_key: HashMap<PersonKey, usize> = HashMap::new();
         for i in 0..n {
-            let u = unit(i);
-            for id in u.identifier_fingerprints() {
+            for id in unit(i).identifier_fingerprints() {
                 let j = *by_id.entry(id).or_insert(i);
                 uf.union(i, j);
-            }
-            if let Some((day, sex)) = u.block() {
-                for c in u.name_ends() {
-                    let j = *by_bucket.entry((day, sex, c)).or_insert(i);
-                    uf.union(i, j);
-                }
             }
             if let Some(key) = earlier_keys.get(i) {
                 let j = *by_key.entry(*key).or_insert(i);
@@ -76,40 +60,41 @@ pub fn reach(earlier: &[LinkUnit], earlier_keys: &[PersonKey], later: &[LinkUnit
     }
     // Two groups whose clusters could meet in a block's name group (a block both are in, a name
     // ending both carry, from any of their units) are one group: after a merge in one block, a
-    // cluster carries its new names into every other block it is in. Until nothing joins.
+    // cluster carries its new names into every other block it is in. Until nothing joins; the
+    // groups of the pass that joins nothing are the ones asked for.
     loop {
         let mut order: Vec<(u32, u32)> = (0..n).map(|i| (uf.find(i) as u32, i as u32)).collect();
         order.sort_unstable();
+        let groups: Vec<(usize, BlocksAndEnds)> = order
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|group| (group[0].1 as usize, blocks_and_ends(group.iter().map(|&(_, i)| unit(i as usize)))))
+            .collect();
+        drop(order);
         let mut by_bucket: HashMap<(u32, Sex, char), usize> = HashMap::new();
         let mut joined = false;
-        for group in order.chunk_by(|a, b| a.0 == b.0) {
-            let (blocks, ends) = blocks_and_ends(group.iter().map(|&(_, i)| unit(i as usize)));
-            let at = group[0].1 as usize;
-            for &(day, sex) in &blocks {
-                for &c in &ends {
-                    let j = *by_bucket.entry((day, sex, c)).or_insert(at);
-                    joined |= uf.union(at, j);
+        for (at, (blocks, ends)) in &groups {
+            for &(day, sex) in blocks {
+                for &c in ends {
+                    let j = *by_bucket.entry((day, sex, c)).or_insert(*at);
+                    joined |= uf.union(*at, j);
                 }
             }
         }
         if !joined {
-            break;
+            let mut out: Vec<LinkBucket> = groups.iter().flat_map(|(_, (blocks, ends))| crossed(blocks, ends, keys)).collect();
+            out.sort_unstable();
+            out.dedup();
+            return out;
         }
     }
-    let mut order: Vec<(u32, u32)> = (0..n).map(|i| (uf.find(i) as u32, i as u32)).collect();
-    drop(uf);
-    order.sort_unstable();
-    let mut out = Reach::default();
-    for group in order.chunk_by(|a, b| a.0 == b.0) {
-        out.buckets.extend(group_buckets(group.iter().map(|&(_, i)| unit(i as usize)), keys));
-        for &(_, i) in group {
-            out.anchors.extend(unit(i as usize).anchors(keys));
-        }
-    }
-    out.buckets.sort_unstable();
-    out.buckets.dedup();
-    out.anchors.sort_unstable();
-    out.anchors.dedup();
+}
+
+/// The anchors of `units` (the vault's anchors table leads from each to its person), sorted,
+/// without repeats. They do not depend on how units are grouped: a caller makes them once a unit.
+pub fn unit_anchors(units: &[LinkUnit], keys: &Pseudonymizer) -> Vec<PersonKey> {
+    let mut out: Vec<PersonKey> = units.iter().flat_map(|u| u.anchors(keys)).collect();
+    out.sort_unstable();
+    out.dedup();
     out
 }
 
@@ -130,8 +115,11 @@ pub fn cluster_buckets(units: &[LinkUnit], unit_keys: &[PersonKey], keys: &Pseud
     out
 }
 
+/// Blocks (birth date in days, sex) and name endings.
+type BlocksAndEnds = (Vec<(u32, Sex)>, Vec<char>);
+
 /// The blocks `units` are in and the name endings they carry, sorted, without repeats.
-fn blocks_and_ends<'a>(units: impl Iterator<Item = &'a LinkUnit> + Clone) -> (Vec<(u32, Sex)>, Vec<char>) {
+fn blocks_and_ends<'a>(units: impl Iterator<Item = &'a LinkUnit> + Clone) -> BlocksAndEnds {
     let mut blocks: Vec<(u32, Sex)> = units.clone().filter_map(LinkUnit::block).collect();
     let mut ends: Vec<char> = units.flat_map(LinkUnit::name_ends).collect();
     blocks.sort_unstable();
@@ -144,10 +132,15 @@ fn blocks_and_ends<'a>(units: impl Iterator<Item = &'a LinkUnit> + Clone) -> (Ve
 /// The blocks of `units` crossed with their name endings.
 fn group_buckets<'a>(units: impl Iterator<Item = &'a LinkUnit> + Clone, keys: &Pseudonymizer) -> Vec<LinkBucket> {
     let (blocks, ends) = blocks_and_ends(units);
+    crossed(&blocks, &ends, keys)
+}
+
+/// Each block crossed with each name ending, as buckets.
+fn crossed(blocks: &[(u32, Sex)], ends: &[char], keys: &Pseudonymizer) -> Vec<LinkBucket> {
     let mut out = Vec::with_capacity(blocks.len() * ends.len());
-    for &(day, sex) in &blocks {
+    for &(day, sex) in blocks {
         let day = day.to_string();
-        for &c in &ends {
+        for &c in ends {
             out.push(bucket(keys, &day, sex, c));
         }
     }

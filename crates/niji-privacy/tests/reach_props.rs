@@ -9,7 +9,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use niji_ingest::{IdentifierKind, Identity, IdentityItem};
 use niji_privacy::{
-    cluster_buckets, link_set, prepare_all, reach, LinkBucket, LinkRecord, LinkageConfig, PersonKey, PriorKeys, Pseudonymizer, UnitSet, VaultKey,
+    cluster_buckets, link_set, prepare_all, reach, unit_anchors, LinkBucket, LinkRecord, LinkageConfig, PersonKey, PriorKeys, Pseudonymizer, UnitSet,
+    VaultKey,
 };
 use proptest::prelude::*;
 
@@ -220,9 +221,8 @@ impl SimVault {
             }
             let units = prepare_all(&read.iter().map(|&i| self.records[i].0.clone()).collect::<Vec<_>>());
             let current: Vec<PersonKey> = read.iter().map(|&i| self.current(self.records[i].1)).collect();
-            let r = reach(&units, &current, later.units(), &k);
-            let wanted: HashSet<LinkBucket> = r.buckets.iter().copied().collect();
-            let anchors: HashSet<PersonKey> = r.anchors.iter().copied().collect();
+            let wanted: HashSet<LinkBucket> = reach(&units, &current, later.units(), &k).into_iter().collect();
+            let anchors: HashSet<PersonKey> = unit_anchors(&units, &k).into_iter().chain(unit_anchors(later.units(), &k)).collect();
             let mut found: HashSet<PersonKey> = self.buckets.iter().filter(|(b, _)| wanted.contains(b)).map(|(_, p)| *p).collect();
             found.extend(self.anchors.iter().filter(|(a, _)| anchors.contains(a)).map(|(_, p)| *p));
             // The keys found and every person they now stand for.

@@ -416,6 +416,18 @@ impl Vault {
 /// identity, observed.
 type LinkableRow = (PersonKey, String, String, PersonKey, Vec<u8>, Option<String>);
 
+/// A linkable record's columns from a row that selected them by name.
+fn linkable_row(row: &sqlx::sqlite::SqliteRow) -> Result<LinkableRow, VaultError> {
+    Ok((
+        key_of(row.try_get("person_key")?)?,
+        row.try_get("holder")?,
+        row.try_get("dataset")?,
+        key_of(row.try_get("record_hash")?)?,
+        row.try_get("sealed")?,
+        row.try_get("observed")?,
+    ))
+}
+
 impl Vault {
     /// Unseals linkable records off the async runtime (an AEAD open per record).
     async fn unseal_linkable(&self, rows: Vec<LinkableRow>) -> Result<Vec<StoredLinkRecord>, VaultError> {
@@ -471,13 +483,7 @@ impl LinkPages<'_> {
         let mut sealed_rows = Vec::with_capacity(rows.len());
         for row in rows {
             self.after = row.try_get("id")?;
-            let person = key_of(row.try_get("person_key")?)?;
-            let holder: String = row.try_get("holder")?;
-            let dataset: String = row.try_get("dataset")?;
-            let record_hash = key_of(row.try_get("record_hash")?)?;
-            let sealed: Vec<u8> = row.try_get("sealed")?;
-            let observed: Option<String> = row.try_get("observed")?;
-            sealed_rows.push((person, holder, dataset, record_hash, sealed, observed));
+            sealed_rows.push(linkable_row(&row)?);
         }
         let page = self.vault.unseal_linkable(sealed_rows).await?;
         if !full {

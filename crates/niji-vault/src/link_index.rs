@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use niji_privacy::LinkBucket;
 use sqlx::Row;
 
-use crate::{abandon, key_of, LinkableRow, PersonKey, PriorKeys, StoredLinkRecord, Vault, VaultBatch, VaultError};
+use crate::{abandon, key_of, linkable_row, LinkableRow, PersonKey, PriorKeys, StoredLinkRecord, Vault, VaultBatch, VaultError};
 
 /// Keys per `IN (…)` list (well under SQLite's 32,766 bound values).
 const LOOKUP_CHUNK: usize = 500;
@@ -59,17 +59,16 @@ impl Vault {
     pub async fn persons_reached(&self, buckets: &[LinkBucket], anchors: &[PersonKey]) -> Result<Vec<PersonKey>, VaultError> {
         let mut found: HashSet<PersonKey> = HashSet::new();
         let buckets: Vec<&[u8]> = buckets.iter().map(|b| &b.0[..]).collect();
-        self.select_in("SELECT person_key FROM link_buckets WHERE bucket IN (", ")", &buckets, |row| {
-            found.insert(key_of(row.try_get("person_key")?)?);
-            Ok(())
-        })
-        .await?;
         let anchors: Vec<&[u8]> = anchors.iter().map(|a| &a.0[..]).collect();
-        self.select_in("SELECT person_key FROM anchors WHERE anchor IN (", ")", &anchors, |row| {
-            found.insert(key_of(row.try_get("person_key")?)?);
-            Ok(())
-        })
-        .await?;
+        for (head, keys) in
+            [("SELECT person_key FROM link_buckets WHERE bucket IN (", buckets), ("SELECT person_key FROM anchors WHERE anchor IN (", anchors)]
+        {
+            self.select_in(head, ")", &keys, |row| {
+                found.insert(key_of(row.try_get("person_key")?)?);
+                Ok(())
+            })
+            .await?;
+        }
         // A key found may be one that records were stored under and that now belongs to
         // other persons: the key and each of them.
         let found: Vec<PersonKey> = found.into_iter().collect();
@@ -119,17 +118,7 @@ impl Vault {
                 }
                 q.push(")");
                 for row in q.build().fetch_all(&self.pool).await? {
-                    rows.push((
-                        row.try_get("id")?,
-                        (
-                            key_of(row.try_get("person_key")?)?,
-                            row.try_get("holder")?,
-                            row.try_get("dataset")?,
-                            key_of(row.try_get("record_hash")?)?,
-                            row.try_get("sealed")?,
-                            row.try_get("observed")?,
-                        ),
-                    ));
+                    rows.push((row.try_get("id")?, linkable_row(&row)?));
                 }
             }
         }
