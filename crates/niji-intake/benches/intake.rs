@@ -347,17 +347,13 @@ impl Figures {
 fn child(job: Job) {
     let data = PathBuf::from(std::env::var("NIJI_BENCH_DATA").unwrap());
     let work = PathBuf::from(std::env::var("NIJI_BENCH_WORK").unwrap());
-    let (folder, ext, holder, unit, target) = job.spec();
-    let mut paths = Vec::new();
-    files(&data.join(folder), ext, &mut paths);
-    paths.sort();
+    let (_, _, holder, unit, target) = job.spec();
+    let paths = job_files(&data, job);
     let input_bytes: u64 = paths.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
     let lines: u64 = paths.iter().map(|p| count_lines(p)).sum();
     let mut figures = Figures { input_bytes, ..Figures::default() };
 
-    let mut ingest_config = IngestConfig::new(Date::new(2026, 11, 21).unwrap());
-    // `niji synth` writes CLINS-conformant lab and drug codings; keep the strict rules.
-    ingest_config.clins_strict = true;
+    let ingest_config = ingest_config();
     let options = IntakeOptions::new(ingest_config.clone());
 
     // Parse-only baseline over the same files in the same process, first, so that its peak
@@ -528,6 +524,23 @@ fn small_after(instance: &Path, data: &Path, job: Job) {
     );
 }
 
+/// The intake settings of every job: `niji synth` writes CLINS-conformant lab and drug codings,
+/// so the strict rules stay on.
+fn ingest_config() -> IngestConfig {
+    let mut config = IngestConfig::new(Date::new(2026, 11, 21).unwrap());
+    config.clins_strict = true;
+    config
+}
+
+/// Every file of `job` under the synthetic data, sorted.
+fn job_files(data: &Path, job: Job) -> Vec<PathBuf> {
+    let (folder, ext, _, _, _) = job.spec();
+    let mut paths = Vec::new();
+    files(&data.join(folder), ext, &mut paths);
+    paths.sort();
+    paths
+}
+
 /// The child of [`small_after`]: opens the instance, submits every 50th file as a new dataset.
 fn few() {
     let job = Job::parse(&std::env::var("NIJI_BENCH_FEW_OF").unwrap());
@@ -535,15 +548,10 @@ fn few() {
     let instance_dir = PathBuf::from(std::env::var("NIJI_BENCH_INSTANCE").unwrap());
     let name = std::env::var("NIJI_BENCH_READ").unwrap();
     let read_back = if name == "reached" { ReadBack::Reached } else { ReadBack::Everything };
-    let (folder, ext, _, _, _) = job.spec();
-    let mut paths = Vec::new();
-    files(&data.join(folder), ext, &mut paths);
-    paths.sort();
+    let paths = job_files(&data, job);
     let total = paths.len();
     let few: Vec<PathBuf> = paths.into_iter().step_by(50).collect();
-    let mut ingest_config = IngestConfig::new(Date::new(2026, 11, 21).unwrap());
-    ingest_config.clins_strict = true;
-    let options = IntakeOptions { read_back, ..IntakeOptions::new(ingest_config) };
+    let options = IntakeOptions { read_back, ..IntakeOptions::new(ingest_config()) };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
         let instance = Instance::open(&instance_dir).await.unwrap();
