@@ -34,18 +34,20 @@ use std::path::PathBuf;
 use niji_core::{AuditEvent, AuditSink, Role};
 use niji_instance::Instance;
 use niji_review::PermitPolicy;
-use niji_sandbox::{Limits, SandboxError, Workspace};
+use niji_sandbox::{SandboxError, Workspace};
 use niji_sdc::{Cell, CellRef, Checked, Measure, Outcome, Preset, Reason, Release, ReleaseRow, Rules, Shown, Table};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::permit::{empty_tables, permit_context, read_tables, to_table, PermitContext};
-use crate::AnalysisError;
+use crate::{AnalysisError, AnalysisSettings};
 
 /// The most outputs one job may have.
 pub const MAX_OUTPUTS: usize = 20;
 /// Different approving checkers a release needs.
 pub const APPROVALS_NEEDED: usize = 2;
+/// The refusal of an output not run because the permit has no stop left (see [`crate::stops`]).
+pub const STOPS_SPENT: &str = "stops_spent";
 /// What a suppressed cell shows in a release's CSV.
 pub const SUPPRESSED: &str = "suppressed";
 
@@ -232,7 +234,22 @@ impl Outcome1 {
 /// Submits a job: `outputs` are `(name, sql)` pairs. Returns the job as stored (its status says
 /// whether it awaits review or was refused). Errors before the job exists (outputs malformed, the
 /// permit or researcher refused) are returned as errors and logged.
+///
+/// Each output's run takes a place in the permit's budget of stops (see [`crate::stops`]): an
+/// output that a limit stops spends it, and once none is left the outputs not yet run are refused
+/// with `stops_spent`.
 pub async fn submit_job(instance: &Instance, user_id: i64, permit_id: i64, outputs: &[(String, String)]) -> Result<JobView, JobError> {
+    submit_job_with(instance, &AnalysisSettings::default(), user_id, permit_id, outputs).await
+}
+
+/// [`submit_job`] with other limits.
+pub async fn submit_job_with(
+    instance: &Instance,
+    settings: &AnalysisSettings,
+    user_id: i64,
+    permit_id: i64,
+    outputs: &[(String, String)],
+) -> Result<JobView, JobError> {
     let actor = format!("user:{user_id}");
     let mut names = HashSet::new();
     if outputs.is_empty() || outputs.len() > MAX_OUTPUTS || !outputs.iter().all(|(n, _)| valid_name(n) && names.insert(n.as_str())) {
@@ -261,7 +278,7 @@ pub async fn submit_job(instance: &Instance, user_id: i64, permit_id: i64, outpu
     };
     let store = &instance.store;
     let job_id = store.insert_job(permit_id, user_id, &code_sha256, now_ts()).await.map_err(internal)?;
-    match run_job(instance, permit_id, job_id, &ctx, outputs).await {
+    match run_job(instance, settings, (user_id, permit_id, job_id), &ctx, outputs).await {
         Ok(ran) => {
             let (status, reason) = match ran.outputs.iter().find(|o| o.status == "refused") {
                 Some(o) => ("refused", o.refusal.clone()),
@@ -336,8 +353,14 @@ struct Ran {
     receipt: Option<JobReceipt>,
 }
 
-async fn run_job(instance: &Instance, permit_id: i64, job_id: i64, ctx: &PermitContext, outputs: &[(String, String)]) -> Result<Ran, AnalysisError> {
-    let limits = Limits::default();
+async fn run_job(
+    instance: &Instance,
+    settings: &AnalysisSettings,
+    (user_id, permit_id, job_id): (i64, i64, i64),
+    ctx: &PermitContext,
+    outputs: &[(String, String)],
+) -> Result<Ran, AnalysisError> {
+    let limits = settings.limits;
     // 1. Static check over the schemas alone: nothing reads the real data unless all pass.
     let empty = Workspace::open(empty_tables(&ctx.policy)?, &ctx.policy, ctx.secret, &HashSet::new(), limits).map_err(AnalysisError::Refused)?;
     let mut statics = Vec::with_capacity(outputs.len());
@@ -357,6 +380,14 @@ async fn run_job(instance: &Instance, permit_id: i64, job_id: i64, ctx: &PermitC
         return Ok(Ran { outputs, receipt: None });
     }
 
+    // With no stop left, nothing reads the real data (each output still takes its own place below,
+    // since concurrent runs may take the last ones meanwhile).
+    let open = instance.store.open_stops(permit_id).await.map_err(|_| AnalysisError::Internal)?;
+    if open.len() >= settings.max_stops as usize {
+        let outputs = outputs.iter().map(|(name, sql)| Outcome1::new(name, sql, "refused", Some(STOPS_SPENT.to_owned()))).collect();
+        return Ok(Ran { outputs, receipt: None });
+    }
+
     // 2. The real data, and the consent registry asked once for the whole job.
     let started = time::OffsetDateTime::now_utc();
     let (tables, read) = read_tables(instance, &ctx.policy).await?;
@@ -373,7 +404,19 @@ async fn run_job(instance: &Instance, permit_id: i64, job_id: i64, ctx: &PermitC
     let mut earlier = earlier_releases(instance, permit_id).await?;
     let mut done = Vec::with_capacity(outputs.len());
     for (name, sql) in outputs {
-        let result = match workspace.run(sql).await {
+        let new_run = niji_store::NewRun { permit_id, user_id, kind: "job", code_sha256: &sha256_hex(sql.as_bytes()), started_at: now_ts() };
+        let place = match crate::stops::take_place(instance, settings, &new_run).await {
+            Ok(place) => place,
+            Err(AnalysisError::StopsSpent) => {
+                done.push(Outcome1::new(name, sql, "refused", Some(STOPS_SPENT.to_owned())));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let ran = workspace.run(sql).await;
+        let stop = ran.as_ref().err().and_then(crate::stops::stop_reason);
+        crate::stops::end_run(instance, place, stop).await?;
+        let result = match ran {
             Ok(r) => r,
             Err(e) => {
                 done.push(Outcome1::new(name, sql, "refused", Some(sandbox_code(&e).to_owned())));
@@ -657,7 +700,7 @@ pub async fn list_jobs(instance: &Instance) -> Result<Vec<JobView>, JobError> {
 
 // -- signing off ------------------------------------------------------------------------------
 
-fn valid_reason(reason: &str) -> bool {
+pub(crate) fn valid_reason(reason: &str) -> bool {
     (1..=32).contains(&reason.len()) && reason.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 

@@ -12,14 +12,17 @@ pub mod dashboard;
 pub mod dummy;
 pub mod jobs;
 mod permit;
+pub mod stops;
 
 use std::collections::HashSet;
 
 use niji_core::{AuditEvent, AuditSink};
 use niji_instance::Instance;
-use niji_sandbox::{Limits, Workspace};
+pub use niji_sandbox::Limits;
+use niji_sandbox::Workspace;
 use niji_sdc::{Preset, Rules, Shown};
 use sha2::{Digest, Sha256};
+pub use stops::AnalysisSettings;
 
 /// What the researcher sees: the checked table.
 #[derive(Debug, Clone)]
@@ -49,6 +52,8 @@ pub enum AnalysisError {
     Unchecked,
     #[error("the answer would differ from an earlier release by too few persons (differencing)")]
     Differencing,
+    #[error("limits stopped too many of the permit's runs; an output checker must clear them first")]
+    StopsSpent,
     #[error("internal error")]
     Internal,
 }
@@ -59,16 +64,31 @@ pub enum AnalysisError {
 /// (purpose, recipients, diseases) are dropped from every table before the query runs. A query
 /// that reached the data is recorded as an analysis run with the datasets it read and the
 /// registry version it applied (the receipt), and its log entry names the run.
+///
+/// A run that a limit stops (time, memory, a failure while running) spends one of the permit's
+/// stops (see [`stops`]); with none left, the query is refused with
+/// [`AnalysisError::StopsSpent`] before it reads anything.
 pub async fn query_real(instance: &Instance, user_id: i64, permit_id: i64, sql: &str) -> Result<CheckedOutput, AnalysisError> {
+    query_real_with(instance, &AnalysisSettings::default(), user_id, permit_id, sql).await
+}
+
+/// [`query_real`] with other limits.
+pub async fn query_real_with(
+    instance: &Instance,
+    settings: &AnalysisSettings,
+    user_id: i64,
+    permit_id: i64,
+    sql: &str,
+) -> Result<CheckedOutput, AnalysisError> {
     let started = time::OffsetDateTime::now_utc();
     let mut receipt = None;
-    let result = run(instance, user_id, permit_id, sql, started, &mut receipt).await;
+    let sql_sha256 = hex::encode(Sha256::digest(sql.as_bytes()));
+    let result = run(instance, settings, user_id, permit_id, (sql, &sql_sha256), started, &mut receipt).await;
     let outcome = match &result {
         Ok(out) => serde_json::json!({"outcome": "answered", "rows": out.rows.len(), "suppressed": out.suppressed, "preset": out.preset}),
         Err(e) => serde_json::json!({"outcome": "refused", "reason": e.to_string()}),
     };
     let mut data = outcome;
-    let sql_sha256 = hex::encode(Sha256::digest(sql.as_bytes()));
     data["sql_sha256"] = sql_sha256.clone().into();
     let mut run_id = None;
     if let Some(r) = receipt {
@@ -112,13 +132,35 @@ struct Receipt {
 
 async fn run(
     instance: &Instance,
+    settings: &AnalysisSettings,
     user_id: i64,
     permit_id: i64,
+    (sql, sql_sha256): (&str, &str),
+    started: time::OffsetDateTime,
+    receipt: &mut Option<Receipt>,
+) -> Result<CheckedOutput, AnalysisError> {
+    let context = permit::permit_context(instance, user_id, permit_id).await?;
+    let new_run = niji_store::NewRun { permit_id, user_id, kind: "query", code_sha256: sql_sha256, started_at: started.unix_timestamp() };
+    let place = stops::take_place(instance, settings, &new_run).await?;
+    let result = run_in_place(instance, settings, permit_id, context, sql, started, receipt).await;
+    let stop = match &result {
+        Err(AnalysisError::Refused(e)) => stops::stop_reason(e),
+        _ => None,
+    };
+    stops::end_run(instance, place, stop).await?;
+    result
+}
+
+async fn run_in_place(
+    instance: &Instance,
+    settings: &AnalysisSettings,
+    permit_id: i64,
+    context: permit::PermitContext,
     sql: &str,
     started: time::OffsetDateTime,
     receipt: &mut Option<Receipt>,
 ) -> Result<CheckedOutput, AnalysisError> {
-    let permit::PermitContext { policy, secret } = permit::permit_context(instance, user_id, permit_id).await?;
+    let permit::PermitContext { policy, secret } = context;
     // The granted tables, from each dataset's latest committed version.
     let (tables, read) = permit::read_tables(instance, &policy).await?;
     // The consent registry, asked now: who this use must exclude, and the registry's version.
@@ -126,7 +168,7 @@ async fn run(
     let (excluded, registry_version): (HashSet<[u8; 32]>, i64) =
         niji_registry::exclusions(instance, &use_).await.map_err(|_| AnalysisError::Internal)?;
     *receipt = Some(Receipt { datasets: read, registry_version, excluded: excluded.len() });
-    let workspace = Workspace::open(tables, &policy, secret, &excluded, Limits::default()).map_err(AnalysisError::Refused)?;
+    let workspace = Workspace::open(tables, &policy, secret, &excluded, settings.limits).map_err(AnalysisError::Refused)?;
     let result = workspace.run(sql).await.map_err(AnalysisError::Refused)?;
 
     // Output checking: text columns are dimensions, numeric columns measures; every cell counts

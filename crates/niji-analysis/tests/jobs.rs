@@ -374,3 +374,88 @@ async fn under_acro_sums_carry_their_contributions_and_a_median_without_them_is_
     assert!(rows(2).as_array().unwrap().iter().all(|r| r["values"][0] == "suppressed"), "{}", rows(2));
     assert!(reasons(2).iter().any(|r| r == "zero"), "{:?}", reasons(2));
 }
+
+/// Runs stopped by a limit spend the permit's stops; with none left nothing more runs on the real
+/// data, not even a query that would pass, until an output checker not named on the permit
+/// clears them. Static refusals spend nothing, a run that ends gives its place back, and a place
+/// taken by a run that never ended (the process died) stays taken.
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_stopped_by_limits_spend_the_permits_stops_until_a_checker_clears_them() {
+    use niji_analysis::stops::{clear_stops, stops, ClearError};
+    use niji_analysis::{query_real_with, AnalysisError, AnalysisSettings, Limits};
+    use niji_sandbox::SandboxError;
+
+    let w = world().await;
+    let i = &w.instance;
+    // One byte of memory: any grouping runs out of it.
+    let starved = AnalysisSettings { limits: Limits { memory_bytes: 1, ..Limits::default() }, max_stops: 2 };
+    let roomy = AnalysisSettings { max_stops: 2, ..AnalysisSettings::default() };
+    let by_sex = "SELECT sex, count(*) AS n FROM patients GROUP BY sex";
+    let used = |n: usize| async move {
+        let s = stops(i, &roomy, w.permit).await.unwrap();
+        assert_eq!(s.stops.len(), n, "{:?}", s.stops);
+        s
+    };
+
+    // A query that passes spends nothing; one refused before it runs spends nothing.
+    query_real_with(i, &roomy, w.researcher, w.permit, by_sex).await.unwrap();
+    let refused = query_real_with(i, &starved, w.researcher, w.permit, "SELECT sex FROM patients").await;
+    assert!(matches!(refused, Err(AnalysisError::Refused(SandboxError::NotAggregate))), "{refused:?}");
+    used(0).await;
+
+    // A run out of memory spends one.
+    let stopped = query_real_with(i, &starved, w.researcher, w.permit, by_sex).await;
+    assert!(matches!(stopped, Err(AnalysisError::Refused(SandboxError::MemoryLimit))), "{stopped:?}");
+    let s = used(1).await;
+    assert_eq!((s.stops[0].kind.as_str(), s.stops[0].reason.as_str(), s.stops[0].user_id), ("query", "memory_limit", w.researcher));
+    assert_eq!(s.stops[0].code_sha256, sha256(by_sex.as_bytes()));
+    assert_eq!(s.left(), 1);
+
+    // A job's first output spends the last; its second is not run.
+    let job = niji_analysis::jobs::submit_job_with(i, &starved, w.researcher, w.permit, &outputs(&[("a", by_sex), ("b", by_sex)])).await.unwrap();
+    assert_eq!(job.status, "refused");
+    let refusals: Vec<_> = job.outputs.iter().map(|o| o.refusal.as_deref()).collect();
+    assert_eq!(refusals, [Some("memory_limit"), Some("stops_spent")]);
+    assert_eq!(used(2).await.left(), 0);
+
+    // None left: a query that would pass is refused before it reads anything, and so is a job.
+    let runs_before = i.store.analysis_runs().await.unwrap().len();
+    let spent = query_real_with(i, &roomy, w.researcher, w.permit, by_sex).await;
+    assert!(matches!(spent, Err(AnalysisError::StopsSpent)), "{spent:?}");
+    let job = niji_analysis::jobs::submit_job_with(i, &roomy, w.researcher, w.permit, &outputs(&[("a", by_sex)])).await.unwrap();
+    assert_eq!((job.status.as_str(), job.outputs[0].refusal.as_deref()), ("refused", Some("stops_spent")));
+    assert_eq!(i.store.analysis_runs().await.unwrap().len(), runs_before, "nothing read the real data");
+    used(2).await;
+    let refused_entries = log_entries(i)
+        .into_iter()
+        .filter(|e| e["action"] == "analysis.query" && e["data"]["reason"].as_str().is_some_and(|r| r.contains("output checker must clear")))
+        .count();
+    assert_eq!(refused_entries, 1, "the refusal is logged");
+
+    // Clearing: an output checker not named on the permit, with a reason code.
+    assert!(matches!(clear_stops(i, w.researcher, w.permit, "reviewed").await, Err(ClearError::Conflicted)), "named on the permit");
+    assert!(matches!(clear_stops(i, w.stranger, w.permit, "reviewed").await, Err(ClearError::NotAChecker)));
+    assert!(matches!(clear_stops(i, w.checkers[0], w.permit, "Looked at it!").await, Err(ClearError::BadReason)));
+    assert!(matches!(clear_stops(i, w.checkers[0], 999, "reviewed").await, Err(ClearError::NoPermit)));
+    used(2).await;
+    assert_eq!(clear_stops(i, w.checkers[0], w.permit, "reviewed").await.unwrap(), 2);
+    let cleared = log_entries(i).into_iter().filter(|e| e["action"] == "permit.stops_cleared").collect::<Vec<_>>();
+    assert_eq!(cleared.len(), 1);
+    assert_eq!((cleared[0]["data"]["cleared"].as_u64(), cleared[0]["data"]["reason"].as_str()), (Some(2), Some("reviewed")));
+    used(0).await;
+    query_real_with(i, &roomy, w.researcher, w.permit, by_sex).await.unwrap();
+    used(0).await;
+
+    // Places are taken in one statement: of three runs started together with two places, one
+    // is turned away; a run that never ends keeps its place until a checker clears it.
+    let run = niji_store::NewRun { permit_id: w.permit, user_id: w.researcher, kind: "query", code_sha256: "00", started_at: 0 };
+    let (a, b, c) = tokio::join!(i.store.reserve_run(&run, 2), i.store.reserve_run(&run, 2), i.store.reserve_run(&run, 2));
+    let taken: Vec<i64> = [a, b, c].into_iter().filter_map(|r| r.unwrap()).collect();
+    assert_eq!(taken.len(), 2);
+    i.store.end_run(taken[0], None).await.unwrap();
+    assert!(i.store.end_run(taken[0], None).await.is_err(), "a run ends once");
+    let s = used(1).await;
+    assert_eq!(s.stops[0].reason, "running");
+    assert_eq!(clear_stops(i, w.checkers[1], w.permit, "interrupted").await.unwrap(), 1);
+    used(0).await;
+}

@@ -72,6 +72,8 @@ pub struct ServerConfig {
     pub cookies: CookiePolicy,
     /// Largest request body of a data submission (portal and API), in bytes.
     pub max_upload_bytes: usize,
+    /// Limits of permits' runs on real data, and their budget of stops.
+    pub analysis: niji_analysis::AnalysisSettings,
 }
 
 /// Default [`ServerConfig::max_upload_bytes`]: 1 GiB.
@@ -79,7 +81,11 @@ pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 1 << 30;
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { cookies: CookiePolicy { secure: false }, max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES }
+        Self {
+            cookies: CookiePolicy { secure: false },
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            analysis: niji_analysis::AnalysisSettings::default(),
+        }
     }
 }
 
@@ -102,6 +108,9 @@ impl AppState {
     }
     fn instance(&self) -> &Instance {
         &self.inner.instance
+    }
+    fn analysis(&self) -> &niji_analysis::AnalysisSettings {
+        &self.inner.config.analysis
     }
     fn instance_arc(&self) -> Arc<Instance> {
         self.inner.instance.clone()

@@ -35,6 +35,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/permits/{id}/workspace/jobs", post(job_post))
         .route("/checks", get(checks_get))
         .route("/checks/{job}/signoff", post(signoff_post))
+        .route("/checks/permits/{id}/stops", post(clear_stops_post))
         .route("/releases/{id}/file", get(release_file))
         .route("/releases/{id}/metadata", get(release_metadata))
 }
@@ -151,6 +152,14 @@ pub(crate) struct Text {
     err_timeout: &'static str,
     err_memory: &'static str,
     err_execution: &'static str,
+    err_stops_spent: &'static str,
+    stops_title: &'static str,
+    stops_hint: &'static str,
+    stops_used: &'static str,
+    stops_left: &'static str,
+    checks_stops_title: &'static str,
+    checks_stops_intro: &'static str,
+    clear_stops: &'static str,
     err_bad_outputs: &'static str,
     err_no_job: &'static str,
     err_no_release: &'static str,
@@ -259,9 +268,17 @@ static JA: Text = Text {
     err_not_aggregate: "集計結果のみ返せます。",
     err_person_id: "個人IDは出力やグループ化に使えません。",
     err_too_long: "クエリが長すぎます。",
-    err_timeout: "クエリの実行時間が上限を超えたため中止しました。",
-    err_memory: "クエリが使えるメモリの上限を超えました。",
-    err_execution: "クエリの実行中にエラーが発生しました。",
+    err_timeout: "クエリの実行時間が上限を超えたため中止しました。この許可の停止枠を1つ使いました。",
+    err_memory: "クエリが使えるメモリの上限を超えました。この許可の停止枠を1つ使いました。",
+    err_execution: "クエリの実行中にエラーが発生しました。この許可の停止枠を1つ使いました。",
+    err_stops_spent: "この許可では上限による停止が多すぎたため、出力確認者が確認して解除するまで実データでは実行できません。ダミーデータは引き続き使えます。",
+    stops_title: "実データでの停止",
+    stops_hint: "実データでの実行が上限(時間・メモリ)や実行中のエラーで止まると、許可の停止枠を1つ使います。止まるかどうかは少数の行の有無で変わりうるためです。枠がなくなると、出力確認者が解除するまで実データでは実行できません。ダミーデータは引き続き使えます。",
+    stops_used: "使用済み",
+    stops_left: "残り",
+    checks_stops_title: "停止した実行のある許可",
+    checks_stops_intro: "上限(時間・メモリ)や実行中のエラーで止まった実データでの実行です。止まったこと自体が少数の行について1ビットを伝えうるため、許可ごとに枠があります。研究者に事情を確かめたうえで解除してください。解除は記録されます。許可に記載された研究者は解除できません。",
+    clear_stops: "停止を解除",
     err_bad_outputs: "ジョブには1〜20個の出力が必要です。出力名は重複せず、1〜64文字の英数字・_・- で付けてください。",
     err_no_job: "ジョブが見つかりません。",
     err_no_release: "公開が見つかりません。",
@@ -370,9 +387,17 @@ static EN: Text = Text {
     err_not_aggregate: "Only aggregate results can be returned.",
     err_person_id: "Person ids cannot be output or grouped by.",
     err_too_long: "The query is too long.",
-    err_timeout: "The query took too long and was cancelled.",
-    err_memory: "The query needed more memory than allowed.",
-    err_execution: "The query failed while running.",
+    err_timeout: "The query took too long and was cancelled. This spent one of the permit's stops.",
+    err_memory: "The query needed more memory than allowed. This spent one of the permit's stops.",
+    err_execution: "The query failed while running. This spent one of the permit's stops.",
+    err_stops_spent: "Limits stopped too many of this permit's runs: nothing more runs on the real data until an output checker has looked at them and cleared them. Dummy data stays open.",
+    stops_title: "Stops on real data",
+    stops_hint: "A run on the real data that a limit stops (time, memory) or that fails while running spends one of the permit's stops, since whether it stops can depend on whether a few rows exist. When none is left, nothing more runs on the real data until an output checker clears them. Dummy data stays open.",
+    stops_used: "used",
+    stops_left: "left",
+    checks_stops_title: "Permits with stopped runs",
+    checks_stops_intro: "Runs on the real data that a limit (time, memory) or a failure stopped. A stop may itself tell one bit about a few rows, so each permit has a budget of them. Ask the researchers what they were doing, then clear them; clearing is logged. Researchers named on the permit cannot clear it.",
+    clear_stops: "Clear stops",
     err_bad_outputs: "A job needs 1 to 20 outputs with distinct names of 1 to 64 letters, digits, '_' or '-'.",
     err_no_job: "Job not found.",
     err_no_release: "Release not found.",
@@ -461,6 +486,7 @@ fn analysis_error(t: &'static Text, e: &AnalysisError) -> (StatusCode, String) {
         AnalysisError::NoData => s(StatusCode::CONFLICT, t.err_no_data),
         AnalysisError::Unchecked => s(StatusCode::UNPROCESSABLE_ENTITY, t.err_unchecked),
         AnalysisError::Differencing => s(StatusCode::UNPROCESSABLE_ENTITY, t.err_differencing),
+        AnalysisError::StopsSpent => s(StatusCode::CONFLICT, t.err_stops_spent),
         AnalysisError::Internal => {
             tracing::error!("analysis failed");
             s(StatusCode::INTERNAL_SERVER_ERROR, t.err_internal)
@@ -624,6 +650,8 @@ struct WorkspacePage {
     sql_real: String,
     jobs: Vec<JobLine>,
     releases: Vec<ReleaseLine>,
+    /// The permit's stops on real data: (used, budget, left).
+    stops: (u32, u32, u32),
 }
 
 /// The permit's policy when the signed-in account is a researcher named on it; otherwise the
@@ -672,11 +700,15 @@ pub(crate) async fn researcher_permit(state: &AppState, user: &UserSummary, perm
 /// suppressed cells). An unreadable permit counts as conflicted. The rule of `/checks`, shared
 /// with `crate::workspace_api`.
 pub(crate) async fn conflicted(store: &niji_store::Store, user_id: i64, permit_id: i64, submitted_by: i64) -> bool {
-    let named = match store.permit(permit_id).await {
+    named_on(store, user_id, permit_id).await || submitted_by == user_id
+}
+
+/// Whether the permit names `user_id` (an unreadable permit counts as naming everyone).
+pub(crate) async fn named_on(store: &niji_store::Store, user_id: i64, permit_id: i64) -> bool {
+    match store.permit(permit_id).await {
         Ok(Some(p)) => serde_json::from_str::<PermitPolicy>(&p.policy).map(|policy| policy.names(user_id)).unwrap_or(true),
         _ => true,
-    };
-    named || submitted_by == user_id
+    }
 }
 
 /// The jobs of a permit, newest first.
@@ -722,7 +754,11 @@ async fn workspace_page(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Ur
     };
     let t = text(lang);
     let store = &state.instance().store;
-    let (Ok(views), Ok(all_releases)) = (permit_jobs(state.instance(), permit_id).await, store.releases().await) else {
+    let (Ok(views), Ok(all_releases), Ok(stops)) = (
+        permit_jobs(state.instance(), permit_id).await,
+        store.releases().await,
+        niji_analysis::stops::stops(state.instance(), state.analysis(), permit_id).await,
+    ) else {
         return error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, Some(sess), uri, |m| m.err_internal);
     };
     let mut jobs = Vec::new();
@@ -760,6 +796,7 @@ async fn workspace_page(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Ur
         sql_real: extra.sql_real,
         jobs,
         releases,
+        stops: (stops.stops.len() as u32, stops.max_stops, stops.left()),
     };
     (status, render(page)).into_response()
 }
@@ -837,7 +874,7 @@ async fn real_post(
     }
     let t = text(lang);
     let mut extra = Extra { sql_real: form.sql.clone(), ..Extra::default() };
-    let status = match niji_analysis::query_real(state.instance(), sess.user.id, id, &form.sql).await {
+    let status = match niji_analysis::query_real_with(state.instance(), state.analysis(), sess.user.id, id, &form.sql).await {
         Ok(out) => {
             let header = out.dimensions.iter().chain(&out.measures).cloned().collect();
             let rows = out
@@ -888,7 +925,7 @@ async fn job_post(
     let names = fields.iter().filter(|(k, _)| k == "name").map(|(_, v)| v.trim().to_string());
     let sqls = fields.iter().filter(|(k, _)| k == "sql").map(|(_, v)| v.trim().to_string());
     let outputs: Vec<(String, String)> = names.zip(sqls).filter(|(n, q)| !(n.is_empty() && q.is_empty())).collect();
-    match niji_analysis::jobs::submit_job(state.instance(), sess.user.id, id, &outputs).await {
+    match niji_analysis::jobs::submit_job_with(state.instance(), state.analysis(), sess.user.id, id, &outputs).await {
         Ok(job) => Redirect::to(&format!("/permits/{id}/workspace#job-{}", job.id)).into_response(),
         Err(e) => {
             let (status, message) = job_error(t, &e);
@@ -931,12 +968,21 @@ struct CheckJob {
     signoffs: Vec<(String, &'static str, String)>,
 }
 
+/// A permit with uncleared stops, on the checkers' page.
+struct StoppedPermit {
+    permit_id: i64,
+    /// (kind, reason code, started) of each stop, oldest first.
+    stops: Vec<(String, String, String)>,
+    max_stops: u32,
+}
+
 #[derive(Template)]
 #[template(path = "checks.html")]
 struct ChecksPage {
     page: PageContext,
     t: &'static Text,
     jobs: Vec<CheckJob>,
+    stopped: Vec<StoppedPermit>,
     error: Option<String>,
 }
 
@@ -1071,7 +1117,22 @@ async fn checks_page(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Uri, 
             signoffs,
         });
     }
-    (status, render(ChecksPage { page: PageContext::new(lang, Some(sess), uri), t, jobs, error })).into_response()
+    // Permits whose runs limits stopped, except those naming this checker.
+    let Ok(with_stops) = niji_analysis::stops::permits_with_stops(state.instance()).await else {
+        return error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, Some(sess), uri, |m| m.err_internal);
+    };
+    let mut stopped = Vec::new();
+    for (permit_id, _) in with_stops {
+        if named_on(store, sess.user.id, permit_id).await {
+            continue;
+        }
+        let Ok(s) = niji_analysis::stops::stops(state.instance(), state.analysis(), permit_id).await else {
+            return error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, Some(sess), uri, |m| m.err_internal);
+        };
+        let stops = s.stops.into_iter().map(|x| (x.kind, x.reason, when(x.started_at))).collect();
+        stopped.push(StoppedPermit { permit_id, stops, max_stops: s.max_stops });
+    }
+    (status, render(ChecksPage { page: PageContext::new(lang, Some(sess), uri), t, jobs, stopped, error })).into_response()
 }
 
 async fn checks_get(State(state): State<AppState>, lang: Lang, s: MaybeSession, uri: Uri) -> Response {
@@ -1113,12 +1174,63 @@ async fn signoff_post(
             let (status, message) = job_error(t, &e);
             if !sess.user.has_role(Role::OutputChecker) {
                 // Not a checker: the queue is not theirs to see, only the refusal.
-                let page = ChecksPage { page: PageContext::new(lang, Some(sess), &uri), t, jobs: Vec::new(), error: Some(message) };
+                let page =
+                    ChecksPage { page: PageContext::new(lang, Some(sess), &uri), t, jobs: Vec::new(), stopped: Vec::new(), error: Some(message) };
                 return (status, render(page)).into_response();
             }
             checks_page(&state, lang, &s, &uri, Some(message), status).await
         }
     }
+}
+
+#[derive(Deserialize)]
+struct ClearStopsForm {
+    csrf: String,
+    reason: String,
+}
+
+async fn clear_stops_post(
+    State(state): State<AppState>,
+    lang: Lang,
+    s: MaybeSession,
+    uri: Uri,
+    Path(permit): Path<i64>,
+    form: Result<Form<ClearStopsForm>, FormRejection>,
+) -> Response {
+    let form = form.ok().map(|Form(f)| f);
+    let sess = match checked_session(&s, lang, &uri, form.as_ref().map(|f| f.csrf.as_str())) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let form = form.expect("checked");
+    let t = text(lang);
+    match niji_analysis::stops::clear_stops(state.instance(), sess.user.id, permit, form.reason.trim()).await {
+        Ok(_) => Redirect::to("/checks").into_response(),
+        Err(e) => {
+            let (status, message) = clear_error(t, &e);
+            if !sess.user.has_role(Role::OutputChecker) {
+                let page =
+                    ChecksPage { page: PageContext::new(lang, Some(sess), &uri), t, jobs: Vec::new(), stopped: Vec::new(), error: Some(message) };
+                return (status, render(page)).into_response();
+            }
+            checks_page(&state, lang, &s, &uri, Some(message), status).await
+        }
+    }
+}
+
+fn clear_error(t: &'static Text, e: &niji_analysis::stops::ClearError) -> (StatusCode, String) {
+    use niji_analysis::stops::ClearError as E;
+    let (status, text) = match e {
+        E::NoPermit => (StatusCode::NOT_FOUND, t.err_no_permit),
+        E::NotAChecker => (StatusCode::FORBIDDEN, t.err_not_checker),
+        E::Conflicted => (StatusCode::FORBIDDEN, t.err_conflicted),
+        E::BadReason => (StatusCode::BAD_REQUEST, t.err_bad_reason),
+        E::Internal => {
+            tracing::error!("clearing stops failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, t.err_internal)
+        }
+    };
+    (status, text.to_string())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 //! `POST /api/v1/permits/{id}/queries` (`{"sql", "data": "dummy"|"real"}`: dummy rows, or the
 //! checked aggregate with suppressed cells marked), `POST/GET /api/v1/permits/{id}/jobs`,
 //! `GET /api/v1/jobs/{id}`, `POST /api/v1/jobs/{id}/signoffs` (output checkers),
+//! `GET /api/v1/permits/{id}/stops` and `DELETE /api/v1/permits/{id}/stops?reason=…` (the permit's
+//! budget of runs stopped by limits, cleared by an output checker: `niji_analysis::stops`),
 //! `GET /api/v1/releases/{id}` (the release's metadata JSON) and `GET /api/v1/releases/{id}/file`
 //! (its CSV; every download logged by `niji_analysis::jobs::release_files`).
 //!
@@ -21,8 +23,8 @@
 //! sandbox's fixed refusal code (`niji_analysis::jobs::sandbox_code`), never DataFusion's text or
 //! the SQL.
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -36,11 +38,11 @@ use niji_sandbox::SandboxError;
 use niji_sdc::Shown;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::api::TokenUser;
 use crate::portal::{constant_time_eq, MaybeSession};
-use crate::workspace::{conflicted, permit_jobs, researcher_permit, strings, Access};
+use crate::workspace::{conflicted, named_on, permit_jobs, researcher_permit, strings, Access};
 use crate::AppState;
 
 /// The header carrying a cookie session's CSRF token.
@@ -50,6 +52,7 @@ pub(crate) fn api_routes() -> Router<AppState> {
     Router::new()
         .route("/permits/{id}/queries", post(query_api))
         .route("/permits/{id}/jobs", get(list_jobs_api).post(submit_job_api))
+        .route("/permits/{id}/stops", get(stops_api).delete(clear_stops_api))
         .route("/jobs/{id}", get(job_api))
         .route("/jobs/{id}/signoffs", post(signoff_api))
         .route("/releases/{id}", get(release_metadata_api))
@@ -58,7 +61,7 @@ pub(crate) fn api_routes() -> Router<AppState> {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(query_api, submit_job_api, list_jobs_api, job_api, signoff_api, release_metadata_api, release_file_api),
+    paths(query_api, submit_job_api, list_jobs_api, stops_api, clear_stops_api, job_api, signoff_api, release_metadata_api, release_file_api),
     components(schemas(
         QueryRequest,
         QueryResult,
@@ -81,6 +84,9 @@ pub(crate) fn api_routes() -> Router<AppState> {
         SignoffEntry,
         SignoffRequest,
         SignoffBody,
+        StopsBody,
+        StopEntry,
+        ClearStopsBody,
         WsErrorBody,
         WsErrorDetail
     ))
@@ -113,6 +119,7 @@ pub(crate) enum WsError {
     BadReason,
     Unchecked,
     Differencing,
+    StopsSpent,
     /// A query refused by the sandbox, with its fixed code.
     Refused(&'static str),
     Tampered,
@@ -160,6 +167,12 @@ impl WsError {
                 "differencing",
                 "the answer's difference with an earlier release would single out a few persons",
             ),
+            WsError::StopsSpent => (
+                S::CONFLICT,
+                "conflict",
+                "stops_spent",
+                "limits stopped too many of the permit's runs on real data; an output checker must clear them first",
+            ),
             WsError::Refused(code) => (S::BAD_REQUEST, "query_refused", code, "the query was refused"),
             WsError::Tampered => (S::INTERNAL_SERVER_ERROR, "internal", "tampered", "the release's files do not match their published hashes"),
             WsError::Internal => (S::INTERNAL_SERVER_ERROR, "internal", "internal", "internal error"),
@@ -179,7 +192,7 @@ pub(crate) struct WsErrorDetail {
     message: &'static str,
     /// unauthorized, csrf, malformed, no_permit, no_job, no_release, not_named, forbidden,
     /// not_a_checker, conflicted, not_allowed, permit_closed, wrong_track, no_data, not_awaiting,
-    /// already_signed, bad_outputs, bad_reason, unchecked, differencing, tampered, internal, or a
+    /// already_signed, bad_outputs, bad_reason, unchecked, differencing, stops_spent, tampered, internal, or a
     /// sandbox refusal code (parse, unknown_name, not_aggregate, person_id_in_output, too_long,
     /// timeout, memory_limit, execution, statement, ddl, …).
     reason: &'static str,
@@ -212,6 +225,7 @@ impl From<&AnalysisError> for WsError {
             AnalysisError::NoData => WsError::NoData,
             AnalysisError::Unchecked => WsError::Unchecked,
             AnalysisError::Differencing => WsError::Differencing,
+            AnalysisError::StopsSpent => WsError::StopsSpent,
             AnalysisError::Refused(SandboxError::Internal) | AnalysisError::Internal => {
                 tracing::error!("analysis failed");
                 WsError::Internal
@@ -362,7 +376,7 @@ async fn query_api(
         let out = niji_analysis::dummy::query_dummy(state.instance(), user.id, id, &req.sql).await.map_err(|e| WsError::from(&e))?;
         return Ok(Json(QueryResult::Dummy(DummyResult { data: "dummy", columns: out.columns, rows: out.rows })));
     }
-    let out = niji_analysis::query_real(state.instance(), user.id, id, &req.sql).await.map_err(|e| WsError::from(&e))?;
+    let out = niji_analysis::query_real_with(state.instance(), state.analysis(), user.id, id, &req.sql).await.map_err(|e| WsError::from(&e))?;
     Ok(Json(QueryResult::Real(CheckedResult {
         data: "real",
         preset: out.preset,
@@ -617,8 +631,96 @@ async fn submit_job_api(
     let Ok(Json(req)) = body else { return Err(WsError::Malformed) };
     researcher_permit(&state, &user, id).await?;
     let outputs: Vec<(String, String)> = req.outputs.into_iter().map(|o| (o.name.trim().to_string(), o.sql.trim().to_string())).collect();
-    let job = niji_analysis::jobs::submit_job(state.instance(), user.id, id, &outputs).await.map_err(|e| WsError::from(&e))?;
+    let job = niji_analysis::jobs::submit_job_with(state.instance(), state.analysis(), user.id, id, &outputs).await.map_err(|e| WsError::from(&e))?;
     Ok((StatusCode::CREATED, Json(summary(&job))).into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StopsBody {
+    permit: i64,
+    /// Stops a permit may have before an output checker must clear them.
+    max_stops: u32,
+    left: u32,
+    /// Uncleared stops, oldest first.
+    stops: Vec<StopEntry>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StopEntry {
+    /// query or job.
+    kind: String,
+    /// running (in progress or interrupted), timeout, memory_limit, execution or internal.
+    reason: String,
+    /// Hex SHA-256 of the SQL (its text is not kept).
+    sql_sha256: String,
+    started_at: String,
+}
+
+/// The permit's stops on real data: runs that a limit (time, memory) or a failure stopped, each
+/// of which may tell a bit about a few rows. With none left, nothing more runs on the real data
+/// until an output checker clears them. For the researchers named on the permit and for output
+/// checkers not named on it.
+#[utoipa::path(get, path = "/api/v1/permits/{id}/stops", security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = StopsBody), (status = 401, body = WsErrorBody), (status = 403, body = WsErrorBody), (status = 404, body = WsErrorBody)))]
+async fn stops_api(State(state): State<AppState>, Caller(user): Caller, id: Result<Path<i64>, PathRejection>) -> Result<Json<StopsBody>, WsError> {
+    let id = path_id(id)?;
+    match researcher_permit(&state, &user, id).await {
+        Ok(_) => {}
+        Err(Access::Forbidden) if user.has_role(Role::OutputChecker) && !named_on(&state.instance().store, user.id, id).await => {}
+        Err(a) => return Err(a.into()),
+    }
+    let s = niji_analysis::stops::stops(state.instance(), state.analysis(), id).await.map_err(|e| WsError::from(&e))?;
+    Ok(Json(StopsBody {
+        permit: id,
+        max_stops: s.max_stops,
+        left: s.left(),
+        stops: s
+            .stops
+            .into_iter()
+            .map(|x| StopEntry { kind: x.kind, reason: x.reason, sql_sha256: x.code_sha256, started_at: rfc3339(x.started_at) })
+            .collect(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ClearStopsBody {
+    permit: i64,
+    cleared: u64,
+}
+
+#[derive(Deserialize, ToSchema, IntoParams)]
+pub(crate) struct ClearStopsQuery {
+    /// A code of lower-case letters, digits and `_` (default `reviewed`).
+    #[serde(default)]
+    reason: String,
+}
+
+/// An output checker not named on the permit clears its stops (logged as
+/// `permit.stops_cleared`), so that its runs on real data may go on.
+#[utoipa::path(delete, path = "/api/v1/permits/{id}/stops", security(("bearer" = [])), params(("id" = i64, Path), ClearStopsQuery),
+    responses((status = 200, body = ClearStopsBody), (status = 400, body = WsErrorBody), (status = 401, body = WsErrorBody), (status = 403, body = WsErrorBody),
+        (status = 404, body = WsErrorBody)))]
+async fn clear_stops_api(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    id: Result<Path<i64>, PathRejection>,
+    query: Result<Query<ClearStopsQuery>, QueryRejection>,
+) -> Result<Json<ClearStopsBody>, WsError> {
+    use niji_analysis::stops::ClearError as E;
+    let id = path_id(id)?;
+    let Ok(Query(q)) = query else { return Err(WsError::Malformed) };
+    let reason = if q.reason.trim().is_empty() { "reviewed" } else { q.reason.trim() };
+    let cleared = niji_analysis::stops::clear_stops(state.instance(), user.id, id, reason).await.map_err(|e| match e {
+        E::NoPermit => WsError::NoPermit,
+        E::NotAChecker => WsError::NotAChecker,
+        E::Conflicted => WsError::Conflicted,
+        E::BadReason => WsError::BadReason,
+        E::Internal => {
+            tracing::error!("clearing stops failed");
+            WsError::Internal
+        }
+    })?;
+    Ok(Json(ClearStopsBody { permit: id, cleared }))
 }
 
 /// The permit's jobs, newest first (researchers named on the permit).

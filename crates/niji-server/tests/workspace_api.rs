@@ -296,3 +296,81 @@ async fn cookie_sessions_need_the_csrf_header_and_a_refusal_records_nothing() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(app.instance.store.signoffs(id).await.unwrap().len(), 1);
 }
+
+/// Runs stopped by a limit spend the permit's stops: the API says which and how many are left
+/// (hashes, never the SQL), refuses real-data runs when none is left, and an output checker not
+/// named on the permit clears them, through the API or the `/checks` page.
+#[tokio::test(flavor = "multi_thread")]
+async fn stopped_runs_spend_the_permits_stops_and_a_checker_clears_them() {
+    use niji_analysis::{AnalysisSettings, Limits};
+    // One byte of memory: every grouping runs out of it.
+    let starved = AnalysisSettings { limits: Limits { memory_bytes: 1, ..Limits::default() }, max_stops: 2 };
+    let app = app_with(niji_server::ServerConfig { analysis: starved, ..niji_server::ServerConfig::default() }).await;
+    let send = |req| send_to(&app.router, req);
+    let p = app.permit;
+    let (researcher, checker1, other) = (token(&app, "researcher").await, token(&app, "checker1").await, token(&app, "other").await);
+    let query = |sql: &str| with_token("POST", &format!("/api/v1/permits/{p}/queries"), &researcher, Some(json!({"sql": sql, "data": "real"})));
+    let stops = format!("/api/v1/permits/{p}/stops");
+
+    let r = send(with_token("GET", &stops, &researcher, None)).await;
+    assert_eq!((r.status, r.json()["max_stops"].as_u64(), r.json()["left"].as_u64()), (StatusCode::OK, Some(2), Some(2)), "{}", r.body);
+    // Refused before running: nothing spent. Dummy data is not limited by stops.
+    let r = send(query("SELECT code FROM ehr.conditions")).await;
+    assert_eq!(reason(&r), "not_aggregate");
+    let r = send(query(BY_SEX)).await;
+    assert_eq!((r.status, reason(&r).as_str()), (StatusCode::BAD_REQUEST, "memory_limit"), "{}", r.body);
+    let r =
+        send(with_token("POST", &format!("/api/v1/permits/{p}/jobs"), &researcher, Some(json!({"outputs": [{"name": "a", "sql": BY_SEX}]})))).await;
+    assert_eq!((r.status, r.json()["status"].as_str()), (StatusCode::CREATED, Some("refused")), "{}", r.body);
+    assert!(r.body.contains("memory_limit"), "{}", r.body);
+
+    let r = send(with_token("GET", &stops, &researcher, None)).await;
+    let body = r.json();
+    assert_eq!((body["left"].as_u64(), body["stops"].as_array().unwrap().len()), (Some(0), 2), "{}", r.body);
+    assert_eq!((body["stops"][0]["kind"].as_str(), body["stops"][0]["reason"].as_str()), (Some("query"), Some("memory_limit")));
+    assert_eq!(body["stops"][1]["kind"], "job");
+    assert_eq!(body["stops"][0]["sql_sha256"].as_str(), Some(hex::encode(Sha256::digest(BY_SEX.as_bytes())).as_str()));
+    assert!(!r.body.contains("SELECT"), "{}", r.body);
+
+    // None left: refused before anything runs; dummy data still answers.
+    let r = send(query(BY_SEX)).await;
+    assert_eq!((r.status, r.json()["error"]["code"].as_str(), reason(&r).as_str()), (StatusCode::CONFLICT, Some("conflict"), "stops_spent"));
+    let r = send(with_token("POST", &format!("/api/v1/permits/{p}/queries"), &researcher, Some(json!({"sql": BY_SEX, "data": "dummy"})))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // Who may see and clear: not another permit's researcher; not the researcher named on it
+    // (though an output checker too); a checker not named on it, with a reason code.
+    assert_eq!(send(with_token("GET", &stops, &other, None)).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(send(with_token("GET", &stops, &checker1, None)).await.status, StatusCode::OK);
+    let r = send(with_token("DELETE", &stops, &researcher, None)).await;
+    assert_eq!((r.status, reason(&r).as_str()), (StatusCode::FORBIDDEN, "conflicted"));
+    let r = send(with_token("DELETE", &stops, &other, None)).await;
+    assert_eq!((r.status, reason(&r).as_str()), (StatusCode::FORBIDDEN, "not_a_checker"));
+    let r = send(with_token("DELETE", &format!("{stops}?reason=Not%20a%20code"), &checker1, None)).await;
+    assert_eq!((r.status, reason(&r).as_str()), (StatusCode::BAD_REQUEST, "bad_reason"));
+    let r = send(with_token("DELETE", &stops, &checker1, None)).await;
+    assert_eq!((r.status, r.json()["cleared"].as_u64()), (StatusCode::OK, Some(2)), "{}", r.body);
+    let cleared = log_entries(&app).into_iter().filter(|e| e["action"] == "permit.stops_cleared").collect::<Vec<_>>();
+    assert_eq!(cleared.len(), 1);
+    assert_eq!(cleared[0]["data"]["reason"], "reviewed");
+
+    // It runs again (and is stopped again); then the portal: the checker's page lists the
+    // permit, its form clears it; the researcher's workspace shows what is left.
+    let r = send(query(BY_SEX)).await;
+    assert_eq!(reason(&r), "memory_limit");
+    let web_researcher = app.sign_in("researcher").await;
+    let page = send(get(&format!("/permits/{p}/workspace"), &web_researcher)).await;
+    assert!(page.body.contains("<span id=\"stops-used\">1</span>") && page.body.contains("<span id=\"stops-left\">1</span>"), "{}", page.body);
+    let web_checker = app.sign_in("checker1").await;
+    let queue = send(get("/checks", &web_checker)).await;
+    assert!(queue.body.contains(&format!("id=\"stops-{p}\"")) && queue.body.contains("<code>memory_limit</code>"), "{}", queue.body);
+    // The researcher (named on it) does not see it listed.
+    assert!(!send(get("/checks", &web_researcher)).await.body.contains(&format!("id=\"stops-{p}\"")));
+    let clear = format!("/checks/permits/{p}/stops");
+    let r = send(post_form(&clear, &web_checker, &[("csrf", "forged"), ("reason", "reviewed")])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = send(post_form(&clear, &web_checker, &[("csrf", &hidden_csrf(&queue.body)), ("reason", "reviewed")])).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/checks"), "{}", r.body);
+    assert!(!send(get("/checks", &web_checker)).await.body.contains(&format!("id=\"stops-{p}\"")));
+    assert_eq!(send(with_token("GET", &stops, &researcher, None)).await.json()["left"].as_u64(), Some(2));
+}

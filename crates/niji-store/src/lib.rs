@@ -1,7 +1,7 @@
 //! Niji's metadata store: accounts, roles, sessions, wrapped data keys, datasets and their
 //! versions, and applications for data use with their review (criteria, tariffs,
 //! accreditations, committees, votes, decisions), data permits, deletion certificates and the
-//! outbox of messages to send.
+//! outbox of messages to send, jobs and releases, and the stops of permits' runs on real data.
 //!
 //! SQLite embedded by default (one file in the instance folder, WAL mode, foreign keys on,
 //! migrations embedded in the binary). Callers see only [`Store`] and its row types: SQL is
@@ -24,6 +24,7 @@ mod extracts;
 mod jobs;
 mod keys;
 mod register;
+mod stops;
 
 pub use accounts::{ApiTokenRow, NewUser, OrganizationRow, RoleGrantRow, SessionRow, UserRow};
 pub use applications::{
@@ -37,6 +38,7 @@ pub use extracts::{ExtractRow, NewExtract};
 pub use jobs::{JobOutputRow, JobRow, NewJobOutput, ReleaseRow, SignoffRow};
 pub use keys::DataKeyRow;
 pub use register::{NewPermitOutcome, PermitOutcomeRow, RegisterPermitRow, ReviewTimingRow};
+pub use stops::{NewRun, StopRow};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;

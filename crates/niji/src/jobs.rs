@@ -1,5 +1,6 @@
 //! `niji job …` and `niji release get`: jobs of permits on the real data (submitted, listed,
-//! signed off by two output checkers) and the download of a release, on the server's shell.
+//! signed off by two output checkers), the permits' stops (runs stopped by limits, cleared by an
+//! output checker) and the download of a release, on the server's shell.
 
 use std::path::PathBuf;
 
@@ -49,6 +50,28 @@ pub enum JobCommand {
         /// Reject with a reason code (lower-case letters, digits, '_'), e.g. disclosive.
         #[arg(long)]
         reject: Option<String>,
+    },
+    /// A permit's runs on real data that limits stopped (time, memory, a failure), and how many are left.
+    Stops {
+        #[command(flatten)]
+        dir: DirArg,
+        #[arg(long)]
+        permit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// An output checker not named on the permit clears its stops, so that its runs on real data may go on (logged).
+    ClearStops {
+        #[command(flatten)]
+        dir: DirArg,
+        #[arg(long)]
+        permit: i64,
+        /// The output checker (user name).
+        #[arg(long = "as")]
+        as_user: String,
+        /// A reason code (lower-case letters, digits, '_').
+        #[arg(long, default_value = "reviewed")]
+        reason: String,
     },
 }
 
@@ -183,6 +206,35 @@ pub async fn job_command(cmd: JobCommand) -> Result<()> {
                 SignOff::Released { release_id } => println!("job {job}: released as release {release_id}"),
                 SignOff::Refused => println!("job {job}: refused"),
             }
+            Ok(())
+        }
+        JobCommand::Stops { dir, permit, json } => {
+            let instance = open(&dir.dir).await?;
+            let settings = niji_analysis::AnalysisSettings::default();
+            let stops = niji_analysis::stops::stops(&instance, &settings, permit).await?;
+            if json {
+                let list: Vec<Value> = stops
+                    .stops
+                    .iter()
+                    .map(|s| json!({"user": s.user_id, "kind": s.kind, "reason": s.reason, "sql_sha256": s.code_sha256, "started_at": s.started_at}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({"permit": permit, "max_stops": stops.max_stops, "left": stops.left(), "stops": list}))?
+                );
+            } else {
+                println!("permit {permit}: {} of {} stops used, {} left", stops.stops.len(), stops.max_stops, stops.left());
+                for s in &stops.stops {
+                    println!("  {} {} by user:{}: {} (sql {})", s.started_at, s.kind, s.user_id, s.reason, s.code_sha256);
+                }
+            }
+            Ok(())
+        }
+        JobCommand::ClearStops { dir, permit, as_user, reason } => {
+            let instance = open(&dir.dir).await?;
+            let user = user_id(&instance, &as_user).await?;
+            let cleared = niji_analysis::stops::clear_stops(&instance, user, permit, &reason).await.context("clearing was refused")?;
+            println!("permit {permit}: {cleared} stops cleared");
             Ok(())
         }
     }

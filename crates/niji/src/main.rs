@@ -259,6 +259,7 @@ async fn run(command: Command) -> Result<()> {
                 niji_server::ServerConfig {
                     cookies: niji_server::CookiePolicy { secure: args.secure_cookies },
                     max_upload_bytes: args.max_upload_mb << 20,
+                    ..niji_server::ServerConfig::default()
                 },
                 |_| {},
             )

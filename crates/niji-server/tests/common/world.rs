@@ -76,6 +76,11 @@ pub async fn account(accounts: &Accounts, name: &str, roles: Vec<Role>) -> (i64,
 }
 
 pub async fn app() -> App {
+    app_with(ServerConfig::default()).await
+}
+
+/// The same world served with `config` (other analysis limits, say).
+pub async fn app_with(server: ServerConfig) -> App {
     let dir = tempfile::tempdir().unwrap();
     let synth = dir.path().join("synth");
     let mut config = niji_synth::SynthConfig::new(&synth, 300);
@@ -160,7 +165,7 @@ pub async fn app() -> App {
     let me = Actor::load(&instance.store, researcher).await.unwrap();
     let id = create_draft(&instance, &me, &form).await.unwrap();
     let permit = submit(&instance, &me, id, niji_core::today_jst(OffsetDateTime::now_utc())).await.unwrap().permit.unwrap();
-    let state = AppState::new(instance.clone(), accounts, ServerConfig::default());
+    let state = AppState::new(instance.clone(), accounts, server);
     App { _dir: dir, operator, instance, router: router(state), permit, secrets }
 }
 
