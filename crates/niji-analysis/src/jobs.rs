@@ -48,6 +48,8 @@ pub const MAX_OUTPUTS: usize = 20;
 pub const APPROVALS_NEEDED: usize = 2;
 /// The refusal of an output not run because the permit has no stop left (see [`crate::stops`]).
 pub const STOPS_SPENT: &str = "stops_spent";
+/// The refusal of an output not run because other runs of the permit held the places left.
+pub const RUNS_BUSY: &str = "runs_busy";
 /// What a suppressed cell shows in a release's CSV.
 pub const SUPPRESSED: &str = "suppressed";
 
@@ -236,8 +238,9 @@ impl Outcome1 {
 /// permit or researcher refused) are returned as errors and logged.
 ///
 /// Each output's run takes a place in the permit's budget of stops (see [`crate::stops`]): an
-/// output that a limit stops spends it, and once none is left the outputs not yet run are refused
-/// with `stops_spent`.
+/// output whose run on the real data is stopped (any error after the static check passed, but
+/// the join-size and group bounds) spends it, and once none is left the outputs not yet run are
+/// refused with `stops_spent` (`runs_busy` when runs in progress hold the places left).
 pub async fn submit_job(instance: &Instance, user_id: i64, permit_id: i64, outputs: &[(String, String)]) -> Result<JobView, JobError> {
     submit_job_with(instance, &AnalysisSettings::default(), user_id, permit_id, outputs).await
 }
@@ -382,10 +385,13 @@ async fn run_job(
 
     // With no stop left, nothing reads the real data (each output still takes its own place below,
     // since concurrent runs may take the last ones meanwhile).
-    let open = instance.store.open_stops(permit_id).await.map_err(|_| AnalysisError::Internal)?;
-    if open.len() >= settings.max_stops as usize {
-        let outputs = outputs.iter().map(|(name, sql)| Outcome1::new(name, sql, "refused", Some(STOPS_SPENT.to_owned()))).collect();
-        return Ok(Ran { outputs, receipt: None });
+    match crate::stops::check_budget(instance, settings, permit_id).await {
+        Ok(()) => {}
+        Err(AnalysisError::StopsSpent) => {
+            let outputs = outputs.iter().map(|(name, sql)| Outcome1::new(name, sql, "refused", Some(STOPS_SPENT.to_owned()))).collect();
+            return Ok(Ran { outputs, receipt: None });
+        }
+        Err(e) => return Err(e),
     }
 
     // 2. The real data, and the consent registry asked once for the whole job.
@@ -409,6 +415,10 @@ async fn run_job(
             Ok(place) => place,
             Err(AnalysisError::StopsSpent) => {
                 done.push(Outcome1::new(name, sql, "refused", Some(STOPS_SPENT.to_owned())));
+                continue;
+            }
+            Err(AnalysisError::RunsBusy) => {
+                done.push(Outcome1::new(name, sql, "refused", Some(RUNS_BUSY.to_owned())));
                 continue;
             }
             Err(e) => return Err(e),

@@ -54,6 +54,8 @@ pub enum AnalysisError {
     Differencing,
     #[error("limits stopped too many of the permit's runs; an output checker must clear them first")]
     StopsSpent,
+    #[error("other runs of the permit on real data are in progress; try again when they end")]
+    RunsBusy,
     #[error("internal error")]
     Internal,
 }
@@ -65,7 +67,8 @@ pub enum AnalysisError {
 /// that reached the data is recorded as an analysis run with the datasets it read and the
 /// registry version it applied (the receipt), and its log entry names the run.
 ///
-/// A run that a limit stops (time, memory, a failure while running) spends one of the permit's
+/// The query is first checked over the schemas alone (empty tables). A run on the real data that
+/// is then stopped (time, memory, a failure or refusal while running) spends one of the permit's
 /// stops (see [`stops`]); with none left, the query is refused with
 /// [`AnalysisError::StopsSpent`] before it reads anything.
 pub async fn query_real(instance: &Instance, user_id: i64, permit_id: i64, sql: &str) -> Result<CheckedOutput, AnalysisError> {
@@ -140,13 +143,16 @@ async fn run(
     receipt: &mut Option<Receipt>,
 ) -> Result<CheckedOutput, AnalysisError> {
     let context = permit::permit_context(instance, user_id, permit_id).await?;
+    // The static check, over the schemas alone (empty tables): its refusals tell nothing about the
+    // rows, and nothing is read or spent.
+    let empty = Workspace::open(permit::empty_tables(&context.policy)?, &context.policy, context.secret, &HashSet::new(), settings.limits)
+        .map_err(AnalysisError::Refused)?;
+    empty.run(sql).await.map_err(AnalysisError::Refused)?;
+    drop(empty);
     let new_run = niji_store::NewRun { permit_id, user_id, kind: "query", code_sha256: sql_sha256, started_at: started.unix_timestamp() };
     let place = stops::take_place(instance, settings, &new_run).await?;
-    let result = run_in_place(instance, settings, permit_id, context, sql, started, receipt).await;
-    let stop = match &result {
-        Err(AnalysisError::Refused(e)) => stops::stop_reason(e),
-        _ => None,
-    };
+    let mut stop = None;
+    let result = run_in_place(instance, settings, permit_id, context, sql, started, receipt, &mut stop).await;
     stops::end_run(instance, place, stop).await?;
     result
 }
@@ -159,6 +165,7 @@ async fn run_in_place(
     sql: &str,
     started: time::OffsetDateTime,
     receipt: &mut Option<Receipt>,
+    stop: &mut Option<&'static str>,
 ) -> Result<CheckedOutput, AnalysisError> {
     let permit::PermitContext { policy, secret } = context;
     // The granted tables, from each dataset's latest committed version.
@@ -169,7 +176,11 @@ async fn run_in_place(
         niji_registry::exclusions(instance, &use_).await.map_err(|_| AnalysisError::Internal)?;
     *receipt = Some(Receipt { datasets: read, registry_version, excluded: excluded.len() });
     let workspace = Workspace::open(tables, &policy, secret, &excluded, settings.limits).map_err(AnalysisError::Refused)?;
-    let result = workspace.run(sql).await.map_err(AnalysisError::Refused)?;
+    // Only what the run on the real data says can be a stop: reading, opening and output
+    // checking do not depend on the rows the query selects.
+    let ran = workspace.run(sql).await;
+    *stop = ran.as_ref().err().and_then(stops::stop_reason);
+    let result = ran.map_err(AnalysisError::Refused)?;
 
     // Output checking: text columns are dimensions, numeric columns measures; every cell counts
     // the persons behind its row.

@@ -1,23 +1,30 @@
 //! The budget of stops of a permit's runs on real data (issue 5).
 //!
-//! Static checks refuse a query before it runs, from its text and the tables' shapes and sizes, so
-//! a refusal of theirs tells nothing about the rows a query selects. A run can still be *stopped*
-//! by a limit: it runs out of time or memory (its hash tables grow with the rows it reaches, within
-//! the join bound), or fails while running. Whether that happens can depend on rare rows, and the
-//! researcher sees it, so each stop may tell one bit that output checking never sees.
+//! Static checks refuse a query before it reads anything, from its text and the tables' schemas
+//! (a run over empty tables), so such a refusal tells nothing about the rows. On the real data a
+//! run can still be *stopped*: it runs out of time or memory (its hash tables grow with the rows it
+//! reaches, within the join bound), or fails or is refused while running. Whether that happens can
+//! depend on rare rows, and the researcher sees it. Only two refusals on the real data are not
+//! stops: the join-size and group bounds, judged from whole-table statistics before the run, the
+//! same whatever rows a query selects.
 //!
 //! A permit therefore gets [`AnalysisSettings::max_stops`] stops. A place is taken before each
 //! run (an interactive query, or each output of a job) and given back when the run ends without
 //! a stop; once none is left, nothing more runs on the permit's real data (dummy data stays open)
 //! until an output checker who is not named on the permit clears the stops ([`clear_stops`]),
 //! which is logged. A run that never ends (the process was killed, perhaps for memory) keeps its
-//! place. The number of bits a permit can draw from stops between two reviews is thus at most
-//! `max_stops`, and each clearance is a named person's logged decision.
+//! place until a checker clears it, once it is older than any run may last.
+//!
+//! What this bounds: between two clearances, `T` runs with at most `k` stops can tell which of
+//! them stopped, at most `log2(Σ_{i≤k} C(T, i))` ≈ `k · log2(T)` bits, so many cheap probes each
+//! aimed to stop on one value still learn little per stop, and the checker sees how many runs
+//! there were ([`Stops::runs_since_clear`]) before clearing. It does not bound how long runs that
+//! end take (time within the limit).
 
 use niji_core::{AuditEvent, AuditSink, Role};
 use niji_instance::Instance;
 use niji_review::PermitPolicy;
-use niji_sandbox::{Limits, SandboxError};
+use niji_sandbox::{Limits, Refusal, SandboxError};
 
 use crate::AnalysisError;
 
@@ -36,22 +43,36 @@ impl Default for AnalysisSettings {
     }
 }
 
+impl AnalysisSettings {
+    /// Runs started before this (Unix seconds) that never ended were abandoned (their process
+    /// died): no run lasts longer than its timeout, and a grace of ten minutes.
+    fn abandoned_before(&self, now: i64) -> i64 {
+        now - self.limits.timeout.as_secs() as i64 - 600
+    }
+}
+
 /// A permit's uncleared stops, as the portal shows them (no SQL: only its hash is kept).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stops {
     pub permit_id: i64,
-    /// Each uncleared stop, oldest first.
+    /// Each uncleared stop, oldest first, runs in progress included (they hold a place).
     pub stops: Vec<Stop>,
     /// The permit's budget.
     pub max_stops: u32,
+    /// Runs on real data since the stops were last cleared (since the first run if never), those
+    /// that ended without a stop included: what the stops can be told apart from.
+    pub runs_since_clear: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stop {
+    /// What a checker names to clear up to it.
+    pub id: i64,
     pub user_id: i64,
     /// `query` or `job`.
     pub kind: String,
-    /// `running` (in progress, or interrupted), `timeout`, `memory_limit`, `execution`, `internal`.
+    /// `running` (in progress, or abandoned), or the code of what stopped it: `timeout`,
+    /// `memory_limit`, `execution`, `internal`, `too_many_rows`, …
     pub reason: String,
     pub code_sha256: String,
     pub started_at: i64,
@@ -80,23 +101,37 @@ pub enum ClearError {
 
 /// The permit's uncleared stops.
 pub async fn stops(instance: &Instance, settings: &AnalysisSettings, permit_id: i64) -> Result<Stops, AnalysisError> {
-    let rows = instance.store.open_stops(permit_id).await.map_err(|_| AnalysisError::Internal)?;
+    let store = &instance.store;
+    let internal = |_| AnalysisError::Internal;
+    let rows = store.open_stops(permit_id).await.map_err(internal)?;
+    let runs_since_clear = store.runs_since_clear(permit_id).await.map_err(internal)?;
     let stops = rows
         .into_iter()
-        .map(|r| Stop { user_id: r.user_id, kind: r.kind, reason: r.reason, code_sha256: r.code_sha256, started_at: r.started_at })
+        .map(|r| Stop { id: r.id, user_id: r.user_id, kind: r.kind, reason: r.reason, code_sha256: r.code_sha256, started_at: r.started_at })
         .collect();
-    Ok(Stops { permit_id, stops, max_stops: settings.max_stops })
+    Ok(Stops { permit_id, stops, max_stops: settings.max_stops, runs_since_clear })
 }
 
-/// Permits with uncleared stops and how many each, for the output checkers' queue.
-pub async fn permits_with_stops(instance: &Instance) -> Result<Vec<(i64, u32)>, AnalysisError> {
-    let rows = instance.store.permits_with_stops().await.map_err(|_| AnalysisError::Internal)?;
+/// Permits with stops to clear (ended ones, or runs abandoned), and how many each, for the output
+/// checkers' queue.
+pub async fn permits_with_stops(instance: &Instance, settings: &AnalysisSettings) -> Result<Vec<(i64, u32)>, AnalysisError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let rows = instance.store.permits_with_stops(settings.abandoned_before(now)).await.map_err(|_| AnalysisError::Internal)?;
     Ok(rows.into_iter().map(|(p, n)| (p, n.clamp(0, i64::from(u32::MAX)) as u32)).collect())
 }
 
-/// An output checker clears a permit's stops, with a reason code (e.g. `reviewed`,
-/// `legitimate_load`); returns how many were cleared. Logged as `permit.stops_cleared`.
-pub async fn clear_stops(instance: &Instance, checker_user_id: i64, permit_id: i64, reason: &str) -> Result<u64, ClearError> {
+/// An output checker clears a permit's stops up to `through` (the last stop they looked at;
+/// `None`: all), with a reason code (e.g. `reviewed`, `legitimate_load`); returns how many were
+/// cleared. Runs still in progress keep their place (they are cleared only once abandoned).
+/// Logged as `permit.stops_cleared`.
+pub async fn clear_stops(
+    instance: &Instance,
+    settings: &AnalysisSettings,
+    checker_user_id: i64,
+    permit_id: i64,
+    through: Option<i64>,
+    reason: &str,
+) -> Result<u64, ClearError> {
     if !crate::jobs::valid_reason(reason) {
         return Err(ClearError::BadReason);
     }
@@ -111,9 +146,13 @@ pub async fn clear_stops(instance: &Instance, checker_user_id: i64, permit_id: i
         return Err(ClearError::Conflicted);
     }
     let now = time::OffsetDateTime::now_utc();
-    let cleared = store.clear_stops(permit_id, checker_user_id, now.unix_timestamp()).await.map_err(|_| ClearError::Internal)?;
+    let through = through.unwrap_or(i64::MAX);
+    let cleared = store
+        .clear_stops(permit_id, checker_user_id, through, settings.abandoned_before(now.unix_timestamp()), now.unix_timestamp())
+        .await
+        .map_err(|_| ClearError::Internal)?;
     let event = AuditEvent::new(format!("user:{checker_user_id}"), now, "permit.stops_cleared", format!("permit:{permit_id}"))
-        .with_data(serde_json::json!({"cleared": cleared, "reason": reason}));
+        .with_data(serde_json::json!({"cleared": cleared, "through": through, "reason": reason}));
     instance.record(&event).map_err(|_| ClearError::Internal)?;
     Ok(cleared)
 }
@@ -121,29 +160,37 @@ pub async fn clear_stops(instance: &Instance, checker_user_id: i64, permit_id: i
 /// A place taken in a permit's budget for one run.
 pub(crate) struct Place(i64);
 
-/// Takes a place for a run, or refuses it with [`AnalysisError::StopsSpent`].
+/// Refuses at once, before anything is read, when the permit's stops are spent (a run taking
+/// its place later may still be turned away: [`take_place`] decides).
+pub(crate) async fn check_budget(instance: &Instance, settings: &AnalysisSettings, permit_id: i64) -> Result<(), AnalysisError> {
+    let open = instance.store.open_stops(permit_id).await.map_err(|_| AnalysisError::Internal)?;
+    let ended = open.iter().filter(|s| s.reason != "running").count();
+    if ended >= settings.max_stops as usize {
+        return Err(AnalysisError::StopsSpent);
+    }
+    Ok(())
+}
+
+/// Takes a place for a run, or refuses it: [`AnalysisError::StopsSpent`] when stops fill the
+/// budget, [`AnalysisError::RunsBusy`] when runs in progress take the places left.
 pub(crate) async fn take_place(instance: &Instance, settings: &AnalysisSettings, run: &niji_store::NewRun<'_>) -> Result<Place, AnalysisError> {
     match instance.store.reserve_run(run, settings.max_stops).await {
         Ok(Some(id)) => Ok(Place(id)),
-        Ok(None) => Err(AnalysisError::StopsSpent),
+        Ok(None) => {
+            check_budget(instance, settings, run.permit_id).await?;
+            Err(AnalysisError::RunsBusy)
+        }
         Err(_) => Err(AnalysisError::Internal),
     }
 }
 
-/// What stopped a run, if a limit did: the sandbox's errors while running. Static refusals
-/// (`NotAllowed`, `Parse`, …) are not stops: they do not depend on the rows.
+/// What stopped a run on the real data whose static check (over empty tables) passed: any
+/// error, except the join-size and group bounds, which come from whole-table statistics before
+/// the run and are the same whatever rows it selects.
 pub(crate) fn stop_reason(e: &SandboxError) -> Option<&'static str> {
     match e {
-        SandboxError::Timeout => Some("timeout"),
-        SandboxError::MemoryLimit => Some("memory_limit"),
-        SandboxError::Execution => Some("execution"),
-        SandboxError::Internal => Some("internal"),
-        SandboxError::Parse
-        | SandboxError::UnknownName
-        | SandboxError::NotAllowed(_)
-        | SandboxError::NotAggregate
-        | SandboxError::PersonIdInOutput
-        | SandboxError::TooLong => None,
+        SandboxError::NotAllowed(Refusal::JoinSize | Refusal::TooManyGroups) => None,
+        e => Some(crate::jobs::sandbox_code(e)),
     }
 }
 

@@ -377,13 +377,14 @@ async fn under_acro_sums_carry_their_contributions_and_a_median_without_them_is_
 
 /// Runs stopped by a limit spend the permit's stops; with none left nothing more runs on the real
 /// data, not even a query that would pass, until an output checker not named on the permit
-/// clears them. Static refusals spend nothing, a run that ends gives its place back, and a place
-/// taken by a run that never ended (the process died) stays taken.
+/// clears them. Static refusals and the whole-table bounds spend nothing, a run that ends gives
+/// its place back, a run in progress keeps it through a clearance, and a place taken by a run
+/// that never ended (the process died) stays taken until it is older than any run may last.
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_stopped_by_limits_spend_the_permits_stops_until_a_checker_clears_them() {
     use niji_analysis::stops::{clear_stops, stops, ClearError};
     use niji_analysis::{query_real_with, AnalysisError, AnalysisSettings, Limits};
-    use niji_sandbox::SandboxError;
+    use niji_sandbox::{Refusal, SandboxError};
 
     let w = world().await;
     let i = &w.instance;
@@ -397,11 +398,17 @@ async fn runs_stopped_by_limits_spend_the_permits_stops_until_a_checker_clears_t
         s
     };
 
-    // A query that passes spends nothing; one refused before it runs spends nothing.
+    // A query that passes spends nothing; one refused before it runs spends nothing; nor do the
+    // join-size and group bounds, judged on the real tables' statistics before the run.
     query_real_with(i, &roomy, w.researcher, w.permit, by_sex).await.unwrap();
     let refused = query_real_with(i, &starved, w.researcher, w.permit, "SELECT sex FROM patients").await;
     assert!(matches!(refused, Err(AnalysisError::Refused(SandboxError::NotAggregate))), "{refused:?}");
+    let few_groups = AnalysisSettings { limits: Limits { max_groups: 2, ..Limits::default() }, max_stops: 2 };
+    let by_birth = "SELECT birth_year_month, count(*) AS n FROM patients GROUP BY birth_year_month";
+    let bound = query_real_with(i, &few_groups, w.researcher, w.permit, by_birth).await;
+    assert!(matches!(bound, Err(AnalysisError::Refused(SandboxError::NotAllowed(Refusal::TooManyGroups)))), "{bound:?}");
     used(0).await;
+    assert_eq!(stops(i, &roomy, w.permit).await.unwrap().runs_since_clear, 2, "the run that passed and the one the bound refused");
 
     // A run out of memory spends one.
     let stopped = query_real_with(i, &starved, w.researcher, w.permit, by_sex).await;
@@ -433,29 +440,54 @@ async fn runs_stopped_by_limits_spend_the_permits_stops_until_a_checker_clears_t
     assert_eq!(refused_entries, 1, "the refusal is logged");
 
     // Clearing: an output checker not named on the permit, with a reason code.
-    assert!(matches!(clear_stops(i, w.researcher, w.permit, "reviewed").await, Err(ClearError::Conflicted)), "named on the permit");
-    assert!(matches!(clear_stops(i, w.stranger, w.permit, "reviewed").await, Err(ClearError::NotAChecker)));
-    assert!(matches!(clear_stops(i, w.checkers[0], w.permit, "Looked at it!").await, Err(ClearError::BadReason)));
-    assert!(matches!(clear_stops(i, w.checkers[0], 999, "reviewed").await, Err(ClearError::NoPermit)));
+    assert!(matches!(clear_stops(i, &roomy, w.researcher, w.permit, None, "reviewed").await, Err(ClearError::Conflicted)), "named on the permit");
+    assert!(matches!(clear_stops(i, &roomy, w.stranger, w.permit, None, "reviewed").await, Err(ClearError::NotAChecker)));
+    assert!(matches!(clear_stops(i, &roomy, w.checkers[0], w.permit, None, "Looked at it!").await, Err(ClearError::BadReason)));
+    assert!(matches!(clear_stops(i, &roomy, w.checkers[0], 999, None, "reviewed").await, Err(ClearError::NoPermit)));
     used(2).await;
-    assert_eq!(clear_stops(i, w.checkers[0], w.permit, "reviewed").await.unwrap(), 2);
+    // Up to the last stop looked at, not past it.
+    let first = used(2).await.stops[0].id;
+    assert_eq!(clear_stops(i, &roomy, w.checkers[0], w.permit, Some(first), "reviewed").await.unwrap(), 1);
+    used(1).await;
+    assert_eq!(clear_stops(i, &roomy, w.checkers[0], w.permit, None, "reviewed").await.unwrap(), 1);
     let cleared = log_entries(i).into_iter().filter(|e| e["action"] == "permit.stops_cleared").collect::<Vec<_>>();
-    assert_eq!(cleared.len(), 1);
-    assert_eq!((cleared[0]["data"]["cleared"].as_u64(), cleared[0]["data"]["reason"].as_str()), (Some(2), Some("reviewed")));
+    assert_eq!(cleared.len(), 2);
+    assert_eq!((cleared[0]["data"]["cleared"].as_u64(), cleared[0]["data"]["reason"].as_str()), (Some(1), Some("reviewed")));
     used(0).await;
+    assert_eq!(stops(i, &roomy, w.permit).await.unwrap().runs_since_clear, 0);
     query_real_with(i, &roomy, w.researcher, w.permit, by_sex).await.unwrap();
     used(0).await;
 
+    // Two runs at once for the last place: one runs (and stops), the other is turned away.
+    let one = AnalysisSettings { max_stops: 1, ..starved };
+    let (a, b) = tokio::join!(query_real_with(i, &one, w.researcher, w.permit, by_sex), query_real_with(i, &one, w.researcher, w.permit, by_sex));
+    let ran = [&a, &b].iter().filter(|r| matches!(r, Err(AnalysisError::Refused(SandboxError::MemoryLimit)))).count();
+    let turned = [&a, &b].iter().filter(|r| matches!(r, Err(AnalysisError::RunsBusy | AnalysisError::StopsSpent))).count();
+    assert_eq!((ran, turned), (1, 1), "{a:?} {b:?}");
+    assert_eq!(clear_stops(i, &roomy, w.checkers[0], w.permit, None, "reviewed").await.unwrap(), 1);
+
     // Places are taken in one statement: of three runs started together with two places, one
-    // is turned away; a run that never ends keeps its place until a checker clears it.
-    let run = niji_store::NewRun { permit_id: w.permit, user_id: w.researcher, kind: "query", code_sha256: "00", started_at: 0 };
+    // is turned away.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let run = niji_store::NewRun { permit_id: w.permit, user_id: w.researcher, kind: "query", code_sha256: "00", started_at: now };
     let (a, b, c) = tokio::join!(i.store.reserve_run(&run, 2), i.store.reserve_run(&run, 2), i.store.reserve_run(&run, 2));
     let taken: Vec<i64> = [a, b, c].into_iter().filter_map(|r| r.unwrap()).collect();
     assert_eq!(taken.len(), 2);
+    // Runs in progress hold the places: a query is told to wait, not that stops are spent.
+    let busy = query_real_with(i, &roomy, w.researcher, w.permit, by_sex).await;
+    assert!(matches!(busy, Err(AnalysisError::RunsBusy)), "{busy:?}");
     i.store.end_run(taken[0], None).await.unwrap();
     assert!(i.store.end_run(taken[0], None).await.is_err(), "a run ends once");
-    let s = used(1).await;
-    assert_eq!(s.stops[0].reason, "running");
-    assert_eq!(clear_stops(i, w.checkers[1], w.permit, "interrupted").await.unwrap(), 1);
+    // A clearance passes over a run in progress, and a stop it then makes counts.
+    assert_eq!(used(1).await.stops[0].reason, "running");
+    assert_eq!(clear_stops(i, &roomy, w.checkers[1], w.permit, None, "reviewed").await.unwrap(), 0);
+    i.store.end_run(taken[1], Some("timeout")).await.unwrap();
+    assert_eq!(used(1).await.stops[0].reason, "timeout");
+    assert_eq!(clear_stops(i, &roomy, w.checkers[1], w.permit, None, "reviewed").await.unwrap(), 1);
+    // A run that never ended, started longer ago than any run may last: cleared with the stops.
+    let abandoned = niji_store::NewRun { started_at: now - 3_600, ..run };
+    i.store.reserve_run(&abandoned, 2).await.unwrap().unwrap();
+    assert_eq!(used(1).await.stops[0].reason, "running");
+    assert_eq!(clear_stops(i, &roomy, w.checkers[1], w.permit, None, "interrupted").await.unwrap(), 1);
     used(0).await;
 }

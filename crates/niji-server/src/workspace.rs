@@ -153,6 +153,9 @@ pub(crate) struct Text {
     err_memory: &'static str,
     err_execution: &'static str,
     err_stops_spent: &'static str,
+    err_runs_busy: &'static str,
+    runs_since_clear: &'static str,
+    by: &'static str,
     stops_title: &'static str,
     stops_hint: &'static str,
     stops_used: &'static str,
@@ -272,12 +275,15 @@ static JA: Text = Text {
     err_memory: "クエリが使えるメモリの上限を超えました。この許可の停止枠を1つ使いました。",
     err_execution: "クエリの実行中にエラーが発生しました。この許可の停止枠を1つ使いました。",
     err_stops_spent: "この許可では上限による停止が多すぎたため、出力確認者が確認して解除するまで実データでは実行できません。ダミーデータは引き続き使えます。",
+    err_runs_busy: "この許可の他の実データでの実行が進行中で、停止枠が埋まっています。終わってからもう一度実行してください。",
+    runs_since_clear: "前回の解除以降の実データでの実行回数",
+    by: "実行者",
     stops_title: "実データでの停止",
     stops_hint: "実データでの実行が上限(時間・メモリ)や実行中のエラーで止まると、許可の停止枠を1つ使います。止まるかどうかは少数の行の有無で変わりうるためです。枠がなくなると、出力確認者が解除するまで実データでは実行できません。ダミーデータは引き続き使えます。",
     stops_used: "使用済み",
     stops_left: "残り",
     checks_stops_title: "停止した実行のある許可",
-    checks_stops_intro: "上限(時間・メモリ)や実行中のエラーで止まった実データでの実行です。止まったこと自体が少数の行について1ビットを伝えうるため、許可ごとに枠があります。研究者に事情を確かめたうえで解除してください。解除は記録されます。許可に記載された研究者は解除できません。",
+    checks_stops_intro: "上限(時間・メモリ)や実行中のエラーで止まった実データでの実行です。どの実行が止まったかは少数の行について情報を伝えうるため、許可ごとに枠があります。止まっていない実行が多いほど、止まった1回が伝えうる情報は増えます。研究者に事情とSQL(ハッシュで照合できます)を確かめたうえで解除してください。解除は記録されます。許可に記載された研究者は解除できません。",
     clear_stops: "停止を解除",
     err_bad_outputs: "ジョブには1〜20個の出力が必要です。出力名は重複せず、1〜64文字の英数字・_・- で付けてください。",
     err_no_job: "ジョブが見つかりません。",
@@ -391,12 +397,15 @@ static EN: Text = Text {
     err_memory: "The query needed more memory than allowed. This spent one of the permit's stops.",
     err_execution: "The query failed while running. This spent one of the permit's stops.",
     err_stops_spent: "Limits stopped too many of this permit's runs: nothing more runs on the real data until an output checker has looked at them and cleared them. Dummy data stays open.",
+    err_runs_busy: "Other runs of this permit on the real data are in progress and hold the stops left; run again when they have ended.",
+    runs_since_clear: "Runs on the real data since the last clearance",
+    by: "Run by",
     stops_title: "Stops on real data",
     stops_hint: "A run on the real data that a limit stops (time, memory) or that fails while running spends one of the permit's stops, since whether it stops can depend on whether a few rows exist. When none is left, nothing more runs on the real data until an output checker clears them. Dummy data stays open.",
     stops_used: "used",
     stops_left: "left",
     checks_stops_title: "Permits with stopped runs",
-    checks_stops_intro: "Runs on the real data that a limit (time, memory) or a failure stopped. A stop may itself tell one bit about a few rows, so each permit has a budget of them. Ask the researchers what they were doing, then clear them; clearing is logged. Researchers named on the permit cannot clear it.",
+    checks_stops_intro: "Runs on the real data that a limit (time, memory) or a failure stopped. Which runs stopped can tell about a few rows, so each permit has a budget of stops; the more runs that did not stop, the more one stop can tell. Ask the researchers what they were doing and for their SQL (it matches the hash shown), then clear; clearing is logged. Researchers named on the permit cannot clear it.",
     clear_stops: "Clear stops",
     err_bad_outputs: "A job needs 1 to 20 outputs with distinct names of 1 to 64 letters, digits, '_' or '-'.",
     err_no_job: "Job not found.",
@@ -487,6 +496,7 @@ fn analysis_error(t: &'static Text, e: &AnalysisError) -> (StatusCode, String) {
         AnalysisError::Unchecked => s(StatusCode::UNPROCESSABLE_ENTITY, t.err_unchecked),
         AnalysisError::Differencing => s(StatusCode::UNPROCESSABLE_ENTITY, t.err_differencing),
         AnalysisError::StopsSpent => s(StatusCode::CONFLICT, t.err_stops_spent),
+        AnalysisError::RunsBusy => s(StatusCode::CONFLICT, t.err_runs_busy),
         AnalysisError::Internal => {
             tracing::error!("analysis failed");
             s(StatusCode::INTERNAL_SERVER_ERROR, t.err_internal)
@@ -874,7 +884,7 @@ async fn real_post(
     }
     let t = text(lang);
     let mut extra = Extra { sql_real: form.sql.clone(), ..Extra::default() };
-    let status = match niji_analysis::query_real_with(state.instance(), state.analysis(), sess.user.id, id, &form.sql).await {
+    let status = match crate::workspace_api::detached_query(&state, sess.user.id, id, form.sql.clone()).await {
         Ok(out) => {
             let header = out.dimensions.iter().chain(&out.measures).cloned().collect();
             let rows = out
@@ -925,7 +935,7 @@ async fn job_post(
     let names = fields.iter().filter(|(k, _)| k == "name").map(|(_, v)| v.trim().to_string());
     let sqls = fields.iter().filter(|(k, _)| k == "sql").map(|(_, v)| v.trim().to_string());
     let outputs: Vec<(String, String)> = names.zip(sqls).filter(|(n, q)| !(n.is_empty() && q.is_empty())).collect();
-    match niji_analysis::jobs::submit_job_with(state.instance(), state.analysis(), sess.user.id, id, &outputs).await {
+    match crate::workspace_api::detached_job(&state, sess.user.id, id, outputs).await {
         Ok(job) => Redirect::to(&format!("/permits/{id}/workspace#job-{}", job.id)).into_response(),
         Err(e) => {
             let (status, message) = job_error(t, &e);
@@ -971,9 +981,20 @@ struct CheckJob {
 /// A permit with uncleared stops, on the checkers' page.
 struct StoppedPermit {
     permit_id: i64,
-    /// (kind, reason code, started) of each stop, oldest first.
-    stops: Vec<(String, String, String)>,
+    /// Each stop, oldest first.
+    stops: Vec<StopLine>,
     max_stops: u32,
+    runs_since_clear: i64,
+    /// The last stop shown: clearing goes up to it, not past it.
+    through: i64,
+}
+
+struct StopLine {
+    started: String,
+    kind: String,
+    reason: String,
+    user: String,
+    sql_sha256: String,
 }
 
 #[derive(Template)]
@@ -1118,7 +1139,7 @@ async fn checks_page(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Uri, 
         });
     }
     // Permits whose runs limits stopped, except those naming this checker.
-    let Ok(with_stops) = niji_analysis::stops::permits_with_stops(state.instance()).await else {
+    let Ok(with_stops) = niji_analysis::stops::permits_with_stops(state.instance(), state.analysis()).await else {
         return error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, Some(sess), uri, |m| m.err_internal);
     };
     let mut stopped = Vec::new();
@@ -1129,8 +1150,18 @@ async fn checks_page(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Uri, 
         let Ok(s) = niji_analysis::stops::stops(state.instance(), state.analysis(), permit_id).await else {
             return error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, Some(sess), uri, |m| m.err_internal);
         };
-        let stops = s.stops.into_iter().map(|x| (x.kind, x.reason, when(x.started_at))).collect();
-        stopped.push(StoppedPermit { permit_id, stops, max_stops: s.max_stops });
+        let through = s.stops.iter().map(|x| x.id).max().unwrap_or(0);
+        let mut stops = Vec::new();
+        for x in s.stops {
+            stops.push(StopLine {
+                started: when(x.started_at),
+                kind: x.kind,
+                reason: x.reason,
+                user: username(x.user_id).await,
+                sql_sha256: x.code_sha256,
+            });
+        }
+        stopped.push(StoppedPermit { permit_id, stops, max_stops: s.max_stops, runs_since_clear: s.runs_since_clear, through });
     }
     (status, render(ChecksPage { page: PageContext::new(lang, Some(sess), uri), t, jobs, stopped, error })).into_response()
 }
@@ -1187,6 +1218,8 @@ async fn signoff_post(
 struct ClearStopsForm {
     csrf: String,
     reason: String,
+    /// The last stop the checker saw.
+    through: i64,
 }
 
 async fn clear_stops_post(
@@ -1204,7 +1237,7 @@ async fn clear_stops_post(
     };
     let form = form.expect("checked");
     let t = text(lang);
-    match niji_analysis::stops::clear_stops(state.instance(), sess.user.id, permit, form.reason.trim()).await {
+    match niji_analysis::stops::clear_stops(state.instance(), state.analysis(), sess.user.id, permit, Some(form.through), form.reason.trim()).await {
         Ok(_) => Redirect::to("/checks").into_response(),
         Err(e) => {
             let (status, message) = clear_error(t, &e);

@@ -120,6 +120,7 @@ pub(crate) enum WsError {
     Unchecked,
     Differencing,
     StopsSpent,
+    RunsBusy,
     /// A query refused by the sandbox, with its fixed code.
     Refused(&'static str),
     Tampered,
@@ -173,6 +174,12 @@ impl WsError {
                 "stops_spent",
                 "limits stopped too many of the permit's runs on real data; an output checker must clear them first",
             ),
+            WsError::RunsBusy => (
+                S::CONFLICT,
+                "conflict",
+                "runs_busy",
+                "other runs of the permit on real data are in progress and hold the stops left; try again when they end",
+            ),
             WsError::Refused(code) => (S::BAD_REQUEST, "query_refused", code, "the query was refused"),
             WsError::Tampered => (S::INTERNAL_SERVER_ERROR, "internal", "tampered", "the release's files do not match their published hashes"),
             WsError::Internal => (S::INTERNAL_SERVER_ERROR, "internal", "internal", "internal error"),
@@ -192,7 +199,7 @@ pub(crate) struct WsErrorDetail {
     message: &'static str,
     /// unauthorized, csrf, malformed, no_permit, no_job, no_release, not_named, forbidden,
     /// not_a_checker, conflicted, not_allowed, permit_closed, wrong_track, no_data, not_awaiting,
-    /// already_signed, bad_outputs, bad_reason, unchecked, differencing, stops_spent, tampered, internal, or a
+    /// already_signed, bad_outputs, bad_reason, unchecked, differencing, stops_spent, runs_busy, tampered, internal, or a
     /// sandbox refusal code (parse, unknown_name, not_aggregate, person_id_in_output, too_long,
     /// timeout, memory_limit, execution, statement, ddl, …).
     reason: &'static str,
@@ -226,6 +233,7 @@ impl From<&AnalysisError> for WsError {
             AnalysisError::Unchecked => WsError::Unchecked,
             AnalysisError::Differencing => WsError::Differencing,
             AnalysisError::StopsSpent => WsError::StopsSpent,
+            AnalysisError::RunsBusy => WsError::RunsBusy,
             AnalysisError::Refused(SandboxError::Internal) | AnalysisError::Internal => {
                 tracing::error!("analysis failed");
                 WsError::Internal
@@ -376,7 +384,7 @@ async fn query_api(
         let out = niji_analysis::dummy::query_dummy(state.instance(), user.id, id, &req.sql).await.map_err(|e| WsError::from(&e))?;
         return Ok(Json(QueryResult::Dummy(DummyResult { data: "dummy", columns: out.columns, rows: out.rows })));
     }
-    let out = niji_analysis::query_real_with(state.instance(), state.analysis(), user.id, id, &req.sql).await.map_err(|e| WsError::from(&e))?;
+    let out = detached_query(&state, user.id, id, req.sql).await.map_err(|e| WsError::from(&e))?;
     Ok(Json(QueryResult::Real(CheckedResult {
         data: "real",
         preset: out.preset,
@@ -385,6 +393,29 @@ async fn query_api(
         rows: out.rows.iter().map(|(keys, values)| CheckedRow { keys: keys.clone(), values: values.iter().map(shown).collect() }).collect(),
         suppressed: out.suppressed,
     })))
+}
+
+/// Runs a query on the real data in a task of its own (for the portal too), so that a client
+/// going away mid-run does not drop it between taking a place in the permit's stops and giving
+/// it back (a dropped run would count as a stop).
+pub(crate) async fn detached_query(
+    state: &AppState,
+    user_id: i64,
+    permit_id: i64,
+    sql: String,
+) -> Result<niji_analysis::CheckedOutput, AnalysisError> {
+    let (instance, settings) = (state.instance_arc(), *state.analysis());
+    tokio::spawn(async move { niji_analysis::query_real_with(&instance, &settings, user_id, permit_id, &sql).await })
+        .await
+        .unwrap_or(Err(AnalysisError::Internal))
+}
+
+/// Submits a job in a task of its own, as [`detached_query`].
+pub(crate) async fn detached_job(state: &AppState, user_id: i64, permit_id: i64, outputs: Vec<(String, String)>) -> Result<JobView, JobError> {
+    let (instance, settings) = (state.instance_arc(), *state.analysis());
+    tokio::spawn(async move { niji_analysis::jobs::submit_job_with(&instance, &settings, user_id, permit_id, &outputs).await })
+        .await
+        .unwrap_or(Err(JobError::Internal))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -631,7 +662,7 @@ async fn submit_job_api(
     let Ok(Json(req)) = body else { return Err(WsError::Malformed) };
     researcher_permit(&state, &user, id).await?;
     let outputs: Vec<(String, String)> = req.outputs.into_iter().map(|o| (o.name.trim().to_string(), o.sql.trim().to_string())).collect();
-    let job = niji_analysis::jobs::submit_job_with(state.instance(), state.analysis(), user.id, id, &outputs).await.map_err(|e| WsError::from(&e))?;
+    let job = detached_job(&state, user.id, id, outputs).await.map_err(|e| WsError::from(&e))?;
     Ok((StatusCode::CREATED, Json(summary(&job))).into_response())
 }
 
@@ -641,15 +672,20 @@ pub(crate) struct StopsBody {
     /// Stops a permit may have before an output checker must clear them.
     max_stops: u32,
     left: u32,
-    /// Uncleared stops, oldest first.
+    /// Runs on the real data since the stops were last cleared, those that did not stop included.
+    runs_since_clear: i64,
+    /// Uncleared stops, oldest first (runs in progress hold a place too).
     stops: Vec<StopEntry>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct StopEntry {
+    /// What `through` names when clearing.
+    id: i64,
     /// query or job.
     kind: String,
-    /// running (in progress or interrupted), timeout, memory_limit, execution or internal.
+    /// running (in progress or abandoned), or what stopped it: timeout, memory_limit, execution,
+    /// internal, too_many_rows, …
     reason: String,
     /// Hex SHA-256 of the SQL (its text is not kept).
     sql_sha256: String,
@@ -674,10 +710,11 @@ async fn stops_api(State(state): State<AppState>, Caller(user): Caller, id: Resu
         permit: id,
         max_stops: s.max_stops,
         left: s.left(),
+        runs_since_clear: s.runs_since_clear,
         stops: s
             .stops
             .into_iter()
-            .map(|x| StopEntry { kind: x.kind, reason: x.reason, sql_sha256: x.code_sha256, started_at: rfc3339(x.started_at) })
+            .map(|x| StopEntry { id: x.id, kind: x.kind, reason: x.reason, sql_sha256: x.code_sha256, started_at: rfc3339(x.started_at) })
             .collect(),
     }))
 }
@@ -693,6 +730,8 @@ pub(crate) struct ClearStopsQuery {
     /// A code of lower-case letters, digits and `_` (default `reviewed`).
     #[serde(default)]
     reason: String,
+    /// Clear up to this stop's id (the last one looked at); default all that ended.
+    through: Option<i64>,
 }
 
 /// An output checker not named on the permit clears its stops (logged as
@@ -710,16 +749,17 @@ async fn clear_stops_api(
     let id = path_id(id)?;
     let Ok(Query(q)) = query else { return Err(WsError::Malformed) };
     let reason = if q.reason.trim().is_empty() { "reviewed" } else { q.reason.trim() };
-    let cleared = niji_analysis::stops::clear_stops(state.instance(), user.id, id, reason).await.map_err(|e| match e {
-        E::NoPermit => WsError::NoPermit,
-        E::NotAChecker => WsError::NotAChecker,
-        E::Conflicted => WsError::Conflicted,
-        E::BadReason => WsError::BadReason,
-        E::Internal => {
-            tracing::error!("clearing stops failed");
-            WsError::Internal
-        }
-    })?;
+    let cleared =
+        niji_analysis::stops::clear_stops(state.instance(), state.analysis(), user.id, id, q.through, reason).await.map_err(|e| match e {
+            E::NoPermit => WsError::NoPermit,
+            E::NotAChecker => WsError::NotAChecker,
+            E::Conflicted => WsError::Conflicted,
+            E::BadReason => WsError::BadReason,
+            E::Internal => {
+                tracing::error!("clearing stops failed");
+                WsError::Internal
+            }
+        })?;
     Ok(Json(ClearStopsBody { permit: id, cleared }))
 }
 

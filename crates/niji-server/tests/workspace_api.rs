@@ -364,12 +364,16 @@ async fn stopped_runs_spend_the_permits_stops_and_a_checker_clears_them() {
     let web_checker = app.sign_in("checker1").await;
     let queue = send(get("/checks", &web_checker)).await;
     assert!(queue.body.contains(&format!("id=\"stops-{p}\"")) && queue.body.contains("<code>memory_limit</code>"), "{}", queue.body);
+    // Who ran it, its hash, and how many runs there were since the last clearance.
+    assert!(queue.body.contains("<td>researcher</td>") && queue.body.contains(&hex::encode(Sha256::digest(BY_SEX.as_bytes()))), "{}", queue.body);
+    assert!(queue.body.contains("<span class=\"runs-since-clear\">1</span>"), "{}", queue.body);
+    let through = queue.body.split("name=\"through\" value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_string();
     // The researcher (named on it) does not see it listed.
     assert!(!send(get("/checks", &web_researcher)).await.body.contains(&format!("id=\"stops-{p}\"")));
     let clear = format!("/checks/permits/{p}/stops");
-    let r = send(post_form(&clear, &web_checker, &[("csrf", "forged"), ("reason", "reviewed")])).await;
+    let r = send(post_form(&clear, &web_checker, &[("csrf", "forged"), ("reason", "reviewed"), ("through", &through)])).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = send(post_form(&clear, &web_checker, &[("csrf", &hidden_csrf(&queue.body)), ("reason", "reviewed")])).await;
+    let r = send(post_form(&clear, &web_checker, &[("csrf", &hidden_csrf(&queue.body)), ("reason", "reviewed"), ("through", &through)])).await;
     assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/checks"), "{}", r.body);
     assert!(!send(get("/checks", &web_checker)).await.body.contains(&format!("id=\"stops-{p}\"")));
     assert_eq!(send(with_token("GET", &stops, &researcher, None)).await.json()["left"].as_u64(), Some(2));

@@ -378,7 +378,7 @@ mod tests {
         }
         let s = Store::open_sqlite(&path).await.unwrap();
         assert_eq!(s.count_users().await.unwrap(), 1);
-        assert_eq!(s.schema_version().await.unwrap(), 10);
+        assert_eq!(s.schema_version().await.unwrap(), 11);
         assert_eq!(s.delete_expired_sessions(20).await.unwrap(), 1);
     }
 }

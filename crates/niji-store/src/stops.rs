@@ -5,7 +5,8 @@
 //! A place in the budget is taken before the run starts ([`Store::reserve_run`]), by one
 //! statement that counts and inserts, so that two concurrent runs cannot both take the last
 //! place. A run that ends without a stop gives its place back ([`Store::end_run`] with `None`);
-//! one that never ends keeps it until a checker clears the permit's stops.
+//! one that never ends keeps it until a checker clears it, which they can only once it is older
+//! than any run may last.
 
 use crate::{Store, StoreError};
 
@@ -54,15 +55,18 @@ impl Store {
         .await?)
     }
 
-    /// Ends a reserved run: `Some(reason)` keeps it as a stop, `None` gives its place back.
+    /// Ends a reserved run: `Some(reason)` keeps it as a stop (uncleared, even if a clearance
+    /// passed over it meanwhile), `None` gives its place back.
     pub async fn end_run(&self, reservation: i64, stop: Option<&str>) -> Result<(), StoreError> {
         let done = match stop {
-            Some(reason) => sqlx::query("UPDATE permit_stops SET reason = $2 WHERE id = $1 AND reason = 'running'")
-                .bind(reservation)
-                .bind(reason)
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
+            Some(reason) => {
+                sqlx::query("UPDATE permit_stops SET reason = $2, cleared_by = NULL, cleared_at = NULL WHERE id = $1 AND reason = 'running'")
+                    .bind(reservation)
+                    .bind(reason)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected()
+            }
             None => sqlx::query("DELETE FROM permit_stops WHERE id = $1 AND reason = 'running'")
                 .bind(reservation)
                 .execute(&self.pool)
@@ -86,23 +90,46 @@ impl Store {
         .await?)
     }
 
-    /// Permits with uncleared stops (runs in progress or interrupted included), and how many each.
-    pub async fn permits_with_stops(&self) -> Result<Vec<(i64, i64)>, StoreError> {
-        Ok(sqlx::query_as("SELECT permit_id, count(*) FROM permit_stops WHERE cleared_at IS NULL GROUP BY permit_id ORDER BY permit_id")
-            .fetch_all(&self.pool)
-            .await?)
+    /// Permits with uncleared stops, and how many each: runs that ended with a stop, and runs
+    /// started before `abandoned_before` that never ended (not those still in progress).
+    pub async fn permits_with_stops(&self, abandoned_before: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT permit_id, count(*) FROM permit_stops
+             WHERE cleared_at IS NULL AND (reason <> 'running' OR started_at < $1) GROUP BY permit_id ORDER BY permit_id",
+        )
+        .bind(abandoned_before)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
-    /// Clears the permit's stops; returns how many. A run still in progress is cleared too (a
-    /// row left `running` by a process that died would otherwise hold its place for ever); if it
-    /// then ends with a stop, the stop stays cleared.
-    pub async fn clear_stops(&self, permit_id: i64, checker_id: i64, now: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query("UPDATE permit_stops SET cleared_by = $2, cleared_at = $3 WHERE permit_id = $1 AND cleared_at IS NULL")
-            .bind(permit_id)
-            .bind(checker_id)
-            .bind(now)
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+    /// Clears the permit's stops up to `through` (the last one the checker saw); returns how
+    /// many. Runs still in progress keep their place: only those started before `abandoned_before`
+    /// (longer ago than any run may last: their process died) are cleared with the stops.
+    pub async fn clear_stops(&self, permit_id: i64, checker_id: i64, through: i64, abandoned_before: i64, now: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE permit_stops SET cleared_by = $2, cleared_at = $3,
+                 runs_through = (SELECT coalesce(max(id), 0) FROM analysis_runs WHERE permit_id = $1)
+             WHERE permit_id = $1 AND cleared_at IS NULL AND id <= $4 AND (reason <> 'running' OR started_at < $5)",
+        )
+        .bind(permit_id)
+        .bind(checker_id)
+        .bind(now)
+        .bind(through)
+        .bind(abandoned_before)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Runs of the permit on real data (`analysis_runs`) recorded since its stops were last
+    /// cleared (all of them if never).
+    pub async fn runs_since_clear(&self, permit_id: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM analysis_runs WHERE permit_id = $1
+             AND id > (SELECT coalesce(max(runs_through), 0) FROM permit_stops WHERE permit_id = $1)",
+        )
+        .bind(permit_id)
+        .fetch_one(&self.pool)
+        .await?)
     }
 }

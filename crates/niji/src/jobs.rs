@@ -72,6 +72,9 @@ pub enum JobCommand {
         /// A reason code (lower-case letters, digits, '_').
         #[arg(long, default_value = "reviewed")]
         reason: String,
+        /// Clear up to this stop (the last one looked at with `niji job stops`); default all that ended.
+        #[arg(long)]
+        through: Option<i64>,
     },
 }
 
@@ -216,24 +219,30 @@ pub async fn job_command(cmd: JobCommand) -> Result<()> {
                 let list: Vec<Value> = stops
                     .stops
                     .iter()
-                    .map(|s| json!({"user": s.user_id, "kind": s.kind, "reason": s.reason, "sql_sha256": s.code_sha256, "started_at": s.started_at}))
+                    .map(|s| json!({"id": s.id, "user": s.user_id, "kind": s.kind, "reason": s.reason, "sql_sha256": s.code_sha256, "started_at": s.started_at}))
                     .collect();
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&json!({"permit": permit, "max_stops": stops.max_stops, "left": stops.left(), "stops": list}))?
-                );
+                let body = json!({"permit": permit, "max_stops": stops.max_stops, "left": stops.left(), "runs_since_clear": stops.runs_since_clear, "stops": list});
+                println!("{}", serde_json::to_string_pretty(&body)?);
             } else {
-                println!("permit {permit}: {} of {} stops used, {} left", stops.stops.len(), stops.max_stops, stops.left());
+                println!(
+                    "permit {permit}: {} of {} stops used, {} left; {} runs on real data since the last clearance",
+                    stops.stops.len(),
+                    stops.max_stops,
+                    stops.left(),
+                    stops.runs_since_clear
+                );
                 for s in &stops.stops {
-                    println!("  {} {} by user:{}: {} (sql {})", s.started_at, s.kind, s.user_id, s.reason, s.code_sha256);
+                    println!("  #{} {} {} by user:{}: {} (sql {})", s.id, s.started_at, s.kind, s.user_id, s.reason, s.code_sha256);
                 }
             }
             Ok(())
         }
-        JobCommand::ClearStops { dir, permit, as_user, reason } => {
+        JobCommand::ClearStops { dir, permit, as_user, reason, through } => {
             let instance = open(&dir.dir).await?;
             let user = user_id(&instance, &as_user).await?;
-            let cleared = niji_analysis::stops::clear_stops(&instance, user, permit, &reason).await.context("clearing was refused")?;
+            let settings = niji_analysis::AnalysisSettings::default();
+            let cleared =
+                niji_analysis::stops::clear_stops(&instance, &settings, user, permit, through, &reason).await.context("clearing was refused")?;
             println!("permit {permit}: {cleared} stops cleared");
             Ok(())
         }

@@ -20,6 +20,9 @@ CREATE TABLE permit_stops (
     started_at  BIGINT NOT NULL,
     -- set when an output checker clears the permit's stops
     cleared_by  INTEGER REFERENCES users(id),
-    cleared_at  BIGINT
+    cleared_at  BIGINT,
+    -- the last analysis run (analysis_runs.id) before the clearance: the runs a checker is shown
+    -- are those after it
+    runs_through BIGINT
 );
 CREATE INDEX permit_stops_permit ON permit_stops(permit_id, cleared_at);
