@@ -26,7 +26,11 @@
 //! - never more than the node's rows in the worst case (`worst_case.rs`).
 //!
 //! An aggregate has at most the product of its grouping columns' bounds (summed over grouping
-//! sets) and never more than its input. Only registered tables' own values are counted, through
+//! sets) and never more than its input. Where two or three grouping keys are columns (at their
+//! grains) of the same scan of a table, the tuples they hold together in the whole table bound
+//! them instead when that is smaller: a day-by-code count has no more groups than the table has
+//! day-and-code pairs, far fewer than days × codes. Columns of two scans of one table (a
+//! self-join) are never counted together. Only registered tables' own values are counted, through
 //! a fixed set of derivations: a count of an expression the query chose (`CASE WHEN code = 'R'
 //! …`) could be tuned to cross a power of two on one rare value.
 
@@ -62,7 +66,7 @@ pub(crate) fn check(
 
 /// The most rows `plan`'s output can have.
 pub(crate) fn bound(plan: &LogicalPlan, tables: &BTreeMap<(String, String), Registered>, default_schema: &str) -> u128 {
-    Bounds { tables, default_schema }.node(plan).rows.eval()
+    Bounds { tables, default_schema, scans: std::cell::Cell::new(0) }.node(plan).rows.eval()
 }
 
 /// The values of a registered table, and the distinct counts queries asked for so far.
@@ -73,11 +77,25 @@ pub(crate) struct Values {
     /// from a count only grows with it, so a column past it refuses what the whole count would.
     enough: u128,
     counted: Mutex<HashMap<(usize, Grain), u128>>,
+    /// Distinct tuples of a few columns at their grains, counted as queries asked.
+    joint: Mutex<HashMap<Vec<(usize, Grain)>, u128>>,
 }
 
 impl Values {
     pub(crate) fn new(batches: Vec<RecordBatch>, max_groups: u64) -> Self {
-        Values { batches, enough: u128::from(max_groups), counted: Mutex::new(HashMap::new()) }
+        Values { batches, enough: u128::from(max_groups), counted: Mutex::new(HashMap::new()), joint: Mutex::new(HashMap::new()) }
+    }
+
+    /// The distinct tuples the table's rows hold in `columns` at their grains (nulls as values),
+    /// and a place for a tuple of nulls (an outer join's missing side), rounded up to a power of
+    /// two (more than the workspace's `max_groups` once past it).
+    fn joint(&self, columns: &[(usize, Grain)]) -> u128 {
+        if let Some(&n) = self.joint.lock().unwrap_or_else(|p| p.into_inner()).get(columns) {
+            return n;
+        }
+        let n = (count_tuples(&self.batches, columns, self.enough) + 1).next_power_of_two();
+        self.joint.lock().unwrap_or_else(|p| p.into_inner()).insert(columns.to_vec(), n);
+        n
     }
 
     /// The distinct values of column `column` at `grain` and a place for a null, rounded up to a
@@ -93,7 +111,7 @@ impl Values {
 }
 
 /// What of a column's values is counted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Grain {
     Value,
     /// Weeks of a date column, from Monday (`date_trunc('week', …)`).
@@ -156,6 +174,71 @@ fn count_distinct<'a>(columns: impl Iterator<Item = &'a ArrayRef>, grain: Grain,
     seen.len() as u128 + unhashed
 }
 
+/// The distinct tuples of `columns` at their grains over the rows of `batches` (a null is a value
+/// of its own), or more than `enough` once past it. Each row's tuple is one 64-bit hash of its
+/// parts' hashes (a collision counts two tuples as one, as in [`count_distinct`]).
+fn count_tuples(batches: &[RecordBatch], columns: &[(usize, Grain)], enough: u128) -> u128 {
+    let mut seen: HashSet<u64, BuildHasherDefault<Hashed>> = HashSet::default();
+    let state = QualityRandomState::with_seed(0);
+    let (mut row, mut part) = (Vec::new(), Vec::new());
+    for batch in batches {
+        if seen.len() as u128 > enough {
+            break;
+        }
+        row.clear();
+        row.resize(batch.num_rows(), 0x9e37_79b9_7f4a_7c15u64);
+        for &(column, grain) in columns {
+            if !grain_hashes(batch.column(column), grain, &state, &mut part) {
+                // A type that cannot be hashed: at most one tuple a row.
+                return batches.iter().map(|b| b.num_rows() as u128).sum();
+            }
+            for (r, p) in row.iter_mut().zip(&part) {
+                *r = (r.rotate_left(23) ^ p).wrapping_mul(0xff51_afd7_ed55_8ccd);
+            }
+        }
+        seen.extend(row.iter().copied());
+    }
+    seen.len() as u128
+}
+
+/// Per row of `column`, a hash of its value at `grain` (one fixed hash for a null); `false` when
+/// the type cannot be hashed.
+fn grain_hashes(column: &ArrayRef, grain: Grain, state: &QualityRandomState, out: &mut Vec<u64>) -> bool {
+    const NULL: u64 = 0x6e75_6c6c_6e75_6c6c;
+    out.clear();
+    let mix = |x: u64| x.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+    match (grain, column.as_any().downcast_ref::<Date32Array>()) {
+        (Grain::Week, Some(dates)) => out.extend(dates.iter().map(|d| d.map_or(NULL, |d| mix((i64::from(d) + 3).div_euclid(7) as u64)))),
+        (Grain::Month | Grain::Year, Some(dates)) => out.extend(dates.iter().map(|d| {
+            d.map_or(NULL, |d| {
+                let (year, month) = civil_from_days(d);
+                mix(if grain == Grain::Month { year * 12 + i64::from(month) } else { year } as u64)
+            })
+        })),
+        (Grain::Prefix(k), _) if column.as_any().is::<StringArray>() => {
+            let texts = column.as_any().downcast_ref::<StringArray>().expect("a text column");
+            out.extend(texts.iter().map(|t| {
+                t.map_or(NULL, |text| {
+                    let end = text.char_indices().nth(usize::from(k)).map_or(text.len(), |(at, _)| at);
+                    state.hash_one(&text[..end])
+                })
+            }));
+        }
+        _ => {
+            out.resize(column.len(), 0);
+            if create_hashes([column], state, out).is_err() {
+                return false;
+            }
+            for (i, h) in out.iter_mut().enumerate() {
+                if column.is_null(i) {
+                    *h = NULL;
+                }
+            }
+        }
+    }
+    true
+}
+
 /// A hasher for values that are hashes already.
 #[derive(Default)]
 struct Hashed(u64);
@@ -194,8 +277,10 @@ fn civil_from_days(days: i32) -> (i64, u32) {
 enum Distinct {
     /// At most this many, known without reading data.
     At(u128),
-    /// The values of a registered table's column at a grain.
-    Column(Arc<Values>, usize, Grain),
+    /// The values of a registered table's column at a grain, read by one scan of the plan.
+    Column(Arc<Values>, Scan, usize, Grain),
+    /// The tuples one scan's rows hold in a few columns at their grains.
+    Joint(Arc<Values>, Vec<(usize, Grain)>),
     Sum(Vec<Distinct>),
     Product(Vec<Distinct>),
     Min(Vec<Distinct>),
@@ -205,7 +290,8 @@ impl Distinct {
     fn eval(&self) -> u128 {
         match self {
             Distinct::At(n) => *n,
-            Distinct::Column(values, column, grain) => values.distinct(*column, *grain),
+            Distinct::Column(values, _, column, grain) => values.distinct(*column, *grain),
+            Distinct::Joint(values, columns) => values.joint(columns),
             Distinct::Sum(parts) => parts.iter().fold(0u128, |a, p| a.saturating_add(p.eval())),
             // Stops at zero or at the first product past any limit.
             Distinct::Product(parts) => {
@@ -265,7 +351,7 @@ impl Distinct {
     /// text (prefixes) counts its values.
     fn regrain(&self, grain: Grain) -> Distinct {
         match self {
-            Distinct::Column(values, column, Grain::Value) => Distinct::Column(values.clone(), *column, grain),
+            Distinct::Column(values, scan, column, Grain::Value) => Distinct::Column(values.clone(), *scan, *column, grain),
             Distinct::Sum(parts) => Distinct::Sum(parts.iter().map(|p| p.regrain(grain)).collect()),
             Distinct::Min(parts) => Distinct::Min(parts.iter().map(|p| p.regrain(grain)).collect()),
             other => other.clone(),
@@ -282,7 +368,14 @@ struct Node {
 struct Bounds<'a> {
     tables: &'a BTreeMap<(String, String), Registered>,
     default_schema: &'a str,
+    /// The next scan's number: columns of one scan come from the same rows.
+    scans: std::cell::Cell<u32>,
 }
+
+/// One table scan of a plan (each visit of a scan node gets a number of its own, so two columns
+/// with one number certainly come from the same rows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Scan(u32);
 
 impl Bounds<'_> {
     fn worst(&self, plan: &LogicalPlan) -> (u128, u128) {
@@ -312,8 +405,10 @@ impl Bounds<'_> {
                 };
                 let width = scan.source.schema().fields().len();
                 let indices: Vec<usize> = scan.projection.clone().unwrap_or_else(|| (0..width).collect());
+                let id = Scan(self.scans.get());
+                self.scans.set(id.0 + 1);
                 let mut cols: Vec<Distinct> =
-                    indices.iter().map(|&i| Distinct::Column(table.values.clone(), i, Grain::Value).at_most(rows)).collect();
+                    indices.iter().map(|&i| Distinct::Column(table.values.clone(), id, i, Grain::Value).at_most(rows)).collect();
                 for filter in &scan.filters {
                     narrow(filter, &scan.projected_schema, &mut cols);
                 }
@@ -335,7 +430,7 @@ impl Bounds<'_> {
             }
             LogicalPlan::Distinct(DistinctPlan::All(input)) => {
                 let input = self.node(input);
-                let rows = Distinct::Min(vec![input.rows.clone(), Distinct::Product(input.cols.clone())]);
+                let rows = Distinct::Min(vec![input.rows.clone(), keys_product(input.cols.clone())]);
                 Node { rows, cols: input.cols }
             }
             LogicalPlan::Join(j) => {
@@ -381,11 +476,9 @@ impl Bounds<'_> {
                 let (groups, group_cols): (Distinct, Vec<Distinct>) = match &a.group_expr[..] {
                     [Expr::GroupingSet(set)] => {
                         let groups = match set {
-                            GroupingSet::GroupingSets(sets) => {
-                                Distinct::Sum(sets.iter().map(|s| Distinct::Product(s.iter().map(of).collect())).collect())
-                            }
+                            GroupingSet::GroupingSets(sets) => Distinct::Sum(sets.iter().map(|s| keys_product(s.iter().map(of).collect())).collect()),
                             GroupingSet::Rollup(exprs) => {
-                                Distinct::Sum((0..=exprs.len()).map(|k| Distinct::Product(exprs[..k].iter().map(of).collect())).collect())
+                                Distinct::Sum((0..=exprs.len()).map(|k| keys_product(exprs[..k].iter().map(of).collect())).collect())
                             }
                             // The sum over all subsets of the columns' products.
                             GroupingSet::Cube(exprs) => Distinct::Product(exprs.iter().map(|e| of(e).plus_one()).collect()),
@@ -395,7 +488,7 @@ impl Bounds<'_> {
                         cols.push(Distinct::At(sets));
                         (groups, cols)
                     }
-                    exprs => (Distinct::Product(exprs.iter().map(of).collect()), exprs.iter().map(of).collect()),
+                    exprs => (keys_product(exprs.iter().map(of).collect()), exprs.iter().map(of).collect()),
                 };
                 // The input's rows never pass its worst case (`worst_case.rs`).
                 let input_rows = if sets == 1 { input.rows.clone() } else { Distinct::Product(vec![input.rows.clone(), Distinct::At(sets)]) };
@@ -426,11 +519,73 @@ impl Distinct {
     fn eval_known(&self) -> u128 {
         match self {
             Distinct::At(n) => *n,
-            Distinct::Column(..) => u128::MAX,
+            Distinct::Column(..) | Distinct::Joint(..) => u128::MAX,
             Distinct::Sum(parts) => parts.iter().fold(0u128, |a, p| a.saturating_add(p.eval_known())),
             Distinct::Product(parts) => parts.iter().fold(1u128, |a, p| a.saturating_mul(p.eval_known())),
             Distinct::Min(parts) => parts.iter().map(Distinct::eval_known).min().unwrap_or(u128::MAX),
         }
+    }
+}
+
+/// The most distinct tuples of grouping keys: the product of their bounds, or, where two or three
+/// of them are columns of one scan (a day and a code of the same rows), the tuples those
+/// columns hold together in the whole table times the other keys' bounds, whichever is smaller.
+/// Columns of two scans of one table (a self-join) are never counted together: their pairs are
+/// not the table's.
+fn keys_product(keys: Vec<Distinct>) -> Distinct {
+    let mut by_scan: BTreeMap<Scan, (Arc<Values>, Vec<usize>)> = BTreeMap::new();
+    for (i, k) in keys.iter().enumerate() {
+        if let Some((values, scan)) = scan_column(k) {
+            by_scan.entry(scan).or_insert_with(|| (values, Vec::new())).1.push(i);
+        }
+    }
+    // Two or three columns of a scan: each set is one more whole-table count a refusal could
+    // turn on, so sets stay small.
+    let joint: Vec<(Arc<Values>, Vec<usize>)> = by_scan.into_values().filter(|(_, at)| (2..=3).contains(&at.len())).collect();
+    if joint.is_empty() {
+        return Distinct::Product(keys);
+    }
+    let mut used = vec![false; keys.len()];
+    let mut factors = Vec::new();
+    for (values, at) in joint {
+        let mut columns: Vec<(usize, Grain)> = at
+            .iter()
+            .map(|&i| {
+                used[i] = true;
+                match scan_column_of(&keys[i]) {
+                    Some(Distinct::Column(_, _, column, grain)) => (*column, *grain),
+                    _ => unreachable!("scan_column found a column"),
+                }
+            })
+            .collect();
+        columns.sort_unstable();
+        columns.dedup();
+        factors.push(Distinct::Joint(values, columns));
+    }
+    factors.extend(keys.iter().zip(&used).filter(|(_, &u)| !u).map(|(k, _)| k.clone()));
+    Distinct::Min(vec![Distinct::Product(keys), Distinct::Product(factors)])
+}
+
+/// The table column a key is, with or without caps known from the plan (`Min` of it and
+/// constants), and the scan it comes from.
+fn scan_column(key: &Distinct) -> Option<(Arc<Values>, Scan)> {
+    match scan_column_of(key)? {
+        Distinct::Column(values, scan, ..) => Some((values.clone(), *scan)),
+        _ => None,
+    }
+}
+
+fn scan_column_of(key: &Distinct) -> Option<&Distinct> {
+    match key {
+        Distinct::Column(..) => Some(key),
+        Distinct::Min(parts) => {
+            let mut columns = parts.iter().filter(|p| !matches!(p, Distinct::At(_)));
+            match (columns.next(), columns.next()) {
+                (Some(c @ Distinct::Column(..)), None) => Some(c),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
 
@@ -619,6 +774,28 @@ mod tests {
         assert_eq!(civil_from_days(19_783), (2024, 3));
         // 1900-01-01.
         assert_eq!(civil_from_days(-25_567), (1900, 1));
+    }
+
+    #[test]
+    fn tuples_are_counted_at_their_grains_with_nulls_as_values() {
+        use datafusion::arrow::datatypes::{Field, Schema};
+        let days: ArrayRef = Arc::new(Date32Array::from(vec![Some(19_782), Some(19_782), Some(19_783), None, None, Some(19_783)]));
+        let codes: ArrayRef = Arc::new(StringArray::from(vec![Some("E11.9"), Some("E11.9"), Some("E11.2"), Some("E11.9"), None, Some("I10")]));
+        let schema = Arc::new(Schema::new(vec![Field::new("d", DataType::Date32, true), Field::new("c", DataType::Utf8, true)]));
+        let batch = RecordBatch::try_new(schema, vec![days, codes]).unwrap();
+        let batches = [batch.clone(), batch];
+        let count = |columns: &[(usize, Grain)]| count_tuples(&batches, columns, 1_000);
+        // (d, c): the first two rows are one tuple; (null, E11.9) and (null, null) count.
+        assert_eq!(count(&[(0, Grain::Value), (1, Grain::Value)]), 5);
+        // Months and three-character categories: (Feb, E11), (Mar, E11), (null, E11), (null, null), (Mar, I10).
+        assert_eq!(count(&[(0, Grain::Month), (1, Grain::Prefix(3))]), 5);
+        // One column: its values and the null.
+        assert_eq!(count(&[(1, Grain::Prefix(1))]), 3);
+        // Counting stops past enough, at a batch's end.
+        assert_eq!(count_tuples(&batches, &[(0, Grain::Value), (1, Grain::Value)], 2), 5);
+        // With a place for an outer join's tuple of nulls, rounded up.
+        let values = Values::new(batches.to_vec(), 1_000);
+        assert_eq!(values.joint(&[(0, Grain::Value), (1, Grain::Value)]), 8);
     }
 
     #[test]

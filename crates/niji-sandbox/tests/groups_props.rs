@@ -5,7 +5,8 @@
 //!
 //! Random queries over three tables of varied values: plain columns, prefixes, months, years and
 //! calendar fields of dates, CASE of constants, arithmetic and text functions of several
-//! columns; joins on persons, on other columns and outer; filters that pin columns; grouping
+//! columns; joins on persons, on other columns and outer, and self-joins (two or three keys of one
+//! scan are bounded by the tuples they hold together); filters that pin columns; grouping
 //! sets, ROLLUP and CUBE; per-person counts grouped again. Each is run with no limit on groups
 //! and its rows compared with the bound.
 
@@ -59,6 +60,10 @@ const FROMS: &[(&str, &str)] = &[
     ("patients p LEFT JOIN conditions c ON p.person_id = c.person_id", "pc"),
     ("claim_lines a JOIN conditions c ON a.person_id = c.person_id", "ac"),
     ("claim_lines a FULL JOIN conditions c ON a.person_id = c.person_id AND a.code = c.code", "ac"),
+    // Self-joins: pairs of one table's columns from two rows are not the table's pairs.
+    ("claim_lines a JOIN claim_lines b ON a.person_id = b.person_id", "ab"),
+    ("claim_lines a LEFT JOIN claim_lines b ON a.person_id = b.person_id AND a.points < b.points", "ab"),
+    ("conditions c JOIN conditions d ON c.person_id = d.person_id", "cd"),
 ];
 
 /// Grouping keys, each with the aliases it needs.
@@ -86,6 +91,11 @@ const KEYS: &[(&str, &str)] = &[
     ("date_part('dow', c.onset)", "c"),
     ("date_part('day', c.onset)", "c"),
     ("coalesce(c.code, 'none')", "c"),
+    ("b.code", "b"),
+    ("b.kind", "b"),
+    ("left(b.code, 2)", "b"),
+    ("d.code", "d"),
+    ("date_trunc('month', d.onset)", "d"),
     ("'k'", ""),
 ];
 

@@ -695,6 +695,44 @@ async fn output_rows_are_bounded_by_the_values_of_their_columns_not_by_the_rows_
         .await;
 }
 
+/// A day-by-code count has no more groups than the table holds day-and-code pairs: 600 rows of 40
+/// days and 40 codes, but 60 pairs, stay within a limit of 128 groups that the rows (1,024
+/// rounded) and days × codes (4,096 rounded) would pass.
+/// The same columns from two rows of the table (a self-join) are still bounded by the product,
+/// and so is a CUBE of them. (Keys that are functions of other keys, `date_part('day', onset)`
+/// beside `onset`, are grouped away by DataFusion before the bound is taken.)
+#[tokio::test]
+async fn a_day_by_code_count_is_bounded_by_the_pairs_the_table_holds() {
+    let n = 600;
+    let persons: Vec<u8> = (0..n).map(|i| (i % 12) as u8 + 1).collect();
+    let codes: Vec<String> = (0..n).map(|i| format!("c{:02}", i % 60 % 40)).collect();
+    let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
+    let onset: niji_sandbox::arrow::array::ArrayRef =
+        std::sync::Arc::new(niji_sandbox::arrow::array::Date32Array::from((0..n as i32).map(|i| 20_089 + (i % 60 * 7) % 40).collect::<Vec<i32>>()));
+    let conditions = table(NDB, "conditions", &persons, &[("code", strings(&codes)), ("onset", onset)]);
+    let mut policy = policy(false);
+    let ndb = policy.datasets.iter_mut().find(|d| d.dataset == NDB).unwrap();
+    ndb.tables.push(niji_review::TableGrant { table: "conditions".into(), columns: vec!["code".into(), "onset".into()] });
+    let limits = Limits { max_groups: 128, ..Limits::default() };
+    let ws = Workspace::open(vec![claim_lines(), patients(), conditions], &policy, [9; 32], &Default::default(), limits).unwrap();
+    for sql in [
+        "SELECT onset, code, count(*) FROM conditions GROUP BY onset, code",
+        "SELECT c.code, c.onset, count(*) FROM conditions c JOIN patients p ON c.person_id = p.person_id GROUP BY c.code, c.onset",
+        "SELECT code, onset, count(*) FROM conditions GROUP BY GROUPING SETS ((code, onset), ())",
+        "SELECT DISTINCT code, onset FROM (SELECT code, onset, count(*) AS n FROM conditions GROUP BY code, onset) t",
+        "SELECT onset, code, date_part('dow', onset) AS d, left(code, 2) AS p, count(*) FROM conditions GROUP BY 1, 2, 3, 4",
+    ] {
+        let got = ws.run(sql).await;
+        assert!(got.is_ok(), "{sql}: {got:?}");
+    }
+    for sql in [
+        "SELECT a.onset, b.code, count(*) FROM conditions a JOIN conditions b ON a.person_id = b.person_id GROUP BY a.onset, b.code",
+        "SELECT onset, code, count(*) FROM conditions GROUP BY CUBE (onset, code)",
+    ] {
+        refused(&ws, sql, na(Refusal::TooManyGroups)).await;
+    }
+}
+
 /// What a review found past the first version of the bound, on dummy data (held to the same): null
 /// person ids of outer joins' missing sides matched by `IS NOT DISTINCT FROM`, a semi join whose
 /// filter tries every pair of a person's rows, text doubled across subqueries, a partition's
