@@ -424,54 +424,62 @@ async fn run_job(
             Err(e) => return Err(e),
         };
         let ran = workspace.run(sql).await;
-        let stop = ran.as_ref().err().and_then(crate::stops::stop_reason);
-        crate::stops::end_run(instance, place, stop).await?;
-        let result = match ran {
-            Ok(r) => r,
+        let (out, stop) = match ran {
             Err(e) => {
-                done.push(Outcome1::new(name, sql, "refused", Some(sandbox_code(&e).to_owned())));
-                continue;
+                let stop = crate::stops::stop_reason(&e);
+                (Outcome1::new(name, sql, "refused", Some(sandbox_code(&e).to_owned())), stop)
+            }
+            Ok(result) => {
+                let out = check_one(name, sql, job_id, &result, &rules, &mut earlier);
+                // A refusal by differencing tells about the few persons the difference isolates.
+                let stop = (out.refusal.as_deref() == Some(crate::stops::DIFFERENCING)).then_some(crate::stops::DIFFERENCING);
+                (out, stop)
             }
         };
-        let mut out = Outcome1::new(name, sql, "passed", None);
-        let table = to_table(&result);
-        let compared: Vec<&str> = earlier.iter().map(|r| r.id.as_str()).collect();
-        let checked = if table.measures.is_empty() {
-            None
-        } else {
-            match check_output(&table, &result, &rules, &out.cohort_key, &earlier) {
-                Ok(c) => Some(c),
-                Err(_) => {
-                    out.status = "refused";
-                    out.refusal = Some("unchecked".into());
-                    done.push(out);
-                    continue;
-                }
-            }
-        };
-        let (refused_by, table_reasons) = match &checked {
-            Some(c) => (refused_by(c, &table), c.table_reasons.iter().map(|r| r.code()).collect::<Vec<_>>()),
-            None => (Vec::new(), Vec::new()),
-        };
-        if checked.as_ref().is_some_and(|c| !c.passes()) {
-            out.status = "refused";
-            out.refusal =
-                Some(if !refused_by.is_empty() { "differencing".into() } else { table_reasons.first().copied().unwrap_or("refused").into() });
-        }
-        out.differencing = Some(json!({"compared": compared, "refused_by": refused_by}).to_string());
-        out.checked_table = Some(checked_table_json(&table, checked.as_ref()).to_string());
-        out.verdicts = Some(verdicts_json(&table, checked.as_ref(), &table_reasons).to_string());
-        if out.status == "passed" {
-            let published = published_persons(&table, checked.as_ref());
-            out.published_persons = Some(published.to_string());
-            // Later outputs of this job are compared with this one too.
-            if let Some(c) = &checked {
-                earlier.push(Release::from_checked(format!("job-{job_id}:{name}"), out.cohort_key.clone(), &positional(&table), c));
-            }
-        }
+        crate::stops::end_run(instance, place, stop).await?;
         done.push(out);
     }
     Ok(Ran { outputs: done, receipt: Some(receipt) })
+}
+
+/// Checks one output's result: output rules, then differencing against `earlier` (to which a
+/// passing output is added, so that the job's later outputs are compared with it too).
+fn check_one(name: &str, sql: &str, job_id: i64, result: &niji_sandbox::AggregateResult, rules: &Rules, earlier: &mut Vec<Release>) -> Outcome1 {
+    let mut out = Outcome1::new(name, sql, "passed", None);
+    let table = to_table(result);
+    let compared: Vec<&str> = earlier.iter().map(|r| r.id.as_str()).collect();
+    let checked = if table.measures.is_empty() {
+        None
+    } else {
+        match check_output(&table, result, rules, &out.cohort_key, earlier) {
+            Ok(c) => Some(c),
+            Err(_) => {
+                out.status = "refused";
+                out.refusal = Some("unchecked".into());
+                return out;
+            }
+        }
+    };
+    let (refused_by, table_reasons) = match &checked {
+        Some(c) => (refused_by(c, &table), c.table_reasons.iter().map(|r| r.code()).collect::<Vec<_>>()),
+        None => (Vec::new(), Vec::new()),
+    };
+    if checked.as_ref().is_some_and(|c| !c.passes()) {
+        out.status = "refused";
+        out.refusal =
+            Some(if !refused_by.is_empty() { crate::stops::DIFFERENCING.into() } else { table_reasons.first().copied().unwrap_or("refused").into() });
+    }
+    out.differencing = Some(json!({"compared": compared, "refused_by": refused_by}).to_string());
+    out.checked_table = Some(checked_table_json(&table, checked.as_ref()).to_string());
+    out.verdicts = Some(verdicts_json(&table, checked.as_ref(), &table_reasons).to_string());
+    if out.status == "passed" {
+        let published = published_persons(&table, checked.as_ref());
+        out.published_persons = Some(published.to_string());
+        if let Some(c) = &checked {
+            earlier.push(Release::from_checked(format!("job-{job_id}:{name}"), out.cohort_key.clone(), &positional(&table), c));
+        }
+    }
+    out
 }
 
 /// The releases named in a checked table's differencing refusals.

@@ -48,9 +48,13 @@ pub enum AnalysisError {
     NoData,
     #[error("the query was refused: {0}")]
     Refused(niji_sandbox::SandboxError),
+    /// The run on the real data was stopped by this (a limit, a failure or a refusal while
+    /// running): it spent one of the permit's stops.
+    #[error("the run on the real data was stopped ({0}); this spent one of the permit's stops")]
+    Stopped(niji_sandbox::SandboxError),
     #[error("the output could not be checked")]
     Unchecked,
-    #[error("the answer would differ from an earlier release by too few persons (differencing)")]
+    #[error("the answer would differ from an earlier release by too few persons (differencing); this spent one of the permit's stops")]
     Differencing,
     #[error("limits stopped too many of the permit's runs; an output checker must clear them first")]
     StopsSpent,
@@ -68,9 +72,9 @@ pub enum AnalysisError {
 /// registry version it applied (the receipt), and its log entry names the run.
 ///
 /// The query is first checked over the schemas alone (empty tables). A run on the real data that
-/// is then stopped (time, memory, a failure or refusal while running) spends one of the permit's
-/// stops (see [`stops`]); with none left, the query is refused with
-/// [`AnalysisError::StopsSpent`] before it reads anything.
+/// is then stopped (time, memory, a failure or refusal while running: [`AnalysisError::Stopped`])
+/// or refused by differencing spends one of the permit's stops (see [`stops`]); with none left,
+/// the query is refused with [`AnalysisError::StopsSpent`] before it reads anything.
 pub async fn query_real(instance: &Instance, user_id: i64, permit_id: i64, sql: &str) -> Result<CheckedOutput, AnalysisError> {
     query_real_with(instance, &AnalysisSettings::default(), user_id, permit_id, sql).await
 }
@@ -149,7 +153,8 @@ async fn run(
         .map_err(AnalysisError::Refused)?;
     empty.run(sql).await.map_err(AnalysisError::Refused)?;
     drop(empty);
-    let new_run = niji_store::NewRun { permit_id, user_id, kind: "query", code_sha256: sql_sha256, started_at: started.unix_timestamp() };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let new_run = niji_store::NewRun { permit_id, user_id, kind: "query", code_sha256: sql_sha256, started_at: now };
     let place = stops::take_place(instance, settings, &new_run).await?;
     let mut stop = None;
     let result = run_in_place(instance, settings, permit_id, context, sql, started, receipt, &mut stop).await;
@@ -180,7 +185,7 @@ async fn run_in_place(
     // checking do not depend on the rows the query selects.
     let ran = workspace.run(sql).await;
     *stop = ran.as_ref().err().and_then(stops::stop_reason);
-    let result = ran.map_err(AnalysisError::Refused)?;
+    let result = ran.map_err(|e| if stop.is_some() { AnalysisError::Stopped(e) } else { AnalysisError::Refused(e) })?;
 
     // Output checking: text columns are dimensions, numeric columns measures; every cell counts
     // the persons behind its row.
@@ -194,6 +199,7 @@ async fn run_in_place(
     let cohort = jobs::cohort_key(sql);
     let checked = jobs::check_output(&table, &result, &Rules::preset(preset), &cohort, &earlier).map_err(|_| AnalysisError::Unchecked)?;
     if !jobs::refused_by(&checked, &table).is_empty() {
+        *stop = Some(stops::DIFFERENCING);
         return Err(AnalysisError::Differencing);
     }
     // Rules on the whole table (e.g. the NDB preset's three-axis limit) refuse it, as for jobs.

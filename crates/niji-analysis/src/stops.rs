@@ -3,17 +3,18 @@
 //! Static checks refuse a query before it reads anything, from its text and the tables' schemas
 //! (a run over empty tables), so such a refusal tells nothing about the rows. On the real data a
 //! run can still be *stopped*: it runs out of time or memory (its hash tables grow with the rows it
-//! reaches, within the join bound), or fails or is refused while running. Whether that happens can
-//! depend on rare rows, and the researcher sees it. Only two refusals on the real data are not
-//! stops: the join-size and group bounds, judged from whole-table statistics before the run, the
-//! same whatever rows a query selects.
+//! reaches, within the join bound), fails or is refused while running, or its answer is refused by
+//! differencing. Whether that happens can depend on rare rows, and the researcher sees it. Only
+//! two refusals on the real data are not stops: the join-size and group bounds, judged from
+//! whole-table statistics before the run, the same whatever rows a query selects.
 //!
 //! A permit therefore gets [`AnalysisSettings::max_stops`] stops. A place is taken before each
 //! run (an interactive query, or each output of a job) and given back when the run ends without
 //! a stop; once none is left, nothing more runs on the permit's real data (dummy data stays open)
 //! until an output checker who is not named on the permit clears the stops ([`clear_stops`]),
-//! which is logged. A run that never ends (the process was killed, perhaps for memory) keeps its
-//! place until a checker clears it, once it is older than any run may last.
+//! which is logged; a clearance covers only the stops the checker was shown (up to the last one,
+//! ended before they looked). A run that never ends (the process was killed, perhaps for memory)
+//! keeps its place until a checker clears it, once it is older than any run may last.
 //!
 //! What this bounds: between two clearances, `T` runs with at most `k` stops can tell which of
 //! them stopped, at most `log2(Σ_{i≤k} C(T, i))` ≈ `k · log2(T)` bits, so many cheap probes each
@@ -59,8 +60,9 @@ pub struct Stops {
     pub stops: Vec<Stop>,
     /// The permit's budget.
     pub max_stops: u32,
-    /// Runs on real data since the stops were last cleared (since the first run if never), those
-    /// that ended without a stop included: what the stops can be told apart from.
+    /// Runs on real data (each query, each output of a job) after the last one a clearance was
+    /// shown (all if never), those that ended without a stop included: what the stops can be
+    /// told apart from.
     pub runs_since_clear: i64,
 }
 
@@ -72,10 +74,11 @@ pub struct Stop {
     /// `query` or `job`.
     pub kind: String,
     /// `running` (in progress, or abandoned), or the code of what stopped it: `timeout`,
-    /// `memory_limit`, `execution`, `internal`, `too_many_rows`, …
+    /// `memory_limit`, `execution`, `internal`, `too_many_rows`, `differencing`, …
     pub reason: String,
     pub code_sha256: String,
     pub started_at: i64,
+    pub ended_at: Option<i64>,
 }
 
 impl Stops {
@@ -107,7 +110,15 @@ pub async fn stops(instance: &Instance, settings: &AnalysisSettings, permit_id: 
     let runs_since_clear = store.runs_since_clear(permit_id).await.map_err(internal)?;
     let stops = rows
         .into_iter()
-        .map(|r| Stop { id: r.id, user_id: r.user_id, kind: r.kind, reason: r.reason, code_sha256: r.code_sha256, started_at: r.started_at })
+        .map(|r| Stop {
+            id: r.id,
+            user_id: r.user_id,
+            kind: r.kind,
+            reason: r.reason,
+            code_sha256: r.code_sha256,
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+        })
         .collect();
     Ok(Stops { permit_id, stops, max_stops: settings.max_stops, runs_since_clear })
 }
@@ -120,16 +131,16 @@ pub async fn permits_with_stops(instance: &Instance, settings: &AnalysisSettings
     Ok(rows.into_iter().map(|(p, n)| (p, n.clamp(0, i64::from(u32::MAX)) as u32)).collect())
 }
 
-/// An output checker clears a permit's stops up to `through` (the last stop they looked at;
-/// `None`: all), with a reason code (e.g. `reviewed`, `legitimate_load`); returns how many were
-/// cleared. Runs still in progress keep their place (they are cleared only once abandoned).
-/// Logged as `permit.stops_cleared`.
+/// An output checker clears a permit's stops up to `through` (the last stop they were shown)
+/// that had ended by `seen_at` (when they looked; `None`: now), with a reason code (e.g.
+/// `reviewed`, `legitimate_load`); returns how many were cleared. Runs still in progress keep
+/// their place (they are cleared only once abandoned). Logged as `permit.stops_cleared`.
 pub async fn clear_stops(
     instance: &Instance,
     settings: &AnalysisSettings,
     checker_user_id: i64,
     permit_id: i64,
-    through: Option<i64>,
+    (through, seen_at): (i64, Option<i64>),
     reason: &str,
 ) -> Result<u64, ClearError> {
     if !crate::jobs::valid_reason(reason) {
@@ -146,11 +157,17 @@ pub async fn clear_stops(
         return Err(ClearError::Conflicted);
     }
     let now = time::OffsetDateTime::now_utc();
-    let through = through.unwrap_or(i64::MAX);
-    let cleared = store
-        .clear_stops(permit_id, checker_user_id, through, settings.abandoned_before(now.unix_timestamp()), now.unix_timestamp())
-        .await
-        .map_err(|_| ClearError::Internal)?;
+    let seen_at = seen_at.unwrap_or(now.unix_timestamp()).min(now.unix_timestamp());
+    let clearance = niji_store::NewClearance {
+        permit_id,
+        checker_id: checker_user_id,
+        through,
+        seen_at,
+        abandoned_before: settings.abandoned_before(now.unix_timestamp()),
+        reason,
+        now: now.unix_timestamp(),
+    };
+    let cleared = store.clear_stops(&clearance).await.map_err(|_| ClearError::Internal)?;
     let event = AuditEvent::new(format!("user:{checker_user_id}"), now, "permit.stops_cleared", format!("permit:{permit_id}"))
         .with_data(serde_json::json!({"cleared": cleared, "through": through, "reason": reason}));
     instance.record(&event).map_err(|_| ClearError::Internal)?;
@@ -164,8 +181,10 @@ pub(crate) struct Place(i64);
 /// its place later may still be turned away: [`take_place`] decides).
 pub(crate) async fn check_budget(instance: &Instance, settings: &AnalysisSettings, permit_id: i64) -> Result<(), AnalysisError> {
     let open = instance.store.open_stops(permit_id).await.map_err(|_| AnalysisError::Internal)?;
-    let ended = open.iter().filter(|s| s.reason != "running").count();
-    if ended >= settings.max_stops as usize {
+    // Ended stops, and runs abandoned long ago (their process died): those will not end.
+    let abandoned_before = settings.abandoned_before(time::OffsetDateTime::now_utc().unix_timestamp());
+    let spent = open.iter().filter(|s| s.reason != "running" || s.started_at < abandoned_before).count();
+    if spent >= settings.max_stops as usize {
         return Err(AnalysisError::StopsSpent);
     }
     Ok(())
@@ -196,5 +215,10 @@ pub(crate) fn stop_reason(e: &SandboxError) -> Option<&'static str> {
 
 /// Ends a run: a stop keeps the place, anything else gives it back.
 pub(crate) async fn end_run(instance: &Instance, place: Place, stop: Option<&str>) -> Result<(), AnalysisError> {
-    instance.store.end_run(place.0, stop).await.map_err(|_| AnalysisError::Internal)
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    instance.store.end_run(place.0, stop, now).await.map_err(|_| AnalysisError::Internal)
 }
+
+/// The stop code of a refusal by differencing (the answer differs from an earlier release by a
+/// few persons: whether it does tells about them).
+pub(crate) const DIFFERENCING: &str = "differencing";

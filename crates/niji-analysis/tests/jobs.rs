@@ -412,7 +412,7 @@ async fn runs_stopped_by_limits_spend_the_permits_stops_until_a_checker_clears_t
 
     // A run out of memory spends one.
     let stopped = query_real_with(i, &starved, w.researcher, w.permit, by_sex).await;
-    assert!(matches!(stopped, Err(AnalysisError::Refused(SandboxError::MemoryLimit))), "{stopped:?}");
+    assert!(matches!(stopped, Err(AnalysisError::Stopped(SandboxError::MemoryLimit))), "{stopped:?}");
     let s = used(1).await;
     assert_eq!((s.stops[0].kind.as_str(), s.stops[0].reason.as_str(), s.stops[0].user_id), ("query", "memory_limit", w.researcher));
     assert_eq!(s.stops[0].code_sha256, sha256(by_sex.as_bytes()));
@@ -440,18 +440,22 @@ async fn runs_stopped_by_limits_spend_the_permits_stops_until_a_checker_clears_t
     assert_eq!(refused_entries, 1, "the refusal is logged");
 
     // Clearing: an output checker not named on the permit, with a reason code.
-    assert!(matches!(clear_stops(i, &roomy, w.researcher, w.permit, None, "reviewed").await, Err(ClearError::Conflicted)), "named on the permit");
-    assert!(matches!(clear_stops(i, &roomy, w.stranger, w.permit, None, "reviewed").await, Err(ClearError::NotAChecker)));
-    assert!(matches!(clear_stops(i, &roomy, w.checkers[0], w.permit, None, "Looked at it!").await, Err(ClearError::BadReason)));
-    assert!(matches!(clear_stops(i, &roomy, w.checkers[0], 999, None, "reviewed").await, Err(ClearError::NoPermit)));
-    used(2).await;
-    // Up to the last stop looked at, not past it.
-    let first = used(2).await.stops[0].id;
-    assert_eq!(clear_stops(i, &roomy, w.checkers[0], w.permit, Some(first), "reviewed").await.unwrap(), 1);
+    const ALL: (i64, Option<i64>) = (i64::MAX, None);
+    assert!(matches!(clear_stops(i, &roomy, w.researcher, w.permit, ALL, "reviewed").await, Err(ClearError::Conflicted)), "named on the permit");
+    assert!(matches!(clear_stops(i, &roomy, w.stranger, w.permit, ALL, "reviewed").await, Err(ClearError::NotAChecker)));
+    assert!(matches!(clear_stops(i, &roomy, w.checkers[0], w.permit, ALL, "Looked at it!").await, Err(ClearError::BadReason)));
+    assert!(matches!(clear_stops(i, &roomy, w.checkers[0], 999, ALL, "reviewed").await, Err(ClearError::NoPermit)));
+    let shown = used(2).await;
+    assert_eq!(shown.runs_since_clear, 4, "a query answered, one bound, one stopped; the job's output that ran");
+    // Only stops that had ended when the checker looked; up to the last one looked at.
+    assert_eq!(clear_stops(i, &roomy, w.checkers[0], w.permit, (shown.stops[0].id, None), "reviewed").await.unwrap(), 1);
     used(1).await;
-    assert_eq!(clear_stops(i, &roomy, w.checkers[0], w.permit, None, "reviewed").await.unwrap(), 1);
+    assert_eq!(stops(i, &roomy, w.permit).await.unwrap().runs_since_clear, 1, "runs after the first stop: the job's output");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert_eq!(clear_stops(i, &roomy, w.checkers[0], w.permit, (i64::MAX, Some(now - 60)), "reviewed").await.unwrap(), 0);
+    assert_eq!(clear_stops(i, &roomy, w.checkers[0], w.permit, ALL, "reviewed").await.unwrap(), 1);
     let cleared = log_entries(i).into_iter().filter(|e| e["action"] == "permit.stops_cleared").collect::<Vec<_>>();
-    assert_eq!(cleared.len(), 2);
+    assert_eq!(cleared.len(), 3);
     assert_eq!((cleared[0]["data"]["cleared"].as_u64(), cleared[0]["data"]["reason"].as_str()), (Some(1), Some("reviewed")));
     used(0).await;
     assert_eq!(stops(i, &roomy, w.permit).await.unwrap().runs_since_clear, 0);
@@ -461,10 +465,10 @@ async fn runs_stopped_by_limits_spend_the_permits_stops_until_a_checker_clears_t
     // Two runs at once for the last place: one runs (and stops), the other is turned away.
     let one = AnalysisSettings { max_stops: 1, ..starved };
     let (a, b) = tokio::join!(query_real_with(i, &one, w.researcher, w.permit, by_sex), query_real_with(i, &one, w.researcher, w.permit, by_sex));
-    let ran = [&a, &b].iter().filter(|r| matches!(r, Err(AnalysisError::Refused(SandboxError::MemoryLimit)))).count();
+    let ran = [&a, &b].iter().filter(|r| matches!(r, Err(AnalysisError::Stopped(SandboxError::MemoryLimit)))).count();
     let turned = [&a, &b].iter().filter(|r| matches!(r, Err(AnalysisError::RunsBusy | AnalysisError::StopsSpent))).count();
     assert_eq!((ran, turned), (1, 1), "{a:?} {b:?}");
-    assert_eq!(clear_stops(i, &roomy, w.checkers[0], w.permit, None, "reviewed").await.unwrap(), 1);
+    assert_eq!(clear_stops(i, &roomy, w.checkers[0], w.permit, ALL, "reviewed").await.unwrap(), 1);
 
     // Places are taken in one statement: of three runs started together with two places, one
     // is turned away.
@@ -476,18 +480,35 @@ async fn runs_stopped_by_limits_spend_the_permits_stops_until_a_checker_clears_t
     // Runs in progress hold the places: a query is told to wait, not that stops are spent.
     let busy = query_real_with(i, &roomy, w.researcher, w.permit, by_sex).await;
     assert!(matches!(busy, Err(AnalysisError::RunsBusy)), "{busy:?}");
-    i.store.end_run(taken[0], None).await.unwrap();
-    assert!(i.store.end_run(taken[0], None).await.is_err(), "a run ends once");
+    i.store.end_run(taken[0], None, now).await.unwrap();
+    assert!(i.store.end_run(taken[0], None, now).await.is_err(), "a run ends once");
     // A clearance passes over a run in progress, and a stop it then makes counts.
     assert_eq!(used(1).await.stops[0].reason, "running");
-    assert_eq!(clear_stops(i, &roomy, w.checkers[1], w.permit, None, "reviewed").await.unwrap(), 0);
-    i.store.end_run(taken[1], Some("timeout")).await.unwrap();
+    assert_eq!(clear_stops(i, &roomy, w.checkers[1], w.permit, ALL, "reviewed").await.unwrap(), 0);
+    i.store.end_run(taken[1], Some("timeout"), now).await.unwrap();
     assert_eq!(used(1).await.stops[0].reason, "timeout");
-    assert_eq!(clear_stops(i, &roomy, w.checkers[1], w.permit, None, "reviewed").await.unwrap(), 1);
+    assert_eq!(clear_stops(i, &roomy, w.checkers[1], w.permit, ALL, "reviewed").await.unwrap(), 1);
     // A run that never ended, started longer ago than any run may last: cleared with the stops.
     let abandoned = niji_store::NewRun { started_at: now - 3_600, ..run };
     i.store.reserve_run(&abandoned, 2).await.unwrap().unwrap();
-    assert_eq!(used(1).await.stops[0].reason, "running");
-    assert_eq!(clear_stops(i, &roomy, w.checkers[1], w.permit, None, "interrupted").await.unwrap(), 1);
+    i.store.reserve_run(&abandoned, 2).await.unwrap().unwrap();
+    assert_eq!(used(2).await.stops[0].reason, "running");
+    // Two abandoned runs fill the budget: spent, not busy (they will never end).
+    let spent = query_real_with(i, &roomy, w.researcher, w.permit, by_sex).await;
+    assert!(matches!(spent, Err(AnalysisError::StopsSpent)), "{spent:?}");
+    assert_eq!(clear_stops(i, &roomy, w.checkers[1], w.permit, ALL, "interrupted").await.unwrap(), 2);
     used(0).await;
+
+    // A refusal by differencing tells about a few persons: it is a stop too. Everyone by sex was
+    // answered above; everyone but one person differs from it by one.
+    let but_one = "SELECT sex, count(*) AS n FROM patients WHERE birth_year_month <> (SELECT min(birth_year_month) FROM patients) GROUP BY sex";
+    let differs = query_real_with(i, &roomy, w.researcher, w.permit, but_one).await;
+    if matches!(differs, Err(AnalysisError::Differencing)) {
+        assert_eq!(used(1).await.stops[0].reason, "differencing");
+    } else {
+        let other = "SELECT sex, count(*) AS n FROM patients WHERE birth_year_month >= '1941' GROUP BY sex";
+        let differs = query_real_with(i, &roomy, w.researcher, w.permit, other).await;
+        assert!(matches!(differs, Err(AnalysisError::Differencing)), "{differs:?}");
+        assert_eq!(used(1).await.stops[0].reason, "differencing");
+    }
 }

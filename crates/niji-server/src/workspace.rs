@@ -153,6 +153,7 @@ pub(crate) struct Text {
     err_memory: &'static str,
     err_execution: &'static str,
     err_stops_spent: &'static str,
+    stop_spent: &'static str,
     err_runs_busy: &'static str,
     runs_since_clear: &'static str,
     by: &'static str,
@@ -271,9 +272,10 @@ static JA: Text = Text {
     err_not_aggregate: "集計結果のみ返せます。",
     err_person_id: "個人IDは出力やグループ化に使えません。",
     err_too_long: "クエリが長すぎます。",
-    err_timeout: "クエリの実行時間が上限を超えたため中止しました。この許可の停止枠を1つ使いました。",
-    err_memory: "クエリが使えるメモリの上限を超えました。この許可の停止枠を1つ使いました。",
-    err_execution: "クエリの実行中にエラーが発生しました。この許可の停止枠を1つ使いました。",
+    err_timeout: "クエリの実行時間が上限を超えたため中止しました。",
+    err_memory: "クエリが使えるメモリの上限を超えました。",
+    err_execution: "クエリの実行中にエラーが発生しました。",
+    stop_spent: "実データでの実行が止まったため、この許可の停止枠を1つ使いました。",
     err_stops_spent: "この許可では上限による停止が多すぎたため、出力確認者が確認して解除するまで実データでは実行できません。ダミーデータは引き続き使えます。",
     err_runs_busy: "この許可の他の実データでの実行が進行中で、停止枠が埋まっています。終わってからもう一度実行してください。",
     runs_since_clear: "前回の解除以降の実データでの実行回数",
@@ -393,9 +395,10 @@ static EN: Text = Text {
     err_not_aggregate: "Only aggregate results can be returned.",
     err_person_id: "Person ids cannot be output or grouped by.",
     err_too_long: "The query is too long.",
-    err_timeout: "The query took too long and was cancelled. This spent one of the permit's stops.",
-    err_memory: "The query needed more memory than allowed. This spent one of the permit's stops.",
-    err_execution: "The query failed while running. This spent one of the permit's stops.",
+    err_timeout: "The query took too long and was cancelled.",
+    err_memory: "The query needed more memory than allowed.",
+    err_execution: "The query failed while running.",
+    stop_spent: "The run on the real data was stopped: this spent one of the permit's stops.",
     err_stops_spent: "Limits stopped too many of this permit's runs: nothing more runs on the real data until an output checker has looked at them and cleared them. Dummy data stays open.",
     err_runs_busy: "Other runs of this permit on the real data are in progress and hold the stops left; run again when they have ended.",
     runs_since_clear: "Runs on the real data since the last clearance",
@@ -494,7 +497,11 @@ fn analysis_error(t: &'static Text, e: &AnalysisError) -> (StatusCode, String) {
         AnalysisError::WrongTrack => s(StatusCode::CONFLICT, t.err_wrong_track),
         AnalysisError::NoData => s(StatusCode::CONFLICT, t.err_no_data),
         AnalysisError::Unchecked => s(StatusCode::UNPROCESSABLE_ENTITY, t.err_unchecked),
-        AnalysisError::Differencing => s(StatusCode::UNPROCESSABLE_ENTITY, t.err_differencing),
+        AnalysisError::Differencing => (StatusCode::UNPROCESSABLE_ENTITY, format!("{} {}", t.err_differencing, t.stop_spent)),
+        AnalysisError::Stopped(r) => {
+            let (status, text) = analysis_error(t, &AnalysisError::Refused(*r));
+            (status, format!("{text} {}", t.stop_spent))
+        }
         AnalysisError::StopsSpent => s(StatusCode::CONFLICT, t.err_stops_spent),
         AnalysisError::RunsBusy => s(StatusCode::CONFLICT, t.err_runs_busy),
         AnalysisError::Internal => {
@@ -985,8 +992,10 @@ struct StoppedPermit {
     stops: Vec<StopLine>,
     max_stops: u32,
     runs_since_clear: i64,
-    /// The last stop shown: clearing goes up to it, not past it.
+    /// The last stop shown that had ended: clearing goes up to it, not past it.
     through: i64,
+    /// When the page was made: only stops ended before are cleared.
+    seen: i64,
 }
 
 struct StopLine {
@@ -1150,7 +1159,8 @@ async fn checks_page(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Uri, 
         let Ok(s) = niji_analysis::stops::stops(state.instance(), state.analysis(), permit_id).await else {
             return error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, Some(sess), uri, |m| m.err_internal);
         };
-        let through = s.stops.iter().map(|x| x.id).max().unwrap_or(0);
+        // Up to the last stop shown that had ended: one still running may stop unseen.
+        let through = s.stops.iter().filter(|x| x.ended_at.is_some()).map(|x| x.id).max().unwrap_or(0);
         let mut stops = Vec::new();
         for x in s.stops {
             stops.push(StopLine {
@@ -1161,7 +1171,8 @@ async fn checks_page(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Uri, 
                 sql_sha256: x.code_sha256,
             });
         }
-        stopped.push(StoppedPermit { permit_id, stops, max_stops: s.max_stops, runs_since_clear: s.runs_since_clear, through });
+        let seen = time::OffsetDateTime::now_utc().unix_timestamp();
+        stopped.push(StoppedPermit { permit_id, stops, max_stops: s.max_stops, runs_since_clear: s.runs_since_clear, through, seen });
     }
     (status, render(ChecksPage { page: PageContext::new(lang, Some(sess), uri), t, jobs, stopped, error })).into_response()
 }
@@ -1218,8 +1229,9 @@ async fn signoff_post(
 struct ClearStopsForm {
     csrf: String,
     reason: String,
-    /// The last stop the checker saw.
+    /// The last stop the checker saw, and when.
     through: i64,
+    seen: i64,
 }
 
 async fn clear_stops_post(
@@ -1237,7 +1249,16 @@ async fn clear_stops_post(
     };
     let form = form.expect("checked");
     let t = text(lang);
-    match niji_analysis::stops::clear_stops(state.instance(), state.analysis(), sess.user.id, permit, Some(form.through), form.reason.trim()).await {
+    match niji_analysis::stops::clear_stops(
+        state.instance(),
+        state.analysis(),
+        sess.user.id,
+        permit,
+        (form.through, Some(form.seen)),
+        form.reason.trim(),
+    )
+    .await
+    {
         Ok(_) => Redirect::to("/checks").into_response(),
         Err(e) => {
             let (status, message) = clear_error(t, &e);

@@ -121,6 +121,8 @@ pub(crate) enum WsError {
     Differencing,
     StopsSpent,
     RunsBusy,
+    /// A run on the real data stopped by what the code names (it spent a stop).
+    Stopped(&'static str),
     /// A query refused by the sandbox, with its fixed code.
     Refused(&'static str),
     Tampered,
@@ -181,6 +183,9 @@ impl WsError {
                 "other runs of the permit on real data are in progress and hold the stops left; try again when they end",
             ),
             WsError::Refused(code) => (S::BAD_REQUEST, "query_refused", code, "the query was refused"),
+            WsError::Stopped(code) => {
+                (S::UNPROCESSABLE_ENTITY, "query_stopped", code, "the run on the real data was stopped; this spent one of the permit's stops")
+            }
             WsError::Tampered => (S::INTERNAL_SERVER_ERROR, "internal", "tampered", "the release's files do not match their published hashes"),
             WsError::Internal => (S::INTERNAL_SERVER_ERROR, "internal", "internal", "internal error"),
         }
@@ -194,7 +199,8 @@ pub(crate) struct WsErrorBody {
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct WsErrorDetail {
-    /// unauthorized, forbidden, not_found, bad_request, conflict, query_refused or internal.
+    /// unauthorized, forbidden, not_found, bad_request, conflict, query_refused, query_stopped
+    /// (a run on the real data stopped: it spent one of the permit's stops) or internal.
     code: &'static str,
     message: &'static str,
     /// unauthorized, csrf, malformed, no_permit, no_job, no_release, not_named, forbidden,
@@ -239,6 +245,11 @@ impl From<&AnalysisError> for WsError {
                 WsError::Internal
             }
             AnalysisError::Refused(r) => WsError::Refused(niji_analysis::jobs::sandbox_code(r)),
+            AnalysisError::Stopped(SandboxError::Internal) => {
+                tracing::error!("analysis failed while running");
+                WsError::Stopped("internal")
+            }
+            AnalysisError::Stopped(r) => WsError::Stopped(niji_analysis::jobs::sandbox_code(r)),
         }
     }
 }
@@ -730,7 +741,8 @@ pub(crate) struct ClearStopsQuery {
     /// A code of lower-case letters, digits and `_` (default `reviewed`).
     #[serde(default)]
     reason: String,
-    /// Clear up to this stop's id (the last one looked at); default all that ended.
+    /// Clear up to this stop's id (the last one looked at); required. Only stops that ended
+    /// before the request are cleared.
     through: Option<i64>,
 }
 
@@ -748,9 +760,10 @@ async fn clear_stops_api(
     use niji_analysis::stops::ClearError as E;
     let id = path_id(id)?;
     let Ok(Query(q)) = query else { return Err(WsError::Malformed) };
+    let Some(through) = q.through else { return Err(WsError::Malformed) };
     let reason = if q.reason.trim().is_empty() { "reviewed" } else { q.reason.trim() };
     let cleared =
-        niji_analysis::stops::clear_stops(state.instance(), state.analysis(), user.id, id, q.through, reason).await.map_err(|e| match e {
+        niji_analysis::stops::clear_stops(state.instance(), state.analysis(), user.id, id, (through, None), reason).await.map_err(|e| match e {
             E::NoPermit => WsError::NoPermit,
             E::NotAChecker => WsError::NotAChecker,
             E::Conflicted => WsError::Conflicted,

@@ -318,7 +318,12 @@ async fn stopped_runs_spend_the_permits_stops_and_a_checker_clears_them() {
     let r = send(query("SELECT code FROM ehr.conditions")).await;
     assert_eq!(reason(&r), "not_aggregate");
     let r = send(query(BY_SEX)).await;
-    assert_eq!((r.status, reason(&r).as_str()), (StatusCode::BAD_REQUEST, "memory_limit"), "{}", r.body);
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].as_str(), reason(&r).as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("query_stopped"), "memory_limit"),
+        "{}",
+        r.body
+    );
     let r =
         send(with_token("POST", &format!("/api/v1/permits/{p}/jobs"), &researcher, Some(json!({"outputs": [{"name": "a", "sql": BY_SEX}]})))).await;
     assert_eq!((r.status, r.json()["status"].as_str()), (StatusCode::CREATED, Some("refused")), "{}", r.body);
@@ -342,17 +347,26 @@ async fn stopped_runs_spend_the_permits_stops_and_a_checker_clears_them() {
     // (though an output checker too); a checker not named on it, with a reason code.
     assert_eq!(send(with_token("GET", &stops, &other, None)).await.status, StatusCode::FORBIDDEN);
     assert_eq!(send(with_token("GET", &stops, &checker1, None)).await.status, StatusCode::OK);
-    let r = send(with_token("DELETE", &stops, &researcher, None)).await;
+    let last = body["stops"][1]["id"].as_i64().unwrap();
+    let clear = format!("{stops}?through={last}");
+    let r = send(with_token("DELETE", &clear, &researcher, None)).await;
     assert_eq!((r.status, reason(&r).as_str()), (StatusCode::FORBIDDEN, "conflicted"));
-    let r = send(with_token("DELETE", &stops, &other, None)).await;
+    let r = send(with_token("DELETE", &clear, &other, None)).await;
     assert_eq!((r.status, reason(&r).as_str()), (StatusCode::FORBIDDEN, "not_a_checker"));
-    let r = send(with_token("DELETE", &format!("{stops}?reason=Not%20a%20code"), &checker1, None)).await;
+    let r = send(with_token("DELETE", &format!("{clear}&reason=Not%20a%20code"), &checker1, None)).await;
     assert_eq!((r.status, reason(&r).as_str()), (StatusCode::BAD_REQUEST, "bad_reason"));
     let r = send(with_token("DELETE", &stops, &checker1, None)).await;
-    assert_eq!((r.status, r.json()["cleared"].as_u64()), (StatusCode::OK, Some(2)), "{}", r.body);
+    assert_eq!((r.status, reason(&r).as_str()), (StatusCode::BAD_REQUEST, "malformed"), "the last stop looked at is named");
+    // Up to the first stop only: the second stays.
+    let first = body["stops"][0]["id"].as_i64().unwrap();
+    let r = send(with_token("DELETE", &format!("{stops}?through={first}"), &checker1, None)).await;
+    assert_eq!((r.status, r.json()["cleared"].as_u64()), (StatusCode::OK, Some(1)), "{}", r.body);
+    assert_eq!(send(with_token("GET", &stops, &researcher, None)).await.json()["left"].as_u64(), Some(1));
+    let r = send(with_token("DELETE", &clear, &checker1, None)).await;
+    assert_eq!((r.status, r.json()["cleared"].as_u64()), (StatusCode::OK, Some(1)), "{}", r.body);
     let cleared = log_entries(&app).into_iter().filter(|e| e["action"] == "permit.stops_cleared").collect::<Vec<_>>();
-    assert_eq!(cleared.len(), 1);
-    assert_eq!(cleared[0]["data"]["reason"], "reviewed");
+    assert_eq!(cleared.len(), 2);
+    assert_eq!(cleared[1]["data"]["reason"], "reviewed");
 
     // It runs again (and is stopped again); then the portal: the checker's page lists the
     // permit, its form clears it; the researcher's workspace shows what is left.
@@ -368,12 +382,15 @@ async fn stopped_runs_spend_the_permits_stops_and_a_checker_clears_them() {
     assert!(queue.body.contains("<td>researcher</td>") && queue.body.contains(&hex::encode(Sha256::digest(BY_SEX.as_bytes()))), "{}", queue.body);
     assert!(queue.body.contains("<span class=\"runs-since-clear\">1</span>"), "{}", queue.body);
     let through = queue.body.split("name=\"through\" value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_string();
+    let seen = queue.body.split("name=\"seen\" value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_string();
     // The researcher (named on it) does not see it listed.
     assert!(!send(get("/checks", &web_researcher)).await.body.contains(&format!("id=\"stops-{p}\"")));
     let clear = format!("/checks/permits/{p}/stops");
-    let r = send(post_form(&clear, &web_checker, &[("csrf", "forged"), ("reason", "reviewed"), ("through", &through)])).await;
+    let r = send(post_form(&clear, &web_checker, &[("csrf", "forged"), ("reason", "reviewed"), ("through", &through), ("seen", &seen)])).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = send(post_form(&clear, &web_checker, &[("csrf", &hidden_csrf(&queue.body)), ("reason", "reviewed"), ("through", &through)])).await;
+    let r =
+        send(post_form(&clear, &web_checker, &[("csrf", &hidden_csrf(&queue.body)), ("reason", "reviewed"), ("through", &through), ("seen", &seen)]))
+            .await;
     assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/checks"), "{}", r.body);
     assert!(!send(get("/checks", &web_checker)).await.body.contains(&format!("id=\"stops-{p}\"")));
     assert_eq!(send(with_token("GET", &stops, &researcher, None)).await.json()["left"].as_u64(), Some(2));

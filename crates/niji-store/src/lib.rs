@@ -38,7 +38,7 @@ pub use extracts::{ExtractRow, NewExtract};
 pub use jobs::{JobOutputRow, JobRow, NewJobOutput, ReleaseRow, SignoffRow};
 pub use keys::DataKeyRow;
 pub use register::{NewPermitOutcome, PermitOutcomeRow, RegisterPermitRow, ReviewTimingRow};
-pub use stops::{NewRun, StopRow};
+pub use stops::{NewClearance, NewRun, StopRow};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;

@@ -1,12 +1,14 @@
-//! Stops of a permit's runs on real data (issue 5): a run that ran out of time or memory, or
-//! failed while running. Each may tell a bit about the rows it reached, so a permit gets a budget
-//! of them, and an output checker clears them before more run.
+//! Runs of permits on real data and their stops (issue 5): a run that ran out of time or
+//! memory, failed while running or was refused by differencing. Each may tell something about
+//! the rows it reached, so a permit gets a budget of stops, and an output checker clears them
+//! before more run.
 //!
 //! A place in the budget is taken before the run starts ([`Store::reserve_run`]), by one
 //! statement that counts and inserts, so that two concurrent runs cannot both take the last
-//! place. A run that ends without a stop gives its place back ([`Store::end_run`] with `None`);
-//! one that never ends keeps it until a checker clears it, which they can only once it is older
-//! than any run may last.
+//! place. A run that ends without a stop gives its place back ([`Store::end_run`] with `None`:
+//! its row stays as `ok`, so that checkers can be told how many runs there were); one that never
+//! ends keeps it until a checker clears it, which they can only once it is older than any run
+//! may last.
 
 use crate::{Store, StoreError};
 
@@ -27,12 +29,26 @@ pub struct StopRow {
     pub user_id: i64,
     pub kind: String,
     pub code_sha256: String,
-    /// `running` (not ended: in progress, or the process died), `timeout`, `memory_limit`,
-    /// `execution` or `internal`.
+    /// `running` (not ended: in progress, or the process died), or the code of what stopped it.
     pub reason: String,
     pub started_at: i64,
+    pub ended_at: Option<i64>,
     pub cleared_by: Option<i64>,
     pub cleared_at: Option<i64>,
+}
+
+/// A checker's clearance of a permit's stops.
+pub struct NewClearance<'a> {
+    pub permit_id: i64,
+    pub checker_id: i64,
+    /// The last run (row id) the checker was shown.
+    pub through: i64,
+    /// Only stops that had ended by this second (when the checker looked) are cleared.
+    pub seen_at: i64,
+    /// Runs started before this that never ended were abandoned, and are cleared too.
+    pub abandoned_before: i64,
+    pub reason: &'a str,
+    pub now: i64,
 }
 
 impl Store {
@@ -42,7 +58,7 @@ impl Store {
         Ok(sqlx::query_scalar(
             "INSERT INTO permit_stops (permit_id, user_id, kind, code_sha256, reason, started_at)
              SELECT $1, $2, $3, $4, 'running', $5
-             WHERE (SELECT count(*) FROM permit_stops WHERE permit_id = $1 AND cleared_at IS NULL) < $6
+             WHERE (SELECT count(*) FROM permit_stops WHERE permit_id = $1 AND cleared_at IS NULL AND reason <> 'ok') < $6
              RETURNING id",
         )
         .bind(run.permit_id)
@@ -57,22 +73,16 @@ impl Store {
 
     /// Ends a reserved run: `Some(reason)` keeps it as a stop (uncleared, even if a clearance
     /// passed over it meanwhile), `None` gives its place back.
-    pub async fn end_run(&self, reservation: i64, stop: Option<&str>) -> Result<(), StoreError> {
-        let done = match stop {
-            Some(reason) => {
-                sqlx::query("UPDATE permit_stops SET reason = $2, cleared_by = NULL, cleared_at = NULL WHERE id = $1 AND reason = 'running'")
-                    .bind(reservation)
-                    .bind(reason)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected()
-            }
-            None => sqlx::query("DELETE FROM permit_stops WHERE id = $1 AND reason = 'running'")
-                .bind(reservation)
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
-        };
+    pub async fn end_run(&self, reservation: i64, stop: Option<&str>, now: i64) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE permit_stops SET reason = $2, ended_at = $3, cleared_by = NULL, cleared_at = NULL WHERE id = $1 AND reason = 'running'",
+        )
+        .bind(reservation)
+        .bind(stop.unwrap_or("ok"))
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
         if done != 1 {
             return Err(StoreError::NotFound { what: "run in progress" });
         }
@@ -82,8 +92,8 @@ impl Store {
     /// The permit's stops not yet cleared (runs in progress included), oldest first.
     pub async fn open_stops(&self, permit_id: i64) -> Result<Vec<StopRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, permit_id, user_id, kind, code_sha256, reason, started_at, cleared_by, cleared_at
-             FROM permit_stops WHERE permit_id = $1 AND cleared_at IS NULL ORDER BY id",
+            "SELECT id, permit_id, user_id, kind, code_sha256, reason, started_at, ended_at, cleared_by, cleared_at
+             FROM permit_stops WHERE permit_id = $1 AND cleared_at IS NULL AND reason <> 'ok' ORDER BY id",
         )
         .bind(permit_id)
         .fetch_all(&self.pool)
@@ -95,38 +105,56 @@ impl Store {
     pub async fn permits_with_stops(&self, abandoned_before: i64) -> Result<Vec<(i64, i64)>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT permit_id, count(*) FROM permit_stops
-             WHERE cleared_at IS NULL AND (reason <> 'running' OR started_at < $1) GROUP BY permit_id ORDER BY permit_id",
+             WHERE cleared_at IS NULL AND reason <> 'ok' AND (reason <> 'running' OR started_at < $1)
+             GROUP BY permit_id ORDER BY permit_id",
         )
         .bind(abandoned_before)
         .fetch_all(&self.pool)
         .await?)
     }
 
-    /// Clears the permit's stops up to `through` (the last one the checker saw); returns how
-    /// many. Runs still in progress keep their place: only those started before `abandoned_before`
-    /// (longer ago than any run may last: their process died) are cleared with the stops.
-    pub async fn clear_stops(&self, permit_id: i64, checker_id: i64, through: i64, abandoned_before: i64, now: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE permit_stops SET cleared_by = $2, cleared_at = $3,
-                 runs_through = (SELECT coalesce(max(id), 0) FROM analysis_runs WHERE permit_id = $1)
-             WHERE permit_id = $1 AND cleared_at IS NULL AND id <= $4 AND (reason <> 'running' OR started_at < $5)",
+    /// Clears the permit's stops that the checker saw (up to `through`, ended before `seen_at`)
+    /// and runs abandoned long ago, and records the clearance; returns how many were cleared.
+    /// Runs still in progress keep their place.
+    pub async fn clear_stops(&self, c: &NewClearance<'_>) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let cleared = sqlx::query(
+            "UPDATE permit_stops SET cleared_by = $2, cleared_at = $3
+             WHERE permit_id = $1 AND cleared_at IS NULL AND reason <> 'ok' AND id <= $4
+               AND ((reason <> 'running' AND ended_at <= $5) OR (reason = 'running' AND started_at < $6))",
         )
-        .bind(permit_id)
-        .bind(checker_id)
-        .bind(now)
-        .bind(through)
-        .bind(abandoned_before)
-        .execute(&self.pool)
+        .bind(c.permit_id)
+        .bind(c.checker_id)
+        .bind(c.now)
+        .bind(c.through)
+        .bind(c.seen_at)
+        .bind(c.abandoned_before)
+        .execute(&mut *tx)
         .await?
-        .rows_affected())
+        .rows_affected();
+        // The last run the checker could have been shown: no further than the runs that exist.
+        sqlx::query(
+            "INSERT INTO stop_clearances (permit_id, checker_id, through, reason, cleared, at)
+             VALUES ($1, $2, min($3, (SELECT coalesce(max(id), 0) FROM permit_stops WHERE permit_id = $1)), $4, $5, $6)",
+        )
+        .bind(c.permit_id)
+        .bind(c.checker_id)
+        .bind(c.through)
+        .bind(c.reason)
+        .bind(cleared as i64)
+        .bind(c.now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(cleared)
     }
 
-    /// Runs of the permit on real data (`analysis_runs`) recorded since its stops were last
-    /// cleared (all of them if never).
+    /// The permit's runs on real data (each query, each output of a job) after the last run a
+    /// clearance was shown (all of them if never cleared).
     pub async fn runs_since_clear(&self, permit_id: i64) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT count(*) FROM analysis_runs WHERE permit_id = $1
-             AND id > (SELECT coalesce(max(runs_through), 0) FROM permit_stops WHERE permit_id = $1)",
+            "SELECT count(*) FROM permit_stops WHERE permit_id = $1
+             AND id > (SELECT coalesce(max(through), 0) FROM stop_clearances WHERE permit_id = $1)",
         )
         .bind(permit_id)
         .fetch_one(&self.pool)

@@ -72,9 +72,9 @@ pub enum JobCommand {
         /// A reason code (lower-case letters, digits, '_').
         #[arg(long, default_value = "reviewed")]
         reason: String,
-        /// Clear up to this stop (the last one looked at with `niji job stops`); default all that ended.
+        /// Clear up to this stop (the last one looked at with `niji job stops`); only stops ended by now.
         #[arg(long)]
-        through: Option<i64>,
+        through: i64,
     },
 }
 
@@ -241,8 +241,9 @@ pub async fn job_command(cmd: JobCommand) -> Result<()> {
             let instance = open(&dir.dir).await?;
             let user = user_id(&instance, &as_user).await?;
             let settings = niji_analysis::AnalysisSettings::default();
-            let cleared =
-                niji_analysis::stops::clear_stops(&instance, &settings, user, permit, through, &reason).await.context("clearing was refused")?;
+            let cleared = niji_analysis::stops::clear_stops(&instance, &settings, user, permit, (through, None), &reason)
+                .await
+                .context("clearing was refused")?;
             println!("permit {permit}: {cleared} stops cleared");
             Ok(())
         }

@@ -230,9 +230,9 @@ fn demo_creates_data_accounts_and_serves() {
     // The permit's stops: none spent by these runs; clearing needs a checker not named on it.
     let stops: serde_json::Value = serde_json::from_str(&ok(&["job", "stops", "--dir", d, "--permit", "1", "--json"])).unwrap();
     assert_eq!((stops["max_stops"].as_u64(), stops["left"].as_u64()), (Some(5), Some(5)), "{stops}");
-    let refused = niji(&["job", "clear-stops", "--dir", d, "--permit", "1", "--as", "demo.researcher"]);
+    let refused = niji(&["job", "clear-stops", "--dir", d, "--permit", "1", "--as", "demo.researcher", "--through", "0"]);
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("output checker"));
-    assert!(ok(&["job", "clear-stops", "--dir", d, "--permit", "1", "--as", "demo.checker"]).contains("0 stops cleared"));
+    assert!(ok(&["job", "clear-stops", "--dir", d, "--permit", "1", "--as", "demo.checker", "--through", "0"]).contains("0 stops cleared"));
     // Dummy data: rows come back freely; DDL is still refused.
     let dummy = |sql: &str| niji(&["query", "--dir", d, "--permit", "1", "--as", "demo.researcher", "--dummy", sql]);
     let out = dummy("SELECT code, count(*) FROM sakura_ehr.conditions GROUP BY code");
