@@ -433,7 +433,12 @@ fn child(job: Job) {
         figures.phases.insert(phase, p);
     }
     println!("{}: phases: {}", job.name(), timeline.join(", "));
-    drop(instance_dir);
+    // `NIJI_BENCH_KEEP`: the instance stays (for a profiler run of `NIJI_BENCH_JOB=few` on it).
+    if std::env::var_os("NIJI_BENCH_KEEP").is_some() {
+        println!("{}: instance kept at {}", job.name(), instance_dir.keep().display());
+    } else {
+        drop(instance_dir);
+    }
 
     println!(
         "{}: parse-only {} {unit} in {:.2} s = {:.0} {unit}/s; end to end is {:.2}x parse-only; peak RSS {:.0} MB intake, {:.0} MB parse-only",
@@ -475,7 +480,7 @@ async fn again(instance: &Instance, job: Job, paths: &[PathBuf], options: &Intak
     let seconds = started.elapsed().as_secs_f64();
     let link = progress.figures().into_iter().find(|(p, _)| p == "link").map_or(0.0, |(_, f)| f.seconds);
     println!(
-        "{}: again as version {}: {:.2} s end to end, link phase {:.2} s ({} earlier records read back and linked with {} units of this version, {} distinct held), {} rekeyed",
+        "{}: again as version {}: {:.2} s end to end, link phase {:.2} s ({} earlier records read back and linked with {} units of this version, {} distinct held), {} rekeyed; peak RSS of the process so far {:.0} MB",
         job.name(),
         report.number,
         seconds,
@@ -483,7 +488,8 @@ async fn again(instance: &Instance, job: Job, paths: &[PathBuf], options: &Intak
         report.link.records as u64 - report.units,
         report.units,
         report.units_held,
-        report.rekeyed_units
+        report.rekeyed_units,
+        vm_kb("VmHWM") as f64 / 1024.0
     );
 }
 

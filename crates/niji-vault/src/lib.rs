@@ -249,11 +249,26 @@ impl Vault {
     /// Every stored anchor → person key, to pass to the next `niji_privacy::link` run. Where
     /// two datasets hold the same anchor, the one stored last wins.
     pub async fn prior_keys(&self) -> Result<PriorKeys, VaultError> {
-        let rows = sqlx::query("SELECT anchor, person_key FROM anchors ORDER BY rowid").fetch_all(&self.pool).await?;
+        // A page of rows at a time, in one read transaction: the whole table's rows held at once
+        // (each value copied by the driver) were the largest part of a full read-back's heap
+        // peak, 144 of 381 MB for 268k earlier records (heaptrack).
+        const PAGE: i64 = 16_384;
+        let mut tx = self.pool.begin().await?;
         let mut prior = PriorKeys::default();
-        for row in rows {
-            prior.insert(key_of(row.try_get("anchor")?)?, key_of(row.try_get("person_key")?)?);
+        let mut after = 0i64;
+        loop {
+            let rows = sqlx::query("SELECT rowid, anchor, person_key FROM anchors WHERE rowid > $1 ORDER BY rowid LIMIT $2")
+                .bind(after)
+                .bind(PAGE)
+                .fetch_all(&mut *tx)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.try_get("rowid")?;
+            for row in &rows {
+                prior.insert(key_of(row.try_get("anchor")?)?, key_of(row.try_get("person_key")?)?);
+            }
         }
+        tx.commit().await?;
         Ok(prior)
     }
 
