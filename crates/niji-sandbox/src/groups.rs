@@ -335,6 +335,18 @@ impl Distinct {
         }
     }
 
+    /// The same values, as if read by a scan of their own: never counted together with other
+    /// columns of their scan (their rows are not the table's rows).
+    fn alone(self) -> Distinct {
+        match self {
+            Distinct::Column(values, _, column, grain) => Distinct::Column(values, fresh_scan(), column, grain),
+            Distinct::Min(parts) => Distinct::Min(parts.into_iter().map(Distinct::alone).collect()),
+            Distinct::Sum(parts) => Distinct::Sum(parts.into_iter().map(Distinct::alone).collect()),
+            Distinct::Product(parts) => Distinct::Product(parts.into_iter().map(Distinct::alone).collect()),
+            other => other,
+        }
+    }
+
     /// One more, whatever the values (the "all" of a `CUBE` column).
     fn plus_one(self) -> Distinct {
         match self {
@@ -376,6 +388,12 @@ struct Bounds<'a> {
 /// with one number certainly come from the same rows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Scan(u32);
+
+/// A scan number no other column has (from the upper half, which plans' scans never reach).
+fn fresh_scan() -> Scan {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1 << 31);
+    Scan(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
 
 impl Bounds<'_> {
     fn worst(&self, plan: &LogicalPlan) -> (u128, u128) {
@@ -483,7 +501,9 @@ impl Bounds<'_> {
                             // The sum over all subsets of the columns' products.
                             GroupingSet::Cube(exprs) => Distinct::Product(exprs.iter().map(|e| of(e).plus_one()).collect()),
                         };
-                        let mut cols: Vec<Distinct> = set.distinct_expr().into_iter().map(|e| of(e).with_null()).collect();
+                        // Rows of a set leave out the other sets' columns: `(day, null)` is not a
+                        // pair of the table, so a column comes out alone.
+                        let mut cols: Vec<Distinct> = set.distinct_expr().into_iter().map(|e| of(e).alone().with_null()).collect();
                         // The grouping id.
                         cols.push(Distinct::At(sets));
                         (groups, cols)
@@ -620,8 +640,10 @@ fn expression(e: &Expr, plan: &LogicalPlan, node: &Node) -> Distinct {
         // A value or a null.
         Expr::TryCast(TryCast { expr, field }) => {
             let inner = expression(expr, plan, node);
+            // Its nulls are not the table's (a value past a type's range): counted alone, never
+            // with other columns of its scan.
             if keeps_values(expr, field.data_type(), plan) {
-                inner.with_null()
+                inner.alone().with_null()
             } else {
                 Distinct::Product(vec![inner]).plus_one()
             }
