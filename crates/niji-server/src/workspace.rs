@@ -1214,13 +1214,20 @@ async fn signoff_post(
         Ok(_) => Redirect::to("/checks").into_response(),
         Err(e) => {
             let (status, message) = job_error(t, &e);
-            if !sess.user.has_role(Role::OutputChecker) {
-                // Not a checker: the queue is not theirs to see, only the refusal.
-                let page =
-                    ChecksPage { page: PageContext::new(lang, Some(sess), &uri), t, jobs: Vec::new(), stopped: Vec::new(), error: Some(message) };
-                return (status, render(page)).into_response();
-            }
-            checks_page(&state, lang, &s, &uri, Some(message), status).await
+            checks_refusal(&state, lang, &s, &uri, message, status).await
+        }
+    }
+}
+
+/// A refused action on the checks page: the queue with the refusal for a checker; for anyone
+/// else only the refusal (the queue is not theirs to see).
+async fn checks_refusal(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Uri, message: String, status: StatusCode) -> Response {
+    match s.signed_in() {
+        Some(sess) if sess.user.has_role(Role::OutputChecker) => checks_page(state, lang, s, uri, Some(message), status).await,
+        sess => {
+            let page =
+                ChecksPage { page: PageContext::new(lang, sess, uri), t: text(lang), jobs: Vec::new(), stopped: Vec::new(), error: Some(message) };
+            (status, render(page)).into_response()
         }
     }
 }
@@ -1262,12 +1269,7 @@ async fn clear_stops_post(
         Ok(_) => Redirect::to("/checks").into_response(),
         Err(e) => {
             let (status, message) = clear_error(t, &e);
-            if !sess.user.has_role(Role::OutputChecker) {
-                let page =
-                    ChecksPage { page: PageContext::new(lang, Some(sess), &uri), t, jobs: Vec::new(), stopped: Vec::new(), error: Some(message) };
-                return (status, render(page)).into_response();
-            }
-            checks_page(&state, lang, &s, &uri, Some(message), status).await
+            checks_refusal(&state, lang, &s, &uri, message, status).await
         }
     }
 }
