@@ -617,37 +617,40 @@ impl Workspace {
         checked: &check::Checked,
         deadline: Instant,
     ) -> Result<AggregateResult, SandboxError> {
+        let exact = self.counted(checker, plan, checked, check::PersonsCount::Distinct).map_err(Failure::into_sandbox)?;
         if checked.count == check::PersonsCount::Distinct {
-            return self.run_counted(checker, plan, checked, check::PersonsCount::Distinct, deadline).await.map_err(Failure::into_sandbox);
+            return self.execute(exact.0, exact.1, deadline).await.map_err(Failure::into_sandbox);
         }
-        match self.run_counted(checker, plan, checked, check::PersonsCount::InOrder, deadline).await {
+        // Both ways are checked before either runs: whether the fast way's rows reach the
+        // aggregate in person order depends on the data, so a refusal of the exact way's plan
+        // found only then would tell about the rows.
+        let fast = self.counted(checker, plan, checked, check::PersonsCount::InOrder).map_err(Failure::into_sandbox)?;
+        match self.execute(fast.0, fast.1, deadline).await {
             Err(Failure::PersonsOrder) => {
                 self.recounts.fetch_add(1, Ordering::Relaxed);
-                self.run_counted(checker, plan, checked, check::PersonsCount::Distinct, deadline).await.map_err(Failure::into_sandbox)
+                self.execute(exact.0, exact.1, deadline).await.map_err(Failure::into_sandbox)
             }
             other => other.map_err(Failure::into_sandbox),
         }
     }
 
-    /// Rewrites a checked plan to count its persons the `count` way, plans it and runs it.
-    /// `may_fail` reads the rewritten plan again: its hidden conditions are copied from the query
-    /// before DataFusion folded it, so a step the folding removed from the query
-    /// (`count((CASE WHEN 1 / x > 0 THEN 1 END) * 0)`) would otherwise run in them.
-    async fn run_counted(
+    /// Rewrites a checked plan to count its persons the `count` way and plans it, checked again:
+    /// `may_fail` reads the rewritten plan again (its hidden conditions are copied from the query
+    /// before DataFusion folded it, so a step the folding removed from the query,
+    /// `count((CASE WHEN 1 / x > 0 THEN 1 END) * 0)`, would otherwise run in them), and so does
+    /// the group bound (a `DISTINCT` above the aggregate also groups the hidden columns).
+    fn counted<'a>(
         &self,
         checker: &check::Checker<'_>,
         plan: &LogicalPlan,
-        checked: &check::Checked,
+        checked: &'a check::Checked,
         count: check::PersonsCount,
-        deadline: Instant,
-    ) -> Result<AggregateResult, Failure> {
+    ) -> Result<(LogicalPlan, Hidden<'a>), Failure> {
         let (rewritten, persons, magnitudes) = checker.with_persons(plan, checked, count).map_err(Failure::Sandbox)?;
         let planned = may_fail::planned(&self.ctx.state(), &rewritten).map_err(Failure::Sandbox)?;
-        // The groups of what runs: a `DISTINCT` above the aggregate also groups the hidden
-        // columns.
         groups::check(&planned, &self.tables, &self.default_schema, self.limits.max_groups).map_err(Failure::Sandbox)?;
         let hidden = Hidden { persons, magnitudes, fast: count == check::PersonsCount::InOrder, checked: Some(checked) };
-        self.execute(planned, hidden, deadline).await
+        Ok((planned, hidden))
     }
 
     /// Runs a checked plan, already planned ([`may_fail::planned`]: not optimized a second time),
