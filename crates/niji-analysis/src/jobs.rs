@@ -39,7 +39,7 @@ use niji_sdc::{Cell, CellRef, Checked, Measure, Outcome, Preset, Reason, Release
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::permit::{empty_tables, permit_context, read_tables, to_table, PermitContext};
+use crate::permit::{permit_context, read_tables, to_table, PermitContext};
 use crate::{AnalysisError, AnalysisSettings};
 
 /// The most outputs one job may have.
@@ -365,7 +365,7 @@ async fn run_job(
 ) -> Result<Ran, AnalysisError> {
     let limits = settings.limits;
     // 1. Static check over the schemas alone: nothing reads the real data unless all pass.
-    let empty = Workspace::open(empty_tables(&ctx.policy)?, &ctx.policy, ctx.secret, &HashSet::new(), limits).map_err(AnalysisError::Refused)?;
+    let empty = crate::permit::empty_workspace(ctx, limits)?;
     let mut statics = Vec::with_capacity(outputs.len());
     for (_, sql) in outputs {
         statics.push(empty.run(sql).await.err());

@@ -149,8 +149,7 @@ async fn run(
     let context = permit::permit_context(instance, user_id, permit_id).await?;
     // The static check, over the schemas alone (empty tables): its refusals tell nothing about the
     // rows, and nothing is read or spent.
-    let empty = Workspace::open(permit::empty_tables(&context.policy)?, &context.policy, context.secret, &HashSet::new(), settings.limits)
-        .map_err(AnalysisError::Refused)?;
+    let empty = permit::empty_workspace(&context, settings.limits)?;
     empty.run(sql).await.map_err(AnalysisError::Refused)?;
     drop(empty);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();

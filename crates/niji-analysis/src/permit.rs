@@ -46,8 +46,14 @@ pub(crate) async fn permit_context(instance: &Instance, user_id: i64, permit_id:
     Ok(PermitContext { policy, secret })
 }
 
+/// The permit's workspace over its granted tables' schemas with no rows: the static check of
+/// interactive queries and jobs alike, whose refusals tell nothing about the rows.
+pub(crate) fn empty_workspace(ctx: &PermitContext, limits: niji_sandbox::Limits) -> Result<niji_sandbox::Workspace, AnalysisError> {
+    niji_sandbox::Workspace::open(empty_tables(&ctx.policy)?, &ctx.policy, ctx.secret, &Default::default(), limits).map_err(AnalysisError::Refused)
+}
+
 /// The granted tables with their schemas and no rows (for the static check).
-pub(crate) fn empty_tables(policy: &PermitPolicy) -> Result<Vec<GrantedTable>, AnalysisError> {
+fn empty_tables(policy: &PermitPolicy) -> Result<Vec<GrantedTable>, AnalysisError> {
     let mut tables = Vec::new();
     for grant in &policy.datasets {
         for t in &grant.tables {
