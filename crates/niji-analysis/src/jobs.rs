@@ -394,7 +394,9 @@ async fn run_job(
         Err(e) => return Err(e),
     }
 
-    // 2. The real data, and the consent registry asked once for the whole job.
+    // 2. The instance's turn (for the whole job: its tables stay in memory), the real data, and
+    // the consent registry asked once for the whole job.
+    let _turn = settings.queue.turn().await;
     let started = time::OffsetDateTime::now_utc();
     let (tables, read) = read_tables(instance, &ctx.policy).await?;
     let use_ = niji_registry::use_of(&ctx.policy, started);
@@ -423,8 +425,17 @@ async fn run_job(
             }
             Err(e) => return Err(e),
         };
+        // Each output answers at a time fixed before it runs ([`crate::pace`]).
+        let pace = match workspace.rows_read(sql).await {
+            Ok(rows) => crate::pace::Pace::start(settings.answer.slot(rows, limits.timeout), limits.timeout),
+            Err(e) => {
+                crate::stops::end_run(instance, place, None).await?;
+                done.push(Outcome1::new(name, sql, "refused", Some(sandbox_code(&e).to_owned())));
+                continue;
+            }
+        };
         let ran = workspace.run(sql).await;
-        let (out, stop) = match ran {
+        let (out, mut stop) = match ran {
             Err(e) => {
                 let stop = crate::stops::stop_reason(&e);
                 (Outcome1::new(name, sql, "refused", Some(sandbox_code(&e).to_owned())), stop)
@@ -436,6 +447,10 @@ async fn run_job(
                 (out, stop)
             }
         };
+        // A late output keeps its outcome; its stop (`late`) is in the permit's list.
+        if pace.answer().await && stop.is_none() {
+            stop = Some(crate::pace::LATE);
+        }
         crate::stops::end_run(instance, place, stop).await?;
         done.push(out);
     }

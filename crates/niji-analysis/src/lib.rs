@@ -11,6 +11,7 @@
 pub mod dashboard;
 pub mod dummy;
 pub mod jobs;
+pub mod pace;
 mod permit;
 pub mod stops;
 
@@ -21,6 +22,7 @@ use niji_instance::Instance;
 pub use niji_sandbox::Limits;
 use niji_sandbox::Workspace;
 use niji_sdc::{Preset, Rules, Shown};
+pub use pace::{AnswerTime, RunQueue};
 use sha2::{Digest, Sha256};
 pub use stops::AnalysisSettings;
 
@@ -32,6 +34,9 @@ pub struct CheckedOutput {
     pub rows: Vec<(Vec<String>, Vec<Shown>)>,
     pub suppressed: usize,
     pub preset: String,
+    /// The run passed its slot and answered at the time limit, spending one of the permit's
+    /// stops ([`pace`]).
+    pub late: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +157,8 @@ async fn run(
     let empty = permit::empty_workspace(&context, settings.limits)?;
     empty.run(sql).await.map_err(AnalysisError::Refused)?;
     drop(empty);
+    // The instance's turn first (waiting holds no place of the permit's budget), then a place.
+    let _turn = settings.queue.turn().await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let new_run = niji_store::NewRun { permit_id, user_id, kind: "query", code_sha256: sql_sha256, started_at: now };
     let place = stops::take_place(instance, settings, &new_run).await?;
@@ -180,6 +187,27 @@ async fn run_in_place(
         niji_registry::exclusions(instance, &use_).await.map_err(|_| AnalysisError::Internal)?;
     *receipt = Some(Receipt { datasets: read, registry_version, excluded: excluded.len() });
     let workspace = Workspace::open(tables, &policy, secret, &excluded, settings.limits).map_err(AnalysisError::Refused)?;
+    drop(excluded);
+    // The answer comes at a time fixed now, from the tables' sizes ([`pace`]).
+    let rows_read = workspace.rows_read(sql).await.map_err(AnalysisError::Refused)?;
+    let pace = pace::Pace::start(settings.answer.slot(rows_read, settings.limits.timeout), settings.limits.timeout);
+    let answer = answer(instance, permit_id, &policy, &workspace, sql, stop).await;
+    drop(workspace);
+    if pace.answer().await && stop.is_none() {
+        *stop = Some(pace::LATE);
+    }
+    answer.map(|out| CheckedOutput { late: *stop == Some(pace::LATE), ..out })
+}
+
+/// Runs the query on the real data and checks its output.
+async fn answer(
+    instance: &Instance,
+    permit_id: i64,
+    policy: &niji_review::PermitPolicy,
+    workspace: &Workspace,
+    sql: &str,
+    stop: &mut Option<&'static str>,
+) -> Result<CheckedOutput, AnalysisError> {
     // Only what the run on the real data says can be a stop: reading, opening and output
     // checking do not depend on the rows the query selects.
     let ran = workspace.run(sql).await;
@@ -220,5 +248,6 @@ async fn run_in_place(
         rows: released.rows.into_iter().map(|r| (r.keys, r.values)).collect(),
         suppressed,
         preset: preset.name().to_string(),
+        late: false,
     })
 }

@@ -19,28 +19,34 @@
 //! What this bounds: between two clearances, `T` runs with at most `k` stops can tell which of
 //! them stopped, at most `log2(Σ_{i≤k} C(T, i))` ≈ `k · log2(T)` bits, so many cheap probes each
 //! aimed to stop on one value still learn little per stop, and the checker sees how many runs
-//! there were ([`Stops::runs_since_clear`]) before clearing. It does not bound how long runs that
-//! end take (time within the limit).
+//! there were ([`Stops::runs_since_clear`]) before clearing. How long a run takes is not seen:
+//! it answers at a time fixed before it starts, and a run that passes it is a stop too
+//! ([`crate::pace`]).
 
 use niji_core::{AuditEvent, AuditSink, Role};
 use niji_instance::Instance;
 use niji_review::PermitPolicy;
 use niji_sandbox::{Limits, Refusal, SandboxError};
 
+use crate::pace::{AnswerTime, RunQueue};
 use crate::AnalysisError;
 
 /// How a permit's runs on real data are limited.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct AnalysisSettings {
     /// Each run's limits (memory, time, groups, join size).
     pub limits: Limits,
     /// Runs that limits may stop before an output checker must clear them.
     pub max_stops: u32,
+    /// When a run's answer comes ([`crate::pace`]).
+    pub answer: AnswerTime,
+    /// The instance's runs on real data, a few at a time; clones share it.
+    pub queue: RunQueue,
 }
 
 impl Default for AnalysisSettings {
     fn default() -> Self {
-        AnalysisSettings { limits: Limits::default(), max_stops: 5 }
+        AnalysisSettings { limits: Limits::default(), max_stops: 5, answer: AnswerTime::default(), queue: RunQueue::default() }
     }
 }
 

@@ -389,11 +389,12 @@ async fn runs_stopped_by_limits_spend_the_permits_stops_until_a_checker_clears_t
     let w = world().await;
     let i = &w.instance;
     // One byte of memory: any grouping runs out of it.
-    let starved = AnalysisSettings { limits: Limits { memory_bytes: 1, ..Limits::default() }, max_stops: 2 };
     let roomy = AnalysisSettings { max_stops: 2, ..AnalysisSettings::default() };
+    let starved = AnalysisSettings { limits: Limits { memory_bytes: 1, ..Limits::default() }, ..roomy.clone() };
     let by_sex = "SELECT sex, count(*) AS n FROM patients GROUP BY sex";
+    let roomy_ref = &roomy;
     let used = |n: usize| async move {
-        let s = stops(i, &roomy, w.permit).await.unwrap();
+        let s = stops(i, roomy_ref, w.permit).await.unwrap();
         assert_eq!(s.stops.len(), n, "{:?}", s.stops);
         s
     };
@@ -403,7 +404,7 @@ async fn runs_stopped_by_limits_spend_the_permits_stops_until_a_checker_clears_t
     query_real_with(i, &roomy, w.researcher, w.permit, by_sex).await.unwrap();
     let refused = query_real_with(i, &starved, w.researcher, w.permit, "SELECT sex FROM patients").await;
     assert!(matches!(refused, Err(AnalysisError::Refused(SandboxError::NotAggregate))), "{refused:?}");
-    let few_groups = AnalysisSettings { limits: Limits { max_groups: 2, ..Limits::default() }, max_stops: 2 };
+    let few_groups = AnalysisSettings { limits: Limits { max_groups: 2, ..Limits::default() }, ..roomy.clone() };
     let by_birth = "SELECT birth_year_month, count(*) AS n FROM patients GROUP BY birth_year_month";
     let bound = query_real_with(i, &few_groups, w.researcher, w.permit, by_birth).await;
     assert!(matches!(bound, Err(AnalysisError::Refused(SandboxError::NotAllowed(Refusal::TooManyGroups)))), "{bound:?}");
@@ -463,7 +464,7 @@ async fn runs_stopped_by_limits_spend_the_permits_stops_until_a_checker_clears_t
     used(0).await;
 
     // Two runs at once for the last place: one runs (and stops), the other is turned away.
-    let one = AnalysisSettings { max_stops: 1, ..starved };
+    let one = AnalysisSettings { max_stops: 1, ..starved.clone() };
     let (a, b) = tokio::join!(query_real_with(i, &one, w.researcher, w.permit, by_sex), query_real_with(i, &one, w.researcher, w.permit, by_sex));
     let ran = [&a, &b].iter().filter(|r| matches!(r, Err(AnalysisError::Stopped(SandboxError::MemoryLimit)))).count();
     let turned = [&a, &b].iter().filter(|r| matches!(r, Err(AnalysisError::RunsBusy | AnalysisError::StopsSpent))).count();
@@ -511,4 +512,74 @@ async fn runs_stopped_by_limits_spend_the_permits_stops_until_a_checker_clears_t
         assert!(matches!(differs, Err(AnalysisError::Differencing)), "{differs:?}");
         assert_eq!(used(1).await.stops[0].reason, "differencing");
     }
+}
+
+/// A run on real data answers at a time fixed before it runs, from the tables' sizes alone:
+/// one that ends sooner waits for its slot, answer or stop alike; one that passes its slot
+/// answers at the time limit and spends a stop (`late`), its answer kept; jobs' outputs are
+/// paced one by one; and the instance's queue lets so many runs go at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_on_real_data_answer_at_a_time_fixed_before_they_run() {
+    use std::time::{Duration, Instant};
+
+    use niji_analysis::stops::{clear_stops, stops};
+    use niji_analysis::{query_real_with, AnalysisError, AnalysisSettings, AnswerTime, Limits, RunQueue};
+    use niji_sandbox::SandboxError;
+
+    let w = world().await;
+    let i = &w.instance;
+    let by_sex = "SELECT sex, count(*) AS n FROM patients GROUP BY sex";
+    let slot = Duration::from_millis(1_500);
+    let paced =
+        AnalysisSettings { answer: AnswerTime { least: slot, per_million_rows: Duration::ZERO }, max_stops: 3, ..AnalysisSettings::default() };
+    let reasons = || async { stops(i, &paced, w.permit).await.unwrap().stops.into_iter().map(|s| s.reason).collect::<Vec<_>>() };
+
+    // An answer waits for its slot; so does a stop.
+    let t = Instant::now();
+    let out = query_real_with(i, &paced, w.researcher, w.permit, by_sex).await.unwrap();
+    let took = t.elapsed();
+    assert!(!out.late);
+    assert!(took >= slot && took < slot * 4, "{took:?}");
+    let starved = AnalysisSettings { limits: Limits { memory_bytes: 1, ..Limits::default() }, ..paced.clone() };
+    let t = Instant::now();
+    let stopped = query_real_with(i, &starved, w.researcher, w.permit, by_sex).await;
+    assert!(matches!(stopped, Err(AnalysisError::Stopped(SandboxError::MemoryLimit))), "{stopped:?}");
+    assert!(t.elapsed() >= slot, "{:?}", t.elapsed());
+    assert_eq!(reasons().await, ["memory_limit"]);
+
+    // A slot of nothing: every run passes it, answers at the time limit and spends a stop.
+    let limit = Duration::from_secs(3);
+    let hasty = AnalysisSettings {
+        answer: AnswerTime { least: Duration::ZERO, per_million_rows: Duration::ZERO },
+        limits: Limits { timeout: limit, ..Limits::default() },
+        ..paced.clone()
+    };
+    let t = Instant::now();
+    let out = query_real_with(i, &hasty, w.researcher, w.permit, by_sex).await.unwrap();
+    assert!(out.late, "the answer is kept, marked late");
+    assert!(t.elapsed() >= limit, "{:?}", t.elapsed());
+    assert_eq!(reasons().await, ["memory_limit", "late"]);
+    assert_eq!(clear_stops(i, &paced, w.checkers[0], w.permit, (i64::MAX, None), "reviewed").await.unwrap(), 2);
+
+    // A job's outputs, each late: each spends a stop and keeps its outcome.
+    let t = Instant::now();
+    let job = niji_analysis::jobs::submit_job_with(i, &hasty, w.researcher, w.permit, &outputs(&[("a", by_sex), ("b", by_sex)])).await.unwrap();
+    assert!(t.elapsed() >= limit * 2, "{:?}", t.elapsed());
+    assert_eq!(job.status, "awaiting_review", "{job:?}");
+    assert_eq!(reasons().await, ["late", "late"]);
+    assert_eq!(clear_stops(i, &paced, w.checkers[0], w.permit, (i64::MAX, None), "reviewed").await.unwrap(), 2);
+
+    // One run at a time: two queries wait for each other's slot.
+    let single = AnalysisSettings { queue: RunQueue::new(1), ..paced.clone() };
+    let t = Instant::now();
+    let (a, b) =
+        tokio::join!(query_real_with(i, &single, w.researcher, w.permit, by_sex), query_real_with(i, &single, w.researcher, w.permit, by_sex));
+    assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+    assert!(t.elapsed() >= slot * 2, "{:?}", t.elapsed());
+    // Two at a time (the default): side by side.
+    let t = Instant::now();
+    let (a, b) = tokio::join!(query_real_with(i, &paced, w.researcher, w.permit, by_sex), query_real_with(i, &paced, w.researcher, w.permit, by_sex));
+    assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+    assert!(t.elapsed() < slot * 2, "{:?}", t.elapsed());
+    assert!(reasons().await.is_empty());
 }

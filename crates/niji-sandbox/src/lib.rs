@@ -564,21 +564,35 @@ impl Workspace {
         Ok(groups::bound(&planned, &self.tables, &self.default_schema))
     }
 
-    async fn run_inner(&self, sql: &str, count_persons: bool) -> Result<AggregateResult, SandboxError> {
-        let deadline = Instant::now() + self.limits.timeout;
+    /// The rows `sql`'s scans read, each counting its whole table (sizes rounded up to powers of
+    /// two), whatever its conditions select: a static measure of its work, from which the caller
+    /// decides when its answer comes. Only the text and the tables' sizes are read; a query that
+    /// does not plan is refused as [`Workspace::run`] refuses it.
+    pub async fn rows_read(&self, sql: &str) -> Result<u64, SandboxError> {
+        self.check_length(sql)?;
+        let state = self.ctx.state();
+        let planned = may_fail::planned(&state, &logical_plan(&state, sql).await?)?;
+        Ok(u64::try_from(worst_case::rows_read(&planned, &self.tables, &self.default_schema)).unwrap_or(u64::MAX))
+    }
+
+    /// Refuses a text longer than the limit, or whose chains of operators are deeper than
+    /// DataFusion's recursion can take, before it is parsed.
+    fn check_length(&self, sql: &str) -> Result<(), SandboxError> {
         if sql.chars().count() > self.limits.max_sql_chars {
             return Err(SandboxError::TooLong);
         }
-        let state = self.ctx.state();
-        let dialect = state.config().options().sql_parser.dialect;
-        // In a block: the tokenizer's dialect is not `Send` and must not live across an await.
-        let depth = {
-            let tokens_dialect = datafusion::sql::sqlparser::dialect::dialect_from_str(dialect).ok_or(SandboxError::Internal)?;
-            check::operator_depth(sql, tokens_dialect.as_ref())
-        };
-        if depth > check::MAX_OPERATOR_DEPTH {
+        let dialect = self.ctx.state().config().options().sql_parser.dialect;
+        let tokens_dialect = datafusion::sql::sqlparser::dialect::dialect_from_str(dialect).ok_or(SandboxError::Internal)?;
+        if check::operator_depth(sql, tokens_dialect.as_ref()) > check::MAX_OPERATOR_DEPTH {
             return Err(SandboxError::TooLong);
         }
+        Ok(())
+    }
+
+    async fn run_inner(&self, sql: &str, count_persons: bool) -> Result<AggregateResult, SandboxError> {
+        let deadline = Instant::now() + self.limits.timeout;
+        self.check_length(sql)?;
+        let state = self.ctx.state();
         let plan = logical_plan(&state, sql).await?;
         let checker =
             check::Checker { tables: &self.tables, default_schema: &self.default_schema, policy: &self.policy, contributions: self.contributions };

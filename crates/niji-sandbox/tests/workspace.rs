@@ -167,3 +167,25 @@ async fn a_join_not_on_the_person_counts_the_side_with_fewer_persons() {
     assert_eq!(r.rows.iter().map(|r| (text(&r[0]), int(&r[1]))).collect::<Vec<_>>()[0], ("A".into(), 16));
     assert_eq!(r.persons[0], 3);
 }
+
+/// The rows a query reads, from which its answer's time is fixed: every scan counts its whole
+/// table (rows rounded up to a power of two), whatever its conditions select.
+#[tokio::test]
+async fn rows_read_count_whole_tables_whatever_the_conditions() {
+    let ws = workspace();
+    let check = |sql: &'static str, expected: u64| {
+        let ws = &ws;
+        async move { assert_eq!(ws.rows_read(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}")), expected, "{sql}") }
+    };
+    // claim_lines: 8 rows; patients: 6, counted as 8.
+    check("SELECT code, count(*) FROM claim_lines GROUP BY code", 8).await;
+    check("SELECT code, count(*) FROM claim_lines WHERE code = 'nothing' GROUP BY code", 8).await;
+    check("SELECT count(*) FROM patients", 8).await;
+    check("SELECT p.sex, count(*) FROM claim_lines c JOIN patients p ON c.person_id = p.person_id GROUP BY p.sex", 16).await;
+    check("SELECT count(*) FROM claim_lines a JOIN claim_lines b ON a.person_id = b.person_id", 16).await;
+    check("SELECT sex, count(*) FROM patients WHERE person_id IN (SELECT person_id FROM claim_lines WHERE code = 'A') GROUP BY sex", 16).await;
+    check("SELECT kind, count(*) FROM (SELECT * FROM claim_lines UNION ALL SELECT * FROM claim_lines) GROUP BY kind", 16).await;
+    // What the workspace refuses to run, it refuses to measure too.
+    assert!(ws.rows_read("DROP TABLE patients").await.is_err());
+    assert!(ws.rows_read(&"(".repeat(200)).await.is_err());
+}

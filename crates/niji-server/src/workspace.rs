@@ -80,6 +80,7 @@ pub(crate) struct Text {
     refused_cell: &'static str,
     suppressed_count: &'static str,
     rows_left_out: &'static str,
+    late_answer: &'static str,
     more_rows: &'static str,
     no_rows: &'static str,
     jobs_title: &'static str,
@@ -199,12 +200,13 @@ static JA: Text = Text {
     run_dummy: "ダミーデータで実行",
     dummy_result: "ダミーデータの結果",
     real_title: "実データで集計する（対話型）",
-    real_hint: "集計クエリのみ。結果は許可の基準で自動チェックされ、基準を満たさないセルは秘匿されます。",
+    real_hint: "集計クエリのみ。結果は許可の基準で自動チェックされ、基準を満たさないセルは秘匿されます。回答は、表の大きさだけから実行前に決めた時刻に返ります。",
     run_real: "実データで集計",
     real_result: "チェック済みの集計表",
     suppressed: "秘匿",
     refused_cell: "不可",
     suppressed_count: "秘匿したセル",
+    late_answer: "この実行は、実行前に表の大きさだけから決めた回答時刻までに終わらなかったため、時間上限の時刻に回答し、この許可の停止枠を1つ使いました。回答時刻は結果によらず決まるので、所要時間から行の内容はわかりません。",
     rows_left_out: "対象者が最小集計単位に満たない行は、キー（分類）ごと表から除いています。そうした行があるかどうか、いくつあるかは示しません。中央値・パーセンタイルはひとりの値なので、その外側の少ない方の人数（中央値なら半分）で判定します。",
     no_rows: "行はありません。",
     more_rows: "ここに表示していない残りの行（API の JSON と公開した CSV にはすべての行があります）",
@@ -322,12 +324,13 @@ static EN: Text = Text {
     run_dummy: "Run on dummy data",
     dummy_result: "Result on dummy data",
     real_title: "Aggregate on the real data (interactive)",
-    real_hint: "Aggregate queries only. The result is checked with the permit's rules; failing cells are suppressed.",
+    real_hint: "Aggregate queries only. The result is checked with the permit's rules; failing cells are suppressed. The answer comes at a time fixed before the run from the tables' sizes alone.",
     run_real: "Run on the real data",
     real_result: "Checked table",
     suppressed: "秘匿 (suppressed)",
     refused_cell: "refused",
     suppressed_count: "Suppressed cells",
+    late_answer: "This run did not end by the time its answer was due (fixed before it ran, from the tables' sizes alone), so it answered at the time limit and spent one of the permit's stops. Answers come at fixed times, so how long a run takes tells nothing about the rows.",
     rows_left_out: "Rows of fewer persons than the minimum are left out of the table, keys and all; whether there are any, and how many, is not shown. A median or percentile is one person's value: it counts the persons on its thinner side (half the group for a median).",
     no_rows: "No rows.",
     more_rows: "Rows not shown here (the JSON API and the released CSV hold every row)",
@@ -615,6 +618,8 @@ struct CheckedView {
     /// Rows past those (the JSON API and the released CSV hold every row).
     more: usize,
     suppressed: usize,
+    /// The run passed its slot, answered at the time limit and spent a stop.
+    late: bool,
 }
 
 /// Rows of a checked table (and verdict lines) drawn on a page: an output may have up to
@@ -908,7 +913,8 @@ async fn real_post(
                     keys.chain(values).collect()
                 })
                 .collect();
-            extra.real = Some(CheckedView { header, rows, more: out.rows.len().saturating_sub(SHOWN_ROWS), suppressed: out.suppressed });
+            extra.real =
+                Some(CheckedView { header, rows, more: out.rows.len().saturating_sub(SHOWN_ROWS), suppressed: out.suppressed, late: out.late });
             StatusCode::OK
         }
         Err(e) => {
@@ -1049,7 +1055,7 @@ fn checked_view(t: &'static Text, table: &Value) -> CheckedView {
             keys.chain(values).collect()
         })
         .collect();
-    CheckedView { header, rows, more: all.len().saturating_sub(SHOWN_ROWS), suppressed }
+    CheckedView { header, rows, more: all.len().saturating_sub(SHOWN_ROWS), suppressed, late: false }
 }
 
 fn check_output(lang: Lang, t: &'static Text, o: &niji_analysis::jobs::OutputView) -> CheckOutput {

@@ -353,6 +353,9 @@ pub(crate) struct CheckedResult {
     rows: Vec<CheckedRow>,
     /// Cells withheld (suppressed or refused).
     suppressed: usize,
+    /// The run passed the time its answer was due (fixed from the tables' sizes before it ran), so
+    /// it answered at the time limit and spent one of the permit's stops.
+    late: bool,
 }
 
 /// A row of a checked table: its keys, and per measure the released number or a marker
@@ -403,6 +406,7 @@ async fn query_api(
         measures: out.measures,
         rows: out.rows.iter().map(|(keys, values)| CheckedRow { keys: keys.clone(), values: values.iter().map(shown).collect() }).collect(),
         suppressed: out.suppressed,
+        late: out.late,
     })))
 }
 
@@ -415,7 +419,7 @@ pub(crate) async fn detached_query(
     permit_id: i64,
     sql: String,
 ) -> Result<niji_analysis::CheckedOutput, AnalysisError> {
-    let (instance, settings) = (state.instance_arc(), *state.analysis());
+    let (instance, settings) = (state.instance_arc(), state.analysis().clone());
     tokio::spawn(async move { niji_analysis::query_real_with(&instance, &settings, user_id, permit_id, &sql).await })
         .await
         .unwrap_or(Err(AnalysisError::Internal))
@@ -423,7 +427,7 @@ pub(crate) async fn detached_query(
 
 /// Submits a job in a task of its own, as [`detached_query`].
 pub(crate) async fn detached_job(state: &AppState, user_id: i64, permit_id: i64, outputs: Vec<(String, String)>) -> Result<JobView, JobError> {
-    let (instance, settings) = (state.instance_arc(), *state.analysis());
+    let (instance, settings) = (state.instance_arc(), state.analysis().clone());
     tokio::spawn(async move { niji_analysis::jobs::submit_job_with(&instance, &settings, user_id, permit_id, &outputs).await })
         .await
         .unwrap_or(Err(JobError::Internal))

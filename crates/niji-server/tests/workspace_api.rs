@@ -297,6 +297,29 @@ async fn cookie_sessions_need_the_csrf_header_and_a_refusal_records_nothing() {
     assert_eq!(app.instance.store.signoffs(id).await.unwrap().len(), 1);
 }
 
+/// A run that passes the time its answer was due (fixed from the tables' sizes before it ran)
+/// answers at the time limit, marked late, and spends a stop; the portal says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_answer_is_marked_and_spends_a_stop() {
+    use niji_analysis::{AnalysisSettings, AnswerTime, Limits};
+    let hasty = AnalysisSettings {
+        answer: AnswerTime { least: std::time::Duration::ZERO, per_million_rows: std::time::Duration::ZERO },
+        limits: Limits { timeout: std::time::Duration::from_secs(2), ..Limits::default() },
+        ..AnalysisSettings::default()
+    };
+    let app = app_with(niji_server::ServerConfig { analysis: hasty, ..niji_server::ServerConfig::default() }).await;
+    let p = app.permit;
+    let researcher = token(&app, "researcher").await;
+    let t = std::time::Instant::now();
+    let r =
+        send_to(&app.router, with_token("POST", &format!("/api/v1/permits/{p}/queries"), &researcher, Some(json!({"sql": BY_SEX, "data": "real"}))))
+            .await;
+    assert!(t.elapsed() >= std::time::Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!((r.status, r.json()["late"].as_bool()), (StatusCode::OK, Some(true)), "{}", r.body);
+    let r = send_to(&app.router, with_token("GET", &format!("/api/v1/permits/{p}/stops"), &researcher, None)).await;
+    assert_eq!((r.json()["stops"][0]["reason"].as_str(), r.json()["left"].as_u64()), (Some("late"), Some(4)), "{}", r.body);
+}
+
 /// Runs stopped by a limit spend the permit's stops: the API says which and how many are left
 /// (hashes, never the SQL), refuses real-data runs when none is left, and an output checker not
 /// named on the permit clears them, through the API or the `/checks` page.
@@ -304,7 +327,7 @@ async fn cookie_sessions_need_the_csrf_header_and_a_refusal_records_nothing() {
 async fn stopped_runs_spend_the_permits_stops_and_a_checker_clears_them() {
     use niji_analysis::{AnalysisSettings, Limits};
     // One byte of memory: every grouping runs out of it.
-    let starved = AnalysisSettings { limits: Limits { memory_bytes: 1, ..Limits::default() }, max_stops: 2 };
+    let starved = AnalysisSettings { limits: Limits { memory_bytes: 1, ..Limits::default() }, max_stops: 2, ..AnalysisSettings::default() };
     let app = app_with(niji_server::ServerConfig { analysis: starved, ..niji_server::ServerConfig::default() }).await;
     let send = |req| send_to(&app.router, req);
     let p = app.permit;

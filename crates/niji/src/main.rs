@@ -320,6 +320,11 @@ async fn run(command: Command) -> Result<()> {
                         println!("{}", keys.iter().cloned().chain(values).collect::<Vec<_>>().join("\t"));
                     }
                     eprintln!("{} rows, {} cells suppressed under the {} rules", out.rows.len(), out.suppressed, out.preset);
+                    if out.late {
+                        eprintln!(
+                            "late: the run passed the time its answer was due (fixed from the tables' sizes) and spent one of the permit's stops"
+                        );
+                    }
                     Ok(())
                 }
                 Err(e) => {
