@@ -228,3 +228,139 @@ pub(crate) async fn end_run(instance: &Instance, place: Place, stop: Option<&str
 /// The stop code of a refusal by differencing (the answer differs from an earlier release by a
 /// few persons: whether it does tells about them).
 pub(crate) const DIFFERENCING: &str = "differencing";
+
+/// The operator's file of settings (`<instance>/analysis.toml`) could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{file}: {reason}")]
+    Unreadable { file: String, reason: String },
+    #[error("{file}: `{field}` {reason}")]
+    OutOfRange { file: String, field: &'static str, reason: &'static str },
+}
+
+/// `<instance>/analysis.toml`: each key optional, defaults otherwise.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SettingsFile {
+    max_stops: Option<u32>,
+    runs_at_once: Option<usize>,
+    timeout_seconds: Option<u64>,
+    memory_mib: Option<usize>,
+    answer_least_seconds: Option<f64>,
+    answer_seconds_per_million_rows: Option<f64>,
+}
+
+impl AnalysisSettings {
+    /// The instance's settings: `<instance>/analysis.toml` over the defaults (a missing file is
+    /// the defaults). Every key is optional:
+    ///
+    /// ```toml
+    /// max_stops = 5                          # stops before an output checker must clear them
+    /// runs_at_once = 2                       # runs on real data at a time, for the instance
+    /// timeout_seconds = 120                  # time limit of one run
+    /// memory_mib = 2048                      # memory one run may reserve
+    /// answer_least_seconds = 1.0             # the shortest slot of an answer
+    /// answer_seconds_per_million_rows = 1.0  # slot per million rows read
+    /// ```
+    pub fn load(paths: &niji_instance::InstancePaths) -> Result<Self, SettingsError> {
+        let path = paths.analysis_settings();
+        let file = path.display().to_string();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AnalysisSettings::default()),
+            Err(e) => return Err(SettingsError::Unreadable { file, reason: e.kind().to_string() }),
+        };
+        let read: SettingsFile = toml::from_str(&text).map_err(|e| SettingsError::Unreadable { file: file.clone(), reason: e.to_string() })?;
+        read.apply(AnalysisSettings::default()).map_err(|(field, reason)| SettingsError::OutOfRange { file, field, reason })
+    }
+}
+
+impl SettingsFile {
+    fn apply(self, mut s: AnalysisSettings) -> Result<AnalysisSettings, (&'static str, &'static str)> {
+        if let Some(n) = self.max_stops {
+            s.max_stops = n;
+        }
+        if let Some(n) = self.runs_at_once {
+            if n == 0 || n > 64 {
+                return Err(("runs_at_once", "must be between 1 and 64"));
+            }
+            s.queue = RunQueue::new(n);
+        }
+        if let Some(t) = self.timeout_seconds {
+            if t == 0 || t > 86_400 {
+                return Err(("timeout_seconds", "must be between 1 and 86400"));
+            }
+            s.limits.timeout = std::time::Duration::from_secs(t);
+        }
+        if let Some(m) = self.memory_mib {
+            if !(16..=1 << 20).contains(&m) {
+                return Err(("memory_mib", "must be between 16 and 1048576"));
+            }
+            s.limits.memory_bytes = m << 20;
+        }
+        let seconds = |v: f64, field: &'static str| {
+            if v.is_finite() && (0.0..=86_400.0).contains(&v) {
+                Ok(std::time::Duration::from_secs_f64(v))
+            } else {
+                Err((field, "must be a number of seconds between 0 and 86400"))
+            }
+        };
+        if let Some(v) = self.answer_least_seconds {
+            s.answer.least = seconds(v, "answer_least_seconds")?;
+        }
+        if let Some(v) = self.answer_seconds_per_million_rows {
+            s.answer.per_million_rows = seconds(v, "answer_seconds_per_million_rows")?;
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use super::*;
+
+    /// Writes `text` as an instance's `analysis.toml` (none for `None`) and loads it.
+    fn load(text: Option<&str>) -> Result<AnalysisSettings, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = niji_instance::InstancePaths::new(dir.path());
+        if let Some(text) = text {
+            std::fs::write(paths.analysis_settings(), text).unwrap();
+        }
+        AnalysisSettings::load(&paths).map_err(|e| e.to_string().replace(&dir.path().display().to_string(), "<i>"))
+    }
+
+    fn check(text: Option<&str>, expected: Result<(u32, u64, usize, u64, u64), &str>) {
+        let got = load(text).map(|s| {
+            (
+                s.max_stops,
+                s.limits.timeout.as_secs(),
+                s.limits.memory_bytes >> 20,
+                s.answer.least.as_millis() as u64,
+                s.answer.per_million_rows.as_millis() as u64,
+            )
+        });
+        match (got, expected) {
+            (Ok(got), Ok(expected)) => assert_eq!(got, expected, "{text:?}"),
+            (Err(got), Err(expected)) => assert!(got.contains(expected), "{text:?}: {got}"),
+            (got, expected) => panic!("{text:?}: {got:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn the_operator_sets_runs_on_real_data_in_the_instance_folder() {
+        let defaults = Ok((5, 120, 2048, 1_000, 1_000));
+        check(None, defaults);
+        check(Some(""), defaults);
+        check(Some("max_stops = 3\ntimeout_seconds = 600\nmemory_mib = 8192"), Ok((3, 600, 8192, 1_000, 1_000)));
+        check(Some("answer_least_seconds = 2.5\nanswer_seconds_per_million_rows = 0.25"), Ok((5, 120, 2048, 2_500, 250)));
+        check(Some("runs_at_once = 4"), defaults);
+        // Refused with the file and the field named.
+        check(Some("max_stop = 3"), Err("<i>/analysis.toml: TOML parse error at line 1"));
+        check(Some("max_stops = -1"), Err("line 1"));
+        check(Some("timeout_seconds = 0"), Err("<i>/analysis.toml: `timeout_seconds` must be between 1 and 86400"));
+        check(Some("runs_at_once = 0"), Err("`runs_at_once` must be between 1 and 64"));
+        check(Some("memory_mib = 1"), Err("`memory_mib` must be between"));
+        check(Some("answer_least_seconds = nan"), Err("`answer_least_seconds` must be a number of seconds"));
+        check(Some("answer_seconds_per_million_rows = -1.0"), Err("`answer_seconds_per_million_rows`"));
+    }
+}

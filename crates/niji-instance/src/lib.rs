@@ -83,6 +83,10 @@ impl InstancePaths {
     pub fn master_key(&self) -> PathBuf {
         self.keys().join("master.key")
     }
+    /// The operator's settings of runs on real data (`niji-analysis`); defaults when absent.
+    pub fn analysis_settings(&self) -> PathBuf {
+        self.root.join("analysis.toml")
+    }
     /// The encrypted lake: one folder per dataset, one per version inside it.
     pub fn lake(&self) -> PathBuf {
         self.root.join("lake")

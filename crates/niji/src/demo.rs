@@ -152,7 +152,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     seed_registry(&instance, &accounts, &holder_files, &sakura_files, now).await?;
     crate::review::seed_demo_job(&instance, &accounts, member("demo.researcher"), member("demo.checker")).await?;
     let dir = args.dir.clone();
-    serve(instance, "127.0.0.1", args.port, niji_server::ServerConfig::default(), move |addr| {
+    let config =
+        niji_server::ServerConfig { analysis: niji_analysis::AnalysisSettings::load(&instance.paths)?, ..niji_server::ServerConfig::default() };
+    serve(instance, "127.0.0.1", args.port, config, move |addr| {
         println!("Open http://{addr}/login in a browser. Instance folder: {}. Stop with Ctrl-C.", dir.display());
     })
     .await

@@ -172,7 +172,9 @@ pub async fn job_command(cmd: JobCommand) -> Result<()> {
                 let Some((name, sql)) = o.split_once('=') else { bail!("--output takes NAME=SQL") };
                 pairs.push((name.trim().to_owned(), sql.to_owned()));
             }
-            let job = niji_analysis::jobs::submit_job(&instance, user, permit, &pairs).await.context("the job was refused")?;
+            let job = niji_analysis::jobs::submit_job_with(&instance, &niji_analysis::AnalysisSettings::load(&instance.paths)?, user, permit, &pairs)
+                .await
+                .context("the job was refused")?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&job_json(&job))?);
             } else {
@@ -213,7 +215,7 @@ pub async fn job_command(cmd: JobCommand) -> Result<()> {
         }
         JobCommand::Stops { dir, permit, json } => {
             let instance = open(&dir.dir).await?;
-            let settings = niji_analysis::AnalysisSettings::default();
+            let settings = niji_analysis::AnalysisSettings::load(&instance.paths)?;
             let stops = niji_analysis::stops::stops(&instance, &settings, permit).await?;
             if json {
                 let list: Vec<Value> = stops
@@ -240,7 +242,7 @@ pub async fn job_command(cmd: JobCommand) -> Result<()> {
         JobCommand::ClearStops { dir, permit, as_user, reason, through } => {
             let instance = open(&dir.dir).await?;
             let user = user_id(&instance, &as_user).await?;
-            let settings = niji_analysis::AnalysisSettings::default();
+            let settings = niji_analysis::AnalysisSettings::load(&instance.paths)?;
             let cleared = niji_analysis::stops::clear_stops(&instance, &settings, user, permit, (through, None), &reason)
                 .await
                 .context("clearing was refused")?;

@@ -252,6 +252,7 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Serve(args) => {
             let instance = open(&args.dir.dir).await?;
+            let analysis = niji_analysis::AnalysisSettings::load(&instance.paths)?;
             serve(
                 instance,
                 &args.host,
@@ -259,6 +260,7 @@ async fn run(command: Command) -> Result<()> {
                 niji_server::ServerConfig {
                     cookies: niji_server::CookiePolicy { secure: args.secure_cookies },
                     max_upload_bytes: args.max_upload_mb << 20,
+                    analysis,
                     ..niji_server::ServerConfig::default()
                 },
                 |_| {},
@@ -308,7 +310,8 @@ async fn run(command: Command) -> Result<()> {
                     }
                 }
             }
-            match niji_analysis::query_real(&instance, user.id, permit, &sql).await {
+            let settings = niji_analysis::AnalysisSettings::load(&instance.paths)?;
+            match niji_analysis::query_real_with(&instance, &settings, user.id, permit, &sql).await {
                 Ok(out) => {
                     println!("{}", out.dimensions.iter().chain(&out.measures).cloned().collect::<Vec<_>>().join("\t"));
                     for (keys, values) in &out.rows {

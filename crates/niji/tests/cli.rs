@@ -233,6 +233,17 @@ fn demo_creates_data_accounts_and_serves() {
     let refused = niji(&["job", "clear-stops", "--dir", d, "--permit", "1", "--as", "demo.researcher", "--through", "0"]);
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("output checker"));
     assert!(ok(&["job", "clear-stops", "--dir", d, "--permit", "1", "--as", "demo.checker", "--through", "0"]).contains("0 stops cleared"));
+    // The operator's settings: read from the instance folder; a bad one stops the command, naming
+    // the file and the key.
+    let settings = std::path::Path::new(d).join("analysis.toml");
+    std::fs::write(&settings, "max_stops = 3\n").unwrap();
+    let stops: serde_json::Value = serde_json::from_str(&ok(&["job", "stops", "--dir", d, "--permit", "1", "--json"])).unwrap();
+    assert_eq!(stops["max_stops"].as_u64(), Some(3), "{stops}");
+    std::fs::write(&settings, "timeout_seconds = 0\n").unwrap();
+    let bad = niji(&["query", "--dir", d, "--permit", "1", "--as", "demo.researcher", "--real", sql]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && err.contains("analysis.toml") && err.contains("timeout_seconds"), "{err}");
+    std::fs::remove_file(&settings).unwrap();
     // Dummy data: rows come back freely; DDL is still refused.
     let dummy = |sql: &str| niji(&["query", "--dir", d, "--permit", "1", "--as", "demo.researcher", "--dummy", sql]);
     let out = dummy("SELECT code, count(*) FROM sakura_ehr.conditions GROUP BY code");
