@@ -367,8 +367,13 @@ async fn run_job(
     // 1. Static check over the schemas alone: nothing reads the real data unless all pass.
     let empty = crate::permit::empty_workspace(ctx, limits)?;
     let mut statics = Vec::with_capacity(outputs.len());
+    let mut scans = Vec::with_capacity(outputs.len());
     for (_, sql) in outputs {
-        statics.push(empty.run(sql).await.err());
+        let checked = match empty.run(sql).await {
+            Ok(_) => empty.scans(sql).await.map(|s| scans.push(s)),
+            Err(e) => Err(e),
+        };
+        statics.push(checked.err());
     }
     drop(empty);
     if statics.iter().any(Option::is_some) {
@@ -397,6 +402,11 @@ async fn run_job(
     // 2. The instance's turn (for the whole job: its tables stay in memory), the real data, and
     // the consent registry asked once for the whole job.
     let _turn = settings.queue.turn().await;
+    // Each output answers at a time fixed before it runs ([`crate::pace`]); the first one's slot
+    // starts now and covers reading and opening the tables too.
+    let committed = crate::permit::committed_rows(instance, &ctx.policy).await?;
+    let slot = |rows: u64| settings.answer.slot(rows, limits.timeout);
+    let mut first_pace = Some(crate::pace::Pace::start(slot(committed.of_run(&scans[0])), limits.timeout));
     let started = time::OffsetDateTime::now_utc();
     let (tables, read) = read_tables(instance, &ctx.policy).await?;
     let use_ = niji_registry::use_of(&ctx.policy, started);
@@ -411,7 +421,8 @@ async fn run_job(
     let rules = Rules::preset(preset);
     let mut earlier = earlier_releases(instance, permit_id).await?;
     let mut done = Vec::with_capacity(outputs.len());
-    for (name, sql) in outputs {
+    for ((name, sql), scans) in outputs.iter().zip(&scans) {
+        let pace = first_pace.take().unwrap_or_else(|| crate::pace::Pace::start(slot(committed.of_run(scans) - committed.read), limits.timeout));
         let new_run = niji_store::NewRun { permit_id, user_id, kind: "job", code_sha256: &sha256_hex(sql.as_bytes()), started_at: now_ts() };
         let place = match crate::stops::take_place(instance, settings, &new_run).await {
             Ok(place) => place,
@@ -425,16 +436,7 @@ async fn run_job(
             }
             Err(e) => return Err(e),
         };
-        // Each output answers at a time fixed before it runs ([`crate::pace`]).
-        let pace = match workspace.rows_read(sql).await {
-            Ok(rows) => crate::pace::Pace::start(settings.answer.slot(rows, limits.timeout), limits.timeout),
-            Err(e) => {
-                crate::stops::end_run(instance, place, None).await?;
-                done.push(Outcome1::new(name, sql, "refused", Some(sandbox_code(&e).to_owned())));
-                continue;
-            }
-        };
-        let ran = workspace.run(sql).await;
+        let ran = workspace.run_until(sql, pace.deadline()).await;
         let (out, mut stop) = match ran {
             Err(e) => {
                 let stop = crate::stops::stop_reason(&e);

@@ -156,16 +156,34 @@ async fn run(
     // rows, and nothing is read or spent.
     let empty = permit::empty_workspace(&context, settings.limits)?;
     empty.run(sql).await.map_err(AnalysisError::Refused)?;
+    let scans = empty.scans(sql).await.map_err(AnalysisError::Refused)?;
     drop(empty);
-    // The instance's turn first (waiting holds no place of the permit's budget), then a place.
+    // The run's turn first (waiting holds no place of the permit's budget), then a place.
     let _turn = settings.queue.turn().await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let new_run = niji_store::NewRun { permit_id, user_id, kind: "query", code_sha256: sql_sha256, started_at: now };
     let place = stops::take_place(instance, settings, &new_run).await?;
+    // The answer comes at a time fixed now, before anything is read, from the committed sizes of
+    // the tables it reads and scans ([`pace`]); whatever follows is held until then.
+    let result = async {
+        let rows = permit::committed_rows(instance, &context.policy).await?.of_run(&scans);
+        Ok::<_, AnalysisError>(pace::Pace::start(settings.answer.slot(rows, settings.limits.timeout), settings.limits.timeout))
+    }
+    .await;
+    let pace = match result {
+        Ok(pace) => pace,
+        Err(e) => {
+            stops::end_run(instance, place, None).await?;
+            return Err(e);
+        }
+    };
     let mut stop = None;
-    let result = run_in_place(instance, settings, permit_id, context, sql, started, receipt, &mut stop).await;
+    let result = run_in_place(instance, settings, permit_id, context, (sql, pace.deadline()), started, receipt, &mut stop).await;
+    if pace.answer().await && stop.is_none() {
+        stop = Some(pace::LATE);
+    }
     stops::end_run(instance, place, stop).await?;
-    result
+    result.map(|out| CheckedOutput { late: stop == Some(pace::LATE), ..out })
 }
 
 async fn run_in_place(
@@ -173,7 +191,7 @@ async fn run_in_place(
     settings: &AnalysisSettings,
     permit_id: i64,
     context: permit::PermitContext,
-    sql: &str,
+    (sql, deadline): (&str, std::time::Instant),
     started: time::OffsetDateTime,
     receipt: &mut Option<Receipt>,
     stop: &mut Option<&'static str>,
@@ -188,15 +206,7 @@ async fn run_in_place(
     *receipt = Some(Receipt { datasets: read, registry_version, excluded: excluded.len() });
     let workspace = Workspace::open(tables, &policy, secret, &excluded, settings.limits).map_err(AnalysisError::Refused)?;
     drop(excluded);
-    // The answer comes at a time fixed now, from the tables' sizes ([`pace`]).
-    let rows_read = workspace.rows_read(sql).await.map_err(AnalysisError::Refused)?;
-    let pace = pace::Pace::start(settings.answer.slot(rows_read, settings.limits.timeout), settings.limits.timeout);
-    let answer = answer(instance, permit_id, &policy, &workspace, sql, stop).await;
-    drop(workspace);
-    if pace.answer().await && stop.is_none() {
-        *stop = Some(pace::LATE);
-    }
-    answer.map(|out| CheckedOutput { late: *stop == Some(pace::LATE), ..out })
+    answer(instance, permit_id, &policy, &workspace, (sql, deadline), stop).await
 }
 
 /// Runs the query on the real data and checks its output.
@@ -205,12 +215,12 @@ async fn answer(
     permit_id: i64,
     policy: &niji_review::PermitPolicy,
     workspace: &Workspace,
-    sql: &str,
+    (sql, deadline): (&str, std::time::Instant),
     stop: &mut Option<&'static str>,
 ) -> Result<CheckedOutput, AnalysisError> {
     // Only what the run on the real data says can be a stop: reading, opening and output
     // checking do not depend on the rows the query selects.
-    let ran = workspace.run(sql).await;
+    let ran = workspace.run_until(sql, deadline).await;
     *stop = ran.as_ref().err().and_then(stops::stop_reason);
     let result = ran.map_err(|e| if stop.is_some() { AnalysisError::Stopped(e) } else { AnalysisError::Refused(e) })?;
 

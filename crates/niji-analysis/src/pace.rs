@@ -3,16 +3,21 @@
 //! A run that ends sooner on some rows than on others (a join that meets its rare row, a filter
 //! that keeps many rows or few) would tell about them through its time, which the researcher
 //! sees. So each run on real data (an interactive query, each output of a job) answers at a time
-//! fixed before it starts, from static sizes alone: its *slot* ([`AnswerTime::slot`]), from the
-//! rows its scans read, each counting its whole table (`Workspace::rows_read`). A run that ends
-//! within its slot, answer or refusal, is held until the slot ends. One that does not is held
-//! until the time limit, whatever it ended with, and spends one of the permit's stops
-//! ([`LATE`]): whether a run passes its slot is a bit about the rows, budgeted like the other
-//! stops. The researcher sees one of two times, both known before the run.
+//! fixed before it starts, from static sizes alone: its *slot* ([`AnswerTime::slot`]) of the rows
+//! it reads as the datasets' latest committed versions count them (before the cohort and the
+//! consent registry's exclusions): every table the permit grants, which the run reads and
+//! opens, and once more each table its query scans (`Workspace::scans`, asked over empty
+//! tables). The slot starts when the run has its turn, before anything is read, and the query's
+//! own time limit ends at the slot's start plus the limit. A run that ends within its slot,
+//! answer or refusal, is held until the slot ends. One that does not answers at the limit plus
+//! a grace for output checking ([`Pace::answer`]; past that, at the next multiple of the grace),
+//! whatever it ended with, and spends one of the permit's stops ([`LATE`]) unless it was already
+//! a stop: whether a run passes its slot is a bit about the rows, budgeted like the other stops.
 //!
-//! Runs on real data also wait their turn in the instance's [`RunQueue`] (a few at once), so
-//! that the load of other runs passes a run's slot less often; the wait comes before the slot,
-//! and other runs' times are paced too.
+//! Runs on real data also wait their turn in a [`RunQueue`] (a few at once), so that the load of
+//! other runs passes a run's slot less often; the wait comes before the slot. The queue is the
+//! process's: the server's runs share one, each `niji query`/`niji job` command is a process of
+//! its own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,7 +75,7 @@ impl Default for RunQueue {
     }
 }
 
-/// A run's pace: started when the run starts, held until its answer's time.
+/// A run's pace: started when the run has its turn, held until its answer's time.
 pub(crate) struct Pace {
     start: Instant,
     slot: Duration,
@@ -82,12 +87,28 @@ impl Pace {
         Pace { start: Instant::now(), slot: slot.min(limit), limit }
     }
 
-    /// Waits until the run may answer: the end of its slot, or the time limit for a run that
-    /// passed it (then `true`: the run is late).
+    /// When the run's query must end: the slot's start plus the time limit.
+    pub(crate) fn deadline(&self) -> std::time::Instant {
+        (self.start + self.limit).into_std()
+    }
+
+    /// Waits until the run may answer: the end of its slot, or for a run that passed it (then
+    /// `true`: the run is late) the limit plus a grace (a quarter of the limit, at least a
+    /// second) for what follows the query, or the first multiple of the grace after that which
+    /// is still ahead.
     pub(crate) async fn answer(self) -> bool {
-        let late = self.start.elapsed() > self.slot;
-        tokio::time::sleep_until(self.start + if late { self.limit } else { self.slot }).await;
-        late
+        let elapsed = self.start.elapsed();
+        if elapsed <= self.slot {
+            tokio::time::sleep_until(self.start + self.slot).await;
+            return false;
+        }
+        let grace = (self.limit / 4).max(Duration::from_secs(1));
+        let mut at = self.limit + grace;
+        while at < elapsed {
+            at += grace;
+        }
+        tokio::time::sleep_until(self.start + at).await;
+        true
     }
 }
 
@@ -111,15 +132,18 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_run_answers_at_its_slot_or_at_the_limit() {
+    async fn a_run_answers_at_its_slot_or_past_the_limit_at_a_fixed_time() {
         let (slot, limit) = (Duration::from_secs(2), Duration::from_secs(120));
-        let pace = Pace::start(slot, limit);
-        tokio::time::sleep(Duration::from_millis(1_500)).await;
-        assert!(!pace.answer().await);
-        let pace = Pace::start(slot, limit);
-        tokio::time::sleep(Duration::from_millis(2_500)).await;
-        let started = Instant::now() - Duration::from_millis(2_500);
-        assert!(pace.answer().await);
-        assert_eq!(started.elapsed(), limit);
+        // (how long the run takes, when it answers, late)
+        for (runs, answers, late) in
+            [(1_500, 2_000, false), (2_000, 2_000, false), (2_500, 150_000, true), (119_000, 150_000, true), (150_500, 180_000, true)]
+        {
+            let pace = Pace::start(slot, limit);
+            let started = Instant::now();
+            assert_eq!(pace.deadline(), (started + limit).into_std());
+            tokio::time::sleep(Duration::from_millis(runs)).await;
+            assert_eq!(pace.answer().await, late, "{runs} ms");
+            assert_eq!(started.elapsed(), Duration::from_millis(answers), "{runs} ms");
+        }
     }
 }

@@ -65,6 +65,41 @@ fn empty_tables(policy: &PermitPolicy) -> Result<Vec<GrantedTable>, AnalysisErro
 }
 
 /// The granted tables from each dataset's latest committed version, and what was read.
+/// The rows of the permit's tables as the datasets' latest committed versions count them
+/// (before the cohort and the registry's exclusions): per `(dataset, table)`, and the rows a run
+/// reads and opens in all (the granted tables and those its cohort needs). What a run's slot is
+/// judged from ([`crate::pace`]).
+pub(crate) struct CommittedRows {
+    pub per_table: std::collections::HashMap<(String, String), u64>,
+    pub read: u64,
+}
+
+impl CommittedRows {
+    /// The rows a run of a query with these scans reads: every table opened, and each scan.
+    pub(crate) fn of_run(&self, scans: &[(String, String)]) -> u64 {
+        scans.iter().fold(self.read, |sum, scan| sum.saturating_add(self.per_table.get(scan).copied().unwrap_or(0)))
+    }
+}
+
+pub(crate) async fn committed_rows(instance: &Instance, policy: &PermitPolicy) -> Result<CommittedRows, AnalysisError> {
+    let store = &instance.store;
+    let spec = cohort_spec(policy);
+    let needed = if spec.is_empty() { Vec::new() } else { niji_lake::cohort::needed_tables(&spec) };
+    let mut out = CommittedRows { per_table: Default::default(), read: 0 };
+    for grant in &policy.datasets {
+        let dataset = store.dataset_by_name(&grant.dataset).await.map_err(|_| AnalysisError::Internal)?.ok_or(AnalysisError::NoData)?;
+        let version = store.latest_dataset_version(dataset.id).await.map_err(|_| AnalysisError::Internal)?.ok_or(AnalysisError::NoData)?;
+        for t in store.dataset_version_tables(version.id).await.map_err(|_| AnalysisError::Internal)? {
+            let rows = u64::try_from(t.rows).unwrap_or(0);
+            if grant.tables.iter().any(|g| g.table == t.table_name) || needed.iter().any(|n| *n == t.table_name) {
+                out.read = out.read.saturating_add(rows);
+            }
+            out.per_table.insert((grant.dataset.clone(), t.table_name), rows);
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) async fn read_tables(
     instance: &Instance,
     policy: &PermitPolicy,

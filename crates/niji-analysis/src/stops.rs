@@ -52,9 +52,10 @@ impl Default for AnalysisSettings {
 
 impl AnalysisSettings {
     /// Runs started before this (Unix seconds) that never ended were abandoned (their process
-    /// died): no run lasts longer than its timeout, and a grace of ten minutes.
+    /// died): no run lasts longer than twice its timeout (the query's limit, then a late answer's
+    /// grace; reading the tables comes within the first), and ten minutes more.
     fn abandoned_before(&self, now: i64) -> i64 {
-        now - self.limits.timeout.as_secs() as i64 - 600
+        now - 2 * self.limits.timeout.as_secs() as i64 - 600
     }
 }
 
@@ -80,7 +81,8 @@ pub struct Stop {
     /// `query` or `job`.
     pub kind: String,
     /// `running` (in progress, or abandoned), or the code of what stopped it: `timeout`,
-    /// `memory_limit`, `execution`, `internal`, `too_many_rows`, `differencing`, …
+    /// `memory_limit`, `execution`, `internal`, `too_many_rows`, `differencing`, `late` (passed
+    /// the time its answer was due, [`crate::pace`]), …
     pub reason: String,
     pub code_sha256: String,
     pub started_at: i64,
@@ -278,6 +280,9 @@ impl AnalysisSettings {
 impl SettingsFile {
     fn apply(self, mut s: AnalysisSettings) -> Result<AnalysisSettings, (&'static str, &'static str)> {
         if let Some(n) = self.max_stops {
+            if n == 0 || n > 1_000 {
+                return Err(("max_stops", "must be between 1 and 1000"));
+            }
             s.max_stops = n;
         }
         if let Some(n) = self.runs_at_once {
@@ -310,6 +315,10 @@ impl SettingsFile {
         }
         if let Some(v) = self.answer_seconds_per_million_rows {
             s.answer.per_million_rows = seconds(v, "answer_seconds_per_million_rows")?;
+        }
+        // A slot of nothing makes every run late; one of the whole limit makes every run wait it.
+        if s.answer.least.is_zero() || s.answer.least >= s.limits.timeout {
+            return Err(("answer_least_seconds", "must be more than 0 and less than the time limit"));
         }
         Ok(s)
     }
@@ -361,6 +370,9 @@ mod settings_tests {
         check(Some("runs_at_once = 0"), Err("`runs_at_once` must be between 1 and 64"));
         check(Some("memory_mib = 1"), Err("`memory_mib` must be between"));
         check(Some("answer_least_seconds = nan"), Err("`answer_least_seconds` must be a number of seconds"));
+        check(Some("answer_least_seconds = 0"), Err("`answer_least_seconds` must be more than 0 and less than the time limit"));
+        check(Some("answer_least_seconds = 30\ntimeout_seconds = 30"), Err("less than the time limit"));
+        check(Some("max_stops = 0"), Err("`max_stops` must be between 1 and 1000"));
         check(Some("answer_seconds_per_million_rows = -1.0"), Err("`answer_seconds_per_million_rows`"));
     }
 }

@@ -538,8 +538,13 @@ impl Workspace {
     /// Runs an aggregate query; each output row comes with the number of distinct persons behind it.
     /// In [`QueryMode::Rows`] any query that passes the other checks runs and `persons` is empty.
     pub async fn run(&self, sql: &str) -> Result<AggregateResult, SandboxError> {
-        let limit = self.limits.timeout;
-        match tokio::time::timeout(limit, self.run_inner(sql, true)).await {
+        self.run_until(sql, Instant::now() + self.limits.timeout).await
+    }
+
+    /// [`Workspace::run`] with its time limit at `deadline` (the limits' timeout is not applied):
+    /// for a caller whose run began before the query did (reading the tables, opening).
+    pub async fn run_until(&self, sql: &str, deadline: Instant) -> Result<AggregateResult, SandboxError> {
+        match tokio::time::timeout_at(deadline.into(), self.run_inner(sql, true, deadline)).await {
             Ok(r) => r,
             Err(_) => Err(SandboxError::Timeout),
         }
@@ -549,7 +554,8 @@ impl Workspace {
     /// number of output rows. For the overhead benchmark.
     #[doc(hidden)]
     pub async fn run_checks_only(&self, sql: &str) -> Result<usize, SandboxError> {
-        match tokio::time::timeout(self.limits.timeout, self.run_inner(sql, false)).await {
+        let deadline = Instant::now() + self.limits.timeout;
+        match tokio::time::timeout_at(deadline.into(), self.run_inner(sql, false, deadline)).await {
             Ok(r) => r.map(|r| r.rows.len()),
             Err(_) => Err(SandboxError::Timeout),
         }
@@ -564,15 +570,15 @@ impl Workspace {
         Ok(groups::bound(&planned, &self.tables, &self.default_schema))
     }
 
-    /// The rows `sql`'s scans read, each counting its whole table (sizes rounded up to powers of
-    /// two), whatever its conditions select: a static measure of its work, from which the caller
-    /// decides when its answer comes. Only the text and the tables' sizes are read; a query that
-    /// does not plan is refused as [`Workspace::run`] refuses it.
-    pub async fn rows_read(&self, sql: &str) -> Result<u64, SandboxError> {
+    /// The tables `sql`'s scans read, as `(dataset, table)`, once per scan (a self-join twice),
+    /// whatever its conditions select: a static measure of its work, from which the caller fixes
+    /// when its answer comes. Only the text and the schemas are read (it is asked of a workspace
+    /// over empty tables); a query that does not plan is refused as [`Workspace::run`] refuses it.
+    pub async fn scans(&self, sql: &str) -> Result<Vec<(String, String)>, SandboxError> {
         self.check_length(sql)?;
         let state = self.ctx.state();
         let planned = may_fail::planned(&state, &logical_plan(&state, sql).await?)?;
-        Ok(u64::try_from(worst_case::rows_read(&planned, &self.tables, &self.default_schema)).unwrap_or(u64::MAX))
+        Ok(worst_case::scans(&planned, &self.tables, &self.default_schema))
     }
 
     /// Refuses a text longer than the limit, or whose chains of operators are deeper than
@@ -589,8 +595,7 @@ impl Workspace {
         Ok(())
     }
 
-    async fn run_inner(&self, sql: &str, count_persons: bool) -> Result<AggregateResult, SandboxError> {
-        let deadline = Instant::now() + self.limits.timeout;
+    async fn run_inner(&self, sql: &str, count_persons: bool, deadline: Instant) -> Result<AggregateResult, SandboxError> {
         self.check_length(sql)?;
         let state = self.ctx.state();
         let plan = logical_plan(&state, sql).await?;

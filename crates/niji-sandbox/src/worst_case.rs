@@ -72,21 +72,21 @@ pub(crate) fn unbounded(plan: &LogicalPlan, tables: &BTreeMap<(String, String), 
     sizes.worst(plan).map(|w| (w.rows, w.per_person))
 }
 
-/// The rows a plan's scans read, each scan of it and of its subqueries counting its whole table
-/// (at its registered size, rounded up to a power of two): from the tables' sizes alone, never from
-/// what the query's conditions select. It paces when a run's answer comes (`niji-analysis`).
-pub(crate) fn rows_read(plan: &LogicalPlan, tables: &BTreeMap<(String, String), Registered>, default_schema: &str) -> u128 {
-    let mut total = 0u128;
+/// The tables a plan's scans read, as `(dataset, table)`, once per scan of it and of its
+/// subqueries (a self-join twice), whatever the query's conditions select. From them and the
+/// tables' committed sizes `niji-analysis` fixes when a run's answer comes.
+pub(crate) fn scans(plan: &LogicalPlan, tables: &BTreeMap<(String, String), Registered>, default_schema: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
             let resolved = scan.table_name.clone().resolve(CATALOG, default_schema);
             if let Some(table) = tables.get(&(resolved.schema.to_string(), resolved.table.to_string())) {
-                total += u128::from(table.size.rows);
+                out.push((table.dataset.clone(), resolved.table.to_string()));
             }
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    total
+    out
 }
 
 struct Sizes<'a> {
