@@ -261,7 +261,6 @@ async fn run(command: Command) -> Result<()> {
                     cookies: niji_server::CookiePolicy { secure: args.secure_cookies },
                     max_upload_bytes: args.max_upload_mb << 20,
                     analysis,
-                    ..niji_server::ServerConfig::default()
                 },
                 |_| {},
             )
