@@ -379,6 +379,15 @@ describe('niji demo in a real browser', () => {
     assert.ok(!before.has(`job-${jobId}`), 'the job is new');
     const row = page.locator(`#job-${jobId}`);
     await row.waitFor({ state: 'visible' });
+    // The job runs in the background: while it is listed as running the page says so, and a
+    // reload shows how it ended.
+    for (let i = 0; i < 120 && (await row.getAttribute('data-status')) === 'checking'; i++) {
+      assert.equal(await page.locator('#jobs-running').count(), 1, 'a running job is announced');
+      await page.waitForTimeout(500);
+      await page.reload();
+      await row.waitFor({ state: 'visible' });
+    }
+    assert.equal(await page.locator('#jobs-running').count(), 0);
     const status = (await row.locator('td.job-status').textContent()).trim();
     assert.match(status, JAPANESE, `the job status is not Japanese: ${status}`);
     assert.equal(await row.getAttribute('data-status'), 'awaiting_review', `the job is ${status}`);

@@ -253,6 +253,54 @@ pub async fn submit_job_with(
     permit_id: i64,
     outputs: &[(String, String)],
 ) -> Result<JobView, JobError> {
+    let started = start_job(instance, user_id, permit_id, outputs).await?;
+    run_started(instance, settings, started).await
+}
+
+/// A job recorded (status `checking`) whose outputs have not run yet: [`run_started`] runs them.
+pub struct StartedJob {
+    job_id: i64,
+    user_id: i64,
+    permit_id: i64,
+    ctx: PermitContext,
+    outputs: Vec<(String, String)>,
+    code_sha256: String,
+}
+
+impl StartedJob {
+    pub fn job_id(&self) -> i64 {
+        self.job_id
+    }
+}
+
+/// Jobs left `checking` by a process that ended mid-run (a server runs jobs in the background)
+/// are finished as `failed` (`interrupted`), each logged; nothing of theirs was released. Their
+/// places in the permit's stops stay taken until a checker clears them, as for any run that
+/// never ended. To be called when a server starts, before it serves (the transparency log's
+/// lock keeps other processes from submitting meanwhile). Returns how many.
+pub async fn recover_interrupted(instance: &Instance) -> Result<usize, JobError> {
+    let store = &instance.store;
+    let mut n = 0;
+    for job in store.jobs().await.map_err(internal)?.into_iter().filter(|j| j.status == "checking") {
+        store.finish_job(job.id, "failed", Some("interrupted"), None, &[], now_ts()).await.map_err(internal)?;
+        let index = log(
+            instance,
+            "system:startup".to_owned(),
+            "job.submitted",
+            format!("permit:{}", job.permit_id),
+            json!({"job": job.id, "outcome": "failed", "reason": "interrupted"}),
+        )?;
+        store.set_job_log_index(job.id, index as i64).await.map_err(internal)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The first half of [`submit_job`]: checks the outputs' form and the permit and researcher,
+/// and records the job (`checking`), without running anything; errors before the job exists are
+/// returned (and logged) as by [`submit_job`]. A server answers with the job at once and runs
+/// it in the background with [`run_started`].
+pub async fn start_job(instance: &Instance, user_id: i64, permit_id: i64, outputs: &[(String, String)]) -> Result<StartedJob, JobError> {
     let actor = format!("user:{user_id}");
     let mut names = HashSet::new();
     if outputs.is_empty() || outputs.len() > MAX_OUTPUTS || !outputs.iter().all(|(n, _)| valid_name(n) && names.insert(n.as_str())) {
@@ -279,8 +327,16 @@ pub async fn submit_job_with(
             return Err(e.into());
         }
     };
+    let job_id = instance.store.insert_job(permit_id, user_id, &code_sha256, now_ts()).await.map_err(internal)?;
+    Ok(StartedJob { job_id, user_id, permit_id, ctx, outputs: outputs.to_vec(), code_sha256 })
+}
+
+/// The second half of [`submit_job`]: runs a started job's outputs and records how it ended.
+pub async fn run_started(instance: &Instance, settings: &AnalysisSettings, started: StartedJob) -> Result<JobView, JobError> {
+    let StartedJob { job_id, user_id, permit_id, ctx, outputs, code_sha256 } = started;
+    let outputs = &outputs[..];
+    let actor = format!("user:{user_id}");
     let store = &instance.store;
-    let job_id = store.insert_job(permit_id, user_id, &code_sha256, now_ts()).await.map_err(internal)?;
     match run_job(instance, settings, (user_id, permit_id, job_id), &ctx, outputs).await {
         Ok(ran) => {
             let (status, reason) = match ran.outputs.iter().find(|o| o.status == "refused") {

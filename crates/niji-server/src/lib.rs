@@ -170,13 +170,19 @@ pub fn router(state: AppState) -> Router {
 
 /// Clears what a crash may have left before a server starts: uploaded files of an interrupted
 /// submission (`<instance>/uploads/`, holders' files in the clear) are deleted, and versions an
-/// interrupted intake left in state `writing` are undone (`niji_intake::recover`). Returns the
-/// number of versions undone.
+/// interrupted intake left in state `writing` are undone (`niji_intake::recover`), and jobs a
+/// server was running are finished as failed (`niji_analysis::jobs::recover_interrupted`).
+/// Returns the number of versions undone.
 pub async fn recover_at_start(instance: &Instance) -> std::io::Result<usize> {
     let uploads = instance.paths.root.join("uploads");
     if uploads.exists() {
         std::fs::remove_dir_all(&uploads)?;
         tracing::warn!("removed the uploads of an interrupted submission");
+    }
+    let jobs =
+        niji_analysis::jobs::recover_interrupted(instance).await.map_err(|e| std::io::Error::other(format!("recovering interrupted jobs: {e}")))?;
+    if jobs > 0 {
+        tracing::warn!(jobs, "marked jobs an interrupted server was running as failed");
     }
     match niji_intake::recover(instance, "system:startup").await {
         Ok(n) => {

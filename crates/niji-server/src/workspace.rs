@@ -94,6 +94,8 @@ pub(crate) struct Text {
     reason: &'static str,
     approvals: &'static str,
     no_jobs: &'static str,
+    jobs_running: &'static str,
+    reload: &'static str,
     releases_title: &'static str,
     release: &'static str,
     released_at: &'static str,
@@ -211,7 +213,7 @@ static JA: Text = Text {
     no_rows: "行はありません。",
     more_rows: "ここに表示していない残りの行（API の JSON と公開した CSV にはすべての行があります）",
     jobs_title: "ジョブ",
-    jobs_hint: "名前を付けた出力（集計 SQL）を1つ以上まとめて実データで実行します。結果は出力確認者の審査を経てから公開されます。空の欄は無視されます。",
+    jobs_hint: "名前を付けた出力（集計 SQL）を1つ以上まとめて実データで実行します（裏で実行され、一覧に状態が出ます）。結果は出力確認者の審査を経てから公開されます。空の欄は無視されます。",
     output: "出力",
     output_name: "出力名（英数字・_・-）",
     submit_job: "ジョブを提出",
@@ -221,6 +223,8 @@ static JA: Text = Text {
     reason: "理由",
     approvals: "承認",
     no_jobs: "ジョブはまだありません。",
+    jobs_running: "実行中のジョブがあります。ジョブは裏で実行され、各出力の結果は実行前に決めた時刻に出ます。終わったかどうかは、このページを再読み込みして確認してください。",
+    reload: "再読み込み",
     releases_title: "公開された結果",
     release: "公開",
     released_at: "公開日時",
@@ -335,7 +339,7 @@ static EN: Text = Text {
     no_rows: "No rows.",
     more_rows: "Rows not shown here (the JSON API and the released CSV hold every row)",
     jobs_title: "Jobs",
-    jobs_hint: "One or more named outputs (aggregate SQL) run together on the real data. Results are released only after output checkers review them. Empty fields are ignored.",
+    jobs_hint: "One or more named outputs (aggregate SQL) run together on the real data, in the background (their status is listed below). Results are released only after output checkers review them. Empty fields are ignored.",
     output: "Output",
     output_name: "Output name (letters, digits, _ or -)",
     submit_job: "Submit job",
@@ -345,6 +349,8 @@ static EN: Text = Text {
     reason: "Reason",
     approvals: "Approvals",
     no_jobs: "No jobs yet.",
+    jobs_running: "A job is running. Jobs run in the background, and each output's result comes at a time fixed before it runs. Reload this page to see whether it has finished.",
+    reload: "Reload",
     releases_title: "Releases",
     release: "Release",
     released_at: "Released",
@@ -671,6 +677,8 @@ struct WorkspacePage {
     sql_dummy: String,
     sql_real: String,
     jobs: Vec<JobLine>,
+    /// A job of the list is still running (its outputs' slots on the real data).
+    jobs_running: bool,
     releases: Vec<ReleaseLine>,
     /// The permit's stops on real data: (used, budget, left).
     stops: (u32, u32, u32),
@@ -816,6 +824,7 @@ async fn workspace_page(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Ur
         error: extra.error,
         sql_dummy: extra.sql_dummy,
         sql_real: extra.sql_real,
+        jobs_running: jobs.iter().any(|j| j.status_code == "checking"),
         jobs,
         releases,
         stops: (stops.stops.len() as u32, stops.max_stops, stops.left()),
@@ -948,7 +957,7 @@ async fn job_post(
     let names = fields.iter().filter(|(k, _)| k == "name").map(|(_, v)| v.trim().to_string());
     let sqls = fields.iter().filter(|(k, _)| k == "sql").map(|(_, v)| v.trim().to_string());
     let outputs: Vec<(String, String)> = names.zip(sqls).filter(|(n, q)| !(n.is_empty() && q.is_empty())).collect();
-    match crate::workspace_api::detached_job(&state, sess.user.id, id, outputs).await {
+    match crate::workspace_api::background_job(&state, sess.user.id, id, outputs).await {
         Ok(job) => Redirect::to(&format!("/permits/{id}/workspace#job-{}", job.id)).into_response(),
         Err(e) => {
             let (status, message) = job_error(t, &e);

@@ -425,12 +425,20 @@ pub(crate) async fn detached_query(
         .unwrap_or(Err(AnalysisError::Internal))
 }
 
-/// Submits a job in a task of its own, as [`detached_query`].
-pub(crate) async fn detached_job(state: &AppState, user_id: i64, permit_id: i64, outputs: Vec<(String, String)>) -> Result<JobView, JobError> {
+/// Records a job (`checking`) and runs it in a task of its own, answering at once with the job
+/// as recorded: a job runs for as long as its outputs' slots on the real data, longer than a
+/// request should wait. Errors before the job exists (outputs malformed, permit, researcher) are
+/// returned.
+pub(crate) async fn background_job(state: &AppState, user_id: i64, permit_id: i64, outputs: Vec<(String, String)>) -> Result<JobView, JobError> {
+    let started = niji_analysis::jobs::start_job(state.instance(), user_id, permit_id, &outputs).await?;
+    let job_id = started.job_id();
     let (instance, settings) = (state.instance_arc(), state.analysis().clone());
-    tokio::spawn(async move { niji_analysis::jobs::submit_job_with(&instance, &settings, user_id, permit_id, &outputs).await })
-        .await
-        .unwrap_or(Err(JobError::Internal))
+    tokio::spawn(async move {
+        if niji_analysis::jobs::run_started(&instance, &settings, started).await.is_err() {
+            tracing::error!(job = job_id, "a job could not be recorded as finished");
+        }
+    });
+    niji_analysis::jobs::job_view(state.instance(), job_id).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -662,10 +670,11 @@ fn detail(v: &JobView) -> JobDetail {
     }
 }
 
-/// Submits a job (named aggregate outputs run together on the real data); it then awaits the
-/// output checkers' review, or is refused.
+/// Submits a job (named aggregate outputs run together on the real data). It is answered at once
+/// with the job as recorded (`checking`) and runs in the background; `GET /api/v1/jobs/{id}` then
+/// shows it awaiting the output checkers' review, refused, or failed.
 #[utoipa::path(post, path = "/api/v1/permits/{id}/jobs", security(("bearer" = [])), params(("id" = i64, Path)), request_body = JobRequest,
-    responses((status = 201, body = JobSummary), (status = 400, body = WsErrorBody), (status = 401, body = WsErrorBody), (status = 403, body = WsErrorBody),
+    responses((status = 202, body = JobSummary), (status = 400, body = WsErrorBody), (status = 401, body = WsErrorBody), (status = 403, body = WsErrorBody),
         (status = 404, body = WsErrorBody), (status = 409, body = WsErrorBody)))]
 async fn submit_job_api(
     State(state): State<AppState>,
@@ -677,8 +686,8 @@ async fn submit_job_api(
     let Ok(Json(req)) = body else { return Err(WsError::Malformed) };
     researcher_permit(&state, &user, id).await?;
     let outputs: Vec<(String, String)> = req.outputs.into_iter().map(|o| (o.name.trim().to_string(), o.sql.trim().to_string())).collect();
-    let job = detached_job(&state, user.id, id, outputs).await.map_err(|e| WsError::from(&e))?;
-    Ok((StatusCode::CREATED, Json(summary(&job))).into_response())
+    let job = background_job(&state, user.id, id, outputs).await.map_err(|e| WsError::from(&e))?;
+    Ok((StatusCode::ACCEPTED, Json(summary(&job))).into_response())
 }
 
 #[derive(Serialize, ToSchema)]

@@ -79,6 +79,8 @@ async fn named_researcher_with_checker_role_reads_exact_small_counts_of_own_job(
     )
     .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let job = app.instance.store.jobs().await.unwrap().last().unwrap().id;
+    assert_eq!(finished_job(&app, job).await, "awaiting_review");
 
     let queue = send_to(&app.router, get("/checks", &researcher)).await;
     let leaked: Vec<String> = (1..10).map(|n| format!("対象者が{n}人で")).filter(|needle| queue.body.contains(needle.as_str())).collect();

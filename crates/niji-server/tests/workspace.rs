@@ -110,8 +110,15 @@ async fn researchers_query_and_submit_checkers_approve_and_the_release_downloads
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let job = app.instance.store.jobs().await.unwrap().last().unwrap().id;
     assert_eq!(r.location(), format!("{workspace}#job-{job}"));
+    // The job runs in the background: listed as running, then awaiting review.
+    let page = send(get(&workspace, &researcher)).await;
+    if page.body.contains(&format!("id=\"job-{job}\" data-status=\"checking\"")) {
+        assert!(page.body.contains("id=\"jobs-running\""), "{}", page.body);
+    }
+    assert_eq!(finished_job(&app, job).await, "awaiting_review");
     let page = send(get(&workspace, &researcher)).await;
     assert!(page.body.contains(&format!("id=\"job-{job}\" data-status=\"awaiting_review\"")), "{}", page.body);
+    assert!(!page.body.contains("id=\"jobs-running\""));
     assert!(page.body.contains("id=\"no-releases\""));
     // Malformed outputs: a fixed text.
     let r = send(post_form(&format!("{workspace}/jobs"), &researcher, &[("csrf", &csrf), ("name", "bad name!"), ("sql", BY_SEX)])).await;

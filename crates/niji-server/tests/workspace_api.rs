@@ -92,9 +92,13 @@ async fn submit_sign_off_twice_and_download_with_the_logged_hash() {
     // A job with two outputs.
     let outputs = json!({"outputs": [{"name": "by_sex", "sql": BY_SEX}, {"name": "by_code", "sql": BY_CODE_AND_WOMEN}]});
     let r = send(with_token("POST", &format!("/api/v1/permits/{p}/jobs"), &researcher, Some(outputs.clone()))).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // Answered at once; the job runs in the background.
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     let job = r.json()["id"].as_i64().unwrap();
-    assert_eq!(r.json()["status"], "awaiting_review");
+    assert_eq!(r.json()["status"], "checking", "{}", r.body);
+    assert_eq!(finished_job(&app, job).await, "awaiting_review");
+    let r = send(with_token("GET", &format!("/api/v1/jobs/{job}"), &researcher, None)).await;
+    assert_eq!(r.json()["status"], "awaiting_review", "{}", r.body);
     let r =
         send(with_token("POST", &format!("/api/v1/permits/{p}/jobs"), &researcher, Some(json!({"outputs": [{"name": "bad name!", "sql": BY_SEX}]}))))
             .await;
@@ -277,8 +281,9 @@ async fn cookie_sessions_need_the_csrf_header_and_a_refusal_records_nothing() {
     let r = send(with_cookie("POST", &queries, &researcher, Some(&csrf), Some(real))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let r = send(with_cookie("POST", &jobs, &researcher, Some(&csrf), Some(job))).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     let id = r.json()["id"].as_i64().unwrap();
+    assert_eq!(finished_job(&app, id).await, "awaiting_review");
 
     // A checker's sign-off with a forged token records nothing.
     let checker = app.sign_in("checker1").await;
@@ -349,7 +354,10 @@ async fn stopped_runs_spend_the_permits_stops_and_a_checker_clears_them() {
     );
     let r =
         send(with_token("POST", &format!("/api/v1/permits/{p}/jobs"), &researcher, Some(json!({"outputs": [{"name": "a", "sql": BY_SEX}]})))).await;
-    assert_eq!((r.status, r.json()["status"].as_str()), (StatusCode::CREATED, Some("refused")), "{}", r.body);
+    assert_eq!((r.status, r.json()["status"].as_str()), (StatusCode::ACCEPTED, Some("checking")), "{}", r.body);
+    let job = r.json()["id"].as_i64().unwrap();
+    assert_eq!(finished_job(&app, job).await, "refused");
+    let r = send(with_token("GET", &format!("/api/v1/jobs/{job}"), &researcher, None)).await;
     assert!(r.body.contains("memory_limit"), "{}", r.body);
 
     let r = send(with_token("GET", &stops, &researcher, None)).await;

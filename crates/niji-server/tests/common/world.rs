@@ -191,3 +191,17 @@ pub fn rare_condition_code(app: &App) -> String {
         .map(|(code, _)| code)
         .expect("the synthetic data has a code of fewer than 10 persons")
 }
+
+/// Waits until a job submitted through the server (it runs in the background) has finished
+/// checking, and returns its status.
+#[allow(dead_code)]
+pub async fn finished_job(app: &App, job_id: i64) -> String {
+    for _ in 0..1_200 {
+        let job = app.instance.store.job(job_id).await.unwrap().expect("the job exists");
+        if job.status != "checking" {
+            return job.status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("job {job_id} still checking after a minute");
+}
