@@ -589,3 +589,27 @@ async fn runs_on_real_data_answer_at_a_time_fixed_before_they_run() {
     assert!(t.elapsed() < slot * 2, "{:?}", t.elapsed());
     assert!(reasons().await.is_empty());
 }
+
+/// A job recorded but never run to its end (the server running it stopped) is failed as
+/// interrupted when a server starts again, and logged; a finished job is left as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_an_interrupted_server_was_running_is_failed_at_start() {
+    use niji_analysis::jobs::{job_view, recover_interrupted, run_started, start_job};
+    let w = world().await;
+    let i = &w.instance;
+    let by_sex = "SELECT sex, count(*) AS n FROM patients GROUP BY sex";
+    let finished =
+        run_started(i, &Default::default(), start_job(i, w.researcher, w.permit, &outputs(&[("a", by_sex)])).await.unwrap()).await.unwrap();
+    assert_eq!(finished.status, "awaiting_review");
+    let started = start_job(i, w.researcher, w.permit, &outputs(&[("a", by_sex)])).await.unwrap();
+    let id = started.job_id();
+    assert_eq!(job_view(i, id).await.unwrap().status, "checking");
+    drop(started);
+    assert_eq!(recover_interrupted(i).await.unwrap(), 1);
+    let failed = job_view(i, id).await.unwrap();
+    assert_eq!((failed.status.as_str(), failed.reason.as_deref()), ("failed", Some("interrupted")));
+    assert_eq!(job_view(i, finished.id).await.unwrap().status, "awaiting_review");
+    let entry = log_entries(i).into_iter().rev().find(|e| e["action"] == "job.submitted").unwrap();
+    assert_eq!((entry["data"]["job"].as_i64(), entry["data"]["reason"].as_str()), (Some(id), Some("interrupted")));
+    assert_eq!(recover_interrupted(i).await.unwrap(), 0, "once");
+}
