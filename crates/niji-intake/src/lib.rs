@@ -511,6 +511,7 @@ async fn write_version(
             finals.iter().filter(|(k, f)| !(f.len() == 1 && f.contains(k))).flat_map(|(k, f)| f.iter().map(move |p| (*k, *p))).collect();
         drop(finals);
         drop(stored_of_unit);
+        return_freed_memory();
         let index_update = niji_vault::LinkIndexUpdate {
             retired,
             buckets,
@@ -909,6 +910,17 @@ impl IntakeLock {
         })
         .await
         .expect("locking does not panic")
+    }
+}
+
+/// Hands memory the allocator keeps after large frees back to the system (glibc keeps freed
+/// pages in each thread's arena; after linkage, the units and prior keys are hundreds of MB at a
+/// million persons), so that the next phase's allocations do not add to it.
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only releases free memory of the allocator's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
