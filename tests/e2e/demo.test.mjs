@@ -381,7 +381,8 @@ describe('niji demo in a real browser', () => {
     await row.waitFor({ state: 'visible' });
     // The job runs in the background: while it is listed as running the page says so, and a
     // reload shows how it ended.
-    for (let i = 0; i < 120 && (await row.getAttribute('data-status')) === 'checking'; i++) {
+    // (Up to about 200 s: an output that passes its slot answers at the time limit and a grace.)
+    for (let i = 0; i < 400 && (await row.getAttribute('data-status')) === 'checking'; i++) {
       assert.equal(await page.locator('#jobs-running').count(), 1, 'a running job is announced');
       await page.waitForTimeout(500);
       await page.reload();

@@ -13,7 +13,9 @@
 //!    output preset and compared with every earlier release of the permit, and with the job's
 //!    earlier outputs (differencing, `niji-sdc`): an output whose difference with one of them
 //!    isolates fewer persons than the threshold is refused with that release named;
-//! 5. the job ends `awaiting_review` (every output passed) or `refused`.
+//! 5. the job ends `awaiting_review` (every output passed) or `refused` (`failed` when it could
+//!    not run: no data, an internal error, or the server running it in the background stopped,
+//!    [`recover_interrupted`]).
 //!
 //! Signing off ([`sign_off`]): an account with the output-checker role that neither submitted the
 //! job nor is named on the permit approves or rejects it (a reason code, never free text). A
@@ -274,26 +276,42 @@ impl StartedJob {
 }
 
 /// Jobs left `checking` by a process that ended mid-run (a server runs jobs in the background)
-/// are finished as `failed` (`interrupted`), each logged; nothing of theirs was released. Their
-/// places in the permit's stops stay taken until a checker clears them, as for any run that
-/// never ended. To be called when a server starts, before it serves (the transparency log's
-/// lock keeps other processes from submitting meanwhile). Returns how many.
+/// are finished as `failed` (`interrupted`), each logged; nothing of theirs was released. The
+/// runs on real data that process had in progress (queries and jobs' outputs) end as stops
+/// `interrupted`, which an output checker may clear at once. To be called when a server starts,
+/// before it serves: the transparency log's lock, held by every process that opens the instance,
+/// keeps any other from running meanwhile. Returns how many jobs.
 pub async fn recover_interrupted(instance: &Instance) -> Result<usize, JobError> {
     let store = &instance.store;
     let mut n = 0;
     for job in store.jobs().await.map_err(internal)?.into_iter().filter(|j| j.status == "checking") {
-        store.finish_job(job.id, "failed", Some("interrupted"), None, &[], now_ts()).await.map_err(internal)?;
-        let index = log(
-            instance,
-            "system:startup".to_owned(),
-            "job.submitted",
-            format!("permit:{}", job.permit_id),
-            json!({"job": job.id, "outcome": "failed", "reason": "interrupted"}),
-        )?;
-        store.set_job_log_index(job.id, index as i64).await.map_err(internal)?;
+        fail_checking(instance, job.id, job.permit_id, "system:startup", "interrupted").await?;
         n += 1;
     }
+    store.end_interrupted_runs(now_ts()).await.map_err(internal)?;
     Ok(n)
+}
+
+/// Finishes a job still `checking` as `failed` with `reason`, logged; `false` when it had
+/// finished already.
+async fn fail_checking(instance: &Instance, job_id: i64, permit_id: i64, actor: &str, reason: &str) -> Result<bool, JobError> {
+    let store = &instance.store;
+    match store.finish_job(job_id, "failed", Some(reason), None, &[], now_ts()).await {
+        Ok(()) => {}
+        Err(niji_store::StoreError::NotFound { .. }) => return Ok(false),
+        Err(e) => return Err(internal(e)),
+    }
+    let data = json!({"job": job_id, "outcome": "failed", "reason": reason});
+    let index = log(instance, actor.to_owned(), "job.submitted", format!("permit:{permit_id}"), data)?;
+    store.set_job_log_index(job_id, index as i64).await.map_err(internal)?;
+    Ok(true)
+}
+
+/// Finishes a started job whose run could not record its end (an error, or its task panicked)
+/// as `failed` (`internal`), if it is still `checking`. For the server's background tasks.
+pub async fn fail_unfinished(instance: &Instance, job_id: i64) -> Result<bool, JobError> {
+    let job = instance.store.job(job_id).await.map_err(internal)?.ok_or(JobError::Internal)?;
+    fail_checking(instance, job_id, job.permit_id, "system:jobs", "internal").await
 }
 
 /// The first half of [`submit_job`]: checks the outputs' form and the permit and researcher,
@@ -462,35 +480,52 @@ async fn run_job(
     // starts now and covers reading and opening the tables too.
     let committed = crate::permit::committed_rows(instance, &ctx.policy).await?;
     let slot = |rows: u64| settings.answer.slot(rows, limits.timeout);
-    let mut first_pace = Some(crate::pace::Pace::start(slot(committed.of_run(&scans[0])), limits.timeout));
-    let started = time::OffsetDateTime::now_utc();
-    let (tables, read) = read_tables(instance, &ctx.policy).await?;
-    let use_ = niji_registry::use_of(&ctx.policy, started);
-    let (excluded, registry_version): (HashSet<[u8; 32]>, i64) =
-        niji_registry::exclusions(instance, &use_).await.map_err(|_| AnalysisError::Internal)?;
-    let receipt = JobReceipt { datasets: read, registry_version, excluded: excluded.len(), started: started.unix_timestamp() };
-    let workspace = Workspace::open(tables, &ctx.policy, ctx.secret, &excluded, limits).map_err(AnalysisError::Refused)?;
-    drop(excluded);
+    let first = crate::pace::Pace::start(slot(committed.of_run(&scans[0])), limits.timeout);
+    let opened = async {
+        let started = time::OffsetDateTime::now_utc();
+        let (tables, read) = read_tables(instance, &ctx.policy).await?;
+        let use_ = niji_registry::use_of(&ctx.policy, started);
+        let (excluded, registry_version): (HashSet<[u8; 32]>, i64) =
+            niji_registry::exclusions(instance, &use_).await.map_err(|_| AnalysisError::Internal)?;
+        let receipt = JobReceipt { datasets: read, registry_version, excluded: excluded.len(), started: started.unix_timestamp() };
+        let workspace = Workspace::open(tables, &ctx.policy, ctx.secret, &excluded, limits).map_err(AnalysisError::Refused)?;
+        drop(excluded);
+        let earlier = earlier_releases(instance, permit_id).await?;
+        Ok::<_, AnalysisError>((receipt, workspace, earlier))
+    }
+    .await;
+    // Reading and opening take times that depend on the data: whatever ends the first output's
+    // slot early is held until it ends.
+    let (receipt, workspace, mut earlier) = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            first.answer().await;
+            return Err(e);
+        }
+    };
+    let mut first_pace = Some(first);
 
     // 3. Each output: run, check, compare with the permit's releases and the job's earlier outputs.
     let preset: Preset = ctx.policy.output_preset.parse().unwrap_or(Preset::Ndb);
     let rules = Rules::preset(preset);
-    let mut earlier = earlier_releases(instance, permit_id).await?;
     let mut done = Vec::with_capacity(outputs.len());
     for ((name, sql), scans) in outputs.iter().zip(&scans) {
+        let covers_reading = first_pace.is_some();
         let pace = first_pace.take().unwrap_or_else(|| crate::pace::Pace::start(slot(committed.of_run(scans) - committed.read), limits.timeout));
         let new_run = niji_store::NewRun { permit_id, user_id, kind: "job", code_sha256: &sha256_hex(sql.as_bytes()), started_at: now_ts() };
         let place = match crate::stops::take_place(instance, settings, &new_run).await {
             Ok(place) => place,
-            Err(AnalysisError::StopsSpent) => {
-                done.push(Outcome1::new(name, sql, "refused", Some(STOPS_SPENT.to_owned())));
+            Err(e) => {
+                if covers_reading {
+                    pace.answer().await;
+                }
+                match e {
+                    AnalysisError::StopsSpent => done.push(Outcome1::new(name, sql, "refused", Some(STOPS_SPENT.to_owned()))),
+                    AnalysisError::RunsBusy => done.push(Outcome1::new(name, sql, "refused", Some(RUNS_BUSY.to_owned()))),
+                    e => return Err(e),
+                }
                 continue;
             }
-            Err(AnalysisError::RunsBusy) => {
-                done.push(Outcome1::new(name, sql, "refused", Some(RUNS_BUSY.to_owned())));
-                continue;
-            }
-            Err(e) => return Err(e),
         };
         let ran = workspace.run_until(sql, pace.deadline()).await;
         let (out, mut stop) = match ran {

@@ -34,7 +34,7 @@ pub struct CheckedOutput {
     pub rows: Vec<(Vec<String>, Vec<Shown>)>,
     pub suppressed: usize,
     pub preset: String,
-    /// The run passed its slot and answered at the time limit, spending one of the permit's
+    /// The run passed its slot and answered at the time limit and a grace, spending one of the permit's
     /// stops ([`pace`]).
     pub late: bool,
 }

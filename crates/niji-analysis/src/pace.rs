@@ -27,16 +27,18 @@ use tokio::time::Instant;
 /// How a run's slot is judged from the rows it reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AnswerTime {
-    /// The shortest slot: planning, the persons count's rewrite and output checking.
+    /// The shortest slot: opening the workspace, planning, the persons count's rewrite and
+    /// output checking.
     pub least: Duration,
-    /// Time given for each million rows the run's scans read (whole tables, sizes rounded up to
-    /// powers of two); generous, since a run passing its slot spends a stop.
+    /// Time given for each million rows the run reads and opens, and each million its query's
+    /// scans read (the committed versions' rows); generous, since a run passing its slot spends
+    /// a stop. Joins that make many more rows than they read may need more (`max_join_rows`).
     pub per_million_rows: Duration,
 }
 
 impl Default for AnswerTime {
     fn default() -> Self {
-        AnswerTime { least: Duration::from_secs(1), per_million_rows: Duration::from_secs(1) }
+        AnswerTime { least: Duration::from_secs(2), per_million_rows: Duration::from_secs(1) }
     }
 }
 

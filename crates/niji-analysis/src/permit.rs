@@ -64,7 +64,6 @@ fn empty_tables(policy: &PermitPolicy) -> Result<Vec<GrantedTable>, AnalysisErro
     Ok(tables)
 }
 
-/// The granted tables from each dataset's latest committed version, and what was read.
 /// The rows of the permit's tables as the datasets' latest committed versions count them
 /// (before the cohort and the registry's exclusions): per `(dataset, table)`, and the rows a run
 /// reads and opens in all (the granted tables and those its cohort needs). What a run's slot is
@@ -100,6 +99,7 @@ pub(crate) async fn committed_rows(instance: &Instance, policy: &PermitPolicy) -
     Ok(out)
 }
 
+/// The granted tables from each dataset's latest committed version, and what was read.
 pub(crate) async fn read_tables(
     instance: &Instance,
     policy: &PermitPolicy,

@@ -261,7 +261,7 @@ impl AnalysisSettings {
     /// runs_at_once = 2                       # runs on real data at a time, for the instance
     /// timeout_seconds = 120                  # time limit of one run
     /// memory_mib = 2048                      # memory one run may reserve
-    /// answer_least_seconds = 1.0             # the shortest slot of an answer
+    /// answer_least_seconds = 2.0             # the shortest slot of an answer
     /// answer_seconds_per_million_rows = 1.0  # slot per million rows read
     /// ```
     pub fn load(paths: &niji_instance::InstancePaths) -> Result<Self, SettingsError> {
@@ -357,10 +357,10 @@ mod settings_tests {
 
     #[test]
     fn the_operator_sets_runs_on_real_data_in_the_instance_folder() {
-        let defaults = Ok((5, 120, 2048, 1_000, 1_000));
+        let defaults = Ok((5, 120, 2048, 2_000, 1_000));
         check(None, defaults);
         check(Some(""), defaults);
-        check(Some("max_stops = 3\ntimeout_seconds = 600\nmemory_mib = 8192"), Ok((3, 600, 8192, 1_000, 1_000)));
+        check(Some("max_stops = 3\ntimeout_seconds = 600\nmemory_mib = 8192"), Ok((3, 600, 8192, 2_000, 1_000)));
         check(Some("answer_least_seconds = 2.5\nanswer_seconds_per_million_rows = 0.25"), Ok((5, 120, 2048, 2_500, 250)));
         check(Some("runs_at_once = 4"), defaults);
         // Refused with the file and the field named.

@@ -208,7 +208,7 @@ static JA: Text = Text {
     suppressed: "秘匿",
     refused_cell: "不可",
     suppressed_count: "秘匿したセル",
-    late_answer: "この実行は、実行前に表の大きさだけから決めた回答時刻までに終わらなかったため、時間上限の時刻に回答し、この許可の停止枠を1つ使いました。回答時刻は結果によらず決まるので、所要時間から行の内容はわかりません。",
+    late_answer: "この実行は、実行前に表の大きさだけから決めた回答時刻までに終わらなかったため、時間上限とその4分の1を過ぎた時刻に回答し、この許可の停止枠を1つ使いました。回答時刻は結果によらず決まるので、所要時間から行の内容はわかりません。",
     rows_left_out: "対象者が最小集計単位に満たない行は、キー（分類）ごと表から除いています。そうした行があるかどうか、いくつあるかは示しません。中央値・パーセンタイルはひとりの値なので、その外側の少ない方の人数（中央値なら半分）で判定します。",
     no_rows: "行はありません。",
     more_rows: "ここに表示していない残りの行（API の JSON と公開した CSV にはすべての行があります）",
@@ -334,7 +334,7 @@ static EN: Text = Text {
     suppressed: "秘匿 (suppressed)",
     refused_cell: "refused",
     suppressed_count: "Suppressed cells",
-    late_answer: "This run did not end by the time its answer was due (fixed before it ran, from the tables' sizes alone), so it answered at the time limit and spent one of the permit's stops. Answers come at fixed times, so how long a run takes tells nothing about the rows.",
+    late_answer: "This run did not end by the time its answer was due (fixed before it ran, from the tables' sizes alone), so it answered at the time limit and a quarter of it more, and spent one of the permit's stops. Answers come at fixed times, so how long a run takes tells nothing about the rows.",
     rows_left_out: "Rows of fewer persons than the minimum are left out of the table, keys and all; whether there are any, and how many, is not shown. A median or percentile is one person's value: it counts the persons on its thinner side (half the group for a median).",
     no_rows: "No rows.",
     more_rows: "Rows not shown here (the JSON API and the released CSV hold every row)",
@@ -624,7 +624,7 @@ struct CheckedView {
     /// Rows past those (the JSON API and the released CSV hold every row).
     more: usize,
     suppressed: usize,
-    /// The run passed its slot, answered at the time limit and spent a stop.
+    /// The run passed its slot, answered at the time limit and a grace and spent a stop.
     late: bool,
 }
 

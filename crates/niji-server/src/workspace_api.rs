@@ -354,7 +354,7 @@ pub(crate) struct CheckedResult {
     /// Cells withheld (suppressed or refused).
     suppressed: usize,
     /// The run passed the time its answer was due (fixed from the tables' sizes before it ran), so
-    /// it answered at the time limit and spent one of the permit's stops.
+    /// it answered at the time limit and a grace and spent one of the permit's stops.
     late: bool,
 }
 
@@ -432,13 +432,26 @@ pub(crate) async fn detached_query(
 pub(crate) async fn background_job(state: &AppState, user_id: i64, permit_id: i64, outputs: Vec<(String, String)>) -> Result<JobView, JobError> {
     let started = niji_analysis::jobs::start_job(state.instance(), user_id, permit_id, &outputs).await?;
     let job_id = started.job_id();
+    // The job as recorded (`checking`), read before it runs.
+    let view = niji_analysis::jobs::job_view(state.instance(), job_id).await?;
     let (instance, settings) = (state.instance_arc(), state.analysis().clone());
     tokio::spawn(async move {
-        if niji_analysis::jobs::run_started(&instance, &settings, started).await.is_err() {
-            tracing::error!(job = job_id, "a job could not be recorded as finished");
+        let run = {
+            let instance = instance.clone();
+            tokio::spawn(async move { niji_analysis::jobs::run_started(&instance, &settings, started).await })
+        };
+        // A run that could not record its end (an error, a panic) leaves no job `checking`.
+        let failure = match run.await {
+            Ok(Ok(_)) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(job = job_id, error = %failure, "a job could not be recorded as finished");
+        if let Err(e) = niji_analysis::jobs::fail_unfinished(&instance, job_id).await {
+            tracing::error!(job = job_id, error = %e, "a job could not be marked as failed");
         }
     });
-    niji_analysis::jobs::job_view(state.instance(), job_id).await
+    Ok(view)
 }
 
 // ---------------------------------------------------------------------------------------------

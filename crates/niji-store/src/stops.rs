@@ -73,6 +73,17 @@ impl Store {
 
     /// Ends a reserved run: `Some(reason)` keeps it as a stop (uncleared, even if a clearance
     /// passed over it meanwhile), `None` gives its place back.
+    /// Ends every run still in progress as a stop `interrupted` (their process died); for a
+    /// process starting when no other may run (it holds the transparency log's lock). Returns how
+    /// many.
+    pub async fn end_interrupted_runs(&self, now: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("UPDATE permit_stops SET reason = 'interrupted', ended_at = $1 WHERE reason = 'running'")
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
     pub async fn end_run(&self, reservation: i64, stop: Option<&str>, now: i64) -> Result<(), StoreError> {
         let done = sqlx::query(
             "UPDATE permit_stops SET reason = $2, ended_at = $3, cleared_by = NULL, cleared_at = NULL WHERE id = $1 AND reason = 'running'",
