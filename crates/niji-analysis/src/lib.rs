@@ -158,7 +158,9 @@ async fn run(
     empty.run(sql).await.map_err(AnalysisError::Refused)?;
     let scans = empty.scans(sql).await.map_err(AnalysisError::Refused)?;
     drop(empty);
-    // The run's turn first (waiting holds no place of the permit's budget), then a place.
+    // The run's turn first (waiting holds no place of the permit's budget), then a place. The
+    // turn is held until the answer: given back when the run ended, it would let the next run
+    // start at a time that tells this one's.
     let _turn = settings.queue.turn().await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let new_run = niji_store::NewRun { permit_id, user_id, kind: "query", code_sha256: sql_sha256, started_at: now };
