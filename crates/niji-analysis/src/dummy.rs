@@ -548,7 +548,7 @@ async fn run(
     receipt: &mut Option<Receipt>,
 ) -> Result<DummyOutput, AnalysisError> {
     let crate::permit::PermitContext { policy, .. } = crate::permit::permit_context(instance, user_id, permit_id).await?;
-    let (tables, read) = crate::permit::read_tables(instance, &policy).await?;
+    let (tables, read) = crate::permit::read_tables(instance, &policy, None).await?;
     let use_ = niji_registry::use_of(&policy, started);
     let (excluded, registry_version): (HashSet<[u8; 32]>, i64) =
         niji_registry::exclusions(instance, &use_).await.map_err(|_| AnalysisError::Internal)?;

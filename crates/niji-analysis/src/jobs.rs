@@ -483,7 +483,7 @@ async fn run_job(
     let first = crate::pace::Pace::start(slot(committed.of_run(&scans[0])), limits.timeout);
     let opened = async {
         let started = time::OffsetDateTime::now_utc();
-        let (tables, read) = read_tables(instance, &ctx.policy).await?;
+        let (tables, read) = read_tables(instance, &ctx.policy, Some(&committed.versions)).await?;
         let use_ = niji_registry::use_of(&ctx.policy, started);
         let (excluded, registry_version): (HashSet<[u8; 32]>, i64) =
             niji_registry::exclusions(instance, &use_).await.map_err(|_| AnalysisError::Internal)?;

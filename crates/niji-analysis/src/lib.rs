@@ -168,19 +168,20 @@ async fn run(
     // The answer comes at a time fixed now, before anything is read, from the committed sizes of
     // the tables it reads and scans ([`pace`]); whatever follows is held until then.
     let result = async {
-        let rows = permit::committed_rows(instance, &context.policy).await?.of_run(&scans);
-        Ok::<_, AnalysisError>(pace::Pace::start(settings.answer.slot(rows, settings.limits.timeout), settings.limits.timeout))
+        let committed = permit::committed_rows(instance, &context.policy).await?;
+        let slot = settings.answer.slot(committed.of_run(&scans), settings.limits.timeout);
+        Ok::<_, AnalysisError>((pace::Pace::start(slot, settings.limits.timeout), committed.versions))
     }
     .await;
-    let pace = match result {
-        Ok(pace) => pace,
+    let (pace, versions) = match result {
+        Ok(x) => x,
         Err(e) => {
             stops::end_run(instance, place, None).await?;
             return Err(e);
         }
     };
     let mut stop = None;
-    let result = run_in_place(instance, settings, permit_id, context, (sql, pace.deadline()), started, receipt, &mut stop).await;
+    let result = run_in_place(instance, settings, (permit_id, &versions), context, (sql, pace.deadline()), started, receipt, &mut stop).await;
     if pace.answer().await && stop.is_none() {
         stop = Some(pace::LATE);
     }
@@ -191,7 +192,7 @@ async fn run(
 async fn run_in_place(
     instance: &Instance,
     settings: &AnalysisSettings,
-    permit_id: i64,
+    (permit_id, versions): (i64, &[(String, i64)]),
     context: permit::PermitContext,
     (sql, deadline): (&str, std::time::Instant),
     started: time::OffsetDateTime,
@@ -200,7 +201,7 @@ async fn run_in_place(
 ) -> Result<CheckedOutput, AnalysisError> {
     let permit::PermitContext { policy, secret } = context;
     // The granted tables, from each dataset's latest committed version.
-    let (tables, read) = permit::read_tables(instance, &policy).await?;
+    let (tables, read) = permit::read_tables(instance, &policy, Some(versions)).await?;
     // The consent registry, asked now: who this use must exclude, and the registry's version.
     let use_ = niji_registry::use_of(&policy, started);
     let (excluded, registry_version): (HashSet<[u8; 32]>, i64) =

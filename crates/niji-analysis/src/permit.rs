@@ -71,6 +71,8 @@ fn empty_tables(policy: &PermitPolicy) -> Result<Vec<GrantedTable>, AnalysisErro
 pub(crate) struct CommittedRows {
     pub per_table: std::collections::HashMap<(String, String), u64>,
     pub read: u64,
+    /// The versions counted, `(dataset, number)`: the run reads these ([`read_tables`]).
+    pub versions: Vec<(String, i64)>,
 }
 
 impl CommittedRows {
@@ -84,10 +86,11 @@ pub(crate) async fn committed_rows(instance: &Instance, policy: &PermitPolicy) -
     let store = &instance.store;
     let spec = cohort_spec(policy);
     let needed = if spec.is_empty() { Vec::new() } else { niji_lake::cohort::needed_tables(&spec) };
-    let mut out = CommittedRows { per_table: Default::default(), read: 0 };
+    let mut out = CommittedRows { per_table: Default::default(), read: 0, versions: Vec::new() };
     for grant in &policy.datasets {
         let dataset = store.dataset_by_name(&grant.dataset).await.map_err(|_| AnalysisError::Internal)?.ok_or(AnalysisError::NoData)?;
         let version = store.latest_dataset_version(dataset.id).await.map_err(|_| AnalysisError::Internal)?.ok_or(AnalysisError::NoData)?;
+        out.versions.push((grant.dataset.clone(), version.number));
         for t in store.dataset_version_tables(version.id).await.map_err(|_| AnalysisError::Internal)? {
             let rows = u64::try_from(t.rows).unwrap_or(0);
             if grant.tables.iter().any(|g| g.table == t.table_name) || needed.iter().any(|n| *n == t.table_name) {
@@ -99,13 +102,18 @@ pub(crate) async fn committed_rows(instance: &Instance, policy: &PermitPolicy) -
     Ok(out)
 }
 
-/// The granted tables from each dataset's latest committed version, and what was read.
+/// The granted tables from each dataset's latest committed version (or from `versions`, those
+/// a run's slot was judged from), and what was read.
 pub(crate) async fn read_tables(
     instance: &Instance,
     policy: &PermitPolicy,
+    versions: Option<&[(String, i64)]>,
 ) -> Result<(Vec<GrantedTable>, Vec<niji_registry::RunDataset>), AnalysisError> {
     let store = &instance.store;
-    let latest = store.latest_committed_versions().await.map_err(|_| AnalysisError::Internal)?;
+    let latest = match versions {
+        Some(v) => v.to_vec(),
+        None => store.latest_committed_versions().await.map_err(|_| AnalysisError::Internal)?,
+    };
     let spec = cohort_spec(policy);
     let mut tables = Vec::new();
     let mut read = Vec::new();
