@@ -548,11 +548,7 @@ async fn run(
     receipt: &mut Option<Receipt>,
 ) -> Result<DummyOutput, AnalysisError> {
     let crate::permit::PermitContext { policy, .. } = crate::permit::permit_context(instance, user_id, permit_id).await?;
-    let (tables, read) = crate::permit::read_tables(instance, &policy, None).await?;
-    let use_ = niji_registry::use_of(&policy, started);
-    let (excluded, registry_version): (HashSet<[u8; 32]>, i64) =
-        niji_registry::exclusions(instance, &use_).await.map_err(|_| AnalysisError::Internal)?;
-    let excluded_count = excluded.len();
+    let (tables, excluded, read) = crate::permit::read_real(instance, &policy, None, started).await?;
 
     // Marginals, then dummy rows: the real rows are dropped before any query runs.
     let seed = seed_of(permit_id);
@@ -564,7 +560,7 @@ async fn run(
     })
     .await
     .map_err(|_| AnalysisError::Internal)??;
-    *receipt = Some(Receipt { datasets: read, registry_version, excluded: excluded_count });
+    *receipt = Some(read);
 
     let secret: [u8; 32] = Sha256::new().chain_update(b"niji-analysis:dummy-person-ids\0").chain_update(seed).finalize().into();
     let workspace = Workspace::open_dummy(dummy, &policy, secret, Limits::default()).map_err(AnalysisError::Refused)?;

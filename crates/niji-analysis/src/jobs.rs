@@ -41,7 +41,7 @@ use niji_sdc::{Cell, CellRef, Checked, Measure, Outcome, Preset, Reason, Release
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::permit::{permit_context, read_tables, to_table, PermitContext};
+use crate::permit::{permit_context, to_table, PermitContext};
 use crate::{AnalysisError, AnalysisSettings};
 
 /// The most outputs one job may have.
@@ -284,7 +284,7 @@ impl StartedJob {
 pub async fn recover_interrupted(instance: &Instance) -> Result<usize, JobError> {
     let store = &instance.store;
     let mut n = 0;
-    for job in store.jobs().await.map_err(internal)?.into_iter().filter(|j| j.status == "checking") {
+    for job in store.jobs_in("checking").await.map_err(internal)? {
         fail_checking(instance, job.id, job.permit_id, "system:startup", "interrupted").await?;
         n += 1;
     }
@@ -363,7 +363,7 @@ pub async fn run_started(instance: &Instance, settings: &AnalysisSettings, start
             };
             let mut run_id = None;
             if let Some(r) = &ran.receipt {
-                let datasets = serde_json::to_string(&r.datasets).map_err(internal)?;
+                let datasets = serde_json::to_string(&r.reached.datasets).map_err(internal)?;
                 let id = store
                     .insert_analysis_run(&niji_store::NewAnalysisRun {
                         permit_id,
@@ -371,8 +371,8 @@ pub async fn run_started(instance: &Instance, settings: &AnalysisSettings, start
                         kind: "job",
                         code_sha256: &code_sha256,
                         outcome: if status == "refused" { "refused" } else { "pending" },
-                        registry_version: r.registry_version,
-                        excluded_persons: r.excluded as i64,
+                        registry_version: r.reached.registry_version,
+                        excluded_persons: r.reached.excluded as i64,
                         datasets: &datasets,
                         started_at: r.started,
                         finished_at: now_ts(),
@@ -394,7 +394,7 @@ pub async fn run_started(instance: &Instance, settings: &AnalysisSettings, start
             });
             if let (Some(id), Some(r)) = (run_id, &ran.receipt) {
                 data["run"] = id.into();
-                data["registry_version"] = r.registry_version.into();
+                data["registry_version"] = r.reached.registry_version.into();
             }
             let index = log(instance, actor, "job.submitted", format!("permit:{permit_id}"), data)?;
             store.set_job_log_index(job_id, index as i64).await.map_err(internal)?;
@@ -417,10 +417,9 @@ pub async fn run_started(instance: &Instance, settings: &AnalysisSettings, start
     job_view(instance, job_id).await
 }
 
+/// A job's receipt: what its run applied, and when it started (Unix seconds).
 struct JobReceipt {
-    datasets: Vec<niji_registry::RunDataset>,
-    registry_version: i64,
-    excluded: usize,
+    reached: crate::Receipt,
     started: i64,
 }
 
@@ -483,11 +482,8 @@ async fn run_job(
     let first = crate::pace::Pace::start(slot(committed.of_run(&scans[0])), limits.timeout);
     let opened = async {
         let started = time::OffsetDateTime::now_utc();
-        let (tables, read) = read_tables(instance, &ctx.policy, Some(&committed.versions)).await?;
-        let use_ = niji_registry::use_of(&ctx.policy, started);
-        let (excluded, registry_version): (HashSet<[u8; 32]>, i64) =
-            niji_registry::exclusions(instance, &use_).await.map_err(|_| AnalysisError::Internal)?;
-        let receipt = JobReceipt { datasets: read, registry_version, excluded: excluded.len(), started: started.unix_timestamp() };
+        let (tables, excluded, reached) = crate::permit::read_real(instance, &ctx.policy, Some(&committed.versions), started).await?;
+        let receipt = JobReceipt { reached, started: started.unix_timestamp() };
         let workspace = Workspace::open(tables, &ctx.policy, ctx.secret, &excluded, limits).map_err(AnalysisError::Refused)?;
         drop(excluded);
         let earlier = earlier_releases(instance, permit_id).await?;
@@ -511,7 +507,7 @@ async fn run_job(
     let mut done = Vec::with_capacity(outputs.len());
     for ((name, sql), scans) in outputs.iter().zip(&scans) {
         let covers_reading = first_pace.is_some();
-        let pace = first_pace.take().unwrap_or_else(|| crate::pace::Pace::start(slot(committed.of_run(scans) - committed.read), limits.timeout));
+        let pace = first_pace.take().unwrap_or_else(|| crate::pace::Pace::start(slot(committed.of_scans(scans)), limits.timeout));
         let new_run = niji_store::NewRun { permit_id, user_id, kind: "job", code_sha256: &sha256_hex(sql.as_bytes()), started_at: now_ts() };
         let place = match crate::stops::take_place(instance, settings, &new_run).await {
             Ok(place) => place,

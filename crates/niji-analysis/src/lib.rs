@@ -15,8 +15,6 @@ pub mod pace;
 mod permit;
 pub mod stops;
 
-use std::collections::HashSet;
-
 use niji_core::{AuditEvent, AuditSink};
 use niji_instance::Instance;
 pub use niji_sandbox::Limits;
@@ -136,10 +134,10 @@ pub async fn query_real_with(
 }
 
 /// What a run that reached the data applied.
-struct Receipt {
-    datasets: Vec<niji_registry::RunDataset>,
-    registry_version: i64,
-    excluded: usize,
+pub(crate) struct Receipt {
+    pub(crate) datasets: Vec<niji_registry::RunDataset>,
+    pub(crate) registry_version: i64,
+    pub(crate) excluded: usize,
 }
 
 async fn run(
@@ -201,12 +199,9 @@ async fn run_in_place(
 ) -> Result<CheckedOutput, AnalysisError> {
     let permit::PermitContext { policy, secret } = context;
     // The granted tables, from each dataset's latest committed version.
-    let (tables, read) = permit::read_tables(instance, &policy, Some(versions)).await?;
-    // The consent registry, asked now: who this use must exclude, and the registry's version.
-    let use_ = niji_registry::use_of(&policy, started);
-    let (excluded, registry_version): (HashSet<[u8; 32]>, i64) =
-        niji_registry::exclusions(instance, &use_).await.map_err(|_| AnalysisError::Internal)?;
-    *receipt = Some(Receipt { datasets: read, registry_version, excluded: excluded.len() });
+    // and the consent registry, asked now: who this use must exclude.
+    let (tables, excluded, read) = permit::read_real(instance, &policy, Some(versions), started).await?;
+    *receipt = Some(read);
     let workspace = Workspace::open(tables, &policy, secret, &excluded, settings.limits).map_err(AnalysisError::Refused)?;
     drop(excluded);
     answer(instance, permit_id, &policy, &workspace, (sql, deadline), stop).await

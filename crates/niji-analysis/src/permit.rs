@@ -78,7 +78,12 @@ pub(crate) struct CommittedRows {
 impl CommittedRows {
     /// The rows a run of a query with these scans reads: every table opened, and each scan.
     pub(crate) fn of_run(&self, scans: &[(String, String)]) -> u64 {
-        scans.iter().fold(self.read, |sum, scan| sum.saturating_add(self.per_table.get(scan).copied().unwrap_or(0)))
+        self.read.saturating_add(self.of_scans(scans))
+    }
+
+    /// The rows these scans read (a query run on a workspace already open).
+    pub(crate) fn of_scans(&self, scans: &[(String, String)]) -> u64 {
+        scans.iter().fold(0, |sum, scan| sum.saturating_add(self.per_table.get(scan).copied().unwrap_or(0)))
     }
 }
 
@@ -102,9 +107,25 @@ pub(crate) async fn committed_rows(instance: &Instance, policy: &PermitPolicy) -
     Ok(out)
 }
 
+/// The real data a run reads: the granted tables (from `versions`, or the latest committed ones),
+/// the persons the consent registry excludes from the permit's use as of `at`, and the receipt of
+/// both (the versions read, the registry's version, how many persons it excluded).
+pub(crate) async fn read_real(
+    instance: &Instance,
+    policy: &PermitPolicy,
+    versions: Option<&[(String, i64)]>,
+    at: time::OffsetDateTime,
+) -> Result<(Vec<GrantedTable>, std::collections::HashSet<[u8; 32]>, crate::Receipt), AnalysisError> {
+    let (tables, datasets) = read_tables(instance, policy, versions).await?;
+    let use_ = niji_registry::use_of(policy, at);
+    let (excluded, registry_version) = niji_registry::exclusions(instance, &use_).await.map_err(|_| AnalysisError::Internal)?;
+    let receipt = crate::Receipt { datasets, registry_version, excluded: excluded.len() };
+    Ok((tables, excluded, receipt))
+}
+
 /// The granted tables from each dataset's latest committed version (or from `versions`, those
 /// a run's slot was judged from), and what was read.
-pub(crate) async fn read_tables(
+async fn read_tables(
     instance: &Instance,
     policy: &PermitPolicy,
     versions: Option<&[(String, i64)]>,

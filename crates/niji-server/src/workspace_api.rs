@@ -440,11 +440,13 @@ pub(crate) async fn background_job(state: &AppState, user_id: i64, permit_id: i6
             let instance = instance.clone();
             tokio::spawn(async move { niji_analysis::jobs::run_started(&instance, &settings, started).await })
         };
-        // A run that could not record its end (an error, a panic) leaves no job `checking`.
+        // A run that could not record its end (an error, a panic) leaves no job `checking`. The
+        // error's fixed text is logged, never a panic's message (it could quote a value).
         let failure = match run.await {
             Ok(Ok(_)) => return,
             Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
+            Err(e) if e.is_panic() => "the job's task panicked".to_owned(),
+            Err(_) => "the job's task was cancelled".to_owned(),
         };
         tracing::error!(job = job_id, error = %failure, "a job could not be recorded as finished");
         if let Err(e) = niji_analysis::jobs::fail_unfinished(&instance, job_id).await {

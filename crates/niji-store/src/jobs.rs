@@ -177,6 +177,11 @@ impl Store {
         Ok(sqlx::query_as(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id")).fetch_all(&self.pool).await?)
     }
 
+    /// The jobs in `status` (e.g. `checking`), ordered by id.
+    pub async fn jobs_in(&self, status: &str) -> Result<Vec<JobRow>, StoreError> {
+        Ok(sqlx::query_as(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE status = $1 ORDER BY id")).bind(status).fetch_all(&self.pool).await?)
+    }
+
     /// A job's outputs in the order they were submitted.
     pub async fn job_outputs(&self, job_id: i64) -> Result<Vec<JobOutputRow>, StoreError> {
         Ok(sqlx::query_as(&format!("SELECT {OUTPUT_COLUMNS} FROM job_outputs WHERE job_id = $1 ORDER BY position"))

@@ -71,8 +71,6 @@ impl Store {
         .await?)
     }
 
-    /// Ends a reserved run: `Some(reason)` keeps it as a stop (uncleared, even if a clearance
-    /// passed over it meanwhile), `None` gives its place back.
     /// Ends every run still in progress as a stop `interrupted` (their process died); for a
     /// process starting when no other may run (it holds the transparency log's lock). Returns how
     /// many.
@@ -84,6 +82,8 @@ impl Store {
             .rows_affected())
     }
 
+    /// Ends a reserved run: `Some(reason)` keeps it as a stop (uncleared, even if a clearance
+    /// passed over it meanwhile), `None` gives its place back (the row stays as `ok`).
     pub async fn end_run(&self, reservation: i64, stop: Option<&str>, now: i64) -> Result<(), StoreError> {
         let done = sqlx::query(
             "UPDATE permit_stops SET reason = $2, ended_at = $3, cleared_by = NULL, cleared_at = NULL WHERE id = $1 AND reason = 'running'",
