@@ -136,40 +136,12 @@ fn count_distinct<'a>(columns: impl Iterator<Item = &'a ArrayRef>, grain: Grain,
         if seen.len() as u128 + unhashed > enough {
             break;
         }
-        match (grain, column.as_any().downcast_ref::<Date32Array>()) {
-            (Grain::Week, Some(dates)) => {
-                // 1970-01-01 was a Thursday: days + 3 counts from a Monday.
-                for d in dates.iter().flatten() {
-                    seen.insert((i64::from(d) + 3).div_euclid(7) as u64);
-                }
-            }
-            (Grain::Month | Grain::Year, Some(dates)) => {
-                for d in dates.iter().flatten() {
-                    let (year, month) = civil_from_days(d);
-                    let key = if grain == Grain::Month { year * 12 + i64::from(month) } else { year };
-                    seen.insert(key as u64);
-                }
-            }
-            (Grain::Prefix(k), _) if column.as_any().is::<StringArray>() => {
-                let texts = column.as_any().downcast_ref::<StringArray>().expect("a text column");
-                for text in texts.iter().flatten() {
-                    let end = text.char_indices().nth(usize::from(k)).map_or(text.len(), |(at, _)| at);
-                    seen.insert(state.hash_one(&text[..end]));
-                }
-            }
-            // Weeks, months and years of anything but a table's dates, and prefixes of anything
-            // but its text: its values bound them.
-            _ => {
-                hashes.clear();
-                hashes.resize(column.len(), 0);
-                if create_hashes([column], &state, &mut hashes).is_err() {
-                    // A type that cannot be hashed: at most one value a row.
-                    unhashed += column.len() as u128;
-                    continue;
-                }
-                seen.extend((0..column.len()).filter(|&i| column.is_valid(i)).map(|i| hashes[i]));
-            }
+        if !grain_hashes(column, grain, &state, &mut hashes) {
+            // A type that cannot be hashed: at most one value a row.
+            unhashed += column.len() as u128;
+            continue;
         }
+        seen.extend(hashes.iter().enumerate().filter(|&(i, _)| column.is_valid(i)).map(|(_, &h)| h));
     }
     seen.len() as u128 + unhashed
 }
@@ -201,8 +173,11 @@ fn count_tuples(batches: &[RecordBatch], columns: &[(usize, Grain)], enough: u12
     seen.len() as u128
 }
 
-/// Per row of `column`, a hash of its value at `grain` (one fixed hash for a null); `false` when
-/// the type cannot be hashed.
+/// Per row of `column`, a hash of its value at `grain` (one fixed hash for a null; distinct
+/// values at the grain hash apart, up to 64-bit collisions); `false` when the type cannot be
+/// hashed. Weeks (from Monday: 1970-01-01 was a Thursday, so days + 3), months and years of
+/// anything but a table's dates, and prefixes of anything but its text, hash its values (they
+/// bound them).
 fn grain_hashes(column: &ArrayRef, grain: Grain, state: &QualityRandomState, out: &mut Vec<u64>) -> bool {
     const NULL: u64 = 0x6e75_6c6c_6e75_6c6c;
     out.clear();
@@ -553,31 +528,28 @@ impl Distinct {
 /// Columns of two scans of one table (a self-join) are never counted together: their pairs are
 /// not the table's.
 fn keys_product(keys: Vec<Distinct>) -> Distinct {
-    let mut by_scan: BTreeMap<Scan, (Arc<Values>, Vec<usize>)> = BTreeMap::new();
+    // Per scan, its table's values and the keys that are its columns (key, column at its grain).
+    type Columns = Vec<(usize, (usize, Grain))>;
+    let mut by_scan: BTreeMap<Scan, (Arc<Values>, Columns)> = BTreeMap::new();
     for (i, k) in keys.iter().enumerate() {
-        if let Some((values, scan)) = scan_column(k) {
-            by_scan.entry(scan).or_insert_with(|| (values, Vec::new())).1.push(i);
+        if let Some((values, scan, column)) = scan_column(k) {
+            by_scan.entry(scan).or_insert_with(|| (values.clone(), Vec::new())).1.push((i, column));
         }
     }
     // Two or three columns of a scan: each set is one more whole-table count a refusal could
     // turn on, so sets stay small.
-    let joint: Vec<(Arc<Values>, Vec<usize>)> = by_scan.into_values().filter(|(_, at)| (2..=3).contains(&at.len())).collect();
+    let joint: Vec<_> = by_scan.into_values().filter(|(_, at)| (2..=3).contains(&at.len())).collect();
     if joint.is_empty() {
         return Distinct::Product(keys);
     }
     let mut used = vec![false; keys.len()];
     let mut factors = Vec::new();
     for (values, at) in joint {
-        let mut columns: Vec<(usize, Grain)> = at
-            .iter()
-            .map(|&i| {
-                used[i] = true;
-                match scan_column_of(&keys[i]) {
-                    Some(Distinct::Column(_, _, column, grain)) => (*column, *grain),
-                    _ => unreachable!("scan_column found a column"),
-                }
-            })
-            .collect();
+        let mut columns: Vec<(usize, Grain)> = Vec::with_capacity(at.len());
+        for &(i, column) in &at {
+            used[i] = true;
+            columns.push(column);
+        }
         columns.sort_unstable();
         columns.dedup();
         factors.push(Distinct::Joint(values, columns));
@@ -587,24 +559,20 @@ fn keys_product(keys: Vec<Distinct>) -> Distinct {
 }
 
 /// The table column a key is, with or without caps known from the plan (`Min` of it and
-/// constants), and the scan it comes from.
-fn scan_column(key: &Distinct) -> Option<(Arc<Values>, Scan)> {
-    match scan_column_of(key)? {
-        Distinct::Column(values, scan, ..) => Some((values.clone(), *scan)),
-        _ => None,
-    }
-}
-
-fn scan_column_of(key: &Distinct) -> Option<&Distinct> {
-    match key {
-        Distinct::Column(..) => Some(key),
+/// constants): its table's values, the scan it comes from, and the column at its grain.
+fn scan_column(key: &Distinct) -> Option<(&Arc<Values>, Scan, (usize, Grain))> {
+    let column = match key {
         Distinct::Min(parts) => {
             let mut columns = parts.iter().filter(|p| !matches!(p, Distinct::At(_)));
             match (columns.next(), columns.next()) {
-                (Some(c @ Distinct::Column(..)), None) => Some(c),
-                _ => None,
+                (Some(c), None) => c,
+                _ => return None,
             }
         }
+        other => other,
+    };
+    match column {
+        Distinct::Column(values, scan, column, grain) => Some((values, *scan, (*column, *grain))),
         _ => None,
     }
 }
