@@ -352,6 +352,22 @@ async fn windows_over_joins_and_one_sided_or_null_parts_are_held() {
         .await
         .unwrap();
     assert_eq!(r.cell_persons[0][0], 2, "{r:?}");
+    // Two cells whose difference is one person (points 60: person 4), though each counts several
+    // and so does each complement: both count that one, in two columns or in one.
+    let (a, b) = ("count(*) FILTER (WHERE points <= 60)", "count(*) FILTER (WHERE points <= 60 AND points <> 60)");
+    let r = ws.run(&format!("SELECT kind, {a} AS a, {b} AS b FROM claim_lines GROUP BY kind")).await.unwrap();
+    assert_eq!(r.cell_persons, [vec![6, 1, 1]], "{r:?}");
+    let r = ws.run(&format!("SELECT kind, {a} - {b} AS d, count(*) AS n FROM claim_lines GROUP BY kind")).await.unwrap();
+    assert_eq!(r.cell_persons, [vec![6, 1, 6]], "{r:?}");
+    // The same in a CASE.
+    let r = ws
+        .run("SELECT kind, sum(CASE WHEN points <= 60 THEN 1 END) AS a, sum(CASE WHEN points <= 60 AND points <> 60 THEN 1 END) AS b FROM claim_lines GROUP BY kind")
+        .await
+        .unwrap();
+    assert_eq!((r.cell_persons[0][1], r.cell_persons[0][2]), (1, 1), "{r:?}");
+    // Two cells of the same rows stay as they were.
+    let r = ws.run(&format!("SELECT kind, {a} AS a, sum(points) FILTER (WHERE points <= 60) AS s FROM claim_lines GROUP BY kind")).await.unwrap();
+    assert_eq!(r.cell_persons, [vec![6, 2, 2]], "{r:?}");
 }
 
 #[tokio::test]
