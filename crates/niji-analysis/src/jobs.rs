@@ -186,10 +186,27 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// The cohort key of an output: the hash of its SQL with whitespace collapsed and ASCII letters
-/// lower-cased (the same query written twice is the same cohort; any other text is another).
-pub(crate) fn cohort_key(sql: &str) -> String {
+/// lower-cased, and of what decided which persons its rows could hold (`reached`: the permit's
+/// version, each dataset version read and the consent registry's version applied).
+///
+/// Stored with each output and answer as a record of what it was computed over (differencing
+/// compares every earlier release whatever its key: the same SQL after an amended permit, a new
+/// dataset version or an opt-out holds other persons). An output that never ran (`reached` is
+/// `None`) is keyed by its SQL alone; it is never released.
+pub(crate) fn cohort_key(sql: &str, reached: Option<(u32, &crate::Receipt)>) -> String {
     let normal = sql.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase();
-    sha256_hex(normal.trim_end_matches(';').trim().as_bytes())
+    let mut key = normal.trim_end_matches(';').trim().to_owned();
+    if let Some((permit_version, receipt)) = reached {
+        let mut datasets: Vec<_> = receipt.datasets.iter().map(|d| (d.dataset.as_str(), d.version)).collect();
+        datasets.sort_unstable();
+        // After a NUL, which no SQL text the workspace accepts holds.
+        key.push_str(&format!("\0permit-version={permit_version};registry={};", receipt.registry_version));
+        for (dataset, version) in datasets {
+            key.push_str(&format!("{}={version};", dataset.len()));
+            key.push_str(dataset);
+        }
+    }
+    sha256_hex(key.as_bytes())
 }
 
 /// An output as checked, before it is stored.
@@ -210,7 +227,7 @@ impl Outcome1 {
         Outcome1 {
             name: name.to_owned(),
             sql_sha256: sha256_hex(sql.as_bytes()),
-            cohort_key: cohort_key(sql),
+            cohort_key: cohort_key(sql, None),
             status,
             refusal,
             checked_table: None,
@@ -530,7 +547,8 @@ async fn run_job(
                 (Outcome1::new(name, sql, "refused", Some(sandbox_code(&e).to_owned())), stop)
             }
             Ok(result) => {
-                let out = check_one(name, sql, job_id, &result, &rules, &mut earlier);
+                let cohort = cohort_key(sql, Some((ctx.policy.version, &receipt.reached)));
+                let out = check_one((name, sql), (job_id, cohort), &result, &rules, &mut earlier);
                 // A refusal by differencing tells about the few persons the difference isolates.
                 let stop = (out.refusal.as_deref() == Some(crate::stops::DIFFERENCING)).then_some(crate::stops::DIFFERENCING);
                 (out, stop)
@@ -548,14 +566,20 @@ async fn run_job(
 
 /// Checks one output's result: output rules, then differencing against `earlier` (to which a
 /// passing output is added, so that the job's later outputs are compared with it too).
-fn check_one(name: &str, sql: &str, job_id: i64, result: &niji_sandbox::AggregateResult, rules: &Rules, earlier: &mut Vec<Release>) -> Outcome1 {
-    let mut out = Outcome1::new(name, sql, "passed", None);
+fn check_one(
+    (name, sql): (&str, &str),
+    (job_id, cohort): (i64, String),
+    result: &niji_sandbox::AggregateResult,
+    rules: &Rules,
+    earlier: &mut Vec<Release>,
+) -> Outcome1 {
+    let mut out = Outcome1 { cohort_key: cohort, ..Outcome1::new(name, sql, "passed", None) };
     let table = to_table(result);
     let compared: Vec<&str> = earlier.iter().map(|r| r.id.as_str()).collect();
     let checked = if table.measures.is_empty() {
         None
     } else {
-        match check_output(&table, result, rules, &out.cohort_key, earlier) {
+        match check_output(&table, result, rules, earlier) {
             Ok(c) => Some(c),
             Err(_) => {
                 out.status = "refused";
@@ -580,7 +604,7 @@ fn check_one(name: &str, sql: &str, job_id: i64, result: &niji_sandbox::Aggregat
         let published = published_persons(&table, checked.as_ref());
         out.published_persons = Some(published.to_string());
         if let Some(c) = &checked {
-            earlier.push(Release::from_checked(format!("job-{job_id}:{name}"), out.cohort_key.clone(), &positional(&table), c));
+            earlier.push(Release::from_checked(format!("job-{job_id}:{name}"), &positional(&table), c));
         }
     }
     out
@@ -704,19 +728,18 @@ pub(crate) fn check_output(
     table: &Table,
     result: &niji_sandbox::AggregateResult,
     rules: &Rules,
-    cohort_key: &str,
     earlier: &[Release],
 ) -> Result<Checked, niji_sdc::SdcError> {
     let table = positional(table);
-    let mut checked = niji_sdc::check_against_earlier(&table, rules, cohort_key, earlier)?;
+    let mut checked = niji_sdc::check_against_earlier(&table, rules, earlier)?;
     if let Some(w) = result.window {
         checked.keep_window(&table, w.skip, w.fetch);
     }
     Ok(checked)
 }
 
-/// Differencing compares tables by the position of their dimensions, not their names: renaming
-/// a column (`sex AS s`) must not hide a pair whose difference isolates a few persons.
+/// Differencing compares tables by their dimensions' values, not their names: renaming a column
+/// (`sex AS s`) must not hide a pair whose difference isolates a few persons.
 pub(crate) fn positional(table: &Table) -> Table {
     let mut t = table.clone();
     t.dimensions = positional_names(t.dimensions.len());
@@ -746,12 +769,7 @@ pub(crate) async fn earlier_releases(instance: &Instance, permit_id: i64) -> Res
             .flatten()
             .map(|r| ReleaseRow { keys: serde_json::from_value(r["keys"].clone()).unwrap_or_default(), persons: r["persons"].as_u64().unwrap_or(0) })
             .collect();
-        releases.push(Release {
-            id: format!("answer-{}", a.id),
-            cohort_key: a.cohort_key,
-            dimensions: positional_names(a.dimensions as usize),
-            rows,
-        });
+        releases.push(Release { id: format!("answer-{}", a.id), dimensions: positional_names(a.dimensions as usize), rows });
     }
     Ok(releases)
 }
@@ -772,7 +790,7 @@ fn stored_release(id: String, o: &niji_store::JobOutputRow) -> Result<Release, A
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Release { id, cohort_key: o.cohort_key.clone(), dimensions, rows })
+    Ok(Release { id, dimensions, rows })
 }
 
 // -- listing ----------------------------------------------------------------------------------
@@ -876,6 +894,12 @@ pub async fn sign_off(instance: &Instance, checker_user_id: i64, job_id: i64, ap
     release(instance, &actor, &job, &policy, &approvers).await
 }
 
+/// Held from reading a permit's earlier releases and answers until what is compared with them is
+/// stored (an interactive answer, a release's row): two answers checked at once would otherwise
+/// each be compared without the other. One per process; no other process runs beside the server
+/// (the transparency log's lock).
+pub(crate) static COMPARING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Releases a job with enough approvals: a last differencing check, then the files, the log entry
 /// and the release row.
 async fn release(instance: &Instance, actor: &str, job: &niji_store::JobRow, policy: &PermitPolicy, approvers: &[i64]) -> Result<SignOff, JobError> {
@@ -885,6 +909,7 @@ async fn release(instance: &Instance, actor: &str, job: &niji_store::JobRow, pol
     let rules = Rules::preset(preset);
 
     // Releases made since the job ran: its released rows are compared with them once more.
+    let comparing = COMPARING.lock().await;
     let earlier = earlier_releases(instance, job.permit_id).await?;
     let mut refused_by = Vec::new();
     for o in &outputs {
@@ -903,7 +928,7 @@ async fn release(instance: &Instance, actor: &str, job: &niji_store::JobRow, pol
         }
         let mut relaxed = rules.clone();
         relaxed.max_dimensions = None;
-        let checked = niji_sdc::check_against_earlier(&t, &relaxed, &o.cohort_key, &earlier).map_err(internal)?;
+        let checked = niji_sdc::check_against_earlier(&t, &relaxed, &earlier).map_err(internal)?;
         refused_by.extend(self::refused_by(&checked, &t));
     }
     if !refused_by.is_empty() {
@@ -911,6 +936,15 @@ async fn release(instance: &Instance, actor: &str, job: &niji_store::JobRow, pol
             if let Some(run) = job.run_id {
                 store.set_analysis_run_outcome(run, "refused").await.map_err(internal)?;
             }
+            // The researcher sees the job refused, for what its rows are: a stop of the permit.
+            let stop = niji_store::NewRun {
+                permit_id: job.permit_id,
+                user_id: job.submitted_by,
+                kind: "release",
+                code_sha256: &job.code_sha256,
+                started_at: now_ts(),
+            };
+            store.record_stop(&stop, crate::stops::DIFFERENCING).await.map_err(internal)?;
             log(
                 instance,
                 actor.to_owned(),
@@ -923,7 +957,9 @@ async fn release(instance: &Instance, actor: &str, job: &niji_store::JobRow, pol
     }
 
     let now = time::OffsetDateTime::now_utc();
-    let Some(release_id) = store.begin_release(job.id, job.permit_id, now.unix_timestamp()).await.map_err(internal)? else {
+    let begun = store.begin_release(job.id, job.permit_id, now.unix_timestamp()).await.map_err(internal)?;
+    drop(comparing);
+    let Some(release_id) = begun else {
         return Err(JobError::NotAwaiting);
     };
     let file_name = format!("release-{release_id}.csv");

@@ -201,16 +201,17 @@ async fn run_in_place(
     // The granted tables, from each dataset's latest committed version.
     // and the consent registry, asked now: who this use must exclude.
     let (tables, excluded, read) = permit::read_real(instance, &policy, Some(versions), started).await?;
+    let cohort = jobs::cohort_key(sql, Some((policy.version, &read)));
     *receipt = Some(read);
     let workspace = Workspace::open(tables, &policy, secret, &excluded, settings.limits).map_err(AnalysisError::Refused)?;
     drop(excluded);
-    answer(instance, permit_id, &policy, &workspace, (sql, deadline), stop).await
+    answer(instance, (permit_id, &cohort), &policy, &workspace, (sql, deadline), stop).await
 }
 
 /// Runs the query on the real data and checks its output.
 async fn answer(
     instance: &Instance,
-    permit_id: i64,
+    (permit_id, cohort): (i64, &str),
     policy: &niji_review::PermitPolicy,
     workspace: &Workspace,
     (sql, deadline): (&str, std::time::Instant),
@@ -230,9 +231,9 @@ async fn answer(
     let preset: Preset = policy.output_preset.parse().unwrap_or(Preset::Ndb);
     // Differencing: the answer is compared with every earlier release of the permit (jobs'
     // releases and earlier answers), by the position of its dimensions.
+    let comparing = jobs::COMPARING.lock().await;
     let earlier = jobs::earlier_releases(instance, permit_id).await?;
-    let cohort = jobs::cohort_key(sql);
-    let checked = jobs::check_output(&table, &result, &Rules::preset(preset), &cohort, &earlier).map_err(|_| AnalysisError::Unchecked)?;
+    let checked = jobs::check_output(&table, &result, &Rules::preset(preset), &earlier).map_err(|_| AnalysisError::Unchecked)?;
     if !jobs::refused_by(&checked, &table).is_empty() {
         *stop = Some(stops::DIFFERENCING);
         return Err(AnalysisError::Differencing);
@@ -247,9 +248,10 @@ async fn answer(
     let published = jobs::published_persons(&table, Some(&checked)).to_string();
     instance
         .store
-        .insert_query_output(permit_id, &cohort, table.dimensions.len() as i64, &published, time::OffsetDateTime::now_utc().unix_timestamp())
+        .insert_query_output(permit_id, cohort, table.dimensions.len() as i64, &published, time::OffsetDateTime::now_utc().unix_timestamp())
         .await
         .map_err(|_| AnalysisError::Internal)?;
+    drop(comparing);
     Ok(CheckedOutput {
         dimensions,
         measures: measures.into_iter().map(|m| m.name).collect(),

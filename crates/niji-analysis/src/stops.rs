@@ -78,7 +78,7 @@ pub struct Stop {
     /// What a checker names to clear up to it.
     pub id: i64,
     pub user_id: i64,
-    /// `query` or `job`.
+    /// `query`, `job`, or `release` (a job refused by differencing at its release).
     pub kind: String,
     /// `running` (in progress, or abandoned), or the code of what stopped it: `timeout`,
     /// `memory_limit`, `execution`, `internal`, `too_many_rows`, `differencing`, `late` (passed

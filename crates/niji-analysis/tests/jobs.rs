@@ -514,6 +514,132 @@ async fn runs_stopped_by_limits_spend_the_permits_stops_until_a_checker_clears_t
     }
 }
 
+/// An amended permit is a new row with a new id, but the same project: differencing still
+/// compares with what its earlier versions released and answered, and their stops stay spent
+/// until a checker clears them on the current version. (Before, both started from nothing: a
+/// researcher could have an amendment approved and then take the difference with the answers of
+/// the version before.)
+#[tokio::test(flavor = "multi_thread")]
+async fn an_amended_permit_keeps_the_answers_releases_and_stops_of_its_earlier_versions() {
+    use niji_analysis::stops::{clear_stops, stops};
+    use niji_analysis::{query_real_with, AnalysisError, AnalysisSettings, Limits};
+    use niji_sandbox::SandboxError;
+
+    let w = world().await;
+    let i = &w.instance;
+    let quick = AnalysisSettings {
+        max_stops: 2,
+        answer: niji_analysis::AnswerTime { least: std::time::Duration::from_millis(50), per_million_rows: std::time::Duration::ZERO },
+        ..AnalysisSettings::default()
+    };
+    let starved = AnalysisSettings { limits: Limits { memory_bytes: 1, ..Limits::default() }, ..quick.clone() };
+    let everyone = "SELECT count(*) AS n FROM patients";
+    let by_sex = "SELECT sex, count(*) AS n FROM patients GROUP BY sex";
+    // Version 1 answers the count of everyone, and one run of it stops.
+    let answered = query_real_with(i, &quick, w.researcher, w.permit, everyone).await.unwrap();
+    assert_eq!(answered.rows[0].1, vec![niji_sdc::Shown::Value(40.0)], "{answered:?}");
+    let stopped = query_real_with(i, &starved, w.researcher, w.permit, by_sex).await;
+    assert!(matches!(stopped, Err(AnalysisError::Stopped(SandboxError::MemoryLimit))), "{stopped:?}");
+
+    let chair = user(i, "chair", &[Role::CommitteeChair]).await;
+    let chair = Actor::load(&i.store, chair).await.unwrap();
+    let today = time::OffsetDateTime::now_utc().date();
+    let v2 = niji_applications::amend_permit(i, &chair, w.permit, None, None, today).await.unwrap();
+    assert_ne!(v2, w.permit);
+    assert!(query_real_with(i, &quick, w.researcher, w.permit, everyone).await.is_err(), "the superseded version runs nothing");
+
+    // The stop of version 1 is version 2's too, and so are its runs.
+    let s = stops(i, &quick, v2).await.unwrap();
+    assert_eq!((s.stops.len(), s.left(), s.runs_since_clear), (1, 1, 2), "{:?}", s.stops);
+    // Everyone born from 1950 on: three persons fewer than version 1's answer. Refused, a stop.
+    let recent = "SELECT count(*) AS n FROM patients WHERE birth_year_month >= '1950'";
+    let refused = query_real_with(i, &quick, w.researcher, v2, recent).await;
+    assert!(matches!(refused, Err(AnalysisError::Differencing)), "{refused:?}");
+    // Both stops spent: nothing more runs on version 2 until a checker clears them there.
+    let spent = query_real_with(i, &quick, w.researcher, v2, everyone).await;
+    assert!(matches!(spent, Err(AnalysisError::StopsSpent)), "{spent:?}");
+    let job = niji_analysis::jobs::submit_job_with(i, &quick, w.researcher, v2, &outputs(&[("recent", recent)])).await.unwrap();
+    assert_eq!(job.outputs[0].refusal.as_deref(), Some("stops_spent"));
+    assert_eq!(clear_stops(i, &quick, w.checkers[0], v2, (i64::MAX, None), "reviewed").await.unwrap(), 2);
+    assert_eq!(stops(i, &quick, w.permit).await.unwrap().stops.len(), 0, "cleared on every version");
+    assert_eq!(i.store.permits_with_stops(i64::MAX).await.unwrap(), []);
+
+    // The same SQL on version 2 is compared with version 1's answer (another permit version is
+    // another cohort); the same persons pass.
+    let again = query_real_with(i, &quick, w.researcher, v2, everyone).await.unwrap();
+    assert_eq!(again.rows, answered.rows);
+    // A job of version 2 is compared with version 1's answers and its releases alike.
+    let job = niji_analysis::jobs::submit_job_with(i, &quick, w.researcher, v2, &outputs(&[("recent", recent)])).await.unwrap();
+    assert_eq!(job.outputs[0].refusal.as_deref(), Some("differencing"), "{job:?}");
+    let refused_by = job.outputs[0].differencing.as_ref().unwrap()["refused_by"].clone();
+    assert!(refused_by.as_array().unwrap().iter().any(|r| r.as_str().is_some_and(|r| r.starts_with("answer-"))), "{refused_by}");
+
+    // A stop on version 2 is listed under it, and only once.
+    let stopped = query_real_with(i, &starved, w.researcher, v2, by_sex).await;
+    assert!(matches!(stopped, Err(AnalysisError::Stopped(_))), "{stopped:?}");
+    assert_eq!(i.store.permits_with_stops(i64::MAX).await.unwrap(), [(v2, 2)], "the job's differencing and the memory stop");
+}
+
+/// Two jobs awaiting review, each passing alone: the second released is compared once more with
+/// the first, refused, and the refusal (which the researcher sees) is a stop of the permit.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_refused_by_differencing_at_its_release_spends_a_stop() {
+    use niji_analysis::stops::stops;
+    use niji_analysis::AnalysisSettings;
+
+    let w = world().await;
+    let i = &w.instance;
+    let quick = AnalysisSettings {
+        answer: niji_analysis::AnswerTime { least: std::time::Duration::from_millis(50), per_million_rows: std::time::Duration::ZERO },
+        ..AnalysisSettings::default()
+    };
+    let (quick, w) = (&quick, &w);
+    let submit = |sql: &'static str| async move {
+        niji_analysis::jobs::submit_job_with(i, quick, w.researcher, w.permit, &outputs(&[("n", sql)])).await.unwrap()
+    };
+    let everyone = submit("SELECT count(*) AS n FROM patients").await;
+    let recent = submit("SELECT count(*) AS n FROM patients WHERE birth_year_month >= '1950'").await;
+    assert_eq!((everyone.status.as_str(), recent.status.as_str()), ("awaiting_review", "awaiting_review"));
+    for checker in &w.checkers[..2] {
+        sign_off(i, *checker, everyone.id, true, "approved").await.unwrap();
+    }
+    assert_eq!(stops(i, quick, w.permit).await.unwrap().stops.len(), 0);
+    sign_off(i, w.checkers[0], recent.id, true, "approved").await.unwrap();
+    assert_eq!(sign_off(i, w.checkers[1], recent.id, true, "approved").await.unwrap(), SignOff::Refused);
+    assert_eq!(i.store.job(recent.id).await.unwrap().unwrap().reason.as_deref(), Some("differencing"));
+    let s = stops(i, quick, w.permit).await.unwrap();
+    assert_eq!(s.stops.len(), 1, "{:?}", s.stops);
+    assert_eq!((s.stops[0].kind.as_str(), s.stops[0].reason.as_str(), s.stops[0].user_id), ("release", "differencing", w.researcher));
+}
+
+/// The same query before and after a person opts out: the answers would differ by that one
+/// person, who is in the first and not in the second. Another registry version is another
+/// cohort, so the second is compared with the first and refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_query_after_an_opt_out_is_compared_with_its_earlier_answer() {
+    use niji_analysis::{query_real_with, AnalysisError, AnalysisSettings};
+
+    let w = world().await;
+    let i = &w.instance;
+    let quick = AnalysisSettings {
+        answer: niji_analysis::AnswerTime { least: std::time::Duration::from_millis(50), per_million_rows: std::time::Duration::ZERO },
+        ..AnalysisSettings::default()
+    };
+    let by_sex = "SELECT sex, count(*) AS n FROM patients GROUP BY sex ORDER BY sex";
+    let before = query_real_with(i, &quick, w.researcher, w.permit, by_sex).await.unwrap();
+    // The same query again on the same data is the same cohort: answered alike.
+    assert_eq!(query_real_with(i, &quick, w.researcher, w.permit, by_sex).await.unwrap().rows, before.rows);
+    let holder = niji_registry::HolderActor { holder: HOLDER.into(), audit: "test".into() };
+    let author = niji_registry::Author::Holder { actor: holder, patient_id: "2000".into() };
+    let choice = niji_consent::Choice::OptOut { scope: niji_consent::OptOutScope::All };
+    niji_registry::record_choice(i, &author, choice, time::OffsetDateTime::now_utc()).await.unwrap();
+    let after = query_real_with(i, &quick, w.researcher, w.permit, by_sex).await;
+    assert!(matches!(after, Err(AnalysisError::Differencing)), "{after:?}");
+    // A job too.
+    let job = niji_analysis::jobs::submit_job_with(i, &quick, w.researcher, w.permit, &outputs(&[("by_sex", by_sex)])).await.unwrap();
+    assert_eq!(job.outputs[0].refusal.as_deref(), Some("differencing"), "{job:?}");
+}
+
 /// A run on real data answers at a time fixed before it runs, from the tables' sizes alone:
 /// one that ends sooner waits for its slot, answer or stop alike; one that passes its slot
 /// answers at the time limit and spends a stop (`late`), its answer kept; jobs' outputs are

@@ -218,13 +218,12 @@ pub fn check(table: &Table, rules: &Rules) -> Result<Checked, SdcError> {
 }
 
 /// Checks a table against rules and against the project's earlier releases
-/// ([`crate::differencing`]); `cohort_key` describes this table's cohort as the earlier
-/// releases' keys do.
-pub fn check_against_earlier(table: &Table, rules: &Rules, cohort_key: &str, earlier: &[Release]) -> Result<Checked, SdcError> {
-    run(table, rules, Some((cohort_key, earlier)))
+/// ([`crate::differencing`]).
+pub fn check_against_earlier(table: &Table, rules: &Rules, earlier: &[Release]) -> Result<Checked, SdcError> {
+    run(table, rules, Some(earlier))
 }
 
-fn run(table: &Table, rules: &Rules, earlier: Option<(&str, &[Release])>) -> Result<Checked, SdcError> {
+fn run(table: &Table, rules: &Rules, earlier: Option<&[Release]>) -> Result<Checked, SdcError> {
     rules.validate()?;
     table.validate()?;
     let (n, m) = (table.rows.len(), table.measures.len());
@@ -276,11 +275,11 @@ fn run(table: &Table, rules: &Rules, earlier: Option<(&str, &[Release])>) -> Res
         }
     }
 
-    if let Some((cohort_key, releases)) = earlier {
+    if let Some(releases) = earlier {
         // Rows left out are not released, whatever their cells: no differencing refusal may tell
         // that one exists.
         let to_release: Vec<bool> = suppressed.iter().zip(&checked.keys_withheld).map(|(s, w)| !s && !w).collect();
-        for (row, index, isolated) in differencing::find(table, &persons, &to_release, cohort_key, releases, rules.min_persons()) {
+        for (row, index, isolated) in differencing::find(table, &persons, &to_release, releases, rules.min_persons()) {
             checked.withhold(row, Reason::Differencing { earlier_release: releases[index].id.clone(), isolated });
         }
     }

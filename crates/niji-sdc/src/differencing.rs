@@ -6,23 +6,31 @@
 //!
 //! What the checker knows: the sets of persons behind earlier cells are not kept (that
 //! would be a list of pseudonyms per published cell); an earlier [`Release`] keeps only its
-//! id, its cohort definition (`cohort_key`, e.g. the normalised SQL `WHERE` clause; the
-//! caller decides what "the same cohort" means), its dimension names and the persons of
-//! every row it published.
+//! id, its dimension names and the persons of every row it published.
 //!
-//! Rule: a row about to be released whose keys match a row of an earlier release with the
-//! same dimensions (in any order) but a *different* cohort key, and whose persons differ
-//! from that row's by 1 to `min_persons − 1` ([`crate::Rules::min_persons`]), is refused
-//! with [`crate::Reason::Differencing`] naming the earlier release. Matching keys include
-//! margins (`*`).
+//! Rule: a row about to be released whose keys match a row of an earlier release, and whose
+//! persons differ from that row's by 1 to `min_persons − 1` ([`crate::Rules::min_persons`]), is
+//! refused with [`crate::Reason::Differencing`] naming the earlier release. Every earlier release
+//! is compared, whatever it was computed from: the same query over a newer dataset version, after
+//! an opt-out or under an amended permit holds other persons, and nothing but the counts tells
+//! whether two outputs' persons are the same (equal counts refuse nothing).
+//!
+//! Keys match as sets of values, whatever the dimensions are named and in whatever order
+//! (`sex, prefecture` against `prefecture, sex`; callers may know only positions), and a
+//! dimension that holds one value in every row of its table is left out of its rows' keys (a
+//! constant column added to a query, or a dimension pinned by its `WHERE`, does not make another
+//! table): a one-row table is compared with every earlier one-row table. Matching keys include
+//! margins (`*`). Two values of different dimensions that happen to be equal can match rows
+//! that are not the same cell: a refusal then is one too many, never one too few.
 //!
 //! Limits: counts only (two cohorts can differ by swapping people and still have equal
-//! counts: no verdict); only rows with identical keys are compared (a new table grouped
-//! differently, e.g. age bands 0-9/10-19 against 0-4/5-14, is not compared, nor are sums
-//! of several cells against one); the same cohort key is assumed to hold the same persons
-//! (a data refresh under the same key is not compared); implied margins of tables without
-//! total rows are not compared; differences of three or more releases (A − B − C) are not
-//! searched; persons of a row are the largest of its cells' persons.
+//! counts: no verdict); persons of a row are the largest of its cells' persons, so two outputs
+//! whose rows count the same persons but whose cells differ (`count(*) FILTER (WHERE …)` with
+//! and without a rare condition) are not compared cell by cell; only rows with the same keys
+//! are compared (a new table grouped differently, e.g. age bands 0-9/10-19 against 0-4/5-14, is
+//! not, nor a cell against the margin of another table, nor sums of several cells against
+//! one); implied margins of tables without total rows are not compared; differences of three
+//! or more releases (A − B − C) are not searched.
 
 use crate::check::Checked;
 use crate::table::Table;
@@ -33,8 +41,6 @@ use std::collections::HashMap;
 pub struct Release {
     /// The release's id (named in refusals).
     pub id: String,
-    /// The cohort definition, normalised by the caller.
-    pub cohort_key: String,
     pub dimensions: Vec<String>,
     /// The rows that were published (suppressed rows are left out).
     pub rows: Vec<ReleaseRow>,
@@ -50,7 +56,7 @@ pub struct ReleaseRow {
 impl Release {
     /// What to remember of a checked table once it is released: its released rows (shown, not
     /// left out).
-    pub fn from_checked(id: impl Into<String>, cohort_key: impl Into<String>, table: &Table, checked: &Checked) -> Self {
+    pub fn from_checked(id: impl Into<String>, table: &Table, checked: &Checked) -> Self {
         let rows = table
             .rows
             .iter()
@@ -58,51 +64,56 @@ impl Release {
             .filter(|(r, _)| checked.is_released(*r) && checked.shows_keys(*r))
             .map(|(_, row)| ReleaseRow { keys: row.keys.clone(), persons: row.persons() })
             .collect();
-        Release { id: id.into(), cohort_key: cohort_key.into(), dimensions: table.dimensions.clone(), rows }
+        Release { id: id.into(), dimensions: table.dimensions.clone(), rows }
     }
 }
 
 /// For every row to release (`released[r]`), the earlier releases it differs from by a few
 /// persons: `(row, release index, isolated persons)`.
-pub(crate) fn find(
-    table: &Table,
-    persons: &[u64],
-    released: &[bool],
-    cohort_key: &str,
-    earlier: &[Release],
-    min_persons: u64,
-) -> Vec<(usize, usize, u64)> {
+pub(crate) fn find(table: &Table, persons: &[u64], released: &[bool], earlier: &[Release], min_persons: u64) -> Vec<(usize, usize, u64)> {
     let mut found = Vec::new();
     if min_persons < 2 {
         return found;
     }
+    let ours_vary = varying(table.dimensions.len(), table.rows.iter().map(|row| row.keys.as_slice()));
     for (index, release) in earlier.iter().enumerate() {
-        if release.cohort_key == cohort_key {
-            continue;
-        }
-        // Where each of our dimensions sits in the release's keys.
-        let Some(order) = reorder(&table.dimensions, &release.dimensions) else { continue };
-        let mut published: HashMap<Vec<&str>, u64> = HashMap::with_capacity(release.rows.len());
-        for row in release.rows.iter().filter(|row| row.keys.len() == order.len()) {
-            published.entry(order.iter().map(|&j| row.keys[j].as_str()).collect()).or_insert(row.persons);
+        let width = release.dimensions.len();
+        let rows = || release.rows.iter().filter(|row| row.keys.len() == width);
+        let theirs_vary = varying(width, rows().map(|row| row.keys.as_slice()));
+        let mut published: HashMap<Vec<&str>, Vec<u64>> = HashMap::with_capacity(release.rows.len());
+        for row in rows() {
+            published.entry(key_set(&row.keys, &theirs_vary)).or_default().push(row.persons);
         }
         for (r, row) in table.rows.iter().enumerate().filter(|(r, _)| released[*r]) {
-            let keys: Vec<&str> = row.keys.iter().map(String::as_str).collect();
-            if let Some(&before) = published.get(&keys) {
-                let isolated = before.abs_diff(persons[r]);
-                if (1..min_persons).contains(&isolated) {
-                    found.push((r, index, isolated));
-                }
+            let Some(before) = published.get(&key_set(&row.keys, &ours_vary)) else { continue };
+            if let Some(isolated) = before.iter().map(|b| b.abs_diff(persons[r])).find(|d| (1..min_persons).contains(d)) {
+                found.push((r, index, isolated));
             }
         }
     }
     found
 }
 
-/// `order[i]` = the position of `ours[i]` in `theirs`, if both name the same dimensions.
-fn reorder(ours: &[String], theirs: &[String]) -> Option<Vec<usize>> {
-    if ours.len() != theirs.len() {
-        return None;
+/// For each of `width` dimensions, whether it holds more than one value over `rows`.
+fn varying<'a>(width: usize, rows: impl Iterator<Item = &'a [String]>) -> Vec<bool> {
+    let mut first: Option<&[String]> = None;
+    let mut vary = vec![false; width];
+    for keys in rows {
+        match first {
+            None => first = Some(keys),
+            Some(f) => {
+                for (v, (a, b)) in vary.iter_mut().zip(f.iter().zip(keys)) {
+                    *v |= a != b;
+                }
+            }
+        }
     }
-    ours.iter().map(|name| theirs.iter().position(|t| t == name)).collect()
+    vary
+}
+
+/// A row's keys of the dimensions that vary, as a sorted list of values.
+fn key_set<'a>(keys: &'a [String], vary: &[bool]) -> Vec<&'a str> {
+    let mut set: Vec<&str> = keys.iter().zip(vary).filter(|(_, v)| **v).map(|(k, _)| k.as_str()).collect();
+    set.sort_unstable();
+    set
 }

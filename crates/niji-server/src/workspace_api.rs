@@ -721,7 +721,7 @@ pub(crate) struct StopsBody {
 pub(crate) struct StopEntry {
     /// What `through` names when clearing.
     id: i64,
-    /// query or job.
+    /// query, job, or release (a job refused by differencing when two checkers approved it).
     kind: String,
     /// running (in progress or abandoned), or what stopped it: timeout, memory_limit, execution,
     /// internal, too_many_rows, …

@@ -1,7 +1,7 @@
 //! Citizens' credentials (which person's data an account reaches, named by a vault subject
 //! handle) and the analysis runs that used data, with the consent registry version each applied.
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, PERMIT_LINEAGE};
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct CitizenCredentialRow {
@@ -192,11 +192,12 @@ impl Store {
         .await?)
     }
 
-    /// A permit's interactive answers, oldest first.
+    /// The interactive answers of a permit and its earlier versions, oldest first.
     pub async fn query_outputs(&self, permit_id: i64) -> Result<Vec<QueryOutputRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, permit_id, cohort_key, dimensions, published_persons, created_at FROM query_outputs WHERE permit_id = $1 ORDER BY id",
-        )
+        Ok(sqlx::query_as(&format!(
+            "SELECT id, permit_id, cohort_key, dimensions, published_persons, created_at FROM query_outputs
+             WHERE permit_id IN ({PERMIT_LINEAGE}) ORDER BY id"
+        ))
         .bind(permit_id)
         .fetch_all(&self.pool)
         .await?)

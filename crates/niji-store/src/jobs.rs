@@ -6,7 +6,7 @@
 //! and once per checker; a release row is inserted in the transaction that flips the job from
 //! `awaiting_review` to `released`, so that two concurrent approvals cannot release twice.
 
-use crate::{conflict_or, Store, StoreError};
+use crate::{conflict_or, Store, StoreError, PERMIT_LINEAGE};
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct JobRow {
@@ -190,13 +190,13 @@ impl Store {
             .await?)
     }
 
-    /// The outputs of the released jobs of a permit, each with its release id, ordered by
-    /// release id and position.
+    /// The outputs of the released jobs of a permit and its earlier versions, each with its
+    /// release id, ordered by release id and position.
     pub async fn released_outputs(&self, permit_id: i64) -> Result<Vec<(i64, JobOutputRow)>, StoreError> {
         let columns: String = OUTPUT_COLUMNS.split(", ").map(|c| format!("o.{c}")).collect::<Vec<_>>().join(", ");
         let rows: Vec<ReleasedOutput> = sqlx::query_as(&format!(
             "SELECT r.id AS release_id, {columns} FROM releases r JOIN job_outputs o ON o.job_id = r.job_id
-             WHERE r.permit_id = $1 AND o.status = 'passed' ORDER BY r.id, o.position"
+             WHERE r.permit_id IN ({PERMIT_LINEAGE}) AND o.status = 'passed' ORDER BY r.id, o.position"
         ))
         .bind(permit_id)
         .fetch_all(&self.pool)

@@ -40,6 +40,13 @@ pub use keys::DataKeyRow;
 pub use register::{NewPermitOutcome, PermitOutcomeRow, RegisterPermitRow, ReviewTimingRow};
 pub use stops::{NewClearance, NewRun, StopRow};
 
+/// The permits of the project that permit `$1` belongs to: the permit and the versions amending
+/// it or amended by it (each a row of its own, `permits.application_id` in common). What a permit
+/// must remember across amendments (releases and answers that differencing compares with, the
+/// budget of stops) is selected over these, never over the one row.
+pub(crate) const PERMIT_LINEAGE: &str =
+    "SELECT l.id FROM permits l WHERE l.application_id = (SELECT c.application_id FROM permits c WHERE c.id = $1)";
+
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::path::Path;

@@ -9,14 +9,18 @@
 //! its row stays as `ok`, so that checkers can be told how many runs there were); one that never
 //! ends keeps it until a checker clears it, which they can only once it is older than any run
 //! may last.
+//!
+//! The budget belongs to the project, not to one version of its permit: an amended permit (a new
+//! row, [`crate::PERMIT_LINEAGE`]) keeps the stops of the versions before it, and clearing them on
+//! the current version clears them all.
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, PERMIT_LINEAGE};
 
 /// What a run is, for its place in the budget.
 pub struct NewRun<'a> {
     pub permit_id: i64,
     pub user_id: i64,
-    /// `query` or `job`.
+    /// `query`, `job`, or `release` (recorded by [`Store::record_stop`]).
     pub kind: &'a str,
     pub code_sha256: &'a str,
     pub started_at: i64,
@@ -55,12 +59,12 @@ impl Store {
     /// Takes a place in the permit's budget of `max_stops` uncleared stops (runs in progress
     /// count too). `None` when none is left: the run must not start.
     pub async fn reserve_run(&self, run: &NewRun<'_>, max_stops: u32) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
+        Ok(sqlx::query_scalar(&format!(
             "INSERT INTO permit_stops (permit_id, user_id, kind, code_sha256, reason, started_at)
              SELECT $1, $2, $3, $4, 'running', $5
-             WHERE (SELECT count(*) FROM permit_stops WHERE permit_id = $1 AND cleared_at IS NULL AND reason <> 'ok') < $6
-             RETURNING id",
-        )
+             WHERE (SELECT count(*) FROM permit_stops WHERE permit_id IN ({PERMIT_LINEAGE}) AND cleared_at IS NULL AND reason <> 'ok') < $6
+             RETURNING id"
+        ))
         .bind(run.permit_id)
         .bind(run.user_id)
         .bind(run.kind)
@@ -68,6 +72,24 @@ impl Store {
         .bind(run.started_at)
         .bind(i64::from(max_stops))
         .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Records a stop that no run reserved a place for: a refusal that comes later than the run
+    /// and tells about its rows (a job refused by differencing when it is released). Counted even
+    /// past the budget: it has already been seen.
+    pub async fn record_stop(&self, run: &NewRun<'_>, reason: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO permit_stops (permit_id, user_id, kind, code_sha256, reason, started_at, ended_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+        )
+        .bind(run.permit_id)
+        .bind(run.user_id)
+        .bind(run.kind)
+        .bind(run.code_sha256)
+        .bind(reason)
+        .bind(run.started_at)
+        .fetch_one(&self.pool)
         .await?)
     }
 
@@ -100,40 +122,43 @@ impl Store {
         Ok(())
     }
 
-    /// The permit's stops not yet cleared (runs in progress included), oldest first.
+    /// The stops not yet cleared of the permit and its earlier versions (runs in progress
+    /// included), oldest first.
     pub async fn open_stops(&self, permit_id: i64) -> Result<Vec<StopRow>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(sqlx::query_as(&format!(
             "SELECT id, permit_id, user_id, kind, code_sha256, reason, started_at, ended_at, cleared_by, cleared_at
-             FROM permit_stops WHERE permit_id = $1 AND cleared_at IS NULL AND reason <> 'ok' ORDER BY id",
-        )
+             FROM permit_stops WHERE permit_id IN ({PERMIT_LINEAGE}) AND cleared_at IS NULL AND reason <> 'ok' ORDER BY id"
+        ))
         .bind(permit_id)
         .fetch_all(&self.pool)
         .await?)
     }
 
     /// Permits with uncleared stops, and how many each: runs that ended with a stop, and runs
-    /// started before `abandoned_before` that never ended (not those still in progress).
+    /// started before `abandoned_before` that never ended (not those still in progress). The
+    /// stops of an amended permit's earlier versions count under its latest version.
     pub async fn permits_with_stops(&self, abandoned_before: i64) -> Result<Vec<(i64, i64)>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT permit_id, count(*) FROM permit_stops
-             WHERE cleared_at IS NULL AND reason <> 'ok' AND (reason <> 'running' OR started_at < $1)
-             GROUP BY permit_id ORDER BY permit_id",
+            "SELECT (SELECT max(l.id) FROM permits l WHERE l.application_id = p.application_id) AS latest, count(*)
+             FROM permit_stops s JOIN permits p ON p.id = s.permit_id
+             WHERE s.cleared_at IS NULL AND s.reason <> 'ok' AND (s.reason <> 'running' OR s.started_at < $1)
+             GROUP BY p.application_id ORDER BY latest",
         )
         .bind(abandoned_before)
         .fetch_all(&self.pool)
         .await?)
     }
 
-    /// Clears the permit's stops that the checker saw (up to `through`, ended before `seen_at`)
-    /// and runs abandoned long ago, and records the clearance; returns how many were cleared.
-    /// Runs still in progress keep their place.
+    /// Clears the stops of the permit and its earlier versions that the checker saw (up to
+    /// `through`, ended before `seen_at`) and runs abandoned long ago, and records the clearance;
+    /// returns how many were cleared. Runs still in progress keep their place.
     pub async fn clear_stops(&self, c: &NewClearance<'_>) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let cleared = sqlx::query(
+        let cleared = sqlx::query(&format!(
             "UPDATE permit_stops SET cleared_by = $2, cleared_at = $3
-             WHERE permit_id = $1 AND cleared_at IS NULL AND reason <> 'ok' AND id <= $4
-               AND ((reason <> 'running' AND ended_at <= $5) OR (reason = 'running' AND started_at < $6))",
-        )
+             WHERE permit_id IN ({PERMIT_LINEAGE}) AND cleared_at IS NULL AND reason <> 'ok' AND id <= $4
+               AND ((reason <> 'running' AND ended_at <= $5) OR (reason = 'running' AND started_at < $6))"
+        ))
         .bind(c.permit_id)
         .bind(c.checker_id)
         .bind(c.now)
@@ -144,10 +169,10 @@ impl Store {
         .await?
         .rows_affected();
         // The last run the checker could have been shown: no further than the runs that exist.
-        sqlx::query(
+        sqlx::query(&format!(
             "INSERT INTO stop_clearances (permit_id, checker_id, through, reason, cleared, at)
-             VALUES ($1, $2, min($3, (SELECT coalesce(max(id), 0) FROM permit_stops WHERE permit_id = $1)), $4, $5, $6)",
-        )
+             VALUES ($1, $2, min($3, (SELECT coalesce(max(id), 0) FROM permit_stops WHERE permit_id IN ({PERMIT_LINEAGE}))), $4, $5, $6)"
+        ))
         .bind(c.permit_id)
         .bind(c.checker_id)
         .bind(c.through)
@@ -160,13 +185,13 @@ impl Store {
         Ok(cleared)
     }
 
-    /// The permit's runs on real data (each query, each output of a job) after the last run a
-    /// clearance was shown (all of them if never cleared).
+    /// The runs on real data of the permit and its earlier versions (each query, each output of a
+    /// job) after the last run a clearance was shown (all of them if never cleared).
     pub async fn runs_since_clear(&self, permit_id: i64) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT count(*) FROM permit_stops WHERE permit_id = $1
-             AND id > (SELECT coalesce(max(through), 0) FROM stop_clearances WHERE permit_id = $1)",
-        )
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM permit_stops WHERE permit_id IN ({PERMIT_LINEAGE})
+             AND id > (SELECT coalesce(max(through), 0) FROM stop_clearances WHERE permit_id IN ({PERMIT_LINEAGE}))"
+        ))
         .bind(permit_id)
         .fetch_one(&self.pool)
         .await?)
