@@ -10,7 +10,8 @@
 //! 3. the granted tables are read from the lake and the consent registry is asked once for the
 //!    whole job (one receipt: an `analysis_runs` row of kind `job`);
 //! 4. each output runs in the sandbox (memory and time limits), is checked with the permit's
-//!    output preset and compared with every earlier release of the permit, and with the job's
+//!    output preset and compared with every earlier release and answer of the permit and its
+//!    other versions, and with the job's
 //!    earlier outputs (differencing, `niji-sdc`): an output whose difference with one of them
 //!    isolates fewer persons than the threshold is refused with that release named;
 //! 5. the job ends `awaiting_review` (every output passed) or `refused` (`failed` when it could
@@ -859,7 +860,8 @@ pub async fn sign_off(instance: &Instance, checker_user_id: i64, job_id: i64, ap
     let job = store.job(job_id).await.map_err(internal)?.ok_or(JobError::NoJob)?;
     let permit = store.permit(job.permit_id).await.map_err(internal)?.ok_or(JobError::Internal)?;
     let policy: PermitPolicy = serde_json::from_str(&permit.policy).map_err(internal)?;
-    if job.submitted_by == checker_user_id || policy.names(checker_user_id) {
+    let named = crate::permit::named_on_any_version(store, job.permit_id, checker_user_id).await.map_err(internal)?;
+    if job.submitted_by == checker_user_id || named {
         return Err(JobError::Conflicted);
     }
     // Nothing is released under a permit that is no longer active (revoked, suspended, expired:

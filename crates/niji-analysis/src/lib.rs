@@ -229,8 +229,9 @@ async fn answer(
     let dimensions = table.dimensions.clone();
     let measures = table.measures.clone();
     let preset: Preset = policy.output_preset.parse().unwrap_or(Preset::Ndb);
-    // Differencing: the answer is compared with every earlier release of the permit (jobs'
-    // releases and earlier answers), by the position of its dimensions.
+    // Differencing: the answer is compared with every earlier release of the permit's project
+    // (jobs' releases and earlier answers, amended versions' too), by the values of its keys; under
+    // the lock, until the answer is stored, so that two answers at once see each other.
     let comparing = jobs::COMPARING.lock().await;
     let earlier = jobs::earlier_releases(instance, permit_id).await?;
     let checked = jobs::check_output(&table, &result, &Rules::preset(preset), &earlier).map_err(|_| AnalysisError::Unchecked)?;

@@ -350,3 +350,16 @@ mod tests {
         check(Preset::Ndb, None, [(Outcome::Released, None, None), (Outcome::Released, None, None)]);
     }
 }
+
+/// Whether `user_id` is named on the permit or on any other version of its project: an output
+/// checker who is (or was) one of its researchers may neither sign off its jobs nor clear its
+/// stops, which every version shares.
+pub(crate) async fn named_on_any_version(store: &niji_store::Store, permit_id: i64, user_id: i64) -> Result<bool, AnalysisError> {
+    for version in store.permit_versions(permit_id).await.map_err(|_| AnalysisError::Internal)? {
+        let policy: niji_review::PermitPolicy = serde_json::from_str(&version.policy).map_err(|_| AnalysisError::Internal)?;
+        if policy.names(user_id) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

@@ -1,4 +1,4 @@
-//! The budget of stops of a permit's runs on real data (issue 5).
+//! The budget of stops of a permit's runs on real data (issue 5), shared by every version of it.
 //!
 //! Static checks refuse a query before it reads anything, from its text and the tables' schemas
 //! (a run over empty tables), so such a refusal tells nothing about the rows. On the real data a
@@ -8,10 +8,13 @@
 //! two refusals on the real data are not stops: the join-size and group bounds, judged from
 //! whole-table statistics before the run, the same whatever rows a query selects.
 //!
-//! A permit therefore gets [`AnalysisSettings::max_stops`] stops. A place is taken before each
+//! A permit therefore gets [`AnalysisSettings::max_stops`] stops, for all its versions together
+//! (an amendment is a permit of its own, with the stops of the versions before it: `niji-store`'s
+//! `PERMIT_LINEAGE`), and a job that differencing refuses when it is released spends one too
+//! (kind `release`). A place is taken before each
 //! run (an interactive query, or each output of a job) and given back when the run ends without
 //! a stop; once none is left, nothing more runs on the permit's real data (dummy data stays open)
-//! until an output checker who is not named on the permit clears the stops ([`clear_stops`]),
+//! until an output checker named on no version of the permit clears the stops ([`clear_stops`]),
 //! which is logged; a clearance covers only the stops the checker was shown (up to the last one,
 //! ended before they looked). A run that never ends (the process was killed, perhaps for memory)
 //! keeps its place until a checker clears it, once it is older than any run may last.
@@ -25,7 +28,6 @@
 
 use niji_core::{AuditEvent, AuditSink, Role};
 use niji_instance::Instance;
-use niji_review::PermitPolicy;
 use niji_sandbox::{Limits, Refusal, SandboxError};
 
 use crate::pace::{AnswerTime, RunQueue};
@@ -159,9 +161,9 @@ pub async fn clear_stops(
     if !roles.contains(&Role::OutputChecker) {
         return Err(ClearError::NotAChecker);
     }
-    let permit = store.permit(permit_id).await.map_err(|_| ClearError::Internal)?.ok_or(ClearError::NoPermit)?;
-    let policy: PermitPolicy = serde_json::from_str(&permit.policy).map_err(|_| ClearError::Internal)?;
-    if policy.names(checker_user_id) {
+    store.permit(permit_id).await.map_err(|_| ClearError::Internal)?.ok_or(ClearError::NoPermit)?;
+    // The stops of every version are cleared together: a checker named on any version may not.
+    if crate::permit::named_on_any_version(store, permit_id, checker_user_id).await.map_err(|_| ClearError::Internal)? {
         return Err(ClearError::Conflicted);
     }
     let now = time::OffsetDateTime::now_utc();

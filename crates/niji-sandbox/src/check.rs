@@ -1172,9 +1172,12 @@ impl Bearing {
 /// The rows where exactly one holds, not each side apart: `a - b` shows one side only when the
 /// other is empty (one condition within the other), and then the two are the same rows. (Each
 /// side apart would suppress two cells whose difference tells nothing, e.g. the men and the
-/// persons under 40 of a "Table 1" row, whenever few are men over 40.) A side learnt from
-/// another output (`b` widened by rows of a size known elsewhere) is differencing across
-/// outputs, which output checking compares.
+/// persons under 40 of a "Table 1" row, whenever few are men over 40.)
+///
+/// Not covered: the two cells in two outputs (differencing compares rows' persons, not cells');
+/// a side whose size is known from another output (`b` widened by rows of a known count); an
+/// aggregate without a value condition against one with (`count(*) - sum(flag)` over a stored
+/// 0/1 integer column: a `CASE` or a boolean cast has parts of its own).
 fn differences_between_cells(conditions: &mut Vec<Expr>, of_aggregate: &mut [Vec<(usize, Bearing)>]) {
     let values: Vec<Option<usize>> =
         of_aggregate.iter().map(|ks| ks.iter().find(|(_, bearing)| *bearing == Bearing::Value).map(|(k, _)| *k)).collect();
@@ -1208,7 +1211,7 @@ fn differences_between_cells(conditions: &mut Vec<Expr>, of_aggregate: &mut [Vec
 
 /// At most this many distinct conditions per query (each costs a persons count): a "Table 1"
 /// of a dozen `sum(CASE …)` columns fits (about 30 conditions of their own and 66 differences
-/// between cells), of twenty too.
+/// between cells); one of more than about twenty is refused (split it into outputs).
 const MAX_CONDITIONS: usize = 256;
 
 /// The conditions on rows that aggregate `e` tells apart (see [`Bearing`]):

@@ -15,13 +15,15 @@
 //! an opt-out or under an amended permit holds other persons, and nothing but the counts tells
 //! whether two outputs' persons are the same (equal counts refuse nothing).
 //!
-//! Keys match as sets of values, whatever the dimensions are named and in whatever order
-//! (`sex, prefecture` against `prefecture, sex`; callers may know only positions), and a
-//! dimension that holds one value in every row of its table is left out of its rows' keys (a
-//! constant column added to a query, or a dimension pinned by its `WHERE`, does not make another
-//! table): a one-row table is compared with every earlier one-row table. Matching keys include
-//! margins (`*`). Two values of different dimensions that happen to be equal can match rows
-//! that are not the same cell: a refusal then is one too many, never one too few.
+//! Keys match as sets of distinct values, whatever the dimensions are named and in whatever
+//! order (`sex, prefecture` against `prefecture, sex`, or `sex, sex AS s`; callers may know only
+//! positions). Each row is matched by all its keys and also by the keys of the dimensions that
+//! vary over the rows of its table (published or to be released), so that a constant column
+//! added to a query, or a dimension pinned by its `WHERE`, does not make another table: a
+//! one-row table is compared with every earlier one-row table and with the earlier row of its
+//! keys. Matching keys include margins (`*`). Two values of different dimensions that happen to
+//! be equal can match rows that are not the same cell: a refusal then is one too many, never one
+//! too few.
 //!
 //! Limits: counts only (two cohorts can differ by swapping people and still have equal
 //! counts: no verdict); persons of a row are the largest of its cells' persons, so two outputs
@@ -75,18 +77,28 @@ pub(crate) fn find(table: &Table, persons: &[u64], released: &[bool], earlier: &
     if min_persons < 2 {
         return found;
     }
-    let ours_vary = varying(table.dimensions.len(), table.rows.iter().map(|row| row.keys.as_slice()));
+    // Judged over the rows to release, as an earlier release's over the rows it published.
+    let ours = || table.rows.iter().enumerate().filter(|(r, _)| released[*r]);
+    let ours_vary = varying(table.dimensions.len(), ours().map(|(_, row)| row.keys.as_slice()));
+    let all = vec![true; table.dimensions.len()];
     for (index, release) in earlier.iter().enumerate() {
         let width = release.dimensions.len();
         let rows = || release.rows.iter().filter(|row| row.keys.len() == width);
         let theirs_vary = varying(width, rows().map(|row| row.keys.as_slice()));
-        let mut published: HashMap<Vec<&str>, Vec<u64>> = HashMap::with_capacity(release.rows.len());
+        let theirs_all = vec![true; width];
+        // Each earlier row under its whole set of keys and under the set of those that vary.
+        let mut published: HashMap<Vec<&str>, Vec<u64>> = HashMap::with_capacity(2 * release.rows.len());
         for row in rows() {
-            published.entry(key_set(&row.keys, &theirs_vary)).or_default().push(row.persons);
+            let (whole, varying) = (key_set(&row.keys, &theirs_all), key_set(&row.keys, &theirs_vary));
+            if varying != whole {
+                published.entry(varying).or_default().push(row.persons);
+            }
+            published.entry(whole).or_default().push(row.persons);
         }
-        for (r, row) in table.rows.iter().enumerate().filter(|(r, _)| released[*r]) {
-            let Some(before) = published.get(&key_set(&row.keys, &ours_vary)) else { continue };
-            if let Some(isolated) = before.iter().map(|b| b.abs_diff(persons[r])).find(|d| (1..min_persons).contains(d)) {
+        for (r, row) in ours() {
+            let (whole, varying) = (key_set(&row.keys, &all), key_set(&row.keys, &ours_vary));
+            let before = published.get(&whole).into_iter().chain((varying != whole).then(|| published.get(&varying)).flatten()).flatten();
+            if let Some(isolated) = before.map(|b| b.abs_diff(persons[r])).find(|d| (1..min_persons).contains(d)) {
                 found.push((r, index, isolated));
             }
         }
@@ -111,9 +123,11 @@ fn varying<'a>(width: usize, rows: impl Iterator<Item = &'a [String]>) -> Vec<bo
     vary
 }
 
-/// A row's keys of the dimensions that vary, as a sorted list of values.
-fn key_set<'a>(keys: &'a [String], vary: &[bool]) -> Vec<&'a str> {
-    let mut set: Vec<&str> = keys.iter().zip(vary).filter(|(_, v)| **v).map(|(k, _)| k.as_str()).collect();
+/// A row's keys of the dimensions `keep` names, as a sorted list of distinct values (a dimension
+/// repeated under another name is one key).
+fn key_set<'a>(keys: &'a [String], keep: &[bool]) -> Vec<&'a str> {
+    let mut set: Vec<&str> = keys.iter().zip(keep).filter(|(_, k)| **k).map(|(k, _)| k.as_str()).collect();
     set.sort_unstable();
+    set.dedup();
     set
 }

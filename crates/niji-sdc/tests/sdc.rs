@@ -230,6 +230,16 @@ fn differencing_against_an_earlier_release() {
     tokyo.push(["東京都", "any"], vec![Cell::count(319)]);
     let c = check_against_earlier(&tokyo, &rules, &[release_total]).unwrap();
     assert_eq!(grid(&c), ["X"]);
+    // … and with the earlier row of its keys: Tokyo alone, pinned by the query, one person fewer.
+    let pinned = by_prefecture(&[("東京都", 119)]);
+    let c = check_against_earlier(&pinned, &rules, std::slice::from_ref(&release_a_again)).unwrap();
+    assert_eq!(grid(&c), ["X"]);
+    // A dimension repeated under another name is one key.
+    let mut twice = Table::new(["prefecture", "again"], vec![Measure::count("persons")]);
+    twice.push(["東京都", "東京都"], vec![Cell::count(118)]);
+    twice.push(["大阪府", "大阪府"], vec![Cell::count(200)]);
+    let c = check_against_earlier(&twice, &rules, std::slice::from_ref(&release_a_again)).unwrap();
+    assert_eq!(grid(&c), ["X", "."]);
 }
 
 #[test]

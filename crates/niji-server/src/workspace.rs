@@ -741,11 +741,18 @@ pub(crate) async fn named_on(store: &niji_store::Store, user_id: i64, permit_id:
     }
 }
 
-/// The jobs of a permit, newest first.
+/// The ids of a permit and of its project's other versions (amendments are permits of their own).
+pub(crate) async fn permit_versions(instance: &niji_instance::Instance, permit_id: i64) -> Result<Vec<i64>, niji_store::StoreError> {
+    Ok(instance.store.permit_versions(permit_id).await?.into_iter().map(|p| p.id).collect())
+}
+
+/// The jobs of a permit and of its project's other versions (its releases are compared with them
+/// all), newest first.
 pub(crate) async fn permit_jobs(instance: &niji_instance::Instance, permit_id: i64) -> Result<Vec<niji_analysis::jobs::JobView>, JobError> {
+    let versions = permit_versions(instance, permit_id).await.map_err(|_| JobError::Internal)?;
     let all = instance.store.jobs().await.map_err(|_| JobError::Internal)?;
     let mut jobs = Vec::new();
-    for job in all.iter().filter(|j| j.permit_id == permit_id).rev() {
+    for job in all.iter().filter(|j| versions.contains(&j.permit_id)).rev() {
         jobs.push(niji_analysis::jobs::job_view(instance, job.id).await?);
     }
     Ok(jobs)
@@ -784,9 +791,10 @@ async fn workspace_page(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Ur
     };
     let t = text(lang);
     let store = &state.instance().store;
-    let (Ok(views), Ok(all_releases), Ok(stops)) = (
+    let (Ok(views), Ok(all_releases), Ok(versions), Ok(stops)) = (
         permit_jobs(state.instance(), permit_id).await,
         store.releases().await,
+        permit_versions(state.instance(), permit_id).await,
         niji_analysis::stops::stops(state.instance(), state.analysis(), permit_id).await,
     ) else {
         return error_page(StatusCode::INTERNAL_SERVER_ERROR, lang, Some(sess), uri, |m| m.err_internal);
@@ -806,7 +814,7 @@ async fn workspace_page(state: &AppState, lang: Lang, s: &MaybeSession, uri: &Ur
     }
     let releases = all_releases
         .into_iter()
-        .filter(|r| r.permit_id == permit_id)
+        .filter(|r| versions.contains(&r.permit_id))
         .filter_map(|r| Some(ReleaseLine { id: r.id, job_id: r.job_id, released_at: when(r.released_at), csv_sha256: r.csv_sha256? }))
         .collect();
     let visiting = policy.track == niji_review::Track::Visiting;

@@ -11,7 +11,7 @@
 //! [`Store::set_permit_status`]) so that of two concurrent transitions from the same status
 //! only one wins, and makes each method atomic.
 
-use crate::{conflict_or, Store, StoreError};
+use crate::{conflict_or, Store, StoreError, PERMIT_LINEAGE};
 
 /// What the data subjects of a dataset consented to.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -853,6 +853,15 @@ impl Store {
     /// One permit by id.
     pub async fn permit(&self, id: i64) -> Result<Option<PermitRow>, StoreError> {
         Ok(sqlx::query_as(&format!("SELECT {PERMIT_COLUMNS} FROM permits WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?)
+    }
+
+    /// The permit `id` and every other version of its project ([`crate::PERMIT_LINEAGE`]),
+    /// ordered by id; empty when there is no such permit.
+    pub async fn permit_versions(&self, id: i64) -> Result<Vec<PermitRow>, StoreError> {
+        Ok(sqlx::query_as(&format!("SELECT {PERMIT_COLUMNS} FROM permits WHERE id IN ({PERMIT_LINEAGE}) ORDER BY id"))
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Every permit, ordered by id.
