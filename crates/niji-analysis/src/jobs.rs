@@ -461,8 +461,12 @@ async fn run_job(
     let mut scans = Vec::with_capacity(outputs.len());
     for (_, sql) in outputs {
         let checked = match empty.run(sql).await {
-            Ok(_) => empty.scans(sql).await.map(|s| scans.push(s)),
-            Err(e) => Err(e),
+            // A whole-table rule its shape breaks (too many dimensions) refuses it here too.
+            Ok(shape) => match crate::permit::shape_refusal(&shape, &ctx.policy) {
+                Some(code) => Err(code),
+                None => empty.scans(sql).await.map(|s| scans.push(s)).map_err(|e| sandbox_code(&e)),
+            },
+            Err(e) => Err(sandbox_code(&e)),
         };
         statics.push(checked.err());
     }
@@ -471,8 +475,8 @@ async fn run_job(
         let outputs = outputs
             .iter()
             .zip(&statics)
-            .map(|((name, sql), e)| match e {
-                Some(e) => Outcome1::new(name, sql, "refused", Some(sandbox_code(e).to_owned())),
+            .map(|((name, sql), code)| match code {
+                Some(code) => Outcome1::new(name, sql, "refused", Some((*code).to_owned())),
                 None => Outcome1::new(name, sql, "not_run", None),
             })
             .collect();

@@ -153,7 +153,10 @@ async fn run(
     // The static check, over the schemas alone (empty tables): its refusals tell nothing about the
     // rows, and nothing is read or spent.
     let empty = permit::empty_workspace(&context, settings.limits)?;
-    empty.run(sql).await.map_err(AnalysisError::Refused)?;
+    let shape = empty.run(sql).await.map_err(AnalysisError::Refused)?;
+    if permit::shape_refusal(&shape, &context.policy).is_some() {
+        return Err(AnalysisError::Unchecked);
+    }
     let scans = empty.scans(sql).await.map_err(AnalysisError::Refused)?;
     drop(empty);
     // The run's turn first (waiting holds no place of the permit's budget), then a place. The

@@ -222,6 +222,15 @@ pub(crate) fn cohort_spec(policy: &PermitPolicy) -> niji_lake::cohort::CohortSpe
 /// largest single-person contributions and the total when the sandbox computed them, so that the
 /// dominance and p-percent rules apply (without them, rules that need them fail the cell);
 /// other measures are counts.
+/// The rules on a whole table that its shape alone decides (the NDB preset's three axes at most):
+/// the code of the first the output breaks, judged from its run over empty tables, so that it is
+/// refused before it reads the real data (no stop, no wait for its slot).
+pub(crate) fn shape_refusal(shape: &niji_sandbox::AggregateResult, policy: &niji_review::PermitPolicy) -> Option<&'static str> {
+    let preset: niji_sdc::Preset = policy.output_preset.parse().unwrap_or(niji_sdc::Preset::Ndb);
+    let maximum = niji_sdc::Rules::preset(preset).max_dimensions?;
+    (to_table(shape).dimensions.len() > maximum).then_some("too_many_dimensions")
+}
+
 pub(crate) fn to_table(result: &niji_sandbox::AggregateResult) -> Table {
     let magnitude = |c: usize| result.magnitude.get(c).copied().unwrap_or(false);
     // A column computed from aggregates is a measure whatever its type (`min(birth_month)`,

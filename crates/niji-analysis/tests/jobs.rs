@@ -612,6 +612,35 @@ async fn a_job_refused_by_differencing_at_its_release_spends_a_stop() {
     assert_eq!((s.stops[0].kind.as_str(), s.stops[0].reason.as_str(), s.stops[0].user_id), ("release", "differencing", w.researcher));
 }
 
+/// A table of more axes than the NDB preset allows is refused from its shape, before it reads the
+/// real data: no run, no stop, no wait for a slot.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_of_too_many_axes_is_refused_before_it_runs() {
+    use niji_analysis::stops::stops;
+    use niji_analysis::{query_real_with, AnalysisError, AnalysisSettings};
+
+    let w = world().await;
+    let i = &w.instance;
+    let slow = AnalysisSettings {
+        answer: niji_analysis::AnswerTime { least: std::time::Duration::from_secs(30), per_million_rows: std::time::Duration::ZERO },
+        ..AnalysisSettings::default()
+    };
+    let four = "SELECT sex, birth_year_month, sex AS s, birth_year_month AS b, count(*) AS n FROM patients GROUP BY sex, birth_year_month";
+    let started = std::time::Instant::now();
+    let refused = query_real_with(i, &slow, w.researcher, w.permit, four).await;
+    assert!(matches!(refused, Err(AnalysisError::Unchecked)), "{refused:?}");
+    let job = niji_analysis::jobs::submit_job_with(i, &slow, w.researcher, w.permit, &outputs(&[("four", four)])).await.unwrap();
+    assert_eq!((job.status.as_str(), job.outputs[0].refusal.as_deref()), ("refused", Some("too_many_dimensions")));
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "no slot was waited for");
+    assert!(i.store.analysis_runs().await.unwrap().is_empty(), "nothing read the real data");
+    let s = stops(i, &slow, w.permit).await.unwrap();
+    assert_eq!((s.stops.len(), s.runs_since_clear), (0, 0));
+    // Three axes run.
+    let three = "SELECT sex, birth_year_month, sex AS s, count(*) AS n FROM patients GROUP BY sex, birth_year_month";
+    let quick = AnalysisSettings { answer: niji_analysis::AnswerTime { least: std::time::Duration::from_millis(50), ..slow.answer }, ..slow };
+    query_real_with(i, &quick, w.researcher, w.permit, three).await.unwrap();
+}
+
 /// The same query before and after a person opts out: the answers would differ by that one
 /// person, who is in the first and not in the second. Another registry version is another
 /// cohort, so the second is compared with the first and refused.

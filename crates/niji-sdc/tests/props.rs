@@ -2,6 +2,8 @@
 //! the rules allow (0 only where zeros may be shown), every line with a suppressed cell has
 //! at least two (unless it is a single cell), and the line-peeling attacker recovers nothing
 //! from tables with margins; and no released row's keys belong to fewer persons than allowed.
+//! Differencing refuses the same rows whatever the dimensions are named, in whatever order,
+//! with a dimension repeated or a constant one added.
 
 mod common;
 
@@ -101,5 +103,44 @@ proptest! {
             table.push([niji_sdc::TOTAL], vec![Cell::count(counts.iter().sum())]);
         }
         assert_invariants(&table, &Rules::preset(preset))?;
+    }
+
+    #[test]
+    fn differencing_does_not_depend_on_how_the_keys_are_laid_out(
+        earlier in prop::collection::vec(count(), 4),
+        moved in prop::collection::vec(0u64..12, 4),
+        layout in 0usize..4,
+    ) {
+        let rules = Rules::preset(Preset::Ndb);
+        // A release by sex × prefecture (two by two), then the same table with some cells moved.
+        let keys = [["F", "東京都"], ["F", "大阪府"], ["M", "東京都"], ["M", "大阪府"]];
+        let table = |counts: &[u64]| {
+            let mut t = Table::new(["sex", "prefecture"], vec![Measure::count("n")]);
+            for (k, &n) in keys.iter().zip(counts) {
+                t.push(k.to_vec(), vec![Cell::count(n + 10)]);
+            }
+            t
+        };
+        let first = table(&earlier);
+        let release = niji_sdc::Release::from_checked("A", &first, &niji_sdc::check(&first, &rules).unwrap());
+        let now: Vec<u64> = earlier.iter().zip(&moved).map(|(a, m)| a + m).collect();
+        let plain = niji_sdc::check_against_earlier(&table(&now), &rules, std::slice::from_ref(&release)).unwrap();
+        // The same rows laid out another way.
+        let (names, lay): (Vec<&str>, fn(&[&str; 2]) -> Vec<String>) = match layout {
+            0 => (vec!["prefecture", "sex"], |k| vec![k[1].into(), k[0].into()]),
+            1 => (vec!["dimension_0", "dimension_1"], |k| vec![k[0].into(), k[1].into()]),
+            2 => (vec!["sex", "prefecture", "again"], |k| vec![k[0].into(), k[1].into(), k[1].into()]),
+            _ => (vec!["source", "sex", "prefecture"], |k| vec!["x".into(), k[0].into(), k[1].into()]),
+        };
+        let mut other = Table::new(names, vec![Measure::count("n")]);
+        for (k, &n) in keys.iter().zip(&now) {
+            other.push(lay(k), vec![Cell::count(n + 10)]);
+        }
+        let laid = niji_sdc::check_against_earlier(&other, &rules, std::slice::from_ref(&release)).unwrap();
+        for (r, m) in moved.iter().enumerate() {
+            let refused = |c: &niji_sdc::Checked| c.verdict(r, 0).outcome == Outcome::Refused;
+            prop_assert_eq!(refused(&plain), refused(&laid), "row {} moved by {}", r, m);
+            prop_assert_eq!(refused(&plain), (1..10).contains(m), "row {} moved by {}", r, m);
+        }
     }
 }
