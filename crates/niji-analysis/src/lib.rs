@@ -57,6 +57,10 @@ pub enum AnalysisError {
     Stopped(niji_sandbox::SandboxError),
     #[error("the output could not be checked")]
     Unchecked,
+    /// The output's table has more dimensions (text columns) than the permit's output rules allow
+    /// (the NDB preset: three); judged before the run.
+    #[error("the output has more dimensions than the output rules allow")]
+    TooManyDimensions,
     #[error("the answer would differ from an earlier release by too few persons (differencing); this spent one of the permit's stops")]
     Differencing,
     #[error("limits stopped too many of the permit's runs; an output checker must clear them first")]
@@ -155,7 +159,7 @@ async fn run(
     let empty = permit::empty_workspace(&context, settings.limits)?;
     let shape = empty.run(sql).await.map_err(AnalysisError::Refused)?;
     if permit::shape_refusal(&shape, &context.policy).is_some() {
-        return Err(AnalysisError::Unchecked);
+        return Err(AnalysisError::TooManyDimensions);
     }
     let scans = empty.scans(sql).await.map_err(AnalysisError::Refused)?;
     drop(empty);

@@ -628,7 +628,7 @@ async fn a_table_of_too_many_axes_is_refused_before_it_runs() {
     let four = "SELECT sex, birth_year_month, sex AS s, birth_year_month AS b, count(*) AS n FROM patients GROUP BY sex, birth_year_month";
     let started = std::time::Instant::now();
     let refused = query_real_with(i, &slow, w.researcher, w.permit, four).await;
-    assert!(matches!(refused, Err(AnalysisError::Unchecked)), "{refused:?}");
+    assert!(matches!(refused, Err(AnalysisError::TooManyDimensions)), "{refused:?}");
     let job = niji_analysis::jobs::submit_job_with(i, &slow, w.researcher, w.permit, &outputs(&[("four", four)])).await.unwrap();
     assert_eq!((job.status.as_str(), job.outputs[0].refusal.as_deref()), ("refused", Some("too_many_dimensions")));
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "no slot was waited for");

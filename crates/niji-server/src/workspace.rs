@@ -143,6 +143,7 @@ pub(crate) struct Text {
     err_wrong_track: &'static str,
     err_no_data: &'static str,
     err_unchecked: &'static str,
+    err_too_many_dimensions: &'static str,
     err_internal: &'static str,
     err_parse: &'static str,
     err_unknown_name: &'static str,
@@ -270,6 +271,7 @@ static JA: Text = Text {
     err_wrong_track: "この許可の利用形態では実データのクエリは実行できません。",
     err_no_data: "許可されたデータセットに確定した版がありません。",
     err_unchecked: "出力をチェックできませんでした。",
+    err_too_many_dimensions: "集計表の軸（文字列の列）が出力規則の上限を超えています（NDBの規則では3つまで）。表を分けてください。",
     err_internal: "内部エラーが発生しました。",
     err_parse: "クエリを解析または計画できませんでした。",
     err_unknown_name: "この分析環境にないテーブル、列または関数が使われています。",
@@ -396,6 +398,7 @@ static EN: Text = Text {
     err_wrong_track: "This permit's track does not allow queries on the real data.",
     err_no_data: "A granted dataset has no committed version.",
     err_unchecked: "The output could not be checked.",
+    err_too_many_dimensions: "The table has more axes (text columns) than the output rules allow (three under the NDB rules): split it.",
     err_internal: "An internal error occurred.",
     err_parse: "The query could not be parsed or planned.",
     err_unknown_name: "The query names a table, column or function that does not exist in this workspace.",
@@ -506,6 +509,7 @@ fn analysis_error(t: &'static Text, e: &AnalysisError) -> (StatusCode, String) {
         AnalysisError::WrongTrack => s(StatusCode::CONFLICT, t.err_wrong_track),
         AnalysisError::NoData => s(StatusCode::CONFLICT, t.err_no_data),
         AnalysisError::Unchecked => s(StatusCode::UNPROCESSABLE_ENTITY, t.err_unchecked),
+        AnalysisError::TooManyDimensions => s(StatusCode::UNPROCESSABLE_ENTITY, t.err_too_many_dimensions),
         AnalysisError::Differencing => (StatusCode::UNPROCESSABLE_ENTITY, format!("{} {}", t.err_differencing, t.stop_spent)),
         AnalysisError::Stopped(r) => {
             let (status, text) = analysis_error(t, &AnalysisError::Refused(*r));

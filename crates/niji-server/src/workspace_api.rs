@@ -118,6 +118,7 @@ pub(crate) enum WsError {
     BadOutputs,
     BadReason,
     Unchecked,
+    TooManyDimensions,
     Differencing,
     StopsSpent,
     RunsBusy,
@@ -164,6 +165,12 @@ impl WsError {
                 (S::BAD_REQUEST, "bad_request", "bad_reason", "the reason must be a code of 1 to 32 lower-case letters, digits or '_'")
             }
             WsError::Unchecked => (S::UNPROCESSABLE_ENTITY, "query_refused", "unchecked", "the output could not be checked"),
+            WsError::TooManyDimensions => (
+                S::UNPROCESSABLE_ENTITY,
+                "query_refused",
+                "too_many_dimensions",
+                "the output has more dimensions (text columns) than the permit's output rules allow",
+            ),
             WsError::Differencing => (
                 S::UNPROCESSABLE_ENTITY,
                 "query_refused",
@@ -205,7 +212,7 @@ pub(crate) struct WsErrorDetail {
     message: &'static str,
     /// unauthorized, csrf, malformed, no_permit, no_job, no_release, not_named, forbidden,
     /// not_a_checker, conflicted, not_allowed, permit_closed, wrong_track, no_data, not_awaiting,
-    /// already_signed, bad_outputs, bad_reason, unchecked, differencing, stops_spent, runs_busy, tampered, internal, or a
+    /// already_signed, bad_outputs, bad_reason, unchecked, too_many_dimensions, differencing, stops_spent, runs_busy, tampered, internal, or a
     /// sandbox refusal code (parse, unknown_name, not_aggregate, person_id_in_output, too_long,
     /// timeout, memory_limit, execution, statement, ddl, …).
     reason: &'static str,
@@ -237,6 +244,7 @@ impl From<&AnalysisError> for WsError {
             AnalysisError::WrongTrack => WsError::WrongTrack,
             AnalysisError::NoData => WsError::NoData,
             AnalysisError::Unchecked => WsError::Unchecked,
+            AnalysisError::TooManyDimensions => WsError::TooManyDimensions,
             AnalysisError::Differencing => WsError::Differencing,
             AnalysisError::StopsSpent => WsError::StopsSpent,
             AnalysisError::RunsBusy => WsError::RunsBusy,
