@@ -722,9 +722,38 @@ pub(crate) fn published_persons(table: &Table, checked: Option<&Checked>) -> Val
         .iter()
         .enumerate()
         .filter(|(r, _)| c.is_released(*r) && c.shows_keys(*r))
-        .map(|(_, row)| json!({"keys": row.keys, "persons": row.persons()}))
+        .map(|(r, row)| {
+            // The samples of the cells shown: what later outputs' cells are compared with.
+            let cells: Vec<Value> = row
+                .cells
+                .iter()
+                .enumerate()
+                .map(|(j, cell)| match &cell.sample {
+                    Some(s) if c.verdict(r, j).outcome == niji_sdc::Outcome::Released => json!({"persons": s.persons, "smallest": s.smallest}),
+                    _ => Value::Null,
+                })
+                .collect();
+            json!({"keys": row.keys, "persons": row.persons(), "cells": cells})
+        })
         .collect();
     Value::Array(rows)
+}
+
+/// A published row as stored by [`published_persons`] (rows stored before samples were kept
+/// have none).
+fn release_row(r: &Value) -> ReleaseRow {
+    let cells = r["cells"]
+        .as_array()
+        .map(|cells| {
+            cells
+                .iter()
+                .map(|c| {
+                    Some(niji_sdc::CellSample { persons: c["persons"].as_u64()?, smallest: serde_json::from_value(c["smallest"].clone()).ok()? })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ReleaseRow { keys: serde_json::from_value(r["keys"].clone()).unwrap_or_default(), persons: r["persons"].as_u64().unwrap_or(0), cells }
 }
 
 /// A sandbox result's table checked against the rules and the permit's earlier releases, then
@@ -768,12 +797,7 @@ pub(crate) async fn earlier_releases(instance: &Instance, permit_id: i64) -> Res
     }
     for a in instance.store.query_outputs(permit_id).await.map_err(|_| AnalysisError::Internal)? {
         let published: Value = serde_json::from_str(&a.published_persons).map_err(|_| AnalysisError::Internal)?;
-        let rows = published
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| ReleaseRow { keys: serde_json::from_value(r["keys"].clone()).unwrap_or_default(), persons: r["persons"].as_u64().unwrap_or(0) })
-            .collect();
+        let rows = published.as_array().into_iter().flatten().map(release_row).collect();
         releases.push(Release { id: format!("answer-{}", a.id), dimensions: positional_names(a.dimensions as usize), rows });
     }
     Ok(releases)
@@ -784,17 +808,7 @@ fn stored_release(id: String, o: &niji_store::JobOutputRow) -> Result<Release, A
     let named: Vec<String> = serde_json::from_value(table["dimensions"].clone()).unwrap_or_default();
     let dimensions = positional_names(named.len());
     let published: Value = serde_json::from_str(o.published_persons.as_deref().unwrap_or("[]")).map_err(|_| AnalysisError::Internal)?;
-    let rows = published
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .map(|r| ReleaseRow {
-                    keys: serde_json::from_value(r["keys"].clone()).unwrap_or_default(),
-                    persons: r["persons"].as_u64().unwrap_or(0),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let rows = published.as_array().map(|rows| rows.iter().map(release_row).collect()).unwrap_or_default();
     Ok(Release { id, dimensions, rows })
 }
 
@@ -928,12 +942,24 @@ async fn release(instance: &Instance, actor: &str, job: &niji_store::JobRow, pol
         if measures.is_empty() {
             continue;
         }
-        let mut t = Table::new(mine.dimensions.clone(), vec![Measure::count("persons")]);
+        // The rows' persons, and the samples of the cells shown (compared with the earlier cells).
+        let sampled = mine.rows.iter().map(|r| r.cells.len()).max().unwrap_or(0);
+        let mut columns = vec![Measure::count("persons")];
+        columns.extend((0..sampled).map(|j| Measure::count(format!("cell_{j}"))));
+        let mut t = Table::new(mine.dimensions.clone(), columns);
         for row in &mine.rows {
-            t.push(row.keys.clone(), vec![Cell::count(row.persons)]);
+            let mut cells = vec![Cell::count(row.persons)];
+            cells.extend((0..sampled).map(|j| match row.cells.get(j).cloned().flatten() {
+                Some(s) => Cell::count(s.persons.min(row.persons)).with_sample(s),
+                None => Cell::count(0),
+            }));
+            t.push(row.keys.clone(), cells);
         }
+        // Only differencing is asked of this check: no other rule may hold a row back from it
+        // (the zeros standing for cells not sampled included).
         let mut relaxed = rules.clone();
         relaxed.max_dimensions = None;
+        relaxed.zeros_disclosive = false;
         let checked = niji_sdc::check_against_earlier(&t, &relaxed, &earlier).map_err(internal)?;
         refused_by.extend(self::refused_by(&checked, &t));
     }

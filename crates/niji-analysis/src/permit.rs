@@ -257,7 +257,10 @@ pub(crate) fn to_table(result: &niji_sandbox::AggregateResult) -> Table {
             .map(|(c, v)| {
                 // Never more than the row's persons, whatever the sandbox says.
                 let persons = result.cell_persons.get(r).and_then(|p| p.get(c)).map_or(*row_persons, |p| (*p).min(*row_persons));
-                let cell = Cell::new(v.to_string().parse().unwrap_or(f64::NAN), persons);
+                let mut cell = Cell::new(v.to_string().parse().unwrap_or(f64::NAN), persons);
+                if let Some(s) = result.cell_samples.get(r).and_then(|ss| ss.get(c)).cloned().flatten() {
+                    cell = cell.with_sample(niji_sdc::CellSample { persons: s.persons, smallest: s.smallest });
+                }
                 match result.contributions.get(r).and_then(|cs| cs.get(c)).copied().flatten() {
                     Some(k) if usable(&k) => cell.with_contributions([k.largest, k.second], k.total),
                     _ => cell,
@@ -302,6 +305,7 @@ mod tests {
             window: None,
             magnitude: vec![false, false, true],
             contributions: vec![vec![None, None, Some(Contributions { largest: 950.0, second: 10.0, total: 970.0 })], vec![None, None, second_row]],
+            cell_samples: vec![],
         }
     }
 

@@ -641,6 +641,45 @@ async fn a_table_of_too_many_axes_is_refused_before_it_runs() {
     query_real_with(i, &quick, w.researcher, w.permit, three).await.unwrap();
 }
 
+/// The two cells of a difference in two outputs: `count(*) FILTER (WHERE f)` (those born in the
+/// first half of a year), then the same less those born before 1950 (three of them). Each cell and
+/// each complement counts many, and the rows count the same persons (everyone):
+/// only the cells' samples show that the second counts the first's persons less a few, and it is
+/// refused; a count of other persons, as close, is answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cell_that_counts_an_earlier_cells_persons_less_a_few_is_refused() {
+    use niji_analysis::{query_real_with, AnalysisError, AnalysisSettings};
+
+    let w = world().await;
+    let i = &w.instance;
+    let quick = AnalysisSettings {
+        answer: niji_analysis::AnswerTime { least: std::time::Duration::from_millis(50), per_million_rows: std::time::Duration::ZERO },
+        ..AnalysisSettings::default()
+    };
+    let q = |sql: &'static str| query_real_with(i, &quick, w.researcher, w.permit, sql);
+    let first = q("SELECT count(*) FILTER (WHERE substr(birth_year_month, 6, 2) <= '06') AS n FROM patients").await.unwrap();
+    assert_eq!(first.rows[0].1, vec![niji_sdc::Shown::Value(22.0)]);
+    // The other half: other persons, their count four apart.
+    let other = q("SELECT count(*) FILTER (WHERE substr(birth_year_month, 6, 2) > '06') AS n FROM patients").await.unwrap();
+    assert_eq!(other.rows[0].1, vec![niji_sdc::Shown::Value(18.0)]);
+    let less = q("SELECT count(*) FILTER (WHERE substr(birth_year_month, 6, 2) <= '06' AND birth_year_month >= '1950') AS n FROM patients").await;
+    assert!(matches!(less, Err(AnalysisError::Differencing)), "{less:?}");
+    // In a job too, and renamed.
+    let job = niji_analysis::jobs::submit_job_with(
+        i,
+        &quick,
+        w.researcher,
+        w.permit,
+        &outputs(&[(
+            "recent",
+            "SELECT count(*) FILTER (WHERE birth_year_month >= '1950' AND substr(birth_year_month, 6, 2) <= '06') AS recent FROM patients",
+        )]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(job.outputs[0].refusal.as_deref(), Some("differencing"), "{job:?}");
+}
+
 /// The same query before and after a person opts out: the answers would differ by that one
 /// person, who is in the first and not in the second. Another registry version is another
 /// cohort, so the second is compared with the first and refused.

@@ -197,6 +197,11 @@ pub(crate) struct Checked {
     /// ([`differences_between_cells`]): `differences`, in order, name the two.
     pub conditions: Vec<Expr>,
     pub differences: Vec<(usize, usize)>,
+    /// The persons sampled for differencing across outputs ([`crate::samples`]): of the rows
+    /// (`None`) or of a condition's rows; and for each output column, its sample (an index
+    /// into `sampled`): of its aggregate's value condition when it has one, else of the row.
+    pub sampled: Vec<Option<usize>>,
+    pub sample_of: Vec<Option<usize>>,
     /// For each output column, the conditions (indices into `conditions`) of the aggregates it
     /// shows or is computed from, with how each bears on its cells ([`Bearing`]).
     pub conditions_of: Vec<Vec<(usize, Bearing)>>,
@@ -291,7 +296,26 @@ impl Checker<'_> {
                 ks
             })
             .collect();
-        let aggregated = sources.iter().map(|s| !s.is_empty()).collect();
+        let aggregated: Vec<bool> = sources.iter().map(|s| !s.is_empty()).collect();
+        let mut sampled: Vec<Option<usize>> = Vec::new();
+        let sample_of = sources
+            .iter()
+            .map(|sources| {
+                if sources.is_empty() {
+                    return None;
+                }
+                let mut values: Vec<usize> = sources
+                    .iter()
+                    .filter_map(|&i| of_aggregate.get(i).and_then(|ks| ks.iter().find(|(_, b)| *b == Bearing::Value)).map(|(k, _)| *k))
+                    .collect();
+                values.dedup();
+                let which = if values.len() == 1 && sources.len() == 1 { Some(values[0]) } else { None };
+                Some(sampled.iter().position(|s| *s == which).unwrap_or_else(|| {
+                    sampled.push(which);
+                    sampled.len() - 1
+                }))
+            })
+            .collect();
         let grouped = !aggregate.group_expr.is_empty();
         let mut percentiles = Vec::new();
         let mut percentile_at = BTreeMap::new();
@@ -309,6 +333,8 @@ impl Checker<'_> {
             count,
             conditions,
             differences,
+            sampled,
+            sample_of,
             conditions_of,
             aggregated,
             grouped,
@@ -366,6 +392,7 @@ impl Checker<'_> {
             counted: &checked.counted,
             conditions: &checked.conditions,
             differences: &checked.differences,
+            sampled: &checked.sampled,
             magnitudes: &computed,
             percentiles: &checked.percentiles,
             count,
@@ -1527,6 +1554,8 @@ struct Hidden<'a> {
     conditions: &'a [Expr],
     /// The two conditions of each difference, which end `conditions`.
     differences: &'a [(usize, usize)],
+    /// The persons sampled, by the first counted person column: of the rows or of a condition's.
+    sampled: &'a [Option<usize>],
     /// The value and filter of each magnitude whose contributions are computed.
     magnitudes: &'a [&'a (Expr, Option<Box<Expr>>)],
     /// The rows each percentile reads (one column each), then in the fast mode the most of them
@@ -1550,7 +1579,17 @@ impl Hidden<'_> {
                 names.extend((0..self.counted.len()).map(|j| format!("{PERCENTILE_ROWS_PREFIX}most_{k}_{j}")));
             }
         }
+        names.extend((0..self.samples().len()).map(|k| format!("{SAMPLE_PREFIX}{k}")));
         names
+    }
+
+    /// The samples added: none without persons counts.
+    fn samples(&self) -> &[Option<usize>] {
+        if self.counted.is_empty() {
+            &[]
+        } else {
+            self.sampled
+        }
     }
 
     /// The percentiles whose rows are counted: all, beside persons counts (a query of no table
@@ -1563,6 +1602,9 @@ impl Hidden<'_> {
         }
     }
 }
+
+/// Prefix of the columns, added by the rewrite, sampling the persons of a cell.
+pub(crate) const SAMPLE_PREFIX: &str = "__niji_sample_";
 
 /// Prefix of the columns, added by the rewrite, counting the rows a percentile reads.
 pub(crate) const PERCENTILE_ROWS_PREFIX: &str = "__niji_percentile_rows_";
@@ -1654,6 +1696,14 @@ fn rebuild(plan: &LogicalPlan, hidden: &Hidden) -> Result<LogicalPlan, SandboxEr
                         let top = crate::contributions::contributions(Expr::Column(columns[person].clone()), one);
                         aggr.push(with_filter(top, Some(Box::new(p.read.clone()))).alias(names.next().ok_or(SandboxError::Internal)?));
                     }
+                }
+            }
+            // The persons sampled for differencing, by the first counted person column.
+            if let Some(&person) = hidden.counted.first() {
+                for which in hidden.samples() {
+                    let filter = which.and_then(|k| filters.get(k)).map(|f| Box::new(f.clone()));
+                    let sample = with_filter(crate::samples::sample_persons(Expr::Column(columns[person].clone())), filter);
+                    aggr.push(sample.alias(names.next().ok_or(SandboxError::Internal)?));
                 }
             }
             Aggregate::try_new(input, a.group_expr.clone(), aggr).map(LogicalPlan::Aggregate).map_err(internal)

@@ -103,6 +103,7 @@ mod deadline;
 mod groups;
 mod may_fail;
 mod persons;
+pub mod samples;
 mod worst_case;
 
 use std::collections::{BTreeMap, HashSet};
@@ -110,7 +111,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{Array, FixedSizeBinaryArray, Int64Array};
+use datafusion::arrow::array::{Array, BinaryArray, FixedSizeBinaryArray, Int64Array};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider, SchemaProvider};
@@ -365,6 +366,17 @@ pub struct AggregateResult {
     /// Per row and column: the contributions behind a magnitude column, when they were computed
     /// (with the fast persons count; `None` otherwise, and for other columns).
     pub contributions: Vec<Vec<Option<Contributions>>>,
+    /// Per row and column: a sample of the persons behind an aggregated cell ([`samples`]), for
+    /// differencing across outputs; never shown. Empty in [`QueryMode::Rows`].
+    pub cell_samples: Vec<Vec<Option<PersonsSample>>>,
+}
+
+/// The persons a cell's aggregate counts (its value condition's, or the row's) and the smallest
+/// of their ids ([`samples::SAMPLE_SIZE`] at most; all of them when there are no more).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonsSample {
+    pub persons: u64,
+    pub smallest: Vec<u32>,
 }
 
 /// The two largest single-person contributions to a magnitude cell, and the total of all
@@ -684,7 +696,8 @@ impl Workspace {
         // contributions of each magnitude (each of the last two once per counted person column),
         // then the rows of each percentile and, in the fast mode, the most of them one person has
         // (once per counted person column).
-        let width = schema.fields().len() - hidden.persons * (1 + hidden.conditions() + hidden.magnitudes) - hidden.percentiles();
+        let width = schema.fields().len() - hidden.persons * (1 + hidden.conditions() + hidden.magnitudes) - hidden.percentiles() - hidden.samples();
+        let first_sample = schema.fields().len() - hidden.samples();
         let columns = schema.fields().iter().take(width).map(|f| f.name().clone()).collect();
         let numeric = schema.fields().iter().take(width).map(|f| f.data_type().is_numeric()).collect();
         let magnitude_of: Vec<Vec<Option<usize>>> =
@@ -697,6 +710,7 @@ impl Workspace {
         let mut persons = Vec::new();
         let mut cell_persons = Vec::new();
         let mut contributions = Vec::new();
+        let mut cell_samples = Vec::new();
         // Aggregates: never reached past the bound `groups::check` made (kept as a guard).
         let max_rows = match self.mode {
             QueryMode::Rows => self.limits.max_rows,
@@ -770,6 +784,24 @@ impl Workspace {
                         .collect::<Result<Vec<u64>, SandboxError>>()
                         .map_err(Failure::Sandbox)?;
                     cell_persons.push(of_cells);
+                    // Each aggregated column's sample, with the persons of what it samples.
+                    let mut samples_of_row = Vec::with_capacity(width);
+                    for c in 0..width {
+                        let Some(i) = hidden.checked.and_then(|k| k.sample_of.get(c).copied().flatten()) else {
+                            samples_of_row.push(None);
+                            continue;
+                        };
+                        let internal = || Failure::Sandbox(SandboxError::Internal);
+                        let column = batch.column(first_sample + i).as_any().downcast_ref::<BinaryArray>().ok_or_else(internal)?;
+                        let smallest = samples::unpack(column.value(row)).ok_or_else(internal)?;
+                        let which = hidden.checked.and_then(|k| k.sampled.get(i).copied()).flatten();
+                        let persons = match which {
+                            Some(k) => of_condition.get(k).map(|&(all, _)| all).ok_or_else(internal)?,
+                            None => of_row,
+                        };
+                        samples_of_row.push(Some(PersonsSample { persons, smallest }));
+                    }
+                    cell_samples.push(samples_of_row);
                 }
                 let mut of_row = Vec::with_capacity(width);
                 for ks in &magnitude_of {
@@ -803,6 +835,7 @@ impl Workspace {
             window: None,
             magnitude,
             contributions,
+            cell_samples,
         })
     }
 }
@@ -823,6 +856,14 @@ struct Hidden<'a> {
 impl Hidden<'_> {
     fn conditions(&self) -> usize {
         self.checked.map_or(0, |c| c.conditions.len())
+    }
+
+    /// Sample columns ([`samples`]), last; added with the persons counts only.
+    fn samples(&self) -> usize {
+        if self.persons == 0 {
+            return 0;
+        }
+        self.checked.map_or(0, |c| c.sampled.len())
     }
 
     /// Percentile columns: the rows of each, and in the fast mode the most rows one person has

@@ -365,6 +365,17 @@ async fn windows_over_joins_and_one_sided_or_null_parts_are_held() {
         .await
         .unwrap();
     assert_eq!((r.cell_persons[0][1], r.cell_persons[0][2]), (1, 1), "{r:?}");
+    // Across two outputs the cells carry samples of the persons their aggregates count (all of
+    // them here, four and three): the second's are the first's less one, which output checking
+    // compares.
+    let (first, second) = (
+        ws.run(&format!("SELECT kind, {a} AS a FROM claim_lines GROUP BY kind")).await.unwrap(),
+        ws.run(&format!("SELECT kind, {b} AS b FROM claim_lines GROUP BY kind")).await.unwrap(),
+    );
+    let (sa, sb) = (first.cell_samples[0][1].clone().unwrap(), second.cell_samples[0][1].clone().unwrap());
+    assert_eq!((sa.persons, sa.smallest.len(), sb.persons, sb.smallest.len()), (4, 4, 3, 3), "{sa:?} {sb:?}");
+    assert!(sb.smallest.iter().all(|id| sa.smallest.contains(id)), "{sa:?} {sb:?}");
+    assert_eq!(first.cell_samples[0][0], None, "a key carries no sample");
     // Two cells of the same rows stay as they were.
     let r = ws.run(&format!("SELECT kind, {a} AS a, sum(points) FILTER (WHERE points <= 60) AS s FROM claim_lines GROUP BY kind")).await.unwrap();
     assert_eq!(r.cell_persons, [vec![6, 2, 2]], "{r:?}");

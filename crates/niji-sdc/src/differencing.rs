@@ -5,12 +5,17 @@
 //! the threshold, but a cell that counted 120 in A and 118 in B reveals 2 persons over 90.
 //!
 //! What the checker knows: the sets of persons behind earlier cells are not kept (that
-//! would be a list of pseudonyms per published cell); an earlier [`Release`] keeps only its
-//! id, its dimension names and the persons of every row it published.
+//! would be a list of pseudonyms per published cell); an earlier [`Release`] keeps its id, its
+//! dimension names, the persons of every row it published and, per shown cell, a
+//! [`CellSample`]: how many persons its aggregate counts and the smallest of their ids (16 at
+//! most), which tells two cells of nearly the same persons from two of different persons.
 //!
 //! Rule: a row about to be released whose keys match a row of an earlier release, and whose
-//! persons differ from that row's by 1 to `min_persons − 1` ([`crate::Rules::min_persons`]), is
-//! refused with [`crate::Reason::Differencing`] naming the earlier release. Every earlier release
+//! persons differ from that row's by 1 to `min_persons − 1` ([`crate::Rules::min_persons`]), or
+//! one of whose cells counts the persons of a cell of that row plus or less 1 to
+//! `min_persons − 1` (their samples agree: [`isolated_by_samples`]; the rows' persons may be the
+//! same, as for `count(*) FILTER (WHERE f)` and `… FILTER (WHERE f AND NOT rare)`), is refused
+//! with [`crate::Reason::Differencing`] naming the earlier release. Every earlier release
 //! is compared, whatever it was computed from: the same query over a newer dataset version, after
 //! an opt-out or under an amended permit holds other persons, and nothing but the counts tells
 //! whether two outputs' persons are the same (equal counts refuse nothing).
@@ -26,16 +31,17 @@
 //! too few.
 //!
 //! Limits: counts only (two cohorts can differ by swapping people and still have equal
-//! counts: no verdict); persons of a row are the largest of its cells' persons, so two outputs
-//! whose rows count the same persons but whose cells differ (`count(*) FILTER (WHERE …)` with
-//! and without a rare condition) are not compared cell by cell; only rows with the same keys
+//! counts: no verdict); samples are of per-permit ids, so cells of two versions of a permit
+//! (each with its own key) look like cells of different persons, and only their rows' persons
+//! are compared; a sample agrees when at most the count difference of its ids differ, so a
+//! cell that adds some persons and drops as many others is not caught; only rows with the same keys
 //! are compared (a new table grouped differently, e.g. age bands 0-9/10-19 against 0-4/5-14, is
 //! not, nor a cell against the margin of another table, nor sums of several cells against
 //! one); implied margins of tables without total rows are not compared; differences of three
 //! or more releases (A − B − C) are not searched.
 
 use crate::check::Checked;
-use crate::table::Table;
+use crate::table::{CellSample, Table};
 use std::collections::HashMap;
 
 /// An earlier release, as the output checker remembers it.
@@ -48,11 +54,13 @@ pub struct Release {
     pub rows: Vec<ReleaseRow>,
 }
 
-/// A published row: its keys (in the release's dimension order) and its persons.
+/// A published row: its keys (in the release's dimension order), its persons, and the samples
+/// of the persons behind its shown cells (`None` for a cell not shown or not sampled).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseRow {
     pub keys: Vec<String>,
     pub persons: u64,
+    pub cells: Vec<Option<CellSample>>,
 }
 
 impl Release {
@@ -64,7 +72,16 @@ impl Release {
             .iter()
             .enumerate()
             .filter(|(r, _)| checked.is_released(*r) && checked.shows_keys(*r))
-            .map(|(_, row)| ReleaseRow { keys: row.keys.clone(), persons: row.persons() })
+            .map(|(r, row)| ReleaseRow {
+                keys: row.keys.clone(),
+                persons: row.persons(),
+                cells: row
+                    .cells
+                    .iter()
+                    .enumerate()
+                    .map(|(j, cell)| cell.sample.clone().filter(|_| checked.verdict(r, j).outcome == crate::Outcome::Released))
+                    .collect(),
+            })
             .collect();
         Release { id: id.into(), dimensions: table.dimensions.clone(), rows }
     }
@@ -87,23 +104,56 @@ pub(crate) fn find(table: &Table, persons: &[u64], released: &[bool], earlier: &
         let theirs_vary = varying(width, rows().map(|row| row.keys.as_slice()));
         let theirs_all = vec![true; width];
         // Each earlier row under its whole set of keys and under the set of those that vary.
-        let mut published: HashMap<Vec<&str>, Vec<u64>> = HashMap::with_capacity(2 * release.rows.len());
+        let mut published: HashMap<Vec<&str>, Vec<&ReleaseRow>> = HashMap::with_capacity(2 * release.rows.len());
         for row in rows() {
             let (whole, varying) = (key_set(&row.keys, &theirs_all), key_set(&row.keys, &theirs_vary));
             if varying != whole {
-                published.entry(varying).or_default().push(row.persons);
+                published.entry(varying).or_default().push(row);
             }
-            published.entry(whole).or_default().push(row.persons);
+            published.entry(whole).or_default().push(row);
         }
         for (r, row) in ours() {
             let (whole, varying) = (key_set(&row.keys, &all), key_set(&row.keys, &ours_vary));
-            let before = published.get(&whole).into_iter().chain((varying != whole).then(|| published.get(&varying)).flatten()).flatten();
-            if let Some(isolated) = before.map(|b| b.abs_diff(persons[r])).find(|d| (1..min_persons).contains(d)) {
+            let before: Vec<&ReleaseRow> =
+                published.get(&whole).into_iter().chain((varying != whole).then(|| published.get(&varying)).flatten()).flatten().copied().collect();
+            let by_rows = before.iter().map(|b| b.persons.abs_diff(persons[r])).find(|d| (1..min_persons).contains(d));
+            // Cells of the same rows that count nearly the same persons but not quite.
+            let by_cells = || {
+                row.cells.iter().filter_map(|c| c.sample.as_ref()).find_map(|ours| {
+                    before.iter().flat_map(|b| b.cells.iter().flatten()).find_map(|theirs| isolated_by_samples(ours, theirs, min_persons))
+                })
+            };
+            if let Some(isolated) = by_rows.or_else(by_cells) {
                 found.push((r, index, isolated));
             }
         }
     }
     found
+}
+
+/// How many persons two cells' difference isolates, when one counts the other's persons and a few
+/// more: their counts differ by `d`, 1 to `min_persons − 1`, and among the ids both samples can
+/// tell about (all, or those below the smaller of their largest) the smaller cell has none the
+/// larger lacks and the larger at most `d` the smaller lacks. Two cells of different persons
+/// whose counts are close have ids of their own on both sides.
+pub(crate) fn isolated_by_samples(a: &CellSample, b: &CellSample, min_persons: u64) -> Option<u64> {
+    let d = a.persons.abs_diff(b.persons);
+    if !(1..min_persons).contains(&d) {
+        return None;
+    }
+    let complete = |s: &CellSample| s.smallest.len() as u64 >= s.persons;
+    let bound = match (complete(a), complete(b)) {
+        (true, true) => u32::MAX,
+        (true, false) => *b.smallest.last()?,
+        (false, true) => *a.smallest.last()?,
+        (false, false) => (*a.smallest.last()?).min(*b.smallest.last()?),
+    };
+    let (xs, ys): (Vec<u32>, Vec<u32>) =
+        (a.smallest.iter().copied().filter(|&x| x <= bound).collect(), b.smallest.iter().copied().filter(|&y| y <= bound).collect());
+    let only_a = xs.iter().filter(|x| ys.binary_search(x).is_err()).count();
+    let only_b = ys.iter().filter(|y| xs.binary_search(y).is_err()).count();
+    let agree = xs.len() + ys.len() > 0 && only_a.min(only_b) == 0 && (only_a.max(only_b) as u64) <= d;
+    agree.then_some(d)
 }
 
 /// For each of `width` dimensions, whether it holds more than one value over `rows`.
@@ -130,4 +180,41 @@ fn key_set<'a>(keys: &'a [String], keep: &[bool]) -> Vec<&'a str> {
     set.sort_unstable();
     set.dedup();
     set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(persons: u64, smallest: impl IntoIterator<Item = u32>) -> CellSample {
+        CellSample { persons, smallest: smallest.into_iter().collect() }
+    }
+
+    /// `isolated_by_samples` with a threshold of 10.
+    fn check(a: CellSample, b: CellSample, expected: Option<u64>) {
+        assert_eq!(isolated_by_samples(&a, &b, 10), expected, "{a:?} {b:?}");
+        assert_eq!(isolated_by_samples(&b, &a, 10), expected, "the other way: {a:?} {b:?}");
+    }
+
+    #[test]
+    fn samples_tell_nearly_the_same_persons_from_others() {
+        // Whole sets: one within the other by three; the same count apart but not within.
+        check(sample(8, [1, 5, 9, 12, 20, 31, 40, 41]), sample(5, [1, 9, 20, 31, 41]), Some(3));
+        check(sample(8, [1, 5, 9, 12, 20, 31, 40, 41]), sample(5, [1, 9, 20, 31, 42]), None);
+        // Equal counts, or ten apart: nothing to tell.
+        check(sample(5, [1, 9, 20, 31, 41]), sample(5, [1, 9, 20, 31, 41]), None);
+        check(sample(15, 0..15), sample(5, 0..5), None);
+        // Sampled: a cell and the same less one person, whose id is among the smallest or not.
+        let many: Vec<u32> = (0..16).map(|i| i * 100).collect();
+        check(sample(500, many.clone()), sample(499, many.iter().copied().filter(|&x| x != 300).chain([1600])), Some(1));
+        check(sample(500, many.clone()), sample(499, many.clone()), Some(1));
+        // Three fewer, two of them among the smallest.
+        check(sample(500, many.clone()), sample(497, many.iter().copied().filter(|&x| x != 300 && x != 800).chain([1600, 1700])), Some(3));
+        // Sampled cells of other persons with close counts.
+        check(sample(500, many.clone()), sample(496, many.iter().map(|x| x + 50)), None);
+        check(sample(500, many.clone()), sample(496, many.iter().map(|&x| if x % 300 == 0 { x + 1 } else { x })), None);
+        // One whole, one sampled: compared below the sampled one's largest id.
+        check(sample(12, (0..12).map(|i| i * 10)), sample(40, (0..16).map(|i| i * 10)), None);
+        check(sample(15, (0..15).map(|i| i * 10)), sample(17, (0..16).map(|i| i * 10)), Some(2));
+    }
 }

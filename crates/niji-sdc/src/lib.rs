@@ -37,5 +37,5 @@ pub mod verdict;
 pub use check::{check, check_against_earlier, Checked, ReleasedRow, ReleasedTable, SdcError, Shown, Summary};
 pub use differencing::{Release, ReleaseRow};
 pub use rules::{Dominance, Preset, Rules, RulesError};
-pub use table::{Cell, Measure, MeasureKind, Row, Table, TableError, TOTAL};
+pub use table::{Cell, CellSample, Measure, MeasureKind, Row, Table, TableError, TOTAL};
 pub use verdict::{CellRef, Outcome, Reason, Verdict};

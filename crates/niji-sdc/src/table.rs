@@ -63,7 +63,7 @@ impl Measure {
 }
 
 /// One cell: the value the query output and what the sandbox knows behind it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
     /// The value the researcher's query output (a count, a sum, a mean…).
     pub value: f64,
@@ -78,12 +78,25 @@ pub struct Cell {
     /// The total of all contributions (the magnitude). For a [`MeasureKind::Sum`] it defaults
     /// to [`Cell::value`].
     pub total: Option<f64>,
+    /// A sample of the persons the cell's aggregate counts, for differencing across outputs
+    /// ([`crate::differencing`]); `None`: not known.
+    pub sample: Option<CellSample>,
+}
+
+/// The persons a cell's aggregate counts and the smallest of their ids (ids drawn from a keyed
+/// hash, so the smallest are a uniform sample; all of them when there are no more than the
+/// sample holds). Two cells whose samples agree count nearly the same persons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellSample {
+    pub persons: u64,
+    /// Ascending, distinct.
+    pub smallest: Vec<u32>,
 }
 
 impl Cell {
     /// A cell with a value and its persons, nothing else known.
     pub fn new(value: f64, persons: u64) -> Self {
-        Cell { value, persons, institutions: None, top: None, total: None }
+        Cell { value, persons, institutions: None, top: None, total: None, sample: None }
     }
 
     /// A count of persons: the value is the number of persons.
@@ -93,6 +106,11 @@ impl Cell {
 
     pub fn with_institutions(mut self, institutions: u64) -> Self {
         self.institutions = Some(institutions);
+        self
+    }
+
+    pub fn with_sample(mut self, sample: CellSample) -> Self {
+        self.sample = Some(sample);
         self
     }
 

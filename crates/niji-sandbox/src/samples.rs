@@ -1,0 +1,293 @@
+//! A sample of the persons behind a cell, for differencing across outputs.
+//!
+//! Two outputs whose rows count the same persons can still differ in a cell by a few:
+//! `count(*) FILTER (WHERE f)` in one and `count(*) FILTER (WHERE f AND NOT rare)` in the next.
+//! Output checking compares released counts, not persons, so it needs to tell two cells of
+//! nearly the same persons from two cells of different persons whose counts happen to be close.
+//! A cell's sample is the [`SAMPLE_SIZE`] smallest of its persons' ids: ids are drawn from an HMAC
+//! under the permit's secret, so the smallest are a uniform sample of the cell's persons, the
+//! same for two cells wherever their persons are the same (a bottom-k sketch; all of them when a
+//! cell has no more persons). It never leaves the platform: `niji-analysis` keeps it with a
+//! released output for later comparisons, and `niji-sdc` compares.
+//!
+//! Order-free (unlike [`crate::persons`]): partial states merge by keeping the smallest of both.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, FixedSizeBinaryArray};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, Expr, GroupsAccumulator, Signature, Volatility};
+
+use crate::data::{id_at, Id, PERSON_ID_BYTES};
+
+/// How many of a cell's persons are kept.
+pub const SAMPLE_SIZE: usize = 16;
+
+/// The sample aggregate over a `person_id` column (only the rewrite calls it).
+pub(crate) fn sample_persons(person_id: Expr) -> Expr {
+    AggregateUDF::new_from_impl(SamplePersons::default()).call(vec![person_id])
+}
+
+/// Reads a sample column's value: the ids, ascending.
+pub(crate) fn unpack(bytes: &[u8]) -> Option<Vec<u32>> {
+    (bytes.len() % 4 == 0 && bytes.len() / 4 <= SAMPLE_SIZE)
+        .then(|| bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("four bytes"))).collect())
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SamplePersons {
+    signature: Signature,
+}
+
+impl Default for SamplePersons {
+    fn default() -> Self {
+        SamplePersons { signature: Signature::exact(vec![DataType::FixedSizeBinary(PERSON_ID_BYTES)], Volatility::Immutable) }
+    }
+}
+
+impl AggregateUDFImpl for SamplePersons {
+    fn name(&self) -> &str {
+        "niji_sample_persons"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Binary)
+    }
+
+    fn is_nullable(&self) -> bool {
+        false
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(format!("{}[smallest]", args.name), DataType::Binary, false))])
+    }
+
+    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(Smallest::default()))
+    }
+
+    fn default_value(&self, _data_type: &DataType) -> Result<ScalarValue> {
+        Ok(ScalarValue::Binary(Some(Vec::new())))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(GroupSamples::default()))
+    }
+}
+
+fn ids_of(values: &[ArrayRef]) -> Result<&FixedSizeBinaryArray> {
+    values
+        .first()
+        .and_then(|a| a.as_any().downcast_ref::<FixedSizeBinaryArray>())
+        .filter(|a| a.value_length() == PERSON_ID_BYTES)
+        .ok_or_else(|| DataFusionError::Internal("persons sample over a non-id column".into()))
+}
+
+fn states_of(values: &[ArrayRef]) -> Result<&BinaryArray> {
+    values.first().and_then(|a| a.as_any().downcast_ref::<BinaryArray>()).ok_or_else(|| DataFusionError::Internal("persons sample state".into()))
+}
+
+/// One group's smallest ids, ascending, distinct: `ids[..len]`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sample {
+    len: u8,
+    ids: [Id; SAMPLE_SIZE],
+}
+
+impl Sample {
+    #[inline]
+    fn see(&mut self, id: Id) {
+        let len = self.len as usize;
+        if len == SAMPLE_SIZE && id >= self.ids[SAMPLE_SIZE - 1] {
+            return;
+        }
+        if let Err(at) = self.ids[..len].binary_search(&id) {
+            let end = (len + 1).min(SAMPLE_SIZE);
+            self.ids.copy_within(at..end - 1, at + 1);
+            self.ids[at] = id;
+            self.len = end as u8;
+        }
+    }
+
+    fn packed(&self) -> impl Iterator<Item = u8> + '_ {
+        self.ids[..self.len as usize].iter().flat_map(|id| id.to_le_bytes())
+    }
+}
+
+/// Samples per group (the aggregate's fast path).
+#[derive(Debug, Default)]
+struct GroupSamples {
+    groups: Vec<Sample>,
+}
+
+impl GroupSamples {
+    fn emit(&mut self, emit_to: EmitTo) -> ArrayRef {
+        let emitted = emit_to.take_needed(&mut self.groups);
+        let mut out = BinaryBuilder::with_capacity(emitted.len(), emitted.iter().map(|s| s.len as usize * 4).sum());
+        for s in &emitted {
+            out.append_value(s.packed().collect::<Vec<u8>>());
+        }
+        Arc::new(out.finish())
+    }
+}
+
+impl GroupsAccumulator for GroupSamples {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        let ids = ids_of(values)?;
+        self.groups.resize(total_num_groups, Sample::default());
+        for (row, &g) in group_indices.iter().enumerate() {
+            if ids.is_null(row) || opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
+                continue;
+            }
+            self.groups[g].see(id_at(ids, row));
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        Ok(self.emit(emit_to))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        Ok(vec![self.emit(emit_to)])
+    }
+
+    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
+        let states = states_of(values)?;
+        self.groups.resize(total_num_groups, Sample::default());
+        for (row, &g) in group_indices.iter().enumerate() {
+            if states.is_null(row) {
+                continue;
+            }
+            let ids = unpack(states.value(row)).ok_or_else(|| DataFusionError::Internal("persons sample state".into()))?;
+            for id in ids {
+                self.groups[g].see(id);
+            }
+        }
+        Ok(())
+    }
+
+    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
+        let ids = ids_of(values)?;
+        let mut out = BinaryBuilder::with_capacity(ids.len(), ids.len() * 4);
+        for row in 0..ids.len() {
+            if ids.is_null(row) || opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
+                out.append_value([]);
+            } else {
+                out.append_value(id_at(ids, row).to_le_bytes());
+            }
+        }
+        Ok(vec![Arc::new(out.finish())])
+    }
+
+    fn size(&self) -> usize {
+        self.groups.capacity() * std::mem::size_of::<Sample>()
+    }
+}
+
+/// The smallest ids seen, ascending, distinct.
+#[derive(Debug, Default)]
+struct Smallest {
+    ids: Vec<Id>,
+}
+
+impl Smallest {
+    fn see(&mut self, id: Id) {
+        if self.ids.len() == SAMPLE_SIZE && id >= self.ids[SAMPLE_SIZE - 1] {
+            return;
+        }
+        if let Err(at) = self.ids.binary_search(&id) {
+            self.ids.insert(at, id);
+            self.ids.truncate(SAMPLE_SIZE);
+        }
+    }
+
+    fn packed(&self) -> Vec<u8> {
+        self.ids.iter().flat_map(|id| id.to_le_bytes()).collect()
+    }
+}
+
+impl Accumulator for Smallest {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let ids = ids_of(values)?;
+        for row in 0..ids.len() {
+            if !ids.is_null(row) {
+                self.see(id_at(ids, row));
+            }
+        }
+        Ok(())
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let bad = || DataFusionError::Internal("persons sample state".into());
+        let smallest = states_of(states)?;
+        for row in 0..smallest.len() {
+            if smallest.is_null(row) {
+                continue;
+            }
+            for id in unpack(smallest.value(row)).ok_or_else(bad)? {
+                self.see(id);
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![ScalarValue::Binary(Some(self.packed()))])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(ScalarValue::Binary(Some(self.packed())))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.ids.capacity() * std::mem::size_of::<Id>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_smallest_distinct_ids_are_kept_in_order() {
+        let mut s = Smallest::default();
+        for id in (0..100u32).rev().chain(0..100) {
+            s.see(id * 7 % 101);
+        }
+        let mut want: Vec<u32> = (0..100u32).map(|id| id * 7 % 101).collect();
+        want.sort_unstable();
+        want.dedup();
+        want.truncate(SAMPLE_SIZE);
+        assert_eq!(s.ids, want);
+        assert_eq!(unpack(&s.packed()), Some(want.clone()));
+        assert_eq!(unpack(&[0; 3]), None);
+        // The groups' way keeps the same.
+        let mut g = Sample::default();
+        for id in (0..100u32).rev().chain(0..100) {
+            g.see(id * 7 % 101);
+        }
+        assert_eq!(&g.ids[..g.len as usize], want.as_slice());
+        let mut few = Sample::default();
+        for id in [5, 3, 5, 9, 3] {
+            few.see(id);
+        }
+        assert_eq!(&few.ids[..few.len as usize], &[3, 5, 9]);
+    }
+}
