@@ -714,7 +714,8 @@ fn verdicts_json(table: &Table, checked: Option<&Checked>, table_reasons: &[&str
     })
 }
 
-/// The persons of the released rows (what later differencing compares with).
+/// The persons of the released rows and the samples of their shown cells (what later
+/// differencing compares with; never shown).
 pub(crate) fn published_persons(table: &Table, checked: Option<&Checked>) -> Value {
     let Some(c) = checked else { return json!([]) };
     let rows: Vec<Value> = table

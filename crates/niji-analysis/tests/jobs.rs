@@ -257,7 +257,12 @@ async fn two_checkers_release_a_job_and_a_differencing_job_is_refused() {
     .await
     .unwrap();
     assert_eq!((pair.status.as_str(), pair.outputs[1].refusal.as_deref()), ("refused", Some("differencing")));
-    assert_eq!(pair.outputs[1].differencing.as_ref().unwrap()["refused_by"], serde_json::json!([format!("job-{}:women", pair.id)]));
+    // By the job's first output, and by the released table's women (the same persons, by their
+    // samples, though in a row of another key set).
+    assert_eq!(
+        pair.outputs[1].differencing.as_ref().unwrap()["refused_by"],
+        serde_json::json!([format!("release-{release_id}:by_sex"), format!("job-{}:women", pair.id)])
+    );
     // The same query again is the same cohort: it passes; a checker's rejection refuses it.
     let again = submit_job(i, w.researcher, w.permit, &outputs(&[("total", "select count(*) as n\n  from patients;")])).await.unwrap();
     assert_eq!(again.status, "awaiting_review", "{again:?}");

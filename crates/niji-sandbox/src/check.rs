@@ -377,9 +377,10 @@ impl Checker<'_> {
     /// and counted person column), and in the fast mode the contributions of each magnitude that
     /// has them computed (one column per such magnitude and counted person column), then the rows
     /// each percentile reads (one column each), and in the fast mode the most of those rows any
-    /// one person has (last, one column per percentile and counted person column). Returns
-    /// the plan, the number of persons columns and the number of magnitudes whose contributions
-    /// were added.
+    /// one person has (one column per percentile and counted person column), and last a sample of
+    /// the persons of each sampled condition or of the row ([`crate::samples`], by the first
+    /// counted person column). Returns the plan, the number of persons columns and the number of
+    /// magnitudes whose contributions were added.
     pub(crate) fn with_persons(
         &self,
         plan: &LogicalPlan,
@@ -1222,8 +1223,8 @@ impl Bearing {
 /// side apart would suppress two cells whose difference tells nothing, e.g. the men and the
 /// persons under 40 of a "Table 1" row, whenever few are men over 40.)
 ///
-/// Not covered: the two cells in two outputs (differencing compares rows' persons, not cells');
-/// a side whose size is known from another output (`b` widened by rows of a known count); an
+/// The two cells in two outputs are output checking's to compare, by the cells' persons samples
+/// ([`crate::samples`]). Not covered: a side whose size is known from another output (`b` widened by rows of a known count); an
 /// aggregate without a value condition against one with (`count(*) - sum(flag)` over a stored
 /// 0/1 integer column: a `CASE` or a boolean cast has parts of its own).
 fn differences_between_cells(conditions: &mut Vec<Expr>, of_aggregate: &mut [Vec<(usize, Bearing)>]) -> Vec<(usize, usize)> {

@@ -695,7 +695,7 @@ impl Workspace {
         // After the output's columns: the persons counts, the persons of each condition, the
         // contributions of each magnitude (each of the last two once per counted person column),
         // then the rows of each percentile and, in the fast mode, the most of them one person has
-        // (once per counted person column).
+        // (once per counted person column), and last the persons samples.
         let width = schema.fields().len() - hidden.persons * (1 + hidden.conditions() + hidden.magnitudes) - hidden.percentiles() - hidden.samples();
         let first_sample = schema.fields().len() - hidden.samples();
         let columns = schema.fields().iter().take(width).map(|f| f.name().clone()).collect();
@@ -794,11 +794,13 @@ impl Workspace {
                         let internal = || Failure::Sandbox(SandboxError::Internal);
                         let column = batch.column(first_sample + i).as_any().downcast_ref::<BinaryArray>().ok_or_else(internal)?;
                         let smallest = samples::unpack(column.value(row)).ok_or_else(internal)?;
+                        // Counted by the same person column as the ids (the first).
                         let which = hidden.checked.and_then(|k| k.sampled.get(i).copied()).flatten();
-                        let persons = match which {
-                            Some(k) => of_condition.get(k).map(|&(all, _)| all).ok_or_else(internal)?,
-                            None => of_row,
+                        let counted = match which {
+                            Some(k) => first_condition + k * hidden.persons,
+                            None => width,
                         };
+                        let persons = persons_counted(&batch, counted, 1, row).map_err(Failure::Sandbox)?.0;
                         samples_of_row.push(Some(PersonsSample { persons, smallest }));
                     }
                     cell_samples.push(samples_of_row);
@@ -843,7 +845,8 @@ impl Workspace {
 /// What a rewritten plan carries after the output's own columns: persons counts (`persons`, one
 /// per counted person column), then the persons of each of `checked`'s conditions and the
 /// contributions of each of the `magnitudes` computed in this run (one column per counted person
-/// column each). No `checked`: nothing hidden (a plan run as it is).
+/// column each), the percentiles' columns and the persons samples. No `checked`: nothing hidden
+/// (a plan run as it is).
 #[derive(Default)]
 struct Hidden<'a> {
     persons: usize,

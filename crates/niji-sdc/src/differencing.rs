@@ -4,7 +4,7 @@
 //! then the same table for "cohort X without those over 90" (release B). Each table passes
 //! the threshold, but a cell that counted 120 in A and 118 in B reveals 2 persons over 90.
 //!
-//! What the checker knows: the sets of persons behind earlier cells are not kept (that
+//! What the checker knows: the whole sets of persons behind earlier cells are not kept (that
 //! would be a list of pseudonyms per published cell); an earlier [`Release`] keeps its id, its
 //! dimension names, the persons of every row it published and, per shown cell, a
 //! [`CellSample`]: how many persons its aggregate counts and the smallest of their ids (16 at
@@ -12,10 +12,12 @@
 //!
 //! Rule: a row about to be released whose keys match a row of an earlier release, and whose
 //! persons differ from that row's by 1 to `min_persons − 1` ([`crate::Rules::min_persons`]), or
-//! one of whose cells counts the persons of a cell of that row plus or less 1 to
-//! `min_persons − 1` (their samples agree: [`isolated_by_samples`]; the rows' persons may be the
-//! same, as for `count(*) FILTER (WHERE f)` and `… FILTER (WHERE f AND NOT rare)`), is refused
-//! with [`crate::Reason::Differencing`] naming the earlier release. Every earlier release
+//! one of whose cells counts the persons of any earlier shown cell plus or less 1 to
+//! `min_persons − 1` (their samples agree: [`isolated_by_samples`]; whatever the rows' keys and
+//! persons, as for `count(*) FILTER (WHERE f)` by sex and `… FILTER (WHERE f AND sex = 'F' AND
+//! NOT rare)`), is refused with [`crate::Reason::Differencing`] naming the earlier release. A
+//! cell whose sample is that of an earlier shown cell (the same persons: a query run again) is
+//! not compared. Every earlier release
 //! is compared, whatever it was computed from: the same query over a newer dataset version, after
 //! an opt-out or under an amended permit holds other persons, and nothing but the counts tells
 //! whether two outputs' persons are the same (equal counts refuse nothing).
@@ -98,6 +100,28 @@ pub(crate) fn find(table: &Table, persons: &[u64], released: &[bool], earlier: &
     let ours = || table.rows.iter().enumerate().filter(|(r, _)| released[*r]);
     let ours_vary = varying(table.dimensions.len(), ours().map(|(_, row)| row.keys.as_slice()));
     let all = vec![true; table.dimensions.len()];
+    // Every earlier shown cell's sample, by the persons it counts: a cell is compared with all of
+    // them, whatever their rows' keys (a key moved into a filter makes a row of other keys over
+    // the same persons), unless the very same cell was shown before (a query run again).
+    let mut by_persons: HashMap<u64, Vec<(usize, &CellSample)>> = HashMap::new();
+    let mut shown: std::collections::HashSet<&CellSample> = std::collections::HashSet::new();
+    for (index, release) in earlier.iter().enumerate() {
+        for sample in release.rows.iter().flat_map(|row| row.cells.iter().flatten()) {
+            by_persons.entry(sample.persons).or_default().push((index, sample));
+            shown.insert(sample);
+        }
+    }
+    for (r, row) in ours() {
+        let by_cells = row.cells.iter().filter_map(|c| c.sample.as_ref()).filter(|s| !shown.contains(s)).find_map(|ours| {
+            (ours.persons.saturating_sub(min_persons - 1)..=ours.persons + (min_persons - 1))
+                .filter_map(|p| by_persons.get(&p))
+                .flatten()
+                .find_map(|&(index, theirs)| isolated_by_samples(ours, theirs, min_persons).map(|d| (index, d)))
+        });
+        if let Some((index, isolated)) = by_cells {
+            found.push((r, index, isolated));
+        }
+    }
     for (index, release) in earlier.iter().enumerate() {
         let width = release.dimensions.len();
         let rows = || release.rows.iter().filter(|row| row.keys.len() == width);
@@ -116,14 +140,7 @@ pub(crate) fn find(table: &Table, persons: &[u64], released: &[bool], earlier: &
             let (whole, varying) = (key_set(&row.keys, &all), key_set(&row.keys, &ours_vary));
             let before: Vec<&ReleaseRow> =
                 published.get(&whole).into_iter().chain((varying != whole).then(|| published.get(&varying)).flatten()).flatten().copied().collect();
-            let by_rows = before.iter().map(|b| b.persons.abs_diff(persons[r])).find(|d| (1..min_persons).contains(d));
-            // Cells of the same rows that count nearly the same persons but not quite.
-            let by_cells = || {
-                row.cells.iter().filter_map(|c| c.sample.as_ref()).find_map(|ours| {
-                    before.iter().flat_map(|b| b.cells.iter().flatten()).find_map(|theirs| isolated_by_samples(ours, theirs, min_persons))
-                })
-            };
-            if let Some(isolated) = by_rows.or_else(by_cells) {
+            if let Some(isolated) = before.iter().map(|b| b.persons.abs_diff(persons[r])).find(|d| (1..min_persons).contains(d)) {
                 found.push((r, index, isolated));
             }
         }
@@ -194,6 +211,50 @@ mod tests {
     fn check(a: CellSample, b: CellSample, expected: Option<u64>) {
         assert_eq!(isolated_by_samples(&a, &b, 10), expected, "{a:?} {b:?}");
         assert_eq!(isolated_by_samples(&b, &a, 10), expected, "the other way: {a:?} {b:?}");
+    }
+
+    fn table(dimensions: &[&str], rows: &[(&[&str], Vec<CellSample>)]) -> Table {
+        let measures = (0..rows[0].1.len()).map(|j| crate::Measure::count(format!("m{j}"))).collect();
+        let mut t = Table::new(dimensions.iter().copied(), measures);
+        for (keys, samples) in rows {
+            let cells = samples.iter().map(|s| crate::Cell::count(s.persons).with_sample(s.clone())).collect();
+            t.push(keys.iter().copied(), cells);
+        }
+        t
+    }
+
+    fn refused(t: &Table, earlier: &Release) -> Vec<bool> {
+        let rules = crate::Rules::preset(crate::Preset::Ndb);
+        let c = crate::check_against_earlier(t, &rules, std::slice::from_ref(earlier)).unwrap();
+        (0..t.rows.len()).map(|r| c.verdict(r, 0).outcome == crate::Outcome::Refused).collect()
+    }
+
+    #[test]
+    fn a_query_run_again_is_not_refused_by_its_own_cells() {
+        // Everyone (40) and those with an age (37) side by side: a query run again shows the same
+        // cells; only a cell new to the project is compared.
+        let (row, aged) = (sample(40, (0..16).map(|i| i * 10)), sample(37, (0..16).map(|i| i * 10).filter(|&x| x != 50)));
+        let t = table(&["g"], &[(&["a"], vec![row.clone(), aged.clone()]), (&["b"], vec![sample(50, 1000..1016), sample(50, 1000..1016)])]);
+        let rules = crate::Rules::preset(crate::Preset::Ndb);
+        let release = Release::from_checked("A", &t, &crate::check(&t, &rules).unwrap());
+        assert_eq!(refused(&t, &release), [false, false]);
+        // (Under another key, so that only the cells are compared.)
+        let new = table(&["g"], &[(&["z"], vec![aged.clone(), sample(38, (0..16).map(|i| i * 10).filter(|&x| x != 70))])]);
+        assert_eq!(refused(&new, &release), [true]);
+    }
+
+    #[test]
+    fn a_cell_is_compared_with_earlier_cells_whatever_their_keys() {
+        // Women (30) in a table by sex; then, in a table of no keys, women less two.
+        let women = sample(30, (0..16).map(|i| i * 10));
+        let t = table(&["sex"], &[(&["F"], vec![women.clone()]), (&["M"], vec![sample(30, (0..16).map(|i| i * 10 + 5))])]);
+        let rules = crate::Rules::preset(crate::Preset::Ndb);
+        let release = Release::from_checked("A", &t, &crate::check(&t, &rules).unwrap());
+        let less = table(&[], &[(&[], vec![sample(28, women.smallest.iter().copied().filter(|&x| x != 20 && x != 40).chain([160, 170]))])]);
+        assert_eq!(refused(&less, &release), [true]);
+        // Other persons, as many: answered.
+        let other = table(&[], &[(&[], vec![sample(28, (0..16).map(|i| i * 10 + 7))])]);
+        assert_eq!(refused(&other, &release), [false]);
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub struct Cell {
 /// The persons a cell's aggregate counts and the smallest of their ids (ids drawn from a keyed
 /// hash, so the smallest are a uniform sample; all of them when there are no more than the
 /// sample holds). Two cells whose samples agree count nearly the same persons.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CellSample {
     pub persons: u64,
     /// Ascending, distinct.

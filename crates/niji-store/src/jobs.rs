@@ -40,7 +40,8 @@ pub struct JobOutputRow {
     pub verdicts: Option<String>,
     /// JSON: the differencing verdict.
     pub differencing: Option<String>,
-    /// JSON: persons of the released rows (for differencing only; never shown).
+    /// JSON: persons of the released rows and samples of their shown cells' persons (per-permit
+    /// ids; for differencing only, never shown).
     pub published_persons: Option<String>,
 }
 
