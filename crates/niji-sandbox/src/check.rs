@@ -385,7 +385,7 @@ impl Checker<'_> {
         &self,
         plan: &LogicalPlan,
         checked: &Checked,
-        count: PersonsCount,
+        (count, samples): (PersonsCount, Samples),
     ) -> Result<(LogicalPlan, usize, usize), SandboxError> {
         let computed: Vec<&(Expr, Option<Box<Expr>>)> =
             if count == PersonsCount::InOrder { checked.magnitudes.iter().filter_map(|m| m.computed.as_ref()).collect() } else { Vec::new() };
@@ -393,7 +393,7 @@ impl Checker<'_> {
             counted: &checked.counted,
             conditions: &checked.conditions,
             differences: &checked.differences,
-            sampled: &checked.sampled,
+            sampled: if samples == Samples::Taken { &checked.sampled } else { &[] },
             magnitudes: &computed,
             percentiles: &checked.percentiles,
             count,
@@ -1602,6 +1602,15 @@ impl Hidden<'_> {
             self.percentiles
         }
     }
+}
+
+/// Whether a rewrite samples the cells' persons ([`crate::samples`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Samples {
+    Taken,
+    /// Not for an output that could have so many rows that its samples might not fit in memory:
+    /// its cells are compared by rows only.
+    Left,
 }
 
 /// Prefix of the columns, added by the rewrite, sampling the persons of a cell.

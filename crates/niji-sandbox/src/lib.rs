@@ -677,10 +677,12 @@ impl Workspace {
         checked: &'a check::Checked,
         count: check::PersonsCount,
     ) -> Result<(LogicalPlan, Hidden<'a>), Failure> {
-        let (rewritten, persons, magnitudes) = checker.with_persons(plan, checked, count).map_err(Failure::Sandbox)?;
+        let worst = groups::bound(plan, &self.tables, &self.default_schema);
+        let samples = samples::fit(worst, checked.sampled.len(), self.limits.memory_bytes);
+        let (rewritten, persons, magnitudes) = checker.with_persons(plan, checked, (count, samples)).map_err(Failure::Sandbox)?;
         let planned = may_fail::planned(&self.ctx.state(), &rewritten).map_err(Failure::Sandbox)?;
         groups::check(&planned, &self.tables, &self.default_schema, self.limits.max_groups).map_err(Failure::Sandbox)?;
-        let hidden = Hidden { persons, magnitudes, fast: count == check::PersonsCount::InOrder, checked: Some(checked) };
+        let hidden = Hidden { persons, magnitudes, fast: count == check::PersonsCount::InOrder, samples, checked: Some(checked) };
         Ok((planned, hidden))
     }
 
@@ -787,7 +789,7 @@ impl Workspace {
                     // Each aggregated column's sample, with the persons of what it samples.
                     let mut samples_of_row = Vec::with_capacity(width);
                     for c in 0..width {
-                        let Some(i) = hidden.checked.and_then(|k| k.sample_of.get(c).copied().flatten()) else {
+                        let Some(i) = hidden.checked.and_then(|k| k.sample_of.get(c).copied().flatten()).filter(|_| hidden.samples() > 0) else {
                             samples_of_row.push(None);
                             continue;
                         };
@@ -853,7 +855,15 @@ struct Hidden<'a> {
     magnitudes: usize,
     /// The fast persons count ran: the most rows one person has under each percentile came too.
     fast: bool,
+    /// Whether the cells' persons were sampled.
+    samples: check::Samples,
     checked: Option<&'a check::Checked>,
+}
+
+impl Default for check::Samples {
+    fn default() -> Self {
+        check::Samples::Left
+    }
 }
 
 impl Hidden<'_> {
@@ -863,7 +873,7 @@ impl Hidden<'_> {
 
     /// Sample columns ([`samples`]), last; added with the persons counts only.
     fn samples(&self) -> usize {
-        if self.persons == 0 {
+        if self.persons == 0 || self.samples == check::Samples::Left {
             return 0;
         }
         self.checked.map_or(0, |c| c.sampled.len())

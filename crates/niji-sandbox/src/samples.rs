@@ -30,6 +30,19 @@ pub(crate) fn sample_persons(person_id: Expr) -> Expr {
     AggregateUDF::new_from_impl(SamplePersons::default()).call(vec![person_id])
 }
 
+/// Whether an output's samples are taken: they take [`SAMPLE_SIZE`] ids and a length a group each,
+/// in the partial and the final aggregation, so not for an output whose worst case (`worst`
+/// rows, judged from whole-table statistics as the group bound) would need more than a quarter of
+/// the memory limit for them; its cells are then compared by rows only.
+pub(crate) fn fit(worst: u128, sampled: usize, memory_bytes: usize) -> crate::check::Samples {
+    let per_group = 2 * std::mem::size_of::<Sample>() as u128;
+    if worst.saturating_mul(sampled as u128).saturating_mul(per_group) <= (memory_bytes / 4) as u128 {
+        crate::check::Samples::Taken
+    } else {
+        crate::check::Samples::Left
+    }
+}
+
 /// Reads a sample column's value: the ids, ascending.
 pub(crate) fn unpack(bytes: &[u8]) -> Option<Vec<u32>> {
     (bytes.len() % 4 == 0 && bytes.len() / 4 <= SAMPLE_SIZE)
@@ -264,6 +277,22 @@ impl Accumulator for Smallest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check(worst: u128, sampled: usize, memory_bytes: usize, expected: crate::check::Samples) {
+        assert_eq!(fit(worst, sampled, memory_bytes), expected, "{worst} rows, {sampled} samples, {memory_bytes} bytes");
+    }
+
+    #[test]
+    fn samples_are_left_out_where_their_worst_case_would_not_fit() {
+        use crate::check::Samples::{Left, Taken};
+        const GIB: usize = 1 << 30;
+        check(2_000, 7, 2 * GIB, Taken);
+        check(1 << 20, 2, 2 * GIB, Taken);
+        check(1 << 21, 7, 2 * GIB, Left);
+        check(1 << 21, 1, 64 << 20, Left);
+        check(u128::MAX, 1, 2 * GIB, Left);
+        check(u128::MAX, 0, 2 * GIB, Taken);
+    }
 
     #[test]
     fn the_smallest_distinct_ids_are_kept_in_order() {

@@ -376,6 +376,7 @@ async fn windows_over_joins_and_one_sided_or_null_parts_are_held() {
     assert_eq!((sa.persons, sa.smallest.len(), sb.persons, sb.smallest.len()), (4, 4, 3, 3), "{sa:?} {sb:?}");
     assert!(sb.smallest.iter().all(|id| sa.smallest.contains(id)), "{sa:?} {sb:?}");
     assert_eq!(first.cell_samples[0][0], None, "a key carries no sample");
+
     // Two cells of the same rows stay as they were.
     let r = ws.run(&format!("SELECT kind, {a} AS a, sum(points) FILTER (WHERE points <= 60) AS s FROM claim_lines GROUP BY kind")).await.unwrap();
     assert_eq!(r.cell_persons, [vec![6, 2, 2]], "{r:?}");
