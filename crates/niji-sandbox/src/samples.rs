@@ -137,14 +137,18 @@ impl Sample {
     }
 }
 
-/// Samples per group (the aggregate's fast path).
+/// Samples per group (the aggregate's fast path), and per group the id from which on a row is
+/// not taken (the largest of a full sample; [`Id::MAX`], never an id, until then): most rows of a
+/// large group stop at that one comparison in a small array.
 #[derive(Debug, Default)]
 struct GroupSamples {
     groups: Vec<Sample>,
+    bar: Vec<Id>,
 }
 
 impl GroupSamples {
     fn emit(&mut self, emit_to: EmitTo) -> ArrayRef {
+        emit_to.take_needed(&mut self.bar);
         let emitted = emit_to.take_needed(&mut self.groups);
         let mut out = BinaryBuilder::with_capacity(emitted.len(), emitted.iter().map(|s| s.len as usize * 4).sum());
         for s in &emitted {
@@ -164,11 +168,43 @@ impl GroupsAccumulator for GroupSamples {
     ) -> Result<()> {
         let ids = ids_of(values)?;
         self.groups.resize(total_num_groups, Sample::default());
-        for (row, &g) in group_indices.iter().enumerate() {
-            if ids.is_null(row) || opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
-                continue;
+        self.bar.resize(total_num_groups, Id::MAX);
+        // The rows to sample (not null, within the filter), in runs of consecutive rows; the ids
+        // read from the value buffer (a sliced array slices it: no element offset).
+        let nulls = ids.nulls().filter(|n| n.null_count() > 0);
+        let counted = match (opt_filter, nulls) {
+            (None, None) => None,
+            (Some(f), n) => {
+                let within = match f.nulls() {
+                    Some(unknown) => f.values() & unknown.inner(),
+                    None => f.values().clone(),
+                };
+                Some(match n {
+                    Some(n) => &within & n.inner(),
+                    None => within,
+                })
             }
-            self.groups[g].see(id_at(ids, row));
+            (None, Some(n)) => Some(n.inner().clone()),
+        };
+        let runs: Box<dyn Iterator<Item = (usize, usize)>> = match &counted {
+            None => Box::new(std::iter::once((0, ids.len()))),
+            Some(rows) => Box::new(rows.set_slices()),
+        };
+        let width = PERSON_ID_BYTES as usize;
+        let bytes = ids.value_data();
+        let (groups, bar) = (&mut self.groups[..], &mut self.bar[..]);
+        for (start, end) in runs {
+            for (chunk, &g) in bytes[start * width..end * width].chunks_exact(width).zip(&group_indices[start..end]) {
+                let id = Id::from_le_bytes(chunk.try_into().expect("person id width"));
+                if id >= bar[g] {
+                    continue;
+                }
+                let sample = &mut groups[g];
+                sample.see(id);
+                if sample.len as usize == SAMPLE_SIZE {
+                    bar[g] = sample.ids[SAMPLE_SIZE - 1];
+                }
+            }
         }
         Ok(())
     }
@@ -184,6 +220,9 @@ impl GroupsAccumulator for GroupSamples {
     fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
         let states = states_of(values)?;
         self.groups.resize(total_num_groups, Sample::default());
+        // Left as it is: a bar only ever comes down, and one above a sample's largest rejects
+        // nothing it should take.
+        self.bar.resize(total_num_groups, Id::MAX);
         for (row, &g) in group_indices.iter().enumerate() {
             if states.is_null(row) {
                 continue;
@@ -210,7 +249,7 @@ impl GroupsAccumulator for GroupSamples {
     }
 
     fn size(&self) -> usize {
-        self.groups.capacity() * std::mem::size_of::<Sample>()
+        self.groups.capacity() * std::mem::size_of::<Sample>() + self.bar.capacity() * std::mem::size_of::<Id>()
     }
 }
 
@@ -292,6 +331,45 @@ mod tests {
         check(1 << 21, 1, 64 << 20, Left);
         check(u128::MAX, 1, 2 * GIB, Left);
         check(u128::MAX, 0, 2 * GIB, Taken);
+    }
+
+    #[test]
+    fn groups_keep_what_one_accumulator_per_group_keeps() {
+        use datafusion::arrow::array::FixedSizeBinaryBuilder;
+        // 300 rows of three groups, ids in no order, every
+        // third row filtered out, a null id; in two batches, then merged from two accumulators.
+        let ids: Vec<Option<Id>> = (0..300u32).map(|i| (i != 17).then_some(i * 13 % 1000 + i)).collect();
+        let groups: Vec<usize> = (0..300).map(|i| (i / 7) % 3).collect();
+        let filter = BooleanArray::from((0..300).map(|i| i % 3 != 0).collect::<Vec<_>>());
+        let array = |range: std::ops::Range<usize>| -> ArrayRef {
+            let mut b = FixedSizeBinaryBuilder::new(PERSON_ID_BYTES);
+            for id in &ids[range] {
+                match id {
+                    Some(id) => b.append_value(id.to_le_bytes()).unwrap(),
+                    None => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        };
+        let (mut first, mut second) = (GroupSamples::default(), GroupSamples::default());
+        first.update_batch(&[array(0..150)], &groups[..150], Some(&filter.slice(0, 150)), 3).unwrap();
+        second.update_batch(&[array(150..300)], &groups[150..], Some(&filter.slice(150, 150)), 3).unwrap();
+        let mut merged = GroupSamples::default();
+        for mut part in [first, second] {
+            merged.merge_batch(&part.state(EmitTo::All).unwrap(), &[0, 1, 2], 3).unwrap();
+        }
+        let out = merged.evaluate(EmitTo::All).unwrap();
+        let out = out.as_any().downcast_ref::<BinaryArray>().unwrap();
+        for g in 0..3 {
+            let mut want = Smallest::default();
+            for i in (0..300).filter(|&i| groups[i] == g && i % 3 != 0) {
+                if let Some(id) = ids[i] {
+                    want.see(id);
+                }
+            }
+            assert_eq!(unpack(out.value(g)), Some(want.ids.clone()), "group {g}");
+            assert_eq!(want.ids.len(), SAMPLE_SIZE);
+        }
     }
 
     #[test]
