@@ -143,6 +143,15 @@ async fn world() -> World {
     World { _tmp: tmp, instance, permit, researcher, stranger, operator, checkers }
 }
 
+/// The analysis settings with answers paced at 50 ms and nothing per row (tests of what runs, not
+/// of when it answers).
+fn answering_at_once() -> niji_analysis::AnalysisSettings {
+    niji_analysis::AnalysisSettings {
+        answer: niji_analysis::AnswerTime { least: std::time::Duration::from_millis(50), per_million_rows: std::time::Duration::ZERO },
+        ..niji_analysis::AnalysisSettings::default()
+    }
+}
+
 fn outputs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect()
 }
@@ -532,11 +541,7 @@ async fn an_amended_permit_keeps_the_answers_releases_and_stops_of_its_earlier_v
 
     let w = world().await;
     let i = &w.instance;
-    let quick = AnalysisSettings {
-        max_stops: 2,
-        answer: niji_analysis::AnswerTime { least: std::time::Duration::from_millis(50), per_million_rows: std::time::Duration::ZERO },
-        ..AnalysisSettings::default()
-    };
+    let quick = AnalysisSettings { max_stops: 2, ..answering_at_once() };
     let starved = AnalysisSettings { limits: Limits { memory_bytes: 1, ..Limits::default() }, ..quick.clone() };
     let everyone = "SELECT count(*) AS n FROM patients";
     let by_sex = "SELECT sex, count(*) AS n FROM patients GROUP BY sex";
@@ -590,14 +595,10 @@ async fn an_amended_permit_keeps_the_answers_releases_and_stops_of_its_earlier_v
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_refused_by_differencing_at_its_release_spends_a_stop() {
     use niji_analysis::stops::stops;
-    use niji_analysis::AnalysisSettings;
 
     let w = world().await;
     let i = &w.instance;
-    let quick = AnalysisSettings {
-        answer: niji_analysis::AnswerTime { least: std::time::Duration::from_millis(50), per_million_rows: std::time::Duration::ZERO },
-        ..AnalysisSettings::default()
-    };
+    let quick = answering_at_once();
     let (quick, w) = (&quick, &w);
     let submit = |sql: &'static str| async move {
         niji_analysis::jobs::submit_job_with(i, quick, w.researcher, w.permit, &outputs(&[("n", sql)])).await.unwrap()
@@ -642,7 +643,7 @@ async fn a_table_of_too_many_axes_is_refused_before_it_runs() {
     assert_eq!((s.stops.len(), s.runs_since_clear), (0, 0));
     // Three axes run.
     let three = "SELECT sex, birth_year_month, sex AS s, count(*) AS n FROM patients GROUP BY sex, birth_year_month";
-    let quick = AnalysisSettings { answer: niji_analysis::AnswerTime { least: std::time::Duration::from_millis(50), ..slow.answer }, ..slow };
+    let quick = AnalysisSettings { answer: answering_at_once().answer, ..slow };
     query_real_with(i, &quick, w.researcher, w.permit, three).await.unwrap();
 }
 
@@ -653,14 +654,11 @@ async fn a_table_of_too_many_axes_is_refused_before_it_runs() {
 /// refused; a count of other persons, as close, is answered.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cell_that_counts_an_earlier_cells_persons_less_a_few_is_refused() {
-    use niji_analysis::{query_real_with, AnalysisError, AnalysisSettings};
+    use niji_analysis::{query_real_with, AnalysisError};
 
     let w = world().await;
     let i = &w.instance;
-    let quick = AnalysisSettings {
-        answer: niji_analysis::AnswerTime { least: std::time::Duration::from_millis(50), per_million_rows: std::time::Duration::ZERO },
-        ..AnalysisSettings::default()
-    };
+    let quick = answering_at_once();
     let q = |sql: &'static str| query_real_with(i, &quick, w.researcher, w.permit, sql);
     let first = q("SELECT count(*) FILTER (WHERE substr(birth_year_month, 6, 2) <= '06') AS n FROM patients").await.unwrap();
     assert_eq!(first.rows[0].1, vec![niji_sdc::Shown::Value(22.0)]);
@@ -690,14 +688,11 @@ async fn a_cell_that_counts_an_earlier_cells_persons_less_a_few_is_refused() {
 /// cohort, so the second is compared with the first and refused.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_query_after_an_opt_out_is_compared_with_its_earlier_answer() {
-    use niji_analysis::{query_real_with, AnalysisError, AnalysisSettings};
+    use niji_analysis::{query_real_with, AnalysisError};
 
     let w = world().await;
     let i = &w.instance;
-    let quick = AnalysisSettings {
-        answer: niji_analysis::AnswerTime { least: std::time::Duration::from_millis(50), per_million_rows: std::time::Duration::ZERO },
-        ..AnalysisSettings::default()
-    };
+    let quick = answering_at_once();
     let by_sex = "SELECT sex, count(*) AS n FROM patients GROUP BY sex ORDER BY sex";
     let before = query_real_with(i, &quick, w.researcher, w.permit, by_sex).await.unwrap();
     // The same query again on the same data is the same cohort: answered alike.

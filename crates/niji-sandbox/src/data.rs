@@ -33,6 +33,54 @@ pub(crate) fn id_at(ids: &FixedSizeBinaryArray, row: usize) -> Id {
     Id::from_le_bytes(ids.value(row).try_into().expect("person id width"))
 }
 
+/// The person-id column an aggregate of ours reads (its first argument).
+pub(crate) fn person_ids(values: &[ArrayRef]) -> datafusion::common::Result<&FixedSizeBinaryArray> {
+    values
+        .first()
+        .and_then(|a| a.as_any().downcast_ref::<FixedSizeBinaryArray>())
+        .filter(|a| a.value_length() == PERSON_ID_BYTES)
+        .ok_or_else(|| datafusion::common::DataFusionError::Internal("an aggregate over persons of a non-id column".into()))
+}
+
+/// The rows of a batch an aggregate over persons takes: the id not null, within the `FILTER`.
+pub(crate) struct RowsTaken {
+    /// `None`: all `len` rows.
+    taken: Option<datafusion::arrow::buffer::BooleanBuffer>,
+    len: usize,
+}
+
+impl RowsTaken {
+    /// The rows taken, as runs `start..end` of consecutive rows.
+    pub(crate) fn runs(&self) -> Box<dyn Iterator<Item = (usize, usize)> + '_> {
+        match &self.taken {
+            None => Box::new(std::iter::once((0, self.len))),
+            Some(rows) => Box::new(rows.set_slices()),
+        }
+    }
+}
+
+/// The rows of `ids`' batch an aggregate over persons takes. Read the ids of a run from
+/// `ids.value_data()`, [`PERSON_ID_BYTES`] a row (a sliced array slices its value buffer: no
+/// element offset).
+pub(crate) fn rows_taken(ids: &FixedSizeBinaryArray, opt_filter: Option<&BooleanArray>) -> RowsTaken {
+    let nulls = ids.nulls().filter(|n| n.null_count() > 0);
+    let taken = match (opt_filter, nulls) {
+        (None, None) => None,
+        (Some(f), n) => {
+            let within = match f.nulls() {
+                Some(unknown) => f.values() & unknown.inner(),
+                None => f.values().clone(),
+            };
+            Some(match n {
+                Some(n) => &within & n.inner(),
+                None => within,
+            })
+        }
+        (None, Some(n)) => Some(n.inner().clone()),
+    };
+    RowsTaken { taken, len: ids.len() }
+}
+
 /// A person-id column of these ids (for tests).
 #[cfg(test)]
 pub(crate) fn id_array(values: &[Id]) -> ArrayRef {

@@ -29,7 +29,7 @@ use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, Expr, GroupsAccumulator, Signature, Volatility};
 
-use crate::data::{id_at, Id, NO_ID, PERSON_ID_BYTES};
+use crate::data::{id_at, person_ids, rows_taken, Id, NO_ID, PERSON_ID_BYTES};
 
 /// The persons-count aggregate over a `person_id` column (not registered in the session: only the
 /// rewrite of [`crate::check`] can call it).
@@ -122,14 +122,6 @@ impl AggregateUDFImpl for CountPersonsInOrder {
     fn default_value(&self, _data_type: &DataType) -> Result<ScalarValue> {
         Ok(ScalarValue::Int64(Some(0)))
     }
-}
-
-fn ids_of(values: &[ArrayRef]) -> Result<&FixedSizeBinaryArray> {
-    values
-        .first()
-        .and_then(|a| a.as_any().downcast_ref::<FixedSizeBinaryArray>())
-        .filter(|a| a.value_length() == PERSON_ID_BYTES)
-        .ok_or_else(|| DataFusionError::Internal("persons count over a non-id column".into()))
 }
 
 /// The state of one group.
@@ -249,32 +241,14 @@ impl GroupsAccumulator for Groups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        let ids = ids_of(values)?;
+        let ids = person_ids(values)?;
         self.seen.resize(total_num_groups, UNSEEN);
-        let nulls = ids.nulls().filter(|n| n.null_count() > 0);
-        // The rows to count, when not all: not null, and within the filter (the persons of a
-        // conditional aggregate); counted in runs of consecutive rows.
-        let counted = match (opt_filter, nulls) {
-            (None, None) => None,
-            (Some(f), n) => {
-                let within = match f.nulls() {
-                    Some(unknown) => f.values() & unknown.inner(),
-                    None => f.values().clone(),
-                };
-                Some(match n {
-                    Some(n) => &within & n.inner(),
-                    None => within,
-                })
-            }
-            (None, Some(n)) => Some(n.inner().clone()),
-        };
-        let runs: Box<dyn Iterator<Item = (usize, usize)>> = match &counted {
-            None => Box::new(std::iter::once((0, ids.len()))),
-            Some(rows) => Box::new(rows.set_slices()),
-        };
+        // The rows to count (the persons of a conditional aggregate: within its filter), in runs
+        // of consecutive rows.
+        let taken = rows_taken(ids, opt_filter);
+        let runs = taken.runs();
         // Written out over the ids' bytes: the order check folded into a flag, then one load and
-        // one store of the group's state. A sliced FixedSizeBinaryArray slices its value buffer:
-        // no element offset.
+        // one store of the group's state.
         let width = PERSON_ID_BYTES as usize;
         let bytes = ids.value_data();
         let seen = &mut self.seen[..];
@@ -349,7 +323,7 @@ impl GroupsAccumulator for Groups {
     }
 
     fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
-        let ids = ids_of(values)?;
+        let ids = person_ids(values)?;
         let runs: Vec<Run> = (0..ids.len())
             .map(|row| {
                 let counted = !ids.is_null(row) && opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row));
@@ -378,7 +352,7 @@ struct OneGroup {
 
 impl Accumulator for OneGroup {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let ids = ids_of(values)?;
+        let ids = person_ids(values)?;
         for row in 0..ids.len() {
             if !ids.is_null(row) {
                 self.run.see(id_at(ids, row))?;

@@ -14,13 +14,13 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, FixedSizeBinaryArray};
+use datafusion::arrow::array::{Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, Expr, GroupsAccumulator, Signature, Volatility};
 
-use crate::data::{id_at, Id, PERSON_ID_BYTES};
+use crate::data::{id_at, person_ids, rows_taken, Id, PERSON_ID_BYTES};
 
 /// How many of a cell's persons are kept.
 pub const SAMPLE_SIZE: usize = 16;
@@ -98,14 +98,6 @@ impl AggregateUDFImpl for SamplePersons {
     }
 }
 
-fn ids_of(values: &[ArrayRef]) -> Result<&FixedSizeBinaryArray> {
-    values
-        .first()
-        .and_then(|a| a.as_any().downcast_ref::<FixedSizeBinaryArray>())
-        .filter(|a| a.value_length() == PERSON_ID_BYTES)
-        .ok_or_else(|| DataFusionError::Internal("persons sample over a non-id column".into()))
-}
-
 fn states_of(values: &[ArrayRef]) -> Result<&BinaryArray> {
     values.first().and_then(|a| a.as_any().downcast_ref::<BinaryArray>()).ok_or_else(|| DataFusionError::Internal("persons sample state".into()))
 }
@@ -166,30 +158,11 @@ impl GroupsAccumulator for GroupSamples {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        let ids = ids_of(values)?;
+        let ids = person_ids(values)?;
         self.groups.resize(total_num_groups, Sample::default());
         self.bar.resize(total_num_groups, Id::MAX);
-        // The rows to sample (not null, within the filter), in runs of consecutive rows; the ids
-        // read from the value buffer (a sliced array slices it: no element offset).
-        let nulls = ids.nulls().filter(|n| n.null_count() > 0);
-        let counted = match (opt_filter, nulls) {
-            (None, None) => None,
-            (Some(f), n) => {
-                let within = match f.nulls() {
-                    Some(unknown) => f.values() & unknown.inner(),
-                    None => f.values().clone(),
-                };
-                Some(match n {
-                    Some(n) => &within & n.inner(),
-                    None => within,
-                })
-            }
-            (None, Some(n)) => Some(n.inner().clone()),
-        };
-        let runs: Box<dyn Iterator<Item = (usize, usize)>> = match &counted {
-            None => Box::new(std::iter::once((0, ids.len()))),
-            Some(rows) => Box::new(rows.set_slices()),
-        };
+        let taken = rows_taken(ids, opt_filter);
+        let runs = taken.runs();
         let width = PERSON_ID_BYTES as usize;
         let bytes = ids.value_data();
         let (groups, bar) = (&mut self.groups[..], &mut self.bar[..]);
@@ -236,7 +209,7 @@ impl GroupsAccumulator for GroupSamples {
     }
 
     fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
-        let ids = ids_of(values)?;
+        let ids = person_ids(values)?;
         let mut out = BinaryBuilder::with_capacity(ids.len(), ids.len() * 4);
         for row in 0..ids.len() {
             if ids.is_null(row) || opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
@@ -277,7 +250,7 @@ impl Smallest {
 
 impl Accumulator for Smallest {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let ids = ids_of(values)?;
+        let ids = person_ids(values)?;
         for row in 0..ids.len() {
             if !ids.is_null(row) {
                 self.see(id_at(ids, row));
