@@ -87,6 +87,7 @@ impl CommittedRows {
     }
 }
 
+/// The permit's tables' rows in the datasets' latest committed versions ([`CommittedRows`]).
 pub(crate) async fn committed_rows(instance: &Instance, policy: &PermitPolicy) -> Result<CommittedRows, AnalysisError> {
     let store = &instance.store;
     let spec = cohort_spec(policy);
@@ -215,13 +216,6 @@ pub(crate) fn cohort_spec(policy: &PermitPolicy) -> niji_lake::cohort::CohortSpe
     }
 }
 
-/// The sandbox's result as a table to check: columns computed from aggregates are measures
-/// (whatever their type), the others (group keys) dimensions; every cell counts the persons
-/// behind it ([`niji_sandbox::AggregateResult::cell_persons`]), every row those of its group. A column the sandbox marks as a
-/// magnitude (a sum or mean, or computed from one) is a [`MeasureKind::Sum`] measure with the two
-/// largest single-person contributions and the total when the sandbox computed them, so that the
-/// dominance and p-percent rules apply (without them, rules that need them fail the cell);
-/// other measures are counts.
 /// The rules on a whole table that its shape alone decides (the NDB preset's three axes at most):
 /// the code of the first the output breaks, judged from its run over empty tables, so that it is
 /// refused before it reads the real data (no stop, no wait for its slot).
@@ -231,6 +225,26 @@ pub(crate) fn shape_refusal(shape: &niji_sandbox::AggregateResult, policy: &niji
     (to_table(shape).dimensions.len() > maximum).then_some("too_many_dimensions")
 }
 
+/// Whether `user_id` is named on the permit or on any other version of its project: an output
+/// checker who is (or was) one of its researchers may neither sign off its jobs nor clear its
+/// stops, which every version shares.
+pub(crate) async fn named_on_any_version(store: &niji_store::Store, permit_id: i64, user_id: i64) -> Result<bool, AnalysisError> {
+    for version in store.permit_versions(permit_id).await.map_err(|_| AnalysisError::Internal)? {
+        let policy: niji_review::PermitPolicy = serde_json::from_str(&version.policy).map_err(|_| AnalysisError::Internal)?;
+        if policy.names(user_id) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The sandbox's result as a table to check: columns computed from aggregates are measures
+/// (whatever their type), the others (group keys) dimensions; every cell counts the persons
+/// behind it ([`niji_sandbox::AggregateResult::cell_persons`]), every row those of its group. A column the sandbox marks as a
+/// magnitude (a sum or mean, or computed from one) is a [`MeasureKind::Sum`] measure with the two
+/// largest single-person contributions and the total when the sandbox computed them, so that the
+/// dominance and p-percent rules apply (without them, rules that need them fail the cell);
+/// other measures are counts.
 pub(crate) fn to_table(result: &niji_sandbox::AggregateResult) -> Table {
     let magnitude = |c: usize| result.magnitude.get(c).copied().unwrap_or(false);
     // A column computed from aggregates is a measure whatever its type (`min(birth_month)`,
@@ -362,17 +376,4 @@ mod tests {
         // The NDB rules have no dominance rule: persons decide.
         check(Preset::Ndb, None, [(Outcome::Released, None, None), (Outcome::Released, None, None)]);
     }
-}
-
-/// Whether `user_id` is named on the permit or on any other version of its project: an output
-/// checker who is (or was) one of its researchers may neither sign off its jobs nor clear its
-/// stops, which every version shares.
-pub(crate) async fn named_on_any_version(store: &niji_store::Store, permit_id: i64, user_id: i64) -> Result<bool, AnalysisError> {
-    for version in store.permit_versions(permit_id).await.map_err(|_| AnalysisError::Internal)? {
-        let policy: niji_review::PermitPolicy = serde_json::from_str(&version.policy).map_err(|_| AnalysisError::Internal)?;
-        if policy.names(user_id) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }

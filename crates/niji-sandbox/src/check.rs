@@ -1224,9 +1224,10 @@ impl Bearing {
 /// persons under 40 of a "Table 1" row, whenever few are men over 40.)
 ///
 /// The two cells in two outputs are output checking's to compare, by the cells' persons samples
-/// ([`crate::samples`]). Not covered: a side whose size is known from another output (`b` widened by rows of a known count); an
-/// aggregate without a value condition against one with (`count(*) - sum(flag)` over a stored
-/// 0/1 integer column: a `CASE` or a boolean cast has parts of its own).
+/// ([`crate::samples`]). Not covered: a side whose size is known from another output (`b`
+/// widened by rows of a known count); an aggregate without a value condition against one with
+/// (`count(*) - sum(flag)` over a stored 0/1 integer column: a `CASE` or a boolean cast has parts
+/// of its own).
 fn differences_between_cells(conditions: &mut Vec<Expr>, of_aggregate: &mut [Vec<(usize, Bearing)>]) -> Vec<(usize, usize)> {
     let values: Vec<Option<usize>> =
         of_aggregate.iter().map(|ks| ks.iter().find(|(_, bearing)| *bearing == Bearing::Value).map(|(k, _)| *k)).collect();
@@ -1605,11 +1606,12 @@ impl Hidden<'_> {
 }
 
 /// Whether a rewrite samples the cells' persons ([`crate::samples`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Samples {
     Taken,
     /// Not for an output that could have so many rows that its samples might not fit in memory:
     /// its cells are compared by rows only.
+    #[default]
     Left,
 }
 

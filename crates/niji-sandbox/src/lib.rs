@@ -373,10 +373,17 @@ pub struct AggregateResult {
 
 /// The persons a cell's aggregate counts (its value condition's, or the row's) and the smallest
 /// of their ids ([`samples::SAMPLE_SIZE`] at most; all of them when there are no more).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PersonsSample {
     pub persons: u64,
     pub smallest: Vec<u32>,
+}
+
+/// Without the ids: pseudonyms of persons never go to a log or a message, not even a debug one.
+impl std::fmt::Debug for PersonsSample {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PersonsSample").field("persons", &self.persons).field("ids", &self.smallest.len()).finish()
+    }
 }
 
 /// The two largest single-person contributions to a magnitude cell, and the total of all
@@ -648,14 +655,16 @@ impl Workspace {
         checked: &check::Checked,
         deadline: Instant,
     ) -> Result<AggregateResult, SandboxError> {
-        let exact = self.counted(checker, plan, checked, check::PersonsCount::Distinct).map_err(Failure::into_sandbox)?;
+        // Both plans sample the cells' persons, or neither (from the output's worst case alone).
+        let samples = samples::fit(groups::bound(plan, &self.tables, &self.default_schema), checked.sampled.len(), self.limits.memory_bytes);
+        let exact = self.counted(checker, plan, checked, (check::PersonsCount::Distinct, samples)).map_err(Failure::into_sandbox)?;
         if checked.count == check::PersonsCount::Distinct {
             return self.execute(exact.0, exact.1, deadline).await.map_err(Failure::into_sandbox);
         }
         // Both ways are checked before either runs: whether the fast way's rows reach the
         // aggregate in person order depends on the data, so a refusal of the exact way's plan
         // found only then would tell about the rows.
-        let fast = self.counted(checker, plan, checked, check::PersonsCount::InOrder).map_err(Failure::into_sandbox)?;
+        let fast = self.counted(checker, plan, checked, (check::PersonsCount::InOrder, samples)).map_err(Failure::into_sandbox)?;
         match self.execute(fast.0, fast.1, deadline).await {
             Err(Failure::PersonsOrder) => {
                 self.recounts.fetch_add(1, Ordering::Relaxed);
@@ -675,10 +684,8 @@ impl Workspace {
         checker: &check::Checker<'_>,
         plan: &LogicalPlan,
         checked: &'a check::Checked,
-        count: check::PersonsCount,
+        (count, samples): (check::PersonsCount, check::Samples),
     ) -> Result<(LogicalPlan, Hidden<'a>), Failure> {
-        let worst = groups::bound(plan, &self.tables, &self.default_schema);
-        let samples = samples::fit(worst, checked.sampled.len(), self.limits.memory_bytes);
         let (rewritten, persons, magnitudes) = checker.with_persons(plan, checked, (count, samples)).map_err(Failure::Sandbox)?;
         let planned = may_fail::planned(&self.ctx.state(), &rewritten).map_err(Failure::Sandbox)?;
         groups::check(&planned, &self.tables, &self.default_schema, self.limits.max_groups).map_err(Failure::Sandbox)?;
@@ -707,6 +714,7 @@ impl Workspace {
         let no_conditions = Vec::new();
         let conditions_of = |c: usize| hidden.checked.and_then(|k| k.conditions_of.get(c)).unwrap_or(&no_conditions);
         let no_percentiles = Vec::new();
+        let sample_of = |c: usize| hidden.checked.filter(|_| hidden.samples() > 0).and_then(|k| k.sample_of.get(c).copied().flatten());
         let percentiles_of = |c: usize| hidden.checked.and_then(|k| k.percentiles_of.get(c)).unwrap_or(&no_percentiles);
         let mut rows = Vec::new();
         let mut persons = Vec::new();
@@ -789,7 +797,7 @@ impl Workspace {
                     // Each aggregated column's sample, with the persons of what it samples.
                     let mut samples_of_row = Vec::with_capacity(width);
                     for c in 0..width {
-                        let Some(i) = hidden.checked.and_then(|k| k.sample_of.get(c).copied().flatten()).filter(|_| hidden.samples() > 0) else {
+                        let Some(i) = sample_of(c) else {
                             samples_of_row.push(None);
                             continue;
                         };
@@ -858,12 +866,6 @@ struct Hidden<'a> {
     /// Whether the cells' persons were sampled.
     samples: check::Samples,
     checked: Option<&'a check::Checked>,
-}
-
-impl Default for check::Samples {
-    fn default() -> Self {
-        check::Samples::Left
-    }
 }
 
 impl Hidden<'_> {

@@ -17,10 +17,10 @@
 //! persons, as for `count(*) FILTER (WHERE f)` by sex and `… FILTER (WHERE f AND sex = 'F' AND
 //! NOT rare)`), is refused with [`crate::Reason::Differencing`] naming the earlier release. A
 //! cell whose sample is that of an earlier shown cell (the same persons: a query run again) is
-//! not compared. Every earlier release
-//! is compared, whatever it was computed from: the same query over a newer dataset version, after
-//! an opt-out or under an amended permit holds other persons, and nothing but the counts tells
-//! whether two outputs' persons are the same (equal counts refuse nothing).
+//! not compared. Every earlier release is compared, whatever it was computed from: the same
+//! query over a newer dataset version, after an opt-out or under an amended permit holds other
+//! persons, and nothing but the counts tells whether two outputs' persons are the same (equal
+//! counts refuse nothing).
 //!
 //! Keys match as sets of distinct values, whatever the dimensions are named and in whatever
 //! order (`sex, prefecture` against `prefecture, sex`, or `sex, sex AS s`; callers may know only
@@ -36,8 +36,8 @@
 //! counts: no verdict); samples are of per-permit ids, so cells of two versions of a permit
 //! (each with its own key) look like cells of different persons, and only their rows' persons
 //! are compared; a sample agrees when at most the count difference of its ids differ, so a
-//! cell that adds some persons and drops as many others is not caught; only rows with the same keys
-//! are compared (a new table grouped differently, e.g. age bands 0-9/10-19 against 0-4/5-14, is
+//! cell that adds some persons and drops as many others is not caught; only rows with the same
+//! keys are compared (a new table grouped differently, e.g. age bands 0-9/10-19 against 0-4/5-14, is
 //! not, nor a cell against the margin of another table, nor sums of several cells against
 //! one); implied margins of tables without total rows are not compared; differences of three
 //! or more releases (A − B − C) are not searched.
@@ -255,6 +255,11 @@ mod tests {
         // Other persons, as many: answered.
         let other = table(&[], &[(&[], vec![sample(28, (0..16).map(|i| i * 10 + 7))])]);
         assert_eq!(refused(&other, &release), [false]);
+    }
+
+    #[test]
+    fn a_sample_is_debugged_without_its_ids() {
+        assert_eq!(format!("{:?}", sample(3, [70_123, 80_456, 90_789])), "CellSample { persons: 3, ids: 3 }");
     }
 
     #[test]

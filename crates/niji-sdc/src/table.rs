@@ -86,11 +86,18 @@ pub struct Cell {
 /// The persons a cell's aggregate counts and the smallest of their ids (ids drawn from a keyed
 /// hash, so the smallest are a uniform sample; all of them when there are no more than the
 /// sample holds). Two cells whose samples agree count nearly the same persons.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CellSample {
     pub persons: u64,
     /// Ascending, distinct.
     pub smallest: Vec<u32>,
+}
+
+/// Without the ids: pseudonyms of persons never go to a log or a message, not even a debug one.
+impl std::fmt::Debug for CellSample {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CellSample").field("persons", &self.persons).field("ids", &self.smallest.len()).finish()
+    }
 }
 
 impl Cell {
