@@ -45,7 +45,7 @@ pub(crate) fn fit(worst: u128, sampled: usize, memory_bytes: usize) -> crate::ch
 
 /// Reads a sample column's value: the ids, ascending.
 pub(crate) fn unpack(bytes: &[u8]) -> Option<Vec<u32>> {
-    (bytes.len() % 4 == 0 && bytes.len() / 4 <= SAMPLE_SIZE)
+    (bytes.len().is_multiple_of(4) && bytes.len() / 4 <= SAMPLE_SIZE)
         .then(|| bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("four bytes"))).collect())
 }
 
@@ -103,10 +103,17 @@ fn states_of(values: &[ArrayRef]) -> Result<&BinaryArray> {
 }
 
 /// One group's smallest ids, ascending, distinct: `ids[..len]`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Default)]
 struct Sample {
     len: u8,
     ids: [Id; SAMPLE_SIZE],
+}
+
+/// Without the ids (an accumulator is `Debug`; pseudonyms never go to a message).
+impl std::fmt::Debug for Sample {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sample").field("len", &self.len).finish_non_exhaustive()
+    }
 }
 
 impl Sample {
@@ -226,25 +233,22 @@ impl GroupsAccumulator for GroupSamples {
     }
 }
 
-/// The smallest ids seen, ascending, distinct.
+/// The sample of an aggregate without groups: one [`Sample`].
 #[derive(Debug, Default)]
-struct Smallest {
-    ids: Vec<Id>,
-}
+struct Smallest(Sample);
 
 impl Smallest {
     fn see(&mut self, id: Id) {
-        if self.ids.len() == SAMPLE_SIZE && id >= self.ids[SAMPLE_SIZE - 1] {
-            return;
-        }
-        if let Err(at) = self.ids.binary_search(&id) {
-            self.ids.insert(at, id);
-            self.ids.truncate(SAMPLE_SIZE);
-        }
+        self.0.see(id);
+    }
+
+    #[cfg(test)]
+    fn ids(&self) -> &[Id] {
+        &self.0.ids[..self.0.len as usize]
     }
 
     fn packed(&self) -> Vec<u8> {
-        self.ids.iter().flat_map(|id| id.to_le_bytes()).collect()
+        self.0.packed().collect()
     }
 }
 
@@ -282,7 +286,7 @@ impl Accumulator for Smallest {
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.ids.capacity() * std::mem::size_of::<Id>()
+        std::mem::size_of_val(self)
     }
 }
 
@@ -340,8 +344,8 @@ mod tests {
                     want.see(id);
                 }
             }
-            assert_eq!(unpack(out.value(g)), Some(want.ids.clone()), "group {g}");
-            assert_eq!(want.ids.len(), SAMPLE_SIZE);
+            assert_eq!(unpack(out.value(g)), Some(want.ids().to_vec()), "group {g}");
+            assert_eq!(want.ids().len(), SAMPLE_SIZE);
         }
     }
 
@@ -355,7 +359,7 @@ mod tests {
         want.sort_unstable();
         want.dedup();
         want.truncate(SAMPLE_SIZE);
-        assert_eq!(s.ids, want);
+        assert_eq!(s.ids(), want.as_slice());
         assert_eq!(unpack(&s.packed()), Some(want.clone()));
         assert_eq!(unpack(&[0; 3]), None);
         // The groups' way keeps the same.
