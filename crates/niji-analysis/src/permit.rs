@@ -275,6 +275,9 @@ pub(crate) fn to_table(result: &niji_sandbox::AggregateResult) -> Table {
                 if let Some(s) = result.cell_samples.get(r).and_then(|ss| ss.get(c)).cloned().flatten() {
                     cell = cell.with_sample(niji_sdc::CellSample { persons: s.persons, smallest: s.smallest });
                 }
+                if let Some(n) = result.cell_institutions.get(r).and_then(|ns| ns.get(c)).copied().flatten() {
+                    cell = cell.with_institutions(n);
+                }
                 match result.contributions.get(r).and_then(|cs| cs.get(c)).copied().flatten() {
                     Some(k) if usable(&k) => cell.with_contributions([k.largest, k.second], k.total),
                     _ => cell,
@@ -285,7 +288,7 @@ pub(crate) fn to_table(result: &niji_sandbox::AggregateResult) -> Table {
         // ids): taken for one of few persons, never for a zero.
         let valued = cells.iter().any(|c| c.value != 0.0 && !c.value.is_nan());
         let row_persons = if *row_persons == 0 && (valued || result.grouped) { 1 } else { *row_persons };
-        table.push_with_persons(keys, cells, row_persons);
+        table.push_with_institutions(keys, cells, row_persons, result.institutions.get(r).copied().flatten());
     }
     table
 }
@@ -319,6 +322,8 @@ mod tests {
             window: None,
             magnitude: vec![false, false, true],
             contributions: vec![vec![None, None, Some(Contributions { largest: 950.0, second: 10.0, total: 970.0 })], vec![None, None, second_row]],
+            institutions: Vec::new(),
+            cell_institutions: Vec::new(),
             cell_samples: vec![],
         }
     }
@@ -375,5 +380,20 @@ mod tests {
         check(Preset::Acro, negative, [(Outcome::Suppressed, dominance(), None), (Outcome::Suppressed, missing(), None)]);
         // The NDB rules have no dominance rule: persons decide.
         check(Preset::Ndb, None, [(Outcome::Released, None, None), (Outcome::Released, None, None)]);
+    }
+
+    #[test]
+    fn the_institutions_the_sandbox_counted_reach_the_check() {
+        // Row 0 from four institutions, its sum from two; row 1 from one.
+        let mut r = result(None);
+        r.institutions = vec![Some(4), Some(1)];
+        r.cell_institutions = vec![vec![Some(4), Some(4), Some(2)], vec![Some(1); 3]];
+        let table = to_table(&r);
+        assert_eq!((table.rows[0].institutions, table.rows[0].cells[1].institutions), (Some(4), Some(2)));
+        let checked = niji_sdc::check(&table, &Rules::preset(Preset::Ndb)).unwrap();
+        assert_eq!(checked.verdict(0, 1).outcome, Outcome::Suppressed);
+        assert!(has(&checked.verdict(0, 1).reasons, &Reason::FewInstitutions { institutions: 2, minimum: 3 }));
+        // Row 1's keys would name the one institution's code: left out.
+        assert!(checked.shows_keys(0) && !checked.shows_keys(1));
     }
 }

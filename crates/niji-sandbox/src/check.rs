@@ -176,6 +176,9 @@ pub(crate) struct Checker<'a> {
     /// Whether the permit's output rules check single contributions: only then are magnitudes
     /// looked for.
     pub contributions: bool,
+    /// Whether the permit's output rules count each cell's institutions (NDB's rule of three):
+    /// only then are they counted, and must be countable.
+    pub institutions: bool,
 }
 
 /// What the checks found: the person-id columns of the top aggregate's input that are counted.
@@ -216,6 +219,10 @@ pub(crate) struct Checked {
     /// For each output column, the percentiles (indices into `percentiles`) it shows or is
     /// computed from.
     pub percentiles_of: Vec<Vec<usize>>,
+    /// The columns of the top aggregate's input holding an institution's code, whose distinct
+    /// values are counted for the row and each condition; none when the rules do not count
+    /// institutions (or no table read has them).
+    pub institutions: Vec<usize>,
 }
 
 impl Checker<'_> {
@@ -261,8 +268,10 @@ impl Checker<'_> {
         if selected_by(plan).iter().any(|&i| of_aggregate.get(i).is_some_and(|ks| !ks.is_empty())) {
             return Err(not(Refusal::HiddenAggregate));
         }
-        // 5. The persons behind each output row must be countable.
+        // 5. The persons behind each output row must be countable, and so must its institutions
+        // where the rules count them.
         let counted = persons_columns(&aggregate.input)?;
+        let institutions = if self.institutions { institution_columns(&aggregate.input)? } else { Vec::new() };
         // 6. What aggregates of values read, and where the rows they count come from.
         check_values(aggregate)?;
         if !rows_follow_data(&aggregate.input) {
@@ -340,6 +349,7 @@ impl Checker<'_> {
             grouped,
             percentiles,
             percentiles_of,
+            institutions,
         })
     }
 
@@ -379,14 +389,15 @@ impl Checker<'_> {
     /// each percentile reads (one column each), and in the fast mode the most of those rows any
     /// one person has (one column per percentile and counted person column), and last a sample of
     /// the persons of each sampled condition or of the row ([`crate::samples`], by the first
-    /// counted person column). Returns the plan, the number of persons columns and the number of
-    /// magnitudes whose contributions were added.
+    /// counted person column), then the distinct institutions of the row and of each condition
+    /// (one column per institution column each). Returns the plan and how many of each kind of
+    /// hidden column it added.
     pub(crate) fn with_persons(
         &self,
         plan: &LogicalPlan,
         checked: &Checked,
         (count, samples): (PersonsCount, Samples),
-    ) -> Result<(LogicalPlan, usize, usize), SandboxError> {
+    ) -> Result<(LogicalPlan, Added), SandboxError> {
         let computed: Vec<&(Expr, Option<Box<Expr>>)> =
             if count == PersonsCount::InOrder { checked.magnitudes.iter().filter_map(|m| m.computed.as_ref()).collect() } else { Vec::new() };
         let hidden = Hidden {
@@ -396,10 +407,23 @@ impl Checker<'_> {
             sampled: if samples == Samples::Taken { &checked.sampled } else { &[] },
             magnitudes: &computed,
             percentiles: &checked.percentiles,
+            institutions: &checked.institutions,
             count,
         };
-        Ok((rebuild(plan, &hidden)?, checked.counted.len(), computed.len()))
+        let added = Added { persons: checked.counted.len(), magnitudes: computed.len(), institutions: hidden.institutions().len() };
+        Ok((rebuild(plan, &hidden)?, added))
     }
+}
+
+/// How many hidden columns of each kind a rewrite added ([`Checker::with_persons`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Added {
+    /// Counted person columns: the persons of the row and of each condition come once per each.
+    pub persons: usize,
+    /// Magnitudes whose contributions were computed (once per counted person column each).
+    pub magnitudes: usize,
+    /// Institution columns: the institutions of the row and of each condition come once per each.
+    pub institutions: usize,
 }
 
 struct PolicyVisitor<'a, 'b> {
@@ -855,13 +879,42 @@ fn addr(plan: &LogicalPlan) -> usize {
 /// the column is anything else, or when some rows of it may hold a value that is not a scanned
 /// person id).
 fn origin(plan: &LogicalPlan, idx: usize) -> Scans {
+    lineage(plan, idx, Root::Person)
+}
+
+/// What a lineage is traced back to: a table's column of this kind.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Root {
+    /// `person_id`.
+    Person,
+    /// [`crate::INSTITUTION_COLUMN`]: a code naming a medical institution.
+    Institution,
+}
+
+impl Root {
+    fn is(self, f: &datafusion::arrow::datatypes::Field) -> bool {
+        match self {
+            Root::Person => f.name() == PERSON_ID && is_person_type(f.data_type()),
+            Root::Institution => f.name() == crate::INSTITUTION_COLUMN,
+        }
+    }
+}
+
+/// The table scans whose column of kind `root` flows unchanged into output column `idx` of
+/// `plan` (empty when the column is anything else, or when some rows of it may hold a value that
+/// is not such a column's).
+fn lineage(plan: &LogicalPlan, idx: usize, root: Root) -> Scans {
+    let of_column = |input: &LogicalPlan, c: &Column| match input.schema().index_of_column(c) {
+        Ok(i) => lineage(input, i, root),
+        Err(_) => Scans::new(),
+    };
     match plan {
         LogicalPlan::TableScan(s) => match s.projected_schema.fields().get(idx) {
-            Some(f) if f.name() == PERSON_ID && is_person_type(f.data_type()) => Scans::from([addr(plan)]),
+            Some(f) if root.is(f) => Scans::from([addr(plan)]),
             _ => Scans::new(),
         },
         LogicalPlan::Projection(p) => match p.expr.get(idx).map(unalias) {
-            Some(Expr::Column(c)) => column_origin(&p.input, c),
+            Some(Expr::Column(c)) => of_column(&p.input, c),
             _ => Scans::new(),
         },
         LogicalPlan::Aggregate(a) => {
@@ -869,14 +922,14 @@ fn origin(plan: &LogicalPlan, idx: usize) -> Scans {
                 return Scans::new();
             }
             match a.group_expr.get(idx).map(unalias) {
-                Some(Expr::Column(c)) => column_origin(&a.input, c),
+                Some(Expr::Column(c)) => of_column(&a.input, c),
                 _ => Scans::new(),
             }
         }
         LogicalPlan::Union(u) => {
             let mut all = Scans::new();
             for input in &u.inputs {
-                let o = origin(input, idx);
+                let o = lineage(input, idx, root);
                 if o.is_empty() {
                     return Scans::new();
                 }
@@ -884,7 +937,7 @@ fn origin(plan: &LogicalPlan, idx: usize) -> Scans {
             }
             all
         }
-        _ => passed_on(plan, idx).map(|(input, i)| origin(input, i)).unwrap_or_default(),
+        _ => passed_on(plan, idx).map(|(input, i)| lineage(input, i, root)).unwrap_or_default(),
     }
 }
 
@@ -955,6 +1008,39 @@ fn persons_columns(plan: &LogicalPlan) -> Result<Vec<usize>, SandboxError> {
     }
     check_below(plan)?;
     Ok(counted)
+}
+
+/// The columns of `plan` holding an institution's code read unchanged from a table
+/// ([`crate::INSTITUTION_COLUMN`]), which together must cover every scan under it of a table that
+/// has one: a cell's institutions are counted from them (NDB's rule of three), and a query that
+/// leaves a table's institutions behind (a subquery selecting other columns) could show a cell of
+/// one hospital's patients.
+fn institution_columns(plan: &LogicalPlan) -> Result<Vec<usize>, SandboxError> {
+    fn with_institutions(plan: &LogicalPlan, out: &mut Scans) {
+        if let LogicalPlan::TableScan(s) = plan {
+            if s.source.schema().fields().iter().any(|f| Root::Institution.is(f)) {
+                out.insert(addr(plan));
+            }
+        }
+        for input in plan.inputs() {
+            with_institutions(input, out);
+        }
+    }
+    let mut all = Scans::new();
+    with_institutions(plan, &mut all);
+    let mut covered = Scans::new();
+    let mut columns = Vec::new();
+    for i in 0..plan.schema().fields().len() {
+        let o = lineage(plan, i, Root::Institution);
+        if !o.is_empty() {
+            columns.push(i);
+            covered.extend(o);
+        }
+    }
+    if !all.is_subset(&covered) {
+        return Err(not(Refusal::InstitutionsNotCountable));
+    }
+    Ok(columns)
 }
 
 /// Under the top aggregate: subqueries only as `person IN (SELECT person …)` (whose plan obeys the
@@ -1563,6 +1649,8 @@ struct Hidden<'a> {
     /// The rows each percentile reads (one column each), then in the fast mode the most of them
     /// one person has (one column per percentile and counted person column).
     percentiles: &'a [Percentile],
+    /// The columns whose distinct institutions are counted, for the row and each condition.
+    institutions: &'a [usize],
     count: PersonsCount,
 }
 
@@ -1582,7 +1670,19 @@ impl Hidden<'_> {
             }
         }
         names.extend((0..self.samples().len()).map(|k| format!("{SAMPLE_PREFIX}{k}")));
+        for k in 0..=self.conditions.len() {
+            names.extend((0..self.institutions().len()).map(|j| format!("{INSTITUTIONS_PREFIX}{k}_{j}")));
+        }
         names
+    }
+
+    /// The institution columns counted: none without persons counts.
+    fn institutions(&self) -> &[usize] {
+        if self.counted.is_empty() {
+            &[]
+        } else {
+            self.institutions
+        }
     }
 
     /// The samples added: none without persons counts.
@@ -1614,6 +1714,9 @@ pub(crate) enum Samples {
     #[default]
     Left,
 }
+
+/// Prefix of the columns, added by the rewrite, counting the institutions of a row or condition.
+pub(crate) const INSTITUTIONS_PREFIX: &str = "__niji_institutions_";
 
 /// Prefix of the columns, added by the rewrite, sampling the persons of a cell.
 pub(crate) const SAMPLE_PREFIX: &str = "__niji_sample_";
@@ -1716,6 +1819,15 @@ fn rebuild(plan: &LogicalPlan, hidden: &Hidden) -> Result<LogicalPlan, SandboxEr
                     let filter = which.and_then(|k| filters.get(k)).map(|f| Box::new(f.clone()));
                     let sample = with_filter(crate::samples::sample_persons(Expr::Column(columns[person].clone())), filter);
                     aggr.push(sample.alias(names.next().ok_or(SandboxError::Internal)?));
+                }
+            }
+            // The institutions of the rows, then of each condition's rows, by each column naming
+            // them (a hash set per group: only under rules that count institutions).
+            for condition in std::iter::once(None).chain(filters.iter().map(Some)) {
+                for &i in hidden.institutions() {
+                    let distinct = datafusion::functions_aggregate::expr_fn::count_distinct(Expr::Column(columns[i].clone()));
+                    let institutions = with_filter(distinct, condition.map(|c| Box::new(c.clone())));
+                    aggr.push(institutions.alias(names.next().ok_or(SandboxError::Internal)?));
                 }
             }
             Aggregate::try_new(input, a.group_expr.clone(), aggr).map(LogicalPlan::Aggregate).map_err(internal)

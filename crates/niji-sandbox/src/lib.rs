@@ -95,6 +95,17 @@
 //! Otherwise (other aggregates, the exact count, rows without a person, negative sums) they are
 //! unknown or unusable, and the output check cannot pass the cell under those rules. Under rules
 //! without them, nothing is marked or computed.
+//!
+//! # Institutions
+//! Under rules that count institutions (the NDB preset: no cell of fewer than three medical
+//! institutions), every column of the top aggregate's input that is a table's
+//! [`INSTITUTION_COLUMN`] passed on unchanged is counted too, `count(DISTINCT …)` of the row and of
+//! each condition (after a join of two such tables, the fewest either counts), and a cell gets the
+//! row's institutions bounded by those of its conditions ([`AggregateResult::cell_institutions`]).
+//! Such columns must cover every scan under the aggregate of a table that has the column
+//! ([`Refusal::InstitutionsNotCountable`]: a subquery that selects other columns would leave a
+//! cell of one hospital's patients uncounted). A table registered without the column (the permit
+//! does not grant it) is not counted.
 
 mod check;
 mod contributions;
@@ -138,6 +149,12 @@ pub use datafusion::common::ScalarValue as Scalar;
 pub const CATALOG: &str = "niji";
 /// The re-keyed person column of every table.
 pub const PERSON_ID: &str = "person_id";
+/// The column naming a medical institution (医療機関コード: the lake's `claims.facility_code`).
+/// Under output rules that count institutions (the NDB preset's rule of three), each cell's
+/// distinct institutions are counted from the columns of this name that the query reads, and a
+/// query reading a table that has one must carry it to the top aggregate (the permit must grant
+/// it: a table registered without it is not counted).
+pub const INSTITUTION_COLUMN: &str = "facility_code";
 
 /// One granted table of one dataset version, already decrypted by the caller.
 #[derive(Clone, Debug)]
@@ -229,6 +246,9 @@ pub enum Refusal {
     DistinctOn,
     /// The persons behind the output rows cannot be counted.
     PersonsNotCountable,
+    /// The institutions behind the output rows cannot be counted under rules that count them: a
+    /// table with [`INSTITUTION_COLUMN`] is read, but the column does not reach the top aggregate.
+    InstitutionsNotCountable,
     /// `HAVING` or `ORDER BY` on an aggregate that reads only some of a group's
     /// rows (or tells some apart): which rows are shown would tell about a few persons.
     HiddenAggregate,
@@ -289,6 +309,7 @@ impl Refusal {
             Refusal::AggregateFunction => "aggregate_function",
             Refusal::DistinctOn => "distinct_on",
             Refusal::PersonsNotCountable => "persons_not_countable",
+            Refusal::InstitutionsNotCountable => "institutions_not_countable",
             Refusal::HiddenAggregate => "hidden_aggregate",
             Refusal::TooManyConditions => "too_many_conditions",
             Refusal::ValueExpression => "value_expression",
@@ -369,6 +390,15 @@ pub struct AggregateResult {
     /// Per row and column: a sample of the persons behind an aggregated cell ([`samples`]), for
     /// differencing across outputs; never shown. Empty in [`QueryMode::Rows`].
     pub cell_samples: Vec<Vec<Option<PersonsSample>>>,
+    /// Per row: the distinct institutions behind it ([`INSTITUTION_COLUMN`]; after a join of two
+    /// tables naming them, the fewest either counts), `None` where its rows name none. Empty
+    /// unless the permit's rules count institutions and the query reads a table naming them.
+    pub institutions: Vec<Option<u64>>,
+    /// Per row and column: the institutions behind the cell, the row's bounded by those of each
+    /// condition of its aggregates that names any (as for persons: `count(*) FILTER (WHERE
+    /// facility_prefecture = 13)` counts the institutions of prefecture 13). Empty as
+    /// `institutions` is.
+    pub cell_institutions: Vec<Vec<Option<u64>>>,
 }
 
 /// The persons a cell's aggregate counts (its value condition's, or the row's) and the smallest
@@ -430,6 +460,8 @@ pub struct Workspace {
     /// Whether the permit's output rules check single contributions (dominance, p-percent):
     /// only then are magnitudes marked and their contributions computed.
     contributions: bool,
+    /// Whether the permit's output rules count institutions: only then are they counted.
+    institutions: bool,
 }
 
 /// The person ids (what `person_id` holds) a permit's workspace gives the persons of tables holding
@@ -516,6 +548,8 @@ impl Workspace {
             catalog.register_schema(&schema, Arc::new(provider)).map_err(|_| SandboxError::Internal)?;
         }
         state.catalog_list().register_catalog(CATALOG.to_owned(), Arc::new(catalog));
+        // An unknown preset name is read as the NDB rules, as `niji-analysis` reads it.
+        let rules = niji_sdc::Rules::preset(policy.output_preset.parse().unwrap_or(niji_sdc::Preset::Ndb));
         Ok(Workspace {
             ctx: SessionContext::new_with_state(state),
             tables: registered,
@@ -524,8 +558,8 @@ impl Workspace {
             limits,
             mode: QueryMode::Aggregates,
             recounts: AtomicUsize::new(0),
-            // An unknown preset name is read as the NDB rules, as `niji-analysis` reads it.
-            contributions: niji_sdc::Rules::preset(policy.output_preset.parse().unwrap_or(niji_sdc::Preset::Ndb)).checks_contributions(),
+            contributions: rules.checks_contributions(),
+            institutions: rules.min_institutions.is_some(),
         })
     }
 
@@ -618,8 +652,13 @@ impl Workspace {
         self.check_length(sql)?;
         let state = self.ctx.state();
         let plan = logical_plan(&state, sql).await?;
-        let checker =
-            check::Checker { tables: &self.tables, default_schema: &self.default_schema, policy: &self.policy, contributions: self.contributions };
+        let checker = check::Checker {
+            tables: &self.tables,
+            default_schema: &self.default_schema,
+            policy: &self.policy,
+            contributions: self.contributions,
+            institutions: self.institutions,
+        };
         let count_persons = count_persons && self.mode == QueryMode::Aggregates;
         let checked = match self.mode {
             QueryMode::Rows => {
@@ -686,10 +725,17 @@ impl Workspace {
         checked: &'a check::Checked,
         (count, samples): (check::PersonsCount, check::Samples),
     ) -> Result<(LogicalPlan, Hidden<'a>), Failure> {
-        let (rewritten, persons, magnitudes) = checker.with_persons(plan, checked, (count, samples)).map_err(Failure::Sandbox)?;
+        let (rewritten, added) = checker.with_persons(plan, checked, (count, samples)).map_err(Failure::Sandbox)?;
         let planned = may_fail::planned(&self.ctx.state(), &rewritten).map_err(Failure::Sandbox)?;
         groups::check(&planned, &self.tables, &self.default_schema, self.limits.max_groups).map_err(Failure::Sandbox)?;
-        let hidden = Hidden { persons, magnitudes, fast: count == check::PersonsCount::InOrder, samples, checked: Some(checked) };
+        let hidden = Hidden {
+            persons: added.persons,
+            magnitudes: added.magnitudes,
+            institutions: added.institutions,
+            fast: count == check::PersonsCount::InOrder,
+            samples,
+            checked: Some(checked),
+        };
         Ok((planned, hidden))
     }
 
@@ -704,9 +750,11 @@ impl Workspace {
         // After the output's columns: the persons counts, the persons of each condition, the
         // contributions of each magnitude (each of the last two once per counted person column),
         // then the rows of each percentile and, in the fast mode, the most of them one person has
-        // (once per counted person column), and last the persons samples.
-        let width = schema.fields().len() - hidden.persons * (1 + hidden.conditions() + hidden.magnitudes) - hidden.percentiles() - hidden.samples();
-        let first_sample = schema.fields().len() - hidden.samples();
+        // (once per counted person column), the persons samples, and last the institutions of the
+        // row and of each condition (once per institution column).
+        let first_institutions = schema.fields().len() - hidden.institution_columns();
+        let first_sample = first_institutions - hidden.samples();
+        let width = first_sample - hidden.persons * (1 + hidden.conditions() + hidden.magnitudes) - hidden.percentiles();
         let columns = schema.fields().iter().take(width).map(|f| f.name().clone()).collect();
         let numeric = schema.fields().iter().take(width).map(|f| f.data_type().is_numeric()).collect();
         let magnitude_of: Vec<Vec<Option<usize>>> =
@@ -721,6 +769,8 @@ impl Workspace {
         let mut cell_persons = Vec::new();
         let mut contributions = Vec::new();
         let mut cell_samples = Vec::new();
+        let mut institutions = Vec::new();
+        let mut cell_institutions = Vec::new();
         // Aggregates: never reached past the bound `groups::check` made (kept as a guard).
         let max_rows = match self.mode {
             QueryMode::Rows => self.limits.max_rows,
@@ -815,6 +865,27 @@ impl Workspace {
                     }
                     cell_samples.push(samples_of_row);
                 }
+                if hidden.persons > 0 && hidden.institutions > 0 {
+                    // Of the row (0) or of condition `k - 1`: the fewest any institution column
+                    // counts among those that count any (none: the rows name no institution).
+                    let of = |k: usize| {
+                        persons_counted(&batch, first_institutions + k * hidden.institutions, hidden.institutions, row).map(|(_, counted)| counted)
+                    };
+                    let of_row = of(0).map_err(Failure::Sandbox)?;
+                    let of_condition =
+                        (0..hidden.conditions()).map(|k| of(1 + k)).collect::<Result<Vec<u64>, SandboxError>>().map_err(Failure::Sandbox)?;
+                    let of_row = (of_row > 0).then_some(of_row);
+                    institutions.push(of_row);
+                    let of_cells = (0..width)
+                        .map(|c| {
+                            conditions_of(c).iter().fold(of_row, |cell, &(k, _)| match of_condition.get(k) {
+                                Some(&n) if n > 0 => Some(cell.map_or(n, |m| m.min(n))),
+                                _ => cell,
+                            })
+                        })
+                        .collect();
+                    cell_institutions.push(of_cells);
+                }
                 let mut of_row = Vec::with_capacity(width);
                 for ks in &magnitude_of {
                     // A column computed from several magnitudes (`sum(a) + sum(b)`): the largest
@@ -848,6 +919,8 @@ impl Workspace {
             magnitude,
             contributions,
             cell_samples,
+            institutions,
+            cell_institutions,
         })
     }
 }
@@ -861,6 +934,9 @@ impl Workspace {
 struct Hidden<'a> {
     persons: usize,
     magnitudes: usize,
+    /// Institution columns counted: the distinct institutions of the row and of each condition
+    /// come once per each, after the samples.
+    institutions: usize,
     /// The fast persons count ran: the most rows one person has under each percentile came too.
     fast: bool,
     /// Whether the cells' persons were sampled.
@@ -879,6 +955,11 @@ impl Hidden<'_> {
             return 0;
         }
         self.checked.map_or(0, |c| c.sampled.len())
+    }
+
+    /// Institutions columns, last: the row's and each condition's, per institution column.
+    fn institution_columns(&self) -> usize {
+        self.institutions * (1 + self.conditions())
     }
 
     /// Percentile columns: the rows of each, and in the fast mode the most rows one person has

@@ -244,7 +244,7 @@ fn run(table: &Table, rules: &Rules, earlier: Option<&[Release]>) -> Result<Chec
         withheld: Vec::new(),
         released: vec![blank.clone(); m],
         table_reasons,
-        keys_withheld: table.rows.iter().map(|row| keys_disclose(table, row, rules.min_persons())).collect(),
+        keys_withheld: table.rows.iter().map(|row| keys_disclose(table, row, rules)).collect(),
         summary: Summary::default(),
     };
 
@@ -348,13 +348,16 @@ impl Checked {
 /// rows do): it goes too. A margin's `*` is no exemption: it can be a data value, and a total of
 /// a few persons tells that they exist. A row without keys is shown when it counts no one (an
 /// aggregate over no rows: a zero), so that `GROUP BY` on a column left out of the output does
-/// not list one suppressed row per rare group.
-fn keys_disclose(table: &Table, row: &crate::table::Row, minimum: u64) -> bool {
-    let persons = row.persons();
+/// not list one suppressed row per rare group. Under a minimum of institutions, a keyed row known
+/// to come from fewer goes too (its keys, a facility code or a rare code in a small area, point
+/// at the institutions).
+fn keys_disclose(table: &Table, row: &crate::table::Row, rules: &Rules) -> bool {
+    let (persons, minimum) = (row.persons(), rules.min_persons());
+    let few_institutions = matches!((rules.min_institutions, row.institutions), (Some(least), Some(n)) if n < least);
     if table.dimensions.is_empty() {
         persons > 0 && persons < minimum
     } else {
-        persons < minimum
+        persons < minimum || few_institutions
     }
 }
 

@@ -142,6 +142,10 @@ pub struct Row {
     /// The distinct persons behind the row (its group), when known: more than any of its cells
     /// when a cell's aggregate reads only some of the group's rows (`count(*) FILTER (…)`).
     pub persons: Option<u64>,
+    /// The distinct institutions behind the row, when known (NDB's rule: a keyed row of fewer
+    /// than the rules' minimum is left out, keys and all, since its keys would tell which
+    /// institutions treat such patients).
+    pub institutions: Option<u64>,
 }
 
 impl Row {
@@ -189,12 +193,24 @@ impl Table {
 
     /// Appends a row.
     pub fn push<K: Into<String>>(&mut self, keys: impl IntoIterator<Item = K>, cells: Vec<Cell>) {
-        self.rows.push(Row { keys: keys.into_iter().map(Into::into).collect(), cells, persons: None });
+        self.rows.push(Row { keys: keys.into_iter().map(Into::into).collect(), cells, persons: None, institutions: None });
     }
 
     /// Appends a row with the persons of its group ([`Row::persons`]).
     pub fn push_with_persons<K: Into<String>>(&mut self, keys: impl IntoIterator<Item = K>, cells: Vec<Cell>, persons: u64) {
-        self.rows.push(Row { keys: keys.into_iter().map(Into::into).collect(), cells, persons: Some(persons) });
+        self.push_with_institutions(keys, cells, persons, None);
+    }
+
+    /// Appends a row with the persons of its group and, when known, the institutions behind
+    /// them ([`Row::institutions`]).
+    pub fn push_with_institutions<K: Into<String>>(
+        &mut self,
+        keys: impl IntoIterator<Item = K>,
+        cells: Vec<Cell>,
+        persons: u64,
+        institutions: Option<u64>,
+    ) {
+        self.rows.push(Row { keys: keys.into_iter().map(Into::into).collect(), cells, persons: Some(persons), institutions });
     }
 
     /// Checks the invariants listed in the module documentation.

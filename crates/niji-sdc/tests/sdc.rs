@@ -36,6 +36,28 @@ fn ndb_threshold_zeros_shown_institutions() {
 }
 
 #[test]
+fn ndb_leaves_out_a_keyed_row_of_fewer_institutions_than_three() {
+    // By facility prefecture: 13 from three institutions, 27 from one, 40 unknown.
+    let mut table = Table::new(["facility_prefecture"], vec![Measure::count("n")]);
+    table.push_with_institutions(["13"], vec![Cell::count(25).with_institutions(3)], 25, Some(3));
+    table.push_with_institutions(["27"], vec![Cell::count(15).with_institutions(1)], 15, Some(1));
+    table.push_with_institutions(["40"], vec![Cell::count(12)], 12, None);
+    let ndb = niji_sdc::check(&table, &Rules::preset(Preset::Ndb)).unwrap();
+    assert!(ndb.shows_keys(0) && !ndb.shows_keys(1) && ndb.shows_keys(2));
+    assert_eq!(ndb.verdict(1, 0).reasons, [Reason::FewInstitutions { institutions: 1, minimum: 3 }]);
+    assert_eq!(ndb.summary.cells, 2);
+    // ACRO counts no institutions: every row shown.
+    let acro = niji_sdc::check(&table, &Rules::preset(Preset::Acro)).unwrap();
+    assert!((0..3).all(|r| acro.shows_keys(r)));
+    // A row without keys is shown, its cell suppressed.
+    let mut total = Table::new(Vec::<String>::new(), vec![Measure::count("n")]);
+    total.push_with_institutions(Vec::<String>::new(), vec![Cell::count(15).with_institutions(2)], 15, Some(2));
+    let c = niji_sdc::check(&total, &Rules::preset(Preset::Ndb)).unwrap();
+    assert!(c.shows_keys(0));
+    assert_eq!(c.released_row(&total, 0), [Shown::Suppressed]);
+}
+
+#[test]
 fn ndb_refuses_more_than_three_axes() {
     let mut table = Table::new(["a", "b", "c", "d"], vec![Measure::count("n")]);
     table.push(["1", "1", "1", "1"], vec![Cell::count(50)]);

@@ -1,0 +1,154 @@
+//! The institutions behind each row and cell (NDB's rule: no cell of fewer than three medical
+//! institutions), counted from `facility_code` under rules that count them, and the queries that
+//! would leave them behind refused.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use common::{strings, table, NDB};
+use niji_review::{DatasetGrant, TableGrant};
+use niji_sandbox::arrow::array::{ArrayRef, Int32Array};
+use niji_sandbox::{AggregateResult, Limits, Refusal, SandboxError, Scalar, Workspace};
+
+/// 40 persons with one claim each, one more for persons 1–5: prefecture 13 has the facilities
+/// F1 (persons 1–10), F2 (11–20) and F3 (21–25), prefecture 27 only F4 (26–40).
+fn claims() -> niji_sandbox::GrantedTable {
+    let mut persons: Vec<u8> = (1..=40).collect();
+    persons.extend(1..=5);
+    persons.sort_unstable();
+    let facility = |p: u8| match p {
+        1..=10 => "F1",
+        11..=20 => "F2",
+        21..=25 => "F3",
+        _ => "F4",
+    };
+    let codes: Vec<&str> = persons.iter().map(|&p| facility(p)).collect();
+    let prefectures: Vec<i32> = persons.iter().map(|&p| if p <= 25 { 13 } else { 27 }).collect();
+    let sexes: Vec<&str> = persons.iter().map(|&p| if p % 2 == 0 { "male" } else { "female" }).collect();
+    table(
+        NDB,
+        "claims",
+        &persons,
+        &[("facility_code", strings(&codes)), ("facility_prefecture", Arc::new(Int32Array::from(prefectures)) as ArrayRef), ("sex", strings(&sexes))],
+    )
+}
+
+/// One claim line per person 1–40, code `A`.
+fn claim_lines() -> niji_sandbox::GrantedTable {
+    let persons: Vec<u8> = (1..=40).collect();
+    table(NDB, "claim_lines", &persons, &[("code", strings(&vec!["A"; 40]))])
+}
+
+fn workspace(preset: &str, granted: &[&str]) -> Workspace {
+    let mut policy = common::policy(false);
+    let grant = |table: &str, columns: &[&str]| TableGrant { table: table.into(), columns: columns.iter().map(|c| c.to_string()).collect() };
+    policy.datasets = vec![DatasetGrant { dataset: NDB.into(), tables: vec![grant("claims", granted), grant("claim_lines", &["code"])] }];
+    policy.output_preset = preset.into();
+    Workspace::open(vec![claims(), claim_lines()], &policy, [9; 32], &HashSet::new(), Limits::default()).expect("open")
+}
+
+fn ndb() -> Workspace {
+    workspace("ndb", &["facility_code", "facility_prefecture", "sex"])
+}
+
+async fn run(ws: &Workspace, sql: &str) -> AggregateResult {
+    ws.run(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+}
+
+/// Runs `sql` (rows ordered by their first column) and compares, per row, its first column, the
+/// row's institutions and each column's.
+async fn check(ws: &Workspace, sql: &str, expected: &[(i64, Option<u64>, &[Option<u64>])]) {
+    let r = run(ws, sql).await;
+    let got: Vec<(i64, Option<u64>, Vec<Option<u64>>)> = r
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let first = match &row[0] {
+                Scalar::Int32(Some(v)) => i64::from(*v),
+                Scalar::Int64(Some(v)) => *v,
+                other => panic!("{sql}: first column {other:?}"),
+            };
+            (first, r.institutions[i], r.cell_institutions[i].clone())
+        })
+        .collect();
+    let expected: Vec<(i64, Option<u64>, Vec<Option<u64>>)> = expected.iter().map(|(k, n, cells)| (*k, *n, cells.to_vec())).collect();
+    assert_eq!(got, expected, "{sql}");
+}
+
+#[tokio::test]
+async fn each_row_and_cell_counts_its_institutions() {
+    let ws = ndb();
+    // Prefecture 13 has three facilities, 27 one.
+    check(
+        &ws,
+        "SELECT facility_prefecture, count(*) AS n FROM claims GROUP BY facility_prefecture ORDER BY facility_prefecture",
+        &[(13, Some(3), &[Some(3), Some(3)]), (27, Some(1), &[Some(1), Some(1)])],
+    )
+    .await;
+    // A conditional count: the institutions of its rows.
+    check(
+        &ws,
+        "SELECT facility_prefecture, count(*) AS n, count(*) FILTER (WHERE facility_code NOT IN ('F1', 'F2')) AS rare \
+         FROM claims GROUP BY facility_prefecture ORDER BY facility_prefecture",
+        &[(13, Some(3), &[Some(3), Some(3), Some(1)]), (27, Some(1), &[Some(1), Some(1), Some(1)])],
+    )
+    .await;
+    // The whole table, and a count taken over a join with claim lines (its rows name facilities
+    // through the claims).
+    check(&ws, "SELECT count(DISTINCT person_id) AS n, 0 AS z FROM claims", &[(40, Some(4), &[Some(4), Some(4)])]).await;
+    check(
+        &ws,
+        "SELECT c.facility_prefecture, count(*) AS n FROM claims c JOIN claim_lines l ON c.person_id = l.person_id \
+         WHERE c.facility_code <> 'F3' GROUP BY c.facility_prefecture ORDER BY 1",
+        &[(13, Some(2), &[Some(2), Some(2)]), (27, Some(1), &[Some(1), Some(1)])],
+    )
+    .await;
+    // Through a subquery that keeps the column.
+    check(
+        &ws,
+        "SELECT p, count(*) AS n FROM (SELECT person_id, facility_code, facility_prefecture AS p FROM claims WHERE sex = 'male') \
+         GROUP BY p ORDER BY p",
+        &[(13, Some(3), &[Some(3), Some(3)]), (27, Some(1), &[Some(1), Some(1)])],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_query_that_leaves_the_institutions_behind_is_refused() {
+    let ws = ndb();
+    let refused = SandboxError::NotAllowed(Refusal::InstitutionsNotCountable);
+    for sql in [
+        // A subquery selecting other columns.
+        "SELECT p, count(*) FROM (SELECT person_id, facility_prefecture AS p FROM claims) GROUP BY p",
+        // A CTE.
+        "WITH c AS (SELECT person_id, sex FROM claims) SELECT sex, count(*) FROM c GROUP BY sex",
+        // A join whose claims side keeps only the person.
+        "SELECT l.code, count(*) FROM claim_lines l JOIN (SELECT person_id FROM claims) c ON c.person_id = l.person_id GROUP BY l.code",
+        // The code computed into another value (no longer the institution's code).
+        "SELECT f, count(*) FROM (SELECT person_id, lower(facility_code) AS f FROM claims) GROUP BY f",
+    ] {
+        assert_eq!(ws.run(sql).await.err(), Some(refused.clone()), "{sql}");
+    }
+    // A table that names no institution, and claims only inside `IN (SELECT …)` (the rows counted
+    // are claim lines): answered, with no institutions.
+    let r =
+        run(&ws, "SELECT code, count(*) FROM claim_lines WHERE person_id IN (SELECT person_id FROM claims WHERE sex = 'male') GROUP BY code").await;
+    assert!(r.institutions.is_empty() && r.cell_institutions.is_empty());
+}
+
+#[tokio::test]
+async fn institutions_are_counted_only_where_the_rules_and_the_permit_have_them() {
+    let sql = "SELECT p, count(*) FROM (SELECT person_id, facility_prefecture AS p FROM claims) GROUP BY p";
+    // ACRO counts no institutions: nothing counted, nothing refused.
+    let acro = workspace("acro", &["facility_code", "facility_prefecture", "sex"]);
+    let r = run(&acro, sql).await;
+    assert_eq!(r.rows.len(), 2);
+    assert!(r.institutions.is_empty() && r.cell_institutions.is_empty());
+    // A permit that does not grant facility_code: the column is not in the workspace.
+    let ungranted = workspace("ndb", &["facility_prefecture", "sex"]);
+    let r = run(&ungranted, sql).await;
+    assert!(r.institutions.is_empty() && r.cell_institutions.is_empty());
+}
