@@ -1015,7 +1015,35 @@ fn persons_columns(plan: &LogicalPlan) -> Result<Vec<usize>, SandboxError> {
 /// has one: a cell's institutions are counted from them (NDB's rule of three), and a query that
 /// leaves a table's institutions behind (a subquery selecting other columns) could show a cell of
 /// one hospital's patients.
+///
+/// Nor may such a table choose persons apart from the rows counted: in an expression's subquery
+/// (`person_id IN (SELECT person_id FROM claims WHERE facility_code = …)`) or under a window
+/// (`max(…) OVER (PARTITION BY person_id)` flagging the patients of one facility), its
+/// institutions would not be those of the rows the cell counts (the patients' other claims come
+/// from other institutions). A join keeps them: each side's column is counted, the fewest kept.
 fn institution_columns(plan: &LogicalPlan) -> Result<Vec<usize>, SandboxError> {
+    // Whether a scan under `plan`, its subqueries' included, is of a table naming institutions.
+    fn names_institutions(plan: &LogicalPlan) -> bool {
+        let mut found = false;
+        let walked = plan.apply_with_subqueries(|n| {
+            found |= matches!(n, LogicalPlan::TableScan(s) if s.source.schema().fields().iter().any(|f| Root::Institution.is(f)));
+            Ok(if found { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+        });
+        found || walked.is_err()
+    }
+    let mut apart = false;
+    plan.apply_with_subqueries(|n| {
+        apart |= match n {
+            LogicalPlan::Subquery(s) => names_institutions(&s.subquery),
+            LogicalPlan::Window(w) => names_institutions(&w.input),
+            _ => false,
+        };
+        Ok(if apart { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    })
+    .map_err(|_| SandboxError::Internal)?;
+    if apart {
+        return Err(not(Refusal::InstitutionsNotCountable));
+    }
     fn with_institutions(plan: &LogicalPlan, out: &mut Scans) {
         if let LogicalPlan::TableScan(s) = plan {
             if s.source.schema().fields().iter().any(|f| Root::Institution.is(f)) {

@@ -127,16 +127,34 @@ async fn a_query_that_leaves_the_institutions_behind_is_refused() {
         "WITH c AS (SELECT person_id, sex FROM claims) SELECT sex, count(*) FROM c GROUP BY sex",
         // A join whose claims side keeps only the person.
         "SELECT l.code, count(*) FROM claim_lines l JOIN (SELECT person_id FROM claims) c ON c.person_id = l.person_id GROUP BY l.code",
+        // A CTE used twice, one reference keeping the code and the other not.
+        "WITH c AS (SELECT person_id, facility_code, sex FROM claims) SELECT a.sex, count(DISTINCT a.person_id) \
+         FROM c a JOIN (SELECT person_id FROM c WHERE facility_code = 'F1') b ON a.person_id = b.person_id GROUP BY a.sex",
+        // Claims choosing persons in a subquery: the cell's rows (patients, or all the claims of
+        // one facility's patients) are not the claims that chose them.
+        "SELECT code, count(*) FROM claim_lines WHERE person_id IN (SELECT person_id FROM claims WHERE facility_code = 'F1') GROUP BY code",
+        "SELECT count(DISTINCT person_id) FROM claims WHERE person_id IN (SELECT person_id FROM claims WHERE facility_code = 'F1')",
+        "SELECT count(DISTINCT person_id) FROM claims WHERE person_id NOT IN (SELECT person_id FROM claims WHERE facility_code <> 'F1')",
+        // A window flagging one facility's patients.
+        "SELECT count(DISTINCT person_id) FROM (SELECT person_id, facility_code, \
+         max(CASE WHEN facility_code = 'F1' THEN 1 ELSE 0 END) OVER (PARTITION BY person_id) AS at_f FROM claims) WHERE at_f = 1",
         // The code computed into another value (no longer the institution's code).
         "SELECT f, count(*) FROM (SELECT person_id, lower(facility_code) AS f FROM claims) GROUP BY f",
     ] {
         assert_eq!(ws.run(sql).await.err(), Some(refused.clone()), "{sql}");
     }
-    // A table that names no institution, and claims only inside `IN (SELECT …)` (the rows counted
-    // are claim lines): answered, with no institutions.
-    let r =
-        run(&ws, "SELECT code, count(*) FROM claim_lines WHERE person_id IN (SELECT person_id FROM claims WHERE sex = 'male') GROUP BY code").await;
+    // A table that names no institution: answered, with no institutions; a cohort of claims as a
+    // join (counted) rather than a subquery.
+    let r = run(&ws, "SELECT code, count(*) FROM claim_lines WHERE person_id IN (SELECT person_id FROM claim_lines WHERE code = 'A') GROUP BY code")
+        .await;
     assert!(r.institutions.is_empty() && r.cell_institutions.is_empty());
+    let r = run(
+        &ws,
+        "SELECT l.code, count(DISTINCT l.person_id) FROM claim_lines l JOIN claims c ON c.person_id = l.person_id \
+         WHERE c.facility_code = 'F1' GROUP BY l.code",
+    )
+    .await;
+    assert_eq!(r.cell_institutions, [vec![Some(1), Some(1)]]);
 }
 
 #[tokio::test]

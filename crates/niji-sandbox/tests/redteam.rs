@@ -407,6 +407,15 @@ async fn padding_a_persons_count_is_refused() {
     )
     .await;
     refused(&ws, "SELECT v, count(*) FROM (SELECT code AS v FROM claim_lines) GROUP BY v", na(Refusal::PersonsNotCountable)).await;
+    // A CTE used twice: DataFusion plans both references over one shared scan node, which
+    // must not let the reference that keeps the person cover the one that drops it.
+    refused(
+        &ws,
+        "WITH c AS (SELECT person_id, code FROM claim_lines) \
+         SELECT a.code, count(*) FROM c a JOIN (SELECT code FROM c WHERE code = 'C') b ON a.code = b.code GROUP BY a.code",
+        na(Refusal::PersonsNotCountable),
+    )
+    .await;
     refused(
         &ws,
         "SELECT v, count(*) FROM (SELECT person_id, points AS v FROM claim_lines WHERE code = 'C' \

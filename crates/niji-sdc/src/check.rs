@@ -254,7 +254,7 @@ fn run(table: &Table, rules: &Rules, earlier: Option<&[Release]>) -> Result<Chec
     let mut own: Vec<Vec<Reason>> = vec![Vec::new(); m];
     for (r, row) in table.rows.iter().enumerate() {
         for ((cell, kind), reasons) in row.cells.iter().zip(&checked.measures).zip(&mut own) {
-            primary(cell, *kind, rules, reasons);
+            primary(cell, *kind, rules, row.institutions, reasons);
         }
         persons[r] = row.persons();
         let Some(cause) = own.iter().position(|reasons| !reasons.is_empty()) else { continue };
@@ -361,8 +361,8 @@ fn keys_disclose(table: &Table, row: &crate::table::Row, rules: &Rules) -> bool 
     }
 }
 
-/// The rules on a cell's own values.
-fn primary(cell: &Cell, kind: MeasureKind, rules: &Rules, out: &mut Vec<Reason>) {
+/// The rules on a cell's own values; a cell comes from no more institutions than its row.
+fn primary(cell: &Cell, kind: MeasureKind, rules: &Rules, row_institutions: Option<u64>, out: &mut Vec<Reason>) {
     if cell.persons == 0 {
         // No one behind a value that is not zero (nor missing): its persons were not counted.
         if cell.value != 0.0 && !cell.value.is_nan() {
@@ -382,7 +382,11 @@ fn primary(cell: &Cell, kind: MeasureKind, rules: &Rules, out: &mut Vec<Reason>)
     if cell.persons < rules.threshold {
         out.push(Reason::BelowThreshold { persons: cell.persons, threshold: rules.threshold });
     }
-    if let (Some(minimum), Some(institutions)) = (rules.min_institutions, cell.institutions) {
+    let institutions = match (cell.institutions, row_institutions) {
+        (Some(c), Some(r)) => Some(c.min(r)),
+        (c, r) => c.or(r),
+    };
+    if let (Some(minimum), Some(institutions)) = (rules.min_institutions, institutions) {
         if institutions < minimum {
             out.push(Reason::FewInstitutions { institutions, minimum });
         }

@@ -55,6 +55,13 @@ fn ndb_leaves_out_a_keyed_row_of_fewer_institutions_than_three() {
     let c = niji_sdc::check(&total, &Rules::preset(Preset::Ndb)).unwrap();
     assert!(c.shows_keys(0));
     assert_eq!(c.released_row(&total, 0), [Shown::Suppressed]);
+    // A row's institutions bound its cells': a caller giving only the row's still suppresses the
+    // cell (else the total less the rows shown would give it back).
+    let mut rows = Table::new(["sex"], vec![Measure::count("n")]);
+    rows.push_with_institutions(["F"], vec![Cell::count(30)], 30, Some(5));
+    rows.push_with_institutions(["M"], vec![Cell::count(20)], 20, Some(2));
+    let c = niji_sdc::check(&rows, &Rules::preset(Preset::Ndb)).unwrap();
+    assert_eq!(c.verdict(1, 0).reasons, [Reason::FewInstitutions { institutions: 2, minimum: 3 }]);
 }
 
 #[test]
