@@ -271,7 +271,7 @@ impl Checker<'_> {
         // 5. The persons behind each output row must be countable, and so must its institutions
         // where the rules count them.
         let counted = persons_columns(&aggregate.input)?;
-        let institutions = if self.institutions { institution_columns(&aggregate.input)? } else { Vec::new() };
+        let institutions = if self.institutions { institution_columns(&aggregate.input, &|s| self.names_institutions(s))? } else { Vec::new() };
         // 6. What aggregates of values read, and where the rows they count come from.
         check_values(aggregate)?;
         if !rows_follow_data(&aggregate.input) {
@@ -351,6 +351,14 @@ impl Checker<'_> {
             percentiles_of,
             institutions,
         })
+    }
+
+    /// Whether a scan reads a table whose rows name institutions (granted or hidden; a scan of
+    /// the table the query planned against is one too: [`crate::institutions::carry`] left it).
+    fn names_institutions(&self, scan: &datafusion::logical_expr::TableScan) -> bool {
+        let resolved = scan.table_name.clone().resolve(CATALOG, self.default_schema);
+        scan.source.schema().fields().iter().any(|f| Root::Institution.is(f))
+            || self.tables.get(&(resolved.schema.to_string(), resolved.table.to_string())).is_some_and(|r| r.names_institutions)
     }
 
     /// Steps 1–3 of [`Checker::check`], all a query on dummy data must pass: forbidden nodes,
@@ -882,6 +890,12 @@ fn origin(plan: &LogicalPlan, idx: usize) -> Scans {
     lineage(plan, idx, Root::Person)
 }
 
+/// The table scans whose institution column ([`crate::INSTITUTION_COLUMN`], granted or hidden)
+/// flows unchanged into output column `idx` of `plan`.
+pub(crate) fn institution_lineage(plan: &LogicalPlan, idx: usize) -> Scans {
+    lineage(plan, idx, Root::Institution)
+}
+
 /// What a lineage is traced back to: a table's column of this kind.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Root {
@@ -895,7 +909,7 @@ impl Root {
     fn is(self, f: &datafusion::arrow::datatypes::Field) -> bool {
         match self {
             Root::Person => f.name() == PERSON_ID && is_person_type(f.data_type()),
-            Root::Institution => f.name() == crate::INSTITUTION_COLUMN,
+            Root::Institution => f.name() == crate::INSTITUTION_COLUMN || f.name() == crate::institutions::HIDDEN,
         }
     }
 }
@@ -1011,26 +1025,26 @@ fn persons_columns(plan: &LogicalPlan) -> Result<Vec<usize>, SandboxError> {
 }
 
 /// The columns of `plan` holding an institution's code read unchanged from a table
-/// ([`crate::INSTITUTION_COLUMN`]), which together must cover every scan under it of a table that
-/// has one: a cell's institutions are counted from them (NDB's rule of three), and a query that
-/// leaves a table's institutions behind (a subquery selecting other columns) could show a cell of
-/// one hospital's patients.
+/// ([`crate::INSTITUTION_COLUMN`], granted or hidden), which together must cover every scan under
+/// it of a table that has one (`naming`): a cell's institutions are counted from them (NDB's rule
+/// of three). [`crate::institutions::carry`] carried them through projections; where it could
+/// not (a nested aggregate, `DISTINCT`, `UNION`), the cell could be one hospital's patients.
 ///
 /// Nor may such a table choose persons apart from the rows counted: in an expression's subquery
 /// (`person_id IN (SELECT person_id FROM claims WHERE facility_code = …)`) or under a window
 /// (`max(…) OVER (PARTITION BY person_id)` flagging the patients of one facility), its
 /// institutions would not be those of the rows the cell counts (the patients' other claims come
 /// from other institutions). A join keeps them: each side's column is counted, the fewest kept.
-fn institution_columns(plan: &LogicalPlan) -> Result<Vec<usize>, SandboxError> {
+fn institution_columns(plan: &LogicalPlan, naming: &dyn Fn(&datafusion::logical_expr::TableScan) -> bool) -> Result<Vec<usize>, SandboxError> {
     // Whether a scan under `plan`, its subqueries' included, is of a table naming institutions.
-    fn names_institutions(plan: &LogicalPlan) -> bool {
+    let names_institutions = |plan: &LogicalPlan| {
         let mut found = false;
         let walked = plan.apply_with_subqueries(|n| {
-            found |= matches!(n, LogicalPlan::TableScan(s) if s.source.schema().fields().iter().any(|f| Root::Institution.is(f)));
+            found |= matches!(n, LogicalPlan::TableScan(s) if naming(s));
             Ok(if found { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
         });
         found || walked.is_err()
-    }
+    };
     let mut apart = false;
     plan.apply_with_subqueries(|n| {
         apart |= match n {
@@ -1044,18 +1058,18 @@ fn institution_columns(plan: &LogicalPlan) -> Result<Vec<usize>, SandboxError> {
     if apart {
         return Err(not(Refusal::InstitutionsNotCountable));
     }
-    fn with_institutions(plan: &LogicalPlan, out: &mut Scans) {
+    fn with_institutions(plan: &LogicalPlan, naming: &dyn Fn(&datafusion::logical_expr::TableScan) -> bool, out: &mut Scans) {
         if let LogicalPlan::TableScan(s) = plan {
-            if s.source.schema().fields().iter().any(|f| Root::Institution.is(f)) {
+            if naming(s) {
                 out.insert(addr(plan));
             }
         }
         for input in plan.inputs() {
-            with_institutions(input, out);
+            with_institutions(input, naming, out);
         }
     }
     let mut all = Scans::new();
-    with_institutions(plan, &mut all);
+    with_institutions(plan, naming, &mut all);
     let mut covered = Scans::new();
     let mut columns = Vec::new();
     for i in 0..plan.schema().fields().len() {

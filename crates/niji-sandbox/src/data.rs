@@ -252,15 +252,20 @@ pub(crate) fn collect_persons(t: &GrantedTable, excluded: &HashSet<[u8; 32]>, in
 }
 
 /// The output schema and batches of one granted table.
+///
+/// With `hidden` ([`Hidden::Institution`]), a table that has [`crate::INSTITUTION_COLUMN`] the
+/// permit does not grant keeps it too, last, as [`crate::institutions::HIDDEN`]; the second value
+/// returned says whether it did.
 pub(crate) fn prepare(
     t: &GrantedTable,
     policy: &PermitPolicy,
     rekey: &Rekeyer,
     ids_of: &PersonIds,
-) -> Result<(SchemaRef, Vec<RecordBatch>), SandboxError> {
+    hidden: Hidden,
+) -> Result<(SchemaRef, bool, Vec<RecordBatch>), SandboxError> {
     let (key_index, key_columns) = person_keys(t)?;
     // Granted columns in the table's order; a granted column named like the person id is not kept.
-    let kept: Vec<usize> = (0..t.schema.fields().len())
+    let mut kept: Vec<usize> = (0..t.schema.fields().len())
         .filter(|&i| {
             let name = t.schema.field(i).name();
             i != key_index && name != PERSON_ID && policy.allows_column(&t.dataset, &t.table, name)
@@ -268,6 +273,11 @@ pub(crate) fn prepare(
         .collect();
     let mut fields = vec![Arc::new(Field::new(PERSON_ID, DataType::FixedSizeBinary(PERSON_ID_BYTES), false))];
     fields.extend(kept.iter().map(|&i| Arc::new(t.schema.field(i).clone())));
+    let institution = t.schema.index_of(crate::INSTITUTION_COLUMN).ok().filter(|i| hidden == Hidden::Institution && !kept.contains(i));
+    if let Some(i) = institution {
+        kept.push(i);
+        fields.push(Arc::new(Field::new(crate::institutions::HIDDEN, t.schema.field(i).data_type().clone(), true)));
+    }
     let out_schema = Arc::new(Schema::new(fields));
 
     let mut out = Vec::with_capacity(t.batches.len());
@@ -331,7 +341,15 @@ pub(crate) fn prepare(
             out.push(prepared);
         }
     }
-    Ok((out_schema, out))
+    Ok((out_schema, institution.is_some(), out))
+}
+
+/// Which column a prepared table keeps beyond those granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hidden {
+    None,
+    /// The institution's code, for counting a cell's institutions (never for the query to read).
+    Institution,
 }
 
 /// Sorts a prepared table by `person_id` (its first column) and cuts it into `n` partitions (at least

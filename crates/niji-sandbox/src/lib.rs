@@ -98,20 +98,22 @@
 //!
 //! # Institutions
 //! Under rules that count institutions (the NDB preset: no cell of fewer than three medical
-//! institutions), every column of the top aggregate's input that is a table's
-//! [`INSTITUTION_COLUMN`] passed on unchanged is counted too, `count(DISTINCT …)` of the row and of
-//! each condition (after a join of two such tables, the fewest either counts), and a cell gets the
-//! row's institutions bounded by those of its conditions ([`AggregateResult::cell_institutions`]).
-//! Such columns must cover every scan under the aggregate of a table that has the column
-//! ([`Refusal::InstitutionsNotCountable`]: a subquery that selects other columns would leave a
-//! cell of one hospital's patients uncounted). A table registered without the column (the permit
-//! does not grant it) is not counted.
+//! institutions), every table that has [`INSTITUTION_COLUMN`] keeps it, hidden from the query
+//! when the permit does not grant it, and the query's plan carries it from each scan up to the
+//! top aggregate through the projections that would drop it ([`institutions`]). There it is
+//! counted too, `count(DISTINCT …)` of the row and of each condition (after a join of two such
+//! tables, the fewest either counts), and a cell gets the row's institutions bounded by those of
+//! its conditions ([`AggregateResult::cell_institutions`]). Where it cannot be carried (a nested
+//! aggregate, `DISTINCT` or `UNION` over such a table) or such a table chooses persons apart from
+//! the rows counted (an `IN`/`EXISTS` subquery, a window), the query is refused
+//! ([`Refusal::InstitutionsNotCountable`]).
 
 mod check;
 mod contributions;
 mod data;
 mod deadline;
 mod groups;
+mod institutions;
 mod may_fail;
 mod persons;
 pub mod samples;
@@ -151,9 +153,7 @@ pub const CATALOG: &str = "niji";
 pub const PERSON_ID: &str = "person_id";
 /// The column naming a medical institution (医療機関コード: the lake's `claims.facility_code`).
 /// Under output rules that count institutions (the NDB preset's rule of three), each cell's
-/// distinct institutions are counted from the columns of this name that the query reads, and a
-/// query reading a table that has one must carry it to the top aggregate (the permit must grant
-/// it: a table registered without it is not counted).
+/// distinct institutions are counted from it, granted or not (see "Institutions" above).
 pub const INSTITUTION_COLUMN: &str = "facility_code";
 
 /// One granted table of one dataset version, already decrypted by the caller.
@@ -247,7 +247,9 @@ pub enum Refusal {
     /// The persons behind the output rows cannot be counted.
     PersonsNotCountable,
     /// The institutions behind the output rows cannot be counted under rules that count them: a
-    /// table with [`INSTITUTION_COLUMN`] is read, but the column does not reach the top aggregate.
+    /// table with [`INSTITUTION_COLUMN`] is read where its code cannot reach the top aggregate
+    /// (under a nested aggregate, `DISTINCT` or `UNION`), or chooses persons apart from the rows
+    /// counted (an `IN`/`EXISTS` subquery, a window).
     InstitutionsNotCountable,
     /// `HAVING` or `ORDER BY` on an aggregate that reads only some of a group's
     /// rows (or tells some apart): which rows are shown would tell about a few persons.
@@ -442,8 +444,14 @@ impl Contributions {
 pub(crate) struct Registered {
     pub dataset: String,
     pub size: worst_case::TableSize,
-    /// Its rows, for the distinct values a grouping reads (`groups.rs`).
+    /// Its rows, for the distinct values a grouping reads (`groups.rs`); with the hidden
+    /// institution column, if any, last.
     pub values: Arc<groups::Values>,
+    /// Whether its rows name institutions ([`INSTITUTION_COLUMN`], granted or hidden).
+    pub names_institutions: bool,
+    /// The table with its hidden institution column, last (the permit does not grant the column,
+    /// the rules count institutions): scanned only by the rewrite of [`institutions`].
+    pub with_institutions: Option<Arc<dyn datafusion::catalog::TableProvider>>,
 }
 
 /// The permit's workspace.
@@ -502,6 +510,22 @@ impl Workspace {
         excluded: &HashSet<[u8; 32]>,
         limits: Limits,
     ) -> Result<Workspace, SandboxError> {
+        Workspace::open_in(tables, policy, permit_secret, excluded, limits, QueryMode::Aggregates)
+    }
+
+    fn open_in(
+        tables: Vec<GrantedTable>,
+        policy: &PermitPolicy,
+        permit_secret: [u8; 32],
+        excluded: &HashSet<[u8; 32]>,
+        limits: Limits,
+        mode: QueryMode,
+    ) -> Result<Workspace, SandboxError> {
+        // An unknown preset name is read as the NDB rules, as `niji-analysis` reads it.
+        let rules = niji_sdc::Rules::preset(policy.output_preset.parse().unwrap_or(niji_sdc::Preset::Ndb));
+        // Aggregates under rules counting institutions keep each table's institution code, hidden
+        // from the query when the permit does not grant it (`institutions.rs`).
+        let hidden = if mode == QueryMode::Aggregates && rules.min_institutions.is_some() { data::Hidden::Institution } else { data::Hidden::None };
         let mut by_schema: BTreeMap<String, Vec<(String, Arc<MemTable>)>> = BTreeMap::new();
         let mut registered = BTreeMap::new();
         let partitions = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -523,17 +547,40 @@ impl Workspace {
         let ids = data::PersonIds::assign(&rekey, persons)?;
         for t in tables {
             let schema = schema_name(&t.dataset);
-            let (out_schema, batches) = data::prepare(&t, policy, &rekey, &ids)?;
+            let (out_schema, with_hidden, batches) = data::prepare(&t, policy, &rekey, &ids, hidden)?;
             let (parts, most_per_person) = data::by_person(batches, partitions)?;
             // Rounded up to a power of two: the refusals they decide must not tell one person's
             // exact number of rows (a join with `LIMIT j` is refused exactly past 10⁹ / most).
             let rows = parts.iter().flatten().map(|b| b.num_rows() as u64).sum::<u64>().next_power_of_two();
             let most_per_person = most_per_person.next_power_of_two();
             let values = Arc::new(groups::Values::new(parts.iter().flatten().cloned().collect(), limits.max_groups));
-            let mem = MemTable::try_new(out_schema.clone(), parts).map_err(|_| SandboxError::Internal)?;
+            let names_institutions = with_hidden || out_schema.index_of(INSTITUTION_COLUMN).is_ok();
+            // With a hidden column (last): the query's table without it, and a twin with it that
+            // only the rewrite scans, over the same arrays.
+            let (mem, twin) = if with_hidden {
+                let shown: Vec<usize> = (0..out_schema.fields().len() - 1).collect();
+                let internal = |_| SandboxError::Internal;
+                let shown_schema = Arc::new(out_schema.project(&shown).map_err(internal)?);
+                let shown_parts = parts
+                    .iter()
+                    .map(|p| p.iter().map(|b| b.project(&shown)).collect::<Result<Vec<_>, _>>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(internal)?;
+                let twin: Arc<dyn datafusion::catalog::TableProvider> =
+                    Arc::new(MemTable::try_new(out_schema.clone(), parts).map_err(|_| SandboxError::Internal)?);
+                (MemTable::try_new(shown_schema, shown_parts).map_err(|_| SandboxError::Internal)?, Some(twin))
+            } else {
+                (MemTable::try_new(out_schema.clone(), parts).map_err(|_| SandboxError::Internal)?, None)
+            };
             registered.insert(
                 (schema.clone(), t.table.clone()),
-                Registered { dataset: t.dataset.clone(), size: worst_case::TableSize { rows, most_per_person }, values },
+                Registered {
+                    dataset: t.dataset.clone(),
+                    size: worst_case::TableSize { rows, most_per_person },
+                    values,
+                    names_institutions,
+                    with_institutions: twin,
+                },
             );
             by_schema.entry(schema).or_default().push((t.table, Arc::new(mem)));
         }
@@ -548,15 +595,13 @@ impl Workspace {
             catalog.register_schema(&schema, Arc::new(provider)).map_err(|_| SandboxError::Internal)?;
         }
         state.catalog_list().register_catalog(CATALOG.to_owned(), Arc::new(catalog));
-        // An unknown preset name is read as the NDB rules, as `niji-analysis` reads it.
-        let rules = niji_sdc::Rules::preset(policy.output_preset.parse().unwrap_or(niji_sdc::Preset::Ndb));
         Ok(Workspace {
             ctx: SessionContext::new_with_state(state),
             tables: registered,
             default_schema,
             policy: policy.clone(),
             limits,
-            mode: QueryMode::Aggregates,
+            mode,
             recounts: AtomicUsize::new(0),
             contributions: rules.checks_contributions(),
             institutions: rules.min_institutions.is_some(),
@@ -566,9 +611,7 @@ impl Workspace {
     /// A workspace over the permit's **dummy** tables ([`QueryMode::Rows`]): queries may return rows;
     /// no persons are excluded (the dummy persons are nobody). The same hardening otherwise.
     pub fn open_dummy(tables: Vec<GrantedTable>, policy: &PermitPolicy, secret: [u8; 32], limits: Limits) -> Result<Workspace, SandboxError> {
-        let mut ws = Workspace::open(tables, policy, secret, &HashSet::new(), limits)?;
-        ws.mode = QueryMode::Rows;
-        Ok(ws)
+        Workspace::open_in(tables, policy, secret, &HashSet::new(), limits, QueryMode::Rows)
     }
 
     /// How many queries so far needed the exact persons count after the fast one found ids out of
@@ -660,6 +703,14 @@ impl Workspace {
             institutions: self.institutions,
         };
         let count_persons = count_persons && self.mode == QueryMode::Aggregates;
+        // Under rules counting institutions: the institution codes carried to the aggregate, once
+        // the query's own plan passed the access checks.
+        let plan = if self.mode == QueryMode::Aggregates && self.institutions {
+            checker.check_access(&plan)?;
+            institutions::carry(&plan, &self.tables, &self.default_schema)?
+        } else {
+            plan
+        };
         let checked = match self.mode {
             QueryMode::Rows => {
                 checker.check_access(&plan)?;

@@ -117,29 +117,56 @@ async fn each_row_and_cell_counts_its_institutions() {
 }
 
 #[tokio::test]
+async fn subqueries_that_drop_the_code_still_carry_it() {
+    let ws = ndb();
+    // A subquery or CTE selecting other columns: its rows' codes are carried up.
+    let by_prefecture: &[(i64, Option<u64>, &[Option<u64>])] = &[(13, Some(3), &[Some(3), Some(3)]), (27, Some(1), &[Some(1), Some(1)])];
+    check(&ws, "SELECT p, count(*) FROM (SELECT person_id, facility_prefecture AS p FROM claims) GROUP BY p ORDER BY p", by_prefecture).await;
+    check(
+        &ws,
+        "WITH c AS (SELECT person_id, facility_prefecture FROM claims) SELECT facility_prefecture, count(*) FROM c GROUP BY 1 ORDER BY 1",
+        by_prefecture,
+    )
+    .await;
+    // A join whose claims side keeps only the person, chosen by facility: counted on that side.
+    check(
+        &ws,
+        "SELECT count(DISTINCT l.person_id) AS n, 0 AS z FROM claim_lines l \
+         JOIN (SELECT person_id FROM claims WHERE facility_code = 'F1') c ON c.person_id = l.person_id",
+        &[(10, Some(1), &[Some(1), Some(1)])],
+    )
+    .await;
+    // A CTE used twice, one reference keeping the code and the other not: both counted, the
+    // fewest kept.
+    check(
+        &ws,
+        "WITH c AS (SELECT person_id, facility_code, facility_prefecture FROM claims) SELECT a.facility_prefecture, count(DISTINCT a.person_id) \
+         FROM c a JOIN (SELECT person_id FROM c WHERE facility_code = 'F1') b ON a.person_id = b.person_id GROUP BY 1",
+        &[(13, Some(1), &[Some(1), Some(1)])],
+    )
+    .await;
+    // The code made into another value: the rows' own codes still counted.
+    let r = run(&ws, "SELECT f, count(*) FROM (SELECT person_id, lower(facility_code) AS f FROM claims) GROUP BY f").await;
+    assert_eq!(r.institutions, [Some(1); 4]);
+}
+
+#[tokio::test]
 async fn a_query_that_leaves_the_institutions_behind_is_refused() {
     let ws = ndb();
     let refused = SandboxError::NotAllowed(Refusal::InstitutionsNotCountable);
     for sql in [
-        // A subquery selecting other columns.
-        "SELECT p, count(*) FROM (SELECT person_id, facility_prefecture AS p FROM claims) GROUP BY p",
-        // A CTE.
-        "WITH c AS (SELECT person_id, sex FROM claims) SELECT sex, count(*) FROM c GROUP BY sex",
-        // A join whose claims side keeps only the person.
-        "SELECT l.code, count(*) FROM claim_lines l JOIN (SELECT person_id FROM claims) c ON c.person_id = l.person_id GROUP BY l.code",
-        // A CTE used twice, one reference keeping the code and the other not.
-        "WITH c AS (SELECT person_id, facility_code, sex FROM claims) SELECT a.sex, count(DISTINCT a.person_id) \
-         FROM c a JOIN (SELECT person_id FROM c WHERE facility_code = 'F1') b ON a.person_id = b.person_id GROUP BY a.sex",
-        // Claims choosing persons in a subquery: the cell's rows (patients, or all the claims of
-        // one facility's patients) are not the claims that chose them.
+        // Claims choosing persons in a subquery: the cell's rows (claim lines, or all the claims
+        // of one facility's patients) are not the claims that chose them.
         "SELECT code, count(*) FROM claim_lines WHERE person_id IN (SELECT person_id FROM claims WHERE facility_code = 'F1') GROUP BY code",
         "SELECT count(DISTINCT person_id) FROM claims WHERE person_id IN (SELECT person_id FROM claims WHERE facility_code = 'F1')",
         "SELECT count(DISTINCT person_id) FROM claims WHERE person_id NOT IN (SELECT person_id FROM claims WHERE facility_code <> 'F1')",
         // A window flagging one facility's patients.
         "SELECT count(DISTINCT person_id) FROM (SELECT person_id, facility_code, \
          max(CASE WHEN facility_code = 'F1' THEN 1 ELSE 0 END) OVER (PARTITION BY person_id) AS at_f FROM claims) WHERE at_f = 1",
-        // The code computed into another value (no longer the institution's code).
-        "SELECT f, count(*) FROM (SELECT person_id, lower(facility_code) AS f FROM claims) GROUP BY f",
+        // A nested aggregate, a DISTINCT and a UNION over claims: their rows name no institution.
+        "SELECT n, count(*) FROM (SELECT person_id, count(*) AS n FROM claims WHERE facility_code = 'F1' GROUP BY person_id) GROUP BY n",
+        "SELECT count(*) FROM (SELECT DISTINCT person_id, sex FROM claims WHERE facility_code = 'F1')",
+        "SELECT sex, count(*) FROM (SELECT person_id, sex FROM claims UNION ALL SELECT person_id, sex FROM claims) GROUP BY sex",
     ] {
         assert_eq!(ws.run(sql).await.err(), Some(refused.clone()), "{sql}");
     }
@@ -158,15 +185,53 @@ async fn a_query_that_leaves_the_institutions_behind_is_refused() {
 }
 
 #[tokio::test]
-async fn institutions_are_counted_only_where_the_rules_and_the_permit_have_them() {
-    let sql = "SELECT p, count(*) FROM (SELECT person_id, facility_prefecture AS p FROM claims) GROUP BY p";
+async fn a_permit_without_the_code_counts_it_hidden_and_cannot_read_it() {
+    let ws = workspace("ndb", &["facility_prefecture", "sex"]);
+    let by_prefecture: &[(i64, Option<u64>, &[Option<u64>])] = &[(13, Some(3), &[Some(3), Some(3)]), (27, Some(1), &[Some(1), Some(1)])];
+    check(&ws, "SELECT facility_prefecture, count(*) FROM claims GROUP BY 1 ORDER BY 1", by_prefecture).await;
+    check(&ws, "SELECT facility_prefecture, count(*) FROM (SELECT * FROM claims) GROUP BY 1 ORDER BY 1", by_prefecture).await;
+    // The hidden column is no name the query can use, nor does `*` bring it.
+    for sql in [
+        "SELECT facility_code, count(*) FROM claims GROUP BY facility_code",
+        "SELECT __niji_institution, count(*) FROM claims GROUP BY 1",
+        "SELECT count(*) FROM claims WHERE __niji_institution = 'F1'",
+        "SELECT c.__niji_institution_1, count(*) FROM (SELECT person_id, sex FROM claims) c GROUP BY 1",
+    ] {
+        assert_eq!(ws.run(sql).await.err(), Some(SandboxError::UnknownName), "{sql}");
+    }
+    // The rows and values are the query's own: the carried code adds a column, never a row.
+    let r = run(&ws, "SELECT count(DISTINCT person_id) AS n, count(*) AS m FROM (SELECT * FROM claims)").await;
+    assert_eq!(
+        (r.columns.clone(), r.rows[0].clone()),
+        (vec!["n".to_owned(), "m".to_owned()], vec![Scalar::Int64(Some(40)), Scalar::Int64(Some(45))])
+    );
+    // A DISTINCT cannot carry it (a column more would change its rows): refused.
+    assert_eq!(
+        ws.run("SELECT count(*) FROM (SELECT DISTINCT * FROM claims)").await.err(),
+        Some(SandboxError::NotAllowed(Refusal::InstitutionsNotCountable))
+    );
+    // A dummy workspace has no hidden column: `*` shows the granted columns only.
+    let dummy = niji_sandbox::Workspace::open_dummy(
+        vec![claims()],
+        &{
+            let mut p = common::policy(false);
+            p.datasets = vec![DatasetGrant { dataset: NDB.into(), tables: vec![TableGrant { table: "claims".into(), columns: vec!["sex".into()] }] }];
+            p
+        },
+        [9; 32],
+        Limits::default(),
+    )
+    .expect("dummy");
+    let r = dummy.run("SELECT * FROM claims LIMIT 1").await.expect("dummy rows");
+    assert_eq!(r.columns, ["person_id", "sex"]);
+}
+
+#[tokio::test]
+async fn institutions_are_counted_only_under_rules_that_count_them() {
+    let sql = "SELECT p, count(*) FROM (SELECT person_id, facility_prefecture AS p FROM claims WHERE person_id IN (SELECT person_id FROM claims)) GROUP BY p";
     // ACRO counts no institutions: nothing counted, nothing refused.
     let acro = workspace("acro", &["facility_code", "facility_prefecture", "sex"]);
     let r = run(&acro, sql).await;
     assert_eq!(r.rows.len(), 2);
-    assert!(r.institutions.is_empty() && r.cell_institutions.is_empty());
-    // A permit that does not grant facility_code: the column is not in the workspace.
-    let ungranted = workspace("ndb", &["facility_prefecture", "sex"]);
-    let r = run(&ungranted, sql).await;
     assert!(r.institutions.is_empty() && r.cell_institutions.is_empty());
 }
