@@ -58,12 +58,12 @@
 //! |---|---|---|
 //! | `patients` | FHIR Patient | `person_key`, `sex` (`male`/`female`/`other`/`unknown`), `birth_year_month`, `prefecture` Int32 (JIS X 0401), `municipality` Int32 (JIS X 0402, 5 digits), `deceased` Boolean, `deceased_on` |
 //! | `encounters` | FHIR Encounter | `person_key`, `status`, `class` (v3 ActCode: AMB, IMP, EMER, …), `start`, `end` |
-//! | `conditions` | FHIR Condition, UKE SY | `person_key`, `source` (`ehr`/`claim`), `code_system`, `code` (ICD-10, 病名管理番号, レセ電傷病名コード), `alt_codes`, `clinical_status`, `verification_status`, `categories`, `onset`, `abatement`, `recorded`, `file` Int32 and `claim` Int64 (claim rows: the RE of this disease), `modifiers` (修飾語コード), `outcome` Int32 (転帰区分), `main` Boolean (主病) |
+//! | `conditions` | FHIR Condition, UKE SY | `person_key`, `source` (`ehr`/`claim`), `code_system`, `code` (ICD-10, 病名管理番号, レセ電傷病名コード), `alt_codes`, `clinical_status`, `verification_status`, `categories`, `onset`, `abatement`, `recorded`, `file` Int32 and `claim` Int64 (claim rows: the RE of this disease), `modifiers` (修飾語コード), `outcome` Int32 (転帰区分), `main` Boolean (主病), `facility_code` (claim rows: the IR's 医療機関コード) |
 //! | `medications` | FHIR MedicationRequest | `person_key`, `status`, `intent`, `categories`, `code_system`, `code` (YJ, HOT, 一般名処方, レセ電医薬品, local), `alt_codes`, `authored`, `dose_value` Float64, `dose_unit`, `duration_days` Float64, `dispense_value` Float64, `dispense_unit`, `usage_codes` (用法コード) |
 //! | `lab_results` | FHIR Observation | `person_key`, `component` Int32 (null for the observation, 1.. for its components, one row each), `status`, `categories`, `code_system`, `code` (JLAC10/11, local lab code, LOINC-shaped tokens), `alt_codes`, `effective`, `value` Float64, `unit` (UCUM or a fixed Japanese unit word), `value_codes`, `interpretation` |
 //! | `allergies` | FHIR AllergyIntolerance | `person_key`, `code_system`, `code`, `alt_codes`, `categories`, `criticality`, `clinical_status`, `verification_status`, `onset`, `recorded` |
 //! | `claims` | UKE RE (with the IR before it) | `person_key`, `file` Int32, `claim` Int64 (line of the RE in its file), `receipt_no` Int64, `receipt_kind` (レセプト種別), `month` (診療年月), `sex`, `birth_year_month`, `benefit_ratio` Int32, `admitted_on`, `facility_code` (医療機関コード, a facility), `facility_prefecture` Int32, `fee_table` Int32 (点数表), `billing_month` (請求年月) |
-//! | `claim_lines` | UKE SI/IY/TO/CO | `person_key`, `file` Int32, `claim` Int64 (joins `claims`), `kind` (`procedure`/`drug`/`material`/`comment`), `category` Int32 (診療識別), `burden`, `code_system`, `code` (診療行為/医薬品/特定器材/コメントコード), `quantity` Float64, `points` Int64, `times` Int32, `comment_codes` |
+//! | `claim_lines` | UKE SI/IY/TO/CO | `person_key`, `file` Int32, `claim` Int64 (joins `claims`), `kind` (`procedure`/`drug`/`material`/`comment`), `category` Int32 (診療識別), `burden`, `code_system`, `code` (診療行為/医薬品/特定器材/コメントコード), `quantity` Float64, `points` Int64, `times` Int32, `comment_codes`, `facility_code` (the IR's 医療機関コード, so that a line's institution is its own) |
 //! | `registry_values` | CSV with a mapping (`Content::Row`) | long form, one row per non-empty mapped value of a CSV row: `person_key`, `file` Int32, `line` Int64 (line of the row in its file), `variable` (the mapping's column name), `value_type` (`code`/`number`/`date`/`year_month`/`sex`/`prefecture`/`municipality`), `code_system` (codes), `value_text` (the code; `YYYY-MM`; the sex; the JIS X 0401 / 0402 code as 2 / 5 digits), `value_number` Float64 (numbers), `unit` (numbers with a unit column), `value_date` (dates) |
 //!
 //! Every event table but `claim_lines` ends in `age` Int32: whole years from the person's full
@@ -319,6 +319,7 @@ impl LakeWriter {
                         V::S(None),
                         V::I(None),
                         V::B(None),
+                        V::S(None),
                     ]],
                 )
             }
@@ -341,6 +342,7 @@ impl LakeWriter {
                     list(&c.modifiers),
                     V::I(c.outcome.map(i64::from)),
                     V::B(Some(c.main)),
+                    V::S(self.facility.code.as_deref().map(Cow::Borrowed)),
                 ]],
             ),
             ContentBody::Medication(m) => {
@@ -467,6 +469,7 @@ impl LakeWriter {
                     V::I(l.points.map(|p| p as i64)),
                     V::I(l.times.map(i64::from)),
                     list(&l.comment_codes),
+                    V::S(self.facility.code.as_deref().map(Cow::Borrowed)),
                 ]],
             ),
             ContentBody::Row(values) => (8, values.iter().map(|v| registry_row(k, file, line, v)).collect()),
@@ -654,6 +657,7 @@ fn columns(table: usize) -> &'static [(&'static str, T)] {
             ("modifiers", Str),
             ("outcome", I32),
             ("main", Bool),
+            ("facility_code", Str),
             ("age", I32),
         ],
         3 => &[
@@ -731,6 +735,7 @@ fn columns(table: usize) -> &'static [(&'static str, T)] {
             ("points", I64),
             ("times", I32),
             ("comment_codes", Str),
+            ("facility_code", Str),
         ],
         _ => &[
             ("person_key", Key),

@@ -136,6 +136,32 @@ fn round_trip_counts_match_ingest() {
         assert!(summary.rows_of(t) > 0, "synthetic data has no {t}");
     }
     assert!(!root.path().join(".staging-v1").exists());
+    // A claim line's and a claim disease's institution is their claim's (the IR before it).
+    let facility_by_claim = |table: &str| -> Vec<((i32, i64), Option<String>)> {
+        let mut out = Vec::new();
+        for b in read_table(&version, table, &KEY).unwrap() {
+            let col = |n: &str| b.column_by_name(n).unwrap().clone();
+            let (file, claim, facility) = (col("file"), col("claim"), col("facility_code"));
+            let file = file.as_any().downcast_ref::<arrow_array::Int32Array>().unwrap();
+            let claim = claim.as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
+            let facility = facility.as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
+            for r in 0..b.num_rows() {
+                if !claim.is_null(r) {
+                    out.push(((file.value(r), claim.value(r)), (!facility.is_null(r)).then(|| facility.value(r).to_owned())));
+                }
+            }
+        }
+        out
+    };
+    let claims: std::collections::HashMap<(i32, i64), Option<String>> = facility_by_claim("claims").into_iter().collect();
+    assert!(claims.values().any(Option::is_some), "synthetic claims name facilities");
+    for table in ["claim_lines", "conditions"] {
+        let rows = facility_by_claim(table);
+        assert!(!rows.is_empty(), "{table}");
+        for (claim, facility) in rows {
+            assert_eq!(claims.get(&claim), Some(&facility), "{table} {claim:?}");
+        }
+    }
 }
 
 #[test]

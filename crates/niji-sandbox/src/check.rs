@@ -1025,51 +1025,19 @@ fn persons_columns(plan: &LogicalPlan) -> Result<Vec<usize>, SandboxError> {
 }
 
 /// The columns of `plan` holding an institution's code read unchanged from a table
-/// ([`crate::INSTITUTION_COLUMN`], granted or hidden), which together must cover every scan under
-/// it of a table that has one (`naming`): a cell's institutions are counted from them (NDB's rule
-/// of three). [`crate::institutions::carry`] carried them through projections; where it could
-/// not (a nested aggregate, `DISTINCT`, `UNION`), the cell could be one hospital's patients.
+/// ([`crate::INSTITUTION_COLUMN`], granted or hidden; [`crate::institutions::carry`] carried
+/// them through projections): a cell's institutions are counted from them (NDB's rule of three;
+/// after a join each side's, the fewest kept).
 ///
-/// Nor may such a table choose persons apart from the rows counted: in an expression's subquery
-/// (`person_id IN (SELECT person_id FROM claims WHERE facility_code = …)`) or under a window
-/// (`max(…) OVER (PARTITION BY person_id)` flagging the patients of one facility), its
-/// institutions would not be those of the rows the cell counts (the patients' other claims come
-/// from other institutions). A join keeps them: each side's column is counted, the fewest kept.
+/// Where a scan's codes cannot reach the aggregate (under a nested aggregate, a `DISTINCT`, a
+/// `UNION`, on a semi join's other side, in an `IN`/`EXISTS` subquery), the rows it gives are
+/// not counted, so nothing there may read a code: `person_id IN (SELECT person_id FROM claims
+/// WHERE facility_code = …)`, or the same under a nested aggregate or in a window, would count
+/// one facility's patients by the institutions of all their other rows. Refused
+/// ([`Refusal::InstitutionsNotCountable`]). Not covered: such a place choosing persons by another
+/// column that only one institution has (a rare code): the cell's institutions are then those of
+/// the rows counted.
 fn institution_columns(plan: &LogicalPlan, naming: &dyn Fn(&datafusion::logical_expr::TableScan) -> bool) -> Result<Vec<usize>, SandboxError> {
-    // Whether a scan under `plan`, its subqueries' included, is of a table naming institutions.
-    let names_institutions = |plan: &LogicalPlan| {
-        let mut found = false;
-        let walked = plan.apply_with_subqueries(|n| {
-            found |= matches!(n, LogicalPlan::TableScan(s) if naming(s));
-            Ok(if found { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
-        });
-        found || walked.is_err()
-    };
-    let mut apart = false;
-    plan.apply_with_subqueries(|n| {
-        apart |= match n {
-            LogicalPlan::Subquery(s) => names_institutions(&s.subquery),
-            LogicalPlan::Window(w) => names_institutions(&w.input),
-            _ => false,
-        };
-        Ok(if apart { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
-    })
-    .map_err(|_| SandboxError::Internal)?;
-    if apart {
-        return Err(not(Refusal::InstitutionsNotCountable));
-    }
-    fn with_institutions(plan: &LogicalPlan, naming: &dyn Fn(&datafusion::logical_expr::TableScan) -> bool, out: &mut Scans) {
-        if let LogicalPlan::TableScan(s) = plan {
-            if naming(s) {
-                out.insert(addr(plan));
-            }
-        }
-        for input in plan.inputs() {
-            with_institutions(input, naming, out);
-        }
-    }
-    let mut all = Scans::new();
-    with_institutions(plan, naming, &mut all);
     let mut covered = Scans::new();
     let mut columns = Vec::new();
     for i in 0..plan.schema().fields().len() {
@@ -1079,10 +1047,52 @@ fn institution_columns(plan: &LogicalPlan, naming: &dyn Fn(&datafusion::logical_
             covered.extend(o);
         }
     }
-    if !all.is_subset(&covered) {
+    // The scans of tables naming institutions whose codes do not reach the aggregate (under a
+    // nested aggregate, a `DISTINCT`, a `UNION`, a semi join's other side).
+    fn uncovered(plan: &LogicalPlan, naming: &dyn Fn(&datafusion::logical_expr::TableScan) -> bool, covered: &Scans) -> bool {
+        matches!(plan, LogicalPlan::TableScan(s) if naming(s) && !covered.contains(&addr(plan)))
+            || plan.inputs().iter().any(|i| uncovered(i, naming, covered))
+    }
+    // No node may read an institution's code where the rows it chooses or makes are not the
+    // ones whose codes are counted: above an uncovered scan, in a subquery, in a window.
+    let mut refused = false;
+    plan.apply(|n| {
+        refused |= reads_institutions(n) && (matches!(n, LogicalPlan::Window(_)) || uncovered(n, naming, &covered));
+        Ok(if refused { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    })
+    .map_err(|_| SandboxError::Internal)?;
+    plan.apply_with_subqueries(|n| {
+        if let LogicalPlan::Subquery(s) = n {
+            refused |= s.subquery.exists(|inner| Ok(reads_institutions(inner))).unwrap_or(true);
+        }
+        Ok(if refused { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    })
+    .map_err(|_| SandboxError::Internal)?;
+    if refused {
         return Err(not(Refusal::InstitutionsNotCountable));
     }
     Ok(columns)
+}
+
+/// Whether a node's own expressions read an institution's code (a column whose lineage is one,
+/// or a correlated reference to one by name); passing one on unchanged in a projection is no
+/// reading.
+fn reads_institutions(node: &LogicalPlan) -> bool {
+    let inputs = node.inputs();
+    let reads = |e: &Expr| {
+        e.exists(|x| {
+            Ok(match x {
+                Expr::Column(c) => inputs.iter().any(|i| i.schema().index_of_column(c).is_ok_and(|k| !lineage(i, k, Root::Institution).is_empty())),
+                Expr::OuterReferenceColumn(_, c) => c.name == crate::INSTITUTION_COLUMN || c.name.starts_with(crate::institutions::HIDDEN),
+                _ => false,
+            })
+        })
+        .unwrap_or(true)
+    };
+    match node {
+        LogicalPlan::Projection(p) => p.expr.iter().any(|e| !matches!(unalias(e), Expr::Column(_)) && reads(e)),
+        _ => node.expressions().iter().any(reads),
+    }
 }
 
 /// Under the top aggregate: subqueries only as `person IN (SELECT person …)` (whose plan obeys the

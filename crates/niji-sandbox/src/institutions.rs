@@ -38,14 +38,16 @@ pub(crate) fn carry(
     default_schema: &str,
 ) -> Result<LogicalPlan, SandboxError> {
     let mut carried = 0;
-    rebuild(plan, Widen::Yes, &Scans { tables, default_schema }, &mut carried)
+    rebuild(plan, Widen::Above, &Scans { tables, default_schema }, &mut carried)
         .map_err(|_| SandboxError::NotAllowed(crate::Refusal::InstitutionsNotCountable))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Widen {
+    /// Above the top aggregate: a `DISTINCT` or `UNION` there reads its output, never a code.
+    Above,
     Yes,
-    /// Under a `DISTINCT` or a `UNION`: no column may be added.
+    /// Under a `DISTINCT` or a `UNION` below the top aggregate: no column may be added.
     No,
 }
 
@@ -70,7 +72,7 @@ fn rebuild(plan: &LogicalPlan, widen: Widen, scans: &Scans, carried: &mut usize)
         LogicalPlan::TableScan(scan) => {
             // Under a `DISTINCT` or a `UNION` the table the query planned: its rows name no
             // institution above, and the check refuses the query.
-            let Some(twin) = scans.twin(scan).filter(|_| widen == Widen::Yes) else { return Ok(plan.clone()) };
+            let Some(twin) = scans.twin(scan).filter(|_| widen != Widen::No) else { return Ok(plan.clone()) };
             let hidden = twin.schema().fields().len() - 1;
             let projection = scan.projection.clone().map(|mut p| {
                 p.push(hidden);
@@ -87,7 +89,7 @@ fn rebuild(plan: &LogicalPlan, widen: Widen, scans: &Scans, carried: &mut usize)
         LogicalPlan::Projection(p) => {
             let input = rebuild(&p.input, widen, scans, carried)?;
             let mut exprs = p.expr.clone();
-            if widen == Widen::Yes {
+            if widen != Widen::No {
                 for (i, column) in input.schema().columns().into_iter().enumerate() {
                     let named = !crate::check::institution_lineage(&input, i).is_empty();
                     let passed = exprs.iter().any(|e| matches!(e, Expr::Column(c) if *c == column));
@@ -100,11 +102,14 @@ fn rebuild(plan: &LogicalPlan, widen: Widen, scans: &Scans, carried: &mut usize)
             }
             Projection::try_new(exprs, Arc::new(input)).map(LogicalPlan::Projection)
         }
-        LogicalPlan::Distinct(Distinct::All(input)) => {
+        LogicalPlan::Distinct(Distinct::All(input)) if widen != Widen::Above => {
             let input = rebuild(input, Widen::No, scans, carried)?;
             Ok(LogicalPlan::Distinct(Distinct::All(Arc::new(input))))
         }
-        LogicalPlan::Union(_) => with_inputs(plan, Widen::No, scans, carried),
+        LogicalPlan::Union(_) if widen != Widen::Above => with_inputs(plan, Widen::No, scans, carried),
+        // Below the top aggregate (the first one down), a nested aggregate keeps the codes it
+        // groups by.
+        LogicalPlan::Aggregate(_) if widen == Widen::Above => with_inputs(plan, Widen::Yes, scans, carried),
         _ => with_inputs(plan, widen, scans, carried),
     }
 }
