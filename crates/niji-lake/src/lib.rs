@@ -583,11 +583,30 @@ pub fn open_table(version_dir: &Path, table: &str, key: &LakeKey) -> Result<Parq
 }
 
 /// Reads a whole table (tests, small tables). Any authentication failure is [`LakeError::Unreadable`].
+///
+/// Batches come in the table's current schema ([`table_schema`]): a version written before a
+/// column was added (`facility_code` of `claim_lines` and `conditions`) reads it as nulls.
 pub fn read_table(version_dir: &Path, table: &str, key: &LakeKey) -> Result<Vec<RecordBatch>, LakeError> {
     let reader = open_table(version_dir, table, key)?;
-    reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| LakeError::Unreadable { table: table.to_string(), source: parquet::errors::ParquetError::ArrowError(e.to_string()) })
+    let unreadable = |e: arrow_schema::ArrowError| LakeError::Unreadable {
+        table: table.to_string(),
+        source: parquet::errors::ParquetError::ArrowError(e.to_string()),
+    };
+    let schema = table_schema(table).ok_or(LakeError::UnknownTable)?;
+    reader.map(|b| b.and_then(|b| conform(&schema, b)).map_err(unreadable)).collect()
+}
+
+/// `batch` in `schema`: its columns by name, a column it lacks as nulls.
+fn conform(schema: &SchemaRef, batch: RecordBatch) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch);
+    }
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| batch.column_by_name(f.name()).cloned().unwrap_or_else(|| arrow_array::new_null_array(f.data_type(), batch.num_rows())))
+        .collect();
+    RecordBatch::try_new(schema.clone(), columns)
 }
 
 /// The Arrow schema of a table (by its index in [`TABLES`]).
@@ -999,6 +1018,27 @@ fn qty<'a>(q: &'a Option<Quantity>) -> (V<'a>, V<'a>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_written_before_a_column_was_added_reads_it_as_nulls() {
+        let schema = table_schema("claim_lines").unwrap();
+        let old: Vec<usize> = (0..schema.fields().len()).filter(|&i| schema.field(i).name() != "facility_code").collect();
+        let old_schema = Arc::new(schema.project(&old).unwrap());
+        let columns: Vec<ArrayRef> = old_schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::FixedSizeBinary(32) => {
+                    Arc::new(arrow_array::FixedSizeBinaryArray::try_from_iter([[1u8; 32]; 3].iter()).unwrap()) as ArrayRef
+                }
+                t => arrow_array::new_null_array(t, 3),
+            })
+            .collect();
+        let batch = RecordBatch::try_new(old_schema, columns).unwrap();
+        let read = conform(&schema, batch).unwrap();
+        assert_eq!(read.schema(), schema);
+        assert_eq!(read.column_by_name("facility_code").unwrap().null_count(), 3);
+    }
 
     #[test]
     fn static_names_match_debug() {

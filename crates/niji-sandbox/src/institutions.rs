@@ -89,7 +89,9 @@ fn rebuild(plan: &LogicalPlan, widen: Widen, scans: &Scans, carried: &mut usize)
         LogicalPlan::Projection(p) => {
             let input = rebuild(&p.input, widen, scans, carried)?;
             let mut exprs = p.expr.clone();
-            if widen != Widen::No {
+            // Above the top aggregate nothing is added: its output holds a code only as a key the
+            // query chose, and a column more would be shown.
+            if widen == Widen::Yes {
                 for (i, column) in input.schema().columns().into_iter().enumerate() {
                     let named = !crate::check::institution_lineage(&input, i).is_empty();
                     let passed = exprs.iter().any(|e| matches!(e, Expr::Column(c) if *c == column));

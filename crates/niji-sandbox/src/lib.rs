@@ -103,8 +103,8 @@
 //! top aggregate through the projections that would drop it ([`institutions`]). There it is
 //! counted too, `count(DISTINCT …)` of the row and of each condition (after a join of two such
 //! tables, the fewest either counts), and a cell gets the row's institutions bounded by those of
-//! its conditions ([`AggregateResult::cell_institutions`]). A table whose column holds only nulls
-//! (an EHR dataset's conditions) names no institution and is left as it is. Where the code
+//! its conditions ([`AggregateResult::cell_institutions`]). Rows whose code is null (an EHR
+//! dataset's conditions) count no institution: a cell of such rows only is not held to the rule. Where the code
 //! cannot be carried (a nested aggregate not grouped by it, `DISTINCT`, `UNION`, an `IN`/`EXISTS`
 //! subquery) or is read in a window, nothing may read it: a cell would count one facility's
 //! patients by all their other rows' institutions ([`Refusal::InstitutionsNotCountable`]).
@@ -555,14 +555,11 @@ impl Workspace {
             let rows = parts.iter().flatten().map(|b| b.num_rows() as u64).sum::<u64>().next_power_of_two();
             let most_per_person = most_per_person.next_power_of_two();
             let values = Arc::new(groups::Values::new(parts.iter().flatten().cloned().collect(), limits.max_groups));
-            // A table whose rows name no institution (EHR conditions: the column is there for the
-            // claims' rows, all null) is left as it is.
-            let names_institutions = out_schema
-                .index_of(crate::institutions::HIDDEN)
-                .or(out_schema.index_of(INSTITUTION_COLUMN))
-                .is_ok_and(|i| parts.iter().flatten().any(|b| b.column(i).null_count() < b.num_rows()));
-            // With a hidden column (last): the query's table without it, and, when the rows name
-            // institutions, a twin with it that only the rewrite scans, over the same arrays.
+            // From the schema alone (the static check over empty tables must decide as the run
+            // does); rows whose code is null (EHR conditions) count no institution.
+            let names_institutions = with_hidden || out_schema.index_of(INSTITUTION_COLUMN).is_ok();
+            // With a hidden column (last): the query's table without it, and a twin with it that
+            // only the rewrite scans, over the same arrays.
             let (mem, twin) = if with_hidden {
                 let shown: Vec<usize> = (0..out_schema.fields().len() - 1).collect();
                 let internal = |_| SandboxError::Internal;
@@ -572,11 +569,9 @@ impl Workspace {
                     .map(|p| p.iter().map(|b| b.project(&shown)).collect::<Result<Vec<_>, _>>())
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(internal)?;
-                let twin: Option<Arc<dyn datafusion::catalog::TableProvider>> = match names_institutions {
-                    true => Some(Arc::new(MemTable::try_new(out_schema.clone(), parts).map_err(|_| SandboxError::Internal)?)),
-                    false => None,
-                };
-                (MemTable::try_new(shown_schema, shown_parts).map_err(|_| SandboxError::Internal)?, twin)
+                let twin: Arc<dyn datafusion::catalog::TableProvider> =
+                    Arc::new(MemTable::try_new(out_schema.clone(), parts).map_err(|_| SandboxError::Internal)?);
+                (MemTable::try_new(shown_schema, shown_parts).map_err(|_| SandboxError::Internal)?, Some(twin))
             } else {
                 (MemTable::try_new(out_schema.clone(), parts).map_err(|_| SandboxError::Internal)?, None)
             };

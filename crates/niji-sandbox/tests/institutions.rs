@@ -96,6 +96,12 @@ async fn each_row_and_cell_counts_its_institutions() {
         &[(13, Some(3), &[Some(3), Some(3), Some(1)]), (27, Some(1), &[Some(1), Some(1), Some(1)])],
     )
     .await;
+    // Grouped by the granted code: the output is the query's own (nothing added above the
+    // aggregate), each row one institution.
+    let r = run(&ws, "SELECT facility_code AS f, count(*) AS n FROM claims GROUP BY facility_code ORDER BY 1").await;
+    assert_eq!((r.columns.clone(), r.institutions.clone()), (vec!["f".to_owned(), "n".to_owned()], vec![Some(1); 4]));
+    let r = run(&ws, "SELECT DISTINCT n FROM (SELECT facility_prefecture, count(*) AS n FROM claims GROUP BY 1)").await;
+    assert_eq!(r.columns, ["n"]);
     // The whole table, and a count taken over a join with claim lines (its rows name facilities
     // through the claims).
     check(&ws, "SELECT count(DISTINCT person_id) AS n, 0 AS z FROM claims", &[(40, Some(4), &[Some(4), Some(4)])]).await;
@@ -182,11 +188,11 @@ async fn a_query_that_leaves_the_institutions_behind_is_refused() {
     let r = run(&ws, "SELECT n, count(*) FROM (SELECT person_id, count(*) AS n FROM claims GROUP BY person_id) GROUP BY n ORDER BY n").await;
     assert_eq!(r.rows.len(), 2);
     assert!(r.institutions.iter().all(Option::is_none), "{:?}", r.institutions);
-    // A table that names no institution: answered, with no institutions; a cohort of claims as a
-    // join (counted) rather than a subquery.
+    // Rows whose code is null (these claim lines) count no institution: answered, the rule not
+    // applied; a cohort of claims as a join, counted.
     let r = run(&ws, "SELECT code, count(*) FROM claim_lines WHERE person_id IN (SELECT person_id FROM claim_lines WHERE code = 'A') GROUP BY code")
         .await;
-    assert!(r.institutions.is_empty() && r.cell_institutions.is_empty());
+    assert!(r.institutions.iter().chain(r.cell_institutions.iter().flatten()).all(Option::is_none));
     let r = run(
         &ws,
         "SELECT l.code, count(DISTINCT l.person_id) FROM claim_lines l JOIN claims c ON c.person_id = l.person_id \
