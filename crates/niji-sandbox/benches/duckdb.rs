@@ -10,7 +10,10 @@
 //! lines on average, lines grouped by person in the order a claim file lists them, person keys as
 //! the lake holds them (32 random-looking bytes), skewed drug and procedure codes, conditions with
 //! ICD-10 codes (about 8% of persons with E11, 15% with I10), patients with sex, birth month and
-//! prefecture. Every table has the lake's full schema (unused columns null).
+//! prefecture; each claim line names its facility (3,000 of them; a person's usual one for four
+//! lines in five), not granted, so that under the NDB rules each cell's institutions are counted
+//! from the hidden column as in a real permit. Every table has the lake's full schema (unused
+//! columns null).
 //!
 //! Both sides hold the tables in memory before the queries are timed (the workspace decrypts the
 //! lake into memory; DuckDB loads the files into tables); load times are printed apart. Each query's
@@ -85,6 +88,9 @@ impl Rng {
     }
 }
 
+/// Facilities the claim lines come from.
+const FACILITIES: u64 = 3_000;
+
 fn person_key(person: u64) -> [u8; 32] {
     let mut rng = Rng(person.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut key = [0u8; 32];
@@ -107,7 +113,7 @@ fn batch(table: &str, columns: Vec<(&str, ArrayRef)>, rows: usize) -> RecordBatc
 /// Writes the three tables for `lines` claim lines; returns the folder.
 fn generate(lines: usize) -> PathBuf {
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let dir = home.join(".cache/niji-bench-data").join(format!("claims-v1-{lines}"));
+    let dir = home.join(".cache/niji-bench-data").join(format!("claims-v2-{lines}"));
     if dir.join("done").exists() {
         return dir;
     }
@@ -124,12 +130,17 @@ fn generate(lines: usize) -> PathBuf {
     let mut person = 0u64;
     while written < lines {
         let (mut keys, mut kinds, mut codes, mut points, mut claims) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut facilities = Vec::new();
         let (mut p_keys, mut sexes, mut births, mut prefectures) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut c_keys, mut c_codes, mut onsets) = (Vec::new(), Vec::new(), Vec::new());
         while keys.len() < 65_536 && written < lines {
             let key = person_key(person);
             let n = (1 + rng.below(19) as usize).min(lines - written);
+            // A person's usual facility, another for one line in five (3,000 facilities).
+            let usual = rng.below(FACILITIES);
             for _ in 0..n {
+                let facility = if rng.below(5) == 0 { rng.below(FACILITIES) } else { usual };
+                facilities.push(format!("{:07}", 1_000_000 + facility));
                 keys.push(key);
                 let drug = rng.below(10) < 6;
                 kinds.push(if drug { "drug" } else { "procedure" });
@@ -170,6 +181,7 @@ fn generate(lines: usize) -> PathBuf {
                     ("code_system", Arc::new(StringArray::from(vec!["receipt"; n]))),
                     ("code", Arc::new(StringArray::from(codes))),
                     ("points", Arc::new(Int64Array::from(points))),
+                    ("facility_code", Arc::new(StringArray::from(facilities))),
                 ],
                 n,
             ))

@@ -276,11 +276,14 @@ pub(crate) fn prepare(
     let institution = t.schema.index_of(crate::INSTITUTION_COLUMN).ok().filter(|i| hidden == Hidden::Institution && !kept.contains(i));
     if let Some(i) = institution {
         kept.push(i);
-        fields.push(Arc::new(Field::new(crate::institutions::HIDDEN, t.schema.field(i).data_type().clone(), true)));
+        // A number per distinct code (its place among the table's codes as first met): never
+        // shown, only counted, and a number is counted faster than a text.
+        fields.push(Arc::new(Field::new(crate::institutions::HIDDEN, DataType::UInt32, true)));
     }
     let out_schema = Arc::new(Schema::new(fields));
 
     let mut out = Vec::with_capacity(t.batches.len());
+    let mut institution_numbers: HashMap<String, u32> = HashMap::new();
     for (batch, keys) in t.batches.iter().zip(key_columns) {
         let mut ids = FixedSizeBinaryBuilder::with_capacity(keys.len(), PERSON_ID_BYTES);
         let mut keep = Vec::with_capacity(keys.len());
@@ -327,6 +330,10 @@ pub(crate) fn prepare(
         for &i in &kept {
             let column = batch.column(i);
             let column = if all_kept { column.clone() } else { filter(column.as_ref(), &mask).map_err(|_| SandboxError::Internal)? };
+            if Some(i) == institution && columns.len() == kept.len() {
+                columns.push(institution_numbers_of(column.as_ref(), &mut institution_numbers)?);
+                continue;
+            }
             let column = match (shift, column.as_any().downcast_ref::<Date32Array>()) {
                 (Some(_), Some(dates)) => {
                     let shifted: Date32Array = dates.iter().zip(&offsets).map(|(d, o)| d.map(|d| d + o)).collect();
@@ -342,6 +349,28 @@ pub(crate) fn prepare(
         }
     }
     Ok((out_schema, institution.is_some(), out))
+}
+
+/// The hidden institution column of a batch: each code as its number in `numbers` (given in the
+/// order codes are first met), null as null.
+fn institution_numbers_of(codes: &dyn Array, numbers: &mut HashMap<String, u32>) -> Result<ArrayRef, SandboxError> {
+    let text = datafusion::arrow::compute::cast(codes, &DataType::Utf8).map_err(|_| SandboxError::Internal)?;
+    let text = text.as_any().downcast_ref::<datafusion::arrow::array::StringArray>().ok_or(SandboxError::Internal)?;
+    let mut out = datafusion::arrow::array::UInt32Builder::with_capacity(text.len());
+    for code in text.iter() {
+        match code {
+            None => out.append_null(),
+            Some(code) => {
+                let next = u32::try_from(numbers.len()).map_err(|_| SandboxError::Internal)?;
+                let number = match numbers.get(code) {
+                    Some(&n) => n,
+                    None => *numbers.entry(code.to_owned()).or_insert(next),
+                };
+                out.append_value(number);
+            }
+        }
+    }
+    Ok(Arc::new(out.finish()))
 }
 
 /// Which column a prepared table keeps beyond those granted.
