@@ -890,10 +890,21 @@ fn origin(plan: &LogicalPlan, idx: usize) -> Scans {
     lineage(plan, idx, Root::Person)
 }
 
-/// The table scans whose institution column ([`crate::INSTITUTION_COLUMN`], granted or hidden)
-/// flows unchanged into output column `idx` of `plan`.
-pub(crate) fn institution_lineage(plan: &LogicalPlan, idx: usize) -> Scans {
-    lineage(plan, idx, Root::Institution)
+/// The table scans whose hidden institution number ([`crate::institutions::HIDDEN`]) flows
+/// unchanged into output column `idx` of `plan`.
+pub(crate) fn counted_lineage(plan: &LogicalPlan, idx: usize) -> Scans {
+    lineage(plan, idx, Root::Counted)
+}
+
+/// The table scans whose institution code, as granted ([`crate::INSTITUTION_COLUMN`]), flows
+/// unchanged into output column `idx` of `plan`.
+pub(crate) fn code_lineage(plan: &LogicalPlan, idx: usize) -> Scans {
+    let all = lineage(plan, idx, Root::Institution);
+    if all.is_empty() || !lineage(plan, idx, Root::Counted).is_empty() {
+        Scans::new()
+    } else {
+        all
+    }
 }
 
 /// What a lineage is traced back to: a table's column of this kind.
@@ -901,8 +912,10 @@ pub(crate) fn institution_lineage(plan: &LogicalPlan, idx: usize) -> Scans {
 enum Root {
     /// `person_id`.
     Person,
-    /// [`crate::INSTITUTION_COLUMN`]: a code naming a medical institution.
+    /// [`crate::INSTITUTION_COLUMN`] as granted, or its hidden number: a medical institution.
     Institution,
+    /// The hidden number of an institution ([`crate::institutions::HIDDEN`]), which is counted.
+    Counted,
 }
 
 impl Root {
@@ -910,6 +923,7 @@ impl Root {
         match self {
             Root::Person => f.name() == PERSON_ID && is_person_type(f.data_type()),
             Root::Institution => f.name() == crate::INSTITUTION_COLUMN || f.name() == crate::institutions::HIDDEN,
+            Root::Counted => f.name() == crate::institutions::HIDDEN,
         }
     }
 }
@@ -1041,7 +1055,7 @@ fn institution_columns(plan: &LogicalPlan, naming: &dyn Fn(&datafusion::logical_
     let mut covered = Scans::new();
     let mut columns = Vec::new();
     for i in 0..plan.schema().fields().len() {
-        let o = lineage(plan, i, Root::Institution);
+        let o = lineage(plan, i, Root::Counted);
         if !o.is_empty() {
             columns.push(i);
             covered.extend(o);
@@ -1877,8 +1891,8 @@ fn rebuild(plan: &LogicalPlan, hidden: &Hidden) -> Result<LogicalPlan, SandboxEr
             // them (a hash set per group: only under rules that count institutions).
             for condition in std::iter::once(None).chain(filters.iter().map(Some)) {
                 for &i in hidden.institutions() {
-                    let distinct = datafusion::functions_aggregate::expr_fn::count_distinct(Expr::Column(columns[i].clone()));
-                    let institutions = with_filter(distinct, condition.map(|c| Box::new(c.clone())));
+                    let counted = crate::institution_count::count_institutions(Expr::Column(columns[i].clone()));
+                    let institutions = with_filter(counted, condition.map(|c| Box::new(c.clone())));
                     aggr.push(institutions.alias(names.next().ok_or(SandboxError::Internal)?));
                 }
             }

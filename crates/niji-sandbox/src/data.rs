@@ -253,9 +253,9 @@ pub(crate) fn collect_persons(t: &GrantedTable, excluded: &HashSet<[u8; 32]>, in
 
 /// The output schema and batches of one granted table.
 ///
-/// With `hidden` ([`Hidden::Institution`]), a table that has [`crate::INSTITUTION_COLUMN`] the
-/// permit does not grant keeps it too, last, as [`crate::institutions::HIDDEN`]; the second value
-/// returned says whether it did.
+/// With `hidden` ([`Hidden::Institution`]), a table that has [`crate::INSTITUTION_COLUMN`] keeps
+/// it too, numbered, last, as [`crate::institutions::HIDDEN`] (whether the permit grants the code
+/// or not); the second value returned says whether it did.
 pub(crate) fn prepare(
     t: &GrantedTable,
     policy: &PermitPolicy,
@@ -273,7 +273,8 @@ pub(crate) fn prepare(
         .collect();
     let mut fields = vec![Arc::new(Field::new(PERSON_ID, DataType::FixedSizeBinary(PERSON_ID_BYTES), false))];
     fields.extend(kept.iter().map(|&i| Arc::new(t.schema.field(i).clone())));
-    let institution = t.schema.index_of(crate::INSTITUTION_COLUMN).ok().filter(|i| hidden == Hidden::Institution && !kept.contains(i));
+    // Also when the permit grants the code: the hidden column is what is counted.
+    let institution = t.schema.index_of(crate::INSTITUTION_COLUMN).ok().filter(|_| hidden == Hidden::Institution);
     if let Some(i) = institution {
         kept.push(i);
         // A number per distinct code (its place among the table's codes as first met): never

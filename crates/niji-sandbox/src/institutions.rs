@@ -93,7 +93,7 @@ fn rebuild(plan: &LogicalPlan, widen: Widen, scans: &Scans, carried: &mut usize)
             // query chose, and a column more would be shown.
             if widen == Widen::Yes {
                 for (i, column) in input.schema().columns().into_iter().enumerate() {
-                    let named = !crate::check::institution_lineage(&input, i).is_empty();
+                    let named = !crate::check::counted_lineage(&input, i).is_empty();
                     let passed = exprs.iter().any(|e| matches!(e, Expr::Column(c) if *c == column));
                     if named && !passed {
                         // A name of its own at each level: two scans' columns never clash.
@@ -112,6 +112,27 @@ fn rebuild(plan: &LogicalPlan, widen: Widen, scans: &Scans, carried: &mut usize)
         // Below the top aggregate (the first one down), a nested aggregate keeps the codes it
         // groups by.
         LogicalPlan::Aggregate(_) if widen == Widen::Above => with_inputs(plan, Widen::Yes, scans, carried),
+        // A nested aggregate grouped by a granted code also groups by its scan's number (the two
+        // go together, so its rows stay the same), which then goes on up.
+        LogicalPlan::Aggregate(a) if widen == Widen::Yes && !a.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) => {
+            let input = rebuild(&a.input, widen, scans, carried)?;
+            let mut group_expr = a.group_expr.clone();
+            for g in &a.group_expr {
+                let Expr::Column(c) = g else { continue };
+                let Ok(k) = input.schema().index_of_column(c) else { continue };
+                let code = crate::check::code_lineage(&input, k);
+                if code.is_empty() {
+                    continue;
+                }
+                let number = input.schema().columns().into_iter().enumerate().find(|(j, _)| crate::check::counted_lineage(&input, *j) == code);
+                if let Some((_, column)) = number {
+                    if !group_expr.iter().any(|e| matches!(e, Expr::Column(x) if *x == column)) {
+                        group_expr.push(Expr::Column(column));
+                    }
+                }
+            }
+            datafusion::logical_expr::Aggregate::try_new(Arc::new(input), group_expr, a.aggr_expr.clone()).map(LogicalPlan::Aggregate)
+        }
         _ => with_inputs(plan, widen, scans, carried),
     }
 }

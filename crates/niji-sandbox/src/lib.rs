@@ -114,6 +114,7 @@ mod contributions;
 mod data;
 mod deadline;
 mod groups;
+mod institution_count;
 mod institutions;
 mod may_fail;
 mod persons;
