@@ -126,7 +126,13 @@ struct Groups {
 }
 
 impl GroupsAccumulator for Groups {
-    fn update_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], opt_filter: Option<&BooleanArray>, total_num_groups: usize) -> Result<()> {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
         let numbers = numbers_of(values)?;
         self.groups.resize(total_num_groups, Seen::default());
         let raw = numbers.values();
