@@ -9,15 +9,14 @@
 //! the query's plan before it is checked:
 //! - each scan of such a table becomes a scan of its twin (the query was planned against the
 //!   table without the column, so nothing it wrote, `*` included, can name it);
-//! - each projection under the top aggregate passes on the institution columns of its input that
-//!   it would drop, granted or hidden (a subquery `SELECT person_id, sex FROM claims` keeps the
-//!   code of its rows).
+//! - each projection under the top aggregate passes on the hidden numbers of its input that it
+//!   would drop (a subquery `SELECT person_id, sex FROM claims` keeps its rows' institutions), and
+//!   a nested aggregate grouped by the granted code also groups by its number.
 //!
 //! Not through a `DISTINCT` (a column more would change its rows) nor a `UNION` (its branches must
-//! match): above them the rows name no institution, and the check refuses the query
-//! ([`crate::Refusal::InstitutionsNotCountable`]), as it refuses a nested aggregate over such a
-//! table. The rewrite adds columns only; the rows and every value the query computes stay as they
-//! were.
+//! match): above them the rows count no institution, and the check refuses reading the code there
+//! ([`crate::Refusal::InstitutionsNotCountable`]). The rewrite adds columns only; the rows and
+//! every value the query computes stay as they were.
 
 use std::sync::Arc;
 
