@@ -16,8 +16,9 @@
 //!   and a local code only — no YJ, 一般名処方 or 標準コードなし coding ([`Reason::NoStandardDrugCode`]).
 //! - `MedicationRequest-ErrorExample-JP-MedReq-PO-SID-28days`: 一般名処方コード `2124030F2ZZZ`
 //!   does not exist (the twin has `1124030F2ZZZ`); its shape is valid, so it is caught only
-//!   against a loaded 一般名処方マスタ ([`Reason::NotInMaster`]); without a master it is accepted
-//!   with a warning ([`Reason::NotCheckedAgainstMaster`]).
+//!   against a loaded 一般名処方マスタ ([`Reason::NotInMaster`]; an instance loads the files of its
+//!   `masters/` folder, [`crate::CodeMasters::load_dir`]); without a master it is accepted with a
+//!   warning ([`Reason::NotCheckedAgainstMaster`]).
 //! - `Observation-ErrorExample-ObsLabo-eGFR`: the lab result has JLAC10 but no CLINS local code
 //!   ([`Reason::NoLocalLabCode`]). (It also drops the contained Practitioner and Encounter of its
 //!   twin and points `performer` at `Practitioner/…`, which a single file cannot resolve.)

@@ -18,17 +18,18 @@ pub mod codes;
 pub mod csv_map;
 pub mod dates;
 pub mod fhir;
+pub mod masters;
 pub mod model;
 pub mod report;
 pub mod uke;
 
-use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
 pub use codes::CodeSystem;
 pub use csv_map::{ColumnRole, ColumnSpec, CsvMapping, MappingError, QuasiKind};
 pub use dates::{Date, DateError};
+pub use masters::{CodeMasters, LoadedMaster, MasterError};
 pub use model::*;
 pub use report::{FileReport, Problem, Reason, RecordKind, UkeRecord};
 
@@ -39,38 +40,6 @@ pub enum Severity {
     Reject,
     /// The record is accepted with a warning.
     Warn,
-}
-
-/// Code masters the caller loaded (one set of codes per system). When a master is loaded for a
-/// system, codes of that system missing from it reject the record; otherwise only shapes are
-/// checked.
-#[derive(Debug, Clone, Default)]
-pub struct CodeMasters {
-    sets: HashMap<CodeSystem, HashSet<String>>,
-}
-
-impl CodeMasters {
-    /// Loads codes, one per line (the first comma-separated field; `#` starts a comment).
-    pub fn load(&mut self, system: CodeSystem, reader: impl Read) -> io::Result<()> {
-        let set = self.sets.entry(system).or_default();
-        for line in BufReader::new(reader).lines() {
-            let line = line?;
-            let code = line.split(',').next().unwrap_or("").trim();
-            if !code.is_empty() && !code.starts_with('#') {
-                set.insert(code.to_string());
-            }
-        }
-        Ok(())
-    }
-
-    pub fn insert(&mut self, system: CodeSystem, code: &str) {
-        self.sets.entry(system).or_default().insert(code.to_string());
-    }
-
-    /// `None` if no master is loaded for `system`.
-    pub fn contains(&self, system: CodeSystem, code: &str) -> Option<bool> {
-        self.sets.get(&system).map(|s| s.contains(code))
-    }
 }
 
 /// Settings of one intake run.

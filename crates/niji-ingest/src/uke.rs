@@ -31,6 +31,7 @@ use niji_core::{InsurerNumber, InsurerNumberError};
 
 use crate::codes::CodeSystem;
 use crate::dates::{parse_compact, parse_compact_month, Date};
+use crate::masters::CodeMasters;
 use crate::model::*;
 use crate::report::{FileReport, Issues, Problem, Reason, RecordKind, UkeRecord};
 use crate::{IngestConfig, IngestError, Line, Lines};
@@ -128,6 +129,7 @@ struct Rec<'a> {
     f: &'a [&'a str],
     loc: Location,
     now: Date,
+    masters: &'a CodeMasters,
     issues: &'a mut Issues,
     identity: Identity,
 }
@@ -213,7 +215,13 @@ impl Rec<'_> {
     fn code(&mut self, i: usize, name: &str, system: CodeSystem) -> Option<Coded> {
         let v = self.get(i);
         match Coded::new(system, v) {
-            Ok(c) => Some(c),
+            Ok(c) => {
+                if self.masters.contains(system, v) == Some(false) {
+                    self.err(i, name, Reason::NotInMaster(system));
+                    return None;
+                }
+                Some(c)
+            }
             Err(e) => {
                 self.err(i, name, if v.is_empty() { Reason::Missing } else { Reason::Shape(e.0) });
                 None
@@ -266,7 +274,7 @@ fn split_record(kind: UkeRecord, f: &[&str], loc: Location, claim: Option<u64>, 
             return None;
         }
     };
-    let mut r = Rec { id, f, loc, now: config.now, issues, identity: Identity::default() };
+    let mut r = Rec { id, f, loc, now: config.now, masters: &config.masters, issues, identity: Identity::default() };
     let body = match kind {
         UkeRecord::IR => {
             if !r.min_fields(8) {

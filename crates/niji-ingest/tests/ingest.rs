@@ -125,6 +125,7 @@ fn clins_error_examples_rejected_with_reasons() {
         .masters
         .load(
             CodeSystem::GeneralDrugName,
+            "general_drug_name_master.txt",
             std::fs::File::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/general_drug_name_master.txt")).unwrap(),
         )
         .unwrap();
@@ -183,6 +184,42 @@ fn uke_sample_accepted_and_split() {
     // 13642 is a point total in HO: content keeps it as a number, so leave it out of the secrets.
     let secrets: Vec<String> = secrets.into_iter().filter(|s| s != "13642").collect();
     assert_no_leak(&records, &secrets);
+}
+
+/// With the 傷病名 and 医薬品 masters loaded, a claim line whose code is missing from them is
+/// rejected at its line; the codes the masters hold pass.
+#[test]
+fn uke_codes_missing_from_a_loaded_master_are_rejected() {
+    let path = datasets().join("uke/RECEIPTC_GAIRAI_SAMPLE.UKE");
+    let mut config = config();
+    // The disease master holds only 0000999 (未コード化傷病名); the drug master holds every
+    // drug code the sample uses but 620098801.
+    config.masters.load(CodeSystem::ReceiptDisease, "receipt-disease.csv", "0,B,0000999,未コード化傷病名\n".as_bytes()).unwrap();
+    let (_, all) = run(&path, &self::config(), None);
+    let mut drugs = String::from("変更区分,マスター種別,医薬品コード\n");
+    for r in &all {
+        if let ContentBody::ClaimLine(l) = &r.content.body {
+            if l.code.system == CodeSystem::ReceiptDrug && l.code.code.as_str() != "620098801" {
+                drugs.push_str(&format!("0,Y,{}\n", l.code.code.as_str()));
+            }
+        }
+    }
+    config.masters.load(CodeSystem::ReceiptDrug, "receipt-drug.csv", drugs.as_bytes()).unwrap();
+    let (report, _) = run(&path, &config, None);
+    let lines = report.rejected_lines();
+    assert!(lines.iter().any(|l| l.ends_with(":SY.1(傷病名コード): code is not in the loaded レセ電傷病名コード master")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.ends_with(":IY.3(医薬品コード): code is not in the loaded レセ電医薬品コード master")), "{lines:#?}");
+    // As many rejects as lines with those codes (the fields are ASCII up to the code).
+    let bytes = std::fs::read(&path).unwrap();
+    let with_code = |record: &[u8], field: usize, code: &dyn Fn(&[u8]) -> bool| {
+        bytes.split(|&b| b == b'\n').filter(|l| l.starts_with(record) && l.split(|&b| b == b',').nth(field).is_some_and(code)).count()
+    };
+    let missing = lines.iter().filter(|l| l.contains("not in the loaded")).count();
+    let diseases = with_code(b"SY,", 1, &|c| c != b"0000999");
+    assert!(diseases > 0 && diseases < with_code(b"SY,", 1, &|_| true));
+    assert_eq!(missing, diseases + with_code(b"IY,", 3, &|c| c == b"620098801"), "{lines:#?}");
+    // Only the rejects' own lines (and what belongs to them) are lost, not the file.
+    assert!(report.accepted_total() > 0);
 }
 
 #[test]

@@ -265,12 +265,15 @@ pub(crate) fn today_jst() -> time::Date {
     niji_core::today_jst(time::OffsetDateTime::now_utc())
 }
 
-fn options() -> IntakeOptions {
+/// Today's settings, with the code masters the operator put in the instance's `masters/` (read
+/// at every intake, so that a new master needs no restart).
+fn options(paths: &niji_instance::InstancePaths) -> Result<IntakeOptions, niji_ingest::MasterError> {
     let today = today_jst();
     let date = niji_ingest::Date::new(today.year() as u16, today.month() as u8, today.day()).expect("today is a calendar date");
     let mut ingest = niji_ingest::IngestConfig::new(date);
     ingest.clins_strict = true;
-    IntakeOptions::new(ingest)
+    ingest.masters.load_dir(&paths.masters())?;
+    Ok(IntakeOptions::new(ingest))
 }
 
 /// Runs the intake in its own task, which owns (and at its end removes) the upload folder.
@@ -295,8 +298,13 @@ async fn run(state: &AppState, user: &UserSummary, holder: String, dataset: Stri
         actor: format!("user:{}", user.id),
     };
     let instance = state.instance_arc();
+    let options = options(&instance.paths).map_err(|e| {
+        // An operator's file: the message names it, never its content.
+        tracing::error!(error = %e, "cannot load the instance's code masters");
+        SubmitError::Internal
+    })?;
     let task = tokio::spawn(async move {
-        let result = niji_intake::ingest(&instance, submission, &options(), Arc::new(NoProgress)).await;
+        let result = niji_intake::ingest(&instance, submission, &options, Arc::new(NoProgress)).await;
         drop(dir);
         result
     });

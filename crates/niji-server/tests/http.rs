@@ -578,6 +578,30 @@ async fn portal_upload_needs_the_role_and_csrf_and_operators_see_linkage() {
     ) || r.body.contains("MedicationRequest.medicationCodeableConcept.coding: JP_MedicationRequest_eCS needs a YJ code"), "{}", r.body);
     assert!(!r.body.contains("両眼点眼") && !r.body.contains("1318814790"));
 
+    // With the 一般名処方マスタ in the instance's masters folder (read at each intake), a code of
+    // the right shape that is not in it is rejected; a file that names no code system is an
+    // operator's mistake: the upload fails as internal, nothing is stored or left behind.
+    let masters = app.instance.paths.masters();
+    std::fs::create_dir_all(&masters).unwrap();
+    std::fs::write(masters.join("general-drug-name.csv"), "区分,一般名コード\n内用薬,1124030F2ZZZ\n").unwrap();
+    let wrong = (
+        "MedicationRequest-ErrorExample-JP-MedReq-PO-SID-28days.json".to_string(),
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/datasets/clins/MedicationRequest-ErrorExample-JP-MedReq-PO-SID-28days.json"
+        ))
+        .unwrap(),
+    );
+    let r = send(&app, portal_upload(&holder, &[("csrf", &csrf), ("dataset", "portal-ehr")], std::slice::from_ref(&wrong))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("coding[0].code: code is not in the loaded 一般名処方コード master"), "{}", r.body);
+    std::fs::write(masters.join("drugs.csv"), "620000001\n").unwrap();
+    let r = send(&app, portal_upload(&holder, &[("csrf", &csrf), ("dataset", "portal-ehr")], &bundles)).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.body);
+    assert!(!r.body.contains("drugs.csv"));
+    assert_eq!(uploads_left(&app), 0);
+    std::fs::remove_dir_all(&masters).unwrap();
+
     // Committed with quarantine.
     let mut files = bundles.clone();
     files.push(bad);

@@ -23,6 +23,10 @@ pub struct CheckArgs {
     /// Print warnings too.
     #[arg(long)]
     warnings: bool,
+    /// Check codes against the masters in this folder (files named after their code system,
+    /// such as general-drug-name.csv; an instance keeps its own in DIR/masters).
+    #[arg(long, value_name = "FOLDER")]
+    masters: Option<PathBuf>,
 }
 
 /// Rejected records listed per file before the rest are only counted.
@@ -40,6 +44,14 @@ pub fn run(args: CheckArgs) -> Result<bool> {
     let today = time::OffsetDateTime::now_utc().date();
     let mut config = IngestConfig::new(Date::new(today.year() as u16, today.month() as u8, today.day()).expect("today is a date"));
     config.clins_strict = !args.lenient;
+    if let Some(dir) = &args.masters {
+        if !dir.is_dir() {
+            anyhow::bail!("{} is not a folder of code masters", dir.display());
+        }
+        for (path, master) in config.masters.load_dir(dir).with_context(|| format!("loading the code masters in {}", dir.display()))? {
+            eprintln!("Code master {}: {master}", path.display());
+        }
+    }
     let mut files = Vec::new();
     for p in &args.paths {
         collect(p, &mut files).with_context(|| format!("reading {}", p.display()))?;

@@ -289,6 +289,55 @@ fn check_reports_rejects_with_their_place_and_accepts_synthetic_data() {
     assert!(stdout.contains(" 0 rejected, 0 files not read."), "{stdout}");
 }
 
+/// With the 一般名処方マスタ in the instance's `masters/` folder, the third CLINS ErrorExample (a
+/// 一般名処方コード of the right shape that does not exist) is rejected too, by `niji check
+/// --masters` and by `niji ingest`; a master file that names no code system stops the intake
+/// before anything is read.
+#[test]
+fn every_clins_error_example_is_rejected_with_the_instance_masters() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets");
+    let clins = shared.join("clins");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../niji-ingest/tests/fixtures/general_drug_name_master.txt");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    let masters = Path::new(&dir).join("masters");
+    std::fs::create_dir(&masters).unwrap();
+    std::fs::copy(&fixture, masters.join("general-drug-name.csv")).unwrap();
+    let wrong_code = "MedicationRequest-ErrorExample-JP-MedReq-PO-SID-28days.json:entry 0:MedicationRequest.medicationCodeableConcept.coding[0].code: code is not in the loaded 一般名処方コード master";
+
+    let out = niji(&["check", "--masters", masters.to_str().unwrap(), clins.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(wrong_code), "{stdout}");
+    assert!(stdout.contains("3 rejected"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("一般名処方コード: "), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A single resource refers to a Patient outside the submission (rejected for that too); the
+    // intake names the master's reason beside it.
+    let file = clins.join("MedicationRequest-ErrorExample-JP-MedReq-PO-SID-28days.json");
+    let ingest = |extra: &[&str]| {
+        let mut a = vec!["ingest", "--dir", &dir, "--holder", "病院", "--register-holder", "hospital", "--dataset", "clins", file.to_str().unwrap()];
+        a.extend_from_slice(extra);
+        niji(&a)
+    };
+    let out = ingest(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(wrong_code), "{stdout}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("masters/general-drug-name.csv: 一般名処方コード"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    std::fs::write(masters.join("drugs.csv"), "620000001\n").unwrap();
+    let out = ingest(&["--quarantine"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("drugs.csv: the file name does not name a code system"), "{stderr}");
+    assert_eq!(ok(&["datasets", "--dir", &dir, "--json"]).trim(), "[]");
+}
+
 #[test]
 fn a_master_key_from_the_environment_never_touches_the_disk() {
     let tmp = tempfile::tempdir().unwrap();
