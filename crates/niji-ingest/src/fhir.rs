@@ -591,6 +591,9 @@ fn resource_split(value: &Value, loc: Location, full_url: Option<&str>, config: 
             "Patient" => cx.identity.push(IdentifierKind::PatientId, path, v),
             "Organization" if system == "http://jpfhir.jp/fhir/core/IdSystem/insurance-medical-institution-no" => {
                 match Coded::new(CodeSystem::FacilityNumber, v) {
+                    Ok(_) if cx.config.masters.contains(CodeSystem::FacilityNumber, v) == Some(false) => {
+                        cx.err(&format!("identifier[{i}].value"), Reason::NotInMaster(CodeSystem::FacilityNumber))
+                    }
                     Ok(c) => facility = Some(c),
                     Err(e) => cx.err(&format!("identifier[{i}].value"), Reason::Shape(e.0)),
                 }

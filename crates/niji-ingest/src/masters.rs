@@ -3,13 +3,18 @@
 //! system missing from it rejects its record; without one, only the code's shape is checked.
 //!
 //! A master is a text file as the publishers ship it or as a spreadsheet saves it: CSV or
-//! tab-separated, UTF-8 (with or without a BOM) or Shift_JIS, title and header rows allowed.
-//! The code system is named by the file name (`general-drug-name.csv`, `yj.csv`,
-//! `receipt-drug.csv`, … — [`CodeSystem::from_name`]) or by the caller, and the codes are taken
-//! from the one column in which the most cells have that system's shape, so that a master with
-//! its code in the third column (the 支払基金's 医薬品マスター) and one with it in the second
-//! (the 一般名処方マスタ) load the same way. Rows whose cell there has another shape (titles,
-//! headers, notes) are skipped. Errors name the file, never a cell.
+//! tab-separated, UTF-8 (with or without a BOM), UTF-16 with a BOM (Excel's "Unicode text") or
+//! Shift_JIS, title and header rows allowed. The code system is named by the file name
+//! (`general-drug-name.csv`, `yj.csv`, `receipt-drug.csv`, … — [`CodeSystem::from_name`]) or by
+//! the caller, and the codes are taken from the one column holding the most distinct values of
+//! that system's shape (dates that happen to have a code's shape repeat; codes do not), so that
+//! a master with its code in the third column (the 支払基金's 医薬品マスター) and one with it in
+//! the second (the 一般名処方マスタ) load the same way; HOT codes from every column of their
+//! shapes (a MEDIS HOT master has HOT7, HOT9 and HOT13 side by side). Rows whose cell there has
+//! another shape (titles, headers, notes) are skipped, but a column where more than a tenth of
+//! the rows are not codes refuses the file: a spreadsheet that dropped leading zeros (`0000999`
+//! saved as `999`) would otherwise reject valid records. Codes the recording rules define beside
+//! the master (`0000999`, 未コード化傷病名) are always known. Errors name the file, never a cell.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -48,12 +53,28 @@ pub enum MasterError {
     NoMasterForSystem { file: String, system: CodeSystem },
     #[error("{file}: no column holds {system} codes")]
     NoCodeColumn { file: String, system: CodeSystem },
+    #[error(
+        "{file}: column {column} holds {system} codes, but {skipped} of its {rows} rows hold something else (leading zeros lost in a spreadsheet?)"
+    )]
+    NotMostlyCodes { file: String, system: CodeSystem, column: usize, skipped: usize, rows: usize },
     #[error("{file}: larger than the limit of {limit} bytes for a master")]
     TooLarge { file: String, limit: u64 },
 }
 
 /// The largest master file read (the largest published masters are a few tens of MB).
-pub const MAX_MASTER_BYTES: u64 = 256 << 20;
+pub const MAX_MASTER_BYTES: u64 = 64 << 20;
+
+/// What [`CodeMasters::load_dir`] did with a folder's files.
+#[derive(Debug, Default)]
+pub struct MastersLoaded {
+    pub loaded: Vec<(PathBuf, LoadedMaster)>,
+    /// `.csv`, `.tsv` and `.txt` files whose name names no code system (a `README.txt`, a
+    /// publisher's `y_ALL20240601.csv` not yet renamed): left alone, for the caller to warn about.
+    pub ignored: Vec<PathBuf>,
+}
+
+/// Codes the recording rules define outside the masters.
+const ALWAYS_KNOWN: &[(CodeSystem, &str)] = &[(CodeSystem::ReceiptDisease, "0000999")];
 
 impl CodeMasters {
     /// Loads the codes of `system` from `reader` (see the module documentation for the layout).
@@ -68,49 +89,63 @@ impl CodeMasters {
             return Err(MasterError::TooLarge { file: name.into(), limit: MAX_MASTER_BYTES });
         }
         let text = decode(&bytes);
-        let delimiter = if text.lines().take(50).filter(|l| l.contains('\t')).count() > text.lines().take(50).filter(|l| l.contains(',')).count() {
-            '\t'
-        } else {
-            ','
-        };
-        let mut rows: Vec<Vec<String>> = Vec::new();
+        drop(bytes);
+        let head = || text.lines().take(50);
+        let tabs = head().filter(|l| l.contains('\t')).count();
+        let delimiter = if tabs > 0 && tabs >= head().filter(|l| l.contains(',')).count() { '\t' } else { ',' };
+        let lines = || text.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.trim().is_empty() && !l.starts_with('#'));
         let mut fields = Vec::new();
-        for line in text.lines() {
-            let line = line.trim_end_matches('\r');
-            if line.trim().is_empty() || line.starts_with('#') {
-                continue;
-            }
+        // First pass: the distinct values of the system's shape in each column.
+        let mut distinct: Vec<HashSet<String>> = Vec::new();
+        let mut rows = 0usize;
+        for line in lines() {
+            rows += 1;
             split_line(line, delimiter, &mut fields);
-            rows.push(fields.iter().map(|f| f.trim().to_string()).collect());
-        }
-        let width = rows.iter().map(Vec::len).max().unwrap_or(0);
-        let mut matches = vec![0usize; width];
-        for row in &rows {
-            for (i, cell) in row.iter().enumerate() {
-                if check_shape(system, cell).is_ok() {
-                    matches[i] += 1;
+            distinct.resize_with(distinct.len().max(fields.len()), HashSet::new);
+            for (i, cell) in fields.iter().enumerate() {
+                if let Some(code) = code_of(system, cell) {
+                    distinct[i].insert(code);
                 }
             }
         }
-        // The first column of the most matches.
-        let Some((column, _)) = matches.iter().enumerate().filter(|(_, &n)| n > 0).fold(None, |best: Option<(usize, usize)>, (i, &n)| match best {
-            Some((_, b)) if b >= n => best,
-            _ => Some((i, n)),
-        }) else {
+        let best = distinct.iter().map(HashSet::len).max().unwrap_or(0);
+        if best == 0 {
             return Err(MasterError::NoCodeColumn { file: name.into(), system });
+        }
+        // The first column of the most distinct codes; for HOT every column of codes.
+        let columns: Vec<usize> = if system == CodeSystem::Hot {
+            (0..distinct.len()).filter(|&i| !distinct[i].is_empty()).collect()
+        } else {
+            vec![distinct.iter().position(|d| d.len() == best).expect("the best column")]
         };
+        drop(distinct);
+        // Second pass: the codes of the chosen columns.
+        let mut codes = HashSet::new();
+        let mut skipped_rows = 0;
+        for line in lines() {
+            split_line(line, delimiter, &mut fields);
+            let mut any = false;
+            for &c in &columns {
+                if let Some(code) = fields.get(c).and_then(|cell| code_of(system, cell)) {
+                    codes.insert(code);
+                    any = true;
+                }
+            }
+            skipped_rows += usize::from(!any);
+        }
+        // Titles and headers are a few rows; many more is a column of something else.
+        if skipped_rows > 5 && skipped_rows * 10 > rows {
+            return Err(MasterError::NotMostlyCodes { file: name.into(), system, column: columns[0] + 1, skipped: skipped_rows, rows });
+        }
         let set = self.sets.entry(system).or_default();
         let before = set.len();
-        let mut skipped_rows = 0;
-        for row in &rows {
-            match row.get(column) {
-                Some(cell) if check_shape(system, cell).is_ok() => {
-                    set.insert(key(system, cell));
-                }
-                _ => skipped_rows += 1,
+        set.extend(codes);
+        for &(s, code) in ALWAYS_KNOWN {
+            if s == system {
+                set.insert(code.to_string());
             }
         }
-        Ok(LoadedMaster { system, codes: set.len() - before, column: column + 1, skipped_rows })
+        Ok(LoadedMaster { system, codes: set.len() - before, column: columns[0] + 1, skipped_rows })
     }
 
     /// Loads a master file whose name names its system (`masters/general-drug-name.csv`).
@@ -122,14 +157,14 @@ impl CodeMasters {
         self.load(system, &name, file)
     }
 
-    /// Loads every `.csv`, `.tsv` and `.txt` file of `dir`, in name order (other files, such as a
-    /// README, are left alone). A missing folder loads nothing. One file that cannot be loaded
-    /// fails the whole call, so that an intake never runs with half the masters an operator
-    /// meant to load.
-    pub fn load_dir(&mut self, dir: &Path) -> Result<Vec<(PathBuf, LoadedMaster)>, MasterError> {
+    /// Loads every `.csv`, `.tsv` and `.txt` file of `dir` whose name names a code system, in
+    /// name order; other files are left alone (listed in [`MastersLoaded::ignored`]). A missing
+    /// folder loads nothing. One master that cannot be loaded fails the whole call, so that an
+    /// intake never runs with part of the masters an operator meant to load.
+    pub fn load_dir(&mut self, dir: &Path) -> Result<MastersLoaded, MasterError> {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(MastersLoaded::default()),
             Err(source) => return Err(MasterError::Read { file: dir.display().to_string(), source }),
         };
         let mut paths = Vec::new();
@@ -141,12 +176,15 @@ impl CodeMasters {
             }
         }
         paths.sort();
-        let mut loaded = Vec::with_capacity(paths.len());
+        let mut out = MastersLoaded::default();
         for path in paths {
-            let master = self.load_file(&path)?;
-            loaded.push((path, master));
+            match self.load_file(&path) {
+                Ok(master) => out.loaded.push((path, master)),
+                Err(MasterError::UnknownSystem { .. }) => out.ignored.push(path),
+                Err(e) => return Err(e),
+            }
         }
-        Ok(loaded)
+        Ok(out)
     }
 
     /// Adds one code (tests and callers building a master in memory).
@@ -159,9 +197,12 @@ impl CodeMasters {
         self.sets.get(&system).map(|s| s.contains(&key(system, code)))
     }
 
-    /// The systems a master is loaded for.
-    pub fn systems(&self) -> impl Iterator<Item = CodeSystem> + '_ {
-        self.sets.keys().copied()
+    /// The systems a master is loaded for and how many codes each holds, by system name (for
+    /// the intake's log entry: which masters a version was checked against).
+    pub fn summary(&self) -> Vec<(&'static str, usize)> {
+        let mut out: Vec<(&'static str, usize)> = self.sets.iter().map(|(s, codes)| (s.name(), codes.len())).collect();
+        out.sort();
+        out
     }
 }
 
@@ -178,21 +219,33 @@ impl fmt::Display for LoadedMaster {
 /// Systems with a published master. Local codes, usage tokens and status codes have none.
 fn has_master(system: CodeSystem) -> bool {
     use CodeSystem::*;
-    !matches!(system, LocalLab | LocalDrug | Token | Status | NoStandardDrugCode)
+    !matches!(system, LocalLab | LocalDrug | Token | Status | NoStandardDrugCode | Usage)
 }
 
-/// How a code is compared: ICD-10 with and without its dot (`E11.9`, `E119`) alike.
+/// How a code is compared: ICD-10 with and without its dot and its dagger or asterisk
+/// (`E11.9`, `E119`, `A17.0†`) alike.
 fn key(system: CodeSystem, code: &str) -> String {
     let code = code.trim();
     if system == CodeSystem::Icd10 {
-        code.replace('.', "")
+        code.chars().filter(|c| !matches!(c, '.' | '†' | '*' | '+')).collect()
     } else {
         code.to_string()
     }
 }
 
-/// UTF-8 (a BOM dropped) if the bytes are valid UTF-8, else Shift_JIS.
+/// A cell's code as compared, if it has the system's shape.
+fn code_of(system: CodeSystem, cell: &str) -> Option<String> {
+    let code = key(system, cell);
+    check_shape(system, &code).is_ok().then_some(code)
+}
+
+/// UTF-16 with a BOM, UTF-8 (a BOM dropped) if the bytes are valid UTF-8, else Shift_JIS.
 fn decode(bytes: &[u8]) -> String {
+    if let Some((encoding, bom)) = encoding_rs::Encoding::for_bom(bytes) {
+        if encoding != encoding_rs::UTF_8 {
+            return encoding.decode_without_bom_handling(&bytes[bom..]).0.into_owned();
+        }
+    }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     match std::str::from_utf8(bytes) {
         Ok(s) => s.to_string(),
@@ -228,33 +281,64 @@ mod tests {
         // The 一般名処方マスタ saved as CSV: a title row, a header, the code in column 2.
         let mhlw = "一般名処方マスタ（令和8年）,,\n区分,一般名コード,一般名処方の標準的な記載\n内用薬,1124030F2ZZZ,【般】クアゼパム錠２０ｍｇ\n内用薬,\"1124009F1ZZZ\",\"【般】トリアゾラム錠0.125mg\"\n";
         check(CodeSystem::GeneralDrugName, mhlw.as_bytes(), Ok((2, 2, 2)), &["1124030F2ZZZ", "1124009F1ZZZ"], &["2124030F2ZZZ"]);
-        // Shift_JIS, code in column 3 as the 支払基金's masters have it, a nine-digit price
-        // elsewhere that is not in the column of the most codes.
-        let (ssk, _, _) = encoding_rs::SHIFT_JIS.encode("0,Y,620000001,医薬品Ａ,000001230\r\n0,Y,620000002,医薬品Ｂ,\r\n");
+        // Shift_JIS, code in column 3 as the 支払基金's masters have it, and a column of nine-digit
+        // prices that repeat: the codes are the column of the most distinct values.
+        let (ssk, _, _) = encoding_rs::SHIFT_JIS.encode("0,Y,620000001,医薬品Ａ,000001230\r\n0,Y,620000002,医薬品Ｂ,000001230\r\n");
         check(CodeSystem::ReceiptDrug, &ssk, Ok((2, 3, 0)), &["620000001", "620000002"], &["000001230"]);
-        // Tab-separated ICD-10, looked up with or without the dot.
-        check(CodeSystem::Icd10, b"code\tname\nE11.9\tdiabetes\nI10\thypertension\n", Ok((2, 1, 1)), &["E119", "E11.9", "I10"], &["E10.9"]);
+        // Tab-separated ICD-10 with commas in the names, looked up with or without the dot and
+        // the dagger.
+        check(
+            CodeSystem::Icd10,
+            "code\tname\nE11.9\tdiabetes, type 2\nA17.0†\ttuberculous meningitis\n".as_bytes(),
+            Ok((2, 1, 1)),
+            &["E119", "E11.9", "A17.0"],
+            &["E10.9"],
+        );
+        // Excel's "Unicode text": UTF-16 with a BOM.
+        let mut utf16 = vec![0xFF, 0xFE];
+        utf16.extend("620000001\t医薬品\r\n".encode_utf16().flat_map(u16::to_le_bytes));
+        check(CodeSystem::ReceiptDrug, &utf16, Ok((1, 1, 0)), &["620000001"], &[]);
+        // Key numbers beside dates of their shape (変更年月日, 廃止年月日 99999999): the dates repeat.
+        let keys = "20240401,99999999,20000001,病名Ａ\n20240401,99999999,20000002,病名Ｂ\n20240401,99999999,20000003,病名Ｃ\n";
+        check(CodeSystem::DiseaseKeyNumber, keys.as_bytes(), Ok((3, 3, 0)), &["20000002"], &["20240401"]);
+        // A MEDIS HOT master: HOT13, HOT7 and HOT9 side by side, all loaded.
+        let hot = "1234567010101,1234567,123456701,薬Ａ\n1234568010101,1234568,123456801,薬Ｂ\n";
+        check(CodeSystem::Hot, hot.as_bytes(), Ok((6, 1, 0)), &["1234567", "123456801", "1234568010101"], &["7654321"]);
+        // 0000999 (未コード化傷病名) is known whatever the master holds.
+        check(CodeSystem::ReceiptDisease, b"8833421\n", Ok((2, 1, 0)), &["0000999", "8833421"], &["8833422"]);
     }
 
     #[test]
     fn refuses_what_is_not_a_master() {
         check(CodeSystem::GeneralDrugName, b"name\nfoo\n", Err("m.csv: no column holds 一般名処方コード codes"), &[], &[]);
         check(CodeSystem::LocalDrug, b"X1\n", Err("m.csv: local drug code: local or free-form codes have no master to check them against"), &[], &[]);
+        // Leading zeros lost in a spreadsheet: most of the column is no longer codes.
+        let mangled: String = (0..20).map(|i| if i < 3 { format!("880{i:04}\n") } else { format!("{i}\n") }).collect();
+        check(
+            CodeSystem::ReceiptDisease,
+            mangled.as_bytes(),
+            Err("m.csv: column 1 holds レセ電傷病名コード codes, but 17 of its 20 rows hold something else (leading zeros lost in a spreadsheet?)"),
+            &[],
+            &[],
+        );
     }
 
     #[test]
-    fn a_folder_loads_by_file_name_and_one_bad_file_fails_it() {
+    fn a_folder_loads_by_file_name_and_one_bad_master_fails_it() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("general-drug-name.csv"), "1124030F2ZZZ\n").unwrap();
         std::fs::write(dir.path().join("README.md"), "masters go here").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "620000001\n").unwrap();
         let mut masters = CodeMasters::default();
         let loaded = masters.load_dir(dir.path()).unwrap();
-        assert_eq!(loaded.len(), 1);
-        assert_eq!(loaded[0].1.system, CodeSystem::GeneralDrugName);
+        assert_eq!(loaded.loaded.len(), 1);
+        assert_eq!(loaded.loaded[0].1.system, CodeSystem::GeneralDrugName);
+        assert_eq!(loaded.ignored, [dir.path().join("notes.txt")]);
         assert_eq!(masters.contains(CodeSystem::Yj, "1124030F2021"), None);
-        std::fs::write(dir.path().join("drugs.csv"), "620000001\n").unwrap();
+        assert_eq!(masters.summary(), [("GeneralDrugName", 1)]);
+        std::fs::write(dir.path().join("yj.csv"), "name\nfoo\n").unwrap();
         let err = CodeMasters::default().load_dir(dir.path()).unwrap_err();
-        assert!(err.to_string().starts_with("drugs.csv: the file name does not name a code system"), "{err}");
-        assert!(CodeMasters::default().load_dir(&dir.path().join("missing")).unwrap().is_empty());
+        assert_eq!(err.to_string(), "yj.csv: no column holds YJ code codes");
+        assert!(CodeMasters::default().load_dir(&dir.path().join("missing")).unwrap().loaded.is_empty());
     }
 }

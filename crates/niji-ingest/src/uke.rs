@@ -431,6 +431,9 @@ fn split_record(kind: UkeRecord, f: &[&str], loc: Location, claim: Option<u64>, 
                         .chunks(4)
                         .filter_map(|c| Code::new(CodeSystem::DiseaseModifier, std::str::from_utf8(c).unwrap_or("")).ok())
                         .collect();
+                    if modifiers.iter().any(|m| r.masters.contains(CodeSystem::DiseaseModifier, m.as_str()) == Some(false)) {
+                        r.err(4, "修飾語コード", Reason::NotInMaster(CodeSystem::DiseaseModifier));
+                    }
                 }
             }
             r.ident(5, "傷病名称", IdentifierKind::FreeText);
@@ -488,7 +491,9 @@ fn split_record(kind: UkeRecord, f: &[&str], loc: Location, claim: Option<u64>, 
                         continue;
                     }
                     if v.len() == 9 && v.bytes().all(|b| b.is_ascii_digit()) {
-                        if let Ok(c) = Code::new(CodeSystem::ReceiptComment, v) {
+                        if r.masters.contains(CodeSystem::ReceiptComment, v) == Some(false) {
+                            r.err(i, "コメントコード", Reason::NotInMaster(CodeSystem::ReceiptComment));
+                        } else if let Ok(c) = Code::new(CodeSystem::ReceiptComment, v) {
                             line.comment_codes.push(c);
                         }
                     } else if !v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {

@@ -99,13 +99,13 @@ impl InstancePaths {
     pub fn vault_db(&self) -> PathBuf {
         self.vault().join("identities.sqlite")
     }
-    /// Held while an intake writes, so that one intake never recovers another's work.
     /// Code masters the intake checks codes against (`niji_ingest::CodeMasters::load_dir`): files
     /// the operator puts here, named after their code system (`general-drug-name.csv`, …).
     pub fn masters(&self) -> PathBuf {
         self.root.join("masters")
     }
 
+    /// Held while an intake writes, so that one intake never recovers another's work.
     pub fn intake_lock(&self) -> PathBuf {
         self.root.join("lake").join("INTAKE.lock")
     }

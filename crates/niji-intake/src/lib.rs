@@ -653,7 +653,7 @@ async fn write_version(
             })
             .await?;
         fail::fail_point!("intake-after-metadata-commit");
-        log_committed(instance, version_id, tag).await?;
+        log_committed(instance, version_id, tag, Some(&options.ingest.masters)).await?;
         progress.finish(Phase::Commit);
         Ok(VersionReport {
             dataset: submission.dataset.clone(),
@@ -840,9 +840,10 @@ pub fn version_dir(paths: &niji_instance::InstancePaths, dataset: &str, number: 
 }
 
 /// Appends `dataset.version.committed` for a committed version and records the entry's index
-/// beside it. A crash between the metadata commit and this leaves the index empty; recovery
-/// appends the entry then, so every committed version is in the log.
-async fn log_committed(instance: &Instance, version_id: i64, tag: &str) -> Result<(), IntakeError> {
+/// beside it, with the code masters its codes were checked against (system and number of codes;
+/// `null` when recovery appends it). A crash between the metadata commit and this leaves the
+/// index empty; recovery appends the entry then, so every committed version is in the log.
+async fn log_committed(instance: &Instance, version_id: i64, tag: &str, masters: Option<&niji_ingest::CodeMasters>) -> Result<(), IntakeError> {
     let v = instance.store.dataset_version(version_id).await?.ok_or(StoreError::NotFound { what: "dataset version" })?;
     let event = AuditEvent::new(&v.submitted_by, now(), "dataset.version.committed", format!("dataset:{tag}")).with_data(serde_json::json!({
         "files": v.files,
@@ -851,6 +852,7 @@ async fn log_committed(instance: &Instance, version_id: i64, tag: &str) -> Resul
         "persons": v.persons,
         "persons_shared": v.persons_shared,
         "lake_key": lake_key_id(tag),
+        "masters": masters.map(|m| m.summary().into_iter().map(|(system, codes)| (system.to_string(), serde_json::json!(codes))).collect::<serde_json::Map<_, _>>()),
     }));
     let index = instance.record(&event).map_err(|e| IntakeError::Audit(e.to_string()))?;
     instance.store.set_dataset_version_log_index(version_id, index as i64).await?;
@@ -860,7 +862,7 @@ async fn log_committed(instance: &Instance, version_id: i64, tag: &str) -> Resul
 async fn recover_locked(instance: &Instance, actor: &str) -> Result<usize, IntakeError> {
     for v in instance.store.unlogged_dataset_versions().await? {
         let dataset = instance.store.dataset(v.dataset_id).await?.ok_or(StoreError::NotFound { what: "dataset" })?;
-        log_committed(instance, v.id, &version_tag(&dataset.name, v.number)).await?;
+        log_committed(instance, v.id, &version_tag(&dataset.name, v.number), None).await?;
     }
     let writing = instance.store.writing_dataset_versions().await?;
     for v in &writing {

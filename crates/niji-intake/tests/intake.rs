@@ -174,9 +174,16 @@ async fn a_rejected_record_refuses_the_whole_submission_and_changes_nothing() {
     assert_eq!(state(&instance).await, before, "a refused submission changed the instance");
     assert_eq!(instance.log().size(), log_before + 1, "the refusal is logged, nothing else");
 
-    // The same files, quarantine accepted: a version without the rejected records.
+    // The same files, quarantine accepted: a version without the rejected records. With a
+    // 一般名処方マスタ loaded, the version's log entry names it and its count of codes.
+    let mut with_master = options();
+    with_master.ingest.masters.insert(niji_ingest::CodeSystem::GeneralDrugName, "1124030F2ZZZ");
     let out =
-        ingest(&instance, submission("hospital-a", "hospital-a-ehr", files, OnReject::Quarantine), &options(), Arc::new(NoProgress)).await.unwrap();
+        ingest(&instance, submission("hospital-a", "hospital-a-ehr", files, OnReject::Quarantine), &with_master, Arc::new(NoProgress)).await.unwrap();
+    let log = niji_log::LogReader::open(&instance.paths.log()).unwrap();
+    let last: serde_json::Value = serde_json::from_slice(&log.entry(log.size() - 1).unwrap()).unwrap();
+    assert_eq!(last["action"], "dataset.version.committed");
+    assert_eq!(last["data"]["masters"], serde_json::json!({"GeneralDrugName": 1}));
     let Outcome::Committed(report) = out else { panic!("quarantine refused") };
     assert_eq!(report.number, 2);
     assert_eq!(report.records_quarantined, rejected_records);

@@ -272,7 +272,10 @@ fn options(paths: &niji_instance::InstancePaths) -> Result<IntakeOptions, niji_i
     let date = niji_ingest::Date::new(today.year() as u16, today.month() as u8, today.day()).expect("today is a calendar date");
     let mut ingest = niji_ingest::IngestConfig::new(date);
     ingest.clins_strict = true;
-    ingest.masters.load_dir(&paths.masters())?;
+    let masters = ingest.masters.load_dir(&paths.masters())?;
+    for path in &masters.ignored {
+        tracing::warn!(file = %path.display(), "not read as a code master: its name names no code system");
+    }
     Ok(IntakeOptions::new(ingest))
 }
 
@@ -298,11 +301,20 @@ async fn run(state: &AppState, user: &UserSummary, holder: String, dataset: Stri
         actor: format!("user:{}", user.id),
     };
     let instance = state.instance_arc();
-    let options = options(&instance.paths).map_err(|e| {
-        // An operator's file: the message names it, never its content.
-        tracing::error!(error = %e, "cannot load the instance's code masters");
-        SubmitError::Internal
-    })?;
+    // Reading the masters is file work: off the async workers.
+    let paths = instance.paths.clone();
+    let options = match tokio::task::spawn_blocking(move || options(&paths)).await {
+        Ok(Ok(options)) => options,
+        Ok(Err(e)) => {
+            // An operator's file: the message names it, never its content.
+            tracing::error!(error = %e, "cannot load the instance's code masters");
+            return Err(SubmitError::Internal);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the task loading the code masters failed");
+            return Err(SubmitError::Internal);
+        }
+    };
     let task = tokio::spawn(async move {
         let result = niji_intake::ingest(&instance, submission, &options, Arc::new(NoProgress)).await;
         drop(dir);

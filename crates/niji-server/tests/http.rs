@@ -595,10 +595,10 @@ async fn portal_upload_needs_the_role_and_csrf_and_operators_see_linkage() {
     let r = send(&app, portal_upload(&holder, &[("csrf", &csrf), ("dataset", "portal-ehr")], std::slice::from_ref(&wrong))).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert!(r.body.contains("coding[0].code: code is not in the loaded 一般名処方コード master"), "{}", r.body);
-    std::fs::write(masters.join("drugs.csv"), "620000001\n").unwrap();
+    std::fs::write(masters.join("yj.csv"), "name\n4987123456789\n").unwrap();
     let r = send(&app, portal_upload(&holder, &[("csrf", &csrf), ("dataset", "portal-ehr")], &bundles)).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.body);
-    assert!(!r.body.contains("drugs.csv"));
+    assert!(!r.body.contains("yj.csv") && !r.body.contains("4987123456789"));
     assert_eq!(uploads_left(&app), 0);
     std::fs::remove_dir_all(&masters).unwrap();
 

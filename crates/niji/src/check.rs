@@ -48,8 +48,12 @@ pub fn run(args: CheckArgs) -> Result<bool> {
         if !dir.is_dir() {
             anyhow::bail!("{} is not a folder of code masters", dir.display());
         }
-        for (path, master) in config.masters.load_dir(dir).with_context(|| format!("loading the code masters in {}", dir.display()))? {
+        let masters = config.masters.load_dir(dir).with_context(|| format!("loading the code masters in {}", dir.display()))?;
+        for (path, master) in &masters.loaded {
             eprintln!("Code master {}: {master}", path.display());
+        }
+        for path in &masters.ignored {
+            eprintln!("warning: {} is not read as a code master: its name names no code system (general-drug-name.csv, yj.csv, …)", path.display());
         }
     }
     let mut files = Vec::new();

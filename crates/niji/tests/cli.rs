@@ -330,11 +330,18 @@ fn every_clins_error_example_is_rejected_with_the_instance_masters() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // A file whose name names no system is left alone, with a warning; a master without codes of
+    // its system stops the intake.
     std::fs::write(masters.join("drugs.csv"), "620000001\n").unwrap();
+    let out = ingest(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("drugs.csv is not read as a code master"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(wrong_code));
+    std::fs::write(masters.join("yj.csv"), "name\nfoo\n").unwrap();
     let out = ingest(&["--quarantine"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("drugs.csv: the file name does not name a code system"), "{stderr}");
+    assert!(stderr.contains("yj.csv: no column holds YJ code codes"), "{stderr}");
     assert_eq!(ok(&["datasets", "--dir", &dir, "--json"]).trim(), "[]");
 }
 
