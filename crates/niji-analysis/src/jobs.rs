@@ -624,7 +624,7 @@ pub(crate) fn refused_by(checked: &Checked, table: &Table) -> Vec<String> {
         }
         for v in checked.row_verdicts(r) {
             for reason in &v.reasons {
-                if let niji_sdc::Reason::Differencing { earlier_release, .. } = reason {
+                if let niji_sdc::Reason::Differencing { earlier_release, .. } | niji_sdc::Reason::RevealsWithheld { earlier_release } = reason {
                     if !names.contains(earlier_release) {
                         names.push(earlier_release.clone());
                     }
@@ -714,10 +714,12 @@ fn verdicts_json(table: &Table, checked: Option<&Checked>, table_reasons: &[&str
     })
 }
 
-/// The persons of the released rows and the samples of their shown cells (what later
-/// differencing compares with; never shown).
+/// The persons of the released rows and the samples of their shown cells, and the samples of
+/// the cells of the rows withheld (what later differencing compares with; never shown):
+/// `{"rows": [...], "withheld": [...]}`. (Stored before withheld cells were kept: the array of
+/// rows alone.)
 pub(crate) fn published_persons(table: &Table, checked: Option<&Checked>) -> Value {
-    let Some(c) = checked else { return json!([]) };
+    let Some(c) = checked else { return json!({"rows": [], "withheld": []}) };
     let rows: Vec<Value> = table
         .rows
         .iter()
@@ -737,23 +739,32 @@ pub(crate) fn published_persons(table: &Table, checked: Option<&Checked>) -> Val
             json!({"keys": row.keys, "persons": row.persons(), "cells": cells})
         })
         .collect();
-    Value::Array(rows)
+    let withheld: Vec<Value> =
+        niji_sdc::differencing::withheld_samples(table, c).map(|s| json!({"persons": s.persons, "smallest": s.smallest})).collect();
+    json!({"rows": rows, "withheld": withheld})
+}
+
+/// What [`published_persons`] stored, read back: the published rows and the withheld cells'
+/// samples.
+fn stored_persons(stored: Option<&str>) -> Result<(Vec<ReleaseRow>, Vec<niji_sdc::CellSample>), AnalysisError> {
+    let published: Value = serde_json::from_str(stored.unwrap_or("[]")).map_err(|_| AnalysisError::Internal)?;
+    let (rows, withheld) = match &published {
+        Value::Array(rows) => (Some(rows), None),
+        other => (other["rows"].as_array(), other["withheld"].as_array()),
+    };
+    let rows = rows.into_iter().flatten().map(release_row).collect();
+    let withheld = withheld.into_iter().flatten().filter_map(cell_sample).collect();
+    Ok((rows, withheld))
+}
+
+fn cell_sample(c: &Value) -> Option<niji_sdc::CellSample> {
+    Some(niji_sdc::CellSample { persons: c["persons"].as_u64()?, smallest: serde_json::from_value(c["smallest"].clone()).ok()? })
 }
 
 /// A published row as stored by [`published_persons`] (rows stored before samples were kept
 /// have none).
 fn release_row(r: &Value) -> ReleaseRow {
-    let cells = r["cells"]
-        .as_array()
-        .map(|cells| {
-            cells
-                .iter()
-                .map(|c| {
-                    Some(niji_sdc::CellSample { persons: c["persons"].as_u64()?, smallest: serde_json::from_value(c["smallest"].clone()).ok()? })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let cells = r["cells"].as_array().map(|cells| cells.iter().map(cell_sample).collect()).unwrap_or_default();
     ReleaseRow { keys: serde_json::from_value(r["keys"].clone()).unwrap_or_default(), persons: r["persons"].as_u64().unwrap_or(0), cells }
 }
 
@@ -797,9 +808,8 @@ pub(crate) async fn earlier_releases(instance: &Instance, permit_id: i64) -> Res
         releases.push(stored_release(id, o)?);
     }
     for a in instance.store.query_outputs(permit_id).await.map_err(|_| AnalysisError::Internal)? {
-        let published: Value = serde_json::from_str(&a.published_persons).map_err(|_| AnalysisError::Internal)?;
-        let rows = published.as_array().into_iter().flatten().map(release_row).collect();
-        releases.push(Release { id: format!("answer-{}", a.id), dimensions: positional_names(a.dimensions as usize), rows });
+        let (rows, withheld) = stored_persons(Some(&a.published_persons))?;
+        releases.push(Release { id: format!("answer-{}", a.id), dimensions: positional_names(a.dimensions as usize), rows, withheld });
     }
     Ok(releases)
 }
@@ -808,9 +818,8 @@ fn stored_release(id: String, o: &niji_store::JobOutputRow) -> Result<Release, A
     let table: Value = serde_json::from_str(o.checked_table.as_deref().unwrap_or("{}")).map_err(|_| AnalysisError::Internal)?;
     let named: Vec<String> = serde_json::from_value(table["dimensions"].clone()).unwrap_or_default();
     let dimensions = positional_names(named.len());
-    let published: Value = serde_json::from_str(o.published_persons.as_deref().unwrap_or("[]")).map_err(|_| AnalysisError::Internal)?;
-    let rows = published.as_array().map(|rows| rows.iter().map(release_row).collect()).unwrap_or_default();
-    Ok(Release { id, dimensions, rows })
+    let (rows, withheld) = stored_persons(o.published_persons.as_deref())?;
+    Ok(Release { id, dimensions, rows, withheld })
 }
 
 // -- listing ----------------------------------------------------------------------------------
@@ -1153,4 +1162,34 @@ pub async fn release_files(instance: &Instance, user_id: i64, release_id: i64) -
     }
     log(instance, actor, "release.downloaded", object, json!({"permit": release.permit_id, "csv_sha256": csv_sha256}))?;
     Ok(ReleaseFiles { file_name: release.file_name, csv, metadata, csv_sha256, metadata_sha256 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use niji_sdc::{CellSample, Measure, Preset};
+
+    /// What differencing remembers of a checked output survives the store: the published rows'
+    /// samples and the withheld cells' samples; an output stored before withheld cells were kept
+    /// (an array of rows) still reads.
+    #[test]
+    fn published_persons_read_back_as_stored() {
+        let sample = |first: u32, n: u32| CellSample { persons: n as u64, smallest: (first..first + n.min(16)).collect() };
+        let mut t = Table::new(["prefecture"], vec![Measure::count("persons")]);
+        t.push(["鳥取県"], vec![Cell::count(4).with_sample(sample(0, 4))]);
+        t.push(["島根県"], vec![Cell::count(30).with_sample(sample(100, 30))]);
+        t.push(["岡山県"], vec![Cell::count(60).with_sample(sample(200, 60))]);
+        t.push(["*"], vec![Cell::count(94).with_sample(sample(0, 94))]);
+        let checked = niji_sdc::check(&t, &Rules::preset(Preset::Ndb)).unwrap();
+        let expected = Release::from_checked("x", &t, &checked);
+        assert_eq!(expected.withheld.len(), (0..4).filter(|&r| !checked.is_released(r)).count());
+        assert!(!expected.withheld.is_empty());
+        let stored = published_persons(&t, Some(&checked)).to_string();
+        let (rows, withheld) = stored_persons(Some(&stored)).unwrap();
+        assert_eq!((rows, withheld), (expected.rows.clone(), expected.withheld.clone()));
+        let old = serde_json::to_string(&published_persons(&t, Some(&checked))["rows"]).unwrap();
+        let (rows, withheld) = stored_persons(Some(&old)).unwrap();
+        assert_eq!((rows, withheld.len()), (expected.rows, 0));
+        assert!(stored_persons(Some("not json")).is_err());
+    }
 }

@@ -16,7 +16,8 @@
 //!    one row often reveal each other (a sum is a mean times a count).
 //! 4. Secondary suppression ([`crate::secondary`]) when [`Rules::secondary`] is on.
 //! 5. Differencing ([`crate::differencing`]) of the rows still to be released, when earlier
-//!    releases are given: a refusal ([`Reason::Differencing`]).
+//!    releases are given: a refusal ([`Reason::Differencing`]); so is a row with a cell of the
+//!    persons of a cell an earlier release suppressed ([`Reason::RevealsWithheld`]).
 //! 6. Released values ([`Checked::shown`]): suppressed and refused cells become markers
 //!    ([`Shown`]), the values of count measures are rounded when [`Rules::rounding`] is set.
 //!
@@ -281,6 +282,9 @@ fn run(table: &Table, rules: &Rules, earlier: Option<&[Release]>) -> Result<Chec
         let to_release: Vec<bool> = suppressed.iter().zip(&checked.keys_withheld).map(|(s, w)| !s && !w).collect();
         for (row, index, isolated) in differencing::find(table, &persons, &to_release, releases, rules.min_persons()) {
             checked.withhold(row, Reason::Differencing { earlier_release: releases[index].id.clone(), isolated });
+        }
+        for (row, index) in differencing::reveals_withheld(table, &to_release, releases, rules.min_persons()) {
+            checked.withhold(row, Reason::RevealsWithheld { earlier_release: releases[index].id.clone() });
         }
     }
 

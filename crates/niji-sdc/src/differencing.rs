@@ -22,6 +22,14 @@
 //! persons, and nothing but the counts tells whether two outputs' persons are the same (equal
 //! counts refuse nothing).
 //!
+//! Linked tables: a release of a table with margins also keeps the samples of the cells of the
+//! rows it withheld ([`Release::withheld`], [`withheld_samples`]); a row about to be released with a cell of the same persons as one of
+//! them, or of persons that differ by 1 to `min_persons − 1` with agreeing samples, is refused
+//! with [`crate::Reason::RevealsWithheld`] naming that release (persons by prefecture with one
+//! small cell and a second suppressed to protect it, then the second asked alone: it and the
+//! first release's total would give the small cell). A cell some earlier release showed is
+//! public and refuses nothing.
+//!
 //! Keys match as sets of distinct values, whatever the dimensions are named and in whatever
 //! order (`sex, prefecture` against `prefecture, sex`, or `sex, sex AS s`; callers may know only
 //! positions). Each row is matched by all its keys and also by the keys of the dimensions that
@@ -54,6 +62,11 @@ pub struct Release {
     pub dimensions: Vec<String>,
     /// The rows that were published (suppressed rows are left out).
     pub rows: Vec<ReleaseRow>,
+    /// The samples of the cells of its suppressed rows (shown as markers or left out): a later
+    /// cell of their persons, or of nearly their persons, would give the value the release
+    /// withheld, and with the release's totals its primary cell (linked tables: persons by
+    /// prefecture with P suppressed and P2 suppressed to protect it, then P2 asked alone).
+    pub withheld: Vec<CellSample>,
 }
 
 /// A published row: its keys (in the release's dimension order), its persons, and the samples
@@ -85,8 +98,58 @@ impl Release {
                     .collect(),
             })
             .collect();
-        Release { id: id.into(), dimensions: table.dimensions.clone(), rows }
+        let withheld = withheld_samples(table, checked).cloned().collect();
+        Release { id: id.into(), dimensions: table.dimensions.clone(), rows, withheld }
     }
+}
+
+/// The samples of the cells of a checked table's withheld rows, when the table has margins
+/// (rows keyed [`crate::table::TOTAL`]): only there can a released total and another withheld
+/// cell give a suppressed cell back. (Without margins in the table, a withheld cell shown later
+/// gives nothing of this table: a count of all women suppressed beside a small count of old
+/// women is not a secret once asked alone. Totals implied by other outputs are not compared, as
+/// for differencing.)
+pub fn withheld_samples<'a>(table: &'a Table, checked: &'a Checked) -> impl Iterator<Item = &'a CellSample> + 'a {
+    let margins = table.rows.iter().any(|row| row.keys.iter().any(|k| k == crate::table::TOTAL));
+    table
+        .rows
+        .iter()
+        .enumerate()
+        .filter(move |(r, _)| margins && !checked.is_released(*r))
+        .flat_map(|(_, row)| row.cells.iter().filter_map(|cell| cell.sample.as_ref()))
+}
+
+/// For every row to release (`released[r]`), the first earlier release one of whose withheld
+/// cells one of the row's cells would reveal: the same persons, or persons that differ by 1 to
+/// `min_persons − 1` with agreeing samples (`(row, release index)`). A cell whose sample some
+/// earlier release showed is public already and reveals nothing.
+pub(crate) fn reveals_withheld(table: &Table, released: &[bool], earlier: &[Release], min_persons: u64) -> Vec<(usize, usize)> {
+    let shown: std::collections::HashSet<&CellSample> =
+        earlier.iter().flat_map(|r| r.rows.iter().flat_map(|row| row.cells.iter().flatten())).collect();
+    let mut by_persons: HashMap<u64, Vec<(usize, &CellSample)>> = HashMap::new();
+    for (index, release) in earlier.iter().enumerate() {
+        for sample in &release.withheld {
+            by_persons.entry(sample.persons).or_default().push((index, sample));
+        }
+    }
+    if by_persons.is_empty() {
+        return Vec::new();
+    }
+    let near = min_persons.saturating_sub(1);
+    let mut found = Vec::new();
+    for (r, row) in table.rows.iter().enumerate().filter(|(r, _)| released[*r]) {
+        let index = row.cells.iter().filter_map(|c| c.sample.as_ref()).filter(|s| !shown.contains(s)).find_map(|ours| {
+            (ours.persons.saturating_sub(near)..=ours.persons + near)
+                .filter_map(|p| by_persons.get(&p))
+                .flatten()
+                .find(|(_, theirs)| *theirs == ours || isolated_by_samples(ours, theirs, min_persons).is_some())
+                .map(|&(index, _)| index)
+        });
+        if let Some(index) = index {
+            found.push((r, index));
+        }
+    }
+    found
 }
 
 /// For every row to release (`released[r]`), the earlier releases it differs from by a few

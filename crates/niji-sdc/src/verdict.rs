@@ -39,6 +39,9 @@ pub enum Reason {
     /// The cell's persons differ from the same cell of an earlier release of another cohort by
     /// 1 to threshold − 1: the difference would isolate `isolated` persons.
     Differencing { earlier_release: String, isolated: u64 },
+    /// The cell counts the persons (or nearly) of a cell an earlier release suppressed: shown,
+    /// it would give that cell, and the earlier release's totals the cell it protected.
+    RevealsWithheld { earlier_release: String },
     /// The table has more dimensions than allowed (a refusal of the whole table).
     TooManyDimensions { dimensions: usize, maximum: usize },
 }
@@ -85,12 +88,19 @@ impl Verdict {
 impl Reason {
     /// Whether the reason refuses the table rather than suppressing the cell.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, Reason::Differencing { .. } | Reason::TooManyDimensions { .. })
+        matches!(self, Reason::Differencing { .. } | Reason::RevealsWithheld { .. } | Reason::TooManyDimensions { .. })
     }
 
     /// Whether the reason is a rule on the cell's own values.
     pub fn is_primary(&self) -> bool {
-        !matches!(self, Reason::SameRow { .. } | Reason::SecondarySuppression { .. } | Reason::Differencing { .. } | Reason::TooManyDimensions { .. })
+        !matches!(
+            self,
+            Reason::SameRow { .. }
+                | Reason::SecondarySuppression { .. }
+                | Reason::Differencing { .. }
+                | Reason::RevealsWithheld { .. }
+                | Reason::TooManyDimensions { .. }
+        )
     }
 
     /// A stable code for logs and APIs.
@@ -106,6 +116,7 @@ impl Reason {
             Reason::SameRow { .. } => "same_row",
             Reason::SecondarySuppression { .. } => "secondary_suppression",
             Reason::Differencing { .. } => "differencing",
+            Reason::RevealsWithheld { .. } => "reveals_withheld",
             Reason::TooManyDimensions { .. } => "too_many_dimensions",
         }
     }
@@ -132,6 +143,10 @@ impl Reason {
             Reason::Differencing { earlier_release, .. } => write!(
                 s,
                 "過去の公表「{earlier_release}」の同じセルとの差が最小集計単位未満の人数となり、差分から少数の人が特定されるおそれがあります"
+            ),
+            Reason::RevealsWithheld { earlier_release } => write!(
+                s,
+                "過去の公表「{earlier_release}」で秘匿したセルとほぼ同じ人々を数えており、公表するとそのセルと、合計から逆算して保護したセルが分かるおそれがあります"
             ),
             Reason::TooManyDimensions { dimensions, maximum } => write!(s, "集計軸が{dimensions}個あり、上限の{maximum}個を超えます"),
         };
@@ -165,6 +180,10 @@ impl Reason {
             Reason::Differencing { earlier_release, .. } => write!(
                 s,
                 "differs from the same cell of earlier release {earlier_release:?} by fewer persons than the threshold: the difference would isolate them"
+            ),
+            Reason::RevealsWithheld { earlier_release } => write!(
+                s,
+                "counts (nearly) the persons of a cell earlier release {earlier_release:?} suppressed: shown, it would give that cell, and with that release's totals the cell it protected"
             ),
             Reason::TooManyDimensions { dimensions, maximum } => write!(s, "the table has {dimensions} dimensions, more than the {maximum} allowed"),
         };

@@ -271,6 +271,68 @@ fn differencing_against_an_earlier_release() {
     assert_eq!(grid(&c), ["X", "."]);
 }
 
+/// Linked tables: persons by prefecture with one small cell, a second cell suppressed so that
+/// the total does not give it away; then the second cell asked alone (the query pins its
+/// prefecture, or moves it into a filter under another key). Shown, it would give the small
+/// cell as total − the others − it. The earlier release remembers the samples of the cells it
+/// withheld, and a cell of (nearly) their persons is refused naming it.
+#[test]
+fn a_cell_suppressed_to_protect_another_is_not_released_later() {
+    use niji_sdc::CellSample;
+    let people = |ids: std::ops::Range<u32>| CellSample { persons: ids.len() as u64, smallest: ids.take(16).collect() };
+    let cell = |ids: std::ops::Range<u32>| Cell::count(ids.len() as u64).with_sample(people(ids));
+    let rules = Rules::preset(Preset::Ndb);
+    let mut a = Table::new(["prefecture"], vec![Measure::count("persons")]);
+    a.push(["鳥取県"], vec![cell(0..4)]);
+    a.push(["島根県"], vec![cell(100..130)]);
+    a.push(["岡山県"], vec![cell(200..260)]);
+    a.push(["広島県"], vec![cell(300..400)]);
+    let mut all: Vec<u32> = (0..4).chain(100..130).chain(200..260).chain(300..400).collect();
+    all.sort();
+    a.push(["*"], vec![Cell::count(all.len() as u64).with_sample(CellSample { persons: all.len() as u64, smallest: all[..16].to_vec() })]);
+    let checked = niji_sdc::check(&a, &rules).unwrap();
+    let hidden: Vec<usize> = (0..a.rows.len()).filter(|&r| !checked.is_released(r)).collect();
+    assert_eq!(hidden.len(), 2, "{:?}", grid(&checked));
+    let protecting = hidden[1];
+    let sample = a.rows[protecting].cells[0].sample.clone().unwrap();
+    let sampled = |s: &CellSample| Cell::count(s.persons).with_sample(s.clone());
+    let release = Release::from_checked("A", &a, &checked);
+    assert_eq!(release.withheld.len(), 2);
+
+    // Asked alone, under its own key or another: refused, naming the release.
+    for key in [a.rows[protecting].keys[0].as_str(), "any"] {
+        let mut alone = Table::new(["prefecture"], vec![Measure::count("persons")]);
+        alone.push([key], vec![sampled(&sample)]);
+        let c = check_against_earlier(&alone, &rules, std::slice::from_ref(&release)).unwrap();
+        assert!(!c.passes());
+        assert_eq!(c.verdict(0, 0).reasons, [Reason::RevealsWithheld { earlier_release: "A".into() }]);
+        assert!(c.verdict(0, 0).reasons[0].text_ja().contains("「A」") && c.verdict(0, 0).reasons[0].text_en().contains("\"A\""));
+        assert_eq!(c.verdict(0, 0).reasons[0].code(), "reveals_withheld");
+    }
+    // Its persons and two more (of larger ids, so the samples agree): refused too.
+    let mut more = Table::new(["prefecture"], vec![Measure::count("persons")]);
+    more.push(["any"], vec![sampled(&CellSample { persons: sample.persons + 2, smallest: sample.smallest.clone() })]);
+    assert!(!check_against_earlier(&more, &rules, std::slice::from_ref(&release)).unwrap().passes());
+    // As many other persons: released. So is the same cell once another release showed it (it
+    // is public), and anything when the release kept no withheld cells (before this rule).
+    let mut others = Table::new(["prefecture"], vec![Measure::count("persons")]);
+    others.push(["any"], vec![cell(1000..1000 + sample.persons as u32)]);
+    assert!(check_against_earlier(&others, &rules, std::slice::from_ref(&release)).unwrap().passes());
+    let mut alone = Table::new(["prefecture"], vec![Measure::count("persons")]);
+    alone.push(["any"], vec![sampled(&sample)]);
+    let shown = Release::from_checked("B", &alone, &niji_sdc::check(&alone, &rules).unwrap());
+    assert!(check_against_earlier(&alone, &rules, &[release.clone(), shown]).unwrap().passes());
+    let forgetful = Release { withheld: Vec::new(), ..release };
+    assert!(check_against_earlier(&alone, &rules, &[forgetful]).unwrap().passes());
+    // A table without margins gives no withheld cell back: nothing of it is remembered (a count
+    // of all women suppressed beside a small count of old women is no secret once asked alone).
+    let mut no_margins = a.clone();
+    no_margins.rows.pop();
+    let checked = niji_sdc::check(&no_margins, &rules).unwrap();
+    assert!((0..no_margins.rows.len()).any(|r| !checked.is_released(r)));
+    assert!(Release::from_checked("C", &no_margins, &checked).withheld.is_empty());
+}
+
 #[test]
 fn releases_remember_only_published_rows() {
     let rules = Rules::preset(Preset::Acro);
