@@ -944,6 +944,10 @@ async fn release(instance: &Instance, actor: &str, job: &niji_store::JobRow, pol
     let mut refused_by = Vec::new();
     for o in &outputs {
         let mine = stored_release(String::new(), o)?;
+        // A cell it suppressed to protect another, shown since it ran.
+        if let Some(index) = niji_sdc::differencing::shown_before(&mine.withheld, &earlier, rules.min_persons()) {
+            refused_by.push(earlier[index].id.clone());
+        }
         if mine.rows.is_empty() {
             continue;
         }
@@ -1182,7 +1186,7 @@ mod tests {
         t.push(["*"], vec![Cell::count(94).with_sample(sample(0, 94))]);
         let checked = niji_sdc::check(&t, &Rules::preset(Preset::Ndb)).unwrap();
         let expected = Release::from_checked("x", &t, &checked);
-        assert_eq!(expected.withheld.len(), (0..4).filter(|&r| !checked.is_released(r)).count());
+        assert_eq!(expected.withheld.len(), (0..4).filter(|&r| checked.protects(r)).count());
         assert!(!expected.withheld.is_empty());
         let stored = published_persons(&t, Some(&checked)).to_string();
         let (rows, withheld) = stored_persons(Some(&stored)).unwrap();

@@ -132,6 +132,11 @@ impl Checked {
         !self.keys_withheld[row]
     }
 
+    /// Whether a row is withheld by secondary suppression (to protect another).
+    pub fn protects(&self, row: usize) -> bool {
+        !self.is_released(row) && self.row_verdicts(row).iter().any(|v| v.reasons.iter().any(|r| matches!(r, Reason::SecondarySuppression { .. })))
+    }
+
     pub fn verdict(&self, row: usize, measure: usize) -> &Verdict {
         &self.row_verdicts(row)[measure]
     }
@@ -285,6 +290,15 @@ fn run(table: &Table, rules: &Rules, earlier: Option<&[Release]>) -> Result<Chec
         }
         for (row, index) in differencing::reveals_withheld(table, &to_release, releases, rules.min_persons()) {
             checked.withhold(row, Reason::RevealsWithheld { earlier_release: releases[index].id.clone() });
+        }
+        // A cell suppressed here to protect another whose value an earlier release showed.
+        let protecting: Vec<usize> = (0..n).filter(|&r| checked.protects(r)).collect();
+        for row in protecting {
+            if let Some(index) =
+                differencing::shown_before(table.rows[row].cells.iter().filter_map(|c| c.sample.as_ref()), releases, rules.min_persons())
+            {
+                checked.withhold(row, Reason::RevealsWithheld { earlier_release: releases[index].id.clone() });
+            }
         }
     }
 

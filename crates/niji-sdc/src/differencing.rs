@@ -22,13 +22,18 @@
 //! persons, and nothing but the counts tells whether two outputs' persons are the same (equal
 //! counts refuse nothing).
 //!
-//! Linked tables: a release of a table with margins also keeps the samples of the cells of the
-//! rows it withheld ([`Release::withheld`], [`withheld_samples`]); a row about to be released with a cell of the same persons as one of
-//! them, or of persons that differ by 1 to `min_persons − 1` with agreeing samples, is refused
-//! with [`crate::Reason::RevealsWithheld`] naming that release (persons by prefecture with one
-//! small cell and a second suppressed to protect it, then the second asked alone: it and the
-//! first release's total would give the small cell). A cell some earlier release showed is
-//! public and refuses nothing.
+//! Linked tables: a release also keeps the samples of the cells of the rows it withheld by
+//! secondary suppression ([`Release::withheld`], [`withheld_samples`]); a row about to be
+//! released with a cell of the same persons as one of them, or of persons that differ by 1 to
+//! `min_persons − 1` with agreeing samples, is refused with [`crate::Reason::RevealsWithheld`]
+//! naming that release (persons by prefecture with one small cell and a second suppressed to
+//! protect it, then the second asked alone: it and the first release's total, in the table or
+//! asked apart, would give the small cell). The other way round too: a table whose secondary
+//! suppression picks a cell an earlier release showed is refused ([`shown_before`]), and so is a
+//! job at its release when a cell it withheld was shown since it ran. A cell some earlier
+//! release showed is public and refuses nothing when it is released again. Not caught: the
+//! protecting cell as a difference of two released cells of other persons (`IN ('島根', '岡山')`
+//! less `岡山`), which would need auditing linear combinations that samples cannot support.
 //!
 //! Keys match as sets of distinct values, whatever the dimensions are named and in whatever
 //! order (`sex, prefecture` against `prefecture, sex`, or `sex, sex AS s`; callers may know only
@@ -103,20 +108,36 @@ impl Release {
     }
 }
 
-/// The samples of the cells of a checked table's withheld rows, when the table has margins
-/// (rows keyed [`crate::table::TOTAL`]): only there can a released total and another withheld
-/// cell give a suppressed cell back. (Without margins in the table, a withheld cell shown later
-/// gives nothing of this table: a count of all women suppressed beside a small count of old
-/// women is not a secret once asked alone. Totals implied by other outputs are not compared, as
-/// for differencing.)
+/// The samples of the cells of a checked table's rows withheld by secondary suppression: the
+/// cells that protect another by leaving its line two unknowns. (A row withheld for its own
+/// values is suppressed again whenever its persons are asked, and the cells withheld with it
+/// tell nothing of it: a count of all women beside a small count of old women.)
 pub fn withheld_samples<'a>(table: &'a Table, checked: &'a Checked) -> impl Iterator<Item = &'a CellSample> + 'a {
-    let margins = table.rows.iter().any(|row| row.keys.iter().any(|k| k == crate::table::TOTAL));
     table
         .rows
         .iter()
         .enumerate()
-        .filter(move |(r, _)| margins && !checked.is_released(*r))
+        .filter(move |(r, _)| checked.protects(*r))
         .flat_map(|(_, row)| row.cells.iter().filter_map(|cell| cell.sample.as_ref()))
+}
+
+/// The first earlier release that showed a cell of (nearly) the persons of one of `withheld`:
+/// a cell withheld now to protect another protects nothing if its value is out already.
+pub fn shown_before<'a>(withheld: impl IntoIterator<Item = &'a CellSample>, earlier: &[Release], min_persons: u64) -> Option<usize> {
+    let mut by_persons: HashMap<u64, Vec<(usize, &CellSample)>> = HashMap::new();
+    for (index, release) in earlier.iter().enumerate() {
+        for sample in release.rows.iter().flat_map(|row| row.cells.iter().flatten()) {
+            by_persons.entry(sample.persons).or_default().push((index, sample));
+        }
+    }
+    let near = min_persons.saturating_sub(1);
+    withheld.into_iter().find_map(|ours| {
+        (ours.persons.saturating_sub(near)..=ours.persons + near)
+            .filter_map(|p| by_persons.get(&p))
+            .flatten()
+            .find(|(_, theirs)| *theirs == ours || isolated_by_samples(ours, theirs, min_persons).is_some())
+            .map(|&(index, _)| index)
+    })
 }
 
 /// For every row to release (`released[r]`), the first earlier release one of whose withheld

@@ -39,8 +39,9 @@ pub enum Reason {
     /// The cell's persons differ from the same cell of an earlier release of another cohort by
     /// 1 to threshold − 1: the difference would isolate `isolated` persons.
     Differencing { earlier_release: String, isolated: u64 },
-    /// The cell counts the persons (or nearly) of a cell an earlier release suppressed: shown,
-    /// it would give that cell, and the earlier release's totals the cell it protected.
+    /// A cell suppressed to protect another (secondary suppression) and a cell of (nearly) the
+    /// same persons shown, one here and one in an earlier release: together with the totals
+    /// they give the protected cell.
     RevealsWithheld { earlier_release: String },
     /// The table has more dimensions than allowed (a refusal of the whole table).
     TooManyDimensions { dimensions: usize, maximum: usize },
@@ -146,7 +147,7 @@ impl Reason {
             ),
             Reason::RevealsWithheld { earlier_release } => write!(
                 s,
-                "過去の公表「{earlier_release}」で秘匿したセルとほぼ同じ人々を数えており、公表するとそのセルと、合計から逆算して保護したセルが分かるおそれがあります"
+                "少数のセルを保護するための二次秘匿セルとほぼ同じ人々のセルが、本表と過去の公表「{earlier_release}」の一方で公表されており、合計から保護したセルが逆算されるおそれがあります"
             ),
             Reason::TooManyDimensions { dimensions, maximum } => write!(s, "集計軸が{dimensions}個あり、上限の{maximum}個を超えます"),
         };
@@ -183,7 +184,7 @@ impl Reason {
             ),
             Reason::RevealsWithheld { earlier_release } => write!(
                 s,
-                "counts (nearly) the persons of a cell earlier release {earlier_release:?} suppressed: shown, it would give that cell, and with that release's totals the cell it protected"
+                "a cell suppressed to protect a small one and a cell of (nearly) the same persons would both be out, one here and one in earlier release {earlier_release:?}: with the totals they give the protected cell"
             ),
             Reason::TooManyDimensions { dimensions, maximum } => write!(s, "the table has {dimensions} dimensions, more than the {maximum} allowed"),
         };

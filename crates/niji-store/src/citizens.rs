@@ -160,15 +160,27 @@ impl Store {
 }
 
 /// What differencing keeps of an interactive answer.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct QueryOutputRow {
     pub id: i64,
     pub permit_id: i64,
     pub cohort_key: String,
     pub dimensions: i64,
-    /// JSON `[{"keys": [...], "persons": n}]`.
+    /// JSON, as `JobOutputRow::published_persons` (per-permit ids: never shown or logged).
     pub published_persons: String,
     pub created_at: i64,
+}
+
+/// Without `published_persons`: per-permit ids never reach a log, not even a debug one.
+impl std::fmt::Debug for QueryOutputRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryOutputRow")
+            .field("id", &self.id)
+            .field("permit_id", &self.permit_id)
+            .field("dimensions", &self.dimensions)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {

@@ -24,7 +24,7 @@ pub struct JobRow {
     pub log_index: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct JobOutputRow {
     pub job_id: i64,
     pub position: i64,
@@ -40,9 +40,24 @@ pub struct JobOutputRow {
     pub verdicts: Option<String>,
     /// JSON: the differencing verdict.
     pub differencing: Option<String>,
-    /// JSON: persons of the released rows and samples of their shown cells' persons (per-permit
-    /// ids; for differencing only, never shown).
+    /// JSON `{"rows": [{"keys", "persons", "cells"}], "withheld": [...]}`: persons of the released
+    /// rows, samples of their shown cells' persons and of the cells withheld to protect others
+    /// (per-permit ids; for differencing only, never shown; older rows hold the array of rows).
     pub published_persons: Option<String>,
+}
+
+/// Without `published_persons`: per-permit ids never reach a log, not even a debug one.
+impl std::fmt::Debug for JobOutputRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobOutputRow")
+            .field("job_id", &self.job_id)
+            .field("position", &self.position)
+            .field("name", &self.name)
+            .field("sql_sha256", &self.sql_sha256)
+            .field("status", &self.status)
+            .field("refusal", &self.refusal)
+            .finish_non_exhaustive()
+    }
 }
 
 pub struct NewJobOutput<'a> {
