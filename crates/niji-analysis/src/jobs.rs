@@ -945,7 +945,7 @@ async fn release(instance: &Instance, actor: &str, job: &niji_store::JobRow, pol
     for o in &outputs {
         let mine = stored_release(String::new(), o)?;
         // A cell it suppressed to protect another, shown since it ran.
-        if let Some(index) = niji_sdc::differencing::shown_before(&mine.withheld, &earlier, rules.min_persons()) {
+        if let Some(index) = niji_sdc::differencing::shown_before(&mine.withheld, &earlier) {
             refused_by.push(earlier[index].id.clone());
         }
         if mine.rows.is_empty() {

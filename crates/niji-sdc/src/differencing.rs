@@ -24,8 +24,8 @@
 //!
 //! Linked tables: a release also keeps the samples of the cells of the rows it withheld by
 //! secondary suppression ([`Release::withheld`], [`withheld_samples`]); a row about to be
-//! released with a cell of the same persons as one of them, or of persons that differ by 1 to
-//! `min_persons − 1` with agreeing samples, is refused with [`crate::Reason::RevealsWithheld`]
+//! released with a cell of the same persons as one of them (equal samples) is refused with
+//! [`crate::Reason::RevealsWithheld`]
 //! naming that release (persons by prefecture with one small cell and a second suppressed to
 //! protect it, then the second asked alone: it and the first release's total, in the table or
 //! asked apart, would give the small cell). The other way round too: a table whose secondary
@@ -33,7 +33,10 @@
 //! job at its release when a cell it withheld was shown since it ran. A cell some earlier
 //! release showed is public and refuses nothing when it is released again. Not caught: the
 //! protecting cell as a difference of two released cells of other persons (`IN ('島根', '岡山')`
-//! less `岡山`), which would need auditing linear combinations that samples cannot support.
+//! less `岡山`), which would need auditing linear combinations that samples cannot support; nor
+//! the protecting cell's persons with a few more the researcher knows (nearly equal samples
+//! matched too refused ordinary tables whose cells contain a withheld cell's persons and a few
+//! others; samples cannot tell known persons from unknown ones).
 //!
 //! Keys match as sets of distinct values, whatever the dimensions are named and in whatever
 //! order (`sex, prefecture` against `prefecture, sex`, or `sex, sex AS s`; callers may know only
@@ -67,9 +70,8 @@ pub struct Release {
     pub dimensions: Vec<String>,
     /// The rows that were published (suppressed rows are left out).
     pub rows: Vec<ReleaseRow>,
-    /// The samples of the cells of its suppressed rows (shown as markers or left out): a later
-    /// cell of their persons, or of nearly their persons, would give the value the release
-    /// withheld, and with the release's totals its primary cell (linked tables: persons by
+    /// The samples of the cells of its rows suppressed to protect others (secondary suppression):
+    /// a later cell of their persons would give the value the release withheld, and with the release's totals its primary cell (linked tables: persons by
     /// prefecture with P suppressed and P2 suppressed to protect it, then P2 asked alone).
     pub withheld: Vec<CellSample>,
 }
@@ -121,56 +123,43 @@ pub fn withheld_samples<'a>(table: &'a Table, checked: &'a Checked) -> impl Iter
         .flat_map(|(_, row)| row.cells.iter().filter_map(|cell| cell.sample.as_ref()))
 }
 
-/// The first earlier release that showed a cell of (nearly) the persons of one of `withheld`:
-/// a cell withheld now to protect another protects nothing if its value is out already.
-pub fn shown_before<'a>(withheld: impl IntoIterator<Item = &'a CellSample>, earlier: &[Release], min_persons: u64) -> Option<usize> {
-    let mut by_persons: HashMap<u64, Vec<(usize, &CellSample)>> = HashMap::new();
+/// The first earlier release that showed a cell of the persons of one of `withheld` (equal
+/// samples): a cell withheld now to protect another protects nothing if its value is out already.
+pub fn shown_before<'a>(withheld: impl IntoIterator<Item = &'a CellSample>, earlier: &[Release]) -> Option<usize> {
+    let mut shown: HashMap<&CellSample, usize> = HashMap::new();
     for (index, release) in earlier.iter().enumerate() {
         for sample in release.rows.iter().flat_map(|row| row.cells.iter().flatten()) {
-            by_persons.entry(sample.persons).or_default().push((index, sample));
+            shown.entry(sample).or_insert(index);
         }
     }
-    let near = min_persons.saturating_sub(1);
-    withheld.into_iter().find_map(|ours| {
-        (ours.persons.saturating_sub(near)..=ours.persons + near)
-            .filter_map(|p| by_persons.get(&p))
-            .flatten()
-            .find(|(_, theirs)| *theirs == ours || isolated_by_samples(ours, theirs, min_persons).is_some())
-            .map(|&(index, _)| index)
-    })
+    withheld.into_iter().find_map(|ours| shown.get(ours).copied())
 }
 
 /// For every row to release (`released[r]`), the first earlier release one of whose withheld
-/// cells one of the row's cells would reveal: the same persons, or persons that differ by 1 to
-/// `min_persons − 1` with agreeing samples (`(row, release index)`). A cell whose sample some
-/// earlier release showed is public already and reveals nothing.
-pub(crate) fn reveals_withheld(table: &Table, released: &[bool], earlier: &[Release], min_persons: u64) -> Vec<(usize, usize)> {
+/// cells one of the row's cells would reveal: the same persons (equal samples; `(row, release
+/// index)`). A cell whose sample some earlier release showed is public already and reveals
+/// nothing.
+pub(crate) fn reveals_withheld(table: &Table, released: &[bool], earlier: &[Release]) -> Vec<(usize, usize)> {
     let shown: std::collections::HashSet<&CellSample> =
         earlier.iter().flat_map(|r| r.rows.iter().flat_map(|row| row.cells.iter().flatten())).collect();
-    let mut by_persons: HashMap<u64, Vec<(usize, &CellSample)>> = HashMap::new();
+    let mut withheld: HashMap<&CellSample, usize> = HashMap::new();
     for (index, release) in earlier.iter().enumerate() {
         for sample in &release.withheld {
-            by_persons.entry(sample.persons).or_default().push((index, sample));
+            withheld.entry(sample).or_insert(index);
         }
     }
-    if by_persons.is_empty() {
+    if withheld.is_empty() {
         return Vec::new();
     }
-    let near = min_persons.saturating_sub(1);
-    let mut found = Vec::new();
-    for (r, row) in table.rows.iter().enumerate().filter(|(r, _)| released[*r]) {
-        let index = row.cells.iter().filter_map(|c| c.sample.as_ref()).filter(|s| !shown.contains(s)).find_map(|ours| {
-            (ours.persons.saturating_sub(near)..=ours.persons + near)
-                .filter_map(|p| by_persons.get(&p))
-                .flatten()
-                .find(|(_, theirs)| *theirs == ours || isolated_by_samples(ours, theirs, min_persons).is_some())
-                .map(|&(index, _)| index)
-        });
-        if let Some(index) = index {
-            found.push((r, index));
-        }
-    }
-    found
+    table
+        .rows
+        .iter()
+        .enumerate()
+        .filter(|(r, _)| released[*r])
+        .filter_map(|(r, row)| {
+            row.cells.iter().filter_map(|c| c.sample.as_ref()).filter(|s| !shown.contains(s)).find_map(|ours| withheld.get(ours)).map(|&i| (r, i))
+        })
+        .collect()
 }
 
 /// For every row to release (`released[r]`), the earlier releases it differs from by a few

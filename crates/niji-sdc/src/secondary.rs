@@ -13,8 +13,8 @@
 //! Every line holding exactly one suppressed cell gets a second one: the smallest
 //! candidate, preferring (in this order) an ordinary cell with persons over a margin cell
 //! over an empty cell, then a cell that also completes another line holding a single
-//! suppression, then the fewest persons, then the earliest row (so the result is
-//! deterministic). The new suppression may leave other lines with a single suppression;
+//! suppression, then the fewest persons, then the smallest keys, then the earliest row (so the
+//! result does not depend on the order of the rows). The new suppression may leave other lines with a single suppression;
 //! they are queued, and the process repeats until every line holds 0 or ≥ 2 suppressed
 //! cells. It terminates because suppressions are only added.
 //!
@@ -82,7 +82,10 @@ pub(crate) fn protect(table: &Table, persons: &[u64], suppressed: &mut [bool]) -
         }
         let members = dims[k].members(line);
         let Some(&trigger) = members.iter().find(|&&r| suppressed[r as usize]) else { continue };
-        let mut best: Option<(u8, bool, u64, u32)> = None;
+        // Ties go to the smallest keys, then the earliest row: the choice must not depend on the
+        // order the rows came in (a query without `ORDER BY`), or the same query run twice could
+        // protect with one cell and then the other, and show both.
+        let mut best: Option<(u8, bool, u64, &[String], u32)> = None;
         for &r in members {
             let row = r as usize;
             if suppressed[row] {
@@ -96,12 +99,12 @@ pub(crate) fn protect(table: &Table, persons: &[u64], suppressed: &mut [bool]) -
                 0
             };
             let closes = dims.iter().enumerate().any(|(k2, l2)| k2 != k && count[k2][l2.line_of[row] as usize] == 1);
-            let key = (class, !closes, persons[row], r);
+            let key = (class, !closes, persons[row], table.rows[row].keys.as_slice(), r);
             if best.is_none_or(|b| key < b) {
                 best = Some(key);
             }
         }
-        let Some((_, _, _, chosen)) = best else { continue };
+        let Some((_, _, _, _, chosen)) = best else { continue };
         let chosen = chosen as usize;
         suppressed[chosen] = true;
         for (k2, lines) in dims.iter().enumerate() {

@@ -39,10 +39,14 @@ async fn codes_of_few_persons_are_not_listed_with_suppressed_counts() {
         assert!(!keys.contains(&"*"), "{sql}: a margin of a few persons is listed");
     }
     // Grouped by code, the code left out of the output: one row per code of at least 10 persons,
-    // not one suppressed row per rare code.
+    // not one suppressed row per rare code. (Asked on a fresh instance of the same data: after
+    // the queries above, it can be refused for showing, unlabelled, a count one of them
+    // suppressed to protect a rare code: a table without keys gets no secondary suppression.)
     let by_code = niji_analysis::query_real(&app.instance, researcher, app.permit, BY_CODE).await.unwrap();
-    let keyless =
-        niji_analysis::query_real(&app.instance, researcher, app.permit, "SELECT count(*) AS n FROM ehr.conditions GROUP BY code").await.unwrap();
+    const KEYLESS: &str = "SELECT count(*) AS n FROM ehr.conditions GROUP BY code";
+    let fresh = world::app().await;
+    let fresh_researcher = user_id(&fresh, "researcher").await;
+    let keyless = niji_analysis::query_real(&fresh.instance, fresh_researcher, fresh.permit, KEYLESS).await.unwrap();
     assert_eq!(keyless.rows.len(), by_code.rows.len());
     // The same without keys and with no persons counted (an outer join's missing ids): a group's
     // row is never taken for an empty one, so none is listed.
