@@ -14,7 +14,8 @@
 //! candidate, preferring (in this order) an ordinary cell with persons over a margin cell
 //! over an empty cell, then a cell that also completes another line holding a single
 //! suppression, then the fewest persons, then the smallest keys, then the earliest row (so the
-//! result does not depend on the order of the rows). The new suppression may leave other lines with a single suppression;
+//! result does not depend on the order of the rows). A table without keys is one line
+//! (`protect_keyless`: ties by persons sample, the rows having no keys). The new suppression may leave other lines with a single suppression;
 //! they are queued, and the process repeats until every line holds 0 or ≥ 2 suppressed
 //! cells. It terminates because suppressions are only added.
 //!
@@ -60,8 +61,11 @@ impl DimLines {
 /// the order they were added.
 pub(crate) fn protect(table: &Table, persons: &[u64], suppressed: &mut [bool]) -> Vec<(usize, usize)> {
     let (n, d) = (table.rows.len(), table.dimensions.len());
-    if n == 0 || d == 0 || !suppressed.iter().any(|&s| s) {
+    if n == 0 || !suppressed.iter().any(|&s| s) {
         return Vec::new();
+    }
+    if d == 0 {
+        return protect_keyless(table, persons, suppressed);
     }
     let (ids, cardinality, margin) = intern(table);
     let dims: Vec<DimLines> = (0..d).map(|k| lines_along(&ids, n, &cardinality, k)).collect();
@@ -118,6 +122,21 @@ pub(crate) fn protect(table: &Table, persons: &[u64], suppressed: &mut [bool]) -
         added.push((chosen, trigger as usize));
     }
     added
+}
+
+/// A table without keys (`SELECT count(*) … GROUP BY code`) is one line: its rows add up to a
+/// total asked apart, so one suppressed row alone is that total less the others. The second is
+/// the row of fewest persons (an empty one last), ties going to the smallest persons sample (the
+/// rows have no keys to order them by, and their order is the query's), then the earliest row.
+fn protect_keyless(table: &Table, persons: &[u64], suppressed: &mut [bool]) -> Vec<(usize, usize)> {
+    let mut hidden = (0..suppressed.len()).filter(|&r| suppressed[r]);
+    let (Some(trigger), None) = (hidden.next(), hidden.next()) else { return Vec::new() };
+    let sample = |r: usize| table.rows[r].cells.iter().find_map(|c| c.sample.as_ref()).map(|s| s.smallest.as_slice());
+    let Some(chosen) = (0..suppressed.len()).filter(|&r| !suppressed[r]).min_by_key(|&r| (persons[r] == 0, persons[r], sample(r), r)) else {
+        return Vec::new();
+    };
+    suppressed[chosen] = true;
+    vec![(chosen, trigger)]
 }
 
 /// Codes every key as a `u32` per dimension (in order of first occurrence): the codes
