@@ -41,7 +41,7 @@ async fn codes_of_few_persons_are_not_listed_with_suppressed_counts() {
     // Grouped by code, the code left out of the output: one row per code of at least 10 persons,
     // not one suppressed row per rare code. (Asked on a fresh instance of the same data: after
     // the queries above, it can be refused for showing, unlabelled, a count one of them
-    // suppressed to protect a rare code: a table without keys gets no secondary suppression.)
+    // suppressed to protect a rare code.)
     let by_code = niji_analysis::query_real(&app.instance, researcher, app.permit, BY_CODE).await.unwrap();
     const KEYLESS: &str = "SELECT count(*) AS n FROM ehr.conditions GROUP BY code";
     let fresh = world::app().await;
