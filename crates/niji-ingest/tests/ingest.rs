@@ -222,6 +222,33 @@ fn uke_codes_missing_from_a_loaded_master_are_rejected() {
     assert!(report.accepted_total() > 0);
 }
 
+/// 修飾語 of a 傷病名 and the comment codes of a claim line are checked against their masters
+/// too, at their own fields.
+#[test]
+fn uke_modifiers_and_comment_codes_are_checked_against_their_masters() {
+    let text = "IR,1,13,1,0000000,,病院,202110,00,0300000000\r\n\
+RE,1,1112,202110,山田　太郎,1,19911031,,,,,,,001,,,,,,,,,,,,,,,,,,,,,,,ヤマダ,\r\n\
+HO,01010016,１,１,1,100,,,,,,,,,\r\n\
+SY,8833421,20210801,1,20568002,,01,\r\n\
+SY,8833421,20210801,1,2056,,,\r\n\
+SI,11,2,111000110,,288,1,810000001,,820000002,\r\n\
+SI,11,2,111000110,,288,1,810000001,\r\n";
+    let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(text);
+    let mut config = config();
+    config.masters.load(CodeSystem::DiseaseModifier, "disease-modifier.csv", "2056\n".as_bytes()).unwrap();
+    config.masters.load(CodeSystem::ReceiptComment, "receipt-comment.csv", "810000001\n".as_bytes()).unwrap();
+    let report = uke::ingest_uke("t.UKE", &sjis[..], &config, &mut |_| {}).unwrap();
+    let lines = report.rejected_lines();
+    assert_eq!(
+        lines,
+        [
+            "t.UKE:4:SY.4(修飾語コード): code is not in the loaded 修飾語コード master",
+            "t.UKE:6:SI.9(コメントコード): code is not in the loaded コメントコード master",
+        ],
+        "{lines:#?}"
+    );
+}
+
 #[test]
 fn uke_problems_are_located() {
     let text = "IR,1,13,1,0000000,,病院,202110,00,0300000000\r\n\
