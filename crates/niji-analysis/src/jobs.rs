@@ -942,10 +942,11 @@ async fn release(instance: &Instance, actor: &str, job: &niji_store::JobRow, pol
     let comparing = COMPARING.lock().await;
     let earlier = earlier_releases(instance, job.permit_id).await?;
     let mut refused_by = Vec::new();
+    let samples = niji_sdc::differencing::EarlierSamples::of(&earlier);
     for o in &outputs {
         let mine = stored_release(String::new(), o)?;
         // A cell it suppressed to protect another, shown since it ran.
-        if let Some(index) = niji_sdc::differencing::shown_before(&mine.withheld, &earlier) {
+        if let Some(index) = samples.shown_before(&mine.withheld) {
             refused_by.push(earlier[index].id.clone());
         }
         if mine.rows.is_empty() {

@@ -288,15 +288,16 @@ fn run(table: &Table, rules: &Rules, earlier: Option<&[Release]>) -> Result<Chec
         for (row, index, isolated) in differencing::find(table, &persons, &to_release, releases, rules.min_persons()) {
             checked.withhold(row, Reason::Differencing { earlier_release: releases[index].id.clone(), isolated });
         }
-        for (row, index) in differencing::reveals_withheld(table, &to_release, releases) {
-            checked.withhold(row, Reason::RevealsWithheld { earlier_release: releases[index].id.clone() });
-        }
+        let samples = differencing::EarlierSamples::of(releases);
+        let mut reveal = samples.reveals_withheld(table, &to_release);
         // A cell suppressed here to protect another whose value an earlier release showed.
-        let protecting: Vec<usize> = (0..n).filter(|&r| checked.protects(r)).collect();
-        for row in protecting {
-            if let Some(index) = differencing::shown_before(table.rows[row].cells.iter().filter_map(|c| c.sample.as_ref()), releases) {
-                checked.withhold(row, Reason::RevealsWithheld { earlier_release: releases[index].id.clone() });
+        for row in (0..n).filter(|&r| checked.protects(r)) {
+            if let Some(index) = samples.shown_before(table.rows[row].cells.iter().filter_map(|c| c.sample.as_ref())) {
+                reveal.push((row, index));
             }
+        }
+        for (row, index) in reveal {
+            checked.withhold(row, Reason::RevealsWithheld { earlier_release: releases[index].id.clone() });
         }
     }
 

@@ -25,11 +25,11 @@
 //! Linked tables: a release also keeps the samples of the cells of the rows it withheld by
 //! secondary suppression ([`Release::withheld`], [`withheld_samples`]); a row about to be
 //! released with a cell of the same persons as one of them (equal samples) is refused with
-//! [`crate::Reason::RevealsWithheld`]
-//! naming that release (persons by prefecture with one small cell and a second suppressed to
+//! [`crate::Reason::RevealsWithheld`] naming that release (persons by prefecture with one small cell and a second suppressed to
 //! protect it, then the second asked alone: it and the first release's total, in the table or
 //! asked apart, would give the small cell). The other way round too: a table whose secondary
-//! suppression picks a cell an earlier release showed is refused ([`shown_before`]), and so is a
+//! suppression picks a cell an earlier release showed is refused
+//! ([`EarlierSamples::shown_before`]), and so is a
 //! job at its release when a cell it withheld was shown since it ran. A cell some earlier
 //! release showed is public and refuses nothing when it is released again. Not caught: the
 //! protecting cell as a difference of two released cells of other persons (`IN ('島根', '岡山')`
@@ -71,8 +71,9 @@ pub struct Release {
     /// The rows that were published (suppressed rows are left out).
     pub rows: Vec<ReleaseRow>,
     /// The samples of the cells of its rows suppressed to protect others (secondary suppression):
-    /// a later cell of their persons would give the value the release withheld, and with the release's totals its primary cell (linked tables: persons by
-    /// prefecture with P suppressed and P2 suppressed to protect it, then P2 asked alone).
+    /// a later cell of their persons would give the value the release withheld, and with the
+    /// release's totals its primary cell (linked tables: persons by prefecture with P suppressed
+    /// and P2 suppressed to protect it, then P2 asked alone).
     pub withheld: Vec<CellSample>,
 }
 
@@ -123,43 +124,56 @@ pub fn withheld_samples<'a>(table: &'a Table, checked: &'a Checked) -> impl Iter
         .flat_map(|(_, row)| row.cells.iter().filter_map(|cell| cell.sample.as_ref()))
 }
 
-/// The first earlier release that showed a cell of the persons of one of `withheld` (equal
-/// samples): a cell withheld now to protect another protects nothing if its value is out already.
-pub fn shown_before<'a>(withheld: impl IntoIterator<Item = &'a CellSample>, earlier: &[Release]) -> Option<usize> {
-    let mut shown: HashMap<&CellSample, usize> = HashMap::new();
-    for (index, release) in earlier.iter().enumerate() {
-        for sample in release.rows.iter().flat_map(|row| row.cells.iter().flatten()) {
-            shown.entry(sample).or_insert(index);
-        }
-    }
-    withheld.into_iter().find_map(|ours| shown.get(ours).copied())
+/// The samples of earlier releases, by what became of their cells: shown, or withheld to protect
+/// another. Each maps to the first release that holds it. Made once per check and compared with
+/// every row (equal samples only).
+pub struct EarlierSamples<'a> {
+    shown: HashMap<&'a CellSample, usize>,
+    withheld: HashMap<&'a CellSample, usize>,
 }
 
-/// For every row to release (`released[r]`), the first earlier release one of whose withheld
-/// cells one of the row's cells would reveal: the same persons (equal samples; `(row, release
-/// index)`). A cell whose sample some earlier release showed is public already and reveals
-/// nothing.
-pub(crate) fn reveals_withheld(table: &Table, released: &[bool], earlier: &[Release]) -> Vec<(usize, usize)> {
-    let shown: std::collections::HashSet<&CellSample> =
-        earlier.iter().flat_map(|r| r.rows.iter().flat_map(|row| row.cells.iter().flatten())).collect();
-    let mut withheld: HashMap<&CellSample, usize> = HashMap::new();
-    for (index, release) in earlier.iter().enumerate() {
-        for sample in &release.withheld {
-            withheld.entry(sample).or_insert(index);
+impl<'a> EarlierSamples<'a> {
+    pub fn of(earlier: &'a [Release]) -> Self {
+        let (mut shown, mut withheld) = (HashMap::new(), HashMap::new());
+        for (index, release) in earlier.iter().enumerate() {
+            for sample in release.rows.iter().flat_map(|row| row.cells.iter().flatten()) {
+                shown.entry(sample).or_insert(index);
+            }
+            for sample in &release.withheld {
+                withheld.entry(sample).or_insert(index);
+            }
         }
+        EarlierSamples { shown, withheld }
     }
-    if withheld.is_empty() {
-        return Vec::new();
+
+    /// The first earlier release that showed a cell of the persons of one of `withheld`: a cell
+    /// withheld now to protect another protects nothing if its value is out already.
+    pub fn shown_before<'b>(&self, withheld: impl IntoIterator<Item = &'b CellSample>) -> Option<usize> {
+        withheld.into_iter().find_map(|ours| self.shown.get(ours).copied())
     }
-    table
-        .rows
-        .iter()
-        .enumerate()
-        .filter(|(r, _)| released[*r])
-        .filter_map(|(r, row)| {
-            row.cells.iter().filter_map(|c| c.sample.as_ref()).filter(|s| !shown.contains(s)).find_map(|ours| withheld.get(ours)).map(|&i| (r, i))
-        })
-        .collect()
+
+    /// For every row to release (`released[r]`), the first earlier release one of whose withheld
+    /// cells one of the row's cells would reveal (`(row, release index)`). A cell whose sample
+    /// some earlier release showed is public already and reveals nothing.
+    pub(crate) fn reveals_withheld(&self, table: &Table, released: &[bool]) -> Vec<(usize, usize)> {
+        if self.withheld.is_empty() {
+            return Vec::new();
+        }
+        table
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(r, _)| released[*r])
+            .filter_map(|(r, row)| {
+                row.cells
+                    .iter()
+                    .filter_map(|c| c.sample.as_ref())
+                    .filter(|s| !self.shown.contains_key(s))
+                    .find_map(|ours| self.withheld.get(ours))
+                    .map(|&i| (r, i))
+            })
+            .collect()
+    }
 }
 
 /// For every row to release (`released[r]`), the earlier releases it differs from by a few

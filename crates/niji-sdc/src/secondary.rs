@@ -15,8 +15,8 @@
 //! over an empty cell, then a cell that also completes another line holding a single
 //! suppression, then the fewest persons, then the smallest keys, then the earliest row (so the
 //! result does not depend on the order of the rows). A table without keys is one line
-//! (`protect_keyless`: ties by persons sample, the rows having no keys). The new suppression may leave other lines with a single suppression;
-//! they are queued, and the process repeats until every line holds 0 or ≥ 2 suppressed
+//! (`protect_keyless`: ties by persons sample, the rows having no keys). The new suppression may
+//! leave other lines with a single suppression; they are queued, and the process repeats until every line holds 0 or ≥ 2 suppressed
 //! cells. It terminates because suppressions are only added.
 //!
 //! Limits (documented, not solved):

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use niji_ingest::{ingest_path, CsvMapping, Date, IngestConfig};
+use niji_ingest::{ingest_path, CsvMapping, Date, IngestConfig, MastersLoaded};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -29,6 +29,19 @@ pub struct CheckArgs {
     masters: Option<PathBuf>,
 }
 
+/// Says on standard error which code masters were loaded (when `list_loaded`) and which files of
+/// the folder were not read as one.
+pub(crate) fn print_masters(masters: &MastersLoaded, list_loaded: bool) {
+    if list_loaded {
+        for (path, master) in &masters.loaded {
+            eprintln!("Code master {}: {master}", path.display());
+        }
+    }
+    for path in &masters.ignored {
+        eprintln!("warning: {} is not read as a code master: its name names no code system (general-drug-name.csv, yj.csv, …)", path.display());
+    }
+}
+
 /// Rejected records listed per file before the rest are only counted.
 const MAX_LINES_PER_FILE: usize = 20;
 
@@ -49,12 +62,7 @@ pub fn run(args: CheckArgs) -> Result<bool> {
             anyhow::bail!("{} is not a folder of code masters", dir.display());
         }
         let masters = config.masters.load_dir(dir).with_context(|| format!("loading the code masters in {}", dir.display()))?;
-        for (path, master) in &masters.loaded {
-            eprintln!("Code master {}: {master}", path.display());
-        }
-        for path in &masters.ignored {
-            eprintln!("warning: {} is not read as a code master: its name names no code system (general-drug-name.csv, yj.csv, …)", path.display());
-        }
+        print_masters(&masters, true);
     }
     let mut files = Vec::new();
     for p in &args.paths {

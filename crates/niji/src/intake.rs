@@ -131,14 +131,7 @@ pub(crate) async fn run_ingest(instance: &Instance, args: &IngestArgs, actor: St
     ingest.clins_strict = !args.lenient;
     let masters_dir = instance.paths.masters();
     let masters = ingest.masters.load_dir(&masters_dir).with_context(|| format!("loading the code masters in {}", masters_dir.display()))?;
-    if bar {
-        for (path, master) in &masters.loaded {
-            eprintln!("Code master {}: {master}", path.display());
-        }
-    }
-    for path in &masters.ignored {
-        eprintln!("warning: {} is not read as a code master: its name names no code system (general-drug-name.csv, yj.csv, …)", path.display());
-    }
+    check::print_masters(&masters, bar);
     let options = IntakeOptions::new(ingest);
     let progress: Arc<dyn niji_intake::Progress> = if bar { Arc::new(Bar::default()) } else { Arc::new(niji_intake::NoProgress) };
     Ok(niji_intake::ingest(instance, submission, &options, progress).await?)
