@@ -39,8 +39,8 @@ pub enum Reason {
     /// The cell's persons differ from the same cell of an earlier release of another cohort by
     /// 1 to threshold − 1: the difference would isolate `isolated` persons.
     Differencing { earlier_release: String, isolated: u64 },
-    /// A cell suppressed to protect another (secondary suppression) and a cell of (nearly) the
-    /// same persons shown, one here and one in an earlier release: together with the totals
+    /// A cell suppressed to protect another (secondary suppression) and a cell of the same
+    /// persons (equal samples) shown, one here and one in an earlier release: together with the totals
     /// they give the protected cell.
     RevealsWithheld { earlier_release: String },
     /// The table has more dimensions than allowed (a refusal of the whole table).
@@ -147,7 +147,7 @@ impl Reason {
             ),
             Reason::RevealsWithheld { earlier_release } => write!(
                 s,
-                "少数のセルを保護するための二次秘匿セルとほぼ同じ人々のセルが、本表と過去の公表「{earlier_release}」の一方で公表されており、合計から保護したセルが逆算されるおそれがあります"
+                "少数のセルを保護するための二次秘匿セルと同じ人々のセルが、本表と過去の公表「{earlier_release}」の一方で公表されており、合計から保護したセルが逆算されるおそれがあります"
             ),
             Reason::TooManyDimensions { dimensions, maximum } => write!(s, "集計軸が{dimensions}個あり、上限の{maximum}個を超えます"),
         };
@@ -184,7 +184,7 @@ impl Reason {
             ),
             Reason::RevealsWithheld { earlier_release } => write!(
                 s,
-                "a cell suppressed to protect a small one and a cell of (nearly) the same persons would both be out, one here and one in earlier release {earlier_release:?}: with the totals they give the protected cell"
+                "a cell suppressed to protect a small one and a cell of the same persons would both be out, one here and one in earlier release {earlier_release:?}: with the totals they give the protected cell"
             ),
             Reason::TooManyDimensions { dimensions, maximum } => write!(s, "the table has {dimensions} dimensions, more than the {maximum} allowed"),
         };
