@@ -71,7 +71,7 @@ pub fn ingest_uke(name: &str, reader: impl BufRead, config: &IngestConfig, sink:
             }
             continue;
         }
-        let fields: Vec<&str> = text.split(',').collect();
+        let fields = split_fields(&text);
         let mut issues = Issues::default();
         let rec = record_kind(fields[0]);
         if rec == UkeRecord::RE {
@@ -101,6 +101,37 @@ pub fn ingest_uke(name: &str, reader: impl BufRead, config: &IngestConfig, sink:
         }
     }
     Ok(report)
+}
+
+/// The comma-separated fields of a line (UKE has no quoting). A line's fields are found with
+/// `memchr` into a vector sized once: splitting by `str::split` and growing the vector as it
+/// went was a sixth of an intake's time.
+fn split_fields(text: &str) -> Vec<&str> {
+    let mut out = Vec::with_capacity(memchr::memchr_iter(b',', text.as_bytes()).count() + 1);
+    let mut start = 0;
+    for at in memchr::memchr_iter(b',', text.as_bytes()) {
+        // A comma is ASCII: the byte after it starts a character.
+        out.push(&text[start..at]);
+        start = at + 1;
+    }
+    out.push(&text[start..]);
+    out
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 fn record_kind(id: &str) -> UkeRecord {
@@ -138,8 +169,17 @@ impl Rec<'_> {
     fn get(&self, i: usize) -> &str {
         self.f.get(i).map(|s| s.trim()).unwrap_or("")
     }
+    /// `RE.4(氏名)`: the record, the field's index and its name (built without `format!`, which
+    /// was a twentieth of an intake's time: every identity item names its field).
     fn field(&self, i: usize, name: &str) -> String {
-        format!("{}.{}({})", self.id, i, name)
+        let mut out = String::with_capacity(self.id.len() + name.len() + 8);
+        out.push_str(self.id);
+        out.push('.');
+        push_decimal(&mut out, i);
+        out.push('(');
+        out.push_str(name);
+        out.push(')');
+        out
     }
     fn err(&mut self, i: usize, name: &str, reason: Reason) {
         let f = self.field(i, name);
@@ -508,4 +548,27 @@ fn split_record(kind: UkeRecord, f: &[&str], loc: Location, claim: Option<u64>, 
         UkeRecord::Other => unreachable!(),
     };
     Some(SplitRecord { identity: r.identity, content: Content { record: RecordRef { location: loc }, body } })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// The line splitter gives what `str::split(',')` gives, on any text (commas next to
+        /// multi-byte characters included).
+        #[test]
+        fn fields_split_as_str_split_does(text in "[,a-z0-9あ漢ｱ ]{0,40}") {
+            prop_assert_eq!(split_fields(&text), text.split(',').collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn decimals_print_as_display_does(n in any::<usize>()) {
+            let mut out = String::from("x");
+            push_decimal(&mut out, n);
+            prop_assert_eq!(out, format!("x{n}"));
+        }
+    }
 }
