@@ -249,6 +249,39 @@ SI,11,2,111000110,,288,1,810000001,\r\n";
     );
 }
 
+/// An Organization's 保険医療機関番号 is checked against a loaded facility master: a number of
+/// the right shape that the master does not list is rejected at its identifier; without a
+/// master only the shape is checked.
+#[test]
+fn fhir_facility_numbers_are_checked_against_a_loaded_master() {
+    let org = |number: &str| {
+        format!(
+            r#"{{"resourceType":"Organization","id":"o{number}","identifier":[{{"system":"http://jpfhir.jp/fhir/core/IdSystem/insurance-medical-institution-no","value":"{number}"}}],"name":"病院"}}"#
+        )
+    };
+    let ndjson = [org("1312345678"), org("1399999999"), org("13123")].join("\n") + "\n";
+    let mut with_master = config();
+    with_master.masters.load(CodeSystem::FacilityNumber, "facility-number.csv", "医療機関番号,名称\n1312345678,病院\n".as_bytes()).unwrap();
+    let mut facilities = Vec::new();
+    let report = fhir::ingest_ndjson("o.ndjson", ndjson.as_bytes(), &with_master, &mut |r| {
+        if let ContentBody::Organization(o) = &r.content.body {
+            facilities.push(o.facility.as_ref().map(|c| c.code.as_str().to_string()));
+        }
+    })
+    .unwrap();
+    assert_eq!(
+        report.rejected_lines(),
+        [
+            "o.ndjson:2:Organization.identifier[0].value: code is not in the loaded 保険医療機関番号 master",
+            "o.ndjson:3:Organization.identifier[0].value: not a valid 保険医療機関番号 (wrong shape)",
+        ]
+    );
+    assert_eq!(facilities, [Some("1312345678".to_string())]);
+    // Without the master, the unlisted number of the right shape is accepted.
+    let report = fhir::ingest_ndjson("o.ndjson", ndjson.as_bytes(), &config(), &mut |_| {}).unwrap();
+    assert_eq!(report.rejected_lines(), ["o.ndjson:3:Organization.identifier[0].value: not a valid 保険医療機関番号 (wrong shape)"]);
+}
+
 #[test]
 fn uke_problems_are_located() {
     let text = "IR,1,13,1,0000000,,病院,202110,00,0300000000\r\n\
