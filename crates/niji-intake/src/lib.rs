@@ -21,7 +21,8 @@
 //!    record of each person found is read back, until a round finds no one new
 //!    ([`ReadBack::Reached`]; the keys come out as when every earlier record is read back,
 //!    which a vault whose index is not complete yet does once). The run's buckets, joined
-//!    keys and anchors are written with its vault batch.
+//!    keys and anchors go into its vault batch as soon as the batch begins, before any record
+//!    (the same transaction: a refused or killed intake stores none of them), and are freed.
 //! 3. **Write** (pass 2): the files are parsed again; each accepted record's identity goes to one
 //!    vault transaction, its content to a lake staging folder under a fresh per-version data key.
 //! 4. **Commit**: the version row is created in state `writing` before step 3; then the vault
@@ -527,6 +528,13 @@ async fn write_version(
         let staging = lake_dir.join(format!("{}{}-v{number}", niji_lake::STAGING_PREFIX, submission.dataset));
         let lake_key = LakeKey(instance.data_key(&lake_key_id(tag), &submission.actor).await?.0);
         let mut batch = vault.begin_batch(&submission.holder, tag).await?;
+        // The link index rows and the anchors go into the batch before pass 2: held until the
+        // commit, they were tens of MB through the write and commit phases at a million persons.
+        batch.index_links(&index_update).await?;
+        batch.put_anchors(&linkage.anchors).await?;
+        drop(index_update);
+        linkage.anchors = Vec::new();
+        return_freed_memory();
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<niji_vault::SealedIdentity>>(4);
         let sealer = batch.sealer();
         let writer = {
@@ -585,10 +593,7 @@ async fn write_version(
                 Ok(())
             })
         };
-        let vault_committed = match batch.index_links(&index_update).await {
-            Ok(()) => batch.commit(&linkage.anchors).await,
-            Err(e) => Err(e),
-        };
+        let vault_committed = batch.commit(&[]).await;
         let lake_committed = lake_commit.await.expect("the lake commit does not panic");
         vault_committed?;
         fail::fail_point!("intake-after-vault-commit");

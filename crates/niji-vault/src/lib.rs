@@ -45,8 +45,9 @@
 //!
 //! Writing: [`Vault::begin_batch`] starts a [`VaultBatch`], one transaction fed in chunks with
 //! [`VaultBatch::add`] (records sealed chunk by chunk, so millions of records never sit in memory
-//! at once) and finished by [`VaultBatch::commit`] with the run's anchors; dropping it rolls it
-//! back, and a failed `add` rolls it back at once; a reference stored twice fails the commit.
+//! at once) and finished by [`VaultBatch::commit`] with the run's anchors (or handed them
+//! earlier, [`VaultBatch::put_anchors`], with its link index rows, [`VaultBatch::index_links`]:
+//! the intake does both before its records so as not to hold them); dropping it rolls it back, and a failed `add` rolls it back at once; a reference stored twice fails the commit.
 //! [`Vault::store_batch`] is the one-call form (records not linkable) over the same insert path.
 //!
 //! Reading: [`Vault::identities_of`] (one person's records), [`Vault::link_records`] (the
@@ -749,11 +750,26 @@ impl VaultBatch {
     /// The batch's references and persons are indexed here, sorted, each index page written
     /// once (`0005_sorted_lookups.sql`).
     pub async fn commit(mut self, anchors: &[(PersonKey, PersonKey)]) -> Result<u64, VaultError> {
+        self.put_anchors(anchors).await?;
         let mut tx = self.tx.take().ok_or(VaultError::BatchFailed)?;
         if let Err(e) = self.index_sorted(&mut tx).await {
             abandon(tx).await;
             return Err(e);
         }
+        tx.commit().await?;
+        Ok(self.records)
+    }
+
+    /// Stores the anchors of the linkage run in the batch, as [`VaultBatch::commit`] does, ahead
+    /// of the commit: a caller that has them before its records (the intake, after linkage)
+    /// hands them over and frees them instead of holding them while it writes. On failure the
+    /// batch is abandoned (nothing of it is stored; a later call fails with
+    /// [`VaultError::BatchFailed`]).
+    pub async fn put_anchors(&mut self, anchors: &[(PersonKey, PersonKey)]) -> Result<(), VaultError> {
+        if anchors.is_empty() {
+            return if self.tx.is_some() { Ok(()) } else { Err(VaultError::BatchFailed) };
+        }
+        let mut tx = self.tx.take().ok_or(VaultError::BatchFailed)?;
         // An anchor already stored for the dataset is deleted and inserted again: the row gets a
         // new rowid, which `prior_keys` orders by. Of an anchor listed twice the last stays, in
         // its place. (Not `INSERT OR REPLACE`: a statement that can abort half-way keeps a
@@ -782,8 +798,8 @@ impl VaultBatch {
                 return Err(VaultError::Database(e));
             }
         }
-        tx.commit().await?;
-        Ok(self.records)
+        self.tx = Some(tx);
+        Ok(())
     }
 }
 

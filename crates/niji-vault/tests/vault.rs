@@ -268,6 +268,30 @@ async fn a_streaming_batch_commits_every_add_at_once() {
     vault.close().await;
 }
 
+/// Anchors handed to a batch before its records (what the intake does after linkage) are
+/// stored with the batch, the last of an anchor put twice standing; a batch dropped after them
+/// stores none.
+#[tokio::test]
+async fn anchors_put_ahead_of_the_records_commit_with_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    let mut batch = vault.begin_batch("h", "ds").await.unwrap();
+    batch.put_anchors(&[(pk(101), pk(1)), (pk(102), pk(2))]).await.unwrap();
+    batch.put_anchors(&[(pk(102), pk(3))]).await.unwrap();
+    batch.add(&new_identities(&numbered("a", 2, 1), None)).await.unwrap();
+    // Readers do not see them before the commit.
+    assert!(vault.prior_keys().await.unwrap().is_empty());
+    assert_eq!(batch.commit(&[]).await.unwrap(), 2);
+    let prior = vault.prior_keys().await.unwrap();
+    assert_eq!((prior.len(), prior.get(&pk(101)), prior.get(&pk(102))), (2, Some(&pk(1)), Some(&pk(3))));
+
+    let mut dropped = vault.begin_batch("h", "other").await.unwrap();
+    dropped.put_anchors(&[(pk(104), pk(4))]).await.unwrap();
+    drop(dropped);
+    assert_eq!(vault.prior_keys().await.unwrap().get(&pk(104)), None);
+    vault.close().await;
+}
+
 #[tokio::test]
 async fn a_dropped_batch_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
