@@ -124,22 +124,6 @@ fn split_fields(text: &str) -> Vec<&str> {
 /// Fields of the longest common records (SI and IY lines have about 40).
 const FIELDS_HELD: usize = 48;
 
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut String, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
-}
-
 fn record_kind(id: &str) -> UkeRecord {
     use UkeRecord::*;
     match id {
@@ -181,7 +165,7 @@ impl Rec<'_> {
         let mut out = String::with_capacity(self.id.len() + name.len() + 8);
         out.push_str(self.id);
         out.push('.');
-        push_decimal(&mut out, i);
+        out.push_str(itoa::Buffer::new().format(i));
         out.push('(');
         out.push_str(name);
         out.push(')');
@@ -568,13 +552,6 @@ mod tests {
         #[test]
         fn fields_split_as_str_split_does(text in "[,a-z0-9あ漢ｱ ]{0,40}") {
             prop_assert_eq!(split_fields(&text), text.split(',').collect::<Vec<_>>());
-        }
-
-        #[test]
-        fn decimals_print_as_display_does(n in any::<usize>()) {
-            let mut out = String::from("x");
-            push_decimal(&mut out, n);
-            prop_assert_eq!(out, format!("x{n}"));
         }
     }
 }

@@ -58,9 +58,11 @@
 //! within it); pass 2 refuses a file whose size or modification time differs from when it was
 //! listed, and checks each file's records and units against pass 1's (`FileChanged`). The records whose Patient is missing are located by
 //! reading those files again, only when there are some. Measured with
-//! `NIJI_BENCH_ONLY=uke NIJI_BENCH_PERSONS=1000000 NIJI_BENCH_PERSONS_SMALL=300000 cargo bench -p niji-intake`:
-//! 380 MB peak for 24.6 million UKE lines (2.68 million claims, 384,822 distinct units),
-//! 304 MB for 7.4 million. Earlier versions' units are read back only for the persons the
+//! `NIJI_BENCH_ONLY=uke NIJI_BENCH_PERSONS=1000000 NIJI_BENCH_PERSONS_SMALL=300000 cargo bench -p niji-intake`
+//! (session 18): 256 MB peak for 24.6 million UKE lines (2.68 million claims, 384,822 distinct
+//! units; in the link phase: units, linkage's indexes, the keys, anchors and bucket rows it
+//! makes; the write and commit phases stay under 165 MB since the bucket rows and anchors go
+//! into the vault batch before pass 2), 123–125 MB for 7.4 million. Earlier versions' units are read back only for the persons the
 //! submission reaches (step 2), not for the whole instance (5 of those 240 files as a new
 //! dataset of an instance that holds them twice: 243,878 earlier records read back and a
 //! 490 MB peak, against 830,564 and 1,355 MB reading back everyone; `NIJI_BENCH_AGAIN=1`), and are reduced the same way as the
