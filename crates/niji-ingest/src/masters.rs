@@ -20,14 +20,54 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use crate::codes::{check_shape, CodeSystem};
 use crate::csv_map::split_line;
 
-/// Code masters the caller loaded (one set of codes per system).
+/// Code masters the caller loaded (one set of codes per system). Cloning shares the sets (each
+/// intake's settings hold the masters; a change copies them first).
 #[derive(Debug, Clone, Default)]
 pub struct CodeMasters {
-    sets: HashMap<CodeSystem, HashSet<String>>,
+    sets: Arc<HashMap<CodeSystem, HashSet<String>>>,
+}
+
+/// The masters of one folder, read again only when its files change: the server reads them for
+/// every upload, and the largest published masters (tens of MB) take seconds to read. A file
+/// counts as changed when its size or modification time differs, or when files come or go.
+#[derive(Debug, Default)]
+pub struct MastersCache {
+    held: Mutex<Option<HeldMasters>>,
+}
+
+#[derive(Debug)]
+struct HeldMasters {
+    /// The master files as they were when read: path, size, modification time.
+    files: Vec<(PathBuf, u64, Option<SystemTime>)>,
+    masters: CodeMasters,
+    loaded: MastersLoaded,
+}
+
+impl MastersCache {
+    /// [`CodeMasters::load_dir`] into a new set of masters, or the set read last time if no
+    /// file of `dir` changed since. A folder that fails to load is read again next time.
+    pub fn load_dir(&self, dir: &Path) -> Result<(CodeMasters, MastersLoaded), MasterError> {
+        let mut files = Vec::new();
+        for path in master_files(dir)? {
+            let meta = std::fs::metadata(&path).map_err(|source| MasterError::Read { file: path.display().to_string(), source })?;
+            files.push((path, meta.len(), meta.modified().ok()));
+        }
+        let mut held = self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(h) = held.as_ref().filter(|h| h.files == files) {
+            return Ok((h.masters.clone(), h.loaded.clone()));
+        }
+        // Listed before reading: a file changed while it is read differs next time.
+        let mut masters = CodeMasters::default();
+        let loaded = masters.load_dir(dir)?;
+        *held = Some(HeldMasters { files, masters: masters.clone(), loaded: loaded.clone() });
+        Ok((masters, loaded))
+    }
 }
 
 /// What one master file gave.
@@ -65,12 +105,31 @@ pub enum MasterError {
 pub const MAX_MASTER_BYTES: u64 = 64 << 20;
 
 /// What [`CodeMasters::load_dir`] did with a folder's files.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MastersLoaded {
     pub loaded: Vec<(PathBuf, LoadedMaster)>,
     /// `.csv`, `.tsv` and `.txt` files whose name names no code system (a `README.txt`, a
     /// publisher's `y_ALL20240601.csv` not yet renamed): left alone, for the caller to warn about.
     pub ignored: Vec<PathBuf>,
+}
+
+/// The `.csv`, `.tsv` and `.txt` files of `dir`, sorted by name (none if it does not exist).
+fn master_files(dir: &Path) -> Result<Vec<PathBuf>, MasterError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(MasterError::Read { file: dir.display().to_string(), source }),
+    };
+    let mut paths = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|source| MasterError::Read { file: dir.display().to_string(), source })?.path();
+        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        if path.is_file() && matches!(ext.as_deref(), Some("csv" | "tsv" | "txt")) {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths)
 }
 
 /// Codes the recording rules define outside the masters.
@@ -137,7 +196,7 @@ impl CodeMasters {
         if skipped_rows > 5 && skipped_rows * 10 > rows {
             return Err(MasterError::NotMostlyCodes { file: name.into(), system, column: columns[0] + 1, skipped: skipped_rows, rows });
         }
-        let set = self.sets.entry(system).or_default();
+        let set = Arc::make_mut(&mut self.sets).entry(system).or_default();
         let before = set.len();
         set.extend(codes);
         for &(s, code) in ALWAYS_KNOWN {
@@ -162,22 +221,8 @@ impl CodeMasters {
     /// folder loads nothing. One master that cannot be loaded fails the whole call, so that an
     /// intake never runs with part of the masters an operator meant to load.
     pub fn load_dir(&mut self, dir: &Path) -> Result<MastersLoaded, MasterError> {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(MastersLoaded::default()),
-            Err(source) => return Err(MasterError::Read { file: dir.display().to_string(), source }),
-        };
-        let mut paths = Vec::new();
-        for entry in entries {
-            let path = entry.map_err(|source| MasterError::Read { file: dir.display().to_string(), source })?.path();
-            let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-            if path.is_file() && matches!(ext.as_deref(), Some("csv" | "tsv" | "txt")) {
-                paths.push(path);
-            }
-        }
-        paths.sort();
         let mut out = MastersLoaded::default();
-        for path in paths {
+        for path in master_files(dir)? {
             match self.load_file(&path) {
                 Ok(master) => out.loaded.push((path, master)),
                 Err(MasterError::UnknownSystem { .. }) => out.ignored.push(path),
@@ -189,7 +234,7 @@ impl CodeMasters {
 
     /// Adds one code (tests and callers building a master in memory).
     pub fn insert(&mut self, system: CodeSystem, code: &str) {
-        self.sets.entry(system).or_default().insert(key(system, code));
+        Arc::make_mut(&mut self.sets).entry(system).or_default().insert(key(system, code));
     }
 
     /// `None` if no master is loaded for `system`.
@@ -340,5 +385,42 @@ mod tests {
         let err = CodeMasters::default().load_dir(dir.path()).unwrap_err();
         assert_eq!(err.to_string(), "yj.csv: no column holds YJ code codes");
         assert!(CodeMasters::default().load_dir(&dir.path().join("missing")).unwrap().loaded.is_empty());
+    }
+
+    /// The cache hands out the masters it read while no file changes (the same sets, not read
+    /// again), and reads the folder again when a file changes, comes or goes, or failed.
+    #[test]
+    fn the_cache_reads_a_folder_again_only_when_its_files_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let drugs = dir.path().join("general-drug-name.csv");
+        std::fs::write(&drugs, "1124030F2ZZZ\n").unwrap();
+        let cache = MastersCache::default();
+        let (first, loaded) = cache.load_dir(dir.path()).unwrap();
+        let (again, loaded_again) = cache.load_dir(dir.path()).unwrap();
+        assert!(Arc::ptr_eq(&first.sets, &again.sets), "read again though nothing changed");
+        assert_eq!(loaded, loaded_again);
+        assert_eq!(again.contains(CodeSystem::GeneralDrugName, "1124030F2ZZZ"), Some(true));
+
+        // A changed file (another size) is read again.
+        std::fs::write(&drugs, "1124030F2ZZZ\n2124030F2ZZZ\n").unwrap();
+        let (changed, _) = cache.load_dir(dir.path()).unwrap();
+        assert!(!Arc::ptr_eq(&first.sets, &changed.sets));
+        assert_eq!(changed.contains(CodeSystem::GeneralDrugName, "2124030F2ZZZ"), Some(true));
+        // The masters handed out before keep what they held.
+        assert_eq!(first.contains(CodeSystem::GeneralDrugName, "2124030F2ZZZ"), Some(false));
+
+        // A new file is read; a bad one fails every call until it is mended, then loads.
+        std::fs::write(dir.path().join("yj.csv"), "name\nfoo\n").unwrap();
+        for _ in 0..2 {
+            assert_eq!(cache.load_dir(dir.path()).unwrap_err().to_string(), "yj.csv: no column holds YJ code codes");
+        }
+        std::fs::write(dir.path().join("yj.csv"), "1124030F2021\n").unwrap();
+        let (mended, loaded) = cache.load_dir(dir.path()).unwrap();
+        assert_eq!(mended.summary(), [("GeneralDrugName", 2), ("Yj", 1)]);
+        assert_eq!(loaded.loaded.len(), 2);
+
+        // A file gone is gone from the masters.
+        std::fs::remove_file(dir.path().join("yj.csv")).unwrap();
+        assert_eq!(cache.load_dir(dir.path()).unwrap().0.contains(CodeSystem::Yj, "1124030F2021"), None);
     }
 }

@@ -100,11 +100,16 @@ struct Inner {
     accounts: Arc<Accounts>,
     config: ServerConfig,
     started: Instant,
+    /// The instance's code masters, read again only when its `masters/` files change.
+    masters: niji_ingest::MastersCache,
 }
 
 impl AppState {
     pub fn new(instance: Arc<Instance>, accounts: Arc<Accounts>, config: ServerConfig) -> Self {
-        Self { inner: Arc::new(Inner { instance, accounts, config, started: Instant::now() }) }
+        Self { inner: Arc::new(Inner { instance, accounts, config, started: Instant::now(), masters: Default::default() }) }
+    }
+    fn masters(&self) -> &niji_ingest::MastersCache {
+        &self.inner.masters
     }
     fn instance(&self) -> &Instance {
         &self.inner.instance

@@ -265,14 +265,15 @@ pub(crate) fn today_jst() -> time::Date {
     niji_core::today_jst(time::OffsetDateTime::now_utc())
 }
 
-/// Today's settings, with the code masters the operator put in the instance's `masters/` (read
-/// at every intake, so that a new master needs no restart).
-fn options(paths: &niji_instance::InstancePaths) -> Result<IntakeOptions, niji_ingest::MasterError> {
+/// Today's settings, with the code masters the operator put in the instance's `masters/` (looked
+/// at every intake, so that a new master needs no restart; read again only when a file changed).
+fn options(paths: &niji_instance::InstancePaths, cache: &niji_ingest::MastersCache) -> Result<IntakeOptions, niji_ingest::MasterError> {
     let today = today_jst();
     let date = niji_ingest::Date::new(today.year() as u16, today.month() as u8, today.day()).expect("today is a calendar date");
     let mut ingest = niji_ingest::IngestConfig::new(date);
     ingest.clins_strict = true;
-    let masters = ingest.masters.load_dir(&paths.masters())?;
+    let (codes, masters) = cache.load_dir(&paths.masters())?;
+    ingest.masters = codes;
     for path in &masters.ignored {
         tracing::warn!(file = %path.display(), "not read as a code master: its name names no code system");
     }
@@ -302,8 +303,8 @@ async fn run(state: &AppState, user: &UserSummary, holder: String, dataset: Stri
     };
     let instance = state.instance_arc();
     // Reading the masters is file work: off the async workers.
-    let paths = instance.paths.clone();
-    let options = match tokio::task::spawn_blocking(move || options(&paths)).await {
+    let masters = state.clone();
+    let options = match tokio::task::spawn_blocking(move || options(&masters.instance().paths, masters.masters())).await {
         Ok(Ok(options)) => options,
         Ok(Err(e)) => {
             // An operator's file: the message names it, never its content.
