@@ -821,8 +821,64 @@ const KEY_CHECK: &str = "niji-vault/v1/key-check";
 /// First part of the keyed hash of a record reference (domain separation inside
 /// `Domain::LocalId`, whose other users never pass this label).
 const RECORD_LABEL: &str = "niji-vault/v1/record";
-/// Version byte of the sealed serialization.
-const FORMAT: u8 = 1;
+/// Version byte of the sealed serialization written now: 2 (lengths as LEB128, the field names
+/// of [`FIELD_NAMES`] as one byte). Identities sealed as 1 (lengths of 2 and 4 bytes, every
+/// field name spelled out) are still read.
+const FORMAT: u8 = 2;
+const FORMAT_1: u8 = 1;
+
+/// Field names the intake gives identity items most often (a UKE claim's RE, HO, KO and SN
+/// items and its free-text records, a FHIR Patient's), stored as their index + 1 in one byte:
+/// spelled out they were about half of a sealed claim (a UKE claim is ~9 items whose names,
+/// `RE.36(カタカナ氏名)` and the like, run to 12–25 bytes each). Sealed identities refer to them
+/// by index: append only, never reorder or remove.
+const FIELD_NAMES: &[&str] = &[
+    "RE.4(氏名)",
+    "RE.36(カタカナ氏名)",
+    "RE.13(カルテ番号)",
+    "RE.6(生年月日)",
+    "RE.5(男女区分)",
+    "HO.1(保険者番号)",
+    "HO.2(記号)",
+    "HO.3(番号)",
+    "KO.1(公費負担者番号)",
+    "KO.2(受給者番号)",
+    "SN.3(保険者番号等)",
+    "SN.4(記号)",
+    "SN.5(番号)",
+    "SN.6(枝番)",
+    "SN.7(受給者番号)",
+    "SY.5(傷病名称)",
+    "SY.7(補足コメント)",
+    "CO.4(文字データ)",
+    "IR.6(医療機関名称)",
+    "IR.9(電話番号)",
+    "Bundle.entry.fullUrl",
+    "Patient.id",
+    "Patient.gender",
+    "Patient.birthDate",
+    "Patient.text.div",
+    "Patient.telecom",
+    "Patient.identifier[0]",
+    "Patient.identifier[1]",
+    "Patient.identifier[2]",
+    "Patient.name[0].text",
+    "Patient.name[0].family",
+    "Patient.name[0].given[0]",
+    "Patient.name[1].text",
+    "Patient.name[1].family",
+    "Patient.name[1].given[0]",
+    "Patient.address[0].text",
+    "Patient.address[0].line",
+    "Patient.address[0].postalCode",
+];
+
+/// The one-byte code of a field name of [`FIELD_NAMES`] (0: spelled out).
+fn field_code(field: &str) -> u8 {
+    static CODES: std::sync::OnceLock<std::collections::HashMap<&'static str, u8>> = std::sync::OnceLock::new();
+    let codes = CODES.get_or_init(|| FIELD_NAMES.iter().enumerate().map(|(i, f)| (*f, u8::try_from(i + 1).expect("at most 255 names"))).collect());
+    codes.get(field).copied().unwrap_or(0)
+}
 /// Records a batch indexes by reference and by person at a time, sorted by SQLite (spilling to
 /// temporary files past its cache, so memory stays bounded): each index page is written once a
 /// run, not once a record. One run for all but the largest batches: at 2.7 million records it
@@ -971,8 +1027,9 @@ fn key_of(bytes: Vec<u8>) -> Result<PersonKey, VaultError> {
     Ok(PersonKey(bytes.try_into().map_err(|_| VaultError::Invalid("a stored key is not 32 bytes"))?))
 }
 
-/// Compact serialization: version byte; record reference (u32 length, bytes); item count (u32);
-/// per item: kind (u8), field (u16 length, bytes), value (u32 length, bytes). Big-endian.
+/// Compact serialization ([`FORMAT`] 2): version byte; record reference (length, bytes); item
+/// count; per item: kind (u8), field (one byte: its index + 1 in [`FIELD_NAMES`], or 0 followed
+/// by length and bytes), value (length, bytes). Lengths and the count are LEB128.
 #[cfg(test)]
 fn encode(record_ref: &str, identity: &Identity) -> Vec<u8> {
     let mut out = Vec::new();
@@ -984,40 +1041,64 @@ fn encode(record_ref: &str, identity: &Identity) -> Vec<u8> {
 fn encode_into(out: &mut Vec<u8>, record_ref: &str, identity: &Identity) {
     out.reserve(encoded_len(record_ref, identity));
     out.push(FORMAT);
-    put_str32(out, record_ref);
-    out.extend_from_slice(&(identity.items.len() as u32).to_be_bytes());
+    put_text(out, record_ref);
+    put_varint(out, identity.items.len());
     for item in &identity.items {
         out.push(kind_code(item.kind));
-        let field = &item.field.as_bytes()[..item.field.len().min(u16::MAX as usize)];
-        out.extend_from_slice(&(field.len() as u16).to_be_bytes());
-        out.extend_from_slice(field);
-        put_str32(out, &item.value);
+        let code = field_code(&item.field);
+        out.push(code);
+        if code == 0 {
+            put_text(out, &item.field);
+        }
+        put_text(out, &item.value);
     }
 }
 
-/// The length of [`encode`]'s output.
+/// At least the length of [`encode`]'s output (a capacity to reserve).
 fn encoded_len(record_ref: &str, identity: &Identity) -> usize {
-    9 + record_ref.len() + identity.items.iter().map(|i| 7 + i.field.len().min(u16::MAX as usize) + i.value.len()).sum::<usize>()
+    1 + 10 + record_ref.len() + 10 + identity.items.iter().map(|i| 2 + 10 + i.field.len() + 10 + i.value.len()).sum::<usize>()
 }
 
+fn put_varint(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// A string with a 4-byte big-endian length (the associated data's layout, which must not change).
 fn put_str32(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_text(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len());
     out.extend_from_slice(s.as_bytes());
 }
 
 fn decode(bytes: &[u8]) -> Result<(String, Identity), VaultError> {
     const BAD: VaultError = VaultError::Invalid("sealed identity has an unknown layout");
     let mut r = Reader { bytes, pos: 0 };
-    if r.take(1).ok_or(BAD)?[0] != FORMAT {
-        return Err(BAD);
-    }
-    let record_ref = r.string(4).ok_or(BAD)?;
-    let count = r.len(4).ok_or(BAD)?;
+    let format = r.take(1).ok_or(BAD)?[0];
+    let (record_ref, count) = match format {
+        FORMAT => (r.text().ok_or(BAD)?, r.varint().ok_or(BAD)?),
+        FORMAT_1 => (r.string(4).ok_or(BAD)?, r.len(4).ok_or(BAD)?),
+        _ => return Err(BAD),
+    };
     let mut items = Vec::with_capacity(count.min(1024));
     for _ in 0..count {
         let kind = kind_from_code(r.take(1).ok_or(BAD)?[0]).ok_or(BAD)?;
-        let field = r.string(2).ok_or(BAD)?;
-        let value = r.string(4).ok_or(BAD)?;
+        let (field, value) = if format == FORMAT {
+            let field = match r.take(1).ok_or(BAD)?[0] {
+                0 => r.text().ok_or(BAD)?,
+                code => FIELD_NAMES.get(usize::from(code) - 1).ok_or(BAD)?.to_string(),
+            };
+            (field, r.text().ok_or(BAD)?)
+        } else {
+            (r.string(2).ok_or(BAD)?, r.string(4).ok_or(BAD)?)
+        };
         items.push(IdentityItem { kind, field, value });
     }
     if r.pos != bytes.len() {
@@ -1046,6 +1127,24 @@ impl<'a> Reader<'a> {
 
     fn string(&mut self, width: usize) -> Option<String> {
         let n = self.len(width)?;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+
+    /// A LEB128 length (at most five bytes: lengths of a sealed identity fit in 32 bits).
+    fn varint(&mut self) -> Option<usize> {
+        let mut n = 0usize;
+        for shift in (0..35).step_by(7) {
+            let b = self.take(1)?[0];
+            n |= usize::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    fn text(&mut self) -> Option<String> {
+        let n = self.varint()?;
         String::from_utf8(self.take(n)?.to_vec()).ok()
     }
 }
@@ -1121,5 +1220,81 @@ mod tests {
         assert_eq!(id.items, items);
         assert!(decode(&bytes[..bytes.len() - 1]).is_err());
         assert!(kind_from_code(0).is_none() && kind_from_code(21).is_none());
+    }
+
+    /// The layout of [`FORMAT_1`], as identities sealed before session 18 hold it.
+    fn encode_format_1(record_ref: &str, identity: &Identity) -> Vec<u8> {
+        let mut out = vec![FORMAT_1];
+        out.extend_from_slice(&(record_ref.len() as u32).to_be_bytes());
+        out.extend_from_slice(record_ref.as_bytes());
+        out.extend_from_slice(&(identity.items.len() as u32).to_be_bytes());
+        for item in &identity.items {
+            out.push(kind_code(item.kind));
+            out.extend_from_slice(&(item.field.len() as u16).to_be_bytes());
+            out.extend_from_slice(item.field.as_bytes());
+            out.extend_from_slice(&(item.value.len() as u32).to_be_bytes());
+            out.extend_from_slice(item.value.as_bytes());
+        }
+        out
+    }
+
+    fn claim() -> Identity {
+        let item = |kind, field: &str, value: &str| IdentityItem { kind, field: field.into(), value: value.into() };
+        use IdentifierKind::*;
+        Identity {
+            items: vec![
+                item(NameKanji, "RE.4(氏名)", "山田　太郎"),
+                item(NameKana, "RE.36(カタカナ氏名)", "ヤマダ　タロウ"),
+                item(PatientId, "RE.13(カルテ番号)", "001"),
+                item(BirthDate, "RE.6(生年月日)", "19911031"),
+                item(Sex, "RE.5(男女区分)", "1"),
+                item(InsurerNumber, "HO.1(保険者番号)", "01010016"),
+                item(InsuredSymbol, "HO.2(記号)", "１"),
+                item(InsuredNumber, "HO.3(番号)", "１"),
+                // A name not in the table is spelled out; a long value needs a longer length.
+                item(FreeText, "XX.9(その他)", &"長".repeat(100)),
+            ],
+        }
+    }
+
+    #[test]
+    fn common_field_names_take_one_byte_and_older_identities_still_read() {
+        let id = claim();
+        let now = encode("r/202110.UKE:2", &id);
+        let before = encode_format_1("r/202110.UKE:2", &id);
+        for bytes in [&now, &before] {
+            let (record_ref, back) = decode(bytes).unwrap();
+            assert_eq!((record_ref.as_str(), &back.items), ("r/202110.UKE:2", &id.items));
+        }
+        // 8 names of the table: 9–24 bytes each spelled out, and 4 + 2 length bytes per item.
+        assert!(now.len() + 150 < before.len(), "{} vs {}", now.len(), before.len());
+        // Every cut is refused, as are a field code past the table and a length that never ends.
+        for end in 0..now.len() {
+            assert!(decode(&now[..end]).is_err(), "cut at {end}");
+        }
+        let mut past =
+            encode("r", &Identity { items: vec![IdentityItem { kind: IdentifierKind::Sex, field: "Patient.gender".into(), value: "1".into() }] });
+        let code = past.len() - 3;
+        assert_eq!(usize::from(past[code]), FIELD_NAMES.iter().position(|f| *f == "Patient.gender").unwrap() + 1);
+        past[code] = FIELD_NAMES.len() as u8 + 1;
+        assert!(decode(&past).is_err());
+        assert!(decode(&[FORMAT, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]).is_err());
+        assert!(decode(&[3, 0, 0]).is_err());
+        // The table has no repeats and fits a byte.
+        let distinct: std::collections::HashSet<&str> = FIELD_NAMES.iter().copied().collect();
+        assert!(distinct.len() == FIELD_NAMES.len() && FIELD_NAMES.len() < 256);
+    }
+
+    /// Every field name the intake gives the identity items of the claims in the UKE sample is
+    /// in the table (a renamed field in `niji-ingest` would quietly double a claim's size).
+    #[test]
+    fn the_uke_sample_claims_name_only_fields_of_the_table() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/uke/RECEIPTC_GAIRAI_SAMPLE.UKE");
+        let config = niji_ingest::IngestConfig::new(niji_ingest::Date::new(2026, 11, 21).unwrap());
+        let mut fields = std::collections::BTreeSet::new();
+        niji_ingest::ingest_path(&path, &config, None, &mut |r| fields.extend(r.identity.items.iter().map(|i| i.field.clone()))).unwrap();
+        assert!(fields.len() >= 8, "{fields:?}");
+        let missing: Vec<&String> = fields.iter().filter(|f| field_code(f) == 0).collect();
+        assert!(missing.is_empty(), "{missing:?}");
     }
 }
