@@ -35,7 +35,9 @@ pub struct CodeMasters {
 
 /// The masters of one folder, read again only when its files change: the server reads them for
 /// every upload, and the largest published masters (tens of MB) take seconds to read. A file
-/// counts as changed when its size or modification time differs, or when files come or go.
+/// counts as changed when its size, modification time, inode or status-change time differs
+/// (a file swapped in by `mv` or `cp -p` keeping size and time, or made unreadable, is a new
+/// inode or a new ctime), or when files come or go.
 #[derive(Debug, Default)]
 pub struct MastersCache {
     held: Mutex<Option<HeldMasters>>,
@@ -43,10 +45,33 @@ pub struct MastersCache {
 
 #[derive(Debug)]
 struct HeldMasters {
-    /// The master files as they were when read: path, size, modification time.
-    files: Vec<(PathBuf, u64, Option<SystemTime>)>,
+    /// The master files as they were when read.
+    files: Vec<FileStamp>,
     masters: CodeMasters,
     loaded: MastersLoaded,
+}
+
+/// What tells one version of a master file from another.
+#[derive(Debug, PartialEq, Eq)]
+struct FileStamp {
+    path: PathBuf,
+    len: u64,
+    modified: Option<SystemTime>,
+    /// Inode and status-change time (seconds, nanoseconds) where the platform has them.
+    inode: (u64, i64, i64),
+}
+
+impl FileStamp {
+    fn of(path: PathBuf, meta: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        let inode = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.ino(), meta.ctime(), meta.ctime_nsec())
+        };
+        #[cfg(not(unix))]
+        let inode = (0, 0, 0);
+        FileStamp { path, len: meta.len(), modified: meta.modified().ok(), inode }
+    }
 }
 
 impl MastersCache {
@@ -56,7 +81,7 @@ impl MastersCache {
         let mut files = Vec::new();
         for path in master_files(dir)? {
             let meta = std::fs::metadata(&path).map_err(|source| MasterError::Read { file: path.display().to_string(), source })?;
-            files.push((path, meta.len(), meta.modified().ok()));
+            files.push(FileStamp::of(path, &meta));
         }
         let mut held = self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(h) = held.as_ref().filter(|h| h.files == files) {
@@ -406,6 +431,13 @@ mod tests {
         let (changed, _) = cache.load_dir(dir.path()).unwrap();
         assert!(!Arc::ptr_eq(&first.sets, &changed.sets));
         assert_eq!(changed.contains(CodeSystem::GeneralDrugName, "2124030F2ZZZ"), Some(true));
+        // A file of the same size and modification time moved into place is read again.
+        let staged = dir.path().join("staged.tmp");
+        std::fs::write(&staged, "1124030F2ZZZ\n3124030F2ZZZ\n").unwrap();
+        std::fs::File::options().write(true).open(&staged).unwrap().set_modified(std::fs::metadata(&drugs).unwrap().modified().unwrap()).unwrap();
+        std::fs::rename(&staged, &drugs).unwrap();
+        let (swapped, _) = cache.load_dir(dir.path()).unwrap();
+        assert_eq!(swapped.contains(CodeSystem::GeneralDrugName, "3124030F2ZZZ"), Some(true));
         // The masters handed out before keep what they held.
         assert_eq!(first.contains(CodeSystem::GeneralDrugName, "2124030F2ZZZ"), Some(false));
 

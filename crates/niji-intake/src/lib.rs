@@ -492,7 +492,6 @@ async fn write_version(
         })
         .await
         .expect("linkage does not panic");
-        progress.finish(Phase::Link);
         // Earlier records whose unit's key is now another than the one they were stored under.
         let rekeyed_units = stored_of_unit.iter().filter(|&&(u, k)| linkage.keys[u as usize] != k).count() as u64;
         let mut stored_keys: Vec<PersonKey> = stored_of_unit.iter().map(|(_, k)| *k).collect();
@@ -537,6 +536,7 @@ async fn write_version(
         drop(index_update);
         linkage.anchors = Vec::new();
         return_freed_memory();
+        progress.finish(Phase::Link);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<niji_vault::SealedIdentity>>(4);
         let sealer = batch.sealer();
         let writer = {

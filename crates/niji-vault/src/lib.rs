@@ -861,16 +861,28 @@ const FIELD_NAMES: &[&str] = &[
     "Patient.telecom",
     "Patient.identifier[0]",
     "Patient.identifier[1]",
-    "Patient.identifier[2]",
+    "Patient.identifier[0].value",
+    "Patient.identifier[0].value#insurer",
+    "Patient.identifier[0].value#symbol",
+    "Patient.identifier[0].value#number",
+    "Patient.identifier[0].value#branch",
+    "Patient.identifier[1].value",
+    "Patient.identifier[1].value#insurer",
+    "Patient.identifier[1].value#symbol",
+    "Patient.identifier[1].value#number",
+    "Patient.identifier[1].value#branch",
     "Patient.name[0].text",
     "Patient.name[0].family",
-    "Patient.name[0].given[0]",
+    "Patient.name[0].given",
     "Patient.name[1].text",
     "Patient.name[1].family",
-    "Patient.name[1].given[0]",
-    "Patient.address[0].text",
-    "Patient.address[0].line",
-    "Patient.address[0].postalCode",
+    "Patient.name[1].given",
+    "Patient.address.text",
+    "Patient.address.line",
+    "Patient.address.city",
+    "Patient.address.district",
+    "Patient.address.state",
+    "Patient.address.postalCode",
 ];
 
 /// The one-byte code of a field name of [`FIELD_NAMES`] (0: spelled out).
@@ -1054,9 +1066,16 @@ fn encode_into(out: &mut Vec<u8>, record_ref: &str, identity: &Identity) {
     }
 }
 
-/// At least the length of [`encode`]'s output (a capacity to reserve).
+/// The length of [`encode`]'s output.
 fn encoded_len(record_ref: &str, identity: &Identity) -> usize {
-    1 + 10 + record_ref.len() + 10 + identity.items.iter().map(|i| 2 + 10 + i.field.len() + 10 + i.value.len()).sum::<usize>()
+    let text = |n: usize| varint_len(n) + n;
+    let items: usize = identity.items.iter().map(|i| 2 + if field_code(&i.field) == 0 { text(i.field.len()) } else { 0 } + text(i.value.len())).sum();
+    1 + text(record_ref.len()) + varint_len(identity.items.len()) + items
+}
+
+/// Bytes of `n` as LEB128.
+fn varint_len(n: usize) -> usize {
+    (usize::BITS - n.leading_zeros()).div_ceil(7).max(1) as usize
 }
 
 fn put_varint(out: &mut Vec<u8>, mut n: usize) {
@@ -1268,6 +1287,12 @@ mod tests {
         }
         // 8 names of the table: 9–24 bytes each spelled out, and 4 + 2 length bytes per item.
         assert!(now.len() + 150 < before.len(), "{} vs {}", now.len(), before.len());
+        assert_eq!(encoded_len("r/202110.UKE:2", &id), now.len());
+        for n in [0, 1, 127, 128, 16_383, 16_384, u32::MAX as usize] {
+            let mut out = Vec::new();
+            put_varint(&mut out, n);
+            assert_eq!((out.len(), Reader { bytes: &out, pos: 0 }.varint()), (varint_len(n), Some(n)));
+        }
         // Every cut is refused, as are a field code past the table and a length that never ends.
         for end in 0..now.len() {
             assert!(decode(&now[..end]).is_err(), "cut at {end}");
@@ -1285,15 +1310,33 @@ mod tests {
         assert!(distinct.len() == FIELD_NAMES.len() && FIELD_NAMES.len() < 256);
     }
 
-    /// Every field name the intake gives the identity items of the claims in the UKE sample is
-    /// in the table (a renamed field in `niji-ingest` would quietly double a claim's size).
+    /// Every field name the intake gives the identity items of the UKE sample's claims, and of
+    /// the Patients of the CLINS examples, is in the table (a renamed field in `niji-ingest`
+    /// would quietly double a record's size).
     #[test]
-    fn the_uke_sample_claims_name_only_fields_of_the_table() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/uke/RECEIPTC_GAIRAI_SAMPLE.UKE");
+    fn the_samples_name_only_fields_of_the_table() {
+        let datasets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets");
         let config = niji_ingest::IngestConfig::new(niji_ingest::Date::new(2026, 11, 21).unwrap());
+        let mut paths = vec![datasets.join("uke/RECEIPTC_GAIRAI_SAMPLE.UKE")];
+        for entry in std::fs::read_dir(datasets.join("clins")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") && !path.to_string_lossy().contains("ErrorExample") {
+                paths.push(path);
+            }
+        }
         let mut fields = std::collections::BTreeSet::new();
-        niji_ingest::ingest_path(&path, &config, None, &mut |r| fields.extend(r.identity.items.iter().map(|i| i.field.clone()))).unwrap();
-        assert!(fields.len() >= 8, "{fields:?}");
+        for path in &paths {
+            niji_ingest::ingest_path(path, &config, None, &mut |r| {
+                if matches!(
+                    r.content.body,
+                    niji_ingest::ContentBody::Patient(_) | niji_ingest::ContentBody::Claim(_) | niji_ingest::ContentBody::ClaimPayer(_)
+                ) {
+                    fields.extend(r.identity.items.iter().map(|i| i.field.clone()));
+                }
+            })
+            .unwrap();
+        }
+        assert!(fields.iter().any(|f| f.starts_with("RE.")) && fields.iter().any(|f| f.starts_with("Patient.name")), "{fields:?}");
         let missing: Vec<&String> = fields.iter().filter(|f| field_code(f) == 0).collect();
         assert!(missing.is_empty(), "{missing:?}");
     }
