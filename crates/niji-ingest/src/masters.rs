@@ -78,10 +78,11 @@ impl MastersCache {
     /// [`CodeMasters::load_dir`] into a new set of masters, or the set read last time if no
     /// file of `dir` changed since. A folder that fails to load is read again next time.
     pub fn load_dir(&self, dir: &Path) -> Result<(CodeMasters, MastersLoaded), MasterError> {
-        let mut files = Vec::new();
-        for path in master_files(dir)? {
-            let meta = std::fs::metadata(&path).map_err(|source| MasterError::Read { file: path.display().to_string(), source })?;
-            files.push(FileStamp::of(path, &meta));
+        let paths = master_files(dir)?;
+        let mut files = Vec::with_capacity(paths.len());
+        for path in &paths {
+            let meta = std::fs::metadata(path).map_err(|source| MasterError::Read { file: path.display().to_string(), source })?;
+            files.push(FileStamp::of(path.clone(), &meta));
         }
         let mut held = self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(h) = held.as_ref().filter(|h| h.files == files) {
@@ -89,7 +90,7 @@ impl MastersCache {
         }
         // Listed before reading: a file changed while it is read differs next time.
         let mut masters = CodeMasters::default();
-        let loaded = masters.load_dir(dir)?;
+        let loaded = masters.load_files(paths)?;
         *held = Some(HeldMasters { files, masters: masters.clone(), loaded: loaded.clone() });
         Ok((masters, loaded))
     }
@@ -246,8 +247,13 @@ impl CodeMasters {
     /// folder loads nothing. One master that cannot be loaded fails the whole call, so that an
     /// intake never runs with part of the masters an operator meant to load.
     pub fn load_dir(&mut self, dir: &Path) -> Result<MastersLoaded, MasterError> {
+        self.load_files(master_files(dir)?)
+    }
+
+    /// [`CodeMasters::load_dir`] of files already listed.
+    fn load_files(&mut self, paths: Vec<PathBuf>) -> Result<MastersLoaded, MasterError> {
         let mut out = MastersLoaded::default();
-        for path in master_files(dir)? {
+        for path in paths {
             match self.load_file(&path) {
                 Ok(master) => out.loaded.push((path, master)),
                 Err(MasterError::UnknownSystem { .. }) => out.ignored.push(path),

@@ -62,8 +62,8 @@
 //! (session 18): 256 MB peak for 24.6 million UKE lines (2.68 million claims, 384,822 distinct
 //! units; in the link phase: units, linkage's indexes, the keys, anchors and bucket rows it
 //! makes; the write and commit phases stay under 165 MB since the bucket rows and anchors go
-//! into the vault batch before pass 2), 123–125 MB for 7.4 million. Earlier versions' units are read back only for the persons the
-//! submission reaches (step 2), not for the whole instance (5 of those 240 files as a new
+//! into the vault batch before pass 2), 123–125 MB for 7.4 million. Earlier versions' units
+//! are read back only for the persons the submission reaches (step 2), not for the whole instance (5 of those 240 files as a new
 //! dataset of an instance that holds them twice: 243,878 earlier records read back and a
 //! 490 MB peak, against 830,564 and 1,355 MB reading back everyone; `NIJI_BENCH_AGAIN=1`), and are reduced the same way as the
 //! vault unseals them; only the first record of each distinct unit of a version is stored as

@@ -25,12 +25,12 @@
 //! Linked tables: a release also keeps the samples of the cells of the rows it withheld by
 //! secondary suppression ([`Release::withheld`], [`withheld_samples`]); a row about to be
 //! released with a cell of the same persons as one of them (equal samples) is refused with
-//! [`crate::Reason::RevealsWithheld`] naming that release (persons by prefecture with one small cell and a second suppressed to
-//! protect it, then the second asked alone: it and the first release's total, in the table or
-//! asked apart, would give the small cell). The other way round too: a table whose secondary
-//! suppression picks a cell an earlier release showed is refused
-//! ([`EarlierSamples::shown_before`]), and so is a
-//! job at its release when a cell it withheld was shown since it ran. A cell some earlier
+//! [`crate::Reason::RevealsWithheld`] naming that release (persons by prefecture with one small
+//! cell and a second suppressed to protect it, then the second asked alone: it and the first
+//! release's total, in the table or asked apart, would give the small cell). The other way round
+//! too: a table whose secondary suppression picks a cell an earlier release showed is refused
+//! ([`EarlierSamples::shown_before`]), and so is a job at its release when a cell it withheld
+//! was shown since it ran. A cell some earlier
 //! release showed is public and refuses nothing when it is released again. Not caught: the
 //! protecting cell as a difference of two released cells of other persons (`IN ('島根', '岡山')`
 //! less `岡山`), which would need auditing linear combinations that samples cannot support; nor

@@ -16,8 +16,8 @@
 //! suppression, then the fewest persons, then the smallest keys, then the earliest row (so the
 //! result does not depend on the order of the rows). A table without keys is one line
 //! (`protect_keyless`: ties by persons sample, the rows having no keys). The new suppression may
-//! leave other lines with a single suppression; they are queued, and the process repeats until every line holds 0 or ≥ 2 suppressed
-//! cells. It terminates because suppressions are only added.
+//! leave other lines with a single suppression; they are queued, and the process repeats until
+//! every line holds 0 or ≥ 2 suppressed cells. It terminates because suppressions are only added.
 //!
 //! Limits (documented, not solved):
 //! - Two per line is necessary, not sufficient. In 2-D a suppressed cell is safe from exact

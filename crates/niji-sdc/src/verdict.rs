@@ -40,8 +40,8 @@ pub enum Reason {
     /// 1 to threshold − 1: the difference would isolate `isolated` persons.
     Differencing { earlier_release: String, isolated: u64 },
     /// A cell suppressed to protect another (secondary suppression) and a cell of the same
-    /// persons (equal samples) shown, one here and one in an earlier release: together with the totals
-    /// they give the protected cell.
+    /// persons (equal samples) shown, one here and one in an earlier release: together with the
+    /// totals they give the protected cell.
     RevealsWithheld { earlier_release: String },
     /// The table has more dimensions than allowed (a refusal of the whole table).
     TooManyDimensions { dimensions: usize, maximum: usize },

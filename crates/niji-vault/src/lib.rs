@@ -47,7 +47,8 @@
 //! [`VaultBatch::add`] (records sealed chunk by chunk, so millions of records never sit in memory
 //! at once) and finished by [`VaultBatch::commit`] with the run's anchors (or handed them
 //! earlier, [`VaultBatch::put_anchors`], with its link index rows, [`VaultBatch::index_links`]:
-//! the intake does both before its records so as not to hold them); dropping it rolls it back, and a failed `add` rolls it back at once; a reference stored twice fails the commit.
+//! the intake does both before its records so as not to hold them); dropping it rolls it back,
+//! and a failed `add` rolls it back at once; a reference stored twice fails the commit.
 //! [`Vault::store_batch`] is the one-call form (records not linkable) over the same insert path.
 //!
 //! Reading: [`Vault::identities_of`] (one person's records), [`Vault::link_records`] (the
@@ -591,7 +592,7 @@ impl Sealer {
             observed: observed.as_deref(),
         };
         // Serialized straight after the nonce and encrypted in place: one buffer per record.
-        let size = encoded_len(r.record_ref, r.identity);
+        let size = capacity_hint(r.record_ref, r.identity);
         let sealed = seal_encoded(&self.cipher, &at.aad(), size, |out| encode_into(out, r.record_ref, r.identity));
         Ok(SealedIdentity {
             person: r.person,
@@ -1044,14 +1045,13 @@ fn key_of(bytes: Vec<u8>) -> Result<PersonKey, VaultError> {
 /// by length and bytes), value (length, bytes). Lengths and the count are LEB128.
 #[cfg(test)]
 fn encode(record_ref: &str, identity: &Identity) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(encoded_len(record_ref, identity));
     encode_into(&mut out, record_ref, identity);
     out
 }
 
 /// [`encode`], appended to `out`.
 fn encode_into(out: &mut Vec<u8>, record_ref: &str, identity: &Identity) {
-    out.reserve(encoded_len(record_ref, identity));
     out.push(FORMAT);
     put_text(out, record_ref);
     put_varint(out, identity.items.len());
@@ -1066,7 +1066,15 @@ fn encode_into(out: &mut Vec<u8>, record_ref: &str, identity: &Identity) {
     }
 }
 
+/// The buffer a record is sealed in: [`encode`]'s length if every field name is in
+/// [`FIELD_NAMES`] and every length takes its longest form (no table lookups: sealing looks each
+/// name up once, while writing it; a name spelled out grows the buffer once).
+fn capacity_hint(record_ref: &str, identity: &Identity) -> usize {
+    1 + 5 + record_ref.len() + 5 + identity.items.iter().map(|i| 2 + 5 + i.value.len()).sum::<usize>()
+}
+
 /// The length of [`encode`]'s output.
+#[cfg(test)]
 fn encoded_len(record_ref: &str, identity: &Identity) -> usize {
     let text = |n: usize| varint_len(n) + n;
     let items: usize = identity.items.iter().map(|i| 2 + if field_code(&i.field) == 0 { text(i.field.len()) } else { 0 } + text(i.value.len())).sum();
@@ -1074,6 +1082,7 @@ fn encoded_len(record_ref: &str, identity: &Identity) -> usize {
 }
 
 /// Bytes of `n` as LEB128.
+#[cfg(test)]
 fn varint_len(n: usize) -> usize {
     (usize::BITS - n.leading_zeros()).div_ceil(7).max(1) as usize
 }
