@@ -62,7 +62,9 @@ pub mod normalize;
 pub mod pseudonym;
 pub mod reach;
 
-pub use linkage::{link, link_set, prepare_all, LinkRecord, LinkStats, LinkUnit, Linkage, LinkageConfig, PriorKeys, UnitSet};
+pub use linkage::{
+    link, link_set, prepare_all, LinkRecord, LinkStats, LinkUnit, Linkage, LinkageConfig, PriorKeys, UnitList, UnitRef, UnitSet, MAX_ITEMS_PER_KIND,
+};
 pub use normalize::{NormalizeError, Sex};
 pub use pseudonym::{Domain, KeyError, PersonKey, Pseudonymizer, VaultKey};
 pub use reach::{cluster_buckets, reach, unit_anchors, LinkBucket, LINK_INDEX_FORMAT};

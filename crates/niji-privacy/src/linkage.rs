@@ -185,7 +185,7 @@ pub fn link(records: &[LinkRecord], config: &LinkageConfig, keys: &Pseudonymizer
 /// unless a rule joins them.
 #[derive(Debug, Default)]
 pub struct UnitSet {
-    units: Vec<LinkUnit>,
+    units: UnitList,
     /// Per unit: how many records it stands for.
     weight: Vec<u32>,
     /// Per unit: the arrival ordinal of its first record (the key of a record with nothing
@@ -206,16 +206,23 @@ pub struct UnitSet {
 impl UnitSet {
     /// Adds the next record's unit; returns the index of the unit that stands for it.
     pub fn push(&mut self, unit: LinkUnit) -> u32 {
+        self.push_ref(unit.as_ref())
+    }
+
+    /// Adds the next record's unit, borrowed (from a [`UnitList`] or another set).
+    pub fn push_ref(&mut self, unit: UnitRef<'_>) -> u32 {
         let ordinal = self.records;
         self.records += 1;
         self.insert(unit, 1, ordinal)
     }
 
     /// Adds the next record's unit, read back from an earlier run that stored it under `key`.
-    pub fn push_stored(&mut self, unit: LinkUnit, key: PersonKey) -> u32 {
+    pub fn push_stored(&mut self, unit: UnitRef<'_>, key: PersonKey) -> u32 {
         let keyed_by_position = unit.keyed_by_position();
         self.stored_records += 1;
-        let at = self.push(unit);
+        let ordinal = self.records;
+        self.records += 1;
+        let at = self.insert(unit, 1, ordinal);
         if keyed_by_position {
             self.stored.entry(at).or_insert(key);
         }
@@ -227,20 +234,21 @@ impl UnitSet {
     pub fn append(&mut self, later: UnitSet) -> Vec<u32> {
         let offset = self.records;
         self.records += later.records;
-        let moved: Vec<u32> = later.units.into_iter().zip(later.weight).zip(later.first).map(|((u, w), f)| self.insert(u, w, offset + f)).collect();
+        let moved: Vec<u32> = later.units.iter().zip(later.weight).zip(later.first).map(|((u, w), f)| self.insert(u, w, offset + f)).collect();
         for (u, key) in later.stored {
             self.stored.entry(moved[u as usize]).or_insert(key);
         }
         moved
     }
 
-    fn insert(&mut self, unit: LinkUnit, weight: u32, first: u32) -> u32 {
-        let hash = unit.identifying().then(|| unit.content_hash());
+    fn insert(&mut self, unit: UnitRef<'_>, weight: u32, first: u32) -> u32 {
+        // Equal content, equal bytes (`UnitRef`).
+        let hash = unit.identifying().then(|| fp(unit.bytes));
         if let Some(&at) = hash.as_ref().and_then(|h| self.index.get(h)) {
-            let held = &mut self.units[at as usize];
-            if held.same_content(&unit) {
+            let held = self.units.get(at as usize);
+            if held.bytes == unit.bytes {
                 if date_order(unit.observed, held.observed).is_lt() {
-                    held.observed = unit.observed;
+                    self.units.set_observed(at as usize, unit.observed);
                 }
                 self.weight[at as usize] += weight;
                 return at;
@@ -254,9 +262,8 @@ impl UnitSet {
     }
 
     /// Adds a unit of its own.
-    fn add_new(&mut self, unit: LinkUnit, weight: u32, first: u32) -> u32 {
-        let at = self.units.len() as u32;
-        self.units.push(unit);
+    fn add_new(&mut self, unit: UnitRef<'_>, weight: u32, first: u32) -> u32 {
+        let at = self.units.push(unit);
         self.weight.push(weight);
         self.first.push(first);
         at
@@ -267,7 +274,7 @@ impl UnitSet {
     #[cfg(test)]
     fn push_unmerged(&mut self, unit: LinkUnit) -> u32 {
         self.records += 1;
-        self.add_new(unit, 1, self.records - 1)
+        self.add_new(unit.as_ref(), 1, self.records - 1)
     }
 
     /// Distinct units.
@@ -285,14 +292,14 @@ impl UnitSet {
     }
 
     /// The units, by index.
-    pub fn units(&self) -> &[LinkUnit] {
+    pub fn units(&self) -> &UnitList {
         &self.units
     }
 }
 
 /// Links the units of `set`; see the module docs. The keys come back one per unit.
 pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, prior: &PriorKeys) -> Linkage {
-    let prepared = &set.units[..];
+    let prepared = &set.units;
     let n = prepared.len();
     let mut stats = LinkStats { records: set.records as usize, ..LinkStats::default() };
     // A merged unit's later records would each have been joined by one identifier link.
@@ -320,7 +327,7 @@ pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, pri
     // The clusters the identifier links made, and the blocks of birth date and sex in key
     // order: both as sorted arrays (a few bytes a unit, where maps of vectors took about 80).
     let clusters = Groups::new((0..n).map(|i| uf.find(i)).collect());
-    let mut blocked: Vec<((u32, Sex), u32)> = prepared.iter().enumerate().filter_map(|(i, p)| p.block.map(|b| (b, i as u32))).collect();
+    let mut blocked: Vec<((u32, Sex), u32)> = prepared.iter().enumerate().filter_map(|(i, p)| p.block().map(|b| (b, i as u32))).collect();
     stats.blocked_records = blocked.iter().map(|&(_, i)| set.weight[i as usize] as usize).sum();
     blocked.sort_unstable();
     // The last block each cluster appears in: its summary is dropped after that block, so the
@@ -352,7 +359,7 @@ pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, pri
                 aggs.entry(r).or_insert_with(|| {
                     let mut a = Agg::default();
                     for &u in clusters.members(r) {
-                        a.add(&prepared[u as usize]);
+                        a.add(prepared.get(u as usize));
                     }
                     a.tidy();
                     a
@@ -393,13 +400,15 @@ pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, pri
     let persons = Groups::new((0..n).map(|i| uf.find(i)).collect());
     stats.persons = persons.count();
     let mut out = vec![PersonKey([0; 32]); n];
-    let mut anchors = Vec::new();
+    // At most one anchor a unit's identifier (`anchors`): reserved at once, so that the anchors,
+    // 64 bytes each, are held without the slack of a growing vector.
+    let mut anchors = Vec::with_capacity(prepared.iter().map(UnitRef::anchor_count).sum());
     for i in 0..n {
         let members = persons.members(persons.root_of(i));
         if members[0] as usize != i {
             continue;
         }
-        let mut cluster_anchors: Vec<PersonKey> = members.iter().flat_map(|&u| prepared[u as usize].anchors(keys)).collect();
+        let mut cluster_anchors: Vec<PersonKey> = members.iter().flat_map(|&u| prepared.get(u as usize).anchors(keys)).collect();
         cluster_anchors.sort_unstable();
         cluster_anchors.dedup();
         // A prior key by anchor, else one made from an id or the name, else the key an earlier
@@ -415,7 +424,7 @@ pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, pri
             .unwrap_or_else(|| {
                 let first = members[0] as usize;
                 let position = set.first[first].saturating_sub(set.stored_records);
-                keys.keyed(Domain::Person, &["record", &config.run_scope, prepared[first].holder(), &position.to_string()])
+                keys.keyed(Domain::Person, &["record", &config.run_scope, prepared.get(first).holder(), &position.to_string()])
             });
         for &u in members {
             out[u as usize] = key;
@@ -476,22 +485,29 @@ impl Groups {
 /// runs; it is smaller than the [`LinkRecord`] it comes from.
 ///
 /// Units are kept until linkage runs (once per distinct identity, [`UnitSet`]), so they are
-/// packed: every text item in one buffer and every fingerprint in another (about 300 bytes a
-/// unit, where a `String` and a `Vec` per item took about 900).
-#[derive(Debug, Default, Clone)]
+/// packed into one run of bytes ([`UnitRef`] reads them where they lie): a [`UnitSet`] keeps them
+/// one after another in large pages, about 170 bytes a unit of a claim, where a `String` and a
+/// `Vec` per item took about 900 and a struct of boxed parts about 330.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LinkUnit {
-    block: Option<(u32, Sex)>,
+    /// The encoded content: everything but the observation date ([`UnitRef`] says how).
+    bytes: Box<[u8]>,
     observed: Option<Date>,
-    /// Every text item, one after another, kind by kind ([`Item`]).
-    text: Box<str>,
-    /// Where each text item ends in `text`.
-    ends: Box<[u32]>,
-    /// Per kind of text item, the index in `ends` of its first item; the last entry is their
-    /// number.
-    starts: [u16; ITEM_KINDS + 1],
-    /// Fingerprints of postal codes, phones and addresses, kind by kind ([`Print`]).
-    prints: Box<[u64]>,
-    print_starts: [u16; PRINT_KINDS + 1],
+}
+
+/// A unit as the rules read it: its encoded content, borrowed from a [`LinkUnit`] or from a
+/// [`UnitList`]'s pages, and its observation date.
+///
+/// The content is, in order: the block (one byte, 0 for none or 1 + the sex's index, then the
+/// birth date in days as 4 bytes), per kind of text item ([`Item`]) the index of its first item
+/// (one byte each, then the number of items), the same for fingerprints ([`Print`]), then where
+/// each text item ends (2 bytes each), the fingerprints (8 bytes each) and the text. A unit holds
+/// at most [`MAX_ITEMS_PER_KIND`] items of a kind and 65,535 bytes of text (a record does not
+/// have dozens of names). Equal content, equal bytes: units are compared and hashed by them.
+#[derive(Debug, Clone, Copy)]
+pub struct UnitRef<'a> {
+    bytes: &'a [u8],
+    observed: Option<Date>,
 }
 
 /// The kinds of a unit's text items, in the order they are stored.
@@ -523,12 +539,21 @@ enum Print {
 
 const PRINT_KINDS: usize = 3;
 
+/// Items of one kind a unit keeps (the rest are dropped: the counts fit one byte).
+pub const MAX_ITEMS_PER_KIND: usize = u8::MAX as usize / ITEM_KINDS;
+
+const SEXES: [Sex; 4] = [Sex::Male, Sex::Female, Sex::Other, Sex::Unknown];
+/// Where the item starts, the print starts, the item ends begin.
+const ITEM_STARTS_AT: usize = 5;
+const PRINT_STARTS_AT: usize = ITEM_STARTS_AT + ITEM_KINDS + 1;
+const HEADER: usize = PRINT_STARTS_AT + PRINT_KINDS + 1;
+
 impl LinkUnit {
     pub fn new(r: &LinkRecord) -> Self {
         let id = &r.identity;
         let birth = id.values(IdentifierKind::BirthDate).find_map(|v| normalize::birth_date(v).ok());
         let sex = id.values(IdentifierKind::Sex).find_map(|v| normalize::sex(v).ok());
-        let block = match (&birth, sex) {
+        let block: Option<(u32, Sex)> = match (&birth, sex) {
             (Some(b), Some(s)) => b.chars().filter(char::is_ascii_digit).collect::<String>().parse().ok().map(|d| (d, s)),
             _ => None,
         };
@@ -554,33 +579,73 @@ impl LinkUnit {
             v.sort_unstable();
             v.dedup();
         }
-        let mut unit = LinkUnit { block, observed: r.observed, ..Default::default() };
         let kinds: [&[String]; ITEM_KINDS] =
             [std::slice::from_ref(&r.holder), birth.as_slice(), &kana_full, &kanji_full, &kana_given, &kanji_given, &member, &local, &public];
-        let mut text = String::with_capacity(kinds.iter().flat_map(|k| k.iter()).map(String::len).sum());
-        let mut ends = Vec::with_capacity(kinds.iter().map(|k| k.len()).sum());
-        for (k, items) in kinds.iter().enumerate() {
-            unit.starts[k] = ends.len().min(usize::from(u16::MAX)) as u16;
-            // At most as many items of a kind as the index can hold (a record does not have
-            // thousands of names).
-            for item in items.iter().take(usize::from(u16::MAX) / ITEM_KINDS) {
-                text.push_str(item);
-                ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
-            }
-        }
-        unit.starts[ITEM_KINDS] = ends.len() as u16;
-        unit.text = text.into_boxed_str();
-        unit.ends = ends.into_boxed_slice();
-        let mut prints = Vec::with_capacity(postal.len() + phone.len() + address.len());
-        for (k, v) in [postal, phone, address].into_iter().enumerate() {
-            unit.print_starts[k] = prints.len().min(usize::from(u16::MAX)) as u16;
-            prints.extend(v.into_iter().take(usize::from(u16::MAX) / PRINT_KINDS));
-        }
-        unit.print_starts[PRINT_KINDS] = prints.len() as u16;
-        unit.prints = prints.into_boxed_slice();
-        unit
+        let prints: [Vec<u64>; PRINT_KINDS] = [postal, phone, address];
+        LinkUnit { bytes: encode(block, &kinds, &prints), observed: r.observed }
     }
 
+    /// The unit as the rules read it.
+    pub fn as_ref(&self) -> UnitRef<'_> {
+        UnitRef { bytes: &self.bytes, observed: self.observed }
+    }
+
+    /// When its insurance numbers were valid.
+    pub fn observed(&self) -> Option<Date> {
+        self.observed
+    }
+
+    /// The normalized birth date (`YYYY-MM-DD`), if the record gave a full one.
+    pub fn birth_date(&self) -> Option<&str> {
+        self.as_ref().birth()
+    }
+}
+
+/// The content of a unit ([`UnitRef`] gives the layout). Items past [`MAX_ITEMS_PER_KIND`] of a
+/// kind, or past 65,535 bytes of text, are left out.
+fn encode(block: Option<(u32, Sex)>, kinds: &[&[String]; ITEM_KINDS], prints: &[Vec<u64>; PRINT_KINDS]) -> Box<[u8]> {
+    let mut text = String::new();
+    let mut ends: Vec<u16> = Vec::new();
+    let mut starts = [0u8; ITEM_KINDS + 1];
+    for (k, items) in kinds.iter().enumerate() {
+        starts[k] = ends.len() as u8;
+        for item in items.iter().take(MAX_ITEMS_PER_KIND) {
+            if text.len() + item.len() > usize::from(u16::MAX) {
+                break;
+            }
+            text.push_str(item);
+            ends.push(text.len() as u16);
+        }
+    }
+    starts[ITEM_KINDS] = ends.len() as u8;
+    let mut print_starts = [0u8; PRINT_KINDS + 1];
+    let mut all_prints: Vec<u64> = Vec::new();
+    for (k, v) in prints.iter().enumerate() {
+        print_starts[k] = all_prints.len() as u8;
+        all_prints.extend(v.iter().take(MAX_ITEMS_PER_KIND));
+    }
+    print_starts[PRINT_KINDS] = all_prints.len() as u8;
+    let mut out = Vec::with_capacity(HEADER + 2 * ends.len() + 8 * all_prints.len() + text.len());
+    match block {
+        Some((day, sex)) => {
+            out.push(1 + SEXES.iter().position(|&s| s == sex).expect("every sex is listed") as u8);
+            out.extend_from_slice(&day.to_le_bytes());
+        }
+        None => out.extend_from_slice(&[0; 5]),
+    }
+    out.extend_from_slice(&starts);
+    out.extend_from_slice(&print_starts);
+    for e in ends {
+        out.extend_from_slice(&e.to_le_bytes());
+    }
+    for p in all_prints {
+        out.extend_from_slice(&p.to_le_bytes());
+    }
+    out.extend_from_slice(text.as_bytes());
+    out.into_boxed_slice()
+}
+
+impl<'a> UnitRef<'a> {
     /// When its insurance numbers were valid: of a unit standing for several records, the
     /// earliest.
     pub fn observed(&self) -> Option<Date> {
@@ -588,13 +653,18 @@ impl LinkUnit {
     }
 
     /// The normalized birth date (`YYYY-MM-DD`), if the record gave a full one.
-    pub fn birth_date(&self) -> Option<&str> {
+    pub fn birth_date(&self) -> Option<&'a str> {
         self.birth()
+    }
+
+    /// An owned copy.
+    pub fn to_owned(&self) -> LinkUnit {
+        LinkUnit { bytes: self.bytes.into(), observed: self.observed }
     }
 
     /// The last character of each of its names (full and given, kana and kanji): the name
     /// rules only join clusters that share one (`name_groups`).
-    pub(crate) fn name_ends(&self) -> impl Iterator<Item = char> + '_ {
+    pub(crate) fn name_ends(self) -> impl Iterator<Item = char> + 'a {
         [Item::KanaFull, Item::KanjiFull, Item::KanaGiven, Item::KanjiGiven]
             .into_iter()
             .flat_map(move |k| self.items(k))
@@ -602,73 +672,86 @@ impl LinkUnit {
     }
 
     /// Birth date (days) and sex: the block the name rules compare it in.
-    pub(crate) fn block(&self) -> Option<(u32, Sex)> {
-        self.block
+    pub(crate) fn block(self) -> Option<(u32, Sex)> {
+        let b = self.bytes;
+        let sex = *SEXES.get(usize::from(b[0]).checked_sub(1)?)?;
+        Some((u32::from_le_bytes([b[1], b[2], b[3], b[4]]), sex))
     }
 
     /// Whether a cluster of this unit alone gets its key from the record's position: no anchor
     /// (member id, patient number, 受給者番号) and no name with a birth date.
-    fn keyed_by_position(&self) -> bool {
+    fn keyed_by_position(self) -> bool {
         !self.identifying() && self.name_and_birth().is_none()
     }
 
     /// The full name (kana first) and birth date a key is made from when no id gives one.
-    fn name_and_birth(&self) -> Option<(&str, &str)> {
+    fn name_and_birth(self) -> Option<(&'a str, &'a str)> {
         Some((self.items(Item::KanaFull).next().or(self.items(Item::KanjiFull).next())?, self.birth()?))
     }
 
     /// Whether the unit carries a value that identifies a person on its own (member id,
     /// patient number, 受給者番号 with a birth date).
-    fn identifying(&self) -> bool {
-        self.starts[Item::Member as usize] < self.starts[Item::Local as usize + 1]
+    fn identifying(self) -> bool {
+        self.item_start(Item::Member as usize) < self.item_start(Item::Local as usize + 1)
             || (self.birth().is_some() && self.items(Item::Public).next().is_some())
     }
 
-    /// Everything but the observation date: what identical units share.
-    #[allow(clippy::type_complexity)]
-    fn content(&self) -> (Option<(u32, Sex)>, &str, &[u32], [u16; ITEM_KINDS + 1], &[u64], [u16; PRINT_KINDS + 1]) {
-        (self.block, &self.text, &self.ends, self.starts, &self.prints, self.print_starts)
+    fn item_start(self, k: usize) -> usize {
+        usize::from(self.bytes[ITEM_STARTS_AT + k])
     }
 
-    fn content_hash(&self) -> u64 {
-        fp(&self.content())
+    fn print_start(self, k: usize) -> usize {
+        usize::from(self.bytes[PRINT_STARTS_AT + k])
     }
 
-    fn same_content(&self, other: &LinkUnit) -> bool {
-        self.content() == other.content()
+    /// Where the fingerprints begin; the text begins after them.
+    fn prints_at(self) -> usize {
+        HEADER + 2 * self.item_start(ITEM_KINDS)
+    }
+
+    fn item_end(self, i: usize) -> usize {
+        let at = HEADER + 2 * i;
+        usize::from(u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]))
     }
 
     /// The text items of one kind.
-    fn items(&self, kind: Item) -> impl Iterator<Item = &str> + Clone + '_ {
+    fn items(self, kind: Item) -> impl Iterator<Item = &'a str> + Clone {
         let k = kind as usize;
-        (usize::from(self.starts[k])..usize::from(self.starts[k + 1])).map(move |i| {
-            let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-            &self.text[start..self.ends[i] as usize]
+        let text_at = self.prints_at() + 8 * self.print_start(PRINT_KINDS);
+        let text = std::str::from_utf8(&self.bytes[text_at..]).expect("units are made from text");
+        (self.item_start(k)..self.item_start(k + 1)).map(move |i| {
+            let start = if i == 0 { 0 } else { self.item_end(i - 1) };
+            &text[start..self.item_end(i)]
         })
     }
 
     /// The fingerprints of one kind.
-    fn prints(&self, kind: Print) -> &[u64] {
+    fn prints(self, kind: Print) -> impl Iterator<Item = u64> + 'a {
         let k = kind as usize;
-        &self.prints[usize::from(self.print_starts[k])..usize::from(self.print_starts[k + 1])]
+        let at = self.prints_at();
+        let bytes = self.bytes;
+        (self.print_start(k)..self.print_start(k + 1)).map(move |i| {
+            let p = at + 8 * i;
+            u64::from_le_bytes(bytes[p..p + 8].try_into().expect("eight bytes"))
+        })
     }
 
-    fn holder(&self) -> &str {
+    fn holder(self) -> &'a str {
         self.items(Item::Holder).next().unwrap_or("")
     }
 
-    fn birth(&self) -> Option<&str> {
+    fn birth(self) -> Option<&'a str> {
         self.items(Item::Birth).next()
     }
 
     /// Holder and patient number.
-    fn local(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+    fn local(self) -> impl Iterator<Item = (&'a str, &'a str)> {
         let holder = self.holder();
         self.items(Item::Local).map(move |l| (holder, l))
     }
 
     /// Fingerprints of the values that identify a person on their own.
-    pub(crate) fn identifier_fingerprints(&self) -> Vec<u64> {
+    pub(crate) fn identifier_fingerprints(self) -> Vec<u64> {
         let birth = self.birth().unwrap_or("");
         let mut out = Vec::new();
         for m in self.items(Item::Member) {
@@ -685,7 +768,13 @@ impl LinkUnit {
         out
     }
 
-    pub(crate) fn anchors(&self, keys: &Pseudonymizer) -> Vec<PersonKey> {
+    /// How many anchors [`UnitRef::anchors`] gives, without making them.
+    fn anchor_count(self) -> usize {
+        let public = if self.birth().is_some_and(|b| !b.is_empty()) { self.items(Item::Public).count() } else { 0 };
+        self.items(Item::Member).count() + self.items(Item::Local).count() + public
+    }
+
+    pub(crate) fn anchors(self, keys: &Pseudonymizer) -> Vec<PersonKey> {
         let birth = self.birth().unwrap_or("");
         let mut out = Vec::new();
         for m in self.items(Item::Member) {
@@ -700,6 +789,95 @@ impl LinkUnit {
             }
         }
         out
+    }
+}
+
+/// Units one after another, encoded ([`UnitRef`]), in pages of 256 KiB (a larger unit gets a
+/// page of its own): no allocation per unit, about 12 bytes a unit besides its content. What a
+/// [`UnitSet`] holds its units in, and what a caller gathers units read back into.
+#[derive(Debug, Default)]
+pub struct UnitList {
+    pages: Vec<Vec<u8>>,
+    /// Per unit: its page, where it starts there and its length.
+    spans: Vec<(u32, u32, u32)>,
+    observed: Vec<Option<Date>>,
+}
+
+const PAGE: usize = 256 * 1024;
+
+impl UnitList {
+    /// Appends a unit; returns its index.
+    pub fn push(&mut self, unit: UnitRef<'_>) -> u32 {
+        let bytes = unit.bytes;
+        let fits = self.pages.last().is_some_and(|p| p.capacity() - p.len() >= bytes.len());
+        if !fits {
+            // The first page grows as it fills (a list of a few units stays small); the others
+            // are made full size.
+            let grow = self.pages.len() == 1 && self.pages[0].capacity() < PAGE && self.pages[0].len() + bytes.len() <= PAGE;
+            if grow {
+                let p = &mut self.pages[0];
+                let target = (p.capacity() * 2).max(p.len() + bytes.len()).min(PAGE);
+                p.reserve_exact(target - p.len());
+            } else {
+                let size = if self.pages.is_empty() { bytes.len().max(4096) } else { PAGE.max(bytes.len()) };
+                self.pages.push(Vec::with_capacity(size));
+            }
+        }
+        let page_at = self.pages.len() - 1;
+        let page = &mut self.pages[page_at];
+        let start = page.len();
+        page.extend_from_slice(bytes);
+        self.spans.push((page_at as u32, start as u32, bytes.len() as u32));
+        self.observed.push(unit.observed);
+        (self.spans.len() - 1) as u32
+    }
+
+    /// The unit at `i`.
+    pub fn get(&self, i: usize) -> UnitRef<'_> {
+        let (page, start, len) = self.spans[i];
+        UnitRef { bytes: &self.pages[page as usize][start as usize..(start + len) as usize], observed: self.observed[i] }
+    }
+
+    /// The units in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = UnitRef<'_>> + Clone + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Bytes held, for the memory accounts of tests and benches.
+    pub fn bytes_held(&self) -> usize {
+        self.pages.iter().map(Vec::capacity).sum::<usize>()
+            + self.spans.capacity() * 12
+            + self.observed.capacity() * std::mem::size_of::<Option<Date>>()
+    }
+
+    fn set_observed(&mut self, i: usize, observed: Option<Date>) {
+        self.observed[i] = observed;
+    }
+}
+
+impl FromIterator<LinkUnit> for UnitList {
+    fn from_iter<I: IntoIterator<Item = LinkUnit>>(iter: I) -> Self {
+        let mut out = UnitList::default();
+        for u in iter {
+            out.push(u.as_ref());
+        }
+        out
+    }
+}
+
+impl Extend<LinkUnit> for UnitList {
+    fn extend<I: IntoIterator<Item = LinkUnit>>(&mut self, iter: I) {
+        for u in iter {
+            self.push(u.as_ref());
+        }
     }
 }
 
@@ -788,7 +966,7 @@ struct Agg<'a> {
 }
 
 impl<'a> Agg<'a> {
-    fn add(&mut self, p: &'a LinkUnit) {
+    fn add(&mut self, p: UnitRef<'a>) {
         self.kana_full.extend(p.items(Item::KanaFull));
         self.kanji_full.extend(p.items(Item::KanjiFull));
         self.kana_given.extend(p.items(Item::KanaGiven));
@@ -1017,10 +1195,10 @@ fn merge_block(mut roots: Vec<usize>, uf: &mut UnionFind, aggs: &mut HashMap<usi
 
 /// The key of a cluster with no prior key: earliest member id, else smallest patient number,
 /// else the name (see the module docs).
-fn derive_key(members: &[u32], prepared: &[LinkUnit], keys: &Pseudonymizer) -> Option<PersonKey> {
+fn derive_key(members: &[u32], prepared: &UnitList, keys: &Pseudonymizer) -> Option<PersonKey> {
     let mut best: Option<(Option<Date>, &str, &str)> = None;
     for &i in members {
-        let p = &prepared[i as usize];
+        let p = prepared.get(i as usize);
         let birth = p.birth().unwrap_or("");
         for m in p.items(Item::Member) {
             let cand = (p.observed, m, birth);
@@ -1036,12 +1214,12 @@ fn derive_key(members: &[u32], prepared: &[LinkUnit], keys: &Pseudonymizer) -> O
     if let Some((_, m, birth)) = best {
         return Some(keys.keyed(Domain::Person, &["member", m, birth]));
     }
-    if let Some((h, l)) = members.iter().flat_map(|&i| prepared[i as usize].local()).min() {
+    if let Some((h, l)) = members.iter().flat_map(|&i| prepared.get(i as usize).local()).min() {
         return Some(keys.keyed(Domain::Person, &["local", h, l]));
     }
-    let p = &prepared[members[0] as usize];
+    let p = prepared.get(members[0] as usize);
     let (name, birth) = p.name_and_birth()?;
-    let sex = p.block.map_or("", |b| b.1.code());
+    let sex = p.block().map_or("", |b| b.1.code());
     Some(keys.keyed(Domain::Person, &["name", name, birth, sex]))
 }
 
@@ -1294,7 +1472,7 @@ mod tests {
         // Stored: the identity once, and both phone-only records.
         let mut set = UnitSet::default();
         for (r, k) in [(&first_run[0], a.keys[0]), (&first_run[2], a.keys[2]), (&first_run[3], a.keys[3])] {
-            set.push_stored(LinkUnit::new(r), k);
+            set.push_stored(LinkUnit::new(r).as_ref(), k);
         }
         let mut later = UnitSet::default();
         later.push(LinkUnit::new(&phone("090-5555-6666")));
@@ -1398,5 +1576,67 @@ mod tests {
                 prop_assert_eq!(after.keys[new_pos], before.keys[old_pos]);
             }
         }
+
+        /// A unit's content reads back as it was made: every item of every kind in order (up to
+        /// the cap), every fingerprint, the block; and a list hands back the same bytes and
+        /// observation date for every unit, across pages.
+        #[test]
+        fn units_read_back_as_they_were_made(
+            block in proptest::option::of((0u32..30_000_000, 0usize..4)),
+            kinds in proptest::collection::vec(proptest::collection::vec("[a-z0-9ア-ン漢字:]{0,12}", 0..MAX_ITEMS_PER_KIND + 3), ITEM_KINDS),
+            prints in proptest::collection::vec(proptest::collection::vec(any::<u64>(), 0..MAX_ITEMS_PER_KIND + 3), PRINT_KINDS),
+            copies in 1usize..300,
+        ) {
+            let block = block.map(|(d, s)| (d, SEXES[s]));
+            let kinds_ref: [&[String]; ITEM_KINDS] = std::array::from_fn(|k| kinds[k].as_slice());
+            let prints_arr: [Vec<u64>; PRINT_KINDS] = std::array::from_fn(|k| prints[k].clone());
+            let unit = LinkUnit { bytes: encode(block, &kinds_ref, &prints_arr), observed: Date::new(2024, 5, 1).ok() };
+            let r = unit.as_ref();
+            prop_assert_eq!(r.block(), block);
+            prop_assert_eq!(r.anchor_count(), r.anchors(&keys()).len());
+            let all = [Item::Holder, Item::Birth, Item::KanaFull, Item::KanjiFull, Item::KanaGiven, Item::KanjiGiven, Item::Member, Item::Local, Item::Public];
+            for (k, kind) in all.into_iter().enumerate() {
+                let got: Vec<&str> = r.items(kind).collect();
+                let want: Vec<&str> = kinds[k].iter().take(MAX_ITEMS_PER_KIND).map(String::as_str).collect();
+                prop_assert_eq!(got, want);
+            }
+            for (k, kind) in [Print::Postal, Print::Phone, Print::Address].into_iter().enumerate() {
+                let got: Vec<u64> = r.prints(kind).collect();
+                let want: Vec<u64> = prints[k].iter().take(MAX_ITEMS_PER_KIND).copied().collect();
+                prop_assert_eq!(got, want);
+            }
+            // Many copies with other dates, and one unit larger than a page in the middle.
+            let mut list = UnitList::default();
+            let big = LinkUnit { bytes: vec![0u8; PAGE + 10].into_boxed_slice(), observed: None };
+            for i in 0..copies {
+                let at = list.push(UnitRef { bytes: r.bytes, observed: Date::new(2000 + (i % 50) as u16, 1, 1).ok() });
+                prop_assert_eq!(at as usize, 2 * i);
+                list.push(if i == copies / 2 { big.as_ref() } else { r });
+            }
+            for i in 0..copies {
+                prop_assert_eq!(list.get(2 * i).bytes, r.bytes);
+                prop_assert_eq!(list.get(2 * i).observed(), Date::new(2000 + (i % 50) as u16, 1, 1).ok());
+                let odd = list.get(2 * i + 1);
+                prop_assert_eq!(odd.bytes.len(), if i == copies / 2 { PAGE + 10 } else { r.bytes.len() });
+            }
+        }
+    }
+
+    /// Text past 65,535 bytes is left out item by item (the ends are two bytes), and a small list
+    /// stays small.
+    #[test]
+    fn a_unit_keeps_at_most_its_text_limit_and_a_small_list_is_small() {
+        let long: Vec<String> = (0..20).map(|i| format!("{i}{}", "ア".repeat(2_000))).collect();
+        let kinds: [&[String]; ITEM_KINDS] = std::array::from_fn(|k| if k == Item::KanaFull as usize { long.as_slice() } else { &[] });
+        let unit = LinkUnit { bytes: encode(None, &kinds, &Default::default()), observed: None };
+        let kept: Vec<&str> = unit.as_ref().items(Item::KanaFull).collect();
+        // 6,001 or 6,002 bytes an item: ten fit in 65,535.
+        assert_eq!(kept.len(), 10);
+        assert_eq!(kept, long[..10].iter().map(String::as_str).collect::<Vec<_>>());
+        let mut list = UnitList::default();
+        let small = LinkUnit::new(&claim("H2", "77", "渡辺太郎", "ﾜﾀﾅﾍﾞ ﾀﾛｰ", "3450302", "1", ("06132013", "アイウ", "00187", "1")));
+        list.push(small.as_ref());
+        assert!(list.bytes_held() < 8_192, "{}", list.bytes_held());
+        assert_eq!(list.get(0).bytes, small.as_ref().bytes);
     }
 }

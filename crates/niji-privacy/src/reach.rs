@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use crate::linkage::{LinkUnit, UnionFind};
+use crate::linkage::{UnionFind, UnitList, UnitRef};
 use crate::normalize::Sex;
 use crate::pseudonym::{Domain, PersonKey, Pseudonymizer};
 
@@ -39,9 +39,9 @@ pub struct LinkBucket(pub [u8; 8]);
 /// The buckets the vault must be asked for, from `earlier` units (read back, with the current
 /// key of the person each belongs to, `earlier_keys`) and `later` ones (this run's), grouped as
 /// the module docs say. Sorted, without repeats.
-pub fn reach(earlier: &[LinkUnit], earlier_keys: &[PersonKey], later: &[LinkUnit], keys: &Pseudonymizer) -> Vec<LinkBucket> {
+pub fn reach(earlier: &UnitList, earlier_keys: &[PersonKey], later: &UnitList, keys: &Pseudonymizer) -> Vec<LinkBucket> {
     assert_eq!(earlier.len(), earlier_keys.len(), "one key per earlier unit");
-    let unit = |i: usize| if i < earlier.len() { &earlier[i] } else { &later[i - earlier.len()] };
+    let unit = |i: usize| if i < earlier.len() { earlier.get(i) } else { later.get(i - earlier.len()) };
     let n = earlier.len() + later.len();
     let mut uf = UnionFind::new(n);
     {
@@ -91,7 +91,7 @@ pub fn reach(earlier: &[LinkUnit], earlier_keys: &[PersonKey], later: &[LinkUnit
 
 /// The anchors of `units` (the vault's anchors table leads from each to its person), sorted,
 /// without repeats. They do not depend on how units are grouped: a caller makes them once a unit.
-pub fn unit_anchors(units: &[LinkUnit], keys: &Pseudonymizer) -> Vec<PersonKey> {
+pub fn unit_anchors(units: &UnitList, keys: &Pseudonymizer) -> Vec<PersonKey> {
     let mut out: Vec<PersonKey> = units.iter().flat_map(|u| u.anchors(keys)).collect();
     out.sort_unstable();
     out.dedup();
@@ -101,14 +101,23 @@ pub fn unit_anchors(units: &[LinkUnit], keys: &Pseudonymizer) -> Vec<PersonKey> 
 /// Per person of a run (`unit_keys`: the key linkage gave each of `units`), the buckets the vault
 /// keeps for it: every block its units are in crossed with every name ending they carry. Sorted
 /// by bucket, without repeats.
-pub fn cluster_buckets(units: &[LinkUnit], unit_keys: &[PersonKey], keys: &Pseudonymizer) -> Vec<(LinkBucket, PersonKey)> {
+pub fn cluster_buckets(units: &UnitList, unit_keys: &[PersonKey], keys: &Pseudonymizer) -> Vec<(LinkBucket, PersonKey)> {
     assert_eq!(units.len(), unit_keys.len(), "one key per unit");
     let mut order: Vec<u32> = (0..units.len() as u32).collect();
     order.sort_unstable_by_key(|&i| unit_keys[i as usize]);
-    let mut out = Vec::new();
-    for group in order.chunk_by(|&a, &b| unit_keys[a as usize] == unit_keys[b as usize]) {
+    let groups = || order.chunk_by(|&a, &b| unit_keys[a as usize] == unit_keys[b as usize]);
+    // Counted first (no hashing), so that the rows, 40 bytes each and several a person, are
+    // held once without the slack of a growing vector.
+    let rows: usize = groups()
+        .map(|group| {
+            let (blocks, ends) = blocks_and_ends(group.iter().map(|&i| units.get(i as usize)));
+            blocks.len() * ends.len()
+        })
+        .sum();
+    let mut out = Vec::with_capacity(rows);
+    for group in groups() {
         let person = unit_keys[group[0] as usize];
-        out.extend(group_buckets(group.iter().map(|&i| &units[i as usize]), keys).into_iter().map(|b| (b, person)));
+        out.extend(group_buckets(group.iter().map(|&i| units.get(i as usize)), keys).into_iter().map(|b| (b, person)));
     }
     out.sort_unstable();
     out.dedup();
@@ -119,9 +128,9 @@ pub fn cluster_buckets(units: &[LinkUnit], unit_keys: &[PersonKey], keys: &Pseud
 type BlocksAndEnds = (Vec<(u32, Sex)>, Vec<char>);
 
 /// The blocks `units` are in and the name endings they carry, sorted, without repeats.
-fn blocks_and_ends<'a>(units: impl Iterator<Item = &'a LinkUnit> + Clone) -> BlocksAndEnds {
-    let mut blocks: Vec<(u32, Sex)> = units.clone().filter_map(LinkUnit::block).collect();
-    let mut ends: Vec<char> = units.flat_map(LinkUnit::name_ends).collect();
+fn blocks_and_ends<'a>(units: impl Iterator<Item = UnitRef<'a>> + Clone) -> BlocksAndEnds {
+    let mut blocks: Vec<(u32, Sex)> = units.clone().filter_map(UnitRef::block).collect();
+    let mut ends: Vec<char> = units.flat_map(UnitRef::name_ends).collect();
     blocks.sort_unstable();
     blocks.dedup();
     ends.sort_unstable();
@@ -130,7 +139,7 @@ fn blocks_and_ends<'a>(units: impl Iterator<Item = &'a LinkUnit> + Clone) -> Blo
 }
 
 /// The blocks of `units` crossed with their name endings.
-fn group_buckets<'a>(units: impl Iterator<Item = &'a LinkUnit> + Clone, keys: &Pseudonymizer) -> Vec<LinkBucket> {
+fn group_buckets<'a>(units: impl Iterator<Item = UnitRef<'a>> + Clone, keys: &Pseudonymizer) -> Vec<LinkBucket> {
     let (blocks, ends) = blocks_and_ends(units);
     crossed(&blocks, &ends, keys)
 }

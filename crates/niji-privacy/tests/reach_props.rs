@@ -9,8 +9,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use niji_ingest::{IdentifierKind, Identity, IdentityItem};
 use niji_privacy::{
-    cluster_buckets, link_set, prepare_all, reach, unit_anchors, LinkBucket, LinkRecord, LinkageConfig, PersonKey, PriorKeys, Pseudonymizer, UnitSet,
-    VaultKey,
+    cluster_buckets, link_set, prepare_all, reach, unit_anchors, LinkBucket, LinkRecord, LinkageConfig, PersonKey, PriorKeys, Pseudonymizer,
+    UnitList, UnitSet, VaultKey,
 };
 use proptest::prelude::*;
 
@@ -193,7 +193,7 @@ impl SimVault {
         let k = keys();
         let mut set = UnitSet::default();
         for (unit, (_, key)) in prepare_all(&self.records.iter().map(|r| r.0.clone()).collect::<Vec<_>>()).into_iter().zip(&self.records) {
-            set.push_stored(unit, *key);
+            set.push_stored(unit.as_ref(), *key);
         }
         let mut later = UnitSet::default();
         let of: Vec<u32> = prepare_all(new).into_iter().map(|u| later.push(u)).collect();
@@ -219,7 +219,7 @@ impl SimVault {
                 read = (0..self.records.len()).collect();
                 break self.anchors.iter().map(|(a, _)| *a).collect::<HashSet<_>>();
             }
-            let units = prepare_all(&read.iter().map(|&i| self.records[i].0.clone()).collect::<Vec<_>>());
+            let units: UnitList = prepare_all(&read.iter().map(|&i| self.records[i].0.clone()).collect::<Vec<_>>()).into_iter().collect();
             let current: Vec<PersonKey> = read.iter().map(|&i| self.current(self.records[i].1)).collect();
             let wanted: HashSet<LinkBucket> = reach(&units, &current, later.units(), &k).into_iter().collect();
             let anchors: HashSet<PersonKey> = unit_anchors(&units, &k).into_iter().chain(unit_anchors(later.units(), &k)).collect();
@@ -242,11 +242,11 @@ impl SimVault {
             read.sort_unstable();
             read.dedup();
         };
-        let units = prepare_all(&read.iter().map(|&i| self.records[i].0.clone()).collect::<Vec<_>>());
+        let units: UnitList = prepare_all(&read.iter().map(|&i| self.records[i].0.clone()).collect::<Vec<_>>()).into_iter().collect();
         let old_current: Vec<PersonKey> = read.iter().map(|&i| self.current(self.records[i].1)).collect();
         let retired = cluster_buckets(&units, &old_current, &k);
         let mut set = UnitSet::default();
-        let at: Vec<u32> = units.into_iter().zip(&read).map(|(u, &i)| set.push_stored(u, self.records[i].1)).collect();
+        let at: Vec<u32> = units.iter().zip(&read).map(|(u, &i)| set.push_stored(u, self.records[i].1)).collect();
         let moved = set.append(later);
         let linkage = link_set(&set, config, &k, &self.prior(Some(&anchors)));
         let out: Vec<PersonKey> = of.iter().map(|&u| linkage.keys[moved[u as usize] as usize]).collect();
