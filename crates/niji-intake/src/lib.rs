@@ -485,13 +485,29 @@ async fn write_version(
         let units_held = units.len() as u64;
         let mut linkage_config = options.linkage.clone();
         linkage_config.run_scope = tag.to_string();
+        // The vault batch begins here (its write lock is taken by its first write): linkage
+        // hands its anchors over in chunks as it makes them, and they go into the batch at once
+        // instead of being held (64 bytes each, several a person: 67 MB at a million persons).
+        let mut batch = vault.begin_batch(&submission.holder, tag).await?;
         let hasher = pseudonymizer.clone();
-        let (mut linkage, units) = tokio::task::spawn_blocking(move || {
-            let linkage = niji_privacy::link_set(&units, &linkage_config, &hasher, &prior);
+        let (anchors_tx, mut anchors_rx) = tokio::sync::mpsc::channel::<Vec<(PersonKey, PersonKey)>>(2);
+        let linking = tokio::task::spawn_blocking(move || {
+            let linkage = niji_privacy::link_set_streaming(&units, &linkage_config, &hasher, &prior, &mut |chunk| {
+                // A closed channel means the intake failed and stops: the chunk has nowhere to go.
+                let _ = anchors_tx.blocking_send(chunk);
+            });
             (linkage, units)
-        })
-        .await
-        .expect("linkage does not panic");
+        });
+        let mut stored_anchors = Ok(());
+        while let Some(chunk) = anchors_rx.recv().await {
+            stored_anchors = batch.put_anchors(&chunk).await;
+            if stored_anchors.is_err() {
+                break;
+            }
+        }
+        drop(anchors_rx);
+        let (linkage, units) = linking.await.expect("linkage does not panic");
+        stored_anchors?;
         // Earlier records whose unit's key is now another than the one they were stored under.
         let rekeyed_units = stored_of_unit.iter().filter(|&&(u, k)| linkage.keys[u as usize] != k).count() as u64;
         let mut stored_keys: Vec<PersonKey> = stored_of_unit.iter().map(|(_, k)| *k).collect();
@@ -520,14 +536,8 @@ async fn write_version(
         let final_dir = version_dir(&instance.paths, &submission.dataset, number);
         let staging = lake_dir.join(format!("{}{}-v{number}", niji_lake::STAGING_PREFIX, submission.dataset));
         let lake_key = LakeKey(instance.data_key(&lake_key_id(tag), &submission.actor).await?.0);
-        let mut batch = vault.begin_batch(&submission.holder, tag).await?;
-        // The anchors and the link index rows go into the batch before pass 2 (held until the
-        // commit, they were tens of MB through the write and commit phases at a million
-        // persons), the anchors first and freed before the bucket rows are made: together they
-        // were the link phase's peak (67 and 42 MB of 237 at a million persons).
-        batch.put_anchors(&linkage.anchors).await?;
-        linkage.anchors = Vec::new();
-        return_freed_memory();
+        // The link index rows go into the batch before pass 2 too (held until the commit, they
+        // were tens of MB through the write and commit phases at a million persons).
         let hasher = pseudonymizer.clone();
         let (buckets, keys) = tokio::task::spawn_blocking(move || {
             let buckets = niji_privacy::cluster_buckets(units.units(), &linkage.keys, &hasher);

@@ -63,7 +63,8 @@ pub mod pseudonym;
 pub mod reach;
 
 pub use linkage::{
-    link, link_set, prepare_all, LinkRecord, LinkStats, LinkUnit, Linkage, LinkageConfig, PriorKeys, UnitList, UnitRef, UnitSet, MAX_ITEMS_PER_KIND,
+    link, link_set, link_set_streaming, prepare_all, LinkRecord, LinkStats, LinkUnit, Linkage, LinkageConfig, PriorKeys, UnitList, UnitRef, UnitSet,
+    ANCHOR_CHUNK, MAX_ITEMS_PER_KIND,
 };
 pub use normalize::{NormalizeError, Sex};
 pub use pseudonym::{Domain, KeyError, PersonKey, Pseudonymizer, VaultKey};

@@ -232,10 +232,26 @@ impl UnitSet {
     /// Appends every unit of `later` (whose records arrived after all of this set's); returns,
     /// per unit of `later`, the index of the unit that now stands for it.
     pub fn append(&mut self, later: UnitSet) -> Vec<u32> {
+        if self.records == 0 && self.units.is_empty() {
+            // Into nothing: inserting `later`'s units one by one would make the same set again
+            // (they were merged by the same rule, in the same order), so it is taken as it is
+            // instead of being copied while both are held.
+            let stored_records = self.stored_records;
+            *self = later;
+            self.stored_records = stored_records;
+            return (0..self.units.len() as u32).collect();
+        }
         let offset = self.records;
         self.records += later.records;
-        let moved: Vec<u32> = later.units.iter().zip(later.weight).zip(later.first).map(|((u, w), f)| self.insert(u, w, offset + f)).collect();
-        for (u, key) in later.stored {
+        let UnitSet { units: mut list, weight, first, stored, index, .. } = later;
+        drop(index);
+        let mut moved = Vec::with_capacity(list.len());
+        for i in 0..list.len() {
+            moved.push(self.insert(list.get(i), weight[i], offset + first[i]));
+            // Pages copied are freed as the copy goes: the units are not held twice.
+            list.release_before(i + 1);
+        }
+        for (u, key) in stored {
             self.stored.entry(moved[u as usize]).or_insert(key);
         }
         moved
@@ -299,6 +315,26 @@ impl UnitSet {
 
 /// Links the units of `set`; see the module docs. The keys come back one per unit.
 pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, prior: &PriorKeys) -> Linkage {
+    let mut anchors = Vec::with_capacity(set.units.iter().map(UnitRef::anchor_count).sum());
+    let mut linkage = link_set_streaming(set, config, keys, prior, &mut |chunk| anchors.extend(chunk));
+    linkage.anchors = anchors;
+    linkage
+}
+
+/// Anchors [`link_set_streaming`] hands over at a time.
+pub const ANCHOR_CHUNK: usize = 16_384;
+
+/// As [`link_set`], but the anchors go to `sink` as they are made, in chunks of at most
+/// [`ANCHOR_CHUNK`] and in the order [`Linkage::anchors`] would list them, instead of being
+/// kept ([`Linkage::anchors`] comes back empty): 64 bytes an anchor, several a person, they were
+/// the largest thing linkage held at a million persons.
+pub fn link_set_streaming(
+    set: &UnitSet,
+    config: &LinkageConfig,
+    keys: &Pseudonymizer,
+    prior: &PriorKeys,
+    sink: &mut dyn FnMut(Vec<(PersonKey, PersonKey)>),
+) -> Linkage {
     let prepared = &set.units;
     let n = prepared.len();
     let mut stats = LinkStats { records: set.records as usize, ..LinkStats::default() };
@@ -400,9 +436,7 @@ pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, pri
     let persons = Groups::new((0..n).map(|i| uf.find(i)).collect());
     stats.persons = persons.count();
     let mut out = vec![PersonKey([0; 32]); n];
-    // At most one anchor a unit's identifier (`anchors`): reserved at once, so that the anchors,
-    // 64 bytes each, are held without the slack of a growing vector.
-    let mut anchors = Vec::with_capacity(prepared.iter().map(UnitRef::anchor_count).sum());
+    let mut anchors = Vec::with_capacity(ANCHOR_CHUNK);
     for i in 0..n {
         let members = persons.members(persons.root_of(i));
         if members[0] as usize != i {
@@ -429,9 +463,17 @@ pub fn link_set(set: &UnitSet, config: &LinkageConfig, keys: &Pseudonymizer, pri
         for &u in members {
             out[u as usize] = key;
         }
-        anchors.extend(cluster_anchors.into_iter().map(|a| (a, key)));
+        for a in cluster_anchors {
+            if anchors.len() == ANCHOR_CHUNK {
+                sink(std::mem::replace(&mut anchors, Vec::with_capacity(ANCHOR_CHUNK)));
+            }
+            anchors.push((a, key));
+        }
     }
-    Linkage { keys: out, anchors, stats }
+    if !anchors.is_empty() {
+        sink(anchors);
+    }
+    Linkage { keys: out, anchors: Vec::new(), stats }
 }
 
 /// Units grouped by their cluster's root (a counting sort): each cluster's units in ascending
@@ -856,6 +898,20 @@ impl UnitList {
         self.pages.iter().map(Vec::capacity).sum::<usize>()
             + self.spans.capacity() * 12
             + self.observed.capacity() * std::mem::size_of::<Option<Date>>()
+    }
+
+    /// Frees the pages that hold only units before `i` (reading them afterwards panics).
+    fn release_before(&mut self, i: usize) {
+        let page = match self.spans.get(i) {
+            Some(&(page, _, _)) => page as usize,
+            None => self.pages.len(),
+        };
+        for p in self.pages[..page].iter_mut().rev() {
+            if p.capacity() == 0 {
+                break;
+            }
+            *p = Vec::new();
+        }
     }
 
     fn set_observed(&mut self, i: usize, observed: Option<Date>) {
@@ -1330,6 +1386,59 @@ mod tests {
 
     fn run(records: &[LinkRecord]) -> Linkage {
         link(records, &LinkageConfig::default(), &keys(), &PriorKeys::default())
+    }
+
+    /// Appending a set of several pages to one that holds units copies each unit as it was
+    /// (freeing the pages behind it), and appending to an empty set takes it as it is.
+    #[test]
+    fn appended_units_are_the_units_appended() {
+        let records: Vec<LinkRecord> = (0..6_000)
+            .map(|i| claim("H1", &format!("p{i}"), "山田太郎", "ヤマダタロウ", "1980-01-02", "1", ("06132013", "1", &(i / 2).to_string(), "01")))
+            .collect();
+        let make = || {
+            let mut set = UnitSet::default();
+            for r in &records {
+                set.push(LinkUnit::new(r));
+            }
+            set
+        };
+        let reference = make();
+        assert!(reference.units.pages.len() >= 3, "{} pages", reference.units.pages.len());
+        let mut into = UnitSet::default();
+        into.push(LinkUnit::new(&claim("H9", "x", "佐藤花子", "サトウハナコ", "1990-01-01", "2", ("06132013", "2", "9", "01"))));
+        let moved = into.append(make());
+        assert_eq!(moved, (1..=6_000).collect::<Vec<u32>>());
+        for (i, &at) in moved.iter().enumerate() {
+            assert_eq!(into.units.get(at as usize).bytes, reference.units.get(i).bytes);
+        }
+        let mut empty = UnitSet::default();
+        assert_eq!(empty.append(make()), (0..6_000).collect::<Vec<u32>>());
+        assert_eq!((empty.len(), empty.records()), (6_000, 6_000));
+    }
+
+    /// Streamed anchors come in chunks of at most `ANCHOR_CHUNK`, and put together they are the
+    /// anchors `link_set` keeps, in its order, beside the same keys.
+    #[test]
+    fn streamed_anchors_are_the_kept_anchors_in_chunks() {
+        let mut set = UnitSet::default();
+        for i in 0..9_000 {
+            // Two anchors a record (member id, patient number); every tenth shares a member id
+            // with the one before (one person, one cluster).
+            let number = (i - i % 10 / 9).to_string();
+            let r = claim("H1", &format!("p{i}"), "山田太郎", "ヤマダタロウ", "1980-01-02", "1", ("06132013", "1", &number, "01"));
+            set.push(LinkUnit::new(&r));
+        }
+        let config = LinkageConfig::default();
+        let kept = link_set(&set, &config, &keys(), &PriorKeys::default());
+        let mut chunks: Vec<Vec<(PersonKey, PersonKey)>> = Vec::new();
+        let streamed = link_set_streaming(&set, &config, &keys(), &PriorKeys::default(), &mut |c| chunks.push(c));
+        assert!(streamed.anchors.is_empty());
+        assert_eq!(streamed.keys, kept.keys);
+        assert_eq!(streamed.stats, kept.stats);
+        assert!(chunks.len() >= 2, "{} chunks", chunks.len());
+        assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= ANCHOR_CHUNK));
+        assert_eq!(chunks.concat(), kept.anchors);
+        assert_eq!(kept.anchors.len(), 18_000 - 900);
     }
 
     #[test]
