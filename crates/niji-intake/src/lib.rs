@@ -20,9 +20,10 @@
 //!    persons read back so far are looked up in the vault's link index, and every linkable
 //!    record of each person found is read back, until a round finds no one new
 //!    ([`ReadBack::Reached`]; the keys come out as when every earlier record is read back,
-//!    which a vault whose index is not complete yet does once). The run's buckets, joined
-//!    keys and anchors go into its vault batch as soon as the batch begins, before any record
-//!    (the same transaction: a refused or killed intake stores none of them), and are freed.
+//!    which a vault whose index is not complete yet does once). The vault batch begins before
+//!    linkage runs: the anchors go into it in chunks as linkage makes them, the buckets and
+//!    joined keys right after, before any record (the same transaction: a refused or killed
+//!    intake stores none of them), and each is freed once stored.
 //! 3. **Write** (pass 2): the files are parsed again; each accepted record's identity goes to one
 //!    vault transaction, its content to a lake staging folder under a fresh per-version data key.
 //! 4. **Commit**: the version row is created in state `writing` before step 3; then the vault
@@ -59,10 +60,11 @@
 //! listed, and checks each file's records and units against pass 1's (`FileChanged`). The records whose Patient is missing are located by
 //! reading those files again, only when there are some. Measured with
 //! `NIJI_BENCH_ONLY=uke NIJI_BENCH_PERSONS=1000000 NIJI_BENCH_PERSONS_SMALL=300000 cargo bench -p niji-intake`
-//! (session 18): 256 MB peak for 24.6 million UKE lines (2.68 million claims, 384,822 distinct
-//! units; in the link phase: units, linkage's indexes, the keys, anchors and bucket rows it
-//! makes; the write and commit phases stay under 165 MB since the bucket rows and anchors go
-//! into the vault batch before pass 2), 123–125 MB for 7.4 million. Earlier versions' units
+//! (session 19): 146–176 MB peak for 24.6 million UKE lines (2.68 million claims, 384,822
+//! distinct units; session 18: 256 MB), 437 MB for 73.9 million (3 million persons, 1,155,622
+//! units, in the link phase: the units, about 190 bytes each with their spans and dates,
+//! linkage's indexes and the keys), 116 MB for 7.4 million. Units are packed (`UnitList`), the
+//! anchors go to the vault batch as linkage makes them, the bucket rows after them. Earlier versions' units
 //! are read back only for the persons the submission reaches (step 2), not for the whole instance (5 of those 240 files as a new
 //! dataset of an instance that holds them twice: 243,878 earlier records read back and a
 //! 490 MB peak, against 830,564 and 1,355 MB reading back everyone; `NIJI_BENCH_AGAIN=1`), and are reduced the same way as the
@@ -454,14 +456,14 @@ async fn write_version(
             Some(anchors) => vault.prior_keys_of(anchors).await?,
             None => vault.prior_keys().await?,
         };
-        let mut stored_of_unit: Vec<(u32, PersonKey)> = Vec::with_capacity(read.units.len());
-        for (unit, key) in read.units.iter().zip(read.stored) {
-            stored_of_unit.push((units.push_stored(unit, key), key));
-        }
-        drop(read.units);
+        // In the order stored (a run over every record meets them so); the pages of units read
+        // in that order are freed as they are copied.
+        let stored_of_unit: Vec<(u32, PersonKey)> = units.push_stored_list(read.units, &read.stored, read.order.as_deref());
+        drop(read.stored);
         let submitted = std::mem::take(&mut scan.units);
         let observed: Vec<Option<niji_ingest::Date>> = submitted.units().iter().map(|u| u.observed()).collect();
         let moved = units.append(submitted);
+        units.close();
         for u in scan.unit_of.iter_mut().chain(scan.patient_refs.values_mut()) {
             *u = moved[*u as usize];
         }
@@ -711,6 +713,8 @@ struct ReadBackUnits {
     units: UnitList,
     /// The key each was stored under.
     stored: Vec<PersonKey>,
+    /// The order they were stored in, where they were read in another (`None`: as read).
+    order: Option<Vec<u32>>,
     /// The current key of the person each belongs to (the vault's link index), where the read
     /// gave it.
     current: Option<Vec<PersonKey>>,
@@ -844,20 +848,11 @@ async fn read_reached(
     }
     anchors.sort_unstable();
     anchors.dedup();
-    // In the order stored, as a run over every record would meet them.
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.sort_unstable_by_key(|&i| ids[i]);
-    let mut in_order = UnitList::default();
-    for &i in &order {
-        in_order.push(units.get(i));
-    }
-    drop(units);
-    let read = ReadBackUnits {
-        units: in_order,
-        stored: order.iter().map(|&i| stored[i]).collect(),
-        current: Some(order.iter().map(|&i| current[i]).collect()),
-        anchors: Some(anchors),
-    };
+    // The order stored, as a run over every record would meet them (the units are not copied
+    // into it: the run's set takes them in that order).
+    let mut order: Vec<u32> = (0..ids.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| ids[i as usize]);
+    let read = ReadBackUnits { units, stored, current: Some(current), anchors: Some(anchors), order: Some(order) };
     Ok((read, submitted))
 }
 

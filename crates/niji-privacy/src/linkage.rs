@@ -193,6 +193,8 @@ pub struct UnitSet {
     first: Vec<u32>,
     /// Identifying units by a hash of their content (a collision only costs a second unit).
     index: HashMap<u64, u32>,
+    /// [`UnitSet::close`] was called: the index is gone, nothing can be added.
+    closed: bool,
     /// The keys earlier runs gave units that nothing identifies (no anchor, no name with a
     /// birth date): kept, since their key came from a position in that run.
     stored: HashMap<u32, PersonKey>,
@@ -232,6 +234,7 @@ impl UnitSet {
     /// Appends every unit of `later` (whose records arrived after all of this set's); returns,
     /// per unit of `later`, the index of the unit that now stands for it.
     pub fn append(&mut self, later: UnitSet) -> Vec<u32> {
+        assert!(!self.closed, "units appended to a closed set");
         if self.records == 0 && self.units.is_empty() {
             // Into nothing: inserting `later`'s units one by one would make the same set again
             // (they were merged by the same rule, in the same order), so it is taken as it is
@@ -257,7 +260,38 @@ impl UnitSet {
         moved
     }
 
+    /// Adds the units of `list`, read back from earlier runs that stored each under its key in
+    /// `keys`, in list order or in `order` (indices into `list`): [`UnitSet::push_stored`] of
+    /// each. Returns each one's unit and key, in the order added. In list order, the pages of
+    /// `list` are freed as its units are copied.
+    pub fn push_stored_list(&mut self, mut list: UnitList, keys: &[PersonKey], order: Option<&[u32]>) -> Vec<(u32, PersonKey)> {
+        assert_eq!(list.len(), keys.len(), "one key per unit read back");
+        let mut out = Vec::with_capacity(list.len());
+        match order {
+            Some(order) => {
+                for &i in order {
+                    out.push((self.push_stored(list.get(i as usize), keys[i as usize]), keys[i as usize]));
+                }
+            }
+            None => {
+                for (i, &key) in keys.iter().enumerate() {
+                    out.push((self.push_stored(list.get(i), key), key));
+                    list.release_before(i + 1);
+                }
+            }
+        }
+        out
+    }
+
+    /// Frees the index that finds identical units (about 20 bytes a unit) once every unit is
+    /// in: linkage does not need it. Adding a unit afterwards panics.
+    pub fn close(&mut self) {
+        self.index = HashMap::new();
+        self.closed = true;
+    }
+
     fn insert(&mut self, unit: UnitRef<'_>, weight: u32, first: u32) -> u32 {
+        assert!(!self.closed, "a unit added to a closed set");
         // Equal content, equal bytes (`UnitRef`).
         let hash = unit.identifying().then(|| fp(unit.bytes));
         if let Some(&at) = hash.as_ref().and_then(|h| self.index.get(h)) {
@@ -342,27 +376,26 @@ pub fn link_set_streaming(
     stats.identifier_links = set.weight.iter().map(|&w| w as usize - 1).sum();
     let mut uf = UnionFind::new(n);
 
-    // 1. Identifier links.
-    let mut seen: HashMap<u64, u32> = HashMap::new();
+    // 1. Identifier links: (fingerprint, unit) pairs sorted, each unit joined with the first
+    // of its fingerprint (12 bytes a pair, where a map took up to 34 in its slack). A cluster's
+    // root is its smallest unit whatever the order of unions, so the result is a map's.
+    let mut by_id: Vec<(u64, u32)> = Vec::with_capacity(prepared.iter().map(UnitRef::identifier_count).sum());
     for (i, p) in prepared.iter().enumerate() {
-        for id in p.identifier_fingerprints() {
-            match seen.get(&id) {
-                Some(&j) => {
-                    if uf.union(i, j as usize) {
-                        stats.identifier_links += 1;
-                    }
-                }
-                None => {
-                    seen.insert(id, i as u32);
-                }
+        by_id.extend(p.identifier_fingerprints().into_iter().map(|id| (id, i as u32)));
+    }
+    by_id.sort_unstable();
+    for same in by_id.chunk_by(|a, b| a.0 == b.0) {
+        for &(_, i) in &same[1..] {
+            if uf.union(i as usize, same[0].1 as usize) {
+                stats.identifier_links += 1;
             }
         }
     }
-    drop(seen);
+    drop(by_id);
 
     // The clusters the identifier links made, and the blocks of birth date and sex in key
     // order: both as sorted arrays (a few bytes a unit, where maps of vectors took about 80).
-    let clusters = Groups::new((0..n).map(|i| uf.find(i)).collect());
+    let clusters = Groups::new((0..n).map(|i| uf.find(i) as u32).collect());
     let mut blocked: Vec<((u32, Sex), u32)> = prepared.iter().enumerate().filter_map(|(i, p)| p.block().map(|b| (b, i as u32))).collect();
     stats.blocked_records = blocked.iter().map(|&(_, i)| set.weight[i as usize] as usize).sum();
     blocked.sort_unstable();
@@ -433,7 +466,7 @@ pub fn link_set_streaming(
     drop(clusters);
 
     // Person keys, cluster by cluster in order of their first unit.
-    let persons = Groups::new((0..n).map(|i| uf.find(i)).collect());
+    let persons = Groups::new((0..n).map(|i| uf.find(i) as u32).collect());
     stats.persons = persons.count();
     let mut out = vec![PersonKey([0; 32]); n];
     let mut anchors = Vec::with_capacity(ANCHOR_CHUNK);
@@ -486,11 +519,11 @@ struct Groups {
 }
 
 impl Groups {
-    fn new(root: Vec<usize>) -> Self {
+    fn new(root: Vec<u32>) -> Self {
         let n = root.len();
         let mut start = vec![0u32; n + 1];
         for &r in &root {
-            start[r + 1] += 1;
+            start[r as usize + 1] += 1;
         }
         for r in 0..n {
             start[r + 1] += start[r];
@@ -498,10 +531,11 @@ impl Groups {
         let mut next = start.clone();
         let mut order = vec![0u32; n];
         for (i, &r) in root.iter().enumerate() {
-            order[next[r] as usize] = i as u32;
-            next[r] += 1;
+            order[next[r as usize] as usize] = i as u32;
+            next[r as usize] += 1;
         }
-        Groups { root: root.into_iter().map(|r| r as u32).collect(), start, order }
+        drop(next);
+        Groups { root, start, order }
     }
 
     fn root_of(&self, unit: usize) -> usize {
@@ -530,7 +564,7 @@ impl Groups {
 /// packed into one run of bytes ([`UnitRef`] reads them where they lie): a [`UnitSet`] keeps them
 /// one after another in large pages, about 170 bytes a unit of a claim, where a `String` and a
 /// `Vec` per item took about 900 and a struct of boxed parts about 330.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkUnit {
     /// The encoded content: everything but the observation date ([`UnitRef`] says how).
     bytes: Box<[u8]>,
@@ -541,7 +575,7 @@ pub struct LinkUnit {
 /// [`UnitList`]'s pages, and its observation date.
 ///
 /// The content is, in order: the block (one byte, 0 for none or 1 + the sex's index, then the
-/// birth date in days as 4 bytes), per kind of text item ([`Item`]) the index of its first item
+/// birth date as the number `YYYYMMDD` in 4 bytes), per kind of text item ([`Item`]) the index of its first item
 /// (one byte each, then the number of items), the same for fingerprints ([`Print`]), then where
 /// each text item ends (2 bytes each), the fingerprints (8 bytes each) and the text. A unit holds
 /// at most [`MAX_ITEMS_PER_KIND`] items of a kind and 65,535 bytes of text (a record does not
@@ -614,17 +648,28 @@ impl LinkUnit {
             .map(|i| normalize::address(&i.value));
         let address: Vec<u64> = address.into_iter().filter(|a| !a.is_empty()).map(|a| fp(&a)).collect();
         let mut member = member_ids(id);
-        let local: Vec<String> = id.values(IdentifierKind::PatientId).map(normalize::insured_number).filter(|v| !v.is_empty()).collect();
-        let public: Vec<String> =
+        let mut local: Vec<String> = id.values(IdentifierKind::PatientId).map(normalize::insured_number).filter(|v| !v.is_empty()).collect();
+        let mut public: Vec<String> =
             id.values(IdentifierKind::PublicExpenseRecipient).map(normalize::insured_number).filter(|v| !v.is_empty()).collect();
-        for v in [&mut kana_full, &mut kanji_full, &mut kana_given, &mut kanji_given, &mut member] {
+        // Without repeats, so that a repeated value does not take the place of another under
+        // the cap (`MAX_ITEMS_PER_KIND`); every rule compares them as sets.
+        for v in [&mut kana_full, &mut kanji_full, &mut kana_given, &mut kanji_given, &mut member, &mut local, &mut public] {
             v.sort_unstable();
             v.dedup();
         }
         let kinds: [&[String]; ITEM_KINDS] =
             [std::slice::from_ref(&r.holder), birth.as_slice(), &kana_full, &kanji_full, &kana_given, &kanji_given, &member, &local, &public];
-        let prints: [Vec<u64>; PRINT_KINDS] = [postal, phone, address];
+        let mut prints: [Vec<u64>; PRINT_KINDS] = [postal, phone, address];
+        for v in &mut prints {
+            v.sort_unstable();
+            v.dedup();
+        }
         LinkUnit { bytes: encode(block, &kinds, &prints), observed: r.observed }
+    }
+
+    /// A unit with nothing in it (no block, no item).
+    pub fn empty() -> Self {
+        LinkUnit { bytes: encode(None, &[&[]; ITEM_KINDS], &Default::default()), observed: None }
     }
 
     /// The unit as the rules read it.
@@ -713,7 +758,7 @@ impl<'a> UnitRef<'a> {
             .filter_map(|s| s.chars().next_back())
     }
 
-    /// Birth date (days) and sex: the block the name rules compare it in.
+    /// Birth date (the number `YYYYMMDD`) and sex: the block the name rules compare it in.
     pub(crate) fn block(self) -> Option<(u32, Sex)> {
         let b = self.bytes;
         let sex = *SEXES.get(usize::from(b[0]).checked_sub(1)?)?;
@@ -760,10 +805,11 @@ impl<'a> UnitRef<'a> {
     fn items(self, kind: Item) -> impl Iterator<Item = &'a str> + Clone {
         let k = kind as usize;
         let text_at = self.prints_at() + 8 * self.print_start(PRINT_KINDS);
-        let text = std::str::from_utf8(&self.bytes[text_at..]).expect("units are made from text");
+        let bytes = self.bytes;
         (self.item_start(k)..self.item_start(k + 1)).map(move |i| {
             let start = if i == 0 { 0 } else { self.item_end(i - 1) };
-            &text[start..self.item_end(i)]
+            // Each item was a whole `str` (only its own bytes are checked, not the unit's text).
+            std::str::from_utf8(&bytes[text_at + start..text_at + self.item_end(i)]).expect("units are made from text")
         })
     }
 
@@ -808,6 +854,11 @@ impl<'a> UnitRef<'a> {
             }
         }
         out
+    }
+
+    /// How many fingerprints [`UnitRef::identifier_fingerprints`] gives: as many as anchors.
+    fn identifier_count(self) -> usize {
+        self.anchor_count()
     }
 
     /// How many anchors [`UnitRef::anchors`] gives, without making them.
@@ -1289,21 +1340,24 @@ fn date_order(a: Option<Date>, b: Option<Date>) -> std::cmp::Ordering {
     }
 }
 
+/// Sets of at most `u32::MAX` elements (4 bytes an element: units are counted in `u32`).
 pub(crate) struct UnionFind {
-    parent: Vec<usize>,
+    parent: Vec<u32>,
 }
 
 impl UnionFind {
     pub(crate) fn new(n: usize) -> Self {
-        Self { parent: (0..n).collect() }
+        assert!(n <= u32::MAX as usize, "at most u32::MAX elements");
+        Self { parent: (0..n as u32).collect() }
     }
 
-    pub(crate) fn find(&mut self, mut x: usize) -> usize {
-        while self.parent[x] != x {
-            self.parent[x] = self.parent[self.parent[x]];
-            x = self.parent[x];
+    pub(crate) fn find(&mut self, x: usize) -> usize {
+        let mut x = x as u32;
+        while self.parent[x as usize] != x {
+            self.parent[x as usize] = self.parent[self.parent[x as usize] as usize];
+            x = self.parent[x as usize];
         }
-        x
+        x as usize
     }
 
     /// Joins the sets; the smaller root stays root. Returns whether they were apart.
@@ -1313,7 +1367,7 @@ impl UnionFind {
             return false;
         }
         let (lo, hi) = (ra.min(rb), ra.max(rb));
-        self.parent[hi] = lo;
+        self.parent[hi] = lo as u32;
         true
     }
 }
@@ -1414,6 +1468,56 @@ mod tests {
         let mut empty = UnitSet::default();
         assert_eq!(empty.append(make()), (0..6_000).collect::<Vec<u32>>());
         assert_eq!((empty.len(), empty.records()), (6_000, 6_000));
+    }
+
+    /// Units read back as a list are added as `push_stored` adds them one by one, in list order
+    /// or in the order given.
+    #[test]
+    fn a_list_read_back_is_added_as_its_units_one_by_one() {
+        let records: Vec<LinkRecord> = (0..5_000)
+            .map(|i| {
+                claim(
+                    "H1",
+                    &format!("p{}", i % 3_000),
+                    "山田太郎",
+                    "ヤマダタロウ",
+                    "1980-01-02",
+                    "1",
+                    ("06132013", "1", &(i % 2_000).to_string(), "01"),
+                )
+            })
+            .collect();
+        let units: Vec<LinkUnit> = records.iter().map(LinkUnit::new).collect();
+        let stored: Vec<PersonKey> = (0..5_000u32).map(|i| PersonKey([(i % 251) as u8; 32])).collect();
+        let reversed: Vec<u32> = (0..5_000u32).rev().collect();
+        for order in [None, Some(&reversed[..])] {
+            let mut one_by_one = UnitSet::default();
+            let positions: Vec<usize> = order.map_or_else(|| (0..5_000).collect(), |o| o.iter().map(|&i| i as usize).collect());
+            let want: Vec<(u32, PersonKey)> = positions.iter().map(|&i| (one_by_one.push_stored(units[i].as_ref(), stored[i]), stored[i])).collect();
+            let mut listed = UnitSet::default();
+            let got = listed.push_stored_list(units.iter().cloned().collect(), &stored, order);
+            assert_eq!(got, want);
+            assert_eq!(
+                (&listed.weight, &listed.first, &listed.stored, listed.records, listed.stored_records),
+                (&one_by_one.weight, &one_by_one.first, &one_by_one.stored, one_by_one.records, one_by_one.stored_records)
+            );
+            assert!((0..listed.len()).all(|u| listed.units.get(u).bytes == one_by_one.units.get(u).bytes));
+        }
+    }
+
+    /// A closed set links as before and takes no more units.
+    #[test]
+    fn a_closed_set_links_as_before_and_takes_no_more_units() {
+        let r = claim("H1", "1", "山田太郎", "ヤマダタロウ", "1980-01-02", "1", ("06132013", "1", "5", "01"));
+        let mut set = UnitSet::default();
+        set.push(LinkUnit::new(&r));
+        set.push(LinkUnit::new(&r));
+        let before = link_set(&set, &LinkageConfig::default(), &keys(), &PriorKeys::default());
+        set.close();
+        let after = link_set(&set, &LinkageConfig::default(), &keys(), &PriorKeys::default());
+        assert_eq!((after.keys, after.anchors, after.stats), (before.keys, before.anchors, before.stats));
+        let added = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| set.push(LinkUnit::new(&r))));
+        assert!(added.is_err());
     }
 
     /// Streamed anchors come in chunks of at most `ANCHOR_CHUNK`, and put together they are the
@@ -1747,5 +1851,9 @@ mod tests {
         list.push(small.as_ref());
         assert!(list.bytes_held() < 8_192, "{}", list.bytes_held());
         assert_eq!(list.get(0).bytes, small.as_ref().bytes);
+        // An empty unit reads as one: no block, nothing identifying, no anchor.
+        let empty = LinkUnit::empty();
+        let e = empty.as_ref();
+        assert_eq!((e.block(), e.birth(), e.identifying(), e.anchor_count(), e.name_ends().count()), (None, None, false, 0, 0));
     }
 }

@@ -762,8 +762,9 @@ impl VaultBatch {
     }
 
     /// Stores the anchors of the linkage run in the batch, as [`VaultBatch::commit`] does, ahead
-    /// of the commit: a caller that has them before its records (the intake, after linkage)
-    /// hands them over and frees them instead of holding them while it writes. On failure the
+    /// of the commit, in as many calls as it likes (of an anchor given twice, in one call or
+    /// two, the last stays): a caller that has them before its records (the intake, in chunks
+    /// as linkage makes them) hands them over and frees them instead of holding them. On failure the
     /// batch is abandoned (nothing of it is stored; a later call fails with
     /// [`VaultError::BatchFailed`]).
     pub async fn put_anchors(&mut self, anchors: &[(PersonKey, PersonKey)]) -> Result<(), VaultError> {
