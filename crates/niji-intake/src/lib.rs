@@ -89,7 +89,7 @@ use niji_core::{AuditEvent, AuditSink};
 use niji_ingest::{CsvMapping, FileReport, IngestConfig, IngestError};
 use niji_instance::{Instance, InstanceError};
 use niji_lake::{LakeError, LakeKey, LakeOptions};
-use niji_privacy::{LinkRecord, LinkStats, LinkageConfig, PersonKey, Pseudonymizer, UnitList, VaultKey};
+use niji_privacy::{LinkRecord, LinkStats, LinkUnit, LinkageConfig, PersonKey, Pseudonymizer, VaultKey};
 use niji_store::{StoreError, VersionCommit, VersionProblemRow, VersionTableRow};
 use niji_vault::{Vault, VaultError};
 
@@ -444,7 +444,7 @@ async fn write_version(
             };
             let hasher = pseudonymizer.clone();
             tokio::task::spawn_blocking(move || {
-                let retired = niji_privacy::cluster_buckets(&read.units, &current, &hasher);
+                let retired = niji_privacy::cluster_buckets(&read.units[..], &current, &hasher);
                 (read, retired)
             })
             .await
@@ -458,7 +458,7 @@ async fn write_version(
         };
         // In the order stored (a run over every record meets them so); the pages of units read
         // in that order are freed as they are copied.
-        let stored_of_unit: Vec<(u32, PersonKey)> = units.push_stored_list(read.units, &read.stored, read.order.as_deref());
+        let stored_of_unit: Vec<(u32, PersonKey)> = units.push_stored_units(read.units, &read.stored, read.order.as_deref());
         drop(read.stored);
         let submitted = std::mem::take(&mut scan.units);
         let observed: Vec<Option<niji_ingest::Date>> = submitted.units().iter().map(|u| u.observed()).collect();
@@ -710,7 +710,9 @@ async fn write_version(
 /// were stored.
 #[derive(Default)]
 struct ReadBackUnits {
-    units: UnitList,
+    /// One by one (not a `UnitList`): the run's set takes them in the order stored, freeing
+    /// each as it goes, so that they are not held twice.
+    units: Vec<LinkUnit>,
     /// The key each was stored under.
     stored: Vec<PersonKey>,
     /// The order they were stored in, where they were read in another (`None`: as read).
@@ -773,7 +775,7 @@ async fn read_reached(
         // Nothing to read back: the run needs only the prior keys of whatever anchors are kept.
         return Ok((ReadBackUnits::default(), submitted));
     }
-    let mut units = UnitList::default();
+    let mut units: Vec<LinkUnit> = Vec::new();
     let mut current: Vec<PersonKey> = Vec::new();
     let mut stored: Vec<PersonKey> = Vec::new();
     let mut ids: Vec<i64> = Vec::new();
@@ -796,7 +798,7 @@ async fn read_reached(
     loop {
         let h = hasher.clone();
         let (u, c, s, reached) = tokio::task::spawn_blocking(move || {
-            let reached = niji_privacy::reach(&units, &current, submitted.units(), &h);
+            let reached = niji_privacy::reach(&units[..], &current, submitted.units(), &h);
             (units, current, submitted, reached)
         })
         .await
@@ -830,15 +832,13 @@ async fn read_reached(
             found_any |= !records.is_empty();
             let h = hasher.clone();
             let (prepared, a) = tokio::task::spawn_blocking(move || {
-                let prepared: UnitList = niji_privacy::prepare_all(&records).into_iter().collect();
-                let a = niji_privacy::unit_anchors(&prepared, &h);
+                let prepared = niji_privacy::prepare_all(&records);
+                let a = niji_privacy::unit_anchors(&prepared[..], &h);
                 (prepared, a)
             })
             .await
             .expect("normalizing does not panic");
-            for u in prepared.iter() {
-                units.push(u);
-            }
+            units.extend(prepared);
             anchors.extend_from_slice(&a);
             fresh_anchors.extend(a);
         }

@@ -64,7 +64,7 @@ pub mod reach;
 
 pub use linkage::{
     link, link_set, link_set_streaming, prepare_all, LinkRecord, LinkStats, LinkUnit, Linkage, LinkageConfig, PriorKeys, UnitList, UnitRef, UnitSet,
-    ANCHOR_CHUNK, MAX_ITEMS_PER_KIND,
+    Units, ANCHOR_CHUNK, MAX_ITEMS_PER_KIND,
 };
 pub use normalize::{NormalizeError, Sex};
 pub use pseudonym::{Domain, KeyError, PersonKey, Pseudonymizer, VaultKey};

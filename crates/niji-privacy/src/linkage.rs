@@ -260,25 +260,21 @@ impl UnitSet {
         moved
     }
 
-    /// Adds the units of `list`, read back from earlier runs that stored each under its key in
-    /// `keys`, in list order or in `order` (indices into `list`): [`UnitSet::push_stored`] of
-    /// each. Returns each one's unit and key, in the order added. In list order, the pages of
-    /// `list` are freed as its units are copied.
-    pub fn push_stored_list(&mut self, mut list: UnitList, keys: &[PersonKey], order: Option<&[u32]>) -> Vec<(u32, PersonKey)> {
-        assert_eq!(list.len(), keys.len(), "one key per unit read back");
-        let mut out = Vec::with_capacity(list.len());
+    /// Adds `units`, read back from earlier runs that stored each under its key in `keys`, in
+    /// their order or in `order` (indices into `units`): [`UnitSet::push_stored`] of each.
+    /// Returns each one's unit and key, in the order added. Each unit is freed once copied, so
+    /// the units read back are not held twice (in any order).
+    pub fn push_stored_units(&mut self, units: Vec<LinkUnit>, keys: &[PersonKey], order: Option<&[u32]>) -> Vec<(u32, PersonKey)> {
+        assert_eq!(units.len(), keys.len(), "one key per unit read back");
+        let mut out = Vec::with_capacity(units.len());
+        let mut slots: Vec<Option<LinkUnit>> = units.into_iter().map(Some).collect();
+        let mut add = |i: usize| {
+            let unit = slots[i].take().expect("each unit once");
+            out.push((self.push_stored(unit.as_ref(), keys[i]), keys[i]));
+        };
         match order {
-            Some(order) => {
-                for &i in order {
-                    out.push((self.push_stored(list.get(i as usize), keys[i as usize]), keys[i as usize]));
-                }
-            }
-            None => {
-                for (i, &key) in keys.iter().enumerate() {
-                    out.push((self.push_stored(list.get(i), key), key));
-                    list.release_before(i + 1);
-                }
-            }
+            Some(order) => order.iter().for_each(|&i| add(i as usize)),
+            None => (0..keys.len()).for_each(add),
         }
         out
     }
@@ -970,6 +966,32 @@ impl UnitList {
     }
 }
 
+/// Units by index, held in a [`UnitList`] or one by one.
+pub trait Units {
+    fn count(&self) -> usize;
+    fn unit(&self, i: usize) -> UnitRef<'_>;
+}
+
+impl Units for UnitList {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn unit(&self, i: usize) -> UnitRef<'_> {
+        self.get(i)
+    }
+}
+
+impl Units for [LinkUnit] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn unit(&self, i: usize) -> UnitRef<'_> {
+        self[i].as_ref()
+    }
+}
+
 impl FromIterator<LinkUnit> for UnitList {
     fn from_iter<I: IntoIterator<Item = LinkUnit>>(iter: I) -> Self {
         let mut out = UnitList::default();
@@ -1495,7 +1517,7 @@ mod tests {
             let positions: Vec<usize> = order.map_or_else(|| (0..5_000).collect(), |o| o.iter().map(|&i| i as usize).collect());
             let want: Vec<(u32, PersonKey)> = positions.iter().map(|&i| (one_by_one.push_stored(units[i].as_ref(), stored[i]), stored[i])).collect();
             let mut listed = UnitSet::default();
-            let got = listed.push_stored_list(units.iter().cloned().collect(), &stored, order);
+            let got = listed.push_stored_units(units.clone(), &stored, order);
             assert_eq!(got, want);
             assert_eq!(
                 (&listed.weight, &listed.first, &listed.stored, listed.records, listed.stored_records),

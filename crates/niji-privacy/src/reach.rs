@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use crate::linkage::{UnionFind, UnitList, UnitRef};
+use crate::linkage::{UnionFind, UnitRef, Units};
 use crate::normalize::Sex;
 use crate::pseudonym::{Domain, PersonKey, Pseudonymizer};
 
@@ -39,10 +39,10 @@ pub struct LinkBucket(pub [u8; 8]);
 /// The buckets the vault must be asked for, from `earlier` units (read back, with the current
 /// key of the person each belongs to, `earlier_keys`) and `later` ones (this run's), grouped as
 /// the module docs say. Sorted, without repeats.
-pub fn reach(earlier: &UnitList, earlier_keys: &[PersonKey], later: &UnitList, keys: &Pseudonymizer) -> Vec<LinkBucket> {
-    assert_eq!(earlier.len(), earlier_keys.len(), "one key per earlier unit");
-    let unit = |i: usize| if i < earlier.len() { earlier.get(i) } else { later.get(i - earlier.len()) };
-    let n = earlier.len() + later.len();
+pub fn reach<E: Units + ?Sized, L: Units + ?Sized>(earlier: &E, earlier_keys: &[PersonKey], later: &L, keys: &Pseudonymizer) -> Vec<LinkBucket> {
+    assert_eq!(earlier.count(), earlier_keys.len(), "one key per earlier unit");
+    let unit = |i: usize| if i < earlier.count() { earlier.unit(i) } else { later.unit(i - earlier.count()) };
+    let n = earlier.count() + later.count();
     let mut uf = UnionFind::new(n);
     {
         let mut by_id: HashMap<u64, usize> = HashMap::new();
@@ -91,8 +91,8 @@ pub fn reach(earlier: &UnitList, earlier_keys: &[PersonKey], later: &UnitList, k
 
 /// The anchors of `units` (the vault's anchors table leads from each to its person), sorted,
 /// without repeats. They do not depend on how units are grouped: a caller makes them once a unit.
-pub fn unit_anchors(units: &UnitList, keys: &Pseudonymizer) -> Vec<PersonKey> {
-    let mut out: Vec<PersonKey> = units.iter().flat_map(|u| u.anchors(keys)).collect();
+pub fn unit_anchors<U: Units + ?Sized>(units: &U, keys: &Pseudonymizer) -> Vec<PersonKey> {
+    let mut out: Vec<PersonKey> = (0..units.count()).flat_map(|i| units.unit(i).anchors(keys)).collect();
     out.sort_unstable();
     out.dedup();
     out
@@ -101,23 +101,23 @@ pub fn unit_anchors(units: &UnitList, keys: &Pseudonymizer) -> Vec<PersonKey> {
 /// Per person of a run (`unit_keys`: the key linkage gave each of `units`), the buckets the vault
 /// keeps for it: every block its units are in crossed with every name ending they carry. Sorted
 /// by bucket, without repeats.
-pub fn cluster_buckets(units: &UnitList, unit_keys: &[PersonKey], keys: &Pseudonymizer) -> Vec<(LinkBucket, PersonKey)> {
-    assert_eq!(units.len(), unit_keys.len(), "one key per unit");
-    let mut order: Vec<u32> = (0..units.len() as u32).collect();
+pub fn cluster_buckets<U: Units + ?Sized>(units: &U, unit_keys: &[PersonKey], keys: &Pseudonymizer) -> Vec<(LinkBucket, PersonKey)> {
+    assert_eq!(units.count(), unit_keys.len(), "one key per unit");
+    let mut order: Vec<u32> = (0..units.count() as u32).collect();
     order.sort_unstable_by_key(|&i| unit_keys[i as usize]);
     let groups = || order.chunk_by(|&a, &b| unit_keys[a as usize] == unit_keys[b as usize]);
     // Counted first (no hashing), so that the rows, 40 bytes each and several a person, are
     // held once without the slack of a growing vector.
     let rows: usize = groups()
         .map(|group| {
-            let (blocks, ends) = blocks_and_ends(group.iter().map(|&i| units.get(i as usize)));
+            let (blocks, ends) = blocks_and_ends(group.iter().map(|&i| units.unit(i as usize)));
             blocks.len() * ends.len()
         })
         .sum();
     let mut out = Vec::with_capacity(rows);
     for group in groups() {
         let person = unit_keys[group[0] as usize];
-        out.extend(group_buckets(group.iter().map(|&i| units.get(i as usize)), keys).into_iter().map(|b| (b, person)));
+        out.extend(group_buckets(group.iter().map(|&i| units.unit(i as usize)), keys).into_iter().map(|b| (b, person)));
     }
     out.sort_unstable();
     out.dedup();
