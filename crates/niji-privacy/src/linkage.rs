@@ -883,7 +883,8 @@ impl<'a> UnitRef<'a> {
 
 /// Units one after another, encoded ([`UnitRef`]), in pages of 256 KiB (a larger unit gets a
 /// page of its own): no allocation per unit, about 12 bytes a unit besides its content. What a
-/// [`UnitSet`] holds its units in, and what a caller gathers units read back into.
+/// [`UnitSet`] holds its units in. (Units read back are held one by one, `Vec<LinkUnit>`, so that a
+/// set can take them in any order and free each: [`UnitSet::push_stored_units`].)
 #[derive(Debug, Default)]
 pub struct UnitList {
     pages: Vec<Vec<u8>>,
