@@ -61,7 +61,7 @@
 //! reading those files again, only when there are some. Measured with
 //! `NIJI_BENCH_ONLY=uke NIJI_BENCH_PERSONS=1000000 NIJI_BENCH_PERSONS_SMALL=300000 cargo bench -p niji-intake`
 //! (session 19): 146–176 MB peak for 24.6 million UKE lines (2.68 million claims, 384,822
-//! distinct units; session 18: 256 MB), 437 MB for 73.9 million (3 million persons, 1,155,622
+//! distinct units; session 18: 256 MB), 369 MB for 73.9 million (3 million persons, 1,155,622
 //! units, in the link phase: the units, about 190 bytes each with their spans and dates,
 //! linkage's indexes and the keys), 116 MB for 7.4 million. Units are packed (`UnitList`), the
 //! anchors go to the vault batch as linkage makes them, the bucket rows after them. Earlier versions' units
@@ -456,8 +456,8 @@ async fn write_version(
             Some(anchors) => vault.prior_keys_of(anchors).await?,
             None => vault.prior_keys().await?,
         };
-        // In the order stored (a run over every record meets them so); the pages of units read
-        // in that order are freed as they are copied.
+        // In the order stored (a run over every record meets them so), each unit read back freed
+        // once the set holds it.
         let stored_of_unit: Vec<(u32, PersonKey)> = units.push_stored_units(read.units, &read.stored, read.order.as_deref());
         drop(read.stored);
         let submitted = std::mem::take(&mut scan.units);

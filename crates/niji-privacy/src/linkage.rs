@@ -52,6 +52,7 @@
 //! persons its records reach gives the keys a run over every earlier record would.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use niji_ingest::{Date, IdentifierKind, Identity};
@@ -208,11 +209,11 @@ pub struct UnitSet {
 impl UnitSet {
     /// Adds the next record's unit; returns the index of the unit that stands for it.
     pub fn push(&mut self, unit: LinkUnit) -> u32 {
-        self.push_ref(unit.as_ref())
+        self.push_next(unit.as_ref())
     }
 
-    /// Adds the next record's unit, borrowed (from a [`UnitList`] or another set).
-    pub fn push_ref(&mut self, unit: UnitRef<'_>) -> u32 {
+    /// Adds the next record's unit (one record: the next arrival ordinal).
+    fn push_next(&mut self, unit: UnitRef<'_>) -> u32 {
         let ordinal = self.records;
         self.records += 1;
         self.insert(unit, 1, ordinal)
@@ -222,9 +223,7 @@ impl UnitSet {
     pub fn push_stored(&mut self, unit: UnitRef<'_>, key: PersonKey) -> u32 {
         let keyed_by_position = unit.keyed_by_position();
         self.stored_records += 1;
-        let ordinal = self.records;
-        self.records += 1;
-        let at = self.insert(unit, 1, ordinal);
+        let at = self.push_next(unit);
         if keyed_by_position {
             self.stored.entry(at).or_insert(key);
         }
@@ -560,7 +559,7 @@ impl Groups {
 /// packed into one run of bytes ([`UnitRef`] reads them where they lie): a [`UnitSet`] keeps them
 /// one after another in large pages, about 170 bytes a unit of a claim, where a `String` and a
 /// `Vec` per item took about 900 and a struct of boxed parts about 330.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct LinkUnit {
     /// The encoded content: everything but the observation date ([`UnitRef`] says how).
     bytes: Box<[u8]>,
@@ -576,7 +575,7 @@ pub struct LinkUnit {
 /// each text item ends (2 bytes each), the fingerprints (8 bytes each) and the text. A unit holds
 /// at most [`MAX_ITEMS_PER_KIND`] items of a kind and 65,535 bytes of text (a record does not
 /// have dozens of names). Equal content, equal bytes: units are compared and hashed by them.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct UnitRef<'a> {
     bytes: &'a [u8],
     observed: Option<Date>,
@@ -672,15 +671,18 @@ impl LinkUnit {
     pub fn as_ref(&self) -> UnitRef<'_> {
         UnitRef { bytes: &self.bytes, observed: self.observed }
     }
+}
 
-    /// When its insurance numbers were valid.
-    pub fn observed(&self) -> Option<Date> {
-        self.observed
+// Units hold normalized names and numbers: `Debug` (panic messages, logs) shows sizes only.
+impl fmt::Debug for LinkUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_ref().fmt(f)
     }
+}
 
-    /// The normalized birth date (`YYYY-MM-DD`), if the record gave a full one.
-    pub fn birth_date(&self) -> Option<&str> {
-        self.as_ref().birth()
+impl fmt::Debug for UnitRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkUnit").field("bytes", &self.bytes.len()).finish_non_exhaustive()
     }
 }
 
@@ -738,11 +740,6 @@ impl<'a> UnitRef<'a> {
     /// The normalized birth date (`YYYY-MM-DD`), if the record gave a full one.
     pub fn birth_date(&self) -> Option<&'a str> {
         self.birth()
-    }
-
-    /// An owned copy.
-    pub fn to_owned(&self) -> LinkUnit {
-        LinkUnit { bytes: self.bytes.into(), observed: self.observed }
     }
 
     /// The last character of each of its names (full and given, kana and kanji): the name
@@ -885,7 +882,7 @@ impl<'a> UnitRef<'a> {
 /// page of its own): no allocation per unit, about 12 bytes a unit besides its content. What a
 /// [`UnitSet`] holds its units in. (Units read back are held one by one, `Vec<LinkUnit>`, so that a
 /// set can take them in any order and free each: [`UnitSet::push_stored_units`].)
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct UnitList {
     pages: Vec<Vec<u8>>,
     /// Per unit: its page, where it starts there and its length.
@@ -1003,11 +1000,9 @@ impl FromIterator<LinkUnit> for UnitList {
     }
 }
 
-impl Extend<LinkUnit> for UnitList {
-    fn extend<I: IntoIterator<Item = LinkUnit>>(&mut self, iter: I) {
-        for u in iter {
-            self.push(u.as_ref());
-        }
+impl fmt::Debug for UnitList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnitList").field("units", &self.len()).field("pages", &self.pages.len()).finish()
     }
 }
 
@@ -1874,6 +1869,12 @@ mod tests {
         list.push(small.as_ref());
         assert!(list.bytes_held() < 8_192, "{}", list.bytes_held());
         assert_eq!(list.get(0).bytes, small.as_ref().bytes);
+        // `Debug` shows sizes, not the names and numbers a unit holds.
+        let shown = format!("{small:?} {:?} {list:?}", list.get(0));
+        assert!(small.as_ref().items(Item::KanjiFull).next().is_some_and(|n| n.contains("渡")));
+        for held in ["渡", "ワタナベ", "187", "06132013"] {
+            assert!(!shown.contains(held), "{shown}");
+        }
         // An empty unit reads as one: no block, nothing identifying, no anchor.
         let empty = LinkUnit::empty();
         let e = empty.as_ref();
