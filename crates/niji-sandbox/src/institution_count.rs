@@ -86,14 +86,24 @@ fn states_of(values: &[ArrayRef]) -> Result<&BinaryArray> {
 
 /// One group's distinct institution numbers: `seen[..len]`.
 #[derive(Clone, Copy, Debug, Default)]
-struct Seen {
+pub(crate) struct Seen {
     len: u8,
     seen: [u32; COUNTED_UP_TO],
 }
 
 impl Seen {
+    /// The distinct numbers seen, at most [`COUNTED_UP_TO`].
+    pub(crate) fn numbers(&self) -> &[u32] {
+        &self.seen[..self.len as usize]
+    }
+
+    /// Whether it holds [`COUNTED_UP_TO`] numbers (it takes no more).
+    pub(crate) fn is_full(&self) -> bool {
+        self.len as usize == COUNTED_UP_TO
+    }
+
     #[inline]
-    fn see(&mut self, number: u32) {
+    pub(crate) fn see(&mut self, number: u32) {
         let len = self.len as usize;
         if len < COUNTED_UP_TO && !self.seen[..len].contains(&number) {
             self.seen[len] = number;

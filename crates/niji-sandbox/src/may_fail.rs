@@ -214,14 +214,22 @@ struct Scope<'a> {
 impl Scope<'_> {
     /// Whether `e` is a grouped aggregate's `count(*)`, read just above it (a mean written
     /// `sum(x) / count(*)`): every group has a row, so it is at least 1. Not of a global aggregate,
-    /// which counts 0 when no row is selected.
+    /// which counts 0 when no row is selected. Through projections that pass the column on as it
+    /// is (the rewrite's reading of its counts by condition puts one above the aggregate).
     fn rows_of_group(&self, e: &Expr) -> bool {
         let e = match e {
             Expr::Alias(a) => a.expr.as_ref(),
             e => e,
         };
         let Expr::Column(c) = e else { return false };
-        self.inputs.iter().any(|input| {
+        self.inputs.iter().any(|&input| {
+            let mut input = input;
+            while let LogicalPlan::Projection(p) = input {
+                match p.schema.index_of_column(c).ok().and_then(|i| p.expr.get(i)) {
+                    Some(Expr::Column(passed)) if passed == c => input = &p.input,
+                    _ => break,
+                }
+            }
             let LogicalPlan::Aggregate(a) = input else { return false };
             let Ok(i) = a.schema.index_of_column(c) else { return false };
             let Some(Expr::AggregateFunction(f)) = i.checked_sub(a.group_expr.len()).and_then(|k| a.aggr_expr.get(k)).map(|e| e.clone().unalias())
@@ -566,6 +574,13 @@ fn function_may_fail(name: &str, args: &[Expr], schema: &DFSchema) -> bool {
         "substr_index" => !int_in(args.get(2), -1000, 1000),
         // Their growth is checked before the folding ([`planned`]).
         "lpad" | "rpad" | "replace" | "concat" | "concat_ws" => false,
+        // A field a struct has, named by a constant: how the rewrite reads its counts by condition
+        // (`by_condition.rs`). No table holds a struct and no function a query may call makes one.
+        "get_field" => {
+            !(args.len() == 2
+                && constant_text(&args[1])
+                    .is_some_and(|name| matches!(type_of(&args[0]), Some(DataType::Struct(fields)) if fields.iter().any(|f| f.name() == name))))
+        }
         "encode" => !args.get(1).is_some_and(|e| in_list(e, &["hex", "base64"])),
         "date_part" => !args.first().is_some_and(|p| in_list(p, DATE_PARTS)),
         "date_trunc" => !args.first().is_some_and(|p| in_list(p, TRUNC_UNITS)),

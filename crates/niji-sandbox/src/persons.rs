@@ -147,12 +147,37 @@ impl Run {
     }
 }
 
-/// Merged partial states of one group: their ranges (`first → last`) must not overlap. A map, as
-/// a partial aggregation that gives up on grouping passes one state per row.
+/// The id ranges (`first → last`) of the partial states merged into one group, which must not
+/// overlap. A map, as a partial aggregation that gives up on grouping passes one state per row.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Ranges(BTreeMap<Id, Id>);
+
+impl Ranges {
+    /// Takes a state's range; fails if it overlaps one taken before (they may share persons).
+    pub(crate) fn admit(&mut self, first: Id, last: Id) -> Result<()> {
+        let before = self.0.range(..=first).next_back();
+        let after = self.0.range(first..).next();
+        if first > last || before.is_some_and(|(_, &l)| l >= first) || after.is_some_and(|(&f, _)| f <= last) {
+            return Err(broken());
+        }
+        self.0.insert(first, last);
+        Ok(())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Merged partial states of one group.
 #[derive(Clone, Debug, Default)]
 struct Merged {
     count: u64,
-    ranges: BTreeMap<Id, Id>,
+    ranges: Ranges,
 }
 
 impl Merged {
@@ -160,12 +185,7 @@ impl Merged {
         if count == 0 {
             return Ok(());
         }
-        let before = self.ranges.range(..=first).next_back();
-        let after = self.ranges.range(first..).next();
-        if first > last || before.is_some_and(|(_, &l)| l >= first) || after.is_some_and(|(&f, _)| f <= last) {
-            return Err(broken());
-        }
-        self.ranges.insert(first, last);
+        self.ranges.admit(first, last)?;
         self.count += count;
         Ok(())
     }

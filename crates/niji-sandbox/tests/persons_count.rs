@@ -249,8 +249,55 @@ fn conditional_aggregates_count_the_persons_that_give_them_values() {
     check_conditional(&lines, "code <> 'C3'");
 }
 
+/// A "Table 1" of twelve conditional columns (`count(*) FILTER (WHERE points < T)`) by code:
+/// each cell counts the fewest persons of its condition, of its complement and of every
+/// difference with another column (a part with no one left aside), as computed here from the
+/// rows. Twelve conditions and 66 differences: the counts by condition (`src/by_condition.rs`)
+/// take them in two aggregates of at most 64 outputs, so this also checks that each hidden
+/// column reads its own output.
+fn check_wide_table(lines: &[(u8, u8, i64)]) {
+    let thresholds: Vec<i64> = (0..12).map(|i| 8 * i + 4).collect();
+    let columns: Vec<String> = thresholds.iter().enumerate().map(|(i, t)| format!("count(*) FILTER (WHERE points < {t}) AS c{i}")).collect();
+    let sql = format!("SELECT code, {} FROM claim_lines GROUP BY code", columns.join(", "));
+    let ws = open(lines, &[(1, true)], &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let r = runtime.block_on(ws.run(&sql)).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    assert_eq!(ws.persons_recounts(), 0, "counted in person order");
+    assert!(!r.rows.is_empty());
+    for (row, cells) in r.rows.iter().zip(&r.cell_persons) {
+        let code = text(&row[0]);
+        let rows: Vec<&(u8, u8, i64)> = lines.iter().filter(|l| format!("C{}", l.1) == code).collect();
+        let persons = |keep: &dyn Fn(i64) -> bool| rows.iter().filter(|l| keep(l.2)).map(|l| l.0).collect::<HashSet<_>>().len() as u64;
+        let all = persons(&|_| true);
+        assert_eq!(cells[0], all, "{code}: key column");
+        for (i, &t) in thresholds.iter().enumerate() {
+            let mut want = all.min(persons(&|p| p < t));
+            let parts =
+                std::iter::once(persons(&|p| p >= t)).chain(thresholds.iter().filter(|&&u| u != t).map(|&u| persons(&|p| (p < t) != (p < u))));
+            for part in parts.filter(|&n| n > 0) {
+                want = want.min(part);
+            }
+            assert_eq!(cells[1 + i], want, "{code}: column c{i} (points < {t})");
+        }
+    }
+}
+
+#[test]
+fn a_wide_table_counts_each_cell_its_fewest_persons() {
+    // Code 1: persons 1–9 at 10 apart (each pair of columns apart by one or no person); code 2:
+    // three persons below 4 and one at 95.
+    let mut lines: Vec<(u8, u8, i64)> = (1..=9).map(|p| (p, 1, i64::from(p) * 10)).collect();
+    lines.extend([(10, 2, 1), (11, 2, 2), (12, 2, 3), (13, 2, 95), (10, 2, 50)]);
+    check_wide_table(&lines);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn wide_tables_count_each_cell_its_fewest_persons(lines in prop::collection::vec((0u8..40, 0u8..3, 0i64..100), 1..300)) {
+        check_wide_table(&lines);
+    }
 
     #[test]
     fn equals_count_distinct(
