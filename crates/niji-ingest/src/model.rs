@@ -50,8 +50,10 @@ pub struct SplitRecord {
     pub content: Content,
 }
 
-/// Identifying values of one record, bound for the identity vault.
-#[derive(Debug, Clone, Default)]
+/// Identifying values of one record, bound for the identity vault. Its `Debug` shows each
+/// value's kind, field and length only: a `{:?}` in a panic, a log line or a test failure must not
+/// carry a name or a number.
+#[derive(Clone, Default)]
 pub struct Identity {
     pub items: Vec<IdentityItem>,
 }
@@ -70,12 +72,25 @@ impl Identity {
     }
 }
 
-/// One identifying value, with the field it came from (a schema path, never data).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One identifying value, with the field it came from (a schema path, never data). `Debug`
+/// without the value, as [`Identity`]'s.
+#[derive(Clone, PartialEq, Eq)]
 pub struct IdentityItem {
     pub kind: IdentifierKind,
     pub field: String,
     pub value: String,
+}
+
+impl fmt::Debug for IdentityItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdentityItem").field("kind", &self.kind).field("field", &self.field).field("value_bytes", &self.value.len()).finish()
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity").field("items", &self.items).finish()
+    }
 }
 
 /// Kinds of identifying values. The first fourteen are the kinds a CSV mapping may name.
@@ -548,4 +563,23 @@ pub struct ClaimLineContent {
     pub points: Option<u64>,
     pub times: Option<u32>,
     pub comment_codes: Vec<Code>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_an_identity_shows_no_value() {
+        let mut identity = Identity::default();
+        identity.push(IdentifierKind::NameKanji, "Patient.name", "山田 太郎");
+        identity.push(IdentifierKind::InsuredNumber, "HO.3", "12345678");
+        identity.push(IdentifierKind::Phone, "Patient.telecom", "090-1234-5678");
+        let shown = format!("{identity:?} {:?} {identity:#?}", identity.items[0]);
+        for value in ["山田", "太郎", "12345678", "090-1234-5678", "1234"] {
+            assert!(!shown.contains(value), "{value} in {shown}");
+        }
+        // What it does show: kinds, fields and lengths.
+        assert!(shown.contains("NameKanji") && shown.contains("HO.3") && shown.contains("value_bytes: 13"), "{shown}");
+    }
 }
