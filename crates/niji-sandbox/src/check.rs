@@ -1808,16 +1808,16 @@ const FEWEST_BY_CONDITION: usize = 3;
 
 /// The conditions and outputs of the counts by condition (`by_condition.rs`): output 0 the rows,
 /// then each condition, then each difference, as the hidden columns have them.
-struct ByCondition {
+struct ConditionCounts {
     /// The own conditions (a difference's are among them), as the aggregate's arguments.
     conditions: Vec<Expr>,
     outputs: Vec<crate::by_condition::Counted>,
 }
 
-impl ByCondition {
+impl ConditionCounts {
     /// Counts by condition for a rewrite with at least [`FEWEST_BY_CONDITION`] conditions;
     /// `None` with fewer (one count each).
-    fn of(hidden: &Hidden, filters: &[Expr]) -> Option<ByCondition> {
+    fn of(hidden: &Hidden, filters: &[Expr]) -> Option<ConditionCounts> {
         use crate::by_condition::Counted;
         let own = hidden.conditions.len().checked_sub(hidden.differences.len())?;
         if hidden.conditions.len() < FEWEST_BY_CONDITION
@@ -1830,7 +1830,7 @@ impl ByCondition {
             .chain((0..own).map(Counted::Condition))
             .chain(hidden.differences.iter().map(|&(a, b)| Counted::Differ(a, b)))
             .collect();
-        Some(ByCondition { conditions: filters[..own].to_vec(), outputs })
+        Some(ConditionCounts { conditions: filters[..own].to_vec(), outputs })
     }
 
     /// The aggregates counting `what` of each of `counted` (input columns), in chunks of
@@ -1872,10 +1872,12 @@ pub(crate) const CONDITION_PREFIX: &str = "__niji_condition_";
 /// Without differences, the conditions themselves are the filters (a projection costs a query of
 /// one conditional sum a tenth more).
 ///
-/// A column is the condition itself: true where it holds, false or null where it does not (a
-/// filter and the counts by condition take neither). Its physical plan can be nullable where the
-/// logical one is not (`x IS NOT TRUE`): the session skips DataFusion's check of the aggregate's
-/// input schema for that (`session_state`). A difference's filter compares whether each holds.
+/// A column is `condition OR NULL`: true where it holds, null where it does not (a filter and the
+/// counts by condition take neither). Nullable in the logical plan as in the physical one, which
+/// DataFusion checks below an aggregate: the condition alone can be non-null in the first and
+/// nullable in the second (`x IS NOT TRUE` is planned as `x IS DISTINCT FROM true`), and
+/// `CASE WHEN condition THEN true END` made the simplifier evaluate the condition twice. A
+/// difference's filter compares whether each holds.
 fn conditions_below(input: &Arc<LogicalPlan>, hidden: &Hidden) -> Result<(Arc<LogicalPlan>, Vec<Expr>), SandboxError> {
     if hidden.differences.is_empty() {
         return Ok((input.clone(), hidden.conditions.to_vec()));
@@ -1883,7 +1885,8 @@ fn conditions_below(input: &Arc<LogicalPlan>, hidden: &Hidden) -> Result<(Arc<Lo
     let own = hidden.conditions.len() - hidden.differences.len();
     let column = |k: usize| Expr::Column(Column::new_unqualified(format!("{CONDITION_PREFIX}{k}")));
     let mut exprs: Vec<Expr> = input.schema().columns().into_iter().map(Expr::Column).collect();
-    exprs.extend(hidden.conditions[..own].iter().enumerate().map(|(k, c)| c.clone().alias(format!("{CONDITION_PREFIX}{k}"))));
+    let holds = |c: &Expr| c.clone().or(Expr::Literal(ScalarValue::Boolean(None), None));
+    exprs.extend(hidden.conditions[..own].iter().enumerate().map(|(k, c)| holds(c).alias(format!("{CONDITION_PREFIX}{k}"))));
     let projected = Projection::try_new(exprs, input.clone()).map(LogicalPlan::Projection).map_err(|_| SandboxError::Internal)?;
     let mut filters: Vec<Expr> = (0..own).map(column).collect();
     filters.extend(hidden.differences.iter().map(|&(a, b)| {
@@ -1919,12 +1922,14 @@ fn rebuild(plan: &LogicalPlan, hidden: &Hidden) -> Result<LogicalPlan, SandboxEr
             // compares their columns. (Evaluated in each FILTER instead, a "Table 1" of six
             // conditional columns took 2.6 times as long.)
             let (input, filters) = conditions_below(&a.input, hidden)?;
-            let by_condition = ByCondition::of(hidden, &filters);
+            let by_condition = ConditionCounts::of(hidden, &filters);
             // The persons of the rows, then of each condition's rows, by each counted person column:
             // in the fast count, one aggregate per column for all of them.
+            let mut counted_by_condition = false;
             match &by_condition {
                 Some(by) if hidden.count == PersonsCount::InOrder => {
                     let counts = by.aggregates("persons", hidden.counted, &columns, crate::by_condition::persons_by_condition);
+                    counted_by_condition |= !counts.is_empty();
                     aggr.extend(counts);
                     for k in 0..by.outputs.len() {
                         for j in 0..hidden.counted.len() {
@@ -1978,6 +1983,7 @@ fn rebuild(plan: &LogicalPlan, hidden: &Hidden) -> Result<LogicalPlan, SandboxEr
             match &by_condition {
                 Some(by) if !hidden.institutions().is_empty() => {
                     let counts = by.aggregates("institutions", hidden.institutions(), &columns, crate::by_condition::institutions_by_condition);
+                    counted_by_condition |= !counts.is_empty();
                     aggr.extend(counts);
                     for k in 0..by.outputs.len() {
                         for j in 0..hidden.institutions().len() {
@@ -1994,20 +2000,16 @@ fn rebuild(plan: &LogicalPlan, hidden: &Hidden) -> Result<LogicalPlan, SandboxEr
                     }
                 }
             }
+            let added = aggr.len() - a.aggr_expr.len();
             let aggregate = Aggregate::try_new(input, a.group_expr.clone(), aggr).map(LogicalPlan::Aggregate).map_err(internal)?;
-            if by_condition.is_none() {
+            if !counted_by_condition {
                 return Ok(aggregate);
             }
             // Counted by condition: a projection reads the outputs into the hidden columns, after
-            // the aggregate's own columns in their order, as the aggregate itself would have them.
-            let hidden_names: BTreeSet<String> = hidden.names().into_iter().collect();
-            let mut exprs: Vec<Expr> = aggregate
-                .schema()
-                .columns()
-                .into_iter()
-                .filter(|c| !hidden_names.contains(&c.name) && !c.name.starts_with(BY_CONDITION_PREFIX))
-                .map(Expr::Column)
-                .collect();
+            // the aggregate's own columns (by position: its keys, then the query's aggregates), as
+            // the aggregate itself would have them.
+            let own_columns = aggregate.schema().fields().len() - added;
+            let mut exprs: Vec<Expr> = aggregate.schema().columns().into_iter().take(own_columns).map(Expr::Column).collect();
             exprs.extend(tail);
             Projection::try_new(exprs, Arc::new(aggregate)).map(LogicalPlan::Projection).map_err(internal)
         }

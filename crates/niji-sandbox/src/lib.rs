@@ -72,7 +72,8 @@
 //! over the aggregates it is computed from, a part with no one left aside
 //! ([`AggregateResult::cell_persons`]). So `sum(CASE WHEN rare THEN cost ELSE 1000000 END)` and
 //! `count(*) - count(*) FILTER (WHERE NOT rare)` count the rare persons. From three conditions on,
-//! one aggregate counts the persons of all of them (`by_condition.rs`). `min` and `max` (one
+//! one aggregate per person column counts the persons of up to 64 of them in the fast count
+//! (`by_condition.rs`), and one per institution column their institutions. `min` and `max` (one
 //! person's value) and percentiles near the ends are refused; `HAVING` and `ORDER BY` may use
 //! only aggregates without conditions ([`Refusal::HiddenAggregate`]); a `LIMIT … OFFSET …` above
 //! the aggregate is not run but returned ([`AggregateResult::window`]) for output checking to
@@ -1091,12 +1092,6 @@ fn session_state(default_schema: &str, limits: Limits, partitions: usize) -> Res
     let mut config = config;
     config.options_mut().optimizer.hash_join_single_partition_threshold = limits.memory_bytes / 4;
     config.options_mut().optimizer.hash_join_single_partition_threshold_rows = 16 << 20;
-    // The rewrite's conditions below the top aggregate (`check::conditions_below`) are plain
-    // boolean columns; DataFusion plans `x IS NOT TRUE` (not null) as `x IS DISTINCT FROM true`,
-    // nullable when `x` is, and would refuse the aggregate's input over that difference alone
-    // (the escape hatch DataFusion documents for such planner mismatches). Wrapping each
-    // condition as `CASE WHEN c THEN true END` instead made the simplifier evaluate it twice.
-    config.options_mut().execution.skip_physical_aggregate_schema_check = true;
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(GreedyMemoryPool::new(limits.memory_bytes)))
         .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))

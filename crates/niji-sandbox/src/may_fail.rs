@@ -575,7 +575,8 @@ fn function_may_fail(name: &str, args: &[Expr], schema: &DFSchema) -> bool {
         // Their growth is checked before the folding ([`planned`]).
         "lpad" | "rpad" | "replace" | "concat" | "concat_ws" => false,
         // A field a struct has, named by a constant: how the rewrite reads its counts by condition
-        // (`by_condition.rs`). No table holds a struct and no function a query may call makes one.
+        // (`by_condition.rs`). It fails on no value (no table holds a struct; one a query folds
+        // from constants, `named_struct('a', 1)`, is read the same way).
         "get_field" => {
             !(args.len() == 2
                 && constant_text(&args[1])
