@@ -53,7 +53,8 @@
 //! grows with the input is the linkage state — each distinct identity once as a
 //! [`niji_privacy::LinkUnit`] (normalized names and ids, fingerprints; a patient's monthly claims
 //! at one hospital are one unit, [`niji_privacy::UnitSet`]), a unit number per record that carries
-//! a person (pass 2 finds its unit by counting, in the same order), patient references, and
+//! a person (pass 2 finds its unit by counting, in the same order; kept in an unnamed temporary
+//! file, `scan::UnitNumbers`, as it grows with the records), patient references, and
 //! linkage's own indexes. Files are put together in file order as soon as every earlier file is
 //! in (a slow first file keeps the later ones' units waiting, each file's units already merged
 //! within it); pass 2 refuses a file whose size or modification time differs from when it was
@@ -464,7 +465,7 @@ async fn write_version(
         let observed: Vec<Option<niji_ingest::Date>> = submitted.units().iter().map(|u| u.observed()).collect();
         let moved = units.append(submitted);
         units.close();
-        for u in scan.unit_of.iter_mut().chain(scan.patient_refs.values_mut()) {
+        for u in scan.patient_refs.values_mut() {
             *u = moved[*u as usize];
         }
         // Per unit, the earliest date this submission's records of it were observed: stored
@@ -479,7 +480,8 @@ async fn write_version(
         let mut new_units = moved.clone();
         new_units.sort_unstable();
         new_units.dedup();
-        drop((moved, observed));
+        scan.unit_in_run = moved;
+        drop(observed);
         // Full birth dates per unit, for the lake's `age` at each event (the dates themselves
         // stay in the vault).
         let births: Vec<Option<niji_ingest::Date>> =

@@ -57,6 +57,7 @@ pub(crate) fn write(
     // Whether a unit's first record was met: only it is stored as linkable, with the unit's
     // earliest observation date.
     let mut linkable_stored = vec![false; keys.len()];
+    let mut unit_numbers = scan.unit_of.read(&scan.unit_in_run)?;
     for (i, file) in files.iter().enumerate() {
         let fi = i as u32;
         if scan.reports[i].file_refused {
@@ -75,7 +76,8 @@ pub(crate) fn write(
         let mut current: Option<(u64, usize)> = None;
         let mut since_progress = 0u64;
         let (file_parsed, units_to) = scan.per_file[i];
-        let mut units = scan.unit_of[units_from..units_to].iter().map(|&u| u as usize);
+        unit_numbers.begin_file(units_to - units_from);
+        let units = &mut unit_numbers;
         units_from = units_to;
         let parsed_before = parsed;
         let mut sink = |r: SplitRecord| {
@@ -148,6 +150,10 @@ pub(crate) fn write(
         };
         let report = ingest_path(&file.path, config, mapping, &mut sink).map_err(|source| IntakeError::File { file: file.name.clone(), source })?;
         progress.advance(since_progress);
+        // The unit numbers could not be read back: that, not the file, is what failed.
+        if let Some(e) = unit_numbers.error() {
+            return Err(e.into());
+        }
         // Pass 1 accepted the file; if it is refused now, it changed in between (and what this
         // pass pushed is in staging, which the failure removes).
         if report.file_refused {
@@ -158,7 +164,7 @@ pub(crate) fn write(
             return Err(e);
         }
         // The same records as pass 1 read, unit for unit, or the file changed in between.
-        if parsed - parsed_before != file_parsed || units.next().is_some() {
+        if parsed - parsed_before != file_parsed || unit_numbers.next().is_some() {
             return Err(IntakeError::FileChanged { file: file.name.clone() });
         }
         if let Some((_, row)) = claim.take() {
