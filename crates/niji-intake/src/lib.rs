@@ -64,7 +64,8 @@
 //! (session 19): 146–176 MB peak for 24.6 million UKE lines (2.68 million claims, 384,822
 //! distinct units; session 18: 256 MB), 369 MB for 73.9 million (3 million persons, 1,155,622
 //! units, in the link phase: the units, about 190 bytes each with their spans and dates,
-//! linkage's indexes and the keys), 116 MB for 7.4 million. Units are packed (`UnitList`), the
+//! linkage's indexes and the keys; 340 MB since the unit numbers wait on disk, session 20),
+//! 116 MB for 7.4 million. Units are packed (`UnitList`), the
 //! anchors go to the vault batch as linkage makes them, the bucket rows after them. Earlier versions' units
 //! are read back only for the persons the submission reaches (step 2), not for the whole instance (5 of those 240 files as a new
 //! dataset of an instance that holds them twice: 243,878 earlier records read back and a
