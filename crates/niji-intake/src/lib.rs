@@ -54,7 +54,7 @@
 //! [`niji_privacy::LinkUnit`] (normalized names and ids, fingerprints; a patient's monthly claims
 //! at one hospital are one unit, [`niji_privacy::UnitSet`]), a unit number per record that carries
 //! a person (pass 2 finds its unit by counting, in the same order; kept in an unnamed temporary
-//! file, `scan::UnitNumbers`, as it grows with the records), patient references, and
+//! file in the instance folder, `scan::UnitNumbers`, as it grows with the records), patient references, and
 //! linkage's own indexes. Files are put together in file order as soon as every earlier file is
 //! in (a slow first file keeps the later ones' units waiting, each file's units already merged
 //! within it); pass 2 refuses a file whose size or modification time differs from when it was
@@ -325,7 +325,10 @@ pub async fn ingest(
         let mapping = submission.csv_mapping.clone();
         let holder = submission.holder.clone();
         let progress = progress.clone();
-        tokio::task::spawn_blocking(move || scan::scan(&files, &holder, &ingest, mapping.as_ref(), &*progress)).await.expect("scan does not panic")?
+        let scratch = instance.paths.root.clone();
+        tokio::task::spawn_blocking(move || scan::scan(&files, &holder, &ingest, mapping.as_ref(), &*progress, &scratch))
+            .await
+            .expect("scan does not panic")?
     };
     let rejected_records: u64 = scan.reports.iter().map(|r| r.rejected_records).sum();
     if rejected_records > 0 && submission.on_reject == OnReject::RefuseSubmission {

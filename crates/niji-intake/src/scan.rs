@@ -268,7 +268,8 @@ pub(crate) fn record_kind(body: &ContentBody) -> Option<RecordKind> {
 }
 
 /// Per record that carries a person, in file order, its unit: 4 bytes a record in an unnamed
-/// temporary file (the system removes it when it is closed, whatever ends the process), written
+/// temporary file in the instance folder (on the disk the lake is written to, not a `/tmp`
+/// that may be memory; the system removes it when it is closed, whatever ends the process), written
 /// by pass 1 and read once, in order, by pass 2. Held in memory it grew with the records, not
 /// the persons (at 3 million persons the link phase's peak went from 369 to 340 MB, the validate
 /// phase's from 272 to 240 MB, once they waited on disk). Unit numbers only: no
@@ -279,8 +280,8 @@ pub(crate) struct UnitNumbers {
 }
 
 impl UnitNumbers {
-    pub(crate) fn new() -> std::io::Result<UnitNumbers> {
-        Ok(UnitNumbers { file: std::io::BufWriter::with_capacity(1 << 16, tempfile::tempfile()?), len: 0 })
+    pub(crate) fn new(folder: &Path) -> std::io::Result<UnitNumbers> {
+        Ok(UnitNumbers { file: std::io::BufWriter::with_capacity(1 << 16, tempfile::tempfile_in(folder)?), len: 0 })
     }
 
     pub(crate) fn extend(&mut self, units: impl Iterator<Item = u32>) -> std::io::Result<()> {
@@ -519,6 +520,7 @@ pub(crate) fn scan(
     config: &IngestConfig,
     mapping: Option<&CsvMapping>,
     progress: &dyn Progress,
+    scratch: &Path,
 ) -> Result<Scan, IntakeError> {
     progress.start(Phase::Validate, Some(files.iter().map(|f| f.bytes).sum()));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len()).max(1);
@@ -527,7 +529,7 @@ pub(crate) fn scan(
         scan: Scan {
             reports: Vec::with_capacity(files.len()),
             units: UnitSet::default(),
-            unit_of: UnitNumbers::new()?,
+            unit_of: UnitNumbers::new(scratch)?,
             unit_in_run: Vec::new(),
             per_file: Vec::with_capacity(files.len()),
             patient_refs: HashMap::new(),
@@ -625,7 +627,7 @@ mod unit_numbers_tests {
 
     #[test]
     fn unit_numbers_read_back_in_order_file_by_file_through_the_run_s_numbers() {
-        let mut numbers = UnitNumbers::new().unwrap();
+        let mut numbers = UnitNumbers::new(&std::env::temp_dir()).unwrap();
         // Two files: three records, then (in two appends) 70,000 records, across buffer sizes.
         numbers.extend([2u32, 0, 1].into_iter()).unwrap();
         numbers.extend((0..40_000u32).map(|i| i % 3)).unwrap();
@@ -650,7 +652,7 @@ mod unit_numbers_tests {
 
     #[test]
     fn a_number_past_the_run_s_units_is_an_error() {
-        let mut numbers = UnitNumbers::new().unwrap();
+        let mut numbers = UnitNumbers::new(&std::env::temp_dir()).unwrap();
         numbers.extend([0u32, 5].into_iter()).unwrap();
         numbers.finish().unwrap();
         let mut reader = numbers.read(&[7, 8]).unwrap();
