@@ -59,11 +59,11 @@ impl RowsTaken {
     }
 }
 
-/// The rows of `ids`' batch an aggregate over persons takes. Read the ids of a run from
-/// `ids.value_data()`, [`PERSON_ID_BYTES`] a row (a sliced array slices its value buffer: no
-/// element offset).
-pub(crate) fn rows_taken(ids: &FixedSizeBinaryArray, opt_filter: Option<&BooleanArray>) -> RowsTaken {
-    let nulls = ids.nulls().filter(|n| n.null_count() > 0);
+/// The rows of `values`' batch an aggregate takes: not null, within its `FILTER`. For person ids,
+/// read the ids of a run from `ids.value_data()`, [`PERSON_ID_BYTES`] a row (a sliced array
+/// slices its value buffer: no element offset).
+pub(crate) fn rows_taken(values: &dyn Array, opt_filter: Option<&BooleanArray>) -> RowsTaken {
+    let nulls = values.nulls().filter(|n| n.null_count() > 0);
     let taken = match (opt_filter, nulls) {
         (None, None) => None,
         (Some(f), n) => {
@@ -78,7 +78,7 @@ pub(crate) fn rows_taken(ids: &FixedSizeBinaryArray, opt_filter: Option<&Boolean
         }
         (None, Some(n)) => Some(n.inner().clone()),
     };
-    RowsTaken { taken, len: ids.len() }
+    RowsTaken { taken, len: values.len() }
 }
 
 /// A person-id column of these ids (for tests).

@@ -148,22 +148,9 @@ impl GroupsAccumulator for Groups {
         let raw = numbers.values();
         // The rows taken (number not null, within the filter), as runs of consecutive rows: no
         // per-row reading of the filter's and the nulls' bits.
-        let known = numbers.nulls().filter(|n| n.null_count() > 0).map(|n| n.inner().clone());
-        let within = opt_filter.map(|f| match f.nulls() {
-            Some(unknown) => f.values() & unknown.inner(),
-            None => f.values().clone(),
-        });
-        let taken = match (known, within) {
-            (None, None) => None,
-            (Some(a), None) | (None, Some(a)) => Some(a),
-            (Some(a), Some(b)) => Some(&a & &b),
-        };
-        let runs: Box<dyn Iterator<Item = (usize, usize)>> = match &taken {
-            None => Box::new(std::iter::once((0, numbers.len()))),
-            Some(rows) => Box::new(rows.set_slices()),
-        };
+        let taken = crate::data::rows_taken(numbers, opt_filter);
         let groups = &mut self.groups[..];
-        for (start, end) in runs {
+        for (start, end) in taken.runs() {
             for (&number, &g) in raw[start..end].iter().zip(&group_indices[start..end]) {
                 groups[g].see(number);
             }
