@@ -279,6 +279,24 @@ fn check_wide_table(lines: &[(u8, u8, i64)]) {
             }
             assert_eq!(cells[1 + i], want, "{code}: column c{i} (points < {t})");
         }
+        // Each column's sample is of its value condition's persons: as many as it has, up to 16,
+        // and the persons below a threshold are
+        // among those below a higher one, so a smaller column's ids that are not past a larger
+        // one's full sample are in it.
+        let samples = &r.cell_samples[r.rows.iter().position(|x| text(&x[0]) == code).unwrap()];
+        for (i, &t) in thresholds.iter().enumerate() {
+            let s = samples[1 + i].as_ref().expect("an aggregated column has a sample");
+            assert_eq!(s.persons, persons(&|p| p < t), "{code}: c{i}'s sampled persons");
+            assert_eq!(s.smallest.len() as u64, s.persons.min(16), "{code}: c{i}'s sample");
+            assert!(s.smallest.windows(2).all(|w| w[0] < w[1]));
+            for (j, &u) in thresholds.iter().enumerate().skip(i + 1) {
+                let larger = samples[1 + j].as_ref().unwrap();
+                let bar = if larger.smallest.len() == 16 { larger.smallest[15] } else { u32::MAX };
+                for id in s.smallest.iter().filter(|&&id| id <= bar) {
+                    assert!(larger.smallest.contains(id), "{code}: c{i} (< {t}) in c{j} (< {u})");
+                }
+            }
+        }
     }
 }
 
