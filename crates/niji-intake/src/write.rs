@@ -163,8 +163,13 @@ pub(crate) fn write(
         if let Some(e) = out.failed.take() {
             return Err(e);
         }
-        // The same records as pass 1 read, unit for unit, or the file changed in between.
-        if parsed - parsed_before != file_parsed || unit_numbers.next().is_some() {
+        // The same records as pass 1 read, unit for unit, or the file changed in between (a
+        // number left over that cannot be read is a failed read, not a match).
+        let left_over = unit_numbers.next().is_some();
+        if let Some(e) = unit_numbers.error() {
+            return Err(e.into());
+        }
+        if parsed - parsed_before != file_parsed || left_over {
             return Err(IntakeError::FileChanged { file: file.name.clone() });
         }
         if let Some((_, row)) = claim.take() {
