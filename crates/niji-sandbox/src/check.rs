@@ -1853,11 +1853,17 @@ impl ConditionCounts {
         out
     }
 
-    /// Output `k` of the `what` counted of the `j`-th counted column.
-    fn output(&self, what: &str, j: usize, k: usize) -> Expr {
-        let chunk = k / crate::by_condition::MAX_OUTPUTS;
-        let counts = Expr::Column(Column::new_unqualified(format!("{BY_CONDITION_PREFIX}{what}_{j}_{chunk}")));
-        crate::by_condition::output(counts, k % crate::by_condition::MAX_OUTPUTS)
+    /// The outputs of [`ConditionCounts::aggregates`] over `columns` counted columns, in the
+    /// hidden columns' order: by output (the rows, each condition, each difference), then by
+    /// column.
+    fn outputs_in_order<'a>(&'a self, what: &'a str, columns: usize) -> impl Iterator<Item = Expr> + 'a {
+        (0..self.outputs.len()).flat_map(move |k| {
+            (0..columns).map(move |j| {
+                let chunk = k / crate::by_condition::MAX_OUTPUTS;
+                let counts = Expr::Column(Column::new_unqualified(format!("{BY_CONDITION_PREFIX}{what}_{j}_{chunk}")));
+                crate::by_condition::output(counts, k % crate::by_condition::MAX_OUTPUTS)
+            })
+        })
     }
 }
 
@@ -1928,14 +1934,11 @@ fn rebuild(plan: &LogicalPlan, hidden: &Hidden) -> Result<LogicalPlan, SandboxEr
             let mut counted_by_condition = false;
             match &by_condition {
                 Some(by) if hidden.count == PersonsCount::InOrder => {
-                    let counts = by.aggregates("persons", hidden.counted, &columns, crate::by_condition::persons_by_condition);
-                    counted_by_condition |= !counts.is_empty();
-                    aggr.extend(counts);
-                    for k in 0..by.outputs.len() {
-                        for j in 0..hidden.counted.len() {
-                            tail.push(by.output("persons", j, k).alias(next_name()?));
-                        }
+                    aggr.extend(by.aggregates("persons", hidden.counted, &columns, crate::by_condition::persons_by_condition));
+                    for output in by.outputs_in_order("persons", hidden.counted.len()) {
+                        tail.push(output.alias(next_name()?));
                     }
+                    counted_by_condition |= !hidden.counted.is_empty();
                 }
                 _ => {
                     for condition in std::iter::once(None).chain(filters.iter().map(Some)) {
@@ -1982,14 +1985,11 @@ fn rebuild(plan: &LogicalPlan, hidden: &Hidden) -> Result<LogicalPlan, SandboxEr
             // column for all of them.
             match &by_condition {
                 Some(by) if !hidden.institutions().is_empty() => {
-                    let counts = by.aggregates("institutions", hidden.institutions(), &columns, crate::by_condition::institutions_by_condition);
-                    counted_by_condition |= !counts.is_empty();
-                    aggr.extend(counts);
-                    for k in 0..by.outputs.len() {
-                        for j in 0..hidden.institutions().len() {
-                            tail.push(by.output("institutions", j, k).alias(next_name()?));
-                        }
+                    aggr.extend(by.aggregates("institutions", hidden.institutions(), &columns, crate::by_condition::institutions_by_condition));
+                    for output in by.outputs_in_order("institutions", hidden.institutions().len()) {
+                        tail.push(output.alias(next_name()?));
                     }
+                    counted_by_condition = true;
                 }
                 _ => {
                     for condition in std::iter::once(None).chain(filters.iter().map(Some)) {

@@ -125,7 +125,7 @@ impl AggregateUDFImpl for CountPersonsInOrder {
 }
 
 /// The state of one group.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Default)]
 struct Run {
     count: u64,
     first: Id,
@@ -149,8 +149,29 @@ impl Run {
 
 /// The id ranges (`first → last`) of the partial states merged into one group, which must not
 /// overlap. A map, as a partial aggregation that gives up on grouping passes one state per row.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Ranges(BTreeMap<Id, Id>);
+
+// Person ids (pseudonyms, even per permit) never go to a message or a log, not even a debug one
+// (as `samples.rs`'s samples): the `Debug` of the states that hold them shows counts only.
+
+impl fmt::Debug for Ranges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ranges").field("ranges", &self.0.len()).finish()
+    }
+}
+
+impl fmt::Debug for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Run").field("count", &self.count).finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Groups {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Groups").field("groups", &self.seen.len().max(self.merged.len())).field("ranges", &self.ranges).finish_non_exhaustive()
+    }
+}
 
 impl Ranges {
     /// Takes a state's range; fails if it overlaps one taken before (they may share persons).
@@ -229,7 +250,7 @@ fn states(values: &[ArrayRef]) -> Result<(&UInt64Array, &FixedSizeBinaryArray, &
 /// bound that costs nothing per row. Partitions hold disjoint ranges of ids, so states of two
 /// partitions still never overlap; two states of one partition (an aggregation that emits groups
 /// early) do, and the query is counted again exactly.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Groups {
     /// Per group (update phase): the last id it saw ([`NO_ID`]: none) in the high half, its
     /// distinct persons in the low half.
