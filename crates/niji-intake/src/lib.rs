@@ -79,6 +79,7 @@
 
 mod listing;
 mod scan;
+mod scratch;
 mod write;
 
 pub use listing::{current_linkage, list_datasets, DatasetEntry, VersionEntry};
@@ -155,11 +156,24 @@ pub struct IntakeOptions {
     pub linkage: LinkageConfig,
     pub lake: LakeOptions,
     pub read_back: ReadBack,
+    /// Bytes of linkage units (normalized identities, ~170 bytes a distinct one) kept in memory;
+    /// the rest go to a sealed scratch file in the instance folder as they come, and are read
+    /// back from it (`scratch`).
+    pub units_held_bytes: usize,
 }
+
+/// [`IntakeOptions::units_held_bytes`] by default.
+pub const UNITS_HELD_BYTES: usize = 16 << 20;
 
 impl IntakeOptions {
     pub fn new(ingest: IngestConfig) -> Self {
-        Self { ingest, linkage: LinkageConfig::default(), lake: LakeOptions::default(), read_back: ReadBack::default() }
+        Self {
+            ingest,
+            linkage: LinkageConfig::default(),
+            lake: LakeOptions::default(),
+            read_back: ReadBack::default(),
+            units_held_bytes: UNITS_HELD_BYTES,
+        }
     }
 }
 
@@ -325,7 +339,7 @@ pub async fn ingest(
         let mapping = submission.csv_mapping.clone();
         let holder = submission.holder.clone();
         let progress = progress.clone();
-        let scratch = instance.paths.root.clone();
+        let scratch = scan::Scratch { folder: instance.paths.root.clone(), units_held_bytes: options.units_held_bytes };
         tokio::task::spawn_blocking(move || scan::scan(&files, &holder, &ingest, mapping.as_ref(), &*progress, &scratch))
             .await
             .expect("scan does not panic")?
@@ -430,7 +444,10 @@ async fn write_version(
         // identity held once), and this submission's units are appended after them (linkage
         // takes them in order of arrival).
         let unit_count = scan.unit_of.len() as u64;
-        let mut units = niji_privacy::UnitSet::default();
+        let mut units = niji_privacy::UnitSet::with_storage(niji_privacy::UnitStorage {
+            store: Box::new(scratch::SealedPages::new(&instance.paths.root)?),
+            held_bytes: options.units_held_bytes,
+        });
         let index_complete = vault.link_index_complete(niji_privacy::LINK_INDEX_FORMAT).await?;
         let mut read = if options.read_back == ReadBack::Reached && index_complete {
             let submitted = std::mem::take(&mut scan.units);
@@ -466,7 +483,7 @@ async fn write_version(
         let stored_of_unit: Vec<(u32, PersonKey)> = units.push_stored_units(read.units, &read.stored, read.order.as_deref());
         drop(read.stored);
         let submitted = std::mem::take(&mut scan.units);
-        let observed: Vec<Option<niji_ingest::Date>> = submitted.units().iter().map(|u| u.observed()).collect();
+        let observed: Vec<Option<niji_ingest::Date>> = (0..submitted.len()).map(|i| submitted.units().observed(i)).collect();
         let moved = units.append(submitted);
         units.close();
         for u in scan.patient_refs.values_mut() {
@@ -488,8 +505,8 @@ async fn write_version(
         drop(observed);
         // Full birth dates per unit, for the lake's `age` at each event (the dates themselves
         // stay in the vault).
-        let births: Vec<Option<niji_ingest::Date>> =
-            units.units().iter().map(|u| u.birth_date().and_then(|b| niji_ingest::dates::parse_iso(b).ok())).collect();
+        let mut births: Vec<Option<niji_ingest::Date>> = Vec::with_capacity(units.len());
+        units.units().for_each(|_, u| births.push(u.birth_date().and_then(|b| niji_ingest::dates::parse_iso(b).ok())));
         let units_held = units.len() as u64;
         let mut linkage_config = options.linkage.clone();
         linkage_config.run_scope = tag.to_string();
@@ -516,6 +533,10 @@ async fn write_version(
         drop(anchors_rx);
         let (linkage, units) = linking.await.expect("linkage does not panic");
         stored_anchors?;
+        // Units the scratch file did not give back read as empty: nothing made from them is used.
+        if let Some(e) = units.store_error() {
+            return Err(e.into());
+        }
         // Earlier records whose unit's key is now another than the one they were stored under.
         let rekeyed_units = stored_of_unit.iter().filter(|&&(u, k)| linkage.keys[u as usize] != k).count() as u64;
         let mut stored_keys: Vec<PersonKey> = stored_of_unit.iter().map(|(_, k)| *k).collect();
@@ -547,12 +568,15 @@ async fn write_version(
         // The link index rows go into the batch before pass 2 too (held until the commit, they
         // were tens of MB through the write and commit phases at a million persons).
         let hasher = pseudonymizer.clone();
-        let (buckets, keys) = tokio::task::spawn_blocking(move || {
+        let (buckets, keys, units_error) = tokio::task::spawn_blocking(move || {
             let buckets = niji_privacy::cluster_buckets(units.units(), &linkage.keys, &hasher);
-            (buckets, linkage.keys)
+            (buckets, linkage.keys, units.store_error())
         })
         .await
         .expect("bucketing does not panic");
+        if let Some(e) = units_error {
+            return Err(e.into());
+        }
         let index_update = niji_vault::LinkIndexUpdate {
             retired,
             buckets,

@@ -8,10 +8,19 @@ use niji_ingest::{
     ingest_path, ContentBody, CsvMapping, FileReport, Format, IdentifierKind, Identity, IngestConfig, Location, Problem, Reason, RecordKind,
     SplitRecord,
 };
-use niji_privacy::{LinkRecord, LinkUnit, UnitSet};
+use niji_privacy::{LinkRecord, LinkUnit, UnitSet, UnitStorage};
 use sha2::{Digest, Sha256};
 
+use crate::scratch::SealedPages;
 use crate::{display_name, IntakeError, Phase, Progress};
+
+/// Where pass 1 keeps what does not stay in memory.
+pub(crate) struct Scratch {
+    /// The instance folder: unnamed files there.
+    pub folder: PathBuf,
+    /// Bytes of units kept in memory before they go to a sealed file.
+    pub units_held_bytes: usize,
+}
 
 /// One file of a submission.
 #[derive(Debug, Clone)]
@@ -520,7 +529,7 @@ pub(crate) fn scan(
     config: &IngestConfig,
     mapping: Option<&CsvMapping>,
     progress: &dyn Progress,
-    scratch: &Path,
+    scratch: &Scratch,
 ) -> Result<Scan, IntakeError> {
     progress.start(Phase::Validate, Some(files.iter().map(|f| f.bytes).sum()));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len()).max(1);
@@ -528,8 +537,8 @@ pub(crate) fn scan(
     let gather = std::sync::Mutex::new(Gather {
         scan: Scan {
             reports: Vec::with_capacity(files.len()),
-            units: UnitSet::default(),
-            unit_of: UnitNumbers::new(scratch)?,
+            units: UnitSet::with_storage(UnitStorage { store: Box::new(SealedPages::new(&scratch.folder)?), held_bytes: scratch.units_held_bytes }),
+            unit_of: UnitNumbers::new(&scratch.folder)?,
             unit_in_run: Vec::new(),
             per_file: Vec::with_capacity(files.len()),
             patient_refs: HashMap::new(),

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use niji_instance::Instance;
-use niji_intake::{ingest, list_datasets, recover, NoProgress, OnReject};
+use niji_intake::{ingest, list_datasets, recover, IntakeError, NoProgress, OnReject, Outcome};
 
 mod common;
 use common::*;
@@ -67,5 +67,39 @@ async fn a_crash_at_any_step_leaves_no_partial_version() {
     let listed = list_datasets(&instance.store).await.unwrap();
     assert_eq!(listed[0].versions.len(), 1);
     assert!(listed[0].versions[0].version.log_index.is_some());
+    scenario.teardown();
+}
+
+/// A scratch file that fails (a full disk when units go out, a read error when they come back)
+/// fails the intake with the I/O error and changes nothing: linkage made from units that did not
+/// come back is never used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scratch_file_that_fails_fails_the_intake_and_changes_nothing() {
+    // The claims of 400 persons: a few hundred units, many scratch pages when none is held.
+    let files = files_under(&synth().join("uke"));
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let instance = instance(dir.path()).await;
+    committed(&instance, submission("insurer", "claims", files.clone(), OnReject::RefuseSubmission)).await;
+    let before = state(&instance).await;
+    let mut opts = options();
+    opts.units_held_bytes = 0;
+    for (point, says) in [("intake-scratch-write", "no space left"), ("intake-scratch-read", "could not be read")] {
+        fail::cfg(point, "return").unwrap();
+        let failed = ingest(&instance, submission("insurer", "claims", files.clone(), OnReject::RefuseSubmission), &opts, Arc::new(NoProgress)).await;
+        fail::remove(point);
+        match failed {
+            Err(IntakeError::Io(e)) => assert!(e.to_string().contains(says), "{point}: {e}"),
+            other => panic!("{point}: {:?}", other.map(|_| "an outcome")),
+        }
+        let after = state(&instance).await;
+        assert_eq!((after.0, &after.1, &after.2), (before.0, &before.1, &before.2), "{point}: the failed intake left something");
+    }
+    let report =
+        match ingest(&instance, submission("insurer", "claims", files, OnReject::RefuseSubmission), &opts, Arc::new(NoProgress)).await.unwrap() {
+            Outcome::Committed(r) => r,
+            Outcome::Refused { .. } => panic!("refused"),
+        };
+    assert_eq!(report.number, 2);
     scenario.teardown();
 }

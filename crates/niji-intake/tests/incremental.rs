@@ -1,7 +1,9 @@
 //! Incremental linkage: an intake reads back only the earlier persons its records can reach
 //! (`ReadBack::Reached`, the default), and the persons come out as when every earlier record is
 //! read back (`ReadBack::Everything`). Two copies of one instance (the same vault keys) take the
-//! same submissions, one each way, and every record must be stored under the same key.
+//! same submissions, one each way, and every record must be stored under the same key. The
+//! instance that reads back the persons reached keeps no unit in memory (every page of units
+//! goes to the sealed scratch file), the other keeps them all: where the units lie changes no key.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,6 +19,10 @@ use common::*;
 async fn committed_reading(instance: &Instance, s: Submission, read_back: ReadBack) -> VersionReport {
     let mut opts = options();
     opts.read_back = read_back;
+    opts.units_held_bytes = match read_back {
+        ReadBack::Reached => 0,
+        ReadBack::Everything => usize::MAX,
+    };
     match ingest(instance, s, &opts, Arc::new(NoProgress)).await.unwrap() {
         Outcome::Committed(r) => *r,
         Outcome::Refused { .. } => panic!("refused"),

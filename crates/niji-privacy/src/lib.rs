@@ -55,7 +55,8 @@
 //! identifier joins the records (a precision-first choice).
 //!
 //! Invariants (all modules): no I/O, no clock, no randomness — values and keys are arguments;
-//! the same input gives the same output.
+//! the same input gives the same output. A caller may lend linkage a [`PageStore`] to keep
+//! units out of memory; the I/O is then the caller's, behind that trait.
 
 pub mod linkage;
 pub mod normalize;
@@ -63,8 +64,8 @@ pub mod pseudonym;
 pub mod reach;
 
 pub use linkage::{
-    link, link_set, link_set_streaming, prepare_all, LinkRecord, LinkStats, LinkUnit, Linkage, LinkageConfig, PriorKeys, UnitList, UnitRef, UnitSet,
-    Units, ANCHOR_CHUNK, MAX_ITEMS_PER_KIND,
+    link, link_set, link_set_streaming, prepare_all, LinkRecord, LinkStats, LinkUnit, Linkage, LinkageConfig, PageStore, PriorKeys, UnitList,
+    UnitRef, UnitSet, UnitStorage, Units, ANCHOR_CHUNK, MAX_ITEMS_PER_KIND,
 };
 pub use normalize::{NormalizeError, Sex};
 pub use pseudonym::{Domain, KeyError, PersonKey, Pseudonymizer, VaultKey};

@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use crate::linkage::{UnionFind, UnitRef, Units};
+use crate::linkage::{LinkUnit, UnionFind, UnitRef, Units};
 use crate::normalize::Sex;
 use crate::pseudonym::{Domain, PersonKey, Pseudonymizer};
 
@@ -48,7 +48,7 @@ pub fn reach<E: Units + ?Sized, L: Units + ?Sized>(earlier: &E, earlier_keys: &[
         let mut by_id: HashMap<u64, usize> = HashMap::new();
         let mut by_key: HashMap<PersonKey, usize> = HashMap::new();
         for i in 0..n {
-            for id in unit(i).identifier_fingerprints() {
+            for id in unit(i).as_ref().identifier_fingerprints() {
                 let j = *by_id.entry(id).or_insert(i);
                 uf.union(i, j);
             }
@@ -67,7 +67,10 @@ pub fn reach<E: Units + ?Sized, L: Units + ?Sized>(earlier: &E, earlier_keys: &[
         order.sort_unstable();
         let groups: Vec<(usize, BlocksAndEnds)> = order
             .chunk_by(|a, b| a.0 == b.0)
-            .map(|group| (group[0].1 as usize, blocks_and_ends(group.iter().map(|&(_, i)| unit(i as usize)))))
+            .map(|group| {
+                let units: Vec<LinkUnit> = group.iter().map(|&(_, i)| unit(i as usize)).collect();
+                (group[0].1 as usize, blocks_and_ends(units.iter().map(LinkUnit::as_ref)))
+            })
             .collect();
         drop(order);
         let mut by_bucket: HashMap<(u32, Sex, char), usize> = HashMap::new();
@@ -92,7 +95,7 @@ pub fn reach<E: Units + ?Sized, L: Units + ?Sized>(earlier: &E, earlier_keys: &[
 /// The anchors of `units` (the vault's anchors table leads from each to its person), sorted,
 /// without repeats. They do not depend on how units are grouped: a caller makes them once a unit.
 pub fn unit_anchors<U: Units + ?Sized>(units: &U, keys: &Pseudonymizer) -> Vec<PersonKey> {
-    let mut out: Vec<PersonKey> = (0..units.count()).flat_map(|i| units.unit(i).anchors(keys)).collect();
+    let mut out: Vec<PersonKey> = (0..units.count()).flat_map(|i| units.unit(i).as_ref().anchors(keys)).collect();
     out.sort_unstable();
     out.dedup();
     out
@@ -110,14 +113,16 @@ pub fn cluster_buckets<U: Units + ?Sized>(units: &U, unit_keys: &[PersonKey], ke
     // held once without the slack of a growing vector.
     let rows: usize = groups()
         .map(|group| {
-            let (blocks, ends) = blocks_and_ends(group.iter().map(|&i| units.unit(i as usize)));
+            let members: Vec<LinkUnit> = group.iter().map(|&i| units.unit(i as usize)).collect();
+            let (blocks, ends) = blocks_and_ends(members.iter().map(LinkUnit::as_ref));
             blocks.len() * ends.len()
         })
         .sum();
     let mut out = Vec::with_capacity(rows);
     for group in groups() {
         let person = unit_keys[group[0] as usize];
-        out.extend(group_buckets(group.iter().map(|&i| units.unit(i as usize)), keys).into_iter().map(|b| (b, person)));
+        let members: Vec<LinkUnit> = group.iter().map(|&i| units.unit(i as usize)).collect();
+        out.extend(group_buckets(members.iter().map(LinkUnit::as_ref), keys).into_iter().map(|b| (b, person)));
     }
     out.sort_unstable();
     out.dedup();

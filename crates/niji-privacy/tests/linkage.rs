@@ -2,7 +2,13 @@
 //! targets of issue 3 asserted in both holder scopes, and the stability of person keys when
 //! records arrive later.
 
-use niji_privacy::{link, LinkageConfig, PersonKey, PriorKeys, Pseudonymizer, VaultKey};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use niji_privacy::{
+    cluster_buckets, link, link_set, prepare_all, unit_anchors, LinkUnit, LinkageConfig, PageStore, PersonKey, PriorKeys, Pseudonymizer, UnitSet,
+    UnitStorage, VaultKey,
+};
 use niji_testkit::{self as eval, HolderScope};
 
 fn keys() -> Pseudonymizer {
@@ -51,4 +57,89 @@ fn linkage_meets_targets_on_synthetic_population() {
         let set: std::collections::HashSet<PersonKey> = out.keys.iter().copied().collect();
         assert!(out2.keys.iter().all(|k| !set.contains(k)));
     }
+}
+
+/// Pages kept in memory behind the store interface, failing on request.
+#[derive(Default, Clone)]
+struct MemoryPages {
+    pages: Arc<Mutex<Vec<Vec<u8>>>>,
+    fail_reads: Arc<AtomicBool>,
+    fail_writes: Arc<AtomicBool>,
+}
+
+impl PageStore for MemoryPages {
+    fn put(&mut self, page: &[u8]) -> std::io::Result<u64> {
+        if self.fail_writes.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("disk full"));
+        }
+        let mut pages = self.pages.lock().unwrap();
+        pages.push(page.to_vec());
+        Ok(pages.len() as u64 - 1)
+    }
+
+    fn get(&self, id: u64, out: &mut Vec<u8>) -> std::io::Result<()> {
+        if self.fail_reads.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("bad sector"));
+        }
+        out.clear();
+        out.extend_from_slice(&self.pages.lock().unwrap()[id as usize]);
+        Ok(())
+    }
+}
+
+/// Units handed to a store as their pages fill link, bucket and anchor exactly as units held in
+/// memory, whether the set was filled directly, appended into, or read back; a store that fails
+/// is reported, never silent.
+#[test]
+fn units_in_a_store_link_as_units_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    eval::generate(dir.path(), 2_000, niji_synth::Formats::ALL, 2);
+    let data = eval::ingest(dir.path(), 2_000, HolderScope::Hospital);
+    let units = prepare_all(&data.records);
+    let (config, k, prior) = (LinkageConfig::default(), keys(), PriorKeys::default());
+    let fill = |mut set: UnitSet, from: &[LinkUnit]| {
+        let of: Vec<u32> = from.iter().map(|u| set.push(u.clone())).collect();
+        (set, of)
+    };
+    let (memory, memory_of) = fill(UnitSet::default(), &units);
+    let reference = link_set(&memory, &config, &k, &prior);
+    let per_record = |l: &niji_privacy::Linkage, of: &[u32]| of.iter().map(|&u| l.keys[u as usize]).collect::<Vec<_>>();
+    let want = per_record(&reference, &memory_of);
+    let buckets = cluster_buckets(memory.units(), &reference.keys, &k);
+    let anchors = unit_anchors(memory.units(), &k);
+
+    for held_bytes in [0, 64 * 1024] {
+        let pages = MemoryPages::default();
+        let (stored, stored_of) = fill(UnitSet::with_storage(UnitStorage { store: Box::new(pages.clone()), held_bytes }), &units);
+        assert!(stored.units().pages_stored() > 10, "{:?}", stored.units());
+        assert!(stored.units().bytes_held() * 2 < memory.units().bytes_held(), "{} of {}", stored.units().bytes_held(), memory.units().bytes_held());
+        let linked = link_set(&stored, &config, &k, &prior);
+        assert_eq!(per_record(&linked, &stored_of), want);
+        assert_eq!((&linked.anchors, &linked.stats), (&reference.anchors, &reference.stats));
+        assert_eq!(cluster_buckets(stored.units(), &linked.keys, &k), buckets);
+        assert_eq!(unit_anchors(stored.units(), &k), anchors);
+        assert!(stored.store_error().is_none());
+
+        // A stored set appended into a stored set that holds the first half already.
+        let half = units.len() / 2;
+        let (mut earlier, mut of) = fill(UnitSet::with_storage(UnitStorage { store: Box::new(MemoryPages::default()), held_bytes }), &units[..half]);
+        let (later, later_of) = fill(UnitSet::default(), &units[half..]);
+        let moved = earlier.append(later);
+        of.extend(later_of.iter().map(|&u| moved[u as usize]));
+        assert!(earlier.units().has_storage());
+        assert_eq!(per_record(&link_set(&earlier, &config, &k, &prior), &of), want);
+
+        // A store that stops giving pages back: the error is kept for the caller.
+        pages.fail_reads.store(true, Ordering::Relaxed);
+        let _unusable = link_set(&stored, &config, &k, &prior);
+        assert!(stored.store_error().is_some_and(|e| e.to_string().contains("bad sector")));
+    }
+
+    // A store that takes no page: pages stay in memory, linkage is unchanged, the error is kept.
+    let pages = MemoryPages::default();
+    pages.fail_writes.store(true, Ordering::Relaxed);
+    let (full, full_of) = fill(UnitSet::with_storage(UnitStorage { store: Box::new(pages), held_bytes: 0 }), &units);
+    assert_eq!(full.units().pages_stored(), 0);
+    assert_eq!(per_record(&link_set(&full, &config, &k, &prior), &full_of), want);
+    assert!(full.store_error().is_some_and(|e| e.to_string().contains("disk full")));
 }

@@ -246,7 +246,8 @@ impl SimVault {
         let old_current: Vec<PersonKey> = read.iter().map(|&i| self.current(self.records[i].1)).collect();
         let retired = cluster_buckets(&units, &old_current, &k);
         let mut set = UnitSet::default();
-        let at: Vec<u32> = units.iter().zip(&read).map(|(u, &i)| set.push_stored(u, self.records[i].1)).collect();
+        let mut at: Vec<u32> = Vec::with_capacity(read.len());
+        units.for_each(|n, u| at.push(set.push_stored(u, self.records[read[n]].1)));
         let moved = set.append(later);
         let linkage = link_set(&set, config, &k, &self.prior(Some(&anchors)));
         let out: Vec<PersonKey> = of.iter().map(|&u| linkage.keys[moved[u as usize] as usize]).collect();

@@ -1,0 +1,109 @@
+//! Sealed scratch pages: where the intake keeps linkage's units (normalized names, birth dates,
+//! insurance and patient numbers) that do not fit the memory it allows them
+//! ([`crate::IntakeOptions::units_held_bytes`]), as `niji_privacy::PageStore`.
+//!
+//! Each page is sealed with ChaCha20-Poly1305 under a key made for this file alone, held only in
+//! this process's memory and never written: the file is unreadable once the intake ends, however
+//! it ends. The page's number is its nonce (never reused under one key) and its associated data,
+//! so a page moved within the file does not open. The file is unnamed (`O_TMPFILE` where the
+//! system has it) and lives in the instance folder, not the system's temporary folder (often a
+//! memory file system, which would hold the same bytes in RAM).
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use chacha20poly1305::aead::{AeadInPlace, KeyInit, OsRng};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
+use niji_privacy::PageStore;
+
+/// Pages sealed into an unnamed file, one after another.
+pub(crate) struct SealedPages {
+    file: File,
+    cipher: ChaCha20Poly1305,
+    /// Per page: where it starts in the file and its sealed length.
+    pages: Vec<(u64, u32)>,
+    end: u64,
+    buffer: Vec<u8>,
+}
+
+impl SealedPages {
+    /// An empty store in a new unnamed file in `folder`, under a new random key.
+    pub(crate) fn new(folder: &Path) -> io::Result<SealedPages> {
+        Ok(SealedPages {
+            file: tempfile::tempfile_in(folder)?,
+            cipher: ChaCha20Poly1305::new(&ChaCha20Poly1305::generate_key(&mut OsRng)),
+            pages: Vec::new(),
+            end: 0,
+            buffer: Vec::new(),
+        })
+    }
+}
+
+/// The nonce and associated data of page `id`.
+fn nonce_of(id: u64) -> (Nonce, [u8; 8]) {
+    let mut nonce = [0u8; 12];
+    nonce[..8].copy_from_slice(&id.to_le_bytes());
+    (nonce.into(), id.to_le_bytes())
+}
+
+impl PageStore for SealedPages {
+    fn put(&mut self, page: &[u8]) -> io::Result<u64> {
+        fail::fail_point!("intake-scratch-write", |_| Err(io::Error::other("no space left for scratch pages (failpoint)")));
+        let id = self.pages.len() as u64;
+        let (nonce, aad) = nonce_of(id);
+        self.buffer.clear();
+        self.buffer.extend_from_slice(page);
+        self.cipher.encrypt_in_place(&nonce, &aad, &mut self.buffer).map_err(|_| io::Error::other("a scratch page could not be sealed"))?;
+        self.file.write_all_at(&self.buffer, self.end)?;
+        self.pages.push((self.end, self.buffer.len() as u32));
+        self.end += self.buffer.len() as u64;
+        Ok(id)
+    }
+
+    fn get(&self, id: u64, out: &mut Vec<u8>) -> io::Result<()> {
+        fail::fail_point!("intake-scratch-read", |_| Err(io::Error::other("a scratch page could not be read (failpoint)")));
+        let &(at, len) = self.pages.get(id as usize).ok_or_else(|| io::Error::other("a scratch page that was never written"))?;
+        out.clear();
+        out.resize(len as usize, 0);
+        self.file.read_exact_at(out, at)?;
+        let (nonce, aad) = nonce_of(id);
+        self.cipher
+            .decrypt_in_place(&nonce, &aad, out)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "a scratch page does not open: the file changed under the intake"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_come_back_as_put_and_nothing_readable_is_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SealedPages::new(dir.path()).unwrap();
+        let pages: Vec<Vec<u8>> = (0..50u32).map(|i| format!("ヤマダタロウ 06132013 {i} ").repeat(1 + i as usize % 7).into_bytes()).collect();
+        let ids: Vec<u64> = pages.iter().map(|p| store.put(p).unwrap()).collect();
+        let mut out = Vec::new();
+        for (id, page) in ids.iter().zip(&pages).rev() {
+            store.get(*id, &mut out).unwrap();
+            assert_eq!(&out, page);
+        }
+        // The file: no name in any folder, no byte of a page in the clear.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let mut raw = vec![0u8; store.end as usize];
+        store.file.read_exact_at(&mut raw, 0).unwrap();
+        for needle in ["ヤマダ".as_bytes(), b"06132013"] {
+            assert!(!raw.windows(needle.len()).any(|w| w == needle));
+        }
+        // A page changed on disk, or moved to another's place, does not open.
+        let (at, _) = store.pages[3];
+        store.file.write_all_at(&[raw[at as usize] ^ 1], at).unwrap();
+        assert_eq!(store.get(3, &mut out).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let (at5, len5) = store.pages[5];
+        store.pages[4] = (at5, len5);
+        assert!(store.get(4, &mut out).is_err());
+        assert!(store.get(999, &mut out).is_err());
+    }
+}
