@@ -14,6 +14,9 @@
 //!   version, linked against the first: the cost of a holder's next submission. Then every
 //!   50th file as a new dataset, twice: reading back only the persons it reaches, and reading
 //!   back every earlier record (the link phase's time, records read back and peak memory).
+//! - `NIJI_BENCH_UNITS_HELD=BYTES`: linkage units kept in memory before they go to the sealed
+//!   scratch file (default `niji_intake::UNITS_HELD_BYTES`; a large value keeps them all, the
+//!   baseline the scratch file is compared against).
 //!
 //! Targets: ≥ 50,000 FHIR NDJSON resources/s and ≥ 200,000 UKE lines/s end to end, and peak
 //! memory under 1 GiB whatever the input size.
@@ -354,7 +357,7 @@ fn child(job: Job) {
     let mut figures = Figures { input_bytes, ..Figures::default() };
 
     let ingest_config = ingest_config();
-    let options = IntakeOptions::new(ingest_config.clone());
+    let options = IntakeOptions { units_held_bytes: units_held(), ..IntakeOptions::new(ingest_config.clone()) };
 
     // Parse-only baseline over the same files in the same process, first, so that its peak
     // memory is not the allocator's leftovers of the intake.
@@ -557,7 +560,7 @@ fn few() {
     let paths = job_files(&data, job);
     let total = paths.len();
     let few: Vec<PathBuf> = paths.into_iter().step_by(50).collect();
-    let options = IntakeOptions { read_back, ..IntakeOptions::new(ingest_config()) };
+    let options = IntakeOptions { read_back, units_held_bytes: units_held(), ..IntakeOptions::new(ingest_config()) };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
         let instance = Instance::open(&instance_dir).await.unwrap();
@@ -702,4 +705,9 @@ fn dir_bytes(dir: &Path) -> u64 {
             }
         })
         .sum()
+}
+
+/// `NIJI_BENCH_UNITS_HELD`, or the intake's default.
+fn units_held() -> usize {
+    env_u64("NIJI_BENCH_UNITS_HELD").map_or(niji_intake::UNITS_HELD_BYTES, |b| b as usize)
 }

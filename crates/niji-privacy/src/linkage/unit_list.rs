@@ -55,10 +55,10 @@ pub struct UnitList {
 /// Page size of a list held in memory only: few, large allocations.
 const PAGE: usize = 256 * 1024;
 /// Page size of a list with a store: a unit read by index costs reading and opening its page.
-const STORED_PAGE: usize = 4096;
+const STORED_PAGE: usize = 1024;
 /// Pages read back that are kept, most recent first out last (units of one person and units
 /// read in order tend to share pages).
-const CACHED_PAGES: usize = 256;
+const CACHED_PAGES: usize = 2048;
 
 enum Page {
     Held(Vec<u8>),
