@@ -15,8 +15,8 @@
 //!   50th file as a new dataset, twice: reading back only the persons it reaches, and reading
 //!   back every earlier record (the link phase's time, records read back and peak memory).
 //! - `NIJI_BENCH_UNITS_HELD=BYTES`: linkage units kept in memory before they go to the sealed
-//!   scratch file (default `niji_intake::UNITS_HELD_BYTES`; a large value keeps them all, the
-//!   baseline the scratch file is compared against).
+//!   scratch file (default `niji_intake::UNITS_HELD_BYTES`; a large value keeps them all in
+//!   memory, though still in the 1 KiB pages of a list with a store).
 //!
 //! Targets: ≥ 50,000 FHIR NDJSON resources/s and ≥ 200,000 UKE lines/s end to end, and peak
 //! memory under 1 GiB whatever the input size.

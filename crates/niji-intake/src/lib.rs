@@ -444,10 +444,6 @@ async fn write_version(
         // identity held once), and this submission's units are appended after them (linkage
         // takes them in order of arrival).
         let unit_count = scan.unit_of.len() as u64;
-        let mut units = niji_privacy::UnitSet::with_storage(niji_privacy::UnitStorage {
-            store: Box::new(scratch::SealedPages::new(&instance.paths.root)?),
-            held_bytes: options.units_held_bytes,
-        });
         let index_complete = vault.link_index_complete(niji_privacy::LINK_INDEX_FORMAT).await?;
         let mut read = if options.read_back == ReadBack::Reached && index_complete {
             let submitted = std::mem::take(&mut scan.units);
@@ -479,13 +475,26 @@ async fn write_version(
             None => vault.prior_keys().await?,
         };
         // In the order stored (a run over every record meets them so), each unit read back freed
-        // once the set holds it.
+        // once the set holds it. With nothing read back, the submission's set (its units in
+        // their scratch file already) becomes the run's as it is.
+        let mut units = if read.units.is_empty() {
+            niji_privacy::UnitSet::default()
+        } else {
+            niji_privacy::UnitSet::with_storage(niji_privacy::UnitStorage {
+                store: Box::new(scratch::SealedPages::new(&instance.paths.root)?),
+                held_bytes: options.units_held_bytes,
+            })
+        };
         let stored_of_unit: Vec<(u32, PersonKey)> = units.push_stored_units(read.units, &read.stored, read.order.as_deref());
         drop(read.stored);
         let submitted = std::mem::take(&mut scan.units);
         let observed: Vec<Option<niji_ingest::Date>> = (0..submitted.len()).map(|i| submitted.units().observed(i)).collect();
         let moved = units.append(submitted);
         units.close();
+        // A scratch page not written, or not read back while reaching: stop before linking.
+        if let Some(e) = units.store_error() {
+            return Err(e.into());
+        }
         for u in scan.patient_refs.values_mut() {
             *u = moved[*u as usize];
         }

@@ -388,8 +388,19 @@ struct FileScan {
     parsed: u64,
 }
 
+/// Units of one file kept in memory before they go to the file's own scratch file (a large file
+/// is not held whole until it is put together with the others).
+const FILE_UNITS_HELD_BYTES: usize = 1 << 20;
+
 /// Pass 1 of one file.
-fn scan_file(i: usize, file: &SubmittedFile, holder: &str, config: &IngestConfig, mapping: Option<&CsvMapping>) -> Result<FileScan, IntakeError> {
+fn scan_file(
+    i: usize,
+    file: &SubmittedFile,
+    holder: &str,
+    config: &IngestConfig,
+    mapping: Option<&CsvMapping>,
+    scratch: &Scratch,
+) -> Result<FileScan, IntakeError> {
     let scope = file.scope(i);
     let mut out = FileScan {
         report: FileReport::default(),
@@ -404,7 +415,10 @@ fn scan_file(i: usize, file: &SubmittedFile, holder: &str, config: &IngestConfig
     // next RE. Earlier units are reduced to linkage's form at once, so a large file does not
     // hold its identities until it ends.
     let mut pending: Option<(Location, LinkRecord, Vec<RefKey>)> = None;
-    let mut units = UnitSet::default();
+    let mut units = UnitSet::with_storage(UnitStorage {
+        store: Box::new(SealedPages::new(&scratch.folder)?),
+        held_bytes: FILE_UNITS_HELD_BYTES.min(scratch.units_held_bytes),
+    });
     let mut unit_of = Vec::new();
     let mut patient_refs = Vec::new();
     let mut keep = |(_, record, keys): (Location, LinkRecord, Vec<RefKey>)| {
@@ -499,6 +513,10 @@ impl Gather {
             match result {
                 Ok(f) if self.error.is_none() => {
                     let moved = self.scan.units.append(f.units);
+                    // A scratch file that failed stops the scan here, not after every file.
+                    if let Some(e) = self.scan.units.store_error() {
+                        self.error.get_or_insert(e.into());
+                    }
                     if let Err(e) = self.scan.unit_of.extend(f.unit_of.iter().map(|&u| moved[u as usize])) {
                         self.error.get_or_insert(e.into());
                     }
@@ -557,7 +575,7 @@ pub(crate) fn scan(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(file) = files.get(i) else { break };
-                let result = scan_file(i, file, holder, config, mapping);
+                let result = scan_file(i, file, holder, config, mapping, scratch);
                 let failed = result.is_err();
                 gather.lock().expect("no panics while holding the lock").add(i, result);
                 progress.advance(file.bytes);

@@ -4,7 +4,8 @@
 //!
 //! Each page is sealed with ChaCha20-Poly1305 under a key made for this file alone, held only in
 //! this process's memory and never written: the file is unreadable once the intake ends, however
-//! it ends. The page's number is its nonce (never reused under one key) and its associated data,
+//! it ends. The page's number is its nonce (never reused under one key: after a failed write the
+//! store takes nothing more) and its associated data,
 //! so a page moved within the file does not open. The file is unnamed (`O_TMPFILE` where the
 //! system has it) and lives in the instance folder, not the system's temporary folder (often a
 //! memory file system, which would hold the same bytes in RAM).
@@ -26,6 +27,9 @@ pub(crate) struct SealedPages {
     pages: Vec<(u64, u32)>,
     end: u64,
     buffer: Vec<u8>,
+    /// A write failed: nothing more is taken (the next page would be sealed under the same
+    /// number, at the same place, where the failed write may have left part of the last).
+    failed: bool,
 }
 
 impl SealedPages {
@@ -37,6 +41,7 @@ impl SealedPages {
             pages: Vec::new(),
             end: 0,
             buffer: Vec::new(),
+            failed: false,
         })
     }
 }
@@ -50,13 +55,19 @@ fn nonce_of(id: u64) -> (Nonce, [u8; 8]) {
 
 impl PageStore for SealedPages {
     fn put(&mut self, page: &[u8]) -> io::Result<u64> {
+        if self.failed {
+            return Err(io::Error::other("the scratch file failed earlier"));
+        }
         fail::fail_point!("intake-scratch-write", |_| Err(io::Error::other("no space left for scratch pages (failpoint)")));
         let id = self.pages.len() as u64;
         let (nonce, aad) = nonce_of(id);
         self.buffer.clear();
         self.buffer.extend_from_slice(page);
         self.cipher.encrypt_in_place(&nonce, &aad, &mut self.buffer).map_err(|_| io::Error::other("a scratch page could not be sealed"))?;
-        self.file.write_all_at(&self.buffer, self.end)?;
+        if let Err(e) = self.file.write_all_at(&self.buffer, self.end) {
+            self.failed = true;
+            return Err(e);
+        }
         self.pages.push((self.end, self.buffer.len() as u32));
         self.end += self.buffer.len() as u64;
         Ok(id)
@@ -105,5 +116,12 @@ mod tests {
         store.pages[4] = (at5, len5);
         assert!(store.get(4, &mut out).is_err());
         assert!(store.get(999, &mut out).is_err());
+        // After a failed write nothing more is taken: no page number is sealed twice.
+        let read_only = std::fs::OpenOptions::new().read(true).open(dir.path()).unwrap();
+        let kept = std::mem::replace(&mut store.file, read_only);
+        assert!(store.put(b"next").is_err());
+        store.file = kept;
+        assert!(store.put(b"next").unwrap_err().to_string().contains("failed earlier"));
+        assert_eq!(store.pages.len(), pages.len());
     }
 }

@@ -40,7 +40,8 @@
 //! counting those read back); read back from an earlier run
 //! ([`UnitSet::push_stored`]) it keeps the key that run gave it.
 //!
-//! Invariants: pure (no I/O, clock or randomness); the output depends only on the records, their
+//! Invariants: pure (no I/O, clock or randomness; a [`PageStore`] a caller lends does the
+//! caller's I/O behind a trait, and where units lie changes nothing); the output depends only on the records, their
 //! order of arrival for ties, the key and the prior keys. Within a block the name rules work on
 //! groups of clusters that share the last character of some name (no rule can join clusters
 //! that share none); groups larger than [`LinkageConfig::max_block_clusters`] get identifier
@@ -189,7 +190,7 @@ pub fn link(records: &[LinkRecord], config: &LinkageConfig, keys: &Pseudonymizer
 /// keep the order of their first records, and a merged unit keeps the earliest observation
 /// date). A unit with nothing identifying stays one per record: such records are one person each
 /// unless a rule joins them.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct UnitSet {
     units: UnitList,
     /// Per unit: how many records it stands for.
@@ -251,11 +252,11 @@ impl UnitSet {
     /// per unit of `later`, the index of the unit that now stands for it.
     pub fn append(&mut self, later: UnitSet) -> Vec<u32> {
         assert!(!self.closed, "units appended to a closed set");
-        if self.records == 0 && self.units.is_empty() && (later.units.has_storage() || !self.units.has_storage()) {
+        if self.records == 0 && self.units.is_empty() && !self.units.has_storage() {
             // Into nothing: inserting `later`'s units one by one would make the same set again
             // (they were merged by the same rule, in the same order), so it is taken as it is
-            // instead of being copied while both are held (unless that would lose this set's
-            // store).
+            // instead of being copied while both are held (a set with a store of its own copies,
+            // so that its units go where its owner said).
             let stored_records = self.stored_records;
             *self = later;
             self.stored_records = stored_records;
@@ -295,7 +296,8 @@ impl UnitSet {
         out
     }
 
-    /// Frees the index that finds identical units (about 20 bytes a unit) once every unit is
+    /// Frees the index that finds identical units (a 16-byte digest and a unit number a unit,
+    /// with the map's slack) once every unit is
     /// in: linkage does not need it. Adding a unit afterwards panics.
     pub fn close(&mut self) {
         self.index = HashMap::new();
@@ -353,6 +355,18 @@ impl UnitSet {
     /// The units, by index.
     pub fn units(&self) -> &UnitList {
         &self.units
+    }
+}
+
+// The index holds unkeyed digests of identities: `Debug` shows counts only.
+impl fmt::Debug for UnitSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnitSet")
+            .field("units", &self.units)
+            .field("records", &self.records)
+            .field("stored_records", &self.stored_records)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
     }
 }
 

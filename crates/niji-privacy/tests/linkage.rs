@@ -2,7 +2,7 @@
 //! targets of issue 3 asserted in both holder scopes, and the stability of person keys when
 //! records arrive later.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use niji_privacy::{
@@ -65,10 +65,13 @@ struct MemoryPages {
     pages: Arc<Mutex<Vec<Vec<u8>>>>,
     fail_reads: Arc<AtomicBool>,
     fail_writes: Arc<AtomicBool>,
+    /// Pages offered, taken or not.
+    offered: Arc<AtomicUsize>,
 }
 
 impl PageStore for MemoryPages {
     fn put(&mut self, page: &[u8]) -> std::io::Result<u64> {
+        self.offered.fetch_add(1, Ordering::Relaxed);
         if self.fail_writes.load(Ordering::Relaxed) {
             return Err(std::io::Error::other("disk full"));
         }
@@ -129,17 +132,24 @@ fn units_in_a_store_link_as_units_in_memory() {
         assert!(earlier.units().has_storage());
         assert_eq!(per_record(&link_set(&earlier, &config, &k, &prior), &of), want);
 
-        // A store that stops giving pages back: the error is kept for the caller.
+        // A store that stops giving pages back: the error is kept for the caller, and goes
+        // with the units when they are copied into another set.
+        let (failing, _) = fill(UnitSet::with_storage(UnitStorage { store: Box::new(pages.clone()), held_bytes }), &units[..half]);
         pages.fail_reads.store(true, Ordering::Relaxed);
         let _unusable = link_set(&stored, &config, &k, &prior);
         assert!(stored.store_error().is_some_and(|e| e.to_string().contains("bad sector")));
+        let (mut into, _) = fill(UnitSet::with_storage(UnitStorage { store: Box::new(MemoryPages::default()), held_bytes }), &units[half..]);
+        assert!(failing.store_error().is_none() && into.store_error().is_none());
+        into.append(failing);
+        assert!(into.store_error().is_some_and(|e| e.to_string().contains("bad sector")));
     }
 
     // A store that takes no page: pages stay in memory, linkage is unchanged, the error is kept.
     let pages = MemoryPages::default();
     pages.fail_writes.store(true, Ordering::Relaxed);
-    let (full, full_of) = fill(UnitSet::with_storage(UnitStorage { store: Box::new(pages), held_bytes: 0 }), &units);
+    let (full, full_of) = fill(UnitSet::with_storage(UnitStorage { store: Box::new(pages.clone()), held_bytes: 0 }), &units);
     assert_eq!(full.units().pages_stored(), 0);
+    assert_eq!(pages.offered.load(Ordering::Relaxed), 1, "a store that failed once is not asked again");
     assert_eq!(per_record(&link_set(&full, &config, &k, &prior), &full_of), want);
     assert!(full.store_error().is_some_and(|e| e.to_string().contains("disk full")));
 }

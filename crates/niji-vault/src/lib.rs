@@ -110,7 +110,7 @@ pub enum VaultError {
 }
 
 /// One identity record read back from the vault.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoredIdentity {
     pub holder: String,
     pub dataset: String,
@@ -120,7 +120,7 @@ pub struct StoredIdentity {
 }
 
 /// One identity record to store with [`VaultBatch::add`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct NewIdentity<'a> {
     /// Where the record came from (e.g. `file:line`); unique per dataset, stored sealed.
     pub record_ref: &'a str,
@@ -131,6 +131,29 @@ pub struct NewIdentity<'a> {
     /// identity of a version (a patient's monthly claims: the first), with the earliest date
     /// its numbers were observed.
     pub link: Option<LinkMeta>,
+}
+
+// The record reference is kept sealed (a file name may name a patient) and the identity's own
+// `Debug` shows kinds and lengths only: `Debug` (panics, logs) shows no value of either.
+impl std::fmt::Debug for StoredIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredIdentity")
+            .field("holder", &self.holder)
+            .field("dataset", &self.dataset)
+            .field("record_ref_len", &self.record_ref.len())
+            .field("identity", &self.identity)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for NewIdentity<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewIdentity")
+            .field("record_ref_len", &self.record_ref.len())
+            .field("identity", self.identity)
+            .field("link", &self.link)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a linkable record carries besides its identity (none of it identifying).
@@ -1245,6 +1268,19 @@ fn kind_from_code(code: u8) -> Option<IdentifierKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Debug` of what the vault hands out and takes in shows neither the record reference (a
+    /// file may be named after its patient) nor an identity's values.
+    #[test]
+    fn debug_shows_no_reference_and_no_value() {
+        let identity = Identity { items: vec![IdentityItem { kind: IdentifierKind::NameKanji, field: "name".into(), value: "山田太郎".into() }] };
+        let stored =
+            StoredIdentity { holder: "H1".into(), dataset: "d".into(), record_ref: "山田太郎さん.json:3".into(), identity: identity.clone() };
+        let new = NewIdentity { record_ref: "山田太郎さん.json:3", identity: &identity, person: PersonKey([7; 32]), link: None };
+        let shown = format!("{stored:?} {new:?}");
+        assert!(shown.contains("record_ref_len") && shown.contains("H1"), "{shown}");
+        assert!(!shown.contains("山田") && !shown.contains(".json"), "{shown}");
+    }
 
     #[test]
     fn serialization_round_trips_every_kind() {

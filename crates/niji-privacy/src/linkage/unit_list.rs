@@ -56,8 +56,8 @@ pub struct UnitList {
 const PAGE: usize = 256 * 1024;
 /// Page size of a list with a store: a unit read by index costs reading and opening its page.
 const STORED_PAGE: usize = 1024;
-/// Pages read back that are kept, most recent first out last (units of one person and units
-/// read in order tend to share pages).
+/// Pages read back that are kept (first in, first out: units read in order, and units of one
+/// person, tend to share pages).
 const CACHED_PAGES: usize = 2048;
 
 enum Page {
@@ -126,11 +126,12 @@ impl UnitList {
     }
 
     /// Hands the last page to the store, if it is past the pages held. A page the store does not
-    /// take stays in memory (the error is kept).
+    /// take stays in memory (the error is kept), and so do the pages after it: a store that
+    /// failed once is not asked again.
     fn store_last_page(&mut self) {
         let Some(spill) = self.spill.as_mut() else { return };
         let at = self.pages.len();
-        if at == 0 || at <= spill.held_pages {
+        if at == 0 || at <= spill.held_pages || self.error.lock().expect("not poisoned").is_some() {
             return;
         }
         let Some(Page::Held(page)) = self.pages.last() else { return };
@@ -190,9 +191,15 @@ impl UnitList {
     }
 
     /// The unit at `i`, which lies at `start..start + len` of `page`, or an empty unit if the
-    /// page does not hold it (a page the store failed to give back).
+    /// page does not hold it (a page the store failed to give back, or gave back short: kept as
+    /// an error too).
     fn unit_in<'a>(&self, page: &'a [u8], start: u32, len: u32, i: usize) -> UnitRef<'a> {
-        let bytes = page.get(start as usize..(start + len) as usize).unwrap_or_else(|| empty_unit());
+        let bytes = page.get(start as usize..(start + len) as usize).unwrap_or_else(|| {
+            if !page.is_empty() {
+                self.keep_error(std::io::Error::new(std::io::ErrorKind::InvalidData, "a page came back from the store shorter than it was kept"));
+            }
+            empty_unit()
+        });
         UnitRef { bytes, observed: self.observed[i] }
     }
 
@@ -219,13 +226,13 @@ impl UnitList {
                 let spill = self.spill.as_ref().expect("stored pages have a store");
                 let mut cache = spill.cache.lock().expect("not poisoned");
                 if let Some(p) = cache.pages.get(&page) {
-                    return LinkUnit { bytes: p[range].into(), observed };
+                    return LinkUnit { bytes: self.unit_in(p, start, len, i).bytes.into(), observed };
                 }
                 let mut buffer = Vec::new();
-                if !self.read_page(*id, &mut buffer) || buffer.len() < range.end {
-                    return LinkUnit { bytes: empty_unit().into(), observed };
+                if !self.read_page(*id, &mut buffer) {
+                    buffer.clear();
                 }
-                let unit = LinkUnit { bytes: buffer[range].into(), observed };
+                let unit = LinkUnit { bytes: self.unit_in(&buffer, start, len, i).bytes.into(), observed };
                 if cache.order.len() == CACHED_PAGES {
                     let gone = cache.order.pop_front().expect("full");
                     cache.pages.remove(&gone);
