@@ -9,7 +9,9 @@
 //!
 //! Run: `cargo bench -p niji-sdc --bench sdc` (`NIJI_BENCH_RUNS` sets the number of timed
 //! runs, default 5; the median is shown; `NIJI_BENCH_SHUFFLE=1` shuffles the rows, the worst
-//! case for key interning, which reuses the previous row's code when keys repeat).
+//! case for key interning, which reuses the previous row's code when keys repeat;
+//! `NIJI_BENCH_SHAPE=2d` makes the table two dimensions of 1,000 values each, where every
+//! suppressed cell is also put on a cycle of suppressed cells).
 
 use niji_sdc::{check, Cell, Measure, Preset, Rules, Table};
 use std::time::{Duration, Instant};
@@ -32,13 +34,15 @@ impl Rng {
     }
 }
 
-fn generate() -> Table {
+fn generate(two_way: bool) -> Table {
     let mut rng = Rng(0x6e69_6a69_5344_4331);
-    let mut table = Table::new(["prefecture", "age_band", "diagnosis"], vec![Measure::count("persons"), Measure::sum("cost")]);
-    let prefectures: Vec<String> = (0..SIDE).map(|i| format!("P{i:02}")).collect();
-    let ages: Vec<String> = (0..SIDE).map(|i| format!("A{i:02}")).collect();
-    let codes: Vec<String> = (0..SIDE).map(|i| format!("I{i:02}")).collect();
-    table.rows.reserve(SIDE * SIDE * SIDE);
+    let (dimensions, side): (&[&str], usize) =
+        if two_way { (&["institution", "diagnosis"], 1_000) } else { (&["prefecture", "age_band", "diagnosis"], SIDE) };
+    let mut table = Table::new(dimensions.iter().copied(), vec![Measure::count("persons"), Measure::sum("cost")]);
+    let prefectures: Vec<String> = (0..side).map(|i| format!("P{i:03}")).collect();
+    let ages: Vec<String> = if two_way { vec![String::new()] } else { (0..side).map(|i| format!("A{i:02}")).collect() };
+    let codes: Vec<String> = (0..side).map(|i| format!("I{i:03}")).collect();
+    table.rows.reserve(1_000_000);
     for p in &prefectures {
         for a in &ages {
             for c in &codes {
@@ -52,7 +56,8 @@ fn generate() -> Table {
                     let total = first + second + rest;
                     Cell::new(total, persons).with_contributions([first, second], total)
                 };
-                table.push([p.as_str(), a.as_str(), c.as_str()], vec![Cell::count(persons), sum]);
+                let keys: Vec<&str> = if two_way { vec![p.as_str(), c.as_str()] } else { vec![p.as_str(), a.as_str(), c.as_str()] };
+                table.push(keys, vec![Cell::count(persons), sum]);
             }
         }
     }
@@ -78,7 +83,7 @@ fn shuffle(table: Table) -> Table {
 fn main() {
     let runs: usize = std::env::var("NIJI_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(5).max(1);
     let started = Instant::now();
-    let mut table = generate();
+    let mut table = generate(std::env::var("NIJI_BENCH_SHAPE").as_deref() == Ok("2d"));
     if std::env::var_os("NIJI_BENCH_SHUFFLE").is_some() {
         table = shuffle(table);
     }

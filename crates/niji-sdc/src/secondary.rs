@@ -19,13 +19,19 @@
 //! leave other lines with a single suppression; they are queued, and the process repeats until
 //! every line holds 0 or ≥ 2 suppressed cells. It terminates because suppressions are only added.
 //!
+//! In 2-D, two per line is then made sufficient against solving the line equations together:
+//! a suppressed cell is safe from exact recomputation exactly when it lies on a cycle of
+//! suppressed cells (rows and columns alternating), and two cycles joined by a single cell
+//! ("a bridge") satisfy two-per-line yet the bridge is determined; every bridge gets a
+//! complement that puts it on a cycle ([`break_bridges`]).
+//!
 //! Limits (documented, not solved):
-//! - Two per line is necessary, not sufficient. In 2-D a suppressed cell is safe from exact
-//!   recomputation when it lies on a cycle of suppressed cells (rows and columns
-//!   alternating); two cycles joined by a single cell ("a bridge") satisfy two-per-line yet
-//!   the bridge is determined. In 3 or more dimensions the margins give more equations and
-//!   some patterns can be solved by combining lines. An exact guarantee needs the linear
-//!   programming of τ-ARGUS's modular or optimal methods.
+//! - In 3 or more dimensions the margins give more equations and some patterns that pass
+//!   two-per-line can be solved by combining lines. An exact guarantee there needs linear
+//!   algebra over the suppressed cells (or the linear programming of τ-ARGUS's modular or
+//!   optimal methods).
+//! - In 2-D, a bridge with no cell joining its two sides (a table with combinations missing)
+//!   is left as it is.
 //! - Intervals: with non-negative counts an attacker bounds a suppressed cell between 0 and
 //!   its line's suppressed total; a small complement gives a narrow interval. Preferring
 //!   the smallest complement minimises lost information, not the width of that interval
@@ -121,7 +127,176 @@ pub(crate) fn protect(table: &Table, persons: &[u64], suppressed: &mut [bool]) -
         }
         added.push((chosen, trigger as usize));
     }
+    if d == 2 {
+        added.extend(break_bridges(table, persons, suppressed, &dims, &margin));
+    }
     added
+}
+
+/// Makes every suppressed cell of a 2-D table lie on a cycle of suppressed cells.
+///
+/// In two dimensions each cell lies in two lines, so the suppressed cells are the edges of a
+/// graph whose nodes are the lines they lie in; the line equations over the suppressed cells
+/// are that graph's incidence matrix (a margin cell is its line's total: with the sign of a
+/// node changed, every column has one +1 and one −1). A cell is then determined by the
+/// equations exactly when its edge is a *bridge*, on no cycle: "two per line" leaves such a
+/// cell where two cycles of suppressed cells are joined by it. Each bridge (the one with the
+/// smallest keys first) gets a complement that joins its two sides: a cell whose one line is
+/// on one side and whose other line is on the other, the best by `protect`'s order. The
+/// bridge, and every bridge on the way between the two, then lies on a cycle, and the new cell
+/// is in two lines that already hold suppressions. A bridge with no such cell (a sparse table)
+/// is left; the property tests solve every line equation of full tables at once and find no
+/// suppressed cell.
+fn break_bridges(table: &Table, persons: &[u64], suppressed: &mut [bool], dims: &[DimLines], margin: &[bool]) -> Vec<(usize, usize)> {
+    let off = dims[0].lines();
+    let nodes = off + dims[1].lines();
+    let node_of = |row: usize, k: usize| if k == 0 { dims[0].line_of[row] as usize } else { off + dims[1].line_of[row] as usize };
+    let mut added = Vec::new();
+    let mut left: Vec<usize> = Vec::new();
+    loop {
+        let edges: Vec<usize> = (0..suppressed.len()).filter(|&r| suppressed[r]).collect();
+        let graph = LineGraph::new(nodes, edges.iter().map(|&r| (node_of(r, 0), node_of(r, 1))));
+        let bridge = graph
+            .bridges()
+            .into_iter()
+            .map(|e| edges[e])
+            .filter(|r| !left.contains(r))
+            .min_by(|&a, &b| table.rows[a].keys.cmp(&table.rows[b].keys).then(a.cmp(&b)));
+        let Some(bridge) = bridge else { break };
+        let bridge_edge = edges.binary_search(&bridge).expect("a bridge is a suppressed row");
+        let (u, v) = (node_of(bridge, 0), node_of(bridge, 1));
+        let side_u = graph.reach(u, bridge_edge);
+        let side_v = graph.reach(v, bridge_edge);
+        // Candidates through the lines of the smaller side.
+        let (small, other) = if side_u.len() <= side_v.len() { (&side_u, &side_v) } else { (&side_v, &side_u) };
+        let in_other: std::collections::HashSet<usize, FxBuild> = other.iter().copied().collect();
+        let mut best: Option<(u8, u64, &[String], usize)> = None;
+        for &x in small {
+            let (k, line) = if x < off { (0, x as u32) } else { (1, (x - off) as u32) };
+            for &r in dims[k].members(line) {
+                let row = r as usize;
+                if suppressed[row] || !in_other.contains(&node_of(row, 1 - k)) {
+                    continue;
+                }
+                let class = if margin[row] {
+                    1
+                } else if persons[row] == 0 {
+                    2
+                } else {
+                    0
+                };
+                let key = (class, persons[row], table.rows[row].keys.as_slice(), row);
+                if best.is_none_or(|b| key < b) {
+                    best = Some(key);
+                }
+            }
+        }
+        match best {
+            Some((_, _, _, chosen)) => {
+                suppressed[chosen] = true;
+                added.push((chosen, bridge));
+            }
+            None => left.push(bridge),
+        }
+    }
+    added
+}
+
+/// Lines as nodes, suppressed cells as edges (numbered in the order given).
+struct LineGraph {
+    /// Per node, its edges as (other node, edge) in `adjacent[start[n]..start[n + 1]]`.
+    start: Vec<u32>,
+    adjacent: Vec<(u32, u32)>,
+}
+
+impl LineGraph {
+    fn new(nodes: usize, edges: impl Iterator<Item = (usize, usize)> + Clone) -> Self {
+        let mut start = vec![0u32; nodes + 1];
+        for (a, b) in edges.clone() {
+            start[a + 1] += 1;
+            start[b + 1] += 1;
+        }
+        for n in 0..nodes {
+            start[n + 1] += start[n];
+        }
+        let mut fill = start.clone();
+        let mut adjacent = vec![(0u32, 0u32); start[nodes] as usize];
+        for (e, (a, b)) in edges.enumerate() {
+            adjacent[fill[a] as usize] = (b as u32, e as u32);
+            fill[a] += 1;
+            adjacent[fill[b] as usize] = (a as u32, e as u32);
+            fill[b] += 1;
+        }
+        LineGraph { start, adjacent }
+    }
+
+    fn edges_of(&self, n: usize) -> &[(u32, u32)] {
+        &self.adjacent[self.start[n] as usize..self.start[n + 1] as usize]
+    }
+
+    /// The edges on no cycle (Tarjan's low-link, without recursion; an edge is not its own way
+    /// back, so two cells between the same lines make a cycle).
+    fn bridges(&self) -> Vec<usize> {
+        let nodes = self.start.len() - 1;
+        let mut order = vec![u32::MAX; nodes];
+        let mut low = vec![0u32; nodes];
+        let mut out = Vec::new();
+        let mut next = 0u32;
+        // (node, edge it was reached by, position in its edges)
+        let mut stack: Vec<(usize, u32, usize)> = Vec::new();
+        for root in 0..nodes {
+            if order[root] != u32::MAX || self.edges_of(root).is_empty() {
+                continue;
+            }
+            order[root] = next;
+            low[root] = next;
+            next += 1;
+            stack.push((root, u32::MAX, 0));
+            while let Some(&mut (n, via, ref mut at)) = stack.last_mut() {
+                if let Some(&(m, e)) = self.edges_of(n).get(*at) {
+                    *at += 1;
+                    if e == via {
+                        continue;
+                    }
+                    let m = m as usize;
+                    if order[m] == u32::MAX {
+                        order[m] = next;
+                        low[m] = next;
+                        next += 1;
+                        stack.push((m, e, 0));
+                    } else {
+                        low[n] = low[n].min(order[m]);
+                    }
+                } else {
+                    stack.pop();
+                    if let Some(&(parent, _, _)) = stack.last() {
+                        low[parent] = low[parent].min(low[n]);
+                        if low[n] > order[parent] {
+                            out.push(via as usize);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The nodes reached from `from` without crossing edge `skip`.
+    fn reach(&self, from: usize, skip: usize) -> Vec<usize> {
+        let mut seen = std::collections::HashSet::<usize, FxBuild>::default();
+        seen.insert(from);
+        let mut queue = vec![from];
+        while let Some(n) = queue.pop() {
+            for &(m, e) in self.edges_of(n) {
+                if e as usize != skip && seen.insert(m as usize) {
+                    queue.push(m as usize);
+                }
+            }
+        }
+        let mut out: Vec<usize> = seen.into_iter().collect();
+        out.sort_unstable();
+        out
+    }
 }
 
 /// A table without keys (`SELECT count(*) … GROUP BY code`) is one line: its rows add up to a

@@ -70,6 +70,21 @@ proptest! {
         let rows: Vec<&[u64]> = cells.iter().map(Vec::as_slice).collect();
         let table = common::two_way(&rows);
         assert_invariants(&table, &Rules::preset(preset))?;
+        // Nor does the attacker who solves all the lines' equations at once (a suppressed cell
+        // joining two cycles of suppressed cells passes "two per line", but is determined).
+        let checked = niji_sdc::check(&table, &Rules::preset(preset)).expect("check");
+        prop_assert_eq!(common::solve(&table, &checked), Vec::<usize>::new(), "recovered from the margins");
+    }
+
+    /// Larger two-way tables with a few small cells scattered: complements form long paths and
+    /// cycles, where cells joining two cycles are most common.
+    #[test]
+    fn sparse_small_cells_in_larger_two_way_tables(preset in preset(), cells in (4usize..11, 4usize..11).prop_flat_map(|(r, c)| prop::collection::vec(prop::collection::vec(prop_oneof![6 => 10u64..300, 1 => 1u64..10], c), r))) {
+        let rows: Vec<&[u64]> = cells.iter().map(Vec::as_slice).collect();
+        let table = common::two_way(&rows);
+        let checked = niji_sdc::check(&table, &Rules::preset(preset)).expect("check");
+        prop_assert_eq!(common::peel(&table, &checked), Vec::<usize>::new());
+        prop_assert_eq!(common::solve(&table, &checked), Vec::<usize>::new(), "recovered from the margins");
     }
 
     #[test]

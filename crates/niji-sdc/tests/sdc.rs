@@ -176,6 +176,31 @@ fn secondary_suppression_3x3_with_margins() {
     assert_eq!(peel(&table, &c), [0]);
 }
 
+/// Two blocks of small cells joined by one small cell: every row and column holds two or more
+/// suppressed cells, so line by line nothing is recovered, but the joining cell lies on no cycle
+/// of suppressed cells and the lines' equations solved together give it away. It gets a
+/// complement joining the two blocks: the smallest cell with its row in one and its column in
+/// the other.
+#[test]
+fn a_cell_joining_two_blocks_of_suppressions_gets_a_complement() {
+    let table = two_way(&[&[3, 4, 50, 60], &[5, 6, 7, 70], &[80, 90, 2, 3], &[55, 65, 4, 5]]);
+    let c = niji_sdc::check(&table, &Rules::preset(Preset::Ndb)).unwrap();
+    let hidden: Vec<[&str; 2]> = (0..table.rows.len())
+        .filter(|&r| common::hidden(&table, &c, r))
+        .map(|r| [table.rows[r].keys[0].as_str(), table.rows[r].keys[1].as_str()])
+        .collect();
+    let small = [["r0", "c0"], ["r0", "c1"], ["r1", "c0"], ["r1", "c1"], ["r1", "c2"], ["r2", "c2"], ["r2", "c3"], ["r3", "c2"], ["r3", "c3"]];
+    let mut want: Vec<[&str; 2]> = small.to_vec();
+    want.push(["r0", "c2"]);
+    want.sort();
+    let mut got = hidden.clone();
+    got.sort();
+    assert_eq!(got, want);
+    assert_eq!(grid(&c).iter().filter(|g| g.as_str() == "S").count(), 1);
+    assert_eq!(peel(&table, &c), Vec::<usize>::new());
+    assert_eq!(common::solve(&table, &c), Vec::<usize>::new());
+}
+
 #[test]
 fn secondary_suppression_reaches_margins_when_needed() {
     // A 2×1 table: the only complement in the row is its margin, which then needs one in

@@ -102,3 +102,66 @@ pub fn two_way(cells: &[&[u64]]) -> Table {
     t.push([TOTAL, TOTAL], vec![niji_sdc::Cell::count(cells.iter().flat_map(|r| r.iter()).sum())]);
     t
 }
+
+/// The attacker who solves every line equation at once (exact linear algebra, not line by
+/// line): each line whose total is in the table says its cells add up to it. A withheld row is
+/// recovered when its value follows from those equations whatever the other withheld values
+/// are, i.e. when its unit vector lies in the row space of the equations over the withheld rows
+/// (one row of the reduced echelon form is that unit vector). Returns the rows recovered.
+pub fn solve(table: &Table, checked: &Checked) -> Vec<usize> {
+    let d = table.dimensions.len();
+    let unknown: Vec<usize> = (0..table.rows.len()).filter(|&r| hidden(table, checked, r)).collect();
+    let column = |r: usize| unknown.iter().position(|&u| u == r);
+    let mut equations: Vec<Vec<f64>> = Vec::new();
+    for k in 0..d {
+        for line in lines_along(table, k) {
+            let Some(&total) = line.iter().find(|&&r| table.rows[r].keys[k] == TOTAL) else { continue };
+            if line.len() < 2 {
+                continue;
+            }
+            let mut eq = vec![0.0; unknown.len()];
+            for &r in &line {
+                if let Some(c) = column(r) {
+                    eq[c] += if r == total { -1.0 } else { 1.0 };
+                }
+            }
+            if eq.iter().any(|&x| x != 0.0) {
+                equations.push(eq);
+            }
+        }
+    }
+    // Reduced row echelon form, partial pivoting (the entries are small integers).
+    let (mut at, n) = (0, unknown.len());
+    for c in 0..n {
+        let Some(p) = (at..equations.len()).max_by(|&a, &b| equations[a][c].abs().total_cmp(&equations[b][c].abs())) else { break };
+        if equations[p][c].abs() < 1e-9 {
+            continue;
+        }
+        equations.swap(at, p);
+        let pivot = equations[at][c];
+        equations[at].iter_mut().for_each(|x| *x /= pivot);
+        for e in 0..equations.len() {
+            if e != at && equations[e][c].abs() > 1e-12 {
+                let f = equations[e][c];
+                let (a, b) = if e < at {
+                    let (l, r) = equations.split_at_mut(at);
+                    (&mut l[e], &r[0])
+                } else {
+                    let (l, r) = equations.split_at_mut(e);
+                    (&mut r[0], &l[at])
+                };
+                a.iter_mut().zip(b).for_each(|(x, y)| *x -= f * y);
+            }
+        }
+        at += 1;
+    }
+    let mut out: Vec<usize> = equations
+        .iter()
+        .filter_map(|eq| {
+            let nonzero: Vec<usize> = (0..n).filter(|&c| eq[c].abs() > 1e-9).collect();
+            (nonzero.len() == 1).then(|| unknown[nonzero[0]])
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
