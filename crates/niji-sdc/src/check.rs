@@ -274,10 +274,14 @@ fn run(table: &Table, rules: &Rules, earlier: Option<&[Release]>) -> Result<Chec
     }
 
     if rules.secondary {
-        for (row, trigger) in secondary::protect(table, &persons, &mut suppressed) {
+        let protection = secondary::protect(table, &persons, &mut suppressed);
+        for (row, trigger) in protection.added {
             let cause = checked.row_verdicts(trigger).iter().position(Verdict::is_primary).unwrap_or(0);
             let because_of = CellRef { row: trigger, measure: cause };
             checked.withhold(row, Reason::SecondarySuppression { because_of });
+        }
+        if protection.solvable > 0 {
+            checked.table_reasons.push(Reason::SolvableSuppression { cells: protection.solvable });
         }
     }
 

@@ -25,13 +25,22 @@
 //! ("a bridge") satisfy two-per-line yet the bridge is determined; every bridge gets a
 //! complement that puts it on a cycle ([`break_bridges`]).
 //!
+//! In 3 or more dimensions each cell lies in 3 or more lines, and patterns that pass
+//! two-per-line can be solved by combining lines (about one random three-way table with
+//! margins in sixteen). The suppressed cells are audited by linear algebra instead
+//! ([`solved_cells`]: per group of suppressed cells sharing lines, the reduced echelon form of
+//! the lines' equations; a cell is solved when its unit vector is in their row space); each
+//! solved cell gets a complement in one of its lines (the best by the order above), lines are
+//! brought back to two, and again, for up to [`SOLVE_ROUNDS`] rounds. Cells still solved then
+//! refuse the table (`Reason::SolvableSuppression`).
+//!
 //! Limits (documented, not solved):
-//! - In 3 or more dimensions the margins give more equations and some patterns that pass
-//!   two-per-line can be solved by combining lines. An exact guarantee there needs linear
-//!   algebra over the suppressed cells (or the linear programming of τ-ARGUS's modular or
-//!   optimal methods).
+//! - Groups of more than [`AUDITED_CELLS`] suppressed cells sharing lines are not audited in
+//!   three or more dimensions (the elimination is cubic in them).
 //! - In 2-D, a bridge with no cell joining its two sides (a table with combinations missing)
-//!   is left as it is.
+//!   refuses the table (`Reason::SolvableSuppression`), as do bridges past the first 1,000.
+//! - Two cells that are the only link between two groups of suppressed cells (a cut of two
+//!   edges) are each safe, but their sum is determined; rows with equal keys likewise.
 //! - Intervals: with non-negative counts an attacker bounds a suppressed cell between 0 and
 //!   its line's suppressed total; a small complement gives a narrow interval. Preferring
 //!   the smallest complement minimises lost information, not the width of that interval
@@ -62,16 +71,33 @@ impl DimLines {
     }
 }
 
-/// Adds secondary suppressions to `suppressed` (one flag per row). Returns the rows it
-/// suppressed, each with the suppressed row alone in its line that made it necessary, in
-/// the order they were added.
-pub(crate) fn protect(table: &Table, persons: &[u64], suppressed: &mut [bool]) -> Vec<(usize, usize)> {
+/// What secondary suppression did.
+pub(crate) struct Protection {
+    /// The rows it suppressed, each with the suppressed row that made it necessary, in the
+    /// order they were added.
+    pub added: Vec<(usize, usize)>,
+    /// Suppressed cells that the lines' equations still solve after the complements tried (in
+    /// 2-D, bridges no cell joins; in 3-D or more, after [`SOLVE_ROUNDS`] rounds): the table is
+    /// refused.
+    pub solvable: usize,
+}
+
+/// Rounds of complements for suppressed cells the equations solve (three or more dimensions).
+const SOLVE_ROUNDS: usize = 16;
+/// Suppressed cells of one connected group audited at most (the elimination is cubic in
+/// them); a larger group is not audited (a documented limit).
+const AUDITED_CELLS: usize = 400;
+
+/// Adds secondary suppressions to `suppressed` (one flag per row); see the module docs. Rows
+/// with the same keys (the table does not check they are distinct) are two cells between the
+/// same lines: their sum is not protected by the cycle they make (a documented limit).
+pub(crate) fn protect(table: &Table, persons: &[u64], suppressed: &mut [bool]) -> Protection {
     let (n, d) = (table.rows.len(), table.dimensions.len());
     if n == 0 || !suppressed.iter().any(|&s| s) {
-        return Vec::new();
+        return Protection { added: Vec::new(), solvable: 0 };
     }
     if d == 0 {
-        return protect_keyless(table, persons, suppressed);
+        return Protection { added: protect_keyless(table, persons, suppressed), solvable: 0 };
     }
     let (ids, cardinality, margin) = intern(table);
     let dims: Vec<DimLines> = (0..d).map(|k| lines_along(&ids, n, &cardinality, k)).collect();
@@ -86,51 +112,242 @@ pub(crate) fn protect(table: &Table, persons: &[u64], suppressed: &mut [bool]) -
         queue.extend(counts.iter().enumerate().filter(|(_, &c)| c == 1).map(|(l, _)| (k, l as u32)));
     }
     let mut added = Vec::new();
-    while let Some((k, line)) = queue.pop_front() {
-        if count[k][line as usize] != 1 {
-            continue;
+    let mut lines = Lines { table, persons, dims: &dims, margin: &margin, count: &mut count };
+    lines.two_per_line(suppressed, queue, &mut added);
+    let mut solvable = 0;
+    if d == 2 {
+        let (joined, unjoined) = break_bridges(table, persons, suppressed, &dims, &margin);
+        added.extend(joined);
+        solvable = unjoined;
+    } else {
+        // Two per line is not enough in three dimensions or more: each cell the equations still
+        // solve gets a complement in one of its lines, then every line is brought back to two.
+        for _ in 0..SOLVE_ROUNDS {
+            let solved = solved_cells(table, suppressed, &dims);
+            if solved.is_empty() {
+                break;
+            }
+            let mut queue = VecDeque::new();
+            let mut touched: std::collections::HashSet<(usize, u32), FxBuild> = Default::default();
+            for cell in solved {
+                let its_lines: Vec<(usize, u32)> = (0..d).map(|k| (k, dims[k].line_of[cell])).collect();
+                if its_lines.iter().any(|l| touched.contains(l)) {
+                    continue;
+                }
+                if let Some(chosen) = lines.best_complement(suppressed, &its_lines) {
+                    lines.suppress(suppressed, chosen, &mut queue);
+                    added.push((chosen, cell));
+                    touched.extend((0..d).map(|k| (k, dims[k].line_of[chosen])));
+                }
+            }
+            lines.two_per_line(suppressed, queue, &mut added);
         }
-        let members = dims[k].members(line);
-        let Some(&trigger) = members.iter().find(|&&r| suppressed[r as usize]) else { continue };
-        // Ties go to the smallest keys, then the earliest row: the choice must not depend on the
-        // order the rows came in (a query without `ORDER BY`), or the same query run twice could
-        // protect with one cell and then the other, and show both.
-        let mut best: Option<(u8, bool, u64, &[String], u32)> = None;
-        for &r in members {
-            let row = r as usize;
-            if suppressed[row] {
+        solvable = solved_cells(table, suppressed, &dims).len();
+    }
+    Protection { added, solvable }
+}
+
+/// The lines of a keyed table and how many suppressed cells each holds.
+struct Lines<'a> {
+    table: &'a Table,
+    persons: &'a [u64],
+    dims: &'a [DimLines],
+    margin: &'a [bool],
+    count: &'a mut Vec<Vec<u32>>,
+}
+
+impl Lines<'_> {
+    /// Every line of `queue` holding exactly one suppressed cell gets a second (the module
+    /// docs say which); lines the new ones leave with one are queued in turn.
+    fn two_per_line(&mut self, suppressed: &mut [bool], mut queue: VecDeque<(usize, u32)>, added: &mut Vec<(usize, usize)>) {
+        while let Some((k, line)) = queue.pop_front() {
+            if self.count[k][line as usize] != 1 {
                 continue;
             }
-            let class = if margin[row] {
-                1
-            } else if persons[row] == 0 {
-                2
-            } else {
-                0
-            };
-            let closes = dims.iter().enumerate().any(|(k2, l2)| k2 != k && count[k2][l2.line_of[row] as usize] == 1);
-            let key = (class, !closes, persons[row], table.rows[row].keys.as_slice(), r);
-            if best.is_none_or(|b| key < b) {
-                best = Some(key);
+            let members = self.dims[k].members(line);
+            let Some(&trigger) = members.iter().find(|&&r| suppressed[r as usize]) else { continue };
+            // Ties go to the smallest keys, then the earliest row: the choice must not depend on the
+            // order the rows came in (a query without `ORDER BY`), or the same query run twice could
+            // protect with one cell and then the other, and show both.
+            let mut best: Option<(u8, bool, u64, &[String], u32)> = None;
+            for &r in members {
+                let row = r as usize;
+                if suppressed[row] {
+                    continue;
+                }
+                let closes = self.dims.iter().enumerate().any(|(k2, l2)| k2 != k && self.count[k2][l2.line_of[row] as usize] == 1);
+                let key = (self.class(row), !closes, self.persons[row], self.table.rows[row].keys.as_slice(), r);
+                if best.is_none_or(|b| key < b) {
+                    best = Some(key);
+                }
             }
+            let Some((_, _, _, _, chosen)) = best else { continue };
+            self.suppress(suppressed, chosen as usize, &mut queue);
+            added.push((chosen as usize, trigger as usize));
         }
-        let Some((_, _, _, _, chosen)) = best else { continue };
-        let chosen = chosen as usize;
-        suppressed[chosen] = true;
-        for (k2, lines) in dims.iter().enumerate() {
-            let l2 = lines.line_of[chosen];
-            let c = &mut count[k2][l2 as usize];
+    }
+
+    /// An ordinary cell with persons before a margin cell before an empty cell.
+    fn class(&self, row: usize) -> u8 {
+        if self.margin[row] {
+            1
+        } else if self.persons[row] == 0 {
+            2
+        } else {
+            0
+        }
+    }
+
+    /// Suppresses `row`, queueing the lines it leaves with one suppressed cell.
+    fn suppress(&mut self, suppressed: &mut [bool], row: usize, queue: &mut VecDeque<(usize, u32)>) {
+        suppressed[row] = true;
+        for (k, lines) in self.dims.iter().enumerate() {
+            let l = lines.line_of[row];
+            let c = &mut self.count[k][l as usize];
             *c += 1;
             if *c == 1 {
-                queue.push_back((k2, l2));
+                queue.push_back((k, l));
             }
         }
-        added.push((chosen, trigger as usize));
     }
-    if d == 2 {
-        added.extend(break_bridges(table, persons, suppressed, &dims, &margin));
+
+    /// The best cell not yet suppressed in any of `lines`, by the order of [`Lines::two_per_line`].
+    fn best_complement(&self, suppressed: &[bool], lines: &[(usize, u32)]) -> Option<usize> {
+        let mut best: Option<(u8, u64, &[String], usize)> = None;
+        for &(k, line) in lines {
+            for &r in self.dims[k].members(line) {
+                let row = r as usize;
+                if suppressed[row] {
+                    continue;
+                }
+                let key = (self.class(row), self.persons[row], self.table.rows[row].keys.as_slice(), row);
+                if best.is_none_or(|b| key < b) {
+                    best = Some(key);
+                }
+            }
+        }
+        best.map(|b| b.3)
     }
-    added
+}
+
+/// The suppressed rows whose value the equations of the lines (each line of two or more rows:
+/// its cells add up to its total, a margin cell in it or a total implied) give, whatever the
+/// other suppressed values are: the row's unit vector is in the row space of the equations over
+/// the suppressed rows. Audited per connected group of suppressed rows (rows sharing a line),
+/// groups of more than [`AUDITED_CELLS`] left out. Sorted by keys, then row.
+fn solved_cells(table: &Table, suppressed: &[bool], dims: &[DimLines]) -> Vec<usize> {
+    let rows: Vec<usize> = (0..suppressed.len()).filter(|&r| suppressed[r]).collect();
+    let mut index = vec![u32::MAX; suppressed.len()];
+    for (i, &r) in rows.iter().enumerate() {
+        index[r] = i as u32;
+    }
+    // Groups: rows joined through the lines they share.
+    let mut group = UnionFind::new(rows.len());
+    for lines in dims {
+        for l in 0..lines.lines() as u32 {
+            let members = lines.members(l);
+            if members.len() < 2 {
+                continue;
+            }
+            let mut first = None;
+            for &r in members.iter().filter(|&&r| suppressed[r as usize]) {
+                let i = index[r as usize] as usize;
+                match first {
+                    None => first = Some(i),
+                    Some(f) => group.union(f, i),
+                }
+            }
+        }
+    }
+    let mut by_group: HashMap<usize, Vec<usize>, FxBuild> = HashMap::default();
+    for i in 0..rows.len() {
+        by_group.entry(group.find(i)).or_default().push(i);
+    }
+    let mut out = Vec::new();
+    for members in by_group.values().filter(|m| m.len() <= AUDITED_CELLS) {
+        let column: HashMap<usize, usize, FxBuild> = members.iter().enumerate().map(|(c, &i)| (rows[i], c)).collect();
+        let mut seen: std::collections::HashSet<(usize, u32), FxBuild> = Default::default();
+        let mut equations: Vec<Vec<f64>> = Vec::new();
+        for &i in members {
+            for (k, lines) in dims.iter().enumerate() {
+                let l = lines.line_of[rows[i]];
+                if lines.members(l).len() < 2 || !seen.insert((k, l)) {
+                    continue;
+                }
+                let mut eq = vec![0.0; members.len()];
+                for &r in lines.members(l).iter().filter(|&&r| suppressed[r as usize]) {
+                    eq[column[&(r as usize)]] = if table.rows[r as usize].keys[k] == TOTAL { -1.0 } else { 1.0 };
+                }
+                equations.push(eq);
+            }
+        }
+        out.extend(determined(equations, members.len()).into_iter().map(|c| rows[members[c]]));
+    }
+    out.sort_unstable_by(|&a, &b| table.rows[a].keys.cmp(&table.rows[b].keys).then(a.cmp(&b)));
+    out
+}
+
+/// The unknowns `equations` (rows of coefficients over `unknowns` columns) determine: those
+/// whose unit vector is a row of the reduced row echelon form. The coefficients are small
+/// integers; elimination is in `f64` with partial pivoting.
+fn determined(mut equations: Vec<Vec<f64>>, unknowns: usize) -> Vec<usize> {
+    const EPSILON: f64 = 1e-9;
+    let mut at = 0;
+    for c in 0..unknowns {
+        let Some(p) = (at..equations.len()).max_by(|&a, &b| equations[a][c].abs().total_cmp(&equations[b][c].abs())) else { break };
+        if equations[p][c].abs() < EPSILON {
+            continue;
+        }
+        equations.swap(at, p);
+        let pivot_row = std::mem::take(&mut equations[at]);
+        let pivot = pivot_row[c];
+        let pivot_row: Vec<f64> = pivot_row.iter().map(|x| x / pivot).collect();
+        for eq in equations.iter_mut() {
+            let f = eq.get(c).copied().unwrap_or(0.0);
+            if f.abs() > EPSILON {
+                eq.iter_mut().zip(&pivot_row).for_each(|(x, y)| *x -= f * y);
+            }
+        }
+        equations[at] = pivot_row;
+        at += 1;
+    }
+    equations
+        .iter()
+        .take(at)
+        .filter_map(|eq| {
+            let mut nonzero = (0..unknowns).filter(|&c| eq[c].abs() > EPSILON);
+            match (nonzero.next(), nonzero.next()) {
+                (Some(c), None) => Some(c),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Union-find over suppressed rows.
+struct UnionFind {
+    parent: Vec<usize>,
+}
+
+impl UnionFind {
+    fn new(n: usize) -> Self {
+        UnionFind { parent: (0..n).collect() }
+    }
+
+    fn find(&mut self, mut x: usize) -> usize {
+        while self.parent[x] != x {
+            self.parent[x] = self.parent[self.parent[x]];
+            x = self.parent[x];
+        }
+        x
+    }
+
+    fn union(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.find(a), self.find(b));
+        if a != b {
+            self.parent[a.max(b)] = a.min(b);
+        }
+    }
 }
 
 /// Makes every suppressed cell of a 2-D table lie on a cycle of suppressed cells.
@@ -144,24 +361,32 @@ pub(crate) fn protect(table: &Table, persons: &[u64], suppressed: &mut [bool]) -
 /// smallest keys first) gets a complement that joins its two sides: a cell whose one line is
 /// on one side and whose other line is on the other, the best by `protect`'s order. The
 /// bridge, and every bridge on the way between the two, then lies on a cycle, and the new cell
-/// is in two lines that already hold suppressions. A bridge with no such cell (a sparse table)
-/// is left; the property tests solve every line equation of full tables at once and find no
-/// suppressed cell.
-fn break_bridges(table: &Table, persons: &[u64], suppressed: &mut [bool], dims: &[DimLines], margin: &[bool]) -> Vec<(usize, usize)> {
+/// is in two lines that already hold suppressions. Returns the complements and the number of
+/// bridges left that no cell joins (a table with combinations missing), or that were not
+/// reached within [`MAX_BRIDGE_ROUNDS`]: they are solvable, and refuse the table. A bridge in a
+/// line of one row is the documented limit of such lines, not counted. The property tests
+/// solve every line equation of full tables at once and find no suppressed cell.
+fn break_bridges(table: &Table, persons: &[u64], suppressed: &mut [bool], dims: &[DimLines], margin: &[bool]) -> (Vec<(usize, usize)>, usize) {
     let off = dims[0].lines();
     let nodes = off + dims[1].lines();
     let node_of = |row: usize, k: usize| if k == 0 { dims[0].line_of[row] as usize } else { off + dims[1].line_of[row] as usize };
+    // A cell alone in a line is that line's total: nothing can join it to a cycle, and it is
+    // the documented limit of lines of one row.
+    let alone = |row: usize| (0..2).any(|k| dims[k].members(dims[k].line_of[row]).len() == 1);
     let mut added = Vec::new();
-    let mut left: Vec<usize> = Vec::new();
-    loop {
+    let mut left: std::collections::HashSet<usize, FxBuild> = Default::default();
+    let mut unjoined = 0;
+    for round in 0.. {
         let edges: Vec<usize> = (0..suppressed.len()).filter(|&r| suppressed[r]).collect();
         let graph = LineGraph::new(nodes, edges.iter().map(|&r| (node_of(r, 0), node_of(r, 1))));
-        let bridge = graph
-            .bridges()
-            .into_iter()
-            .map(|e| edges[e])
-            .filter(|r| !left.contains(r))
-            .min_by(|&a, &b| table.rows[a].keys.cmp(&table.rows[b].keys).then(a.cmp(&b)));
+        let bridges: Vec<usize> = graph.bridges().into_iter().map(|e| edges[e]).filter(|&r| !left.contains(&r) && !alone(r)).collect();
+        if round == MAX_BRIDGE_ROUNDS {
+            // Each round reads the whole table: past this many, the bridges left count as
+            // solvable cells (the table is refused) rather than the check taking minutes.
+            unjoined += bridges.len();
+            break;
+        }
+        let bridge = bridges.into_iter().min_by(|&a, &b| table.rows[a].keys.cmp(&table.rows[b].keys).then(a.cmp(&b)));
         let Some(bridge) = bridge else { break };
         let bridge_edge = edges.binary_search(&bridge).expect("a bridge is a suppressed row");
         let (u, v) = (node_of(bridge, 0), node_of(bridge, 1));
@@ -196,11 +421,17 @@ fn break_bridges(table: &Table, persons: &[u64], suppressed: &mut [bool], dims: 
                 suppressed[chosen] = true;
                 added.push((chosen, bridge));
             }
-            None => left.push(bridge),
+            None => {
+                left.insert(bridge);
+                unjoined += 1;
+            }
         }
     }
-    added
+    (added, unjoined)
 }
+
+/// Bridges repaired one at a time in a 2-D table at most (each repair reads the table again).
+const MAX_BRIDGE_ROUNDS: usize = 1_000;
 
 /// Lines as nodes, suppressed cells as edges (numbered in the order given).
 struct LineGraph {
@@ -394,4 +625,27 @@ fn lines_along(ids: &[u32], n: usize, cardinality: &[u64], k: usize) -> DimLines
         fill[l as usize] += 1;
     }
     DimLines { line_of, start, members }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(equations: &[&[f64]], unknowns: usize, expected: &[usize]) {
+        assert_eq!(determined(equations.iter().map(|e| e.to_vec()).collect(), unknowns), expected, "{equations:?}");
+    }
+
+    #[test]
+    fn determined_unknowns_are_the_unit_rows_of_the_echelon_form() {
+        // x0 + x1 = a, x0 + x2 = b: nothing determined (one degree of freedom).
+        check(&[&[1.0, 1.0, 0.0], &[1.0, 0.0, 1.0]], 3, &[]);
+        // and x1 + x2 = c: three independent equations, all determined.
+        check(&[&[1.0, 1.0, 0.0], &[1.0, 0.0, 1.0], &[0.0, 1.0, 1.0]], 3, &[0, 1, 2]);
+        // A cycle of four (x0 + x1, x2 + x3, x0 + x2, x1 + x3): rank 3, none determined.
+        check(&[&[1.0, 1.0, 0.0, 0.0], &[0.0, 0.0, 1.0, 1.0], &[1.0, 0.0, 1.0, 0.0], &[0.0, 1.0, 0.0, 1.0]], 4, &[]);
+        // A margin enters its line with the opposite sign: x0 + x1 − x2 = 0 with x0 + x1 = a
+        // gives x2.
+        check(&[&[1.0, 1.0, -1.0], &[1.0, 1.0, 0.0]], 3, &[2]);
+        check(&[], 2, &[]);
+    }
 }

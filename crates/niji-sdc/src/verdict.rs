@@ -45,6 +45,9 @@ pub enum Reason {
     RevealsWithheld { earlier_release: String },
     /// The table has more dimensions than allowed (a refusal of the whole table).
     TooManyDimensions { dimensions: usize, maximum: usize },
+    /// `cells` suppressed cells can still be computed by solving the lines' equations together,
+    /// after the complements tried (a refusal of the whole table).
+    SolvableSuppression { cells: usize },
 }
 
 /// What happens to a cell.
@@ -89,7 +92,10 @@ impl Verdict {
 impl Reason {
     /// Whether the reason refuses the table rather than suppressing the cell.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, Reason::Differencing { .. } | Reason::RevealsWithheld { .. } | Reason::TooManyDimensions { .. })
+        matches!(
+            self,
+            Reason::Differencing { .. } | Reason::RevealsWithheld { .. } | Reason::TooManyDimensions { .. } | Reason::SolvableSuppression { .. }
+        )
     }
 
     /// Whether the reason is a rule on the cell's own values.
@@ -101,6 +107,7 @@ impl Reason {
                 | Reason::Differencing { .. }
                 | Reason::RevealsWithheld { .. }
                 | Reason::TooManyDimensions { .. }
+                | Reason::SolvableSuppression { .. }
         )
     }
 
@@ -119,6 +126,7 @@ impl Reason {
             Reason::Differencing { .. } => "differencing",
             Reason::RevealsWithheld { .. } => "reveals_withheld",
             Reason::TooManyDimensions { .. } => "too_many_dimensions",
+            Reason::SolvableSuppression { .. } => "solvable_suppression",
         }
     }
 
@@ -150,6 +158,10 @@ impl Reason {
                 "少数のセルを保護するための二次秘匿セルと同じ人々のセルが、本表と過去の公表「{earlier_release}」の一方で公表されており、合計から保護したセルが逆算されるおそれがあります"
             ),
             Reason::TooManyDimensions { dimensions, maximum } => write!(s, "集計軸が{dimensions}個あり、上限の{maximum}個を超えます"),
+            Reason::SolvableSuppression { cells } => write!(
+                s,
+                "秘匿したセルのうち{cells}個が、各行・各列の合計の式を連立させると計算できます。集計軸か合計行を減らしてください"
+            ),
         };
         s
     }
@@ -187,6 +199,10 @@ impl Reason {
                 "a cell suppressed to protect a small one and a cell of the same persons would both be out, one here and one in earlier release {earlier_release:?}: with the totals they give the protected cell"
             ),
             Reason::TooManyDimensions { dimensions, maximum } => write!(s, "the table has {dimensions} dimensions, more than the {maximum} allowed"),
+            Reason::SolvableSuppression { cells } => write!(
+                s,
+                "{cells} suppressed cells can be computed by solving the totals' equations together; remove a dimension or the margins"
+            ),
         };
         s
     }

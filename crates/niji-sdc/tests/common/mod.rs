@@ -165,3 +165,30 @@ pub fn solve(table: &Table, checked: &Checked) -> Vec<usize> {
     out.sort_unstable();
     out
 }
+
+/// A 3-D table of persons counts with every margin (each key may be the total `*`);
+/// `cells[i][j][l]`.
+pub fn three_way(cells: &[Vec<Vec<u64>>]) -> Table {
+    let mut t = Table::new(["a", "b", "c"], vec![niji_sdc::Measure::count("persons")]);
+    let (ni, nj, nl) = (cells.len(), cells[0].len(), cells[0][0].len());
+    let key = |prefix: char, i: Option<usize>| i.map_or(TOTAL.to_string(), |i| format!("{prefix}{i}"));
+    let opts = |n: usize| (0..n).map(Some).chain([None]).collect::<Vec<_>>();
+    for i in opts(ni) {
+        for j in opts(nj) {
+            for l in opts(nl) {
+                let mut sum = 0;
+                for (ii, plane) in cells.iter().enumerate() {
+                    for (jj, line) in plane.iter().enumerate() {
+                        for (ll, &v) in line.iter().enumerate() {
+                            if i.is_none_or(|x| x == ii) && j.is_none_or(|x| x == jj) && l.is_none_or(|x| x == ll) {
+                                sum += v;
+                            }
+                        }
+                    }
+                }
+                t.push([key('a', i), key('b', j), key('c', l)], vec![niji_sdc::Cell::count(sum)]);
+            }
+        }
+    }
+    t
+}
