@@ -114,14 +114,15 @@ pub(crate) fn protect(table: &Table, persons: &[u64], suppressed: &mut [bool]) -
     let mut added = Vec::new();
     let mut lines = Lines { table, persons, dims: &dims, margin: &margin, count: &mut count };
     lines.two_per_line(suppressed, queue, &mut added);
-    let mut solvable = 0;
+    let solvable;
     if d == 2 {
         let (joined, unjoined) = break_bridges(table, persons, suppressed, &dims, &margin);
         added.extend(joined);
         solvable = unjoined;
     } else {
-        // Two per line is not enough in three dimensions or more: each cell the equations still
-        // solve gets a complement in one of its lines, then every line is brought back to two.
+        // Two per line is not enough in three dimensions or more (in one, the audit finds
+        // nothing): each cell the equations still solve gets a complement in one of its lines,
+        // then every line is brought back to two.
         for _ in 0..SOLVE_ROUNDS {
             let solved = solved_cells(table, suppressed, &dims);
             if solved.is_empty() {
