@@ -114,11 +114,10 @@ pub(crate) fn protect(table: &Table, persons: &[u64], suppressed: &mut [bool]) -
     let mut added = Vec::new();
     let mut lines = Lines { table, persons, dims: &dims, margin: &margin, count: &mut count };
     lines.two_per_line(suppressed, queue, &mut added);
-    let solvable;
-    if d == 2 {
+    let solvable = if d == 2 {
         let (joined, unjoined) = break_bridges(table, persons, suppressed, &dims, &margin);
         added.extend(joined);
-        solvable = unjoined;
+        unjoined
     } else {
         // Two per line is not enough in three dimensions or more (in one, the audit finds
         // nothing): each cell the equations still solve gets a complement in one of its lines,
@@ -143,8 +142,8 @@ pub(crate) fn protect(table: &Table, persons: &[u64], suppressed: &mut [bool]) -
             }
             lines.two_per_line(suppressed, queue, &mut added);
         }
-        solvable = solved_cells(table, suppressed, &dims).len();
-    }
+        solved_cells(table, suppressed, &dims).len()
+    };
     Protection { added, solvable }
 }
 
