@@ -201,6 +201,34 @@ fn a_cell_joining_two_blocks_of_suppressions_gets_a_complement() {
     assert_eq!(common::solve(&table, &c), Vec::<usize>::new());
 }
 
+/// The same two blocks joined by one cell, in a table without margins where no cell joins the
+/// blocks otherwise (those combinations have no rows): the joining cell is still its row's total
+/// less the block's, so the table is refused as a whole, with the reason in both languages.
+#[test]
+fn a_bridge_no_cell_can_join_refuses_the_table() {
+    let mut table = Table::new(["row", "column"], vec![Measure::count("persons")]);
+    for (r, c, n) in [
+        ("r0", "c0", 3),
+        ("r0", "c1", 4),
+        ("r1", "c0", 5),
+        ("r1", "c1", 6),
+        ("r1", "c2", 7),
+        ("r2", "c2", 2),
+        ("r2", "c3", 3),
+        ("r3", "c2", 4),
+        ("r3", "c3", 5),
+    ] {
+        table.push([r, c], vec![Cell::count(n)]);
+    }
+    let c = niji_sdc::check(&table, &Rules::preset(Preset::Ndb)).unwrap();
+    assert_eq!(c.table_reasons, [Reason::SolvableSuppression { cells: 1 }]);
+    assert!(!c.passes());
+    let reason = &c.table_reasons[0];
+    assert_eq!(reason.code(), "solvable_suppression");
+    assert!(reason.is_refusal() && !reason.is_primary());
+    assert!(reason.text_ja().contains("連立") && reason.text_en().contains("solving"), "{} / {}", reason.text_ja(), reason.text_en());
+}
+
 #[test]
 fn secondary_suppression_reaches_margins_when_needed() {
     // A 2×1 table: the only complement in the row is its margin, which then needs one in
