@@ -107,10 +107,18 @@ pub(crate) fn protect(table: &Table, persons: &[u64], suppressed: &mut [bool]) -
             count[k][lines.line_of[row] as usize] += 1;
         }
     }
-    let mut queue: VecDeque<(usize, u32)> = VecDeque::new();
+    // Lines by their keys (every dimension but theirs), not by the order their rows came in:
+    // each choice changes the later ones, and the same query must protect the same way.
+    let mut singles: Vec<(usize, Vec<&str>, u32)> = Vec::new();
     for (k, counts) in count.iter().enumerate() {
-        queue.extend(counts.iter().enumerate().filter(|(_, &c)| c == 1).map(|(l, _)| (k, l as u32)));
+        for l in (0..counts.len()).filter(|&l| counts[l] == 1) {
+            let first = dims[k].members(l as u32)[0] as usize;
+            let keys = table.rows[first].keys.iter().enumerate().filter(|&(j, _)| j != k).map(|(_, key)| key.as_str()).collect();
+            singles.push((k, keys, l as u32));
+        }
     }
+    singles.sort();
+    let queue: VecDeque<(usize, u32)> = singles.into_iter().map(|(k, _, l)| (k, l)).collect();
     let mut added = Vec::new();
     let mut lines = Lines { table, persons, dims: &dims, margin: &margin, count: &mut count };
     lines.two_per_line(suppressed, queue, &mut added);
@@ -122,14 +130,17 @@ pub(crate) fn protect(table: &Table, persons: &[u64], suppressed: &mut [bool]) -
         // Two per line is not enough in three dimensions or more (in one, the audit finds
         // nothing): each cell the equations still solve gets a complement in one of its lines,
         // then every line is brought back to two.
+        let mut audit = solved_cells(table, suppressed, &dims);
+        let mut ever_solved: std::collections::HashSet<usize, FxBuild> = audit.solved.iter().copied().collect();
         for _ in 0..SOLVE_ROUNDS {
-            let solved = solved_cells(table, suppressed, &dims);
-            if solved.is_empty() {
+            if audit.solved.is_empty() {
                 break;
             }
+            let solved = std::mem::take(&mut audit.solved);
+            let before = added.len();
             let mut queue = VecDeque::new();
             let mut touched: std::collections::HashSet<(usize, u32), FxBuild> = Default::default();
-            for cell in solved {
+            for &cell in &solved {
                 let its_lines: Vec<(usize, u32)> = (0..d).map(|k| (k, dims[k].line_of[cell])).collect();
                 if its_lines.iter().any(|l| touched.contains(l)) {
                     continue;
@@ -140,9 +151,18 @@ pub(crate) fn protect(table: &Table, persons: &[u64], suppressed: &mut [bool]) -
                     touched.extend((0..d).map(|k| (k, dims[k].line_of[chosen])));
                 }
             }
+            if added.len() == before {
+                // No complement found for any of them: another round would find none either.
+                audit.solved = solved;
+                break;
+            }
             lines.two_per_line(suppressed, queue, &mut added);
+            audit = solved_cells(table, suppressed, &dims);
+            ever_solved.extend(audit.solved.iter().copied());
         }
-        solved_cells(table, suppressed, &dims).len()
+        // A cell once solved whose group the complements made too large to audit counts as
+        // still solved: growing past the audit is not protection.
+        audit.solved.len() + ever_solved.iter().filter(|&&r| suppressed[r] && audit.unaudited.contains(&r)).count()
     };
     Protection { added, solvable }
 }
@@ -235,7 +255,7 @@ impl Lines<'_> {
 /// other suppressed values are: the row's unit vector is in the row space of the equations over
 /// the suppressed rows. Audited per connected group of suppressed rows (rows sharing a line),
 /// groups of more than [`AUDITED_CELLS`] left out. Sorted by keys, then row.
-fn solved_cells(table: &Table, suppressed: &[bool], dims: &[DimLines]) -> Vec<usize> {
+fn solved_cells(table: &Table, suppressed: &[bool], dims: &[DimLines]) -> Audit {
     let rows: Vec<usize> = (0..suppressed.len()).filter(|&r| suppressed[r]).collect();
     let mut index = vec![u32::MAX; suppressed.len()];
     for (i, &r) in rows.iter().enumerate() {
@@ -264,6 +284,7 @@ fn solved_cells(table: &Table, suppressed: &[bool], dims: &[DimLines]) -> Vec<us
         by_group.entry(group.find(i)).or_default().push(i);
     }
     let mut out = Vec::new();
+    let unaudited = by_group.values().filter(|m| m.len() > AUDITED_CELLS).flatten().map(|&i| rows[i]).collect();
     for members in by_group.values().filter(|m| m.len() <= AUDITED_CELLS) {
         let column: HashMap<usize, usize, FxBuild> = members.iter().enumerate().map(|(c, &i)| (rows[i], c)).collect();
         let mut seen: std::collections::HashSet<(usize, u32), FxBuild> = Default::default();
@@ -284,7 +305,15 @@ fn solved_cells(table: &Table, suppressed: &[bool], dims: &[DimLines]) -> Vec<us
         out.extend(determined(equations, members.len()).into_iter().map(|c| rows[members[c]]));
     }
     out.sort_unstable_by(|&a, &b| table.rows[a].keys.cmp(&table.rows[b].keys).then(a.cmp(&b)));
-    out
+    Audit { solved: out, unaudited }
+}
+
+/// What [`solved_cells`] found.
+struct Audit {
+    /// Suppressed rows the equations solve, by keys.
+    solved: Vec<usize>,
+    /// Suppressed rows of groups too large to audit.
+    unaudited: std::collections::HashSet<usize, FxBuild>,
 }
 
 /// The unknowns `equations` (rows of coefficients over `unknowns` columns) determine: those
@@ -379,11 +408,12 @@ fn break_bridges(table: &Table, persons: &[u64], suppressed: &mut [bool], dims: 
     for round in 0.. {
         let edges: Vec<usize> = (0..suppressed.len()).filter(|&r| suppressed[r]).collect();
         let graph = LineGraph::new(nodes, edges.iter().map(|&r| (node_of(r, 0), node_of(r, 1))));
-        let bridges: Vec<usize> = graph.bridges().into_iter().map(|e| edges[e]).filter(|&r| !left.contains(&r) && !alone(r)).collect();
-        if round == MAX_BRIDGE_ROUNDS {
-            // Each round reads the whole table: past this many, the bridges left count as
-            // solvable cells (the table is refused) rather than the check taking minutes.
-            unjoined += bridges.len();
+        let all: Vec<usize> = graph.bridges().into_iter().map(|e| edges[e]).filter(|&r| !alone(r)).collect();
+        let bridges: Vec<usize> = all.iter().copied().filter(|r| !left.contains(r)).collect();
+        if bridges.is_empty() || round == MAX_BRIDGE_ROUNDS {
+            // The bridges still there (no cell joins them, or past the rounds allowed: each
+            // reads the whole table) are solvable; one a later complement joined is not.
+            unjoined = all.len();
             break;
         }
         let bridge = bridges.into_iter().min_by(|&a, &b| table.rows[a].keys.cmp(&table.rows[b].keys).then(a.cmp(&b)));
@@ -423,7 +453,6 @@ fn break_bridges(table: &Table, persons: &[u64], suppressed: &mut [bool], dims: 
             }
             None => {
                 left.insert(bridge);
-                unjoined += 1;
             }
         }
     }

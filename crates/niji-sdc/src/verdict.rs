@@ -160,7 +160,7 @@ impl Reason {
             Reason::TooManyDimensions { dimensions, maximum } => write!(s, "集計軸が{dimensions}個あり、上限の{maximum}個を超えます"),
             Reason::SolvableSuppression { cells } => write!(
                 s,
-                "秘匿したセルのうち{cells}個が、各行・各列の合計の式を連立させると計算できます。集計軸か合計行を減らしてください"
+                "秘匿したセルのうち{cells}個が、合計の式を連立させると計算できます。集計軸か合計行を減らしてください"
             ),
         };
         s
