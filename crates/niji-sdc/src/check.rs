@@ -160,8 +160,13 @@ impl Checked {
     }
 
     /// What is released for a cell of `table` (the table that was checked): its value,
-    /// rounded for count measures when the rules round, or a marker.
+    /// rounded for count measures when the rules round, or a marker. Every cell of a table
+    /// refused as a whole ([`Checked::table_reasons`]) is the refusal marker: nothing of it is
+    /// released, and a stored copy of what would be shown holds no value either.
     pub fn shown(&self, table: &Table, row: usize, measure: usize) -> Shown {
+        if !self.table_reasons.is_empty() {
+            return Shown::Refused;
+        }
         match self.verdict(row, measure).outcome {
             Outcome::Released => {
                 let value = table.rows[row].cells[measure].value;

@@ -227,6 +227,8 @@ fn a_bridge_no_cell_can_join_refuses_the_table() {
     assert_eq!(reason.code(), "solvable_suppression");
     assert!(reason.is_refusal() && !reason.is_primary());
     assert!(reason.text_ja().contains("連立") && reason.text_en().contains("solving"), "{} / {}", reason.text_ja(), reason.text_en());
+    // Nothing of a refused table is shown, not even its cells that passed on their own.
+    assert!(c.released_table(&table).rows.iter().all(|row| row.values.iter().all(|v| matches!(v, niji_sdc::Shown::Refused))));
 }
 
 #[test]
