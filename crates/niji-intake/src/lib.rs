@@ -481,14 +481,8 @@ async fn write_version(
         // In the order stored (a run over every record meets them so), each unit read back freed
         // once the set holds it. With nothing read back, the submission's set (its units in
         // their scratch file already) becomes the run's as it is.
-        let mut units = if read.units.is_empty() {
-            niji_privacy::UnitSet::default()
-        } else {
-            niji_privacy::UnitSet::with_storage(niji_privacy::UnitStorage {
-                store: Box::new(scratch::SealedPages::new(&instance.paths.root)?),
-                held_bytes: options.units_held_bytes,
-            })
-        };
+        let mut units =
+            if read.units.is_empty() { niji_privacy::UnitSet::default() } else { scratch::unit_set(&instance.paths.root, options.units_held_bytes)? };
         let stored_of_unit: Vec<(u32, PersonKey)> = units.push_stored_units(read.units, &read.stored, read.order.as_deref());
         drop(read.stored);
         let submitted = std::mem::take(&mut scan.units);

@@ -8,10 +8,9 @@ use niji_ingest::{
     ingest_path, ContentBody, CsvMapping, FileReport, Format, IdentifierKind, Identity, IngestConfig, Location, Problem, Reason, RecordKind,
     SplitRecord,
 };
-use niji_privacy::{LinkRecord, LinkUnit, UnitSet, UnitStorage};
+use niji_privacy::{LinkRecord, LinkUnit, UnitSet};
 use sha2::{Digest, Sha256};
 
-use crate::scratch::SealedPages;
 use crate::{display_name, IntakeError, Phase, Progress};
 
 /// Where pass 1 keeps what does not stay in memory.
@@ -415,10 +414,7 @@ fn scan_file(
     // next RE. Earlier units are reduced to linkage's form at once, so a large file does not
     // hold its identities until it ends.
     let mut pending: Option<(Location, LinkRecord, Vec<RefKey>)> = None;
-    let mut units = UnitSet::with_storage(UnitStorage {
-        store: Box::new(SealedPages::new(&scratch.folder)?),
-        held_bytes: FILE_UNITS_HELD_BYTES.min(scratch.units_held_bytes),
-    });
+    let mut units = crate::scratch::unit_set(&scratch.folder, FILE_UNITS_HELD_BYTES.min(scratch.units_held_bytes))?;
     let mut unit_of = Vec::new();
     let mut patient_refs = Vec::new();
     let mut keep = |(_, record, keys): (Location, LinkRecord, Vec<RefKey>)| {
@@ -555,7 +551,7 @@ pub(crate) fn scan(
     let gather = std::sync::Mutex::new(Gather {
         scan: Scan {
             reports: Vec::with_capacity(files.len()),
-            units: UnitSet::with_storage(UnitStorage { store: Box::new(SealedPages::new(&scratch.folder)?), held_bytes: scratch.units_held_bytes }),
+            units: crate::scratch::unit_set(&scratch.folder, scratch.units_held_bytes)?,
             unit_of: UnitNumbers::new(&scratch.folder)?,
             unit_in_run: Vec::new(),
             per_file: Vec::with_capacity(files.len()),

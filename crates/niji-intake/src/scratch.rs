@@ -17,7 +17,13 @@ use std::path::Path;
 
 use chacha20poly1305::aead::{AeadInPlace, KeyInit, OsRng};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
-use niji_privacy::PageStore;
+use niji_privacy::{PageStore, UnitSet, UnitStorage};
+
+/// An empty set of linkage units whose pages past `held_bytes` go to a new sealed scratch file
+/// in `folder`.
+pub(crate) fn unit_set(folder: &Path, held_bytes: usize) -> io::Result<UnitSet> {
+    Ok(UnitSet::with_storage(UnitStorage { store: Box::new(SealedPages::new(folder)?), held_bytes }))
+}
 
 /// Pages sealed into an unnamed file, one after another.
 pub(crate) struct SealedPages {

@@ -48,7 +48,7 @@ pub fn reach<E: Units + ?Sized, L: Units + ?Sized>(earlier: &E, earlier_keys: &[
         let mut by_id: HashMap<u64, usize> = HashMap::new();
         let mut by_key: HashMap<PersonKey, usize> = HashMap::new();
         for i in 0..n {
-            for id in unit(i).as_ref().identifier_fingerprints() {
+            for id in LinkUnit::as_ref(&unit(i)).identifier_fingerprints() {
                 let j = *by_id.entry(id).or_insert(i);
                 uf.union(i, j);
             }
@@ -73,8 +73,8 @@ pub fn reach<E: Units + ?Sized, L: Units + ?Sized>(earlier: &E, earlier_keys: &[
         let groups: Vec<(usize, BlocksAndEnds)> = by_first
             .into_iter()
             .map(|group| {
-                let units: Vec<LinkUnit> = group.iter().map(|&(_, i)| unit(i as usize)).collect();
-                (group[0].1 as usize, blocks_and_ends(units.iter().map(LinkUnit::as_ref)))
+                let units: Vec<_> = group.iter().map(|&(_, i)| unit(i as usize)).collect();
+                (group[0].1 as usize, blocks_and_ends(units.iter().map(|u| LinkUnit::as_ref(u))))
             })
             .collect();
         drop(order);
@@ -100,7 +100,7 @@ pub fn reach<E: Units + ?Sized, L: Units + ?Sized>(earlier: &E, earlier_keys: &[
 /// The anchors of `units` (the vault's anchors table leads from each to its person), sorted,
 /// without repeats. They do not depend on how units are grouped: a caller makes them once a unit.
 pub fn unit_anchors<U: Units + ?Sized>(units: &U, keys: &Pseudonymizer) -> Vec<PersonKey> {
-    let mut out: Vec<PersonKey> = (0..units.count()).flat_map(|i| units.unit(i).as_ref().anchors(keys)).collect();
+    let mut out: Vec<PersonKey> = (0..units.count()).flat_map(|i| LinkUnit::as_ref(&units.unit(i)).anchors(keys)).collect();
     out.sort_unstable();
     out.dedup();
     out
@@ -122,16 +122,16 @@ pub fn cluster_buckets<U: Units + ?Sized>(units: &U, unit_keys: &[PersonKey], ke
     // held once without the slack of a growing vector.
     let rows: usize = groups()
         .map(|group| {
-            let members: Vec<LinkUnit> = group.iter().map(|&i| units.unit(i as usize)).collect();
-            let (blocks, ends) = blocks_and_ends(members.iter().map(LinkUnit::as_ref));
+            let members: Vec<_> = group.iter().map(|&i| units.unit(i as usize)).collect();
+            let (blocks, ends) = blocks_and_ends(members.iter().map(|u| LinkUnit::as_ref(u)));
             blocks.len() * ends.len()
         })
         .sum();
     let mut out = Vec::with_capacity(rows);
     for group in groups() {
         let person = unit_keys[group[0] as usize];
-        let members: Vec<LinkUnit> = group.iter().map(|&i| units.unit(i as usize)).collect();
-        out.extend(group_buckets(members.iter().map(LinkUnit::as_ref), keys).into_iter().map(|b| (b, person)));
+        let members: Vec<_> = group.iter().map(|&i| units.unit(i as usize)).collect();
+        out.extend(group_buckets(members.iter().map(|u| LinkUnit::as_ref(u)), keys).into_iter().map(|b| (b, person)));
     }
     out.sort_unstable();
     out.dedup();

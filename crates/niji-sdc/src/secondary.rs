@@ -123,7 +123,7 @@ pub(crate) fn protect(table: &Table, persons: &[u64], suppressed: &mut [bool]) -
     let mut lines = Lines { table, persons, dims: &dims, margin: &margin, count: &mut count };
     lines.two_per_line(suppressed, queue, &mut added);
     let solvable = if d == 2 {
-        let (joined, unjoined) = break_bridges(table, persons, suppressed, &dims, &margin);
+        let (joined, unjoined) = break_bridges(&mut lines, suppressed);
         added.extend(joined);
         unjoined
     } else {
@@ -231,7 +231,12 @@ impl Lines<'_> {
         }
     }
 
-    /// The best cell not yet suppressed in any of `lines`, by the order of [`Lines::two_per_line`].
+    /// How good a complement `row` is, the smallest best: its class, persons, keys, then row.
+    fn rank(&self, row: usize) -> (u8, u64, &[String], usize) {
+        (self.class(row), self.persons[row], self.table.rows[row].keys.as_slice(), row)
+    }
+
+    /// The best cell not yet suppressed in any of `lines`, by [`Lines::rank`].
     fn best_complement(&self, suppressed: &[bool], lines: &[(usize, u32)]) -> Option<usize> {
         let mut best: Option<(u8, u64, &[String], usize)> = None;
         for &(k, line) in lines {
@@ -240,7 +245,7 @@ impl Lines<'_> {
                 if suppressed[row] {
                     continue;
                 }
-                let key = (self.class(row), self.persons[row], self.table.rows[row].keys.as_slice(), row);
+                let key = self.rank(row);
                 if best.is_none_or(|b| key < b) {
                     best = Some(key);
                 }
@@ -395,7 +400,8 @@ impl UnionFind {
 /// reached within [`MAX_BRIDGE_ROUNDS`]: they are solvable, and refuse the table. A bridge in a
 /// line of one row is the documented limit of such lines, not counted. The property tests
 /// solve every line equation of full tables at once and find no suppressed cell.
-fn break_bridges(table: &Table, persons: &[u64], suppressed: &mut [bool], dims: &[DimLines], margin: &[bool]) -> (Vec<(usize, usize)>, usize) {
+fn break_bridges(lines: &mut Lines, suppressed: &mut [bool]) -> (Vec<(usize, usize)>, usize) {
+    let (table, dims) = (lines.table, lines.dims);
     let off = dims[0].lines();
     let nodes = off + dims[1].lines();
     let node_of = |row: usize, k: usize| if k == 0 { dims[0].line_of[row] as usize } else { off + dims[1].line_of[row] as usize };
@@ -433,14 +439,7 @@ fn break_bridges(table: &Table, persons: &[u64], suppressed: &mut [bool], dims: 
                 if suppressed[row] || !in_other.contains(&node_of(row, 1 - k)) {
                     continue;
                 }
-                let class = if margin[row] {
-                    1
-                } else if persons[row] == 0 {
-                    2
-                } else {
-                    0
-                };
-                let key = (class, persons[row], table.rows[row].keys.as_slice(), row);
+                let key = lines.rank(row);
                 if best.is_none_or(|b| key < b) {
                     best = Some(key);
                 }
@@ -448,7 +447,10 @@ fn break_bridges(table: &Table, persons: &[u64], suppressed: &mut [bool], dims: 
         }
         match best {
             Some((_, _, _, chosen)) => {
-                suppressed[chosen] = true;
+                // Both its lines hold suppressions already: none is left with one.
+                let mut single = VecDeque::new();
+                lines.suppress(suppressed, chosen, &mut single);
+                debug_assert!(single.is_empty(), "a bridge's complement joins two lines with suppressions");
                 added.push((chosen, bridge));
             }
             None => {

@@ -8,6 +8,7 @@
 //! be read back reads as empty units, and the first error is kept for the caller, who must ask
 //! [`UnitList::store_error`] before using anything linkage made from the list.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Mutex;
@@ -151,11 +152,17 @@ impl UnitList {
         let mut buffer = Vec::new();
         let mut i = 0;
         for on_page in self.spans.chunk_by(|a, b| a.0 == b.0) {
-            let page = self.page_bytes(&self.pages[on_page[0].0 as usize], &mut buffer);
-            for &(_, start, len) in on_page {
-                f(i, self.unit_in(page, start, len, i));
-                i += 1;
-            }
+            self.visit_page(&self.pages[on_page[0].0 as usize], on_page, &mut i, &mut buffer, &mut f);
+        }
+    }
+
+    /// Calls `f` with the units of `page`, whose spans are `on_page` and the first of which is
+    /// unit `*i` (advanced past them).
+    fn visit_page(&self, page: &Page, on_page: &[(u32, u32, u32)], i: &mut usize, buffer: &mut Vec<u8>, f: &mut impl FnMut(usize, UnitRef<'_>)) {
+        let page = self.page_bytes(page, buffer);
+        for &(_, start, len) in on_page {
+            f(*i, self.unit_in(page, start, len, *i));
+            *i += 1;
         }
     }
 
@@ -167,11 +174,7 @@ impl UnitList {
         let mut i = 0;
         for on_page in spans.chunk_by(|a, b| a.0 == b.0) {
             let taken = std::mem::replace(&mut self.pages[on_page[0].0 as usize], Page::Freed);
-            let page = self.page_bytes(&taken, &mut buffer);
-            for &(_, start, len) in on_page {
-                f(i, self.unit_in(page, start, len, i));
-                i += 1;
-            }
+            self.visit_page(&taken, on_page, &mut i, &mut buffer, &mut f);
         }
         self.store_error()
     }
@@ -292,8 +295,9 @@ fn empty_unit() -> &'static [u8] {
 /// Units by index, held in a [`UnitList`] or one by one.
 pub trait Units {
     fn count(&self) -> usize;
-    /// The unit at `i`, copied.
-    fn unit(&self, i: usize) -> LinkUnit;
+    /// The unit at `i`: borrowed where it is held as a [`LinkUnit`], copied out of a
+    /// [`UnitList`]'s page (which may be in its store).
+    fn unit(&self, i: usize) -> Cow<'_, LinkUnit>;
 }
 
 impl Units for UnitList {
@@ -301,8 +305,8 @@ impl Units for UnitList {
         self.len()
     }
 
-    fn unit(&self, i: usize) -> LinkUnit {
-        self.unit_at(i)
+    fn unit(&self, i: usize) -> Cow<'_, LinkUnit> {
+        Cow::Owned(self.unit_at(i))
     }
 }
 
@@ -311,8 +315,8 @@ impl Units for [LinkUnit] {
         self.len()
     }
 
-    fn unit(&self, i: usize) -> LinkUnit {
-        self[i].clone()
+    fn unit(&self, i: usize) -> Cow<'_, LinkUnit> {
+        Cow::Borrowed(&self[i])
     }
 }
 
