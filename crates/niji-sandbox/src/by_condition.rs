@@ -28,9 +28,7 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BinaryBuilder, BooleanArray, FixedSizeBinaryBuilder, Int64Array, StructArray, UInt32Array,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, BinaryBuilder, BooleanArray, FixedSizeBinaryBuilder, Int64Array, StructArray};
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::common::{DataFusionError, Result, ScalarValue};
@@ -38,7 +36,7 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, Expr, GroupsAccumulator, Signature, Volatility};
 
 use crate::data::{id_at, person_ids, Id, NO_ID, PERSON_ID_BYTES};
-use crate::institution_count::{Seen, COUNTED_UP_TO};
+use crate::institution_count::{numbers_of, Seen, COUNTED_UP_TO};
 use crate::persons::{broken, Ranges};
 
 /// The most outputs one aggregate counts (a bit each in a `u64` mask).
@@ -524,10 +522,6 @@ impl InstitutionsGroups {
     }
 }
 
-fn numbers_of(values: &[ArrayRef]) -> Result<&UInt32Array> {
-    values.first().and_then(|a| a.as_any().downcast_ref::<UInt32Array>()).ok_or_else(bad)
-}
-
 /// A partial state: per output, its count of numbers (one byte) and the numbers (little-endian).
 fn pack(seen: &[Seen], out: &mut Vec<u8>) {
     out.clear();
@@ -593,8 +587,10 @@ impl GroupsAccumulator for InstitutionsGroups {
                 if n > COUNTED_UP_TO || rest.len() < n * 4 {
                     return Err(bad());
                 }
-                for c in rest[..n * 4].chunks_exact(4) {
-                    self.see(g, u32::from_le_bytes(c.try_into().expect("four bytes")), 1 << k);
+                let seen = &mut self.seen[g * width + k];
+                seen.merge(&rest[..n * 4])?;
+                if seen.is_full() {
+                    self.full[g] |= 1 << k;
                 }
                 packed = &rest[n * 4..];
             }
@@ -741,7 +737,7 @@ mod tests {
     fn arguments(rows: &[Row], what: What) -> Vec<ArrayRef> {
         let column: ArrayRef = match what {
             What::Persons => id_array(&rows.iter().map(|r| r.0).collect::<Vec<_>>()),
-            What::Institutions => Arc::new(UInt32Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
+            What::Institutions => Arc::new(datafusion::arrow::array::UInt32Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
         };
         let conditions = (0..3).map(|k| Arc::new(BooleanArray::from(rows.iter().map(|r| r.3[k]).collect::<Vec<_>>())) as ArrayRef);
         std::iter::once(column).chain(conditions).collect()
@@ -813,7 +809,7 @@ mod tests {
     }
 
     #[test]
-    fn debug_of_the_persons_state_shows_no_id() {
+    fn debug_of_the_states_shows_no_id_and_no_institution() {
         let rows = [row(987_654, 0, 1, [Some(true); 3]), row(987_655, 0, 1, [None; 3])];
         let mut g = PersonsGroups::new(OUTPUTS.to_vec());
         g.update_batch(&arguments(&rows, What::Persons), &[0, 0], None, 1).unwrap();
@@ -823,6 +819,12 @@ mod tests {
             assert!(!shown.contains("98765"), "{shown}");
         }
         assert!(format!("{merged:?}").contains("ranges: 1"));
+        // Nor the institutions' numbers, nor a count before the rules.
+        let rows = [row(1, 0, 4_242_421, [Some(true); 3])];
+        let mut g = InstitutionsGroups::new(OUTPUTS.to_vec());
+        g.update_batch(&arguments(&rows, What::Institutions), &[0], None, 1).unwrap();
+        let shown = format!("{g:?}");
+        assert!(!shown.contains("4242421") && shown.contains("Seen"), "{shown}");
     }
 
     #[test]

@@ -76,7 +76,7 @@ fn bad_state() -> DataFusionError {
     DataFusionError::Internal("institutions state".into())
 }
 
-fn numbers_of(values: &[ArrayRef]) -> Result<&UInt32Array> {
+pub(crate) fn numbers_of(values: &[ArrayRef]) -> Result<&UInt32Array> {
     values.first().and_then(|a| a.as_any().downcast_ref::<UInt32Array>()).ok_or_else(bad_state)
 }
 
@@ -85,7 +85,7 @@ fn states_of(values: &[ArrayRef]) -> Result<&BinaryArray> {
 }
 
 /// One group's distinct institution numbers: `seen[..len]`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Default)]
 pub(crate) struct Seen {
     len: u8,
     seen: [u32; COUNTED_UP_TO],
@@ -115,7 +115,8 @@ impl Seen {
         self.seen[..self.len as usize].iter().flat_map(|n| n.to_le_bytes()).collect()
     }
 
-    fn merge(&mut self, packed: &[u8]) -> Result<()> {
+    /// Adds the numbers of a packed state (four little-endian bytes each).
+    pub(crate) fn merge(&mut self, packed: &[u8]) -> Result<()> {
         if !packed.len().is_multiple_of(4) || packed.len() / 4 > COUNTED_UP_TO {
             return Err(bad_state());
         }
@@ -123,6 +124,14 @@ impl Seen {
             self.see(u32::from_le_bytes(c.try_into().expect("four bytes")));
         }
         Ok(())
+    }
+}
+
+// Institution numbers (per permit) and how many a cell has before the rules: `Debug` (panics,
+// logs) shows neither, and with it no state that holds a `Seen`.
+impl std::fmt::Debug for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seen").finish_non_exhaustive()
     }
 }
 

@@ -153,7 +153,7 @@ impl Run {
 pub(crate) struct Ranges(BTreeMap<Id, Id>);
 
 // Person ids (pseudonyms, even per permit) never go to a message or a log, not even a debug one
-// (as `samples.rs`'s samples): the `Debug` of the states that hold them shows counts only.
+// (as `samples.rs`'s samples), nor a group's count before the rules: the `Debug` of the states that hold them shows only how many ranges they hold.
 
 impl fmt::Debug for Ranges {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -163,7 +163,7 @@ impl fmt::Debug for Ranges {
 
 impl fmt::Debug for Run {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Run").field("count", &self.count).finish_non_exhaustive()
+        f.debug_struct("Run").finish_non_exhaustive()
     }
 }
 
@@ -195,7 +195,7 @@ impl Ranges {
 }
 
 /// Merged partial states of one group.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 struct Merged {
     count: u64,
     ranges: Ranges,
@@ -209,6 +209,13 @@ impl Merged {
         self.ranges.admit(first, last)?;
         self.count += count;
         Ok(())
+    }
+}
+
+// A group's count of persons before the rules is not shown either.
+impl fmt::Debug for Merged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Merged").field("ranges", &self.ranges).finish_non_exhaustive()
     }
 }
 
