@@ -409,6 +409,22 @@ pub async fn ingest(
     }
 }
 
+/// Runs `make` on a blocking thread; each chunk it gives its sink comes out of the receiver as it
+/// is made (two wait at most), so that what `make` produces in chunks (linkage's anchors, bucket
+/// rows) is never held whole. A receiver dropped early makes `make` drop the chunks after (the
+/// intake failed and stops: they have nowhere to go).
+fn make_in_chunks<T: Send + 'static, R: Send + 'static>(
+    make: impl FnOnce(&mut dyn FnMut(Vec<T>)) -> R + Send + 'static,
+) -> (tokio::sync::mpsc::Receiver<Vec<T>>, tokio::task::JoinHandle<R>) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<T>>(2);
+    let making = tokio::task::spawn_blocking(move || {
+        make(&mut |chunk| {
+            let _ = tx.blocking_send(chunk);
+        })
+    });
+    (rx, making)
+}
+
 /// Undoes every version a crashed intake left in state `writing`; returns how many. Takes the
 /// intake lock, so it waits for a running intake.
 pub async fn recover(instance: &Instance, actor: &str) -> Result<usize, IntakeError> {
@@ -522,22 +538,16 @@ async fn write_version(
         // instead of being held (64 bytes each, several a person: 67 MB at a million persons).
         let mut batch = vault.begin_batch(&submission.holder, tag).await?;
         let hasher = pseudonymizer.clone();
-        let (anchors_tx, mut anchors_rx) = tokio::sync::mpsc::channel::<Vec<(PersonKey, PersonKey)>>(2);
-        let linking = tokio::task::spawn_blocking(move || {
-            let linkage = niji_privacy::link_set_streaming(&units, &linkage_config, &hasher, &prior, &mut |chunk| {
-                // A closed channel means the intake failed and stops: the chunk has nowhere to go.
-                let _ = anchors_tx.blocking_send(chunk);
-            });
-            (linkage, units)
-        });
-        let mut stored_anchors = Ok(());
-        while let Some(chunk) = anchors_rx.recv().await {
-            stored_anchors = batch.put_anchors(&chunk).await;
-            if stored_anchors.is_err() {
-                break;
+        let (mut chunks, linking) =
+            make_in_chunks(move |sink| (niji_privacy::link_set_streaming(&units, &linkage_config, &hasher, &prior, sink), units));
+        let stored_anchors = async {
+            while let Some(chunk) = chunks.recv().await {
+                batch.put_anchors(&chunk).await?;
             }
+            Ok::<_, niji_vault::VaultError>(())
         }
-        drop(anchors_rx);
+        .await;
+        drop(chunks);
         let (linkage, units) = linking.await.expect("linkage does not panic");
         stored_anchors?;
         // Units the scratch file did not give back read as empty: nothing made from them is used.
@@ -573,26 +583,38 @@ async fn write_version(
         let staging = lake_dir.join(format!("{}{}-v{number}", niji_lake::STAGING_PREFIX, submission.dataset));
         let lake_key = LakeKey(instance.data_key(&lake_key_id(tag), &submission.actor).await?.0);
         // The link index rows go into the batch before pass 2 too (held until the commit, they
-        // were tens of MB through the write and commit phases at a million persons).
-        let hasher = pseudonymizer.clone();
-        let (buckets, keys, units_error) = tokio::task::spawn_blocking(move || {
-            let buckets = niji_privacy::cluster_buckets(units.units(), &linkage.keys, &hasher);
-            (buckets, linkage.keys, units.store_error())
-        })
-        .await
-        .expect("bucketing does not panic");
-        if let Some(e) = units_error {
-            return Err(e.into());
-        }
+        // were tens of MB through the write and commit phases at a million persons): first what
+        // the run retires and moves, then each person's bucket rows, handed over in chunks as
+        // they are made (held whole, they were the largest thing after linkage).
         let index_update = niji_vault::LinkIndexUpdate {
             retired,
-            buckets,
+            buckets: Vec::new(),
             stored_keys,
             moved: moved_keys,
             complete: (!index_complete).then_some(niji_privacy::LINK_INDEX_FORMAT),
         };
         batch.index_links(&index_update).await?;
         drop(index_update);
+        let hasher = pseudonymizer.clone();
+        let (mut chunks, bucketing) = make_in_chunks(move |sink| {
+            niji_privacy::cluster_buckets_streaming(units.units(), &linkage.keys, &hasher, sink);
+            (linkage.keys, units.store_error())
+        });
+        let stored_rows = async {
+            while let Some(chunk) = chunks.recv().await {
+                batch.add_link_buckets(&chunk).await?;
+            }
+            Ok::<_, niji_vault::VaultError>(())
+        }
+        .await;
+        drop(chunks);
+        let (keys, units_error) = bucketing.await.expect("bucketing does not panic");
+        stored_rows?;
+        // Rows made from units the scratch file did not give back are in the batch, which is
+        // then abandoned with the intake.
+        if let Some(e) = units_error {
+            return Err(e.into());
+        }
         return_freed_memory();
         progress.finish(Phase::Link);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<niji_vault::SealedIdentity>>(4);

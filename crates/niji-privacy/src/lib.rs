@@ -69,4 +69,4 @@ pub use linkage::{
 };
 pub use normalize::{NormalizeError, Sex};
 pub use pseudonym::{Domain, KeyError, PersonKey, Pseudonymizer, VaultKey};
-pub use reach::{cluster_buckets, reach, unit_anchors, LinkBucket, LINK_INDEX_FORMAT};
+pub use reach::{cluster_buckets, cluster_buckets_streaming, reach, unit_anchors, LinkBucket, BUCKET_CHUNK, LINK_INDEX_FORMAT};

@@ -1476,6 +1476,32 @@ mod tests {
     }
 
     #[test]
+    fn streamed_bucket_rows_are_the_rows_in_sorted_chunks() {
+        let mut set = UnitSet::default();
+        for i in 0..12_000u32 {
+            // Persons of their own (one block each, a day apart), every tenth sent twice under
+            // another patient number: its two units are one person with the rows of both.
+            let person = i - i % 10 / 9;
+            let birth = format!("{}-{:02}-{:02}", 1930 + person / 336, person / 28 % 12 + 1, person % 28 + 1);
+            let r = claim("H1", &format!("p{i}"), "山田太郎", "ヤマダタロウ", &birth, "1", ("06132013", "1", &person.to_string(), "01"));
+            set.push(LinkUnit::new(&r));
+        }
+        let linkage = link_set(&set, &LinkageConfig::default(), &keys(), &PriorKeys::default());
+        let kept = crate::cluster_buckets(set.units(), &linkage.keys, &keys());
+        let mut chunks: Vec<Vec<(crate::LinkBucket, PersonKey)>> = Vec::new();
+        crate::cluster_buckets_streaming(set.units(), &linkage.keys, &keys(), &mut |c| chunks.push(c));
+        assert!(chunks.len() >= 2, "{} chunks", chunks.len());
+        assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= crate::BUCKET_CHUNK && c.is_sorted()));
+        let mut streamed = chunks.concat();
+        streamed.sort_unstable();
+        assert_eq!(streamed, kept);
+        // 10,800 persons, each one block crossed with its name endings (kanji and kana).
+        assert_eq!(linkage.stats.persons, 10_800);
+        assert_eq!(kept.len() % 10_800, 0, "{} rows", kept.len());
+        assert!(kept.len() >= 2 * 10_800, "{} rows", kept.len());
+    }
+
+    #[test]
     fn the_same_person_across_holders_and_spellings() {
         let records = [
             fhir("H1", "0000000001", ("渡邊", "太郎"), ("ワタナベ", "タロウ"), "1970-03-02", "male", "100-0001", "06132013:あいう:１８７:01"),

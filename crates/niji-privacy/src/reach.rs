@@ -110,32 +110,53 @@ pub fn unit_anchors<U: Units + ?Sized>(units: &U, keys: &Pseudonymizer) -> Vec<P
 /// keeps for it: every block its units are in crossed with every name ending they carry. Sorted
 /// by bucket, without repeats.
 pub fn cluster_buckets<U: Units + ?Sized>(units: &U, unit_keys: &[PersonKey], keys: &Pseudonymizer) -> Vec<(LinkBucket, PersonKey)> {
-    assert_eq!(units.count(), unit_keys.len(), "one key per unit");
-    let mut order: Vec<u32> = (0..units.count() as u32).collect();
-    order.sort_unstable_by_key(|&i| (unit_keys[i as usize], i));
-    // Persons in order of their first unit (the rows are sorted at the end): units are read
-    // mostly in the order they lie, which is what a list whose pages are in a store reads fastest.
-    let mut by_first: Vec<&[u32]> = order.chunk_by(|&a, &b| unit_keys[a as usize] == unit_keys[b as usize]).collect();
-    by_first.sort_unstable_by_key(|group| group[0]);
-    let groups = || by_first.iter().copied();
-    // Counted first (no hashing), so that the rows, 40 bytes each and several a person, are
-    // held once without the slack of a growing vector.
-    let rows: usize = groups()
-        .map(|group| {
-            let members: Vec<_> = group.iter().map(|&i| units.unit(i as usize)).collect();
-            let (blocks, ends) = blocks_and_ends(members.iter().map(|u| LinkUnit::as_ref(u)));
-            blocks.len() * ends.len()
-        })
-        .sum();
-    let mut out = Vec::with_capacity(rows);
-    for group in groups() {
-        let person = unit_keys[group[0] as usize];
-        let members: Vec<_> = group.iter().map(|&i| units.unit(i as usize)).collect();
-        out.extend(group_buckets(members.iter().map(|u| LinkUnit::as_ref(u)), keys).into_iter().map(|b| (b, person)));
-    }
+    let mut out = Vec::new();
+    cluster_buckets_streaming(units, unit_keys, keys, &mut |chunk| out.extend(chunk));
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// Bucket rows [`cluster_buckets_streaming`] hands over at a time.
+pub const BUCKET_CHUNK: usize = 16_384;
+
+/// The rows of [`cluster_buckets`], handed to `sink` as they are made, in chunks of at most
+/// [`BUCKET_CHUNK`], each sorted by bucket, instead of being held: 40 bytes
+/// a row and about two a person, they were the largest thing an intake held after linkage.
+pub fn cluster_buckets_streaming<U: Units + ?Sized>(
+    units: &U,
+    unit_keys: &[PersonKey],
+    keys: &Pseudonymizer,
+    sink: &mut dyn FnMut(Vec<(LinkBucket, PersonKey)>),
+) {
+    assert_eq!(units.count(), unit_keys.len(), "one key per unit");
+    let mut order: Vec<u32> = (0..units.count() as u32).collect();
+    order.sort_unstable_by_key(|&i| (unit_keys[i as usize], i));
+    // Persons in order of their first unit: units are read mostly in the order they lie, which is
+    // what a list whose pages are in a store reads fastest. A person is where its units start in
+    // `order` (4 bytes a person).
+    let same = |a: u32, b: u32| unit_keys[a as usize] == unit_keys[b as usize];
+    let mut starts: Vec<u32> = (0..order.len()).filter(|&at| at == 0 || !same(order[at - 1], order[at])).map(|at| at as u32).collect();
+    starts.sort_unstable_by_key(|&at| order[at as usize]);
+    let mut chunk = Vec::with_capacity(BUCKET_CHUNK);
+    for at in starts {
+        let first = order[at as usize];
+        let group = order[at as usize..].iter().take_while(|&&u| same(u, first));
+        let members: Vec<_> = group.map(|&i| units.unit(i as usize)).collect();
+        let person = unit_keys[first as usize];
+        // Blocks and endings without repeats, one person a group: no row is made twice.
+        for bucket in group_buckets(members.iter().map(|u| LinkUnit::as_ref(u)), keys) {
+            if chunk.len() == BUCKET_CHUNK {
+                chunk.sort_unstable();
+                sink(std::mem::replace(&mut chunk, Vec::with_capacity(BUCKET_CHUNK)));
+            }
+            chunk.push((bucket, person));
+        }
+    }
+    if !chunk.is_empty() {
+        chunk.sort_unstable();
+        sink(chunk);
+    }
 }
 
 /// Blocks (birth date in days, sex) and name endings.

@@ -836,6 +836,21 @@ impl VaultBatch {
         self.tx = Some(tx);
         Ok(())
     }
+
+    /// Gives the transaction back to the batch after a step that went through, or abandons it
+    /// (nothing of the batch is stored) after one that failed.
+    async fn end_step(&mut self, tx: Transaction<'static, Sqlite>, done: Result<(), sqlx::Error>) -> Result<(), VaultError> {
+        match done {
+            Ok(()) => {
+                self.tx = Some(tx);
+                Ok(())
+            }
+            Err(e) => {
+                abandon(tx).await;
+                Err(VaultError::Database(e))
+            }
+        }
+    }
 }
 
 /// Ends a batch's transaction after a failure. A conflict under OR ROLLBACK has ended it in

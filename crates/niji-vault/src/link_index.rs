@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use niji_privacy::LinkBucket;
 use sqlx::Row;
 
-use crate::{abandon, key_of, linkable_row, LinkableRow, PersonKey, PriorKeys, StoredLinkRecord, Vault, VaultBatch, VaultError};
+use crate::{key_of, linkable_row, LinkableRow, PersonKey, PriorKeys, StoredLinkRecord, Vault, VaultBatch, VaultError};
 
 /// Keys per `IN (…)` list (well under SQLite's 32,766 bound values).
 const LOOKUP_CHUNK: usize = 500;
@@ -201,70 +201,79 @@ impl VaultBatch {
     /// stored if and only if the batch commits). On failure the batch is rolled back.
     pub async fn index_links(&mut self, update: &LinkIndexUpdate) -> Result<(), VaultError> {
         let mut tx = self.tx.take().ok_or(VaultError::BatchFailed)?;
-        let done: Result<(), sqlx::Error> = async {
-            // A run that read back every record rebuilds the index from nothing (rows of an
-            // older format included).
-            let (retired, stored_keys) = if update.complete.is_some() {
-                sqlx::query("DELETE FROM link_buckets").execute(&mut *tx).await?;
-                sqlx::query("DELETE FROM link_clusters").execute(&mut *tx).await?;
-                (&[][..], &[][..])
-            } else {
-                (&update.retired[..], &update.stored_keys[..])
-            };
-            // Row by row, each a search of the primary key (SQLite's OR of indexed terms).
-            for chunk in retired.chunks(LOOKUP_CHUNK / 2) {
-                let mut q = sqlx::QueryBuilder::new("DELETE FROM link_buckets WHERE ");
-                let mut list = q.separated(" OR ");
-                for (b, p) in chunk {
-                    list.push("(bucket = ")
-                        .push_bind_unseparated(&b.0[..])
-                        .push_unseparated(" AND person_key = ")
-                        .push_bind_unseparated(&p.0[..])
-                        .push_unseparated(")");
-                }
-                q.build().execute(&mut *tx).await?;
-            }
-            for chunk in stored_keys.chunks(LOOKUP_CHUNK) {
-                let mut q = sqlx::QueryBuilder::new("DELETE FROM link_clusters WHERE stored_key IN (");
-                let mut list = q.separated(", ");
-                for k in chunk {
-                    list.push_bind(&k.0[..]);
-                }
-                q.push(")");
-                q.build().execute(&mut *tx).await?;
-            }
-            // Sorted by bucket (as `cluster_buckets` gives them): the rows go in key order.
-            for chunk in update.buckets.chunks(LOOKUP_CHUNK * 4) {
-                let mut q = sqlx::QueryBuilder::new("INSERT OR IGNORE INTO link_buckets (bucket, person_key) ");
-                q.push_values(chunk, |mut b, (bucket, person)| {
-                    b.push_bind(&bucket.0[..]).push_bind(&person.0[..]);
-                });
-                q.build().execute(&mut *tx).await?;
-            }
-            for chunk in update.moved.chunks(LOOKUP_CHUNK * 4) {
-                // Listed once each (the caller's pairs are sorted and without repeats) after the
-                // deletes above: a conflict is a caller's mistake, and fails the batch.
-                let mut q = sqlx::QueryBuilder::new("INSERT OR ROLLBACK INTO link_clusters (stored_key, person_key) ");
-                q.push_values(chunk, |mut b, (stored, person)| {
-                    b.push_bind(&stored.0[..]).push_bind(&person.0[..]);
-                });
-                q.build().execute(&mut *tx).await?;
-            }
-            if let Some(format) = update.complete {
-                sqlx::query("UPDATE link_index SET complete = 1, format = $1 WHERE id = 1").bind(i64::from(format)).execute(&mut *tx).await?;
-            }
-            Ok(())
-        }
-        .await;
-        match done {
-            Ok(()) => {
-                self.tx = Some(tx);
-                Ok(())
-            }
-            Err(e) => {
-                abandon(tx).await;
-                Err(VaultError::Database(e))
-            }
-        }
+        let done = write_links(&mut tx, update).await;
+        self.end_step(tx, done).await
     }
+
+    /// Adds bucket rows of persons of the run after [`VaultBatch::index_links`] (whose
+    /// `buckets` may then be empty): the rows it retires are deleted by then, so a row retired
+    /// and made again stays. Lets a caller hand over rows as they are made
+    /// (`niji_privacy::cluster_buckets_streaming`) instead of holding them all. On failure the
+    /// batch is rolled back.
+    pub async fn add_link_buckets(&mut self, rows: &[(LinkBucket, PersonKey)]) -> Result<(), VaultError> {
+        let mut tx = self.tx.take().ok_or(VaultError::BatchFailed)?;
+        let done = insert_buckets(&mut tx, rows).await;
+        self.end_step(tx, done).await
+    }
+}
+
+/// Rows into `link_buckets`, each chunk in one statement (sorted by bucket, as
+/// `niji_privacy::cluster_buckets` gives them, the rows go in key order).
+async fn insert_buckets(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, rows: &[(LinkBucket, PersonKey)]) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(LOOKUP_CHUNK * 4) {
+        let mut q = sqlx::QueryBuilder::new("INSERT OR IGNORE INTO link_buckets (bucket, person_key) ");
+        q.push_values(chunk, |mut b, (bucket, person)| {
+            b.push_bind(&bucket.0[..]).push_bind(&person.0[..]);
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn write_links(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, update: &LinkIndexUpdate) -> Result<(), sqlx::Error> {
+    // A run that read back every record rebuilds the index from nothing (rows of an
+    // older format included).
+    let (retired, stored_keys) = if update.complete.is_some() {
+        sqlx::query("DELETE FROM link_buckets").execute(&mut **tx).await?;
+        sqlx::query("DELETE FROM link_clusters").execute(&mut **tx).await?;
+        (&[][..], &[][..])
+    } else {
+        (&update.retired[..], &update.stored_keys[..])
+    };
+    // Row by row, each a search of the primary key (SQLite's OR of indexed terms).
+    for chunk in retired.chunks(LOOKUP_CHUNK / 2) {
+        let mut q = sqlx::QueryBuilder::new("DELETE FROM link_buckets WHERE ");
+        let mut list = q.separated(" OR ");
+        for (b, p) in chunk {
+            list.push("(bucket = ")
+                .push_bind_unseparated(&b.0[..])
+                .push_unseparated(" AND person_key = ")
+                .push_bind_unseparated(&p.0[..])
+                .push_unseparated(")");
+        }
+        q.build().execute(&mut **tx).await?;
+    }
+    for chunk in stored_keys.chunks(LOOKUP_CHUNK) {
+        let mut q = sqlx::QueryBuilder::new("DELETE FROM link_clusters WHERE stored_key IN (");
+        let mut list = q.separated(", ");
+        for k in chunk {
+            list.push_bind(&k.0[..]);
+        }
+        q.push(")");
+        q.build().execute(&mut **tx).await?;
+    }
+    insert_buckets(tx, &update.buckets).await?;
+    for chunk in update.moved.chunks(LOOKUP_CHUNK * 4) {
+        // Listed once each (the caller's pairs are sorted and without repeats) after the
+        // deletes above: a conflict is a caller's mistake, and fails the batch.
+        let mut q = sqlx::QueryBuilder::new("INSERT OR ROLLBACK INTO link_clusters (stored_key, person_key) ");
+        q.push_values(chunk, |mut b, (stored, person)| {
+            b.push_bind(&stored.0[..]).push_bind(&person.0[..]);
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    if let Some(format) = update.complete {
+        sqlx::query("UPDATE link_index SET complete = 1, format = $1 WHERE id = 1").bind(i64::from(format)).execute(&mut **tx).await?;
+    }
+    Ok(())
 }

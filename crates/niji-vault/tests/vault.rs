@@ -974,15 +974,20 @@ async fn the_link_index_finds_persons_by_bucket_anchor_and_joined_key() {
     // with person 1's.
     let mut batch = vault.begin_batch("h", "d2").await.unwrap();
     batch.add(&new_identities(&[("r4".to_string(), identity(&[(IdentifierKind::NameKanji, "n", "山田 太郎")]), pk(1))], link)).await.unwrap();
+    // Its bucket rows come in chunks after the update (as the intake streams them): a row
+    // retired and made again stays.
     let joined = LinkIndexUpdate {
         retired: vec![(b1, pk(1)), (b2, pk(2))],
-        buckets: vec![(b1, pk(1)), (b2, pk(1))],
+        buckets: Vec::new(),
         stored_keys: vec![pk(1), pk(2)],
         moved: vec![(pk(2), pk(1))],
         complete: None,
     };
     batch.index_links(&joined).await.unwrap();
+    batch.add_link_buckets(&[(b1, pk(1))]).await.unwrap();
+    batch.add_link_buckets(&[(b2, pk(1))]).await.unwrap();
     batch.commit(&[]).await.unwrap();
+    assert_eq!(vault.persons_reached(&[b1], &[]).await.unwrap(), vec![pk(1)]);
     assert_eq!(vault.persons_reached(&[b2], &[]).await.unwrap(), vec![pk(1)]);
     assert_eq!(vault.current_keys(&[pk(2), pk(1), pk(3)]).await.unwrap(), vec![vec![pk(1)], vec![pk(1)], vec![pk(3)]]);
     let both = ["d1".to_string(), "d2".to_string()];
