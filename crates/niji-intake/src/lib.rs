@@ -598,7 +598,7 @@ async fn write_version(
         let hasher = pseudonymizer.clone();
         let (mut chunks, bucketing) = make_in_chunks(move |sink| {
             niji_privacy::cluster_buckets_streaming(units.units(), &linkage.keys, &hasher, sink);
-            (linkage.keys, units.store_error())
+            (write::Persons::new(linkage.keys), units.store_error())
         });
         let stored_rows = async {
             while let Some(chunk) = chunks.recv().await {
@@ -608,7 +608,7 @@ async fn write_version(
         }
         .await;
         drop(chunks);
-        let (keys, units_error) = bucketing.await.expect("bucketing does not panic");
+        let (persons, units_error) = bucketing.await.expect("bucketing does not panic");
         stored_rows?;
         // Rows made from units the scratch file did not give back are in the batch, which is
         // then abandoned with the intake.
@@ -631,7 +631,7 @@ async fn write_version(
                 let out = write::write(
                     &scan,
                     &files,
-                    &keys,
+                    &persons,
                     &births,
                     &link_observed,
                     &ingest,

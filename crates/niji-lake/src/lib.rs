@@ -33,11 +33,13 @@
 //! [`COVERAGE_YEARS`] (1900–2100) are ignored for coverage as implausible (the lake has no clock;
 //! `niji-ingest` already refuses dates after its caller's `now`).
 //!
-//! Memory: everything is a counter except the distinct persons, which take one hash map entry
-//! per person: the person key's first 16 bytes (keys are HMAC outputs; two persons sharing 16
-//! bytes is a 2^-128 chance) and a bit per table the person has rows in, 18 B, about 21–42 B with
-//! the hash table's control byte, load factor and power-of-two growth (~ 21–42 MB for a million
-//! persons; one set of full keys per table took up to 0.7 GB).
+//! Memory: everything is a counter except the distinct persons. A caller that numbers its
+//! persons (0, 1, 2, … as the intake does after linkage, [`LakeWriter::push_numbered`]) costs 2
+//! bytes a person: a bit per table the person has rows in, at the person's number. Otherwise
+//! ([`LakeWriter::push_with_birth`]) each person takes a hash map entry: the person key's first
+//! 16 bytes (keys are HMAC outputs; two persons sharing 16 bytes is a 2^-128 chance) and the
+//! bits, 18 B, about 21–42 B with the hash table's control byte, load factor and power-of-two
+//! growth (~ 21–42 MB for a million persons; one set of full keys per table took up to 0.7 GB).
 //!
 //! # Catalog
 //!
@@ -236,9 +238,11 @@ pub struct LakeWriter {
     file: i32,
     facility: FacilityContext,
     summary: LakeSummary,
-    /// Distinct persons: the key's first 16 bytes → a bit per table they have rows in (see the
-    /// crate doc).
+    /// Distinct persons pushed by key: the key's first 16 bytes → a bit per table they have rows
+    /// in (see the crate doc).
     persons: HashMap<[u8; 16], u16>,
+    /// Persons pushed by number ([`LakeWriter::push_numbered`]): the same bits, at the number.
+    numbered: Vec<u16>,
 }
 
 impl LakeWriter {
@@ -261,6 +265,7 @@ impl LakeWriter {
             facility: FacilityContext::default(),
             summary: LakeSummary::default(),
             persons: HashMap::new(),
+            numbered: Vec::new(),
         })
     }
 
@@ -278,6 +283,31 @@ impl LakeWriter {
     /// Adds the rows of one record's content; `birth` (the person's full birth date, which only
     /// the vault holds) gives the `age` column: whole years at the event.
     pub fn push_with_birth(&mut self, person: &PersonKey, birth: Option<Date>, content: &Content) -> Result<(), LakeError> {
+        if let Some(table) = self.push_rows(person, birth, content)? {
+            let head: [u8; 16] = person.as_bytes()[..16].try_into().expect("32-byte key");
+            *self.persons.entry(head).or_insert(0) |= 1 << table;
+        }
+        Ok(())
+    }
+
+    /// As [`LakeWriter::push_with_birth`], for a caller that numbers its persons 0, 1, 2, … (one
+    /// number a key, the same key always the same number): persons are then counted in 2 bytes
+    /// each instead of a hash map entry. A writer's pushes are all numbered or all by key (a
+    /// person pushed both ways would count twice).
+    pub fn push_numbered(&mut self, person: &PersonKey, number: u32, birth: Option<Date>, content: &Content) -> Result<(), LakeError> {
+        debug_assert!(self.persons.is_empty(), "a writer's persons are numbered or by key, not both");
+        if let Some(table) = self.push_rows(person, birth, content)? {
+            let at = number as usize;
+            if at >= self.numbered.len() {
+                self.numbered.resize(at + 1, 0);
+            }
+            self.numbered[at] |= 1 << table;
+        }
+        Ok(())
+    }
+
+    /// Adds the rows of one record's content; returns the table they went to, if any.
+    fn push_rows(&mut self, person: &PersonKey, birth: Option<Date>, content: &Content) -> Result<Option<usize>, LakeError> {
         let k = person.as_bytes();
         let line = match content.record.location {
             Location::Line(n) | Location::Entry(n) => Some(n as i64),
@@ -433,7 +463,7 @@ impl LakeWriter {
                     billing_month: f.billing_month,
                 };
                 self.summary.skipped += 1;
-                return Ok(());
+                return Ok(None);
             }
             ContentBody::Claim(c) => (
                 6,
@@ -475,7 +505,7 @@ impl LakeWriter {
             ContentBody::Row(values) => (8, values.iter().map(|v| registry_row(k, file, line, v)).collect()),
             _ => {
                 self.summary.skipped += 1;
-                return Ok(());
+                return Ok(None);
             }
         };
         // Tables 1–6 end in `age`: whole years from the birth date to the event (its first date).
@@ -494,8 +524,6 @@ impl LakeWriter {
                 self.tables[table].flush()?;
             }
         }
-        let head: [u8; 16] = k[..16].try_into().expect("32-byte key");
-        *self.persons.entry(head).or_insert(0) |= 1 << table;
         for d in event_dates(&content.body).into_iter().flatten() {
             self.summary.tables[table].add_date(d);
         }
@@ -506,7 +534,7 @@ impl LakeWriter {
                 }
             }
         }
-        Ok(())
+        Ok(Some(table))
     }
 
     /// Writes the remaining rows and every file's encrypted footer. The caller then [`commit`]s.
@@ -517,9 +545,10 @@ impl LakeWriter {
         let mut summary = std::mem::take(&mut self.summary);
         for (i, t) in summary.tables.iter_mut().enumerate() {
             t.rows = summary.rows[i];
-            t.persons = self.persons.values().filter(|&&tables| tables & (1 << i) != 0).count() as u64;
+            let has_rows = |&&tables: &&u16| tables & (1 << i) != 0;
+            t.persons = (self.persons.values().filter(has_rows).count() + self.numbered.iter().filter(has_rows).count()) as u64;
         }
-        summary.persons = self.persons.len() as u64;
+        summary.persons = (self.persons.len() + self.numbered.iter().filter(|&&tables| tables != 0).count()) as u64;
         Ok(summary)
     }
 
@@ -1066,27 +1095,34 @@ mod tests {
         let content = |body| Content { record: RecordRef { location: Location::Line(1) }, body };
         let date = |y, m, d| Date::new(y, m, d).unwrap();
         let year_only = Date { precision: Precision::Year, ..date(2015, 1, 1) };
-        let dir = tempfile::tempdir().unwrap();
-        let mut w = LakeWriter::create(&dir.path().join(".staging-x"), &LakeKey([1; 32]), LakeOptions::default()).unwrap();
-        w.push(&a, &content(ContentBody::Patient(PatientContent::default()))).unwrap();
-        let enc = |start, end| content(ContentBody::Encounter(EncounterContent { start, end, ..Default::default() }));
-        w.push(&a, &enc(Some(date(1850, 6, 1)), Some(date(2020, 3, 4)))).unwrap();
-        w.push(&b, &enc(Some(year_only), Some(date(2101, 1, 1)))).unwrap();
-        w.push(&a, &enc(None, None)).unwrap();
-        let claim = ClaimContent { month: Some(YearMonth { year: 2019, month: 7 }), admitted_on: Some(date(2019, 6, 20)), ..Default::default() };
-        w.push(&b, &content(ContentBody::Claim(claim))).unwrap();
-        let s = w.finish().unwrap();
-        let enc = s.table("encounters").unwrap();
-        assert_eq!((enc.rows, enc.persons), (3, 2));
-        assert_eq!(enc.first, Some(date(2015, 1, 1)));
-        assert_eq!(enc.last, Some(date(2020, 3, 4)));
-        let claims = s.table("claims").unwrap();
-        assert_eq!((claims.rows, claims.persons, claims.first, claims.last), (1, 1, Some(date(2019, 6, 20)), Some(date(2019, 7, 1))));
-        assert_eq!(*s.table("patients").unwrap(), TableStats { rows: 1, persons: 1, first: None, last: None });
-        assert_eq!(s.table("claim_lines"), Some(&TableStats::default()));
-        assert_eq!(s.persons(), 2);
-        assert_eq!(s.coverage(), Some((date(2015, 1, 1), date(2020, 3, 4))));
-        assert_eq!(s.rows, [1, 3, 0, 0, 0, 0, 1, 0, 0]);
+        // Persons pushed by key, or numbered as the intake numbers them: the same statistics.
+        for numbered in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut w = LakeWriter::create(&dir.path().join(".staging-x"), &LakeKey([1; 32]), LakeOptions::default()).unwrap();
+            let mut push = |w: &mut LakeWriter, person: &PersonKey, c: &Content| match numbered {
+                true => w.push_numbered(person, u32::from(person == &b), None, c),
+                false => w.push(person, c),
+            };
+            push(&mut w, &a, &content(ContentBody::Patient(PatientContent::default()))).unwrap();
+            let enc = |start, end| content(ContentBody::Encounter(EncounterContent { start, end, ..Default::default() }));
+            push(&mut w, &a, &enc(Some(date(1850, 6, 1)), Some(date(2020, 3, 4)))).unwrap();
+            push(&mut w, &b, &enc(Some(year_only), Some(date(2101, 1, 1)))).unwrap();
+            push(&mut w, &a, &enc(None, None)).unwrap();
+            let claim = ClaimContent { month: Some(YearMonth { year: 2019, month: 7 }), admitted_on: Some(date(2019, 6, 20)), ..Default::default() };
+            push(&mut w, &b, &content(ContentBody::Claim(claim))).unwrap();
+            let s = w.finish().unwrap();
+            let enc = s.table("encounters").unwrap();
+            assert_eq!((enc.rows, enc.persons), (3, 2));
+            assert_eq!(enc.first, Some(date(2015, 1, 1)));
+            assert_eq!(enc.last, Some(date(2020, 3, 4)));
+            let claims = s.table("claims").unwrap();
+            assert_eq!((claims.rows, claims.persons, claims.first, claims.last), (1, 1, Some(date(2019, 6, 20)), Some(date(2019, 7, 1))));
+            assert_eq!(*s.table("patients").unwrap(), TableStats { rows: 1, persons: 1, first: None, last: None });
+            assert_eq!(s.table("claim_lines"), Some(&TableStats::default()));
+            assert_eq!(s.persons(), 2);
+            assert_eq!(s.coverage(), Some((date(2015, 1, 1), date(2020, 3, 4))));
+            assert_eq!(s.rows, [1, 3, 0, 0, 0, 0, 1, 0, 0]);
+        }
         assert_eq!(LakeSummary::default().coverage(), None);
     }
 
