@@ -403,15 +403,19 @@ pub fn link_set_streaming(
 
     // 1. Identifier links: (fingerprint, unit) pairs sorted, each unit joined with the first
     // of its fingerprint (12 bytes a pair, where a map took up to 34 in its slack). A cluster's
-    // root is its smallest unit whatever the order of unions, so the result is a map's.
-    let mut count = 0;
-    prepared.for_each(|_, u| count += u.identifier_count());
-    let mut by_id: Vec<(u64, u32)> = Vec::with_capacity(count);
-    prepared.for_each(|i, p| by_id.extend(p.identifier_fingerprints().into_iter().map(|id| (id, i as u32))));
+    // root is its smallest unit whatever the order of unions, so the result is a map's. The
+    // pairs and the blocks below are counted first, so that neither grows by doubling.
+    let (mut count, mut blocked_units) = (0, 0);
+    prepared.for_each(|_, u| {
+        count += u.identifier_count();
+        blocked_units += usize::from(u.block().is_some());
+    });
+    let mut by_id: Vec<IdPair> = Vec::with_capacity(count);
+    prepared.for_each(|i, p| by_id.extend(p.identifier_fingerprints().into_iter().map(|id| IdPair::new(id, i as u32))));
     by_id.sort_unstable();
-    for same in by_id.chunk_by(|a, b| a.0 == b.0) {
-        for &(_, i) in &same[1..] {
-            if uf.union(i as usize, same[0].1 as usize) {
+    for same in by_id.chunk_by(|a, b| a.fingerprint() == b.fingerprint()) {
+        for pair in &same[1..] {
+            if uf.union(pair.unit as usize, same[0].unit as usize) {
                 stats.identifier_links += 1;
             }
         }
@@ -421,7 +425,7 @@ pub fn link_set_streaming(
     // The clusters the identifier links made, and the blocks of birth date and sex in key
     // order: both as sorted arrays (a few bytes a unit, where maps of vectors took about 80).
     let clusters = Groups::new((0..n).map(|i| uf.find(i) as u32).collect());
-    let mut blocked: Vec<((u32, Sex), u32)> = Vec::new();
+    let mut blocked: Vec<((u32, Sex), u32)> = Vec::with_capacity(blocked_units);
     prepared.for_each(|i, p| blocked.extend(p.block().map(|b| (b, i as u32))));
     stats.blocked_records = blocked.iter().map(|&(_, i)| set.weight[i as usize] as usize).sum();
     blocked.sort_unstable();
@@ -536,6 +540,25 @@ pub fn link_set_streaming(
     Linkage { keys: out, anchors: Vec::new(), stats }
 }
 
+/// An identifier's fingerprint and a unit that carries it, in 12 bytes (a `(u64, u32)` takes
+/// 16), ordered by fingerprint, then unit.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct IdPair {
+    high: u32,
+    low: u32,
+    unit: u32,
+}
+
+impl IdPair {
+    fn new(fingerprint: u64, unit: u32) -> Self {
+        IdPair { high: (fingerprint >> 32) as u32, low: fingerprint as u32, unit }
+    }
+
+    fn fingerprint(&self) -> u64 {
+        (u64::from(self.high) << 32) | u64::from(self.low)
+    }
+}
+
 /// Units grouped by their cluster's root (a counting sort): each cluster's units in ascending
 /// order.
 struct Groups {
@@ -555,13 +578,15 @@ impl Groups {
         for r in 0..n {
             start[r + 1] += start[r];
         }
-        let mut next = start.clone();
+        // Each root's start moves on as its units are placed, ending where the next root's
+        // begins; shifted back by one, they are the starts again (no copy of them is held).
         let mut order = vec![0u32; n];
         for (i, &r) in root.iter().enumerate() {
-            order[next[r as usize] as usize] = i as u32;
-            next[r as usize] += 1;
+            order[start[r as usize] as usize] = i as u32;
+            start[r as usize] += 1;
         }
-        drop(next);
+        start.rotate_right(1);
+        start[0] = 0;
         Groups { root, start, order }
     }
 
