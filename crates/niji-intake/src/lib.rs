@@ -662,6 +662,9 @@ async fn write_version(
             return Err(e.into());
         }
         let written = written?;
+        // The write's own memory (the persons' numbers and keys, birth dates, the lake's
+        // buffers) is freed: back to the system before the commit's.
+        return_freed_memory();
         progress.finish(Phase::Write);
 
         progress.start(Phase::Commit, None);
