@@ -482,7 +482,7 @@ async fn write_version(
             };
             let hasher = pseudonymizer.clone();
             tokio::task::spawn_blocking(move || {
-                let retired = niji_privacy::cluster_buckets(&read.units[..], &current, &hasher);
+                let retired = niji_privacy::cluster_buckets(&read.units[..], &current.into(), &hasher);
                 (read, retired)
             })
             .await
@@ -598,7 +598,7 @@ async fn write_version(
         let hasher = pseudonymizer.clone();
         let (mut chunks, bucketing) = make_in_chunks(move |sink| {
             niji_privacy::cluster_buckets_streaming(units.units(), &linkage.keys, &hasher, sink);
-            (write::Persons::new(linkage.keys), units.store_error())
+            (linkage.keys, units.store_error())
         });
         let stored_rows = async {
             while let Some(chunk) = chunks.recv().await {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use niji_ingest::{ingest_path, ContentBody, CsvMapping, IdentifierKind, Identity, IngestConfig, Location, SplitRecord};
 use niji_lake::{LakeKey, LakeOptions, LakeSummary, LakeWriter};
-use niji_privacy::PersonKey;
+use niji_privacy::{PersonKey, UnitKeys};
 use niji_vault::{LinkMeta, NewIdentity, SealedIdentity, Sealer};
 use tokio::sync::mpsc::Sender;
 
@@ -25,45 +25,6 @@ pub(crate) struct Written {
     pub summary: LakeSummary,
 }
 
-/// The persons linkage made, numbered: per unit its person's number, per number the person's
-/// key (4 bytes a unit and 32 a person, where a key per unit took 32 a unit), so that the lake
-/// counts persons by number ([`LakeWriter::push_numbered`]: 2 bytes a person, where a hash map
-/// took about 30).
-pub(crate) struct Persons {
-    of_unit: Vec<u32>,
-    keys: Vec<PersonKey>,
-}
-
-impl Persons {
-    /// Numbers the persons of `unit_keys` (the key linkage gave each unit) in key order.
-    pub(crate) fn new(unit_keys: Vec<PersonKey>) -> Self {
-        let mut order: Vec<u32> = (0..unit_keys.len() as u32).collect();
-        order.sort_unstable_by_key(|&u| unit_keys[u as usize]);
-        let mut of_unit = vec![0u32; unit_keys.len()];
-        let mut keys: Vec<PersonKey> = Vec::new();
-        for &u in &order {
-            let key = unit_keys[u as usize];
-            if keys.last() != Some(&key) {
-                keys.push(key);
-            }
-            of_unit[u as usize] = (keys.len() - 1) as u32;
-        }
-        keys.shrink_to_fit();
-        Persons { of_unit, keys }
-    }
-
-    /// Units numbered.
-    pub(crate) fn units(&self) -> usize {
-        self.of_unit.len()
-    }
-
-    /// The key and number of `unit`'s person.
-    fn of(&self, unit: usize) -> (PersonKey, u32) {
-        let number = self.of_unit[unit];
-        (self.keys[number as usize], number)
-    }
-}
-
 /// Rows per message to the vault task.
 const CHUNK: usize = 2_048;
 /// Key pushed with records that belong to no person (facility, totals); the lake keeps none of
@@ -74,7 +35,7 @@ const NO_PERSON: PersonKey = PersonKey([0; 32]);
 pub(crate) fn write(
     scan: &Scan,
     files: &[SubmittedFile],
-    persons: &Persons,
+    persons: &UnitKeys,
     births: &[Option<niji_ingest::Date>],
     link_observed: &[Option<niji_ingest::Date>],
     config: &IngestConfig,
@@ -95,7 +56,7 @@ pub(crate) fn write(
     let mut units_from = 0usize;
     // Whether a unit's first record was met: only it is stored as linkable, with the unit's
     // earliest observation date.
-    let mut linkable_stored = vec![false; persons.units()];
+    let mut linkable_stored = vec![false; persons.len()];
     let mut unit_numbers = scan.unit_of.read(&scan.unit_in_run)?;
     for (i, file) in files.iter().enumerate() {
         let fi = i as u32;
@@ -142,7 +103,7 @@ pub(crate) fn write(
                         Location::Line(line) => Some((line, unit)),
                         _ => None,
                     };
-                    let person = persons.of(unit).0;
+                    let person = persons[unit];
                     let link = (!std::mem::replace(&mut linkable_stored[unit], true)).then(|| LinkMeta { observed: link_observed[unit] });
                     let row = VaultRow { record_ref: record_ref(), identity: r.identity, person, link };
                     if matches!(r.content.body, ContentBody::Claim(_)) {
@@ -165,14 +126,14 @@ pub(crate) fn write(
                 Role::OfClaim { claim: line } => {
                     let Some(unit) = of_claim(line) else { return out.fail(&file.name) };
                     if let Some(identity) = worth_keeping(r.identity) {
-                        out.push(VaultRow { record_ref: record_ref(), identity, person: persons.of(unit).0, link: None });
+                        out.push(VaultRow { record_ref: record_ref(), identity, person: persons[unit], link: None });
                     }
                     Some(unit)
                 }
                 Role::Subject(key) => {
                     let Some(unit) = scan.patient_refs.get(&key).map(|&u| u as usize) else { return out.fail(&file.name) };
                     if let Some(identity) = worth_keeping(r.identity) {
-                        out.push(VaultRow { record_ref: record_ref(), identity, person: persons.of(unit).0, link: None });
+                        out.push(VaultRow { record_ref: record_ref(), identity, person: persons[unit], link: None });
                     }
                     Some(unit)
                 }
@@ -182,7 +143,7 @@ pub(crate) fn write(
             let pushed = match unit {
                 Some(u) => {
                     let (person, number) = persons.of(u);
-                    lake.push_numbered(&person, number, births[u], &r.content)
+                    lake.push_numbered(person, number, births[u], &r.content)
                 }
                 None => lake.push_with_birth(&NO_PERSON, None, &r.content),
             };
@@ -294,22 +255,5 @@ impl Out {
         if self.failed.is_none() {
             self.failed = Some(IntakeError::FileChanged { file: file.to_string() });
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn persons_are_numbered_one_number_a_key() {
-        let k = |b: u8| PersonKey([b; 32]);
-        let persons = Persons::new(vec![k(9), k(1), k(9), k(5), k(1)]);
-        assert_eq!(persons.units(), 5);
-        let of: Vec<(PersonKey, u32)> = (0..5).map(|u| persons.of(u)).collect();
-        assert_eq!(of.iter().map(|p| p.0).collect::<Vec<_>>(), vec![k(9), k(1), k(9), k(5), k(1)]);
-        // In key order, without gaps.
-        assert_eq!(of.iter().map(|p| p.1).collect::<Vec<_>>(), vec![2, 0, 2, 1, 0]);
-        assert_eq!(Persons::new(Vec::new()).units(), 0);
     }
 }

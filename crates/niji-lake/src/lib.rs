@@ -1099,7 +1099,7 @@ mod tests {
         for numbered in [false, true] {
             let dir = tempfile::tempdir().unwrap();
             let mut w = LakeWriter::create(&dir.path().join(".staging-x"), &LakeKey([1; 32]), LakeOptions::default()).unwrap();
-            let mut push = |w: &mut LakeWriter, person: &PersonKey, c: &Content| match numbered {
+            let push = |w: &mut LakeWriter, person: &PersonKey, c: &Content| match numbered {
                 true => w.push_numbered(person, u32::from(person == &b), None, c),
                 false => w.push(person, c),
             };

@@ -41,7 +41,7 @@ fn main() {
         let id2_labels = eval::baseline_id2(&data.records);
         let id2_time = t.elapsed().as_secs_f64();
         println!("{:?}", out.stats);
-        eval::print_row("niji-privacy linkage", &eval::metrics(&out.keys, &data.truth));
+        eval::print_row("niji-privacy linkage", &eval::metrics(&out.keys.to_vec(), &data.truth));
         eval::print_row("ID2 (kana+birth+sex, as written)", &eval::metrics(&id2_labels, &data.truth));
         eval::print_row("ID2 normalized", &eval::metrics(&eval::baseline_id2_normalized(&data.records), &data.truth));
         // With an insurer's 資格履歴 file linking old and new member ids (ID5 chaining).
@@ -50,16 +50,16 @@ fn main() {
         let h = history.len();
         with_history.extend(history);
         let o = link(&with_history, &config, &keys, &PriorKeys::default());
-        eval::print_row(&format!("  with 資格履歴 ({h} rows)"), &eval::metrics(&o.keys[..data.records.len()], &data.truth));
+        eval::print_row(&format!("  with 資格履歴 ({h} rows)"), &eval::metrics(&o.keys.to_vec()[..data.records.len()], &data.truth));
         for (label, config) in [
             ("  without cannot-link constraints", LinkageConfig { cannot_link: false, ..LinkageConfig::default() }),
             ("  without surname-change rule", LinkageConfig { surname_change: false, ..LinkageConfig::default() }),
         ] {
             let o = link(&data.records, &config, &keys, &PriorKeys::default());
-            eval::print_row(label, &eval::metrics(&o.keys, &data.truth));
+            eval::print_row(label, &eval::metrics(&o.keys.to_vec(), &data.truth));
         }
         if std::env::var("NIJI_BENCH_DEBUG").is_ok() {
-            eval::print_errors(&data, &out.keys, 10);
+            eval::print_errors(&data, &out.keys.to_vec(), 10);
         }
         println!(
             "linkage: {:.0} records/s ({:.3} s for {} records, best of 3, normalization and HMAC keys included); ID2 hashing: {:.0} records/s",

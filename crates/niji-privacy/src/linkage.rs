@@ -62,8 +62,10 @@ use sha2::{Digest, Sha256};
 use crate::normalize::{self, Sex};
 use crate::pseudonym::{Domain, PersonKey, Pseudonymizer};
 
+mod unit_keys;
 mod unit_list;
 
+pub use unit_keys::UnitKeys;
 pub use unit_list::{PageStore, UnitList, UnitStorage, Units};
 
 /// One identity record to link.
@@ -147,10 +149,10 @@ pub struct LinkStats {
     pub oversized_blocks: usize,
 }
 
-/// The result: a person key per record, in input order.
+/// The result: a person key per record (or unit), in input order.
 #[derive(Debug, Clone)]
 pub struct Linkage {
-    pub keys: Vec<PersonKey>,
+    pub keys: UnitKeys,
     /// Anchor → person key for every anchor seen: store it and pass it back as [`PriorKeys`].
     pub anchors: Vec<(PersonKey, PersonKey)>,
     pub stats: LinkStats,
@@ -175,7 +177,7 @@ pub fn link(records: &[LinkRecord], config: &LinkageConfig, keys: &Pseudonymizer
     let mut set = UnitSet::default();
     let unit_of: Vec<u32> = prepare_all(records).into_iter().map(|u| set.push(u)).collect();
     let mut linkage = link_set(&set, config, keys, prior);
-    linkage.keys = unit_of.iter().map(|&u| linkage.keys[u as usize]).collect();
+    linkage.keys = linkage.keys.select(&unit_of);
     linkage
 }
 
@@ -497,8 +499,11 @@ pub fn link_set_streaming(
 
     // Person keys, cluster by cluster in order of their first unit.
     let persons = Groups::new((0..n).map(|i| uf.find(i) as u32).collect());
-    stats.persons = persons.count();
-    let mut out = vec![PersonKey([0; 32]); n];
+    drop(uf);
+    // Per unit its cluster's number (clusters in order of their first unit), per cluster its
+    // key: numbered by key at the end ([`UnitKeys`]).
+    let mut cluster_of = vec![0u32; n];
+    let mut cluster_keys: Vec<PersonKey> = Vec::new();
     let mut anchors = Vec::with_capacity(ANCHOR_CHUNK);
     for i in 0..n {
         let members = persons.members(persons.root_of(i));
@@ -525,8 +530,9 @@ pub fn link_set_streaming(
                 keys.keyed(Domain::Person, &["record", &config.run_scope, units[0].as_ref().holder(), &position.to_string()])
             });
         for &u in members {
-            out[u as usize] = key;
+            cluster_of[u as usize] = cluster_keys.len() as u32;
         }
+        cluster_keys.push(key);
         for a in cluster_anchors {
             if anchors.len() == ANCHOR_CHUNK {
                 sink(std::mem::replace(&mut anchors, Vec::with_capacity(ANCHOR_CHUNK)));
@@ -537,7 +543,10 @@ pub fn link_set_streaming(
     if !anchors.is_empty() {
         sink(anchors);
     }
-    Linkage { keys: out, anchors: Vec::new(), stats }
+    drop(persons);
+    let keys = UnitKeys::from_clusters(cluster_of, cluster_keys);
+    stats.persons = keys.persons();
+    Linkage { keys, anchors: Vec::new(), stats }
 }
 
 /// An identifier's fingerprint and a unit that carries it, in 12 bytes (a `(u64, u32)` takes
@@ -597,11 +606,6 @@ impl Groups {
     /// The units of the cluster whose root is `root`, ascending.
     fn members(&self, root: usize) -> &[u32] {
         &self.order[self.start[root] as usize..self.start[root + 1] as usize]
-    }
-
-    /// Number of clusters.
-    fn count(&self) -> usize {
-        (0..self.root.len()).filter(|&i| self.root[i] as usize == i).count()
     }
 }
 
@@ -1672,10 +1676,10 @@ mod tests {
         later.push(LinkUnit::new(&phone("090-5555-6666")));
         let moved = set.append(later);
         let b = link_set(&set, &LinkageConfig { run_scope: "b/v1".into(), ..LinkageConfig::default() }, &keys, &prior);
-        assert_eq!(&b.keys[..3], &[a.keys[0], a.keys[2], a.keys[3]], "records read back keep their keys");
+        assert_eq!(&b.keys.to_vec()[..3], &[a.keys[0], a.keys[2], a.keys[3]], "records read back keep their keys");
         let new = b.keys[moved[0] as usize];
         // It is keyed by its position among this run's records (0) and the run's scope.
-        assert!(!a.keys.contains(&new), "a new record with nothing identifying gets a key of its own");
+        assert!(!a.keys.to_vec().contains(&new), "a new record with nothing identifying gets a key of its own");
     }
 
     proptest! {
@@ -1743,7 +1747,7 @@ mod tests {
             unit_of.extend(later_of.iter().map(|&u| moved[u as usize]));
             let appended = link_set(&earlier, &config, &keys, &prior);
             let keys_of: Vec<PersonKey> = unit_of.iter().map(|&u| appended.keys[u as usize]).collect();
-            prop_assert_eq!(&keys_of, &reference.keys);
+            prop_assert_eq!(&keys_of, &reference.keys.to_vec());
             prop_assert_eq!(&appended.stats, &reference.stats);
         }
 

@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use crate::linkage::{LinkUnit, UnionFind, UnitRef, Units};
+use crate::linkage::{LinkUnit, UnionFind, UnitKeys, UnitRef, Units};
 use crate::normalize::Sex;
 use crate::pseudonym::{Domain, PersonKey, Pseudonymizer};
 
@@ -109,7 +109,7 @@ pub fn unit_anchors<U: Units + ?Sized>(units: &U, keys: &Pseudonymizer) -> Vec<P
 /// Per person of a run (`unit_keys`: the key linkage gave each of `units`), the buckets the vault
 /// keeps for it: every block its units are in crossed with every name ending they carry. Sorted
 /// by bucket, without repeats.
-pub fn cluster_buckets<U: Units + ?Sized>(units: &U, unit_keys: &[PersonKey], keys: &Pseudonymizer) -> Vec<(LinkBucket, PersonKey)> {
+pub fn cluster_buckets<U: Units + ?Sized>(units: &U, unit_keys: &UnitKeys, keys: &Pseudonymizer) -> Vec<(LinkBucket, PersonKey)> {
     let mut out = Vec::new();
     cluster_buckets_streaming(units, unit_keys, keys, &mut |chunk| out.extend(chunk));
     out.sort_unstable();
@@ -125,25 +125,37 @@ pub const BUCKET_CHUNK: usize = 16_384;
 /// a row and about two a person, they were the largest thing an intake held after linkage.
 pub fn cluster_buckets_streaming<U: Units + ?Sized>(
     units: &U,
-    unit_keys: &[PersonKey],
+    unit_keys: &UnitKeys,
     keys: &Pseudonymizer,
     sink: &mut dyn FnMut(Vec<(LinkBucket, PersonKey)>),
 ) {
     assert_eq!(units.count(), unit_keys.len(), "one key per unit");
-    let mut order: Vec<u32> = (0..units.count() as u32).collect();
-    order.sort_unstable_by_key(|&i| (unit_keys[i as usize], i));
-    // Persons in order of their first unit: units are read mostly in the order they lie, which is
-    // what a list whose pages are in a store reads fastest. A person is where its units start in
-    // `order` (4 bytes a person).
-    let same = |a: u32, b: u32| unit_keys[a as usize] == unit_keys[b as usize];
-    let mut starts: Vec<u32> = (0..order.len()).filter(|&at| at == 0 || !same(order[at - 1], order[at])).map(|at| at as u32).collect();
-    starts.sort_unstable_by_key(|&at| order[at as usize]);
+    // Units by person (a counting sort), persons by number: in order of their first unit, so
+    // units are read mostly in the order they lie, which is what a list whose pages are in a
+    // store reads fastest.
+    let persons = unit_keys.persons();
+    let mut start = vec![0u32; persons + 1];
+    for u in 0..unit_keys.len() {
+        start[unit_keys.person_of(u) as usize + 1] += 1;
+    }
+    for p in 0..persons {
+        start[p + 1] += start[p];
+    }
+    // Each person's start moves on as its units are placed; shifted back by one, they are the
+    // starts again.
+    let mut order = vec![0u32; unit_keys.len()];
+    for u in 0..unit_keys.len() {
+        let p = unit_keys.person_of(u) as usize;
+        order[start[p] as usize] = u as u32;
+        start[p] += 1;
+    }
+    start.rotate_right(1);
+    start[0] = 0;
     let mut chunk = Vec::with_capacity(BUCKET_CHUNK);
-    for at in starts {
-        let first = order[at as usize];
-        let group = order[at as usize..].iter().take_while(|&&u| same(u, first));
-        let members: Vec<_> = group.map(|&i| units.unit(i as usize)).collect();
-        let person = unit_keys[first as usize];
+    for p in 0..persons {
+        let group = &order[start[p] as usize..start[p + 1] as usize];
+        let members: Vec<_> = group.iter().map(|&i| units.unit(i as usize)).collect();
+        let person = *unit_keys.key_of_person(p as u32);
         // Blocks and endings without repeats, one person a group: no row is made twice.
         for bucket in group_buckets(members.iter().map(|u| LinkUnit::as_ref(u)), keys) {
             if chunk.len() == BUCKET_CHUNK {

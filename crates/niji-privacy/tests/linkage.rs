@@ -32,7 +32,7 @@ fn linkage_meets_targets_on_synthetic_population() {
         );
         let out = link(&data.records, &LinkageConfig::default(), &keys(), &PriorKeys::default());
         println!("{:?}", out.stats);
-        let ours = eval::metrics(&out.keys, &data.truth);
+        let ours = eval::metrics(&out.keys.to_vec(), &data.truth);
         let id2 = eval::metrics(&eval::baseline_id2(&data.records), &data.truth);
         eval::print_row("niji-privacy linkage", &ours);
         eval::print_row("ID2 (kana+birth+sex, as written)", &id2);

@@ -244,7 +244,7 @@ impl SimVault {
         };
         let units: UnitList = prepare_all(&read.iter().map(|&i| self.records[i].0.clone()).collect::<Vec<_>>()).into_iter().collect();
         let old_current: Vec<PersonKey> = read.iter().map(|&i| self.current(self.records[i].1)).collect();
-        let retired = cluster_buckets(&units, &old_current, &k);
+        let retired = cluster_buckets(&units, &old_current.clone().into(), &k);
         let mut set = UnitSet::default();
         let mut at: Vec<u32> = Vec::with_capacity(read.len());
         units.for_each(|n, u| at.push(set.push_stored(u, self.records[read[n]].1)));

@@ -1,0 +1,180 @@
+//! The key linkage gives each unit, held as a person number per unit and a key per person: 4
+//! bytes a unit and 32 a person, where a key per unit took 32 a unit (and numbering the persons
+//! afterwards, as the intake must for the lake, held both).
+
+use std::ops::Index;
+
+use crate::pseudonym::PersonKey;
+
+/// Per unit the key of its person ([`UnitKeys::of`], or `keys[unit]`), and per person a number:
+/// persons are numbered 0, 1, 2, … in order of their first unit, one number a key (clusters
+/// that got the same key are one person). Two `UnitKeys` are equal exactly when every unit has
+/// the same key in both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitKeys {
+    of_unit: Vec<u32>,
+    persons: Vec<PersonKey>,
+}
+
+impl UnitKeys {
+    /// Units numbered by cluster (`cluster_of`: clusters numbered in order of their first unit)
+    /// with each cluster's key: clusters that share a key become one person.
+    pub(crate) fn from_clusters(mut cluster_of: Vec<u32>, cluster_keys: Vec<PersonKey>) -> Self {
+        let clusters = cluster_keys.len();
+        // Per cluster, the first cluster with its key (sorted by key, then cluster).
+        let mut order: Vec<u32> = (0..clusters as u32).collect();
+        order.sort_unstable_by_key(|&c| (cluster_keys[c as usize], c));
+        let mut number = vec![0u32; clusters];
+        for same in order.chunk_by(|&a, &b| cluster_keys[a as usize] == cluster_keys[b as usize]) {
+            for &c in same {
+                number[c as usize] = same[0];
+            }
+        }
+        drop(order);
+        // In cluster order, the first cluster of a key takes the next number and the others
+        // the number of that first one, which comes before them (in place: a cluster's entry
+        // turns from its first cluster into its number).
+        let mut persons = Vec::new();
+        for c in 0..clusters {
+            let first = number[c] as usize;
+            number[c] = if first == c {
+                persons.push(cluster_keys[c]);
+                (persons.len() - 1) as u32
+            } else {
+                number[first]
+            };
+        }
+        drop(cluster_keys);
+        persons.shrink_to_fit();
+        for n in &mut cluster_of {
+            *n = number[*n as usize];
+        }
+        UnitKeys { of_unit: cluster_of, persons }
+    }
+
+    /// Units.
+    pub fn len(&self) -> usize {
+        self.of_unit.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.of_unit.is_empty()
+    }
+
+    /// Distinct persons (keys).
+    pub fn persons(&self) -> usize {
+        self.persons.len()
+    }
+
+    /// The number of `unit`'s person.
+    pub fn person_of(&self, unit: usize) -> u32 {
+        self.of_unit[unit]
+    }
+
+    /// The key of person `number`.
+    pub fn key_of_person(&self, number: u32) -> &PersonKey {
+        &self.persons[number as usize]
+    }
+
+    /// The key of `unit`'s person and its number.
+    pub fn of(&self, unit: usize) -> (&PersonKey, u32) {
+        let number = self.of_unit[unit];
+        (&self.persons[number as usize], number)
+    }
+
+    /// Each unit's key, in unit order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &PersonKey> + '_ {
+        self.of_unit.iter().map(|&n| &self.persons[n as usize])
+    }
+
+    /// Each unit's key, in unit order, as a vector.
+    pub fn to_vec(&self) -> Vec<PersonKey> {
+        self.iter().copied().collect()
+    }
+
+    /// The keys of `units` (indices into these), in that order.
+    pub fn select(&self, units: &[u32]) -> UnitKeys {
+        units.iter().map(|&u| self[u as usize]).collect()
+    }
+}
+
+impl Index<usize> for UnitKeys {
+    type Output = PersonKey;
+
+    fn index(&self, unit: usize) -> &PersonKey {
+        &self.persons[self.of_unit[unit] as usize]
+    }
+}
+
+impl<'a> IntoIterator for &'a UnitKeys {
+    type Item = &'a PersonKey;
+    type IntoIter = Box<dyn ExactSizeIterator<Item = &'a PersonKey> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+/// A key per unit, numbered.
+impl From<Vec<PersonKey>> for UnitKeys {
+    fn from(keys: Vec<PersonKey>) -> Self {
+        UnitKeys::from_clusters((0..keys.len() as u32).collect(), keys)
+    }
+}
+
+impl FromIterator<PersonKey> for UnitKeys {
+    fn from_iter<I: IntoIterator<Item = PersonKey>>(iter: I) -> Self {
+        UnitKeys::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever the keys, each unit keeps its key, persons are numbered in order of their
+        /// first unit without gaps, and equal keys are one number.
+        #[test]
+        fn units_keep_their_keys_and_persons_are_numbered_by_first_unit(keys in proptest::collection::vec(0u8..6, 0..40)) {
+            let keys: Vec<PersonKey> = keys.into_iter().map(|b| PersonKey([b; 32])).collect();
+            let numbered = UnitKeys::from(keys.clone());
+            prop_assert_eq!(numbered.len(), keys.len());
+            prop_assert!(numbered.iter().eq(keys.iter()));
+            let mut firsts: Vec<PersonKey> = Vec::new();
+            for (u, k) in keys.iter().enumerate() {
+                if !firsts.contains(k) {
+                    firsts.push(*k);
+                }
+                let (key, number) = numbered.of(u);
+                prop_assert_eq!(key, k);
+                prop_assert_eq!(number as usize, firsts.iter().position(|f| f == k).unwrap());
+            }
+            prop_assert_eq!(numbered.persons(), firsts.len());
+        }
+
+        /// Clusters that share a key are one person, and the result is the numbering of the keys
+        /// per unit (so that equality is equality of keys per unit).
+        #[test]
+        fn clusters_sharing_a_key_are_one_person(cluster_keys in proptest::collection::vec(0u8..5, 1..12), units in proptest::collection::vec(0usize..100, 0..40)) {
+            let cluster_keys: Vec<PersonKey> = cluster_keys.into_iter().map(|b| PersonKey([b; 32])).collect();
+            // Clusters in order of their first unit: unit i's cluster is at most the clusters
+            // seen so far.
+            let mut cluster_of = Vec::new();
+            let mut seen = 0u32;
+            for u in units {
+                let c = (u as u32) % (seen + 1).min(cluster_keys.len() as u32);
+                seen = seen.max(c + 1);
+                cluster_of.push(c);
+            }
+            let mut cluster_keys = cluster_keys;
+            cluster_keys.truncate(seen as usize);
+            let want: Vec<PersonKey> = cluster_of.iter().map(|&c| cluster_keys[c as usize]).collect();
+            let numbered = UnitKeys::from_clusters(cluster_of, cluster_keys);
+            prop_assert_eq!(&numbered, &UnitKeys::from(want.clone()));
+            prop_assert!(numbered.iter().eq(want.iter()));
+        }
+    }
+}
