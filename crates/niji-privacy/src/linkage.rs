@@ -503,7 +503,7 @@ pub fn link_set_streaming(
     // Per unit its cluster's number (clusters in order of their first unit), per cluster its
     // key: numbered by key at the end ([`UnitKeys`]).
     let mut cluster_of = vec![0u32; n];
-    let mut cluster_keys: Vec<PersonKey> = Vec::new();
+    let mut cluster_keys: Vec<PersonKey> = Vec::with_capacity(persons.clusters());
     let mut anchors = Vec::with_capacity(ANCHOR_CHUNK);
     for i in 0..n {
         let members = persons.members(persons.root_of(i));
@@ -601,6 +601,11 @@ impl Groups {
 
     fn root_of(&self, unit: usize) -> usize {
         self.root[unit] as usize
+    }
+
+    /// Number of clusters.
+    fn clusters(&self) -> usize {
+        (0..self.root.len()).filter(|&i| self.root[i] as usize == i).count()
     }
 
     /// The units of the cluster whose root is `root`, ascending.

@@ -19,7 +19,7 @@ pub struct UnitKeys {
 impl UnitKeys {
     /// Units numbered by cluster (`cluster_of`: clusters numbered in order of their first unit)
     /// with each cluster's key: clusters that share a key become one person.
-    pub(crate) fn from_clusters(mut cluster_of: Vec<u32>, cluster_keys: Vec<PersonKey>) -> Self {
+    pub(crate) fn from_clusters(mut cluster_of: Vec<u32>, mut cluster_keys: Vec<PersonKey>) -> Self {
         let clusters = cluster_keys.len();
         // Per cluster, the first cluster with its key (sorted by key, then cluster).
         let mut order: Vec<u32> = (0..clusters as u32).collect();
@@ -33,23 +33,27 @@ impl UnitKeys {
         drop(order);
         // In cluster order, the first cluster of a key takes the next number and the others
         // the number of that first one, which comes before them (in place: a cluster's entry
-        // turns from its first cluster into its number).
-        let mut persons = Vec::new();
+        // turns from its first cluster into its number). The keys move down to their numbers in
+        // place too (a number is never more than its cluster): no second vector of keys.
+        let mut persons = 0;
         for c in 0..clusters {
             let first = number[c] as usize;
             number[c] = if first == c {
-                persons.push(cluster_keys[c]);
-                (persons.len() - 1) as u32
+                cluster_keys[persons] = cluster_keys[c];
+                persons += 1;
+                (persons - 1) as u32
             } else {
                 number[first]
             };
         }
-        drop(cluster_keys);
-        persons.shrink_to_fit();
+        cluster_keys.truncate(persons);
+        if cluster_keys.capacity() > persons + persons / 8 {
+            cluster_keys.shrink_to_fit();
+        }
         for n in &mut cluster_of {
             *n = number[*n as usize];
         }
-        UnitKeys { of_unit: cluster_of, persons }
+        UnitKeys { of_unit: cluster_of, persons: cluster_keys }
     }
 
     /// Units.
