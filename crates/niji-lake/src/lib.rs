@@ -284,6 +284,7 @@ impl LakeWriter {
     /// the vault holds) gives the `age` column: whole years at the event.
     pub fn push_with_birth(&mut self, person: &PersonKey, birth: Option<Date>, content: &Content) -> Result<(), LakeError> {
         if let Some(table) = self.push_rows(person, birth, content)? {
+            debug_assert!(self.numbered.is_empty(), "a writer's persons are numbered or by key, not both");
             let head: [u8; 16] = person.as_bytes()[..16].try_into().expect("32-byte key");
             *self.persons.entry(head).or_insert(0) |= 1 << table;
         }
@@ -292,11 +293,13 @@ impl LakeWriter {
 
     /// As [`LakeWriter::push_with_birth`], for a caller that numbers its persons 0, 1, 2, … (one
     /// number a key, the same key always the same number): persons are then counted in 2 bytes
-    /// each instead of a hash map entry. A writer's pushes are all numbered or all by key (a
-    /// person pushed both ways would count twice).
+    /// a number up to the largest pushed (the intake numbers the persons of its linkage run,
+    /// read back ones included) instead of a hash map entry. A writer's pushes that make rows
+    /// are all numbered or all by key (a person pushed both ways would count twice); content
+    /// that makes no row (a claim's facility, totals) may come by key to a numbered writer.
     pub fn push_numbered(&mut self, person: &PersonKey, number: u32, birth: Option<Date>, content: &Content) -> Result<(), LakeError> {
-        debug_assert!(self.persons.is_empty(), "a writer's persons are numbered or by key, not both");
         if let Some(table) = self.push_rows(person, birth, content)? {
+            debug_assert!(self.persons.is_empty(), "a writer's persons are numbered or by key, not both");
             let at = number as usize;
             if at >= self.numbered.len() {
                 self.numbered.resize(at + 1, 0);

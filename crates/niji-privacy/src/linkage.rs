@@ -137,6 +137,7 @@ pub struct LinkStats {
     pub records: usize,
     /// Records with a full birth date and sex (the others get identifier links only).
     pub blocked_records: usize,
+    /// Distinct person keys (clusters that got the same key are one person).
     pub persons: usize,
     pub identifier_links: usize,
     pub name_links: usize,

@@ -46,8 +46,9 @@
 //! Writing: [`Vault::begin_batch`] starts a [`VaultBatch`], one transaction fed in chunks with
 //! [`VaultBatch::add`] (records sealed chunk by chunk, so millions of records never sit in memory
 //! at once) and finished by [`VaultBatch::commit`] with the run's anchors (or handed them
-//! earlier, [`VaultBatch::put_anchors`], with its link index rows, [`VaultBatch::index_links`]:
-//! the intake does both before its records so as not to hold them); dropping it rolls it back,
+//! earlier, [`VaultBatch::put_anchors`], with its link index rows, [`VaultBatch::index_links`]
+//! and then its bucket rows in chunks, [`VaultBatch::add_link_buckets`]: the intake does all of
+//! it before its records so as not to hold them); dropping it rolls it back,
 //! and a failed `add` rolls it back at once; a reference stored twice fails the commit.
 //! [`Vault::store_batch`] is the one-call form (records not linkable) over the same insert path.
 //!
@@ -268,6 +269,7 @@ impl Vault {
             unindexed_from: None,
             unindexed: 0,
             sorted_run: SORTED_RUN,
+            links_indexed: false,
         })
     }
 
@@ -560,6 +562,8 @@ pub struct VaultBatch {
     unindexed: usize,
     /// Records indexed at a time ([`SORTED_RUN`]).
     sorted_run: usize,
+    /// [`VaultBatch::index_links`] ran: bucket rows may follow ([`VaultBatch::add_link_buckets`]).
+    links_indexed: bool,
 }
 
 /// Seals identity records for one batch (holder and dataset) without touching the database:

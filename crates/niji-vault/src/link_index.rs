@@ -35,7 +35,8 @@ pub struct ReachedRecord {
 pub struct LinkIndexUpdate {
     /// Bucket rows of the persons the run read back, as they were: deleted first.
     pub retired: Vec<(LinkBucket, PersonKey)>,
-    /// Bucket rows of every person of the run, under its key now.
+    /// Bucket rows of every person of the run, under its key now (or none here, and all of them
+    /// after, in chunks: [`VaultBatch::add_link_buckets`]).
     pub buckets: Vec<(LinkBucket, PersonKey)>,
     /// Every stored key the run read back: its `link_clusters` row is deleted first.
     pub stored_keys: Vec<PersonKey>,
@@ -202,6 +203,7 @@ impl VaultBatch {
     pub async fn index_links(&mut self, update: &LinkIndexUpdate) -> Result<(), VaultError> {
         let mut tx = self.tx.take().ok_or(VaultError::BatchFailed)?;
         let done = write_links(&mut tx, update).await;
+        self.links_indexed = done.is_ok();
         self.end_step(tx, done).await
     }
 
@@ -211,14 +213,19 @@ impl VaultBatch {
     /// (`niji_privacy::cluster_buckets_streaming`) instead of holding them all. On failure the
     /// batch is rolled back.
     pub async fn add_link_buckets(&mut self, rows: &[(LinkBucket, PersonKey)]) -> Result<(), VaultError> {
+        // Before it, its deletes would take these rows away again.
+        if !self.links_indexed {
+            return Err(VaultError::Invalid("bucket rows added before the link index update"));
+        }
         let mut tx = self.tx.take().ok_or(VaultError::BatchFailed)?;
         let done = insert_buckets(&mut tx, rows).await;
         self.end_step(tx, done).await
     }
 }
 
-/// Rows into `link_buckets`, each chunk in one statement (sorted by bucket, as
-/// `niji_privacy::cluster_buckets` gives them, the rows go in key order).
+/// Rows into `link_buckets`, each chunk in one statement (rows sorted by bucket, as
+/// `niji_privacy::cluster_buckets` gives them and each chunk of `cluster_buckets_streaming` is,
+/// go in key order).
 async fn insert_buckets(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, rows: &[(LinkBucket, PersonKey)]) -> Result<(), sqlx::Error> {
     for chunk in rows.chunks(LOOKUP_CHUNK * 4) {
         let mut q = sqlx::QueryBuilder::new("INSERT OR IGNORE INTO link_buckets (bucket, person_key) ");

@@ -983,6 +983,8 @@ async fn the_link_index_finds_persons_by_bucket_anchor_and_joined_key() {
         moved: vec![(pk(2), pk(1))],
         complete: None,
     };
+    // Rows before the update would be deleted by it again: refused.
+    assert!(matches!(batch.add_link_buckets(&[(b1, pk(1))]).await, Err(VaultError::Invalid(_))));
     batch.index_links(&joined).await.unwrap();
     batch.add_link_buckets(&[(b1, pk(1))]).await.unwrap();
     batch.add_link_buckets(&[(b2, pk(1))]).await.unwrap();
