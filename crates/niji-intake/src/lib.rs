@@ -519,11 +519,6 @@ async fn write_version(
         for (s, &u) in moved.iter().enumerate() {
             link_observed[u as usize] = observed[s];
         }
-        // The units this submission's records stand for (some may be earlier units they are
-        // identical to).
-        let mut new_units = moved.clone();
-        new_units.sort_unstable();
-        new_units.dedup();
         scan.unit_in_run = moved;
         drop(observed);
         // Full birth dates per unit, for the lake's `age` at each event (the dates themselves
@@ -566,7 +561,9 @@ async fn write_version(
         for &(u, k) in &stored_of_unit {
             finals.entry(k).or_default().insert(linkage.keys[u as usize]);
         }
-        for key in new_units.iter().map(|&u| &linkage.keys[u as usize]) {
+        // The units this submission's records stand for (some may be earlier units they are
+        // identical to, met again here: a set ignores them).
+        for key in scan.unit_in_run.iter().map(|&u| &linkage.keys[u as usize]) {
             if let Some(f) = finals.get_mut(key) {
                 f.insert(*key);
             }

@@ -196,8 +196,10 @@ pub fn link(records: &[LinkRecord], config: &LinkageConfig, keys: &Pseudonymizer
 #[derive(Default)]
 pub struct UnitSet {
     units: UnitList,
-    /// Per unit: how many records it stands for.
-    weight: Vec<u32>,
+    /// Records whose unit has a block (a full birth date and sex): what linkage reports as
+    /// blocked. Counted as units come in (a merged record has its unit's block), not kept per
+    /// unit.
+    blocked_records: u64,
     /// Per unit: the arrival ordinal of its first record (the key of a record with nothing
     /// identifying is made from its position).
     first: Vec<u32>,
@@ -237,7 +239,8 @@ impl UnitSet {
     fn push_next(&mut self, unit: UnitRef<'_>) -> u32 {
         let ordinal = self.records;
         self.records += 1;
-        self.insert(unit, 1, ordinal)
+        self.blocked_records += u64::from(unit.block().is_some());
+        self.insert(unit, ordinal)
     }
 
     /// Adds the next record's unit, read back from an earlier run that stored it under `key`.
@@ -267,11 +270,12 @@ impl UnitSet {
         }
         let offset = self.records;
         self.records += later.records;
-        let UnitSet { units: list, weight, first, stored, index, .. } = later;
+        self.blocked_records += later.blocked_records;
+        let UnitSet { units: list, first, stored, index, .. } = later;
         drop(index);
         let mut moved = Vec::with_capacity(list.len());
         // Pages copied are freed as the copy goes: the units are not held twice.
-        if let Some(e) = list.drain(|i, unit| moved.push(self.insert(unit, weight[i], offset + first[i]))) {
+        if let Some(e) = list.drain(|i, unit| moved.push(self.insert(unit, offset + first[i]))) {
             self.units.keep_error(e);
         }
         for (u, key) in stored {
@@ -307,7 +311,8 @@ impl UnitSet {
         self.closed = true;
     }
 
-    fn insert(&mut self, unit: UnitRef<'_>, weight: u32, first: u32) -> u32 {
+    /// Adds a unit (of records already counted), or finds the identical one held.
+    fn insert(&mut self, unit: UnitRef<'_>, first: u32) -> u32 {
         assert!(!self.closed, "a unit added to a closed set");
         // Equal content, equal bytes (`UnitRef`), equal digests.
         let hash = unit.identifying().then(|| digest(unit.bytes));
@@ -315,10 +320,9 @@ impl UnitSet {
             if date_order(unit.observed, self.units.observed(at as usize)).is_lt() {
                 self.units.set_observed(at as usize, unit.observed);
             }
-            self.weight[at as usize] += weight;
             return at;
         }
-        let at = self.add_new(unit, weight, first);
+        let at = self.add_new(unit, first);
         if let Some(h) = hash {
             self.index.entry(h).or_insert(at);
         }
@@ -326,9 +330,8 @@ impl UnitSet {
     }
 
     /// Adds a unit of its own.
-    fn add_new(&mut self, unit: UnitRef<'_>, weight: u32, first: u32) -> u32 {
+    fn add_new(&mut self, unit: UnitRef<'_>, first: u32) -> u32 {
         let at = self.units.push(unit);
-        self.weight.push(weight);
         self.first.push(first);
         at
     }
@@ -338,7 +341,8 @@ impl UnitSet {
     #[cfg(test)]
     fn push_unmerged(&mut self, unit: LinkUnit) -> u32 {
         self.records += 1;
-        self.add_new(unit.as_ref(), 1, self.records - 1)
+        self.blocked_records += u64::from(unit.as_ref().block().is_some());
+        self.add_new(unit.as_ref(), self.records - 1)
     }
 
     /// Distinct units.
@@ -400,8 +404,9 @@ pub fn link_set_streaming(
     let prepared = &set.units;
     let n = prepared.len();
     let mut stats = LinkStats { records: set.records as usize, ..LinkStats::default() };
-    // A merged unit's later records would each have been joined by one identifier link.
-    stats.identifier_links = set.weight.iter().map(|&w| w as usize - 1).sum();
+    // A merged unit's later records would each have been joined by one identifier link: as
+    // many as records beyond the units.
+    stats.identifier_links = set.records as usize - n;
     let mut uf = UnionFind::new(n);
 
     // 1. Identifier links: (fingerprint, unit) pairs sorted, each unit joined with the first
@@ -430,7 +435,7 @@ pub fn link_set_streaming(
     let clusters = Groups::new((0..n).map(|i| uf.find(i) as u32).collect());
     let mut blocked: Vec<((u32, Sex), u32)> = Vec::with_capacity(blocked_units);
     prepared.for_each(|i, p| blocked.extend(p.block().map(|b| (b, i as u32))));
-    stats.blocked_records = blocked.iter().map(|&(_, i)| set.weight[i as usize] as usize).sum();
+    stats.blocked_records = set.blocked_records as usize;
     blocked.sort_unstable();
     // The last block each cluster appears in: its summary is dropped after that block, so the
     // summaries held at once are those of the clusters that span blocks still to come.
@@ -1463,8 +1468,8 @@ mod tests {
             let got = listed.push_stored_units(units.clone(), &stored, order);
             assert_eq!(got, want);
             assert_eq!(
-                (&listed.weight, &listed.first, &listed.stored, listed.records, listed.stored_records),
-                (&one_by_one.weight, &one_by_one.first, &one_by_one.stored, one_by_one.records, one_by_one.stored_records)
+                (listed.blocked_records, &listed.first, &listed.stored, listed.records, listed.stored_records),
+                (one_by_one.blocked_records, &one_by_one.first, &one_by_one.stored, one_by_one.records, one_by_one.stored_records)
             );
             assert!((0..listed.len()).all(|u| listed.units.unit_at(u) == one_by_one.units.unit_at(u)));
         }
