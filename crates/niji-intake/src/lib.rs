@@ -425,6 +425,22 @@ fn make_in_chunks<T: Send + 'static, R: Send + 'static>(
     (rx, making)
 }
 
+/// A step of a vault batch that stores one chunk.
+type StoreChunk<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), niji_vault::VaultError>> + Send + 'a>>;
+
+/// Stores each chunk that comes out of `chunks` into the batch with `store`, until one fails:
+/// then the receiver is dropped (the producer drops the chunks after) and the error returned.
+async fn store_chunks<T: Send>(
+    batch: &mut niji_vault::VaultBatch,
+    mut chunks: tokio::sync::mpsc::Receiver<Vec<T>>,
+    store: for<'a> fn(&'a mut niji_vault::VaultBatch, &'a [T]) -> StoreChunk<'a>,
+) -> Result<(), niji_vault::VaultError> {
+    while let Some(chunk) = chunks.recv().await {
+        store(batch, &chunk).await?;
+    }
+    Ok(())
+}
+
 /// Undoes every version a crashed intake left in state `writing`; returns how many. Takes the
 /// intake lock, so it waits for a running intake.
 pub async fn recover(instance: &Instance, actor: &str) -> Result<usize, IntakeError> {
@@ -533,16 +549,8 @@ async fn write_version(
         // instead of being held (64 bytes each, several a person: 67 MB at a million persons).
         let mut batch = vault.begin_batch(&submission.holder, tag).await?;
         let hasher = pseudonymizer.clone();
-        let (mut chunks, linking) =
-            make_in_chunks(move |sink| (niji_privacy::link_set_streaming(&units, &linkage_config, &hasher, &prior, sink), units));
-        let stored_anchors = async {
-            while let Some(chunk) = chunks.recv().await {
-                batch.put_anchors(&chunk).await?;
-            }
-            Ok::<_, niji_vault::VaultError>(())
-        }
-        .await;
-        drop(chunks);
+        let (chunks, linking) = make_in_chunks(move |sink| (niji_privacy::link_set_streaming(&units, &linkage_config, &hasher, &prior, sink), units));
+        let stored_anchors = store_chunks(&mut batch, chunks, |b, c| Box::pin(b.put_anchors(c))).await;
         let (linkage, units) = linking.await.expect("linkage does not panic");
         stored_anchors?;
         // Units the scratch file did not give back read as empty: nothing made from them is used.
@@ -593,18 +601,11 @@ async fn write_version(
         batch.index_links(&index_update).await?;
         drop(index_update);
         let hasher = pseudonymizer.clone();
-        let (mut chunks, bucketing) = make_in_chunks(move |sink| {
+        let (chunks, bucketing) = make_in_chunks(move |sink| {
             niji_privacy::cluster_buckets_streaming(units.units(), &linkage.keys, &hasher, sink);
             (linkage.keys, units.store_error())
         });
-        let stored_rows = async {
-            while let Some(chunk) = chunks.recv().await {
-                batch.add_link_buckets(&chunk).await?;
-            }
-            Ok::<_, niji_vault::VaultError>(())
-        }
-        .await;
-        drop(chunks);
+        let stored_rows = store_chunks(&mut batch, chunks, |b, c| Box::pin(b.add_link_buckets(c))).await;
         let (persons, units_error) = bucketing.await.expect("bucketing does not panic");
         stored_rows?;
         // Rows made from units the scratch file did not give back are in the batch, which is
