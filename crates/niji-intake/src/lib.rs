@@ -550,7 +550,13 @@ async fn write_version(
         let mut batch = vault.begin_batch(&submission.holder, tag).await?;
         let hasher = pseudonymizer.clone();
         let (chunks, linking) = make_in_chunks(move |sink| (niji_privacy::link_set_streaming(&units, &linkage_config, &hasher, &prior, sink), units));
-        let stored_anchors = store_chunks(&mut batch, chunks, |b, c| Box::pin(b.put_anchors(c))).await;
+        let stored_anchors = store_chunks(&mut batch, chunks, |b, c| {
+            Box::pin(async move {
+                fail::fail_point!("intake-storing-anchors", |_| Err(niji_vault::VaultError::Invalid("anchors not stored (failpoint)")));
+                b.put_anchors(c).await
+            })
+        })
+        .await;
         let (linkage, units) = linking.await.expect("linkage does not panic");
         stored_anchors?;
         // Units the scratch file did not give back read as empty: nothing made from them is used.
@@ -605,7 +611,13 @@ async fn write_version(
             niji_privacy::cluster_buckets_streaming(units.units(), &linkage.keys, &hasher, sink);
             (linkage.keys, units.store_error())
         });
-        let stored_rows = store_chunks(&mut batch, chunks, |b, c| Box::pin(b.add_link_buckets(c))).await;
+        let stored_rows = store_chunks(&mut batch, chunks, |b, c| {
+            Box::pin(async move {
+                fail::fail_point!("intake-storing-buckets", |_| Err(niji_vault::VaultError::Invalid("bucket rows not stored (failpoint)")));
+                b.add_link_buckets(c).await
+            })
+        })
+        .await;
         let (persons, units_error) = bucketing.await.expect("bucketing does not panic");
         stored_rows?;
         // Rows made from units the scratch file did not give back are in the batch, which is

@@ -103,3 +103,32 @@ async fn a_scratch_file_that_fails_fails_the_intake_and_changes_nothing() {
     assert_eq!(report.number, 2);
     scenario.teardown();
 }
+
+/// The vault failing while linkage's anchors or the bucket rows stream into the batch (a chunk
+/// not stored) fails the intake with that error and changes nothing; the producer runs to its
+/// end without anywhere to put its chunks, and the next intake goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vault_failing_while_chunks_stream_fails_the_intake_and_changes_nothing() {
+    let files = files_under(&synth().join("uke"));
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let instance = instance(dir.path()).await;
+    // A second version reads the first's persons back: its index update retires rows first.
+    committed(&instance, submission("insurer", "claims", files.clone(), OnReject::RefuseSubmission)).await;
+    let before = state(&instance).await;
+    for (point, says) in [("intake-storing-anchors", "anchors not stored"), ("intake-storing-buckets", "bucket rows not stored")] {
+        fail::cfg(point, "return").unwrap();
+        let failed =
+            ingest(&instance, submission("insurer", "claims", files.clone(), OnReject::RefuseSubmission), &options(), Arc::new(NoProgress)).await;
+        fail::remove(point);
+        match failed {
+            Err(IntakeError::Vault(e)) => assert!(e.to_string().contains(says), "{point}: {e}"),
+            other => panic!("{point}: {:?}", other.map(|_| "an outcome")),
+        }
+        let after = state(&instance).await;
+        assert_eq!((after.0, &after.1, &after.2), (before.0, &before.1, &before.2), "{point}: the failed intake left something");
+    }
+    let report = committed(&instance, submission("insurer", "claims", files, OnReject::RefuseSubmission)).await;
+    assert_eq!(report.number, 2);
+    scenario.teardown();
+}
