@@ -85,15 +85,9 @@ async fn a_scratch_file_that_fails_fails_the_intake_and_changes_nothing() {
     let mut opts = options();
     opts.units_held_bytes = 0;
     for (point, says) in [("intake-scratch-write", "no space left"), ("intake-scratch-read", "could not be read")] {
-        fail::cfg(point, "return").unwrap();
-        let failed = ingest(&instance, submission("insurer", "claims", files.clone(), OnReject::RefuseSubmission), &opts, Arc::new(NoProgress)).await;
-        fail::remove(point);
-        match failed {
-            Err(IntakeError::Io(e)) => assert!(e.to_string().contains(says), "{point}: {e}"),
-            other => panic!("{point}: {:?}", other.map(|_| "an outcome")),
-        }
-        let after = state(&instance).await;
-        assert_eq!((after.0, &after.1, &after.2), (before.0, &before.1, &before.2), "{point}: the failed intake left something");
+        let failed = failing_intake(&instance, &files, &opts, point).await;
+        assert!(matches!(failed, IntakeError::Io(_)) && failed.to_string().contains(says), "{point}: {failed}");
+        assert_eq!(state(&instance).await, before, "{point}: the failed intake left something");
     }
     let report =
         match ingest(&instance, submission("insurer", "claims", files, OnReject::RefuseSubmission), &opts, Arc::new(NoProgress)).await.unwrap() {
@@ -117,18 +111,22 @@ async fn a_vault_failing_while_chunks_stream_fails_the_intake_and_changes_nothin
     committed(&instance, submission("insurer", "claims", files.clone(), OnReject::RefuseSubmission)).await;
     let before = state(&instance).await;
     for (point, says) in [("intake-storing-anchors", "anchors not stored"), ("intake-storing-buckets", "bucket rows not stored")] {
-        fail::cfg(point, "return").unwrap();
-        let failed =
-            ingest(&instance, submission("insurer", "claims", files.clone(), OnReject::RefuseSubmission), &options(), Arc::new(NoProgress)).await;
-        fail::remove(point);
-        match failed {
-            Err(IntakeError::Vault(e)) => assert!(e.to_string().contains(says), "{point}: {e}"),
-            other => panic!("{point}: {:?}", other.map(|_| "an outcome")),
-        }
-        let after = state(&instance).await;
-        assert_eq!((after.0, &after.1, &after.2), (before.0, &before.1, &before.2), "{point}: the failed intake left something");
+        let failed = failing_intake(&instance, &files, &options(), point).await;
+        assert!(matches!(&failed, IntakeError::Vault(e) if e.to_string().contains(says)), "{point}: {failed}");
+        assert_eq!(state(&instance).await, before, "{point}: the failed intake left something");
     }
     let report = committed(&instance, submission("insurer", "claims", files, OnReject::RefuseSubmission)).await;
     assert_eq!(report.number, 2);
     scenario.teardown();
+}
+
+/// An intake of the insurer's claims with failpoint `point` returning its error: the error.
+async fn failing_intake(instance: &Instance, files: &[std::path::PathBuf], options: &niji_intake::IntakeOptions, point: &str) -> IntakeError {
+    fail::cfg(point, "return").unwrap();
+    let failed = ingest(instance, submission("insurer", "claims", files.to_vec(), OnReject::RefuseSubmission), options, Arc::new(NoProgress)).await;
+    fail::remove(point);
+    match failed {
+        Err(e) => e,
+        Ok(_) => panic!("{point}: the intake did not fail"),
+    }
 }
