@@ -70,7 +70,10 @@
 //! wait in a sealed scratch file (`scratch`), read back by 1 KiB page (session 21: 3M persons
 //! peak 245 MB in the link phase, validate 136 MB, 235,121 lines/s; 1M persons 152 MB,
 //! 267,292 lines/s; the link phase is slower by the pages read back: 8 → 10 s at 1M). The
-//! anchors go to the vault batch as linkage makes them, the bucket rows after them. Earlier versions' units
+//! anchors go to the vault batch as linkage makes them, the bucket rows after them, in chunks as
+//! they are made; keys come back per person with a number per unit (`UnitKeys`), which the lake
+//! counts persons by (session 22: 3M persons peak 183 MB in the link phase, write 179, commit
+//! 120; 1M persons 115–118 MB). Earlier versions' units
 //! are read back only for the persons the submission reaches (step 2), not for the whole instance (5 of those 240 files as a new
 //! dataset of an instance that holds them twice: 243,878 earlier records read back and a
 //! 490 MB peak, against 830,564 and 1,355 MB reading back everyone; `NIJI_BENCH_AGAIN=1`), and are reduced the same way as the
@@ -425,17 +428,27 @@ fn make_in_chunks<T: Send + 'static, R: Send + 'static>(
     (rx, making)
 }
 
+/// Chunks stored while a producer makes them: the failpoint a crash test sets (a chunk not
+/// stored) and what its error says.
+type ChunkStep = (&'static str, &'static str);
+const ANCHOR_CHUNKS: ChunkStep = ("intake-storing-anchors", "anchors not stored (failpoint)");
+const BUCKET_ROW_CHUNKS: ChunkStep = ("intake-storing-buckets", "bucket rows not stored (failpoint)");
+
 /// A step of a vault batch that stores one chunk.
 type StoreChunk<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), niji_vault::VaultError>> + Send + 'a>>;
 
 /// Stores each chunk that comes out of `chunks` into the batch with `store`, until one fails:
 /// then the receiver is dropped (the producer drops the chunks after) and the error returned.
+/// `step` names it for the crash tests.
 async fn store_chunks<T: Send>(
     batch: &mut niji_vault::VaultBatch,
     mut chunks: tokio::sync::mpsc::Receiver<Vec<T>>,
+    // Read only where failpoints are compiled in (the crash tests).
+    #[allow(unused_variables)] step: ChunkStep,
     store: for<'a> fn(&'a mut niji_vault::VaultBatch, &'a [T]) -> StoreChunk<'a>,
 ) -> Result<(), niji_vault::VaultError> {
     while let Some(chunk) = chunks.recv().await {
+        fail::fail_point!(step.0, |_| Err(niji_vault::VaultError::Invalid(step.1)));
         store(batch, &chunk).await?;
     }
     Ok(())
@@ -550,13 +563,7 @@ async fn write_version(
         let mut batch = vault.begin_batch(&submission.holder, tag).await?;
         let hasher = pseudonymizer.clone();
         let (chunks, linking) = make_in_chunks(move |sink| (niji_privacy::link_set_streaming(&units, &linkage_config, &hasher, &prior, sink), units));
-        let stored_anchors = store_chunks(&mut batch, chunks, |b, c| {
-            Box::pin(async move {
-                fail::fail_point!("intake-storing-anchors", |_| Err(niji_vault::VaultError::Invalid("anchors not stored (failpoint)")));
-                b.put_anchors(c).await
-            })
-        })
-        .await;
+        let stored_anchors = store_chunks(&mut batch, chunks, ANCHOR_CHUNKS, |b, c| Box::pin(b.put_anchors(c))).await;
         let (linkage, units) = linking.await.expect("linkage does not panic");
         stored_anchors?;
         // Units the scratch file did not give back read as empty: nothing made from them is used.
@@ -611,13 +618,7 @@ async fn write_version(
             niji_privacy::cluster_buckets_streaming(units.units(), &linkage.keys, &hasher, sink);
             (linkage.keys, units.store_error())
         });
-        let stored_rows = store_chunks(&mut batch, chunks, |b, c| {
-            Box::pin(async move {
-                fail::fail_point!("intake-storing-buckets", |_| Err(niji_vault::VaultError::Invalid("bucket rows not stored (failpoint)")));
-                b.add_link_buckets(c).await
-            })
-        })
-        .await;
+        let stored_rows = store_chunks(&mut batch, chunks, BUCKET_ROW_CHUNKS, |b, c| Box::pin(b.add_link_buckets(c))).await;
         let (persons, units_error) = bucketing.await.expect("bucketing does not panic");
         stored_rows?;
         // Rows made from units the scratch file did not give back are in the batch, which is

@@ -510,7 +510,7 @@ pub fn link_set_streaming(
     // key: numbered by key at the end ([`UnitKeys`]).
     let mut cluster_of = vec![0u32; n];
     let mut cluster_keys: Vec<PersonKey> = Vec::with_capacity(persons.clusters());
-    let mut anchors = Vec::with_capacity(ANCHOR_CHUNK);
+    let mut anchors = Chunked::new(ANCHOR_CHUNK, |_| {}, sink);
     for i in 0..n {
         let members = persons.members(persons.root_of(i));
         if members[0] as usize != i {
@@ -540,19 +540,69 @@ pub fn link_set_streaming(
         }
         cluster_keys.push(key);
         for a in cluster_anchors {
-            if anchors.len() == ANCHOR_CHUNK {
-                sink(std::mem::replace(&mut anchors, Vec::with_capacity(ANCHOR_CHUNK)));
-            }
             anchors.push((a, key));
         }
     }
-    if !anchors.is_empty() {
-        sink(anchors);
-    }
+    anchors.finish();
     drop(persons);
     let keys = UnitKeys::from_clusters(cluster_of, cluster_keys);
     stats.persons = keys.persons();
     Linkage { keys, anchors: Vec::new(), stats }
+}
+
+/// Hands items to a sink in chunks of at most `size` (each made `ready` first: sorted, or left
+/// in order), so that a caller streams what would otherwise be held whole.
+pub(crate) struct Chunked<'s, T> {
+    chunk: Vec<T>,
+    size: usize,
+    ready: fn(&mut [T]),
+    sink: &'s mut dyn FnMut(Vec<T>),
+}
+
+impl<'s, T> Chunked<'s, T> {
+    pub(crate) fn new(size: usize, ready: fn(&mut [T]), sink: &'s mut dyn FnMut(Vec<T>)) -> Self {
+        Chunked { chunk: Vec::with_capacity(size), size, ready, sink }
+    }
+
+    pub(crate) fn push(&mut self, item: T) {
+        if self.chunk.len() == self.size {
+            let mut full = std::mem::replace(&mut self.chunk, Vec::with_capacity(self.size));
+            (self.ready)(&mut full);
+            (self.sink)(full);
+        }
+        self.chunk.push(item);
+    }
+
+    /// Hands over the last chunk, if any.
+    pub(crate) fn finish(mut self) {
+        if !self.chunk.is_empty() {
+            (self.ready)(&mut self.chunk);
+            (self.sink)(self.chunk);
+        }
+    }
+}
+
+/// Items `0..n` grouped by `group_of` (each below `groups`) with a counting sort: the items of
+/// group `g`, ascending, are `order[start[g]..start[g + 1]]`. Returns `(start, order)`.
+pub(crate) fn group_by_number(n: usize, groups: usize, group_of: impl Fn(usize) -> usize) -> (Vec<u32>, Vec<u32>) {
+    let mut start = vec![0u32; groups + 1];
+    for i in 0..n {
+        start[group_of(i) + 1] += 1;
+    }
+    for g in 0..groups {
+        start[g + 1] += start[g];
+    }
+    // Each group's start moves on as its items are placed, ending where the next group's
+    // begins; shifted back by one, they are the starts again (no copy of them is held).
+    let mut order = vec![0u32; n];
+    for i in 0..n {
+        let g = group_of(i);
+        order[start[g] as usize] = i as u32;
+        start[g] += 1;
+    }
+    start.rotate_right(1);
+    start[0] = 0;
+    (start, order)
 }
 
 /// An identifier's fingerprint and a unit that carries it, in 12 bytes (a `(u64, u32)` takes
@@ -586,22 +636,7 @@ struct Groups {
 impl Groups {
     fn new(root: Vec<u32>) -> Self {
         let n = root.len();
-        let mut start = vec![0u32; n + 1];
-        for &r in &root {
-            start[r as usize + 1] += 1;
-        }
-        for r in 0..n {
-            start[r + 1] += start[r];
-        }
-        // Each root's start moves on as its units are placed, ending where the next root's
-        // begins; shifted back by one, they are the starts again (no copy of them is held).
-        let mut order = vec![0u32; n];
-        for (i, &r) in root.iter().enumerate() {
-            order[start[r as usize] as usize] = i as u32;
-            start[r as usize] += 1;
-        }
-        start.rotate_right(1);
-        start[0] = 0;
+        let (start, order) = group_by_number(n, n, |i| root[i] as usize);
         Groups { root, start, order }
     }
 

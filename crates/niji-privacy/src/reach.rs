@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use crate::linkage::{LinkUnit, UnionFind, UnitKeys, UnitRef, Units};
+use crate::linkage::{group_by_number, Chunked, LinkUnit, UnionFind, UnitKeys, UnitRef, Units};
 use crate::normalize::Sex;
 use crate::pseudonym::{Domain, PersonKey, Pseudonymizer};
 
@@ -134,41 +134,18 @@ pub fn cluster_buckets_streaming<U: Units + ?Sized>(
     // units are read mostly in the order they lie, which is what a list whose pages are in a
     // store reads fastest.
     let persons = unit_keys.persons();
-    let mut start = vec![0u32; persons + 1];
-    for u in 0..unit_keys.len() {
-        start[unit_keys.person_of(u) as usize + 1] += 1;
-    }
-    for p in 0..persons {
-        start[p + 1] += start[p];
-    }
-    // Each person's start moves on as its units are placed; shifted back by one, they are the
-    // starts again.
-    let mut order = vec![0u32; unit_keys.len()];
-    for u in 0..unit_keys.len() {
-        let p = unit_keys.person_of(u) as usize;
-        order[start[p] as usize] = u as u32;
-        start[p] += 1;
-    }
-    start.rotate_right(1);
-    start[0] = 0;
-    let mut chunk = Vec::with_capacity(BUCKET_CHUNK);
+    let (start, order) = group_by_number(unit_keys.len(), persons, |u| unit_keys.person_of(u) as usize);
+    let mut rows = Chunked::new(BUCKET_CHUNK, <[_]>::sort_unstable, sink);
     for p in 0..persons {
         let group = &order[start[p] as usize..start[p + 1] as usize];
         let members: Vec<_> = group.iter().map(|&i| units.unit(i as usize)).collect();
         let person = *unit_keys.key_of_person(p as u32);
         // Blocks and endings without repeats, one person a group: no row is made twice.
         for bucket in group_buckets(members.iter().map(|u| LinkUnit::as_ref(u)), keys) {
-            if chunk.len() == BUCKET_CHUNK {
-                chunk.sort_unstable();
-                sink(std::mem::replace(&mut chunk, Vec::with_capacity(BUCKET_CHUNK)));
-            }
-            chunk.push((bucket, person));
+            rows.push((bucket, person));
         }
     }
-    if !chunk.is_empty() {
-        chunk.sort_unstable();
-        sink(chunk);
-    }
+    rows.finish();
 }
 
 /// Blocks (birth date in days, sex) and name endings.

@@ -816,29 +816,8 @@ impl VaultBatch {
         drop(order);
         let kept: Vec<&(PersonKey, PersonKey)> = anchors.iter().zip(&dropped).filter(|(_, &d)| !d).map(|(a, _)| a).collect();
         drop(dropped);
-        for chunk in kept.chunks(INSERT_CHUNK) {
-            let mut gone = sqlx::QueryBuilder::new("DELETE FROM anchors WHERE dataset = ");
-            gone.push_bind(self.dataset.as_str()).push(" AND anchor IN (");
-            let mut list = gone.separated(", ");
-            for (anchor, _) in chunk {
-                list.push_bind(&anchor.0[..]);
-            }
-            gone.push(")");
-            let mut add = sqlx::QueryBuilder::new("INSERT OR ROLLBACK INTO anchors (anchor, dataset, person_key) ");
-            add.push_values(chunk, |mut b, (anchor, person)| {
-                b.push_bind(&anchor.0[..]).push_bind(self.dataset.as_str()).push_bind(&person.0[..]);
-            });
-            let done = match gone.build().execute(&mut *tx).await {
-                Ok(_) => add.build().execute(&mut *tx).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = done {
-                abandon(tx).await;
-                return Err(VaultError::Database(e));
-            }
-        }
-        self.tx = Some(tx);
-        Ok(())
+        let done = write_anchors(&mut tx, &self.dataset, &kept).await;
+        self.end_step(tx, done).await
     }
 
     /// Gives the transaction back to the batch after a step that went through, or abandons it
@@ -855,6 +834,26 @@ impl VaultBatch {
             }
         }
     }
+}
+
+/// Each anchor of `kept` (one row per anchor) deleted for the dataset and inserted again.
+async fn write_anchors(tx: &mut Transaction<'static, Sqlite>, dataset: &str, kept: &[&(PersonKey, PersonKey)]) -> Result<(), sqlx::Error> {
+    for chunk in kept.chunks(INSERT_CHUNK) {
+        let mut gone = sqlx::QueryBuilder::new("DELETE FROM anchors WHERE dataset = ");
+        gone.push_bind(dataset).push(" AND anchor IN (");
+        let mut list = gone.separated(", ");
+        for (anchor, _) in chunk {
+            list.push_bind(&anchor.0[..]);
+        }
+        gone.push(")");
+        gone.build().execute(&mut **tx).await?;
+        let mut add = sqlx::QueryBuilder::new("INSERT OR ROLLBACK INTO anchors (anchor, dataset, person_key) ");
+        add.push_values(chunk, |mut b, (anchor, person)| {
+            b.push_bind(&anchor.0[..]).push_bind(dataset).push_bind(&person.0[..]);
+        });
+        add.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// Ends a batch's transaction after a failure. A conflict under OR ROLLBACK has ended it in
