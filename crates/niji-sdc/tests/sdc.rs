@@ -231,6 +231,31 @@ fn a_bridge_no_cell_can_join_refuses_the_table() {
     assert!(c.released_table(&table).rows.iter().all(|row| row.values.iter().all(|v| matches!(v, niji_sdc::Shown::Refused))));
 }
 
+/// A three-way table with every margin and a quarter of its cells small: its suppressed cells
+/// share lines as one group, past what is audited by elimination, so it is audited by
+/// hypercubes. The attacker who solves every line equation at once recovers nothing.
+#[test]
+fn a_large_three_way_table_is_audited_by_cubes() {
+    let mut state = 0x6e69_6a69_6375_6265u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let side = 12;
+    let cells: Vec<Vec<Vec<u64>>> = (0..side)
+        .map(|_| (0..side).map(|_| (0..side).map(|_| if next() % 4 == 0 { 1 + next() % 9 } else { 10 + next() % 290 }).collect()).collect())
+        .collect();
+    let table = common::three_way(&cells);
+    let checked = niji_sdc::check(&table, &Rules::preset(Preset::Ndb)).expect("check");
+    let hidden = (0..table.rows.len()).filter(|&r| common::hidden(&table, &checked, r)).count();
+    assert!(hidden > 400, "{hidden} suppressed cells: the group must pass the elimination's bound");
+    assert!(checked.passes(), "{:?}", checked.table_reasons);
+    assert_eq!(common::solve(&table, &checked), Vec::<usize>::new());
+    assert_eq!(common::peel(&table, &checked), Vec::<usize>::new());
+}
+
 #[test]
 fn secondary_suppression_reaches_margins_when_needed() {
     // A 2×1 table: the only complement in the row is its margin, which then needs one in

@@ -1,0 +1,599 @@
+//! Hypercube certificates: a suppressed cell that is a corner of a *suppressed hypercube* (two
+//! values in each dimension, every one of the 2^d cells they make suppressed) cannot be
+//! recomputed from the lines' equations, however many other cells are suppressed.
+//!
+//! Why: give the corners the signs ±1 of the product of one weight per dimension (for a pair of
+//! ordinary values +1 and −1; where one of the pair is the margin `*`, +1 and +1, since the
+//! margin enters its line's equation as −1). Every line meeting the cube meets it in two
+//! corners, which cancel in that line's equation; every other line does not meet it. So the
+//! vector is in the null space of the equations over the suppressed cells: adding any multiple
+//! of it to the suppressed values changes no line total, and each corner's value moves with
+//! it. Suppressing more cells keeps the vector a solution (it is zero on them), so a certified
+//! cell stays certified as complements are added.
+//!
+//! This is the certificate of the hypercube method of statistical offices (Repsilber's
+//! GHMITER in τ-ARGUS): where the exact audit (elimination over a group's equations, cubic in
+//! its cells) is too costly, a cell without a certificate gets the cube through it of fewest
+//! new cells completed ([`Cubes::complete`]). It protects against exact recomputation only;
+//! with non-negative counts a cube's movement is bounded by its smallest corners (the interval
+//! limit of the module above), which is why empty cells are the last choice for a corner.
+//!
+//! The searches are many (one per suppressed cell of a large group, most finding nothing), so
+//! which cells are suppressed is kept here again as a bit set laid out by keys ([`Grid`]), with
+//! each line's suppressed codes: a cube's corner is found by adding to a position, and in the
+//! last dimension (whose lines are runs of bits) 64 candidates are tried at a time.
+
+use super::DimLines;
+use crate::hash::FxBuild;
+use std::collections::HashMap;
+
+/// The cells of a keyed table by their coded keys, and its lines: finds suppressed hypercubes
+/// through a cell, and the cheapest cube to complete. It keeps its own copy of which cells are
+/// suppressed ([`Cubes::sync`], [`Cubes::hide`]), laid out by keys for the searches' many
+/// lookups.
+pub(super) struct Cubes<'a> {
+    /// The codes of each row's keys, row-major (`d` per row).
+    ids: &'a [u32],
+    d: usize,
+    dims: &'a [DimLines],
+    /// Per dimension, the place of each code in the order of the keys (ties between equal
+    /// costs go to the smallest keys, not to the order the rows came in).
+    key_order: Vec<Vec<u32>>,
+    /// A cell's position is the sum of its codes times these (the last dimension's is 1).
+    stride: Vec<u64>,
+    /// Per dimension, its number of codes.
+    cardinality: Vec<u64>,
+    /// Per dimension and line, the codes in that dimension of its suppressed cells.
+    hidden: Vec<Vec<Vec<u32>>>,
+    /// `None` when the positions do not fit in 64 bits (no cube is then found).
+    grid: Option<Grid>,
+}
+
+/// What completing a cube costs: how many new corners, then how many of them are empty, then
+/// margins (by [`super::Lines::class`]), then their persons.
+pub(super) type Cost = (u32, u32, u32, u64);
+
+/// The unsuppressed corners per dimension considered when completing a cube, besides the
+/// suppressed ones (the cheapest, by class, persons and keys).
+const CANDIDATES: usize = 8;
+
+impl<'a> Cubes<'a> {
+    /// `ids` and `key_order` as [`super::intern`] gives them; `suppressed` the cells suppressed now.
+    pub fn new(ids: &'a [u32], cardinality: &[u64], key_order: Vec<Vec<u32>>, dims: &'a [DimLines], suppressed: &[bool]) -> Self {
+        let d = cardinality.len();
+        let mut stride = vec![1u64; d];
+        let mut product = Some(1u64);
+        for k in (0..d).rev() {
+            stride[k] = product.unwrap_or(0);
+            product = product.and_then(|p| p.checked_mul(cardinality[k]));
+        }
+        let hidden = dims.iter().map(|lines| vec![Vec::new(); lines.lines()]).collect();
+        let mut cubes = Cubes { ids, d, dims, key_order, stride, cardinality: cardinality.to_vec(), hidden, grid: None };
+        cubes.grid = product.map(|p| Grid::new(p, (0..suppressed.len()).map(|r| cubes.position(r))));
+        cubes.sync(suppressed);
+        cubes
+    }
+
+    /// The same, over a hash map grid whatever the table's size (the tests compare the two).
+    #[cfg(test)]
+    pub fn with_sparse_grid(mut self, suppressed: &[bool]) -> Self {
+        self.grid = Some(Grid::sparse((0..suppressed.len()).map(|r| self.position(r))));
+        self.sync(suppressed);
+        self
+    }
+
+    /// Takes the suppressed cells from `suppressed` again.
+    pub fn sync(&mut self, suppressed: &[bool]) {
+        self.hidden.iter_mut().flatten().for_each(Vec::clear);
+        let Some(mut grid) = self.grid.take() else { return };
+        for (r, &hidden) in suppressed.iter().enumerate() {
+            let at = self.position(r);
+            if grid.row(at) == Some(r as u32) {
+                grid.set(at, hidden);
+            }
+            if hidden {
+                self.note_hidden(r);
+            }
+        }
+        self.grid = Some(grid);
+    }
+
+    /// Notes that `row` is now suppressed.
+    pub fn hide(&mut self, row: usize) {
+        let at = self.position(row);
+        if let Some(grid) = &mut self.grid {
+            if grid.row(at) == Some(row as u32) {
+                grid.set(at, true);
+            }
+            self.note_hidden(row);
+        }
+    }
+
+    fn note_hidden(&mut self, row: usize) {
+        for (k, lines) in self.dims.iter().enumerate() {
+            self.hidden[k][lines.line_of[row] as usize].push(self.ids[row * self.d + k]);
+        }
+    }
+
+    /// Marks in `certified` the corners of the suppressed cubes among `rows` (a group of
+    /// suppressed cells sharing lines: a cube's corners share lines, so a cube of the group's
+    /// cells is found from its corner of smallest codes). Each cell's own cubes are enumerated up
+    /// to [`ENUMERATED`]; where that bound cut one short, the cells left unmarked are searched
+    /// from themselves ([`Cubes::certify`]). Afterwards a cell of `rows` is marked exactly when
+    /// it is a corner of a suppressed cube.
+    pub fn certify_group(&self, rows: &[usize], suppressed: &[bool], certified: &mut [bool]) {
+        let Some(grid) = &self.grid else { return };
+        // A group audited before, with few cells left unmarked, is searched from those cells
+        // alone (a search from one cell goes through all its cubes, not only those it is the
+        // smallest corner of: 2^d times the work).
+        let uncertified = rows.iter().filter(|&&r| !certified[r]).count();
+        let mut enumerated = uncertified << self.d.min(32) >= rows.len();
+        if enumerated {
+            for &row in rows {
+                let mut search = Search::new(self, grid, row, Candidates::Hidden, Goal::Every { certified: &mut *certified, left: ENUMERATED });
+                enumerated &= !search.extend(0, 1, 0);
+            }
+        }
+        for &row in rows {
+            if enumerated {
+                self.certify_twin(row, suppressed, certified);
+            } else {
+                self.certify(row, suppressed, certified);
+            }
+        }
+    }
+
+    /// Whether `row` is a corner of a hypercube of suppressed cells: `certified[row]` already,
+    /// or one is found now, whose corners are then all marked in `certified` (a certified cell
+    /// stays certified, whatever is suppressed next). A row with the keys of an earlier
+    /// suppressed row is certified by it (their difference changes no line).
+    pub fn certify(&self, row: usize, suppressed: &[bool], certified: &mut [bool]) -> bool {
+        if self.certify_twin(row, suppressed, certified) {
+            return true;
+        }
+        let Some(grid) = &self.grid else { return false };
+        let mut search = Search::new(self, grid, row, Candidates::Hidden, Goal::First);
+        search.extend(0, 1, 0);
+        let Some(best) = search.best else { return false };
+        for at in best.corners {
+            certified[grid.row(at).expect("a corner is a cell") as usize] = true;
+        }
+        true
+    }
+
+    /// Makes `row` a corner of a suppressed hypercube: returns the cells to suppress for it
+    /// (none when it is one already), having marked the cube's corners in `certified` (only
+    /// `row` when it is one already); `None` when no cube can be made (combinations missing
+    /// from the table, or a dimension of one value). The cube is the one of fewest cells to
+    /// suppress, then of fewest corners marked already, then the cheapest by the `cost` of the
+    /// cells to suppress, then of the smallest keys; it is sought among the suppressed cells of
+    /// `row`'s lines first, then among those and the [`CANDIDATES`] cheapest others of each.
+    pub fn complete(&self, row: usize, suppressed: &[bool], certified: &mut [bool], cost: &dyn Fn(usize) -> Cost) -> Option<Vec<usize>> {
+        if self.certify_twin(row, suppressed, certified) {
+            return Some(Vec::new());
+        }
+        let grid = self.grid.as_ref()?;
+        let corners = match self.fewest_new(grid, row, Candidates::Hidden, cost, certified) {
+            Some(corners) => corners,
+            None => {
+                let candidates: Vec<Vec<u32>> = (0..self.d)
+                    .map(|k| {
+                        let (mut taken, mut others): (Vec<u32>, Vec<u32>) = self.along(row, k).partition(|&r| suppressed[r as usize]);
+                        let order = |r: u32| (cost(r as usize), self.key_order[k][self.code(r, k) as usize]);
+                        if others.len() > CANDIDATES {
+                            others.select_nth_unstable_by_key(CANDIDATES, |&r| order(r));
+                            others.truncate(CANDIDATES);
+                        }
+                        taken.extend(others);
+                        taken.into_iter().map(|r| self.code(r, k)).collect()
+                    })
+                    .collect();
+                let candidates: Vec<&[u32]> = candidates.iter().map(Vec::as_slice).collect();
+                self.fewest_new(grid, row, Candidates::These(&candidates), cost, certified)?
+            }
+        };
+        let new: Vec<usize> = corners.iter().copied().filter(|&corner| !suppressed[corner]).collect();
+        if new.is_empty() {
+            // A cube suppressed already (which one came first depends on the rows' order, so
+            // only the cell is marked: the marks choose between cubes).
+            certified[row] = true;
+        } else {
+            corners.iter().for_each(|&corner| certified[corner] = true);
+        }
+        Some(new)
+    }
+
+    /// The corners of the cube through `row` over `candidates` of fewest new corners (searched
+    /// with one more allowed at a time, each search pruned hard; a cube of none ends the first),
+    /// then of fewest corners `certified` already (the more cells it covers, the fewer cubes
+    /// are completed), then the cheapest by `cost` and keys.
+    fn fewest_new(&self, grid: &Grid, row: usize, candidates: Candidates, cost: &dyn Fn(usize) -> Cost, certified: &[bool]) -> Option<Vec<usize>> {
+        let corners = 1u32.checked_shl(self.d as u32).unwrap_or(u32::MAX);
+        for limit in 1..corners {
+            let mut search = Search::new(self, grid, row, candidates, Goal::Cheapest { cost, limit, certified });
+            search.extend(0, 1, 0);
+            if let Some(best) = search.best {
+                return Some(best.corners.into_iter().map(|at| grid.row(at).expect("a corner is a cell") as usize).collect());
+            }
+        }
+        None
+    }
+
+    /// Whether `row` is certified: marked already, or a row with the keys of an earlier
+    /// suppressed row (their difference changes no line; the grid holds the earlier one).
+    fn certify_twin(&self, row: usize, suppressed: &[bool], certified: &mut [bool]) -> bool {
+        let Some(grid) = &self.grid else { return certified[row] };
+        if !certified[row] && grid.row(self.position(row)).is_some_and(|first| first as usize != row && suppressed[first as usize]) {
+            certified[row] = true;
+        }
+        certified[row]
+    }
+
+    /// The codes in `k` of the suppressed cells of `row`'s line along `k` (its own among them
+    /// when it is suppressed).
+    fn hidden_along(&self, row: usize, k: usize) -> &[u32] {
+        &self.hidden[k][self.dims[k].line_of[row] as usize]
+    }
+
+    /// The rows of `row`'s line along `k` with another key in `k` than `row`'s.
+    fn along(&self, row: usize, k: usize) -> impl Iterator<Item = u32> + '_ {
+        let own = self.code(row as u32, k);
+        let line = self.dims[k].line_of[row];
+        self.dims[k].members(line).iter().copied().filter(move |&r| self.code(r, k) != own)
+    }
+
+    fn code(&self, row: u32, k: usize) -> u32 {
+        self.ids[row as usize * self.d + k]
+    }
+
+    fn position(&self, row: usize) -> u64 {
+        let keys = &self.ids[row * self.d..(row + 1) * self.d];
+        keys.iter().zip(&self.stride).fold(0u64, |at, (&id, &stride)| at.wrapping_add(u64::from(id).wrapping_mul(stride)))
+    }
+
+    /// Whether `row`'s line along `k` has fewer than two cells (it makes no equation).
+    fn alone(&self, row: u32, k: usize) -> bool {
+        self.dims[k].members(self.dims[k].line_of[row as usize]).len() < 2
+    }
+}
+
+/// Cubes enumerated from one cell in [`Cubes::certify_group`] at most (a dense pattern has many).
+const ENUMERATED: usize = 16;
+
+/// What a [`Search`] looks for.
+enum Goal<'s> {
+    /// The first cube of suppressed cells; it ends the search.
+    First,
+    /// Every cube of suppressed cells, marking their corners, until `left` are found.
+    Every { certified: &'s mut [bool], left: usize },
+    /// The cube of the cheapest new corners by `cost`, then the smallest keys, of at most
+    /// `limit` new corners.
+    Cheapest { cost: &'s dyn Fn(usize) -> Cost, limit: u32, certified: &'s [bool] },
+}
+
+/// One depth-first search for cubes through a cell, dimension by dimension, pruned by the
+/// number of corners not suppressed.
+struct Search<'s, 'a> {
+    cubes: &'s Cubes<'a>,
+    grid: &'s Grid,
+    row: usize,
+    candidates: Candidates<'s>,
+    /// Scratch words for [`Search::extend_last`].
+    words: [Vec<u64>; 4],
+    goal: Goal<'s>,
+    /// The positions of the cube's corners so far, the newest last (doubled by each dimension).
+    corners: Vec<u64>,
+    /// The key order of the cube's second value in each dimension so far.
+    keys: Vec<u32>,
+    best: Option<Best>,
+}
+
+/// The codes a [`Search`] tries as a cube's second value in each dimension (the cell's own is
+/// skipped; when enumerating every cube, so is any smaller, the cell being the cube's smallest
+/// corner).
+#[derive(Clone, Copy)]
+enum Candidates<'s> {
+    /// Those of the suppressed cells of the cell's lines (in a dense grid the last dimension is
+    /// then searched a word of the bit set at a time).
+    Hidden,
+    /// These, per dimension.
+    These(&'s [&'s [u32]]),
+}
+
+/// The best cube a [`Search`] found.
+struct Best {
+    /// Its new corners, its corners certified already, then its new corners' empty cells,
+    /// margins and persons.
+    cost: (u32, u32, u32, u32, u64),
+    keys: Vec<u32>,
+    corners: Vec<u64>,
+}
+
+impl<'s, 'a> Search<'s, 'a> {
+    fn new(cubes: &'s Cubes<'a>, grid: &'s Grid, row: usize, candidates: Candidates<'s>, goal: Goal<'s>) -> Self {
+        let corners = vec![cubes.position(row)];
+        Search { cubes, grid, row, candidates, words: Default::default(), goal, corners, keys: Vec::with_capacity(cubes.d), best: None }
+    }
+
+    /// Extends the cube of the last `count` corners (spanning the dimensions before `k`, `new`
+    /// of them not suppressed) by a second value in dimension `k`. Returns whether the search
+    /// is over.
+    fn extend(&mut self, k: usize, count: usize, new: u32) -> bool {
+        let (cubes, grid) = (self.cubes, self.grid);
+        if k == cubes.d {
+            return self.found(count);
+        }
+        let base = self.corners.len() - count;
+        if cubes.alone(self.row as u32, k) {
+            // A dimension in which the cell's line has no other cell: the cube spans the others,
+            // and every corner's line along it must make no equation either.
+            let corners = &self.corners[base..];
+            if corners.iter().all(|&at| grid.row(at).is_some_and(|r| cubes.alone(r, k))) {
+                self.keys.push(u32::MAX);
+                let over = self.extend(k + 1, count, new);
+                self.keys.pop();
+                return over;
+            }
+            return false;
+        }
+        // Corners not suppressed allowed: none but when looking for the cheapest, and then no
+        // more than the best so far.
+        let allowed = match (&self.goal, &self.best) {
+            (Goal::Cheapest { limit, .. }, Some(best)) => best.cost.0.min(*limit),
+            (Goal::Cheapest { limit, .. }, None) => *limit,
+            _ => 0,
+        };
+        if new > allowed {
+            return false;
+        }
+        if k + 1 == cubes.d && matches!(self.candidates, Candidates::Hidden) && allowed - new <= 1 {
+            if let Grid::Dense { hidden, .. } = grid {
+                return self.extend_last(hidden, count, allowed - new);
+            }
+        }
+        let own = cubes.code(self.row as u32, k);
+        let smallest_corner = matches!(self.goal, Goal::Every { .. });
+        let stride = cubes.stride[k];
+        let candidates = match self.candidates {
+            Candidates::Hidden => cubes.hidden_along(self.row, k),
+            Candidates::These(candidates) => candidates[k],
+        };
+        for &code in candidates {
+            if code == own || (smallest_corner && code < own) {
+                continue;
+            }
+            let mut more = new;
+            for i in base..base + count {
+                // Every corner so far has the cell's code in `k`. One not suppressed may not be
+                // in the table either: `found` looks.
+                let at = self.corners[i] - u64::from(own) * stride + u64::from(code) * stride;
+                if !grid.hidden(at) {
+                    more += 1;
+                    if more > allowed {
+                        break;
+                    }
+                }
+                self.corners.push(at);
+            }
+            if self.corners.len() == base + 2 * count {
+                self.keys.push(cubes.key_order[k][code as usize]);
+                let over = self.extend(k + 1, 2 * count, more);
+                self.keys.pop();
+                if over {
+                    return true;
+                }
+            }
+            self.corners.truncate(base + count);
+        }
+        false
+    }
+
+    /// [`Search::extend`] in the last dimension (stride 1: a line is a run of bits), with at most
+    /// `left` (0 or 1) more corners not suppressed: the second values allowed are those where
+    /// the lines of the `count` corners so far miss at most `left` bits, and the cell's own line
+    /// has one, found 64 at a time.
+    fn extend_last(&mut self, bits: &[u64], count: usize, left: u32) -> bool {
+        let k = self.cubes.d - 1;
+        let own = u64::from(self.cubes.code(self.row as u32, k));
+        let length = self.cubes.cardinality[k] as usize;
+        let [mask, one, two, line] = &mut self.words;
+        let words = length.div_ceil(64);
+        one.clear();
+        one.resize(words, 0);
+        two.clear();
+        two.resize(words, 0);
+        for (i, &corner) in self.corners[..count].iter().enumerate() {
+            window(bits, corner - own, length, line);
+            if i == 0 {
+                mask.clone_from(line);
+            }
+            for ((one, two), &word) in one.iter_mut().zip(two.iter_mut()).zip(line.iter()) {
+                let missing = !word;
+                *two |= *one & missing;
+                *one |= missing;
+            }
+        }
+        for (word, (one, two)) in mask.iter_mut().zip(one.iter().zip(two.iter())) {
+            *word &= if left == 0 { !one } else { !two };
+        }
+        // Not the cell's own code; when enumerating, nothing below it either.
+        let (own_word, own_bit) = ((own / 64) as usize, own % 64);
+        if matches!(self.goal, Goal::Every { .. }) {
+            mask[..own_word].fill(0);
+            mask[own_word] &= !(u64::MAX >> (63 - own_bit));
+        } else {
+            mask[own_word] &= !(1u64 << own_bit);
+        }
+        let mask = std::mem::take(mask);
+        let mut over = false;
+        'codes: for (j, &word) in mask.iter().enumerate() {
+            let mut word = word;
+            while word != 0 {
+                let code = 64 * j as u64 + u64::from(word.trailing_zeros());
+                word &= word - 1;
+                for i in 0..count {
+                    let at = self.corners[i] - own + code;
+                    self.corners.push(at);
+                }
+                self.keys.push(self.cubes.key_order[k][code as usize]);
+                over = self.found(2 * count);
+                self.keys.pop();
+                self.corners.truncate(count);
+                if over {
+                    break 'codes;
+                }
+            }
+        }
+        self.words[0] = mask;
+        over
+    }
+
+    /// A whole cube of `count` corners is found. Returns whether the search is over.
+    fn found(&mut self, count: usize) -> bool {
+        let corners = &self.corners[self.corners.len() - count..];
+        match &mut self.goal {
+            Goal::First => {
+                self.best = Some(Best { cost: (0, 0, 0, 0, 0), keys: Vec::new(), corners: corners.to_vec() });
+                true
+            }
+            Goal::Every { certified, left } => {
+                for &at in corners {
+                    certified[self.grid.row(at).expect("a corner is a cell") as usize] = true;
+                }
+                *left -= 1;
+                *left == 0
+            }
+            Goal::Cheapest { cost: cost_of, certified, .. } => {
+                let mut cost = (0, 0, 0, 0, 0);
+                for &at in corners {
+                    let Some(row) = self.grid.row(at) else { return false };
+                    if self.grid.hidden(at) {
+                        cost.1 += u32::from(certified[row as usize]);
+                    } else {
+                        let (n, empty, margin, persons) = cost_of(row as usize);
+                        cost = (cost.0 + n, cost.1, cost.2 + empty, cost.3 + margin, cost.4 + persons);
+                    }
+                }
+                if self.best.as_ref().is_none_or(|best| (cost, self.keys.as_slice()) < (best.cost, best.keys.as_slice())) {
+                    self.best = Some(Best { cost, keys: self.keys.clone(), corners: corners.to_vec() });
+                }
+                // A cube already suppressed: nothing is cheaper (which one does not matter).
+                cost.0 == 0
+            }
+        }
+    }
+}
+
+/// Bits `start..start + length` of `bits` into `out`, from its first word on (bits past the end
+/// of `bits` are 0).
+fn window(bits: &[u64], start: u64, length: usize, out: &mut Vec<u64>) {
+    out.clear();
+    let (first, shift) = ((start / 64) as usize, start % 64);
+    for w in 0..length.div_ceil(64) {
+        let low = bits.get(first + w).copied().unwrap_or(0) >> shift;
+        let high = if shift == 0 { 0 } else { bits.get(first + w + 1).copied().unwrap_or(0) << (64 - shift) };
+        out.push(low | high);
+    }
+    if !length.is_multiple_of(64) {
+        if let Some(last) = out.last_mut() {
+            *last &= (1u64 << (length % 64)) - 1;
+        }
+    }
+}
+
+/// Rows by position, and which are suppressed: an array and a bit set where the positions are
+/// few, a hash map otherwise. Of rows with equal keys, the first.
+enum Grid {
+    Dense { rows: Vec<u32>, hidden: Vec<u64> },
+    Sparse(HashMap<u64, (u32, bool), FxBuild>),
+}
+
+impl Grid {
+    /// The grid of rows at `of_rows` (their positions, in row order) among `positions`.
+    fn new(positions: u64, of_rows: impl ExactSizeIterator<Item = u64>) -> Self {
+        let n = of_rows.len() as u64;
+        if positions <= (4 * n).max(1024) {
+            Grid::dense(positions, of_rows)
+        } else {
+            Grid::sparse(of_rows)
+        }
+    }
+
+    fn dense(positions: u64, of_rows: impl Iterator<Item = u64>) -> Self {
+        let mut rows = vec![u32::MAX; positions as usize];
+        for (r, at) in of_rows.enumerate() {
+            let slot = &mut rows[at as usize];
+            if *slot == u32::MAX {
+                *slot = r as u32;
+            }
+        }
+        Grid::Dense { rows, hidden: vec![0; (positions as usize).div_ceil(64)] }
+    }
+
+    fn sparse(of_rows: impl Iterator<Item = u64>) -> Self {
+        let mut rows: HashMap<u64, (u32, bool), FxBuild> = HashMap::default();
+        for (r, at) in of_rows.enumerate() {
+            rows.entry(at).or_insert((r as u32, false));
+        }
+        Grid::Sparse(rows)
+    }
+
+    fn row(&self, at: u64) -> Option<u32> {
+        match self {
+            Grid::Dense { rows, .. } => rows.get(at as usize).copied().filter(|&r| r != u32::MAX),
+            Grid::Sparse(rows) => rows.get(&at).map(|&(r, _)| r),
+        }
+    }
+
+    fn hidden(&self, at: u64) -> bool {
+        match self {
+            Grid::Dense { hidden, .. } => hidden.get((at / 64) as usize).is_some_and(|word| word >> (at % 64) & 1 == 1),
+            Grid::Sparse(rows) => rows.get(&at).is_some_and(|&(_, hidden)| hidden),
+        }
+    }
+
+    fn set(&mut self, at: u64, to: bool) {
+        match self {
+            Grid::Dense { hidden, .. } => {
+                let (word, bit) = ((at / 64) as usize, 1u64 << (at % 64));
+                if to {
+                    hidden[word] |= bit;
+                } else {
+                    hidden[word] &= !bit;
+                }
+            }
+            Grid::Sparse(rows) => {
+                if let Some(entry) = rows.get_mut(&at) {
+                    entry.1 = to;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Grid;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The array and the hash map answer alike: the first row at each position, and which
+        /// positions are suppressed after any sequence of changes.
+        #[test]
+        fn both_grids_agree(positions in 1u64..300, at in prop::collection::vec(0u64..300, 0..200), changes in prop::collection::vec((0u64..320, any::<bool>()), 0..100)) {
+            let at: Vec<u64> = at.into_iter().map(|a| a % positions).collect();
+            let (mut dense, mut sparse) = (Grid::dense(positions, at.iter().copied()), Grid::sparse(at.iter().copied()));
+            for (position, to) in changes {
+                if dense.row(position).is_some() {
+                    dense.set(position, to);
+                    sparse.set(position, to);
+                }
+            }
+            for position in 0..positions + 20 {
+                prop_assert_eq!(dense.row(position), sparse.row(position));
+                prop_assert_eq!(dense.row(position), at.iter().position(|&a| a == position).map(|r| r as u32));
+                prop_assert_eq!(dense.hidden(position), sparse.hidden(position));
+            }
+        }
+    }
+}
