@@ -18,6 +18,12 @@
 //! with non-negative counts a cube's movement is bounded by its smallest corners (the interval
 //! limit of the module above), which is why empty cells are the last choice for a corner.
 //!
+//! Two cubes each one cell short of being suppressed, short of the same cell, make a
+//! certificate too: their difference, one scaled so that the cell cancels, is again in the null
+//! space and zero outside the suppressed cells; it is not zero at a corner of one cube that is
+//! not on the other. The search for the cube to complete finds the cubes one short through the
+//! cell anyway, so each is tried ([`Cubes::complete`]) before a cell is suppressed for it.
+//!
 //! The searches are many (one per suppressed cell of a large group, most finding nothing), so
 //! which cells are suppressed is kept here again as a bit set laid out by keys ([`Grid`]), with
 //! each line's suppressed codes: a cube's corner is found by adding to a position, and in the
@@ -152,7 +158,7 @@ impl<'a> Cubes<'a> {
             return true;
         }
         let Some(grid) = &self.grid else { return false };
-        let mut search = Search::new(self, grid, row, Candidates::Hidden, Goal::First);
+        let mut search = Search::new(self, grid, row, Candidates::Hidden, Goal::First { avoiding: None });
         search.extend(0, 1, 0);
         let Some(best) = search.best else { return false };
         for at in best.corners {
@@ -173,7 +179,8 @@ impl<'a> Cubes<'a> {
             return Some(Vec::new());
         }
         let grid = self.grid.as_ref()?;
-        let corners = match self.fewest_new(grid, row, Candidates::Hidden, cost, certified) {
+        let mut short = Vec::new();
+        let corners = match self.fewest_new(grid, row, Candidates::Hidden, (cost, certified), &mut short) {
             Some(corners) => corners,
             None => {
                 let candidates: Vec<Vec<u32>> = (0..self.d)
@@ -189,14 +196,15 @@ impl<'a> Cubes<'a> {
                     })
                     .collect();
                 let candidates: Vec<&[u32]> = candidates.iter().map(Vec::as_slice).collect();
-                self.fewest_new(grid, row, Candidates::These(&candidates), cost, certified)?
+                self.fewest_new(grid, row, Candidates::These(&candidates), (cost, certified), &mut Vec::new())?
             }
         };
         let new: Vec<usize> = corners.iter().copied().filter(|&corner| !suppressed[corner]).collect();
-        if new.is_empty() {
-            // A cube suppressed already (which one came first depends on the rows' order, so
-            // only the cell is marked: the marks choose between cubes).
+        // A cube suppressed already, or two one cell short of it (which ones came first depends
+        // on the rows' order, so only the cell is marked: the marks choose between cubes).
+        if new.is_empty() || (new.len() == 1 && self.two_short_of_one(grid, row, short)) {
             certified[row] = true;
+            return Some(Vec::new());
         } else {
             corners.iter().for_each(|&corner| certified[corner] = true);
         }
@@ -206,17 +214,44 @@ impl<'a> Cubes<'a> {
     /// The corners of the cube through `row` over `candidates` of fewest new corners (searched
     /// with one more allowed at a time, each search pruned hard; a cube of none ends the first),
     /// then of fewest corners `certified` already (the more cells it covers, the fewer cubes
-    /// are completed), then the cheapest by `cost` and keys.
-    fn fewest_new(&self, grid: &Grid, row: usize, candidates: Candidates, cost: &dyn Fn(usize) -> Cost, certified: &[bool]) -> Option<Vec<usize>> {
+    /// are completed), then the cheapest by `cost` and keys. The positions of the one corner
+    /// not suppressed of each cube one short are added to `short`.
+    fn fewest_new(
+        &self,
+        grid: &Grid,
+        row: usize,
+        candidates: Candidates,
+        (cost, certified): (&dyn Fn(usize) -> Cost, &[bool]),
+        short: &mut Vec<u64>,
+    ) -> Option<Vec<usize>> {
         let corners = 1u32.checked_shl(self.d as u32).unwrap_or(u32::MAX);
         for limit in 1..corners {
-            let mut search = Search::new(self, grid, row, candidates, Goal::Cheapest { cost, limit, certified });
+            let goal = Goal::Cheapest { cost, limit, certified, short: &mut *short };
+            let mut search = Search::new(self, grid, row, candidates, goal);
             search.extend(0, 1, 0);
             if let Some(best) = search.best {
                 return Some(best.corners.into_iter().map(|at| grid.row(at).expect("a corner is a cell") as usize).collect());
             }
         }
         None
+    }
+
+    /// Whether `row` is on two cubes each one cell short of being suppressed, short of the same
+    /// cell: one through `row` short of a cell of `short` (positions), and one of the cubes of
+    /// that cell whose other corners are all suppressed, not through `row`. Their difference
+    /// (one scaled so that the cell cancels) changes no line, is zero outside the suppressed
+    /// cells, and not at `row`: `row` is not solved. It spares completing a cube for many cells
+    /// of a large scattered group.
+    fn two_short_of_one(&self, grid: &Grid, row: usize, mut short: Vec<u64>) -> bool {
+        short.sort_unstable();
+        short.dedup();
+        let at = self.position(row);
+        short.into_iter().any(|cell| {
+            let Some(other) = grid.row(cell) else { return false };
+            let mut search = Search::new(self, grid, other as usize, Candidates::Hidden, Goal::First { avoiding: Some(at) });
+            search.extend(0, 1, 0);
+            search.best.is_some()
+        })
     }
 
     /// Whether `row` is certified: marked already, or a row with the keys of an earlier
@@ -262,13 +297,15 @@ const ENUMERATED: usize = 16;
 
 /// What a [`Search`] looks for.
 enum Goal<'s> {
-    /// The first cube of suppressed cells; it ends the search.
-    First,
+    /// The first cube of suppressed cells (but the one it starts from) not through the
+    /// position `avoiding`; it ends the search.
+    First { avoiding: Option<u64> },
     /// Every cube of suppressed cells, marking their corners, until `left` are found.
     Every { certified: &'s mut [bool], left: usize },
-    /// The cube of the cheapest new corners by `cost`, then the smallest keys, of at most
-    /// `limit` new corners.
-    Cheapest { cost: &'s dyn Fn(usize) -> Cost, limit: u32, certified: &'s [bool] },
+    /// The cube of the cheapest new corners by `cost` (after the fewest, then the fewest
+    /// corners `certified` already), then the smallest keys, of at most `limit` new corners;
+    /// the position of the one new corner of each cube found with one is added to `short`.
+    Cheapest { cost: &'s dyn Fn(usize) -> Cost, limit: u32, certified: &'s [bool], short: &'s mut Vec<u64> },
 }
 
 /// One depth-first search for cubes through a cell, dimension by dimension, pruned by the
@@ -452,7 +489,10 @@ impl<'s, 'a> Search<'s, 'a> {
     fn found(&mut self, count: usize) -> bool {
         let corners = &self.corners[self.corners.len() - count..];
         match &mut self.goal {
-            Goal::First => {
+            Goal::First { avoiding } => {
+                if avoiding.is_some_and(|at| corners.contains(&at)) {
+                    return false;
+                }
                 self.best = Some(Best { cost: (0, 0, 0, 0, 0), keys: Vec::new(), corners: corners.to_vec() });
                 true
             }
@@ -463,16 +503,21 @@ impl<'s, 'a> Search<'s, 'a> {
                 *left -= 1;
                 *left == 0
             }
-            Goal::Cheapest { cost: cost_of, certified, .. } => {
+            Goal::Cheapest { cost: cost_of, certified, short, .. } => {
                 let mut cost = (0, 0, 0, 0, 0);
+                let mut new_at = None;
                 for &at in corners {
                     let Some(row) = self.grid.row(at) else { return false };
                     if self.grid.hidden(at) {
                         cost.1 += u32::from(certified[row as usize]);
                     } else {
+                        new_at = Some(at);
                         let (n, empty, margin, persons) = cost_of(row as usize);
                         cost = (cost.0 + n, cost.1, cost.2 + empty, cost.3 + margin, cost.4 + persons);
                     }
+                }
+                if cost.0 == 1 {
+                    short.extend(new_at);
                 }
                 if self.best.as_ref().is_none_or(|best| (cost, self.keys.as_slice()) < (best.cost, best.keys.as_slice())) {
                     self.best = Some(Best { cost, keys: self.keys.clone(), corners: corners.to_vec() });
