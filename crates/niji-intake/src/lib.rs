@@ -523,6 +523,9 @@ async fn write_version(
             Some(anchors) => vault.prior_keys_of(anchors).await?,
             None => vault.prior_keys().await?,
         };
+        // `read` is taken apart field by field: what is not needed any more goes now, not at the
+        // end of the intake.
+        drop(read.anchors);
         // In the order stored (a run over every record meets them so), each unit read back freed
         // once the set holds it. With nothing read back, the submission's set (its units in
         // their scratch file already) becomes the run's as it is.
@@ -530,6 +533,7 @@ async fn write_version(
             if read.units.is_empty() { niji_privacy::UnitSet::default() } else { scratch::unit_set(&instance.paths.root, options.units_held_bytes)? };
         let stored_of_unit: Vec<(u32, PersonKey)> = units.push_stored_units(read.units, &read.stored, read.order.as_deref());
         drop(read.stored);
+        drop(read.order);
         let submitted = std::mem::take(&mut scan.units);
         let observed: Vec<Option<niji_ingest::Date>> = (0..submitted.len()).map(|i| submitted.units().observed(i)).collect();
         let moved = units.append(submitted);
@@ -550,10 +554,6 @@ async fn write_version(
         }
         scan.unit_in_run = moved;
         drop(observed);
-        // Full birth dates per unit, for the lake's `age` at each event (the dates themselves
-        // stay in the vault).
-        let mut births: Vec<Option<niji_ingest::Date>> = Vec::with_capacity(units.len());
-        units.units().for_each(|_, u| births.push(u.birth_date().and_then(|b| niji_ingest::dates::parse_iso(b).ok())));
         let units_held = units.len() as u64;
         let mut linkage_config = options.linkage.clone();
         linkage_config.run_scope = tag.to_string();
@@ -616,10 +616,14 @@ async fn write_version(
         let hasher = pseudonymizer.clone();
         let (chunks, bucketing) = make_in_chunks(move |sink| {
             niji_privacy::cluster_buckets_streaming(units.units(), &linkage.keys, &hasher, sink);
-            (linkage.keys, units.store_error())
+            // Full birth dates per unit, for the lake's `age` at each event (the dates themselves
+            // stay in the vault): made here, after the link peak, from the units' last reading.
+            let mut births: Vec<Option<niji_ingest::Date>> = Vec::with_capacity(units.len());
+            units.units().for_each(|_, u| births.push(u.birth_date().and_then(|b| niji_ingest::dates::parse_iso(b).ok())));
+            (linkage.keys, births, units.store_error())
         });
         let stored_rows = store_chunks(&mut batch, chunks, BUCKET_ROW_CHUNKS, |b, c| Box::pin(b.add_link_buckets(c))).await;
-        let (persons, units_error) = bucketing.await.expect("bucketing does not panic");
+        let (persons, births, units_error) = bucketing.await.expect("bucketing does not panic");
         stored_rows?;
         // Rows made from units the scratch file did not give back are in the batch, which is
         // then abandoned with the intake.

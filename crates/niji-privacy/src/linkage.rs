@@ -309,6 +309,9 @@ impl UnitSet {
     pub fn close(&mut self) {
         self.index = HashMap::new();
         self.closed = true;
+        // The growth slack of the per-unit arrays (up to half of them) is not needed either.
+        self.first.shrink_to_fit();
+        self.units.shrink_to_fit();
     }
 
     /// Adds a unit (of records already counted), or finds the identical one held.

@@ -95,6 +95,13 @@ impl UnitList {
         self.spill.is_some()
     }
 
+    /// Frees the per-unit arrays' growth slack (once no unit is added any more).
+    pub fn shrink_to_fit(&mut self) {
+        self.pages.shrink_to_fit();
+        self.spans.shrink_to_fit();
+        self.observed.shrink_to_fit();
+    }
+
     /// Appends a unit; returns its index.
     pub fn push(&mut self, unit: UnitRef<'_>) -> u32 {
         let bytes = unit.bytes;
