@@ -11,6 +11,11 @@
 //! it. Suppressing more cells keeps the vector a solution (it is zero on them), so a certified
 //! cell stays certified as complements are added.
 //!
+//! A dimension in which a line of the cell has no other cell (combinations missing from the
+//! table, or a dimension of one value) makes no equation there; the cube then spans the other
+//! dimensions, provided every one of its corners is alone along that dimension too (a corner
+//! whose line there has two cells is in an equation the cube does not cancel).
+//!
 //! This is the certificate of the hypercube method of statistical offices (Repsilber's
 //! GHMITER in τ-ARGUS): where the exact audit (elimination over a group's equations, cubic in
 //! its cells) is too costly, a cell without a certificate gets the cube through it of fewest
@@ -51,13 +56,18 @@ pub(super) struct Cubes<'a> {
     cardinality: Vec<u64>,
     /// Per dimension and line, the codes in that dimension of its suppressed cells.
     hidden: Vec<Vec<Vec<u32>>>,
-    /// `None` when the positions do not fit in 64 bits (no cube is then found).
+    /// `None` when the positions do not fit in 64 bits, or past [`MAX_DIMENSIONS`] (no cube is
+    /// then found).
     grid: Option<Grid>,
 }
 
 /// What completing a cube costs: how many new corners, then how many of them are empty, then
 /// margins (by [`super::Lines::class`]), then their persons.
 pub(super) type Cost = (u32, u32, u32, u64);
+
+/// Dimensions of a table whose cubes are sought at most (a cube has 2^d corners); past them, or
+/// where the positions do not fit in 64 bits, no cube is found and a large group is refused.
+const MAX_DIMENSIONS: usize = 12;
 
 /// The unsuppressed corners per dimension considered when completing a cube, besides the
 /// suppressed ones (the cheapest, by class, persons and keys).
@@ -75,7 +85,7 @@ impl<'a> Cubes<'a> {
         }
         let hidden = dims.iter().map(|lines| vec![Vec::new(); lines.lines()]).collect();
         let mut cubes = Cubes { ids, d, dims, key_order, stride, cardinality: cardinality.to_vec(), hidden, grid: None };
-        cubes.grid = product.map(|p| Grid::new(p, (0..suppressed.len()).map(|r| cubes.position(r))));
+        cubes.grid = product.filter(|_| d <= MAX_DIMENSIONS).map(|p| Grid::new(p, (0..suppressed.len()).map(|r| cubes.position(r))));
         cubes.sync(suppressed);
         cubes
     }
@@ -125,19 +135,24 @@ impl<'a> Cubes<'a> {
     /// suppressed cells sharing lines: a cube's corners share lines, so a cube of the group's
     /// cells is found from its corner of smallest codes). Each cell's own cubes are enumerated up
     /// to [`ENUMERATED`]; where that bound cut one short, the cells left unmarked are searched
-    /// from themselves ([`Cubes::certify`]). Afterwards a cell of `rows` is marked exactly when
-    /// it is a corner of a suppressed cube.
+    /// from themselves ([`Cubes::certify`]). Afterwards every cell of `rows` on a suppressed
+    /// cube (or with the keys of an earlier suppressed row) is marked, and so are those marked
+    /// before for other certificates; no other is.
     pub fn certify_group(&self, rows: &[usize], suppressed: &[bool], certified: &mut [bool]) {
         let Some(grid) = &self.grid else { return };
         // A group audited before, with few cells left unmarked, is searched from those cells
         // alone (a search from one cell goes through all its cubes, not only those it is the
         // smallest corner of: 2^d times the work).
         let uncertified = rows.iter().filter(|&&r| !certified[r]).count();
-        let mut enumerated = uncertified << self.d.min(32) >= rows.len();
+        let mut enumerated = uncertified << self.d >= rows.len();
         if enumerated {
             for &row in rows {
                 let mut search = Search::new(self, grid, row, Candidates::Hidden, Goal::Every { certified: &mut *certified, left: ENUMERATED });
-                enumerated &= !search.extend(0, 1, 0);
+                if search.extend(0, 1, 0) {
+                    // Cut short: every cell is searched from itself below.
+                    enumerated = false;
+                    break;
+                }
             }
         }
         for &row in rows {
@@ -360,12 +375,11 @@ impl<'s, 'a> Search<'s, 'a> {
         if k == cubes.d {
             return self.found(count);
         }
-        let base = self.corners.len() - count;
         if cubes.alone(self.row as u32, k) {
             // A dimension in which the cell's line has no other cell: the cube spans the others,
-            // and every corner's line along it must make no equation either.
-            let corners = &self.corners[base..];
-            if corners.iter().all(|&at| grid.row(at).is_some_and(|r| cubes.alone(r, k))) {
+            // and every corner's line along it must make no equation either (checked for the
+            // corners so far here, for all of them in `found`).
+            if self.corners.iter().all(|&at| grid.row(at).is_some_and(|r| cubes.alone(r, k))) {
                 self.keys.push(u32::MAX);
                 let over = self.extend(k + 1, count, new);
                 self.keys.pop();
@@ -400,7 +414,7 @@ impl<'s, 'a> Search<'s, 'a> {
                 continue;
             }
             let mut more = new;
-            for i in base..base + count {
+            for i in 0..count {
                 // Every corner so far has the cell's code in `k`. One not suppressed may not be
                 // in the table either: `found` looks.
                 let at = self.corners[i] - u64::from(own) * stride + u64::from(code) * stride;
@@ -412,7 +426,7 @@ impl<'s, 'a> Search<'s, 'a> {
                 }
                 self.corners.push(at);
             }
-            if self.corners.len() == base + 2 * count {
+            if self.corners.len() == 2 * count {
                 self.keys.push(cubes.key_order[k][code as usize]);
                 let over = self.extend(k + 1, 2 * count, more);
                 self.keys.pop();
@@ -420,7 +434,7 @@ impl<'s, 'a> Search<'s, 'a> {
                     return true;
                 }
             }
-            self.corners.truncate(base + count);
+            self.corners.truncate(count);
         }
         false
     }
@@ -487,7 +501,15 @@ impl<'s, 'a> Search<'s, 'a> {
 
     /// A whole cube of `count` corners is found. Returns whether the search is over.
     fn found(&mut self, count: usize) -> bool {
-        let corners = &self.corners[self.corners.len() - count..];
+        let corners = &self.corners[..count];
+        // The dimensions left out (the cell's line along them has no other cell) must be so
+        // for every corner, or a corner's line there is an equation the cube does not cancel.
+        let (cubes, grid) = (self.cubes, self.grid);
+        for k in (0..cubes.d).filter(|&k| self.keys[k] == u32::MAX) {
+            if !corners.iter().all(|&at| grid.row(at).is_some_and(|r| cubes.alone(r, k))) {
+                return false;
+            }
+        }
         match &mut self.goal {
             Goal::First { avoiding } => {
                 if avoiding.is_some_and(|at| corners.contains(&at)) {
