@@ -51,8 +51,9 @@
 //!   certificate is the cube, and a cell that has one is safe. The price is cells suppressed
 //!   beyond need: on the benchmark's 100³ table, 97,101 suppressed cells form one group, 90,029
 //!   of them had no cube, and completing cubes withheld 19,169 more rows (1.9% of the table).
-//! - In 2-D, a bridge with no cell joining its two sides (a table with combinations missing)
-//!   refuses the table (`Reason::SolvableSuppression`), as do bridges past the first 1,000.
+//! - In 2-D, a bridge whose two sides no cells not yet suppressed join, one after another
+//!   (a table with combinations missing), refuses the table (`Reason::SolvableSuppression`),
+//!   as do bridges past the first 1,000.
 //! - Two cells that are the only link between two groups of suppressed cells (a cut of two
 //!   edges) are each safe, but their sum is determined; rows with equal keys likewise (and in
 //!   a large group, which of them the cubes see, the first, depends on the rows' order).
@@ -452,8 +453,9 @@ impl UnionFind {
 /// smallest keys first) gets a complement that joins its two sides: a cell whose one line is
 /// on one side and whose other line is on the other, the best by `protect`'s order. The
 /// bridge, and every bridge on the way between the two, then lies on a cycle, and the new cell
-/// is in two lines that already hold suppressions. Returns the complements and the number of
-/// bridges left that no cell joins (a table with combinations missing), or that were not
+/// is in two lines that already hold suppressions. Where no cell joins the sides (a table with
+/// combinations missing), the fewest cells that do one after another ([`path_between`]).
+/// Returns the complements and the number of bridges left that nothing joins, or that were not
 /// reached within [`MAX_BRIDGE_ROUNDS`]: they are solvable, and refuse the table. A bridge in a
 /// line of one row is the documented limit of such lines, not counted. The property tests
 /// solve every line equation of full tables at once and find no suppressed cell.
@@ -510,12 +512,93 @@ fn break_bridges(lines: &mut Lines, suppressed: &mut [bool]) -> (Vec<(usize, usi
                 debug_assert!(single.is_empty(), "a bridge's complement joins two lines with suppressions");
                 added.push((chosen, bridge));
             }
-            None => {
-                left.insert(bridge);
-            }
+            // No one cell joins the sides (combinations missing): the fewest that do, one after
+            // another through other lines and the cells suppressed there.
+            None => match path_between(lines, suppressed, bridge) {
+                Some(path) => {
+                    let mut singles = VecDeque::new();
+                    for cell in path {
+                        lines.suppress(suppressed, cell, &mut singles);
+                        added.push((cell, bridge));
+                    }
+                }
+                None => {
+                    left.insert(bridge);
+                }
+            },
         }
     }
     (added, unjoined)
+}
+
+/// The fewest cells not suppressed of a 2-D table that join the two sides of `bridge`: lines
+/// are grouped as the suppressed cells but the bridge join them (the two sides are two of the
+/// groups), and the cells lead from group to group, breadth first from the side of the
+/// bridge's line along the first dimension. Chosen back from the other side, at each step the
+/// best cell by [`Lines::rank`] among those from a group one step nearer. `None` when no cells
+/// lead there: the bridge's value then follows from the lines' totals whatever is suppressed.
+/// Every line the path passes through gets two more suppressed cells, or one where it holds
+/// some already.
+fn path_between(lines: &Lines, suppressed: &[bool], bridge: usize) -> Option<Vec<usize>> {
+    let dims = lines.dims;
+    let off = dims[0].lines();
+    let nodes = off + dims[1].lines();
+    let node_of = |row: usize, k: usize| if k == 0 { dims[0].line_of[row] as usize } else { off + dims[1].line_of[row] as usize };
+    let mut groups = UnionFind::new(nodes);
+    for r in (0..suppressed.len()).filter(|&r| suppressed[r] && r != bridge) {
+        groups.union(node_of(r, 0), node_of(r, 1));
+    }
+    let group: &[usize] = &(0..nodes).map(|x| groups.find(x)).collect::<Vec<usize>>();
+    // The lines of each group.
+    let mut of_group: HashMap<usize, Vec<usize>, FxBuild> = HashMap::default();
+    for (x, &g) in group.iter().enumerate() {
+        of_group.entry(g).or_default().push(x);
+    }
+    let (from, to) = (group[node_of(bridge, 0)], group[node_of(bridge, 1)]);
+    // Each line's cells not suppressed, with the group at their other end.
+    let cells_of = |x: usize| {
+        let (k, line) = if x < off { (0, x as u32) } else { (1, (x - off) as u32) };
+        dims[k].members(line).iter().map(|&r| r as usize).filter(|&r| !suppressed[r]).map(move |r| (r, group[node_of(r, 1 - k)]))
+    };
+    let mut distance: HashMap<usize, u32, FxBuild> = HashMap::default();
+    distance.insert(from, 0);
+    let mut frontier = vec![from];
+    let mut steps = 0;
+    while !distance.contains_key(&to) {
+        if frontier.is_empty() {
+            return None;
+        }
+        let mut next = Vec::new();
+        for g in &frontier {
+            for &x in &of_group[g] {
+                for (_, h) in cells_of(x) {
+                    if let std::collections::hash_map::Entry::Vacant(e) = distance.entry(h) {
+                        e.insert(steps + 1);
+                        next.push(h);
+                    }
+                }
+            }
+        }
+        steps += 1;
+        frontier = next;
+    }
+    // Back to `from`, one group nearer each time.
+    let mut path = Vec::with_capacity(steps as usize);
+    let mut at = to;
+    for step in (0..steps).rev() {
+        let mut best: Option<((u8, u64, &[String], usize), usize)> = None;
+        for &x in &of_group[&at] {
+            for (r, h) in cells_of(x) {
+                if distance.get(&h) == Some(&step) && best.as_ref().is_none_or(|(b, _)| lines.rank(r) < *b) {
+                    best = Some((lines.rank(r), h));
+                }
+            }
+        }
+        let ((_, _, _, cell), h) = best.expect("a group one step nearer leads on");
+        path.push(cell);
+        at = h;
+    }
+    Some(path)
 }
 
 /// Bridges repaired one at a time in a 2-D table at most (each repair reads the table again).
@@ -806,6 +889,67 @@ mod tests {
             }
         }
         determined(equations, rows.len()).into_iter().map(|c| rows[c]).collect()
+    }
+
+    /// Two blocks of small cells joined by one (a bridge), in a table where no cell joins their
+    /// rows and columns directly: a row of two other cells does, and both are suppressed.
+    #[test]
+    fn a_bridge_is_joined_through_cells_of_another_line() {
+        use crate::table::{Cell, Measure};
+        let mut table = Table::new(["row", "column"], vec![Measure::count("persons")]);
+        let cells = [("r0", "c0", 3), ("r0", "c1", 4), ("r1", "c0", 5), ("r1", "c1", 6), ("r1", "c2", 7), ("r2", "c2", 2), ("r2", "c3", 3)];
+        let cells =
+            cells.into_iter().chain([("r3", "c2", 4), ("r3", "c3", 5), ("r4", "c0", 40), ("r4", "c3", 50), ("r5", "c1", 60), ("r5", "c4", 70)]);
+        for (r, c, n) in cells {
+            table.push([r, c], vec![Cell::count(n)]);
+        }
+        let persons: Vec<u64> = table.rows.iter().map(|row| row.persons()).collect();
+        let mut suppressed: Vec<bool> = persons.iter().map(|&p| p < 10).collect();
+        assert_eq!(solved_by_all_lines(&table, &suppressed), [4], "r1c2 is the bridge");
+        let protection = protect_audited(&table, &persons, &mut suppressed, AUDITED_CELLS);
+        assert_eq!(protection.solvable, 0);
+        assert_eq!(protection.added, [(9, 4), (10, 4)], "r4c0 and r4c3, for r1c2");
+        assert_eq!(solved_by_all_lines(&table, &suppressed), Vec::<usize>::new());
+    }
+
+    /// Two-way tables with combinations missing: what protection leaves is unsolvable by the
+    /// exact attacker, or the table is refused (but for cells alone in a line, whose line's
+    /// total is the cell: the documented limit); rows reversed choose the same cells.
+    #[test]
+    fn sparse_two_way_tables_leave_no_cell_solved() {
+        use crate::table::{Cell, Measure};
+        use proptest::prelude::*;
+        let tables = (3usize..8, 3usize..8, 5u32..10).prop_flat_map(|(r, c, kept)| {
+            (prop::collection::vec((prop::bool::weighted(f64::from(kept) / 10.0), prop_oneof![3 => 10u64..300, 1 => 1u64..10]), r * c), Just(c))
+        });
+        proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(300))
+            .run(&tables, |(cells, c)| {
+                let mut table = Table::new(["row", "column"], vec![Measure::count("persons")]);
+                for (i, &(present, n)) in cells.iter().enumerate() {
+                    if present {
+                        table.push([format!("r{}", i / c), format!("c{}", i % c)], vec![Cell::count(n)]);
+                    }
+                }
+                let persons: Vec<u64> = table.rows.iter().map(|row| row.persons()).collect();
+                let mut suppressed: Vec<bool> = persons.iter().map(|&p| p < 10).collect();
+                let protection = protect_audited(&table, &persons, &mut suppressed, AUDITED_CELLS);
+                if protection.solvable == 0 {
+                    let Interned { ids, cardinality, .. } = intern(&table);
+                    let dims: Vec<DimLines> = (0..2).map(|k| lines_along(&ids, table.rows.len(), &cardinality, k)).collect();
+                    let alone = |r: usize| dims.iter().any(|lines| lines.members(lines.line_of[r]).len() == 1);
+                    let solved: Vec<usize> = solved_by_all_lines(&table, &suppressed).into_iter().filter(|&r| !alone(r)).collect();
+                    prop_assert_eq!(solved, Vec::<usize>::new());
+                }
+                let mut reversed = table.clone();
+                reversed.rows.reverse();
+                let persons_reversed: Vec<u64> = persons.iter().rev().copied().collect();
+                let mut backward: Vec<bool> = persons_reversed.iter().map(|&p| p < 10).collect();
+                protect_audited(&reversed, &persons_reversed, &mut backward, AUDITED_CELLS);
+                backward.reverse();
+                prop_assert_eq!(backward, suppressed);
+                Ok(())
+            })
+            .expect("every table protected");
     }
 
     /// A dimension in which the cell's lines have no other cell is left out of its cubes, but
