@@ -6,7 +6,7 @@
 
 use niji_anon::{
     check_release, AnonymizationConfig, Anonymizer, Attribute, AttributeRole, GroundDistance, Hierarchy, LDiversity, LDiversityVariant, Metric,
-    ModelSettings, PrivacyModel, SearchStrategy, SensitiveSpec, SuppressedRows, TCloseness, Table,
+    ModelSettings, NodeEvaluation, PrivacyModel, SearchStrategy, SensitiveSpec, SuppressedRows, TCloseness, Table,
 };
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -264,7 +264,23 @@ fn check_sweep(case: Case) -> Result<(), TestCaseError> {
         .filter(|e| e.anonymous)
         .min_by(|a, b| a.loss.value.total_cmp(&b.loss.value).then(tie_key(&anonymizer, &a.levels).cmp(&tie_key(&anonymizer, &b.levels))));
     let optimum = anonymizer.search().optimum;
-    prop_assert_eq!(best, optimum.as_ref());
+    same_optimum(best, optimum.as_ref())
+}
+
+/// Losses equal but for rounding (a mean summed in another order: 0.75 and 0.7499999999999999)
+/// are a tie the search may break either way, as its bounds round too.
+const ROUNDING: f64 = 1e-9;
+
+/// Two searches' optima: the same node, or two anonymous nodes whose losses differ by rounding
+/// only (equal to the bit, the tie goes by height, then node).
+fn same_optimum(a: Option<&NodeEvaluation>, b: Option<&NodeEvaluation>) -> Result<(), TestCaseError> {
+    match (a, b) {
+        (Some(a), Some(b)) if a.loss.value != b.loss.value => {
+            prop_assert!(a.anonymous && b.anonymous);
+            prop_assert!((a.loss.value - b.loss.value).abs() <= ROUNDING, "{:?} / {:?}", a, b);
+        }
+        (a, b) => prop_assert_eq!(a, b),
+    }
     Ok(())
 }
 
@@ -273,7 +289,7 @@ fn check_optimal(case: Case) -> Result<(), TestCaseError> {
     let anonymizer = Anonymizer::new(&table, &config).unwrap();
     let optimal = anonymizer.search_with(SearchStrategy::Optimal);
     let exhaustive = anonymizer.search_with(SearchStrategy::Exhaustive);
-    prop_assert_eq!(&optimal.optimum, &exhaustive.optimum);
+    same_optimum(optimal.optimum.as_ref(), exhaustive.optimum.as_ref())?;
     let lattice = anonymizer.lattice().clone();
     match &optimal.optimum {
         None => {
@@ -289,7 +305,7 @@ fn check_optimal(case: Case) -> Result<(), TestCaseError> {
                 let levels = lattice.levels(node);
                 let e = anonymizer.evaluate(&levels).unwrap();
                 if e.anonymous {
-                    let cheaper = e.loss.value < best.loss.value
+                    let cheaper = e.loss.value < best.loss.value - ROUNDING
                         || (e.loss.value == best.loss.value && tie_key(&anonymizer, &levels) < tie_key(&anonymizer, &best.levels));
                     prop_assert!(!cheaper, "{:?} ({}) beats {:?} ({})", levels, e.loss.value, best.levels, best.loss.value);
                 }
