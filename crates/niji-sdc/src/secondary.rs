@@ -96,7 +96,7 @@ pub(crate) struct Protection {
     /// order they were added.
     pub added: Vec<(usize, usize)>,
     /// Suppressed cells that the lines' equations still solve after the complements tried (in
-    /// 2-D, bridges no cell joins; in 3-D or more, after [`SOLVE_ROUNDS`] rounds, and cells of
+    /// 2-D, bridges nothing joins; in 3-D or more, after [`SOLVE_ROUNDS`] rounds, and cells of
     /// large groups on no suppressed cube where none can be made): the table is refused.
     pub solvable: usize,
 }
@@ -203,6 +203,10 @@ fn protect_audited(table: &Table, persons: &[u64], suppressed: &mut [bool], exac
     Protection { added, solvable }
 }
 
+/// How good a complement a cell is ([`Lines::rank`]), the smallest best: its class, persons,
+/// keys, then row.
+type Rank<'a> = (u8, u64, &'a [String], usize);
+
 /// The lines of a keyed table and how many suppressed cells each holds.
 struct Lines<'a> {
     table: &'a Table,
@@ -274,13 +278,13 @@ impl Lines<'_> {
     }
 
     /// How good a complement `row` is, the smallest best: its class, persons, keys, then row.
-    fn rank(&self, row: usize) -> (u8, u64, &[String], usize) {
+    fn rank(&self, row: usize) -> Rank<'_> {
         (self.class(row), self.persons[row], self.table.rows[row].keys.as_slice(), row)
     }
 
     /// The best cell not yet suppressed in any of `lines`, by [`Lines::rank`].
     fn best_complement(&self, suppressed: &[bool], lines: &[(usize, u32)]) -> Option<usize> {
-        let mut best: Option<(u8, u64, &[String], usize)> = None;
+        let mut best: Option<Rank> = None;
         for &(k, line) in lines {
             for &r in self.dims[k].members(line) {
                 let row = r as usize;
@@ -416,7 +420,7 @@ fn determined(mut equations: Vec<Vec<f64>>, unknowns: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Union-find over suppressed rows.
+/// Union-find (over suppressed rows, or lines).
 struct UnionFind {
     parent: Vec<usize>,
 }
@@ -461,9 +465,7 @@ impl UnionFind {
 /// solve every line equation of full tables at once and find no suppressed cell.
 fn break_bridges(lines: &mut Lines, suppressed: &mut [bool]) -> (Vec<(usize, usize)>, usize) {
     let (table, dims) = (lines.table, lines.dims);
-    let off = dims[0].lines();
-    let nodes = off + dims[1].lines();
-    let node_of = |row: usize, k: usize| if k == 0 { dims[0].line_of[row] as usize } else { off + dims[1].line_of[row] as usize };
+    let nodes = LineNodes { dims };
     // A cell alone in a line is that line's total: nothing can join it to a cycle, and it is
     // the documented limit of lines of one row.
     let alone = |row: usize| (0..2).any(|k| dims[k].members(dims[k].line_of[row]).len() == 1);
@@ -472,110 +474,105 @@ fn break_bridges(lines: &mut Lines, suppressed: &mut [bool]) -> (Vec<(usize, usi
     let mut unjoined = 0;
     for round in 0.. {
         let edges: Vec<usize> = (0..suppressed.len()).filter(|&r| suppressed[r]).collect();
-        let graph = LineGraph::new(nodes, edges.iter().map(|&r| (node_of(r, 0), node_of(r, 1))));
+        let graph = LineGraph::new(nodes.count(), edges.iter().map(|&r| (nodes.of(r, 0), nodes.of(r, 1))));
         let all: Vec<usize> = graph.bridges().into_iter().map(|e| edges[e]).filter(|&r| !alone(r)).collect();
-        let bridges: Vec<usize> = all.iter().copied().filter(|r| !left.contains(r)).collect();
-        if bridges.is_empty() || round == MAX_BRIDGE_ROUNDS {
-            // The bridges still there (no cell joins them, or past the rounds allowed: each
+        let bridges = all.iter().copied().filter(|r| !left.contains(r));
+        let bridge = bridges.min_by(|&a, &b| table.rows[a].keys.cmp(&table.rows[b].keys).then(a.cmp(&b)));
+        let Some(bridge) = bridge.filter(|_| round < MAX_BRIDGE_ROUNDS) else {
+            // The bridges still there (nothing joins them, or past the rounds allowed: each
             // reads the whole table) are solvable; one a later complement joined is not.
             unjoined = all.len();
             break;
-        }
-        let bridge = bridges.into_iter().min_by(|&a, &b| table.rows[a].keys.cmp(&table.rows[b].keys).then(a.cmp(&b)));
-        let Some(bridge) = bridge else { break };
-        let bridge_edge = edges.binary_search(&bridge).expect("a bridge is a suppressed row");
-        let (u, v) = (node_of(bridge, 0), node_of(bridge, 1));
-        let side_u = graph.reach(u, bridge_edge);
-        let side_v = graph.reach(v, bridge_edge);
-        // Candidates through the lines of the smaller side.
-        let (small, other) = if side_u.len() <= side_v.len() { (&side_u, &side_v) } else { (&side_v, &side_u) };
-        let in_other: std::collections::HashSet<usize, FxBuild> = other.iter().copied().collect();
-        let mut best: Option<(u8, u64, &[String], usize)> = None;
-        for &x in small {
-            let (k, line) = if x < off { (0, x as u32) } else { (1, (x - off) as u32) };
-            for &r in dims[k].members(line) {
-                let row = r as usize;
-                if suppressed[row] || !in_other.contains(&node_of(row, 1 - k)) {
-                    continue;
+        };
+        match path_between(lines, suppressed, bridge) {
+            Some(path) => {
+                let mut singles = VecDeque::new();
+                for &cell in &path {
+                    lines.suppress(suppressed, cell, &mut singles);
+                    added.push((cell, bridge));
                 }
-                let key = lines.rank(row);
-                if best.is_none_or(|b| key < b) {
-                    best = Some(key);
-                }
+                debug_assert!(
+                    path.iter().all(|&cell| (0..2).all(|k| lines.count[k][dims[k].line_of[cell] as usize] != 1)),
+                    "a path joining a bridge's sides leaves no line with one suppressed cell"
+                );
             }
-        }
-        match best {
-            Some((_, _, _, chosen)) => {
-                // Both its lines hold suppressions already: none is left with one.
-                let mut single = VecDeque::new();
-                lines.suppress(suppressed, chosen, &mut single);
-                debug_assert!(single.is_empty(), "a bridge's complement joins two lines with suppressions");
-                added.push((chosen, bridge));
+            None => {
+                left.insert(bridge);
             }
-            // No one cell joins the sides (combinations missing): the fewest that do, one after
-            // another through other lines and the cells suppressed there.
-            None => match path_between(lines, suppressed, bridge) {
-                Some(path) => {
-                    let mut singles = VecDeque::new();
-                    for cell in path {
-                        lines.suppress(suppressed, cell, &mut singles);
-                        added.push((cell, bridge));
-                    }
-                }
-                None => {
-                    left.insert(bridge);
-                }
-            },
         }
     }
     (added, unjoined)
+}
+
+/// The lines of a 2-D table as one numbering (graph nodes): those along the first dimension,
+/// then those along the second.
+struct LineNodes<'a> {
+    dims: &'a [DimLines],
+}
+
+impl LineNodes<'_> {
+    fn count(&self) -> usize {
+        self.dims[0].lines() + self.dims[1].lines()
+    }
+
+    /// The node of `row`'s line along `k`.
+    fn of(&self, row: usize, k: usize) -> usize {
+        let line = self.dims[k].line_of[row] as usize;
+        if k == 0 {
+            line
+        } else {
+            self.dims[0].lines() + line
+        }
+    }
+
+    /// The rows of node `x`'s line, and the dimension it runs along.
+    fn members(&self, x: usize) -> (usize, &[u32]) {
+        let off = self.dims[0].lines();
+        if x < off {
+            (0, self.dims[0].members(x as u32))
+        } else {
+            (1, self.dims[1].members((x - off) as u32))
+        }
+    }
 }
 
 /// The fewest cells not suppressed of a 2-D table that join the two sides of `bridge`: lines
 /// are grouped as the suppressed cells but the bridge join them (the two sides are two of the
 /// groups), and the cells lead from group to group, breadth first from the side of the
 /// bridge's line along the first dimension. Chosen back from the other side, at each step the
-/// best cell by [`Lines::rank`] among those from a group one step nearer. `None` when no cells
-/// lead there: the bridge's value then follows from the lines' totals whatever is suppressed.
-/// Every line the path passes through gets two more suppressed cells, or one where it holds
-/// some already.
+/// best cell by [`Lines::rank`] among those from a group one step nearer: where one cell joins
+/// the sides, the best such cell. `None` when no cells lead there: the bridge's value then
+/// follows from the lines' totals whatever is suppressed. A line the path passes through gets
+/// two more suppressed cells, or one or two where it holds some already.
 fn path_between(lines: &Lines, suppressed: &[bool], bridge: usize) -> Option<Vec<usize>> {
-    let dims = lines.dims;
-    let off = dims[0].lines();
-    let nodes = off + dims[1].lines();
-    let node_of = |row: usize, k: usize| if k == 0 { dims[0].line_of[row] as usize } else { off + dims[1].line_of[row] as usize };
-    let mut groups = UnionFind::new(nodes);
+    let nodes = &LineNodes { dims: lines.dims };
+    let mut groups = UnionFind::new(nodes.count());
     for r in (0..suppressed.len()).filter(|&r| suppressed[r] && r != bridge) {
-        groups.union(node_of(r, 0), node_of(r, 1));
+        groups.union(nodes.of(r, 0), nodes.of(r, 1));
     }
-    let group: &[usize] = &(0..nodes).map(|x| groups.find(x)).collect::<Vec<usize>>();
-    // The lines of each group.
-    let mut of_group: HashMap<usize, Vec<usize>, FxBuild> = HashMap::default();
-    for (x, &g) in group.iter().enumerate() {
-        of_group.entry(g).or_default().push(x);
-    }
-    let (from, to) = (group[node_of(bridge, 0)], group[node_of(bridge, 1)]);
-    // Each line's cells not suppressed, with the group at their other end.
-    let cells_of = |x: usize| {
-        let (k, line) = if x < off { (0, x as u32) } else { (1, (x - off) as u32) };
-        dims[k].members(line).iter().map(|&r| r as usize).filter(|&r| !suppressed[r]).map(move |r| (r, group[node_of(r, 1 - k)]))
+    // A group is numbered by its root; its lines are `of_group.members(root)`.
+    let group: &[u32] = &(0..nodes.count()).map(|x| groups.find(x) as u32).collect::<Vec<u32>>();
+    let of_group = buckets(group, nodes.count());
+    // The cells not suppressed of node `x`'s line, each with the group at its other end.
+    let cells_of = |x: u32| {
+        let (k, members) = nodes.members(x as usize);
+        members.iter().map(|&r| r as usize).filter(|&r| !suppressed[r]).map(move |r| (r, group[nodes.of(r, 1 - k)]))
     };
-    let mut distance: HashMap<usize, u32, FxBuild> = HashMap::default();
-    distance.insert(from, 0);
+    let (from, to) = (group[nodes.of(bridge, 0)], group[nodes.of(bridge, 1)]);
+    let mut distance = vec![u32::MAX; nodes.count()];
+    distance[from as usize] = 0;
     let mut frontier = vec![from];
     let mut steps = 0;
-    while !distance.contains_key(&to) {
+    while distance[to as usize] == u32::MAX {
         if frontier.is_empty() {
             return None;
         }
         let mut next = Vec::new();
-        for g in &frontier {
-            for &x in &of_group[g] {
-                for (_, h) in cells_of(x) {
-                    if let std::collections::hash_map::Entry::Vacant(e) = distance.entry(h) {
-                        e.insert(steps + 1);
-                        next.push(h);
-                    }
+        for &g in &frontier {
+            for (_, h) in of_group.members(g).iter().flat_map(|&x| cells_of(x)) {
+                if distance[h as usize] == u32::MAX {
+                    distance[h as usize] = steps + 1;
+                    next.push(h);
                 }
             }
         }
@@ -586,12 +583,10 @@ fn path_between(lines: &Lines, suppressed: &[bool], bridge: usize) -> Option<Vec
     let mut path = Vec::with_capacity(steps as usize);
     let mut at = to;
     for step in (0..steps).rev() {
-        let mut best: Option<((u8, u64, &[String], usize), usize)> = None;
-        for &x in &of_group[&at] {
-            for (r, h) in cells_of(x) {
-                if distance.get(&h) == Some(&step) && best.as_ref().is_none_or(|(b, _)| lines.rank(r) < *b) {
-                    best = Some((lines.rank(r), h));
-                }
+        let mut best: Option<(Rank, u32)> = None;
+        for (r, h) in of_group.members(at).iter().flat_map(|&x| cells_of(x)) {
+            if distance[h as usize] == step && best.as_ref().is_none_or(|(b, _)| lines.rank(r) < *b) {
+                best = Some((lines.rank(r), h));
             }
         }
         let ((_, _, _, cell), h) = best.expect("a group one step nearer leads on");
@@ -680,23 +675,6 @@ impl LineGraph {
                 }
             }
         }
-        out
-    }
-
-    /// The nodes reached from `from` without crossing edge `skip`.
-    fn reach(&self, from: usize, skip: usize) -> Vec<usize> {
-        let mut seen = std::collections::HashSet::<usize, FxBuild>::default();
-        seen.insert(from);
-        let mut queue = vec![from];
-        while let Some(n) = queue.pop() {
-            for &(m, e) in self.edges_of(n) {
-                if e as usize != skip && seen.insert(m as usize) {
-                    queue.push(m as usize);
-                }
-            }
-        }
-        let mut out: Vec<usize> = seen.into_iter().collect();
-        out.sort_unstable();
         out
     }
 }
@@ -805,20 +783,38 @@ fn lines_along(ids: &[u32], n: usize, cardinality: &[u64], k: usize) -> DimLines
             }
         }
     }
-    let mut start = vec![0u32; lines as usize + 1];
-    for &l in &line_of {
-        start[l as usize + 1] += 1;
+    let Buckets { start, members } = buckets(&line_of, lines as usize);
+    DimLines { line_of, start, members }
+}
+
+/// Indexes `0..of.len()` by their bucket `of[i]` (below `count`): the indexes of bucket `b`
+/// are `members[start[b]..start[b + 1]]`, in increasing order.
+struct Buckets {
+    start: Vec<u32>,
+    members: Vec<u32>,
+}
+
+impl Buckets {
+    fn members(&self, bucket: u32) -> &[u32] {
+        &self.members[self.start[bucket as usize] as usize..self.start[bucket as usize + 1] as usize]
     }
-    for l in 0..lines as usize {
-        start[l + 1] += start[l];
+}
+
+fn buckets(of: &[u32], count: usize) -> Buckets {
+    let mut start = vec![0u32; count + 1];
+    for &b in of {
+        start[b as usize + 1] += 1;
+    }
+    for b in 0..count {
+        start[b + 1] += start[b];
     }
     let mut fill = start.clone();
-    let mut members = vec![0u32; n];
-    for (r, &l) in line_of.iter().enumerate() {
-        members[fill[l as usize] as usize] = r as u32;
-        fill[l as usize] += 1;
+    let mut members = vec![0u32; of.len()];
+    for (i, &b) in of.iter().enumerate() {
+        members[fill[b as usize] as usize] = i as u32;
+        fill[b as usize] += 1;
     }
-    DimLines { line_of, start, members }
+    Buckets { start, members }
 }
 
 #[cfg(test)]
