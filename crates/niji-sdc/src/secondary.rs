@@ -154,8 +154,9 @@ fn protect_audited(table: &Table, persons: &[u64], suppressed: &mut [bool], exac
     } else {
         // Two per line is not enough in three dimensions or more (in one, the audit finds
         // nothing): each cell the equations still solve gets a complement in one of its lines,
-        // and each cell of a large group without a suppressed cube through it gets the
-        // cheapest cube completed; then every line is brought back to two.
+        // and each cell of a large group on no suppressed cube (nor on two one cell short of
+        // the same cell) gets the cube of fewest new cells completed; then every line is
+        // brought back to two.
         let mut cubes = Cubes::new(&ids, &cardinality, key_order, &dims, suppressed);
         let mut certified = vec![false; n];
         let mut audit = solved_cells(table, suppressed, &dims, (&cubes, &mut certified), exact_cells);
