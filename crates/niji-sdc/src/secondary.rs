@@ -1158,11 +1158,11 @@ mod tests {
             let protection = protect_audited(&table, &persons, &mut suppressed, 0);
             proptest::prop_assert!(pattern.iter().zip(&suppressed).all(|(&before, &after)| !before || after), "a suppression was lifted");
             // The rows in reverse order (every key coded otherwise) suppress the same cells, with
-            // the groups audited by cubes and with the small ones by elimination.
+            // the groups audited by cubes, by elimination, and both in one table.
             let mut reversed = table.clone();
             reversed.rows.reverse();
             let persons_reversed: Vec<u64> = persons.iter().rev().copied().collect();
-            for exact_cells in [0, AUDITED_CELLS] {
+            for exact_cells in [0, 6, AUDITED_CELLS] {
                 let mut forward = pattern.clone();
                 let protection = protect_audited(&table, &persons, &mut forward, exact_cells);
                 let mut backward: Vec<bool> = pattern.iter().rev().copied().collect();
