@@ -32,7 +32,8 @@
 //! - a group of up to [`AUDITED_CELLS`] cells, unless every one of them is on a suppressed cube
 //!   (below), by the reduced echelon form of the lines' equations (a cell is solved when its
 //!   unit vector is in their row space; the elimination is cubic in the cells); each solved
-//!   cell gets a complement in one of its lines (the best by the order above);
+//!   cell gets a cube through it completed as below, or where none can be made a complement in
+//!   one of its lines (the best by the order above);
 //! - a larger group (a large table with many small cells makes one of tens of thousands) by
 //!   hypercube certificates ([`cubes`]): a cell that is a corner of a suppressed hypercube (two
 //!   values per dimension, all 2^d cells suppressed) is not solved, whatever else is suppressed,
@@ -153,10 +154,9 @@ fn protect_audited(table: &Table, persons: &[u64], suppressed: &mut [bool], exac
         unjoined
     } else {
         // Two per line is not enough in three dimensions or more (in one, the audit finds
-        // nothing): each cell the equations still solve gets a complement in one of its lines,
-        // and each cell of a large group on no suppressed cube (nor on two one cell short of
-        // the same cell) gets the cube of fewest new cells completed; then every line is
-        // brought back to two.
+        // nothing): each cell the equations still solve gets a cube completed (or a complement in
+        // one of its lines), and so does each cell of a large group on no suppressed cube (nor
+        // on two one cell short of the same cell); then every line is brought back to two.
         let mut cubes = Cubes::new(&ids, &cardinality, key_order, &dims, suppressed);
         let mut certified = vec![false; n];
         let mut audit = solved_cells(table, suppressed, &dims, (&cubes, &mut certified), exact_cells);
@@ -170,6 +170,17 @@ fn protect_audited(table: &Table, persons: &[u64], suppressed: &mut [bool], exac
             for &cell in &audit.solved {
                 let its_lines: Vec<(usize, u32)> = (0..d).map(|k| (k, dims[k].line_of[cell])).collect();
                 if its_lines.iter().any(|l| touched.contains(l)) {
+                    continue;
+                }
+                // A cube through the cell makes it safe at once; a complement in one of its lines
+                // where none can be made.
+                if let Some(corners) = cubes.complete(cell, suppressed, &mut certified, &|r| lines.cost(r)) {
+                    for corner in corners {
+                        lines.suppress(suppressed, corner, &mut queue);
+                        cubes.hide(corner);
+                        added.push((corner, cell));
+                        touched.extend((0..d).map(|k| (k, dims[k].line_of[corner])));
+                    }
                     continue;
                 }
                 if let Some(chosen) = lines.best_complement(suppressed, &its_lines) {
