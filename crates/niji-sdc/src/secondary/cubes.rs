@@ -17,9 +17,10 @@
 //! whose line there has two cells is in an equation the cube does not cancel).
 //!
 //! This is the certificate of the hypercube method of statistical offices (Repsilber's
-//! GHMITER in τ-ARGUS): where the exact audit (elimination over a group's equations, cubic in
-//! its cells) is too costly, a cell without a certificate gets the cube through it of fewest
-//! new cells completed ([`Cubes::complete`]). It protects against exact recomputation only;
+//! GHMITER in τ-ARGUS): a cell without a certificate in a group too large for the exact audit
+//! (elimination over a group's equations, cubic in its cells), and a cell the exact audit
+//! solves, gets the cube through it of fewest new cells completed ([`Cubes::complete`]). It
+//! protects against exact recomputation only;
 //! with non-negative counts a cube's movement is bounded by its smallest corners (the interval
 //! limit of the module above), which is why empty cells are the last choice for a corner.
 //!
