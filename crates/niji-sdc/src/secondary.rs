@@ -167,27 +167,29 @@ fn protect_audited(table: &Table, persons: &[u64], suppressed: &mut [bool], exac
             let before = added.len();
             let mut queue = VecDeque::new();
             let mut touched: std::collections::HashSet<(usize, u32), FxBuild> = Default::default();
+            // Every cell withheld here goes through this: the lines' counts and the cubes' copy of
+            // what is suppressed.
+            let mut withhold = |lines: &mut Lines, cubes: &mut Cubes, suppressed: &mut [bool], row: usize, because: usize| {
+                lines.suppress(suppressed, row, &mut queue);
+                cubes.hide(row);
+                added.push((row, because));
+            };
             for &cell in &audit.solved {
-                let its_lines: Vec<(usize, u32)> = (0..d).map(|k| (k, dims[k].line_of[cell])).collect();
-                if its_lines.iter().any(|l| touched.contains(l)) {
+                if (0..d).any(|k| touched.contains(&(k, dims[k].line_of[cell]))) {
                     continue;
                 }
                 // A cube through the cell makes it safe at once; a complement in one of its lines
                 // where none can be made.
-                if let Some(corners) = cubes.complete(cell, suppressed, &mut certified, &|r| lines.cost(r)) {
-                    for corner in corners {
-                        lines.suppress(suppressed, corner, &mut queue);
-                        cubes.hide(corner);
-                        added.push((corner, cell));
-                        touched.extend((0..d).map(|k| (k, dims[k].line_of[corner])));
+                let chosen = match cubes.complete(cell, suppressed, &mut certified, &|r| lines.cost(r)) {
+                    Some(corners) => corners,
+                    None => {
+                        let its_lines: Vec<(usize, u32)> = (0..d).map(|k| (k, dims[k].line_of[cell])).collect();
+                        lines.best_complement(suppressed, &its_lines).into_iter().collect()
                     }
-                    continue;
-                }
-                if let Some(chosen) = lines.best_complement(suppressed, &its_lines) {
-                    lines.suppress(suppressed, chosen, &mut queue);
-                    cubes.hide(chosen);
-                    added.push((chosen, cell));
-                    touched.extend((0..d).map(|k| (k, dims[k].line_of[chosen])));
+                };
+                for row in chosen {
+                    withhold(&mut lines, &mut cubes, suppressed, row, cell);
+                    touched.extend((0..d).map(|k| (k, dims[k].line_of[row])));
                 }
             }
             for &cell in &audit.uncovered {
@@ -195,19 +197,18 @@ fn protect_audited(table: &Table, persons: &[u64], suppressed: &mut [bool], exac
                 if certified[cell] {
                     continue;
                 }
-                let Some(corners) = cubes.complete(cell, suppressed, &mut certified, &|r| lines.cost(r)) else { continue };
-                for corner in corners {
-                    lines.suppress(suppressed, corner, &mut queue);
-                    cubes.hide(corner);
-                    added.push((corner, cell));
+                for corner in cubes.complete(cell, suppressed, &mut certified, &|r| lines.cost(r)).unwrap_or_default() {
+                    withhold(&mut lines, &mut cubes, suppressed, corner, cell);
                 }
             }
             if added.len() == before {
                 // No complement found for any of them: another round would find none either.
                 break;
             }
+            let from = added.len();
             lines.two_per_line(suppressed, queue, &mut added);
-            cubes.sync(suppressed);
+            // The cubes are told of these too (not a new copy of every row's flag each round).
+            added[from..].iter().for_each(|&(row, _)| cubes.hide(row));
             audit = solved_cells(table, suppressed, &dims, (&cubes, &mut certified), exact_cells);
         }
         audit.solved.len() + audit.uncovered.iter().filter(|&&r| !certified[r]).count()
@@ -283,10 +284,10 @@ impl Lines<'_> {
         }
     }
 
-    /// What suppressing `row` adds to a cube's [`Cost`]: one cell, of its class, with its persons.
+    /// What suppressing `row` adds to a cube's [`Cost`]: by its class, with its persons.
     fn cost(&self, row: usize) -> Cost {
         let class = self.class(row);
-        (1, u32::from(class == 2), u32::from(class == 1), self.persons[row])
+        (u32::from(class == 2), u32::from(class == 1), self.persons[row])
     }
 
     /// How good a complement `row` is, the smallest best: its class, persons, keys, then row.
@@ -344,12 +345,11 @@ fn solved_cells(table: &Table, suppressed: &[bool], dims: &[DimLines], (cubes, c
             }
         }
     }
-    let mut by_group: HashMap<usize, Vec<usize>, FxBuild> = HashMap::default();
-    for i in 0..rows.len() {
-        by_group.entry(group.find(i)).or_default().push(i);
-    }
+    let roots: Vec<u32> = (0..rows.len()).map(|i| group.find(i) as u32).collect();
+    let by_group = buckets(&roots, rows.len());
     let (mut out, mut uncovered) = (Vec::new(), Vec::new());
-    for members in by_group.values() {
+    for members in (0..rows.len() as u32).map(|g| by_group.members(g)).filter(|m| !m.is_empty()) {
+        let members: Vec<usize> = members.iter().map(|&i| i as usize).collect();
         if members.len() > exact_cells {
             let group: Vec<usize> = members.iter().map(|&i| rows[i]).collect();
             cubes.certify_group(&group, suppressed, certified);
@@ -365,7 +365,7 @@ fn solved_cells(table: &Table, suppressed: &[bool], dims: &[DimLines], (cubes, c
         let column: HashMap<usize, usize, FxBuild> = members.iter().enumerate().map(|(c, &i)| (rows[i], c)).collect();
         let mut seen: std::collections::HashSet<(usize, u32), FxBuild> = Default::default();
         let mut equations: Vec<Vec<f64>> = Vec::new();
-        for &i in members {
+        for &i in &members {
             for (k, lines) in dims.iter().enumerate() {
                 let l = lines.line_of[rows[i]];
                 if lines.members(l).len() < 2 || !seen.insert((k, l)) {
@@ -1027,7 +1027,7 @@ mod tests {
                 let cubes = Cubes::new(&ids, &cardinality, key_order, &dims, &suppressed);
                 let mut certified = vec![false; table.rows.len()];
                 assert!(!cubes.certify(row(start[0]), &suppressed, &mut certified));
-                let cost = |r: usize| (1, 0, 0, persons[row(r)]);
+                let cost = |r: usize| (0, 0, persons[row(r)]);
                 let new = cubes.complete(row(start[0]), &suppressed, &mut certified, &cost).expect("a cube");
                 chosen.push(keys(table, new));
             }
@@ -1136,7 +1136,7 @@ mod tests {
                 proptest::prop_assert!(!solved.contains(&r), "row {} certified but solved", r);
             }
             // A cell on no cube that needs nothing suppressed is on two cubes one cell short.
-            let cost = |r: usize| (1, 0, 0, table.rows[r].persons());
+            let cost = |r: usize| (0, 0, table.rows[r].persons());
             for r in (0..pattern.len()).filter(|&r| pattern[r] && !certified[r]) {
                 if cubes.complete(r, &pattern, &mut certified.clone(), &cost) == Some(Vec::new()) {
                     proptest::prop_assert!(!solved.contains(&r), "row {} on two cubes but solved", r);

@@ -41,8 +41,8 @@ use std::collections::HashMap;
 
 /// The cells of a keyed table by their coded keys, and its lines: finds suppressed hypercubes
 /// through a cell, and the cheapest cube to complete. It keeps its own copy of which cells are
-/// suppressed ([`Cubes::sync`], [`Cubes::hide`]), laid out by keys for the searches' many
-/// lookups.
+/// suppressed (taken when it is made, then told of each cell suppressed, [`Cubes::hide`]), laid
+/// out by keys for the searches' many lookups.
 pub(super) struct Cubes<'a> {
     /// The codes of each row's keys, row-major (`d` per row).
     ids: &'a [u32],
@@ -62,9 +62,9 @@ pub(super) struct Cubes<'a> {
     grid: Option<Grid>,
 }
 
-/// What completing a cube costs: how many new corners, then how many of them are empty, then
-/// margins (by [`super::Lines::class`]), then their persons.
-pub(super) type Cost = (u32, u32, u32, u64);
+/// What suppressing one more corner of a cube costs: whether it is empty, whether it is a margin
+/// (by [`super::Lines::class`]), its persons. A cube's cost counts its new corners first.
+pub(super) type Cost = (u32, u32, u64);
 
 /// Dimensions of a table whose cubes are sought at most (a cube has 2^d corners); past them, or
 /// where the positions do not fit in 64 bits, no cube is found and a large group is refused.
@@ -99,8 +99,8 @@ impl<'a> Cubes<'a> {
         self
     }
 
-    /// Takes the suppressed cells from `suppressed` again.
-    pub fn sync(&mut self, suppressed: &[bool]) {
+    /// Takes the suppressed cells from `suppressed` (the grid's flags and the lines' codes).
+    fn sync(&mut self, suppressed: &[bool]) {
         self.hidden.iter_mut().flatten().for_each(Vec::clear);
         let Some(mut grid) = self.grid.take() else { return };
         for (r, &hidden) in suppressed.iter().enumerate() {
@@ -535,8 +535,8 @@ impl<'s, 'a> Search<'s, 'a> {
                         cost.1 += u32::from(certified[row as usize]);
                     } else {
                         new_at = Some(at);
-                        let (n, empty, margin, persons) = cost_of(row as usize);
-                        cost = (cost.0 + n, cost.1, cost.2 + empty, cost.3 + margin, cost.4 + persons);
+                        let (empty, margin, persons) = cost_of(row as usize);
+                        cost = (cost.0 + 1, cost.1, cost.2 + empty, cost.3 + margin, cost.4 + persons);
                     }
                 }
                 if cost.0 == 1 {
