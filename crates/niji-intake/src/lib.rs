@@ -543,13 +543,13 @@ async fn write_version(
             return Err(e.into());
         }
         for u in scan.patient_refs.values_mut() {
-            *u = moved[*u as usize];
+            *u = moved.of(*u as usize);
         }
         // Per unit, the earliest date this submission's records of it were observed: stored
         // with the unit's first record, the only one of them that later intakes read back
         // (the others would make the same unit again; see `UnitSet`).
         let mut link_observed: Vec<Option<niji_ingest::Date>> = vec![None; units.len()];
-        for (s, &u) in moved.iter().enumerate() {
+        for (s, u) in moved.iter().enumerate() {
             link_observed[u as usize] = observed[s];
         }
         scan.unit_in_run = moved;
@@ -584,7 +584,7 @@ async fn write_version(
         }
         // The units this submission's records stand for (some may be earlier units they are
         // identical to, met again here: a set ignores them).
-        for key in scan.unit_in_run.iter().map(|&u| &linkage.keys[u as usize]) {
+        for key in scan.unit_in_run.iter().map(|u| &linkage.keys[u as usize]) {
             if let Some(f) = finals.get_mut(key) {
                 f.insert(*key);
             }

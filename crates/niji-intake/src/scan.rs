@@ -108,7 +108,7 @@ pub(crate) struct Scan {
     pub unit_of: UnitNumbers,
     /// Per unit of `units`, its number in the linkage run's set (filled when the run takes them;
     /// pass 2 reads `unit_of` through it).
-    pub unit_in_run: Vec<u32>,
+    pub unit_in_run: niji_privacy::Appended,
     /// Per file: the records the parser handed over and where its records in `unit_of` end,
     /// for pass 2 to check file by file (a file changed in between must not shift records
     /// onto other persons' units).
@@ -313,7 +313,7 @@ impl UnitNumbers {
 
     /// The numbers from the first, each mapped through `onto` (a number past its end is an
     /// error, as is a failed read: [`UnitReader::error`]). After [`UnitNumbers::finish`].
-    pub(crate) fn read<'a>(&self, onto: &'a [u32]) -> std::io::Result<UnitReader<'a>> {
+    pub(crate) fn read<'a>(&self, onto: &'a niji_privacy::Appended) -> std::io::Result<UnitReader<'a>> {
         use std::io::Seek;
         debug_assert!(self.file.buffer().is_empty(), "finished before reading");
         let mut file = self.file.get_ref().try_clone()?;
@@ -325,7 +325,7 @@ impl UnitNumbers {
 /// The unit numbers of [`UnitNumbers::read`], in order, a file's share at a time.
 pub(crate) struct UnitReader<'a> {
     file: std::io::BufReader<std::fs::File>,
-    onto: &'a [u32],
+    onto: &'a niji_privacy::Appended,
     /// Numbers left in the current file's share.
     left: usize,
     error: Option<std::io::Error>,
@@ -354,7 +354,7 @@ impl Iterator for UnitReader<'_> {
         let mut bytes = [0u8; 4];
         match self.file.read_exact(&mut bytes) {
             Ok(()) => match self.onto.get(u32::from_le_bytes(bytes) as usize) {
-                Some(&u) => {
+                Some(u) => {
                     self.left -= 1;
                     Some(u as usize)
                 }
@@ -513,12 +513,12 @@ impl Gather {
                     if let Some(e) = self.scan.units.store_error() {
                         self.error.get_or_insert(e.into());
                     }
-                    if let Err(e) = self.scan.unit_of.extend(f.unit_of.iter().map(|&u| moved[u as usize])) {
+                    if let Err(e) = self.scan.unit_of.extend(f.unit_of.iter().map(|&u| moved.of(u as usize))) {
                         self.error.get_or_insert(e.into());
                     }
                     self.scan.per_file.push((f.parsed, self.scan.unit_of.len()));
                     for (key, u) in f.patient_refs {
-                        self.scan.patient_refs.entry(key).or_insert(moved[u as usize]);
+                        self.scan.patient_refs.entry(key).or_insert(moved.of(u as usize));
                     }
                     self.scan.parsed += f.parsed;
                     self.scan.reports.push(f.report);
@@ -553,7 +553,7 @@ pub(crate) fn scan(
             reports: Vec::with_capacity(files.len()),
             units: crate::scratch::unit_set(&scratch.folder, scratch.units_held_bytes)?,
             unit_of: UnitNumbers::new(&scratch.folder)?,
-            unit_in_run: Vec::new(),
+            unit_in_run: niji_privacy::Appended::default(),
             per_file: Vec::with_capacity(files.len()),
             patient_refs: HashMap::new(),
             quarantined: HashSet::new(),
@@ -657,7 +657,7 @@ mod unit_numbers_tests {
         numbers.extend((0..30_000u32).map(|i| (i + 1) % 3)).unwrap();
         numbers.finish().unwrap();
         assert_eq!(numbers.len(), 70_003);
-        let onto = [10u32, 20, 30];
+        let onto = niji_privacy::Appended::Moved(vec![10u32, 20, 30]);
         let mut reader = numbers.read(&onto).unwrap();
         reader.begin_file(3);
         assert_eq!(reader.by_ref().collect::<Vec<_>>(), [30, 10, 20]);
@@ -678,10 +678,12 @@ mod unit_numbers_tests {
         let mut numbers = UnitNumbers::new(&std::env::temp_dir()).unwrap();
         numbers.extend([0u32, 5].into_iter()).unwrap();
         numbers.finish().unwrap();
-        let mut reader = numbers.read(&[7, 8]).unwrap();
-        reader.begin_file(2);
-        assert_eq!(reader.next(), Some(7));
-        assert_eq!(reader.next(), None);
-        assert_eq!(reader.error().map(|e| e.kind()), Some(std::io::ErrorKind::InvalidData));
+        for (onto, first) in [(niji_privacy::Appended::Moved(vec![7, 8]), 7), (niji_privacy::Appended::AsItWas(2), 0)] {
+            let mut reader = numbers.read(&onto).unwrap();
+            reader.begin_file(2);
+            assert_eq!(reader.next(), Some(first));
+            assert_eq!(reader.next(), None);
+            assert_eq!(reader.error().map(|e| e.kind()), Some(std::io::ErrorKind::InvalidData));
+        }
     }
 }

@@ -64,8 +64,8 @@ pub mod pseudonym;
 pub mod reach;
 
 pub use linkage::{
-    link, link_set, link_set_streaming, prepare_all, LinkRecord, LinkStats, LinkUnit, Linkage, LinkageConfig, PageStore, PriorKeys, UnitKeys,
-    UnitList, UnitRef, UnitSet, UnitStorage, Units, ANCHOR_CHUNK, MAX_ITEMS_PER_KIND,
+    link, link_set, link_set_streaming, prepare_all, Appended, LinkRecord, LinkStats, LinkUnit, Linkage, LinkageConfig, PageStore, PriorKeys,
+    UnitKeys, UnitList, UnitRef, UnitSet, UnitStorage, Units, ANCHOR_CHUNK, MAX_ITEMS_PER_KIND,
 };
 pub use normalize::{NormalizeError, Sex};
 pub use pseudonym::{Domain, KeyError, PersonKey, Pseudonymizer, VaultKey};

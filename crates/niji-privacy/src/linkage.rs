@@ -200,9 +200,6 @@ pub struct UnitSet {
     /// blocked. Counted as units come in (a merged record has its unit's block), not kept per
     /// unit.
     blocked_records: u64,
-    /// Per unit: the arrival ordinal of its first record (the key of a record with nothing
-    /// identifying is made from its position).
-    first: Vec<u32>,
     /// Identifying units by a digest of their content ([`digest`]): a unit in the store is not
     /// read back to be compared.
     index: HashMap<[u8; 16], u32>,
@@ -256,7 +253,7 @@ impl UnitSet {
 
     /// Appends every unit of `later` (whose records arrived after all of this set's); returns,
     /// per unit of `later`, the index of the unit that now stands for it.
-    pub fn append(&mut self, later: UnitSet) -> Vec<u32> {
+    pub fn append(&mut self, later: UnitSet) -> Appended {
         assert!(!self.closed, "units appended to a closed set");
         if self.records == 0 && self.units.is_empty() && !self.units.has_storage() {
             // Into nothing: inserting `later`'s units one by one would make the same set again
@@ -266,22 +263,22 @@ impl UnitSet {
             let stored_records = self.stored_records;
             *self = later;
             self.stored_records = stored_records;
-            return (0..self.units.len() as u32).collect();
+            return Appended::AsItWas(self.units.len() as u32);
         }
         let offset = self.records;
         self.records += later.records;
         self.blocked_records += later.blocked_records;
-        let UnitSet { units: list, first, stored, index, .. } = later;
+        let UnitSet { units: list, stored, index, .. } = later;
         drop(index);
         let mut moved = Vec::with_capacity(list.len());
         // Pages copied are freed as the copy goes: the units are not held twice.
-        if let Some(e) = list.drain(|i, unit| moved.push(self.insert(unit, offset + first[i]))) {
+        if let Some(e) = list.drain(|_, unit, first| moved.push(self.insert(unit, offset + first))) {
             self.units.keep_error(e);
         }
         for (u, key) in stored {
             self.stored.entry(moved[u as usize]).or_insert(key);
         }
-        moved
+        Appended::Moved(moved)
     }
 
     /// Adds `units`, read back from earlier runs that stored each under its key in `keys`, in
@@ -309,9 +306,9 @@ impl UnitSet {
     pub fn close(&mut self) {
         self.index = HashMap::new();
         self.closed = true;
-        // The growth slack of the per-unit arrays (up to half of them) is not needed either.
-        self.first.shrink_to_fit();
-        self.units.shrink_to_fit();
+        // The growth slack of the per-unit arrays (up to half of them) is not needed either, and
+        // the last page can go to the store.
+        self.units.finish();
     }
 
     /// Adds a unit (of records already counted), or finds the identical one held.
@@ -334,9 +331,7 @@ impl UnitSet {
 
     /// Adds a unit of its own.
     fn add_new(&mut self, unit: UnitRef<'_>, first: u32) -> u32 {
-        let at = self.units.push(unit);
-        self.first.push(first);
-        at
+        self.units.push_with_first(unit, first)
     }
 
     /// Adds the next record's unit as a unit of its own (what every record was before units
@@ -365,6 +360,55 @@ impl UnitSet {
     /// The units, by index.
     pub fn units(&self) -> &UnitList {
         &self.units
+    }
+}
+
+/// Where [`UnitSet::append`] put the units of the set it took: per unit of that set, the unit
+/// that now stands for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Taken as it was (appended into an empty set): each of its units kept its number, so no
+    /// list of them is held (4 bytes a unit through the whole intake).
+    AsItWas(u32),
+    /// Per unit, its number now (units identical to one held already were merged with it).
+    Moved(Vec<u32>),
+}
+
+impl Appended {
+    /// The number now of the unit that was `unit`, if the set appended had it.
+    pub fn get(&self, unit: usize) -> Option<u32> {
+        match self {
+            Appended::AsItWas(n) => (unit < *n as usize).then_some(unit as u32),
+            Appended::Moved(moved) => moved.get(unit).copied(),
+        }
+    }
+
+    /// The number now of the unit that was `unit`; panics if the set appended did not have it.
+    pub fn of(&self, unit: usize) -> u32 {
+        self.get(unit).unwrap_or_else(|| panic!("unit {unit} of {} appended", self.len()))
+    }
+
+    /// Units of the set appended.
+    pub fn len(&self) -> usize {
+        match self {
+            Appended::AsItWas(n) => *n as usize,
+            Appended::Moved(moved) => moved.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Each unit's number now, in the order of the set appended.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.len()).map(|u| self.of(u))
+    }
+}
+
+impl Default for Appended {
+    fn default() -> Self {
+        Appended::AsItWas(0)
     }
 }
 
@@ -435,9 +479,9 @@ pub fn link_set_streaming(
 
     // The clusters the identifier links made, and the blocks of birth date and sex in key
     // order: both as sorted arrays (a few bytes a unit, where maps of vectors took about 80).
-    let clusters = Groups::new((0..n).map(|i| uf.find(i) as u32).collect());
-    let mut blocked: Vec<((u32, Sex), u32)> = Vec::with_capacity(blocked_units);
-    prepared.for_each(|i, p| blocked.extend(p.block().map(|b| (b, i as u32))));
+    let clusters = Clusters::new((0..n).map(|i| uf.find(i) as u32).collect());
+    let mut blocked: Vec<(u32, u32)> = Vec::with_capacity(blocked_units);
+    prepared.for_each(|i, p| blocked.extend(p.block().map(|b| (block_code(b), i as u32))));
     stats.blocked_records = set.blocked_records as usize;
     blocked.sort_unstable();
     // The last block each cluster appears in: its summary is dropped after that block, so the
@@ -468,7 +512,7 @@ pub fn link_set_streaming(
             for &r in &roots {
                 aggs.entry(r).or_insert_with(|| {
                     let mut a = Agg::default();
-                    for &u in clusters.members(r) {
+                    for u in clusters.members(r) {
                         a.add(prepared.unit_at(u as usize).as_ref());
                     }
                     a.tidy();
@@ -507,18 +551,24 @@ pub fn link_set_streaming(
     drop(clusters);
 
     // Person keys, cluster by cluster in order of their first unit.
-    let persons = Groups::new((0..n).map(|i| uf.find(i) as u32).collect());
+    let persons = Clusters::new((0..n).map(|i| uf.find(i) as u32).collect());
     drop(uf);
-    // Per unit its cluster's number (clusters in order of their first unit), per cluster its
-    // key: numbered by key at the end ([`UnitKeys`]).
-    let mut cluster_of = vec![0u32; n];
     let mut cluster_keys: Vec<PersonKey> = Vec::with_capacity(persons.clusters());
+    // Per unit its cluster's number (clusters in order of their first unit), per cluster its
+    // key: numbered by key at the end ([`UnitKeys`]). The numbers are written over the roots,
+    // cluster by cluster as each is keyed: a number is at most its cluster's root, which is
+    // at most each of its units, so a unit not yet reached still tells whether it is a root
+    // (only a root is its own root) and nothing reached is read again.
+    let Clusters { root: mut cluster_of, next } = persons;
+    let mut members = Vec::new();
     let mut anchors = Chunked::new(ANCHOR_CHUNK, |_| {}, sink);
     for i in 0..n {
-        let members = persons.members(persons.root_of(i));
-        if members[0] as usize != i {
+        if cluster_of[i] as usize != i {
             continue;
         }
+        members.clear();
+        members.extend(Clusters::chain(&next, i));
+        let members = &members[..];
         let units: Vec<LinkUnit> = members.iter().map(|&u| prepared.unit_at(u as usize)).collect();
         let mut cluster_anchors: Vec<PersonKey> = units.iter().flat_map(|u| u.as_ref().anchors(keys)).collect();
         cluster_anchors.sort_unstable();
@@ -535,7 +585,7 @@ pub fn link_set_streaming(
             .or_else(|| members.iter().filter_map(|u| set.stored.get(u)).min().copied())
             .unwrap_or_else(|| {
                 let first = members[0] as usize;
-                let position = set.first[first].saturating_sub(set.stored_records);
+                let position = prepared.first_record(first).saturating_sub(set.stored_records);
                 keys.keyed(Domain::Person, &["record", &config.run_scope, units[0].as_ref().holder(), &position.to_string()])
             });
         for &u in members {
@@ -547,10 +597,18 @@ pub fn link_set_streaming(
         }
     }
     anchors.finish();
-    drop(persons);
+    drop(next);
     let keys = UnitKeys::from_clusters(cluster_of, cluster_keys);
     stats.persons = keys.persons();
     Linkage { keys, anchors: Vec::new(), stats }
+}
+
+/// A block (birth date and sex) as one number, in the blocks' order (date, then sex): 8 bytes a
+/// blocked unit with its unit number, where the pair took 12.
+fn block_code((date, sex): (u32, Sex)) -> u32 {
+    // The date is `YYYYMMDD` (below 2^27).
+    assert!(date < 1 << 30, "a block's date is YYYYMMDD");
+    date << 2 | SEXES.iter().position(|&s| s == sex).expect("every sex is listed") as u32
 }
 
 /// Hands items to a sink in chunks of at most `size` (each made `ready` first: sorted, or left
@@ -627,20 +685,33 @@ impl IdPair {
     }
 }
 
-/// Units grouped by their cluster's root (a counting sort): each cluster's units in ascending
-/// order.
-struct Groups {
+/// Units grouped by their cluster's root (its smallest unit, as [`UnionFind`] keeps it): per
+/// unit its root and the next unit of its cluster, so that each cluster's units are a chain in
+/// ascending order from its root (8 bytes a unit, where a counting sort's groups took 12).
+struct Clusters {
     root: Vec<u32>,
-    /// Where the units of root `r` start in `order`; one past the end at `r + 1`.
-    start: Vec<u32>,
-    order: Vec<u32>,
+    /// Per unit, the next larger unit of its cluster ([`NO_UNIT`] after the last).
+    next: Vec<u32>,
 }
 
-impl Groups {
+/// The end of a chain of [`Clusters`].
+const NO_UNIT: u32 = u32::MAX;
+
+impl Clusters {
+    /// `root`: per unit, its cluster's smallest unit.
     fn new(root: Vec<u32>) -> Self {
-        let n = root.len();
-        let (start, order) = group_by_number(n, n, |i| root[i] as usize);
-        Groups { root, start, order }
+        let mut next = vec![NO_UNIT; root.len()];
+        // From the last unit down, each unit goes to the front of its cluster's chain, which
+        // starts at the root's `next`; the root, met last, is left in front of them all.
+        for i in (0..root.len()).rev() {
+            let r = root[i] as usize;
+            assert!(r <= i && root[r] as usize == r, "a cluster's root is its smallest unit");
+            if r != i {
+                next[i] = next[r];
+                next[r] = i as u32;
+            }
+        }
+        Clusters { root, next }
     }
 
     fn root_of(&self, unit: usize) -> usize {
@@ -653,8 +724,13 @@ impl Groups {
     }
 
     /// The units of the cluster whose root is `root`, ascending.
-    fn members(&self, root: usize) -> &[u32] {
-        &self.order[self.start[root] as usize..self.start[root + 1] as usize]
+    fn members(&self, root: usize) -> impl Iterator<Item = u32> + '_ {
+        Self::chain(&self.next, root)
+    }
+
+    /// The chain through `next` from `root`.
+    fn chain(next: &[u32], root: usize) -> impl Iterator<Item = u32> + '_ {
+        std::iter::successors(Some(root as u32), |&u| Some(next[u as usize]).filter(|&v| v != NO_UNIT))
     }
 }
 
@@ -1469,17 +1545,22 @@ mod tests {
         let mut into = UnitSet::default();
         into.push(LinkUnit::new(&claim("H9", "x", "佐藤花子", "サトウハナコ", "1990-01-01", "2", ("06132013", "2", "9", "01"))));
         let moved = into.append(make());
-        assert_eq!(moved, (1..=6_000).collect::<Vec<u32>>());
-        for (i, &at) in moved.iter().enumerate() {
+        assert_eq!(moved.iter().collect::<Vec<u32>>(), (1..=6_000).collect::<Vec<u32>>());
+        for (i, at) in moved.iter().enumerate() {
             assert_eq!(into.units.unit_at(at as usize), reference.units.unit_at(i));
         }
         let mut empty = UnitSet::default();
-        assert_eq!(empty.append(make()), (0..6_000).collect::<Vec<u32>>());
+        assert_eq!(empty.append(make()), Appended::AsItWas(6_000), "taken as it was: no list of numbers");
         assert_eq!((empty.len(), empty.records()), (6_000, 6_000));
     }
 
     /// Units read back as a list are added as `push_stored` adds them one by one, in list order
     /// or in the order given.
+    /// Each unit's first record, in unit order.
+    fn firsts(set: &UnitSet) -> Vec<u32> {
+        (0..set.len()).map(|u| set.units.first_record(u)).collect()
+    }
+
     #[test]
     fn a_list_read_back_is_added_as_its_units_one_by_one() {
         let records: Vec<LinkRecord> = (0..5_000)
@@ -1506,8 +1587,8 @@ mod tests {
             let got = listed.push_stored_units(units.clone(), &stored, order);
             assert_eq!(got, want);
             assert_eq!(
-                (listed.blocked_records, &listed.first, &listed.stored, listed.records, listed.stored_records),
-                (one_by_one.blocked_records, &one_by_one.first, &one_by_one.stored, one_by_one.records, one_by_one.stored_records)
+                (listed.blocked_records, firsts(&listed), &listed.stored, listed.records, listed.stored_records),
+                (one_by_one.blocked_records, firsts(&one_by_one), &one_by_one.stored, one_by_one.records, one_by_one.stored_records)
             );
             assert!((0..listed.len()).all(|u| listed.units.unit_at(u) == one_by_one.units.unit_at(u)));
         }
@@ -1734,7 +1815,7 @@ mod tests {
         let moved = set.append(later);
         let b = link_set(&set, &LinkageConfig { run_scope: "b/v1".into(), ..LinkageConfig::default() }, &keys, &prior);
         assert_eq!(&b.keys.to_vec()[..3], &[a.keys[0], a.keys[2], a.keys[3]], "records read back keep their keys");
-        let new = b.keys[moved[0] as usize];
+        let new = b.keys[moved.of(0) as usize];
         // It is keyed by its position among this run's records (0) and the run's scope.
         assert!(!a.keys.to_vec().contains(&new), "a new record with nothing identifying gets a key of its own");
     }
@@ -1801,7 +1882,7 @@ mod tests {
             let mut unit_of: Vec<u32> = units[..split].iter().map(|u| earlier.push(u.clone())).collect();
             let later_of: Vec<u32> = units[split..].iter().map(|u| later.push(u.clone())).collect();
             let moved = earlier.append(later);
-            unit_of.extend(later_of.iter().map(|&u| moved[u as usize]));
+            unit_of.extend(later_of.iter().map(|&u| moved.of(u as usize)));
             let appended = link_set(&earlier, &config, &keys, &prior);
             let keys_of: Vec<PersonKey> = unit_of.iter().map(|&u| appended.keys[u as usize]).collect();
             prop_assert_eq!(&keys_of, &reference.keys.to_vec());
@@ -1829,6 +1910,16 @@ mod tests {
             let after = run(&records);
             for (new_pos, &old_pos) in order.iter().enumerate() {
                 prop_assert_eq!(after.keys[new_pos], before.keys[old_pos]);
+            }
+        }
+
+        /// Blocks as one number keep the order of (date, sex), and two blocks are one number only
+        /// when they are the same block.
+        #[test]
+        fn block_codes_keep_the_order_of_blocks(a in (0u32..100_000_000, 0usize..4), b in (0u32..100_000_000, 0usize..4), near in 0u32..3) {
+            let a = (a.0, SEXES[a.1]);
+            for b in [(b.0, SEXES[b.1]), (a.0 + near, SEXES[b.1])] {
+                prop_assert_eq!(block_code(a).cmp(&block_code(b)), a.cmp(&b));
             }
         }
 

@@ -128,7 +128,7 @@ fn units_in_a_store_link_as_units_in_memory() {
         let (mut earlier, mut of) = fill(UnitSet::with_storage(UnitStorage { store: Box::new(MemoryPages::default()), held_bytes }), &units[..half]);
         let (later, later_of) = fill(UnitSet::default(), &units[half..]);
         let moved = earlier.append(later);
-        of.extend(later_of.iter().map(|&u| moved[u as usize]));
+        of.extend(later_of.iter().map(|&u| moved.of(u as usize)));
         assert!(earlier.units().has_storage());
         assert_eq!(per_record(&link_set(&earlier, &config, &k, &prior), &of), want);
 

@@ -199,7 +199,7 @@ impl SimVault {
         let of: Vec<u32> = prepare_all(new).into_iter().map(|u| later.push(u)).collect();
         let moved = set.append(later);
         let linkage = link_set(&set, config, &k, &self.prior(None));
-        let out: Vec<PersonKey> = of.iter().map(|&u| linkage.keys[moved[u as usize] as usize]).collect();
+        let out: Vec<PersonKey> = of.iter().map(|&u| linkage.keys[moved.of(u as usize) as usize]).collect();
         self.records.extend(new.iter().cloned().zip(out.iter().copied()));
         self.anchors.extend(linkage.anchors);
         out
@@ -250,7 +250,7 @@ impl SimVault {
         units.for_each(|n, u| at.push(set.push_stored(u, self.records[read[n]].1)));
         let moved = set.append(later);
         let linkage = link_set(&set, config, &k, &self.prior(Some(&anchors)));
-        let out: Vec<PersonKey> = of.iter().map(|&u| linkage.keys[moved[u as usize] as usize]).collect();
+        let out: Vec<PersonKey> = of.iter().map(|&u| linkage.keys[moved.of(u as usize) as usize]).collect();
         if rebuild {
             self.buckets.clear();
             self.clusters.clear();

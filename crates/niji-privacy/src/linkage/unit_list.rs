@@ -39,19 +39,43 @@ impl fmt::Debug for UnitStorage {
 }
 
 /// Units one after another, encoded ([`UnitRef`]), in pages (a larger unit gets a page of its
-/// own): no allocation per unit, about 12 bytes a unit besides its content, which is in memory
-/// or in the store ([`UnitStorage`]). What a [`UnitSet`](super::UnitSet) holds its units in.
-/// Read in order with [`UnitList::for_each`], by index with [`Units::unit`].
+/// own): no allocation per unit. Each page ends with its units' entries (where each ends and
+/// the ordinal of its first record, 8 bytes a unit) and where the entries begin, written when
+/// the page is closed, so that
+/// what the list holds in memory per unit is its observation date alone, besides a few bytes a
+/// page; the units are in memory or in the store ([`UnitStorage`]). What a
+/// [`UnitSet`](super::UnitSet) holds its units in. Read in order with [`UnitList::for_each`], by
+/// index with [`Units::unit`].
 #[derive(Default)]
 pub struct UnitList {
     pages: Vec<Page>,
-    /// Per unit: its page, where it starts there and its length.
-    spans: Vec<(u32, u32, u32)>,
+    /// Per page: the index of its first unit (a page holds the units up to the next page's
+    /// first; every page holds at least one).
+    page_first: Vec<u32>,
+    /// The entries of the last page while it is open (units are still added to it): written at
+    /// its end when it is closed.
+    open: Vec<Entry>,
+    /// Whether the last page is open.
+    last_open: bool,
+    count: usize,
     observed: Vec<Option<Date>>,
     spill: Option<Spill>,
     /// The store's first error, or one a list drained into this one had.
     error: Mutex<Option<std::io::Error>>,
 }
+
+/// Where a unit ends in its page and the arrival ordinal of its first record.
+#[derive(Clone, Copy)]
+struct Entry {
+    end: u32,
+    first_record: u32,
+}
+
+/// Bytes of an entry at a page's end: its `end` and `first_record`, little-endian.
+const ENTRY: usize = 8;
+/// Bytes after the entries: where the units end (the entries begin), so that a page given back
+/// longer or shorter than it was kept is found out.
+const FOOTER: usize = 4;
 
 /// Page size of a list held in memory only: few, large allocations.
 const PAGE: usize = 256 * 1024;
@@ -95,51 +119,78 @@ impl UnitList {
         self.spill.is_some()
     }
 
-    /// Frees the per-unit arrays' growth slack (once no unit is added any more).
-    pub fn shrink_to_fit(&mut self) {
+    /// No more units are coming for now: closes the last page (to the store, if it is past the
+    /// pages held) and frees the per-unit arrays' growth slack. Units may still be added: they
+    /// start a new page.
+    pub fn finish(&mut self) {
+        self.close_last_page();
+        self.open = Vec::new();
         self.pages.shrink_to_fit();
-        self.spans.shrink_to_fit();
+        self.page_first.shrink_to_fit();
         self.observed.shrink_to_fit();
     }
 
-    /// Appends a unit; returns its index.
+    /// Appends a unit whose first record is the one at its own index; returns its index.
     pub fn push(&mut self, unit: UnitRef<'_>) -> u32 {
-        let bytes = unit.bytes;
-        let page_size = if self.spill.is_some() { STORED_PAGE } else { PAGE };
-        let fits = matches!(self.pages.last(), Some(Page::Held(p)) if p.capacity() - p.len() >= bytes.len());
-        if !fits {
-            self.store_last_page();
-            // The first page grows as it fills (a list of a few units stays small); the others
-            // are made full size.
-            let grow = match self.pages.as_mut_slice() {
-                [Page::Held(p)] if p.capacity() < page_size && p.len() + bytes.len() <= page_size => {
-                    let target = (p.capacity() * 2).max(p.len() + bytes.len()).min(page_size);
-                    p.reserve_exact(target - p.len());
-                    true
-                }
-                _ => false,
-            };
-            if !grow {
-                let size = if self.pages.is_empty() { bytes.len().max(4096.min(page_size)) } else { page_size.max(bytes.len()) };
-                self.pages.push(Page::Held(Vec::with_capacity(size)));
-            }
-        }
-        let page_at = self.pages.len() - 1;
-        let Some(Page::Held(page)) = self.pages.last_mut() else { unreachable!("the last page is held") };
-        let start = page.len();
-        page.extend_from_slice(bytes);
-        self.spans.push((page_at as u32, start as u32, bytes.len() as u32));
-        self.observed.push(unit.observed);
-        (self.spans.len() - 1) as u32
+        self.push_with_first(unit, self.count as u32)
     }
 
-    /// Hands the last page to the store, if it is past the pages held. A page the store does not
-    /// take stays in memory (the error is kept), and so do the pages after it: a store that
-    /// failed once is not asked again.
-    fn store_last_page(&mut self) {
+    /// Appends a unit whose first record arrived `first_record`-th ([`UnitList::first_record`]);
+    /// returns its index.
+    pub(super) fn push_with_first(&mut self, unit: UnitRef<'_>, first_record: u32) -> u32 {
+        let bytes = unit.bytes;
+        let page_size = if self.spill.is_some() { STORED_PAGE } else { PAGE };
+        let at = self.count as u32;
+        // The unit, the entries of the page's units (this one's included) and the footer.
+        let needed = bytes.len() + (self.open.len() + 1) * ENTRY + FOOTER;
+        let last_open = self.last_open;
+        let fits = last_open && matches!(self.pages.last(), Some(Page::Held(p)) if p.capacity() - p.len() >= needed);
+        if !fits {
+            // The first page grows as it fills (a list of a few units stays small); the others
+            // are made full size.
+            let grow = last_open
+                && match self.pages.as_mut_slice() {
+                    [Page::Held(p)] if p.capacity() < page_size && p.len() + needed <= page_size => {
+                        let target = (p.capacity() * 2).max(p.len() + needed).min(page_size);
+                        p.reserve_exact(target - p.len());
+                        true
+                    }
+                    _ => false,
+                };
+            if !grow {
+                self.close_last_page();
+                let own = bytes.len() + ENTRY + FOOTER;
+                let size = if self.pages.is_empty() { own.max(4096.min(page_size)) } else { page_size.max(own) };
+                self.pages.push(Page::Held(Vec::with_capacity(size)));
+                self.page_first.push(at);
+                self.last_open = true;
+            }
+        }
+        let Some(Page::Held(page)) = self.pages.last_mut() else { unreachable!("the last page is held") };
+        page.extend_from_slice(bytes);
+        self.open.push(Entry { end: page.len() as u32, first_record });
+        self.observed.push(unit.observed);
+        self.count += 1;
+        at
+    }
+
+    /// Writes the open page's entries at its end (in the room kept for them) and hands it to the
+    /// store, if it is past the pages held. A page the store does not take stays in memory (the
+    /// error is kept), and so do the pages after it: a store that failed once is not asked again.
+    fn close_last_page(&mut self) {
+        if !std::mem::replace(&mut self.last_open, false) {
+            return;
+        }
+        let Some(Page::Held(page)) = self.pages.last_mut() else { unreachable!("an open page is held") };
+        let data_end = page.len() as u32;
+        for e in self.open.drain(..) {
+            page.extend_from_slice(&e.end.to_le_bytes());
+            page.extend_from_slice(&e.first_record.to_le_bytes());
+        }
+        page.extend_from_slice(&data_end.to_le_bytes());
         let Some(spill) = self.spill.as_mut() else { return };
         let at = self.pages.len();
-        if at == 0 || at <= spill.held_pages || self.error.lock().expect("not poisoned").is_some() {
+        if at <= spill.held_pages || self.error.lock().expect("not poisoned").is_some() {
             return;
         }
         let Some(Page::Held(page)) = self.pages.last() else { return };
@@ -157,31 +208,30 @@ impl UnitList {
     /// Every unit in order, with its index. Pages in the store are read once each.
     pub fn for_each(&self, mut f: impl FnMut(usize, UnitRef<'_>)) {
         let mut buffer = Vec::new();
-        let mut i = 0;
-        for on_page in self.spans.chunk_by(|a, b| a.0 == b.0) {
-            self.visit_page(&self.pages[on_page[0].0 as usize], on_page, &mut i, &mut buffer, &mut f);
+        for p in 0..self.pages.len() {
+            self.visit_page(p, &self.pages[p], &mut buffer, &mut |i, unit, _| f(i, unit));
         }
     }
 
-    /// Calls `f` with the units of `page`, whose spans are `on_page` and the first of which is
-    /// unit `*i` (advanced past them).
-    fn visit_page(&self, page: &Page, on_page: &[(u32, u32, u32)], i: &mut usize, buffer: &mut Vec<u8>, f: &mut impl FnMut(usize, UnitRef<'_>)) {
-        let page = self.page_bytes(page, buffer);
-        for &(_, start, len) in on_page {
-            f(*i, self.unit_in(page, start, len, *i));
-            *i += 1;
+    /// Calls `f` with each unit of page `p` (whose content is `page`), its index and its first
+    /// record.
+    fn visit_page(&self, p: usize, page: &Page, buffer: &mut Vec<u8>, f: &mut impl FnMut(usize, UnitRef<'_>, u32)) {
+        let bytes = self.page_bytes(page, buffer);
+        let first = self.page_first[p] as usize;
+        for j in 0..self.units_on(p) {
+            let (unit, first_record) = self.unit_in(bytes, p, j);
+            f(first + j, unit, first_record);
         }
     }
 
-    /// As [`UnitList::for_each`], freeing each page once its units are read: the list is not
-    /// held twice while its units are copied elsewhere. Returns the store's error, if any.
-    pub(super) fn drain(mut self, mut f: impl FnMut(usize, UnitRef<'_>)) -> Option<std::io::Error> {
-        let spans = std::mem::take(&mut self.spans);
+    /// As [`UnitList::for_each`], with each unit's first record, freeing each page once its
+    /// units are read: the list is not held twice while its units are copied elsewhere. Returns
+    /// the store's error, if any.
+    pub(super) fn drain(mut self, mut f: impl FnMut(usize, UnitRef<'_>, u32)) -> Option<std::io::Error> {
         let mut buffer = Vec::new();
-        let mut i = 0;
-        for on_page in spans.chunk_by(|a, b| a.0 == b.0) {
-            let taken = std::mem::replace(&mut self.pages[on_page[0].0 as usize], Page::Freed);
-            self.visit_page(&taken, on_page, &mut i, &mut buffer, &mut f);
+        for p in 0..self.pages.len() {
+            let taken = std::mem::replace(&mut self.pages[p], Page::Freed);
+            self.visit_page(p, &taken, &mut buffer, &mut f);
         }
         self.store_error()
     }
@@ -200,17 +250,56 @@ impl UnitList {
         }
     }
 
-    /// The unit at `i`, which lies at `start..start + len` of `page`, or an empty unit if the
-    /// page does not hold it (a page the store failed to give back, or gave back short: kept as
-    /// an error too).
-    fn unit_in<'a>(&self, page: &'a [u8], start: u32, len: u32, i: usize) -> UnitRef<'a> {
-        let bytes = page.get(start as usize..(start + len) as usize).unwrap_or_else(|| {
-            if !page.is_empty() {
-                self.keep_error(std::io::Error::new(std::io::ErrorKind::InvalidData, "a page came back from the store shorter than it was kept"));
+    /// How many units page `p` holds.
+    fn units_on(&self, p: usize) -> usize {
+        let next = self.page_first.get(p + 1).map_or(self.count, |&f| f as usize);
+        next - self.page_first[p] as usize
+    }
+
+    /// The page that holds unit `i`.
+    fn page_of(&self, i: usize) -> usize {
+        assert!(i < self.count, "unit {i} of {}", self.count);
+        self.page_first.partition_point(|&f| f as usize <= i) - 1
+    }
+
+    /// The `j`-th unit of page `p`, whose content is `page`, and its first record; an empty unit
+    /// if the page does not hold it (a page the store failed to give back, or gave back short:
+    /// kept as an error too).
+    fn unit_in<'a>(&self, page: &'a [u8], p: usize, j: usize) -> (UnitRef<'a>, u32) {
+        let observed = self.observed[self.page_first[p] as usize + j];
+        match self.locate(page, p, j) {
+            Some((range, first_record)) => (UnitRef { bytes: &page[range], observed }, first_record),
+            None => {
+                if !page.is_empty() {
+                    self.keep_error(std::io::Error::new(std::io::ErrorKind::InvalidData, "a page came back from the store shorter than it was kept"));
+                }
+                (UnitRef { bytes: empty_unit(), observed }, 0)
             }
-            empty_unit()
-        });
-        UnitRef { bytes, observed: self.observed[i] }
+        }
+    }
+
+    /// Where the `j`-th unit of page `p` lies in `page`, and its first record: from the open
+    /// page's entries, or from those at the page's end.
+    fn locate(&self, page: &[u8], p: usize, j: usize) -> Option<(std::ops::Range<usize>, u32)> {
+        let (start, entry, data_end) = if self.last_open && p + 1 == self.pages.len() {
+            let start = if j == 0 { 0 } else { self.open.get(j - 1)?.end };
+            (start, *self.open.get(j)?, page.len())
+        } else {
+            let data_end = page.len().checked_sub(self.units_on(p) * ENTRY + FOOTER)?;
+            let footer = u32::from_le_bytes(page[page.len() - FOOTER..].try_into().expect("four bytes"));
+            if footer as usize != data_end {
+                return None;
+            }
+            let entry = |k: usize| {
+                let at = data_end + k * ENTRY;
+                let word = |w: usize| u32::from_le_bytes(page[at + w..at + w + 4].try_into().expect("four bytes"));
+                Entry { end: word(0), first_record: word(4) }
+            };
+            let start = if j == 0 { 0 } else { entry(j - 1).end };
+            (start, entry(j), data_end)
+        };
+        let range = start as usize..entry.end as usize;
+        (range.start <= range.end && range.end <= data_end).then_some((range, entry.first_record))
     }
 
     /// Reads a stored page; on failure keeps the error and returns false.
@@ -225,34 +314,50 @@ impl UnitList {
         }
     }
 
-    /// The unit at `i`, copied out of its page (read back through a small cache if stored).
-    pub fn unit_at(&self, i: usize) -> LinkUnit {
-        let (page, start, len) = self.spans[i];
-        let range = start as usize..(start + len) as usize;
-        let observed = self.observed[i];
-        match &self.pages[page as usize] {
-            Page::Held(p) => LinkUnit { bytes: p[range].into(), observed },
+    /// `f` of the unit at `i` and its first record, where its page lies (read back through a
+    /// small cache if stored).
+    fn with_unit<R>(&self, i: usize, f: impl FnOnce(UnitRef<'_>, u32) -> R) -> R {
+        let p = self.page_of(i);
+        let j = i - self.page_first[p] as usize;
+        match &self.pages[p] {
+            Page::Held(page) => {
+                let (unit, first_record) = self.unit_in(page, p, j);
+                f(unit, first_record)
+            }
             Page::Stored(id) => {
                 let spill = self.spill.as_ref().expect("stored pages have a store");
                 let mut cache = spill.cache.lock().expect("not poisoned");
-                if let Some(p) = cache.pages.get(&page) {
-                    return LinkUnit { bytes: self.unit_in(p, start, len, i).bytes.into(), observed };
+                if let Some(page) = cache.pages.get(&(p as u32)) {
+                    let (unit, first_record) = self.unit_in(page, p, j);
+                    return f(unit, first_record);
                 }
                 let mut buffer = Vec::new();
                 if !self.read_page(*id, &mut buffer) {
                     buffer.clear();
                 }
-                let unit = LinkUnit { bytes: self.unit_in(&buffer, start, len, i).bytes.into(), observed };
+                let (unit, first_record) = self.unit_in(&buffer, p, j);
+                let out = f(unit, first_record);
                 if cache.order.len() == CACHED_PAGES {
                     let gone = cache.order.pop_front().expect("full");
                     cache.pages.remove(&gone);
                 }
-                cache.order.push_back(page);
-                cache.pages.insert(page, buffer);
-                unit
+                cache.order.push_back(p as u32);
+                cache.pages.insert(p as u32, buffer);
+                out
             }
             Page::Freed => panic!("unit {i} read after its page was freed"),
         }
+    }
+
+    /// The unit at `i`, copied out of its page (read back through a small cache if stored).
+    pub fn unit_at(&self, i: usize) -> LinkUnit {
+        self.with_unit(i, |unit, _| LinkUnit { bytes: unit.bytes.into(), observed: unit.observed })
+    }
+
+    /// The arrival ordinal of the first record of the unit at `i` (read from its page, as
+    /// [`UnitList::unit_at`]; 0 if the store failed to give the page back).
+    pub fn first_record(&self, i: usize) -> u32 {
+        self.with_unit(i, |_, first_record| first_record)
     }
 
     /// The first error of the store, if any: a page it did not take (still held) or did not
@@ -269,18 +374,23 @@ impl UnitList {
     }
 
     pub fn len(&self) -> usize {
-        self.spans.len()
+        self.count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.count == 0
     }
 
     /// Bytes held in memory, for the memory accounts of tests and benches.
     pub fn bytes_held(&self) -> usize {
         let pages: usize = self.pages.iter().map(|p| if let Page::Held(p) = p { p.capacity() } else { 0 }).sum();
         let cache = self.spill.as_ref().map_or(0, |s| s.cache.lock().expect("not poisoned").pages.values().map(Vec::capacity).sum());
-        pages + cache + self.spans.capacity() * 12 + self.observed.capacity() * std::mem::size_of::<Option<Date>>() + self.pages.capacity() * 16
+        pages
+            + cache
+            + self.page_first.capacity() * 4
+            + self.open.capacity() * std::mem::size_of::<Entry>()
+            + self.observed.capacity() * std::mem::size_of::<Option<Date>>()
+            + self.pages.capacity() * std::mem::size_of::<Page>()
     }
 
     /// Pages handed to the store.
@@ -340,5 +450,122 @@ impl FromIterator<LinkUnit> for UnitList {
 impl fmt::Debug for UnitList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UnitList").field("units", &self.len()).field("pages", &self.pages.len()).field("stored", &self.pages_stored()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// Pages kept in memory behind the store interface; each page given back is `cut` bytes
+    /// shorter (longer, zeros added, if negative).
+    #[derive(Clone, Default)]
+    struct Pages {
+        pages: Arc<Mutex<Vec<Vec<u8>>>>,
+        cut: isize,
+    }
+
+    impl PageStore for Pages {
+        fn put(&mut self, page: &[u8]) -> std::io::Result<u64> {
+            let mut pages = self.pages.lock().unwrap();
+            pages.push(page.to_vec());
+            Ok(pages.len() as u64 - 1)
+        }
+
+        fn get(&self, id: u64, out: &mut Vec<u8>) -> std::io::Result<()> {
+            let pages = self.pages.lock().unwrap();
+            let page = &pages[id as usize];
+            out.clear();
+            out.extend_from_slice(&page[..page.len().saturating_sub(self.cut.max(0) as usize)]);
+            out.resize(out.len() + (-self.cut).max(0) as usize, 0);
+            Ok(())
+        }
+    }
+
+    /// Unit `i` of the test lists: its bytes (some larger than a stored page, one larger than a
+    /// page held in memory), first record and observation date.
+    fn unit(i: usize) -> (Vec<u8>, u32, Option<Date>) {
+        let len = match i {
+            7 => STORED_PAGE * 3,
+            40 => PAGE + 5,
+            _ => 1 + (i * 37) % 300,
+        };
+        let bytes = (0..len).map(|b| (b * 7 + i) as u8).collect();
+        (bytes, (i * 3 + i % 2) as u32, Date::new(2000 + (i % 20) as u16, 1 + (i % 12) as u8, 1).ok())
+    }
+
+    /// The list of units `0..n` with a `finish` after `finish_at` of them, held in memory or
+    /// handed to `store` past `held_bytes`.
+    fn list(n: usize, finish_at: usize, storage: Option<(Pages, usize)>) -> UnitList {
+        let mut list = match storage {
+            Some((store, held_bytes)) => UnitList::with_storage(UnitStorage { store: Box::new(store), held_bytes }),
+            None => UnitList::default(),
+        };
+        for i in 0..n {
+            if i == finish_at {
+                list.finish();
+            }
+            let (bytes, first, observed) = unit(i);
+            assert_eq!(list.push_with_first(UnitRef { bytes: &bytes, observed }, first), i as u32);
+        }
+        list
+    }
+
+    /// Whether the list holds units `0..n` as pushed: by index, in order and drained.
+    fn check(list: UnitList, n: usize) {
+        assert_eq!(list.len(), n);
+        for i in (0..n).rev() {
+            let (bytes, first, observed) = unit(i);
+            assert_eq!((&*list.unit_at(i).bytes, list.unit_at(i).observed, list.first_record(i)), (&bytes[..], observed, first), "unit {i}");
+        }
+        let mut seen = 0;
+        list.for_each(|i, u| {
+            assert_eq!((i, u.bytes), (seen, &unit(i).0[..]));
+            seen += 1;
+        });
+        assert_eq!(seen, n);
+        assert!(list.store_error().is_none());
+        let mut drained = Vec::new();
+        assert!(list.drain(|i, u, first| drained.push((i, u.bytes.to_vec(), first))).is_none());
+        assert_eq!(drained, (0..n).map(|i| (i, unit(i).0, unit(i).1)).collect::<Vec<_>>());
+    }
+
+    /// Units and their first records come back as pushed wherever their page lies: held, open,
+    /// closed by `finish` and continued, in the store, read back in any order.
+    #[test]
+    fn units_and_first_records_come_back_wherever_their_page_lies() {
+        for n in [0, 1, 6, 60] {
+            for finish_at in [0, 3, 30, usize::MAX] {
+                check(list(n, finish_at, None), n);
+                for held_bytes in [0, 2 * STORED_PAGE, usize::MAX / 2] {
+                    let store = Pages::default();
+                    let list = list(n, finish_at, Some((store.clone(), held_bytes)));
+                    if held_bytes == 0 && n > 6 {
+                        assert!(list.pages_stored() > 10, "{list:?}");
+                    }
+                    check(list, n);
+                }
+            }
+        }
+    }
+
+    /// A stored page given back shorter or longer than it was kept (by part of an entry, or by
+    /// whole entries, which would shift every unit onto its neighbour's bytes) reads as empty
+    /// units and leaves an error, never another unit's bytes.
+    #[test]
+    fn a_page_given_back_changed_reads_as_empty_units_and_is_an_error() {
+        for cut in [3, ENTRY as isize, 2 * ENTRY as isize, -(ENTRY as isize), -1] {
+            let store = Pages { cut, ..Pages::default() };
+            let mut list = list(30, usize::MAX, Some((store, 0)));
+            list.finish();
+            assert!(list.pages_stored() > 5);
+            assert!(list.store_error().is_none());
+            for i in 0..30 {
+                assert_eq!(&*list.unit_at(i).bytes, empty_unit(), "unit {i}, {cut} bytes cut");
+            }
+            assert_eq!(list.store_error().map(|e| e.kind()), Some(std::io::ErrorKind::InvalidData));
+        }
     }
 }
