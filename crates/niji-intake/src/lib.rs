@@ -63,8 +63,9 @@
 //! `NIJI_BENCH_ONLY=uke NIJI_BENCH_PERSONS=1000000 NIJI_BENCH_PERSONS_SMALL=300000 cargo bench -p niji-intake`
 //! (session 19): 146–176 MB peak for 24.6 million UKE lines (2.68 million claims, 384,822
 //! distinct units; session 18: 256 MB), 369 MB for 73.9 million (3 million persons, 1,155,622
-//! units, in the link phase: the units, about 190 bytes each with their spans and dates,
-//! linkage's indexes and the keys; 340 MB since the unit numbers wait on disk, session 20),
+//! units, in the link phase: the units, about 190 bytes each with their spans and dates as
+//! they were then, linkage's indexes and the keys; 340 MB since the unit numbers wait on disk,
+//! session 20),
 //! 116 MB for 7.4 million. Units are packed (`UnitList`) and, past
 //! [`IntakeOptions::units_held_bytes`] (and past 1 MB of a file's own while it is scanned),
 //! wait in a sealed scratch file (`scratch`), read back by 1 KiB page (session 21: 3M persons
@@ -73,7 +74,10 @@
 //! anchors go to the vault batch as linkage makes them, the bucket rows after them, in chunks as
 //! they are made; keys come back per person with a number per unit (`UnitKeys`), which the lake
 //! counts persons by (session 22: 3M persons peak 183 MB in the link phase, write 179, commit
-//! 120; 1M persons 115–118 MB). Earlier versions' units
+//! 120; 1M persons 115–118 MB). Each unit's end and first record lie in its page, clusters are
+//! chains, and a set taken as it was keeps no list of its unit numbers (session 24: 3M persons
+//! link 174 → 154 MB, write 174 → 169, the peak now; 1M persons link 96 → 85, write 112–113).
+//! Earlier versions' units
 //! are read back only for the persons the submission reaches (step 2), not for the whole instance (5 of those 240 files as a new
 //! dataset of an instance that holds them twice: 243,878 earlier records read back and a
 //! 490 MB peak, against 830,564 and 1,355 MB reading back everyone; `NIJI_BENCH_AGAIN=1`), and are reduced the same way as the

@@ -477,8 +477,9 @@ pub fn link_set_streaming(
     }
     drop(by_id);
 
-    // The clusters the identifier links made, and the blocks of birth date and sex in key
-    // order: both as sorted arrays (a few bytes a unit, where maps of vectors took about 80).
+    // The clusters the identifier links made (chains, 8 bytes a unit) and the blocks of birth
+    // date and sex in key order (a sorted array, 8 bytes a blocked unit), where maps of vectors
+    // took about 80 bytes a unit.
     let clusters = Clusters::new((0..n).map(|i| uf.find(i) as u32).collect());
     let mut blocked: Vec<(u32, u32)> = Vec::with_capacity(blocked_units);
     prepared.for_each(|i, p| blocked.extend(p.block().map(|b| (block_code(b), i as u32))));
@@ -1554,12 +1555,13 @@ mod tests {
         assert_eq!((empty.len(), empty.records()), (6_000, 6_000));
     }
 
-    /// Units read back as a list are added as `push_stored` adds them one by one, in list order
-    /// or in the order given.
     /// Each unit's first record, in unit order.
     fn firsts(set: &UnitSet) -> Vec<u32> {
         (0..set.len()).map(|u| set.units.first_record(u)).collect()
     }
+
+    /// Units read back as a list are added as `push_stored` adds them one by one, in list order
+    /// or in the order given.
 
     #[test]
     fn a_list_read_back_is_added_as_its_units_one_by_one() {

@@ -553,7 +553,8 @@ mod tests {
 
     /// A stored page given back shorter or longer than it was kept (by part of an entry, or by
     /// whole entries, which would shift every unit onto its neighbour's bytes) reads as empty
-    /// units and leaves an error, never another unit's bytes.
+    /// units and leaves an error. The footer checks a page's length only: a page changed in its
+    /// content is the store's to find out (the intake's pages are sealed and authenticated).
     #[test]
     fn a_page_given_back_changed_reads_as_empty_units_and_is_an_error() {
         for cut in [3, ENTRY as isize, 2 * ENTRY as isize, -(ENTRY as isize), -1] {
