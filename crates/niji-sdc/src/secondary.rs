@@ -120,12 +120,35 @@ const AUDITED_CELLS: usize = 400;
 /// with the same keys (the table does not check they are distinct) are two cells between the
 /// same lines: their sum is not protected by the cycle they make (a documented limit).
 pub(crate) fn protect(table: &Table, persons: &[u64], suppressed: &mut [bool]) -> Protection {
-    protect_audited(table, persons, suppressed, AUDITED_CELLS)
+    protect_with(table, persons, suppressed, Effort::default())
 }
 
-/// [`protect`], auditing groups of up to `exact_cells` suppressed cells by elimination and
-/// larger ones by hypercube certificates (the tests lower it to reach the cubes in small tables).
+/// How much [`protect`] does in three dimensions or more (the tests lower it to reach each path
+/// in small tables).
+#[derive(Clone, Copy)]
+struct Effort {
+    /// Groups of up to this many suppressed cells are audited by elimination, larger ones by
+    /// hypercube certificates.
+    exact_cells: usize,
+    /// Linear programs solved for one table at most ([`null_vector`]).
+    programs: usize,
+}
+
+impl Default for Effort {
+    fn default() -> Self {
+        Effort { exact_cells: AUDITED_CELLS, programs: null_vector::PROGRAMS }
+    }
+}
+
+/// [`protect`] with groups of up to `exact_cells` suppressed cells audited by elimination.
+#[cfg(test)]
 fn protect_audited(table: &Table, persons: &[u64], suppressed: &mut [bool], exact_cells: usize) -> Protection {
+    protect_with(table, persons, suppressed, Effort { exact_cells, ..Effort::default() })
+}
+
+/// [`protect`] with `effort`.
+fn protect_with(table: &Table, persons: &[u64], suppressed: &mut [bool], effort: Effort) -> Protection {
+    let Effort { exact_cells, programs } = effort;
     let (n, d) = (table.rows.len(), table.dimensions.len());
     if n == 0 || !suppressed.iter().any(|&s| s) {
         return Protection { added: Vec::new(), solvable: 0 };
@@ -167,9 +190,10 @@ fn protect_audited(table: &Table, persons: &[u64], suppressed: &mut [bool], exac
         // on two one cell short of the same cell); then every line is brought back to two.
         let mut cubes = Cubes::new(&ids, &cardinality, key_order, &dims, suppressed);
         let mut certified = vec![false; n];
-        // Linear programs left to solve, and cells found on no null vector at all (whatever is
-        // withheld: the table's shape decides it, so no later round asks again).
-        let mut programs = null_vector::PROGRAMS;
+        // Linear programs left to solve (none past the size the programs take), and cells found
+        // on no null vector at all (whatever is withheld: the table's shape decides it, so no
+        // later round asks again).
+        let mut programs = if null_vector::fits(n) { programs } else { 0 };
         let mut on_no_vector = vec![false; n];
         let mut audit = solved_cells(table, suppressed, &dims, (&cubes, &mut certified), exact_cells);
         for _ in 0..SOLVE_ROUNDS {
@@ -200,9 +224,9 @@ fn protect_audited(table: &Table, persons: &[u64], suppressed: &mut [bool], exac
                         programs -= 1;
                         null_vector::complement(table, &dims, &lines, suppressed, cell)
                     }) {
-                        Some(Some(cells)) if !cells.is_empty() => cells,
-                        vector => {
-                            on_no_vector[cell] |= matches!(vector, Some(None));
+                        Some(null_vector::Program::Withhold(cells)) if !cells.is_empty() => cells,
+                        program => {
+                            on_no_vector[cell] |= matches!(program, Some(null_vector::Program::NoVector));
                             let its_lines: Vec<(usize, u32)> = (0..d).map(|k| (k, dims[k].line_of[cell])).collect();
                             lines.best_complement(suppressed, &its_lines).into_iter().collect()
                         }
@@ -923,7 +947,7 @@ mod tests {
     /// A sparse three-way table (34 of 48 combinations, no margins) whose small cells no cube
     /// protects: the cells the equations solve are put on null vectors by the linear program
     /// (`null_vector`), and the exact attacker then recovers nothing, whatever the rows' order.
-    /// With line complements alone (the program turned off) this table was refused.
+    /// With line complements alone (no program) the table is refused.
     #[test]
     fn a_sparse_table_no_cube_protects_is_protected_through_null_vectors() {
         use crate::table::{Cell, Measure};
@@ -953,7 +977,10 @@ mod tests {
             let mut certified = vec![false; persons.len()];
             let no_cube = (0..persons.len()).filter(|&r| primary[r] && cubes.complete(r, &suppressed, &mut certified, &|_| (0, 0, 0)).is_none());
             assert!(no_cube.count() > 0, "some small cell has no cube to complete");
-            let protection = protect_audited(&table, &persons, &mut suppressed, AUDITED_CELLS);
+            let mut without = primary.clone();
+            let refused = protect_with(&table, &persons, &mut without, Effort { programs: 0, ..Effort::default() });
+            assert!(refused.solvable > 0, "line complements alone leave a solved cell");
+            let protection = protect_with(&table, &persons, &mut suppressed, Effort::default());
             assert_eq!(protection.solvable, 0);
             assert!(primary.iter().zip(&suppressed).all(|(p, s)| !p || *s));
             assert_eq!(solved_by_all_lines(&table, &suppressed), Vec::<usize>::new());

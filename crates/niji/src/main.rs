@@ -234,11 +234,15 @@ enum TokenCommand {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    use tracing_subscriber::prelude::*;
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NIJI_LOG").unwrap_or_else(|_| "info,tower_http=info,sqlx=warn".into()))
         .json()
         .with_writer(std::io::stderr)
-        .init();
+        .finish();
+    // The linear-programming solver of output checking logs objective values made from persons
+    // counts: never written, whatever `NIJI_LOG` asks for.
+    logs.with(tracing_subscriber::filter::filter_fn(|meta| !meta.target().starts_with("microlp"))).init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     rt.block_on(run(cli.command))
 }

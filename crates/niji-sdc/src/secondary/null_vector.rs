@@ -1,5 +1,5 @@
-//! Complements for a cell the lines' equations solve, found by linear programming: the cheapest
-//! cells to withhold so that a *null vector* of the equations passes through the cell.
+//! Complements for a cell the lines' equations solve, found by linear programming: cells to
+//! withhold so that a *null vector* of the equations passes through the cell.
 //!
 //! A suppressed cell is safe from exact recomputation exactly when some vector over the
 //! suppressed cells is nonzero at the cell and adds up to zero along every line of two or more
@@ -9,37 +9,50 @@
 //! (a line of one cell is no equation, so its cell must be balanced in its other lines only). The
 //! linear program looks for any vector: one value per cell of the table, the cell's fixed at 1,
 //! every line's sum 0, minimising the sum of the absolute values weighted by what withholding
-//! each cell costs (a cell suppressed already costs almost nothing). The cells not yet
-//! suppressed on which the optimum is nonzero are the complement. Where no vector exists at all
-//! the lines determine the cell whatever is withheld, and the table is refused.
+//! each cell costs (by its class and persons as complements are ranked; a cell suppressed
+//! already costs almost nothing). The cells not yet suppressed on which the optimum is nonzero
+//! are the complement. A program with no solution at all means that the lines determine the
+//! cell whatever is withheld: no complement can save it.
 //!
 //! Soundness does not rest on the solver: the cells it names are withheld and the next round's
 //! audit decides by elimination whether the cell is safe.
 
-use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOutcome};
+use microlp::{ComparisonOp, Error, OptimizationDirection, Problem, SolveOutcome};
 
 use super::{DimLines, Lines};
 use crate::table::{Table, TOTAL};
 
 /// Tables of more rows than this get no linear program (its size follows the table's).
 pub(super) const MAX_ROWS: usize = 500;
-/// Linear programs solved for one table at most (each takes 5–30 ms in a table of a few hundred
-/// rows): the cells past them get line complements. No time limit: the protection must not depend
-/// on how fast the machine is (the same query must withhold the same cells).
+/// Linear programs solved for one table at most (5–30 ms each in a table of 359 rows, measured):
+/// the cells past them get line complements. No time limit: the protection must not depend on
+/// how fast the machine is (the same query must withhold the same cells).
 pub(super) const PROGRAMS: usize = 16;
 
-/// Values a cell may take in the vector, either sign (the cell's own is 1).
-const BOUND: f64 = 16.0;
 /// Below this a value of the optimum counts as zero.
 const ZERO: f64 = 1e-7;
 
-/// The cells not yet suppressed that make `cell` safe together with those suppressed, cheapest
-/// by [`Lines::cost`]'s order, ascending; `None` when no vector passes through the cell (or the
-/// table is past [`MAX_ROWS`], or the solver fails): the caller does not ask again for the cell.
-pub(super) fn complement(table: &Table, dims: &[DimLines], lines: &Lines, suppressed: &[bool], cell: usize) -> Option<Vec<usize>> {
+/// What the linear program says of a cell.
+pub(super) enum Program {
+    /// The cells not yet suppressed, by keys, that put it on a null vector with the suppressed
+    /// ones (none: it is on one already, which the audit did not find).
+    Withhold(Vec<usize>),
+    /// No null vector passes through it: the lines determine it, whatever is withheld.
+    NoVector,
+    /// Not solved: the table is past [`MAX_ROWS`], or the solver failed.
+    Unsolved,
+}
+
+/// Whether a table of `rows` rows gets linear programs.
+pub(super) fn fits(rows: usize) -> bool {
+    rows <= MAX_ROWS
+}
+
+/// Solves the linear program for `cell` (see the module docs).
+pub(super) fn complement(table: &Table, dims: &[DimLines], lines: &Lines, suppressed: &[bool], cell: usize) -> Program {
     let n = table.rows.len();
-    if n > MAX_ROWS {
-        return None;
+    if !fits(n) {
+        return Program::Unsolved;
     }
     // Variables in key order (rows, then lines), so that the optimum does not depend on the order
     // the rows came in.
@@ -59,7 +72,9 @@ pub(super) fn complement(table: &Table, dims: &[DimLines], lines: &Lines, suppre
                 _ => 8.0,
             }
         };
-        let (up, down) = if r == cell { ((1.0, 1.0), (0.0, 0.0)) } else { ((0.0, BOUND), (0.0, BOUND)) };
+        // Unbounded above: the cell's value is fixed, so a vector that needs large values
+        // elsewhere cannot be scaled down; the positive weights keep the minimum finite.
+        let (up, down) = if r == cell { ((1.0, 1.0), (0.0, 0.0)) } else { ((0.0, f64::INFINITY), (0.0, f64::INFINITY)) };
         plus[r] = Some(problem.add_var(weight, up));
         minus[r] = Some(problem.add_var(weight, down));
     }
@@ -81,12 +96,19 @@ pub(super) fn complement(table: &Table, dims: &[DimLines], lines: &Lines, suppre
             problem.add_constraint(terms.as_slice(), ComparisonOp::Eq, 0.0);
         }
     }
-    let SolveOutcome::Solution(solution) = problem.solve().ok()? else { return None };
-    let mut chosen: Vec<usize> = order
-        .into_iter()
-        .filter(|&r| r != cell && !suppressed[r])
-        .filter(|&r| (solution[plus[r].expect("variable")] - solution[minus[r].expect("variable")]).abs() > ZERO)
-        .collect();
-    chosen.sort_unstable();
-    Some(chosen)
+    // The solver panics on what it takes for its own bugs: output checking must not go down with
+    // it (the cell then gets a line complement, and the audit decides as ever).
+    let solved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| problem.solve()));
+    let solution = match solved {
+        Ok(Ok(SolveOutcome::Solution(solution))) => solution,
+        Ok(Err(Error::Infeasible)) => return Program::NoVector,
+        _ => return Program::Unsolved,
+    };
+    Program::Withhold(
+        order
+            .into_iter()
+            .filter(|&r| r != cell && !suppressed[r])
+            .filter(|&r| (solution[plus[r].expect("variable")] - solution[minus[r].expect("variable")]).abs() > ZERO)
+            .collect(),
+    )
 }
