@@ -609,7 +609,12 @@ pub fn link_set_streaming(
 fn block_code((date, sex): (u32, Sex)) -> u32 {
     // The date is `YYYYMMDD` (below 2^27).
     assert!(date < 1 << 30, "a block's date is YYYYMMDD");
-    date << 2 | SEXES.iter().position(|&s| s == sex).expect("every sex is listed") as u32
+    date << 2 | sex_index(sex) as u32
+}
+
+/// Where `sex` is in [`SEXES`]: how a unit and a block encode it.
+fn sex_index(sex: Sex) -> usize {
+    SEXES.iter().position(|&s| s == sex).expect("every sex is listed")
 }
 
 /// Hands items to a sink in chunks of at most `size` (each made `ready` first: sorted, or left
@@ -900,7 +905,7 @@ fn encode(block: Option<(u32, Sex)>, kinds: &[&[String]; ITEM_KINDS], prints: &[
     let mut out = Vec::with_capacity(HEADER + 2 * ends.len() + 8 * all_prints.len() + text.len());
     match block {
         Some((day, sex)) => {
-            out.push(1 + SEXES.iter().position(|&s| s == sex).expect("every sex is listed") as u8);
+            out.push(1 + sex_index(sex) as u8);
             out.extend_from_slice(&day.to_le_bytes());
         }
         None => out.extend_from_slice(&[0; 5]),
@@ -1562,7 +1567,6 @@ mod tests {
 
     /// Units read back as a list are added as `push_stored` adds them one by one, in list order
     /// or in the order given.
-
     #[test]
     fn a_list_read_back_is_added_as_its_units_one_by_one() {
         let records: Vec<LinkRecord> = (0..5_000)

@@ -170,8 +170,7 @@ fn protect_with(table: &Table, persons: &[u64], suppressed: &mut [bool], effort:
     for (k, counts) in count.iter().enumerate() {
         for l in (0..counts.len()).filter(|&l| counts[l] == 1) {
             let first = dims[k].members(l as u32)[0] as usize;
-            let keys = table.rows[first].keys.iter().enumerate().filter(|&(j, _)| j != k).map(|(_, key)| key.as_str()).collect();
-            singles.push((k, keys, l as u32));
+            singles.push((k, line_keys(table, first, k), l as u32));
         }
     }
     singles.sort();
@@ -193,7 +192,7 @@ fn protect_with(table: &Table, persons: &[u64], suppressed: &mut [bool], effort:
         // Linear programs left to solve (none past the size the programs take), and cells found
         // on no null vector at all (whatever is withheld: the table's shape decides it, so no
         // later round asks again).
-        let mut programs = if null_vector::fits(n) { programs } else { 0 };
+        let mut programs = if null_vector::small_enough(n) { programs } else { 0 };
         let mut on_no_vector = vec![false; n];
         let mut audit = solved_cells(table, suppressed, &dims, (&cubes, &mut certified), exact_cells);
         for _ in 0..SOLVE_ROUNDS {
@@ -224,9 +223,9 @@ fn protect_with(table: &Table, persons: &[u64], suppressed: &mut [bool], effort:
                         programs -= 1;
                         null_vector::complement(table, &dims, &lines, suppressed, cell)
                     }) {
-                        Some(null_vector::Program::Withhold(cells)) if !cells.is_empty() => cells,
-                        program => {
-                            on_no_vector[cell] |= matches!(program, Some(null_vector::Program::NoVector));
+                        Some(null_vector::Outcome::Withhold(cells)) if !cells.is_empty() => cells,
+                        outcome => {
+                            on_no_vector[cell] |= matches!(outcome, Some(null_vector::Outcome::NoVector));
                             let its_lines: Vec<(usize, u32)> = (0..d).map(|k| (k, dims[k].line_of[cell])).collect();
                             lines.best_complement(suppressed, &its_lines).into_iter().collect()
                         }
@@ -259,6 +258,12 @@ fn protect_with(table: &Table, persons: &[u64], suppressed: &mut [bool], effort:
         audit.solved.len() + audit.uncovered.iter().filter(|&&r| !certified[r]).count()
     };
     Protection { added, solvable }
+}
+
+/// The keys of the line along dimension `k` through `row`: its keys but the `k`-th. Lines are
+/// ordered by them, not by the order their rows came in.
+fn line_keys(table: &Table, row: usize, k: usize) -> Vec<&str> {
+    table.rows[row].keys.iter().enumerate().filter(|&(j, _)| j != k).map(|(_, key)| key.as_str()).collect()
 }
 
 /// How good a complement a cell is ([`Lines::rank`]), the smallest best: its class, persons,

@@ -243,6 +243,13 @@ fn main() -> Result<()> {
     // The linear-programming solver of output checking logs objective values made from persons
     // counts: never written, whatever `NIJI_LOG` asks for.
     logs.with(tracing_subscriber::filter::filter_fn(|meta| !meta.target().starts_with("microlp"))).init();
+    // Nor the message of a panic inside that solver (output checking catches it and goes on):
+    // only where it happened.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| match info.location().filter(|at| at.file().contains("microlp")) {
+        Some(at) => eprintln!("the output checking solver failed at {}:{} (its message is not written)", at.file(), at.line()),
+        None => default_hook(info),
+    }));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     rt.block_on(run(cli.command))
 }

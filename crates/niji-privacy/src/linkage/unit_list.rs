@@ -295,6 +295,11 @@ impl UnitList {
                 let word = |w: usize| u32::from_le_bytes(page[at + w..at + w + 4].try_into().expect("four bytes"));
                 Entry { end: word(0), first_record: word(4) }
             };
+            // The last unit ends where the entries begin: with the footer, a page given back at
+            // another length is all but certain to fail one of the two.
+            if entry(self.units_on(p) - 1).end as usize != data_end {
+                return None;
+            }
             let start = if j == 0 { 0 } else { entry(j - 1).end };
             (start, entry(j), data_end)
         };

@@ -19,21 +19,22 @@
 
 use microlp::{ComparisonOp, Error, OptimizationDirection, Problem, SolveOutcome};
 
-use super::{DimLines, Lines};
+use super::{line_keys, DimLines, Lines};
 use crate::table::{Table, TOTAL};
 
 /// Tables of more rows than this get no linear program (its size follows the table's).
 pub(super) const MAX_ROWS: usize = 500;
-/// Linear programs solved for one table at most (5–30 ms each in a table of 359 rows, measured):
+/// Linear programs solved for one table at most (5–30 ms each in a sparse table of 359 rows,
+/// measured with a timed count that was not kept):
 /// the cells past them get line complements. No time limit: the protection must not depend on
 /// how fast the machine is (the same query must withhold the same cells).
 pub(super) const PROGRAMS: usize = 16;
 
-/// Below this a value of the optimum counts as zero.
-const ZERO: f64 = 1e-7;
+/// The tolerance below which a value of the optimum counts as zero (the solver's own).
+const TOLERANCE: f64 = 1e-7;
 
 /// What the linear program says of a cell.
-pub(super) enum Program {
+pub(super) enum Outcome {
     /// The cells not yet suppressed, by keys, that put it on a null vector with the suppressed
     /// ones (none: it is on one already, which the audit did not find).
     Withhold(Vec<usize>),
@@ -43,16 +44,16 @@ pub(super) enum Program {
     Unsolved,
 }
 
-/// Whether a table of `rows` rows gets linear programs.
-pub(super) fn fits(rows: usize) -> bool {
+/// Whether a table of `rows` rows is small enough for linear programs ([`MAX_ROWS`]).
+pub(super) fn small_enough(rows: usize) -> bool {
     rows <= MAX_ROWS
 }
 
 /// Solves the linear program for `cell` (see the module docs).
-pub(super) fn complement(table: &Table, dims: &[DimLines], lines: &Lines, suppressed: &[bool], cell: usize) -> Program {
+pub(super) fn complement(table: &Table, dims: &[DimLines], lines: &Lines, suppressed: &[bool], cell: usize) -> Outcome {
     let n = table.rows.len();
-    if !fits(n) {
-        return Program::Unsolved;
+    if !small_enough(n) {
+        return Outcome::Unsolved;
     }
     // Variables in key order (rows, then lines), so that the optimum does not depend on the order
     // the rows came in.
@@ -80,11 +81,7 @@ pub(super) fn complement(table: &Table, dims: &[DimLines], lines: &Lines, suppre
     }
     for (k, along) in dims.iter().enumerate() {
         let mut by_keys: Vec<u32> = (0..along.lines() as u32).filter(|&l| along.members(l).len() >= 2).collect();
-        by_keys.sort_by(|&a, &b| {
-            let first = |l: u32| &table.rows[along.members(l)[0] as usize].keys;
-            let skip = |keys: &[String]| keys.iter().enumerate().filter(|&(j, _)| j != k).map(|(_, key)| key.clone()).collect::<Vec<_>>();
-            skip(first(a)).cmp(&skip(first(b)))
-        });
+        by_keys.sort_by_cached_key(|&l| line_keys(table, along.members(l)[0] as usize, k));
         for l in by_keys {
             let mut terms = Vec::new();
             for &r in along.members(l) {
@@ -97,18 +94,20 @@ pub(super) fn complement(table: &Table, dims: &[DimLines], lines: &Lines, suppre
         }
     }
     // The solver panics on what it takes for its own bugs: output checking must not go down with
-    // it (the cell then gets a line complement, and the audit decides as ever).
+    // it (the cell then gets a line complement, and the audit decides as ever). The binary's
+    // panic hook leaves the message of a panic inside the solver unwritten (it may show values
+    // made from persons counts).
     let solved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| problem.solve()));
     let solution = match solved {
         Ok(Ok(SolveOutcome::Solution(solution))) => solution,
-        Ok(Err(Error::Infeasible)) => return Program::NoVector,
-        _ => return Program::Unsolved,
+        Ok(Err(Error::Infeasible)) => return Outcome::NoVector,
+        _ => return Outcome::Unsolved,
     };
-    Program::Withhold(
+    Outcome::Withhold(
         order
             .into_iter()
             .filter(|&r| r != cell && !suppressed[r])
-            .filter(|&r| (solution[plus[r].expect("variable")] - solution[minus[r].expect("variable")]).abs() > ZERO)
+            .filter(|&r| (solution[plus[r].expect("variable")] - solution[minus[r].expect("variable")]).abs() > TOLERANCE)
             .collect(),
     )
 }
