@@ -340,6 +340,17 @@ impl Lines<'_> {
         (u32::from(class == 2), u32::from(class == 1), self.persons[row])
     }
 
+    /// What withholding `row` weighs in a linear program ([`null_vector`]): the order of
+    /// [`Lines::cost`] as a number (an ordinary cell 1 and under 2 by its persons out of
+    /// `most`, a margin 4, an empty cell 8).
+    fn weight(&self, row: usize, most: u64) -> f64 {
+        match self.class(row) {
+            0 => 1.0 + self.persons[row] as f64 / (most as f64 + 1.0),
+            1 => 4.0,
+            _ => 8.0,
+        }
+    }
+
     /// How good a complement `row` is, the smallest best: its class, persons, keys, then row.
     fn rank(&self, row: usize) -> Rank<'_> {
         (self.class(row), self.persons[row], self.table.rows[row].keys.as_slice(), row)

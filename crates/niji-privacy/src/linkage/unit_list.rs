@@ -271,7 +271,7 @@ impl UnitList {
             Some((range, first_record)) => (UnitRef { bytes: &page[range], observed }, first_record),
             None => {
                 if !page.is_empty() {
-                    self.keep_error(std::io::Error::new(std::io::ErrorKind::InvalidData, "a page came back from the store shorter than it was kept"));
+                    self.keep_error(std::io::Error::new(std::io::ErrorKind::InvalidData, "a page came back from the store other than it was kept"));
                 }
                 (UnitRef { bytes: empty_unit(), observed }, 0)
             }

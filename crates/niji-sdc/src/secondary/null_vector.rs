@@ -59,20 +59,12 @@ pub(super) fn complement(table: &Table, dims: &[DimLines], lines: &Lines, suppre
     // the rows came in.
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| table.rows[a].keys.cmp(&table.rows[b].keys).then(a.cmp(&b)));
-    let most = lines.persons.iter().copied().max().unwrap_or(0) as f64 + 1.0;
+    let most = lines.persons.iter().copied().max().unwrap_or(0);
     let mut problem = Problem::new(OptimizationDirection::Minimize);
     let mut plus = vec![None; n];
     let mut minus = vec![None; n];
     for &r in &order {
-        let weight = if suppressed[r] {
-            1e-3
-        } else {
-            match lines.class(r) {
-                0 => 1.0 + lines.persons[r] as f64 / most,
-                1 => 4.0,
-                _ => 8.0,
-            }
-        };
+        let weight = if suppressed[r] { 1e-3 } else { lines.weight(r, most) };
         // Unbounded above: the cell's value is fixed, so a vector that needs large values
         // elsewhere cannot be scaled down; the positive weights keep the minimum finite.
         let (up, down) = if r == cell { ((1.0, 1.0), (0.0, 0.0)) } else { ((0.0, f64::INFINITY), (0.0, f64::INFINITY)) };
