@@ -39,10 +39,14 @@
 //! - a larger group (a large table with many small cells makes one of tens of thousands) by
 //!   hypercube certificates ([`cubes`]): a cell that is a corner of a suppressed hypercube (two
 //!   values per dimension, all 2^d cells suppressed) is not solved, whatever else is suppressed,
-//!   nor is one on two cubes one cell short of the same cell; each cell without either gets the
-//!   cube of fewest new cells completed (the hypercube method of statistical offices, GHMITER
-//!   in τ-ARGUS). This protects more than needed: most cells of a large scattered group are
-//!   safe through larger combinations no cheap search finds.
+//!   nor is one on two cubes one cell short of the same cell; in three dimensions, nor is one on
+//!   a cycle between two slices (two values of one dimension, a cycle of positions in the
+//!   other two where both slices' cells are suppressed: [`Cubes::certify_slice_pairs`]; a
+//!   cube is such a cycle of four); each cell without any gets the cube of fewest new cells
+//!   completed (the hypercube method of statistical offices, GHMITER in τ-ARGUS), and as the
+//!   pattern grows denser the slices are compared again (at most twice a round, each after at
+//!   least 2,000 cells searched), which certifies most cells still waiting. This protects more than needed: many cells of a large
+//!   scattered group are safe through larger combinations no cheap search finds.
 //!
 //! Then lines are brought back to two, and again, for up to [`SOLVE_ROUNDS`] rounds. Cells
 //! still solved, or of a large group and on no cube (none can be made where combinations are
@@ -51,9 +55,12 @@
 //!
 //! Limits (documented, not solved):
 //! - A cell of a large group may be solved when its lines, together, make it so; the
-//!   certificate is the cube, and a cell that has one is safe. The price is cells suppressed
-//!   beyond need: on the benchmark's 100³ table, 97,101 suppressed cells form one group, 90,029
-//!   of them had no cube, and completing cubes withheld 19,169 more rows (1.9% of the table).
+//!   certificates are the cube and the cycle between two slices, and a cell that has one is
+//!   safe. The price is cells suppressed beyond need: on the benchmark's 100³ table, 97,101
+//!   suppressed cells form one group, 90,029 of them on no cube and 57,434 on no cycle between
+//!   two slices either; with cubes completed (and the slices compared again), secondary
+//!   suppression withholds 28,503 of the table's 1,806,494 cells (38,693 with cubes alone, 355
+//!   with two per line alone).
 //! - In 2-D, a bridge whose two sides no cells not yet suppressed join, one after another
 //!   (a table with combinations missing), refuses the table (`Reason::SolvableSuppression`),
 //!   as do bridges past the first 1,000.
@@ -112,6 +119,11 @@ pub(crate) struct Protection {
 
 /// Rounds of complements for suppressed cells the equations solve (three or more dimensions).
 const SOLVE_ROUNDS: usize = 16;
+/// Comparisons of slices again while cubes are completed, per round at most, and cells searched
+/// between two at least (each compares every pair of slices: about 50–90 ms on the benchmark's
+/// table of 100³).
+const SLICE_PASSES: usize = 2;
+const MIN_SEARCHES_BETWEEN_PASSES: usize = 2_000;
 /// Suppressed cells of one connected group audited by elimination at most (it is cubic in
 /// them); a larger group is audited by hypercubes.
 const AUDITED_CELLS: usize = 400;
@@ -132,23 +144,33 @@ struct Effort {
     exact_cells: usize,
     /// Linear programs solved for one table at most ([`null_vector`]).
     programs: usize,
+    /// Cells searched for a cube to complete, at least, between two comparisons of slices.
+    searches_between_passes: usize,
+    /// The work of one comparison of slices ([`Cubes::certify_slice_pairs`]).
+    slice_pair_work: usize,
 }
 
 impl Default for Effort {
     fn default() -> Self {
-        Effort { exact_cells: AUDITED_CELLS, programs: null_vector::PROGRAMS }
+        Effort {
+            exact_cells: AUDITED_CELLS,
+            programs: null_vector::PROGRAMS,
+            searches_between_passes: MIN_SEARCHES_BETWEEN_PASSES,
+            slice_pair_work: cubes::SLICE_PAIR_WORK,
+        }
     }
 }
 
-/// [`protect`] with groups of up to `exact_cells` suppressed cells audited by elimination.
+/// [`protect`] with groups of up to `exact_cells` suppressed cells audited by elimination, and
+/// slices compared again after each cell searched for a cube (small tables reach that path).
 #[cfg(test)]
 fn protect_audited(table: &Table, persons: &[u64], suppressed: &mut [bool], exact_cells: usize) -> Protection {
-    protect_with(table, persons, suppressed, Effort { exact_cells, ..Effort::default() })
+    protect_with(table, persons, suppressed, Effort { exact_cells, searches_between_passes: 1, ..Effort::default() })
 }
 
 /// [`protect`] with `effort`.
 fn protect_with(table: &Table, persons: &[u64], suppressed: &mut [bool], effort: Effort) -> Protection {
-    let Effort { exact_cells, programs } = effort;
+    let Effort { programs, searches_between_passes, slice_pair_work, .. } = effort;
     let (n, d) = (table.rows.len(), table.dimensions.len());
     if n == 0 || !suppressed.iter().any(|&s| s) {
         return Protection { added: Vec::new(), solvable: 0 };
@@ -194,7 +216,7 @@ fn protect_with(table: &Table, persons: &[u64], suppressed: &mut [bool], effort:
         // later round asks again).
         let mut programs = if null_vector::small_enough(n) { programs } else { 0 };
         let mut on_no_vector = vec![false; n];
-        let mut audit = solved_cells(table, suppressed, &dims, (&cubes, &mut certified), exact_cells);
+        let mut audit = solved_cells(table, suppressed, &dims, (&cubes, &mut certified), &effort);
         for _ in 0..SOLVE_ROUNDS {
             if audit.solved.is_empty() && audit.uncovered.is_empty() {
                 break;
@@ -236,11 +258,24 @@ fn protect_with(table: &Table, persons: &[u64], suppressed: &mut [bool], effort:
                     touched.extend((0..d).map(|k| (k, dims[k].line_of[row])));
                 }
             }
-            for &cell in &audit.uncovered {
+            // Cubes completed make the pattern denser, and cycles between two slices then certify
+            // most of the cells left (three dimensions): the slices are compared again after a
+            // quarter of those still ahead at the last comparison have had a cube searched (and
+            // at least `searches_between_passes`: a comparison reads every pair of slices).
+            let (mut searched, mut passes) = (0, 0);
+            let mut next_pass = audit.uncovered.iter().filter(|&&r| !certified[r]).count() / 4;
+            for (at, &cell) in audit.uncovered.iter().enumerate() {
+                if d == 3 && !certified[cell] && searched >= next_pass.max(searches_between_passes) && passes < SLICE_PASSES {
+                    let hidden: Vec<usize> = (0..n).filter(|&r| suppressed[r]).collect();
+                    cubes.certify_slice_pairs(&hidden, &mut certified, slice_pair_work);
+                    (searched, passes) = (0, passes + 1);
+                    next_pass = audit.uncovered[at..].iter().filter(|&&r| !certified[r]).count() / 4;
+                }
                 // A cube completed for an earlier cell may have covered this one.
                 if certified[cell] {
                     continue;
                 }
+                searched += 1;
                 for corner in cubes.complete(cell, suppressed, &mut certified, &|r| lines.cost(r)).unwrap_or_default() {
                     withhold(&mut lines, &mut cubes, suppressed, corner, cell);
                 }
@@ -253,7 +288,7 @@ fn protect_with(table: &Table, persons: &[u64], suppressed: &mut [bool], effort:
             lines.two_per_line(suppressed, queue, &mut added);
             // The cubes are told of these too (not a new copy of every row's flag each round).
             added[from..].iter().for_each(|&(row, _)| cubes.hide(row));
-            audit = solved_cells(table, suppressed, &dims, (&cubes, &mut certified), exact_cells);
+            audit = solved_cells(table, suppressed, &dims, (&cubes, &mut certified), &effort);
         }
         audit.solved.len() + audit.uncovered.iter().filter(|&&r| !certified[r]).count()
     };
@@ -380,9 +415,11 @@ impl Lines<'_> {
 /// other suppressed values are: the row's unit vector is in the row space of the equations over
 /// the suppressed rows. Audited per connected group of suppressed rows (rows sharing a line):
 /// a group whose rows are all corners of suppressed cubes is safe as it is; another of up to
-/// `exact_cells` rows by elimination; a larger one by cubes alone, its rows without a cube
-/// `uncovered`. Both lists sorted by keys, then row.
-fn solved_cells(table: &Table, suppressed: &[bool], dims: &[DimLines], (cubes, certified): (&Cubes, &mut [bool]), exact_cells: usize) -> Audit {
+/// `exact_cells` rows by elimination; a larger one by certificates alone (cubes, and in three
+/// dimensions cycles between two slices), its rows without any `uncovered`. Both lists sorted
+/// by keys, then row.
+fn solved_cells(table: &Table, suppressed: &[bool], dims: &[DimLines], (cubes, certified): (&Cubes, &mut [bool]), effort: &Effort) -> Audit {
+    let Effort { exact_cells, slice_pair_work, .. } = *effort;
     let rows: Vec<usize> = (0..suppressed.len()).filter(|&r| suppressed[r]).collect();
     let mut index = vec![u32::MAX; suppressed.len()];
     for (i, &r) in rows.iter().enumerate() {
@@ -408,13 +445,14 @@ fn solved_cells(table: &Table, suppressed: &[bool], dims: &[DimLines], (cubes, c
     }
     let roots: Vec<u32> = (0..rows.len()).map(|i| group.find(i) as u32).collect();
     let by_group = buckets(&roots, rows.len());
-    let (mut out, mut uncovered) = (Vec::new(), Vec::new());
+    let (mut out, mut uncovered, mut large) = (Vec::new(), Vec::new(), Vec::new());
     for members in (0..rows.len() as u32).map(|g| by_group.members(g)).filter(|m| !m.is_empty()) {
         let members: Vec<usize> = members.iter().map(|&i| i as usize).collect();
         if members.len() > exact_cells {
             let group: Vec<usize> = members.iter().map(|&i| rows[i]).collect();
             cubes.certify_group(&group, suppressed, certified);
-            uncovered.extend(group.into_iter().filter(|&r| !certified[r]));
+            uncovered.extend(group.iter().copied().filter(|&r| !certified[r]));
+            large.extend(group);
             continue;
         }
         // Every member searched (not up to the first without a cube): the cells marked are then
@@ -440,6 +478,12 @@ fn solved_cells(table: &Table, suppressed: &[bool], dims: &[DimLines], (cubes, c
             }
         }
         out.extend(determined(equations, members.len()).into_iter().map(|c| rows[members[c]]));
+    }
+    // Cycles between two slices, over every large group's cells at once (a cycle's cells are of
+    // one group): one bound on the work of the audit.
+    if !uncovered.is_empty() {
+        cubes.certify_slice_pairs(&large, certified, slice_pair_work);
+        uncovered.retain(|&r| !certified[r]);
     }
     let by_keys = |&a: &usize, &b: &usize| table.rows[a].keys.cmp(&table.rows[b].keys).then(a.cmp(&b));
     out.sort_unstable_by(by_keys);
@@ -1207,6 +1251,99 @@ mod tests {
         assert!(!certified[at(5, 0, 0)] && !certified[at(0, 5, 5)] && certified[at(0, 0, 0)]);
     }
 
+    /// Two slices suppressed at the same six positions, a cycle of six (no cube among them: no
+    /// two values of each of the other dimensions are all suppressed): the slice pairs certify
+    /// all twelve cells, the cubes none, and the exact attacker solves none of them. Without one
+    /// of the six in one slice, the cycle is broken and nothing is certified. In a plane of 10 × 10
+    /// the cycle crosses from one word of bits to the next (positions 23 to 87).
+    #[test]
+    fn a_cycle_of_six_between_two_slices_is_a_certificate() {
+        check_cycle(3, &[(0, 0), (0, 1), (1, 1), (1, 2), (2, 2), (2, 0)]);
+        check_cycle(10, &[(6, 3), (6, 5), (8, 5), (8, 7), (2, 7), (2, 3)]);
+    }
+
+    fn check_cycle(side: usize, cycle: &[(usize, usize)]) {
+        let table = three_way(&vec![vec![vec![20; side]; side]; 2], false);
+        let at = |i: usize, j: usize, l: usize| (i * side + j) * side + l;
+        let mut pattern = vec![false; table.rows.len()];
+        for (i, &(j, l)) in [0, 1].iter().flat_map(|i| cycle.iter().map(move |c| (i, c))) {
+            pattern[at(*i, j, l)] = true;
+        }
+        let Interned { ids, cardinality, key_order, .. } = intern(&table);
+        let dims: Vec<DimLines> = (0..3).map(|k| lines_along(&ids, table.rows.len(), &cardinality, k)).collect();
+        let hidden: Vec<usize> = (0..pattern.len()).filter(|&r| pattern[r]).collect();
+        let cubes = Cubes::new(&ids, &cardinality, key_order, &dims, &pattern);
+        let mut by_cubes = vec![false; pattern.len()];
+        cubes.certify_group(&hidden, &pattern, &mut by_cubes);
+        assert_eq!(by_cubes.iter().filter(|&&c| c).count(), 0);
+        let mut by_pairs = vec![false; pattern.len()];
+        cubes.certify_slice_pairs(&hidden, &mut by_pairs, cubes::SLICE_PAIR_WORK);
+        assert_eq!((0..pattern.len()).filter(|&r| by_pairs[r]).collect::<Vec<_>>(), hidden);
+        assert_eq!(solved_by_all_lines(&table, &pattern), Vec::<usize>::new());
+        // Without work enough for the pairs of the first dimension, nothing.
+        let mut by_pairs = vec![false; pattern.len()];
+        cubes.certify_slice_pairs(&hidden, &mut by_pairs, 1);
+        assert_eq!(by_pairs.iter().filter(|&&c| c).count(), 0);
+        let (j, l) = cycle[2];
+        pattern[at(1, j, l)] = false;
+        let hidden: Vec<usize> = (0..pattern.len()).filter(|&r| pattern[r]).collect();
+        let cubes = Cubes::new(&ids, &cardinality, intern(&table).key_order, &dims, &pattern);
+        let mut by_pairs = vec![false; pattern.len()];
+        cubes.certify_slice_pairs(&hidden, &mut by_pairs, cubes::SLICE_PAIR_WORK);
+        assert_eq!(by_pairs.iter().filter(|&&c| c).count(), 0);
+        assert!(!solved_by_all_lines(&table, &pattern).is_empty(), "a broken cycle leaves cells solved");
+    }
+
+    /// The cells on a cycle between two slices, found otherwise than by the bridges of a graph:
+    /// for each pair of values of one dimension and each position both suppress, whether the
+    /// two lines of that position are still joined (breadth first) by the others.
+    fn on_cycles_by_search(table: &Table, pattern: &[bool]) -> Vec<bool> {
+        let mut on = vec![false; pattern.len()];
+        let hidden: Vec<usize> = (0..pattern.len()).filter(|&r| pattern[r]).collect();
+        let keys = |r: usize| &table.rows[r].keys;
+        for i in 0..3 {
+            let (y, z) = ((i + 1) % 3, (i + 2) % 3);
+            let mut values: Vec<&String> = hidden.iter().map(|&r| &keys(r)[i]).collect();
+            values.sort();
+            values.dedup();
+            for (x, &a) in values.iter().enumerate() {
+                for &b in &values[x + 1..] {
+                    // Positions (keys but the `i`-th) suppressed in both slices (these tables
+                    // have no rows with equal keys).
+                    let both: Vec<(usize, usize)> = hidden
+                        .iter()
+                        .filter(|&&r| &keys(r)[i] == a)
+                        .filter_map(|&r| {
+                            hidden.iter().find(|&&s| &keys(s)[i] == b && keys(s)[y] == keys(r)[y] && keys(s)[z] == keys(r)[z]).map(|&s| (r, s))
+                        })
+                        .collect();
+                    for (e, &(r, s)) in both.iter().enumerate() {
+                        // Lines as (dimension whose key names them, key): from r's line named by
+                        // its `y` key to the one named by its `z` key, through the other positions.
+                        let mut reached = vec![(y, keys(r)[y].clone())];
+                        let mut next = 0;
+                        while next < reached.len() {
+                            let (named, key) = reached[next].clone();
+                            next += 1;
+                            let other = if named == y { z } else { y };
+                            for &(t, _) in both.iter().enumerate().filter(|&(f, _)| f != e).map(|(_, p)| p) {
+                                let line = (other, keys(t)[other].clone());
+                                if keys(t)[named] == key && !reached.contains(&line) {
+                                    reached.push(line);
+                                }
+                            }
+                        }
+                        if reached.contains(&(z, keys(r)[z].clone())) {
+                            on[r] = true;
+                            on[s] = true;
+                        }
+                    }
+                }
+            }
+        }
+        on
+    }
+
     /// A three-way table, with or without margins, often with combinations missing (some of its
     /// lines then of one cell), and a pattern of suppressed cells from sparse to dense.
     fn table_and_pattern() -> impl proptest::strategy::Strategy<Value = (Table, Vec<bool>)> {
@@ -1255,11 +1392,23 @@ mod tests {
             let hidden: Vec<usize> = (0..pattern.len()).filter(|&r| pattern[r]).collect();
             cubes.certify_group(&hidden, &pattern, &mut by_group);
             proptest::prop_assert_eq!(&by_group, &certified);
+            // A cell on a cycle between two slices is never solved either, and the hash map grid
+            // finds the same cycles.
+            let mut on_cycles = vec![false; pattern.len()];
+            cubes.certify_slice_pairs(&hidden, &mut on_cycles, cubes::SLICE_PAIR_WORK);
+            for r in (0..pattern.len()).filter(|&r| on_cycles[r]) {
+                proptest::prop_assert!(pattern[r] && !solved.contains(&r), "row {} on a cycle of two slices but solved", r);
+            }
+            // And they are the cells a plain search finds on such cycles.
+            proptest::prop_assert_eq!(&on_cycles, &on_cycles_by_search(&table, &pattern));
             // The hash map grid (no words of bits) finds the same cubes, and completes the same.
             let sparse = Cubes::new(&ids, &cardinality, intern(&table).key_order, &dims, &pattern).with_sparse_grid(&pattern);
             let mut by_map = vec![false; pattern.len()];
             sparse.certify_group(&hidden, &pattern, &mut by_map);
             proptest::prop_assert_eq!(&by_map, &certified);
+            let mut by_map = vec![false; pattern.len()];
+            sparse.certify_slice_pairs(&hidden, &mut by_map, cubes::SLICE_PAIR_WORK);
+            proptest::prop_assert_eq!(&by_map, &on_cycles);
             for &r in hidden.iter().filter(|&&r| !certified[r]) {
                 let (mut a, mut b) = (certified.clone(), certified.clone());
                 proptest::prop_assert_eq!(cubes.complete(r, &pattern, &mut a, &cost), sparse.complete(r, &pattern, &mut b, &cost));
@@ -1289,6 +1438,21 @@ mod tests {
                 backward.reverse();
                 proptest::prop_assert_eq!(&backward, &forward);
                 proptest::prop_assert_eq!(again.solvable, protection.solvable);
+            }
+            // With little work for the slices (some dimensions compared, some not), the same
+            // whatever the rows' order, and still nothing solved once accepted.
+            for slice_pair_work in [0, 40, 400] {
+                let effort = Effort { exact_cells: 0, searches_between_passes: 1, slice_pair_work, ..Effort::default() };
+                let mut forward = pattern.clone();
+                let protection = protect_with(&table, &persons, &mut forward, effort);
+                let mut backward: Vec<bool> = pattern.iter().rev().copied().collect();
+                let again = protect_with(&reversed, &persons_reversed, &mut backward, effort);
+                backward.reverse();
+                proptest::prop_assert_eq!(&backward, &forward);
+                proptest::prop_assert_eq!(again.solvable, protection.solvable);
+                if protection.solvable == 0 {
+                    proptest::prop_assert_eq!(solved_by_all_lines(&table, &forward), Vec::<usize>::new());
+                }
             }
             if protection.solvable == 0 {
                 proptest::prop_assert_eq!(solved_by_all_lines(&table, &suppressed), Vec::<usize>::new());
