@@ -591,7 +591,7 @@ fn break_bridges(lines: &mut Lines, suppressed: &mut [bool]) -> (Vec<(usize, usi
     let mut unjoined = 0;
     for round in 0.. {
         let edges: Vec<usize> = (0..suppressed.len()).filter(|&r| suppressed[r]).collect();
-        let graph = LineGraph::new(nodes.count(), edges.iter().map(|&r| (nodes.of(r, 0), nodes.of(r, 1))));
+        let mut graph = LineGraph::new(nodes.count(), edges.iter().map(|&r| (nodes.of(r, 0), nodes.of(r, 1))));
         let all: Vec<usize> = graph.bridges().into_iter().map(|e| edges[e]).filter(|&r| !alone(r)).collect();
         let bridges = all.iter().copied().filter(|r| !left.contains(r));
         let bridge = bridges.min_by(|&a, &b| table.rows[a].keys.cmp(&table.rows[b].keys).then(a.cmp(&b)));
@@ -716,32 +716,50 @@ fn path_between(lines: &Lines, suppressed: &[bool], bridge: usize) -> Option<Vec
 /// Bridges repaired one at a time in a 2-D table at most (each repair reads the table again).
 const MAX_BRIDGE_ROUNDS: usize = 1_000;
 
-/// Lines as nodes, suppressed cells as edges (numbered in the order given).
+/// Lines as nodes, suppressed cells as edges (numbered in the order given). Its buffers are
+/// kept from one graph to the next ([`LineGraph::refill`]): the slices' comparison makes one a
+/// pair of slices, thousands a table.
+#[derive(Default)]
 struct LineGraph {
     /// Per node, its edges as (other node, edge) in `adjacent[start[n]..start[n + 1]]`.
     start: Vec<u32>,
     adjacent: Vec<(u32, u32)>,
+    /// The search's: per node its order of discovery and low link, and its stack.
+    order: Vec<u32>,
+    low: Vec<u32>,
+    stack: Vec<(usize, u32, usize)>,
 }
 
 impl LineGraph {
     fn new(nodes: usize, edges: impl Iterator<Item = (usize, usize)> + Clone) -> Self {
-        let mut start = vec![0u32; nodes + 1];
+        let mut graph = LineGraph::default();
+        graph.refill(nodes, edges);
+        graph
+    }
+
+    /// Makes this the graph of `edges` over `nodes`.
+    fn refill(&mut self, nodes: usize, edges: impl Iterator<Item = (usize, usize)> + Clone) {
+        let start = &mut self.start;
+        start.clear();
+        start.resize(nodes + 1, 0);
+        let mut count = 0;
         for (a, b) in edges.clone() {
             start[a + 1] += 1;
             start[b + 1] += 1;
+            count += 2;
         }
         for n in 0..nodes {
             start[n + 1] += start[n];
         }
-        let mut fill = start.clone();
-        let mut adjacent = vec![(0u32, 0u32); start[nodes] as usize];
+        self.adjacent.clear();
+        self.adjacent.resize(count, (0, 0));
+        let mut fill: Vec<u32> = start[..nodes].to_vec();
         for (e, (a, b)) in edges.enumerate() {
-            adjacent[fill[a] as usize] = (b as u32, e as u32);
+            self.adjacent[fill[a] as usize] = (b as u32, e as u32);
             fill[a] += 1;
-            adjacent[fill[b] as usize] = (a as u32, e as u32);
+            self.adjacent[fill[b] as usize] = (a as u32, e as u32);
             fill[b] += 1;
         }
-        LineGraph { start, adjacent }
     }
 
     fn edges_of(&self, n: usize) -> &[(u32, u32)] {
@@ -750,14 +768,17 @@ impl LineGraph {
 
     /// The edges on no cycle (Tarjan's low-link, without recursion; an edge is not its own way
     /// back, so two cells between the same lines make a cycle).
-    fn bridges(&self) -> Vec<usize> {
+    fn bridges(&mut self) -> Vec<usize> {
         let nodes = self.start.len() - 1;
-        let mut order = vec![u32::MAX; nodes];
-        let mut low = vec![0u32; nodes];
+        let (mut order, mut low, mut stack) = (std::mem::take(&mut self.order), std::mem::take(&mut self.low), std::mem::take(&mut self.stack));
+        order.clear();
+        order.resize(nodes, u32::MAX);
+        low.clear();
+        low.resize(nodes, 0);
+        stack.clear();
         let mut out = Vec::new();
         let mut next = 0u32;
         // (node, edge it was reached by, position in its edges)
-        let mut stack: Vec<(usize, u32, usize)> = Vec::new();
         for root in 0..nodes {
             if order[root] != u32::MAX || self.edges_of(root).is_empty() {
                 continue;
@@ -792,6 +813,7 @@ impl LineGraph {
                 }
             }
         }
+        (self.order, self.low, self.stack) = (order, low, stack);
         out
     }
 }

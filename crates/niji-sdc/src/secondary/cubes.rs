@@ -189,6 +189,7 @@ impl<'a> Cubes<'a> {
         }
         let mut budget = work;
         let (mut edges, mut on_cycle, mut parent) = (Vec::new(), Vec::new(), Vec::new());
+        let mut graph = super::LineGraph::default();
         for i in 0..3 {
             let [j, k] = [(i + 1) % 3, (i + 2) % 3].map(|k| self.cardinality[k] as usize);
             let (slices, plane) = (self.cardinality[i] as usize, j * k);
@@ -223,11 +224,7 @@ impl<'a> Cubes<'a> {
                 for &b in &codes[x + 1..] {
                     let (other, other_open) = (&hidden[b * words..(b + 1) * words], &open[b * words..(b + 1) * words]);
                     // Only a pair where some cell of the graph is not certified yet can add one.
-                    let mut some_open = false;
-                    for w in 0..words {
-                        some_open |= one[w] & other[w] & (one_open[w] | other_open[w]) != 0;
-                    }
-                    if !some_open {
+                    if !(0..words).any(|w| one[w] & other[w] & (one_open[w] | other_open[w]) != 0) {
                         continue;
                     }
                     edges.clear();
@@ -244,7 +241,7 @@ impl<'a> Cubes<'a> {
                     if edges.len() < 4 || !has_cycle(&edges, &mut parent) {
                         continue;
                     }
-                    let graph = super::LineGraph::new(j + k, edges.iter().copied());
+                    graph.refill(j + k, edges.iter().copied());
                     on_cycle.clear();
                     on_cycle.resize(edges.len(), true);
                     graph.bridges().into_iter().for_each(|e| on_cycle[e] = false);
