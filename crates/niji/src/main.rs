@@ -8,6 +8,7 @@ mod demo;
 mod extract;
 mod intake;
 mod jobs;
+mod logs;
 mod review;
 
 use anyhow::{Context, Result};
@@ -234,22 +235,11 @@ enum TokenCommand {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    use tracing_subscriber::prelude::*;
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NIJI_LOG").unwrap_or_else(|_| "info,tower_http=info,sqlx=warn".into()))
-        .json()
-        .with_writer(std::io::stderr)
-        .finish();
-    // The linear-programming solver of output checking logs objective values made from persons
-    // counts: never written, whatever `NIJI_LOG` asks for.
-    logs.with(tracing_subscriber::filter::filter_fn(|meta| !meta.target().starts_with("microlp"))).init();
-    // Nor the message of a panic inside that solver (output checking catches it and goes on):
-    // only where it happened.
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| match info.location().filter(|at| at.file().contains("microlp")) {
-        Some(at) => eprintln!("the output checking solver failed at {}:{} (its message is not written)", at.file(), at.line()),
-        None => default_hook(info),
-    }));
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NIJI_LOG").unwrap_or_else(|_| "info,tower_http=info,sqlx=warn".into());
+    // Never the output checking solver's lines (made from persons counts), nor its panics' messages.
+    logs::subscriber(filter, std::io::stderr).init();
+    logs::hide_solver_panics();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     rt.block_on(run(cli.command))
 }
