@@ -348,6 +348,8 @@ impl Figures {
 // Child: the parse-only baseline, then one submission into a fresh instance.
 
 fn child(job: Job) {
+    // What the binary does at start.
+    niji_intake::map_large_allocations();
     let data = PathBuf::from(std::env::var("NIJI_BENCH_DATA").unwrap());
     let work = PathBuf::from(std::env::var("NIJI_BENCH_WORK").unwrap());
     let (_, _, holder, unit, target) = job.spec();

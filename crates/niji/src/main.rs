@@ -234,6 +234,9 @@ enum TokenCommand {
 }
 
 fn main() -> Result<()> {
+    // Large blocks go back to the system when freed: the intake's per-unit arrays otherwise stay
+    // in the heap, fragmented, phase after phase.
+    niji_intake::map_large_allocations();
     let cli = Cli::parse();
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("NIJI_LOG").unwrap_or_else(|_| "info,tower_http=info,sqlx=warn".into());
