@@ -66,7 +66,8 @@
 //!   as do bridges past the first 1,000.
 //! - Two cells that are the only link between two groups of suppressed cells (a cut of two
 //!   edges) are each safe, but their sum is determined; rows with equal keys likewise (and in
-//!   a large group, which of them the cubes see, the first, depends on the rows' order).
+//!   a large group, which of them the cubes and the slices' cycles see, the first, depends on
+//!   the rows' order).
 //! - Intervals: with non-negative counts an attacker bounds a suppressed cell between 0 and
 //!   its line's suppressed total; a small complement gives a narrow interval. Preferring
 //!   the smallest complement minimises lost information, not the width of that interval
@@ -119,10 +120,10 @@ pub(crate) struct Protection {
 
 /// Rounds of complements for suppressed cells the equations solve (three or more dimensions).
 const SOLVE_ROUNDS: usize = 16;
-/// Comparisons of slices again while cubes are completed, per round at most, and cells searched
-/// between two at least (each compares every pair of slices: about 50–90 ms on the benchmark's
-/// table of 100³).
+/// Comparisons of slices again while cubes are completed, per round at most (each compares every
+/// pair of slices: 50–90 ms on the benchmark's table of 100³).
 const SLICE_PASSES: usize = 2;
+/// Cells searched for a cube to complete, at least, between two comparisons of slices.
 const MIN_SEARCHES_BETWEEN_PASSES: usize = 2_000;
 /// Suppressed cells of one connected group audited by elimination at most (it is cubic in
 /// them); a larger group is audited by hypercubes.
@@ -146,7 +147,7 @@ struct Effort {
     programs: usize,
     /// Cells searched for a cube to complete, at least, between two comparisons of slices.
     searches_between_passes: usize,
-    /// The work of one comparison of slices ([`Cubes::certify_slice_pairs`]).
+    /// The work of the comparisons of slices for one table ([`Cubes::certify_slice_pairs`]).
     slice_pair_work: usize,
 }
 
@@ -162,7 +163,8 @@ impl Default for Effort {
 }
 
 /// [`protect`] with groups of up to `exact_cells` suppressed cells audited by elimination, and
-/// slices compared again after each cell searched for a cube (small tables reach that path).
+/// slices compared again with no least number of cells searched between (small tables reach
+/// that path).
 #[cfg(test)]
 fn protect_audited(table: &Table, persons: &[u64], suppressed: &mut [bool], exact_cells: usize) -> Protection {
     protect_with(table, persons, suppressed, Effort { exact_cells, searches_between_passes: 1, ..Effort::default() })
@@ -171,6 +173,7 @@ fn protect_audited(table: &Table, persons: &[u64], suppressed: &mut [bool], exac
 /// [`protect`] with `effort`.
 fn protect_with(table: &Table, persons: &[u64], suppressed: &mut [bool], effort: Effort) -> Protection {
     let Effort { programs, searches_between_passes, slice_pair_work, .. } = effort;
+    let mut slice_work = slice_pair_work;
     let (n, d) = (table.rows.len(), table.dimensions.len());
     if n == 0 || !suppressed.iter().any(|&s| s) {
         return Protection { added: Vec::new(), solvable: 0 };
@@ -216,7 +219,7 @@ fn protect_with(table: &Table, persons: &[u64], suppressed: &mut [bool], effort:
         // later round asks again).
         let mut programs = if null_vector::small_enough(n) { programs } else { 0 };
         let mut on_no_vector = vec![false; n];
-        let mut audit = solved_cells(table, suppressed, &dims, (&cubes, &mut certified), &effort);
+        let mut audit = solved_cells(table, suppressed, &dims, (&cubes, &mut certified), (effort.exact_cells, &mut slice_work));
         for _ in 0..SOLVE_ROUNDS {
             if audit.solved.is_empty() && audit.uncovered.is_empty() {
                 break;
@@ -267,7 +270,7 @@ fn protect_with(table: &Table, persons: &[u64], suppressed: &mut [bool], effort:
             for (at, &cell) in audit.uncovered.iter().enumerate() {
                 if d == 3 && !certified[cell] && searched >= next_pass.max(searches_between_passes) && passes < SLICE_PASSES {
                     let hidden: Vec<usize> = (0..n).filter(|&r| suppressed[r]).collect();
-                    cubes.certify_slice_pairs(&hidden, &mut certified, slice_pair_work);
+                    cubes.certify_slice_pairs(&hidden, &mut certified, &mut slice_work);
                     (searched, passes) = (0, passes + 1);
                     next_pass = audit.uncovered[at..].iter().filter(|&&r| !certified[r]).count() / 4;
                 }
@@ -288,7 +291,7 @@ fn protect_with(table: &Table, persons: &[u64], suppressed: &mut [bool], effort:
             lines.two_per_line(suppressed, queue, &mut added);
             // The cubes are told of these too (not a new copy of every row's flag each round).
             added[from..].iter().for_each(|&(row, _)| cubes.hide(row));
-            audit = solved_cells(table, suppressed, &dims, (&cubes, &mut certified), &effort);
+            audit = solved_cells(table, suppressed, &dims, (&cubes, &mut certified), (effort.exact_cells, &mut slice_work));
         }
         audit.solved.len() + audit.uncovered.iter().filter(|&&r| !certified[r]).count()
     };
@@ -418,8 +421,13 @@ impl Lines<'_> {
 /// `exact_cells` rows by elimination; a larger one by certificates alone (cubes, and in three
 /// dimensions cycles between two slices), its rows without any `uncovered`. Both lists sorted
 /// by keys, then row.
-fn solved_cells(table: &Table, suppressed: &[bool], dims: &[DimLines], (cubes, certified): (&Cubes, &mut [bool]), effort: &Effort) -> Audit {
-    let Effort { exact_cells, slice_pair_work, .. } = *effort;
+fn solved_cells(
+    table: &Table,
+    suppressed: &[bool],
+    dims: &[DimLines],
+    (cubes, certified): (&Cubes, &mut [bool]),
+    (exact_cells, slice_work): (usize, &mut usize),
+) -> Audit {
     let rows: Vec<usize> = (0..suppressed.len()).filter(|&r| suppressed[r]).collect();
     let mut index = vec![u32::MAX; suppressed.len()];
     for (i, &r) in rows.iter().enumerate() {
@@ -480,9 +488,9 @@ fn solved_cells(table: &Table, suppressed: &[bool], dims: &[DimLines], (cubes, c
         out.extend(determined(equations, members.len()).into_iter().map(|c| rows[members[c]]));
     }
     // Cycles between two slices, over every large group's cells at once (a cycle's cells are of
-    // one group): one bound on the work of the audit.
+    // one group), with the work left for the table.
     if !uncovered.is_empty() {
-        cubes.certify_slice_pairs(&large, certified, slice_pair_work);
+        cubes.certify_slice_pairs(&large, certified, slice_work);
         uncovered.retain(|&r| !certified[r]);
     }
     let by_keys = |&a: &usize, &b: &usize| table.rows[a].keys.cmp(&table.rows[b].keys).then(a.cmp(&b));
@@ -1299,19 +1307,19 @@ mod tests {
         cubes.certify_group(&hidden, &pattern, &mut by_cubes);
         assert_eq!(by_cubes.iter().filter(|&&c| c).count(), 0);
         let mut by_pairs = vec![false; pattern.len()];
-        cubes.certify_slice_pairs(&hidden, &mut by_pairs, cubes::SLICE_PAIR_WORK);
+        cubes.certify_slice_pairs(&hidden, &mut by_pairs, &mut cubes::SLICE_PAIR_WORK.clone());
         assert_eq!((0..pattern.len()).filter(|&r| by_pairs[r]).collect::<Vec<_>>(), hidden);
         assert_eq!(solved_by_all_lines(&table, &pattern), Vec::<usize>::new());
         // Without work enough for the pairs of the first dimension, nothing.
         let mut by_pairs = vec![false; pattern.len()];
-        cubes.certify_slice_pairs(&hidden, &mut by_pairs, 1);
+        cubes.certify_slice_pairs(&hidden, &mut by_pairs, &mut 1);
         assert_eq!(by_pairs.iter().filter(|&&c| c).count(), 0);
         let (j, l) = cycle[2];
         pattern[at(1, j, l)] = false;
         let hidden: Vec<usize> = (0..pattern.len()).filter(|&r| pattern[r]).collect();
         let cubes = Cubes::new(&ids, &cardinality, intern(&table).key_order, &dims, &pattern);
         let mut by_pairs = vec![false; pattern.len()];
-        cubes.certify_slice_pairs(&hidden, &mut by_pairs, cubes::SLICE_PAIR_WORK);
+        cubes.certify_slice_pairs(&hidden, &mut by_pairs, &mut cubes::SLICE_PAIR_WORK.clone());
         assert_eq!(by_pairs.iter().filter(|&&c| c).count(), 0);
         assert!(!solved_by_all_lines(&table, &pattern).is_empty(), "a broken cycle leaves cells solved");
     }
@@ -1417,7 +1425,7 @@ mod tests {
             // A cell on a cycle between two slices is never solved either, and the hash map grid
             // finds the same cycles.
             let mut on_cycles = vec![false; pattern.len()];
-            cubes.certify_slice_pairs(&hidden, &mut on_cycles, cubes::SLICE_PAIR_WORK);
+            cubes.certify_slice_pairs(&hidden, &mut on_cycles, &mut cubes::SLICE_PAIR_WORK.clone());
             for r in (0..pattern.len()).filter(|&r| on_cycles[r]) {
                 proptest::prop_assert!(pattern[r] && !solved.contains(&r), "row {} on a cycle of two slices but solved", r);
             }
@@ -1429,7 +1437,7 @@ mod tests {
             sparse.certify_group(&hidden, &pattern, &mut by_map);
             proptest::prop_assert_eq!(&by_map, &certified);
             let mut by_map = vec![false; pattern.len()];
-            sparse.certify_slice_pairs(&hidden, &mut by_map, cubes::SLICE_PAIR_WORK);
+            sparse.certify_slice_pairs(&hidden, &mut by_map, &mut cubes::SLICE_PAIR_WORK.clone());
             proptest::prop_assert_eq!(&by_map, &on_cycles);
             for &r in hidden.iter().filter(|&&r| !certified[r]) {
                 let (mut a, mut b) = (certified.clone(), certified.clone());

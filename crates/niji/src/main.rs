@@ -234,10 +234,14 @@ enum TokenCommand {
 }
 
 fn main() -> Result<()> {
-    // Large blocks go back to the system when freed: the intake's per-unit arrays otherwise stay
-    // in the heap, fragmented, phase after phase.
-    niji_intake::map_large_allocations();
     let cli = Cli::parse();
+    // Where intakes run, large blocks go back to the system when freed: the intake's per-unit
+    // arrays otherwise stay in the heap, fragmented, phase after phase. Before any thread starts;
+    // not where the operator set glibc's threshold.
+    let runs_intakes = matches!(cli.command, Command::Ingest(_) | Command::Serve(_) | Command::Demo(_));
+    if runs_intakes && !std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("mmap_threshold")) {
+        niji_intake::map_large_allocations();
+    }
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("NIJI_LOG").unwrap_or_else(|_| "info,tower_http=info,sqlx=warn".into());
     // Never the output checking solver's lines (made from persons counts), nor its panics' messages.

@@ -33,7 +33,7 @@
 //! In three dimensions a longer cycle does the same as a cube's four corners: two slices of one
 //! dimension whose suppressed cells share positions that make a cycle in the other two
 //! ([`Cubes::certify_slice_pairs`], the proof at [`SLICE_PAIR_WORK`]). Compared as words of
-//! bits, all pairs of slices of the benchmark's 100³ table take about 50 ms, and certify 32,595
+//! bits, all pairs of slices of the benchmark's 100³ table take 50–90 ms, and certify 32,595
 //! of the 90,029 cells on no cube; with a little more suppressed (completed cubes), most of the
 //! rest.
 //!
@@ -179,15 +179,15 @@ impl<'a> Cubes<'a> {
     /// the same certificate (see [`SLICE_PAIR_WORK`] for the proof). Cells marked before stay
     /// marked; a table of another number of dimensions marks nothing. A dimension is compared
     /// whole or not at all: when all its pairs of slices would take more than what is left of
-    /// `work` (words compared and graph nodes, per pair), or its slices more than
-    /// [`SLICE_WORDS_HELD`], it is skipped, so that what is marked depends only on the keys,
-    /// not on the order of the rows.
-    pub fn certify_slice_pairs(&self, rows: &[usize], certified: &mut [bool], work: usize) {
+    /// `work` (words compared and graph nodes, per pair: what it takes is taken off, so that
+    /// one budget bounds every call for a table), or its slices more than [`SLICE_WORDS_HELD`],
+    /// it is skipped, so that what is marked depends only on the keys, not on the order of the
+    /// rows.
+    pub fn certify_slice_pairs(&self, rows: &[usize], certified: &mut [bool], work: &mut usize) {
         let Some(grid) = &self.grid else { return };
         if self.d != 3 {
             return;
         }
-        let mut budget = work;
         let (mut edges, mut on_cycle, mut parent) = (Vec::new(), Vec::new(), Vec::new());
         let mut graph = super::LineGraph::default();
         for i in 0..3 {
@@ -196,29 +196,28 @@ impl<'a> Cubes<'a> {
             let words = plane.div_ceil(64);
             parent.clear();
             parent.resize(j + k, u32::MAX);
-            // Each slice's suppressed cells of the group as bits laid out by the other two codes
-            // (of rows with equal keys, the first: the grid's). Too many to hold: none.
+            // Each slice's suppressed cells of the group (of rows with equal keys, the first:
+            // the grid's), counted first: the work and memory are known before anything is held.
             let Some(size) = slices.checked_mul(words).filter(|&size| size <= SLICE_WORDS_HELD) else { continue };
-            // Per slice, its suppressed cells, then those of them not certified yet.
-            let (mut hidden, mut open) = (vec![0u64; size], vec![0u64; size]);
+            let first = |r: usize| grid.row(self.position(r)) == Some(r as u32);
             let mut count = vec![0u32; slices];
-            for &r in rows {
-                if grid.row(self.position(r)) == Some(r as u32) {
-                    let at = self.code(r as u32, (i + 1) % 3) as usize * k + self.code(r as u32, (i + 2) % 3) as usize;
-                    let a = self.code(r as u32, i) as usize;
-                    let (word, bit) = (a * words + at / 64, 1 << (at % 64));
-                    hidden[word] |= bit;
-                    if !certified[r] {
-                        open[word] |= bit;
-                    }
-                    count[a] += 1;
-                }
-            }
+            rows.iter().filter(|&&r| first(r)).for_each(|&r| count[self.code(r as u32, i) as usize] += 1);
             // A cycle has at least four cells in each slice.
             let codes: Vec<usize> = (0..slices).filter(|&a| count[a] >= 4).collect();
-            let pairs = codes.len() * codes.len().saturating_sub(1) / 2;
-            let Some(left) = pairs.checked_mul(words + j + k).and_then(|cost| budget.checked_sub(cost)) else { continue };
-            budget = left;
+            let pairs = codes.len().checked_mul(codes.len().saturating_sub(1)).map(|p| p / 2);
+            let Some(left) = pairs.and_then(|p| p.checked_mul(words + j + k)).and_then(|cost| work.checked_sub(cost)) else { continue };
+            *work = left;
+            // Per slice, as bits laid out by the other two codes, its suppressed cells, then
+            // those of them not certified yet.
+            let (mut hidden, mut open) = (vec![0u64; size], vec![0u64; size]);
+            for &r in rows.iter().filter(|&&r| first(r)) {
+                let at = self.code(r as u32, (i + 1) % 3) as usize * k + self.code(r as u32, (i + 2) % 3) as usize;
+                let (word, bit) = (self.code(r as u32, i) as usize * words + at / 64, 1 << (at % 64));
+                hidden[word] |= bit;
+                if !certified[r] {
+                    open[word] |= bit;
+                }
+            }
             for (x, &a) in codes.iter().enumerate() {
                 let (one, one_open) = (&hidden[a * words..(a + 1) * words], &open[a * words..(a + 1) * words]);
                 for &b in &codes[x + 1..] {
@@ -433,10 +432,11 @@ fn has_cycle(edges: &[(usize, usize)], parent: &mut [u32]) -> bool {
     cycle
 }
 
-/// The work [`Cubes::certify_slice_pairs`] is given in one call (a pair of slices costs the
-/// words of one slice and the nodes of its graph): the benchmark's table of 100³ takes about
-/// 5.3 million of it. The audit makes one call a round, and the completion of cubes up to
-/// [`super::SLICE_PASSES`] more.
+/// The work [`Cubes::certify_slice_pairs`] is given for one table, all its calls together (a
+/// pair of slices costs the words of one slice and the nodes of its graph): the benchmark's
+/// table of 100³ takes about 5.3 million a call (50–90 ms), and makes three. The audit makes one
+/// call a round, and the completion of cubes up to [`super::SLICE_PASSES`] more; past the
+/// budget, a dimension is not compared and its cells wait for cubes.
 ///
 /// Why a cycle between two slices is a certificate: multiply each cell's value by −1 for each
 /// of its keys that is a margin `*`. Every line's equation (its cells less its total) becomes
@@ -452,7 +452,7 @@ fn has_cycle(edges: &[(usize, usize)], parent: &mut [u32]) -> bool {
 /// In a table with a tenth of its cells small, few are corners of a suppressed cube and most
 /// are on such a cycle once a little more is suppressed (the graphs of two slices then pass
 /// the point where cycles appear everywhere).
-pub(super) const SLICE_PAIR_WORK: usize = 1 << 24;
+pub(super) const SLICE_PAIR_WORK: usize = 1 << 26;
 
 /// Words of bits (4 MiB) the slices of one dimension may take in [`Cubes::certify_slice_pairs`],
 /// twice (their suppressed cells, and those not certified yet); a table whose slices take more
