@@ -1031,7 +1031,7 @@ impl IntakeLock {
 /// persons). Process-wide and for good: the binary calls it at start for the commands that run
 /// intakes (`ingest`, `serve`, `demo`) unless the operator set glibc's own threshold, and so does
 /// the intake bench, to measure what the binary does. Large blocks then cost a mapping each: the
-/// output checking bench runs 6–9% slower with it, DataFusion queries the same.
+/// output checking bench runs 6–9% slower with it; the DataFusion overhead bench, unchanged.
 pub fn map_large_allocations() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` only sets the allocator's threshold; no memory is touched.

@@ -45,8 +45,9 @@
 //!   cube is such a cycle of four); each cell without any gets the cube of fewest new cells
 //!   completed (the hypercube method of statistical offices, GHMITER in τ-ARGUS), and as the
 //!   pattern grows denser the slices are compared again (at most twice a round, each after at
-//!   least 2,000 cells searched), which certifies most cells still waiting. This protects more than needed: many cells of a large
-//!   scattered group are safe through larger combinations no cheap search finds.
+//!   least 2,000 cells searched), which certifies most cells still waiting. This protects more
+//!   than needed: many cells of a large scattered group are safe through larger combinations no
+//!   cheap search finds.
 //!
 //! Then lines are brought back to two, and again, for up to [`SOLVE_ROUNDS`] rounds. Cells
 //! still solved, or of a large group and on no cube (none can be made where combinations are

@@ -172,8 +172,8 @@ impl<'a> Cubes<'a> {
         }
     }
 
-    /// Marks in `certified` the cells of `rows` (a group of suppressed cells sharing lines, of a
-    /// table of three dimensions) that lie on a *cycle between two slices*: two values `a`, `b`
+    /// Marks in `certified` the cells of `rows` (suppressed cells of a table of three dimensions,
+    /// of one group or several) that lie on a *cycle between two slices*: two values `a`, `b`
     /// of one dimension, and a cycle of positions in the other two (alternately along each)
     /// where both slices' cells are suppressed. A cube is such a cycle of four; a longer one is
     /// the same certificate (see [`SLICE_PAIR_WORK`] for the proof). Cells marked before stay
