@@ -452,8 +452,16 @@ impl Vault {
     /// Other handles of this vault stop working.
     pub async fn close(&self) {
         // Best effort: a failing checkpoint leaves the content in the WAL, where SQLite's own
-        // checkpoint on the last close (or the next open) moves it.
-        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await;
+        // checkpoint on the last close (or the next open) moves it. Without waiting: another
+        // handle's batch (an intake) may hold the write lock for minutes, and a truncating
+        // checkpoint waits for it as long as the busy timeout lets it.
+        if let Ok(conn) = self.pool.acquire().await {
+            // Out of the pool: no other handle gets a connection that does not wait.
+            let mut conn = conn.detach();
+            let _ = sqlx::query("PRAGMA busy_timeout = 0").execute(&mut conn).await;
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await;
+            let _ = sqlx::Connection::close(conn).await;
+        }
         self.pool.close().await;
     }
 }
@@ -959,13 +967,22 @@ const TAG: usize = 16;
 impl Vault {
     async fn check_keys(&self) -> Result<(), VaultError> {
         let key_check = self.hasher.keyed(Domain::LocalId, &[KEY_CHECK]);
-        let sealed_check = self.seal_raw(KEY_CHECK.as_bytes(), KEY_CHECK.as_bytes());
-        sqlx::query("INSERT OR IGNORE INTO vault_meta (id, vault_key_check, sealing_check) VALUES (1, $1, $2)")
-            .bind(&key_check.0[..])
-            .bind(&sealed_check)
-            .execute(&self.pool)
-            .await?;
-        let row = sqlx::query("SELECT vault_key_check, sealing_check FROM vault_meta WHERE id = 1").fetch_one(&self.pool).await?;
+        // Written once, when the vault is new: an INSERT takes SQLite's write lock even when it
+        // inserts nothing, and an intake's batch holds that lock for minutes, so a vault opened
+        // to read (a citizen's page, a listing) only reads.
+        let select = "SELECT vault_key_check, sealing_check FROM vault_meta WHERE id = 1";
+        let row = match sqlx::query(select).fetch_optional(&self.pool).await? {
+            Some(row) => row,
+            None => {
+                let sealed_check = self.seal_raw(KEY_CHECK.as_bytes(), KEY_CHECK.as_bytes());
+                sqlx::query("INSERT OR IGNORE INTO vault_meta (id, vault_key_check, sealing_check) VALUES (1, $1, $2)")
+                    .bind(&key_check.0[..])
+                    .bind(&sealed_check)
+                    .execute(&self.pool)
+                    .await?;
+                sqlx::query(select).fetch_one(&self.pool).await?
+            }
+        };
         let stored_key_check: Vec<u8> = row.try_get("vault_key_check")?;
         let stored_sealed: Vec<u8> = row.try_get("sealing_check")?;
         match self.open_raw(&stored_sealed, KEY_CHECK.as_bytes()) {

@@ -1054,3 +1054,24 @@ async fn the_link_index_finds_persons_by_bucket_anchor_and_joined_key() {
     assert!(!vault.link_index_complete(2).await.unwrap(), "an index of another format is rebuilt");
     vault.close().await;
 }
+
+/// An intake's batch holds the vault file's write lock until it commits (minutes for a large
+/// submission): the vault opens meanwhile, at once, and reads what was committed before it (a
+/// citizen's page, a listing), where opening waited for the lock and failed.
+#[tokio::test]
+async fn a_vault_opens_and_reads_while_a_batch_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    vault.store_batch("h", "ds", &sample(), &[(pk(9), pk(1))]).await.unwrap();
+    let mut batch = vault.begin_batch("h", "ds2").await.unwrap();
+    batch.put_anchors(&[(pk(1), pk(2))]).await.unwrap();
+    let started = std::time::Instant::now();
+    let other = open(dir.path()).await;
+    assert_eq!(other.datasets_of(&pk(1)).await.unwrap(), ["ds"]);
+    assert_eq!(other.person_by_anchor(&pk(9)).await.unwrap(), Some(pk(1)));
+    other.close().await;
+    // Far below the 10 s a writer (and a truncating checkpoint) waits for the lock.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "opening, reading or closing waited for the batch");
+    batch.commit(&[]).await.unwrap();
+    vault.close().await;
+}
