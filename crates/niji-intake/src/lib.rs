@@ -1029,10 +1029,13 @@ impl IntakeLock {
 /// come from the heap and leave it fragmented: the link phase's peak grew 80 bytes of RSS a
 /// distinct unit (96 in an earlier session's runs), and 52 with this (UKE bench, from 1M to 3M
 /// persons). Process-wide and for good: the binary calls it at start for the commands that run
-/// intakes (`ingest`, `serve`, `demo`) unless the operator set glibc's own threshold, and so does
-/// the intake bench, to measure what the binary does. Large blocks then cost a mapping each: the
+/// intakes (`ingest`, `serve`, `demo`), and so does the intake bench, to measure what the binary
+/// does; nothing is changed where the operator set glibc's own threshold (`GLIBC_TUNABLES`). Large blocks then cost a mapping each: the
 /// output checking bench runs 6–9% slower with it; the DataFusion overhead bench, unchanged.
 pub fn map_large_allocations() {
+    if std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("mmap_threshold")) {
+        return;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` only sets the allocator's threshold; no memory is touched.
     unsafe {

@@ -37,5 +37,6 @@ pub mod verdict;
 pub use check::{check, check_against_earlier, Checked, ReleasedRow, ReleasedTable, SdcError, Shown, Summary};
 pub use differencing::{Release, ReleaseRow};
 pub use rules::{Dominance, Preset, Rules, RulesError};
+pub use secondary::solver_running;
 pub use table::{Cell, CellSample, Measure, MeasureKind, Row, Table, TableError, TOTAL};
 pub use verdict::{CellRef, Outcome, Reason, Verdict};

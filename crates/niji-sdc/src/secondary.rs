@@ -88,6 +88,7 @@ mod null_vector;
 use crate::hash::FxBuild;
 use crate::table::{Table, TOTAL};
 use cubes::{Cost, Cubes};
+pub use null_vector::solver_running;
 use std::collections::{HashMap, VecDeque};
 
 /// The lines along one dimension, as compressed rows: `line_of[row]`, and the rows of line
@@ -299,6 +300,12 @@ fn protect_with(table: &Table, persons: &[u64], suppressed: &mut [bool], effort:
     Protection { added, solvable }
 }
 
+/// Rows in the order of their keys, then their place (rows with equal keys): what the choices
+/// follow, so that they do not depend on the order the rows came in.
+fn by_keys(table: &Table) -> impl Fn(&usize, &usize) -> std::cmp::Ordering + '_ {
+    |&a, &b| table.rows[a].keys.cmp(&table.rows[b].keys).then(a.cmp(&b))
+}
+
 /// The keys of the line along dimension `k` through `row`: its keys but the `k`-th. Lines are
 /// ordered by them, not by the order their rows came in.
 fn line_keys(table: &Table, row: usize, k: usize) -> Vec<&str> {
@@ -494,9 +501,8 @@ fn solved_cells(
         cubes.certify_slice_pairs(&large, certified, slice_work);
         uncovered.retain(|&r| !certified[r]);
     }
-    let by_keys = |&a: &usize, &b: &usize| table.rows[a].keys.cmp(&table.rows[b].keys).then(a.cmp(&b));
-    out.sort_unstable_by(by_keys);
-    uncovered.sort_unstable_by(by_keys);
+    out.sort_unstable_by(by_keys(table));
+    uncovered.sort_unstable_by(by_keys(table));
     Audit { solved: out, uncovered }
 }
 
@@ -603,7 +609,7 @@ fn break_bridges(lines: &mut Lines, suppressed: &mut [bool]) -> (Vec<(usize, usi
         let mut graph = LineGraph::new(nodes.count(), edges.iter().map(|&r| (nodes.of(r, 0), nodes.of(r, 1))));
         let all: Vec<usize> = graph.bridges().into_iter().map(|e| edges[e]).filter(|&r| !alone(r)).collect();
         let bridges = all.iter().copied().filter(|r| !left.contains(r));
-        let bridge = bridges.min_by(|&a, &b| table.rows[a].keys.cmp(&table.rows[b].keys).then(a.cmp(&b)));
+        let bridge = bridges.min_by(by_keys(table));
         let Some(bridge) = bridge.filter(|_| round < MAX_BRIDGE_ROUNDS) else {
             // The bridges still there (nothing joins them, or past the rounds allowed: each
             // reads the whole table) are solvable; one a later complement joined is not.
@@ -733,6 +739,8 @@ struct LineGraph {
     /// Per node, its edges as (other node, edge) in `adjacent[start[n]..start[n + 1]]`.
     start: Vec<u32>,
     adjacent: Vec<(u32, u32)>,
+    /// Where each node's next edge goes while filling.
+    fill: Vec<u32>,
     /// The search's: per node its order of discovery and low link, and its stack.
     order: Vec<u32>,
     low: Vec<u32>,
@@ -762,7 +770,9 @@ impl LineGraph {
         }
         self.adjacent.clear();
         self.adjacent.resize(count, (0, 0));
-        let mut fill: Vec<u32> = start[..nodes].to_vec();
+        let fill = &mut self.fill;
+        fill.clear();
+        fill.extend_from_slice(&start[..nodes]);
         for (e, (a, b)) in edges.enumerate() {
             self.adjacent[fill[a] as usize] = (b as u32, e as u32);
             fill[a] += 1;

@@ -26,12 +26,18 @@ fn not_the_solver(meta: &Metadata<'_>) -> bool {
     !meta.target().starts_with(SOLVER_TARGET)
 }
 
-/// Wraps the panic hook so that a panic inside the solver writes only where it happened.
+/// Wraps the panic hook so that a panic while the solver runs on this thread (in the solver or
+/// in a crate it calls) writes only where it happened.
 pub fn hide_solver_panics() {
     let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| match info.location().filter(|at| at.file().contains(SOLVER_TARGET)) {
-        Some(at) => eprintln!("the output checking solver failed at {}:{} (its message is not written)", at.file(), at.line()),
-        None => default_hook(info),
+    std::panic::set_hook(Box::new(move |info| {
+        if !niji_sdc::solver_running() {
+            return default_hook(info);
+        }
+        match info.location() {
+            Some(at) => eprintln!("the output checking solver failed at {}:{} (its message is not written)", at.file(), at.line()),
+            None => eprintln!("the output checking solver failed (its message is not written)"),
+        }
     }));
 }
 

@@ -236,10 +236,8 @@ enum TokenCommand {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     // Where intakes run, large blocks go back to the system when freed: the intake's per-unit
-    // arrays otherwise stay in the heap, fragmented, phase after phase. Before any thread starts;
-    // not where the operator set glibc's threshold.
-    let runs_intakes = matches!(cli.command, Command::Ingest(_) | Command::Serve(_) | Command::Demo(_));
-    if runs_intakes && !std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("mmap_threshold")) {
+    // arrays otherwise stay in the heap, fragmented, phase after phase. Before any thread starts.
+    if matches!(cli.command, Command::Ingest(_) | Command::Serve(_) | Command::Demo(_)) {
         niji_intake::map_large_allocations();
     }
     use tracing_subscriber::util::SubscriberInitExt;

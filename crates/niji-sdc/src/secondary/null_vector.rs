@@ -17,9 +17,11 @@
 //! Soundness does not rest on the solver: the cells it names are withheld and the next round's
 //! audit decides by elimination whether the cell is safe.
 
+use std::cell::Cell;
+
 use microlp::{ComparisonOp, Error, OptimizationDirection, Problem, SolveOutcome};
 
-use super::{line_keys, DimLines, Lines};
+use super::{by_keys, line_keys, DimLines, Lines};
 use crate::table::{Table, TOTAL};
 
 /// Tables of more rows than this get no linear program (its size follows the table's).
@@ -32,6 +34,18 @@ pub(super) const PROGRAMS: usize = 16;
 
 /// The tolerance below which a value of the optimum counts as zero (the solver's own).
 const TOLERANCE: f64 = 1e-7;
+
+thread_local! {
+    /// Whether this thread is inside the solver ([`solver_running`]).
+    static SOLVING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is inside the linear-programming solver: a panic hook asks it, so that
+/// the message of a panic there (in the solver or in what it calls; it may show values made
+/// from persons counts) is not written. Output checking catches such a panic and goes on.
+pub fn solver_running() -> bool {
+    SOLVING.with(Cell::get)
+}
 
 /// What the linear program says of a cell.
 pub(super) enum Outcome {
@@ -58,7 +72,7 @@ pub(super) fn complement(table: &Table, dims: &[DimLines], lines: &Lines, suppre
     // Variables in key order (rows, then lines), so that the optimum does not depend on the order
     // the rows came in.
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| table.rows[a].keys.cmp(&table.rows[b].keys).then(a.cmp(&b)));
+    order.sort_by(by_keys(table));
     let most = lines.persons.iter().copied().max().unwrap_or(0);
     let mut problem = Problem::new(OptimizationDirection::Minimize);
     let mut plus = vec![None; n];
@@ -86,10 +100,11 @@ pub(super) fn complement(table: &Table, dims: &[DimLines], lines: &Lines, suppre
         }
     }
     // The solver panics on what it takes for its own bugs: output checking must not go down with
-    // it (the cell then gets a line complement, and the audit decides as ever). The binary's
-    // panic hook leaves the message of a panic inside the solver unwritten (it may show values
-    // made from persons counts).
+    // it (the cell then gets a line complement, and the audit decides as ever). A panic hook
+    // leaves the message of a panic inside it unwritten ([`solver_running`]).
+    SOLVING.with(|s| s.set(true));
     let solved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| problem.solve()));
+    SOLVING.with(|s| s.set(false));
     let solution = match solved {
         Ok(Ok(SolveOutcome::Solution(solution))) => solution,
         Ok(Err(Error::Infeasible)) => return Outcome::NoVector,
