@@ -11,9 +11,9 @@
 //! very next call.
 //!
 //! What is kept: person keys (as the vault and the lake hold them) and the entries' actors and
-//! choices, never an identity. The vault file's device and inode are checked on every call, so a
-//! vault replaced (restored, re-created) under the same path is opened afresh, never answered
-//! from a handle on the old file.
+//! choices, never an identity. The device and inode of the vault file and of its registry file
+//! are checked on every call, so a vault or registry replaced (restored, re-created) under the
+//! same path is opened afresh, never answered from a handle on the old file.
 //!
 //! For the public register, the counts per committed dataset version are kept too: a committed
 //! version's identity records never change (a version is committed only after its vault rows
@@ -45,7 +45,7 @@ pub(crate) struct Kept {
     pub vault: Vault,
     pub snapshot: Arc<Snapshot>,
     path: PathBuf,
-    file: FileId,
+    file: Files,
 }
 
 /// The public register's counts, per dataset version tag.
@@ -61,7 +61,7 @@ pub(crate) struct Counts {
 
 struct Slot {
     vault: Vault,
-    file: FileId,
+    file: Files,
     snapshot: Arc<Snapshot>,
     counts: Counts,
     /// Times the entries were read and unsealed (tests check that a hit reads nothing).
@@ -90,6 +90,19 @@ fn lock() -> std::sync::MutexGuard<'static, Cache> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct FileId(u64, u64);
 
+/// The vault file's identity and its registry file's (`None` before the vault first opened
+/// made it): either replaced, the kept handle is not used.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Files {
+    vault: FileId,
+    registry: Option<FileId>,
+}
+
+/// The identities of the vault file at `path` and of its registry file (`None` without a vault).
+fn files(path: &Path) -> Option<Files> {
+    Some(Files { vault: file_id(path)?, registry: file_id(&niji_vault::registry_path(path)) })
+}
+
 fn file_id(path: &Path) -> Option<FileId> {
     let meta = std::fs::metadata(path).ok()?;
     #[cfg(unix)]
@@ -112,7 +125,7 @@ fn vault_path(instance: &Instance) -> PathBuf {
 /// `None` when the instance has no vault (reading never creates it or its keys).
 pub(crate) async fn snapshot(instance: &Instance) -> Result<Option<Kept>, RegistryError> {
     let path = vault_path(instance);
-    let Some(file) = file_id(&path) else {
+    let Some(file) = files(&path) else {
         lock().slots.remove(&path);
         return Ok(None);
     };
@@ -161,7 +174,7 @@ pub(crate) async fn snapshot(instance: &Instance) -> Result<Option<Kept>, Regist
     };
     // The file opened may differ from the one stat'ed above (replaced in between): key the slot
     // by the file as it is now; a later call notices any difference.
-    let file = file_id(&path).unwrap_or(file);
+    let file = files(&path).unwrap_or(file);
     if keep(&path, file, &vault, &snapshot, true) {
         Ok(Some(Kept { vault, snapshot, path, file }))
     } else {
@@ -177,7 +190,7 @@ pub(crate) async fn snapshot(instance: &Instance) -> Result<Option<Kept>, Regist
 
 /// Keeps `snapshot` (and, for a newly opened vault, the handle) unless a newer one is kept
 /// already. Returns whether `vault` is the handle now kept.
-fn keep(path: &Path, file: FileId, vault: &Vault, snapshot: &Arc<Snapshot>, opened: bool) -> bool {
+fn keep(path: &Path, file: Files, vault: &Vault, snapshot: &Arc<Snapshot>, opened: bool) -> bool {
     let mut cache = lock();
     cache.tick += 1;
     let tick = cache.tick;

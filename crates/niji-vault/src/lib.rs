@@ -5,7 +5,9 @@
 //! goes through here.
 //!
 //! Storage: its own SQLite file (the caller passes the path, e.g. `DIR/vault/identities.sqlite`),
-//! WAL, `synchronous = FULL`, foreign keys on, migrations embedded from `migrations/sqlite`.
+//! WAL, `synchronous = FULL`, foreign keys on, migrations embedded from `migrations/sqlite`; the
+//! consent registry in a second file beside it ([`registry_path`], migrations from
+//! `migrations/registry`: see the `registry` module).
 //!
 //! Keys come from the caller, never the master key:
 //! - a 32-byte **sealing key** (the instance's data key `vault:sealing`), used with
@@ -17,7 +19,8 @@
 //! - `vault_meta` — one row: a keyed hash of a fixed label under the vault key and a fixed label
 //!   sealed under the sealing key. [`Vault::open`] refuses other keys
 //!   ([`VaultError::WrongVaultKey`], [`VaultError::WrongSealingKey`]) rather than mixing
-//!   pseudonyms or blobs of two keys in one file.
+//!   pseudonyms or blobs of two keys in one file. Since migration 0007 it also holds the
+//!   registry id of the vault's registry file (NULL until the registry moved out).
 //! - `anchors` — anchor (keyed hash of a member id, patient number or 受給者番号, as
 //!   `niji_privacy::Linkage::anchors`) → person key, per dataset. [`Vault::prior_keys`] turns
 //!   them into the `PriorKeys` of the next linkage run, so person keys stay stable.
@@ -108,7 +111,25 @@ pub enum VaultError {
     Database(#[from] sqlx::Error),
     #[error("vault migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// The vault names a registry file ([`registry_path`]) that is not there: opt-outs and
+    /// consents would be lost, so the vault is not opened (restore the file from a backup).
+    #[error("the consent registry file beside the vault is missing")]
+    RegistryMissing,
+    /// The registry file beside the vault is not the one the vault names (another instance's,
+    /// or a vault restored from before its registry moved out): neither is used or changed.
+    #[error("the consent registry file beside the vault belongs to another vault")]
+    RegistryForeign,
+    #[error("the consent registry file could not be put in place: {0}")]
+    RegistryFile(#[source] std::io::Error),
 }
+
+/// The consent registry's file for the vault at `vault`: `registry.sqlite` in the same folder.
+pub fn registry_path(vault: &Path) -> std::path::PathBuf {
+    vault.with_file_name(REGISTRY_FILE)
+}
+
+/// The consent registry's file name, beside the vault's.
+pub const REGISTRY_FILE: &str = "registry.sqlite";
 
 /// One identity record read back from the vault.
 #[derive(Clone)]
@@ -180,6 +201,9 @@ pub struct StoredLinkRecord {
 #[derive(Clone)]
 pub struct Vault {
     pool: SqlitePool,
+    /// The consent registry's own file beside the vault's ([`registry_path`]): its writes never
+    /// wait for an intake's batch, which holds the vault file's write lock until it commits.
+    registry: SqlitePool,
     cipher: XChaCha20Poly1305,
     hasher: Pseudonymizer,
 }
@@ -192,7 +216,11 @@ impl std::fmt::Debug for Vault {
 
 impl Vault {
     /// Opens (creating if needed) the vault at `path`, applies pending migrations and checks
-    /// that `sealing_key` and `vault_key` are the keys the vault was created with.
+    /// that `sealing_key` and `vault_key` are the keys the vault was created with; then opens
+    /// the registry file beside it ([`registry_path`]), which must be the one the vault names
+    /// ([`VaultError::RegistryMissing`], [`VaultError::RegistryForeign`]). A vault that has no
+    /// registry file yet (a new vault, or one made before the registry had a file of its own)
+    /// gets one here, with the rows of its registry tables moved into it.
     pub async fn open(path: &Path, sealing_key: &[u8; 32], vault_key: &VaultKey) -> Result<Self, VaultError> {
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
@@ -218,14 +246,21 @@ impl Vault {
             // were kept).
             .pragma("temp_store", "FILE")
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        MIGRATIONS.run(&pool).await?;
-        let vault = Self { pool, cipher: XChaCha20Poly1305::new(sealing_key.into()), hasher: Pseudonymizer::new(vault_key) };
-        if let Err(e) = vault.check_keys().await {
-            vault.pool.close().await;
-            return Err(e);
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
+        let (cipher, hasher) = (XChaCha20Poly1305::new(sealing_key.into()), Pseudonymizer::new(vault_key));
+        let opened = async {
+            migrate(&MIGRATIONS, &pool).await?;
+            check_keys(&pool, &cipher, &hasher).await?;
+            registry::open_registry(&pool, path, options).await
         }
-        Ok(vault)
+        .await;
+        match opened {
+            Ok(registry) => Ok(Self { pool, registry, cipher, hasher }),
+            Err(e) => {
+                pool.close().await;
+                Err(e)
+            }
+        }
     }
 
     /// Stores one batch of identity records of `dataset` (submitted by `holder`) with the anchors
@@ -451,18 +486,20 @@ impl Vault {
     /// Checkpoints the WAL into the database file (truncating the WAL) and closes the pool.
     /// Other handles of this vault stop working.
     pub async fn close(&self) {
-        // Best effort: a failing checkpoint leaves the content in the WAL, where SQLite's own
-        // checkpoint on the last close (or the next open) moves it. Without waiting: another
-        // handle's batch (an intake) may hold the write lock for minutes, and a truncating
-        // checkpoint waits for it as long as the busy timeout lets it.
-        if let Ok(conn) = self.pool.acquire().await {
-            // Out of the pool: no other handle gets a connection that does not wait.
-            let mut conn = conn.detach();
-            let _ = sqlx::query("PRAGMA busy_timeout = 0").execute(&mut conn).await;
-            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await;
-            let _ = sqlx::Connection::close(conn).await;
+        for pool in [&self.pool, &self.registry] {
+            // Best effort: a failing checkpoint leaves the content in the WAL, where SQLite's
+            // own checkpoint on the last close (or the next open) moves it. Without waiting:
+            // another handle's batch (an intake) may hold the write lock for minutes, and a
+            // truncating checkpoint waits for it as long as the busy timeout lets it.
+            if let Ok(conn) = pool.acquire().await {
+                // Out of the pool: no other handle gets a connection that does not wait.
+                let mut conn = conn.detach();
+                let _ = sqlx::query("PRAGMA busy_timeout = 0").execute(&mut conn).await;
+                let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await;
+                let _ = sqlx::Connection::close(conn).await;
+            }
+            pool.close().await;
         }
-        self.pool.close().await;
     }
 }
 
@@ -964,37 +1001,55 @@ const NONCE: usize = 24;
 /// Poly1305 tag length.
 const TAG: usize = 16;
 
-impl Vault {
-    async fn check_keys(&self) -> Result<(), VaultError> {
-        let key_check = self.hasher.keyed(Domain::LocalId, &[KEY_CHECK]);
-        // Written once, when the vault is new: an INSERT takes SQLite's write lock even when it
-        // inserts nothing, and an intake's batch holds that lock for minutes, so a vault opened
-        // to read (a citizen's page, a listing) only reads.
-        let select = "SELECT vault_key_check, sealing_check FROM vault_meta WHERE id = 1";
-        let row = match sqlx::query(select).fetch_optional(&self.pool).await? {
-            Some(row) => row,
-            None => {
-                let sealed_check = self.seal_raw(KEY_CHECK.as_bytes(), KEY_CHECK.as_bytes());
-                sqlx::query("INSERT OR IGNORE INTO vault_meta (id, vault_key_check, sealing_check) VALUES (1, $1, $2)")
-                    .bind(&key_check.0[..])
-                    .bind(&sealed_check)
-                    .execute(&self.pool)
-                    .await?;
-                sqlx::query(select).fetch_one(&self.pool).await?
-            }
-        };
-        let stored_key_check: Vec<u8> = row.try_get("vault_key_check")?;
-        let stored_sealed: Vec<u8> = row.try_get("sealing_check")?;
-        match self.open_raw(&stored_sealed, KEY_CHECK.as_bytes()) {
-            Some(plain) if plain == KEY_CHECK.as_bytes() => {}
-            _ => return Err(VaultError::WrongSealingKey),
+/// Runs `migrator`'s pending migrations, again where a run failed, as long as another
+/// process may have applied one meanwhile: SQLite's migrator takes no lock, so two processes
+/// opening the vault at once after an upgrade both read the same list of applied migrations,
+/// and the one whose migration waited for the other's write lock fails on what the other made
+/// (a column added twice). By then the other has committed that migration, and the next run
+/// finds it applied. A run fails at most once per migration that way.
+pub(crate) async fn migrate(migrator: &sqlx::migrate::Migrator, pool: &SqlitePool) -> Result<(), VaultError> {
+    let mut tries = migrator.iter().count();
+    loop {
+        match migrator.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(e) if tries == 0 => return Err(e.into()),
+            Err(_) => tries -= 1,
         }
-        if stored_key_check != key_check.0 {
-            return Err(VaultError::WrongVaultKey);
-        }
-        Ok(())
     }
+}
 
+/// Refuses a vault created with other keys (writing the key checks into a new vault).
+async fn check_keys(pool: &SqlitePool, cipher: &XChaCha20Poly1305, hasher: &Pseudonymizer) -> Result<(), VaultError> {
+    let key_check = hasher.keyed(Domain::LocalId, &[KEY_CHECK]);
+    // Written once, when the vault is new: an INSERT takes SQLite's write lock even when it
+    // inserts nothing, and an intake's batch holds that lock for minutes, so a vault opened
+    // to read (a citizen's page, a listing) only reads.
+    let select = "SELECT vault_key_check, sealing_check FROM vault_meta WHERE id = 1";
+    let row = match sqlx::query(select).fetch_optional(pool).await? {
+        Some(row) => row,
+        None => {
+            let sealed_check = seal_with(cipher, KEY_CHECK.as_bytes(), KEY_CHECK.as_bytes());
+            sqlx::query("INSERT OR IGNORE INTO vault_meta (id, vault_key_check, sealing_check) VALUES (1, $1, $2)")
+                .bind(&key_check.0[..])
+                .bind(&sealed_check)
+                .execute(pool)
+                .await?;
+            sqlx::query(select).fetch_one(pool).await?
+        }
+    };
+    let stored_key_check: Vec<u8> = row.try_get("vault_key_check")?;
+    let stored_sealed: Vec<u8> = row.try_get("sealing_check")?;
+    match open_with(cipher, &stored_sealed, KEY_CHECK.as_bytes()) {
+        Some(plain) if plain == KEY_CHECK.as_bytes() => {}
+        _ => return Err(VaultError::WrongSealingKey),
+    }
+    if stored_key_check != key_check.0 {
+        return Err(VaultError::WrongVaultKey);
+    }
+    Ok(())
+}
+
+impl Vault {
     fn unseal(&self, at: &RowBinding<'_>, sealed: &[u8]) -> Result<(String, Identity), VaultError> {
         let plain = self.open_raw(sealed, &at.aad()).ok_or(VaultError::Tampered)?;
         decode(&plain)
@@ -1006,11 +1061,7 @@ impl Vault {
     }
 
     fn open_raw(&self, sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
-        if sealed.len() < NONCE + 16 {
-            return None;
-        }
-        let (nonce, ct) = sealed.split_at(NONCE);
-        self.cipher.decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad }).ok()
+        open_with(&self.cipher, sealed, aad)
     }
 }
 
@@ -1074,8 +1125,15 @@ fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
-/// The `observed` column's text of a date: ISO at the date's precision (`YYYY-MM-DD`, `YYYY-MM`,
-/// `YYYY`). A date that would not read back as itself is refused.
+/// The plaintext of nonce ‖ ciphertext ‖ tag, or `None` when it fails authentication.
+fn open_with(cipher: &XChaCha20Poly1305, sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < NONCE + TAG {
+        return None;
+    }
+    let (nonce, ct) = sealed.split_at(NONCE);
+    cipher.decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad }).ok()
+}
+
 /// nonce ‖ ciphertext ‖ tag, with a fresh random nonce.
 fn seal_with(cipher: &XChaCha20Poly1305, plain: &[u8], aad: &[u8]) -> Vec<u8> {
     seal_encoded(cipher, aad, plain.len(), |out| out.extend_from_slice(plain))
@@ -1093,6 +1151,8 @@ fn seal_encoded(cipher: &XChaCha20Poly1305, aad: &[u8], size: usize, write: impl
     out
 }
 
+/// The `observed` column's text of a date: ISO at the date's precision (`YYYY-MM-DD`, `YYYY-MM`,
+/// `YYYY`). A date that would not read back as itself is refused.
 fn observed_text(date: Date) -> Result<String, VaultError> {
     let text = date.to_string();
     match niji_ingest::dates::parse_iso(&text) {

@@ -5,12 +5,34 @@
 //! to open. The registry's version is its last entry id: a run that records the version it
 //! applied can be replayed exactly.
 //!
+//! Subject handles and entries live in a file of their own beside the vault's
+//! ([`crate::registry_path`], migrations in `migrations/registry/`): an intake's batch holds the
+//! vault file's write lock until it commits (minutes for a large submission), and an opt-out
+//! written meanwhile failed after the busy timeout. Person lookups (anchors, a person's datasets,
+//! counts) still read the vault. The two files name each other through a random registry id
+//! (the vault's `vault_meta.registry_id`, the registry's `registry_meta`); a vault refuses a
+//! registry file that is missing or not its own rather than start an empty registry, which would
+//! silently drop every opt-out.
+//!
+//! A vault without a registry file (new, or made before the registry moved out) gets one in
+//! [`open_registry`]: under the vault's write lock, the rows of its old tables are copied, ids and
+//! all (a version recorded by a run still names the same entries), into a file beside it
+//! ([`MOVING_FILE`], durable before the vault changes), then the vault names that file and drops
+//! the old tables in one transaction, and the file is linked into place. A crash before the
+//! vault's commit leaves the vault as it was (the next open makes the file again, setting a
+//! whole one aside, never deleting it); after it, the next open puts the file in place. Nothing
+//! is ever written over an existing registry file, nor beside a WAL or journal left by one.
+//!
 //! No business rules here: who may record what, and what an entry means, is decided by the
 //! caller (`niji-registry`, with `niji-consent`).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
-use sqlx::Row;
+use chacha20poly1305::aead::{AeadCore, OsRng};
+use chacha20poly1305::XChaCha20Poly1305;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, Row, SqlitePool};
 
 use crate::{key_of, placeholders, PersonKey, Vault, VaultError};
 
@@ -51,15 +73,15 @@ impl Vault {
         sqlx::query("INSERT OR IGNORE INTO subjects (handle, person_key) VALUES ($1, $2)")
             .bind(new_handle)
             .bind(&person.0[..])
-            .execute(&self.pool)
+            .execute(&self.registry)
             .await?;
-        Ok(sqlx::query_scalar("SELECT handle FROM subjects WHERE person_key = $1").bind(&person.0[..]).fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT handle FROM subjects WHERE person_key = $1").bind(&person.0[..]).fetch_one(&self.registry).await?)
     }
 
     /// The person a subject handle names.
     pub async fn person_of_subject(&self, handle: &str) -> Result<Option<PersonKey>, VaultError> {
         let row: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT person_key FROM subjects WHERE handle = $1").bind(handle).fetch_optional(&self.pool).await?;
+            sqlx::query_scalar("SELECT person_key FROM subjects WHERE handle = $1").bind(handle).fetch_optional(&self.registry).await?;
         row.map(key_of).transpose()
     }
 
@@ -75,7 +97,7 @@ impl Vault {
 
     /// Appends entries in one transaction (all or none); returns their ids in order.
     pub async fn append_registry_entries(&self, entries: &[NewRegistryEntry<'_>]) -> Result<Vec<i64>, VaultError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.registry.begin().await?;
         let mut ids = Vec::with_capacity(entries.len());
         for e in entries {
             let sealed = self.seal_raw(e.body, &registry_aad(&e.person, e.recorded_at, e.decisive));
@@ -95,7 +117,7 @@ impl Vault {
 
     /// The registry's version: its last entry id (0 when empty).
     pub async fn registry_version(&self) -> Result<i64, VaultError> {
-        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM registry_entries").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM registry_entries").fetch_one(&self.registry).await?)
     }
 
     /// One person's entries with ids up to `version`, in id order.
@@ -104,7 +126,7 @@ impl Vault {
             sqlx::query("SELECT id, person_key, recorded_at, decisive, sealed FROM registry_entries WHERE person_key = $1 AND id <= $2 ORDER BY id")
                 .bind(&person.0[..])
                 .bind(version)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.registry)
                 .await?;
         rows.into_iter().map(|r| self.open_entry(r)).collect()
     }
@@ -114,7 +136,7 @@ impl Vault {
     pub async fn decisive_registry_entries(&self, version: i64) -> Result<Vec<RegistryEntry>, VaultError> {
         let rows = sqlx::query("SELECT id, person_key, recorded_at, decisive, sealed FROM registry_entries WHERE decisive AND id <= $1 ORDER BY id")
             .bind(version)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.registry)
             .await?;
         rows.into_iter().map(|r| self.open_entry(r)).collect()
     }
@@ -197,4 +219,270 @@ fn registry_aad(person: &PersonKey, recorded_at: i64, decisive: bool) -> Vec<u8>
     aad.extend_from_slice(&recorded_at.to_be_bytes());
     aad.push(u8::from(decisive));
     aad
+}
+
+/// The registry file while it is made, beside the vault's; renamed to [`crate::REGISTRY_FILE`]
+/// once the vault names it.
+const MOVING_FILE: &str = "registry.sqlite.moving";
+
+/// Rows copied per statement when the registry moves out of the vault (5 bound values each).
+const MOVE_PAGE: i64 = 2_000;
+
+static REGISTRY_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/registry");
+
+/// Opens the registry file beside the vault file `vault_file` for the vault whose pool is
+/// `vault` (its keys checked), making it first when the vault names none. Refuses a missing file
+/// the vault names ([`VaultError::RegistryMissing`]) and a file that names another vault, or
+/// none ([`VaultError::RegistryForeign`]).
+pub(crate) async fn open_registry(vault: &SqlitePool, vault_file: &Path, options: SqliteConnectOptions) -> Result<SqlitePool, VaultError> {
+    let path = crate::registry_path(vault_file);
+    let named: Option<Vec<u8>> = sqlx::query_scalar("SELECT registry_id FROM vault_meta WHERE id = 1").fetch_one(vault).await?;
+    let id = match named {
+        Some(id) => id,
+        None => move_out(vault, vault_file, &path).await?,
+    };
+    put_in_place(&path, &id).await?;
+    // Checked on a connection that sets nothing, before the pool below sets the journal mode:
+    // a foreign file is not changed.
+    if id_of_file(&path).await? != Some(id) {
+        return Err(VaultError::RegistryForeign);
+    }
+    // Small: entries are read once per registry version and kept by the caller.
+    let options = options.filename(&path).create_if_missing(false).pragma("cache_size", "-2048");
+    let pool = SqlitePoolOptions::new().max_connections(2).connect_with(options).await?;
+    match crate::migrate(&REGISTRY_MIGRATIONS, &pool).await {
+        Ok(()) => Ok(pool),
+        Err(e) => {
+            pool.close().await;
+            Err(e)
+        }
+    }
+}
+
+/// The registry id a registry file holds (`None`: not a registry file, or made half-way).
+async fn registry_id_in(conn: &mut SqliteConnection) -> Result<Option<Vec<u8>>, VaultError> {
+    let has_meta: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'registry_meta'").fetch_one(&mut *conn).await?;
+    if has_meta == 0 {
+        return Ok(None);
+    }
+    Ok(sqlx::query_scalar("SELECT registry_id FROM registry_meta WHERE id = 1").fetch_optional(&mut *conn).await?)
+}
+
+/// The registry id of the SQLite file at `file`, read on a connection of its own that sets no
+/// journal mode (so it changes nothing in the file).
+async fn id_of_file(file: &Path) -> Result<Option<Vec<u8>>, VaultError> {
+    let options = SqliteConnectOptions::new().filename(file).create_if_missing(false);
+    let mut conn = SqliteConnection::connect_with(&options).await?;
+    let id = registry_id_in(&mut conn).await;
+    let _ = conn.close().await;
+    id
+}
+
+/// Makes the vault's registry file and moves the vault's registry rows into it, under the
+/// vault's write lock (two processes opening one vault at once move it once; no registry row
+/// is written meanwhile). Returns the registry id the vault now names.
+async fn move_out(vault: &SqlitePool, vault_file: &Path, path: &Path) -> Result<Vec<u8>, VaultError> {
+    // Out of the pool: the transaction is begun and ended by hand.
+    let mut conn = vault.acquire().await?.detach();
+    let moved = async {
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await?;
+        let moved = move_locked(&mut conn, vault_file, path).await;
+        let ended = sqlx::query(if moved.is_ok() { "COMMIT" } else { "ROLLBACK" }).execute(&mut conn).await;
+        let id = moved?;
+        ended?;
+        Ok::<_, VaultError>(id)
+    }
+    .await;
+    let _ = conn.close().await;
+    moved
+}
+
+/// [`move_out`]'s work inside the vault's write transaction.
+async fn move_locked(conn: &mut SqliteConnection, vault_file: &Path, path: &Path) -> Result<Vec<u8>, VaultError> {
+    let named: Option<Vec<u8>> = sqlx::query_scalar("SELECT registry_id FROM vault_meta WHERE id = 1").fetch_one(&mut *conn).await?;
+    if let Some(id) = named {
+        // Another process moved it meanwhile.
+        return Ok(id);
+    }
+    // A registry file (or its WAL or journal) beside a vault that names none is never
+    // overwritten: it may hold the only record of opt-outs (a vault restored from before its
+    // registry moved out, beside the registry it moved to).
+    if exists(path)? {
+        return Err(VaultError::RegistryForeign);
+    }
+    refuse_leftovers(path)?;
+    let moving = moving_path(path);
+    clear_moving(&moving).await?;
+    let id = XChaCha20Poly1305::generate_nonce(&mut OsRng)[..16].to_vec();
+    // WAL, as the registry is used, so that opening it never has to change its journal mode
+    // (which needs an exclusive lock that the busy timeout does not wait for); the last close
+    // below checkpoints the WAL into the file and removes it, so the file is renamed whole.
+    let options = SqliteConnectOptions::new()
+        .filename(&moving)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
+    // A pool of one (the migrator takes a pool: on a bare connection its future is not `Send`).
+    let registry = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+    let copied = copy_rows(conn, &registry, &id).await;
+    registry.close().await;
+    copied?;
+    if exists(&with_suffix(&moving, "-wal"))? {
+        return Err(VaultError::Invalid("the new registry file kept a WAL"));
+    }
+    same_owner_as(&moving, vault_file);
+    // The file and its name on disk before the vault names it: after the commit below the
+    // vault's own rows are gone.
+    sync_folder(&moving)?;
+    sqlx::query("UPDATE vault_meta SET registry_id = $1 WHERE id = 1").bind(&id).execute(&mut *conn).await?;
+    sqlx::query("DROP TABLE registry_entries").execute(&mut *conn).await?;
+    sqlx::query("DROP TABLE subjects").execute(&mut *conn).await?;
+    Ok(id)
+}
+
+/// Removes what an earlier move cut short left at `moving`: a half-made file goes; a whole one
+/// (it holds a registry id) is set aside as `registry.sqlite.moving.<id in hex>`, never
+/// deleted, since a vault restored from a backup after a crash that followed the vault's commit
+/// would otherwise lose the only copy of its entries.
+async fn clear_moving(moving: &Path) -> Result<(), VaultError> {
+    if exists(moving)? {
+        if let Ok(Some(id)) = id_of_file(moving).await {
+            let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            let aside = with_suffix(moving, &format!(".{hex}"));
+            std::fs::rename(moving, aside).map_err(VaultError::RegistryFile)?;
+        }
+    }
+    for leftover in [moving.to_path_buf(), with_suffix(moving, "-wal"), with_suffix(moving, "-shm"), with_suffix(moving, "-journal")] {
+        match std::fs::remove_file(&leftover) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(VaultError::RegistryFile(e)),
+        }
+    }
+    Ok(())
+}
+
+/// The registry file's tables made, and the vault's registry rows copied into them, in one
+/// transaction of the new file.
+async fn copy_rows(vault: &mut SqliteConnection, registry: &SqlitePool, id: &[u8]) -> Result<(), VaultError> {
+    REGISTRY_MIGRATIONS.run(registry).await?;
+    let mut tx = registry.begin().await?;
+    sqlx::query("INSERT INTO registry_meta (id, registry_id) VALUES (1, $1)").bind(id).execute(&mut *tx).await?;
+    let mut after = 0i64;
+    loop {
+        let rows: Vec<(i64, String, Vec<u8>)> =
+            sqlx::query_as("SELECT rowid, handle, person_key FROM subjects WHERE rowid > $1 ORDER BY rowid LIMIT $2")
+                .bind(after)
+                .bind(MOVE_PAGE)
+                .fetch_all(&mut *vault)
+                .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO subjects (handle, person_key) ");
+        q.push_values(&rows, |mut b, (_, handle, person)| {
+            b.push_bind(handle).push_bind(person);
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    let mut after = 0i64;
+    loop {
+        let rows: Vec<(i64, Vec<u8>, i64, bool, Vec<u8>)> =
+            sqlx::query_as("SELECT id, person_key, recorded_at, decisive, sealed FROM registry_entries WHERE id > $1 ORDER BY id LIMIT $2")
+                .bind(after)
+                .bind(MOVE_PAGE)
+                .fetch_all(&mut *vault)
+                .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO registry_entries (id, person_key, recorded_at, decisive, sealed) ");
+        q.push_values(&rows, |mut b, (id, person, recorded_at, decisive, sealed)| {
+            b.push_bind(id).push_bind(person).push_bind(recorded_at).push_bind(decisive).push_bind(sealed);
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Puts a registry file made by [`move_out`] in place where the vault names it but it is not
+/// there yet (a crash right after the vault's commit, or another process finishing first).
+async fn put_in_place(path: &Path, id: &[u8]) -> Result<(), VaultError> {
+    if exists(path)? {
+        return Ok(());
+    }
+    let moving = moving_path(path);
+    // Another process may put it in place meanwhile: then `moving` is gone and `path` there.
+    let held = if exists(&moving)? { id_of_file(&moving).await.ok().flatten() } else { None };
+    if held.as_deref() != Some(id) {
+        return if exists(path)? { Ok(()) } else { Err(VaultError::RegistryMissing) };
+    }
+    refuse_leftovers(path)?;
+    // A link and then an unlink, not a rename: a link never replaces a file that appeared at
+    // `path` meanwhile (whatever is there is checked by its id next).
+    match std::fs::hard_link(&moving, path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return if exists(path)? { Ok(()) } else { Err(VaultError::RegistryFile(e)) },
+    }
+    match std::fs::remove_file(&moving) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(VaultError::RegistryFile(e)),
+    }
+    sync_folder(path)
+}
+
+/// Refuses a WAL or rollback journal with content beside a registry file that is not there
+/// ([`VaultError::RegistryForeign`]): SQLite would replay it into the file put there (nothing
+/// ties a WAL to one database file). A shared-memory file alone is removed (SQLite makes it
+/// again).
+fn refuse_leftovers(path: &Path) -> Result<(), VaultError> {
+    for suffix in ["-wal", "-journal"] {
+        match std::fs::metadata(with_suffix(path, suffix)) {
+            Ok(meta) if meta.len() > 0 => return Err(VaultError::RegistryForeign),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(VaultError::RegistryFile(e)),
+        }
+    }
+    match std::fs::remove_file(with_suffix(path, "-shm")) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(VaultError::RegistryFile(e)),
+    }
+}
+
+/// Gives the new registry file the vault file's permissions, and (where this process may, as
+/// root does) its owner: the first process to open a vault after an upgrade may be an
+/// operator's command, and the server must still write opt-outs. Best effort: the file works
+/// for this process either way.
+fn same_owner_as(file: &Path, vault_file: &Path) {
+    let Ok(meta) = std::fs::metadata(vault_file) else { return };
+    let _ = std::fs::set_permissions(file, meta.permissions());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let _ = std::os::unix::fs::chown(file, Some(meta.uid()), Some(meta.gid()));
+    }
+}
+
+fn exists(path: &Path) -> Result<bool, VaultError> {
+    path.try_exists().map_err(VaultError::RegistryFile)
+}
+
+fn moving_path(path: &Path) -> PathBuf {
+    path.with_file_name(MOVING_FILE)
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Makes a file's creation or rename in its folder durable.
+fn sync_folder(file: &Path) -> Result<(), VaultError> {
+    let folder = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(folder).and_then(|f| f.sync_all()).map_err(VaultError::RegistryFile)
 }

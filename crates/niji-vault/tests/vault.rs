@@ -70,6 +70,16 @@ async fn raw(dir: &Path) -> sqlx::SqlitePool {
     sqlx::SqlitePool::connect(&format!("sqlite://{}", path(dir).display())).await.unwrap()
 }
 
+/// The registry's file beside the vault's.
+fn registry_file(dir: &Path) -> PathBuf {
+    niji_vault::registry_path(&path(dir))
+}
+
+/// The same for the registry's file.
+async fn raw_registry(dir: &Path) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!("sqlite://{}", registry_file(dir).display())).await.unwrap()
+}
+
 #[tokio::test]
 async fn round_trip_counts_and_deletion() {
     let dir = tempfile::tempdir().unwrap();
@@ -718,7 +728,7 @@ async fn registry_entries_are_append_only_sealed_and_bound_to_their_person() {
     assert!(vault.decisive_registry_entries(ids[0] - 1).await.unwrap().is_empty());
     vault.close().await;
 
-    let pool = raw(dir.path()).await;
+    let pool = raw_registry(dir.path()).await;
     // The body is sealed: the disease code is not in the file.
     let sealed: Vec<u8> = sqlx::query_scalar("SELECT sealed FROM registry_entries WHERE id = $1").bind(ids[0]).fetch_one(&pool).await.unwrap();
     assert!(!sealed.windows(3).any(|w| w == b"C50"));
@@ -728,7 +738,7 @@ async fn registry_entries_are_append_only_sealed_and_bound_to_their_person() {
     }
     pool.close().await;
     // An entry moved to another person (bypassing the trigger) no longer opens.
-    let pool = raw(dir.path()).await;
+    let pool = raw_registry(dir.path()).await;
     sqlx::query("DROP TRIGGER registry_entries_never_updated").execute(&pool).await.unwrap();
     sqlx::query("UPDATE registry_entries SET person_key = $1 WHERE id = $2").bind(&pk(3).0[..]).bind(ids[0]).execute(&pool).await.unwrap();
     pool.close().await;
@@ -1074,4 +1084,216 @@ async fn a_vault_opens_and_reads_while_a_batch_holds_it() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "opening, reading or closing waited for the batch");
     batch.commit(&[]).await.unwrap();
     vault.close().await;
+}
+
+/// An intake's batch holds the vault file's write lock until it commits (minutes for a large
+/// submission): a citizen's opt-out and a new subject handle are written meanwhile, through
+/// another handle as the server has, at once; the batch commits after them.
+#[tokio::test]
+async fn the_registry_is_written_while_a_batch_holds_the_vault() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    let mut batch = vault.begin_batch("h", "ds").await.unwrap();
+    batch.put_anchors(&[(pk(1), pk(2))]).await.unwrap();
+    let started = std::time::Instant::now();
+    let other = open(dir.path()).await;
+    let handle = other.subject_of(&pk(2), "handle-2").await.unwrap();
+    let entry = NewRegistryEntry { person: pk(2), recorded_at: 1, decisive: true, body: b"{}" };
+    let ids = other.append_registry_entries(&[entry]).await.unwrap();
+    other.close().await;
+    // Far below the 10 s a writer waits for the vault file's lock.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "the registry waited for the batch");
+    batch.commit(&[]).await.unwrap();
+    assert_eq!(vault.person_by_anchor(&pk(1)).await.unwrap(), Some(pk(2)));
+    assert_eq!(vault.person_of_subject(&handle).await.unwrap(), Some(pk(2)));
+    assert_eq!(vault.registry_entries_of(&pk(2), ids[0]).await.unwrap()[0].body, b"{}");
+    vault.close().await;
+}
+
+/// A vault file as a release before migration 0007 left it, in `dir`, holding the registry rows
+/// (and key checks) of the vault in `from`, each entry's id made [`old_id`] of its id there (ids
+/// with gaps, as a move that renumbered them would not keep).
+async fn registry_in_the_vault_file(dir: &Path, from: &Path) {
+    let pool = vault_before(dir, 7).await;
+    let mut conn = pool.acquire().await.unwrap();
+    for (name, file) in [("r", registry_file(from)), ("v", path(from))] {
+        let attach = format!("ATTACH DATABASE $1 AS {name}");
+        sqlx::query(&attach).bind(file.to_string_lossy().into_owned()).execute(&mut *conn).await.unwrap();
+    }
+    for sql in [
+        "INSERT INTO main.subjects SELECT handle, person_key FROM r.subjects",
+        "INSERT INTO main.registry_entries SELECT id * 7 + 5, person_key, recorded_at, decisive, sealed FROM r.registry_entries",
+        "INSERT INTO main.vault_meta (id, vault_key_check, sealing_check) SELECT id, vault_key_check, sealing_check FROM v.vault_meta",
+    ] {
+        sqlx::query(sql).execute(&mut *conn).await.unwrap();
+    }
+    drop(conn);
+    pool.close().await;
+}
+
+/// The id an entry stored as `id` has in [`registry_in_the_vault_file`]'s vault.
+fn old_id(id: i64) -> i64 {
+    id * 7 + 5
+}
+
+/// A vault made before the registry had its own file (its rows in the vault's tables) opens with
+/// every entry and handle, ids and version as they were, read from the registry's file; the
+/// vault's tables are gone (no stale copy to come back); opening again moves nothing twice; a
+/// release before the move refuses the vault (it would write tables no one reads).
+#[tokio::test]
+async fn a_registry_kept_in_the_vault_file_moves_to_its_own() {
+    let (made, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let vault = open(made.path()).await;
+    let new = |p: u8| NewRegistryEntry { person: pk(p), recorded_at: 10 + p as i64, decisive: p % 2 == 1, body: b"{\"choice\":1}" };
+    let ids = vault.append_registry_entries(&[new(1), new(2), new(3)]).await.unwrap();
+    let handle = vault.subject_of(&pk(3), "handle-3").await.unwrap();
+    vault.close().await;
+    registry_in_the_vault_file(dir.path(), made.path()).await;
+    assert!(!registry_file(dir.path()).exists());
+    let ids: Vec<i64> = ids.into_iter().map(old_id).collect();
+
+    for round in 0..2 {
+        let vault = open(dir.path()).await;
+        assert_eq!(vault.registry_version().await.unwrap(), ids[2] + round, "round {round}");
+        assert_eq!(vault.decisive_registry_entries(ids[2]).await.unwrap().iter().map(|e| e.id).collect::<Vec<_>>(), [ids[0], ids[2]]);
+        assert_eq!(vault.registry_entries_of(&pk(2), ids[2]).await.unwrap()[0].body, b"{\"choice\":1}");
+        assert_eq!(vault.person_of_subject(&handle).await.unwrap(), Some(pk(3)));
+        // A new entry follows the moved ones.
+        let next = vault.append_registry_entries(&[new(4)]).await.unwrap();
+        assert_eq!(next[0], ids[2] + 1 + round);
+        vault.close().await;
+    }
+    let pool = raw_registry(dir.path()).await;
+    assert_eq!(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM registry_entries").fetch_one(&pool).await.unwrap(), 5);
+    pool.close().await;
+    assert!(!dir.path().join("vault").join("registry.sqlite.moving").exists());
+    let pool = raw(dir.path()).await;
+    for table in ["subjects", "registry_entries"] {
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = $1").bind(table).fetch_one(&pool).await.unwrap();
+        assert_eq!(left, 0, "{table} is still in the vault file");
+    }
+    let all = sqlx::migrate!("./migrations/sqlite");
+    let older = sqlx::migrate::Migrator { migrations: all.migrations.iter().filter(|m| m.version < 7).cloned().collect::<Vec<_>>().into(), ..all };
+    assert!(matches!(older.run(&pool).await, Err(sqlx::migrate::MigrateError::VersionMissing(7))));
+    pool.close().await;
+}
+
+/// Two processes opening a vault whose registry has not moved yet: both open it, it moves once.
+/// One opens on a spawned task, as the server's do (the future must be `Send`).
+#[tokio::test]
+async fn two_opens_at_once_move_the_registry_once() {
+    let (made, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let vault = open(made.path()).await;
+    let entry = NewRegistryEntry { person: pk(5), recorded_at: 1, decisive: true, body: b"{}" };
+    let ids = vault.append_registry_entries(&[entry]).await.unwrap();
+    vault.close().await;
+    registry_in_the_vault_file(dir.path(), made.path()).await;
+    let file = path(dir.path());
+    let (spawned_file, key) = (file.clone(), vault_key());
+    let spawned = tokio::spawn(async move { Vault::open(&spawned_file, &SEALING, &vault_key()).await });
+    let b = Vault::open(&file, &SEALING, &key).await.unwrap();
+    let a = spawned.await.unwrap().unwrap();
+    for v in [&a, &b] {
+        assert_eq!(v.registry_entries_of(&pk(5), old_id(ids[0])).await.unwrap().len(), 1);
+    }
+    a.close().await;
+    b.close().await;
+}
+
+/// Opening refuses, and changes nothing, where the registry file the vault names is missing or
+/// another vault's, or where a registry file lies beside a vault that names none (a vault
+/// restored from before the move): an empty registry in its place would drop every opt-out.
+#[tokio::test]
+async fn a_missing_or_foreign_registry_file_is_refused() {
+    let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let vault = open(dir.path()).await;
+    let entry = NewRegistryEntry { person: pk(5), recorded_at: 1, decisive: true, body: b"{}" };
+    vault.append_registry_entries(&[entry]).await.unwrap();
+    vault.close().await;
+    open(other.path()).await.close().await;
+    let file = path(dir.path());
+    let refused = |r: Result<Vault, VaultError>| match r {
+        Ok(_) => panic!("opened"),
+        Err(e) => e,
+    };
+
+    // Missing.
+    let kept = dir.path().join("kept.sqlite");
+    std::fs::rename(registry_file(dir.path()), &kept).unwrap();
+    assert!(matches!(refused(Vault::open(&file, &SEALING, &vault_key()).await), VaultError::RegistryMissing));
+    assert!(!registry_file(dir.path()).exists(), "an empty registry was made");
+    // Another vault's.
+    std::fs::copy(registry_file(other.path()), registry_file(dir.path())).unwrap();
+    let foreign = std::fs::read(registry_file(dir.path())).unwrap();
+    assert!(matches!(refused(Vault::open(&file, &SEALING, &vault_key()).await), VaultError::RegistryForeign));
+    assert_eq!(std::fs::read(registry_file(dir.path())).unwrap(), foreign, "the foreign file was changed");
+    std::fs::rename(&kept, registry_file(dir.path())).unwrap();
+    assert_eq!(open(dir.path()).await.registry_version().await.unwrap(), 1);
+
+    // A vault from before the move beside the registry it moved to.
+    let restored = tempfile::tempdir().unwrap();
+    registry_in_the_vault_file(restored.path(), dir.path()).await;
+    std::fs::copy(registry_file(dir.path()), registry_file(restored.path())).unwrap();
+    let before = std::fs::read(registry_file(restored.path())).unwrap();
+    let restored_file = path(restored.path());
+    assert!(matches!(refused(Vault::open(&restored_file, &SEALING, &vault_key()).await), VaultError::RegistryForeign));
+    assert_eq!(std::fs::read(registry_file(restored.path())).unwrap(), before);
+
+    // A registry's WAL left without its file (set aside by hand): SQLite would replay it into
+    // whatever file is put there.
+    std::fs::remove_file(registry_file(restored.path())).unwrap();
+    let wal = niji_vault::registry_path(&restored_file).with_file_name("registry.sqlite-wal");
+    std::fs::write(&wal, b"frames of another file").unwrap();
+    assert!(matches!(refused(Vault::open(&restored_file, &SEALING, &vault_key()).await), VaultError::RegistryForeign));
+    assert!(!registry_file(restored.path()).exists());
+    assert!(!restored.path().join("vault").join("registry.sqlite.moving").exists());
+    let pool = raw(restored.path()).await;
+    let named: Option<Vec<u8>> = sqlx::query_scalar("SELECT registry_id FROM vault_meta").fetch_one(&pool).await.unwrap();
+    assert_eq!(named, None, "the vault changed although its registry was refused");
+    pool.close().await;
+    std::fs::remove_file(&wal).unwrap();
+    assert_eq!(open(restored.path()).await.registry_version().await.unwrap(), old_id(1));
+}
+
+/// A move cut short: before the vault's commit (a half-made file beside a vault that names
+/// none), the next open makes it again; after it (the file made, not yet renamed), the next open
+/// puts it in place.
+#[tokio::test]
+async fn a_move_cut_short_is_finished_by_the_next_open() {
+    let (made, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let vault = open(made.path()).await;
+    let entry = NewRegistryEntry { person: pk(5), recorded_at: 1, decisive: true, body: b"{}" };
+    let ids = vault.append_registry_entries(&[entry]).await.unwrap();
+    vault.close().await;
+    registry_in_the_vault_file(dir.path(), made.path()).await;
+    let moving = dir.path().join("vault").join("registry.sqlite.moving");
+    std::fs::write(&moving, b"half a file").unwrap();
+    std::fs::write(moving.with_file_name("registry.sqlite.moving-journal"), b"half a journal").unwrap();
+    let vault = open(dir.path()).await;
+    assert_eq!(vault.registry_entries_of(&pk(5), old_id(ids[0])).await.unwrap().len(), 1);
+    vault.close().await;
+    assert!(!moving.exists());
+    assert_eq!(std::fs::read_dir(dir.path().join("vault")).unwrap().count(), 2, "only the vault and its registry are left");
+
+    std::fs::rename(registry_file(dir.path()), &moving).unwrap();
+    let vault = open(dir.path()).await;
+    assert_eq!(vault.registry_entries_of(&pk(5), old_id(ids[0])).await.unwrap().len(), 1);
+    vault.close().await;
+    assert!(!moving.exists() && registry_file(dir.path()).exists());
+
+    // A whole registry file beside a vault that names none (a crash after the vault's commit,
+    // then the vault restored from before the move) is set aside, not deleted.
+    let restored = tempfile::tempdir().unwrap();
+    registry_in_the_vault_file(restored.path(), made.path()).await;
+    let whole = restored.path().join("vault").join("registry.sqlite.moving");
+    std::fs::copy(registry_file(dir.path()), &whole).unwrap();
+    let bytes = std::fs::read(&whole).unwrap();
+    open(restored.path()).await.close().await;
+    let aside: Vec<_> = std::fs::read_dir(restored.path().join("vault"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("registry.sqlite.moving."))
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(std::fs::read(&aside[0]).unwrap(), bytes);
 }
