@@ -245,6 +245,12 @@ impl Vault {
             // writes no statement journal (page images, about 40% of a batch's time when they
             // were kept).
             .pragma("temp_store", "FILE")
+            // A batch's pages all go to the WAL until it commits: gigabytes for a large
+            // submission. Closing truncates the WAL, but only where no reader is in a
+            // transaction at that moment (it does not wait, see `close`); the server keeps
+            // handles open for months. With a size limit the WAL is cut back to 64 MiB the next
+            // time it restarts after a checkpoint, instead of keeping its largest size for good.
+            .pragma("journal_size_limit", "67108864")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
         let (cipher, hasher) = (XChaCha20Poly1305::new(sealing_key.into()), Pseudonymizer::new(vault_key));

@@ -221,8 +221,8 @@ fn registry_aad(person: &PersonKey, recorded_at: i64, decisive: bool) -> Vec<u8>
     aad
 }
 
-/// The registry file while it is made, beside the vault's; renamed to [`crate::REGISTRY_FILE`]
-/// once the vault names it.
+/// The registry file while it is made, beside the vault's; linked to [`crate::REGISTRY_FILE`]
+/// (and unlinked here) once the vault names it.
 const MOVING_FILE: &str = "registry.sqlite.moving";
 
 /// Rows copied per statement when the registry moves out of the vault (5 bound values each).
@@ -242,8 +242,8 @@ pub(crate) async fn open_registry(vault: &SqlitePool, vault_file: &Path, options
         None => move_out(vault, vault_file, &path).await?,
     };
     put_in_place(&path, &id).await?;
-    // Checked on a connection that sets nothing, before the pool below sets the journal mode:
-    // a foreign file is not changed.
+    // Checked on a connection that sets no journal mode, before the pool below sets it: a
+    // foreign file is not switched to WAL.
     if id_of_file(&path).await? != Some(id) {
         return Err(VaultError::RegistryForeign);
     }
@@ -270,7 +270,8 @@ async fn registry_id_in(conn: &mut SqliteConnection) -> Result<Option<Vec<u8>>, 
 }
 
 /// The registry id of the SQLite file at `file`, read on a connection of its own that sets no
-/// journal mode (so it changes nothing in the file).
+/// journal mode (it never switches a file to or from WAL; as any connection, it replays a WAL
+/// or rolls back a journal it finds beside the file, and its last close checkpoints the WAL).
 async fn id_of_file(file: &Path) -> Result<Option<Vec<u8>>, VaultError> {
     let options = SqliteConnectOptions::new().filename(file).create_if_missing(false);
     let mut conn = SqliteConnection::connect_with(&options).await?;
@@ -317,7 +318,7 @@ async fn move_locked(conn: &mut SqliteConnection, vault_file: &Path, path: &Path
     let id = XChaCha20Poly1305::generate_nonce(&mut OsRng)[..16].to_vec();
     // WAL, as the registry is used, so that opening it never has to change its journal mode
     // (which needs an exclusive lock that the busy timeout does not wait for); the last close
-    // below checkpoints the WAL into the file and removes it, so the file is renamed whole.
+    // below checkpoints the WAL into the file and removes it, so the file is put in place whole.
     let options = SqliteConnectOptions::new()
         .filename(&moving)
         .create_if_missing(true)
@@ -347,7 +348,14 @@ async fn move_locked(conn: &mut SqliteConnection, vault_file: &Path, path: &Path
 /// would otherwise lose the only copy of its entries.
 async fn clear_moving(moving: &Path) -> Result<(), VaultError> {
     if exists(moving)? {
-        if let Ok(Some(id)) = id_of_file(moving).await {
+        // A file that cannot be read is neither kept nor deleted: the error is the answer.
+        let held = match id_of_file(moving).await {
+            Ok(held) => held,
+            // SQLITE_NOTADB: what a crash in the middle of making it can leave.
+            Err(VaultError::Database(sqlx::Error::Database(e))) if e.code().as_deref() == Some("26") => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(id) = held {
             let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
             let aside = with_suffix(moving, &format!(".{hex}"));
             std::fs::rename(moving, aside).map_err(VaultError::RegistryFile)?;
@@ -408,35 +416,76 @@ async fn copy_rows(vault: &mut SqliteConnection, registry: &SqlitePool, id: &[u8
 /// Puts a registry file made by [`move_out`] in place where the vault names it but it is not
 /// there yet (a crash right after the vault's commit, or another process finishing first).
 async fn put_in_place(path: &Path, id: &[u8]) -> Result<(), VaultError> {
+    let moving = moving_path(path);
     if exists(path)? {
+        // A crash between the link and the unlink below leaves `moving` as a second name of the
+        // registry file: it goes (only that name, the same file).
+        if same_file(path, &moving) {
+            unlink_moving(&moving)?;
+            sync_folder(path)?;
+        }
         return Ok(());
     }
-    let moving = moving_path(path);
     // Another process may put it in place meanwhile: then `moving` is gone and `path` there.
-    let held = if exists(&moving)? { id_of_file(&moving).await.ok().flatten() } else { None };
+    let held = match exists(&moving)? {
+        true => id_of_file(&moving).await,
+        false => Ok(None),
+    };
+    let held = match held {
+        Ok(held) => held,
+        Err(_) if exists(path)? => return Ok(()),
+        Err(e) => return Err(e),
+    };
     if held.as_deref() != Some(id) {
         return if exists(path)? { Ok(()) } else { Err(VaultError::RegistryMissing) };
     }
-    refuse_leftovers(path)?;
-    // A link and then an unlink, not a rename: a link never replaces a file that appeared at
-    // `path` meanwhile (whatever is there is checked by its id next).
-    match std::fs::hard_link(&moving, path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-        Err(e) => return if exists(path)? { Ok(()) } else { Err(VaultError::RegistryFile(e)) },
+    if let Err(e) = refuse_leftovers(path) {
+        // What looked left over may be the WAL of the file another process just put in place.
+        return if exists(path)? { Ok(()) } else { Err(e) };
     }
-    match std::fs::remove_file(&moving) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(VaultError::RegistryFile(e)),
+    // A link and then an unlink, not a rename: a link never replaces a file that appeared at
+    // `path` meanwhile (whatever is there is checked by its id next). Where the folder has no
+    // hard links, a rename (nothing else ever makes `path` but this same file).
+    match std::fs::hard_link(&moving, path) {
+        Ok(()) => unlink_moving(&moving)?,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::Unsupported | std::io::ErrorKind::PermissionDenied) && !exists(path)? => {
+            std::fs::rename(&moving, path).map_err(VaultError::RegistryFile)?
+        }
+        Err(e) => return if exists(path)? { Ok(()) } else { Err(VaultError::RegistryFile(e)) },
     }
     sync_folder(path)
 }
 
+fn unlink_moving(moving: &Path) -> Result<(), VaultError> {
+    match std::fs::remove_file(moving) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(VaultError::RegistryFile(e)),
+    }
+}
+
+/// Whether two paths name the same file (device and inode); false where either is missing.
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        false
+    }
+}
+
 /// Refuses a WAL or rollback journal with content beside a registry file that is not there
 /// ([`VaultError::RegistryForeign`]): SQLite would replay it into the file put there (nothing
-/// ties a WAL to one database file). A shared-memory file alone is removed (SQLite makes it
-/// again).
+/// ties a WAL to one database file). A shared-memory file is left alone: SQLite rebuilds a stale
+/// one, and one in use belongs to a file another process just put in place.
 fn refuse_leftovers(path: &Path) -> Result<(), VaultError> {
     for suffix in ["-wal", "-journal"] {
         match std::fs::metadata(with_suffix(path, suffix)) {
@@ -446,11 +495,7 @@ fn refuse_leftovers(path: &Path) -> Result<(), VaultError> {
             Err(e) => return Err(VaultError::RegistryFile(e)),
         }
     }
-    match std::fs::remove_file(with_suffix(path, "-shm")) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(VaultError::RegistryFile(e)),
-    }
+    Ok(())
 }
 
 /// Gives the new registry file the vault file's permissions, and (where this process may, as
@@ -463,7 +508,10 @@ fn same_owner_as(file: &Path, vault_file: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        let _ = std::os::unix::fs::chown(file, Some(meta.uid()), Some(meta.gid()));
+        // Group first, then owner: one call for both fails as a whole where the owner cannot be
+        // given away (any user but root), and the group may still be.
+        let _ = std::os::unix::fs::chown(file, None, Some(meta.gid()));
+        let _ = std::os::unix::fs::chown(file, Some(meta.uid()), None);
     }
 }
 

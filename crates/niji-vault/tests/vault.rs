@@ -1281,6 +1281,13 @@ async fn a_move_cut_short_is_finished_by_the_next_open() {
     vault.close().await;
     assert!(!moving.exists() && registry_file(dir.path()).exists());
 
+    // Cut between the link and the unlink: the second name goes, the file stays.
+    std::fs::hard_link(registry_file(dir.path()), &moving).unwrap();
+    let vault = open(dir.path()).await;
+    assert_eq!(vault.registry_entries_of(&pk(5), old_id(ids[0])).await.unwrap().len(), 1);
+    vault.close().await;
+    assert!(!moving.exists() && registry_file(dir.path()).exists());
+
     // A whole registry file beside a vault that names none (a crash after the vault's commit,
     // then the vault restored from before the move) is set aside, not deleted.
     let restored = tempfile::tempdir().unwrap();
