@@ -225,6 +225,9 @@ fn registry_aad(person: &PersonKey, recorded_at: i64, decisive: bool) -> Vec<u8>
 /// (and unlinked here) once the vault names it.
 const MOVING_FILE: &str = "registry.sqlite.moving";
 
+/// A registry entry's columns as stored: id, person key, time recorded, decisive, sealed body.
+type EntryRow = (i64, Vec<u8>, i64, bool, Vec<u8>);
+
 /// Rows copied per statement when the registry moves out of the vault (5 bound values each).
 const MOVE_PAGE: i64 = 2_000;
 
@@ -395,7 +398,7 @@ async fn copy_rows(vault: &mut SqliteConnection, registry: &SqlitePool, id: &[u8
     }
     let mut after = 0i64;
     loop {
-        let rows: Vec<(i64, Vec<u8>, i64, bool, Vec<u8>)> =
+        let rows: Vec<EntryRow> =
             sqlx::query_as("SELECT id, person_key, recorded_at, decisive, sealed FROM registry_entries WHERE id > $1 ORDER BY id LIMIT $2")
                 .bind(after)
                 .bind(MOVE_PAGE)
