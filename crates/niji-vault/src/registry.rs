@@ -327,11 +327,15 @@ async fn move_locked(conn: &mut SqliteConnection, vault_file: &Path, path: &Path
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full);
-    // A pool of one (the migrator takes a pool: on a bare connection its future is not `Send`).
-    let registry = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
-    let copied = copy_rows(conn, &registry, &id).await;
-    registry.close().await;
+    // One connection, closed before the file is looked at: a pool closes a connection handed
+    // back late (a transaction's) after its own close returned, and the WAL was then still
+    // there (seen once in the intake bench).
+    let mut registry = SqliteConnection::connect_with(&options).await?;
+    let copied = copy_rows(conn, &mut registry, &id).await;
+    let closed = registry.close().await;
     copied?;
+    closed?;
+    // The last connection's close checkpointed the WAL into the file and removed it.
     if exists(&with_suffix(&moving, "-wal"))? {
         return Err(VaultError::Invalid("the new registry file kept a WAL"));
     }
@@ -376,8 +380,9 @@ async fn clear_moving(moving: &Path) -> Result<(), VaultError> {
 
 /// The registry file's tables made, and the vault's registry rows copied into them, in one
 /// transaction of the new file.
-async fn copy_rows(vault: &mut SqliteConnection, registry: &SqlitePool, id: &[u8]) -> Result<(), VaultError> {
-    REGISTRY_MIGRATIONS.run(registry).await?;
+async fn copy_rows(vault: &mut SqliteConnection, registry: &mut SqliteConnection, id: &[u8]) -> Result<(), VaultError> {
+    // `run_direct`: `run` on a bare connection makes a future that is not `Send`.
+    REGISTRY_MIGRATIONS.run_direct(&mut *registry).await?;
     let mut tx = registry.begin().await?;
     sqlx::query("INSERT INTO registry_meta (id, registry_id) VALUES (1, $1)").bind(id).execute(&mut *tx).await?;
     let mut after = 0i64;
