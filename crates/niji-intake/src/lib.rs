@@ -89,6 +89,7 @@
 //! `rekeyed_units` count the records read back.
 
 mod listing;
+mod per_unit;
 mod scan;
 mod scratch;
 mod write;
@@ -552,9 +553,9 @@ async fn write_version(
         // Per unit, the earliest date this submission's records of it were observed: stored
         // with the unit's first record, the only one of them that later intakes read back
         // (the others would make the same unit again; see `UnitSet`).
-        let mut link_observed: Vec<Option<niji_ingest::Date>> = vec![None; units.len()];
+        let mut link_observed = per_unit::UnitDates::none(units.len());
         for (s, u) in moved.iter().enumerate() {
-            link_observed[u as usize] = observed[s];
+            link_observed.set(u as usize, observed[s]);
         }
         scan.unit_in_run = moved;
         drop(observed);
@@ -618,13 +619,16 @@ async fn write_version(
         batch.index_links(&index_update).await?;
         drop(index_update);
         let hasher = pseudonymizer.clone();
+        let scratch_folder = instance.paths.root.clone();
         let (chunks, bucketing) = make_in_chunks(move |sink| {
             niji_privacy::cluster_buckets_streaming(units.units(), &linkage.keys, &hasher, sink);
             // Full birth dates per unit, for the lake's `age` at each event (the dates themselves
             // stay in the vault): made here, after the link peak, from the units' last reading.
-            let mut births: Vec<Option<niji_ingest::Date>> = Vec::with_capacity(units.len());
+            let mut births = per_unit::UnitDates::with_capacity(units.len());
             units.units().for_each(|_, u| births.push(u.birth_date().and_then(|b| niji_ingest::dates::parse_iso(b).ok())));
-            (linkage.keys, births, units.store_error())
+            // The persons' keys leave memory for pass 2 (32 bytes a person): sealed scratch pages.
+            let persons = per_unit::PersonKeys::seal(&scratch_folder, linkage.keys);
+            (persons, births, units.store_error())
         });
         let stored_rows = store_chunks(&mut batch, chunks, BUCKET_ROW_CHUNKS, |b, c| Box::pin(b.add_link_buckets(c))).await;
         let (persons, births, units_error) = bucketing.await.expect("bucketing does not panic");
@@ -634,6 +638,7 @@ async fn write_version(
         if let Some(e) = units_error {
             return Err(e.into());
         }
+        let mut persons = persons?;
         return_freed_memory();
         progress.finish(Phase::Link);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<niji_vault::SealedIdentity>>(4);
@@ -650,7 +655,7 @@ async fn write_version(
                 let out = write::write(
                     &scan,
                     &files,
-                    &persons,
+                    &mut persons,
                     &births,
                     &link_observed,
                     &ingest,

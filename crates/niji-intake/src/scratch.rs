@@ -52,6 +52,23 @@ impl SealedPages {
     }
 }
 
+#[cfg(test)]
+impl SealedPages {
+    /// The file's bytes as they are on disk.
+    pub(crate) fn raw_bytes(&self) -> Vec<u8> {
+        let mut raw = vec![0u8; self.end as usize];
+        self.file.read_exact_at(&mut raw, 0).unwrap();
+        raw
+    }
+
+    /// Flips one bit of the file at `at`, as a disk or another process might.
+    pub(crate) fn flip(&self, at: u64) {
+        let mut byte = [0u8];
+        self.file.read_exact_at(&mut byte, at).unwrap();
+        self.file.write_all_at(&[byte[0] ^ 1], at).unwrap();
+    }
+}
+
 /// The nonce and associated data of page `id`.
 fn nonce_of(id: u64) -> (Nonce, [u8; 8]) {
     let mut nonce = [0u8; 12];

@@ -6,10 +6,11 @@ use std::path::Path;
 
 use niji_ingest::{ingest_path, ContentBody, CsvMapping, IdentifierKind, Identity, IngestConfig, Location, SplitRecord};
 use niji_lake::{LakeKey, LakeOptions, LakeSummary, LakeWriter};
-use niji_privacy::{PersonKey, UnitKeys};
+use niji_privacy::PersonKey;
 use niji_vault::{LinkMeta, NewIdentity, SealedIdentity, Sealer};
 use tokio::sync::mpsc::Sender;
 
+use crate::per_unit::{PersonKeys, UnitDates};
 use crate::scan::{role, Role, Scan, SubmittedFile};
 use crate::{IntakeError, Phase, Progress};
 
@@ -35,9 +36,9 @@ const NO_PERSON: PersonKey = PersonKey([0; 32]);
 pub(crate) fn write(
     scan: &Scan,
     files: &[SubmittedFile],
-    persons: &UnitKeys,
-    births: &[Option<niji_ingest::Date>],
-    link_observed: &[Option<niji_ingest::Date>],
+    persons: &mut PersonKeys,
+    births: &UnitDates,
+    link_observed: &UnitDates,
     config: &IngestConfig,
     mapping: Option<&CsvMapping>,
     staging: &Path,
@@ -55,8 +56,8 @@ pub(crate) fn write(
     // the next entry of `unit_of`, within the file's own share of it.
     let mut units_from = 0usize;
     // Whether a unit's first record was met: only it is stored as linkable, with the unit's
-    // earliest observation date.
-    let mut linkable_stored = vec![false; persons.len()];
+    // earliest observation date (a bit a unit).
+    let mut linkable_stored = vec![0u64; persons.len().div_ceil(64)];
     let mut unit_numbers = scan.unit_of.read(&scan.unit_in_run)?;
     for (i, file) in files.iter().enumerate() {
         let fi = i as u32;
@@ -103,8 +104,14 @@ pub(crate) fn write(
                         Location::Line(line) => Some((line, unit)),
                         _ => None,
                     };
-                    let person = persons[unit];
-                    let link = (!std::mem::replace(&mut linkable_stored[unit], true)).then(|| LinkMeta { observed: link_observed[unit] });
+                    let person = match persons.of(unit) {
+                        Ok((key, _)) => key,
+                        Err(e) => return out.fail_reading(e),
+                    };
+                    let (word, bit) = (unit / 64, 1u64 << (unit % 64));
+                    let first = linkable_stored[word] & bit == 0;
+                    linkable_stored[word] |= bit;
+                    let link = first.then(|| LinkMeta { observed: link_observed.get(unit) });
                     let row = VaultRow { record_ref: record_ref(), identity: r.identity, person, link };
                     if matches!(r.content.body, ContentBody::Claim(_)) {
                         if let Some((_, done)) = claim.replace((line_of(loc), row)) {
@@ -126,14 +133,22 @@ pub(crate) fn write(
                 Role::OfClaim { claim: line } => {
                     let Some(unit) = of_claim(line) else { return out.fail(&file.name) };
                     if let Some(identity) = worth_keeping(r.identity) {
-                        out.push(VaultRow { record_ref: record_ref(), identity, person: persons[unit], link: None });
+                        let person = match persons.of(unit) {
+                            Ok((key, _)) => key,
+                            Err(e) => return out.fail_reading(e),
+                        };
+                        out.push(VaultRow { record_ref: record_ref(), identity, person, link: None });
                     }
                     Some(unit)
                 }
                 Role::Subject(key) => {
                     let Some(unit) = scan.patient_refs.get(&key).map(|&u| u as usize) else { return out.fail(&file.name) };
                     if let Some(identity) = worth_keeping(r.identity) {
-                        out.push(VaultRow { record_ref: record_ref(), identity, person: persons[unit], link: None });
+                        let person = match persons.of(unit) {
+                            Ok((key, _)) => key,
+                            Err(e) => return out.fail_reading(e),
+                        };
+                        out.push(VaultRow { record_ref: record_ref(), identity, person, link: None });
                     }
                     Some(unit)
                 }
@@ -141,10 +156,10 @@ pub(crate) fn write(
                 Role::Unresolved => return out.fail(&file.name),
             };
             let pushed = match unit {
-                Some(u) => {
-                    let (person, number) = persons.of(u);
-                    lake.push_numbered(person, number, births[u], &r.content)
-                }
+                Some(u) => match persons.of(u) {
+                    Ok((person, number)) => lake.push_numbered(&person, number, births.get(u), &r.content),
+                    Err(e) => return out.fail_reading(e),
+                },
                 None => lake.push_with_birth(&NO_PERSON, None, &r.content),
             };
             if let Err(e) = pushed {
@@ -247,6 +262,13 @@ impl Out {
         if self.vault.blocking_send(rows).is_err() {
             // The vault side stopped on an error of its own; it reports that one.
             self.failed = Some(IntakeError::Io(std::io::Error::other("the vault writer stopped")));
+        }
+    }
+
+    /// A person's key could not be read back from its scratch page.
+    fn fail_reading(&mut self, e: std::io::Error) {
+        if self.failed.is_none() {
+            self.failed = Some(e.into());
         }
     }
 

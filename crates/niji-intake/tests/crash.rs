@@ -70,7 +70,8 @@ async fn a_crash_at_any_step_leaves_no_partial_version() {
     scenario.teardown();
 }
 
-/// A scratch file that fails (a full disk when units go out, a read error when they come back),
+/// A scratch file that fails (a full disk when units go out, a read error when they or the
+/// persons' keys come back),
 /// or the vault failing while linkage's anchors or the bucket rows stream into the batch (a
 /// chunk not stored), fails the intake with that error and changes nothing: linkage made from
 /// units that did not come back is never used, and a producer whose chunks have nowhere to go
@@ -92,6 +93,8 @@ async fn a_failing_scratch_file_or_vault_fails_the_intake_and_changes_nothing() 
     for (point, says, kind) in [
         ("intake-scratch-write", "no space left", io),
         ("intake-scratch-read", "could not be read", io),
+        // Pass 2, reading a person's key back from its page.
+        ("intake-person-keys-read", "key could not be read", io),
         ("intake-storing-anchors", "anchors not stored", vault),
         ("intake-storing-buckets", "bucket rows not stored", vault),
     ] {

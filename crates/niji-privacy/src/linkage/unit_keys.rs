@@ -96,6 +96,12 @@ impl UnitKeys {
         self.iter().copied().collect()
     }
 
+    /// Per unit its person's number, and per person its key (number `n` at `n`): for a caller
+    /// that keeps the keys elsewhere (the intake seals them into scratch pages for pass 2).
+    pub fn into_parts(self) -> (Vec<u32>, Vec<PersonKey>) {
+        (self.of_unit, self.persons)
+    }
+
     /// The keys of `units` (indices into these), in that order.
     pub fn select(&self, units: &[u32]) -> UnitKeys {
         units.iter().map(|&u| self[u as usize]).collect()
