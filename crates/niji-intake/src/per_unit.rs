@@ -111,6 +111,8 @@ impl UnitDates {
 
 fn pack(date: Option<Date>) -> u32 {
     let Some(d) = date else { return 0 };
+    // `Date::new` gives months 1–12 and days 1–31: the 4 and 5 bits hold them.
+    debug_assert!(d.month <= 15 && d.day <= 31);
     let precision = match d.precision {
         Precision::Year => 0,
         Precision::Month => 1,
