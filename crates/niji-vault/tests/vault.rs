@@ -1178,15 +1178,21 @@ async fn a_registry_kept_in_the_vault_file_moves_to_its_own() {
     pool.close().await;
 }
 
+/// A new vault in `dir` with one decisive entry of person 5; its ids.
+async fn one_entry(dir: &Path) -> Vec<i64> {
+    let vault = open(dir).await;
+    let entry = NewRegistryEntry { person: pk(5), recorded_at: 1, decisive: true, body: b"{}" };
+    let ids = vault.append_registry_entries(&[entry]).await.unwrap();
+    vault.close().await;
+    ids
+}
+
 /// Two processes opening a vault whose registry has not moved yet: both open it, it moves once.
 /// One opens on a spawned task, as the server's do (the future must be `Send`).
 #[tokio::test]
 async fn two_opens_at_once_move_the_registry_once() {
     let (made, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let vault = open(made.path()).await;
-    let entry = NewRegistryEntry { person: pk(5), recorded_at: 1, decisive: true, body: b"{}" };
-    let ids = vault.append_registry_entries(&[entry]).await.unwrap();
-    vault.close().await;
+    let ids = one_entry(made.path()).await;
     registry_in_the_vault_file(dir.path(), made.path()).await;
     let file = path(dir.path());
     let (spawned_file, key) = (file.clone(), vault_key());
@@ -1206,10 +1212,7 @@ async fn two_opens_at_once_move_the_registry_once() {
 #[tokio::test]
 async fn a_missing_or_foreign_registry_file_is_refused() {
     let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let vault = open(dir.path()).await;
-    let entry = NewRegistryEntry { person: pk(5), recorded_at: 1, decisive: true, body: b"{}" };
-    vault.append_registry_entries(&[entry]).await.unwrap();
-    vault.close().await;
+    one_entry(dir.path()).await;
     open(other.path()).await.close().await;
     let file = path(dir.path());
     let refused = |r: Result<Vault, VaultError>| match r {
@@ -1261,10 +1264,7 @@ async fn a_missing_or_foreign_registry_file_is_refused() {
 #[tokio::test]
 async fn a_move_cut_short_is_finished_by_the_next_open() {
     let (made, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let vault = open(made.path()).await;
-    let entry = NewRegistryEntry { person: pk(5), recorded_at: 1, decisive: true, body: b"{}" };
-    let ids = vault.append_registry_entries(&[entry]).await.unwrap();
-    vault.close().await;
+    let ids = one_entry(made.path()).await;
     registry_in_the_vault_file(dir.path(), made.path()).await;
     let moving = dir.path().join("vault").join("registry.sqlite.moving");
     std::fs::write(&moving, b"half a file").unwrap();
