@@ -137,14 +137,19 @@ impl From<niji_store::StoreError> for RegistryError {
     }
 }
 
+/// Callers (and citizens) see only [`RegistryError::Storage`]; the operator's log says why (the
+/// vault's and the intake's texts are fixed: no identifier, no stored value), for instance that
+/// the registry file beside the vault is missing.
 impl From<niji_vault::VaultError> for RegistryError {
-    fn from(_: niji_vault::VaultError) -> Self {
+    fn from(e: niji_vault::VaultError) -> Self {
+        tracing::error!(target: "niji::registry", error = %e, "the consent registry's storage failed");
         RegistryError::Storage
     }
 }
 
 impl From<niji_intake::IntakeError> for RegistryError {
-    fn from(_: niji_intake::IntakeError) -> Self {
+    fn from(e: niji_intake::IntakeError) -> Self {
+        tracing::error!(target: "niji::registry", error = %e, "the consent registry's storage failed");
         RegistryError::Storage
     }
 }
