@@ -238,3 +238,38 @@ pub fn reads(instance: &Instance) -> u64 {
 pub fn forget(instance: &Instance) {
     lock().slots.remove(&vault_path(instance));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a kept handle is compared by: a registry file replaced under its name (a restore),
+    /// made where there was none (the move), or gone, changes it, as a replaced vault file does;
+    /// the same files leave it equal.
+    #[test]
+    fn a_replaced_vault_or_registry_file_changes_the_files_compared() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = dir.path().join("identities.sqlite");
+        let registry = niji_vault::registry_path(&vault);
+        assert!(files(&vault).is_none(), "no vault, nothing to compare");
+        std::fs::write(&vault, b"v").unwrap();
+        let before_move = files(&vault).unwrap();
+        std::fs::write(&registry, b"r").unwrap();
+        let moved = files(&vault).unwrap();
+        assert!(moved != before_move, "the registry file made by the move");
+        assert!(files(&vault).unwrap() == moved, "the same files");
+        // Restored from a backup: a new file under the same name.
+        let restored = dir.path().join("restored");
+        std::fs::write(&restored, b"r").unwrap();
+        std::fs::rename(&restored, &registry).unwrap();
+        let after_restore = files(&vault).unwrap();
+        assert!(after_restore != moved, "a registry file replaced under its name");
+        std::fs::remove_file(&registry).unwrap();
+        assert!(files(&vault).unwrap() != after_restore, "a registry file gone");
+        let new_vault = dir.path().join("new");
+        std::fs::write(&new_vault, b"v").unwrap();
+        let kept = files(&vault).unwrap();
+        std::fs::rename(&new_vault, &vault).unwrap();
+        assert!(files(&vault).unwrap() != kept, "a vault file replaced under its name");
+    }
+}
