@@ -454,7 +454,9 @@ fn solved_cells(
                 let i = index[r as usize] as usize;
                 match first {
                     None => first = Some(i),
-                    Some(f) => group.union(f, i),
+                    Some(f) => {
+                        group.union(f, i);
+                    }
                 }
             }
         }
@@ -553,6 +555,7 @@ fn determined(mut equations: Vec<Vec<f64>>, unknowns: usize) -> Vec<usize> {
 }
 
 /// Union-find (over suppressed rows, or lines).
+#[derive(Default)]
 struct UnionFind {
     parent: Vec<usize>,
 }
@@ -560,6 +563,12 @@ struct UnionFind {
 impl UnionFind {
     fn new(n: usize) -> Self {
         UnionFind { parent: (0..n).collect() }
+    }
+
+    /// Makes this `n` sets of one, keeping its buffer (one is made a pair of slices).
+    fn reset(&mut self, n: usize) {
+        self.parent.clear();
+        self.parent.extend(0..n);
     }
 
     fn find(&mut self, mut x: usize) -> usize {
@@ -570,11 +579,13 @@ impl UnionFind {
         x
     }
 
-    fn union(&mut self, a: usize, b: usize) {
+    /// Joins the sets of `a` and `b`; false when they were one already.
+    fn union(&mut self, a: usize, b: usize) -> bool {
         let (a, b) = (self.find(a), self.find(b));
         if a != b {
             self.parent[a.max(b)] = a.min(b);
         }
+        a != b
     }
 }
 

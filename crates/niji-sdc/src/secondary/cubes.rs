@@ -188,14 +188,12 @@ impl<'a> Cubes<'a> {
         if self.d != 3 {
             return;
         }
-        let (mut edges, mut on_cycle, mut parent) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut edges, mut on_cycle, mut joined) = (Vec::new(), Vec::new(), super::UnionFind::default());
         let mut graph = super::LineGraph::default();
         for i in 0..3 {
             let [j, k] = [(i + 1) % 3, (i + 2) % 3].map(|k| self.cardinality[k] as usize);
             let (slices, plane) = (self.cardinality[i] as usize, j * k);
             let words = plane.div_ceil(64);
-            parent.clear();
-            parent.resize(j + k, u32::MAX);
             // Each slice's suppressed cells of the group (of rows with equal keys, the first:
             // the grid's), counted first: the work and memory are known before anything is held.
             let Some(size) = slices.checked_mul(words).filter(|&size| size <= SLICE_WORDS_HELD) else { continue };
@@ -237,7 +235,11 @@ impl<'a> Cubes<'a> {
                             edges.push((at / k, j + at % k));
                         }
                     }
-                    if edges.len() < 4 || !has_cycle(&edges, &mut parent) {
+                    // Most pairs of a sparse pattern make a forest: no cycle, done with here.
+                    if edges.len() < 4 || {
+                        joined.reset(j + k);
+                        edges.iter().all(|&(y, z)| joined.union(y, z))
+                    } {
                         continue;
                     }
                     graph.refill(j + k, edges.iter().copied());
@@ -400,36 +402,6 @@ impl<'a> Cubes<'a> {
     fn alone(&self, row: u32, k: usize) -> bool {
         self.dims[k].members(self.dims[k].line_of[row as usize]).len() < 2
     }
-}
-
-/// Whether the graph of `edges` (node pairs; each node below `parent.len()`) has a cycle: a
-/// union-find over `parent`, all `u32::MAX` when called and again when it returns. Most pairs
-/// of slices of a sparse pattern make a forest, and are done with here.
-fn has_cycle(edges: &[(usize, usize)], parent: &mut [u32]) -> bool {
-    fn root(parent: &mut [u32], mut x: usize) -> usize {
-        while parent[x] != u32::MAX {
-            let up = parent[x] as usize;
-            if parent[up] != u32::MAX {
-                parent[x] = parent[up];
-            }
-            x = parent[x] as usize;
-        }
-        x
-    }
-    let mut cycle = false;
-    for &(a, b) in edges {
-        let (ra, rb) = (root(parent, a), root(parent, b));
-        if ra == rb {
-            cycle = true;
-            break;
-        }
-        parent[ra] = rb as u32;
-    }
-    for &(a, b) in edges {
-        parent[a] = u32::MAX;
-        parent[b] = u32::MAX;
-    }
-    cycle
 }
 
 /// The work [`Cubes::certify_slice_pairs`] is given for one table, all its calls together (a
