@@ -225,12 +225,6 @@ fn registry_aad(person: &PersonKey, recorded_at: i64, decisive: bool) -> Vec<u8>
 /// (and unlinked here) once the vault names it.
 const MOVING_FILE: &str = "registry.sqlite.moving";
 
-/// A registry entry's columns as stored: id, person key, time recorded, decisive, sealed body.
-type EntryRow = (i64, Vec<u8>, i64, bool, Vec<u8>);
-
-/// Rows copied per statement when the registry moves out of the vault (5 bound values each).
-const MOVE_PAGE: i64 = 2_000;
-
 static REGISTRY_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/registry");
 
 /// Opens the registry file beside the vault file `vault_file` for the vault whose pool is
@@ -331,7 +325,7 @@ async fn move_locked(conn: &mut SqliteConnection, vault_file: &Path, path: &Path
     // back late (a transaction's) after its own close returned, and the WAL was then still
     // there (seen once in the intake bench).
     let mut registry = SqliteConnection::connect_with(&options).await?;
-    let copied = copy_rows(conn, &mut registry, &id).await;
+    let copied = copy_rows(vault_file, &mut registry, &id).await;
     let closed = registry.close().await;
     copied?;
     closed?;
@@ -378,46 +372,32 @@ async fn clear_moving(moving: &Path) -> Result<(), VaultError> {
     Ok(())
 }
 
-/// The registry file's tables made, and the vault's registry rows copied into them, in one
-/// transaction of the new file.
-async fn copy_rows(vault: &mut SqliteConnection, registry: &mut SqliteConnection, id: &[u8]) -> Result<(), VaultError> {
+/// The registry file's tables made, and the vault's registry rows copied into them, ids and
+/// all, in one transaction of the new file. The vault is read through the new file's connection
+/// (attached): the caller holds the vault's write lock, so what it reads is what the vault holds.
+async fn copy_rows(vault_file: &Path, registry: &mut SqliteConnection, id: &[u8]) -> Result<(), VaultError> {
     // `run_direct`: `run` on a bare connection makes a future that is not `Send`.
     REGISTRY_MIGRATIONS.run_direct(&mut *registry).await?;
-    let mut tx = registry.begin().await?;
-    sqlx::query("INSERT INTO registry_meta (id, registry_id) VALUES (1, $1)").bind(id).execute(&mut *tx).await?;
-    let mut after = 0i64;
-    loop {
-        let rows: Vec<(i64, String, Vec<u8>)> =
-            sqlx::query_as("SELECT rowid, handle, person_key FROM subjects WHERE rowid > $1 ORDER BY rowid LIMIT $2")
-                .bind(after)
-                .bind(MOVE_PAGE)
-                .fetch_all(&mut *vault)
-                .await?;
-        let Some(last) = rows.last() else { break };
-        after = last.0;
-        let mut q = sqlx::QueryBuilder::new("INSERT INTO subjects (handle, person_key) ");
-        q.push_values(&rows, |mut b, (_, handle, person)| {
-            b.push_bind(handle).push_bind(person);
-        });
-        q.build().execute(&mut *tx).await?;
+    let vault_file = vault_file.to_str().ok_or(VaultError::Invalid("the vault's path is not UTF-8"))?;
+    sqlx::query("ATTACH DATABASE $1 AS vault").bind(vault_file).execute(&mut *registry).await?;
+    let copied = async {
+        let mut tx = registry.begin().await?;
+        sqlx::query("INSERT INTO registry_meta (id, registry_id) VALUES (1, $1)").bind(id).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO main.subjects (handle, person_key) SELECT handle, person_key FROM vault.subjects ORDER BY rowid")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO main.registry_entries (id, person_key, recorded_at, decisive, sealed) \
+             SELECT id, person_key, recorded_at, decisive, sealed FROM vault.registry_entries ORDER BY id",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
     }
-    let mut after = 0i64;
-    loop {
-        let rows: Vec<EntryRow> =
-            sqlx::query_as("SELECT id, person_key, recorded_at, decisive, sealed FROM registry_entries WHERE id > $1 ORDER BY id LIMIT $2")
-                .bind(after)
-                .bind(MOVE_PAGE)
-                .fetch_all(&mut *vault)
-                .await?;
-        let Some(last) = rows.last() else { break };
-        after = last.0;
-        let mut q = sqlx::QueryBuilder::new("INSERT INTO registry_entries (id, person_key, recorded_at, decisive, sealed) ");
-        q.push_values(&rows, |mut b, (id, person, recorded_at, decisive, sealed)| {
-            b.push_bind(id).push_bind(person).push_bind(recorded_at).push_bind(decisive).push_bind(sealed);
-        });
-        q.build().execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
+    .await;
+    let detached = sqlx::query("DETACH DATABASE vault").execute(&mut *registry).await;
+    copied?;
+    detached?;
     Ok(())
 }
 
