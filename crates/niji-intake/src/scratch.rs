@@ -126,14 +126,13 @@ mod tests {
         }
         // The file: no name in any folder, no byte of a page in the clear.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        let mut raw = vec![0u8; store.end as usize];
-        store.file.read_exact_at(&mut raw, 0).unwrap();
+        let raw = store.raw_bytes();
         for needle in ["ヤマダ".as_bytes(), b"06132013"] {
             assert!(!raw.windows(needle.len()).any(|w| w == needle));
         }
         // A page changed on disk, or moved to another's place, does not open.
         let (at, _) = store.pages[3];
-        store.file.write_all_at(&[raw[at as usize] ^ 1], at).unwrap();
+        store.flip(at);
         assert_eq!(store.get(3, &mut out).unwrap_err().kind(), io::ErrorKind::InvalidData);
         let (at5, len5) = store.pages[5];
         store.pages[4] = (at5, len5);

@@ -104,10 +104,7 @@ pub(crate) fn write(
                         Location::Line(line) => Some((line, unit)),
                         _ => None,
                     };
-                    let person = match persons.of(unit) {
-                        Ok((key, _)) => key,
-                        Err(e) => return out.fail_reading(e),
-                    };
+                    let Some((person, _)) = out.person_of(persons, unit) else { return };
                     let (word, bit) = (unit / 64, 1u64 << (unit % 64));
                     let first = linkable_stored[word] & bit == 0;
                     linkable_stored[word] |= bit;
@@ -133,10 +130,7 @@ pub(crate) fn write(
                 Role::OfClaim { claim: line } => {
                     let Some(unit) = of_claim(line) else { return out.fail(&file.name) };
                     if let Some(identity) = worth_keeping(r.identity) {
-                        let person = match persons.of(unit) {
-                            Ok((key, _)) => key,
-                            Err(e) => return out.fail_reading(e),
-                        };
+                        let Some((person, _)) = out.person_of(persons, unit) else { return };
                         out.push(VaultRow { record_ref: record_ref(), identity, person, link: None });
                     }
                     Some(unit)
@@ -144,10 +138,7 @@ pub(crate) fn write(
                 Role::Subject(key) => {
                     let Some(unit) = scan.patient_refs.get(&key).map(|&u| u as usize) else { return out.fail(&file.name) };
                     if let Some(identity) = worth_keeping(r.identity) {
-                        let person = match persons.of(unit) {
-                            Ok((key, _)) => key,
-                            Err(e) => return out.fail_reading(e),
-                        };
+                        let Some((person, _)) = out.person_of(persons, unit) else { return };
                         out.push(VaultRow { record_ref: record_ref(), identity, person, link: None });
                     }
                     Some(unit)
@@ -156,10 +147,10 @@ pub(crate) fn write(
                 Role::Unresolved => return out.fail(&file.name),
             };
             let pushed = match unit {
-                Some(u) => match persons.of(u) {
-                    Ok((person, number)) => lake.push_numbered(&person, number, births.get(u), &r.content),
-                    Err(e) => return out.fail_reading(e),
-                },
+                Some(u) => {
+                    let Some((person, number)) = out.person_of(persons, u) else { return };
+                    lake.push_numbered(&person, number, births.get(u), &r.content)
+                }
                 None => lake.push_with_birth(&NO_PERSON, None, &r.content),
             };
             if let Err(e) = pushed {
@@ -265,10 +256,17 @@ impl Out {
         }
     }
 
-    /// A person's key could not be read back from its scratch page.
-    fn fail_reading(&mut self, e: std::io::Error) {
-        if self.failed.is_none() {
-            self.failed = Some(e.into());
+    /// The key of `unit`'s person and its number; `None` when its scratch page could not be read
+    /// back, the failure kept (the record is then not written: the intake fails).
+    fn person_of(&mut self, persons: &mut PersonKeys, unit: usize) -> Option<(PersonKey, u32)> {
+        match persons.of(unit) {
+            Ok(person) => Some(person),
+            Err(e) => {
+                if self.failed.is_none() {
+                    self.failed = Some(e.into());
+                }
+                None
+            }
         }
     }
 

@@ -401,7 +401,6 @@ async fn a_kept_read_answers_as_a_fresh_read() {
 /// operator's log says why, without the patient's number.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_registry_file_refuses_choices_and_the_log_says_why() {
-    use std::sync::Mutex;
     let w = world().await;
     let at = datetime!(2026-11-22 00:00 UTC);
     let holder = Author::Holder { actor: w.holder.clone(), patient_id: "1001".into() };
@@ -411,19 +410,16 @@ async fn a_missing_registry_file_refuses_choices_and_the_log_says_why() {
     let aside = registry.with_file_name("registry-aside.sqlite");
     std::fs::rename(&registry, &aside).unwrap();
 
-    let lines: Arc<Mutex<Vec<u8>>> = Arc::default();
-    let writer = {
-        let lines = lines.clone();
-        move || LogLines(lines.clone())
-    };
-    let subscriber = tracing_subscriber::fmt().with_writer(writer).with_ansi(false).finish();
+    let lines = niji_testkit::logs::Captured::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
     let refused = {
         let _guard = tracing::subscriber::set_default(subscriber);
         niji_registry::record_choice(&w.instance, &holder, Choice::OptOut { scope: OptOutScope::All }, at).await
     };
     assert!(matches!(refused, Err(RegistryError::Storage)), "{refused:?}");
     assert!(!registry.exists(), "an empty registry was made in its place");
-    let log = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+    let log = lines.text();
     assert!(log.contains("the consent registry file beside the vault is missing"), "{log}");
     assert!(!log.contains("1001"), "{log}");
 
@@ -431,18 +427,4 @@ async fn a_missing_registry_file_refuses_choices_and_the_log_says_why() {
     std::fs::rename(&aside, &registry).unwrap();
     let (excluded, _) = niji_registry::exclusions(&w.instance, &drug_use(at + time::Duration::hours(1))).await.unwrap();
     assert_eq!(excluded.len(), 1);
-}
-
-/// A log writer into shared bytes.
-struct LogLines(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogLines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

@@ -3,7 +3,8 @@
 //! every identity record with niji-ingest, map each to its true person through
 //! `truth/records.csv`, and score a key per record with pairwise precision/recall and cluster
 //! purity/completeness. [`plaintext`] scans raw bytes (an instance's files, a vault's) for
-//! identifying values in the clear.
+//! identifying values in the clear; [`logs`] keeps log lines in memory for tests of what is
+//! written.
 //!
 //! Invariant: used by tests and benches only; nothing of the platform depends on it.
 
@@ -34,6 +35,7 @@ pub fn process_temp_dir(prefix: &str) -> PathBuf {
     dir
 }
 
+pub mod logs;
 pub mod plaintext;
 
 /// Who a record's patient number (カルテ番号) belongs to.

@@ -57,11 +57,14 @@ async fn vault_before(dir: &Path, version: i64) -> sqlx::SqlitePool {
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&file).create_if_missing(true);
     let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    let all = sqlx::migrate!("./migrations/sqlite");
-    let before =
-        sqlx::migrate::Migrator { migrations: all.migrations.iter().filter(|m| m.version < version).cloned().collect::<Vec<_>>().into(), ..all };
-    before.run(&pool).await.unwrap();
+    migrations_before(version).run(&pool).await.unwrap();
     pool
+}
+
+/// The vault's migrations before `version`: what a release before it runs.
+fn migrations_before(version: i64) -> sqlx::migrate::Migrator {
+    let all = sqlx::migrate!("./migrations/sqlite");
+    sqlx::migrate::Migrator { migrations: all.migrations.iter().filter(|m| m.version < version).cloned().collect::<Vec<_>>().into(), ..all }
 }
 
 /// Opens the vault file with a plain connection, to tamper with it as an attacker with the file
@@ -1172,9 +1175,7 @@ async fn a_registry_kept_in_the_vault_file_moves_to_its_own() {
         let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = $1").bind(table).fetch_one(&pool).await.unwrap();
         assert_eq!(left, 0, "{table} is still in the vault file");
     }
-    let all = sqlx::migrate!("./migrations/sqlite");
-    let older = sqlx::migrate::Migrator { migrations: all.migrations.iter().filter(|m| m.version < 7).cloned().collect::<Vec<_>>().into(), ..all };
-    assert!(matches!(older.run(&pool).await, Err(sqlx::migrate::MigrateError::VersionMissing(7))));
+    assert!(matches!(migrations_before(7).run(&pool).await, Err(sqlx::migrate::MigrateError::VersionMissing(7))));
     pool.close().await;
 }
 

@@ -45,27 +45,7 @@ pub fn hide_solver_panics() {
 mod tests {
     use super::*;
     use niji_sdc::{Cell, Measure, Preset, Rules, Table};
-    use std::sync::{Arc, Mutex};
-
-    /// Log lines written into memory.
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("not poisoned").extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Lines {
-        fn text(&self) -> String {
-            String::from_utf8(self.0.lock().expect("not poisoned").clone()).expect("JSON lines are UTF-8")
-        }
-    }
+    use niji_testkit::logs::Captured as Lines;
 
     /// A sparse three-way table (34 of 48 combinations) whose small cells no cube protects:
     /// output checking puts them on null vectors found by the solver.
