@@ -222,10 +222,10 @@ impl Vault {
     /// registry file yet (a new vault, or one made before the registry had a file of its own)
     /// gets one here, with the rows of its registry tables moved into it.
     pub async fn open(path: &Path, sealing_key: &[u8; 32], vault_key: &VaultKey) -> Result<Self, VaultError> {
+        // What the vault's and the registry's connections share; the journal mode is the
+        // vault's alone (WAL is kept in the file: the registry's is made so, and is not switched).
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .pragma("secure_delete", "ON")
@@ -252,7 +252,8 @@ impl Vault {
             // time it restarts after a checkpoint, instead of keeping its largest size for good.
             .pragma("journal_size_limit", "67108864")
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
+        let vault_options = options.clone().create_if_missing(true).journal_mode(SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(vault_options).await?;
         let (cipher, hasher) = (XChaCha20Poly1305::new(sealing_key.into()), Pseudonymizer::new(vault_key));
         let opened = async {
             migrate(&MIGRATIONS, &pool).await?;

@@ -239,15 +239,20 @@ pub(crate) async fn open_registry(vault: &SqlitePool, vault_file: &Path, options
         None => move_out(vault, vault_file, &path).await?,
     };
     put_in_place(&path, &id).await?;
-    // Checked on a connection that sets no journal mode, before the pool below sets it: a
-    // foreign file is not switched to WAL.
-    if id_of_file(&path).await? != Some(id) {
-        return Err(VaultError::RegistryForeign);
-    }
-    // Small: entries are read once per registry version and kept by the caller.
+    // Small: entries are read once per registry version and kept by the caller. No journal mode
+    // is set: the registry file is made in WAL mode and stays so, and a foreign file is not
+    // switched before its id is read.
     let options = options.filename(&path).create_if_missing(false).pragma("cache_size", "-2048");
     let pool = SqlitePoolOptions::new().max_connections(2).connect_with(options).await?;
-    match crate::migrate(&REGISTRY_MIGRATIONS, &pool).await {
+    let checked = async {
+        // Read before any migration runs: a foreign file is not changed.
+        if registry_id_in(&mut *pool.acquire().await?).await?.as_deref() != Some(&id[..]) {
+            return Err(VaultError::RegistryForeign);
+        }
+        crate::migrate(&REGISTRY_MIGRATIONS, &pool).await
+    }
+    .await;
+    match checked {
         Ok(()) => Ok(pool),
         Err(e) => {
             pool.close().await;
