@@ -34,7 +34,10 @@
 //! ([`crate::IngestConfig::member_insurer_check`]); quasi `birth_date` is reduced to year-month;
 //! quasi `prefecture` and `municipality` must be JIS X 0401 / 0402 codes; content codes must have
 //! their system's shape. A column named in a `system_column`/`unit_column` should itself be mapped
-//! as `ignore`. Lines are read one at a time (quoted fields may not span lines).
+//! as `ignore`. A quoted cell may span lines (RFC 4180: a comment column exported from an EHR
+//! holds line breaks); a row is located by the line it starts on, and a quote left open refuses
+//! the row at that line ([`Reason::UnclosedQuote`]), once the end of the file or
+//! [`crate::IngestConfig::max_line_bytes`] (the whole row) is reached.
 //!
 //! Identifiers mapped as content are caught, since content reaches the lake:
 //! - a code or number equal to one of the row's person identifiers (patient, insured, member,
@@ -57,7 +60,7 @@ use crate::codes::CodeSystem;
 use crate::dates::parse_any;
 use crate::model::*;
 use crate::report::{FileReport, Issues, Problem, Reason, RecordKind};
-use crate::{IngestConfig, IngestError, Line, Lines, Severity};
+use crate::{IngestConfig, IngestError, Lines, Severity};
 
 /// A fixed-width content column needs this many values before it can be called identifier-like.
 pub const IDENTIFIER_LIKE_MIN_VALUES: u64 = 50;
@@ -286,8 +289,104 @@ const PERSON_IDENTIFIERS: [IdentifierKind; 6] = [
     IdentifierKind::PublicExpenseRecipient,
 ];
 
-/// Splits one CSV line: fields separated by `delim`, optionally in double quotes with `""`
-/// escapes.
+/// The rows of a CSV file: its lines, joined (with `\n`) while a quoted cell is open.
+struct Rows<R> {
+    lines: Lines<R>,
+    row: Vec<u8>,
+    delimiter: u8,
+    limit: usize,
+}
+
+/// One row of [`Rows`]: located at the line it starts on.
+struct Row<'a> {
+    number: u64,
+    loc: Location,
+    bytes: &'a [u8],
+}
+
+impl<R: BufRead> Rows<R> {
+    fn new(reader: R, delimiter: u8, limit: usize) -> Self {
+        Rows { lines: Lines::new(reader, limit), row: Vec::new(), delimiter, limit }
+    }
+
+    /// The next row; a row whose quote is still open at the end of the file, or past the limit
+    /// (the row's bytes together), is rejected at its first line and the rows go on after the
+    /// line where it stopped. A line too long on its own is rejected by [`Lines`] (and, within
+    /// an open quote, stops the row it continues).
+    fn next_row(&mut self, report: &mut FileReport) -> std::io::Result<Option<Row<'_>>> {
+        'rows: loop {
+            let Some(line) = self.lines.next_line(report)? else { return Ok(None) };
+            let (number, loc) = (line.number, line.loc);
+            self.row.clear();
+            self.row.extend_from_slice(line.bytes);
+            let mut quote = QuoteState::default().after(line.bytes, self.delimiter);
+            while quote.open {
+                let mut continuation_too_long = false;
+                let next = self.lines.next_line_noting(report, |_, _| continuation_too_long = true)?;
+                let fits = next.as_ref().is_some_and(|l| self.row.len() + 1 + l.bytes.len() <= self.limit);
+                match next {
+                    Some(l) if fits && !continuation_too_long => {
+                        self.row.push(b'\n');
+                        self.row.extend_from_slice(l.bytes);
+                        quote = quote.after(l.bytes, self.delimiter);
+                    }
+                    _ => {
+                        report.reject(vec![Problem::new(loc, "", Reason::UnclosedQuote)]);
+                        continue 'rows;
+                    }
+                }
+            }
+            return Ok(Some(Row { number, loc, bytes: &self.row }));
+        }
+    }
+}
+
+/// Where [`split_line`]'s reading of quotes stands at the end of some text: whether a quoted
+/// cell is open. Quotes are bytes (`"` is never part of a Shift_JIS or UTF-8 multi-byte
+/// character), so the bytes are read before they are decoded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QuoteState {
+    pub(crate) open: bool,
+    at_start: bool,
+}
+
+impl Default for QuoteState {
+    fn default() -> Self {
+        QuoteState { open: false, at_start: true }
+    }
+}
+
+impl QuoteState {
+    /// The state after `bytes` (a line; between lines, inside an open quote, a line break is
+    /// part of the cell).
+    pub(crate) fn after(mut self, bytes: &[u8], delimiter: u8) -> Self {
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if self.open {
+                if b == b'"' {
+                    if bytes.get(i + 1) == Some(&b'"') {
+                        i += 1;
+                    } else {
+                        self.open = false;
+                    }
+                }
+            } else if b == b'"' && self.at_start {
+                self.open = true;
+                self.at_start = false;
+            } else if b == delimiter {
+                self.at_start = true;
+            } else {
+                self.at_start = false;
+            }
+            i += 1;
+        }
+        self
+    }
+}
+
+/// Splits one CSV row: fields separated by `delim`, optionally in double quotes with `""`
+/// escapes (a quoted field may hold the delimiter and line breaks).
 pub(crate) fn split_line(line: &str, delim: char, out: &mut Vec<String>) {
     out.clear();
     let mut cur = String::new();
@@ -365,8 +464,8 @@ pub fn ingest_csv(
             _ => None,
         })
         .collect();
-    let mut lines = Lines::new(reader, config.max_line_bytes);
-    while let Some(Line { number: line_no, loc, bytes, .. }) = lines.next_line(&mut report)? {
+    let mut rows = Rows::new(reader, mapping.delimiter, config.max_line_bytes);
+    while let Some(Row { number: line_no, loc, bytes }) = rows.next_row(&mut report)? {
         let Some(text) = decode(bytes) else {
             report.reject(vec![Problem::new(loc, "", if mapping.shift_jis { Reason::NotShiftJis } else { Reason::NotUtf8 })]);
             continue;

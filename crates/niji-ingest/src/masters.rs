@@ -13,7 +13,9 @@
 //! shapes (a MEDIS HOT master has HOT7, HOT9 and HOT13 side by side). Rows whose cell there has
 //! another shape (titles, headers, notes) are skipped, but a column where more than a tenth of
 //! the rows are not codes refuses the file: a spreadsheet that dropped leading zeros (`0000999`
-//! saved as `999`) would otherwise reject valid records. Codes the recording rules define beside
+//! saved as `999`) would otherwise reject valid records. A quoted cell may span lines (a
+//! spreadsheet saves a note with line breaks so); a quote still open at the end refuses the
+//! file, naming the line it opened on, since the codes after it would be lost. Codes the recording rules define beside
 //! the master (`0000999`, 未コード化傷病名) are always known. Errors name the file, never a cell.
 
 use std::collections::{HashMap, HashSet};
@@ -24,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use crate::codes::{check_shape, CodeSystem};
-use crate::csv_map::split_line;
+use crate::csv_map::{split_line, QuoteState};
 
 /// Code masters the caller loaded (one set of codes per system). Cloning shares the sets (each
 /// intake's settings hold the masters; a change copies them first).
@@ -125,6 +127,8 @@ pub enum MasterError {
     NotMostlyCodes { file: String, system: CodeSystem, column: usize, skipped: usize, rows: usize },
     #[error("{file}: larger than the limit of {limit} bytes for a master")]
     TooLarge { file: String, limit: u64 },
+    #[error("{file}: line {line}: a quoted cell opened here is not closed by the end of the file")]
+    UnclosedQuote { file: String, line: usize },
 }
 
 /// The largest master file read (the largest published masters are a few tens of MB).
@@ -158,6 +162,41 @@ fn master_files(dir: &Path) -> Result<Vec<PathBuf>, MasterError> {
     Ok(paths)
 }
 
+/// One row of a master's text.
+struct TextRow<'t> {
+    /// The line it starts on, from 1.
+    line: usize,
+    /// Its lines (several where a quoted cell holds line breaks), without the last `\r`.
+    text: &'t str,
+    /// Whether a quoted cell is still open at its end (only the last row of a text can be).
+    open: bool,
+}
+
+/// The rows of a master's text: its lines, one row taking several while a quoted cell is open.
+fn rows(text: &str, delimiter: char) -> impl Iterator<Item = TextRow<'_>> {
+    let (mut rest, mut line) = (text, 1);
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (first, mut quote, mut end) = (line, QuoteState::default(), 0);
+        loop {
+            let line_end = rest[end..].find('\n').map(|i| end + i);
+            quote = quote.after(rest[end..line_end.unwrap_or(rest.len())].as_bytes(), delimiter as u8);
+            line += 1;
+            match line_end {
+                Some(i) if quote.open => end = i + 1,
+                _ => {
+                    let stop = line_end.unwrap_or(rest.len());
+                    let row = TextRow { line: first, text: rest[..stop].trim_end_matches('\r'), open: quote.open };
+                    rest = line_end.map_or("", |i| &rest[i + 1..]);
+                    return Some(row);
+                }
+            }
+        }
+    })
+}
+
 /// Codes the recording rules define outside the masters.
 const ALWAYS_KNOWN: &[(CodeSystem, &str)] = &[(CodeSystem::ReceiptDisease, "0000999")];
 
@@ -178,7 +217,10 @@ impl CodeMasters {
         let head = || text.lines().take(50);
         let tabs = head().filter(|l| l.contains('\t')).count();
         let delimiter = if tabs > 0 && tabs >= head().filter(|l| l.contains(',')).count() { '\t' } else { ',' };
-        let lines = || text.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.trim().is_empty() && !l.starts_with('#'));
+        if let Some(open) = rows(&text, delimiter).find(|row| row.open) {
+            return Err(MasterError::UnclosedQuote { file: name.into(), line: open.line });
+        }
+        let lines = || rows(&text, delimiter).map(|row| row.text).filter(|l| !l.trim().is_empty() && !l.starts_with('#'));
         let mut fields = Vec::new();
         // First pass: the distinct values of the system's shape in each column.
         let mut distinct: Vec<HashSet<String>> = Vec::new();
@@ -380,6 +422,10 @@ mod tests {
         // A MEDIS HOT master: HOT13, HOT7 and HOT9 side by side, all loaded.
         let hot = "1234567010101,1234567,123456701,薬Ａ\n1234568010101,1234568,123456801,薬Ｂ\n";
         check(CodeSystem::Hot, hot.as_bytes(), Ok((6, 1, 0)), &["1234567", "123456801", "1234568010101"], &["7654321"]);
+        // A note with line breaks (a spreadsheet's cell saved as CSV): a line inside it that looks
+        // like a row with a code is part of the note.
+        let noted = "一般名処方マスタ,,,\n区分,一般名コード,一般名処方の標準的な記載,備考\n内用薬,1124030F2ZZZ,【般】クアゼパム錠２０ｍｇ,\"旧記載:\r\n内用薬,2124030F2ZZZ,旧\"\"名\"\"\"\r\n内用薬,1124009F1ZZZ,【般】トリアゾラム錠0.125mg,\n";
+        check(CodeSystem::GeneralDrugName, noted.as_bytes(), Ok((2, 2, 2)), &["1124030F2ZZZ", "1124009F1ZZZ"], &["2124030F2ZZZ"]);
         // 0000999 (未コード化傷病名) is known whatever the master holds.
         check(CodeSystem::ReceiptDisease, b"8833421\n", Ok((2, 1, 0)), &["0000999", "8833421"], &["8833422"]);
     }
@@ -388,6 +434,14 @@ mod tests {
     fn refuses_what_is_not_a_master() {
         check(CodeSystem::GeneralDrugName, b"name\nfoo\n", Err("m.csv: no column holds 一般名処方コード codes"), &[], &[]);
         check(CodeSystem::LocalDrug, b"X1\n", Err("m.csv: local drug code: local or free-form codes have no master to check them against"), &[], &[]);
+        // A quote left open would swallow the codes after it.
+        check(
+            CodeSystem::GeneralDrugName,
+            b"code\n1124030F2ZZZ\n\"1124009F1ZZZ\n1124010F1ZZZ\n",
+            Err("m.csv: line 3: a quoted cell opened here is not closed by the end of the file"),
+            &[],
+            &[],
+        );
         // Leading zeros lost in a spreadsheet: most of the column is no longer codes.
         let mangled: String = (0..20).map(|i| if i < 3 { format!("880{i:04}\n") } else { format!("{i}\n") }).collect();
         check(

@@ -485,6 +485,67 @@ system = "icd10"
     assert_eq!(out[0].identity.values(IdentifierKind::PatientId).next(), Some("P1"));
 }
 
+/// The mapping of a file with a free-text column, in `encoding`.
+fn note_mapping(encoding: &str) -> CsvMapping {
+    CsvMapping::from_toml(&format!(
+        r#"
+encoding = "{encoding}"
+[[column]]
+name = "id"
+role = "identifier"
+kind = "patient_id"
+required = true
+[[column]]
+name = "note"
+role = "identifier"
+kind = "free_text"
+[[column]]
+name = "dx"
+role = "content"
+type = "code"
+system = "icd10"
+"#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn csv_quoted_cells_span_lines() {
+    // An EHR's comment column with line breaks (CRLF inside the cell), quotes and a comma; a
+    // bad row after it is located at its own line; a quote left open is refused at its line.
+    let csv = "id,note,dx\r\nP1,\"夫の○○さんも\r\n通院中\",E11.9\r\nP2,\"a \"\"quoted\"\" word, and a comma\",11.9\r\nP3,\"\",I10\r\nP4,\"never\r\nclosed,I10\r\nP5,ok,I10\r\n";
+    let cases: [(&str, Vec<u8>); 2] = [("utf-8", csv.as_bytes().to_vec()), ("shift_jis", encoding_rs::SHIFT_JIS.encode(csv).0.into_owned())];
+    for (encoding, bytes) in cases {
+        let mut out = Vec::new();
+        let report = csv_map::ingest_csv("n.csv", &bytes[..], &note_mapping(encoding), &config(), &mut |r| out.push(r)).unwrap();
+        assert_eq!(
+            report.rejected_lines(),
+            ["n.csv:4:dx: not a valid ICD-10 (wrong shape)", "n.csv:6:: quoted cell is not closed by the end of the file or within the line limit"],
+            "{encoding}"
+        );
+        assert_eq!((report.accepted_total(), report.rejected_records), (2, 2), "{encoding}");
+        let notes: Vec<Vec<&str>> = out.iter().map(|r| r.identity.values(IdentifierKind::FreeText).collect()).collect();
+        assert_eq!(notes, [vec!["夫の○○さんも\n通院中"], vec![]], "{encoding}");
+    }
+}
+
+#[test]
+fn csv_rows_past_the_line_limit_are_refused_where_they_start() {
+    // The row opened on line 2 reaches the limit on line 3; reading goes on at line 4 (the rest
+    // of the cell, now a row of its own, has too few fields), and line 5 is read as it is.
+    let mut config = config();
+    config.max_line_bytes = 40;
+    let csv = "id,note,dx\nP1,\"first line of a note\nsecond line of the same note, long\nclosing\",E11.9\nP2,ok,I10\n";
+    let mut out = Vec::new();
+    let report = csv_map::ingest_csv("l.csv", csv.as_bytes(), &note_mapping("utf-8"), &config, &mut |r| out.push(r)).unwrap();
+    assert_eq!(
+        report.rejected_lines(),
+        ["l.csv:2:: quoted cell is not closed by the end of the file or within the line limit", "l.csv:4:: record has fewer than 3 fields"]
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].identity.values(IdentifierKind::PatientId).collect::<Vec<_>>(), ["P2"]);
+}
+
 #[test]
 fn fhir_problems_are_located() {
     let ndjson = concat!(

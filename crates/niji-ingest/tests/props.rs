@@ -68,6 +68,22 @@ const NDJSON: &str = concat!(
     "\n",
 );
 
+const NOTE_MAPPING: &str = r#"
+[[column]]
+name = "id"
+role = "identifier"
+kind = "patient_id"
+[[column]]
+name = "note"
+role = "identifier"
+kind = "free_text"
+[[column]]
+name = "dx"
+role = "content"
+type = "code"
+system = "icd10"
+"#;
+
 const CSV: &str = "id,born,dx,val\nP1,1950-01-02,E11.9,1.5\nP2,S20.07.06,I10,2\n";
 const MAPPING: &str = r#"
 [[column]]
@@ -142,6 +158,30 @@ proptest! {
         let bytes = mutate(CSV.as_bytes(), &edits);
         let report = csv_map::ingest_csv("f.csv", &bytes[..], &mapping, &config(), &mut |_| {}).unwrap();
         check_report(&report, lines_of(&bytes));
+    }
+
+    /// Any cell text, written as a spreadsheet writes CSV (quoted, quotes doubled), reads back
+    /// as it was (CRLF inside it as LF, spaces at its ends trimmed), however many lines it takes,
+    /// and the rows after it keep their own line numbers.
+    #[test]
+    fn csv_quoted_cells_read_back(notes in proptest::collection::vec("[a-z\",\r\n ○]{0,12}", 1..6)) {
+        let mapping = CsvMapping::from_toml(NOTE_MAPPING).unwrap();
+        let mut csv = String::from("id,note,dx\r\n");
+        for (i, note) in notes.iter().enumerate() {
+            csv.push_str(&format!("P{i},\"{}\",E11.9\r\n", note.replace('"', "\"\"")));
+        }
+        // A bad row last, located at the line it starts on.
+        csv.push_str("PX,,E1\r\n");
+        let bad_line = csv.matches('\n').count();
+        let mut out = Vec::new();
+        let report = csv_map::ingest_csv("q.csv", csv.as_bytes(), &mapping, &config(), &mut |r| out.push(r)).unwrap();
+        prop_assert_eq!(report.rejected_lines(), vec![format!("q.csv:{bad_line}:dx: not a valid ICD-10 (wrong shape)")]);
+        prop_assert_eq!(out.len(), notes.len());
+        for (record, note) in out.iter().zip(&notes) {
+            let want = note.replace("\r\n", "\n");
+            let want: Vec<&str> = Some(want.trim()).filter(|t| !t.is_empty()).into_iter().collect();
+            prop_assert_eq!(record.identity.values(IdentifierKind::FreeText).collect::<Vec<_>>(), want);
+        }
     }
 
     #[test]
