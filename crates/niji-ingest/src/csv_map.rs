@@ -374,10 +374,8 @@ impl QuoteState {
             } else if b == b'"' && self.at_start {
                 self.open = true;
                 self.at_start = false;
-            } else if b == delimiter {
-                self.at_start = true;
             } else {
-                self.at_start = false;
+                self.at_start = b == delimiter;
             }
             i += 1;
         }

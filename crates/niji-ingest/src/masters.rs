@@ -182,7 +182,7 @@ fn rows(text: &str, delimiter: char) -> impl Iterator<Item = TextRow<'_>> {
         let (first, mut quote, mut end) = (line, QuoteState::default(), 0);
         loop {
             let line_end = rest[end..].find('\n').map(|i| end + i);
-            quote = quote.after(rest[end..line_end.unwrap_or(rest.len())].as_bytes(), delimiter as u8);
+            quote = quote.after(&rest.as_bytes()[end..line_end.unwrap_or(rest.len())], delimiter as u8);
             line += 1;
             match line_end {
                 Some(i) if quote.open => end = i + 1,
