@@ -215,6 +215,12 @@ impl Table {
 
     /// Checks the invariants listed in the module documentation.
     pub fn validate(&self) -> Result<(), TableError> {
+        self.validate_header()?;
+        self.rows.iter().enumerate().try_for_each(|(row, r)| self.validate_row(row, r))
+    }
+
+    /// The invariants of the dimensions and measures ([`Table::validate`] without the rows).
+    pub(crate) fn validate_header(&self) -> Result<(), TableError> {
         if self.measures.is_empty() {
             return Err(TableError::NoMeasures);
         }
@@ -223,21 +229,23 @@ impl Table {
                 return Err(TableError::DuplicateDimension { position });
             }
         }
-        let (dims, measures) = (self.dimensions.len(), self.measures.len());
-        for (row, r) in self.rows.iter().enumerate() {
-            if r.keys.len() != dims {
-                return Err(TableError::Keys { row, expected: dims, found: r.keys.len() });
-            }
-            if r.cells.len() != measures {
-                return Err(TableError::Cells { row, expected: measures, found: r.cells.len() });
-            }
-            for (measure, cell) in r.cells.iter().enumerate() {
-                if !contributions_ok(cell) {
-                    return Err(TableError::Contributions { row, measure });
-                }
-            }
-        }
         Ok(())
+    }
+
+    /// The invariants of row `row`, `r` (checked while the row is read for something else: a
+    /// pass over a million rows' cells is a million cache misses).
+    pub(crate) fn validate_row(&self, row: usize, r: &Row) -> Result<(), TableError> {
+        let (dims, measures) = (self.dimensions.len(), self.measures.len());
+        if r.keys.len() != dims {
+            return Err(TableError::Keys { row, expected: dims, found: r.keys.len() });
+        }
+        if r.cells.len() != measures {
+            return Err(TableError::Cells { row, expected: measures, found: r.cells.len() });
+        }
+        match r.cells.iter().position(|cell| !contributions_ok(cell)) {
+            Some(measure) => Err(TableError::Contributions { row, measure }),
+            None => Ok(()),
+        }
     }
 }
 
