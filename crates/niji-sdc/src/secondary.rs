@@ -1461,6 +1461,13 @@ mod tests {
             let mut by_map = vec![false; pattern.len()];
             sparse.certify_slice_pairs(&hidden, &mut by_map, &mut cubes::SLICE_PAIR_WORK.clone());
             proptest::prop_assert_eq!(&by_map, &on_cycles);
+            // Pairs of slices shared among threads mark the same cells.
+            for threads in [2, 3] {
+                let threaded = Cubes::new(&ids, &cardinality, intern(&table).key_order, &dims, &pattern).with_pair_threads(threads);
+                let mut by_threads = vec![false; pattern.len()];
+                threaded.certify_slice_pairs(&hidden, &mut by_threads, &mut cubes::SLICE_PAIR_WORK.clone());
+                proptest::prop_assert_eq!(&by_threads, &on_cycles);
+            }
             for &r in hidden.iter().filter(|&&r| !certified[r]) {
                 let (mut a, mut b) = (certified.clone(), certified.clone());
                 proptest::prop_assert_eq!(cubes.complete(r, &pattern, &mut a, &cost), sparse.complete(r, &pattern, &mut b, &cost));

@@ -33,9 +33,11 @@
 //! In three dimensions a longer cycle does the same as a cube's four corners: two slices of one
 //! dimension whose suppressed cells share positions that make a cycle in the other two
 //! ([`Cubes::certify_slice_pairs`], the proof at [`SLICE_PAIR_WORK`]). Compared as words of
-//! bits, all pairs of slices of the benchmark's 100³ table take 50–90 ms, and certify 32,595
-//! of the 90,029 cells on no cube; with a little more suppressed (completed cubes), most of the
-//! rest.
+//! bits, all pairs of slices of the benchmark's 100³ table take 50–90 ms on one thread, and
+//! certify 32,595 of the 90,029 cells on no cube; with a little more suppressed (completed
+//! cubes), most of the rest. A dimension of at least [`PAIRS_PER_THREAD`] pairs shares them
+//! among up to [`MAX_PAIR_THREADS`] scoped threads: their marks only add up, so what is
+//! certified does not depend on the threads (property-tested against one thread).
 //!
 //! The searches are many (one per suppressed cell of a large group, most finding nothing), so
 //! which cells are suppressed is kept here again as a bit set laid out by keys ([`Grid`]), with
@@ -67,6 +69,9 @@ pub(super) struct Cubes<'a> {
     /// `None` when the positions do not fit in 64 bits, or past [`MAX_DIMENSIONS`] (no cube is
     /// then found).
     grid: Option<Grid>,
+    /// Threads comparing slices whatever their number (the tests'); `None`: by the number of
+    /// pairs ([`PAIRS_PER_THREAD`]) and the machine's threads.
+    pair_threads: Option<usize>,
 }
 
 /// What suppressing one more corner of a cube costs: whether it is empty, whether it is a margin
@@ -92,7 +97,7 @@ impl<'a> Cubes<'a> {
             product = product.and_then(|p| p.checked_mul(cardinality[k]));
         }
         let hidden = dims.iter().map(|lines| vec![Vec::new(); lines.lines()]).collect();
-        let mut cubes = Cubes { ids, d, dims, key_order, stride, cardinality: cardinality.to_vec(), hidden, grid: None };
+        let mut cubes = Cubes { ids, d, dims, key_order, stride, cardinality: cardinality.to_vec(), hidden, grid: None, pair_threads: None };
         cubes.grid = product.filter(|_| d <= MAX_DIMENSIONS).map(|p| Grid::new(p, (0..suppressed.len()).map(|r| cubes.position(r))));
         cubes.sync(suppressed);
         cubes
@@ -103,6 +108,14 @@ impl<'a> Cubes<'a> {
     pub fn with_sparse_grid(mut self, suppressed: &[bool]) -> Self {
         self.grid = Some(Grid::sparse((0..suppressed.len()).map(|r| self.position(r))));
         self.sync(suppressed);
+        self
+    }
+
+    /// The same, comparing slices on `threads` threads whatever their number (the tests compare
+    /// the marks with one thread's).
+    #[cfg(test)]
+    pub fn with_pair_threads(mut self, threads: usize) -> Self {
+        self.pair_threads = Some(threads);
         self
     }
 
@@ -188,8 +201,6 @@ impl<'a> Cubes<'a> {
         if self.d != 3 {
             return;
         }
-        let (mut edges, mut on_cycle, mut joined) = (Vec::new(), Vec::new(), super::UnionFind::default());
-        let mut graph = super::LineGraph::default();
         for i in 0..3 {
             let [j, k] = [(i + 1) % 3, (i + 2) % 3].map(|k| self.cardinality[k] as usize);
             let (slices, plane) = (self.cardinality[i] as usize, j * k);
@@ -216,49 +227,77 @@ impl<'a> Cubes<'a> {
                     open[word] |= bit;
                 }
             }
-            for (x, &a) in codes.iter().enumerate() {
-                let (one, one_open) = (&hidden[a * words..(a + 1) * words], &open[a * words..(a + 1) * words]);
-                for &b in &codes[x + 1..] {
-                    let (other, other_open) = (&hidden[b * words..(b + 1) * words], &open[b * words..(b + 1) * words]);
-                    // Only a pair where some cell of the graph is not certified yet can add one.
-                    if !(0..words).any(|w| one[w] & other[w] & (one_open[w] | other_open[w]) != 0) {
-                        continue;
+            let slices = SliceBits { i, j, k, words, codes: &codes, hidden: &hidden, open: &open };
+            // The pairs are shared among threads (their marks only add up, so the result does
+            // not depend on how), a slice's pairs on one thread, slices dealt in turn.
+            let threads = match self.pair_threads {
+                Some(threads) => threads.max(1),
+                None if pairs.unwrap_or(0) >= PAIRS_PER_THREAD => pair_threads(),
+                None => 1,
+            };
+            let marks: Vec<Vec<u32>> = if threads == 1 {
+                vec![self.slice_pair_marks(grid, &slices, 0, 1)]
+            } else {
+                std::thread::scope(|scope| {
+                    let slices = &slices;
+                    let running: Vec<_> = (0..threads).map(|t| scope.spawn(move || self.slice_pair_marks(grid, slices, t, threads))).collect();
+                    running.into_iter().map(|thread| thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+                })
+            };
+            marks.into_iter().flatten().for_each(|row| certified[row as usize] = true);
+        }
+    }
+
+    /// The cells on a cycle between two slices of `slices`, of the pairs whose first slice is the
+    /// `part`-th of every `parts` ([`Cubes::certify_slice_pairs`]).
+    fn slice_pair_marks(&self, grid: &Grid, slices: &SliceBits, part: usize, parts: usize) -> Vec<u32> {
+        let SliceBits { i, j, k, words, codes, hidden, open } = *slices;
+        let (mut edges, mut on_cycle, mut joined) = (Vec::new(), Vec::new(), super::UnionFind::default());
+        let mut graph = super::LineGraph::default();
+        let mut marks = Vec::new();
+        for (x, &a) in codes.iter().enumerate().skip(part).step_by(parts) {
+            let (one, one_open) = (&hidden[a * words..(a + 1) * words], &open[a * words..(a + 1) * words]);
+            for &b in &codes[x + 1..] {
+                let (other, other_open) = (&hidden[b * words..(b + 1) * words], &open[b * words..(b + 1) * words]);
+                // Only a pair where some cell of the graph is not certified yet can add one.
+                if !(0..words).any(|w| one[w] & other[w] & (one_open[w] | other_open[w]) != 0) {
+                    continue;
+                }
+                edges.clear();
+                for (w, (&p, &q)) in one.iter().zip(other).enumerate() {
+                    let mut both = p & q;
+                    while both != 0 {
+                        let at = w * 64 + both.trailing_zeros() as usize;
+                        both &= both - 1;
+                        // Nodes: the line along the third dimension (by the second's code),
+                        // then the line along the second (by the third's).
+                        edges.push((at / k, j + at % k));
                     }
-                    edges.clear();
-                    for (w, (&p, &q)) in one.iter().zip(other).enumerate() {
-                        let mut both = p & q;
-                        while both != 0 {
-                            let at = w * 64 + both.trailing_zeros() as usize;
-                            both &= both - 1;
-                            // Nodes: the line along the third dimension (by the second's code),
-                            // then the line along the second (by the third's).
-                            edges.push((at / k, j + at % k));
-                        }
-                    }
-                    // Most pairs of a sparse pattern make a forest: no cycle, done with here.
-                    if edges.len() < 4 || {
-                        joined.reset(j + k);
-                        edges.iter().all(|&(y, z)| joined.union(y, z))
-                    } {
-                        continue;
-                    }
-                    graph.refill(j + k, edges.iter().copied());
-                    on_cycle.clear();
-                    on_cycle.resize(edges.len(), true);
-                    graph.bridges().into_iter().for_each(|e| on_cycle[e] = false);
-                    for (&(y, z), _) in edges.iter().zip(&on_cycle).filter(|(_, &on)| on) {
-                        for slice in [a, b] {
-                            let mut codes = [0u64; 3];
-                            codes[i] = slice as u64;
-                            codes[(i + 1) % 3] = y as u64;
-                            codes[(i + 2) % 3] = (z - j) as u64;
-                            let at = codes.iter().zip(&self.stride).fold(0u64, |at, (&c, &s)| at.wrapping_add(c.wrapping_mul(s)));
-                            certified[grid.row(at).expect("a suppressed position is a cell") as usize] = true;
-                        }
+                }
+                // Most pairs of a sparse pattern make a forest: no cycle, done with here.
+                if edges.len() < 4 || {
+                    joined.reset(j + k);
+                    edges.iter().all(|&(y, z)| joined.union(y, z))
+                } {
+                    continue;
+                }
+                graph.refill(j + k, edges.iter().copied());
+                on_cycle.clear();
+                on_cycle.resize(edges.len(), true);
+                graph.bridges().into_iter().for_each(|e| on_cycle[e] = false);
+                for (&(y, z), _) in edges.iter().zip(&on_cycle).filter(|(_, &on)| on) {
+                    for slice in [a, b] {
+                        let mut codes = [0u64; 3];
+                        codes[i] = slice as u64;
+                        codes[(i + 1) % 3] = y as u64;
+                        codes[(i + 2) % 3] = (z - j) as u64;
+                        let at = codes.iter().zip(&self.stride).fold(0u64, |at, (&c, &s)| at.wrapping_add(c.wrapping_mul(s)));
+                        marks.push(grid.row(at).expect("a suppressed position is a cell"));
                     }
                 }
             }
         }
+        marks
     }
 
     /// Whether `row` is a corner of a hypercube of suppressed cells: `certified[row]` already,
@@ -425,6 +464,31 @@ impl<'a> Cubes<'a> {
 /// are on such a cycle once a little more is suppressed (the graphs of two slices then pass
 /// the point where cycles appear everywhere).
 pub(super) const SLICE_PAIR_WORK: usize = 1 << 26;
+
+/// The slices of one dimension as [`Cubes::certify_slice_pairs`] compares them: dimension `i`,
+/// the other two of `j` and `k` codes, per slice `words` words of bits (of its suppressed cells
+/// in `hidden`, of those not certified yet in `open`), the slices with enough cells in `codes`.
+#[derive(Clone, Copy)]
+struct SliceBits<'s> {
+    i: usize,
+    j: usize,
+    k: usize,
+    words: usize,
+    codes: &'s [usize],
+    hidden: &'s [u64],
+    open: &'s [u64],
+}
+
+/// Pairs of slices of one dimension below which they are compared on the calling thread alone.
+const PAIRS_PER_THREAD: usize = 1_024;
+
+/// Threads comparing slices, at most.
+const MAX_PAIR_THREADS: usize = 4;
+
+/// The threads to compare slices on: the machine's, up to [`MAX_PAIR_THREADS`].
+fn pair_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_PAIR_THREADS)
+}
 
 /// Words of bits (4 MiB) the slices of one dimension may take in [`Cubes::certify_slice_pairs`],
 /// twice (their suppressed cells, and those not certified yet); a table whose slices take more
