@@ -37,16 +37,20 @@
 //!   found by a linear program ([`null_vector`]; tables of up to 500 rows, 16 programs a table),
 //!   or else a complement in one of its lines (the best by the order above);
 //! - a larger group (a large table with many small cells makes one of tens of thousands) by
-//!   hypercube certificates ([`cubes`]): a cell that is a corner of a suppressed hypercube (two
-//!   values per dimension, all 2^d cells suppressed) is not solved, whatever else is suppressed,
-//!   nor is one on two cubes one cell short of the same cell; in three dimensions, nor is one on
-//!   a cycle between two slices (two values of one dimension, a cycle of positions in the
-//!   other two where both slices' cells are suppressed: [`Cubes::certify_slice_pairs`]; a
-//!   cube is such a cycle of four); each cell without any gets the cube of fewest new cells
-//!   completed (the hypercube method of statistical offices, GHMITER in τ-ARGUS), and as the
-//!   pattern grows denser the slices are compared again (at most twice a round, each after at
-//!   least 2,000 cells searched), which certifies most cells still waiting. This protects more
-//!   than needed: many cells of a large scattered group are safe through larger combinations no
+//!   certificates ([`cubes`]): in three dimensions, a cell on a cycle of positions in its
+//!   slice (of some dimension) that the other half of that dimension's slices *glues*
+//!   ([`Cubes::certify_glued_cycles`]: the cycle is then a sum of cycles of those slices, and
+//!   the difference is a null vector; a few passes over the slices' bits); a cell that is a
+//!   corner of a suppressed hypercube (two values per dimension, all 2^d cells suppressed), nor
+//!   one on two cubes one cell short of the same cell; in three dimensions, one on a cycle
+//!   between two slices (two values of one dimension, a cycle of positions in the other two
+//!   where both slices' cells are suppressed: [`Cubes::certify_slice_pairs`]; a cube is such a
+//!   cycle of four). Each certified cell is not solved, whatever else is suppressed. Each cell
+//!   without a certificate gets the cube of fewest new cells completed (the hypercube method of
+//!   statistical offices, GHMITER in τ-ARGUS), and as the pattern grows denser the slices are
+//!   compared again (at most twice a round, each after at least 2,000 cells searched). Where
+//!   the glued cycles do not reach (sparser patterns, more dimensions), this protects more than
+//!   needed: many cells of a large scattered group are safe through larger combinations no
 //!   cheap search finds.
 //!
 //! Then lines are brought back to two, and again, for up to [`SOLVE_ROUNDS`] rounds. Cells
@@ -56,12 +60,13 @@
 //!
 //! Limits (documented, not solved):
 //! - A cell of a large group may be solved when its lines, together, make it so; the
-//!   certificates are the cube and the cycle between two slices, and a cell that has one is
-//!   safe. The price is cells suppressed beyond need: on the benchmark's 100³ table, 97,101
-//!   suppressed cells form one group, 90,029 of them on no cube and 57,434 on no cycle between
-//!   two slices either; with cubes completed (and the slices compared again), secondary
-//!   suppression withholds 28,503 of the table's 1,806,494 cells (38,693 with cubes alone, 355
-//!   with two per line alone).
+//!   certificates are the glued cycle, the cube and the cycle between two slices, and a cell
+//!   that has one is safe. Where they do not reach, the price is cells suppressed beyond need.
+//!   On the benchmark's 100³ table, 97,101 suppressed cells form one group, 90,029 of them on
+//!   no cube; with glued cycles every cell gets a certificate (no cube is completed), and secondary
+//!   suppression withholds 355 of the table's 1,806,494 cells, those of two per line (28,503
+//!   with cubes completed and cycles between two slices, before glued cycles; 38,693 with cubes
+//!   alone).
 //! - In 2-D, a bridge whose two sides no cells not yet suppressed join, one after another
 //!   (a table with combinations missing), refuses the table (`Reason::SolvableSuppression`),
 //!   as do bridges past the first 1,000.
@@ -272,6 +277,7 @@ fn protect_with(table: &Table, persons: &[u64], suppressed: &mut [bool], effort:
             for (at, &cell) in audit.uncovered.iter().enumerate() {
                 if d == 3 && !certified[cell] && searched >= next_pass.max(searches_between_passes) && passes < SLICE_PASSES {
                     let hidden: Vec<usize> = (0..n).filter(|&r| suppressed[r]).collect();
+                    cubes.certify_glued_cycles(&hidden, &mut certified);
                     cubes.certify_slice_pairs(&hidden, &mut certified, &mut slice_work);
                     (searched, passes) = (0, passes + 1);
                     next_pass = audit.uncovered[at..].iter().filter(|&&r| !certified[r]).count() / 4;
@@ -463,14 +469,11 @@ fn solved_cells(
     }
     let roots: Vec<u32> = (0..rows.len()).map(|i| group.find(i) as u32).collect();
     let by_group = buckets(&roots, rows.len());
-    let (mut out, mut uncovered, mut large) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut out, mut uncovered, mut large_groups) = (Vec::new(), Vec::new(), Vec::new());
     for members in (0..rows.len() as u32).map(|g| by_group.members(g)).filter(|m| !m.is_empty()) {
         let members: Vec<usize> = members.iter().map(|&i| i as usize).collect();
         if members.len() > exact_cells {
-            let group: Vec<usize> = members.iter().map(|&i| rows[i]).collect();
-            cubes.certify_group(&group, suppressed, certified);
-            uncovered.extend(group.iter().copied().filter(|&r| !certified[r]));
-            large.extend(group);
+            large_groups.push(members.iter().map(|&i| rows[i]).collect::<Vec<usize>>());
             continue;
         }
         // Every member searched (not up to the first without a cube): the cells marked are then
@@ -497,8 +500,19 @@ fn solved_cells(
         }
         out.extend(determined(equations, members.len()).into_iter().map(|c| rows[members[c]]));
     }
-    // Cycles between two slices, over every large group's cells at once (a cycle's cells are of
-    // one group), with the work left for the table.
+    // Large groups, over all their cells at once: cycles glued by half the slices first (a few
+    // passes over the slices' bits certify most cells of a dense pattern), then cubes (searched
+    // from the cells left), then cycles between two slices with the work left for the table.
+    // Each certifies cells whatever the others marked, so what is marked in the end does not
+    // depend on the order.
+    let large: Vec<usize> = large_groups.concat();
+    if !large.is_empty() {
+        cubes.certify_glued_cycles(&large, certified);
+    }
+    for group in &large_groups {
+        cubes.certify_group(group, suppressed, certified);
+        uncovered.extend(group.iter().copied().filter(|&r| !certified[r]));
+    }
     if !uncovered.is_empty() {
         cubes.certify_slice_pairs(&large, certified, slice_work);
         uncovered.retain(|&r| !certified[r]);
@@ -1346,6 +1360,83 @@ mod tests {
         assert!(!solved_by_all_lines(&table, &pattern).is_empty(), "a broken cycle leaves cells solved");
     }
 
+    /// Cycles glued by the other half of the slices, in three-way tables of 8 values a side
+    /// (with and without margins, a fifth to two fifths of the cells suppressed at random): the
+    /// exact attacker solves none of the cells they certify, and they certify cells that no
+    /// suppressed cube and no cycle between two slices does (the certificate is needed, and
+    /// reached by these tables).
+    #[test]
+    fn cells_on_glued_cycles_are_never_solved() {
+        let mut rng = 0x676c_7565_645f_6379u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let (mut glued_only, mut certified_cells) = (0, 0);
+        for case in 0..12 {
+            let margins = case % 2 == 0;
+            let table = three_way(&vec![vec![vec![20; 8]; 8]; 8], margins);
+            let density = 20 + (case as u64 % 3) * 10;
+            let pattern: Vec<bool> = (0..table.rows.len()).map(|_| next() % 100 < density).collect();
+            let Interned { ids, cardinality, key_order, .. } = intern(&table);
+            let dims: Vec<DimLines> = (0..3).map(|k| lines_along(&ids, table.rows.len(), &cardinality, k)).collect();
+            let cubes = Cubes::new(&ids, &cardinality, key_order, &dims, &pattern);
+            let hidden: Vec<usize> = (0..pattern.len()).filter(|&r| pattern[r]).collect();
+            let mut glued = vec![false; pattern.len()];
+            cubes.certify_glued_cycles(&hidden, &mut glued);
+            let solved = solved_by_all_lines(&table, &pattern);
+            for &r in solved.iter() {
+                assert!(!glued[r], "case {case}: row {r} on a glued cycle but solved");
+            }
+            let mut others = vec![false; pattern.len()];
+            cubes.certify_group(&hidden, &pattern, &mut others);
+            cubes.certify_slice_pairs(&hidden, &mut others, &mut cubes::SLICE_PAIR_WORK.clone());
+            certified_cells += glued.iter().filter(|&&g| g).count();
+            glued_only += (0..pattern.len()).filter(|&r| glued[r] && !others[r]).count();
+        }
+        assert!(glued_only > 0 && certified_cells > glued_only, "{glued_only} of {certified_cells} certified only by glued cycles");
+    }
+
+    /// Whole protection with every group audited by certificates, on tables of 8 values a side
+    /// (where glued cycles certify many cells; the property tests' tables are smaller): no
+    /// suppression lifted, the rows reversed protect the same cells, and a table accepted has no
+    /// cell the exact attacker solves. Most of these tables are accepted.
+    #[test]
+    fn eight_a_side_tables_audited_by_certificates_leave_no_cell_solved() {
+        let mut rng = 0x7072_6f74_6563_7438u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut accepted = 0;
+        for case in 0..8 {
+            let cells: Vec<Vec<Vec<u64>>> = (0..8).map(|_| (0..8).map(|_| (0..8).map(|_| 10 + next() % 90).collect()).collect()).collect();
+            let table = three_way(&cells, case % 2 == 0);
+            let density = 15 + (case as u64 % 4) * 5;
+            let pattern: Vec<bool> = (0..table.rows.len()).map(|_| next() % 100 < density).collect();
+            let persons: Vec<u64> = table.rows.iter().map(|row| row.persons()).collect();
+            let mut forward = pattern.clone();
+            let protection = protect_audited(&table, &persons, &mut forward, 0);
+            assert!(pattern.iter().zip(&forward).all(|(&before, &after)| !before || after), "case {case}: a suppression was lifted");
+            let mut reversed = table.clone();
+            reversed.rows.reverse();
+            let persons_reversed: Vec<u64> = persons.iter().rev().copied().collect();
+            let mut backward: Vec<bool> = pattern.iter().rev().copied().collect();
+            let again = protect_audited(&reversed, &persons_reversed, &mut backward, 0);
+            backward.reverse();
+            assert_eq!((&backward, again.solvable), (&forward, protection.solvable), "case {case}: the rows' order changed the protection");
+            if protection.solvable == 0 {
+                accepted += 1;
+                assert_eq!(solved_by_all_lines(&table, &forward), Vec::<usize>::new(), "case {case}");
+            }
+        }
+        assert!(accepted >= 4, "{accepted} of 8 accepted");
+    }
+
     /// The cells on a cycle between two slices, found otherwise than by the bridges of a graph:
     /// for each pair of values of one dimension and each position both suppress, whether the
     /// two lines of that position are still joined (breadth first) by the others.
@@ -1453,6 +1544,29 @@ mod tests {
             }
             // And they are the cells a plain search finds on such cycles.
             proptest::prop_assert_eq!(&on_cycles, &on_cycles_by_search(&table, &pattern));
+            // A cell on a cycle glued by the other half of the slices is never solved either; the
+            // hash map grid and the rows in reverse order (every key coded otherwise) mark the
+            // same cells.
+            let mut glued = vec![false; pattern.len()];
+            cubes.certify_glued_cycles(&hidden, &mut glued);
+            for r in (0..pattern.len()).filter(|&r| glued[r]) {
+                proptest::prop_assert!(pattern[r] && !solved.contains(&r), "row {} on a glued cycle but solved", r);
+            }
+            let sparse = Cubes::new(&ids, &cardinality, intern(&table).key_order, &dims, &pattern).with_sparse_grid(&pattern);
+            let mut by_map = vec![false; pattern.len()];
+            sparse.certify_glued_cycles(&hidden, &mut by_map);
+            proptest::prop_assert_eq!(&by_map, &glued);
+            let mut reversed = table.clone();
+            reversed.rows.reverse();
+            let back: Vec<bool> = pattern.iter().rev().copied().collect();
+            let Interned { ids: back_ids, cardinality: back_cardinality, key_order: back_order, .. } = intern(&reversed);
+            let back_dims: Vec<DimLines> = (0..3).map(|k| lines_along(&back_ids, reversed.rows.len(), &back_cardinality, k)).collect();
+            let back_cubes = Cubes::new(&back_ids, &back_cardinality, back_order, &back_dims, &back);
+            let back_hidden: Vec<usize> = (0..back.len()).filter(|&r| back[r]).collect();
+            let mut by_reversed = vec![false; back.len()];
+            back_cubes.certify_glued_cycles(&back_hidden, &mut by_reversed);
+            by_reversed.reverse();
+            proptest::prop_assert_eq!(&by_reversed, &glued);
             // The hash map grid (no words of bits) finds the same cubes, and completes the same.
             let sparse = Cubes::new(&ids, &cardinality, intern(&table).key_order, &dims, &pattern).with_sparse_grid(&pattern);
             let mut by_map = vec![false; pattern.len()];

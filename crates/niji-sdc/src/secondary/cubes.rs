@@ -39,6 +39,14 @@
 //! among up to [`MAX_PAIR_THREADS`] scoped threads: their marks only add up, so what is
 //! certified does not depend on the threads (property-tested against one thread).
 //!
+//! Cycles between two slices need positions suppressed in both; sums of cycles of many slices
+//! need not. A set of positions *glued* by half a dimension's slices (grown from one slice: a
+//! slice adds each position whose two lines its glued positions already join) carries only
+//! cycles that are sums of that half's cycles, so a cell of the other half on a cycle of glued
+//! positions is not solved ([`Cubes::certify_glued_cycles`], the proof at
+//! [`Cubes::glued_cycle_marks`]). A few passes over the slices' bits: on the benchmark's table
+//! it leaves no cell for a cube to be completed.
+//!
 //! The searches are many (one per suppressed cell of a large group, most finding nothing), so
 //! which cells are suppressed is kept here again as a bit set laid out by keys ([`Grid`]), with
 //! each line's suppressed codes: a cube's corner is found by adding to a position, and in the
@@ -198,36 +206,13 @@ impl<'a> Cubes<'a> {
     /// rows.
     pub fn certify_slice_pairs(&self, rows: &[usize], certified: &mut [bool], work: &mut usize) {
         let Some(grid) = &self.grid else { return };
-        if self.d != 3 {
-            return;
-        }
-        for i in 0..3 {
-            let [j, k] = [(i + 1) % 3, (i + 2) % 3].map(|k| self.cardinality[k] as usize);
-            let (slices, plane) = (self.cardinality[i] as usize, j * k);
-            let words = plane.div_ceil(64);
-            // Each slice's suppressed cells of the group (of rows with equal keys, the first:
-            // the grid's), counted first: the work and memory are known before anything is held.
-            let Some(size) = slices.checked_mul(words).filter(|&size| size <= SLICE_WORDS_HELD) else { continue };
-            let first = |r: usize| grid.row(self.position(r)) == Some(r as u32);
-            let mut count = vec![0u32; slices];
-            rows.iter().filter(|&&r| first(r)).for_each(|&r| count[self.code(r as u32, i) as usize] += 1);
-            // A cycle has at least four cells in each slice.
-            let codes: Vec<usize> = (0..slices).filter(|&a| count[a] >= 4).collect();
+        for i in (0..3).filter(|_| self.d == 3) {
+            let Some(bits) = self.slice_bits(grid, rows, i, certified) else { continue };
+            let SliceBits { j, k, words, codes, .. } = bits.slices();
             let pairs = codes.len().checked_mul(codes.len().saturating_sub(1)).map(|p| p / 2);
             let Some(left) = pairs.and_then(|p| p.checked_mul(words + j + k)).and_then(|cost| work.checked_sub(cost)) else { continue };
             *work = left;
-            // Per slice, as bits laid out by the other two codes, its suppressed cells, then
-            // those of them not certified yet.
-            let (mut hidden, mut open) = (vec![0u64; size], vec![0u64; size]);
-            for &r in rows.iter().filter(|&&r| first(r)) {
-                let at = self.code(r as u32, (i + 1) % 3) as usize * k + self.code(r as u32, (i + 2) % 3) as usize;
-                let (word, bit) = (self.code(r as u32, i) as usize * words + at / 64, 1 << (at % 64));
-                hidden[word] |= bit;
-                if !certified[r] {
-                    open[word] |= bit;
-                }
-            }
-            let slices = SliceBits { i, j, k, words, codes: &codes, hidden: &hidden, open: &open };
+            let slices = bits.slices();
             // The pairs are shared among threads (their marks only add up, so the result does
             // not depend on how), a slice's pairs on one thread, slices dealt in turn.
             let threads = match self.pair_threads {
@@ -246,6 +231,144 @@ impl<'a> Cubes<'a> {
             };
             marks.into_iter().flatten().for_each(|row| certified[row as usize] = true);
         }
+    }
+
+    /// Marks in `certified` the cells of `rows` (suppressed cells of a table of three dimensions,
+    /// of one group or several) that lie, in their slice of some dimension, on a cycle of
+    /// positions *glued* by the other half of that dimension's slices (see
+    /// [`Cubes::glued_cycle_marks`] for what that is and the proof). At most [`GLUE_PASSES`]
+    /// passes over the slices' bits, no pairs: in a dense pattern it certifies most cells at
+    /// once. Cells marked before stay marked; a table of another
+    /// number of dimensions marks nothing, nor does a dimension whose slices take more than
+    /// [`SLICE_WORDS_HELD`].
+    pub fn certify_glued_cycles(&self, rows: &[usize], certified: &mut [bool]) {
+        let Some(grid) = &self.grid else { return };
+        for i in (0..3).filter(|_| self.d == 3) {
+            let Some(bits) = self.slice_bits(grid, rows, i, certified) else { continue };
+            for row in self.glued_cycle_marks(grid, &bits.slices()) {
+                certified[row as usize] = true;
+            }
+        }
+    }
+
+    /// The suppressed cells of `rows` in the slices of dimension `i` as words of bits ([`Bits`]),
+    /// with those not `certified` yet; `None` where they would take more than
+    /// [`SLICE_WORDS_HELD`] (counted before anything is held). Of rows with equal keys, the
+    /// first (the grid's).
+    fn slice_bits(&self, grid: &Grid, rows: &[usize], i: usize, certified: &[bool]) -> Option<Bits> {
+        let [j, k] = [(i + 1) % 3, (i + 2) % 3].map(|k| self.cardinality[k] as usize);
+        let (slices, plane) = (self.cardinality[i] as usize, j * k);
+        let words = plane.div_ceil(64);
+        let size = slices.checked_mul(words).filter(|&size| size <= SLICE_WORDS_HELD)?;
+        let first = |r: usize| grid.row(self.position(r)) == Some(r as u32);
+        let mut count = vec![0u32; slices];
+        rows.iter().filter(|&&r| first(r)).for_each(|&r| count[self.code(r as u32, i) as usize] += 1);
+        // A cycle has at least four cells in each slice.
+        let codes: Vec<usize> = (0..slices).filter(|&a| count[a] >= 4).collect();
+        let (mut hidden, mut open) = (vec![0u64; size], vec![0u64; size]);
+        for &r in rows.iter().filter(|&&r| first(r)) {
+            let at = self.code(r as u32, (i + 1) % 3) as usize * k + self.code(r as u32, (i + 2) % 3) as usize;
+            let (word, bit) = (self.code(r as u32, i) as usize * words + at / 64, 1 << (at % 64));
+            hidden[word] |= bit;
+            if !certified[r] {
+                open[word] |= bit;
+            }
+        }
+        Some(Bits { i, j, k, words, codes, hidden, open })
+    }
+
+    /// The cells of `slices` on a cycle of positions that the other half of the slices glues.
+    /// The slices are halved by the order of their keys (even places, odd places), so that the
+    /// marks depend on the keys alone.
+    ///
+    /// Why it is a certificate (the signs of margins as at [`SLICE_PAIR_WORK`], so that every
+    /// line's signed cells add up to 0). Take the slices of dimension `i`; in each slice `t` the
+    /// suppressed cells are the edges of a graph `G_t` whose nodes are the slice's lines (as at
+    /// [`SLICE_PAIR_WORK`]). A *cycle vector* of `t` is one of values on its edges that adds up
+    /// to 0 along each of its lines. If a cycle vector `c` of slice `a` equals a sum of cycle
+    /// vectors `c_t` of other slices `t`, then `c` in slice `a` less each `c_t` in its slice `t`
+    /// is in the null space: each slice's lines add up to 0, and each line along `i` (one
+    /// position, every slice) meets `c(p) − Σ c_t(p) = 0`. So every cell of `a` where `c` is
+    /// not 0 is not solved.
+    ///
+    /// Which cycles are such sums, without linear algebra: call a set `K` of positions *glued*
+    /// by a set `A` of slices when every family of values `g` on positions that is, on each
+    /// slice of `A`, a difference of values on its lines (`g(y, z) = φ_t(z) − φ_t(y)`, a
+    /// potential per slice), is such a difference of one potential `φ` on the positions of
+    /// `K`. Then every cycle vector `c` on `K` is orthogonal to each such `g`
+    /// (`Σ c·g = Σ φ·∂c = 0`), and those `g` are exactly the vectors orthogonal to every cycle
+    /// vector of every slice of `A`; so `c` is a sum of such cycle vectors. The positions of one
+    /// slice of `A` are glued (its own potential). And if `K` is glued, so is `K` with every
+    /// position `e` of a slice `t` of `A` whose two lines are joined by a path of `t`'s
+    /// positions in `K`: along that path `φ` and `φ_t` differ by the same constant at each line
+    /// (they have the same differences there), so `g(e) = φ_t(z) − φ_t(y) = φ(z) − φ(y)`.
+    /// Growing `K` so from one slice until nothing is added (or for [`GLUE_PASSES`] passes over
+    /// the slices: `K` is glued after each addition), each cell of a slice not in `A` on a cycle
+    /// of its positions in `K` (not a bridge of that graph) is certified. The slices are halved
+    /// and each half certifies the other.
+    ///
+    /// In a table with a tenth of its cells small, a slice's positions are about a tenth of the
+    /// plane and share about a tenth of them with the glued set at first, near the point where
+    /// shared positions begin to join most lines; after a pass or two the glued set is nearly
+    /// the half's positions, and most cells of the other half are certified at once.
+    fn glued_cycle_marks(&self, grid: &Grid, slices: &SliceBits) -> Vec<u32> {
+        let SliceBits { i, j, k, words, codes, hidden, .. } = *slices;
+        let bits = |a: usize| &hidden[a * words..(a + 1) * words];
+        let cells = |a: usize| bits(a).iter().map(|w| w.count_ones()).sum::<u32>();
+        let (mut joined, mut graph, mut edges, mut marks) = (super::UnionFind::default(), super::LineGraph::default(), Vec::new(), Vec::new());
+        for half in [0, 1] {
+            let (gluing, glued): (Vec<usize>, Vec<usize>) = codes.iter().partition(|&&a| self.key_order[i][a] % 2 == half);
+            // The positions glued: from the slice of most cells (then of the smallest keys), each
+            // gluing slice adds those of its positions whose two lines its positions glued
+            // already join, until none does.
+            let Some(&base) = gluing.iter().min_by_key(|&&a| (std::cmp::Reverse(cells(a)), self.key_order[i][a])) else { continue };
+            let mut positions = bits(base).to_vec();
+            let (mut grew, mut passes) = (true, 0);
+            while grew && passes < GLUE_PASSES {
+                (grew, passes) = (false, passes + 1);
+                for &t in &gluing {
+                    let own = bits(t);
+                    if !(0..words).any(|w| own[w] & !positions[w] != 0) {
+                        continue;
+                    }
+                    joined.reset(j + k);
+                    for_each_position(own.iter().zip(&positions).map(|(&p, &g)| p & g), |at| {
+                        joined.union(at / k, j + at % k);
+                    });
+                    let mut added = Vec::new();
+                    for_each_position(own.iter().zip(&positions).map(|(&p, &g)| p & !g), |at| {
+                        if joined.find(at / k) == joined.find(j + at % k) {
+                            added.push(at);
+                        }
+                    });
+                    grew |= !added.is_empty();
+                    added.into_iter().for_each(|at| positions[at / 64] |= 1 << (at % 64));
+                }
+            }
+            // Each slice of the other half: its cells on a cycle of positions glued.
+            for &a in &glued {
+                edges.clear();
+                for_each_position(bits(a).iter().zip(&positions).map(|(&p, &g)| p & g), |at| edges.push((at / k, j + at % k)));
+                if edges.len() < 4 || {
+                    joined.reset(j + k);
+                    edges.iter().all(|&(y, z)| joined.union(y, z))
+                } {
+                    continue;
+                }
+                graph.refill(j + k, edges.iter().copied());
+                let mut on_cycle = vec![true; edges.len()];
+                graph.bridges().into_iter().for_each(|e| on_cycle[e] = false);
+                for (&(y, z), _) in edges.iter().zip(&on_cycle).filter(|(_, &on)| on) {
+                    let mut codes = [0u64; 3];
+                    codes[i] = a as u64;
+                    codes[(i + 1) % 3] = y as u64;
+                    codes[(i + 2) % 3] = (z - j) as u64;
+                    let at = codes.iter().zip(&self.stride).fold(0u64, |at, (&c, &s)| at.wrapping_add(c.wrapping_mul(s)));
+                    marks.push(grid.row(at).expect("a suppressed position is a cell"));
+                }
+            }
+        }
+        marks
     }
 
     /// The cells on a cycle between two slices of `slices`, of the pairs whose first slice is the
@@ -465,6 +588,24 @@ impl<'a> Cubes<'a> {
 /// the point where cycles appear everywhere).
 pub(super) const SLICE_PAIR_WORK: usize = 1 << 26;
 
+/// The slices of one dimension as bits ([`Cubes::slice_bits`]), held.
+struct Bits {
+    i: usize,
+    j: usize,
+    k: usize,
+    words: usize,
+    codes: Vec<usize>,
+    hidden: Vec<u64>,
+    open: Vec<u64>,
+}
+
+impl Bits {
+    fn slices(&self) -> SliceBits<'_> {
+        let Bits { i, j, k, words, .. } = *self;
+        SliceBits { i, j, k, words, codes: &self.codes, hidden: &self.hidden, open: &self.open }
+    }
+}
+
 /// The slices of one dimension as [`Cubes::certify_slice_pairs`] compares them: dimension `i`,
 /// the other two of `j` and `k` codes, per slice `words` words of bits (of its suppressed cells
 /// in `hidden`, of those not certified yet in `open`), the slices with enough cells in `codes`.
@@ -477,6 +618,22 @@ struct SliceBits<'s> {
     codes: &'s [usize],
     hidden: &'s [u64],
     open: &'s [u64],
+}
+
+/// Passes over a half's slices at most while the positions they glue grow
+/// ([`Cubes::glued_cycle_marks`]): a pass adds at least one position, and a plane has many, so
+/// the passes are bounded (each reads every slice of the half). The benchmark's table needs
+/// three in each half of each dimension.
+const GLUE_PASSES: usize = 16;
+
+/// Calls `f` with the place of each bit set in `words` (word by word, lowest bit first).
+fn for_each_position(words: impl Iterator<Item = u64>, mut f: impl FnMut(usize)) {
+    for (w, mut word) in words.enumerate() {
+        while word != 0 {
+            f(w * 64 + word.trailing_zeros() as usize);
+            word &= word - 1;
+        }
+    }
 }
 
 /// Pairs of slices of one dimension below which they are compared on the calling thread alone.
