@@ -891,33 +891,68 @@ struct Interned {
 
 /// Codes every key as a `u32` per dimension (in order of first occurrence). One pass over the
 /// rows (their keys are scattered on the heap); a key equal to the previous row's reuses its
-/// code without hashing (query outputs are usually sorted).
+/// code without hashing (query outputs are usually sorted). A large table's rows are coded in
+/// parts on threads of their own ([`INTERN_ROWS_PER_THREAD`], up to [`cubes::pair_threads`]),
+/// each part's codes then renumbered into the whole's: the same codes as one pass gives.
 fn intern(table: &Table) -> Interned {
+    intern_in_parts(table, (table.rows.len() / INTERN_ROWS_PER_THREAD).clamp(1, cubes::pair_threads()))
+}
+
+/// [`intern`] with the rows in `parts` parts.
+fn intern_in_parts(table: &Table, parts: usize) -> Interned {
     let (n, d) = (table.rows.len(), table.dimensions.len());
     let mut ids = vec![0u32; n * d];
     let mut margin = vec![false; n];
+    let parts = parts.clamp(1, n.max(1));
+    let rows_per_part = n.div_ceil(parts).max(1);
+    // Per part and dimension, its keys in the order of its codes.
+    let part_keys: Vec<Vec<Vec<&str>>> = if parts == 1 {
+        vec![intern_part(&table.rows, d, &mut ids, &mut margin)]
+    } else {
+        std::thread::scope(|scope| {
+            let running: Vec<_> = table
+                .rows
+                .chunks(rows_per_part)
+                .zip(ids.chunks_mut(rows_per_part * d))
+                .zip(margin.chunks_mut(rows_per_part))
+                .map(|((rows, ids), margin)| scope.spawn(move || intern_part(rows, d, ids, margin)))
+                .collect();
+            running.into_iter().map(|part| part.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+        })
+    };
+    // The whole's codes: the first part's, then each later part's new keys in its order.
     let mut codes: Vec<HashMap<&str, u32, FxBuild>> = vec![HashMap::default(); d];
-    let mut previous: Vec<(&str, u32)> = vec![("", u32::MAX); d];
-    for ((row, ids), margin) in table.rows.iter().zip(ids.chunks_exact_mut(d)).zip(&mut margin) {
-        for (k, key) in row.keys.iter().enumerate() {
-            let key = key.as_str();
-            *margin |= key == TOTAL;
-            let (last, last_id) = previous[k];
-            ids[k] = if last_id != u32::MAX && last == key {
-                last_id
-            } else {
-                let next = codes[k].len() as u32;
-                let id = *codes[k].entry(key).or_insert(next);
-                previous[k] = (key, id);
-                id
-            };
+    let mut keys: Vec<Vec<&str>> = vec![Vec::new(); d];
+    for (part, these) in part_keys.into_iter().enumerate() {
+        let renumber: Vec<Vec<u32>> = these
+            .into_iter()
+            .enumerate()
+            .map(|(k, local)| {
+                local
+                    .into_iter()
+                    .map(|key| {
+                        let next = keys[k].len() as u32;
+                        *codes[k].entry(key).or_insert_with(|| {
+                            keys[k].push(key);
+                            next
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        if part > 0 {
+            for row_ids in ids[part * rows_per_part * d..(n * d).min((part + 1) * rows_per_part * d)].chunks_exact_mut(d) {
+                for (k, id) in row_ids.iter_mut().enumerate() {
+                    *id = renumber[k][*id as usize];
+                }
+            }
         }
     }
-    let cardinality = codes.iter().map(|c| c.len() as u64).collect();
-    let key_order = codes
+    let cardinality = keys.iter().map(|k| k.len() as u64).collect();
+    let key_order = keys
         .iter()
-        .map(|codes| {
-            let mut by_key: Vec<(&str, u32)> = codes.iter().map(|(&key, &code)| (key, code)).collect();
+        .map(|keys| {
+            let mut by_key: Vec<(&str, u32)> = keys.iter().enumerate().map(|(code, &key)| (key, code as u32)).collect();
             by_key.sort_unstable();
             let mut order = vec![0u32; by_key.len()];
             for (place, (_, code)) in by_key.into_iter().enumerate() {
@@ -927,6 +962,36 @@ fn intern(table: &Table) -> Interned {
         })
         .collect();
     Interned { ids, cardinality, margin, key_order }
+}
+
+/// Rows a thread codes at least in [`intern`].
+const INTERN_ROWS_PER_THREAD: usize = 250_000;
+
+/// Codes the keys of `rows` into `ids` (row-major) in order of first occurrence among them, and
+/// marks the margins; returns per dimension the keys in the order of their codes.
+fn intern_part<'t>(rows: &'t [crate::table::Row], d: usize, ids: &mut [u32], margin: &mut [bool]) -> Vec<Vec<&'t str>> {
+    let mut codes: Vec<HashMap<&str, u32, FxBuild>> = vec![HashMap::default(); d];
+    let mut keys: Vec<Vec<&str>> = vec![Vec::new(); d];
+    let mut previous: Vec<(&str, u32)> = vec![("", u32::MAX); d];
+    for ((row, ids), margin) in rows.iter().zip(ids.chunks_exact_mut(d)).zip(margin) {
+        for (k, key) in row.keys.iter().enumerate() {
+            let key = key.as_str();
+            *margin |= key == TOTAL;
+            let (last, last_id) = previous[k];
+            ids[k] = if last_id != u32::MAX && last == key {
+                last_id
+            } else {
+                let next = keys[k].len() as u32;
+                let id = *codes[k].entry(key).or_insert_with(|| {
+                    keys[k].push(key);
+                    next
+                });
+                previous[k] = (key, id);
+                id
+            };
+        }
+    }
+    keys
 }
 
 /// Groups the rows by their codes in every dimension but `k`.
@@ -1358,6 +1423,27 @@ mod tests {
         cubes.certify_slice_pairs(&hidden, &mut by_pairs, &mut cubes::SLICE_PAIR_WORK.clone());
         assert_eq!(by_pairs.iter().filter(|&&c| c).count(), 0);
         assert!(!solved_by_all_lines(&table, &pattern).is_empty(), "a broken cycle leaves cells solved");
+    }
+
+    /// Coding the keys in parts (on threads) gives the codes one pass gives, with rows repeating
+    /// keys in and across parts, margins among them.
+    #[test]
+    fn keys_coded_in_parts_are_coded_as_in_one_pass() {
+        let table = three_way(&vec![vec![vec![20; 4]; 3]; 5], true);
+        let mut shuffled = table.clone();
+        shuffled.rows.rotate_left(7);
+        shuffled.rows.swap(3, 50);
+        for table in [table, shuffled] {
+            let one = intern_in_parts(&table, 1);
+            for parts in [2, 3, 4, 7, table.rows.len(), table.rows.len() + 5] {
+                let these = intern_in_parts(&table, parts);
+                assert_eq!(
+                    (&these.ids, &these.cardinality, &these.margin, &these.key_order),
+                    (&one.ids, &one.cardinality, &one.margin, &one.key_order),
+                    "{parts} parts"
+                );
+            }
+        }
     }
 
     /// Cycles glued by the other half of the slices, in three-way tables of 8 values a side

@@ -643,7 +643,7 @@ const PAIRS_PER_THREAD: usize = 1_024;
 const MAX_PAIR_THREADS: usize = 4;
 
 /// The threads to compare slices on: the machine's, up to [`MAX_PAIR_THREADS`].
-fn pair_threads() -> usize {
+pub(super) fn pair_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_PAIR_THREADS)
 }
 
