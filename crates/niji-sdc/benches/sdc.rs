@@ -11,7 +11,8 @@
 //! runs, default 5; the median is shown; `NIJI_BENCH_SHUFFLE=1` shuffles the rows, the worst
 //! case for key interning, which reuses the previous row's code when keys repeat;
 //! `NIJI_BENCH_SHAPE=2d` makes the table two dimensions of 1,000 values each, where every
-//! suppressed cell is also put on a cycle of suppressed cells).
+//! suppressed cell is also put on a cycle of suppressed cells; `NIJI_BENCH_SMALL=P` makes P% of
+//! the cells small, below 10 persons, uniformly, instead of about 10% from the skew).
 
 use niji_sdc::{check, Cell, Measure, Preset, Rules, Table};
 use std::time::{Duration, Instant};
@@ -34,7 +35,7 @@ impl Rng {
     }
 }
 
-fn generate(two_way: bool) -> Table {
+fn generate(two_way: bool, small_percent: Option<u64>) -> Table {
     let mut rng = Rng(0x6e69_6a69_5344_4331);
     let (dimensions, side): (&[&str], usize) =
         if two_way { (&["institution", "diagnosis"], 1_000) } else { (&["prefecture", "age_band", "diagnosis"], SIDE) };
@@ -46,7 +47,11 @@ fn generate(two_way: bool) -> Table {
     for p in &prefectures {
         for a in &ages {
             for c in &codes {
-                let persons = rng.below(200).min(rng.below(200));
+                let persons = match small_percent {
+                    None => rng.below(200).min(rng.below(200)),
+                    Some(p) if rng.below(100) < p => rng.below(10),
+                    Some(_) => 10 + rng.below(190),
+                };
                 let sum = if persons == 0 {
                     Cell::new(0.0, 0).with_contributions([0.0, 0.0], 0.0)
                 } else {
@@ -83,7 +88,8 @@ fn shuffle(table: Table) -> Table {
 fn main() {
     let runs: usize = std::env::var("NIJI_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(5).max(1);
     let started = Instant::now();
-    let mut table = generate(std::env::var("NIJI_BENCH_SHAPE").as_deref() == Ok("2d"));
+    let small = std::env::var("NIJI_BENCH_SMALL").ok().and_then(|s| s.parse().ok());
+    let mut table = generate(std::env::var("NIJI_BENCH_SHAPE").as_deref() == Ok("2d"), small);
     if std::env::var_os("NIJI_BENCH_SHUFFLE").is_some() {
         table = shuffle(table);
     }
