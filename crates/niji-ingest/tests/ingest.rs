@@ -487,26 +487,7 @@ system = "icd10"
 
 /// The mapping of a file with a free-text column, in `encoding`.
 fn note_mapping(encoding: &str) -> CsvMapping {
-    CsvMapping::from_toml(&format!(
-        r#"
-encoding = "{encoding}"
-[[column]]
-name = "id"
-role = "identifier"
-kind = "patient_id"
-required = true
-[[column]]
-name = "note"
-role = "identifier"
-kind = "free_text"
-[[column]]
-name = "dx"
-role = "content"
-type = "code"
-system = "icd10"
-"#
-    ))
-    .unwrap()
+    CsvMapping::from_toml(&format!("encoding = \"{encoding}\"\n{}", include_str!("fixtures/note-mapping.toml"))).unwrap()
 }
 
 #[test]

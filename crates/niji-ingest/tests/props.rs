@@ -68,21 +68,7 @@ const NDJSON: &str = concat!(
     "\n",
 );
 
-const NOTE_MAPPING: &str = r#"
-[[column]]
-name = "id"
-role = "identifier"
-kind = "patient_id"
-[[column]]
-name = "note"
-role = "identifier"
-kind = "free_text"
-[[column]]
-name = "dx"
-role = "content"
-type = "code"
-system = "icd10"
-"#;
+const NOTE_MAPPING: &str = include_str!("fixtures/note-mapping.toml");
 
 const CSV: &str = "id,born,dx,val\nP1,1950-01-02,E11.9,1.5\nP2,S20.07.06,I10,2\n";
 const MAPPING: &str = r#"

@@ -4,21 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 use niji_ingest::{csv_map, CsvMapping, Date, IngestConfig};
 
-const MAPPING: &str = r#"
-[[column]]
-name = "id"
-role = "identifier"
-kind = "patient_id"
-[[column]]
-name = "note"
-role = "identifier"
-kind = "free_text"
-[[column]]
-name = "dx"
-role = "content"
-type = "code"
-system = "icd10"
-"#;
+const MAPPING: &str = include_str!("../../tests/fixtures/note-mapping.toml");
 
 fuzz_target!(|data: &[u8]| {
     let mut config = IngestConfig::new(Date::new(2026, 1, 1).unwrap());
