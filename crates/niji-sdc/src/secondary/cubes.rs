@@ -315,7 +315,7 @@ impl<'a> Cubes<'a> {
         let SliceBits { i, j, k, words, codes, hidden, .. } = *slices;
         let bits = |a: usize| &hidden[a * words..(a + 1) * words];
         let cells = |a: usize| bits(a).iter().map(|w| w.count_ones()).sum::<u32>();
-        let (mut joined, mut graph, mut edges, mut marks) = (super::UnionFind::default(), super::LineGraph::default(), Vec::new(), Vec::new());
+        let (mut joined, mut cycles, mut marks) = (super::UnionFind::default(), CycleSearch::default(), Vec::new());
         for half in [0, 1] {
             let (gluing, glued): (Vec<usize>, Vec<usize>) = codes.iter().partition(|&&a| self.key_order[i][a] % 2 == half);
             // The positions glued: from the slice of most cells (then of the smallest keys), each
@@ -347,37 +347,59 @@ impl<'a> Cubes<'a> {
             }
             // Each slice of the other half: its cells on a cycle of positions glued.
             for &a in &glued {
-                edges.clear();
-                for_each_position(bits(a).iter().zip(&positions).map(|(&p, &g)| p & g), |at| edges.push((at / k, j + at % k)));
-                if edges.len() < 4 || {
-                    joined.reset(j + k);
-                    edges.iter().all(|&(y, z)| joined.union(y, z))
-                } {
-                    continue;
-                }
-                graph.refill(j + k, edges.iter().copied());
-                let mut on_cycle = vec![true; edges.len()];
-                graph.bridges().into_iter().for_each(|e| on_cycle[e] = false);
-                for (&(y, z), _) in edges.iter().zip(&on_cycle).filter(|(_, &on)| on) {
-                    let mut codes = [0u64; 3];
-                    codes[i] = a as u64;
-                    codes[(i + 1) % 3] = y as u64;
-                    codes[(i + 2) % 3] = (z - j) as u64;
-                    let at = codes.iter().zip(&self.stride).fold(0u64, |at, (&c, &s)| at.wrapping_add(c.wrapping_mul(s)));
-                    marks.push(grid.row(at).expect("a suppressed position is a cell"));
-                }
+                let on_glued = bits(a).iter().zip(&positions).map(|(&p, &g)| p & g);
+                self.mark_cycles(grid, slices, on_glued, &[a], &mut cycles, &mut marks);
             }
         }
         marks
     }
 
+    /// Pushes to `marks` the cells, in each slice of `slices_marked` (of dimension `slices.i`), at
+    /// the positions set in `positions` (words of bits, laid out as [`Cubes::slice_bits`] lays
+    /// them) that lie on a cycle of the graph they make: nodes the lines along the third
+    /// dimension (by the second's code), then those along the second (by the third's); a
+    /// position on a cycle is one that is not a bridge. Most sets of a sparse pattern make a
+    /// forest: a union-find tells so before any graph is made.
+    fn mark_cycles(
+        &self,
+        grid: &Grid,
+        slices: &SliceBits,
+        positions: impl Iterator<Item = u64>,
+        slices_marked: &[usize],
+        search: &mut CycleSearch,
+        marks: &mut Vec<u32>,
+    ) {
+        let SliceBits { i, j, k, .. } = *slices;
+        let CycleSearch { edges, on_cycle, joined, graph } = search;
+        edges.clear();
+        for_each_position(positions, |at| edges.push((at / k, j + at % k)));
+        if edges.len() < 4 || {
+            joined.reset(j + k);
+            edges.iter().all(|&(y, z)| joined.union(y, z))
+        } {
+            return;
+        }
+        graph.refill(j + k, edges.iter().copied());
+        on_cycle.clear();
+        on_cycle.resize(edges.len(), true);
+        graph.bridges().into_iter().for_each(|e| on_cycle[e] = false);
+        for (&(y, z), _) in edges.iter().zip(on_cycle.iter()).filter(|(_, &on)| on) {
+            for &slice in slices_marked {
+                let mut codes = [0u64; 3];
+                codes[i] = slice as u64;
+                codes[(i + 1) % 3] = y as u64;
+                codes[(i + 2) % 3] = (z - j) as u64;
+                let at = codes.iter().zip(&self.stride).fold(0u64, |at, (&c, &s)| at.wrapping_add(c.wrapping_mul(s)));
+                marks.push(grid.row(at).expect("a suppressed position is a cell"));
+            }
+        }
+    }
+
     /// The cells on a cycle between two slices of `slices`, of the pairs whose first slice is the
     /// `part`-th of every `parts` ([`Cubes::certify_slice_pairs`]).
     fn slice_pair_marks(&self, grid: &Grid, slices: &SliceBits, part: usize, parts: usize) -> Vec<u32> {
-        let SliceBits { i, j, k, words, codes, hidden, open } = *slices;
-        let (mut edges, mut on_cycle, mut joined) = (Vec::new(), Vec::new(), super::UnionFind::default());
-        let mut graph = super::LineGraph::default();
-        let mut marks = Vec::new();
+        let SliceBits { words, codes, hidden, open, .. } = *slices;
+        let (mut cycles, mut marks) = (CycleSearch::default(), Vec::new());
         for (x, &a) in codes.iter().enumerate().skip(part).step_by(parts) {
             let (one, one_open) = (&hidden[a * words..(a + 1) * words], &open[a * words..(a + 1) * words]);
             for &b in &codes[x + 1..] {
@@ -386,38 +408,8 @@ impl<'a> Cubes<'a> {
                 if !(0..words).any(|w| one[w] & other[w] & (one_open[w] | other_open[w]) != 0) {
                     continue;
                 }
-                edges.clear();
-                for (w, (&p, &q)) in one.iter().zip(other).enumerate() {
-                    let mut both = p & q;
-                    while both != 0 {
-                        let at = w * 64 + both.trailing_zeros() as usize;
-                        both &= both - 1;
-                        // Nodes: the line along the third dimension (by the second's code),
-                        // then the line along the second (by the third's).
-                        edges.push((at / k, j + at % k));
-                    }
-                }
-                // Most pairs of a sparse pattern make a forest: no cycle, done with here.
-                if edges.len() < 4 || {
-                    joined.reset(j + k);
-                    edges.iter().all(|&(y, z)| joined.union(y, z))
-                } {
-                    continue;
-                }
-                graph.refill(j + k, edges.iter().copied());
-                on_cycle.clear();
-                on_cycle.resize(edges.len(), true);
-                graph.bridges().into_iter().for_each(|e| on_cycle[e] = false);
-                for (&(y, z), _) in edges.iter().zip(&on_cycle).filter(|(_, &on)| on) {
-                    for slice in [a, b] {
-                        let mut codes = [0u64; 3];
-                        codes[i] = slice as u64;
-                        codes[(i + 1) % 3] = y as u64;
-                        codes[(i + 2) % 3] = (z - j) as u64;
-                        let at = codes.iter().zip(&self.stride).fold(0u64, |at, (&c, &s)| at.wrapping_add(c.wrapping_mul(s)));
-                        marks.push(grid.row(at).expect("a suppressed position is a cell"));
-                    }
-                }
+                let both = one.iter().zip(other).map(|(&p, &q)| p & q);
+                self.mark_cycles(grid, slices, both, &[a, b], &mut cycles, &mut marks);
             }
         }
         marks
@@ -625,6 +617,16 @@ struct SliceBits<'s> {
 /// the passes are bounded (each reads every slice of the half). The benchmark's table needs
 /// three in each half of each dimension.
 const GLUE_PASSES: usize = 16;
+
+/// The buffers of [`Cubes::mark_cycles`], kept from one set of positions to the next
+/// (thousands a table).
+#[derive(Default)]
+struct CycleSearch {
+    edges: Vec<(usize, usize)>,
+    on_cycle: Vec<bool>,
+    joined: super::UnionFind,
+    graph: super::LineGraph,
+}
 
 /// Calls `f` with the place of each bit set in `words` (word by word, lowest bit first).
 fn for_each_position(words: impl Iterator<Item = u64>, mut f: impl FnMut(usize)) {
