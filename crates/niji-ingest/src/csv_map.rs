@@ -35,9 +35,10 @@
 //! quasi `prefecture` and `municipality` must be JIS X 0401 / 0402 codes; content codes must have
 //! their system's shape. A column named in a `system_column`/`unit_column` should itself be mapped
 //! as `ignore`. A quoted cell may span lines (RFC 4180: a comment column exported from an EHR
-//! holds line breaks); a row is located by the line it starts on, and a quote left open refuses
-//! the row at that line ([`Reason::UnclosedQuote`]), once the end of the file or
-//! [`crate::IngestConfig::max_line_bytes`] (the whole row) is reached.
+//! holds line breaks); a row is located by the line it starts on. A row longer than
+//! [`crate::IngestConfig::max_line_bytes`], or whose quote is still open at the end of the
+//! file, is refused at that line with the lines it took ([`Reason::UnclosedQuote`]), and none
+//! of them is read as a row. A header that cannot be read stops the file there.
 //!
 //! Identifiers mapped as content are caught, since content reaches the lake:
 //! - a code or number equal to one of the row's person identifiers (patient, insured, member,
@@ -60,7 +61,7 @@ use crate::codes::CodeSystem;
 use crate::dates::parse_any;
 use crate::model::*;
 use crate::report::{FileReport, Issues, Problem, Reason, RecordKind};
-use crate::{IngestConfig, IngestError, Lines, Severity};
+use crate::{IngestConfig, IngestError, Severity};
 
 /// A fixed-width content column needs this many values before it can be called identifier-like.
 pub const IDENTIFIER_LIKE_MIN_VALUES: u64 = 50;
@@ -289,12 +290,21 @@ const PERSON_IDENTIFIERS: [IdentifierKind; 6] = [
     IdentifierKind::PublicExpenseRecipient,
 ];
 
-/// The rows of a CSV file: its lines, joined (with `\n`) while a quoted cell is open.
+/// The rows of a CSV file, read from its bytes: a row ends at a line break outside a quoted
+/// cell ([`CsvState`]); a line break inside one is part of the cell (CRLF there becomes LF).
+/// At most `limit` bytes of a row are kept: a longer row is refused at the line it starts on
+/// (one line: [`Reason::LineTooLong`]; a quoted cell across lines: [`Reason::UnclosedQuote`]
+/// with the lines it took), and reading goes on after it, wherever its quote closes: its
+/// lines are never read as rows. In Shift_JIS the second byte of a character is not read as
+/// a delimiter, a quote or a line break.
 struct Rows<R> {
-    lines: Lines<R>,
+    reader: R,
     row: Vec<u8>,
     delimiter: u8,
+    shift_jis: bool,
     limit: usize,
+    /// Lines read so far.
+    lines: u64,
 }
 
 /// One row of [`Rows`]: located at the line it starts on.
@@ -305,116 +315,139 @@ struct Row<'a> {
 }
 
 impl<R: BufRead> Rows<R> {
-    fn new(reader: R, delimiter: u8, limit: usize) -> Self {
-        Rows { lines: Lines::new(reader, limit), row: Vec::new(), delimiter, limit }
+    fn new(mut reader: R, delimiter: u8, shift_jis: bool, limit: usize) -> std::io::Result<Self> {
+        // A UTF-8 byte order mark is not the first cell's text (a quote after it opens a cell).
+        if !shift_jis && reader.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
+            reader.consume(3);
+        }
+        Ok(Rows { reader, row: Vec::new(), delimiter, shift_jis, limit, lines: 0 })
     }
 
-    /// The next row; a row whose quote is still open at the end of the file, or past the limit
-    /// (the row's bytes together), is rejected at its first line and the rows go on after the
-    /// line where it stopped. A line too long on its own is rejected by [`Lines`] (and, within
-    /// an open quote, stops the row it continues).
+    /// The next row, its line break and the `\r` before it left out; rows refused for their
+    /// length are reported and skipped.
     fn next_row(&mut self, report: &mut FileReport) -> std::io::Result<Option<Row<'_>>> {
-        'rows: loop {
-            let Some(line) = self.lines.next_line(report)? else { return Ok(None) };
-            let (number, loc) = (line.number, line.loc);
+        loop {
+            let number = self.lines + 1;
             self.row.clear();
-            self.row.extend_from_slice(line.bytes);
-            let mut quote = QuoteState::default().after(line.bytes, self.delimiter);
-            while quote.open {
-                let mut continuation_too_long = false;
-                let next = self.lines.next_line_noting(report, |_, _| continuation_too_long = true)?;
-                let fits = next.as_ref().is_some_and(|l| self.row.len() + 1 + l.bytes.len() <= self.limit);
-                match next {
-                    Some(l) if fits && !continuation_too_long => {
-                        self.row.push(b'\n');
-                        self.row.extend_from_slice(l.bytes);
-                        quote = quote.after(l.bytes, self.delimiter);
+            let (mut state, mut trail, mut lines, mut over, mut any) = (CsvState::FieldStart, false, 1u64, false, false);
+            // A line break last, inside quotes, at the end of the file starts no line.
+            let mut broke_last = false;
+            loop {
+                let chunk = self.reader.fill_buf()?;
+                if chunk.is_empty() {
+                    break;
+                }
+                any = true;
+                let mut used = chunk.len();
+                let mut ended = false;
+                for (at, &byte) in chunk.iter().enumerate() {
+                    // The second byte of a Shift_JIS character (0x40 and above) is text.
+                    let seen = if trail && byte >= 0x40 { b'a' } else { byte };
+                    trail = self.shift_jis && !trail && matches!(byte, 0x81..=0x9F | 0xE0..=0xFC);
+                    let (next, what) = state.step(seen, self.delimiter);
+                    state = next;
+                    if what == CsvByte::EndRow {
+                        (used, ended) = (at + 1, true);
+                        break;
                     }
-                    _ => {
-                        report.reject(vec![Problem::new(loc, "", Reason::UnclosedQuote)]);
-                        continue 'rows;
+                    broke_last = seen == b'\n';
+                    if seen == b'\n' {
+                        lines += 1;
+                        // CRLF inside a quoted cell is kept as LF.
+                        if self.row.last() == Some(&b'\r') {
+                            self.row.pop();
+                        }
+                    }
+                    if self.row.len() < self.limit {
+                        self.row.push(byte);
+                    } else {
+                        over = true;
                     }
                 }
+                self.reader.consume(used);
+                if ended {
+                    break;
+                }
+            }
+            if !any {
+                return Ok(None);
+            }
+            lines -= u64::from(broke_last);
+            self.lines += lines;
+            if self.row.last() == Some(&b'\r') {
+                self.row.pop();
+            }
+            let loc = Location::Line(number);
+            let open = matches!(state, CsvState::Quoted);
+            if over || open {
+                let reason = if lines == 1 && !open { Reason::LineTooLong } else { Reason::UnclosedQuote { lines } };
+                report.reject(vec![Problem::new(loc, "", reason)]);
+                continue;
             }
             return Ok(Some(Row { number, loc, bytes: &self.row }));
         }
     }
 }
 
-/// Where [`split_line`]'s reading of quotes stands at the end of some text: whether a quoted
-/// cell is open. Quotes are bytes (`"` is never part of a Shift_JIS or UTF-8 multi-byte
-/// character), so the bytes are read before they are decoded.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct QuoteState {
-    pub(crate) open: bool,
-    at_start: bool,
+/// Where the reading of a CSV row stands after a byte, as spreadsheets write CSV (RFC 4180): a
+/// field that starts with `"` is quoted, and in it `""` is one `"` and a delimiter or a line
+/// break is text; a `"` elsewhere is text. Delimiters, quotes and line breaks are ASCII, so the
+/// bytes of UTF-8 text are read as they are (Shift_JIS needs its second bytes masked:
+/// [`Rows`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CsvState {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A `"` in a quoted field: the end of the quotes, or the first of `""`.
+    QuoteInQuoted,
 }
 
-impl Default for QuoteState {
-    fn default() -> Self {
-        QuoteState { open: false, at_start: true }
-    }
+/// What a byte is in a row ([`CsvState::step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CsvByte {
+    /// Part of the field's value.
+    Text,
+    /// A quote that is not part of the value.
+    Quote,
+    EndField,
+    /// A line break outside quotes.
+    EndRow,
 }
 
-impl QuoteState {
-    /// The state after `bytes` (a line; between lines, inside an open quote, a line break is
-    /// part of the cell).
-    pub(crate) fn after(mut self, bytes: &[u8], delimiter: u8) -> Self {
-        let mut i = 0;
-        while i < bytes.len() {
-            let b = bytes[i];
-            if self.open {
-                if b == b'"' {
-                    if bytes.get(i + 1) == Some(&b'"') {
-                        i += 1;
-                    } else {
-                        self.open = false;
-                    }
-                }
-            } else if b == b'"' && self.at_start {
-                self.open = true;
-                self.at_start = false;
-            } else {
-                self.at_start = b == delimiter;
-            }
-            i += 1;
+impl CsvState {
+    pub(crate) fn step(self, byte: u8, delimiter: u8) -> (CsvState, CsvByte) {
+        use CsvState::*;
+        match (self, byte) {
+            (FieldStart, b'"') => (Quoted, CsvByte::Quote),
+            (Quoted, b'"') => (QuoteInQuoted, CsvByte::Quote),
+            (Quoted, _) => (Quoted, CsvByte::Text),
+            // `""`: the second is the value's quote.
+            (QuoteInQuoted, b'"') => (Quoted, CsvByte::Text),
+            (_, b'\n') => (FieldStart, CsvByte::EndRow),
+            (_, b) if b == delimiter => (FieldStart, CsvByte::EndField),
+            _ => (Unquoted, CsvByte::Text),
         }
-        self
     }
 }
 
-/// Splits one CSV row: fields separated by `delim`, optionally in double quotes with `""`
-/// escapes (a quoted field may hold the delimiter and line breaks).
+/// Splits one CSV row (as [`Rows`] gives it, decoded): fields separated by `delim`, optionally
+/// in double quotes with `""` escapes (a quoted field may hold the delimiter and line breaks).
+/// A line break outside quotes, which a row does not hold, is read as text.
 pub(crate) fn split_line(line: &str, delim: char, out: &mut Vec<String>) {
     out.clear();
-    let mut cur = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    let mut at_start = true;
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    chars.next();
-                    cur.push('"');
-                } else {
-                    quoted = false;
-                }
-            } else {
-                cur.push(c);
-            }
-        } else if c == '"' && at_start {
-            quoted = true;
-            at_start = false;
-        } else if c == delim {
-            out.push(std::mem::take(&mut cur));
-            at_start = true;
-        } else {
-            cur.push(c);
-            at_start = false;
+    let delimiter = u8::try_from(delim).expect("delimiters are ASCII");
+    let (mut state, mut cur) = (CsvState::FieldStart, Vec::new());
+    for &byte in line.as_bytes() {
+        let (next, what) = state.step(byte, delimiter);
+        state = next;
+        match what {
+            CsvByte::Text | CsvByte::EndRow => cur.push(byte),
+            CsvByte::Quote => {}
+            CsvByte::EndField => out.push(String::from_utf8(std::mem::take(&mut cur)).expect("split at ASCII bytes of UTF-8 text")),
         }
     }
-    out.push(cur);
+    out.push(String::from_utf8(cur).expect("split at ASCII bytes of UTF-8 text"));
 }
 
 fn parse_sex(v: &str) -> Option<Sex> {
@@ -462,9 +495,17 @@ pub fn ingest_csv(
             _ => None,
         })
         .collect();
-    let mut rows = Rows::new(reader, mapping.delimiter, config.max_line_bytes);
+    let mut rows = Rows::new(reader, mapping.delimiter, mapping.shift_jis, config.max_line_bytes)?;
     while let Some(Row { number: line_no, loc, bytes }) = rows.next_row(&mut report)? {
-        let Some(text) = decode(bytes) else {
+        let text = decode(bytes);
+        // Without its header (refused for its length or its encoding) no row can be read.
+        if line_no == 1 && text.is_none() || line_no > 1 && header.is_empty() {
+            if text.is_none() {
+                report.reject(vec![Problem::new(loc, "", if mapping.shift_jis { Reason::NotShiftJis } else { Reason::NotUtf8 })]);
+            }
+            return Ok(report);
+        }
+        let Some(text) = text else {
             report.reject(vec![Problem::new(loc, "", if mapping.shift_jis { Reason::NotShiftJis } else { Reason::NotUtf8 })]);
             continue;
         };

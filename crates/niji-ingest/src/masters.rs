@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use crate::codes::{check_shape, CodeSystem};
-use crate::csv_map::{split_line, QuoteState};
+use crate::csv_map::{split_line, CsvByte, CsvState};
 
 /// Code masters the caller loaded (one set of codes per system). Cloning shares the sets (each
 /// intake's settings hold the masters; a change copies them first).
@@ -172,28 +172,31 @@ struct TextRow<'t> {
     open: bool,
 }
 
-/// The rows of a master's text: its lines, one row taking several while a quoted cell is open.
+/// The rows of a master's text: its lines, one row taking several while a quoted cell is open
+/// (read as the CSV intake reads rows, [`CsvState`]).
 fn rows(text: &str, delimiter: char) -> impl Iterator<Item = TextRow<'_>> {
+    let delimiter = u8::try_from(delimiter).expect("a master's delimiter is ASCII");
     let (mut rest, mut line) = (text, 1);
     std::iter::from_fn(move || {
         if rest.is_empty() {
             return None;
         }
-        let (first, mut quote, mut end) = (line, QuoteState::default(), 0);
-        loop {
-            let line_end = rest[end..].find('\n').map(|i| end + i);
-            quote = quote.after(&rest.as_bytes()[end..line_end.unwrap_or(rest.len())], delimiter as u8);
-            line += 1;
-            match line_end {
-                Some(i) if quote.open => end = i + 1,
-                _ => {
-                    let stop = line_end.unwrap_or(rest.len());
-                    let row = TextRow { line: first, text: rest[..stop].trim_end_matches('\r'), open: quote.open };
-                    rest = line_end.map_or("", |i| &rest[i + 1..]);
-                    return Some(row);
-                }
+        let (first, mut state) = (line, CsvState::FieldStart);
+        let mut stop = rest.len();
+        for (at, &byte) in rest.as_bytes().iter().enumerate() {
+            let what;
+            (state, what) = state.step(byte, delimiter);
+            if byte == b'\n' {
+                line += 1;
+            }
+            if what == CsvByte::EndRow {
+                stop = at;
+                break;
             }
         }
+        let row = TextRow { line: first, text: rest[..stop].trim_end_matches('\r'), open: state == CsvState::Quoted };
+        rest = rest.get(stop + 1..).unwrap_or("");
+        Some(row)
     })
 }
 

@@ -69,8 +69,12 @@ pub enum Reason {
     NotShiftJis,
     NotUtf8,
     LineTooLong,
-    /// A CSV row whose quoted cell is still open at the end of the file or past the line limit.
-    UnclosedQuote,
+    /// A CSV row longer than the line limit across `lines` lines (a quoted cell with line
+    /// breaks), or whose quoted cell is still open at the end of the file: none of its lines
+    /// is read.
+    UnclosedQuote {
+        lines: u64,
+    },
     TooFewFields {
         expected: usize,
     },
@@ -125,7 +129,10 @@ impl fmt::Display for Reason {
             NotShiftJis => f.write_str("line is not valid Shift_JIS"),
             NotUtf8 => f.write_str("not valid UTF-8"),
             LineTooLong => f.write_str("line is longer than the limit"),
-            UnclosedQuote => f.write_str("quoted cell is not closed by the end of the file or within the line limit"),
+            UnclosedQuote { lines } => write!(
+                f,
+                "quoted cell is not closed by the end of the file or within the line limit; the row's {lines} lines are not read"
+            ),
             TooFewFields { expected } => write!(f, "record has fewer than {expected} fields"),
             UnknownResourceType => f.write_str("not a FHIR resource type"),
             UnsupportedResourceType => f.write_str("resource type is not ingested; skipped"),

@@ -501,7 +501,10 @@ fn csv_quoted_cells_span_lines() {
         let report = csv_map::ingest_csv("n.csv", &bytes[..], &note_mapping(encoding), &config(), &mut |r| out.push(r)).unwrap();
         assert_eq!(
             report.rejected_lines(),
-            ["n.csv:4:dx: not a valid ICD-10 (wrong shape)", "n.csv:6:: quoted cell is not closed by the end of the file or within the line limit"],
+            [
+                "n.csv:4:dx: not a valid ICD-10 (wrong shape)",
+                "n.csv:6:: quoted cell is not closed by the end of the file or within the line limit; the row's 3 lines are not read"
+            ],
             "{encoding}"
         );
         assert_eq!((report.accepted_total(), report.rejected_records), (2, 2), "{encoding}");
@@ -512,19 +515,70 @@ fn csv_quoted_cells_span_lines() {
 
 #[test]
 fn csv_rows_past_the_line_limit_are_refused_where_they_start() {
-    // The row opened on line 2 reaches the limit on line 3; reading goes on at line 4 (the rest
-    // of the cell, now a row of its own, has too few fields), and line 5 is read as it is.
+    // The row opened on line 2 passes the limit on line 3 and its quote closes on line 5, a line
+    // longer than the limit on its own: the row is refused at line 2, none of its lines (a note
+    // line that looks like a row among them) is read, and reading goes on at line 6. A line too
+    // long on its own is refused as such.
     let mut config = config();
     config.max_line_bytes = 40;
-    let csv = "id,note,dx\nP1,\"first line of a note\nsecond line of the same note, long\nclosing\",E11.9\nP2,ok,I10\n";
+    let long = "x".repeat(45);
+    let csv = format!(
+        "id,note,dx\nP1,\"first line of a note\nP9,a note line,E11.9\nsecond line\n{long} closing\",E11.9\nP2,ok,I10\nP3,{long},I10\nP4,ok,I10\n"
+    );
     let mut out = Vec::new();
     let report = csv_map::ingest_csv("l.csv", csv.as_bytes(), &note_mapping("utf-8"), &config, &mut |r| out.push(r)).unwrap();
     assert_eq!(
         report.rejected_lines(),
-        ["l.csv:2:: quoted cell is not closed by the end of the file or within the line limit", "l.csv:4:: record has fewer than 3 fields"]
+        [
+            "l.csv:2:: quoted cell is not closed by the end of the file or within the line limit; the row's 4 lines are not read",
+            "l.csv:7:: line is longer than the limit"
+        ]
     );
-    assert_eq!(out.len(), 1);
-    assert_eq!(out[0].identity.values(IdentifierKind::PatientId).collect::<Vec<_>>(), ["P2"]);
+    assert_eq!(report.rejected_records, 2);
+    let ids: Vec<&str> = out.iter().flat_map(|r| r.identity.values(IdentifierKind::PatientId)).collect();
+    assert_eq!(ids, ["P2", "P4"]);
+}
+
+#[test]
+fn csv_files_whose_header_cannot_be_read_stop_there() {
+    // A header too long, or with a quote left open, is refused, and no row after it is read
+    // (there is nothing to match their cells with).
+    let mut config = config();
+    config.max_line_bytes = 40;
+    for (csv, first) in [
+        (format!("id,note,dx,{}\nP1,ok,I10\n", "y".repeat(40)), "l.csv:1:: line is longer than the limit"),
+        (
+            "\"id,note,dx\nP1,ok,I10\n".to_string(),
+            "l.csv:1:: quoted cell is not closed by the end of the file or within the line limit; the row's 2 lines are not read",
+        ),
+    ] {
+        let mut out = Vec::new();
+        let report = csv_map::ingest_csv("l.csv", csv.as_bytes(), &note_mapping("utf-8"), &config, &mut |r| out.push(r)).unwrap();
+        assert_eq!(report.rejected_lines(), [first]);
+        assert!(out.is_empty());
+    }
+}
+
+#[test]
+fn csv_shift_jis_second_bytes_are_not_delimiters_and_a_bom_is_not_a_cell() {
+    // `|` (0x7C) and `\` (0x5C) are second bytes of Shift_JIS characters (－ is 81 7C, 表 is
+    // 95 5C): with either as the delimiter, a note holding them stays one cell, and the quote
+    // after them opens nothing. A UTF-8 byte order mark before quoted header cells.
+    for delimiter in ['|', '\\'] {
+        let mapping =
+            CsvMapping::from_toml(&format!("delimiter = '{delimiter}'\nencoding = \"shift_jis\"\n{}", include_str!("fixtures/note-mapping.toml")))
+                .unwrap();
+        let d = delimiter;
+        let csv = format!("id{d}note{d}dx\r\nP1{d}表－\"x{d}E11.9\r\nP2{d}ok{d}I10\r\n");
+        let bytes = encoding_rs::SHIFT_JIS.encode(&csv).0.into_owned();
+        let mut out = Vec::new();
+        let report = csv_map::ingest_csv("s.csv", &bytes[..], &mapping, &config(), &mut |r| out.push(r)).unwrap();
+        assert_eq!((report.rejected_lines(), report.accepted_total()), (Vec::<String>::new(), 2), "{delimiter}");
+        assert_eq!(out[0].identity.values(IdentifierKind::FreeText).collect::<Vec<_>>(), ["表－\"x"], "{delimiter}");
+    }
+    let csv = "\u{feff}\"id\",\"note\",dx\nP1,\"a\nb\",I10\n";
+    let report = csv_map::ingest_csv("b.csv", csv.as_bytes(), &note_mapping("utf-8"), &config(), &mut |_| {}).unwrap();
+    assert_eq!((report.rejected_lines(), report.accepted_total()), (Vec::<String>::new(), 1));
 }
 
 #[test]
