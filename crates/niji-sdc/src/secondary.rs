@@ -41,7 +41,7 @@
 //!   slice (of some dimension) that the other half of that dimension's slices *glues*
 //!   ([`Cubes::certify_glued_cycles`]: the cycle is then a sum of cycles of those slices, and
 //!   the difference is a null vector; a few passes over the slices' bits); a cell that is a
-//!   corner of a suppressed hypercube (two values per dimension, all 2^d cells suppressed), nor
+//!   corner of a suppressed hypercube (two values per dimension, all 2^d cells suppressed), or
 //!   one on two cubes one cell short of the same cell; in three dimensions, one on a cycle
 //!   between two slices (two values of one dimension, a cycle of positions in the other two
 //!   where both slices' cells are suppressed: [`Cubes::certify_slice_pairs`]; a cube is such a
@@ -892,10 +892,10 @@ struct Interned {
 /// Codes every key as a `u32` per dimension (in order of first occurrence). One pass over the
 /// rows (their keys are scattered on the heap); a key equal to the previous row's reuses its
 /// code without hashing (query outputs are usually sorted). A large table's rows are coded in
-/// parts on threads of their own ([`INTERN_ROWS_PER_THREAD`], up to [`cubes::pair_threads`]),
+/// parts on threads of their own ([`INTERN_ROWS_PER_THREAD`], up to [`worker_threads`]),
 /// each part's codes then renumbered into the whole's: the same codes as one pass gives.
 fn intern(table: &Table) -> Interned {
-    intern_in_parts(table, (table.rows.len() / INTERN_ROWS_PER_THREAD).clamp(1, cubes::pair_threads()))
+    intern_in_parts(table, (table.rows.len() / INTERN_ROWS_PER_THREAD).clamp(1, worker_threads()))
 }
 
 /// [`intern`] with the rows in `parts` parts.
@@ -906,20 +906,8 @@ fn intern_in_parts(table: &Table, parts: usize) -> Interned {
     let parts = parts.clamp(1, n.max(1));
     let rows_per_part = n.div_ceil(parts).max(1);
     // Per part and dimension, its keys in the order of its codes.
-    let part_keys: Vec<Vec<Vec<&str>>> = if parts == 1 {
-        vec![intern_part(&table.rows, d, &mut ids, &mut margin)]
-    } else {
-        std::thread::scope(|scope| {
-            let running: Vec<_> = table
-                .rows
-                .chunks(rows_per_part)
-                .zip(ids.chunks_mut(rows_per_part * d))
-                .zip(margin.chunks_mut(rows_per_part))
-                .map(|((rows, ids), margin)| scope.spawn(move || intern_part(rows, d, ids, margin)))
-                .collect();
-            running.into_iter().map(|part| part.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-        })
-    };
+    let inputs: Vec<_> = table.rows.chunks(rows_per_part).zip(ids.chunks_mut(rows_per_part * d)).zip(margin.chunks_mut(rows_per_part)).collect();
+    let part_keys: Vec<Vec<Vec<&str>>> = on_threads(inputs, &|((rows, ids), margin)| intern_part(rows, d, ids, margin));
     // The whole's codes: the first part's, then each later part's new keys in its order.
     let mut codes: Vec<HashMap<&str, u32, FxBuild>> = vec![HashMap::default(); d];
     let mut keys: Vec<Vec<&str>> = vec![Vec::new(); d];
@@ -962,6 +950,38 @@ fn intern_in_parts(table: &Table, parts: usize) -> Interned {
         })
         .collect();
     Interned { ids, cardinality, margin, key_order }
+}
+
+/// Threads output checking works on at most.
+const MAX_WORKER_THREADS: usize = 4;
+
+/// The threads output checking works on: the machine's, up to [`MAX_WORKER_THREADS`].
+fn worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKER_THREADS)
+}
+
+/// `work` done on each of `inputs`, the first on this thread and each other on a scoped thread
+/// of its own (one the system refuses is done on this thread after), the results in the
+/// inputs' order. A panic in a thread is this thread's.
+fn on_threads<I: Send, T: Send>(inputs: Vec<I>, work: &(dyn Fn(I) -> T + Sync)) -> Vec<T> {
+    if inputs.len() <= 1 {
+        return inputs.into_iter().map(work).collect();
+    }
+    // Each input in a slot the thread takes it from, so that a thread not started loses none.
+    let slots: Vec<std::sync::Mutex<Option<I>>> = inputs.into_iter().map(|input| std::sync::Mutex::new(Some(input))).collect();
+    let take =
+        |slot: &std::sync::Mutex<Option<I>>| slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().expect("an input is taken once");
+    std::thread::scope(|scope| {
+        let running: Vec<_> = slots[1..].iter().map(|slot| std::thread::Builder::new().spawn_scoped(scope, move || work(take(slot))).ok()).collect();
+        let mut done = vec![work(take(&slots[0]))];
+        for (slot, thread) in slots[1..].iter().zip(running) {
+            done.push(match thread {
+                Some(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                None => work(take(slot)),
+            });
+        }
+        done
+    })
 }
 
 /// Rows a thread codes at least in [`intern`].
@@ -1423,6 +1443,22 @@ mod tests {
         cubes.certify_slice_pairs(&hidden, &mut by_pairs, &mut cubes::SLICE_PAIR_WORK.clone());
         assert_eq!(by_pairs.iter().filter(|&&c| c).count(), 0);
         assert!(!solved_by_all_lines(&table, &pattern).is_empty(), "a broken cycle leaves cells solved");
+    }
+
+    /// Work shared among threads comes back in the inputs' order, each input done once, a
+    /// panic in a thread raised here.
+    #[test]
+    fn work_on_threads_comes_back_in_order() {
+        for n in 0..6 {
+            let inputs: Vec<usize> = (0..n).collect();
+            let done = on_threads(inputs, &|i| (i, std::thread::current().id()));
+            assert_eq!(done.iter().map(|d| d.0).collect::<Vec<_>>(), (0..n).collect::<Vec<_>>());
+            if n > 1 {
+                assert!(done[1..].iter().all(|d| d.1 != std::thread::current().id()), "the others on threads of their own");
+            }
+        }
+        let panicked = std::panic::catch_unwind(|| on_threads(vec![0, 1, 2], &|i| assert_ne!(i, 2, "the third input")));
+        assert!(panicked.is_err());
     }
 
     /// Coding the keys in parts (on threads) gives the codes one pass gives, with rows repeating

@@ -36,7 +36,7 @@
 //! bits, all pairs of slices of the benchmark's 100³ table take 50–90 ms on one thread, and
 //! certify 32,595 of the 90,029 cells on no cube; with a little more suppressed (completed
 //! cubes), most of the rest. A dimension of at least [`PAIRS_PER_THREAD`] pairs shares them
-//! among up to [`MAX_PAIR_THREADS`] scoped threads: their marks only add up, so what is
+//! among up to four scoped threads ([`super::worker_threads`]): their marks only add up, so what is
 //! certified does not depend on the threads (property-tested against one thread).
 //!
 //! Cycles between two slices need positions suppressed in both; sums of cycles of many slices
@@ -207,7 +207,7 @@ impl<'a> Cubes<'a> {
     pub fn certify_slice_pairs(&self, rows: &[usize], certified: &mut [bool], work: &mut usize) {
         let Some(grid) = &self.grid else { return };
         for i in (0..3).filter(|_| self.d == 3) {
-            let Some(bits) = self.slice_bits(grid, rows, i, certified) else { continue };
+            let Some(bits) = self.slice_bits(grid, rows, i, Some(certified)) else { continue };
             let SliceBits { j, k, words, codes, .. } = bits.slices();
             let pairs = codes.len().checked_mul(codes.len().saturating_sub(1)).map(|p| p / 2);
             let Some(left) = pairs.and_then(|p| p.checked_mul(words + j + k)).and_then(|cost| work.checked_sub(cost)) else { continue };
@@ -217,18 +217,10 @@ impl<'a> Cubes<'a> {
             // not depend on how), a slice's pairs on one thread, slices dealt in turn.
             let threads = match self.pair_threads {
                 Some(threads) => threads.max(1),
-                None if pairs.unwrap_or(0) >= PAIRS_PER_THREAD => pair_threads(),
+                None if pairs.unwrap_or(0) >= PAIRS_PER_THREAD => super::worker_threads(),
                 None => 1,
             };
-            let marks: Vec<Vec<u32>> = if threads == 1 {
-                vec![self.slice_pair_marks(grid, &slices, 0, 1)]
-            } else {
-                std::thread::scope(|scope| {
-                    let slices = &slices;
-                    let running: Vec<_> = (0..threads).map(|t| scope.spawn(move || self.slice_pair_marks(grid, slices, t, threads))).collect();
-                    running.into_iter().map(|thread| thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-                })
-            };
+            let marks = super::on_threads((0..threads).collect(), &|t| self.slice_pair_marks(grid, &slices, t, threads));
             marks.into_iter().flatten().for_each(|row| certified[row as usize] = true);
         }
     }
@@ -244,7 +236,7 @@ impl<'a> Cubes<'a> {
     pub fn certify_glued_cycles(&self, rows: &[usize], certified: &mut [bool]) {
         let Some(grid) = &self.grid else { return };
         for i in (0..3).filter(|_| self.d == 3) {
-            let Some(bits) = self.slice_bits(grid, rows, i, certified) else { continue };
+            let Some(bits) = self.slice_bits(grid, rows, i, None) else { continue };
             for row in self.glued_cycle_marks(grid, &bits.slices()) {
                 certified[row as usize] = true;
             }
@@ -252,10 +244,10 @@ impl<'a> Cubes<'a> {
     }
 
     /// The suppressed cells of `rows` in the slices of dimension `i` as words of bits ([`Bits`]),
-    /// with those not `certified` yet; `None` where they would take more than
-    /// [`SLICE_WORDS_HELD`] (counted before anything is held). Of rows with equal keys, the
-    /// first (the grid's).
-    fn slice_bits(&self, grid: &Grid, rows: &[usize], i: usize, certified: &[bool]) -> Option<Bits> {
+    /// and, given what is `certified`, those not certified yet (else none); `None` where they
+    /// would take more than [`SLICE_WORDS_HELD`] (counted before anything is held). Of rows with
+    /// equal keys, the first (the grid's).
+    fn slice_bits(&self, grid: &Grid, rows: &[usize], i: usize, certified: Option<&[bool]>) -> Option<Bits> {
         let [j, k] = [(i + 1) % 3, (i + 2) % 3].map(|k| self.cardinality[k] as usize);
         let (slices, plane) = (self.cardinality[i] as usize, j * k);
         let words = plane.div_ceil(64);
@@ -265,12 +257,12 @@ impl<'a> Cubes<'a> {
         rows.iter().filter(|&&r| first(r)).for_each(|&r| count[self.code(r as u32, i) as usize] += 1);
         // A cycle has at least four cells in each slice.
         let codes: Vec<usize> = (0..slices).filter(|&a| count[a] >= 4).collect();
-        let (mut hidden, mut open) = (vec![0u64; size], vec![0u64; size]);
+        let (mut hidden, mut open) = (vec![0u64; size], vec![0u64; if certified.is_some() { size } else { 0 }]);
         for &r in rows.iter().filter(|&&r| first(r)) {
             let at = self.code(r as u32, (i + 1) % 3) as usize * k + self.code(r as u32, (i + 2) % 3) as usize;
             let (word, bit) = (self.code(r as u32, i) as usize * words + at / 64, 1 << (at % 64));
             hidden[word] |= bit;
-            if !certified[r] {
+            if certified.is_some_and(|certified| !certified[r]) {
                 open[word] |= bit;
             }
         }
@@ -317,7 +309,10 @@ impl<'a> Cubes<'a> {
         let cells = |a: usize| bits(a).iter().map(|w| w.count_ones()).sum::<u32>();
         let (mut joined, mut cycles, mut marks) = (super::UnionFind::default(), CycleSearch::default(), Vec::new());
         for half in [0, 1] {
-            let (gluing, glued): (Vec<usize>, Vec<usize>) = codes.iter().partition(|&&a| self.key_order[i][a] % 2 == half);
+            let (mut gluing, glued): (Vec<usize>, Vec<usize>) = codes.iter().partition(|&&a| self.key_order[i][a] % 2 == half);
+            // In the order of their keys: where the passes stop before nothing is added, what was
+            // glued depends on the order the slices added positions in.
+            gluing.sort_unstable_by_key(|&a| self.key_order[i][a]);
             // The positions glued: from the slice of most cells (then of the smallest keys), each
             // gluing slice adds those of its positions whose two lines its positions glued
             // already join, until none does.
@@ -598,9 +593,10 @@ impl Bits {
     }
 }
 
-/// The slices of one dimension as [`Cubes::certify_slice_pairs`] compares them: dimension `i`,
-/// the other two of `j` and `k` codes, per slice `words` words of bits (of its suppressed cells
-/// in `hidden`, of those not certified yet in `open`), the slices with enough cells in `codes`.
+/// The slices of one dimension as the certificates read them ([`Cubes::certify_slice_pairs`],
+/// [`Cubes::certify_glued_cycles`]): dimension `i`, the other two of `j` and `k` codes, per slice
+/// `words` words of bits (of its suppressed cells in `hidden`, of those not certified yet in
+/// `open`, empty for the glued cycles), the slices with enough cells in `codes`.
 #[derive(Clone, Copy)]
 struct SliceBits<'s> {
     i: usize,
@@ -640,14 +636,6 @@ fn for_each_position(words: impl Iterator<Item = u64>, mut f: impl FnMut(usize))
 
 /// Pairs of slices of one dimension below which they are compared on the calling thread alone.
 const PAIRS_PER_THREAD: usize = 1_024;
-
-/// Threads comparing slices, at most.
-const MAX_PAIR_THREADS: usize = 4;
-
-/// The threads to compare slices on: the machine's, up to [`MAX_PAIR_THREADS`].
-pub(super) fn pair_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_PAIR_THREADS)
-}
 
 /// Words of bits (4 MiB) the slices of one dimension may take in [`Cubes::certify_slice_pairs`],
 /// twice (their suppressed cells, and those not certified yet); a table whose slices take more
