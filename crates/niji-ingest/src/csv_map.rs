@@ -338,8 +338,14 @@ impl<R: BufRead> Rows<R> {
                     break;
                 }
                 any = true;
-                let mut used = chunk.len();
-                let mut ended = false;
+                let (mut used, mut ended, mut from) = (chunk.len(), false, 0);
+                // The row's bytes are copied a run at a time (from `from`), up to the limit.
+                let (row, limit) = (&mut self.row, self.limit);
+                let mut keep = |row: &mut Vec<u8>, bytes: &[u8]| {
+                    let room = limit.saturating_sub(row.len());
+                    over |= bytes.len() > room;
+                    row.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                };
                 for (at, &byte) in chunk.iter().enumerate() {
                     // The second byte of a Shift_JIS character (0x40 and above) is text.
                     let seen = if trail && byte >= 0x40 { b'a' } else { byte };
@@ -347,22 +353,25 @@ impl<R: BufRead> Rows<R> {
                     let (next, what) = state.step(seen, self.delimiter);
                     state = next;
                     if what == CsvByte::EndRow {
+                        keep(row, &chunk[from..at]);
                         (used, ended) = (at + 1, true);
                         break;
                     }
                     broke_last = seen == b'\n';
                     if seen == b'\n' {
                         lines += 1;
-                        // CRLF inside a quoted cell is kept as LF.
-                        if self.row.last() == Some(&b'\r') {
-                            self.row.pop();
+                        // CRLF inside a quoted cell is kept as LF (its CR may end the chunk before).
+                        let end = if at > from && chunk[at - 1] == b'\r' { at - 1 } else { at };
+                        keep(row, &chunk[from..end]);
+                        if at == from && row.last() == Some(&b'\r') {
+                            row.pop();
                         }
+                        keep(row, b"\n");
+                        from = at + 1;
                     }
-                    if self.row.len() < self.limit {
-                        self.row.push(byte);
-                    } else {
-                        over = true;
-                    }
+                }
+                if !ended {
+                    keep(row, &chunk[from..]);
                 }
                 self.reader.consume(used);
                 if ended {

@@ -150,7 +150,7 @@ proptest! {
     /// as it was (CRLF inside it as LF, spaces at its ends trimmed), however many lines it takes,
     /// and the rows after it keep their own line numbers.
     #[test]
-    fn csv_quoted_cells_read_back(notes in proptest::collection::vec("[a-z\",\r\n ○]{0,12}", 1..6)) {
+    fn csv_quoted_cells_read_back(notes in proptest::collection::vec("[a-z\",\r\n ○]{0,12}", 1..6), buffer in 1usize..8) {
         let mapping = CsvMapping::from_toml(NOTE_MAPPING).unwrap();
         let mut csv = String::from("id,note,dx\r\n");
         for (i, note) in notes.iter().enumerate() {
@@ -163,6 +163,12 @@ proptest! {
         let report = csv_map::ingest_csv("q.csv", csv.as_bytes(), &mapping, &config(), &mut |r| out.push(r)).unwrap();
         prop_assert_eq!(report.rejected_lines(), vec![format!("q.csv:{bad_line}:dx: not a valid ICD-10 (wrong shape)")]);
         prop_assert_eq!(out.len(), notes.len());
+        // The same read through a buffer of a few bytes (a CRLF, a quote pair or a character split
+        // between two reads).
+        let mut small = Vec::new();
+        let again = csv_map::ingest_csv("q.csv", std::io::BufReader::with_capacity(buffer, csv.as_bytes()), &mapping, &config(), &mut |r| small.push(r)).unwrap();
+        prop_assert_eq!(again.rejected_lines(), report.rejected_lines());
+        prop_assert_eq!(format!("{small:?}"), format!("{out:?}"));
         for (record, note) in out.iter().zip(&notes) {
             let want = note.replace("\r\n", "\n");
             let want: Vec<&str> = Some(want.trim()).filter(|t| !t.is_empty()).into_iter().collect();
