@@ -305,6 +305,9 @@ struct Rows<R> {
     limit: usize,
     /// Lines read so far.
     lines: u64,
+    /// Bytes of a UTF-8 byte order mark matched at the start of the file so far; `None` once
+    /// the file's first bytes are known to be one or not (a read may hand out one byte).
+    mark: Option<usize>,
 }
 
 /// One row of [`Rows`]: located at the line it starts on.
@@ -315,17 +318,16 @@ struct Row<'a> {
 }
 
 impl<R: BufRead> Rows<R> {
-    fn new(mut reader: R, delimiter: u8, shift_jis: bool, limit: usize) -> std::io::Result<Self> {
-        // A UTF-8 byte order mark is not the first cell's text (a quote after it opens a cell).
-        if !shift_jis && reader.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
-            reader.consume(3);
-        }
-        Ok(Rows { reader, row: Vec::new(), delimiter, shift_jis, limit, lines: 0 })
+    fn new(reader: R, delimiter: u8, shift_jis: bool, limit: usize) -> Self {
+        Rows { reader, row: Vec::new(), delimiter, shift_jis, limit, lines: 0, mark: (!shift_jis).then_some(0) }
     }
 
     /// The next row, its line break and the `\r` before it left out; rows refused for their
-    /// length are reported and skipped.
+    /// length are reported and skipped. A header refused ends the file (nothing after it can be
+    /// read). A UTF-8 byte order mark at the start is not the first cell's text (a quote after
+    /// it opens a cell).
     fn next_row(&mut self, report: &mut FileReport) -> std::io::Result<Option<Row<'_>>> {
+        const MARK: &[u8; 3] = b"\xEF\xBB\xBF";
         loop {
             let number = self.lines + 1;
             self.row.clear();
@@ -339,14 +341,28 @@ impl<R: BufRead> Rows<R> {
                 }
                 any = true;
                 let (mut used, mut ended, mut from) = (chunk.len(), false, 0);
-                // The row's bytes are copied a run at a time (from `from`), up to the limit.
-                let (row, limit) = (&mut self.row, self.limit);
+                // The row's bytes are copied a run at a time (from `from`), up to one past the
+                // limit (a final CR is dropped before the row's length is judged).
+                let (row, kept) = (&mut self.row, self.limit.saturating_add(1));
                 let mut keep = |row: &mut Vec<u8>, bytes: &[u8]| {
-                    let room = limit.saturating_sub(row.len());
+                    let room = kept.saturating_sub(row.len());
                     over |= bytes.len() > room;
                     row.extend_from_slice(&bytes[..bytes.len().min(room)]);
                 };
                 for (at, &byte) in chunk.iter().enumerate() {
+                    if let Some(matched) = self.mark {
+                        if byte == MARK[matched] {
+                            self.mark = (matched + 1 < MARK.len()).then_some(matched + 1);
+                            from = at + 1;
+                            continue;
+                        }
+                        // Not a mark after all: the bytes matched are the first cell's text.
+                        self.mark = None;
+                        keep(row, &MARK[..matched]);
+                        if matched > 0 {
+                            state = CsvState::Unquoted;
+                        }
+                    }
                     // The second byte of a Shift_JIS character (0x40 and above) is text.
                     let seen = if trail && byte >= 0x40 { b'a' } else { byte };
                     trail = self.shift_jis && !trail && matches!(byte, 0x81..=0x9F | 0xE0..=0xFC);
@@ -386,11 +402,15 @@ impl<R: BufRead> Rows<R> {
             if self.row.last() == Some(&b'\r') {
                 self.row.pop();
             }
+            over |= self.row.len() > self.limit;
             let loc = Location::Line(number);
             let open = matches!(state, CsvState::Quoted);
             if over || open {
                 let reason = if lines == 1 && !open { Reason::LineTooLong } else { Reason::UnclosedQuote { lines } };
                 report.reject(vec![Problem::new(loc, "", reason)]);
+                if number == 1 {
+                    return Ok(None);
+                }
                 continue;
             }
             return Ok(Some(Row { number, loc, bytes: &self.row }));
@@ -442,21 +462,30 @@ impl CsvState {
 
 /// Splits one CSV row (as [`Rows`] gives it, decoded): fields separated by `delim`, optionally
 /// in double quotes with `""` escapes (a quoted field may hold the delimiter and line breaks).
-/// A line break outside quotes, which a row does not hold, is read as text.
+/// A line break outside quotes, which a row does not hold, is text in its field. A delimiter
+/// that is not ASCII splits nothing (the callers refuse one).
 pub(crate) fn split_line(line: &str, delim: char, out: &mut Vec<String>) {
     out.clear();
-    let delimiter = u8::try_from(delim).expect("delimiters are ASCII");
+    let Ok(delimiter) = u8::try_from(delim).map_err(drop).and_then(|d| if d.is_ascii() { Ok(d) } else { Err(()) }) else {
+        out.push(line.to_string());
+        return;
+    };
     let (mut state, mut cur) = (CsvState::FieldStart, Vec::new());
     for &byte in line.as_bytes() {
         let (next, what) = state.step(byte, delimiter);
         state = next;
         match what {
-            CsvByte::Text | CsvByte::EndRow => cur.push(byte),
+            CsvByte::Text => cur.push(byte),
+            CsvByte::EndRow => {
+                cur.push(byte);
+                state = CsvState::Unquoted;
+            }
             CsvByte::Quote => {}
-            CsvByte::EndField => out.push(String::from_utf8(std::mem::take(&mut cur)).expect("split at ASCII bytes of UTF-8 text")),
+            // Split at an ASCII byte of UTF-8 text: both parts are UTF-8.
+            CsvByte::EndField => out.push(String::from_utf8_lossy(&std::mem::take(&mut cur)).into_owned()),
         }
     }
-    out.push(String::from_utf8(cur).expect("split at ASCII bytes of UTF-8 text"));
+    out.push(String::from_utf8_lossy(&cur).into_owned());
 }
 
 fn parse_sex(v: &str) -> Option<Sex> {
@@ -487,8 +516,8 @@ pub fn ingest_csv(
             let (t, bad) = encoding_rs::SHIFT_JIS.decode_without_bom_handling(bytes);
             (!bad).then(|| t.into_owned())
         } else {
-            let b = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-            std::str::from_utf8(b).ok().map(str::to_string)
+            // A byte order mark at the start of the file is left out by `Rows`.
+            std::str::from_utf8(bytes).ok().map(str::to_string)
         }
     };
     let mut watches: Vec<Option<ColumnWatch>> = mapping
@@ -504,7 +533,10 @@ pub fn ingest_csv(
             _ => None,
         })
         .collect();
-    let mut rows = Rows::new(reader, mapping.delimiter, mapping.shift_jis, config.max_line_bytes)?;
+    if !mapping.delimiter.is_ascii() {
+        return Err(IngestError::Mapping(MappingError::Delimiter));
+    }
+    let mut rows = Rows::new(reader, mapping.delimiter, mapping.shift_jis, config.max_line_bytes);
     while let Some(Row { number: line_no, loc, bytes }) = rows.next_row(&mut report)? {
         let text = decode(bytes);
         // Without its header (refused for its length or its encoding) no row can be read.

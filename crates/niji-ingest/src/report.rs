@@ -71,7 +71,7 @@ pub enum Reason {
     LineTooLong,
     /// A CSV row longer than the line limit across `lines` lines (a quoted cell with line
     /// breaks), or whose quoted cell is still open at the end of the file: none of its lines
-    /// is read.
+    /// is read as a row.
     UnclosedQuote {
         lines: u64,
     },
@@ -129,9 +129,10 @@ impl fmt::Display for Reason {
             NotShiftJis => f.write_str("line is not valid Shift_JIS"),
             NotUtf8 => f.write_str("not valid UTF-8"),
             LineTooLong => f.write_str("line is longer than the limit"),
+            UnclosedQuote { lines: 1 } => f.write_str("quoted cell is not closed by the end of the file; the row's line is not read"),
             UnclosedQuote { lines } => write!(
                 f,
-                "quoted cell is not closed by the end of the file or within the line limit; the row's {lines} lines are not read"
+                "row is longer than the line limit, or its quoted cell is not closed by the end of the file; its {lines} lines are not read as rows"
             ),
             TooFewFields { expected } => write!(f, "record has fewer than {expected} fields"),
             UnknownResourceType => f.write_str("not a FHIR resource type"),

@@ -503,7 +503,7 @@ fn csv_quoted_cells_span_lines() {
             report.rejected_lines(),
             [
                 "n.csv:4:dx: not a valid ICD-10 (wrong shape)",
-                "n.csv:6:: quoted cell is not closed by the end of the file or within the line limit; the row's 3 lines are not read"
+                "n.csv:6:: row is longer than the line limit, or its quoted cell is not closed by the end of the file; its 3 lines are not read as rows"
             ],
             "{encoding}"
         );
@@ -530,7 +530,7 @@ fn csv_rows_past_the_line_limit_are_refused_where_they_start() {
     assert_eq!(
         report.rejected_lines(),
         [
-            "l.csv:2:: quoted cell is not closed by the end of the file or within the line limit; the row's 4 lines are not read",
+            "l.csv:2:: row is longer than the line limit, or its quoted cell is not closed by the end of the file; its 4 lines are not read as rows",
             "l.csv:7:: line is longer than the limit"
         ]
     );
@@ -540,16 +540,34 @@ fn csv_rows_past_the_line_limit_are_refused_where_they_start() {
 }
 
 #[test]
+fn csv_rows_of_the_limit_are_read_whatever_their_line_ends() {
+    // 40 bytes with LF or with CRLF (the CR is not the row's), inside quotes across lines too.
+    let mut config = config();
+    config.max_line_bytes = 40;
+    let row = format!("P1,{},I10", "n".repeat(33));
+    let quoted = format!("P2,\"{}\r\n{}\",I10", "q".repeat(15), "q".repeat(15));
+    assert_eq!((row.len(), quoted.len() - 1), (40, 40));
+    for end in ["\n", "\r\n"] {
+        let csv = format!("id,note,dx{end}{row}{end}{quoted}{end}");
+        let report = csv_map::ingest_csv("e.csv", csv.as_bytes(), &note_mapping("utf-8"), &config, &mut |_| {}).unwrap();
+        assert_eq!((report.rejected_lines(), report.accepted_total()), (Vec::<String>::new(), 2), "{end:?}");
+        let longer = csv.replacen("P1,", "P1,n", 1);
+        let report = csv_map::ingest_csv("e.csv", longer.as_bytes(), &note_mapping("utf-8"), &config, &mut |_| {}).unwrap();
+        assert_eq!(report.rejected_lines(), ["e.csv:2:: line is longer than the limit"], "{end:?}");
+    }
+}
+
+#[test]
 fn csv_files_whose_header_cannot_be_read_stop_there() {
     // A header too long, or with a quote left open, is refused, and no row after it is read
     // (there is nothing to match their cells with).
     let mut config = config();
     config.max_line_bytes = 40;
     for (csv, first) in [
-        (format!("id,note,dx,{}\nP1,ok,I10\n", "y".repeat(40)), "l.csv:1:: line is longer than the limit"),
+        (format!("id,note,dx,{}\nP1,{},I10\nP2,ok,I10\n", "y".repeat(40), "z".repeat(40)), "l.csv:1:: line is longer than the limit"),
         (
             "\"id,note,dx\nP1,ok,I10\n".to_string(),
-            "l.csv:1:: quoted cell is not closed by the end of the file or within the line limit; the row's 2 lines are not read",
+            "l.csv:1:: row is longer than the line limit, or its quoted cell is not closed by the end of the file; its 2 lines are not read as rows",
         ),
     ] {
         let mut out = Vec::new();

@@ -150,23 +150,27 @@ proptest! {
     /// as it was (CRLF inside it as LF, spaces at its ends trimmed), however many lines it takes,
     /// and the rows after it keep their own line numbers.
     #[test]
-    fn csv_quoted_cells_read_back(notes in proptest::collection::vec("[a-z\",\r\n ○]{0,12}", 1..6), buffer in 1usize..8) {
-        let mapping = CsvMapping::from_toml(NOTE_MAPPING).unwrap();
-        let mut csv = String::from("id,note,dx\r\n");
+    fn csv_quoted_cells_read_back(notes in proptest::collection::vec("[a-z\",\r\n ○]{0,12}", 1..6), buffer in 1usize..8, form in 0..3) {
+        // UTF-8, UTF-8 with a byte order mark before a quoted header, Shift_JIS.
+        let (mark, shift_jis) = (form == 1, form == 2);
+        let encoding = if shift_jis { "encoding = \"shift_jis\"\n" } else { "" };
+        let mapping = CsvMapping::from_toml(&format!("{encoding}{NOTE_MAPPING}")).unwrap();
+        let mut csv = String::from(if mark { "\u{feff}\"id\",\"note\",dx\r\n" } else { "id,note,dx\r\n" });
         for (i, note) in notes.iter().enumerate() {
             csv.push_str(&format!("P{i},\"{}\",E11.9\r\n", note.replace('"', "\"\"")));
         }
         // A bad row last, located at the line it starts on.
         csv.push_str("PX,,E1\r\n");
         let bad_line = csv.matches('\n').count();
+        let bytes = if shift_jis { encoding_rs::SHIFT_JIS.encode(&csv).0.into_owned() } else { csv.clone().into_bytes() };
         let mut out = Vec::new();
-        let report = csv_map::ingest_csv("q.csv", csv.as_bytes(), &mapping, &config(), &mut |r| out.push(r)).unwrap();
+        let report = csv_map::ingest_csv("q.csv", &bytes[..], &mapping, &config(), &mut |r| out.push(r)).unwrap();
         prop_assert_eq!(report.rejected_lines(), vec![format!("q.csv:{bad_line}:dx: not a valid ICD-10 (wrong shape)")]);
         prop_assert_eq!(out.len(), notes.len());
         // The same read through a buffer of a few bytes (a CRLF, a quote pair or a character split
         // between two reads).
         let mut small = Vec::new();
-        let again = csv_map::ingest_csv("q.csv", std::io::BufReader::with_capacity(buffer, csv.as_bytes()), &mapping, &config(), &mut |r| small.push(r)).unwrap();
+        let again = csv_map::ingest_csv("q.csv", std::io::BufReader::with_capacity(buffer, &bytes[..]), &mapping, &config(), &mut |r| small.push(r)).unwrap();
         prop_assert_eq!(again.rejected_lines(), report.rejected_lines());
         prop_assert_eq!(format!("{small:?}"), format!("{out:?}"));
         for (record, note) in out.iter().zip(&notes) {
