@@ -466,9 +466,12 @@ impl CsvState {
 /// that is not ASCII splits nothing (the callers refuse one).
 pub(crate) fn split_line(line: &str, delim: char, out: &mut Vec<String>) {
     out.clear();
-    let Ok(delimiter) = u8::try_from(delim).map_err(drop).and_then(|d| if d.is_ascii() { Ok(d) } else { Err(()) }) else {
-        out.push(line.to_string());
-        return;
+    let delimiter = match u8::try_from(delim) {
+        Ok(d) if d.is_ascii() => d,
+        _ => {
+            out.push(line.to_string());
+            return;
+        }
     };
     let (mut state, mut cur) = (CsvState::FieldStart, Vec::new());
     for &byte in line.as_bytes() {

@@ -230,9 +230,8 @@ impl<'a> Cubes<'a> {
     /// positions *glued* by the other half of that dimension's slices (see
     /// [`Cubes::glued_cycle_marks`] for what that is and the proof). At most [`GLUE_PASSES`]
     /// passes over the slices' bits, no pairs: in a dense pattern it certifies most cells at
-    /// once. Cells marked before stay marked; a table of another
-    /// number of dimensions marks nothing, nor does a dimension whose slices take more than
-    /// [`SLICE_WORDS_HELD`].
+    /// once. Cells marked before stay marked; a table of another number of dimensions marks
+    /// nothing, nor does a dimension whose slices take more than [`SLICE_WORDS_HELD`].
     pub fn certify_glued_cycles(&self, rows: &[usize], certified: &mut [bool]) {
         let Some(grid) = &self.grid else { return };
         for i in (0..3).filter(|_| self.d == 3) {
