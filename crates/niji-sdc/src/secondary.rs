@@ -1482,6 +1482,16 @@ mod tests {
         }
     }
 
+    /// A fixed-seed xorshift: the same random tables every run.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     /// Cycles glued by the other half of the slices, in three-way tables of 8 values a side
     /// (with and without margins, a fifth to two fifths of the cells suppressed at random): the
     /// exact attacker solves none of the cells they certify, and they certify cells that no
@@ -1489,13 +1499,7 @@ mod tests {
     /// reached by these tables).
     #[test]
     fn cells_on_glued_cycles_are_never_solved() {
-        let mut rng = 0x676c_7565_645f_6379u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = xorshift(0x676c_7565_645f_6379);
         let (mut glued_only, mut certified_cells) = (0, 0);
         for case in 0..12 {
             let margins = case % 2 == 0;
@@ -1527,13 +1531,7 @@ mod tests {
     /// cell the exact attacker solves. Most of these tables are accepted.
     #[test]
     fn eight_a_side_tables_audited_by_certificates_leave_no_cell_solved() {
-        let mut rng = 0x7072_6f74_6563_7438u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = xorshift(0x7072_6f74_6563_7438);
         let mut accepted = 0;
         for case in 0..8 {
             let cells: Vec<Vec<Vec<u64>>> = (0..8).map(|_| (0..8).map(|_| (0..8).map(|_| 10 + next() % 90).collect()).collect()).collect();
