@@ -15,8 +15,9 @@
 //! the rows are not codes refuses the file: a spreadsheet that dropped leading zeros (`0000999`
 //! saved as `999`) would otherwise reject valid records. A quoted cell may span lines (a
 //! spreadsheet saves a note with line breaks so); a quote still open at the end refuses the
-//! file, naming the line it opened on, since the codes after it would be lost. Codes the recording rules define beside
-//! the master (`0000999`, 未コード化傷病名) are always known. Errors name the file, never a cell.
+//! file, naming the line it opened on, since the codes after it would be lost. Codes the
+//! recording rules define beside the master (`0000999`, 未コード化傷病名) are always known.
+//! Errors name the file, never a cell.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
