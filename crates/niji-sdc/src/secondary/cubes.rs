@@ -208,11 +208,10 @@ impl<'a> Cubes<'a> {
         let Some(grid) = &self.grid else { return };
         for i in (0..3).filter(|_| self.d == 3) {
             let Some(bits) = self.slice_bits(grid, rows, i, Some(certified)) else { continue };
-            let SliceBits { j, k, words, codes, .. } = bits.slices();
+            let Bits { j, k, words, ref codes, .. } = bits;
             let pairs = codes.len().checked_mul(codes.len().saturating_sub(1)).map(|p| p / 2);
             let Some(left) = pairs.and_then(|p| p.checked_mul(words + j + k)).and_then(|cost| work.checked_sub(cost)) else { continue };
             *work = left;
-            let slices = bits.slices();
             // The pairs are shared among threads (their marks only add up, so the result does
             // not depend on how), a slice's pairs on one thread, slices dealt in turn.
             let threads = match self.pair_threads {
@@ -220,7 +219,7 @@ impl<'a> Cubes<'a> {
                 None if pairs.unwrap_or(0) >= PAIRS_PER_THREAD => super::worker_threads(),
                 None => 1,
             };
-            let marks = super::on_threads((0..threads).collect(), &|t| self.slice_pair_marks(grid, &slices, t, threads));
+            let marks = super::on_threads((0..threads).collect(), &|t| self.slice_pair_marks(grid, &bits, t, threads));
             marks.into_iter().flatten().for_each(|row| certified[row as usize] = true);
         }
     }
@@ -236,7 +235,7 @@ impl<'a> Cubes<'a> {
         let Some(grid) = &self.grid else { return };
         for i in (0..3).filter(|_| self.d == 3) {
             let Some(bits) = self.slice_bits(grid, rows, i, None) else { continue };
-            for row in self.glued_cycle_marks(grid, &bits.slices()) {
+            for row in self.glued_cycle_marks(grid, &bits) {
                 certified[row as usize] = true;
             }
         }
@@ -302,9 +301,9 @@ impl<'a> Cubes<'a> {
     /// plane and share about a tenth of them with the glued set at first, near the point where
     /// shared positions begin to join most lines; after a pass or two the glued set is nearly
     /// the half's positions, and most cells of the other half are certified at once.
-    fn glued_cycle_marks(&self, grid: &Grid, slices: &SliceBits) -> Vec<u32> {
-        let SliceBits { i, j, k, words, codes, hidden, .. } = *slices;
-        let bits = |a: usize| &hidden[a * words..(a + 1) * words];
+    fn glued_cycle_marks(&self, grid: &Grid, slices: &Bits) -> Vec<u32> {
+        let Bits { i, j, k, words, ref codes, .. } = *slices;
+        let bits = |a: usize| slices.hidden_of(a);
         let cells = |a: usize| bits(a).iter().map(|w| w.count_ones()).sum::<u32>();
         let (mut joined, mut cycles, mut marks) = (super::UnionFind::default(), CycleSearch::default(), Vec::new());
         for half in [0, 1] {
@@ -357,13 +356,13 @@ impl<'a> Cubes<'a> {
     fn mark_cycles(
         &self,
         grid: &Grid,
-        slices: &SliceBits,
+        slices: &Bits,
         positions: impl Iterator<Item = u64>,
         slices_marked: &[usize],
         search: &mut CycleSearch,
         marks: &mut Vec<u32>,
     ) {
-        let SliceBits { i, j, k, .. } = *slices;
+        let Bits { i, j, k, .. } = *slices;
         let CycleSearch { edges, on_cycle, joined, graph } = search;
         edges.clear();
         for_each_position(positions, |at| edges.push((at / k, j + at % k)));
@@ -391,13 +390,13 @@ impl<'a> Cubes<'a> {
 
     /// The cells on a cycle between two slices of `slices`, of the pairs whose first slice is the
     /// `part`-th of every `parts` ([`Cubes::certify_slice_pairs`]).
-    fn slice_pair_marks(&self, grid: &Grid, slices: &SliceBits, part: usize, parts: usize) -> Vec<u32> {
-        let SliceBits { words, codes, hidden, open, .. } = *slices;
+    fn slice_pair_marks(&self, grid: &Grid, slices: &Bits, part: usize, parts: usize) -> Vec<u32> {
+        let (words, codes) = (slices.words, &slices.codes);
         let (mut cycles, mut marks) = (CycleSearch::default(), Vec::new());
         for (x, &a) in codes.iter().enumerate().skip(part).step_by(parts) {
-            let (one, one_open) = (&hidden[a * words..(a + 1) * words], &open[a * words..(a + 1) * words]);
+            let (one, one_open) = (slices.hidden_of(a), slices.open_of(a));
             for &b in &codes[x + 1..] {
-                let (other, other_open) = (&hidden[b * words..(b + 1) * words], &open[b * words..(b + 1) * words]);
+                let (other, other_open) = (slices.hidden_of(b), slices.open_of(b));
                 // Only a pair where some cell of the graph is not certified yet can add one.
                 if !(0..words).any(|w| one[w] & other[w] & (one_open[w] | other_open[w]) != 0) {
                     continue;
@@ -574,7 +573,11 @@ impl<'a> Cubes<'a> {
 /// the point where cycles appear everywhere).
 pub(super) const SLICE_PAIR_WORK: usize = 1 << 26;
 
-/// The slices of one dimension as bits ([`Cubes::slice_bits`]), held.
+/// The slices of one dimension as the certificates read them ([`Cubes::certify_slice_pairs`],
+/// [`Cubes::certify_glued_cycles`], made by [`Cubes::slice_bits`]): dimension `i`, the other two
+/// of `j` and `k` codes, per slice `words` words of bits (of its suppressed cells in `hidden`,
+/// of those not certified yet in `open`, empty for the glued cycles), the slices with enough
+/// cells in `codes`.
 struct Bits {
     i: usize,
     j: usize,
@@ -586,25 +589,15 @@ struct Bits {
 }
 
 impl Bits {
-    fn slices(&self) -> SliceBits<'_> {
-        let Bits { i, j, k, words, .. } = *self;
-        SliceBits { i, j, k, words, codes: &self.codes, hidden: &self.hidden, open: &self.open }
+    /// Slice `a`'s suppressed cells.
+    fn hidden_of(&self, a: usize) -> &[u64] {
+        &self.hidden[a * self.words..(a + 1) * self.words]
     }
-}
 
-/// The slices of one dimension as the certificates read them ([`Cubes::certify_slice_pairs`],
-/// [`Cubes::certify_glued_cycles`]): dimension `i`, the other two of `j` and `k` codes, per slice
-/// `words` words of bits (of its suppressed cells in `hidden`, of those not certified yet in
-/// `open`, empty for the glued cycles), the slices with enough cells in `codes`.
-#[derive(Clone, Copy)]
-struct SliceBits<'s> {
-    i: usize,
-    j: usize,
-    k: usize,
-    words: usize,
-    codes: &'s [usize],
-    hidden: &'s [u64],
-    open: &'s [u64],
+    /// Slice `a`'s cells not certified yet.
+    fn open_of(&self, a: usize) -> &[u64] {
+        &self.open[a * self.words..(a + 1) * self.words]
+    }
 }
 
 /// Passes over a half's slices at most while the positions they glue grow
