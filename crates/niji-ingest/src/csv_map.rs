@@ -541,16 +541,12 @@ pub fn ingest_csv(
     }
     let mut rows = Rows::new(reader, mapping.delimiter, mapping.shift_jis, config.max_line_bytes);
     while let Some(Row { number: line_no, loc, bytes }) = rows.next_row(&mut report)? {
-        let text = decode(bytes);
-        // Without its header (refused for its length or its encoding) no row can be read.
-        if line_no == 1 && text.is_none() || line_no > 1 && header.is_empty() {
-            if text.is_none() {
-                report.reject(vec![Problem::new(loc, "", if mapping.shift_jis { Reason::NotShiftJis } else { Reason::NotUtf8 })]);
-            }
-            return Ok(report);
-        }
-        let Some(text) = text else {
+        let Some(text) = decode(bytes) else {
             report.reject(vec![Problem::new(loc, "", if mapping.shift_jis { Reason::NotShiftJis } else { Reason::NotUtf8 })]);
+            // Without its header no row can be read (one refused for its length ends `Rows`).
+            if line_no == 1 {
+                return Ok(report);
+            }
             continue;
         };
         if line_no == 1 {
