@@ -297,7 +297,7 @@ const PERSON_IDENTIFIERS: [IdentifierKind; 6] = [
 /// with the lines it took), and reading goes on after it, wherever its quote closes: its
 /// lines are never read as rows. In Shift_JIS the second byte of a character is not read as
 /// a delimiter, a quote or a line break.
-struct Rows<R> {
+pub(crate) struct Rows<R> {
     reader: R,
     row: Vec<u8>,
     delimiter: u8,
@@ -311,14 +311,14 @@ struct Rows<R> {
 }
 
 /// One row of [`Rows`]: located at the line it starts on.
-struct Row<'a> {
-    number: u64,
-    loc: Location,
-    bytes: &'a [u8],
+pub(crate) struct Row<'a> {
+    pub(crate) number: u64,
+    pub(crate) loc: Location,
+    pub(crate) bytes: &'a [u8],
 }
 
 impl<R: BufRead> Rows<R> {
-    fn new(reader: R, delimiter: u8, shift_jis: bool, limit: usize) -> Self {
+    pub(crate) fn new(reader: R, delimiter: u8, shift_jis: bool, limit: usize) -> Self {
         Rows { reader, row: Vec::new(), delimiter, shift_jis, limit, lines: 0, mark: (!shift_jis).then_some(0) }
     }
 
@@ -326,7 +326,7 @@ impl<R: BufRead> Rows<R> {
     /// length are reported and skipped. A header refused ends the file (nothing after it can be
     /// read). A UTF-8 byte order mark at the start is not the first cell's text (a quote after
     /// it opens a cell).
-    fn next_row(&mut self, report: &mut FileReport) -> std::io::Result<Option<Row<'_>>> {
+    pub(crate) fn next_row(&mut self, report: &mut FileReport) -> std::io::Result<Option<Row<'_>>> {
         const MARK: &[u8; 3] = b"\xEF\xBB\xBF";
         loop {
             let number = self.lines + 1;

@@ -27,7 +27,9 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use crate::codes::{check_shape, CodeSystem};
-use crate::csv_map::{split_line, CsvByte, CsvState};
+use crate::csv_map::{split_line, Rows};
+use crate::model::Location;
+use crate::report::FileReport;
 
 /// Code masters the caller loaded (one set of codes per system). Cloning shares the sets (each
 /// intake's settings hold the masters; a change copies them first).
@@ -163,42 +165,25 @@ fn master_files(dir: &Path) -> Result<Vec<PathBuf>, MasterError> {
     Ok(paths)
 }
 
-/// One row of a master's text.
-struct TextRow<'t> {
-    /// The line it starts on, from 1.
-    line: usize,
-    /// Its lines (several where a quoted cell holds line breaks), without the last `\r`.
-    text: &'t str,
-    /// Whether a quoted cell is still open at its end (only the last row of a text can be).
-    open: bool,
-}
-
-/// The rows of a master's text: its lines, one row taking several while a quoted cell is open
-/// (read as the CSV intake reads rows, [`CsvState`]).
-fn rows(text: &str, delimiter: char) -> impl Iterator<Item = TextRow<'_>> {
+/// Calls `each` with every row of `text` that is neither blank nor a `#` comment, read as the
+/// CSV intake reads rows ([`Rows`]: a quoted cell may span lines); a quote still open at the end
+/// refuses the master, naming the line it opened on.
+fn for_each_row(text: &str, delimiter: char, file: &str, mut each: impl FnMut(&str)) -> Result<(), MasterError> {
     let delimiter = u8::try_from(delimiter).expect("a master's delimiter is ASCII");
-    let (mut rest, mut line) = (text, 1);
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
+    let mut report = FileReport::new(file);
+    // No line limit: the file is held whole already (at most `MAX_MASTER_BYTES`).
+    let mut rows = Rows::new(text.as_bytes(), delimiter, false, usize::MAX - 1);
+    while let Some(row) = rows.next_row(&mut report).map_err(|source| MasterError::Read { file: file.into(), source })? {
+        // Rows of UTF-8 text end at ASCII bytes: valid UTF-8 (borrowed, not copied).
+        let line = String::from_utf8_lossy(row.bytes);
+        if !line.trim().is_empty() && !line.starts_with('#') {
+            each(&line);
         }
-        let (first, mut state) = (line, CsvState::FieldStart);
-        let mut stop = rest.len();
-        for (at, &byte) in rest.as_bytes().iter().enumerate() {
-            let what;
-            (state, what) = state.step(byte, delimiter);
-            if byte == b'\n' {
-                line += 1;
-            }
-            if what == CsvByte::EndRow {
-                stop = at;
-                break;
-            }
-        }
-        let row = TextRow { line: first, text: rest[..stop].trim_end_matches('\r'), open: state == CsvState::Quoted };
-        rest = rest.get(stop + 1..).unwrap_or("");
-        Some(row)
-    })
+    }
+    match report.rejected.first().map(|problem| &problem.location) {
+        Some(&Location::Line(line)) => Err(MasterError::UnclosedQuote { file: file.into(), line: line as usize }),
+        _ => Ok(()),
+    }
 }
 
 /// Codes the recording rules define outside the masters.
@@ -221,15 +206,11 @@ impl CodeMasters {
         let head = || text.lines().take(50);
         let tabs = head().filter(|l| l.contains('\t')).count();
         let delimiter = if tabs > 0 && tabs >= head().filter(|l| l.contains(',')).count() { '\t' } else { ',' };
-        if let Some(open) = rows(&text, delimiter).find(|row| row.open) {
-            return Err(MasterError::UnclosedQuote { file: name.into(), line: open.line });
-        }
-        let lines = || rows(&text, delimiter).map(|row| row.text).filter(|l| !l.trim().is_empty() && !l.starts_with('#'));
         let mut fields = Vec::new();
         // First pass: the distinct values of the system's shape in each column.
         let mut distinct: Vec<HashSet<String>> = Vec::new();
         let mut rows = 0usize;
-        for line in lines() {
+        for_each_row(&text, delimiter, name, |line| {
             rows += 1;
             split_line(line, delimiter, &mut fields);
             distinct.resize_with(distinct.len().max(fields.len()), HashSet::new);
@@ -238,7 +219,7 @@ impl CodeMasters {
                     distinct[i].insert(code);
                 }
             }
-        }
+        })?;
         let best = distinct.iter().map(HashSet::len).max().unwrap_or(0);
         if best == 0 {
             return Err(MasterError::NoCodeColumn { file: name.into(), system });
@@ -253,7 +234,7 @@ impl CodeMasters {
         // Second pass: the codes of the chosen columns.
         let mut codes = HashSet::new();
         let mut skipped_rows = 0;
-        for line in lines() {
+        for_each_row(&text, delimiter, name, |line| {
             split_line(line, delimiter, &mut fields);
             let mut any = false;
             for &c in &columns {
@@ -263,7 +244,7 @@ impl CodeMasters {
                 }
             }
             skipped_rows += usize::from(!any);
-        }
+        })?;
         // Titles and headers are a few rows; many more is a column of something else.
         if skipped_rows > 5 && skipped_rows * 10 > rows {
             return Err(MasterError::NotMostlyCodes { file: name.into(), system, column: columns[0] + 1, skipped: skipped_rows, rows });
