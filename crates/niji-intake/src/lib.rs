@@ -570,16 +570,26 @@ async fn write_version(
         // instead of being held (64 bytes each, several a person: 67 MB at a million persons).
         let mut batch = vault.begin_batch(&submission.holder, tag).await?;
         let hasher = pseudonymizer.clone();
-        let (chunks, linking) = make_in_chunks(move |sink| (niji_privacy::link_set_streaming(&units, &linkage_config, &hasher, &prior, sink), units));
+        // Each cluster's key goes to sealed scratch pages as linkage makes it (32 bytes a
+        // cluster, the most linkage held at its end), and the persons are numbered from there.
+        let scratch_folder = instance.paths.root.clone();
+        let mut cluster_keys = per_unit::ClusterKeys::new(&scratch_folder)?;
+        let (chunks, linking) = make_in_chunks(move |sink| {
+            let clustered = niji_privacy::link_clusters_streaming(&units, &linkage_config, &hasher, &prior, sink, &mut |k| cluster_keys.push(k));
+            let persons = cluster_keys.into_persons(&scratch_folder, clustered.cluster_of);
+            (clustered.stats, persons, units)
+        });
         let stored_anchors = store_chunks(&mut batch, chunks, ANCHOR_CHUNKS, |b, c| Box::pin(b.put_anchors(c))).await;
-        let (linkage, units) = linking.await.expect("linkage does not panic");
+        let (mut link_stats, persons, units) = linking.await.expect("linkage does not panic");
         stored_anchors?;
         // Units the scratch file did not give back read as empty: nothing made from them is used.
         if let Some(e) = units.store_error() {
             return Err(e.into());
         }
+        let mut persons = persons?;
+        link_stats.persons = persons.persons();
         // Earlier records whose unit's key is now another than the one they were stored under.
-        let rekeyed_units = stored_of_unit.iter().filter(|&&(u, k)| linkage.keys[u as usize] != k).count() as u64;
+        let mut rekeyed_units = 0u64;
         let mut stored_keys: Vec<PersonKey> = stored_of_unit.iter().map(|(_, k)| *k).collect();
         stored_keys.sort_unstable();
         stored_keys.dedup();
@@ -588,13 +598,18 @@ async fn write_version(
         // that keeps some of its records stays a person the index leads to.
         let mut finals: std::collections::BTreeMap<PersonKey, std::collections::BTreeSet<PersonKey>> = Default::default();
         for &(u, k) in &stored_of_unit {
-            finals.entry(k).or_default().insert(linkage.keys[u as usize]);
+            let (now, _) = persons.of(u as usize)?;
+            rekeyed_units += u64::from(now != k);
+            finals.entry(k).or_default().insert(now);
         }
         // The units this submission's records stand for (some may be earlier units they are
-        // identical to, met again here: a set ignores them).
-        for key in scan.unit_in_run.iter().map(|u| &linkage.keys[u as usize]) {
-            if let Some(f) = finals.get_mut(key) {
-                f.insert(*key);
+        // identical to, met again here: a set ignores them). Nothing read back: no key to ask.
+        if !finals.is_empty() {
+            for u in scan.unit_in_run.iter() {
+                let (key, _) = persons.of(u as usize)?;
+                if let Some(f) = finals.get_mut(&key) {
+                    f.insert(key);
+                }
             }
         }
         let moved_keys: Vec<(PersonKey, PersonKey)> =
@@ -622,26 +637,30 @@ async fn write_version(
         batch.index_links(&index_update).await?;
         drop(index_update);
         let hasher = pseudonymizer.clone();
-        let scratch_folder = instance.paths.root.clone();
-        let (chunks, bucketing) = make_in_chunks(move |sink| {
-            niji_privacy::cluster_buckets_streaming(units.units(), &linkage.keys, &hasher, sink);
+        let (chunks, bucketing) = make_in_chunks(move |sink| -> std::io::Result<_> {
+            // The persons' keys are read back in order of person number by the rows, and unit
+            // by unit by pass 2.
+            let (of_unit, key_pages) = persons.by_person();
+            let person_count = key_pages.persons();
+            let by_person = niji_privacy::UnitPersons { of_unit, persons: person_count, key_of_person: &mut |p| key_pages.of(p) };
+            niji_privacy::cluster_buckets_streaming(units.units(), by_person, &hasher, sink)?;
             // Full birth dates per unit, for the lake's `age` at each event (the dates themselves
             // stay in the vault): made here, after the link peak, from the units' last reading.
             let mut births = per_unit::UnitDates::with_capacity(units.len());
             units.units().for_each(|_, u| births.push(u.birth_date().and_then(|b| niji_ingest::dates::parse_iso(b).ok())));
-            // The persons' keys leave memory for pass 2 (32 bytes a person): sealed scratch pages.
-            let persons = per_unit::PersonKeys::seal(&scratch_folder, linkage.keys);
-            (persons, births, units.store_error())
+            Ok((persons, births, units.store_error()))
         });
         let stored_rows = store_chunks(&mut batch, chunks, BUCKET_ROW_CHUNKS, |b, c| Box::pin(b.add_link_buckets(c))).await;
-        let (persons, births, units_error) = bucketing.await.expect("bucketing does not panic");
+        let bucketed = bucketing.await.expect("bucketing does not panic");
         stored_rows?;
+        // A key page not written or not read back: the rows handed over are incomplete, and
+        // the batch is abandoned with the intake.
+        let (mut persons, births, units_error) = bucketed?;
         // Rows made from units the scratch file did not give back are in the batch, which is
         // then abandoned with the intake.
         if let Some(e) = units_error {
             return Err(e.into());
         }
-        let mut persons = persons?;
         return_freed_memory();
         progress.finish(Phase::Link);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<niji_vault::SealedIdentity>>(4);
@@ -761,8 +780,8 @@ async fn write_version(
                 persons: persons as i64,
                 persons_shared: persons_shared as i64,
                 link_records: unit_count as i64,
-                identifier_links: linkage.stats.identifier_links as i64,
-                name_links: (linkage.stats.name_links + linkage.stats.surname_change_links) as i64,
+                identifier_links: link_stats.identifier_links as i64,
+                name_links: (link_stats.name_links + link_stats.surname_change_links) as i64,
                 coverage_from: coverage.as_ref().map(|c| c.0.clone()),
                 coverage_to: coverage.as_ref().map(|c| c.1.clone()),
                 tables: tables.clone(),
@@ -779,7 +798,7 @@ async fn write_version(
             records_accepted: accepted,
             records_quarantined: quarantined,
             warnings,
-            link: linkage.stats,
+            link: link_stats,
             units: unit_count,
             units_held,
             persons,

@@ -1,14 +1,19 @@
-//! What pass 2 reads per linkage unit, held in as few bytes as it can be: each unit's person
-//! (its number in memory, 4 bytes; the persons' keys in sealed scratch pages, [`PersonKeys`])
-//! and dates packed in 4 bytes ([`UnitDates`]). At a million distinct units these were the
-//! write phase's growth: a 32-byte key per person and two 6-byte optional dates per unit.
+//! What the intake reads per linkage unit after linkage, held in as few bytes as it can be:
+//! each unit's person (its number in memory, 4 bytes; the persons' keys in sealed scratch pages,
+//! [`PersonKeys`], sealed cluster by cluster as linkage makes them, [`ClusterKeys`]) and dates
+//! packed in 4 bytes ([`UnitDates`]). A 32-byte key per cluster, person or unit held in memory
+//! was the largest growth of the link and write phases.
+
+// The cluster's keys are written to pages as linkage makes them and numbered from the pages
+// (`niji_privacy::number_clusters`): the link phase's end held them all, 32 bytes a cluster,
+// beside the units' numbers.
 
 use std::io;
 use std::path::Path;
 
 use niji_ingest::dates::Precision;
 use niji_ingest::Date;
-use niji_privacy::{PageStore, PersonKey, UnitKeys};
+use niji_privacy::{number_clusters, PageStore, PersonKey};
 
 use crate::scratch::SealedPages;
 
@@ -23,33 +28,45 @@ const CACHED_PAGES: usize = 64;
 /// last unit asked for is answered without a page.
 pub(crate) struct PersonKeys {
     of_unit: Vec<u32>,
-    persons: usize,
+    keys: KeyPages,
+    last: Option<(usize, PersonKey, u32)>,
+}
+
+/// Keys in sealed pages, key `n` (a person's, or a cluster's) at `n`.
+pub(crate) struct KeyPages {
+    keys: usize,
     pages: SealedPages,
     /// Per slot, the page it holds (`u64::MAX`: none) and that page's keys.
     cache: Vec<(u64, Vec<u8>)>,
-    last: Option<(usize, PersonKey, u32)>,
 }
 
 impl PersonKeys {
     /// Seals `keys`' persons' keys into a new scratch file in `folder`, keeping in memory only
     /// each unit's person number.
-    pub(crate) fn seal(folder: &Path, keys: UnitKeys) -> io::Result<PersonKeys> {
+    #[cfg(test)]
+    pub(crate) fn seal(folder: &Path, keys: niji_privacy::UnitKeys) -> io::Result<PersonKeys> {
         let (of_unit, keys) = keys.into_parts();
-        let mut pages = SealedPages::new(folder)?;
-        let mut page = Vec::with_capacity(KEYS_A_PAGE * 32);
-        for chunk in keys.chunks(KEYS_A_PAGE) {
-            page.clear();
-            for key in chunk {
-                page.extend_from_slice(&key.0);
-            }
-            pages.put(&page)?;
+        let mut pages = KeyPagesWriter::new(folder)?;
+        for key in keys {
+            pages.push(key)?;
         }
-        Ok(PersonKeys { of_unit, persons: keys.len(), pages, cache: vec![(u64::MAX, Vec::new()); CACHED_PAGES], last: None })
+        Ok(PersonKeys { of_unit, keys: pages.finish()?, last: None })
+    }
+
+    /// Persons.
+    pub(crate) fn persons(&self) -> usize {
+        self.keys.keys
     }
 
     /// Units.
     pub(crate) fn len(&self) -> usize {
         self.of_unit.len()
+    }
+
+    /// Per unit its person's number, and the keys by number: for a reader that goes person by
+    /// person (the link index's bucket rows) rather than unit by unit.
+    pub(crate) fn by_person(&mut self) -> (&[u32], &mut KeyPages) {
+        (&self.of_unit, &mut self.keys)
     }
 
     /// The key of `unit`'s person and its number. A page that cannot be read back (the file
@@ -61,9 +78,108 @@ impl PersonKeys {
             }
         }
         let number = self.of_unit[unit];
+        let key = self.keys.of(number)?;
+        self.last = Some((unit, key, number));
+        Ok((key, number))
+    }
+}
+
+/// Each cluster's key, sealed into scratch pages as linkage hands it over, with its first 8
+/// bytes kept in memory for numbering: 8 bytes a cluster where the key took 32.
+pub(crate) struct ClusterKeys {
+    pages: KeyPagesWriter,
+    prefixes: Vec<u64>,
+    /// The first page that could not be written: every key after it is dropped.
+    error: Option<io::Error>,
+}
+
+impl ClusterKeys {
+    /// No cluster yet, the pages in a new scratch file in `folder`.
+    pub(crate) fn new(folder: &Path) -> io::Result<ClusterKeys> {
+        Ok(ClusterKeys { pages: KeyPagesWriter::new(folder)?, prefixes: Vec::new(), error: None })
+    }
+
+    /// The key of the next cluster. A page that cannot be written is kept as the error
+    /// [`ClusterKeys::into_persons`] gives (linkage hands keys over without asking back).
+    pub(crate) fn push(&mut self, key: PersonKey) {
+        if self.error.is_some() {
+            return;
+        }
+        fail::fail_point!("intake-cluster-keys-write", |_| self.error = Some(io::Error::other("a cluster's key could not be written (failpoint)")));
+        self.prefixes.push(key.prefix());
+        if let Err(e) = self.pages.push(key) {
+            self.error = Some(e);
+        }
+    }
+
+    /// The persons of the clusters (`cluster_of`: per unit its cluster), one a key, numbered
+    /// by first cluster as `niji_privacy::number_clusters` does: their keys sealed anew into
+    /// a scratch file in `folder`, person by person, and the clusters' file dropped.
+    pub(crate) fn into_persons(self, folder: &Path, mut cluster_of: Vec<u32>) -> io::Result<PersonKeys> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let clusters = self.prefixes.len();
+        if cluster_of.iter().any(|&c| c as usize >= clusters) {
+            return Err(io::Error::other("a unit's cluster has no key"));
+        }
+        let mut by_cluster = self.pages.finish()?;
+        let number = number_clusters(self.prefixes, |a, b| Ok::<_, io::Error>(by_cluster.of(a)? == by_cluster.of(b)?))?;
+        let mut persons = KeyPagesWriter::new(folder)?;
+        for (c, &p) in number.iter().enumerate() {
+            if p as usize == persons.keys {
+                persons.push(by_cluster.of(c as u32)?)?;
+            }
+        }
+        drop(by_cluster);
+        for c in &mut cluster_of {
+            *c = number[*c as usize];
+        }
+        Ok(PersonKeys { of_unit: cluster_of, keys: persons.finish()?, last: None })
+    }
+}
+
+/// Keys sealed into pages in order, [`KEYS_A_PAGE`] a page.
+struct KeyPagesWriter {
+    pages: SealedPages,
+    page: Vec<u8>,
+    keys: usize,
+}
+
+impl KeyPagesWriter {
+    fn new(folder: &Path) -> io::Result<KeyPagesWriter> {
+        Ok(KeyPagesWriter { pages: SealedPages::new(folder)?, page: Vec::with_capacity(KEYS_A_PAGE * 32), keys: 0 })
+    }
+
+    fn push(&mut self, key: PersonKey) -> io::Result<()> {
+        self.page.extend_from_slice(&key.0);
+        self.keys += 1;
+        if self.page.len() == KEYS_A_PAGE * 32 {
+            self.pages.put(&self.page)?;
+            self.page.clear();
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<KeyPages> {
+        if !self.page.is_empty() {
+            self.pages.put(&self.page)?;
+        }
+        Ok(KeyPages { keys: self.keys, pages: self.pages, cache: vec![(u64::MAX, Vec::new()); CACHED_PAGES] })
+    }
+}
+
+impl KeyPages {
+    /// Keys.
+    pub(crate) fn persons(&self) -> usize {
+        self.keys
+    }
+
+    /// Key `number`. A page that cannot be read back is an error, never a wrong key.
+    pub(crate) fn of(&mut self, number: u32) -> io::Result<PersonKey> {
         let n = number as usize;
-        if n >= self.persons {
-            return Err(io::Error::other("a unit's person number has no key"));
+        if n >= self.keys {
+            return Err(io::Error::other("a number past the keys sealed"));
         }
         let page = (n / KEYS_A_PAGE) as u64;
         let slot = &mut self.cache[page as usize % CACHED_PAGES];
@@ -76,9 +192,7 @@ impl PersonKeys {
         }
         let at = (n % KEYS_A_PAGE) * 32;
         let bytes = slot.1.get(at..at + 32).ok_or_else(|| io::Error::other("a scratch page of keys is short"))?;
-        let key = PersonKey(bytes.try_into().expect("32 bytes"));
-        self.last = Some((unit, key, number));
-        Ok((key, number))
+        Ok(PersonKey(bytes.try_into().expect("32 bytes")))
     }
 }
 
@@ -135,6 +249,7 @@ fn unpack(packed: u32) -> Option<Date> {
 
 #[cfg(test)]
 mod tests {
+    use niji_privacy::UnitKeys;
     use proptest::prelude::*;
 
     use super::*;
@@ -166,6 +281,56 @@ mod tests {
             .collect()
     }
 
+    proptest! {
+        /// Clusters' keys sealed as linkage hands them over and numbered from the pages give
+        /// each unit the key and person number of the in-memory numbering (`UnitKeys`), keys
+        /// that share their first 8 bytes but not the rest included; nothing the intake reads
+        /// is in the clear on disk.
+        #[test]
+        fn clusters_sealed_then_numbered_are_the_persons_linkage_would_number(
+            keys in proptest::collection::vec((0u8..4, 0u8..3), 1..200),
+            units in proptest::collection::vec(0u32..1_000, 0..400),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let cluster_keys: Vec<PersonKey> = keys.iter().map(|&(head, tail)| { let mut k = [0xA0 | head; 32]; k[31] = tail; PersonKey(k) }).collect();
+            // Clusters in order of their first unit, as linkage numbers them.
+            let (mut cluster_of, mut seen) = (Vec::new(), 0u32);
+            for u in units {
+                let c = u % (seen + 1).min(cluster_keys.len() as u32);
+                seen = seen.max(c + 1);
+                cluster_of.push(c);
+            }
+            let cluster_keys = &cluster_keys[..seen as usize];
+            let want = UnitKeys::from(cluster_of.iter().map(|&c| cluster_keys[c as usize]).collect::<Vec<_>>());
+            let mut sealing = ClusterKeys::new(dir.path()).unwrap();
+            for &k in cluster_keys {
+                sealing.push(k);
+            }
+            let mut persons = sealing.into_persons(dir.path(), cluster_of).unwrap();
+            prop_assert_eq!(persons.len(), want.len());
+            prop_assert_eq!(persons.persons(), want.persons());
+            for u in (0..want.len()).rev() {
+                prop_assert_eq!(persons.of(u).unwrap(), (*want.of(u).0, want.of(u).1));
+            }
+            prop_assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+            prop_assert!(!persons.keys.pages.raw_bytes().windows(8).any(|w| w.iter().all(|&b| b & 0xFC == 0xA0)));
+        }
+    }
+
+    /// A cluster number past the keys handed over, or a page that could not be written, is an
+    /// error, never persons.
+    #[test]
+    fn clusters_without_keys_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sealing = ClusterKeys::new(dir.path()).unwrap();
+        sealing.push(PersonKey([1; 32]));
+        assert_eq!(sealing.into_persons(dir.path(), vec![0, 1]).err().unwrap().to_string(), "a unit's cluster has no key");
+        let mut failing = ClusterKeys::new(dir.path()).unwrap();
+        failing.error = Some(io::Error::other("no space"));
+        failing.push(PersonKey([1; 32]));
+        assert_eq!(failing.into_persons(dir.path(), vec![0]).err().unwrap().to_string(), "no space");
+    }
+
     #[test]
     fn each_unit_gets_its_persons_key_and_number_from_the_sealed_pages() {
         let dir = tempfile::tempdir().unwrap();
@@ -180,12 +345,12 @@ mod tests {
         }
         // Nothing named in the folder, and no key in the clear in the scratch file.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        assert!(sealed.pages.raw_bytes().windows(4).all(|w| w[..] != [0, 0, 0, 7] && w[..] != [0x5A, 0, 0, 0]));
+        assert!(sealed.keys.pages.raw_bytes().windows(4).all(|w| w[..] != [0, 0, 0, 7] && w[..] != [0x5A, 0, 0, 0]));
 
         // A page changed on disk is an error, never another key.
         let mut fresh = PersonKeys::seal(dir.path(), unit_keys()).unwrap();
         let unit = (0..5_000).find(|&u| expected[u].1 as usize / KEYS_A_PAGE == 5).unwrap();
-        fresh.pages.flip(5 * (KEYS_A_PAGE as u64 * 32 + 16) + 100);
+        fresh.keys.pages.flip(5 * (KEYS_A_PAGE as u64 * 32 + 16) + 100);
         assert_eq!(fresh.of(unit).unwrap_err().kind(), io::ErrorKind::InvalidData);
         // And stays one: the failed page is not kept.
         assert_eq!(fresh.of(unit).unwrap_err().kind(), io::ErrorKind::InvalidData);

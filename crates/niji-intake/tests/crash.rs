@@ -93,7 +93,9 @@ async fn a_failing_scratch_file_or_vault_fails_the_intake_and_changes_nothing() 
     for (point, says, kind) in [
         ("intake-scratch-write", "no space left", io),
         ("intake-scratch-read", "could not be read", io),
-        // Pass 2, reading a person's key back from its page.
+        // Linkage handing a cluster's key to its page.
+        ("intake-cluster-keys-write", "key could not be written", io),
+        // Reading a person's key back from its page: for the bucket rows, then in pass 2.
         ("intake-person-keys-read", "key could not be read", io),
         ("intake-storing-anchors", "anchors not stored", vault),
         ("intake-storing-buckets", "bucket rows not stored", vault),

@@ -64,9 +64,9 @@ pub mod pseudonym;
 pub mod reach;
 
 pub use linkage::{
-    link, link_set, link_set_streaming, prepare_all, Appended, LinkRecord, LinkStats, LinkUnit, Linkage, LinkageConfig, PageStore, PriorKeys,
-    UnitKeys, UnitList, UnitRef, UnitSet, UnitStorage, Units, ANCHOR_CHUNK, MAX_ITEMS_PER_KIND,
+    link, link_clusters_streaming, link_set, link_set_streaming, number_clusters, prepare_all, Appended, Clustered, LinkRecord, LinkStats, LinkUnit,
+    Linkage, LinkageConfig, PageStore, PriorKeys, UnitKeys, UnitList, UnitRef, UnitSet, UnitStorage, Units, ANCHOR_CHUNK, MAX_ITEMS_PER_KIND,
 };
 pub use normalize::{NormalizeError, Sex};
 pub use pseudonym::{Domain, KeyError, PersonKey, Pseudonymizer, VaultKey};
-pub use reach::{cluster_buckets, cluster_buckets_streaming, reach, unit_anchors, LinkBucket, BUCKET_CHUNK, LINK_INDEX_FORMAT};
+pub use reach::{cluster_buckets, cluster_buckets_streaming, reach, unit_anchors, LinkBucket, UnitPersons, BUCKET_CHUNK, LINK_INDEX_FORMAT};

@@ -65,7 +65,7 @@ use crate::pseudonym::{Domain, PersonKey, Pseudonymizer};
 mod unit_keys;
 mod unit_list;
 
-pub use unit_keys::UnitKeys;
+pub use unit_keys::{number_clusters, UnitKeys};
 pub use unit_list::{PageStore, UnitList, UnitStorage, Units};
 
 /// One identity record to link.
@@ -448,6 +448,35 @@ pub fn link_set_streaming(
     prior: &PriorKeys,
     sink: &mut dyn FnMut(Vec<(PersonKey, PersonKey)>),
 ) -> Linkage {
+    let mut cluster_keys = Vec::new();
+    let Clustered { cluster_of, mut stats, .. } = link_clusters_streaming(set, config, keys, prior, sink, &mut |key| cluster_keys.push(key));
+    let keys = UnitKeys::from_clusters(cluster_of, cluster_keys);
+    stats.persons = keys.persons();
+    Linkage { keys, anchors: Vec::new(), stats }
+}
+
+/// What [`link_clusters_streaming`] gives back: per unit its cluster's number (clusters in
+/// order of their first unit), and the statistics of the run but its persons (clusters that
+/// got the same key are one person: the caller numbers them, as [`number_clusters`] does).
+#[derive(Debug)]
+pub struct Clustered {
+    pub cluster_of: Vec<u32>,
+    pub clusters: usize,
+    pub stats: LinkStats,
+}
+
+/// As [`link_set_streaming`], but each cluster's key goes to `cluster_key`, once a cluster in
+/// order of cluster number, instead of being held (32 bytes a cluster, the largest thing linkage
+/// held at its end): for a caller that keeps them elsewhere (the intake seals them into scratch
+/// pages) and numbers the persons itself.
+pub fn link_clusters_streaming(
+    set: &UnitSet,
+    config: &LinkageConfig,
+    keys: &Pseudonymizer,
+    prior: &PriorKeys,
+    sink: &mut dyn FnMut(Vec<(PersonKey, PersonKey)>),
+    cluster_key: &mut dyn FnMut(PersonKey),
+) -> Clustered {
     let prepared = &set.units;
     let n = prepared.len();
     let mut stats = LinkStats { records: set.records as usize, ..LinkStats::default() };
@@ -554,9 +583,9 @@ pub fn link_set_streaming(
     // Person keys, cluster by cluster in order of their first unit.
     let persons = Clusters::new((0..n).map(|i| uf.find(i) as u32).collect());
     drop(uf);
-    let mut cluster_keys: Vec<PersonKey> = Vec::with_capacity(persons.clusters());
-    // Per unit its cluster's number (clusters in order of their first unit), per cluster its
-    // key: numbered by key at the end ([`UnitKeys`]). The numbers are written over the roots,
+    let mut clusters = 0u32;
+    // Per unit its cluster's number (clusters in order of their first unit); each cluster's
+    // key goes to `cluster_key` as it is made. The numbers are written over the roots,
     // cluster by cluster as each is keyed: a number is at most its cluster's root, which is
     // at most each of its units, so a unit not yet reached still tells whether it is a root
     // (only a root is its own root) and nothing reached is read again.
@@ -590,18 +619,17 @@ pub fn link_set_streaming(
                 keys.keyed(Domain::Person, &["record", &config.run_scope, units[0].as_ref().holder(), &position.to_string()])
             });
         for &u in members {
-            cluster_of[u as usize] = cluster_keys.len() as u32;
+            cluster_of[u as usize] = clusters;
         }
-        cluster_keys.push(key);
+        clusters += 1;
+        cluster_key(key);
         for a in cluster_anchors {
             anchors.push((a, key));
         }
     }
     anchors.finish();
     drop(next);
-    let keys = UnitKeys::from_clusters(cluster_of, cluster_keys);
-    stats.persons = keys.persons();
-    Linkage { keys, anchors: Vec::new(), stats }
+    Clustered { cluster_of, clusters: clusters as usize, stats }
 }
 
 /// A block (birth date and sex) as one number, in the blocks' order (date, then sex): 8 bytes a
@@ -722,11 +750,6 @@ impl Clusters {
 
     fn root_of(&self, unit: usize) -> usize {
         self.root[unit] as usize
-    }
-
-    /// Number of clusters.
-    fn clusters(&self) -> usize {
-        (0..self.root.len()).filter(|&i| self.root[i] as usize == i).count()
     }
 
     /// The units of the cluster whose root is `root`, ascending.
@@ -1654,7 +1677,9 @@ mod tests {
         let linkage = link_set(&set, &LinkageConfig::default(), &keys(), &PriorKeys::default());
         let kept = crate::cluster_buckets(set.units(), &linkage.keys, &keys());
         let mut chunks: Vec<Vec<(crate::LinkBucket, PersonKey)>> = Vec::new();
-        crate::cluster_buckets_streaming(set.units(), &linkage.keys, &keys(), &mut |c| chunks.push(c));
+        let key_of_person = &mut |p| Ok::<_, ()>(*linkage.keys.key_of_person(p));
+        let persons = crate::UnitPersons { of_unit: linkage.keys.person_numbers(), persons: linkage.keys.persons(), key_of_person };
+        crate::cluster_buckets_streaming(set.units(), persons, &keys(), &mut |c| chunks.push(c)).unwrap();
         assert!(chunks.len() >= 2, "{} chunks", chunks.len());
         assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= crate::BUCKET_CHUNK && c.is_sorted()));
         let mut streamed = chunks.concat();

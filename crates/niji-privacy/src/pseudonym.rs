@@ -86,6 +86,12 @@ impl PersonKey {
         &self.0
     }
 
+    /// The key's first 8 bytes as a number: equal keys have equal prefixes (and, keys being
+    /// keyed hashes, distinct keys almost never do).
+    pub fn prefix(&self) -> u64 {
+        u64::from_be_bytes(self.0[..8].try_into().expect("8 bytes"))
+    }
+
     pub fn from_hex(s: &str) -> Result<Self, KeyError> {
         let mut out = [0u8; 32];
         hex::decode_to_slice(s, &mut out).map_err(|_| KeyError::Hex)?;

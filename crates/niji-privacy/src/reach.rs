@@ -111,7 +111,9 @@ pub fn unit_anchors<U: Units + ?Sized>(units: &U, keys: &Pseudonymizer) -> Vec<P
 /// by bucket, without repeats.
 pub fn cluster_buckets<U: Units + ?Sized>(units: &U, unit_keys: &UnitKeys, keys: &Pseudonymizer) -> Vec<(LinkBucket, PersonKey)> {
     let mut out = Vec::new();
-    cluster_buckets_streaming(units, unit_keys, keys, &mut |chunk| out.extend(chunk));
+    let key_of_person = &mut |p| Ok::<_, std::convert::Infallible>(*unit_keys.key_of_person(p));
+    let persons = UnitPersons { of_unit: unit_keys.person_numbers(), persons: unit_keys.persons(), key_of_person };
+    let Ok(()) = cluster_buckets_streaming(units, persons, keys, &mut |chunk| out.extend(chunk));
     out.sort_unstable();
     out.dedup();
     out
@@ -120,32 +122,45 @@ pub fn cluster_buckets<U: Units + ?Sized>(units: &U, unit_keys: &UnitKeys, keys:
 /// Bucket rows [`cluster_buckets_streaming`] hands over at a time.
 pub const BUCKET_CHUNK: usize = 16_384;
 
+/// Each unit's person as [`cluster_buckets_streaming`] reads it: per unit its person's number
+/// (persons numbered `0..persons`), and each person's key, asked for once, in order of number.
+/// A caller that keeps the keys elsewhere (the intake's sealed scratch pages) reads them there;
+/// a key it cannot read is its error, which ends the rows.
+pub struct UnitPersons<'a, E> {
+    pub of_unit: &'a [u32],
+    pub persons: usize,
+    pub key_of_person: &'a mut dyn FnMut(u32) -> Result<PersonKey, E>,
+}
+
 /// The rows of [`cluster_buckets`], handed to `sink` as they are made, in chunks of at most
 /// [`BUCKET_CHUNK`], each sorted by bucket, instead of being held: 40 bytes
 /// a row and about two a person, they were the largest thing an intake held after linkage.
-pub fn cluster_buckets_streaming<U: Units + ?Sized>(
+/// Stops at the first key `persons` cannot give, with its error (the rows handed over before
+/// are then incomplete: the caller abandons them).
+pub fn cluster_buckets_streaming<U: Units + ?Sized, E>(
     units: &U,
-    unit_keys: &UnitKeys,
+    persons: UnitPersons<'_, E>,
     keys: &Pseudonymizer,
     sink: &mut dyn FnMut(Vec<(LinkBucket, PersonKey)>),
-) {
-    assert_eq!(units.count(), unit_keys.len(), "one key per unit");
+) -> Result<(), E> {
+    let UnitPersons { of_unit, persons, key_of_person } = persons;
+    assert_eq!(units.count(), of_unit.len(), "one person per unit");
     // Units by person (a counting sort), persons by number: in order of their first unit, so
     // units are read mostly in the order they lie, which is what a list whose pages are in a
     // store reads fastest.
-    let persons = unit_keys.persons();
-    let (start, order) = group_by_number(unit_keys.len(), persons, |u| unit_keys.person_of(u) as usize);
+    let (start, order) = group_by_number(of_unit.len(), persons, |u| of_unit[u] as usize);
     let mut rows = Chunked::new(BUCKET_CHUNK, <[_]>::sort_unstable, sink);
     for p in 0..persons {
         let group = &order[start[p] as usize..start[p + 1] as usize];
         let members: Vec<_> = group.iter().map(|&i| units.unit(i as usize)).collect();
-        let person = *unit_keys.key_of_person(p as u32);
+        let person = key_of_person(p as u32)?;
         // Blocks and endings without repeats, one person a group: no row is made twice.
         for bucket in group_buckets(members.iter().map(|u| LinkUnit::as_ref(u)), keys) {
             rows.push((bucket, person));
         }
     }
     rows.finish();
+    Ok(())
 }
 
 /// Blocks (birth date in days, sex) and name endings.

@@ -20,31 +20,16 @@ impl UnitKeys {
     /// Units numbered by cluster (`cluster_of`: clusters numbered in order of their first unit)
     /// with each cluster's key: clusters that share a key become one person.
     pub(crate) fn from_clusters(mut cluster_of: Vec<u32>, mut cluster_keys: Vec<PersonKey>) -> Self {
-        let clusters = cluster_keys.len();
-        // Per cluster, the first cluster with its key (sorted by key, then cluster).
-        let mut order: Vec<u32> = (0..clusters as u32).collect();
-        order.sort_unstable_by_key(|&c| (cluster_keys[c as usize], c));
-        let mut number = vec![0u32; clusters];
-        for same in order.chunk_by(|&a, &b| cluster_keys[a as usize] == cluster_keys[b as usize]) {
-            for &c in same {
-                number[c as usize] = same[0];
-            }
-        }
-        drop(order);
-        // In cluster order, the first cluster of a key takes the next number and the others
-        // the number of that first one, which comes before them (in place: a cluster's entry
-        // turns from its first cluster into its number). The keys move down to their numbers in
-        // place too (a number is never more than its cluster): no second vector of keys.
+        let prefixes = cluster_keys.iter().map(PersonKey::prefix).collect();
+        let Ok(number) = number_clusters(prefixes, |a, b| Ok::<_, std::convert::Infallible>(cluster_keys[a as usize] == cluster_keys[b as usize]));
+        // The keys move down to their numbers in place (a number is never more than its
+        // cluster, and a person's first cluster is met first): no second vector of keys.
         let mut persons = 0;
-        for c in 0..clusters {
-            let first = number[c] as usize;
-            number[c] = if first == c {
+        for (c, &p) in number.iter().enumerate() {
+            if p as usize == persons {
                 cluster_keys[persons] = cluster_keys[c];
                 persons += 1;
-                (persons - 1) as u32
-            } else {
-                number[first]
-            };
+            }
         }
         cluster_keys.truncate(persons);
         if cluster_keys.capacity() > persons + persons / 8 {
@@ -68,6 +53,11 @@ impl UnitKeys {
     /// Distinct persons (keys).
     pub fn persons(&self) -> usize {
         self.persons.len()
+    }
+
+    /// Per unit its person's number.
+    pub fn person_numbers(&self) -> &[u32] {
+        &self.of_unit
     }
 
     /// The number of `unit`'s person.
@@ -108,6 +98,56 @@ impl UnitKeys {
     }
 }
 
+/// Numbers clusters as persons, one number a key: clusters that share a key are one person, and
+/// persons are numbered 0, 1, 2, … in order of their first cluster. `prefixes`: per cluster the
+/// first 8 bytes of its key ([`PersonKey::prefix`]); `same_key(a, b)` says whether clusters `a`
+/// and `b` have the same key, and is asked only of clusters whose prefixes are equal (so a
+/// caller that keeps the keys elsewhere reads them back only for those), each cluster against
+/// the first cluster of each key met before it among them. Per cluster its person's number;
+/// a cluster is its person's first exactly when its number is one more than any before it.
+/// 16 bytes a cluster at most (the prefixes and an order of them, then the numbers).
+pub fn number_clusters<E>(prefixes: Vec<u64>, mut same_key: impl FnMut(u32, u32) -> Result<bool, E>) -> Result<Vec<u32>, E> {
+    let clusters = prefixes.len();
+    // Per cluster, the first cluster with its key (sorted by prefix, then cluster; within a
+    // prefix, each cluster compared with the first of each key already met).
+    let mut order: Vec<u32> = (0..clusters as u32).collect();
+    order.sort_unstable_by_key(|&c| (prefixes[c as usize], c));
+    let mut number = vec![0u32; clusters];
+    let mut firsts: Vec<u32> = Vec::new();
+    for run in order.chunk_by(|&a, &b| prefixes[a as usize] == prefixes[b as usize]) {
+        firsts.clear();
+        for &c in run {
+            let mut first = c;
+            for &f in &firsts {
+                if same_key(f, c)? {
+                    first = f;
+                    break;
+                }
+            }
+            if first == c {
+                firsts.push(c);
+            }
+            number[c as usize] = first;
+        }
+    }
+    drop(order);
+    drop(prefixes);
+    // In cluster order, the first cluster of a key takes the next number and the others the
+    // number of that first one, which comes before them (in place: a cluster's entry turns
+    // from its first cluster into its number).
+    let mut persons = 0u32;
+    for c in 0..clusters {
+        let first = number[c] as usize;
+        number[c] = if first == c {
+            persons += 1;
+            persons - 1
+        } else {
+            number[first]
+        };
+    }
+    Ok(number)
+}
+
 impl Index<usize> for UnitKeys {
     type Output = PersonKey;
 
@@ -145,6 +185,39 @@ mod tests {
     use super::*;
 
     proptest! {
+        /// Keys that share their first 8 bytes but not the rest are two persons, keys equal
+        /// throughout one; persons are numbered by first cluster; full keys are compared only
+        /// for clusters whose prefixes are equal; and a failing comparison is the result.
+        #[test]
+        fn clusters_are_numbered_by_their_whole_keys(keys in proptest::collection::vec((0u8..3, 0u8..3), 0..60), fail_at in 0usize..8) {
+            let keys: Vec<PersonKey> = keys.into_iter().map(|(head, tail)| { let mut k = [head; 32]; k[31] = tail; PersonKey(k) }).collect();
+            let mut firsts: Vec<PersonKey> = Vec::new();
+            let want: Vec<u32> = keys.iter().map(|k| {
+                if !firsts.contains(k) {
+                    firsts.push(*k);
+                }
+                firsts.iter().position(|f| f == k).unwrap() as u32
+            }).collect();
+            let mut asked = 0;
+            let number = number_clusters(keys.iter().map(PersonKey::prefix).collect(), |a, b| {
+                let (a, b) = (keys[a as usize], keys[b as usize]);
+                assert_eq!(a.prefix(), b.prefix(), "compared across prefixes");
+                asked += 1;
+                Ok::<_, ()>(a == b)
+            });
+            prop_assert_eq!(number, Ok(want));
+            // Comparisons stop at the first that fails.
+            let mut left = fail_at;
+            let failed = number_clusters(keys.iter().map(PersonKey::prefix).collect(), |a, b| {
+                if left == 0 {
+                    return Err(());
+                }
+                left -= 1;
+                Ok(keys[a as usize] == keys[b as usize])
+            });
+            prop_assert_eq!(failed.is_err(), fail_at < asked);
+        }
+
         /// Whatever the keys, each unit keeps its key, persons are numbered in order of their
         /// first unit without gaps, and equal keys are one number.
         #[test]
