@@ -576,7 +576,7 @@ async fn write_version(
         let mut cluster_keys = per_unit::ClusterKeys::new(&scratch_folder)?;
         let (chunks, linking) = make_in_chunks(move |sink| {
             let clustered = niji_privacy::link_clusters_streaming(&units, &linkage_config, &hasher, &prior, sink, &mut |k| cluster_keys.push(k));
-            let persons = cluster_keys.into_persons(&scratch_folder, clustered.cluster_of);
+            let persons = cluster_keys.into_persons(&scratch_folder, clustered.cluster_of, clustered.clusters);
             (clustered.stats, persons, units)
         });
         let stored_anchors = store_chunks(&mut batch, chunks, ANCHOR_CHUNKS, |b, c| Box::pin(b.put_anchors(c))).await;
@@ -640,6 +640,7 @@ async fn write_version(
         let (chunks, bucketing) = make_in_chunks(move |sink| -> std::io::Result<_> {
             // The persons' keys are read back in order of person number by the rows, and unit
             // by unit by pass 2.
+            persons.begin_reading("intake-bucket-keys-read");
             let (of_unit, key_pages) = persons.by_person();
             let person_count = key_pages.persons();
             let by_person = niji_privacy::UnitPersons { of_unit, persons: person_count, key_of_person: &mut |p| key_pages.of(p) };
@@ -653,14 +654,15 @@ async fn write_version(
         let stored_rows = store_chunks(&mut batch, chunks, BUCKET_ROW_CHUNKS, |b, c| Box::pin(b.add_link_buckets(c))).await;
         let bucketed = bucketing.await.expect("bucketing does not panic");
         stored_rows?;
-        // A key page not written or not read back: the rows handed over are incomplete, and
-        // the batch is abandoned with the intake.
+        // A key page not read back: the rows handed over are incomplete, and the batch is
+        // abandoned with the intake.
         let (mut persons, births, units_error) = bucketed?;
         // Rows made from units the scratch file did not give back are in the batch, which is
         // then abandoned with the intake.
         if let Some(e) = units_error {
             return Err(e.into());
         }
+        persons.begin_reading("intake-pass2-keys-read");
         return_freed_memory();
         progress.finish(Phase::Link);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<niji_vault::SealedIdentity>>(4);

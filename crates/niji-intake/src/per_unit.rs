@@ -38,6 +38,9 @@ pub(crate) struct KeyPages {
     pages: SealedPages,
     /// Per slot, the page it holds (`u64::MAX`: none) and that page's keys.
     cache: Vec<(u64, Vec<u8>)>,
+    /// Read only where failpoints are compiled in (the crash tests).
+    #[allow(dead_code)]
+    read_failpoint: &'static str,
 }
 
 impl PersonKeys {
@@ -50,7 +53,7 @@ impl PersonKeys {
         for key in keys {
             pages.push(key)?;
         }
-        Ok(PersonKeys { of_unit, keys: pages.finish()?, last: None })
+        Ok(PersonKeys { of_unit, keys: pages.finish("intake-person-keys-read")?, last: None })
     }
 
     /// Persons.
@@ -61,6 +64,17 @@ impl PersonKeys {
     /// Units.
     pub(crate) fn len(&self) -> usize {
         self.of_unit.len()
+    }
+
+    /// Another reader from here on (the bucket rows, pass 2): the pages cached so far go
+    /// (each reads in its own order), and a failed read is failpoint `read_failpoint`'s, so
+    /// that the crash tests fail each reader on its own.
+    pub(crate) fn begin_reading(&mut self, read_failpoint: &'static str) {
+        for slot in &mut self.keys.cache {
+            *slot = (u64::MAX, Vec::new());
+        }
+        self.last = None;
+        self.keys.read_failpoint = read_failpoint;
     }
 
     /// Per unit its person's number, and the keys by number: for a reader that goes person by
@@ -115,15 +129,15 @@ impl ClusterKeys {
     /// The persons of the clusters (`cluster_of`: per unit its cluster), one a key, numbered
     /// by first cluster as `niji_privacy::number_clusters` does: their keys sealed anew into
     /// a scratch file in `folder`, person by person, and the clusters' file dropped.
-    pub(crate) fn into_persons(self, folder: &Path, mut cluster_of: Vec<u32>) -> io::Result<PersonKeys> {
+    /// `clusters`: how many linkage made; a key missing or too many is an error.
+    pub(crate) fn into_persons(self, folder: &Path, mut cluster_of: Vec<u32>, clusters: usize) -> io::Result<PersonKeys> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let clusters = self.prefixes.len();
-        if cluster_of.iter().any(|&c| c as usize >= clusters) {
+        if self.prefixes.len() != clusters || cluster_of.iter().any(|&c| c as usize >= clusters) {
             return Err(io::Error::other("a unit's cluster has no key"));
         }
-        let mut by_cluster = self.pages.finish()?;
+        let mut by_cluster = self.pages.finish("intake-cluster-keys-read")?;
         let number = number_clusters(self.prefixes, |a, b| Ok::<_, io::Error>(by_cluster.of(a)? == by_cluster.of(b)?))?;
         let mut persons = KeyPagesWriter::new(folder)?;
         for (c, &p) in number.iter().enumerate() {
@@ -135,37 +149,49 @@ impl ClusterKeys {
         for c in &mut cluster_of {
             *c = number[*c as usize];
         }
-        Ok(PersonKeys { of_unit: cluster_of, keys: persons.finish()?, last: None })
+        Ok(PersonKeys { of_unit: cluster_of, keys: persons.finish("intake-person-keys-read")?, last: None })
     }
 }
 
-/// Keys sealed into pages in order, [`KEYS_A_PAGE`] a page.
+/// Keys sealed into pages in order, [`KEYS_A_PAGE`] a page. After a page fails to be written
+/// nothing more is taken (its keys are not kept for another try).
 struct KeyPagesWriter {
     pages: SealedPages,
     page: Vec<u8>,
     keys: usize,
+    failed: bool,
 }
 
 impl KeyPagesWriter {
     fn new(folder: &Path) -> io::Result<KeyPagesWriter> {
-        Ok(KeyPagesWriter { pages: SealedPages::new(folder)?, page: Vec::with_capacity(KEYS_A_PAGE * 32), keys: 0 })
+        Ok(KeyPagesWriter { pages: SealedPages::new(folder)?, page: Vec::with_capacity(KEYS_A_PAGE * 32), keys: 0, failed: false })
     }
 
     fn push(&mut self, key: PersonKey) -> io::Result<()> {
+        if self.failed {
+            return Err(io::Error::other("a page of keys failed earlier"));
+        }
         self.page.extend_from_slice(&key.0);
         self.keys += 1;
         if self.page.len() == KEYS_A_PAGE * 32 {
+            self.failed = true;
             self.pages.put(&self.page)?;
+            self.failed = false;
             self.page.clear();
         }
         Ok(())
     }
 
-    fn finish(mut self) -> io::Result<KeyPages> {
+    /// The keys written, to be read back; a failed read is the failpoint `read_failpoint`'s
+    /// (the crash tests fail each reading of keys on its own).
+    fn finish(mut self, read_failpoint: &'static str) -> io::Result<KeyPages> {
+        if self.failed {
+            return Err(io::Error::other("a page of keys failed earlier"));
+        }
         if !self.page.is_empty() {
             self.pages.put(&self.page)?;
         }
-        Ok(KeyPages { keys: self.keys, pages: self.pages, cache: vec![(u64::MAX, Vec::new()); CACHED_PAGES] })
+        Ok(KeyPages { keys: self.keys, pages: self.pages, cache: vec![(u64::MAX, Vec::new()); CACHED_PAGES], read_failpoint })
     }
 }
 
@@ -186,7 +212,7 @@ impl KeyPages {
         if slot.0 != page {
             // Marked empty first: a failed read leaves no page under the wrong number.
             slot.0 = u64::MAX;
-            fail::fail_point!("intake-person-keys-read", |_| Err(io::Error::other("a person's key could not be read back (failpoint)")));
+            fail::fail_point!(self.read_failpoint, |_| Err(io::Error::other("a key could not be read back (failpoint)")));
             self.pages.get(page, &mut slot.1)?;
             slot.0 = page;
         }
@@ -281,40 +307,91 @@ mod tests {
             .collect()
     }
 
-    proptest! {
-        /// Clusters' keys sealed as linkage hands them over and numbered from the pages give
-        /// each unit the key and person number of the in-memory numbering (`UnitKeys`), keys
-        /// that share their first 8 bytes but not the rest included; nothing the intake reads
-        /// is in the clear on disk.
-        #[test]
-        fn clusters_sealed_then_numbered_are_the_persons_linkage_would_number(
-            keys in proptest::collection::vec((0u8..4, 0u8..3), 1..200),
-            units in proptest::collection::vec(0u32..1_000, 0..400),
-        ) {
-            let dir = tempfile::tempdir().unwrap();
-            let cluster_keys: Vec<PersonKey> = keys.iter().map(|&(head, tail)| { let mut k = [0xA0 | head; 32]; k[31] = tail; PersonKey(k) }).collect();
-            // Clusters in order of their first unit, as linkage numbers them.
-            let (mut cluster_of, mut seen) = (Vec::new(), 0u32);
-            for u in units {
-                let c = u % (seen + 1).min(cluster_keys.len() as u32);
-                seen = seen.max(c + 1);
-                cluster_of.push(c);
-            }
-            let cluster_keys = &cluster_keys[..seen as usize];
-            let want = UnitKeys::from(cluster_of.iter().map(|&c| cluster_keys[c as usize]).collect::<Vec<_>>());
-            let mut sealing = ClusterKeys::new(dir.path()).unwrap();
-            for &k in cluster_keys {
-                sealing.push(k);
-            }
-            let mut persons = sealing.into_persons(dir.path(), cluster_of).unwrap();
-            prop_assert_eq!(persons.len(), want.len());
-            prop_assert_eq!(persons.persons(), want.persons());
-            for u in (0..want.len()).rev() {
-                prop_assert_eq!(persons.of(u).unwrap(), (*want.of(u).0, want.of(u).1));
-            }
-            prop_assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-            prop_assert!(!persons.keys.pages.raw_bytes().windows(8).any(|w| w.iter().all(|&b| b & 0xFC == 0xA0)));
+    /// Clusters' keys (`key(c)`, each byte of the form 0xA0–0xA3) sealed as linkage hands them
+    /// over, numbered from the pages: each unit's key and person number are those of a
+    /// first-seen list of keys over the units, and no page holds 8 key bytes in the clear.
+    fn check_clusters_numbered(cluster_of: Vec<u32>, clusters: usize, key: impl Fn(u32) -> PersonKey) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut firsts: Vec<PersonKey> = Vec::new();
+        let want: Vec<(PersonKey, u32)> = cluster_of
+            .iter()
+            .map(|&c| {
+                let k = key(c);
+                if !firsts.contains(&k) {
+                    firsts.push(k);
+                }
+                (k, firsts.iter().position(|f| *f == k).unwrap() as u32)
+            })
+            .collect();
+        let in_clear = |raw: Vec<u8>| raw.windows(8).any(|w| w.iter().all(|&b| b & 0xFC == 0xA0));
+        let mut sealing = ClusterKeys::new(dir.path()).unwrap();
+        for c in 0..clusters as u32 {
+            sealing.push(key(c));
         }
+        assert!(!in_clear(sealing.pages.pages.raw_bytes()), "a cluster's key in the clear");
+        let mut persons = sealing.into_persons(dir.path(), cluster_of, clusters).unwrap();
+        assert_eq!(persons.len(), want.len());
+        assert_eq!(persons.persons(), firsts.len());
+        for u in (0..want.len()).rev() {
+            assert_eq!(persons.of(u).unwrap(), want[u], "unit {u}");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert!(!in_clear(persons.keys.pages.raw_bytes()), "a person's key in the clear");
+    }
+
+    /// Clusters in order of their first unit, as linkage numbers them: unit `i`'s cluster from
+    /// `units[i]`, at most one past the clusters seen. Per unit its cluster, and the clusters.
+    fn clusters_of(units: &[u32], most: u32) -> (Vec<u32>, usize) {
+        let (mut cluster_of, mut seen) = (Vec::new(), 0u32);
+        for &u in units {
+            let c = u % (seen + 1).min(most);
+            seen = seen.max(c + 1);
+            cluster_of.push(c);
+        }
+        (cluster_of, seen as usize)
+    }
+
+    proptest! {
+        /// Keys that share their first 8 bytes but not the rest are two persons.
+        #[test]
+        fn clusters_sealed_then_numbered_are_the_persons_of_their_keys(
+            keys in proptest::collection::vec((0u8..4, 0u8..3), 1..200),
+            units in proptest::collection::vec(0u32..1_000, 1..400),
+        ) {
+            let (cluster_of, clusters) = clusters_of(&units, keys.len() as u32);
+            check_clusters_numbered(cluster_of, clusters, |c| {
+                let (head, tail) = keys[c as usize];
+                let mut k = [0xA0 | head; 32];
+                k[31] = 0xA0 | tail;
+                PersonKey(k)
+            });
+        }
+    }
+
+    /// 5,000 clusters of 3,000 keys over 12,000 units: more cluster and person pages than the
+    /// cache holds.
+    #[test]
+    fn thousands_of_clusters_are_numbered_through_the_page_cache() {
+        // Every other unit opens the next cluster; the others go back to one already open.
+        let (mut cluster_of, mut open) = (Vec::new(), 0u32);
+        for u in 0..12_000u32 {
+            if u % 2 == 0 && open < 5_000 {
+                cluster_of.push(open);
+                open += 1;
+            } else {
+                cluster_of.push(u.wrapping_mul(2_654_435_761) % open);
+            }
+        }
+        let clusters = open as usize;
+        assert_eq!(clusters, 5_000);
+        check_clusters_numbered(cluster_of, clusters, |c| {
+            let n = (c * 7919) % 3_000;
+            let mut k = [0xA0; 32];
+            for (i, b) in k[..6].iter_mut().enumerate() {
+                *b = 0xA0 | ((n >> (2 * i)) & 3) as u8;
+            }
+            PersonKey(k)
+        });
     }
 
     /// A cluster number past the keys handed over, or a page that could not be written, is an
@@ -324,11 +401,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut sealing = ClusterKeys::new(dir.path()).unwrap();
         sealing.push(PersonKey([1; 32]));
-        assert_eq!(sealing.into_persons(dir.path(), vec![0, 1]).err().unwrap().to_string(), "a unit's cluster has no key");
+        assert_eq!(sealing.into_persons(dir.path(), vec![0, 1], 2).err().unwrap().to_string(), "a unit's cluster has no key");
+        let mut sealing = ClusterKeys::new(dir.path()).unwrap();
+        sealing.push(PersonKey([1; 32]));
+        assert_eq!(sealing.into_persons(dir.path(), vec![0], 2).err().unwrap().to_string(), "a unit's cluster has no key");
         let mut failing = ClusterKeys::new(dir.path()).unwrap();
         failing.error = Some(io::Error::other("no space"));
         failing.push(PersonKey([1; 32]));
-        assert_eq!(failing.into_persons(dir.path(), vec![0]).err().unwrap().to_string(), "no space");
+        assert_eq!(failing.into_persons(dir.path(), vec![0], 1).err().unwrap().to_string(), "no space");
     }
 
     #[test]

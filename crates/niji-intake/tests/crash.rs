@@ -93,10 +93,14 @@ async fn a_failing_scratch_file_or_vault_fails_the_intake_and_changes_nothing() 
     for (point, says, kind) in [
         ("intake-scratch-write", "no space left", io),
         ("intake-scratch-read", "could not be read", io),
-        // Linkage handing a cluster's key to its page.
+        // Linkage handing a cluster's key to its page; the clusters' keys read back to number
+        // the persons; the persons' keys read back after linkage and for the bucket rows, and
+        // in pass 2.
         ("intake-cluster-keys-write", "key could not be written", io),
-        // Reading a person's key back from its page: for the bucket rows, then in pass 2.
+        ("intake-cluster-keys-read", "key could not be read", io),
         ("intake-person-keys-read", "key could not be read", io),
+        ("intake-bucket-keys-read", "key could not be read", io),
+        ("intake-pass2-keys-read", "key could not be read", io),
         ("intake-storing-anchors", "anchors not stored", vault),
         ("intake-storing-buckets", "bucket rows not stored", vault),
     ] {

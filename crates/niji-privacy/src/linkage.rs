@@ -62,8 +62,11 @@ use sha2::{Digest, Sha256};
 use crate::normalize::{self, Sex};
 use crate::pseudonym::{Domain, PersonKey, Pseudonymizer};
 
+mod digest_index;
 mod unit_keys;
 mod unit_list;
+
+use digest_index::DigestIndex;
 
 pub use unit_keys::{number_clusters, UnitKeys};
 pub use unit_list::{PageStore, UnitList, UnitStorage, Units};
@@ -202,7 +205,7 @@ pub struct UnitSet {
     blocked_records: u64,
     /// Identifying units by a digest of their content ([`digest`]): a unit in the store is not
     /// read back to be compared.
-    index: HashMap<[u8; 16], u32>,
+    index: DigestIndex,
     /// [`UnitSet::close`] was called: the index is gone, nothing can be added.
     closed: bool,
     /// The keys earlier runs gave units that nothing identifies (no anchor, no name with a
@@ -300,11 +303,10 @@ impl UnitSet {
         out
     }
 
-    /// Frees the index that finds identical units (a 16-byte digest and a unit number a unit,
-    /// with the map's slack) once every unit is
-    /// in: linkage does not need it. Adding a unit afterwards panics.
+    /// Frees the index that finds identical units (16 bytes an entry, 20–40 a unit with the
+    /// tables' slack: [`DigestIndex`]) once every unit is in: linkage does not need it. Adding a unit afterwards panics.
     pub fn close(&mut self) {
-        self.index = HashMap::new();
+        self.index = DigestIndex::empty();
         self.closed = true;
         // The growth slack of the per-unit arrays (up to half of them) is not needed either, and
         // the last page can go to the store.
@@ -316,7 +318,7 @@ impl UnitSet {
         assert!(!self.closed, "a unit added to a closed set");
         // Equal content, equal bytes (`UnitRef`), equal digests.
         let hash = unit.identifying().then(|| digest(unit.bytes));
-        if let Some(&at) = hash.as_ref().and_then(|h| self.index.get(h)) {
+        if let Some(at) = hash.as_ref().and_then(|h| self.index.get(h)) {
             if date_order(unit.observed, self.units.observed(at as usize)).is_lt() {
                 self.units.set_observed(at as usize, unit.observed);
             }
@@ -324,7 +326,7 @@ impl UnitSet {
         }
         let at = self.add_new(unit, first);
         if let Some(h) = hash {
-            self.index.entry(h).or_insert(at);
+            self.index.insert_new(h, at);
         }
         at
     }

@@ -207,15 +207,17 @@ mod tests {
             });
             prop_assert_eq!(number, Ok(want));
             // Comparisons stop at the first that fails.
-            let mut left = fail_at;
+            let (mut left, mut after) = (fail_at, 0);
             let failed = number_clusters(keys.iter().map(PersonKey::prefix).collect(), |a, b| {
                 if left == 0 {
+                    after += 1;
                     return Err(());
                 }
                 left -= 1;
                 Ok(keys[a as usize] == keys[b as usize])
             });
             prop_assert_eq!(failed.is_err(), fail_at < asked);
+            prop_assert!(after <= 1);
         }
 
         /// Whatever the keys, each unit keeps its key, persons are numbered in order of their
