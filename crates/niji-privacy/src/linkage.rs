@@ -508,10 +508,11 @@ pub fn link_clusters_streaming(
     }
     drop(by_id);
 
-    // The clusters the identifier links made (chains, 8 bytes a unit) and the blocks of birth
-    // date and sex in key order (a sorted array, 8 bytes a blocked unit), where maps of vectors
-    // took about 80 bytes a unit.
-    let clusters = Clusters::new((0..n).map(|i| uf.find(i) as u32).collect());
+    // The clusters the identifier links made (chains, 4 bytes a unit: a unit's root is what
+    // the union-find gives until the first merge of a block) and the blocks of birth date and
+    // sex in key order (a sorted array, 8 bytes a blocked unit), where maps of vectors took
+    // about 80 bytes a unit.
+    let chains = Clusters::new((0..n).map(|i| uf.find(i) as u32).collect()).next;
     let mut blocked: Vec<(u32, u32)> = Vec::with_capacity(blocked_units);
     prepared.for_each(|i, p| blocked.extend(p.block().map(|b| (block_code(b), i as u32))));
     stats.blocked_records = set.blocked_records as usize;
@@ -529,7 +530,7 @@ pub fn link_clusters_streaming(
         .collect();
     for (bi, range) in block_ranges.iter().enumerate() {
         for &(_, i) in &blocked[range.clone()] {
-            last_block[clusters.root_of(i as usize)] = bi as u32;
+            last_block[uf.find(i as usize)] = bi as u32;
         }
     }
 
@@ -544,7 +545,7 @@ pub fn link_clusters_streaming(
             for &r in &roots {
                 aggs.entry(r).or_insert_with(|| {
                     let mut a = Agg::default();
-                    for u in clusters.members(r) {
+                    for u in Clusters::chain(&chains, r) {
                         a.add(prepared.unit_at(u as usize).as_ref());
                     }
                     a.tidy();
@@ -580,7 +581,7 @@ pub fn link_clusters_streaming(
     drop(aggs);
     drop(blocked);
     drop(last_block);
-    drop(clusters);
+    drop(chains);
 
     // Person keys, cluster by cluster in order of their first unit.
     let persons = Clusters::new((0..n).map(|i| uf.find(i) as u32).collect());
@@ -750,16 +751,7 @@ impl Clusters {
         Clusters { root, next }
     }
 
-    fn root_of(&self, unit: usize) -> usize {
-        self.root[unit] as usize
-    }
-
-    /// The units of the cluster whose root is `root`, ascending.
-    fn members(&self, root: usize) -> impl Iterator<Item = u32> + '_ {
-        Self::chain(&self.next, root)
-    }
-
-    /// The chain through `next` from `root`.
+    /// The chain through `next` from `root`: the units of its cluster, ascending.
     fn chain(next: &[u32], root: usize) -> impl Iterator<Item = u32> + '_ {
         std::iter::successors(Some(root as u32), |&u| Some(next[u as usize]).filter(|&v| v != NO_UNIT))
     }
