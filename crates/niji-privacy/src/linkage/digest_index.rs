@@ -17,9 +17,10 @@
 
 use std::collections::HashMap;
 
-/// Entries a shard takes before it is split: its table is then 2 MiB, and each half (with
-/// room to grow) 1 MiB.
-const SPLIT_AT: usize = 1 << 16;
+/// Entries a shard takes before it is split: its table (65,536 buckets of 17 bytes, 1.1 MB) is
+/// then full, and would double with one more; each half gets a table of that size again (the
+/// standard map's tables hold 7/8 of their buckets).
+const SPLIT_AT: usize = 65_536 / 8 * 7;
 /// The directory's leading bits at most (a `u16` of the key's first two bytes).
 const MAX_DEPTH: u32 = 16;
 
@@ -180,5 +181,24 @@ mod tests {
             }
         }
         assert_eq!(DigestIndex::empty().get(&digest(7)), None);
+    }
+
+    /// A shard is split when its table is full, before it would double; both halves get a
+    /// table of the same size (so no shard's table is ever more than 65,536 buckets).
+    #[test]
+    fn a_shard_splits_when_its_table_is_full() {
+        let mut index = DigestIndex::default();
+        for i in 0..SPLIT_AT as u32 {
+            index.insert_new(digest(i * 4), i);
+        }
+        assert_eq!((index.shards.len(), index.shards[0].table.capacity()), (1, SPLIT_AT));
+        index.insert_new(digest(u32::MAX - 3), 0);
+        assert_eq!(index.shards.len(), 2);
+        assert!(
+            index.shards.iter().all(|s| s.table.capacity() == SPLIT_AT),
+            "{:?}",
+            index.shards.iter().map(|s| s.table.capacity()).collect::<Vec<_>>()
+        );
+        assert_eq!(index.len(), SPLIT_AT + 1);
     }
 }
