@@ -579,7 +579,8 @@ async fn write_version(
         let scratch_folder = instance.paths.root.clone();
         let mut cluster_keys = per_unit::ClusterKeys::new(&scratch_folder)?;
         let (chunks, linking) = make_in_chunks(move |sink| {
-            let clustered = niji_privacy::link_clusters_streaming(&units, &linkage_config, &hasher, &prior, sink, &mut |k| cluster_keys.push(k));
+            let clustered =
+                niji_privacy::link_clusters_streaming(&units, &linkage_config, &hasher, &prior, sink, &mut |k, all| cluster_keys.push(k, all));
             let persons = cluster_keys.into_persons(&scratch_folder, clustered.cluster_of, clustered.clusters);
             (clustered.stats, persons, units)
         });

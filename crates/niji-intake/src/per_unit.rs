@@ -113,12 +113,15 @@ impl ClusterKeys {
         Ok(ClusterKeys { pages: KeyPagesWriter::new(folder)?, prefixes: Vec::new(), error: None })
     }
 
-    /// The key of the next cluster. A page that cannot be written is kept as the error
-    /// [`ClusterKeys::into_persons`] gives (linkage hands keys over without asking back).
-    pub(crate) fn push(&mut self, key: PersonKey) {
+    /// The key of the next cluster, of `clusters` in all. A page that cannot be written is kept
+    /// as the error [`ClusterKeys::into_persons`] gives (linkage hands keys over without asking
+    /// back).
+    pub(crate) fn push(&mut self, key: PersonKey, clusters: usize) {
         if self.error.is_some() {
             return;
         }
+        // Room for every prefix at once (grown by doubling, they took up to twice their bytes).
+        self.prefixes.reserve_exact(clusters.saturating_sub(self.prefixes.len()));
         fail::fail_point!("intake-cluster-keys-write", |_| self.error = Some(io::Error::other("a cluster's key could not be written (failpoint)")));
         self.prefixes.push(key.prefix());
         if let Err(e) = self.pages.push(key) {
@@ -326,7 +329,7 @@ mod tests {
         let in_clear = |raw: Vec<u8>| raw.windows(8).any(|w| w.iter().all(|&b| b & 0xFC == 0xA0));
         let mut sealing = ClusterKeys::new(dir.path()).unwrap();
         for c in 0..clusters as u32 {
-            sealing.push(key(c));
+            sealing.push(key(c), clusters);
         }
         assert!(!in_clear(sealing.pages.pages.raw_bytes()), "a cluster's key in the clear");
         let mut persons = sealing.into_persons(dir.path(), cluster_of, clusters).unwrap();
@@ -400,14 +403,14 @@ mod tests {
     fn clusters_without_keys_are_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let mut sealing = ClusterKeys::new(dir.path()).unwrap();
-        sealing.push(PersonKey([1; 32]));
+        sealing.push(PersonKey([1; 32]), 1);
         assert_eq!(sealing.into_persons(dir.path(), vec![0, 1], 2).err().unwrap().to_string(), "a unit's cluster has no key");
         let mut sealing = ClusterKeys::new(dir.path()).unwrap();
-        sealing.push(PersonKey([1; 32]));
+        sealing.push(PersonKey([1; 32]), 1);
         assert_eq!(sealing.into_persons(dir.path(), vec![0], 2).err().unwrap().to_string(), "a unit's cluster has no key");
         let mut failing = ClusterKeys::new(dir.path()).unwrap();
         failing.error = Some(io::Error::other("no space"));
-        failing.push(PersonKey([1; 32]));
+        failing.push(PersonKey([1; 32]), 1);
         assert_eq!(failing.into_persons(dir.path(), vec![0], 1).err().unwrap().to_string(), "no space");
     }
 

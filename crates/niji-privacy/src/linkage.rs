@@ -304,7 +304,8 @@ impl UnitSet {
     }
 
     /// Frees the index that finds identical units (16 bytes an entry, 20–40 a unit with the
-    /// tables' slack: [`DigestIndex`]) once every unit is in: linkage does not need it. Adding a unit afterwards panics.
+    /// tables' slack: [`DigestIndex`]) once every unit is in: linkage does not need it. Adding a
+    /// unit afterwards panics.
     pub fn close(&mut self) {
         self.index = DigestIndex::empty();
         self.closed = true;
@@ -451,7 +452,10 @@ pub fn link_set_streaming(
     sink: &mut dyn FnMut(Vec<(PersonKey, PersonKey)>),
 ) -> Linkage {
     let mut cluster_keys = Vec::new();
-    let Clustered { cluster_of, mut stats, .. } = link_clusters_streaming(set, config, keys, prior, sink, &mut |key| cluster_keys.push(key));
+    let Clustered { cluster_of, mut stats, .. } = link_clusters_streaming(set, config, keys, prior, sink, &mut |key, clusters| {
+        cluster_keys.reserve_exact(clusters - cluster_keys.len());
+        cluster_keys.push(key);
+    });
     let keys = UnitKeys::from_clusters(cluster_of, cluster_keys);
     stats.persons = keys.persons();
     Linkage { keys, anchors: Vec::new(), stats }
@@ -468,16 +472,17 @@ pub struct Clustered {
 }
 
 /// As [`link_set_streaming`], but each cluster's key goes to `cluster_key`, once a cluster in
-/// order of cluster number, instead of being held (32 bytes a cluster, the largest thing linkage
-/// held at its end): for a caller that keeps them elsewhere (the intake seals them into scratch
-/// pages) and numbers the persons itself.
+/// order of cluster number, with the number of clusters in all (the same in every call, so that
+/// the caller can make room once), instead of being held (32 bytes a cluster, the largest thing
+/// linkage held at its end): for a caller that keeps them elsewhere (the intake seals them into
+/// scratch pages) and numbers the persons itself.
 pub fn link_clusters_streaming(
     set: &UnitSet,
     config: &LinkageConfig,
     keys: &Pseudonymizer,
     prior: &PriorKeys,
     sink: &mut dyn FnMut(Vec<(PersonKey, PersonKey)>),
-    cluster_key: &mut dyn FnMut(PersonKey),
+    cluster_key: &mut dyn FnMut(PersonKey, usize),
 ) -> Clustered {
     let prepared = &set.units;
     let n = prepared.len();
@@ -593,6 +598,7 @@ pub fn link_clusters_streaming(
     // at most each of its units, so a unit not yet reached still tells whether it is a root
     // (only a root is its own root) and nothing reached is read again.
     let Clusters { root: mut cluster_of, next } = persons;
+    let all_clusters = (0..n).filter(|&i| cluster_of[i] as usize == i).count();
     let mut members = Vec::new();
     let mut anchors = Chunked::new(ANCHOR_CHUNK, |_| {}, sink);
     for i in 0..n {
@@ -625,7 +631,7 @@ pub fn link_clusters_streaming(
             cluster_of[u as usize] = clusters;
         }
         clusters += 1;
-        cluster_key(key);
+        cluster_key(key, all_clusters);
         for a in cluster_anchors {
             anchors.push((a, key));
         }
