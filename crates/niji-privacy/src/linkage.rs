@@ -467,6 +467,7 @@ pub fn link_set_streaming(
 #[derive(Debug)]
 pub struct Clustered {
     pub cluster_of: Vec<u32>,
+    /// Clusters made: every number in `cluster_of` is below it.
     pub clusters: usize,
     pub stats: LinkStats,
 }

@@ -7,34 +7,40 @@
 //!
 //! One table of millions doubled all at once, holding its old and new arrays together (three
 //! times the entries' bytes: at a million units the first pass's peak, and 0.8 GB at 20
-//! million). Here the entries are split by their leading bits into shards (extendible hashing):
-//! a shard that reaches [`SPLIT_AT`] entries is split in two by its next bit, so no more than
-//! one shard's entries are ever moved at once, and every shard past its first split is large
-//! enough (1 MiB or more) to be mapped on its own, given back whole when the index is dropped
-//! (hundreds of small tables, freed, left the heap fragmented through the intake's later
-//! phases). The tables hash their keys with the standard randomly seeded hasher, so that units
-//! made to share a bucket cannot slow an intake down.
+//! million). Here the entries are split into shards by the leading bits of a hash of their key
+//! (extendible hashing): a shard that holds [`SPLIT_AT`] entries when another comes is split in
+//! two by its next bit, so no more than one shard's entries are ever moved at once, and every
+//! shard past its first split is large enough (1 MiB or more) to be mapped on its own, given
+//! back whole when the index is dropped (hundreds of small tables, freed, left the heap
+//! fragmented through the intake's later phases). That hash, and the tables', is the standard
+//! randomly seeded one, so that units made to share leading bits or a bucket cannot make an
+//! intake slower or larger.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 /// Entries a shard takes before it is split: its table (65,536 buckets of 17 bytes, 1.1 MB) is
 /// then full, and would double with one more; each half gets a table of that size again (the
 /// standard map's tables hold 7/8 of their buckets).
 const SPLIT_AT: usize = 65_536 / 8 * 7;
-/// The directory's leading bits at most (a `u16` of the key's first two bytes).
+/// The directory's leading bits at most (65,536 entries, 256 KiB): past them a shard's table
+/// grows on its own.
 const MAX_DEPTH: u32 = 16;
 
 /// Digest → the unit that has it.
 pub(crate) struct DigestIndex {
-    /// By the key's first `depth` bits, the shard that holds it (2^`depth` entries).
+    /// By the first `depth` bits of a key's hash ([`DigestIndex::spread`]), the shard that
+    /// holds it (2^`depth` entries).
     directory: Vec<u32>,
     depth: u32,
     shards: Vec<Shard>,
     split_at: usize,
+    seed: RandomState,
 }
 
 struct Shard {
-    /// The leading bits all its keys share.
+    /// How many leading bits of their hash all its keys share.
     depth: u32,
     table: HashMap<[u8; 12], u32>,
 }
@@ -44,12 +50,12 @@ fn key_of(digest: &[u8; 16]) -> [u8; 12] {
     digest[..12].try_into().expect("12 bytes")
 }
 
-/// The key's first `bits` bits (0 for none).
-fn leading(key: &[u8; 12], bits: u32) -> usize {
+/// A hash's first `bits` bits (0 for none).
+fn leading(hash: u64, bits: u32) -> usize {
     if bits == 0 {
         return 0;
     }
-    usize::from(u16::from_be_bytes([key[0], key[1]]) >> (16 - bits))
+    (hash >> (64 - bits)) as usize
 }
 
 impl Default for DigestIndex {
@@ -60,31 +66,37 @@ impl Default for DigestIndex {
 
 impl DigestIndex {
     fn with_split_at(split_at: usize) -> Self {
-        DigestIndex { directory: vec![0], depth: 0, shards: vec![Shard { depth: 0, table: HashMap::new() }], split_at }
+        DigestIndex { directory: vec![0], depth: 0, shards: vec![Shard { depth: 0, table: HashMap::new() }], split_at, seed: RandomState::new() }
     }
 
     /// An index that holds nothing and takes nothing: what a closed set keeps.
     pub(crate) fn empty() -> Self {
-        DigestIndex { directory: Vec::new(), depth: 0, shards: Vec::new(), split_at: SPLIT_AT }
+        DigestIndex { directory: Vec::new(), depth: 0, shards: Vec::new(), split_at: SPLIT_AT, seed: RandomState::new() }
+    }
+
+    /// The hash whose leading bits pick a key's shard.
+    fn spread(&self, key: &[u8; 12]) -> u64 {
+        self.seed.hash_one(key)
     }
 
     /// The unit with `digest`, if any.
     pub(crate) fn get(&self, digest: &[u8; 16]) -> Option<u32> {
         let key = key_of(digest);
-        let shard = *self.directory.get(leading(&key, self.depth))?;
+        let shard = *self.directory.get(leading(self.spread(&key), self.depth))?;
         self.shards[shard as usize].table.get(&key).copied()
     }
 
     /// Records `unit` under `digest` unless a unit has it already. Panics on [`DigestIndex::empty`].
     pub(crate) fn insert_new(&mut self, digest: [u8; 16], unit: u32) {
         let key = key_of(&digest);
-        let mut at = self.directory[leading(&key, self.depth)] as usize;
+        let spread = self.spread(&key);
+        let mut at = self.directory[leading(spread, self.depth)] as usize;
         if self.shards[at].table.contains_key(&key) {
             return;
         }
         if self.shards[at].table.len() >= self.split_at && self.shards[at].depth < MAX_DEPTH {
             self.split(at);
-            at = self.directory[leading(&key, self.depth)] as usize;
+            at = self.directory[leading(spread, self.depth)] as usize;
         }
         self.shards[at].table.insert(key, unit);
     }
@@ -101,7 +113,7 @@ impl DigestIndex {
         let half = old.len() / 2 + old.len() / 8;
         let (mut zeros, mut ones) = (HashMap::with_capacity(half), HashMap::with_capacity(half));
         for (key, unit) in old {
-            if leading(&key, depth + 1) & 1 == 0 {
+            if leading(self.spread(&key), depth + 1) & 1 == 0 {
                 zeros.insert(key, unit);
             } else {
                 ones.insert(key, unit);
@@ -168,14 +180,14 @@ mod tests {
             other = digest(7);
             other[0] ^= 0x80;
             assert_eq!(index.get(&other), None);
-            // No shard past its split size (but by one entry), none empty, each shard's keys
-            // share its leading bits.
+            // No shard past its split size, none empty, each shard's keys in the shard their
+            // hash's leading bits lead to.
             if split_at == 64 {
                 assert!(index.shards.len() > 400, "{} shards", index.shards.len());
                 for (n, shard) in index.shards.iter().enumerate() {
                     assert!(shard.table.len() <= 64 && !shard.table.is_empty(), "shard {n}: {}", shard.table.len());
                     for key in shard.table.keys() {
-                        assert_eq!(index.directory[leading(key, index.depth)] as usize, n);
+                        assert_eq!(index.directory[leading(index.spread(key), index.depth)] as usize, n);
                     }
                 }
             }
@@ -184,7 +196,8 @@ mod tests {
     }
 
     /// A shard is split when its table is full, before it would double; both halves get a
-    /// table of the same size (so no shard's table is ever more than 65,536 buckets).
+    /// table of the same size (so that, below the directory's depth limit and with keys spread
+    /// as hashes spread them, no shard's table is more than 65,536 buckets).
     #[test]
     fn a_shard_splits_when_its_table_is_full() {
         let mut index = DigestIndex::default();
