@@ -4,10 +4,6 @@
 //! packed in 4 bytes ([`UnitDates`]). A 32-byte key per cluster, person or unit held in memory
 //! was the largest growth of the link and write phases.
 
-// The cluster's keys are written to pages as linkage makes them and numbered from the pages
-// (`niji_privacy::number_clusters`): the link phase's end held them all, 32 bytes a cluster,
-// beside the units' numbers.
-
 use std::io;
 use std::path::Path;
 
