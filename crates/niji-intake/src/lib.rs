@@ -647,7 +647,7 @@ async fn write_version(
             // by unit by pass 2.
             persons.begin_reading("intake-bucket-keys-read");
             let (of_unit, key_pages) = persons.by_person();
-            let person_count = key_pages.persons();
+            let person_count = key_pages.len();
             let by_person = niji_privacy::UnitPersons { of_unit, persons: person_count, key_of_person: &mut |p| key_pages.of(p) };
             niji_privacy::cluster_buckets_streaming(units.units(), by_person, &hasher, sink)?;
             // Full birth dates per unit, for the lake's `age` at each event (the dates themselves

@@ -195,8 +195,8 @@ impl KeyPagesWriter {
 }
 
 impl KeyPages {
-    /// Keys.
-    pub(crate) fn persons(&self) -> usize {
+    /// Keys sealed.
+    pub(crate) fn len(&self) -> usize {
         self.keys
     }
 
