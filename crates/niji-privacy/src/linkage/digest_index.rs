@@ -1,217 +1,276 @@
 //! The index that finds a unit identical to one coming in, by a 16-byte digest of its content:
-//! the largest thing the intake's first pass holds. Its first 12 bytes decide (96 bits of
-//! SHA-256: two distinct units among 20 million share them with a chance near 10^-15; a holder
-//! who wanted two identities merged would have to know both, and could send one under the
-//! other anyway), kept with the unit's number in 16 bytes an entry, where the whole digest
-//! took 20.
+//! the largest thing the intake's first pass holds, kept in 12 bytes an entry.
 //!
-//! One table of millions doubled all at once, holding its old and new arrays together (three
-//! times the entries' bytes: at a million units the first pass's peak, and 0.8 GB at 20
-//! million). Here the entries are split into shards by the leading bits of a hash of their key
-//! (extendible hashing): a shard that holds [`SPLIT_AT`] entries when another comes is split in
-//! two by its next bit, so no more than one shard's entries are ever moved at once, and every
-//! shard past its first split is large enough (1 MiB or more) to be mapped on its own, given
-//! back whole when the index is dropped (hundreds of small tables, freed, left the heap
-//! fragmented through the intake's later phases). That hash, and the tables', is the standard
-//! randomly seeded one, so that units made to share leading bits or a bucket cannot make an
-//! intake slower or larger.
+//! A digest is held as 80 bits of a randomly seeded hash of it (a 16-bit prefix and a 64-bit
+//! rest): two distinct units among 20 million share them with a chance near 10^-10, and since
+//! the seed is new each run, no one can make two units share them on purpose (a holder who
+//! wanted two identities merged could send one under the other anyway). The entries are sorted
+//! in 16 segments by the prefix's first 4 bits; in a segment, a table of where each of the
+//! prefix's other 12 bits' entries begin (4,097 numbers) leads to a few hundred sorted rests
+//! at 20 million entries, searched by halving, and beside them the units, 8 + 4 bytes an entry.
+//! The newest entries wait in a small hash table; when it holds a sixteenth of the sorted ones
+//! (at least [`RECENT_AT_LEAST`]), its entries are sorted and merged in, one segment at a time
+//! into arrays of the exact size, so that no more than a sixteenth of the index is ever held
+//! twice.
+//!
+//! The earlier forms of this index were hash tables of 16-byte entries: one that doubled all at
+//! once (holding its old and new arrays together, three times its entries' bytes) and then
+//! shards that split as they filled; either took 20–40 bytes an entry with the tables' slack
+//! (3M persons: 35.6 MB for 1,155,622 units, now 14 MB and the waiting table's).
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
-/// Entries a shard takes before it is split: its table (65,536 buckets of 17 bytes, 1.1 MB) is
-/// then full, and would double with one more; each half gets a table of that size again (the
-/// standard map's tables hold 7/8 of their buckets).
-const SPLIT_AT: usize = 65_536 / 8 * 7;
-/// The directory's leading bits at most (65,536 entries, 256 KiB): past them a shard's table
-/// grows on its own.
-const MAX_DEPTH: u32 = 16;
+/// Fewest entries the waiting table takes before they are merged in (a set of fewer units, such
+/// as most files' own, never builds the sorted segments).
+const RECENT_AT_LEAST: usize = 16_384;
+/// Segments, by the prefix's leading bits.
+const SEGMENT_BITS: u32 = 4;
+/// Ranges within a segment, by the prefix's other bits.
+const RANGE_BITS: u32 = 16 - SEGMENT_BITS;
+const RANGES: usize = 1 << RANGE_BITS;
 
 /// Digest → the unit that has it.
 pub(crate) struct DigestIndex {
-    /// By the first `depth` bits of a key's hash ([`DigestIndex::spread`]), the shard that
-    /// holds it (2^`depth` entries).
-    directory: Vec<u32>,
-    depth: u32,
-    shards: Vec<Shard>,
-    split_at: usize,
+    segments: Vec<Segment>,
+    /// Entries not merged into the segments yet, by their key's bytes.
+    recent: HashMap<[u8; 10], u32>,
+    /// Entries in the segments.
+    merged: usize,
+    recent_at_least: usize,
     seed: RandomState,
 }
 
-struct Shard {
-    /// How many leading bits of their hash all its keys share.
-    depth: u32,
-    table: HashMap<[u8; 12], u32>,
+/// The entries whose prefix begins with one segment's bits.
+#[derive(Default)]
+struct Segment {
+    /// Per value of the prefix's other bits, where its entries begin in `rests` (one more at the
+    /// end: where they all end); empty while the segment has no entries.
+    starts: Vec<u32>,
+    /// The entries' rests, sorted within each range.
+    rests: Vec<u64>,
+    units: Vec<u32>,
 }
 
-/// A digest's key: its first 12 bytes.
-fn key_of(digest: &[u8; 16]) -> [u8; 12] {
-    digest[..12].try_into().expect("12 bytes")
+/// A digest as the index holds it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    prefix: u16,
+    rest: u64,
 }
 
-/// A hash's first `bits` bits (0 for none).
-fn leading(hash: u64, bits: u32) -> usize {
-    if bits == 0 {
-        return 0;
+impl Key {
+    fn bytes(self) -> [u8; 10] {
+        let mut out = [0u8; 10];
+        out[..2].copy_from_slice(&self.prefix.to_be_bytes());
+        out[2..].copy_from_slice(&self.rest.to_be_bytes());
+        out
     }
-    (hash >> (64 - bits)) as usize
+
+    fn from_bytes(bytes: [u8; 10]) -> Key {
+        Key { prefix: u16::from_be_bytes([bytes[0], bytes[1]]), rest: u64::from_be_bytes(bytes[2..].try_into().expect("8 bytes")) }
+    }
+
+    fn segment(self) -> usize {
+        usize::from(self.prefix >> RANGE_BITS)
+    }
+
+    fn range(self) -> usize {
+        usize::from(self.prefix) & (RANGES - 1)
+    }
 }
 
 impl Default for DigestIndex {
     fn default() -> Self {
-        DigestIndex::with_split_at(SPLIT_AT)
+        DigestIndex::with_recent_at_least(RECENT_AT_LEAST)
     }
 }
 
 impl DigestIndex {
-    fn with_split_at(split_at: usize) -> Self {
-        DigestIndex { directory: vec![0], depth: 0, shards: vec![Shard { depth: 0, table: HashMap::new() }], split_at, seed: RandomState::new() }
+    fn with_recent_at_least(recent_at_least: usize) -> Self {
+        DigestIndex { segments: Vec::new(), recent: HashMap::new(), merged: 0, recent_at_least, seed: RandomState::new() }
     }
 
-    /// An index that holds nothing and takes nothing: what a closed set keeps.
+    /// An index that holds nothing: what a closed set keeps.
     pub(crate) fn empty() -> Self {
-        DigestIndex { directory: Vec::new(), depth: 0, shards: Vec::new(), split_at: SPLIT_AT, seed: RandomState::new() }
+        DigestIndex::default()
     }
 
-    /// The hash whose leading bits pick a key's shard.
-    fn spread(&self, key: &[u8; 12]) -> u64 {
-        self.seed.hash_one(key)
+    /// The key `digest` is held under: two seeded hashes of it, the first's leading 16 bits and
+    /// the second whole.
+    fn key(&self, digest: &[u8; 16]) -> Key {
+        Key { prefix: (self.seed.hash_one((0u8, digest)) >> 48) as u16, rest: self.seed.hash_one((1u8, digest)) }
     }
 
     /// The unit with `digest`, if any.
     pub(crate) fn get(&self, digest: &[u8; 16]) -> Option<u32> {
-        let key = key_of(digest);
-        let shard = *self.directory.get(leading(self.spread(&key), self.depth))?;
-        self.shards[shard as usize].table.get(&key).copied()
+        self.find(self.key(digest))
     }
 
-    /// Records `unit` under `digest` unless a unit has it already. Panics on [`DigestIndex::empty`].
+    fn find(&self, key: Key) -> Option<u32> {
+        if let Some(&unit) = self.recent.get(&key.bytes()) {
+            return Some(unit);
+        }
+        let segment = self.segments.get(key.segment())?;
+        let r = key.range();
+        let (start, end) = (*segment.starts.get(r)? as usize, segment.starts[r + 1] as usize);
+        let at = segment.rests[start..end].binary_search(&key.rest).ok()?;
+        Some(segment.units[start + at])
+    }
+
+    /// Records `unit` under `digest` unless a unit has it already.
     pub(crate) fn insert_new(&mut self, digest: [u8; 16], unit: u32) {
-        let key = key_of(&digest);
-        let spread = self.spread(&key);
-        let mut at = self.directory[leading(spread, self.depth)] as usize;
-        if self.shards[at].table.contains_key(&key) {
+        let key = self.key(&digest);
+        if self.find(key).is_some() {
             return;
         }
-        if self.shards[at].table.len() >= self.split_at && self.shards[at].depth < MAX_DEPTH {
-            self.split(at);
-            at = self.directory[leading(spread, self.depth)] as usize;
+        self.recent.insert(key.bytes(), unit);
+        if self.recent.len() >= self.recent_at_least.max(self.merged / 16) {
+            self.merge_recent();
         }
-        self.shards[at].table.insert(key, unit);
     }
 
-    /// Splits shard `at` in two by its next leading bit: the keys with a 0 stay, those with a 1
-    /// go to a new shard (the directory doubled first if the shard is as deep as it).
-    fn split(&mut self, at: usize) {
-        let depth = self.shards[at].depth;
-        if depth == self.depth {
-            self.directory = self.directory.iter().flat_map(|&s| [s, s]).collect();
-            self.depth += 1;
+    /// Merges the waiting entries into the segments, segment by segment: each gets arrays of
+    /// its new size, filled range by range from its old entries and the new ones (never the
+    /// same key: a key is added only when it is in neither), and its old arrays are freed.
+    fn merge_recent(&mut self) {
+        let mut fresh: Vec<(Key, u32)> = self.recent.drain().map(|(bytes, unit)| (Key::from_bytes(bytes), unit)).collect();
+        fresh.sort_unstable_by_key(|&(key, _)| key);
+        if self.segments.is_empty() {
+            self.segments.resize_with(1 << SEGMENT_BITS, Segment::default);
         }
-        let old = std::mem::take(&mut self.shards[at].table);
-        let half = old.len() / 2 + old.len() / 8;
-        let (mut zeros, mut ones) = (HashMap::with_capacity(half), HashMap::with_capacity(half));
-        for (key, unit) in old {
-            if leading(self.spread(&key), depth + 1) & 1 == 0 {
-                zeros.insert(key, unit);
-            } else {
-                ones.insert(key, unit);
+        let mut rest_of = &fresh[..];
+        for (s, segment) in self.segments.iter_mut().enumerate() {
+            let split = rest_of.partition_point(|(key, _)| key.segment() == s);
+            let (new, later) = rest_of.split_at(split);
+            rest_of = later;
+            if new.is_empty() {
+                continue;
             }
-        }
-        let new = self.shards.len() as u32;
-        self.shards[at] = Shard { depth: depth + 1, table: zeros };
-        self.shards.push(Shard { depth: depth + 1, table: ones });
-        // The directory entries of the old shard whose next bit is 1 now lead to the new one.
-        let span = 1usize << (self.depth - depth - 1);
-        for (i, s) in self.directory.iter_mut().enumerate() {
-            if *s as usize == at && (i / span) & 1 == 1 {
-                *s = new;
+            let old = std::mem::take(segment);
+            let size = old.rests.len() + new.len();
+            let mut merged = Segment { starts: Vec::with_capacity(RANGES + 1), rests: Vec::with_capacity(size), units: Vec::with_capacity(size) };
+            let mut new = new.iter().peekable();
+            for r in 0..RANGES {
+                merged.starts.push(merged.rests.len() as u32);
+                let old_range = if old.starts.is_empty() { 0..0 } else { old.starts[r] as usize..old.starts[r + 1] as usize };
+                let mut old_entries = old_range.map(|i| (old.rests[i], old.units[i])).peekable();
+                loop {
+                    let next_new = new.peek().filter(|(key, _)| key.range() == r).map(|&&(key, unit)| (key.rest, unit));
+                    let take_new = match (old_entries.peek(), next_new) {
+                        (None, None) => break,
+                        (Some(_), None) => false,
+                        (None, Some(_)) => true,
+                        (Some(&(o, _)), Some((n, _))) => n < o,
+                    };
+                    let (rest, unit) = if take_new {
+                        new.next();
+                        next_new.expect("peeked")
+                    } else {
+                        old_entries.next().expect("peeked")
+                    };
+                    merged.rests.push(rest);
+                    merged.units.push(unit);
+                }
             }
+            merged.starts.push(merged.rests.len() as u32);
+            *segment = merged;
         }
+        self.merged += fresh.len();
     }
 
     /// Digests held.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.table.len()).sum()
+        self.merged + self.recent.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use sha2::{Digest, Sha256};
 
-    /// A digest from `i`: its leading bytes from `i / 4`, so that four digests share them and
-    /// differ only at byte 11, the last that counts; bytes 12–15 vary and do not count.
+    /// The digest of `i`.
     fn digest(i: u32) -> [u8; 16] {
-        let mut d = [0u8; 16];
-        d[..4].copy_from_slice(&(i / 4).wrapping_mul(2_654_435_761).to_be_bytes());
-        d[11] = (i % 4) as u8;
-        d[12..].copy_from_slice(&[i as u8, 7, 9, (i >> 8) as u8]);
-        d
+        Sha256::digest(i.to_le_bytes())[..16].try_into().expect("16 bytes")
     }
 
-    /// Each digest finds the first unit recorded under it, whether the index is one table or
-    /// split into hundreds of shards (a shard split every 64 entries here).
-    #[test]
-    fn each_digest_finds_the_first_unit_recorded_under_it() {
-        for split_at in [SPLIT_AT, 64] {
-            let mut index = DigestIndex::with_split_at(split_at);
-            for i in 0..40_000 {
-                index.insert_new(digest(i), i);
-                // Found at once, and again after every split since.
-                assert_eq!(index.get(&digest(i / 2)), Some(i / 2));
-            }
-            for i in 0..40_000 {
-                index.insert_new(digest(i), i + 1_000_000);
-            }
-            assert_eq!(index.len(), 40_000);
-            for i in 0..40_000 {
-                assert_eq!(index.get(&digest(i)), Some(i));
-                // Bytes past the 12th do not count.
-                let mut tail = digest(i);
-                tail[15] ^= 0xFF;
-                assert_eq!(index.get(&tail), Some(i));
-            }
-            let mut other = digest(7);
-            other[11] = 9;
-            assert_eq!(index.get(&other), None);
-            other = digest(7);
-            other[0] ^= 0x80;
-            assert_eq!(index.get(&other), None);
-            // No shard past its split size, none empty, each shard's keys in the shard their
-            // hash's leading bits lead to.
-            if split_at == 64 {
-                assert!(index.shards.len() > 400, "{} shards", index.shards.len());
-                for (n, shard) in index.shards.iter().enumerate() {
-                    assert!(shard.table.len() <= 64 && !shard.table.is_empty(), "shard {n}: {}", shard.table.len());
-                    for key in shard.table.keys() {
-                        assert_eq!(index.directory[leading(index.spread(key), index.depth)] as usize, n);
-                    }
-                }
-            }
+    /// Each digest finds the first unit recorded under it (compared with a map of whole
+    /// digests), whether it waits in the table or was merged, through many merges.
+    fn check(inserts: &[u32], recent_at_least: usize) {
+        let mut index = DigestIndex::with_recent_at_least(recent_at_least);
+        let mut expected: HashMap<[u8; 16], u32> = HashMap::new();
+        for (unit, &i) in inserts.iter().enumerate() {
+            index.insert_new(digest(i), unit as u32);
+            expected.entry(digest(i)).or_insert(unit as u32);
+            assert_eq!(index.get(&digest(i)), expected.get(&digest(i)).copied());
         }
-        assert_eq!(DigestIndex::empty().get(&digest(7)), None);
+        assert_eq!(index.len(), expected.len());
+        for i in 0..=inserts.iter().copied().max().unwrap_or(0) + 10 {
+            assert_eq!(index.get(&digest(i)), expected.get(&digest(i)).copied(), "digest of {i}");
+        }
+        // Every segment's ranges in order and sorted within, together holding what was merged.
+        let mut merged = 0;
+        for segment in &index.segments {
+            if segment.starts.is_empty() {
+                continue;
+            }
+            assert_eq!((segment.starts.len(), *segment.starts.last().unwrap() as usize), (RANGES + 1, segment.rests.len()));
+            assert!(segment.starts.windows(2).all(|w| w[0] <= w[1]));
+            for r in 0..RANGES {
+                let range = &segment.rests[segment.starts[r] as usize..segment.starts[r + 1] as usize];
+                assert!(range.windows(2).all(|w| w[0] < w[1]), "range {r} sorted");
+            }
+            assert_eq!(segment.units.len(), segment.rests.len());
+            merged += segment.rests.len();
+        }
+        assert_eq!(merged, index.merged);
     }
 
-    /// A shard is split when its table is full, before it would double; both halves get a
-    /// table of the same size (so that, below the directory's depth limit and with keys spread
-    /// as hashes spread them, no shard's table is more than 65,536 buckets).
-    #[test]
-    fn a_shard_splits_when_its_table_is_full() {
-        let mut index = DigestIndex::default();
-        for i in 0..SPLIT_AT as u32 {
-            index.insert_new(digest(i * 4), i);
+    proptest! {
+        #[test]
+        fn each_digest_finds_the_first_unit_recorded_under_it(inserts in proptest::collection::vec(0u32..300, 0..600), at_least in 1usize..40) {
+            check(&inserts, at_least);
         }
-        assert_eq!((index.shards.len(), index.shards[0].table.capacity()), (1, SPLIT_AT));
-        index.insert_new(digest(u32::MAX - 3), 0);
-        assert_eq!(index.shards.len(), 2);
-        assert!(
-            index.shards.iter().all(|s| s.table.capacity() == SPLIT_AT),
-            "{:?}",
-            index.shards.iter().map(|s| s.table.capacity()).collect::<Vec<_>>()
-        );
-        assert_eq!(index.len(), SPLIT_AT + 1);
+    }
+
+    #[test]
+    fn a_large_index_merges_a_sixteenth_at_a_time() {
+        // 60,000 digests, each met twice (the second time with another unit), merged first
+        // every 500 then every sixteenth of what is merged.
+        let inserts: Vec<u32> = (0..60_000).chain(0..60_000).collect();
+        check(&inserts, 500);
+        let mut index = DigestIndex::with_recent_at_least(500);
+        for i in 0..60_000 {
+            index.insert_new(digest(i), i);
+            assert!(index.recent.len() < 500.max(index.merged / 16));
+        }
+        assert!(index.merged > 50_000, "{} merged", index.merged);
+        // Exact arrays: a segment holds no room beyond its entries.
+        assert!(index.segments.iter().all(|s| s.rests.capacity() == s.rests.len() && s.units.capacity() == s.units.len()));
+    }
+
+    /// The whole digest counts: digests that differ in any one byte are different entries.
+    #[test]
+    fn digests_differing_in_one_byte_are_different() {
+        let mut index = DigestIndex::with_recent_at_least(4);
+        let base = digest(1);
+        index.insert_new(base, 0);
+        for byte in 0..16 {
+            let mut other = base;
+            other[byte] ^= 1;
+            assert_eq!(index.get(&other), None, "byte {byte}");
+            index.insert_new(other, byte as u32 + 1);
+        }
+        assert_eq!(index.get(&base), Some(0));
+        for byte in 0..16 {
+            let mut other = base;
+            other[byte] ^= 1;
+            assert_eq!(index.get(&other), Some(byte as u32 + 1));
+        }
+        assert_eq!(DigestIndex::empty().get(&base), None);
     }
 }
