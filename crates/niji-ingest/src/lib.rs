@@ -28,7 +28,7 @@ use std::path::Path;
 
 pub use codes::CodeSystem;
 pub use csv_map::{ColumnRole, ColumnSpec, CsvMapping, MappingError, QuasiKind};
-pub use dates::{Date, DateError};
+pub use dates::{Date, DateError, PackedDate};
 pub use masters::{CodeMasters, LoadedMaster, MasterError, MastersCache, MastersLoaded};
 pub use model::*;
 pub use report::{FileReport, Problem, Reason, RecordKind, UkeRecord};

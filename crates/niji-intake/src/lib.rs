@@ -547,7 +547,8 @@ async fn write_version(
         drop(read.stored);
         drop(read.order);
         let submitted = std::mem::take(&mut scan.units);
-        let observed: Vec<Option<niji_ingest::Date>> = (0..submitted.len()).map(|i| submitted.units().observed(i)).collect();
+        let mut observed = per_unit::UnitDates::with_capacity(submitted.len());
+        (0..submitted.len()).for_each(|i| observed.push(submitted.units().observed(i)));
         let moved = units.append(submitted);
         units.close();
         // A scratch page not written, or not read back while reaching: stop before linking.
@@ -562,10 +563,13 @@ async fn write_version(
         // (the others would make the same unit again; see `UnitSet`).
         let mut link_observed = per_unit::UnitDates::none(units.len());
         for (s, u) in moved.iter().enumerate() {
-            link_observed.set(u as usize, observed[s]);
+            link_observed.set(u as usize, observed.get(s));
         }
         scan.unit_in_run = moved;
         drop(observed);
+        // The first pass's digest index, freed by `close`, lies in the allocator's heap (arrays
+        // of a few hundred KB each): back to the system before linkage allocates its own.
+        return_freed_memory();
         let units_held = units.len() as u64;
         let mut linkage_config = options.linkage.clone();
         linkage_config.run_scope = tag.to_string();

@@ -62,6 +62,7 @@ use sha2::{Digest, Sha256};
 use crate::normalize::{self, Sex};
 use crate::pseudonym::{Domain, PersonKey, Pseudonymizer};
 
+mod chunked;
 mod digest_index;
 mod unit_keys;
 mod unit_list;
@@ -303,14 +304,14 @@ impl UnitSet {
         out
     }
 
-    /// Frees the index that finds identical units (16 bytes an entry, 20–40 a unit with the
-    /// tables' slack: [`DigestIndex`]) once every unit is in: linkage does not need it. Adding a
-    /// unit afterwards panics.
+    /// Frees the index that finds identical units (12 bytes a unit and a table of the newest:
+    /// [`DigestIndex`]) once every unit is in: linkage does not need it. Adding a unit
+    /// afterwards panics.
     pub fn close(&mut self) {
         self.index = DigestIndex::empty();
         self.closed = true;
-        // The growth slack of the per-unit arrays (up to half of them) is not needed either, and
-        // the last page can go to the store.
+        // The room of the open page's entries is not needed either, and the last page can go to
+        // the store.
         self.units.finish();
     }
 
@@ -1157,8 +1158,9 @@ fn member(ins: &str, sym: &str, num: &str, branch: &str) -> Option<String> {
     Some(format!("{ins}:{}:{num}:{branch}", normalize::insured_symbol(sym)))
 }
 
-/// What identical units are found by: the first 16 bytes of the SHA-256 of their content (a
-/// 64-bit hash would have needed the held unit read back to rule out a collision).
+/// What identical units are found by: the first 16 bytes of the SHA-256 of their content (the
+/// index keeps 80 bits of a seeded hash of it, [`DigestIndex`]; a plain 64-bit hash would have
+/// needed the held unit read back to rule out a collision).
 fn digest(bytes: &[u8]) -> [u8; 16] {
     let full = Sha256::digest(bytes);
     let mut out = [0u8; 16];

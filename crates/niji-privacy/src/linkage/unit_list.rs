@@ -13,8 +13,9 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Mutex;
 
-use niji_ingest::Date;
+use niji_ingest::{Date, PackedDate};
 
+use super::chunked::Chunked;
 use super::{LinkUnit, UnitRef};
 
 /// Keeps the pages a [`UnitList`] does not hold in memory, and gives them back.
@@ -42,23 +43,28 @@ impl fmt::Debug for UnitStorage {
 /// own): no allocation per unit. Each page ends with its units' entries (where each ends and
 /// the ordinal of its first record, 8 bytes a unit) and where the entries begin, written when
 /// the page is closed, so that
-/// what the list holds in memory per unit is its observation date alone, besides a few bytes a
-/// page; the units are in memory or in the store ([`UnitStorage`]). What a
+/// what the list holds in memory per unit is its observation date alone (4 bytes), besides 12
+/// bytes a page (where it lies and its first unit); the units are in memory or in the store
+/// ([`UnitStorage`]). Those arrays are [`Chunked`]: no doubling room. What a
 /// [`UnitSet`](super::UnitSet) holds its units in. Read in order with [`UnitList::for_each`], by
 /// index with [`Units::unit`].
 #[derive(Default)]
 pub struct UnitList {
-    pages: Vec<Page>,
+    /// Per page, where it lies.
+    pages: Chunked<PageAt>,
+    /// The pages held in memory, by their place here ([`Place::Held`]): the first ones, the
+    /// open one (always the last here) and any the store did not take.
+    held: Vec<Vec<u8>>,
     /// Per page: the index of its first unit (a page holds the units up to the next page's
     /// first; every page holds at least one).
-    page_first: Vec<u32>,
+    page_first: Chunked<u32>,
     /// The entries of the last page while it is open (units are still added to it): written at
     /// its end when it is closed.
     open: Vec<Entry>,
     /// Whether the last page is open.
     last_open: bool,
     count: usize,
-    observed: Vec<Option<Date>>,
+    observed: Chunked<PackedDate>,
     spill: Option<Spill>,
     /// The store's first error, or one a list drained into this one had.
     error: Mutex<Option<std::io::Error>>,
@@ -85,10 +91,39 @@ const STORED_PAGE: usize = 1024;
 /// person, tend to share pages).
 const CACHED_PAGES: usize = 2048;
 
-enum Page {
-    Held(Vec<u8>),
+/// Where a page lies, in 8 bytes: its id in the store, or its place among the pages held (the
+/// top bit set), or nowhere (all bits set: freed by [`UnitList::drain`]).
+#[derive(Clone, Copy, Default)]
+struct PageAt(u64);
+
+const HELD_BIT: u64 = 1 << 63;
+
+impl PageAt {
+    const FREED: PageAt = PageAt(u64::MAX);
+
+    fn held(place: usize) -> PageAt {
+        PageAt(HELD_BIT | place as u64)
+    }
+
+    /// A stored page's place, if the store's id leaves the top bit clear.
+    fn stored(id: u64) -> Option<PageAt> {
+        (id < HELD_BIT).then_some(PageAt(id))
+    }
+
+    fn place(self) -> Place {
+        if self.0 == PageAt::FREED.0 {
+            Place::Freed
+        } else if self.0 & HELD_BIT != 0 {
+            Place::Held((self.0 & !HELD_BIT) as usize)
+        } else {
+            Place::Stored(self.0)
+        }
+    }
+}
+
+enum Place {
+    Held(usize),
     Stored(u64),
-    /// Freed by [`UnitList::drain`].
     Freed,
 }
 
@@ -126,6 +161,7 @@ impl UnitList {
         self.close_last_page();
         self.open = Vec::new();
         self.pages.shrink_to_fit();
+        self.held.shrink_to_fit();
         self.page_first.shrink_to_fit();
         self.observed.shrink_to_fit();
     }
@@ -144,13 +180,15 @@ impl UnitList {
         // The unit, the entries of the page's units (this one's included) and the footer.
         let needed = bytes.len() + (self.open.len() + 1) * ENTRY + FOOTER;
         let last_open = self.last_open;
-        let fits = last_open && matches!(self.pages.last(), Some(Page::Held(p)) if p.capacity() - p.len() >= needed);
+        // The open page is the last one held.
+        let fits = last_open && self.held.last().is_some_and(|p| p.capacity() - p.len() >= needed);
         if !fits {
             // The first page grows as it fills (a list of a few units stays small); the others
             // are made full size.
             let grow = last_open
-                && match self.pages.as_mut_slice() {
-                    [Page::Held(p)] if p.capacity() < page_size && p.len() + needed <= page_size => {
+                && self.pages.len() == 1
+                && match self.held.as_mut_slice() {
+                    [p] if p.capacity() < page_size && p.len() + needed <= page_size => {
                         let target = (p.capacity() * 2).max(p.len() + needed).min(page_size);
                         p.reserve_exact(target - p.len());
                         true
@@ -160,16 +198,17 @@ impl UnitList {
             if !grow {
                 self.close_last_page();
                 let own = bytes.len() + ENTRY + FOOTER;
-                let size = if self.pages.is_empty() { own.max(4096.min(page_size)) } else { page_size.max(own) };
-                self.pages.push(Page::Held(Vec::with_capacity(size)));
+                let size = if self.pages.len() == 0 { own.max(4096.min(page_size)) } else { page_size.max(own) };
+                self.held.push(Vec::with_capacity(size));
+                self.pages.push(PageAt::held(self.held.len() - 1));
                 self.page_first.push(at);
                 self.last_open = true;
             }
         }
-        let Some(Page::Held(page)) = self.pages.last_mut() else { unreachable!("the last page is held") };
+        let page = self.held.last_mut().expect("the open page is held");
         page.extend_from_slice(bytes);
         self.open.push(Entry { end: page.len() as u32, first_record });
-        self.observed.push(unit.observed);
+        self.observed.push(PackedDate::new(unit.observed));
         self.count += 1;
         at
     }
@@ -181,7 +220,7 @@ impl UnitList {
         if !std::mem::replace(&mut self.last_open, false) {
             return;
         }
-        let Some(Page::Held(page)) = self.pages.last_mut() else { unreachable!("an open page is held") };
+        let page = self.held.last_mut().expect("the open page is held");
         let data_end = page.len() as u32;
         for e in self.open.drain(..) {
             page.extend_from_slice(&e.end.to_le_bytes());
@@ -193,9 +232,13 @@ impl UnitList {
         if at <= spill.held_pages || self.error.lock().expect("not poisoned").is_some() {
             return;
         }
-        let Some(Page::Held(page)) = self.pages.last() else { return };
-        match spill.store.put(page) {
-            Ok(id) => self.pages[at - 1] = Page::Stored(id),
+        let page = self.held.last().expect("the open page is held");
+        let put = spill.store.put(page);
+        match put.and_then(|id| PageAt::stored(id).ok_or_else(|| std::io::Error::other("a store gave a page an id out of range"))) {
+            Ok(stored) => {
+                self.pages.set(at - 1, stored);
+                self.held.pop();
+            }
             Err(e) => self.keep_error(e),
         }
     }
@@ -209,15 +252,15 @@ impl UnitList {
     pub fn for_each(&self, mut f: impl FnMut(usize, UnitRef<'_>)) {
         let mut buffer = Vec::new();
         for p in 0..self.pages.len() {
-            self.visit_page(p, &self.pages[p], &mut buffer, &mut |i, unit, _| f(i, unit));
+            let bytes = self.page_bytes(self.pages.get(p), &mut buffer);
+            self.visit_page(p, bytes, &mut |i, unit, _| f(i, unit));
         }
     }
 
-    /// Calls `f` with each unit of page `p` (whose content is `page`), its index and its first
+    /// Calls `f` with each unit of page `p` (whose content is `bytes`), its index and its first
     /// record.
-    fn visit_page(&self, p: usize, page: &Page, buffer: &mut Vec<u8>, f: &mut impl FnMut(usize, UnitRef<'_>, u32)) {
-        let bytes = self.page_bytes(page, buffer);
-        let first = self.page_first[p] as usize;
+    fn visit_page(&self, p: usize, bytes: &[u8], f: &mut impl FnMut(usize, UnitRef<'_>, u32)) {
+        let first = self.page_first.get(p) as usize;
         for j in 0..self.units_on(p) {
             let (unit, first_record) = self.unit_in(bytes, p, j);
             f(first + j, unit, first_record);
@@ -229,44 +272,53 @@ impl UnitList {
     /// the store's error, if any.
     pub(super) fn drain(mut self, mut f: impl FnMut(usize, UnitRef<'_>, u32)) -> Option<std::io::Error> {
         let mut buffer = Vec::new();
+        let mut taken;
         for p in 0..self.pages.len() {
-            let taken = std::mem::replace(&mut self.pages[p], Page::Freed);
-            self.visit_page(p, &taken, &mut buffer, &mut f);
+            let at = self.pages.get(p);
+            self.pages.set(p, PageAt::FREED);
+            let bytes = match at.place() {
+                Place::Held(k) => {
+                    taken = std::mem::take(&mut self.held[k]);
+                    &taken[..]
+                }
+                _ => self.page_bytes(at, &mut buffer),
+            };
+            self.visit_page(p, bytes, &mut f);
         }
         self.store_error()
     }
 
     /// A page's bytes: held, or read from the store into `buffer` (empty if the store fails).
-    fn page_bytes<'a>(&self, page: &'a Page, buffer: &'a mut Vec<u8>) -> &'a [u8] {
-        match page {
-            Page::Held(p) => p,
-            Page::Stored(id) => {
-                if !self.read_page(*id, buffer) {
+    fn page_bytes<'a>(&'a self, page: PageAt, buffer: &'a mut Vec<u8>) -> &'a [u8] {
+        match page.place() {
+            Place::Held(k) => &self.held[k],
+            Place::Stored(id) => {
+                if !self.read_page(id, buffer) {
                     buffer.clear();
                 }
                 buffer
             }
-            Page::Freed => panic!("a unit read after its page was freed"),
+            Place::Freed => panic!("a unit read after its page was freed"),
         }
     }
 
     /// How many units page `p` holds.
     fn units_on(&self, p: usize) -> usize {
-        let next = self.page_first.get(p + 1).map_or(self.count, |&f| f as usize);
-        next - self.page_first[p] as usize
+        let next = self.page_first.try_get(p + 1).map_or(self.count, |f| f as usize);
+        next - self.page_first.get(p) as usize
     }
 
     /// The page that holds unit `i`.
     fn page_of(&self, i: usize) -> usize {
         assert!(i < self.count, "unit {i} of {}", self.count);
-        self.page_first.partition_point(|&f| f as usize <= i) - 1
+        self.page_first.partition_point(|f| f as usize <= i) - 1
     }
 
     /// The `j`-th unit of page `p`, whose content is `page`, and its first record; an empty unit
     /// if the page does not hold it (a page the store failed to give back, or gave back short:
     /// kept as an error too).
     fn unit_in<'a>(&self, page: &'a [u8], p: usize, j: usize) -> (UnitRef<'a>, u32) {
-        let observed = self.observed[self.page_first[p] as usize + j];
+        let observed = self.observed.get(self.page_first.get(p) as usize + j).get();
         match self.locate(page, p, j) {
             Some((range, first_record)) => (UnitRef { bytes: &page[range], observed }, first_record),
             None => {
@@ -323,13 +375,13 @@ impl UnitList {
     /// small cache if stored).
     fn with_unit<R>(&self, i: usize, f: impl FnOnce(UnitRef<'_>, u32) -> R) -> R {
         let p = self.page_of(i);
-        let j = i - self.page_first[p] as usize;
-        match &self.pages[p] {
-            Page::Held(page) => {
-                let (unit, first_record) = self.unit_in(page, p, j);
+        let j = i - self.page_first.get(p) as usize;
+        match self.pages.get(p).place() {
+            Place::Held(k) => {
+                let (unit, first_record) = self.unit_in(&self.held[k], p, j);
                 f(unit, first_record)
             }
-            Page::Stored(id) => {
+            Place::Stored(id) => {
                 let spill = self.spill.as_ref().expect("stored pages have a store");
                 let mut cache = spill.cache.lock().expect("not poisoned");
                 if let Some(page) = cache.pages.get(&(p as u32)) {
@@ -337,7 +389,7 @@ impl UnitList {
                     return f(unit, first_record);
                 }
                 let mut buffer = Vec::new();
-                if !self.read_page(*id, &mut buffer) {
+                if !self.read_page(id, &mut buffer) {
                     buffer.clear();
                 }
                 let (unit, first_record) = self.unit_in(&buffer, p, j);
@@ -350,7 +402,7 @@ impl UnitList {
                 cache.pages.insert(p as u32, buffer);
                 out
             }
-            Page::Freed => panic!("unit {i} read after its page was freed"),
+            Place::Freed => panic!("unit {i} read after its page was freed"),
         }
     }
 
@@ -375,7 +427,7 @@ impl UnitList {
 
     /// When the unit at `i` was observed.
     pub fn observed(&self, i: usize) -> Option<Date> {
-        self.observed[i]
+        self.observed.get(i).get()
     }
 
     pub fn len(&self) -> usize {
@@ -388,23 +440,23 @@ impl UnitList {
 
     /// Bytes held in memory, for the memory accounts of tests and benches.
     pub fn bytes_held(&self) -> usize {
-        let pages: usize = self.pages.iter().map(|p| if let Page::Held(p) = p { p.capacity() } else { 0 }).sum();
+        let held: usize = self.held.iter().map(Vec::capacity).sum();
         let cache = self.spill.as_ref().map_or(0, |s| s.cache.lock().expect("not poisoned").pages.values().map(Vec::capacity).sum());
-        pages
-            + cache
-            + self.page_first.capacity() * 4
+        held + cache
+            + self.held.capacity() * std::mem::size_of::<Vec<u8>>()
+            + self.page_first.bytes()
             + self.open.capacity() * std::mem::size_of::<Entry>()
-            + self.observed.capacity() * std::mem::size_of::<Option<Date>>()
-            + self.pages.capacity() * std::mem::size_of::<Page>()
+            + self.observed.bytes()
+            + self.pages.bytes()
     }
 
     /// Pages handed to the store.
     pub fn pages_stored(&self) -> usize {
-        self.pages.iter().filter(|p| matches!(p, Page::Stored(_))).count()
+        (0..self.pages.len()).filter(|&p| matches!(self.pages.get(p).place(), Place::Stored(_))).count()
     }
 
     pub(super) fn set_observed(&mut self, i: usize, observed: Option<Date>) {
-        self.observed[i] = observed;
+        self.observed.set(i, PackedDate::new(observed));
     }
 }
 
