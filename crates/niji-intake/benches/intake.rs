@@ -17,6 +17,10 @@
 //! - `NIJI_BENCH_UNITS_HELD=BYTES`: linkage units kept in memory before they go to the sealed
 //!   scratch file (default `niji_intake::UNITS_HELD_BYTES`; a large value keeps them all in
 //!   memory, though still in the 1 KiB pages of a list with a store).
+//! - `NIJI_BENCH_HEAP=1`: also count the bytes the program holds allocated (live heap) and print
+//!   each phase's peak of them beside its peak RSS (the rest is the allocator's free memory not
+//!   given back, the binary's pages and mapped files such as SQLite's WAL index). Off by
+//!   default: every allocation then updates two shared counters, which slows the intake.
 //!
 //! Targets: ≥ 50,000 FHIR NDJSON resources/s and ≥ 200,000 UKE lines/s end to end, and peak
 //! memory under 1 GiB whatever the input size.
@@ -35,10 +39,12 @@
 //! NIJI_BENCH_JOB=ndjson NIJI_BENCH_DATA=/tmp/d NIJI_BENCH_WORK=/tmp perf record -g $BIN
 //! ```
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -80,6 +86,79 @@ impl Job {
             Job::Uke => ("uke", "uke", "insurer", "lines", UKE_TARGET),
         }
     }
+}
+
+/// The system allocator, counting the bytes allocated and not yet freed while
+/// [`HEAP_COUNTED`] (`NIJI_BENCH_HEAP`), and their peak since [`reset_peak`].
+struct Counting;
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+static HEAP_COUNTED: AtomicBool = AtomicBool::new(false);
+/// Bytes allocated and not freed since counting began (wraps below zero for blocks allocated
+/// before it and freed after: read as signed).
+static HEAP_LIVE: AtomicUsize = AtomicUsize::new(0);
+static HEAP_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn heap_grew(bytes: usize) {
+    if HEAP_COUNTED.load(Ordering::Relaxed) {
+        let live = HEAP_LIVE.fetch_add(bytes, Ordering::Relaxed).wrapping_add(bytes);
+        if (live as isize) > HEAP_PEAK.load(Ordering::Relaxed) as isize {
+            HEAP_PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+    }
+}
+
+fn heap_shrank(bytes: usize) {
+    if HEAP_COUNTED.load(Ordering::Relaxed) {
+        HEAP_LIVE.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is passed on to the system allocator unchanged; the counters only read
+// the sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            heap_grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            heap_grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(p, layout) };
+        heap_shrank(layout.size());
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let q = unsafe { System.realloc(p, layout, new_size) };
+        if !q.is_null() {
+            if new_size >= layout.size() {
+                heap_grew(new_size - layout.size());
+            } else {
+                heap_shrank(layout.size() - new_size);
+            }
+        }
+        q
+    }
+}
+
+/// Peak live heap since the last [`reset_peak`], in MB (0 when not counted).
+fn heap_peak_mb() -> f64 {
+    if !HEAP_COUNTED.load(Ordering::Relaxed) {
+        return 0.0;
+    }
+    (HEAP_PEAK.load(Ordering::Relaxed) as isize).max(0) as f64 / (1024.0 * 1024.0)
 }
 
 fn main() {
@@ -282,6 +361,8 @@ struct PhaseFigures {
     rss_mb: f64,
     /// VmHWM within the phase (reset at its start when the kernel allows it).
     peak_mb: f64,
+    /// Peak live heap within the phase (`NIJI_BENCH_HEAP`; 0 when not counted).
+    heap_peak_mb: f64,
 }
 
 #[derive(Default)]
@@ -304,7 +385,9 @@ impl Figures {
         let phases: serde_json::Map<String, serde_json::Value> = self
             .phases
             .iter()
-            .map(|(k, p)| (k.clone(), serde_json::json!({"seconds": p.seconds, "rss_mb": p.rss_mb, "peak_mb": p.peak_mb})))
+            .map(|(k, p)| {
+                (k.clone(), serde_json::json!({"seconds": p.seconds, "rss_mb": p.rss_mb, "peak_mb": p.peak_mb, "heap_peak_mb": p.heap_peak_mb}))
+            })
             .collect();
         serde_json::json!({
             "count": self.count, "seconds": self.seconds, "units": self.units, "units_held": self.units_held, "input_bytes": self.input_bytes,
@@ -325,7 +408,7 @@ impl Figures {
             .iter()
             .map(|(k, p)| {
                 let g = |n: &str| p[n].as_f64().unwrap();
-                (k.clone(), PhaseFigures { seconds: g("seconds"), rss_mb: g("rss_mb"), peak_mb: g("peak_mb") })
+                (k.clone(), PhaseFigures { seconds: g("seconds"), rss_mb: g("rss_mb"), peak_mb: g("peak_mb"), heap_peak_mb: g("heap_peak_mb") })
             })
             .collect();
         Figures {
@@ -350,6 +433,7 @@ impl Figures {
 fn child(job: Job) {
     // What the binary does at start.
     niji_intake::map_large_allocations();
+    HEAP_COUNTED.store(std::env::var_os("NIJI_BENCH_HEAP").is_some(), Ordering::Relaxed);
     let data = PathBuf::from(std::env::var("NIJI_BENCH_DATA").unwrap());
     let work = PathBuf::from(std::env::var("NIJI_BENCH_WORK").unwrap());
     let (_, _, holder, unit, target) = job.spec();
@@ -434,7 +518,8 @@ fn child(job: Job) {
     }
     let mut timeline = Vec::new();
     for (phase, p) in progress.figures() {
-        timeline.push(format!("{phase} {:.2} s (RSS {:.0} MB, peak {:.0} MB)", p.seconds, p.rss_mb, p.peak_mb));
+        let heap = if HEAP_COUNTED.load(Ordering::Relaxed) { format!(", live heap peak {:.0} MB", p.heap_peak_mb) } else { String::new() };
+        timeline.push(format!("{phase} {:.2} s (RSS {:.0} MB, peak {:.0} MB{heap})", p.seconds, p.rss_mb, p.peak_mb));
         figures.phases.insert(phase, p);
     }
     println!("{}: phases: {}", job.name(), timeline.join(", "));
@@ -638,7 +723,12 @@ impl Progress for Phases {
         let Some(started) = inner.started.get(name).copied() else { return };
         let peak = vm_kb("VmHWM");
         inner.overall_peak_kb = inner.overall_peak_kb.max(peak);
-        let figures = PhaseFigures { seconds: (now - started).as_secs_f64(), rss_mb: vm_kb("VmRSS") as f64 / 1024.0, peak_mb: peak as f64 / 1024.0 };
+        let figures = PhaseFigures {
+            seconds: (now - started).as_secs_f64(),
+            rss_mb: vm_kb("VmRSS") as f64 / 1024.0,
+            peak_mb: peak as f64 / 1024.0,
+            heap_peak_mb: heap_peak_mb(),
+        };
         inner.done.push((name, figures));
     }
 }
@@ -662,9 +752,11 @@ fn vm_kb(field: &str) -> u64 {
     status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok()).unwrap_or(0)
 }
 
-/// Resets VmHWM to the current RSS (Linux: `5` to `/proc/self/clear_refs`); ignored elsewhere.
+/// Resets VmHWM to the current RSS (Linux: `5` to `/proc/self/clear_refs`; ignored elsewhere),
+/// and the live heap's peak to what is live now.
 fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
+    HEAP_PEAK.store(HEAP_LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
 }
 
 fn files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
