@@ -44,7 +44,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -96,15 +96,16 @@ struct Counting;
 static ALLOCATOR: Counting = Counting;
 
 static HEAP_COUNTED: AtomicBool = AtomicBool::new(false);
-/// Bytes allocated and not freed since counting began (wraps below zero for blocks allocated
-/// before it and freed after: read as signed).
-static HEAP_LIVE: AtomicUsize = AtomicUsize::new(0);
-static HEAP_PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Bytes allocated and not freed since counting began (below zero if blocks allocated before
+/// it were freed after).
+static HEAP_LIVE: AtomicIsize = AtomicIsize::new(0);
+static HEAP_PEAK: AtomicIsize = AtomicIsize::new(0);
 
 fn heap_grew(bytes: usize) {
     if HEAP_COUNTED.load(Ordering::Relaxed) {
-        let live = HEAP_LIVE.fetch_add(bytes, Ordering::Relaxed).wrapping_add(bytes);
-        if (live as isize) > HEAP_PEAK.load(Ordering::Relaxed) as isize {
+        let bytes = bytes as isize;
+        let live = HEAP_LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if live > HEAP_PEAK.load(Ordering::Relaxed) {
             HEAP_PEAK.fetch_max(live, Ordering::Relaxed);
         }
     }
@@ -112,7 +113,7 @@ fn heap_grew(bytes: usize) {
 
 fn heap_shrank(bytes: usize) {
     if HEAP_COUNTED.load(Ordering::Relaxed) {
-        HEAP_LIVE.fetch_sub(bytes, Ordering::Relaxed);
+        HEAP_LIVE.fetch_sub(bytes as isize, Ordering::Relaxed);
     }
 }
 
@@ -158,7 +159,7 @@ fn heap_peak_mb() -> f64 {
     if !HEAP_COUNTED.load(Ordering::Relaxed) {
         return 0.0;
     }
-    (HEAP_PEAK.load(Ordering::Relaxed) as isize).max(0) as f64 / (1024.0 * 1024.0)
+    HEAP_PEAK.load(Ordering::Relaxed).max(0) as f64 / (1024.0 * 1024.0)
 }
 
 fn main() {

@@ -639,14 +639,17 @@ const ID_PAIRS_A_PASS: usize = 1 << 20;
 /// joined two clusters. (fingerprint, unit) pairs are sorted, and each unit joined with the
 /// first of its fingerprint (12 bytes a pair, where a map took up to 34 in its slack). A
 /// cluster's root is its smallest unit whatever the order of unions, so the result is a map's,
-/// and the same however the pairs are split: in passes over the fingerprints whose leading bits
-/// are the pass's, as many as make each pass's pairs about `pairs_a_pass` of the `count`, every
-/// unit read once a pass (held whole, the pairs were the link phase's peak: 34.7 MB at 3M
-/// persons, 30 bytes a unit).
+/// and the same however the pairs are split: in passes over the fingerprints whose seeded hash
+/// has the pass's leading bits (fingerprints are unkeyed: identifiers chosen to share leading
+/// bits would put every pair in one pass), as many as make each pass's pairs about
+/// `pairs_a_pass` of the `count`, every unit read once a pass (held whole, the pairs were 12
+/// bytes times 2–3 a unit, 600 MB at 20 million units).
 fn identifier_links(units: &UnitList, uf: &mut UnionFind, count: usize, pairs_a_pass: usize) -> usize {
     let passes = count.div_ceil(pairs_a_pass.max(1)).max(1).next_power_of_two();
     let bits = passes.trailing_zeros();
-    let pass_of = |fingerprint: u64| if bits == 0 { 0 } else { (fingerprint >> (64 - bits)) as usize };
+    use std::hash::BuildHasher;
+    let seed = std::collections::hash_map::RandomState::new();
+    let pass_of = |fingerprint: u64| if bits == 0 { 0 } else { (seed.hash_one(fingerprint) >> (64 - bits)) as usize };
     // A pass's share, and room for it to come out a little larger (the leading bits of hashes).
     let expected = count / passes + count / passes / 16 + 64;
     let mut links = 0;

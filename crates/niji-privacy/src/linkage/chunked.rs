@@ -1,6 +1,7 @@
-//! A growing array of small values kept in chunks of [`CHUNK`] entries: it never holds a
-//! `Vec`'s doubling room (up to as much again as its entries, at the moment a first pass is
-//! largest) and never moves its entries as it grows. The per-unit and per-page arrays of
+//! A growing array of small values kept in chunks of [`CHUNK`] entries: past its first chunk it
+//! holds no more room than the rest of its last chunk, where a `Vec`'s doubling room is up to
+//! as much again as its entries (at the moment a first pass is largest), and it never moves
+//! those entries as it grows. The per-unit and per-page arrays of
 //! [`UnitList`](super::UnitList) are kept so.
 
 /// Entries a chunk holds; the first chunk grows up to it, so that a short array stays small.
@@ -20,7 +21,13 @@ impl<T> Default for Chunked<T> {
 impl<T: Copy> Chunked<T> {
     pub(crate) fn push(&mut self, value: T) {
         match self.chunks.last_mut() {
-            Some(last) if last.len() < CHUNK => last.push(value),
+            Some(last) if last.len() < CHUNK => {
+                // The first chunk grows by doubling, up to a chunk exactly.
+                if last.len() == last.capacity() {
+                    last.reserve_exact((last.capacity() * 2).clamp(4, CHUNK) - last.len());
+                }
+                last.push(value);
+            }
             _ => {
                 let mut chunk = Vec::with_capacity(if self.chunks.is_empty() { 0 } else { CHUNK });
                 chunk.push(value);
@@ -101,5 +108,12 @@ mod tests {
             // No more than the entries and the last chunk's room.
             assert!(array.bytes() <= (n.div_ceil(CHUNK) * CHUNK).max(n) * 4 + 24 * n.div_ceil(CHUNK), "n {n}: {}", array.bytes());
         }
+        // Pushed again after a shrink, the first chunk still stops at a chunk's size.
+        let mut again = Chunked::default();
+        (0..100u32).for_each(|v| again.push(v));
+        again.shrink_to_fit();
+        (100..CHUNK as u32 + 5).for_each(|v| again.push(v));
+        assert_eq!((again.chunks.len(), again.chunks[0].capacity()), (2, CHUNK));
+        assert!((0..CHUNK + 5).all(|i| again.get(i) == i as u32));
     }
 }

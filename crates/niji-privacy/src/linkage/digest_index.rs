@@ -10,7 +10,9 @@
 //! a few hundred entries at 20 million, searched by halving. The newest entries wait in a small
 //! hash table; when it holds a sixteenth of the sorted ones (at least [`RECENT_AT_LEAST`]), its
 //! entries are sorted and merged in, one segment at a time into an array of the exact size, so
-//! that no more than an eighth of the index is ever held twice. A segment is one array, so that
+//! that no more than an eighth of the sorted entries is ever held twice (besides, during a
+//! merge, the waiting table, whose room is kept for the next entries, and the waiting entries
+//! sorted, 24 bytes each: together about 2 bytes a sorted entry). A segment is one array, so that
 //! from about 700,000 entries each is a mapping of its own, given back whole when it is
 //! replaced (`niji_intake::map_large_allocations`): smaller arrays, replaced merge after merge
 //! by larger ones, leave the heap with holes.

@@ -93,7 +93,7 @@ const CACHED_PAGES: usize = 2048;
 
 /// Where a page lies, in 8 bytes: its id in the store, or its place among the pages held (the
 /// top bit set), or nowhere (all bits set: freed by [`UnitList::drain`]).
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct PageAt(u64);
 
 const HELD_BIT: u64 = 1 << 63;
