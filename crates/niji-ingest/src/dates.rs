@@ -254,6 +254,16 @@ pub struct PackedDate(u32);
 impl PackedDate {
     pub const NONE: PackedDate = PackedDate(0);
 
+    /// The 4 bytes, for a caller that stores them.
+    pub fn to_bits(self) -> u32 {
+        self.0
+    }
+
+    /// Bits [`PackedDate::to_bits`] gave.
+    pub fn from_bits(bits: u32) -> PackedDate {
+        PackedDate(bits)
+    }
+
     pub fn new(date: Option<Date>) -> PackedDate {
         let Some(d) = date else { return PackedDate::NONE };
         // `Date::new` gives months 1–12 and days 1–31: the 4 and 5 bits hold them.
@@ -280,12 +290,6 @@ impl PackedDate {
     }
 }
 
-impl From<Option<Date>> for PackedDate {
-    fn from(date: Option<Date>) -> PackedDate {
-        PackedDate::new(date)
-    }
-}
-
 impl fmt::Debug for PackedDate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.get(), f)
@@ -303,6 +307,7 @@ mod tests {
             let date = (!none).then_some(Date { year, month, day, precision });
             proptest::prop_assert_eq!(PackedDate::new(date).get(), date);
             proptest::prop_assert_eq!(PackedDate::new(date) == PackedDate::NONE, none);
+            proptest::prop_assert_eq!(PackedDate::from_bits(PackedDate::new(date).to_bits()).get(), date);
         }
     }
 

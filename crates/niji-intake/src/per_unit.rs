@@ -1,8 +1,10 @@
 //! What the intake reads per linkage unit after linkage, held in as few bytes as it can be:
-//! each unit's person (its number in memory, 4 bytes; the persons' keys in sealed scratch pages,
-//! [`PersonKeys`], sealed cluster by cluster as linkage makes them, [`ClusterKeys`]) and dates
-//! packed in 4 bytes ([`UnitDates`]). A 32-byte key per cluster, person or unit held in memory
-//! was the largest growth of the link and write phases.
+//! each unit's person (its number in memory, 4 bytes, while the bucket rows are made; the
+//! persons' keys in sealed scratch pages, [`PersonKeys`], sealed cluster by cluster as linkage
+//! makes them, [`ClusterKeys`]) and dates packed in 4 bytes ([`UnitDates`]); for pass 2 the
+//! numbers and dates go to sealed pages too ([`PersonKeys::seal_units`]). A 32-byte key per
+//! cluster, person or unit held in memory was the largest growth of the link and write phases,
+//! and the three per-unit arrays then that of the write phase.
 
 use std::io;
 use std::path::Path;
@@ -12,30 +14,59 @@ use niji_privacy::{number_clusters, PageStore, PersonKey};
 
 use crate::scratch::SealedPages;
 
-/// Keys a scratch page holds (1 KiB of keys).
-const KEYS_A_PAGE: usize = 32;
+/// Bytes of records a scratch page holds at most (1 KiB).
+const PAGE_BYTES: usize = 1024;
 /// Pages kept opened at once, by page number modulo this (64 KiB).
 const CACHED_PAGES: usize = 64;
 
 /// Per unit its person's number and key, the keys sealed in an unnamed scratch file in the
 /// instance folder (under a key held only by this process, as linkage's units are) and read
-/// back a page at a time through a small cache. The records of one claim share a unit, so the
-/// last unit asked for is answered without a page.
+/// back a page at a time through a small cache. For pass 2 the per-unit numbers go to sealed
+/// pages too, with each unit's birth date and observation date ([`PersonKeys::seal_units`]),
+/// so that the write phase holds nothing per unit. The records of one claim share a unit, so
+/// the last unit asked for is answered without a page.
 pub(crate) struct PersonKeys {
-    of_unit: Vec<u32>,
+    units: usize,
+    of_unit: OfUnit,
     keys: KeyPages,
-    last: Option<(usize, PersonKey, u32)>,
+    last: Option<(usize, UnitFacts)>,
+}
+
+/// Where each unit's person number lies.
+enum OfUnit {
+    Held(Vec<u32>),
+    /// With the unit's dates, 12 bytes a unit: the number, the birth date and the observation
+    /// date ([`PackedDate`]s).
+    Sealed(RecordPages<12>),
+}
+
+/// What pass 2 reads of a unit.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UnitFacts {
+    pub key: PersonKey,
+    pub number: u32,
+    /// The unit's full birth date (for the lake's `age`; known once the units are sealed).
+    pub birth: Option<Date>,
+    /// The earliest date this submission's records of the unit were observed (stored with the
+    /// unit's first record; known once the units are sealed).
+    pub observed: Option<Date>,
 }
 
 /// Keys in sealed pages, key `n` (a person's, or a cluster's) at `n`.
-pub(crate) struct KeyPages {
-    keys: usize,
+pub(crate) type KeyPages = RecordPages<32>;
+
+/// Records of `N` bytes in sealed pages, record `n` at `n`.
+pub(crate) struct RecordPages<const N: usize> {
+    records: usize,
     pages: SealedPages,
-    /// Per slot, the page it holds (`u64::MAX`: none) and that page's keys.
+    /// Per slot, the page it holds (`u64::MAX`: none) and that page's records.
     cache: Vec<(u64, Vec<u8>)>,
     /// Read only where failpoints are compiled in (the crash tests).
     #[allow(dead_code)]
     read_failpoint: &'static str,
+    /// What a record is, for the failpoint's error.
+    #[allow(dead_code)]
+    what: &'static str,
 }
 
 impl PersonKeys {
@@ -46,50 +77,89 @@ impl PersonKeys {
         let (of_unit, keys) = keys.into_parts();
         let mut pages = KeyPagesWriter::new(folder)?;
         for key in keys {
-            pages.push(key)?;
+            pages.push(&key.0)?;
         }
-        Ok(PersonKeys { of_unit, keys: pages.finish("intake-person-keys-read")?, last: None })
+        Ok(PersonKeys { units: of_unit.len(), of_unit: OfUnit::Held(of_unit), keys: pages.finish("intake-person-keys-read", "a key")?, last: None })
     }
 
     /// Persons.
     pub(crate) fn persons(&self) -> usize {
-        self.keys.keys
+        self.keys.records
     }
 
     /// Units.
     pub(crate) fn len(&self) -> usize {
-        self.of_unit.len()
+        self.units
     }
 
     /// Another reader from here on (the bucket rows, pass 2): the pages cached so far go
     /// (each reads in its own order), and a failed read is failpoint `read_failpoint`'s, so
     /// that the crash tests fail each reader on its own.
     pub(crate) fn begin_reading(&mut self, read_failpoint: &'static str) {
-        for slot in &mut self.keys.cache {
-            *slot = (u64::MAX, Vec::new());
-        }
+        self.keys.forget_pages();
         self.last = None;
         self.keys.read_failpoint = read_failpoint;
     }
 
     /// Per unit its person's number, and the keys by number: for a reader that goes person by
-    /// person (the link index's bucket rows) rather than unit by unit.
+    /// person (the link index's bucket rows) rather than unit by unit, before
+    /// [`PersonKeys::seal_units`].
     pub(crate) fn by_person(&mut self) -> (&[u32], &mut KeyPages) {
-        (&self.of_unit, &mut self.keys)
+        match &self.of_unit {
+            OfUnit::Held(of_unit) => (of_unit, &mut self.keys),
+            OfUnit::Sealed(_) => unreachable!("bucket rows are made before the units are sealed"),
+        }
+    }
+
+    /// Seals each unit's person number with its birth date and observation date into a new
+    /// scratch file in `folder`, and frees the numbers held (12 bytes a unit leave memory for
+    /// pass 2; its records meet their units mostly in order: a holder's monthly files list the
+    /// same patients in much the same order). A failed reading of those pages is failpoint
+    /// `read_failpoint`'s.
+    pub(crate) fn seal_units(&mut self, folder: &Path, births: UnitDates, observed: UnitDates, read_failpoint: &'static str) -> io::Result<()> {
+        let OfUnit::Held(of_unit) = &self.of_unit else { return Ok(()) };
+        assert!(births.0.len() == of_unit.len() && observed.0.len() == of_unit.len(), "a birth and an observation date per unit");
+        fail::fail_point!("intake-units-sealing", |_| Err(io::Error::other("a unit's person and dates could not be written (failpoint)")));
+        let mut pages = RecordPagesWriter::<12>::new(folder)?;
+        for (u, &number) in of_unit.iter().enumerate() {
+            let mut record = [0u8; 12];
+            record[..4].copy_from_slice(&number.to_le_bytes());
+            record[4..8].copy_from_slice(&births.0[u].to_bits().to_le_bytes());
+            record[8..].copy_from_slice(&observed.0[u].to_bits().to_le_bytes());
+            pages.push(&record)?;
+        }
+        self.of_unit = OfUnit::Sealed(pages.finish(read_failpoint, "a unit's person and dates")?);
+        self.last = None;
+        Ok(())
     }
 
     /// The key of `unit`'s person and its number. A page that cannot be read back (the file
     /// changed or failed under the intake) is an error, never a wrong key.
     pub(crate) fn of(&mut self, unit: usize) -> io::Result<(PersonKey, u32)> {
-        if let Some((u, key, number)) = self.last {
+        self.facts(unit).map(|f| (f.key, f.number))
+    }
+
+    /// What pass 2 reads of `unit` (its dates are none before [`PersonKeys::seal_units`]).
+    pub(crate) fn facts(&mut self, unit: usize) -> io::Result<UnitFacts> {
+        if let Some((u, facts)) = self.last {
             if u == unit {
-                return Ok((key, number));
+                return Ok(facts);
             }
         }
-        let number = self.of_unit[unit];
-        let key = self.keys.of(number)?;
-        self.last = Some((unit, key, number));
-        Ok((key, number))
+        if unit >= self.units {
+            return Err(io::Error::other("a unit past the units sealed"));
+        }
+        let (number, birth, observed) = match &mut self.of_unit {
+            OfUnit::Held(of_unit) => (of_unit[unit], None, None),
+            OfUnit::Sealed(pages) => {
+                let record = pages.get(unit)?;
+                let word = |at: usize| u32::from_le_bytes(record[at..at + 4].try_into().expect("four bytes"));
+                (word(0), PackedDate::from_bits(word(4)).get(), PackedDate::from_bits(word(8)).get())
+            }
+        };
+        let facts = UnitFacts { key: self.keys.of(number)?, number, birth, observed };
+        self.last = Some((unit, facts));
+        Ok(facts)
     }
 }
 
@@ -119,7 +189,7 @@ impl ClusterKeys {
         self.prefixes.reserve_exact(clusters.saturating_sub(self.prefixes.len()));
         fail::fail_point!("intake-cluster-keys-write", |_| self.error = Some(io::Error::other("a cluster's key could not be written (failpoint)")));
         self.prefixes.push(key.prefix());
-        if let Err(e) = self.pages.push(key) {
+        if let Err(e) = self.pages.push(&key.0) {
             self.error = Some(e);
         }
     }
@@ -135,43 +205,48 @@ impl ClusterKeys {
         if self.prefixes.len() != clusters || cluster_of.iter().any(|&c| c as usize >= clusters) {
             return Err(io::Error::other("a unit's cluster has no key"));
         }
-        let mut by_cluster = self.pages.finish("intake-cluster-keys-read")?;
+        let mut by_cluster = self.pages.finish("intake-cluster-keys-read", "a key")?;
         let number = number_clusters(self.prefixes, |a, b| Ok::<_, io::Error>(by_cluster.of(a)? == by_cluster.of(b)?))?;
         let mut persons = KeyPagesWriter::new(folder)?;
         for (c, &p) in number.iter().enumerate() {
-            if p as usize == persons.keys {
-                persons.push(by_cluster.of(c as u32)?)?;
+            if p as usize == persons.records {
+                persons.push(&by_cluster.of(c as u32)?.0)?;
             }
         }
         drop(by_cluster);
         for c in &mut cluster_of {
             *c = number[*c as usize];
         }
-        Ok(PersonKeys { of_unit: cluster_of, keys: persons.finish("intake-person-keys-read")?, last: None })
+        let units = cluster_of.len();
+        Ok(PersonKeys { units, of_unit: OfUnit::Held(cluster_of), keys: persons.finish("intake-person-keys-read", "a key")?, last: None })
     }
 }
 
-/// Keys sealed into pages in order, [`KEYS_A_PAGE`] a page. After a page fails to be written
-/// nothing more is taken (its keys are not kept for another try).
-struct KeyPagesWriter {
+type KeyPagesWriter = RecordPagesWriter<32>;
+
+/// Records of `N` bytes sealed into pages in order, as many as fit in [`PAGE_BYTES`]. After a
+/// page fails to be written nothing more is taken (its records are not kept for another try).
+struct RecordPagesWriter<const N: usize> {
     pages: SealedPages,
     page: Vec<u8>,
-    keys: usize,
+    records: usize,
     failed: bool,
 }
 
-impl KeyPagesWriter {
-    fn new(folder: &Path) -> io::Result<KeyPagesWriter> {
-        Ok(KeyPagesWriter { pages: SealedPages::new(folder)?, page: Vec::with_capacity(KEYS_A_PAGE * 32), keys: 0, failed: false })
+impl<const N: usize> RecordPagesWriter<N> {
+    const A_PAGE: usize = PAGE_BYTES / N;
+
+    fn new(folder: &Path) -> io::Result<RecordPagesWriter<N>> {
+        Ok(RecordPagesWriter { pages: SealedPages::new(folder)?, page: Vec::with_capacity(Self::A_PAGE * N), records: 0, failed: false })
     }
 
-    fn push(&mut self, key: PersonKey) -> io::Result<()> {
+    fn push(&mut self, record: &[u8; N]) -> io::Result<()> {
         if self.failed {
-            return Err(io::Error::other("a page of keys failed earlier"));
+            return Err(io::Error::other("a page of sealed records failed earlier"));
         }
-        self.page.extend_from_slice(&key.0);
-        self.keys += 1;
-        if self.page.len() == KEYS_A_PAGE * 32 {
+        self.page.extend_from_slice(record);
+        self.records += 1;
+        if self.page.len() == Self::A_PAGE * N {
             self.failed = true;
             self.pages.put(&self.page)?;
             self.failed = false;
@@ -180,43 +255,58 @@ impl KeyPagesWriter {
         Ok(())
     }
 
-    /// The keys written, to be read back; a failed read is the failpoint `read_failpoint`'s
-    /// (the crash tests fail each reading of keys on its own).
-    fn finish(mut self, read_failpoint: &'static str) -> io::Result<KeyPages> {
+    /// The records written, to be read back; a failed read is the failpoint `read_failpoint`'s
+    /// (the crash tests fail each reading on its own), its error naming `what` a record is.
+    fn finish(mut self, read_failpoint: &'static str, what: &'static str) -> io::Result<RecordPages<N>> {
         if self.failed {
-            return Err(io::Error::other("a page of keys failed earlier"));
+            return Err(io::Error::other("a page of sealed records failed earlier"));
         }
         if !self.page.is_empty() {
             self.pages.put(&self.page)?;
         }
-        Ok(KeyPages { keys: self.keys, pages: self.pages, cache: vec![(u64::MAX, Vec::new()); CACHED_PAGES], read_failpoint })
+        Ok(RecordPages { records: self.records, pages: self.pages, cache: vec![(u64::MAX, Vec::new()); CACHED_PAGES], read_failpoint, what })
     }
 }
 
-impl KeyPages {
-    /// Keys sealed.
+impl<const N: usize> RecordPages<N> {
+    const A_PAGE: usize = PAGE_BYTES / N;
+
+    /// Records sealed.
     pub(crate) fn len(&self) -> usize {
-        self.keys
+        self.records
     }
 
-    /// Key `number`. A page that cannot be read back is an error, never a wrong key.
-    pub(crate) fn of(&mut self, number: u32) -> io::Result<PersonKey> {
-        let n = number as usize;
-        if n >= self.keys {
-            return Err(io::Error::other("a number past the keys sealed"));
+    /// Forgets the pages cached (the next reader reads its own).
+    fn forget_pages(&mut self) {
+        for slot in &mut self.cache {
+            *slot = (u64::MAX, Vec::new());
         }
-        let page = (n / KEYS_A_PAGE) as u64;
+    }
+
+    /// Record `n`. A page that cannot be read back is an error, never a wrong record.
+    fn get(&mut self, n: usize) -> io::Result<[u8; N]> {
+        if n >= self.records {
+            return Err(io::Error::other("a number past the records sealed"));
+        }
+        let page = (n / Self::A_PAGE) as u64;
         let slot = &mut self.cache[page as usize % CACHED_PAGES];
         if slot.0 != page {
             // Marked empty first: a failed read leaves no page under the wrong number.
             slot.0 = u64::MAX;
-            fail::fail_point!(self.read_failpoint, |_| Err(io::Error::other("a key could not be read back (failpoint)")));
+            fail::fail_point!(self.read_failpoint, |_| Err(io::Error::other(format!("{} could not be read back (failpoint)", self.what))));
             self.pages.get(page, &mut slot.1)?;
             slot.0 = page;
         }
-        let at = (n % KEYS_A_PAGE) * 32;
-        let bytes = slot.1.get(at..at + 32).ok_or_else(|| io::Error::other("a scratch page of keys is short"))?;
-        Ok(PersonKey(bytes.try_into().expect("32 bytes")))
+        let at = (n % Self::A_PAGE) * N;
+        let bytes = slot.1.get(at..at + N).ok_or_else(|| io::Error::other("a scratch page of sealed records is short"))?;
+        Ok(bytes.try_into().expect("N bytes"))
+    }
+}
+
+impl KeyPages {
+    /// Key `number`. A page that cannot be read back is an error, never a wrong key.
+    pub(crate) fn of(&mut self, number: u32) -> io::Result<PersonKey> {
+        self.get(number as usize).map(PersonKey)
     }
 }
 
@@ -402,10 +492,58 @@ mod tests {
 
         // A page changed on disk is an error, never another key.
         let mut fresh = PersonKeys::seal(dir.path(), unit_keys()).unwrap();
-        let unit = (0..5_000).find(|&u| expected[u].1 as usize / KEYS_A_PAGE == 5).unwrap();
-        fresh.keys.pages.flip(5 * (KEYS_A_PAGE as u64 * 32 + 16) + 100);
+        let unit = (0..5_000).find(|&u| expected[u].1 as usize / KeyPages::A_PAGE == 5).unwrap();
+        fresh.keys.pages.flip(5 * (KeyPages::A_PAGE as u64 * 32 + 16) + 100);
         assert_eq!(fresh.of(unit).unwrap_err().kind(), io::ErrorKind::InvalidData);
         // And stays one: the failed page is not kept.
         assert_eq!(fresh.of(unit).unwrap_err().kind(), io::ErrorKind::InvalidData);
+    }
+
+    /// Units sealed with their dates for pass 2 answer as before, with their dates: forwards,
+    /// backwards and in jumps (more pages than the cache), nothing in the clear, a changed page
+    /// an error; a unit past the units is an error.
+    #[test]
+    fn units_sealed_with_their_dates_give_their_person_and_dates() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = unit_keys();
+        let expected: Vec<(PersonKey, u32)> = (0..keys.len()).map(|u| (*keys.of(u).0, keys.of(u).1)).collect();
+        let date = |u: usize, d| {
+            (!u.is_multiple_of(3)).then(|| Date { year: 1900 + (u % 120) as u16, month: 1 + (u % 12) as u8, day: d, precision: Precision::Day })
+        };
+        let (mut births, mut observed) = (UnitDates::with_capacity(5_000), UnitDates::none(5_000));
+        for u in 0..5_000 {
+            births.push(date(u, 13));
+            observed.set(u, date(u + 1, 27));
+        }
+        let mut sealed = PersonKeys::seal(dir.path(), keys).unwrap();
+        assert!(sealed.facts(3).unwrap().birth.is_none(), "no dates before sealing");
+        sealed.seal_units(dir.path(), births, observed, "intake-pass2-units-read").unwrap();
+        assert!(matches!(sealed.of_unit, OfUnit::Sealed(_)), "the numbers are no longer held");
+        let order = (0..5_000).chain((0..5_000).rev()).chain((0..5_000).map(|u| (u * 389) % 5_000));
+        for unit in order {
+            let facts = sealed.facts(unit).unwrap();
+            assert_eq!(
+                (facts.key, facts.number, facts.birth, facts.observed),
+                (expected[unit].0, expected[unit].1, date(unit, 13), date(unit + 1, 27)),
+                "unit {unit}"
+            );
+        }
+        assert_eq!(sealed.facts(5_000).unwrap_err().to_string(), "a unit past the units sealed");
+        let OfUnit::Sealed(pages) = &sealed.of_unit else { unreachable!() };
+        // No unit's record (number and dates) in the clear.
+        let raw = pages.pages.raw_bytes();
+        for (u, (_, number)) in expected.iter().enumerate().take(200) {
+            let mut record = number.to_le_bytes().to_vec();
+            record.extend(PackedDate::new(date(u, 13)).to_bits().to_le_bytes());
+            record.extend(PackedDate::new(date(u + 1, 27)).to_bits().to_le_bytes());
+            assert!(!raw.windows(12).any(|w| w == record), "unit {u} in the clear");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        // A page changed on disk is an error, never another unit's person.
+        let OfUnit::Sealed(pages) = &mut sealed.of_unit else { unreachable!() };
+        pages.forget_pages();
+        pages.pages.flip(100);
+        sealed.last = None;
+        assert_eq!(sealed.facts(1).unwrap_err().kind(), io::ErrorKind::InvalidData);
     }
 }

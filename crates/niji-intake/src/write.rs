@@ -10,7 +10,7 @@ use niji_privacy::PersonKey;
 use niji_vault::{LinkMeta, NewIdentity, SealedIdentity, Sealer};
 use tokio::sync::mpsc::Sender;
 
-use crate::per_unit::{PersonKeys, UnitDates};
+use crate::per_unit::{PersonKeys, UnitFacts};
 use crate::scan::{role, Role, Scan, SubmittedFile};
 use crate::{IntakeError, Phase, Progress};
 
@@ -37,8 +37,6 @@ pub(crate) fn write(
     scan: &Scan,
     files: &[SubmittedFile],
     persons: &mut PersonKeys,
-    births: &UnitDates,
-    link_observed: &UnitDates,
     config: &IngestConfig,
     mapping: Option<&CsvMapping>,
     staging: &Path,
@@ -104,12 +102,12 @@ pub(crate) fn write(
                         Location::Line(line) => Some((line, unit)),
                         _ => None,
                     };
-                    let Some((person, _)) = out.person_of(persons, unit) else { return };
+                    let Some(facts) = out.facts_of(persons, unit) else { return };
                     let (word, bit) = (unit / 64, 1u64 << (unit % 64));
                     let first = linkable_stored[word] & bit == 0;
                     linkable_stored[word] |= bit;
-                    let link = first.then(|| LinkMeta { observed: link_observed.get(unit) });
-                    let row = VaultRow { record_ref: record_ref(), identity: r.identity, person, link };
+                    let link = first.then_some(LinkMeta { observed: facts.observed });
+                    let row = VaultRow { record_ref: record_ref(), identity: r.identity, person: facts.key, link };
                     if matches!(r.content.body, ContentBody::Claim(_)) {
                         if let Some((_, done)) = claim.replace((line_of(loc), row)) {
                             out.push(done);
@@ -130,16 +128,16 @@ pub(crate) fn write(
                 Role::OfClaim { claim: line } => {
                     let Some(unit) = of_claim(line) else { return out.fail(&file.name) };
                     if let Some(identity) = worth_keeping(r.identity) {
-                        let Some((person, _)) = out.person_of(persons, unit) else { return };
-                        out.push(VaultRow { record_ref: record_ref(), identity, person, link: None });
+                        let Some(facts) = out.facts_of(persons, unit) else { return };
+                        out.push(VaultRow { record_ref: record_ref(), identity, person: facts.key, link: None });
                     }
                     Some(unit)
                 }
                 Role::Subject(key) => {
                     let Some(unit) = scan.patient_refs.get(&key).map(|&u| u as usize) else { return out.fail(&file.name) };
                     if let Some(identity) = worth_keeping(r.identity) {
-                        let Some((person, _)) = out.person_of(persons, unit) else { return };
-                        out.push(VaultRow { record_ref: record_ref(), identity, person, link: None });
+                        let Some(facts) = out.facts_of(persons, unit) else { return };
+                        out.push(VaultRow { record_ref: record_ref(), identity, person: facts.key, link: None });
                     }
                     Some(unit)
                 }
@@ -148,8 +146,8 @@ pub(crate) fn write(
             };
             let pushed = match unit {
                 Some(u) => {
-                    let Some((person, number)) = out.person_of(persons, u) else { return };
-                    lake.push_numbered(&person, number, births.get(u), &r.content)
+                    let Some(facts) = out.facts_of(persons, u) else { return };
+                    lake.push_numbered(&facts.key, facts.number, facts.birth, &r.content)
                 }
                 None => lake.push_with_birth(&NO_PERSON, None, &r.content),
             };
@@ -256,10 +254,10 @@ impl Out {
         }
     }
 
-    /// The key of `unit`'s person and its number; `None` when its scratch page could not be read
+    /// `unit`'s person (key and number) and dates; `None` when a scratch page could not be read
     /// back, the failure kept (the record is then not written: the intake fails).
-    fn person_of(&mut self, persons: &mut PersonKeys, unit: usize) -> Option<(PersonKey, u32)> {
-        match persons.of(unit) {
+    fn facts_of(&mut self, persons: &mut PersonKeys, unit: usize) -> Option<UnitFacts> {
+        match persons.facts(unit) {
             Ok(person) => Some(person),
             Err(e) => {
                 if self.failed.is_none() {

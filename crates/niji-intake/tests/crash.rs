@@ -101,6 +101,9 @@ async fn a_failing_scratch_file_or_vault_fails_the_intake_and_changes_nothing() 
         ("intake-person-keys-read", "key could not be read", io),
         ("intake-bucket-keys-read", "key could not be read", io),
         ("intake-pass2-keys-read", "key could not be read", io),
+        // Each unit's person number and dates sealed for pass 2, and read back there.
+        ("intake-units-sealing", "person and dates could not be written", io),
+        ("intake-pass2-units-read", "person and dates could not be read", io),
         ("intake-storing-anchors", "anchors not stored", vault),
         ("intake-storing-buckets", "bucket rows not stored", vault),
     ] {

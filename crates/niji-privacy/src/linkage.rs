@@ -52,9 +52,10 @@
 //! and name ending with ([`crate::reach`]), so a later run that reads back just the earlier
 //! persons its records reach gives the keys a run over every earlier record would.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, DefaultHasher, Hash, Hasher};
 
 use niji_ingest::{Date, IdentifierKind, Identity};
 use sha2::{Digest, Sha256};
@@ -647,8 +648,7 @@ const ID_PAIRS_A_PASS: usize = 1 << 20;
 fn identifier_links(units: &UnitList, uf: &mut UnionFind, count: usize, pairs_a_pass: usize) -> usize {
     let passes = count.div_ceil(pairs_a_pass.max(1)).max(1).next_power_of_two();
     let bits = passes.trailing_zeros();
-    use std::hash::BuildHasher;
-    let seed = std::collections::hash_map::RandomState::new();
+    let seed = RandomState::new();
     let pass_of = |fingerprint: u64| if bits == 0 { 0 } else { (seed.hash_one(fingerprint) >> (64 - bits)) as usize };
     // A pass's share, and room for it to come out a little larger (the leading bits of hashes).
     let expected = count / passes + count / passes / 16 + 64;
