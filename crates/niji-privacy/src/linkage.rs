@@ -495,37 +495,23 @@ pub fn link_clusters_streaming(
     stats.identifier_links = set.records as usize - n;
     let mut uf = UnionFind::new(n);
 
-    // 1. Identifier links. The pairs and the blocks below are counted first, so that neither
-    // grows by doubling.
-    let (mut count, mut blocked_units) = (0, 0);
-    prepared.for_each(|_, u| {
-        count += u.identifier_count();
-        blocked_units += usize::from(u.block().is_some());
-    });
+    // 1. Identifier links. The pairs are counted first, so that they do not grow by doubling.
+    let mut count = 0;
+    prepared.for_each(|_, u| count += u.identifier_count());
     stats.identifier_links += identifier_links(prepared, &mut uf, count, ID_PAIRS_A_PASS.max(n / 2));
 
     // The clusters the identifier links made (chains, 4 bytes a unit: a unit's root is what
     // the union-find gives until the first merge of a block) and the blocks of birth date and
-    // sex in key order (a sorted array, 8 bytes a blocked unit), where maps of vectors took
-    // about 80 bytes a unit.
+    // sex in key order ([`Blocks`], 4 bytes a blocked unit), where maps of vectors took about
+    // 80 bytes a unit.
     let chains = Clusters::new((0..n).map(|i| uf.find(i) as u32).collect()).next;
-    let mut blocked: Vec<(u32, u32)> = Vec::with_capacity(blocked_units);
-    prepared.for_each(|i, p| blocked.extend(p.block().map(|b| (block_code(b), i as u32))));
+    let blocks = Blocks::of(prepared);
     stats.blocked_records = set.blocked_records as usize;
-    blocked.sort_unstable();
     // The last block each cluster appears in: its summary is dropped after that block, so the
     // summaries held at once are those of the clusters that span blocks still to come.
     let mut last_block = vec![0u32; n];
-    let block_ranges: Vec<std::ops::Range<usize>> = blocked
-        .chunk_by(|a, b| a.0 == b.0)
-        .scan(0, |at, c| {
-            let r = *at..*at + c.len();
-            *at = r.end;
-            Some(r)
-        })
-        .collect();
-    for (bi, range) in block_ranges.iter().enumerate() {
-        for &(_, i) in &blocked[range.clone()] {
+    for bi in 0..blocks.len() {
+        for &i in blocks.block(bi) {
             last_block[uf.find(i as usize)] = bi as u32;
         }
     }
@@ -533,8 +519,8 @@ pub fn link_clusters_streaming(
     // 3–5. Rules within each block. A cluster's summary is made from its units when a block
     // first needs it (no merge has touched it yet: a merged cluster's summary is kept).
     let mut aggs: HashMap<usize, Agg> = HashMap::new();
-    for (bi, range) in block_ranges.into_iter().enumerate() {
-        let mut roots: Vec<usize> = blocked[range].iter().map(|&(_, i)| uf.find(i as usize)).collect();
+    for bi in 0..blocks.len() {
+        let mut roots: Vec<usize> = blocks.block(bi).iter().map(|&i| uf.find(i as usize)).collect();
         roots.sort_unstable();
         roots.dedup();
         if roots.len() >= 2 {
@@ -575,7 +561,7 @@ pub fn link_clusters_streaming(
 
     // The summaries are done with: key derivation reads the units.
     drop(aggs);
-    drop(blocked);
+    drop(blocks);
     drop(last_block);
     drop(chains);
 
@@ -669,8 +655,61 @@ fn identifier_links(units: &UnitList, uf: &mut UnionFind, count: usize, pairs_a_
     links
 }
 
-/// A block (birth date and sex) as one number, in the blocks' order (date, then sex): 8 bytes a
-/// blocked unit with its unit number, where the pair took 12.
+/// The units that have a block (birth date and sex), grouped by block: blocks in code order,
+/// units ascending within each (what sorting (block, unit) pairs gives, in 4 bytes a unit
+/// where the pairs took 8), by a counting sort over two readings of the units, and 12 bytes a
+/// block while it is made (8 after).
+struct Blocks {
+    /// Where each block's units begin in `units`, and one more: where they all end.
+    starts: Vec<u32>,
+    units: Vec<u32>,
+}
+
+impl Blocks {
+    fn of(units: &UnitList) -> Blocks {
+        let mut counts: HashMap<u32, u32> = HashMap::new();
+        units.for_each(|_, u| {
+            if let Some(b) = u.block() {
+                *counts.entry(block_code(b)).or_default() += 1;
+            }
+        });
+        // Per block its code and, once its start is known, where its next unit goes.
+        let mut cursors: Vec<(u32, u32)> = counts.into_iter().collect();
+        cursors.sort_unstable();
+        let mut starts = Vec::with_capacity(cursors.len() + 1);
+        let mut at = 0u32;
+        for (_, count) in &mut cursors {
+            starts.push(at);
+            at += std::mem::replace(count, at);
+        }
+        starts.push(at);
+        let mut placed = vec![0u32; at as usize];
+        units.for_each(|i, u| {
+            let Some(b) = u.block() else { return };
+            let code = block_code(b);
+            let bi = cursors.partition_point(|&(c, _)| c < code);
+            // A unit the first reading did not see (a page the store gave back only the second
+            // time: its error is kept, and nothing linkage makes is used) is left out.
+            if cursors.get(bi).is_some_and(|&(c, next)| c == code && next < starts[bi + 1]) {
+                placed[cursors[bi].1 as usize] = i as u32;
+                cursors[bi].1 += 1;
+            }
+        });
+        Blocks { starts, units: placed }
+    }
+
+    fn len(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    /// The units of block `bi`, ascending.
+    fn block(&self, bi: usize) -> &[u32] {
+        &self.units[self.starts[bi] as usize..self.starts[bi + 1] as usize]
+    }
+}
+
+/// A block (birth date and sex) as one number, in the blocks' order (date, then sex): with its
+/// unit number 8 bytes, where the pair took 12.
 fn block_code((date, sex): (u32, Sex)) -> u32 {
     // The date is `YYYYMMDD` (below 2^27).
     assert!(date < 1 << 30, "a block's date is YYYYMMDD");
@@ -1651,6 +1690,34 @@ mod tests {
         for pairs_a_pass in [count / 2, count / 5, 100] {
             assert_eq!(roots(pairs_a_pass), (one_pass.clone(), links), "{pairs_a_pass} pairs a pass");
         }
+    }
+
+    /// Blocks made by counting are those of the (block, unit) pairs sorted: units with and
+    /// without a block, births over several years, both sexes.
+    #[test]
+    fn blocks_are_the_sorted_pairs_grouped() {
+        let records: Vec<LinkRecord> = (0..2_000u32)
+            .map(|i| {
+                let birth = if i % 7 == 0 { String::new() } else { format!("19{:02}-{:02}-{:02}", 40 + i % 13, 1 + i % 12, 1 + i % 28) };
+                claim(
+                    "H1",
+                    &format!("p{i}"),
+                    "山田太郎",
+                    "ヤマダタロウ",
+                    &birth,
+                    if i % 2 == 0 { "1" } else { "2" },
+                    ("06132013", "1", &i.to_string(), "01"),
+                )
+            })
+            .collect();
+        let units: UnitList = records.iter().map(LinkUnit::new).collect();
+        let mut pairs = Vec::new();
+        units.for_each(|i, u| pairs.extend(u.block().map(|b| (block_code(b), i as u32))));
+        pairs.sort_unstable();
+        let grouped: Vec<Vec<u32>> = pairs.chunk_by(|a, b| a.0 == b.0).map(|c| c.iter().map(|&(_, u)| u).collect()).collect();
+        let blocks = Blocks::of(&units);
+        assert!(grouped.len() > 100 && pairs.len() < 2_000, "{} blocks of {} units", grouped.len(), pairs.len());
+        assert_eq!((0..blocks.len()).map(|bi| blocks.block(bi).to_vec()).collect::<Vec<_>>(), grouped);
     }
 
     /// Each unit's first record, in unit order.
