@@ -84,10 +84,11 @@
 //! first pass finds identical units through shards that split as they fill (session 28: 3M
 //! persons link 114 → 96 MiB, validate 109 → 84, write 122 → 121, the peak; 1M persons link
 //! 77 → 70, validate 50 → 45). That index keeps 12 bytes an entry in sorted segments, the units'
-//! per-unit and per-page arrays are packed and grow in chunks, and identifier links are made in
-//! passes over a share of the fingerprints each (session 29: 3M persons validate 82 → 62 MiB,
-//! link 96 → 88, write 120, still the peak; growth from 1M persons 24, 28 and 34 bytes a
-//! distinct unit).
+//! per-unit and per-page arrays are packed and grow in chunks, identifier links are made in
+//! passes over a share of the fingerprints each, blocks by a counting sort, and pass 2 reads
+//! each unit's person number and dates from sealed pages (`per_unit`) instead of holding them
+//! (session 29: 3M persons write 120 → 108 MiB, still the peak, link 96 → 87, validate 82 → 62;
+//! growth from 1M persons 24, 27 and 25 bytes a distinct unit, where it was 35, 35 and 53).
 //! Earlier versions' units
 //! are read back only for the persons the submission reaches (step 2), not for the whole instance (5 of those 240 files as a new
 //! dataset of an instance that holds them twice: 243,878 earlier records read back and a
@@ -650,6 +651,7 @@ async fn write_version(
         batch.index_links(&index_update).await?;
         drop(index_update);
         let hasher = pseudonymizer.clone();
+        let scratch_folder = instance.paths.root.clone();
         let (chunks, bucketing) = make_in_chunks(move |sink| -> std::io::Result<_> {
             // The persons' keys are read back in order of person number by the rows, and unit
             // by unit by pass 2.
@@ -662,21 +664,26 @@ async fn write_version(
             // stay in the vault): made here, after the link peak, from the units' last reading.
             let mut births = per_unit::UnitDates::with_capacity(units.len());
             units.units().for_each(|_, u| births.push(u.birth_date().and_then(|b| niji_ingest::dates::parse_iso(b).ok())));
-            Ok((persons, births, units.store_error()))
+            let units_error = units.store_error();
+            drop(units);
+            // Each unit's person number and dates go to sealed pages: pass 2 holds nothing per
+            // unit (not when a unit could not be read back: the intake stops).
+            if units_error.is_none() {
+                persons.seal_units(&scratch_folder, births, link_observed, "intake-pass2-units-read")?;
+            }
+            Ok((persons, units_error))
         });
         let stored_rows = store_chunks(&mut batch, chunks, BUCKET_ROW_CHUNKS, |b, c| Box::pin(b.add_link_buckets(c))).await;
         let bucketed = bucketing.await.expect("bucketing does not panic");
         stored_rows?;
         // A key page not read back: the rows handed over are incomplete, and the batch is
         // abandoned with the intake.
-        let (mut persons, births, units_error) = bucketed?;
+        let (mut persons, units_error) = bucketed?;
         // Rows made from units the scratch file did not give back are in the batch, which is
         // then abandoned with the intake.
         if let Some(e) = units_error {
             return Err(e.into());
         }
-        // Each unit's person number and dates go to sealed pages: pass 2 holds nothing per unit.
-        persons.seal_units(&instance.paths.root, births, link_observed, "intake-pass2-units-read")?;
         persons.begin_reading("intake-pass2-keys-read");
         return_freed_memory();
         progress.finish(Phase::Link);
@@ -712,8 +719,8 @@ async fn write_version(
             return Err(e.into());
         }
         let written = written?;
-        // The write's own memory (the persons' numbers, their keys' page cache and scratch file,
-        // the units' dates, the lake's buffers) is freed: back to the system before the commit's.
+        // The write's own memory (the page caches of the persons' keys and of the units' numbers
+        // and dates, the lake's buffers) is freed: back to the system before the commit's.
         return_freed_memory();
         progress.finish(Phase::Write);
 

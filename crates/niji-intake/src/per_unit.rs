@@ -139,6 +139,11 @@ impl PersonKeys {
         self.facts(unit).map(|f| (f.key, f.number))
     }
 
+    /// Whether [`PersonKeys::seal_units`] was called: the units' dates are known.
+    pub(crate) fn units_sealed(&self) -> bool {
+        matches!(self.of_unit, OfUnit::Sealed(_))
+    }
+
     /// What pass 2 reads of `unit` (its dates are none before [`PersonKeys::seal_units`]).
     pub(crate) fn facts(&mut self, unit: usize) -> io::Result<UnitFacts> {
         if let Some((u, facts)) = self.last {
@@ -518,7 +523,7 @@ mod tests {
         let mut sealed = PersonKeys::seal(dir.path(), keys).unwrap();
         assert!(sealed.facts(3).unwrap().birth.is_none(), "no dates before sealing");
         sealed.seal_units(dir.path(), births, observed, "intake-pass2-units-read").unwrap();
-        assert!(matches!(sealed.of_unit, OfUnit::Sealed(_)), "the numbers are no longer held");
+        assert!(sealed.units_sealed(), "the numbers are no longer held");
         let order = (0..5_000).chain((0..5_000).rev()).chain((0..5_000).map(|u| (u * 389) % 5_000));
         for unit in order {
             let facts = sealed.facts(unit).unwrap();

@@ -46,6 +46,7 @@ pub(crate) fn write(
     sealer: Sealer,
     vault: Sender<Vec<SealedIdentity>>,
 ) -> Result<Written, IntakeError> {
+    debug_assert!(persons.units_sealed(), "pass 2 reads the units' dates from their sealed pages");
     progress.start(Phase::Write, Some(scan.parsed));
     let mut lake = LakeWriter::create(staging, lake_key, lake_options)?;
     let mut out = Out { rows: Vec::with_capacity(CHUNK), sealer, vault, failed: None };

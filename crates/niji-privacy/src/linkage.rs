@@ -495,9 +495,16 @@ pub fn link_clusters_streaming(
     stats.identifier_links = set.records as usize - n;
     let mut uf = UnionFind::new(n);
 
-    // 1. Identifier links. The pairs are counted first, so that they do not grow by doubling.
+    // 1. Identifier links. The pairs are counted first, so that they do not grow by doubling,
+    // and the blocks' units with them.
     let mut count = 0;
-    prepared.for_each(|_, u| count += u.identifier_count());
+    let mut block_counts: HashMap<u32, u32> = HashMap::new();
+    prepared.for_each(|_, u| {
+        count += u.identifier_count();
+        if let Some(b) = u.block() {
+            *block_counts.entry(block_code(b)).or_default() += 1;
+        }
+    });
     stats.identifier_links += identifier_links(prepared, &mut uf, count, ID_PAIRS_A_PASS.max(n / 2));
 
     // The clusters the identifier links made (chains, 4 bytes a unit: a unit's root is what
@@ -505,7 +512,7 @@ pub fn link_clusters_streaming(
     // sex in key order ([`Blocks`], 4 bytes a blocked unit), where maps of vectors took about
     // 80 bytes a unit.
     let chains = Clusters::new((0..n).map(|i| uf.find(i) as u32).collect()).next;
-    let blocks = Blocks::of(prepared);
+    let blocks = Blocks::of(prepared, block_counts);
     stats.blocked_records = set.blocked_records as usize;
     // The last block each cluster appears in: its summary is dropped after that block, so the
     // summaries held at once are those of the clusters that span blocks still to come.
@@ -657,8 +664,8 @@ fn identifier_links(units: &UnitList, uf: &mut UnionFind, count: usize, pairs_a_
 
 /// The units that have a block (birth date and sex), grouped by block: blocks in code order,
 /// units ascending within each (what sorting (block, unit) pairs gives, in 4 bytes a unit
-/// where the pairs took 8), by a counting sort over two readings of the units, and 12 bytes a
-/// block while it is made (8 after).
+/// where the pairs took 8), by a counting sort (`counts`: per block code, its units, from an
+/// earlier reading of the units), and 12 bytes a block while it is made (8 after).
 struct Blocks {
     /// Where each block's units begin in `units`, and one more: where they all end.
     starts: Vec<u32>,
@@ -666,13 +673,7 @@ struct Blocks {
 }
 
 impl Blocks {
-    fn of(units: &UnitList) -> Blocks {
-        let mut counts: HashMap<u32, u32> = HashMap::new();
-        units.for_each(|_, u| {
-            if let Some(b) = u.block() {
-                *counts.entry(block_code(b)).or_default() += 1;
-            }
-        });
+    fn of(units: &UnitList, counts: HashMap<u32, u32>) -> Blocks {
         // Per block its code and, once its start is known, where its next unit goes.
         let mut cursors: Vec<(u32, u32)> = counts.into_iter().collect();
         cursors.sort_unstable();
@@ -688,8 +689,9 @@ impl Blocks {
             let Some(b) = u.block() else { return };
             let code = block_code(b);
             let bi = cursors.partition_point(|&(c, _)| c < code);
-            // A unit the first reading did not see (a page the store gave back only the second
-            // time: its error is kept, and nothing linkage makes is used) is left out.
+            // A unit the counting did not see (a page the store gave back only this time: its
+            // error is kept, and nothing linkage makes is used) is left out; a unit it saw that
+            // this reading does not leaves its slot at unit 0, for the same reason harmless.
             if cursors.get(bi).is_some_and(|&(c, next)| c == code && next < starts[bi + 1]) {
                 placed[cursors[bi].1 as usize] = i as u32;
                 cursors[bi].1 += 1;
@@ -1715,7 +1717,13 @@ mod tests {
         units.for_each(|i, u| pairs.extend(u.block().map(|b| (block_code(b), i as u32))));
         pairs.sort_unstable();
         let grouped: Vec<Vec<u32>> = pairs.chunk_by(|a, b| a.0 == b.0).map(|c| c.iter().map(|&(_, u)| u).collect()).collect();
-        let blocks = Blocks::of(&units);
+        let mut counts = HashMap::new();
+        units.for_each(|_, u| {
+            if let Some(b) = u.block() {
+                *counts.entry(block_code(b)).or_default() += 1;
+            }
+        });
+        let blocks = Blocks::of(&units, counts);
         assert!(grouped.len() > 100 && pairs.len() < 2_000, "{} blocks of {} units", grouped.len(), pairs.len());
         assert_eq!((0..blocks.len()).map(|bi| blocks.block(bi).to_vec()).collect::<Vec<_>>(), grouped);
     }
