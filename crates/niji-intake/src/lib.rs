@@ -666,8 +666,8 @@ async fn write_version(
             units.units().for_each(|_, u| births.push(u.birth_date().and_then(|b| niji_ingest::dates::parse_iso(b).ok())));
             let units_error = units.store_error();
             drop(units);
-            // Each unit's person number and dates go to sealed pages: pass 2 holds nothing per
-            // unit (not when a unit could not be read back: the intake stops).
+            // Each unit's person number and dates go to sealed pages: pass 2 holds a bit a unit,
+            // no more (not when a unit could not be read back: the intake stops).
             if units_error.is_none() {
                 persons.seal_units(&scratch_folder, births, link_observed, "intake-pass2-units-read")?;
             }

@@ -23,8 +23,8 @@ const CACHED_PAGES: usize = 64;
 /// instance folder (under a key held only by this process, as linkage's units are) and read
 /// back a page at a time through a small cache. For pass 2 the per-unit numbers go to sealed
 /// pages too, with each unit's birth date and observation date ([`PersonKeys::seal_units`]),
-/// so that the write phase holds nothing per unit. The records of one claim share a unit, so
-/// the last unit asked for is answered without a page.
+/// so that the write phase holds a bit a unit and no more (whether its first record came). The
+/// records of one claim share a unit, so the last unit asked for is answered without a page.
 pub(crate) struct PersonKeys {
     units: usize,
     of_unit: OfUnit,

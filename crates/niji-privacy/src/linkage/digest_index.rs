@@ -1,5 +1,6 @@
 //! The index that finds a unit identical to one coming in, by a 16-byte digest of its content:
-//! the largest thing the intake's first pass holds, kept in 12 bytes an entry.
+//! the largest thing that grows with the units in the intake's first pass, kept in 12 bytes an
+//! entry.
 //!
 //! A digest is held as 80 bits of a randomly seeded hash of it (a 16-bit prefix and a 64-bit
 //! rest): two distinct units among 20 million share them with a chance near 10^-10, and since
