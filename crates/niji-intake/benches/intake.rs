@@ -17,10 +17,11 @@
 //! - `NIJI_BENCH_UNITS_HELD=BYTES`: linkage units kept in memory before they go to the sealed
 //!   scratch file (default `niji_intake::UNITS_HELD_BYTES`; a large value keeps them all in
 //!   memory, though still in the 1 KiB pages of a list with a store).
-//! - `NIJI_BENCH_HEAP=1`: also count the bytes the program holds allocated (live heap) and print
-//!   each phase's peak of them beside its peak RSS (the rest is the allocator's free memory not
-//!   given back, the binary's pages and mapped files such as SQLite's WAL index). Off by
-//!   default: every allocation then updates two shared counters, which slows the intake.
+//! - `NIJI_BENCH_HEAP=1`: also count the bytes the Rust code holds allocated (live heap) and
+//!   print each phase's peak of them beside its peak RSS (the rest is SQLite's own allocations,
+//!   its page caches among them, the allocator's free memory not given back, the binary's pages
+//!   and mapped files such as SQLite's WAL index). Off by default: every allocation then updates
+//!   two shared counters, which slows the intake.
 //!
 //! Targets: ≥ 50,000 FHIR NDJSON resources/s and ≥ 200,000 UKE lines/s end to end, and peak
 //! memory under 1 GiB whatever the input size.
