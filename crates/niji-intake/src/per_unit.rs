@@ -26,7 +26,6 @@ const CACHED_PAGES: usize = 64;
 /// so that the write phase holds a bit a unit and no more (whether its first record came). The
 /// records of one claim share a unit, so the last unit asked for is answered without a page.
 pub(crate) struct PersonKeys {
-    units: usize,
     of_unit: OfUnit,
     keys: KeyPages,
     last: Option<(usize, UnitFacts)>,
@@ -79,7 +78,7 @@ impl PersonKeys {
         for key in keys {
             pages.push(&key.0)?;
         }
-        Ok(PersonKeys { units: of_unit.len(), of_unit: OfUnit::Held(of_unit), keys: pages.finish("intake-person-keys-read", "a key")?, last: None })
+        Ok(PersonKeys { of_unit: OfUnit::Held(of_unit), keys: pages.finish("intake-person-keys-read", "a key")?, last: None })
     }
 
     /// Persons.
@@ -89,7 +88,10 @@ impl PersonKeys {
 
     /// Units.
     pub(crate) fn len(&self) -> usize {
-        self.units
+        match &self.of_unit {
+            OfUnit::Held(of_unit) => of_unit.len(),
+            OfUnit::Sealed(pages) => pages.len(),
+        }
     }
 
     /// Another reader from here on (the bucket rows, pass 2): the pages cached so far go
@@ -151,7 +153,7 @@ impl PersonKeys {
                 return Ok(facts);
             }
         }
-        if unit >= self.units {
+        if unit >= self.len() {
             return Err(io::Error::other("a unit past the units sealed"));
         }
         let (number, birth, observed) = match &mut self.of_unit {
@@ -222,8 +224,7 @@ impl ClusterKeys {
         for c in &mut cluster_of {
             *c = number[*c as usize];
         }
-        let units = cluster_of.len();
-        Ok(PersonKeys { units, of_unit: OfUnit::Held(cluster_of), keys: persons.finish("intake-person-keys-read", "a key")?, last: None })
+        Ok(PersonKeys { of_unit: OfUnit::Held(cluster_of), keys: persons.finish("intake-person-keys-read", "a key")?, last: None })
     }
 }
 

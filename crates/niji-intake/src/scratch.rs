@@ -104,8 +104,9 @@ impl PageStore for SealedPages {
 
     fn get(&self, id: u64, out: &mut Vec<u8>) -> io::Result<()> {
         fail::fail_point!("intake-scratch-read", |_| Err(io::Error::other("a scratch page could not be read (failpoint)")));
-        let id_at = usize::try_from(id).map_err(|_| io::Error::other("a scratch page that was never written"))?;
-        let end = *self.ends.get(id_at).ok_or_else(|| io::Error::other("a scratch page that was never written"))?;
+        let never = || io::Error::other("a scratch page that was never written");
+        let id_at = usize::try_from(id).map_err(|_| never())?;
+        let end = *self.ends.get(id_at).ok_or_else(never)?;
         let at = if id_at == 0 { 0 } else { self.ends[id_at - 1] };
         out.clear();
         out.resize((end - at) as usize, 0);

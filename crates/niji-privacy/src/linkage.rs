@@ -501,9 +501,7 @@ pub fn link_clusters_streaming(
     let mut block_counts: HashMap<u32, u32> = HashMap::new();
     prepared.for_each(|_, u| {
         count += u.identifier_count();
-        if let Some(b) = u.block() {
-            *block_counts.entry(block_code(b)).or_default() += 1;
-        }
+        Blocks::count(&mut block_counts, u);
     });
     stats.identifier_links += identifier_links(prepared, &mut uf, count, ID_PAIRS_A_PASS.max(n / 2));
 
@@ -673,6 +671,13 @@ struct Blocks {
 }
 
 impl Blocks {
+    /// Counts `unit` in its block's units, if it has a block (what [`Blocks::of`] takes).
+    fn count(counts: &mut HashMap<u32, u32>, unit: UnitRef<'_>) {
+        if let Some(b) = unit.block() {
+            *counts.entry(block_code(b)).or_default() += 1;
+        }
+    }
+
     fn of(units: &UnitList, counts: HashMap<u32, u32>) -> Blocks {
         // Per block its code and, once its start is known, where its next unit goes.
         let mut cursors: Vec<(u32, u32)> = counts.into_iter().collect();
@@ -1718,11 +1723,7 @@ mod tests {
         pairs.sort_unstable();
         let grouped: Vec<Vec<u32>> = pairs.chunk_by(|a, b| a.0 == b.0).map(|c| c.iter().map(|&(_, u)| u).collect()).collect();
         let mut counts = HashMap::new();
-        units.for_each(|_, u| {
-            if let Some(b) = u.block() {
-                *counts.entry(block_code(b)).or_default() += 1;
-            }
-        });
+        units.for_each(|_, u| Blocks::count(&mut counts, u));
         let blocks = Blocks::of(&units, counts);
         assert!(grouped.len() > 100 && pairs.len() < 2_000, "{} blocks of {} units", grouped.len(), pairs.len());
         assert_eq!((0..blocks.len()).map(|bi| blocks.block(bi).to_vec()).collect::<Vec<_>>(), grouped);
