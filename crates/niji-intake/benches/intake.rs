@@ -641,6 +641,8 @@ fn job_files(data: &Path, job: Job) -> Vec<PathBuf> {
 
 /// The child of [`small_after`]: opens the instance, submits every 50th file as a new dataset.
 fn few() {
+    niji_intake::map_large_allocations();
+    HEAP_COUNTED.store(std::env::var_os("NIJI_BENCH_HEAP").is_some(), Ordering::Relaxed);
     let job = Job::parse(&std::env::var("NIJI_BENCH_FEW_OF").unwrap());
     let data = PathBuf::from(std::env::var("NIJI_BENCH_DATA").unwrap());
     let instance_dir = PathBuf::from(std::env::var("NIJI_BENCH_INSTANCE").unwrap());
@@ -663,8 +665,8 @@ fn few() {
         };
         let seconds = started.elapsed().as_secs_f64();
         let peak = progress.overall_peak_mb().max(vm_kb("VmHWM") as f64 / 1024.0);
-        let (link, link_peak) =
-            progress.figures().into_iter().find(|(p, _)| *p == "link").map_or((0.0, 0.0), |(_, f)| (f.seconds, f.peak_mb));
+        let phases = progress.figures();
+        let (link, link_peak) = phases.iter().find(|(p, _)| *p == "link").map_or((0.0, 0.0), |(_, f)| (f.seconds, f.peak_mb));
         let read = report.link.records as u64 - report.units;
         println!(
             "  {}: {} of {total} files ({} records, {} linkage units, {} persons) as a new dataset, reading back {name}: {:.2} s end to end, link phase {:.2} s, {} earlier records read back; peak {:.0} MB (link phase {:.0} MB; {:.0} MB after opening)",
@@ -680,6 +682,14 @@ fn few() {
             link_peak,
             before,
         );
+        let timeline: Vec<String> = phases
+            .iter()
+            .map(|(phase, p)| {
+                let heap = if HEAP_COUNTED.load(Ordering::Relaxed) { format!(", live heap peak {:.0} MB", p.heap_peak_mb) } else { String::new() };
+                format!("{phase} {:.2} s (peak {:.0} MB{heap})", p.seconds, p.peak_mb)
+            })
+            .collect();
+        println!("  {}: phases: {}", job.name(), timeline.join(", "));
         println!("@few {link} {read} {peak}");
         instance.store.close().await;
     });
