@@ -93,7 +93,9 @@
 //! are read back only for the persons the submission reaches (step 2), not for the whole instance (5 of those 240 files as a new
 //! dataset of an instance that holds them twice: 243,878 earlier records read back and a
 //! 490 MB peak, against 830,564 and 1,355 MB reading back everyone; `NIJI_BENCH_AGAIN=1`), and are reduced the same way as the
-//! vault unseals them; only the first record of each distinct unit of a version is stored as
+//! vault unseals them, into a set of their own that holds identical units once, with 4-byte
+//! numbers for their keys (`read_back`; session 30: 365,718 records read back, link phase
+//! 288–356 → 181–199 MB, its live Rust heap 173 → 109 MB, with SQLite's heap held near 32 MiB); only the first record of each distinct unit of a version is stored as
 //! linkable (with the unit's earliest observation date), so later intakes unseal one record per
 //! identity, not every monthly claim: the clusters come out as if they read them all (the
 //! records left out are identical identifying units), and a record with nothing identifying
@@ -102,6 +104,7 @@
 
 mod listing;
 mod per_unit;
+mod read_back;
 mod scan;
 mod scratch;
 mod write;
@@ -116,7 +119,7 @@ use niji_core::{AuditEvent, AuditSink};
 use niji_ingest::{CsvMapping, FileReport, IngestConfig, IngestError};
 use niji_instance::{Instance, InstanceError};
 use niji_lake::{LakeError, LakeKey, LakeOptions};
-use niji_privacy::{LinkRecord, LinkStats, LinkUnit, LinkageConfig, PersonKey, Pseudonymizer, VaultKey};
+use niji_privacy::{LinkStats, LinkageConfig, PersonKey, Pseudonymizer, VaultKey};
 use niji_store::{StoreError, VersionCommit, VersionProblemRow, VersionTableRow};
 use niji_vault::{Vault, VaultError};
 
@@ -511,24 +514,27 @@ async fn write_version(
         // takes them in order of arrival).
         let unit_count = scan.unit_of.len() as u64;
         let index_complete = vault.link_index_complete(niji_privacy::LINK_INDEX_FORMAT).await?;
+        // The units read back go to a set of their own (identical ones once), its pages past
+        // the held bytes to a sealed scratch file.
+        let read_set = scratch::read_back_set(&instance.paths.root, options.units_held_bytes)?;
         let mut read = if options.read_back == ReadBack::Reached && index_complete {
             let submitted = std::mem::take(&mut scan.units);
-            let (read, submitted) = read_reached(&vault, &committed, submitted, &pseudonymizer).await?;
+            let (read, submitted) = read_back::read_reached(&vault, &committed, submitted, &pseudonymizer, read_set).await?;
             scan.units = submitted;
             read
         } else {
-            read_everything(&vault, &committed).await?
+            read_back::read_everything(&vault, &committed, read_set).await?
         };
         // The index rows of the persons read back, as they were: the run rewrites them (a run
         // that completes the index deletes every row instead).
-        let (read, retired) = if index_complete {
+        let (mut read, retired) = if index_complete {
             let current = match read.current.take() {
                 Some(current) => current,
-                None => current_keys_of(&vault, &read.stored).await?,
+                None => read_back::current_keys_of(&vault, &read.stored).await?,
             };
             let hasher = pseudonymizer.clone();
             tokio::task::spawn_blocking(move || {
-                let retired = niji_privacy::cluster_buckets(&read.units[..], &current.into(), &hasher);
+                let retired = niji_privacy::cluster_buckets(&read.units(), &current.into_unit_keys(), &hasher);
                 (read, retired)
             })
             .await
@@ -540,17 +546,30 @@ async fn write_version(
             Some(anchors) => vault.prior_keys_of(anchors).await?,
             None => vault.prior_keys().await?,
         };
-        // `read` is taken apart field by field: what is not needed any more goes now, not at the
-        // end of the intake.
-        drop(read.anchors);
-        // In the order stored (a run over every record meets them so), each unit read back freed
-        // once the set holds it. With nothing read back, the submission's set (its units in
-        // their scratch file already) becomes the run's as it is.
-        let mut units =
-            if read.units.is_empty() { niji_privacy::UnitSet::default() } else { scratch::unit_set(&instance.paths.root, options.units_held_bytes)? };
-        let stored_of_unit: Vec<(u32, PersonKey)> = units.push_stored_units(read.units, &read.stored, read.order.as_deref());
-        drop(read.stored);
-        drop(read.order);
+        // What is not needed any more goes now, not at the end of the intake.
+        read.anchors = None;
+        // The units read back in the order stored (a run over every record meets them so); the
+        // read set goes once the run's holds them. With nothing read back, the submission's set
+        // (its units in their scratch file already) becomes the run's as it is.
+        let mut units = if read.unit_of.is_empty() {
+            niji_privacy::UnitSet::default()
+        } else {
+            scratch::unit_set(&instance.paths.root, options.units_held_bytes)?
+        };
+        // Per record read back, in the order added: its unit in the run.
+        let run_unit_of: Vec<u32> = units.push_stored_units(&read.units(), |i| read.stored.key(i), read.order.as_deref());
+        // And the number of the key it was stored under, in the same order.
+        let stored_number: Vec<u32> = match read.order.as_deref() {
+            Some(order) => order.iter().map(|&i| read.stored.numbers()[i as usize]).collect(),
+            None => read.stored.numbers().to_vec(),
+        };
+        // A page of the units read back not written to scratch, or not read from there (by
+        // reaching, bucketing or here): they read as empty units. Stop before linking.
+        if let Some(e) = read.set.store_error() {
+            return Err(e.into());
+        }
+        let stored_keys_by_number: Vec<PersonKey> = read.stored.keys().to_vec();
+        drop(read);
         let submitted = std::mem::take(&mut scan.units);
         let mut observed = per_unit::UnitDates::with_capacity(submitted.len());
         (0..submitted.len()).for_each(|i| observed.push(submitted.units().observed(i)));
@@ -604,14 +623,14 @@ async fn write_version(
         link_stats.persons = persons.persons();
         // Earlier records whose unit's key is now another than the one they were stored under.
         let mut rekeyed_units = 0u64;
-        let mut stored_keys: Vec<PersonKey> = stored_of_unit.iter().map(|(_, k)| *k).collect();
+        let mut stored_keys: Vec<PersonKey> = stored_keys_by_number.clone();
         stored_keys.sort_unstable();
-        stored_keys.dedup();
         // Per stored key read back, the persons its records belong to now (this run's records
         // stored under the same key among them), listed where that is not the key alone: a key
         // that keeps some of its records stays a person the index leads to.
         let mut finals: std::collections::BTreeMap<PersonKey, std::collections::BTreeSet<PersonKey>> = Default::default();
-        for &(u, k) in &stored_of_unit {
+        for (&u, &n) in run_unit_of.iter().zip(&stored_number) {
+            let k = stored_keys_by_number[n as usize];
             let (now, _) = persons.of(u as usize)?;
             rekeyed_units += u64::from(now != k);
             finals.entry(k).or_default().insert(now);
@@ -629,7 +648,7 @@ async fn write_version(
         let moved_keys: Vec<(PersonKey, PersonKey)> =
             finals.iter().filter(|(k, f)| !(f.len() == 1 && f.contains(k))).flat_map(|(k, f)| f.iter().map(move |p| (*k, *p))).collect();
         drop(finals);
-        drop(stored_of_unit);
+        drop((run_unit_of, stored_number, stored_keys_by_number));
         return_freed_memory();
 
         // Pass 2: vault rows through a channel into one transaction, lake rows to staging.
@@ -825,156 +844,6 @@ async fn write_version(
     result
 }
 
-/// Earlier linkable records read back for a linkage run, reduced to units, in the order they
-/// were stored.
-#[derive(Default)]
-struct ReadBackUnits {
-    /// One by one (not a `UnitList`): the run's set takes them in the order stored, freeing
-    /// each as it goes, so that they are not held twice.
-    units: Vec<LinkUnit>,
-    /// The key each was stored under.
-    stored: Vec<PersonKey>,
-    /// The order they were stored in, where they were read in another (`None`: as read).
-    order: Option<Vec<u32>>,
-    /// The current key of the person each belongs to (the vault's link index), where the read
-    /// gave it.
-    current: Option<Vec<PersonKey>>,
-    /// The anchors the run needs prior keys of (`None`: every stored anchor).
-    anchors: Option<Vec<PersonKey>>,
-}
-
-/// Every linkable record of the `committed` versions. Normalized in batches of 16,384
-/// (`prepare_all` uses all cores from 10,000 records on), off the async runtime, as the vault's
-/// pages of 4,096 arrive.
-async fn read_everything(vault: &Vault, committed: &[String]) -> Result<ReadBackUnits, IntakeError> {
-    const BATCH: usize = 16_384;
-    let mut out = ReadBackUnits::default();
-    let mut pages = vault.link_pages(committed).await?;
-    let mut batch: Vec<LinkRecord> = Vec::with_capacity(BATCH);
-    loop {
-        let page = pages.next().await?;
-        let last = page.is_none();
-        for r in page.into_iter().flatten() {
-            out.stored.push(r.person);
-            batch.push(LinkRecord { holder: r.holder, observed: r.observed, identity: scan::linkage_identity(r.identity) });
-        }
-        if batch.len() >= BATCH || (last && !batch.is_empty()) {
-            let records = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            let prepared = tokio::task::spawn_blocking(move || niji_privacy::prepare_all(&records)).await.expect("normalizing does not panic");
-            out.units.extend(prepared);
-        }
-        if last {
-            break;
-        }
-    }
-    Ok(out)
-}
-
-/// The current key of the person of each record stored under `stored` (a stored key shared by
-/// two persons: the smaller).
-async fn current_keys_of(vault: &Vault, stored: &[PersonKey]) -> Result<Vec<PersonKey>, IntakeError> {
-    let mut distinct = stored.to_vec();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let current: std::collections::HashMap<PersonKey, PersonKey> =
-        distinct.iter().copied().zip(vault.current_keys(&distinct).await?.into_iter().map(|c| c[0])).collect();
-    Ok(stored.iter().map(|k| current[k]).collect())
-}
-
-/// The linkable records of the `committed` versions that the `submitted` units reach, read
-/// back round by round until a round reaches no one new (`niji_privacy::reach`).
-async fn read_reached(
-    vault: &Vault,
-    committed: &[String],
-    mut submitted: niji_privacy::UnitSet,
-    hasher: &Pseudonymizer,
-) -> Result<(ReadBackUnits, niji_privacy::UnitSet), IntakeError> {
-    use std::collections::HashSet;
-    if committed.is_empty() {
-        // Nothing to read back: the run needs only the prior keys of whatever anchors are kept.
-        return Ok((ReadBackUnits::default(), submitted));
-    }
-    let mut units: Vec<LinkUnit> = Vec::new();
-    let mut current: Vec<PersonKey> = Vec::new();
-    let mut stored: Vec<PersonKey> = Vec::new();
-    let mut ids: Vec<i64> = Vec::new();
-    let mut asked_buckets: HashSet<niji_privacy::LinkBucket> = HashSet::new();
-    let mut asked_anchors: HashSet<PersonKey> = HashSet::new();
-    // Anchors do not depend on grouping: made once a unit, asked for once each.
-    let h = hasher.clone();
-    let (s, mut fresh_anchors) = tokio::task::spawn_blocking(move || {
-        let a = niji_privacy::unit_anchors(submitted.units(), &h);
-        (submitted, a)
-    })
-    .await
-    .expect("anchoring does not panic");
-    submitted = s;
-    let mut anchors: Vec<PersonKey> = fresh_anchors.clone();
-    let mut persons_read: HashSet<PersonKey> = HashSet::new();
-    // A record whose stored key is shared by two persons comes with both.
-    let mut ids_read: HashSet<i64> = HashSet::new();
-    const PERSONS_PAGE: usize = 2_048;
-    loop {
-        let h = hasher.clone();
-        let (u, c, s, reached) = tokio::task::spawn_blocking(move || {
-            let reached = niji_privacy::reach(&units[..], &current, submitted.units(), &h);
-            (units, current, submitted, reached)
-        })
-        .await
-        .expect("reaching does not panic");
-        (units, current, submitted) = (u, c, s);
-        let buckets: Vec<niji_privacy::LinkBucket> = reached.into_iter().filter(|b| asked_buckets.insert(*b)).collect();
-        let new_anchors: Vec<PersonKey> = fresh_anchors.drain(..).filter(|a| asked_anchors.insert(*a)).collect();
-        if buckets.is_empty() && new_anchors.is_empty() {
-            break;
-        }
-        let persons: Vec<PersonKey> = vault.persons_reached(&buckets, &new_anchors).await?.into_iter().filter(|p| persons_read.insert(*p)).collect();
-        // A page of persons at a time: their identities are unsealed, reduced to units and
-        // dropped before the next page's.
-        let mut found_any = false;
-        for page in persons.chunks(PERSONS_PAGE) {
-            let found = vault.reached_records(page, committed).await?;
-            let mut records = Vec::with_capacity(found.len());
-            for r in found {
-                if !ids_read.insert(r.id) {
-                    continue;
-                }
-                ids.push(r.id);
-                stored.push(r.record.person);
-                current.push(r.person);
-                records.push(LinkRecord {
-                    holder: r.record.holder,
-                    observed: r.record.observed,
-                    identity: scan::linkage_identity(r.record.identity),
-                });
-            }
-            found_any |= !records.is_empty();
-            let h = hasher.clone();
-            let (prepared, a) = tokio::task::spawn_blocking(move || {
-                let prepared = niji_privacy::prepare_all(&records);
-                let a = niji_privacy::unit_anchors(&prepared[..], &h);
-                (prepared, a)
-            })
-            .await
-            .expect("normalizing does not panic");
-            units.extend(prepared);
-            anchors.extend_from_slice(&a);
-            fresh_anchors.extend(a);
-        }
-        if !found_any {
-            break;
-        }
-    }
-    anchors.sort_unstable();
-    anchors.dedup();
-    // The order stored, as a run over every record would meet them (the units are not copied
-    // into it: the run's set takes them in that order).
-    let mut order: Vec<u32> = (0..ids.len() as u32).collect();
-    order.sort_unstable_by_key(|&i| ids[i as usize]);
-    let read = ReadBackUnits { units, stored, current: Some(current), anchors: Some(anchors), order: Some(order) };
-    Ok((read, submitted))
-}
-
 /// The latest committed version tag of every dataset but `except`.
 async fn latest_tags_except(store: &niji_store::Store, except: &str) -> Result<Vec<String>, IntakeError> {
     Ok(store.latest_committed_versions().await?.into_iter().filter(|(d, _)| d != except).map(|(d, n)| version_tag(&d, n)).collect())
@@ -1087,7 +956,7 @@ pub const LARGE_ALLOCATION: usize = 1 << 20;
 /// Hands memory the allocator keeps after large frees back to the system (glibc keeps freed
 /// pages in each thread's arena; after linkage, the units and prior keys are hundreds of MB at a
 /// million persons), so that the next phase's allocations do not add to it.
-fn return_freed_memory() {
+pub(crate) fn return_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` only releases free memory of the allocator's own arenas.
     unsafe {

@@ -25,6 +25,25 @@ pub(crate) fn unit_set(folder: &Path, held_bytes: usize) -> io::Result<UnitSet> 
     Ok(UnitSet::with_storage(UnitStorage { store: Box::new(SealedPages::new(folder)?), held_bytes }))
 }
 
+/// [`unit_set`] for the units read back from the vault (`crate::read_back`), under failpoints
+/// of its own: the crash test fails its pages and no other set's.
+pub(crate) fn read_back_set(folder: &Path, held_bytes: usize) -> io::Result<UnitSet> {
+    let pages = SealedPages { failpoints: READ_BACK_FAILPOINTS, ..SealedPages::new(folder)? };
+    Ok(UnitSet::with_storage(UnitStorage { store: Box::new(pages), held_bytes }))
+}
+
+/// The failpoints of a store's writes and reads (read only where `fail`'s failpoints are
+/// compiled in: the tests).
+#[derive(Clone, Copy)]
+#[allow(dead_code)]
+struct Failpoints {
+    write: &'static str,
+    read: &'static str,
+}
+
+const SCRATCH_FAILPOINTS: Failpoints = Failpoints { write: "intake-scratch-write", read: "intake-scratch-read" };
+const READ_BACK_FAILPOINTS: Failpoints = Failpoints { write: "intake-read-back-write", read: "intake-read-back-read" };
+
 /// Pages sealed into an unnamed file, one after another.
 pub(crate) struct SealedPages {
     file: File,
@@ -36,6 +55,8 @@ pub(crate) struct SealedPages {
     /// A write failed: nothing more is taken (the next page would be sealed under the same
     /// number, at the same place, where the failed write may have left part of the last).
     failed: bool,
+    #[allow(dead_code)]
+    failpoints: Failpoints,
 }
 
 impl SealedPages {
@@ -47,6 +68,7 @@ impl SealedPages {
             ends: Vec::new(),
             buffer: Vec::new(),
             failed: false,
+            failpoints: SCRATCH_FAILPOINTS,
         })
     }
 }
@@ -87,7 +109,7 @@ impl PageStore for SealedPages {
         if self.failed {
             return Err(io::Error::other("the scratch file failed earlier"));
         }
-        fail::fail_point!("intake-scratch-write", |_| Err(io::Error::other("no space left for scratch pages (failpoint)")));
+        fail::fail_point!(self.failpoints.write, |_| Err(io::Error::other("no space left for scratch pages (failpoint)")));
         let id = self.ends.len() as u64;
         let (nonce, aad) = nonce_of(id);
         self.buffer.clear();
@@ -103,7 +125,7 @@ impl PageStore for SealedPages {
     }
 
     fn get(&self, id: u64, out: &mut Vec<u8>) -> io::Result<()> {
-        fail::fail_point!("intake-scratch-read", |_| Err(io::Error::other("a scratch page could not be read (failpoint)")));
+        fail::fail_point!(self.failpoints.read, |_| Err(io::Error::other("a scratch page could not be read (failpoint)")));
         let never = || io::Error::other("a scratch page that was never written");
         let id_at = usize::try_from(id).map_err(|_| never())?;
         let end = *self.ends.get(id_at).ok_or_else(never)?;

@@ -93,6 +93,10 @@ async fn a_failing_scratch_file_or_vault_fails_the_intake_and_changes_nothing() 
     for (point, says, kind) in [
         ("intake-scratch-write", "no space left", io),
         ("intake-scratch-read", "could not be read", io),
+        // The units of the first version's persons, read back from the vault (reaching,
+        // bucketing and adding them to the run read their pages).
+        ("intake-read-back-write", "no space left", io),
+        ("intake-read-back-read", "could not be read", io),
         // Linkage handing a cluster's key to its page; the clusters' keys read back to number
         // the persons; the persons' keys read back after linkage and for the bucket rows, and
         // in pass 2.

@@ -65,7 +65,8 @@ pub mod reach;
 
 pub use linkage::{
     link, link_clusters_streaming, link_set, link_set_streaming, number_clusters, prepare_all, Appended, Clustered, LinkRecord, LinkStats, LinkUnit,
-    Linkage, LinkageConfig, PageStore, PriorKeys, UnitKeys, UnitList, UnitRef, UnitSet, UnitStorage, Units, ANCHOR_CHUNK, MAX_ITEMS_PER_KIND,
+    Linkage, LinkageConfig, PageStore, PriorKeys, UnitKeys, UnitList, UnitRef, UnitSet, UnitStorage, Units, UnitsOfRecords, ANCHOR_CHUNK,
+    MAX_ITEMS_PER_KIND,
 };
 pub use normalize::{NormalizeError, Sex};
 pub use pseudonym::{Domain, KeyError, PersonKey, Pseudonymizer, VaultKey};

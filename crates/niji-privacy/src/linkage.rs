@@ -71,7 +71,7 @@ mod unit_list;
 use digest_index::DigestIndex;
 
 pub use unit_keys::{number_clusters, UnitKeys};
-pub use unit_list::{PageStore, UnitList, UnitStorage, Units};
+pub use unit_list::{PageStore, UnitList, UnitStorage, Units, UnitsOfRecords};
 
 /// One identity record to link.
 #[derive(Debug, Clone)]
@@ -286,21 +286,21 @@ impl UnitSet {
         Appended::Moved(moved)
     }
 
-    /// Adds `units`, read back from earlier runs that stored each under its key in `keys`, in
+    /// Adds `units`, read back from earlier runs that stored the `i`th under `stored_key(i)`, in
     /// their order or in `order` (indices into `units`): [`UnitSet::push_stored`] of each.
-    /// Returns each one's unit and key, in the order added. Each unit is freed once copied, so
-    /// the units read back are not held twice (in any order).
-    pub fn push_stored_units(&mut self, units: Vec<LinkUnit>, keys: &[PersonKey], order: Option<&[u32]>) -> Vec<(u32, PersonKey)> {
-        assert_eq!(units.len(), keys.len(), "one key per unit read back");
-        let mut out = Vec::with_capacity(units.len());
-        let mut slots: Vec<Option<LinkUnit>> = units.into_iter().map(Some).collect();
+    /// Returns the unit each stands for here, in the order added. The records read back are
+    /// usually [`UnitsOfRecords`] of a set of their own, which holds identical units once: a
+    /// unit read there with its earliest date makes the same set here as each record with its
+    /// own.
+    pub fn push_stored_units<U: Units + ?Sized>(&mut self, units: &U, stored_key: impl Fn(usize) -> PersonKey, order: Option<&[u32]>) -> Vec<u32> {
+        let mut out = Vec::with_capacity(units.count());
         let mut add = |i: usize| {
-            let unit = slots[i].take().expect("each unit once");
-            out.push((self.push_stored(unit.as_ref(), keys[i]), keys[i]));
+            let unit = units.unit(i);
+            out.push(self.push_stored(LinkUnit::as_ref(&unit), stored_key(i)));
         };
         match order {
             Some(order) => order.iter().for_each(|&i| add(i as usize)),
-            None => (0..keys.len()).for_each(add),
+            None => (0..units.count()).for_each(add),
         }
         out
     }
@@ -1735,37 +1735,54 @@ mod tests {
     }
 
     /// Units read back as a list are added as `push_stored` adds them one by one, in list order
-    /// or in the order given.
+    /// or in the order given; and so are records read back into a set of their own (identical
+    /// units held once, with their earliest date), read through `UnitsOfRecords`.
     #[test]
     fn a_list_read_back_is_added_as_its_units_one_by_one() {
         let records: Vec<LinkRecord> = (0..5_000)
             .map(|i| {
-                claim(
-                    "H1",
-                    &format!("p{}", i % 3_000),
-                    "山田太郎",
-                    "ヤマダタロウ",
-                    "1980-01-02",
-                    "1",
-                    ("06132013", "1", &(i % 2_000).to_string(), "01"),
-                )
+                // Some with nothing identifying: a unit each, never merged.
+                let mut r = if i % 7 == 0 {
+                    rec("H1", &[(NameKana, "RE.36(カタカナ氏名)", "ヤマダタロウ")])
+                } else {
+                    claim(
+                        "H1",
+                        &format!("p{}", i % 300),
+                        "山田太郎",
+                        "ヤマダタロウ",
+                        "1980-01-02",
+                        "1",
+                        ("06132013", "1", &(i % 200).to_string(), "01"),
+                    )
+                };
+                // Dates in no order, some missing: a merged unit keeps the earliest.
+                r.observed = (i % 5 != 0).then(|| Date::new(2020, 1 + (i * 7 % 12) as u8, 1).unwrap());
+                r
             })
             .collect();
         let units: Vec<LinkUnit> = records.iter().map(LinkUnit::new).collect();
+        let mut read = UnitSet::default();
+        let unit_of: Vec<u32> = units.iter().map(|u| read.push(u.clone())).collect();
+        assert!(read.len() < units.len() / 2, "the read set holds identical units once");
+        let of_records = UnitsOfRecords { units: read.units(), unit_of: &unit_of };
+        let list: UnitList = units.iter().cloned().collect();
         let stored: Vec<PersonKey> = (0..5_000u32).map(|i| PersonKey([(i % 251) as u8; 32])).collect();
         let reversed: Vec<u32> = (0..5_000u32).rev().collect();
         for order in [None, Some(&reversed[..])] {
             let mut one_by_one = UnitSet::default();
             let positions: Vec<usize> = order.map_or_else(|| (0..5_000).collect(), |o| o.iter().map(|&i| i as usize).collect());
-            let want: Vec<(u32, PersonKey)> = positions.iter().map(|&i| (one_by_one.push_stored(units[i].as_ref(), stored[i]), stored[i])).collect();
-            let mut listed = UnitSet::default();
-            let got = listed.push_stored_units(units.clone(), &stored, order);
-            assert_eq!(got, want);
-            assert_eq!(
-                (listed.blocked_records, firsts(&listed), &listed.stored, listed.records, listed.stored_records),
-                (one_by_one.blocked_records, firsts(&one_by_one), &one_by_one.stored, one_by_one.records, one_by_one.stored_records)
-            );
-            assert!((0..listed.len()).all(|u| listed.units.unit_at(u) == one_by_one.units.unit_at(u)));
+            let want: Vec<u32> = positions.iter().map(|&i| one_by_one.push_stored(units[i].as_ref(), stored[i])).collect();
+            let sources: [&dyn Units; 2] = [&list, &of_records];
+            for source in sources {
+                let mut listed = UnitSet::default();
+                let got = listed.push_stored_units(source, |i| stored[i], order);
+                assert_eq!(got, want);
+                assert_eq!(
+                    (listed.blocked_records, firsts(&listed), &listed.stored, listed.records, listed.stored_records),
+                    (one_by_one.blocked_records, firsts(&one_by_one), &one_by_one.stored, one_by_one.records, one_by_one.stored_records)
+                );
+                assert!((0..listed.len()).all(|u| listed.units.unit_at(u) == one_by_one.units.unit_at(u)));
+            }
         }
     }
 

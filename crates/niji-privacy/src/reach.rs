@@ -37,23 +37,29 @@ pub const LINK_INDEX_FORMAT: u32 = 1;
 pub struct LinkBucket(pub [u8; 8]);
 
 /// The buckets the vault must be asked for, from `earlier` units (read back, with the current
-/// key of the person each belongs to, `earlier_keys`) and `later` ones (this run's), grouped as
-/// the module docs say. Sorted, without repeats.
-pub fn reach<E: Units + ?Sized, L: Units + ?Sized>(earlier: &E, earlier_keys: &[PersonKey], later: &L, keys: &Pseudonymizer) -> Vec<LinkBucket> {
+/// key of the person each belongs to, `earlier_keys`: a key or anything that stands for one,
+/// such as its number) and `later` ones (this run's), grouped as the module docs say. Sorted,
+/// without repeats.
+pub fn reach<E: Units + ?Sized, L: Units + ?Sized, K: Eq + std::hash::Hash>(
+    earlier: &E,
+    earlier_keys: &[K],
+    later: &L,
+    keys: &Pseudonymizer,
+) -> Vec<LinkBucket> {
     assert_eq!(earlier.count(), earlier_keys.len(), "one key per earlier unit");
     let unit = |i: usize| if i < earlier.count() { earlier.unit(i) } else { later.unit(i - earlier.count()) };
     let n = earlier.count() + later.count();
     let mut uf = UnionFind::new(n);
     {
         let mut by_id: HashMap<u64, usize> = HashMap::new();
-        let mut by_key: HashMap<PersonKey, usize> = HashMap::new();
+        let mut by_key: HashMap<&K, usize> = HashMap::new();
         for i in 0..n {
             for id in LinkUnit::as_ref(&unit(i)).identifier_fingerprints() {
                 let j = *by_id.entry(id).or_insert(i);
                 uf.union(i, j);
             }
             if let Some(key) = earlier_keys.get(i) {
-                let j = *by_key.entry(*key).or_insert(i);
+                let j = *by_key.entry(key).or_insert(i);
                 uf.union(i, j);
             }
         }

@@ -9,8 +9,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use niji_ingest::{IdentifierKind, Identity, IdentityItem};
 use niji_privacy::{
-    cluster_buckets, link_set, prepare_all, reach, unit_anchors, LinkBucket, LinkRecord, LinkageConfig, PersonKey, PriorKeys, Pseudonymizer,
-    UnitList, UnitSet, VaultKey,
+    cluster_buckets, link_set, prepare_all, reach, unit_anchors, LinkBucket, LinkRecord, LinkageConfig, PersonKey, PriorKeys, Pseudonymizer, UnitSet,
+    UnitsOfRecords, VaultKey,
 };
 use proptest::prelude::*;
 
@@ -205,6 +205,15 @@ impl SimVault {
         out
     }
 
+    /// The units of records `read`, as the intake holds records read back: identical units
+    /// once, in a set of their own, and each record's unit there.
+    fn read_back(&self, read: &[usize]) -> (UnitSet, Vec<u32>) {
+        let mut set = UnitSet::default();
+        let unit_of = prepare_all(&read.iter().map(|&i| self.records[i].0.clone()).collect::<Vec<_>>()).into_iter().map(|u| set.push(u)).collect();
+        set.close();
+        (set, unit_of)
+    }
+
     /// Reads back only the persons the new records reach, as the intake does.
     fn run_reached(&mut self, new: &[LinkRecord], config: &LinkageConfig) -> (Vec<PersonKey>, usize) {
         let k = keys();
@@ -219,7 +228,8 @@ impl SimVault {
                 read = (0..self.records.len()).collect();
                 break self.anchors.iter().map(|(a, _)| *a).collect::<HashSet<_>>();
             }
-            let units: UnitList = prepare_all(&read.iter().map(|&i| self.records[i].0.clone()).collect::<Vec<_>>()).into_iter().collect();
+            let (read_set, unit_of) = self.read_back(&read);
+            let units = UnitsOfRecords { units: read_set.units(), unit_of: &unit_of };
             let current: Vec<PersonKey> = read.iter().map(|&i| self.current(self.records[i].1)).collect();
             let wanted: HashSet<LinkBucket> = reach(&units, &current, later.units(), &k).into_iter().collect();
             let anchors: HashSet<PersonKey> = unit_anchors(&units, &k).into_iter().chain(unit_anchors(later.units(), &k)).collect();
@@ -242,12 +252,13 @@ impl SimVault {
             read.sort_unstable();
             read.dedup();
         };
-        let units: UnitList = prepare_all(&read.iter().map(|&i| self.records[i].0.clone()).collect::<Vec<_>>()).into_iter().collect();
+        let (read_set, unit_of) = self.read_back(&read);
+        let units = UnitsOfRecords { units: read_set.units(), unit_of: &unit_of };
         let old_current: Vec<PersonKey> = read.iter().map(|&i| self.current(self.records[i].1)).collect();
         let retired = cluster_buckets(&units, &old_current.clone().into(), &k);
         let mut set = UnitSet::default();
-        let mut at: Vec<u32> = Vec::with_capacity(read.len());
-        units.for_each(|n, u| at.push(set.push_stored(u, self.records[read[n]].1)));
+        let stored: Vec<PersonKey> = read.iter().map(|&i| self.records[i].1).collect();
+        let at: Vec<u32> = set.push_stored_units(&units, |i| stored[i], None);
         let moved = set.append(later);
         let linkage = link_set(&set, config, &k, &self.prior(Some(&anchors)));
         let out: Vec<PersonKey> = of.iter().map(|&u| linkage.keys[moved.of(u as usize) as usize]).collect();

@@ -18,8 +18,9 @@ pub struct UnitKeys {
 
 impl UnitKeys {
     /// Units numbered by cluster (`cluster_of`: clusters numbered in order of their first unit)
-    /// with each cluster's key: clusters that share a key become one person.
-    pub(crate) fn from_clusters(mut cluster_of: Vec<u32>, mut cluster_keys: Vec<PersonKey>) -> Self {
+    /// with each cluster's key: clusters that share a key become one person. Also how a caller
+    /// that numbered the keys of units itself (in order of their first unit) makes the keys.
+    pub fn from_clusters(mut cluster_of: Vec<u32>, mut cluster_keys: Vec<PersonKey>) -> Self {
         let prefixes = cluster_keys.iter().map(PersonKey::prefix).collect();
         let Ok(number) = number_clusters(prefixes, |a, b| Ok::<_, std::convert::Infallible>(cluster_keys[a as usize] == cluster_keys[b as usize]));
         // The keys move down to their numbers in place (a number is never more than its

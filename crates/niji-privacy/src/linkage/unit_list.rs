@@ -484,6 +484,27 @@ impl Units for UnitList {
     }
 }
 
+/// Records, each standing for a unit of a list that holds identical units once (a
+/// [`crate::UnitSet`]'s): the units by record, as [`crate::reach`] and [`crate::cluster_buckets`]
+/// read records read back. A record reads as its unit, with the unit's (earliest) observation
+/// date; neither of them reads dates.
+#[derive(Clone, Copy)]
+pub struct UnitsOfRecords<'a> {
+    pub units: &'a UnitList,
+    /// Per record, the index of its unit in `units`.
+    pub unit_of: &'a [u32],
+}
+
+impl Units for UnitsOfRecords<'_> {
+    fn count(&self) -> usize {
+        self.unit_of.len()
+    }
+
+    fn unit(&self, i: usize) -> Cow<'_, LinkUnit> {
+        self.units.unit(self.unit_of[i] as usize)
+    }
+}
+
 impl Units for [LinkUnit] {
     fn count(&self) -> usize {
         self.len()
