@@ -183,9 +183,10 @@ pub struct IntakeOptions {
     pub linkage: LinkageConfig,
     pub lake: LakeOptions,
     pub read_back: ReadBack,
-    /// Bytes of linkage units (normalized identities, ~170 bytes a distinct one) kept in memory;
-    /// the rest go to a sealed scratch file in the instance folder as they come, and are read
-    /// back from it (`scratch`).
+    /// Bytes of linkage units (normalized identities, ~170 bytes a distinct one) kept in memory
+    /// per set of units (the submission's, the records read back, the run's: up to three at
+    /// once while the run's set is filled); the rest go to a sealed scratch file in the instance
+    /// folder as they come, and are read back from it (`scratch`).
     pub units_held_bytes: usize,
 }
 

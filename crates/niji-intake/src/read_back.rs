@@ -38,18 +38,25 @@ pub(crate) struct ReadBackUnits {
 pub(crate) struct KeyNumbers {
     of_record: Vec<u32>,
     keys: Vec<PersonKey>,
+    /// Key → number while records come in ([`KeyNumbers::finish`] frees it).
     numbers: HashMap<PersonKey, u32>,
 }
 
 impl KeyNumbers {
     /// The next record's key.
     pub(crate) fn push(&mut self, key: PersonKey) {
+        assert!(self.of_record.is_empty() || !self.numbers.is_empty(), "a key pushed after finish");
         let keys = &mut self.keys;
         let number = *self.numbers.entry(key).or_insert_with(|| {
             keys.push(key);
             (keys.len() - 1) as u32
         });
         self.of_record.push(number);
+    }
+
+    /// No more records: the lookup from key to number goes (about 50 bytes a distinct key).
+    pub(crate) fn finish(&mut self) {
+        self.numbers = HashMap::new();
     }
 
     /// The key of record `i`.
@@ -119,6 +126,7 @@ pub(crate) async fn read_everything(vault: &Vault, committed: &[String], set: Un
             break;
         }
     }
+    out.stored.finish();
     out.set.close();
     Ok(out)
 }
@@ -131,6 +139,7 @@ pub(crate) async fn current_keys_of(vault: &Vault, stored: &KeyNumbers) -> Resul
     for &n in stored.numbers() {
         out.push(current[n as usize]);
     }
+    out.finish();
     Ok(out)
 }
 
@@ -234,6 +243,10 @@ pub(crate) async fn read_reached(
     order.sort_unstable_by_key(|&i| ids[i as usize]);
     read.order = Some(order);
     read.anchors = Some(anchors);
+    read.stored.finish();
+    if let Some(current) = read.current.as_mut() {
+        current.finish();
+    }
     read.set.close();
     Ok((read, submitted))
 }

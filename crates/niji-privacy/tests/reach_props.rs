@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use niji_ingest::{IdentifierKind, Identity, IdentityItem};
+use niji_ingest::{Date, IdentifierKind, Identity, IdentityItem};
 use niji_privacy::{
     cluster_buckets, link_set, prepare_all, reach, unit_anchors, LinkBucket, LinkRecord, LinkageConfig, PersonKey, PriorKeys, Pseudonymizer, UnitSet,
     UnitsOfRecords, VaultKey,
@@ -40,28 +40,19 @@ struct Draw {
     unborn: bool,
     /// Names written without a space between surname and given name (no given name known).
     unspaced: bool,
+    /// The month it was observed (2024), if known: identical units read back with different
+    /// dates are held once, with the earliest.
+    month: Option<u8>,
 }
 
 fn draw() -> impl Strategy<Value = Draw> {
     (
         (0u8..2, 0u8..4, 0u8..4, 0u8..5, 0u8..2, 0u8..2),
         (proptest::option::of(0u8..4), proptest::option::of(0u8..3), proptest::option::of(0u8..2), proptest::option::of(0u8..2)),
-        (proptest::option::weighted(0.15, 0u8..2), proptest::bool::weighted(0.1), any::<bool>()),
+        (proptest::option::weighted(0.15, 0u8..2), proptest::bool::weighted(0.1), any::<bool>(), proptest::option::of(0u8..3)),
     )
-        .prop_map(|((holder, surname, given, scripts, birth, sex), (patient, member, postal, address), (public, unborn, unspaced))| Draw {
-            holder,
-            surname,
-            given,
-            scripts,
-            birth,
-            sex,
-            patient,
-            member,
-            postal,
-            address,
-            public,
-            unborn,
-            unspaced,
+        .prop_map(|((holder, surname, given, scripts, birth, sex), (patient, member, postal, address), (public, unborn, unspaced, month))| {
+            Draw { holder, surname, given, scripts, birth, sex, patient, member, postal, address, public, unborn, unspaced, month }
         })
 }
 
@@ -82,6 +73,7 @@ fn base() -> Draw {
         public: None,
         unborn: false,
         unspaced: false,
+        month: None,
     }
 }
 
@@ -139,7 +131,7 @@ fn record(d: &Draw) -> LinkRecord {
     }
     LinkRecord {
         holder: ["H1", "H2"][d.holder as usize].to_string(),
-        observed: None,
+        observed: d.month.map(|m| Date::new(2024, 1 + m, 1).unwrap()),
         identity: Identity { items: items.into_iter().map(|(kind, field, value)| IdentityItem { kind, field: field.into(), value }).collect() },
     }
 }

@@ -21,6 +21,19 @@ impl UnitKeys {
     /// with each cluster's key: clusters that share a key become one person. Also how a caller
     /// that numbered the keys of units itself (in order of their first unit) makes the keys.
     pub fn from_clusters(mut cluster_of: Vec<u32>, mut cluster_keys: Vec<PersonKey>) -> Self {
+        debug_assert!(
+            cluster_of
+                .iter()
+                .try_fold(0u32, |next, &c| if c < next {
+                    Some(next)
+                } else if c == next {
+                    Some(next + 1)
+                } else {
+                    None
+                })
+                .is_some(),
+            "clusters numbered in order of their first unit"
+        );
         let prefixes = cluster_keys.iter().map(PersonKey::prefix).collect();
         let Ok(number) = number_clusters(prefixes, |a, b| Ok::<_, std::convert::Infallible>(cluster_keys[a as usize] == cluster_keys[b as usize]));
         // The keys move down to their numbers in place (a number is never more than its

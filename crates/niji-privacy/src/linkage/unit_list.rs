@@ -485,9 +485,10 @@ impl Units for UnitList {
 }
 
 /// Records, each standing for a unit of a list that holds identical units once (a
-/// [`crate::UnitSet`]'s): the units by record, as [`crate::reach`] and [`crate::cluster_buckets`]
-/// read records read back. A record reads as its unit, with the unit's (earliest) observation
-/// date; neither of them reads dates.
+/// [`crate::UnitSet`]'s): the units by record, as [`crate::reach`], [`crate::cluster_buckets`]
+/// and [`crate::UnitSet::push_stored_units`] read records read back. A record reads as its
+/// unit, with the unit's earliest observation date: the first two do not read dates, and a set
+/// keeps the earliest date of identical units anyway.
 #[derive(Clone, Copy)]
 pub struct UnitsOfRecords<'a> {
     pub units: &'a UnitList,
