@@ -95,7 +95,8 @@
 //! 490 MB peak, against 830,564 and 1,355 MB reading back everyone; `NIJI_BENCH_AGAIN=1`), and are reduced the same way as the
 //! vault unseals them, into a set of their own that holds identical units once, with 4-byte
 //! numbers for their keys (`read_back`; session 30: 365,718 records read back, link phase
-//! 288–356 → 181–199 MB, its live Rust heap 173 → 109 MB, with SQLite's heap held near 32 MiB); only the first record of each distinct unit of a version is stored as
+//! 288–356 → 181–199 MB, its live Rust heap 173 → 109 MB, with SQLite's heap held near 32 MiB);
+//! only the first record of each distinct unit of a version is stored as
 //! linkable (with the unit's earliest observation date), so later intakes unseal one record per
 //! identity, not every monthly claim: the clusters come out as if they read them all (the
 //! records left out are identical identifying units), and a record with nothing identifying

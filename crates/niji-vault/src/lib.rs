@@ -241,7 +241,9 @@ impl Vault {
             // connections out by turns, so a small submission's read-back queries filled all
             // four caches with the same pages: 80 MB. With it, that submission's link phase
             // peaked at 198 MB of RSS instead of 320 (UKE bench, 365,718 records read back); a
-            // first intake's peaks did not change (one connection writes its batch).
+            // first intake's peaks and speed did not change (one connection writes its batch;
+            // 198,000–199,000 lines/s against 187,000–213,000, alternated). Being process-wide,
+            // it holds the metadata store's connections too, once a vault has been opened.
             .pragma("soft_heap_limit", "33554432")
             // Temporary files on disk (SQLite's temp folder, `SQLITE_TMPDIR`): the sorts that
             // index a batch (`VaultBatch::commit`) spill there past the cache instead of

@@ -21,19 +21,7 @@ impl UnitKeys {
     /// with each cluster's key: clusters that share a key become one person. Also how a caller
     /// that numbered the keys of units itself (in order of their first unit) makes the keys.
     pub fn from_clusters(mut cluster_of: Vec<u32>, mut cluster_keys: Vec<PersonKey>) -> Self {
-        debug_assert!(
-            cluster_of
-                .iter()
-                .try_fold(0u32, |next, &c| if c < next {
-                    Some(next)
-                } else if c == next {
-                    Some(next + 1)
-                } else {
-                    None
-                })
-                .is_some(),
-            "clusters numbered in order of their first unit"
-        );
+        debug_assert!(numbered_by_first_unit(&cluster_of), "clusters numbered in order of their first unit");
         let prefixes = cluster_keys.iter().map(PersonKey::prefix).collect();
         let Ok(number) = number_clusters(prefixes, |a, b| Ok::<_, std::convert::Infallible>(cluster_keys[a as usize] == cluster_keys[b as usize]));
         // The keys move down to their numbers in place (a number is never more than its
@@ -180,6 +168,20 @@ impl<'a> IntoIterator for &'a UnitKeys {
 }
 
 /// A key per unit, numbered.
+/// Whether every number in `of_unit` is at most one more than the largest before it (numbers
+/// given in order of first unit, from 0).
+fn numbered_by_first_unit(of_unit: &[u32]) -> bool {
+    let mut next = 0u32;
+    for &n in of_unit {
+        match n.cmp(&next) {
+            std::cmp::Ordering::Less => {}
+            std::cmp::Ordering::Equal => next += 1,
+            std::cmp::Ordering::Greater => return false,
+        }
+    }
+    true
+}
+
 impl From<Vec<PersonKey>> for UnitKeys {
     fn from(keys: Vec<PersonKey>) -> Self {
         UnitKeys::from_clusters((0..keys.len() as u32).collect(), keys)
