@@ -60,12 +60,6 @@ pub(crate) struct RecordPages<const N: usize> {
     pages: SealedPages,
     /// Per slot, the page it holds (`u64::MAX`: none) and that page's records.
     cache: Vec<(u64, Vec<u8>)>,
-    /// Read only where failpoints are compiled in (the crash tests).
-    #[allow(dead_code)]
-    read_failpoint: &'static str,
-    /// What a record is, for the failpoint's error.
-    #[allow(dead_code)]
-    what: &'static str,
 }
 
 impl PersonKeys {
@@ -100,7 +94,7 @@ impl PersonKeys {
     pub(crate) fn begin_reading(&mut self, read_failpoint: &'static str) {
         self.keys.forget_pages();
         self.last = None;
-        self.keys.read_failpoint = read_failpoint;
+        self.keys.pages.failpoints.read = read_failpoint;
     }
 
     /// Per unit its person's number, and the keys by number: for a reader that goes person by
@@ -270,7 +264,9 @@ impl<const N: usize> RecordPagesWriter<N> {
         if !self.page.is_empty() {
             self.pages.put(&self.page)?;
         }
-        Ok(RecordPages { records: self.records, pages: self.pages, cache: vec![(u64::MAX, Vec::new()); CACHED_PAGES], read_failpoint, what })
+        self.pages.failpoints.read = read_failpoint;
+        self.pages.failpoints.what = what;
+        Ok(RecordPages { records: self.records, pages: self.pages, cache: vec![(u64::MAX, Vec::new()); CACHED_PAGES] })
     }
 }
 
@@ -299,7 +295,6 @@ impl<const N: usize> RecordPages<N> {
         if slot.0 != page {
             // Marked empty first: a failed read leaves no page under the wrong number.
             slot.0 = u64::MAX;
-            fail::fail_point!(self.read_failpoint, |_| Err(io::Error::other(format!("{} could not be read back (failpoint)", self.what))));
             self.pages.get(page, &mut slot.1)?;
             slot.0 = page;
         }

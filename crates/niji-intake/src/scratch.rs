@@ -32,17 +32,20 @@ pub(crate) fn read_back_set(folder: &Path, held_bytes: usize) -> io::Result<Unit
     Ok(UnitSet::with_storage(UnitStorage { store: Box::new(pages), held_bytes }))
 }
 
-/// The failpoints of a store's writes and reads (read only where `fail`'s failpoints are
-/// compiled in: the tests).
+/// The failpoints of a store's writes and reads, and what its pages hold, for a failed read's
+/// error (read only where `fail`'s failpoints are compiled in: the tests). The crash tests fail
+/// each store on its own.
 #[derive(Clone, Copy)]
 #[allow(dead_code)]
-struct Failpoints {
-    write: &'static str,
-    read: &'static str,
+pub(crate) struct Failpoints {
+    pub(crate) write: &'static str,
+    pub(crate) read: &'static str,
+    pub(crate) what: &'static str,
 }
 
-const SCRATCH_FAILPOINTS: Failpoints = Failpoints { write: "intake-scratch-write", read: "intake-scratch-read" };
-const READ_BACK_FAILPOINTS: Failpoints = Failpoints { write: "intake-read-back-write", read: "intake-read-back-read" };
+const SCRATCH_FAILPOINTS: Failpoints = Failpoints { write: "intake-scratch-write", read: "intake-scratch-read", what: "a scratch page" };
+const READ_BACK_FAILPOINTS: Failpoints =
+    Failpoints { write: "intake-read-back-write", read: "intake-read-back-read", what: "a scratch page of units read back" };
 
 /// Pages sealed into an unnamed file, one after another.
 pub(crate) struct SealedPages {
@@ -55,8 +58,7 @@ pub(crate) struct SealedPages {
     /// A write failed: nothing more is taken (the next page would be sealed under the same
     /// number, at the same place, where the failed write may have left part of the last).
     failed: bool,
-    #[allow(dead_code)]
-    failpoints: Failpoints,
+    pub(crate) failpoints: Failpoints,
 }
 
 impl SealedPages {
@@ -125,7 +127,7 @@ impl PageStore for SealedPages {
     }
 
     fn get(&self, id: u64, out: &mut Vec<u8>) -> io::Result<()> {
-        fail::fail_point!(self.failpoints.read, |_| Err(io::Error::other("a scratch page could not be read (failpoint)")));
+        fail::fail_point!(self.failpoints.read, |_| Err(io::Error::other(format!("{} could not be read back (failpoint)", self.failpoints.what))));
         let never = || io::Error::other("a scratch page that was never written");
         let id_at = usize::try_from(id).map_err(|_| never())?;
         let end = *self.ends.get(id_at).ok_or_else(never)?;

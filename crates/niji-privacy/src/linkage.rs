@@ -715,8 +715,8 @@ impl Blocks {
     }
 }
 
-/// A block (birth date and sex) as one number, in the blocks' order (date, then sex): with its
-/// unit number 8 bytes, where the pair took 12.
+/// A block (birth date and sex) as one number, in the blocks' order (date, then sex): what
+/// [`Blocks`] counts and sorts by.
 fn block_code((date, sex): (u32, Sex)) -> u32 {
     // The date is `YYYYMMDD` (below 2^27).
     assert!(date < 1 << 30, "a block's date is YYYYMMDD");
