@@ -156,6 +156,22 @@ unsafe impl GlobalAlloc for Counting {
 }
 
 /// Peak live heap since the last [`reset_peak`], in MB (0 when not counted).
+/// What a child does first: what the binary does at start, and counting the live heap where
+/// `NIJI_BENCH_HEAP` asks for it.
+fn start_as_the_binary_does() {
+    niji_intake::map_large_allocations();
+    HEAP_COUNTED.store(std::env::var_os("NIJI_BENCH_HEAP").is_some(), Ordering::Relaxed);
+}
+
+/// A phase's live heap peak for its line of figures (nothing when the heap is not counted).
+fn heap_note(p: &PhaseFigures) -> String {
+    if HEAP_COUNTED.load(Ordering::Relaxed) {
+        format!(", live heap peak {:.0} MB", p.heap_peak_mb)
+    } else {
+        String::new()
+    }
+}
+
 fn heap_peak_mb() -> f64 {
     if !HEAP_COUNTED.load(Ordering::Relaxed) {
         return 0.0;
@@ -433,9 +449,7 @@ impl Figures {
 // Child: the parse-only baseline, then one submission into a fresh instance.
 
 fn child(job: Job) {
-    // What the binary does at start.
-    niji_intake::map_large_allocations();
-    HEAP_COUNTED.store(std::env::var_os("NIJI_BENCH_HEAP").is_some(), Ordering::Relaxed);
+    start_as_the_binary_does();
     let data = PathBuf::from(std::env::var("NIJI_BENCH_DATA").unwrap());
     let work = PathBuf::from(std::env::var("NIJI_BENCH_WORK").unwrap());
     let (_, _, holder, unit, target) = job.spec();
@@ -520,7 +534,7 @@ fn child(job: Job) {
     }
     let mut timeline = Vec::new();
     for (phase, p) in progress.figures() {
-        let heap = if HEAP_COUNTED.load(Ordering::Relaxed) { format!(", live heap peak {:.0} MB", p.heap_peak_mb) } else { String::new() };
+        let heap = heap_note(&p);
         timeline.push(format!("{phase} {:.2} s (RSS {:.0} MB, peak {:.0} MB{heap})", p.seconds, p.rss_mb, p.peak_mb));
         figures.phases.insert(phase, p);
     }
@@ -641,8 +655,7 @@ fn job_files(data: &Path, job: Job) -> Vec<PathBuf> {
 
 /// The child of [`small_after`]: opens the instance, submits every 50th file as a new dataset.
 fn few() {
-    niji_intake::map_large_allocations();
-    HEAP_COUNTED.store(std::env::var_os("NIJI_BENCH_HEAP").is_some(), Ordering::Relaxed);
+    start_as_the_binary_does();
     let job = Job::parse(&std::env::var("NIJI_BENCH_FEW_OF").unwrap());
     let data = PathBuf::from(std::env::var("NIJI_BENCH_DATA").unwrap());
     let instance_dir = PathBuf::from(std::env::var("NIJI_BENCH_INSTANCE").unwrap());
@@ -685,7 +698,7 @@ fn few() {
         let timeline: Vec<String> = phases
             .iter()
             .map(|(phase, p)| {
-                let heap = if HEAP_COUNTED.load(Ordering::Relaxed) { format!(", live heap peak {:.0} MB", p.heap_peak_mb) } else { String::new() };
+                let heap = heap_note(p);
                 format!("{phase} {:.2} s (peak {:.0} MB{heap})", p.seconds, p.peak_mb)
             })
             .collect();

@@ -561,16 +561,16 @@ async fn write_version(
         // Per record read back, in the order added: its unit in the run.
         let run_unit_of: Vec<u32> = units.push_stored_units(&read.units(), |i| read.stored.key(i), read.order.as_deref());
         // And the number of the key it was stored under, in the same order.
-        let stored_number: Vec<u32> = match read.order.as_deref() {
-            Some(order) => order.iter().map(|&i| read.stored.numbers()[i as usize]).collect(),
-            None => read.stored.numbers().to_vec(),
+        let (numbers, stored_keys_by_number) = std::mem::take(&mut read.stored).into_parts();
+        let stored_number: Vec<u32> = match read.order.take() {
+            Some(order) => order.iter().map(|&i| numbers[i as usize]).collect(),
+            None => numbers,
         };
         // A page of the units read back not written to scratch, or not read from there (by
         // reaching, bucketing or here): they read as empty units. Stop before linking.
         if let Some(e) = read.set.store_error() {
             return Err(e.into());
         }
-        let stored_keys_by_number: Vec<PersonKey> = read.stored.keys().to_vec();
         drop(read);
         let submitted = std::mem::take(&mut scan.units);
         let mut observed = per_unit::UnitDates::with_capacity(submitted.len());
@@ -625,8 +625,6 @@ async fn write_version(
         link_stats.persons = persons.persons();
         // Earlier records whose unit's key is now another than the one they were stored under.
         let mut rekeyed_units = 0u64;
-        let mut stored_keys: Vec<PersonKey> = stored_keys_by_number.clone();
-        stored_keys.sort_unstable();
         // Per stored key read back, the persons its records belong to now (this run's records
         // stored under the same key among them), listed where that is not the key alone: a key
         // that keeps some of its records stays a person the index leads to.
@@ -649,6 +647,8 @@ async fn write_version(
         }
         let moved_keys: Vec<(PersonKey, PersonKey)> =
             finals.iter().filter(|(k, f)| !(f.len() == 1 && f.contains(k))).flat_map(|(k, f)| f.iter().map(move |p| (*k, *p))).collect();
+        // Every key read back is one of `finals`' (sorted).
+        let stored_keys: Vec<PersonKey> = finals.keys().copied().collect();
         drop(finals);
         drop((run_unit_of, stored_number, stored_keys_by_number));
         return_freed_memory();

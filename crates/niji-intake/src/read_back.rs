@@ -74,6 +74,11 @@ impl KeyNumbers {
         &self.keys
     }
 
+    /// Per record the number of its key, and the keys by number.
+    pub(crate) fn into_parts(self) -> (Vec<u32>, Vec<PersonKey>) {
+        (self.of_record, self.keys)
+    }
+
     /// As linkage's keys of units (a record a unit): numbered in order of their first record,
     /// as [`UnitKeys::from_clusters`] takes them.
     pub(crate) fn into_unit_keys(self) -> UnitKeys {
